@@ -1,0 +1,4 @@
+import { EventStore1763769600000 } from './1763769600000-event-store';
+
+/** Every migration, in order; the list is explicit so compiled and ts-jest runs load the same set. */
+export const MIGRATIONS = [EventStore1763769600000];

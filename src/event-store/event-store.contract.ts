@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { EventMetadata, EventStore, NewEvent, RecordedEvent, WrongExpectedRevisionError } from './event-store.port';
+
+/**
+ * The one behaviour every EventStore adapter must have. Each adapter's
+ * integration spec calls this with a factory for a fresh store.
+ */
+export function eventStoreContract(open: () => Promise<{ store: EventStore; close: () => Promise<void> }>): void {
+  let store: EventStore;
+  let close: () => Promise<void>;
+  let prefix: string;
+
+  beforeAll(async () => {
+    ({ store, close } = await open());
+  });
+  afterAll(async () => close());
+  beforeEach(() => {
+    prefix = `contract${randomUUID().replace(/-/g, '').slice(0, 12)}-`;
+  });
+
+  const meta = (n = 0): EventMetadata => ({ correlationId: `corr-${n}`, causationId: `cause-${n}`, actor: 'tester', schemaVersion: 1 });
+  const ev = (type: string, n: number, id?: string): NewEvent => ({ id, type, data: { n }, metadata: meta(n) });
+  const revisionError = async (p: Promise<unknown>) => {
+    const error = await p.then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(WrongExpectedRevisionError);
+    return error as WrongExpectedRevisionError;
+  };
+
+  describe('append with an expected revision', () => {
+    it('no_stream creates a stream once and refuses the second time', async () => {
+      const s = `${prefix}a`;
+      expect((await store.append(s, [ev('Created', 1)], 'no_stream')).nextRevision).toBe(0n);
+      const error = await revisionError(store.append(s, [ev('Created', 2)], 'no_stream'));
+      expect(error.actual).toBe(0n);
+      expect(await store.readStream(s)).toHaveLength(1);
+    });
+
+    it('an exact revision appends after it and refuses a stale one', async () => {
+      const s = `${prefix}b`;
+      await store.append(s, [ev('A', 1), ev('B', 2)], 'no_stream');
+      expect((await store.append(s, [ev('C', 3)], 1n)).nextRevision).toBe(2n);
+      const error = await revisionError(store.append(s, [ev('D', 4)], 1n));
+      expect(error.expected).toBe(1n);
+      expect(error.actual).toBe(2n);
+      expect((await store.readStream(s)).map((e) => e.type)).toEqual(['A', 'B', 'C']);
+    });
+
+    it('stream_exists refuses a missing stream and accepts an existing one', async () => {
+      const s = `${prefix}c`;
+      const error = await revisionError(store.append(s, [ev('A', 1)], 'stream_exists'));
+      expect(error.actual).toBe('no_stream');
+      await store.append(s, [ev('A', 1)], 'no_stream');
+      expect((await store.append(s, [ev('B', 2)], 'stream_exists')).nextRevision).toBe(1n);
+    });
+
+    it('any appends to missing and existing streams', async () => {
+      const s = `${prefix}d`;
+      expect((await store.append(s, [ev('A', 1)], 'any')).nextRevision).toBe(0n);
+      expect((await store.append(s, [ev('B', 2), ev('C', 3)], 'any')).nextRevision).toBe(2n);
+    });
+
+    it('of many concurrent writers at one revision exactly one wins', async () => {
+      const s = `${prefix}e`;
+      await store.append(s, [ev('A', 0)], 'no_stream');
+      const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => store.append(s, [ev('B', i)], 0n)));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results.filter((r) => r.status === 'rejected')) {
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(WrongExpectedRevisionError);
+      }
+      expect(await store.readStream(s)).toHaveLength(2);
+    });
+
+    it('appending the same event ids again is idempotent', async () => {
+      const s = `${prefix}f`;
+      const ids = [randomUUID(), randomUUID()];
+      const first = await store.append(s, [ev('A', 1, ids[0]), ev('B', 2, ids[1])], 'no_stream');
+      const again = await store.append(s, [ev('A', 1, ids[0]), ev('B', 2, ids[1])], 'no_stream');
+      expect(again.nextRevision).toBe(first.nextRevision);
+      expect((await store.readStream(s)).map((e) => e.id)).toEqual(ids);
+    });
+  });
+
+  describe('readStream', () => {
+    it('reads forwards and backwards, from a revision, with a limit', async () => {
+      const s = `${prefix}g`;
+      await store.append(s, [1, 2, 3, 4, 5].map((n) => ev(`E${n}`, n)), 'no_stream');
+      expect((await store.readStream(s)).map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n, 4n]);
+      expect((await store.readStream(s, { direction: 'backwards' })).map((e) => e.type)).toEqual(['E5', 'E4', 'E3', 'E2', 'E1']);
+      expect((await store.readStream(s, { fromRevision: 2n, maxCount: 2 })).map((e) => e.type)).toEqual(['E3', 'E4']);
+      expect((await store.readStream(s, { direction: 'backwards', fromRevision: 1n })).map((e) => e.type)).toEqual(['E2', 'E1']);
+    });
+
+    it('returns nothing for a stream that does not exist', async () => {
+      expect(await store.readStream(`${prefix}missing`)).toEqual([]);
+    });
+
+    it('keeps type, data and metadata', async () => {
+      const s = `${prefix}h`;
+      await store.append(s, [{ type: 'Typed', data: { nested: { list: [1, 'two'] }, text: 'x' }, metadata: meta(7) }], 'no_stream');
+      const [e] = await store.readStream(s);
+      expect(e).toMatchObject({ streamId: s, type: 'Typed', revision: 0n, data: { nested: { list: [1, 'two'] }, text: 'x' } });
+      expect(e.metadata).toEqual(meta(7));
+      expect(e.createdAt).toBeInstanceOf(Date);
+      expect(typeof e.position).toBe('string');
+    });
+  });
+
+  describe('readAll', () => {
+    it('reads in global order after a position, filtered by type and stream prefix, in batches', async () => {
+      await store.append(`${prefix}x-1`, [ev('Keep', 1), ev('Drop', 2)], 'no_stream');
+      await store.append(`${prefix}y-1`, [ev('Keep', 3)], 'no_stream');
+      await store.append(`${prefix}x-2`, [ev('Keep', 4), ev('Keep', 5)], 'no_stream');
+
+      const mine = await store.readAll({ filter: { streamPrefixes: [prefix] }, maxCount: 100 });
+      expect(mine.map((e) => e.data.n)).toEqual([1, 2, 3, 4, 5]);
+      expect([...mine.map((e) => e.position)].sort()).toEqual(mine.map((e) => e.position));
+
+      const keptX = await store.readAll({ filter: { streamPrefixes: [`${prefix}x-`], eventTypes: ['Keep'] }, maxCount: 100 });
+      expect(keptX.map((e) => e.data.n)).toEqual([1, 4, 5]);
+
+      const batch = await store.readAll({ filter: { streamPrefixes: [prefix] }, maxCount: 2 });
+      expect(batch.map((e) => e.data.n)).toEqual([1, 2]);
+      const next = await store.readAll({ after: batch[1].position, filter: { streamPrefixes: [prefix] }, maxCount: 2 });
+      expect(next.map((e) => e.data.n)).toEqual([3, 4]);
+    });
+  });
+
+  describe('subscribeToAll', () => {
+    it('catches up, then delivers new events live, and ends when aborted', async () => {
+      await store.append(`${prefix}s`, [ev('Old', 1), ev('Old', 2)], 'no_stream');
+      const abort = new AbortController();
+      const seen: RecordedEvent[] = [];
+      const done = (async () => {
+        for await (const e of store.subscribeToAll({ filter: { streamPrefixes: [prefix] }, signal: abort.signal })) {
+          seen.push(e);
+          if (seen.length === 4) abort.abort();
+        }
+      })();
+      await waitUntil(() => seen.length === 2);
+      await store.append(`${prefix}s`, [ev('New', 3)], 1n);
+      await store.append(`${prefix}t`, [ev('New', 4)], 'no_stream');
+      await done;
+      expect(seen.map((e) => [e.type, e.data.n])).toEqual([['Old', 1], ['Old', 2], ['New', 3], ['New', 4]]);
+    });
+  });
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ANY,
+  BACKWARDS,
+  END,
+  EventStoreDBClient,
+  FORWARDS,
+  NO_STREAM,
+  START,
+  STREAM_EXISTS,
+  StreamNotFoundError,
+  WrongExpectedVersionError,
+  jsonEvent,
+  streamNameFilter,
+  type AllStreamResolvedEvent,
+  type ResolvedEvent,
+} from '@eventstore/db-client';
+import { abortableSleep } from '../abortable-sleep';
+import {
+  AppendResult,
+  EventFilter,
+  EventMetadata,
+  EventStore,
+  ExpectedRevision,
+  JsonObject,
+  NewEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  RecordedEvent,
+  SubscribeOptions,
+  WrongExpectedRevisionError,
+} from '../event-store.port';
+import { decodePosition, encodePosition } from '../positions';
+
+const PAGE = 500;
+
+/**
+ * EventStoreDB adapter. System streams ($...) are never returned by readAll or
+ * subscriptions; correlation and causation ids are also written as
+ * $correlationId/$causationId so EventStoreDB's own by-correlation projection works.
+ */
+export class EventStoreDbEventStore implements EventStore {
+  readonly kind = 'eventstoredb' as const;
+  private readonly client: EventStoreDBClient;
+
+  constructor(url: string) {
+    this.client = EventStoreDBClient.connectionString(url);
+  }
+
+  async append(streamId: string, events: NewEvent[], expected: ExpectedRevision = 'any'): Promise<AppendResult> {
+    try {
+      const result = await this.client.appendToStream(
+        streamId,
+        events.map((e) =>
+          jsonEvent({
+            id: e.id ?? randomUUID(),
+            type: e.type,
+            data: e.data,
+            metadata: { ...e.metadata, $correlationId: e.metadata.correlationId, $causationId: e.metadata.causationId },
+          }),
+        ),
+        { expectedRevision: toExpected(expected) },
+      );
+      const pos = result.position;
+      return { nextRevision: result.nextExpectedRevision, position: pos ? encodePosition(pos.commit, pos.prepare) : '' };
+    } catch (error) {
+      if (error instanceof WrongExpectedVersionError) {
+        const actual = error.actualVersion;
+        throw new WrongExpectedRevisionError(streamId, expected, typeof actual === 'bigint' ? actual : 'no_stream');
+      }
+      throw error;
+    }
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const out: RecordedEvent[] = [];
+    try {
+      for await (const resolved of this.client.readStream(streamId, {
+        direction: backwards ? BACKWARDS : FORWARDS,
+        fromRevision: options.fromRevision ?? (backwards ? END : START),
+        maxCount: options.maxCount ?? Number.MAX_SAFE_INTEGER,
+      })) {
+        const recorded = toRecorded(resolved);
+        if (recorded) out.push(recorded);
+      }
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) return [];
+      throw error;
+    }
+    return out;
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const limit = options.maxCount ?? 1000;
+    const out: RecordedEvent[] = [];
+    let from: ReturnType<typeof toEsdbPosition> | typeof START = options.after ? toEsdbPosition(options.after) : START;
+    let skipFirst = Boolean(options.after);
+    for (;;) {
+      let read = 0;
+      for await (const resolved of this.client.readAll({ fromPosition: from, direction: FORWARDS, maxCount: PAGE })) {
+        read++;
+        const recorded = toRecorded(resolved);
+        if (!recorded) continue;
+        from = toEsdbPosition(recorded.position);
+        if (skipFirst && options.after === recorded.position) continue;
+        if (!matches(recorded, options.filter)) continue;
+        out.push(recorded);
+        if (out.length >= limit) return out;
+      }
+      skipFirst = true;
+      if (read < PAGE) return out;
+    }
+  }
+
+  async *subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
+    const subscription = this.client.subscribeToAll({
+      fromPosition: options.after ? toEsdbPosition(options.after) : START,
+      filter: options.filter?.streamPrefixes?.length ? streamNameFilter({ prefixes: options.filter.streamPrefixes }) : undefined,
+    });
+    const stop = () => void subscription.unsubscribe();
+    options.signal?.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const resolved of subscription) {
+        const recorded = toRecorded(resolved as AllStreamResolvedEvent);
+        if (!recorded || recorded.position === options.after || !matches(recorded, options.filter)) continue;
+        yield recorded;
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', stop);
+      await subscription.unsubscribe().catch(() => undefined);
+    }
+  }
+
+  /** EventStoreDB has no cheap "something was appended" signal here: waiting is plain polling. */
+  async waitForAppend(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    await abortableSleep(timeoutMs, signal);
+  }
+
+  async countAfter(): Promise<null> {
+    return null;
+  }
+
+  async close(): Promise<void> {
+    await this.client.dispose();
+  }
+}
+
+function toExpected(expected: ExpectedRevision) {
+  if (expected === 'no_stream') return NO_STREAM;
+  if (expected === 'any') return ANY;
+  if (expected === 'stream_exists') return STREAM_EXISTS;
+  return expected;
+}
+
+function toEsdbPosition(position: string) {
+  const [commit, prepare] = decodePosition(position);
+  return { commit, prepare };
+}
+
+function matches(event: RecordedEvent, filter?: EventFilter): boolean {
+  if (filter?.eventTypes?.length && !filter.eventTypes.includes(event.type)) return false;
+  if (filter?.streamPrefixes?.length && !filter.streamPrefixes.some((p) => event.streamId.startsWith(p))) return false;
+  return true;
+}
+
+function toRecorded(resolved: ResolvedEvent | AllStreamResolvedEvent): RecordedEvent | null {
+  const e = resolved.event;
+  if (!e || e.streamId.startsWith('$') || e.type.startsWith('$') || !e.isJson) return null;
+  const position = e.position ?? (resolved as AllStreamResolvedEvent).commitPosition;
+  const metadata = { ...(e.metadata as JsonObject) };
+  delete metadata.$correlationId;
+  delete metadata.$causationId;
+  return {
+    id: e.id,
+    streamId: e.streamId,
+    type: e.type,
+    revision: e.revision,
+    position: e.position ? encodePosition(e.position.commit, e.position.prepare) : encodePosition(String(position ?? 0n), 0n),
+    data: e.data as JsonObject,
+    metadata: metadata as EventMetadata,
+    createdAt: new Date(e.created),
+  };
+}

@@ -1,0 +1,265 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Client, ClientConfig, Pool, PoolClient } from 'pg';
+import { abortableSleep } from '../abortable-sleep';
+import {
+  AppendResult,
+  DuplicateEventIdError,
+  EventFilter,
+  EventStore,
+  ExpectedRevision,
+  NewEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  RecordedEvent,
+  SubscribeOptions,
+  WrongExpectedRevisionError,
+} from '../event-store.port';
+import { decodePosition, encodePosition } from '../positions';
+
+const NOTIFY_CHANNEL = 'sendense_es_appended';
+const SUBSCRIPTION_BATCH = 500;
+const IDLE_POLL_MS = 500;
+
+interface EventRow {
+  tx: string;
+  seq: string;
+  stream_id: string;
+  revision: string;
+  event_id: string;
+  event_type: string;
+  data: RecordedEvent['data'];
+  metadata: RecordedEvent['metadata'];
+  created_at: Date;
+}
+
+/**
+ * Event store on PostgreSQL. Global order is (tx_id, seq); readers only see
+ * transactions older than the oldest one still running, so an event that
+ * commits late can never be skipped by a reader that already moved past it.
+ */
+export class PostgresEventStore implements EventStore {
+  readonly kind = 'postgres' as const;
+  private readonly appended = new EventEmitter();
+  private listener?: Client;
+  private listenerStarting?: Promise<void>;
+  private closed = false;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly listenerConfig: ClientConfig,
+  ) {
+    this.appended.setMaxListeners(0);
+  }
+
+  async append(streamId: string, events: NewEvent[], expected: ExpectedRevision = 'any'): Promise<AppendResult> {
+    if (events.length === 0) throw new Error('append needs at least one event');
+    const withIds = events.map((e) => ({ ...e, id: e.id ?? randomUUID() }));
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const replay = await this.findIdempotentReplay(client, streamId, withIds.map((e) => e.id));
+      if (replay) {
+        await client.query('ROLLBACK');
+        return replay;
+      }
+      const last = await this.advanceStream(client, streamId, expected, BigInt(withIds.length));
+      const first = last - BigInt(withIds.length) + 1n;
+      const inserted = await client.query<{ tx: string; seq: string }>(
+        `INSERT INTO es_events (stream_id, revision, event_id, event_type, data, metadata)
+         SELECT $1, $2::bigint + (ord - 1), id, type, data, metadata
+         FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, ord)
+         RETURNING tx_id::text AS tx, seq::text AS seq`,
+        [
+          streamId,
+          first.toString(),
+          withIds.map((e) => e.id),
+          withIds.map((e) => e.type),
+          withIds.map((e) => JSON.stringify(e.data)),
+          withIds.map((e) => JSON.stringify(e.metadata)),
+        ],
+      );
+      await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, streamId.slice(0, 200)]);
+      await client.query('COMMIT');
+      const lastRow = inserted.rows.reduce((a, b) => (BigInt(a.seq) > BigInt(b.seq) ? a : b));
+      return { nextRevision: last, position: encodePosition(lastRow.tx, lastRow.seq) };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (isUniqueViolation(error, 'es_events_event_id_key')) {
+        throw new DuplicateEventIdError(String((error as { detail?: string }).detail ?? ''));
+      }
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Appending the same event ids again to the same stream succeeds without writing anything. */
+  private async findIdempotentReplay(client: PoolClient, streamId: string, ids: string[]): Promise<AppendResult | null> {
+    const existing = await client.query<{ stream_id: string; revision: string; tx: string; seq: string }>(
+      `SELECT stream_id, revision::text, tx_id::text AS tx, seq::text AS seq FROM es_events WHERE event_id = ANY($1::uuid[])`,
+      [ids],
+    );
+    if (existing.rowCount === 0) return null;
+    if (existing.rowCount !== ids.length || existing.rows.some((r) => r.stream_id !== streamId)) {
+      throw new DuplicateEventIdError(existing.rows[0].stream_id === streamId ? ids.join(',') : existing.rows[0].stream_id);
+    }
+    const last = existing.rows.reduce((a, b) => (BigInt(a.revision) > BigInt(b.revision) ? a : b));
+    return { nextRevision: BigInt(last.revision), position: encodePosition(last.tx, last.seq) };
+  }
+
+  /** Moves the stream row forward by count under the expected-revision rule; returns the new last revision. */
+  private async advanceStream(client: PoolClient, streamId: string, expected: ExpectedRevision, count: bigint): Promise<bigint> {
+    const n = count.toString();
+    let result;
+    if (expected === 'no_stream') {
+      result = await client.query<{ revision: string }>(
+        `INSERT INTO es_streams (stream_id, revision) VALUES ($1, $2::bigint - 1) ON CONFLICT (stream_id) DO NOTHING RETURNING revision::text`,
+        [streamId, n],
+      );
+    } else if (expected === 'any') {
+      result = await client.query<{ revision: string }>(
+        `INSERT INTO es_streams (stream_id, revision) VALUES ($1, $2::bigint - 1)
+         ON CONFLICT (stream_id) DO UPDATE SET revision = es_streams.revision + $2::bigint RETURNING revision::text`,
+        [streamId, n],
+      );
+    } else if (expected === 'stream_exists') {
+      result = await client.query<{ revision: string }>(
+        `UPDATE es_streams SET revision = revision + $2::bigint WHERE stream_id = $1 RETURNING revision::text`,
+        [streamId, n],
+      );
+    } else {
+      result = await client.query<{ revision: string }>(
+        `UPDATE es_streams SET revision = revision + $2::bigint WHERE stream_id = $1 AND revision = $3::bigint RETURNING revision::text`,
+        [streamId, n, expected.toString()],
+      );
+    }
+    if (result.rowCount === 1) return BigInt(result.rows[0].revision);
+    const actual = await client.query<{ revision: string }>(`SELECT revision::text FROM es_streams WHERE stream_id = $1`, [streamId]);
+    throw new WrongExpectedRevisionError(streamId, expected, actual.rowCount ? BigInt(actual.rows[0].revision) : 'no_stream');
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const from = options.fromRevision;
+    const rows = await this.pool.query<EventRow>(
+      `SELECT tx_id::text AS tx, seq::text AS seq, stream_id, revision::text, event_id, event_type, data, metadata, created_at
+       FROM es_events
+       WHERE stream_id = $1 AND ($2::bigint IS NULL OR ${backwards ? 'revision <= $2' : 'revision >= $2'})
+       ORDER BY revision ${backwards ? 'DESC' : 'ASC'} LIMIT $3`,
+      [streamId, from === undefined ? null : from.toString(), options.maxCount ?? null],
+    );
+    return rows.rows.map(toRecorded);
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const [tx, seq] = options.after ? decodePosition(options.after) : [0n, 0n];
+    const { types, prefixes } = filterParams(options.filter);
+    const rows = await this.pool.query<EventRow>(
+      `SELECT tx_id::text AS tx, seq::text AS seq, stream_id, revision::text, event_id, event_type, data, metadata, created_at
+       FROM es_events
+       WHERE (tx_id, seq) > ($1::text::xid8, $2::bigint)
+         AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         AND ($3::text[] IS NULL OR event_type = ANY($3::text[]))
+         AND ($4::text[] IS NULL OR stream_id LIKE ANY($4::text[]))
+       ORDER BY tx_id, seq LIMIT $5`,
+      [tx.toString(), seq.toString(), types, prefixes, options.maxCount ?? 1000],
+    );
+    return rows.rows.map(toRecorded);
+  }
+
+  async countAfter(after: string | null, filter?: EventFilter): Promise<number> {
+    const [tx, seq] = after ? decodePosition(after) : [0n, 0n];
+    const { types, prefixes } = filterParams(filter);
+    const result = await this.pool.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM es_events
+       WHERE (tx_id, seq) > ($1::text::xid8, $2::bigint)
+         AND ($3::text[] IS NULL OR event_type = ANY($3::text[]))
+         AND ($4::text[] IS NULL OR stream_id LIKE ANY($4::text[]))`,
+      [tx.toString(), seq.toString(), types, prefixes],
+    );
+    return Number(result.rows[0].n);
+  }
+
+  async *subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
+    let after = options.after ?? null;
+    while (!options.signal?.aborted && !this.closed) {
+      const batch = await this.readAll({ after, filter: options.filter, maxCount: SUBSCRIPTION_BATCH });
+      for (const event of batch) {
+        if (options.signal?.aborted) return;
+        yield event;
+        after = event.position;
+      }
+      if (batch.length < SUBSCRIPTION_BATCH) await this.waitForAppend(IDLE_POLL_MS, options.signal);
+    }
+  }
+
+  async waitForAppend(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    await this.ensureListener().catch(() => undefined);
+    await abortableSleep(timeoutMs, signal, (wake) => {
+      this.appended.once('appended', wake);
+      return () => this.appended.off('appended', wake);
+    });
+  }
+
+  /** LISTEN only shortens waits; polling stays the source of truth, so a lost listener just means slower wake-ups. */
+  private ensureListener(): Promise<void> {
+    if (this.listener || this.closed) return Promise.resolve();
+    if (!this.listenerStarting) {
+      const client = new Client(this.listenerConfig);
+      this.listenerStarting = client
+        .connect()
+        .then(() => client.query(`LISTEN ${NOTIFY_CHANNEL}`))
+        .then(() => {
+          client.on('notification', () => this.appended.emit('appended'));
+          client.on('error', () => {
+            this.listener = undefined;
+            this.listenerStarting = undefined;
+            client.end().catch(() => undefined);
+          });
+          if (this.closed) void client.end();
+          else this.listener = client;
+        })
+        .catch((error) => {
+          this.listenerStarting = undefined;
+          void client.end().catch(() => undefined);
+          throw error;
+        });
+    }
+    return this.listenerStarting;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.appended.emit('appended');
+    await this.listenerStarting?.catch(() => undefined);
+    await this.listener?.end().catch(() => undefined);
+    this.listener = undefined;
+  }
+}
+
+function filterParams(filter?: EventFilter): { types: string[] | null; prefixes: string[] | null } {
+  const types = filter?.eventTypes?.length ? filter.eventTypes : null;
+  const prefixes = filter?.streamPrefixes?.length
+    ? filter.streamPrefixes.map((p) => p.replace(/[\\%_]/g, (c) => `\\${c}`) + '%')
+    : null;
+  return { types, prefixes };
+}
+
+function toRecorded(row: EventRow): RecordedEvent {
+  return {
+    id: row.event_id,
+    streamId: row.stream_id,
+    type: row.event_type,
+    revision: BigInt(row.revision),
+    position: encodePosition(row.tx, row.seq),
+    data: row.data,
+    metadata: row.metadata,
+    createdAt: row.created_at,
+  };
+}
+
+function isUniqueViolation(error: unknown, constraint: string): boolean {
+  const e = error as { code?: string; constraint?: string };
+  return e?.code === '23505' && e.constraint === constraint;
+}

@@ -1,0 +1,162 @@
+import { Client, ClientConfig } from 'pg';
+import { DataSource } from 'typeorm';
+import { abortableSleep } from '../event-store/abortable-sleep';
+import { EventStore } from '../event-store/event-store.port';
+import { Projector } from './projector';
+
+export interface RunnerOptions {
+  batchSize?: number;
+  idleWaitMs?: number;
+  standbyRetryMs?: number;
+  onError?: (projection: string, error: unknown) => void;
+}
+
+export interface RunnerStatus {
+  name: string;
+  leader: boolean;
+  position: string | null;
+  lastError: string | null;
+}
+
+const LOCK_NAMESPACE = 0x5e4d;
+
+class CheckpointMovedError extends Error {}
+
+/**
+ * Runs one projector. Only the process holding the projection's advisory lock
+ * applies events; the checkpoint row is locked and compared inside every batch
+ * transaction, so even a runner that lost its lock cannot apply an event twice.
+ */
+export class ProjectionRunner {
+  private readonly abort = new AbortController();
+  private loop?: Promise<void>;
+  private lockClient?: Client;
+  private leader = false;
+  private position: string | null = null;
+  private lastError: string | null = null;
+  private readonly batchSize: number;
+  private readonly idleWaitMs: number;
+  private readonly standbyRetryMs: number;
+
+  constructor(
+    readonly projector: Projector,
+    private readonly store: EventStore,
+    private readonly dataSource: DataSource,
+    private readonly lockConnection: ClientConfig,
+    private readonly options: RunnerOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 500;
+    this.idleWaitMs = options.idleWaitMs ?? 500;
+    this.standbyRetryMs = options.standbyRetryMs ?? 1000;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    await this.releaseLock();
+  }
+
+  status(): RunnerStatus {
+    return { name: this.projector.name, leader: this.leader, position: this.position, lastError: this.lastError };
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    let backoff = 100;
+    while (!signal.aborted) {
+      try {
+        if (!(await this.holdLock())) {
+          await abortableSleep(this.standbyRetryMs, signal);
+          this.position = await readCheckpoint(this.dataSource, this.projector.name);
+          continue;
+        }
+        const applied = await this.runBatch();
+        this.lastError = null;
+        backoff = 100;
+        if (applied < this.batchSize) await this.store.waitForAppend(this.idleWaitMs, signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof CheckpointMovedError) continue;
+        this.lastError = error instanceof Error ? error.message : String(error);
+        this.options.onError?.(this.projector.name, error);
+        await abortableSleep(backoff, signal);
+        backoff = Math.min(backoff * 2, 30_000);
+      }
+    }
+  }
+
+  /** One batch: read after the stored checkpoint, apply, move the checkpoint, all in one transaction. */
+  async runBatch(): Promise<number> {
+    const { name, filter } = this.projector;
+    const checkpoint = await readCheckpoint(this.dataSource, name);
+    this.position = checkpoint;
+    const events = await this.store.readAll({ after: checkpoint, filter, maxCount: this.batchSize });
+    if (events.length === 0) return 0;
+    const last = events[events.length - 1].position;
+    await this.dataSource.transaction(async (manager) => {
+      const rows: { position: string | null }[] = await manager.query(
+        `SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`,
+        [name],
+      );
+      if ((rows[0]?.position ?? null) !== checkpoint) throw new CheckpointMovedError();
+      for (const event of events) await this.projector.apply(event, manager);
+      await manager.query(`UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1`, [name, last]);
+    });
+    this.position = last;
+    return events.length;
+  }
+
+  private async holdLock(): Promise<boolean> {
+    if (this.leader && this.lockClient) return true;
+    await ensureCheckpointRow(this.dataSource, this.projector.name);
+    const client = new Client({ ...this.lockConnection, application_name: `sendense-projection-${this.projector.name}` });
+    client.on('error', () => {
+      this.leader = false;
+      this.lockClient = undefined;
+    });
+    await client.connect();
+    const result = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked`, [
+      LOCK_NAMESPACE,
+      this.projector.name,
+    ]);
+    if (!result.rows[0].locked) {
+      await client.end();
+      return false;
+    }
+    this.lockClient = client;
+    this.leader = true;
+    return true;
+  }
+
+  private async releaseLock(): Promise<void> {
+    this.leader = false;
+    const client = this.lockClient;
+    this.lockClient = undefined;
+    await client?.end().catch(() => undefined);
+  }
+}
+
+export async function ensureCheckpointRow(dataSource: DataSource, name: string): Promise<void> {
+  await dataSource.query(`INSERT INTO projection_checkpoints (name, position) VALUES ($1, NULL) ON CONFLICT (name) DO NOTHING`, [name]);
+}
+
+export async function readCheckpoint(dataSource: DataSource, name: string): Promise<string | null> {
+  const rows: { position: string | null }[] = await dataSource.query(`SELECT position FROM projection_checkpoints WHERE name = $1`, [name]);
+  return rows[0]?.position ?? null;
+}
+
+/** Empties the read model and rewinds the checkpoint in one transaction; the leader then replays from zero. */
+export async function resetProjection(dataSource: DataSource, projector: Projector): Promise<void> {
+  await ensureCheckpointRow(dataSource, projector.name);
+  await dataSource.transaction(async (manager) => {
+    await manager.query(`SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, [projector.name]);
+    for (const table of projector.tables) await manager.query(`DELETE FROM "${table}"`);
+    await manager.query(`UPDATE projection_checkpoints SET position = NULL, rebuilt_at = now(), updated_at = now() WHERE name = $1`, [
+      projector.name,
+    ]);
+  });
+}
