@@ -1,0 +1,108 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiTokensProjector } from '../../projections/api-tokens/api-tokens.projector';
+import { createTestDatabase, databaseTargets, TestDatabase } from '../../test/support/test-database';
+import { COUNTER_TABLE_SQL, CounterProjector } from '../../test/support/counter-projector';
+import { pgClientConfig } from '../database/db-connection';
+import { API_TOKEN_ISSUED, API_TOKEN_REVOKED } from '../auth/tokens/api-token.events';
+import { ProjectionRunner, readCheckpoint, resetProjection } from './projection-runner';
+import { Projector } from './projector';
+
+const CRASH_CHILD = join(__dirname, '../../dist/test/support/projection-crash-child.js');
+const meta = { correlationId: 'c', causationId: 'c', actor: 'tester', schemaVersion: 1 };
+
+describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
+  let db: TestDatabase;
+  const runners: ProjectionRunner[] = [];
+
+  beforeEach(async () => {
+    db = await createTestDatabase(target);
+    await db.dataSource.query(COUNTER_TABLE_SQL);
+  });
+  afterEach(async () => {
+    await Promise.all(runners.splice(0).map((r) => r.stop()));
+    await db.drop();
+  });
+
+  const runner = (projector: Projector, batchSize = 10) => {
+    const r = new ProjectionRunner(projector, db.store, db.dataSource, pgClientConfig(db.connection), {
+      batchSize,
+      idleWaitMs: 50,
+      standbyRetryMs: 50,
+    });
+    runners.push(r);
+    r.start();
+    return r;
+  };
+
+  const appendCounters = async (count: number, from = 1) => {
+    for (let i = from; i < from + count; i++) {
+      await db.store.append(`counter-${i % 7}`, [{ type: 'Counted', data: { n: i }, metadata: meta }], 'any');
+    }
+  };
+
+  const counters = async () =>
+    (await db.dataSource.query(`SELECT n, applied FROM test_counter ORDER BY n`)) as { n: number; applied: number }[];
+
+  const waitFor = async (check: () => Promise<boolean>, timeoutMs = 15_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error('timed out');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+
+  it('a SIGKILL between the read-model write and the checkpoint never applies an event twice', async () => {
+    expect(existsSync(CRASH_CHILD)).toBe(true);
+    await appendCounters(25);
+    const exit = await new Promise<string | null>((resolve) => {
+      execFile(process.execPath, [CRASH_CHILD], { env: { ...process.env, CRASH_DB: JSON.stringify(db.connection), CRASH_AT_N: '15' } }, (error) =>
+        resolve((error as { signal?: string } | null)?.signal ?? null),
+      );
+    });
+    expect(exit).toBe('SIGKILL');
+    // Batches 1-10 committed; the crashed batch (11-20) left neither rows nor a checkpoint.
+    expect((await counters()).map((c) => c.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+    runner(new CounterProjector());
+    await waitFor(async () => (await counters()).length === 25);
+    const rows = await counters();
+    expect(rows.map((c) => c.n)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    expect(rows.every((c) => c.applied === 1)).toBe(true);
+  });
+
+  it('two runners on one database: one leads, every event is applied exactly once, the other takes over', async () => {
+    const a = runner(new CounterProjector());
+    const b = runner(new CounterProjector());
+    await appendCounters(40);
+    await waitFor(async () => (await counters()).length === 40);
+    expect([a.status().leader, b.status().leader].filter(Boolean)).toHaveLength(1);
+    const [leader, standby] = a.status().leader ? [a, b] : [b, a];
+    await leader.stop();
+    await appendCounters(10, 41);
+    await waitFor(async () => (await counters()).length === 50);
+    expect(standby.status().leader).toBe(true);
+    expect((await counters()).every((c) => c.applied === 1)).toBe(true);
+  });
+
+  it('a read model rebuilt from zero equals the live one', async () => {
+    const projector = new ApiTokensProjector();
+    const r = runner(projector, 3);
+    for (let i = 0; i < 12; i++) {
+      const tokenId = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      await db.store.append(`api-token-${tokenId}`, [{ type: API_TOKEN_ISSUED, data: { tokenId, name: `t${i}`, tokenHash: `h${i}` }, metadata: meta }], 'no_stream');
+      if (i % 3 === 0) await db.store.append(`api-token-${tokenId}`, [{ type: API_TOKEN_REVOKED, data: { tokenId, name: `t${i}` }, metadata: meta }], 0n);
+    }
+    const head = (await db.store.readAll({ filter: projector.filter, maxCount: 1000 })).pop()!.position;
+    await waitFor(async () => (await readCheckpoint(db.dataSource, projector.name)) === head);
+    const live = await db.dataSource.query(`SELECT * FROM rm_api_tokens ORDER BY token_id`);
+    expect(live).toHaveLength(12);
+
+    await resetProjection(db.dataSource, projector);
+    expect(await db.dataSource.query(`SELECT * FROM rm_api_tokens`)).toEqual([]);
+    await waitFor(async () => (await readCheckpoint(db.dataSource, projector.name)) === head);
+    expect(await db.dataSource.query(`SELECT * FROM rm_api_tokens ORDER BY token_id`)).toEqual(live);
+    expect(r.status().lastError).toBeNull();
+  });
+});

@@ -1,0 +1,24 @@
+import { Pool } from 'pg';
+import { createDataSource } from '../../src/database/data-source';
+import { DbConnection, pgClientConfig, pgPoolConfig } from '../../src/database/db-connection';
+import { PostgresEventStore } from '../../src/event-store/postgres/postgres-event-store';
+import { ProjectionRunner } from '../../src/projection-runner/projection-runner';
+import { CounterProjector } from './counter-projector';
+
+/**
+ * Runs the counter projection and SIGKILLs itself right after the read-model
+ * write for event n = CRASH_AT_N, before the batch's checkpoint can commit.
+ */
+async function main(): Promise<void> {
+  const connection = JSON.parse(process.env.CRASH_DB!) as DbConnection;
+  const crashAt = Number(process.env.CRASH_AT_N);
+  const dataSource = createDataSource(connection);
+  await dataSource.initialize();
+  const store = new PostgresEventStore(new Pool(pgPoolConfig(connection)), pgClientConfig(connection));
+  const projector = new CounterProjector((event) => {
+    if (event.data.n === crashAt) process.kill(process.pid, 'SIGKILL');
+  });
+  new ProjectionRunner(projector, store, dataSource, pgClientConfig(connection), { batchSize: Number(process.env.CRASH_BATCH ?? 10) }).start();
+}
+
+void main();
