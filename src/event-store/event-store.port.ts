@@ -65,6 +65,8 @@ export interface EventStore {
   /** Returns [] for a stream that does not exist. */
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** Every event carrying this correlation id, in global order. */
+  readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]>;
   /** Catches up from `after`, then yields new events as they commit, until the signal aborts. */
   subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent>;
   /** Resolves when something may have been appended, or after timeoutMs; never rejects. */

@@ -113,6 +113,21 @@ export class EventStoreDbEventStore implements EventStore {
     }
   }
 
+  /** Needs EventStoreDB's built-in $by_correlation_id projection to be running. */
+  async readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]> {
+    const out: RecordedEvent[] = [];
+    try {
+      for await (const resolved of this.client.readStream(`$bc-${correlationId}`, { resolveLinkTos: true, maxCount })) {
+        const recorded = toRecorded(resolved);
+        if (recorded) out.push(recorded);
+      }
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) return [];
+      throw error;
+    }
+    return out;
+  }
+
   async *subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
     const subscription = this.client.subscribeToAll({
       fromPosition: options.after ? toEsdbPosition(options.after) : START,

@@ -20,6 +20,7 @@ import { decodePosition, encodePosition } from '../positions';
 const NOTIFY_CHANNEL = 'sendense_es_appended';
 const SUBSCRIPTION_BATCH = 500;
 const IDLE_POLL_MS = 500;
+const EVENT_COLUMNS = `tx_id::text AS tx, seq::text AS seq, stream_id, revision::text, event_id, event_type, data, metadata, created_at`;
 
 interface EventRow {
   tx: string;
@@ -50,6 +51,8 @@ export class PostgresEventStore implements EventStore {
     private readonly listenerConfig: ClientConfig,
   ) {
     this.appended.setMaxListeners(0);
+    // An idle pooled connection that the server drops is discarded by the pool; it must not crash the hub.
+    this.pool.on('error', () => undefined);
   }
 
   async append(streamId: string, events: NewEvent[], expected: ExpectedRevision = 'any'): Promise<AppendResult> {
@@ -143,7 +146,7 @@ export class PostgresEventStore implements EventStore {
     const backwards = options.direction === 'backwards';
     const from = options.fromRevision;
     const rows = await this.pool.query<EventRow>(
-      `SELECT tx_id::text AS tx, seq::text AS seq, stream_id, revision::text, event_id, event_type, data, metadata, created_at
+      `SELECT ${EVENT_COLUMNS}
        FROM es_events
        WHERE stream_id = $1 AND ($2::bigint IS NULL OR ${backwards ? 'revision <= $2' : 'revision >= $2'})
        ORDER BY revision ${backwards ? 'DESC' : 'ASC'} LIMIT $3`,
@@ -156,7 +159,7 @@ export class PostgresEventStore implements EventStore {
     const [tx, seq] = options.after ? decodePosition(options.after) : [0n, 0n];
     const { types, prefixes } = filterParams(options.filter);
     const rows = await this.pool.query<EventRow>(
-      `SELECT tx_id::text AS tx, seq::text AS seq, stream_id, revision::text, event_id, event_type, data, metadata, created_at
+      `SELECT ${EVENT_COLUMNS}
        FROM es_events
        WHERE (tx_id, seq) > ($1::text::xid8, $2::bigint)
          AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -164,6 +167,16 @@ export class PostgresEventStore implements EventStore {
          AND ($4::text[] IS NULL OR stream_id LIKE ANY($4::text[]))
        ORDER BY tx_id, seq LIMIT $5`,
       [tx.toString(), seq.toString(), types, prefixes, options.maxCount ?? 1000],
+    );
+    return rows.rows.map(toRecorded);
+  }
+
+  async readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]> {
+    const rows = await this.pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM es_events
+       WHERE metadata->>'correlationId' = $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+       ORDER BY tx_id, seq LIMIT $2`,
+      [correlationId, maxCount],
     );
     return rows.rows.map(toRecorded);
   }

@@ -1,0 +1,28 @@
+import { Injectable, NestMiddleware } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
+import { setActor } from '../eventing/request-context';
+import { TokenVerifier } from './token-verifier';
+
+const PUBLIC = new Set(['GET /api/v1/health']);
+
+/** Every route but the health check needs `Authorization: Bearer <token>`; the token's name becomes the actor. */
+@Injectable()
+export class BearerAuthMiddleware implements NestMiddleware {
+  constructor(private readonly verifier: TokenVerifier) {}
+
+  async use(req: Request, res: Response, next: NextFunction): Promise<void> {
+    const path = req.originalUrl.split('?')[0].replace(/\/+$/, '');
+    if (PUBLIC.has(`${req.method} ${path}`)) return next();
+    const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(req.headers.authorization ?? '');
+    const actor = match ? await this.verifier.actorFor(match[1]).catch(() => null) : null;
+    if (!actor) {
+      res
+        .status(401)
+        .setHeader('WWW-Authenticate', 'Bearer realm="sendense"')
+        .json({ statusCode: 401, error: 'Unauthorized', message: match ? 'the bearer token is not valid' : 'missing "Authorization: Bearer <token>" header' });
+      return;
+    }
+    setActor(actor);
+    next();
+  }
+}

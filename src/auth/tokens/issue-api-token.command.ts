@@ -1,0 +1,3 @@
+export class IssueApiTokenCommand {
+  constructor(readonly name: string) {}
+}

@@ -1,0 +1,3 @@
+export class RevokeApiTokenCommand {
+  constructor(readonly tokenId: string) {}
+}

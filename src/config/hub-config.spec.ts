@@ -1,0 +1,55 @@
+import { resolve } from 'node:path';
+import { ConfigError, loadHubConfig } from './hub-config';
+
+describe('hub configuration', () => {
+  it('has working defaults: embedded database, events in PostgreSQL, port 8082 on loopback', () => {
+    expect(loadHubConfig({})).toEqual({
+      dataDir: resolve('./var'),
+      databaseUrl: null,
+      eventStoreUrl: null,
+      apiPort: 8082,
+      apiBind: '127.0.0.1',
+      adminToken: null,
+      logLevel: 'info',
+    });
+  });
+
+  it('takes every setting from the environment', () => {
+    const c = loadHubConfig({
+      SENDENSE_DATA_DIR: '/srv/sendense',
+      DATABASE_URL: 'postgres://u:p@db:5432/sendense',
+      EVENTSTORE_URL: 'esdb://es:2113?tls=false',
+      SENDENSE_API_PORT: '9000',
+      SENDENSE_API_BIND: '0.0.0.0',
+      SENDENSE_ADMIN_TOKEN: 'a-long-enough-admin-token',
+      SENDENSE_LOG_LEVEL: 'debug',
+    });
+    expect(c).toMatchObject({ dataDir: '/srv/sendense', apiPort: 9000, apiBind: '0.0.0.0', eventStoreUrl: 'esdb://es:2113?tls=false', logLevel: 'debug' });
+  });
+
+  it('reports every bad value at once with a clear message and hides passwords', () => {
+    let error: ConfigError | undefined;
+    try {
+      loadHubConfig({
+        SENDENSE_API_PORT: '80a',
+        SENDENSE_API_BIND: 'localhost',
+        DATABASE_URL: 'mysql://root:secret@db/x',
+        EVENTSTORE_URL: 'http://es',
+        SENDENSE_ADMIN_TOKEN: 'short',
+        SENDENSE_LOG_LEVEL: 'loud',
+      });
+    } catch (e) {
+      error = e as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.problems).toHaveLength(6);
+    expect(error!.message).toContain('SENDENSE_API_PORT must be a TCP port number between 1 and 65535, got "80a"');
+    expect(error!.message).toContain('SENDENSE_API_BIND must be an IP address');
+    expect(error!.message).not.toContain('secret');
+  });
+
+  it('refuses port 0 and ports above 65535', () => {
+    expect(() => loadHubConfig({ SENDENSE_API_PORT: '0' })).toThrow(ConfigError);
+    expect(() => loadHubConfig({ SENDENSE_API_PORT: '70000' })).toThrow(ConfigError);
+  });
+});

@@ -1,0 +1,30 @@
+import { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import { BearerAuthMiddleware } from '../auth/bearer-auth.middleware';
+import { TokenVerifier } from '../auth/token-verifier';
+import { RequestContextMiddleware } from '../http/request-context.middleware';
+import { strictValidationPipe } from '../http/validation';
+import { HubModule } from './hub.module';
+import { HubRuntime } from './hub-runtime';
+
+/**
+ * Builds the hub's Nest application without listening. Correlation and auth
+ * run as the first middlewares so they also guard /api/docs and /metrics.
+ */
+export async function createHubApp(runtime: HubRuntime): Promise<INestApplication> {
+  const app = await NestFactory.create(HubModule.create(runtime), { bufferLogs: true, bodyParser: true });
+  app.useLogger(app.get(Logger));
+  app.useGlobalPipes(strictValidationPipe());
+  const context = new RequestContextMiddleware();
+  const auth = new BearerAuthMiddleware(app.get(TokenVerifier));
+  app.use(context.use.bind(context));
+  app.use(auth.use.bind(auth));
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder().setTitle('Sendense hub').setVersion('1').addBearerAuth().build(),
+  );
+  SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs-json' });
+  return app;
+}

@@ -1,0 +1,23 @@
+import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ProjectionNameParams } from './projection-name.dto';
+import { ProjectionsService } from './projections.service';
+
+@ApiTags('projections')
+@ApiBearerAuth()
+@Controller('api/v1/projections')
+export class ProjectionsController {
+  constructor(private readonly projections: ProjectionsService) {}
+
+  @Get()
+  list() {
+    return this.projections.list();
+  }
+
+  @Post(':name/rebuild')
+  @HttpCode(202)
+  async rebuild(@Param() params: ProjectionNameParams) {
+    await this.projections.rebuild(params.name);
+    return { name: params.name, rebuilding: true };
+  }
+}

@@ -1,0 +1,85 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { pgClientConfig, DbConnection } from '../database/db-connection';
+import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { DomainError } from '../eventing/domain-error';
+import { ProjectionRunner, readCheckpoint, resetProjection } from './projection-runner';
+import { Projector, PROJECTORS } from './projector';
+
+export const DB_CONNECTION = Symbol('DB_CONNECTION');
+
+export interface ProjectionStatus {
+  name: string;
+  position: string | null;
+  lag: number | null;
+  leader: boolean;
+  lastError: string | null;
+}
+
+@Injectable()
+export class ProjectionsService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('projections');
+  private readonly runners: Map<string, ProjectionRunner>;
+
+  constructor(
+    @Inject(PROJECTORS) projectors: Projector[],
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(DB_CONNECTION) connection: DbConnection,
+    private readonly dataSource: DataSource,
+  ) {
+    this.runners = new Map(
+      projectors.map((p) => [
+        p.name,
+        new ProjectionRunner(p, store, dataSource, pgClientConfig(connection), {
+          onError: (name, error) => this.logger.error(`projection ${name} failed and will retry: ${error instanceof Error ? error.message : String(error)}`),
+        }),
+      ]),
+    );
+  }
+
+  onApplicationBootstrap(): void {
+    for (const runner of this.runners.values()) runner.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all([...this.runners.values()].map((r) => r.stop()));
+  }
+
+  names(): string[] {
+    return [...this.runners.keys()];
+  }
+
+  async list(): Promise<ProjectionStatus[]> {
+    return Promise.all(
+      [...this.runners.values()].map(async (runner) => {
+        const position = await readCheckpoint(this.dataSource, runner.projector.name);
+        const { leader, lastError } = runner.status();
+        return { name: runner.projector.name, position, lag: await this.store.countAfter(position, runner.projector.filter), leader, lastError };
+      }),
+    );
+  }
+
+  async rebuild(name: string): Promise<void> {
+    const runner = this.runners.get(name);
+    if (!runner) throw new DomainError('not_found', `no projection named ${name}; known: ${this.names().join(', ')}`);
+    this.logger.warn(`rebuilding projection ${name} from position zero`);
+    await resetProjection(this.dataSource, runner.projector);
+  }
+
+  /** Read-your-writes: resolves once the projection has applied everything up to `position` that it cares about. */
+  async waitFor(name: string, position: string | null, timeoutMs = 10_000): Promise<void> {
+    const runner = this.runners.get(name);
+    if (!runner || position === null) return;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const checkpoint = await readCheckpoint(this.dataSource, name);
+      if (checkpoint !== null && checkpoint >= position) return;
+      if ((await this.store.countAfter(checkpoint, runner.projector.filter)) === 0) return;
+      if (Date.now() > deadline) {
+        this.logger.warn(`projection ${name} did not reach ${position} within ${timeoutMs} ms`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}

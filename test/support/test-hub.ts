@@ -1,0 +1,39 @@
+import { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { hashToken } from '../../src/auth/token-hash';
+import { loadHubConfig } from '../../src/config/hub-config';
+import { createHubApp } from '../../src/hub/create-hub-app';
+import { createTestDatabase, TestDatabase } from './test-database';
+
+export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+export interface TestHub {
+  app: INestApplication;
+  db: TestDatabase;
+  http: () => ReturnType<typeof request>;
+  admin: (req: request.Test) => request.Test;
+  close(): Promise<void>;
+}
+
+/** The real hub application on a fresh real database, driven over HTTP by supertest. */
+export async function startTestHub(env: NodeJS.ProcessEnv = {}): Promise<TestHub> {
+  const db = await createTestDatabase();
+  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', ...env });
+  const app = await createHubApp({ config, connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
+  await app.init();
+  return {
+    app,
+    db,
+    http: () => request(app.getHttpServer()),
+    admin: (req) => req.set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`),
+    close: async () => {
+      await app.close();
+      await db.drop();
+    },
+  };
+}
+
+export async function eventCount(db: TestDatabase): Promise<number> {
+  const [row] = await db.dataSource.query(`SELECT count(*)::int AS n FROM es_events`);
+  return row.n;
+}
