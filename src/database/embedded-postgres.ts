@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { DbConnection, pgClientConfig } from './db-connection';
 
@@ -27,6 +27,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: Log): Promise<
   mkdirSync(dataDir, { recursive: true });
   // The server runs as the unprivileged postgres user, which must be able to pass through the data dir.
   chmodSync(dataDir, statSync(dataDir).mode | 0o011);
+  assertReachableByOthers(dataDir);
   const password = readOrCreatePassword(join(dataDir, 'postgres.password'));
   const server = new (loadEmbeddedPostgres())({
     databaseDir,
@@ -52,6 +53,21 @@ export async function startEmbeddedPostgres(dataDir: string, log: Log): Promise<
   const connection: DbConnection = { host: databaseDir, port: PORT, user: 'postgres', password, database: 'postgres', origin: 'embedded' };
   await waitUntilAccepting(connection);
   return { connection, stop: () => server.stop() };
+}
+
+/** PostgreSQL refuses to run as root, so as root it runs as 'postgres', which needs passage through every parent. */
+function assertReachableByOthers(dir: string): void {
+  if (process.getuid?.() !== 0) return;
+  for (let current = dirname(dir); ; current = dirname(current)) {
+    const mode = statSync(current).mode;
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `the embedded PostgreSQL runs as the unprivileged user 'postgres', which cannot enter ${current} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); ` +
+          `choose a SENDENSE_DATA_DIR it can reach (e.g. /var/lib/sendense), grant passage with 'setfacl -m u:postgres:x ${current}', or set DATABASE_URL`,
+      );
+    }
+    if (current === dirname(current)) return;
+  }
 }
 
 function readOrCreatePassword(file: string): string {

@@ -1,0 +1,90 @@
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, processesMentioning, spawnSendense, waitForHttp } from '../support/processes';
+
+/** `sendense hub` as a newcomer runs it: no database configured, so it starts its own embedded PostgreSQL. */
+describe('sendense hub process on embedded defaults', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sendense-hub-'));
+    chmodSync(dir, 0o755);
+  });
+  afterEach(() => {
+    for (const p of processesMentioning(dir)) process.kill(p.pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts with an embedded database, writes a 0600 admin token, and stops everything on SIGTERM', async () => {
+    const port = await freePort();
+    const dataDir = join(dir, 'var');
+    const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: dataDir, SENDENSE_API_PORT: String(port) });
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
+
+    const health = await (await fetch(`http://127.0.0.1:${port}/api/v1/health`)).json();
+    expect(health).toEqual({ status: 'ok', eventStore: 'postgres', database: 'embedded' });
+    expect(statSync(join(dataDir, 'admin.token')).mode & 0o777).toBe(0o600);
+    expect(hub.output()).toContain(`admin token is in ${join(dataDir, 'admin.token')}`);
+    expect(processesMentioning(join(dataDir, 'postgres')).length).toBeGreaterThan(0);
+    expect((await fetch(`http://127.0.0.1:${port}/api/v1/projections`)).status).toBe(401);
+
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toEqual({ code: 0, signal: null });
+    expect(processesMentioning(dataDir)).toEqual([]);
+  });
+
+  it('after a SIGKILL, the next start takes over the leftover database server and keeps the data', async () => {
+    const port = await freePort();
+    const env = { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: String(port), SENDENSE_ADMIN_TOKEN: 'restart-admin-token-0123' };
+    const auth = { Authorization: `Bearer ${env.SENDENSE_ADMIN_TOKEN}`, 'Content-Type': 'application/json' };
+    const first = spawnSendense(['hub'], env);
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
+    const issued = await fetch(`http://127.0.0.1:${port}/api/v1/tokens`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'survivor' }) });
+    expect(issued.status).toBe(201);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(processesMentioning(join(dir, 'var', 'postgres')).length).toBeGreaterThan(0);
+
+    const second = spawnSendense(['hub'], env);
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
+    const tokens = await (await fetch(`http://127.0.0.1:${port}/api/v1/tokens`, { headers: auth })).json();
+    expect(tokens.map((t: { name: string }) => t.name)).toEqual(['survivor']);
+    second.child.kill('SIGTERM');
+    expect((await second.exited).code).toBe(0);
+    expect(processesMentioning(join(dir, 'var'))).toEqual([]);
+  });
+
+  it('refuses bad configuration with exit code 2 and a message naming every bad setting', async () => {
+    const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: 'eighty', DATABASE_URL: 'mysql://x' });
+    expect((await hub.exited).code).toBe(2);
+    expect(hub.output()).toContain('SENDENSE_API_PORT must be a TCP port number between 1 and 65535, got "eighty"');
+    expect(hub.output()).toContain('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  });
+
+  it('says clearly when the API port is taken', async () => {
+    const port = await freePort();
+    const blocker = require('node:net').createServer().listen(port, '127.0.0.1');
+    try {
+      const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: String(port) });
+      expect((await hub.exited).code).toBe(1);
+      expect(hub.output()).toContain(`SENDENSE_API_PORT ${port} on 127.0.0.1 is already in use`);
+      expect(processesMentioning(join(dir, 'var'))).toEqual([]);
+    } finally {
+      blocker.close();
+    }
+  });
+});
+
+describe('sendense hub with a data dir the database user cannot reach', () => {
+  it('explains what to do instead of failing obscurely', async () => {
+    const locked = mkdtempSync(join(tmpdir(), 'sendense-locked-'));
+    try {
+      const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: join(locked, 'var'), SENDENSE_API_PORT: String(await freePort()) });
+      expect((await hub.exited).code).toBe(1);
+      expect(hub.output()).toContain(`cannot enter ${locked} (mode 0700)`);
+      expect(hub.output()).toContain('set DATABASE_URL');
+    } finally {
+      rmSync(locked, { recursive: true, force: true });
+    }
+  });
+});
