@@ -47,7 +47,7 @@ describe('sendense hub process on embedded defaults', () => {
 
     const second = spawnSendense(['hub'], env);
     await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
-    const tokens = await (await fetch(`http://127.0.0.1:${port}/api/v1/tokens`, { headers: auth })).json();
+    const tokens = (await (await fetch(`http://127.0.0.1:${port}/api/v1/tokens`, { headers: auth })).json()) as { name: string }[];
     expect(tokens.map((t: { name: string }) => t.name)).toEqual(['survivor']);
     second.child.kill('SIGTERM');
     expect((await second.exited).code).toBe(0);

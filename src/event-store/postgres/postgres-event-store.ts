@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Client, ClientConfig, Pool, PoolClient } from 'pg';
+import { Client, ClientConfig, Pool } from 'pg';
 import { abortableSleep } from '../abortable-sleep';
 import {
   AppendResult,
@@ -58,88 +58,46 @@ export class PostgresEventStore implements EventStore {
   async append(streamId: string, events: NewEvent[], expected: ExpectedRevision = 'any'): Promise<AppendResult> {
     if (events.length === 0) throw new Error('append needs at least one event');
     const withIds = events.map((e) => ({ ...e, id: e.id ?? randomUUID() }));
-    const client = await this.pool.connect();
+    const ids = withIds.map((e) => e.id);
+    let rows: { tx: string; seq: string; last_revision: string }[];
     try {
-      await client.query('BEGIN');
-      const replay = await this.findIdempotentReplay(client, streamId, withIds.map((e) => e.id));
-      if (replay) {
-        await client.query('ROLLBACK');
-        return replay;
-      }
-      const last = await this.advanceStream(client, streamId, expected, BigInt(withIds.length));
-      const first = last - BigInt(withIds.length) + 1n;
-      const inserted = await client.query<{ tx: string; seq: string }>(
-        `INSERT INTO es_events (stream_id, revision, event_id, event_type, data, metadata)
-         SELECT $1, $2::bigint + (ord - 1), id, type, data, metadata
-         FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, ord)
-         RETURNING tx_id::text AS tx, seq::text AS seq`,
+      const result = await this.pool.query<{ tx: string; seq: string; last_revision: string }>(
+        `SELECT * FROM es_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])`,
         [
           streamId,
-          first.toString(),
-          withIds.map((e) => e.id),
+          typeof expected === 'bigint' ? expected.toString() : expected,
+          ids,
           withIds.map((e) => e.type),
           withIds.map((e) => JSON.stringify(e.data)),
           withIds.map((e) => JSON.stringify(e.metadata)),
         ],
       );
-      await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, streamId.slice(0, 200)]);
-      await client.query('COMMIT');
-      const lastRow = inserted.rows.reduce((a, b) => (BigInt(a.seq) > BigInt(b.seq) ? a : b));
-      return { nextRevision: last, position: encodePosition(lastRow.tx, lastRow.seq) };
+      rows = result.rows;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      if (isUniqueViolation(error, 'es_events_event_id_key')) {
-        throw new DuplicateEventIdError(String((error as { detail?: string }).detail ?? ''));
-      }
-      throw error;
-    } finally {
-      client.release();
+      const code = (error as { code?: string }).code;
+      const duplicate = code === '23505' && (error as { constraint?: string }).constraint === 'es_events_event_id_key';
+      if (code !== 'SE409' && !duplicate) throw error;
+      const replay = await this.findIdempotentReplay(streamId, ids);
+      if (replay) return replay;
+      if (duplicate) throw new DuplicateEventIdError(ids.join(','));
+      const actual = (error as { detail?: string }).detail;
+      throw new WrongExpectedRevisionError(streamId, expected, !actual || actual === 'no_stream' ? 'no_stream' : BigInt(actual));
     }
+    this.pool.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, streamId.slice(0, 200)]).catch(() => undefined);
+    const last = rows.reduce((a, b) => (BigInt(a.seq) > BigInt(b.seq) ? a : b));
+    return { nextRevision: BigInt(last.last_revision), position: encodePosition(last.tx, last.seq) };
   }
 
   /** Appending the same event ids again to the same stream succeeds without writing anything. */
-  private async findIdempotentReplay(client: PoolClient, streamId: string, ids: string[]): Promise<AppendResult | null> {
-    const existing = await client.query<{ stream_id: string; revision: string; tx: string; seq: string }>(
+  private async findIdempotentReplay(streamId: string, ids: string[]): Promise<AppendResult | null> {
+    const existing = await this.pool.query<{ stream_id: string; revision: string; tx: string; seq: string }>(
       `SELECT stream_id, revision::text, tx_id::text AS tx, seq::text AS seq FROM es_events WHERE event_id = ANY($1::uuid[])`,
       [ids],
     );
     if (existing.rowCount === 0) return null;
-    if (existing.rowCount !== ids.length || existing.rows.some((r) => r.stream_id !== streamId)) {
-      throw new DuplicateEventIdError(existing.rows[0].stream_id === streamId ? ids.join(',') : existing.rows[0].stream_id);
-    }
+    if (existing.rowCount !== ids.length || existing.rows.some((r) => r.stream_id !== streamId)) throw new DuplicateEventIdError(ids.join(','));
     const last = existing.rows.reduce((a, b) => (BigInt(a.revision) > BigInt(b.revision) ? a : b));
     return { nextRevision: BigInt(last.revision), position: encodePosition(last.tx, last.seq) };
-  }
-
-  /** Moves the stream row forward by count under the expected-revision rule; returns the new last revision. */
-  private async advanceStream(client: PoolClient, streamId: string, expected: ExpectedRevision, count: bigint): Promise<bigint> {
-    const n = count.toString();
-    let result;
-    if (expected === 'no_stream') {
-      result = await client.query<{ revision: string }>(
-        `INSERT INTO es_streams (stream_id, revision) VALUES ($1, $2::bigint - 1) ON CONFLICT (stream_id) DO NOTHING RETURNING revision::text`,
-        [streamId, n],
-      );
-    } else if (expected === 'any') {
-      result = await client.query<{ revision: string }>(
-        `INSERT INTO es_streams (stream_id, revision) VALUES ($1, $2::bigint - 1)
-         ON CONFLICT (stream_id) DO UPDATE SET revision = es_streams.revision + $2::bigint RETURNING revision::text`,
-        [streamId, n],
-      );
-    } else if (expected === 'stream_exists') {
-      result = await client.query<{ revision: string }>(
-        `UPDATE es_streams SET revision = revision + $2::bigint WHERE stream_id = $1 RETURNING revision::text`,
-        [streamId, n],
-      );
-    } else {
-      result = await client.query<{ revision: string }>(
-        `UPDATE es_streams SET revision = revision + $2::bigint WHERE stream_id = $1 AND revision = $3::bigint RETURNING revision::text`,
-        [streamId, n, expected.toString()],
-      );
-    }
-    if (result.rowCount === 1) return BigInt(result.rows[0].revision);
-    const actual = await client.query<{ revision: string }>(`SELECT revision::text FROM es_streams WHERE stream_id = $1`, [streamId]);
-    throw new WrongExpectedRevisionError(streamId, expected, actual.rowCount ? BigInt(actual.rows[0].revision) : 'no_stream');
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -270,9 +228,4 @@ function toRecorded(row: EventRow): RecordedEvent {
     metadata: row.metadata,
     createdAt: row.created_at,
   };
-}
-
-function isUniqueViolation(error: unknown, constraint: string): boolean {
-  const e = error as { code?: string; constraint?: string };
-  return e?.code === '23505' && e.constraint === constraint;
 }

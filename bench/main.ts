@@ -1,0 +1,23 @@
+import { runEventStoreBench } from './event-store.bench';
+
+const BENCHES: Record<string, () => Promise<void>> = {
+  'event-store': runEventStoreBench,
+};
+
+async function main(): Promise<void> {
+  const names = process.argv.slice(2);
+  const unknown = names.filter((n) => !BENCHES[n]);
+  if (unknown.length) {
+    process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; available: ${Object.keys(BENCHES).join(', ')}\n`);
+    process.exit(2);
+  }
+  for (const name of names.length ? names : Object.keys(BENCHES)) {
+    process.stdout.write(`\n== ${name} ==\n`);
+    await BENCHES[name]();
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Sendense needs (run as root on Debian 12 or newer).
+# Idempotent: apt runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  qemu-utils      # qemu-img, qemu-nbd, qemu-io: QCOW2 chains and NBD exports
+  libnbd-bin      # nbdinfo, nbdcopy (reference tool in benchmarks), nbdfuse
+  nbdkit          # second NBD server the client is tested against
+  fuse3           # FUSE for file-level restore
+  xfsprogs        # XFS in restore tests
+  dosfstools      # vfat in restore tests
+  fusefat         # vfat through FUSE (the kernel may lack vfat)
+  ntfs-3g         # NTFS through FUSE
+  openssh-client  # ssh-keygen for agent keys
+  e2fsprogs       # mkfs.ext4 -d for test images
+  fdisk           # sfdisk for partition tables
+  procps          # pgrep/pkill used by operators and tests
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# embedded-postgres is ESM-only; Node 20.19+ loads it from CommonJS.
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
+  echo "install-deps.sh: Node.js 20.19 or newer is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+echo "dependencies ready: qemu-img $(qemu-img --version | head -1 | awk '{print $3}'), node $(node --version)"
