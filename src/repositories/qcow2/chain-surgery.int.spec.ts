@@ -1,0 +1,79 @@
+import { promises as fs } from 'node:fs';
+import { basename, join } from 'node:path';
+import { BuiltChain, buildStandardChain, contentMismatches, makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
+import { ChainSurgeryError, deleteNewest, findDependents, mergeOldestIntoNext, removeMiddle } from './chain-surgery';
+import { validateChain } from './chain-validator';
+import { compare, createOverlay, info, rebase } from './qemu-img';
+
+describe('chain surgery on a real 64 MiB chain (full + 3 incrementals)', () => {
+  let dir: string;
+  let chain: BuiltChain;
+  let rp: string[];
+  let ref: string[];
+
+  beforeEach(async () => {
+    dir = await makeTempDir('surgery');
+    chain = await buildStandardChain(dir);
+    rp = chain.files;
+    ref = chain.references;
+  });
+  afterEach(async () => {
+    await removeTempDir(dir);
+  });
+
+  const linksOf = (files: string[]) => files.map((file, i) => ({ file: basename(file), parentFile: i === 0 ? null : basename(files[i - 1]) }));
+
+  it('builds four points that each read differently and match their references', async () => {
+    expect(await contentMismatches(rp.map((f, i) => [f, ref[i]] as const))).toEqual([]);
+    for (let i = 1; i < ref.length; i++) expect(await compare(ref[i - 1], ref[i], { formatA: 'raw', formatB: 'raw' })).toBe(false);
+    expect(await validateChain(dir, linksOf(rp))).toMatchObject({ ok: true });
+  });
+
+  it('notices lost content: an unsafe rebase that skips a point changes what the child reads', async () => {
+    await rebase(rp[3], 'rp-2.qcow2', { unsafe: true });
+    expect(await contentMismatches(rp.map((f, i) => [f, ref[i]] as const))).toEqual([rp[3]]);
+  });
+
+  it('deletes the oldest, then a middle point, then the newest, keeping every remaining point bit-identical', async () => {
+    const merged = await mergeOldestIntoNext({ oldest: rp[0], next: rp[1] });
+    expect(merged).toMatchObject({ file: rp[1], removed: rp[0], stepsRun: ['commit', 'replace', 'relink'] });
+    expect(merged.fileBytes).toBe((await fs.stat(rp[1])).size);
+    await expect(fs.stat(rp[0])).rejects.toThrow(/ENOENT/);
+    expect((await info(rp[1])).backingFilename).toBeNull();
+    expect(await contentMismatches([[rp[1], ref[1]], [rp[2], ref[2]], [rp[3], ref[3]]])).toEqual([]);
+    expect(await validateChain(dir, linksOf([rp[1], rp[2], rp[3]]))).toMatchObject({ ok: true, problems: [] });
+    expect(await fs.readdir(dir)).not.toContainEqual(expect.stringMatching(/^\.merge-/));
+
+    expect(await removeMiddle({ child: rp[3], middle: rp[2], parent: rp[1] })).toEqual({ removed: true });
+    await expect(fs.stat(rp[2])).rejects.toThrow(/ENOENT/);
+    expect((await info(rp[3])).backingFilename).toBe('rp-2.qcow2');
+    expect(await contentMismatches([[rp[1], ref[1]], [rp[3], ref[3]]])).toEqual([]);
+    expect(await validateChain(dir, linksOf([rp[1], rp[3]]))).toMatchObject({ ok: true, problems: [] });
+
+    await expect(deleteNewest(rp[1])).rejects.toThrow(/rp-4\.qcow2 back onto it/);
+    expect(await deleteNewest(rp[3])).toEqual({ removed: true });
+    expect(await deleteNewest(rp[3])).toEqual({ removed: false });
+    expect(await contentMismatches([[rp[1], ref[1]]])).toEqual([]);
+    expect(await validateChain(dir, linksOf([rp[1]]))).toMatchObject({ ok: true });
+  });
+
+  it('removeMiddle finishes after a crash between the rebase and the unlink, and is idempotent', async () => {
+    await rebase(rp[2], 'rp-1.qcow2', { unsafe: false });
+    expect((await info(rp[2])).backingFilename).toBe('rp-1.qcow2');
+    expect(await removeMiddle({ child: rp[2], middle: rp[1], parent: rp[0] })).toEqual({ removed: true });
+    expect(await removeMiddle({ child: rp[2], middle: rp[1], parent: rp[0] })).toEqual({ removed: false });
+    expect(await contentMismatches([[rp[0], ref[0]], [rp[2], ref[2]], [rp[3], ref[3]]])).toEqual([]);
+  });
+
+  it('refuses surgery that would break a second branch reading through the file', async () => {
+    await createOverlay(join(dir, 'branch.qcow2'), 'rp-1.qcow2');
+    await createOverlay(join(dir, 'branch2.qcow2'), 'rp-3.qcow2');
+    expect(await findDependents(rp[0])).toEqual([join(dir, 'branch.qcow2'), rp[1]]);
+    await expect(mergeOldestIntoNext({ oldest: rp[0], next: rp[1] })).rejects.toThrow(/also the backing file of branch\.qcow2/);
+    await expect(removeMiddle({ child: rp[3], middle: rp[2], parent: rp[1] })).rejects.toThrow(ChainSurgeryError);
+    await expect(mergeOldestIntoNext({ oldest: rp[1], next: rp[2] })).rejects.toThrow(/not the oldest point/);
+    await expect(removeMiddle({ child: rp[3], middle: rp[1], parent: rp[0] })).rejects.toThrow(/backs onto .*rp-3\.qcow2, neither/);
+    expect(await contentMismatches(rp.map((f, i) => [f, ref[i]] as const))).toEqual([]);
+    expect(await fs.readdir(dir)).not.toContainEqual(expect.stringMatching(/^\.merge-/));
+  });
+});

@@ -1,0 +1,33 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
+import { createFileAtomic, removeDurably, writeFileAtomic } from './durable-fs';
+import { readBackingFileName } from './qcow2-header';
+
+describe('durable file helpers', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await makeTempDir('durable');
+  });
+  afterEach(async () => {
+    await removeTempDir(dir);
+  });
+
+  it('createFileAtomic publishes once and refuses to replace, leaving no temp file', async () => {
+    const file = join(dir, 'journal.json');
+    await createFileAtomic(file, 'first');
+    await expect(createFileAtomic(file, 'second')).rejects.toThrow(/EEXIST/);
+    expect(await fs.readFile(file, 'utf8')).toBe('first');
+    await writeFileAtomic(file, 'third');
+    expect(await fs.readFile(file, 'utf8')).toBe('third');
+    expect(await fs.readdir(dir)).toEqual(['journal.json']);
+    expect(await removeDurably(file)).toBe(true);
+    expect(await removeDurably(file)).toBe(false);
+  });
+
+  it('readBackingFileName rejects a file that is not qcow2', async () => {
+    const file = join(dir, 'raw.img');
+    await fs.writeFile(file, Buffer.alloc(4096));
+    await expect(readBackingFileName(file)).rejects.toThrow(/not a qcow2 image/);
+  });
+});

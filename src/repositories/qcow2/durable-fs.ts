@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** A rename or unlink is only durable once the directory entry itself has been flushed. */
+export async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function fsyncFile(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Readers see the old content or the new content, never a torn file, even across a power cut. */
+export async function writeFileAtomic(file: string, content: string): Promise<void> {
+  const tmp = await writeSyncedTemp(file, content);
+  try {
+    await fs.rename(tmp, file);
+  } catch (error) {
+    await fs.rm(tmp, { force: true });
+    throw error;
+  }
+  await fsyncDirectory(dirname(file));
+}
+
+/**
+ * Like writeFileAtomic, but fails with EEXIST instead of replacing an existing file:
+ * link(2) publishes the fully written temp file under the final name only if that name is free.
+ */
+export async function createFileAtomic(file: string, content: string): Promise<void> {
+  const tmp = await writeSyncedTemp(file, content);
+  try {
+    await fs.link(tmp, file);
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  await fsyncDirectory(dirname(file));
+}
+
+export async function removeDurably(file: string): Promise<boolean> {
+  try {
+    await fs.unlink(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+  await fsyncDirectory(dirname(file));
+  return true;
+}
+
+export async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.lstat(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** Temp names start with a dot so directory listings of restore points and manifests skip them. */
+async function writeSyncedTemp(file: string, content: string): Promise<string> {
+  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const handle = await fs.open(tmp, 'wx', 0o644);
+  try {
+    await handle.writeFile(content, 'utf8');
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await fs.rm(tmp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  return tmp;
+}

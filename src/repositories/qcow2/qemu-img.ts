@@ -1,0 +1,224 @@
+import { isAbsolute, resolve } from 'node:path';
+import { exists } from './durable-fs';
+import { QemuImgError, runQemuImg } from './qemu-img-process';
+
+export { QemuImgError } from './qemu-img-process';
+
+export interface ImageInfo {
+  filename: string;
+  format: string;
+  virtualSize: number;
+  /** Bytes allocated on the host filesystem, not the file length. */
+  actualSize: number | null;
+  clusterSize: number | null;
+  /** As stored in the header: relative names are relative to the image's own directory. */
+  backingFilename: string | null;
+  /** backingFilename resolved against the image's directory by qemu. */
+  fullBackingFilename: string | null;
+  backingFormat: string | null;
+  dirty: boolean;
+  /** qcow2 sets this flag when it found inconsistent metadata while the image was in use. */
+  corrupt: boolean;
+  raw: Record<string, unknown>;
+}
+
+export interface CheckResult {
+  /** Opened, no corruptions and no check errors. Leaks only waste space, so they do not clear ok. */
+  ok: boolean;
+  opened: boolean;
+  corruptions: number;
+  leaks: number;
+  checkErrors: number;
+  allocatedClusters: number | null;
+  totalClusters: number | null;
+  imageEndOffset: number | null;
+  /** qemu-img's own text when it could not open or check the image at all, else null. */
+  error: string | null;
+  /** Everything qemu-img printed on stderr (per-cluster ERROR/Leaked lines). */
+  messages: string;
+}
+
+export interface Measurement {
+  required: number;
+  fullyAllocated: number;
+  bitmaps: number | null;
+}
+
+export interface CreateOptions {
+  cwd?: string;
+  clusterSize?: number;
+  /** qemu-img create silently truncates an existing file; a restore point must never be clobbered by accident. */
+  overwrite?: boolean;
+}
+
+export async function createFull(file: string, virtualSize: number, options: CreateOptions = {}): Promise<void> {
+  if (!Number.isSafeInteger(virtualSize) || virtualSize <= 0) throw new Error(`virtual size must be a positive integer, got ${virtualSize}`);
+  const target = await refuseExisting(file, options);
+  await runQemuImg(['create', '-q', '-f', 'qcow2', ...clusterOption(options), target, String(virtualSize)], { cwd: options.cwd });
+}
+
+/** The backing path is stored relative to the overlay's directory so the repository can be moved as a whole. */
+export async function createOverlay(file: string, parentFileRelative: string, options: CreateOptions & { virtualSize?: number } = {}): Promise<void> {
+  assertRelative(parentFileRelative);
+  const target = await refuseExisting(file, options);
+  const size = options.virtualSize === undefined ? [] : [String(options.virtualSize)];
+  await runQemuImg(['create', '-q', '-f', 'qcow2', ...clusterOption(options), '-b', parentFileRelative, '-F', 'qcow2', target, ...size], { cwd: options.cwd });
+}
+
+export interface InfoOptions {
+  backingChain?: boolean;
+  format?: string;
+  cwd?: string;
+}
+
+/** -U: inspection must work while a qemu-nbd export holds the image lock. */
+export function info(file: string, options?: InfoOptions & { backingChain?: false }): Promise<ImageInfo>;
+export function info(file: string, options: InfoOptions & { backingChain: true }): Promise<ImageInfo[]>;
+export async function info(file: string, options: InfoOptions = {}): Promise<ImageInfo | ImageInfo[]> {
+  const args = ['info', '-U', '-f', options.format ?? 'qcow2', '--output=json', ...(options.backingChain ? ['--backing-chain'] : []), file];
+  const { stdout } = await runQemuImg(args, { cwd: options.cwd });
+  const parsed = parseJson(args, stdout);
+  return options.backingChain ? (parsed as Record<string, unknown>[]).map(toImageInfo) : toImageInfo(parsed as Record<string, unknown>);
+}
+
+/**
+ * Exit codes: 0 clean, 2 corruptions, 3 leaks only, 1 could not check (often could not open), 63 unsupported.
+ * check only inspects the named image's own metadata, yet qemu-img opens the whole backing chain first and
+ * gives up if a parent is missing; the json: filename with "backing": null checks the image on its own.
+ */
+export async function check(file: string, options: { cwd?: string; format?: string } = {}): Promise<CheckResult> {
+  const format = options.format ?? 'qcow2';
+  const target = { driver: format, ...(format === 'qcow2' ? { backing: null } : {}), file: { driver: 'file', filename: resolve(options.cwd ?? process.cwd(), file) } };
+  const args = ['check', '-U', '--output=json', `json:${JSON.stringify(target)}`];
+  const { exitCode, stdout, stderr } = await runQemuImg(args, { cwd: options.cwd, acceptExitCodes: [0, 1, 2, 3, 63] });
+  let report: Record<string, unknown> | null = null;
+  try {
+    report = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : null;
+  } catch {
+    report = null;
+  }
+  if (!report) {
+    const error = stderr.trim() || `qemu-img check exited ${exitCode} without a report`;
+    return { ok: false, opened: false, corruptions: 0, leaks: 0, checkErrors: 0, allocatedClusters: null, totalClusters: null, imageEndOffset: null, error, messages: stderr };
+  }
+  const corruptions = numberOr(report['corruptions'], 0);
+  const checkErrors = numberOr(report['check-errors'], 0);
+  const unsupported = exitCode === 63;
+  return {
+    ok: !unsupported && exitCode !== 1 && corruptions === 0 && checkErrors === 0,
+    opened: true,
+    corruptions,
+    leaks: numberOr(report['leaks'], 0),
+    checkErrors,
+    allocatedClusters: numberOr(report['allocated-clusters'], null),
+    totalClusters: numberOr(report['total-clusters'], null),
+    imageEndOffset: numberOr(report['image-end-offset'], null),
+    error: unsupported ? 'format does not support checks' : exitCode === 1 ? stderr.trim() || 'check could not complete' : null,
+    messages: stderr,
+  };
+}
+
+export interface CommitOptions {
+  cwd?: string;
+  /**
+   * qemu-img empties the top image after committing unless told not to (-d). We keep it by default:
+   * an untouched top stays a correct overlay of the updated base, so a commit interrupted at any
+   * point can simply be run again.
+   */
+  emptyTop?: boolean;
+}
+
+/** Writes the top image's allocated clusters (data and zero clusters) into its backing file. */
+export async function commit(top: string, options: CommitOptions = {}): Promise<void> {
+  await runQemuImg(['commit', '-q', '-f', 'qcow2', ...(options.emptyTop ? [] : ['-d']), top], { cwd: options.cwd });
+}
+
+export interface RebaseOptions {
+  cwd?: string;
+  /**
+   * Unsafe (-u) only rewrites the header; the caller guarantees that the new backing reads exactly like
+   * the old one. Safe mode first copies every cluster where the two differ into the image.
+   */
+  unsafe: boolean;
+}
+
+/** newBackingRelative is relative to the image's directory; null makes the image standalone. */
+export async function rebase(file: string, newBackingRelative: string | null, options: RebaseOptions): Promise<void> {
+  if (newBackingRelative !== null) assertRelative(newBackingRelative);
+  const backing = newBackingRelative === null ? ['-b', ''] : ['-b', newBackingRelative, '-F', 'qcow2'];
+  await runQemuImg(['rebase', '-q', '-f', 'qcow2', ...(options.unsafe ? ['-u'] : []), ...backing, file], { cwd: options.cwd });
+}
+
+export type MeasureSource = { file: string; format?: string } | { size: number };
+
+/** Space a conversion of the source (or a new image of that size) into outputFormat needs. */
+export async function measure(source: MeasureSource, options: { outputFormat?: string; cwd?: string } = {}): Promise<Measurement> {
+  const input = 'file' in source ? ['-U', '-f', source.format ?? 'qcow2', source.file] : ['--size', String(source.size)];
+  const args = ['measure', '--output=json', '-O', options.outputFormat ?? 'qcow2', ...input];
+  const { stdout } = await runQemuImg(args, { cwd: options.cwd });
+  const report = parseJson(args, stdout) as Record<string, unknown>;
+  return { required: numberOr(report['required'], 0), fullyAllocated: numberOr(report['fully-allocated'], 0), bitmaps: numberOr(report['bitmaps'], null) };
+}
+
+export interface CompareOptions {
+  formatA?: string;
+  formatB?: string;
+  /** -s also fails on differing allocation; leave off to compare guest-visible content only. */
+  strict?: boolean;
+  forceShare?: boolean;
+  cwd?: string;
+}
+
+/** Guest-visible content equality. Past the smaller image's end the larger must read as zeros. */
+export async function compare(a: string, b: string, options: CompareOptions = {}): Promise<boolean> {
+  const args = ['compare', '-f', options.formatA ?? 'qcow2', '-F', options.formatB ?? 'qcow2', ...(options.strict ? ['-s'] : []), ...(options.forceShare ? ['-U'] : []), a, b];
+  const { exitCode } = await runQemuImg(args, { cwd: options.cwd, acceptExitCodes: [0, 1] });
+  return exitCode === 0;
+}
+
+function toImageInfo(raw: Record<string, unknown>): ImageInfo {
+  const specific = raw['format-specific'] as { data?: { corrupt?: boolean } } | undefined;
+  return {
+    filename: String(raw['filename']),
+    format: String(raw['format']),
+    virtualSize: numberOr(raw['virtual-size'], 0),
+    actualSize: numberOr(raw['actual-size'], null),
+    clusterSize: numberOr(raw['cluster-size'], null),
+    backingFilename: stringOrNull(raw['backing-filename']),
+    fullBackingFilename: stringOrNull(raw['full-backing-filename']),
+    backingFormat: stringOrNull(raw['backing-filename-format']),
+    dirty: raw['dirty-flag'] === true,
+    corrupt: specific?.data?.corrupt === true,
+    raw,
+  };
+}
+
+function parseJson(args: readonly string[], stdout: string): unknown {
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    throw new QemuImgError(args, 0, '', `unparseable JSON output: ${stdout.slice(0, 200)}`);
+  }
+}
+
+function numberOr<T extends number | null>(value: unknown, fallback: T): number | T {
+  return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
+}
+
+function stringOrNull(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+function assertRelative(path: string): void {
+  if (!path || isAbsolute(path)) throw new Error(`backing path must be relative to the image's directory so the repository can move, got "${path}"`);
+}
+
+function clusterOption(options: CreateOptions): string[] {
+  return options.clusterSize === undefined ? [] : ['-o', `cluster_size=${options.clusterSize}`];
+}
+
+async function refuseExisting(file: string, options: CreateOptions): Promise<string> {
+  const target = resolve(options.cwd ?? process.cwd(), file);
+  if (!options.overwrite && (await exists(target))) throw new Error(`refusing to overwrite existing image ${target}`);
+  return target;
+}
