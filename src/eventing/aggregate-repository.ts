@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { EVENT_STORE, EventStore, WrongExpectedRevisionError } from '../event-store/event-store.port';
 import { Aggregate, DomainEvent } from './aggregate';
 import { metadataFor } from './event-metadata';
+import { KeyedMutex } from './keyed-mutex';
 import { currentContext } from './request-context';
 
 export interface ExecuteResult<S, E> {
@@ -11,42 +12,71 @@ export interface ExecuteResult<S, E> {
   position: string | null;
 }
 
-const MAX_ATTEMPTS = 8;
+interface Cached {
+  aggregate: object;
+  state: unknown;
+  revision: bigint | null;
+}
 
-/** Load → decide → append with the expected revision; a concurrent writer makes us reload and decide again. */
+const MAX_ATTEMPTS = 50;
+const CACHE_LIMIT = 1000;
+
+/**
+ * Load → decide → append with the expected revision. Commands on one stream
+ * are serialised within this process; a writer in another process makes us
+ * catch up and decide again. States are cached per stream and brought up to
+ * date by reading only the newer events, so long-lived streams stay cheap.
+ * `evolve` must therefore never mutate the state it is given.
+ */
 @Injectable()
 export class AggregateRepository {
+  private readonly mutex = new KeyedMutex();
+  private readonly cache = new Map<string, Cached>();
+
   constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
 
   async load<S, E extends DomainEvent>(streamId: string, aggregate: Pick<Aggregate<S, never, E>, 'initialState' | 'evolve'>) {
-    const events = await this.store.readStream(streamId);
-    const state = events.reduce((s, e) => aggregate.evolve(s, { type: e.type, data: e.data } as E), aggregate.initialState());
-    const revision = events.length ? events[events.length - 1].revision : null;
+    const cached = this.cache.get(streamId);
+    let state: S = cached?.aggregate === aggregate ? (cached.state as S) : aggregate.initialState();
+    let revision = cached?.aggregate === aggregate ? cached.revision : null;
+    const events = await this.store.readStream(streamId, { fromRevision: revision === null ? 0n : revision + 1n });
+    for (const e of events) state = aggregate.evolve(state, { type: e.type, data: e.data } as E);
+    if (events.length) revision = events[events.length - 1].revision;
+    this.remember(streamId, { aggregate, state, revision });
     return { state, revision };
   }
 
-  async execute<S, C, E extends DomainEvent>(
+  execute<S, C, E extends DomainEvent>(
     streamId: string,
     aggregate: Aggregate<S, C, E>,
     command: C,
     causationId: string = currentContext().causationId ?? randomUUID(),
   ): Promise<ExecuteResult<S, E>> {
-    for (let attempt = 1; ; attempt++) {
-      const { state, revision } = await this.load(streamId, aggregate);
-      const events = aggregate.decide(command, state);
-      if (events.length === 0) return { state, events, position: null };
-      try {
-        const result = await this.store.append(
-          streamId,
-          events.map((e) => ({ type: e.type, data: e.data, metadata: metadataFor(causationId) })),
-          revision === null ? 'no_stream' : revision,
-        );
-        const next = events.reduce((s, e) => aggregate.evolve(s, e), state);
-        return { state: next, events, position: result.position };
-      } catch (error) {
-        if (!(error instanceof WrongExpectedRevisionError) || attempt >= MAX_ATTEMPTS) throw error;
-        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+    return this.mutex.run(streamId, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const { state, revision } = await this.load(streamId, aggregate);
+        const events = aggregate.decide(command, state);
+        if (events.length === 0) return { state, events, position: null };
+        try {
+          const result = await this.store.append(
+            streamId,
+            events.map((e) => ({ type: e.type, data: e.data, metadata: metadataFor(causationId) })),
+            revision === null ? 'no_stream' : revision,
+          );
+          const next = events.reduce((s, e) => aggregate.evolve(s, e), state);
+          this.remember(streamId, { aggregate, state: next, revision: result.nextRevision });
+          return { state: next, events, position: result.position };
+        } catch (error) {
+          if (!(error instanceof WrongExpectedRevisionError) || attempt >= MAX_ATTEMPTS) throw error;
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
+        }
       }
-    }
+    });
+  }
+
+  private remember(streamId: string, entry: Cached): void {
+    this.cache.delete(streamId);
+    this.cache.set(streamId, entry);
+    if (this.cache.size > CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
   }
 }

@@ -1,0 +1,105 @@
+import { constants } from 'node:os';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+/** What /proc/PID/stat says about a process; undefined from readProcStat once the pid is gone. */
+export interface ProcStat {
+  state: string;
+  /** Clock ticks after boot; with the pid it identifies one process even if the pid is reused later. */
+  startTime: string;
+  /** waitpid(2)-style status, meaningful only once the process is a zombie. */
+  exitStatus: number;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+}
+
+const TCP_LISTEN = '0A';
+
+export function readProcStat(pid: number): ProcStat | undefined {
+  const text = readProcFile(`/proc/${pid}/stat`);
+  return text === undefined ? undefined : parseProcStat(text);
+}
+
+/** The command name may contain spaces and parentheses, so fields are counted from the last ')'. */
+export function parseProcStat(text: string): ProcStat {
+  const fields = text.slice(text.lastIndexOf(')') + 2).trim().split(' ');
+  // fields[0] is stat field 3 (state); field 22 is starttime, field 52 exit_code.
+  return { state: fields[0], startTime: fields[19], exitStatus: Number(fields[49] ?? 0) };
+}
+
+/** Zombies ('Z') and dead tasks ('X') have closed every fd: image lock and port are released. */
+export function isRunningState(state: string): boolean {
+  return state !== 'Z' && state !== 'X';
+}
+
+export function readCmdline(pid: number): string[] | undefined {
+  const text = readProcFile(`/proc/${pid}/cmdline`);
+  if (text === undefined) return undefined;
+  const argv = text.split('\0');
+  if (argv[argv.length - 1] === '') argv.pop();
+  return argv;
+}
+
+export function decodeWaitStatus(status: number): ExitStatus {
+  const signo = status & 0x7f;
+  if (signo === 0) return { code: (status >> 8) & 0xff, signal: null };
+  return { code: null, signal: signalName(signo) };
+}
+
+function signalName(signo: number): string {
+  const entry = Object.entries(constants.signals).find(([, n]) => n === signo);
+  return entry ? entry[0] : `SIG${signo}`;
+}
+
+/** Socket inodes in LISTEN state on the given local TCP port (IPv4 table, which is where -b 127.0.0.1 lands). */
+export function parseListeningInodes(procNetTcp: string, port: number): Set<string> {
+  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const line of procNetTcp.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 10) continue;
+    const [, local, , state] = cols;
+    if (state === TCP_LISTEN && local.endsWith(`:${portHex}`)) inodes.add(cols[9]);
+  }
+  return inodes;
+}
+
+/**
+ * True when the listening socket on the port belongs to this pid: a LISTEN
+ * entry alone could be someone else's server on a port we failed to bind.
+ */
+export function isListeningOn(pid: number, port: number): boolean {
+  const table = readProcFile('/proc/net/tcp');
+  if (table === undefined) return false;
+  const inodes = parseListeningInodes(table, port);
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  for (const fd of fds) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // fd closed while we were looking
+    }
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match && inodes.has(match[1])) return true;
+  }
+  return false;
+}
+
+function readProcFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+    throw error;
+  }
+}

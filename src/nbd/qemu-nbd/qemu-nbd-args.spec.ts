@@ -1,0 +1,56 @@
+import { buildQemuNbdArgs, MAX_CLIENTS } from './qemu-nbd-args';
+import type { QemuNbdExportSpec } from './qemu-nbd.types';
+
+const PID_FILE = '/run/sendense/qemu-nbd-3f1c.pid';
+const base: QemuNbdExportSpec = {
+  leaseId: '3f1c0a2e-5b7d-4c1e-9a55-0e6f3c2b1a90',
+  port: 10901,
+  file: '/var/lib/sendense/disk0.qcow2',
+  format: 'qcow2',
+  readOnly: false,
+  exportName: 'disk0',
+};
+
+describe('buildQemuNbdArgs', () => {
+  it('builds a writable, persistent, shared export with the file last', () => {
+    expect(buildQemuNbdArgs(base, PID_FILE)).toEqual([
+      '-f', 'qcow2', '--persistent', `--shared=${MAX_CLIENTS}`, '-b', '127.0.0.1', '-p', '10901', '-x', 'disk0',
+      '--cache=writeback', '--discard=unmap', '--detect-zeroes=unmap', `--pid-file=${PID_FILE}`, '/var/lib/sendense/disk0.qcow2',
+    ]);
+  });
+
+  it('never uses --fork: the server must stay our child', () => {
+    expect(buildQemuNbdArgs(base, PID_FILE)).not.toContain('--fork');
+  });
+
+  it('adds -r and no discard options for a read-only export', () => {
+    const args = buildQemuNbdArgs({ ...base, readOnly: true, format: 'raw' }, PID_FILE);
+    expect(args).toContain('-r');
+    expect(args.slice(0, 2)).toEqual(['-f', 'raw']);
+    expect(args.join(' ')).not.toMatch(/discard|detect-zeroes/);
+  });
+
+  it('exposes a dirty bitmap with -B NAME', () => {
+    const args = buildQemuNbdArgs({ ...base, bitmap: 'sendense-1' }, PID_FILE);
+    expect(args.slice(args.indexOf('-B'), args.indexOf('-B') + 2)).toEqual(['-B', 'sendense-1']);
+    expect(args[args.length - 1]).toBe(base.file);
+  });
+
+  it('keeps an export name with spaces or a leading dash as one argument after -x', () => {
+    const args = buildQemuNbdArgs({ ...base, exportName: '-r my disk' }, PID_FILE);
+    expect(args[args.indexOf('-x') + 1]).toBe('-r my disk');
+  });
+
+  it.each([
+    ['a lease id that could escape runDir', { leaseId: '../x' }, /leaseId/],
+    ['a relative file', { file: 'disk.qcow2' }, /absolute/],
+    ['a port out of range', { port: 70000 }, /port/],
+    ['a fractional port', { port: 10900.5 }, /port/],
+    ['an unknown format', { format: 'vmdk' }, /format/],
+    ['an empty bitmap name', { bitmap: '' }, /bitmap/],
+    ['a NUL in the export name', { exportName: 'a\0b' }, /NUL/],
+    ['an over-long export name', { exportName: 'x'.repeat(4097) }, /exportName/],
+  ])('rejects %s', (_what, patch, message) => {
+    expect(() => buildQemuNbdArgs({ ...base, ...patch } as QemuNbdExportSpec, PID_FILE)).toThrow(message);
+  });
+});

@@ -1,0 +1,267 @@
+import { closeSync } from 'node:fs';
+import { basename } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ExitStatus, isListeningOn, isRunningState, readCmdline, readProcStat } from './proc';
+import { AdoptedProcessHandle, ChildProcessHandle, ProcessHandle } from './process-handle';
+import { buildQemuNbdArgs, isValidLeaseId } from './qemu-nbd-args';
+import type { PidFileRecord, QemuNbdExit, QemuNbdExportSpec, QemuNbdLogLevel, QemuNbdManagerOptions, RunningExport } from './qemu-nbd.types';
+import { RunDirFiles } from './run-dir-files';
+import { describeExit, terminateProcess } from './terminate-process';
+
+/**
+ * Generous on purpose: SIGTERM makes qemu-nbd flush what the page cache holds
+ * for the image, and the SIGKILL fallback leaves dirty bitmaps unusable.
+ */
+export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
+export const DEFAULT_READY_TIMEOUT_MS = 10_000;
+/** qemu-nbd is ready ~10 ms after spawn; a coarser poll would dominate start latency. */
+const READY_POLL_MS = 3;
+
+interface TrackedExport {
+  readonly leaseId: string;
+  readonly port: number;
+  readonly file: string;
+  readonly handle: ProcessHandle;
+  /** Set once start() resolved or adopt() returned true; before that an exit is start()'s failure, not an onExit. */
+  info?: RunningExport;
+  stopRequested: boolean;
+  stopping?: Promise<void>;
+  /** Resolves after the exit has been handled: files removed, onExit called. */
+  gone: Promise<void>;
+  exitStatus?: ExitStatus;
+  stderrTail?: string;
+}
+
+/** One qemu-nbd process per export: start, watch, stop, and take over those an earlier hub run left behind. */
+export class QemuNbdManager {
+  private readonly files: RunDirFiles;
+  private readonly binary: string;
+  private readonly stopTimeoutMs: number;
+  private readonly readyTimeoutMs: number;
+  private readonly exports = new Map<string, TrackedExport>();
+
+  constructor(private readonly opts: QemuNbdManagerOptions) {
+    this.files = new RunDirFiles(opts.runDir);
+    this.binary = opts.binary ?? 'qemu-nbd';
+    this.stopTimeoutMs = opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    this.readyTimeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  }
+
+  buildArgs(spec: QemuNbdExportSpec): string[] {
+    return buildQemuNbdArgs(spec, this.files.qemuPidPath(spec.leaseId));
+  }
+
+  async start(spec: QemuNbdExportSpec): Promise<RunningExport> {
+    const args = this.buildArgs(spec);
+    const what = `qemu-nbd for lease ${spec.leaseId} (${spec.file} on 127.0.0.1:${spec.port})`;
+    if (this.exports.has(spec.leaseId)) throw new Error(`${what}: the lease already has an export`);
+    const portOwner = [...this.exports.values()].find((e) => e.port === spec.port);
+    if (portOwner) throw new Error(`${what}: port ${spec.port} is already used by lease ${portOwner.leaseId}`);
+    this.files.ensureDir();
+    const previous = this.files.readRecord(spec.leaseId);
+    if (previous && this.liveStartTime(previous) !== undefined) {
+      throw new Error(`${what}: qemu-nbd pid ${previous.pid} from an earlier run still serves this lease; adopt() or killOrphan() it first`);
+    }
+    this.files.removeProcessFiles(spec.leaseId);
+
+    const began = performance.now();
+    const stderrFd = this.files.openLog(spec.leaseId);
+    let handle: ChildProcessHandle;
+    try {
+      handle = ChildProcessHandle.spawn(this.binary, args, stderrFd);
+    } finally {
+      closeSync(stderrFd); // the child has its own copy
+    }
+    if (handle.spawnError) {
+      const error = await handle.spawnError;
+      this.files.removeProcessFiles(spec.leaseId);
+      throw new Error(`${what}: cannot run ${this.binary}: ${error.message}`);
+    }
+    const entry = this.track(spec, handle);
+
+    const outcome = await this.waitUntilReady(entry);
+    if (outcome !== 'ready') {
+      await this.terminate(entry, what);
+      const reason =
+        outcome === 'stopped' ? 'was stopped before it was ready' :
+        outcome === 'timeout' ? `was not ready within ${this.readyTimeoutMs} ms` :
+        `exited ${describeExit(entry.exitStatus ?? { code: null, signal: null })} before it was ready`;
+      throw new Error(`${what} ${reason}: ${entry.stderrTail || '(nothing on stderr)'}`);
+    }
+    const info: RunningExport = { leaseId: spec.leaseId, pid: handle.pid, port: spec.port, file: spec.file, args, startedAt: new Date(), adopted: false };
+    try {
+      this.files.writeRecord({ leaseId: info.leaseId, pid: info.pid, port: info.port, file: info.file, args, startedAt: info.startedAt.toISOString() });
+    } catch (error) {
+      await this.terminate(entry, what);
+      throw new Error(`${what}: cannot write its pid file: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    entry.info = info;
+    this.log('info', `${what} ready, pid ${handle.pid}, in ${(performance.now() - began).toFixed(1)} ms`);
+    return copyOf(info);
+  }
+
+  /** Resolves once the process is gone and onExit has been called; a lease without an export is a no-op. */
+  stop(leaseId: string): Promise<void> {
+    const entry = this.exports.get(leaseId);
+    if (!entry) {
+      this.log('debug', `stop: lease ${leaseId} has no qemu-nbd`);
+      return Promise.resolve();
+    }
+    return this.terminate(entry, `qemu-nbd for lease ${leaseId}`);
+  }
+
+  /** Ready exports only; one still starting is not listed. */
+  list(): RunningExport[] {
+    return [...this.exports.values()].flatMap((e) => (e.info ? [copyOf(e.info)] : []));
+  }
+
+  /**
+   * Takes over a qemu-nbd an earlier hub run started. Only an exact argv match
+   * proves the pid is still that export and not an unrelated process that
+   * inherited the number.
+   */
+  adopt(record: PidFileRecord): boolean {
+    const what = `qemu-nbd pid ${record.pid} of lease ${record.leaseId}`;
+    if (!isValidLeaseId(record.leaseId)) {
+      this.log('warn', `adopt: ${what}: invalid lease id`);
+      return false;
+    }
+    if (this.exports.has(record.leaseId) || [...this.exports.values()].some((e) => e.port === record.port)) {
+      this.log('warn', `adopt: ${what}: lease or port ${record.port} already tracked`);
+      return false;
+    }
+    const startTime = this.liveStartTime(record);
+    if (startTime === undefined) {
+      this.log('info', `adopt: ${what} is not running with the recorded command line`);
+      return false;
+    }
+    const handle = new AdoptedProcessHandle(record.pid, startTime);
+    const entry = this.track({ leaseId: record.leaseId, port: record.port, file: record.file }, handle);
+    entry.info = { leaseId: record.leaseId, pid: record.pid, port: record.port, file: record.file, args: [...record.args], startedAt: new Date(record.startedAt), adopted: true };
+    this.log('info', `adopted ${what} on 127.0.0.1:${record.port}`);
+    return true;
+  }
+
+  /** Records left by an earlier run, excluding leases this manager tracks; unusable files are logged and skipped. */
+  readPidFiles(): PidFileRecord[] {
+    const { records, problems } = this.files.readRecords();
+    for (const problem of problems) this.log('warn', problem);
+    return records.filter((r) => !this.exports.has(r.leaseId));
+  }
+
+  /** Stops a leftover that no lease owns (only if its argv still matches the record) and removes its files. No onExit. */
+  async killOrphan(record: PidFileRecord): Promise<void> {
+    const what = `orphaned qemu-nbd pid ${record.pid} of lease ${record.leaseId}`;
+    if (!isValidLeaseId(record.leaseId)) throw new Error(`killOrphan: ${what}: invalid lease id`);
+    if (this.exports.has(record.leaseId)) throw new Error(`killOrphan: lease ${record.leaseId} is tracked by this manager; use stop()`);
+    const startTime = this.liveStartTime(record);
+    if (startTime === undefined) {
+      this.log('info', `${what} is no longer running; removing its files`);
+    } else {
+      const status = await terminateProcess(new AdoptedProcessHandle(record.pid, startTime), this.stopTimeoutMs, what, (m) => this.log('warn', m));
+      this.log('info', `stopped ${what} (exited ${describeExit(status)})`);
+    }
+    this.files.removeProcessFiles(record.leaseId);
+    this.files.removeRecord(record.leaseId);
+  }
+
+  async stopAll(): Promise<void> {
+    const results = await Promise.allSettled([...this.exports.keys()].map((leaseId) => this.stop(leaseId)));
+    const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
+    if (failures.length > 0) throw new Error(`stopAll: ${failures.length} qemu-nbd process(es) did not stop: ${failures.join('; ')}`);
+  }
+
+  private track(where: { leaseId: string; port: number; file: string }, handle: ProcessHandle): TrackedExport {
+    const entry: TrackedExport = { ...where, handle, stopRequested: false, gone: Promise.resolve() };
+    entry.gone = handle.exited.then((status) => this.afterExit(entry, status));
+    this.exports.set(where.leaseId, entry);
+    return entry;
+  }
+
+  /**
+   * Ready = qemu-nbd wrote its pid file (it does so only after opening the
+   * image and creating the export) and the LISTEN socket on the port is its
+   * own. The port alone is not enough: qemu-nbd listens before it opens the
+   * image, so a locked or missing image shows a LISTEN socket and then exits.
+   * No NBD handshake: a probe connection could be the client that ends a
+   * non-persistent server, and costs a share slot.
+   */
+  private async waitUntilReady(entry: TrackedExport): Promise<'ready' | 'exited' | 'stopped' | 'timeout'> {
+    const deadline = performance.now() + this.readyTimeoutMs;
+    const { handle } = entry;
+    for (;;) {
+      if (entry.stopRequested) return 'stopped';
+      if (handle.hasExited()) return 'exited';
+      if (this.files.readQemuPid(entry.leaseId) === handle.pid && isListeningOn(handle.pid, entry.port)) return 'ready';
+      if (performance.now() >= deadline) return 'timeout';
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([handle.exited, new Promise((resolve) => (timer = setTimeout(resolve, READY_POLL_MS)))]);
+      clearTimeout(timer);
+    }
+  }
+
+  private terminate(entry: TrackedExport, what: string): Promise<void> {
+    if (!entry.stopping) {
+      entry.stopRequested = true;
+      entry.stopping = terminateProcess(entry.handle, this.stopTimeoutMs, what, (m) => this.log('warn', m)).then(
+        () => entry.gone,
+        (error: unknown) => {
+          entry.stopping = undefined; // let a later stop() try again
+          throw error;
+        },
+      );
+    }
+    return entry.stopping;
+  }
+
+  /** Never throws: it runs detached from any caller, on every exit. */
+  private afterExit(entry: TrackedExport, status: ExitStatus): void {
+    entry.exitStatus = status;
+    try {
+      entry.stderrTail = this.files.stderrTail(entry.leaseId);
+      this.files.removeProcessFiles(entry.leaseId);
+      // Before it was ready the record on disk, if any, is not ours to remove.
+      if (entry.info) this.files.removeRecord(entry.leaseId);
+    } catch (error) {
+      this.log('error', `cleaning up after qemu-nbd of lease ${entry.leaseId}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (this.exports.get(entry.leaseId) === entry) this.exports.delete(entry.leaseId);
+    if (!entry.info) return; // start() reports it
+    const exit: QemuNbdExit = {
+      leaseId: entry.leaseId,
+      pid: entry.handle.pid,
+      code: status.code,
+      signal: status.signal,
+      stderrTail: entry.stderrTail ?? '',
+      expected: entry.stopRequested,
+    };
+    this.log(exit.expected ? 'info' : 'error', `qemu-nbd for lease ${entry.leaseId} (pid ${exit.pid}) exited ${describeExit(status)}${exit.expected ? '' : ' unexpectedly'}`);
+    try {
+      this.opts.onExit(exit);
+    } catch (error) {
+      this.log('error', `onExit for lease ${entry.leaseId} threw: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** The process start time if record.pid is alive and runs exactly the recorded command line. */
+  private liveStartTime(record: PidFileRecord): string | undefined {
+    const before = readProcStat(record.pid);
+    if (!before || !isRunningState(before.state)) return undefined;
+    const argv = readCmdline(record.pid);
+    if (!argv || basename(argv[0] ?? '') !== basename(this.binary)) return undefined;
+    const args = argv.slice(1);
+    if (args.length !== record.args.length || args.some((a, i) => a !== record.args[i])) return undefined;
+    // The pid could have died and been reused between the two reads.
+    const after = readProcStat(record.pid);
+    return after && after.startTime === before.startTime && isRunningState(after.state) ? before.startTime : undefined;
+  }
+
+  private log(level: QemuNbdLogLevel, message: string): void {
+    this.opts.log?.(level, message);
+  }
+}
+
+/** Callers get copies: what we track must not change under us. */
+function copyOf(info: RunningExport): RunningExport {
+  return { ...info, args: [...info.args], startedAt: new Date(info.startedAt) };
+}

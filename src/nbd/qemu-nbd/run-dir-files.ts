@@ -1,0 +1,139 @@
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PidFileRecord } from './qemu-nbd.types';
+
+const PREFIX = 'qemu-nbd-';
+const RECORD_SUFFIX = '.json';
+const TAIL_LINES = 20;
+/** Enough for 20 lines of qemu's error messages; the log of a long-lived export is never read whole. */
+const TAIL_BYTES = 16 * 1024;
+
+/**
+ * Per lease, runDir holds:
+ *   qemu-nbd-<lease>.json  our record, written once the export is ready;
+ *   qemu-nbd-<lease>.pid   written by qemu-nbd itself (--pid-file), our readiness signal;
+ *   qemu-nbd-<lease>.log   qemu-nbd's stderr. A file rather than a pipe so it
+ *                          survives the hub (no EPIPE after a hub restart) and
+ *                          an adopted export's last words can still be read.
+ */
+export class RunDirFiles {
+  constructor(readonly dir: string) {}
+
+  ensureDir(): void {
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  recordPath(leaseId: string): string {
+    return join(this.dir, `${PREFIX}${leaseId}${RECORD_SUFFIX}`);
+  }
+
+  qemuPidPath(leaseId: string): string {
+    return join(this.dir, `${PREFIX}${leaseId}.pid`);
+  }
+
+  logPath(leaseId: string): string {
+    return join(this.dir, `${PREFIX}${leaseId}.log`);
+  }
+
+  /**
+   * tmp + rename so a hub killed mid-write never leaves half a record. No
+   * fsync: the processes a record describes do not survive a power loss either.
+   */
+  writeRecord(record: PidFileRecord): void {
+    const path = this.recordPath(record.leaseId);
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(record, null, 2) + '\n');
+    renameSync(tmp, path);
+  }
+
+  readRecord(leaseId: string): PidFileRecord | undefined {
+    try {
+      return parseRecord(readFileSync(this.recordPath(leaseId), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Well-formed records, plus one message per file that could not be used. */
+  readRecords(): { records: PidFileRecord[]; problems: string[] } {
+    const records: PidFileRecord[] = [];
+    const problems: string[] = [];
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { records, problems };
+      throw error;
+    }
+    for (const name of names.sort()) {
+      if (!name.startsWith(PREFIX) || !name.endsWith(RECORD_SUFFIX)) continue;
+      const path = join(this.dir, name);
+      try {
+        const record = parseRecord(readFileSync(path, 'utf8'));
+        if (this.recordPath(record.leaseId) !== path) throw new Error(`it names lease ${record.leaseId}`);
+        records.push(record);
+      } catch (error) {
+        problems.push(`ignoring ${path}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    return { records, problems };
+  }
+
+  /** The pid qemu-nbd wrote, or undefined while the file is missing or not yet written. */
+  readQemuPid(leaseId: string): number | undefined {
+    let text: string;
+    try {
+      text = readFileSync(this.qemuPidPath(leaseId), 'utf8');
+    } catch {
+      return undefined;
+    }
+    if (!text.endsWith('\n')) return undefined;
+    const pid = Number(text.trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  /** Truncated for each new process of the lease; the caller passes the fd to spawn and closes it. */
+  openLog(leaseId: string): number {
+    return openSync(this.logPath(leaseId), 'w', 0o600);
+  }
+
+  stderrTail(leaseId: string): string {
+    let fd: number;
+    try {
+      fd = openSync(this.logPath(leaseId), 'r');
+    } catch {
+      return '';
+    }
+    try {
+      const size = fstatSync(fd).size;
+      const length = Math.min(size, TAIL_BYTES);
+      const buffer = Buffer.alloc(length);
+      readSync(fd, buffer, 0, length, size - length);
+      return buffer.toString('utf8').trimEnd().split('\n').slice(-TAIL_LINES).join('\n');
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  removeProcessFiles(leaseId: string): void {
+    for (const path of [this.qemuPidPath(leaseId), this.logPath(leaseId)]) rmSync(path, { force: true });
+  }
+
+  removeRecord(leaseId: string): void {
+    rmSync(this.recordPath(leaseId), { force: true });
+  }
+}
+
+function parseRecord(text: string): PidFileRecord {
+  const value = JSON.parse(text) as Partial<PidFileRecord>;
+  const ok =
+    typeof value.leaseId === 'string' &&
+    Number.isInteger(value.pid) && (value.pid as number) > 0 &&
+    Number.isInteger(value.port) &&
+    typeof value.file === 'string' &&
+    Array.isArray(value.args) && value.args.every((a) => typeof a === 'string') &&
+    typeof value.startedAt === 'string';
+  if (!ok) throw new Error('not a qemu-nbd pid record');
+  const { leaseId, pid, port, file, args, startedAt } = value as PidFileRecord;
+  return { leaseId, pid, port, file, args, startedAt };
+}
