@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ConfigError, loadHubConfig } from './hub-config';
 
@@ -11,7 +12,18 @@ describe('hub configuration', () => {
       apiBind: '127.0.0.1',
       adminToken: null,
       logLevel: 'info',
+      nbdPorts: { first: 10100, last: 10200 },
+      hostId: hostname(),
+      exportRoots: [resolve('./var/repositories')],
     });
+  });
+
+  it('reads the NBD port range and refuses reversed or malformed ranges', () => {
+    expect(loadHubConfig({ SENDENSE_NBD_PORTS: '20000-20009' }).nbdPorts).toEqual({ first: 20000, last: 20009 });
+    expect(() => loadHubConfig({ SENDENSE_NBD_PORTS: '200-100' })).toThrow(/SENDENSE_NBD_PORTS must be a range/);
+    expect(() => loadHubConfig({ SENDENSE_NBD_PORTS: '10100' })).toThrow(/SENDENSE_NBD_PORTS/);
+    expect(() => loadHubConfig({ SENDENSE_NBD_PORTS: '1-70000' })).toThrow(/SENDENSE_NBD_PORTS/);
+    expect(() => loadHubConfig({ SENDENSE_EXPORT_ROOTS: 'relative/path' })).toThrow(/absolute paths/);
   });
 
   it('takes every setting from the environment', () => {

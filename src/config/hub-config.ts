@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 
 export const HUB_CONFIG = Symbol('HUB_CONFIG');
 
@@ -11,6 +12,12 @@ export interface HubConfig {
   apiBind: string;
   adminToken: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** Inclusive range of TCP ports the hub leases to NBD exports. */
+  nbdPorts: { first: number; last: number };
+  /** Names the per-host lease stream; hubs on one host share it, so they never lease one port twice. */
+  hostId: string;
+  /** Files under these directories may be exported (repositories add theirs). */
+  exportRoots: string[];
 }
 
 export class ConfigError extends Error {
@@ -62,17 +69,38 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const logLevel = (str('SENDENSE_LOG_LEVEL') ?? 'info') as HubConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`SENDENSE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
 
+  const nbdPorts = portRange(str('SENDENSE_NBD_PORTS') ?? '10100-10200', problems);
+  const hostId = str('SENDENSE_HOST_ID') ?? hostname();
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostId)) problems.push(`SENDENSE_HOST_ID must be 1-63 characters of A-Z a-z 0-9 . - , got ${JSON.stringify(hostId)}`);
+  const dataDir = resolve(str('SENDENSE_DATA_DIR') ?? './var');
+  const exportRoots = (str('SENDENSE_EXPORT_ROOTS') ?? join(dataDir, 'repositories')).split(':').filter(Boolean);
+  for (const root of exportRoots) if (!isAbsolute(root)) problems.push(`SENDENSE_EXPORT_ROOTS entries must be absolute paths, got ${JSON.stringify(root)}`);
+
   const config: HubConfig = {
-    dataDir: resolve(str('SENDENSE_DATA_DIR') ?? './var'),
+    dataDir,
     databaseUrl,
     eventStoreUrl,
     apiPort: port('SENDENSE_API_PORT', 8082),
     apiBind,
     adminToken,
     logLevel,
+    nbdPorts,
+    hostId,
+    exportRoots: exportRoots.map((r) => resolve(r)),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
+}
+
+function portRange(raw: string, problems: string[]): { first: number; last: number } {
+  const match = /^(\d{1,5})-(\d{1,5})$/.exec(raw);
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2]);
+  if (!match || first < 1 || last > 65535 || first > last) {
+    problems.push(`SENDENSE_NBD_PORTS must be a range FIRST-LAST of TCP ports with FIRST <= LAST, got ${JSON.stringify(raw)}`);
+    return { first: 10100, last: 10200 };
+  }
+  return { first, last };
 }
 
 function redact(url: string): string {

@@ -1,4 +1,7 @@
 import { INestApplication } from '@nestjs/common';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import request from 'supertest';
 import { hashToken } from '../../src/auth/token-hash';
 import { loadHubConfig } from '../../src/config/hub-config';
@@ -9,6 +12,7 @@ export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 export interface TestHub {
   app: INestApplication;
+  dataDir: string;
   db: TestDatabase;
   http: () => ReturnType<typeof request>;
   admin: (req: request.Test) => request.Test;
@@ -18,17 +22,20 @@ export interface TestHub {
 /** The real hub application on a fresh real database, driven over HTTP by supertest. */
 export async function startTestHub(env: NodeJS.ProcessEnv = {}): Promise<TestHub> {
   const db = await createTestDatabase();
-  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', ...env });
+  const dataDir = mkdtempSync(join(tmpdir(), 'sendense-testhub-'));
+  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, ...env });
   const app = await createHubApp({ config, connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
   await app.init();
   return {
     app,
+    dataDir,
     db,
     http: () => request(app.getHttpServer()),
     admin: (req) => req.set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`),
     close: async () => {
       await app.close();
       await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

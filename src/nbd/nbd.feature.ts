@@ -1,0 +1,16 @@
+import { NbdLeasesProjector } from '../../projections/nbd-leases/nbd-leases.projector';
+import { QemuNbdProcessesProjector } from '../../projections/qemu-nbd-processes/qemu-nbd-processes.projector';
+import { ExportPathPolicy } from './exports/export-path-policy';
+import { NbdExportsController } from './exports/nbd-exports.controller';
+import { NbdExportsService } from './exports/nbd-exports.service';
+import { NbdMetrics } from './nbd-metrics';
+import { AllocateNbdPortHandler, ReleaseJobPortsHandler, ReleaseNbdPortHandler } from './ports/nbd-port.handlers';
+import { NbdPortPool } from './ports/nbd-port-pool';
+import { NbdPortsController } from './ports/nbd-ports.controller';
+
+/** What the NBD feature adds to the hub module. */
+export const nbdFeature = {
+  controllers: [NbdPortsController, NbdExportsController],
+  providers: [NbdPortPool, AllocateNbdPortHandler, ReleaseNbdPortHandler, ReleaseJobPortsHandler, ExportPathPolicy, NbdExportsService, NbdMetrics],
+  projectors: [NbdLeasesProjector, QemuNbdProcessesProjector],
+};

@@ -1,0 +1,93 @@
+import { Aggregate } from '../../eventing/aggregate';
+import { DomainError } from '../../eventing/domain-error';
+import { NBD_PORT_ALLOCATED, NBD_PORT_RELEASED, NbdPortEvent, NbdPortReleased } from './nbd-port.events';
+
+export interface PortLease {
+  port: number;
+  leaseId: string;
+  jobId: string;
+  diskId: string;
+}
+
+export interface PortPoolState {
+  /** Active leases by port. */
+  leases: Readonly<Record<number, PortLease>>;
+  lastAllocated: number | null;
+}
+
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+export type PortPoolCommand =
+  | { kind: 'allocate'; jobId: string; diskId: string; leaseId: string; range: PortRange }
+  | { kind: 'release'; port: number; leaseId?: string; reason: string }
+  | { kind: 'releaseJob'; jobId: string; reason: string };
+
+/**
+ * One pool per hub host. Ports are handed out round-robin from the last one
+ * leased, so a port that was just released is the last to be reused.
+ */
+export const nbdPortPoolAggregate: Aggregate<PortPoolState, PortPoolCommand, NbdPortEvent> = {
+  initialState: () => ({ leases: {}, lastAllocated: null }),
+
+  evolve(state, event) {
+    switch (event.type) {
+      case NBD_PORT_ALLOCATED: {
+        const { port, leaseId, jobId, diskId } = event.data;
+        return { leases: { ...state.leases, [port]: { port, leaseId, jobId, diskId } }, lastAllocated: port };
+      }
+      case NBD_PORT_RELEASED: {
+        const leases = { ...state.leases };
+        delete leases[event.data.port];
+        return { ...state, leases };
+      }
+    }
+  },
+
+  decide(command, state) {
+    switch (command.kind) {
+      case 'allocate': {
+        const held = Object.values(state.leases).find((l) => l.jobId === command.jobId && l.diskId === command.diskId);
+        if (held) throw new DomainError('conflict', `job ${command.jobId} disk ${command.diskId} already holds port ${held.port} (lease ${held.leaseId})`);
+        const port = nextFreePort(state, command.range);
+        if (port === null) {
+          const size = command.range.last - command.range.first + 1;
+          throw new DomainError('conflict', `NBD port pool exhausted: all ${size} ports ${command.range.first}-${command.range.last} are leased`);
+        }
+        return [{ type: NBD_PORT_ALLOCATED, data: { port, jobId: command.jobId, diskId: command.diskId, leaseId: command.leaseId } }];
+      }
+      case 'release': {
+        const lease = state.leases[command.port];
+        if (!lease) throw new DomainError('not_found', `port ${command.port} is not leased`);
+        if (command.leaseId && lease.leaseId !== command.leaseId) {
+          throw new DomainError('conflict', `port ${command.port} is now held by lease ${lease.leaseId}, not ${command.leaseId}`);
+        }
+        return [released(lease, command.reason)];
+      }
+      case 'releaseJob':
+        return Object.values(state.leases)
+          .filter((l) => l.jobId === command.jobId)
+          .map((l) => released(l, command.reason));
+    }
+  },
+};
+
+function released(lease: PortLease, reason: string): NbdPortReleased {
+  return { type: NBD_PORT_RELEASED, data: { port: lease.port, jobId: lease.jobId, leaseId: lease.leaseId, reason } };
+}
+
+function nextFreePort(state: PortPoolState, range: PortRange): number | null {
+  const size = range.last - range.first + 1;
+  const after = state.lastAllocated !== null && state.lastAllocated >= range.first && state.lastAllocated <= range.last ? state.lastAllocated - range.first + 1 : 0;
+  for (let i = 0; i < size; i++) {
+    const port = range.first + ((after + i) % size);
+    if (!state.leases[port]) return port;
+  }
+  return null;
+}
+
+export function leaseById(state: PortPoolState, leaseId: string): PortLease | undefined {
+  return Object.values(state.leases).find((l) => l.leaseId === leaseId);
+}
