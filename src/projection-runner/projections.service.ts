@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { pgClientConfig, DbConnection } from '../database/db-connection';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
@@ -17,7 +17,7 @@ export interface ProjectionStatus {
 }
 
 @Injectable()
-export class ProjectionsService implements OnApplicationBootstrap, OnModuleDestroy {
+export class ProjectionsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('projections');
   private readonly runners: Map<string, ProjectionRunner>;
 
@@ -41,8 +41,14 @@ export class ProjectionsService implements OnApplicationBootstrap, OnModuleDestr
     for (const runner of this.runners.values()) runner.start();
   }
 
-  async onModuleDestroy(): Promise<void> {
-    await Promise.all([...this.runners.values()].map((r) => r.stop()));
+  /** Runs last at shutdown, after features recorded their final events, so read models end up current. */
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(
+      [...this.runners.values()].map(async (runner) => {
+        if (runner.status().leader) await this.waitForCaughtUp(runner.projector.name, 5_000);
+        await runner.stop();
+      }),
+    );
   }
 
   names(): string[] {
@@ -64,6 +70,11 @@ export class ProjectionsService implements OnApplicationBootstrap, OnModuleDestr
     if (!runner) throw new DomainError('not_found', `no projection named ${name}; known: ${this.names().join(', ')}`);
     this.logger.warn(`rebuilding projection ${name} from position zero`);
     await resetProjection(this.dataSource, runner.projector);
+  }
+
+  /** For answers after a failed command whose events' positions are unknown: wait until nothing is pending. */
+  async waitForCaughtUp(name: string, timeoutMs = 10_000): Promise<void> {
+    await this.waitFor(name, '\uffff', timeoutMs);
   }
 
   /** Read-your-writes: resolves once the projection has applied everything up to `position` that it cares about. */

@@ -64,3 +64,11 @@ async function adminQuery(connection: DbConnection, sql: string): Promise<void> 
     await client.end();
   }
 }
+
+/** A DATABASE_URL for child processes (Unix-socket hosts go in the query string). */
+export function connectionUrl(c: DbConnection): string {
+  const auth = `${encodeURIComponent(c.user)}${c.password ? `:${encodeURIComponent(c.password)}` : ''}`;
+  return c.host.startsWith('/')
+    ? `postgres://${auth}@localhost/${c.database}?host=${encodeURIComponent(c.host)}&port=${c.port}`
+    : `postgres://${auth}@${c.host}:${c.port}/${c.database}`;
+}

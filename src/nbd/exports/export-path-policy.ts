@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { realpath, stat } from 'node:fs/promises';
-import { isAbsolute, sep } from 'node:path';
+import { isAbsolute, resolve, sep } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../../config/hub-config';
 import { DomainError } from '../../eventing/domain-error';
 
@@ -21,17 +21,24 @@ export class ExportPathPolicy {
 
   async check(file: string): Promise<string> {
     if (!isAbsolute(file) || file.includes('\0')) throw new DomainError('invalid', 'file must be an absolute path');
+    const roots = [...this.config.exportRoots, ...this.extraRoots];
+    // Outside every root → 400 before touching the file, so the API never says whether it exists.
+    if (!roots.some((root) => isInside(resolve(file), root))) throw new DomainError('invalid', `file ${file} is outside the configured repositories`);
     let real: string;
     try {
       real = await realpath(file);
     } catch {
       throw new DomainError('not_found', `file ${file} does not exist`);
     }
-    const roots = await Promise.all([...this.config.exportRoots, ...this.extraRoots].map((r) => realpath(r).catch(() => null)));
-    if (!roots.some((root) => root !== null && real.startsWith(root.endsWith(sep) ? root : root + sep))) {
+    const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => null)));
+    if (!realRoots.some((root) => root !== null && isInside(real, root))) {
       throw new DomainError('invalid', `file ${file} is outside the configured repositories`);
     }
     if (!(await stat(real)).isFile()) throw new DomainError('invalid', `file ${file} is not a regular file`);
     return real;
   }
+}
+
+function isInside(path: string, root: string): boolean {
+  return path.startsWith(root.endsWith(sep) ? root : root + sep);
 }

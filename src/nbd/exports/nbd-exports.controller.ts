@@ -18,7 +18,11 @@ export class NbdExportsController {
 
   @Post('exports')
   async start(@Body() body: StartExportDto) {
-    const started = await this.exports.start({ ...body, format: body.format ?? 'qcow2', readOnly: body.readOnly ?? false, bitmap: body.bitmap ?? null });
+    const started = await this.exports.start({ ...body, format: body.format ?? 'qcow2', readOnly: body.readOnly ?? false, bitmap: body.bitmap ?? null }).catch(async (error) => {
+      // A failed start still recorded events (lease, failure, release); let the read models show them.
+      await Promise.all([this.projections.waitForCaughtUp('qemu-nbd-processes'), this.projections.waitForCaughtUp('nbd-leases')]);
+      throw error;
+    });
     await this.projections.waitFor('qemu-nbd-processes', started.position);
     return { leaseId: started.leaseId, port: started.port, exportName: started.exportName, pid: started.pid };
   }

@@ -37,9 +37,10 @@ export class NbdPortsController {
   @Delete('job/:jobId')
   async releaseJob(@Param() { jobId }: JobIdParams) {
     const leases = Object.values((await this.pool.state()).leases).filter((l) => l.jobId === jobId);
-    for (const lease of leases) if (this.exports.isRunning(lease.leaseId)) await this.exports.stop(lease.leaseId, 'job ports released');
+    let position: string | null = null;
+    for (const lease of leases) if (this.exports.isRunning(lease.leaseId)) position = await this.exports.stop(lease.leaseId, 'job ports released');
     const result: { ports: number[]; position: string | null } = await this.commands.execute(new ReleaseJobPortsCommand(jobId, 'job ports released'));
-    await this.projections.waitFor(LEASES, result.position);
+    await Promise.all([this.projections.waitFor(LEASES, result.position ?? position), this.projections.waitFor('qemu-nbd-processes', position)]);
     const released = [...new Set([...leases.map((l) => l.port), ...result.ports])].sort((a, b) => a - b);
     return { released };
   }

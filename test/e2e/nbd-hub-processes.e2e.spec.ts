@@ -1,0 +1,101 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createQcow2, MiB } from '../fixtures/qemu-nbd-images';
+import { isRunning, nbdinfoJson, pidsMentioning } from '../fixtures/qemu-nbd-processes';
+import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/processes';
+import { connectionUrl, createTestDatabase, TestDatabase } from '../support/test-database';
+
+const TOKEN = 'e2e-admin-token-0123456789';
+const headers = { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' };
+
+/** Real `sendense hub` processes sharing one real database. */
+describe('NBD leases and exports across hub processes', () => {
+  let db: TestDatabase;
+  let dir: string;
+  const hubs: SpawnedCli[] = [];
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    dir = mkdtempSync(join(tmpdir(), 'sendense-nbd-e2e-'));
+    chmodSync(dir, 0o755);
+  });
+  afterEach(async () => {
+    for (const h of hubs.splice(0)) if (h.child.exitCode === null && h.child.signalCode === null) {
+      h.child.kill('SIGTERM');
+      await h.exited;
+    }
+    for (const pid of await pidsMentioning(dir)) process.kill(pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    await db.drop();
+  });
+
+  async function startHub(name: string, port: number): Promise<string> {
+    const hub = spawnSendense(['hub'], {
+      DATABASE_URL: connectionUrl(db.connection),
+      SENDENSE_DATA_DIR: join(dir, name),
+      SENDENSE_API_PORT: String(port),
+      SENDENSE_ADMIN_TOKEN: TOKEN,
+      SENDENSE_HOST_ID: 'e2e-host',
+      SENDENSE_NBD_PORTS: '12400-12500',
+      SENDENSE_LOG_LEVEL: 'warn',
+    });
+    hubs.push(hub);
+    const url = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${url}/api/v1/health`);
+    return url;
+  }
+
+  const api = async (url: string, method: string, path: string, body?: object) => {
+    const res = await fetch(`${url}${path}`, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  it('two hubs on one database never lease one port twice: 101 distinct, the 102nd refused', async () => {
+    const [a, b] = [await startHub('a', await freePort()), await startHub('b', await freePort())];
+    const results = await Promise.all(Array.from({ length: 101 }, (_, i) => api(i % 2 ? a : b, 'POST', '/api/v1/nbd/ports/allocate', { jobId: `job-${i}`, diskId: 'disk0' })));
+    expect(results.map((r) => r.status)).toEqual(Array(101).fill(201));
+    expect(new Set(results.map((r) => r.body.port)).size).toBe(101);
+    const overflowA = await api(a, 'POST', '/api/v1/nbd/ports/allocate', { jobId: 'x', diskId: 'd' });
+    const overflowB = await api(b, 'POST', '/api/v1/nbd/ports/allocate', { jobId: 'y', diskId: 'd' });
+    expect([overflowA.status, overflowB.status]).toEqual([409, 409]);
+    expect(overflowB.body.message).toContain('NBD port pool exhausted');
+  });
+
+  it('after a hub SIGKILL with 3 exports, the restart adopts the live ones and records the dead one; shutdown leaves nothing', async () => {
+    const port = await freePort();
+    let url = await startHub('solo', port);
+    const repo = join(dir, 'solo', 'repositories');
+    mkdirSync(repo, { recursive: true });
+    const exports = [];
+    for (const disk of ['disk0', 'disk1', 'disk2']) {
+      const file = await createQcow2(join(repo, `${disk}.qcow2`), 16 * MiB);
+      const res = await api(url, 'POST', '/api/v1/nbd/exports', { jobId: 'job-1', diskId: disk, file });
+      expect(res.status).toBe(201);
+      exports.push(res.body);
+    }
+    hubs[0].child.kill('SIGKILL');
+    await hubs[0].exited;
+    expect(exports.every((e) => isRunning(e.pid))).toBe(true);
+    process.kill(exports[2].pid, 'SIGKILL');
+
+    url = await startHub('solo', port);
+    const processes = (await api(url, 'GET', '/api/v1/nbd/processes')).body;
+    const byLease = (leaseId: string) => processes.find((p: { leaseId: string }) => p.leaseId === leaseId);
+    expect(byLease(exports[0].leaseId)).toMatchObject({ state: 'running', pid: exports[0].pid });
+    expect(byLease(exports[1].leaseId)).toMatchObject({ state: 'running', pid: exports[1].pid });
+    expect(byLease(exports[2].leaseId)).toMatchObject({ state: 'exited', error: expect.stringContaining('no longer running') });
+    const leased = (await api(url, 'GET', '/api/v1/nbd/ports')).body.map((l: { leaseId: string }) => l.leaseId).sort();
+    expect(leased).toEqual([exports[0].leaseId, exports[1].leaseId].sort());
+    expect((await nbdinfoJson(`nbd://127.0.0.1:${exports[0].port}/job-1-disk0`))['export-size']).toBe(16 * MiB);
+
+    expect((await api(url, 'DELETE', `/api/v1/nbd/exports/${exports[0].leaseId}`)).status).toBe(200);
+    expect(isRunning(exports[0].pid)).toBe(false);
+
+    hubs[1].child.kill('SIGTERM');
+    expect((await hubs[1].exited).code).toBe(0);
+    expect(await pidsMentioning(dir)).toEqual([]);
+    const [row] = await db.dataSource.query(`SELECT count(*)::int AS active FROM rm_nbd_leases WHERE status = 'active'`);
+    expect(row.active).toBe(0);
+  });
+});
