@@ -1,7 +1,9 @@
 import { runEventStoreBench } from './event-store.bench';
+import { runExportsBench } from './exports.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   'event-store': runEventStoreBench,
+  exports: runExportsBench,
 };
 
 async function main(): Promise<void> {
