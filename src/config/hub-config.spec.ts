@@ -15,6 +15,8 @@ describe('hub configuration', () => {
       nbdPorts: { first: 10100, last: 10200 },
       hostId: hostname(),
       exportRoots: [resolve('./var/repositories')],
+      capacityIntervalMs: 300_000,
+      lowSpacePercent: 10,
     });
   });
 

@@ -18,6 +18,10 @@ export interface HubConfig {
   hostId: string;
   /** Files under these directories may be exported (repositories add theirs). */
   exportRoots: string[];
+  /** How often repository capacity is sampled. */
+  capacityIntervalMs: number;
+  /** Free space below this share of a repository is a RepositoryLowSpace event. */
+  lowSpacePercent: number;
 }
 
 export class ConfigError extends Error {
@@ -48,6 +52,16 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     return n;
   };
 
+  const int = (name: string, fallback: number, min: number, max: number) => {
+    const raw = str(name);
+    if (raw === null) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    return Number(raw);
+  };
+
   const databaseUrl = str('DATABASE_URL');
   if (databaseUrl !== null && !/^postgres(ql)?:\/\/[^\s]+$/.test(databaseUrl)) {
     problems.push(`DATABASE_URL must be a postgres:// or postgresql:// URL, got ${JSON.stringify(redact(databaseUrl))}; unset it to use the embedded database`);
@@ -76,6 +90,9 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const exportRoots = (str('SENDENSE_EXPORT_ROOTS') ?? join(dataDir, 'repositories')).split(':').filter(Boolean);
   for (const root of exportRoots) if (!isAbsolute(root)) problems.push(`SENDENSE_EXPORT_ROOTS entries must be absolute paths, got ${JSON.stringify(root)}`);
 
+  const capacityIntervalS = int('SENDENSE_CAPACITY_INTERVAL_S', 300, 1, 86_400);
+  const lowSpacePercent = int('SENDENSE_LOW_SPACE_PERCENT', 10, 0, 99);
+
   const config: HubConfig = {
     dataDir,
     databaseUrl,
@@ -87,6 +104,8 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     nbdPorts,
     hostId,
     exportRoots: exportRoots.map((r) => resolve(r)),
+    capacityIntervalMs: capacityIntervalS * 1000,
+    lowSpacePercent,
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -90,6 +90,15 @@ export function eventStoreContract(open: () => Promise<{ store: EventStore; clos
       expect((await store.readStream(s, { direction: 'backwards', fromRevision: 1n })).map((e) => e.type)).toEqual(['E2', 'E1']);
     });
 
+    it('orders revisions numerically past 10, both ways', async () => {
+      const s = `${prefix}many`;
+      await store.append(s, Array.from({ length: 12 }, (_, i) => ev('E', i)), 'no_stream');
+      expect((await store.readStream(s)).map((e) => e.data.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      expect((await store.readStream(s, { direction: 'backwards' })).map((e) => e.data.n)).toEqual([11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+      const all = await store.readAll({ filter: { streamPrefixes: [prefix] }, maxCount: 100 });
+      expect(all.map((e) => e.data.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    });
+
     it('returns nothing for a stream that does not exist', async () => {
       expect(await store.readStream(`${prefix}missing`)).toEqual([]);
     });

@@ -12,6 +12,7 @@ import { EVENT_STORE } from '../event-store/event-store.port';
 import { AggregateRepository } from '../eventing/aggregate-repository';
 import { DomainErrorFilter } from '../http/domain-error.filter';
 import { nbdFeature } from '../nbd/nbd.feature';
+import { repositoriesFeature } from '../repositories/repositories.feature';
 import { HealthController } from '../operations/health.controller';
 import { MetricsController } from '../operations/metrics.controller';
 import { createMetricsRegistry, METRICS_REGISTRY } from '../operations/metrics.registry';
@@ -29,7 +30,7 @@ interface Feature {
   projectors: Type[];
 }
 
-const FEATURES: Feature[] = [authFeature, nbdFeature];
+const FEATURES: Feature[] = [authFeature, nbdFeature, repositoriesFeature];
 
 @Module({})
 export class HubModule {

@@ -107,7 +107,7 @@ export class PostgresEventStore implements EventStore {
       `SELECT ${EVENT_COLUMNS}
        FROM es_events
        WHERE stream_id = $1 AND ($2::bigint IS NULL OR ${backwards ? 'revision <= $2' : 'revision >= $2'})
-       ORDER BY revision ${backwards ? 'DESC' : 'ASC'} LIMIT $3`,
+       ORDER BY es_events.revision ${backwards ? 'DESC' : 'ASC'} LIMIT $3`,
       [streamId, from === undefined ? null : from.toString(), options.maxCount ?? null],
     );
     return rows.rows.map(toRecorded);
@@ -123,7 +123,7 @@ export class PostgresEventStore implements EventStore {
          AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
          AND ($3::text[] IS NULL OR event_type = ANY($3::text[]))
          AND ($4::text[] IS NULL OR stream_id LIKE ANY($4::text[]))
-       ORDER BY tx_id, seq LIMIT $5`,
+       ORDER BY es_events.tx_id, es_events.seq LIMIT $5`,
       [tx.toString(), seq.toString(), types, prefixes, options.maxCount ?? 1000],
     );
     return rows.rows.map(toRecorded);
@@ -133,7 +133,7 @@ export class PostgresEventStore implements EventStore {
     const rows = await this.pool.query<EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM es_events
        WHERE metadata->>'correlationId' = $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-       ORDER BY tx_id, seq LIMIT $2`,
+       ORDER BY es_events.tx_id, es_events.seq LIMIT $2`,
       [correlationId, maxCount],
     );
     return rows.rows.map(toRecorded);

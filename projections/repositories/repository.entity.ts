@@ -1,0 +1,37 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+
+@Entity({ name: 'rm_repositories' })
+export class RepositoryView {
+  @PrimaryColumn({ name: 'repository_id', type: 'uuid' })
+  repositoryId: string;
+
+  @Column({ type: 'text' })
+  name: string;
+
+  @Column({ type: 'text' })
+  kind: 'local' | 'nfs' | 'cifs';
+
+  @Column({ type: 'text' })
+  root: string;
+
+  @Column({ type: 'jsonb', nullable: true })
+  source: Record<string, unknown> | null;
+
+  @Column({ type: 'text' })
+  status: 'active' | 'removed';
+
+  @Column({ name: 'total_bytes', type: 'bigint', nullable: true })
+  totalBytes: string | null;
+
+  @Column({ name: 'free_bytes', type: 'bigint', nullable: true })
+  freeBytes: string | null;
+
+  @Column({ name: 'low_space', type: 'boolean' })
+  lowSpace: boolean;
+
+  @Column({ name: 'sampled_at', type: 'timestamptz', nullable: true })
+  sampledAt: Date | null;
+
+  @Column({ name: 'registered_at', type: 'timestamptz' })
+  registeredAt: Date;
+}

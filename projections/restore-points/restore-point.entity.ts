@@ -1,0 +1,49 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import type { PointDisk } from '../../src/restore-points/chain.events';
+
+@Entity({ name: 'rm_restore_points' })
+@Index(['vmId', 'repositoryId'])
+export class RestorePointView {
+  @PrimaryColumn({ name: 'restore_point_id', type: 'text' })
+  restorePointId: string;
+
+  @Column({ name: 'vm_id', type: 'text' })
+  vmId: string;
+
+  @Column({ name: 'repository_id', type: 'uuid' })
+  repositoryId: string;
+
+  @Column({ name: 'backup_id', type: 'text', nullable: true })
+  backupId: string | null;
+
+  @Column({ type: 'text' })
+  type: 'full' | 'incremental';
+
+  @Column({ name: 'parent_id', type: 'text', nullable: true })
+  parentId: string | null;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+
+  @Column({ type: 'jsonb' })
+  disks: PointDisk[];
+
+  @Column({ type: 'text' })
+  status: 'available' | 'deleting';
+
+  /** Order in the chain: the position of the event that added it. */
+  @Column({ name: 'chain_position', type: 'text' })
+  chainPosition: string;
+
+  @Column({ name: 'verified_at', type: 'timestamptz', nullable: true })
+  verifiedAt: Date | null;
+
+  @Column({ name: 'verify_ok', type: 'boolean', nullable: true })
+  verifyOk: boolean | null;
+
+  @Column({ name: 'verify_problems', type: 'jsonb', nullable: true })
+  verifyProblems: string[] | null;
+
+  @Column({ name: 'verify_warnings', type: 'jsonb', nullable: true })
+  verifyWarnings: string[] | null;
+}

@@ -1,0 +1,74 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import { RecordedEvent } from '../../src/event-store/event-store.port';
+import { Projector } from '../../src/projection-runner/projector';
+import {
+  CHAIN_STREAM_PREFIX,
+  RESTORE_POINT_ADDED,
+  RESTORE_POINT_DELETE_STARTED,
+  RESTORE_POINT_DELETED,
+  RESTORE_POINT_MERGED,
+  RESTORE_POINT_VERIFIED,
+  RestorePoint,
+  RestorePointDeleted,
+  RestorePointMerged,
+  RestorePointVerified,
+} from '../../src/restore-points/chain.events';
+import { RestorePointView } from './restore-point.entity';
+
+@Injectable()
+export class RestorePointsProjector implements Projector {
+  readonly name = 'restore-points';
+  readonly filter = { streamPrefixes: [CHAIN_STREAM_PREFIX] };
+  readonly tables = ['rm_restore_points'];
+
+  async apply(event: RecordedEvent, manager: EntityManager): Promise<void> {
+    const repo = manager.getRepository(RestorePointView);
+    switch (event.type) {
+      case RESTORE_POINT_ADDED: {
+        const p = event.data as unknown as RestorePoint;
+        await repo.insert({
+          restorePointId: p.restorePointId,
+          vmId: p.vmId,
+          repositoryId: p.repositoryId,
+          backupId: p.backupId,
+          type: p.type,
+          parentId: p.parentId,
+          createdAt: new Date(p.createdAt),
+          disks: p.disks,
+          status: 'available',
+          chainPosition: event.position,
+          verifiedAt: null,
+          verifyOk: null,
+          verifyProblems: null,
+          verifyWarnings: null,
+        });
+        return;
+      }
+      case RESTORE_POINT_DELETE_STARTED:
+        await repo.update({ restorePointId: (event.data as { restorePointId: string }).restorePointId }, { status: 'deleting' });
+        return;
+      case RESTORE_POINT_MERGED: {
+        const d = event.data as RestorePointMerged['data'];
+        await repo.delete({ restorePointId: d.restorePointId });
+        await repo.update({ restorePointId: d.intoId }, { type: 'full', parentId: null, disks: d.disks });
+        return;
+      }
+      case RESTORE_POINT_DELETED: {
+        const d = event.data as RestorePointDeleted['data'];
+        const removed = await repo.findOneBy({ restorePointId: d.restorePointId });
+        await repo.delete({ restorePointId: d.restorePointId });
+        if (removed) {
+          const child = await repo.findOneBy({ parentId: d.restorePointId, vmId: removed.vmId, repositoryId: removed.repositoryId });
+          if (child) await repo.update({ restorePointId: child.restorePointId }, { parentId: removed.parentId, disks: d.childDisks ?? child.disks });
+        }
+        return;
+      }
+      case RESTORE_POINT_VERIFIED: {
+        const d = event.data as RestorePointVerified['data'];
+        await repo.update({ restorePointId: d.restorePointId }, { verifiedAt: event.createdAt, verifyOk: d.ok, verifyProblems: d.problems, verifyWarnings: d.warnings });
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { CIFS_SHARE, MOUNT_OPTIONS, NFS_EXPORT, NFS_SERVER } from './mount-commands';
+
+export class RegisterRepositoryDto {
+  @ApiProperty({ example: 'main' })
+  @IsString()
+  @Matches(/^[a-z0-9][a-z0-9._-]{0,62}$/, { message: 'name must be 1-63 characters of a-z 0-9 . _ - starting with a letter or digit' })
+  name: string;
+
+  @ApiProperty({ enum: ['local', 'nfs', 'cifs'] })
+  @IsIn(['local', 'nfs', 'cifs'])
+  kind: 'local' | 'nfs' | 'cifs';
+
+  @ApiPropertyOptional({ description: 'local: absolute directory (created if missing)', example: '/var/lib/sendense/repositories/main' })
+  @ValidateIf((o) => o.kind === 'local' || o.path !== undefined)
+  @IsString()
+  @MaxLength(1024)
+  @Matches(/^\/[^\0]*$/, { message: 'path must be an absolute path' })
+  path?: string;
+
+  @ApiPropertyOptional({ description: 'nfs: server host name or IP', example: 'nas.lan' })
+  @ValidateIf((o) => o.kind === 'nfs' || o.server !== undefined)
+  @IsString()
+  @Matches(NFS_SERVER, { message: 'server must be a host name or IP address' })
+  server?: string;
+
+  @ApiPropertyOptional({ description: 'nfs: exported path', example: '/export/backups' })
+  @ValidateIf((o) => o.kind === 'nfs' || o.export !== undefined)
+  @IsString()
+  @Matches(NFS_EXPORT, { message: 'export must be an absolute path on the server' })
+  export?: string;
+
+  @ApiPropertyOptional({ description: 'cifs: //server/share', example: '//nas/backups' })
+  @ValidateIf((o) => o.kind === 'cifs' || o.share !== undefined)
+  @IsString()
+  @Matches(CIFS_SHARE, { message: 'share must look like //server/share' })
+  share?: string;
+
+  @ApiPropertyOptional({ description: 'cifs: user name' })
+  @ValidateIf((o) => o.kind === 'cifs' || o.username !== undefined)
+  @IsString()
+  @Matches(/^[A-Za-z0-9._@\\-]{1,128}$/, { message: 'username must be 1-128 characters of A-Z a-z 0-9 . _ @ \\ -' })
+  username?: string;
+
+  @ApiPropertyOptional({ description: 'cifs: file on the hub holding the password' })
+  @ValidateIf((o) => o.kind === 'cifs' || o.passwordFile !== undefined)
+  @IsString()
+  @Matches(/^\/[^\0]{1,1023}$/, { message: 'passwordFile must be an absolute path' })
+  passwordFile?: string;
+
+  @ApiPropertyOptional({ description: 'nfs/cifs: mount options', example: 'vers=4.2,hard' })
+  @IsOptional()
+  @IsString()
+  @Matches(MOUNT_OPTIONS, { message: 'options must be a comma-separated list of key=value mount options' })
+  options?: string;
+}
+
+export class RepositoryIdParams {
+  @IsUUID('4', { message: 'repositoryId must be a uuid' })
+  id: string;
+}

@@ -1,0 +1,198 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, truncateSync, renameSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { contentMismatches } from '../../test/fixtures/qcow2/chain-builder';
+import { buildRepositoryChain, RepositoryChain } from '../../test/fixtures/qcow2/repository-chain';
+import { eventCount, startTestHub, TestHub } from '../../test/support/test-hub';
+import { SpaceCheck } from '../restore-points/space-check';
+
+describe('repositories and restore-point chains (real qemu-img, real data)', () => {
+  let hub: TestHub;
+  let dir: string;
+  let root: string;
+  let chain: RepositoryChain;
+  let repositoryId: string;
+
+  beforeEach(async () => {
+    hub = await startTestHub({ SENDENSE_NBD_PORTS: '12800-12809' });
+    dir = mkdtempSync(join(tmpdir(), 'sendense-repo-e2e-'));
+    chmodSync(dir, 0o755);
+    root = join(dir, 'repo-main');
+    mkdirSync(root);
+    chain = await buildRepositoryChain(root, join(dir, 'staging'));
+    const res = await hub.admin(hub.http().post('/api/v1/repositories')).send({ name: 'main', kind: 'local', path: root }).expect(201);
+    repositoryId = res.body.repositoryId;
+  });
+  afterEach(async () => {
+    await hub.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const rescan = () => hub.admin(hub.http().post(`/api/v1/repositories/${repositoryId}/rescan`)).expect(201);
+  const listChain = async (h: TestHub = hub, repo = repositoryId) => (await h.admin(h.http().get(`/api/v1/vms/vm1/restore-points?repositoryId=${repo}`)).expect(200)).body;
+  const expectContent = async (points: string[]) => {
+    const pairs = points.flatMap((p) => ['disk0', 'disk1'].map((d) => [chain.file(p, d), chain.references[p][d]] as const));
+    expect(await contentMismatches(pairs)).toEqual([]);
+  };
+
+  it('registers a local repository with capacity from statfs', async () => {
+    const res = await hub.admin(hub.http().get(`/api/v1/repositories/${repositoryId}`)).expect(200);
+    expect(res.body).toMatchObject({ repositoryId, name: 'main', kind: 'local', path: root, lowSpace: false });
+    expect(res.body.totalBytes).toBeGreaterThan(0);
+    expect(res.body.freeBytes).toBeGreaterThan(0);
+    expect(res.body.usedBytes).toBeGreaterThan(0);
+    expect((await hub.admin(hub.http().get('/api/v1/repositories')).expect(200)).body.map((r: { name: string }) => r.name)).toEqual(['main']);
+  });
+
+  it('rescans manifests into a chain, deletes the oldest then a middle point, and every remaining point keeps its exact content', async () => {
+    const report = await rescan();
+    expect(report.body).toMatchObject({ vms: ['vm1'], added: chain.points, broken: [], invalidManifests: [] });
+    expect((await listChain()).map((p: { restorePointId: string; type: string; parentId: string }) => [p.restorePointId, p.type, p.parentId])).toEqual([
+      ['rp-1', 'full', null],
+      ['rp-2', 'incremental', 'rp-1'],
+      ['rp-3', 'incremental', 'rp-2'],
+      ['rp-4', 'incremental', 'rp-3'],
+    ]);
+
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-1')).expect(200);
+    expect(existsSync(chain.file('rp-1', 'disk0'))).toBe(false);
+    await expectContent(['rp-2', 'rp-3', 'rp-4']);
+    const rp2 = (await hub.admin(hub.http().get('/api/v1/restore-points/rp-2')).expect(200)).body;
+    expect(rp2).toMatchObject({ type: 'full', parentId: null });
+    expect(rp2.disks.map((d: { parentFile: string | null }) => d.parentFile)).toEqual([null, null]);
+
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-3')).expect(200);
+    await expectContent(['rp-2', 'rp-4']);
+    expect((await listChain()).map((p: { restorePointId: string; parentId: string }) => [p.restorePointId, p.parentId])).toEqual([
+      ['rp-2', null],
+      ['rp-4', 'rp-2'],
+    ]);
+    const verified = (await hub.admin(hub.http().post('/api/v1/restore-points/rp-4/verify')).expect(201)).body;
+    expect(verified.verification).toMatchObject({ ok: true, problems: [] });
+
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(200);
+    await expectContent(['rp-2']);
+
+    const audit = (await hub.admin(hub.http().get(`/api/v1/audit/streams/chain-vm1-${repositoryId}`)).expect(200)).body.events.map((e: { type: string }) => e.type);
+    expect(audit.filter((t: string) => t !== 'RestorePointAdded')).toEqual([
+      'RestorePointDeleteStarted',
+      'RestorePointMerged',
+      'RestorePointDeleteStarted',
+      'RestorePointDeleted',
+      'RestorePointVerified',
+      'RestorePointDeleteStarted',
+      'RestorePointDeleted',
+    ]);
+  });
+
+  it('verify catches a truncated file and a broken backing path, and marks the chain broken', async () => {
+    await rescan();
+    expect((await hub.admin(hub.http().post('/api/v1/restore-points/rp-4/verify')).expect(201)).body.verification.ok).toBe(true);
+
+    truncateSync(chain.file('rp-4', 'disk0'), 200_000);
+    const truncated = (await hub.admin(hub.http().post('/api/v1/restore-points/rp-4/verify')).expect(201)).body;
+    expect(truncated.verification.ok).toBe(false);
+    expect(truncated.verification.problems.join('\n')).toMatch(/disk0: .*(truncat|shorter)/i);
+
+    renameSync(chain.file('rp-2', 'disk1'), chain.file('rp-2', 'disk1') + '.moved');
+    const broken = (await hub.admin(hub.http().post('/api/v1/restore-points/rp-3/verify')).expect(201)).body;
+    expect(broken.verification.ok).toBe(false);
+    expect(broken.verification.problems.join('\n')).toMatch(/disk1: .*rp-2/);
+
+    const events = (await hub.admin(hub.http().get(`/api/v1/audit/streams/chain-vm1-${repositoryId}`)).expect(200)).body.events;
+    expect(events.filter((e: { type: string }) => e.type === 'ChainBroken')).toHaveLength(2);
+  });
+
+  it('a rescan into a fresh database reproduces the same chain', async () => {
+    await rescan();
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-2')).expect(200);
+    const original = await listChain();
+
+    const fresh = await startTestHub({ SENDENSE_NBD_PORTS: '12810-12819' });
+    try {
+      const repo = (await fresh.admin(fresh.http().post('/api/v1/repositories')).send({ name: 'reattached', kind: 'local', path: root }).expect(201)).body.repositoryId;
+      const report = (await fresh.admin(fresh.http().post(`/api/v1/repositories/${repo}/rescan`)).expect(201)).body;
+      expect(report.added).toEqual(['rp-1', 'rp-3', 'rp-4']);
+      const strip = (points: { restorePointId: string; type: string; parentId: string | null; disks: unknown[]; createdAt: string }[]) =>
+        points.map(({ restorePointId, type, parentId, disks, createdAt }) => ({ restorePointId, type, parentId, disks, createdAt }));
+      expect(strip(await listChain(fresh, repo))).toEqual(strip(original));
+      expect((await fresh.admin(fresh.http().post(`/api/v1/repositories/${repo}/rescan`)).expect(201)).body).toMatchObject({ added: [], alreadyKnown: ['rp-1', 'rp-3', 'rp-4'] });
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('refuses to delete a point while it or a point above it is exported, and the repository while it holds points', async () => {
+    await rescan();
+    const exported = await hub.admin(hub.http().post('/api/v1/nbd/exports')).send({ jobId: 'restore', diskId: 'disk0', file: chain.file('rp-4', 'disk0'), readOnly: true }).expect(201);
+    const refused = await hub.admin(hub.http().delete('/api/v1/restore-points/rp-2')).expect(409);
+    expect(refused.body.message).toMatch(/in use: .*rp-4.qcow2 is exported by NBD lease/);
+    await hub.admin(hub.http().delete(`/api/v1/repositories/${repositoryId}`)).expect(409);
+    await hub.admin(hub.http().delete(`/api/v1/nbd/exports/${exported.body.leaseId}`)).expect(200);
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-2')).expect(200);
+    await expectContent(['rp-1', 'rp-3', 'rp-4']);
+  });
+
+  it('finishes at the next start a merge that a crash interrupted', async () => {
+    await rescan();
+    const { AggregateRepository } = await import('../eventing/aggregate-repository');
+    const { chainAggregate } = await import('../restore-points/chain.aggregate');
+    const { chainStream } = await import('../restore-points/chain.events');
+    const { planMergeOldest, beginMerge, runMergeStep } = await import('./qcow2/chain-surgery');
+    await hub.app.get(AggregateRepository).execute(chainStream('vm1', repositoryId), chainAggregate, { kind: 'startDelete', restorePointId: 'rp-1' });
+    const plan = await planMergeOldest({ oldest: chain.file('rp-1', 'disk0'), next: chain.file('rp-2', 'disk0'), id: 'rp-1-disk0' });
+    await runMergeStep(await beginMerge(plan), 'commit');
+    const { db, dataDir } = hub;
+    await hub.app.close();
+
+    const { createHubApp } = await import('../hub/create-hub-app');
+    const { loadHubConfig } = await import('../config/hub-config');
+    const { hashToken } = await import('../auth/token-hash');
+    const restarted = await createHubApp({ config: loadHubConfig({ SENDENSE_DATA_DIR: dataDir, SENDENSE_LOG_LEVEL: 'warn' }), connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken('x'.repeat(20)) });
+    await restarted.init();
+    try {
+      expect(existsSync(chain.file('rp-1', 'disk0'))).toBe(false);
+      expect(existsSync(chain.file('rp-1', 'disk1'))).toBe(false);
+      await expectContent(['rp-2', 'rp-3', 'rp-4']);
+      const [row] = await db.dataSource.query(`SELECT type, parent_id, status FROM rm_restore_points WHERE restore_point_id = 'rp-2'`);
+      expect(row).toEqual({ type: 'full', parent_id: null, status: 'available' });
+    } finally {
+      await restarted.close();
+      hub.app = { close: async () => undefined } as never;
+    }
+  });
+
+  it('refuses to start a backup that cannot fit, with the sizes in the reason', async () => {
+    const check = hub.app.get(SpaceCheck);
+    await expect(check.assertFits(repositoryId, [2 ** 50])).rejects.toThrow(/not enough space in repository .*GiB free, but the backup may need up to 10487\d\d\.\d GiB \(qemu-img measure of 1 disk\(s\)\)/);
+    await expect(check.assertFits(repositoryId, [64 * 1024 * 1024])).resolves.toMatchObject({ requiredBytes: expect.any(Number) });
+  });
+
+  it.each([
+    ['post', '/api/v1/repositories', { name: 'x', kind: 'local', path: 'relative/dir' }, 400, /path must be an absolute path/],
+    ['post', '/api/v1/repositories', { name: 'x', kind: 'zfs', path: '/tmp/x' }, 400, /kind must be one of/],
+    ['post', '/api/v1/repositories', { name: 'x', kind: 'local', path: '/tmp/x', server: 'nas' }, 400, /server do\(es\) not apply to a local repository/],
+    ['post', '/api/v1/repositories', { name: 'main', kind: 'local', path: '/tmp/other-sendense-repo' }, 409, /already exists/],
+    ['post', '/api/v1/repositories', { name: 'inner', kind: 'local', path: '@ROOT/vm1' }, 409, /overlaps repository main/],
+    ['post', '/api/v1/repositories', { name: 'x', kind: 'nfs', server: 'nas;reboot', export: '/e' }, 400, /server must be a host name/],
+    ['post', '/api/v1/repositories', { name: 'x', kind: 'nfs', server: 'nas', export: '/e', options: 'ro -o x' }, 400, /options must be/],
+    ['post', '/api/v1/repositories', { name: 'x', kind: 'nfs', server: '127.0.0.1', export: '/export' }, 400, /could not mount the nfs repository/],
+    ['post', '/api/v1/repositories', { name: 'x', kind: 'cifs', share: '//nas/b', username: 'u', passwordFile: '/nonexistent' }, 400, /passwordFile .* does not exist/],
+    ['get', '/api/v1/repositories/not-a-uuid', undefined, 400, /repositoryId must be a uuid/],
+    ['get', '/api/v1/repositories/7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11', undefined, 404, /does not exist/],
+    ['post', '/api/v1/repositories/7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11/rescan', undefined, 404, /does not exist/],
+    ['delete', '/api/v1/restore-points/..%2F..%2Fetc', undefined, 400, /restorePointId must be/],
+    ['delete', '/api/v1/restore-points/rp-99', undefined, 404, /does not exist/],
+    ['post', '/api/v1/restore-points/rp-99/verify', undefined, 404, /does not exist/],
+    ['get', '/api/v1/vms/vm%201/restore-points', undefined, 400, /vmId must be/],
+    ['get', '/api/v1/vms/vm1/restore-points?repositoryId=../x', undefined, 400, /repositoryId must be a uuid/],
+  ] as const)('%s %s %j → %i and nothing changes', async (method, path, body, status, message) => {
+    await rescan();
+    const before = await eventCount(hub.db);
+    const req = hub.admin(hub.http()[method](path));
+    const res = await (body ? req.send(JSON.parse(JSON.stringify(body).replace('@ROOT', root))) : req).expect(status);
+    expect(JSON.stringify(res.body.message)).toMatch(message);
+    expect(await eventCount(hub.db)).toBe(before);
+    await expectContent(chain.points);
+  });
+});

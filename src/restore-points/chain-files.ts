@@ -1,0 +1,67 @@
+import { stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { removeDurably } from '../repositories/qcow2/durable-fs';
+import { deleteNewest, findMergeJournals, mergeOldestIntoNext, removeMiddle, resumeMerge } from '../repositories/qcow2/chain-surgery';
+import { manifestPath, RestorePointManifest, writeManifest } from '../repositories/qcow2/manifest';
+import { PendingDelete } from './chain.aggregate';
+import { PointDisk, RestorePoint } from './chain.events';
+
+/**
+ * The file side of deleting a restore point, for every disk, written so that
+ * running it again after a crash at any point finishes the job.
+ * Returns the child's disks as they are afterwards (null when there is no child).
+ */
+export async function deletePointFiles(root: string, pending: PendingDelete, point: RestorePoint, child: RestorePoint | undefined, parent: RestorePoint | undefined): Promise<PointDisk[] | null> {
+  const abs = (file: string) => join(root, file);
+  switch (pending.strategy) {
+    case 'remove-newest':
+      for (const disk of point.disks) await deleteNewest(abs(disk.file));
+      await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
+      return null;
+    case 'merge-into-child': {
+      const disks: PointDisk[] = [];
+      for (const disk of point.disks) {
+        const childDisk = child!.disks.find((d) => d.diskId === disk.diskId)!;
+        await mergeDisk(abs(disk.file), abs(childDisk.file), `${point.restorePointId}-${disk.diskId}`);
+        disks.push({ ...childDisk, parentFile: null, fileBytes: (await stat(abs(childDisk.file))).size });
+      }
+      await writeManifest(root, toManifest({ ...child!, type: 'full', parentId: null, disks }));
+      await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
+      return disks;
+    }
+    case 'remove-middle': {
+      const disks: PointDisk[] = [];
+      for (const disk of point.disks) {
+        const childDisk = child!.disks.find((d) => d.diskId === disk.diskId)!;
+        await removeMiddle({ child: abs(childDisk.file), middle: abs(disk.file), parent: abs(disk.parentFile!) });
+        disks.push({ ...childDisk, parentFile: disk.parentFile, fileBytes: (await stat(abs(childDisk.file))).size });
+      }
+      await writeManifest(root, toManifest({ ...child!, parentId: parent!.restorePointId, disks }));
+      await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
+      return disks;
+    }
+  }
+}
+
+/** Starts the merge, or finishes one a crash interrupted (its journal is still there), or sees it already done. */
+async function mergeDisk(oldest: string, next: string, id: string): Promise<void> {
+  const journal = (await findMergeJournals(dirname(oldest))).find((j) => j.endsWith(`.merge-${id}.json`));
+  if (journal) {
+    await resumeMerge(journal);
+    return;
+  }
+  const oldestExists = await stat(oldest).then(() => true, () => false);
+  if (oldestExists) await mergeOldestIntoNext({ oldest, next, id });
+}
+
+export function toManifest(point: RestorePoint): RestorePointManifest {
+  return {
+    schemaVersion: 1,
+    restorePointId: point.restorePointId,
+    vmId: point.vmId,
+    createdAt: point.createdAt,
+    parentId: point.parentId,
+    type: point.type,
+    disks: point.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef })),
+  };
+}

@@ -1,0 +1,70 @@
+import { fold } from '../eventing/aggregate';
+import { chainAggregate as chain, ChainCommand, pointAndDescendants } from './chain.aggregate';
+import { ChainEvent, PointDisk, RestorePoint } from './chain.events';
+
+const disk = (rp: string, parent: string | null): PointDisk => ({ diskId: 'disk0', file: `vm/disk0/${rp}.qcow2`, parentFile: parent && `vm/disk0/${parent}.qcow2`, virtualSize: 1, fileBytes: 1, changeRef: null });
+const point = (id: string, parentId: string | null): RestorePoint => ({
+  restorePointId: id,
+  vmId: 'vm',
+  repositoryId: 'r',
+  backupId: null,
+  type: parentId ? 'incremental' : 'full',
+  parentId,
+  createdAt: '2026-01-01T00:00:00Z',
+  disks: [disk(id, parentId)],
+});
+
+function run(commands: ChainCommand[], events: ChainEvent[] = []): ChainEvent[] {
+  for (const c of commands) events.push(...chain.decide(c, fold(chain, events)));
+  return events;
+}
+
+const base = () => run([{ kind: 'add', point: point('a', null) }, { kind: 'add', point: point('b', 'a') }, { kind: 'add', point: point('c', 'b') }]);
+
+describe('restore point chain rules', () => {
+  it('accepts a full and incrementals on the newest point only', () => {
+    expect(fold(chain, base()).points.map((p) => p.restorePointId)).toEqual(['a', 'b', 'c']);
+    expect(() => run([{ kind: 'add', point: point('d', 'a') }], base())).toThrow(/must build on the newest point c/);
+    expect(() => run([{ kind: 'add', point: point('a', null) }], base())).toThrow(/already in the chain/);
+    expect(() => run([{ kind: 'add', point: { ...point('x', null), parentId: 'a' } }], base())).toThrow(/full restore point has no parent/);
+  });
+
+  it('picks the delete strategy from the position in the chain', () => {
+    const strategyOf = (id: string) => (run([{ kind: 'startDelete', restorePointId: id }], base()).at(-1)!.data as { strategy: string }).strategy;
+    expect(strategyOf('a')).toBe('merge-into-child');
+    expect(strategyOf('b')).toBe('remove-middle');
+    expect(strategyOf('c')).toBe('remove-newest');
+  });
+
+  it('after merging the oldest, its child is a full point', () => {
+    const merged: PointDisk[] = [{ ...disk('b', null), fileBytes: 42 }];
+    const events = run([{ kind: 'startDelete', restorePointId: 'a' }, { kind: 'completeDelete', restorePointId: 'a', childDisks: merged }], base());
+    const state = fold(chain, events);
+    expect(state.points.map((p) => [p.restorePointId, p.type, p.parentId])).toEqual([['b', 'full', null], ['c', 'incremental', 'b']]);
+    expect(state.points[0].disks[0].fileBytes).toBe(42);
+    expect(state.pending).toBeNull();
+  });
+
+  it('after removing a middle point, its child builds on the parent', () => {
+    const childDisks = [{ ...disk('c', 'a') }];
+    const events = run([{ kind: 'startDelete', restorePointId: 'b' }, { kind: 'completeDelete', restorePointId: 'b', childDisks }], base());
+    expect(fold(chain, events).points.map((p) => [p.restorePointId, p.parentId, p.disks[0].parentFile])).toEqual([['a', null, null], ['c', 'a', 'vm/disk0/a.qcow2']]);
+  });
+
+  it('refuses new points and other deletes while a delete is pending; completing twice is a no-op', () => {
+    const pending = run([{ kind: 'startDelete', restorePointId: 'c' }], base());
+    expect(() => run([{ kind: 'add', point: point('d', 'c') }], [...pending])).toThrow(/busy deleting restore point c/);
+    expect(() => run([{ kind: 'startDelete', restorePointId: 'a' }], [...pending])).toThrow(/busy/);
+    const done = run([{ kind: 'completeDelete', restorePointId: 'c', childDisks: null }], [...pending]);
+    expect(chain.decide({ kind: 'completeDelete', restorePointId: 'c', childDisks: null }, fold(chain, done))).toEqual([]);
+  });
+
+  it('a failed verification also marks the chain broken', () => {
+    const events = run([{ kind: 'recordVerification', restorePointId: 'b', ok: false, problems: ['truncated'], warnings: [] }], base());
+    expect(events.slice(-2).map((e) => e.type)).toEqual(['RestorePointVerified', 'ChainBroken']);
+  });
+
+  it('lists a point and everything above it', () => {
+    expect(pointAndDescendants(fold(chain, base()), 'b').map((p) => p.restorePointId)).toEqual(['b', 'c']);
+  });
+});

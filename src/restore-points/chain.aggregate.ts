@@ -1,0 +1,133 @@
+import { Aggregate } from '../eventing/aggregate';
+import { DomainError } from '../eventing/domain-error';
+import {
+  CHAIN_BROKEN,
+  ChainEvent,
+  DeleteStrategy,
+  PointDisk,
+  RESTORE_POINT_ADDED,
+  RESTORE_POINT_DELETE_STARTED,
+  RESTORE_POINT_DELETED,
+  RESTORE_POINT_MERGED,
+  RESTORE_POINT_VERIFIED,
+  RestorePoint,
+} from './chain.events';
+
+export interface PendingDelete {
+  restorePointId: string;
+  strategy: DeleteStrategy;
+  childId: string | null;
+  parentId: string | null;
+}
+
+export interface ChainState {
+  /** Oldest first. A later full point starts a new segment: its parentId is null. */
+  points: RestorePoint[];
+  pending: PendingDelete | null;
+}
+
+export type ChainCommand =
+  | { kind: 'add'; point: RestorePoint }
+  | { kind: 'startDelete'; restorePointId: string }
+  | { kind: 'completeDelete'; restorePointId: string; childDisks: PointDisk[] | null }
+  | { kind: 'recordVerification'; restorePointId: string; ok: boolean; problems: string[]; warnings: string[] }
+  | { kind: 'recordBroken'; reason: string; restorePointId: string | null };
+
+export function childOf(state: ChainState, restorePointId: string): RestorePoint | undefined {
+  return state.points.find((p) => p.parentId === restorePointId);
+}
+
+export function pointOf(state: ChainState, restorePointId: string): RestorePoint | undefined {
+  return state.points.find((p) => p.restorePointId === restorePointId);
+}
+
+/** The point and every point reading through it: what a delete rewrites or depends on. */
+export function pointAndDescendants(state: ChainState, restorePointId: string): RestorePoint[] {
+  const out: RestorePoint[] = [];
+  for (let p = pointOf(state, restorePointId); p; p = childOf(state, p.restorePointId)) out.push(p);
+  return out;
+}
+
+export function deleteStrategy(state: ChainState, restorePointId: string): DeleteStrategy {
+  const point = pointOf(state, restorePointId)!;
+  if (!childOf(state, restorePointId)) return 'remove-newest';
+  return point.parentId === null ? 'merge-into-child' : 'remove-middle';
+}
+
+export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
+  initialState: () => ({ points: [], pending: null }),
+
+  evolve(state, event) {
+    switch (event.type) {
+      case RESTORE_POINT_ADDED:
+        return { ...state, points: [...state.points, event.data as RestorePoint] };
+      case RESTORE_POINT_DELETE_STARTED:
+        return { ...state, pending: { ...event.data } };
+      case RESTORE_POINT_MERGED: {
+        const { restorePointId, intoId, disks } = event.data;
+        const points = state.points
+          .filter((p) => p.restorePointId !== restorePointId)
+          .map((p) => (p.restorePointId === intoId ? { ...p, type: 'full' as const, parentId: null, disks } : p));
+        return { points, pending: null };
+      }
+      case RESTORE_POINT_DELETED: {
+        const removed = pointOf(state, event.data.restorePointId);
+        const childDisks = event.data.childDisks;
+        const points = state.points
+          .filter((p) => p.restorePointId !== event.data.restorePointId)
+          .map((p) => (removed && p.parentId === removed.restorePointId ? { ...p, parentId: removed.parentId, disks: childDisks ?? p.disks } : p));
+        return { points, pending: null };
+      }
+      case RESTORE_POINT_VERIFIED:
+      case CHAIN_BROKEN:
+        return state;
+    }
+  },
+
+  decide(command, state) {
+    switch (command.kind) {
+      case 'add': {
+        const p = command.point;
+        if (pointOf(state, p.restorePointId)) throw new DomainError('conflict', `restore point ${p.restorePointId} is already in the chain`);
+        if (state.pending) throw new DomainError('conflict', `the chain is busy deleting restore point ${state.pending.restorePointId}`);
+        if (p.type === 'full' && p.parentId !== null) throw new DomainError('invalid', 'a full restore point has no parent');
+        if (p.type === 'incremental') {
+          const last = state.points.at(-1);
+          if (!last || p.parentId !== last.restorePointId) {
+            throw new DomainError('conflict', `an incremental must build on the newest point ${last?.restorePointId ?? '(none)'}, not ${p.parentId}`);
+          }
+        }
+        return [{ type: RESTORE_POINT_ADDED, data: { ...p } }];
+      }
+      case 'startDelete': {
+        const point = pointOf(state, command.restorePointId);
+        if (!point) throw new DomainError('not_found', `restore point ${command.restorePointId} does not exist`);
+        if (state.pending) throw new DomainError('conflict', `the chain is busy deleting restore point ${state.pending.restorePointId}`);
+        const strategy = deleteStrategy(state, command.restorePointId);
+        return [
+          {
+            type: RESTORE_POINT_DELETE_STARTED,
+            data: { restorePointId: point.restorePointId, strategy, childId: childOf(state, point.restorePointId)?.restorePointId ?? null, parentId: point.parentId },
+          },
+        ];
+      }
+      case 'completeDelete': {
+        const pending = state.pending;
+        if (!pending || pending.restorePointId !== command.restorePointId) return [];
+        if (pending.strategy === 'merge-into-child') {
+          return [{ type: RESTORE_POINT_MERGED, data: { restorePointId: pending.restorePointId, intoId: pending.childId!, disks: command.childDisks ?? [] } }];
+        }
+        return [{ type: RESTORE_POINT_DELETED, data: { restorePointId: pending.restorePointId, strategy: pending.strategy, childDisks: command.childDisks } }];
+      }
+      case 'recordVerification': {
+        if (!pointOf(state, command.restorePointId)) throw new DomainError('not_found', `restore point ${command.restorePointId} does not exist`);
+        const { restorePointId, ok, problems, warnings } = command;
+        const events: ChainEvent[] = [{ type: RESTORE_POINT_VERIFIED, data: { restorePointId, ok, problems, warnings } }];
+        if (!ok) events.push({ type: CHAIN_BROKEN, data: { restorePointId, reason: problems.join('; ') } });
+        return events;
+      }
+      case 'recordBroken':
+        return [{ type: CHAIN_BROKEN, data: { reason: command.reason, restorePointId: command.restorePointId } }];
+    }
+  },
+};
