@@ -1,0 +1,25 @@
+import { fold } from '../eventing/aggregate';
+import { agentAggregate as agent, AgentCommand } from './agent.aggregate';
+import { AgentEvent, InventoryVm } from './agent.events';
+
+const register: AgentCommand = { kind: 'register', agentId: 'a1', name: 'esx-1', publicKey: 'ssh-ed25519 AAAA', fingerprint: 'SHA256:x', tokenId: 't' };
+const vms: InventoryVm[] = [{ vmId: 'vm1', name: 'vm1', disks: [{ diskId: 'disk0', path: '/d0.qcow2', format: 'qcow2', virtualSize: 1, changeTracking: 'dirty-bitmap' }] }];
+
+function run(commands: AgentCommand[]): AgentEvent[] {
+  const events: AgentEvent[] = [];
+  for (const c of commands) events.push(...agent.decide(c, fold(agent, events)));
+  return events;
+}
+
+describe('agent rules', () => {
+  it('registers once, then records connections and inventory changes only', () => {
+    const events = run([register, { kind: 'connect', remoteAddress: '127.0.0.1' }, { kind: 'reportInventory', vms }, { kind: 'reportInventory', vms }, { kind: 'disconnect', reason: 'eof' }, { kind: 'disconnect', reason: 'again' }]);
+    expect(events.map((e) => e.type)).toEqual(['AgentRegistered', 'AgentConnected', 'VmInventoryReported', 'AgentDisconnected']);
+    expect(fold(agent, events)).toMatchObject({ connected: false, inventory: vms });
+  });
+
+  it('refuses a second registration and anything from an unknown agent', () => {
+    expect(() => run([register, register])).toThrow(/already registered/);
+    expect(() => run([{ kind: 'connect', remoteAddress: 'x' }])).toThrow(/not registered/);
+  });
+});

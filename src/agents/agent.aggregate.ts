@@ -1,0 +1,53 @@
+import { Aggregate } from '../eventing/aggregate';
+import { DomainError } from '../eventing/domain-error';
+import { AGENT_CONNECTED, AGENT_DISCONNECTED, AGENT_REGISTERED, AgentEvent, InventoryVm, VM_INVENTORY_REPORTED } from './agent.events';
+
+export interface AgentState {
+  registered: boolean;
+  agentId: string | null;
+  name: string | null;
+  fingerprint: string | null;
+  connected: boolean;
+  inventory: InventoryVm[];
+}
+
+export type AgentCommand =
+  | { kind: 'register'; agentId: string; name: string; publicKey: string; fingerprint: string; tokenId: string }
+  | { kind: 'connect'; remoteAddress: string }
+  | { kind: 'disconnect'; reason: string }
+  | { kind: 'reportInventory'; vms: InventoryVm[] };
+
+export const agentAggregate: Aggregate<AgentState, AgentCommand, AgentEvent> = {
+  initialState: () => ({ registered: false, agentId: null, name: null, fingerprint: null, connected: false, inventory: [] }),
+
+  evolve(state, event) {
+    switch (event.type) {
+      case AGENT_REGISTERED:
+        return { ...state, registered: true, agentId: event.data.agentId, name: event.data.name, fingerprint: event.data.fingerprint };
+      case AGENT_CONNECTED:
+        return { ...state, connected: true };
+      case AGENT_DISCONNECTED:
+        return { ...state, connected: false };
+      case VM_INVENTORY_REPORTED:
+        return { ...state, inventory: event.data.vms };
+    }
+  },
+
+  decide(command, state) {
+    if (command.kind === 'register') {
+      if (state.registered) throw new DomainError('conflict', `agent ${command.agentId} is already registered`);
+      const { kind: _kind, ...data } = command;
+      return [{ type: AGENT_REGISTERED, data }];
+    }
+    if (!state.registered) throw new DomainError('not_found', 'agent is not registered');
+    const agentId = state.agentId!;
+    switch (command.kind) {
+      case 'connect':
+        return [{ type: AGENT_CONNECTED, data: { agentId, remoteAddress: command.remoteAddress } }];
+      case 'disconnect':
+        return state.connected ? [{ type: AGENT_DISCONNECTED, data: { agentId, reason: command.reason } }] : [];
+      case 'reportInventory':
+        return JSON.stringify(state.inventory) === JSON.stringify(command.vms) ? [] : [{ type: VM_INVENTORY_REPORTED, data: { agentId, vms: command.vms } }];
+    }
+  },
+};

@@ -1,0 +1,18 @@
+import { DomainEvent } from '../eventing/aggregate';
+
+export const AGENT_REGISTERED = 'AgentRegistered';
+export const AGENT_CONNECTED = 'AgentConnected';
+export const AGENT_DISCONNECTED = 'AgentDisconnected';
+export const VM_INVENTORY_REPORTED = 'VmInventoryReported';
+
+export type InventoryDisk = { diskId: string; path: string; format: string; virtualSize: number; changeTracking: 'dirty-bitmap' | 'none' };
+export type InventoryVm = { vmId: string; name: string; disks: InventoryDisk[] };
+
+export type AgentRegistered = DomainEvent<typeof AGENT_REGISTERED, { agentId: string; name: string; publicKey: string; fingerprint: string; tokenId: string }>;
+export type AgentConnected = DomainEvent<typeof AGENT_CONNECTED, { agentId: string; remoteAddress: string }>;
+export type AgentDisconnected = DomainEvent<typeof AGENT_DISCONNECTED, { agentId: string; reason: string }>;
+export type VmInventoryReported = DomainEvent<typeof VM_INVENTORY_REPORTED, { agentId: string; vms: InventoryVm[] }>;
+export type AgentEvent = AgentRegistered | AgentConnected | AgentDisconnected | VmInventoryReported;
+
+export const AGENT_STREAM_PREFIX = 'agent-';
+export const agentStream = (agentId: string) => `${AGENT_STREAM_PREFIX}${agentId}`;

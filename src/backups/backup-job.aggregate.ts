@@ -1,0 +1,202 @@
+import { Aggregate } from '../eventing/aggregate';
+import { DomainError } from '../eventing/domain-error';
+import {
+  BACKUP_CANCEL_REQUESTED,
+  BACKUP_COMPLETED,
+  BACKUP_FAILED,
+  BACKUP_REQUESTED,
+  BACKUP_STARTED,
+  BACKUP_TARGETS_PREPARED,
+  BACKUP_TARGETS_RELEASED,
+  BACKUP_TYPE_DECIDED,
+  BackupEvent,
+  BackupPhase,
+  BackupType,
+  DISK_TRANSFER_COMPLETED,
+  DISK_TRANSFER_PROGRESSED,
+  DISK_TRANSFER_STARTED,
+  RequestedType,
+  SNAPSHOT_CREATED,
+  SNAPSHOT_REMOVED,
+  SNAPSHOT_REQUESTED,
+  Target,
+} from './backup.events';
+
+export interface DiskProgress {
+  bytesDone: number;
+  bytesPlanned: number;
+  rate: number;
+  done: boolean;
+  bytesWritten: number;
+  changeRef: string | null;
+}
+
+export interface BackupJobState {
+  jobId: string | null;
+  vmId: string | null;
+  agentId: string | null;
+  repositoryId: string | null;
+  requestedType: RequestedType | null;
+  phase: BackupPhase | null;
+  type: BackupType | null;
+  restorePointId: string | null;
+  sincePointId: string | null;
+  targets: Target[];
+  snapshotId: string | null;
+  snapshotRemoved: boolean;
+  targetsReleased: boolean;
+  cancelRequested: boolean;
+  disks: Record<string, DiskProgress>;
+}
+
+export type BackupJobCommand =
+  | { kind: 'request'; jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType }
+  | { kind: 'start' }
+  | { kind: 'decideType'; type: BackupType; reason: string; restorePointId: string; sincePointId: string | null }
+  | { kind: 'targetsPrepared'; targets: Target[] }
+  | { kind: 'snapshotRequested' }
+  | { kind: 'snapshotCreated'; snapshotId: string; diskIds: string[] }
+  | { kind: 'transferStarted'; diskId: string; bytesPlanned: number }
+  | { kind: 'transferProgressed'; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
+  | { kind: 'transferCompleted'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }
+  | { kind: 'snapshotRemoved' }
+  | { kind: 'targetsReleased'; filesRemoved: string[] }
+  | { kind: 'complete' }
+  | { kind: 'fail'; reason: string }
+  | { kind: 'cancel' };
+
+export const TERMINAL: BackupPhase[] = ['completed', 'failed'];
+
+export function isTerminal(state: BackupJobState): boolean {
+  return state.phase !== null && TERMINAL.includes(state.phase);
+}
+
+const emptyDisk = (): DiskProgress => ({ bytesDone: 0, bytesPlanned: 0, rate: 0, done: false, bytesWritten: 0, changeRef: null });
+
+/**
+ * One backup job. Facts from the agent that arrive after the job ended
+ * (a late progress report, a second failure) change nothing.
+ */
+export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, BackupEvent> = {
+  initialState: () => ({
+    jobId: null,
+    vmId: null,
+    agentId: null,
+    repositoryId: null,
+    requestedType: null,
+    phase: null,
+    type: null,
+    restorePointId: null,
+    sincePointId: null,
+    targets: [],
+    snapshotId: null,
+    snapshotRemoved: false,
+    targetsReleased: false,
+    cancelRequested: false,
+    disks: {},
+  }),
+
+  evolve(state, event) {
+    const disk = (id: string) => state.disks[id] ?? emptyDisk();
+    switch (event.type) {
+      case BACKUP_REQUESTED:
+        return { ...state, ...event.data, phase: 'queued' };
+      case BACKUP_STARTED:
+        return { ...state, phase: 'preparing' };
+      case BACKUP_TYPE_DECIDED:
+        return { ...state, type: event.data.type, restorePointId: event.data.restorePointId, sincePointId: event.data.sincePointId };
+      case BACKUP_TARGETS_PREPARED:
+        return { ...state, targets: event.data.targets, disks: Object.fromEntries(event.data.targets.map((t) => [t.diskId, emptyDisk()])) };
+      case SNAPSHOT_REQUESTED:
+        return { ...state, phase: 'snapshot' };
+      case SNAPSHOT_CREATED:
+        return { ...state, phase: 'transferring', snapshotId: event.data.snapshotId };
+      case DISK_TRANSFER_STARTED:
+        return { ...state, disks: { ...state.disks, [event.data.diskId]: { ...disk(event.data.diskId), bytesPlanned: event.data.bytesPlanned } } };
+      case DISK_TRANSFER_PROGRESSED: {
+        const { diskId, bytesDone, bytesPlanned, rate } = event.data;
+        return { ...state, disks: { ...state.disks, [diskId]: { ...disk(diskId), bytesDone, bytesPlanned, rate } } };
+      }
+      case DISK_TRANSFER_COMPLETED: {
+        const { diskId, bytesWritten, bytesPlanned, changeRef } = event.data;
+        return { ...state, disks: { ...state.disks, [diskId]: { ...disk(diskId), bytesDone: bytesPlanned, bytesPlanned, bytesWritten, changeRef, done: true, rate: 0 } } };
+      }
+      case SNAPSHOT_REMOVED:
+        return { ...state, snapshotRemoved: true };
+      case BACKUP_TARGETS_RELEASED:
+        return { ...state, targetsReleased: true, phase: state.phase === 'transferring' || state.phase === 'snapshot' ? 'finalizing' : state.phase };
+      case BACKUP_COMPLETED:
+        return { ...state, phase: 'completed' };
+      case BACKUP_FAILED:
+        return { ...state, phase: 'failed' };
+      case BACKUP_CANCEL_REQUESTED:
+        return { ...state, cancelRequested: true };
+    }
+  },
+
+  decide(command, state) {
+    if (command.kind === 'request') {
+      if (state.jobId) throw new DomainError('conflict', `backup job ${command.jobId} already exists`);
+      const { kind: _kind, ...data } = command;
+      return [{ type: BACKUP_REQUESTED, data }];
+    }
+    if (!state.jobId) throw new DomainError('not_found', 'backup job does not exist');
+    const jobId = state.jobId;
+    if (isTerminal(state)) {
+      if (command.kind === 'cancel') throw new DomainError('conflict', `backup job ${jobId} has already ${state.phase}`);
+      // Cleanup facts may still be recorded after a failure; everything else is late news.
+      if (command.kind === 'snapshotRemoved' && state.snapshotId && !state.snapshotRemoved) return [{ type: SNAPSHOT_REMOVED, data: { jobId, snapshotId: state.snapshotId } }];
+      return [];
+    }
+    switch (command.kind) {
+      case 'start':
+        return state.phase === 'queued' ? [{ type: BACKUP_STARTED, data: { jobId } }] : [];
+      case 'decideType':
+        return [{ type: BACKUP_TYPE_DECIDED, data: { jobId, type: command.type, reason: command.reason, restorePointId: command.restorePointId, sincePointId: command.sincePointId } }];
+      case 'targetsPrepared':
+        return [{ type: BACKUP_TARGETS_PREPARED, data: { jobId, targets: command.targets } }];
+      case 'snapshotRequested':
+        return [{ type: SNAPSHOT_REQUESTED, data: { jobId, agentId: state.agentId!, diskIds: state.targets.map((t) => t.diskId) } }];
+      case 'snapshotCreated': {
+        if (state.snapshotId) return [];
+        const expected = state.targets.map((t) => t.diskId).sort();
+        if (JSON.stringify([...command.diskIds].sort()) !== JSON.stringify(expected)) {
+          throw new DomainError('invalid', `the snapshot must cover every disk (${expected.join(', ')}), got ${command.diskIds.join(', ')}`);
+        }
+        return [{ type: SNAPSHOT_CREATED, data: { jobId, snapshotId: command.snapshotId, diskIds: command.diskIds } }];
+      }
+      case 'transferStarted':
+        requireDisk(state, command.diskId);
+        return [{ type: DISK_TRANSFER_STARTED, data: { jobId, diskId: command.diskId, bytesPlanned: command.bytesPlanned } }];
+      case 'transferProgressed':
+        requireDisk(state, command.diskId);
+        if (state.disks[command.diskId]?.done) return [];
+        return [{ type: DISK_TRANSFER_PROGRESSED, data: { jobId, diskId: command.diskId, bytesDone: command.bytesDone, bytesPlanned: command.bytesPlanned, rate: command.rate } }];
+      case 'transferCompleted': {
+        requireDisk(state, command.diskId);
+        if (state.disks[command.diskId]?.done) return [];
+        const { kind: _k, ...data } = command;
+        return [{ type: DISK_TRANSFER_COMPLETED, data: { jobId, ...data } }];
+      }
+      case 'snapshotRemoved':
+        return state.snapshotId && !state.snapshotRemoved ? [{ type: SNAPSHOT_REMOVED, data: { jobId, snapshotId: state.snapshotId } }] : [];
+      case 'targetsReleased':
+        return state.targetsReleased ? [] : [{ type: BACKUP_TARGETS_RELEASED, data: { jobId, filesRemoved: command.filesRemoved } }];
+      case 'complete': {
+        const missing = state.targets.filter((t) => !state.disks[t.diskId]?.done).map((t) => t.diskId);
+        if (missing.length || !state.targets.length) throw new DomainError('conflict', `backup job ${jobId} cannot complete: disks not transferred: ${missing.join(', ') || 'none prepared'}`);
+        if (!state.targetsReleased) throw new DomainError('conflict', `backup job ${jobId} cannot complete before its exports are stopped`);
+        const bytesWritten = Object.values(state.disks).reduce((n, d) => n + d.bytesWritten, 0);
+        return [{ type: BACKUP_COMPLETED, data: { jobId, restorePointId: state.restorePointId!, bytesWritten } }];
+      }
+      case 'fail':
+        return [{ type: BACKUP_FAILED, data: { jobId, phase: state.phase!, reason: command.reason } }];
+      case 'cancel':
+        return state.cancelRequested ? [] : [{ type: BACKUP_CANCEL_REQUESTED, data: { jobId } }];
+    }
+  },
+};
+
+function requireDisk(state: BackupJobState, diskId: string): void {
+  if (!state.targets.some((t) => t.diskId === diskId)) throw new DomainError('invalid', `disk ${diskId} is not part of backup job ${state.jobId}`);
+}

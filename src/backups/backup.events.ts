@@ -1,0 +1,59 @@
+import { DomainEvent } from '../eventing/aggregate';
+
+export const BACKUP_REQUESTED = 'BackupRequested';
+export const BACKUP_STARTED = 'BackupStarted';
+export const BACKUP_TYPE_DECIDED = 'BackupTypeDecided';
+export const BACKUP_TARGETS_PREPARED = 'BackupTargetsPrepared';
+export const SNAPSHOT_REQUESTED = 'SnapshotRequested';
+export const SNAPSHOT_CREATED = 'SnapshotCreated';
+export const DISK_TRANSFER_STARTED = 'DiskTransferStarted';
+export const DISK_TRANSFER_PROGRESSED = 'DiskTransferProgressed';
+export const DISK_TRANSFER_COMPLETED = 'DiskTransferCompleted';
+export const SNAPSHOT_REMOVED = 'SnapshotRemoved';
+export const BACKUP_TARGETS_RELEASED = 'BackupTargetsReleased';
+export const BACKUP_COMPLETED = 'BackupCompleted';
+export const BACKUP_FAILED = 'BackupFailed';
+export const BACKUP_CANCEL_REQUESTED = 'BackupCancelRequested';
+
+export type BackupType = 'full' | 'incremental';
+export type RequestedType = BackupType | 'auto';
+export type BackupPhase = 'queued' | 'preparing' | 'snapshot' | 'transferring' | 'finalizing' | 'completed' | 'failed';
+
+export type Target = { diskId: string; file: string; parentFile: string | null; virtualSize: number; leaseId: string; port: number; exportName: string };
+
+export type BackupRequested = DomainEvent<typeof BACKUP_REQUESTED, { jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType }>;
+export type BackupStarted = DomainEvent<typeof BACKUP_STARTED, { jobId: string }>;
+export type BackupTypeDecided = DomainEvent<typeof BACKUP_TYPE_DECIDED, { jobId: string; type: BackupType; reason: string; restorePointId: string; sincePointId: string | null }>;
+export type BackupTargetsPrepared = DomainEvent<typeof BACKUP_TARGETS_PREPARED, { jobId: string; targets: Target[] }>;
+export type SnapshotRequested = DomainEvent<typeof SNAPSHOT_REQUESTED, { jobId: string; agentId: string; diskIds: string[] }>;
+export type SnapshotCreated = DomainEvent<typeof SNAPSHOT_CREATED, { jobId: string; snapshotId: string; diskIds: string[] }>;
+export type DiskTransferStarted = DomainEvent<typeof DISK_TRANSFER_STARTED, { jobId: string; diskId: string; bytesPlanned: number }>;
+export type DiskTransferProgressed = DomainEvent<typeof DISK_TRANSFER_PROGRESSED, { jobId: string; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }>;
+export type DiskTransferCompleted = DomainEvent<
+  typeof DISK_TRANSFER_COMPLETED,
+  { jobId: string; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }
+>;
+export type SnapshotRemoved = DomainEvent<typeof SNAPSHOT_REMOVED, { jobId: string; snapshotId: string }>;
+export type BackupTargetsReleased = DomainEvent<typeof BACKUP_TARGETS_RELEASED, { jobId: string; filesRemoved: string[] }>;
+export type BackupCompleted = DomainEvent<typeof BACKUP_COMPLETED, { jobId: string; restorePointId: string; bytesWritten: number }>;
+export type BackupFailed = DomainEvent<typeof BACKUP_FAILED, { jobId: string; phase: BackupPhase; reason: string }>;
+export type BackupCancelRequested = DomainEvent<typeof BACKUP_CANCEL_REQUESTED, { jobId: string }>;
+
+export type BackupEvent =
+  | BackupRequested
+  | BackupStarted
+  | BackupTypeDecided
+  | BackupTargetsPrepared
+  | SnapshotRequested
+  | SnapshotCreated
+  | DiskTransferStarted
+  | DiskTransferProgressed
+  | DiskTransferCompleted
+  | SnapshotRemoved
+  | BackupTargetsReleased
+  | BackupCompleted
+  | BackupFailed
+  | BackupCancelRequested;
+
+export const BACKUP_STREAM_PREFIX = 'backup-job-';
+export const backupStream = (jobId: string) => `${BACKUP_STREAM_PREFIX}${jobId}`;
