@@ -1,0 +1,64 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { ArrayMaxSize, IsArray, IsIn, IsInt, IsString, Matches, MaxLength, Min, ValidateNested } from 'class-validator';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export class RegisterAgentDto {
+  @ApiProperty({ example: 'esx-01' })
+  @IsString()
+  @Matches(/^[a-z0-9][a-z0-9._-]{0,62}$/, { message: 'name must be 1-63 characters of a-z 0-9 . _ - starting with a letter or digit' })
+  name: string;
+
+  @ApiProperty({ example: 'ssh-ed25519 AAAAC3... sendense-agent' })
+  @IsString()
+  @MaxLength(8192)
+  publicKey: string;
+}
+
+export class InventoryDiskDto {
+  @Matches(ID, { message: 'diskId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  diskId: string;
+
+  @IsString()
+  @MaxLength(4096)
+  path: string;
+
+  @IsIn(['qcow2', 'raw'])
+  format: 'qcow2' | 'raw';
+
+  @IsInt()
+  @Min(0)
+  virtualSize: number;
+
+  @IsIn(['dirty-bitmap', 'none'])
+  changeTracking: 'dirty-bitmap' | 'none';
+}
+
+export class InventoryVmDto {
+  @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  vmId: string;
+
+  @IsString()
+  @MaxLength(256)
+  name: string;
+
+  @IsArray()
+  @ArrayMaxSize(64)
+  @ValidateNested({ each: true })
+  @Type(() => InventoryDiskDto)
+  disks: InventoryDiskDto[];
+}
+
+export class InventoryDto {
+  @IsArray()
+  @ArrayMaxSize(10000)
+  @ValidateNested({ each: true })
+  @Type(() => InventoryVmDto)
+  vms: InventoryVmDto[];
+}
+
+export class AgentIdParams {
+  @Matches(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, { message: 'agentId must be a uuid' })
+  agentId: string;
+}
