@@ -1,0 +1,10 @@
+export { generateAgentKey, ensureHostKey, sshFingerprint } from './ssh-keys';
+export type { SshKeyPair } from './ssh-keys';
+export { TunnelServer } from './tunnel-server';
+export type { TunnelServerOptions, AgentPublicKey } from './tunnel-server';
+export { TunnelSession } from './tunnel-session';
+export type { AllowDirect } from './tunnel-session';
+export { TunnelClient } from './tunnel-client';
+export type { TunnelClientOptions } from './tunnel-client';
+export type { LocalForward } from './local-forward';
+export type { TunnelLogger } from './tunnel-logger';
