@@ -16,6 +16,8 @@ PACKAGES=(
   e2fsprogs       # mkfs.ext4 -d for test images
   fdisk           # sfdisk for partition tables
   procps          # pgrep/pkill used by operators and tests
+  mtools          # vfat test images (mcopy)
+  libarchive-tools # bsdtar writes zip archives of restored directories
 )
 
 if [ "$(id -u)" -ne 0 ]; then

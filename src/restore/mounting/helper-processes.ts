@@ -1,0 +1,236 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, promises as fs } from 'node:fs';
+import { isWithin } from './work-dir-layout';
+
+/** Programs a mount starts; leftover cleanup never signals anything else, whatever its command line says. */
+export const HELPER_PROGRAMS = ['qemu-nbd', 'nbdfuse', 'fusefat', 'ntfs-3g'] as const;
+
+export interface HelperProcess {
+  pid: number;
+  program: string;
+  argv: string[];
+  /** Clock ticks after boot; with the pid it identifies one process even if the pid is reused later. */
+  startTime: string;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Why the program could not be started at all (ENOENT, EACCES...). */
+  spawnError?: string;
+}
+
+async function readProc(pid: number, file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+interface StatFields {
+  state: string;
+  startTime: string;
+}
+
+/** The command name may contain spaces and parentheses, so fields are counted from the last ')'. */
+function parseStat(text: string): StatFields {
+  const fields = text.slice(text.lastIndexOf(')') + 2).trim().split(' ');
+  return { state: fields[0], startTime: fields[19] };
+}
+
+/** A zombie has closed every fd (mounts served, sockets, image locks are gone); only its parent's wait is missing. */
+async function liveStat(pid: number): Promise<StatFields | undefined> {
+  const text = await readProc(pid, 'stat');
+  if (text === undefined) return undefined;
+  const stat = parseStat(text);
+  return stat.state === 'Z' || stat.state === 'X' ? undefined : stat;
+}
+
+/** Paths a helper's arguments name: plain arguments, and the socket= of an NBD URI. */
+export function argvPaths(argv: readonly string[]): string[] {
+  return argv.map((arg) => {
+    const socket = /[?&]socket=([^&]+)/.exec(arg);
+    if (!socket) return arg;
+    try {
+      return decodeURIComponent(socket[1]);
+    } catch {
+      return socket[1];
+    }
+  });
+}
+
+/** Live helper processes (by program name) whose arguments point into dir. */
+export async function helperProcessesWithin(dir: string): Promise<HelperProcess[]> {
+  const found: HelperProcess[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    const program = (await readProc(pid, 'comm'))?.trim();
+    if (!program || !(HELPER_PROGRAMS as readonly string[]).includes(program)) continue;
+    const cmdline = await readProc(pid, 'cmdline');
+    const stat = await liveStat(pid);
+    if (cmdline === undefined || stat === undefined) continue;
+    const argv = cmdline.split('\0');
+    if (argv[argv.length - 1] === '') argv.pop();
+    if (argvPaths(argv).some((path) => isWithin(dir, path))) found.push({ pid, program, argv, startTime: stat.startTime });
+  }
+  return found;
+}
+
+async function isSameProcessAlive(proc: HelperProcess): Promise<boolean> {
+  const stat = await liveStat(proc.pid);
+  return stat !== undefined && stat.startTime === proc.startTime;
+}
+
+async function waitUntil(predicate: () => Promise<boolean>, timeoutMs: number, pollMs = 20): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+/**
+ * For processes that are not our children (daemonised FUSE drivers, or
+ * anything left by an earlier hub run): SIGTERM, then SIGKILL after graceMs.
+ * The start time is re-checked before every signal so a recycled pid is
+ * never hit.
+ */
+export async function terminateForeignProcess(proc: HelperProcess, graceMs: number): Promise<void> {
+  const signal = async (sig: NodeJS.Signals) => {
+    if (await isSameProcessAlive(proc)) {
+      try {
+        process.kill(proc.pid, sig);
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  };
+  await signal('SIGTERM');
+  if (await waitUntil(async () => !(await isSameProcessAlive(proc)), graceMs)) return;
+  await signal('SIGKILL');
+  if (!(await waitUntil(async () => !(await isSameProcessAlive(proc)), 5_000))) {
+    throw new Error(`${proc.program} (pid ${proc.pid}) is still running 5 s after SIGKILL (stuck in the kernel?)`);
+  }
+}
+
+/**
+ * Waits up to waitMs for FUSE daemons that a fusermount -u told to exit,
+ * then signals any that linger (SIGTERM, SIGKILL after killGraceMs). After
+ * a lazy unmount waitMs is short: the daemon keeps serving the open files
+ * that made the mount busy and would not leave by itself.
+ */
+export async function waitForHelpersToLeave(dir: string, waitMs: number, killGraceMs: number): Promise<void> {
+  if (await waitUntil(async () => (await helperProcessesWithin(dir)).length === 0, waitMs)) return;
+  for (const proc of await helperProcessesWithin(dir)) await terminateForeignProcess(proc, killGraceMs);
+}
+
+/**
+ * A long-running helper (qemu-nbd, nbdfuse) kept as our own child, so its
+ * death is known at once and no zombie is left. detached: its own process
+ * group, so a Ctrl-C aimed at the hub does not tear the chain down out of
+ * order (a dead qemu-nbd under a mounted filesystem); unref: the hub can
+ * still exit, and cleanupLeftovers takes care of what it leaves.
+ * Output goes to a log file in the work dir for operators and error messages.
+ */
+export class HelperChild {
+  readonly exited: Promise<ExitStatus>;
+  private done = false;
+  private expectedExit = false;
+
+  private constructor(
+    readonly program: string,
+    private readonly child: ChildProcess,
+    readonly logFile: string,
+  ) {
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.done = true;
+        resolve({ code, signal });
+      });
+      child.once('error', (error) => {
+        if (child.pid === undefined) {
+          this.done = true;
+          resolve({ code: null, signal: null, spawnError: error.message });
+        }
+      });
+    });
+  }
+
+  static spawn(program: string, args: string[], logFile: string): HelperChild {
+    const logFd = openSync(logFile, 'a');
+    try {
+      const child = spawn(program, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/', env: { ...process.env, LC_ALL: 'C' } });
+      child.unref();
+      return new HelperChild(program, child, logFile);
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  hasExited(): boolean {
+    return this.done;
+  }
+
+  /** True once stop() was asked for, so an exit afterwards is not reported as a failure. */
+  get stopping(): boolean {
+    return this.expectedExit;
+  }
+
+  markExpectedExit(): void {
+    this.expectedExit = true;
+  }
+
+  async logTail(maxChars = 2000): Promise<string> {
+    try {
+      const text = await fs.readFile(this.logFile, 'utf8');
+      return text.slice(-maxChars).trim();
+    } catch {
+      return '';
+    }
+  }
+
+  /** SIGTERM lets qemu-nbd close the image cleanly; SIGKILL only if it does not go within graceMs. */
+  async stop(graceMs: number): Promise<ExitStatus> {
+    this.expectedExit = true;
+    if (!this.done) {
+      this.child.kill('SIGTERM');
+      if (!(await exitsWithin(this.exited, graceMs))) {
+        this.child.kill('SIGKILL');
+        if (!(await exitsWithin(this.exited, 5_000))) throw new Error(`${this.program} (pid ${this.pid}) is still running 5 s after SIGKILL`);
+      }
+    }
+    return this.exited;
+  }
+}
+
+/** For helpers told to exit another way (fusermount3 -u): give them graceMs, then signal. */
+export async function awaitExitOrStop(helper: HelperChild, graceMs: number): Promise<ExitStatus> {
+  helper.markExpectedExit();
+  if (await exitsWithin(helper.exited, graceMs)) return helper.exited;
+  return helper.stop(graceMs);
+}
+
+export async function exitsWithin(exited: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([exited.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function describeExit(status: ExitStatus): string {
+  if (status.spawnError) return `could not be started (${status.spawnError})`;
+  if (status.signal) return `was killed by ${status.signal}`;
+  if (status.code !== null) return `exited with code ${status.code}`;
+  return 'exited';
+}

@@ -1,0 +1,10 @@
+export { RestorePointMounter } from './restore-point-mounter';
+export type { HelperExitNotice, LeftoverCleanupReport, MountRequest, RestorePointMounterOptions, UnmountReport } from './restore-point-mounter';
+export type { MountedRestorePoint, RestoreVolume } from './restore-volume';
+export { RestoreMountError } from './mount-errors';
+export { resolveInsideVolume } from './safe-path';
+export { listDirectory, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './directory-listing';
+export type { DirectoryEntry, DirectoryPage, ListOptions } from './directory-listing';
+export { archiveDirectory } from './archive';
+export type { ArchiveFormat, DirectoryArchive } from './archive';
+export { InvalidVolumePathError, NotADirectoryPathError, PathEscapesVolumeError, VolumePathError, VolumePathNotFoundError } from './volume-path-errors';
