@@ -1,9 +1,10 @@
 import { AgentView, VmView } from './agents/agent.entity';
 import { ApiTokenView } from './api-tokens/api-token.entity';
+import { BackupJobView, BackupOutcomeView } from './backup-jobs/backup-job.entity';
 import { NbdLeaseView } from './nbd-leases/nbd-lease.entity';
 import { QemuNbdProcessView } from './qemu-nbd-processes/qemu-nbd-process.entity';
 import { RepositoryView } from './repositories/repository.entity';
 import { RestorePointView } from './restore-points/restore-point.entity';
 
 /** Every read-model entity the hub's DataSource knows. */
-export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView];
+export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, BackupJobView, BackupOutcomeView];

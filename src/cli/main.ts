@@ -1,22 +1,35 @@
+import { registerAgent, runAgent } from '../agent/agent-commands';
 import { ConfigError } from '../config/hub-config';
+import { nbdCopyCommand } from '../data-mover/nbd-copy.command';
 import { startHub } from '../hub/start-hub';
+import { runClientCommand } from './client-commands';
 
 const USAGE = `usage: sendense <command>
 
-commands:
-  hub        start the hub (REST API on SENDENSE_API_BIND:SENDENSE_API_PORT)
+  hub                                       start the hub (REST API on SENDENSE_API_BIND:SENDENSE_API_PORT)
+  agent register --hub URL --name NAME      create the agent key and register it (token in SENDENSE_TOKEN)
+  agent run --inventory FILE                run the agent: connect to the hub and serve backups
+  nbd copy SRC DST [--bitmap NAME] [--requests N] [--request-size BYTES]
+                                            copy between NBD exports (nbd://host:port/export, nbd+unix:///export?socket=PATH)
+  repository add --name NAME --path DIR     register a local repository
+  backup start --vm ID --repository ID [--type full|incremental|auto] [--wait]
+  backup list [--vm ID] [--status S] | backup show JOB | backup cancel JOB
+  restore-points list --vm ID [--repository ID]
+
+Client commands talk to SENDENSE_HUB (default http://127.0.0.1:8082) with SENDENSE_TOKEN, or the
+admin token in $SENDENSE_DATA_DIR/admin.token.
 `;
 
-async function runHub(): Promise<void> {
-  const hub = await startHub(process.env);
+/** Runs until a signal arrives, then stops cleanly; a second signal exits at once. */
+function untilSignal(stop: () => Promise<void>): void {
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       process.stderr.write(`received ${signal} again; exiting without waiting\n`);
       process.exit(1);
     }
     stopping = true;
-    hub.close().then(
+    stop().then(
       () => process.exit(0),
       (error) => {
         process.stderr.write(`shutdown failed: ${String(error)}\n`);
@@ -24,25 +37,30 @@ async function runHub(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const [command] = argv;
+  const [command, sub, ...rest] = argv;
   try {
-    switch (command) {
-      case 'hub':
-        return await runHub();
-      case undefined:
-      case 'help':
-      case '--help':
-        process.stdout.write(USAGE);
-        return;
-      default:
-        process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
-        process.exitCode = 2;
+    if (command === 'hub') {
+      const hub = await startHub(process.env);
+      return untilSignal(hub.close);
     }
+    if (command === 'agent' && sub === 'register') return await registerAgent(rest, process.env);
+    if (command === 'agent' && sub === 'run') return untilSignal(await runAgent(rest, process.env));
+    if (command === 'nbd' && sub === 'copy') {
+      process.exitCode = await nbdCopyCommand(rest);
+      return;
+    }
+    if (command === undefined || command === 'help' || command === '--help') {
+      process.stdout.write(USAGE);
+      return;
+    }
+    if (await runClientCommand(argv, process.env)) return;
+    process.stderr.write(`unknown command ${JSON.stringify(argv.join(' '))}\n\n${USAGE}`);
+    process.exitCode = 2;
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`sendense: ${error.message}\n`);

@@ -17,6 +17,9 @@ describe('hub configuration', () => {
       exportRoots: [resolve('./var/repositories')],
       capacityIntervalMs: 300_000,
       lowSpacePercent: 10,
+      sshPort: 2222,
+      sshBind: '0.0.0.0',
+      maxConcurrentBackups: 4,
     });
   });
 

@@ -22,6 +22,10 @@ export interface HubConfig {
   capacityIntervalMs: number;
   /** Free space below this share of a repository is a RepositoryLowSpace event. */
   lowSpacePercent: number;
+  /** Embedded SSH server agents dial into; 0 picks a free port (tests). */
+  sshPort: number;
+  sshBind: string;
+  maxConcurrentBackups: number;
 }
 
 export class ConfigError extends Error {
@@ -93,6 +97,11 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const capacityIntervalS = int('SENDENSE_CAPACITY_INTERVAL_S', 300, 1, 86_400);
   const lowSpacePercent = int('SENDENSE_LOW_SPACE_PERCENT', 10, 0, 99);
 
+  const sshPort = int('SENDENSE_SSH_PORT', 2222, 0, 65535);
+  const sshBind = str('SENDENSE_SSH_BIND') ?? '0.0.0.0';
+  if (isIP(sshBind) === 0) problems.push(`SENDENSE_SSH_BIND must be an IP address, got ${JSON.stringify(sshBind)}`);
+  const maxConcurrentBackups = int('SENDENSE_MAX_CONCURRENT_BACKUPS', 4, 1, 1000);
+
   const config: HubConfig = {
     dataDir,
     databaseUrl,
@@ -106,6 +115,9 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     exportRoots: exportRoots.map((r) => resolve(r)),
     capacityIntervalMs: capacityIntervalS * 1000,
     lowSpacePercent,
+    sshPort,
+    sshBind,
+    maxConcurrentBackups,
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

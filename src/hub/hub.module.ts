@@ -3,6 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
+import { agentsFeature } from '../agents/agents.feature';
 import { AuditController } from '../audit/audit.controller';
 import { AuditService } from '../audit/audit.service';
 import { authFeature } from '../auth/auth.feature';
@@ -13,6 +14,8 @@ import { AggregateRepository } from '../eventing/aggregate-repository';
 import { DomainErrorFilter } from '../http/domain-error.filter';
 import { nbdFeature } from '../nbd/nbd.feature';
 import { repositoriesFeature } from '../repositories/repositories.feature';
+import { restoreFeature } from '../restore/restore.feature';
+import { backupsFeature } from '../backups/backups.feature';
 import { HealthController } from '../operations/health.controller';
 import { MetricsController } from '../operations/metrics.controller';
 import { createMetricsRegistry, METRICS_REGISTRY } from '../operations/metrics.registry';
@@ -30,7 +33,7 @@ interface Feature {
   projectors: Type[];
 }
 
-const FEATURES: Feature[] = [authFeature, nbdFeature, repositoriesFeature];
+const FEATURES: Feature[] = [authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature];
 
 @Module({})
 export class HubModule {

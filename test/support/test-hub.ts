@@ -23,7 +23,7 @@ export interface TestHub {
 export async function startTestHub(env: NodeJS.ProcessEnv = {}): Promise<TestHub> {
   const db = await createTestDatabase();
   const dataDir = mkdtempSync(join(tmpdir(), 'sendense-testhub-'));
-  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, ...env });
+  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', ...env });
   const app = await createHubApp({ config, connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
   await app.init();
   return {

@@ -41,6 +41,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
   private readonly logger = new Logger('nbd-exports');
   private readonly manager: QemuNbdManager;
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly exitListeners: ((leaseId: string, detail: string) => void)[] = [];
 
   constructor(
     @Inject(HUB_CONFIG) config: HubConfig,
@@ -66,6 +67,16 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
       await this.stop(running.leaseId, 'hub shutdown').catch((e) => this.logger.error(`stopping export ${running.leaseId} at shutdown failed: ${String(e)}`));
     }
     await this.settle();
+  }
+
+  /** Called after an export died without being asked to (its exit is recorded and its lease released). */
+  onUnexpectedExit(listener: (leaseId: string, detail: string) => void): void {
+    this.exitListeners.push(listener);
+  }
+
+  /** Active leases of a job on this host, with or without a running export. */
+  async leasesOfJob(jobId: string): Promise<{ leaseId: string; port: number }[]> {
+    return Object.values((await this.pool.state()).leases).filter((l) => l.jobId === jobId);
   }
 
   liveCount(): number {
@@ -145,6 +156,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
       this.logger.error(`qemu-nbd for lease ${exit.leaseId} exited unexpectedly (code ${exit.code}, signal ${exit.signal}): ${exit.stderrTail}`);
       const lease = leaseById(await this.pool.state(), exit.leaseId);
       if (lease) await this.release(lease.port, exit.leaseId, `qemu-nbd exited unexpectedly (${exit.signal ?? `code ${exit.code}`})`);
+      for (const listener of this.exitListeners) listener(exit.leaseId, `qemu-nbd pid ${exit.pid} exited (${exit.signal ?? `code ${exit.code}`}): ${exit.stderrTail}`);
     } catch (error) {
       this.logger.error(`recording the exit of qemu-nbd for lease ${exit.leaseId} failed; the next start reconciles it: ${String(error)}`);
     }

@@ -1,0 +1,111 @@
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { QemuImageSource } from './sources/qemu-image';
+import { BackupRunner } from './backup-runner';
+import { PlanRequest, StartRequest } from './backup-protocol';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const MAX_BODY = 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The agent's API. It listens on loopback only; the hub reaches it through the
+ * reverse forward of the agent's own SSH connection.
+ */
+export class AgentApi {
+  private server?: Server;
+
+  constructor(
+    private readonly source: QemuImageSource,
+    private readonly runner: BackupRunner,
+  ) {}
+
+  async listen(): Promise<number> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const path = (req.url ?? '').split('?')[0];
+      const cancel = /^\/api\/v1\/backup\/([^/]+)\/cancel$/.exec(path);
+      if (req.method === 'GET' && path === '/api/v1/vms') return send(res, 200, await this.source.listVms().catch(() => this.source.scanInventory().then((s) => s.vms)));
+      if (req.method === 'POST' && path === '/api/v1/backup/plan') return send(res, 200, await this.runner.plan(parsePlan(await readJson(req))));
+      if (req.method === 'POST' && path === '/api/v1/backup/start') {
+        this.runner.start(parseStart(await readJson(req)));
+        return send(res, 202, { accepted: true });
+      }
+      if (req.method === 'POST' && cancel) {
+        if (!ID.test(cancel[1])) throw new HttpError(400, 'jobId is malformed');
+        return send(res, 202, { cancelled: this.runner.cancel(cancel[1]) });
+      }
+      throw new HttpError(404, `no route ${req.method} ${path}`);
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 500;
+      send(res, status, { statusCode: status, message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, 'request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error();
+    return body;
+  } catch {
+    throw new HttpError(400, 'request body must be a JSON object');
+  }
+}
+
+function id(value: unknown, field: string, nullable = false): string {
+  if (nullable && value === null) return null as unknown as string;
+  if (typeof value !== 'string' || !ID.test(value)) throw new HttpError(400, `${field} must be 1-128 characters of A-Z a-z 0-9 . _ -`);
+  return value;
+}
+
+function parsePlan(body: Record<string, unknown>): PlanRequest {
+  return { vmId: id(body.vmId, 'vmId'), sincePointId: id(body.sincePointId ?? null, 'sincePointId', true) };
+}
+
+function parseStart(body: Record<string, unknown>): StartRequest {
+  if (body.type !== 'full' && body.type !== 'incremental') throw new HttpError(400, 'type must be full or incremental');
+  if (!Array.isArray(body.disks) || body.disks.length === 0) throw new HttpError(400, 'disks must be a non-empty array');
+  const disks = body.disks.map((d: { diskId?: unknown; nbd?: { port?: unknown; exportName?: unknown } }) => {
+    const port = d?.nbd?.port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new HttpError(400, 'disks[].nbd.port must be a TCP port');
+    if (typeof d.nbd?.exportName !== 'string' || d.nbd.exportName.length > 256) throw new HttpError(400, 'disks[].nbd.exportName must be a string');
+    return { diskId: id(d.diskId, 'diskId'), nbd: { port, exportName: d.nbd.exportName } };
+  });
+  return {
+    jobId: id(body.jobId, 'jobId'),
+    vmId: id(body.vmId, 'vmId'),
+    type: body.type,
+    restorePointId: id(body.restorePointId, 'restorePointId'),
+    sincePointId: id(body.sincePointId ?? null, 'sincePointId', true),
+    disks,
+  };
+}

@@ -1,0 +1,95 @@
+import { join } from 'node:path';
+import pino from 'pino';
+import { generateAgentKey, TunnelClient } from '../tunnel';
+import { AgentApi } from './agent-api';
+import { agentDir, loadAgentState, saveAgentState } from './agent-state';
+import { BackupRunner } from './backup-runner';
+import { HubClient } from './hub-client';
+import { QemuImageSource } from './sources/qemu-image';
+
+export function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** `sendense agent register --hub URL --name NAME`: creates the agent key and registers it with the hub. */
+export async function registerAgent(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const hubUrl = option(args, '--hub') ?? env.SENDENSE_HUB ?? 'http://127.0.0.1:8082';
+  const name = option(args, '--name');
+  const token = env.SENDENSE_TOKEN;
+  if (!name) throw new Error('usage: sendense agent register --hub URL --name NAME (token in SENDENSE_TOKEN)');
+  if (!token) throw new Error('SENDENSE_TOKEN must hold a hub API token to register an agent');
+  const dir = agentDir(env);
+  const key = await generateAgentKey(dir);
+  const res = await fetch(`${hubUrl.replace(/\/+$/, '')}/api/v1/agents`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name, publicKey: key.publicKey }),
+  });
+  const body = (await res.json().catch(() => ({}))) as { agentId?: string; token?: string; fingerprint?: string; message?: unknown; ssh?: { port: number; hostKeyFingerprint: string } };
+  if (res.status !== 201) throw new Error(`the hub refused the registration (${res.status}): ${JSON.stringify(body.message ?? body)}`);
+  saveAgentState(dir, {
+    agentId: body.agentId!,
+    name,
+    hubUrl,
+    token: body.token!,
+    fingerprint: body.fingerprint!,
+    ssh: { host: new URL(hubUrl).hostname, port: body.ssh!.port, hostKeyFingerprint: body.ssh!.hostKeyFingerprint },
+  });
+  process.stdout.write(`registered agent ${name} (${body.agentId}) with key ${body.fingerprint}; state in ${join(dir, 'agent.json')}\n`);
+}
+
+/** `sendense agent run --inventory FILE`: serves the agent API through the tunnel until stopped. */
+export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<() => Promise<void>> {
+  const inventoryFile = option(args, '--inventory') ?? env.SENDENSE_INVENTORY;
+  if (!inventoryFile) throw new Error('usage: sendense agent run --inventory FILE');
+  const dir = agentDir(env);
+  const state = loadAgentState(dir);
+  const log = pino({ level: env.SENDENSE_LOG_LEVEL ?? 'info', base: { component: 'agent', agent: state.name } });
+  const source = new QemuImageSource({ inventoryFile, runDir: join(dir, 'run') });
+  await import('node:fs').then((fs) => fs.mkdirSync(join(dir, 'run'), { recursive: true }));
+  await source.cleanupLeftovers();
+
+  let hubApiPort = 0;
+  const hub = new HubClient(() => `http://127.0.0.1:${hubApiPort}`, state.token);
+  let tunnel: TunnelClient;
+  const runner = new BackupRunner({
+    source,
+    openHubPort: (port) => tunnel.openDirect(port),
+    report: async (jobId, report) => {
+      await hub.send('POST', `/api/v1/backups/${jobId}/agent-reports`, report);
+    },
+    log: (level, message) => log[level](message),
+  });
+  const api = new AgentApi(source, runner);
+  const apiPort = await api.listen();
+  tunnel = new TunnelClient({
+    host: state.ssh.host,
+    port: state.ssh.port,
+    privateKeyFile: join(dir, 'id_ed25519'),
+    hostKeyFingerprint: state.ssh.hostKeyFingerprint,
+    localApiPort: apiPort,
+    log,
+  });
+  const hubForward = await tunnel.forwardLocal(Number(new URL(state.hubUrl).port || 80));
+  hubApiPort = hubForward.port;
+  const reportInventory = async () => {
+    const scan = await source.scanInventory();
+    for (const p of scan.problems) log.warn(`disk ${p.diskId} of VM ${p.vmId} cannot be backed up: ${p.message}`);
+    const vms = scan.vms.map((vm) => ({ vmId: vm.id, name: vm.name, disks: vm.disks.map((d) => ({ diskId: d.id, path: d.path, format: d.format, virtualSize: d.virtualSize, changeTracking: d.changeTracking })) }));
+    await hub.send('PUT', `/api/v1/agents/${state.agentId}/inventory`, { vms });
+  };
+  tunnel.on('connected', () => {
+    log.info('connected to the hub');
+    reportInventory().catch((e) => log.error(`reporting the inventory failed: ${String(e)}`));
+  });
+  tunnel.on('disconnected', (reason: string) => log.warn(`disconnected from the hub: ${reason}`));
+  tunnel.start();
+  return async () => {
+    await runner.stopAll();
+    await source.closeAll().catch(() => undefined);
+    await hubForward.close();
+    await tunnel.stop();
+    await api.close();
+  };
+}

@@ -1,0 +1,30 @@
+/** What the hub asks of the agent, and what the agent reports back: both ends import these shapes. */
+
+export interface PlanRequest {
+  vmId: string;
+  sincePointId: string | null;
+}
+
+export interface PlanAnswer {
+  mode: 'full' | 'incremental';
+  reason: string | null;
+  disks: { diskId: string; virtualSize: number; format: string }[];
+}
+
+export interface StartRequest {
+  jobId: string;
+  vmId: string;
+  type: 'full' | 'incremental';
+  restorePointId: string;
+  sincePointId: string | null;
+  disks: { diskId: string; nbd: { port: number; exportName: string } }[];
+}
+
+export type AgentReport =
+  | { type: 'snapshot-created'; snapshotId: string; diskIds: string[] }
+  | { type: 'transfer-started'; diskId: string; bytesPlanned: number }
+  | { type: 'transfer-progressed'; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
+  | { type: 'transfer-completed'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }
+  | { type: 'snapshot-removed'; snapshotId: string }
+  | { type: 'finished' }
+  | { type: 'failed'; reason: string };

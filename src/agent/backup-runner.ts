@@ -1,0 +1,131 @@
+import { Duplex } from 'node:stream';
+import { copyDisk } from '../data-mover';
+import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
+import { QemuImageSource } from './sources/qemu-image';
+import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from './backup-protocol';
+
+export interface RunnerDeps {
+  source: QemuImageSource;
+  openHubPort: (port: number) => Promise<Duplex>;
+  report: (jobId: string, report: AgentReport) => Promise<void>;
+  log: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+const PROGRESS_EVERY_MS = 1000;
+
+/**
+ * Runs backups on the agent: one snapshot for all disks of the VM, then each
+ * disk copied into the hub's NBD export through the tunnel. Change tracking is
+ * committed only after a success; anything else keeps the old generation.
+ */
+export class BackupRunner {
+  private readonly running = new Map<string, AbortController>();
+
+  constructor(private readonly deps: RunnerDeps) {}
+
+  async plan(request: PlanRequest): Promise<PlanAnswer> {
+    const vm = await this.deps.source.getVm(request.vmId);
+    const disks = vm.disks.map((d) => ({ diskId: d.id, virtualSize: d.virtualSize, format: d.format }));
+    if (!request.sincePointId) return { mode: 'full', reason: 'no earlier restore point in this chain', disks };
+    const check = await this.deps.source.checkChain(request.vmId, request.sincePointId);
+    return check.ok ? { mode: 'incremental', reason: null, disks } : { mode: 'full', reason: check.reason ?? 'change tracking cannot continue the chain', disks };
+  }
+
+  isRunning(jobId: string): boolean {
+    return this.running.has(jobId);
+  }
+
+  start(request: StartRequest): void {
+    if (this.running.has(request.jobId)) throw new Error(`job ${request.jobId} is already running`);
+    const abort = new AbortController();
+    this.running.set(request.jobId, abort);
+    void this.run(request, abort.signal).finally(() => this.running.delete(request.jobId));
+  }
+
+  cancel(jobId: string): boolean {
+    const abort = this.running.get(jobId);
+    abort?.abort(new Error('cancelled'));
+    return abort !== undefined;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const abort of this.running.values()) abort.abort(new Error('agent shutting down'));
+    while (this.running.size) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private async run(request: StartRequest, signal: AbortSignal): Promise<void> {
+    const { source, report, log } = this.deps;
+    const { jobId, vmId, restorePointId } = request;
+    const sincePointId = request.type === 'incremental' ? request.sincePointId : null;
+    let success = false;
+    try {
+      const prepared = await source.prepareBackup(vmId, { newPointId: restorePointId, sincePointId });
+      if (prepared.mode !== request.type) throw new Error(`change tracking changed since the plan: ${prepared.reason ?? prepared.mode}`);
+      const snapshot = await source.openSnapshot(vmId, { bitmaps: prepared.bitmaps });
+      try {
+        await report(jobId, { type: 'snapshot-created', snapshotId: snapshot.snapshotId, diskIds: snapshot.disks.map((d) => d.diskId) });
+        for (const target of request.disks) {
+          signal.throwIfAborted();
+          const disk = snapshot.disks.find((d) => d.diskId === target.diskId);
+          if (!disk) throw new Error(`the snapshot has no disk ${target.diskId}`);
+          const newBitmap = prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
+          await this.copyOne(jobId, disk.uri, disk.bitmap, target, request.type, newBitmap, signal);
+        }
+      } finally {
+        await snapshot.close();
+        await report(jobId, { type: 'snapshot-removed', snapshotId: snapshot.snapshotId }).catch(() => undefined);
+      }
+      success = true;
+      await report(jobId, { type: 'finished' });
+    } catch (error) {
+      const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
+      log('error', `backup ${jobId} of ${vmId} failed: ${reason}`);
+      await report(jobId, { type: 'failed', reason }).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
+    } finally {
+      await source
+        .completeBackup(vmId, { newPointId: restorePointId, sincePointId, success })
+        .catch((e) => log('warn', `change tracking of ${vmId} not committed (${success ? 'success' : 'failure'}): ${String(e)}`));
+    }
+  }
+
+  private async copyOne(jobId: string, sourceUri: string, bitmap: string | undefined, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
+    const contexts = [BASE_ALLOCATION, ...(bitmap ? [`qemu:dirty-bitmap:${bitmap}`] : [])];
+    const src = await openNbd(sourceUri, { metaContexts: contexts });
+    let dst: NbdClient | undefined;
+    try {
+      dst = await NbdClient.connect(await this.deps.openHubPort(target.nbd.port), { exportName: target.nbd.exportName });
+      let lastReport = 0;
+      let started = false;
+      const summary = await copyDisk({
+        source: src,
+        target: dst,
+        mode,
+        bitmap,
+        signal,
+        onProgress: (p) => {
+          if (!started) {
+            started = true;
+            void this.deps.report(jobId, { type: 'transfer-started', diskId: target.diskId, bytesPlanned: p.bytesPlanned }).catch(() => undefined);
+          }
+          if (Date.now() - lastReport >= PROGRESS_EVERY_MS) {
+            lastReport = Date.now();
+            void this.deps.report(jobId, { type: 'transfer-progressed', diskId: target.diskId, bytesDone: p.bytesDone, bytesPlanned: p.bytesPlanned, rate: Math.round(p.rate) }).catch(() => undefined);
+          }
+        },
+      });
+      if (!started) await this.deps.report(jobId, { type: 'transfer-started', diskId: target.diskId, bytesPlanned: summary.bytesPlanned });
+      await this.deps.report(jobId, {
+        type: 'transfer-completed',
+        diskId: target.diskId,
+        bytesWritten: summary.bytesWritten,
+        bytesZeroed: summary.bytesZeroed,
+        bytesPlanned: summary.bytesPlanned,
+        durationMs: Math.round(summary.durationMs),
+        changeRef,
+      });
+    } finally {
+      await dst?.close().catch(() => undefined);
+      await src.close().catch(() => undefined);
+    }
+  }
+}

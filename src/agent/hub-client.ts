@@ -1,0 +1,18 @@
+/** The agent's calls to the hub API, made through a local forward into the SSH tunnel. */
+export class HubClient {
+  constructor(
+    private readonly baseUrl: () => string,
+    private readonly token: string,
+  ) {}
+
+  async send(method: string, path: string, body?: unknown): Promise<unknown> {
+    const res = await fetch(`${this.baseUrl()}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`hub answered ${res.status} to ${method} ${path}: ${text.slice(0, 500)}`);
+    return text ? JSON.parse(text) : null;
+  }
+}

@@ -1,0 +1,83 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
+import { DomainError } from '../eventing/domain-error';
+import { TunnelServer } from '../tunnel';
+import { AgentsService } from './agents.service';
+
+/**
+ * The hub's SSH endpoint for agents. An agent may reach the hub API and the
+ * NBD ports granted to its running jobs, nothing else; the hub reaches the
+ * agent's API through the reverse forward of the agent's live session.
+ */
+@Injectable()
+export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('agent-tunnel');
+  private readonly grants = new Map<string, Set<number>>();
+  readonly events = new EventEmitter();
+  private server!: TunnelServer;
+
+  constructor(
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly agents: AgentsService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.server = new TunnelServer({
+      hostKeyFile: join(this.config.dataDir, 'ssh_host_ed25519_key'),
+      port: this.config.sshPort,
+      bind: this.config.sshBind,
+      authorize: async (key) => {
+        const agent = await this.agents.byFingerprint(key.fingerprint);
+        return agent ? { agentId: agent.agentId } : null;
+      },
+      allowDirect: async (agentId, _host, port) => port === this.config.apiPort || (this.grants.get(agentId)?.has(port) ?? false),
+      onConnected: (agentId, session) => {
+        void this.agents.connected(agentId, session.remoteAddress).catch((e) => this.logger.error(`recording the connection of agent ${agentId} failed: ${String(e)}`));
+        this.events.emit('connected', agentId);
+      },
+      onDisconnected: (agentId, reason) => {
+        void this.agents.disconnected(agentId, reason).catch((e) => this.logger.error(`recording the disconnection of agent ${agentId} failed: ${String(e)}`));
+        this.events.emit('disconnected', agentId, reason);
+      },
+      log: {
+        debug: (fields, message) => this.logger.debug(`${message} ${JSON.stringify(fields)}`),
+        info: (fields, message) => this.logger.log(`${message} ${JSON.stringify(fields)}`),
+        warn: (fields, message) => this.logger.warn(`${message} ${JSON.stringify(fields)}`),
+        error: (fields, message) => this.logger.error(`${message} ${JSON.stringify(fields)}`),
+      },
+    });
+    await this.server.start();
+    this.logger.log(`SSH endpoint for agents on ${this.config.sshBind}:${this.server.port} (host key ${this.server.hostKeyFingerprint})`);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.server?.stop();
+  }
+
+  endpoint(): { port: number; hostKeyFingerprint: string } {
+    return { port: this.server.port!, hostKeyFingerprint: this.server.hostKeyFingerprint! };
+  }
+
+  isConnected(agentId: string): boolean {
+    return this.server.session(agentId) !== undefined;
+  }
+
+  /** Base URL of the agent's API through its tunnel. */
+  async agentApiUrl(agentId: string): Promise<string> {
+    const session = this.server.session(agentId);
+    if (!session) throw new DomainError('conflict', `agent ${agentId} is not connected`);
+    return session.waitForAgentApi(5_000);
+  }
+
+  grant(agentId: string, port: number): void {
+    const ports = this.grants.get(agentId) ?? new Set<number>();
+    ports.add(port);
+    this.grants.set(agentId, ports);
+  }
+
+  revoke(agentId: string, port: number): void {
+    this.grants.get(agentId)?.delete(port);
+  }
+}

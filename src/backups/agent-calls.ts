@@ -1,0 +1,37 @@
+import { Injectable } from '@nestjs/common';
+import { AgentTunnel } from '../agents/agent-tunnel.service';
+import { PlanAnswer, PlanRequest, StartRequest } from '../agent/backup-protocol';
+
+/** The hub's requests to an agent's API, through that agent's tunnel. */
+@Injectable()
+export class AgentCalls {
+  constructor(private readonly tunnel: AgentTunnel) {}
+
+  plan(agentId: string, request: PlanRequest): Promise<PlanAnswer> {
+    return this.call(agentId, 'POST', '/api/v1/backup/plan', request) as Promise<PlanAnswer>;
+  }
+
+  async start(agentId: string, request: StartRequest): Promise<void> {
+    await this.call(agentId, 'POST', '/api/v1/backup/start', request);
+  }
+
+  async cancel(agentId: string, jobId: string): Promise<void> {
+    await this.call(agentId, 'POST', `/api/v1/backup/${jobId}/cancel`, {});
+  }
+
+  private async call(agentId: string, method: string, path: string, body: unknown): Promise<unknown> {
+    const base = await this.tunnel.agentApiUrl(agentId);
+    const res = await fetch(`${base}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`agent answered ${res.status} to ${path}: ${safeMessage(text)}`);
+    return text ? JSON.parse(text) : null;
+  }
+}
+
+function safeMessage(text: string): string {
+  try {
+    return String((JSON.parse(text) as { message?: unknown }).message ?? text).slice(0, 500);
+  } catch {
+    return text.slice(0, 500);
+  }
+}

@@ -1,0 +1,41 @@
+import { AgentReport } from '../agent/backup-protocol';
+import { DomainError } from '../eventing/domain-error';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Agent reports are hostile input like any other body: every field is checked. */
+export function parseAgentReport(body: Record<string, unknown>): AgentReport {
+  const num = (k: string) => {
+    const v = body[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new DomainError('invalid', `${k} must be a non-negative number`);
+    return v;
+  };
+  const id = (k: string) => {
+    const v = body[k];
+    if (typeof v !== 'string' || !ID.test(v)) throw new DomainError('invalid', `${k} must be an id`);
+    return v;
+  };
+  switch (body.type) {
+    case 'snapshot-created': {
+      const ids = body.diskIds;
+      if (!Array.isArray(ids) || ids.length === 0 || ids.some((d) => typeof d !== 'string' || !ID.test(d))) throw new DomainError('invalid', 'diskIds must be a non-empty list of ids');
+      return { type: 'snapshot-created', snapshotId: id('snapshotId'), diskIds: ids as string[] };
+    }
+    case 'transfer-started':
+      return { type: 'transfer-started', diskId: id('diskId'), bytesPlanned: num('bytesPlanned') };
+    case 'transfer-progressed':
+      return { type: 'transfer-progressed', diskId: id('diskId'), bytesDone: num('bytesDone'), bytesPlanned: num('bytesPlanned'), rate: num('rate') };
+    case 'transfer-completed': {
+      const changeRef = body.changeRef === null || body.changeRef === undefined ? null : String(body.changeRef).slice(0, 256);
+      return { type: 'transfer-completed', diskId: id('diskId'), bytesWritten: num('bytesWritten'), bytesZeroed: num('bytesZeroed'), bytesPlanned: num('bytesPlanned'), durationMs: num('durationMs'), changeRef };
+    }
+    case 'snapshot-removed':
+      return { type: 'snapshot-removed', snapshotId: id('snapshotId') };
+    case 'finished':
+      return { type: 'finished' };
+    case 'failed':
+      return { type: 'failed', reason: String(body.reason ?? 'unknown').slice(0, 2000) };
+    default:
+      throw new DomainError('invalid', 'type must be one of snapshot-created, transfer-started, transfer-progressed, transfer-completed, snapshot-removed, finished, failed');
+  }
+}

@@ -1,0 +1,56 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export class StartBackupDto {
+  @ApiProperty({ example: 'pgtest1' })
+  @IsString()
+  @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  vmId: string;
+
+  @ApiProperty()
+  @IsUUID('4', { message: 'repositoryId must be a uuid' })
+  repositoryId: string;
+
+  @ApiPropertyOptional({ enum: ['full', 'incremental', 'auto'], default: 'auto' })
+  @IsOptional()
+  @IsIn(['full', 'incremental', 'auto'])
+  type?: 'full' | 'incremental' | 'auto';
+}
+
+export class JobIdParams {
+  @IsUUID('4', { message: 'jobId must be a uuid' })
+  jobId: string;
+}
+
+export class ListBackupsQuery {
+  @IsOptional()
+  @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  vmId?: string;
+
+  @IsOptional()
+  @IsIn(['queued', 'preparing', 'snapshot', 'transferring', 'finalizing', 'completed', 'failed'])
+  status?: string;
+
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit?: number;
+
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_-]{1,200}$/, { message: 'cursor is malformed' })
+  cursor?: string;
+}
+
+export class ReportQuery {
+  @IsISO8601({ strict: true }, { message: 'from must be an ISO 8601 date or time' })
+  from: string;
+
+  @IsISO8601({ strict: true }, { message: 'to must be an ISO 8601 date or time' })
+  to: string;
+}
+

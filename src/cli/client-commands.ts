@@ -1,0 +1,97 @@
+import { option } from '../agent/agent-commands';
+import { HubApi } from './hub-api';
+import { DiskLine, formatBytes, progressLine } from './progress-bar';
+
+/** Runs `repository`, `backup` and `restore-points` commands; false when argv is none of them. */
+export async function runClientCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<boolean> {
+  const [command, sub, ...rest] = argv;
+  const key = `${command} ${sub}`;
+  const handlers: Record<string, () => Promise<void>> = {
+    'repository add': () => repositoryAdd(rest, env),
+    'backup start': () => backupStart(rest, env),
+    'backup list': () => backupList(rest, env),
+    'backup show': () => backupShow(rest, env),
+    'backup cancel': () => backupCancel(rest, env),
+    'restore-points list': () => restorePointsList(rest, env),
+  };
+  if (!handlers[key]) return false;
+  await handlers[key]();
+  return true;
+}
+
+function required(args: string[], name: string): string {
+  const value = option(args, name);
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+}
+
+async function repositoryAdd(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path') });
+  process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free\n`);
+}
+
+async function backupStart(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const api = new HubApi(env);
+  const { jobId } = await api.call('POST', '/api/v1/backups', { vmId: required(args, '--vm'), repositoryId: required(args, '--repository'), type: option(args, '--type') ?? 'auto' });
+  process.stdout.write(`backup job ${jobId}\n`);
+  if (args.includes('--wait')) await waitForJob(api, jobId);
+}
+
+/** Polls the job and redraws one progress line per disk until it ends; exit code 1 when it failed. */
+async function waitForJob(api: HubApi, jobId: string): Promise<void> {
+  const tty = process.stderr.isTTY;
+  let drawn = 0;
+  let lastPlain = 0;
+  for (;;) {
+    const job = await api.call('GET', `/api/v1/backups/${jobId}`);
+    const lines = [`${job.phase}${job.type ? ` (${job.type}: ${job.typeReason})` : ''}`, ...(job.disks as DiskLine[]).map(progressLine)];
+    if (tty) {
+      if (drawn) process.stderr.write(`\x1b[${drawn}A`);
+      process.stderr.write(lines.map((l) => `\x1b[2K${l}\n`).join(''));
+      drawn = lines.length;
+    } else if (Date.now() - lastPlain > 1000 || job.status === 'completed' || job.status === 'failed') {
+      lastPlain = Date.now();
+      process.stderr.write(lines.join('\n') + '\n');
+    }
+    if (job.status === 'completed') {
+      process.stdout.write(`completed: restore point ${job.restorePointId}, ${formatBytes(job.bytesWritten)} written\n`);
+      return;
+    }
+    if (job.status === 'failed') {
+      process.stdout.write(`failed in phase ${job.failedPhase}: ${job.error}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function backupList(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const query = new URLSearchParams();
+  if (option(args, '--vm')) query.set('vmId', option(args, '--vm')!);
+  if (option(args, '--status')) query.set('status', option(args, '--status')!);
+  const { jobs } = await new HubApi(env).call('GET', `/api/v1/backups?${query}`);
+  for (const j of jobs) process.stdout.write(`${j.jobId}  ${j.vmId.padEnd(12)} ${String(j.type ?? j.requestedType).padEnd(11)} ${j.phase.padEnd(12)} ${formatBytes(j.bytesWritten).padStart(10)}  ${j.requestedAt}${j.error ? `  ${j.error}` : ''}\n`);
+}
+
+async function backupShow(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const [jobId] = args;
+  if (!jobId) throw new Error('usage: sendense backup show JOB');
+  process.stdout.write(JSON.stringify(await new HubApi(env).call('GET', `/api/v1/backups/${jobId}`), null, 2) + '\n');
+}
+
+async function backupCancel(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const [jobId] = args;
+  if (!jobId) throw new Error('usage: sendense backup cancel JOB');
+  await new HubApi(env).call('POST', `/api/v1/backups/${jobId}/cancel`);
+  process.stdout.write(`cancel requested for ${jobId}\n`);
+}
+
+async function restorePointsList(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const repo = option(args, '--repository');
+  const points = await new HubApi(env).call('GET', `/api/v1/vms/${encodeURIComponent(required(args, '--vm'))}/restore-points${repo ? `?repositoryId=${repo}` : ''}`);
+  for (const p of points) {
+    const size = p.disks.reduce((n: number, d: { fileBytes: number }) => n + d.fileBytes, 0);
+    process.stdout.write(`${p.restorePointId}  ${p.type.padEnd(11)} parent=${p.parentId ?? '-'}  disks=${p.disks.map((d: { diskId: string }) => d.diskId).join(',')}  ${formatBytes(size)}  ${p.createdAt}\n`);
+  }
+}

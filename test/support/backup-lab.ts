@@ -1,0 +1,141 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { buildSampleVm, SampleVm } from '../fixtures/vm/sample-vm';
+import { freePort, processesMentioning, spawnSendense, SpawnedCli, waitForHttp } from './processes';
+import { connectionUrl, createTestDatabase, TestDatabase } from './test-database';
+
+const run = promisify(execFile);
+export const LAB_TOKEN = 'lab-admin-token-0123456789';
+
+/** A real hub process, a real agent process, real SSH over loopback, a real VM's disks. */
+export class BackupLab {
+  db!: TestDatabase;
+  dir!: string;
+  vm!: SampleVm;
+  repositoryId!: string;
+  hub?: SpawnedCli;
+  agent?: SpawnedCli;
+  apiPort = 0;
+  sshPort = 0;
+
+  get hubDataDir(): string {
+    return join(this.dir, 'hub');
+  }
+
+  get repoRoot(): string {
+    return join(this.dir, 'repo');
+  }
+
+  async start(vmSizes?: [number, number], fill?: [number, number]): Promise<void> {
+    this.db = await createTestDatabase();
+    this.dir = mkdtempSync(join(tmpdir(), 'sendense-lab-'));
+    chmodSync(this.dir, 0o755);
+    mkdirSync(this.repoRoot);
+    this.vm = await buildSampleVm(join(this.dir, 'vm'), 'vm1', vmSizes, fill).catch(async (e) => {
+      mkdirSync(join(this.dir, 'vm'), { recursive: true });
+      throw e;
+    });
+    this.apiPort = await freePort();
+    this.sshPort = await freePort();
+    await this.startHub();
+    this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'lab', kind: 'local', path: this.repoRoot })).body.repositoryId;
+    const registered = spawnSendense(['agent', 'register', '--hub', `http://127.0.0.1:${this.apiPort}`, '--name', 'lab-agent'], this.agentEnv());
+    if ((await registered.exited).code !== 0) throw new Error(`agent register failed: ${registered.output()}`);
+    await this.startAgent();
+  }
+
+  agentEnv(): NodeJS.ProcessEnv {
+    return { SENDENSE_TOKEN: LAB_TOKEN, SENDENSE_AGENT_DIR: join(this.dir, 'agent'), SENDENSE_LOG_LEVEL: 'warn' };
+  }
+
+  async startHub(): Promise<void> {
+    this.hub = spawnSendense(['hub'], {
+      DATABASE_URL: connectionUrl(this.db.connection),
+      SENDENSE_DATA_DIR: this.hubDataDir,
+      SENDENSE_API_PORT: String(this.apiPort),
+      SENDENSE_SSH_PORT: String(this.sshPort),
+      SENDENSE_SSH_BIND: '127.0.0.1',
+      SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
+      SENDENSE_NBD_PORTS: '14000-14031',
+      SENDENSE_LOG_LEVEL: 'warn',
+    });
+    await waitForHttp(`http://127.0.0.1:${this.apiPort}/api/v1/health`);
+  }
+
+  async startAgent(): Promise<void> {
+    this.agent = spawnSendense(['agent', 'run', '--inventory', this.vm.inventoryFile], this.agentEnv());
+    await this.until(async () => {
+      const vms = (await this.api('GET', '/api/v1/vms')).body;
+      return Array.isArray(vms) && vms.some((v: { vmId: string; agentConnected: boolean }) => v.vmId === 'vm1' && v.agentConnected);
+    }, 30_000, 'the agent to connect and report vm1');
+  }
+
+  async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${LAB_TOKEN}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  }
+
+  async backup(type: 'full' | 'incremental' | 'auto'): Promise<string> {
+    const res = await this.api('POST', '/api/v1/backups', { vmId: 'vm1', repositoryId: this.repositoryId, type });
+    if (res.status !== 202) throw new Error(`backup refused: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.jobId;
+  }
+
+  async job(jobId: string): Promise<any> {
+    return (await this.api('GET', `/api/v1/backups/${jobId}`)).body;
+  }
+
+  async waitForJob(jobId: string, timeoutMs = 60_000): Promise<any> {
+    let job: any;
+    await this.until(async () => {
+      job = await this.job(jobId);
+      return job.status === 'completed' || job.status === 'failed';
+    }, timeoutMs, `job ${jobId} to end`);
+    return job;
+  }
+
+  async events(jobId: string): Promise<{ type: string; data: any }[]> {
+    return (await this.api('GET', `/api/v1/audit/streams/backup-job-${jobId}?limit=1000`)).body.events;
+  }
+
+  /** What a finished job must leave behind: no qemu-nbd, no lease, no stray image or temp file. */
+  async leftovers(): Promise<{ qemuNbd: string[]; leases: number; strayFiles: string[] }> {
+    const qemuNbd = processesMentioning(this.hubDataDir).filter((p) => p.cmdline.includes('qemu-nbd')).map((p) => p.cmdline);
+    const leases = (await this.api('GET', '/api/v1/nbd/ports')).body.length;
+    const points = (await this.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${this.repositoryId}`)).body as { disks: { file: string }[] }[];
+    const known = new Set(points.flatMap((p) => p.disks.map((d) => d.file)));
+    const { stdout } = await run('find', [this.repoRoot, '-type', 'f', '-not', '-path', '*/manifests/*.json']);
+    const strayFiles = stdout.split('\n').filter(Boolean).map((f) => f.slice(this.repoRoot.length + 1)).filter((f) => !known.has(f));
+    return { qemuNbd, leases, strayFiles };
+  }
+
+  async until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nhub output:\n${this.hub?.output().slice(-3000)}\nagent output:\n${this.agent?.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async stop(child?: SpawnedCli, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (!child || child.child.exitCode !== null || child.child.signalCode !== null) return;
+    child.child.kill(signal);
+    await child.exited;
+  }
+
+  async close(): Promise<void> {
+    await this.stop(this.agent);
+    await this.stop(this.hub);
+    for (const p of processesMentioning(this.dir)) process.kill(p.pid, 'SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+    await this.db.drop();
+  }
+}
