@@ -62,7 +62,7 @@ export type BackupJobCommand =
   | { kind: 'snapshotRemoved' }
   | { kind: 'targetsReleased'; filesRemoved: string[] }
   | { kind: 'complete' }
-  | { kind: 'fail'; reason: string }
+  | { kind: 'fail'; reason: string; phase?: BackupPhase }
   | { kind: 'cancel' };
 
 export const TERMINAL: BackupPhase[] = ['completed', 'failed'];
@@ -190,7 +190,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
         return [{ type: BACKUP_COMPLETED, data: { jobId, restorePointId: state.restorePointId!, bytesWritten } }];
       }
       case 'fail':
-        return [{ type: BACKUP_FAILED, data: { jobId, phase: state.phase!, reason: command.reason } }];
+        return [{ type: BACKUP_FAILED, data: { jobId, phase: command.phase ?? state.phase!, reason: command.reason } }];
       case 'cancel':
         return state.cancelRequested ? [] : [{ type: BACKUP_CANCEL_REQUESTED, data: { jobId } }];
     }

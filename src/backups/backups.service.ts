@@ -104,6 +104,9 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
 
   async cancel(jobId: string): Promise<string | null> {
     const state = await this.job(jobId);
+    if (!isTerminal(state) && !this.active.has(jobId) && !this.queue.includes(jobId)) {
+      throw new DomainError('conflict', `backup job ${jobId} is not running in this hub process`);
+    }
     const result = await this.execute(jobId, { kind: 'cancel' });
     const waiter = this.waiters.get(jobId);
     if (waiter) {
@@ -193,6 +196,7 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
         targets.push({ diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName });
       }
       await this.execute(jobId, { kind: 'targetsPrepared', targets });
+      await this.throwIfCancelled(jobId);
       state = await this.execute(jobId, { kind: 'snapshotRequested' }).then((r) => r.state);
       const finished = this.waitForAgent(jobId, state.agentId!);
       await this.calls.start(state.agentId!, {
@@ -204,14 +208,16 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
         disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName } })),
       });
       agentStarted = true;
+      await this.throwIfCancelled(jobId);
       await finished;
       await this.finish(jobId, root);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       this.logger.error(`backup ${jobId} failed: ${reason}`);
-      const current = await this.job(jobId);
-      if (!isTerminal(current)) await this.execute(jobId, { kind: 'fail', reason });
+      const phase = (await this.job(jobId)).phase!;
+      // Clean first, then record the failure: a job that reads "failed" has left nothing behind.
       await this.cleanUp(jobId, root, createdFiles, agentStarted);
+      if (!isTerminal(await this.job(jobId))) await this.execute(jobId, { kind: 'fail', reason, phase });
     } finally {
       this.waiters.delete(jobId);
     }
@@ -276,10 +282,10 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
       await this.execute(jobId, { kind: 'complete' });
       return;
     }
-    this.logger.warn(`backup ${jobId} was interrupted by a hub restart in phase ${state.phase}; failing it and cleaning up`);
-    await this.execute(jobId, { kind: 'fail', reason: `interrupted by a hub restart during ${state.phase}` });
+    this.logger.warn(`backup ${jobId} was interrupted by a hub restart in phase ${state.phase}; cleaning up and failing it`);
     const files = state.restorePointId ? state.targets.map((t) => t.file).concat((await this.plannedFiles(state)) ?? []) : [];
     await this.cleanUp(jobId, root, files, this.tunnel.isConnected(state.agentId!));
+    await this.execute(jobId, { kind: 'fail', reason: `interrupted by a hub restart during ${state.phase}`, phase: state.phase! });
   }
 
   /** Target files may exist before BackupTargetsPrepared was recorded; they are named after the restore point. */
@@ -289,10 +295,17 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private waitForAgent(jobId: string, agentId: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       this.waiters.set(jobId, { agentId, resolve, reject });
       if (!this.tunnel.isConnected(agentId)) reject(new Error('agent is not connected'));
     });
+    done.catch(() => undefined);
+    return done;
+  }
+
+  /** A cancel that arrives while the job is still preparing takes effect at the next step. */
+  private async throwIfCancelled(jobId: string): Promise<void> {
+    if ((await this.job(jobId)).cancelRequested) throw new Error('cancelled');
   }
 
   private execute(jobId: string, command: BackupJobCommand) {
