@@ -1,17 +1,107 @@
 #!/usr/bin/env bash
-# The newcomer's first run: starts the hub on its embedded defaults (embedded
-# PostgreSQL under the data dir, events in PostgreSQL, API on 127.0.0.1:8082).
-# Stop it with Ctrl-C: the hub shuts down its database cleanly.
+# The newcomer's first run, on embedded defaults (no database to install):
+#   1. builds a sample VM: two qcow2 disks holding ext4 filesystems with files,
+#   2. starts the hub (embedded PostgreSQL under the data dir) and an agent,
+#      connected over the hub's SSH endpoint,
+#   3. registers a repository, runs a full and then an incremental backup with
+#      live progress, lists the restore points,
+#   4. stops agent and hub cleanly. With --keep-running they stay up until Ctrl-C.
+# Running it again reuses the VM, hub data and agent: both backups are then incrementals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+keep_running=false
+[ "${1:-}" = "--keep-running" ] && keep_running=true
+
 data_dir="${SENDENSE_DATA_DIR:-$PWD/var}"
 # As root the embedded database runs as user 'postgres', which must be able to reach the data dir.
-if [ "$(id -u)" -eq 0 ] && ! su -s /bin/sh postgres -c "test -x '$(dirname "$data_dir")'" 2>/dev/null; then
+if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 && ! su -s /bin/sh postgres -c "test -x '$(dirname "$data_dir")'" 2>/dev/null; then
   data_dir=/var/lib/sendense-demo
   echo "note: $PWD is not reachable by the database user 'postgres'; using SENDENSE_DATA_DIR=$data_dir"
 fi
 export SENDENSE_DATA_DIR="$data_dir"
+export SENDENSE_API_PORT="${SENDENSE_API_PORT:-8082}"
+export SENDENSE_SSH_PORT="${SENDENSE_SSH_PORT:-2222}"
+export SENDENSE_HUB="http://127.0.0.1:$SENDENSE_API_PORT"
+export SENDENSE_AGENT_DIR="$data_dir/demo/agent"
+demo="$data_dir/demo"
+sendense() { node bin/sendense.js "$@"; }
+mkdir -p "$demo"
 
-echo "starting the hub; admin token: $SENDENSE_DATA_DIR/admin.token; API: http://127.0.0.1:${SENDENSE_API_PORT:-8082}"
-exec node bin/sendense.js hub
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "sample VM 'demo-vm': two disks with ext4 filesystems ($demo/vm)"
+if [ ! -f "$demo/vm/inventory.json" ]; then
+  mkdir -p "$demo/vm"
+  for i in 0 1; do
+    tree="$demo/vm/tree$i"
+    mkdir -p "$tree/etc" "$tree/home/demo"
+    echo "demo-vm disk$i" > "$tree/etc/hostname"
+    for n in $(seq 1 20); do head -c $((n * 40000)) /dev/urandom > "$tree/home/demo/file$n.bin"; done
+    truncate -s $((256 + 128 * i))M "$demo/vm/disk$i.raw"
+    mkfs.ext4 -q -F -d "$tree" -L "disk$i" "$demo/vm/disk$i.raw"
+    qemu-img convert -q -f raw -O qcow2 "$demo/vm/disk$i.raw" "$demo/vm/disk$i.qcow2"
+    rm -rf "$demo/vm/disk$i.raw" "$tree"
+  done
+  cat > "$demo/vm/inventory.json" <<JSON
+{"vms":[{"id":"demo-vm","name":"demo-vm","disks":[{"id":"disk0","path":"$demo/vm/disk0.qcow2"},{"id":"disk1","path":"$demo/vm/disk1.qcow2"}]}]}
+JSON
+fi
+ls -l "$demo/vm"/*.qcow2
+
+say "starting the hub on $SENDENSE_HUB (log: $demo/hub.log)"
+node bin/sendense.js hub > "$demo/hub.log" 2>&1 &
+hub_pid=$!
+agent_pid=""
+stop_all() {
+  [ -n "$agent_pid" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
+  kill -TERM "$hub_pid" 2>/dev/null && wait "$hub_pid" 2>/dev/null || true
+}
+trap 'stop_all' EXIT
+for _ in $(seq 1 100); do curl -sf "$SENDENSE_HUB/api/v1/health" >/dev/null && break; sleep 0.2; done
+curl -sf "$SENDENSE_HUB/api/v1/health" || { echo "the hub did not start; see $demo/hub.log"; tail -20 "$demo/hub.log"; exit 1; }
+echo
+export SENDENSE_TOKEN="$(cat "$data_dir/admin.token")"
+
+if [ ! -f "$SENDENSE_AGENT_DIR/agent.json" ]; then
+  say "registering an agent"
+  sendense agent register --hub "$SENDENSE_HUB" --name demo-agent
+fi
+say "starting the agent (log: $demo/agent.log)"
+node bin/sendense.js agent run --inventory "$demo/vm/inventory.json" > "$demo/agent.log" 2>&1 &
+agent_pid=$!
+for _ in $(seq 1 150); do
+  curl -sf -H "Authorization: Bearer $SENDENSE_TOKEN" "$SENDENSE_HUB/api/v1/vms" | grep -q '"agentConnected":true' && break
+  sleep 0.2
+done
+
+say "repository"
+repo_id=$(curl -sf -H "Authorization: Bearer $SENDENSE_TOKEN" "$SENDENSE_HUB/api/v1/repositories" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).find(r=>r.name==="demo");process.stdout.write(r?r.repositoryId:"")})')
+if [ -z "$repo_id" ]; then
+  sendense repository add --name demo --path "$demo/repository"
+  repo_id=$(curl -sf -H "Authorization: Bearer $SENDENSE_TOKEN" "$SENDENSE_HUB/api/v1/repositories" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.parse(s).find(r=>r.name==="demo").repositoryId))')
+fi
+echo "repository demo: $repo_id ($demo/repository)"
+
+say "first backup (full on a new chain)"
+sendense backup start --vm demo-vm --repository "$repo_id" --type auto --wait
+
+say "the VM writes: 8 MiB on disk0, 1 MiB on disk1 (qemu-io, recorded by the dirty bitmaps)"
+qemu-io -f qcow2 -c "write -P 0x5a 16M 8M" "$demo/vm/disk0.qcow2" | tail -1
+qemu-io -f qcow2 -c "write -P 0xa5 100M 1M" "$demo/vm/disk1.qcow2" | tail -1
+
+say "second backup (incremental: only the changed clusters travel)"
+sendense backup start --vm demo-vm --repository "$repo_id" --type auto --wait
+
+say "restore points of demo-vm"
+sendense restore-points list --vm demo-vm --repository "$repo_id"
+
+say "jobs"
+sendense backup list --vm demo-vm | head -5
+
+if $keep_running; then
+  say "hub and agent keep running: API $SENDENSE_HUB, token in $data_dir/admin.token, OpenAPI at $SENDENSE_HUB/api/docs. Ctrl-C stops both cleanly."
+  wait "$hub_pid"
+else
+  say "stopping the agent and the hub (run with --keep-running to explore the API)"
+fi
