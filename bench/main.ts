@@ -1,9 +1,11 @@
 import { runEventStoreBench } from './event-store.bench';
 import { runExportsBench } from './exports.bench';
+import { runDatapathBench } from '../src/data-mover/datapath.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   'event-store': runEventStoreBench,
   exports: runExportsBench,
+  datapath: runDatapathBench,
 };
 
 async function main(): Promise<void> {

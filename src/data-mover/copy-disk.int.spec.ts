@@ -1,0 +1,249 @@
+import { join } from 'node:path';
+import { allocatedDataBytes, createImage, imageMap, imagesEqual, MiB, qemuImg, qemuIo } from '../../test/fixtures/nbd/images';
+import { isRunning, NbdServer, removeDir, serverPids, startNbdkit, startQemuNbd, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
+import { BASE_ALLOCATION, NBD_STATE_DIRTY } from '../nbd-protocol/constants';
+import { NbdCommandError } from '../nbd-protocol/errors';
+import { NbdClient } from '../nbd-protocol/nbd-client';
+import { openNbd } from '../nbd-protocol/open-nbd';
+import { copyDisk, CopyProgress } from './copy-disk';
+
+/** copyDisk between real qemu-nbd / nbdkit exports, checked with qemu-img compare and qemu-img map. */
+
+jest.setTimeout(120_000);
+
+const K = 1024;
+const SIZE = 64 * MiB;
+let dir: string;
+const clients: NbdClient[] = [];
+const pids: number[] = [];
+
+async function open(server: NbdServer, metaContexts: string[] = []): Promise<NbdClient> {
+  const c = await openNbd(server.uri, { metaContexts });
+  clients.push(c);
+  return c;
+}
+
+async function closeAll(): Promise<void> {
+  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => c.destroy())));
+}
+
+async function stop(...servers: NbdServer[]): Promise<void> {
+  await closeAll();
+  for (const s of servers) await s.stop();
+}
+
+beforeAll(() => {
+  dir = tempDir('sendense-copy-disk-int-');
+});
+
+afterEach(async () => {
+  await closeAll();
+  pids.push(...serverPids());
+  await stopAllServers();
+});
+
+afterAll(() => {
+  for (const pid of pids) expect(isRunning(pid)).toBe(false);
+  removeDir(dir);
+});
+
+/** A 64 MiB qcow2 with data scattered between holes (aligned, unaligned, at the very end) and an explicit zero range. */
+async function sourceWithHoles(file: string): Promise<string> {
+  await createImage(file, 'qcow2', SIZE);
+  await qemuIo(file, 'qcow2', [
+    'write -P 0x11 0 64k',
+    'write -P 0x22 1M 192k',
+    'write -P 0x33 3000000 5000',
+    'write -P 0x44 20M 3M',
+    'write -z 24M 1M',
+    'write -P 0x55 33M 4M',
+    'write -P 0x00 45M 64k',
+    'write -P 0x66 63M 1M',
+  ]);
+  return file;
+}
+
+describe('copyDisk full', () => {
+  it('copies only allocated data into a fresh qcow2, which then equals the source', async () => {
+    const src = await sourceWithHoles(join(dir, 'full-src.qcow2'));
+    const dst = await createImage(join(dir, 'full-dst.qcow2'), 'qcow2', SIZE);
+    const expectedData = await allocatedDataBytes(src, 'qcow2');
+    const source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true, unix: true });
+    const target = await startQemuNbd({ dir, file: dst, format: 'qcow2' });
+    const progress: CopyProgress[] = [];
+    const summary = await copyDisk({
+      source: await open(source, [BASE_ALLOCATION]),
+      target: await open(target),
+      mode: 'full',
+      requests: 8,
+      requestSize: 256 * K,
+      onProgress: (p) => progress.push(p),
+    });
+    expect(summary.bytesWritten).toBe(expectedData);
+    expect(summary.bytesRead).toBe(expectedData);
+    expect(summary.bytesPlanned).toBe(expectedData);
+    expect(summary.bytesZeroed).toBe(0);
+    expect(summary.bytesWritten).toBeLessThan(SIZE / 4);
+    expect(summary.extents).toBeGreaterThanOrEqual(6);
+    expect(progress[progress.length - 1]).toMatchObject({ bytesDone: expectedData, bytesPlanned: expectedData });
+    await stop(source, target);
+    expect(await imagesEqual(src, 'qcow2', dst, 'qcow2')).toEqual({ equal: true, output: expect.stringContaining('Images are identical') });
+    // the holes stayed holes: the target allocates exactly what was written
+    expect(await allocatedDataBytes(dst, 'qcow2')).toBe(expectedData);
+  });
+
+  it('copies from nbdkit sparse-random into qcow2, and into raw over a Unix socket', async () => {
+    const kit = await startNbdkit(dir, ['sparse-random', '32M', 'seed=42', 'percent=25', 'runlength=307200']);
+    for (const format of ['qcow2', 'raw'] as const) {
+      const dst = await createImage(join(dir, `kit-dst.${format}`), format, 32 * MiB);
+      const target = await startQemuNbd({ dir, file: dst, format, unix: format === 'raw' });
+      const summary = await copyDisk({ source: await open(kit, [BASE_ALLOCATION]), target: await open(target), mode: 'full' });
+      expect(summary.bytesWritten).toBeGreaterThan(4 * MiB);
+      expect(summary.bytesWritten).toBeLessThan(16 * MiB);
+      await stop(target);
+      const { equal } = await imagesEqual(kit.uri, 'raw', dst, format);
+      expect(equal).toBe(true);
+    }
+  });
+
+  it('zeroes zero extents instead of skipping them when the target is not fresh', async () => {
+    const src = await sourceWithHoles(join(dir, 'nz-src.qcow2'));
+    const dst = await createImage(join(dir, 'nz-dst.qcow2'), 'qcow2', SIZE);
+    await qemuIo(dst, 'qcow2', ['write -P 0x77 0 64M']);
+    const source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true });
+    const target = await startQemuNbd({ dir, file: dst, format: 'qcow2' });
+    const summary = await copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(target), mode: 'full', targetIsZero: false });
+    expect(summary.bytesWritten + summary.bytesZeroed).toBe(SIZE);
+    await stop(source, target);
+    expect((await imagesEqual(src, 'qcow2', dst, 'qcow2')).equal).toBe(true);
+  });
+});
+
+describe('copyDisk incremental', () => {
+  it('writes exactly the dirty clusters into an overlay, zeroing without trim, and the overlay equals the new source', async () => {
+    const src = await createImage(join(dir, 'inc-src.qcow2'), 'qcow2', SIZE);
+    await qemuIo(src, 'qcow2', ['write -P 0x10 0 8M', 'write -P 0x20 16M 8M', 'write -P 0x30 40M 2M']);
+    await qemuImg(['bitmap', '--add', '--enable', src, 'b1']);
+
+    // full backup T0
+    const t0 = await createImage(join(dir, 'inc-t0.qcow2'), 'qcow2', SIZE);
+    let source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true });
+    let target = await startQemuNbd({ dir, file: t0, format: 'qcow2' });
+    await copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(target), mode: 'full' });
+    await stop(source, target);
+
+    // the guest changes things (the enabled bitmap records them)
+    await qemuIo(src, 'qcow2', [
+      'write -P 0xa1 2M 64k', // aligned, over data
+      'write -P 0xa2 3145828 1000', // unaligned, inside one cluster
+      'write -P 0xa3 8384512 8192', // straddles a cluster boundary at the end of the first data run
+      'write -z 1M 128k', // zeroes over previously non-zero data
+      'write -P 0xa4 30M 3M', // a run over a hole
+      'write -P 0x00 50M 64k', // zero bytes written as data over a hole
+      'write -z 41M 64k', // zeroes over data in the third run
+      'write -P 0xa5 67108352 512', // the last sector of the disk
+    ]);
+
+    // incremental into an overlay of T0
+    const t1 = join(dir, 'inc-t1.qcow2');
+    await createImage(t1, 'qcow2', SIZE, t0);
+    source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true, bitmap: 'b1', unix: true });
+    target = await startQemuNbd({ dir, file: t1, format: 'qcow2' });
+
+    // the dirty bytes as the bitmap reports them, from an independent connection
+    const probe = await open(source, ['qemu:dirty-bitmap:b1']);
+    const bitmap = (await probe.blockStatusAll(0, probe.size)).get('qemu:dirty-bitmap:b1')!;
+    const dirtyBytes = bitmap.filter((x) => x.flags & NBD_STATE_DIRTY).reduce((n, x) => n + x.length, 0);
+    expect(dirtyBytes % (64 * K)).toBe(0);
+    expect(dirtyBytes).toBeLessThan(8 * MiB);
+
+    const summary = await copyDisk({
+      source: await open(source, ['qemu:dirty-bitmap:b1', BASE_ALLOCATION]),
+      target: await open(target),
+      mode: 'incremental',
+      bitmap: 'b1',
+      requests: 4,
+    });
+    expect(summary.dirtyBytes).toBe(dirtyBytes);
+    expect(summary.bytesWritten + summary.bytesZeroed).toBe(dirtyBytes);
+    expect(summary.bytesZeroed).toBeGreaterThanOrEqual(128 * K + 64 * K);
+    expect(summary.bytesRead).toBe(summary.bytesWritten);
+    await stop(source, target);
+
+    expect((await imagesEqual(src, 'qcow2', t1, 'qcow2')).equal).toBe(true);
+    // the overlay itself holds exactly the dirty clusters (data or zero clusters), nothing more
+    const own = (await imageMap(t1, 'qcow2')).filter((m) => m.depth === 0 && (m.data || m.zero));
+    expect(own.reduce((n, m) => n + m.length, 0)).toBe(dirtyBytes);
+  });
+
+  it('refuses an incremental copy without the bitmap context, and names a missing bitmap', async () => {
+    const src = await createImage(join(dir, 'nobm.qcow2'), 'qcow2', 4 * MiB);
+    const dst = await createImage(join(dir, 'nobm-dst.qcow2'), 'qcow2', 4 * MiB);
+    const source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true });
+    const target = await startQemuNbd({ dir, file: dst, format: 'qcow2' });
+    await expect(copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(target), mode: 'incremental', bitmap: 'b9' })).rejects.toThrow(
+      /no meta context qemu:dirty-bitmap:b9/,
+    );
+    await expect(open(source, ['qemu:dirty-bitmap:b9', BASE_ALLOCATION])).rejects.toThrow(/bitmap "b9" does not exist or is not exported/);
+  });
+});
+
+describe('copyDisk failures', () => {
+  it('stops promptly on abort even while requests hang, and reports an AbortError', async () => {
+    const src = await createImage(join(dir, 'abort-src.qcow2'), 'qcow2', 32 * MiB);
+    await qemuIo(src, 'qcow2', ['write -P 0x42 0 32M']);
+    const source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true });
+    const slow = await startNbdkit(dir, ['memory', '32M', 'delay-write=2'], ['delay']);
+    const controller = new AbortController();
+    const copying = copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(slow), mode: 'full', signal: controller.signal });
+    setTimeout(() => controller.abort(), 150);
+    const began = Date.now();
+    const error = await copying.catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+    expect(Date.now() - began).toBeLessThan(1000);
+    await expect(copyDisk({ source: clients[0], target: clients[1], mode: 'full', signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    for (const c of clients) c.destroy();
+  });
+
+  it('fails promptly when the source server dies mid-copy, and when the progress callback throws', async () => {
+    const dying = await startNbdkit(dir, ['pattern', '64M', 'delay-read=1'], ['delay']);
+    const sink = await startNbdkit(dir, ['memory', '64M']);
+    const copying = copyDisk({ source: await open(dying), target: await open(sink), mode: 'full', requests: 4 });
+    await new Promise((r) => setTimeout(r, 200));
+    const began = Date.now();
+    await dying.stop();
+    // nbdkit answers what is in flight with ESHUTDOWN (the client then disconnects); anything later finds the connection gone
+    await expect(copying).rejects.toThrow(/ESHUTDOWN|NBD server closed the connection|NBD connection failed|connection is closing/);
+    expect(Date.now() - began).toBeLessThan(4000);
+
+    const pattern = await startNbdkit(dir, ['pattern', '8M']);
+    await expect(
+      copyDisk({
+        source: await open(pattern),
+        target: await open(sink),
+        mode: 'full',
+        requests: 1,
+        requestSize: 4096,
+        progressIntervalMs: 1,
+        onProgress: () => {
+          throw new Error('observer broke');
+        },
+      }),
+    ).rejects.toThrow('observer broke');
+  });
+
+  it('surfaces target errors (ENOSPC) and refuses unusable targets', async () => {
+    const src = await createImage(join(dir, 'err-src.qcow2'), 'qcow2', 4 * MiB);
+    await qemuIo(src, 'qcow2', ['write -P 0x42 0 1M']);
+    const source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true });
+    const full = await startNbdkit(dir, ['full', '4M']);
+    const error = await copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(full), mode: 'full' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NbdCommandError);
+    expect(error).toMatchObject({ code: 'ENOSPC', command: 'WRITE' });
+
+    const small = await startNbdkit(dir, ['memory', '1M']);
+    await expect(copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(small), mode: 'full' })).rejects.toThrow(/smaller/);
+    const ro = await startNbdkit(dir, ['-r', 'memory', '4M']);
+    await expect(copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(ro), mode: 'full' })).rejects.toThrow(/read-only/);
+  });
+});

@@ -1,0 +1,229 @@
+import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
+import type { NbdClient } from '../nbd-protocol/nbd-client';
+import { alignPlan, CopyOp, DEFAULT_CLUSTER_SIZE, dirtyRanges, planFull, planIncremental, splitRequests, sumBytes } from './copy-plan';
+
+export interface CopyProgress {
+  /** Bytes written or zeroed on the target so far. */
+  bytesDone: number;
+  bytesPlanned: number;
+  /** Average bytes per second since the copy started. */
+  rate: number;
+  elapsedMs: number;
+}
+
+export interface CopyDiskOptions {
+  source: NbdClient;
+  target: NbdClient;
+  /**
+   * full: copy what base:allocation reports as data (zero extents skipped when
+   * targetIsZero). incremental: exactly the clusters qemu:dirty-bitmap:BITMAP
+   * marks dirty; zero ranges in them become WRITE_ZEROES.
+   */
+  mode: 'full' | 'incremental';
+  /** Bitmap name (incremental): the source must have been opened with meta context qemu:dirty-bitmap:NAME and base:allocation. */
+  bitmap?: string;
+  /** Requests in flight (default 16). */
+  requests?: number;
+  /** Bytes per READ/WRITE (default 512 KiB; capped by both servers' maximum payload). */
+  requestSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: CopyProgress) => void;
+  /** Minimum time between progress reports (default 250 ms); a final report always follows completion. */
+  progressIntervalMs?: number;
+  /** Full mode: the target is freshly created and reads as zeroes, so zero extents need no writes (default true). */
+  targetIsZero?: boolean;
+  /** Dirty-bitmap granularity the dirty ranges are widened to (default 64 KiB). */
+  clusterSize?: number;
+}
+
+export interface CopySummary {
+  mode: 'full' | 'incremental';
+  /** Bytes the plan writes or zeroes on the target. */
+  bytesPlanned: number;
+  bytesRead: number;
+  bytesWritten: number;
+  bytesZeroed: number;
+  /** Planned operations (runs of data or zeroes) after alignment and merging. */
+  extents: number;
+  /** NBD READ/WRITE/WRITE_ZEROES requests issued by the copy. */
+  requests: number;
+  /** Incremental: bytes the bitmap marks dirty, widened to clusters. */
+  dirtyBytes?: number;
+  durationMs: number;
+}
+
+/** Rejection of an aborted copy (name AbortError, code ABORT_ERR like Node's own). */
+export class CopyAbortedError extends Error {
+  readonly code = 'ABORT_ERR';
+  constructor(reason?: unknown) {
+    super(`copy aborted${reason instanceof Error ? `: ${reason.message}` : reason !== undefined ? `: ${String(reason)}` : ''}`, { cause: reason });
+    this.name = 'AbortError';
+  }
+}
+
+export const DEFAULT_REQUESTS = 16;
+/**
+ * 512 KiB: measured against qemu-nbd 7.2, requests of 1 MiB and more make
+ * qemu-nbd mmap and fault in a fresh bounce buffer per request (one munmap per
+ * request under strace), costing the source ~60% more CPU than 512 KiB.
+ */
+export const DEFAULT_REQUEST_SIZE = 512 * 1024;
+const ZERO_REQUEST_SIZE = 256 * 1024 * 1024;
+
+function lcmPow2(...values: number[]): number {
+  return values.reduce((a, b) => Math.max(a, b), 1);
+}
+
+/** Plans the copy from the source's meta contexts. */
+export async function planCopy(options: CopyDiskOptions): Promise<{ ops: CopyOp[]; dirtyBytes?: number; align: number }> {
+  const { source, target } = options;
+  const size = source.size;
+  const align = lcmPow2(source.blockSize.minimum, target.blockSize.minimum);
+  if (options.mode === 'full') {
+    if (!source.metaContexts.has(BASE_ALLOCATION)) {
+      // Without allocation information every byte is data.
+      return { ops: size ? [{ kind: 'data', offset: 0, length: size }] : [], align };
+    }
+    const map = await source.blockStatusAll(0, size, [BASE_ALLOCATION]);
+    const ops = planFull(map.get(BASE_ALLOCATION)!, options.targetIsZero !== false);
+    return { ops: alignPlan(ops, align, size), align };
+  }
+  const bitmapContext = QEMU_DIRTY_BITMAP_PREFIX + options.bitmap;
+  const cluster = Math.max(options.clusterSize ?? DEFAULT_CLUSTER_SIZE, align);
+  const map = await source.blockStatusAll(0, size, [bitmapContext, BASE_ALLOCATION]);
+  const dirty = dirtyRanges(map.get(bitmapContext)!, cluster, size);
+  const ops = alignPlan(planIncremental(dirty, map.get(BASE_ALLOCATION)!), align, size);
+  return { ops, dirtyBytes: sumBytes(dirty), align };
+}
+
+function validate(options: CopyDiskOptions): void {
+  const { source, target, mode } = options;
+  if (mode !== 'full' && mode !== 'incremental') throw new TypeError(`mode must be 'full' or 'incremental', not ${JSON.stringify(mode)}`);
+  if (!source.isOpen) throw new Error('source NBD connection is not open');
+  if (!target.isOpen) throw new Error('target NBD connection is not open');
+  if (target.readOnly) throw new Error(`target export "${target.exportName}" is read-only`);
+  if (target.size < source.size) throw new Error(`target export is smaller (${target.size} bytes) than the source (${source.size} bytes)`);
+  if (mode === 'incremental') {
+    if (!options.bitmap) throw new TypeError('incremental copy needs a bitmap name');
+    const ctx = QEMU_DIRTY_BITMAP_PREFIX + options.bitmap;
+    if (!source.metaContexts.has(ctx)) throw new Error(`source connection has no meta context ${ctx}: open it with metaContexts ['${ctx}', '${BASE_ALLOCATION}']`);
+    if (!source.metaContexts.has(BASE_ALLOCATION)) throw new Error(`incremental copy needs meta context ${BASE_ALLOCATION} on the source connection as well`);
+    if (!target.canWriteZeroes) throw new Error('target does not support WRITE_ZEROES, which an incremental copy needs for zeroed ranges');
+  }
+  const requests = options.requests ?? DEFAULT_REQUESTS;
+  if (!Number.isInteger(requests) || requests < 1 || requests > 1024) throw new RangeError(`requests must be an integer from 1 to 1024, not ${requests}`);
+  const requestSize = options.requestSize ?? DEFAULT_REQUEST_SIZE;
+  if (!Number.isInteger(requestSize) || requestSize < 4096) throw new RangeError(`requestSize must be an integer of at least 4096 bytes, not ${requestSize}`);
+}
+
+/** Effective request size: within both servers' maxima, a multiple of both preferred sizes where possible. */
+export function effectiveRequestSize(requested: number, source: NbdClient, target: NbdClient): number {
+  let size = Math.min(requested, source.maxPayload, target.maxPayload);
+  const preferred = Math.max(source.blockSize.preferred, target.blockSize.preferred, source.blockSize.minimum, target.blockSize.minimum);
+  if (size >= preferred) size -= size % preferred;
+  const min = Math.max(source.blockSize.minimum, target.blockSize.minimum);
+  size -= size % min;
+  return Math.max(size, min);
+}
+
+/**
+ * Copies a disk between two NBD exports with `requests` READ->WRITE pipelines
+ * in flight, then flushes the target. Never trims: zero ranges are written
+ * with WRITE_ZEROES so an overlay masks its backing file.
+ */
+export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
+  const started = Date.now();
+  validate(options);
+  const { source, target, signal } = options;
+  if (signal?.aborted) throw new CopyAbortedError(signal.reason);
+
+  let stop = false;
+  let abortReject: ((e: Error) => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => (abortReject = reject));
+  aborted.catch(() => undefined);
+  const onAbort = () => {
+    stop = true;
+    abortReject?.(new CopyAbortedError(signal?.reason));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const { ops, dirtyBytes } = await Promise.race([planCopy(options), aborted]);
+    const bytesPlanned = sumBytes(ops);
+    const requestSize = effectiveRequestSize(options.requestSize ?? DEFAULT_REQUEST_SIZE, source, target);
+    const inFlight = options.requests ?? DEFAULT_REQUESTS;
+    const queue = splitRequests(ops, requestSize, ZERO_REQUEST_SIZE);
+
+    const stats = { bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, requests: 0 };
+    let firstError: Error | undefined;
+    let failReject: ((e: Error) => void) | undefined;
+    const failed = new Promise<never>((_, reject) => (failReject = reject));
+    failed.catch(() => undefined);
+    const fail = (error: unknown) => {
+      stop = true;
+      if (firstError) return;
+      firstError = error instanceof Error ? error : new Error(String(error));
+      failReject?.(firstError);
+    };
+    const report = () => {
+      const elapsedMs = Date.now() - started;
+      const bytesDone = stats.bytesWritten + stats.bytesZeroed;
+      try {
+        options.onProgress?.({ bytesDone, bytesPlanned, rate: elapsedMs > 0 ? (bytesDone * 1000) / elapsedMs : 0, elapsedMs });
+      } catch (error) {
+        // a throwing callback fails the copy instead of escaping from a timer
+        fail(error);
+      }
+    };
+    if (options.onProgress) {
+      timer = setInterval(report, options.progressIntervalMs ?? 250);
+      timer.unref();
+    }
+
+    const worker = async () => {
+      const buffer = Buffer.allocUnsafe(requestSize);
+      for (;;) {
+        if (stop) return;
+        const next = queue.next();
+        if (next.done) return;
+        const req = next.value;
+        stats.requests++;
+        if (req.kind === 'zero') {
+          await target.writeZeroes(req.offset, req.length);
+          stats.bytesZeroed += req.length;
+        } else {
+          const data = await source.read(req.offset, req.length, buffer);
+          stats.bytesRead += req.length;
+          if (stop) return;
+          await target.write(req.offset, data);
+          stats.bytesWritten += req.length;
+        }
+      }
+    };
+    const workers: Promise<void>[] = [];
+    for (let i = 0; i < inFlight; i++) workers.push(worker().catch(fail));
+    // the first error or an abort ends the copy at once; requests still in flight settle unobserved
+    await Promise.race([Promise.all(workers), aborted, failed]);
+    if (firstError) throw firstError;
+    await Promise.race([target.flush(), aborted]);
+    if (timer) clearInterval(timer);
+    timer = undefined;
+    report();
+    if (firstError) throw firstError;
+    return {
+      mode: options.mode,
+      bytesPlanned,
+      bytesRead: stats.bytesRead,
+      bytesWritten: stats.bytesWritten,
+      bytesZeroed: stats.bytesZeroed,
+      extents: ops.length,
+      requests: stats.requests,
+      ...(dirtyBytes !== undefined ? { dirtyBytes } : {}),
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    if (timer) clearInterval(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}

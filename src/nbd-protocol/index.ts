@@ -1,0 +1,12 @@
+export * from './constants';
+export * from './errors';
+export { negotiate } from './handshake';
+export type { BlockSizeConstraints, HandshakeOptions, NegotiatedExport } from './handshake';
+export { NbdClient } from './nbd-client';
+export type { Extent, NbdClientOptions, WriteOptions, WriteZeroesOptions } from './nbd-client';
+export { NbdReplyParser } from './reply-parser';
+export type { BlockStatusDescriptor, ExpectedReply, ReplyParserOptions, ReplySink } from './reply-parser';
+export { formatNbdUri, NBD_DEFAULT_PORT, NbdUriError, parseNbdUri } from './nbd-uri';
+export type { NbdAddress } from './nbd-uri';
+export { connectSocket, openNbd } from './open-nbd';
+export type { OpenNbdOptions } from './open-nbd';
