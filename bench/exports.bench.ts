@@ -20,7 +20,7 @@ export async function runExportsBench(): Promise<void> {
   chmodSync(dir, 0o755);
   const repo = join(dir, 'var', 'repositories');
   mkdirSync(repo, { recursive: true });
-  const hub = await startHub({ SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: '18099', SENDENSE_ADMIN_TOKEN: TOKEN, SENDENSE_NBD_PORTS: '12600-12700', SENDENSE_LOG_LEVEL: 'error' });
+  const hub = await startHub({ SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: '18099', SENDENSE_ADMIN_TOKEN: TOKEN, SENDENSE_NBD_PORTS: '12600-12700', SENDENSE_LOG_LEVEL: 'error', SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1' });
   const headers = { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' };
   try {
     await Promise.all(Array.from({ length: COUNT }, (_, i) => run('qemu-img', ['create', '-q', '-f', 'qcow2', join(repo, `d${i}.qcow2`), '1G'])));

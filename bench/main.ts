@@ -1,10 +1,12 @@
 import { runEventStoreBench } from './event-store.bench';
 import { runExportsBench } from './exports.bench';
+import { runRestoreBench } from '../src/restore/restore.bench';
 import { runDatapathBench } from '../src/data-mover/datapath.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   'event-store': runEventStoreBench,
   exports: runExportsBench,
+  restore: runRestoreBench,
   datapath: runDatapathBench,
 };
 

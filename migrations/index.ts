@@ -5,6 +5,7 @@ import { NbdReadModels1763769900000 } from './1763769900000-nbd-read-models';
 import { RepositoriesAndChains1763770000000 } from './1763770000000-repositories-and-chains';
 import { Agents1763770100000 } from './1763770100000-agents';
 import { BackupJobs1763770200000 } from './1763770200000-backup-jobs';
+import { RestoreMounts1763770300000 } from './1763770300000-restore-mounts';
 
 /** Every migration, in order; the list is explicit so compiled and ts-jest runs load the same set. */
-export const MIGRATIONS = [EventStore1763769600000, ApiTokens1763769700000, EventStoreAppendFunction1763769800000, NbdReadModels1763769900000, RepositoriesAndChains1763770000000, Agents1763770100000, BackupJobs1763770200000];
+export const MIGRATIONS = [EventStore1763769600000, ApiTokens1763769700000, EventStoreAppendFunction1763769800000, NbdReadModels1763769900000, RepositoriesAndChains1763770000000, Agents1763770100000, BackupJobs1763770200000, RestoreMounts1763770300000];

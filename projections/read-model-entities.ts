@@ -5,6 +5,7 @@ import { NbdLeaseView } from './nbd-leases/nbd-lease.entity';
 import { QemuNbdProcessView } from './qemu-nbd-processes/qemu-nbd-process.entity';
 import { RepositoryView } from './repositories/repository.entity';
 import { RestorePointView } from './restore-points/restore-point.entity';
+import { RestoreMountView } from './restore-mounts/restore-mount.entity';
 
 /** Every read-model entity the hub's DataSource knows. */
-export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, BackupJobView, BackupOutcomeView];
+export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, BackupJobView, BackupOutcomeView, RestoreMountView];

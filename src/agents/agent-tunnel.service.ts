@@ -48,7 +48,10 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
         error: (fields, message) => this.logger.error(`${message} ${JSON.stringify(fields)}`),
       },
     });
-    await this.server.start();
+    await this.server.start().catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') throw new Error(`SENDENSE_SSH_PORT ${this.config.sshPort} on ${this.config.sshBind} is already in use by another process`);
+      throw error;
+    });
     this.logger.log(`SSH endpoint for agents on ${this.config.sshBind}:${this.server.port} (host key ${this.server.hostKeyFingerprint})`);
   }
 

@@ -2,9 +2,10 @@ import { registerAgent, runAgent } from '../agent/agent-commands';
 import { ConfigError } from '../config/hub-config';
 import { nbdCopyCommand } from '../data-mover/nbd-copy.command';
 import { startHub } from '../hub/start-hub';
+import { restoreCommand, RESTORE_USAGE } from '../restore/restore-cli';
 import { runClientCommand } from './client-commands';
 
-const USAGE = `usage: sendense <command>
+const USAGE = () => `usage: sendense <command>
 
   hub                                       start the hub (REST API on SENDENSE_API_BIND:SENDENSE_API_PORT)
   agent register --hub URL --name NAME      create the agent key and register it (token in SENDENSE_TOKEN)
@@ -15,7 +16,7 @@ const USAGE = `usage: sendense <command>
   backup start --vm ID --repository ID [--type full|incremental|auto] [--wait]
   backup list [--vm ID] [--status S] | backup show JOB | backup cancel JOB
   restore-points list --vm ID [--repository ID]
-
+${RESTORE_USAGE}
 Client commands talk to SENDENSE_HUB (default http://127.0.0.1:8082) with SENDENSE_TOKEN, or the
 admin token in $SENDENSE_DATA_DIR/admin.token.
 `;
@@ -50,16 +51,20 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (command === 'agent' && sub === 'register') return await registerAgent(rest, process.env);
     if (command === 'agent' && sub === 'run') return untilSignal(await runAgent(rest, process.env));
+    if (command === 'restore') {
+      process.exitCode = await restoreCommand(argv.slice(1), process.env);
+      return;
+    }
     if (command === 'nbd' && sub === 'copy') {
       process.exitCode = await nbdCopyCommand(rest);
       return;
     }
     if (command === undefined || command === 'help' || command === '--help') {
-      process.stdout.write(USAGE);
+      process.stdout.write(USAGE());
       return;
     }
     if (await runClientCommand(argv, process.env)) return;
-    process.stderr.write(`unknown command ${JSON.stringify(argv.join(' '))}\n\n${USAGE}`);
+    process.stderr.write(`unknown command ${JSON.stringify(argv.join(' '))}\n\n${USAGE()}`);
     process.exitCode = 2;
   } catch (error) {
     if (error instanceof ConfigError) {

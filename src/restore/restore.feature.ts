@@ -1,3 +1,13 @@
 import { Type } from '@nestjs/common';
+import { RestoreMountsProjector } from '../../projections/restore-mounts/restore-mounts.projector';
+import { RestoreFilesService } from './restore-files.service';
+import { RestoreMetrics } from './restore-metrics';
+import { RestoreMountsController } from './restore-mounts.controller';
+import { RestoreMountsService } from './restore-mounts.service';
 
-export const restoreFeature: { controllers: Type[]; providers: Type[]; projectors: Type[] } = { controllers: [], providers: [], projectors: [] };
+/** File-level restore: mounts of restore points, browsing and downloads. */
+export const restoreFeature: { controllers: Type[]; providers: Type[]; projectors: Type[] } = {
+  controllers: [RestoreMountsController],
+  providers: [RestoreMountsService, RestoreFilesService, RestoreMetrics],
+  projectors: [RestoreMountsProjector],
+};

@@ -37,6 +37,8 @@ describe('NBD leases and exports across hub processes', () => {
       SENDENSE_API_PORT: String(port),
       SENDENSE_ADMIN_TOKEN: TOKEN,
       SENDENSE_HOST_ID: 'e2e-host',
+      SENDENSE_SSH_PORT: '0',
+      SENDENSE_SSH_BIND: '127.0.0.1',
       SENDENSE_NBD_PORTS: '12400-12500',
       SENDENSE_LOG_LEVEL: 'warn',
     });

@@ -7,7 +7,8 @@ import { RestorePointMounter } from './restore-point-mounter';
 import { runTool } from './run-tool';
 
 const MiB = 1024 * 1024;
-const FILE_SIZE = 200 * MiB;
+export const BENCH_FILE_SIZE = 200 * MiB;
+const FILE_SIZE = BENCH_FILE_SIZE;
 const PARTITION_MIB = 300;
 const MOUNT_RUNS = 7;
 const READ_RUNS = 3;
@@ -22,7 +23,7 @@ function elapsedMs(start: bigint): number {
 }
 
 /** Reads a whole file in 1 MiB chunks, the way a download streams it; returns MB/s (10^6 bytes). */
-async function readRate(file: string): Promise<number> {
+export async function readRate(file: string): Promise<number> {
   const start = process.hrtime.bigint();
   let bytes = 0;
   for await (const chunk of createReadStream(file, { highWaterMark: MiB })) bytes += (chunk as Buffer).length;
@@ -31,7 +32,7 @@ async function readRate(file: string): Promise<number> {
 }
 
 /** A GPT disk with one ext4 partition holding a 200 MiB incompressible file, as raw and as qcow2. */
-async function buildBenchImage(dir: string): Promise<{ raw: string; qcow2: string; offset: number; size: number }> {
+export async function buildBenchImage(dir: string): Promise<{ raw: string; qcow2: string; offset: number; size: number }> {
   const tree = join(dir, 'tree');
   await fs.mkdir(tree);
   const handle = await fs.open(join(tree, 'big.bin'), 'w');

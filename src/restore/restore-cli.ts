@@ -1,0 +1,281 @@
+import { createWriteStream, promises as fs, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+
+export const RESTORE_USAGE = `usage:
+  sendense restore mount RESTORE_POINT [--disk DISK]       mount a restore point's disk for file-level restore
+  sendense restore ls MOUNT [PATH] [--volume V]            list a directory (the volume root without PATH)
+  sendense restore get MOUNT PATH [--volume V] [-o FILE]   download a file (-o - writes to stdout)
+  sendense restore unmount MOUNT                           release the mount
+  sendense restore mounts                                  list mounts
+
+--volume may be left out when the mount has one browsable volume.
+The hub is SENDENSE_HUB (default http://127.0.0.1:8082); the token is SENDENSE_TOKEN, else the
+admin token in $SENDENSE_DATA_DIR/admin.token (default ./var/admin.token).
+`;
+
+export interface CliIo {
+  stdout: Writable;
+  stderr: Writable;
+  cwd: string;
+}
+
+interface Volume {
+  id: string;
+  fsType: string | null;
+  size: number;
+  label: string | null;
+  status: string;
+  reason: string | null;
+}
+
+interface MountAnswer {
+  mountId: string;
+  status: string;
+  restorePointId: string;
+  diskId: string;
+  partitionTable: string | null;
+  volumes: Volume[];
+  expiresAt: string | null;
+  releaseReason: string | null;
+}
+
+interface Entry {
+  name: string;
+  type: string;
+  size: number;
+  mtime: string;
+  mode: string;
+  linkTarget?: string;
+}
+
+class UsageError extends Error {}
+
+class HubError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Splits `--name value` / `-o value` options from positional arguments; unknown options are usage errors. */
+function parseArgs(args: string[], allowed: Record<string, string>): { positional: string[]; options: Record<string, string> } {
+  const positional: string[] = [];
+  const options: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      positional.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('-') && arg !== '-') {
+      const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+      const name = allowed[flag];
+      if (!name) throw new UsageError(`unknown option ${flag}`);
+      const value = inline ?? args[++i];
+      if (value === undefined) throw new UsageError(`${flag} needs a value`);
+      options[name] = value;
+    } else {
+      positional.push(arg);
+    }
+  }
+  return { positional, options };
+}
+
+function tokenFrom(env: NodeJS.ProcessEnv): string {
+  const given = env.SENDENSE_TOKEN?.trim();
+  if (given) return given;
+  const file = join(resolve(env.SENDENSE_DATA_DIR?.trim() || './var'), 'admin.token');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`no token: set SENDENSE_TOKEN, or make the admin token file ${file} readable (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
+
+class HubClient {
+  private readonly base: string;
+  private readonly token: string;
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.base = (env.SENDENSE_HUB?.trim() || 'http://127.0.0.1:8082').replace(/\/+$/, '');
+    this.token = tokenFrom(env);
+  }
+
+  async request(method: string, path: string, body?: object): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${this.token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`cannot reach the hub at ${this.base}: ${cause?.code ?? cause?.message ?? String(error)}`);
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let message = text;
+      try {
+        const parsed = JSON.parse(text) as { message?: string | string[] };
+        if (parsed.message) message = Array.isArray(parsed.message) ? parsed.message.join('; ') : parsed.message;
+      } catch {
+        /* not JSON */
+      }
+      throw new HubError(res.status, `${res.status} ${message || res.statusText}`);
+    }
+    return res;
+  }
+
+  async json<T>(method: string, path: string, body?: object): Promise<T> {
+    return (await (await this.request(method, path, body)).json()) as T;
+  }
+}
+
+function query(params: Record<string, string | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== undefined) search.set(key, value);
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+function humanSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function printMount(m: MountAnswer, out: Writable): void {
+  out.write(`mount ${m.mountId}: ${m.status} (restore point ${m.restorePointId}, disk ${m.diskId}${m.partitionTable ? `, ${m.partitionTable} partition table` : ''})\n`);
+  if (m.expiresAt) out.write(`released if unused until ${m.expiresAt} (every access renews it)\n`);
+  if (m.releaseReason) out.write(`released: ${m.releaseReason}\n`);
+  for (const v of m.volumes) {
+    const label = v.label ? ` "${v.label}"` : '';
+    out.write(`  ${v.id.padEnd(5)} ${(v.fsType ?? '-').padEnd(12)} ${humanSize(v.size).padStart(10)}  ${v.status}${label}${v.reason ? `: ${v.reason}` : ''}\n`);
+  }
+}
+
+function mountPath(mountId: string, suffix = ''): string {
+  return `/api/v1/restore/mounts/${encodeURIComponent(mountId)}${suffix}`;
+}
+
+async function mountCommand(client: HubClient, args: string[], out: Writable): Promise<number> {
+  const { positional, options } = parseArgs(args, { '--disk': 'disk' });
+  if (positional.length !== 1) throw new UsageError('restore mount needs exactly one RESTORE_POINT');
+  const mount = await client.json<MountAnswer>('POST', '/api/v1/restore/mounts', { restorePointId: positional[0], ...(options.disk ? { diskId: options.disk } : {}) });
+  printMount(mount, out);
+  return 0;
+}
+
+async function lsCommand(client: HubClient, args: string[], out: Writable): Promise<number> {
+  const { positional, options } = parseArgs(args, { '--volume': 'volume' });
+  if (positional.length < 1 || positional.length > 2) throw new UsageError('restore ls needs MOUNT and at most one PATH');
+  const [mountId, path = ''] = positional;
+  let cursor: string | undefined;
+  do {
+    const page = await client.json<{ entries: Entry[]; nextCursor: string | null }>('GET', mountPath(mountId, `/files${query({ volume: options.volume, path, cursor, limit: '1000' })}`));
+    for (const e of page.entries) {
+      const type = e.type === 'dir' ? 'd' : e.type === 'symlink' ? 'l' : e.type === 'file' ? '-' : '?';
+      out.write(`${type} ${e.mode} ${String(e.size).padStart(12)} ${e.mtime.slice(0, 19).replace('T', ' ')} ${e.name}${e.type === 'dir' ? '/' : ''}${e.linkTarget !== undefined ? ` -> ${e.linkTarget}` : ''}\n`);
+    }
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+  return 0;
+}
+
+/** The name the hub suggests (RFC 8187 filename* first), else the last part of the path. */
+function suggestedName(disposition: string | null, path: string): string {
+  const star = disposition && /filename\*=UTF-8''([^;]+)/i.exec(disposition);
+  let name = star ? decodeURIComponent(star[1]) : basename(path);
+  name = basename(name.replace(/\\/g, '/'));
+  return name && name !== '.' && name !== '..' ? name : 'download';
+}
+
+async function getCommand(client: HubClient, args: string[], io: CliIo): Promise<number> {
+  const { positional, options } = parseArgs(args, { '--volume': 'volume', '-o': 'output', '--output': 'output' });
+  if (positional.length !== 2) throw new UsageError('restore get needs MOUNT and PATH');
+  const [mountId, path] = positional;
+  const res = await client.request('GET', mountPath(mountId, `/file${query({ volume: options.volume, path })}`));
+  const body = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
+  const expected = Number(res.headers.get('content-length'));
+  if (options.output === '-') {
+    await pipeline(body, io.stdout, { end: false });
+    return 0;
+  }
+  const target = resolve(io.cwd, options.output ?? suggestedName(res.headers.get('content-disposition'), path));
+  if (options.output === undefined && (await fs.stat(target).then(() => true, () => false))) {
+    body.destroy();
+    throw new Error(`${target} already exists; choose another name with -o FILE`);
+  }
+  // Written beside the target and renamed at the end, so an interrupted download never looks complete.
+  const partial = `${target}.partial-${process.pid}`;
+  try {
+    await pipeline(body, createWriteStream(partial, { flags: 'wx' }));
+    const written = (await fs.stat(partial)).size;
+    if (Number.isFinite(expected) && written !== expected) throw new Error(`received ${written} of ${expected} bytes; the download was cut off`);
+    await fs.rename(partial, target);
+    io.stderr.write(`saved ${written} bytes to ${target}\n`);
+    return 0;
+  } catch (error) {
+    await fs.rm(partial, { force: true });
+    throw error;
+  }
+}
+
+async function unmountCommand(client: HubClient, args: string[], out: Writable): Promise<number> {
+  const { positional } = parseArgs(args, {});
+  if (positional.length !== 1) throw new UsageError('restore unmount needs exactly one MOUNT');
+  const mount = await client.json<MountAnswer>('DELETE', mountPath(positional[0]));
+  out.write(`mount ${mount.mountId}: ${mount.status}${mount.releaseReason ? ` (${mount.releaseReason})` : ''}\n`);
+  return 0;
+}
+
+async function mountsCommand(client: HubClient, args: string[], out: Writable): Promise<number> {
+  const { positional, options } = parseArgs(args, { '--status': 'status' });
+  if (positional.length) throw new UsageError('restore mounts takes no arguments');
+  const mounts = await client.json<MountAnswer[]>('GET', `/api/v1/restore/mounts${query({ status: options.status })}`);
+  for (const m of mounts) out.write(`${m.mountId}  ${m.status.padEnd(8)}  ${m.restorePointId}  ${m.diskId}${m.releaseReason ? `  (${m.releaseReason})` : ''}\n`);
+  return 0;
+}
+
+/**
+ * `sendense restore ...`: file-level restore from the command line. Returns
+ * the exit code: 0 done, 1 the hub refused or failed (its message is
+ * printed), 2 a usage error.
+ */
+export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv, io: CliIo = { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd() }): Promise<number> {
+  const [sub, ...rest] = args[0] === 'restore' ? args.slice(1) : args;
+  try {
+    if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
+      io.stdout.write(RESTORE_USAGE);
+      return sub === undefined ? 2 : 0;
+    }
+    const commands: Record<string, (client: HubClient) => Promise<number>> = {
+      mount: (c) => mountCommand(c, rest, io.stdout),
+      ls: (c) => lsCommand(c, rest, io.stdout),
+      get: (c) => getCommand(c, rest, io),
+      unmount: (c) => unmountCommand(c, rest, io.stdout),
+      mounts: (c) => mountsCommand(c, rest, io.stdout),
+    };
+    const command = commands[sub];
+    if (!command) throw new UsageError(`unknown restore command ${JSON.stringify(sub)}`);
+    return await command(new HubClient(env));
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`sendense restore: ${error.message}\n\n${RESTORE_USAGE}`);
+      return 2;
+    }
+    io.stderr.write(`sendense restore: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
