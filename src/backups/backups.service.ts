@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { BackupJobView } from '../../projections/backup-jobs/backup-job.entity';
 import { AgentReport } from '../agent/backup-protocol';
 import { AgentTunnel } from '../agents/agent-tunnel.service';
 import { AgentsService, agentTokenName } from '../agents/agents.service';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHub } from '../hub/start-hub';
 import { writeManifest } from '../repositories/qcow2/manifest';
-import { BENCH_FILE_SIZE, buildBenchImage, readRate, runRestoreBench as runMounterBench } from './mounting/restore.bench';
+import { BENCH_FILE_SIZE, buildBenchImage, loopMountReadRates, runRestoreBench as runMounterBench } from './mounting/restore.bench';
 import { runTool } from './mounting/run-tool';
 
 const TOKEN = 'bench-admin-token-0123456789';
@@ -103,17 +103,7 @@ async function runRestoreApiBench(): Promise<void> {
       }
     }
 
-    const viaLoop: number[] = [];
-    const loopDir = join(dir, 'loop-mount');
-    await fs.mkdir(loopDir);
-    for (let run = 0; run < READ_RUNS; run++) {
-      await runTool('mount', ['-o', `ro,noload,loop,offset=${image.offset},sizelimit=${image.size}`, image.raw, loopDir]);
-      try {
-        viaLoop.push(await readRate(join(loopDir, 'big.bin')));
-      } finally {
-        await runTool('umount', [loopDir]);
-      }
-    }
+    const viaLoop = await loopMountReadRates(image, dir);
     const apiRate = median(viaApi);
     const loopRate = median(viaLoop);
     out(`API: download ${BENCH_FILE_SIZE / (1024 * 1024)} MiB over HTTP (GET .../file, curl):      median ${apiRate.toFixed(0)} MB/s (${viaApi.map((r) => r.toFixed(0)).join(', ')})`);

@@ -98,17 +98,7 @@ export async function runRestoreBench(): Promise<void> {
       }
     }
 
-    const viaLoop: number[] = [];
-    const loopDir = join(dir, 'loop-mount');
-    await fs.mkdir(loopDir);
-    for (let run = 0; run < READ_RUNS; run++) {
-      await runTool('mount', ['-o', `ro,noload,loop,offset=${image.offset},sizelimit=${image.size}`, image.raw, loopDir]);
-      try {
-        viaLoop.push(await readRate(join(loopDir, 'big.bin')));
-      } finally {
-        await runTool('umount', [loopDir]);
-      }
-    }
+    const viaLoop = await loopMountReadRates(image, dir);
     const restoreRate = median(viaRestore);
     const loopRate = median(viaLoop);
     out(`read ${FILE_SIZE / MiB} MiB via restore mount (qcow2/qemu-nbd/nbdfuse/loop): median ${restoreRate.toFixed(0)} MB/s (${viaRestore.map((r) => r.toFixed(0)).join(', ')})`);
@@ -119,4 +109,20 @@ export async function runRestoreBench(): Promise<void> {
     await mounter.cleanupLeftovers(restoreRoot).catch(() => undefined);
     await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The yardstick: the same file read from a kernel loop mount of the raw disk, READ_RUNS times, each on a fresh mount. */
+export async function loopMountReadRates(image: { raw: string; offset: number; size: number }, dir: string): Promise<number[]> {
+  const rates: number[] = [];
+  const loopDir = join(dir, 'loop-mount');
+  await fs.mkdir(loopDir);
+  for (let run = 0; run < READ_RUNS; run++) {
+    await runTool('mount', ['-o', `ro,noload,loop,offset=${image.offset},sizelimit=${image.size}`, image.raw, loopDir]);
+    try {
+      rates.push(await readRate(join(loopDir, 'big.bin')));
+    } finally {
+      await runTool('umount', [loopDir]);
+    }
+  }
+  return rates;
 }
