@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { DomainError } from '../eventing/domain-error';
 import { TunnelServer } from '../tunnel';
+import { HUB_INSTANCE } from '../hub/hub-instance';
+import { ProjectionsService } from '../projection-runner/projections.service';
 import { AgentsService } from './agents.service';
 
 /**
@@ -20,10 +22,14 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    @Inject(HUB_INSTANCE) private readonly instance: string,
     private readonly agents: AgentsService,
+    private readonly projections: ProjectionsService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.projections.waitForCaughtUp('agents');
+    await this.agents.disconnectStale(this.instance);
     this.server = new TunnelServer({
       hostKeyFile: join(this.config.dataDir, 'ssh_host_ed25519_key'),
       port: this.config.sshPort,
@@ -34,7 +40,7 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
       },
       allowDirect: async (agentId, _host, port) => port === this.config.apiPort || (this.grants.get(agentId)?.has(port) ?? false),
       onConnected: (agentId, session) => {
-        void this.agents.connected(agentId, session.remoteAddress).catch((e) => this.logger.error(`recording the connection of agent ${agentId} failed: ${String(e)}`));
+        void this.agents.connected(agentId, session.remoteAddress, this.instance).catch((e) => this.logger.error(`recording the connection of agent ${agentId} failed: ${String(e)}`));
         this.events.emit('connected', agentId);
       },
       onDisconnected: (agentId, reason) => {
@@ -63,13 +69,23 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
     return { port: this.server.port!, hostKeyFingerprint: this.server.hostKeyFingerprint! };
   }
 
+  /** Resolves true once the agent has a live session (it may be reconnecting after a restart), false after timeoutMs. */
+  async waitConnected(agentId: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.isConnected(agentId)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return true;
+  }
+
   isConnected(agentId: string): boolean {
-    return this.server.session(agentId) !== undefined;
+    return this.server?.session(agentId) !== undefined;
   }
 
   /** Base URL of the agent's API through its tunnel. */
   async agentApiUrl(agentId: string): Promise<string> {
-    const session = this.server.session(agentId);
+    const session = this.server?.session(agentId);
     if (!session) throw new DomainError('conflict', `agent ${agentId} is not connected`);
     return session.waitForAgentApi(5_000);
   }

@@ -13,13 +13,13 @@ function run(commands: AgentCommand[]): AgentEvent[] {
 
 describe('agent rules', () => {
   it('registers once, then records connections and inventory changes only', () => {
-    const events = run([register, { kind: 'connect', remoteAddress: '127.0.0.1' }, { kind: 'reportInventory', vms }, { kind: 'reportInventory', vms }, { kind: 'disconnect', reason: 'eof' }, { kind: 'disconnect', reason: 'again' }]);
+    const events = run([register, { kind: 'connect', remoteAddress: '127.0.0.1', hubInstance: 'h1' }, { kind: 'reportInventory', vms }, { kind: 'reportInventory', vms }, { kind: 'disconnect', reason: 'eof' }, { kind: 'disconnect', reason: 'again' }]);
     expect(events.map((e) => e.type)).toEqual(['AgentRegistered', 'AgentConnected', 'VmInventoryReported', 'AgentDisconnected']);
     expect(fold(agent, events)).toMatchObject({ connected: false, inventory: vms });
   });
 
   it('refuses a second registration and anything from an unknown agent', () => {
     expect(() => run([register, register])).toThrow(/already registered/);
-    expect(() => run([{ kind: 'connect', remoteAddress: 'x' }])).toThrow(/not registered/);
+    expect(() => run([{ kind: 'connect', remoteAddress: 'x', hubInstance: 'h1' }])).toThrow(/not registered/);
   });
 });

@@ -8,26 +8,28 @@ export interface AgentState {
   name: string | null;
   fingerprint: string | null;
   connected: boolean;
+  /** The hub process the agent's live session is with. */
+  connectedVia: string | null;
   inventory: InventoryVm[];
 }
 
 export type AgentCommand =
   | { kind: 'register'; agentId: string; name: string; publicKey: string; fingerprint: string; tokenId: string }
-  | { kind: 'connect'; remoteAddress: string }
+  | { kind: 'connect'; remoteAddress: string; hubInstance: string }
   | { kind: 'disconnect'; reason: string }
   | { kind: 'reportInventory'; vms: InventoryVm[] };
 
 export const agentAggregate: Aggregate<AgentState, AgentCommand, AgentEvent> = {
-  initialState: () => ({ registered: false, agentId: null, name: null, fingerprint: null, connected: false, inventory: [] }),
+  initialState: () => ({ registered: false, agentId: null, name: null, fingerprint: null, connected: false, connectedVia: null, inventory: [] }),
 
   evolve(state, event) {
     switch (event.type) {
       case AGENT_REGISTERED:
         return { ...state, registered: true, agentId: event.data.agentId, name: event.data.name, fingerprint: event.data.fingerprint };
       case AGENT_CONNECTED:
-        return { ...state, connected: true };
+        return { ...state, connected: true, connectedVia: event.data.hubInstance };
       case AGENT_DISCONNECTED:
-        return { ...state, connected: false };
+        return { ...state, connected: false, connectedVia: null };
       case VM_INVENTORY_REPORTED:
         return { ...state, inventory: event.data.vms };
     }
@@ -43,7 +45,7 @@ export const agentAggregate: Aggregate<AgentState, AgentCommand, AgentEvent> = {
     const agentId = state.agentId!;
     switch (command.kind) {
       case 'connect':
-        return [{ type: AGENT_CONNECTED, data: { agentId, remoteAddress: command.remoteAddress } }];
+        return [{ type: AGENT_CONNECTED, data: { agentId, remoteAddress: command.remoteAddress, hubInstance: command.hubInstance } }];
       case 'disconnect':
         return state.connected ? [{ type: AGENT_DISCONNECTED, data: { agentId, reason: command.reason } }] : [];
       case 'reportInventory':

@@ -9,7 +9,7 @@ export type InventoryDisk = { diskId: string; path: string; format: string; virt
 export type InventoryVm = { vmId: string; name: string; disks: InventoryDisk[] };
 
 export type AgentRegistered = DomainEvent<typeof AGENT_REGISTERED, { agentId: string; name: string; publicKey: string; fingerprint: string; tokenId: string }>;
-export type AgentConnected = DomainEvent<typeof AGENT_CONNECTED, { agentId: string; remoteAddress: string }>;
+export type AgentConnected = DomainEvent<typeof AGENT_CONNECTED, { agentId: string; remoteAddress: string; hubInstance: string }>;
 export type AgentDisconnected = DomainEvent<typeof AGENT_DISCONNECTED, { agentId: string; reason: string }>;
 export type VmInventoryReported = DomainEvent<typeof VM_INVENTORY_REPORTED, { agentId: string; vms: InventoryVm[] }>;
 export type AgentEvent = AgentRegistered | AgentConnected | AgentDisconnected | VmInventoryReported;

@@ -50,8 +50,17 @@ export class AgentsService {
     return this.dataSource.getRepository(AgentView).findOneBy({ fingerprint });
   }
 
-  async connected(agentId: string, remoteAddress: string): Promise<void> {
-    await this.aggregates.execute(agentStream(agentId), agentAggregate, { kind: 'connect', remoteAddress });
+  async connected(agentId: string, remoteAddress: string, hubInstance: string): Promise<void> {
+    await this.aggregates.execute(agentStream(agentId), agentAggregate, { kind: 'connect', remoteAddress, hubInstance });
+  }
+
+  /** Sessions with a previous run of this hub ended with it, whatever the events last said. */
+  async disconnectStale(hubInstance: string): Promise<void> {
+    for (const agent of await this.list()) {
+      if (!agent.connected) continue;
+      const state = await this.state(agent.agentId);
+      if (state.connectedVia === hubInstance) await this.disconnected(agent.agentId, 'the hub restarted');
+    }
   }
 
   async disconnected(agentId: string, reason: string): Promise<void> {

@@ -24,6 +24,9 @@ import { backupJobAggregate, BackupJobCommand, BackupJobState, isTerminal } from
 import { backupStream, RequestedType, Target } from './backup.events';
 import { createTarget, removeTargets, targetPath } from './backup-targets';
 
+/** An agent reconnecting (after a hub or network restart) gets this long before its job fails. */
+const AGENT_CONNECT_GRACE_MS = 15_000;
+
 interface Waiter {
   agentId: string;
   resolve: () => void;
@@ -175,6 +178,7 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
     const createdFiles: string[] = [];
     let agentStarted = false;
     try {
+      if (!(await this.tunnel.waitConnected(state.agentId!, AGENT_CONNECT_GRACE_MS))) throw new Error(`agent ${state.agentId} is not connected`);
       const chain = await this.points.chain(state.vmId!, state.repositoryId!);
       const last = chain.points.at(-1);
       const sincePointId = state.requestedType !== 'full' && last ? last.restorePointId : null;

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { pgClientConfig, DbConnection } from '../database/db-connection';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
@@ -17,7 +17,7 @@ export interface ProjectionStatus {
 }
 
 @Injectable()
-export class ProjectionsService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class ProjectionsService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('projections');
   private readonly runners: Map<string, ProjectionRunner>;
 
@@ -37,7 +37,8 @@ export class ProjectionsService implements OnApplicationBootstrap, OnApplication
     );
   }
 
-  onApplicationBootstrap(): void {
+  /** Started at module init, before any feature's bootstrap hook waits for a read model to catch up. */
+  onModuleInit(): void {
     for (const runner of this.runners.values()) runner.start();
   }
 

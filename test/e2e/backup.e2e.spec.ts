@@ -39,6 +39,12 @@ describe('backups end to end: hub and agent processes, SSH tunnel, real qcow2 di
     expect((await lab.events(incId)).filter((e) => e.type === 'SnapshotCreated')).toHaveLength(1);
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
 
+    const sse = await fetch(`http://127.0.0.1:${lab.apiPort}/api/v1/backups/${incId}/events`, { headers: { Authorization: 'Bearer lab-admin-token-0123456789' } });
+    expect(sse.headers.get('content-type')).toBe('text/event-stream');
+    const stream = await sse.text();
+    expect(stream.match(/^event: (\w+)$/gm)!.map((l) => l.slice(7))).toEqual((await lab.events(incId)).map((e) => e.type));
+    expect(stream).toContain('event: BackupCompleted');
+
     const list = (await lab.api('GET', `/api/v1/backups?vmId=vm1`)).body.jobs;
     expect(list.map((j: { jobId: string }) => j.jobId)).toEqual([incId, fullId]);
     const report = (await lab.api('GET', `/api/v1/reports/jobs?from=2000-01-01&to=2100-01-01`)).body;

@@ -62,7 +62,9 @@ export class BackupLab {
       SENDENSE_NBD_PORTS: '14000-14031',
       SENDENSE_LOG_LEVEL: 'warn',
     });
-    await waitForHttp(`http://127.0.0.1:${this.apiPort}/api/v1/health`);
+    await waitForHttp(`http://127.0.0.1:${this.apiPort}/api/v1/health`).catch((e: Error) => {
+      throw new Error(`${e.message}\nhub output:\n${this.hub?.output().slice(-4000)}`);
+    });
   }
 
   async startAgent(): Promise<void> {
