@@ -21,15 +21,20 @@ Client commands talk to SENDENSE_HUB (default http://127.0.0.1:8082) with SENDEN
 admin token in $SENDENSE_DATA_DIR/admin.token.
 `;
 
-/** Runs until a signal arrives, then stops cleanly; a second signal exits at once. */
+/**
+ * Runs until a signal arrives, then stops cleanly. A terminal's Ctrl-C and a script's
+ * SIGTERM often arrive together, so signals within the first seconds of a shutdown are
+ * ignored; a later one (an impatient second Ctrl-C) exits at once.
+ */
 function untilSignal(stop: () => Promise<void>): void {
-  let stopping = false;
+  let stoppingSince = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (stoppingSince) {
+      if (Date.now() - stoppingSince < FORCE_EXIT_AFTER_MS) return;
       process.stderr.write(`received ${signal} again; exiting without waiting\n`);
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     stop().then(
       () => process.exit(0),
       (error) => {
@@ -41,6 +46,8 @@ function untilSignal(stop: () => Promise<void>): void {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }
+
+const FORCE_EXIT_AFTER_MS = 3_000;
 
 export async function main(argv: string[]): Promise<void> {
   const [command, sub, ...rest] = argv;

@@ -33,6 +33,17 @@ describe('sendense hub process on embedded defaults', () => {
     expect(processesMentioning(dataDir)).toEqual([]);
   });
 
+  it('a Ctrl-C and a SIGTERM arriving together still stop everything cleanly', async () => {
+    const port = await freePort();
+    const dataDir = join(dir, 'var');
+    const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: dataDir, SENDENSE_API_PORT: String(port) });
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
+    hub.child.kill('SIGINT');
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toEqual({ code: 0, signal: null });
+    expect(processesMentioning(dataDir)).toEqual([]);
+  });
+
   it('after a SIGKILL, the next start takes over the leftover database server and keeps the data', async () => {
     const port = await freePort();
     const env = { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: String(port), SENDENSE_ADMIN_TOKEN: 'restart-admin-token-0123' };
