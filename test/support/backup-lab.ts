@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -29,7 +29,9 @@ export class BackupLab {
     return join(this.dir, 'repo');
   }
 
-  async start(vmSizes?: [number, number], fill?: [number, number]): Promise<void> {
+  constructor(private readonly hubEnv: NodeJS.ProcessEnv = {}) {}
+
+  async start(vmSizes?: [number, number], fill?: [number, number], secondVm = false): Promise<void> {
     this.db = await createTestDatabase();
     this.dir = mkdtempSync(join(tmpdir(), 'sendense-lab-'));
     chmodSync(this.dir, 0o755);
@@ -38,6 +40,11 @@ export class BackupLab {
       mkdirSync(join(this.dir, 'vm'), { recursive: true });
       throw e;
     });
+    if (secondVm) {
+      const other = await buildSampleVm(join(this.dir, 'vm2'), 'vm2');
+      const merge = (file: string) => JSON.parse(readFileSync(file, 'utf8')).vms;
+      writeFileSync(this.vm.inventoryFile, JSON.stringify({ vms: [...merge(this.vm.inventoryFile), ...merge(other.inventoryFile)] }));
+    }
     this.apiPort = await freePort();
     this.sshPort = await freePort();
     await this.startHub();
@@ -61,6 +68,7 @@ export class BackupLab {
       SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
       SENDENSE_NBD_PORTS: '14000-14031',
       SENDENSE_LOG_LEVEL: 'warn',
+      ...this.hubEnv,
     });
     await waitForHttp(`http://127.0.0.1:${this.apiPort}/api/v1/health`).catch((e: Error) => {
       throw new Error(`${e.message}\nhub output:\n${this.hub?.output().slice(-4000)}`);
@@ -85,8 +93,8 @@ export class BackupLab {
     return { status: res.status, body: text ? JSON.parse(text) : null };
   }
 
-  async backup(type: 'full' | 'incremental' | 'auto'): Promise<string> {
-    const res = await this.api('POST', '/api/v1/backups', { vmId: 'vm1', repositoryId: this.repositoryId, type });
+  async backup(type: 'full' | 'incremental' | 'auto', vmId = 'vm1'): Promise<string> {
+    const res = await this.api('POST', '/api/v1/backups', { vmId, repositoryId: this.repositoryId, type });
     if (res.status !== 202) throw new Error(`backup refused: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body.jobId;
   }
@@ -112,7 +120,9 @@ export class BackupLab {
   async leftovers(): Promise<{ qemuNbd: string[]; leases: number; strayFiles: string[] }> {
     const qemuNbd = processesMentioning(this.hubDataDir).filter((p) => p.cmdline.includes('qemu-nbd')).map((p) => p.cmdline);
     const leases = (await this.api('GET', '/api/v1/nbd/ports')).body.length;
-    const points = (await this.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${this.repositoryId}`)).body as { disks: { file: string }[] }[];
+    const vmIds = ((await this.api('GET', '/api/v1/vms')).body as { vmId: string }[]).map((v) => v.vmId);
+    const points: { disks: { file: string }[] }[] = [];
+    for (const vmId of vmIds) points.push(...(await this.api('GET', `/api/v1/vms/${vmId}/restore-points?repositoryId=${this.repositoryId}`)).body);
     const known = new Set(points.flatMap((p) => p.disks.map((d) => d.file)));
     const { stdout } = await run('find', [this.repoRoot, '-type', 'f', '-not', '-path', '*/manifests/*.json']);
     const strayFiles = stdout.split('\n').filter(Boolean).map((f) => f.slice(this.repoRoot.length + 1)).filter((f) => !known.has(f));
