@@ -12,6 +12,7 @@ import { AggregateRepository } from '../eventing/aggregate-repository';
 import { DomainError } from '../eventing/domain-error';
 import { currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
+import { ProjectionsService } from '../projection-runner/projections.service';
 import { writeManifest } from '../repositories/qcow2/manifest';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { toManifest } from '../restore-points/chain-files';
@@ -57,6 +58,7 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly points: RestorePointsService,
     private readonly exports: NbdExportsService,
     private readonly space: SpaceCheck,
+    private readonly projections: ProjectionsService,
   ) {}
 
   /** Jobs a previous hub process left unfinished are finished or failed and cleaned up; queued ones run. */
@@ -71,6 +73,7 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
         });
       }
     });
+    await this.projections.waitForCaughtUp('backup-jobs');
     const unfinished: { job_id: string; phase: string }[] = await this.dataSource.query(`SELECT job_id, phase FROM rm_backup_jobs WHERE phase NOT IN ('completed', 'failed') ORDER BY requested_at`);
     for (const row of unfinished) {
       const state = await this.job(row.job_id);
