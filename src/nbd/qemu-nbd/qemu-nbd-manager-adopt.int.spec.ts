@@ -91,7 +91,6 @@ describe('QemuNbdManager after a hub restart', () => {
     await waitFor(() => exitSeenAt.has(record.leaseId), 2_000, 'onExit of the adopted export');
     const afterMs = (exitSeenAt.get(record.leaseId) as number) - killedAt;
     const exit = exits.find((e) => e.leaseId === record.leaseId) as QemuNbdExit;
-    console.log(`unexpected exit of an adopted export reported after ${afterMs.toFixed(0)} ms (signal ${exit.signal})`);
     expect(afterMs).toBeLessThan(2_000);
     expect(exit).toMatchObject({ pid: record.pid, code: null, expected: false });
     // PID 1 may already have reaped it, which takes the status with it.

@@ -16,7 +16,6 @@ describe('QemuNbdManager with real qemu-nbd', () => {
   let manager: QemuNbdManager;
   const exits: QemuNbdExit[] = [];
   const exitSeenAt = new Map<string, number>();
-  const startLatencies: number[] = [];
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'sendense-qemu-nbd-'));
@@ -34,7 +33,6 @@ describe('QemuNbdManager with real qemu-nbd', () => {
     await manager.stopAll();
     const leftovers = await killAllMentioning(dir);
     rmSync(dir, { recursive: true, force: true });
-    console.log(`qemu-nbd start latency (spawn -> ready), ms: ${startLatencies.map((ms) => ms.toFixed(1)).join(', ')}`);
     expect(leftovers).toEqual([]);
   });
 
@@ -44,13 +42,6 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   function spec(port: number, file: string, patch: Partial<QemuNbdExportSpec> = {}): QemuNbdExportSpec {
     return { leaseId: randomUUID(), port, file, format: 'qcow2', readOnly: false, exportName: `disk-${port}`, ...patch };
-  }
-
-  async function timedStart(s: QemuNbdExportSpec) {
-    const began = performance.now();
-    const running = await manager.start(s);
-    startLatencies.push(performance.now() - began);
-    return running;
   }
 
   async function exitOf(leaseId: string, timeoutMs = 2_000): Promise<{ exit: QemuNbdExit; afterMs: number }> {
@@ -69,7 +60,7 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   it('serves a qcow2 to several clients at once and keeps running after they leave', async () => {
     const s = spec(10900, await image('shared'), { readOnly: true });
-    const running = await timedStart(s);
+    const running = await manager.start(s);
     expect(running).toMatchObject({ leaseId: s.leaseId, port: 10900, file: s.file, adopted: false });
     expect(manager.list().map((e) => e.leaseId)).toEqual([s.leaseId]);
     expect(JSON.parse(readFileSync(join(runDir, `qemu-nbd-${s.leaseId}.json`), 'utf8'))).toMatchObject({ pid: running.pid, port: 10900, args: running.args });
@@ -91,7 +82,7 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   it('runs qemu-nbd in its own session and process group, so a Ctrl-C to the hub does not reach it', async () => {
     const s = spec(10901, await image('group'), { readOnly: true });
-    const { pid } = await timedStart(s);
+    const { pid } = await manager.start(s);
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const [pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(2, 4).map(Number);
     expect({ pgrp, session }).toEqual({ pgrp: pid, session: pid });
@@ -101,7 +92,7 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   it('exposes a dirty bitmap as the qemu:dirty-bitmap meta context', async () => {
     const s = spec(10902, await image('bitmap', 64 * MiB, 'sendense-b1'), { readOnly: true, bitmap: 'sendense-b1' });
-    await timedStart(s);
+    await manager.start(s);
     expect((await nbdinfoJson(`nbd://127.0.0.1:10902/${s.exportName}`)).contexts).toContain('qemu:dirty-bitmap:sendense-b1');
     await manager.stop(s.leaseId);
   });
@@ -111,7 +102,7 @@ describe('QemuNbdManager with real qemu-nbd', () => {
     writeRandomRaw(raw, 32 * MiB);
     const file = await image('target', 32 * MiB);
     const s = spec(10903, file);
-    await timedStart(s);
+    await manager.start(s);
     await execa('nbdcopy', [raw, `nbd://127.0.0.1:10903/${s.exportName}`]);
     await manager.stop(s.leaseId);
     expect(await imagesIdentical(raw, file)).toBe(true);
@@ -122,7 +113,7 @@ describe('QemuNbdManager with real qemu-nbd', () => {
     writeRandomRaw(raw, 32 * MiB);
     const file = await image('flushed', 32 * MiB);
     const s = spec(10904, file);
-    const { pid } = await timedStart(s);
+    const { pid } = await manager.start(s);
     await execa('nbdcopy', ['--flush', raw, `nbd://127.0.0.1:10904/${s.exportName}`]);
     process.kill(pid, 'SIGKILL');
     await exitOf(s.leaseId);
@@ -131,12 +122,11 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   it('reports a kill -9 from outside at once: expected false, SIGKILL, stderr tail, pid file removed', async () => {
     const s = spec(10905, await image('killed'));
-    const { pid } = await timedStart(s);
+    const { pid } = await manager.start(s);
     const killedAt = performance.now();
     await execa('kill', ['-9', String(pid)]);
     const { exit } = await exitOf(s.leaseId);
     const afterMs = (exitSeenAt.get(s.leaseId) as number) - killedAt;
-    console.log(`unexpected exit of our own child reported ${afterMs.toFixed(1)} ms after running kill -9 (includes spawning kill)`);
     expect(exit).toEqual({ leaseId: s.leaseId, pid, code: null, signal: 'SIGKILL', stderrTail: expect.any(String), expected: false });
     expect(afterMs).toBeLessThan(500);
     expect(existsSync(join(runDir, `qemu-nbd-${s.leaseId}.json`))).toBe(false);
@@ -146,10 +136,8 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   it('stop(): the process is really gone, onExit says expected, the pid file is removed', async () => {
     const s = spec(10906, await image('stopped'));
-    const { pid } = await timedStart(s);
-    const began = performance.now();
+    const { pid } = await manager.start(s);
     await manager.stop(s.leaseId);
-    console.log(`stop() of an idle export took ${(performance.now() - began).toFixed(1)} ms`);
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     const { exit } = await exitOf(s.leaseId, 0);
     expect(exit).toMatchObject({ pid, code: 0, signal: null, expected: true });
@@ -160,7 +148,7 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   it('refuses a second export for the same lease or the same port without spawning anything', async () => {
     const s = spec(10907, await image('dup'));
-    const { pid } = await timedStart(s);
+    const { pid } = await manager.start(s);
     await expect(manager.start({ ...s, port: 10908 })).rejects.toThrow(/already has an export/);
     await expect(manager.start({ ...s, leaseId: randomUUID() })).rejects.toThrow(/port 10907 is already used/);
     expect(manager.list().map((e) => e.pid)).toEqual([pid]);
@@ -169,7 +157,7 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   it('stopAll() stops every export', async () => {
     const pids = [];
-    for (const port of [10910, 10911, 10912]) pids.push((await timedStart(spec(port, await image(`all-${port}`), { readOnly: true }))).pid);
+    for (const port of [10910, 10911, 10912]) pids.push((await manager.start(spec(port, await image(`all-${port}`), { readOnly: true }))).pid);
     await manager.stopAll();
     expect(manager.list()).toEqual([]);
     expect(pids.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
