@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { ForbiddenException, Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -129,7 +129,7 @@ export class BackupsService implements OnApplicationBootstrap, OnModuleDestroy {
     const state = await this.job(jobId);
     const agent = await this.agents.state(state.agentId!);
     const actor = currentContext().actor;
-    if (actor !== agentTokenName(agent.name!) && actor !== ADMIN_ACTOR) throw new DomainError('conflict', `only agent ${agent.name} may report on job ${jobId}`);
+    if (actor !== agentTokenName(agent.name!) && actor !== ADMIN_ACTOR) throw new ForbiddenException(`only agent ${agent.name} may report on job ${jobId}`);
     const waiter = this.waiters.get(jobId);
     switch (report.type) {
       case 'snapshot-created':
