@@ -1,18 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { ID_MESSAGE, ID_PATTERN } from '../ports/nbd-ports.dto';
+import { AllocatePortDto } from '../ports/nbd-ports.dto';
 
-export class StartExportDto {
-  @ApiProperty({ example: 'job-42' })
-  @IsString()
-  @Matches(ID_PATTERN, { message: ID_MESSAGE('jobId') })
-  jobId: string;
-
-  @ApiProperty({ example: 'disk0' })
-  @IsString()
-  @Matches(ID_PATTERN, { message: ID_MESSAGE('diskId') })
-  diskId: string;
-
+/** An export is a port lease for a job's disk plus what to serve on it. */
+export class StartExportDto extends AllocatePortDto {
   @ApiProperty({ example: '/var/lib/sendense/repositories/main/vm1/disk0/rp1.qcow2' })
   @IsString()
   @MaxLength(4096)
