@@ -74,21 +74,11 @@ export class EventStoreDbEventStore implements EventStore {
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
     const backwards = options.direction === 'backwards';
-    const out: RecordedEvent[] = [];
-    try {
-      for await (const resolved of this.client.readStream(streamId, {
-        direction: backwards ? BACKWARDS : FORWARDS,
-        fromRevision: options.fromRevision ?? (backwards ? END : START),
-        maxCount: options.maxCount ?? Number.MAX_SAFE_INTEGER,
-      })) {
-        const recorded = toRecorded(resolved);
-        if (recorded) out.push(recorded);
-      }
-    } catch (error) {
-      if (error instanceof StreamNotFoundError) return [];
-      throw error;
-    }
-    return out;
+    return this.collect(streamId, {
+      direction: backwards ? BACKWARDS : FORWARDS,
+      fromRevision: options.fromRevision ?? (backwards ? END : START),
+      maxCount: options.maxCount ?? Number.MAX_SAFE_INTEGER,
+    });
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
@@ -115,9 +105,14 @@ export class EventStoreDbEventStore implements EventStore {
 
   /** Needs EventStoreDB's built-in $by_correlation_id projection to be running. */
   async readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]> {
+    return this.collect(`$bc-${correlationId}`, { resolveLinkTos: true, maxCount });
+  }
+
+  /** Every event of one stream as ours; a stream that does not exist reads as empty. */
+  private async collect(streamName: string, options: Parameters<EventStoreDBClient['readStream']>[1]): Promise<RecordedEvent[]> {
     const out: RecordedEvent[] = [];
     try {
-      for await (const resolved of this.client.readStream(`$bc-${correlationId}`, { resolveLinkTos: true, maxCount })) {
+      for await (const resolved of this.client.readStream(streamName, options)) {
         const recorded = toRecorded(resolved);
         if (recorded) out.push(recorded);
       }
