@@ -28,9 +28,9 @@ export class ProjectionMetrics implements OnModuleInit {
       help: '1 when this hub process is the one applying events for the projection',
       labelNames: ['projection'],
       registers: [this.registry],
-      async collect() {
+      collect() {
         this.reset();
-        for (const p of await projections.list()) this.set({ projection: p.name }, p.leader ? 1 : 0);
+        for (const p of projections.leadership()) this.set({ projection: p.name }, p.leader ? 1 : 0);
       },
     });
   }

@@ -56,6 +56,11 @@ export class ProjectionsService implements OnModuleInit, OnApplicationShutdown {
     return [...this.runners.keys()];
   }
 
+  /** Which projections this process applies, from memory (no database round trip). */
+  leadership(): { name: string; leader: boolean }[] {
+    return [...this.runners.values()].map((r) => ({ name: r.projector.name, leader: r.status().leader }));
+  }
+
   async list(): Promise<ProjectionStatus[]> {
     return Promise.all(
       [...this.runners.values()].map(async (runner) => {
