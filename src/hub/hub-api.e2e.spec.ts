@@ -24,6 +24,7 @@ describe('hub API: auth, correlation, tokens, audit, projections, operations', (
     it('serves metrics with projection lag and the OpenAPI document to a valid token', async () => {
       const metrics = await hub.admin(hub.http().get('/metrics')).expect(200);
       expect(metrics.text).toContain('sendense_projection_lag_events{projection="api-tokens"}');
+      expect(metrics.text).toContain('sendense_projection_leader{projection="api-tokens"} 1');
       const doc = await hub.admin(hub.http().get('/api/docs-json')).expect(200);
       expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/api/v1/health', '/api/v1/audit/streams/{streamId}', '/api/v1/projections/{name}/rebuild']));
     });
