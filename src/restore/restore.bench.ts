@@ -4,21 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHub } from '../hub/start-hub';
 import { writeManifest } from '../repositories/qcow2/manifest';
-import { BENCH_FILE_SIZE, buildBenchImage, loopMountReadRates, runRestoreBench as runMounterBench } from './mounting/restore.bench';
+import { BENCH_FILE_SIZE, buildBenchImage, elapsedMs, loopMountReadRates, median, runRestoreBench as runMounterBench } from './mounting/restore.bench';
 import { runTool } from './mounting/run-tool';
 
 const TOKEN = 'bench-admin-token-0123456789';
 const MOUNT_RUNS = 7;
 const READ_RUNS = 3;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
-function elapsedMs(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e6;
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

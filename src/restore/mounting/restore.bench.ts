@@ -13,12 +13,12 @@ const PARTITION_MIB = 300;
 const MOUNT_RUNS = 7;
 const READ_RUNS = 3;
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-function elapsedMs(start: bigint): number {
+export function elapsedMs(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
