@@ -5,6 +5,7 @@ import { HUB_CONFIG, HubConfig } from '../../config/hub-config';
 import { AggregateRepository } from '../../eventing/aggregate-repository';
 import { DomainError } from '../../eventing/domain-error';
 import { HUB_INSTANCE } from '../../hub/hub-instance';
+import { ProjectionsService } from '../../projection-runner/projections.service';
 import { QemuNbdExit, QemuNbdManager } from '../qemu-nbd';
 import { AllocateNbdPortCommand, ReleaseNbdPortCommand } from '../ports/nbd-port.commands';
 import { Allocated } from '../ports/nbd-port.handlers';
@@ -50,6 +51,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     private readonly aggregates: AggregateRepository,
     private readonly pool: NbdPortPool,
     private readonly paths: ExportPathPolicy,
+    private readonly projections: ProjectionsService,
   ) {
     this.manager = new QemuNbdManager({
       runDir: join(config.dataDir, 'run'),
@@ -60,8 +62,10 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     });
   }
 
+  /** Reconciles before the hub serves, and lets the read models show the outcome. */
   async onApplicationBootstrap(): Promise<void> {
     await this.reconcile();
+    await Promise.all([this.projections.waitForCaughtUp('nbd-leases'), this.projections.waitForCaughtUp('qemu-nbd-processes')]);
   }
 
   async onModuleDestroy(): Promise<void> {
