@@ -1,3 +1,4 @@
+import { READ_MODEL_ENTITIES } from '../projections/read-model-entities';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +31,7 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
     connection = embedded.connection;
     stopServer = embedded.stop;
   }
-  const dataSource = createDataSource(connection);
+  const dataSource = createDataSource(connection, READ_MODEL_ENTITIES);
   await dataSource.initialize();
   await runMigrations(dataSource, connection);
   await dataSource.query(`TRUNCATE es_events, es_streams, projection_checkpoints, rm_api_tokens`);

@@ -2,7 +2,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { QemuImageSource } from './sources/qemu-image';
 import { BackupRunner } from './backup-runner';
-import { PlanRequest, StartRequest } from './backup-protocol';
+import { PlanRequest, StartRequest } from '../wire/backup-protocol';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MAX_BODY = 1024 * 1024;

@@ -2,7 +2,7 @@ import { Duplex } from 'node:stream';
 import { copyDisk } from '../data-mover';
 import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
 import { QemuImageSource } from './sources/qemu-image';
-import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from './backup-protocol';
+import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
 
 export interface RunnerDeps {
   source: QemuImageSource;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { DomainError } from '../eventing/domain-error';
 import { TunnelServer } from '../tunnel';
-import { HUB_INSTANCE } from '../hub/hub-instance';
+import { HUB_INSTANCE } from '../config/hub-instance';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { AgentsService } from './agents.service';
 

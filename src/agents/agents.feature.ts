@@ -1,4 +1,3 @@
-import { AgentsProjector } from '../../projections/agents/agents.projector';
 import { AgentTunnel } from './agent-tunnel.service';
 import { AgentsController } from './agents.controller';
 import { AgentsService } from './agents.service';
@@ -6,5 +5,4 @@ import { AgentsService } from './agents.service';
 export const agentsFeature = {
   controllers: [AgentsController],
   providers: [AgentsService, AgentTunnel],
-  projectors: [AgentsProjector],
 };

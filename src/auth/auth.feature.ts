@@ -1,4 +1,3 @@
-import { ApiTokensProjector } from '../../projections/api-tokens/api-tokens.projector';
 import { ApiTokensController } from './tokens/api-tokens.controller';
 import { IssueApiTokenHandler } from './tokens/issue-api-token.handler';
 import { RevokeApiTokenHandler } from './tokens/revoke-api-token.handler';
@@ -7,5 +6,4 @@ import { TokenVerifier } from './token-verifier';
 export const authFeature = {
   controllers: [ApiTokensController],
   providers: [TokenVerifier, IssueApiTokenHandler, RevokeApiTokenHandler],
-  projectors: [ApiTokensProjector],
 };

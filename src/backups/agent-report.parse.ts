@@ -1,4 +1,4 @@
-import { AgentReport } from '../agent/backup-protocol';
+import { AgentReport } from '../wire/backup-protocol';
 import { DomainError } from '../eventing/domain-error';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

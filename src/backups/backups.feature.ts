@@ -1,4 +1,3 @@
-import { BackupJobsProjector } from '../../projections/backup-jobs/backup-jobs.projector';
 import { AgentCalls } from './agent-calls';
 import { BackupEventsStream } from './backup-events.stream';
 import { BackupsController } from './backups.controller';
@@ -7,5 +6,4 @@ import { BackupsService } from './backups.service';
 export const backupsFeature = {
   controllers: [BackupsController],
   providers: [AgentCalls, BackupsService, BackupEventsStream],
-  projectors: [BackupJobsProjector],
 };

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { AgentReport } from '../agent/backup-protocol';
+import { AgentReport } from '../wire/backup-protocol';
 import { AgentTunnel } from '../agents/agent-tunnel.service';
 import { AgentsService, agentTokenName } from '../agents/agents.service';
 import { ADMIN_ACTOR } from '../auth/admin-token';

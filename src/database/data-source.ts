@@ -1,10 +1,10 @@
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { MIGRATIONS } from '../../migrations';
 import { DbConnection, pgClientConfig } from './db-connection';
 
-export function createDataSource(connection: DbConnection, poolSize = 10): DataSource {
+/** The read-model entities come from the composition root: the platform knows no read model. */
+export function createDataSource(connection: DbConnection, entities: Function[], poolSize = 10): DataSource {
   return new DataSource({
     type: 'postgres',
     host: connection.host,
@@ -13,7 +13,7 @@ export function createDataSource(connection: DbConnection, poolSize = 10): DataS
     password: connection.password,
     database: connection.database,
     ssl: connection.ssl ? { rejectUnauthorized: false } : undefined,
-    entities: READ_MODEL_ENTITIES,
+    entities,
     migrations: MIGRATIONS,
     migrationsTransactionMode: 'each',
     synchronize: false,

@@ -4,11 +4,12 @@ import { EVENT_STORE, EventStore, WrongExpectedRevisionError } from '../event-st
 import { Aggregate, DomainEvent } from './aggregate';
 import { metadataFor } from './event-metadata';
 import { KeyedMutex } from './keyed-mutex';
-import { currentContext } from './request-context';
 
 export interface ExecuteResult<S, E> {
   state: S;
   events: E[];
+  /** Ids of the appended events, in order: what a workflow names as the cause of its next command. */
+  eventIds: string[];
   position: string | null;
 }
 
@@ -49,23 +50,24 @@ export class AggregateRepository {
   execute<S, C, E extends DomainEvent>(
     streamId: string,
     aggregate: Aggregate<S, C, E>,
-    command: C,
-    causationId: string = currentContext().causationId ?? randomUUID(),
+    decision: C,
+    cause: { commandId: string } = { commandId: randomUUID() },
   ): Promise<ExecuteResult<S, E>> {
     return this.mutex.run(streamId, async () => {
       for (let attempt = 1; ; attempt++) {
         const { state, revision } = await this.load(streamId, aggregate);
-        const events = aggregate.decide(command, state);
-        if (events.length === 0) return { state, events, position: null };
+        const events = aggregate.decide(decision, state);
+        if (events.length === 0) return { state, events, eventIds: [], position: null };
+        const eventIds = events.map(() => randomUUID());
         try {
           const result = await this.store.append(
             streamId,
-            events.map((e) => ({ type: e.type, data: e.data, metadata: metadataFor(causationId) })),
+            events.map((e, i) => ({ id: eventIds[i], type: e.type, data: e.data, metadata: metadataFor(cause.commandId) })),
             revision === null ? 'no_stream' : revision,
           );
           const next = events.reduce((s, e) => aggregate.evolve(s, e), state);
           this.remember(streamId, { aggregate, state: next, revision: result.nextRevision });
-          return { state: next, events, position: result.position };
+          return { state: next, events, eventIds, position: result.position };
         } catch (error) {
           if (!(error instanceof WrongExpectedRevisionError) || attempt >= MAX_ATTEMPTS) throw error;
           await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));

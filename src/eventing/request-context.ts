@@ -21,6 +21,17 @@ export function currentContext(): RequestContext {
   return storage.getStore() ?? { correlationId: randomUUID(), actor: SYSTEM_ACTOR };
 }
 
+/**
+ * Work done in reaction to an event (a workflow step, a cleanup) runs under the event's
+ * correlation id with the event as the cause of whatever it appends next.
+ */
+export function causedBy<T>(event: { id: string; metadata?: { correlationId?: unknown } } | string, fn: () => T, correlationId?: string): T {
+  const current = currentContext();
+  const id = typeof event === 'string' ? event : event.id;
+  const fromEvent = typeof event === 'string' ? undefined : typeof event.metadata?.correlationId === 'string' ? event.metadata.correlationId : undefined;
+  return storage.run({ correlationId: correlationId ?? fromEvent ?? current.correlationId, actor: SYSTEM_ACTOR, causationId: id }, fn);
+}
+
 export function setActor(actor: string): void {
   const store = storage.getStore();
   if (store) store.actor = actor;

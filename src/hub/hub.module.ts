@@ -3,6 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
+import { READ_MODELS } from '../../projections/read-models';
 import { agentsFeature } from '../agents/agents.feature';
 import { AuditController } from '../audit/audit.controller';
 import { AuditService } from '../audit/audit.service';
@@ -21,16 +22,16 @@ import { MetricsController } from '../operations/metrics.controller';
 import { createMetricsRegistry, METRICS_REGISTRY } from '../operations/metrics.registry';
 import { ProjectionMetrics } from '../operations/projection-metrics';
 import { ProjectionsController } from '../projection-runner/projections.controller';
+import { CommandGateway } from '../projection-runner/command-gateway';
 import { DB_CONNECTION, ProjectionsService } from '../projection-runner/projections.service';
 import { PROJECTORS } from '../projection-runner/projector';
-import { HUB_INSTANCE, hubInstanceId } from './hub-instance';
+import { HUB_INSTANCE, hubInstanceId } from '../config/hub-instance';
 import { HubRuntime } from './hub-runtime';
 import { pinoHttpOptions } from './logging';
 
 interface Feature {
   controllers: Type[];
   providers: Type[];
-  projectors: Type[];
 }
 
 const FEATURES: Feature[] = [authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature];
@@ -38,7 +39,7 @@ const FEATURES: Feature[] = [authFeature, nbdFeature, repositoriesFeature, agent
 @Module({})
 export class HubModule {
   static create(runtime: HubRuntime): DynamicModule {
-    const projectors = FEATURES.flatMap((f) => f.projectors);
+    const projectors = READ_MODELS.map((m) => m.projector);
     return {
       module: HubModule,
       imports: [CqrsModule.forRoot(), LoggerModule.forRoot({ pinoHttp: pinoHttpOptions(runtime.config.logLevel) })],
@@ -53,9 +54,11 @@ export class HubModule {
         { provide: METRICS_REGISTRY, useFactory: createMetricsRegistry },
         { provide: APP_FILTER, useClass: DomainErrorFilter },
         ...projectors,
+        ...READ_MODELS.flatMap((m) => m.queryHandlers),
         { provide: PROJECTORS, useFactory: (...all: unknown[]) => all, inject: projectors },
         AggregateRepository,
         ProjectionsService,
+        CommandGateway,
         ProjectionMetrics,
         AuditService,
         ...FEATURES.flatMap((f) => f.providers),

@@ -1,3 +1,4 @@
+import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { INestApplication } from '@nestjs/common';
 import { mkdirSync } from 'node:fs';
 import { Pool } from 'pg';
@@ -40,7 +41,7 @@ export async function startHub(env: NodeJS.ProcessEnv): Promise<RunningHub> {
       connection = embedded.connection;
       log.info({ dir: connection.host }, 'embedded PostgreSQL is running');
     }
-    const dataSource: DataSource = createDataSource(connection);
+    const dataSource: DataSource = createDataSource(connection, READ_MODEL_ENTITIES);
     await dataSource.initialize();
     undo.push(() => dataSource.destroy());
     await runMigrations(dataSource, connection);

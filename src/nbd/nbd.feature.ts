@@ -1,5 +1,3 @@
-import { NbdLeasesProjector } from '../../projections/nbd-leases/nbd-leases.projector';
-import { QemuNbdProcessesProjector } from '../../projections/qemu-nbd-processes/qemu-nbd-processes.projector';
 import { ExportPathPolicy } from './exports/export-path-policy';
 import { NbdExportsController } from './exports/nbd-exports.controller';
 import { NbdExportsService } from './exports/nbd-exports.service';
@@ -12,5 +10,4 @@ import { NbdPortsController } from './ports/nbd-ports.controller';
 export const nbdFeature = {
   controllers: [NbdPortsController, NbdExportsController],
   providers: [NbdPortPool, AllocateNbdPortHandler, ReleaseNbdPortHandler, ReleaseJobPortsHandler, ExportPathPolicy, NbdExportsService, NbdMetrics],
-  projectors: [NbdLeasesProjector, QemuNbdProcessesProjector],
 };

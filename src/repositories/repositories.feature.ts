@@ -1,5 +1,3 @@
-import { RepositoriesProjector } from '../../projections/repositories/repositories.projector';
-import { RestorePointsProjector } from '../../projections/restore-points/restore-points.projector';
 import { ExportsHoldFiles } from '../nbd/exports/exports-hold-files';
 import { FilesInUse } from '../restore-points/files-in-use';
 import { RescanService } from '../restore-points/rescan.service';
@@ -13,5 +11,4 @@ import { RepositoriesService } from './registry/repositories.service';
 export const repositoriesFeature = {
   controllers: [RepositoriesController, RestorePointsController],
   providers: [FilesInUse, ExportsHoldFiles, RepositoriesService, RestorePointsService, RescanService, SpaceCheck],
-  projectors: [RepositoriesProjector, RestorePointsProjector],
 };

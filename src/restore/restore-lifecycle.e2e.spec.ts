@@ -8,7 +8,7 @@ import { hashToken } from '../auth/token-hash';
 import { loadHubConfig } from '../config/hub-config';
 import { metadataFor } from '../eventing/event-metadata';
 import { createHubApp } from '../hub/create-hub-app';
-import { hubInstanceId } from '../hub/hub-instance';
+import { hubInstanceId } from '../config/hub-instance';
 import { hostLeftovers, NOTHING_LEFT } from '../../test/fixtures/restore/host-leftovers';
 import { buildRestoreFixtures, removeRestoreFixtures, RestoreFixtures } from '../../test/fixtures/restore/restore-images';
 import { buildRestoreRepository, RestoreRepository } from '../../test/fixtures/restore/restore-repository';

@@ -8,7 +8,7 @@ import { RestorePointView } from '../../projections/restore-points/restore-point
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { AggregateRepository } from '../eventing/aggregate-repository';
 import { DomainError } from '../eventing/domain-error';
-import { HUB_INSTANCE } from '../hub/hub-instance';
+import { HUB_INSTANCE } from '../config/hub-instance';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { pointOf } from '../restore-points/chain.aggregate';

@@ -1,3 +1,4 @@
+import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { Pool } from 'pg';
 import { createDataSource } from '../../src/database/data-source';
 import { DbConnection, pgClientConfig, pgPoolConfig } from '../../src/database/db-connection';
@@ -12,7 +13,7 @@ import { CounterProjector } from './counter-projector';
 async function main(): Promise<void> {
   const connection = JSON.parse(process.env.CRASH_DB!) as DbConnection;
   const crashAt = Number(process.env.CRASH_AT_N);
-  const dataSource = createDataSource(connection);
+  const dataSource = createDataSource(connection, READ_MODEL_ENTITIES);
   await dataSource.initialize();
   const store = new PostgresEventStore(new Pool(pgPoolConfig(connection)), pgClientConfig(connection));
   const projector = new CounterProjector((event) => {

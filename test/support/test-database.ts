@@ -1,3 +1,4 @@
+import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { randomBytes } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { DataSource } from 'typeorm';
@@ -36,7 +37,7 @@ export async function createTestDatabase(target: DatabaseTarget = embeddedTarget
   const name = `sendense_t_${randomBytes(6).toString('hex')}`;
   await adminQuery(target.connection, `CREATE DATABASE ${name}`);
   const connection = withDatabase(target.connection, name);
-  const dataSource = createDataSource(connection);
+  const dataSource = createDataSource(connection, READ_MODEL_ENTITIES);
   await dataSource.initialize();
   await runMigrations(dataSource, connection);
   const pool = new Pool(pgPoolConfig(connection, 20));

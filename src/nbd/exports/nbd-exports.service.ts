@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../../config/hub-config';
 import { AggregateRepository } from '../../eventing/aggregate-repository';
 import { DomainError } from '../../eventing/domain-error';
-import { HUB_INSTANCE } from '../../hub/hub-instance';
+import { HUB_INSTANCE } from '../../config/hub-instance';
 import { ProjectionsService } from '../../projection-runner/projections.service';
 import { QemuNbdExit, QemuNbdManager } from '../qemu-nbd';
 import { AllocateNbdPortCommand, ReleaseNbdPortCommand } from '../ports/nbd-port.commands';

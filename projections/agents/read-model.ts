@@ -1,0 +1,7 @@
+import { ReadModel } from '../read-model';
+import { AgentsProjector } from './agents.projector';
+
+export const agentsReadModel: ReadModel = {
+  projector: AgentsProjector,
+  queryHandlers: [],
+};

@@ -1,0 +1,7 @@
+import { ReadModel } from '../read-model';
+import { NbdLeasesProjector } from './nbd-leases.projector';
+
+export const nbdLeasesReadModel: ReadModel = {
+  projector: NbdLeasesProjector,
+  queryHandlers: [],
+};

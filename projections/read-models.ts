@@ -1,0 +1,21 @@
+import { ReadModel } from './read-model';
+import { agentsReadModel } from './agents/read-model';
+import { apiTokensReadModel } from './api-tokens/read-model';
+import { backupJobsReadModel } from './backup-jobs/read-model';
+import { nbdLeasesReadModel } from './nbd-leases/read-model';
+import { qemuNbdProcessesReadModel } from './qemu-nbd-processes/read-model';
+import { repositoriesReadModel } from './repositories/read-model';
+import { restoreMountsReadModel } from './restore-mounts/read-model';
+import { restorePointsReadModel } from './restore-points/read-model';
+
+/** Every read model the hub runs: composed here, never imported by a feature. */
+export const READ_MODELS: ReadModel[] = [
+  apiTokensReadModel,
+  nbdLeasesReadModel,
+  qemuNbdProcessesReadModel,
+  repositoriesReadModel,
+  restorePointsReadModel,
+  agentsReadModel,
+  backupJobsReadModel,
+  restoreMountsReadModel,
+];
