@@ -1,4 +1,3 @@
-import { READ_MODEL_ENTITIES } from '../projections/read-model-entities';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { createDataSource, runMigrations } from '../src/database/data-source';
 import { connectionFromUrl, DbConnection, pgClientConfig, pgPoolConfig } from '../src/database/db-connection';
 import { startEmbeddedPostgres } from '../src/database/embedded-postgres';
 import { PostgresEventStore } from '../src/event-store/postgres/postgres-event-store';
+import { READ_MODEL_ENTITIES } from '../projections/read-model-entities';
 
 export interface BenchDatabase {
   label: string;

@@ -4,6 +4,16 @@ import { setActor } from '../eventing/request-context';
 import { TokenVerifier } from './token-verifier';
 
 const PUBLIC = new Set(['GET /api/v1/health']);
+/**
+ * The Swagger UI page and its static assets open in a browser without a token (a browser cannot
+ * send one before its "Authorize" button has taken it); every API call, and /api/docs-json,
+ * still needs one. No dot-dot segment and no escapes can reach past the UI's own files.
+ */
+const DOCS_UI = /^\/api\/docs(\/[A-Za-z0-9_-]+(\.[A-Za-z0-9]+)*)?$/;
+
+function isPublic(method: string, path: string): boolean {
+  return PUBLIC.has(`${method} ${path}`) || (method === 'GET' && DOCS_UI.test(path));
+}
 
 /** Every route but the health check needs `Authorization: Bearer <token>`; the token's name becomes the actor. */
 @Injectable()
@@ -12,7 +22,7 @@ export class BearerAuthMiddleware implements NestMiddleware {
 
   async use(req: Request, res: Response, next: NextFunction): Promise<void> {
     const path = req.originalUrl.split('?')[0].replace(/\/+$/, '');
-    if (PUBLIC.has(`${req.method} ${path}`)) return next();
+    if (isPublic(req.method, path)) return next();
     const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(req.headers.authorization ?? '');
     const actor = match ? await this.verifier.actorFor(match[1]).catch(() => null) : null;
     if (!actor) {

@@ -20,6 +20,7 @@ describe('hub configuration', () => {
       sshPort: 2222,
       sshBind: '0.0.0.0',
       maxConcurrentBackups: 4,
+      restoreIdleMs: 3_600_000,
     });
   });
 
@@ -63,6 +64,21 @@ describe('hub configuration', () => {
     expect(error!.message).toContain('SENDENSE_API_PORT must be a TCP port number between 1 and 65535, got "80a"');
     expect(error!.message).toContain('SENDENSE_API_BIND must be an IP address');
     expect(error!.message).not.toContain('secret');
+  });
+
+  it('checks the restore idle timeout with every other setting', () => {
+    expect(loadHubConfig({ SENDENSE_RESTORE_IDLE_S: '90' }).restoreIdleMs).toBe(90_000);
+    let error: ConfigError | undefined;
+    try {
+      loadHubConfig({ SENDENSE_RESTORE_IDLE_S: 'soon', SENDENSE_LOG_LEVEL: 'loud' });
+    } catch (e) {
+      error = e as ConfigError;
+    }
+    expect(error!.problems).toEqual([
+      'SENDENSE_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, got "loud"',
+      'SENDENSE_RESTORE_IDLE_S must be an integer from 1 to 604800, got "soon"',
+    ]);
+    expect(() => loadHubConfig({ SENDENSE_RESTORE_IDLE_S: '604801' })).toThrow(/SENDENSE_RESTORE_IDLE_S/);
   });
 
   it('refuses port 0 and ports above 65535', () => {

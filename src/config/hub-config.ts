@@ -26,7 +26,12 @@ export interface HubConfig {
   sshPort: number;
   sshBind: string;
   maxConcurrentBackups: number;
+  /** A restore mount nobody touched for this long is released. */
+  restoreIdleMs: number;
 }
+
+/** A week: anything longer is a forgotten mount, not a restore. */
+export const MAX_RESTORE_IDLE_S = 7 * 24 * 3600;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -101,6 +106,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const sshBind = str('SENDENSE_SSH_BIND') ?? '0.0.0.0';
   if (isIP(sshBind) === 0) problems.push(`SENDENSE_SSH_BIND must be an IP address, got ${JSON.stringify(sshBind)}`);
   const maxConcurrentBackups = int('SENDENSE_MAX_CONCURRENT_BACKUPS', 4, 1, 1000);
+  const restoreIdleS = int('SENDENSE_RESTORE_IDLE_S', 3600, 1, MAX_RESTORE_IDLE_S);
 
   const config: HubConfig = {
     dataDir,
@@ -118,6 +124,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     sshPort,
     sshBind,
     maxConcurrentBackups,
+    restoreIdleMs: restoreIdleS * 1000,
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -21,6 +21,19 @@ describe('hub API: auth, correlation, tokens, audit, projections, operations', (
       await hub.http().get(path).set('Authorization', 'Basic abc').expect(401);
     });
 
+    it('opens the Swagger UI in a browser without a token; its Authorize button takes the bearer token', async () => {
+      const page = await hub.http().get('/api/docs').redirects(1).expect(200);
+      expect(page.text).toContain('swagger-ui');
+      const scripts = [...page.text.matchAll(/src="\.?\/?([^"]+\.js)"/g)].map((m) => m[1].replace(/^.*\//, ''));
+      expect(scripts).toEqual(expect.arrayContaining(['swagger-ui-bundle.js', 'swagger-ui-init.js']));
+      for (const script of scripts) await hub.http().get(`/api/docs/${script}`).expect(200);
+      const init = await hub.http().get('/api/docs/swagger-ui-init.js').expect(200);
+      expect(init.text).toMatch(/"securitySchemes":\s*\{\s*"bearer":\s*\{\s*"scheme":\s*"bearer"/);
+      await hub.http().get('/api/docs/../v1/projections').expect(401);
+      await hub.http().get('/api/docs/%2e%2e/v1/projections').expect(401);
+      await hub.http().post('/api/docs').expect(401);
+    });
+
     it('serves metrics with projection lag and the OpenAPI document to a valid token', async () => {
       const metrics = await hub.admin(hub.http().get('/metrics')).expect(200);
       expect(metrics.text).toContain('sendense_projection_lag_events{projection="api-tokens"}');

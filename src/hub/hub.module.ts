@@ -12,6 +12,7 @@ import { ADMIN_TOKEN_HASH } from '../auth/token-verifier';
 import { HUB_CONFIG } from '../config/hub-config';
 import { EVENT_STORE } from '../event-store/event-store.port';
 import { AggregateRepository } from '../eventing/aggregate-repository';
+import { DatabaseProbe } from '../database/database-probe';
 import { DomainErrorFilter } from '../http/domain-error.filter';
 import { nbdFeature } from '../nbd/nbd.feature';
 import { repositoriesFeature } from '../repositories/repositories.feature';
@@ -60,6 +61,7 @@ export class HubModule {
         ProjectionsService,
         CommandGateway,
         ProjectionMetrics,
+        DatabaseProbe,
         AuditService,
         ...FEATURES.flatMap((f) => f.providers),
       ],

@@ -1,9 +1,9 @@
-import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { INestApplication } from '@nestjs/common';
 import { mkdirSync } from 'node:fs';
 import { Pool } from 'pg';
 import pino from 'pino';
 import { DataSource } from 'typeorm';
+import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { ensureAdminToken } from '../auth/admin-token';
 import { hashToken } from '../auth/token-hash';
 import { HubConfig, loadHubConfig } from '../config/hub-config';

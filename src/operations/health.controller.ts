@@ -1,6 +1,6 @@
 import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import { DataSource } from 'typeorm';
+import { DatabaseProbe } from '../database/database-probe';
 import { DbConnection } from '../database/db-connection';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DB_CONNECTION } from '../projection-runner/projections.service';
@@ -11,17 +11,14 @@ export class HealthController {
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(DB_CONNECTION) private readonly connection: DbConnection,
-    private readonly dataSource: DataSource,
+    private readonly database: DatabaseProbe,
   ) {}
 
   @Get()
   async health() {
     const body = { eventStore: this.store.kind, database: this.connection.origin };
-    try {
-      await this.dataSource.query('SELECT 1');
-    } catch (error) {
-      throw new ServiceUnavailableException({ status: 'unavailable', ...body, reason: `database: ${(error as Error).message}` });
-    }
+    const problem = await this.database.problem();
+    if (problem) throw new ServiceUnavailableException({ status: 'unavailable', ...body, reason: `database: ${problem}` });
     return { status: 'ok', ...body };
   }
 }

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, processesMentioning, spawnSendense, waitForHttp } from '../support/processes';
@@ -70,6 +70,16 @@ describe('sendense hub process on embedded defaults', () => {
     expect((await hub.exited).code).toBe(2);
     expect(hub.output()).toContain('SENDENSE_API_PORT must be a TCP port number between 1 and 65535, got "eighty"');
     expect(hub.output()).toContain('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  });
+
+  it('refuses a bad restore setting together with the others before anything starts', async () => {
+    const dataDir = join(dir, 'var');
+    const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: dataDir, SENDENSE_API_PORT: String(await freePort()), SENDENSE_RESTORE_IDLE_S: 'forever', SENDENSE_LOG_LEVEL: 'loud' });
+    expect((await hub.exited).code).toBe(2);
+    expect(hub.output()).toContain('SENDENSE_RESTORE_IDLE_S must be an integer from 1 to 604800, got "forever"');
+    expect(hub.output()).toContain('SENDENSE_LOG_LEVEL must be one of');
+    expect(processesMentioning(dataDir)).toEqual([]);
+    expect(existsSync(join(dataDir, 'postgres'))).toBe(false);
   });
 
   it('says clearly when the API port is taken', async () => {

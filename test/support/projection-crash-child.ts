@@ -1,10 +1,10 @@
-import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { Pool } from 'pg';
 import { createDataSource } from '../../src/database/data-source';
 import { DbConnection, pgClientConfig, pgPoolConfig } from '../../src/database/db-connection';
 import { PostgresEventStore } from '../../src/event-store/postgres/postgres-event-store';
 import { ProjectionRunner } from '../../src/projection-runner/projection-runner';
 import { CounterProjector } from './counter-projector';
+import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 
 /**
  * Runs the counter projection and SIGKILLs itself right after the read-model

@@ -1,10 +1,10 @@
-import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { randomBytes } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { createDataSource, runMigrations } from '../../src/database/data-source';
 import { DbConnection, connectionFromUrl, pgClientConfig, pgPoolConfig, withDatabase } from '../../src/database/db-connection';
 import { PostgresEventStore } from '../../src/event-store/postgres/postgres-event-store';
+import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 
 export interface DatabaseTarget {
   label: string;
