@@ -9,6 +9,7 @@ PACKAGES=(
   nbdkit          # second NBD server the client is tested against
   fuse3           # FUSE for file-level restore
   xfsprogs        # XFS in restore tests
+  btrfs-progs     # mkfs.btrfs for the btrfs restore test image (mounting uses the kernel driver only)
   dosfstools      # vfat in restore tests
   fusefat         # vfat through FUSE (the kernel may lack vfat)
   ntfs-3g         # NTFS through FUSE

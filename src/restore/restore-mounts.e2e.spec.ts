@@ -169,6 +169,8 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
     const empty = await file(mounts.gpt2, { volume: 'p1', path: TREE.empty }).expect(200);
     expect(empty.headers['content-length']).toBe('0');
     expect(empty.body).toHaveLength(0);
+    // Paths as the VM saw them: a leading "/" is the volume root.
+    expect((await file(mounts.gpt2, { volume: 'p1', path: `/${TREE.readme}` }).expect(200)).body.toString()).toBe(README_V2);
     // A symlink inside the volume is followed.
     expect((await file(mounts.gpt2, { volume: 'p1', path: TREE.linkInside }).expect(200)).body.toString()).toBe(README_V2);
   });
@@ -217,7 +219,9 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
       ['files', { volume: 'p1', path: 'Links/OutsideAbsolute' }, 403, /symlink/],
       ['file', { volume: 'p1', path: '%2e%2e/%2e%2e/etc/passwd' }, 400, /percent-encoded/],
       ['file', { volume: 'p1', path: 'Docs%2f..%2f..%2fetc' }, 400, /percent-encoded/],
-      ['file', { volume: 'p1', path: '/etc/passwd' }, 400, /absolute paths are not accepted/],
+      // A leading "/" names the volume root, never the host's: the volume has no /etc/passwd.
+      ['file', { volume: 'p1', path: '/etc/passwd' }, 404, /no such file or directory in this volume/],
+      ['file', { volume: 'p1', path: '/../etc/passwd' }, 403, /leaves the volume/],
       ['file', { volume: 'p1', path: 'Docs/ReadMe.txt\0.jpg' }, 400, /NUL/],
       ['file', { volume: 'p1', path: 'Docs/Missing.txt' }, 404, /no such file or directory in this volume/],
       ['file', { volume: 'p1', path: 'Docs' }, 400, /use the archive endpoint/],

@@ -1,10 +1,7 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { runProcess } from '../process/run-process';
 
 export interface SshKeyPair {
   privateKeyPath: string;
@@ -47,7 +44,7 @@ export async function ensureHostKey(file: string): Promise<SshKeyPair> {
 async function ensureEd25519Key(privateKeyPath: string, comment: string): Promise<SshKeyPair> {
   if (!(await exists(privateKeyPath))) {
     // stdin ignored: if the file appeared meanwhile, ssh-keygen's "Overwrite?" prompt gets EOF and says no.
-    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', privateKeyPath], { timeout: 10_000 });
+    await runProcess('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', privateKeyPath], { timeoutMs: 10_000 });
   }
   await chmod(privateKeyPath, 0o600);
   const publicPath = `${privateKeyPath}.pub`;
@@ -56,7 +53,7 @@ async function ensureEd25519Key(privateKeyPath: string, comment: string): Promis
     publicKey = (await readFile(publicPath, 'utf8')).trim();
   } else {
     // A lost .pub is recoverable from the private key; the identity must not change.
-    const [type, base64] = (await run('ssh-keygen', ['-y', '-f', privateKeyPath], { timeout: 10_000 })).stdout.trim().split(/\s+/);
+    const [type, base64] = (await runProcess('ssh-keygen', ['-y', '-f', privateKeyPath], { timeoutMs: 10_000 })).stdout.trim().split(/\s+/);
     publicKey = `${type} ${base64} ${comment}`;
     await writeFile(publicPath, `${publicKey}\n`, { mode: 0o644 });
   }

@@ -1,12 +1,11 @@
-import { closeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ExitStatus, isListeningOn, isRunningState, readCmdline, readProcStat } from './proc';
-import { AdoptedProcessHandle, ChildProcessHandle, ProcessHandle } from './process-handle';
-import { buildQemuNbdArgs, isValidLeaseId } from './qemu-nbd-args';
+import { AdoptedProcessHandle, ProcessHandle, terminateProcess } from '../../process/child-process';
+import { ExitStatus, isRunningState, readCmdline, readProcStat } from '../../process/proc';
+import { buildQemuNbdArgs, isValidLeaseId } from '../../qemu/qemu-nbd-args';
+import { QemuNbdLaunch, spawnQemuNbd, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
 import type { PidFileRecord, QemuNbdExit, QemuNbdExportSpec, QemuNbdLogLevel, QemuNbdManagerOptions, RunningExport } from './qemu-nbd.types';
 import { RunDirFiles } from './run-dir-files';
-import { describeExit, terminateProcess } from './terminate-process';
 
 /**
  * Generous on purpose: SIGTERM makes qemu-nbd flush what the page cache holds
@@ -14,8 +13,6 @@ import { describeExit, terminateProcess } from './terminate-process';
  */
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 export const DEFAULT_READY_TIMEOUT_MS = 10_000;
-/** qemu-nbd is ready ~10 ms after spawn; a coarser poll would dominate start latency. */
-const READY_POLL_MS = 3;
 
 interface TrackedExport {
   readonly leaseId: string;
@@ -65,13 +62,16 @@ export class QemuNbdManager {
     this.files.removeProcessFiles(spec.leaseId);
 
     const began = performance.now();
-    const stderrFd = this.files.openLog(spec.leaseId);
-    let handle: ChildProcessHandle;
-    try {
-      handle = ChildProcessHandle.spawn(this.binary, args, stderrFd);
-    } finally {
-      closeSync(stderrFd); // the child has its own copy
-    }
+    const launch: QemuNbdLaunch = {
+      binary: this.binary,
+      args,
+      pidFile: this.files.qemuPidPath(spec.leaseId),
+      listen: { port: spec.port },
+      logFile: this.files.logPath(spec.leaseId),
+      // The hub may exit (or be restarted) while exports keep running for a later adopt().
+      detached: true,
+    };
+    const handle = spawnQemuNbd(launch);
     if (handle.spawnError) {
       const error = await handle.spawnError;
       this.files.removeProcessFiles(spec.leaseId);
@@ -79,7 +79,7 @@ export class QemuNbdManager {
     }
     const entry = this.track(spec, handle);
 
-    const outcome = await this.waitUntilReady(entry);
+    const outcome = await waitUntilServing(handle, launch, this.readyTimeoutMs, () => entry.stopRequested);
     if (outcome !== 'ready') {
       await this.terminate(entry, what);
       const reason =
@@ -158,7 +158,7 @@ export class QemuNbdManager {
     if (startTime === undefined) {
       this.log('info', `${what} is no longer running; removing its files`);
     } else {
-      const status = await terminateProcess(new AdoptedProcessHandle(record.pid, startTime), this.stopTimeoutMs, what, (m) => this.log('warn', m));
+      const status = await terminateProcess(new AdoptedProcessHandle(record.pid, startTime), this.stopTimeoutMs, what, (m) => this.log('warn', `${m} (its dirty bitmaps will be left in-use)`));
       this.log('info', `stopped ${what} (exited ${describeExit(status)})`);
     }
     this.files.removeProcessFiles(record.leaseId);
@@ -172,38 +172,16 @@ export class QemuNbdManager {
   }
 
   private track(where: { leaseId: string; port: number; file: string }, handle: ProcessHandle): TrackedExport {
-    const entry: TrackedExport = { ...where, handle, stopRequested: false, gone: Promise.resolve() };
+    const entry: TrackedExport = { leaseId: where.leaseId, port: where.port, file: where.file, handle, stopRequested: false, gone: Promise.resolve() };
     entry.gone = handle.exited.then((status) => this.afterExit(entry, status));
     this.exports.set(where.leaseId, entry);
     return entry;
   }
 
-  /**
-   * Ready = qemu-nbd wrote its pid file (it does so only after opening the
-   * image and creating the export) and the LISTEN socket on the port is its
-   * own. The port alone is not enough: qemu-nbd listens before it opens the
-   * image, so a locked or missing image shows a LISTEN socket and then exits.
-   * No NBD handshake: a probe connection could be the client that ends a
-   * non-persistent server, and costs a share slot.
-   */
-  private async waitUntilReady(entry: TrackedExport): Promise<'ready' | 'exited' | 'stopped' | 'timeout'> {
-    const deadline = performance.now() + this.readyTimeoutMs;
-    const { handle } = entry;
-    for (;;) {
-      if (entry.stopRequested) return 'stopped';
-      if (handle.hasExited()) return 'exited';
-      if (this.files.readQemuPid(entry.leaseId) === handle.pid && isListeningOn(handle.pid, entry.port)) return 'ready';
-      if (performance.now() >= deadline) return 'timeout';
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([handle.exited, new Promise((resolve) => (timer = setTimeout(resolve, READY_POLL_MS)))]);
-      clearTimeout(timer);
-    }
-  }
-
   private terminate(entry: TrackedExport, what: string): Promise<void> {
     if (!entry.stopping) {
       entry.stopRequested = true;
-      entry.stopping = terminateProcess(entry.handle, this.stopTimeoutMs, what, (m) => this.log('warn', m)).then(
+      entry.stopping = terminateProcess(entry.handle, this.stopTimeoutMs, what, (m) => this.log('warn', `${m} (its dirty bitmaps will be left in-use)`)).then(
         () => entry.gone,
         (error: unknown) => {
           entry.stopping = undefined; // let a later stop() try again
@@ -259,6 +237,12 @@ export class QemuNbdManager {
   private log(level: QemuNbdLogLevel, message: string): void {
     this.opts.log?.(level, message);
   }
+}
+
+function describeExit(status: ExitStatus): string {
+  if (status.signal) return `on signal ${status.signal}`;
+  if (status.code !== null) return `with code ${status.code}`;
+  return 'with an unknown status';
 }
 
 /** Callers get copies: what we track must not change under us. */

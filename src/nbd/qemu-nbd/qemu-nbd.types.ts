@@ -1,17 +1,4 @@
-export interface QemuNbdExportSpec {
-  /** Lease uuid; names the files in runDir, so only [A-Za-z0-9_-] is accepted. */
-  leaseId: string;
-  /** TCP port on 127.0.0.1. */
-  port: number;
-  /** Absolute path of the image. */
-  file: string;
-  format: 'qcow2' | 'raw';
-  readOnly: boolean;
-  /** NBD export name (-x). */
-  exportName: string;
-  /** Persistent dirty bitmap exposed as the meta context qemu:dirty-bitmap:NAME (-B). */
-  bitmap?: string;
-}
+export type { QemuNbdExportSpec } from '../../qemu/qemu-nbd-args';
 
 export interface QemuNbdExit {
   leaseId: string;

@@ -35,13 +35,6 @@ describe('RunDirFiles', () => {
     expect(new RunDirFiles(join(dir, 'missing')).readRecords()).toEqual({ records: [], problems: [] });
   });
 
-  it("treats qemu-nbd's pid file as unwritten until it ends with a newline", () => {
-    writeFileSync(files.qemuPidPath('lease-1'), '42');
-    expect(files.readQemuPid('lease-1')).toBeUndefined();
-    writeFileSync(files.qemuPidPath('lease-1'), '4242\n');
-    expect(files.readQemuPid('lease-1')).toBe(4242);
-  });
-
   it('returns the last 20 lines of stderr', () => {
     writeFileSync(files.logPath('lease-1'), Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n') + '\n');
     const tail = files.stderrTail('lease-1').split('\n');

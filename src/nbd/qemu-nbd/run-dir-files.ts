@@ -1,12 +1,11 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readLogTail } from '../../process/log-tail';
 import type { PidFileRecord } from './qemu-nbd.types';
 
 const PREFIX = 'qemu-nbd-';
 const RECORD_SUFFIX = '.json';
 const TAIL_LINES = 20;
-/** Enough for 20 lines of qemu's error messages; the log of a long-lived export is never read whole. */
-const TAIL_BYTES = 16 * 1024;
 
 /**
  * Per lease, runDir holds:
@@ -79,40 +78,8 @@ export class RunDirFiles {
     return { records, problems };
   }
 
-  /** The pid qemu-nbd wrote, or undefined while the file is missing or not yet written. */
-  readQemuPid(leaseId: string): number | undefined {
-    let text: string;
-    try {
-      text = readFileSync(this.qemuPidPath(leaseId), 'utf8');
-    } catch {
-      return undefined;
-    }
-    if (!text.endsWith('\n')) return undefined;
-    const pid = Number(text.trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  }
-
-  /** Truncated for each new process of the lease; the caller passes the fd to spawn and closes it. */
-  openLog(leaseId: string): number {
-    return openSync(this.logPath(leaseId), 'w', 0o600);
-  }
-
   stderrTail(leaseId: string): string {
-    let fd: number;
-    try {
-      fd = openSync(this.logPath(leaseId), 'r');
-    } catch {
-      return '';
-    }
-    try {
-      const size = fstatSync(fd).size;
-      const length = Math.min(size, TAIL_BYTES);
-      const buffer = Buffer.alloc(length);
-      readSync(fd, buffer, 0, length, size - length);
-      return buffer.toString('utf8').trimEnd().split('\n').slice(-TAIL_LINES).join('\n');
-    } finally {
-      closeSync(fd);
-    }
+    return readLogTail(this.logPath(leaseId), TAIL_LINES);
   }
 
   removeProcessFiles(leaseId: string): void {

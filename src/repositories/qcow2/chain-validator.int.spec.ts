@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { BuiltChain, MiB, buildStandardChain, makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { ChainLink, diskChainLinks, validateChain } from './chain-validator';
 import { RestorePointManifest } from './manifest';
-import { runQemuImg } from './qemu-img-process';
+import { runQemuImg } from '../../qemu/qemu-img';
 import { rebase } from './qemu-img';
 
 describe('validateChain (real images)', () => {

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { BuiltChain, MiB, buildStandardChain, contentMismatches, makeTempDir, qemuIo, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { validateChain } from './chain-validator';
 import { MergeStepName, applyMergeStep, beginMerge, findMergeJournals, planMergeOldest, resumeMerge, runMergeStep } from './merge-oldest';
-import { runQemuImg } from './qemu-img-process';
+import { runQemuImg } from '../../qemu/qemu-img';
 import { info } from './qemu-img';
 
 const STEPS: MergeStepName[] = ['commit', 'verify', 'replace', 'relink'];

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { basename } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import { streamProcess } from '../../process/run-process';
 import { resolveInsideVolume } from './safe-path';
 import { ZipPaddingTrimmer } from './zip-padding';
 import { NotADirectoryPathError } from './volume-path-errors';
@@ -59,37 +59,31 @@ export async function archiveDirectory(volumeRoot: string, userPath: string, for
   const baseName = dir === (await fs.realpath(volumeRoot)) ? 'volume' : basename(dir);
   const suggestedFileName = `${baseName}.${format}`;
 
-  const child = spawn(command.program, command.args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+  const child = streamProcess(command.program, command.args, { cwd: dir, env: { LC_ALL: 'C.UTF-8' } });
   const output = format === 'zip' ? new ZipPaddingTrimmer() : new PassThrough();
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
   // end is ours to call: only the exit code says whether what was streamed is a whole archive.
   child.stdout.pipe(output, { end: false });
 
   let finished = false;
-  const done = new Promise<{ warnings: string[] }>((resolve, reject) => {
-    child.once('error', (error) => {
-      finished = true;
-      output.destroy(error);
-      reject(error);
-    });
-    child.once('close', (code, signal) => {
+  const done = child.done.then(
+    ({ code, signal, stderr }) => {
       finished = true;
       if (code !== null && command.okExitCodes.includes(code)) {
         output.end();
-        resolve({ warnings: stderr.split('\n').map((line) => line.trim()).filter(Boolean) });
-      } else {
-        const error = new Error(`${command.program} failed (${signal ? `killed by ${signal}` : `exit ${code}`}) archiving ${dir}${stderr.trim() ? `: ${stderr.trim()}` : ''}`);
-        output.destroy(error);
-        reject(error);
+        return { warnings: stderr.split('\n').map((line) => line.trim()).filter(Boolean) };
       }
-    });
-  });
+      const error = new Error(`${command.program} failed (${signal ? `killed by ${signal}` : `exit ${code}`}) archiving ${dir}${stderr.trim() ? `: ${stderr.trim()}` : ''}`);
+      output.destroy(error);
+      throw error;
+    },
+    (error: Error) => {
+      finished = true;
+      output.destroy(error);
+      throw error;
+    },
+  );
   output.once('close', () => {
-    if (finished) return;
-    // Closing our end of the pipe also stops tar's gzip, which writes to it and would block on a full pipe.
-    child.stdout.destroy();
-    child.kill('SIGTERM');
+    if (!finished) child.kill();
   });
   // Callers that only consume the stream must not get an unhandled rejection.
   done.catch(() => undefined);

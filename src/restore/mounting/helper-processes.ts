@@ -1,5 +1,6 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import { AdoptedProcessHandle, ChildProcessHandle, exitsWithin, terminateProcess } from '../../process/child-process';
+import { ExitStatus, isRunningState, readProcStat } from '../../process/proc';
 import { isWithin } from './work-dir-layout';
 
 /** Programs a mount starts; leftover cleanup never signals anything else, whatever its command line says. */
@@ -13,12 +14,7 @@ export interface HelperProcess {
   startTime: string;
 }
 
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** Why the program could not be started at all (ENOENT, EACCES...). */
-  spawnError?: string;
-}
+export type { ExitStatus } from '../../process/proc';
 
 async function readProc(pid: number, file: string): Promise<string | undefined> {
   try {
@@ -26,25 +22,6 @@ async function readProc(pid: number, file: string): Promise<string | undefined> 
   } catch {
     return undefined;
   }
-}
-
-interface StatFields {
-  state: string;
-  startTime: string;
-}
-
-/** The command name may contain spaces and parentheses, so fields are counted from the last ')'. */
-function parseStat(text: string): StatFields {
-  const fields = text.slice(text.lastIndexOf(')') + 2).trim().split(' ');
-  return { state: fields[0], startTime: fields[19] };
-}
-
-/** A zombie has closed every fd (mounts served, sockets, image locks are gone); only its parent's wait is missing. */
-async function liveStat(pid: number): Promise<StatFields | undefined> {
-  const text = await readProc(pid, 'stat');
-  if (text === undefined) return undefined;
-  const stat = parseStat(text);
-  return stat.state === 'Z' || stat.state === 'X' ? undefined : stat;
 }
 
 /** Paths a helper's arguments name: plain arguments, and the socket= of an NBD URI. */
@@ -70,18 +47,14 @@ export async function helperProcessesWithin(dir: string): Promise<HelperProcess[
     const program = (await readProc(pid, 'comm'))?.trim();
     if (!program || !(HELPER_PROGRAMS as readonly string[]).includes(program)) continue;
     const cmdline = await readProc(pid, 'cmdline');
-    const stat = await liveStat(pid);
-    if (cmdline === undefined || stat === undefined) continue;
+    // A zombie has closed every fd (mounts served, sockets, image locks are gone); only its parent's wait is missing.
+    const stat = readProcStat(pid);
+    if (cmdline === undefined || stat === undefined || !isRunningState(stat.state)) continue;
     const argv = cmdline.split('\0');
     if (argv[argv.length - 1] === '') argv.pop();
     if (argvPaths(argv).some((path) => isWithin(dir, path))) found.push({ pid, program, argv, startTime: stat.startTime });
   }
   return found;
-}
-
-async function isSameProcessAlive(proc: HelperProcess): Promise<boolean> {
-  const stat = await liveStat(proc.pid);
-  return stat !== undefined && stat.startTime === proc.startTime;
 }
 
 async function waitUntil(predicate: () => Promise<boolean>, timeoutMs: number, pollMs = 20): Promise<boolean> {
@@ -100,21 +73,7 @@ async function waitUntil(predicate: () => Promise<boolean>, timeoutMs: number, p
  * never hit.
  */
 export async function terminateForeignProcess(proc: HelperProcess, graceMs: number): Promise<void> {
-  const signal = async (sig: NodeJS.Signals) => {
-    if (await isSameProcessAlive(proc)) {
-      try {
-        process.kill(proc.pid, sig);
-      } catch {
-        /* exited meanwhile */
-      }
-    }
-  };
-  await signal('SIGTERM');
-  if (await waitUntil(async () => !(await isSameProcessAlive(proc)), graceMs)) return;
-  await signal('SIGKILL');
-  if (!(await waitUntil(async () => !(await isSameProcessAlive(proc)), 5_000))) {
-    throw new Error(`${proc.program} (pid ${proc.pid}) is still running 5 s after SIGKILL (stuck in the kernel?)`);
-  }
+  await terminateProcess(new AdoptedProcessHandle(proc.pid, proc.startTime), graceMs, proc.program);
 }
 
 /**
@@ -132,51 +91,29 @@ export async function waitForHelpersToLeave(dir: string, waitMs: number, killGra
  * A long-running helper (qemu-nbd, nbdfuse) kept as our own child, so its
  * death is known at once and no zombie is left. detached: its own process
  * group, so a Ctrl-C aimed at the hub does not tear the chain down out of
- * order (a dead qemu-nbd under a mounted filesystem); unref: the hub can
- * still exit, and cleanupLeftovers takes care of what it leaves.
+ * order (a dead qemu-nbd under a mounted filesystem); the hub can still
+ * exit, and cleanupLeftovers takes care of what it leaves.
  * Output goes to a log file in the work dir for operators and error messages.
  */
 export class HelperChild {
-  readonly exited: Promise<ExitStatus>;
-  private done = false;
   private expectedExit = false;
 
-  private constructor(
+  constructor(
     readonly program: string,
-    private readonly child: ChildProcess,
+    private readonly handle: ChildProcessHandle,
     readonly logFile: string,
-  ) {
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.done = true;
-        resolve({ code, signal });
-      });
-      child.once('error', (error) => {
-        if (child.pid === undefined) {
-          this.done = true;
-          resolve({ code: null, signal: null, spawnError: error.message });
-        }
-      });
-    });
-  }
+  ) {}
 
   static spawn(program: string, args: string[], logFile: string): HelperChild {
-    const logFd = openSync(logFile, 'a');
-    try {
-      const child = spawn(program, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/', env: { ...process.env, LC_ALL: 'C' } });
-      child.unref();
-      return new HelperChild(program, child, logFile);
-    } finally {
-      closeSync(logFd);
-    }
+    return new HelperChild(program, ChildProcessHandle.spawn(program, args, { detached: true, logFile, env: { LC_ALL: 'C' } }), logFile);
   }
 
-  get pid(): number | undefined {
-    return this.child.pid;
+  get exited(): Promise<ExitStatus> {
+    return this.handle.exited;
   }
 
   hasExited(): boolean {
-    return this.done;
+    return this.handle.hasExited();
   }
 
   /** True once stop() was asked for, so an exit afterwards is not reported as a failure. */
@@ -198,16 +135,9 @@ export class HelperChild {
   }
 
   /** SIGTERM lets qemu-nbd close the image cleanly; SIGKILL only if it does not go within graceMs. */
-  async stop(graceMs: number): Promise<ExitStatus> {
+  stop(graceMs: number): Promise<ExitStatus> {
     this.expectedExit = true;
-    if (!this.done) {
-      this.child.kill('SIGTERM');
-      if (!(await exitsWithin(this.exited, graceMs))) {
-        this.child.kill('SIGKILL');
-        if (!(await exitsWithin(this.exited, 5_000))) throw new Error(`${this.program} (pid ${this.pid}) is still running 5 s after SIGKILL`);
-      }
-    }
-    return this.exited;
+    return terminateProcess(this.handle, graceMs, this.program);
   }
 }
 
@@ -216,16 +146,6 @@ export async function awaitExitOrStop(helper: HelperChild, graceMs: number): Pro
   helper.markExpectedExit();
   if (await exitsWithin(helper.exited, graceMs)) return helper.exited;
   return helper.stop(graceMs);
-}
-
-export async function exitsWithin(exited: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([exited.then(() => true as const), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export function describeExit(status: ExitStatus): string {

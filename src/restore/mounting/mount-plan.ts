@@ -1,3 +1,4 @@
+import { DeviceMapperSupport, lvmReason } from './device-mapper';
 import type { ProbeResult } from './filesystem-probe';
 
 /** How one volume gets mounted: a kernel driver, a FUSE driver, or not at all (with the reason shown to the user). */
@@ -41,14 +42,18 @@ const FUSE: Record<string, { program: string; args: (device: string, mountPoint:
 };
 
 const UNSUPPORTED_REASONS: Record<string, string> = {
-  LVM2_member: 'LVM physical volume: device-mapper is not available on this host, so its logical volumes cannot be activated',
   swap: 'swap space holds no files',
   crypto_LUKS: 'encrypted (LUKS) volume: unlocking is not supported',
   linux_raid_member: 'software RAID member: assembling arrays is not supported',
   BitLocker: 'BitLocker-encrypted volume: unlocking is not supported',
 };
 
-export function planMount(probe: ProbeResult): MountPlan {
+/** What was found on this host that decides whether a volume can be mounted at all; looked up only when a volume needs it. */
+export interface HostFacts {
+  deviceMapper?: DeviceMapperSupport;
+}
+
+export function planMount(probe: ProbeResult, host: HostFacts = {}): MountPlan {
   if (probe.ambiguous) return { kind: 'unsupported', reason: 'several filesystem signatures were found; refusing to guess which one is current' };
   if (probe.type === null) {
     if (probe.partitionTableType) return { kind: 'unsupported', reason: `holds a nested "${probe.partitionTableType}" partition table, which is not supported` };
@@ -58,5 +63,8 @@ export function planMount(probe: ProbeResult): MountPlan {
   if (kernel) return { kind: 'kernel', ...kernel };
   const fuse = FUSE[probe.type];
   if (fuse) return { kind: 'fuse', ...fuse };
+  if (probe.type === 'LVM2_member') {
+    return { kind: 'unsupported', reason: host.deviceMapper ? lvmReason(host.deviceMapper) : 'LVM physical volume: activating its logical volumes is not supported' };
+  }
   return { kind: 'unsupported', reason: UNSUPPORTED_REASONS[probe.type] ?? `filesystem type "${probe.type}" is not supported` };
 }

@@ -1,3 +1,7 @@
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lvmReason, probeDeviceMapper } from './device-mapper';
 import { parseBlkidExport } from './filesystem-probe';
 import { parseProcMounts } from './host-mounts';
 import { parseLosetupJson } from './loop-devices';
@@ -81,11 +85,44 @@ describe('planMount', () => {
   });
 
   it('explains what it cannot mount', () => {
-    expect(planMount(probe('LVM2_member'))).toEqual({ kind: 'unsupported', reason: expect.stringContaining('device-mapper is not available on this host') });
+    const noDeviceMapper = { available: false, findings: ['/dev/mapper/control is missing', '/proc/misc lists no device-mapper driver'] };
+    expect(planMount(probe('LVM2_member'), { deviceMapper: noDeviceMapper })).toEqual({ kind: 'unsupported', reason: expect.stringContaining('device-mapper is not available on this host') });
     expect(planMount(probe(null))).toEqual({ kind: 'unsupported', reason: 'no filesystem signature was recognised' });
     expect(planMount(probe(null, { ambiguous: true }))).toMatchObject({ kind: 'unsupported', reason: expect.stringContaining('several filesystem signatures') });
     expect(planMount(probe(null, { partitionTableType: 'dos' }))).toMatchObject({ kind: 'unsupported', reason: expect.stringContaining('nested "dos" partition table') });
     expect(planMount(probe('zfs_member'))).toEqual({ kind: 'unsupported', reason: 'filesystem type "zfs_member" is not supported' });
+  });
+});
+
+describe('the LVM reason', () => {
+  it('names what was checked on this host', () => {
+    const reason = lvmReason({ available: false, findings: ['/dev/mapper/control is missing', '/proc/misc lists no device-mapper driver'] });
+    expect(reason).toBe(
+      'LVM physical volume: device-mapper is not available on this host (/dev/mapper/control is missing; /proc/misc lists no device-mapper driver), so its logical volumes cannot be activated',
+    );
+    expect(lvmReason({ available: true, findings: ['/dev/mapper/control exists'] })).toMatch(/activating its logical volumes is not supported \(device-mapper itself is there: \/dev\/mapper\/control exists\)/);
+  });
+
+  it('is looked up under the given root: control node, /proc/misc and the dm_mod module', async () => {
+    const root = await fs.mkdtemp(join(tmpdir(), 'sendense-dm-'));
+    try {
+      await fs.mkdir(join(root, 'proc'));
+      await fs.writeFile(join(root, 'proc/misc'), '229 fuse\n237 loop-control\n');
+      expect(await probeDeviceMapper(root)).toEqual({
+        available: false,
+        findings: ['/dev/mapper/control is missing', '/proc/misc lists no device-mapper driver', 'the dm_mod kernel module is not loaded (no /sys/module/dm_mod)'],
+      });
+      await fs.mkdir(join(root, 'dev/mapper'), { recursive: true });
+      await fs.writeFile(join(root, 'dev/mapper/control'), '');
+      await fs.writeFile(join(root, 'proc/misc'), '229 fuse\n236 device-mapper\n');
+      await fs.mkdir(join(root, 'sys/module/dm_mod'), { recursive: true });
+      expect(await probeDeviceMapper(root)).toEqual({
+        available: true,
+        findings: ['/dev/mapper/control exists', '/proc/misc lists device-mapper', 'the dm_mod kernel module is present'],
+      });
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
   });
 });
 

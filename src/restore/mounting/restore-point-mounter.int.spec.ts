@@ -3,7 +3,7 @@ import execa from 'execa';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostLeftovers, NOTHING_LEFT } from '../../../test/fixtures/restore/host-leftovers';
-import { buildRestoreFixtures, DEVICE_NODE, GPT_VOLUMES, MBR_VOLUMES, removeRestoreFixtures, RestoreFixtures } from '../../../test/fixtures/restore/restore-images';
+import { buildBtrfsRestorePoint, buildRestoreFixtures, DEVICE_NODE, GPT_VOLUMES, MBR_VOLUMES, removeRestoreFixtures, RestoreFixtures } from '../../../test/fixtures/restore/restore-images';
 import { BLOB_SIZE, blobBytes, README_V1, README_V2, sha256, sha256File, TREE, treeManifest } from '../../../test/fixtures/restore/source-tree';
 import { processesMentioning } from '../../../test/support/processes';
 import { RestoreMountError } from './mount-errors';
@@ -32,7 +32,8 @@ describe('RestorePointMounter (real images, real mounts)', () => {
   let mounter: RestorePointMounter;
   const helperExits: HelperExitNotice[] = [];
   const imageHashes = new Map<string, string>();
-  const allImages = () => [fixtures.gpt.base, fixtures.gpt.incremental, fixtures.mbr.base, fixtures.mbr.incremental, fixtures.bare.base];
+  let btrfsPoint: string;
+  const allImages = () => [fixtures.gpt.base, fixtures.gpt.incremental, fixtures.mbr.base, fixtures.mbr.incremental, fixtures.bare.base, btrfsPoint];
   let seq = 0;
   const request = (imageFile: string) => {
     const mountId = `m${++seq}`;
@@ -41,6 +42,7 @@ describe('RestorePointMounter (real images, real mounts)', () => {
 
   beforeAll(async () => {
     fixtures = await buildRestoreFixtures();
+    btrfsPoint = await buildBtrfsRestorePoint(fixtures);
     root = await fs.mkdtemp(join(tmpdir(), 'sendense-restore-root-'));
     for (const image of allImages()) imageHashes.set(image, await sha256File(image));
     mounter = new RestorePointMounter({ onHelperExit: (notice) => helperExits.push(notice) });
@@ -72,6 +74,8 @@ describe('RestorePointMounter (real images, real mounts)', () => {
       expect(volume(mount, GPT_VOLUMES.ext4).uuid).toMatch(/^[0-9a-f-]{36}$/);
       expect(volume(mount, GPT_VOLUMES.unknown)).toMatchObject({ mountPath: null, reason: 'no filesystem signature was recognised' });
       expect(volume(mount, GPT_VOLUMES.lvm).reason).toContain('device-mapper is not available on this host');
+      // What was actually looked at on this host, not a blanket claim.
+      expect(volume(mount, GPT_VOLUMES.lvm).reason).toContain('/dev/mapper/control is missing');
       expect(volume(mount, GPT_VOLUMES.broken)).toMatchObject({ mountPath: null, reason: expect.stringMatching(/^mount failed: .*Structure needs cleaning/) });
 
       await expectTree(volume(mount, GPT_VOLUMES.ext4), fixtures.trees.v1, EXT4_EXTRA);
@@ -144,6 +148,24 @@ describe('RestorePointMounter (real images, real mounts)', () => {
       }
       expect(await hostLeftovers(req.workDir)).toEqual(NOTHING_LEFT);
     }
+  });
+
+  it('mounts btrfs with the kernel, read-only and without replaying its log tree', async () => {
+    const req = request(btrfsPoint);
+    const mount = await mounter.mount(req);
+    try {
+      expect(mount.volumes.map((v) => [v.id, v.fsType, v.status, v.reason])).toEqual([['p1', 'btrfs', 'mounted', undefined]]);
+      expect(mount.volumes[0]).toMatchObject({ label: 'data-btrfs', partitionName: 'data' });
+      await expectTree(mount.volumes[0], fixtures.trees.v1);
+      const [line] = (await fs.readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes(`${req.workDir}/volumes/p1 `));
+      expect(line.split(' ')[2]).toBe('btrfs');
+      expect(line.split(' ')[3].split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+      await expect(fs.writeFile(join(mount.volumes[0].mountPath!, 'new-file'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
+      expect(await fs.readFile(await resolveInsideVolume(mount.volumes[0].mountPath!, `/${TREE.readme}`), 'utf8')).toBe(README_V1);
+    } finally {
+      await mounter.unmount(req.mountId);
+    }
+    expect(await hostLeftovers(req.workDir)).toEqual(NOTHING_LEFT);
   });
 
   it('treats a disk without a partition table as one volume, whose device nodes cannot be opened', async () => {

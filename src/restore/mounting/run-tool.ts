@@ -1,4 +1,4 @@
-import execa from 'execa';
+import { describeFailure, ProcessError, runProcess } from '../../process/run-process';
 
 /** A host tool (mount, losetup, sfdisk, blkid...) that failed; the message carries its own stderr for operators. */
 export class HostToolError extends Error {
@@ -32,22 +32,12 @@ export interface RunToolOptions {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** LC_ALL=C keeps messages stable, since they end up in volume reasons that operators and tests read. */
+/** Messages stay in the C locale, since they end up in volume reasons that operators and tests read. */
 export async function runTool(tool: string, args: readonly string[], options: RunToolOptions = {}): Promise<ToolResult> {
-  const accepted = options.acceptExitCodes ?? [0];
-  const result = await execa(tool, [...args], {
-    reject: false,
-    timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    killSignal: 'SIGKILL',
-    env: { LC_ALL: 'C' },
-    stdin: 'ignore',
-  });
-  // exitCode is undefined when the tool could not be started or died on a signal.
-  const exitCode = result.exitCode as number | undefined;
-  if (result.timedOut) throw new HostToolError(tool, args, null, result.stderr ?? '', 'timed out');
-  if (exitCode === undefined || exitCode === null) {
-    throw new HostToolError(tool, args, null, result.stderr ?? '', result.signal ? `killed by ${result.signal}` : (result as { originalMessage?: string }).originalMessage ?? 'could not run');
+  try {
+    return await runProcess(tool, args, { acceptExitCodes: options.acceptExitCodes, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+  } catch (error) {
+    if (!(error instanceof ProcessError)) throw error;
+    throw new HostToolError(tool, args, error.exitCode, error.stderr, error.failure.kind === 'exit' ? undefined : describeFailure(error.failure));
   }
-  if (!accepted.includes(exitCode)) throw new HostToolError(tool, args, exitCode, result.stderr);
-  return { exitCode, stdout: result.stdout, stderr: result.stderr };
 }

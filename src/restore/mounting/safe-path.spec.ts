@@ -54,6 +54,10 @@ describe('resolveInsideVolume', () => {
     ['a%20b', 'a%20b'],
     ['100%.txt', '100%.txt'],
     ['with space ✓.txt', 'with space ✓.txt'],
+    ['/', ''],
+    ['/dir/file.txt', 'dir/file.txt'],
+    ['//dir/./sub/', 'dir/sub'],
+    ['/dir/sub/../file.txt', 'dir/file.txt'],
   ])('accepts %j', async (userPath, expected) => {
     await expect(resolveInsideVolume(root, userPath)).resolves.toBe(await real(expected));
   });
@@ -69,6 +73,9 @@ describe('resolveInsideVolume', () => {
     ['../vol-secret/key'],
     ['dir/../../vol-secret/key'],
     ['dir/../..'],
+    ['/..'],
+    ['/../vol-secret/key'],
+    ['/dir/../../vol-secret/key'],
   ])('refuses %j as leaving the volume (403)', async (userPath) => {
     await expect(resolveInsideVolume(root, userPath)).rejects.toBeInstanceOf(PathEscapesVolumeError);
   });
@@ -84,6 +91,8 @@ describe('resolveInsideVolume', () => {
     ['dangling-out'],
     ['dangling-out/deeper'],
     ['hop1'],
+    ['/abs-dir-link/passwd'],
+    ['/sibling-file-link'],
   ])('refuses the symlink escape %j (403)', async (userPath) => {
     const error = await resolveInsideVolume(root, userPath).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PathEscapesVolumeError);
@@ -91,8 +100,7 @@ describe('resolveInsideVolume', () => {
   });
 
   it.each([
-    ['/etc/passwd', 'absolute'],
-    ['/', 'absolute'],
+    ['/%2e%2e/vol-secret/key', 'encoded dots after a leading slash'],
     ['dir\0/file.txt', 'NUL'],
     ['%2e%2e/vol-secret/key', 'encoded dots'],
     ['%2E%2E', 'encoded dots, upper case'],
@@ -105,6 +113,11 @@ describe('resolveInsideVolume', () => {
     const error = await resolveInsideVolume(root, userPath).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidVolumePathError);
     expect((error as InvalidVolumePathError).status).toBe(400);
+  });
+
+  it('reads a leading slash as the volume root, never the host root (404 for a host file the volume lacks)', async () => {
+    await expect(resolveInsideVolume(root, '/etc/passwd')).rejects.toBeInstanceOf(VolumePathNotFoundError);
+    await expect(resolveInsideVolume(root, '/inside-link')).resolves.toBe(await real('dir/file.txt'));
   });
 
   it('reports missing paths and dangling links that stay inside as not found (404)', async () => {

@@ -35,12 +35,14 @@ export function isInsideRoot(rootReal: string, candidate: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
-/** The relative segments of userPath after validation; ".." is applied lexically and may not climb above the root. */
+/**
+ * The relative segments of userPath after validation; ".." is applied lexically and may not climb above the root.
+ * A leading "/" names the volume root (users copy paths as the VM saw them: "/etc" is "etc"), never the host's.
+ */
 function lexicalSegments(userPath: string): string[] {
   if (typeof userPath !== 'string') throw new InvalidVolumePathError('path must be a string', String(userPath));
   if (userPath.includes('\0')) throw new InvalidVolumePathError('path contains a NUL byte', userPath);
   if (hasEncodedTraversal(userPath)) throw new InvalidVolumePathError('path contains a percent-encoded dot, slash, backslash or NUL', userPath);
-  if (isAbsolute(userPath)) throw new InvalidVolumePathError('absolute paths are not accepted; paths are relative to the volume root', userPath);
   const segments: string[] = [];
   for (const segment of userPath.split('/')) {
     if (segment === '' || segment === '.') continue;

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { ProbeResult, probeFilesystem } from './filesystem-probe';
 import { isMounted } from './host-mounts';
 import { attachReadOnlyLoop, detachLoop } from './loop-devices';
+import { probeDeviceMapper } from './device-mapper';
 import { planMount } from './mount-plan';
 import type { DiskRegion } from './partition-table';
 import type { RestoreVolume } from './restore-volume';
@@ -44,7 +45,8 @@ export async function mountVolume(diskFile: string, region: DiskRegion, mountPoi
     return { volume: { ...base, reason: `probing failed: ${messageOf(error)}` }, loopDevice: null };
   }
   const volume: RestoreVolume = { ...base, fsType: probe.type, label: probe.label, uuid: probe.uuid };
-  const plan = planMount(probe);
+  // The LVM reason says what this host lacks, so it is looked up, not assumed.
+  const plan = planMount(probe, probe.type === 'LVM2_member' ? { deviceMapper: await probeDeviceMapper() } : {});
   if (plan.kind === 'unsupported') return { volume: { ...volume, status: 'unsupported', reason: plan.reason }, loopDevice: null };
 
   let loopDevice: string | null = null;

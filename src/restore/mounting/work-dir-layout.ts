@@ -8,6 +8,7 @@ import { join } from 'node:path';
 export const workDirLayout = {
   socket: (workDir: string) => join(workDir, 'qemu-nbd.sock'),
   qemuNbdLog: (workDir: string) => join(workDir, 'qemu-nbd.log'),
+  qemuNbdPidFile: (workDir: string) => join(workDir, 'qemu-nbd.pid'),
   /** nbdfuse's FUSE mount point; the whole disk appears inside as one read-only file. */
   nbdMountDir: (workDir: string) => join(workDir, 'nbd'),
   diskFile: (workDir: string) => join(workDir, 'nbd', 'disk'),

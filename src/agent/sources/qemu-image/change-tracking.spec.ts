@@ -1,7 +1,6 @@
 import { checkChain, decideBackup, newBitmapAction, planCompletion, type DiskBitmapState } from './change-tracking';
 import { isLockMessage, qemuSummary } from './errors';
-import type { BitmapInfo } from './qemu-img';
-import { parseImageInfo } from './qemu-img';
+import type { BitmapInfo } from '../../../qemu/qemu-img';
 
 const P = 'sendense-';
 function bm(name: string, flags: string[] = ['auto']): BitmapInfo {
@@ -121,17 +120,5 @@ describe('qemu messages', () => {
     expect(isLockMessage(`qemu-img: Could not open 'a.qcow2': Failed to get "write" lock`)).toBe(true);
     expect(isLockMessage(`qemu-nbd: Bitmap 'sendense-A' is inconsistent and cannot be used`)).toBe(false);
     expect(qemuSummary(`qemu-nbd: Bitmap 'nope' is not found\n`)).toBe(`Bitmap 'nope' is not found`);
-  });
-
-  it('parses qemu-img info JSON with bitmaps', () => {
-    const info = parseImageInfo(
-      JSON.stringify({
-        'virtual-size': 67108864,
-        format: 'qcow2',
-        'format-specific': { type: 'qcow2', data: { bitmaps: [{ flags: ['in-use', 'auto'], name: 'sendense-A', granularity: 65536 }] } },
-      }),
-    );
-    expect(info).toEqual({ format: 'qcow2', virtualSize: 67108864, encrypted: false, bitmaps: [{ name: 'sendense-A', granularity: 65536, flags: ['in-use', 'auto'], enabled: true, inUse: true }] });
-    expect(parseImageInfo(JSON.stringify({ 'virtual-size': 1, format: 'raw', 'backing-filename': 'b' }))).toEqual({ format: 'raw', virtualSize: 1, encrypted: false, bitmaps: [], backingFile: 'b' });
   });
 });

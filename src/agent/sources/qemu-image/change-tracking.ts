@@ -3,7 +3,7 @@
  * every rule unit-tests on its own. The driver feeds them what
  * `qemu-img info` says and carries out what they return.
  */
-import type { BitmapInfo } from './qemu-img';
+import type { BitmapInfo } from '../../../qemu/qemu-img';
 import type { BackupMode, ChainCheck, DiskFormat, PreparedDisk } from './types';
 
 export const DEFAULT_BITMAP_PREFIX = 'sendense-';

@@ -1,4 +1,8 @@
+import { isLockMessage } from '../../../qemu/qemu-img';
 import type { DiskProblem } from './types';
+
+/** qemu-img failures and lock detection belong to the shared wrapper; the driver's callers see them among its errors. */
+export { isLockMessage, QemuImgError } from '../../../qemu/qemu-img';
 
 /** The inventory document is malformed; `problems` lists every problem found, not only the first. */
 export class InventoryError extends Error {
@@ -67,28 +71,6 @@ export class SnapshotError extends Error {
     super(`cannot open a snapshot of VM ${vmId}: ${failures.map((f) => `disk ${f.diskId} (${f.path}): ${f.message}`).join('; ')}`);
     this.name = 'SnapshotError';
   }
-}
-
-/** qemu-img exited non-zero. */
-export class QemuImgError extends Error {
-  constructor(
-    readonly args: string[],
-    readonly exitCode: number | undefined,
-    readonly stderr: string,
-    readonly locked: boolean,
-  ) {
-    super(`qemu-img ${args.join(' ')} failed${exitCode === undefined ? '' : ` (exit ${exitCode})`}: ${stderr.trim() || '(no message)'}`);
-    this.name = 'QemuImgError';
-  }
-}
-
-/**
- * qemu's image-locking failures (7.2 prints e.g. `Failed to get "write" lock`
- * or `Failed to get shared "write" lock`, followed by `Is another process using
- * the image [FILE]?`; older releases say `Failed to lock byte NNN`).
- */
-export function isLockMessage(stderr: string): boolean {
-  return /Failed to get (shared )?"[a-z ]+" lock|Failed to lock byte|Is another process using the image/i.test(stderr);
 }
 
 /** The first line of qemu's message that says what went wrong, without the program name prefix. */

@@ -13,8 +13,9 @@ import {
 } from './change-tracking';
 import { DiskInspectionError, InvalidRequestError, QemuImgError, qemuSummary, SnapshotError, SnapshotOpenError, UnknownVmError, VmRunningError, isLockMessage } from './errors';
 import { ID_PATTERN, loadInventoryFile, parseInventory } from './inventory';
-import { QemuImg, type ImageInfo } from './qemu-img';
-import { QemuNbdChild, QemuNbdStartError } from './qemu-nbd-child';
+import { addBitmap, imageSummary, mergeBitmap, removeBitmap, type ImageSummary, type QemuImgRunOptions } from '../../../qemu/qemu-img';
+import { buildSocketExportArgs } from '../../../qemu/qemu-nbd-args';
+import { launchQemuNbd, QemuNbdStartError } from '../../../qemu/qemu-nbd-launcher';
 import { closeAll, QemuNbdSnapshot } from './snapshot';
 import {
   SUPPORTED_FORMATS,
@@ -49,7 +50,7 @@ const INSPECT_CONCURRENCY = 8;
  * dirty-bitmap lifecycle.
  */
 export class QemuImageSource {
-  private readonly qemuImg: QemuImg;
+  private readonly qemuImg: QemuImgRunOptions;
   private readonly prefix: string;
   private readonly runDir: string;
   private readonly snapshots = new Map<string, QemuNbdSnapshot>();
@@ -57,7 +58,7 @@ export class QemuImageSource {
 
   constructor(private readonly opts: QemuImageSourceOptions) {
     if (opts.inventoryFile === undefined && opts.inventory === undefined) throw new Error('QemuImageSource needs inventoryFile or inventory');
-    this.qemuImg = new QemuImg({ binary: opts.qemuImgBinary, timeoutMs: opts.commandTimeoutMs });
+    this.qemuImg = { binary: opts.qemuImgBinary, timeoutMs: opts.commandTimeoutMs ?? 60_000 };
     this.prefix = opts.bitmapPrefix ?? DEFAULT_BITMAP_PREFIX;
     this.runDir = opts.runDir ?? tmpdir();
   }
@@ -142,14 +143,14 @@ export class QemuImageSource {
         throw new Error(`openSnapshot: runDir ${this.runDir} is too long for Unix socket paths (${sockets[0]} exceeds ${MAX_SOCKET_PATH} bytes)`);
       }
       const started = await Promise.allSettled(
-        source.disks.map((disk, i) =>
-          QemuNbdChild.start({
-            binary: this.opts.qemuNbdBinary ?? 'qemu-nbd',
-            args: this.qemuNbdArgs(disk, sockets[i], bitmaps[disk.id]),
-            pidFile: join(dir, `d${i}.pid`),
-            readyTimeoutMs: this.opts.readyTimeoutMs ?? 10_000,
-          }),
-        ),
+        source.disks.map(async (disk, i) => {
+          const pidFile = join(dir, `d${i}.pid`);
+          const logFile = join(dir, `d${i}.log`);
+          const args = buildSocketExportArgs({ file: disk.path, format: disk.format, socket: sockets[i], exportName: EXPORT_NAME, shared: this.opts.sharedClients ?? 4, bitmap: bitmaps[disk.id] }, pidFile);
+          // Not detached: a snapshot's exports die with the agent (its read locks would keep the VM from starting).
+          const handle = await launchQemuNbd({ binary: this.opts.qemuNbdBinary, args, pidFile, listen: { socket: sockets[i] }, logFile, detached: false }, { readyTimeoutMs: this.opts.readyTimeoutMs ?? 10_000 });
+          return { handle, logFile };
+        }),
       );
       const children = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
       const stopTimeoutMs = this.opts.stopTimeoutMs ?? 10_000;
@@ -166,7 +167,7 @@ export class QemuImageSource {
 
       try {
         // Sizes read while our read-only opens hold the images: nobody can resize them now.
-        const sizes = await Promise.all(source.disks.map((d) => this.qemuImg.info(d.path, { format: d.format, shareLocks: true }).then((i) => i.virtualSize)));
+        const sizes = await Promise.all(source.disks.map((d) => imageSummary(d.path, { ...this.qemuImg, format: d.format, shareLocks: true }).then((i) => i.virtualSize)));
         const snapshot = new QemuNbdSnapshot(
           randomUUID(),
           vmId,
@@ -266,14 +267,14 @@ export class QemuImageSource {
         for (const state of states) {
           const disk = vm.disks.find((d) => d.id === state.diskId) as InventoryDisk;
           const action = newBitmapAction(state, req.newPointId, this.prefix);
-          if (action === 'replace') await this.qemuImg.removeBitmap(disk.path, name);
+          if (action === 'replace') await removeBitmap(disk.path, name, this.qemuImg);
           if (action === 'add' || action === 'replace') {
-            await this.qemuImg.addBitmap(disk.path, name, this.opts.bitmapGranularity ?? 65536);
+            await addBitmap(disk.path, name, { ...this.qemuImg, granularity: this.opts.bitmapGranularity ?? 65536 });
             added.push({ disk, name });
           }
         }
       } catch (error) {
-        for (const a of added) await this.qemuImg.removeBitmap(a.disk.path, a.name).catch(() => undefined);
+        for (const a of added) await removeBitmap(a.disk.path, a.name, this.qemuImg).catch(() => undefined);
         throw this.translate(error, vmId, vm.disks.find((d) => (error as QemuImgError).args?.includes(d.path)));
       }
       const bitmaps: Record<string, string> = {};
@@ -307,13 +308,13 @@ export class QemuImageSource {
         const result: CompletedDisk = { diskId: disk.id, removed: [], warnings: [] };
         disks.push(result);
         try {
-          const info = await this.qemuImg.info(disk.path, { format: disk.format, shareLocks: false });
+          const info = await imageSummary(disk.path, { ...this.qemuImg, format: disk.format, shareLocks: false });
           if (info.format !== 'qcow2') continue;
           const plan = planCompletion({ diskId: disk.id, format: 'qcow2', bitmaps: info.bitmaps }, req, this.prefix);
           result.warnings.push(...plan.warnings);
           if (plan.merge) {
             try {
-              await this.qemuImg.mergeBitmap(disk.path, plan.merge.from, plan.merge.into);
+              await mergeBitmap(disk.path, plan.merge.from, plan.merge.into, this.qemuImg);
               result.merged = plan.merge;
             } catch (error) {
               if (error instanceof QemuImgError && error.locked) throw error;
@@ -323,7 +324,7 @@ export class QemuImageSource {
             }
           }
           for (const name of plan.remove) {
-            await this.qemuImg.removeBitmap(disk.path, name);
+            await removeBitmap(disk.path, name, this.qemuImg);
             result.removed.push(name);
           }
         } catch (error) {
@@ -357,22 +358,6 @@ export class QemuImageSource {
 
   // ------------------------------------------------------------------ helpers
 
-  private qemuNbdArgs(disk: SourceDisk, socket: string, bitmap: string | undefined): string[] {
-    return [
-      '-r',
-      '--persistent',
-      `--shared=${this.opts.sharedClients ?? 4}`,
-      '-f',
-      disk.format,
-      '-k',
-      socket,
-      '-x',
-      EXPORT_NAME,
-      ...(bitmap !== undefined ? ['-B', bitmap] : []),
-      disk.path,
-    ];
-  }
-
   private async inventoryVm(vmId: string): Promise<InventoryVm> {
     const vm = (await this.readInventory()).vms.find((v) => v.id === vmId);
     if (!vm) throw new UnknownVmError(vmId);
@@ -380,9 +365,9 @@ export class QemuImageSource {
   }
 
   private async inspectDisk(disk: InventoryDisk): Promise<SourceDisk> {
-    let info: ImageInfo;
+    let info: ImageSummary;
     try {
-      info = await this.qemuImg.info(disk.path, { format: disk.format, shareLocks: true });
+      info = await imageSummary(disk.path, { ...this.qemuImg, format: disk.format, shareLocks: true });
     } catch (error) {
       throw new Error(error instanceof QemuImgError ? qemuSummary(error.stderr) || error.message : (error as Error).message);
     }
@@ -403,7 +388,7 @@ export class QemuImageSource {
     const problems: DiskProblem[] = [];
     for (const disk of vm.disks) {
       try {
-        const info = await this.qemuImg.info(disk.path, { format: disk.format, shareLocks: false });
+        const info = await imageSummary(disk.path, { ...this.qemuImg, format: disk.format, shareLocks: false });
         states.push({ diskId: disk.id, format: checkFormat(info), bitmaps: info.bitmaps });
       } catch (error) {
         if (error instanceof QemuImgError && error.locked) throw this.translate(error, vm.id, disk);
@@ -437,7 +422,7 @@ export class QemuImageSource {
   }
 }
 
-function checkFormat(info: ImageInfo): DiskFormat {
+function checkFormat(info: ImageSummary): DiskFormat {
   if (!SUPPORTED_FORMATS.includes(info.format as DiskFormat)) {
     throw new Error(`format ${info.format} is not supported (only ${SUPPORTED_FORMATS.join(' and ')}; convert it with qemu-img convert)`);
   }

@@ -1,6 +1,13 @@
 import { rm } from 'node:fs/promises';
-import type { QemuNbdChild } from './qemu-nbd-child';
+import { terminateProcess, type ChildProcessHandle } from '../../../process/child-process';
+import { readLogTail } from '../../../process/log-tail';
 import type { Snapshot, SnapshotDisk } from './types';
+
+/** One disk's qemu-nbd, kept as our child, and the log its stderr goes to. */
+export interface ExportChild {
+  handle: ChildProcessHandle;
+  logFile: string;
+}
 
 /**
  * A consistent view of every disk of a powered-off VM: one read-only qemu-nbd
@@ -14,9 +21,9 @@ export class QemuNbdSnapshot implements Snapshot {
     readonly snapshotId: string,
     readonly vmId: string,
     readonly disks: SnapshotDisk[],
-    /** The private directory holding sockets and pid files. */
+    /** The private directory holding sockets, pid files and qemu-nbd's logs. */
     readonly dir: string,
-    private readonly children: QemuNbdChild[],
+    private readonly children: ExportChild[],
     private readonly stopTimeoutMs: number,
     private readonly onClosed: (snapshot: QemuNbdSnapshot) => void,
   ) {}
@@ -27,13 +34,13 @@ export class QemuNbdSnapshot implements Snapshot {
 
   /** Pids of the qemu-nbd processes still running (diagnostics and tests). */
   get pids(): number[] {
-    return this.children.filter((c) => !c.hasExited() && c.pid !== undefined).map((c) => c.pid as number);
+    return this.children.filter((c) => !c.handle.hasExited()).map((c) => c.handle.pid);
   }
 
   /** Disks whose qemu-nbd has exited although the snapshot is not closed: their copies cannot succeed. */
   deadDisks(): Array<{ diskId: string; stderr: string }> {
     if (this.closing) return [];
-    return this.children.flatMap((c, i) => (c.hasExited() ? [{ diskId: this.disks[i].diskId, stderr: c.stderrTail.trim() }] : []));
+    return this.children.flatMap((c, i) => (c.handle.hasExited() ? [{ diskId: this.disks[i].diskId, stderr: readLogTail(c.logFile).trim() }] : []));
   }
 
   close(): Promise<void> {
@@ -43,8 +50,8 @@ export class QemuNbdSnapshot implements Snapshot {
 }
 
 /** Stops every child (in parallel), then removes the directory; reports the first failure after doing all it can. */
-export async function closeAll(children: QemuNbdChild[], dir: string, stopTimeoutMs: number): Promise<void> {
-  const results = await Promise.allSettled(children.map((c) => c.stop(stopTimeoutMs)));
+export async function closeAll(children: ExportChild[], dir: string, stopTimeoutMs: number): Promise<void> {
+  const results = await Promise.allSettled(children.map((c) => terminateProcess(c.handle, stopTimeoutMs, `qemu-nbd of ${c.logFile}`)));
   await rm(dir, { recursive: true, force: true });
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;

@@ -12,7 +12,9 @@ export interface ProcStat {
 
 export interface ExitStatus {
   code: number | null;
-  signal: string | null;
+  signal: NodeJS.Signals | null;
+  /** Why the program could not be started at all (ENOENT, EACCES...). */
+  spawnError?: string;
 }
 
 const TCP_LISTEN = '0A';
@@ -48,9 +50,9 @@ export function decodeWaitStatus(status: number): ExitStatus {
   return { code: null, signal: signalName(signo) };
 }
 
-function signalName(signo: number): string {
+function signalName(signo: number): NodeJS.Signals {
   const entry = Object.entries(constants.signals).find(([, n]) => n === signo);
-  return entry ? entry[0] : `SIG${signo}`;
+  return (entry ? entry[0] : `SIG${signo}`) as NodeJS.Signals;
 }
 
 /** Socket inodes in LISTEN state on the given local TCP port (IPv4 table, which is where -b 127.0.0.1 lands). */
@@ -66,14 +68,33 @@ export function parseListeningInodes(procNetTcp: string, port: number): Set<stri
   return inodes;
 }
 
+/** Inodes of listening Unix sockets bound to the path (/proc/net/unix: Flags 00010000 is __SO_ACCEPTCON). */
+export function parseListeningUnixInodes(procNetUnix: string, path: string): Set<string> {
+  const inodes = new Set<string>();
+  for (const line of procNetUnix.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 8) continue;
+    if (cols[3] === '00010000' && cols.slice(7).join(' ') === path) inodes.add(cols[6]);
+  }
+  return inodes;
+}
+
 /**
- * True when the listening socket on the port belongs to this pid: a LISTEN
+ * True when the listening TCP socket on the port belongs to this pid: a LISTEN
  * entry alone could be someone else's server on a port we failed to bind.
  */
 export function isListeningOn(pid: number, port: number): boolean {
   const table = readProcFile('/proc/net/tcp');
-  if (table === undefined) return false;
-  const inodes = parseListeningInodes(table, port);
+  return table !== undefined && holdsSocket(pid, parseListeningInodes(table, port));
+}
+
+/** The same for a Unix socket: the path existing proves nothing, a leftover file or another server may sit there. */
+export function isListeningOnUnixSocket(pid: number, path: string): boolean {
+  const table = readProcFile('/proc/net/unix');
+  return table !== undefined && holdsSocket(pid, parseListeningUnixInodes(table, path));
+}
+
+function holdsSocket(pid: number, inodes: Set<string>): boolean {
   if (inodes.size === 0) return false;
   let fds: string[];
   try {

@@ -1,5 +1,31 @@
 import { isAbsolute } from 'node:path';
-import type { QemuNbdExportSpec } from './qemu-nbd.types';
+
+/** A hub export: one disk on a TCP port of 127.0.0.1, for a lease. */
+export interface QemuNbdExportSpec {
+  /** Lease uuid; names the files in runDir, so only [A-Za-z0-9_-] is accepted. */
+  leaseId: string;
+  /** TCP port on 127.0.0.1. */
+  port: number;
+  /** Absolute path of the image. */
+  file: string;
+  format: 'qcow2' | 'raw';
+  readOnly: boolean;
+  /** NBD export name (-x). */
+  exportName: string;
+  /** Persistent dirty bitmap exposed as the meta context qemu:dirty-bitmap:NAME (-B). */
+  bitmap?: string;
+}
+
+/** A read-only export on a Unix socket: the agent's source snapshots and restore mounts. No port to lease, and nothing outside the host can reach it. */
+export interface SocketExportSpec {
+  file: string;
+  format: 'qcow2' | 'raw';
+  socket: string;
+  exportName: string;
+  /** Concurrent clients (--shared): nbdcopy and nbdfuse open several connections (multi-conn). */
+  shared: number;
+  bitmap?: string;
+}
 
 /** nbdcopy alone opens 4 connections to a read-only export (multi-conn); the default of 1 makes a second client hang. */
 export const MAX_CLIENTS = 8;
@@ -17,8 +43,8 @@ const LEASE_ID = /^[A-Za-z0-9_-]{1,128}$/;
  * on our disks and fails on filesystems without O_DIRECT (tmpfs).
  *
  * --pid-file: qemu-nbd writes it after the image is open and the export
- * exists, whereas it listens on the port before opening the image; the manager
- * needs both to know the server is ready (see waitUntilReady).
+ * exists, whereas it listens on the port before opening the image; the
+ * launcher needs both to know the server is ready (see isServing).
  */
 export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): string[] {
   validateExportSpec(spec);
@@ -35,6 +61,22 @@ export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): 
   else args.push('--discard=unmap', '--detect-zeroes=unmap');
   if (spec.bitmap !== undefined) args.push('-B', spec.bitmap);
   args.push(`--pid-file=${qemuPidFile}`, spec.file);
+  return args;
+}
+
+/**
+ * -r: the export refuses writes, and qemu opens every file of the chain
+ * read-only. Its shared image lock still forbids writers: while it runs, a VM
+ * or a merge (qemu-img commit) on any file of the chain fails with "Failed to
+ * get write lock" instead of changing what is read.
+ * --persistent: without it qemu-nbd exits when its first client disconnects.
+ * pidFile, when given, is the launcher's readiness signal (see buildQemuNbdArgs).
+ */
+export function buildSocketExportArgs(spec: SocketExportSpec, pidFile?: string): string[] {
+  const args = ['-r', '-f', spec.format, '--persistent', `--shared=${spec.shared}`, '-k', spec.socket, '-x', spec.exportName];
+  if (spec.bitmap !== undefined) args.push('-B', spec.bitmap);
+  if (pidFile !== undefined) args.push(`--pid-file=${pidFile}`);
+  args.push(spec.file);
   return args;
 }
 

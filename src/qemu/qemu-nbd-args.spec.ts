@@ -1,5 +1,4 @@
-import { buildQemuNbdArgs, MAX_CLIENTS } from './qemu-nbd-args';
-import type { QemuNbdExportSpec } from './qemu-nbd.types';
+import { buildQemuNbdArgs, buildSocketExportArgs, MAX_CLIENTS, type QemuNbdExportSpec } from './qemu-nbd-args';
 
 const PID_FILE = '/run/sendense/qemu-nbd-3f1c.pid';
 const base: QemuNbdExportSpec = {
@@ -52,5 +51,13 @@ describe('buildQemuNbdArgs', () => {
     ['an over-long export name', { exportName: 'x'.repeat(4097) }, /exportName/],
   ])('rejects %s', (_what, patch, message) => {
     expect(() => buildQemuNbdArgs({ ...base, ...patch } as QemuNbdExportSpec, PID_FILE)).toThrow(message);
+  });
+});
+
+describe('buildSocketExportArgs', () => {
+  it('exports read-only and persistent on a Unix socket, the pid file and the image last', () => {
+    expect(buildSocketExportArgs({ file: '/vm/d.qcow2', format: 'qcow2', socket: '/r/d0.sock', exportName: 'disk', shared: 4, bitmap: 'sendense-A' }, '/r/d0.pid')).toEqual([
+      '-r', '-f', 'qcow2', '--persistent', '--shared=4', '-k', '/r/d0.sock', '-x', 'disk', '-B', 'sendense-A', '--pid-file=/r/d0.pid', '/vm/d.qcow2',
+    ]);
   });
 });

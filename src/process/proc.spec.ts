@@ -1,4 +1,4 @@
-import { decodeWaitStatus, parseListeningInodes, parseProcStat } from './proc';
+import { decodeWaitStatus, parseListeningInodes, parseListeningUnixInodes, parseProcStat } from './proc';
 
 describe('parseProcStat', () => {
   it('counts fields from the last parenthesis, so odd command names do not shift them', () => {
@@ -31,5 +31,19 @@ describe('parseListeningInodes', () => {
 
   it('finds nothing on a port nobody listens on', () => {
     expect(parseListeningInodes(table, 10999).size).toBe(0);
+  });
+});
+
+describe('parseListeningUnixInodes', () => {
+  it('finds listening sockets bound to the path, not connected ones or other paths', () => {
+    const table = [
+      'Num       RefCount Protocol Flags    Type St Inode Path',
+      '000000005bb791ae: 00000002 00000000 00010000 0001 01  4641 /w/qemu-nbd.sock',
+      '00000000a667f7e0: 00000003 00000000 00000000 0001 03  1072 /w/qemu-nbd.sock',
+      '00000000a667f7e1: 00000002 00000000 00010000 0001 01  5000 /w/my restore.sock',
+      '00000000a667f7e2: 00000002 00000000 00010000 0001 01  5001 /w/other.sock',
+    ].join('\n');
+    expect([...parseListeningUnixInodes(table, '/w/qemu-nbd.sock')]).toEqual(['4641']);
+    expect([...parseListeningUnixInodes(table, '/w/my restore.sock')]).toEqual(['5000']);
   });
 });
