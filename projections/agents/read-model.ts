@@ -1,7 +1,8 @@
 import { ReadModel } from '../read-model';
+import { AgentByFingerprintHandler, AgentRegistrationConflictsHandler, GetVmHandler, ListAgentsHandler, ListVmsHandler } from './agents.queries';
 import { AgentsProjector } from './agents.projector';
 
 export const agentsReadModel: ReadModel = {
   projector: AgentsProjector,
-  queryHandlers: [],
+  queryHandlers: [ListAgentsHandler, ListVmsHandler, GetVmHandler, AgentByFingerprintHandler, AgentRegistrationConflictsHandler],
 };

@@ -1,50 +1,60 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
-import { DomainError } from '../eventing/domain-error';
-import { TunnelServer } from '../tunnel';
 import { HUB_INSTANCE } from '../config/hub-instance';
+import { DomainError } from '../eventing/domain-error';
+import { NbdPortPool } from '../nbd/ports/nbd-port-pool';
 import { ProjectionsService } from '../projection-runner/projections.service';
-import { AgentsService } from './agents.service';
+import { TunnelServer } from '../tunnel';
+import { AgentStates } from './agent-states';
+import { RecordAgentConnectedCommand } from './commands/record-agent-connected.command';
+import { RecordAgentDisconnectedCommand } from './commands/record-agent-disconnected.command';
+import { AgentByFingerprintQuery } from './queries/agent-by-fingerprint.query';
+import { ListAgentsQuery } from './queries/list-agents.query';
+import { mayOpenDirect } from './tunnel-policy';
 
 /**
- * The hub's SSH endpoint for agents. An agent may reach the hub API and the
- * NBD ports granted to its running jobs, nothing else; the hub reaches the
- * agent's API through the reverse forward of the agent's live session.
+ * The hub's SSH endpoint for agents. An agent may reach the hub API and the NBD ports granted
+ * to its running jobs, nothing else (see tunnel-policy.ts); the hub reaches the agent's API
+ * through the reverse forward of the agent's live session.
  */
 @Injectable()
 export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('agent-tunnel');
-  private readonly grants = new Map<string, Set<number>>();
+  /** Per agent, per granted port: the lease that held the port when it was granted. */
+  private readonly grants = new Map<string, Map<number, Promise<string | undefined>>>();
   readonly events = new EventEmitter();
   private server!: TunnelServer;
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @Inject(HUB_INSTANCE) private readonly instance: string,
-    private readonly agents: AgentsService,
+    private readonly commands: CommandBus,
+    private readonly queries: QueryBus,
+    private readonly agents: AgentStates,
+    private readonly pool: NbdPortPool,
     private readonly projections: ProjectionsService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp('agents');
-    await this.agents.disconnectStale(this.instance);
+    await this.disconnectStale();
     this.server = new TunnelServer({
       hostKeyFile: join(this.config.dataDir, 'ssh_host_ed25519_key'),
       port: this.config.sshPort,
       bind: this.config.sshBind,
-      authorize: async (key) => {
-        const agent = await this.agents.byFingerprint(key.fingerprint);
-        return agent ? { agentId: agent.agentId } : null;
-      },
-      allowDirect: async (agentId, _host, port) => port === this.config.apiPort || (this.grants.get(agentId)?.has(port) ?? false),
+      authorize: (key) => this.queries.execute(new AgentByFingerprintQuery(key.fingerprint)),
+      allowDirect: (agentId, host, port) => this.allowDirect(agentId, host, port),
       onConnected: (agentId, session) => {
-        void this.agents.connected(agentId, session.remoteAddress, this.instance).catch((e) => this.logger.error(`recording the connection of agent ${agentId} failed: ${String(e)}`));
+        void this.commands
+          .execute(new RecordAgentConnectedCommand(agentId, session.remoteAddress, this.instance))
+          .catch((e) => this.logger.error(`recording the connection of agent ${agentId} failed: ${String(e)}`));
         this.events.emit('connected', agentId);
       },
       onDisconnected: (agentId, reason) => {
-        void this.agents.disconnected(agentId, reason).catch((e) => this.logger.error(`recording the disconnection of agent ${agentId} failed: ${String(e)}`));
+        void this.commands.execute(new RecordAgentDisconnectedCommand(agentId, reason)).catch((e) => this.logger.error(`recording the disconnection of agent ${agentId} failed: ${String(e)}`));
         this.events.emit('disconnected', agentId, reason);
       },
       log: {
@@ -90,13 +100,33 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
     return session.waitForAgentApi(5_000);
   }
 
+  /** Lets the agent reach the port for as long as the lease that holds it now holds it. */
   grant(agentId: string, port: number): void {
-    const ports = this.grants.get(agentId) ?? new Set<number>();
-    ports.add(port);
+    const ports = this.grants.get(agentId) ?? new Map<number, Promise<string | undefined>>();
+    const lease = this.pool.state().then(
+      (state) => state.leases[port]?.leaseId,
+      () => undefined,
+    );
+    ports.set(port, lease);
     this.grants.set(agentId, ports);
   }
 
   revoke(agentId: string, port: number): void {
     this.grants.get(agentId)?.delete(port);
+  }
+
+  private async allowDirect(agentId: string, host: string, port: number): Promise<boolean> {
+    const grantedLease = await this.grants.get(agentId)?.get(port);
+    const currentLease = grantedLease === undefined ? undefined : (await this.pool.state()).leases[port]?.leaseId;
+    return mayOpenDirect({ host, port }, { apiPort: this.config.apiPort, grantedLease, currentLease });
+  }
+
+  /** Sessions with a previous run of this hub process ended with it, whatever the events last said. */
+  private async disconnectStale(): Promise<void> {
+    for (const agent of await this.queries.execute(new ListAgentsQuery())) {
+      if (!agent.connected) continue;
+      const state = await this.agents.of(agent.agentId);
+      if (state.connectedVia === this.instance) await this.commands.execute(new RecordAgentDisconnectedCommand(agent.agentId, 'the hub restarted'));
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { fold } from '../eventing/aggregate';
-import { agentAggregate as agent, AgentCommand } from './agent.aggregate';
+import { agentAggregate as agent, AgentCommand, agentTokenName, checkRegistration } from './agent.aggregate';
 import { AgentEvent, InventoryVm } from './agent.events';
 
 const register: AgentCommand = { kind: 'register', agentId: 'a1', name: 'esx-1', publicKey: 'ssh-ed25519 AAAA', fingerprint: 'SHA256:x', tokenId: 't' };
@@ -21,5 +21,18 @@ describe('agent rules', () => {
   it('refuses a second registration and anything from an unknown agent', () => {
     expect(() => run([register, register])).toThrow(/already registered/);
     expect(() => run([{ kind: 'connect', remoteAddress: 'x', hubInstance: 'h1' }])).toThrow(/not registered/);
+  });
+
+  it('registers only one well-formed key per agent, and only under a name and key nobody holds', () => {
+    const key = { type: 'ssh-ed25519', normalized: 'ssh-ed25519 AAAA', fingerprint: 'SHA256:x' };
+    const free = { name: false, key: false };
+    expect(checkRegistration('esx-1', key, free)).toBe(key);
+    expect(() => checkRegistration('esx-1', null, { name: true, key: true })).toThrow(/publicKey must be one OpenSSH public key line/);
+    expect(() => checkRegistration('esx-1', key, { name: true, key: true })).toThrow('an agent named esx-1 is already registered');
+    expect(() => checkRegistration('esx-1', key, { name: false, key: true })).toThrow('the key SHA256:x is already registered to another agent');
+  });
+
+  it('names the agent token after the agent', () => {
+    expect(agentTokenName('esx-1')).toBe('agent-esx-1');
   });
 });

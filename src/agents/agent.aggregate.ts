@@ -1,5 +1,6 @@
 import { Aggregate } from '../eventing/aggregate';
 import { DomainError } from '../eventing/domain-error';
+import { ParsedPublicKey } from './public-key';
 import { AGENT_CONNECTED, AGENT_DISCONNECTED, AGENT_REGISTERED, AgentEvent, InventoryVm, VM_INVENTORY_REPORTED } from './agent.events';
 
 export interface AgentState {
@@ -18,6 +19,19 @@ export type AgentCommand =
   | { kind: 'connect'; remoteAddress: string; hubInstance: string }
   | { kind: 'disconnect'; reason: string }
   | { kind: 'reportInventory'; vms: InventoryVm[] };
+
+/** The API token an agent reports with is named after it, so its events show which agent acted. */
+export function agentTokenName(name: string): string {
+  return `agent-${name}`;
+}
+
+/** An agent needs one well-formed public key, and neither its name nor its key may already belong to another agent. */
+export function checkRegistration(name: string, key: ParsedPublicKey | null, taken: { name: boolean; key: boolean }): ParsedPublicKey {
+  if (!key) throw new DomainError('invalid', 'publicKey must be one OpenSSH public key line (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)');
+  if (taken.name) throw new DomainError('conflict', `an agent named ${name} is already registered`);
+  if (taken.key) throw new DomainError('conflict', `the key ${key.fingerprint} is already registered to another agent`);
+  return key;
+}
 
 export const agentAggregate: Aggregate<AgentState, AgentCommand, AgentEvent> = {
   initialState: () => ({ registered: false, agentId: null, name: null, fingerprint: null, connected: false, connectedVia: null, inventory: [] }),

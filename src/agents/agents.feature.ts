@@ -1,8 +1,15 @@
+import { AgentRegistration } from './agent-registration.workflow';
+import { AgentStates } from './agent-states';
 import { AgentTunnel } from './agent-tunnel.service';
 import { AgentsController } from './agents.controller';
 import { AgentsService } from './agents.service';
+import { RecordAgentConnectedHandler } from './commands/record-agent-connected.handler';
+import { RecordAgentDisconnectedHandler } from './commands/record-agent-disconnected.handler';
+import { RegisterAgentHandler } from './commands/register-agent.handler';
+import { ReportInventoryHandler } from './commands/report-inventory.handler';
+import { OwnAgentOnlyGuard } from './own-agent-only.guard';
 
 export const agentsFeature = {
   controllers: [AgentsController],
-  providers: [AgentsService, AgentTunnel],
+  providers: [RegisterAgentHandler, RecordAgentConnectedHandler, RecordAgentDisconnectedHandler, ReportInventoryHandler, AgentStates, AgentRegistration, AgentsService, AgentTunnel, OwnAgentOnlyGuard],
 };

@@ -1,25 +1,23 @@
-import { Controller, Get, NotFoundException, Param, Query } from '@nestjs/common';
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { AuditPageQuery, CorrelationIdParams, StreamIdParams } from './audit.dto';
-import { AuditService } from './audit.service';
+import { CorrelationEventsQuery } from './queries/correlation-events.query';
+import { StreamEventsQuery } from './queries/stream-events.query';
 
 @ApiTags('audit')
 @ApiBearerAuth()
 @Controller('api/v1/audit')
 export class AuditController {
-  constructor(private readonly audit: AuditService) {}
+  constructor(private readonly queries: QueryBus) {}
 
   @Get('streams/:streamId')
   async stream(@Param() { streamId }: StreamIdParams, @Query() page: AuditPageQuery) {
-    const events = await this.audit.stream(streamId, page.fromRevision ?? 0, page.limit ?? 500);
-    if (events.length === 0 && !page.fromRevision) throw new NotFoundException(`stream ${streamId} has no events`);
-    return { streamId, events };
+    return { streamId, events: await this.queries.execute(new StreamEventsQuery(streamId, page.fromRevision ?? 0, page.limit ?? 500)) };
   }
 
   @Get('correlations/:correlationId')
   async correlation(@Param() { correlationId }: CorrelationIdParams, @Query() page: AuditPageQuery) {
-    const events = await this.audit.correlation(correlationId, page.limit ?? 1000);
-    if (events.length === 0) throw new NotFoundException(`no events carry correlation id ${correlationId}`);
-    return { correlationId, events };
+    return { correlationId, events: await this.queries.execute(new CorrelationEventsQuery(correlationId, page.limit ?? 1000)) };
   }
 }

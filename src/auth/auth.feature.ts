@@ -1,9 +1,10 @@
+import { AdminOnlyGuard } from './admin-only.guard';
 import { ApiTokensController } from './tokens/api-tokens.controller';
-import { IssueApiTokenHandler } from './tokens/issue-api-token.handler';
-import { RevokeApiTokenHandler } from './tokens/revoke-api-token.handler';
+import { IssueApiTokenHandler } from './tokens/commands/issue-api-token.handler';
+import { RevokeApiTokenHandler } from './tokens/commands/revoke-api-token.handler';
 import { TokenVerifier } from './token-verifier';
 
 export const authFeature = {
   controllers: [ApiTokensController],
-  providers: [TokenVerifier, IssueApiTokenHandler, RevokeApiTokenHandler],
+  providers: [TokenVerifier, IssueApiTokenHandler, RevokeApiTokenHandler, AdminOnlyGuard],
 };

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
-import { ApiTokenView } from '../../projections/api-tokens/api-token.entity';
+import { QueryBus } from '@nestjs/cqrs';
 import { ADMIN_ACTOR } from './admin-token';
+import { ActiveTokenNameQuery } from './queries/active-token-name.query';
 import { hashToken, sameHash } from './token-hash';
 
 export const ADMIN_TOKEN_HASH = Symbol('ADMIN_TOKEN_HASH');
@@ -11,13 +11,12 @@ export const ADMIN_TOKEN_HASH = Symbol('ADMIN_TOKEN_HASH');
 export class TokenVerifier {
   constructor(
     @Inject(ADMIN_TOKEN_HASH) private readonly adminHash: string,
-    private readonly dataSource: DataSource,
+    private readonly queries: QueryBus,
   ) {}
 
   async actorFor(token: string): Promise<string | null> {
     const hash = hashToken(token);
     if (sameHash(hash, this.adminHash)) return ADMIN_ACTOR;
-    const row = await this.dataSource.getRepository(ApiTokenView).findOneBy({ tokenHash: hash, status: 'active' });
-    return row ? row.name : null;
+    return this.queries.execute(new ActiveTokenNameQuery(hash));
   }
 }

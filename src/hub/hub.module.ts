@@ -5,8 +5,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
 import { READ_MODELS } from '../../projections/read-models';
 import { agentsFeature } from '../agents/agents.feature';
-import { AuditController } from '../audit/audit.controller';
-import { AuditService } from '../audit/audit.service';
+import { auditFeature } from '../audit/audit.feature';
 import { authFeature } from '../auth/auth.feature';
 import { ADMIN_TOKEN_HASH } from '../auth/token-verifier';
 import { HUB_CONFIG } from '../config/hub-config';
@@ -35,7 +34,7 @@ interface Feature {
   providers: Type[];
 }
 
-const FEATURES: Feature[] = [authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature];
+const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature];
 
 @Module({})
 export class HubModule {
@@ -44,7 +43,7 @@ export class HubModule {
     return {
       module: HubModule,
       imports: [CqrsModule.forRoot(), LoggerModule.forRoot({ pinoHttp: pinoHttpOptions(runtime.config.logLevel) })],
-      controllers: [HealthController, MetricsController, AuditController, ProjectionsController, ...FEATURES.flatMap((f) => f.controllers)],
+      controllers: [HealthController, MetricsController, ProjectionsController, ...FEATURES.flatMap((f) => f.controllers)],
       providers: [
         { provide: HUB_CONFIG, useValue: runtime.config },
         { provide: HUB_INSTANCE, useValue: hubInstanceId(runtime.config.dataDir) },
@@ -62,7 +61,6 @@ export class HubModule {
         CommandGateway,
         ProjectionMetrics,
         DatabaseProbe,
-        AuditService,
         ...FEATURES.flatMap((f) => f.providers),
       ],
     };

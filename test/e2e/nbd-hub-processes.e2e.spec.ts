@@ -64,6 +64,28 @@ describe('NBD leases and exports across hub processes', () => {
     expect(overflowB.body.message).toContain('NBD port pool exhausted');
   });
 
+  it('refuses to release a port while another hub process serves it, and frees it once that hub stopped the export', async () => {
+    const [a, b] = [await startHub('a', await freePort()), await startHub('b', await freePort())];
+    const repo = join(dir, 'a', 'repositories');
+    mkdirSync(repo, { recursive: true });
+    const file = await createQcow2(join(repo, 'disk0.qcow2'), 16 * MiB);
+    const started = await api(a, 'POST', '/api/v1/nbd/exports', { jobId: 'job-x', diskId: 'disk0', file });
+    expect(started.status).toBe(201);
+
+    const refused = await api(b, 'DELETE', `/api/v1/nbd/ports/${started.body.port}`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toBe(`port ${started.body.port} serves a running export (lease ${started.body.leaseId}); stop it with DELETE /api/v1/nbd/exports/${started.body.leaseId}`);
+    const stream = async () => (await api(b, 'GET', '/api/v1/audit/streams/nbd-ports-e2e-host')).body.events.map((e: { type: string }) => e.type);
+    expect(await stream()).toEqual(['NbdPortAllocated']);
+    expect(isRunning(started.body.pid)).toBe(true);
+    expect((await nbdinfoJson(`nbd://127.0.0.1:${started.body.port}/job-x-disk0`))['export-size']).toBe(16 * MiB);
+
+    expect((await api(b, 'DELETE', `/api/v1/nbd/exports/${started.body.leaseId}`)).status).toBe(409);
+    expect((await api(a, 'DELETE', `/api/v1/nbd/exports/${started.body.leaseId}`)).status).toBe(200);
+    expect(await stream()).toEqual(['NbdPortAllocated', 'NbdPortReleased']);
+    expect((await api(b, 'DELETE', `/api/v1/nbd/ports/${started.body.port}`)).status).toBe(404);
+  });
+
   it('after a hub SIGKILL with 3 exports, the restart adopts the live ones and records the dead one; shutdown leaves nothing', async () => {
     const port = await freePort();
     let url = await startHub('solo', port);

@@ -1,53 +1,39 @@
-import { Body, Controller, Delete, ForbiddenException, Get, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
-import { CommandBus } from '@nestjs/cqrs';
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { DataSource } from 'typeorm';
-import { ApiTokenView } from '../../../projections/api-tokens/api-token.entity';
-import { currentContext } from '../../eventing/request-context';
-import { ProjectionsService } from '../../projection-runner/projections.service';
-import { ADMIN_ACTOR } from '../admin-token';
+import { CommandGateway } from '../../projection-runner/command-gateway';
+import { AdminOnly } from '../admin-only.guard';
+import { ListApiTokensQuery } from '../queries/list-api-tokens.query';
 import { IssueApiTokenDto } from './api-token.dto';
-import { IssueApiTokenCommand } from './issue-api-token.command';
-import { IssuedToken } from './issue-api-token.handler';
-import { RevokeApiTokenCommand } from './revoke-api-token.command';
+import { IssueApiTokenCommand } from './commands/issue-api-token.command';
+import { RevokeApiTokenCommand } from './commands/revoke-api-token.command';
 
+/** The read model that authenticates tokens: a new token must work on the very next request, a revoked one must not. */
 const READ_MODEL = 'api-tokens';
 
 @ApiTags('tokens')
 @ApiBearerAuth()
 @Controller('api/v1/tokens')
+@AdminOnly('only the admin token can manage tokens')
 export class ApiTokensController {
   constructor(
-    private readonly commands: CommandBus,
-    private readonly projections: ProjectionsService,
-    private readonly dataSource: DataSource,
+    private readonly gateway: CommandGateway,
+    private readonly queries: QueryBus,
   ) {}
 
   @Post()
-  async issue(@Body() body: IssueApiTokenDto) {
-    this.requireAdmin();
-    const issued: IssuedToken = await this.commands.execute(new IssueApiTokenCommand(body.name));
-    // The new token must work on the very next request, so wait for the read model that authenticates it.
-    await this.projections.waitFor(READ_MODEL, issued.position);
-    return { tokenId: issued.tokenId, name: issued.name, token: issued.token };
+  issue(@Body() body: IssueApiTokenDto) {
+    return this.gateway.execute(new IssueApiTokenCommand(body.name), READ_MODEL);
   }
 
   @Get()
-  async list() {
-    this.requireAdmin();
-    const rows = await this.dataSource.getRepository(ApiTokenView).find({ order: { issuedAt: 'ASC' } });
-    return rows.map(({ tokenHash: _hash, ...rest }) => rest);
+  list() {
+    return this.queries.execute(new ListApiTokensQuery());
   }
 
   @Delete(':tokenId')
   @HttpCode(204)
   async revoke(@Param('tokenId', new ParseUUIDPipe({ version: '4' })) tokenId: string) {
-    this.requireAdmin();
-    const position: string | null = await this.commands.execute(new RevokeApiTokenCommand(tokenId));
-    await this.projections.waitFor(READ_MODEL, position);
-  }
-
-  private requireAdmin(): void {
-    if (currentContext().actor !== ADMIN_ACTOR) throw new ForbiddenException('only the admin token can manage tokens');
+    await this.gateway.execute(new RevokeApiTokenCommand(tokenId), READ_MODEL);
   }
 }

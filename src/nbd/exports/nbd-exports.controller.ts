@@ -1,8 +1,7 @@
 import { Body, Controller, Delete, Get, Param, Post } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { DataSource } from 'typeorm';
-import { QemuNbdProcessView } from '../../../projections/qemu-nbd-processes/qemu-nbd-process.entity';
-import { ProjectionsService } from '../../projection-runner/projections.service';
+import { QemuNbdProcessesQuery } from '../queries/qemu-nbd-processes.query';
 import { LeaseIdParams, StartExportDto } from './nbd-exports.dto';
 import { NbdExportsService } from './nbd-exports.service';
 
@@ -11,46 +10,24 @@ import { NbdExportsService } from './nbd-exports.service';
 @Controller('api/v1/nbd')
 export class NbdExportsController {
   constructor(
+    /** Starting and stopping qemu-nbd are side effects: only the exports workflow performs them. */
     private readonly exports: NbdExportsService,
-    private readonly projections: ProjectionsService,
-    private readonly dataSource: DataSource,
+    private readonly queries: QueryBus,
   ) {}
 
   @Post('exports')
-  async start(@Body() body: StartExportDto) {
-    const started = await this.exports.start({ ...body, format: body.format ?? 'qcow2', readOnly: body.readOnly ?? false, bitmap: body.bitmap ?? null }).catch(async (error) => {
-      // A failed start still recorded events (lease, failure, release); let the read models show them.
-      await Promise.all([this.projections.waitForCaughtUp('qemu-nbd-processes'), this.projections.waitForCaughtUp('nbd-leases')]);
-      throw error;
-    });
-    await this.projections.waitFor('qemu-nbd-processes', started.position);
-    return { leaseId: started.leaseId, port: started.port, exportName: started.exportName, pid: started.pid };
+  start(@Body() body: StartExportDto) {
+    return this.exports.startAndShow({ ...body, format: body.format ?? 'qcow2', readOnly: body.readOnly ?? false, bitmap: body.bitmap ?? null });
   }
 
   @Delete('exports/:leaseId')
   async stop(@Param() { leaseId }: LeaseIdParams) {
-    const position = await this.exports.stop(leaseId);
-    await Promise.all([this.projections.waitFor('qemu-nbd-processes', position), this.projections.waitFor('nbd-leases', position)]);
+    await this.exports.stopAndShow(leaseId);
     return { leaseId, stopped: true };
   }
 
   @Get('processes')
-  async processes() {
-    const rows = await this.dataSource.getRepository(QemuNbdProcessView).find({ order: { requestedAt: 'ASC' } });
-    return rows.map((r) => ({
-      leaseId: r.leaseId,
-      port: r.port,
-      pid: r.pid,
-      file: r.file,
-      exportName: r.exportName,
-      jobId: r.jobId,
-      diskId: r.diskId,
-      state: r.state,
-      exitCode: r.exitCode,
-      signal: r.signal,
-      error: r.error,
-      startedAt: r.startedAt,
-      endedAt: r.endedAt,
-    }));
+  processes() {
+    return this.queries.execute(new QemuNbdProcessesQuery());
   }
 }

@@ -2,18 +2,24 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import { CommandBus } from '@nestjs/cqrs';
 import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../../config/hub-config';
-import { AggregateRepository } from '../../eventing/aggregate-repository';
-import { DomainError } from '../../eventing/domain-error';
 import { HUB_INSTANCE } from '../../config/hub-instance';
+import { DomainError } from '../../eventing/domain-error';
+import { currentContext, RequestContext, runWithContext, SYSTEM_ACTOR } from '../../eventing/request-context';
 import { ProjectionsService } from '../../projection-runner/projections.service';
 import { QemuNbdExit, QemuNbdManager } from '../qemu-nbd';
-import { AllocateNbdPortCommand, ReleaseNbdPortCommand } from '../ports/nbd-port.commands';
-import { Allocated } from '../ports/nbd-port.handlers';
+import { AllocateNbdPortCommand } from '../ports/commands/allocate-nbd-port.command';
+import { ReleaseJobPortsCommand } from '../ports/commands/release-job-ports.command';
+import { ReleaseNbdPortCommand } from '../ports/commands/release-nbd-port.command';
 import { leaseById } from '../ports/nbd-port-pool.aggregate';
 import { NbdPortPool } from '../ports/nbd-port-pool';
 import { ExportPathPolicy } from './export-path-policy';
-import { qemuNbdProcessAggregate, QemuNbdCommand } from './qemu-nbd-process.aggregate';
-import { ExportTarget, qemuNbdStream } from './qemu-nbd.events';
+import { RecordQemuNbdExitedCommand } from './commands/record-qemu-nbd-exited.command';
+import { RecordQemuNbdStartFailedCommand } from './commands/record-qemu-nbd-start-failed.command';
+import { RecordQemuNbdStartedCommand } from './commands/record-qemu-nbd-started.command';
+import { RecordQemuNbdStoppedCommand } from './commands/record-qemu-nbd-stopped.command';
+import { RequestQemuNbdStartCommand } from './commands/request-qemu-nbd-start.command';
+import { QemuNbdProcessStates } from './qemu-nbd-process-states';
+import { ExportTarget } from './qemu-nbd.events';
 
 export interface ExportRequest {
   jobId: string;
@@ -32,10 +38,13 @@ export interface StartedExport {
   position: string | null;
 }
 
+const LEASES = 'nbd-leases';
+const PROCESSES = 'qemu-nbd-processes';
+
 /**
- * Every qemu-nbd this hub runs: lease a port, start the process as our own
- * child, and record each step. An exit nobody asked for is recorded and its
- * lease released at once; a stop releases the lease only after the process is gone.
+ * The workflow around every qemu-nbd this hub process runs: lease a port, start the process
+ * as our own child, and send a command for each step. An exit nobody asked for is recorded
+ * and its lease released at once; a stop releases the lease only after the process is gone.
  */
 @Injectable()
 export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestroy {
@@ -43,12 +52,14 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
   private readonly manager: QemuNbdManager;
   private readonly pending = new Set<Promise<unknown>>();
   private readonly exitListeners: ((leaseId: string, detail: string) => void)[] = [];
+  /** Whose story an exit belongs to: the stop that asked for it, else the start it ends. */
+  private readonly exitContexts = new Map<string, { stop?: RequestContext; start?: RequestContext }>();
 
   constructor(
     @Inject(HUB_CONFIG) config: HubConfig,
     @Inject(HUB_INSTANCE) private readonly instance: string,
     private readonly commands: CommandBus,
-    private readonly aggregates: AggregateRepository,
+    private readonly processes: QemuNbdProcessStates,
     private readonly pool: NbdPortPool,
     private readonly paths: ExportPathPolicy,
     private readonly projections: ProjectionsService,
@@ -65,7 +76,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
   /** Reconciles before the hub serves, and lets the read models show the outcome. */
   async onApplicationBootstrap(): Promise<void> {
     await this.reconcile();
-    await Promise.all([this.projections.waitForCaughtUp('nbd-leases'), this.projections.waitForCaughtUp('qemu-nbd-processes')]);
+    await Promise.all([this.projections.waitForCaughtUp(LEASES), this.projections.waitForCaughtUp(PROCESSES)]);
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -89,6 +100,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     return this.manager.list().length;
   }
 
+  /** Whether this hub process runs the lease's qemu-nbd. */
   isRunning(leaseId: string): boolean {
     return this.manager.list().some((r) => r.leaseId === leaseId);
   }
@@ -96,11 +108,11 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
   async start(request: ExportRequest): Promise<StartedExport> {
     if (request.bitmap && request.format !== 'qcow2') throw new DomainError('invalid', 'a dirty bitmap can only be exported from a qcow2 image');
     const file = await this.paths.check(request.file);
-    const lease: Allocated = await this.commands.execute(new AllocateNbdPortCommand(request.jobId, request.diskId));
+    const lease = await this.commands.execute(new AllocateNbdPortCommand(request.jobId, request.diskId));
     const exportName = `${request.jobId}-${request.diskId}`;
     const target: ExportTarget = { ...request, file, leaseId: lease.leaseId, port: lease.port, exportName, hubInstance: this.instance };
     try {
-      await this.record(lease.leaseId, { kind: 'requestStart', target });
+      await this.commands.execute(new RequestQemuNbdStartCommand(lease.leaseId, target));
     } catch (error) {
       await this.release(lease.port, lease.leaseId, 'export request failed');
       throw error;
@@ -110,23 +122,55 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
       running = await this.manager.start({ leaseId: lease.leaseId, port: lease.port, file, format: request.format, readOnly: request.readOnly, exportName, bitmap: request.bitmap ?? undefined });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      await this.record(lease.leaseId, { kind: 'recordStartFailed', reason });
+      await this.commands.execute(new RecordQemuNbdStartFailedCommand(lease.leaseId, reason));
       await this.release(lease.port, lease.leaseId, 'qemu-nbd failed to start');
       throw new DomainError('conflict', `qemu-nbd could not export ${file}: ${reason}`);
     }
-    const position = await this.record(lease.leaseId, { kind: 'recordStarted', pid: running.pid, args: running.args });
-    return { leaseId: lease.leaseId, port: lease.port, exportName, pid: running.pid, position };
+    const started = await this.commands.execute(new RecordQemuNbdStartedCommand(lease.leaseId, running.pid, running.args));
+    const context = currentContext();
+    this.exitContexts.set(lease.leaseId, { start: { correlationId: context.correlationId, actor: SYSTEM_ACTOR, causationId: started.eventIds[0] } });
+    return { leaseId: lease.leaseId, port: lease.port, exportName, pid: running.pid, position: started.position };
   }
 
   /** Stops the export (if it still runs) and releases its lease once the process is gone. */
   async stop(leaseId: string, reason = 'export stopped'): Promise<string | null> {
-    const { state } = await this.aggregates.load(qemuNbdStream(leaseId), qemuNbdProcessAggregate);
+    const state = await this.processes.of(leaseId);
     if (!state.target) throw new DomainError('not_found', `no export for lease ${leaseId}`);
     if (state.target.hubInstance !== this.instance) throw new DomainError('conflict', `export ${leaseId} belongs to another hub process`);
+    this.exitContexts.set(leaseId, { ...this.exitContexts.get(leaseId), stop: currentContext() });
     await this.manager.stop(leaseId);
     await this.settle();
-    await this.record(leaseId, { kind: 'recordStopped' });
+    await this.commands.execute(new RecordQemuNbdStoppedCommand(leaseId));
+    this.exitContexts.delete(leaseId);
     return this.release(state.target.port, leaseId, reason);
+  }
+
+  /** For a caller that reads right after: starts the export and waits until the read models show it (or its failure). */
+  async startAndShow(request: ExportRequest): Promise<Omit<StartedExport, 'position'>> {
+    const { position, ...started } = await this.start(request).catch(async (error) => {
+      // A failed start still recorded events (lease, failure, release); let the read models show them.
+      await Promise.all([this.projections.waitForCaughtUp(PROCESSES), this.projections.waitForCaughtUp(LEASES)]);
+      throw error;
+    });
+    await this.projections.waitFor(PROCESSES, position);
+    return started;
+  }
+
+  /** For a caller that reads right after: stops the export and waits until the read models show the stop and the release. */
+  async stopAndShow(leaseId: string): Promise<void> {
+    const position = await this.stop(leaseId);
+    await Promise.all([this.projections.waitFor(PROCESSES, position), this.projections.waitFor(LEASES, position)]);
+  }
+
+  /** Releases every port of a job on this host, stopping the exports this process runs on them first. */
+  async releaseJob(jobId: string): Promise<{ released: number[] }> {
+    const reason = 'job ports released';
+    const leases = await this.leasesOfJob(jobId);
+    let position: string | null = null;
+    for (const lease of leases) if (this.isRunning(lease.leaseId)) position = await this.stop(lease.leaseId, reason);
+    const result = await this.commands.execute(new ReleaseJobPortsCommand(jobId, reason));
+    await Promise.all([this.projections.waitFor(LEASES, result.position ?? position), this.projections.waitFor(PROCESSES, position)]);
+    return { released: [...new Set([...leases.map((l) => l.port), ...result.ports])].sort((a, b) => a - b) };
   }
 
   /** After a crash: adopt exports that still run, record the ones that died, stop the ones nobody owns. */
@@ -134,7 +178,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     const leftovers = new Map(this.manager.readPidFiles().map((r) => [r.leaseId, r]));
     const pool = await this.pool.state();
     for (const lease of Object.values(pool.leases)) {
-      const { state } = await this.aggregates.load(qemuNbdStream(lease.leaseId), qemuNbdProcessAggregate);
+      const state = await this.processes.of(lease.leaseId);
       if (!state.target || state.target.hubInstance !== this.instance) continue;
       const record = leftovers.get(lease.leaseId);
       if (state.phase === 'running' && record && this.manager.adopt(record)) {
@@ -143,9 +187,10 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
         continue;
       }
       if (state.phase === 'running') {
-        await this.record(lease.leaseId, { kind: 'recordExit', pid: state.pid ?? 0, code: null, signal: null, stderrTail: 'qemu-nbd was no longer running when the hub restarted', expected: false });
+        const exit = { pid: state.pid ?? 0, code: null, signal: null, stderrTail: 'qemu-nbd was no longer running when the hub restarted', expected: false };
+        await this.commands.execute(new RecordQemuNbdExitedCommand(lease.leaseId, exit));
       } else if (state.phase === 'starting') {
-        await this.record(lease.leaseId, { kind: 'recordStartFailed', reason: 'the hub stopped before the export was ready' });
+        await this.commands.execute(new RecordQemuNbdStartFailedCommand(lease.leaseId, 'the hub stopped before the export was ready'));
       }
       await this.release(lease.port, lease.leaseId, 'reconciled at hub start: qemu-nbd not running');
     }
@@ -156,20 +201,22 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private async recordExit(exit: QemuNbdExit): Promise<void> {
+    const contexts = this.exitContexts.get(exit.leaseId);
+    if (!exit.expected) this.exitContexts.delete(exit.leaseId);
+    const context = (exit.expected ? contexts?.stop : contexts?.start) ?? currentContext();
     try {
-      await this.record(exit.leaseId, { kind: 'recordExit', pid: exit.pid, code: exit.code, signal: exit.signal, stderrTail: exit.stderrTail, expected: exit.expected });
-      if (exit.expected) return;
-      this.logger.error(`qemu-nbd for lease ${exit.leaseId} exited unexpectedly (code ${exit.code}, signal ${exit.signal}): ${exit.stderrTail}`);
-      const lease = leaseById(await this.pool.state(), exit.leaseId);
-      if (lease) await this.release(lease.port, exit.leaseId, `qemu-nbd exited unexpectedly (${exit.signal ?? `code ${exit.code}`})`);
-      for (const listener of this.exitListeners) listener(exit.leaseId, `qemu-nbd pid ${exit.pid} exited (${exit.signal ?? `code ${exit.code}`}): ${exit.stderrTail}`);
+      await runWithContext(context, async () => {
+        const { pid, code, signal, stderrTail, expected } = exit;
+        await this.commands.execute(new RecordQemuNbdExitedCommand(exit.leaseId, { pid, code, signal, stderrTail, expected }));
+        if (expected) return;
+        this.logger.error(`qemu-nbd for lease ${exit.leaseId} exited unexpectedly (code ${code}, signal ${signal}): ${stderrTail}`);
+        const lease = leaseById(await this.pool.state(), exit.leaseId);
+        if (lease) await this.release(lease.port, exit.leaseId, `qemu-nbd exited unexpectedly (${signal ?? `code ${code}`})`);
+        for (const listener of this.exitListeners) listener(exit.leaseId, `qemu-nbd pid ${pid} exited (${signal ?? `code ${code}`}): ${stderrTail}`);
+      });
     } catch (error) {
       this.logger.error(`recording the exit of qemu-nbd for lease ${exit.leaseId} failed; the next start reconciles it: ${String(error)}`);
     }
-  }
-
-  private async record(leaseId: string, command: QemuNbdCommand): Promise<string | null> {
-    return (await this.aggregates.execute(qemuNbdStream(leaseId), qemuNbdProcessAggregate, command)).position;
   }
 
   private async release(port: number, leaseId: string, reason: string): Promise<string | null> {

@@ -26,6 +26,11 @@ export type QemuNbdCommand =
   | { kind: 'recordExit'; pid: number; code: number | null; signal: string | null; stderrTail: string; expected: boolean }
   | { kind: 'recordStopped' };
 
+/** Whether the lease's port is (about to be) served by a qemu-nbd of some hub process. */
+export function servesPort(state: QemuNbdProcessState): boolean {
+  return state.phase === 'starting' || state.phase === 'running';
+}
+
 /** The life of one qemu-nbd process for one lease. Facts arriving late or twice change nothing. */
 export const qemuNbdProcessAggregate: Aggregate<QemuNbdProcessState, QemuNbdCommand, QemuNbdEvent> = {
   initialState: () => ({ phase: 'none', target: null, pid: null, args: [] }),

@@ -5,6 +5,7 @@ import { NbdPortEvent } from './nbd-port.events';
 
 const range = { first: 100, last: 102 };
 const allocate = (jobId: string, diskId: string, leaseId = `${jobId}-${diskId}`): PortPoolCommand => ({ kind: 'allocate', jobId, diskId, leaseId, range });
+const release = (port: number, reason: string, leaseId?: string, exporting: string[] = []): PortPoolCommand => ({ kind: 'release', port, leaseId, reason, range, exporting });
 
 function run(commands: PortPoolCommand[]): { state: PortPoolState; events: NbdPortEvent[] } {
   let state = pool.initialState();
@@ -30,17 +31,30 @@ describe('NBD port pool rules', () => {
   });
 
   it('hands out ports round-robin, so a just-released port is reused last', () => {
-    const { events } = run([allocate('j1', 'd0'), { kind: 'release', port: 100, reason: 'done' }, allocate('j2', 'd0'), allocate('j3', 'd0'), allocate('j4', 'd0')]);
+    const { events } = run([allocate('j1', 'd0'), release(100, 'done'), allocate('j2', 'd0'), allocate('j3', 'd0'), allocate('j4', 'd0')]);
     expect(events.filter((e) => e.type === 'NbdPortAllocated').map((e) => e.data.port)).toEqual([100, 101, 102, 100]);
   });
 
   it('releases by port with a reason, refuses unknown ports and a stale lease id (fencing)', () => {
     const { state } = run([allocate('j1', 'd0', 'lease-a')]);
-    expect(pool.decide({ kind: 'release', port: 100, leaseId: 'lease-a', reason: 'done' }, state)).toEqual([
+    expect(pool.decide(release(100, 'done', 'lease-a'), state)).toEqual([
       { type: 'NbdPortReleased', data: { port: 100, jobId: 'j1', leaseId: 'lease-a', reason: 'done' } },
     ]);
-    expect(() => pool.decide({ kind: 'release', port: 101, reason: 'x' }, state)).toThrow(DomainError);
-    expect(() => pool.decide({ kind: 'release', port: 100, leaseId: 'lease-b', reason: 'x' }, state)).toThrow(/held by lease lease-a/);
+    expect(() => pool.decide(release(101, 'x'), state)).toThrow(DomainError);
+    expect(() => pool.decide(release(100, 'x', 'lease-b'), state)).toThrow(/held by lease lease-a/);
+  });
+
+  it('refuses a port outside the pool before looking at leases', () => {
+    expect(() => pool.decide(release(99, 'x'), pool.initialState())).toThrow('port 99 is outside the NBD port pool 100-102');
+    expect(() => pool.decide(release(100.5, 'x'), pool.initialState())).toThrow(/outside the NBD port pool/);
+  });
+
+  it('refuses to release a port while its export runs, whichever hub process runs it', () => {
+    const { state } = run([allocate('j1', 'd0', 'lease-a'), allocate('j2', 'd0', 'lease-b')]);
+    expect(() => pool.decide(release(100, 'x', undefined, ['lease-a']), state)).toThrow(
+      new DomainError('conflict', 'port 100 serves a running export (lease lease-a); stop it with DELETE /api/v1/nbd/exports/lease-a'),
+    );
+    expect(pool.decide(release(100, 'x', undefined, ['lease-b']), state)).toHaveLength(1);
   });
 
   it('releases every port of a job and nothing else', () => {

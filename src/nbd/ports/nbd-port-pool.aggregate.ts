@@ -22,7 +22,8 @@ export interface PortRange {
 
 export type PortPoolCommand =
   | { kind: 'allocate'; jobId: string; diskId: string; leaseId: string; range: PortRange }
-  | { kind: 'release'; port: number; leaseId?: string; reason: string }
+  /** `exporting`: leases whose qemu-nbd (on any hub process) is starting or serving right now. */
+  | { kind: 'release'; port: number; leaseId?: string; reason: string; range: PortRange; exporting: readonly string[] }
   | { kind: 'releaseJob'; jobId: string; reason: string };
 
 /**
@@ -59,7 +60,14 @@ export const nbdPortPoolAggregate: Aggregate<PortPoolState, PortPoolCommand, Nbd
         return [{ type: NBD_PORT_ALLOCATED, data: { port, jobId: command.jobId, diskId: command.diskId, leaseId: command.leaseId } }];
       }
       case 'release': {
+        const { first, last } = command.range;
+        if (!Number.isInteger(command.port) || command.port < first || command.port > last) {
+          throw new DomainError('invalid', `port ${command.port} is outside the NBD port pool ${first}-${last}`);
+        }
         const lease = state.leases[command.port];
+        if (lease && command.exporting.includes(lease.leaseId)) {
+          throw new DomainError('conflict', `port ${command.port} serves a running export (lease ${lease.leaseId}); stop it with DELETE /api/v1/nbd/exports/${lease.leaseId}`);
+        }
         if (!lease) throw new DomainError('not_found', `port ${command.port} is not leased`);
         if (command.leaseId && lease.leaseId !== command.leaseId) {
           throw new DomainError('conflict', `port ${command.port} is now held by lease ${lease.leaseId}, not ${command.leaseId}`);

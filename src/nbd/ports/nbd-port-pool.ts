@@ -20,10 +20,6 @@ export class NbdPortPool {
     return this.config.nbdPorts;
   }
 
-  inRange(port: number): boolean {
-    return Number.isInteger(port) && port >= this.range.first && port <= this.range.last;
-  }
-
   async state(): Promise<PortPoolState> {
     return (await this.aggregates.load(this.stream, nbdPortPoolAggregate)).state;
   }

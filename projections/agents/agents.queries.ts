@@ -1,0 +1,67 @@
+import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import { DataSource } from 'typeorm';
+import { InventoryDisk } from '../../src/agents/agent.events';
+import { AgentByFingerprintQuery } from '../../src/agents/queries/agent-by-fingerprint.query';
+import { AgentRegistrationConflictsQuery } from '../../src/agents/queries/agent-registration-conflicts.query';
+import { GetVmQuery, VmRecord } from '../../src/agents/queries/get-vm.query';
+import { AgentSummary, ListAgentsQuery } from '../../src/agents/queries/list-agents.query';
+import { ListVmsQuery, VmSummary } from '../../src/agents/queries/list-vms.query';
+import { DomainError } from '../../src/eventing/domain-error';
+import { AgentView, VmView } from './agent.entity';
+
+@QueryHandler(ListAgentsQuery)
+export class ListAgentsHandler implements IQueryHandler<ListAgentsQuery, AgentSummary[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute(): Promise<AgentSummary[]> {
+    const rows = await this.dataSource.getRepository(AgentView).find({ order: { registeredAt: 'ASC' } });
+    return rows.map((a) => ({ agentId: a.agentId, name: a.name, fingerprint: a.fingerprint, connected: a.connected, remoteAddress: a.remoteAddress, lastSeenAt: a.lastSeenAt, registeredAt: a.registeredAt }));
+  }
+}
+
+@QueryHandler(ListVmsQuery)
+export class ListVmsHandler implements IQueryHandler<ListVmsQuery, VmSummary[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute(): Promise<VmSummary[]> {
+    const agents = new Map((await this.dataSource.getRepository(AgentView).find()).map((a) => [a.agentId, a]));
+    const vms = await this.dataSource.getRepository(VmView).find({ order: { vmId: 'ASC' } });
+    return vms.map((vm) => ({ vmId: vm.vmId, name: vm.name, agentId: vm.agentId, agentConnected: agents.get(vm.agentId)?.connected ?? false, disks: disks(vm), reportedAt: vm.reportedAt }));
+  }
+}
+
+@QueryHandler(GetVmQuery)
+export class GetVmHandler implements IQueryHandler<GetVmQuery, VmRecord> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ vmId }: GetVmQuery): Promise<VmRecord> {
+    const vm = await this.dataSource.getRepository(VmView).findOneBy({ vmId });
+    if (!vm) throw new DomainError('not_found', `no agent reports a VM ${vmId}`);
+    return { vmId: vm.vmId, agentId: vm.agentId, name: vm.name, disks: disks(vm), reportedAt: vm.reportedAt };
+  }
+}
+
+@QueryHandler(AgentByFingerprintQuery)
+export class AgentByFingerprintHandler implements IQueryHandler<AgentByFingerprintQuery, { agentId: string } | null> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ fingerprint }: AgentByFingerprintQuery): Promise<{ agentId: string } | null> {
+    const agent = await this.dataSource.getRepository(AgentView).findOneBy({ fingerprint });
+    return agent ? { agentId: agent.agentId } : null;
+  }
+}
+
+@QueryHandler(AgentRegistrationConflictsQuery)
+export class AgentRegistrationConflictsHandler implements IQueryHandler<AgentRegistrationConflictsQuery, { name: boolean; key: boolean }> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ name, fingerprint }: AgentRegistrationConflictsQuery): Promise<{ name: boolean; key: boolean }> {
+    const agents = this.dataSource.getRepository(AgentView);
+    return { name: await agents.existsBy({ name }), key: await agents.existsBy({ fingerprint }) };
+  }
+}
+
+/** The projector stores the reported disks as they came; the column type is looser than the event's. */
+function disks(vm: VmView): InventoryDisk[] {
+  return vm.disks as InventoryDisk[];
+}

@@ -1,0 +1,150 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { Client } from 'ssh2';
+import { startEchoServer, TestServer, waitFor } from '../../test/fixtures/tunnel/tunnel-fixtures';
+import { eventCount, startTestHub, TestHub } from '../../test/support/test-hub';
+import { generateAgentKey, SshKeyPair, TunnelClient } from '../tunnel';
+import { AgentTunnel } from './agent-tunnel.service';
+
+/** The hub's real agent registry and its real tunnel policy, over the API and a real SSH connection. */
+describe('agents: registration, inventory and the tunnel policy', () => {
+  let hub: TestHub;
+  let dir: string;
+  let keys: SshKeyPair[];
+
+  beforeEach(async () => {
+    hub = await startTestHub({ SENDENSE_NBD_PORTS: '12700-12702' });
+    dir = mkdtempSync(join(tmpdir(), 'sendense-agents-e2e-'));
+    keys = await Promise.all(['a', 'b'].map((name) => generateAgentKey(join(dir, name))));
+  });
+  afterEach(async () => {
+    await hub.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const register = (name: string, publicKey: string) => hub.admin(hub.http().post('/api/v1/agents')).send({ name, publicKey });
+  const allocate = async (jobId: string) => (await hub.admin(hub.http().post('/api/v1/nbd/ports/allocate')).send({ jobId, diskId: 'disk0' }).expect(201)).body;
+  const vms = [{ vmId: 'vm1', name: 'web', disks: [{ diskId: 'disk0', path: '/images/vm1.qcow2', format: 'qcow2', virtualSize: 1024, changeTracking: 'dirty-bitmap' }] }];
+
+  it('registers an agent with a token named after it, and refuses a second one with its name or key', async () => {
+    const a = await register('esx-a', keys[0].publicKey).expect(201);
+    expect(a.body).toEqual({ agentId: expect.any(String), name: 'esx-a', fingerprint: keys[0].fingerprint, token: expect.stringMatching(/^sdt_/), ssh: { port: expect.any(Number), hostKeyFingerprint: expect.stringMatching(/^SHA256:/) } });
+    const tokens = await hub.admin(hub.http().get('/api/v1/tokens')).expect(200);
+    expect(tokens.body).toEqual([expect.objectContaining({ name: 'agent-esx-a', status: 'active' })]);
+
+    const before = await eventCount(hub.db);
+    expect((await register('esx-a', keys[1].publicKey).expect(409)).body.message).toBe('an agent named esx-a is already registered');
+    expect((await register('esx-b', keys[0].publicKey).expect(409)).body.message).toBe(`the key ${keys[0].fingerprint} is already registered to another agent`);
+    expect((await register('esx-b', 'ssh-ed25519 not-a-key').expect(400)).body.message).toMatch(/publicKey must be one OpenSSH public key line/);
+    expect(await eventCount(hub.db)).toBe(before);
+
+    const listed = await hub.admin(hub.http().get('/api/v1/agents')).expect(200);
+    expect(listed.body).toEqual([{ agentId: a.body.agentId, name: 'esx-a', fingerprint: keys[0].fingerprint, connected: false, remoteAddress: null, lastSeenAt: null, registeredAt: expect.any(String) }]);
+  });
+
+  it('takes an inventory only from the agent itself or the admin', async () => {
+    const a = (await register('esx-a', keys[0].publicKey).expect(201)).body;
+    const b = (await register('esx-b', keys[1].publicKey).expect(201)).body;
+    const as = (token: string, agentId: string) => hub.http().put(`/api/v1/agents/${agentId}/inventory`).set('Authorization', `Bearer ${token}`);
+
+    expect((await as(a.token, a.agentId).send({ vms }).expect(200)).body).toEqual({ agentId: a.agentId, vms: 1 });
+    const refused = await as(b.token, a.agentId).send({ vms: [] }).expect(403);
+    expect(refused.body.message).toBe('only the agent itself may report its inventory');
+    await hub.admin(hub.http().put(`/api/v1/agents/${b.agentId}/inventory`)).send({ vms: [] }).expect(200);
+    await hub.admin(hub.http().put('/api/v1/agents/6f1c1c44-1111-4e4e-9a9a-0123456789ab/inventory')).send({ vms: [] }).expect(404);
+    await hub.admin(hub.http().put('/api/v1/agents/not-a-uuid/inventory')).send({ vms: [] }).expect(400);
+
+    const listed = await hub.admin(hub.http().get('/api/v1/vms')).expect(200);
+    expect(listed.body).toEqual([{ vmId: 'vm1', name: 'web', agentId: a.agentId, agentConnected: false, disks: vms[0].disks, reportedAt: expect.any(String) }]);
+  });
+
+  describe('the tunnel policy the hub installs on its SSH server', () => {
+    const echoes: TestServer[] = [];
+    const clients: TunnelClient[] = [];
+    afterEach(async () => {
+      await Promise.all(clients.splice(0).map((c) => c.stop()));
+      await Promise.all(echoes.splice(0).map((s) => s.close()));
+    });
+
+    function roundTrip(stream: Duplex, text: string): Promise<string> {
+      return new Promise((resolve, reject) => {
+        stream.once('data', (data: Buffer) => resolve(data.toString()));
+        stream.once('error', reject);
+        stream.write(text);
+      });
+    }
+
+    async function connect(key: SshKeyPair, ssh: { port: number; hostKeyFingerprint: string }): Promise<TunnelClient> {
+      const client = new TunnelClient({ host: '127.0.0.1', port: ssh.port, privateKeyFile: key.privateKeyPath, hostKeyFingerprint: ssh.hostKeyFingerprint, localApiPort: 1, reconnect: { initialMs: 100 } });
+      clients.push(client);
+      client.start();
+      await client.waitConnected(5_000);
+      return client;
+    }
+
+    it("lets an agent reach its own job's NBD port only: not another job's, not an unleased one, not a non-loopback host, not through a grant whose lease ended", async () => {
+      const a = (await register('esx-a', keys[0].publicKey).expect(201)).body;
+      const b = (await register('esx-b', keys[1].publicKey).expect(201)).body;
+      const own = await allocate('job-a');
+      const other = await allocate('job-b');
+      const unleased = 12702;
+      expect([own.port, other.port]).toEqual([12700, 12701]);
+      // Something answers on every port, so a refusal is the policy's and not an empty port's.
+      for (const port of [own.port, other.port, unleased]) echoes.push(await startEchoServer(port));
+      const tunnel = hub.app.get(AgentTunnel);
+      tunnel.grant(a.agentId, own.port);
+      tunnel.grant(b.agentId, other.port);
+
+      // A bare SSH client names hosts the agent program never would. It is agent a too, so it goes first: one session per agent.
+      const raw = new Client();
+      await new Promise<void>((resolve, reject) => {
+        raw.once('ready', resolve).once('error', reject);
+        raw.connect({ host: '127.0.0.1', port: a.ssh.port, username: 'sendense-agent', privateKey: readFileSync(keys[0].privateKeyPath), hostVerifier: () => true });
+      });
+      try {
+        const open = (host: string, port: number) => new Promise<Duplex>((resolve, reject) => raw.forwardOut('127.0.0.1', 0, host, port, (err, ch) => (err ? reject(err) : resolve(ch))));
+        await expect(open('10.1.2.3', own.port)).rejects.toThrow();
+        await expect(open('192.168.0.1', own.port)).rejects.toThrow();
+        const allowed = await open('localhost', own.port);
+        expect(await roundTrip(allowed, 'loopback')).toBe('loopback');
+        allowed.destroy();
+      } finally {
+        raw.end();
+      }
+      await waitFor(() => !tunnel.isConnected(a.agentId), 5_000, 'the bare client to leave');
+
+      const agent = await connect(keys[0], a.ssh);
+      await waitFor(() => tunnel.isConnected(a.agentId), 5_000, 'the hub to see agent a');
+      const channel = await agent.openDirect(own.port);
+      expect(await roundTrip(channel, 'own job')).toBe('own job');
+      channel.destroy();
+
+      await expect(agent.openDirect(other.port)).rejects.toThrow(`hub refused a channel to its port ${other.port}`);
+      await expect(agent.openDirect(unleased)).rejects.toThrow(`hub refused a channel to its port ${unleased}`);
+
+      // The lease ends (the grant is still on record): the port is nobody's now.
+      await hub.admin(hub.http().delete(`/api/v1/nbd/ports/${own.port}`)).expect(200);
+      await expect(agent.openDirect(own.port)).rejects.toThrow(`hub refused a channel to its port ${own.port}`);
+      // ...and once another job leases it again, it is that job's port, not agent a's.
+      expect((await allocate('job-c')).port).toBe(12702);
+      expect((await allocate('job-d')).port).toBe(own.port);
+      await expect(agent.openDirect(own.port)).rejects.toThrow(`hub refused a channel to its port ${own.port}`);
+
+      // Agent b still reaches its own job's port.
+      const second = await connect(keys[1], b.ssh);
+      const theirs = await second.openDirect(other.port);
+      expect(await roundTrip(theirs, 'job b')).toBe('job b');
+      theirs.destroy();
+
+      const connected = async () => (await hub.admin(hub.http().get('/api/v1/agents')).expect(200)).body.map((x: { name: string; connected: boolean }) => [x.name, x.connected]);
+      const deadline = Date.now() + 5_000;
+      while (JSON.stringify(await connected()) !== JSON.stringify([['esx-a', true], ['esx-b', true]]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await connected()).toEqual([
+        ['esx-a', true],
+        ['esx-b', true],
+      ]);
+    });
+  });
+});

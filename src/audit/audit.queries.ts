@@ -1,0 +1,32 @@
+import { Inject } from '@nestjs/common';
+import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { DomainError } from '../eventing/domain-error';
+import { AuditEvent, toAuditEvent } from './audit-event';
+import { CorrelationEventsQuery } from './queries/correlation-events.query';
+import { StreamEventsQuery } from './queries/stream-events.query';
+
+// The audit trail is a replay of the event store itself, never a read model that could disagree with it.
+
+@QueryHandler(StreamEventsQuery)
+export class StreamEventsHandler implements IQueryHandler<StreamEventsQuery, AuditEvent[]> {
+  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+
+  async execute({ streamId, fromRevision, limit }: StreamEventsQuery): Promise<AuditEvent[]> {
+    const events = await this.store.readStream(streamId, { fromRevision: BigInt(fromRevision), maxCount: limit });
+    // Past the end of a stream is an empty page; a stream without any events does not exist.
+    if (events.length === 0 && !fromRevision) throw new DomainError('not_found', `stream ${streamId} has no events`);
+    return events.map(toAuditEvent);
+  }
+}
+
+@QueryHandler(CorrelationEventsQuery)
+export class CorrelationEventsHandler implements IQueryHandler<CorrelationEventsQuery, AuditEvent[]> {
+  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+
+  async execute({ correlationId, limit }: CorrelationEventsQuery): Promise<AuditEvent[]> {
+    const events = await this.store.readCorrelation(correlationId, limit);
+    if (events.length === 0) throw new DomainError('not_found', `no events carry correlation id ${correlationId}`);
+    return events.map(toAuditEvent);
+  }
+}

@@ -1,3 +1,0 @@
-export class IssueApiTokenCommand {
-  constructor(readonly name: string) {}
-}

@@ -1,3 +1,0 @@
-export class RevokeApiTokenCommand {
-  constructor(readonly tokenId: string) {}
-}
