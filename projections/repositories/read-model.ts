@@ -1,7 +1,8 @@
 import { ReadModel } from '../read-model';
+import { ActiveRepositoriesHandler, GetRepositoryHandler, ListRepositoriesHandler } from './repositories.queries';
 import { RepositoriesProjector } from './repositories.projector';
 
 export const repositoriesReadModel: ReadModel = {
   projector: RepositoriesProjector,
-  queryHandlers: [],
+  queryHandlers: [ActiveRepositoriesHandler, ListRepositoriesHandler, GetRepositoryHandler],
 };

@@ -1,7 +1,8 @@
 import { ReadModel } from '../read-model';
+import { CountRestorePointsHandler, GetRestorePointHandler, ListRestorePointsHandler, RestorePointsBeingDeletedHandler } from './restore-points.queries';
 import { RestorePointsProjector } from './restore-points.projector';
 
 export const restorePointsReadModel: ReadModel = {
   projector: RestorePointsProjector,
-  queryHandlers: [],
+  queryHandlers: [GetRestorePointHandler, ListRestorePointsHandler, RestorePointsBeingDeletedHandler, CountRestorePointsHandler],
 };

@@ -85,6 +85,38 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     ]);
   });
 
+  it('one DELETE of a restore point is one audit story: the request correlation id on every event, each caused by a command or an earlier event of the story', async () => {
+    await rescan();
+    const story = async (correlationId: string) => (await hub.admin(hub.http().get(`/api/v1/audit/correlations/${correlationId}`)).expect(200)).body.events;
+    const causedInside = (events: { eventId: string; metadata: { causationId: string; commandId: string } }[]) => {
+      const earlier = new Set<string>();
+      return events.map((e) => {
+        const inside = e.metadata.causationId === e.metadata.commandId || earlier.has(e.metadata.causationId);
+        earlier.add(e.eventId).add(e.metadata.commandId);
+        return inside;
+      });
+    };
+
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-1')).set('X-Correlation-Id', 'delete-rp-1').expect(200);
+    const merge = await story('delete-rp-1');
+    expect(merge.map((e: { type: string; streamId: string }) => [e.type, e.streamId])).toEqual([
+      ['RestorePointDeleteStarted', `chain-vm1-${repositoryId}`],
+      ['RestorePointMerged', `chain-vm1-${repositoryId}`],
+    ]);
+    expect(merge.map((e: { metadata: { correlationId: string } }) => e.metadata.correlationId)).toEqual(['delete-rp-1', 'delete-rp-1']);
+    expect(merge[0].metadata.actor).toBe('admin');
+    expect(merge[0].metadata.causationId).toBe(merge[0].metadata.commandId);
+    expect(merge[1].metadata.causationId).toBe(merge[0].eventId);
+    expect(merge[1].metadata.commandId).not.toBe(merge[0].metadata.commandId);
+    expect(causedInside(merge)).toEqual([true, true]);
+
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-3')).set('X-Correlation-Id', 'delete-rp-3').expect(200);
+    const middle = await story('delete-rp-3');
+    expect(middle.map((e: { type: string }) => e.type)).toEqual(['RestorePointDeleteStarted', 'RestorePointDeleted']);
+    expect(middle[1].metadata.causationId).toBe(middle[0].eventId);
+    expect(causedInside(middle)).toEqual([true, true]);
+  });
+
   it('verify catches a truncated file and a broken backing path, and marks the chain broken', async () => {
     await rescan();
     expect((await hub.admin(hub.http().post('/api/v1/restore-points/rp-4/verify')).expect(201)).body.verification.ok).toBe(true);
@@ -156,6 +188,10 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
       await expectContent(['rp-2', 'rp-3', 'rp-4']);
       const [row] = await db.dataSource.query(`SELECT type, parent_id, status FROM rm_restore_points WHERE restore_point_id = 'rp-2'`);
       expect(row).toEqual({ type: 'full', parent_id: null, status: 'available' });
+      const events = await db.store.readStream(chainStream('vm1', repositoryId));
+      const started = events.find((e) => e.type === 'RestorePointDeleteStarted')!;
+      const merged = events.find((e) => e.type === 'RestorePointMerged')!;
+      expect(merged.metadata).toMatchObject({ correlationId: started.metadata.correlationId, causationId: started.id });
     } finally {
       await restarted.close();
       hub.app = { close: async () => undefined } as never;

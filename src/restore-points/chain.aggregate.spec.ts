@@ -67,4 +67,13 @@ describe('restore point chain rules', () => {
   it('lists a point and everything above it', () => {
     expect(pointAndDescendants(fold(chain, base()), 'b').map((p) => p.restorePointId)).toEqual(['b', 'c']);
   });
+
+  it('a rescan adds a point it does not know, skips one it knows, and marks the chain broken when files or the parent are missing', () => {
+    const found = (p: RestorePoint, missingFiles: string[] = []): ChainCommand => ({ kind: 'recordRescanFinding', point: p, missingFiles });
+    expect(run([found(point('d', 'c'))], base()).at(-1)).toMatchObject({ type: 'RestorePointAdded', data: { restorePointId: 'd', parentId: 'c' } });
+    expect(run([found(point('b', 'a'))], base())).toHaveLength(3);
+    expect(run([found(point('d', 'c'), ['vm/disk0/d.qcow2'])], base()).at(-1)).toEqual({ type: 'ChainBroken', data: { restorePointId: 'd', reason: 'files missing: vm/disk0/d.qcow2' } });
+    expect(run([found(point('e', 'x'))], base()).at(-1)).toEqual({ type: 'ChainBroken', data: { restorePointId: 'e', reason: 'parent x is not in the chain' } });
+    expect(() => run([found(point('d', 'a'))], base())).toThrow(/must build on the newest point c/);
+  });
 });

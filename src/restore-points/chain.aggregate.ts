@@ -31,7 +31,8 @@ export type ChainCommand =
   | { kind: 'startDelete'; restorePointId: string }
   | { kind: 'completeDelete'; restorePointId: string; childDisks: PointDisk[] | null }
   | { kind: 'recordVerification'; restorePointId: string; ok: boolean; problems: string[]; warnings: string[] }
-  | { kind: 'recordBroken'; reason: string; restorePointId: string | null };
+  /** A point a rescan found in the repository's manifests, with the files of it that are not there. */
+  | { kind: 'recordRescanFinding'; point: RestorePoint; missingFiles: string[] };
 
 export function childOf(state: ChainState, restorePointId: string): RestorePoint | undefined {
   return state.points.find((p) => p.parentId === restorePointId);
@@ -126,8 +127,17 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         if (!ok) events.push({ type: CHAIN_BROKEN, data: { restorePointId, reason: problems.join('; ') } });
         return events;
       }
-      case 'recordBroken':
-        return [{ type: CHAIN_BROKEN, data: { reason: command.reason, restorePointId: command.restorePointId } }];
+      case 'recordRescanFinding': {
+        const p = command.point;
+        if (pointOf(state, p.restorePointId)) return [];
+        const reason = command.missingFiles.length
+          ? `files missing: ${command.missingFiles.join(', ')}`
+          : p.parentId && !pointOf(state, p.parentId)
+            ? `parent ${p.parentId} is not in the chain`
+            : null;
+        if (reason) return [{ type: CHAIN_BROKEN, data: { reason, restorePointId: p.restorePointId } }];
+        return chainAggregate.decide({ kind: 'add', point: p }, state);
+      }
     }
   },
 };

@@ -1,57 +1,42 @@
 import { Controller, Delete, Get, Param, Post, Query } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { RestorePointView } from '../../projections/restore-points/restore-point.entity';
-import { ProjectionsService } from '../projection-runner/projections.service';
-import { ChainQuery, RestorePointIdParams, VmIdParams } from './restore-points.dto';
-import { RestorePointsService } from './restore-points.service';
+import { GetRestorePointQuery } from './queries/get-restore-point.query';
+import { ListRestorePointsQuery } from './queries/list-restore-points.query';
+import { RestorePointDeletionWorkflow } from './restore-point-deletion.workflow';
+import { RestorePointVerificationWorkflow } from './restore-point-verification.workflow';
+import { ChainQuery, RestorePointIdParams, restorePointResponse, VmIdParams } from './restore-points.dto';
 
-const READ_MODEL = 'restore-points';
-
+/** Deleting and verifying work on the chain's files, so they go through their workflows. */
 @ApiTags('restore-points')
 @ApiBearerAuth()
 @Controller('api/v1')
 export class RestorePointsController {
   constructor(
-    private readonly points: RestorePointsService,
-    private readonly projections: ProjectionsService,
+    private readonly queries: QueryBus,
+    private readonly deletion: RestorePointDeletionWorkflow,
+    private readonly verification: RestorePointVerificationWorkflow,
   ) {}
 
   @Get('restore-points/:id')
   async get(@Param() { id }: RestorePointIdParams) {
-    return describe(await this.points.view(id));
+    return restorePointResponse(await this.queries.execute(new GetRestorePointQuery(id)));
   }
 
   @Delete('restore-points/:id')
   async delete(@Param() { id }: RestorePointIdParams) {
-    const position = await this.points.delete(id);
-    await this.projections.waitFor(READ_MODEL, position);
+    await this.deletion.delete(id);
     return { restorePointId: id, deleted: true };
   }
 
   @Post('restore-points/:id/verify')
   async verify(@Param() { id }: RestorePointIdParams) {
-    const position = await this.points.verify(id);
-    await this.projections.waitFor(READ_MODEL, position);
-    return describe(await this.points.view(id));
+    await this.verification.verify(id);
+    return restorePointResponse(await this.queries.execute(new GetRestorePointQuery(id)));
   }
 
   @Get('vms/:vmId/restore-points')
   async list(@Param() { vmId }: VmIdParams, @Query() { repositoryId }: ChainQuery) {
-    return (await this.points.list(vmId, repositoryId)).map(describe);
+    return (await this.queries.execute(new ListRestorePointsQuery(vmId, repositoryId))).map(restorePointResponse);
   }
-}
-
-function describe(v: RestorePointView) {
-  return {
-    restorePointId: v.restorePointId,
-    vmId: v.vmId,
-    repositoryId: v.repositoryId,
-    backupId: v.backupId,
-    type: v.type,
-    parentId: v.parentId,
-    createdAt: v.createdAt,
-    status: v.status,
-    disks: v.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef })),
-    verification: v.verifiedAt ? { ok: v.verifyOk, problems: v.verifyProblems ?? [], warnings: v.verifyWarnings ?? [], at: v.verifiedAt } : null,
-  };
 }

@@ -1,4 +1,5 @@
 import { IsOptional, IsUUID, Matches } from 'class-validator';
+import { RestorePointRecord } from './queries/restore-point.record';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -16,4 +17,20 @@ export class ChainQuery {
   @IsOptional()
   @IsUUID('4', { message: 'repositoryId must be a uuid' })
   repositoryId?: string;
+}
+
+/** The API's view of a restore point. */
+export function restorePointResponse(v: RestorePointRecord) {
+  return {
+    restorePointId: v.restorePointId,
+    vmId: v.vmId,
+    repositoryId: v.repositoryId,
+    backupId: v.backupId,
+    type: v.type,
+    parentId: v.parentId,
+    createdAt: v.createdAt,
+    status: v.status,
+    disks: v.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef })),
+    verification: v.verifiedAt ? { ok: v.verifyOk, problems: v.verifyProblems ?? [], warnings: v.verifyWarnings ?? [], at: v.verifiedAt } : null,
+  };
 }

@@ -1,6 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { DomainError } from '../../eventing/domain-error';
+import { RegisterRepository } from '../repository-lifecycle.workflow';
 import { CIFS_SHARE, MOUNT_OPTIONS, NFS_EXPORT, NFS_SERVER } from './mount-commands';
+
+const KIND_FIELDS = { local: ['path'], nfs: ['server', 'export', 'options'], cifs: ['share', 'username', 'passwordFile', 'options'] } as const;
 
 export class RegisterRepositoryDto {
   @ApiProperty({ example: 'main' })
@@ -59,4 +63,17 @@ export class RegisterRepositoryDto {
 export class RepositoryIdParams {
   @IsUUID('4', { message: 'repositoryId must be a uuid' })
   id: string;
+}
+
+/** A field of another kind is refused rather than ignored, so a mistyped request never registers something else. */
+export function registrationOf(body: RegisterRepositoryDto): RegisterRepository {
+  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => k !== 'name' && k !== 'kind' && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
+  if (foreign.length) throw new DomainError('invalid', `${foreign.join(', ')} do(es) not apply to a ${body.kind} repository`);
+  return {
+    name: body.name,
+    kind: body.kind,
+    path: body.path,
+    nfs: body.kind === 'nfs' ? { server: body.server!, export: body.export!, options: body.options ?? '' } : undefined,
+    cifs: body.kind === 'cifs' ? { share: body.share!, username: body.username!, passwordFile: body.passwordFile!, options: body.options ?? '' } : undefined,
+  };
 }

@@ -1,5 +1,5 @@
 import { fold } from '../../eventing/aggregate';
-import { repositoryAggregate as repo, RepositoryCommand } from './repository.aggregate';
+import { refuseRoot, repositoryAggregate as repo, RepositoryCommand } from './repository.aggregate';
 import { RepositoryDefinition, RepositoryEvent } from './repository.events';
 
 const definition: RepositoryDefinition = { repositoryId: 'r1', name: 'main', kind: 'local', root: '/srv/backups', nfs: null, cifs: null };
@@ -35,5 +35,30 @@ describe('repository rules', () => {
   it('removes an active repository and then refuses to remove it again', () => {
     expect(run([{ kind: 'register', definition }, { kind: 'remove' }]).map((e) => e.type)).toEqual(['RepositoryRegistered', 'RepositoryRemoved']);
     expect(() => run([{ kind: 'register', definition }, { kind: 'remove' }, { kind: 'remove' }])).toThrow(/does not exist/);
+  });
+
+  it('registers with its first capacity sample in one decision', () => {
+    const capacity = { totalBytes: 100 * GiB, freeBytes: 5 * GiB, usedBytes: 95 * GiB };
+    expect(run([{ kind: 'register', definition, capacity, thresholdPercent: 10 }]).map((e) => e.type)).toEqual(['RepositoryRegistered', 'RepositoryCapacitySampled', 'RepositoryLowSpace']);
+  });
+
+  it('refuses a second repository with the same name or a root inside, around or equal to another one', () => {
+    const existing = [{ repositoryId: 'r0', name: 'main', root: '/srv/backups' }];
+    const other = (name: string, root: string): RepositoryCommand => ({ kind: 'register', definition: { ...definition, name, root }, existing });
+    expect(() => run([other('main', '/srv/elsewhere')])).toThrow('a repository named main already exists (r0)');
+    expect(() => run([other('inner', '/srv/backups/vm1')])).toThrow('/srv/backups/vm1 overlaps repository main at /srv/backups');
+    expect(() => run([other('outer', '/srv')])).toThrow(/overlaps repository main/);
+    expect(() => run([other('same', '/srv/backups')])).toThrow(/overlaps repository main/);
+    expect(run([other('sibling', '/srv/backups2')]).map((e) => e.type)).toEqual(['RepositoryRegistered']);
+  });
+
+  it('refuses the file system root and the hub database directory as a repository root', () => {
+    expect(() => refuseRoot('/', '/var/lib/sendense')).toThrow('/ cannot hold a repository');
+    expect(() => refuseRoot('/var/lib/sendense/postgres/base', '/var/lib/sendense')).toThrow(/cannot hold a repository/);
+    expect(() => refuseRoot('/var/lib/sendense/repositories/main', '/var/lib/sendense')).not.toThrow();
+  });
+
+  it('refuses to remove a repository that still holds restore points', () => {
+    expect(() => run([{ kind: 'register', definition }, { kind: 'remove', restorePoints: 3 }])).toThrow('repository main holds 3 restore point(s); delete them first');
   });
 });

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
+import { CommandBus } from '@nestjs/cqrs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AggregateRepository } from '../eventing/aggregate-repository';
+import { ProjectionsService } from '../projection-runner/projections.service';
 import { listManifests, RestorePointManifest } from '../repositories/qcow2/manifest';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
-import { chainAggregate, pointOf } from './chain.aggregate';
-import { chainStream, RestorePoint } from './chain.events';
+import { RestorePoint } from './chain.events';
+import { RecordRescanFindingCommand } from './commands/record-rescan-finding.command';
 
 export interface RescanReport {
   vms: string[];
@@ -13,53 +14,41 @@ export interface RescanReport {
   alreadyKnown: string[];
   broken: { restorePointId: string | null; reason: string }[];
   invalidManifests: { file: string; error: string }[];
-  position: string | null;
 }
 
+const READ_MODEL = 'restore-points';
+
 /**
- * Rebuilds chains from the manifests in a repository, so losing the database
- * does not lose the backups: every point not yet in its chain is added as an
- * event, oldest first; a point whose files or parent are missing marks the chain broken.
+ * Rebuilds chains from the manifests in a repository, so losing the database does not lose
+ * the backups: every manifest is recorded as a finding, parents before children, and the chain
+ * decides whether it is new, known, or a break (files or parent missing).
  */
 @Injectable()
-export class RescanService {
+export class RescanWorkflow {
   constructor(
-    private readonly aggregates: AggregateRepository,
+    private readonly commands: CommandBus,
+    private readonly projections: ProjectionsService,
     private readonly repositories: RepositoriesService,
   ) {}
 
   async rescan(repositoryId: string): Promise<RescanReport> {
     const root = (await this.repositories.definition(repositoryId)).root;
     const { manifests, invalid } = await listManifests(root);
-    const report: RescanReport = { vms: [], added: [], alreadyKnown: [], broken: [], invalidManifests: invalid, position: null };
+    const report: RescanReport = { vms: [], added: [], alreadyKnown: [], broken: [], invalidManifests: invalid };
+    let position: string | null = null;
     const byVm = new Map<string, RestorePointManifest[]>();
     for (const m of manifests) byVm.set(m.vmId, [...(byVm.get(m.vmId) ?? []), m]);
     for (const [vmId, vmManifests] of byVm) {
       report.vms.push(vmId);
-      const stream = chainStream(vmId, repositoryId);
       for (const manifest of inChainOrder(vmManifests)) {
-        const { state } = await this.aggregates.load(stream, chainAggregate);
-        if (pointOf(state, manifest.restorePointId)) {
-          report.alreadyKnown.push(manifest.restorePointId);
-          continue;
-        }
-        const missing = await missingFiles(root, manifest);
-        const reason = missing.length
-          ? `files missing: ${missing.join(', ')}`
-          : manifest.parentId && !pointOf(state, manifest.parentId)
-            ? `parent ${manifest.parentId} is not in the chain`
-            : null;
-        if (reason) {
-          const broken = await this.aggregates.execute(stream, chainAggregate, { kind: 'recordBroken', restorePointId: manifest.restorePointId, reason });
-          report.broken.push({ restorePointId: manifest.restorePointId, reason });
-          report.position = broken.position ?? report.position;
-          continue;
-        }
-        const added = await this.aggregates.execute(stream, chainAggregate, { kind: 'add', point: fromManifest(manifest, repositoryId) });
-        report.added.push(manifest.restorePointId);
-        report.position = added.position ?? report.position;
+        const finding = await this.commands.execute(new RecordRescanFindingCommand(fromManifest(manifest, repositoryId), await missingFiles(root, manifest)));
+        position = finding.position ?? position;
+        if (finding.outcome === 'known') report.alreadyKnown.push(manifest.restorePointId);
+        if (finding.outcome === 'added') report.added.push(manifest.restorePointId);
+        if (finding.outcome === 'broken') report.broken.push({ restorePointId: manifest.restorePointId, reason: finding.reason! });
       }
     }
+    await this.projections.waitFor(READ_MODEL, position);
     return report;
   }
 }

@@ -1,5 +1,5 @@
 import { statfs } from 'node:fs/promises';
-import { Capacity } from './repository.events';
+import { Capacity } from '../registry/repository.events';
 
 /** Free space as an unprivileged writer sees it (bavail), which is what a backup can actually use. */
 export async function measureCapacity(root: string): Promise<Capacity> {

@@ -1,0 +1,59 @@
+import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import { DataSource } from 'typeorm';
+import { DomainError } from '../../src/eventing/domain-error';
+import { measureCapacity } from '../../src/repositories/adapters/capacity';
+import { ActiveRepositoriesQuery, RepositoryRecord } from '../../src/repositories/queries/active-repositories.query';
+import { GetRepositoryQuery } from '../../src/repositories/queries/get-repository.query';
+import { ListRepositoriesQuery } from '../../src/repositories/queries/list-repositories.query';
+import { RepositoryDetails } from '../../src/repositories/queries/repository-details';
+import { RepositoryView } from './repository.entity';
+
+function active(dataSource: DataSource): Promise<RepositoryView[]> {
+  return dataSource.getRepository(RepositoryView).find({ where: { status: 'active' }, order: { registeredAt: 'ASC' } });
+}
+
+/** Capacity is measured when asked, not taken from the last sample: the sample is only recorded when it moved. */
+async function details(v: RepositoryView): Promise<RepositoryDetails> {
+  const live = await measureCapacity(v.root).catch(() => null);
+  return {
+    repositoryId: v.repositoryId,
+    name: v.name,
+    kind: v.kind,
+    path: v.root,
+    source: v.source,
+    totalBytes: live?.totalBytes ?? null,
+    freeBytes: live?.freeBytes ?? null,
+    usedBytes: live?.usedBytes ?? null,
+    lowSpace: v.lowSpace,
+    registeredAt: v.registeredAt,
+  };
+}
+
+@QueryHandler(ActiveRepositoriesQuery)
+export class ActiveRepositoriesHandler implements IQueryHandler<ActiveRepositoriesQuery, RepositoryRecord[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute(): Promise<RepositoryRecord[]> {
+    return (await active(this.dataSource)).map(({ repositoryId, name, kind, root, source, lowSpace, registeredAt }) => ({ repositoryId, name, kind, root, source, lowSpace, registeredAt }));
+  }
+}
+
+@QueryHandler(ListRepositoriesQuery)
+export class ListRepositoriesHandler implements IQueryHandler<ListRepositoriesQuery, RepositoryDetails[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute(): Promise<RepositoryDetails[]> {
+    return Promise.all((await active(this.dataSource)).map(details));
+  }
+}
+
+@QueryHandler(GetRepositoryQuery)
+export class GetRepositoryHandler implements IQueryHandler<GetRepositoryQuery, RepositoryDetails> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ repositoryId }: GetRepositoryQuery): Promise<RepositoryDetails> {
+    const view = await this.dataSource.getRepository(RepositoryView).findOneBy({ repositoryId, status: 'active' });
+    if (!view) throw new DomainError('not_found', `repository ${repositoryId} does not exist`);
+    return details(view);
+  }
+}

@@ -1,0 +1,53 @@
+import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import { DataSource } from 'typeorm';
+import { DomainError } from '../../src/eventing/domain-error';
+import { ProjectionsService } from '../../src/projection-runner/projections.service';
+import { CountRestorePointsQuery } from '../../src/restore-points/queries/count-restore-points.query';
+import { GetRestorePointQuery } from '../../src/restore-points/queries/get-restore-point.query';
+import { ListRestorePointsQuery } from '../../src/restore-points/queries/list-restore-points.query';
+import { RestorePointRecord } from '../../src/restore-points/queries/restore-point.record';
+import { RestorePointsBeingDeletedQuery } from '../../src/restore-points/queries/restore-points-being-deleted.query';
+import { RestorePointView } from './restore-point.entity';
+
+@QueryHandler(GetRestorePointQuery)
+export class GetRestorePointHandler implements IQueryHandler<GetRestorePointQuery, RestorePointRecord> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ restorePointId }: GetRestorePointQuery): Promise<RestorePointRecord> {
+    const view = await this.dataSource.getRepository(RestorePointView).findOneBy({ restorePointId });
+    if (!view) throw new DomainError('not_found', `restore point ${restorePointId} does not exist`);
+    return view;
+  }
+}
+
+@QueryHandler(ListRestorePointsQuery)
+export class ListRestorePointsHandler implements IQueryHandler<ListRestorePointsQuery, RestorePointRecord[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  execute({ vmId, repositoryId }: ListRestorePointsQuery): Promise<RestorePointRecord[]> {
+    return this.dataSource.getRepository(RestorePointView).find({ where: { vmId, ...(repositoryId ? { repositoryId } : {}) }, order: { chainPosition: 'ASC' } });
+  }
+}
+
+@QueryHandler(RestorePointsBeingDeletedQuery)
+export class RestorePointsBeingDeletedHandler implements IQueryHandler<RestorePointsBeingDeletedQuery, RestorePointRecord[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  execute(): Promise<RestorePointRecord[]> {
+    return this.dataSource.getRepository(RestorePointView).findBy({ status: 'deleting' });
+  }
+}
+
+/** Waits for the read model to catch up first: a point added a moment ago must count. */
+@QueryHandler(CountRestorePointsQuery)
+export class CountRestorePointsHandler implements IQueryHandler<CountRestorePointsQuery, number> {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly projections: ProjectionsService,
+  ) {}
+
+  async execute({ repositoryId }: CountRestorePointsQuery): Promise<number> {
+    await this.projections.waitForCaughtUp('restore-points');
+    return this.dataSource.getRepository(RestorePointView).countBy({ repositoryId });
+  }
+}

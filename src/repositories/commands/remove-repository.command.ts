@@ -1,0 +1,7 @@
+import { Appended, Command } from '../../eventing/command';
+
+export class RemoveRepositoryCommand extends Command<Appended> {
+  constructor(readonly repositoryId: string) {
+    super();
+  }
+}

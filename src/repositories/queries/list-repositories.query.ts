@@ -1,0 +1,4 @@
+import { Query } from '@nestjs/cqrs';
+import { RepositoryDetails } from './repository-details';
+
+export class ListRepositoriesQuery extends Query<RepositoryDetails[]> {}

@@ -1,0 +1,13 @@
+/** What the API says about a repository: the read model plus the capacity measured right now. */
+export interface RepositoryDetails {
+  repositoryId: string;
+  name: string;
+  kind: 'local' | 'nfs' | 'cifs';
+  path: string;
+  source: Record<string, unknown> | null;
+  totalBytes: number | null;
+  freeBytes: number | null;
+  usedBytes: number | null;
+  lowSpace: boolean;
+  registeredAt: Date;
+}

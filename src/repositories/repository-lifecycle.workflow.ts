@@ -1,0 +1,111 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
+import { DomainError } from '../eventing/domain-error';
+import { ExportPathPolicy } from '../nbd/exports/export-path-policy';
+import { CommandGateway } from '../projection-runner/command-gateway';
+import { ProjectionsService } from '../projection-runner/projections.service';
+import { measureCapacity } from './adapters/capacity';
+import { RepositoryMounts } from './adapters/repository-mounts';
+import { RecordCapacitySampleCommand } from './commands/record-capacity-sample.command';
+import { RegisterRepositoryCommand } from './commands/register-repository.command';
+import { RemoveRepositoryCommand } from './commands/remove-repository.command';
+import { ActiveRepositoriesQuery } from './queries/active-repositories.query';
+import { RepositoriesService } from './registry/repositories.service';
+import { refuseOverlap, refuseRoot } from './registry/repository.aggregate';
+import { CifsSource, NfsSource, RepositoryDefinition, RepositoryKind } from './registry/repository.events';
+
+export interface RegisterRepository {
+  name: string;
+  kind: RepositoryKind;
+  path?: string;
+  nfs?: NfsSource;
+  cifs?: CifsSource;
+}
+
+const READ_MODEL = 'repositories';
+
+/**
+ * A repository's life on this host: its root is attached before it is recorded and given back
+ * after it is removed, network repositories are mounted again at start, and capacity is sampled
+ * on a timer.
+ */
+@Injectable()
+export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('repositories');
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly commands: CommandBus,
+    private readonly gateway: CommandGateway,
+    private readonly queries: QueryBus,
+    private readonly projections: ProjectionsService,
+    private readonly repositories: RepositoriesService,
+    private readonly mounts: RepositoryMounts,
+    private readonly exportPaths: ExportPathPolicy,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.projections.waitForCaughtUp(READ_MODEL);
+    for (const repo of await this.queries.execute(new ActiveRepositoriesQuery())) {
+      if (repo.kind !== 'local') await this.mounts.attach(await this.repositories.definition(repo.repositoryId)).catch((e) => this.logger.error(`could not remount repository ${repo.name}: ${String(e)}`));
+      this.exportPaths.addRoot(repo.root);
+    }
+    this.timer = setInterval(() => void this.sampleAll(), this.config.capacityIntervalMs);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Refused before anything is created or mounted; a root that was attached is given back if recording fails. */
+  async register(input: RegisterRepository): Promise<{ repositoryId: string }> {
+    const definition = this.define(randomUUID(), input);
+    refuseOverlap(definition, await this.queries.execute(new ActiveRepositoriesQuery()));
+    await this.mounts.attach(definition);
+    try {
+      const { repositoryId } = await this.gateway.execute(new RegisterRepositoryCommand(definition, await measureCapacity(definition.root)), READ_MODEL);
+      this.exportPaths.addRoot(definition.root);
+      return { repositoryId };
+    } catch (error) {
+      await this.mounts.detach(definition).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async remove(repositoryId: string): Promise<void> {
+    const definition = await this.repositories.definition(repositoryId);
+    await this.gateway.execute(new RemoveRepositoryCommand(repositoryId), READ_MODEL);
+    this.exportPaths.removeRoot(definition.root);
+    await this.mounts.detach(definition).catch((e) => this.logger.error(`could not unmount repository ${definition.name}: ${String(e)}`));
+  }
+
+  async sampleAll(): Promise<void> {
+    for (const repo of await this.queries.execute(new ActiveRepositoriesQuery()).catch(() => [])) {
+      try {
+        await this.commands.execute(new RecordCapacitySampleCommand(repo.repositoryId, await measureCapacity(repo.root)));
+      } catch (error) {
+        this.logger.warn(`capacity of repository ${repo.name} could not be sampled: ${String(error)}`);
+      }
+    }
+  }
+
+  private define(repositoryId: string, input: RegisterRepository): RepositoryDefinition {
+    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null };
+    if (input.kind === 'local') {
+      const root = resolve(input.path!);
+      refuseRoot(root, this.config.dataDir);
+      if (existsSync(root) && !statSync(root).isDirectory()) throw new DomainError('invalid', `${root} exists and is not a directory`);
+      return { ...base, root };
+    }
+    const root = join(this.config.dataDir, 'mounts', repositoryId);
+    if (input.kind === 'nfs') return { ...base, root, nfs: input.nfs! };
+    if (!existsSync(input.cifs!.passwordFile)) throw new DomainError('invalid', `passwordFile ${input.cifs!.passwordFile} does not exist`);
+    return { ...base, root, cifs: input.cifs! };
+  }
+}

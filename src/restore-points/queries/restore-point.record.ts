@@ -1,0 +1,19 @@
+import { PointDisk } from '../chain.events';
+
+/** A restore point as the read model holds it. */
+export interface RestorePointRecord {
+  restorePointId: string;
+  vmId: string;
+  repositoryId: string;
+  backupId: string | null;
+  type: 'full' | 'incremental';
+  parentId: string | null;
+  createdAt: Date;
+  disks: PointDisk[];
+  status: 'available' | 'deleting';
+  chainPosition: string;
+  verifiedAt: Date | null;
+  verifyOk: boolean | null;
+  verifyProblems: string[] | null;
+  verifyWarnings: string[] | null;
+}
