@@ -1,7 +1,15 @@
 import { ReadModel } from '../read-model';
 import { RestoreMountsProjector } from './restore-mounts.projector';
+import {
+  ActiveRestoreMountsHandler,
+  GetRestoreMountHandler,
+  ListRestoreMountsHandler,
+  MountReadingFilesHandler,
+  RestoreMountSourceHandler,
+  SettledRestoreMountHandler,
+} from './restore-mounts.queries';
 
 export const restoreMountsReadModel: ReadModel = {
   projector: RestoreMountsProjector,
-  queryHandlers: [],
+  queryHandlers: [GetRestoreMountHandler, ListRestoreMountsHandler, SettledRestoreMountHandler, ActiveRestoreMountsHandler, MountReadingFilesHandler, RestoreMountSourceHandler],
 };

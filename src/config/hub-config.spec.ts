@@ -76,9 +76,21 @@ describe('hub configuration', () => {
     }
     expect(error!.problems).toEqual([
       'SENDENSE_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, got "loud"',
-      'SENDENSE_RESTORE_IDLE_S must be an integer from 1 to 604800, got "soon"',
+      'SENDENSE_RESTORE_IDLE_S must be an integer number of seconds from 1 to 604800, got "soon"',
     ]);
     expect(() => loadHubConfig({ SENDENSE_RESTORE_IDLE_S: '604801' })).toThrow(/SENDENSE_RESTORE_IDLE_S/);
+  });
+
+  it('defaults the restore idle timeout to one hour and takes SENDENSE_RESTORE_IDLE_S in seconds', () => {
+    expect(loadHubConfig({}).restoreIdleMs).toBe(3_600_000);
+    expect(loadHubConfig({ SENDENSE_RESTORE_IDLE_S: '  ' }).restoreIdleMs).toBe(3_600_000);
+    expect(loadHubConfig({ SENDENSE_RESTORE_IDLE_S: '1' }).restoreIdleMs).toBe(1000);
+    expect(loadHubConfig({ SENDENSE_RESTORE_IDLE_S: ' 900 ' }).restoreIdleMs).toBe(900_000);
+  });
+
+  it.each(['0', '-5', '1.5', '1h', '604801', 'abc'])('refuses SENDENSE_RESTORE_IDLE_S=%j with a ConfigError that names the variable', (value) => {
+    expect(() => loadHubConfig({ SENDENSE_RESTORE_IDLE_S: value })).toThrow(ConfigError);
+    expect(() => loadHubConfig({ SENDENSE_RESTORE_IDLE_S: value })).toThrow(/SENDENSE_RESTORE_IDLE_S must be an integer number of seconds from 1 to 604800/);
   });
 
   it('refuses port 0 and ports above 65535', () => {

@@ -61,11 +61,11 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     return n;
   };
 
-  const int = (name: string, fallback: number, min: number, max: number) => {
+  const int = (name: string, fallback: number, min: number, max: number, unit = '') => {
     const raw = str(name);
     if (raw === null) return fallback;
     if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-      problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+      problems.push(`${name} must be an integer${unit ? ` number of ${unit}` : ''} from ${min} to ${max}, got ${JSON.stringify(raw)}`);
       return fallback;
     }
     return Number(raw);
@@ -106,7 +106,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const sshBind = str('SENDENSE_SSH_BIND') ?? '0.0.0.0';
   if (isIP(sshBind) === 0) problems.push(`SENDENSE_SSH_BIND must be an IP address, got ${JSON.stringify(sshBind)}`);
   const maxConcurrentBackups = int('SENDENSE_MAX_CONCURRENT_BACKUPS', 4, 1, 1000);
-  const restoreIdleS = int('SENDENSE_RESTORE_IDLE_S', 3600, 1, MAX_RESTORE_IDLE_S);
+  const restoreIdleS = int('SENDENSE_RESTORE_IDLE_S', 3600, 1, MAX_RESTORE_IDLE_S, 'seconds');
 
   const config: HubConfig = {
     dataDir,

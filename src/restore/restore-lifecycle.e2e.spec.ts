@@ -16,7 +16,7 @@ import { processesMentioning } from '../../test/support/processes';
 import { createTestDatabase, TestDatabase } from '../../test/support/test-database';
 import { TEST_ADMIN_TOKEN } from '../../test/support/test-hub';
 import { RestorePointMounter } from './mounting';
-import { toMountVolume } from './restore-mounts.service';
+import { toMountVolume } from './restore-mount.workflow';
 import { RESTORE_MOUNT_READY, RESTORE_MOUNT_REQUESTED, restoreMountStream } from './restore-mount.events';
 
 /**
@@ -31,7 +31,6 @@ describe('restore mount lifecycle: hub restart, idle timeout, shutdown (real hub
   let scratch: string;
   let repo: RestoreRepository;
   let app: INestApplication | null = null;
-  const previousIdle = process.env.SENDENSE_RESTORE_IDLE_S;
 
   const http = () => request(app!.getHttpServer());
   const admin = (req: request.Test) => req.set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`);
@@ -39,7 +38,7 @@ describe('restore mount lifecycle: hub restart, idle timeout, shutdown (real hub
   const workDir = (mountId: string) => join(dataDir, 'restore', mountId);
 
   async function startHub(): Promise<void> {
-    const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1' });
+    const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', SENDENSE_RESTORE_IDLE_S: '1' });
     app = await createHubApp({ config, connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
     await app.init();
   }
@@ -54,7 +53,6 @@ describe('restore mount lifecycle: hub restart, idle timeout, shutdown (real hub
   }
 
   beforeAll(async () => {
-    process.env.SENDENSE_RESTORE_IDLE_S = '1';
     [fixtures, db] = await Promise.all([buildRestoreFixtures(), createTestDatabase()]);
     dataDir = mkdtempSync(join(tmpdir(), 'sendense-restore-lifecycle-'));
     scratch = mkdtempSync(join(tmpdir(), 'sendense-restore-lifecycle-repo-'));
@@ -62,8 +60,6 @@ describe('restore mount lifecycle: hub restart, idle timeout, shutdown (real hub
   }, 120_000);
 
   afterAll(async () => {
-    if (previousIdle === undefined) delete process.env.SENDENSE_RESTORE_IDLE_S;
-    else process.env.SENDENSE_RESTORE_IDLE_S = previousIdle;
     await app?.close();
     await new RestorePointMounter().cleanupLeftovers(join(dataDir, 'restore'));
     await db?.drop();
@@ -109,6 +105,8 @@ describe('restore mount lifecycle: hub restart, idle timeout, shutdown (real hub
     expect((await get(`/api/v1/restore/mounts/${foreignId}`).expect(200)).body).toMatchObject({ status: 'mounting' });
     const events = (await get(`/api/v1/audit/streams/restore-mount-${mountId}`).expect(200)).body.events;
     expect(events.at(-1)).toMatchObject({ type: 'RestoreMountReleased', data: { mountId, reason: 'hub-restart' }, metadata: { actor: 'system' } });
+    // The release at start belongs to the mount's story, caused by the event that left the mount active.
+    expect(events.at(-1).metadata).toMatchObject({ correlationId: events[0].metadata.correlationId, causationId: events.at(-2).eventId });
     await admin(http().delete(`/api/v1/restore/mounts/${foreignId}`)).expect(409, /held by another hub process/);
   });
 
@@ -133,7 +131,9 @@ describe('restore mount lifecycle: hub restart, idle timeout, shutdown (real hub
     expect(released).toMatchObject({ status: 'released', releaseReason: 'idle-timeout', releaseDetail: 'no access for 1 s', expiresAt: null });
     expect(await hostLeftovers(workDir(mounted.mountId))).toEqual(NOTHING_LEFT);
     await get(`/api/v1/restore/mounts/${mounted.mountId}/files`).expect(409, /was released \(idle-timeout\)/);
-    const types = (await get(`/api/v1/audit/streams/restore-mount-${mounted.mountId}`).expect(200)).body.events.map((e: { type: string }) => e.type);
+    const story = (await get(`/api/v1/audit/streams/restore-mount-${mounted.mountId}`).expect(200)).body.events as Array<{ type: string; metadata: { correlationId: string } }>;
+    const types = story.map((e) => e.type);
+    expect(story.at(-1)!.metadata.correlationId).toBe(story[0].metadata.correlationId);
     expect(types[0]).toBe('RestoreMountRequested');
     expect(types[1]).toBe('RestoreMountReady');
     expect(types).toContain('RestoreMountAccessed');

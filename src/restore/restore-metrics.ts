@@ -1,13 +1,13 @@
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { Gauge, Registry } from 'prom-client';
 import { METRICS_REGISTRY } from '../operations/metrics.registry';
-import { RestoreMountsService } from './restore-mounts.service';
+import { LiveMounts } from './live-mounts';
 
 @Injectable()
 export class RestoreMetrics implements OnModuleInit {
   constructor(
     @Inject(METRICS_REGISTRY) private readonly registry: Registry,
-    private readonly mounts: RestoreMountsService,
+    private readonly mounts: LiveMounts,
   ) {}
 
   onModuleInit(): void {
@@ -17,7 +17,7 @@ export class RestoreMetrics implements OnModuleInit {
       help: 'Restore mounts (being mounted or ready) this hub process holds',
       registers: [this.registry],
       collect() {
-        this.set(mounts.heldMountIds().length);
+        this.set(mounts.all().length);
       },
     });
   }

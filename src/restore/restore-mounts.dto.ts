@@ -27,7 +27,7 @@ export class MountIdParams {
   id: string;
 }
 
-export class ListRestoreMountsQuery {
+export class ListRestoreMountsFilter {
   @ApiPropertyOptional({ enum: ['mounting', 'ready', 'failed', 'released'] })
   @IsOptional()
   @IsIn(['mounting', 'ready', 'failed', 'released'])

@@ -38,6 +38,8 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
   let repositoryId: string;
   const repoHashes = new Map<string, string>();
   const mounts: Record<string, string> = {};
+  /** The correlation id of the request that created each mount. */
+  const stories: Record<string, string> = {};
 
   const post = (path: string) => hub.admin(hub.http().post(path));
   const get = (path: string) => hub.admin(hub.http().get(path));
@@ -115,6 +117,7 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
   it('mounts the GPT disk of the incremental point (the chain reads through) and reports every volume', async () => {
     const res = await mount({ restorePointId: 'rp-2', diskId: 'disk-gpt' }).expect(201);
     mounts.gpt2 = res.body.mountId;
+    stories.gpt2 = res.headers['x-correlation-id'];
     expect(res.body).toMatchObject({ mountId: expect.any(String), status: 'ready', restorePointId: 'rp-2', diskId: 'disk-gpt', vmId: 'vm-restore', repositoryId, partitionTable: 'gpt', requestedBy: 'admin', idleTimeoutSeconds: 3600 });
     expect(res.body.volumes.map((v: Volume) => [v.id, v.fsType, v.status])).toEqual([
       ['p1', 'ext4', 'mounted'],
@@ -448,6 +451,15 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
       expect(res.body).toMatchObject({ mountId: id, status: 'released', releaseReason: 'requested', expiresAt: null });
       expect(await hostLeftovers(workDir(id))).toEqual(NOTHING_LEFT);
     }
+    // One mount is one audit story: its request, readiness and release, whoever released it.
+    const story = (await get(`/api/v1/audit/correlations/${stories.gpt2}`).expect(200)).body.events as Array<{ eventId: string; streamId: string; type: string; metadata: Record<string, unknown> }>;
+    expect(story.map((e) => [e.streamId, e.type])).toEqual([
+      [`restore-mount-${mounts.gpt2}`, 'RestoreMountRequested'],
+      [`restore-mount-${mounts.gpt2}`, 'RestoreMountReady'],
+      [`restore-mount-${mounts.gpt2}`, 'RestoreMountReleased'],
+    ]);
+    expect(story[1].metadata.causationId).toBe(story[0].eventId);
+    expect(story[2].metadata).toMatchObject({ actor: 'admin', causationId: story[2].metadata.commandId });
     const before = await eventCount(hub.db);
     await del(`/api/v1/restore/mounts/${mounts.gpt2}`).expect(200);
     const gone = await files(mounts.gpt2, { volume: 'p1' }).expect(409);

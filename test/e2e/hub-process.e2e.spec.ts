@@ -76,7 +76,7 @@ describe('sendense hub process on embedded defaults', () => {
     const dataDir = join(dir, 'var');
     const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: dataDir, SENDENSE_API_PORT: String(await freePort()), SENDENSE_RESTORE_IDLE_S: 'forever', SENDENSE_LOG_LEVEL: 'loud' });
     expect((await hub.exited).code).toBe(2);
-    expect(hub.output()).toContain('SENDENSE_RESTORE_IDLE_S must be an integer from 1 to 604800, got "forever"');
+    expect(hub.output()).toContain('SENDENSE_RESTORE_IDLE_S must be an integer number of seconds from 1 to 604800, got "forever"');
     expect(hub.output()).toContain('SENDENSE_LOG_LEVEL must be one of');
     expect(processesMentioning(dataDir)).toEqual([]);
     expect(existsSync(join(dataDir, 'postgres'))).toBe(false);

@@ -1,0 +1,16 @@
+import { Appended, Command } from '../../eventing/command';
+
+export class RecordFileDownloadCommand extends Command<Appended & { eventIds: string[] }> {
+  constructor(
+    readonly mountId: string,
+    readonly volume: string,
+    readonly path: string,
+    /** The byte range asked for ("bytes=0-99"), or null for the whole file. */
+    readonly range: string | null,
+    /** Bytes actually sent. */
+    readonly bytes: number,
+    readonly complete: boolean,
+  ) {
+    super();
+  }
+}
