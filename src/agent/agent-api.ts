@@ -2,7 +2,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { QemuImageSource } from './sources/qemu-image';
 import { BackupRunner } from './backup-runner';
-import { PlanRequest, StartRequest } from '../wire/backup-protocol';
+import { PlanRequest, StartRequest, VALID_CORRELATION_ID } from '../wire/backup-protocol';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MAX_BODY = 1024 * 1024;
@@ -100,8 +100,10 @@ function parseStart(body: Record<string, unknown>): StartRequest {
     if (typeof d.nbd?.exportName !== 'string' || d.nbd.exportName.length > 256) throw new HttpError(400, 'disks[].nbd.exportName must be a string');
     return { diskId: id(d.diskId, 'diskId'), nbd: { port, exportName: d.nbd.exportName } };
   });
+  if (typeof body.correlationId !== 'string' || !VALID_CORRELATION_ID.test(body.correlationId)) throw new HttpError(400, 'correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
   return {
     jobId: id(body.jobId, 'jobId'),
+    correlationId: body.correlationId,
     vmId: id(body.vmId, 'vmId'),
     type: body.type,
     restorePointId: id(body.restorePointId, 'restorePointId'),

@@ -5,6 +5,7 @@ import { AgentApi } from './agent-api';
 import { agentDir, loadAgentState, saveAgentState } from './agent-state';
 import { BackupRunner } from './backup-runner';
 import { HubClient } from './hub-client';
+import { CORRELATION_HEADER } from '../wire/backup-protocol';
 import { QemuImageSource } from './sources/qemu-image';
 
 export function option(args: string[], name: string): string | undefined {
@@ -56,8 +57,8 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
   const runner = new BackupRunner({
     source,
     openHubPort: (port) => tunnel.openDirect(port),
-    report: async (jobId, report) => {
-      await hub.send('POST', `/api/v1/backups/${jobId}/agent-reports`, report);
+    report: async (job, report) => {
+      await hub.send('POST', `/api/v1/backups/${job.jobId}/agent-reports`, report, { [CORRELATION_HEADER]: job.correlationId });
     },
     log: (level, message) => log[level](message),
   });

@@ -7,11 +7,14 @@ import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/back
 export interface RunnerDeps {
   source: QemuImageSource;
   openHubPort: (port: number) => Promise<Duplex>;
-  report: (jobId: string, report: AgentReport) => Promise<void>;
+  /** Every report names its job and carries the job's correlation id, so the hub files it under the job's audit story. */
+  report: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, report: AgentReport) => Promise<void>;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
 const PROGRESS_EVERY_MS = 1000;
+
+type Report = (report: AgentReport) => Promise<void>;
 
 /**
  * Runs backups on the agent: one snapshot for all disks of the VM, then each
@@ -54,8 +57,15 @@ export class BackupRunner {
   }
 
   private async run(request: StartRequest, signal: AbortSignal): Promise<void> {
-    const { source, report, log } = this.deps;
+    const { source, log } = this.deps;
     const { jobId, vmId, restorePointId } = request;
+    // One report at a time, in the order they were made: the job's record reads as the transfer happened.
+    let previous: Promise<unknown> = Promise.resolve();
+    const report: Report = (r) => {
+      const sent = previous.then(() => this.deps.report(request, r));
+      previous = sent.catch(() => undefined);
+      return sent;
+    };
     const sincePointId = request.type === 'incremental' ? request.sincePointId : null;
     let success = false;
     try {
@@ -63,24 +73,24 @@ export class BackupRunner {
       if (prepared.mode !== request.type) throw new Error(`change tracking changed since the plan: ${prepared.reason ?? prepared.mode}`);
       const snapshot = await source.openSnapshot(vmId, { bitmaps: prepared.bitmaps });
       try {
-        await report(jobId, { type: 'snapshot-created', snapshotId: snapshot.snapshotId, diskIds: snapshot.disks.map((d) => d.diskId) });
+        await report({ type: 'snapshot-created', snapshotId: snapshot.snapshotId, diskIds: snapshot.disks.map((d) => d.diskId) });
         for (const target of request.disks) {
           signal.throwIfAborted();
           const disk = snapshot.disks.find((d) => d.diskId === target.diskId);
           if (!disk) throw new Error(`the snapshot has no disk ${target.diskId}`);
           const newBitmap = prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
-          await this.copyOne(jobId, disk.uri, disk.bitmap, target, request.type, newBitmap, signal);
+          await this.copyOne(report, disk.uri, disk.bitmap, target, request.type, newBitmap, signal);
         }
       } finally {
         await snapshot.close();
-        await report(jobId, { type: 'snapshot-removed', snapshotId: snapshot.snapshotId }).catch(() => undefined);
+        await report({ type: 'snapshot-removed', snapshotId: snapshot.snapshotId }).catch(() => undefined);
       }
       success = true;
-      await report(jobId, { type: 'finished' });
+      await report({ type: 'finished' });
     } catch (error) {
       const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
       log('error', `backup ${jobId} of ${vmId} failed: ${reason}`);
-      await report(jobId, { type: 'failed', reason }).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
+      await report({ type: 'failed', reason }).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
     } finally {
       await source
         .completeBackup(vmId, { newPointId: restorePointId, sincePointId, success })
@@ -88,7 +98,7 @@ export class BackupRunner {
     }
   }
 
-  private async copyOne(jobId: string, sourceUri: string, bitmap: string | undefined, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
+  private async copyOne(report: Report, sourceUri: string, bitmap: string | undefined, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
     const contexts = [BASE_ALLOCATION, ...(bitmap ? [`qemu:dirty-bitmap:${bitmap}`] : [])];
     const src = await openNbd(sourceUri, { metaContexts: contexts });
     let dst: NbdClient | undefined;
@@ -105,16 +115,16 @@ export class BackupRunner {
         onProgress: (p) => {
           if (!started) {
             started = true;
-            void this.deps.report(jobId, { type: 'transfer-started', diskId: target.diskId, bytesPlanned: p.bytesPlanned }).catch(() => undefined);
+            void report({ type: 'transfer-started', diskId: target.diskId, bytesPlanned: p.bytesPlanned }).catch(() => undefined);
           }
           if (Date.now() - lastReport >= PROGRESS_EVERY_MS) {
             lastReport = Date.now();
-            void this.deps.report(jobId, { type: 'transfer-progressed', diskId: target.diskId, bytesDone: p.bytesDone, bytesPlanned: p.bytesPlanned, rate: Math.round(p.rate) }).catch(() => undefined);
+            void report({ type: 'transfer-progressed', diskId: target.diskId, bytesDone: p.bytesDone, bytesPlanned: p.bytesPlanned, rate: Math.round(p.rate) }).catch(() => undefined);
           }
         },
       });
-      if (!started) await this.deps.report(jobId, { type: 'transfer-started', diskId: target.diskId, bytesPlanned: summary.bytesPlanned });
-      await this.deps.report(jobId, {
+      if (!started) await report({ type: 'transfer-started', diskId: target.diskId, bytesPlanned: summary.bytesPlanned });
+      await report({
         type: 'transfer-completed',
         diskId: target.diskId,
         bytesWritten: summary.bytesWritten,

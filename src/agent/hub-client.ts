@@ -5,10 +5,10 @@ export class HubClient {
     private readonly token: string,
   ) {}
 
-  async send(method: string, path: string, body?: unknown): Promise<unknown> {
+  async send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
     const res = await fetch(`${this.baseUrl()}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' },
+      headers: { ...headers, Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();

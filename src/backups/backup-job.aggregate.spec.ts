@@ -1,12 +1,12 @@
 import { fold } from '../eventing/aggregate';
-import { backupJobAggregate as job, BackupJobCommand } from './backup-job.aggregate';
+import { backupJobAggregate as job, BackupJobCommand, decisionOf, LastPoint } from './backup-job.aggregate';
 import { BackupEvent, Target } from './backup.events';
 
 const target = (diskId: string): Target => ({ diskId, file: `vm/${diskId}/rp.qcow2`, parentFile: null, virtualSize: 1, leaseId: `l-${diskId}`, port: 10100, exportName: diskId });
 const happyPath: BackupJobCommand[] = [
-  { kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto' },
+  { kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto', busyJobId: null },
   { kind: 'start' },
-  { kind: 'decideType', type: 'full', reason: 'no restore point yet', restorePointId: 'rp', sincePointId: null },
+  { kind: 'decideType', restorePointId: 'rp', last: null, plan: { mode: 'full', reason: 'no earlier restore point in this chain', disks: [{ diskId: 'd0', virtualSize: 1 }, { diskId: 'd1', virtualSize: 1 }] } },
   { kind: 'targetsPrepared', targets: [target('d0'), target('d1')] },
   { kind: 'snapshotRequested' },
   { kind: 'snapshotCreated', snapshotId: 's', diskIds: ['d1', 'd0'] },
@@ -47,10 +47,80 @@ describe('backup job rules', () => {
     expect(events.at(-1)).toEqual({ type: 'BackupFailed', data: { jobId: 'j', phase: 'transferring', reason: 'agent disconnected' } });
     expect(run([{ kind: 'transferProgressed', diskId: 'd0', bytesDone: 90, bytesPlanned: 100, rate: 1 }, { kind: 'fail', reason: 'again' }], [...events]).slice(events.length)).toEqual([]);
     expect(run([{ kind: 'snapshotRemoved' }], [...events]).at(-1)!.type).toBe('SnapshotRemoved');
-    expect(() => run([{ kind: 'cancel' }], [...events])).toThrow(/already failed/);
+    expect(() => run([{ kind: 'cancel', jobId: 'j', runningHere: true }], [...events])).toThrow(/already failed/);
   });
 
   it('refuses progress for a disk that is not part of the job', () => {
     expect(() => run([...happyPath.slice(0, 6), { kind: 'transferStarted', diskId: 'd9', bytesPlanned: 1 }])).toThrow(/disk d9 is not part/);
+  });
+
+  describe('full or incremental', () => {
+    const disks = [{ diskId: 'd0', virtualSize: 100 }, { diskId: 'd1', virtualSize: 50 }];
+    const last: LastPoint = { restorePointId: 'rp-1', disks };
+    const incrementalPlan = { mode: 'incremental' as const, reason: null, disks };
+    const given = (requestedType: 'full' | 'incremental' | 'auto') =>
+      run([{ kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType, busyJobId: null }, { kind: 'start' }]);
+    const decided = (events: BackupEvent[], command: Extract<BackupJobCommand, { kind: 'decideType' }>) => run([command], events).at(-1)!.data;
+
+    it('given a chain whose bitmaps agree, when auto is requested, then it is an incremental on the newest point', () => {
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: incrementalPlan })).toEqual({
+        jobId: 'j',
+        type: 'incremental',
+        reason: 'changes since rp-1 (dirty bitmaps agree with the chain)',
+        restorePointId: 'rp-2',
+        sincePointId: 'rp-1',
+      });
+    });
+
+    it('given a full was requested, then it is full whatever the chain', () => {
+      expect(decided(given('full'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: incrementalPlan })).toMatchObject({ type: 'full', reason: 'full backup requested', sincePointId: null });
+    });
+
+    it('given an empty chain, when auto is requested, then it is full', () => {
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-1', last: null, plan: { mode: 'full', reason: 'x', disks } })).toMatchObject({ type: 'full', reason: 'no restore point in this chain yet' });
+    });
+
+    it('given the disks changed or one shrank, then auto falls back to full and says why', () => {
+      const added = { ...incrementalPlan, disks: [...disks, { diskId: 'd2', virtualSize: 1 }] };
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: added })).toMatchObject({ type: 'full', reason: "the VM's disks changed (d0,d1 -> d0,d1,d2)" });
+      const shrunk = { ...incrementalPlan, disks: [{ diskId: 'd0', virtualSize: 99 }, disks[1]] };
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: shrunk })).toMatchObject({ type: 'full', reason: 'disk d0 shrank' });
+      const grown = { ...incrementalPlan, disks: [{ diskId: 'd0', virtualSize: 200 }, disks[1]] };
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: grown })).toMatchObject({ type: 'incremental' });
+    });
+
+    it("given the agent's change tracking cannot continue, then auto is full with the agent's reason", () => {
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: { mode: 'full', reason: 'bitmap missing', disks } })).toMatchObject({ type: 'full', reason: 'bitmap missing' });
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: { mode: 'full', reason: null, disks } })).toMatchObject({ reason: 'the source cannot continue the chain' });
+    });
+
+    it('given an incremental was requested but is not possible, then the decision is refused with the reason', () => {
+      expect(() => decided(given('incremental'), { kind: 'decideType', restorePointId: 'rp-1', last: null, plan: incrementalPlan })).toThrow('an incremental backup is not possible: no restore point in this chain yet');
+      expect(() => decided(given('incremental'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: { mode: 'full', reason: 'bitmap missing', disks } })).toThrow(/not possible: bitmap missing/);
+    });
+  });
+
+  describe('requests and cancels', () => {
+    it('given the VM already has an unfinished job, then a new request is refused naming it', () => {
+      expect(() => run([{ kind: 'request', jobId: 'j2', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto', busyJobId: 'j1' }])).toThrow('VM vm already has a backup job running: j1');
+    });
+
+    it('given a running job that this process does not run, then a cancel is refused; a job it runs records the cancel once', () => {
+      const events = run(happyPath.slice(0, 6));
+      expect(() => run([{ kind: 'cancel', jobId: 'j', runningHere: false }], [...events])).toThrow('backup job j is not running in this hub process');
+      const cancelled = run([{ kind: 'cancel', jobId: 'j', runningHere: true }, { kind: 'cancel', jobId: 'j', runningHere: true }], [...events]).slice(events.length);
+      expect(cancelled).toEqual([{ type: 'BackupCancelRequested', data: { jobId: 'j' } }]);
+    });
+
+    it('given no such job, then a cancel is not found', () => {
+      expect(() => run([{ kind: 'cancel', jobId: 'nope', runningHere: false }])).toThrow('backup job nope does not exist');
+    });
+  });
+
+  it("maps the agent's reports onto decisions; finished and failed are signals for the workflow, not facts of the job", () => {
+    expect(decisionOf({ type: 'snapshot-removed', snapshotId: 's' })).toEqual({ kind: 'snapshotRemoved' });
+    expect(decisionOf({ type: 'transfer-started', diskId: 'd0', bytesPlanned: 5 })).toEqual({ kind: 'transferStarted', diskId: 'd0', bytesPlanned: 5 });
+    const events = run(happyPath.slice(0, 11));
+    expect(run([decisionOf({ type: 'finished' }), decisionOf({ type: 'failed', reason: 'x' })], [...events]).slice(events.length)).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { Aggregate } from '../eventing/aggregate';
 import { DomainError } from '../eventing/domain-error';
+import { AgentReport } from '../wire/backup-protocol';
 import {
   BACKUP_CANCEL_REQUESTED,
   BACKUP_COMPLETED,
@@ -49,10 +50,25 @@ export interface BackupJobState {
   disks: Record<string, DiskProgress>;
 }
 
+/** The newest restore point of the chain as the type decision sees it. */
+export interface LastPoint {
+  restorePointId: string;
+  disks: { diskId: string; virtualSize: number }[];
+}
+
+/** What the agent's plan says: whether its change tracking can continue the chain, and the disks as they are now. */
+export interface PlanFacts {
+  mode: BackupType;
+  reason: string | null;
+  disks: { diskId: string; virtualSize: number }[];
+}
+
 export type BackupJobCommand =
-  | { kind: 'request'; jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType }
+  /** `busyJobId`: an unfinished job of the same VM, if any. */
+  | { kind: 'request'; jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType; busyJobId: string | null }
   | { kind: 'start' }
-  | { kind: 'decideType'; type: BackupType; reason: string; restorePointId: string; sincePointId: string | null }
+  /** The facts the choice between full and incremental rests on: the chain's newest point and what the agent can do. */
+  | { kind: 'decideType'; restorePointId: string; last: LastPoint | null; plan: PlanFacts }
   | { kind: 'targetsPrepared'; targets: Target[] }
   | { kind: 'snapshotRequested' }
   | { kind: 'snapshotCreated'; snapshotId: string; diskIds: string[] }
@@ -60,10 +76,13 @@ export type BackupJobCommand =
   | { kind: 'transferProgressed'; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
   | { kind: 'transferCompleted'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }
   | { kind: 'snapshotRemoved' }
+  /** The agent's last word on its part: no fact of the job (the workflow acts on it), so nothing is recorded. */
+  | { kind: 'agentFinished'; failure: string | null }
   | { kind: 'targetsReleased'; filesRemoved: string[] }
   | { kind: 'complete' }
   | { kind: 'fail'; reason: string; phase?: BackupPhase }
-  | { kind: 'cancel' };
+  /** `runningHere`: the job is queued or running in this hub process, the only one that can stop it. */
+  | { kind: 'cancel'; jobId: string; runningHere: boolean };
 
 export const TERMINAL: BackupPhase[] = ['completed', 'failed'];
 
@@ -136,12 +155,14 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
 
   decide(command, state) {
     if (command.kind === 'request') {
+      if (command.busyJobId) throw new DomainError('conflict', `VM ${command.vmId} already has a backup job running: ${command.busyJobId}`);
       if (state.jobId) throw new DomainError('conflict', `backup job ${command.jobId} already exists`);
-      const { kind: _kind, ...data } = command;
+      const { kind: _kind, busyJobId: _busy, ...data } = command;
       return [{ type: BACKUP_REQUESTED, data }];
     }
-    if (!state.jobId) throw new DomainError('not_found', 'backup job does not exist');
+    if (!state.jobId) throw new DomainError('not_found', `backup job ${command.kind === 'cancel' ? `${command.jobId} ` : ''}does not exist`);
     const jobId = state.jobId;
+    if (command.kind === 'cancel' && !isTerminal(state) && !command.runningHere) throw new DomainError('conflict', `backup job ${jobId} is not running in this hub process`);
     if (isTerminal(state)) {
       if (command.kind === 'cancel') throw new DomainError('conflict', `backup job ${jobId} has already ${state.phase}`);
       // Cleanup facts may still be recorded after a failure; everything else is late news.
@@ -151,8 +172,11 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
     switch (command.kind) {
       case 'start':
         return state.phase === 'queued' ? [{ type: BACKUP_STARTED, data: { jobId } }] : [];
-      case 'decideType':
-        return [{ type: BACKUP_TYPE_DECIDED, data: { jobId, type: command.type, reason: command.reason, restorePointId: command.restorePointId, sincePointId: command.sincePointId } }];
+      case 'decideType': {
+        const { type, reason } = decideType(state.requestedType!, command.last, command.plan);
+        const sincePointId = type === 'incremental' ? command.last!.restorePointId : null;
+        return [{ type: BACKUP_TYPE_DECIDED, data: { jobId, type, reason, restorePointId: command.restorePointId, sincePointId } }];
+      }
       case 'targetsPrepared':
         return [{ type: BACKUP_TARGETS_PREPARED, data: { jobId, targets: command.targets } }];
       case 'snapshotRequested':
@@ -180,6 +204,8 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
       }
       case 'snapshotRemoved':
         return state.snapshotId && !state.snapshotRemoved ? [{ type: SNAPSHOT_REMOVED, data: { jobId, snapshotId: state.snapshotId } }] : [];
+      case 'agentFinished':
+        return [];
       case 'targetsReleased':
         return state.targetsReleased ? [] : [{ type: BACKUP_TARGETS_RELEASED, data: { jobId, filesRemoved: command.filesRemoved } }];
       case 'complete': {
@@ -199,4 +225,44 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
 
 function requireDisk(state: BackupJobState, diskId: string): void {
   if (!state.targets.some((t) => t.diskId === diskId)) throw new DomainError('invalid', `disk ${diskId} is not part of backup job ${state.jobId}`);
+}
+
+/** Full when asked for, when there is nothing to continue, or when the disks or their change tracking no longer match the chain. */
+function decideType(requested: RequestedType, last: LastPoint | null, plan: PlanFacts): { type: BackupType; reason: string } {
+  if (requested === 'full') return { type: 'full', reason: 'full backup requested' };
+  const layoutChange = last && describeLayoutChange(last, plan.disks);
+  const why = !last ? 'no restore point in this chain yet' : layoutChange ?? (plan.mode === 'full' ? plan.reason ?? 'the source cannot continue the chain' : null);
+  if (why === null) return { type: 'incremental', reason: `changes since ${last!.restorePointId} (dirty bitmaps agree with the chain)` };
+  if (requested === 'incremental') throw new DomainError('conflict', `an incremental backup is not possible: ${why}`);
+  return { type: 'full', reason: why };
+}
+
+function describeLayoutChange(last: LastPoint, disks: { diskId: string; virtualSize: number }[]): string | null {
+  const before = last.disks.map((d) => d.diskId).sort().join(',');
+  const now = disks.map((d) => d.diskId).sort().join(',');
+  if (before !== now) return `the VM's disks changed (${before} -> ${now})`;
+  const resized = disks.find((d) => last.disks.find((l) => l.diskId === d.diskId)!.virtualSize > d.virtualSize);
+  return resized ? `disk ${resized.diskId} shrank` : null;
+}
+
+/** What an agent report asks of the job. */
+export function decisionOf(report: AgentReport): BackupJobCommand {
+  switch (report.type) {
+    case 'snapshot-created':
+      return { kind: 'snapshotCreated', snapshotId: report.snapshotId, diskIds: report.diskIds };
+    case 'transfer-started':
+      return { kind: 'transferStarted', diskId: report.diskId, bytesPlanned: report.bytesPlanned };
+    case 'transfer-progressed':
+      return { kind: 'transferProgressed', diskId: report.diskId, bytesDone: report.bytesDone, bytesPlanned: report.bytesPlanned, rate: report.rate };
+    case 'transfer-completed': {
+      const { type: _t, ...data } = report;
+      return { kind: 'transferCompleted', ...data };
+    }
+    case 'snapshot-removed':
+      return { kind: 'snapshotRemoved' };
+    case 'finished':
+      return { kind: 'agentFinished', failure: null };
+    case 'failed':
+      return { kind: 'agentFinished', failure: report.reason };
+  }
 }

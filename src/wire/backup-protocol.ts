@@ -13,6 +13,8 @@ export interface PlanAnswer {
 
 export interface StartRequest {
   jobId: string;
+  /** The job's audit story: the agent sends it back as the X-Correlation-Id of every report on this job. */
+  correlationId: string;
   vmId: string;
   type: 'full' | 'incremental';
   restorePointId: string;
@@ -28,3 +30,7 @@ export type AgentReport =
   | { type: 'snapshot-removed'; snapshotId: string }
   | { type: 'finished' }
   | { type: 'failed'; reason: string };
+
+/** The header a report carries the job's correlation id in (the hub's request context reads it). */
+export const CORRELATION_HEADER = 'X-Correlation-Id';
+export const VALID_CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -16,6 +16,11 @@ describe('backup job queue', () => {
     const firstEnded = (await lab.events(first)).find((e) => e.type === 'BackupCompleted') as unknown as { time: string };
     const secondStarted = (await lab.events(second)).find((e) => e.type === 'BackupStarted') as unknown as { time: string };
     expect(new Date(secondStarted.time).getTime()).toBeGreaterThanOrEqual(new Date(firstEnded.time).getTime());
+    // The queued job runs under its own request's correlation id, not under the job whose end started it.
+    const correlations = async (jobId: string) => new Set((await lab.events(jobId)).map((e) => e.metadata.correlationId));
+    const [ofFirst, ofSecond] = [await correlations(first), await correlations(second)];
+    expect([ofFirst.size, ofSecond.size]).toEqual([1, 1]);
+    expect([...ofSecond]).not.toEqual([...ofFirst]);
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
   });
 });

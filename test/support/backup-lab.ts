@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { AuditEvent } from '../../src/audit/audit-event';
 import { buildSampleVm, SampleVm } from '../fixtures/vm/sample-vm';
 import { freePort, processesMentioning, spawnSendense, SpawnedCli, waitForHttp } from './processes';
 import { connectionUrl, createTestDatabase, TestDatabase } from './test-database';
@@ -83,18 +84,18 @@ export class BackupLab {
     }, 30_000, 'the agent to connect and report vm1');
   }
 
-  async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  async api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
     const res = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${LAB_TOKEN}`, 'Content-Type': 'application/json' },
+      headers: { ...headers, Authorization: `Bearer ${LAB_TOKEN}`, 'Content-Type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
   }
 
-  async backup(type: 'full' | 'incremental' | 'auto', vmId = 'vm1'): Promise<string> {
-    const res = await this.api('POST', '/api/v1/backups', { vmId, repositoryId: this.repositoryId, type });
+  async backup(type: 'full' | 'incremental' | 'auto', vmId = 'vm1', correlationId?: string): Promise<string> {
+    const res = await this.api('POST', '/api/v1/backups', { vmId, repositoryId: this.repositoryId, type }, correlationId ? { 'X-Correlation-Id': correlationId } : {});
     if (res.status !== 202) throw new Error(`backup refused: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body.jobId;
   }
@@ -112,8 +113,13 @@ export class BackupLab {
     return job;
   }
 
-  async events(jobId: string): Promise<{ type: string; data: any }[]> {
+  async events(jobId: string): Promise<{ type: string; data: any; metadata: any }[]> {
     return (await this.api('GET', `/api/v1/audit/streams/backup-job-${jobId}?limit=1000`)).body.events;
+  }
+
+  /** A job's whole audit story: every event of every stream carrying its correlation id, in global order. */
+  async story(correlationId: string): Promise<AuditEvent[]> {
+    return (await this.api('GET', `/api/v1/audit/correlations/${correlationId}?limit=1000`)).body.events;
   }
 
   /** What a finished job must leave behind: no qemu-nbd, no lease, no stray image or temp file. */

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { AgentTunnel } from '../agents/agent-tunnel.service';
-import { PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
+import { AgentTunnel } from '../../agents/agent-tunnel.service';
+import { PlanAnswer, PlanRequest, StartRequest } from '../../wire/backup-protocol';
 
 /** The hub's requests to an agent's API, through that agent's tunnel. */
 @Injectable()

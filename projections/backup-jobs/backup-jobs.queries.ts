@@ -1,0 +1,108 @@
+import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import { DataSource } from 'typeorm';
+import { BackupJobsReport, BackupJobsReportQuery } from '../../src/backups/queries/backup-jobs-report.query';
+import { BackupJobDto, GetBackupJobQuery } from '../../src/backups/queries/get-backup-job.query';
+import { BackupJobPage, ListBackupJobsQuery } from '../../src/backups/queries/list-backup-jobs.query';
+import { UnfinishedBackupJobsQuery } from '../../src/backups/queries/unfinished-backup-jobs.query';
+import { DomainError } from '../../src/eventing/domain-error';
+import { BackupJobView } from './backup-job.entity';
+
+@QueryHandler(GetBackupJobQuery)
+export class GetBackupJobHandler implements IQueryHandler<GetBackupJobQuery, BackupJobDto> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ jobId }: GetBackupJobQuery): Promise<BackupJobDto> {
+    const job = await this.dataSource.getRepository(BackupJobView).findOneBy({ jobId });
+    if (!job) throw new DomainError('not_found', `backup job ${jobId} does not exist`);
+    return describe(job);
+  }
+}
+
+@QueryHandler(ListBackupJobsQuery)
+export class ListBackupJobsHandler implements IQueryHandler<ListBackupJobsQuery, BackupJobPage> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ filter }: ListBackupJobsQuery): Promise<BackupJobPage> {
+    const limit = filter.limit ?? 50;
+    const params: unknown[] = [];
+    const where: string[] = [];
+    if (filter.vmId) where.push(`vm_id = $${params.push(filter.vmId)}`);
+    if (filter.status) where.push(`phase = $${params.push(filter.status)}`);
+    if (filter.cursor) {
+      const [at, id] = decodeCursor(filter.cursor);
+      where.push(`(requested_at, job_id) < ($${params.push(at)}::timestamptz, $${params.push(id)}::uuid)`);
+    }
+    const rows: { job_id: string }[] = await this.dataSource.query(
+      `SELECT job_id FROM rm_backup_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY requested_at DESC, job_id DESC LIMIT ${limit + 1}`,
+      params,
+    );
+    const jobs = await Promise.all(rows.slice(0, limit).map((r) => this.dataSource.getRepository(BackupJobView).findOneByOrFail({ jobId: r.job_id })));
+    const last = jobs.at(-1);
+    return { jobs: jobs.map(describe), nextCursor: rows.length > limit && last ? encodeCursor(last.requestedAt, last.jobId) : null };
+  }
+}
+
+@QueryHandler(BackupJobsReportQuery)
+export class BackupJobsReportHandler implements IQueryHandler<BackupJobsReportQuery, BackupJobsReport> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ from, to }: BackupJobsReportQuery): Promise<BackupJobsReport> {
+    const rows: Record<string, string>[] = await this.dataSource.query(
+      `SELECT vm_id AS "vmId",
+              count(*) FILTER (WHERE outcome = 'completed')::int AS successes,
+              count(*) FILTER (WHERE outcome = 'failed')::int AS failures,
+              coalesce(sum(bytes) FILTER (WHERE outcome = 'completed'), 0)::text AS bytes,
+              coalesce(avg(duration_ms), 0)::bigint::text AS "averageDurationMs",
+              coalesce(max(duration_ms), 0)::text AS "longestDurationMs"
+       FROM rm_backup_outcomes WHERE finished_at >= $1 AND finished_at < $2 GROUP BY vm_id ORDER BY vm_id`,
+      [from, to],
+    );
+    const vms = rows.map((r) => ({ ...r, bytes: Number(r.bytes), averageDurationMs: Number(r.averageDurationMs), longestDurationMs: Number(r.longestDurationMs) }));
+    return { from, to, vms: vms as unknown as BackupJobsReport['vms'] };
+  }
+}
+
+@QueryHandler(UnfinishedBackupJobsQuery)
+export class UnfinishedBackupJobsHandler implements IQueryHandler<UnfinishedBackupJobsQuery, { jobId: string; phase: string }[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ vmId }: UnfinishedBackupJobsQuery): Promise<{ jobId: string; phase: string }[]> {
+    return this.dataSource.query(
+      `SELECT job_id AS "jobId", phase FROM rm_backup_jobs WHERE phase NOT IN ('completed', 'failed') AND ($1::text IS NULL OR vm_id = $1) ORDER BY requested_at`,
+      [vmId],
+    );
+  }
+}
+
+function describe(j: BackupJobView): BackupJobDto {
+  return {
+    jobId: j.jobId,
+    vmId: j.vmId,
+    agentId: j.agentId,
+    repositoryId: j.repositoryId,
+    status: j.phase === 'completed' || j.phase === 'failed' ? j.phase : j.phase === 'queued' ? 'queued' : 'running',
+    phase: j.phase,
+    requestedType: j.requestedType,
+    type: j.type,
+    typeReason: j.typeReason,
+    restorePointId: j.restorePointId,
+    disks: j.disks,
+    bytesWritten: Number(j.bytesWritten),
+    error: j.error,
+    failedPhase: j.failedPhase,
+    cancelRequested: j.cancelRequested,
+    requestedAt: j.requestedAt,
+    startedAt: j.startedAt,
+    finishedAt: j.finishedAt,
+  };
+}
+
+function encodeCursor(at: Date, id: string): string {
+  return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (!at || !id || Number.isNaN(Date.parse(at)) || !/^[0-9a-f-]{36}$/.test(id)) throw new DomainError('invalid', 'cursor is malformed');
+  return [at, id];
+}

@@ -1,0 +1,49 @@
+import { Injectable } from '@nestjs/common';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createFull, createOverlay } from '../../repositories/qcow2/qemu-img';
+import { removeDurably } from '../../repositories/qcow2/durable-fs';
+import { manifestPath, writeManifest } from '../../repositories/qcow2/manifest';
+import { toManifest } from '../../restore-points/chain-files';
+import { RestorePoint } from '../../restore-points/chain.events';
+
+export interface TargetFile {
+  diskId: string;
+  /** Relative to the repository root. */
+  file: string;
+  parentFile: string | null;
+  virtualSize: number;
+}
+
+export function targetPath(vmId: string, diskId: string, restorePointId: string): string {
+  return `${vmId}/${diskId}/${restorePointId}.qcow2`;
+}
+
+/** The files a backup writes into a repository: its target images and the restore point's manifest. */
+@Injectable()
+export class TargetFiles {
+  /** A new image for a full backup; an overlay on the previous point (same directory, relative backing name) for an incremental. */
+  async create(root: string, target: TargetFile): Promise<void> {
+    const abs = join(root, target.file);
+    await mkdir(dirname(abs), { recursive: true, mode: 0o750 });
+    await rm(abs, { force: true });
+    if (target.parentFile) await createOverlay(abs, target.parentFile.split('/').pop()!, { virtualSize: target.virtualSize });
+    else await createFull(abs, target.virtualSize);
+  }
+
+  async bytes(root: string, file: string): Promise<number> {
+    return (await stat(join(root, file))).size;
+  }
+
+  async writeManifest(root: string, point: RestorePoint): Promise<void> {
+    await writeManifest(root, toManifest(point));
+  }
+
+  /** Removes what a failed backup wrote: its target images and, if written, its manifest. */
+  async remove(root: string, vmId: string, restorePointId: string, files: string[]): Promise<string[]> {
+    const removed: string[] = [];
+    for (const file of files) if (await removeDurably(join(root, file))) removed.push(file);
+    if (await removeDurably(manifestPath(root, vmId, restorePointId))) removed.push(`${vmId}/manifests/${restorePointId}.json`);
+    return removed;
+  }
+}

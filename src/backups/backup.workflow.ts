@@ -1,0 +1,344 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { CommandBus, EventBus, ofType, QueryBus } from '@nestjs/cqrs';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { Subscription } from 'rxjs';
+import { AgentTunnel } from '../agents/agent-tunnel.service';
+import { AgentsService } from '../agents/agents.service';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
+import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { Command } from '../eventing/command';
+import { DomainError } from '../eventing/domain-error';
+import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
+import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
+import { ProjectionsService } from '../projection-runner/projections.service';
+import { RepositoriesService } from '../repositories/registry/repositories.service';
+import { pointOf } from '../restore-points/chain.aggregate';
+import { RestorePoint } from '../restore-points/chain.events';
+import { RestorePointsService } from '../restore-points/restore-points.service';
+import { SpaceCheck } from '../restore-points/space-check';
+import { AgentCalls } from './adapters/agent-calls';
+import { TargetFiles, targetPath } from './adapters/target-files';
+import { BackupJobState, isTerminal } from './backup-job.aggregate';
+import { BackupJobReader } from './backup-job.reader';
+import { backupStream, Target } from './backup.events';
+import { AgentFinishedJob, BackupJobQueued, JobCancelNotice } from './backup.notices';
+import { BackupJobResult } from './commands/backup-job-result';
+import { CompleteBackupCommand } from './commands/complete-backup.command';
+import { DecideBackupTypeCommand } from './commands/decide-backup-type.command';
+import { FailBackupCommand } from './commands/fail-backup.command';
+import { RecordTargetsPreparedCommand } from './commands/record-targets-prepared.command';
+import { RecordTargetsReleasedCommand } from './commands/record-targets-released.command';
+import { RequestSnapshotCommand } from './commands/request-snapshot.command';
+import { StartBackupCommand } from './commands/start-backup.command';
+import { JobsInProcess } from './jobs-in-process';
+import { UnfinishedBackupJobsQuery } from './queries/unfinished-backup-jobs.query';
+
+/** An agent reconnecting (after a hub or network restart) gets this long before its job fails. */
+const AGENT_CONNECT_GRACE_MS = 15_000;
+
+interface Waiter {
+  agentId: string;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * One job's audit story: the correlation id its request recorded (a job queued behind others runs
+ * under its own, not under whichever request started the queue), and the event the next step is caused by.
+ */
+interface Story {
+  jobId: string;
+  correlationId: string;
+  cause: string;
+}
+
+/**
+ * The backup process manager: queues requested jobs, runs each one step by step (every step a
+ * command whose events are the job's record), finishes or cleans up, and at start recovers what a
+ * previous hub process left unfinished. A restore point enters its chain only after every disk arrived;
+ * a failed job reads "failed" only after nothing of it is left behind.
+ */
+@Injectable()
+export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('backups');
+  private readonly queue: string[] = [];
+  private readonly active = new Map<string, Promise<void>>();
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly subscriptions: Subscription[] = [];
+  private stopping = false;
+
+  constructor(
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly commands: CommandBus,
+    private readonly queries: QueryBus,
+    private readonly notices: EventBus,
+    private readonly jobs: BackupJobReader,
+    private readonly here: JobsInProcess,
+    private readonly agents: AgentsService,
+    private readonly tunnel: AgentTunnel,
+    private readonly calls: AgentCalls,
+    private readonly files: TargetFiles,
+    private readonly repositories: RepositoriesService,
+    private readonly points: RestorePointsService,
+    private readonly exports: NbdExportsService,
+    private readonly space: SpaceCheck,
+    private readonly projections: ProjectionsService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.subscriptions.push(
+      this.notices.pipe(ofType(BackupJobQueued)).subscribe(({ jobId, vmId }) => this.enqueue(jobId, vmId, true)),
+      this.notices.pipe(ofType(JobCancelNotice)).subscribe((notice) => void this.cancelled(notice)),
+      this.notices.pipe(ofType(AgentFinishedJob)).subscribe(({ jobId, failure }) => {
+        const waiter = this.waiters.get(jobId);
+        if (failure === null) waiter?.resolve();
+        else waiter?.reject(new Error(failure));
+      }),
+    );
+    this.tunnel.events.on('disconnected', (agentId: string, reason: string) => {
+      for (const waiter of this.waiters.values()) if (waiter.agentId === agentId) waiter.reject(new Error(`agent disconnected: ${reason}`));
+    });
+    this.exports.onUnexpectedExit((leaseId, detail) => {
+      for (const [jobId, waiter] of this.waiters) {
+        void this.job(jobId).then((s) => {
+          if (s.targets.some((t) => t.leaseId === leaseId)) waiter.reject(new Error(`the NBD export of a target died: ${detail}`));
+        });
+      }
+    });
+    await this.recoverAll();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    for (const s of this.subscriptions) s.unsubscribe();
+    for (const waiter of this.waiters.values()) waiter.reject(new Error('the hub is shutting down'));
+    await Promise.allSettled([...this.active.values()]);
+  }
+
+  /** Jobs a previous hub process left unfinished are finished or failed and cleaned up; queued ones run. */
+  private async recoverAll(): Promise<void> {
+    await this.projections.waitForCaughtUp('backup-jobs');
+    for (const { jobId } of await this.queries.execute(new UnfinishedBackupJobsQuery())) {
+      const state = await this.job(jobId);
+      if (isTerminal(state)) continue;
+      if (state.phase === 'queued') this.enqueue(jobId, state.vmId!, false);
+      else await this.inStory(await this.story(jobId), (story) => this.recover(story, state));
+    }
+    this.pump();
+  }
+
+  private enqueue(jobId: string, vmId: string, pump: boolean): void {
+    this.here.add(jobId, vmId);
+    this.queue.push(jobId);
+    if (pump) this.pump();
+  }
+
+  private pump(): void {
+    while (!this.stopping && this.active.size < this.config.maxConcurrentBackups && this.queue.length) {
+      const jobId = this.queue.shift()!;
+      const run = this.story(jobId)
+        .then((story) => this.inStory(story, (s) => this.run(s)))
+        .catch((e) => this.logger.error(`backup ${jobId} could not run: ${String(e)}`))
+        .finally(() => {
+          this.active.delete(jobId);
+          this.here.delete(jobId);
+          this.pump();
+        });
+      this.active.set(jobId, run);
+    }
+  }
+
+  private async run(story: Story): Promise<void> {
+    const { jobId } = story;
+    let state = await this.send(story, new StartBackupCommand(jobId));
+    const { agentId, vmId, repositoryId } = state as { agentId: string; vmId: string; repositoryId: string };
+    const root = (await this.repositories.definition(repositoryId)).root;
+    const createdFiles: string[] = [];
+    let agentStarted = false;
+    try {
+      if (!(await this.tunnel.waitConnected(agentId, AGENT_CONNECT_GRACE_MS))) throw new Error(`agent ${agentId} is not connected`);
+      const last = (await this.points.chain(vmId, repositoryId)).points.at(-1);
+      const plan = await this.calls.plan(agentId, { vmId, sincePointId: state.requestedType !== 'full' && last ? last.restorePointId : null });
+      const restorePointId = `rp-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`;
+      const lastPoint = last ? { restorePointId: last.restorePointId, disks: last.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize })) } : null;
+      state = await this.send(story, new DecideBackupTypeCommand(jobId, restorePointId, lastPoint, plan));
+      await this.space.assertFits(repositoryId, plan.disks.map((d) => d.virtualSize));
+
+      const targets: Target[] = [];
+      for (const disk of plan.disks) {
+        const file = targetPath(vmId, disk.diskId, restorePointId);
+        const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
+        await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize });
+        createdFiles.push(file);
+        const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null }));
+        this.tunnel.grant(agentId, exported.port);
+        targets.push({ diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName });
+      }
+      await this.send(story, new RecordTargetsPreparedCommand(jobId, targets));
+      await this.throwIfCancelled(jobId);
+      state = await this.send(story, new RequestSnapshotCommand(jobId));
+      const finished = this.waitForAgent(jobId, agentId);
+      await this.calls.start(agentId, {
+        jobId,
+        correlationId: story.correlationId,
+        vmId,
+        type: state.type!,
+        restorePointId,
+        sincePointId: state.sincePointId,
+        disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName } })),
+      });
+      agentStarted = true;
+      await this.throwIfCancelled(jobId);
+      await finished;
+      await this.finish(story, root);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.logger.error(`backup ${jobId} failed: ${reason}`);
+      await this.catchUp(story);
+      const phase = (await this.job(jobId)).phase!;
+      // Clean first, then record the failure: a job that reads "failed" has left nothing behind.
+      await this.cleanUp(story, root, createdFiles, agentStarted);
+      if (!isTerminal(await this.job(jobId))) await this.send(story, new FailBackupCommand(jobId, reason, phase));
+    } finally {
+      this.waiters.delete(jobId);
+    }
+  }
+
+  /** Every disk arrived: stop the exports (flushing them), then record the restore point, then complete. */
+  private async finish(story: Story, root: string): Promise<void> {
+    await this.catchUp(story);
+    const state = await this.job(story.jobId);
+    await this.releaseExports(story, state);
+    await this.send(story, new RecordTargetsReleasedCommand(story.jobId, []));
+    const point: RestorePoint = {
+      restorePointId: state.restorePointId!,
+      vmId: state.vmId!,
+      repositoryId: state.repositoryId!,
+      backupId: story.jobId,
+      type: state.type!,
+      parentId: state.sincePointId,
+      createdAt: new Date().toISOString(),
+      disks: await Promise.all(
+        state.targets.map(async (t) => ({
+          diskId: t.diskId,
+          file: t.file,
+          parentFile: t.parentFile,
+          virtualSize: t.virtualSize,
+          fileBytes: await this.files.bytes(root, t.file),
+          changeRef: state.disks[t.diskId]?.changeRef ?? null,
+        })),
+      ),
+    };
+    await this.files.writeManifest(root, point);
+    await this.step(story, () => this.points.add(point));
+    await this.send(story, new CompleteBackupCommand(story.jobId));
+  }
+
+  private async cleanUp(story: Story, root: string, createdFiles: string[], agentStarted: boolean): Promise<void> {
+    const state = await this.job(story.jobId);
+    if (agentStarted && this.tunnel.isConnected(state.agentId!)) await this.calls.cancel(state.agentId!, story.jobId).catch(() => undefined);
+    await this.releaseExports(story, state);
+    const files = [...new Set([...createdFiles, ...state.targets.map((t) => t.file)])];
+    const removed = await this.files.remove(root, state.vmId!, state.restorePointId ?? 'none', files).catch((e) => {
+      this.logger.error(`could not remove the partial files of ${story.jobId}: ${String(e)}`);
+      return [];
+    });
+    await this.send(story, new RecordTargetsReleasedCommand(story.jobId, removed));
+  }
+
+  private async releaseExports(story: Story, state: BackupJobState): Promise<void> {
+    for (const lease of await this.exports.leasesOfJob(state.jobId!)) {
+      this.tunnel.revoke(state.agentId!, lease.port);
+      await this.step(story, () => this.exports.stop(lease.leaseId, 'backup job ended')).catch((e) => this.logger.warn(`stopping export ${lease.leaseId}: ${String(e)}`));
+    }
+  }
+
+  /** At start: a job whose restore point made it into the chain is completed; any other is failed and cleaned up. */
+  private async recover(story: Story, state: BackupJobState): Promise<void> {
+    const { jobId } = story;
+    const root = (await this.repositories.definition(state.repositoryId!)).root;
+    const chain = await this.points.chain(state.vmId!, state.repositoryId!);
+    if (state.restorePointId && pointOf(chain, state.restorePointId) && Object.values(state.disks).every((d) => d.done)) {
+      await this.releaseExports(story, state);
+      await this.send(story, new RecordTargetsReleasedCommand(jobId, []));
+      await this.send(story, new CompleteBackupCommand(jobId));
+      return;
+    }
+    this.logger.warn(`backup ${jobId} was interrupted by a hub restart in phase ${state.phase}; cleaning up and failing it`);
+    const files = state.restorePointId ? state.targets.map((t) => t.file).concat(await this.plannedFiles(state)) : [];
+    await this.cleanUp(story, root, files, this.tunnel.isConnected(state.agentId!));
+    await this.send(story, new FailBackupCommand(jobId, `interrupted by a hub restart during ${state.phase}`, state.phase!));
+  }
+
+  /** Target files may exist before BackupTargetsPrepared was recorded; they are named after the restore point. */
+  private async plannedFiles(state: BackupJobState): Promise<string[]> {
+    const vm = await this.agents.vm(state.vmId!).catch(() => null);
+    return vm ? vm.disks.map((d) => targetPath(state.vmId!, d.diskId, state.restorePointId!)) : [];
+  }
+
+  /** A cancel of a job waiting for its agent stops the agent; of a queued job, ends it; otherwise the next step sees it. */
+  private async cancelled({ jobId, eventId }: JobCancelNotice): Promise<void> {
+    const waiter = this.waiters.get(jobId);
+    if (waiter) {
+      await this.calls.cancel(waiter.agentId, jobId).catch((e) => this.logger.warn(`telling agent to cancel ${jobId} failed: ${String(e)}`));
+      waiter.reject(new Error('cancelled'));
+      return;
+    }
+    if (!this.queue.includes(jobId)) return;
+    this.queue.splice(this.queue.indexOf(jobId), 1);
+    this.here.delete(jobId);
+    const story = await this.story(jobId);
+    if (eventId) story.cause = eventId;
+    await this.inStory(story, (s) => this.send(s, new FailBackupCommand(jobId, 'cancelled'))).catch((e) => this.logger.error(`failing the cancelled job ${jobId}: ${String(e)}`));
+  }
+
+  private waitForAgent(jobId: string, agentId: string): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => {
+      this.waiters.set(jobId, { agentId, resolve, reject });
+      if (!this.tunnel.isConnected(agentId)) reject(new Error('agent is not connected'));
+    });
+    done.catch(() => undefined);
+    return done;
+  }
+
+  /** A cancel that arrives while the job is still preparing takes effect at the next step. */
+  private async throwIfCancelled(jobId: string): Promise<void> {
+    if ((await this.job(jobId)).cancelRequested) throw new Error('cancelled');
+  }
+
+  private job(jobId: string): Promise<BackupJobState> {
+    return this.jobs.get(jobId);
+  }
+
+  /** The job's story starts at its BackupRequested event, whose correlation id every later event of the job carries. */
+  private async story(jobId: string): Promise<Story> {
+    const [requested] = await this.store.readStream(backupStream(jobId), { maxCount: 1 });
+    if (!requested) throw new DomainError('not_found', `backup job ${jobId} does not exist`);
+    return { jobId, correlationId: requested.metadata.correlationId, cause: requested.id };
+  }
+
+  /** Steps that follow the agent's reports (or a cancel) are caused by the newest event of the job. */
+  private async catchUp(story: Story): Promise<void> {
+    const [newest] = await this.store.readStream(backupStream(story.jobId), { direction: 'backwards', maxCount: 1 });
+    if (newest) story.cause = newest.id;
+  }
+
+  /** Whatever the job does, and whatever it makes other features record, carries the job's correlation id. */
+  private inStory<T>(story: Story, work: (story: Story) => Promise<T>): Promise<T> {
+    return runWithContext({ correlationId: story.correlationId, actor: SYSTEM_ACTOR, causationId: story.cause }, () => work(story));
+  }
+
+  /** A step's side effect, recorded (by whichever feature records it) as caused by the story's latest event. */
+  private step<T>(story: Story, work: () => Promise<T>): Promise<T> {
+    return causedBy(story.cause, work, story.correlationId);
+  }
+
+  /** A step of the job: its command is caused by the story's latest event, and its own events become the cause of the next step. */
+  private async send(story: Story, command: Command<BackupJobResult>): Promise<BackupJobState> {
+    const result = await this.step(story, () => this.commands.execute(command));
+    if (result.eventIds.length) story.cause = result.eventIds.at(-1)!;
+    return result.state;
+  }
+}

@@ -1,0 +1,13 @@
+import { Command } from '../../eventing/command';
+import { AgentReport } from '../../wire/backup-protocol';
+import { BackupJobResult } from './backup-job-result';
+
+/** A fact the job's agent reports about its part of the job, already parsed and checked. */
+export class RecordAgentReportCommand extends Command<BackupJobResult> {
+  constructor(
+    readonly jobId: string,
+    readonly report: AgentReport,
+  ) {
+    super();
+  }
+}
