@@ -1,5 +1,5 @@
 import { fold } from '../eventing/aggregate';
-import { chainAggregate as chain, ChainCommand, pointAndDescendants } from './chain.aggregate';
+import { chainAggregate as chain, ChainCommand, integrityOf, pointAndDescendants } from './chain.aggregate';
 import { ChainEvent, PointDisk, RestorePoint } from './chain.events';
 
 const disk = (rp: string, parent: string | null): PointDisk => ({ diskId: 'disk0', file: `vm/disk0/${rp}.qcow2`, parentFile: parent && `vm/disk0/${parent}.qcow2`, virtualSize: 1, fileBytes: 1, changeRef: null });
@@ -75,5 +75,33 @@ describe('restore point chain rules', () => {
     expect(run([found(point('d', 'c'), ['vm/disk0/d.qcow2'])], base()).at(-1)).toEqual({ type: 'ChainBroken', data: { restorePointId: 'd', reason: 'files missing: vm/disk0/d.qcow2' } });
     expect(run([found(point('e', 'x'))], base()).at(-1)).toEqual({ type: 'ChainBroken', data: { restorePointId: 'e', reason: 'parent x is not in the chain' } });
     expect(() => run([found(point('d', 'a'))], base())).toThrow(/must build on the newest point c/);
+  });
+
+  describe('integrity', () => {
+    const verified = (restorePointId: string, ok = true): ChainEvent => ({ type: 'RestorePointVerified', data: { restorePointId, ok, problems: ok ? [] : ['qemu-img check: leaked clusters'], warnings: [], verifiedAt: '2026-02-02T00:00:00Z' } });
+    const corrupted = (restorePointId: string, readsThrough: string[]): ChainEvent => ({
+      type: 'RestorePointCorrupted',
+      data: { restorePointId, diskId: 'disk0', offset: 65536, length: 65536, expected: 'aa', actual: 'bb', readsThrough },
+    });
+
+    it('starts unverified and becomes verified with the time of the verify', () => {
+      const state = fold(chain, [...base(), verified('b')]);
+      expect(integrityOf(state, 'a')).toEqual({ status: 'unverified', verifiedAt: null, damaged: [], problems: [] });
+      expect(integrityOf(state, 'b')).toMatchObject({ status: 'verified', verifiedAt: '2026-02-02T00:00:00Z' });
+    });
+
+    it('marks the damaged point and every point reading through the block as corrupt, for good', () => {
+      const state = fold(chain, [...base(), corrupted('a', ['b']), verified('a'), verified('c')]);
+      expect(integrityOf(state, 'a')).toMatchObject({ status: 'corrupt', damaged: [{ diskId: 'disk0', offset: 65536, length: 65536, expected: 'aa', actual: 'bb', inPointId: 'a' }] });
+      expect(integrityOf(state, 'b')).toMatchObject({ status: 'corrupt', damaged: [{ inPointId: 'a' }] });
+      expect(integrityOf(state, 'c').status).toBe('verified');
+    });
+
+    it('a structural failure is corrupt too, and a deleted point leaves no integrity behind', () => {
+      const state = fold(chain, [...base(), verified('c', false)]);
+      expect(integrityOf(state, 'c')).toMatchObject({ status: 'corrupt', problems: ['qemu-img check: leaked clusters'] });
+      const gone = fold(chain, run([{ kind: 'startDelete', restorePointId: 'c' }, { kind: 'completeDelete', restorePointId: 'c', childDisks: null }], [...base(), verified('c', false)]));
+      expect(gone.integrity).toEqual({});
+    });
   });
 });

@@ -5,7 +5,9 @@ import {
   ChainEvent,
   DeleteStrategy,
   PointDisk,
+  DamagedRange,
   RESTORE_POINT_ADDED,
+  RESTORE_POINT_CORRUPTED,
   RESTORE_POINT_DELETE_STARTED,
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
@@ -20,10 +22,35 @@ export interface PendingDelete {
   parentId: string | null;
 }
 
+export type Integrity = 'unverified' | 'verified' | 'corrupt';
+
+export interface PointIntegrity {
+  status: Integrity;
+  /** When a verify last read the point back; null when none did. */
+  verifiedAt: string | null;
+  /** What makes it corrupt: its own damaged blocks and those it reads through. */
+  damaged: DamagedRange[];
+  /** Structural problems a verify found (qemu-img check, backing chain). */
+  problems: string[];
+}
+
 export interface ChainState {
   /** Oldest first. A later full point starts a new segment: its parentId is null. */
   points: RestorePoint[];
   pending: PendingDelete | null;
+  /** By restore point id; a point without an entry was never verified. Corrupt is final. */
+  integrity: Record<string, PointIntegrity>;
+}
+
+const UNVERIFIED: PointIntegrity = { status: 'unverified', verifiedAt: null, damaged: [], problems: [] };
+
+export function integrityOf(state: ChainState, restorePointId: string): PointIntegrity {
+  return state.integrity[restorePointId] ?? UNVERIFIED;
+}
+
+function withoutPoint(integrity: Record<string, PointIntegrity>, restorePointId: string): Record<string, PointIntegrity> {
+  const { [restorePointId]: _gone, ...rest } = integrity;
+  return rest;
 }
 
 export type ChainCommand =
@@ -56,7 +83,7 @@ export function deleteStrategy(state: ChainState, restorePointId: string): Delet
 }
 
 export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
-  initialState: () => ({ points: [], pending: null }),
+  initialState: () => ({ points: [], pending: null, integrity: {} }),
 
   evolve(state, event) {
     switch (event.type) {
@@ -69,7 +96,7 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         const points = state.points
           .filter((p) => p.restorePointId !== restorePointId)
           .map((p) => (p.restorePointId === intoId ? { ...p, type: 'full' as const, parentId: null, disks } : p));
-        return { points, pending: null };
+        return { points, pending: null, integrity: withoutPoint(state.integrity, restorePointId) };
       }
       case RESTORE_POINT_DELETED: {
         const removed = pointOf(state, event.data.restorePointId);
@@ -77,9 +104,24 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         const points = state.points
           .filter((p) => p.restorePointId !== event.data.restorePointId)
           .map((p) => (removed && p.parentId === removed.restorePointId ? { ...p, parentId: removed.parentId, disks: childDisks ?? p.disks } : p));
-        return { points, pending: null };
+        return { points, pending: null, integrity: withoutPoint(state.integrity, event.data.restorePointId) };
       }
-      case RESTORE_POINT_VERIFIED:
+      case RESTORE_POINT_VERIFIED: {
+        const { restorePointId, ok, problems, verifiedAt } = event.data;
+        const before = integrityOf(state, restorePointId);
+        const status: Integrity = before.status === 'corrupt' || !ok ? 'corrupt' : 'verified';
+        return { ...state, integrity: { ...state.integrity, [restorePointId]: { ...before, status, verifiedAt: verifiedAt ?? before.verifiedAt, problems: ok ? before.problems : problems } } };
+      }
+      case RESTORE_POINT_CORRUPTED: {
+        const { restorePointId, diskId, offset, length, expected, actual, readsThrough } = event.data;
+        const range: DamagedRange = { diskId, offset, length, expected, actual, inPointId: restorePointId };
+        const integrity = { ...state.integrity };
+        for (const id of [restorePointId, ...readsThrough]) {
+          const before = integrityOf(state, id);
+          integrity[id] = { ...before, status: 'corrupt', damaged: [...before.damaged, range] };
+        }
+        return { ...state, integrity };
+      }
       case CHAIN_BROKEN:
         return state;
     }

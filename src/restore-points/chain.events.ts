@@ -5,6 +5,7 @@ export const RESTORE_POINT_DELETE_STARTED = 'RestorePointDeleteStarted';
 export const RESTORE_POINT_MERGED = 'RestorePointMerged';
 export const RESTORE_POINT_DELETED = 'RestorePointDeleted';
 export const RESTORE_POINT_VERIFIED = 'RestorePointVerified';
+export const RESTORE_POINT_CORRUPTED = 'RestorePointCorrupted';
 export const CHAIN_BROKEN = 'ChainBroken';
 
 export interface PointDisk {
@@ -38,9 +39,33 @@ export type RestorePointDeleteStarted = DomainEvent<
 /** The oldest point was merged into its child, which is now a full point with these disks. */
 export type RestorePointMerged = DomainEvent<typeof RESTORE_POINT_MERGED, { restorePointId: string; intoId: string; disks: PointDisk[] }>;
 export type RestorePointDeleted = DomainEvent<typeof RESTORE_POINT_DELETED, { restorePointId: string; strategy: DeleteStrategy; childDisks: PointDisk[] | null }>;
-export type RestorePointVerified = DomainEvent<typeof RESTORE_POINT_VERIFIED, { restorePointId: string; ok: boolean; problems: string[]; warnings: string[] }>;
+/** `verifiedAt` is absent on events recorded before verify read the data back. */
+export type RestorePointVerified = DomainEvent<
+  typeof RESTORE_POINT_VERIFIED,
+  { restorePointId: string; ok: boolean; problems: string[]; warnings: string[]; verifiedAt?: string }
+>;
+
+/** A block of a point's own data that, read back, did not match the digest recorded when it was written. */
+export interface DamagedRange {
+  diskId: string;
+  offset: number;
+  length: number;
+  expected: string;
+  actual: string;
+  /** The point whose file holds the damaged block (itself, or the point it reads through). */
+  inPointId: string;
+}
+
+/**
+ * One damaged block of `restorePointId`'s own file. Every point in `readsThrough` (later points
+ * that do not overwrite that block) reads it from there and is corrupt as well.
+ */
+export type RestorePointCorrupted = DomainEvent<
+  typeof RESTORE_POINT_CORRUPTED,
+  { restorePointId: string; diskId: string; offset: number; length: number; expected: string; actual: string; readsThrough: string[] }
+>;
 export type ChainBroken = DomainEvent<typeof CHAIN_BROKEN, { reason: string; restorePointId: string | null }>;
-export type ChainEvent = RestorePointAdded | RestorePointDeleteStarted | RestorePointMerged | RestorePointDeleted | RestorePointVerified | ChainBroken;
+export type ChainEvent = RestorePointAdded | RestorePointDeleteStarted | RestorePointMerged | RestorePointDeleted | RestorePointVerified | RestorePointCorrupted | ChainBroken;
 
 export const CHAIN_STREAM_PREFIX = 'chain-';
 /** One chain per VM per repository. */
