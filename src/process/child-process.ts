@@ -29,6 +29,10 @@ export interface SpawnChildOptions {
   cwd?: string;
   /** Added to our environment. */
   env?: Record<string, string>;
+  /** Run as this user (PostgreSQL refuses to run as root). */
+  user?: { uid: number; gid: number };
+  /** A detached child we stop ourselves at the very end (the embedded database): our event loop keeps running while it runs, so a stop is awaited to its end. */
+  holdsEventLoop?: boolean;
 }
 
 /** Children that die with us; 'exit' handlers must be synchronous, so a plain SIGKILL is all that can be done there. */
@@ -88,8 +92,10 @@ export class ChildProcessHandle implements ProcessHandle {
         stdio: ['ignore', output, output],
         cwd: options.cwd ?? '/',
         env: { ...process.env, ...options.env },
+        uid: options.user?.uid,
+        gid: options.user?.gid,
       });
-      if (options.detached) child.unref();
+      if (options.detached && !options.holdsEventLoop) child.unref();
       else if (child.pid !== undefined) killOnExit(child);
       return new ChildProcessHandle(child);
     } finally {

@@ -15,6 +15,8 @@ export interface RunProcessOptions {
   acceptExitCodes?: readonly number[];
   /** Killed with SIGKILL after this long: a tool touching a hung FUSE file would otherwise block for ever. No limit when omitted. */
   timeoutMs?: number;
+  /** Run as this user (PostgreSQL refuses to run as root). */
+  user?: { uid: number; gid: number };
 }
 
 export type ProcessFailure =
@@ -59,7 +61,7 @@ export function describeFailure(failure: ProcessFailure): string {
 export function runProcess(program: string, args: readonly string[], options: RunProcessOptions = {}): Promise<ProcessResult> {
   const accepted = options.acceptExitCodes ?? [0];
   return new Promise((resolve, reject) => {
-    const child = spawn(program, [...args], { cwd: options.cwd, env: environment(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(program, [...args], { cwd: options.cwd, env: environment(options.env), stdio: ['ignore', 'pipe', 'pipe'], uid: options.user?.uid, gid: options.user?.gid });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let timedOut = false;

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, processesMentioning, spawnSendense, waitForHttp } from '../support/processes';
@@ -26,6 +26,7 @@ describe('sendense hub process on embedded defaults', () => {
     expect(statSync(join(dataDir, 'admin.token')).mode & 0o777).toBe(0o600);
     expect(hub.output()).toContain(`admin token is in ${join(dataDir, 'admin.token')}`);
     expect(processesMentioning(join(dataDir, 'postgres')).length).toBeGreaterThan(0);
+    expect(readFileSync(join(dataDir, 'postgres.log'), 'utf8')).toContain('database system is ready to accept connections');
     expect((await fetch(`http://127.0.0.1:${port}/api/v1/projections`)).status).toBe(401);
 
     hub.child.kill('SIGTERM');
