@@ -2,12 +2,14 @@ import { runEventStoreBench } from './event-store.bench';
 import { runExportsBench } from './exports.bench';
 import { runRestoreBench } from '../src/restore/restore.bench';
 import { runDatapathBench } from '../src/data-mover/datapath.bench';
+import { runVerifyBench } from './verify.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   'event-store': runEventStoreBench,
   exports: runExportsBench,
   restore: runRestoreBench,
   datapath: runDatapathBench,
+  verify: runVerifyBench,
 };
 
 async function main(): Promise<void> {

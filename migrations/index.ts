@@ -6,6 +6,8 @@ import { RepositoriesAndChains1763770000000 } from './1763770000000-repositories
 import { Agents1763770100000 } from './1763770100000-agents';
 import { BackupJobs1763770200000 } from './1763770200000-backup-jobs';
 import { RestoreMounts1763770300000 } from './1763770300000-restore-mounts';
+import { RestoreMountIntegrity1763770460000 } from './1763770460000-restore-mount-integrity';
+import { RestorePointsIntegrity1763770470000 } from './1763770470000-restore-points-integrity';
 
 /** Every migration, in order; the list is explicit so compiled and ts-jest runs load the same set. */
-export const MIGRATIONS = [EventStore1763769600000, ApiTokens1763769700000, EventStoreAppendFunction1763769800000, NbdReadModels1763769900000, RepositoriesAndChains1763770000000, Agents1763770100000, BackupJobs1763770200000, RestoreMounts1763770300000];
+export const MIGRATIONS = [EventStore1763769600000, ApiTokens1763769700000, EventStoreAppendFunction1763769800000, NbdReadModels1763769900000, RepositoriesAndChains1763770000000, Agents1763770100000, BackupJobs1763770200000, RestoreMounts1763770300000, RestoreMountIntegrity1763770460000, RestorePointsIntegrity1763770470000];

@@ -4,6 +4,7 @@ import {
   ActiveRestoreMountsHandler,
   GetRestoreMountHandler,
   ListRestoreMountsHandler,
+  MountIntegrityHandler,
   MountReadingFilesHandler,
   RestoreMountSourceHandler,
   SettledRestoreMountHandler,
@@ -11,5 +12,5 @@ import {
 
 export const restoreMountsReadModel: ReadModel = {
   projector: RestoreMountsProjector,
-  queryHandlers: [GetRestoreMountHandler, ListRestoreMountsHandler, SettledRestoreMountHandler, ActiveRestoreMountsHandler, MountReadingFilesHandler, RestoreMountSourceHandler],
+  queryHandlers: [GetRestoreMountHandler, ListRestoreMountsHandler, SettledRestoreMountHandler, ActiveRestoreMountsHandler, MountReadingFilesHandler, RestoreMountSourceHandler, MountIntegrityHandler],
 };

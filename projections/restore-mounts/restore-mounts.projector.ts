@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { EntityManager, In } from 'typeorm';
 import { RecordedEvent } from '../../src/event-store/event-store.port';
 import { Projector } from '../../src/projection-runner/projector';
+import { chainAggregate, ChainState } from '../../src/restore-points/chain.aggregate';
+import { CHAIN_STREAM_PREFIX, ChainEvent } from '../../src/restore-points/chain.events';
 import {
   MountTarget,
   RESTORE_ARCHIVE_DOWNLOADED,
@@ -19,15 +21,24 @@ import {
   RestoreMountReleased,
 } from '../../src/restore/restore-mount.events';
 import { RestoreMountView } from './restore-mount.entity';
+import { RestorePointIntegrityView } from './restore-point-integrity.entity';
 
-/** Every time comes from the events themselves, so a rebuilt read model equals the live one. */
+/**
+ * Every time comes from the events themselves, so a rebuilt read model equals the live one. The
+ * chains' verify results are followed too, so that a mount shows its point's integrity as it is
+ * now, also when the point was found corrupt after it was mounted.
+ */
 @Injectable()
 export class RestoreMountsProjector implements Projector {
   readonly name = 'restore-mounts';
-  readonly filter = { streamPrefixes: [RESTORE_MOUNT_STREAM_PREFIX] };
-  readonly tables = ['rm_restore_mounts'];
+  readonly filter = { streamPrefixes: [RESTORE_MOUNT_STREAM_PREFIX, CHAIN_STREAM_PREFIX] };
+  readonly tables = ['rm_restore_mounts', 'rm_restore_point_integrity'];
 
   async apply(event: RecordedEvent, manager: EntityManager): Promise<void> {
+    if (event.streamId.startsWith(CHAIN_STREAM_PREFIX)) {
+      await this.applyIntegrity(event, manager);
+      return;
+    }
     const repo = manager.getRepository(RestoreMountView);
     const mountId = (event.data as { mountId: string }).mountId;
     const at = event.createdAt;
@@ -99,6 +110,31 @@ export class RestoreMountsProjector implements Projector {
         await repo.update({ mountId }, { status: 'released', releaseReason: d.reason, releaseDetail: d.detail, endedAt: at, expiresAt: null });
         return;
       }
+    }
+  }
+
+  /**
+   * The rows of the points a chain event speaks about (its point, and those reading through a
+   * damaged block) go through the chain decider's own evolve, whatever the event: the read model
+   * says exactly what integrityOf says (corrupt is final; a deleted or merged-away point has no
+   * integrity left), also for events the decider learns to weigh later.
+   */
+  private async applyIntegrity(event: RecordedEvent, manager: EntityManager): Promise<void> {
+    const data = event.data as { restorePointId?: unknown; readsThrough?: unknown };
+    if (typeof data.restorePointId !== 'string') return;
+    const ids = [...new Set([data.restorePointId, ...(Array.isArray(data.readsThrough) ? (data.readsThrough as string[]) : [])])];
+    const repo = manager.getRepository(RestorePointIntegrityView);
+    const rows = await repo.findBy({ restorePointId: In(ids) });
+    const before: ChainState = {
+      ...chainAggregate.initialState(),
+      integrity: Object.fromEntries(rows.map((r) => [r.restorePointId, { status: r.status, verifiedAt: r.verifiedAt, damaged: r.damaged, problems: r.problems }])),
+    };
+    const after = chainAggregate.evolve(before, { type: event.type, data: event.data } as ChainEvent).integrity;
+    for (const id of ids) {
+      const entry = after[id];
+      if (JSON.stringify(entry) === JSON.stringify(before.integrity[id])) continue;
+      if (entry) await repo.upsert({ restorePointId: id, status: entry.status, verifiedAt: entry.verifiedAt, damaged: entry.damaged, problems: entry.problems }, ['restorePointId']);
+      else await repo.delete({ restorePointId: id });
     }
   }
 

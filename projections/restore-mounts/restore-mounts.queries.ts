@@ -1,21 +1,41 @@
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import { DomainError } from '../../src/eventing/domain-error';
+import { ProjectionsService } from '../../src/projection-runner/projections.service';
 import { LiveMounts } from '../../src/restore/live-mounts';
+import { MountIntegrity, mountIntegrity } from '../../src/restore/mount-integrity';
 import { ActiveRestoreMountsQuery } from '../../src/restore/queries/active-restore-mounts.query';
 import { GetRestoreMountQuery } from '../../src/restore/queries/get-restore-mount.query';
 import { ListRestoreMountsQuery } from '../../src/restore/queries/list-restore-mounts.query';
+import { MountIntegrityQuery } from '../../src/restore/queries/mount-integrity.query';
 import { MountReadingFiles, MountReadingFilesQuery } from '../../src/restore/queries/mount-reading-files.query';
 import { RestoreMountDescription } from '../../src/restore/queries/restore-mount-description';
 import { RestoreMountSource, RestoreMountSourceQuery } from '../../src/restore/queries/restore-mount-source.query';
 import { SettledRestoreMountQuery } from '../../src/restore/queries/settled-restore-mount.query';
 import { RestoreMountView } from './restore-mount.entity';
+import { RestorePointIntegrityView } from './restore-point-integrity.entity';
 
 /** How long a request waits for the read model to show the outcome the workflow already recorded. */
 const OUTCOME_LAG_MS = 10_000;
+const READ_MODEL = 'restore-mounts';
+
+/**
+ * The integrity rows of these points once the read model has applied every chain event recorded
+ * so far: a point found corrupt a moment ago shows corrupt on the next answer.
+ */
+async function integrityRows(dataSource: DataSource, projections: ProjectionsService, restorePointIds: string[]): Promise<Map<string, RestorePointIntegrityView>> {
+  await projections.waitForCaughtUp(READ_MODEL);
+  if (!restorePointIds.length) return new Map();
+  const rows = await dataSource.getRepository(RestorePointIntegrityView).findBy({ restorePointId: In([...new Set(restorePointIds)]) });
+  return new Map(rows.map((r) => [r.restorePointId, r]));
+}
+
+function integrityOfMount(v: RestoreMountView, rows: Map<string, RestorePointIntegrityView>): MountIntegrity {
+  return mountIntegrity(rows.get(v.restorePointId) ?? null, v.diskId);
+}
 
 /** While this process holds a ready mount, its expiry moves with every access; the read model's is throttled. */
-function describe(v: RestoreMountView, live: LiveMounts): RestoreMountDescription {
+function describe(v: RestoreMountView, live: LiveMounts, integrity: MountIntegrity): RestoreMountDescription {
   const access = v.status === 'ready' ? live.liveAccess(v.mountId) : null;
   return {
     mountId: v.mountId,
@@ -49,6 +69,7 @@ function describe(v: RestoreMountView, live: LiveMounts): RestoreMountDescriptio
     lastAccessAt: access?.lastAccessAt ?? v.lastAccessAt,
     expiresAt: access?.expiresAt ?? v.expiresAt,
     downloads: { files: v.fileDownloads, archives: v.archiveDownloads, bytes: v.bytesDownloaded },
+    ...integrity,
   };
 }
 
@@ -63,10 +84,12 @@ export class GetRestoreMountHandler implements IQueryHandler<GetRestoreMountQuer
   constructor(
     private readonly dataSource: DataSource,
     private readonly live: LiveMounts,
+    private readonly projections: ProjectionsService,
   ) {}
 
   async execute({ mountId }: GetRestoreMountQuery): Promise<RestoreMountDescription> {
-    return describe(await viewOf(this.dataSource, mountId), this.live);
+    const view = await viewOf(this.dataSource, mountId);
+    return describe(view, this.live, integrityOfMount(view, await integrityRows(this.dataSource, this.projections, [view.restorePointId])));
   }
 }
 
@@ -75,6 +98,7 @@ export class ListRestoreMountsHandler implements IQueryHandler<ListRestoreMounts
   constructor(
     private readonly dataSource: DataSource,
     private readonly live: LiveMounts,
+    private readonly projections: ProjectionsService,
   ) {}
 
   async execute({ filter }: ListRestoreMountsQuery): Promise<RestoreMountDescription[]> {
@@ -82,7 +106,8 @@ export class ListRestoreMountsHandler implements IQueryHandler<ListRestoreMounts
       where: { ...(filter.status ? { status: filter.status } : {}), ...(filter.restorePointId ? { restorePointId: filter.restorePointId } : {}) },
       order: { requestedAt: 'DESC' },
     });
-    return views.map((v) => describe(v, this.live));
+    const rows = await integrityRows(this.dataSource, this.projections, views.map((v) => v.restorePointId));
+    return views.map((v) => describe(v, this.live, integrityOfMount(v, rows)));
   }
 }
 
@@ -96,6 +121,7 @@ export class SettledRestoreMountHandler implements IQueryHandler<SettledRestoreM
   constructor(
     private readonly dataSource: DataSource,
     private readonly live: LiveMounts,
+    private readonly projections: ProjectionsService,
   ) {}
 
   async execute({ mountId, refuseFailed }: SettledRestoreMountQuery): Promise<RestoreMountDescription> {
@@ -110,7 +136,19 @@ export class SettledRestoreMountHandler implements IQueryHandler<SettledRestoreM
     if (refuseFailed && view.status === 'failed') {
       throw new DomainError('conflict', `restore point ${view.restorePointId} disk ${view.diskId} could not be mounted (restore mount ${mountId}): ${view.error}`);
     }
-    return describe(view, this.live);
+    return describe(view, this.live, integrityOfMount(view, await integrityRows(this.dataSource, this.projections, [view.restorePointId])));
+  }
+}
+
+@QueryHandler(MountIntegrityQuery)
+export class MountIntegrityHandler implements IQueryHandler<MountIntegrityQuery, MountIntegrity> {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly projections: ProjectionsService,
+  ) {}
+
+  async execute({ restorePointId, diskId }: MountIntegrityQuery): Promise<MountIntegrity> {
+    return mountIntegrity((await integrityRows(this.dataSource, this.projections, [restorePointId])).get(restorePointId) ?? null, diskId);
   }
 }
 

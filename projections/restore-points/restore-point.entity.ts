@@ -1,5 +1,6 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import type { PointDisk } from '../../src/restore-points/chain.events';
+import type { Integrity } from '../../src/restore-points/chain.aggregate';
+import type { DamagedRange, DigestCoverage, PointDisk } from '../../src/restore-points/chain.events';
 
 @Entity({ name: 'rm_restore_points' })
 @Index(['vmId', 'repositoryId'])
@@ -46,4 +47,16 @@ export class RestorePointView {
 
   @Column({ name: 'verify_warnings', type: 'jsonb', nullable: true })
   verifyWarnings: string[] | null;
+
+  /** As the chain decider has it (integrityOf): verified by content, unverified, or corrupt for good. */
+  @Column({ type: 'text', default: 'unverified' })
+  integrity: Integrity;
+
+  /** Damaged blocks the point reads: its own and those of points it reads through. */
+  @Column({ type: 'jsonb', default: () => "'[]'" })
+  damaged: DamagedRange[];
+
+  /** How much of the point's content the last verify compared with digests. */
+  @Column({ name: 'verify_digests', type: 'text', nullable: true })
+  verifyDigests: DigestCoverage | null;
 }

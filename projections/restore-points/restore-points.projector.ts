@@ -5,12 +5,16 @@ import { Projector } from '../../src/projection-runner/projector';
 import {
   CHAIN_STREAM_PREFIX,
   RESTORE_POINT_ADDED,
+  RESTORE_POINT_CORRUPTED,
+  RESTORE_POINT_DELETE_FAILED,
   RESTORE_POINT_DELETE_STARTED,
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
   RESTORE_POINT_VERIFIED,
   RestorePoint,
+  RestorePointCorrupted,
   RestorePointDeleted,
+  RestorePointDeleteFailed,
   RestorePointMerged,
   RestorePointVerified,
 } from '../../src/restore-points/chain.events';
@@ -42,12 +46,22 @@ export class RestorePointsProjector implements Projector {
           verifyOk: null,
           verifyProblems: null,
           verifyWarnings: null,
+          integrity: 'unverified',
+          damaged: [],
+          verifyDigests: null,
         });
         return;
       }
       case RESTORE_POINT_DELETE_STARTED:
         await repo.update({ restorePointId: (event.data as { restorePointId: string }).restorePointId }, { status: 'deleting' });
         return;
+      case RESTORE_POINT_DELETE_FAILED: {
+        // The point stays; when the surgery stopped past the point of no return it reads as a failed check until deleted again.
+        const d = event.data as RestorePointDeleteFailed['data'];
+        const damaged = d.undone ? {} : { verifiedAt: event.createdAt, verifyOk: false, verifyProblems: [`a delete stopped midway: ${d.reason}`], verifyWarnings: [], integrity: 'corrupt' as const };
+        await repo.update({ restorePointId: d.restorePointId }, { status: 'available', ...damaged });
+        return;
+      }
       case RESTORE_POINT_MERGED: {
         const d = event.data as RestorePointMerged['data'];
         await repo.delete({ restorePointId: d.restorePointId });
@@ -66,7 +80,23 @@ export class RestorePointsProjector implements Projector {
       }
       case RESTORE_POINT_VERIFIED: {
         const d = event.data as RestorePointVerified['data'];
-        await repo.update({ restorePointId: d.restorePointId }, { verifiedAt: event.createdAt, verifyOk: d.ok, verifyProblems: d.problems, verifyWarnings: d.warnings });
+        const before = await repo.findOneBy({ restorePointId: d.restorePointId });
+        if (!before) return;
+        // the chain decider's rule (chain.aggregate.ts): corrupt is final, verified only by content
+        const byContent = d.verifiedAt !== undefined && (d.digests ?? 'all') === 'all';
+        const integrity = before.integrity === 'corrupt' || !d.ok ? 'corrupt' : byContent ? 'verified' : before.integrity;
+        await repo.update(
+          { restorePointId: d.restorePointId },
+          { verifiedAt: d.verifiedAt ? new Date(d.verifiedAt) : event.createdAt, verifyOk: d.ok, verifyProblems: d.problems, verifyWarnings: d.warnings, integrity, verifyDigests: d.digests ?? null },
+        );
+        return;
+      }
+      case RESTORE_POINT_CORRUPTED: {
+        const { restorePointId, diskId, offset, length, expected, actual, readsThrough } = event.data as RestorePointCorrupted['data'];
+        for (const id of [restorePointId, ...readsThrough]) {
+          const before = await repo.findOneBy({ restorePointId: id });
+          if (before) await repo.update({ restorePointId: id }, { integrity: 'corrupt', damaged: [...before.damaged, { diskId, offset, length, expected, actual, inPointId: restorePointId }] });
+        }
         return;
       }
     }

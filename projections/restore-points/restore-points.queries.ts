@@ -6,6 +6,7 @@ import { CountRestorePointsQuery } from '../../src/restore-points/queries/count-
 import { GetRestorePointQuery } from '../../src/restore-points/queries/get-restore-point.query';
 import { ListRestorePointsQuery } from '../../src/restore-points/queries/list-restore-points.query';
 import { RestorePointRecord } from '../../src/restore-points/queries/restore-point.record';
+import { RepositoryRestorePointsQuery } from '../../src/restore-points/queries/repository-restore-points.query';
 import { RestorePointsBeingDeletedQuery } from '../../src/restore-points/queries/restore-points-being-deleted.query';
 import { RestorePointView } from './restore-point.entity';
 
@@ -49,5 +50,18 @@ export class CountRestorePointsHandler implements IQueryHandler<CountRestorePoin
   async execute({ repositoryId }: CountRestorePointsQuery): Promise<number> {
     await this.projections.waitForCaughtUp('restore-points');
     return this.dataSource.getRepository(RestorePointView).countBy({ repositoryId });
+  }
+}
+
+@QueryHandler(RepositoryRestorePointsQuery)
+export class RepositoryRestorePointsHandler implements IQueryHandler<RepositoryRestorePointsQuery, RestorePointRecord[]> {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly projections: ProjectionsService,
+  ) {}
+
+  async execute({ repositoryId }: RepositoryRestorePointsQuery): Promise<RestorePointRecord[]> {
+    await this.projections.waitForCaughtUp('restore-points');
+    return this.dataSource.getRepository(RestorePointView).find({ where: { repositoryId }, order: { vmId: 'ASC', chainPosition: 'ASC' } });
   }
 }

@@ -60,6 +60,9 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     report: async (job, report) => {
       await hub.send('POST', `/api/v1/backups/${job.jobId}/agent-reports`, report, { [CORRELATION_HEADER]: job.correlationId });
     },
+    uploadDigests: async (job, diskId, digests) => {
+      await hub.put(`/api/v1/backups/${job.jobId}/disks/${diskId}/digests`, digests, { [CORRELATION_HEADER]: job.correlationId });
+    },
     log: (level, message) => log[level](message),
   });
   const api = new AgentApi(source, runner);

@@ -9,6 +9,8 @@ export interface RunnerDeps {
   openHubPort: (port: number) => Promise<Duplex>;
   /** Every report names its job and carries the job's correlation id, so the hub files it under the job's audit story. */
   report: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, report: AgentReport) => Promise<void>;
+  /** Hands the hub the block digests of one disk (src/wire/block-digests.ts), before that disk is reported complete. */
+  uploadDigests: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, diskId: string, digests: Buffer) => Promise<void>;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -19,10 +21,19 @@ type Report = (report: AgentReport) => Promise<void>;
 /**
  * Runs backups on the agent: one snapshot for all disks of the VM, then each
  * disk copied into the hub's NBD export through the tunnel. Change tracking is
- * committed only after a success; anything else keeps the old generation.
+ * committed only once the hub has recorded the restore point; anything else keeps the old generation.
  */
 export class BackupRunner {
   private readonly running = new Map<string, AbortController>();
+  /**
+   * Per VM, the backup this agent finished whose restore point the hub may or may not have recorded. Its
+   * change tracking (the old base bitmap and the new one, both still recording) is settled when the next
+   * backup of the VM says what the hub's chain ends with: built on the new point, it was recorded and is
+   * committed; built on anything else, it was not, and the old base stays the base, so that incremental still
+   * covers everything since the last recorded point. An agent restart forgets this; the bitmaps stay, and the
+   * next successful backup keeps only its own.
+   */
+  private readonly unconfirmed = new Map<string, { newPointId: string; sincePointId: string | null }>();
 
   constructor(private readonly deps: RunnerDeps) {}
 
@@ -69,6 +80,7 @@ export class BackupRunner {
     const sincePointId = request.type === 'incremental' ? request.sincePointId : null;
     let success = false;
     try {
+      await this.settle(vmId, sincePointId);
       const prepared = await source.prepareBackup(vmId, { newPointId: restorePointId, sincePointId });
       if (prepared.mode !== request.type) throw new Error(`change tracking changed since the plan: ${prepared.reason ?? prepared.mode}`);
       const snapshot = await source.openSnapshot(vmId, { bitmaps: prepared.bitmaps });
@@ -79,7 +91,8 @@ export class BackupRunner {
           const disk = snapshot.disks.find((d) => d.diskId === target.diskId);
           if (!disk) throw new Error(`the snapshot has no disk ${target.diskId}`);
           const newBitmap = prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
-          await this.copyOne(report, disk.uri, disk.bitmap, target, request.type, newBitmap, signal);
+          const uploadDigests = (digests: Buffer) => this.deps.uploadDigests(request, target.diskId, digests);
+          await this.copyOne(report, uploadDigests, disk.uri, disk.bitmap, target, request.type, newBitmap, signal);
         }
       } finally {
         await snapshot.close();
@@ -92,13 +105,26 @@ export class BackupRunner {
       log('error', `backup ${jobId} of ${vmId} failed: ${reason}`);
       await report({ type: 'failed', reason }).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
     } finally {
-      await source
-        .completeBackup(vmId, { newPointId: restorePointId, sincePointId, success })
-        .catch((e) => log('warn', `change tracking of ${vmId} not committed (${success ? 'success' : 'failure'}): ${String(e)}`));
+      if (success) this.unconfirmed.set(vmId, { newPointId: restorePointId, sincePointId });
+      else await source.completeBackup(vmId, { newPointId: restorePointId, sincePointId, success }).catch((e) => log('warn', `change tracking of ${vmId} not rolled back: ${String(e)}`));
     }
   }
 
-  private async copyOne(report: Report, sourceUri: string, bitmap: string | undefined, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
+  /**
+   * Commits the previous backup's change tracking if the hub recorded its point (this incremental builds on it),
+   * else rolls it back. A full says nothing about what the hub recorded: the bitmaps stay until a later backup tells.
+   */
+  private async settle(vmId: string, basePointId: string | null): Promise<void> {
+    const previous = this.unconfirmed.get(vmId);
+    if (!previous || basePointId === null) return;
+    this.unconfirmed.delete(vmId);
+    const recorded = basePointId === previous.newPointId;
+    await this.deps.source
+      .completeBackup(vmId, { ...previous, success: recorded })
+      .catch((e) => this.deps.log('warn', `change tracking of ${vmId} not ${recorded ? 'committed' : 'rolled back'}: ${String(e)}`));
+  }
+
+  private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, sourceUri: string, bitmap: string | undefined, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
     const contexts = [BASE_ALLOCATION, ...(bitmap ? [`qemu:dirty-bitmap:${bitmap}`] : [])];
     const src = await openNbd(sourceUri, { metaContexts: contexts });
     let dst: NbdClient | undefined;
@@ -112,6 +138,8 @@ export class BackupRunner {
         mode,
         bitmap,
         signal,
+        // every block sent is hashed on the way, so a verify can later prove the repository still holds it
+        digests: true,
         onProgress: (p) => {
           if (!started) {
             started = true;
@@ -124,6 +152,7 @@ export class BackupRunner {
         },
       });
       if (!started) await report({ type: 'transfer-started', diskId: target.diskId, bytesPlanned: summary.bytesPlanned });
+      await uploadDigests(summary.digests!.encode());
       await report({
         type: 'transfer-completed',
         diskId: target.diskId,

@@ -15,4 +15,14 @@ export class HubClient {
     if (!res.ok) throw new Error(`hub answered ${res.status} to ${method} ${path}: ${text.slice(0, 500)}`);
     return text ? JSON.parse(text) : null;
   }
+
+  /** A binary body (block digests), sent as application/octet-stream. */
+  async put(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<void> {
+    const res = await fetch(`${this.baseUrl()}${path}`, {
+      method: 'PUT',
+      headers: { ...headers, Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/octet-stream' },
+      body,
+    });
+    if (!res.ok) throw new Error(`hub answered ${res.status} to PUT ${path}: ${(await res.text()).slice(0, 500)}`);
+  }
 }

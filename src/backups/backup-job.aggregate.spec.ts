@@ -4,7 +4,7 @@ import { BackupEvent, Target } from './backup.events';
 
 const target = (diskId: string): Target => ({ diskId, file: `vm/${diskId}/rp.qcow2`, parentFile: null, virtualSize: 1, leaseId: `l-${diskId}`, port: 10100, exportName: diskId });
 const happyPath: BackupJobCommand[] = [
-  { kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto', busyJobId: null },
+  { kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto' },
   { kind: 'start' },
   { kind: 'decideType', restorePointId: 'rp', last: null, plan: { mode: 'full', reason: 'no earlier restore point in this chain', disks: [{ diskId: 'd0', virtualSize: 1 }, { diskId: 'd1', virtualSize: 1 }] } },
   { kind: 'targetsPrepared', targets: [target('d0'), target('d1')] },
@@ -56,10 +56,10 @@ describe('backup job rules', () => {
 
   describe('full or incremental', () => {
     const disks = [{ diskId: 'd0', virtualSize: 100 }, { diskId: 'd1', virtualSize: 50 }];
-    const last: LastPoint = { restorePointId: 'rp-1', disks };
+    const last: LastPoint = { restorePointId: 'rp-1', disks, corrupt: null };
     const incrementalPlan = { mode: 'incremental' as const, reason: null, disks };
     const given = (requestedType: 'full' | 'incremental' | 'auto') =>
-      run([{ kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType, busyJobId: null }, { kind: 'start' }]);
+      run([{ kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType }, { kind: 'start' }]);
     const decided = (events: BackupEvent[], command: Extract<BackupJobCommand, { kind: 'decideType' }>) => run([command], events).at(-1)!.data;
 
     it('given a chain whose bitmaps agree, when auto is requested, then it is an incremental on the newest point', () => {
@@ -94,6 +94,16 @@ describe('backup job rules', () => {
       expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: { mode: 'full', reason: null, disks } })).toMatchObject({ reason: 'the source cannot continue the chain' });
     });
 
+    it('given the newest point is corrupt, then auto is a full that says why, and an incremental is refused', () => {
+      const corrupt = { ...last, corrupt: 'restore point rp-1 is corrupt (1 damaged block(s) in rp-1)' };
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last: corrupt, plan: incrementalPlan })).toMatchObject({
+        type: 'full',
+        reason: 'restore point rp-1 is corrupt (1 damaged block(s) in rp-1)',
+        sincePointId: null,
+      });
+      expect(() => decided(given('incremental'), { kind: 'decideType', restorePointId: 'rp-2', last: corrupt, plan: incrementalPlan })).toThrow(/not possible: restore point rp-1 is corrupt/);
+    });
+
     it('given an incremental was requested but is not possible, then the decision is refused with the reason', () => {
       expect(() => decided(given('incremental'), { kind: 'decideType', restorePointId: 'rp-1', last: null, plan: incrementalPlan })).toThrow('an incremental backup is not possible: no restore point in this chain yet');
       expect(() => decided(given('incremental'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: { mode: 'full', reason: 'bitmap missing', disks } })).toThrow(/not possible: bitmap missing/);
@@ -101,8 +111,13 @@ describe('backup job rules', () => {
   });
 
   describe('requests and cancels', () => {
-    it('given the VM already has an unfinished job, then a new request is refused naming it', () => {
-      expect(() => run([{ kind: 'request', jobId: 'j2', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto', busyJobId: 'j1' }])).toThrow('VM vm already has a backup job running: j1');
+    it('given a job id whose request never got recorded, then voiding it makes its late request fail; a recorded job is never voided', () => {
+      const request = { kind: 'request', jobId: 'j2', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto' } as const;
+      const voided = run([{ kind: 'void', jobId: 'j2', reason: 'claim taken over' }, { kind: 'void', jobId: 'j2', reason: 'again' }]);
+      expect(voided).toEqual([{ type: 'BackupRequestVoided', data: { jobId: 'j2', reason: 'claim taken over' } }]);
+      expect(() => run([request], [...voided])).toThrow('VM vm: the claim of backup job j2 was taken over before its request was recorded');
+      const requested = run([request]);
+      expect(run([{ kind: 'void', jobId: 'j2', reason: 'x' }], [...requested]).slice(requested.length)).toEqual([]);
     });
 
     it('given a running job that this process does not run, then a cancel is refused; a job it runs records the cancel once', () => {

@@ -5,6 +5,7 @@ import {
   BACKUP_CANCEL_REQUESTED,
   BACKUP_COMPLETED,
   BACKUP_FAILED,
+  BACKUP_REQUEST_VOIDED,
   BACKUP_REQUESTED,
   BACKUP_STARTED,
   BACKUP_TARGETS_PREPARED,
@@ -48,12 +49,16 @@ export interface BackupJobState {
   targetsReleased: boolean;
   cancelRequested: boolean;
   disks: Record<string, DiskProgress>;
+  /** The job id was given up before its request was recorded: it can never be requested. */
+  voided: boolean;
 }
 
 /** The newest restore point of the chain as the type decision sees it. */
 export interface LastPoint {
   restorePointId: string;
   disks: { diskId: string; virtualSize: number }[];
+  /** Why the point must not be built on (a verify found it corrupt), or null. */
+  corrupt: string | null;
 }
 
 /** What the agent's plan says: whether its change tracking can continue the chain, and the disks as they are now. */
@@ -64,8 +69,10 @@ export interface PlanFacts {
 }
 
 export type BackupJobCommand =
-  /** `busyJobId`: an unfinished job of the same VM, if any. */
-  | { kind: 'request'; jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType; busyJobId: string | null }
+  /** Sent only by the request that holds the VM's claim (vm-claim.aggregate.ts): one unfinished job per VM is decided there. */
+  | { kind: 'request'; jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType }
+  /** A claim names this job but its request never got recorded: make sure it never will be, so the VM can be claimed again. */
+  | { kind: 'void'; jobId: string; reason: string }
   | { kind: 'start' }
   /** The facts the choice between full and incremental rests on: the chain's newest point and what the agent can do. */
   | { kind: 'decideType'; restorePointId: string; last: LastPoint | null; plan: PlanFacts }
@@ -113,6 +120,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
     targetsReleased: false,
     cancelRequested: false,
     disks: {},
+    voided: false,
   }),
 
   evolve(state, event) {
@@ -150,16 +158,19 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
         return { ...state, phase: 'failed' };
       case BACKUP_CANCEL_REQUESTED:
         return { ...state, cancelRequested: true };
+      case BACKUP_REQUEST_VOIDED:
+        return { ...state, voided: true };
     }
   },
 
   decide(command, state) {
     if (command.kind === 'request') {
-      if (command.busyJobId) throw new DomainError('conflict', `VM ${command.vmId} already has a backup job running: ${command.busyJobId}`);
+      if (state.voided) throw new DomainError('conflict', `VM ${command.vmId}: the claim of backup job ${command.jobId} was taken over before its request was recorded`);
       if (state.jobId) throw new DomainError('conflict', `backup job ${command.jobId} already exists`);
-      const { kind: _kind, busyJobId: _busy, ...data } = command;
+      const { kind: _kind, ...data } = command;
       return [{ type: BACKUP_REQUESTED, data }];
     }
+    if (command.kind === 'void') return state.jobId || state.voided ? [] : [{ type: BACKUP_REQUEST_VOIDED, data: { jobId: command.jobId, reason: command.reason } }];
     if (!state.jobId) throw new DomainError('not_found', `backup job ${command.kind === 'cancel' ? `${command.jobId} ` : ''}does not exist`);
     const jobId = state.jobId;
     if (command.kind === 'cancel' && !isTerminal(state) && !command.runningHere) throw new DomainError('conflict', `backup job ${jobId} is not running in this hub process`);
@@ -227,11 +238,13 @@ function requireDisk(state: BackupJobState, diskId: string): void {
   if (!state.targets.some((t) => t.diskId === diskId)) throw new DomainError('invalid', `disk ${diskId} is not part of backup job ${state.jobId}`);
 }
 
-/** Full when asked for, when there is nothing to continue, or when the disks or their change tracking no longer match the chain. */
+/** Full when asked for, when there is nothing sound to continue, or when the disks or their change tracking no longer match the chain. */
 function decideType(requested: RequestedType, last: LastPoint | null, plan: PlanFacts): { type: BackupType; reason: string } {
   if (requested === 'full') return { type: 'full', reason: 'full backup requested' };
   const layoutChange = last && describeLayoutChange(last, plan.disks);
-  const why = !last ? 'no restore point in this chain yet' : layoutChange ?? (plan.mode === 'full' ? plan.reason ?? 'the source cannot continue the chain' : null);
+  const why = !last
+    ? 'no restore point in this chain yet'
+    : last.corrupt ?? layoutChange ?? (plan.mode === 'full' ? plan.reason ?? 'the source cannot continue the chain' : null);
   if (why === null) return { type: 'incremental', reason: `changes since ${last!.restorePointId} (dirty bitmaps agree with the chain)` };
   if (requested === 'incremental') throw new DomainError('conflict', `an incremental backup is not possible: ${why}`);
   return { type: 'full', reason: why };

@@ -14,6 +14,7 @@ export const BACKUP_TARGETS_RELEASED = 'BackupTargetsReleased';
 export const BACKUP_COMPLETED = 'BackupCompleted';
 export const BACKUP_FAILED = 'BackupFailed';
 export const BACKUP_CANCEL_REQUESTED = 'BackupCancelRequested';
+export const BACKUP_REQUEST_VOIDED = 'BackupRequestVoided';
 
 export type BackupType = 'full' | 'incremental';
 export type RequestedType = BackupType | 'auto';
@@ -38,6 +39,8 @@ export type BackupTargetsReleased = DomainEvent<typeof BACKUP_TARGETS_RELEASED, 
 export type BackupCompleted = DomainEvent<typeof BACKUP_COMPLETED, { jobId: string; restorePointId: string; bytesWritten: number }>;
 export type BackupFailed = DomainEvent<typeof BACKUP_FAILED, { jobId: string; phase: BackupPhase; reason: string }>;
 export type BackupCancelRequested = DomainEvent<typeof BACKUP_CANCEL_REQUESTED, { jobId: string }>;
+/** The only event of a job whose request died between claiming the VM and recording itself (the job never existed). */
+export type BackupRequestVoided = DomainEvent<typeof BACKUP_REQUEST_VOIDED, { jobId: string; reason: string }>;
 
 export type BackupEvent =
   | BackupRequested
@@ -53,7 +56,8 @@ export type BackupEvent =
   | BackupTargetsReleased
   | BackupCompleted
   | BackupFailed
-  | BackupCancelRequested;
+  | BackupCancelRequested
+  | BackupRequestVoided;
 
 export const BACKUP_STREAM_PREFIX = 'backup-job-';
 export const backupStream = (jobId: string) => `${BACKUP_STREAM_PREFIX}${jobId}`;

@@ -13,7 +13,8 @@ import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-cont
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
-import { pointOf } from '../restore-points/chain.aggregate';
+import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
+import { ChainState, integrityOf, pointOf } from '../restore-points/chain.aggregate';
 import { RestorePoint } from '../restore-points/chain.events';
 import { RestorePointsService } from '../restore-points/restore-points.service';
 import { SpaceCheck } from '../restore-points/space-check';
@@ -29,6 +30,7 @@ import { DecideBackupTypeCommand } from './commands/decide-backup-type.command';
 import { FailBackupCommand } from './commands/fail-backup.command';
 import { RecordTargetsPreparedCommand } from './commands/record-targets-prepared.command';
 import { RecordTargetsReleasedCommand } from './commands/record-targets-released.command';
+import { ReleaseVmClaimCommand } from './commands/release-vm-claim.command';
 import { RequestSnapshotCommand } from './commands/request-snapshot.command';
 import { StartBackupCommand } from './commands/start-backup.command';
 import { JobsInProcess } from './jobs-in-process';
@@ -36,6 +38,9 @@ import { UnfinishedBackupJobsQuery } from './queries/unfinished-backup-jobs.quer
 
 /** An agent reconnecting (after a hub or network restart) gets this long before its job fails. */
 const AGENT_CONNECT_GRACE_MS = 15_000;
+/** A delete or merge of the chain runs to its end or is undone; a backup waits this long for it before giving up. */
+const CHAIN_BUSY_WAIT_MS = 10 * 60_000;
+const CHAIN_BUSY_POLL_MS = 200;
 
 interface Waiter {
   agentId: string;
@@ -159,11 +164,16 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     let agentStarted = false;
     try {
       if (!(await this.tunnel.waitConnected(agentId, AGENT_CONNECT_GRACE_MS))) throw new Error(`agent ${agentId} is not connected`);
-      const last = (await this.points.chain(vmId, repositoryId)).points.at(-1);
-      const plan = await this.calls.plan(agentId, { vmId, sincePointId: state.requestedType !== 'full' && last ? last.restorePointId : null });
+      // BackupStarted is recorded, so from here a delete of this chain sees the job and is refused; one already under way is waited for.
+      const chain = await this.idleChain(vmId, repositoryId);
+      const last = chain.points.at(-1);
+      const corrupt = last ? corruption(chain, last.restorePointId) : null;
+      const plan = await this.calls.plan(agentId, { vmId, sincePointId: state.requestedType !== 'full' && last && !corrupt ? last.restorePointId : null });
       const restorePointId = `rp-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`;
-      const lastPoint = last ? { restorePointId: last.restorePointId, disks: last.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize })) } : null;
+      const lastPoint = last ? { restorePointId: last.restorePointId, disks: last.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize })), corrupt } : null;
       state = await this.send(story, new DecideBackupTypeCommand(jobId, restorePointId, lastPoint, plan));
+      if (corrupt) await this.step(story, () => this.commands.execute(new BreakChainCommand(vmId, repositoryId, last!.restorePointId, corrupt)));
+      await this.refuseIfChainBusy(vmId, repositoryId);
       await this.space.assertFits(repositoryId, plan.disks.map((d) => d.virtualSize));
 
       const targets: Target[] = [];
@@ -204,6 +214,38 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     } finally {
       this.waiters.delete(jobId);
     }
+    await this.release(story, vmId);
+  }
+
+  /** The job ended: the VM may take its next job. A release that cannot be recorded now is taken over by the next request (it sees the job ended). */
+  private async release(story: Story, vmId: string): Promise<void> {
+    const { phase } = await this.job(story.jobId);
+    const result = await this.step(story, () => this.commands.execute(new ReleaseVmClaimCommand(vmId, story.jobId, `backup job ${phase}`))).catch((e) => {
+      this.logger.warn(`releasing VM ${vmId} from ${story.jobId}: ${String(e)}`);
+      return null;
+    });
+    if (result?.eventIds.length) story.cause = result.eventIds.at(-1)!;
+  }
+
+  /** The chain with no delete or merge pending: one under way finishes or is undone, and the backup continues after it. */
+  private async idleChain(vmId: string, repositoryId: string): Promise<ChainState> {
+    const deadline = Date.now() + CHAIN_BUSY_WAIT_MS;
+    for (;;) {
+      const chain = await this.points.chain(vmId, repositoryId);
+      if (!chain.pending) return chain;
+      if (Date.now() > deadline || this.stopping) throw new Error(`the chain is still busy deleting restore point ${chain.pending.restorePointId}`);
+      await new Promise((r) => setTimeout(r, CHAIN_BUSY_POLL_MS));
+    }
+  }
+
+  /**
+   * A delete that passed its in-use check just before this job was recorded as started may have begun since
+   * the wait above: it then sees this job when it checks again and undoes itself, but this job does not build
+   * on a chain that may be changing. It fails now, before any data is moved, instead of at the end.
+   */
+  private async refuseIfChainBusy(vmId: string, repositoryId: string): Promise<void> {
+    const { pending } = await this.points.chain(vmId, repositoryId);
+    if (pending) throw new Error(`the chain started deleting restore point ${pending.restorePointId} while the backup was being prepared`);
   }
 
   /** Every disk arrived: stop the exports (flushing them), then record the restore point, then complete. */
@@ -228,10 +270,13 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           virtualSize: t.virtualSize,
           fileBytes: await this.files.bytes(root, t.file),
           changeRef: state.disks[t.diskId]?.changeRef ?? null,
+          digests: await this.files.digests(root, state.vmId!, state.restorePointId!, t.diskId),
         })),
       ),
     };
     await this.files.writeManifest(root, point);
+    // A delete of a point this job does not read through (an older segment) may be under way: it ends soon, then the point is added.
+    await this.idleChain(point.vmId, point.repositoryId);
     await this.step(story, () => this.points.add(point));
     await this.send(story, new CompleteBackupCommand(story.jobId));
   }
@@ -264,12 +309,14 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       await this.releaseExports(story, state);
       await this.send(story, new RecordTargetsReleasedCommand(jobId, []));
       await this.send(story, new CompleteBackupCommand(jobId));
+      await this.release(story, state.vmId!);
       return;
     }
     this.logger.warn(`backup ${jobId} was interrupted by a hub restart in phase ${state.phase}; cleaning up and failing it`);
     const files = state.restorePointId ? state.targets.map((t) => t.file).concat(await this.plannedFiles(state)) : [];
     await this.cleanUp(story, root, files, this.tunnel.isConnected(state.agentId!));
     await this.send(story, new FailBackupCommand(jobId, `interrupted by a hub restart during ${state.phase}`, state.phase!));
+    await this.release(story, state.vmId!);
   }
 
   /** Target files may exist before BackupTargetsPrepared was recorded; they are named after the restore point. */
@@ -291,7 +338,10 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     this.here.delete(jobId);
     const story = await this.story(jobId);
     if (eventId) story.cause = eventId;
-    await this.inStory(story, (s) => this.send(s, new FailBackupCommand(jobId, 'cancelled'))).catch((e) => this.logger.error(`failing the cancelled job ${jobId}: ${String(e)}`));
+    await this.inStory(story, async (s) => {
+      const state = await this.send(s, new FailBackupCommand(jobId, 'cancelled'));
+      await this.release(s, state.vmId!);
+    }).catch((e) => this.logger.error(`failing the cancelled job ${jobId}: ${String(e)}`));
   }
 
   private waitForAgent(jobId: string, agentId: string): Promise<void> {
@@ -341,4 +391,16 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     if (result.eventIds.length) story.cause = result.eventIds.at(-1)!;
     return result.state;
   }
+}
+
+/** Why a point must not be built on: a verify found it (or a block it reads through) damaged. */
+function corruption(chain: ChainState, restorePointId: string): string | null {
+  const integrity = integrityOf(chain, restorePointId);
+  if (integrity.status !== 'corrupt') return null;
+  const inPoints = [...new Set(integrity.damaged.map((d) => d.inPointId))];
+  const what = [
+    integrity.damaged.length ? `${integrity.damaged.length} damaged block(s) in ${inPoints.join(', ')}` : null,
+    ...integrity.problems,
+  ].filter(Boolean);
+  return `restore point ${restorePointId} is corrupt (${what.join('; ')}); a full backup starts a new chain`;
 }

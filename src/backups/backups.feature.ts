@@ -1,10 +1,12 @@
 import { AgentCalls } from './adapters/agent-calls';
+import { DigestUploads } from './adapters/digest-uploads';
 import { TargetFiles } from './adapters/target-files';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
 import { BackupEventsStream } from './backup-events.stream';
 import { BackupJobReader } from './backup-job.reader';
 import { BackupWorkflow } from './backup.workflow';
 import { BackupsController } from './backups.controller';
+import { DigestsController } from './digests.controller';
 import { CancelBackupHandler } from './commands/cancel-backup.handler';
 import { CompleteBackupHandler } from './commands/complete-backup.handler';
 import { DecideBackupTypeHandler } from './commands/decide-backup-type.handler';
@@ -12,6 +14,7 @@ import { FailBackupHandler } from './commands/fail-backup.handler';
 import { RecordAgentReportHandler } from './commands/record-agent-report.handler';
 import { RecordTargetsPreparedHandler } from './commands/record-targets-prepared.handler';
 import { RecordTargetsReleasedHandler } from './commands/record-targets-released.handler';
+import { ReleaseVmClaimHandler } from './commands/release-vm-claim.handler';
 import { RequestBackupHandler } from './commands/request-backup.handler';
 import { RequestSnapshotHandler } from './commands/request-snapshot.handler';
 import { StartBackupHandler } from './commands/start-backup.handler';
@@ -19,7 +22,7 @@ import { JobsInProcess } from './jobs-in-process';
 import { RunningJobsHoldChains } from './running-jobs-hold-chains';
 
 export const backupsFeature = {
-  controllers: [BackupsController],
+  controllers: [BackupsController, DigestsController],
   providers: [
     RequestBackupHandler,
     CancelBackupHandler,
@@ -31,6 +34,7 @@ export const backupsFeature = {
     RecordTargetsReleasedHandler,
     CompleteBackupHandler,
     FailBackupHandler,
+    ReleaseVmClaimHandler,
     BackupWorkflow,
     JobsInProcess,
     BackupJobReader,
@@ -38,6 +42,7 @@ export const backupsFeature = {
     AgentOwnsJobGuard,
     AgentCalls,
     TargetFiles,
+    DigestUploads,
     BackupEventsStream,
   ],
 };

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 
 /**
  * Jobs queued or running in this hub process. Only this process can stop them (it holds their
- * exports and the agent's attention), and a new request must not race one that is not yet in a read model.
+ * exports and the agent's attention), and a delete must see them before any read model does.
  */
 @Injectable()
 export class JobsInProcess {
@@ -18,11 +18,6 @@ export class JobsInProcess {
 
   has(jobId: string): boolean {
     return this.jobs.has(jobId);
-  }
-
-  ofVm(vmId: string): string | null {
-    for (const [jobId, vm] of this.jobs) if (vm === vmId) return jobId;
-    return null;
   }
 
   ids(): string[] {

@@ -1,6 +1,7 @@
 import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
 import type { NbdClient } from '../nbd-protocol/nbd-client';
-import { alignPlan, CopyOp, DEFAULT_CLUSTER_SIZE, dirtyRanges, planFull, planIncremental, splitRequests, sumBytes } from './copy-plan';
+import { BlockDigests, DIGEST_BLOCK_SIZE, DigestRecorder, DigestRun } from '../wire/block-digests';
+import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, planFull, planIncremental, splitRequests, sumBytes } from './copy-plan';
 
 export interface CopyProgress {
   /** Bytes written or zeroed on the target so far. */
@@ -34,6 +35,11 @@ export interface CopyDiskOptions {
   targetIsZero?: boolean;
   /** Dirty-bitmap granularity the dirty ranges are widened to (default 64 KiB). */
   clusterSize?: number;
+  /**
+   * Hash every block the copy writes (data or zeroes) into `CopySummary.digests`. The plan is then
+   * aligned to whole digest blocks, so each digest describes a block the target now holds entirely.
+   */
+  digests?: boolean;
 }
 
 export interface CopySummary {
@@ -50,6 +56,8 @@ export interface CopySummary {
   /** Incremental: bytes the bitmap marks dirty, widened to clusters. */
   dirtyBytes?: number;
   durationMs: number;
+  /** With `digests`: the digests of every block written (the short last block of the disk included). */
+  digests?: BlockDigests;
 }
 
 /** Rejection of an aborted copy (name AbortError, code ABORT_ERR like Node's own). */
@@ -78,7 +86,7 @@ function lcmPow2(...values: number[]): number {
 export async function planCopy(options: CopyDiskOptions): Promise<{ ops: CopyOp[]; dirtyBytes?: number; align: number }> {
   const { source, target } = options;
   const size = source.size;
-  const align = lcmPow2(source.blockSize.minimum, target.blockSize.minimum);
+  const align = lcmPow2(source.blockSize.minimum, target.blockSize.minimum, options.digests ? DIGEST_BLOCK_SIZE : 1);
   if (options.mode === 'full') {
     if (!source.metaContexts.has(BASE_ALLOCATION)) {
       // Without allocation information every byte is data.
@@ -114,6 +122,17 @@ function validate(options: CopyDiskOptions): void {
   if (!Number.isInteger(requests) || requests < 1 || requests > 1024) throw new RangeError(`requests must be an integer from 1 to 1024, not ${requests}`);
   const requestSize = options.requestSize ?? DEFAULT_REQUEST_SIZE;
   if (!Number.isInteger(requestSize) || requestSize < 4096) throw new RangeError(`requestSize must be an integer of at least 4096 bytes, not ${requestSize}`);
+  if (options.digests && Math.min(requestSize, source.maxPayload, target.maxPayload) < DIGEST_BLOCK_SIZE) {
+    throw new RangeError(`a copy with digests needs requests of at least ${DIGEST_BLOCK_SIZE} bytes`);
+  }
+}
+
+/** Requests of the plan in order; with a recorder, each carries the digest run of its operation. */
+function* requestsOf(ops: readonly CopyOp[], requestSize: number, recorder: DigestRecorder | null): Generator<CopyRequest & { run: DigestRun | null }> {
+  for (const op of ops) {
+    const run = recorder ? recorder.add(op.offset, op.length, op.kind === 'zero') : null;
+    for (const request of splitRequests([op], requestSize, ZERO_REQUEST_SIZE)) yield { ...request, run };
+  }
 }
 
 /** Effective request size: within both servers' maxima, a multiple of both preferred sizes where possible. */
@@ -151,9 +170,12 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
   try {
     const { ops, dirtyBytes } = await Promise.race([planCopy(options), aborted]);
     const bytesPlanned = sumBytes(ops);
-    const requestSize = effectiveRequestSize(options.requestSize ?? DEFAULT_REQUEST_SIZE, source, target);
+    let requestSize = effectiveRequestSize(options.requestSize ?? DEFAULT_REQUEST_SIZE, source, target);
+    // whole digest blocks per request, so each block is hashed from one read
+    if (options.digests) requestSize -= requestSize % DIGEST_BLOCK_SIZE;
     const inFlight = options.requests ?? DEFAULT_REQUESTS;
-    const queue = splitRequests(ops, requestSize, ZERO_REQUEST_SIZE);
+    const recorder = options.digests ? new DigestRecorder(source.size) : null;
+    const queue = requestsOf(ops, requestSize, recorder);
 
     const stats = { bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, requests: 0 };
     let firstError: Error | undefined;
@@ -196,7 +218,10 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
           const data = await source.read(req.offset, req.length, buffer);
           stats.bytesRead += req.length;
           if (stop) return;
-          await target.write(req.offset, data);
+          // hashing overlaps the write: the socket only reads the buffer, and it is reused only after both
+          const written = target.write(req.offset, data);
+          if (req.run) DigestRecorder.hashInto(req.run, req.offset, data);
+          await written;
           stats.bytesWritten += req.length;
         }
       }
@@ -221,6 +246,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
       requests: stats.requests,
       ...(dirtyBytes !== undefined ? { dirtyBytes } : {}),
       durationMs: Date.now() - started,
+      ...(recorder ? { digests: recorder.result() } : {}),
     };
   } finally {
     if (timer) clearInterval(timer);

@@ -2,6 +2,9 @@ import { ExportsHoldFiles } from '../nbd/exports/exports-hold-files';
 import { ChainStates } from '../restore-points/chain-states';
 import { AddRestorePointHandler } from '../restore-points/commands/add-restore-point.handler';
 import { CompleteRestorePointDeleteHandler } from '../restore-points/commands/complete-restore-point-delete.handler';
+import { FailRestorePointDeleteHandler } from '../restore-points/commands/fail-restore-point-delete.handler';
+import { BreakChainHandler } from '../restore-points/commands/break-chain.handler';
+import { RecordCorruptionHandler } from '../restore-points/commands/record-corruption.handler';
 import { RecordRescanFindingHandler } from '../restore-points/commands/record-rescan-finding.handler';
 import { RecordVerificationHandler } from '../restore-points/commands/record-verification.handler';
 import { StartRestorePointDeleteHandler } from '../restore-points/commands/start-restore-point-delete.handler';
@@ -30,7 +33,10 @@ export const repositoriesFeature = {
     AddRestorePointHandler,
     StartRestorePointDeleteHandler,
     CompleteRestorePointDeleteHandler,
+    FailRestorePointDeleteHandler,
     RecordVerificationHandler,
+    RecordCorruptionHandler,
+    BreakChainHandler,
     RecordRescanFindingHandler,
     RepositoryLifecycleWorkflow,
     RestorePointDeletionWorkflow,

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { removeDurably } from '../repositories/qcow2/durable-fs';
 import { deleteNewest, findMergeJournals, mergeOldestIntoNext, removeMiddle, resumeMerge } from '../repositories/qcow2/chain-surgery';
+import { combineDigestFiles, removeDigestFile } from '../repositories/qcow2/digest-files';
 import { manifestPath, RestorePointManifest, writeManifest } from '../repositories/qcow2/manifest';
 import { PendingDelete } from './chain.aggregate';
 import { PointDisk, RestorePoint } from './chain.events';
@@ -10,12 +11,16 @@ import { PointDisk, RestorePoint } from './chain.events';
  * The file side of deleting a restore point, for every disk, written so that
  * running it again after a crash at any point finishes the job.
  * Returns the child's disks as they are afterwards (null when there is no child).
+ * Block digests describe logical content, which merge and rebase keep, so the surviving child's set
+ * becomes the union of both (its own blocks winning). The removed point's digest files go only after
+ * the child's manifest names the combined ones, just before its manifest.
  */
 export async function deletePointFiles(root: string, pending: PendingDelete, point: RestorePoint, child: RestorePoint | undefined, parent: RestorePoint | undefined): Promise<PointDisk[] | null> {
   const abs = (file: string) => join(root, file);
   switch (pending.strategy) {
     case 'remove-newest':
       for (const disk of point.disks) await deleteNewest(abs(disk.file));
+      await removeDigests(root, point);
       await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
       return null;
     case 'merge-into-child': {
@@ -23,9 +28,11 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
       for (const disk of point.disks) {
         const childDisk = child!.disks.find((d) => d.diskId === disk.diskId)!;
         await mergeDisk(abs(disk.file), abs(childDisk.file), `${point.restorePointId}-${disk.diskId}`);
-        disks.push({ ...childDisk, parentFile: null, fileBytes: (await stat(abs(childDisk.file))).size });
+        const digests = await combineDigestFiles(root, disk.digests, childDisk.digests);
+        disks.push({ ...childDisk, parentFile: null, fileBytes: (await stat(abs(childDisk.file))).size, digests });
       }
       await writeManifest(root, toManifest({ ...child!, type: 'full', parentId: null, disks }));
+      await removeDigests(root, point);
       await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
       return disks;
     }
@@ -34,13 +41,19 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
       for (const disk of point.disks) {
         const childDisk = child!.disks.find((d) => d.diskId === disk.diskId)!;
         await removeMiddle({ child: abs(childDisk.file), middle: abs(disk.file), parent: abs(disk.parentFile!) });
-        disks.push({ ...childDisk, parentFile: disk.parentFile, fileBytes: (await stat(abs(childDisk.file))).size });
+        const digests = await combineDigestFiles(root, disk.digests, childDisk.digests);
+        disks.push({ ...childDisk, parentFile: disk.parentFile, fileBytes: (await stat(abs(childDisk.file))).size, digests });
       }
       await writeManifest(root, toManifest({ ...child!, parentId: parent!.restorePointId, disks }));
+      await removeDigests(root, point);
       await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
       return disks;
     }
   }
+}
+
+async function removeDigests(root: string, point: RestorePoint): Promise<void> {
+  for (const disk of point.disks) if (disk.digests) await removeDigestFile(root, disk.digests.file);
 }
 
 /** Starts the merge, or finishes one a crash interrupted (its journal is still there), or sees it already done. */
@@ -62,6 +75,6 @@ export function toManifest(point: RestorePoint): RestorePointManifest {
     createdAt: point.createdAt,
     parentId: point.parentId,
     type: point.type,
-    disks: point.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef })),
+    disks: point.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef, ...(d.digests ? { digests: d.digests } : {}) })),
   };
 }

@@ -51,6 +51,21 @@ describe('restore point chain rules', () => {
     expect(fold(chain, events).points.map((p) => [p.restorePointId, p.parentId, p.disks[0].parentFile])).toEqual([['a', null, null], ['c', 'a', 'vm/disk0/a.qcow2']]);
   });
 
+  it('a delete that stops frees the chain: undone, the point is intact; stopped midway, the point is corrupt until deleted again', () => {
+    const pending = run([{ kind: 'startDelete', restorePointId: 'b' }], base());
+    const undone = run([{ kind: 'failDelete', restorePointId: 'b', reason: 'qemu-img: Permission denied', undone: true }], [...pending]);
+    expect(undone.at(-1)).toEqual({ type: 'RestorePointDeleteFailed', data: { restorePointId: 'b', reason: 'qemu-img: Permission denied', undone: true } });
+    expect(fold(chain, undone)).toMatchObject({ pending: null, points: fold(chain, base()).points });
+    expect(integrityOf(fold(chain, undone), 'b').status).toBe('unverified');
+    expect(run([{ kind: 'add', point: point('d', 'c') }], [...undone]).at(-1)!.type).toBe('RestorePointAdded');
+    expect(chain.decide({ kind: 'failDelete', restorePointId: 'b', reason: 'again', undone: true }, fold(chain, undone))).toEqual([]);
+
+    const stopped = fold(chain, run([{ kind: 'failDelete', restorePointId: 'b', reason: 'disk full', undone: false }], [...pending]));
+    expect(stopped.pending).toBeNull();
+    expect(integrityOf(stopped, 'b')).toMatchObject({ status: 'corrupt', problems: ['a delete stopped midway: disk full'] });
+    expect(run([{ kind: 'startDelete', restorePointId: 'b' }], run([{ kind: 'failDelete', restorePointId: 'b', reason: 'disk full', undone: false }], [...pending])).at(-1)!.type).toBe('RestorePointDeleteStarted');
+  });
+
   it('refuses new points and other deletes while a delete is pending; completing twice is a no-op', () => {
     const pending = run([{ kind: 'startDelete', restorePointId: 'c' }], base());
     expect(() => run([{ kind: 'add', point: point('d', 'c') }], [...pending])).toThrow(/busy deleting restore point c/);
@@ -60,7 +75,7 @@ describe('restore point chain rules', () => {
   });
 
   it('a failed verification also marks the chain broken', () => {
-    const events = run([{ kind: 'recordVerification', restorePointId: 'b', ok: false, problems: ['truncated'], warnings: [] }], base());
+    const events = run([{ kind: 'recordVerification', restorePointId: 'b', ok: false, problems: ['truncated'], warnings: [], verifiedAt: '2026-02-02T00:00:00Z', digests: 'all' }], base());
     expect(events.slice(-2).map((e) => e.type)).toEqual(['RestorePointVerified', 'ChainBroken']);
   });
 
@@ -97,11 +112,39 @@ describe('restore point chain rules', () => {
       expect(integrityOf(state, 'c').status).toBe('verified');
     });
 
+    it('records a damaged block once, against the point holding it, naming only points of the chain that read through it', () => {
+      const damage = { diskId: 'disk0', offset: 131072, length: 65536, expected: 'aa', actual: 'bb' };
+      const events = run([{ kind: 'recordCorruption', restorePointId: 'a', ...damage, readsThrough: ['b', 'gone', 'a'] }], base());
+      expect(events.at(-1)).toEqual({ type: 'RestorePointCorrupted', data: { restorePointId: 'a', ...damage, readsThrough: ['b'] } });
+      expect(chain.decide({ kind: 'recordCorruption', restorePointId: 'a', ...damage, readsThrough: ['b'] }, fold(chain, events))).toEqual([]);
+      expect(() => chain.decide({ kind: 'recordCorruption', restorePointId: 'zz', ...damage, readsThrough: [] }, fold(chain, events))).toThrow(/does not exist/);
+      const state = fold(chain, events);
+      expect([integrityOf(state, 'a').status, integrityOf(state, 'b').status, integrityOf(state, 'c').status]).toEqual(['corrupt', 'corrupt', 'unverified']);
+    });
+
+    it('is verified only by a verify that compared content with digests; a structural-only verify keeps it unverified', () => {
+      const verify = (restorePointId: string, digests: 'all' | 'partial' | 'none'): ChainCommand => ({ kind: 'recordVerification', restorePointId, ok: true, problems: [], warnings: [], verifiedAt: '2026-03-03T00:00:00Z', digests });
+      const state = fold(chain, run([verify('a', 'none'), verify('b', 'partial'), verify('c', 'all')], base()));
+      expect(integrityOf(state, 'a')).toMatchObject({ status: 'unverified', verifiedAt: '2026-03-03T00:00:00Z' });
+      expect(integrityOf(state, 'b').status).toBe('unverified');
+      expect(integrityOf(state, 'c')).toMatchObject({ status: 'verified', verifiedAt: '2026-03-03T00:00:00Z' });
+    });
+
     it('a structural failure is corrupt too, and a deleted point leaves no integrity behind', () => {
       const state = fold(chain, [...base(), verified('c', false)]);
       expect(integrityOf(state, 'c')).toMatchObject({ status: 'corrupt', problems: ['qemu-img check: leaked clusters'] });
       const gone = fold(chain, run([{ kind: 'startDelete', restorePointId: 'c' }, { kind: 'completeDelete', restorePointId: 'c', childDisks: null }], [...base(), verified('c', false)]));
       expect(gone.integrity).toEqual({});
     });
+  });
+
+  it('records the same break of the chain once, and only at a point it holds', () => {
+    const reason = 'restore point c is corrupt';
+    const broken = run([{ kind: 'breakAt', restorePointId: 'c', reason }, { kind: 'breakAt', restorePointId: 'c', reason }, { kind: 'breakAt', restorePointId: 'c', reason: 'another reason' }], base());
+    expect(broken.slice(3)).toEqual([
+      { type: 'ChainBroken', data: { reason, restorePointId: 'c' } },
+      { type: 'ChainBroken', data: { reason: 'another reason', restorePointId: 'c' } },
+    ]);
+    expect(() => run([{ kind: 'breakAt', restorePointId: 'zz', reason: 'x' }], base())).toThrow(/restore point zz does not exist/);
   });
 });

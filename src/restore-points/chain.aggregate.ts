@@ -4,10 +4,12 @@ import {
   CHAIN_BROKEN,
   ChainEvent,
   DeleteStrategy,
+  DigestCoverage,
   PointDisk,
   DamagedRange,
   RESTORE_POINT_ADDED,
   RESTORE_POINT_CORRUPTED,
+  RESTORE_POINT_DELETE_FAILED,
   RESTORE_POINT_DELETE_STARTED,
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
@@ -40,6 +42,8 @@ export interface ChainState {
   pending: PendingDelete | null;
   /** By restore point id; a point without an entry was never verified. Corrupt is final. */
   integrity: Record<string, PointIntegrity>;
+  /** The last break recorded: the same break (point and reason) is recorded once. */
+  lastBreak: { restorePointId: string | null; reason: string } | null;
 }
 
 const UNVERIFIED: PointIntegrity = { status: 'unverified', verifiedAt: null, damaged: [], problems: [] };
@@ -57,9 +61,15 @@ export type ChainCommand =
   | { kind: 'add'; point: RestorePoint }
   | { kind: 'startDelete'; restorePointId: string }
   | { kind: 'completeDelete'; restorePointId: string; childDisks: PointDisk[] | null }
-  | { kind: 'recordVerification'; restorePointId: string; ok: boolean; problems: string[]; warnings: string[] }
+  /** The delete cannot go on (its file surgery failed, or a backup was found holding the chain): `undone` when the files are as before. */
+  | { kind: 'failDelete'; restorePointId: string; reason: string; undone: boolean }
+  | { kind: 'recordVerification'; restorePointId: string; ok: boolean; problems: string[]; warnings: string[]; verifiedAt: string; digests: DigestCoverage }
+  /** A block of `restorePointId` read back did not match its digest; `readsThrough` are the later points that read that block from it. */
+  | { kind: 'recordCorruption'; restorePointId: string; diskId: string; offset: number; length: number; expected: string; actual: string; readsThrough: string[] }
   /** A point a rescan found in the repository's manifests, with the files of it that are not there. */
-  | { kind: 'recordRescanFinding'; point: RestorePoint; missingFiles: string[] };
+  | { kind: 'recordRescanFinding'; point: RestorePoint; missingFiles: string[] }
+  /** A backup will not build on this point (it is corrupt): the chain ends there and the next point starts a new one. */
+  | { kind: 'breakAt'; restorePointId: string; reason: string };
 
 export function childOf(state: ChainState, restorePointId: string): RestorePoint | undefined {
   return state.points.find((p) => p.parentId === restorePointId);
@@ -83,7 +93,7 @@ export function deleteStrategy(state: ChainState, restorePointId: string): Delet
 }
 
 export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
-  initialState: () => ({ points: [], pending: null, integrity: {} }),
+  initialState: () => ({ points: [], pending: null, integrity: {}, lastBreak: null }),
 
   evolve(state, event) {
     switch (event.type) {
@@ -96,7 +106,7 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         const points = state.points
           .filter((p) => p.restorePointId !== restorePointId)
           .map((p) => (p.restorePointId === intoId ? { ...p, type: 'full' as const, parentId: null, disks } : p));
-        return { points, pending: null, integrity: withoutPoint(state.integrity, restorePointId) };
+        return { ...state, points, pending: null, integrity: withoutPoint(state.integrity, restorePointId) };
       }
       case RESTORE_POINT_DELETED: {
         const removed = pointOf(state, event.data.restorePointId);
@@ -104,12 +114,14 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         const points = state.points
           .filter((p) => p.restorePointId !== event.data.restorePointId)
           .map((p) => (removed && p.parentId === removed.restorePointId ? { ...p, parentId: removed.parentId, disks: childDisks ?? p.disks } : p));
-        return { points, pending: null, integrity: withoutPoint(state.integrity, event.data.restorePointId) };
+        return { ...state, points, pending: null, integrity: withoutPoint(state.integrity, event.data.restorePointId) };
       }
       case RESTORE_POINT_VERIFIED: {
-        const { restorePointId, ok, problems, verifiedAt } = event.data;
+        const { restorePointId, ok, problems, verifiedAt, digests } = event.data;
         const before = integrityOf(state, restorePointId);
-        const status: Integrity = before.status === 'corrupt' || !ok ? 'corrupt' : 'verified';
+        // verified means its content was read back against digests; a structural check alone proves less
+        const byContent = verifiedAt !== undefined && (digests ?? 'all') === 'all';
+        const status: Integrity = before.status === 'corrupt' || !ok ? 'corrupt' : byContent ? 'verified' : before.status;
         return { ...state, integrity: { ...state.integrity, [restorePointId]: { ...before, status, verifiedAt: verifiedAt ?? before.verifiedAt, problems: ok ? before.problems : problems } } };
       }
       case RESTORE_POINT_CORRUPTED: {
@@ -122,8 +134,14 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         }
         return { ...state, integrity };
       }
+      case RESTORE_POINT_DELETE_FAILED: {
+        const { restorePointId, reason, undone } = event.data;
+        if (undone) return { ...state, pending: null };
+        const before = integrityOf(state, restorePointId);
+        return { ...state, pending: null, integrity: { ...state.integrity, [restorePointId]: { ...before, status: 'corrupt', problems: [...before.problems, `a delete stopped midway: ${reason}`] } } };
+      }
       case CHAIN_BROKEN:
-        return state;
+        return { ...state, lastBreak: { restorePointId: event.data.restorePointId, reason: event.data.reason } };
     }
   },
 
@@ -162,12 +180,31 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         }
         return [{ type: RESTORE_POINT_DELETED, data: { restorePointId: pending.restorePointId, strategy: pending.strategy, childDisks: command.childDisks } }];
       }
+      case 'failDelete': {
+        const pending = state.pending;
+        if (!pending || pending.restorePointId !== command.restorePointId) return [];
+        return [{ type: RESTORE_POINT_DELETE_FAILED, data: { restorePointId: command.restorePointId, reason: command.reason, undone: command.undone } }];
+      }
       case 'recordVerification': {
         if (!pointOf(state, command.restorePointId)) throw new DomainError('not_found', `restore point ${command.restorePointId} does not exist`);
-        const { restorePointId, ok, problems, warnings } = command;
-        const events: ChainEvent[] = [{ type: RESTORE_POINT_VERIFIED, data: { restorePointId, ok, problems, warnings } }];
+        const { restorePointId, ok, problems, warnings, verifiedAt, digests } = command;
+        const events: ChainEvent[] = [{ type: RESTORE_POINT_VERIFIED, data: { restorePointId, ok, problems, warnings, verifiedAt, digests } }];
         if (!ok) events.push({ type: CHAIN_BROKEN, data: { restorePointId, reason: problems.join('; ') } });
         return events;
+      }
+      case 'recordCorruption': {
+        const { restorePointId, diskId, offset, length, expected, actual } = command;
+        if (!pointOf(state, restorePointId)) throw new DomainError('not_found', `restore point ${restorePointId} does not exist`);
+        // the same damaged block found again (a second verify) is already on record
+        const known = integrityOf(state, restorePointId).damaged.some((d) => d.inPointId === restorePointId && d.diskId === diskId && d.offset === offset && d.actual === actual);
+        if (known) return [];
+        const readsThrough = command.readsThrough.filter((id) => id !== restorePointId && pointOf(state, id));
+        return [{ type: RESTORE_POINT_CORRUPTED, data: { restorePointId, diskId, offset, length, expected, actual, readsThrough } }];
+      }
+      case 'breakAt': {
+        if (!pointOf(state, command.restorePointId)) throw new DomainError('not_found', `restore point ${command.restorePointId} does not exist`);
+        if (state.lastBreak?.restorePointId === command.restorePointId && state.lastBreak.reason === command.reason) return [];
+        return [{ type: CHAIN_BROKEN, data: { reason: command.reason, restorePointId: command.restorePointId } }];
       }
       case 'recordRescanFinding': {
         const p = command.point;

@@ -4,6 +4,7 @@ export const RESTORE_POINT_ADDED = 'RestorePointAdded';
 export const RESTORE_POINT_DELETE_STARTED = 'RestorePointDeleteStarted';
 export const RESTORE_POINT_MERGED = 'RestorePointMerged';
 export const RESTORE_POINT_DELETED = 'RestorePointDeleted';
+export const RESTORE_POINT_DELETE_FAILED = 'RestorePointDeleteFailed';
 export const RESTORE_POINT_VERIFIED = 'RestorePointVerified';
 export const RESTORE_POINT_CORRUPTED = 'RestorePointCorrupted';
 export const CHAIN_BROKEN = 'ChainBroken';
@@ -16,6 +17,20 @@ export interface PointDisk {
   virtualSize: number;
   fileBytes: number;
   changeRef: string | null;
+  /** The block digests of this disk at this point; absent or null on points recorded before backups hashed what they sent. */
+  digests?: DigestRef | null;
+}
+
+/**
+ * A digest file beside the manifest (src/repositories/qcow2/digest-files.ts) and the SHA-256 of the
+ * file itself, so a damaged digest file is told apart from damaged data.
+ */
+export interface DigestRef {
+  /** Relative to the repository root. */
+  file: string;
+  sha256: string;
+  /** Blocks the point wrote (data or zeroes). */
+  blocks: number;
 }
 
 export interface RestorePoint {
@@ -39,10 +54,25 @@ export type RestorePointDeleteStarted = DomainEvent<
 /** The oldest point was merged into its child, which is now a full point with these disks. */
 export type RestorePointMerged = DomainEvent<typeof RESTORE_POINT_MERGED, { restorePointId: string; intoId: string; disks: PointDisk[] }>;
 export type RestorePointDeleted = DomainEvent<typeof RESTORE_POINT_DELETED, { restorePointId: string; strategy: DeleteStrategy; childDisks: PointDisk[] | null }>;
-/** `verifiedAt` is absent on events recorded before verify read the data back. */
+/**
+ * The delete ended without removing the point. `undone`: its files are as before and the point is intact.
+ * Otherwise the file surgery stopped past the point of no return (a merge's commit, a removed file): the point
+ * is unusable (corrupt) and a new DELETE of it finishes the job. Either way the chain is no longer busy.
+ */
+export type RestorePointDeleteFailed = DomainEvent<typeof RESTORE_POINT_DELETE_FAILED, { restorePointId: string; reason: string; undone: boolean }>;
+/**
+ * How much of what a point reads a verify could compare with recorded digests: every block ('all'),
+ * some ('partial': part of its chain was backed up before backups hashed), or nothing ('none').
+ */
+export type DigestCoverage = 'all' | 'partial' | 'none';
+
+/**
+ * `verifiedAt` and `digests` are absent on events recorded before verify read the data back.
+ * Only `digests: 'all'` makes a point verified by content; otherwise its checks were structural.
+ */
 export type RestorePointVerified = DomainEvent<
   typeof RESTORE_POINT_VERIFIED,
-  { restorePointId: string; ok: boolean; problems: string[]; warnings: string[]; verifiedAt?: string }
+  { restorePointId: string; ok: boolean; problems: string[]; warnings: string[]; verifiedAt?: string; digests?: DigestCoverage }
 >;
 
 /** A block of a point's own data that, read back, did not match the digest recorded when it was written. */
@@ -65,7 +95,7 @@ export type RestorePointCorrupted = DomainEvent<
   { restorePointId: string; diskId: string; offset: number; length: number; expected: string; actual: string; readsThrough: string[] }
 >;
 export type ChainBroken = DomainEvent<typeof CHAIN_BROKEN, { reason: string; restorePointId: string | null }>;
-export type ChainEvent = RestorePointAdded | RestorePointDeleteStarted | RestorePointMerged | RestorePointDeleted | RestorePointVerified | RestorePointCorrupted | ChainBroken;
+export type ChainEvent = RestorePointAdded | RestorePointDeleteStarted | RestorePointMerged | RestorePointDeleted | RestorePointDeleteFailed | RestorePointVerified | RestorePointCorrupted | ChainBroken;
 
 export const CHAIN_STREAM_PREFIX = 'chain-';
 /** One chain per VM per repository. */

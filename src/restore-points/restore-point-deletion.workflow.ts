@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, InternalServerErrorException, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ import { chainStream, RESTORE_POINT_DELETE_STARTED } from './chain.events';
 import { deletePointFiles } from './chain-files';
 import { ChainStates } from './chain-states';
 import { CompleteRestorePointDeleteCommand } from './commands/complete-restore-point-delete.command';
+import { FailRestorePointDeleteCommand } from './commands/fail-restore-point-delete.command';
+import { filesAsBefore } from './delete-undo';
 import { StartRestorePointDeleteCommand } from './commands/start-restore-point-delete.command';
 import { FilesInUse } from './files-in-use';
 import { GetRestorePointQuery } from './queries/get-restore-point.query';
@@ -61,7 +63,16 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap {
     const blocker = await this.filesInUse.blocker(touched);
     if (blocker) throw new DomainError('conflict', `restore point ${restorePointId} or a point above it is in use: ${blocker}`);
     const started = await this.commands.execute(new StartRestorePointDeleteCommand(view.vmId, view.repositoryId, restorePointId));
-    const position = await causedBy(started.eventIds[0], () => this.finish(view.vmId, view.repositoryId, restorePointId));
+    // A backup recorded as started after the check above but before the start was recorded holds the chain now: it
+    // sees this delete pending and waits, so the delete checks again and steps back (nothing was touched yet).
+    const late = await this.filesInUse.blocker(touched);
+    if (late) {
+      const reason = `restore point ${restorePointId} or a point above it is in use: ${late}`;
+      const failed = await causedBy(started.eventIds[0], () => this.commands.execute(new FailRestorePointDeleteCommand(view.vmId, view.repositoryId, restorePointId, reason, true)));
+      await this.projections.waitFor(READ_MODEL, failed.position);
+      throw new DomainError('conflict', reason);
+    }
+    const position = await causedBy(started.eventIds[0], () => this.finishOrStop(view.vmId, view.repositoryId, restorePointId));
     await this.projections.waitFor(READ_MODEL, position);
   }
 
@@ -70,7 +81,43 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap {
     const started = (await this.store.readStream(chainStream(vmId, repositoryId)))
       .filter((e) => e.type === RESTORE_POINT_DELETE_STARTED && e.data.restorePointId === restorePointId)
       .at(-1);
-    return started ? causedBy(started, () => this.finish(vmId, repositoryId, restorePointId)) : this.finish(vmId, repositoryId, restorePointId);
+    return started ? causedBy(started, () => this.finishOrStop(vmId, repositoryId, restorePointId)) : this.finishOrStop(vmId, repositoryId, restorePointId);
+  }
+
+  /**
+   * A delete never stays pending: when the file surgery fails it is undone if the files are as before, else
+   * tried once more (every step is safe to repeat), and if that fails too it is recorded as stopped with the point
+   * unusable. The chain is free again either way; the caller gets the reason.
+   */
+  private async finishOrStop(vmId: string, repositoryId: string, restorePointId: string): Promise<string | null> {
+    try {
+      return await this.finish(vmId, repositoryId, restorePointId);
+    } catch (first) {
+      const state = await this.chains.load(vmId, repositoryId);
+      const pending = state.pending;
+      if (!pending || pending.restorePointId !== restorePointId) throw first;
+      const point = pointOf(state, restorePointId)!;
+      const root = (await this.repositories.definition(repositoryId)).root;
+      let reason = first instanceof Error ? first.message : String(first);
+      let undone = await filesAsBefore(root, pending, point, childOf(state, restorePointId)).catch(() => false);
+      if (!undone) {
+        const retried = await this.finish(vmId, repositoryId, restorePointId).then(
+          (position) => ({ position }),
+          (e: unknown) => ({ error: e instanceof Error ? e.message : String(e) }),
+        );
+        if ('position' in retried) return retried.position;
+        reason = retried.error;
+        undone = await filesAsBefore(root, pending, point, childOf(state, restorePointId)).catch(() => false);
+      }
+      this.logger.error(`deleting restore point ${restorePointId} failed (${undone ? 'undone' : 'stopped midway'}): ${reason}`);
+      const failed = await this.commands.execute(new FailRestorePointDeleteCommand(vmId, repositoryId, restorePointId, reason, undone));
+      await this.projections.waitFor(READ_MODEL, failed.position);
+      throw new InternalServerErrorException(
+        undone
+          ? `deleting restore point ${restorePointId} failed and was undone (the point is unchanged): ${reason}`
+          : `deleting restore point ${restorePointId} stopped midway: ${reason}; the point is marked unusable and DELETE it again to finish`,
+      );
+    }
   }
 
   private async finish(vmId: string, repositoryId: string, restorePointId: string): Promise<string | null> {

@@ -1,40 +1,279 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
+import { realpath } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { validateChain } from '../repositories/qcow2/chain-validator';
+import { readDigestFile } from '../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
-import { pointOf } from './chain.aggregate';
-import { RestorePoint } from './chain.events';
+import { BlockDigests, DIGEST_BLOCK_SIZE } from '../wire/block-digests';
+import { checkBlocks, exportPoint } from './adapters/block-reader';
+import { ChainState, pointAndDescendants, pointOf } from './chain.aggregate';
+import { DigestCoverage, RestorePoint } from './chain.events';
 import { ChainStates } from './chain-states';
+import { RecordCorruptionCommand } from './commands/record-corruption.command';
 import { RecordVerificationCommand } from './commands/record-verification.command';
+import { FilesInUse } from './files-in-use';
 import { GetRestorePointQuery } from './queries/get-restore-point.query';
+import { RepositoryRestorePointsQuery } from './queries/repository-restore-points.query';
+import { blocksToCheck, coverageOf, DigestedPoint, readsThrough } from './verification-plan';
 
 const READ_MODEL = 'restore-points';
+/** A badly damaged file would otherwise record one event per block; the rest is counted in the problems. */
+const MAX_RECORDED_MISMATCHES = 100;
+const PROGRESS_LOG_MS = 5_000;
 
-/** Checks every file a restore point reads through, disk by disk, and records what it found. */
+/** One block that did not read back as it was written. */
+export interface VerifyMismatch {
+  /** The point whose digest failed: the block is in its file. */
+  restorePointId: string;
+  diskId: string;
+  offset: number;
+  length: number;
+  expected: string;
+  actual: string;
+  /** Later points that read the block through it, corrupt as well. */
+  readsThrough: string[];
+}
+
+export interface ReadFigures {
+  bytesRead: number;
+  blocks: number;
+  durationMs: number;
+  mibPerSecond: number;
+}
+
+export interface PointVerifyResult extends ReadFigures {
+  restorePointId: string;
+  ok: boolean;
+  /** 'none': the point was backed up before backups recorded digests and was checked structurally only. */
+  digests: DigestCoverage;
+  problems: string[];
+  warnings: string[];
+  mismatches: VerifyMismatch[];
+}
+
+export interface RepositoryVerifyResult extends ReadFigures {
+  repositoryId: string;
+  ok: boolean;
+  points: { restorePointId: string; vmId: string; ok: boolean; digests: DigestCoverage; problems: string[] }[];
+  mismatches: VerifyMismatch[];
+}
+
+/** Digests of one disk along a chain, loaded once per verify. */
+type DiskDigests = Map<string, BlockDigests | null>;
+
+/**
+ * Verifying reads: every block a restore point's chain holds is read back through a read-only
+ * export of the point that wrote it and compared with the digest the agent recorded when it sent
+ * it, on top of the structural checks (qemu-img check, the backing chain). A mismatch is recorded
+ * against the point whose file holds the block, naming the later points that read it through.
+ */
 @Injectable()
 export class RestorePointVerificationWorkflow {
+  private readonly logger = new Logger('verify');
+  /** Real paths of the files verifies are reading, with how many verifies read each. */
+  private readonly held = new Map<string, number>();
+
   constructor(
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
     private readonly chains: ChainStates,
     private readonly repositories: RepositoriesService,
-  ) {}
+    filesInUse: FilesInUse,
+  ) {
+    // a merge or rebase under a running verify would change what it reads (and qemu's locks would fail it midway)
+    filesInUse.register(async (files) => (files.some((f) => this.held.has(f)) ? 'a verify is reading it' : null));
+  }
 
-  async verify(restorePointId: string): Promise<void> {
+  async verify(restorePointId: string): Promise<PointVerifyResult> {
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
     const root = (await this.repositories.definition(view.repositoryId)).root;
     const state = await this.chains.load(view.vmId, view.repositoryId);
-    const lineage: RestorePoint[] = [];
-    for (let p = pointOf(state, restorePointId); p; p = p.parentId ? pointOf(state, p.parentId) : undefined) lineage.unshift(p);
-    const problems: string[] = [];
-    const warnings: string[] = [];
-    for (const disk of lineage.at(-1)?.disks ?? []) {
-      const links = lineage.map((p) => p.disks.find((d) => d.diskId === disk.diskId)!).map((d) => ({ file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes }));
-      const result = await validateChain(root, links);
-      problems.push(...result.problems.map((p) => `${disk.diskId}: ${p}`));
-      warnings.push(...result.warnings.map((w) => `${disk.diskId}: ${w}`));
-    }
-    await this.gateway.execute(new RecordVerificationCommand(view.vmId, view.repositoryId, restorePointId, problems, warnings), READ_MODEL);
+    const lineage = lineageOf(state, restorePointId);
+    return this.holding(root, lineage, async () => {
+      const started = Date.now();
+      const progress = this.progress(`restore point ${restorePointId}`);
+      const { problems, warnings } = await structuralChecks(root, lineage);
+      const ids = new Set(lineage.map((p) => p.restorePointId));
+      const digests = await loadDigests(root, state.points, (pointId, problem) => ids.has(pointId) && problems.push(problem));
+      const lineages = lineage.at(-1)!.disks.map((disk) => lineage.map((p) => digestedPoint(p, disk.diskId, digests)));
+      const coverage = coverageOf(lineages);
+      const found: VerifyMismatch[] = [];
+      let blocks = 0;
+      // a chain that fails structurally cannot be exported reliably: its content is not read
+      if (!problems.length) {
+        for (const disk of lineage.at(-1)!.disks) {
+          const perDisk = lineage.map((p) => digestedPoint(p, disk.diskId, digests));
+          for (const { restorePointId: inPoint, digests: toRead } of blocksToCheck(perDisk)) {
+            const result = await this.readPoint(root, pointOf(state, inPoint)!, disk.diskId, toRead, progress.add);
+            blocks += result.blocks;
+            found.push(...result.mismatches.map((m) => ({ restorePointId: inPoint, diskId: disk.diskId, ...m, readsThrough: laterReaders(state, inPoint, disk.diskId, m.offset, digests) })));
+          }
+        }
+      }
+      progress.stop();
+      await this.recordMismatches(view.vmId, view.repositoryId, found);
+      problems.push(...mismatchProblems(found));
+      const verifiedAt = new Date().toISOString();
+      await this.gateway.execute(new RecordVerificationCommand(view.vmId, view.repositoryId, restorePointId, problems, warnings, verifiedAt, coverage), READ_MODEL);
+      return { restorePointId, ok: problems.length === 0, digests: coverage, problems, warnings, mismatches: found, ...figures(progress.bytes, blocks, started) };
+    });
   }
+
+  /**
+   * Every point of every chain in the repository: each point's own blocks are read once, from its own
+   * view; a point is then clean when neither it nor any point it reads a damaged block through failed.
+   */
+  async verifyRepository(repositoryId: string): Promise<RepositoryVerifyResult> {
+    const root = (await this.repositories.definition(repositoryId)).root;
+    const views = await this.queries.execute(new RepositoryRestorePointsQuery(repositoryId));
+    const started = Date.now();
+    const progress = this.progress(`repository ${repositoryId}`);
+    const result: RepositoryVerifyResult = { repositoryId, ok: true, points: [], mismatches: [], bytesRead: 0, blocks: 0, durationMs: 0, mibPerSecond: 0 };
+    for (const vmId of [...new Set(views.map((v) => v.vmId))]) {
+      const state = await this.chains.load(vmId, repositoryId);
+      await this.holding(root, state.points, async () => {
+        const loadProblems = new Map<string, string[]>();
+        const digests = await loadDigests(root, state.points, (pointId, problem) => loadProblems.set(pointId, [...(loadProblems.get(pointId) ?? []), problem]));
+        const found: VerifyMismatch[] = [];
+        const structural = new Map<string, { problems: string[]; warnings: string[] }>();
+        for (const point of state.points) structural.set(point.restorePointId, await structuralChecks(root, lineageOf(state, point.restorePointId)));
+        for (const point of state.points) {
+          if (structural.get(point.restorePointId)!.problems.length) continue;
+          for (const disk of point.disks) {
+            const own = digests.get(key(point.restorePointId, disk.diskId));
+            if (!own || !own.runs.length) continue;
+            const read = await this.readPoint(root, point, disk.diskId, own, progress.add);
+            result.blocks += read.blocks;
+            found.push(...read.mismatches.map((m) => ({ restorePointId: point.restorePointId, diskId: disk.diskId, ...m, readsThrough: laterReaders(state, point.restorePointId, disk.diskId, m.offset, digests) })));
+          }
+        }
+        await this.recordMismatches(vmId, repositoryId, found);
+        result.mismatches.push(...found);
+        const verifiedAt = new Date().toISOString();
+        for (const point of state.points) {
+          const { problems, warnings } = structural.get(point.restorePointId)!;
+          const lineage = lineageOf(state, point.restorePointId);
+          const ids = new Set(lineage.map((p) => p.restorePointId));
+          problems.push(...lineage.flatMap((l) => loadProblems.get(l.restorePointId) ?? []));
+          problems.push(...mismatchProblems(found.filter((m) => ids.has(m.restorePointId) && (m.restorePointId === point.restorePointId || m.readsThrough.includes(point.restorePointId)))));
+          const coverage = coverageOf(point.disks.map((d) => lineage.map((p) => digestedPoint(p, d.diskId, digests))));
+          await this.gateway.execute(new RecordVerificationCommand(vmId, repositoryId, point.restorePointId, problems, warnings, verifiedAt, coverage), READ_MODEL);
+          result.points.push({ restorePointId: point.restorePointId, vmId, ok: problems.length === 0, digests: coverage, problems });
+        }
+      });
+    }
+    progress.stop();
+    result.ok = result.points.every((p) => p.ok);
+    return { ...result, ...figures(progress.bytes, result.blocks, started) };
+  }
+
+  private async readPoint(root: string, point: RestorePoint, diskId: string, digests: BlockDigests, onBytes: (n: number) => void) {
+    const disk = point.disks.find((d) => d.diskId === diskId)!;
+    const exported = await exportPoint(join(root, disk.file));
+    try {
+      return await checkBlocks(exported.client, digests, onBytes);
+    } finally {
+      await exported.close();
+    }
+  }
+
+  private async recordMismatches(vmId: string, repositoryId: string, found: VerifyMismatch[]): Promise<void> {
+    for (const m of found.slice(0, MAX_RECORDED_MISMATCHES)) {
+      const damage = { diskId: m.diskId, offset: m.offset, length: m.length, expected: m.expected, actual: m.actual };
+      await this.gateway.execute(new RecordCorruptionCommand(vmId, repositoryId, m.restorePointId, damage, m.readsThrough), READ_MODEL);
+    }
+  }
+
+  /** Marks the files of these points as being read (a delete of any of them is refused) while `work` runs. */
+  private async holding<T>(root: string, points: readonly RestorePoint[], work: () => Promise<T>): Promise<T> {
+    const files = await Promise.all(points.flatMap((p) => p.disks.map((d) => realpath(join(root, d.file)).catch(() => join(root, d.file)))));
+    for (const f of files) this.held.set(f, (this.held.get(f) ?? 0) + 1);
+    try {
+      return await work();
+    } finally {
+      for (const f of files) {
+        const n = this.held.get(f)! - 1;
+        if (n > 0) this.held.set(f, n);
+        else this.held.delete(f);
+      }
+    }
+  }
+
+  /** Progress like a backup's: bytes read so far and the rate, in the hub's log every few seconds. */
+  private progress(what: string) {
+    const started = Date.now();
+    const p = { bytes: 0, add: (n: number) => void (p.bytes += n), stop: () => clearInterval(timer) };
+    const timer = setInterval(() => {
+      const s = (Date.now() - started) / 1000;
+      this.logger.log(`verifying ${what}: ${(p.bytes / 1048576).toFixed(0)} MiB read, ${(p.bytes / 1048576 / s).toFixed(1)} MiB/s`);
+    }, PROGRESS_LOG_MS);
+    timer.unref();
+    return p;
+  }
+}
+
+const key = (restorePointId: string, diskId: string) => `${restorePointId}/${diskId}`;
+
+/** The point and the points it reads through, oldest first. */
+function lineageOf(state: ChainState, restorePointId: string): RestorePoint[] {
+  const lineage: RestorePoint[] = [];
+  for (let p = pointOf(state, restorePointId); p; p = p.parentId ? pointOf(state, p.parentId) : undefined) lineage.unshift(p);
+  return lineage;
+}
+
+async function structuralChecks(root: string, lineage: RestorePoint[]): Promise<{ problems: string[]; warnings: string[] }> {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  for (const disk of lineage.at(-1)?.disks ?? []) {
+    const links = lineage.map((p) => p.disks.find((d) => d.diskId === disk.diskId)!).map((d) => ({ file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes }));
+    const result = await validateChain(root, links);
+    problems.push(...result.problems.map((p) => `${disk.diskId}: ${p}`));
+    warnings.push(...result.warnings.map((w) => `${disk.diskId}: ${w}`));
+  }
+  return { problems, warnings };
+}
+
+/** Every digest file the chain's manifests name; a missing or damaged one is a problem (and counts as no digests). */
+async function loadDigests(root: string, points: readonly RestorePoint[], problem: (restorePointId: string, problem: string) => unknown): Promise<DiskDigests> {
+  const out: DiskDigests = new Map();
+  for (const point of points) {
+    for (const disk of point.disks) {
+      if (!disk.digests) {
+        out.set(key(point.restorePointId, disk.diskId), null);
+        continue;
+      }
+      const set = await readDigestFile(root, disk.digests).catch((e: Error) => {
+        problem(point.restorePointId, `${disk.diskId}: ${point.restorePointId}: ${e.message}`);
+        return null;
+      });
+      out.set(key(point.restorePointId, disk.diskId), set);
+    }
+  }
+  return out;
+}
+
+function digestedPoint(point: RestorePoint, diskId: string, digests: DiskDigests): DigestedPoint {
+  return { restorePointId: point.restorePointId, digests: digests.get(key(point.restorePointId, diskId)) ?? null };
+}
+
+/** The points after `restorePointId` in its chain that read the block at `offset` from it. */
+function laterReaders(state: ChainState, restorePointId: string, diskId: string, offset: number, digests: DiskDigests): string[] {
+  const later = pointAndDescendants(state, restorePointId)
+    .slice(1)
+    .filter((p) => p.disks.some((d) => d.diskId === diskId))
+    .map((p) => digestedPoint(p, diskId, digests));
+  return readsThrough(later, Math.floor(offset / DIGEST_BLOCK_SIZE));
+}
+
+function mismatchProblems(found: VerifyMismatch[]): string[] {
+  const shown = found.slice(0, MAX_RECORDED_MISMATCHES).map((m) => `${m.diskId}: block at offset ${m.offset} (${m.length} bytes) of ${m.restorePointId} does not match its digest: expected ${m.expected}, read ${m.actual}`);
+  if (found.length > shown.length) shown.push(`and ${found.length - shown.length} more damaged blocks`);
+  return shown;
+}
+
+function figures(bytesRead: number, blocks: number, started: number): ReadFigures {
+  const durationMs = Date.now() - started;
+  return { bytesRead, blocks, durationMs, mibPerSecond: durationMs > 0 ? Math.round((bytesRead / 1048576 / (durationMs / 1000)) * 10) / 10 : 0 };
 }

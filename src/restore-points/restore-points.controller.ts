@@ -31,8 +31,8 @@ export class RestorePointsController {
 
   @Post('restore-points/:id/verify')
   async verify(@Param() { id }: RestorePointIdParams) {
-    await this.verification.verify(id);
-    return restorePointResponse(await this.queries.execute(new GetRestorePointQuery(id)));
+    const content = await this.verification.verify(id);
+    return { ...restorePointResponse(await this.queries.execute(new GetRestorePointQuery(id))), content };
   }
 
   @Get('vms/:vmId/restore-points')

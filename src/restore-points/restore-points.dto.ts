@@ -30,7 +30,10 @@ export function restorePointResponse(v: RestorePointRecord) {
     parentId: v.parentId,
     createdAt: v.createdAt,
     status: v.status,
-    disks: v.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef })),
-    verification: v.verifiedAt ? { ok: v.verifyOk, problems: v.verifyProblems ?? [], warnings: v.verifyWarnings ?? [], at: v.verifiedAt } : null,
+    disks: v.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef, digests: d.digests ? { file: d.digests.file, blocks: d.digests.blocks } : null })),
+    verification: v.verifiedAt ? { ok: v.verifyOk, problems: v.verifyProblems ?? [], warnings: v.verifyWarnings ?? [], at: v.verifiedAt, digests: v.verifyDigests ?? 'none' } : null,
+    integrity: v.integrity,
+    verifiedAt: v.verifiedAt,
+    damaged: v.damaged,
   };
 }

@@ -12,6 +12,8 @@ export const RESTORE_USAGE = `usage:
   sendense restore mounts                                  list mounts
 
 --volume may be left out when the mount has one browsable volume.
+mount, ls and get say whether the restore point was verified; a corrupt one is printed in red
+(when the output is a terminal, or FORCE_COLOR is set) with its damaged blocks.
 The hub is SENDENSE_HUB (default http://127.0.0.1:8082); the token is SENDENSE_TOKEN, else the
 admin token in $SENDENSE_DATA_DIR/admin.token (default ./var/admin.token).
 `;
@@ -31,7 +33,23 @@ interface Volume {
   reason: string | null;
 }
 
-interface MountAnswer {
+interface DamagedRange {
+  diskId: string;
+  offset: number;
+  length: number;
+  expected: string;
+  actual: string;
+  inPointId: string;
+}
+
+interface IntegrityAnswer {
+  integrity: 'verified' | 'unverified' | 'corrupt';
+  verifiedAt: string | null;
+  damaged: DamagedRange[];
+  integrityProblems: string[];
+}
+
+interface MountAnswer extends IntegrityAnswer {
   mountId: string;
   status: string;
   restorePointId: string;
@@ -155,8 +173,49 @@ function humanSize(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-function printMount(m: MountAnswer, out: Writable): void {
+const RED = '\x1b[31m';
+const RESET = '\x1b[0m';
+
+/** ANSI colours for a terminal, or wherever FORCE_COLOR asks for them (and never when it is 0 or false). */
+function colours(stream: Writable, env: NodeJS.ProcessEnv): boolean {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined && force !== '') return force !== '0' && force !== 'false';
+  return !!(stream as Writable & { isTTY?: boolean }).isTTY && env.NO_COLOR === undefined;
+}
+
+function red(lines: string[], colour: boolean): string {
+  const text = lines.map((l) => `${l}\n`).join('');
+  return colour ? `${RED}${text}${RESET}` : text;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** The restore point's integrity: corrupt in red with every damaged block the disk reads, the others on one plain line. */
+function integrityText(m: IntegrityAnswer, colour: boolean): string {
+  if (m.integrity === 'verified') return `integrity: verified${m.verifiedAt ? ` at ${m.verifiedAt}` : ''}\n`;
+  if (m.integrity !== 'corrupt') return `integrity: ${m.integrity} (no verify has read this restore point back yet)\n`;
+  const lines = [`integrity: CORRUPT${m.verifiedAt ? ` (verified at ${m.verifiedAt})` : ''}: ${plural(m.damaged.length, 'damaged block')} on this disk; files read from here may be wrong`];
+  for (const r of m.damaged) lines.push(`  ${r.diskId} offset ${r.offset} length ${r.length} in restore point ${r.inPointId}: expected ${r.expected}, read ${r.actual}`);
+  for (const problem of m.integrityProblems) lines.push(`  ${problem}`);
+  return red(lines, colour);
+}
+
+/** What a download's headers say about the restore point it came from. */
+function downloadIntegrityText(headers: Headers, mountId: string, colour: boolean): string | null {
+  const integrity = headers.get('x-sendense-integrity');
+  if (!integrity) return null;
+  const verifiedAt = headers.get('x-sendense-verified-at');
+  if (integrity !== 'corrupt') return integrityText({ integrity: integrity as IntegrityAnswer['integrity'], verifiedAt, damaged: [], integrityProblems: [] }, colour);
+  const count = Number(headers.get('x-sendense-damaged-ranges') ?? 0);
+  const holders = headers.get('x-sendense-damaged-in');
+  return red([`integrity: CORRUPT: the restore point has ${plural(count, 'damaged block')} on this disk${holders ? ` (in restore point ${holders.split(',').join(', ')})` : ''}; this file may be wrong (sendense restore ls ${mountId} lists the damaged blocks)`], colour);
+}
+
+function printMount(m: MountAnswer, out: Writable, env: NodeJS.ProcessEnv): void {
   out.write(`mount ${m.mountId}: ${m.status} (restore point ${m.restorePointId}, disk ${m.diskId}${m.partitionTable ? `, ${m.partitionTable} partition table` : ''})\n`);
+  out.write(integrityText(m, colours(out, env)));
   if (m.expiresAt) out.write(`released if unused until ${m.expiresAt} (every access renews it)\n`);
   if (m.releaseReason) out.write(`released: ${m.releaseReason}\n`);
   for (const v of m.volumes) {
@@ -169,18 +228,21 @@ function mountPath(mountId: string, suffix = ''): string {
   return `/api/v1/restore/mounts/${encodeURIComponent(mountId)}${suffix}`;
 }
 
-async function mountCommand(client: HubClient, args: string[], out: Writable): Promise<number> {
+async function mountCommand(client: HubClient, args: string[], out: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const { positional, options } = parseArgs(args, { '--disk': 'disk' });
   if (positional.length !== 1) throw new UsageError('restore mount needs exactly one RESTORE_POINT');
   const mount = await client.json<MountAnswer>('POST', '/api/v1/restore/mounts', { restorePointId: positional[0], ...(options.disk ? { diskId: options.disk } : {}) });
-  printMount(mount, out);
+  printMount(mount, out, env);
   return 0;
 }
 
-async function lsCommand(client: HubClient, args: string[], out: Writable): Promise<number> {
+/** The listing goes to stdout; the restore point's integrity to stderr, so scripts reading the listing are not disturbed. */
+async function lsCommand(client: HubClient, args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
+  const out = io.stdout;
   const { positional, options } = parseArgs(args, { '--volume': 'volume' });
   if (positional.length < 1 || positional.length > 2) throw new UsageError('restore ls needs MOUNT and at most one PATH');
   const [mountId, path = ''] = positional;
+  io.stderr.write(integrityText(await client.json<MountAnswer>('GET', mountPath(mountId)), colours(io.stderr, env)));
   let cursor: string | undefined;
   do {
     const page = await client.json<{ entries: Entry[]; nextCursor: string | null }>('GET', mountPath(mountId, `/files${query({ volume: options.volume, path, cursor, limit: '1000' })}`));
@@ -201,13 +263,16 @@ function suggestedName(disposition: string | null, path: string): string {
   return name && name !== '.' && name !== '..' ? name : 'download';
 }
 
-async function getCommand(client: HubClient, args: string[], io: CliIo): Promise<number> {
+/** The file goes where -o says (stdout with -o -); the restore point's integrity, from the download's headers, to stderr. */
+async function getCommand(client: HubClient, args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
   const { positional, options } = parseArgs(args, { '--volume': 'volume', '-o': 'output', '--output': 'output' });
   if (positional.length !== 2) throw new UsageError('restore get needs MOUNT and PATH');
   const [mountId, path] = positional;
   const res = await client.request('GET', mountPath(mountId, `/file${query({ volume: options.volume, path })}`));
   const body = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
   const expected = Number(res.headers.get('content-length'));
+  const integrity = downloadIntegrityText(res.headers, mountId, colours(io.stderr, env));
+  if (integrity) io.stderr.write(integrity);
   if (options.output === '-') {
     await pipeline(body, io.stdout, { end: false });
     return 0;
@@ -240,11 +305,15 @@ async function unmountCommand(client: HubClient, args: string[], out: Writable):
   return 0;
 }
 
-async function mountsCommand(client: HubClient, args: string[], out: Writable): Promise<number> {
+async function mountsCommand(client: HubClient, args: string[], out: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const { positional, options } = parseArgs(args, { '--status': 'status' });
   if (positional.length) throw new UsageError('restore mounts takes no arguments');
   const mounts = await client.json<MountAnswer[]>('GET', `/api/v1/restore/mounts${query({ status: options.status })}`);
-  for (const m of mounts) out.write(`${m.mountId}  ${m.status.padEnd(8)}  ${m.restorePointId}  ${m.diskId}${m.releaseReason ? `  (${m.releaseReason})` : ''}\n`);
+  const colour = colours(out, env);
+  for (const m of mounts) {
+    const integrity = m.integrity === 'corrupt' && colour ? `${RED}corrupt${RESET}` : m.integrity;
+    out.write(`${m.mountId}  ${m.status.padEnd(8)}  ${m.restorePointId}  ${m.diskId}  ${integrity}${m.releaseReason ? `  (${m.releaseReason})` : ''}\n`);
+  }
   return 0;
 }
 
@@ -261,11 +330,11 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv, io:
       return sub === undefined ? 2 : 0;
     }
     const commands: Record<string, (client: HubClient) => Promise<number>> = {
-      mount: (c) => mountCommand(c, rest, io.stdout),
-      ls: (c) => lsCommand(c, rest, io.stdout),
-      get: (c) => getCommand(c, rest, io),
+      mount: (c) => mountCommand(c, rest, io.stdout, env),
+      ls: (c) => lsCommand(c, rest, io, env),
+      get: (c) => getCommand(c, rest, io, env),
       unmount: (c) => unmountCommand(c, rest, io.stdout),
-      mounts: (c) => mountsCommand(c, rest, io.stdout),
+      mounts: (c) => mountsCommand(c, rest, io.stdout, env),
     };
     const command = commands[sub];
     if (!command) throw new UsageError(`unknown restore command ${JSON.stringify(sub)}`);

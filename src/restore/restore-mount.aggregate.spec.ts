@@ -37,7 +37,7 @@ const volumes: MountVolume[] = [
   { id: 'p2', fsType: 'LVM2_member', size: 1024, label: null, status: 'unsupported', reason: 'device-mapper is not available on this host', start: 2097152, partitionType: null, partitionName: null, uuid: null },
 ];
 const ready: RestoreMountCommand = { kind: 'recordReady', partitionTable: 'gpt', diskSize: 4096, volumes };
-const download: RestoreMountCommand = { kind: 'recordFileDownload', volume: 'p1', path: 'etc/hostname', bytes: 7, range: null, complete: true, actor: 'alice' };
+const download: RestoreMountCommand = { kind: 'recordFileDownload', volume: 'p1', path: 'etc/hostname', bytes: 7, range: null, complete: true, actor: 'alice', integrity: 'unverified' };
 
 function apply(commands: RestoreMountCommand[]): RestoreMountEvent[] {
   const events: RestoreMountEvent[] = [];
@@ -52,7 +52,7 @@ describe('restore mount rules', () => {
       ready,
       { kind: 'recordAccess', volume: 'p1', path: 'etc' },
       download,
-      { kind: 'recordArchiveDownload', volume: 'p1', path: 'etc', format: 'zip', bytes: 900, complete: true, actor: 'alice' },
+      { kind: 'recordArchiveDownload', volume: 'p1', path: 'etc', format: 'zip', bytes: 900, complete: true, actor: 'alice', integrity: 'verified' },
       release('requested'),
     ]);
     expect(events.map((e) => e.type)).toEqual([
@@ -65,9 +65,23 @@ describe('restore mount rules', () => {
     ]);
     expect(events[0].data).toEqual(target);
     expect(events[1].data).toEqual({ mountId: 'M', partitionTable: 'gpt', diskSize: 4096, volumes });
-    expect(events[3].data).toEqual({ mountId: 'M', volume: 'p1', path: 'etc/hostname', bytes: 7, range: null, complete: true, actor: 'alice' });
+    expect(events[3].data).toEqual({ mountId: 'M', volume: 'p1', path: 'etc/hostname', bytes: 7, range: null, complete: true, actor: 'alice', integrity: 'unverified' });
+    expect(events[4].data).toEqual({ mountId: 'M', volume: 'p1', path: 'etc', format: 'zip', bytes: 900, complete: true, actor: 'alice', integrity: 'verified' });
     expect(events[5].data).toEqual({ mountId: 'M', reason: 'requested', detail: null });
     expect(fold(mount, events)).toMatchObject({ status: 'released', releaseReason: 'requested', wasReady: true });
+  });
+
+  it('records the restore point integrity each download carried: a corrupt point is still served, never silently', () => {
+    const events = apply([
+      request(),
+      ready,
+      { ...download, integrity: 'corrupt' },
+      { kind: 'recordArchiveDownload', volume: 'p1', path: '', format: 'tar.gz', bytes: 10, complete: true, actor: 'bob', integrity: 'corrupt' },
+    ]);
+    expect(events.slice(2).map((e) => [e.type, (e.data as { integrity: string }).integrity])).toEqual([
+      ['RestoreFileDownloaded', 'corrupt'],
+      ['RestoreArchiveDownloaded', 'corrupt'],
+    ]);
   });
 
   it('refuses a second request for one mount id', () => {

@@ -1,5 +1,6 @@
 import { Aggregate } from '../eventing/aggregate';
 import { DomainError } from '../eventing/domain-error';
+import type { Integrity } from '../restore-points/chain.aggregate';
 import {
   MountTarget,
   MountVolume,
@@ -43,8 +44,8 @@ export type RestoreMountCommand =
   | { kind: 'recordReady'; partitionTable: string; diskSize: number; volumes: MountVolume[] }
   | { kind: 'recordFailed'; reason: string }
   | { kind: 'recordAccess'; volume: string; path: string }
-  | { kind: 'recordFileDownload'; volume: string; path: string; bytes: number; range: string | null; complete: boolean; actor: string }
-  | { kind: 'recordArchiveDownload'; volume: string; path: string; format: 'tar.gz' | 'zip'; bytes: number; complete: boolean; actor: string }
+  | { kind: 'recordFileDownload'; volume: string; path: string; bytes: number; range: string | null; complete: boolean; actor: string; integrity: Integrity }
+  | { kind: 'recordArchiveDownload'; volume: string; path: string; format: 'tar.gz' | 'zip'; bytes: number; complete: boolean; actor: string; integrity: Integrity }
   /** `hubInstance` is the hub process asking: only the process that holds a mount can take it down. */
   | { kind: 'release'; mountId: string; reason: ReleaseReason; detail?: string | null; hubInstance: string };
 
@@ -126,13 +127,13 @@ export const restoreMountAggregate: Aggregate<RestoreMountState, RestoreMountCom
         return state.status === 'ready' ? [{ type: RESTORE_MOUNT_ACCESSED, data: { mountId, volume: command.volume, path: command.path } }] : [];
       case 'recordFileDownload': {
         if (!state.wasReady) return [];
-        const { volume, path, bytes, range, complete, actor } = command;
-        return [{ type: RESTORE_FILE_DOWNLOADED, data: { mountId, volume, path, bytes, range, complete, actor } }];
+        const { volume, path, bytes, range, complete, actor, integrity } = command;
+        return [{ type: RESTORE_FILE_DOWNLOADED, data: { mountId, volume, path, bytes, range, complete, actor, integrity } }];
       }
       case 'recordArchiveDownload': {
         if (!state.wasReady) return [];
-        const { volume, path, format, bytes, complete, actor } = command;
-        return [{ type: RESTORE_ARCHIVE_DOWNLOADED, data: { mountId, volume, path, format, bytes, complete, actor } }];
+        const { volume, path, format, bytes, complete, actor, integrity } = command;
+        return [{ type: RESTORE_ARCHIVE_DOWNLOADED, data: { mountId, volume, path, format, bytes, complete, actor, integrity } }];
       }
       case 'release':
         if (!mayRelease(state, command.mountId, command.hubInstance)) return [];

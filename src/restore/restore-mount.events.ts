@@ -1,4 +1,5 @@
 import { DomainEvent } from '../eventing/aggregate';
+import type { Integrity } from '../restore-points/chain.aggregate';
 
 export const RESTORE_MOUNT_REQUESTED = 'RestoreMountRequested';
 export const RESTORE_MOUNT_READY = 'RestoreMountReady';
@@ -65,11 +66,13 @@ export type RestoreFileDownloaded = DomainEvent<
     /** False when the client went away or the read failed before everything asked for was sent. */
     complete: boolean;
     actor: string;
+    /** The restore point's integrity when the download started, as its response header said; absent on downloads recorded before integrity travelled with them. */
+    integrity?: Integrity;
   }
 >;
 export type RestoreArchiveDownloaded = DomainEvent<
   typeof RESTORE_ARCHIVE_DOWNLOADED,
-  { mountId: string; volume: string; path: string; format: 'tar.gz' | 'zip'; bytes: number; complete: boolean; actor: string }
+  { mountId: string; volume: string; path: string; format: 'tar.gz' | 'zip'; bytes: number; complete: boolean; actor: string; integrity?: Integrity }
 >;
 export type RestoreMountReleased = DomainEvent<typeof RESTORE_MOUNT_RELEASED, { mountId: string; reason: ReleaseReason; detail: string | null }>;
 

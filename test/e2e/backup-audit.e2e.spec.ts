@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent } from '../../src/audit/audit-event';
-import { MiB, Write, writeToDisk } from '../fixtures/vm/sample-vm';
+import { join } from 'node:path';
+import { clusterBytes, MiB, sameContent, Write, writeToDisk } from '../fixtures/vm/sample-vm';
 import { BackupLab } from '../support/backup-lab';
 
 /** Per disk: a target image served by its own qemu-nbd on a leased port. */
@@ -12,6 +13,7 @@ const EXPORT_STOPPED = ['QemuNbdExited', 'QemuNbdStopped', 'NbdPortReleased'];
 
 /** The whole story of one backup of a two-disk VM, whatever its type. */
 const BACKUP_STORY = [
+  'BackupJobClaimed',
   'BackupRequested',
   'BackupStarted',
   'BackupTypeDecided',
@@ -28,6 +30,7 @@ const BACKUP_STORY = [
   'BackupTargetsReleased',
   'RestorePointAdded',
   'BackupCompleted',
+  'BackupJobReleased',
 ];
 
 const types = (story: AuditEvent[]) => story.map((e) => e.type).filter((t, i, all) => t !== 'DiskTransferProgressed' || all[i - 1] !== t);
@@ -90,7 +93,26 @@ describe('one audit story per backup job', () => {
     expect(job).toMatchObject({ status: 'completed', type: 'incremental' });
     expect(await points()).toEqual([full, newest, job.restorePointId]);
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+    // Nothing was recorded by the refused deletes; the chain is not busy.
+    const chainEvents = (await lab.api('GET', `/api/v1/audit/streams/chain-vm1-${lab.repositoryId}?limit=1000`)).body.events.map((e: { type: string }) => e.type);
+    expect(chainEvents).toEqual(['RestorePointAdded', 'RestorePointAdded', 'RestorePointAdded']);
+    await expectBitExact(job.restorePointId);
+
+    // The next backup is an incremental on it that moves exactly the clusters written since.
+    const writes: Record<string, Write[]> = { disk0: [{ offset: 9 * MiB + 17, length: 100_000, pattern: 0xe1 }], disk1: [{ offset: 33 * MiB, length: 2 * MiB, pattern: 0xe2 }] };
+    for (const d of lab.vm.disks) await writeToDisk(d.path, writes[d.diskId]);
+    const nextId = await lab.backup('auto');
+    const next = await lab.waitForJob(nextId);
+    expect(next).toMatchObject({ status: 'completed', type: 'incremental' });
+    expect((await lab.api('GET', `/api/v1/restore-points/${next.restorePointId}`)).body.parentId).toBe(job.restorePointId);
+    for (const e of (await lab.events(nextId)).filter((x) => x.type === 'DiskTransferCompleted')) expect(e.data.bytesWritten + e.data.bytesZeroed).toBe(clusterBytes(writes[e.data.diskId]));
+    await expectBitExact(next.restorePointId);
   });
+
+  async function expectBitExact(restorePointId: string): Promise<void> {
+    const point = (await lab.api('GET', `/api/v1/restore-points/${restorePointId}`)).body;
+    for (const d of lab.vm.disks) expect(await sameContent(d.path, join(lab.repoRoot, point.disks.find((x: { diskId: string }) => x.diskId === d.diskId).file))).toBe(true);
+  }
 
   it("takes reports on a job only from the job's own agent or the admin", async () => {
     const [job] = (await lab.api('GET', '/api/v1/backups?vmId=vm1')).body.jobs;

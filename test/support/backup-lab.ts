@@ -127,9 +127,9 @@ export class BackupLab {
     const qemuNbd = processesMentioning(this.hubDataDir).filter((p) => p.cmdline.includes('qemu-nbd')).map((p) => p.cmdline);
     const leases = (await this.api('GET', '/api/v1/nbd/ports')).body.length;
     const vmIds = ((await this.api('GET', '/api/v1/vms')).body as { vmId: string }[]).map((v) => v.vmId);
-    const points: { disks: { file: string }[] }[] = [];
+    const points: { disks: { file: string; digests?: { file: string } | null }[] }[] = [];
     for (const vmId of vmIds) points.push(...(await this.api('GET', `/api/v1/vms/${vmId}/restore-points?repositoryId=${this.repositoryId}`)).body);
-    const known = new Set(points.flatMap((p) => p.disks.map((d) => d.file)));
+    const known = new Set(points.flatMap((p) => p.disks.flatMap((d) => [d.file, ...(d.digests ? [d.digests.file] : [])])));
     const { stdout } = await run('find', [this.repoRoot, '-type', 'f', '-not', '-path', '*/manifests/*.json']);
     const strayFiles = stdout.split('\n').filter(Boolean).map((f) => f.slice(this.repoRoot.length + 1)).filter((f) => !known.has(f));
     return { qemuNbd, leases, strayFiles };

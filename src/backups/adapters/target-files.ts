@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createFull, createOverlay } from '../../repositories/qcow2/qemu-img';
+import { digestFileOf, digestFileRef, DigestFileRef } from '../../repositories/qcow2/digest-files';
 import { removeDurably } from '../../repositories/qcow2/durable-fs';
 import { manifestPath, writeManifest } from '../../repositories/qcow2/manifest';
 import { toManifest } from '../../restore-points/chain-files';
@@ -35,6 +36,11 @@ export class TargetFiles {
     return (await stat(join(root, file))).size;
   }
 
+  /** The block digests the agent uploaded for a disk (src/backups/adapters/digest-uploads.ts), or null when it sent none. */
+  digests(root: string, vmId: string, restorePointId: string, diskId: string): Promise<DigestFileRef | null> {
+    return digestFileRef(root, digestFileOf(vmId, restorePointId, diskId));
+  }
+
   async writeManifest(root: string, point: RestorePoint): Promise<void> {
     await writeManifest(root, toManifest(point));
   }
@@ -44,6 +50,11 @@ export class TargetFiles {
     const removed: string[] = [];
     for (const file of files) if (await removeDurably(join(root, file))) removed.push(file);
     if (await removeDurably(manifestPath(root, vmId, restorePointId))) removed.push(`${vmId}/manifests/${restorePointId}.json`);
+    for (const file of files) {
+      const diskId = file.split('/')[1];
+      const digests = diskId ? digestFileOf(vmId, restorePointId, diskId) : null;
+      if (digests && (await removeDurably(join(root, digests)))) removed.push(digests);
+    }
     return removed;
   }
 }

@@ -1,30 +1,26 @@
-import { CommandHandler, EventBus, ICommandHandler, QueryBus } from '@nestjs/cqrs';
+import { CommandHandler, EventBus, ICommandHandler } from '@nestjs/cqrs';
 import { randomUUID } from 'node:crypto';
 import { AgentsService } from '../../agents/agents.service';
 import { AggregateRepository } from '../../eventing/aggregate-repository';
-import { KeyedMutex } from '../../eventing/keyed-mutex';
 import { RepositoriesService } from '../../repositories/registry/repositories.service';
-import { backupJobAggregate } from '../backup-job.aggregate';
+import { backupJobAggregate, isTerminal } from '../backup-job.aggregate';
 import { backupStream } from '../backup.events';
 import { BackupJobQueued } from '../backup.notices';
-import { JobsInProcess } from '../jobs-in-process';
-import { UnfinishedBackupJobsQuery } from '../queries/unfinished-backup-jobs.query';
+import { HolderState, holderState, VmClaimState, vmClaimAggregate } from '../vm-claim.aggregate';
+import { vmClaimStream } from '../vm-claim.events';
 import { BackupRequestedResult, RequestBackupCommand } from './request-backup.command';
 
 /**
- * One unfinished job per VM: requests for one VM are taken one at a time here, and the busy
- * job is looked up among this process's jobs (not yet in any read model) and every hub's.
+ * One unfinished job per VM, decided by the event store: the request first claims the VM on its
+ * `vm-backups-<vmId>` stream (an append with the expected revision, so of two racing requests, in
+ * one hub or in two, exactly one gets it), and only then records BackupRequested. The loser records nothing.
  */
 @CommandHandler(RequestBackupCommand)
 export class RequestBackupHandler implements ICommandHandler<RequestBackupCommand, BackupRequestedResult> {
-  private readonly perVm = new KeyedMutex();
-
   constructor(
     private readonly aggregates: AggregateRepository,
     private readonly agents: AgentsService,
     private readonly repositories: RepositoriesService,
-    private readonly queries: QueryBus,
-    private readonly here: JobsInProcess,
     private readonly notices: EventBus,
   ) {}
 
@@ -32,12 +28,32 @@ export class RequestBackupHandler implements ICommandHandler<RequestBackupComman
     const { vmId, repositoryId, requestedType } = command;
     const vm = await this.agents.vm(vmId);
     await this.repositories.definition(repositoryId);
-    return this.perVm.run(vmId, async () => {
-      const busyJobId = this.here.ofVm(vmId) ?? (await this.queries.execute(new UnfinishedBackupJobsQuery(vmId)))[0]?.jobId ?? null;
-      const jobId = randomUUID();
-      const result = await this.aggregates.execute(backupStream(jobId), backupJobAggregate, { kind: 'request', jobId, vmId, agentId: vm.agentId, repositoryId, requestedType, busyJobId }, command);
+    const jobId = randomUUID();
+    const claims = vmClaimStream(vmId);
+    const { state: claim } = await this.aggregates.load(claims, vmClaimAggregate);
+    const holder = claim.jobId ? { jobId: claim.jobId, state: await this.holder(claim, command) } : null;
+    await this.aggregates.execute(claims, vmClaimAggregate, { kind: 'claim', vmId, jobId, at: new Date().toISOString(), holder }, command);
+    try {
+      const result = await this.aggregates.execute(backupStream(jobId), backupJobAggregate, { kind: 'request', jobId, vmId, agentId: vm.agentId, repositoryId, requestedType }, command);
       this.notices.publish(new BackupJobQueued(jobId, vmId));
       return { jobId, eventIds: result.eventIds, position: result.position };
-    });
+    } catch (error) {
+      await this.aggregates.execute(claims, vmClaimAggregate, { kind: 'release', vmId, jobId, reason: `the request was not recorded: ${String(error)}` }, command).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * What became of the job holding the claim, from its own stream. A claim whose job was never recorded
+   * (its request died in between) is voided on that job's stream first, so that request, should it
+   * still arrive, is refused there instead of making a second job.
+   */
+  private async holder(claim: VmClaimState, command: RequestBackupCommand): Promise<HolderState> {
+    const stream = backupStream(claim.jobId!);
+    const { state: job } = await this.aggregates.load(stream, backupJobAggregate);
+    const seen = holderState({ exists: job.jobId !== null, terminal: isTerminal(job), voided: job.voided }, claim.claimedAt, new Date());
+    if (seen !== 'maybe-never') return seen;
+    const { state } = await this.aggregates.execute(stream, backupJobAggregate, { kind: 'void', jobId: claim.jobId!, reason: `its request was not recorded within the grace after claiming VM` }, command);
+    return state.jobId === null ? 'never' : isTerminal(state) ? 'over' : 'running';
   }
 }

@@ -22,7 +22,7 @@ export async function fsyncFile(file: string): Promise<void> {
 }
 
 /** Readers see the old content or the new content, never a torn file, even across a power cut. */
-export async function writeFileAtomic(file: string, content: string): Promise<void> {
+export async function writeFileAtomic(file: string, content: string | Buffer): Promise<void> {
   const tmp = await writeSyncedTemp(file, content);
   try {
     await fs.rename(tmp, file);
@@ -69,11 +69,11 @@ export async function exists(file: string): Promise<boolean> {
 }
 
 /** Temp names start with a dot so directory listings of restore points and manifests skip them. */
-async function writeSyncedTemp(file: string, content: string): Promise<string> {
+async function writeSyncedTemp(file: string, content: string | Buffer): Promise<string> {
   const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const handle = await fs.open(tmp, 'wx', 0o644);
   try {
-    await handle.writeFile(content, 'utf8');
+    await handle.writeFile(content);
     await handle.sync();
   } catch (error) {
     await handle.close();

@@ -40,6 +40,17 @@ describe('restore point manifests', () => {
     await removeTempDir(repo);
   });
 
+  it('carries each disk\'s digest file, so a rescan finds the digests again, and refuses a malformed reference', async () => {
+    const digests = { file: 'vm-1/manifests/rp-1.disk-0.digests', sha256: 'a'.repeat(64), blocks: 12 };
+    const m = fullManifest();
+    m.disks[0] = { ...m.disks[0], digests };
+    await writeManifest(repo, m);
+    expect((await listManifests(repo)).manifests[0].disks.map((d) => d.digests ?? null)).toEqual([digests, null]);
+    const bad = fullManifest();
+    bad.disks[0] = { ...bad.disks[0], digests: { file: '../elsewhere', sha256: 'xyz', blocks: -1 } };
+    await expect(writeManifest(repo, bad)).rejects.toThrow(/digests.file .*digests.sha256 .*digests.blocks/s);
+  });
+
   it('round-trips through an atomic write and leaves no temp files', async () => {
     const file = await writeManifest(repo, incremental());
     expect(file).toBe(manifestPath(repo, 'vm-1', 'rp-2'));

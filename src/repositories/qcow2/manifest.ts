@@ -17,6 +17,8 @@ export interface ManifestDisk {
   fileBytes: number;
   /** Source-side change tracking reference (bitmap name, VMware change id) for the next incremental. */
   changeRef: string | null;
+  /** The disk's block digest file (relative to the repository root) and its SHA-256; absent on points backed up without digests. */
+  digests?: { file: string; sha256: string; blocks: number } | null;
 }
 
 export interface RestorePointManifest {
@@ -142,6 +144,19 @@ function diskProblems(value: unknown, index: number, m: Record<string, unknown>,
   if (!Number.isSafeInteger(d.virtualSize) || (d.virtualSize as number) <= 0) problems.push(`${at}.virtualSize must be a positive integer, got ${JSON.stringify(d.virtualSize)}`);
   if (!Number.isSafeInteger(d.fileBytes) || (d.fileBytes as number) < 0) problems.push(`${at}.fileBytes must be a non-negative integer, got ${JSON.stringify(d.fileBytes)}`);
   if (d.changeRef !== null && typeof d.changeRef !== 'string') problems.push(`${at}.changeRef must be a string or null, got ${JSON.stringify(d.changeRef)}`);
+  if (d.digests !== undefined && d.digests !== null) problems.push(...digestsProblems(d.digests, at, m));
+  return problems;
+}
+
+function digestsProblems(value: unknown, at: string, m: Record<string, unknown>): string[] {
+  if (typeof value !== 'object' || value === null) return [`${at}.digests must be null or an object`];
+  const g = value as Record<string, unknown>;
+  const problems: string[] = [];
+  const fileProblem = repoRelativeProblem(g.file);
+  if (fileProblem) problems.push(`${at}.digests.file ${fileProblem}`);
+  else if (typeof m.vmId === 'string' && !(g.file as string).startsWith(`${m.vmId}/manifests/`)) problems.push(`${at}.digests.file "${g.file}" is not under ${m.vmId}/manifests/`);
+  if (typeof g.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(g.sha256)) problems.push(`${at}.digests.sha256 must be 64 hex digits`);
+  if (!Number.isSafeInteger(g.blocks) || (g.blocks as number) < 0) problems.push(`${at}.digests.blocks must be a non-negative integer`);
   return problems;
 }
 

@@ -2,12 +2,13 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/co
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { RescanWorkflow } from '../../restore-points/rescan.workflow';
+import { RestorePointVerificationWorkflow } from '../../restore-points/restore-point-verification.workflow';
 import { GetRepositoryQuery } from '../queries/get-repository.query';
 import { ListRepositoriesQuery } from '../queries/list-repositories.query';
 import { RepositoryLifecycleWorkflow } from '../repository-lifecycle.workflow';
 import { RegisterRepositoryDto, registrationOf, RepositoryIdParams } from './repositories.dto';
 
-/** Registering, removing and rescanning touch the repository's files, so they go through their workflows. */
+/** Registering, removing, rescanning and verifying touch the repository's files, so they go through their workflows. */
 @ApiTags('repositories')
 @ApiBearerAuth()
 @Controller('api/v1/repositories')
@@ -16,6 +17,7 @@ export class RepositoriesController {
     private readonly queries: QueryBus,
     private readonly lifecycle: RepositoryLifecycleWorkflow,
     private readonly rescans: RescanWorkflow,
+    private readonly verification: RestorePointVerificationWorkflow,
   ) {}
 
   @Post()
@@ -43,5 +45,11 @@ export class RepositoriesController {
   @Post(':id/rescan')
   rescan(@Param() { id }: RepositoryIdParams) {
     return this.rescans.rescan(id);
+  }
+
+  /** Reads back every block of every restore point in the repository (each once) against its digests. */
+  @Post(':id/verify')
+  verify(@Param() { id }: RepositoryIdParams) {
+    return this.verification.verifyRepository(id);
   }
 }

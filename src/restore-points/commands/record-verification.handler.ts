@@ -10,8 +10,8 @@ export class RecordVerificationHandler implements ICommandHandler<RecordVerifica
   constructor(private readonly aggregates: AggregateRepository) {}
 
   async execute(command: RecordVerificationCommand): Promise<ChainAppended> {
-    const { vmId, repositoryId, restorePointId, problems, warnings } = command;
-    const decision = { kind: 'recordVerification' as const, restorePointId, ok: problems.length === 0, problems, warnings };
+    const { vmId, repositoryId, restorePointId, problems, warnings, verifiedAt, digests } = command;
+    const decision = { kind: 'recordVerification' as const, restorePointId, ok: problems.length === 0, problems, warnings, verifiedAt, digests };
     const { position, eventIds } = await this.aggregates.execute(chainStream(vmId, repositoryId), chainAggregate, decision, command);
     return { position, eventIds };
   }

@@ -1,4 +1,5 @@
-import { PointDisk } from '../chain.events';
+import type { Integrity } from '../chain.aggregate';
+import { DamagedRange, DigestCoverage, PointDisk } from '../chain.events';
 
 /** A restore point as the read model holds it. */
 export interface RestorePointRecord {
@@ -16,4 +17,7 @@ export interface RestorePointRecord {
   verifyOk: boolean | null;
   verifyProblems: string[] | null;
   verifyWarnings: string[] | null;
+  integrity: Integrity;
+  damaged: DamagedRange[];
+  verifyDigests: DigestCoverage | null;
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CommandBus } from '@nestjs/cqrs';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import type { Request, Response } from 'express';
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -12,7 +12,9 @@ import { RecordRestoreMountAccessCommand } from '../commands/record-restore-moun
 import { ByteCounter, contentDisposition, parseRange } from '../http-download';
 import { BrowsableVolume, LiveMounts } from '../live-mounts';
 import { archiveDirectory, ArchiveFormat, DirectoryPage, listDirectory, resolveInsideVolume, VolumePathError } from '../mounting';
+import { integrityHeaders, MountIntegrity } from '../mount-integrity';
 import { MountStories } from '../mount-stories';
+import { MountIntegrityQuery } from '../queries/mount-integrity.query';
 import { notBrowsable } from '../restore-mount.aggregate';
 
 const CHUNK = 1024 * 1024;
@@ -46,12 +48,16 @@ function refusedByFilesystem(error: unknown, path: string): unknown {
  * Browsing and downloading inside the restore mounts this process holds, straight onto the
  * HTTP response. Every path goes through resolveInsideVolume (no escape by "..", encodings or
  * symlinks); every download is recorded with the bytes that actually left and who took them.
+ * Every download carries the restore point's integrity as it is when the download starts, in
+ * its response headers and in its event: a corrupt point is still served (it may be all there
+ * is), but never silently.
  */
 @Injectable()
 export class RestoreDownloads {
   constructor(
     private readonly live: LiveMounts,
     private readonly commands: CommandBus,
+    private readonly queries: QueryBus,
     private readonly stories: MountStories,
     @Inject(HUB_INSTANCE) private readonly instance: string,
   ) {}
@@ -73,7 +79,7 @@ export class RestoreDownloads {
   /** One file, whole or one byte range; the download is recorded with the bytes actually sent. */
   async sendFile(mountId: string, volumeId: string | undefined, path: string, req: Request, res: Response): Promise<void> {
     let source: (NodeJS.ReadableStream & { destroy(error?: Error): void }) | undefined;
-    const { volume, root } = await this.volume(mountId, volumeId);
+    const { volume, root, integrity } = await this.volumeWithIntegrity(mountId, volumeId);
     const end = this.live.beginAccess(mountId, (reason) => (source ? source.destroy(reason) : res.destroy(reason)));
     let handle: FileHandle;
     let stats: { size: number; mtime: Date };
@@ -107,6 +113,7 @@ export class RestoreDownloads {
     let recordedRange: string | null = null;
     try {
       const range = parseRange(rangeHeader, stats.size);
+      res.set(integrityHeaders(integrity));
       res.setHeader('Accept-Ranges', 'bytes');
       res.setHeader('Last-Modified', stats.mtime.toUTCString());
       if (range.kind === 'unsatisfiable') {
@@ -140,7 +147,7 @@ export class RestoreDownloads {
         outcome = { bytes: counter.bytes, complete: false };
         if (!res.destroyed) res.destroy();
       }
-      await this.commands.execute(new RecordFileDownloadCommand(mountId, volume.id, path, recordedRange, outcome.bytes, outcome.complete));
+      await this.commands.execute(new RecordFileDownloadCommand(mountId, volume.id, path, recordedRange, outcome.bytes, outcome.complete, integrity.integrity));
     } finally {
       await handle.close().catch(() => undefined);
       end();
@@ -150,7 +157,7 @@ export class RestoreDownloads {
   /** A directory as tar.gz or zip, streamed as the archiver writes it (no Content-Length). */
   async sendArchive(mountId: string, volumeId: string | undefined, path: string, format: ArchiveFormat, req: Request, res: Response): Promise<void> {
     let stream: { destroy(error?: Error): void } | undefined;
-    const { volume, root } = await this.volume(mountId, volumeId);
+    const { volume, root, integrity } = await this.volumeWithIntegrity(mountId, volumeId);
     const end = this.live.beginAccess(mountId, (reason) => stream?.destroy(reason));
     let archive: Awaited<ReturnType<typeof archiveDirectory>>;
     try {
@@ -162,6 +169,7 @@ export class RestoreDownloads {
     stream = archive.stream;
     try {
       res.status(200);
+      res.set(integrityHeaders(integrity));
       res.setHeader('Content-Type', archive.contentType);
       res.setHeader('Content-Disposition', contentDisposition(archive.suggestedFileName));
       res.setHeader('Cache-Control', 'no-store');
@@ -178,7 +186,7 @@ export class RestoreDownloads {
         complete = false;
         if (!res.destroyed) res.destroy();
       }
-      await this.commands.execute(new RecordArchiveDownloadCommand(mountId, volume.id, path, format, counter.bytes, complete));
+      await this.commands.execute(new RecordArchiveDownloadCommand(mountId, volume.id, path, format, counter.bytes, complete, integrity.integrity));
     } finally {
       end();
     }
@@ -191,5 +199,11 @@ export class RestoreDownloads {
       throw notBrowsable(await this.stories.state(mountId), mountId, this.instance, !!this.live.get(mountId)?.releasing);
     }
     return this.live.volume(live, volumeId);
+  }
+
+  private async volumeWithIntegrity(mountId: string, volumeId: string | undefined): Promise<BrowsableVolume & { integrity: MountIntegrity }> {
+    const browsable = await this.volume(mountId, volumeId);
+    const { restorePointId, diskId } = this.live.get(mountId)!.target;
+    return { ...browsable, integrity: await this.queries.execute(new MountIntegrityQuery(restorePointId, diskId)) };
   }
 }

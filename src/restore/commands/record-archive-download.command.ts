@@ -1,4 +1,5 @@
 import { Appended, Command } from '../../eventing/command';
+import type { Integrity } from '../../restore-points/chain.aggregate';
 
 export class RecordArchiveDownloadCommand extends Command<Appended & { eventIds: string[] }> {
   constructor(
@@ -9,6 +10,8 @@ export class RecordArchiveDownloadCommand extends Command<Appended & { eventIds:
     /** Bytes actually sent. */
     readonly bytes: number,
     readonly complete: boolean,
+    /** What the download's response header said about the restore point. */
+    readonly integrity: Integrity,
   ) {
     super();
   }

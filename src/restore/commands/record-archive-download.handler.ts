@@ -12,8 +12,8 @@ export class RecordArchiveDownloadHandler implements ICommandHandler<RecordArchi
   constructor(private readonly aggregates: AggregateRepository) {}
 
   async execute(command: RecordArchiveDownloadCommand): Promise<Appended & { eventIds: string[] }> {
-    const { volume, path, format, bytes, complete } = command;
-    const decision = { kind: 'recordArchiveDownload' as const, volume, path, format, bytes, complete, actor: currentContext().actor };
+    const { volume, path, format, bytes, complete, integrity } = command;
+    const decision = { kind: 'recordArchiveDownload' as const, volume, path, format, bytes, complete, actor: currentContext().actor, integrity };
     const { eventIds, position } = await this.aggregates.execute(restoreMountStream(command.mountId), restoreMountAggregate, decision, command);
     return { eventIds, position };
   }

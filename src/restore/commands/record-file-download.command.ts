@@ -1,4 +1,5 @@
 import { Appended, Command } from '../../eventing/command';
+import type { Integrity } from '../../restore-points/chain.aggregate';
 
 export class RecordFileDownloadCommand extends Command<Appended & { eventIds: string[] }> {
   constructor(
@@ -10,6 +11,8 @@ export class RecordFileDownloadCommand extends Command<Appended & { eventIds: st
     /** Bytes actually sent. */
     readonly bytes: number,
     readonly complete: boolean,
+    /** What the download's response header said about the restore point. */
+    readonly integrity: Integrity,
   ) {
     super();
   }

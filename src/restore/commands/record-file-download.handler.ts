@@ -12,8 +12,8 @@ export class RecordFileDownloadHandler implements ICommandHandler<RecordFileDown
   constructor(private readonly aggregates: AggregateRepository) {}
 
   async execute(command: RecordFileDownloadCommand): Promise<Appended & { eventIds: string[] }> {
-    const { volume, path, range, bytes, complete } = command;
-    const decision = { kind: 'recordFileDownload' as const, volume, path, range, bytes, complete, actor: currentContext().actor };
+    const { volume, path, range, bytes, complete, integrity } = command;
+    const decision = { kind: 'recordFileDownload' as const, volume, path, range, bytes, complete, actor: currentContext().actor, integrity };
     const { eventIds, position } = await this.aggregates.execute(restoreMountStream(command.mountId), restoreMountAggregate, decision, command);
     return { eventIds, position };
   }

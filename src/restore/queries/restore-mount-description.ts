@@ -1,7 +1,8 @@
+import { MountIntegrity } from '../mount-integrity';
 import { MountVolume, ReleaseReason } from '../restore-mount.events';
 
-/** A restore mount as the API shows it. */
-export interface RestoreMountDescription {
+/** A restore mount as the API shows it, with the restore point's integrity as it is now (not when it was mounted). */
+export interface RestoreMountDescription extends MountIntegrity {
   mountId: string;
   status: 'mounting' | 'ready' | 'failed' | 'released';
   restorePointId: string;
