@@ -14,6 +14,8 @@ export interface BenchDatabase {
   connection: DbConnection;
   dataSource: DataSource;
   store: PostgresEventStore;
+  /** The store's own pool, for a reference run of the same SQL without the store in between. */
+  pool: Pool;
   close(): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
     connection,
     dataSource,
     store,
+    pool,
     close: async () => {
       await store.close();
       await pool.end();

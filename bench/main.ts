@@ -1,3 +1,5 @@
+import { runBackupBench } from './backup.bench';
+import { runCliBench } from './cli.bench';
 import { runEventStoreBench } from './event-store.bench';
 import { runExportsBench } from './exports.bench';
 import { runRestoreBench } from '../src/restore/restore.bench';
@@ -5,11 +7,13 @@ import { runDatapathBench } from '../src/data-mover/datapath.bench';
 import { runVerifyBench } from './verify.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
+  cli: runCliBench,
   'event-store': runEventStoreBench,
   exports: runExportsBench,
   restore: runRestoreBench,
   datapath: runDatapathBench,
   verify: runVerifyBench,
+  backup: runBackupBench,
 };
 
 async function main(): Promise<void> {

@@ -19,6 +19,11 @@ PACKAGES=(
   procps          # pgrep/pkill used by operators and tests
   mtools          # vfat test images (mcopy)
   libarchive-tools # bsdtar writes zip archives of restored directories
+  qemu-system-x86 # runs the libvirt test guest (TCG) and the domains the libvirt source backs up
+  libvirt-daemon-system # libvirtd: backup-begin (pull mode), checkpoints, guest agent calls
+  libvirt-clients # virsh: the libvirt source drives libvirt through it
+  cpio            # packs the libvirt test guest's initramfs
+  libfaketime     # moves a test hub's clock (retention e2e: one backup per simulated 8 hours)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -7,6 +7,8 @@ import { qemuNbdProcessesReadModel } from './qemu-nbd-processes/read-model';
 import { repositoriesReadModel } from './repositories/read-model';
 import { restoreMountsReadModel } from './restore-mounts/read-model';
 import { restorePointsReadModel } from './restore-points/read-model';
+import { protectionReportReadModel } from './protection-report/read-model';
+import { policiesReadModel } from './policies/read-model';
 
 /** Every read model the hub runs: composed here, never imported by a feature. */
 export const READ_MODELS: ReadModel[] = [
@@ -18,4 +20,6 @@ export const READ_MODELS: ReadModel[] = [
   agentsReadModel,
   backupJobsReadModel,
   restoreMountsReadModel,
+  protectionReportReadModel,
+  policiesReadModel,
 ];

@@ -1,6 +1,6 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { QemuImageSource } from './sources/qemu-image';
+import type { BackupSource } from './sources/backup-source';
 import { BackupRunner } from './backup-runner';
 import { PlanRequest, StartRequest, VALID_CORRELATION_ID } from '../wire/backup-protocol';
 
@@ -24,7 +24,7 @@ export class AgentApi {
   private server?: Server;
 
   constructor(
-    private readonly source: QemuImageSource,
+    private readonly source: BackupSource,
     private readonly runner: BackupRunner,
   ) {}
 

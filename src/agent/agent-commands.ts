@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { option } from '../config/cli-args';
 import pino from 'pino';
 import { generateAgentKey, TunnelClient } from '../tunnel';
 import { AgentApi } from './agent-api';
@@ -7,11 +8,8 @@ import { BackupRunner } from './backup-runner';
 import { HubClient } from './hub-client';
 import { CORRELATION_HEADER } from '../wire/backup-protocol';
 import { QemuImageSource } from './sources/qemu-image';
-
-export function option(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+import { LibvirtSource } from './sources/libvirt';
+import type { BackupSource } from './sources/backup-source';
 
 /** `sendense agent register --hub URL --name NAME`: creates the agent key and registers it with the hub. */
 export async function registerAgent(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -40,15 +38,33 @@ export async function registerAgent(args: string[], env: NodeJS.ProcessEnv): Pro
   process.stdout.write(`registered agent ${name} (${body.agentId}) with key ${body.fingerprint}; state in ${join(dir, 'agent.json')}\n`);
 }
 
-/** `sendense agent run --inventory FILE`: serves the agent API through the tunnel until stopped. */
+/** `--libvirt [URI]`: the URI when one follows the flag, else libvirt's system connection. */
+export function libvirtUri(args: string[]): string | undefined {
+  const i = args.indexOf('--libvirt');
+  if (i < 0) return undefined;
+  const next = args[i + 1];
+  return next && !next.startsWith('--') ? next : 'qemu:///system';
+}
+
+/** `sendense agent run --inventory FILE | --libvirt [URI]`: serves the agent API through the tunnel until stopped. */
 export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<() => Promise<void>> {
   const inventoryFile = option(args, '--inventory') ?? env.SENDENSE_INVENTORY;
-  if (!inventoryFile) throw new Error('usage: sendense agent run --inventory FILE');
+  const uri = libvirtUri(args) ?? env.SENDENSE_LIBVIRT_URI;
+  if (!inventoryFile && !uri) throw new Error('usage: sendense agent run --inventory FILE | --libvirt [URI]');
+  if (inventoryFile && uri) throw new Error('sendense agent run: give --inventory FILE or --libvirt [URI], not both (one agent per source)');
   const dir = agentDir(env);
   const state = loadAgentState(dir);
   const log = pino({ level: env.SENDENSE_LOG_LEVEL ?? 'info', base: { component: 'agent', agent: state.name } });
-  const source = new QemuImageSource({ inventoryFile, runDir: join(dir, 'run') });
   await import('node:fs').then((fs) => fs.mkdirSync(join(dir, 'run'), { recursive: true }));
+  let source: BackupSource;
+  if (uri) {
+    // qemu (libvirt's qemu user) creates each backup's NBD socket under the state dir: it must be able to pass
+    // through it. Search only: the files in it (key, token) stay 0600.
+    await import('node:fs').then((fs) => fs.chmodSync(dir, 0o711));
+    source = new LibvirtSource({ uri, workDir: join(dir, 'libvirt'), log: (level, message) => log[level](message) });
+  } else {
+    source = new QemuImageSource({ inventoryFile, runDir: join(dir, 'run') });
+  }
   await source.cleanupLeftovers();
 
   let hubApiPort = 0;
@@ -89,7 +105,22 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
   });
   tunnel.on('disconnected', (reason: string) => log.warn(`disconnected from the hub: ${reason}`));
   tunnel.start();
+  // Domains come and go without telling us: the inventory is compared every few seconds and re-reported when it changed.
+  let lastInventory = '';
+  const watch = uri
+    ? setInterval(() => {
+        source
+          .scanInventory()
+          .then(async (scan) => {
+            const now = JSON.stringify(scan);
+            if (lastInventory && now !== lastInventory) await reportInventory();
+            lastInventory = now;
+          })
+          .catch((e) => log.warn(`scanning libvirt's domains failed: ${String(e)}`));
+      }, Number(env.SENDENSE_INVENTORY_POLL_MS ?? 5000))
+    : undefined;
   return async () => {
+    clearInterval(watch);
     await runner.stopAll();
     await source.closeAll().catch(() => undefined);
     await hubForward.close();

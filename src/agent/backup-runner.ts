@@ -1,11 +1,11 @@
 import { Duplex } from 'node:stream';
 import { copyDisk } from '../data-mover';
 import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
-import { QemuImageSource } from './sources/qemu-image';
+import type { BackupSource } from './sources/backup-source';
 import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
 
 export interface RunnerDeps {
-  source: QemuImageSource;
+  source: BackupSource;
   openHubPort: (port: number) => Promise<Duplex>;
   /** Every report names its job and carries the job's correlation id, so the hub files it under the job's audit story. */
   report: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, report: AgentReport) => Promise<void>;
@@ -85,7 +85,7 @@ export class BackupRunner {
       if (prepared.mode !== request.type) throw new Error(`change tracking changed since the plan: ${prepared.reason ?? prepared.mode}`);
       const snapshot = await source.openSnapshot(vmId, { bitmaps: prepared.bitmaps });
       try {
-        await report({ type: 'snapshot-created', snapshotId: snapshot.snapshotId, diskIds: snapshot.disks.map((d) => d.diskId) });
+        await report({ type: 'snapshot-created', snapshotId: snapshot.snapshotId, diskIds: snapshot.disks.map((d) => d.diskId), ...snapshot.consistency });
         for (const target of request.disks) {
           signal.throwIfAborted();
           const disk = snapshot.disks.find((d) => d.diskId === target.diskId);

@@ -1,4 +1,4 @@
-import { AgentReport } from '../wire/backup-protocol';
+import { AgentReport, Consistency } from '../wire/backup-protocol';
 import { DomainError } from '../eventing/domain-error';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -19,7 +19,7 @@ export function parseAgentReport(body: Record<string, unknown>): AgentReport {
     case 'snapshot-created': {
       const ids = body.diskIds;
       if (!Array.isArray(ids) || ids.length === 0 || ids.some((d) => typeof d !== 'string' || !ID.test(d))) throw new DomainError('invalid', 'diskIds must be a non-empty list of ids');
-      return { type: 'snapshot-created', snapshotId: id('snapshotId'), diskIds: ids as string[] };
+      return { type: 'snapshot-created', snapshotId: id('snapshotId'), diskIds: ids as string[], ...consistency(body) };
     }
     case 'transfer-started':
       return { type: 'transfer-started', diskId: id('diskId'), bytesPlanned: num('bytesPlanned') };
@@ -38,4 +38,15 @@ export function parseAgentReport(body: Record<string, unknown>): AgentReport {
     default:
       throw new DomainError('invalid', 'type must be one of snapshot-created, transfer-started, transfer-progressed, transfer-completed, snapshot-removed, finished, failed');
   }
+}
+
+/** Optional on snapshot-created: all three fields or none. */
+function consistency(body: Record<string, unknown>): Partial<Consistency> {
+  if (body.consistency === undefined) return {};
+  if (body.consistency !== 'application' && body.consistency !== 'crash') throw new DomainError('invalid', 'consistency must be application or crash');
+  const reason = body.consistencyReason;
+  if (reason !== null && reason !== undefined && typeof reason !== 'string') throw new DomainError('invalid', 'consistencyReason must be a string or null');
+  const freezeMs = body.freezeMs;
+  if (freezeMs !== null && freezeMs !== undefined && (typeof freezeMs !== 'number' || !Number.isFinite(freezeMs) || freezeMs < 0)) throw new DomainError('invalid', 'freezeMs must be a non-negative number or null');
+  return { consistency: body.consistency, consistencyReason: typeof reason === 'string' ? reason.slice(0, 2000) : null, freezeMs: typeof freezeMs === 'number' ? Math.round(freezeMs) : null };
 }

@@ -5,7 +5,7 @@ import { BackupEvent, Target } from './backup.events';
 const target = (diskId: string): Target => ({ diskId, file: `vm/${diskId}/rp.qcow2`, parentFile: null, virtualSize: 1, leaseId: `l-${diskId}`, port: 10100, exportName: diskId });
 const happyPath: BackupJobCommand[] = [
   { kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto' },
-  { kind: 'start' },
+  { kind: 'start', hubInstance: 'hub-a' },
   { kind: 'decideType', restorePointId: 'rp', last: null, plan: { mode: 'full', reason: 'no earlier restore point in this chain', disks: [{ diskId: 'd0', virtualSize: 1 }, { diskId: 'd1', virtualSize: 1 }] } },
   { kind: 'targetsPrepared', targets: [target('d0'), target('d1')] },
   { kind: 'snapshotRequested' },
@@ -47,7 +47,7 @@ describe('backup job rules', () => {
     expect(events.at(-1)).toEqual({ type: 'BackupFailed', data: { jobId: 'j', phase: 'transferring', reason: 'agent disconnected' } });
     expect(run([{ kind: 'transferProgressed', diskId: 'd0', bytesDone: 90, bytesPlanned: 100, rate: 1 }, { kind: 'fail', reason: 'again' }], [...events]).slice(events.length)).toEqual([]);
     expect(run([{ kind: 'snapshotRemoved' }], [...events]).at(-1)!.type).toBe('SnapshotRemoved');
-    expect(() => run([{ kind: 'cancel', jobId: 'j', runningHere: true }], [...events])).toThrow(/already failed/);
+    expect(() => run([{ kind: 'cancel', jobId: 'j', }], [...events])).toThrow(/already failed/);
   });
 
   it('refuses progress for a disk that is not part of the job', () => {
@@ -59,7 +59,7 @@ describe('backup job rules', () => {
     const last: LastPoint = { restorePointId: 'rp-1', disks, corrupt: null };
     const incrementalPlan = { mode: 'incremental' as const, reason: null, disks };
     const given = (requestedType: 'full' | 'incremental' | 'auto') =>
-      run([{ kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType }, { kind: 'start' }]);
+      run([{ kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType }, { kind: 'start', hubInstance: 'hub-a' }]);
     const decided = (events: BackupEvent[], command: Extract<BackupJobCommand, { kind: 'decideType' }>) => run([command], events).at(-1)!.data;
 
     it('given a chain whose bitmaps agree, when auto is requested, then it is an incremental on the newest point', () => {
@@ -120,15 +120,20 @@ describe('backup job rules', () => {
       expect(run([{ kind: 'void', jobId: 'j2', reason: 'x' }], [...requested]).slice(requested.length)).toEqual([]);
     });
 
-    it('given a running job that this process does not run, then a cancel is refused; a job it runs records the cancel once', () => {
+    it('given a running job, then a cancel from any hub records it once (the hub running the job reacts to the event)', () => {
       const events = run(happyPath.slice(0, 6));
-      expect(() => run([{ kind: 'cancel', jobId: 'j', runningHere: false }], [...events])).toThrow('backup job j is not running in this hub process');
-      const cancelled = run([{ kind: 'cancel', jobId: 'j', runningHere: true }, { kind: 'cancel', jobId: 'j', runningHere: true }], [...events]).slice(events.length);
+      const cancelled = run([{ kind: 'cancel', jobId: 'j' }, { kind: 'cancel', jobId: 'j' }], [...events]).slice(events.length);
       expect(cancelled).toEqual([{ type: 'BackupCancelRequested', data: { jobId: 'j' } }]);
     });
 
+    it('given a queued job, then of two hubs that try to start it only the first records the start, naming itself', () => {
+      const requested = run(happyPath.slice(0, 1));
+      const started = run([{ kind: 'start', hubInstance: 'hub-b' }, { kind: 'start', hubInstance: 'hub-a' }], [...requested]).slice(requested.length);
+      expect(started).toEqual([{ type: 'BackupStarted', data: { jobId: 'j', hubInstance: 'hub-b' } }]);
+    });
+
     it('given no such job, then a cancel is not found', () => {
-      expect(() => run([{ kind: 'cancel', jobId: 'nope', runningHere: false }])).toThrow('backup job nope does not exist');
+      expect(() => run([{ kind: 'cancel', jobId: 'nope' }])).toThrow('backup job nope does not exist');
     });
   });
 

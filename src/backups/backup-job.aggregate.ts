@@ -1,6 +1,6 @@
 import { Aggregate } from '../eventing/aggregate';
 import { DomainError } from '../eventing/domain-error';
-import { AgentReport } from '../wire/backup-protocol';
+import { AgentReport, Consistency } from '../wire/backup-protocol';
 import {
   BACKUP_CANCEL_REQUESTED,
   BACKUP_COMPLETED,
@@ -48,6 +48,10 @@ export interface BackupJobState {
   snapshotRemoved: boolean;
   targetsReleased: boolean;
   cancelRequested: boolean;
+  /** The hub process that started the job (null before the start, or on jobs started before hubs recorded it). */
+  startedBy: string | null;
+  /** What the agent said of the snapshot's consistency, or null when it said nothing. */
+  consistency: Consistency | null;
   disks: Record<string, DiskProgress>;
   /** The job id was given up before its request was recorded: it can never be requested. */
   voided: boolean;
@@ -73,12 +77,13 @@ export type BackupJobCommand =
   | { kind: 'request'; jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType }
   /** A claim names this job but its request never got recorded: make sure it never will be, so the VM can be claimed again. */
   | { kind: 'void'; jobId: string; reason: string }
-  | { kind: 'start' }
+  /** The hub that holds the agent's session takes the job; of two hubs that try, the first to append runs it. */
+  | { kind: 'start'; hubInstance: string }
   /** The facts the choice between full and incremental rests on: the chain's newest point and what the agent can do. */
   | { kind: 'decideType'; restorePointId: string; last: LastPoint | null; plan: PlanFacts }
   | { kind: 'targetsPrepared'; targets: Target[] }
   | { kind: 'snapshotRequested' }
-  | { kind: 'snapshotCreated'; snapshotId: string; diskIds: string[] }
+  | ({ kind: 'snapshotCreated'; snapshotId: string; diskIds: string[] } & Partial<Consistency>)
   | { kind: 'transferStarted'; diskId: string; bytesPlanned: number }
   | { kind: 'transferProgressed'; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
   | { kind: 'transferCompleted'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }
@@ -88,8 +93,8 @@ export type BackupJobCommand =
   | { kind: 'targetsReleased'; filesRemoved: string[] }
   | { kind: 'complete' }
   | { kind: 'fail'; reason: string; phase?: BackupPhase }
-  /** `runningHere`: the job is queued or running in this hub process, the only one that can stop it. */
-  | { kind: 'cancel'; jobId: string; runningHere: boolean };
+  /** From any hub: the hub running the job reads BackupCancelRequested from the event store and stops it. */
+  | { kind: 'cancel'; jobId: string };
 
 export const TERMINAL: BackupPhase[] = ['completed', 'failed'];
 
@@ -119,6 +124,8 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
     snapshotRemoved: false,
     targetsReleased: false,
     cancelRequested: false,
+    startedBy: null,
+    consistency: null,
     disks: {},
     voided: false,
   }),
@@ -129,7 +136,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
       case BACKUP_REQUESTED:
         return { ...state, ...event.data, phase: 'queued' };
       case BACKUP_STARTED:
-        return { ...state, phase: 'preparing' };
+        return { ...state, phase: 'preparing', startedBy: event.data.hubInstance ?? null };
       case BACKUP_TYPE_DECIDED:
         return { ...state, type: event.data.type, restorePointId: event.data.restorePointId, sincePointId: event.data.sincePointId };
       case BACKUP_TARGETS_PREPARED:
@@ -137,7 +144,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
       case SNAPSHOT_REQUESTED:
         return { ...state, phase: 'snapshot' };
       case SNAPSHOT_CREATED:
-        return { ...state, phase: 'transferring', snapshotId: event.data.snapshotId };
+        return { ...state, phase: 'transferring', snapshotId: event.data.snapshotId, consistency: consistencyOf(event.data) };
       case DISK_TRANSFER_STARTED:
         return { ...state, disks: { ...state.disks, [event.data.diskId]: { ...disk(event.data.diskId), bytesPlanned: event.data.bytesPlanned } } };
       case DISK_TRANSFER_PROGRESSED: {
@@ -173,7 +180,6 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
     if (command.kind === 'void') return state.jobId || state.voided ? [] : [{ type: BACKUP_REQUEST_VOIDED, data: { jobId: command.jobId, reason: command.reason } }];
     if (!state.jobId) throw new DomainError('not_found', `backup job ${command.kind === 'cancel' ? `${command.jobId} ` : ''}does not exist`);
     const jobId = state.jobId;
-    if (command.kind === 'cancel' && !isTerminal(state) && !command.runningHere) throw new DomainError('conflict', `backup job ${jobId} is not running in this hub process`);
     if (isTerminal(state)) {
       if (command.kind === 'cancel') throw new DomainError('conflict', `backup job ${jobId} has already ${state.phase}`);
       // Cleanup facts may still be recorded after a failure; everything else is late news.
@@ -182,7 +188,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
     }
     switch (command.kind) {
       case 'start':
-        return state.phase === 'queued' ? [{ type: BACKUP_STARTED, data: { jobId } }] : [];
+        return state.phase === 'queued' ? [{ type: BACKUP_STARTED, data: { jobId, hubInstance: command.hubInstance } }] : [];
       case 'decideType': {
         const { type, reason } = decideType(state.requestedType!, command.last, command.plan);
         const sincePointId = type === 'incremental' ? command.last!.restorePointId : null;
@@ -198,7 +204,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
         if (JSON.stringify([...command.diskIds].sort()) !== JSON.stringify(expected)) {
           throw new DomainError('invalid', `the snapshot must cover every disk (${expected.join(', ')}), got ${command.diskIds.join(', ')}`);
         }
-        return [{ type: SNAPSHOT_CREATED, data: { jobId, snapshotId: command.snapshotId, diskIds: command.diskIds } }];
+        return [{ type: SNAPSHOT_CREATED, data: { jobId, snapshotId: command.snapshotId, diskIds: command.diskIds, ...consistencyOf(command) } }];
       }
       case 'transferStarted':
         requireDisk(state, command.diskId);
@@ -262,7 +268,7 @@ function describeLayoutChange(last: LastPoint, disks: { diskId: string; virtualS
 export function decisionOf(report: AgentReport): BackupJobCommand {
   switch (report.type) {
     case 'snapshot-created':
-      return { kind: 'snapshotCreated', snapshotId: report.snapshotId, diskIds: report.diskIds };
+      return { kind: 'snapshotCreated', snapshotId: report.snapshotId, diskIds: report.diskIds, ...consistencyOf(report) };
     case 'transfer-started':
       return { kind: 'transferStarted', diskId: report.diskId, bytesPlanned: report.bytesPlanned };
     case 'transfer-progressed':
@@ -278,4 +284,10 @@ export function decisionOf(report: AgentReport): BackupJobCommand {
     case 'failed':
       return { kind: 'agentFinished', failure: report.reason };
   }
+}
+
+/** The three consistency fields when a snapshot carries them, else null (older agents, powered-off images). */
+function consistencyOf(data: Partial<Consistency>): Consistency | null {
+  if (data.consistency === undefined) return null;
+  return { consistency: data.consistency, consistencyReason: data.consistencyReason ?? null, freezeMs: data.freezeMs ?? null };
 }

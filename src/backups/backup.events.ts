@@ -1,4 +1,5 @@
 import { DomainEvent } from '../eventing/aggregate';
+import type { Consistency } from '../wire/backup-protocol';
 
 export const BACKUP_REQUESTED = 'BackupRequested';
 export const BACKUP_STARTED = 'BackupStarted';
@@ -23,11 +24,13 @@ export type BackupPhase = 'queued' | 'preparing' | 'snapshot' | 'transferring' |
 export type Target = { diskId: string; file: string; parentFile: string | null; virtualSize: number; leaseId: string; port: number; exportName: string };
 
 export type BackupRequested = DomainEvent<typeof BACKUP_REQUESTED, { jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType }>;
-export type BackupStarted = DomainEvent<typeof BACKUP_STARTED, { jobId: string }>;
+/** `hubInstance`: the hub process that runs the job (the one holding the agent's session); absent on jobs started before it was recorded. */
+export type BackupStarted = DomainEvent<typeof BACKUP_STARTED, { jobId: string; hubInstance?: string }>;
 export type BackupTypeDecided = DomainEvent<typeof BACKUP_TYPE_DECIDED, { jobId: string; type: BackupType; reason: string; restorePointId: string; sincePointId: string | null }>;
 export type BackupTargetsPrepared = DomainEvent<typeof BACKUP_TARGETS_PREPARED, { jobId: string; targets: Target[] }>;
 export type SnapshotRequested = DomainEvent<typeof SNAPSHOT_REQUESTED, { jobId: string; agentId: string; diskIds: string[] }>;
-export type SnapshotCreated = DomainEvent<typeof SNAPSHOT_CREATED, { jobId: string; snapshotId: string; diskIds: string[] }>;
+/** The consistency fields come from sources that can tell (libvirt); absent on older events and powered-off images. */
+export type SnapshotCreated = DomainEvent<typeof SNAPSHOT_CREATED, { jobId: string; snapshotId: string; diskIds: string[] } & Partial<Consistency>>;
 export type DiskTransferStarted = DomainEvent<typeof DISK_TRANSFER_STARTED, { jobId: string; diskId: string; bytesPlanned: number }>;
 export type DiskTransferProgressed = DomainEvent<typeof DISK_TRANSFER_PROGRESSED, { jobId: string; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }>;
 export type DiskTransferCompleted = DomainEvent<

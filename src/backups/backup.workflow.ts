@@ -6,6 +6,8 @@ import { Subscription } from 'rxjs';
 import { AgentTunnel } from '../agents/agent-tunnel.service';
 import { AgentsService } from '../agents/agents.service';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
+import { HUB_INSTANCE } from '../config/hub-instance';
+import { abortableSleep } from '../event-store/abortable-sleep';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { Command } from '../eventing/command';
 import { DomainError } from '../eventing/domain-error';
@@ -22,7 +24,7 @@ import { AgentCalls } from './adapters/agent-calls';
 import { TargetFiles, targetPath } from './adapters/target-files';
 import { BackupJobState, isTerminal } from './backup-job.aggregate';
 import { BackupJobReader } from './backup-job.reader';
-import { backupStream, Target } from './backup.events';
+import { BACKUP_CANCEL_REQUESTED, BACKUP_REQUESTED, backupStream, Target } from './backup.events';
 import { AgentFinishedJob, BackupJobQueued, JobCancelNotice } from './backup.notices';
 import { BackupJobResult } from './commands/backup-job-result';
 import { CompleteBackupCommand } from './commands/complete-backup.command';
@@ -63,6 +65,11 @@ interface Story {
  * command whose events are the job's record), finishes or cleans up, and at start recovers what a
  * previous hub process left unfinished. A restore point enters its chain only after every disk arrived;
  * a failed job reads "failed" only after nothing of it is left behind.
+ *
+ * Jobs run on the hub that holds the agent's session, whichever hub recorded the request: every hub
+ * follows BackupRequested and BackupCancelRequested in the event store, the session holder takes the
+ * job (BackupStarted names it; of two hubs that try, the first append wins), and a cancel recorded on
+ * any hub reaches the hub running the job the same way.
  */
 @Injectable()
 export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
@@ -71,11 +78,18 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly active = new Map<string, Promise<void>>();
   private readonly waiters = new Map<string, Waiter>();
   private readonly subscriptions: Subscription[] = [];
+  /** Jobs of agents whose session this hub does not hold, waiting for the session holder to take them. */
+  private readonly offered = new Map<string, NodeJS.Timeout>();
+  /** Jobs whose cancel this hub already acted on (the in-process notice and the event store both bring it). */
+  private readonly cancels = new Set<string>();
+  private readonly abort = new AbortController();
+  private following: Promise<void> | null = null;
   private stopping = false;
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(HUB_INSTANCE) private readonly instance: string,
     private readonly commands: CommandBus,
     private readonly queries: QueryBus,
     private readonly notices: EventBus,
@@ -94,7 +108,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onApplicationBootstrap(): Promise<void> {
     this.subscriptions.push(
-      this.notices.pipe(ofType(BackupJobQueued)).subscribe(({ jobId, vmId }) => this.enqueue(jobId, vmId, true)),
+      this.notices.pipe(ofType(BackupJobQueued)).subscribe(({ jobId }) => void this.offer(jobId)),
       this.notices.pipe(ofType(JobCancelNotice)).subscribe((notice) => void this.cancelled(notice)),
       this.notices.pipe(ofType(AgentFinishedJob)).subscribe(({ jobId, failure }) => {
         const waiter = this.waiters.get(jobId);
@@ -102,6 +116,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         else waiter?.reject(new Error(failure));
       }),
     );
+    this.tunnel.events.on('connected', (agentId: string) => void this.offerQueued(agentId));
     this.tunnel.events.on('disconnected', (agentId: string, reason: string) => {
       for (const waiter of this.waiters.values()) if (waiter.agentId === agentId) waiter.reject(new Error(`agent disconnected: ${reason}`));
     });
@@ -117,24 +132,87 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
+    this.abort.abort();
     for (const s of this.subscriptions) s.unsubscribe();
+    for (const timer of this.offered.values()) clearTimeout(timer);
+    await this.following;
     for (const waiter of this.waiters.values()) waiter.reject(new Error('the hub is shutting down'));
     await Promise.allSettled([...this.active.values()]);
   }
 
-  /** Jobs a previous hub process left unfinished are finished or failed and cleaned up; queued ones run. */
+  /**
+   * Jobs a previous run of this hub process left unfinished are finished or failed and cleaned up; queued
+   * ones are offered. Jobs another hub started are that hub's. Then every new request and cancel is followed.
+   */
   private async recoverAll(): Promise<void> {
     await this.projections.waitForCaughtUp('backup-jobs');
+    const from = (await this.projections.list()).find((p) => p.name === 'backup-jobs')?.position ?? null;
     for (const { jobId } of await this.queries.execute(new UnfinishedBackupJobsQuery())) {
       const state = await this.job(jobId);
       if (isTerminal(state)) continue;
-      if (state.phase === 'queued') this.enqueue(jobId, state.vmId!, false);
-      else await this.inStory(await this.story(jobId), (story) => this.recover(story, state));
+      if (state.phase === 'queued') await this.offer(jobId);
+      else if (state.startedBy === null || state.startedBy === this.instance) await this.inStory(await this.story(jobId), (story) => this.recover(story, state));
     }
     this.pump();
+    this.following = this.follow(from);
+  }
+
+  /** Requests and cancels recorded by any hub on this database, from the event store (not only this process's notices). */
+  private async follow(after: string | null): Promise<void> {
+    const filter = { eventTypes: [BACKUP_REQUESTED, BACKUP_CANCEL_REQUESTED] };
+    while (!this.abort.signal.aborted) {
+      try {
+        for await (const event of this.store.subscribeToAll({ after, filter, signal: this.abort.signal })) {
+          after = event.position;
+          const { jobId } = event.data as { jobId: string };
+          if (event.type === BACKUP_REQUESTED) void this.offer(jobId);
+          else void this.cancelled(new JobCancelNotice(jobId, event.id));
+        }
+      } catch (error) {
+        this.logger.warn(`following backup requests failed, retrying: ${String(error)}`);
+        await abortableSleep(1_000, this.abort.signal);
+      }
+    }
+  }
+
+  /**
+   * A queued job runs here when this hub holds its agent's session. Otherwise the hub that does takes it;
+   * when none does within the grace, this hub takes it after all, and it fails for want of its agent.
+   */
+  private async offer(jobId: string): Promise<void> {
+    if (this.stopping || this.here.has(jobId) || this.offered.has(jobId)) return;
+    const state = await this.jobs.find(jobId).catch(() => null);
+    if (!state || state.phase !== 'queued') return;
+    if (this.tunnel.isConnected(state.agentId!)) return this.enqueue(jobId, state.vmId!, true);
+    this.offered.set(
+      jobId,
+      setTimeout(() => {
+        this.offered.delete(jobId);
+        void this.unclaimed(jobId, state.agentId!, state.vmId!).catch((e) => this.logger.error(`backup ${jobId} could not be offered: ${String(e)}`));
+      }, AGENT_CONNECT_GRACE_MS),
+    );
+  }
+
+  private async unclaimed(jobId: string, agentId: string, vmId: string): Promise<void> {
+    if (this.stopping || (await this.job(jobId)).phase !== 'queued') return;
+    const agent = await this.agents.state(agentId).catch(() => null);
+    if (!this.tunnel.isConnected(agentId) && agent?.connected && agent.connectedVia !== this.instance) return;
+    this.enqueue(jobId, vmId, true);
+  }
+
+  /** An agent opened its session here: its queued jobs are this hub's to run. */
+  private async offerQueued(agentId: string): Promise<void> {
+    for (const { jobId, phase } of await this.queries.execute(new UnfinishedBackupJobsQuery())) {
+      if (phase !== 'queued') continue;
+      clearTimeout(this.offered.get(jobId));
+      this.offered.delete(jobId);
+      const state = await this.jobs.find(jobId);
+      if (state?.agentId === agentId) await this.offer(jobId);
+    }
   }
 
   private enqueue(jobId: string, vmId: string, pump: boolean): void {
+    if (this.here.has(jobId)) return;
     this.here.add(jobId, vmId);
     this.queue.push(jobId);
     if (pump) this.pump();
@@ -149,6 +227,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         .finally(() => {
           this.active.delete(jobId);
           this.here.delete(jobId);
+          this.cancels.delete(jobId);
           this.pump();
         });
       this.active.set(jobId, run);
@@ -157,12 +236,18 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async run(story: Story): Promise<void> {
     const { jobId } = story;
-    let state = await this.send(story, new StartBackupCommand(jobId));
+    const started = await this.step(story, () => this.commands.execute(new StartBackupCommand(jobId, this.instance)));
+    // Another hub appended its start first: the job is that hub's.
+    if (!started.eventIds.length) return;
+    story.cause = started.eventIds.at(-1)!;
+    let state = started.state;
     const { agentId, vmId, repositoryId } = state as { agentId: string; vmId: string; repositoryId: string };
     const root = (await this.repositories.definition(repositoryId)).root;
     const createdFiles: string[] = [];
     let agentStarted = false;
     try {
+      // A cancel recorded while the job waited for a hub to take it ends it here.
+      await this.throwIfCancelled(jobId);
       if (!(await this.tunnel.waitConnected(agentId, AGENT_CONNECT_GRACE_MS))) throw new Error(`agent ${agentId} is not connected`);
       // BackupStarted is recorded, so from here a delete of this chain sees the job and is refused; one already under way is waited for.
       const chain = await this.idleChain(vmId, repositoryId);
@@ -262,6 +347,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       type: state.type!,
       parentId: state.sincePointId,
       createdAt: new Date().toISOString(),
+      ...(state.consistency ?? {}),
       disks: await Promise.all(
         state.targets.map(async (t) => ({
           diskId: t.diskId,
@@ -327,7 +413,9 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** A cancel of a job waiting for its agent stops the agent; of a queued job, ends it; otherwise the next step sees it. */
   private async cancelled({ jobId, eventId }: JobCancelNotice): Promise<void> {
+    if (this.cancels.has(jobId)) return;
     const waiter = this.waiters.get(jobId);
+    if (waiter || this.queue.includes(jobId)) this.cancels.add(jobId);
     if (waiter) {
       await this.calls.cancel(waiter.agentId, jobId).catch((e) => this.logger.warn(`telling agent to cancel ${jobId} failed: ${String(e)}`));
       waiter.reject(new Error('cancelled'));

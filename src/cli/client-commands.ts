@@ -1,4 +1,4 @@
-import { option } from '../agent/agent-commands';
+import { option } from '../config/cli-args';
 import { HubApi } from './hub-api';
 import { DiskLine, formatBytes, progressLine } from './progress-bar';
 

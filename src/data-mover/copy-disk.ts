@@ -1,6 +1,7 @@
 import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
 import type { NbdClient } from '../nbd-protocol/nbd-client';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DigestRecorder, DigestRun } from '../wire/block-digests';
+import { BlockHasher, sharedBuffer } from './block-hasher';
 import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, planFull, planIncremental, splitRequests, sumBytes } from './copy-plan';
 
 export interface CopyProgress {
@@ -167,6 +168,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
   signal?.addEventListener('abort', onAbort, { once: true });
 
   let timer: NodeJS.Timeout | undefined;
+  let hasher: BlockHasher | undefined;
   try {
     const { ops, dirtyBytes } = await Promise.race([planCopy(options), aborted]);
     const bytesPlanned = sumBytes(ops);
@@ -175,6 +177,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
     if (options.digests) requestSize -= requestSize % DIGEST_BLOCK_SIZE;
     const inFlight = options.requests ?? DEFAULT_REQUESTS;
     const recorder = options.digests ? new DigestRecorder(source.size) : null;
+    if (recorder) hasher = new BlockHasher();
     const queue = requestsOf(ops, requestSize, recorder);
 
     const stats = { bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, requests: 0 };
@@ -204,7 +207,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
     }
 
     const worker = async () => {
-      const buffer = Buffer.allocUnsafe(requestSize);
+      const buffer = hasher ? sharedBuffer(requestSize) : Buffer.allocUnsafe(requestSize);
       for (;;) {
         if (stop) return;
         const next = queue.next();
@@ -218,10 +221,10 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
           const data = await source.read(req.offset, req.length, buffer);
           stats.bytesRead += req.length;
           if (stop) return;
-          // hashing overlaps the write: the socket only reads the buffer, and it is reused only after both
+          // hashing (on the hasher's thread) overlaps the write: both only read the buffer, and it is reused only after both
           const written = target.write(req.offset, data);
-          if (req.run) DigestRecorder.hashInto(req.run, req.offset, data);
-          await written;
+          const hashed = req.run && hasher ? hasher.hashInto(req.run, req.offset, data) : undefined;
+          await Promise.all([written, hashed]);
           stats.bytesWritten += req.length;
         }
       }
@@ -250,6 +253,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
     };
   } finally {
     if (timer) clearInterval(timer);
+    await hasher?.close();
     signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -188,7 +188,7 @@ export async function runDatapathBench(): Promise<void> {
       ours.push(o.ms);
       const n = await nbdcopyFull(dir, source, join(dir, `nbdcopy-${i}.qcow2`));
       theirs.push(n);
-      out(`run ${i + 1}: copyDisk ${mbps(dataBytes, o.ms).toFixed(0)} MB/s (${o.ms.toFixed(0)} ms), nbdcopy ${mbps(dataBytes, n).toFixed(0)} MB/s (${n.toFixed(0)} ms)`);
+      out(`run ${i + 1}: copyDisk ${mbps(dataBytes, o.ms).toFixed(0)} MiB/s (${o.ms.toFixed(0)} ms), nbdcopy ${mbps(dataBytes, n).toFixed(0)} MiB/s (${n.toFixed(0)} ms)`);
       if (i < runs - 1) {
         rmSync(join(dir, `nbdcopy-${i}.qcow2`), { force: true });
         if (i > 0) rmSync(join(dir, `ours-${i - 1}.qcow2`), { force: true });
@@ -197,7 +197,7 @@ export async function runDatapathBench(): Promise<void> {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const oursRate = mbps(dataBytes, median(ours));
     const theirRate = mbps(dataBytes, median(theirs));
-    out(`full copy (median of ${runs}, MB/s = MiB of data per second): copyDisk ${oursRate.toFixed(0)} MB/s, nbdcopy ${theirRate.toFixed(0)} MB/s, ratio ours/nbdcopy ${(oursRate / theirRate).toFixed(2)}`);
+    out(`full copy (median of ${runs}, MiB of data per second): copyDisk ${oursRate.toFixed(0)} MiB/s, nbdcopy ${theirRate.toFixed(0)} MiB/s, ratio ours/nbdcopy ${(oursRate / theirRate).toFixed(2)}`);
     out(`copyDisk settings: requests ${requests ?? 'default'}, requestSize ${requestSize ?? 'default'}; summary ${JSON.stringify(lastSummary)}`);
     const t0 = join(dir, `ours-${runs - 1}.qcow2`);
     const cmp = await run('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'qcow2', srcFile, t0]).then(

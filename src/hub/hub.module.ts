@@ -17,6 +17,8 @@ import { nbdFeature } from '../nbd/nbd.feature';
 import { repositoriesFeature } from '../repositories/repositories.feature';
 import { restoreFeature } from '../restore/restore.feature';
 import { backupsFeature } from '../backups/backups.feature';
+import { policiesFeature } from '../policies/policies.feature';
+import { retentionFeature } from '../policies/retention/retention.feature';
 import { HealthController } from '../operations/health.controller';
 import { MetricsController } from '../operations/metrics.controller';
 import { createMetricsRegistry, METRICS_REGISTRY } from '../operations/metrics.registry';
@@ -34,7 +36,7 @@ interface Feature {
   providers: Type[];
 }
 
-const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature];
+const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature];
 
 @Module({})
 export class HubModule {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiTokensProjector } from '../../projections/api-tokens/api-tokens.projector';
 import { createTestDatabase, databaseTargets, TestDatabase } from '../../test/support/test-database';
-import { COUNTER_TABLE_SQL, CounterProjector } from '../../test/support/counter-projector';
+import { BatchCounterProjector, COUNTER_TABLE_SQL, CounterProjector } from '../../test/support/counter-projector';
 import { pgClientConfig } from '../database/db-connection';
 import { API_TOKEN_ISSUED, API_TOKEN_REVOKED } from '../auth/tokens/api-token.events';
 import { ProjectionRunner, readCheckpoint, resetProjection } from './projection-runner';
@@ -66,6 +66,24 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     expect((await counters()).map((c) => c.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 
     runner(new CounterProjector());
+    await waitFor(async () => (await counters()).length === 25);
+    const rows = await counters();
+    expect(rows.map((c) => c.n)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    expect(rows.every((c) => c.applied === 1)).toBe(true);
+  });
+
+  it('a SIGKILL after a whole batch was written in one statement, before its checkpoint, never applies an event twice', async () => {
+    await appendCounters(25);
+    const exit = await new Promise<string | null>((resolve) => {
+      execFile(process.execPath, [CRASH_CHILD], { env: { ...process.env, CRASH_DB: JSON.stringify(db.connection), CRASH_AT_N: '15', CRASH_APPLY: 'batch' } }, (error) =>
+        resolve((error as { signal?: string } | null)?.signal ?? null),
+      );
+    });
+    expect(exit).toBe('SIGKILL');
+    // Events 11-20 were all in the table inside the crashed transaction: none of them stayed.
+    expect((await counters()).map((c) => c.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+    runner(new BatchCounterProjector(), 8);
     await waitFor(async () => (await counters()).length === 25);
     const rows = await counters();
     expect(rows.map((c) => c.n)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));

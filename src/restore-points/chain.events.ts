@@ -42,6 +42,14 @@ export interface RestorePoint {
   parentId: string | null;
   createdAt: string;
   disks: PointDisk[];
+  /**
+   * How consistent the point is (`application`: the guest was frozen through its guest agent; `crash`: it was
+   * not, `consistencyReason` says why) and how long the guest stayed frozen. Absent on points whose source
+   * could not tell (powered-off images of the qemu-image driver) and on points recorded before.
+   */
+  consistency?: 'application' | 'crash';
+  consistencyReason?: string | null;
+  freezeMs?: number | null;
 }
 
 export type DeleteStrategy = 'remove-newest' | 'merge-into-child' | 'remove-middle';

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AcceptConnection, Client, ClientChannel, RejectConnection } from 'ssh2';
 import { Backoff } from './backoff';
+import { batchWrites } from './batch-writes';
 import { HostKeyTrust, HostKeyVerdict } from './host-key-trust';
 import { listenLocalForward, LocalForward } from './local-forward';
 import { splice } from './splice';
@@ -148,7 +149,7 @@ export class TunnelClient extends EventEmitter {
       return this.retryLater();
     }
     const client = new Client();
-    const socket = connect({ host: this.opts.host, port: this.opts.port });
+    const socket = batchWrites(connect({ host: this.opts.host, port: this.opts.port }));
     socket.setNoDelay(true); // NBD requests are small and latency-bound
     this.client = client;
     this.socket = socket;

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, Server as NetServer, Socket } from 'node:net';
 import { AuthContext, Connection, Server as SshServer, utils } from 'ssh2';
+import { batchWrites } from './batch-writes';
 import { ensureHostKey, keyTypeOf, sshFingerprint } from './ssh-keys';
 import { AllowDirect, TunnelSession } from './tunnel-session';
 import { errorMessage, silentLogger, TunnelLogger } from './tunnel-logger';
@@ -131,7 +132,7 @@ export class TunnelServer {
       this.inbound.delete(remote);
       if (inbound.session) this.endSession(inbound.session, inbound.error ?? 'connection closed');
     });
-    ssh.injectSocket(socket);
+    ssh.injectSocket(batchWrites(socket));
   }
 
   private onSshConnection(conn: Connection, remote: string): void {

@@ -2,6 +2,7 @@ import { connect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AcceptConnection, Connection, RejectConnection, ServerChannel, TcpipBindInfo, TcpipRequestInfo } from 'ssh2';
 import { AgentApiForward } from './agent-api-forward';
+import { batchWrites } from './batch-writes';
 import { splice } from './splice';
 import { errorMessage, TunnelLogger } from './tunnel-logger';
 
@@ -117,7 +118,7 @@ export class TunnelSession {
       return reject();
     }
     if (this.closed) return;
-    const upstream = connect({ host: '127.0.0.1', port: info.destPort, allowHalfOpen: true });
+    const upstream = batchWrites(connect({ host: '127.0.0.1', port: info.destPort, allowHalfOpen: true }));
     upstream.setNoDelay(true); // NBD is request/response: Nagle would add delayed-ACK stalls
     this.upstreams.add(upstream);
     upstream.once('close', () => this.upstreams.delete(upstream));

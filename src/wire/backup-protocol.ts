@@ -22,8 +22,20 @@ export interface StartRequest {
   disks: { diskId: string; nbd: { port: number; exportName: string } }[];
 }
 
+/**
+ * How consistent a restore point is: `application` when the guest's filesystems were frozen through its
+ * guest agent for the snapshot's instant, `crash` otherwise (`reason` says why: no guest agent, the freeze
+ * failed, the VM was powered off). `freezeMs`: how long the guest stayed frozen, null when it was not.
+ */
+export interface Consistency {
+  consistency: 'application' | 'crash';
+  consistencyReason: string | null;
+  freezeMs: number | null;
+}
+
 export type AgentReport =
-  | { type: 'snapshot-created'; snapshotId: string; diskIds: string[] }
+  /** `consistency` is absent from agents whose source cannot tell (the qemu-image driver: a powered-off VM). */
+  | ({ type: 'snapshot-created'; snapshotId: string; diskIds: string[] } & Partial<Consistency>)
   | { type: 'transfer-started'; diskId: string; bytesPlanned: number }
   | { type: 'transfer-progressed'; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
   | { type: 'transfer-completed'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }

@@ -21,3 +21,19 @@ export class CounterProjector implements Projector {
     this.afterWrite(event);
   }
 }
+
+/** The same counts written one statement per batch, through the runner's applyBatch path. */
+export class BatchCounterProjector extends CounterProjector {
+  constructor(private readonly afterBatchWrite: (event: RecordedEvent) => void = () => undefined) {
+    super();
+  }
+
+  async applyBatch(events: RecordedEvent[], manager: EntityManager): Promise<void> {
+    await manager.query(
+      `INSERT INTO test_counter (event_id, n, applied) SELECT id, n, 1 FROM unnest($1::uuid[], $2::int[]) AS e(id, n)
+       ON CONFLICT (event_id) DO UPDATE SET applied = test_counter.applied + 1`,
+      [events.map((e) => e.id), events.map((e) => e.data.n)],
+    );
+    for (const event of events) this.afterBatchWrite(event);
+  }
+}

@@ -3,7 +3,7 @@ import { createDataSource } from '../../src/database/data-source';
 import { DbConnection, pgClientConfig, pgPoolConfig } from '../../src/database/db-connection';
 import { PostgresEventStore } from '../../src/event-store/postgres/postgres-event-store';
 import { ProjectionRunner } from '../../src/projection-runner/projection-runner';
-import { CounterProjector } from './counter-projector';
+import { BatchCounterProjector, CounterProjector } from './counter-projector';
 import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 
 /**
@@ -16,9 +16,11 @@ async function main(): Promise<void> {
   const dataSource = createDataSource(connection, READ_MODEL_ENTITIES);
   await dataSource.initialize();
   const store = new PostgresEventStore(new Pool(pgPoolConfig(connection)), pgClientConfig(connection));
-  const projector = new CounterProjector((event) => {
+  const crash = (event: { data: { n?: unknown } }) => {
     if (event.data.n === crashAt) process.kill(process.pid, 'SIGKILL');
-  });
+  };
+  // CRASH_APPLY=batch: the whole batch is written by one statement before the kill (applyBatch).
+  const projector = process.env.CRASH_APPLY === 'batch' ? new BatchCounterProjector(crash) : new CounterProjector(crash);
   new ProjectionRunner(projector, store, dataSource, pgClientConfig(connection), { batchSize: Number(process.env.CRASH_BATCH ?? 10) }).start();
 }
 

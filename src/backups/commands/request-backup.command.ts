@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Appended, Command } from '../../eventing/command';
 import { RequestedType } from '../backup.events';
 
@@ -11,6 +12,8 @@ export class RequestBackupCommand extends Command<BackupRequestedResult> {
     readonly vmId: string,
     readonly repositoryId: string,
     readonly requestedType: RequestedType,
+    /** Chosen by the caller when the id is recorded first elsewhere (a policy's slot names its job before requesting it). */
+    readonly jobId: string = randomUUID(),
   ) {
     super();
   }

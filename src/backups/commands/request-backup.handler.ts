@@ -1,5 +1,4 @@
 import { CommandHandler, EventBus, ICommandHandler } from '@nestjs/cqrs';
-import { randomUUID } from 'node:crypto';
 import { AgentsService } from '../../agents/agents.service';
 import { AggregateRepository } from '../../eventing/aggregate-repository';
 import { RepositoriesService } from '../../repositories/registry/repositories.service';
@@ -25,13 +24,13 @@ export class RequestBackupHandler implements ICommandHandler<RequestBackupComman
   ) {}
 
   async execute(command: RequestBackupCommand): Promise<BackupRequestedResult> {
-    const { vmId, repositoryId, requestedType } = command;
+    const { vmId, repositoryId, requestedType, jobId } = command;
     const vm = await this.agents.vm(vmId);
     await this.repositories.definition(repositoryId);
-    const jobId = randomUUID();
     const claims = vmClaimStream(vmId);
     const { state: claim } = await this.aggregates.load(claims, vmClaimAggregate);
-    const holder = claim.jobId ? { jobId: claim.jobId, state: await this.holder(claim, command) } : null;
+    // A claim already naming this job is this request's own earlier attempt (a policy slot requested again): no other holder.
+    const holder = claim.jobId && claim.jobId !== jobId ? { jobId: claim.jobId, state: await this.holder(claim, command) } : null;
     await this.aggregates.execute(claims, vmClaimAggregate, { kind: 'claim', vmId, jobId, at: new Date().toISOString(), holder }, command);
     try {
       const result = await this.aggregates.execute(backupStream(jobId), backupJobAggregate, { kind: 'request', jobId, vmId, agentId: vm.agentId, repositoryId, requestedType }, command);

@@ -10,6 +10,6 @@ export class StartBackupHandler implements ICommandHandler<StartBackupCommand, B
   constructor(private readonly aggregates: AggregateRepository) {}
 
   async execute(command: StartBackupCommand): Promise<BackupJobResult> {
-    return jobResult(await this.aggregates.execute(backupStream(command.jobId), backupJobAggregate, { kind: 'start' }, command));
+    return jobResult(await this.aggregates.execute(backupStream(command.jobId), backupJobAggregate, { kind: 'start', hubInstance: command.hubInstance }, command));
   }
 }

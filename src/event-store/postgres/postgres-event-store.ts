@@ -20,7 +20,28 @@ import { decodePosition, encodePosition } from '../positions';
 const NOTIFY_CHANNEL = 'sendense_es_appended';
 const SUBSCRIPTION_BATCH = 500;
 const IDLE_POLL_MS = 500;
+/** Groups committing at once: enough to keep the server's WAL flushes busy, few enough to leave the pool to readers. */
+const MAX_GROUPS_IN_FLIGHT = 4;
+/** Appends in one group: bounds one transaction's row locks and the time a lone conflict waits for its answer. */
+const MAX_GROUP_APPENDS = 200;
 const EVENT_COLUMNS = `tx_id::text AS tx, seq::text AS seq, stream_id, revision::text, event_id, event_type, data, metadata, created_at`;
+
+interface PendingAppend {
+  streamId: string;
+  expected: ExpectedRevision;
+  events: (NewEvent & { id: string })[];
+  resolve(result: AppendResult): void;
+  reject(error: unknown): void;
+}
+
+/** es_append_group()'s answer for one append: ok with its position, or why it was refused (revision = the stream's actual one). */
+interface GroupRow {
+  ord: number;
+  status: 'ok' | 'duplicate' | 'conflict';
+  tx: string | null;
+  seq: string | null;
+  revision: string | null;
+}
 
 interface EventRow {
   tx: string;
@@ -45,6 +66,9 @@ export class PostgresEventStore implements EventStore {
   private listener?: Client;
   private listenerStarting?: Promise<void>;
   private closed = false;
+  private readonly waiting: PendingAppend[] = [];
+  private groupsInFlight = 0;
+  private flushScheduled = false;
 
   constructor(
     private readonly pool: Pool,
@@ -58,7 +82,86 @@ export class PostgresEventStore implements EventStore {
   async append(streamId: string, events: NewEvent[], expected: ExpectedRevision = 'any'): Promise<AppendResult> {
     if (events.length === 0) throw new Error('append needs at least one event');
     const withIds = events.map((e) => ({ ...e, id: e.id ?? randomUUID() }));
-    const ids = withIds.map((e) => e.id);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ streamId, expected, events: withIds, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /**
+   * Group commit. An append that finds a group slot free is sent at once (one append alone costs
+   * what it always did); appends that arrive while every slot waits on its commit gather and go
+   * together in the next group: one transaction, one WAL flush. Several groups are in flight at
+   * a time, so no single lock or connection serialises appends.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.waiting.length > 0 && this.groupsInFlight < MAX_GROUPS_IN_FLIGHT) {
+      const group = this.waiting.splice(0, MAX_GROUP_APPENDS);
+      this.groupsInFlight++;
+      void this.commitGroup(group).finally(() => {
+        this.groupsInFlight--;
+        this.scheduleFlush();
+      });
+    }
+  }
+
+  private async commitGroup(group: PendingAppend[]): Promise<void> {
+    // Stream order: two groups lock their stream rows in the same order and cannot deadlock. The
+    // sort is stable, so two appends to one stream keep the order in which they were made.
+    const ordered = [...group].sort((a, b) => (a.streamId < b.streamId ? -1 : a.streamId > b.streamId ? 1 : 0));
+    let rows: GroupRow[];
+    try {
+      const events = ordered.flatMap((a) => a.events);
+      const result = await this.pool.query<GroupRow>(`SELECT * FROM es_append_group($1, $2, $3::int[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])`, [
+        ordered.map((a) => a.streamId),
+        ordered.map((a) => (typeof a.expected === 'bigint' ? a.expected.toString() : a.expected)),
+        ordered.map((a) => a.events.length),
+        events.map((e) => e.id),
+        events.map((e) => e.type),
+        events.map((e) => JSON.stringify(e.data)),
+        events.map((e) => JSON.stringify(e.metadata)),
+      ]);
+      rows = result.rows;
+    } catch {
+      // Something no single append decides failed the group (another group racing with the same
+      // event ids, a lost connection): each append then gets its own transaction and its own answer.
+      await Promise.all(ordered.map((a) => this.appendAlone(a).then(a.resolve, a.reject)));
+      return;
+    }
+    if (rows.some((r) => r.status === 'ok')) this.pool.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, String(rows.length)]).catch(() => undefined);
+    await Promise.all(
+      rows.map(async (row) => {
+        const append = ordered[row.ord - 1];
+        try {
+          append.resolve(await this.answer(append, row));
+        } catch (error) {
+          append.reject(error);
+        }
+      }),
+    );
+  }
+
+  private async answer(append: PendingAppend, row: GroupRow): Promise<AppendResult> {
+    if (row.status === 'ok') return { nextRevision: BigInt(row.revision!), position: encodePosition(row.tx!, row.seq!) };
+    const ids = append.events.map((e) => e.id);
+    const replay = await this.findIdempotentReplay(append.streamId, ids);
+    if (replay) return replay;
+    if (row.status === 'duplicate') throw new DuplicateEventIdError(ids.join(','));
+    throw new WrongExpectedRevisionError(append.streamId, append.expected, row.revision === null ? 'no_stream' : BigInt(row.revision));
+  }
+
+  /** One append in its own transaction through es_append(), which raises on a conflict. */
+  private async appendAlone({ streamId, expected, events }: PendingAppend): Promise<AppendResult> {
+    const ids = events.map((e) => e.id);
     let rows: { tx: string; seq: string; last_revision: string }[];
     try {
       const result = await this.pool.query<{ tx: string; seq: string; last_revision: string }>(
@@ -67,9 +170,9 @@ export class PostgresEventStore implements EventStore {
           streamId,
           typeof expected === 'bigint' ? expected.toString() : expected,
           ids,
-          withIds.map((e) => e.type),
-          withIds.map((e) => JSON.stringify(e.data)),
-          withIds.map((e) => JSON.stringify(e.metadata)),
+          events.map((e) => e.type),
+          events.map((e) => JSON.stringify(e.data)),
+          events.map((e) => JSON.stringify(e.metadata)),
         ],
       );
       rows = result.rows;

@@ -1,0 +1,396 @@
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+/*
+ * A backup end to end through the real hub, agent and SSH tunnel (processes spawned from dist/, the
+ * hub on its embedded PostgreSQL), next to nbdcopy between the same kinds of exports in the same run.
+ * Knobs: SENDENSE_BENCH_RUNS (full backups, default 3), SENDENSE_BENCH_DIR (default the OS temp dir),
+ * SENDENSE_BENCH_PROFILE=DIR (hub and agent run with node --cpu-prof into DIR), SENDENSE_BENCH_NODE_ARGS (more
+ * node options for hub and agent, e.g. --trace-gc),
+ * SENDENSE_BENCH_CONCURRENT=0 skips the 4 concurrent backups, SENDENSE_BENCH_NBDCOPY_OPTIONS="..." replaces the
+ * search for nbdcopy's fastest options by the options given.
+ */
+
+const exec = promisify(execFile);
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const DISK_SIZE = 2 * GiB;
+const DATA = 1536 * MiB;
+const TOKEN = 'bench-admin-token-0123456789';
+const BIN = join(__dirname, '..', '..', 'bin', 'sendense.js');
+const CLK_TCK = 100;
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rate = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) : 0;
+}
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<void>;
+}
+
+function spawnSendense(args: string[], env: NodeJS.ProcessEnv, profileDir?: string): Proc {
+  const nodeArgs = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env.SENDENSE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout!.on('data', (d) => (text = (text + d).slice(-20_000_000)));
+  child.stderr!.on('data', (d) => (text = (text + d).slice(-20_000_000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { child, output: () => text, exited };
+}
+
+async function stopProc(proc: Proc | undefined): Promise<void> {
+  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  proc.child.kill('SIGTERM');
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), 20_000);
+  await proc.exited;
+  clearTimeout(timer);
+}
+
+/** A raw file of random bytes then converted: the zero tail stays unallocated, as in a real disk image. */
+async function randomQcow2(dir: string, file: string, size: number, data: number): Promise<void> {
+  const raw = join(dir, 'random.raw');
+  await exec('sh', ['-c', `head -c ${data} /dev/urandom > ${raw} && truncate -s ${size} ${raw}`]);
+  await exec('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, file]);
+  rmSync(raw);
+}
+
+/** One qemu-nbd export on TCP loopback, like the hub's targets (writable) or the agent's snapshot (read-only). */
+async function qemuNbd(dir: string, file: string, readOnly: boolean): Promise<{ uri: string; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const pidFile = join(dir, `qemu-nbd-${port}.pid`);
+  const mode = readOnly ? ['-r'] : ['--discard=unmap', '--detect-zeroes=unmap'];
+  await exec('qemu-nbd', ['-f', 'qcow2', '--persistent', '--shared=8', '-b', '127.0.0.1', '-p', String(port), '-x', 'disk', ...mode, '--fork', `--pid-file=${pidFile}`, file]);
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  return {
+    uri: `nbd://127.0.0.1:${port}/disk`,
+    stop: async () => {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        return;
+      }
+      for (let i = 0; i < 500; i++) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          return;
+        }
+        await sleep(10);
+      }
+      process.kill(pid, 'SIGKILL');
+    },
+  };
+}
+
+/** nbdcopy from the source export into a fresh qcow2 target export; ms of the copy alone. */
+async function nbdcopyOnce(dir: string, source: string, options: string[]): Promise<number> {
+  const file = join(dir, 'nbdcopy-target.qcow2');
+  await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
+  const target = await qemuNbd(dir, file, false);
+  try {
+    const began = process.hrtime.bigint();
+    await exec('nbdcopy', ['--target-is-zero', ...options, source, target.uri]);
+    return Number(process.hrtime.bigint() - began) / 1e6;
+  } finally {
+    await target.stop();
+    rmSync(file, { force: true });
+  }
+}
+
+/** nbdcopy's options tried once each; the fastest, measured `runs` times, is the reference. */
+async function nbdcopyReference(dir: string, sourceFile: string, runs: number): Promise<{ options: string[]; ms: number[] }> {
+  const source = await qemuNbd(dir, sourceFile, true);
+  try {
+    const fixed = process.env.SENDENSE_BENCH_NBDCOPY_OPTIONS;
+    const candidates = fixed !== undefined ? [fixed.split(' ').filter(Boolean)] : [[], ['--connections=1'], ['--connections=1', '--requests=16'], ['--connections=4', '--requests=64'], ['--request-size=1048576'], ['--connections=2', '--request-size=262144']];
+    let best: { options: string[]; ms: number } | undefined;
+    for (const options of candidates) {
+      const ms = await nbdcopyOnce(dir, source.uri, options);
+      out(`  nbdcopy ${options.join(' ') || '(defaults)'}: ${rate(DATA, ms).toFixed(0)} MiB/s`);
+      if (!best || ms < best.ms) best = { options, ms };
+    }
+    const ms: number[] = [];
+    for (let i = 0; i < runs; i++) ms.push(await nbdcopyOnce(dir, source.uri, best!.options));
+    return { options: best!.options, ms };
+  } finally {
+    await source.stop();
+  }
+}
+
+interface Story {
+  type: string;
+  streamId: string;
+  time: string;
+  data: Record<string, unknown>;
+}
+
+class Lab {
+  hub?: Proc;
+  agent?: Proc;
+  apiPort = 0;
+  repositoryId = '';
+
+  constructor(
+    private readonly dir: string,
+    private readonly profileDir?: string,
+  ) {}
+
+  agentEnv(): NodeJS.ProcessEnv {
+    return { SENDENSE_TOKEN: TOKEN, SENDENSE_AGENT_DIR: join(this.dir, 'agent'), SENDENSE_LOG_LEVEL: 'warn' };
+  }
+
+  async start(inventoryFile: string): Promise<void> {
+    this.apiPort = await freePort();
+    this.hub = spawnSendense(
+      ['hub'],
+      {
+        SENDENSE_DATA_DIR: join(this.dir, 'hub'),
+        SENDENSE_API_PORT: String(this.apiPort),
+        SENDENSE_SSH_PORT: String(await freePort()),
+        SENDENSE_SSH_BIND: '127.0.0.1',
+        SENDENSE_ADMIN_TOKEN: TOKEN,
+        SENDENSE_NBD_PORTS: '14100-14163',
+        SENDENSE_LOG_LEVEL: 'warn',
+      },
+      this.profileDir,
+    );
+    await this.until(async () => (await fetch(`http://127.0.0.1:${this.apiPort}/api/v1/health`)).ok, 120_000, 'the hub to answer');
+    mkdirSync(join(this.dir, 'repo'));
+    this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'bench', kind: 'local', path: join(this.dir, 'repo') })).body.repositoryId;
+    const register = spawnSendense(['agent', 'register', '--hub', `http://127.0.0.1:${this.apiPort}`, '--name', 'bench-agent'], this.agentEnv());
+    await register.exited;
+    if (register.child.exitCode !== 0) throw new Error(`agent register failed: ${register.output()}`);
+    this.agent = spawnSendense(['agent', 'run', '--inventory', inventoryFile], this.agentEnv(), this.profileDir);
+    await this.until(async () => {
+      const vms = (await this.api('GET', '/api/v1/vms')).body as { agentConnected: boolean }[];
+      return Array.isArray(vms) && vms.length > 0 && vms.every((v) => v.agentConnected);
+    }, 60_000, 'the agent to connect');
+  }
+
+  async api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+    const res = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, {
+      method,
+      headers: { ...headers, Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  }
+
+  /** Requests a backup and waits for its end; wall clock from the request to the completed job, polled every 20 ms. */
+  async backup(vmId: string, type: 'full' | 'incremental', onPoll?: () => void): Promise<{ ms: number; correlationId: string; job: any }> {
+    const correlationId = `bench-${vmId}-${Date.now()}-${Math.random().toString(16).slice(2)}`;
+    const began = process.hrtime.bigint();
+    const res = await this.api('POST', '/api/v1/backups', { vmId, repositoryId: this.repositoryId, type }, { 'X-Correlation-Id': correlationId });
+    if (res.status !== 202) throw new Error(`backup refused: ${res.status} ${JSON.stringify(res.body)}`);
+    let job: any;
+    await this.until(async () => {
+      onPoll?.();
+      job = (await this.api('GET', `/api/v1/backups/${res.body.jobId}`)).body;
+      return job.status === 'completed' || job.status === 'failed';
+    }, 600_000, `backup of ${vmId}`, 20);
+    const ms = Number(process.hrtime.bigint() - began) / 1e6;
+    if (job.status !== 'completed') throw new Error(`backup of ${vmId} failed: ${JSON.stringify(job)}\n${this.agent?.output()}`);
+    return { ms, correlationId, job };
+  }
+
+  async story(correlationId: string): Promise<Story[]> {
+    return (await this.api('GET', `/api/v1/audit/correlations/${correlationId}?limit=1000`)).body.events;
+  }
+
+  async until(check: () => Promise<boolean>, timeoutMs: number, what: string, everyMs = 100): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nhub:\n${this.hub?.output().slice(-3000)}\nagent:\n${this.agent?.output().slice(-3000)}`);
+      await sleep(everyMs);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (process.env.SENDENSE_BENCH_NODE_ARGS) {
+      writeFileSync(join(tmpdir(), 'sendense-bench-hub.log'), this.hub?.output() ?? '');
+      writeFileSync(join(tmpdir(), 'sendense-bench-agent.log'), this.agent?.output() ?? '');
+      out(`hub and agent output (with their node options' traces): ${join(tmpdir(), 'sendense-bench-hub.log')}, ${join(tmpdir(), 'sendense-bench-agent.log')}`);
+    }
+    await stopProc(this.agent);
+    await stopProc(this.hub);
+  }
+}
+
+/**
+ * Where a job's time went, from its events: each phase ends at the first event of the type named.
+ * setup = request to transfer start (targets, leases, exports, snapshot), transfer, finish = last
+ * disk's transfer to the restore point recorded and the job completed (exports stopped, leases released).
+ */
+function phases(story: Story[], requestedAt: number): string {
+  const t = (type: string, last = false) => {
+    const hits = story.filter((e) => e.type === type);
+    const hit = last ? hits[hits.length - 1] : hits[0];
+    return hit ? Date.parse(hit.time) : NaN;
+  };
+  const marks: [string, number][] = [
+    ['request accepted', t('BackupRequested')],
+    ['targets created', t('BackupTargetsPrepared')],
+    ['NBD ports leased', t('NbdPortAllocated', true)],
+    ['exports started', t('QemuNbdStarted', true)],
+    ['snapshot taken', t('SnapshotCreated')],
+    ['transfer started', t('DiskTransferStarted')],
+    ['transfer done', t('DiskTransferCompleted', true)],
+    ['snapshot removed', t('SnapshotRemoved')],
+    ['exports stopped', t('QemuNbdStopped', true)],
+    ['restore point added', t('RestorePointAdded')],
+    ['job completed', t('BackupCompleted')],
+  ];
+  let previous = requestedAt;
+  const parts: string[] = [];
+  for (const [name, at] of marks.filter(([, at]) => !Number.isNaN(at)).sort((a, b) => a[1] - b[1])) {
+    parts.push(`${name} +${at - previous}`);
+    previous = at;
+  }
+  return parts.join(', ');
+}
+
+function summarizePhases(story: Story[], requestedAt: number): { setup: number; transfer: number; finish: number } {
+  const first = (type: string) => Date.parse(story.find((e) => e.type === type)?.time ?? '');
+  const last = (type: string) => Date.parse([...story].reverse().find((e) => e.type === type)?.time ?? '');
+  const transferStart = first('DiskTransferStarted');
+  const transferEnd = last('DiskTransferCompleted');
+  return { setup: transferStart - requestedAt, transfer: transferEnd - transferStart, finish: first('BackupCompleted') - transferEnd };
+}
+
+/** 64 MiB changed: 512 runs of 128 KiB spread over the 2 GiB disk, through qemu-io like a running VM's writes. */
+async function change64MiB(file: string): Promise<number> {
+  const commands: string[] = [];
+  const runs = 512;
+  const stride = DISK_SIZE / runs;
+  for (let i = 0; i < runs; i++) commands.push('-c', `write -q -P ${(i % 250) + 1} ${i * stride + ((i * 7919) % 64) * 64 * 1024} ${128 * 1024}`);
+  await exec('qemu-io', ['-f', 'qcow2', ...commands, file], { maxBuffer: 16 * MiB });
+  return runs * 128 * 1024;
+}
+
+export async function runBackupBench(): Promise<void> {
+  const runs = Number(process.env.SENDENSE_BENCH_RUNS ?? 3);
+  const profileDir = process.env.SENDENSE_BENCH_PROFILE;
+  const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-backup-bench-'));
+  chmodSync(dir, 0o755);
+  const lab = new Lab(dir, profileDir);
+  try {
+    out(`load average at start: ${load()} (${(await exec('nproc')).stdout.trim()} cores)`);
+    const vmDir = join(dir, 'vm');
+    mkdirSync(vmDir);
+    const disk = join(vmDir, 'big-disk0.qcow2');
+    let t = Date.now();
+    await randomQcow2(vmDir, disk, DISK_SIZE, DATA);
+    out(`source: 2 GiB qcow2 holding 1.5 GiB of random data, built in ${Date.now() - t} ms`);
+
+    out('nbdcopy reference (qemu-nbd -r source -> qemu-nbd qcow2 target, TCP loopback, --target-is-zero):');
+    const reference = await nbdcopyReference(dir, disk, runs);
+    const refRate = rate(DATA, median(reference.ms));
+    out(`  best: nbdcopy ${reference.options.join(' ') || '(defaults)'}: ${reference.ms.map((ms) => rate(DATA, ms).toFixed(0)).join(', ')} MiB/s, median ${refRate.toFixed(0)} MiB/s`);
+
+    const concurrent = process.env.SENDENSE_BENCH_CONCURRENT !== '0';
+    const small: string[] = [];
+    const vms = [{ id: 'big', name: 'big', disks: [{ id: 'disk0', path: disk }] }];
+    if (concurrent) {
+      const base = join(vmDir, 'small.qcow2');
+      await randomQcow2(vmDir, base, 512 * MiB, 256 * MiB);
+      for (let v = 0; v < 4; v++) {
+        const disks = [0, 1].map((d) => ({ id: `disk${d}`, path: join(vmDir, `small${v}-disk${d}.qcow2`) }));
+        for (const d of disks) await exec('cp', [base, d.path]);
+        vms.push({ id: `small${v}`, name: `small${v}`, disks });
+        small.push(`small${v}`);
+      }
+      rmSync(base);
+    }
+    const inventory = join(vmDir, 'inventory.json');
+    writeFileSync(inventory, JSON.stringify({ vms }));
+
+    t = Date.now();
+    await lab.start(inventory);
+    out(`hub and agent started and connected in ${Date.now() - t} ms`);
+    const hubPid = lab.hub!.child.pid!;
+    const agentPid = lab.agent!.child.pid!;
+
+    out(`full backup of the 2 GiB disk (1.5 GiB of data) through hub + agent + SSH tunnel, ${runs} runs:`);
+    const fulls: number[] = [];
+    let hubCpu = 0;
+    let agentCpu = 0;
+    for (let i = 0; i < runs; i++) {
+      const cpu0 = [cpuSeconds(hubPid), cpuSeconds(agentPid)];
+      const requestedAt = Date.now();
+      const { ms, correlationId } = await lab.backup('big', 'full');
+      const cpu = [cpuSeconds(hubPid) - cpu0[0], cpuSeconds(agentPid) - cpu0[1]];
+      hubCpu += cpu[0];
+      agentCpu += cpu[1];
+      fulls.push(ms);
+      const story = await lab.story(correlationId);
+      const p = summarizePhases(story, requestedAt);
+      out(`  run ${i + 1}: ${rate(DATA, ms).toFixed(0)} MiB/s (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s`);
+      out(`    timeline (ms since the previous mark): ${phases(story, requestedAt)}`);
+    }
+    const fullRate = rate(DATA, median(fulls));
+    out(`full backup median ${fullRate.toFixed(0)} MiB/s end to end; nbdcopy ${refRate.toFixed(0)} MiB/s; ratio backup / nbdcopy ${(fullRate / refRate).toFixed(2)}`);
+    const dataGiB = (DATA / GiB) * runs;
+    out(`CPU per GiB of data: hub ${(hubCpu / dataGiB).toFixed(2)} s, agent ${(agentCpu / dataGiB).toFixed(2)} s (node processes only; qemu-nbd not counted)`);
+    out(`peak RSS (VmHWM) after the full backups: hub ${(statusKiB(hubPid, 'VmHWM') / 1024).toFixed(0)} MiB, agent ${(statusKiB(agentPid, 'VmHWM') / 1024).toFixed(0)} MiB`);
+
+    // incremental: the chain's last point is a full of this disk; 64 MiB changed since
+    t = Date.now();
+    const changed = await change64MiB(disk);
+    out(`incremental: ${(changed / MiB).toFixed(0)} MiB changed on the 2 GiB disk (qemu-io, ${Date.now() - t} ms)`);
+    const incr = await lab.backup('big', 'incremental');
+    const written = incr.job.disks?.[0];
+    out(`incremental backup end to end: ${incr.ms.toFixed(0)} ms (disk record ${JSON.stringify(written ?? null)})`);
+    const incrStory = await lab.story(incr.correlationId);
+    out(`    timeline (ms since the previous mark): ${phases(incrStory, Date.parse(incrStory[0]?.time ?? '') || Date.now())}`);
+
+    if (concurrent) {
+      let peak = 0;
+      const sample = () => (peak = Math.max(peak, statusKiB(hubPid, 'VmRSS')));
+      const before = statusKiB(hubPid, 'VmRSS');
+      const sampler = setInterval(sample, 50);
+      t = Date.now();
+      try {
+        await Promise.all(small.map((vm) => lab.backup(vm, 'full', sample)));
+      } finally {
+        clearInterval(sampler);
+      }
+      out(`4 concurrent full backups of 2-disk VMs (2 x 512 MiB disks, 256 MiB of random data each): ${Date.now() - t} ms; hub RSS ${(before / 1024).toFixed(0)} MiB before, peak ${(peak / 1024).toFixed(0)} MiB during`);
+    }
+    out(`load average at end: ${load()}`);
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

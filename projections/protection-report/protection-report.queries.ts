@@ -1,0 +1,62 @@
+import { Inject } from '@nestjs/common';
+import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import { DataSource, EntityManager } from 'typeorm';
+import { EVENT_STORE, EventStore } from '../../src/event-store/event-store.port';
+import { buildProtectionReport, JobOutcome, NewestPoint, ProtectionFacts } from '../../src/policies/reports/protection-report';
+import { ProtectionReport, ProtectionReportQuery } from '../../src/policies/reports/queries/protection-report.query';
+import { readProtectionData } from './protection-data.queries';
+import { PROTECTION_TABLES, ProtectionReportProjector } from './protection-report.projector';
+
+type Db = Pick<EntityManager, 'query'>;
+const REPLAY_BATCH = 1000;
+
+async function readFacts(db: Db): Promise<ProtectionFacts> {
+  const { policies, vms } = await readProtectionData(db);
+  const newest: { vm_id: string; restore_point_id: string; repository_id: string; created_at: Date }[] = await db.query(
+    `SELECT DISTINCT ON (vm_id) vm_id, restore_point_id, repository_id, created_at FROM rm_protection_points ORDER BY vm_id, created_at DESC, restore_point_id DESC`,
+  );
+  const outcomes: { vm_id: string; outcome: 'completed' | 'failed'; finished_at: Date }[] = await db.query(
+    `SELECT vm_id, outcome, finished_at FROM rm_protection_jobs WHERE outcome IN ('completed', 'failed') AND vm_id IS NOT NULL ORDER BY vm_id, finished_at DESC, job_id DESC`,
+  );
+  return {
+    policies,
+    vms,
+    newest: newest.map((p): NewestPoint => ({ vmId: p.vm_id, restorePointId: p.restore_point_id, repositoryId: p.repository_id, createdAt: p.created_at })),
+    outcomes: outcomes.map((o): JobOutcome => ({ vmId: o.vm_id, outcome: o.outcome, finishedAt: o.finished_at })),
+  };
+}
+
+/**
+ * Now: the live read model. At a past moment: the same projector replays every event recorded up to
+ * then into temporary tables that shadow the live ones (same names, this transaction only), the same
+ * SQL reads them, and the transaction is rolled back, so the answer is the report as it read then.
+ */
+@QueryHandler(ProtectionReportQuery)
+export class ProtectionReportHandler implements IQueryHandler<ProtectionReportQuery, ProtectionReport> {
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly projector: ProtectionReportProjector,
+  ) {}
+
+  async execute({ at, now }: ProtectionReportQuery): Promise<ProtectionReport> {
+    if (!at) return { at: now.toISOString(), replayed: false, vms: buildProtectionReport(await readFacts(this.dataSource), now) };
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    await runner.startTransaction();
+    try {
+      const manager = runner.manager;
+      for (const table of PROTECTION_TABLES) await manager.query(`CREATE TEMP TABLE ${table} (LIKE public.${table} INCLUDING ALL) ON COMMIT DROP`);
+      for (let after: string | null = null; ; ) {
+        const events = await this.store.readAll({ after, filter: this.projector.filter, maxCount: REPLAY_BATCH });
+        for (const e of events) if (e.createdAt <= at) await this.projector.apply(e, manager);
+        if (events.length < REPLAY_BATCH) break;
+        after = events[events.length - 1].position;
+      }
+      return { at: at.toISOString(), replayed: true, vms: buildProtectionReport(await readFacts(manager), at) };
+    } finally {
+      await runner.rollbackTransaction();
+      await runner.release();
+    }
+  }
+}

@@ -1,0 +1,25 @@
+import type { CompleteBackupRequest, InventoryScan, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, Snapshot, SourceVm } from './qemu-image/types';
+import type { Consistency } from '../../wire/backup-protocol';
+
+/** A snapshot that may say how consistent it is (a running VM frozen through its guest agent, or not). */
+export interface SourceSnapshot extends Snapshot {
+  consistency?: Consistency;
+}
+
+/**
+ * What the agent's runner and API need of a source driver: the qemu-image driver (powered-off images
+ * named in an inventory file) and the libvirt driver (every domain of a libvirt host, running or not).
+ */
+export interface BackupSource {
+  scanInventory(): Promise<InventoryScan>;
+  listVms(): Promise<SourceVm[]>;
+  getVm(vmId: string): Promise<SourceVm>;
+  checkChain(vmId: string, sincePointId: string): Promise<{ ok: boolean; reason?: string }>;
+  prepareBackup(vmId: string, req: PrepareBackupRequest): Promise<PreparedBackup>;
+  openSnapshot(vmId: string, options: OpenSnapshotOptions): Promise<SourceSnapshot>;
+  completeBackup(vmId: string, req: CompleteBackupRequest): Promise<unknown>;
+  /** At agent start: what a killed agent left behind, undone. */
+  cleanupLeftovers(): Promise<unknown>;
+  /** At agent shutdown: every open snapshot closed. */
+  closeAll(): Promise<void>;
+}

@@ -1,0 +1,405 @@
+import { randomUUID } from 'node:crypto';
+import { chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { ProcessError, runProcess } from '../../../process';
+import type { Consistency } from '../../../wire/backup-protocol';
+import type { BackupSource, SourceSnapshot } from '../backup-source';
+import { QemuImageSource } from '../qemu-image';
+import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
+import { backupSocket, backupXml, checkpointDisks, checkpointXml, decideLive, parseDomainXml, skipReason, type DomainInfo } from './domain-xml';
+
+export interface LibvirtSourceOptions {
+  /** libvirt connection URI. Default `qemu:///system`. */
+  uri?: string;
+  /** Where per-backup directories (NBD socket, scratch files) and freeze markers live: the agent's state dir. */
+  workDir: string;
+  virshBinary?: string;
+  /** Time limit of one virsh call. Default 60 s. */
+  commandTimeoutMs?: number;
+  /** Time the guest agent gets to freeze the guest's filesystems. Default 10 s. */
+  freezeTimeoutMs?: number;
+  /** Checkpoint (and bitmap) name prefix. The qemu-image driver uses the same one, so a chain continues across power states. */
+  prefix?: string;
+  log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+/** Measured around `backup-begin`: how long the guest stayed frozen and how long libvirt took to start the job. */
+export interface LiveTimings {
+  freezeMs: number | null;
+  backupBeginMs: number;
+}
+
+interface PendingLive {
+  newPointId: string;
+  sincePointId: string | null;
+  mode: 'full' | 'incremental';
+}
+
+const EXPORT_BITMAP = (target: string) => `backup-${target}`;
+const FREEZE_MARKER = 'frozen-';
+const JOB_DIR = 'job-';
+
+/**
+ * Source driver for the domains of a libvirt host. A running domain is backed up through libvirt's backup
+ * API in pull mode: one `backup-begin` gives one instant for all disks, exported over NBD on a Unix socket,
+ * with a checkpoint per backup as the base of the next incremental. A shut-off domain is backed up from its
+ * image files by the qemu-image driver. See README.md.
+ */
+export class LibvirtSource implements BackupSource {
+  private readonly uri: string;
+  private readonly prefix: string;
+  /** Shut-off domains, as the qemu-image driver's inventory (it reads this document on every call). */
+  private readonly offlineInventory: { vms: InventoryVm[] } = { vms: [] };
+  private readonly offline: QemuImageSource;
+  private readonly pending = new Map<string, PendingLive>();
+  private readonly snapshots = new Map<string, LiveSnapshot>();
+  /** The timings of the last live snapshot of each domain (benchmarks read them). */
+  readonly timings = new Map<string, LiveTimings>();
+
+  constructor(private readonly opts: LibvirtSourceOptions) {
+    this.uri = opts.uri ?? 'qemu:///system';
+    this.prefix = opts.prefix ?? 'sendense-';
+    this.offline = new QemuImageSource({ inventory: this.offlineInventory, runDir: opts.workDir, bitmapPrefix: this.prefix });
+  }
+
+  // ------------------------------------------------------------------ virsh
+
+  async virsh(args: string[], timeoutMs = this.opts.commandTimeoutMs ?? 60_000): Promise<string> {
+    try {
+      return (await runProcess(this.opts.virshBinary ?? 'virsh', ['-q', '-c', this.uri, ...args], { timeoutMs })).stdout;
+    } catch (error) {
+      if (error instanceof ProcessError) throw new Error(`virsh ${args[0]}: ${error.stderr.replace(/^error: /gm, '').trim().split('\n').join(' ') || error.message}`);
+      throw error;
+    }
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string): void {
+    this.opts.log?.(level, message);
+  }
+
+  // -------------------------------------------------------------- inventory
+
+  async domain(vmId: string): Promise<{ info: DomainInfo; running: boolean }> {
+    const state = (await this.virsh(['domstate', vmId]).catch((e: Error) => {
+      throw new Error(`VM ${vmId} is not a domain of ${this.uri}: ${e.message}`);
+    })).trim();
+    const info = parseDomainXml(await this.virsh(['dumpxml', vmId]));
+    return { info, running: state === 'running' || state === 'paused' };
+  }
+
+  private async diskOf(vmId: string, disk: DomainInfo['disks'][number]): Promise<SourceDisk> {
+    const out = await this.virsh(['domblkinfo', vmId, disk.target]);
+    const capacity = Number(/Capacity:\s+(\d+)/.exec(out)?.[1]);
+    if (!Number.isFinite(capacity)) throw new Error(`domblkinfo gave no capacity for ${disk.target}`);
+    const format = disk.format as 'qcow2' | 'raw';
+    return { id: disk.target, path: disk.file!, format, virtualSize: capacity, changeTracking: format === 'qcow2' ? 'dirty-bitmap' : 'none' };
+  }
+
+  async scanInventory(): Promise<InventoryScan> {
+    const uuids = (await this.virsh(['list', '--all', '--uuid'])).split('\n').map((l) => l.trim()).filter(Boolean);
+    const vms: SourceVm[] = [];
+    const problems: DiskProblem[] = [];
+    for (const uuid of uuids) {
+      try {
+        const vm = await this.describe(uuid, problems);
+        if (vm.disks.length) vms.push(vm);
+      } catch (error) {
+        // A domain undefined between list and dumpxml: it is simply gone.
+        this.log('warn', `domain ${uuid} could not be inspected: ${(error as Error).message}`);
+      }
+    }
+    return { vms, problems };
+  }
+
+  private async describe(vmId: string, problems: DiskProblem[]): Promise<SourceVm> {
+    const { info } = await this.domain(vmId);
+    const disks: SourceDisk[] = [];
+    for (const d of info.disks) {
+      const why = skipReason(d);
+      if (why) problems.push({ vmId: info.uuid, diskId: d.target, path: d.file ?? '', message: `skipped: ${why}` });
+      else disks.push(await this.diskOf(info.uuid, d));
+    }
+    return { id: info.uuid, name: info.name, disks };
+  }
+
+  async listVms(): Promise<SourceVm[]> {
+    return (await this.scanInventory()).vms;
+  }
+
+  async getVm(vmId: string): Promise<SourceVm> {
+    const vm = await this.describe(vmId, []);
+    if (!vm.disks.length) throw new Error(`domain ${vm.name} (${vmId}) has no disk that can be backed up`);
+    return vm;
+  }
+
+  // -------------------------------------------------------- change tracking
+
+  /**
+   * Our checkpoints with the disks they hold bitmaps on. libvirt's metadata is the authority while the domain
+   * runs: qemu keeps new persistent bitmaps in memory and writes them into the image only when it closes it.
+   */
+  private async liveCheckpoints(vmId: string): Promise<Array<{ name: string; disks: string[] }>> {
+    const names = (await this.virsh(['checkpoint-list', vmId, '--name'])).split('\n').map((l) => l.trim()).filter((n) => n.startsWith(this.prefix));
+    const checkpoints: Array<{ name: string; disks: string[] }> = [];
+    for (const name of names) checkpoints.push({ name, disks: checkpointDisks(await this.virsh(['checkpoint-dumpxml', vmId, name, '--no-domain'])) });
+    return checkpoints;
+  }
+
+  async checkChain(vmId: string, sincePointId: string): Promise<{ ok: boolean; reason?: string }> {
+    const { running } = await this.domain(vmId);
+    if (!running) return this.offlineCall(vmId, () => this.offline.checkChain(vmId, sincePointId));
+    const vm = await this.getVm(vmId);
+    const decision = decideLive({ disks: vm.disks.map((d) => ({ target: d.id, format: d.format })), checkpoints: await this.liveCheckpoints(vmId) }, this.prefix + sincePointId);
+    return decision.mode === 'incremental' ? { ok: true } : { ok: false, reason: decision.reason! };
+  }
+
+  async prepareBackup(vmId: string, req: PrepareBackupRequest): Promise<PreparedBackup> {
+    const { running } = await this.domain(vmId);
+    if (!running) {
+      this.pending.delete(vmId);
+      return this.offlineCall(vmId, () => this.offline.prepareBackup(vmId, req));
+    }
+    const vm = await this.getVm(vmId);
+    const checkpoints = await this.liveCheckpoints(vmId);
+    const decision = decideLive({ disks: vm.disks.map((d) => ({ target: d.id, format: d.format })), checkpoints }, req.sincePointId === null ? null : this.prefix + req.sincePointId);
+    const mode = decision.mode;
+    this.pending.set(vmId, { newPointId: req.newPointId, sincePointId: req.sincePointId, mode });
+    const chainBroken = req.sincePointId !== null && mode === 'full' && vm.disks.every((d) => d.format === 'qcow2') ? decision.reason! : undefined;
+    return {
+      vmId,
+      newPointId: req.newPointId,
+      sincePointId: req.sincePointId,
+      mode,
+      ...(decision.reason ? { reason: decision.reason } : {}),
+      ...(chainBroken ? { chainBroken } : {}),
+      disks: vm.disks.map((d) => ({ diskId: d.id, mode, ...(mode === 'incremental' ? { bitmap: EXPORT_BITMAP(d.id) } : {}), ...(d.format === 'qcow2' ? { newBitmap: this.prefix + req.newPointId } : {}) })),
+      bitmaps: mode === 'incremental' ? Object.fromEntries(vm.disks.map((d) => [d.id, EXPORT_BITMAP(d.id)])) : {},
+    };
+  }
+
+  /**
+   * success (the hub recorded the point): every other checkpoint of ours goes, this one is the base.
+   * failure: this backup's checkpoint is deleted; libvirt merges its bitmap into its parent, so the last
+   * recorded point's checkpoint still covers every change since its instant.
+   */
+  async completeBackup(vmId: string, req: CompleteBackupRequest): Promise<unknown> {
+    const { running } = await this.domain(vmId);
+    if (!running) return this.offlineCall(vmId, () => this.offline.completeBackup(vmId, req));
+    const mine = this.prefix + req.newPointId;
+    const names = (await this.virsh(['checkpoint-list', vmId, '--name'])).split('\n').map((l) => l.trim()).filter((n) => n.startsWith(this.prefix));
+    const remove = req.success ? (names.includes(mine) ? names.filter((n) => n !== mine) : []) : names.filter((n) => n === mine);
+    for (const name of remove) await this.deleteCheckpoint(vmId, name);
+    return { vmId, success: req.success, removed: remove };
+  }
+
+  private async deleteCheckpoint(vmId: string, name: string): Promise<void> {
+    await this.virsh(['checkpoint-delete', vmId, name]).catch(async (error: Error) => {
+      this.log('warn', `checkpoint ${name} of ${vmId} could not be deleted (${error.message}); dropping its metadata`);
+      await this.virsh(['checkpoint-delete', vmId, name, '--metadata']);
+    });
+  }
+
+  /** The qemu-image driver, told about this shut-off domain's disks first. */
+  private async offlineCall<T>(vmId: string, fn: () => Promise<T>): Promise<T> {
+    const vm = await this.getVm(vmId);
+    const entry: InventoryVm = { id: vm.id, name: vm.name, disks: vm.disks.map((d) => ({ id: d.id, path: d.path, format: d.format })) };
+    this.offlineInventory.vms = [...this.offlineInventory.vms.filter((v) => v.id !== vmId), entry];
+    return fn();
+  }
+
+  // --------------------------------------------------------------- snapshot
+
+  async openSnapshot(vmId: string, options: OpenSnapshotOptions = {}): Promise<SourceSnapshot> {
+    const pending = this.pending.get(vmId);
+    if (!pending) {
+      const snapshot: SourceSnapshot = await this.offlineCall(vmId, () => this.offline.openSnapshot(vmId, options));
+      snapshot.consistency = { consistency: 'crash', consistencyReason: 'the domain was shut off: its disks were read as it left them', freezeMs: null };
+      return snapshot;
+    }
+    this.pending.delete(vmId);
+    if (this.snapshots.has(vmId)) throw new Error(`a backup of ${vmId} is already running`);
+    const { info, running } = await this.domain(vmId);
+    if (!running) throw new Error(`domain ${info.name} stopped running since the backup was prepared`);
+    const vm = await this.getVm(vmId);
+    const dir = join(this.opts.workDir, `${JOB_DIR}${randomUUID()}`);
+    await mkdir(dir, { mode: 0o700 });
+    try {
+      if (info.qemuUser) {
+        await chown(dir, info.qemuUser.uid, info.qemuUser.gid);
+        await assertReachable(dirname(dir), info.qemuUser);
+      }
+      const socket = join(dir, 'nbd.sock');
+      await writeFile(join(dir, 'backup.xml'), backupXml({ incremental: pending.mode === 'incremental' ? this.prefix + pending.sincePointId : null, socket, disks: vm.disks.map((d) => ({ target: d.id, scratch: join(dir, `${d.id}.scratch`) })) }));
+      await writeFile(join(dir, 'checkpoint.xml'), checkpointXml(this.prefix + pending.newPointId, vm.disks.map((d) => d.id)));
+      const { consistency, backupBeginMs } = await this.frozen(info, () => this.virsh(['backup-begin', vmId, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]));
+      this.timings.set(vmId, { freezeMs: consistency.freezeMs, backupBeginMs });
+      const disks: SnapshotDisk[] = vm.disks.map((d) => ({
+        diskId: d.id,
+        uri: `nbd+unix:///${d.id}?socket=${socket}`,
+        socketPath: socket,
+        exportName: d.id,
+        format: d.format,
+        virtualSize: d.virtualSize,
+        ...(pending.mode === 'incremental' ? { bitmap: EXPORT_BITMAP(d.id), dirtyBitmapContext: `qemu:dirty-bitmap:${EXPORT_BITMAP(d.id)}` } : {}),
+      }));
+      const snapshot = new LiveSnapshot(randomUUID(), vmId, disks, dir, consistency, () => this.endJob(vmId, dir), (s) => {
+        if (this.snapshots.get(vmId) === s) this.snapshots.delete(vmId);
+      });
+      this.snapshots.set(vmId, snapshot);
+      return snapshot;
+    } catch (error) {
+      await this.endJob(vmId, dir);
+      throw error;
+    }
+  }
+
+  /**
+   * Freezes the guest's filesystems through its guest agent, runs `begin`, thaws. The thaw runs on every
+   * path; a marker file names the frozen domain until it is thawed, so an agent killed in between thaws it
+   * at its next start.
+   */
+  private async frozen(info: DomainInfo, begin: () => Promise<unknown>): Promise<{ consistency: Consistency; backupBeginMs: number }> {
+    const marker = join(this.opts.workDir, `${FREEZE_MARKER}${info.uuid}`);
+    let reason: string | null = null;
+    let frozenAt: number | null = null;
+    if (!info.guestAgentChannel) reason = 'the domain has no guest agent channel (org.qemu.guest_agent.0)';
+    else {
+      await writeFile(marker, `${new Date().toISOString()}\n`);
+      try {
+        const started = performance.now();
+        await this.virsh(['domfsfreeze', info.uuid], this.opts.freezeTimeoutMs ?? 10_000);
+        frozenAt = started;
+      } catch (error) {
+        reason = `freezing the guest failed: ${(error as Error).message}`;
+      }
+    }
+    let backupBeginMs = 0;
+    let freezeMs: number | null = null;
+    try {
+      const t0 = performance.now();
+      await begin();
+      backupBeginMs = performance.now() - t0;
+    } finally {
+      if (info.guestAgentChannel) {
+        await this.thaw(info.uuid, frozenAt !== null);
+        if (frozenAt !== null) freezeMs = Math.round(performance.now() - frozenAt);
+        await rm(marker, { force: true });
+      }
+    }
+    return { consistency: frozenAt !== null ? { consistency: 'application', consistencyReason: null, freezeMs } : { consistency: 'crash', consistencyReason: reason, freezeMs: null }, backupBeginMs };
+  }
+
+  /** Thaw, retried: a guest left frozen is an outage. After a failed freeze it is tried once (a partial freeze is still a freeze). */
+  private async thaw(vmId: string, wasFrozen: boolean): Promise<void> {
+    const attempts = wasFrozen ? 5 : 1;
+    for (let i = 1; i <= attempts; i++) {
+      try {
+        await this.virsh(['domfsthaw', vmId], 10_000);
+        return;
+      } catch (error) {
+        if (!wasFrozen) return;
+        this.log(i === attempts ? 'error' : 'warn', `thawing ${vmId} failed (attempt ${i} of ${attempts}): ${(error as Error).message}`);
+        if (i < attempts) await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    throw new Error(`the guest of ${vmId} could not be thawed: it may still be frozen`);
+  }
+
+  /** Ends the domain's backup job (a domain that stopped has none) and removes the job's directory with its scratch files. */
+  private async endJob(vmId: string, dir: string): Promise<void> {
+    try {
+      if (await this.hasBackupJob(vmId)) {
+        await this.virsh(['domjobabort', vmId]).catch((e: Error) => this.log('warn', `domjobabort ${vmId}: ${e.message}`));
+        for (let i = 0; i < 100 && (await this.hasBackupJob(vmId)); i++) await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async hasBackupJob(vmId: string): Promise<boolean> {
+    const out = await this.virsh(['domjobinfo', vmId]).catch(() => '');
+    return /Operation:\s+Backup/.test(out);
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.snapshots.values()].map((s) => s.close()));
+    await this.offline.closeAll();
+  }
+
+  /**
+   * At agent start: what an agent killed mid-backup left. Backup jobs whose socket lies in our work dir are
+   * aborted, guests it left frozen are thawed, job directories (scratch files) removed, and the
+   * qemu-image driver's own leftovers cleaned. Checkpoints stay: the next successful backup keeps only its own.
+   */
+  async cleanupLeftovers(): Promise<{ abortedJobs: string[]; thawed: string[]; removedDirs: string[] }> {
+    await mkdir(this.opts.workDir, { recursive: true, mode: 0o711 });
+    const abortedJobs: string[] = [];
+    const thawed: string[] = [];
+    const removedDirs: string[] = [];
+    const entries = await readdir(this.opts.workDir);
+    for (const entry of entries.filter((e) => e.startsWith(FREEZE_MARKER))) {
+      const vmId = entry.slice(FREEZE_MARKER.length);
+      await this.thaw(vmId, true).then(
+        () => thawed.push(vmId),
+        (e: Error) => this.log('error', e.message),
+      );
+      await rm(join(this.opts.workDir, entry), { force: true });
+    }
+    const running = (await this.virsh(['list', '--uuid']).catch(() => '')).split('\n').map((l) => l.trim()).filter(Boolean);
+    for (const vmId of running) {
+      if (!(await this.hasBackupJob(vmId))) continue;
+      const socket = backupSocket(await this.virsh(['backup-dumpxml', vmId]).catch(() => ''));
+      if (!socket || !socket.startsWith(join(this.opts.workDir, JOB_DIR))) continue;
+      await this.endJob(vmId, dirname(socket));
+      abortedJobs.push(vmId);
+    }
+    for (const entry of await readdir(this.opts.workDir)) {
+      if (!entry.startsWith(JOB_DIR)) continue;
+      await rm(join(this.opts.workDir, entry), { recursive: true, force: true });
+      removedDirs.push(entry);
+    }
+    await this.offline.cleanupLeftovers();
+    if (abortedJobs.length || thawed.length || removedDirs.length) {
+      this.log('warn', `cleaned up after a previous agent: aborted backup jobs of ${abortedJobs.join(', ') || 'none'}; thawed ${thawed.join(', ') || 'none'}; removed ${removedDirs.length} job directories`);
+    }
+    return { abortedJobs, thawed, removedDirs };
+  }
+}
+
+/** One running backup job of a domain, its NBD exports and scratch files. `close()` ends the job; idempotent. */
+export class LiveSnapshot implements SourceSnapshot {
+  private closing?: Promise<void>;
+
+  constructor(
+    readonly snapshotId: string,
+    readonly vmId: string,
+    readonly disks: SnapshotDisk[],
+    readonly dir: string,
+    readonly consistency: Consistency,
+    private readonly end: () => Promise<void>,
+    private readonly onClosed: (s: LiveSnapshot) => void,
+  ) {}
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.end().finally(() => this.onClosed(this));
+    return this.closing;
+  }
+}
+
+/** qemu (the domain's DAC user) creates the NBD socket in the job directory: every directory above it must let that user through. */
+async function assertReachable(dir: string, user: { uid: number; gid: number }): Promise<void> {
+  for (let d = dir; ; d = dirname(d)) {
+    const s = await stat(d);
+    const ok = s.uid === user.uid ? s.mode & 0o100 : s.gid === user.gid ? s.mode & 0o010 : s.mode & 0o001;
+    if (!ok) {
+      if (d === dir) await chmod(d, (s.mode & 0o777) | 0o011);
+      else throw new Error(`qemu (uid ${user.uid}) cannot reach ${dir}: ${d} is not searchable for it (chmod o+x ${d}, or run the agent with another SENDENSE_AGENT_DIR)`);
+    }
+    if (d === dirname(d)) return;
+  }
+}

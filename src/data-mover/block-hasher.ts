@@ -1,0 +1,71 @@
+import { Worker } from 'node:worker_threads';
+import { DIGEST_ALGORITHM, DIGEST_BLOCK_SIZE, DIGEST_LENGTH, DigestRun } from '../wire/block-digests';
+
+/*
+ * The worker's whole program, inline so it runs alike from dist/ and under ts-jest (no .js file to find).
+ * It hashes a range of a SharedArrayBuffer block by block and answers with the digests back to back.
+ */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+parentPort.on('message', ({ id, shared, byteOffset, length }) => {
+  const data = Buffer.from(shared, byteOffset, length);
+  const digests = Buffer.alloc(Math.ceil(length / ${DIGEST_BLOCK_SIZE}) * ${DIGEST_LENGTH});
+  for (let pos = 0, i = 0; pos < length; pos += ${DIGEST_BLOCK_SIZE}, i++) {
+    createHash('${DIGEST_ALGORITHM}').update(data.subarray(pos, Math.min(pos + ${DIGEST_BLOCK_SIZE}, length))).digest().copy(digests, i * ${DIGEST_LENGTH});
+  }
+  parentPort.postMessage({ id, digests });
+});
+`;
+
+/**
+ * SHA-256 of the copy's blocks on a worker thread, so hashing overlaps the NBD and tunnel work of the
+ * copy's own thread instead of taking its turn on it (measured in docs/benchmarks.md, "backup").
+ * Buffers handed to `hashInto` must be backed by a SharedArrayBuffer (see `sharedBuffer`): the worker
+ * reads them in place, nothing is copied.
+ */
+export class BlockHasher {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (digests: Uint8Array) => void; reject: (error: Error) => void }>();
+  private nextId = 0;
+  private failure?: Error;
+
+  constructor() {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+    this.worker.on('message', ({ id, digests }: { id: number; digests: Uint8Array }) => {
+      const waiter = this.pending.get(id);
+      this.pending.delete(id);
+      waiter?.resolve(digests);
+    });
+    const fail = (error: Error) => {
+      this.failure ??= error;
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`block hasher thread exited (code ${code})`)));
+  }
+
+  /** Hashes `data` (read at `offset`, inside `run`) block by block into the run, like DigestRecorder.hashInto. */
+  hashInto(run: DigestRun, offset: number, data: Buffer): Promise<void> {
+    if (!(data.buffer instanceof SharedArrayBuffer)) throw new TypeError('BlockHasher needs buffers backed by a SharedArrayBuffer');
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, shared: data.buffer, byteOffset: data.byteOffset, length: data.length });
+    }).then((digests) => {
+      run.digests!.set(digests, (offset / DIGEST_BLOCK_SIZE - run.first) * DIGEST_LENGTH);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.worker.removeAllListeners('exit');
+    await this.worker.terminate();
+  }
+}
+
+/** A buffer the hasher's thread can read in place. */
+export function sharedBuffer(size: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(size));
+}

@@ -1,0 +1,5 @@
+import { Appended } from '../../eventing/command';
+
+export interface PolicyResult extends Appended {
+  policyId: string;
+}

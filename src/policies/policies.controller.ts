@@ -1,0 +1,59 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { CommandGateway } from '../projection-runner/command-gateway';
+import { CreatePolicyCommand } from './commands/create-policy.command';
+import { DeletePolicyCommand } from './commands/delete-policy.command';
+import { UpdatePolicyCommand } from './commands/update-policy.command';
+import { PolicyDto, PolicyIdParams, toDefinition } from './policies.dto';
+import { GetPolicyQuery } from './queries/get-policy.query';
+import { ListPoliciesQuery } from './queries/list-policies.query';
+import { SchedulerWorkflow } from './scheduler.workflow';
+
+const READ_MODEL = 'policies';
+
+@ApiTags('policies')
+@ApiBearerAuth()
+@Controller('api/v1/policies')
+export class PoliciesController {
+  constructor(
+    private readonly gateway: CommandGateway,
+    private readonly queries: QueryBus,
+    private readonly scheduler: SchedulerWorkflow,
+  ) {}
+
+  @Post()
+  async create(@Body() body: PolicyDto) {
+    const { policyId } = await this.gateway.execute(new CreatePolicyCommand(toDefinition(body)), READ_MODEL);
+    return this.queries.execute(new GetPolicyQuery(policyId));
+  }
+
+  @Get()
+  list() {
+    return this.queries.execute(new ListPoliciesQuery());
+  }
+
+  @Get(':policyId')
+  get(@Param() { policyId }: PolicyIdParams) {
+    return this.queries.execute(new GetPolicyQuery(policyId));
+  }
+
+  @Put(':policyId')
+  async update(@Param() { policyId }: PolicyIdParams, @Body() body: PolicyDto) {
+    await this.gateway.execute(new UpdatePolicyCommand(policyId, toDefinition(body)), READ_MODEL);
+    return this.queries.execute(new GetPolicyQuery(policyId));
+  }
+
+  @Delete(':policyId')
+  async remove(@Param() { policyId }: PolicyIdParams) {
+    await this.gateway.execute(new DeletePolicyCommand(policyId), READ_MODEL);
+    return { policyId, deleted: true };
+  }
+
+  /** Backs up every VM of the policy now, outside its calendar: each VM's job, or why it got none. */
+  @Post(':policyId/run')
+  @HttpCode(202)
+  run(@Param() { policyId }: PolicyIdParams) {
+    return this.scheduler.runNow(policyId);
+  }
+}

@@ -1,0 +1,123 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { ArrayMaxSize, IsArray, IsBoolean, IsDefined, IsIn, IsInt, IsNumber, IsObject, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested } from 'class-validator';
+import { CatchUp, PolicyDefinition } from './policy.events';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export class PolicyVmsDto {
+  @ApiPropertyOptional({ type: [String], example: ['vm1'] })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(10_000)
+  @Matches(ID, { each: true, message: 'vms.ids must be VM ids (1-128 characters of A-Z a-z 0-9 . _ -)' })
+  ids?: string[];
+
+  @ApiPropertyOptional({ example: 'web-*', description: 'a glob on the VM name: * any run of characters, ? one' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  namePattern?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsUUID('4', { message: 'vms.agentId must be a uuid' })
+  agentId?: string;
+}
+
+export class PolicyScheduleDto {
+  @ApiProperty({ example: '30 2 * * *', description: 'm h dom mon dow, or with a leading seconds field' })
+  @IsString()
+  @Length(1, 200)
+  cron: string;
+
+  @ApiProperty({ example: 'Europe/Berlin' })
+  @IsString()
+  @Length(1, 100)
+  timezone: string;
+
+  @ApiPropertyOptional({ enum: ['once', 'skip'], default: 'once', description: 'slots missed while every hub was down: run the newest once, or record them missed' })
+  @IsOptional()
+  @IsIn(['once', 'skip'])
+  catchUp?: CatchUp;
+}
+
+export class RetentionDto {
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(100_000) keepLast?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(100_000) keepHourly?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(100_000) keepDaily?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(100_000) keepWeekly?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(100_000) keepMonthly?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(100_000) keepYearly?: number;
+}
+
+/** What POST and PUT take: the whole definition. Cron, time zone and retention are checked by the policy decider. */
+export class PolicyDto {
+  @ApiProperty({ example: 'nightly' })
+  @IsString()
+  @Length(1, 128)
+  name: string;
+
+  @ApiProperty({ type: PolicyVmsDto })
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => PolicyVmsDto)
+  vms: PolicyVmsDto;
+
+  @ApiProperty()
+  @IsUUID('4', { message: 'repositoryId must be a uuid' })
+  repositoryId: string;
+
+  @ApiProperty({ type: PolicyScheduleDto })
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => PolicyScheduleDto)
+  schedule: PolicyScheduleDto;
+
+  @ApiPropertyOptional({ description: 'every Nth backup of a VM is a full' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  fullEvery?: number;
+
+  @ApiProperty({ type: RetentionDto })
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => RetentionDto)
+  retention: RetentionDto;
+
+  @ApiProperty({ example: 26 })
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0.01)
+  @Max(100_000)
+  rpoHours: number;
+
+  @ApiPropertyOptional({ default: true })
+  @IsOptional()
+  @IsBoolean()
+  enabled?: boolean;
+}
+
+export class PolicyIdParams {
+  @IsUUID('4', { message: 'policyId must be a uuid' })
+  policyId: string;
+}
+
+/** The definition as recorded: defaults filled in, absent optional fields left out. */
+export function toDefinition(dto: PolicyDto): PolicyDefinition {
+  const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  return {
+    name: dto.name,
+    vms: defined({ ids: dto.vms.ids, namePattern: dto.vms.namePattern, agentId: dto.vms.agentId }),
+    repositoryId: dto.repositoryId,
+    schedule: { cron: dto.schedule.cron, timezone: dto.schedule.timezone, catchUp: dto.schedule.catchUp ?? 'once' },
+    fullEvery: dto.fullEvery ?? null,
+    retention: defined({ ...dto.retention }),
+    rpoHours: dto.rpoHours,
+    enabled: dto.enabled ?? true,
+  };
+}

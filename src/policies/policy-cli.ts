@@ -1,0 +1,117 @@
+import type { Writable } from 'node:stream';
+import { HubApi } from '../cli/hub-api';
+import { option } from '../config/cli-args';
+
+export const POLICY_USAGE = `usage:
+  sendense policy add --name NAME --repository ID --cron "m h dom mon dow" [--timezone TZ] [--catch-up once|skip]
+                      (--vm ID[,ID...] | --name-pattern GLOB | --agent ID)... [--full-every N] --rpo-hours H
+                      [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
+                      [--keep-yearly N] [--disabled]
+  sendense policy list
+  sendense policy show POLICY
+  sendense policy edit POLICY [any option of add; --enabled or --disabled]   changes only what is given
+  sendense policy run POLICY                                                 back up every VM of it now
+  sendense policy remove POLICY                                              its restore points stay
+The cron may have a leading seconds field; the time zone defaults to UTC.
+`;
+
+interface Policy {
+  policyId: string;
+  name: string;
+  vms: { ids?: string[]; namePattern?: string; agentId?: string };
+  repositoryId: string;
+  schedule: { cron: string; timezone: string; catchUp: 'once' | 'skip' };
+  fullEvery: number | null;
+  retention: Record<string, number>;
+  rpoHours: number;
+  enabled: boolean;
+  lastSlot: string | null;
+}
+
+const RETENTION: [string, string][] = [
+  ['--keep-last', 'keepLast'],
+  ['--keep-hourly', 'keepHourly'],
+  ['--keep-daily', 'keepDaily'],
+  ['--keep-weekly', 'keepWeekly'],
+  ['--keep-monthly', 'keepMonthly'],
+  ['--keep-yearly', 'keepYearly'],
+];
+
+/** Numbers stay strings when they are not numbers, so the hub's validation names the bad option. */
+const num = (v: string | undefined) => (v === undefined ? undefined : Number.isFinite(Number(v)) ? Number(v) : v);
+
+/** The definition PUT and POST take: the options given over `base` (the current policy for edit). */
+function definitionFrom(args: string[], base: Partial<Policy>): Record<string, unknown> {
+  const vms = { ...base.vms };
+  const ids = option(args, '--vm');
+  if (ids !== undefined) vms.ids = ids.split(',').filter(Boolean);
+  if (option(args, '--name-pattern') !== undefined) vms.namePattern = option(args, '--name-pattern');
+  if (option(args, '--agent') !== undefined) vms.agentId = option(args, '--agent');
+  const retention = { ...base.retention };
+  for (const [flag, key] of RETENTION) if (option(args, flag) !== undefined) retention[key] = num(option(args, flag)) as number;
+  const fullEvery = num(option(args, '--full-every')) ?? base.fullEvery ?? undefined;
+  const enabled = args.includes('--disabled') ? false : args.includes('--enabled') ? true : (base.enabled ?? true);
+  return {
+    name: option(args, '--name') ?? base.name,
+    vms,
+    repositoryId: option(args, '--repository') ?? base.repositoryId,
+    schedule: {
+      cron: option(args, '--cron') ?? base.schedule?.cron,
+      timezone: option(args, '--timezone') ?? base.schedule?.timezone ?? 'UTC',
+      catchUp: option(args, '--catch-up') ?? base.schedule?.catchUp ?? 'once',
+    },
+    ...(fullEvery === undefined || fullEvery === null ? {} : { fullEvery }),
+    retention,
+    rpoHours: num(option(args, '--rpo-hours')) ?? base.rpoHours,
+    enabled,
+  };
+}
+
+function summaryLine(p: Policy): string {
+  const vms = [p.vms.ids?.length ? `ids ${p.vms.ids.join(',')}` : null, p.vms.namePattern ? `name ${p.vms.namePattern}` : null, p.vms.agentId ? `agent ${p.vms.agentId}` : null].filter(Boolean).join(' and ');
+  const keep = RETENTION.filter(([, k]) => p.retention[k] !== undefined).map(([, k]) => `${k}=${p.retention[k]}`).join(' ');
+  return `${p.policyId}  ${p.name}  ${p.enabled ? 'enabled' : 'disabled'}  "${p.schedule.cron}" ${p.schedule.timezone} (catch-up ${p.schedule.catchUp})  vms: ${vms}  keep: ${keep}  rpo ${p.rpoHours}h${p.fullEvery ? `  full every ${p.fullEvery}` : ''}  last slot ${p.lastSlot ?? '-'}\n`;
+}
+
+/** `sendense policy ...`: exit code 0, or 2 for a usage error. */
+export async function policyCommand(args: string[], env: NodeJS.ProcessEnv, out: Writable = process.stdout): Promise<number> {
+  const [what, ...rest] = args;
+  const id = rest[0] && !rest[0].startsWith('--') ? rest[0] : undefined;
+  const usage = () => {
+    process.stderr.write(POLICY_USAGE);
+    return 2;
+  };
+  const api = () => new HubApi(env);
+  switch (what) {
+    case 'add':
+      out.write(summaryLine(await api().call<Policy>('POST', '/api/v1/policies', definitionFrom(rest, {}))));
+      return 0;
+    case 'list':
+      for (const p of await api().call<Policy[]>('GET', '/api/v1/policies')) out.write(summaryLine(p));
+      return 0;
+    case 'show':
+      if (!id) return usage();
+      out.write(JSON.stringify(await api().call<Policy>('GET', `/api/v1/policies/${id}`), null, 2) + '\n');
+      return 0;
+    case 'edit': {
+      if (!id) return usage();
+      const current = await api().call<Policy>('GET', `/api/v1/policies/${id}`);
+      out.write(summaryLine(await api().call<Policy>('PUT', `/api/v1/policies/${id}`, definitionFrom(rest.slice(1), current))));
+      return 0;
+    }
+    case 'run': {
+      if (!id) return usage();
+      const run = await api().call<{ slot: string; jobs: { vmId: string; jobId: string; status: string; reason: string | null }[] }>('POST', `/api/v1/policies/${id}/run`);
+      if (!run.jobs.length) out.write('the policy selects no VM\n');
+      for (const j of run.jobs) out.write(`${j.vmId}  ${j.status === 'requested' ? `backup job ${j.jobId}` : `skipped: ${j.reason}`}\n`);
+      return 0;
+    }
+    case 'remove':
+      if (!id) return usage();
+      await api().call('DELETE', `/api/v1/policies/${id}`);
+      out.write(`policy ${id} removed; its restore points stay\n`);
+      return 0;
+    default:
+      return usage();
+  }
+}

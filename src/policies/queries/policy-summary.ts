@@ -1,0 +1,9 @@
+import { PolicyDefinition } from '../policy.events';
+
+/** A policy as GET answers it: the definition, when it was made and changed, and the newest calendar slot handled. */
+export interface PolicySummary extends PolicyDefinition {
+  policyId: string;
+  createdAt: string;
+  updatedAt: string;
+  lastSlot: string | null;
+}

@@ -1,0 +1,45 @@
+import type { Writable } from 'node:stream';
+import { HubApi } from '../cli/hub-api';
+import type { ProtectionReport } from './reports/queries/protection-report.query';
+
+export const REPORT_USAGE = `usage:
+  sendense report protection [--at TIMESTAMP] [--json]   per VM: policies, newest restore point and its age,
+                                                        RPO status, failures in a row, next slot
+--at answers as the report read at that moment (rebuilt from the events recorded until then).
+`;
+
+/** The table an operator reads: one line per VM, the RPO status first so at-risk VMs stand out. */
+export function protectionTable(report: ProtectionReport): string {
+  const header = ['VM', 'NAME', 'STATUS', 'LAST POINT', 'AGE(h)', 'RPO(h)', 'FAILS', 'NEXT SLOT', 'POLICIES'];
+  const rows = report.vms.map((v) => [
+    v.vmId,
+    v.name ?? '-',
+    v.status,
+    v.lastRestorePoint?.createdAt ?? '-',
+    v.lastRestorePoint ? v.lastRestorePoint.ageHours.toFixed(1) : '-',
+    v.rpoHours === null ? '-' : String(v.rpoHours),
+    String(v.failuresInRow),
+    v.nextSlot ?? '-',
+    v.policies.map((p) => `${p.name}${p.enabled ? '' : ' (disabled)'}`).join(', ') || '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
+  return [`protection report at ${report.at}${report.replayed ? ' (rebuilt from the events recorded until then)' : ''}`, line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export async function reportCommand(args: string[], env: NodeJS.ProcessEnv, out: Writable = process.stdout): Promise<number> {
+  const [what, ...rest] = args;
+  if (what !== 'protection') {
+    process.stderr.write(REPORT_USAGE);
+    return 2;
+  }
+  const atIndex = rest.indexOf('--at');
+  const at = atIndex >= 0 ? rest[atIndex + 1] : undefined;
+  if (atIndex >= 0 && !at) {
+    process.stderr.write(REPORT_USAGE);
+    return 2;
+  }
+  const report = await new HubApi(env).call<ProtectionReport>('GET', `/api/v1/reports/protection${at ? `?at=${encodeURIComponent(at)}` : ''}`);
+  out.write(rest.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : protectionTable(report));
+  return 0;
+}

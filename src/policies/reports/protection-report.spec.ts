@@ -1,0 +1,59 @@
+import { PolicyDefinition } from '../policy.events';
+import { buildProtectionReport, ProtectionFacts } from './protection-report';
+
+const definition = (over: Partial<PolicyDefinition> = {}): PolicyDefinition => ({
+  name: 'nightly',
+  vms: { namePattern: 'web-*' },
+  repositoryId: 'r1',
+  schedule: { cron: '0 2 * * *', timezone: 'Europe/Berlin', catchUp: 'once' },
+  fullEvery: null,
+  retention: { keepLast: 3 },
+  rpoHours: 24,
+  enabled: true,
+  ...over,
+});
+const now = new Date('2024-05-10T12:00:00Z');
+const facts = (over: Partial<ProtectionFacts> = {}): ProtectionFacts => ({
+  policies: [{ policyId: 'p1', definition: definition(), createdAt: new Date('2024-05-01T00:00:00Z'), deletedAt: null }],
+  vms: [
+    { vmId: 'a', name: 'web-1', agentId: 'ag' },
+    { vmId: 'b', name: 'web-2', agentId: 'ag' },
+    { vmId: 'c', name: 'db-1', agentId: 'ag' },
+  ],
+  newest: [
+    { vmId: 'a', restorePointId: 'rpA', repositoryId: 'r1', createdAt: new Date('2024-05-10T00:00:00Z') },
+    { vmId: 'b', restorePointId: 'rpB', repositoryId: 'r1', createdAt: new Date('2024-05-08T00:00:00Z') },
+    { vmId: 'c', restorePointId: 'rpC', repositoryId: 'r1', createdAt: new Date('2024-05-10T00:00:00Z') },
+  ],
+  outcomes: [
+    { vmId: 'b', outcome: 'failed', finishedAt: new Date('2024-05-10T00:05:00Z') },
+    { vmId: 'b', outcome: 'failed', finishedAt: new Date('2024-05-09T00:05:00Z') },
+    { vmId: 'b', outcome: 'completed', finishedAt: new Date('2024-05-08T00:05:00Z') },
+    { vmId: 'b', outcome: 'failed', finishedAt: new Date('2024-05-07T00:05:00Z') },
+  ],
+  ...over,
+});
+
+describe('protection report', () => {
+  it('says per VM: its policies, newest point and age, RPO status, failures in a row, next slot', () => {
+    const [a, b, c] = buildProtectionReport(facts(), now);
+    expect(a).toMatchObject({ vmId: 'a', status: 'protected', rpoHours: 24, lastRestorePoint: { restorePointId: 'rpA', ageHours: 12 }, failuresInRow: 0, policies: [{ policyId: 'p1' }] });
+    // 02:00 in Berlin (CEST) is 00:00Z: the next one after 12:00Z on the 10th is the 11th
+    expect(a.nextSlot).toBe('2024-05-11T00:00:00.000Z');
+    expect(b).toMatchObject({ vmId: 'b', status: 'at-risk', lastRestorePoint: { ageHours: 60 }, failuresInRow: 2 });
+    expect(c).toMatchObject({ vmId: 'c', status: 'unprotected', policies: [], rpoHours: null, nextSlot: null });
+  });
+
+  it('is unprotected without a restore point, and a disabled or deleted policy protects nothing', () => {
+    expect(buildProtectionReport(facts({ newest: [] }), now)[0]).toMatchObject({ status: 'unprotected', lastRestorePoint: null, rpoHours: 24 });
+    const disabled = facts({ policies: [{ policyId: 'p1', definition: definition({ enabled: false }), createdAt: now, deletedAt: null }] });
+    expect(buildProtectionReport(disabled, now)[0]).toMatchObject({ status: 'unprotected', nextSlot: null, policies: [{ policyId: 'p1', enabled: false }] });
+    const deleted = facts({ policies: [{ policyId: 'p1', definition: definition(), createdAt: now, deletedAt: now }] });
+    expect(buildProtectionReport(deleted, now)[0]).toMatchObject({ status: 'unprotected', policies: [] });
+  });
+
+  it('counts every failure when a VM never had a completed job', () => {
+    const report = buildProtectionReport(facts({ outcomes: [{ vmId: 'a', outcome: 'failed', finishedAt: now }, { vmId: 'a', outcome: 'failed', finishedAt: now }] }), now);
+    expect(report[0].failuresInRow).toBe(2);
+  });
+});

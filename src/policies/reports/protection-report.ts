@@ -1,0 +1,73 @@
+import { nextSlot, parseCron } from '../calendar';
+import { PolicyRecord, selects, VmIdentity } from '../retention/selection';
+
+export type RpoStatus = 'protected' | 'at-risk' | 'unprotected';
+
+export interface JobOutcome {
+  vmId: string;
+  outcome: 'completed' | 'failed';
+  finishedAt: Date;
+}
+
+export interface NewestPoint {
+  vmId: string;
+  restorePointId: string;
+  repositoryId: string;
+  createdAt: Date;
+}
+
+/** What the report is made from: the protection read model at one moment. */
+export interface ProtectionFacts {
+  policies: PolicyRecord[];
+  vms: VmIdentity[];
+  /** The newest restore point of each VM (any repository). */
+  newest: NewestPoint[];
+  /** Finished jobs, newest first per VM. */
+  outcomes: JobOutcome[];
+}
+
+export interface VmProtection {
+  vmId: string;
+  name: string | null;
+  policies: { policyId: string; name: string; rpoHours: number; enabled: boolean }[];
+  lastRestorePoint: { restorePointId: string; repositoryId: string; createdAt: string; ageHours: number } | null;
+  /** The tightest RPO of its enabled policies; null without one. */
+  rpoHours: number | null;
+  status: RpoStatus;
+  /** Failed jobs since the last completed one. */
+  failuresInRow: number;
+  /** The earliest next slot of its enabled policies, after `now`. */
+  nextSlot: string | null;
+}
+
+/**
+ * Per VM: `unprotected` when no enabled policy selects it or it has no restore point; `at-risk` when
+ * its newest point is older than its tightest RPO; `protected` otherwise. Pure: the same facts and
+ * `now` give the same report, which is what lets `?at=` answer as the report read then.
+ */
+export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProtection[] {
+  const ids = new Set([...facts.vms.map((v) => v.vmId), ...facts.newest.map((p) => p.vmId), ...facts.outcomes.map((o) => o.vmId)]);
+  const live = facts.policies.filter((p) => p.deletedAt === null);
+  return [...ids].sort().map((vmId) => {
+    const vm = facts.vms.find((v) => v.vmId === vmId) ?? { vmId, name: null, agentId: null };
+    const policies = live.filter((p) => selects(p.definition.vms, vm));
+    const enabled = policies.filter((p) => p.definition.enabled);
+    const newest = facts.newest.find((p) => p.vmId === vmId) ?? null;
+    const ageHours = newest ? (now.getTime() - newest.createdAt.getTime()) / 3_600_000 : null;
+    const rpoHours = enabled.length ? Math.min(...enabled.map((p) => p.definition.rpoHours)) : null;
+    const status: RpoStatus = rpoHours === null || ageHours === null ? 'unprotected' : ageHours <= rpoHours ? 'protected' : 'at-risk';
+    const outcomes = facts.outcomes.filter((o) => o.vmId === vmId);
+    const lastSuccess = outcomes.findIndex((o) => o.outcome === 'completed');
+    const slots = enabled.map((p) => nextSlot(parseCron(p.definition.schedule.cron), p.definition.schedule.timezone, now)).filter((s): s is Date => s !== null);
+    return {
+      vmId,
+      name: vm.name,
+      policies: policies.map((p) => ({ policyId: p.policyId, name: p.definition.name, rpoHours: p.definition.rpoHours, enabled: p.definition.enabled })),
+      lastRestorePoint: newest ? { restorePointId: newest.restorePointId, repositoryId: newest.repositoryId, createdAt: newest.createdAt.toISOString(), ageHours: Math.round(ageHours! * 100) / 100 } : null,
+      rpoHours,
+      status,
+      failuresInRow: lastSuccess === -1 ? outcomes.length : lastSuccess,
+      nextSlot: slots.length ? new Date(Math.min(...slots.map((s) => s.getTime()))).toISOString() : null,
+    };
+  });
+}

@@ -1,0 +1,17 @@
+import { Controller, Get, Query } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ProtectionReportQuery } from './queries/protection-report.query';
+import { ProtectionReportParams } from './reports.dto';
+
+@ApiTags('reports')
+@ApiBearerAuth()
+@Controller('api/v1/reports')
+export class ReportsController {
+  constructor(private readonly queries: QueryBus) {}
+
+  @Get('protection')
+  protection(@Query() { at }: ProtectionReportParams) {
+    return this.queries.execute(new ProtectionReportQuery(at ? new Date(at) : null, new Date()));
+  }
+}

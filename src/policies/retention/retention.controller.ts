@@ -1,0 +1,25 @@
+import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { PolicyIdParams, retentionResponse } from './retention.dto';
+import { RetentionWorkflow } from './retention.workflow';
+
+/** Pruning works on the chains' files, so it goes through the retention workflow. */
+@ApiTags('policies')
+@ApiBearerAuth()
+@Controller('api/v1/policies')
+export class RetentionController {
+  constructor(private readonly retention: RetentionWorkflow) {}
+
+  @Get(':id/prune-preview')
+  async preview(@Param() { id }: PolicyIdParams) {
+    const { policy, chains } = await this.retention.preview(id);
+    return retentionResponse(policy, chains);
+  }
+
+  @Post(':id/prune')
+  @HttpCode(200)
+  async prune(@Param() { id }: PolicyIdParams) {
+    const { policy, chains } = await this.retention.prune(id);
+    return retentionResponse(policy, chains);
+  }
+}

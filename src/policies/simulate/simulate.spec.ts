@@ -1,0 +1,73 @@
+import { PolicyDefinition } from '../policy.events';
+import { computePrune } from '../retention/prune';
+import { modelOf, RecordedBackup, simulate } from './simulate';
+
+const HOUR = 3_600_000;
+const policy = (over: Partial<PolicyDefinition> = {}): PolicyDefinition => ({
+  name: 'p',
+  vms: { ids: ['vm1'] },
+  repositoryId: 'r',
+  schedule: { cron: '30 */8 * * *', timezone: 'UTC', catchUp: 'once' },
+  fullEvery: null,
+  retention: { keepLast: 2, keepDaily: 3 },
+  rpoHours: 12,
+  enabled: true,
+  ...over,
+});
+const backup = (type: 'full' | 'incremental', start: string, seconds: number, bytes: number): RecordedBackup => ({
+  vmId: 'vm1',
+  type,
+  startedAt: start,
+  finishedAt: new Date(Date.parse(start) + seconds * 1000).toISOString(),
+  bytes,
+});
+const history = [
+  backup('full', '2026-04-01T00:30:00Z', 20, 2000),
+  backup('incremental', '2026-04-01T08:30:00Z', 4, 80),
+  backup('incremental', '2026-04-01T16:30:00Z', 6, 160),
+  backup('incremental', '2026-04-02T00:30:00Z', 5, 80),
+];
+const vms = [{ vmId: 'vm1', name: 'vm one' }];
+
+describe('policy backtesting by replay', () => {
+  it('learns medians of duration and size, and a change rate per hour, from the history', () => {
+    expect(modelOf(history)).toEqual({ fulls: 1, incrementals: 3, fullBytes: 2000, fullDurationMs: 20_000, incrementalDurationMs: 5000, changedBytesPerHour: 10 });
+    expect(modelOf([])).toBeNull();
+  });
+
+  it('keeps at the end exactly what the retention rules keep of the slots it replays, and is deterministic', () => {
+    const from = new Date('2026-05-01T00:00:00Z');
+    const to = new Date('2026-05-05T00:00:00Z');
+    const result = simulate(policy(), from, to, vms, history);
+    const [vm] = result.vms;
+    expect(result.slots).toBe(12);
+    expect(vm.backups).toBe(12);
+    // the same rules over the same twelve finish times
+    const times = Array.from({ length: 12 }, (_, i) => new Date(Date.parse('2026-05-01T00:30:00Z') + i * 8 * HOUR + (i ? 5000 : 20_000)).toISOString());
+    const kept = computePrune(times.map((t, i) => ({ restorePointId: `p${i}`, createdAt: t })), policy().retention, 'UTC').filter((m) => m.keep).map((m) => m.createdAt).sort();
+    expect(vm.pointsAtEnd.map((p) => p.createdAt)).toEqual(kept);
+    expect(vm.pointsAtEnd[0].type).toBe('full');
+    expect(simulate(policy(), from, to, vms, history)).toEqual(result);
+  });
+
+  it('reports overlapping jobs, RPO violations and repository bytes per day', () => {
+    const slow = [backup('full', '2026-04-01T00:00:00Z', 3 * 3600, 1000)];
+    const result = simulate(policy({ schedule: { cron: '0 * * * *', timezone: 'UTC', catchUp: 'once' }, retention: { keepLast: 1 }, rpoHours: 2 }), new Date('2026-05-01T00:00:00Z'), new Date('2026-05-01T12:00:00Z'), vms, slow);
+    const [vm] = result.vms;
+    // a 3 h full every hour: two of every three slots find the previous job still running
+    expect(vm.backups).toBe(4);
+    expect(vm.overlappingJobs.slice(0, 2)).toEqual([
+      { slot: '2026-05-01T01:00:00.000Z', runningSince: '2026-05-01T00:00:00.000Z' },
+      { slot: '2026-05-01T02:00:00.000Z', runningSince: '2026-05-01T00:00:00.000Z' },
+    ]);
+    // no point before 03:00; afterwards one every 3 h, within the 2 h RPO only for the first 2 h of each
+    expect(vm.rpoViolations[0]).toEqual({ from: '2026-05-01T00:00:00.000Z', to: '2026-05-01T03:00:00.000Z', hours: 3 });
+    expect(vm.rpoViolations[1]).toEqual({ from: '2026-05-01T05:00:00.000Z', to: '2026-05-01T06:00:00.000Z', hours: 1 });
+    expect(result.repositoryBytes).toEqual([{ date: '2026-05-01', bytes: 1000 }]);
+  });
+
+  it('says which VMs it cannot model instead of guessing', () => {
+    const result = simulate(policy(), new Date('2026-05-01T00:00:00Z'), new Date('2026-05-02T00:00:00Z'), [...vms, { vmId: 'vm2', name: 'new' }], history);
+    expect(result.vms[1]).toMatchObject({ vmId: 'vm2', unmodelled: 'no completed backup of this VM in the history', backups: 0 });
+  });
+});

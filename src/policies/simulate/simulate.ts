@@ -1,0 +1,199 @@
+import { parseCron, slotsBetween } from '../calendar';
+import { PolicyDefinition } from '../policy.events';
+import { computePrune, wallClock } from '../retention/prune';
+
+/** One backup the event history recorded: what simulate learns durations, sizes and change rates from. */
+export interface RecordedBackup {
+  vmId: string;
+  type: 'full' | 'incremental';
+  startedAt: string;
+  finishedAt: string;
+  bytes: number;
+}
+
+export interface SimulatedVm {
+  vmId: string;
+  name: string;
+}
+
+/** What the history says a backup of the VM costs; medians, so one odd run does not move the answer. */
+export interface VmModel {
+  fulls: number;
+  incrementals: number;
+  fullBytes: number;
+  fullDurationMs: number;
+  incrementalDurationMs: number;
+  /** Bytes an incremental carries per hour since the previous backup. */
+  changedBytesPerHour: number;
+}
+
+export interface SimulatedPoint {
+  restorePointId: string;
+  type: 'full' | 'incremental';
+  createdAt: string;
+  bytes: number;
+}
+
+export interface SimulationResult {
+  from: string;
+  to: string;
+  slots: number;
+  vms: {
+    vmId: string;
+    name: string;
+    model: VmModel | null;
+    /** Why the VM could not be simulated (no completed backup in the history). */
+    unmodelled: string | null;
+    backups: number;
+    pointsAtEnd: SimulatedPoint[];
+    days: { date: string; points: string[]; bytes: number }[];
+    rpoViolations: { from: string; to: string; hours: number }[];
+    overlappingJobs: { slot: string; runningSince: string }[];
+  }[];
+  /** Bytes of every VM's kept points at the end of each day (policy time zone). */
+  repositoryBytes: { date: string; bytes: number }[];
+}
+
+/** Slots of one simulation at most: a cron every second over a year would otherwise never end. */
+export const MAX_SIMULATED_SLOTS = 20_000;
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Replays the proposed policy over [from, to] on the recorded history: every slot of its schedule
+ * starts a backup unless the VM's previous one still runs (an overlapping job, skipped like the
+ * scheduler skips it), each backup takes as long and carries as many bytes as the history's
+ * medians say, and the retention rules prune after every backup as the retention workflow does.
+ * Pure and deterministic: the same history and policy give the same answer. Sizes are upper
+ * bounds: a merge of a pruned full into its child is counted as the sum of both.
+ */
+export function simulate(policy: PolicyDefinition, from: Date, to: Date, vms: SimulatedVm[], history: RecordedBackup[]): SimulationResult {
+  const spec = parseCron(policy.schedule.cron);
+  const slots = slotsBetween(spec, policy.schedule.timezone, new Date(from.getTime() - 1), to, MAX_SIMULATED_SLOTS + 1);
+  if (slots.length > MAX_SIMULATED_SLOTS) throw new RangeError(`the schedule has more than ${MAX_SIMULATED_SLOTS} slots between ${from.toISOString()} and ${to.toISOString()}: simulate a shorter period`);
+  const dayOf = dayIn(policy.schedule.timezone);
+  const days = daysBetween(from, to, dayOf);
+  const results = [...vms].sort((a, b) => a.vmId.localeCompare(b.vmId)).map((vm) => {
+    const model = modelOf(history.filter((b) => b.vmId === vm.vmId));
+    if (!model) return { vmId: vm.vmId, name: vm.name, model: null, unmodelled: 'no completed backup of this VM in the history', backups: 0, pointsAtEnd: [], days: [], rpoViolations: [], overlappingJobs: [] };
+    return { vmId: vm.vmId, name: vm.name, model, unmodelled: null, ...replay(policy, model, slots, from, to, days, dayOf) };
+  });
+  const repositoryBytes = days.map((date, i) => ({ date, bytes: results.reduce((sum, vm) => sum + (vm.days[i]?.bytes ?? 0), 0) }));
+  return { from: from.toISOString(), to: to.toISOString(), slots: slots.length, vms: results, repositoryBytes };
+}
+
+export function modelOf(backups: RecordedBackup[]): VmModel | null {
+  if (!backups.length) return null;
+  const sorted = [...backups].sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  const duration = (b: RecordedBackup) => Math.max(0, Date.parse(b.finishedAt) - Date.parse(b.startedAt));
+  const fulls = sorted.filter((b) => b.type === 'full');
+  const incrementals = sorted.filter((b) => b.type === 'incremental');
+  const rates = sorted.flatMap((b, i) => {
+    if (b.type !== 'incremental' || i === 0) return [];
+    const hours = (Date.parse(b.startedAt) - Date.parse(sorted[i - 1].startedAt)) / HOUR_MS;
+    return hours > 0 ? [b.bytes / hours] : [];
+  });
+  const fullBytes = fulls.length ? median(fulls.map((b) => b.bytes)) : Math.max(...sorted.map((b) => b.bytes));
+  return {
+    fulls: fulls.length,
+    incrementals: incrementals.length,
+    fullBytes,
+    fullDurationMs: median((fulls.length ? fulls : sorted).map(duration)),
+    incrementalDurationMs: median((incrementals.length ? incrementals : sorted).map(duration)),
+    changedBytesPerHour: rates.length ? median(rates) : 0,
+  };
+}
+
+function replay(policy: PolicyDefinition, model: VmModel, slots: Date[], from: Date, to: Date, days: string[], dayOf: (t: number) => string) {
+  let points: SimulatedPoint[] = [];
+  let busyUntil = -Infinity;
+  let runningSince = '';
+  let backups = 0;
+  const overlappingJobs: { slot: string; runningSince: string }[] = [];
+  const perDay = new Map<string, { points: string[]; bytes: number }>();
+  const violations: { from: string; to: string; hours: number }[] = [];
+  const rpoMs = policy.rpoHours * HOUR_MS;
+  let newestAt = -Infinity;
+  const checkRpo = (until: number) => {
+    // The VM is at risk from newest + RPO (or from the start, with no point yet) until the next point.
+    const since = Math.max(from.getTime(), newestAt === -Infinity ? from.getTime() : newestAt + rpoMs);
+    if (until > since && (newestAt === -Infinity || until - newestAt > rpoMs)) violations.push({ from: new Date(since).toISOString(), to: new Date(until).toISOString(), hours: round2((until - since) / HOUR_MS) });
+  };
+  const remember = (t: number) => perDay.set(dayOf(t), { points: points.map((p) => p.createdAt), bytes: sum(points.map((p) => p.bytes)) });
+
+  for (const slot of slots) {
+    const start = slot.getTime();
+    if (start < busyUntil) {
+      overlappingJobs.push({ slot: slot.toISOString(), runningSince });
+      continue;
+    }
+    const full = !points.length || (policy.fullEvery !== null && backups % policy.fullEvery === 0);
+    const duration = full ? model.fullDurationMs : model.incrementalDurationMs;
+    const end = start + duration;
+    if (end > to.getTime()) break;
+    const previous = points.at(-1);
+    const bytes = full ? model.fullBytes : Math.min(model.fullBytes, Math.round(model.changedBytesPerHour * ((start - Date.parse(previous!.createdAt)) / HOUR_MS)));
+    runningSince = slot.toISOString();
+    busyUntil = end;
+    backups++;
+    checkRpo(end);
+    newestAt = end;
+    points.push({ restorePointId: `sim-${backups}`, type: full ? 'full' : 'incremental', createdAt: new Date(end).toISOString(), bytes });
+    points = prune(points, policy);
+    remember(end);
+  }
+  checkRpo(to.getTime());
+  let carried = { points: [] as string[], bytes: 0 };
+  const dayRows = days.map((date) => {
+    carried = perDay.get(date) ?? carried;
+    return { date, ...carried };
+  });
+  return { backups, pointsAtEnd: points, days: dayRows, rpoViolations: violations, overlappingJobs };
+}
+
+/** The retention rules after a backup; a pruned point's bytes move into the point that reads through it (a merge). */
+function prune(points: SimulatedPoint[], policy: PolicyDefinition): SimulatedPoint[] {
+  const keep = new Set(computePrune(points, policy.retention, policy.schedule.timezone).filter((m) => m.keep).map((m) => m.restorePointId));
+  const out: SimulatedPoint[] = [];
+  let carried = 0;
+  let carriedFull = false;
+  for (const p of points) {
+    if (!keep.has(p.restorePointId)) {
+      carried += p.bytes;
+      carriedFull ||= p.type === 'full';
+      continue;
+    }
+    // Merging a pruned full into its child makes the child the full; a removed incremental is rebased into its child.
+    out.push({ ...p, type: carriedFull ? 'full' : p.type, bytes: p.bytes + carried });
+    carried = 0;
+    carriedFull = false;
+  }
+  return out;
+}
+
+function dayIn(timeZone: string): (t: number) => string {
+  const clock = wallClock(timeZone);
+  return (t) => {
+    const w = clock(new Date(t).toISOString());
+    return `${w.year}-${String(w.month).padStart(2, '0')}-${String(w.day).padStart(2, '0')}`;
+  };
+}
+
+function daysBetween(from: Date, to: Date, dayOf: (t: number) => string): string[] {
+  const days: string[] = [];
+  for (let t = from.getTime(); t <= to.getTime() + HOUR_MS * 24; t += HOUR_MS) {
+    const d = dayOf(Math.min(t, to.getTime()));
+    if (days.at(-1) !== d) days.push(d);
+    if (t >= to.getTime()) break;
+  }
+  return days;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : Math.round((s[mid - 1] + s[mid]) / 2);
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+const round2 = (n: number) => Math.round(n * 100) / 100;

@@ -1,0 +1,160 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
+import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/processes';
+import { connectionUrl } from '../support/test-database';
+
+type Answer = { status: number; body: any };
+type Recorded = { type: string; data: any };
+
+/**
+ * Policies on two real hub processes sharing one database, with one real agent connected to the first:
+ * the scheduler on both hubs, the event store deciding which hub takes each slot, and every job running
+ * on the hub that holds the agent's session, whichever hub fired the slot or accepted the request.
+ */
+describe('protection policies on two hub processes', () => {
+  const lab = new BackupLab();
+  let second: SpawnedCli | undefined;
+  let secondUrl: string;
+  let secondPort: number;
+
+  const startSecond = async () => {
+    second = spawnSendense(['hub'], {
+      DATABASE_URL: connectionUrl(lab.db.connection),
+      SENDENSE_DATA_DIR: join(lab.dir, 'hub-b'),
+      SENDENSE_API_PORT: String(secondPort),
+      SENDENSE_SSH_PORT: String(await freePort()),
+      SENDENSE_SSH_BIND: '127.0.0.1',
+      SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
+      SENDENSE_NBD_PORTS: '14100-14131',
+      SENDENSE_LOG_LEVEL: 'warn',
+    });
+    await waitForHttp(`${secondUrl}/api/v1/health`);
+  };
+
+  beforeAll(async () => {
+    await lab.start();
+    secondPort = await freePort();
+    secondUrl = `http://127.0.0.1:${secondPort}`;
+    mkdirSync(join(lab.dir, 'hub-b'));
+    await startSecond();
+  }, 120_000);
+  afterAll(async () => {
+    await lab.stop(second);
+    await lab.close();
+  }, 60_000);
+
+  const viaSecond = async (method: string, path: string, body?: unknown): Promise<Answer> => {
+    const res = await fetch(`${secondUrl}${path}`, { method, headers: { Authorization: `Bearer ${LAB_TOKEN}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  const stream = async (name: string) => (await lab.api('GET', `/api/v1/audit/streams/${name}?limit=1000`)).body.events as Recorded[];
+  const policy = (over: Record<string, unknown> = {}) => ({
+    name: 'every-10s',
+    vms: { ids: ['vm1'] },
+    repositoryId: lab.repositoryId,
+    schedule: { cron: '*/10 * * * * *', timezone: 'Europe/Berlin' },
+    retention: { keepLast: 1000 },
+    rpoHours: 1,
+    ...over,
+  });
+
+  it('refuses bad definitions with a clear 400, and keeps a policy through create, read, update and delete', async () => {
+    const refused = async (body: unknown, reason: RegExp) => {
+      const answer = await lab.api('POST', '/api/v1/policies', body);
+      expect({ status: answer.status, message: String(answer.body.message) }).toEqual({ status: 400, message: expect.stringMatching(reason) });
+    };
+    await refused(policy({ schedule: { cron: '*/10 * * *', timezone: 'UTC' } }), /cron "\*\/10 \* \* \*" must have 5 fields/);
+    await refused(policy({ schedule: { cron: '0 25 * * *', timezone: 'UTC' } }), /hour field "25" has 25, outside 0-23/);
+    await refused(policy({ schedule: { cron: '0 2 * * *', timezone: 'Europe/Atlantis' } }), /time zone "Europe\/Atlantis" is not an IANA time zone/);
+    await refused(policy({ retention: {} }), /retention needs at least one rule/);
+    await refused(policy({ repositoryId: '3b241101-e2bb-4255-8caf-4136c566a962' }), /repositoryId 3b241101-e2bb-4255-8caf-4136c566a962: no such repository/);
+    await refused(policy({ schedule: { cron: '0 2 * * *', timezone: 'UTC', catchUp: 'twice' } }), /catchUp must be one of the following values: once, skip/);
+    await refused(policy({ colour: 'blue' }), /property colour should not exist/);
+
+    const created = await lab.api('POST', '/api/v1/policies', policy({ name: 'nightly', schedule: { cron: '30 2 * * *', timezone: 'Europe/Berlin', catchUp: 'skip' }, fullEvery: 7, enabled: false }));
+    expect(created.status).toBe(201);
+    const { policyId } = created.body;
+    expect(created.body).toMatchObject({ name: 'nightly', schedule: { cron: '30 2 * * *', timezone: 'Europe/Berlin', catchUp: 'skip' }, fullEvery: 7, retention: { keepLast: 1000 }, enabled: false, lastSlot: null });
+    // The other hub reads the same policy.
+    expect((await viaSecond('GET', `/api/v1/policies/${policyId}`)).body).toMatchObject({ policyId, name: 'nightly' });
+    const updated = await viaSecond('PUT', `/api/v1/policies/${policyId}`, policy({ name: 'nightly', schedule: { cron: '45 3 * * *', timezone: 'America/New_York' }, enabled: false }));
+    expect(updated).toMatchObject({ status: 200, body: { policyId, schedule: { cron: '45 3 * * *', timezone: 'America/New_York', catchUp: 'once' }, fullEvery: null } });
+    expect((await lab.api('PUT', `/api/v1/policies/${policyId}`, policy({ retention: { keepDaily: 0 } }))).status).toBe(400);
+    expect((await lab.api('GET', '/api/v1/policies')).body.map((p: { policyId: string }) => p.policyId)).toContain(policyId);
+    expect(await lab.api('DELETE', `/api/v1/policies/${policyId}`)).toMatchObject({ status: 200, body: { policyId, deleted: true } });
+    expect((await lab.api('GET', `/api/v1/policies/${policyId}`)).status).toBe(404);
+    expect((await viaSecond('DELETE', `/api/v1/policies/${policyId}`)).status).toBe(404);
+    expect((await stream(`policy-${policyId}`)).map((e) => e.type)).toEqual(['PolicyCreated', 'PolicyUpdated', 'PolicyDeleted']);
+  }, 60_000);
+
+  it('runs a backup requested on the hub without the agent on the hub with it, and cancels from either hub', async () => {
+    const requested = await viaSecond('POST', '/api/v1/backups', { vmId: 'vm1', repositoryId: lab.repositoryId });
+    expect(requested.status).toBe(202);
+    expect(await lab.waitForJob(requested.body.jobId, 60_000)).toMatchObject({ status: 'completed' });
+    const started = (await lab.events(requested.body.jobId)).find((e) => e.type === 'BackupStarted')!;
+    const instanceOfFirst = (await stream(`agent-${(await lab.api('GET', '/api/v1/vms')).body[0].agentId}`)).filter((e) => e.type === 'AgentConnected').at(-1)!.data.hubInstance;
+    expect(started.data.hubInstance).toBe(instanceOfFirst);
+
+    const jobId = await lab.backup('full');
+    expect(await viaSecond('POST', `/api/v1/backups/${jobId}/cancel`)).toMatchObject({ status: 202, body: { jobId, cancelRequested: true } });
+    expect(await lab.waitForJob(jobId, 60_000)).toMatchObject({ status: 'failed', error: 'cancelled' });
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+  }, 120_000);
+
+  it('a policy firing every 10 seconds: each slot makes exactly one completed backup, through a SIGKILL and a restart of one hub', async () => {
+    const created = await viaSecond('POST', '/api/v1/policies', policy());
+    expect(created.status).toBe(201);
+    const { policyId } = created.body;
+    const startedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 35_000));
+    second!.child.kill('SIGKILL');
+    await second!.exited;
+    await new Promise((r) => setTimeout(r, 15_000));
+    await startSecond();
+    await new Promise((r) => setTimeout(r, Math.max(0, startedAt + 85_000 - Date.now())));
+    expect((await lab.api('PUT', `/api/v1/policies/${policyId}`, policy({ enabled: false }))).status).toBe(200);
+
+    const slots = await stream(`slots-policy-${policyId}`);
+    const fired = slots.filter((e) => e.type === 'SlotFired').map((e) => e.data);
+    expect(slots.filter((e) => e.type !== 'SlotFired')).toEqual([]);
+    expect(fired.length).toBeGreaterThanOrEqual(7);
+    // Every 10-second slot from the first to the last, each exactly once.
+    const times = fired.map((f) => Date.parse(f.slot));
+    expect(times).toEqual(times.map((_, i) => times[0] + i * 10_000));
+    expect(new Set(fired.map((f) => f.jobId)).size).toBe(fired.length);
+    for (const f of fired) expect(await lab.waitForJob(f.jobId, 60_000)).toMatchObject({ status: 'completed', vmId: 'vm1' });
+    // No job besides the slots' ones was made for the VM while the policy ran.
+    const jobs = (await lab.api('GET', '/api/v1/backups?vmId=vm1&limit=500')).body.jobs as { jobId: string; requestedAt: string }[];
+    expect(jobs.filter((j) => Date.parse(j.requestedAt) >= startedAt).map((j) => j.jobId).sort()).toEqual(fired.map((f) => f.jobId).sort());
+    process.stdout.write(`slots fired by hub: ${JSON.stringify(fired.reduce((n: Record<string, number>, f) => ({ ...n, [f.hubInstance]: (n[f.hubInstance] ?? 0) + 1 }), {}))}\n`);
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+  }, 300_000);
+
+  it('sendense policy add, list, edit, run and remove drive the same API', async () => {
+    const cli = async (...args: string[]) => {
+      const run = spawnSendense(['policy', ...args], { SENDENSE_HUB: secondUrl, SENDENSE_TOKEN: LAB_TOKEN });
+      const { code } = await run.exited;
+      return { code, output: run.output() };
+    };
+    const added = await cli('add', '--name', 'cli-weekly', '--repository', lab.repositoryId, '--cron', '0 4 * * SUN', '--timezone', 'America/New_York', '--vm', 'vm1', '--keep-last', '3', '--keep-weekly', '4', '--rpo-hours', '170', '--disabled');
+    expect(added).toMatchObject({ code: 0, output: expect.stringMatching(/cli-weekly  disabled  "0 4 \* \* SUN" America\/New_York \(catch-up once\)  vms: ids vm1  keep: keepLast=3 keepWeekly=4  rpo 170h/) });
+    const policyId = added.output.split(' ')[0];
+    expect((await cli('list')).output).toContain(policyId);
+    expect((await cli('edit', policyId, '--keep-daily', '7')).output).toContain('keep: keepLast=3 keepDaily=7 keepWeekly=4');
+    expect(await cli('add', '--name', 'bad', '--repository', lab.repositoryId, '--cron', '0 4 * *', '--vm', 'vm1', '--keep-last', '1', '--rpo-hours', '1')).toMatchObject({ code: 1, output: expect.stringContaining('400 cron "0 4 * *" must have 5 fields') });
+    const ran = await cli('run', policyId);
+    expect(ran.output).toMatch(/^vm1  backup job [0-9a-f-]{36}\n$/);
+    expect(await lab.waitForJob(ran.output.trim().split(' ').at(-1)!, 60_000)).toMatchObject({ status: 'completed' });
+    expect(await cli('remove', policyId)).toMatchObject({ code: 0, output: `policy ${policyId} removed; its restore points stay\n` });
+  }, 120_000);
+
+  it('POST /policies/{id}/run backs up every VM of the policy now, on whichever hub it is sent to', async () => {
+    const { policyId } = (await lab.api('POST', '/api/v1/policies', policy({ name: 'manual', schedule: { cron: '0 3 1 1 *', timezone: 'UTC' } }))).body;
+    const run = await viaSecond('POST', `/api/v1/policies/${policyId}/run`);
+    expect(run).toMatchObject({ status: 202, body: { policyId, jobs: [{ vmId: 'vm1', status: 'requested', reason: null }] } });
+    expect(await lab.waitForJob(run.body.jobs[0].jobId, 60_000)).toMatchObject({ status: 'completed' });
+    expect((await viaSecond('POST', '/api/v1/policies/6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60/run')).status).toBe(404);
+  }, 120_000);
+});
