@@ -72,7 +72,7 @@ describe('retention (real hub + agent, the hub clock moved eight hours per backu
       });
       const jobId = await lab.backup('auto');
       const job = await lab.waitForJob(jobId);
-      expect(job.status).toBe('completed');
+      expect(job).toMatchObject({ status: 'completed' });
       sources.set(job.restorePointId, copies);
       await lab.until(async () => (await decisions()).some((e: { data: { trigger: { backupId?: string } } }) => e.data.trigger.backupId === jobId), 30_000, `the retention decision after ${jobId}`);
       // every decision is applied before the next backup: the chain holds only what the rules keep

@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
-import { createFileAtomic, removeDurably, writeFileAtomic } from './durable-fs';
+import { spawnSync } from 'node:child_process';
+import { createFileAtomic, removeDurably, removeStaleTemps, writeFileAtomic } from './durable-fs';
 import { readBackingFileName } from './qcow2-header';
 
 describe('durable file helpers', () => {
@@ -29,5 +30,13 @@ describe('durable file helpers', () => {
     const file = join(dir, 'raw.img');
     await fs.writeFile(file, Buffer.alloc(4096));
     await expect(readBackingFileName(file)).rejects.toThrow(/not a qcow2 image/);
+  });
+
+  it('removes the temp files of writers that died, and only those', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const names = [`.journal.json.tmp-${dead}-0a1b2c3d`, `.journal.json.tmp-${process.pid}-0a1b2c3d`, `.journal.json.tmp-1-0a1b2c3d`, 'journal.json', '.journal.json.tmp-x'];
+    for (const name of names) await fs.writeFile(join(dir, name), 'x');
+    expect(await removeStaleTemps(dir)).toEqual([`.journal.json.tmp-${dead}-0a1b2c3d`]);
+    expect((await fs.readdir(dir)).sort()).toEqual(names.filter((n) => !n.includes(`-${dead}-`)).sort());
   });
 });

@@ -47,6 +47,33 @@ export async function createFileAtomic(file: string, content: string): Promise<v
   await fsyncDirectory(dirname(file));
 }
 
+const TEMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * Temp files of atomic writes whose writer died (a SIGKILL between writing and renaming): the
+ * published file is the old or the new content either way, so they are only litter. A temp file
+ * of a live process (this one, or another hub on the same repository) is left alone.
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    const pid = Number(TEMP_NAME.exec(name)?.[1]);
+    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    await fs.rm(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function removeDurably(file: string): Promise<boolean> {
   try {
     await fs.unlink(file);

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { createFileAtomic, exists, fsyncDirectory, fsyncFile, removeDurably, writeFileAtomic } from './durable-fs';
+import { createFileAtomic, exists, fsyncDirectory, fsyncFile, removeDurably, removeStaleTemps, writeFileAtomic } from './durable-fs';
 import { ChainSurgeryError, backingPathOf, findDependents } from './dependents';
 import { commit, compare, info, rebase } from './qemu-img';
 
@@ -113,6 +113,8 @@ export async function mergeOldestIntoNext(input: MergeInput): Promise<MergeResul
 
 /** Runs every step not yet recorded, then removes the journal. Safe to call any number of times. */
 export async function resumeMerge(journalPath: string): Promise<MergeResult> {
+  // A hub killed while writing the journal or a manifest beside it leaves its temp file behind.
+  await removeStaleTemps(dirname(journalPath));
   const journal = await readJournal(journalPath);
   const stepsRun: MergeStepName[] = [];
   for (const step of journal.steps) {
