@@ -155,7 +155,8 @@ interface Story {
   data: Record<string, unknown>;
 }
 
-class Lab {
+/** Hub (embedded PostgreSQL) and agent processes from dist/; the live bench runs its agent on libvirt. */
+export class Lab {
   hub?: Proc;
   agent?: Proc;
   apiPort = 0;
@@ -170,7 +171,8 @@ class Lab {
     return { SENDENSE_TOKEN: TOKEN, SENDENSE_AGENT_DIR: join(this.dir, 'agent'), SENDENSE_LOG_LEVEL: 'warn' };
   }
 
-  async start(inventoryFile: string): Promise<void> {
+  /** `source`: the agent's source arguments, `--inventory FILE` or `--libvirt URI`. */
+  async start(source: string[]): Promise<void> {
     this.apiPort = await freePort();
     this.hub = spawnSendense(
       ['hub'],
@@ -191,7 +193,7 @@ class Lab {
     const register = spawnSendense(['agent', 'register', '--hub', `http://127.0.0.1:${this.apiPort}`, '--name', 'bench-agent'], this.agentEnv());
     await register.exited;
     if (register.child.exitCode !== 0) throw new Error(`agent register failed: ${register.output()}`);
-    this.agent = spawnSendense(['agent', 'run', '--inventory', inventoryFile], this.agentEnv(), this.profileDir);
+    this.agent = spawnSendense(['agent', 'run', ...source], this.agentEnv(), this.profileDir);
     await this.until(async () => {
       const vms = (await this.api('GET', '/api/v1/vms')).body as { agentConnected: boolean }[];
       return Array.isArray(vms) && vms.length > 0 && vms.every((v) => v.agentConnected);
@@ -281,7 +283,7 @@ function phases(story: Story[], requestedAt: number): string {
   return parts.join(', ');
 }
 
-function summarizePhases(story: Story[], requestedAt: number): { setup: number; transfer: number; finish: number } {
+export function summarizePhases(story: Story[], requestedAt: number): { setup: number; transfer: number; finish: number } {
   const first = (type: string) => Date.parse(story.find((e) => e.type === type)?.time ?? '');
   const last = (type: string) => Date.parse([...story].reverse().find((e) => e.type === type)?.time ?? '');
   const transferStart = first('DiskTransferStarted');
@@ -337,7 +339,7 @@ export async function runBackupBench(): Promise<void> {
     writeFileSync(inventory, JSON.stringify({ vms }));
 
     t = Date.now();
-    await lab.start(inventory);
+    await lab.start(['--inventory', inventory]);
     out(`hub and agent started and connected in ${Date.now() - t} ms`);
     const hubPid = lab.hub!.child.pid!;
     const agentPid = lab.agent!.child.pid!;

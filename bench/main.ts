@@ -5,6 +5,7 @@ import { runExportsBench } from './exports.bench';
 import { runRestoreBench } from '../src/restore/restore.bench';
 import { runDatapathBench } from '../src/data-mover/datapath.bench';
 import { runVerifyBench } from './verify.bench';
+import { runLiveBench } from './live.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   datapath: runDatapathBench,
   verify: runVerifyBench,
   backup: runBackupBench,
+  live: runLiveBench,
 };
 
 async function main(): Promise<void> {

@@ -59,4 +59,14 @@ export class RestorePointView {
   /** How much of the point's content the last verify compared with digests. */
   @Column({ name: 'verify_digests', type: 'text', nullable: true })
   verifyDigests: DigestCoverage | null;
+
+  /** As the backup recorded it: `application` (guest frozen), `crash`, or null when the source could not tell. */
+  @Column({ type: 'text', nullable: true })
+  consistency: 'application' | 'crash' | null;
+
+  @Column({ name: 'consistency_reason', type: 'text', nullable: true })
+  consistencyReason: string | null;
+
+  @Column({ name: 'freeze_ms', type: 'integer', nullable: true })
+  freezeMs: number | null;
 }

@@ -49,6 +49,9 @@ export class RestorePointsProjector implements Projector {
           integrity: 'unverified',
           damaged: [],
           verifyDigests: null,
+          consistency: p.consistency ?? null,
+          consistencyReason: p.consistencyReason ?? null,
+          freezeMs: p.freezeMs ?? null,
         });
         return;
       }

@@ -35,5 +35,8 @@ export function restorePointResponse(v: RestorePointRecord) {
     integrity: v.integrity,
     verifiedAt: v.verifiedAt,
     damaged: v.damaged,
+    consistency: v.consistency,
+    consistencyReason: v.consistencyReason,
+    freezeMs: v.freezeMs,
   };
 }

@@ -19,6 +19,8 @@ describe('backups end to end: hub and agent processes, SSH tunnel, real qcow2 di
     expect(snapshots).toHaveLength(1);
     expect(snapshots[0].data.diskIds.sort()).toEqual(['disk0', 'disk1']);
     const rp1 = (await lab.api('GET', `/api/v1/restore-points/${full.restorePointId}`)).body;
+    // powered-off images: the source cannot tell how consistent the guest was
+    expect({ consistency: rp1.consistency, consistencyReason: rp1.consistencyReason, freezeMs: rp1.freezeMs }).toEqual({ consistency: null, consistencyReason: null, freezeMs: null });
     for (const d of lab.vm.disks) expect(await sameContent(d.path, chainFile(rp1.disks.find((x: { diskId: string }) => x.diskId === d.diskId).file))).toBe(true);
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -98,6 +98,12 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     const added = (await chainEvents(vm.uuid)).filter((e) => e.type === 'RestorePointAdded');
     expect(added.map((e) => [e.data.restorePointId, e.data.consistency, e.data.consistencyReason])).toEqual(points.map((p) => [p.restorePointId, 'application', null]));
     for (const e of added) expect(e.data.freezeMs).toBeGreaterThanOrEqual(0);
+    // the same through the API: each point and the VM's list of points
+    const listed = (await lab.api('GET', `/api/v1/vms/${vm.uuid}/restore-points`)).body as any[];
+    for (const list of [points, listed]) {
+      expect(list.map((p) => [p.restorePointId, p.consistency, p.consistencyReason])).toEqual(added.map((e) => [e.data.restorePointId, 'application', null]));
+      for (const [k, p] of list.entries()) expect(p.freezeMs).toBe(added[k].data.freezeMs);
+    }
 
     let previous = 0;
     for (const [k, point] of points.entries()) {
@@ -144,6 +150,8 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     const added = (await chainEvents(vm.uuid)).filter((e) => e.type === 'RestorePointAdded');
     expect(added.map((e) => [e.data.consistency, e.data.freezeMs])).toEqual([['crash', null]]);
     expect(added[0].data.consistencyReason).toMatch(/freezing the guest failed: .*agent/i);
+    const point = (await lab.api('GET', `/api/v1/restore-points/${full.restorePointId}`)).body;
+    expect({ consistency: point.consistency, consistencyReason: point.consistencyReason, freezeMs: point.freezeMs }).toEqual({ consistency: 'crash', consistencyReason: added[0].data.consistencyReason, freezeMs: null });
 
     const jobId = await lab.backup('full', vm.uuid);
     await lab.until(async () => (await lab.events(jobId)).some((e) => e.type === 'DiskTransferStarted' && e.data.diskId === 'vdb'), 120_000, 'the transfer of vdb to start');
@@ -160,5 +168,52 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect({ status: next.status, type: next.type }).toEqual({ status: 'completed', type: 'incremental' });
     expect((await lab.api('GET', `/api/v1/restore-points/${next.restorePointId}`)).body.parentId).toBe(full.restorePointId);
     expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+  }, 600_000);
+
+  it('an agent killed (SIGKILL) mid-backup: the job fails with the reason, the next agent start aborts the backup job, removes the scratch files and thaws a guest left frozen; the next backups continue the chains', async () => {
+    if (skip) return;
+    const big = noAgent!;
+    const frozen = withAgent!;
+    const pointsOf = async (vmId: string) => (await lab.api('GET', `/api/v1/vms/${vmId}/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string }[];
+    const lastOfBig = (await pointsOf(big.uuid)).at(-1)!.restorePointId;
+    const lastOfFrozen = (await pointsOf(frozen.uuid)).at(-1)!.restorePointId;
+    const fsfreezeStatus = async () => JSON.parse(await virsh('qemu-agent-command', frozen.uuid, '{"execute":"guest-fsfreeze-status"}')).return as string;
+
+    const jobId = await lab.backup('full', big.uuid);
+    await lab.until(async () => (await lab.events(jobId)).some((e) => e.type === 'DiskTransferStarted' && e.data.diskId === 'vdb'), 120_000, 'the transfer of vdb to start');
+    await lab.stop(lab.agent, 'SIGKILL');
+    const failed = await lab.waitForJob(jobId, 60_000);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatch(/agent/i);
+    // what the dead agent left: the domain's backup job with its export and scratch files
+    const left = await leftoversOnHost(big);
+    expect(left.job).not.toBe('None');
+    expect(left.jobDirs).toHaveLength(1);
+    // and what an agent killed between freeze and thaw leaves: a frozen guest and the agent's marker naming it
+    await virsh('domfsfreeze', frozen.uuid);
+    writeFileSync(join(lab.workDir, `frozen-${frozen.uuid}`), `${new Date().toISOString()}\n`);
+    expect(await fsfreezeStatus()).toBe('frozen');
+
+    await lab.startAgent();
+    await lab.until(async () => (await leftoversOnHost(big)).job === 'None', 30_000, 'the backup job to be aborted');
+    expect(await leftoversOnHost(big)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+    expect(await fsfreezeStatus()).toBe('thawed');
+    expect(existsSync(join(lab.workDir, `frozen-${frozen.uuid}`))).toBe(false);
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+
+    // the next backups build on the last points that succeeded: the killed backup's checkpoint adds no gap
+    for (const [vm, last] of [[big, lastOfBig], [frozen, lastOfFrozen]] as const) {
+      const next = await lab.waitForJob(await lab.backup('auto', vm.uuid), 180_000);
+      expect({ status: next.status, type: next.type, error: next.error ?? null }).toEqual({ status: 'completed', type: 'incremental', error: null });
+      const point = (await lab.api('GET', `/api/v1/restore-points/${next.restorePointId}`)).body;
+      expect(point.parentId).toBe(last);
+      expect(point.consistency).toBe(vm === frozen ? 'application' : 'crash');
+      expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+    }
+    // the incremental of the domain the guest writes into is still one instant of its disk
+    const point = (await lab.api('GET', `/api/v1/restore-points/${(await pointsOf(frozen.uuid)).at(-1)!.restorePointId}`)).body;
+    const slots = readSlots(readFileSync(await exportDisk(point, 'vdb')));
+    expect(slots).toEqual(slotsAt(Math.max(...slots)));
+    expect((await virsh('domstate', big.uuid)).trim()).toBe('running');
   }, 600_000);
 });

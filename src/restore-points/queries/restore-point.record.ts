@@ -20,4 +20,7 @@ export interface RestorePointRecord {
   integrity: Integrity;
   damaged: DamagedRange[];
   verifyDigests: DigestCoverage | null;
+  consistency: 'application' | 'crash' | null;
+  consistencyReason: string | null;
+  freezeMs: number | null;
 }
