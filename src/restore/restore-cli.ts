@@ -3,6 +3,8 @@ import { basename, join, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+// A type only: erased at compile time, so the client CLI still loads no hub code.
+import type { DamagedRange } from '../restore-points/chain.events';
 
 export const RESTORE_USAGE = `usage:
   sendense restore mount RESTORE_POINT [--disk DISK]       mount a restore point's disk for file-level restore
@@ -31,15 +33,6 @@ interface Volume {
   label: string | null;
   status: string;
   reason: string | null;
-}
-
-interface DamagedRange {
-  diskId: string;
-  offset: number;
-  length: number;
-  expected: string;
-  actual: string;
-  inPointId: string;
 }
 
 interface IntegrityAnswer {
