@@ -39,11 +39,7 @@ describe('one job per VM and one delete per chain, decided by the event store ac
     await lab.close();
   }, 60_000);
 
-  const viaSecond = async (method: string, path: string, body?: unknown): Promise<Answer> => {
-    const res = await fetch(`${secondUrl}${path}`, { method, headers: { Authorization: `Bearer ${LAB_TOKEN}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const viaSecond = (method: string, path: string, body?: unknown): Promise<Answer> => lab.apiAt(secondUrl, method, path, body);
   const stream = async (name: string) => (await lab.api('GET', `/api/v1/audit/streams/${name}?limit=1000`)).body.events as { type: string; data: any }[];
   const points = async () => (await lab.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string; type: string; parentId: string | null; status: string }[];
 

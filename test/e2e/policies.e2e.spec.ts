@@ -44,11 +44,7 @@ describe('protection policies on two hub processes', () => {
     await lab.close();
   }, 60_000);
 
-  const viaSecond = async (method: string, path: string, body?: unknown): Promise<Answer> => {
-    const res = await fetch(`${secondUrl}${path}`, { method, headers: { Authorization: `Bearer ${LAB_TOKEN}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const viaSecond = (method: string, path: string, body?: unknown): Promise<Answer> => lab.apiAt(secondUrl, method, path, body);
   const stream = async (name: string) => (await lab.api('GET', `/api/v1/audit/streams/${name}?limit=1000`)).body.events as Recorded[];
   const policy = (over: Record<string, unknown> = {}) => ({
     name: 'every-10s',

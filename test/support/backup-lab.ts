@@ -84,8 +84,13 @@ export class BackupLab {
     }, 30_000, 'the agent to connect and report vm1');
   }
 
-  async api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-    const res = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, {
+  api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+    return this.apiAt(`http://127.0.0.1:${this.apiPort}`, method, path, body, headers);
+  }
+
+  /** The same call to another hub process on the same database (tests of two hubs). */
+  async apiAt(baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${baseUrl}${path}`, {
       method,
       headers: { ...headers, Authorization: `Bearer ${LAB_TOKEN}`, 'Content-Type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
