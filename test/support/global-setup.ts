@@ -9,6 +9,6 @@ export default async function globalSetup(): Promise<void> {
   const db = await startEmbeddedPostgres(dir, (level, message) => {
     if (level === 'warn') console.warn(`[embedded-postgres] ${message}`);
   });
-  (globalThis as { __SENDENSE_TEST_DB__?: unknown }).__SENDENSE_TEST_DB__ = db;
+  Object.assign(globalThis, { __SENDENSE_TEST_DB__: db, __SENDENSE_TEST_DB_DIR__: dir });
   process.env.SENDENSE_TEST_EMBEDDED_DB = JSON.stringify(db.connection);
 }
