@@ -7,7 +7,7 @@ import { validateChain } from '../repositories/qcow2/chain-validator';
 import { readDigestFile } from '../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { BlockDigests, DIGEST_BLOCK_SIZE } from '../wire/block-digests';
-import { checkBlocks, exportPoint } from './adapters/block-reader';
+import { BlockMismatch, checkBlocks, exportPoint } from './adapters/block-reader';
 import { ChainState, pointAndDescendants, pointOf } from './chain.aggregate';
 import { DigestCoverage, RestorePoint } from './chain.events';
 import { ChainStates } from './chain-states';
@@ -24,14 +24,10 @@ const MAX_RECORDED_MISMATCHES = 100;
 const PROGRESS_LOG_MS = 5_000;
 
 /** One block that did not read back as it was written. */
-export interface VerifyMismatch {
+export interface VerifyMismatch extends BlockMismatch {
   /** The point whose digest failed: the block is in its file. */
   restorePointId: string;
   diskId: string;
-  offset: number;
-  length: number;
-  expected: string;
-  actual: string;
   /** Later points that read the block through it, corrupt as well. */
   readsThrough: string[];
 }
