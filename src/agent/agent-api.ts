@@ -87,6 +87,9 @@ function id(value: unknown, field: string, nullable = false): string {
   return value;
 }
 
+const PSK_IDENTITY = /^[A-Za-z0-9._-]{1,64}$/;
+const PSK_KEY = /^(?:[0-9a-f]{2}){32,64}$/;
+
 function parsePlan(body: Record<string, unknown>): PlanRequest {
   return { vmId: id(body.vmId, 'vmId'), sincePointId: id(body.sincePointId ?? null, 'sincePointId', true) };
 }
@@ -94,11 +97,15 @@ function parsePlan(body: Record<string, unknown>): PlanRequest {
 function parseStart(body: Record<string, unknown>): StartRequest {
   if (body.type !== 'full' && body.type !== 'incremental') throw new HttpError(400, 'type must be full or incremental');
   if (!Array.isArray(body.disks) || body.disks.length === 0) throw new HttpError(400, 'disks must be a non-empty array');
-  const disks = body.disks.map((d: { diskId?: unknown; nbd?: { port?: unknown; exportName?: unknown } }) => {
+  const disks = body.disks.map((d: { diskId?: unknown; nbd?: { port?: unknown; exportName?: unknown; psk?: { identity?: unknown; key?: unknown } } }) => {
     const port = d?.nbd?.port;
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new HttpError(400, 'disks[].nbd.port must be a TCP port');
     if (typeof d.nbd?.exportName !== 'string' || d.nbd.exportName.length > 256) throw new HttpError(400, 'disks[].nbd.exportName must be a string');
-    return { diskId: id(d.diskId, 'diskId'), nbd: { port, exportName: d.nbd.exportName } };
+    const { identity, key } = d.nbd.psk ?? {};
+    if (typeof identity !== 'string' || !PSK_IDENTITY.test(identity) || typeof key !== 'string' || !PSK_KEY.test(key)) {
+      throw new HttpError(400, 'disks[].nbd.psk must be { identity, key } with key as 64-128 hex digits');
+    }
+    return { diskId: id(d.diskId, 'diskId'), nbd: { port, exportName: d.nbd.exportName, psk: { identity, key } } };
   });
   if (typeof body.correlationId !== 'string' || !VALID_CORRELATION_ID.test(body.correlationId)) throw new HttpError(400, 'correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
   return {

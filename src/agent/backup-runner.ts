@@ -1,4 +1,3 @@
-import { Duplex } from 'node:stream';
 import { copyDisk } from '../data-mover';
 import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
 import type { BackupSource } from './sources/backup-source';
@@ -6,7 +5,8 @@ import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/back
 
 export interface RunnerDeps {
   source: BackupSource;
-  openHubPort: (port: number) => Promise<Duplex>;
+  /** A connection to the hub's NBD export of one disk of a job, negotiated and ready. */
+  connectTarget: (nbd: StartRequest['disks'][number]['nbd']) => Promise<NbdClient>;
   /** Every report names its job and carries the job's correlation id, so the hub files it under the job's audit story. */
   report: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, report: AgentReport) => Promise<void>;
   /** Hands the hub the block digests of one disk (src/wire/block-digests.ts), before that disk is reported complete. */
@@ -129,7 +129,7 @@ export class BackupRunner {
     const src = await openNbd(sourceUri, { metaContexts: contexts });
     let dst: NbdClient | undefined;
     try {
-      dst = await NbdClient.connect(await this.deps.openHubPort(target.nbd.port), { exportName: target.nbd.exportName });
+      dst = await this.deps.connectTarget(target.nbd);
       let lastReport = 0;
       let started = false;
       const summary = await copyDisk({

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { DomainError } from '../eventing/domain-error';
-import { NbdPortPool } from '../nbd/ports/nbd-port-pool';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { TunnelServer } from '../tunnel';
 import { AgentStates } from './agent-states';
@@ -16,15 +15,13 @@ import { ListAgentsQuery } from './queries/list-agents.query';
 import { mayOpenDirect } from './tunnel-policy';
 
 /**
- * The hub's SSH endpoint for agents. An agent may reach the hub API and the NBD ports granted
- * to its running jobs, nothing else (see tunnel-policy.ts); the hub reaches the agent's API
- * through the reverse forward of the agent's live session.
+ * The hub's SSH endpoint for agents. An agent may reach the hub API, nothing else (see
+ * tunnel-policy.ts); the hub reaches the agent's API through the reverse forward of the agent's
+ * live session.
  */
 @Injectable()
 export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('agent-tunnel');
-  /** Per agent, per granted port: the lease that held the port when it was granted. */
-  private readonly grants = new Map<string, Map<number, Promise<string | undefined>>>();
   readonly events = new EventEmitter();
   private server!: TunnelServer;
 
@@ -34,7 +31,6 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly commands: CommandBus,
     private readonly queries: QueryBus,
     private readonly agents: AgentStates,
-    private readonly pool: NbdPortPool,
     private readonly projections: ProjectionsService,
   ) {}
 
@@ -46,7 +42,7 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
       port: this.config.sshPort,
       bind: this.config.sshBind,
       authorize: (key) => this.queries.execute(new AgentByFingerprintQuery(key.fingerprint)),
-      allowDirect: (agentId, host, port) => this.allowDirect(agentId, host, port),
+      allowDirect: async (_agentId, host, port) => mayOpenDirect({ host, port }, this.config.apiPort),
       onConnected: (agentId, session) => {
         void this.commands
           .execute(new RecordAgentConnectedCommand(agentId, session.remoteAddress, this.instance))
@@ -98,27 +94,6 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
     const session = this.server?.session(agentId);
     if (!session) throw new DomainError('conflict', `agent ${agentId} is not connected`);
     return session.waitForAgentApi(5_000);
-  }
-
-  /** Lets the agent reach the port for as long as the lease that holds it now holds it. */
-  grant(agentId: string, port: number): void {
-    const ports = this.grants.get(agentId) ?? new Map<number, Promise<string | undefined>>();
-    const lease = this.pool.state().then(
-      (state) => state.leases[port]?.leaseId,
-      () => undefined,
-    );
-    ports.set(port, lease);
-    this.grants.set(agentId, ports);
-  }
-
-  revoke(agentId: string, port: number): void {
-    this.grants.get(agentId)?.delete(port);
-  }
-
-  private async allowDirect(agentId: string, host: string, port: number): Promise<boolean> {
-    const grantedLease = await this.grants.get(agentId)?.get(port);
-    const currentLease = grantedLease === undefined ? undefined : (await this.pool.state()).leases[port]?.leaseId;
-    return mayOpenDirect({ host, port }, { apiPort: this.config.apiPort, grantedLease, currentLease });
   }
 
   /** Sessions with a previous run of this hub process ended with it, whatever the events last said. */

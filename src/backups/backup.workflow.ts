@@ -13,6 +13,7 @@ import { Command } from '../eventing/command';
 import { DomainError } from '../eventing/domain-error';
 import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
+import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
@@ -262,13 +263,15 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       await this.space.assertFits(repositoryId, plan.disks.map((d) => d.virtualSize));
 
       const targets: Target[] = [];
+      // The exports' keys stay in memory and in the hub's run dir: the events name the targets, never their keys.
+      const keys = new Map<string, NbdPsk>();
       for (const disk of plan.disks) {
         const file = targetPath(vmId, disk.diskId, restorePointId);
         const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
         await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize });
         createdFiles.push(file);
-        const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null }));
-        this.tunnel.grant(agentId, exported.port);
+        const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null, tls: true }));
+        keys.set(disk.diskId, exported.psk!);
         targets.push({ diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName });
       }
       await this.send(story, new RecordTargetsPreparedCommand(jobId, targets));
@@ -282,7 +285,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         type: state.type!,
         restorePointId,
         sincePointId: state.sincePointId,
-        disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName } })),
+        disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName, psk: keys.get(t.diskId)! } })),
       });
       agentStarted = true;
       await this.throwIfCancelled(jobId);
@@ -381,7 +384,6 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async releaseExports(story: Story, state: BackupJobState): Promise<void> {
     for (const lease of await this.exports.leasesOfJob(state.jobId!)) {
-      this.tunnel.revoke(state.agentId!, lease.port);
       await this.step(story, () => this.exports.stop(lease.leaseId, 'backup job ended')).catch((e) => this.logger.warn(`stopping export ${lease.leaseId}: ${String(e)}`));
     }
   }

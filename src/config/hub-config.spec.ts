@@ -13,6 +13,7 @@ describe('hub configuration', () => {
       adminToken: null,
       logLevel: 'info',
       nbdPorts: { first: 10100, last: 10200 },
+      nbdBind: '0.0.0.0',
       hostId: hostname(),
       exportRoots: [resolve('./var/repositories')],
       capacityIntervalMs: 300_000,
@@ -30,6 +31,8 @@ describe('hub configuration', () => {
     expect(() => loadHubConfig({ SENDENSE_NBD_PORTS: '10100' })).toThrow(/SENDENSE_NBD_PORTS/);
     expect(() => loadHubConfig({ SENDENSE_NBD_PORTS: '1-70000' })).toThrow(/SENDENSE_NBD_PORTS/);
     expect(() => loadHubConfig({ SENDENSE_EXPORT_ROOTS: 'relative/path' })).toThrow(/absolute paths/);
+    expect(loadHubConfig({ SENDENSE_NBD_BIND: '192.0.2.7' }).nbdBind).toBe('192.0.2.7');
+    expect(() => loadHubConfig({ SENDENSE_NBD_BIND: 'hub.example' })).toThrow(/SENDENSE_NBD_BIND must be an IP address/);
   });
 
   it('takes every setting from the environment', () => {

@@ -14,6 +14,8 @@ export interface HubConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   /** Inclusive range of TCP ports the hub leases to NBD exports. */
   nbdPorts: { first: number; last: number };
+  /** Where backup targets listen for agents (TLS with a per-lease key); other exports stay on 127.0.0.1. */
+  nbdBind: string;
   /** Names the per-host lease stream; hubs on one host share it, so they never lease one port twice. */
   hostId: string;
   /** Files under these directories may be exported (repositories add theirs). */
@@ -93,6 +95,8 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`SENDENSE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
 
   const nbdPorts = portRange(str('SENDENSE_NBD_PORTS') ?? '10100-10200', problems);
+  const nbdBind = str('SENDENSE_NBD_BIND') ?? '0.0.0.0';
+  if (isIP(nbdBind) === 0) problems.push(`SENDENSE_NBD_BIND must be an IP address, got ${JSON.stringify(nbdBind)}`);
   const hostId = str('SENDENSE_HOST_ID') ?? hostname();
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostId)) problems.push(`SENDENSE_HOST_ID must be 1-63 characters of A-Z a-z 0-9 . - , got ${JSON.stringify(hostId)}`);
   const dataDir = resolve(str('SENDENSE_DATA_DIR') ?? './var');
@@ -117,6 +121,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     adminToken,
     logLevel,
     nbdPorts,
+    nbdBind,
     hostId,
     exportRoots: exportRoots.map((r) => resolve(r)),
     capacityIntervalMs: capacityIntervalS * 1000,

@@ -15,6 +15,7 @@ import {
   NBD_OPT_EXPORT_NAME,
   NBD_OPT_GO,
   NBD_OPT_SET_META_CONTEXT,
+  NBD_OPT_STARTTLS,
   NBD_OPT_STRUCTURED_REPLY,
   NBD_OPTION_REPLY_MAGIC,
   NBD_OPTS_MAGIC,
@@ -34,6 +35,12 @@ export interface HandshakeOptions {
   metaContexts?: readonly string[];
   /** Negotiate structured replies (default true; required for meta contexts and for sparse reads). */
   structuredReplies?: boolean;
+  /**
+   * Upgrades the connection to TLS (NBD_OPT_STARTTLS) before any other option, so the export name,
+   * the options and all data travel encrypted. Given the plain stream, returns the TLS stream once
+   * its handshake is done; a server that refuses STARTTLS fails the connection (no silent plain text).
+   */
+  startTls?: (plain: Duplex) => Promise<Duplex>;
 }
 
 export interface BlockSizeConstraints {
@@ -172,12 +179,18 @@ function validateBlockSize(min: number, preferred: number, max: number): BlockSi
  * contexts and NBD_OPT_GO (falling back to NBD_OPT_EXPORT_NAME on servers
  * without GO). Returns what was agreed plus any bytes read past the handshake.
  */
-export async function negotiate(stream: Duplex, options: HandshakeOptions = {}, timeoutMs = 30_000): Promise<{ info: NegotiatedExport; leftover: Buffer }> {
+export async function negotiate(plain: Duplex, options: HandshakeOptions = {}, timeoutMs = 30_000): Promise<{ info: NegotiatedExport; leftover: Buffer; stream: Duplex }> {
   const exportName = options.exportName ?? '';
   const wantedContexts = [...new Set(options.metaContexts ?? [])];
   const wantStructured = options.structuredReplies !== false || wantedContexts.length > 0;
-  const reader = new HandshakeReader(stream);
-  const timer = setTimeout(() => reader.fail(new NbdConnectionClosedError(`NBD handshake did not complete within ${timeoutMs} ms`)), timeoutMs);
+  let stream = plain;
+  let reader = new HandshakeReader(stream);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    reader.fail(new NbdConnectionClosedError(`NBD handshake did not complete within ${timeoutMs} ms`));
+    stream.destroy();
+  }, timeoutMs);
   const send = (buf: Buffer) => {
     stream.write(buf);
   };
@@ -219,6 +232,18 @@ export async function negotiate(stream: Duplex, options: HandshakeOptions = {}, 
 
     if (!fixed && (wantedContexts.length > 0 || options.structuredReplies === true)) {
       throw new NbdHandshakeError('server does not support fixed newstyle negotiation, so structured replies and meta contexts are unavailable');
+    }
+
+    if (options.startTls) {
+      if (!fixed) throw new NbdHandshakeError('server does not support fixed newstyle negotiation, so TLS (NBD_OPT_STARTTLS) is unavailable');
+      send(optionRequest(NBD_OPT_STARTTLS));
+      const reply = await readReply(NBD_OPT_STARTTLS);
+      if (reply.type !== NBD_REP_ACK) throw optionError('NBD_OPT_STARTTLS', reply);
+      // Anything the server sent after its ACK would be plain text it had no business sending.
+      if (reader.detach().length > 0) throw new NbdProtocolError('server sent data after acknowledging NBD_OPT_STARTTLS');
+      stream = await options.startTls(stream);
+      if (timedOut) throw new NbdConnectionClosedError(`NBD handshake did not complete within ${timeoutMs} ms`);
+      reader = new HandshakeReader(stream);
     }
 
     let structuredReplies = false;
@@ -326,7 +351,7 @@ export async function negotiate(stream: Duplex, options: HandshakeOptions = {}, 
 
     const maxPayload = blockSize.maximum === 0xffffffff ? DEFAULT_MAX_PAYLOAD : blockSize.maximum;
     const info: NegotiatedExport = { exportName, size, transmissionFlags, blockSize, maxPayload, structuredReplies, metaContexts, description };
-    return { info, leftover: reader.detach() };
+    return { info, leftover: reader.detach(), stream };
   } catch (error) {
     reader.detach();
     throw error;

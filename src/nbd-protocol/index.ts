@@ -10,3 +10,4 @@ export { formatNbdUri, NBD_DEFAULT_PORT, NbdUriError, parseNbdUri } from './nbd-
 export type { NbdAddress } from './nbd-uri';
 export { connectSocket, openNbd } from './open-nbd';
 export type { OpenNbdOptions } from './open-nbd';
+export * from './tls-psk';

@@ -292,3 +292,14 @@ describe('NbdClient handshake against a fake server', () => {
     await expect(open(s2, 'plain')).rejects.toThrow(/maximum block size 1000 is not a multiple/);
   });
 });
+
+describe('NbdClient asked for TLS', () => {
+  it('fails the connection when the server does not take NBD_OPT_STARTTLS, instead of going on in the clear', async () => {
+    const s = await server({ onRequest: () => undefined });
+    const upgrade = jest.fn();
+    await expect(open(s, 'direct', { startTls: upgrade })).rejects.toThrow(/NBD_OPT_STARTTLS refused by server with NBD_REP_ERR_UNSUP/);
+    expect(upgrade).not.toHaveBeenCalled();
+    // The server never got as far as an export name or another option.
+    expect(s.connections[0]?.requests ?? []).toEqual([]);
+  });
+});

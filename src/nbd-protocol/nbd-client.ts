@@ -232,7 +232,7 @@ export class NbdClient {
       stream.destroy();
       throw error;
     }
-    const client = new NbdClient(stream, negotiated.info, options.closeTimeoutMs ?? 5_000, options.replyTimeoutMs ?? 300_000);
+    const client = new NbdClient(negotiated.stream, negotiated.info, options.closeTimeoutMs ?? 5_000, options.replyTimeoutMs ?? 300_000);
     client.attach(negotiated.leftover);
     return client;
   }

@@ -35,6 +35,13 @@ describe('buildQemuNbdArgs', () => {
     expect(args[args.length - 1]).toBe(base.file);
   });
 
+  it('requires TLS with the pre-shared keys of a directory, on the bind address, when asked to', () => {
+    const args = buildQemuNbdArgs({ ...base, tls: { pskDir: '/run/sendense/psk,1', bind: '0.0.0.0' } }, PID_FILE);
+    expect(args.slice(args.indexOf('-b'), args.indexOf('-b') + 2)).toEqual(['-b', '0.0.0.0']);
+    expect(args.slice(args.indexOf('--object'), args.indexOf('--object') + 3)).toEqual(['--object', 'tls-creds-psk,id=tls0,endpoint=server,dir=/run/sendense/psk,,1', '--tls-creds=tls0']);
+    expect(args[args.length - 1]).toBe(base.file);
+  });
+
   it('keeps an export name with spaces or a leading dash as one argument after -x', () => {
     const args = buildQemuNbdArgs({ ...base, exportName: '-r my disk' }, PID_FILE);
     expect(args[args.indexOf('-x') + 1]).toBe('-r my disk');
@@ -49,6 +56,8 @@ describe('buildQemuNbdArgs', () => {
     ['an empty bitmap name', { bitmap: '' }, /bitmap/],
     ['a NUL in the export name', { exportName: 'a\0b' }, /NUL/],
     ['an over-long export name', { exportName: 'x'.repeat(4097) }, /exportName/],
+    ['a relative key directory', { tls: { pskDir: 'psk', bind: '0.0.0.0' } }, /pskDir/],
+    ['a bind that is not an address', { tls: { pskDir: '/psk', bind: 'any' } }, /bind/],
   ])('rejects %s', (_what, patch, message) => {
     expect(() => buildQemuNbdArgs({ ...base, ...patch } as QemuNbdExportSpec, PID_FILE)).toThrow(message);
   });

@@ -1,10 +1,11 @@
+import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 
-/** A hub export: one disk on a TCP port of 127.0.0.1, for a lease. */
+/** A hub export: one disk on a TCP port, for a lease. */
 export interface QemuNbdExportSpec {
   /** Lease uuid; names the files in runDir, so only [A-Za-z0-9_-] is accepted. */
   leaseId: string;
-  /** TCP port on 127.0.0.1. */
+  /** TCP port, on 127.0.0.1 unless the export requires TLS. */
   port: number;
   /** Absolute path of the image. */
   file: string;
@@ -14,6 +15,11 @@ export interface QemuNbdExportSpec {
   exportName: string;
   /** Persistent dirty bitmap exposed as the meta context qemu:dirty-bitmap:NAME (-B). */
   bitmap?: string;
+  /**
+   * Clients must switch to TLS before anything else and prove they hold the key in pskDir/keys.psk
+   * (qemu's tls-creds-psk): such an export may listen beyond loopback, on `bind`, for agents on other hosts.
+   */
+  tls?: { pskDir: string; bind: string };
 }
 
 /** A read-only export on a Unix socket: the agent's source snapshots and restore mounts. No port to lease, and nothing outside the host can reach it. */
@@ -52,11 +58,13 @@ export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): 
     '-f', spec.format,
     '--persistent',
     `--shared=${MAX_CLIENTS}`,
-    '-b', '127.0.0.1',
+    '-b', spec.tls?.bind ?? '127.0.0.1',
     '-p', String(spec.port),
     '-x', spec.exportName,
     '--cache=writeback',
   ];
+  // qemu's option syntax takes "," as a separator; a literal comma in a path is written twice.
+  if (spec.tls) args.push('--object', `tls-creds-psk,id=tls0,endpoint=server,dir=${spec.tls.pskDir.replace(/,/g, ',,')}`, '--tls-creds=tls0');
   if (spec.readOnly) args.push('-r');
   else args.push('--discard=unmap', '--detect-zeroes=unmap');
   if (spec.bitmap !== undefined) args.push('-B', spec.bitmap);
@@ -95,7 +103,11 @@ export function validateExportSpec(spec: QemuNbdExportSpec): void {
     problems.push(`exportName must be a string of at most ${MAX_EXPORT_NAME_BYTES} bytes`);
   }
   if (spec.bitmap !== undefined && (typeof spec.bitmap !== 'string' || spec.bitmap === '')) problems.push('bitmap, when given, must be a non-empty name');
-  for (const [name, value] of [['file', spec.file], ['exportName', spec.exportName], ['bitmap', spec.bitmap]] as const) {
+  if (spec.tls !== undefined) {
+    if (typeof spec.tls.pskDir !== 'string' || !isAbsolute(spec.tls.pskDir)) problems.push(`tls.pskDir ${JSON.stringify(spec.tls.pskDir)} must be an absolute path`);
+    if (isIP(spec.tls.bind) === 0) problems.push(`tls.bind ${JSON.stringify(spec.tls.bind)} must be an IP address`);
+  }
+  for (const [name, value] of [['file', spec.file], ['exportName', spec.exportName], ['bitmap', spec.bitmap], ['tls.pskDir', spec.tls?.pskDir]] as const) {
     // argv strings cannot carry NUL, and /proc/PID/cmdline could no longer be compared for adopt().
     if (typeof value === 'string' && value.includes('\0')) problems.push(`${name} must not contain NUL`);
   }

@@ -19,7 +19,12 @@ export interface StartRequest {
   type: 'full' | 'incremental';
   restorePointId: string;
   sincePointId: string | null;
-  disks: { diskId: string; nbd: { port: number; exportName: string } }[];
+  /**
+   * Each disk's target: the hub's export on `port` of the host the agent's tunnel dials, reached
+   * directly over TLS with the export's own pre-shared key (the hub hands it over only here, inside the tunnel):
+   * `identity` and `key` (hex) as in qemu's keys.psk.
+   */
+  disks: { diskId: string; nbd: { port: number; exportName: string; psk: { identity: string; key: string } } }[];
 }
 
 /**

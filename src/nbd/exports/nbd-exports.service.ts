@@ -5,6 +5,7 @@ import { HUB_CONFIG, HubConfig } from '../../config/hub-config';
 import { HUB_INSTANCE } from '../../config/hub-instance';
 import { DomainError } from '../../eventing/domain-error';
 import { currentContext, RequestContext, runWithContext, SYSTEM_ACTOR } from '../../eventing/request-context';
+import type { NbdPsk } from '../../nbd-protocol/tls-psk';
 import { ProjectionsService } from '../../projection-runner/projections.service';
 import { QemuNbdExit, QemuNbdManager } from '../qemu-nbd';
 import { AllocateNbdPortCommand } from '../ports/commands/allocate-nbd-port.command';
@@ -28,6 +29,8 @@ export interface ExportRequest {
   format: 'qcow2' | 'raw';
   readOnly: boolean;
   bitmap: string | null;
+  /** For an agent: TLS required, with a key of its own (StartedExport.psk), listening on SENDENSE_NBD_BIND. */
+  tls?: boolean;
 }
 
 export interface StartedExport {
@@ -36,6 +39,8 @@ export interface StartedExport {
   exportName: string;
   pid: number;
   position: string | null;
+  /** Never recorded in an event: it is handed to the one agent the export is for. */
+  psk?: NbdPsk;
 }
 
 const LEASES = 'nbd-leases';
@@ -50,6 +55,7 @@ const PROCESSES = 'qemu-nbd-processes';
 export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('nbd-exports');
   private readonly manager: QemuNbdManager;
+  private readonly nbdBind: string;
   private readonly pending = new Set<Promise<unknown>>();
   private readonly exitListeners: ((leaseId: string, detail: string) => void)[] = [];
   /** Whose story an exit belongs to: the stop that asked for it, else the start it ends. */
@@ -64,6 +70,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     private readonly paths: ExportPathPolicy,
     private readonly projections: ProjectionsService,
   ) {
+    this.nbdBind = config.nbdBind;
     this.manager = new QemuNbdManager({
       runDir: join(config.dataDir, 'run'),
       // Targets hold no dirty bitmaps, so a SIGKILL after 10 s costs nothing but the unflushed data of a job that is failing anyway.
@@ -110,7 +117,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     const file = await this.paths.check(request.file);
     const lease = await this.commands.execute(new AllocateNbdPortCommand(request.jobId, request.diskId));
     const exportName = `${request.jobId}-${request.diskId}`;
-    const target: ExportTarget = { ...request, file, leaseId: lease.leaseId, port: lease.port, exportName, hubInstance: this.instance };
+    const target: ExportTarget = { ...request, tls: request.tls ?? false, file, leaseId: lease.leaseId, port: lease.port, exportName, hubInstance: this.instance };
     try {
       await this.commands.execute(new RequestQemuNbdStartCommand(lease.leaseId, target));
     } catch (error) {
@@ -119,7 +126,8 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     }
     let running;
     try {
-      running = await this.manager.start({ leaseId: lease.leaseId, port: lease.port, file, format: request.format, readOnly: request.readOnly, exportName, bitmap: request.bitmap ?? undefined });
+      const tls = request.tls ? { bind: this.nbdBind } : undefined;
+      running = await this.manager.start({ leaseId: lease.leaseId, port: lease.port, file, format: request.format, readOnly: request.readOnly, exportName, bitmap: request.bitmap ?? undefined, tls });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       await this.commands.execute(new RecordQemuNbdStartFailedCommand(lease.leaseId, reason));
@@ -129,7 +137,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     const started = await this.commands.execute(new RecordQemuNbdStartedCommand(lease.leaseId, running.pid, running.args));
     const context = currentContext();
     this.exitContexts.set(lease.leaseId, { start: { correlationId: context.correlationId, actor: SYSTEM_ACTOR, causationId: started.eventIds[0] } });
-    return { leaseId: lease.leaseId, port: lease.port, exportName, pid: running.pid, position: started.position };
+    return { leaseId: lease.leaseId, port: lease.port, exportName, pid: running.pid, position: started.position, psk: running.psk };
   }
 
   /** Stops the export (if it still runs) and releases its lease once the process is gone. */

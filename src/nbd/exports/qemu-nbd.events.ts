@@ -16,6 +16,8 @@ export interface ExportTarget {
   readOnly: boolean;
   exportName: string;
   bitmap: string | null;
+  /** Clients must use TLS with the export's own pre-shared key (not recorded); absent in events before it existed. */
+  tls?: boolean;
   /** Which hub process owns the child process; only it may adopt or stop it. */
   hubInstance: string;
 }

@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AdoptedProcessHandle, ProcessHandle, terminateProcess } from '../../process/child-process';
 import { ExitStatus, isRunningState, readCmdline, readProcStat } from '../../process/proc';
 import { buildQemuNbdArgs, isValidLeaseId } from '../../qemu/qemu-nbd-args';
 import { QemuNbdLaunch, spawnQemuNbd, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
-import type { PidFileRecord, QemuNbdExit, QemuNbdExportSpec, QemuNbdLogLevel, QemuNbdManagerOptions, RunningExport } from './qemu-nbd.types';
+import type { ManagedExportSpec, PidFileRecord, QemuNbdExit, QemuNbdLogLevel, QemuNbdManagerOptions, RunningExport } from './qemu-nbd.types';
 import { RunDirFiles } from './run-dir-files';
 
 /**
@@ -13,6 +14,8 @@ import { RunDirFiles } from './run-dir-files';
  */
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 export const DEFAULT_READY_TIMEOUT_MS = 10_000;
+/** The key, not the name, is the secret; one name for every export keeps names out of the agent's protocol. */
+const PSK_IDENTITY = 'sendense';
 
 interface TrackedExport {
   readonly leaseId: string;
@@ -44,13 +47,15 @@ export class QemuNbdManager {
     this.readyTimeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   }
 
-  buildArgs(spec: QemuNbdExportSpec): string[] {
-    return buildQemuNbdArgs(spec, this.files.qemuPidPath(spec.leaseId));
+  buildArgs(spec: ManagedExportSpec): string[] {
+    const tls = spec.tls && { bind: spec.tls.bind, pskDir: this.files.pskDir(spec.leaseId) };
+    return buildQemuNbdArgs({ ...spec, tls }, this.files.qemuPidPath(spec.leaseId));
   }
 
-  async start(spec: QemuNbdExportSpec): Promise<RunningExport> {
+  /** With spec.tls, the export gets a fresh pre-shared key of its own (RunningExport.psk): only who was handed it gets in. */
+  async start(spec: ManagedExportSpec): Promise<RunningExport> {
     const args = this.buildArgs(spec);
-    const what = `qemu-nbd for lease ${spec.leaseId} (${spec.file} on 127.0.0.1:${spec.port})`;
+    const what = `qemu-nbd for lease ${spec.leaseId} (${spec.file} on ${spec.tls?.bind ?? '127.0.0.1'}:${spec.port}${spec.tls ? ', TLS' : ''})`;
     if (this.exports.has(spec.leaseId)) throw new Error(`${what}: the lease already has an export`);
     const portOwner = [...this.exports.values()].find((e) => e.port === spec.port);
     if (portOwner) throw new Error(`${what}: port ${spec.port} is already used by lease ${portOwner.leaseId}`);
@@ -60,6 +65,8 @@ export class QemuNbdManager {
       throw new Error(`${what}: qemu-nbd pid ${previous.pid} from an earlier run still serves this lease; adopt() or killOrphan() it first`);
     }
     this.files.removeProcessFiles(spec.leaseId);
+    const psk = spec.tls ? { identity: PSK_IDENTITY, key: randomBytes(32).toString('hex') } : undefined;
+    if (psk) this.files.writePsk(spec.leaseId, psk);
 
     const began = performance.now();
     const launch: QemuNbdLaunch = {
@@ -88,7 +95,7 @@ export class QemuNbdManager {
         `exited ${describeExit(entry.exitStatus ?? { code: null, signal: null })} before it was ready`;
       throw new Error(`${what} ${reason}: ${entry.stderrTail || '(nothing on stderr)'}`);
     }
-    const info: RunningExport = { leaseId: spec.leaseId, pid: handle.pid, port: spec.port, file: spec.file, args, startedAt: new Date(), adopted: false };
+    const info: RunningExport = { leaseId: spec.leaseId, pid: handle.pid, port: spec.port, file: spec.file, args, startedAt: new Date(), adopted: false, psk };
     try {
       this.files.writeRecord({ leaseId: info.leaseId, pid: info.pid, port: info.port, file: info.file, args, startedAt: info.startedAt.toISOString() });
     } catch (error) {
@@ -137,7 +144,8 @@ export class QemuNbdManager {
     }
     const handle = new AdoptedProcessHandle(record.pid, startTime);
     const entry = this.track({ leaseId: record.leaseId, port: record.port, file: record.file }, handle);
-    entry.info = { leaseId: record.leaseId, pid: record.pid, port: record.port, file: record.file, args: [...record.args], startedAt: new Date(record.startedAt), adopted: true };
+    const psk = this.files.readPsk(record.leaseId);
+    entry.info = { leaseId: record.leaseId, pid: record.pid, port: record.port, file: record.file, args: [...record.args], startedAt: new Date(record.startedAt), adopted: true, psk };
     this.log('info', `adopted ${what} on 127.0.0.1:${record.port}`);
     return true;
   }
@@ -247,5 +255,5 @@ function describeExit(status: ExitStatus): string {
 
 /** Callers get copies: what we track must not change under us. */
 function copyOf(info: RunningExport): RunningExport {
-  return { ...info, args: [...info.args], startedAt: new Date(info.startedAt) };
+  return { ...info, args: [...info.args], startedAt: new Date(info.startedAt), psk: info.psk && { ...info.psk } };
 }

@@ -1,4 +1,9 @@
-export type { QemuNbdExportSpec } from '../../qemu/qemu-nbd-args';
+import type { NbdPsk } from '../../nbd-protocol/tls-psk';
+import type { QemuNbdExportSpec } from '../../qemu/qemu-nbd-args';
+export type { QemuNbdExportSpec };
+
+/** What the manager starts: with `tls`, it makes the export's key itself (qemu-nbd-<lease>.psk in runDir). */
+export type ManagedExportSpec = Omit<QemuNbdExportSpec, 'tls'> & { tls?: { bind: string } };
 
 export interface QemuNbdExit {
   leaseId: string;
@@ -19,6 +24,8 @@ export interface RunningExport {
   startedAt: Date;
   /** Started by an earlier run of the hub and taken over by adopt(): not our child. */
   adopted: boolean;
+  /** The key a client needs, for an export that requires TLS. */
+  psk?: NbdPsk;
 }
 
 /** Contents of runDir/qemu-nbd-<leaseId>.json, written once the export is ready. */

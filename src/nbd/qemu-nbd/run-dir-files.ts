@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLogTail } from '../../process/log-tail';
+import type { NbdPsk } from '../../nbd-protocol/tls-psk';
 import type { PidFileRecord } from './qemu-nbd.types';
 
 const PREFIX = 'qemu-nbd-';
@@ -14,6 +15,9 @@ const TAIL_LINES = 20;
  *   qemu-nbd-<lease>.log   qemu-nbd's stderr. A file rather than a pipe so it
  *                          survives the hub (no EPIPE after a hub restart) and
  *                          an adopted export's last words can still be read.
+ *   qemu-nbd-<lease>.psk/  keys.psk, the export's TLS pre-shared key (0700/0600):
+ *                          qemu-nbd reads it at every client handshake, and the
+ *                          hub hands it to the agent whose job the lease serves.
  */
 export class RunDirFiles {
   constructor(readonly dir: string) {}
@@ -32,6 +36,25 @@ export class RunDirFiles {
 
   logPath(leaseId: string): string {
     return join(this.dir, `${PREFIX}${leaseId}.log`);
+  }
+
+  pskDir(leaseId: string): string {
+    return join(this.dir, `${PREFIX}${leaseId}.psk`);
+  }
+
+  writePsk(leaseId: string, psk: NbdPsk): void {
+    const dir = this.pskDir(leaseId);
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'keys.psk'), `${psk.identity}:${psk.key}\n`, { mode: 0o600 });
+  }
+
+  readPsk(leaseId: string): NbdPsk | undefined {
+    try {
+      const [identity, key] = readFileSync(join(this.pskDir(leaseId), 'keys.psk'), 'utf8').trim().split(':');
+      return identity && key ? { identity, key } : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -84,6 +107,7 @@ export class RunDirFiles {
 
   removeProcessFiles(leaseId: string): void {
     for (const path of [this.qemuPidPath(leaseId), this.logPath(leaseId)]) rmSync(path, { force: true });
+    rmSync(this.pskDir(leaseId), { recursive: true, force: true });
   }
 
   removeRecord(leaseId: string): void {
