@@ -44,6 +44,33 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/** The machine's CPU ticks so far, all cores (/proc/stat): user with nice, system with irq and softirq, idle with iowait. */
+function machineTicks(): [user: number, system: number, idle: number] {
+  const [user, nice, system, idle, iowait, irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return [user + nice, system + irq + softirq, idle + iowait];
+}
+
+/** Wall clock of `work`, and how the machine's CPU was spent meanwhile, in % of all cores. */
+async function timed(work: () => Promise<unknown>): Promise<Timed> {
+  const t0 = machineTicks();
+  const began = process.hrtime.bigint();
+  await work();
+  const ms = Number(process.hrtime.bigint() - began) / 1e6;
+  const t1 = machineTicks();
+  const d = t1.map((v, i) => v - t0[i]);
+  const total = d[0] + d[1] + d[2] || 1;
+  return { ms, user: (100 * d[0]) / total, system: (100 * d[1]) / total };
+}
+
+interface Timed {
+  ms: number;
+  /** % of the machine's CPU (all cores) in user and in system time while it ran. */
+  user: number;
+  system: number;
+}
+
+const cpuOf = (runs: Timed[]) => `machine CPU user/system ${runs.map((r) => `${r.user.toFixed(0)}/${r.system.toFixed(0)}`).join(', ')} %`;
+
 function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) : 0;
@@ -113,15 +140,22 @@ async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: st
   };
 }
 
+/**
+ * Every measured copy starts with no dirty pages in flight: the kernel writing back the previous copy's
+ * 1.5 GiB while the next one runs took a core from it (runs measured 223-377 MiB/s without this).
+ */
+async function settle(): Promise<void> {
+  await exec('sync');
+}
+
 /** nbdcopy from the source export into a fresh qcow2 target export; ms of the copy alone. */
-async function nbdcopyOnce(dir: string, source: string, options: string[], pskDir?: string): Promise<number> {
+async function nbdcopyOnce(dir: string, source: string, options: string[], pskDir?: string): Promise<Timed> {
   const file = join(dir, 'nbdcopy-target.qcow2');
   await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
   const target = await qemuNbd(dir, file, false, pskDir);
   try {
-    const began = process.hrtime.bigint();
-    await exec('nbdcopy', ['--target-is-zero', ...options, source, target.uri]);
-    return Number(process.hrtime.bigint() - began) / 1e6;
+    await settle();
+    return await timed(() => exec('nbdcopy', ['--target-is-zero', ...options, source, target.uri]));
   } finally {
     await target.stop();
     rmSync(file, { force: true });
@@ -130,7 +164,7 @@ async function nbdcopyOnce(dir: string, source: string, options: string[], pskDi
 
 /** nbdcopy's options tried once each; the fastest, measured `runs` times, is the reference. */
 /** copyDisk as the agent runs it (digests, TLS with the target's key) into a fresh TLS target export; ms of the copy alone. */
-async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string): Promise<number> {
+async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string): Promise<Timed> {
   const file = join(dir, 'copydisk-target.qcow2');
   await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
   const target = await qemuNbd(dir, file, false, pskDir);
@@ -139,9 +173,8 @@ async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string): Pro
   const src = await openNbd(sourceUri, { metaContexts: [BASE_ALLOCATION] });
   const dst = await openNbd({ transport: 'tcp', host: '127.0.0.1', port, exportName: 'disk' }, { startTls: pskStartTls({ identity, key }) });
   try {
-    const began = process.hrtime.bigint();
-    await copyDisk({ source: src, target: dst, mode: 'full', digests: true });
-    return Number(process.hrtime.bigint() - began) / 1e6;
+    await settle();
+    return await timed(() => copyDisk({ source: src, target: dst, mode: 'full', digests: true }));
   } finally {
     await dst.close();
     await src.close();
@@ -150,28 +183,28 @@ async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string): Pro
   }
 }
 
-async function nbdcopyReference(dir: string, sourceFile: string, runs: number): Promise<{ options: string[]; ms: number[]; tlsMs: number[]; oursMs: number[] }> {
+async function nbdcopyReference(dir: string, sourceFile: string, runs: number): Promise<{ options: string[]; ms: Timed[]; tlsMs: Timed[]; oursMs: Timed[] }> {
   const source = await qemuNbd(dir, sourceFile, true);
   try {
     const fixed = process.env.SENDENSE_BENCH_NBDCOPY_OPTIONS;
     const candidates = fixed !== undefined ? [fixed.split(' ').filter(Boolean)] : [[], ['--connections=1'], ['--connections=1', '--requests=16'], ['--connections=4', '--requests=64'], ['--request-size=1048576'], ['--connections=2', '--request-size=262144']];
     let best: { options: string[]; ms: number } | undefined;
     for (const options of candidates) {
-      const ms = await nbdcopyOnce(dir, source.uri, options);
+      const { ms } = await nbdcopyOnce(dir, source.uri, options);
       out(`  nbdcopy ${options.join(' ') || '(defaults)'}: ${rate(DATA, ms).toFixed(0)} MiB/s`);
       if (!best || ms < best.ms) best = { options, ms };
     }
-    const ms: number[] = [];
+    const ms: Timed[] = [];
     for (let i = 0; i < runs; i++) ms.push(await nbdcopyOnce(dir, source.uri, best!.options));
     // For comparison only: the same copy into a target that requires TLS with a pre-shared key, as the hub's are.
     const pskDir = join(dir, 'psk');
     mkdirSync(pskDir, { mode: 0o700 });
     writeFileSync(join(pskDir, 'keys.psk'), `sendense:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    const tlsMs: number[] = [];
+    const tlsMs: Timed[] = [];
     for (let i = 0; i < runs; i++) tlsMs.push(await nbdcopyOnce(dir, source.uri, best!.options, pskDir));
     // ...and the agent's own copy (our NBD client, SHA-256 digests, TLS) between the same two kinds of export,
     // without hub, agent process, snapshot or reports: what the data path alone does.
-    const oursMs: number[] = [];
+    const oursMs: Timed[] = [];
     for (let i = 0; i < runs; i++) oursMs.push(await copyDiskOnce(dir, source.uri, pskDir));
     return { options: best!.options, ms, tlsMs, oursMs };
   } finally {
@@ -355,10 +388,11 @@ export async function runBackupBench(): Promise<void> {
 
     out('nbdcopy reference (qemu-nbd -r source -> qemu-nbd qcow2 target, TCP loopback, --target-is-zero):');
     const reference = await nbdcopyReference(dir, disk, runs);
-    const refRate = rate(DATA, median(reference.ms));
-    out(`  best: nbdcopy ${reference.options.join(' ') || '(defaults)'}: ${reference.ms.map((ms) => rate(DATA, ms).toFixed(0)).join(', ')} MiB/s, median ${refRate.toFixed(0)} MiB/s`);
-    out(`  (not the reference) the same into a target requiring TLS with a pre-shared key, as the hub's: ${reference.tlsMs.map((ms) => rate(DATA, ms).toFixed(0)).join(', ')} MiB/s, median ${rate(DATA, median(reference.tlsMs)).toFixed(0)} MiB/s`);
-    out(`  (not the reference) the agent's copy alone (copyDisk, SHA-256 digests) into that TLS target: ${reference.oursMs.map((ms) => rate(DATA, ms).toFixed(0)).join(', ')} MiB/s, median ${rate(DATA, median(reference.oursMs)).toFixed(0)} MiB/s = ${(median(reference.ms) / median(reference.oursMs)).toFixed(2)} of the reference`);
+    const ms = (runs: Timed[]) => runs.map((r) => r.ms);
+    const refRate = rate(DATA, median(ms(reference.ms)));
+    out(`  best: nbdcopy ${reference.options.join(' ') || '(defaults)'}: ${ms(reference.ms).map((m) => rate(DATA, m).toFixed(0)).join(', ')} MiB/s, median ${refRate.toFixed(0)} MiB/s; ${cpuOf(reference.ms)}`);
+    out(`  (not the reference) the same into a target requiring TLS with a pre-shared key, as the hub's: ${ms(reference.tlsMs).map((m) => rate(DATA, m).toFixed(0)).join(', ')} MiB/s, median ${rate(DATA, median(ms(reference.tlsMs))).toFixed(0)} MiB/s; ${cpuOf(reference.tlsMs)}`);
+    out(`  (not the reference) the agent's copy alone (copyDisk, SHA-256 digests) into that TLS target: ${ms(reference.oursMs).map((m) => rate(DATA, m).toFixed(0)).join(', ')} MiB/s, median ${rate(DATA, median(ms(reference.oursMs))).toFixed(0)} MiB/s = ${(median(ms(reference.ms)) / median(ms(reference.oursMs))).toFixed(2)} of the reference; ${cpuOf(reference.oursMs)}`);
 
     const concurrent = process.env.SENDENSE_BENCH_CONCURRENT !== '0';
     const small: string[] = [];
@@ -389,13 +423,17 @@ export async function runBackupBench(): Promise<void> {
     let agentCpu = 0;
     for (let i = 0; i < runs; i++) {
       const cpu0 = [cpuSeconds(hubPid), cpuSeconds(agentPid)];
+      await settle();
+      const t0 = machineTicks();
       const { ms, story, requestedAt } = await lab.backup('big', 'full');
+      const d = machineTicks().map((v, k) => v - t0[k]);
+      const machine = { ms, user: (100 * d[0]) / (d[0] + d[1] + d[2]), system: (100 * d[1]) / (d[0] + d[1] + d[2]) };
       const cpu = [cpuSeconds(hubPid) - cpu0[0], cpuSeconds(agentPid) - cpu0[1]];
       hubCpu += cpu[0];
       agentCpu += cpu[1];
       fulls.push(ms);
       const p = summarizePhases(story, requestedAt);
-      out(`  run ${i + 1}: ${rate(DATA, ms).toFixed(0)} MiB/s (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s`);
+      out(`  run ${i + 1}: ${rate(DATA, ms).toFixed(0)} MiB/s (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s; ${cpuOf([machine])}`);
       out(`    timeline (ms since the previous mark): ${phases(story, requestedAt)}`);
     }
     const fullRate = rate(DATA, median(fulls));

@@ -85,6 +85,7 @@ describe('copyDisk full', () => {
     expect(summary.bytesZeroed).toBe(0);
     expect(summary.bytesWritten).toBeLessThan(SIZE / 4);
     expect(summary.extents).toBeGreaterThanOrEqual(6);
+    expect(progress[0]).toMatchObject({ bytesDone: 0, bytesPlanned: expectedData });
     expect(progress[progress.length - 1]).toMatchObject({ bytesDone: expectedData, bytesPlanned: expectedData });
     await stop(source, target);
     expect(await imagesEqual(src, 'qcow2', dst, 'qcow2')).toEqual({ equal: true, output: expect.stringContaining('Images are identical') });

@@ -202,6 +202,8 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
       }
     };
     if (options.onProgress) {
+      // At once, with nothing done yet: a watcher learns the plan when the transfer starts, not a tick later.
+      report();
       timer = setInterval(report, options.progressIntervalMs ?? 250);
       timer.unref();
     }

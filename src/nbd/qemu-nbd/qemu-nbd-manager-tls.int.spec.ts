@@ -69,6 +69,8 @@ describe('QemuNbdManager: exports that require TLS with their own pre-shared key
     expect(statSync(keyDir).mode & 0o777).toBe(0o700);
     expect(statSync(join(keyDir, 'keys.psk')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(keyDir, 'keys.psk'), 'utf8')).toBe(`sendense:${psk.key}\n`);
+    // A fixed public group, so qemu-nbd does not generate DH parameters at every start.
+    expect(readFileSync(join(keyDir, 'dh-params.pem'), 'utf8')).toMatch(/^-----BEGIN DH PARAMETERS-----\n/);
     expect(manager.list()[0].args.join(' ')).not.toContain(psk.key);
     await manager.stop(spec.leaseId);
     expect(existsSync(keyDir)).toBe(false);
