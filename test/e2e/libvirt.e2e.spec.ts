@@ -185,10 +185,14 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     const failed = await lab.waitForJob(jobId, 60_000);
     expect(failed.status).toBe('failed');
     expect(failed.error).toMatch(/agent/i);
-    // what the dead agent left: the domain's backup job with its export and scratch files
+    // what the dead agent left: the domain's backup job with its export and scratch files, and its checkpoint
     const left = await leftoversOnHost(big);
     expect(left.job).not.toBe('None');
     expect(left.jobDirs).toHaveLength(1);
+    const checkpoints = async () => (await virsh('checkpoint-list', big.uuid, '--name')).split('\n').map((l) => l.trim()).filter(Boolean);
+    const killedCheckpoint = `sendense-${failed.restorePointId}`;
+    expect(failed.restorePointId).toBeTruthy();
+    expect(await checkpoints()).toContain(killedCheckpoint);
     // and what an agent killed between freeze and thaw leaves: a frozen guest and the agent's marker naming it
     await virsh('domfsfreeze', frozen.uuid);
     writeFileSync(join(lab.workDir, `frozen-${frozen.uuid}`), `${new Date().toISOString()}\n`);
@@ -199,6 +203,10 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect(await leftoversOnHost(big)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
     expect(await fsfreezeStatus()).toBe('thawed');
     expect(existsSync(join(lab.workDir, `frozen-${frozen.uuid}`))).toBe(false);
+    // no restore point refers to the killed backup's checkpoint: gone at the start, the recorded point's kept
+    expect(await checkpoints()).not.toContain(killedCheckpoint);
+    expect(await checkpoints()).toContain(`sendense-${lastOfBig}`);
+    expect(lab.agent!.output()).toContain(`deleted checkpoints of unfinished backups: ${big.uuid}/${killedCheckpoint}`);
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
 
     // the next backups build on the last points that succeeded: the killed backup's checkpoint adds no gap
@@ -215,5 +223,35 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     const slots = readSlots(readFileSync(await exportDisk(point, 'vdb')));
     expect(slots).toEqual(slotsAt(Math.max(...slots)));
     expect((await virsh('domstate', big.uuid)).trim()).toBe('running');
+  }, 600_000);
+
+  it('a domain shut off between backups: backed up from its image files continuing the chain, exactly what the images hold; started again, the next live backup is a full with its reason, never an incremental with a gap', async () => {
+    if (skip) return;
+    const vm = noAgent!;
+    const points = async () => (await lab.api('GET', `/api/v1/vms/${vm.uuid}/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string }[];
+    const lastLive = (await points()).at(-1)!.restorePointId;
+
+    await virsh('destroy', vm.uuid);
+    const offline = await lab.waitForJob(await lab.backup('auto', vm.uuid), 180_000);
+    expect({ status: offline.status, type: offline.type, error: offline.error ?? null }).toEqual({ status: 'completed', type: 'incremental', error: null });
+    const offPoint = (await lab.api('GET', `/api/v1/restore-points/${offline.restorePointId}`)).body;
+    expect(offPoint.parentId).toBe(lastLive);
+    // With the domain off its images hold still: the point, read through its whole chain, is exactly them.
+    for (const [i, diskId] of ['vda', 'vdb'].entries()) {
+      const copy = await exportDisk(offPoint, diskId);
+      await expect(run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', copy, vm.disks[i]])).resolves.toBeDefined();
+    }
+
+    await virsh('start', vm.uuid);
+    const liveJob = await lab.backup('auto', vm.uuid);
+    const live = await lab.waitForJob(liveJob, 180_000);
+    expect({ status: live.status, type: live.type, error: live.error ?? null }).toEqual({ status: 'completed', type: 'full', error: null });
+    // Why it is a full is on the job's record: libvirt holds no checkpoint of a point taken from the image files.
+    const decided = (await lab.events(liveJob)).find((e) => e.type === 'BackupTypeDecided');
+    expect(decided?.data).toMatchObject({ type: 'full', reason: expect.stringContaining(`checkpoint sendense-${offline.restorePointId} does not exist`) });
+    expect((await lab.api('GET', `/api/v1/restore-points/${live.restorePointId}`)).body.parentId).toBeNull();
+    expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+    expect((await virsh('domstate', vm.uuid)).trim()).toBe('running');
   }, 600_000);
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ProcessError, runProcess } from '../../../process';
 import type { Consistency } from '../../../wire/backup-protocol';
@@ -38,6 +38,8 @@ interface PendingLive {
 const EXPORT_BITMAP = (target: string) => `backup-${target}`;
 const FREEZE_MARKER = 'frozen-';
 const JOB_DIR = 'job-';
+/** In a job directory: the domain and the checkpoint the job creates. */
+const JOB_CHECKPOINT = 'checkpoint.json';
 
 /**
  * Source driver for the domains of a libvirt host. A running domain is backed up through libvirt's backup
@@ -231,6 +233,8 @@ export class LibvirtSource implements BackupSource {
       const socket = join(dir, 'nbd.sock');
       await writeFile(join(dir, 'backup.xml'), backupXml({ incremental: pending.mode === 'incremental' ? this.prefix + pending.sincePointId : null, socket, disks: vm.disks.map((d) => ({ target: d.id, scratch: join(dir, `${d.id}.scratch`) })) }));
       await writeFile(join(dir, 'checkpoint.xml'), checkpointXml(this.prefix + pending.newPointId, vm.disks.map((d) => d.id)));
+      // Whose checkpoint this job makes: an agent killed before the job ends leaves it, and the next start deletes it.
+      await writeFile(join(dir, JOB_CHECKPOINT), JSON.stringify({ vmId, checkpoint: this.prefix + pending.newPointId }));
       const { consistency, backupBeginMs } = await this.frozen(info, () => this.virsh(['backup-begin', vmId, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]));
       this.timings.set(vmId, { freezeMs: consistency.freezeMs, backupBeginMs });
       const disks: SnapshotDisk[] = vm.disks.map((d) => ({
@@ -332,12 +336,22 @@ export class LibvirtSource implements BackupSource {
    * aborted, guests it left frozen are thawed, job directories (scratch files) removed, and the
    * qemu-image driver's own leftovers cleaned. Checkpoints stay: the next successful backup keeps only its own.
    */
-  async cleanupLeftovers(): Promise<{ abortedJobs: string[]; thawed: string[]; removedDirs: string[] }> {
+  async cleanupLeftovers(): Promise<{ abortedJobs: string[]; thawed: string[]; removedDirs: string[]; removedCheckpoints: string[] }> {
     await mkdir(this.opts.workDir, { recursive: true, mode: 0o711 });
     const abortedJobs: string[] = [];
     const thawed: string[] = [];
     const removedDirs: string[] = [];
+    const removedCheckpoints: string[] = [];
     const entries = await readdir(this.opts.workDir);
+    // Read before the jobs are ended: ending a job removes its directory.
+    const unfinished = await Promise.all(
+      entries.filter((e) => e.startsWith(JOB_DIR)).map((e) =>
+        readFile(join(this.opts.workDir, e, JOB_CHECKPOINT), 'utf8').then(
+          (text) => JSON.parse(text) as { vmId: string; checkpoint: string },
+          () => null,
+        ),
+      ),
+    );
     for (const entry of entries.filter((e) => e.startsWith(FREEZE_MARKER))) {
       const vmId = entry.slice(FREEZE_MARKER.length);
       await this.thaw(vmId, true).then(
@@ -359,11 +373,22 @@ export class LibvirtSource implements BackupSource {
       await rm(join(this.opts.workDir, entry), { recursive: true, force: true });
       removedDirs.push(entry);
     }
-    await this.offline.cleanupLeftovers();
-    if (abortedJobs.length || thawed.length || removedDirs.length) {
-      this.log('warn', `cleaned up after a previous agent: aborted backup jobs of ${abortedJobs.join(', ') || 'none'}; thawed ${thawed.join(', ') || 'none'}; removed ${removedDirs.length} job directories`);
+    // A backup the agent never finished made a checkpoint no restore point refers to. Deleting it merges its
+    // bitmap into its parent's, so the last recorded point's checkpoint still covers every change since then.
+    for (const job of unfinished) {
+      if (!job) continue;
+      const names = (await this.virsh(['checkpoint-list', job.vmId, '--name']).catch(() => '')).split('\n').map((l) => l.trim());
+      if (!names.includes(job.checkpoint)) continue;
+      await this.deleteCheckpoint(job.vmId, job.checkpoint).then(
+        () => removedCheckpoints.push(`${job.vmId}/${job.checkpoint}`),
+        (e: Error) => this.log('error', `checkpoint ${job.checkpoint} of ${job.vmId}, left by an unfinished backup, could not be deleted: ${e.message}`),
+      );
     }
-    return { abortedJobs, thawed, removedDirs };
+    await this.offline.cleanupLeftovers();
+    if (abortedJobs.length || thawed.length || removedDirs.length || removedCheckpoints.length) {
+      this.log('warn', `cleaned up after a previous agent: aborted backup jobs of ${abortedJobs.join(', ') || 'none'}; thawed ${thawed.join(', ') || 'none'}; removed ${removedDirs.length} job directories; deleted checkpoints of unfinished backups: ${removedCheckpoints.join(', ') || 'none'}`);
+    }
+    return { abortedJobs, thawed, removedDirs, removedCheckpoints };
   }
 }
 
