@@ -83,7 +83,7 @@ export async function runLiveBench(): Promise<void> {
     t = Date.now();
     await lab.start(['--libvirt', 'qemu:///system']);
     out(`hub and agent (--libvirt) started and connected in ${Date.now() - t} ms`);
-    out(`full backups of the running domain through hub + agent + SSH tunnel, ${runs} runs:`);
+    out(`full backups of the running domain through hub + agent (data NBD over TLS), ${runs} runs:`);
     const live = await fulls(lab, guest.uuid, runs, 'running');
     await virsh('destroy', guest.uuid);
     out(`full backups of the same disks with the domain shut off (image files), ${runs} runs:`);
