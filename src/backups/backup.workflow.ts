@@ -254,11 +254,18 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const chain = await this.idleChain(vmId, repositoryId);
       const last = chain.points.at(-1);
       const corrupt = last ? corruption(chain, last.restorePointId) : null;
-      const plan = await this.calls.plan(agentId, { vmId, sincePointId: state.requestedType !== 'full' && last && !corrupt ? last.restorePointId : null });
+      const since = state.requestedType !== 'full' && last && !corrupt ? last.restorePointId : null;
+      const plan = await this.calls.plan(agentId, { vmId, sincePointId: since });
       const restorePointId = `rp-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`;
       const lastPoint = last ? { restorePointId: last.restorePointId, disks: last.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize })), corrupt } : null;
       state = await this.send(story, new DecideBackupTypeCommand(jobId, restorePointId, lastPoint, plan));
       if (corrupt) await this.step(story, () => this.commands.execute(new BreakChainCommand(vmId, repositoryId, last!.restorePointId, corrupt)));
+      // The agent's change tracking cannot continue from the last point (a bitmap or checkpoint lost, the VM's
+      // power state changed): the chain ends there, on the record, and this backup starts a new one.
+      else if (since && plan.mode === 'full') {
+        const reason = `change tracking cannot continue from ${since}: ${plan.reason ?? 'no reason given by the agent'}`;
+        await this.step(story, () => this.commands.execute(new BreakChainCommand(vmId, repositoryId, since, reason)));
+      }
       await this.refuseIfChainBusy(vmId, repositoryId);
       await this.space.assertFits(repositoryId, plan.disks.map((d) => d.virtualSize));
 

@@ -225,7 +225,7 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect((await virsh('domstate', big.uuid)).trim()).toBe('running');
   }, 600_000);
 
-  it('a domain shut off between backups: backed up from its image files continuing the chain, exactly what the images hold; started again, the next live backup is a full with its reason, never an incremental with a gap', async () => {
+  it('a domain shut off between backups: backed up from its image files continuing the chain, exactly what the images hold; started again, the next live backup is a full with ChainBroken and its reason, never an incremental with a gap', async () => {
     if (skip) return;
     const vm = noAgent!;
     const points = async () => (await lab.api('GET', `/api/v1/vms/${vm.uuid}/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string }[];
@@ -249,6 +249,9 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     // Why it is a full is on the job's record: libvirt holds no checkpoint of a point taken from the image files.
     const decided = (await lab.events(liveJob)).find((e) => e.type === 'BackupTypeDecided');
     expect(decided?.data).toMatchObject({ type: 'full', reason: expect.stringContaining(`checkpoint sendense-${offline.restorePointId} does not exist`) });
+    // ...and the chain ends at the offline point on the record, with the same reason.
+    const broken = (await chainEvents(vm.uuid)).filter((e) => e.type === 'ChainBroken');
+    expect(broken.at(-1)?.data).toEqual({ restorePointId: offline.restorePointId, reason: expect.stringContaining(`change tracking cannot continue from ${offline.restorePointId}: checkpoint sendense-${offline.restorePointId} does not exist`) });
     expect((await lab.api('GET', `/api/v1/restore-points/${live.restorePointId}`)).body.parentId).toBeNull();
     expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
