@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clusterBytes, sameContent, Write, writeToDisk, MiB } from '../fixtures/vm/sample-vm';
 import { BackupLab } from '../support/backup-lab';
@@ -63,5 +64,25 @@ describe('backups end to end: hub and agent processes, SSH tunnel, real qcow2 di
     expect((await lab.api('POST', '/api/v1/backups', { vmId: 'vm1', repositoryId: 'x' })).status).toBe(400);
     expect((await lab.api('POST', '/api/v1/backups', { vmId: 'vm1', repositoryId: lab.repositoryId, type: 'differential' })).status).toBe(400);
     expect((await lab.api('GET', '/api/v1/backups/not-a-uuid')).status).toBe(400);
+  });
+
+  it('a VM with a raw disk: every backup is a full with its reason on the job, and no ChainBroken (a raw disk has no change tracking to lose)', async () => {
+    const raw = join(lab.dir, 'vm', 'rawvm-disk0.img');
+    writeFileSync(raw, Buffer.alloc(8 * MiB, 7));
+    const inventory = JSON.parse(readFileSync(lab.vm.inventoryFile, 'utf8'));
+    inventory.vms.push({ id: 'rawvm', name: 'rawvm', disks: [{ id: 'disk0', path: raw }] });
+    writeFileSync(lab.vm.inventoryFile, JSON.stringify(inventory));
+    await lab.stop(lab.agent);
+    await lab.startAgent();
+    await lab.until(async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string; agentConnected: boolean }[]).some((v) => v.vmId === 'rawvm' && v.agentConnected), 30_000, 'the agent to report rawvm');
+    for (const round of [1, 2]) {
+      const jobId = await lab.backup('auto', 'rawvm');
+      expect(await lab.waitForJob(jobId)).toMatchObject({ status: 'completed', type: 'full' });
+      const decided = (await lab.events(jobId)).find((e) => e.type === 'BackupTypeDecided');
+      if (round === 2) expect(decided?.data.reason).toMatch(/raw/);
+    }
+    const chain = (await lab.api('GET', `/api/v1/audit/streams/chain-rawvm-${lab.repositoryId}?limit=1000`)).body.events as { type: string }[];
+    expect(chain.filter((e) => e.type === 'RestorePointAdded')).toHaveLength(2);
+    expect(chain.filter((e) => e.type === 'ChainBroken')).toEqual([]);
   });
 });
