@@ -55,11 +55,14 @@ async function timed(work: () => Promise<unknown>): Promise<Timed> {
   const t0 = machineTicks();
   const began = process.hrtime.bigint();
   await work();
-  const ms = Number(process.hrtime.bigint() - began) / 1e6;
-  const t1 = machineTicks();
-  const d = t1.map((v, i) => v - t0[i]);
+  return { ms: Number(process.hrtime.bigint() - began) / 1e6, ...cpuSince(t0) };
+}
+
+/** How the machine's CPU was spent since `t0` (machineTicks), in % of all cores. */
+function cpuSince(t0: ReturnType<typeof machineTicks>): { user: number; system: number } {
+  const d = machineTicks().map((v, i) => v - t0[i]);
   const total = d[0] + d[1] + d[2] || 1;
-  return { ms, user: (100 * d[0]) / total, system: (100 * d[1]) / total };
+  return { user: (100 * d[0]) / total, system: (100 * d[1]) / total };
 }
 
 interface Timed {
@@ -112,7 +115,7 @@ async function randomQcow2(dir: string, file: string, size: number, data: number
  * One qemu-nbd export on TCP loopback, like the hub's targets (writable) or the agent's snapshot (read-only);
  * with `pskDir` (holding keys.psk), TLS is required like on the hub's backup targets.
  */
-async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: string): Promise<{ uri: string; stop: () => Promise<void> }> {
+async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: string): Promise<{ uri: string; port: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
   const mode = readOnly ? ['-r'] : ['--discard=unmap', '--detect-zeroes=unmap'];
@@ -121,6 +124,7 @@ async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: st
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   return {
     uri: pskDir ? `nbds://sendense@127.0.0.1:${port}/disk?tls-psk-file=${pskDir}/keys.psk` : `nbd://127.0.0.1:${port}/disk`,
+    port,
     stop: async () => {
       try {
         process.kill(pid, 'SIGTERM');
@@ -162,16 +166,14 @@ async function nbdcopyOnce(dir: string, source: string, options: string[], pskDi
   }
 }
 
-/** nbdcopy's options tried once each; the fastest, measured `runs` times, is the reference. */
 /** copyDisk as the agent runs it (digests, TLS with the target's key) into a fresh TLS target export; ms of the copy alone. */
 async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string): Promise<Timed> {
   const file = join(dir, 'copydisk-target.qcow2');
   await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
   const target = await qemuNbd(dir, file, false, pskDir);
   const [identity, key] = readFileSync(join(pskDir, 'keys.psk'), 'utf8').trim().split(':');
-  const port = Number(new URL(target.uri.replace(/^nbds:/, 'http:')).port);
   const src = await openNbd(sourceUri, { metaContexts: [BASE_ALLOCATION] });
-  const dst = await openNbd({ transport: 'tcp', host: '127.0.0.1', port, exportName: 'disk' }, { startTls: pskStartTls({ identity, key }) });
+  const dst = await openNbd({ transport: 'tcp', host: '127.0.0.1', port: target.port, exportName: 'disk' }, { startTls: pskStartTls({ identity, key }) });
   try {
     await settle();
     return await timed(() => copyDisk({ source: src, target: dst, mode: 'full', digests: true }));
@@ -183,6 +185,7 @@ async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string): Pro
   }
 }
 
+/** nbdcopy's options tried once each; the fastest, measured `runs` times, is the reference. */
 async function nbdcopyReference(dir: string, sourceFile: string, runs: number): Promise<{ options: string[]; ms: Timed[]; tlsMs: Timed[]; oursMs: Timed[] }> {
   const source = await qemuNbd(dir, sourceFile, true);
   try {
@@ -426,8 +429,7 @@ export async function runBackupBench(): Promise<void> {
       await settle();
       const t0 = machineTicks();
       const { ms, story, requestedAt } = await lab.backup('big', 'full');
-      const d = machineTicks().map((v, k) => v - t0[k]);
-      const machine = { ms, user: (100 * d[0]) / (d[0] + d[1] + d[2]), system: (100 * d[1]) / (d[0] + d[1] + d[2]) };
+      const machine = { ms, ...cpuSince(t0) };
       const cpu = [cpuSeconds(hubPid) - cpu0[0], cpuSeconds(agentPid) - cpu0[1]];
       hubCpu += cpu[0];
       agentCpu += cpu[1];

@@ -333,8 +333,9 @@ export class LibvirtSource implements BackupSource {
 
   /**
    * At agent start: what an agent killed mid-backup left. Backup jobs whose socket lies in our work dir are
-   * aborted, guests it left frozen are thawed, job directories (scratch files) removed, and the
-   * qemu-image driver's own leftovers cleaned. Checkpoints stay: the next successful backup keeps only its own.
+   * aborted, guests it left frozen are thawed, the checkpoint each unfinished job created is deleted, job
+   * directories (scratch files) removed, and the qemu-image driver's own leftovers cleaned. Checkpoints of
+   * finished backups stay: the next successful backup keeps only its own.
    */
   async cleanupLeftovers(): Promise<{ abortedJobs: string[]; thawed: string[]; removedDirs: string[]; removedCheckpoints: string[] }> {
     await mkdir(this.opts.workDir, { recursive: true, mode: 0o711 });
