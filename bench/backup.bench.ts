@@ -8,6 +8,7 @@ import { copyDisk } from '../src/data-mover/copy-disk';
 import { BASE_ALLOCATION } from '../src/nbd-protocol/constants';
 import { openNbd } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';
+import { buildQemuNbdArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
 import { freePort } from '../test/support/processes';
 
 /*
@@ -112,15 +113,14 @@ async function randomQcow2(dir: string, file: string, size: number, data: number
 }
 
 /**
- * One qemu-nbd export on TCP loopback, like the hub's targets (writable) or the agent's snapshot (read-only);
+ * One qemu-nbd export on TCP loopback with the hub's options, like the hub's targets (writable) or the agent's snapshot (read-only);
  * with `pskDir` (holding keys.psk), TLS is required like on the hub's backup targets.
  */
 async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: string): Promise<{ uri: string; port: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
-  const mode = readOnly ? ['-r'] : ['--discard=unmap', '--detect-zeroes=unmap'];
-  const tls = pskDir ? ['--object', `tls-creds-psk,id=tls0,endpoint=server,dir=${pskDir}`, '--tls-creds=tls0'] : [];
-  await exec('qemu-nbd', ['-f', 'qcow2', '--persistent', '--shared=8', '-b', '127.0.0.1', '-p', String(port), '-x', 'disk', ...mode, ...tls, '--fork', `--pid-file=${pidFile}`, file]);
+  const spec = { leaseId: `bench-${port}`, port, file, format: 'qcow2' as const, readOnly, exportName: 'disk', directIo: !readOnly && supportsDirectIo(file), tls: pskDir ? { pskDir, bind: '127.0.0.1' } : undefined };
+  await exec('qemu-nbd', ['--fork', ...buildQemuNbdArgs(spec, pidFile)]);
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   return {
     uri: pskDir ? `nbds://sendense@127.0.0.1:${port}/disk?tls-psk-file=${pskDir}/keys.psk` : `nbd://127.0.0.1:${port}/disk`,
@@ -185,34 +185,25 @@ async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string): Pro
   }
 }
 
-/** nbdcopy's options tried once each; the fastest, measured `runs` times, is the reference. */
-async function nbdcopyReference(dir: string, sourceFile: string, runs: number): Promise<{ options: string[]; ms: Timed[]; tlsMs: Timed[]; oursMs: Timed[] }> {
-  const source = await qemuNbd(dir, sourceFile, true);
-  try {
-    const fixed = process.env.SENDENSE_BENCH_NBDCOPY_OPTIONS;
-    const candidates = fixed !== undefined ? [fixed.split(' ').filter(Boolean)] : [[], ['--connections=1'], ['--connections=1', '--requests=16'], ['--connections=4', '--requests=64'], ['--request-size=1048576'], ['--connections=2', '--request-size=262144']];
-    let best: { options: string[]; ms: number } | undefined;
-    for (const options of candidates) {
-      const { ms } = await nbdcopyOnce(dir, source.uri, options);
-      out(`  nbdcopy ${options.join(' ') || '(defaults)'}: ${rate(DATA, ms).toFixed(0)} MiB/s`);
-      if (!best || ms < best.ms) best = { options, ms };
-    }
-    const ms: Timed[] = [];
-    for (let i = 0; i < runs; i++) ms.push(await nbdcopyOnce(dir, source.uri, best!.options));
-    // For comparison only: the same copy into a target that requires TLS with a pre-shared key, as the hub's are.
-    const pskDir = join(dir, 'psk');
-    mkdirSync(pskDir, { mode: 0o700 });
-    writeFileSync(join(pskDir, 'keys.psk'), `sendense:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    const tlsMs: Timed[] = [];
-    for (let i = 0; i < runs; i++) tlsMs.push(await nbdcopyOnce(dir, source.uri, best!.options, pskDir));
-    // ...and the agent's own copy (our NBD client, SHA-256 digests, TLS) between the same two kinds of export,
-    // without hub, agent process, snapshot or reports: what the data path alone does.
-    const oursMs: Timed[] = [];
-    for (let i = 0; i < runs; i++) oursMs.push(await copyDiskOnce(dir, source.uri, pskDir));
-    return { options: best!.options, ms, tlsMs, oursMs };
-  } finally {
-    await source.stop();
+/** nbdcopy's options tried once each: the fastest is the reference's configuration. */
+async function bestNbdcopyOptions(dir: string, sourceUri: string): Promise<string[]> {
+  const fixed = process.env.SENDENSE_BENCH_NBDCOPY_OPTIONS;
+  const candidates = fixed !== undefined ? [fixed.split(' ').filter(Boolean)] : [[], ['--connections=1'], ['--connections=1', '--requests=16'], ['--connections=4', '--requests=64'], ['--request-size=1048576'], ['--connections=2', '--request-size=262144']];
+  let best: { options: string[]; ms: number } | undefined;
+  for (const options of candidates) {
+    const { ms } = await nbdcopyOnce(dir, sourceUri, options);
+    out(`  nbdcopy ${options.join(' ') || '(defaults)'}: ${rate(DATA, ms).toFixed(0)} MiB/s`);
+    if (!best || ms < best.ms) best = { options, ms };
   }
+  return best!.options;
+}
+
+/** A key file as the hub writes one, for the TLS targets of the lines that split the gap. */
+function pskDirIn(dir: string): string {
+  const pskDir = join(dir, 'psk');
+  mkdirSync(pskDir, { mode: 0o700 });
+  writeFileSync(join(pskDir, 'keys.psk'), `sendense:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  return pskDir;
 }
 
 interface Story {
@@ -380,6 +371,7 @@ export async function runBackupBench(): Promise<void> {
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-backup-bench-'));
   chmodSync(dir, 0o755);
   const lab = new Lab(dir, profileDir);
+  let source: Awaited<ReturnType<typeof qemuNbd>> | undefined;
   try {
     out(`load average at start: ${load()} (${(await exec('nproc')).stdout.trim()} cores)`);
     const vmDir = join(dir, 'vm');
@@ -389,13 +381,11 @@ export async function runBackupBench(): Promise<void> {
     await randomQcow2(vmDir, disk, DISK_SIZE, DATA);
     out(`source: 2 GiB qcow2 holding 1.5 GiB of random data, built in ${Date.now() - t} ms`);
 
-    out('nbdcopy reference (qemu-nbd -r source -> qemu-nbd qcow2 target, TCP loopback, --target-is-zero):');
-    const reference = await nbdcopyReference(dir, disk, runs);
-    const ms = (runs: Timed[]) => runs.map((r) => r.ms);
-    const refRate = rate(DATA, median(ms(reference.ms)));
-    out(`  best: nbdcopy ${reference.options.join(' ') || '(defaults)'}: ${ms(reference.ms).map((m) => rate(DATA, m).toFixed(0)).join(', ')} MiB/s, median ${refRate.toFixed(0)} MiB/s; ${cpuOf(reference.ms)}`);
-    out(`  (not the reference) the same into a target requiring TLS with a pre-shared key, as the hub's: ${ms(reference.tlsMs).map((m) => rate(DATA, m).toFixed(0)).join(', ')} MiB/s, median ${rate(DATA, median(ms(reference.tlsMs))).toFixed(0)} MiB/s; ${cpuOf(reference.tlsMs)}`);
-    out(`  (not the reference) the agent's copy alone (copyDisk, SHA-256 digests) into that TLS target: ${ms(reference.oursMs).map((m) => rate(DATA, m).toFixed(0)).join(', ')} MiB/s, median ${rate(DATA, median(ms(reference.oursMs))).toFixed(0)} MiB/s = ${(median(ms(reference.ms)) / median(ms(reference.oursMs))).toFixed(2)} of the reference; ${cpuOf(reference.oursMs)}`);
+    out('nbdcopy reference (qemu-nbd -r source -> qemu-nbd qcow2 target with the hub\'s options, TCP loopback, --target-is-zero), options tried once each:');
+    source = await qemuNbd(dir, disk, true);
+    const options = await bestNbdcopyOptions(dir, source.uri);
+    await source.stop();
+    const pskDir = pskDirIn(dir);
 
     const concurrent = process.env.SENDENSE_BENCH_CONCURRENT !== '0';
     const small: string[] = [];
@@ -420,11 +410,26 @@ export async function runBackupBench(): Promise<void> {
     const hubPid = lab.hub!.child.pid!;
     const agentPid = lab.agent!.child.pid!;
 
-    out(`full backup of the 2 GiB disk (1.5 GiB of data) through hub + agent (control through the SSH tunnel, data NBD over TLS-PSK), ${runs} runs:`);
+    // The machine's speed drifts by a factor of two within minutes here (other guests on the host): each round
+    // measures the reference and the backup back to back, and the ratio is taken per round.
+    out(`${runs} rounds, each: nbdcopy ${options.join(' ') || '(defaults)'} (the reference); the same into a target requiring TLS with a pre-shared key as the hub's (not the reference); the agent's copy alone (copyDisk, SHA-256 digests, TLS) into such a target, in the bench's process (not the reference); a full backup of the 2 GiB disk (1.5 GiB of data) through hub + agent (control through the SSH tunnel, data NBD over TLS-PSK)`);
+    const refs: Timed[] = [];
+    const tls: Timed[] = [];
+    const alone: Timed[] = [];
     const fulls: number[] = [];
+    const ratios: number[] = [];
     let hubCpu = 0;
     let agentCpu = 0;
     for (let i = 0; i < runs; i++) {
+      // the source's export is up for the copies only: the agent's snapshot takes the image's write lock
+      source = await qemuNbd(dir, disk, true);
+      const ref = await nbdcopyOnce(dir, source.uri, options);
+      const viaTls = await nbdcopyOnce(dir, source.uri, options, pskDir);
+      const ours = await copyDiskOnce(dir, source.uri, pskDir);
+      await source.stop();
+      refs.push(ref);
+      tls.push(viaTls);
+      alone.push(ours);
       const cpu0 = [cpuSeconds(hubPid), cpuSeconds(agentPid)];
       await settle();
       const t0 = machineTicks();
@@ -434,12 +439,16 @@ export async function runBackupBench(): Promise<void> {
       hubCpu += cpu[0];
       agentCpu += cpu[1];
       fulls.push(ms);
+      ratios.push(ref.ms / ms);
       const p = summarizePhases(story, requestedAt);
-      out(`  run ${i + 1}: ${rate(DATA, ms).toFixed(0)} MiB/s (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s; ${cpuOf([machine])}`);
+      out(`  round ${i + 1}: nbdcopy ${rate(DATA, ref.ms).toFixed(0)} MiB/s (${cpuOf([ref])}); into TLS ${rate(DATA, viaTls.ms).toFixed(0)} MiB/s (${cpuOf([viaTls])}); copy alone ${rate(DATA, ours.ms).toFixed(0)} MiB/s (${cpuOf([ours])})`);
+      out(`    backup ${rate(DATA, ms).toFixed(0)} MiB/s = ${(ref.ms / ms).toFixed(2)} of this round's nbdcopy (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s; ${cpuOf([machine])}`);
       out(`    timeline (ms since the previous mark): ${phases(story, requestedAt)}`);
     }
-    const fullRate = rate(DATA, median(fulls));
-    out(`full backup median ${fullRate.toFixed(0)} MiB/s end to end; nbdcopy ${refRate.toFixed(0)} MiB/s; ratio backup / nbdcopy ${(fullRate / refRate).toFixed(2)}`);
+    const ms = (runs: Timed[]) => runs.map((r) => r.ms);
+    const refRate = rate(DATA, median(ms(refs)));
+    out(`medians: nbdcopy ${refRate.toFixed(0)} MiB/s; into TLS ${rate(DATA, median(ms(tls))).toFixed(0)} MiB/s; copy alone ${rate(DATA, median(ms(alone))).toFixed(0)} MiB/s (${median(ms(alone).map((m, i) => refs[i].ms / m)).toFixed(2)} of its round's nbdcopy); full backup ${rate(DATA, median(fulls)).toFixed(0)} MiB/s end to end`);
+    out(`ratio backup / nbdcopy per round ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${median(ratios).toFixed(2)}`);
     const dataGiB = (DATA / GiB) * runs;
     out(`CPU per GiB of data: hub ${(hubCpu / dataGiB).toFixed(2)} s, agent ${(agentCpu / dataGiB).toFixed(2)} s (node processes only; qemu-nbd not counted)`);
     out(`peak RSS (VmHWM) after the full backups: hub ${(statusKiB(hubPid, 'VmHWM') / 1024).toFixed(0)} MiB, agent ${(statusKiB(agentPid, 'VmHWM') / 1024).toFixed(0)} MiB`);
@@ -468,6 +477,7 @@ export async function runBackupBench(): Promise<void> {
     }
     out(`load average at end: ${load()}`);
   } finally {
+    await source?.stop();
     await lab.close();
     rmSync(dir, { recursive: true, force: true });
   }

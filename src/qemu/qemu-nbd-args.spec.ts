@@ -18,6 +18,12 @@ describe('buildQemuNbdArgs', () => {
     ]);
   });
 
+  it('writes around the page cache (--cache=none) when asked to', () => {
+    const args = buildQemuNbdArgs({ ...base, directIo: true }, PID_FILE);
+    expect(args).toContain('--cache=none');
+    expect(args).not.toContain('--cache=writeback');
+  });
+
   it('never uses --fork: the server must stay our child', () => {
     expect(buildQemuNbdArgs(base, PID_FILE)).not.toContain('--fork');
   });

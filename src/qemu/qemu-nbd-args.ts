@@ -1,3 +1,4 @@
+import { closeSync, constants, openSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 
@@ -15,6 +16,8 @@ export interface QemuNbdExportSpec {
   exportName: string;
   /** Persistent dirty bitmap exposed as the meta context qemu:dirty-bitmap:NAME (-B). */
   bitmap?: string;
+  /** Write around the page cache (--cache=none, O_DIRECT); only where the file's filesystem supports it (see supportsDirectIo). */
+  directIo?: boolean;
   /**
    * Clients must switch to TLS before anything else and prove they hold the key in pskDir/keys.psk
    * (qemu's tls-creds-psk): such an export may listen beyond loopback, on `bind`, for agents on other hosts.
@@ -43,10 +46,13 @@ const LEASE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 /**
  * The qemu-nbd command line for one export, without the binary.
  *
- * --cache=writeback (qemu-nbd's default, spelled out): an NBD FLUSH makes qemu
- * write its qcow2 metadata and fdatasync() the file, so acknowledged flushes
- * are durable. cache=none (O_DIRECT) was 25-50% slower for nbdcopy into qcow2
- * on our disks and fails on filesystems without O_DIRECT (tmpfs).
+ * --cache: in both modes an NBD FLUSH makes qemu write its qcow2 metadata and
+ * fdatasync() the file, so acknowledged flushes are durable. A backup target
+ * writes a whole disk once and nobody reads it back soon: through the page
+ * cache (writeback) every byte is also copied into freshly allocated cache
+ * pages, which made the target qemu-nbd the busiest process of a backup;
+ * none (O_DIRECT) skips that copy (docs/benchmarks.md, backup). O_DIRECT
+ * fails on some filesystems, so it is asked for per export (directIo).
  *
  * --pid-file: qemu-nbd writes it after the image is open and the export
  * exists, whereas it listens on the port before opening the image; the
@@ -61,7 +67,7 @@ export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): 
     '-b', spec.tls?.bind ?? '127.0.0.1',
     '-p', String(spec.port),
     '-x', spec.exportName,
-    '--cache=writeback',
+    spec.directIo ? '--cache=none' : '--cache=writeback',
   ];
   // qemu's option syntax takes "," as a separator; a literal comma in a path is written twice.
   if (spec.tls) args.push('--object', `tls-creds-psk,id=tls0,endpoint=server,dir=${spec.tls.pskDir.replace(/,/g, ',,')}`, '--tls-creds=tls0');
@@ -88,6 +94,19 @@ export function buildSocketExportArgs(spec: SocketExportSpec, pidFile?: string):
   return args;
 }
 
+/**
+ * Whether `file` opens with O_DIRECT: some filesystems refuse it (EINVAL), and qemu-nbd --cache=none could not
+ * open the image there. Any other failure answers false too: qemu-nbd then reports it in its own words.
+ */
+export function supportsDirectIo(file: string): boolean {
+  try {
+    closeSync(openSync(file, constants.O_RDONLY | constants.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function isValidLeaseId(leaseId: unknown): leaseId is string {
   return typeof leaseId === 'string' && LEASE_ID.test(leaseId);
 }
@@ -103,6 +122,7 @@ export function validateExportSpec(spec: QemuNbdExportSpec): void {
     problems.push(`exportName must be a string of at most ${MAX_EXPORT_NAME_BYTES} bytes`);
   }
   if (spec.bitmap !== undefined && (typeof spec.bitmap !== 'string' || spec.bitmap === '')) problems.push('bitmap, when given, must be a non-empty name');
+  if (spec.directIo !== undefined && typeof spec.directIo !== 'boolean') problems.push('directIo, when given, must be a boolean');
   if (spec.tls !== undefined) {
     if (typeof spec.tls.pskDir !== 'string' || !isAbsolute(spec.tls.pskDir)) problems.push(`tls.pskDir ${JSON.stringify(spec.tls.pskDir)} must be an absolute path`);
     if (isIP(spec.tls.bind) === 0) problems.push(`tls.bind ${JSON.stringify(spec.tls.bind)} must be an IP address`);

@@ -60,6 +60,8 @@ describe('QemuNbdManager with real qemu-nbd', () => {
 
   it('serves a qcow2 to several clients at once and keeps running after they leave', async () => {
     const s = spec(10900, await image('shared'), { readOnly: true });
+    // reads of a restore point keep the page cache's readahead
+    expect(manager.buildArgs(s)).toContain('--cache=writeback');
     const running = await manager.start(s);
     expect(running).toMatchObject({ leaseId: s.leaseId, port: 10900, file: s.file, adopted: false });
     expect(manager.list().map((e) => e.leaseId)).toEqual([s.leaseId]);
@@ -102,7 +104,9 @@ describe('QemuNbdManager with real qemu-nbd', () => {
     writeRandomRaw(raw, 32 * MiB);
     const file = await image('target', 32 * MiB);
     const s = spec(10903, file);
-    await manager.start(s);
+    const { args } = await manager.start(s);
+    // the test dir is on a filesystem with O_DIRECT (supportsDirectIo is checked in qemu-nbd-args.int.spec.ts)
+    expect(args).toContain('--cache=none');
     await execa('nbdcopy', [raw, `nbd://127.0.0.1:10903/${s.exportName}`]);
     await manager.stop(s.leaseId);
     expect(await imagesIdentical(raw, file)).toBe(true);

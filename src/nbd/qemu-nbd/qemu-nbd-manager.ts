@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AdoptedProcessHandle, ProcessHandle, terminateProcess } from '../../process/child-process';
 import { ExitStatus, isRunningState, readCmdline, readProcStat } from '../../process/proc';
-import { buildQemuNbdArgs, isValidLeaseId } from '../../qemu/qemu-nbd-args';
+import { buildQemuNbdArgs, isValidLeaseId, supportsDirectIo } from '../../qemu/qemu-nbd-args';
 import { QemuNbdLaunch, spawnQemuNbd, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
 import type { ManagedExportSpec, PidFileRecord, QemuNbdExit, QemuNbdLogLevel, QemuNbdManagerOptions, RunningExport } from './qemu-nbd.types';
 import { RunDirFiles } from './run-dir-files';
@@ -47,9 +47,11 @@ export class QemuNbdManager {
     this.readyTimeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   }
 
+  /** A writable export writes around the page cache where the filesystem allows it (see buildQemuNbdArgs). */
   buildArgs(spec: ManagedExportSpec): string[] {
     const tls = spec.tls && { bind: spec.tls.bind, pskDir: this.files.pskDir(spec.leaseId) };
-    return buildQemuNbdArgs({ ...spec, tls }, this.files.qemuPidPath(spec.leaseId));
+    const directIo = !spec.readOnly && supportsDirectIo(spec.file);
+    return buildQemuNbdArgs({ ...spec, tls, directIo }, this.files.qemuPidPath(spec.leaseId));
   }
 
   /** With spec.tls, the export gets a fresh pre-shared key of its own (RunningExport.psk): only who was handed it gets in. */

@@ -3,7 +3,7 @@ import type { QemuNbdExportSpec } from '../../qemu/qemu-nbd-args';
 export type { QemuNbdExportSpec };
 
 /** What the manager starts: with `tls`, it makes the export's key itself (qemu-nbd-<lease>.psk in runDir). */
-export type ManagedExportSpec = Omit<QemuNbdExportSpec, 'tls'> & { tls?: { bind: string } };
+export type ManagedExportSpec = Omit<QemuNbdExportSpec, 'tls' | 'directIo'> & { tls?: { bind: string } };
 
 export interface QemuNbdExit {
   leaseId: string;
