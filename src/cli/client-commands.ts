@@ -90,8 +90,26 @@ async function backupCancel(args: string[], env: NodeJS.ProcessEnv): Promise<voi
 async function restorePointsList(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const repo = option(args, '--repository');
   const points = await new HubApi(env).call('GET', `/api/v1/vms/${encodeURIComponent(required(args, '--vm'))}/restore-points${repo ? `?repositoryId=${repo}` : ''}`);
-  for (const p of points) {
-    const size = p.disks.reduce((n: number, d: { fileBytes: number }) => n + d.fileBytes, 0);
-    process.stdout.write(`${p.restorePointId}  ${p.type.padEnd(11)} parent=${p.parentId ?? '-'}  disks=${p.disks.map((d: { diskId: string }) => d.diskId).join(',')}  ${formatBytes(size)}  ${p.createdAt}\n`);
-  }
+  for (const p of points) process.stdout.write(`${formatRestorePoint(p)}\n`);
+}
+
+export interface ListedRestorePoint {
+  restorePointId: string;
+  type: string;
+  parentId: string | null;
+  disks: { diskId: string; fileBytes: number }[];
+  createdAt: string;
+  consistency?: 'application' | 'crash' | null;
+  consistencyReason?: string | null;
+  freezeMs?: number | null;
+}
+
+/** One line per point; what an operator restoring a database must know first is whether the guest was frozen for it. */
+export function formatRestorePoint(p: ListedRestorePoint): string {
+  const size = p.disks.reduce((n, d) => n + d.fileBytes, 0);
+  const consistency =
+    p.consistency === 'application' ? `  application-consistent (guest frozen ${p.freezeMs ?? '?'} ms)` :
+    p.consistency === 'crash' ? `  crash-consistent: ${p.consistencyReason ?? 'no reason recorded'}` :
+    '';
+  return `${p.restorePointId}  ${p.type.padEnd(11)} parent=${p.parentId ?? '-'}  disks=${p.disks.map((d) => d.diskId).join(',')}  ${formatBytes(size)}  ${p.createdAt}${consistency}`;
 }
