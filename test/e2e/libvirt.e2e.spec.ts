@@ -3,8 +3,9 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ensureLibvirt, GuestDomain, readSlots, slotsAt, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { ensureLibvirt, GuestDomain, LibvirtDaemons, readSlots, slotsAt, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
+import { startFreezableRelay } from '../fixtures/tunnel/tunnel-fixtures';
 import { processesMentioning, spawnSendense } from '../support/processes';
 
 const run = promisify(execFile);
@@ -34,6 +35,8 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
   const lab = new LibvirtLab();
   let skip: string | null = null;
   let stopLibvirt: (() => Promise<void>) | undefined;
+  let restartLibvirtd: LibvirtDaemons['restartLibvirtd'] = null;
+  let relay: Awaited<ReturnType<typeof startFreezableRelay>> | undefined;
   let guestDir = '';
   let withAgent: GuestDomain | undefined;
   let noAgent: GuestDomain | undefined;
@@ -46,6 +49,7 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
       return;
     }
     stopLibvirt = libvirt.stop;
+    restartLibvirtd = libvirt.restartLibvirtd;
     guestDir = mkdtempSync(join(tmpdir(), 'sendense-guests-'));
     chmodSync(guestDir, 0o755);
     // one after the other: two concurrent `virsh define` calls were seen to hang libvirtd 9.0 here
@@ -58,6 +62,7 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
   afterAll(async () => {
     if (skip) return;
     if (lab.hub) await lab.close();
+    await relay?.close();
     await withAgent?.destroy();
     await noAgent?.destroy();
     if (guestDir) rmSync(guestDir, { recursive: true, force: true });
@@ -65,12 +70,52 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
   }, 120_000);
 
   const chainFile = (file: string) => join(lab.repoRoot, file);
+  /** The real CLI against the lab's hub; its stdout. */
+  async function cli(args: string[]): Promise<string> {
+    const proc = spawnSendense(args, { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
+    const { code } = await proc.exited;
+    if (code !== 0) throw new Error(`sendense ${args.join(' ')} exited ${code}: ${proc.output()}`);
+    return proc.output();
+  }
   const chainEvents = async (vmId: string) => (await lab.api('GET', `/api/v1/audit/streams/chain-${vmId}-${lab.repositoryId}?limit=1000`)).body.events as { type: string; data: any }[];
 
   /** The restore point's disk, read through its chain into a raw file. */
   async function exportDisk(point: any, diskId: string): Promise<string> {
     const out = join(lab.dir, `check-${point.restorePointId}-${diskId}.raw`);
     await run('qemu-img', ['convert', '-O', 'raw', chainFile(point.disks.find((d: { diskId: string }) => d.diskId === diskId).file), out]);
+    return out;
+  }
+
+  /**
+   * A copy of one disk read from the backup's own NBD export (libvirt's pull-mode socket in the agent's job
+   * directory), taken while the job runs: the agent is stopped (SIGSTOP) from the moment the socket appears
+   * until the copy is done, so the job cannot end under the reader.
+   */
+  async function copyFromBackupExport(jobId: string, diskId: string): Promise<string> {
+    const deadline = Date.now() + 120_000;
+    let socket: string | undefined;
+    while (!socket) {
+      if (Date.now() > deadline) throw new Error(`no backup export appeared for job ${jobId}`);
+      const dirs = existsSync(lab.workDir) ? readdirSync(lab.workDir).filter((e) => e.startsWith('job-')) : [];
+      socket = dirs.map((d) => join(lab.workDir, d, 'nbd.sock')).find((f) => existsSync(f));
+      if (!socket) await new Promise((r) => setTimeout(r, 5));
+    }
+    const out = join(lab.dir, `export-${jobId}-${diskId}.raw`);
+    lab.agent!.child.kill('SIGSTOP');
+    try {
+      // the socket exists from libvirt's nbd-server-start; the disks' exports are added right after it
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await run('nbdcopy', [`nbd+unix:///${diskId}?socket=${socket}`, out]);
+          break;
+        } catch (error) {
+          if (attempt === 50) throw error;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      lab.agent!.child.kill('SIGCONT');
+    }
     return out;
   }
 
@@ -87,9 +132,12 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     const vm = withAgent!;
     const points: any[] = [];
     const jobs: any[] = [];
+    const exportCopies: string[] = [];
     for (const type of ['full', 'incremental', 'incremental'] as const) {
       if (jobs.length) await new Promise((r) => setTimeout(r, 3000));
-      const job = await lab.waitForJob(await lab.backup(type, vm.uuid), 180_000);
+      const jobId = await lab.backup(type, vm.uuid);
+      exportCopies.push(await copyFromBackupExport(jobId, 'vdb'));
+      const job = await lab.waitForJob(jobId, 180_000);
       expect({ status: job.status, type: job.type, error: job.error ?? null }).toEqual({ status: 'completed', type, error: null });
       jobs.push(job);
       points.push((await lab.api('GET', `/api/v1/restore-points/${job.restorePointId}`)).body);
@@ -98,6 +146,13 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     const added = (await chainEvents(vm.uuid)).filter((e) => e.type === 'RestorePointAdded');
     expect(added.map((e) => [e.data.restorePointId, e.data.consistency, e.data.consistencyReason])).toEqual(points.map((p) => [p.restorePointId, 'application', null]));
     for (const e of added) expect(e.data.freezeMs).toBeGreaterThanOrEqual(0);
+    // ...and in the CLI's list
+    const listing = (await cli(['restore-points', 'list', '--vm', vm.uuid])).split('\n').filter(Boolean);
+    expect(listing).toHaveLength(3);
+    for (const [k, line] of listing.entries()) {
+      expect(line.startsWith(`${points[k].restorePointId}  `)).toBe(true);
+      expect(line.endsWith(`  application-consistent (guest frozen ${added[k].data.freezeMs} ms)`)).toBe(true);
+    }
     // the same through the API: each point and the VM's list of points
     const listed = (await lab.api('GET', `/api/v1/vms/${vm.uuid}/restore-points`)).body as any[];
     for (const list of [points, listed]) {
@@ -112,10 +167,13 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
       await run('e2fsck', ['-fn', d0]);
       expect((await run('dumpe2fs', ['-h', d0])).stdout).not.toMatch(/needs_recovery/);
       // disk 1: exactly the disk at one instant (every slot holds its newest write up to one sequence number)
-      const slots = readSlots(readFileSync(await exportDisk(point, 'vdb')));
+      const vdb = await exportDisk(point, 'vdb');
+      const slots = readSlots(readFileSync(vdb));
       const m = Math.max(...slots);
       expect(m).toBeGreaterThan(previous);
       expect(slots).toEqual(slotsAt(m));
+      // ...and byte for byte what libvirt's export of that instant served to a reader of our own
+      await expect(run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'raw', vdb, exportCopies[k]])).resolves.toBeDefined();
       if (k > 0) {
         // the incremental moved the 64 KiB granules written since the previous point, no more
         const done = (await lab.events(jobs[k].jobId)).find((e) => e.type === 'DiskTransferCompleted' && e.data.diskId === 'vdb')!;
@@ -152,6 +210,7 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect(added[0].data.consistencyReason).toMatch(/freezing the guest failed: .*agent/i);
     const point = (await lab.api('GET', `/api/v1/restore-points/${full.restorePointId}`)).body;
     expect({ consistency: point.consistency, consistencyReason: point.consistencyReason, freezeMs: point.freezeMs }).toEqual({ consistency: 'crash', consistencyReason: added[0].data.consistencyReason, freezeMs: null });
+    expect(await cli(['restore-points', 'list', '--vm', vm.uuid])).toContain(`  crash-consistent: ${added[0].data.consistencyReason}\n`);
 
     const jobId = await lab.backup('full', vm.uuid);
     await lab.until(async () => (await lab.events(jobId)).some((e) => e.type === 'DiskTransferStarted' && e.data.diskId === 'vdb'), 120_000, 'the transfer of vdb to start');
@@ -256,5 +315,78 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
     expect((await virsh('domstate', vm.uuid)).trim()).toBe('running');
+  }, 600_000);
+  /** A full of the domain with the 600 MiB disk, interrupted once vdb's transfer runs; the next backup must be correct. */
+  async function interruptedFull(interrupt: (jobId: string) => Promise<void>): Promise<{ job: any; last: string | undefined }> {
+    const vm = noAgent!;
+    const last = ((await lab.api('GET', `/api/v1/vms/${vm.uuid}/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string }[]).at(-1)?.restorePointId;
+    const jobId = await lab.backup('full', vm.uuid);
+    await lab.until(async () => (await lab.events(jobId)).some((e) => e.type === 'DiskTransferStarted' && e.data.diskId === 'vdb'), 120_000, 'the transfer of vdb to start');
+    await interrupt(jobId);
+    return { job: await lab.waitForJob(jobId, 240_000), last };
+  }
+
+  /** The next backup of the domain: completed, an incremental on `parent`, its vdb one instant of the guest's writes. */
+  async function nextBackupIsCorrect(parent: string): Promise<void> {
+    const vm = noAgent!;
+    const next = await lab.waitForJob(await lab.backup('auto', vm.uuid), 180_000);
+    expect({ status: next.status, type: next.type, error: next.error ?? null }).toEqual({ status: 'completed', type: 'incremental', error: null });
+    const point = (await lab.api('GET', `/api/v1/restore-points/${next.restorePointId}`)).body;
+    expect(point.parentId).toBe(parent);
+    const slots = readSlots(readFileSync(await exportDisk(point, 'vdb')));
+    expect(slots).toEqual(slotsAt(Math.max(...slots)));
+    expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+  }
+
+  it('the tunnel cut mid-transfer: the job fails with the reason, the backup job on the domain is ended and its scratch files removed; once the network is back the agent reconnects and the next backup continues the chain', async () => {
+    if (skip) return;
+    const vm = noAgent!;
+    // the agent dials the hub's SSH port through a relay the test can cut
+    relay = await startFreezableRelay(0, lab.sshPort);
+    await lab.stop(lab.agent);
+    const stateFile = join(lab.dir, 'agent', 'agent.json');
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    writeFileSync(stateFile, JSON.stringify({ ...state, ssh: { ...state.ssh, port: relay.port } }));
+    await lab.startAgent();
+
+    const { job, last } = await interruptedFull(async () => relay!.cut());
+    expect(job.status).toBe('failed');
+    expect(job.error).toMatch(/agent disconnected/);
+    // the agent, cut off from the hub, still ends what it started on the host
+    await lab.until(async () => {
+      const left = await leftoversOnHost(vm);
+      return left.job === 'None' && left.jobDirs.length === 0;
+    }, 60_000, 'the backup job on the domain to end');
+    expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+
+    relay.thaw();
+    await lab.until(async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string; agentConnected: boolean }[]).some((v) => v.vmId === vm.uuid && v.agentConnected), 60_000, 'the agent to reconnect');
+    await nextBackupIsCorrect(last!);
+    expect((await virsh('domstate', vm.uuid)).trim()).toBe('running');
+  }, 600_000);
+
+  it('libvirtd away from mid-transfer until after it: the copy goes on, the agent waits for libvirtd to end the backup job, the point completes, nothing is left on the domain, and the next backup is correct', async () => {
+    if (skip) return;
+    if (!restartLibvirtd) {
+      process.stdout.write('SKIPPED libvirtd restart: libvirtd was running before the tests, not ours to restart\n');
+      return;
+    }
+    const vm = noAgent!;
+    const { job } = await interruptedFull(async (jobId) => {
+      await restartLibvirtd!(async () => {
+        // qemu keeps the job and its export without libvirtd: the copy ends while libvirtd is still away
+        await lab.until(async () => (await lab.events(jobId)).some((e) => e.type === 'DiskTransferCompleted' && e.data.diskId === 'vdb'), 120_000, 'the transfer of vdb to end');
+        await new Promise((r) => setTimeout(r, 3000));
+        expect((await lab.job(jobId)).status).toBe('running');
+      });
+    });
+    expect({ status: job.status, error: job.error ?? null }).toEqual({ status: 'completed', error: null });
+    expect(lab.agent!.output()).toMatch(/libvirt does not answer .*waiting for it to end the backup job/);
+    await lab.until(async () => (await leftoversOnHost(vm)).jobDirs.length === 0, 60_000, 'the job directory to be removed');
+    expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+    expect((await virsh('domstate', vm.uuid)).trim()).toBe('running');
+    await nextBackupIsCorrect(job.restorePointId);
   }, 600_000);
 });

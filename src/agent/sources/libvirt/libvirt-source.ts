@@ -16,6 +16,8 @@ export interface LibvirtSourceOptions {
   virshBinary?: string;
   /** Time limit of one virsh call. Default 60 s. */
   commandTimeoutMs?: number;
+  /** How long ending a backup job waits for a libvirtd that does not answer (restarting). Default 120 s. */
+  libvirtWaitMs?: number;
   /** Time the guest agent gets to freeze the guest's filesystems. Default 10 s. */
   freezeTimeoutMs?: number;
   /** Checkpoint (and bitmap) name prefix. The qemu-image driver uses the same one, so a chain continues across power states. */
@@ -35,6 +37,7 @@ interface PendingLive {
   mode: 'full' | 'incremental';
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const EXPORT_BITMAP = (target: string) => `backup-${target}`;
 const FREEZE_MARKER = 'frozen-';
 const JOB_DIR = 'job-';
@@ -309,20 +312,46 @@ export class LibvirtSource implements BackupSource {
     throw new Error(`the guest of ${vmId} could not be thawed: it may still be frozen`);
   }
 
-  /** Ends the domain's backup job (a domain that stopped has none) and removes the job's directory with its scratch files. */
+  /**
+   * Ends the domain's backup job (a domain that stopped has none) and removes the job's directory with its
+   * scratch files. While libvirtd is away (restarted, crashed) qemu keeps the job and its export: this waits
+   * for libvirtd to answer again, up to libvirtWaitMs, rather than take its silence for "no job". If it never
+   * answers, the directory stays and the next agent start ends the job.
+   */
   private async endJob(vmId: string, dir: string): Promise<void> {
-    try {
-      if (await this.hasBackupJob(vmId)) {
-        await this.virsh(['domjobabort', vmId]).catch((e: Error) => this.log('warn', `domjobabort ${vmId}: ${e.message}`));
-        for (let i = 0; i < 100 && (await this.hasBackupJob(vmId)); i++) await new Promise((r) => setTimeout(r, 100));
+    const deadline = Date.now() + (this.opts.libvirtWaitMs ?? 120_000);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (await this.hasBackupJob(vmId)) {
+          await this.virsh(['domjobabort', vmId]).catch((e: Error) => this.log('warn', `domjobabort ${vmId}: ${e.message}`));
+          for (let i = 0; i < 100 && (await this.hasBackupJob(vmId)); i++) await sleep(100);
+        }
+        break;
+      } catch (error) {
+        if (Date.now() >= deadline) {
+          this.log('error', `the backup job of ${vmId} could not be ended: libvirt did not answer (${(error as Error).message}); the next agent start ends it`);
+          return;
+        }
+        if (attempt === 1) this.log('warn', `libvirt does not answer (${(error as Error).message}); waiting for it to end the backup job of ${vmId}`);
+        await sleep(1000);
       }
-    } finally {
-      await rm(dir, { recursive: true, force: true });
     }
+    await rm(dir, { recursive: true, force: true });
   }
 
+  /** Throws when libvirt does not answer: not knowing is not "no job". A domain that is not running has none. */
   async hasBackupJob(vmId: string): Promise<boolean> {
-    const out = await this.virsh(['domjobinfo', vmId]).catch(() => '');
+    const out = await this.virsh(['domjobinfo', vmId]).catch(async (error: Error) => {
+      const state = await this.virsh(['domstate', vmId]).then(
+        (text) => text.trim(),
+        (e: Error) => {
+          if (/domain not found|failed to get domain/i.test(e.message)) return 'gone';
+          throw e;
+        },
+      );
+      if (state === 'running' || state === 'paused') throw error;
+      return '';
+    });
     return /Operation:\s+Backup/.test(out);
   }
 
@@ -363,7 +392,7 @@ export class LibvirtSource implements BackupSource {
     }
     const running = (await this.virsh(['list', '--uuid']).catch(() => '')).split('\n').map((l) => l.trim()).filter(Boolean);
     for (const vmId of running) {
-      if (!(await this.hasBackupJob(vmId))) continue;
+      if (!(await this.hasBackupJob(vmId).catch(() => false))) continue;
       const socket = backupSocket(await this.virsh(['backup-dumpxml', vmId]).catch(() => ''));
       if (!socket || !socket.startsWith(join(this.opts.workDir, JOB_DIR))) continue;
       await this.endJob(vmId, dirname(socket));
