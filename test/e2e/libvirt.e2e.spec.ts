@@ -389,4 +389,32 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect((await virsh('domstate', vm.uuid)).trim()).toBe('running');
     await nextBackupIsCorrect(job.restorePointId);
   }, 600_000);
+  it("the domain's qemu killed (as in a host crash) and the domain started again: libvirt still lists the checkpoint qemu never saved, the next backup is a full with ChainBroken and the reason instead of failing in backup-begin, and the one after it continues from that full", async () => {
+    if (skip) return;
+    const vm = noAgent!;
+    const last = ((await lab.api('GET', `/api/v1/vms/${vm.uuid}/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string }[]).at(-1)!.restorePointId;
+    expect(await virsh('checkpoint-list', vm.uuid, '--name')).toContain(`sendense-${last}`);
+    process.kill(Number(readFileSync(`/run/libvirt/qemu/${vm.name}.pid`, 'utf8').trim()), 'SIGKILL');
+    await lab.until(async () => (await virsh('domstate', vm.uuid)).trim() === 'shut off', 30_000, 'libvirt to see the domain die');
+    await virsh('start', vm.uuid);
+    expect(await virsh('checkpoint-list', vm.uuid, '--name')).toContain(`sendense-${last}`);
+
+    const jobId = await lab.backup('auto', vm.uuid);
+    const full = await lab.waitForJob(jobId, 180_000);
+    expect({ status: full.status, type: full.type, error: full.error ?? null }).toEqual({ status: 'completed', type: 'full', error: null });
+    const why = `checkpoint sendense-${last} is broken: qemu holds no bitmap for vda, vdb`;
+    expect((await lab.events(jobId)).find((e) => e.type === 'BackupTypeDecided')?.data).toMatchObject({ type: 'full', reason: expect.stringContaining(why) });
+    expect((await chainEvents(vm.uuid)).filter((e) => e.type === 'ChainBroken').at(-1)?.data).toEqual({ restorePointId: last, reason: `change tracking cannot continue from ${last}: ${why} (the domain's qemu ended without saving it: killed, or the host crashed)` });
+    expect((await lab.api('GET', `/api/v1/restore-points/${full.restorePointId}`)).body.parentId).toBeNull();
+
+    const next = await lab.waitForJob(await lab.backup('auto', vm.uuid), 180_000);
+    expect({ status: next.status, type: next.type, error: next.error ?? null }).toEqual({ status: 'completed', type: 'incremental', error: null });
+    expect((await lab.api('GET', `/api/v1/restore-points/${next.restorePointId}`)).body.parentId).toBe(full.restorePointId);
+    // the broken checkpoint went once the full was recorded
+    const left = (await virsh('checkpoint-list', vm.uuid, '--name')).split('\n').map((l) => l.trim()).filter(Boolean);
+    expect(left).not.toContain(`sendense-${last}`);
+    expect(left).toContain(`sendense-${next.restorePointId}`);
+    expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+  }, 600_000);
 });

@@ -1,4 +1,4 @@
-import { backupSocket, backupXml, checkpointDisks, checkpointXml, decideLive, parseDomainXml, skipReason } from './domain-xml';
+import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, parseDomainXml, skipReason } from './domain-xml';
 
 /** Trimmed from `virsh dumpxml` / `checkpoint-dumpxml` / `backup-dumpxml` of libvirt 9.0. */
 const DOMAIN = `<domain type='qemu' id='5'>
@@ -63,6 +63,15 @@ describe('libvirt XML', () => {
     expect(backupSocket("<domainbackup mode='pull'>\n  <server transport='unix' socket='/a/job-1/nbd.sock'/>\n</domainbackup>")).toBe('/a/job-1/nbd.sock');
     expect(backupSocket('')).toBeNull();
   });
+
+  it('finds the bitmaps qemu lost: libvirt sizes each bitmap qemu holds (checkpoint-dumpxml --size), a lost one has no size', () => {
+    // as libvirt 9.0 printed them, before and after the domain's qemu was killed with SIGKILL and started again
+    const healthy = `<domaincheckpoint>\n  <name>cp1</name>\n  <disks>\n    <disk name='vda' checkpoint='bitmap' bitmap='cp1' size='0'/>\n    <disk name='vdb' checkpoint='bitmap' bitmap='cp1' size='65536'/>\n    <disk name='hdc' checkpoint='no'/>\n  </disks>\n</domaincheckpoint>`;
+    const lost = `<domaincheckpoint>\n  <name>cp1</name>\n  <disks>\n    <disk name='vda' checkpoint='bitmap' bitmap='cp1'/>\n    <disk name='vdb' checkpoint='bitmap' bitmap='cp1'/>\n    <disk name='hdc' checkpoint='no'/>\n  </disks>\n</domaincheckpoint>`;
+    expect(checkpointDisksWithoutBitmap(healthy)).toEqual([]);
+    expect(checkpointDisksWithoutBitmap(lost)).toEqual(['vda', 'vdb']);
+    expect(checkpointDisks(lost)).toEqual(['vda', 'vdb']);
+  });
 });
 
 describe('decideLive: full or incremental for a running domain', () => {
@@ -78,5 +87,9 @@ describe('decideLive: full or incremental for a running domain', () => {
     expect(decideLive({ disks: [...disks, { target: 'vdc', format: 'raw' }], checkpoints: [{ name: 'sendense-A', disks: ['vda', 'vdb'] }] }, 'sendense-A').reason).toMatch(/vdc is raw/);
     expect(decideLive({ disks, checkpoints: [{ name: 'sendense-B', disks: ['vda', 'vdb'] }] }, 'sendense-A')).toEqual({ mode: 'full', reason: expect.stringMatching(/checkpoint sendense-A does not exist/) });
     expect(decideLive({ disks, checkpoints: [{ name: 'sendense-A', disks: ['vda'] }] }, 'sendense-A').reason).toMatch(/no bitmap on vdb/);
+  });
+  it('takes a full when qemu lost the bitmaps of the checkpoint libvirt still lists (an incremental from it would fail in backup-begin)', () => {
+    expect(decideLive({ disks, checkpoints: [{ name: 'sendense-A', disks: ['vda', 'vdb'], lostBitmaps: ['vda', 'vdb'] }] }, 'sendense-A')).toEqual({ mode: 'full', reason: expect.stringMatching(/^checkpoint sendense-A is broken: qemu holds no bitmap for vda, vdb/) });
+    expect(decideLive({ disks, checkpoints: [{ name: 'sendense-A', disks: ['vda', 'vdb'], lostBitmaps: [] }] }, 'sendense-A').mode).toBe('incremental');
   });
 });

@@ -101,6 +101,17 @@ export function checkpointDisks(xml: string): string[] {
   return [...own.matchAll(/<disk\b[^>]*>/g)].filter((m) => attr(m[0], 'checkpoint') === 'bitmap').map((m) => attr(m[0], 'name') ?? '');
 }
 
+/**
+ * The disks of a checkpoint whose bitmap qemu does not hold (`virsh checkpoint-dumpxml --no-domain --size`):
+ * libvirt gives each bitmap it finds in the running qemu a size. A checkpoint libvirt recorded whose bitmap
+ * qemu lost (qemu killed, the host crashed: new bitmaps reach the image only when qemu closes it) has none,
+ * and an incremental from it fails in backup-begin ("missing or broken bitmap").
+ */
+export function checkpointDisksWithoutBitmap(xmlWithSizes: string): string[] {
+  const own = xmlWithSizes.split(/<domain[\s>]/)[0];
+  return [...own.matchAll(/<disk\b[^>]*>/g)].filter((m) => attr(m[0], 'checkpoint') === 'bitmap' && attr(m[0], 'size') === null).map((m) => attr(m[0], 'name') ?? '');
+}
+
 /** The socket of the running backup job (`virsh backup-dumpxml`), or null. */
 export function backupSocket(xml: string): string | null {
   const server = /<server\b[^>]*>/.exec(xml)?.[0];
@@ -110,8 +121,8 @@ export function backupSocket(xml: string): string | null {
 export interface LiveChainState {
   /** Backed-up disks by target, with their format. */
   disks: Array<{ target: string; format: string }>;
-  /** Checkpoints of ours on the domain, each with the disks it has a bitmap on. */
-  checkpoints: Array<{ name: string; disks: string[] }>;
+  /** Checkpoints of ours on the domain, each with the disks it has a bitmap on, and those whose bitmap qemu lost when known. */
+  checkpoints: Array<{ name: string; disks: string[]; lostBitmaps?: string[] }>;
 }
 
 /**
@@ -126,5 +137,6 @@ export function decideLive(state: LiveChainState, sinceCheckpoint: string | null
   if (!cp) return { mode: 'full', reason: `checkpoint ${sinceCheckpoint} does not exist on the domain (deleted, or the last backup was taken while it was shut off)` };
   const missing = state.disks.filter((d) => !cp.disks.includes(d.target));
   if (missing.length) return { mode: 'full', reason: `checkpoint ${sinceCheckpoint} has no bitmap on ${missing.map((d) => d.target).join(', ')} (disk added since)` };
+  if (cp.lostBitmaps?.length) return { mode: 'full', reason: `checkpoint ${sinceCheckpoint} is broken: qemu holds no bitmap for ${cp.lostBitmaps.join(', ')} (the domain's qemu ended without saving it: killed, or the host crashed)` };
   return { mode: 'incremental', reason: null };
 }

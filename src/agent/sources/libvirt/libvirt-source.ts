@@ -6,7 +6,7 @@ import type { Consistency } from '../../../wire/backup-protocol';
 import type { BackupSource, SourceSnapshot } from '../backup-source';
 import { QemuImageSource } from '../qemu-image';
 import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
-import { backupSocket, backupXml, checkpointDisks, checkpointXml, decideLive, parseDomainXml, skipReason, type DomainInfo } from './domain-xml';
+import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
 
 export interface LibvirtSourceOptions {
   /** libvirt connection URI. Default `qemu:///system`. */
@@ -143,19 +143,25 @@ export class LibvirtSource implements BackupSource {
    * Our checkpoints with the disks they hold bitmaps on. libvirt's metadata is the authority while the domain
    * runs: qemu keeps new persistent bitmaps in memory and writes them into the image only when it closes it.
    */
-  private async liveCheckpoints(vmId: string): Promise<Array<{ name: string; disks: string[] }>> {
+  private async liveCheckpoints(vmId: string, since: string | null): Promise<LiveChainState['checkpoints']> {
     const names = (await this.virsh(['checkpoint-list', vmId, '--name'])).split('\n').map((l) => l.trim()).filter((n) => n.startsWith(this.prefix));
-    const checkpoints: Array<{ name: string; disks: string[] }> = [];
-    for (const name of names) checkpoints.push({ name, disks: checkpointDisks(await this.virsh(['checkpoint-dumpxml', vmId, name, '--no-domain'])) });
+    const checkpoints: LiveChainState['checkpoints'] = [];
+    for (const name of names) {
+      // the base of the incremental is also checked against what qemu holds, the others need not be
+      const xml = await this.virsh(['checkpoint-dumpxml', vmId, name, '--no-domain', ...(name === since ? ['--size'] : [])]);
+      checkpoints.push({ name, disks: checkpointDisks(xml), ...(name === since ? { lostBitmaps: checkpointDisksWithoutBitmap(xml) } : {}) });
+    }
     return checkpoints;
   }
 
-  async checkChain(vmId: string, sincePointId: string): Promise<{ ok: boolean; reason?: string }> {
+  async checkChain(vmId: string, sincePointId: string): Promise<{ ok: boolean; reason?: string; broken?: boolean }> {
     const { running } = await this.domain(vmId);
     if (!running) return this.offlineCall(vmId, () => this.offline.checkChain(vmId, sincePointId));
     const vm = await this.getVm(vmId);
-    const decision = decideLive({ disks: vm.disks.map((d) => ({ target: d.id, format: d.format })), checkpoints: await this.liveCheckpoints(vmId) }, this.prefix + sincePointId);
-    return decision.mode === 'incremental' ? { ok: true } : { ok: false, reason: decision.reason! };
+    const since = this.prefix + sincePointId;
+    const decision = decideLive({ disks: vm.disks.map((d) => ({ target: d.id, format: d.format })), checkpoints: await this.liveCheckpoints(vmId, since) }, since);
+    // a domain with a raw disk is backed up in fulls only: it has no change tracking to lose
+    return decision.mode === 'incremental' ? { ok: true } : { ok: false, reason: decision.reason!, broken: vm.disks.every((d) => d.format === 'qcow2') };
   }
 
   async prepareBackup(vmId: string, req: PrepareBackupRequest): Promise<PreparedBackup> {
@@ -165,8 +171,8 @@ export class LibvirtSource implements BackupSource {
       return this.offlineCall(vmId, () => this.offline.prepareBackup(vmId, req));
     }
     const vm = await this.getVm(vmId);
-    const checkpoints = await this.liveCheckpoints(vmId);
-    const decision = decideLive({ disks: vm.disks.map((d) => ({ target: d.id, format: d.format })), checkpoints }, req.sincePointId === null ? null : this.prefix + req.sincePointId);
+    const since = req.sincePointId === null ? null : this.prefix + req.sincePointId;
+    const decision = decideLive({ disks: vm.disks.map((d) => ({ target: d.id, format: d.format })), checkpoints: await this.liveCheckpoints(vmId, since) }, since);
     const mode = decision.mode;
     this.pending.set(vmId, { newPointId: req.newPointId, sincePointId: req.sincePointId, mode });
     const chainBroken = req.sincePointId !== null && mode === 'full' && vm.disks.every((d) => d.format === 'qcow2') ? decision.reason! : undefined;
