@@ -42,7 +42,8 @@ export class BackupRunner {
     const disks = vm.disks.map((d) => ({ diskId: d.id, virtualSize: d.virtualSize, format: d.format }));
     if (!request.sincePointId) return { mode: 'full', reason: 'no earlier restore point in this chain', disks };
     const check = await this.deps.source.checkChain(request.vmId, request.sincePointId);
-    return check.ok ? { mode: 'incremental', reason: null, disks } : { mode: 'full', reason: check.reason ?? 'change tracking cannot continue the chain', disks };
+    if (check.ok) return { mode: 'incremental', reason: null, disks };
+    return { mode: 'full', reason: check.reason ?? 'change tracking cannot continue the chain', disks, ...(check.broken ? { chainBroken: true } : {}) };
   }
 
   isRunning(jobId: string): boolean {

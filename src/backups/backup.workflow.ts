@@ -261,9 +261,9 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       state = await this.send(story, new DecideBackupTypeCommand(jobId, restorePointId, lastPoint, plan));
       if (corrupt) await this.step(story, () => this.commands.execute(new BreakChainCommand(vmId, repositoryId, last!.restorePointId, corrupt)));
       // The agent's change tracking cannot continue from the last point (a bitmap or checkpoint lost, the VM's
-      // power state changed): the chain ends there, on the record, and this backup starts a new one. A VM with
-      // a raw disk has no change tracking to lose: each of its backups is a full, and none breaks anything.
-      else if (since && plan.mode === 'full' && plan.disks.every((d) => d.format === 'qcow2')) {
+      // power state changed): the chain ends there, on the record, and this backup starts a new one. A raw disk
+      // has no change tracking to lose: the agent does not call its VM's fulls broken chains.
+      else if (since && plan.mode === 'full' && plan.chainBroken) {
         const reason = `change tracking cannot continue from ${since}: ${plan.reason ?? 'no reason given by the agent'}`;
         await this.step(story, () => this.commands.execute(new BreakChainCommand(vmId, repositoryId, since, reason)));
       }

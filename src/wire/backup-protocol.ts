@@ -8,6 +8,8 @@ export interface PlanRequest {
 export interface PlanAnswer {
   mode: 'full' | 'incremental';
   reason: string | null;
+  /** A full because a disk that tracks changes lost them since the point asked about: the chain breaks there. */
+  chainBroken?: boolean;
   disks: { diskId: string; virtualSize: number; format: string }[];
 }
 

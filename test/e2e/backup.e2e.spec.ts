@@ -1,7 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
 import { clusterBytes, sameContent, Write, writeToDisk, MiB } from '../fixtures/vm/sample-vm';
 import { BackupLab } from '../support/backup-lab';
+
+const run = promisify(execFile);
 
 /** The capability the earlier attempt never reached: a real backup of a multi-disk VM, end to end. */
 describe('backups end to end: hub and agent processes, SSH tunnel, real qcow2 disks with ext4', () => {
@@ -84,5 +88,28 @@ describe('backups end to end: hub and agent processes, SSH tunnel, real qcow2 di
     const chain = (await lab.api('GET', `/api/v1/audit/streams/chain-rawvm-${lab.repositoryId}?limit=1000`)).body.events as { type: string }[];
     expect(chain.filter((e) => e.type === 'RestorePointAdded')).toHaveLength(2);
     expect(chain.filter((e) => e.type === 'ChainBroken')).toEqual([]);
+  });
+
+  it('a VM with a raw and a qcow2 disk whose bitmap was lost: the full is recorded as a broken chain, with the qcow2 disk named in the reason', async () => {
+    const raw = join(lab.dir, 'vm', 'mixedvm-disk0.img');
+    const qcow2 = join(lab.dir, 'vm', 'mixedvm-disk1.qcow2');
+    writeFileSync(raw, Buffer.alloc(8 * MiB, 7));
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '8M']);
+    const inventory = JSON.parse(readFileSync(lab.vm.inventoryFile, 'utf8'));
+    inventory.vms.push({ id: 'mixedvm', name: 'mixedvm', disks: [{ id: 'disk0', path: raw }, { id: 'disk1', path: qcow2 }] });
+    writeFileSync(lab.vm.inventoryFile, JSON.stringify(inventory));
+    await lab.stop(lab.agent);
+    await lab.startAgent();
+    await lab.until(async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string; agentConnected: boolean }[]).some((v) => v.vmId === 'mixedvm' && v.agentConnected), 30_000, 'the agent to report mixedvm');
+    const first = await lab.waitForJob(await lab.backup('auto', 'mixedvm'));
+    expect(first).toMatchObject({ status: 'completed', type: 'full' });
+    await run('qemu-img', ['bitmap', '--remove', qcow2, `sendense-${first.restorePointId}`]);
+
+    const jobId = await lab.backup('auto', 'mixedvm');
+    expect(await lab.waitForJob(jobId)).toMatchObject({ status: 'completed', type: 'full' });
+    const chain = (await lab.api('GET', `/api/v1/audit/streams/chain-mixedvm-${lab.repositoryId}?limit=1000`)).body.events as { type: string; data: any }[];
+    expect(chain.filter((e) => e.type === 'ChainBroken').map((e) => e.data)).toEqual([
+      { restorePointId: first.restorePointId, reason: expect.stringContaining(`bitmap sendense-${first.restorePointId} on disk1 is missing`) },
+    ]);
   });
 });

@@ -14,7 +14,8 @@ export interface BackupSource {
   scanInventory(): Promise<InventoryScan>;
   listVms(): Promise<SourceVm[]>;
   getVm(vmId: string): Promise<SourceVm>;
-  checkChain(vmId: string, sincePointId: string): Promise<{ ok: boolean; reason?: string }>;
+  /** `broken`: not ok because a disk that tracks changes lost them since the point (the chain breaks there). */
+  checkChain(vmId: string, sincePointId: string): Promise<{ ok: boolean; reason?: string; broken?: boolean }>;
   prepareBackup(vmId: string, req: PrepareBackupRequest): Promise<PreparedBackup>;
   openSnapshot(vmId: string, options: OpenSnapshotOptions): Promise<SourceSnapshot>;
   completeBackup(vmId: string, req: CompleteBackupRequest): Promise<unknown>;

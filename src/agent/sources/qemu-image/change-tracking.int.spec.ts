@@ -183,7 +183,7 @@ describe('QemuImageSource change tracking (real images, qemu-img bitmap, qemu-nb
     await vm.kill9();
     const reason = 'bitmap sendense-A on disk0 is inconsistent (in-use flag left by a writer that was killed)';
     expect(await source.brokenChainReason('kv', 'A')).toBe(reason);
-    expect(await source.checkChain('kv', 'A')).toEqual({ ok: false, reason, disks: [{ diskId: 'disk0', ok: false, reason }, { diskId: 'disk1', ok: true }] });
+    expect(await source.checkChain('kv', 'A')).toEqual({ ok: false, reason, broken: true, disks: [{ diskId: 'disk0', ok: false, reason }, { diskId: 'disk1', ok: true }] });
     expect(await bitmapsOf(source, 'kv')).toEqual({ disk0: ['sendense-A (in-use)'], disk1: ['sendense-A'] });
 
     const b = await source.prepareBackup('kv', { newPointId: 'B', sincePointId: 'A' });

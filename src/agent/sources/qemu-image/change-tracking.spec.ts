@@ -58,11 +58,21 @@ describe('checkChain', () => {
     expect(checkChain([qcow2('a', bm('sendense-P')), qcow2('b', bm('sendense-P', ['in-use']))], 'P', P)).toEqual({
       ok: false,
       reason: 'bitmap sendense-P on b is inconsistent (in-use flag left by a writer that was killed)',
+      broken: true,
       disks: [
         { diskId: 'a', ok: true },
         { diskId: 'b', ok: false, reason: 'bitmap sendense-P on b is inconsistent (in-use flag left by a writer that was killed)' },
       ],
     });
+  });
+});
+
+describe('checkChain: broken or merely raw', () => {
+  it('a raw disk alone does not break the chain; a qcow2 disk that lost its bitmap does, beside a raw disk too', () => {
+    expect(checkChain([qcow2('a', bm('sendense-P')), raw('b')], 'P', P)).toMatchObject({ ok: false, broken: false });
+    expect(checkChain([qcow2('a'), raw('b')], 'P', P)).toMatchObject({ ok: false, broken: true, reason: expect.stringContaining('bitmap sendense-P on a is missing') });
+    const mixed = decideBackup([qcow2('a'), raw('b')], { newPointId: 'B', sincePointId: 'P' }, P);
+    expect(mixed.chainBroken).toBe(mixed.reason);
   });
 });
 

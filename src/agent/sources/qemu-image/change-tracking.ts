@@ -37,7 +37,10 @@ export function checkChain(disks: DiskBitmapState[], sincePointId: string, prefi
     return reason ? { diskId: d.diskId, ok: false, reason } : { diskId: d.diskId, ok: true };
   });
   const reasons = perDisk.filter((d) => !d.ok).map((d) => d.reason as string);
-  return reasons.length ? { ok: false, reason: reasons.join('; '), disks: perDisk } : { ok: true, disks: perDisk };
+  if (!reasons.length) return { ok: true, disks: perDisk };
+  // A raw disk never had change tracking to lose: that is its normal mode, not an incident.
+  const broken = perDisk.some((d, i) => !d.ok && disks[i].format === 'qcow2');
+  return { ok: false, reason: reasons.join('; '), broken, disks: perDisk };
 }
 
 export interface BackupDecision {
@@ -68,12 +71,10 @@ export function decideBackup(disks: DiskBitmapState[], req: { newPointId: string
     return { mode: 'incremental', disks: disks.map((d) => ({ diskId: d.diskId, mode: 'incremental', bitmap: base, ...newBitmap(d) })) };
   }
   const reason = chain.reason as string;
-  // A VM with a raw disk never had a chain to break: that is its normal mode, not an incident.
-  const onlyRaw = chain.disks.every((d) => d.ok || disks.find((x) => x.diskId === d.diskId)?.format !== 'qcow2');
   return {
     mode: 'full',
     reason,
-    ...(onlyRaw ? {} : { chainBroken: reason }),
+    ...(chain.broken ? { chainBroken: reason } : {}),
     disks: chain.disks.map((c, i) => ({
       diskId: c.diskId,
       mode: 'full',

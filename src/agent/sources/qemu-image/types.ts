@@ -150,6 +150,8 @@ export interface CompletedBackup {
 export interface ChainCheck {
   ok: boolean;
   reason?: string;
+  /** Not ok because a disk that tracks changes lost them (not merely a raw disk, which never tracks any). */
+  broken?: boolean;
   disks: Array<{ diskId: string; ok: boolean; reason?: string }>;
 }
 
