@@ -338,6 +338,20 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
   }
 
+  it('a backup cancelled mid-transfer: the job fails as cancelled, the backup job on the domain is aborted, its scratch files and checkpoint go, and the next backup continues from the last point that succeeded', async () => {
+    if (skip) return;
+    const vm = noAgent!;
+    const { job, last } = await interruptedFull(async (jobId) => {
+      expect((await lab.api('POST', `/api/v1/backups/${jobId}/cancel`)).status).toBe(202);
+    });
+    expect(job).toMatchObject({ status: 'failed', error: 'cancelled', cancelRequested: true });
+    await lab.until(async () => (await leftoversOnHost(vm)).jobDirs.length === 0, 30_000, 'the job directory to be removed');
+    expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+    await lab.until(async () => !(await virsh('checkpoint-list', vm.uuid, '--name')).includes(`sendense-${job.restorePointId}`), 30_000, "the cancelled backup's checkpoint to be deleted");
+    await nextBackupIsCorrect(last!);
+  }, 600_000);
+
   it('the tunnel cut mid-transfer: the job fails with the reason, the backup job on the domain is ended and its scratch files removed; once the network is back the agent reconnects and the next backup continues the chain', async () => {
     if (skip) return;
     const vm = noAgent!;
