@@ -175,14 +175,12 @@ export class LibvirtSource implements BackupSource {
     const decision = decideLive({ disks: vm.disks.map((d) => ({ target: d.id, format: d.format })), checkpoints: await this.liveCheckpoints(vmId, since) }, since);
     const mode = decision.mode;
     this.pending.set(vmId, { newPointId: req.newPointId, sincePointId: req.sincePointId, mode });
-    const chainBroken = req.sincePointId !== null && mode === 'full' && vm.disks.every((d) => d.format === 'qcow2') ? decision.reason! : undefined;
     return {
       vmId,
       newPointId: req.newPointId,
       sincePointId: req.sincePointId,
       mode,
       ...(decision.reason ? { reason: decision.reason } : {}),
-      ...(chainBroken ? { chainBroken } : {}),
       disks: vm.disks.map((d) => ({ diskId: d.id, mode, ...(mode === 'incremental' ? { bitmap: EXPORT_BITMAP(d.id) } : {}), ...(d.format === 'qcow2' ? { newBitmap: this.prefix + req.newPointId } : {}) })),
       bitmaps: mode === 'incremental' ? Object.fromEntries(vm.disks.map((d) => [d.id, EXPORT_BITMAP(d.id)])) : {},
     };

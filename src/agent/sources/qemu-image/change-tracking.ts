@@ -46,7 +46,6 @@ export function checkChain(disks: DiskBitmapState[], sincePointId: string, prefi
 export interface BackupDecision {
   mode: BackupMode;
   reason?: string;
-  chainBroken?: string;
   disks: PreparedDisk[];
 }
 
@@ -74,7 +73,6 @@ export function decideBackup(disks: DiskBitmapState[], req: { newPointId: string
   return {
     mode: 'full',
     reason,
-    ...(chain.broken ? { chainBroken: reason } : {}),
     disks: chain.disks.map((c, i) => ({
       diskId: c.diskId,
       mode: 'full',

@@ -285,7 +285,6 @@ export class QemuImageSource {
         sincePointId: req.sincePointId,
         mode: decision.mode,
         ...(decision.reason ? { reason: decision.reason } : {}),
-        ...(decision.chainBroken ? { chainBroken: decision.chainBroken } : {}),
         disks: decision.disks,
         bitmaps,
       };

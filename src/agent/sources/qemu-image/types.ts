@@ -112,8 +112,6 @@ export interface PreparedBackup {
   mode: BackupMode;
   /** Why the VM gets a full backup (every disk's reason, joined). */
   reason?: string;
-  /** Set when an incremental was asked for but the chain cannot continue: what the hub records as ChainBroken. */
-  chainBroken?: string;
   disks: PreparedDisk[];
   /** diskId -> bitmap to export; pass as `openSnapshot(vm, { bitmaps })`. Empty for a full backup. */
   bitmaps: Record<string, string>;
