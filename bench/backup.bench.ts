@@ -9,6 +9,7 @@ import { BASE_ALLOCATION } from '../src/nbd-protocol/constants';
 import { openNbd } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';
 import { buildQemuNbdArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
+import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { freePort } from '../test/support/processes';
 
 /*
@@ -120,7 +121,7 @@ async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: st
   const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
   const spec = { leaseId: `bench-${port}`, port, file, format: 'qcow2' as const, readOnly, exportName: 'disk', directIo: !readOnly && supportsDirectIo(file), tls: pskDir ? { pskDir, bind: '127.0.0.1' } : undefined };
-  await exec('qemu-nbd', ['--fork', ...buildQemuNbdArgs(spec, pidFile)]);
+  await exec('qemu-nbd', ['--fork', ...buildQemuNbdArgs(spec, pidFile)], { env: { ...process.env, ...QEMU_NBD_ENV } });
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   return {
     uri: pskDir ? `nbds://sendense@127.0.0.1:${port}/disk?tls-psk-file=${pskDir}/keys.psk` : `nbd://127.0.0.1:${port}/disk`,

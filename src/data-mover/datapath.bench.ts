@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
 import { openNbd } from '../nbd-protocol/open-nbd';
 import { copyDisk, CopySummary } from './copy-disk';
+import { QEMU_NBD_ENV } from '../qemu/qemu-nbd-launcher';
 
 /*
  * Data-path benchmark: our copyDisk against nbdcopy (libnbd), both copying a
@@ -26,10 +27,10 @@ interface Server {
   uri: string;
 }
 
-function run(command: string, args: string[], logFile?: string): Promise<void> {
+function run(command: string, args: string[], logFile?: string, env?: Readonly<Record<string, string>>): Promise<void> {
   return new Promise((resolve, reject) => {
     const log = logFile ? openSync(logFile, 'a') : 'ignore';
-    const child = spawn(command, args, { stdio: ['ignore', log, logFile ? log : 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', log, logFile ? log : 'pipe'], env: { ...process.env, ...env } });
     if (typeof log === 'number') closeSync(log);
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -61,7 +62,8 @@ async function startQemuNbd(dir: string, file: string, opts: { readOnly?: boolea
   if (opts.readOnly) args.push('-r');
   if (opts.bitmap) args.push('-B', opts.bitmap);
   args.push('--fork', `--pid-file=${pidFile}`, file);
-  await run('qemu-nbd', args, join(dir, `qemu-nbd-${port}.log`));
+  // the hub's environment for qemu-nbd, for ours and nbdcopy alike
+  await run('qemu-nbd', args, join(dir, `qemu-nbd-${port}.log`), QEMU_NBD_ENV);
   return { pid: Number(readFileSync(pidFile, 'utf8').trim()), uri: `nbd://127.0.0.1:${port}/disk` };
 }
 

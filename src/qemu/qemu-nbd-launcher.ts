@@ -34,11 +34,25 @@ export type Readiness = 'ready' | 'exited' | 'stopped' | 'timeout';
 /** qemu-nbd is ready ~10 ms after spawn; a coarser poll would dominate start latency. */
 const READY_POLL_MS = 3;
 
+/**
+ * qemu-nbd's environment. GLIBC_TUNABLES: qemu takes every request's buffer from malloc and frees it
+ * after the reply; by default glibc maps buffers of 128 KiB and more (soon 1 MiB and more) with
+ * mmap and hands the freed top of its heap back to the kernel, so the pages of almost every request
+ * were faulted in and zeroed again — the largest cost of both servers after the copies themselves
+ * (docs/benchmarks.md, backup). Requests up to NBD's 32 MiB maximum now come from the heap, which
+ * keeps up to 64 MiB free before trimming. LC_ALL: qemu's messages, which we show and match, stay
+ * in one language.
+ */
+export const QEMU_NBD_ENV: Readonly<Record<string, string>> = {
+  LC_ALL: 'C',
+  GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864',
+};
+
 /** Synchronous, so the caller can track (and stop) the process before anything else runs; check spawnError before waiting. */
 export function spawnQemuNbd(launch: QemuNbdLaunch): ChildProcessHandle {
   if (!launch.args.includes(`--pid-file=${launch.pidFile}`)) throw new Error(`qemu-nbd command line lacks --pid-file=${launch.pidFile}`);
   rmSync(launch.pidFile, { force: true });
-  return ChildProcessHandle.spawn(launch.binary ?? 'qemu-nbd', launch.args, { detached: launch.detached, logFile: launch.logFile, env: { LC_ALL: 'C' } });
+  return ChildProcessHandle.spawn(launch.binary ?? 'qemu-nbd', launch.args, { detached: launch.detached, logFile: launch.logFile, env: { ...QEMU_NBD_ENV } });
 }
 
 /** The pid qemu-nbd wrote, or undefined while the file is missing or not completely written (qemu writes "PID\n"). */

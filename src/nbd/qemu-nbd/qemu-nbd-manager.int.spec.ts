@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import execa from 'execa';
 import { createQcow2, imagesIdentical, MiB, writeRandomRaw } from '../../../test/fixtures/qemu-nbd-images';
 import { isRunning, killAllMentioning, nbdinfoJson, waitFor } from '../../../test/fixtures/qemu-nbd-processes';
+import { QEMU_NBD_ENV } from '../../qemu/qemu-nbd-launcher';
 import { QemuNbdManager } from './qemu-nbd-manager';
 import type { QemuNbdExit, QemuNbdExportSpec } from './qemu-nbd.types';
 
@@ -90,6 +91,20 @@ describe('QemuNbdManager with real qemu-nbd', () => {
     expect({ pgrp, session }).toEqual({ pgrp: pid, session: pid });
     expect(pgrp).not.toBe(Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[2]));
     await manager.stop(s.leaseId);
+  });
+
+  it("runs qemu-nbd with malloc tuned to recycle request buffers, and glibc takes the tunables", async () => {
+    const s = spec(10909, await image('env'), { readOnly: true });
+    const { pid } = await manager.start(s);
+    const tunables = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((v) => v.startsWith('GLIBC_TUNABLES='));
+    // glibc 2.36 parses the variable in place and leaves it cut at the first ':'
+    expect(tunables?.length).toBeGreaterThan('GLIBC_TUNABLES=glibc.malloc.'.length);
+    expect(`GLIBC_TUNABLES=${QEMU_NBD_ENV.GLIBC_TUNABLES}`.startsWith(tunables!)).toBe(true);
+    await manager.stop(s.leaseId);
+    // a tunable glibc did not know would be ignored silently: ld.so lists the ones it took
+    const { stdout } = await execa('/lib64/ld-linux-x86-64.so.2', ['--list-tunables'], { env: { GLIBC_TUNABLES: QEMU_NBD_ENV.GLIBC_TUNABLES } });
+    expect(stdout).toMatch(/glibc\.malloc\.mmap_threshold: 0x2000000 /);
+    expect(stdout).toMatch(/glibc\.malloc\.trim_threshold: 0x4000000 /);
   });
 
   it('exposes a dirty bitmap as the qemu:dirty-bitmap meta context', async () => {
