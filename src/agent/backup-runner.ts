@@ -80,6 +80,14 @@ export class BackupRunner {
     };
     const sincePointId = request.type === 'incremental' ? request.sincePointId : null;
     let success = false;
+    // The first disk's target is connected while the snapshot is taken: qemu-nbd 7.2 leaves Nagle on, so its
+    // negotiation replies wait on our delayed ACKs, ~90 ms per connection here (docs/benchmarks.md, backup). Only
+    // the first: a connection opened early for a later disk would sit idle through the earlier disks' copies,
+    // long enough for a firewall between agent and hub to drop it.
+    const first = request.disks[0];
+    const firstTarget = first ? this.deps.connectTarget(first.nbd) : undefined;
+    firstTarget?.catch(() => undefined);
+    let firstTaken = false;
     try {
       await this.settle(vmId, sincePointId);
       const prepared = await source.prepareBackup(vmId, { newPointId: restorePointId, sincePointId });
@@ -93,7 +101,9 @@ export class BackupRunner {
           if (!disk) throw new Error(`the snapshot has no disk ${target.diskId}`);
           const newBitmap = prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
           const uploadDigests = (digests: Buffer) => this.deps.uploadDigests(request, target.diskId, digests);
-          await this.copyOne(report, uploadDigests, disk.uri, disk.bitmap, target, request.type, newBitmap, signal);
+          const connection = target === first && firstTarget ? firstTarget : this.deps.connectTarget(target.nbd);
+          if (target === first) firstTaken = true;
+          await this.copyOne(report, uploadDigests, disk.uri, disk.bitmap, connection, target, request.type, newBitmap, signal);
         }
       } finally {
         await snapshot.close();
@@ -106,6 +116,7 @@ export class BackupRunner {
       log('error', `backup ${jobId} of ${vmId} failed: ${reason}`);
       await report({ type: 'failed', reason }).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
     } finally {
+      if (!firstTaken) await closeWhenOpen(firstTarget);
       if (success) this.unconfirmed.set(vmId, { newPointId: restorePointId, sincePointId });
       else await source.completeBackup(vmId, { newPointId: restorePointId, sincePointId, success }).catch((e) => log('warn', `change tracking of ${vmId} not rolled back: ${String(e)}`));
     }
@@ -125,12 +136,13 @@ export class BackupRunner {
       .catch((e) => this.deps.log('warn', `change tracking of ${vmId} not ${recorded ? 'committed' : 'rolled back'}: ${String(e)}`));
   }
 
-  private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, sourceUri: string, bitmap: string | undefined, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
+  /** Copies one disk into its target; `connection` (to the target, maybe still opening) is closed here, whatever happens. */
+  private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, sourceUri: string, bitmap: string | undefined, connection: Promise<NbdClient>, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
     const contexts = [BASE_ALLOCATION, ...(bitmap ? [`qemu:dirty-bitmap:${bitmap}`] : [])];
-    const src = await openNbd(sourceUri, { metaContexts: contexts });
-    let dst: NbdClient | undefined;
+    let src: NbdClient | undefined;
     try {
-      dst = await this.deps.connectTarget(target.nbd);
+      src = await openNbd(sourceUri, { metaContexts: contexts });
+      const dst = await connection;
       let lastReport = 0;
       let started = false;
       const summary = await copyDisk({
@@ -164,8 +176,13 @@ export class BackupRunner {
         changeRef,
       });
     } finally {
-      await dst?.close().catch(() => undefined);
-      await src.close().catch(() => undefined);
+      await closeWhenOpen(connection);
+      await src?.close().catch(() => undefined);
     }
   }
+}
+
+/** Closes a connection once it is open; one that failed to open needs nothing. */
+async function closeWhenOpen(connection: Promise<NbdClient> | undefined): Promise<void> {
+  await connection?.then((c) => c.close(), () => undefined).catch(() => undefined);
 }

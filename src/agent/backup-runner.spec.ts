@@ -1,0 +1,87 @@
+import type { NbdClient } from '../nbd-protocol';
+import type { AgentReport, StartRequest } from '../wire/backup-protocol';
+import { BackupRunner, RunnerDeps } from './backup-runner';
+import type { BackupSource } from './sources/backup-source';
+
+const request: StartRequest = {
+  jobId: 'job-1',
+  correlationId: 'corr-1',
+  vmId: 'vm-1',
+  type: 'full',
+  restorePointId: 'rp-1',
+  sincePointId: null,
+  disks: ['disk0', 'disk1'].map((diskId, i) => ({ diskId, nbd: { port: 10_800 + i, exportName: diskId, psk: { identity: 'sendense', key: '00'.repeat(32) } } })),
+};
+
+/** A runner whose source fails at the snapshot (after asserting what it was given), so no NBD data path is needed. */
+function runner(connectTarget: RunnerDeps['connectTarget'], openSnapshot: () => Promise<never>) {
+  const reports: AgentReport[] = [];
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  const source = {
+    prepareBackup: async () => ({ vmId: request.vmId, newPointId: request.restorePointId, sincePointId: null, mode: 'full', disks: [], bitmaps: {} }),
+    openSnapshot,
+    completeBackup: async () => undefined,
+  } as unknown as BackupSource;
+  const backupRunner = new BackupRunner({
+    source,
+    connectTarget,
+    report: async (_job, report) => {
+      reports.push(report);
+      if (report.type === 'failed') finished();
+    },
+    uploadDigests: async () => undefined,
+    log: () => undefined,
+  });
+  // finished: the failure reported and everything of the job closed (the runner forgets a job last)
+  const ended = done.then(async () => {
+    while (backupRunner.isRunning(request.jobId)) await new Promise((r) => setTimeout(r, 1));
+  });
+  return { backupRunner, reports, done: ended };
+}
+
+describe('BackupRunner', () => {
+  it("connects the first disk's target while the snapshot is taken, and closes it when the snapshot fails", async () => {
+    const connected: string[] = [];
+    let closed = 0;
+    const connectTarget = async (nbd: StartRequest['disks'][number]['nbd']) => {
+      connected.push(nbd.exportName);
+      return { close: async () => void closed++ } as unknown as NbdClient;
+    };
+    let seenAtSnapshot: string[] = [];
+    const { backupRunner, reports, done } = runner(connectTarget, async () => {
+      seenAtSnapshot = [...connected];
+      throw new Error('no space for the overlay');
+    });
+    backupRunner.start(request);
+    await done;
+    expect(seenAtSnapshot).toEqual(['disk0']);
+    // a later disk's target is connected only when its turn comes, which never came
+    expect(connected).toEqual(['disk0']);
+    expect(closed).toBe(1);
+    expect(reports).toEqual([{ type: 'failed', reason: 'no space for the overlay' }]);
+  });
+
+  it("reports the snapshot's failure when the early connection failed too, and leaves no rejection unhandled", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const { backupRunner, reports, done } = runner(
+        async () => {
+          throw new Error('TLS with the NBD server failed');
+        },
+        async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          throw new Error('snapshot failed');
+        },
+      );
+      backupRunner.start(request);
+      await done;
+      expect(reports).toEqual([{ type: 'failed', reason: 'snapshot failed' }]);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
