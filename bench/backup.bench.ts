@@ -1,6 +1,6 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,8 +8,9 @@ import { copyDisk } from '../src/data-mover/copy-disk';
 import { BASE_ALLOCATION } from '../src/nbd-protocol/constants';
 import { openNbd } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';
-import { buildQemuNbdArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
+import { buildQemuNbdArgs, buildSocketExportArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
+import { DIGEST_BLOCK_SIZE } from '../src/wire/block-digests';
 import { freePort } from '../test/support/processes';
 
 /*
@@ -117,11 +118,11 @@ async function randomQcow2(dir: string, file: string, size: number, data: number
  * One qemu-nbd export on TCP loopback with the hub's options, like the hub's targets (writable) or the agent's snapshot (read-only);
  * with `pskDir` (holding keys.psk), TLS is required like on the hub's backup targets.
  */
-async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: string): Promise<{ uri: string; port: number; stop: () => Promise<void> }> {
+async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: string, env: Readonly<Record<string, string>> = QEMU_NBD_ENV): Promise<{ uri: string; port: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
   const spec = { leaseId: `bench-${port}`, port, file, format: 'qcow2' as const, readOnly, exportName: 'disk', directIo: !readOnly && supportsDirectIo(file), tls: pskDir ? { pskDir, bind: '127.0.0.1' } : undefined };
-  await exec('qemu-nbd', ['--fork', ...buildQemuNbdArgs(spec, pidFile)], { env: { ...process.env, ...QEMU_NBD_ENV } });
+  await exec('qemu-nbd', ['--fork', ...buildQemuNbdArgs(spec, pidFile)], { env: { ...process.env, ...env } });
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   return {
     uri: pskDir ? `nbds://sendense@127.0.0.1:${port}/disk?tls-psk-file=${pskDir}/keys.psk` : `nbd://127.0.0.1:${port}/disk`,
@@ -154,10 +155,10 @@ async function settle(): Promise<void> {
 }
 
 /** nbdcopy from the source export into a fresh qcow2 target export; ms of the copy alone. */
-async function nbdcopyOnce(dir: string, source: string, options: string[], pskDir?: string): Promise<Timed> {
+async function nbdcopyOnce(dir: string, source: string, options: string[], pskDir?: string, env?: Readonly<Record<string, string>>): Promise<Timed> {
   const file = join(dir, 'nbdcopy-target.qcow2');
   await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
-  const target = await qemuNbd(dir, file, false, pskDir);
+  const target = await qemuNbd(dir, file, false, pskDir, env);
   try {
     await settle();
     return await timed(() => exec('nbdcopy', ['--target-is-zero', ...options, source, target.uri]));
@@ -168,10 +169,10 @@ async function nbdcopyOnce(dir: string, source: string, options: string[], pskDi
 }
 
 /** copyDisk as the agent runs it (digests, TLS with the target's key) into a fresh TLS target export; ms of the copy alone. */
-async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string): Promise<Timed> {
+async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string, env?: Readonly<Record<string, string>>): Promise<Timed> {
   const file = join(dir, 'copydisk-target.qcow2');
   await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
-  const target = await qemuNbd(dir, file, false, pskDir);
+  const target = await qemuNbd(dir, file, false, pskDir, env);
   const [identity, key] = readFileSync(join(pskDir, 'keys.psk'), 'utf8').trim().split(':');
   const src = await openNbd(sourceUri, { metaContexts: [BASE_ALLOCATION] });
   const dst = await openNbd({ transport: 'tcp', host: '127.0.0.1', port: target.port, exportName: 'disk' }, { startTls: pskStartTls({ identity, key }) });
@@ -197,6 +198,63 @@ async function bestNbdcopyOptions(dir: string, sourceUri: string): Promise<strin
     if (!best || ms < best.ms) best = { options, ms };
   }
   return best!.options;
+}
+
+/** qemu-nbd's environment without QEMU_NBD_ENV's malloc tuning: glibc's defaults, for the lines that show what the tuning buys. */
+const GLIBC_DEFAULTS: Readonly<Record<string, string>> = { LC_ALL: 'C', GLIBC_TUNABLES: '' };
+
+/** MiB/s of one core for the work the backup adds to a plain copy: AEAD over TLS-record-sized chunks, SHA-256 over digest blocks. */
+function cryptoRates(): string {
+  const data = randomBytes(64 * MiB);
+  const time = (work: () => void) => {
+    work(); // warm-up
+    const t = performance.now();
+    work();
+    return rate(data.length, performance.now() - t).toFixed(0);
+  };
+  const aead = (cipher: 'aes-128-gcm' | 'chacha20-poly1305') => () => {
+    const key = randomBytes(cipher === 'aes-128-gcm' ? 16 : 32);
+    for (let pos = 0; pos < data.length; pos += 16 * 1024) {
+      const c = cipher === 'aes-128-gcm' ? createCipheriv(cipher, key, randomBytes(12)) : createCipheriv(cipher, key, randomBytes(12), { authTagLength: 16 });
+      c.update(data.subarray(pos, pos + 16 * 1024));
+      c.final();
+      c.getAuthTag();
+    }
+  };
+  const sha256 = () => {
+    for (let pos = 0; pos < data.length; pos += DIGEST_BLOCK_SIZE) createHash('sha256').update(data.subarray(pos, pos + DIGEST_BLOCK_SIZE)).digest();
+  };
+  return `AES-128-GCM ${time(aead('aes-128-gcm'))} MiB/s, ChaCha20-Poly1305 ${time(aead('chacha20-poly1305'))} MiB/s (16 KiB records), SHA-256 ${time(sha256)} MiB/s (64 KiB blocks)`;
+}
+
+/** Milliseconds to open NBD connections (connect and negotiate), median of 5 each. */
+async function connectLatency(dir: string, file: string, pskDir: string): Promise<string> {
+  const tcp = await qemuNbd(dir, file, true);
+  const tls = await qemuNbd(dir, file, true, pskDir);
+  const socket = join(dir, 'latency.sock');
+  const pidFile = join(dir, 'latency.pid');
+  await exec('qemu-nbd', ['--fork', ...buildSocketExportArgs({ file, format: 'qcow2', exportName: 'disk', shared: 8, socket }, pidFile)], { env: { ...process.env, ...QEMU_NBD_ENV } });
+  const [identity, key] = readFileSync(join(pskDir, 'keys.psk'), 'utf8').trim().split(':');
+  const timeOpen = async (open: () => Promise<{ close: () => Promise<void> }>) => {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      const client = await open();
+      times.push(performance.now() - t);
+      await client.close();
+    }
+    return median(times).toFixed(1);
+  };
+  try {
+    const overTcp = await timeOpen(() => openNbd(tcp.uri));
+    const overTls = await timeOpen(() => openNbd({ transport: 'tcp', host: '127.0.0.1', port: tls.port, exportName: 'disk' }, { startTls: pskStartTls({ identity, key }) }));
+    const overUnix = await timeOpen(() => openNbd(`nbd+unix:///disk?socket=${socket}`));
+    return `TCP ${overTcp} ms, TCP with TLS ${overTls} ms, Unix socket ${overUnix} ms`;
+  } finally {
+    await tcp.stop();
+    await tls.stop();
+    process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGTERM');
+  }
 }
 
 /** A key file as the hub writes one, for the TLS targets of the lines that split the gap. */
@@ -387,6 +445,8 @@ export async function runBackupBench(): Promise<void> {
     const options = await bestNbdcopyOptions(dir, source.uri);
     await source.stop();
     const pskDir = pskDirIn(dir);
+    out(`one core of this machine, in node (OpenSSL): ${cryptoRates()}`);
+    out(`opening an NBD connection to qemu-nbd (connect and negotiate, our client, median of 5): ${await connectLatency(dir, disk, pskDir)}`);
 
     const concurrent = process.env.SENDENSE_BENCH_CONCURRENT !== '0';
     const small: string[] = [];
@@ -413,10 +473,11 @@ export async function runBackupBench(): Promise<void> {
 
     // The machine's speed drifts by a factor of two within minutes here (other guests on the host): each round
     // measures the reference and the backup back to back, and the ratio is taken per round.
-    out(`${runs} rounds, each: nbdcopy ${options.join(' ') || '(defaults)'} (the reference); the same into a target requiring TLS with a pre-shared key as the hub's (not the reference); the agent's copy alone (copyDisk, SHA-256 digests, TLS) into such a target, in the bench's process (not the reference); a full backup of the 2 GiB disk (1.5 GiB of data) through hub + agent (control through the SSH tunnel, data NBD over TLS-PSK)`);
+    out(`${runs} rounds, each: nbdcopy ${options.join(' ') || '(defaults)'} (the reference); the same into a target requiring TLS with a pre-shared key as the hub's (not the reference); the agent's copy alone (copyDisk, SHA-256 digests, TLS) into such a target, in the bench's process (not the reference); nbdcopy and the copy alone again between exports whose qemu-nbd runs with glibc's malloc defaults instead of QEMU_NBD_ENV (not the reference); a full backup of the 2 GiB disk (1.5 GiB of data) through hub + agent (control through the SSH tunnel, data NBD over TLS-PSK)`);
     const refs: Timed[] = [];
     const tls: Timed[] = [];
     const alone: Timed[] = [];
+    const defaults: { ref: Timed; alone: Timed }[] = [];
     const fulls: number[] = [];
     const ratios: number[] = [];
     let hubCpu = 0;
@@ -428,6 +489,11 @@ export async function runBackupBench(): Promise<void> {
       const viaTls = await nbdcopyOnce(dir, source.uri, options, pskDir);
       const ours = await copyDiskOnce(dir, source.uri, pskDir);
       await source.stop();
+      source = await qemuNbd(dir, disk, true, undefined, GLIBC_DEFAULTS);
+      const refDefaults = await nbdcopyOnce(dir, source.uri, options, undefined, GLIBC_DEFAULTS);
+      const oursDefaults = await copyDiskOnce(dir, source.uri, pskDir, GLIBC_DEFAULTS);
+      await source.stop();
+      defaults.push({ ref: refDefaults, alone: oursDefaults });
       refs.push(ref);
       tls.push(viaTls);
       alone.push(ours);
@@ -442,13 +508,14 @@ export async function runBackupBench(): Promise<void> {
       fulls.push(ms);
       ratios.push(ref.ms / ms);
       const p = summarizePhases(story, requestedAt);
-      out(`  round ${i + 1}: nbdcopy ${rate(DATA, ref.ms).toFixed(0)} MiB/s (${cpuOf([ref])}); into TLS ${rate(DATA, viaTls.ms).toFixed(0)} MiB/s (${cpuOf([viaTls])}); copy alone ${rate(DATA, ours.ms).toFixed(0)} MiB/s (${cpuOf([ours])})`);
+      out(`  round ${i + 1}: nbdcopy ${rate(DATA, ref.ms).toFixed(0)} MiB/s (${cpuOf([ref])}); into TLS ${rate(DATA, viaTls.ms).toFixed(0)} MiB/s (${cpuOf([viaTls])}); copy alone ${rate(DATA, ours.ms).toFixed(0)} MiB/s (${cpuOf([ours])}); with glibc's malloc defaults: nbdcopy ${rate(DATA, refDefaults.ms).toFixed(0)} MiB/s, copy alone ${rate(DATA, oursDefaults.ms).toFixed(0)} MiB/s`);
       out(`    backup ${rate(DATA, ms).toFixed(0)} MiB/s = ${(ref.ms / ms).toFixed(2)} of this round's nbdcopy (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s; ${cpuOf([machine])}`);
       out(`    timeline (ms since the previous mark): ${phases(story, requestedAt)}`);
     }
     const ms = (runs: Timed[]) => runs.map((r) => r.ms);
     const refRate = rate(DATA, median(ms(refs)));
     out(`medians: nbdcopy ${refRate.toFixed(0)} MiB/s; into TLS ${rate(DATA, median(ms(tls))).toFixed(0)} MiB/s; copy alone ${rate(DATA, median(ms(alone))).toFixed(0)} MiB/s (${median(ms(alone).map((m, i) => refs[i].ms / m)).toFixed(2)} of its round's nbdcopy); full backup ${rate(DATA, median(fulls)).toFixed(0)} MiB/s end to end`);
+    out(`with glibc's malloc defaults in qemu-nbd, medians: nbdcopy ${rate(DATA, median(defaults.map((d) => d.ref.ms))).toFixed(0)} MiB/s, copy alone ${rate(DATA, median(defaults.map((d) => d.alone.ms))).toFixed(0)} MiB/s`);
     out(`ratio backup / nbdcopy per round ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${median(ratios).toFixed(2)}`);
     const dataGiB = (DATA / GiB) * runs;
     out(`CPU per GiB of data: hub ${(hubCpu / dataGiB).toFixed(2)} s, agent ${(agentCpu / dataGiB).toFixed(2)} s (node processes only; qemu-nbd not counted)`);

@@ -88,7 +88,7 @@ async function runRestoreApiBench(): Promise<void> {
         const { stdout: curlOut } = await runTool('curl', ['-sS', '-f', '-o', '/dev/null', '-H', `Authorization: Bearer ${TOKEN}`, '-w', '%{size_download} %{time_total}', `${hub.url}/api/v1/restore/mounts/${mountId}/file?path=big.bin`], { timeoutMs: 120_000 });
         const [bytes, seconds] = curlOut.trim().split(' ').map(Number);
         if (bytes !== BENCH_FILE_SIZE) throw new Error(`downloaded ${bytes} bytes, expected ${BENCH_FILE_SIZE}`);
-        viaApi.push(bytes / 1e6 / seconds);
+        viaApi.push(bytes / (1024 * 1024) / seconds);
       } finally {
         await call('DELETE', `/api/v1/restore/mounts/${mountId}`);
       }
@@ -97,8 +97,8 @@ async function runRestoreApiBench(): Promise<void> {
     const viaLoop = await loopMountReadRates(image, dir);
     const apiRate = median(viaApi);
     const loopRate = median(viaLoop);
-    out(`API: download ${BENCH_FILE_SIZE / (1024 * 1024)} MiB over HTTP (GET .../file, curl):      median ${apiRate.toFixed(0)} MB/s (${viaApi.map((r) => r.toFixed(0)).join(', ')})`);
-    out(`read ${BENCH_FILE_SIZE / (1024 * 1024)} MiB via loop mount of the raw copy:                 median ${loopRate.toFixed(0)} MB/s (${viaLoop.map((r) => r.toFixed(0)).join(', ')})`);
+    out(`API: download ${BENCH_FILE_SIZE / (1024 * 1024)} MiB over HTTP (GET .../file, curl):      median ${apiRate.toFixed(0)} MiB/s (${viaApi.map((r) => r.toFixed(0)).join(', ')})`);
+    out(`read ${BENCH_FILE_SIZE / (1024 * 1024)} MiB via loop mount of the raw copy:                 median ${loopRate.toFixed(0)} MiB/s (${viaLoop.map((r) => r.toFixed(0)).join(', ')})`);
     out(`ratio HTTP download / raw loop mount: ${(apiRate / loopRate).toFixed(2)}`);
   } finally {
     await hub.close();

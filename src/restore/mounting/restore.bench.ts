@@ -22,13 +22,13 @@ export function elapsedMs(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-/** Reads a whole file in 1 MiB chunks, the way a download streams it; returns MB/s (10^6 bytes). */
+/** Reads a whole file in 1 MiB chunks, the way a download streams it; returns MiB/s. */
 export async function readRate(file: string): Promise<number> {
   const start = process.hrtime.bigint();
   let bytes = 0;
   for await (const chunk of createReadStream(file, { highWaterMark: MiB })) bytes += (chunk as Buffer).length;
   if (bytes !== FILE_SIZE) throw new Error(`read ${bytes} bytes of ${file}, expected ${FILE_SIZE}`);
-  return bytes / 1e6 / (elapsedMs(start) / 1000);
+  return bytes / MiB / (elapsedMs(start) / 1000);
 }
 
 /** A GPT disk with one ext4 partition holding a 200 MiB incompressible file, as raw and as qcow2. */
@@ -101,8 +101,8 @@ export async function runRestoreBench(): Promise<void> {
     const viaLoop = await loopMountReadRates(image, dir);
     const restoreRate = median(viaRestore);
     const loopRate = median(viaLoop);
-    out(`read ${FILE_SIZE / MiB} MiB via restore mount (qcow2/qemu-nbd/nbdfuse/loop): median ${restoreRate.toFixed(0)} MB/s (${viaRestore.map((r) => r.toFixed(0)).join(', ')})`);
-    out(`read ${FILE_SIZE / MiB} MiB via loop mount of the raw copy:                 median ${loopRate.toFixed(0)} MB/s (${viaLoop.map((r) => r.toFixed(0)).join(', ')})`);
+    out(`read ${FILE_SIZE / MiB} MiB via restore mount (qcow2/qemu-nbd/nbdfuse/loop): median ${restoreRate.toFixed(0)} MiB/s (${viaRestore.map((r) => r.toFixed(0)).join(', ')})`);
+    out(`read ${FILE_SIZE / MiB} MiB via loop mount of the raw copy:                 median ${loopRate.toFixed(0)} MiB/s (${viaLoop.map((r) => r.toFixed(0)).join(', ')})`);
     out(`ratio restore mount / raw loop mount: ${(restoreRate / loopRate).toFixed(2)}`);
   } finally {
     for (const m of mounter.list()) await mounter.unmount(m.mountId).catch(() => undefined);
