@@ -5,6 +5,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { copyDisk } from '../src/data-mover/copy-disk';
+import { nbdcopyCandidates } from '../src/data-mover/datapath.bench';
 import { BASE_ALLOCATION } from '../src/nbd-protocol/constants';
 import { openNbd } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';
@@ -189,8 +190,7 @@ async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string, env?
 
 /** nbdcopy's options tried once each: the fastest is the reference's configuration. */
 async function bestNbdcopyOptions(dir: string, sourceUri: string): Promise<string[]> {
-  const fixed = process.env.SENDENSE_BENCH_NBDCOPY_OPTIONS;
-  const candidates = fixed !== undefined ? [fixed.split(' ').filter(Boolean)] : [[], ['--connections=1'], ['--connections=1', '--requests=16'], ['--connections=4', '--requests=64'], ['--request-size=1048576'], ['--connections=2', '--request-size=262144']];
+  const candidates = nbdcopyCandidates();
   let best: { options: string[]; ms: number } | undefined;
   for (const options of candidates) {
     const { ms } = await nbdcopyOnce(dir, sourceUri, options);
