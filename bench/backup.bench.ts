@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { copyDisk } from '../src/data-mover/copy-disk';
 import { nbdcopyCandidates } from '../src/data-mover/datapath.bench';
 import { BASE_ALLOCATION } from '../src/nbd-protocol/constants';
-import { openNbd } from '../src/nbd-protocol/open-nbd';
+import { openNbd, OpenNbdOptions } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';
 import { buildQemuNbdArgs, buildSocketExportArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
@@ -41,11 +41,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
+/**
+ * CPU seconds (user + system) the process has used so far; with `reaped`, also those of its children it has
+ * waited for (the hub's and the agent's qemu-nbd and qemu-img once they exit, nbdcopy for the bench).
+ */
+function cpuSeconds(pid: number, reaped = false): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  const own = Number(fields[11]) + Number(fields[12]);
+  return (reaped ? own + Number(fields[13]) + Number(fields[14]) : own) / CLK_TCK;
 }
 
 /** The machine's CPU ticks so far, all cores (/proc/stat): user with nice, system with irq and softirq, idle with iowait. */
@@ -75,6 +79,32 @@ interface Timed {
   user: number;
   system: number;
 }
+
+/** A copy between two exports, with the CPU seconds its three processes spent on it. */
+interface Measured extends Timed {
+  /** The copier (nbdcopy, or the bench's own process with its hasher thread), the source's qemu-nbd, the target's qemu-nbd. */
+  cpu: [copier: number, source: number, target: number];
+}
+
+type Export = Awaited<ReturnType<typeof qemuNbd>>;
+
+async function measured(copierCpu: () => number, source: Export, target: Export, work: () => Promise<unknown>): Promise<Measured> {
+  const sample = () => [copierCpu(), cpuSeconds(source.pid), cpuSeconds(target.pid)];
+  const before = sample();
+  const t = await timed(work);
+  const after = sample();
+  return { ...t, cpu: [after[0] - before[0], after[1] - before[1], after[2] - before[2]] };
+}
+
+const ownCpu = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+const reapedChildrenCpu = () => cpuSeconds(process.pid, true) - cpuSeconds(process.pid);
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+/** CPU seconds per GiB of data, all three processes. */
+const perGiB = (m: Measured) => sum(m.cpu) / (DATA / GiB);
+const cpuSplit = (m: Measured) => `${m.cpu.map((c) => (c / (DATA / GiB)).toFixed(2)).join(' + ')} = ${perGiB(m).toFixed(2)}`;
 
 const cpuOf = (runs: Timed[]) => `machine CPU user/system ${runs.map((r) => `${r.user.toFixed(0)}/${r.system.toFixed(0)}`).join(', ')} %`;
 
@@ -119,7 +149,7 @@ async function randomQcow2(dir: string, file: string, size: number, data: number
  * One qemu-nbd export on TCP loopback with the hub's options, like the hub's targets (writable) or the agent's snapshot (read-only);
  * with `pskDir` (holding keys.psk), TLS is required like on the hub's backup targets.
  */
-async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: string, env: Readonly<Record<string, string>> = QEMU_NBD_ENV): Promise<{ uri: string; port: number; stop: () => Promise<void> }> {
+async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: string, env: Readonly<Record<string, string>> = QEMU_NBD_ENV): Promise<{ uri: string; port: number; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
   const spec = { leaseId: `bench-${port}`, port, file, format: 'qcow2' as const, readOnly, exportName: 'disk', directIo: !readOnly && supportsDirectIo(file), tls: pskDir ? { pskDir, bind: '127.0.0.1' } : undefined };
@@ -128,6 +158,7 @@ async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: st
   return {
     uri: pskDir ? `nbds://sendense@127.0.0.1:${port}/disk?tls-psk-file=${pskDir}/keys.psk` : `nbd://127.0.0.1:${port}/disk`,
     port,
+    pid,
     stop: async () => {
       try {
         process.kill(pid, 'SIGTERM');
@@ -156,30 +187,38 @@ async function settle(): Promise<void> {
 }
 
 /** nbdcopy from the source export into a fresh qcow2 target export; ms of the copy alone. */
-async function nbdcopyOnce(dir: string, source: string, options: string[], pskDir?: string, env?: Readonly<Record<string, string>>): Promise<Timed> {
+async function nbdcopyOnce(dir: string, source: Export, options: string[], pskDir?: string, env?: Readonly<Record<string, string>>): Promise<Measured> {
   const file = join(dir, 'nbdcopy-target.qcow2');
   await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
   const target = await qemuNbd(dir, file, false, pskDir, env);
   try {
     await settle();
-    return await timed(() => exec('nbdcopy', ['--target-is-zero', ...options, source, target.uri]));
+    return await measured(reapedChildrenCpu, source, target, () => exec('nbdcopy', ['--target-is-zero', ...options, source.uri, target.uri]));
   } finally {
     await target.stop();
     rmSync(file, { force: true });
   }
 }
 
-/** copyDisk as the agent runs it (digests, TLS with the target's key) into a fresh TLS target export; ms of the copy alone. */
-async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string, env?: Readonly<Record<string, string>>): Promise<Timed> {
+/**
+ * copyDisk into a fresh target export; ms of the copy alone. As the agent runs it: with digests, and TLS with
+ * the target's key (`pskDir`); without either, the lines that show what each costs.
+ */
+async function copyDiskOnce(dir: string, source: Export, pskDir: string | undefined, digests: boolean, env?: Readonly<Record<string, string>>): Promise<Measured> {
   const file = join(dir, 'copydisk-target.qcow2');
   await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
   const target = await qemuNbd(dir, file, false, pskDir, env);
-  const [identity, key] = readFileSync(join(pskDir, 'keys.psk'), 'utf8').trim().split(':');
-  const src = await openNbd(sourceUri, { metaContexts: [BASE_ALLOCATION] });
-  const dst = await openNbd({ transport: 'tcp', host: '127.0.0.1', port: target.port, exportName: 'disk' }, { startTls: pskStartTls({ identity, key }) });
+  const src = await openNbd(source.uri, { metaContexts: [BASE_ALLOCATION] });
+  const address = { transport: 'tcp' as const, host: '127.0.0.1', port: target.port, exportName: 'disk' };
+  let tls: OpenNbdOptions = {};
+  if (pskDir) {
+    const [identity, key] = readFileSync(join(pskDir, 'keys.psk'), 'utf8').trim().split(':');
+    tls = { startTls: pskStartTls({ identity, key }) };
+  }
+  const dst = await openNbd(address, tls);
   try {
     await settle();
-    return await timed(() => copyDisk({ source: src, target: dst, mode: 'full', digests: true }));
+    return await measured(ownCpu, source, target, () => copyDisk({ source: src, target: dst, mode: 'full', digests }));
   } finally {
     await dst.close();
     await src.close();
@@ -189,11 +228,11 @@ async function copyDiskOnce(dir: string, sourceUri: string, pskDir: string, env?
 }
 
 /** nbdcopy's options tried once each: the fastest is the reference's configuration. */
-async function bestNbdcopyOptions(dir: string, sourceUri: string): Promise<string[]> {
+async function bestNbdcopyOptions(dir: string, source: Export): Promise<string[]> {
   const candidates = nbdcopyCandidates();
   let best: { options: string[]; ms: number } | undefined;
   for (const options of candidates) {
-    const { ms } = await nbdcopyOnce(dir, sourceUri, options);
+    const { ms } = await nbdcopyOnce(dir, source, options);
     out(`  nbdcopy ${options.join(' ') || '(defaults)'}: ${rate(DATA, ms).toFixed(0)} MiB/s`);
     if (!best || ms < best.ms) best = { options, ms };
   }
@@ -441,7 +480,7 @@ export async function runBackupBench(): Promise<void> {
 
     out('nbdcopy reference (qemu-nbd -r source -> qemu-nbd qcow2 target with the hub\'s options, TCP loopback, --target-is-zero), options tried once each:');
     source = await qemuNbd(dir, disk, true);
-    const options = await bestNbdcopyOptions(dir, source.uri);
+    const options = await bestNbdcopyOptions(dir, source);
     await source.stop();
     const pskDir = pskDirIn(dir);
     out(`one core of this machine, in node (OpenSSL): ${cryptoRates()}`);
@@ -473,42 +512,55 @@ export async function runBackupBench(): Promise<void> {
     // The machine's speed drifts by a factor of two within minutes here (other guests on the host): each round
     // measures the reference and the backup back to back, and the ratio is taken per round.
     out(`${runs} rounds, each: nbdcopy ${options.join(' ') || '(defaults)'} (the reference); the same into a target requiring TLS with a pre-shared key as the hub's (not the reference); the agent's copy alone (copyDisk, SHA-256 digests, TLS) into such a target, in the bench's process (not the reference); nbdcopy and the copy alone again between exports whose qemu-nbd runs with glibc's malloc defaults instead of QEMU_NBD_ENV (not the reference); a full backup of the 2 GiB disk (1.5 GiB of data) through hub + agent (control through the SSH tunnel, data NBD over TLS-PSK)`);
-    const refs: Timed[] = [];
+    const refs: Measured[] = [];
     const tls: Timed[] = [];
-    const alone: Timed[] = [];
+    const alone: Measured[] = [];
+    const costs: { plain: Measured; digests: Measured; tls: Measured }[] = [];
     const defaults: { ref: Timed; alone: Timed }[] = [];
     const fulls: number[] = [];
     const ratios: number[] = [];
+    const backupCpu: number[] = [];
+    const cores = Number((await exec('nproc')).stdout.trim());
     let hubCpu = 0;
     let agentCpu = 0;
     for (let i = 0; i < runs; i++) {
       // the source's export is up for the copies only: the agent's snapshot takes the image's write lock
       source = await qemuNbd(dir, disk, true);
-      const ref = await nbdcopyOnce(dir, source.uri, options);
-      const viaTls = await nbdcopyOnce(dir, source.uri, options, pskDir);
-      const ours = await copyDiskOnce(dir, source.uri, pskDir);
+      const ref = await nbdcopyOnce(dir, source, options);
+      const viaTls = await nbdcopyOnce(dir, source, options, pskDir);
+      const ours = await copyDiskOnce(dir, source, pskDir, true);
+      const cost = {
+        plain: await copyDiskOnce(dir, source, undefined, false),
+        digests: await copyDiskOnce(dir, source, undefined, true),
+        tls: await copyDiskOnce(dir, source, pskDir, false),
+      };
       await source.stop();
       source = await qemuNbd(dir, disk, true, undefined, GLIBC_DEFAULTS);
-      const refDefaults = await nbdcopyOnce(dir, source.uri, options, undefined, GLIBC_DEFAULTS);
-      const oursDefaults = await copyDiskOnce(dir, source.uri, pskDir, GLIBC_DEFAULTS);
+      const refDefaults = await nbdcopyOnce(dir, source, options, undefined, GLIBC_DEFAULTS);
+      const oursDefaults = await copyDiskOnce(dir, source, pskDir, true, GLIBC_DEFAULTS);
       await source.stop();
       defaults.push({ ref: refDefaults, alone: oursDefaults });
       refs.push(ref);
       tls.push(viaTls);
       alone.push(ours);
+      costs.push(cost);
       const cpu0 = [cpuSeconds(hubPid), cpuSeconds(agentPid)];
+      const all0 = cpuSeconds(hubPid, true) + cpuSeconds(agentPid, true);
       await settle();
       const t0 = machineTicks();
       const { ms, story, requestedAt } = await lab.backup('big', 'full');
       const machine = { ms, ...cpuSince(t0) };
       const cpu = [cpuSeconds(hubPid) - cpu0[0], cpuSeconds(agentPid) - cpu0[1]];
+      backupCpu.push((cpuSeconds(hubPid, true) + cpuSeconds(agentPid, true) - all0) / (DATA / GiB));
       hubCpu += cpu[0];
       agentCpu += cpu[1];
       fulls.push(ms);
       ratios.push(ref.ms / ms);
       const p = summarizePhases(story, requestedAt);
       out(`  round ${i + 1}: nbdcopy ${rate(DATA, ref.ms).toFixed(0)} MiB/s (${cpuOf([ref])}); into TLS ${rate(DATA, viaTls.ms).toFixed(0)} MiB/s (${cpuOf([viaTls])}); copy alone ${rate(DATA, ours.ms).toFixed(0)} MiB/s (${cpuOf([ours])}); with glibc's malloc defaults: nbdcopy ${rate(DATA, refDefaults.ms).toFixed(0)} MiB/s, copy alone ${rate(DATA, oursDefaults.ms).toFixed(0)} MiB/s`);
-      out(`    backup ${rate(DATA, ms).toFixed(0)} MiB/s = ${(ref.ms / ms).toFixed(2)} of this round's nbdcopy (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s; ${cpuOf([machine])}`);
+      out(`    our copy without TLS or digests ${rate(DATA, cost.plain.ms).toFixed(0)} MiB/s, with digests only ${rate(DATA, cost.digests.ms).toFixed(0)} MiB/s, with TLS only ${rate(DATA, cost.tls.ms).toFixed(0)} MiB/s`);
+      out(`    CPU seconds per GiB (copier + source qemu-nbd + target qemu-nbd = all): nbdcopy ${cpuSplit(ref)}; our copy without TLS or digests ${cpuSplit(cost.plain)}, digests only ${cpuSplit(cost.digests)}, TLS only ${cpuSplit(cost.tls)}, both (the copy alone) ${cpuSplit(ours)}`);
+      out(`    backup ${rate(DATA, ms).toFixed(0)} MiB/s = ${(ref.ms / ms).toFixed(2)} of this round's nbdcopy (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s, with the qemu-nbd and qemu-img they ran ${backupCpu[i].toFixed(2)} s per GiB; ${cpuOf([machine])}`);
       out(`    timeline (ms since the previous mark): ${phases(story, requestedAt)}`);
     }
     const ms = (runs: Timed[]) => runs.map((r) => r.ms);
@@ -517,7 +569,14 @@ export async function runBackupBench(): Promise<void> {
     out(`with glibc's malloc defaults in qemu-nbd, medians: nbdcopy ${rate(DATA, median(defaults.map((d) => d.ref.ms))).toFixed(0)} MiB/s, copy alone ${rate(DATA, median(defaults.map((d) => d.alone.ms))).toFixed(0)} MiB/s`);
     out(`ratio backup / nbdcopy per round ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${median(ratios).toFixed(2)}`);
     const dataGiB = (DATA / GiB) * runs;
-    out(`CPU per GiB of data: hub ${(hubCpu / dataGiB).toFixed(2)} s, agent ${(agentCpu / dataGiB).toFixed(2)} s (node processes only; qemu-nbd not counted)`);
+    out(`CPU per GiB of data: hub ${(hubCpu / dataGiB).toFixed(2)} s, agent ${(agentCpu / dataGiB).toFixed(2)} s (node processes only); the backup with every process it ran (hub, agent, their qemu-nbd and qemu-img) ${median(backupCpu).toFixed(2)} s (median)`);
+    // What the tunnel's encryption and issue 10's digests cost, measured against our own copy without them, and
+    // the fastest a copy could go if it had every core to itself: cores / (CPU seconds per GiB) GiB/s.
+    const plainCpu = median(costs.map((c) => perGiB(c.plain)));
+    const extra = (pick: (c: (typeof costs)[number], i: number) => Measured) => `+${(median(costs.map((c, i) => perGiB(pick(c, i)))) - plainCpu).toFixed(2)}`;
+    out(`what each guarantee costs, CPU seconds per GiB over our copy without them (${plainCpu.toFixed(2)}, nbdcopy ${median(refs.map(perGiB)).toFixed(2)}), medians: SHA-256 digests ${extra((c) => c.digests)}, TLS ${extra((c) => c.tls)}, both ${extra((_, i) => alone[i])}`);
+    const ceiling = (cpuPerGiB: number, i: number) => (cores / cpuPerGiB) * 1024 / rate(DATA, refs[i].ms);
+    out(`ceiling on this machine's ${cores} cores (all of them busy with nothing else; per round, against that round's nbdcopy): our copy with digests and TLS ${median(alone.map((a, i) => ceiling(perGiB(a), i))).toFixed(2)}, the backup with its processes ${median(backupCpu.map((c, i) => ceiling(c, i))).toFixed(2)}, nbdcopy itself ${median(refs.map((r, i) => ceiling(perGiB(r), i))).toFixed(2)} (medians)`);
     out(`peak RSS (VmHWM) after the full backups: hub ${(statusKiB(hubPid, 'VmHWM') / 1024).toFixed(0)} MiB, agent ${(statusKiB(agentPid, 'VmHWM') / 1024).toFixed(0)} MiB`);
 
     // incremental: the chain's last point is a full of this disk; 64 MiB changed since
