@@ -1,5 +1,5 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,56 @@ function cpuSeconds(pid: number, reaped = false): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const own = Number(fields[11]) + Number(fields[12]);
   return (reaped ? own + Number(fields[13]) + Number(fields[14]) : own) / CLK_TCK;
+}
+
+/** Every live descendant of `pid` (children, their children, ...), from /proc. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  for (let queue = [pid]; queue.length; ) {
+    const next = children.get(queue.shift()!) ?? [];
+    out.push(...next);
+    queue.push(...next);
+  }
+  return out;
+}
+
+/** CPU of idle processes and of their descendants (the hub's embedded PostgreSQL) over `ms`, in % of one core. */
+async function idleCpu(processes: Record<string, number>, ms: number): Promise<string> {
+  const sample = (pids: number[]) => {
+    const cpu = new Map<number, number>();
+    for (const pid of pids) {
+      try {
+        cpu.set(pid, cpuSeconds(pid));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return cpu;
+  };
+  const families = Object.values(processes).map((pid) => descendants(pid));
+  const before = Object.values(processes).map((pid, i) => sample([pid, ...families[i]]));
+  await sleep(ms);
+  const percent = (seconds: number) => `${((100 * seconds) / (ms / 1000)).toFixed(1)} %`;
+  return Object.entries(processes)
+    .map(([name, pid], i) => {
+      const after = sample([pid, ...families[i]]);
+      // only processes alive at both samples count: one that came or went would count its whole life
+      const delta = (p: number) => (before[i].has(p) && after.has(p) ? after.get(p)! - before[i].get(p)! : 0);
+      const family = families[i].length ? `, its ${families[i].length} descendant processes ${percent(families[i].reduce((a, p) => a + delta(p), 0))}` : '';
+      return `${name} ${percent(delta(pid))}${family}`;
+    })
+    .join('; ');
 }
 
 /** The machine's CPU ticks so far, all cores (/proc/stat): user with nice, system with irq and softirq, idle with iowait. */
@@ -508,6 +558,7 @@ export async function runBackupBench(): Promise<void> {
     out(`hub and agent started and connected in ${Date.now() - t} ms`);
     const hubPid = lab.hub!.child.pid!;
     const agentPid = lab.agent!.child.pid!;
+    out(`idle, over 10 s (% of one core): ${await idleCpu({ hub: hubPid, agent: agentPid }, 10_000)}`);
 
     // The machine's speed drifts by a factor of two within minutes here (other guests on the host): each round
     // measures the reference and the backup back to back, and the ratio is taken per round.

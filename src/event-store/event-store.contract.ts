@@ -164,6 +164,28 @@ export function eventStoreContract(open: () => Promise<{ store: EventStore; clos
       expect(seen.map((e) => [e.type, e.data.n])).toEqual([['Old', 1], ['Old', 2], ['New', 3], ['New', 4]]);
     });
   });
+
+  describe('waitForAppend', () => {
+    it('an append committed after appendsHeard() was taken ends a wait that asked for ten minutes', async () => {
+      await store.waitForAppend(0); // where the store listens for appends, it does from here on
+      const heard = store.appendsHeard();
+      await store.append(`${prefix}w`, [ev('Woke', 1)], 'no_stream');
+      expect(await waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, heard))).toBe('woken');
+    });
+  });
+}
+
+/** 'woken' if `wait` ends within 10 s, else 'slept' (and the wait is aborted). */
+export async function waitOrGiveUp(wait: (signal: AbortSignal) => Promise<void>): Promise<'woken' | 'slept'> {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    wait(abort.signal).then(() => 'woken' as const),
+    new Promise<'slept'>((resolve) => (timer = setTimeout(resolve, 10_000, 'slept'))),
+  ]);
+  clearTimeout(timer);
+  abort.abort();
+  return outcome;
 }
 
 async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {

@@ -69,8 +69,16 @@ export interface EventStore {
   readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]>;
   /** Catches up from `after`, then yields new events as they commit, until the signal aborts. */
   subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent>;
-  /** Resolves when something may have been appended, or after timeoutMs; never rejects. */
-  waitForAppend(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * How many appends this store has heard of so far (with PostgreSQL: every process's, through LISTEN). Taken before
+   * a read and handed to waitForAppend after it, so an append that commits in between is not slept through.
+   */
+  appendsHeard(): number;
+  /**
+   * Resolves when something may have been appended since `heard` (appendsHeard() before the caller's last read), or
+   * after at most maxWaitMs; never rejects. A store that cannot hear appends waits less than maxWaitMs, as a poll.
+   */
+  waitForAppend(maxWaitMs: number, signal?: AbortSignal, heard?: number): Promise<void>;
   /** Number of events after a position matching a filter; null when the store cannot count cheaply. */
   countAfter(after: string | null, filter?: EventFilter): Promise<number | null>;
   close(): Promise<void>;

@@ -53,6 +53,16 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     }
   };
 
+  it('a caught-up runner that may sleep ten minutes is woken by the next append', async () => {
+    const r = new ProjectionRunner(new CounterProjector(), db.store, db.dataSource, pgClientConfig(db.connection), { idleWaitMs: 600_000, standbyRetryMs: 50 });
+    runners.push(r);
+    r.start();
+    await appendCounters(1);
+    await waitFor(async () => (await counters()).length === 1, 10_000);
+    await appendCounters(1, 2);
+    await waitFor(async () => (await counters()).length === 2, 10_000);
+  });
+
   it('a SIGKILL between the read-model write and the checkpoint never applies an event twice', async () => {
     expect(existsSync(CRASH_CHILD)).toBe(true);
     await appendCounters(25);

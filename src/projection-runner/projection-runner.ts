@@ -6,6 +6,7 @@ import { Projector } from './projector';
 
 export interface RunnerOptions {
   batchSize?: number;
+  /** Longest sleep when caught up (default 10 s): appends the store hears wake the runner sooner (see EventStore.waitForAppend). */
   idleWaitMs?: number;
   standbyRetryMs?: number;
   onError?: (projection: string, error: unknown) => void;
@@ -48,7 +49,7 @@ export class ProjectionRunner {
     // Live, a batch is whatever arrived since the last one; the size only bounds catch-up and
     // rebuild, where a larger transaction means fewer checkpoint writes and commits per event.
     this.batchSize = options.batchSize ?? 5000;
-    this.idleWaitMs = options.idleWaitMs ?? 500;
+    this.idleWaitMs = options.idleWaitMs ?? 10_000;
     this.standbyRetryMs = options.standbyRetryMs ?? 1000;
   }
 
@@ -76,10 +77,11 @@ export class ProjectionRunner {
           this.position = await readCheckpoint(this.dataSource, this.projector.name);
           continue;
         }
+        const heard = this.store.appendsHeard();
         const applied = await this.runBatch();
         this.lastError = null;
         backoff = 100;
-        if (applied < this.batchSize) await this.store.waitForAppend(this.idleWaitMs, signal);
+        if (applied < this.batchSize) await this.store.waitForAppend(this.idleWaitMs, signal, heard);
       } catch (error) {
         if (signal.aborted) break;
         if (error instanceof CheckpointMovedError) continue;

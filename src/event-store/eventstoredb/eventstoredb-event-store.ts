@@ -33,6 +33,8 @@ import {
 import { decodePosition, encodePosition } from '../positions';
 
 const PAGE = 500;
+/** How often a waiter polls, whatever longer wait it asked for. */
+const POLL_MS = 500;
 
 /**
  * EventStoreDB adapter. System streams ($...) are never returned by readAll or
@@ -142,9 +144,13 @@ export class EventStoreDbEventStore implements EventStore {
     }
   }
 
-  /** EventStoreDB has no cheap "something was appended" signal here: waiting is plain polling. */
-  async waitForAppend(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    await abortableSleep(timeoutMs, signal);
+  /** EventStoreDB has no cheap "something was appended" signal here: nothing is heard, and waiting is plain polling. */
+  appendsHeard(): number {
+    return 0;
+  }
+
+  async waitForAppend(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    await abortableSleep(Math.min(maxWaitMs, POLL_MS), signal);
   }
 
   async countAfter(): Promise<null> {

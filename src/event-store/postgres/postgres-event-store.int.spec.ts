@@ -1,10 +1,78 @@
+import { Client, Pool } from 'pg';
+import { pgClientConfig, pgPoolConfig } from '../../database/db-connection';
 import { databaseTargets } from '../../../test/support/test-database';
 import { createTestDatabase } from '../../../test/support/test-database';
-import { eventStoreContract } from '../event-store.contract';
+import { eventStoreContract, waitOrGiveUp } from '../event-store.contract';
+import { PostgresEventStore } from './postgres-event-store';
 
 describe.each(databaseTargets())('PostgresEventStore contract on $label', (target) => {
   eventStoreContract(async () => {
     const db = await createTestDatabase(target);
     return { store: db.store, close: db.drop };
+  });
+});
+
+describe.each(databaseTargets())('PostgresEventStore hearing appends on $label', (target) => {
+  const meta = { correlationId: 'c', causationId: 'c', actor: 'tester', schemaVersion: 1 };
+
+  it('an append whose notification arrived before the wait began ends the wait at once', async () => {
+    const db = await createTestDatabase(target);
+    try {
+      const store = db.store as PostgresEventStore;
+      await store.waitForAppend(0);
+      const heard = store.appendsHeard();
+      await store.append('heard-1', [{ type: 'Heard', data: {}, metadata: meta }], 'no_stream');
+      // the notification comes and goes while nobody waits: only the count remembers it
+      const deadline = Date.now() + 10_000;
+      while (store.appendsHeard() === heard && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(store.appendsHeard()).not.toBe(heard);
+      expect(await waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, heard))).toBe('woken');
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('another connection\'s append wakes a waiter: appends of other hubs on the same database are heard', async () => {
+    const db = await createTestDatabase(target);
+    const otherPool = new Pool(pgPoolConfig(db.connection, 2));
+    const other = new PostgresEventStore(otherPool, pgClientConfig(db.connection));
+    try {
+      const store = db.store;
+      await store.waitForAppend(0);
+      const heard = store.appendsHeard();
+      const waiting = waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, heard));
+      await other.append('heard-2', [{ type: 'Heard', data: {}, metadata: meta }], 'no_stream');
+      expect(await waiting).toBe('woken');
+    } finally {
+      await other.close();
+      await otherPool.end();
+      await db.drop();
+    }
+  });
+
+  it('an event held behind an unrelated transaction is waited for by polling, since that transaction\'s end notifies nobody', async () => {
+    const db = await createTestDatabase(target);
+    const blocker = new Client(pgClientConfig(db.connection));
+    await blocker.connect();
+    try {
+      const store = db.store;
+      await store.waitForAppend(0);
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT pg_current_xact_id()'); // an xid older than the append's: the horizon stays behind it
+      const before = store.appendsHeard();
+      await store.append('held-1', [{ type: 'Held', data: {}, metadata: meta }], 'no_stream');
+      const deadline = Date.now() + 10_000;
+      while (store.appendsHeard() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      const heard = store.appendsHeard();
+      expect(await store.readAll({ filter: { streamPrefixes: ['held-'] } })).toHaveLength(0);
+      const waiting = waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, heard));
+      await new Promise((r) => setTimeout(r, 100)); // the waiter is asleep before the blocker ends
+      await blocker.query('COMMIT');
+      expect(await waiting).toBe('woken');
+      expect(await store.readAll({ filter: { streamPrefixes: ['held-'] } })).toHaveLength(1);
+    } finally {
+      await blocker.end();
+      await db.drop();
+    }
   });
 });

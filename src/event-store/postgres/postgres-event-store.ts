@@ -19,7 +19,13 @@ import { decodePosition, encodePosition } from '../positions';
 
 const NOTIFY_CHANNEL = 'sendense_es_appended';
 const SUBSCRIPTION_BATCH = 500;
-const IDLE_POLL_MS = 500;
+/**
+ * A subscriber's longest sleep while LISTEN is up: appends wake it, so this only bounds the delay after a lost
+ * notification (pg_notify is sent after the append commits, and an error sending it is ignored).
+ */
+const IDLE_WAIT_MS = 10_000;
+/** Without a LISTEN connection, or while committed events wait behind the visibility horizon, nothing wakes a sleeper: it polls. */
+const POLL_WITHOUT_WAKEUP_MS = 500;
 /** Groups committing at once: enough to keep the server's WAL flushes busy, few enough to leave the pool to readers. */
 const MAX_GROUPS_IN_FLIGHT = 4;
 /** Appends in one group: bounds one transaction's row locks and the time a lone conflict waits for its answer. */
@@ -63,6 +69,8 @@ interface EventRow {
 export class PostgresEventStore implements EventStore {
   readonly kind = 'postgres' as const;
   private readonly appended = new EventEmitter();
+  /** appendsHeard(): notifications received, plus one for each time LISTEN (re)started. */
+  private heard = 0;
   private listener?: Client;
   private listenerStarting?: Promise<void>;
   private closed = false;
@@ -258,22 +266,38 @@ export class PostgresEventStore implements EventStore {
   async *subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
     let after = options.after ?? null;
     while (!options.signal?.aborted && !this.closed) {
+      const heard = this.heard;
       const batch = await this.readAll({ after, filter: options.filter, maxCount: SUBSCRIPTION_BATCH });
       for (const event of batch) {
         if (options.signal?.aborted) return;
         yield event;
         after = event.position;
       }
-      if (batch.length < SUBSCRIPTION_BATCH) await this.waitForAppend(IDLE_POLL_MS, options.signal);
+      if (batch.length < SUBSCRIPTION_BATCH) await this.waitForAppend(IDLE_WAIT_MS, options.signal, heard);
     }
   }
 
-  async waitForAppend(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  appendsHeard(): number {
+    return this.heard;
+  }
+
+  async waitForAppend(maxWaitMs: number, signal?: AbortSignal, heard?: number): Promise<void> {
+    const since = heard ?? this.heard;
     await this.ensureListener().catch(() => undefined);
-    await abortableSleep(timeoutMs, signal, (wake) => {
+    if (since !== this.heard) return;
+    // A committed event behind the visibility horizon (an older transaction, of any kind, still runs) becomes
+    // readable when that transaction ends, which notifies nobody: poll until it is through.
+    const canSleep = this.listener !== undefined && !(await this.eventsHeldBack().catch(() => true));
+    if (since !== this.heard) return;
+    await abortableSleep(canSleep ? maxWaitMs : Math.min(maxWaitMs, POLL_WITHOUT_WAKEUP_MS), signal, (wake) => {
       this.appended.once('appended', wake);
       return () => this.appended.off('appended', wake);
     });
+  }
+
+  private async eventsHeldBack(): Promise<boolean> {
+    const result = await this.pool.query<{ held: boolean }>(`SELECT EXISTS (SELECT 1 FROM es_events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held`);
+    return result.rows[0].held;
   }
 
   /** LISTEN only shortens waits; polling stays the source of truth, so a lost listener just means slower wake-ups. */
@@ -285,14 +309,21 @@ export class PostgresEventStore implements EventStore {
         .connect()
         .then(() => client.query(`LISTEN ${NOTIFY_CHANNEL}`))
         .then(() => {
-          client.on('notification', () => this.appended.emit('appended'));
+          client.on('notification', () => {
+            this.heard++;
+            this.appended.emit('appended');
+          });
           client.on('error', () => {
             this.listener = undefined;
             this.listenerStarting = undefined;
             client.end().catch(() => undefined);
           });
           if (this.closed) void client.end();
-          else this.listener = client;
+          else {
+            this.listener = client;
+            // appends committed before LISTEN took effect were never heard: count them as one, so a waiter rereads
+            this.heard++;
+          }
         })
         .catch((error) => {
           this.listenerStarting = undefined;
