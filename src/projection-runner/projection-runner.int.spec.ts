@@ -63,6 +63,18 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     await waitFor(async () => (await counters()).length === 2, 10_000);
   });
 
+  it('a reset wakes a caught-up runner that may sleep ten minutes, and it replays', async () => {
+    const r = new ProjectionRunner(new CounterProjector(), db.store, db.dataSource, pgClientConfig(db.connection), { idleWaitMs: 600_000, standbyRetryMs: 50 });
+    runners.push(r);
+    r.start();
+    await appendCounters(3);
+    await waitFor(async () => (await counters()).length === 3, 10_000);
+    await new Promise((r) => setTimeout(r, 200)); // asleep by now
+    await resetProjection(db.dataSource, new CounterProjector());
+    await waitFor(async () => (await readCheckpoint(db.dataSource, 'test-counter')) !== null, 10_000);
+    await waitFor(async () => (await counters()).length === 3, 10_000);
+  });
+
   it('a SIGKILL between the read-model write and the checkpoint never applies an event twice', async () => {
     expect(existsSync(CRASH_CHILD)).toBe(true);
     await appendCounters(25);

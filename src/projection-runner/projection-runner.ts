@@ -2,6 +2,7 @@ import { Client, ClientConfig } from 'pg';
 import { DataSource } from 'typeorm';
 import { abortableSleep } from '../event-store/abortable-sleep';
 import { EventStore } from '../event-store/event-store.port';
+import { NOTIFY_CHANNEL } from '../event-store/postgres/postgres-event-store';
 import { Projector } from './projector';
 
 export interface RunnerOptions {
@@ -166,5 +167,7 @@ export async function resetProjection(dataSource: DataSource, projector: Project
     await manager.query(`UPDATE projection_checkpoints SET position = NULL, rebuilt_at = now(), updated_at = now() WHERE name = $1`, [
       projector.name,
     ]);
+    // Delivered at commit to every hub's LISTEN: the runner, in whichever process leads, stops sleeping and replays.
+    await manager.query(`SELECT pg_notify($1, $2)`, [NOTIFY_CHANNEL, `reset ${projector.name}`.slice(0, 200)]);
   });
 }

@@ -17,7 +17,8 @@ import {
 } from '../event-store.port';
 import { decodePosition, encodePosition } from '../positions';
 
-const NOTIFY_CHANNEL = 'sendense_es_appended';
+/** Heard by every hub on the database: appends, and anything else after which readers must read again (a projection reset). */
+export const NOTIFY_CHANNEL = 'sendense_es_appended';
 const SUBSCRIPTION_BATCH = 500;
 /**
  * A subscriber's longest sleep while LISTEN is up: appends wake it, so this only bounds the delay after a lost
