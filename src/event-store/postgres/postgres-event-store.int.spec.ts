@@ -75,4 +75,26 @@ describe.each(databaseTargets())('PostgresEventStore hearing appends on $label',
       await db.drop();
     }
   });
+
+  it('losing the LISTEN connection wakes the waiters counting on it, and waits poll until it is back', async () => {
+    const db = await createTestDatabase(target);
+    const admin = new Client(pgClientConfig(db.connection));
+    await admin.connect();
+    try {
+      const store = db.store;
+      await store.waitForAppend(0);
+      const heard = store.appendsHeard();
+      const waiting = waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, heard));
+      await new Promise((r) => setTimeout(r, 100));
+      const killed = await admin.query(`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN sendense_es_appended'`);
+      expect(killed.rows).toEqual([{ ok: true }]);
+      expect(await waiting).toBe('woken');
+      // the next wait rebuilds the listener, which counts as heard: the caller reads again before sleeping
+      expect(await waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, store.appendsHeard()))).toBe('woken');
+    } finally {
+      await admin.end();
+      await db.drop();
+    }
+  });
 });
+

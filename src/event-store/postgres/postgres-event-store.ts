@@ -301,7 +301,7 @@ export class PostgresEventStore implements EventStore {
     return result.rows[0].held;
   }
 
-  /** LISTEN only shortens waits; polling stays the source of truth, so a lost listener just means slower wake-ups. */
+  /** LISTEN only shortens waits: readers always read the table, and without a listener they poll every 500 ms. */
   private ensureListener(): Promise<void> {
     if (this.listener || this.closed) return Promise.resolve();
     if (!this.listenerStarting) {
@@ -318,6 +318,8 @@ export class PostgresEventStore implements EventStore {
             this.listener = undefined;
             this.listenerStarting = undefined;
             client.end().catch(() => undefined);
+            // sleepers counting on this listener read again, then poll while it is rebuilt
+            this.appended.emit('appended');
           });
           if (this.closed) void client.end();
           else {
