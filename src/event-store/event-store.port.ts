@@ -51,6 +51,16 @@ export interface ReadAllOptions {
   after?: string | null;
   filter?: EventFilter;
   maxCount?: number;
+  /** Taken with readMark() before the read; the read records on it what waitForAppend needs to know. */
+  mark?: ReadMark;
+}
+
+/** What a reader knew when it read: taken before a read (readMark), filled in by readAll, handed to waitForAppend after. */
+export interface ReadMark {
+  /** Appends the store had heard of when the mark was taken (with PostgreSQL: every process's, through LISTEN). */
+  readonly heard: number;
+  /** Set by the read: committed events existed that it could not return yet, because an older transaction still ran. */
+  heldBack: boolean;
 }
 
 export interface SubscribeOptions {
@@ -69,16 +79,13 @@ export interface EventStore {
   readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]>;
   /** Catches up from `after`, then yields new events as they commit, until the signal aborts. */
   subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent>;
+  /** A mark for the next read: handed to readAll and then to waitForAppend, no append between the two is slept through. */
+  readMark(): ReadMark;
   /**
-   * How many appends this store has heard of so far (with PostgreSQL: every process's, through LISTEN). Taken before
-   * a read and handed to waitForAppend after it, so an append that commits in between is not slept through.
+   * Resolves when something may have been appended since `mark` was taken, or after at most maxWaitMs; never rejects.
+   * Where nothing would wake it (no mark, no way to hear appends, events held back at the marked read) it waits less, as a poll.
    */
-  appendsHeard(): number;
-  /**
-   * Resolves when something may have been appended since `heard` (appendsHeard() before the caller's last read), or
-   * after at most maxWaitMs; never rejects. A store that cannot hear appends waits less than maxWaitMs, as a poll.
-   */
-  waitForAppend(maxWaitMs: number, signal?: AbortSignal, heard?: number): Promise<void>;
+  waitForAppend(maxWaitMs: number, signal?: AbortSignal, mark?: ReadMark): Promise<void>;
   /** Number of events after a position matching a filter; null when the store cannot count cheaply. */
   countAfter(after: string | null, filter?: EventFilter): Promise<number | null>;
   close(): Promise<void>;

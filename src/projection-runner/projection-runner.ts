@@ -1,7 +1,7 @@
 import { Client, ClientConfig } from 'pg';
 import { DataSource } from 'typeorm';
 import { abortableSleep } from '../event-store/abortable-sleep';
-import { EventStore } from '../event-store/event-store.port';
+import { EventStore, ReadMark } from '../event-store/event-store.port';
 import { NOTIFY_CHANNEL } from '../event-store/postgres/postgres-event-store';
 import { Projector } from './projector';
 
@@ -78,11 +78,11 @@ export class ProjectionRunner {
           this.position = await readCheckpoint(this.dataSource, this.projector.name);
           continue;
         }
-        const heard = this.store.appendsHeard();
-        const applied = await this.runBatch();
+        const mark = this.store.readMark();
+        const applied = await this.runBatch(mark);
         this.lastError = null;
         backoff = 100;
-        if (applied < this.batchSize) await this.store.waitForAppend(this.idleWaitMs, signal, heard);
+        if (applied < this.batchSize) await this.store.waitForAppend(this.idleWaitMs, signal, mark);
       } catch (error) {
         if (signal.aborted) break;
         if (error instanceof CheckpointMovedError) continue;
@@ -98,11 +98,11 @@ export class ProjectionRunner {
    * One batch: read after the stored checkpoint, apply, move the checkpoint, all in one transaction:
    * a crash anywhere in it leaves neither the batch's rows nor its checkpoint.
    */
-  async runBatch(): Promise<number> {
+  async runBatch(mark?: ReadMark): Promise<number> {
     const { name, filter } = this.projector;
     const checkpoint = await readCheckpoint(this.dataSource, name);
     this.position = checkpoint;
-    const events = await this.store.readAll({ after: checkpoint, filter, maxCount: this.batchSize });
+    const events = await this.store.readAll({ after: checkpoint, filter, maxCount: this.batchSize, mark });
     if (events.length === 0) return 0;
     const last = events[events.length - 1].position;
     await this.dataSource.transaction(async (manager) => {

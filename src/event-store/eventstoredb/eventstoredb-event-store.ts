@@ -25,6 +25,7 @@ import {
   JsonObject,
   NewEvent,
   ReadAllOptions,
+  ReadMark,
   ReadStreamOptions,
   RecordedEvent,
   SubscribeOptions,
@@ -145,8 +146,8 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   /** EventStoreDB has no cheap "something was appended" signal here: nothing is heard, and waiting is plain polling. */
-  appendsHeard(): number {
-    return 0;
+  readMark(): ReadMark {
+    return { heard: 0, heldBack: false };
   }
 
   async waitForAppend(maxWaitMs: number, signal?: AbortSignal): Promise<void> {

@@ -10,6 +10,7 @@ import {
   ExpectedRevision,
   NewEvent,
   ReadAllOptions,
+  ReadMark,
   ReadStreamOptions,
   RecordedEvent,
   SubscribeOptions,
@@ -70,7 +71,7 @@ interface EventRow {
 export class PostgresEventStore implements EventStore {
   readonly kind = 'postgres' as const;
   private readonly appended = new EventEmitter();
-  /** appendsHeard(): notifications received, plus one for each time LISTEN (re)started. */
+  /** ReadMark.heard: notifications received, plus one for each time LISTEN (re)started. */
   private heard = 0;
   private listener?: Client;
   private listenerStarting?: Promise<void>;
@@ -228,17 +229,25 @@ export class PostgresEventStore implements EventStore {
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
     const [tx, seq] = options.after ? decodePosition(options.after) : [0n, 0n];
     const { types, prefixes } = filterParams(options.filter);
-    const rows = await this.pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS}
+    const params = [tx.toString(), seq.toString(), types, prefixes, options.maxCount ?? 1000];
+    const visible = (horizon: string) => `SELECT ${EVENT_COLUMNS}
        FROM es_events
        WHERE (tx_id, seq) > ($1::text::xid8, $2::bigint)
-         AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         AND tx_id < ${horizon}
          AND ($3::text[] IS NULL OR event_type = ANY($3::text[]))
          AND ($4::text[] IS NULL OR stream_id LIKE ANY($4::text[]))
-       ORDER BY es_events.tx_id, es_events.seq LIMIT $5`,
-      [tx.toString(), seq.toString(), types, prefixes, options.maxCount ?? 1000],
+       ORDER BY es_events.tx_id, es_events.seq LIMIT $5`;
+    if (!options.mark) return (await this.pool.query<EventRow>(visible('pg_snapshot_xmin(pg_current_snapshot())'), params)).rows.map(toRecorded);
+    // One statement, one snapshot: the events below its horizon, and whether committed ones wait above it.
+    const rows = await this.pool.query<Partial<EventRow> & { held_back: boolean }>(
+      `WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+       SELECT EXISTS (SELECT 1 FROM es_events WHERE tx_id >= horizon.xmin) AS held_back, e.*
+       FROM horizon LEFT JOIN LATERAL (${visible('horizon.xmin')}) e ON true
+       ORDER BY e.tx::xid8, e.seq::bigint`,
+      params,
     );
-    return rows.rows.map(toRecorded);
+    options.mark.heldBack = rows.rows[0].held_back;
+    return rows.rows.filter((r) => r.event_id != null).map((r) => toRecorded(r as EventRow));
   }
 
   async readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]> {
@@ -267,38 +276,32 @@ export class PostgresEventStore implements EventStore {
   async *subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
     let after = options.after ?? null;
     while (!options.signal?.aborted && !this.closed) {
-      const heard = this.heard;
-      const batch = await this.readAll({ after, filter: options.filter, maxCount: SUBSCRIPTION_BATCH });
+      const mark = this.readMark();
+      const batch = await this.readAll({ after, filter: options.filter, maxCount: SUBSCRIPTION_BATCH, mark });
       for (const event of batch) {
         if (options.signal?.aborted) return;
         yield event;
         after = event.position;
       }
-      if (batch.length < SUBSCRIPTION_BATCH) await this.waitForAppend(IDLE_WAIT_MS, options.signal, heard);
+      if (batch.length < SUBSCRIPTION_BATCH) await this.waitForAppend(IDLE_WAIT_MS, options.signal, mark);
     }
   }
 
-  appendsHeard(): number {
-    return this.heard;
+  readMark(): ReadMark {
+    return { heard: this.heard, heldBack: false };
   }
 
-  async waitForAppend(maxWaitMs: number, signal?: AbortSignal, heard?: number): Promise<void> {
-    const since = heard ?? this.heard;
+  async waitForAppend(maxWaitMs: number, signal?: AbortSignal, mark?: ReadMark): Promise<void> {
+    const heard = mark?.heard ?? this.heard;
     await this.ensureListener().catch(() => undefined);
-    if (since !== this.heard) return;
-    // A committed event behind the visibility horizon (an older transaction, of any kind, still runs) becomes
-    // readable when that transaction ends, which notifies nobody: poll until it is through.
-    const canSleep = this.listener !== undefined && !(await this.eventsHeldBack().catch(() => true));
-    if (since !== this.heard) return;
-    await abortableSleep(canSleep ? maxWaitMs : Math.min(maxWaitMs, POLL_WITHOUT_WAKEUP_MS), signal, (wake) => {
+    if (heard !== this.heard) return;
+    // Events held back at the read become readable when an older transaction (of any kind) ends, which notifies
+    // nobody; without a mark that is unknown. Either way: poll.
+    const hearing = this.listener !== undefined && mark !== undefined && !mark.heldBack;
+    await abortableSleep(hearing ? maxWaitMs : Math.min(maxWaitMs, POLL_WITHOUT_WAKEUP_MS), signal, (wake) => {
       this.appended.once('appended', wake);
       return () => this.appended.off('appended', wake);
     });
-  }
-
-  private async eventsHeldBack(): Promise<boolean> {
-    const result = await this.pool.query<{ held: boolean }>(`SELECT EXISTS (SELECT 1 FROM es_events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held`);
-    return result.rows[0].held;
   }
 
   /** LISTEN only shortens waits: readers always read the table, and without a listener they poll every 500 ms. */
