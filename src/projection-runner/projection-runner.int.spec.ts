@@ -53,10 +53,15 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     }
   };
 
-  it('a caught-up runner that may sleep ten minutes is woken by the next append', async () => {
+  /** A runner that, caught up, may sleep ten minutes unless something wakes it. */
+  const sleepyRunner = () => {
     const r = new ProjectionRunner(new CounterProjector(), db.store, db.dataSource, pgClientConfig(db.connection), { idleWaitMs: 600_000, standbyRetryMs: 50 });
     runners.push(r);
     r.start();
+  };
+
+  it('a caught-up runner that may sleep ten minutes is woken by the next append', async () => {
+    sleepyRunner();
     await appendCounters(1);
     await waitFor(async () => (await counters()).length === 1, 10_000);
     await appendCounters(1, 2);
@@ -64,9 +69,7 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
   });
 
   it('a reset wakes a caught-up runner that may sleep ten minutes, and it replays', async () => {
-    const r = new ProjectionRunner(new CounterProjector(), db.store, db.dataSource, pgClientConfig(db.connection), { idleWaitMs: 600_000, standbyRetryMs: 50 });
-    runners.push(r);
-    r.start();
+    sleepyRunner();
     await appendCounters(3);
     await waitFor(async () => (await counters()).length === 3, 10_000);
     await new Promise((r) => setTimeout(r, 200)); // asleep by now

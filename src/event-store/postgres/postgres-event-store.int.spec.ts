@@ -15,6 +15,20 @@ describe.each(databaseTargets())('PostgresEventStore contract on $label', (targe
 describe.each(databaseTargets())('PostgresEventStore hearing appends on $label', (target) => {
   const meta = { correlationId: 'c', causationId: 'c', actor: 'tester', schemaVersion: 1 };
 
+  /** A fresh database whose store listens already, and a second plain connection to it. */
+  const withListeningStore = async (work: (store: PostgresEventStore, other: Client) => Promise<void>) => {
+    const db = await createTestDatabase(target);
+    const other = new Client(pgClientConfig(db.connection));
+    await other.connect();
+    try {
+      await db.store.waitForAppend(0);
+      await work(db.store, other);
+    } finally {
+      await other.end();
+      await db.drop();
+    }
+  };
+
   it('an append whose notification arrived before the wait began ends the wait at once', async () => {
     const db = await createTestDatabase(target);
     try {
@@ -52,13 +66,8 @@ describe.each(databaseTargets())('PostgresEventStore hearing appends on $label',
     }
   });
 
-  it('an event held back at a read behind an unrelated transaction is polled for, even if that transaction ends before the wait', async () => {
-    const db = await createTestDatabase(target);
-    const blocker = new Client(pgClientConfig(db.connection));
-    await blocker.connect();
-    try {
-      const store = db.store;
-      await store.waitForAppend(0);
+  it('an event held back at a read behind an unrelated transaction is polled for, even if that transaction ends before the wait', () =>
+    withListeningStore(async (store, blocker) => {
       await blocker.query('BEGIN');
       await blocker.query('SELECT pg_current_xact_id()'); // an xid older than the append's: the horizon stays behind it
       await store.append('held-1', [{ type: 'Held', data: {}, metadata: meta }], 'no_stream');
@@ -73,19 +82,10 @@ describe.each(databaseTargets())('PostgresEventStore hearing appends on $label',
       expect(await waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, mark))).toBe('woken');
       const again = store.readMark(); // (held back or not now depends on other databases' transactions: the horizon is the cluster's)
       expect(await store.readAll({ filter: { streamPrefixes: ['held-'] }, mark: again })).toHaveLength(1);
-    } finally {
-      await blocker.end();
-      await db.drop();
-    }
-  });
+    }));
 
-  it('losing the LISTEN connection wakes the waiters counting on it, and waits poll until it is back', async () => {
-    const db = await createTestDatabase(target);
-    const admin = new Client(pgClientConfig(db.connection));
-    await admin.connect();
-    try {
-      const store = db.store;
-      await store.waitForAppend(0);
+  it('losing the LISTEN connection wakes the waiters counting on it, and waits poll until it is back', () =>
+    withListeningStore(async (store, admin) => {
       const mark = store.readMark();
       expect(await store.readAll({ filter: { streamPrefixes: ['none-'] }, mark })).toEqual([]);
       const waiting = waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, mark));
@@ -95,10 +95,6 @@ describe.each(databaseTargets())('PostgresEventStore hearing appends on $label',
       expect(await waiting).toBe('woken');
       // the next wait rebuilds the listener, which counts as heard: the caller reads again before sleeping
       expect(await waitOrGiveUp((signal) => store.waitForAppend(600_000, signal, store.readMark()))).toBe('woken');
-    } finally {
-      await admin.end();
-      await db.drop();
-    }
-  });
+    }));
 });
 
