@@ -5,11 +5,11 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { copyDisk } from '../src/data-mover/copy-disk';
-import { nbdcopyCandidates } from '../src/data-mover/datapath.bench';
+import { benchExportArgs, nbdcopyCandidates, settle } from '../src/data-mover/datapath.bench';
 import { BASE_ALLOCATION } from '../src/nbd-protocol/constants';
 import { openNbd, OpenNbdOptions } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';
-import { buildQemuNbdArgs, buildSocketExportArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
+import { buildSocketExportArgs } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { DIGEST_BLOCK_SIZE } from '../src/wire/block-digests';
 import { freePort } from '../test/support/processes';
@@ -202,8 +202,7 @@ async function randomQcow2(dir: string, file: string, size: number, data: number
 async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: string, env: Readonly<Record<string, string>> = QEMU_NBD_ENV): Promise<{ uri: string; port: number; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
-  const spec = { leaseId: `bench-${port}`, port, file, format: 'qcow2' as const, readOnly, exportName: 'disk', directIo: !readOnly && supportsDirectIo(file), tls: pskDir ? { pskDir, bind: '127.0.0.1' } : undefined };
-  await exec('qemu-nbd', ['--fork', ...buildQemuNbdArgs(spec, pidFile)], { env: { ...process.env, ...env } });
+  await exec('qemu-nbd', benchExportArgs(port, file, pidFile, { readOnly, tls: pskDir ? { pskDir, bind: '127.0.0.1' } : undefined }), { env: { ...process.env, ...env } });
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   return {
     uri: pskDir ? `nbds://sendense@127.0.0.1:${port}/disk?tls-psk-file=${pskDir}/keys.psk` : `nbd://127.0.0.1:${port}/disk`,
@@ -226,14 +225,6 @@ async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: st
       process.kill(pid, 'SIGKILL');
     },
   };
-}
-
-/**
- * Every measured copy starts with no dirty pages in flight: the kernel writing back the previous copy's
- * 1.5 GiB while the next one runs took a core from it (runs measured 223-377 MiB/s without this).
- */
-async function settle(): Promise<void> {
-  await exec('sync');
 }
 
 /** nbdcopy from the source export into a fresh qcow2 target export; ms of the copy alone. */

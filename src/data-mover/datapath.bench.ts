@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
 import { openNbd } from '../nbd-protocol/open-nbd';
 import { copyDisk, CopySummary } from './copy-disk';
-import { buildQemuNbdArgs, supportsDirectIo } from '../qemu/qemu-nbd-args';
+import { buildQemuNbdArgs, QemuNbdExportSpec, supportsDirectIo } from '../qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../qemu/qemu-nbd-launcher';
 
 /*
@@ -58,13 +58,19 @@ async function freePort(): Promise<number> {
   throw new Error('no free port in 11000-11099');
 }
 
-/** An export with the hub's options and environment, for ours and nbdcopy alike (a writable one is a backup target's kind: O_DIRECT where the filesystem allows). */
+/**
+ * `qemu-nbd` arguments of a benches' export (qcow2 "disk" on 127.0.0.1:port, forked) with the hub's options, for ours and
+ * nbdcopy alike: a writable one is a backup target's kind, O_DIRECT where the filesystem allows. Run it with QEMU_NBD_ENV.
+ */
+export function benchExportArgs(port: number, file: string, pidFile: string, options: Pick<QemuNbdExportSpec, 'readOnly' | 'bitmap' | 'tls'>): string[] {
+  const spec = { ...options, leaseId: `bench-${port}`, port, file, format: 'qcow2' as const, exportName: 'disk', directIo: !options.readOnly && supportsDirectIo(file) };
+  return ['--fork', ...buildQemuNbdArgs(spec, pidFile)];
+}
+
 async function startQemuNbd(dir: string, file: string, opts: { readOnly?: boolean; bitmap?: string }): Promise<Server> {
   const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
-  const readOnly = opts.readOnly ?? false;
-  const spec = { leaseId: `bench-${port}`, port, file, format: 'qcow2' as const, readOnly, exportName: 'disk', directIo: !readOnly && supportsDirectIo(file), bitmap: opts.bitmap };
-  await run('qemu-nbd', ['--fork', ...buildQemuNbdArgs(spec, pidFile)], join(dir, `qemu-nbd-${port}.log`), QEMU_NBD_ENV);
+  await run('qemu-nbd', benchExportArgs(port, file, pidFile, { readOnly: opts.readOnly ?? false, bitmap: opts.bitmap }), join(dir, `qemu-nbd-${port}.log`), QEMU_NBD_ENV);
   return { pid: Number(readFileSync(pidFile, 'utf8').trim()), uri: `nbd://127.0.0.1:${port}/disk` };
 }
 
@@ -136,8 +142,12 @@ async function applyChanges(file: string): Promise<void> {
   await run('qemu-io', ['-f', 'qcow2', ...commands, file]);
 }
 
-/** No dirty pages in flight when a copy starts (the source and the qemu-img steps write through the page cache). */
-async function settle(): Promise<void> {
+/**
+ * Every measured copy starts with no dirty pages in flight (the source, the qemu-img steps and the previous copy
+ * write through the page cache): the kernel writing back one copy's 1.5 GiB while the next one ran took a core
+ * from it (backup bench runs measured 223-377 MiB/s without this).
+ */
+export async function settle(): Promise<void> {
   await run('sync', []);
 }
 
