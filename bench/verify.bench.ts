@@ -4,11 +4,11 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { copyDisk } from '../src/data-mover';
+import { copyDisk, DEFAULT_REQUEST_SIZE, DEFAULT_REQUESTS } from '../src/data-mover';
 import { openNbd } from '../src/nbd-protocol';
 import { terminateProcess } from '../src/process/child-process';
 import { launchQemuNbd } from '../src/qemu/qemu-nbd-launcher';
-import { checkBlocks, exportPoint } from '../src/restore-points/adapters/block-reader';
+import { checkBlocks, exportPoint, VERIFY_REQUEST_SIZE, VERIFY_REQUESTS } from '../src/restore-points/adapters/block-reader';
 import { BlockDigests } from '../src/wire/block-digests';
 
 const run = promisify(execFile);
@@ -92,11 +92,11 @@ export async function runVerifyBench(): Promise<void> {
     const compareMs = Date.now() - t1;
     process.stdout.write(
       [
-        `backup path, full copy of a 1.5 GiB disk of random data (qemu-nbd -> copyDisk -> qemu-nbd qcow2, 16 x 512 KiB in flight, best of 2):`,
+        `backup path, full copy of a 1.5 GiB disk of random data (qemu-nbd -> copyDisk -> qemu-nbd qcow2, ${DEFAULT_REQUESTS} x ${DEFAULT_REQUEST_SIZE / 1024} KiB in flight, best of 2):`,
         `  without digests: ${rate(SIZE, best(copies.plain))} (${best(copies.plain)} ms)`,
         `  with sha256 digests per 64 KiB: ${rate(SIZE, best(copies.digests))} (${best(copies.digests)} ms), ${(((best(copies.digests) - best(copies.plain)) / best(copies.plain)) * 100).toFixed(1)}% longer`,
         `  digest file: ${digests!.encode().length} bytes for ${digests!.blockCount} blocks`,
-        `verify of the copy (read-only qemu-nbd export, our NBD client, 16 x 512 KiB in flight, sha256 per block):`,
+        `verify of the copy (read-only qemu-nbd export, our NBD client, ${VERIFY_REQUESTS} x ${VERIFY_REQUEST_SIZE / 1024} KiB in flight, sha256 per block):`,
         `  ${(check.bytesRead / MiB).toFixed(0)} MiB read in ${verifyMs} ms: ${rate(check.bytesRead, verifyMs)}, mismatches: ${check.mismatches.length}`,
         `qemu-img compare of source and copy (reads both images): ${compareMs} ms, ${rate(SIZE, compareMs)} of disk compared`,
         '',

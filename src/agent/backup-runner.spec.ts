@@ -1,17 +1,10 @@
+import { fullBackupRequest } from '../../test/fixtures/agent/start-request';
 import type { NbdClient } from '../nbd-protocol';
 import type { AgentReport, StartRequest } from '../wire/backup-protocol';
 import { BackupRunner, RunnerDeps } from './backup-runner';
 import type { BackupSource } from './sources/backup-source';
 
-const request: StartRequest = {
-  jobId: 'job-1',
-  correlationId: 'corr-1',
-  vmId: 'vm-1',
-  type: 'full',
-  restorePointId: 'rp-1',
-  sincePointId: null,
-  disks: ['disk0', 'disk1'].map((diskId, i) => ({ diskId, nbd: { port: 10_800 + i, exportName: diskId, psk: { identity: 'sendense', key: '00'.repeat(32) } } })),
-};
+const request = fullBackupRequest(['disk0', 'disk1']);
 
 /** A runner whose source fails at the snapshot (after asserting what it was given), so no NBD data path is needed. */
 function runner(connectTarget: RunnerDeps['connectTarget'], openSnapshot: () => Promise<never>) {

@@ -1,6 +1,7 @@
 import { copyDisk } from '../data-mover';
 import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
 import type { BackupSource } from './sources/backup-source';
+import type { SnapshotDisk } from './sources/qemu-image/types';
 import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
 
 export interface RunnerDeps {
@@ -103,7 +104,7 @@ export class BackupRunner {
           const uploadDigests = (digests: Buffer) => this.deps.uploadDigests(request, target.diskId, digests);
           const connection = target === first && firstTarget ? firstTarget : this.deps.connectTarget(target.nbd);
           if (target === first) firstTaken = true;
-          await this.copyOne(report, uploadDigests, disk.uri, disk.bitmap, connection, target, request.type, newBitmap, signal);
+          await this.copyOne(report, uploadDigests, disk, connection, target, request.type, newBitmap, signal);
         }
       } finally {
         await snapshot.close();
@@ -137,11 +138,12 @@ export class BackupRunner {
   }
 
   /** Copies one disk into its target; `connection` (to the target, maybe still opening) is closed here, whatever happens. */
-  private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, sourceUri: string, bitmap: string | undefined, connection: Promise<NbdClient>, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
+  private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, disk: SnapshotDisk, connection: Promise<NbdClient>, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
+    const { bitmap, readSize } = disk;
     const contexts = [BASE_ALLOCATION, ...(bitmap ? [`qemu:dirty-bitmap:${bitmap}`] : [])];
     let src: NbdClient | undefined;
     try {
-      src = await openNbd(sourceUri, { metaContexts: contexts });
+      src = await openNbd(disk.uri, { metaContexts: contexts });
       const dst = await connection;
       let lastReport = 0;
       let started = false;
@@ -150,6 +152,7 @@ export class BackupRunner {
         target: dst,
         mode,
         bitmap,
+        readSize,
         signal,
         // every block sent is hashed on the way, so a verify can later prove the repository still holds it
         digests: true,

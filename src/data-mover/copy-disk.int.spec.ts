@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { allocatedDataBytes, createImage, imageMap, imagesEqual, MiB, qemuImg, qemuIo } from '../../test/fixtures/nbd/images';
-import { isRunning, NbdServer, removeDir, serverPids, startNbdkit, startQemuNbd, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
+import { isRunning, nbdkitLoggedCounts, NbdServer, removeDir, serverPids, startNbdkit, startQemuNbd, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
 import { BASE_ALLOCATION, NBD_STATE_DIRTY } from '../nbd-protocol/constants';
 import { NbdCommandError } from '../nbd-protocol/errors';
 import { NbdClient } from '../nbd-protocol/nbd-client';
 import { openNbd } from '../nbd-protocol/open-nbd';
-import { copyDisk, CopyProgress } from './copy-disk';
+import { copyDisk, CopyProgress, DEFAULT_REQUEST_SIZE } from './copy-disk';
 
 /** copyDisk between real qemu-nbd / nbdkit exports, checked with qemu-img compare and qemu-img map. */
 
@@ -117,6 +117,35 @@ describe('copyDisk full', () => {
     expect(summary.bytesWritten + summary.bytesZeroed).toBe(SIZE);
     await stop(source, target);
     expect((await imagesEqual(src, 'qcow2', dst, 'qcow2')).equal).toBe(true);
+  });
+});
+
+describe('copyDisk request sizes', () => {
+  it('writes requests of requestSize, reading them whole or, with readSize, in pieces of that size', async () => {
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    for (const readSize of [undefined, 512 * K]) {
+      const tag = readSize ?? 'whole';
+      const sourceLog = join(dir, `sizes-src-${tag}.log`);
+      const targetLog = join(dir, `sizes-dst-${tag}.log`);
+      // data in runs of ~8 MiB, so most requests are whole
+      const kit = await startNbdkit(dir, ['sparse-random', '32M', 'seed=7', 'percent=50', 'runlength=8388608', `logfile=${sourceLog}`], ['log']);
+      const sink = await startNbdkit(dir, ['memory', '32M', `logfile=${targetLog}`], ['log']);
+      const summary = await copyDisk({ source: await open(kit, [BASE_ALLOCATION]), target: await open(sink), mode: 'full', digests: true, readSize });
+      const reads = nbdkitLoggedCounts(sourceLog, 'Read');
+      const writes = nbdkitLoggedCounts(targetLog, 'Write');
+      expect(Math.max(...writes)).toBe(DEFAULT_REQUEST_SIZE);
+      expect(Math.max(...reads)).toBe(readSize ?? DEFAULT_REQUEST_SIZE);
+      expect(sum(reads)).toBe(summary.bytesRead);
+      expect(sum(writes)).toBe(summary.bytesWritten);
+      expect(summary.bytesWritten).toBeGreaterThan(8 * MiB);
+      expect((await imagesEqual(kit.uri, 'raw', sink.uri, 'raw')).equal).toBe(true);
+      await stop(kit, sink);
+    }
+  });
+
+  it('refuses a read size below 4 KiB', async () => {
+    const kit = await startNbdkit(dir, ['memory', '1M']);
+    await expect(copyDisk({ source: await open(kit), target: await open(kit), mode: 'full', readSize: 512 })).rejects.toThrow(/readSize must be an integer of at least 4096 bytes, not 512/);
   });
 });
 

@@ -178,7 +178,17 @@ async function oursFull(dir: string, source: Server, targetFile: string, request
 export function nbdcopyCandidates(): string[][] {
   const fixed = process.env.SENDENSE_BENCH_NBDCOPY_OPTIONS;
   if (fixed !== undefined) return [fixed.split(' ').filter(Boolean)];
-  return [[], ['--connections=1'], ['--connections=1', '--requests=16'], ['--connections=4', '--requests=64'], ['--request-size=1048576'], ['--connections=2', '--request-size=262144']];
+  return [
+    [],
+    ['--connections=1'],
+    ['--connections=1', '--requests=16'],
+    ['--connections=4', '--requests=64'],
+    ['--request-size=1048576'],
+    ['--connections=2', '--request-size=262144'],
+    ['--request-size=4194304'],
+    ['--connections=1', '--request-size=2097152'],
+    ['--connections=1', '--requests=8', '--request-size=4194304'],
+  ];
 }
 
 async function nbdcopyFull(dir: string, source: Server, targetFile: string, options: readonly string[]): Promise<number> {
@@ -194,10 +204,15 @@ async function nbdcopyFull(dir: string, source: Server, targetFile: string, opti
   }
 }
 
+/** SENDENSE_BENCH_REQUESTS and SENDENSE_BENCH_REQUEST_SIZE, for a bench's own copies; unset, copyDisk's defaults. */
+export function benchCopySettings(): { requests?: number; requestSize?: number } {
+  const { SENDENSE_BENCH_REQUESTS: requests, SENDENSE_BENCH_REQUEST_SIZE: requestSize } = process.env;
+  return { ...(requests ? { requests: Number(requests) } : {}), ...(requestSize ? { requestSize: Number(requestSize) } : {}) };
+}
+
 export async function runDatapathBench(): Promise<void> {
   const runs = Number(process.env.SENDENSE_BENCH_RUNS ?? 5);
-  const requests = process.env.SENDENSE_BENCH_REQUESTS ? Number(process.env.SENDENSE_BENCH_REQUESTS) : undefined;
-  const requestSize = process.env.SENDENSE_BENCH_REQUEST_SIZE ? Number(process.env.SENDENSE_BENCH_REQUEST_SIZE) : undefined;
+  const { requests, requestSize } = benchCopySettings();
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-datapath-bench-'));
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let source: Server | undefined;

@@ -269,20 +269,22 @@ export class NbdClient {
   /**
    * Reads [offset, offset+length). With `into`, the data lands in that buffer
    * (from index 0) and a view of it is returned; holes are zero-filled.
-   * Requests longer than maxPayload are split and sent together.
+   * Requests longer than `pieceSize` (at most maxPayload) are split and sent together.
    */
-  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer, pieceSize = this.maxPayload): Promise<Buffer> {
     this.checkRange('READ', offset, length);
     if (into && into.length < length) throw new RangeError(`read buffer of ${into.length} bytes is smaller than ${length}`);
+    if (!Number.isInteger(pieceSize) || pieceSize < 1) throw new RangeError(`read piece size must be a positive integer, not ${pieceSize}`);
     const dest = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     if (length === 0) return dest;
-    if (length <= this.maxPayload) {
+    const step = Math.min(pieceSize, this.maxPayload);
+    if (length <= step) {
       await this.send(NBD_CMD_READ, 0, offset, length, undefined, dest, 0);
       return dest;
     }
     const parts: Promise<void>[] = [];
-    for (let done = 0; done < length; done += this.maxPayload) {
-      const n = Math.min(this.maxPayload, length - done);
+    for (let done = 0; done < length; done += step) {
+      const n = Math.min(step, length - done);
       parts.push(this.send(NBD_CMD_READ, 0, offset + done, n, undefined, dest, done));
     }
     await settleAll(parts);

@@ -10,9 +10,13 @@ import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import { BlockDigests, DIGEST_ALGORITHM, DIGEST_BLOCK_SIZE } from '../../wire/block-digests';
 
 const EXPORT_NAME = 'verify';
-/** 8 blocks per READ: the 512 KiB the copy found cheapest for qemu-nbd (src/data-mover/README.md). */
+/**
+ * 16 READs of 8 blocks (512 KiB) in flight: what verify was measured with (docs/benchmarks.md, verify). The
+ * backup copy's larger requests (8 x 4 MiB, src/data-mover/copy-disk.ts) have not been measured here.
+ */
 const REQUEST_BLOCKS = 8;
-const REQUESTS_IN_FLIGHT = 16;
+export const VERIFY_REQUEST_SIZE = REQUEST_BLOCKS * DIGEST_BLOCK_SIZE;
+export const VERIFY_REQUESTS = 16;
 
 export interface BlockMismatch {
   offset: number;
@@ -100,7 +104,7 @@ export async function checkBlocks(client: NbdClient, digests: BlockDigests, onBy
       }
     }
   };
-  await Promise.all(Array.from({ length: REQUESTS_IN_FLIGHT }, worker));
+  await Promise.all(Array.from({ length: VERIFY_REQUESTS }, worker));
   result.mismatches.sort((a, b) => a.offset - b.offset);
   return result;
 }

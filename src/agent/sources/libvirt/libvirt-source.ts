@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ProcessError, runProcess } from '../../../process';
+import { LIVE_READ_SIZE } from '../../../data-mover';
 import type { Consistency } from '../../../wire/backup-protocol';
 import type { BackupSource, SourceSnapshot } from '../backup-source';
 import { QemuImageSource } from '../qemu-image';
@@ -251,6 +252,7 @@ export class LibvirtSource implements BackupSource {
         exportName: d.id,
         format: d.format,
         virtualSize: d.virtualSize,
+        readSize: LIVE_READ_SIZE,
         ...(pending.mode === 'incremental' ? { bitmap: EXPORT_BITMAP(d.id), dirtyBitmapContext: `qemu:dirty-bitmap:${EXPORT_BITMAP(d.id)}` } : {}),
       }));
       const snapshot = new LiveSnapshot(randomUUID(), vmId, disks, dir, consistency, () => this.endJob(vmId, dir), (s) => {

@@ -68,6 +68,8 @@ export interface SnapshotDisk {
   bitmap?: string;
   /** `qemu:dirty-bitmap:<bitmap>` when a bitmap is exported. */
   dirtyBitmapContext?: string;
+  /** Bytes per NBD READ at most, where the export's server pays per large request (a running domain's qemu). */
+  readSize?: number;
 }
 
 export interface Snapshot {

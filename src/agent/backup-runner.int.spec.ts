@@ -1,0 +1,76 @@
+import { join } from 'node:path';
+import { fullBackupRequest } from '../../test/fixtures/agent/start-request';
+import { imagesEqual } from '../../test/fixtures/nbd/images';
+import { nbdkitLoggedCounts, NbdServer, removeDir, startNbdkit, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
+import { DEFAULT_REQUEST_SIZE } from '../data-mover';
+import { openNbd } from '../nbd-protocol';
+import type { AgentReport } from '../wire/backup-protocol';
+import { BackupRunner } from './backup-runner';
+import type { BackupSource, SourceSnapshot } from './sources/backup-source';
+
+/** The runner's copy between real NBD servers (nbdkit, its log filter recording each request); the source driver is faked. */
+
+jest.setTimeout(60_000);
+
+let dir: string;
+
+beforeAll(() => {
+  dir = tempDir('sendense-runner-int-');
+});
+
+afterAll(async () => {
+  await stopAllServers();
+  removeDir(dir);
+});
+
+const request = fullBackupRequest(['disk0']);
+
+/** One full backup of the source export into the target export; the runner's reports. */
+async function backUp(source: NbdServer, target: NbdServer, readSize: number | undefined): Promise<AgentReport[]> {
+  const snapshot: SourceSnapshot = {
+    snapshotId: 'snap-1',
+    vmId: request.vmId,
+    disks: [{ diskId: 'disk0', uri: source.uri, socketPath: source.socket!, exportName: '', format: 'raw', virtualSize: 32 << 20, readSize }],
+    close: async () => undefined,
+    closed: false,
+  };
+  const fakeSource = {
+    prepareBackup: async () => ({ vmId: request.vmId, newPointId: request.restorePointId, sincePointId: null, mode: 'full', disks: [{ diskId: 'disk0', mode: 'full' }], bitmaps: {} }),
+    openSnapshot: async () => snapshot,
+    completeBackup: async () => undefined,
+  } as unknown as BackupSource;
+  const reports: AgentReport[] = [];
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  const runner = new BackupRunner({
+    source: fakeSource,
+    connectTarget: () => openNbd(target.uri),
+    report: async (_job, report) => {
+      reports.push(report);
+      if (report.type === 'finished' || report.type === 'failed') ended();
+    },
+    uploadDigests: async () => undefined,
+    log: () => undefined,
+  });
+  runner.start(request);
+  await done;
+  return reports;
+}
+
+describe('BackupRunner with real NBD servers', () => {
+  it("reads a disk in pieces of the snapshot's readSize (a live domain's qemu) and writes whole requests", async () => {
+    for (const readSize of [undefined, 256 * 1024]) {
+      const sourceLog = join(dir, `src-${readSize ?? 'whole'}.log`);
+      const targetLog = join(dir, `dst-${readSize ?? 'whole'}.log`);
+      const source = await startNbdkit(dir, ['pattern', '32M', `logfile=${sourceLog}`], ['log']);
+      const target = await startNbdkit(dir, ['memory', '32M', `logfile=${targetLog}`], ['log']);
+      const reports = await backUp(source, target, readSize);
+      expect(reports.map((r) => r.type)).toEqual(expect.arrayContaining(['transfer-completed', 'finished']));
+      expect(Math.max(...nbdkitLoggedCounts(sourceLog, 'Read'))).toBe(readSize ?? DEFAULT_REQUEST_SIZE);
+      expect(Math.max(...nbdkitLoggedCounts(targetLog, 'Write'))).toBe(DEFAULT_REQUEST_SIZE);
+      expect((await imagesEqual(source.uri, 'raw', target.uri, 'raw')).equal).toBe(true);
+      await source.stop();
+      await target.stop();
+    }
+  });
+});
