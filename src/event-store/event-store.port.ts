@@ -61,6 +61,8 @@ export interface ReadMark {
   readonly heard: number;
   /** Set by the read: committed events existed that it could not return yet, because an older transaction still ran. */
   heldBack: boolean;
+  /** The read's filter: appends it cannot match do not end a wait. */
+  readonly filter?: EventFilter;
 }
 
 export interface SubscribeOptions {
@@ -79,10 +81,14 @@ export interface EventStore {
   readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]>;
   /** Catches up from `after`, then yields new events as they commit, until the signal aborts. */
   subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent>;
-  /** A mark for the next read: handed to readAll and then to waitForAppend, no append between the two is slept through. */
-  readMark(): ReadMark;
   /**
-   * Resolves when something may have been appended since `mark` was taken, or after at most maxWaitMs; never rejects.
+   * A mark for the next read (with that read's filter): handed to readAll and then to waitForAppend, no append
+   * between the two that the filter may match is slept through.
+   */
+  readMark(filter?: EventFilter): ReadMark;
+  /**
+   * Resolves when something the mark's filter may match may have been appended since `mark` was taken, or after at
+   * most maxWaitMs; never rejects.
    * Where nothing would wake it (no mark, no way to hear appends, events held back at the marked read) it waits less, as a poll.
    */
   waitForAppend(maxWaitMs: number, signal?: AbortSignal, mark?: ReadMark): Promise<void>;

@@ -78,7 +78,7 @@ export class ProjectionRunner {
           this.position = await readCheckpoint(this.dataSource, this.projector.name);
           continue;
         }
-        const mark = this.store.readMark();
+        const mark = this.store.readMark(this.projector.filter);
         const applied = await this.runBatch(mark);
         this.lastError = null;
         backoff = 100;

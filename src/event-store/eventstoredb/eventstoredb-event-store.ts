@@ -146,8 +146,8 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   /** EventStoreDB has no cheap "something was appended" signal here: nothing is heard, and waiting is plain polling. */
-  readMark(): ReadMark {
-    return { heard: 0, heldBack: false };
+  readMark(filter?: EventFilter): ReadMark {
+    return { heard: 0, heldBack: false, filter };
   }
 
   async waitForAppend(maxWaitMs: number, signal?: AbortSignal): Promise<void> {

@@ -17,6 +17,7 @@ import {
   WrongExpectedRevisionError,
 } from '../event-store.port';
 import { decodePosition, encodePosition } from '../positions';
+import { AppendNotice, mayMatch, noticePayload, parseNotice } from './append-notice';
 
 /** Heard by every hub on the database: appends, and anything else after which readers must read again (a projection reset). */
 export const NOTIFY_CHANNEL = 'sendense_es_appended';
@@ -32,6 +33,8 @@ const POLL_WITHOUT_WAKEUP_MS = 500;
 const MAX_GROUPS_IN_FLIGHT = 4;
 /** Appends in one group: bounds one transaction's row locks and the time a lone conflict waits for its answer. */
 const MAX_GROUP_APPENDS = 200;
+/** Notices kept for waiters whose mark is older than the latest: one older than all of them wakes its waiter at once. */
+const NOTICES_KEPT = 256;
 const EVENT_COLUMNS = `tx_id::text AS tx, seq::text AS seq, stream_id, revision::text, event_id, event_type, data, metadata, created_at`;
 
 interface PendingAppend {
@@ -73,6 +76,8 @@ export class PostgresEventStore implements EventStore {
   private readonly appended = new EventEmitter();
   /** ReadMark.heard: notifications received, plus one for each time LISTEN (re)started. */
   private heard = 0;
+  /** What the latest notifications said, oldest first; `heard` counts the last of them. */
+  private readonly notices: AppendNotice[] = [];
   private listener?: Client;
   private listenerStarting?: Promise<void>;
   private closed = false;
@@ -147,7 +152,7 @@ export class PostgresEventStore implements EventStore {
       await Promise.all(ordered.map((a) => this.appendAlone(a).then(a.resolve, a.reject)));
       return;
     }
-    if (rows.some((r) => r.status === 'ok')) this.pool.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, String(rows.length)]).catch(() => undefined);
+    if (rows.some((r) => r.status === 'ok')) this.pool.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, noticePayload(ordered)]).catch(() => undefined);
     await Promise.all(
       rows.map(async (row) => {
         const append = ordered[row.ord - 1];
@@ -196,7 +201,7 @@ export class PostgresEventStore implements EventStore {
       const actual = (error as { detail?: string }).detail;
       throw new WrongExpectedRevisionError(streamId, expected, !actual || actual === 'no_stream' ? 'no_stream' : BigInt(actual));
     }
-    this.pool.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, streamId.slice(0, 200)]).catch(() => undefined);
+    this.pool.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, noticePayload([{ streamId, events }])]).catch(() => undefined);
     const last = rows.reduce((a, b) => (BigInt(a.seq) > BigInt(b.seq) ? a : b));
     return { nextRevision: BigInt(last.last_revision), position: encodePosition(last.tx, last.seq) };
   }
@@ -276,7 +281,7 @@ export class PostgresEventStore implements EventStore {
   async *subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
     let after = options.after ?? null;
     while (!options.signal?.aborted && !this.closed) {
-      const mark = this.readMark();
+      const mark = this.readMark(options.filter);
       const batch = await this.readAll({ after, filter: options.filter, maxCount: SUBSCRIPTION_BATCH, mark });
       for (const event of batch) {
         if (options.signal?.aborted) return;
@@ -287,21 +292,42 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
-  readMark(): ReadMark {
-    return { heard: this.heard, heldBack: false };
+  readMark(filter?: EventFilter): ReadMark {
+    return { heard: this.heard, heldBack: false, filter };
   }
 
   async waitForAppend(maxWaitMs: number, signal?: AbortSignal, mark?: ReadMark): Promise<void> {
     const heard = mark?.heard ?? this.heard;
     await this.ensureListener().catch(() => undefined);
-    if (heard !== this.heard) return;
-    // Events held back at the read become readable when an older transaction (of any kind) ends, which notifies
-    // nobody; without a mark that is unknown. Either way: poll.
+    // Appends the reader's filter cannot match do not wake it: its next read would find nothing. Events held back
+    // at its read are another matter: they become readable when an older transaction ends, most often another
+    // append, whatever it appended (any append wakes the reader), or a transaction that notifies nobody (so it
+    // polls). Without a mark, whether events are held back is unknown: it polls too.
+    const filter = mark?.heldBack ? undefined : mark?.filter;
+    if (this.heardSince(heard, filter)) return;
     const hearing = this.listener !== undefined && mark !== undefined && !mark.heldBack;
     await abortableSleep(hearing ? maxWaitMs : Math.min(maxWaitMs, POLL_WITHOUT_WAKEUP_MS), signal, (wake) => {
-      this.appended.once('appended', wake);
-      return () => this.appended.off('appended', wake);
+      const onNotice = (notice: AppendNotice) => {
+        if (mayMatch(notice, filter)) wake();
+      };
+      this.appended.on('appended', onNotice);
+      return () => this.appended.off('appended', onNotice);
     });
+  }
+
+  /** Whether a notice heard after the `heard`-th may match the filter; one no longer kept counts as a match. */
+  private heardSince(heard: number, filter: EventFilter | undefined): boolean {
+    const unseen = this.heard - heard;
+    if (unseen <= 0) return false;
+    if (unseen > this.notices.length) return true;
+    return this.notices.slice(-unseen).some((notice) => mayMatch(notice, filter));
+  }
+
+  private hear(notice: AppendNotice): void {
+    this.heard++;
+    this.notices.push(notice);
+    if (this.notices.length > NOTICES_KEPT) this.notices.shift();
+    this.appended.emit('appended', notice);
   }
 
   /** LISTEN only shortens waits: readers always read the table, and without a listener they poll every 500 ms. */
@@ -313,22 +339,19 @@ export class PostgresEventStore implements EventStore {
         .connect()
         .then(() => client.query(`LISTEN ${NOTIFY_CHANNEL}`))
         .then(() => {
-          client.on('notification', () => {
-            this.heard++;
-            this.appended.emit('appended');
-          });
+          client.on('notification', (message) => this.hear(parseNotice(message.payload)));
           client.on('error', () => {
             this.listener = undefined;
             this.listenerStarting = undefined;
             client.end().catch(() => undefined);
             // sleepers counting on this listener read again, then poll while it is rebuilt
-            this.appended.emit('appended');
+            this.appended.emit('appended', 'everything');
           });
           if (this.closed) void client.end();
           else {
             this.listener = client;
             // appends committed before LISTEN took effect were never heard: count them as one, so a waiter rereads
-            this.heard++;
+            this.hear('everything');
           }
         })
         .catch((error) => {
@@ -342,7 +365,7 @@ export class PostgresEventStore implements EventStore {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.appended.emit('appended');
+    this.appended.emit('appended', 'everything');
     await this.listenerStarting?.catch(() => undefined);
     await this.listener?.end().catch(() => undefined);
     this.listener = undefined;
