@@ -4,8 +4,8 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { copyDisk } from '../src/data-mover/copy-disk';
-import { benchExportArgs, nbdcopyCandidates, settle } from '../src/data-mover/datapath.bench';
+import { copyDisk, DEFAULT_REQUEST_SIZE, DEFAULT_REQUESTS } from '../src/data-mover/copy-disk';
+import { benchCopySettings, benchExportArgs, nbdcopyCandidates, settle } from '../src/data-mover/datapath.bench';
 import { BASE_ALLOCATION } from '../src/nbd-protocol/constants';
 import { openNbd, OpenNbdOptions } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';
@@ -21,7 +21,9 @@ import { freePort } from '../test/support/processes';
  * Knobs: SENDENSE_BENCH_RUNS (full backups, default 3), SENDENSE_BENCH_DIR (default the OS temp dir),
  * SENDENSE_BENCH_PROFILE=DIR (hub and agent run with node --cpu-prof into DIR), SENDENSE_BENCH_NODE_ARGS (more
  * node options for hub and agent, e.g. --trace-gc),
- * SENDENSE_BENCH_CONCURRENT=0 skips the 4 concurrent backups, SENDENSE_BENCH_NBDCOPY_OPTIONS="..." replaces the
+ * SENDENSE_BENCH_CONCURRENT=0 skips the 4 concurrent backups, SENDENSE_BENCH_REQUESTS and SENDENSE_BENCH_REQUEST_SIZE
+ * set the bench's own copies (the copy alone and the lines that split it; the agent's backups keep copyDisk's
+ * defaults), SENDENSE_BENCH_NBDCOPY_OPTIONS="..." replaces the
  * search for nbdcopy's fastest options by the options given.
  */
 
@@ -72,6 +74,22 @@ function descendants(pid: number): number[] {
     queue.push(...next);
   }
   return out;
+}
+
+/**
+ * CPU seconds so far of the hub's embedded PostgreSQL: its live processes, and the backends its postmaster has
+ * reaped (the hub does not reap them, so the backup's "with the processes they ran" leaves them out).
+ */
+function postgresCpu(hubPid: number): number {
+  let seconds = 0;
+  for (const pid of descendants(hubPid)) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') seconds += cpuSeconds(pid, true);
+    } catch {
+      // gone meanwhile: its postmaster's reaped figure has it
+    }
+  }
+  return seconds;
 }
 
 /** CPU of idle processes and of their descendants (the hub's embedded PostgreSQL) over `ms`, in % of one core. */
@@ -259,7 +277,7 @@ async function copyDiskOnce(dir: string, source: Export, pskDir: string | undefi
   const dst = await openNbd(address, tls);
   try {
     await settle();
-    return await measured(ownCpu, source, target, () => copyDisk({ source: src, target: dst, mode: 'full', digests }));
+    return await measured(ownCpu, source, target, () => copyDisk({ source: src, target: dst, mode: 'full', digests, ...benchCopySettings() }));
   } finally {
     await dst.close();
     await src.close();
@@ -553,7 +571,9 @@ export async function runBackupBench(): Promise<void> {
 
     // The machine's speed drifts by a factor of two within minutes here (other guests on the host): each round
     // measures the reference and the backup back to back, and the ratio is taken per round.
-    out(`${runs} rounds, each: nbdcopy ${options.join(' ') || '(defaults)'} (the reference); the same into a target requiring TLS with a pre-shared key as the hub's (not the reference); the agent's copy alone (copyDisk, SHA-256 digests, TLS) into such a target, in the bench's process (not the reference); nbdcopy and the copy alone again between exports whose qemu-nbd runs with glibc's malloc defaults instead of QEMU_NBD_ENV (not the reference); a full backup of the 2 GiB disk (1.5 GiB of data) through hub + agent (control through the SSH tunnel, data NBD over TLS-PSK)`);
+    const { requests = DEFAULT_REQUESTS, requestSize = DEFAULT_REQUEST_SIZE } = benchCopySettings();
+    const copySettings = `${requests} x ${requestSize / 1024} KiB in flight`;
+    out(`${runs} rounds, each: nbdcopy ${options.join(' ') || '(defaults)'} (the reference); the same into a target requiring TLS with a pre-shared key as the hub's (not the reference); the agent's copy alone (copyDisk, ${copySettings}, SHA-256 digests, TLS) into such a target, in the bench's process (not the reference); nbdcopy and the copy alone again between exports whose qemu-nbd runs with glibc's malloc defaults instead of QEMU_NBD_ENV (not the reference); a full backup of the 2 GiB disk (1.5 GiB of data) through hub + agent (control through the SSH tunnel, data NBD over TLS-PSK)`);
     const refs: Measured[] = [];
     const tls: Timed[] = [];
     const alone: Measured[] = [];
@@ -565,6 +585,7 @@ export async function runBackupBench(): Promise<void> {
     const cores = Number((await exec('nproc')).stdout.trim());
     let hubCpu = 0;
     let agentCpu = 0;
+    let hubPostgresCpu = 0;
     for (let i = 0; i < runs; i++) {
       // the source's export is up for the copies only: the agent's snapshot takes the image's write lock
       source = await qemuNbd(dir, disk, true);
@@ -588,11 +609,14 @@ export async function runBackupBench(): Promise<void> {
       costs.push(cost);
       const cpu0 = [cpuSeconds(hubPid), cpuSeconds(agentPid)];
       const all0 = cpuSeconds(hubPid, true) + cpuSeconds(agentPid, true);
+      const pg0 = postgresCpu(hubPid);
       await settle();
       const t0 = machineTicks();
       const { ms, story, requestedAt } = await lab.backup('big', 'full');
       const machine = { ms, ...cpuSince(t0) };
       const cpu = [cpuSeconds(hubPid) - cpu0[0], cpuSeconds(agentPid) - cpu0[1]];
+      const pg = postgresCpu(hubPid) - pg0;
+      hubPostgresCpu += pg;
       backupCpu.push((cpuSeconds(hubPid, true) + cpuSeconds(agentPid, true) - all0) / (DATA / GiB));
       hubCpu += cpu[0];
       agentCpu += cpu[1];
@@ -602,7 +626,7 @@ export async function runBackupBench(): Promise<void> {
       out(`  round ${i + 1}: nbdcopy ${rate(DATA, ref.ms).toFixed(0)} MiB/s (${cpuOf([ref])}); into TLS ${rate(DATA, viaTls.ms).toFixed(0)} MiB/s (${cpuOf([viaTls])}); copy alone ${rate(DATA, ours.ms).toFixed(0)} MiB/s (${cpuOf([ours])}); with glibc's malloc defaults: nbdcopy ${rate(DATA, refDefaults.ms).toFixed(0)} MiB/s, copy alone ${rate(DATA, oursDefaults.ms).toFixed(0)} MiB/s`);
       out(`    our copy without TLS or digests ${rate(DATA, cost.plain.ms).toFixed(0)} MiB/s, with digests only ${rate(DATA, cost.digests.ms).toFixed(0)} MiB/s, with TLS only ${rate(DATA, cost.tls.ms).toFixed(0)} MiB/s`);
       out(`    CPU seconds per GiB (copier + source qemu-nbd + target qemu-nbd = all): nbdcopy ${cpuSplit(ref)}; our copy without TLS or digests ${cpuSplit(cost.plain)}, digests only ${cpuSplit(cost.digests)}, TLS only ${cpuSplit(cost.tls)}, both (the copy alone) ${cpuSplit(ours)}`);
-      out(`    backup ${rate(DATA, ms).toFixed(0)} MiB/s = ${(ref.ms / ms).toFixed(2)} of this round's nbdcopy (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s, agent ${cpu[1].toFixed(2)} s, with the qemu-nbd and qemu-img they ran ${backupCpu[i].toFixed(2)} s per GiB; ${cpuOf([machine])}`);
+      out(`    backup ${rate(DATA, ms).toFixed(0)} MiB/s = ${(ref.ms / ms).toFixed(2)} of this round's nbdcopy (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s (its PostgreSQL ${pg.toFixed(2)} s), agent ${cpu[1].toFixed(2)} s, with the qemu-nbd and qemu-img they ran ${backupCpu[i].toFixed(2)} s per GiB; ${cpuOf([machine])}`);
       out(`    timeline (ms since the previous mark): ${phases(story, requestedAt)}`);
     }
     const ms = (runs: Timed[]) => runs.map((r) => r.ms);
@@ -611,7 +635,7 @@ export async function runBackupBench(): Promise<void> {
     out(`with glibc's malloc defaults in qemu-nbd, medians: nbdcopy ${rate(DATA, median(defaults.map((d) => d.ref.ms))).toFixed(0)} MiB/s, copy alone ${rate(DATA, median(defaults.map((d) => d.alone.ms))).toFixed(0)} MiB/s`);
     out(`ratio backup / nbdcopy per round ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${median(ratios).toFixed(2)}`);
     const dataGiB = (DATA / GiB) * runs;
-    out(`CPU per GiB of data: hub ${(hubCpu / dataGiB).toFixed(2)} s, agent ${(agentCpu / dataGiB).toFixed(2)} s (node processes only); the backup with every process it ran (hub, agent, their qemu-nbd and qemu-img) ${median(backupCpu).toFixed(2)} s (median)`);
+    out(`CPU per GiB of data: hub ${(hubCpu / dataGiB).toFixed(2)} s (its PostgreSQL ${(hubPostgresCpu / dataGiB).toFixed(2)} s), agent ${(agentCpu / dataGiB).toFixed(2)} s (node processes only); the backup with every process it ran (hub, agent, their qemu-nbd and qemu-img) ${median(backupCpu).toFixed(2)} s (median)`);
     // What the tunnel's encryption and issue 10's digests cost, measured against our own copy without them, and
     // the fastest a copy could go if it had every core to itself: cores / (CPU seconds per GiB) GiB/s.
     const plainCpu = median(costs.map((c) => perGiB(c.plain)));
