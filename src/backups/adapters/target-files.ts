@@ -3,7 +3,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createFull, createOverlay } from '../../repositories/qcow2/qemu-img';
 import { digestFileOf, digestFileRef, DigestFileRef } from '../../repositories/qcow2/digest-files';
-import { removeDurably } from '../../repositories/qcow2/durable-fs';
+import { removeDurably, removeStaleTemps } from '../../repositories/qcow2/durable-fs';
 import { manifestPath, writeManifest } from '../../repositories/qcow2/manifest';
 import { toManifest } from '../../restore-points/chain-files';
 import { RestorePoint } from '../../restore-points/chain.events';
@@ -45,7 +45,10 @@ export class TargetFiles {
     await writeManifest(root, toManifest(point));
   }
 
-  /** Removes what a failed backup wrote: its target images and, if written, its manifest. */
+  /**
+   * Removes what a failed backup wrote: its target images, its digest files and manifest if written,
+   * and the temp files of those two whose writer died mid-write (a hub killed during a digest upload).
+   */
   async remove(root: string, vmId: string, restorePointId: string, files: string[]): Promise<string[]> {
     const removed: string[] = [];
     for (const file of files) if (await removeDurably(join(root, file))) removed.push(file);
@@ -55,6 +58,8 @@ export class TargetFiles {
       const digests = diskId ? digestFileOf(vmId, restorePointId, diskId) : null;
       if (digests && (await removeDurably(join(root, digests)))) removed.push(digests);
     }
+    const manifests = dirname(manifestPath(root, vmId, restorePointId));
+    for (const temp of await removeStaleTemps(manifests, `${restorePointId}.`)) removed.push(`${vmId}/manifests/${temp}`);
     return removed;
   }
 }

@@ -52,11 +52,13 @@ const TEMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
 /**
  * Temp files of atomic writes whose writer died (a SIGKILL between writing and renaming): the
  * published file is the old or the new content either way, so they are only litter. A temp file
- * of a live process (this one, or another hub on the same repository) is left alone.
+ * of a live process (this one, or another hub on the same repository) is left alone. With `of`,
+ * only the temps of files whose names start with it.
  */
-export async function removeStaleTemps(dir: string): Promise<string[]> {
+export async function removeStaleTemps(dir: string, of = ''): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(`.${of}`)) continue;
     const pid = Number(TEMP_NAME.exec(name)?.[1]);
     if (!pid || pid === process.pid || isAlive(pid)) continue;
     await fs.rm(join(dir, name), { force: true });
