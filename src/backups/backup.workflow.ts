@@ -22,6 +22,7 @@ import { RestorePoint } from '../restore-points/chain.events';
 import { RestorePointsService } from '../restore-points/restore-points.service';
 import { SpaceCheck } from '../restore-points/space-check';
 import { AgentCalls } from './adapters/agent-calls';
+import { DigestUploads } from './adapters/digest-uploads';
 import { TargetFiles, targetPath } from './adapters/target-files';
 import { BackupJobState, isTerminal } from './backup-job.aggregate';
 import { BackupJobReader } from './backup-job.reader';
@@ -100,6 +101,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly tunnel: AgentTunnel,
     private readonly calls: AgentCalls,
     private readonly files: TargetFiles,
+    private readonly uploads: DigestUploads,
     private readonly repositories: RepositoriesService,
     private readonly points: RestorePointsService,
     private readonly exports: NbdExportsService,
@@ -382,6 +384,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const state = await this.job(story.jobId);
     if (agentStarted && this.tunnel.isConnected(state.agentId!)) await this.calls.cancel(state.agentId!, story.jobId).catch(() => undefined);
     await this.releaseExports(story, state);
+    await this.uploads.close(story.jobId);
     const files = [...new Set([...createdFiles, ...state.targets.map((t) => t.file)])];
     const removed = await this.files.remove(root, state.vmId!, state.restorePointId ?? 'none', files).catch((e) => {
       this.logger.error(`could not remove the partial files of ${story.jobId}: ${String(e)}`);
