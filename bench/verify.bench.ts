@@ -5,10 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { copyDisk, DEFAULT_REQUEST_SIZE, DEFAULT_REQUESTS } from '../src/data-mover';
+import { nbdcopyCandidates } from '../src/data-mover/datapath.bench';
 import { openNbd } from '../src/nbd-protocol';
 import { terminateProcess } from '../src/process/child-process';
+import { buildSocketExportArgs } from '../src/qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../src/qemu/qemu-nbd-launcher';
-import { checkBlocks, exportPoint, VERIFY_REQUEST_SIZE, VERIFY_REQUESTS } from '../src/restore-points/adapters/block-reader';
+import { CheckOptions, checkBlocks, exportPoint, VERIFY_REQUEST_SIZE, VERIFY_REQUESTS } from '../src/restore-points/adapters/block-reader';
 import { BlockDigests } from '../src/wire/block-digests';
 
 const run = promisify(execFile);
@@ -42,6 +44,40 @@ async function serve(file: string, dir: string, name: string, readOnly: boolean)
   const handle = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, `${name}.log`), detached: false }, { readyTimeoutMs: 10_000 });
   return { uri: `nbd+unix:///${name}?socket=${socket}`, stop: () => terminateProcess(handle, 5_000, name) };
 }
+
+/** exportPoint's export (the same arguments) for up to 8 clients, so nbdcopy may use several connections. */
+async function referenceExport(file: string, dir: string) {
+  const socket = join(dir, 'reference.sock');
+  const pidFile = join(dir, 'reference.pid');
+  const args = buildSocketExportArgs({ file, format: 'qcow2', socket, exportName: 'verify', shared: 8 }, pidFile);
+  const handle = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'reference.log'), detached: false }, { readyTimeoutMs: 10_000 });
+  return { uri: `nbd+unix:///verify?socket=${socket}`, stop: () => terminateProcess(handle, 5_000, 'reference export') };
+}
+
+/** nbdcopy reading the whole export into null:, the export's start and stop included as they are in verify's figure. */
+async function nbdcopyToNull(file: string, dir: string, options: readonly string[]): Promise<number> {
+  const t0 = Date.now();
+  const exported = await referenceExport(file, dir);
+  try {
+    await run('nbdcopy', [...options, exported.uri, 'null:']);
+  } finally {
+    await exported.stop();
+  }
+  return Date.now() - t0;
+}
+
+/** Verify of one copy, as the hub runs it: the export, the reads and hashes, the export stopped. */
+async function verifyOnce(file: string, digests: BlockDigests, options: CheckOptions) {
+  const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
+  const exported = await exportPoint(file);
+  const check = await checkBlocks(exported.client, digests, options);
+  await exported.close();
+  const cpu = process.cpuUsage(cpu0);
+  return { ms: Date.now() - t0, check, cpuPerGiB: (cpu.user + cpu.system) / 1e6 / (check.bytesRead / (1024 * MiB)) };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
  * A 1.5 GiB disk of incompressible data: copy throughput with and without digests (the backup path),
@@ -82,22 +118,47 @@ export async function runVerifyBench(): Promise<void> {
     }
     const best = (ms: number[]) => Math.min(...ms);
     const copied = join(dir, 'target-digests-1.qcow2');
-    const t0 = Date.now();
-    const exported = await exportPoint(copied);
-    const check = await checkBlocks(exported.client, digests!);
-    await exported.close();
-    const verifyMs = Date.now() - t0;
+    const lines = [
+      `backup path, full copy of a 1.5 GiB disk of random data (qemu-nbd -> copyDisk -> qemu-nbd qcow2, ${DEFAULT_REQUESTS} x ${DEFAULT_REQUEST_SIZE / 1024} KiB in flight, best of 2):`,
+      `  without digests: ${rate(SIZE, best(copies.plain))} (${best(copies.plain)} ms)`,
+      `  with sha256 digests per 64 KiB: ${rate(SIZE, best(copies.digests))} (${best(copies.digests)} ms), ${(((best(copies.digests) - best(copies.plain)) / best(copies.plain)) * 100).toFixed(1)}% longer`,
+      `  digest file: ${digests!.encode().length} bytes for ${digests!.blockCount} blocks`,
+      `reading the copy back: nbdcopy from exportPoint's kind of export (read-only qemu-nbd on a Unix socket, shared by up to 8 clients) into null:, export start and stop included; options tried once each:`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    let reference: { options: string[]; ms: number } | undefined;
+    for (const options of nbdcopyCandidates()) {
+      const ms = await nbdcopyToNull(copied, dir, options);
+      process.stdout.write(`  nbdcopy ${options.join(' ') || '(defaults)'}: ${rate(SIZE, ms)}\n`);
+      if (!reference || ms < reference.ms) reference = { options, ms };
+    }
+    const runs = Number(process.env.SENDENSE_BENCH_RUNS ?? 3);
+    const before = { requests: 16, requestSize: 512 * 1024 };
+    process.stdout.write(
+      `${runs} rounds, each: nbdcopy ${reference!.options.join(' ') || '(defaults)'} into null: (the reference); verify of the copy (exportPoint + checkBlocks: our NBD client, ${VERIFY_REQUESTS} x ${VERIFY_REQUEST_SIZE / 1024} KiB in flight, sha256 per 64 KiB block on the hasher's thread); the same with ${before.requests} x ${before.requestSize / 1024} KiB in flight (not the reference)\n`,
+    );
+    const ratios: number[] = [];
+    const verifyMs: number[] = [];
+    const cpu: number[] = [];
+    let mismatches = 0;
+    for (let i = 0; i < runs; i++) {
+      const ref = await nbdcopyToNull(copied, dir, reference!.options);
+      const ours = await verifyOnce(copied, digests!, {});
+      const small = await verifyOnce(copied, digests!, before);
+      mismatches += ours.check.mismatches.length + small.check.mismatches.length;
+      ratios.push(ref / ours.ms);
+      verifyMs.push(ours.ms);
+      cpu.push(ours.cpuPerGiB);
+      process.stdout.write(
+        `  round ${i + 1}: nbdcopy ${rate(SIZE, ref)}; verify ${rate(ours.check.bytesRead, ours.ms)} (${ours.ms} ms, ${(ref / ours.ms).toFixed(2)} of nbdcopy; the verifying process ${ours.cpuPerGiB.toFixed(2)} CPU-s per GiB, hasher thread included); with ${before.requests} x ${before.requestSize / 1024} KiB ${rate(small.check.bytesRead, small.ms)} (${small.cpuPerGiB.toFixed(2)} CPU-s per GiB)\n`,
+      );
+    }
     const t1 = Date.now();
     await run('qemu-img', ['compare', '-q', source, copied]);
     const compareMs = Date.now() - t1;
     process.stdout.write(
       [
-        `backup path, full copy of a 1.5 GiB disk of random data (qemu-nbd -> copyDisk -> qemu-nbd qcow2, ${DEFAULT_REQUESTS} x ${DEFAULT_REQUEST_SIZE / 1024} KiB in flight, best of 2):`,
-        `  without digests: ${rate(SIZE, best(copies.plain))} (${best(copies.plain)} ms)`,
-        `  with sha256 digests per 64 KiB: ${rate(SIZE, best(copies.digests))} (${best(copies.digests)} ms), ${(((best(copies.digests) - best(copies.plain)) / best(copies.plain)) * 100).toFixed(1)}% longer`,
-        `  digest file: ${digests!.encode().length} bytes for ${digests!.blockCount} blocks`,
-        `verify of the copy (read-only qemu-nbd export, our NBD client, ${VERIFY_REQUESTS} x ${VERIFY_REQUEST_SIZE / 1024} KiB in flight, sha256 per block):`,
-        `  ${(check.bytesRead / MiB).toFixed(0)} MiB read in ${verifyMs} ms: ${rate(check.bytesRead, verifyMs)}, mismatches: ${check.mismatches.length}`,
+        `verify median ${rate(SIZE, median(verifyMs))}, ${median(cpu).toFixed(2)} CPU-s per GiB; ratio verify / nbdcopy per round ${ratios.map((r) => r.toFixed(2)).join(', ')}, median ${median(ratios).toFixed(2)}; mismatches found: ${mismatches}`,
         `qemu-img compare of source and copy (reads both images): ${compareMs} ms, ${rate(SIZE, compareMs)} of disk compared`,
         '',
       ].join('\n'),

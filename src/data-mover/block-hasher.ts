@@ -21,7 +21,7 @@ parentPort.on('message', ({ id, shared, byteOffset, length }) => {
 /**
  * SHA-256 of the copy's blocks on a worker thread, so hashing overlaps the NBD and tunnel work of the
  * copy's own thread instead of taking its turn on it (measured in docs/benchmarks.md, "backup").
- * Buffers handed to `hashInto` must be backed by a SharedArrayBuffer (see `sharedBuffer`): the worker
+ * Buffers handed to `hash` and `hashInto` must be backed by a SharedArrayBuffer (see `sharedBuffer`): the worker
  * reads them in place, nothing is copied.
  */
 export class BlockHasher {
@@ -48,15 +48,18 @@ export class BlockHasher {
 
   /** Hashes `data` (read at `offset`, inside `run`) block by block into the run, like DigestRecorder.hashInto. */
   hashInto(run: DigestRun, offset: number, data: Buffer): Promise<void> {
+    return this.hash(data).then((digests) => run.digests!.set(digests, (offset / DIGEST_BLOCK_SIZE - run.first) * DIGEST_LENGTH));
+  }
+
+  /** The digest of each block of `data`, back to back (the last block may be short). */
+  hash(data: Buffer): Promise<Buffer> {
     if (!(data.buffer instanceof SharedArrayBuffer)) throw new TypeError('BlockHasher needs buffers backed by a SharedArrayBuffer');
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<Uint8Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ id, shared: data.buffer, byteOffset: data.byteOffset, length: data.length });
-    }).then((digests) => {
-      run.digests!.set(digests, (offset / DIGEST_BLOCK_SIZE - run.first) * DIGEST_LENGTH);
-    });
+    }).then((digests) => Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength));
   }
 
   async close(): Promise<void> {

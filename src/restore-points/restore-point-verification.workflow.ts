@@ -169,7 +169,7 @@ export class RestorePointVerificationWorkflow {
     const disk = point.disks.find((d) => d.diskId === diskId)!;
     const exported = await exportPoint(join(root, disk.file));
     try {
-      return await checkBlocks(exported.client, digests, onBytes);
+      return await checkBlocks(exported.client, digests, { onBytes });
     } finally {
       await exported.close();
     }

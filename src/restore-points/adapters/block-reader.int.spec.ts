@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { makeTempDir, qemuIo, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
+import { runQemuImg } from '../../qemu/qemu-img';
+import { BlockDigests, DIGEST_BLOCK_SIZE as B, DigestRecorder } from '../../wire/block-digests';
+import { checkBlocks, exportPoint } from './block-reader';
+
+/** 130 whole blocks and a short last one, so requests end both on and off a block boundary. */
+const SIZE = 130 * B + 1536;
+
+describe('checkBlocks: verify reads a point back through qemu-nbd and compares every block with its digest', () => {
+  let dir: string;
+  let image: string;
+  let digests: BlockDigests;
+  const check = async (options: Parameters<typeof checkBlocks>[2], against = digests) => {
+    const exported = await exportPoint(image);
+    try {
+      return await checkBlocks(exported.client, against, options);
+    } finally {
+      await exported.close();
+    }
+  };
+
+  beforeAll(async () => {
+    dir = await makeTempDir('block-reader');
+    const data = randomBytes(SIZE);
+    await fs.writeFile(join(dir, 'disk.raw'), data);
+    image = join(dir, 'disk.qcow2');
+    await runQemuImg(['convert', '-q', '-f', 'raw', '-O', 'qcow2', join(dir, 'disk.raw'), image]);
+    const recorder = new DigestRecorder(SIZE);
+    DigestRecorder.hashInto(recorder.add(0, SIZE, false), 0, data);
+    digests = recorder.result();
+  });
+  afterAll(async () => {
+    await removeTempDir(dir);
+  });
+
+  it.each([
+    ['the defaults', {}],
+    ['2 requests of 3 blocks', { requests: 2, requestSize: 3 * B }],
+    ['1 request of 1 block', { requests: 1, requestSize: B }],
+  ])('an intact image matches with %s, every block read once', async (_name, options) => {
+    let told = 0;
+    const result = await check({ ...options, onBytes: (n) => (told += n) });
+    expect(result).toEqual({ bytesRead: SIZE, blocks: 131, mismatches: [] });
+    expect(told).toBe(SIZE);
+  });
+
+  it('names each damaged block, the short last one included, and only those', async () => {
+    const damaged = join(dir, 'damaged.qcow2');
+    await fs.copyFile(image, damaged);
+    await qemuIo(damaged, [
+      { pattern: 0x5a, offset: 5 * B + 100, length: 512 },
+      { pattern: 0x5a, offset: 130 * B + 512, length: 512 },
+    ]);
+    const exported = await exportPoint(damaged);
+    try {
+      const result = await checkBlocks(exported.client, digests, { requests: 3, requestSize: 4 * B });
+      expect(result.mismatches.map((m) => [m.offset, m.length, m.expected === digests.digestAt(m.offset / B)!.toString('hex')])).toEqual([
+        [5 * B, B, true],
+        [130 * B, 1536, true],
+      ]);
+      expect(result.mismatches.every((m) => /^[0-9a-f]{64}$/.test(m.actual) && m.actual !== m.expected)).toBe(true);
+    } finally {
+      await exported.close();
+    }
+  });
+
+  it('blocks the image does not wholly hold are mismatches, not reads; the blocks it holds are read in the same request', async () => {
+    // the digests of a longer disk: block 130 is a whole block there, the image holds 1536 bytes of it
+    const longer = new BlockDigests(SIZE + 2 * B, [...digests.runs, { first: 131, count: 2, zero: false, digests: Buffer.alloc(64, 1) }]);
+    const result = await check({ requestSize: 4 * B }, longer);
+    expect(result.mismatches.map((m) => [m.offset, m.length, m.actual])).toEqual([
+      [130 * B, B, 'beyond the end of the image'],
+      [131 * B, B, 'beyond the end of the image'],
+      [132 * B, 1536, 'beyond the end of the image'],
+    ]);
+    expect(result).toMatchObject({ bytesRead: 130 * B, blocks: 130 });
+  });
+
+  it('refuses request settings it cannot honour', async () => {
+    await expect(check({ requestSize: B + 512 })).rejects.toThrow(/whole blocks/);
+    await expect(check({ requestSize: 0 })).rejects.toThrow(/whole blocks/);
+    await expect(check({ requests: 0 })).rejects.toThrow(/positive integer/);
+  });
+});
