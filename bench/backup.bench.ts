@@ -152,16 +152,40 @@ interface Timed {
 interface Measured extends Timed {
   /** The copier (nbdcopy, or the bench's own process with its hasher thread), the source's qemu-nbd, the target's qemu-nbd. */
   cpu: [copier: number, source: number, target: number];
+  /** Our own copies only (nbdcopy's threads are gone when it is reaped): the threads that spent the most, busiest first. */
+  threads: { thread: string; seconds: number }[];
 }
 
 type Export = Awaited<ReturnType<typeof qemuNbd>>;
 
-async function measured(copierCpu: () => number, source: Export, target: Export, work: () => Promise<unknown>): Promise<Measured> {
+/** CPU seconds so far of each live thread of `pid`, named by process and whether it is the process's main thread. */
+function threadCpu(pid: number, name: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(`${name} ${Number(tid) === pid ? 'main thread' : `thread ${tid}`}`, (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+async function measured(copierCpu: () => number, source: Export, target: Export, work: () => Promise<unknown>, ownThreads = false): Promise<Measured> {
   const sample = () => [copierCpu(), cpuSeconds(source.pid), cpuSeconds(target.pid)];
+  const threads = () => new Map([...(ownThreads ? threadCpu(process.pid, 'copier') : []), ...threadCpu(source.pid, 'source qemu-nbd'), ...threadCpu(target.pid, 'target qemu-nbd')]);
   const before = sample();
+  const threadsBefore = threads();
   const t = await timed(work);
   const after = sample();
-  return { ...t, cpu: [after[0] - before[0], after[1] - before[1], after[2] - before[2]] };
+  const cpu: Measured['cpu'] = [after[0] - before[0], after[1] - before[1], after[2] - before[2]];
+  const spent = [...threads()].map(([thread, seconds]) => ({ thread, seconds: seconds - (threadsBefore.get(thread) ?? 0) }));
+  // the hasher's thread ends with the copy, before the second sample: what the process spent beyond its live threads
+  const ended = cpu[0] - sum(spent.filter((t) => t.thread.startsWith('copier')).map((t) => t.seconds));
+  spent.push({ thread: 'copier threads ended with the copy (its hasher)', seconds: ended });
+  return { ...t, cpu, threads: ownThreads ? spent.sort((a, b) => b.seconds - a.seconds).slice(0, 4) : [] };
 }
 
 const ownCpu = () => {
@@ -277,7 +301,7 @@ async function copyDiskOnce(dir: string, source: Export, pskDir: string | undefi
   const dst = await openNbd(address, tls);
   try {
     await settle();
-    return await measured(ownCpu, source, target, () => copyDisk({ source: src, target: dst, mode: 'full', digests, ...benchCopySettings() }));
+    return await measured(ownCpu, source, target, () => copyDisk({ source: src, target: dst, mode: 'full', digests, ...benchCopySettings() }), true);
   } finally {
     await dst.close();
     await src.close();
@@ -626,6 +650,7 @@ export async function runBackupBench(): Promise<void> {
       out(`  round ${i + 1}: nbdcopy ${rate(DATA, ref.ms).toFixed(0)} MiB/s (${cpuOf([ref])}); into TLS ${rate(DATA, viaTls.ms).toFixed(0)} MiB/s (${cpuOf([viaTls])}); copy alone ${rate(DATA, ours.ms).toFixed(0)} MiB/s (${cpuOf([ours])}); with glibc's malloc defaults: nbdcopy ${rate(DATA, refDefaults.ms).toFixed(0)} MiB/s, copy alone ${rate(DATA, oursDefaults.ms).toFixed(0)} MiB/s`);
       out(`    our copy without TLS or digests ${rate(DATA, cost.plain.ms).toFixed(0)} MiB/s, with digests only ${rate(DATA, cost.digests.ms).toFixed(0)} MiB/s, with TLS only ${rate(DATA, cost.tls.ms).toFixed(0)} MiB/s`);
       out(`    CPU seconds per GiB (copier + source qemu-nbd + target qemu-nbd = all): nbdcopy ${cpuSplit(ref)}; our copy without TLS or digests ${cpuSplit(cost.plain)}, digests only ${cpuSplit(cost.digests)}, TLS only ${cpuSplit(cost.tls)}, both (the copy alone) ${cpuSplit(ours)}`);
+      out(`    busiest threads of the copy alone, CPU seconds per GiB: ${ours.threads.map((t) => `${t.thread} ${(t.seconds / (DATA / GiB)).toFixed(2)}`).join(', ')}`);
       out(`    backup ${rate(DATA, ms).toFixed(0)} MiB/s = ${(ref.ms / ms).toFixed(2)} of this round's nbdcopy (${ms.toFixed(0)} ms end to end; setup ${p.setup} ms, transfer ${p.transfer} ms = ${rate(DATA, p.transfer).toFixed(0)} MiB/s, finish ${p.finish} ms); CPU hub ${cpu[0].toFixed(2)} s (its PostgreSQL ${pg.toFixed(2)} s), agent ${cpu[1].toFixed(2)} s, with the qemu-nbd and qemu-img they ran ${backupCpu[i].toFixed(2)} s per GiB; ${cpuOf([machine])}`);
       out(`    timeline (ms since the previous mark): ${phases(story, requestedAt)}`);
     }
@@ -643,6 +668,10 @@ export async function runBackupBench(): Promise<void> {
     out(`what each guarantee costs, CPU seconds per GiB over our copy without them (${plainCpu.toFixed(2)}, nbdcopy ${median(refs.map(perGiB)).toFixed(2)}), medians: SHA-256 digests ${extra((c) => c.digests)}, TLS ${extra((c) => c.tls)}, both ${extra((_, i) => alone[i])}`);
     const ceiling = (cpuPerGiB: number, i: number) => (cores / cpuPerGiB) * 1024 / rate(DATA, refs[i].ms);
     out(`ceiling on this machine's ${cores} cores (all of them busy with nothing else; per round, against that round's nbdcopy): our copy with digests and TLS ${median(alone.map((a, i) => ceiling(perGiB(a), i))).toFixed(2)}, the backup with its processes ${median(backupCpu.map((c, i) => ceiling(c, i))).toFixed(2)}, nbdcopy itself ${median(refs.map((r, i) => ceiling(perGiB(r), i))).toFixed(2)} (medians)`);
+    // One thread cannot use more than one core: however many cores there are, the copy moves at most 1 / (its busiest
+    // thread's CPU seconds per GiB) GiB/s.
+    const threadBound = (a: Measured, i: number) => (1 / (a.threads[0].seconds / (DATA / GiB))) * 1024 / rate(DATA, refs[i].ms);
+    out(`bound of the copy alone's busiest thread (one core at most, however many the machine has; per round, against that round's nbdcopy): ${median(alone.map(threadBound)).toFixed(2)} (median; rounds ${alone.map((a, i) => threadBound(a, i).toFixed(2)).join(', ')})`);
     out(`peak RSS (VmHWM) after the full backups: hub ${(statusKiB(hubPid, 'VmHWM') / 1024).toFixed(0)} MiB, agent ${(statusKiB(agentPid, 'VmHWM') / 1024).toFixed(0)} MiB`);
 
     // incremental: the chain's last point is a full of this disk; 64 MiB changed since
