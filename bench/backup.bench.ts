@@ -13,6 +13,7 @@ import { buildSocketExportArgs } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { DIGEST_BLOCK_SIZE } from '../src/wire/block-digests';
 import { freePort } from '../test/support/processes';
+import { median } from './stats';
 
 /*
  * A backup end to end through the real hub and agent (processes spawned from dist/, the hub on its embedded
@@ -37,7 +38,6 @@ const BIN = join(__dirname, '..', '..', 'bin', 'sendense.js');
 const CLK_TCK = 100;
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rate = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');

@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHub } from '../src/hub/start-hub';
+import { median } from './stats';
 
 const RUNS = 30;
 const TOKEN = 'bench-admin-token-0123456789';
@@ -19,7 +20,6 @@ function wall(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   );
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**
  * `sendense backup list` (against a real hub) and `sendense --help` next to `node -e 0`: runs are

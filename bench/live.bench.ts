@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { LibvirtSource } from '../src/agent/sources/libvirt';
 import { ensureLibvirt, GuestDomain, startGuest, virsh } from '../test/fixtures/libvirt/libvirt-guest';
 import { Lab, summarizePhases } from './backup.bench';
+import { median } from './stats';
 
 /*
  * Backups of a running libvirt domain (TCG guest with qemu-guest-agent, writing all the time): the freeze
@@ -17,7 +18,6 @@ import { Lab, summarizePhases } from './backup.bench';
 
 const MiB = 1024 * 1024;
 const out = (line: string) => process.stdout.write(`${line}\n`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rate = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 const stats = (xs: number[]) => `median ${median(xs).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)} (${xs.map((x) => x.toFixed(0)).join(', ')})`;

@@ -12,6 +12,7 @@ import { buildSocketExportArgs } from '../src/qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../src/qemu/qemu-nbd-launcher';
 import { CheckOptions, checkBlocks, exportPoint, VERIFY_REQUEST_SIZE, VERIFY_REQUESTS } from '../src/restore-points/adapters/block-reader';
 import { BlockDigests } from '../src/wire/block-digests';
+import { median } from './stats';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -77,7 +78,6 @@ async function verifyOnce(file: string, digests: BlockDigests, options: CheckOpt
   return { ms: Date.now() - t0, check, cpuPerGiB: (cpu.user + cpu.system) / 1e6 / (check.bytesRead / (1024 * MiB)) };
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
  * A 1.5 GiB disk of incompressible data: copy throughput with and without digests (the backup path),

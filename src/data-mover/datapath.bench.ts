@@ -8,6 +8,7 @@ import { openNbd } from '../nbd-protocol/open-nbd';
 import { copyDisk, CopySummary } from './copy-disk';
 import { buildQemuNbdArgs, QemuNbdExportSpec, supportsDirectIo } from '../qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../qemu/qemu-nbd-launcher';
+import { median } from '../../bench/stats';
 
 /*
  * Data-path benchmark: our copyDisk against nbdcopy (libnbd), both copying a
@@ -250,7 +251,6 @@ export async function runDatapathBench(): Promise<void> {
         if (i > 0) rmSync(join(dir, `ours-${i - 1}.qcow2`), { force: true });
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const oursRate = mbps(dataBytes, median(ours));
     const theirRate = mbps(dataBytes, median(theirs));
     out(`full copy (median of ${runs}, MiB of data per second): copyDisk ${oursRate.toFixed(0)} MiB/s, nbdcopy ${theirRate.toFixed(0)} MiB/s, ratio ours/nbdcopy ${(oursRate / theirRate).toFixed(2)}`);
