@@ -1,6 +1,6 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import type { Integrity } from '../../src/restore-points/chain.aggregate';
-import type { DamagedRange, DigestCoverage, PointDisk } from '../../src/restore-points/chain.events';
+import type { ConfigurationRef, DamagedRange, DigestCoverage, PointDisk } from '../../src/restore-points/chain.events';
 
 @Entity({ name: 'rm_restore_points' })
 @Index(['vmId', 'repositoryId'])
@@ -69,4 +69,8 @@ export class RestorePointView {
 
   @Column({ name: 'freeze_ms', type: 'integer', nullable: true })
   freezeMs: number | null;
+
+  /** The VM's configuration file the point holds, or null. */
+  @Column({ type: 'jsonb', nullable: true })
+  configuration: ConfigurationRef | null;
 }

@@ -52,6 +52,7 @@ export class RestorePointsProjector implements Projector {
           consistency: p.consistency ?? null,
           consistencyReason: p.consistencyReason ?? null,
           freezeMs: p.freezeMs ?? null,
+          configuration: p.configuration ?? null,
         });
         return;
       }

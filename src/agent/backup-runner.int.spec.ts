@@ -50,6 +50,7 @@ async function backUp(source: NbdServer, target: NbdServer, readSize: number | u
       if (report.type === 'finished' || report.type === 'failed') ended();
     },
     uploadDigests: async () => undefined,
+    uploadConfiguration: async () => undefined,
     log: () => undefined,
   });
   runner.start(request);

@@ -24,6 +24,7 @@ function runner(connectTarget: RunnerDeps['connectTarget'], openSnapshot: () => 
       if (report.type === 'failed') finished();
     },
     uploadDigests: async () => undefined,
+    uploadConfiguration: async () => undefined,
     log: () => undefined,
   });
   // finished: the failure reported and everything of the job closed (the runner forgets a job last)

@@ -3,6 +3,7 @@ import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
 import type { BackupSource } from './sources/backup-source';
 import type { SnapshotDisk } from './sources/qemu-image/types';
 import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
+import type { VmConfiguration } from '../wire/vm-configuration';
 
 export interface RunnerDeps {
   source: BackupSource;
@@ -12,6 +13,8 @@ export interface RunnerDeps {
   report: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, report: AgentReport) => Promise<void>;
   /** Hands the hub the block digests of one disk (src/wire/block-digests.ts), before that disk is reported complete. */
   uploadDigests: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, diskId: string, digests: Buffer) => Promise<void>;
+  /** Hands the hub the VM's configuration at the snapshot's instant (src/wire/vm-configuration.ts), before any disk is sent. */
+  uploadConfiguration: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, configuration: VmConfiguration) => Promise<void>;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -96,6 +99,7 @@ export class BackupRunner {
       const snapshot = await source.openSnapshot(vmId, { bitmaps: prepared.bitmaps });
       try {
         await report({ type: 'snapshot-created', snapshotId: snapshot.snapshotId, diskIds: snapshot.disks.map((d) => d.diskId), ...snapshot.consistency });
+        if (snapshot.configuration) await this.deps.uploadConfiguration(request, snapshot.configuration);
         for (const target of request.disks) {
           signal.throwIfAborted();
           const disk = snapshot.disks.find((d) => d.diskId === target.diskId);

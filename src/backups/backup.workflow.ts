@@ -22,7 +22,7 @@ import { RestorePoint } from '../restore-points/chain.events';
 import { RestorePointsService } from '../restore-points/restore-points.service';
 import { SpaceCheck } from '../restore-points/space-check';
 import { AgentCalls } from './adapters/agent-calls';
-import { DigestUploads } from './adapters/digest-uploads';
+import { JobUploads } from './adapters/job-uploads';
 import { TargetFiles, targetPath } from './adapters/target-files';
 import { BackupJobState, isTerminal } from './backup-job.aggregate';
 import { BackupJobReader } from './backup-job.reader';
@@ -101,7 +101,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly tunnel: AgentTunnel,
     private readonly calls: AgentCalls,
     private readonly files: TargetFiles,
-    private readonly uploads: DigestUploads,
+    private readonly uploads: JobUploads,
     private readonly repositories: RepositoriesService,
     private readonly points: RestorePointsService,
     private readonly exports: NbdExportsService,
@@ -372,6 +372,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           digests: await this.files.digests(root, state.vmId!, state.restorePointId!, t.diskId),
         })),
       ),
+      configuration: await this.files.configuration(root, state.vmId!, state.restorePointId!),
     };
     await this.files.writeManifest(root, point);
     // A delete of a point this job does not read through (an older segment) may be under way: it ends soon, then the point is added.

@@ -1,5 +1,5 @@
 import { AgentCalls } from './adapters/agent-calls';
-import { DigestUploads } from './adapters/digest-uploads';
+import { JobUploads } from './adapters/job-uploads';
 import { TargetFiles } from './adapters/target-files';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
 import { BackupEventsStream } from './backup-events.stream';
@@ -42,7 +42,7 @@ export const backupsFeature = {
     AgentOwnsJobGuard,
     AgentCalls,
     TargetFiles,
-    DigestUploads,
+    JobUploads,
     BackupEventsStream,
   ],
 };

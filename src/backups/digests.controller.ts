@@ -1,21 +1,32 @@
 import { Controller, HttpCode, Param, Put, Req, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { DigestUploads } from './adapters/digest-uploads';
+import { JobUploads } from './adapters/job-uploads';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
-import { DiskDigestsParams } from './digests.dto';
+import { DiskDigestsParams, JobParams } from './digests.dto';
 
-/** The agent hands over the block digests of a disk it sent; the body is the binary digest file (src/wire/block-digests.ts). */
+/**
+ * The agent hands over the block digests of a disk it sent (the body is the binary digest file,
+ * src/wire/block-digests.ts) and the VM's configuration (a JSON document, src/wire/vm-configuration.ts, sent as
+ * application/octet-stream so its size limit is ours, not the JSON parser's).
+ */
 @ApiTags('backups')
 @ApiBearerAuth()
 @Controller('api/v1')
 export class DigestsController {
-  constructor(private readonly uploads: DigestUploads) {}
+  constructor(private readonly uploads: JobUploads) {}
 
   @Put('backups/:jobId/disks/:diskId/digests')
   @HttpCode(200)
   @UseGuards(AgentOwnsJobGuard)
   upload(@Param() { jobId, diskId }: DiskDigestsParams, @Req() req: Request) {
     return this.uploads.receive(jobId, diskId, req);
+  }
+
+  @Put('backups/:jobId/configuration')
+  @HttpCode(200)
+  @UseGuards(AgentOwnsJobGuard)
+  configuration(@Param() { jobId }: JobParams, @Req() req: Request) {
+    return this.uploads.receiveConfiguration(jobId, req);
   }
 }

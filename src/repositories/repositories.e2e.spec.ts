@@ -5,6 +5,8 @@ import { contentMismatches } from '../../test/fixtures/qcow2/chain-builder';
 import { buildRepositoryChain, RepositoryChain } from '../../test/fixtures/qcow2/repository-chain';
 import { eventCount, startTestHub, TestHub } from '../../test/support/test-hub';
 import { SpaceCheck } from '../restore-points/space-check';
+import { configurationFileOf, writeConfigurationFile } from './qcow2/configuration-files';
+import { manifestPath, readManifest, writeManifest } from './qcow2/manifest';
 
 describe('repositories and restore-point chains (real qemu-img, real data)', () => {
   let hub: TestHub;
@@ -135,9 +137,25 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     expect(events.filter((e: { type: string }) => e.type === 'ChainBroken')).toHaveLength(2);
   });
 
-  it('a rescan into a fresh database reproduces the same chain', async () => {
+  it("a rescan into a fresh database reproduces the same chain, each point with its VM configuration; a deleted point's configuration goes with it", async () => {
+    // each point holds the configuration its backup recorded, as the libvirt source uploads it
+    for (const point of chain.points) {
+      const manifest = await readManifest(manifestPath(root, 'vm1', point));
+      const configuration = await writeConfigurationFile(root, configurationFileOf('vm1', point), {
+        schemaVersion: 1,
+        kind: 'libvirt',
+        domainXml: `<domain type='kvm'><name>vm1-at-${point}</name></domain>`,
+        nvram: point === 'rp-4' ? Buffer.from('vars').toString('base64') : null,
+        tpm: null,
+        capturedAt: manifest.createdAt,
+      });
+      await writeManifest(root, { ...manifest, configuration });
+    }
     await rescan();
+    expect((await hub.admin(hub.http().get('/api/v1/restore-points/rp-4')).expect(200)).body.configuration).toEqual({ domainXml: true, nvram: true, tpm: false });
     await hub.admin(hub.http().delete('/api/v1/restore-points/rp-2')).expect(200);
+    expect(existsSync(join(root, configurationFileOf('vm1', 'rp-2')))).toBe(false);
+    expect(existsSync(join(root, configurationFileOf('vm1', 'rp-3')))).toBe(true);
     const original = await listChain();
 
     const fresh = await startTestHub({ SENDENSE_NBD_PORTS: '12810-12819' });
@@ -145,9 +163,14 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
       const repo = (await fresh.admin(fresh.http().post('/api/v1/repositories')).send({ name: 'reattached', kind: 'local', path: root }).expect(201)).body.repositoryId;
       const report = (await fresh.admin(fresh.http().post(`/api/v1/repositories/${repo}/rescan`)).expect(201)).body;
       expect(report.added).toEqual(['rp-1', 'rp-3', 'rp-4']);
-      const strip = (points: { restorePointId: string; type: string; parentId: string | null; disks: unknown[]; createdAt: string }[]) =>
-        points.map(({ restorePointId, type, parentId, disks, createdAt }) => ({ restorePointId, type, parentId, disks, createdAt }));
+      const strip = (points: { restorePointId: string; type: string; parentId: string | null; disks: unknown[]; createdAt: string; configuration: unknown }[]) =>
+        points.map(({ restorePointId, type, parentId, disks, createdAt, configuration }) => ({ restorePointId, type, parentId, disks, createdAt, configuration }));
       expect(strip(await listChain(fresh, repo))).toEqual(strip(original));
+      expect((await listChain(fresh, repo)).map((p: { configuration: unknown }) => p.configuration)).toEqual([
+        { domainXml: true, nvram: false, tpm: false },
+        { domainXml: true, nvram: false, tpm: false },
+        { domainXml: true, nvram: true, tpm: false },
+      ]);
       expect((await fresh.admin(fresh.http().post(`/api/v1/repositories/${repo}/rescan`)).expect(201)).body).toMatchObject({ added: [], alreadyKnown: ['rp-1', 'rp-3', 'rp-4'] });
     } finally {
       await fresh.close();

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { removeDurably } from '../repositories/qcow2/durable-fs';
 import { deleteNewest, findMergeJournals, mergeOldestIntoNext, removeMiddle, resumeMerge } from '../repositories/qcow2/chain-surgery';
+import { removeConfigurationFile } from '../repositories/qcow2/configuration-files';
 import { combineDigestFiles, removeDigestFile } from '../repositories/qcow2/digest-files';
 import { manifestPath, RestorePointManifest, writeManifest } from '../repositories/qcow2/manifest';
 import { PendingDelete } from './chain.aggregate';
@@ -20,7 +21,7 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
   switch (pending.strategy) {
     case 'remove-newest':
       for (const disk of point.disks) await deleteNewest(abs(disk.file));
-      await removeDigests(root, point);
+      await removeSideFiles(root, point);
       await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
       return null;
     case 'merge-into-child': {
@@ -32,7 +33,7 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
         disks.push({ ...childDisk, parentFile: null, fileBytes: (await stat(abs(childDisk.file))).size, digests });
       }
       await writeManifest(root, toManifest({ ...child!, type: 'full', parentId: null, disks }));
-      await removeDigests(root, point);
+      await removeSideFiles(root, point);
       await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
       return disks;
     }
@@ -45,15 +46,17 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
         disks.push({ ...childDisk, parentFile: disk.parentFile, fileBytes: (await stat(abs(childDisk.file))).size, digests });
       }
       await writeManifest(root, toManifest({ ...child!, parentId: parent!.restorePointId, disks }));
-      await removeDigests(root, point);
+      await removeSideFiles(root, point);
       await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
       return disks;
     }
   }
 }
 
-async function removeDigests(root: string, point: RestorePoint): Promise<void> {
+/** The removed point's own side files: its disks' digests and its configuration (the child keeps its own). */
+async function removeSideFiles(root: string, point: RestorePoint): Promise<void> {
   for (const disk of point.disks) if (disk.digests) await removeDigestFile(root, disk.digests.file);
+  if (point.configuration) await removeConfigurationFile(root, point.configuration.file);
 }
 
 /** Starts the merge, or finishes one a crash interrupted (its journal is still there), or sees it already done. */
@@ -76,5 +79,6 @@ export function toManifest(point: RestorePoint): RestorePointManifest {
     parentId: point.parentId,
     type: point.type,
     disks: point.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef, ...(d.digests ? { digests: d.digests } : {}) })),
+    ...(point.configuration ? { configuration: point.configuration } : {}),
   };
 }

@@ -33,6 +33,16 @@ export interface DigestRef {
   blocks: number;
 }
 
+/** The VM's configuration file beside the manifest (src/repositories/qcow2/configuration-files.ts) and what it holds. */
+export interface ConfigurationRef {
+  /** Relative to the repository root. */
+  file: string;
+  sha256: string;
+  /** It holds the UEFI variables file, and the emulated TPM's state. */
+  nvram: boolean;
+  tpm: boolean;
+}
+
 export interface RestorePoint {
   restorePointId: string;
   vmId: string;
@@ -50,6 +60,8 @@ export interface RestorePoint {
   consistency?: 'application' | 'crash';
   consistencyReason?: string | null;
   freezeMs?: number | null;
+  /** The VM's configuration at the point's instant; absent or null when the source recorded none (qemu-image source, older points). */
+  configuration?: ConfigurationRef | null;
 }
 
 export type DeleteStrategy = 'remove-newest' | 'merge-into-child' | 'remove-middle';

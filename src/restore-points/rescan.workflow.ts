@@ -76,5 +76,5 @@ async function missingFiles(root: string, manifest: RestorePointManifest): Promi
 }
 
 function fromManifest(m: RestorePointManifest, repositoryId: string): RestorePoint {
-  return { restorePointId: m.restorePointId, vmId: m.vmId, repositoryId, backupId: null, type: m.type, parentId: m.parentId, createdAt: m.createdAt, disks: m.disks.map((d) => ({ ...d })) };
+  return { restorePointId: m.restorePointId, vmId: m.vmId, repositoryId, backupId: null, type: m.type, parentId: m.parentId, createdAt: m.createdAt, disks: m.disks.map((d) => ({ ...d })), ...(m.configuration ? { configuration: m.configuration } : {}) };
 }

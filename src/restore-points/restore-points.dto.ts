@@ -38,5 +38,7 @@ export function restorePointResponse(v: RestorePointRecord) {
     consistency: v.consistency,
     consistencyReason: v.consistencyReason,
     freezeMs: v.freezeMs,
+    // what a restore can define the VM from: the domain's XML, and its UEFI variables and TPM state when it had them
+    configuration: v.configuration ? { domainXml: true, nvram: v.configuration.nvram, tpm: v.configuration.tpm } : null,
   };
 }

@@ -143,6 +143,15 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
       points.push((await lab.api('GET', `/api/v1/restore-points/${job.restorePointId}`)).body);
     }
 
+    // every point holds the domain's definition as it was at its instant (a guest without UEFI or TPM: only the XML)
+    for (const point of points) {
+      expect(point.configuration).toEqual({ domainXml: true, nvram: false, tpm: false });
+      const recorded = JSON.parse(readFileSync(join(lab.repoRoot, vm.uuid, 'manifests', `${point.restorePointId}.config.json`), 'utf8'));
+      expect(recorded.domainXml).toContain(`<name>${vm.name}</name>`);
+      expect(recorded.domainXml).toContain(`<uuid>${vm.uuid}</uuid>`);
+      // the persistent definition, not the running domain's (which carries its id and runtime aliases)
+      expect(recorded.domainXml).not.toMatch(/<domain[^>]*\sid=/);
+    }
     const added = (await chainEvents(vm.uuid)).filter((e) => e.type === 'RestorePointAdded');
     expect(added.map((e) => [e.data.restorePointId, e.data.consistency, e.data.consistencyReason])).toEqual(points.map((p) => [p.restorePointId, 'application', null]));
     for (const e of added) expect(e.data.freezeMs).toBeGreaterThanOrEqual(0);

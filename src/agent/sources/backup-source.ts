@@ -1,9 +1,14 @@
 import type { CompleteBackupRequest, InventoryScan, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, Snapshot, SourceVm } from './qemu-image/types';
 import type { Consistency } from '../../wire/backup-protocol';
+import type { VmConfiguration } from '../../wire/vm-configuration';
 
-/** A snapshot that may say how consistent it is (a running VM frozen through its guest agent, or not). */
+/**
+ * A snapshot that may say how consistent it is (a running VM frozen through its guest agent, or not) and
+ * what the VM's configuration was at its instant (sources that know one: libvirt).
+ */
 export interface SourceSnapshot extends Snapshot {
   consistency?: Consistency;
+  configuration?: VmConfiguration;
 }
 
 /**

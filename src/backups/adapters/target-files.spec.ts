@@ -13,18 +13,19 @@ describe('TargetFiles.remove', () => {
     await removeTempDir(root);
   });
 
-  it("removes a failed point's images, digests, manifest and its dead writers' temp files, and nothing of other points or live writers", async () => {
+  it("removes a failed point's images, digests, configuration, manifest and its dead writers' temp files, and nothing of other points or live writers", async () => {
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
-    const ownTemps = [`vm1/manifests/.rp-1.disk0.digests.tmp-${dead}-0a1b2c3d`, `vm1/manifests/.rp-1.json.tmp-${dead}-0a1b2c3e`];
+    const ownTemps = [`vm1/manifests/.rp-1.disk0.digests.tmp-${dead}-0a1b2c3d`, `vm1/manifests/.rp-1.json.tmp-${dead}-0a1b2c3e`, `vm1/manifests/.rp-1.config.json.tmp-${dead}-0a1b2c3f`];
     const kept = [
       'vm1/disk0/rp-0.qcow2',
       'vm1/manifests/rp-0.json',
       'vm1/manifests/rp-0.disk0.digests',
+      'vm1/manifests/rp-0.config.json',
       `vm1/manifests/.rp-0.disk0.digests.tmp-${dead}-0a1b2c3d`,
       `vm1/manifests/.rp-10.disk0.digests.tmp-${dead}-0a1b2c3d`,
       `vm1/manifests/.rp-1.disk0.digests.tmp-${process.pid}-0a1b2c3d`,
     ];
-    const written = ['vm1/disk0/rp-1.qcow2', 'vm1/disk1/rp-1.qcow2', 'vm1/manifests/rp-1.json', 'vm1/manifests/rp-1.disk0.digests'];
+    const written = ['vm1/disk0/rp-1.qcow2', 'vm1/disk1/rp-1.qcow2', 'vm1/manifests/rp-1.json', 'vm1/manifests/rp-1.disk0.digests', 'vm1/manifests/rp-1.config.json'];
     for (const file of [...kept, ...written, ...ownTemps]) {
       await fs.mkdir(dirname(join(root, file)), { recursive: true });
       await fs.writeFile(join(root, file), 'x');

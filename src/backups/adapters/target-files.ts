@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createFull, createOverlay } from '../../repositories/qcow2/qemu-img';
+import { configurationFileOf, configurationFileRef, ConfigurationFileRef } from '../../repositories/qcow2/configuration-files';
 import { digestFileOf, digestFileRef, DigestFileRef } from '../../repositories/qcow2/digest-files';
 import { removeDurably, removeStaleTemps } from '../../repositories/qcow2/durable-fs';
 import { manifestPath, writeManifest } from '../../repositories/qcow2/manifest';
@@ -36,9 +37,14 @@ export class TargetFiles {
     return (await stat(join(root, file))).size;
   }
 
-  /** The block digests the agent uploaded for a disk (src/backups/adapters/digest-uploads.ts), or null when it sent none. */
+  /** The block digests the agent uploaded for a disk (src/backups/adapters/job-uploads.ts), or null when it sent none. */
   digests(root: string, vmId: string, restorePointId: string, diskId: string): Promise<DigestFileRef | null> {
     return digestFileRef(root, digestFileOf(vmId, restorePointId, diskId));
+  }
+
+  /** The VM's configuration the agent uploaded for the point (src/backups/adapters/job-uploads.ts), or null when it sent none. */
+  configuration(root: string, vmId: string, restorePointId: string): Promise<ConfigurationFileRef | null> {
+    return configurationFileRef(root, configurationFileOf(vmId, restorePointId));
   }
 
   async writeManifest(root: string, point: RestorePoint): Promise<void> {
@@ -46,8 +52,8 @@ export class TargetFiles {
   }
 
   /**
-   * Removes what a failed backup wrote: its target images, its digest files and manifest if written,
-   * and the temp files of those two whose writer died mid-write (a hub killed during a digest upload).
+   * Removes what a failed backup wrote: its target images, its digest files, configuration and manifest if
+   * written, and the temp files of those whose writer died mid-write (a hub killed during a digest upload).
    */
   async remove(root: string, vmId: string, restorePointId: string, files: string[]): Promise<string[]> {
     const removed: string[] = [];
@@ -58,6 +64,8 @@ export class TargetFiles {
       const digests = diskId ? digestFileOf(vmId, restorePointId, diskId) : null;
       if (digests && (await removeDurably(join(root, digests)))) removed.push(digests);
     }
+    const configuration = configurationFileOf(vmId, restorePointId);
+    if (await removeDurably(join(root, configuration))) removed.push(configuration);
     const manifests = dirname(manifestPath(root, vmId, restorePointId));
     for (const temp of await removeStaleTemps(manifests, `${restorePointId}.`)) removed.push(`${vmId}/manifests/${temp}`);
     return removed;

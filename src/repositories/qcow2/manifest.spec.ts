@@ -51,6 +51,15 @@ describe('restore point manifests', () => {
     await expect(writeManifest(repo, bad)).rejects.toThrow(/digests.file .*digests.sha256 .*digests.blocks/s);
   });
 
+  it("carries the VM's configuration file, so a rescan finds it again, and refuses a malformed reference", async () => {
+    const configuration = { file: 'vm-1/manifests/rp-1.config.json', sha256: 'b'.repeat(64), nvram: true, tpm: false };
+    await writeManifest(repo, fullManifest({ configuration }));
+    expect((await listManifests(repo)).manifests[0].configuration).toEqual(configuration);
+    await expect(writeManifest(repo, fullManifest({ configuration: { file: 'vm-2/manifests/x.json', sha256: 'no', nvram: 1 as unknown as boolean, tpm: false } }))).rejects.toThrow(
+      /configuration.file "vm-2\/manifests\/x.json" is not under vm-1\/manifests\/.*configuration.sha256 .*configuration.nvram/s,
+    );
+  });
+
   it('round-trips through an atomic write and leaves no temp files', async () => {
     const file = await writeManifest(repo, incremental());
     expect(file).toBe(manifestPath(repo, 'vm-1', 'rp-2'));

@@ -29,6 +29,8 @@ export interface RestorePointManifest {
   parentId: string | null;
   type: RestorePointType;
   disks: ManifestDisk[];
+  /** The VM's configuration at the point's instant (domain XML, UEFI variables, TPM state); absent when the source recorded none. */
+  configuration?: { file: string; sha256: string; nvram: boolean; tpm: boolean } | null;
 }
 
 export class ManifestError extends Error {
@@ -119,6 +121,7 @@ export function manifestProblems(value: unknown): string[] {
   }
   const seen = new Set<string>();
   m.disks.forEach((disk, i) => problems.push(...diskProblems(disk, i, m, seen)));
+  if (m.configuration !== undefined && m.configuration !== null) problems.push(...configurationProblems(m.configuration, m));
   return problems;
 }
 
@@ -157,6 +160,18 @@ function digestsProblems(value: unknown, at: string, m: Record<string, unknown>)
   else if (typeof m.vmId === 'string' && !(g.file as string).startsWith(`${m.vmId}/manifests/`)) problems.push(`${at}.digests.file "${g.file}" is not under ${m.vmId}/manifests/`);
   if (typeof g.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(g.sha256)) problems.push(`${at}.digests.sha256 must be 64 hex digits`);
   if (!Number.isSafeInteger(g.blocks) || (g.blocks as number) < 0) problems.push(`${at}.digests.blocks must be a non-negative integer`);
+  return problems;
+}
+
+function configurationProblems(value: unknown, m: Record<string, unknown>): string[] {
+  if (typeof value !== 'object' || value === null) return ['configuration must be null or an object'];
+  const c = value as Record<string, unknown>;
+  const problems: string[] = [];
+  const fileProblem = repoRelativeProblem(c.file);
+  if (fileProblem) problems.push(`configuration.file ${fileProblem}`);
+  else if (typeof m.vmId === 'string' && !(c.file as string).startsWith(`${m.vmId}/manifests/`)) problems.push(`configuration.file "${c.file}" is not under ${m.vmId}/manifests/`);
+  if (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256)) problems.push('configuration.sha256 must be 64 hex digits');
+  if (typeof c.nvram !== 'boolean' || typeof c.tpm !== 'boolean') problems.push('configuration.nvram and configuration.tpm must be booleans');
   return problems;
 }
 

@@ -1,5 +1,5 @@
 import type { Integrity } from '../chain.aggregate';
-import { DamagedRange, DigestCoverage, PointDisk } from '../chain.events';
+import { ConfigurationRef, DamagedRange, DigestCoverage, PointDisk } from '../chain.events';
 
 /** A restore point as the read model holds it. */
 export interface RestorePointRecord {
@@ -23,4 +23,5 @@ export interface RestorePointRecord {
   consistency: 'application' | 'crash' | null;
   consistencyReason: string | null;
   freezeMs: number | null;
+  configuration: ConfigurationRef | null;
 }

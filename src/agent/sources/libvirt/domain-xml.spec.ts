@@ -1,4 +1,4 @@
-import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, parseDomainXml, skipReason } from './domain-xml';
+import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason } from './domain-xml';
 
 /** Trimmed from `virsh dumpxml` / `checkpoint-dumpxml` / `backup-dumpxml` of libvirt 9.0. */
 const DOMAIN = `<domain type='qemu' id='5'>
@@ -91,5 +91,19 @@ describe('decideLive: full or incremental for a running domain', () => {
   it('takes a full when qemu lost the bitmaps of the checkpoint libvirt still lists (an incremental from it would fail in backup-begin)', () => {
     expect(decideLive({ disks, checkpoints: [{ name: 'sendense-A', disks: ['vda', 'vdb'], lostBitmaps: ['vda', 'vdb'] }] }, 'sendense-A')).toEqual({ mode: 'full', reason: expect.stringMatching(/^checkpoint sendense-A is broken: qemu holds no bitmap for vda, vdb/) });
     expect(decideLive({ disks, checkpoints: [{ name: 'sendense-A', disks: ['vda', 'vdb'], lostBitmaps: [] }] }, 'sendense-A').mode).toBe('incremental');
+  });
+
+  it('finds the UEFI variables file and an emulated TPM, and nothing in a domain without them', () => {
+    const uefi = `<domain type='kvm'><name>u</name><uuid>356048d8-23bd-48b0-8e80-080f6e097414</uuid>
+  <os firmware='efi'><type arch='x86_64' machine='pc-q35-7.2'>hvm</type>
+    <loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader>
+    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>/var/lib/libvirt/qemu/nvram/u&amp;1_VARS.fd</nvram>
+  </os>
+  <devices><tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm></devices></domain>`;
+    expect(nvramPath(uefi)).toBe('/var/lib/libvirt/qemu/nvram/u&1_VARS.fd');
+    expect(hasEmulatedTpm(uefi)).toBe(true);
+    expect(nvramPath(DOMAIN)).toBeNull();
+    expect(hasEmulatedTpm(DOMAIN)).toBe(false);
+    expect(hasEmulatedTpm(`<domain><devices><tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm></devices></domain>`)).toBe(false);
   });
 });

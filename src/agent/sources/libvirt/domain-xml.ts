@@ -140,3 +140,16 @@ export function decideLive(state: LiveChainState, sinceCheckpoint: string | null
   if (cp.lostBitmaps?.length) return { mode: 'full', reason: `checkpoint ${sinceCheckpoint} is broken: qemu holds no bitmap for ${cp.lostBitmaps.join(', ')} (the domain's qemu ended without saving it: killed, or the host crashed)` };
   return { mode: 'incremental', reason: null };
 }
+
+/** The UEFI variables file of a domain (`<os><nvram>PATH</nvram>`), or null when it has none. */
+export function nvramPath(xml: string): string | null {
+  const os = /<os\b[^>]*>([\s\S]*?)<\/os>/.exec(xml)?.[1] ?? '';
+  const m = /<nvram\b[^>]*>([^<]+)<\/nvram>/.exec(os);
+  return m ? unescapeXml(m[1].trim()) : null;
+}
+
+/** Whether the domain has a TPM emulated by swtpm, whose state lives on the host (`/var/lib/libvirt/swtpm/<uuid>`). */
+export function hasEmulatedTpm(xml: string): boolean {
+  const devices = /<devices>([\s\S]*?)<\/devices>/.exec(xml)?.[1] ?? '';
+  return /<tpm\b[\s\S]*?<backend\b[^>]*type=['"]emulator['"]/.test(devices);
+}

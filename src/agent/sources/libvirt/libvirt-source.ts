@@ -4,10 +4,11 @@ import { dirname, join } from 'node:path';
 import { ProcessError, runProcess } from '../../../process';
 import { LIVE_READ_SIZE } from '../../../data-mover';
 import type { Consistency } from '../../../wire/backup-protocol';
+import type { VmConfiguration } from '../../../wire/vm-configuration';
 import type { BackupSource, SourceSnapshot } from '../backup-source';
 import { QemuImageSource } from '../qemu-image';
 import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
-import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
+import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
 
 export interface LibvirtSourceOptions {
   /** libvirt connection URI. Default `qemu:///system`. */
@@ -21,6 +22,8 @@ export interface LibvirtSourceOptions {
   libvirtWaitMs?: number;
   /** Time the guest agent gets to freeze the guest's filesystems. Default 10 s. */
   freezeTimeoutMs?: number;
+  /** Where swtpm keeps each domain's TPM state (`<dir>/<uuid>/...`). Default /var/lib/libvirt/swtpm. */
+  swtpmDir?: string;
   /** Checkpoint (and bitmap) name prefix. The qemu-image driver uses the same one, so a chain continues across power states. */
   prefix?: string;
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -224,6 +227,12 @@ export class LibvirtSource implements BackupSource {
     if (!pending) {
       const snapshot: SourceSnapshot = await this.offlineCall(vmId, () => this.offline.openSnapshot(vmId, options));
       snapshot.consistency = { consistency: 'crash', consistencyReason: 'the domain was shut off: its disks were read as it left them', freezeMs: null };
+      try {
+        snapshot.configuration = await this.configuration(vmId);
+      } catch (error) {
+        await snapshot.close();
+        throw error;
+      }
       return snapshot;
     }
     this.pending.delete(vmId);
@@ -245,6 +254,8 @@ export class LibvirtSource implements BackupSource {
       await writeFile(join(dir, JOB_CHECKPOINT), JSON.stringify({ vmId, checkpoint: this.prefix + pending.newPointId }));
       const { consistency, backupBeginMs } = await this.frozen(info, () => this.virsh(['backup-begin', vmId, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]));
       this.timings.set(vmId, { freezeMs: consistency.freezeMs, backupBeginMs });
+      // Right after the instant the disks are read at: the definition the point is restored with.
+      const configuration = await this.configuration(vmId);
       const disks: SnapshotDisk[] = vm.disks.map((d) => ({
         diskId: d.id,
         uri: `nbd+unix:///${d.id}?socket=${socket}`,
@@ -258,12 +269,27 @@ export class LibvirtSource implements BackupSource {
       const snapshot = new LiveSnapshot(randomUUID(), vmId, disks, dir, consistency, () => this.endJob(vmId, dir), (s) => {
         if (this.snapshots.get(vmId) === s) this.snapshots.delete(vmId);
       });
+      snapshot.configuration = configuration;
       this.snapshots.set(vmId, snapshot);
       return snapshot;
     } catch (error) {
       await this.endJob(vmId, dir);
       throw error;
     }
+  }
+
+  /**
+   * The domain's persistent definition (a transient domain has only its live one), its UEFI variables file and
+   * its TPM state, as they are now. Secrets libvirt keeps out of dumpxml (VNC passwords) stay out.
+   */
+  async configuration(vmId: string): Promise<VmConfiguration> {
+    const domainXml = await this.virsh(['dumpxml', '--inactive', vmId]).catch(() => this.virsh(['dumpxml', vmId]));
+    const uuid = parseDomainXml(domainXml).uuid;
+    const nvramFile = nvramPath(domainXml);
+    // A domain that never booted has no variables file yet: libvirt creates it from the template at the first start.
+    const nvram = nvramFile ? await readFile(nvramFile).then((b) => b.toString('base64'), (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e))) : null;
+    const tpm = hasEmulatedTpm(domainXml) ? await readTree(join(this.opts.swtpmDir ?? '/var/lib/libvirt/swtpm', uuid)) : null;
+    return { schemaVersion: 1, kind: 'libvirt', domainXml, nvram, tpm, capturedAt: new Date().toISOString() };
   }
 
   /**
@@ -431,6 +457,7 @@ export class LibvirtSource implements BackupSource {
 /** One running backup job of a domain, its NBD exports and scratch files. `close()` ends the job; idempotent. */
 export class LiveSnapshot implements SourceSnapshot {
   private closing?: Promise<void>;
+  configuration?: VmConfiguration;
 
   constructor(
     readonly snapshotId: string,
@@ -463,4 +490,16 @@ async function assertReachable(dir: string, user: { uid: number; gid: number }):
     }
     if (d === dirname(d)) return;
   }
+}
+
+/** The files under a TPM state directory (a few levels deep), base64; [] when swtpm has not written it yet. */
+async function readTree(dir: string, prefix = ''): Promise<{ name: string; data: string }[]> {
+  const entries = await readdir(join(dir, prefix), { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? [] : Promise.reject(e)));
+  const files: { name: string; data: string }[] = [];
+  for (const entry of entries) {
+    const name = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory() && name.split('/').length < 4) files.push(...(await readTree(dir, name)));
+    else if (entry.isFile()) files.push({ name, data: (await readFile(join(dir, name))).toString('base64') });
+  }
+  return files;
 }

@@ -1,10 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import type { Readable } from 'node:stream';
 import { DomainError } from '../../eventing/domain-error';
+import { configurationFileOf, writeConfigurationFile } from '../../repositories/qcow2/configuration-files';
 import { digestFileOf, writeDigestFile } from '../../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../../repositories/registry/repositories.service';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH, DigestFormatError } from '../../wire/block-digests';
-import { isTerminal } from '../backup-job.aggregate';
+import { ConfigurationFormatError, MAX_CONFIGURATION_BYTES, parseVmConfiguration } from '../../wire/vm-configuration';
+import { BackupJobState, isTerminal } from '../backup-job.aggregate';
 import { BackupJobReader } from '../backup-job.reader';
 
 /** Header plus, at worst, one run header and one digest per block. */
@@ -14,12 +16,13 @@ const maxBytes = (virtualSize: number) => 64 + Math.ceil(virtualSize / DIGEST_BL
 const CLOSED_KEPT = 1000;
 
 /**
- * The block digests an agent hashed while it sent a disk. They are written where the restore point's
- * manifest will be (its digest file) as soon as they arrive; the job's finish step names them in the
- * manifest and the chain, and a failed job's clean-up removes them with its other files.
+ * What an agent hands over beside a job's disks: the block digests it hashed while it sent each disk, and
+ * the VM's configuration at the snapshot's instant. Both are written where the restore point's manifest will
+ * be as soon as they arrive; the job's finish step names them in the manifest and the chain, and a failed
+ * job's clean-up removes them with its other files.
  */
 @Injectable()
-export class DigestUploads {
+export class JobUploads {
   private readonly writing = new Map<string, Set<Promise<unknown>>>();
   private readonly closed = new Set<string>();
 
@@ -30,7 +33,7 @@ export class DigestUploads {
 
   /**
    * A failed job's clean-up calls this before it removes the job's files. An upload that was still reading its
-   * body when the job failed would otherwise write its digest file after the clean-up, and leave it behind. From
+   * body when the job failed would otherwise write its file after the clean-up, and leave it behind. From
    * here on the job's uploads are refused, and this resolves once the writes already under way have ended.
    */
   async close(jobId: string): Promise<void> {
@@ -40,12 +43,11 @@ export class DigestUploads {
   }
 
   async receive(jobId: string, diskId: string, body: Readable): Promise<{ diskId: string; blocks: number }> {
-    const state = await this.jobs.get(jobId);
-    if (isTerminal(state)) throw new DomainError('conflict', `backup job ${jobId} has ended`);
+    const state = await this.openJob(jobId);
     const target = state.targets.find((t) => t.diskId === diskId);
     if (!target) throw new DomainError('not_found', `backup job ${jobId} has no target disk ${diskId}`);
     if (state.disks[diskId]?.done) throw new DomainError('conflict', `disk ${diskId} of job ${jobId} is already reported complete`);
-    const data = await readBody(body, maxBytes(target.virtualSize));
+    const data = await readBody(body, maxBytes(target.virtualSize), `the digest upload exceeds ${maxBytes(target.virtualSize)} bytes for this disk`);
     let digests: BlockDigests;
     try {
       digests = BlockDigests.decode(data);
@@ -55,21 +57,49 @@ export class DigestUploads {
     }
     if (digests.virtualSize !== target.virtualSize) throw new DomainError('invalid', `the digests describe a ${digests.virtualSize}-byte disk, the target of ${diskId} is ${target.virtualSize} bytes`);
     const root = (await this.repositories.definition(state.repositoryId!)).root;
-    // No await between this check and the write's registration: close() sees every write that passed it.
-    if (this.closed.has(jobId)) throw new DomainError('conflict', `backup job ${jobId} has ended`);
-    const write = writeDigestFile(root, digestFileOf(state.vmId!, state.restorePointId!, diskId), digests);
-    const writes = this.writing.get(jobId) ?? new Set();
-    this.writing.set(jobId, writes.add(write));
+    const written = await this.guarded(jobId, () => writeDigestFile(root, digestFileOf(state.vmId!, state.restorePointId!, diskId), digests));
+    return { diskId, blocks: written.blocks };
+  }
+
+  /** The VM's configuration (src/wire/vm-configuration.ts), once per job, before the point is recorded. */
+  async receiveConfiguration(jobId: string, body: Readable): Promise<{ nvram: boolean; tpm: boolean }> {
+    const state = await this.openJob(jobId);
+    if (!state.restorePointId) throw new DomainError('conflict', `backup job ${jobId} has not decided its restore point yet`);
+    const data = await readBody(body, MAX_CONFIGURATION_BYTES, `the configuration upload exceeds ${MAX_CONFIGURATION_BYTES} bytes`);
+    let config;
     try {
-      return { diskId, blocks: (await write).blocks };
+      config = parseVmConfiguration(data);
+    } catch (error) {
+      if (error instanceof ConfigurationFormatError) throw new DomainError('invalid', error.message);
+      throw error;
+    }
+    const root = (await this.repositories.definition(state.repositoryId!)).root;
+    const written = await this.guarded(jobId, () => writeConfigurationFile(root, configurationFileOf(state.vmId!, state.restorePointId!), config));
+    return { nvram: written.nvram, tpm: written.tpm };
+  }
+
+  private async openJob(jobId: string): Promise<BackupJobState> {
+    const state = await this.jobs.get(jobId);
+    if (isTerminal(state)) throw new DomainError('conflict', `backup job ${jobId} has ended`);
+    return state;
+  }
+
+  /** No await between the closed check and the write's registration: close() sees every write that passed it. */
+  private async guarded<T>(jobId: string, write: () => Promise<T>): Promise<T> {
+    if (this.closed.has(jobId)) throw new DomainError('conflict', `backup job ${jobId} has ended`);
+    const running = write();
+    const writes = this.writing.get(jobId) ?? new Set();
+    this.writing.set(jobId, writes.add(running));
+    try {
+      return await running;
     } finally {
-      writes.delete(write);
+      writes.delete(running);
       if (!writes.size) this.writing.delete(jobId);
     }
   }
 }
 
-function readBody(body: Readable, limit: number): Promise<Buffer> {
+function readBody(body: Readable, limit: number, tooLarge: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -77,7 +107,7 @@ function readBody(body: Readable, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         body.destroy();
-        reject(new DomainError('invalid', `the digest upload exceeds ${limit} bytes for this disk`));
+        reject(new DomainError('invalid', tooLarge));
         return;
       }
       chunks.push(chunk);
