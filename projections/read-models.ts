@@ -9,6 +9,7 @@ import { restoreMountsReadModel } from './restore-mounts/read-model';
 import { restorePointsReadModel } from './restore-points/read-model';
 import { protectionReportReadModel } from './protection-report/read-model';
 import { policiesReadModel } from './policies/read-model';
+import { pointExportsReadModel } from './point-exports/read-model';
 
 /** Every read model the hub runs: composed here, never imported by a feature. */
 export const READ_MODELS: ReadModel[] = [
@@ -22,4 +23,5 @@ export const READ_MODELS: ReadModel[] = [
   restoreMountsReadModel,
   protectionReportReadModel,
   policiesReadModel,
+  pointExportsReadModel,
 ];

@@ -6,6 +6,7 @@ import { DataSource } from 'typeorm';
 import { READ_MODELS } from '../../projections/read-models';
 import { agentsFeature } from '../agents/agents.feature';
 import { auditFeature } from '../audit/audit.feature';
+import { diskImagesFeature } from '../disk-images/disk-images.feature';
 import { authFeature } from '../auth/auth.feature';
 import { ADMIN_TOKEN_HASH } from '../auth/token-verifier';
 import { HUB_CONFIG } from '../config/hub-config';
@@ -36,7 +37,7 @@ interface Feature {
   providers: Type[];
 }
 
-const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature];
+const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature];
 
 @Module({})
 export class HubModule {

@@ -17,6 +17,8 @@ export interface RunProcessOptions {
   timeoutMs?: number;
   /** Run as this user (PostgreSQL refuses to run as root). */
   user?: { uid: number; gid: number };
+  /** SIGKILLs the program when aborted: its work is no longer wanted (the client of a download went away). */
+  signal?: AbortSignal;
 }
 
 export type ProcessFailure =
@@ -61,7 +63,7 @@ export function describeFailure(failure: ProcessFailure): string {
 export function runProcess(program: string, args: readonly string[], options: RunProcessOptions = {}): Promise<ProcessResult> {
   const accepted = options.acceptExitCodes ?? [0];
   return new Promise((resolve, reject) => {
-    const child = spawn(program, [...args], { cwd: options.cwd, env: environment(options.env), stdio: ['ignore', 'pipe', 'pipe'], uid: options.user?.uid, gid: options.user?.gid });
+    const child = spawn(program, [...args], { cwd: options.cwd, env: environment(options.env), stdio: ['ignore', 'pipe', 'pipe'], uid: options.user?.uid, gid: options.user?.gid, signal: options.signal, killSignal: 'SIGKILL' });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let timedOut = false;

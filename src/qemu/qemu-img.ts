@@ -43,6 +43,8 @@ export interface QemuToolOptions {
   binary?: string;
   /** No limit by default: a commit or rebase of a large image takes as long as it takes. */
   timeoutMs?: number;
+  /** Kills the tool when aborted. */
+  signal?: AbortSignal;
 }
 
 /** Where to find qemu-img and how long one call may take, for every operation below. */
@@ -50,7 +52,7 @@ export type QemuImgRunOptions = Pick<QemuToolOptions, 'binary' | 'timeoutMs'>;
 
 export async function runQemuTool(tool: 'qemu-img' | 'qemu-io', args: readonly string[], options: QemuToolOptions = {}): Promise<ProcessResult> {
   try {
-    return await runProcess(options.binary ?? tool, args, { cwd: options.cwd, acceptExitCodes: options.acceptExitCodes, timeoutMs: options.timeoutMs });
+    return await runProcess(options.binary ?? tool, args, { cwd: options.cwd, acceptExitCodes: options.acceptExitCodes, timeoutMs: options.timeoutMs, signal: options.signal });
   } catch (error) {
     if (!(error instanceof ProcessError)) throw error;
     const { failure } = error;

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // A type only: erased at compile time, so the client CLI still loads no hub code.
 import type { DamagedRange } from '../restore-points/chain.events';
+import { restoreDiskCommand, RESTORE_DISK_USAGE } from '../disk-images/disk-image-cli';
 
 export const RESTORE_USAGE = `usage:
   sendense restore mount RESTORE_POINT [--disk DISK]       mount a restore point's disk for file-level restore
@@ -12,6 +13,7 @@ export const RESTORE_USAGE = `usage:
   sendense restore get MOUNT PATH [--volume V] [-o FILE]   download a file (-o - writes to stdout)
   sendense restore unmount MOUNT                           release the mount
   sendense restore mounts                                  list mounts
+${RESTORE_DISK_USAGE}
 
 --volume may be left out when the mount has one browsable volume.
 mount, ls and get say whether the restore point was verified; a corrupt one is printed in red
@@ -328,6 +330,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv, io:
       get: (c) => getCommand(c, rest, io, env),
       unmount: (c) => unmountCommand(c, rest, io.stdout),
       mounts: (c) => mountsCommand(c, rest, io.stdout, env),
+      disk: () => restoreDiskCommand(rest, env, io),
     };
     const command = commands[sub];
     if (!command) throw new UsageError(`unknown restore command ${JSON.stringify(sub)}`);

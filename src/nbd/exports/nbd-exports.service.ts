@@ -60,6 +60,9 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
   private readonly exitListeners: ((leaseId: string, detail: string) => void)[] = [];
   /** Whose story an exit belongs to: the stop that asked for it, else the start it ends. */
   private readonly exitContexts = new Map<string, { stop?: RequestContext; start?: RequestContext }>();
+  private markReconciled!: () => void;
+  /** Nest runs the start-up hooks of all providers at once: features that own exports wait for the adopt-or-record pass here. */
+  private readonly reconciled = new Promise<void>((resolve) => (this.markReconciled = resolve));
 
   constructor(
     @Inject(HUB_CONFIG) config: HubConfig,
@@ -82,7 +85,11 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
 
   /** Reconciles before the hub serves, and lets the read models show the outcome. */
   async onApplicationBootstrap(): Promise<void> {
-    await this.reconcile();
+    try {
+      await this.reconcile();
+    } finally {
+      this.markReconciled();
+    }
     await Promise.all([this.projections.waitForCaughtUp(LEASES), this.projections.waitForCaughtUp(PROCESSES)]);
   }
 
@@ -91,6 +98,11 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
       await this.stop(running.leaseId, 'hub shutdown').catch((e) => this.logger.error(`stopping export ${running.leaseId} at shutdown failed: ${String(e)}`));
     }
     await this.settle();
+  }
+
+  /** Resolves once the exports of an earlier run were adopted or recorded as gone (isRunning tells which). */
+  whenReconciled(): Promise<void> {
+    return this.reconciled;
   }
 
   /** Called after an export died without being asked to (its exit is recorded and its lease released). */

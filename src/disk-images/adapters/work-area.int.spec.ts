@@ -1,0 +1,33 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { buildChain, makeTempDir, MiB, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
+import { processesMentioning } from '../../../test/support/processes';
+import { openPointReader } from './point-reader';
+import { clearWorkArea, makeWorkDir } from './work-area';
+
+describe('the download work area after a crash', () => {
+  let dir: string;
+  beforeAll(async () => (dir = await makeTempDir('work-area')));
+  afterAll(async () => removeTempDir(dir));
+
+  it('stops the qemu-nbd an interrupted download left and removes its half-built files, touching nothing outside', async () => {
+    const { files } = await buildChain(dir, 8 * MiB, [{ name: 'full', writes: [{ pattern: 0x11, offset: 0, length: MiB }] }]);
+    const area = join(dir, 'disk-images');
+    const left = await makeWorkDir(area);
+    const reader = await openPointReader(files[0], left);
+    const building = await makeWorkDir(area);
+    await fs.writeFile(join(building, 'image.qcow2'), 'half');
+    const outside = join(dir, 'keep.txt');
+    await fs.writeFile(outside, 'keep');
+    const [qemuNbd] = processesMentioning(left);
+
+    const cleared = await clearWorkArea(area);
+    expect(cleared.processes).toEqual([qemuNbd.pid]);
+    expect(cleared.entries.sort()).toEqual([left, building].map((d) => d.slice(area.length + 1)).sort());
+    await reader.close();
+    expect(processesMentioning(area)).toEqual([]);
+    expect(await fs.readdir(area)).toEqual([]);
+    expect(await fs.readFile(outside, 'utf8')).toBe('keep');
+    expect(await clearWorkArea(join(dir, 'never-made'))).toEqual({ processes: [], entries: [] });
+  });
+});

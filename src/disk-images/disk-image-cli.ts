@@ -1,0 +1,161 @@
+import { promises as fs, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Readable, Transform, TransformCallback, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { progressLine } from '../cli/progress-bar';
+import { SparseFileWriter } from './sparse-file-writer';
+
+export const RESTORE_DISK_USAGE = '  sendense restore disk RESTORE_POINT --disk DISK -o FILE [--format raw|qcow2] [--force]   download a disk as one image (raw: sparse)';
+
+const USAGE = `usage:
+${RESTORE_DISK_USAGE}
+
+raw (the default) is the disk byte for byte, written sparsely: runs of zeroes stay holes.
+qcow2 is a self-contained qcow2 without a backing file, built on the hub for this download.
+A corrupt restore point is refused unless --force is given.
+`;
+
+const PROGRESS_MS = 250;
+
+interface Io {
+  stdout: Writable;
+  stderr: Writable;
+  cwd: string;
+}
+
+class UsageError extends Error {}
+
+function parse(args: string[]): { restorePointId: string; diskId: string; output: string; format: 'raw' | 'qcow2'; force: boolean } {
+  const positional: string[] = [];
+  const options: Record<string, string> = {};
+  let force = false;
+  const names: Record<string, string> = { '--disk': 'disk', '-o': 'output', '--output': 'output', '--format': 'format' };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--force') {
+      force = true;
+      continue;
+    }
+    if (arg.startsWith('-') && arg !== '-') {
+      const eq = arg.indexOf('=');
+      const flag = eq > 0 ? arg.slice(0, eq) : arg;
+      const name = names[flag];
+      if (!name) throw new UsageError(`unknown option ${flag}`);
+      const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
+      if (value === undefined) throw new UsageError(`${flag} needs a value`);
+      options[name] = value;
+    } else positional.push(arg);
+  }
+  if (positional.length !== 1) throw new UsageError('restore disk needs exactly one RESTORE_POINT');
+  if (!options.disk) throw new UsageError('restore disk needs --disk DISK');
+  if (!options.output || options.output === '-') throw new UsageError('restore disk needs -o FILE (a file: a raw image is written sparsely, which a pipe cannot hold)');
+  const format = options.format ?? 'raw';
+  if (format !== 'raw' && format !== 'qcow2') throw new UsageError(`--format must be raw or qcow2, not ${JSON.stringify(format)}`);
+  return { restorePointId: positional[0], diskId: options.disk, output: options.output, format, force };
+}
+
+function token(env: NodeJS.ProcessEnv): string {
+  const given = env.SENDENSE_TOKEN?.trim();
+  if (given) return given;
+  const file = join(resolve(env.SENDENSE_DATA_DIR?.trim() || './var'), 'admin.token');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`no token: set SENDENSE_TOKEN, or make the admin token file ${file} readable (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
+
+async function refusal(res: Response): Promise<string> {
+  const text = await res.text();
+  try {
+    const parsed = JSON.parse(text) as { message?: string | string[] };
+    if (parsed.message) return `${res.status} ${Array.isArray(parsed.message) ? parsed.message.join('; ') : parsed.message}`;
+  } catch {
+    /* not JSON */
+  }
+  return `${res.status} ${text || res.statusText}`;
+}
+
+/** Counts bytes and redraws the bar: on a terminal in place, elsewhere once at the end. */
+class Progress extends Transform {
+  bytes = 0;
+  private readonly started = Date.now();
+  private last = 0;
+
+  constructor(
+    private readonly label: string,
+    private readonly planned: number,
+    private readonly out: Writable,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    const now = Date.now();
+    if ((this.out as Writable & { isTTY?: boolean }).isTTY && now - this.last >= PROGRESS_MS) {
+      this.last = now;
+      this.out.write(`\r${this.line(false)}`);
+    }
+    callback(null, chunk);
+  }
+
+  finish(): void {
+    const tty = (this.out as Writable & { isTTY?: boolean }).isTTY;
+    this.out.write(`${tty ? '\r' : ''}${this.line(true)}\n`);
+  }
+
+  private line(done: boolean): string {
+    const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
+    return progressLine({ diskId: this.label, bytesDone: this.bytes, bytesPlanned: this.planned, rate: this.bytes / seconds, done });
+  }
+}
+
+/**
+ * `sendense restore disk RP --disk D -o FILE`: the disk as one image. Written beside the target
+ * and renamed when complete, so a cut-off download never looks like an image. Exit codes: 0 done,
+ * 1 refused or failed (the hub's message is printed), 2 usage.
+ */
+export async function restoreDiskCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  let partial: string | undefined;
+  try {
+    const o = parse(args);
+    const base = (env.SENDENSE_HUB?.trim() || 'http://127.0.0.1:8082').replace(/\/+$/, '');
+    const target = resolve(io.cwd, o.output);
+    if (await fs.stat(target).then(() => true, () => false)) throw new Error(`${target} already exists; choose another name with -o FILE`);
+    const query = new URLSearchParams({ format: o.format, ...(o.force ? { force: 'true' } : {}) });
+    const url = `${base}/api/v1/restore-points/${encodeURIComponent(o.restorePointId)}/disks/${encodeURIComponent(o.diskId)}/image?${query}`;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { Authorization: `Bearer ${token(env)}` } });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`cannot reach the hub at ${base}: ${cause?.code ?? cause?.message ?? String(error)}`);
+    }
+    if (!res.ok) throw new Error(await refusal(res));
+    const integrity = res.headers.get('x-sendense-integrity');
+    if (integrity === 'corrupt') io.stderr.write(`integrity: CORRUPT: restore point ${o.restorePointId} has damaged blocks (downloaded with --force); the image may be wrong\n`);
+    else if (integrity) io.stderr.write(`integrity: ${integrity}\n`);
+    const expected = Number(res.headers.get('content-length'));
+    const body = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
+    partial = `${target}.partial-${process.pid}`;
+    const progress = new Progress(o.diskId, Number.isFinite(expected) ? expected : 0, io.stderr);
+    const writer = new SparseFileWriter(partial);
+    await pipeline(body, progress, writer);
+    progress.finish();
+    if (Number.isFinite(expected) && writer.position !== expected) throw new Error(`received ${writer.position} of ${expected} bytes; the download was cut off`);
+    await fs.rename(partial, target);
+    partial = undefined;
+    io.stderr.write(`saved ${o.format} image of ${o.diskId} (${writer.position} bytes, ${writer.written} written, the rest left as holes) to ${target}\n`);
+    return 0;
+  } catch (error) {
+    if (partial) await fs.rm(partial, { force: true });
+    if (error instanceof UsageError) {
+      io.stderr.write(`sendense restore: ${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    io.stderr.write(`sendense restore disk: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}

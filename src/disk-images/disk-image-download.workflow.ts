@@ -1,0 +1,198 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import type { Request, Response } from 'express';
+import { promises as fs, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
+import { DomainError } from '../eventing/domain-error';
+import { RepositoriesService } from '../repositories/registry/repositories.service';
+import { ByteCounter, contentDisposition, parseRange } from '../restore/http-download';
+import { integrityHeaders, mountIntegrity } from '../restore/mount-integrity';
+import { integrityOf } from '../restore-points/chain.aggregate';
+import { ChainStates } from '../restore-points/chain-states';
+import { FilesInUse } from '../restore-points/files-in-use';
+import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
+import { imageChunks, openPointReader, PointReader, ReadFigures } from './adapters/point-reader';
+import { convertToQcow2, measureQcow2, spaceRefusal } from './adapters/qcow2-image';
+import { clearWorkArea, makeWorkDir, removeWorkDir, workAreaOf } from './adapters/work-area';
+import { RecordDiskImageDownloadCommand } from './commands/record-disk-image-download.command';
+import { DiskImageDownload, DiskImageFormat } from './disk-image.events';
+import { corruptionRefusal, readTarget } from './download-target';
+
+const FILE_CHUNK = 1024 * 1024;
+
+type Outcome = Pick<DiskImageDownload, 'bytes' | 'size' | 'range' | 'completed' | 'error'>;
+
+/**
+ * A disk of a restore point as one image, straight onto the HTTP response: raw read through a
+ * read-only qemu-nbd of the point's top file (holes are sent as zeroes without being read), or a
+ * self-contained qcow2 built by qemu-img convert in the work area. While it runs the files of the
+ * point's lineage are held: a delete or merge of the point, or of one it reads through, is
+ * refused. Every download that sent headers is recorded with the bytes that left.
+ */
+@Injectable()
+export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
+  private readonly logger = new Logger('disk-images');
+  private readonly area: string;
+  /** Real paths of the files downloads are reading, with how many read each. */
+  private readonly held = new Map<string, number>();
+
+  constructor(
+    @Inject(HUB_CONFIG) config: HubConfig,
+    private readonly commands: CommandBus,
+    private readonly queries: QueryBus,
+    private readonly chains: ChainStates,
+    private readonly repositories: RepositoriesService,
+    filesInUse: FilesInUse,
+  ) {
+    this.area = workAreaOf(config.dataDir);
+    filesInUse.register(async (files) => (files.some((f) => this.held.has(f)) ? 'a disk image download is reading it' : null));
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const left = await clearWorkArea(this.area);
+    if (left.entries.length || left.processes.length) this.logger.warn(`removed what interrupted downloads left in ${this.area}: ${left.entries.length} work dir(s), qemu-nbd pid(s) ${left.processes.join(', ') || 'none'}`);
+  }
+
+  async send(restorePointId: string, diskId: string, format: DiskImageFormat, force: boolean, req: Request, res: Response): Promise<void> {
+    const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
+    const root = (await this.repositories.definition(view.repositoryId)).root;
+    const known = readTarget(await this.chains.load(view.vmId, view.repositoryId), restorePointId, diskId);
+    const files = known.lineage.flatMap((p) => p.disks.map((d) => realPath(join(root, d.file))));
+    await this.holding(files, async () => {
+      // read again once held: a delete that started before the hold is seen here, one that starts after sees the hold
+      const state = await this.chains.load(view.vmId, view.repositoryId);
+      const { disk } = readTarget(state, restorePointId, diskId);
+      const refusal = corruptionRefusal(state, restorePointId, force);
+      if (refusal) throw new DomainError('conflict', refusal);
+      const integrity = mountIntegrity(integrityOf(state, restorePointId), diskId);
+      const file = realPath(join(root, disk.file));
+      const base = { restorePointId, vmId: view.vmId, repositoryId: view.repositoryId, diskId, format, integrity: integrity.integrity, forced: force && integrity.integrity === 'corrupt' };
+      const headers = {
+        ...integrityHeaders(integrity),
+        'Cache-Control': 'no-store',
+        'Content-Type': 'application/octet-stream',
+        'Content-Disposition': contentDisposition(`${view.vmId}-${restorePointId}-${diskId}.${format === 'raw' ? 'img' : 'qcow2'}`),
+      };
+      const outcome = format === 'raw' ? await this.sendRaw(file, headers, req, res) : await this.sendQcow2(file, headers, req, res);
+      if (outcome) await this.commands.execute(new RecordDiskImageDownloadCommand({ ...base, ...outcome })).catch((e) => this.logger.error(`recording the download of ${restorePointId}/${diskId} failed: ${String(e)}`));
+    });
+  }
+
+  /** Null when no body was sent (416, HEAD): a refused request records nothing. */
+  private async sendRaw(file: string, headers: Record<string, string>, req: Request, res: Response): Promise<Outcome | null> {
+    const dir = await makeWorkDir(this.area);
+    let reader: PointReader | undefined;
+    try {
+      reader = await openPointReader(file, dir).catch((error: Error) => {
+        throw new DomainError('conflict', `qemu-nbd could not export ${file}: ${error.message}`);
+      });
+      const size = reader.size;
+      res.setHeader('Accept-Ranges', 'bytes');
+      const range = parseRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, size);
+      if (range.kind === 'unsatisfiable') {
+        res.status(416).setHeader('Content-Range', `bytes */${size}`);
+        res.json({ statusCode: 416, error: 'Range Not Satisfiable', message: `${range.reason}; the disk has ${size} bytes` });
+        return null;
+      }
+      const start = range.kind === 'partial' ? range.start : 0;
+      const end = range.kind === 'partial' ? range.end + 1 : size;
+      res.status(range.kind === 'partial' ? 206 : 200).set(headers);
+      if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end - 1}/${size}`);
+      res.setHeader('Content-Length', String(end - start));
+      const recordedRange = range.kind === 'partial' ? `bytes=${start}-${end - 1}` : null;
+      if (req.method === 'HEAD') {
+        res.end();
+        return null;
+      }
+      const figures: ReadFigures = { read: 0, zero: 0 };
+      const counter = new ByteCounter();
+      try {
+        await pipeline(Readable.from(imageChunks(reader.client, start, end, figures), { objectMode: false }), counter, res);
+        return { bytes: counter.bytes, size, range: recordedRange, completed: counter.bytes === end - start, error: null };
+      } catch (error) {
+        if (!res.destroyed) res.destroy();
+        return { bytes: counter.bytes, size, range: recordedRange, completed: false, error: stopReason(error) };
+      }
+    } finally {
+      await reader?.close().catch((e) => this.logger.error(`stopping the image export of ${file} failed: ${String(e)}`));
+      await removeWorkDir(dir);
+    }
+  }
+
+  /** Whole file only: it is built for this request, so a range of it would mean building it again. */
+  private async sendQcow2(file: string, headers: Record<string, string>, req: Request, res: Response): Promise<Outcome | null> {
+    const dir = await makeWorkDir(this.area);
+    const aborted = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) aborted.abort();
+    };
+    res.once('close', onClose);
+    try {
+      const { requiredBytes, freeBytes } = await measureQcow2(file, this.area);
+      const noRoom = spaceRefusal(requiredBytes, freeBytes, this.area);
+      if (noRoom) throw new DomainError('conflict', noRoom);
+      const image = join(dir, 'image.qcow2');
+      try {
+        await convertToQcow2(file, image, aborted.signal);
+      } catch (error) {
+        if (aborted.signal.aborted) return { bytes: 0, size: 0, range: null, completed: false, error: 'the client went away while the image was being built' };
+        throw new DomainError('conflict', `could not build the qcow2 image: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      const handle = await fs.open(image, 'r');
+      try {
+        const size = (await handle.stat()).size;
+        res.status(200).set(headers);
+        res.setHeader('Accept-Ranges', 'none');
+        res.setHeader('Content-Length', String(size));
+        if (req.method === 'HEAD') {
+          res.end();
+          return null;
+        }
+        const counter = new ByteCounter();
+        try {
+          await pipeline(handle.createReadStream({ highWaterMark: FILE_CHUNK, autoClose: false }), counter, res);
+          return { bytes: counter.bytes, size, range: null, completed: counter.bytes === size, error: null };
+        } catch (error) {
+          if (!res.destroyed) res.destroy();
+          return { bytes: counter.bytes, size, range: null, completed: false, error: stopReason(error) };
+        }
+      } finally {
+        await handle.close().catch(() => undefined);
+      }
+    } finally {
+      res.off('close', onClose);
+      await removeWorkDir(dir);
+    }
+  }
+
+  /** Marks these files as being read (a delete or merge touching any of them is refused) while `work` runs. */
+  private async holding<T>(files: string[], work: () => Promise<T>): Promise<T> {
+    for (const f of files) this.held.set(f, (this.held.get(f) ?? 0) + 1);
+    try {
+      return await work();
+    } finally {
+      for (const f of files) {
+        const n = this.held.get(f)! - 1;
+        if (n > 0) this.held.set(f, n);
+        else this.held.delete(f);
+      }
+    }
+  }
+}
+
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+function stopReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE' || code === 'ECONNRESET') return 'the client went away';
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,41 @@
+import { Body, Controller, Delete, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
+import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { DiskImageDownloadWorkflow } from './disk-image-download.workflow';
+import { DiskImageParams, DiskImageQuery, ExportIdParams, OpenPointExportDto, PointIdParams } from './disk-images.dto';
+import { PointExportWorkflow } from './point-export.workflow';
+import { ListPointExportsQuery } from './queries/point-exports.query';
+
+/** Disk restore without a hypervisor: a disk of a restore point as an image, or served over NBD. */
+@ApiTags('restore-points')
+@ApiBearerAuth()
+@Controller('api/v1')
+export class DiskImagesController {
+  constructor(
+    private readonly queries: QueryBus,
+    private readonly downloads: DiskImageDownloadWorkflow,
+    private readonly exports: PointExportWorkflow,
+  ) {}
+
+  @Get('restore-points/:id/disks/:diskId/image')
+  @ApiProduces('application/octet-stream')
+  async image(@Param() { id, diskId }: DiskImageParams, @Query() query: DiskImageQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.downloads.send(id, diskId, query.format ?? 'raw', query.force === 'true', req, res);
+  }
+
+  @Post('restore-points/:id/exports')
+  async openExport(@Param() { id }: PointIdParams, @Body() body: OpenPointExportDto, @Req() req: Request) {
+    return this.exports.openExport(id, body.tls ?? true, body.diskIds, req.hostname);
+  }
+
+  @Get('restore-points/:id/exports')
+  async listExports(@Param() { id }: PointIdParams) {
+    return this.queries.execute(new ListPointExportsQuery(id));
+  }
+
+  @Delete('restore-point-exports/:exportId')
+  async closeExport(@Param() { exportId }: ExportIdParams) {
+    return this.exports.closeExport(exportId);
+  }
+}

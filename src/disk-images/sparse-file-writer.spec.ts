@@ -1,0 +1,39 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SPARSE_BLOCK, SparseFileWriter } from './sparse-file-writer';
+
+const MiB = 1024 * 1024;
+
+describe('sparse file writer', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sendense-sparse-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes the same bytes, leaves zero runs (also a trailing one) as holes, and ends at the full size', async () => {
+    const image = Buffer.alloc(16 * MiB);
+    image.fill(0x5a, 1 * MiB, 1 * MiB + 3);
+    image.fill(0xa5, 7 * MiB + 100, 9 * MiB);
+    // chunk borders that do not fall on block borders, as an HTTP body delivers them
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < image.length; at += 777_777) chunks.push(image.subarray(at, Math.min(image.length, at + 777_777)));
+    const file = join(dir, 'sparse.img');
+    const writer = new SparseFileWriter(file);
+    await pipeline(Readable.from(chunks), writer);
+    expect(readFileSync(file).equals(image)).toBe(true);
+    const st = statSync(file);
+    expect(st.size).toBe(16 * MiB);
+    expect(writer.position).toBe(16 * MiB);
+    // only the blocks holding data were written: the one at 1 MiB, and those of 7 MiB .. 9 MiB
+    expect(writer.written).toBe(SPARSE_BLOCK + 2 * MiB);
+    expect(st.blocks * 512).toBeLessThan(3 * MiB);
+  });
+
+  it('never overwrites an existing file', async () => {
+    const file = join(dir, 'exists.img');
+    writeFileSync(file, 'keep');
+    await expect(pipeline(Readable.from([Buffer.from('x')]), new SparseFileWriter(file))).rejects.toThrow(/EEXIST/);
+    expect(readFileSync(file, 'utf8')).toBe('keep');
+  });
+});

@@ -1,0 +1,71 @@
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+
+/** Holes are made per filesystem block; 64 KiB keeps the zero test cheap and the holes useful. */
+export const SPARSE_BLOCK = 64 * 1024;
+const ZERO = Buffer.alloc(SPARSE_BLOCK);
+
+/**
+ * Writes a stream into a new file, skipping every all-zero piece (aligned to SPARSE_BLOCK on the
+ * file) so it stays a hole, and truncates the file to the bytes received at the end: a disk image
+ * of mostly empty space takes only the space of its data, as it did in the repository.
+ */
+export class SparseFileWriter extends Writable {
+  /** Bytes received (holes included). */
+  position = 0;
+  /** Bytes actually written to the file. */
+  written = 0;
+  private handle: FileHandle | undefined;
+
+  constructor(private readonly path: string) {
+    super({ highWaterMark: 4 * 1024 * 1024 });
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    fs.open(this.path, 'wx', 0o600).then(
+      (h) => {
+        this.handle = h;
+        callback();
+      },
+      (e: Error) => callback(e),
+    );
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.writeSparse(chunk).then(() => callback(), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    // a trailing hole is only there once the file is as long as the image
+    this.handle!.truncate(this.position)
+      .then(() => this.handle!.sync())
+      .then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const handle = this.handle;
+    this.handle = undefined;
+    if (!handle) return callback(error);
+    handle.close().then(
+      () => callback(error),
+      () => callback(error),
+    );
+  }
+
+  private async writeSparse(chunk: Buffer): Promise<void> {
+    let at = 0;
+    while (at < chunk.length) {
+      const fileOffset = this.position + at;
+      const n = Math.min(chunk.length - at, SPARSE_BLOCK - (fileOffset % SPARSE_BLOCK));
+      const piece = chunk.subarray(at, at + n);
+      if (!piece.equals(ZERO.subarray(0, n))) {
+        let done = 0;
+        while (done < n) done += (await this.handle!.write(piece, done, n - done, fileOffset + done)).bytesWritten;
+        this.written += n;
+      }
+      at += n;
+    }
+    this.position += chunk.length;
+  }
+}
