@@ -1,6 +1,6 @@
 import { option } from '../config/cli-args';
 import { HubApi } from './hub-api';
-import { DiskLine, formatBytes, progressLine } from './progress-bar';
+import { DiskLine, formatBytes, ProgressDisplay, progressLine } from './progress-bar';
 
 /** Runs `repository`, `backup` and `restore-points` commands; false when argv is none of them. */
 export async function runClientCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<boolean> {
@@ -39,20 +39,10 @@ async function backupStart(args: string[], env: NodeJS.ProcessEnv): Promise<void
 
 /** Polls the job and redraws one progress line per disk until it ends; exit code 1 when it failed. */
 async function waitForJob(api: HubApi, jobId: string): Promise<void> {
-  const tty = process.stderr.isTTY;
-  let drawn = 0;
-  let lastPlain = 0;
+  const display = new ProgressDisplay();
   for (;;) {
     const job = await api.call('GET', `/api/v1/backups/${jobId}`);
-    const lines = [`${job.phase}${job.type ? ` (${job.type}: ${job.typeReason})` : ''}`, ...(job.disks as DiskLine[]).map(progressLine)];
-    if (tty) {
-      if (drawn) process.stderr.write(`\x1b[${drawn}A`);
-      process.stderr.write(lines.map((l) => `\x1b[2K${l}\n`).join(''));
-      drawn = lines.length;
-    } else if (Date.now() - lastPlain > 1000 || job.status === 'completed' || job.status === 'failed') {
-      lastPlain = Date.now();
-      process.stderr.write(lines.join('\n') + '\n');
-    }
+    display.draw([`${job.phase}${job.type ? ` (${job.type}: ${job.typeReason})` : ''}`, ...(job.disks as DiskLine[]).map(progressLine)], job.status === 'completed' || job.status === 'failed');
     if (job.status === 'completed') {
       process.stdout.write(`completed: restore point ${job.restorePointId}, ${formatBytes(job.bytesWritten)} written\n`);
       return;

@@ -25,3 +25,22 @@ export function progressLine(d: DiskLine): string {
   const bar = '#'.repeat(filled) + '-'.repeat(WIDTH - filled);
   return `${d.diskId.padEnd(10)} [${bar}] ${(fraction * 100).toFixed(0).padStart(3)}%  ${formatBytes(d.bytesDone)} / ${formatBytes(d.bytesPlanned)}  ${d.done ? 'done' : `${formatBytes(d.rate)}/s`}`;
 }
+
+/** Redraws a block of lines in place on a terminal; elsewhere prints them at most once a second, and the last time. */
+export class ProgressDisplay {
+  private drawn = 0;
+  private lastPlain = 0;
+
+  constructor(private readonly out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr) {}
+
+  draw(lines: string[], final: boolean): void {
+    if (this.out.isTTY) {
+      if (this.drawn) this.out.write(`\x1b[${this.drawn}A`);
+      this.out.write(lines.map((l) => `\x1b[2K${l}\n`).join(''));
+      this.drawn = lines.length;
+    } else if (Date.now() - this.lastPlain > 1000 || final) {
+      this.lastPlain = Date.now();
+      this.out.write(lines.join('\n') + '\n');
+    }
+  }
+}

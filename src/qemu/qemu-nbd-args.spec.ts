@@ -75,4 +75,11 @@ describe('buildSocketExportArgs', () => {
       '-r', '-f', 'qcow2', '--persistent', '--shared=4', '-k', '/r/d0.sock', '-x', 'disk', '-B', 'sendense-A', '--pid-file=/r/d0.pid', '/vm/d.qcow2',
     ]);
   });
+
+  it("exports a restore's new disk writable, around the page cache where the filesystem allows it", () => {
+    expect(buildSocketExportArgs({ file: '/img/new.qcow2', format: 'qcow2', socket: '/r/t.sock', exportName: 'vda', shared: 1, writable: { directIo: true } }, '/r/t.pid')).toEqual([
+      '--cache=none', '-f', 'qcow2', '--persistent', '--shared=1', '-k', '/r/t.sock', '-x', 'vda', '--pid-file=/r/t.pid', '/img/new.qcow2',
+    ]);
+    expect(buildSocketExportArgs({ file: '/img/new.raw', format: 'raw', socket: '/r/t.sock', exportName: 'vda', shared: 1, writable: { directIo: false } })[0]).toBe('--cache=writeback');
+  });
 });

@@ -25,7 +25,10 @@ export interface QemuNbdExportSpec {
   tls?: { pskDir: string; bind: string };
 }
 
-/** A read-only export on a Unix socket: the agent's source snapshots and restore mounts. No port to lease, and nothing outside the host can reach it. */
+/**
+ * An export on a Unix socket: the agent's source snapshots and restore mounts (read-only), and the new disk a
+ * restore writes on the agent's host (`writable`). No port to lease, and nothing outside the host can reach it.
+ */
 export interface SocketExportSpec {
   file: string;
   format: 'qcow2' | 'raw';
@@ -34,6 +37,8 @@ export interface SocketExportSpec {
   /** Concurrent clients (--shared): nbdcopy and nbdfuse open several connections (multi-conn). */
   shared: number;
   bitmap?: string;
+  /** Accept writes (a restore's target); `directIo` then writes around the page cache, as a backup target does (see buildQemuNbdArgs). */
+  writable?: { directIo: boolean };
 }
 
 /** nbdcopy alone opens 4 connections to a read-only export (multi-conn); the default of 1 makes a second client hang. */
@@ -87,7 +92,8 @@ export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): 
  * pidFile, when given, is the launcher's readiness signal (see buildQemuNbdArgs).
  */
 export function buildSocketExportArgs(spec: SocketExportSpec, pidFile?: string): string[] {
-  const args = ['-r', '-f', spec.format, '--persistent', `--shared=${spec.shared}`, '-k', spec.socket, '-x', spec.exportName];
+  const access = spec.writable ? [spec.writable.directIo ? '--cache=none' : '--cache=writeback'] : ['-r'];
+  const args = [...access, '-f', spec.format, '--persistent', `--shared=${spec.shared}`, '-k', spec.socket, '-x', spec.exportName];
   if (spec.bitmap !== undefined) args.push('-B', spec.bitmap);
   if (pidFile !== undefined) args.push(`--pid-file=${pidFile}`);
   args.push(spec.file);

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
+import { killQemuNbdServingUnder } from '../../../process/socket-servers';
 import {
   bitmapName,
   checkChain as checkChainOf,
@@ -220,21 +221,7 @@ export class QemuImageSource {
   async cleanupLeftovers(): Promise<{ killed: number[]; removedDirs: string[] }> {
     const ours = new Set(this.openSnapshots().map((s) => s.dir));
     const marker = join(this.runDir, SNAPSHOT_DIR_PREFIX);
-    const killed: number[] = [];
-    for (const entry of await readdir('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      const pid = Number(entry);
-      let argv: string[];
-      try {
-        argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-      } catch {
-        continue;
-      }
-      if (basename(argv[0] ?? '') !== basename(this.opts.qemuNbdBinary ?? 'qemu-nbd')) continue;
-      const socket = argv.find((a, i) => i > 0 && argv[i - 1] === '-k');
-      if (!socket || !socket.startsWith(marker) || [...ours].some((d) => socket.startsWith(`${d}/`))) continue;
-      if (await killAndWait(pid)) killed.push(pid);
-    }
+    const killed = await killQemuNbdServingUnder(marker, (socket) => [...ours].some((d) => socket.startsWith(`${d}/`)), this.opts.qemuNbdBinary);
     const removedDirs: string[] = [];
     for (const entry of await readdir(this.runDir)) {
       const dir = join(this.runDir, entry);
@@ -435,26 +422,6 @@ function checkPointIds(newPointId: string, sincePointId: string | null): void {
   if (sincePointId !== null && (typeof sincePointId !== 'string' || !ID_PATTERN.test(sincePointId))) problems.push(`restore point id ${JSON.stringify(sincePointId)} must match ${ID_PATTERN.source}`);
   if (sincePointId !== null && sincePointId === newPointId) problems.push(`the new restore point ${newPointId} cannot be its own base`);
   if (problems.length > 0) throw new InvalidRequestError(problems);
-}
-
-async function killAndWait(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return false;
-  }
-  const began = Date.now();
-  while (Date.now() - began < 5_000) {
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      if (state === 'Z' || state === 'X') return true;
-    } catch {
-      return true;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
 }
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
