@@ -8,7 +8,8 @@ import { RestorePointView } from './restore-points/restore-point.entity';
 import { RestoreMountView } from './restore-mounts/restore-mount.entity';
 import { RestorePointIntegrityView } from './restore-mounts/restore-point-integrity.entity';
 import { PolicyView } from './policies/policy.entity';
+import { RestoreView } from './restores/restore.entity';
 import { PointExportView } from './point-exports/point-export.entity';
 
 /** Every read-model entity the hub's DataSource knows. */
-export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, BackupJobView, BackupOutcomeView, RestoreMountView, RestorePointIntegrityView, PolicyView, PointExportView];
+export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, BackupJobView, BackupOutcomeView, RestoreMountView, RestorePointIntegrityView, PolicyView, RestoreView, PointExportView];

@@ -9,6 +9,7 @@ import { restoreMountsReadModel } from './restore-mounts/read-model';
 import { restorePointsReadModel } from './restore-points/read-model';
 import { protectionReportReadModel } from './protection-report/read-model';
 import { policiesReadModel } from './policies/read-model';
+import { restoresReadModel } from './restores/read-model';
 import { pointExportsReadModel } from './point-exports/read-model';
 
 /** Every read model the hub runs: composed here, never imported by a feature. */
@@ -23,5 +24,6 @@ export const READ_MODELS: ReadModel[] = [
   restoreMountsReadModel,
   protectionReportReadModel,
   policiesReadModel,
+  restoresReadModel,
   pointExportsReadModel,
 ];

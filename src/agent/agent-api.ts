@@ -2,6 +2,9 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import type { BackupSource } from './sources/backup-source';
 import { BackupRunner } from './backup-runner';
+import { parseRestoreRequest, RestoreRequestError } from './restore-request.parse';
+import type { RestoreRunner } from './restore-runner';
+import { RestoreConflict } from './sources/libvirt/libvirt-restorer';
 import { PlanRequest, StartRequest, VALID_CORRELATION_ID } from '../wire/backup-protocol';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -26,6 +29,7 @@ export class AgentApi {
   constructor(
     private readonly source: BackupSource,
     private readonly runner: BackupRunner,
+    private readonly restores: RestoreRunner,
   ) {}
 
   async listen(): Promise<number> {
@@ -42,6 +46,7 @@ export class AgentApi {
     try {
       const path = (req.url ?? '').split('?')[0];
       const cancel = /^\/api\/v1\/backup\/([^/]+)\/cancel$/.exec(path);
+      const cancelRestore = /^\/api\/v1\/restore\/([^/]+)\/cancel$/.exec(path);
       if (req.method === 'GET' && path === '/api/v1/vms') return send(res, 200, await this.source.listVms().catch(() => this.source.scanInventory().then((s) => s.vms)));
       if (req.method === 'POST' && path === '/api/v1/backup/plan') return send(res, 200, await this.runner.plan(parsePlan(await readJson(req))));
       if (req.method === 'POST' && path === '/api/v1/backup/start') {
@@ -52,11 +57,35 @@ export class AgentApi {
         if (!ID.test(cancel[1])) throw new HttpError(400, 'jobId is malformed');
         return send(res, 202, { cancelled: this.runner.cancel(cancel[1]) });
       }
+      if (req.method === 'POST' && (path === '/api/v1/restore/check' || path === '/api/v1/restore/start')) {
+        const body = await readJson(req);
+        const start = path.endsWith('/start');
+        const request = restoreRequest(() => (start ? parseRestoreRequest(body, true) : parseRestoreRequest(body, false)));
+        await this.restores.check(request).catch((e: Error) => {
+          throw new HttpError(e instanceof RestoreConflict ? 409 : 400, e.message);
+        });
+        if (!start) return send(res, 200, { ok: true });
+        this.restores.start(request as ReturnType<typeof parseRestoreRequest>);
+        return send(res, 202, { accepted: true });
+      }
+      if (req.method === 'POST' && cancelRestore) {
+        if (!ID.test(cancelRestore[1])) throw new HttpError(400, 'restoreId is malformed');
+        return send(res, 202, { cancelled: this.restores.cancel(cancelRestore[1]) });
+      }
       throw new HttpError(404, `no route ${req.method} ${path}`);
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 500;
       send(res, status, { statusCode: status, message: error instanceof Error ? error.message : String(error) });
     }
+  }
+}
+
+function restoreRequest<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof RestoreRequestError) throw new HttpError(400, error.message);
+    throw error;
   }
 }
 

@@ -7,7 +7,9 @@ import { agentDir, loadAgentState, saveAgentState } from './agent-state';
 import { BackupRunner } from './backup-runner';
 import { HubClient } from './hub-client';
 import { CORRELATION_HEADER } from '../wire/backup-protocol';
-import { openNbd, pskStartTls } from '../nbd-protocol';
+import { BASE_ALLOCATION, openNbd, pskStartTls } from '../nbd-protocol';
+import { RestoreRunner } from './restore-runner';
+import { LibvirtRestorer } from './sources/libvirt/libvirt-restorer';
 import { QemuImageSource } from './sources/qemu-image';
 import { LibvirtSource } from './sources/libvirt';
 import type { BackupSource } from './sources/backup-source';
@@ -88,7 +90,19 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     },
     log: (level, message) => log[level](message),
   });
-  const api = new AgentApi(source, runner);
+  const restores = new RestoreRunner({
+    host: source instanceof LibvirtSource ? new LibvirtRestorer(source, { workDir: join(dir, 'libvirt'), log: (level, message) => log[level](message) }) : null,
+    workDir: join(dir, 'restores'),
+    // As a backup's targets: straight to the hub's export over TLS with its own key, not through the tunnel.
+    connectSource: (nbd) => openNbd({ transport: 'tcp', host: state.ssh.host, port: nbd.port, exportName: nbd.exportName }, { startTls: pskStartTls(nbd.psk), metaContexts: [BASE_ALLOCATION] }),
+    fetchDigests: (restore, diskId) => hub.get(`/api/v1/restores/${restore.restoreId}/disks/${diskId}/digests`, { [CORRELATION_HEADER]: restore.correlationId }),
+    report: async (restore, report) => {
+      await hub.send('POST', `/api/v1/restores/${restore.restoreId}/agent-reports`, report, { [CORRELATION_HEADER]: restore.correlationId });
+    },
+    log: (level, message) => log[level](message),
+  });
+  await restores.cleanupLeftovers();
+  const api = new AgentApi(source, runner, restores);
   const apiPort = await api.listen();
   tunnel = new TunnelClient({
     host: state.ssh.host,
@@ -129,6 +143,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
   return async () => {
     clearInterval(watch);
     await runner.stopAll();
+    await restores.stopAll();
     await source.closeAll().catch(() => undefined);
     await hubForward.close();
     await tunnel.stop();

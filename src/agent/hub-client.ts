@@ -25,4 +25,11 @@ export class HubClient {
     });
     if (!res.ok) throw new Error(`hub answered ${res.status} to PUT ${path}: ${(await res.text()).slice(0, 500)}`);
   }
+
+  /** A binary answer (a point's block digests). */
+  async get(path: string, headers: Record<string, string> = {}): Promise<Buffer> {
+    const res = await fetch(`${this.baseUrl()}${path}`, { headers: { ...headers, Authorization: `Bearer ${this.token}` } });
+    if (!res.ok) throw new Error(`hub answered ${res.status} to GET ${path}: ${(await res.text()).slice(0, 500)}`);
+    return Buffer.from(await res.arrayBuffer());
+  }
 }

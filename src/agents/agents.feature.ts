@@ -1,3 +1,4 @@
+import { AgentCalls } from './agent-calls';
 import { AgentRegistration } from './agent-registration.workflow';
 import { AgentStates } from './agent-states';
 import { AgentTunnel } from './agent-tunnel.service';
@@ -11,5 +12,5 @@ import { OwnAgentOnlyGuard } from './own-agent-only.guard';
 
 export const agentsFeature = {
   controllers: [AgentsController],
-  providers: [RegisterAgentHandler, RecordAgentConnectedHandler, RecordAgentDisconnectedHandler, ReportInventoryHandler, AgentStates, AgentRegistration, AgentsService, AgentTunnel, OwnAgentOnlyGuard],
+  providers: [RegisterAgentHandler, RecordAgentConnectedHandler, RecordAgentDisconnectedHandler, ReportInventoryHandler, AgentStates, AgentRegistration, AgentsService, AgentTunnel, OwnAgentOnlyGuard, AgentCalls],
 };

@@ -21,7 +21,7 @@ import { ChainState, integrityOf, pointOf } from '../restore-points/chain.aggreg
 import { RestorePoint } from '../restore-points/chain.events';
 import { RestorePointsService } from '../restore-points/restore-points.service';
 import { SpaceCheck } from '../restore-points/space-check';
-import { AgentCalls } from './adapters/agent-calls';
+import { AgentCalls } from '../agents/agent-calls';
 import { JobUploads } from './adapters/job-uploads';
 import { TargetFiles, targetPath } from './adapters/target-files';
 import { BackupJobState, isTerminal } from './backup-job.aggregate';

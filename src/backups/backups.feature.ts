@@ -1,4 +1,3 @@
-import { AgentCalls } from './adapters/agent-calls';
 import { JobUploads } from './adapters/job-uploads';
 import { TargetFiles } from './adapters/target-files';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
@@ -40,7 +39,6 @@ export const backupsFeature = {
     BackupJobReader,
     RunningJobsHoldChains,
     AgentOwnsJobGuard,
-    AgentCalls,
     TargetFiles,
     JobUploads,
     BackupEventsStream,

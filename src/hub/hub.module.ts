@@ -20,6 +20,7 @@ import { restoreFeature } from '../restore/restore.feature';
 import { backupsFeature } from '../backups/backups.feature';
 import { policiesFeature } from '../policies/policies.feature';
 import { retentionFeature } from '../policies/retention/retention.feature';
+import { vmRestoreFeature } from '../vm-restore/vm-restore.feature';
 import { HealthController } from '../operations/health.controller';
 import { MetricsController } from '../operations/metrics.controller';
 import { createMetricsRegistry, METRICS_REGISTRY } from '../operations/metrics.registry';
@@ -37,7 +38,7 @@ interface Feature {
   providers: Type[];
 }
 
-const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature];
+const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature];
 
 @Module({})
 export class HubModule {

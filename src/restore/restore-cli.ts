@@ -6,6 +6,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // A type only: erased at compile time, so the client CLI still loads no hub code.
 import type { DamagedRange } from '../restore-points/chain.events';
 import { restoreDiskCommand, RESTORE_DISK_USAGE } from '../disk-images/disk-image-cli';
+import { restoreVmCommand, RESTORE_VM_USAGE } from '../vm-restore/restore-vm-cli';
 
 export const RESTORE_USAGE = `usage:
   sendense restore mount RESTORE_POINT [--disk DISK]       mount a restore point's disk for file-level restore
@@ -14,6 +15,7 @@ export const RESTORE_USAGE = `usage:
   sendense restore unmount MOUNT                           release the mount
   sendense restore mounts                                  list mounts
 ${RESTORE_DISK_USAGE}
+${RESTORE_VM_USAGE}
 
 --volume may be left out when the mount has one browsable volume.
 mount, ls and get say whether the restore point was verified; a corrupt one is printed in red
@@ -331,6 +333,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv, io:
       unmount: (c) => unmountCommand(c, rest, io.stdout),
       mounts: (c) => mountsCommand(c, rest, io.stdout, env),
       disk: () => restoreDiskCommand(rest, env, io),
+      vm: () => restoreVmCommand(rest, env, io),
     };
     const command = commands[sub];
     if (!command) throw new UsageError(`unknown restore command ${JSON.stringify(sub)}`);

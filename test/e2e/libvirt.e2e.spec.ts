@@ -4,28 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureLibvirt, GuestDomain, LibvirtDaemons, readSlots, slotsAt, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
-import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
+import { LAB_TOKEN } from '../support/backup-lab';
+import { LibvirtLab } from '../support/libvirt-lab';
 import { startFreezableRelay } from '../fixtures/tunnel/tunnel-fixtures';
 import { processesMentioning, spawnSendense } from '../support/processes';
 
 const run = promisify(execFile);
-
-/** The lab with its agent on the libvirt host instead of an inventory file. */
-class LibvirtLab extends BackupLab {
-  vmIds: string[] = [];
-
-  override async startAgent(): Promise<void> {
-    this.agent = spawnSendense(['agent', 'run', '--libvirt', 'qemu:///system'], { ...this.agentEnv(), SENDENSE_INVENTORY_POLL_MS: '1000' });
-    await this.until(async () => {
-      const vms = (await this.api('GET', '/api/v1/vms')).body as { vmId: string; agentConnected: boolean }[];
-      return this.vmIds.every((id) => vms.some((v) => v.vmId === id && v.agentConnected));
-    }, 60_000, 'the agent to report the libvirt domains');
-  }
-
-  get workDir(): string {
-    return join(this.dir, 'agent', 'libvirt');
-  }
-}
 
 /**
  * Running VMs under libvirt, backed up through its backup API in pull mode while the guest keeps writing.

@@ -1,0 +1,66 @@
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * What a restore has made on this host so far, on disk before it is made: an agent killed mid-restore (or a
+ * failed or cancelled restore) leaves nothing behind, because the next start, or the failure path, undoes
+ * what the journal names. Once `committing`, every file is written and checked: the step is finished instead.
+ */
+export interface RestoreJournalState {
+  restoreId: string;
+  phase: 'writing' | 'committing';
+  /** Files this restore created (new disks, a UEFI store); removed when it is undone. */
+  files: string[];
+  /** Directories it created (a TPM state dir); removed when it is undone. */
+  dirs: string[];
+  /** A replace: the checked files renamed over the domain's own, done in `committing`. */
+  renames: { from: string; to: string }[];
+  /** The domain this restore defined (new-domain), undefined when it is undone. */
+  domainUuid: string | null;
+}
+
+const PREFIX = 'restore-';
+
+export class RestoreJournal {
+  private constructor(
+    private readonly file: string,
+    public state: RestoreJournalState,
+  ) {}
+
+  static async create(dir: string, restoreId: string): Promise<RestoreJournal> {
+    const journal = new RestoreJournal(join(dir, `${PREFIX}${restoreId}.json`), { restoreId, phase: 'writing', files: [], dirs: [], renames: [], domainUuid: null });
+    await journal.save();
+    return journal;
+  }
+
+  /** Journals left by restores that never ended (agent killed): each still to be undone or finished. */
+  static async leftovers(dir: string): Promise<RestoreJournal[]> {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const out: RestoreJournal[] = [];
+    for (const name of names.filter((n) => n.startsWith(PREFIX) && n.endsWith('.json'))) {
+      const state = JSON.parse(await readFile(join(dir, name), 'utf8')) as RestoreJournalState;
+      out.push(new RestoreJournal(join(dir, name), state));
+    }
+    return out;
+  }
+
+  /** Written before the thing it names is made: the journal may name a file that never appeared, never the reverse. */
+  async record(change: Partial<Omit<RestoreJournalState, 'restoreId'>>): Promise<void> {
+    this.state = { ...this.state, ...change };
+    await this.save();
+  }
+
+  async addFile(path: string): Promise<void> {
+    await this.record({ files: [...this.state.files, path] });
+  }
+
+  async remove(): Promise<void> {
+    await rm(this.file, { force: true });
+  }
+
+  private async save(): Promise<void> {
+    const temp = `${this.file}.tmp`;
+    await writeFile(temp, JSON.stringify(this.state));
+    await rename(temp, this.file);
+  }
+}

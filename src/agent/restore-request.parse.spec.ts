@@ -1,0 +1,37 @@
+import { parseRestoreRequest } from './restore-request.parse';
+
+const config = { schemaVersion: 1, kind: 'libvirt', domainXml: "<domain type='kvm'><name>web</name></domain>", nvram: null, tpm: null, capturedAt: '2026-11-23T10:00:00.000Z' };
+const disk = { diskId: 'vda', virtualSize: 1048576, digests: true, nbd: { port: 14000, exportName: 'r-vda', psk: { identity: 'sendense', key: 'ab'.repeat(32) } } };
+const request = {
+  restoreId: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11',
+  correlationId: 'c-1',
+  restorePointId: 'rp-1',
+  vmId: 'vm-1',
+  mode: 'full',
+  target: { kind: 'new-domain', name: 'web2', storageDir: '/var/lib/libvirt/images', start: true },
+  configuration: config,
+  definition: null,
+  disks: [disk],
+};
+
+describe("the hub's restore request, as the agent reads it", () => {
+  it('reads a start with exports and a check without them', () => {
+    expect(parseRestoreRequest(request, true)).toEqual(request);
+    const { nbd: _nbd, ...checkDisk } = disk;
+    expect(parseRestoreRequest({ ...request, disks: [checkDisk] }, false)).toEqual({ ...request, disks: [checkDisk] });
+    expect(parseRestoreRequest({ ...request, target: { kind: 'replace', vmId: 'vm-1' } }, true).target).toEqual({ kind: 'replace', vmId: 'vm-1' });
+  });
+
+  it.each([
+    [{ target: { kind: 'new-domain', name: 'a/b', storageDir: null, start: false } }, /target.name/],
+    [{ target: { kind: 'new-domain', name: 'a', storageDir: '/x/../etc', start: false } }, /storageDir/],
+    [{ target: { kind: 'elsewhere' } }, /target.kind/],
+    [{ configuration: { ...config, domainXml: 'rm -rf /' } }, /configuration: domainXml/],
+    [{ definition: { memoryMiB: 0, vcpus: 1 } }, /definition/],
+    [{ disks: [{ ...disk, nbd: { ...disk.nbd, psk: { identity: 'x', key: 'short' } } }] }, /psk/],
+    [{ disks: [] }, /non-empty/],
+    [{ mode: 'instant' }, /mode must be full/],
+  ])('refuses %j', (change, message) => {
+    expect(() => parseRestoreRequest({ ...request, ...change }, true)).toThrow(message);
+  });
+});

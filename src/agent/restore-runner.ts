@@ -1,0 +1,186 @@
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { copyDisk } from '../data-mover';
+import { NbdClient, openNbd } from '../nbd-protocol';
+import { terminateProcess } from '../process/child-process';
+import { killQemuNbdServingUnder } from '../process/socket-servers';
+import { createFull, runQemuImg } from '../qemu/qemu-img';
+import { buildSocketExportArgs, supportsDirectIo } from '../qemu/qemu-nbd-args';
+import { launchQemuNbd } from '../qemu/qemu-nbd-launcher';
+import { BlockDigests } from '../wire/block-digests';
+import type { DamagedBlock, RestoreCheckRequest, RestoreReport, RestoreStartRequest } from '../wire/restore-protocol';
+import { checkRestoredDisk } from './restore-check';
+import { RestoreJournal, RestoreJournalState } from './restore-journal';
+import type { RestoreDiskPlan, RestoredDomainInfo } from './sources/libvirt/libvirt-restorer';
+
+/** What a hypervisor of this host does for a restore (the libvirt restorer); an agent without one restores nothing. */
+export interface RestoreHost {
+  plan(req: RestoreCheckRequest): Promise<RestoreDiskPlan[]>;
+  commit(req: RestoreStartRequest, disks: RestoreDiskPlan[], journal: RestoreJournal): Promise<RestoredDomainInfo>;
+  undo(state: RestoreJournalState): Promise<string[]>;
+}
+
+export interface RestoreRunnerDeps {
+  host: RestoreHost | null;
+  /** Where journals and the new disks' qemu-nbd sockets live (the agent's state dir). */
+  workDir: string;
+  /** A connection to the hub's read-only export of one disk of the point, negotiated, with base:allocation. */
+  connectSource: (nbd: RestoreStartRequest['disks'][number]['nbd']) => Promise<NbdClient>;
+  /** The point's digests of one disk (src/wire/block-digests.ts), each block as the point reads it. */
+  fetchDigests: (restore: Pick<RestoreStartRequest, 'restoreId' | 'correlationId'>, diskId: string) => Promise<Buffer>;
+  report: (restore: Pick<RestoreStartRequest, 'restoreId' | 'correlationId'>, report: RestoreReport) => Promise<void>;
+  log: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+const PROGRESS_EVERY_MS = 1000;
+const NBD_DIR = 'nbd-';
+
+/** A restore that found the point's data other than its digests say: it fails, naming the blocks. */
+class DamagedRestore extends Error {
+  constructor(readonly damaged: DamagedBlock[], count: number) {
+    const first = damaged[0];
+    super(`${count} block(s) restored differ from the point's digests; the first: disk ${first.diskId} at offset ${first.offset} (${first.length} bytes), expected sha256 ${first.expected}, read ${first.actual}`);
+  }
+}
+
+/**
+ * Restores on the agent: each disk of the point read from the hub's export and written into a new image on
+ * this host, every block checked against the point's digests, and only then the domain defined (or the
+ * replaced disks renamed into place). What a restore made is journaled before it is made, so a failed,
+ * cancelled or killed restore leaves nothing behind.
+ */
+export class RestoreRunner {
+  private readonly running = new Map<string, AbortController>();
+
+  constructor(private readonly deps: RestoreRunnerDeps) {}
+
+  /** Checks the target before the hub records the restore as running; throws RestoreConflict for a taken name or a running domain. */
+  async check(req: RestoreCheckRequest): Promise<void> {
+    if (!this.deps.host) throw new Error('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
+    await this.deps.host.plan(req);
+  }
+
+  start(req: RestoreStartRequest): void {
+    if (this.running.has(req.restoreId)) throw new Error(`restore ${req.restoreId} is already running`);
+    const abort = new AbortController();
+    this.running.set(req.restoreId, abort);
+    void this.run(req, abort.signal).finally(() => this.running.delete(req.restoreId));
+  }
+
+  cancel(restoreId: string): boolean {
+    const abort = this.running.get(restoreId);
+    abort?.abort(new Error('cancelled'));
+    return abort !== undefined;
+  }
+
+  isRunning(restoreId: string): boolean {
+    return this.running.has(restoreId);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const abort of this.running.values()) abort.abort(new Error('agent shutting down'));
+    while (this.running.size) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** At agent start: what restores of a killed agent made is undone (or, for a replace that was committing, finished). */
+  async cleanupLeftovers(): Promise<string[]> {
+    await mkdir(this.deps.workDir, { recursive: true, mode: 0o711 });
+    const done: string[] = [];
+    // the new disks' qemu-nbd of a killed agent, and their private socket directories
+    for (const pid of await killQemuNbdServingUnder(join(this.deps.workDir, NBD_DIR))) done.push(`killed qemu-nbd ${pid}`);
+    for (const entry of await readdir(this.deps.workDir)) {
+      if (!entry.startsWith(NBD_DIR)) continue;
+      await rm(join(this.deps.workDir, entry), { recursive: true, force: true });
+      done.push(`removed ${entry}`);
+    }
+    for (const journal of await RestoreJournal.leftovers(this.deps.workDir)) {
+      if (!this.deps.host) continue;
+      done.push(...(await this.deps.host.undo(journal.state)));
+      await journal.remove();
+    }
+    if (done.length) this.deps.log('warn', `cleaned up after restores a previous agent did not finish: ${done.join('; ')}`);
+    return done;
+  }
+
+  private async run(req: RestoreStartRequest, signal: AbortSignal): Promise<void> {
+    const { log } = this.deps;
+    let previous: Promise<unknown> = Promise.resolve();
+    const report = (r: RestoreReport) => {
+      const sent = previous.then(() => this.deps.report(req, r));
+      previous = sent.catch(() => undefined);
+      return sent;
+    };
+    let journal: RestoreJournal | undefined;
+    try {
+      if (!this.deps.host) throw new Error('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
+      const disks = await this.deps.host.plan(req);
+      journal = await RestoreJournal.create(this.deps.workDir, req.restoreId);
+      await report({ type: 'restore-started', disks: disks.map((d) => ({ diskId: d.diskId, path: d.final })) });
+      for (const disk of disks) {
+        signal.throwIfAborted();
+        await this.restoreDisk(req, disk, journal, report, signal);
+      }
+      signal.throwIfAborted();
+      const domain = await this.deps.host.commit(req, disks, journal);
+      if (req.target.kind === 'new-domain') await report({ type: 'domain-defined', name: domain.name, uuid: domain.uuid });
+      for (const note of domain.notes) log('info', `restore ${req.restoreId}: ${note}`);
+      await journal.remove();
+      journal = undefined;
+      await report({ type: 'finished', domain: { name: domain.name, uuid: domain.uuid, started: domain.started } });
+    } catch (error) {
+      const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
+      log('error', `restore ${req.restoreId} of ${req.restorePointId} failed: ${reason}`);
+      if (journal && this.deps.host) {
+        await this.deps.host.undo(journal.state).catch((e) => log('error', `undoing restore ${req.restoreId} failed (the next agent start tries again): ${String(e)}`));
+        await journal.remove();
+      }
+      await report({ type: 'failed', reason, damaged: error instanceof DamagedRestore ? error.damaged : [] }).catch((e) => log('error', `could not report the failure of restore ${req.restoreId}: ${String(e)}`));
+    }
+  }
+
+  /** One disk: a new image, served writable on a private socket, filled from the hub's export, then checked. */
+  private async restoreDisk(req: RestoreStartRequest, disk: RestoreDiskPlan, journal: RestoreJournal, report: (r: RestoreReport) => Promise<unknown>, signal: AbortSignal): Promise<void> {
+    const wire = req.disks.find((d) => d.diskId === disk.diskId)!;
+    const expected = wire.digests ? BlockDigests.decode(await this.deps.fetchDigests(req, disk.diskId)) : null;
+    await journal.addFile(disk.write);
+    if (disk.format === 'qcow2') await createFull(disk.write, disk.virtualSize);
+    else await runQemuImg(['create', '-q', '-f', 'raw', disk.write, String(disk.virtualSize)]);
+    const dir = await mkdtemp(join(this.deps.workDir, NBD_DIR));
+    const socket = join(dir, 'nbd.sock');
+    const pidFile = join(dir, 'qemu-nbd.pid');
+    const args = buildSocketExportArgs({ file: disk.write, format: disk.format, socket, exportName: disk.diskId, shared: 1, writable: { directIo: supportsDirectIo(disk.write) } }, pidFile);
+    const server = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs: 30_000 });
+    let source: NbdClient | undefined;
+    let target: NbdClient | undefined;
+    try {
+      source = await this.deps.connectSource(wire.nbd);
+      target = await openNbd(`nbd+unix:///${disk.diskId}?socket=${socket}`);
+      let lastReport = 0;
+      const summary = await copyDisk({
+        source,
+        target,
+        mode: 'full',
+        signal,
+        digests: true,
+        onProgress: (p) => {
+          if (Date.now() - lastReport < PROGRESS_EVERY_MS) return;
+          lastReport = Date.now();
+          void report({ type: 'disk-progressed', diskId: disk.diskId, bytesDone: p.bytesDone, bytesPlanned: p.bytesPlanned, rate: Math.round(p.rate) }).catch(() => undefined);
+        },
+      });
+      let verifiedBlocks = 0;
+      if (expected) {
+        const check = checkRestoredDisk(disk.diskId, expected, summary.digests!);
+        if (check.damaged.length) throw new DamagedRestore(check.damaged, check.damagedBlocks);
+        verifiedBlocks = check.verifiedBlocks;
+      }
+      await report({ type: 'disk-completed', diskId: disk.diskId, bytesWritten: summary.bytesWritten, bytesZeroed: summary.bytesZeroed, bytesPlanned: summary.bytesPlanned, durationMs: Math.round(summary.durationMs), verifiedBlocks });
+    } finally {
+      await target?.close().catch(() => undefined);
+      await source?.close().catch(() => undefined);
+      await terminateProcess(server, 30_000, `qemu-nbd of restored disk ${disk.write}`).catch((e) => this.deps.log('warn', String(e)));
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+

@@ -1,0 +1,25 @@
+import type { DamagedBlock, RestoreTarget } from '../../wire/restore-protocol';
+import type { RestoreDiskState } from '../restore.aggregate';
+import type { KnownDamage, RestorePhase } from '../restore.events';
+
+/** A restore as the API shows it. `status` is what an operator waits on; `phase` where it is. */
+export interface RestoreRecord {
+  restoreId: string;
+  restorePointId: string;
+  vmId: string;
+  repositoryId: string;
+  agentId: string;
+  mode: 'full';
+  target: RestoreTarget;
+  status: 'running' | 'completed' | 'failed' | 'cancelled';
+  phase: RestorePhase;
+  disks: RestoreDiskState[];
+  domain: { name: string; uuid: string; started?: boolean } | null;
+  error: string | null;
+  damaged: DamagedBlock[];
+  knownDamage: KnownDamage[];
+  correlationId: string;
+  requestedAt: Date;
+  finishedAt: Date | null;
+  durationMs: number | null;
+}

@@ -1,0 +1,148 @@
+import { Aggregate } from '../eventing/aggregate';
+import { DomainError } from '../eventing/domain-error';
+import type { DamagedBlock, MinimalDefinition, RestoreReport, RestoreTarget } from '../wire/restore-protocol';
+import {
+  KnownDamage,
+  RESTORE_CANCEL_REQUESTED,
+  RESTORE_CANCELLED,
+  RESTORE_COMPLETED,
+  RESTORE_DISK_COMPLETED,
+  RESTORE_DISK_PROGRESSED,
+  RESTORE_DISKS_PLANNED,
+  RESTORE_DOMAIN_DEFINED,
+  RESTORE_FAILED,
+  RESTORE_REQUESTED,
+  RESTORE_STARTED,
+  RestoreEvent,
+  RestoreExport,
+  RestorePhase,
+} from './restore.events';
+
+export interface RestoreDiskState {
+  diskId: string;
+  path: string | null;
+  bytesDone: number;
+  bytesPlanned: number;
+  rate: number;
+  done: boolean;
+  verifiedBlocks: number;
+}
+
+export interface RestoreState {
+  restoreId: string | null;
+  restorePointId: string | null;
+  vmId: string | null;
+  repositoryId: string | null;
+  agentId: string | null;
+  target: RestoreTarget | null;
+  definition: MinimalDefinition | null;
+  phase: RestorePhase | null;
+  startedBy: string | null;
+  exports: RestoreExport[];
+  disks: Record<string, RestoreDiskState>;
+  domain: { name: string; uuid: string; started?: boolean } | null;
+  cancelRequested: boolean;
+}
+
+export type RestoreCommand =
+  | { kind: 'request'; restoreId: string; restorePointId: string; vmId: string; repositoryId: string; agentId: string; target: RestoreTarget; definition: MinimalDefinition | null; force: boolean; knownDamage: KnownDamage[] }
+  | { kind: 'start'; hubInstance: string; exports: RestoreExport[] }
+  /** An agent report that is a fact of the restore (progress); `finished` and `failed` are the workflow's to act on. */
+  | { kind: 'report'; report: Exclude<RestoreReport, { type: 'finished' } | { type: 'failed' }> }
+  | { kind: 'complete'; domain: { name: string; uuid: string; started: boolean }; durationMs: number }
+  | { kind: 'fail'; reason: string; damaged: DamagedBlock[] }
+  | { kind: 'cancel' }
+  | { kind: 'cancelled' };
+
+export const isTerminal = (s: RestoreState) => s.phase === 'completed' || s.phase === 'failed' || s.phase === 'cancelled';
+
+const disk = (diskId: string): RestoreDiskState => ({ diskId, path: null, bytesDone: 0, bytesPlanned: 0, rate: 0, done: false, verifiedBlocks: 0 });
+
+/** One restore, from request to its end: the rules about what may follow what. */
+export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEvent> = {
+  initialState: () => ({ restoreId: null, restorePointId: null, vmId: null, repositoryId: null, agentId: null, target: null, definition: null, phase: null, startedBy: null, exports: [], disks: {}, domain: null, cancelRequested: false }),
+
+  evolve(state, event) {
+    switch (event.type) {
+      case RESTORE_REQUESTED: {
+        const d = event.data;
+        return { ...state, restoreId: d.restoreId, restorePointId: d.restorePointId, vmId: d.vmId, repositoryId: d.repositoryId, agentId: d.agentId, target: d.target, definition: d.definition, phase: 'requested' };
+      }
+      case RESTORE_STARTED:
+        return { ...state, phase: 'writing', startedBy: event.data.hubInstance, exports: event.data.disks, disks: Object.fromEntries(event.data.disks.map((d) => [d.diskId, disk(d.diskId)])) };
+      case RESTORE_DISKS_PLANNED:
+        return { ...state, disks: Object.fromEntries(event.data.disks.map((d) => [d.diskId, { ...(state.disks[d.diskId] ?? disk(d.diskId)), path: d.path }])) };
+      case RESTORE_DISK_PROGRESSED: {
+        const { diskId, bytesDone, bytesPlanned, rate } = event.data;
+        return { ...state, disks: { ...state.disks, [diskId]: { ...(state.disks[diskId] ?? disk(diskId)), bytesDone, bytesPlanned, rate } } };
+      }
+      case RESTORE_DISK_COMPLETED: {
+        const { diskId, bytesPlanned, verifiedBlocks } = event.data;
+        return { ...state, disks: { ...state.disks, [diskId]: { ...(state.disks[diskId] ?? disk(diskId)), bytesDone: bytesPlanned, bytesPlanned, done: true, verifiedBlocks } } };
+      }
+      case RESTORE_DOMAIN_DEFINED:
+        return { ...state, phase: 'defining', domain: { name: event.data.name, uuid: event.data.uuid } };
+      case RESTORE_COMPLETED:
+        return { ...state, phase: 'completed', domain: event.data.domain };
+      case RESTORE_FAILED:
+        return { ...state, phase: 'failed' };
+      case RESTORE_CANCEL_REQUESTED:
+        return { ...state, cancelRequested: true };
+      case RESTORE_CANCELLED:
+        return { ...state, phase: 'cancelled' };
+    }
+  },
+
+  decide(command, state) {
+    if (command.kind === 'request') {
+      if (state.restoreId) throw new DomainError('conflict', `restore ${command.restoreId} already exists`);
+      const { kind: _kind, ...data } = command;
+      return [{ type: RESTORE_REQUESTED, data: { ...data, mode: 'full' } }];
+    }
+    if (!state.restoreId) throw new DomainError('not_found', 'restore does not exist');
+    const restoreId = state.restoreId;
+    if (isTerminal(state)) {
+      if (command.kind === 'cancel') throw new DomainError('conflict', `restore ${restoreId} has ended (${state.phase})`);
+      // late reports of an ended restore change nothing
+      if (command.kind === 'report') return [];
+      throw new DomainError('conflict', `restore ${restoreId} has ended (${state.phase})`);
+    }
+    switch (command.kind) {
+      case 'start':
+        if (state.phase !== 'requested') return [];
+        return [{ type: RESTORE_STARTED, data: { restoreId, hubInstance: command.hubInstance, disks: command.exports } }];
+      case 'report': {
+        if (state.phase === 'requested') throw new DomainError('conflict', `restore ${restoreId} has not started`);
+        const r = command.report;
+        const known = (diskId: string) => {
+          if (!state.disks[diskId]) throw new DomainError('invalid', `restore ${restoreId} has no disk ${diskId}`);
+        };
+        switch (r.type) {
+          case 'restore-started':
+            r.disks.forEach((d) => known(d.diskId));
+            return [{ type: RESTORE_DISKS_PLANNED, data: { restoreId, disks: r.disks } }];
+          case 'disk-progressed':
+            known(r.diskId);
+            return [{ type: RESTORE_DISK_PROGRESSED, data: { restoreId, diskId: r.diskId, bytesDone: r.bytesDone, bytesPlanned: r.bytesPlanned, rate: r.rate } }];
+          case 'disk-completed':
+            known(r.diskId);
+            return [{ type: RESTORE_DISK_COMPLETED, data: { restoreId, diskId: r.diskId, bytesWritten: r.bytesWritten, bytesZeroed: r.bytesZeroed, bytesPlanned: r.bytesPlanned, durationMs: r.durationMs, verifiedBlocks: r.verifiedBlocks } }];
+          case 'domain-defined':
+            return [{ type: RESTORE_DOMAIN_DEFINED, data: { restoreId, name: r.name, uuid: r.uuid } }];
+        }
+        return [];
+      }
+      case 'complete': {
+        const pending = Object.values(state.disks).filter((d) => !d.done).map((d) => d.diskId);
+        if (pending.length) throw new DomainError('conflict', `restore ${restoreId} cannot complete: disks ${pending.join(', ')} were not written`);
+        return [{ type: RESTORE_COMPLETED, data: { restoreId, domain: command.domain, durationMs: command.durationMs } }];
+      }
+      case 'fail':
+        return [{ type: RESTORE_FAILED, data: { restoreId, reason: command.reason, phase: state.phase!, damaged: command.damaged } }];
+      case 'cancel':
+        return state.cancelRequested ? [] : [{ type: RESTORE_CANCEL_REQUESTED, data: { restoreId } }];
+      case 'cancelled':
+        return [{ type: RESTORE_CANCELLED, data: { restoreId, phase: state.phase! } }];
+    }
+  },
+};

@@ -1,0 +1,20 @@
+/** In-process wake-ups after an append committed: notices for this hub's restore workflow, never facts. */
+export class RestoreQueued {
+  constructor(readonly restoreId: string) {}
+}
+
+export class RestoreCancelNotice {
+  constructor(
+    readonly restoreId: string,
+    /** The RestoreCancelRequested event, or null when the cancel had already been recorded. */
+    readonly eventId: string | null,
+  ) {}
+}
+
+/** The agent's last word on a restore: the domain it made (or the one whose disks it replaced), or why it gave up. */
+export class AgentFinishedRestore {
+  constructor(
+    readonly restoreId: string,
+    readonly outcome: { domain: { name: string; uuid: string; started: boolean } } | { failure: string; damaged: import('../wire/restore-protocol').DamagedBlock[] },
+  ) {}
+}

@@ -1,0 +1,321 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { CommandBus, EventBus, ofType, QueryBus } from '@nestjs/cqrs';
+import { randomUUID } from 'node:crypto';
+import { Subscription } from 'rxjs';
+import { AgentCalls } from '../agents/agent-calls';
+import { AgentsService } from '../agents/agents.service';
+import { AgentTunnel } from '../agents/agent-tunnel.service';
+import { HUB_INSTANCE } from '../config/hub-instance';
+import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { Command } from '../eventing/command';
+import { DomainError } from '../eventing/domain-error';
+import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
+import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
+import type { NbdPsk } from '../nbd-protocol/tls-psk';
+import { CommandGateway } from '../projection-runner/command-gateway';
+import { ProjectionsService } from '../projection-runner/projections.service';
+import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
+import { ListRestorePointsQuery } from '../restore-points/queries/list-restore-points.query';
+import { RestorePointsService } from '../restore-points/restore-points.service';
+import type { DamagedBlock, MinimalDefinition, RestoreCheckRequest, RestoreStartRequest, RestoreTarget } from '../wire/restore-protocol';
+import { PointView } from './adapters/point-view';
+import { CompleteRestoreCommand } from './commands/complete-restore.command';
+import { FailRestoreCommand } from './commands/fail-restore.command';
+import { RecordRestoreCancelledCommand } from './commands/record-restore-cancelled.command';
+import { RequestRestoreCommand } from './commands/request-restore.command';
+import { RestoreResult } from './commands/restore-result';
+import { StartRestoreCommand } from './commands/start-restore.command';
+import { ListRestoresQuery } from './queries/list-restores.query';
+import { isTerminal, RestoreState } from './restore.aggregate';
+import { RestoreExport, restoreStream } from './restore.events';
+import { AgentFinishedRestore, RestoreCancelNotice, RestoreQueued } from './restore.notices';
+import { RestoreReader } from './restore.reader';
+
+/** An agent reconnecting (after a hub or network restart) gets this long before the restore fails. */
+const AGENT_CONNECT_GRACE_MS = 15_000;
+/** A cancelled agent gets this long to undo what it made and say so. */
+const CANCEL_WAIT_MS = 60_000;
+const READ_MODEL = 'restores';
+
+export interface RestoreRequest {
+  restorePointId: string;
+  agentId: string;
+  target: RestoreTarget;
+  definition: MinimalDefinition | null;
+  force: boolean;
+}
+
+interface Story {
+  restoreId: string;
+  correlationId: string;
+  cause: string;
+}
+
+type Outcome = { domain: { name: string; uuid: string; started: boolean } } | { failure: string; damaged: DamagedBlock[] };
+
+class RestoreFailure extends Error {
+  constructor(
+    message: string,
+    readonly damaged: DamagedBlock[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The restore process manager. A request is checked (the point, its integrity, the agent, the target on the
+ * agent's host) before it is recorded; the hub holding the agent's session then exports the point's disks
+ * read-only over TLS, hands the agent the exports and the recorded configuration, waits for its last word,
+ * stops the exports and records the end. A failed or cancelled restore reads so only once the agent undid
+ * what it made; the exports pin the point and its chain (deletes and prunes are refused) until then.
+ */
+@Injectable()
+export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('restores');
+  private readonly active = new Map<string, Promise<void>>();
+  private readonly waiters = new Map<string, { agentId: string; resolve: (o: Outcome) => void; reject: (e: Error) => void }>();
+  private readonly subscriptions: Subscription[] = [];
+  private stopping = false;
+
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(HUB_INSTANCE) private readonly instance: string,
+    private readonly commands: CommandBus,
+    private readonly gateway: CommandGateway,
+    private readonly queries: QueryBus,
+    private readonly notices: EventBus,
+    private readonly reader: RestoreReader,
+    private readonly agents: AgentsService,
+    private readonly tunnel: AgentTunnel,
+    private readonly calls: AgentCalls,
+    private readonly exports: NbdExportsService,
+    private readonly points: RestorePointsService,
+    private readonly view: PointView,
+    private readonly projections: ProjectionsService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.subscriptions.push(
+      this.notices.pipe(ofType(RestoreQueued)).subscribe(({ restoreId }) => this.launch(restoreId)),
+      this.notices.pipe(ofType(RestoreCancelNotice)).subscribe((n) => void this.cancelled(n)),
+      this.notices.pipe(ofType(AgentFinishedRestore)).subscribe(({ restoreId, outcome }) => this.waiters.get(restoreId)?.resolve(outcome)),
+    );
+    this.tunnel.events.on('disconnected', (agentId: string, reason: string) => {
+      for (const w of this.waiters.values()) if (w.agentId === agentId) w.reject(new Error(`agent disconnected: ${reason}`));
+    });
+    this.exports.onUnexpectedExit((leaseId, detail) => {
+      for (const [restoreId, w] of this.waiters) {
+        void this.reader.get(restoreId).then((s) => {
+          if (s.exports.some((e) => e.leaseId === leaseId)) w.reject(new Error(`the hub's export of a disk died: ${detail}`));
+        });
+      }
+    });
+    await this.recoverAll();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    for (const s of this.subscriptions) s.unsubscribe();
+    for (const w of this.waiters.values()) w.reject(new Error('the hub is shutting down'));
+    await Promise.allSettled([...this.active.values()]);
+  }
+
+  /** Checks everything a restore needs before it is recorded: a request that cannot run is refused, not recorded as failed. */
+  async request(req: RestoreRequest): Promise<{ restoreId: string }> {
+    const point = await this.points.view(req.restorePointId);
+    if (point.status !== 'available') throw new DomainError('conflict', `restore point ${req.restorePointId} is being deleted`);
+    if (point.integrity === 'corrupt' && !req.force) {
+      const where = point.damaged.map((d) => `${d.diskId} at ${d.offset} (in ${d.inPointId})`).join(', ');
+      throw new DomainError('conflict', `restore point ${req.restorePointId} is corrupt (${where || (point.verifyProblems ?? []).join('; ')}); restore it anyway with force: true`);
+    }
+    await this.agents.state(req.agentId);
+    if (!this.tunnel.isConnected(req.agentId)) throw new DomainError('conflict', `agent ${req.agentId} has no session with this hub: request the restore on the hub it is connected to`);
+    if (req.target.kind === 'replace' && req.target.vmId !== point.vmId) throw new DomainError('conflict', `restore point ${req.restorePointId} is of VM ${point.vmId}: it replaces that VM's disks, not ${req.target.vmId}'s`);
+    if (req.target.kind === 'new-domain' && !point.configuration && !req.definition) throw new DomainError('conflict', `restore point ${req.restorePointId} holds no VM configuration: give definition {memoryMiB, vcpus}`);
+    if (point.configuration && req.definition) throw new DomainError('conflict', `restore point ${req.restorePointId} holds the VM's configuration: the domain is defined from it, not from a definition`);
+    const found = await this.view.point(point.vmId, point.repositoryId, point.restorePointId);
+    if (!found) throw new DomainError('not_found', `restore point ${req.restorePointId} does not exist`);
+    const restoreId = randomUUID();
+    const check: RestoreCheckRequest = {
+      restoreId,
+      correlationId: 'check',
+      restorePointId: point.restorePointId,
+      vmId: point.vmId,
+      mode: 'full',
+      target: req.target,
+      configuration: await this.view.configuration(found.root, found.point),
+      definition: req.definition,
+      disks: found.point.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize, digests: false })),
+    };
+    await this.calls.checkRestore(req.agentId, check);
+    const knownDamage = req.force ? point.damaged.map(({ diskId, offset, length, inPointId }) => ({ diskId, offset, length, inPointId })) : [];
+    await this.gateway.execute(new RequestRestoreCommand(restoreId, point.restorePointId, point.vmId, point.repositoryId, req.agentId, req.target, req.definition, req.force, knownDamage), READ_MODEL);
+    return { restoreId };
+  }
+
+  private launch(restoreId: string): void {
+    if (this.stopping || this.active.has(restoreId)) return;
+    const run = this.story(restoreId)
+      .then((story) => this.inStory(story, (s) => this.run(s)))
+      .catch((e) => this.logger.error(`restore ${restoreId} could not run: ${String(e)}`))
+      .finally(() => this.active.delete(restoreId));
+    this.active.set(restoreId, run);
+  }
+
+  private async run(story: Story): Promise<void> {
+    const { restoreId } = story;
+    let state = await this.reader.get(restoreId);
+    if (state.phase !== 'requested') return;
+    const started = Date.now();
+    const agentId = state.agentId!;
+    let agentStarted = false;
+    try {
+      if (!(await this.tunnel.waitConnected(agentId, AGENT_CONNECT_GRACE_MS))) throw new Error(`agent ${agentId} is not connected`);
+      await this.throwIfCancelled(restoreId);
+      const found = await this.view.point(state.vmId!, state.repositoryId!, state.restorePointId!);
+      if (!found) throw new Error(`restore point ${state.restorePointId} no longer exists`);
+      const exported: RestoreExport[] = [];
+      const keys = new Map<string, NbdPsk>();
+      for (const disk of this.view.files(found.root, found.point)) {
+        const e = await this.step(story, () => this.exports.start({ jobId: restoreId, diskId: disk.diskId, file: disk.absolute, format: 'qcow2', readOnly: true, bitmap: null, tls: true }));
+        keys.set(disk.diskId, e.psk!);
+        exported.push({ diskId: disk.diskId, virtualSize: disk.virtualSize, file: disk.file, leaseId: e.leaseId, port: e.port, exportName: e.exportName });
+      }
+      // The exports hold the point's files now; a delete that ran before they did took the point away.
+      if (!(await this.view.point(state.vmId!, state.repositoryId!, state.restorePointId!))) throw new Error(`restore point ${state.restorePointId} was deleted while the restore was starting`);
+      state = await this.send(story, new StartRestoreCommand(restoreId, this.instance, exported));
+      const configuration = await this.view.configuration(found.root, found.point);
+      const digests = await Promise.all(found.point.disks.map(async (d) => [d.diskId, found.lineage.every((p) => p.disks.find((x) => x.diskId === d.diskId)?.digests)] as const));
+      const request: RestoreStartRequest = {
+        restoreId,
+        correlationId: story.correlationId,
+        restorePointId: state.restorePointId!,
+        vmId: state.vmId!,
+        mode: 'full',
+        target: state.target!,
+        configuration,
+        definition: state.definition,
+        disks: exported.map((e) => ({ diskId: e.diskId, virtualSize: e.virtualSize, digests: digests.find(([id]) => id === e.diskId)![1], nbd: { port: e.port, exportName: e.exportName, psk: keys.get(e.diskId)! } })),
+      };
+      const finished = this.waitForAgent(restoreId, agentId);
+      await this.throwIfCancelled(restoreId);
+      await this.calls.startRestore(agentId, request);
+      agentStarted = true;
+      const outcome = await finished;
+      if ('failure' in outcome) throw new RestoreFailure(outcome.failure, outcome.damaged);
+      await this.releaseExports(story);
+      if (state.target!.kind === 'replace') await this.breakChains(story, state, outcome.domain.name);
+      await this.send(story, new CompleteRestoreCommand(restoreId, outcome.domain, Date.now() - started));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.logger.error(`restore ${restoreId} failed: ${reason}`);
+      await this.catchUp(story);
+      if (agentStarted && !(error instanceof RestoreFailure)) await this.stopAgent(restoreId, agentId);
+      await this.releaseExports(story);
+      const now = await this.reader.get(restoreId);
+      if (!isTerminal(now)) {
+        if (now.cancelRequested) await this.send(story, new RecordRestoreCancelledCommand(restoreId));
+        else await this.send(story, new FailRestoreCommand(restoreId, reason, error instanceof RestoreFailure ? error.damaged : []));
+      }
+    } finally {
+      this.waiters.delete(restoreId);
+    }
+  }
+
+  /**
+   * The domain's disks now hold the point, not what its checkpoints describe: every chain of the VM ends here on
+   * the record, naming the restore, and the next backup (whose agent finds no checkpoint) is a full.
+   */
+  private async breakChains(story: Story, state: RestoreState, domain: string): Promise<void> {
+    const points = await this.queries.execute(new ListRestorePointsQuery(state.vmId!));
+    const lastByRepository = new Map<string, string>();
+    for (const p of points) lastByRepository.set(p.repositoryId, p.restorePointId);
+    for (const [repositoryId, last] of lastByRepository) {
+      const reason = `restore ${story.restoreId} replaced the disks of domain ${domain} with restore point ${state.restorePointId}`;
+      const result = await this.step(story, () => this.commands.execute(new BreakChainCommand(state.vmId!, repositoryId, last, reason)));
+      if (result.eventIds.length) story.cause = result.eventIds.at(-1)!;
+    }
+  }
+
+  /** Tells the agent to stop and waits (bounded) for its last word: it undoes what it made before it says it failed. */
+  private async stopAgent(restoreId: string, agentId: string): Promise<void> {
+    if (!this.tunnel.isConnected(agentId)) return;
+    const said = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, CANCEL_WAIT_MS);
+      this.waiters.set(restoreId, { agentId, resolve: () => (clearTimeout(timer), resolve()), reject: () => (clearTimeout(timer), resolve()) });
+    });
+    const cancelled = await this.calls.cancelRestore(agentId, restoreId).then(
+      () => true,
+      (e) => (this.logger.warn(`telling agent ${agentId} to cancel restore ${restoreId} failed: ${String(e)}`), false),
+    );
+    if (cancelled) await said;
+  }
+
+  private async releaseExports(story: Story): Promise<void> {
+    for (const lease of await this.exports.leasesOfJob(story.restoreId)) {
+      await this.step(story, () => this.exports.stop(lease.leaseId, 'restore ended')).catch((e) => this.logger.warn(`stopping export ${lease.leaseId}: ${String(e)}`));
+    }
+  }
+
+  private async cancelled({ restoreId }: RestoreCancelNotice): Promise<void> {
+    const waiter = this.waiters.get(restoreId);
+    if (waiter) waiter.reject(new Error('cancelled'));
+  }
+
+  /** At start: restores this hub process (or no hub) was running when it stopped are ended; the agent undoes its part. */
+  private async recoverAll(): Promise<void> {
+    await this.projections.waitForCaughtUp(READ_MODEL);
+    for (const r of await this.queries.execute(new ListRestoresQuery({ unfinished: true, limit: 1000 }))) {
+      const state = await this.reader.get(r.restoreId);
+      if (isTerminal(state) || (state.startedBy !== null && state.startedBy !== this.instance)) continue;
+      await this.story(r.restoreId)
+        .then((story) =>
+          this.inStory(story, async (s) => {
+            this.logger.warn(`restore ${r.restoreId} was interrupted by a hub restart in phase ${state.phase}; ending it`);
+            await this.stopAgent(r.restoreId, state.agentId!);
+            await this.releaseExports(s);
+            if (!isTerminal(await this.reader.get(r.restoreId))) await this.send(s, new FailRestoreCommand(r.restoreId, `interrupted by a hub restart during ${state.phase}`));
+          }),
+        )
+        .catch((e) => this.logger.error(`ending restore ${r.restoreId} after a restart failed: ${String(e)}`));
+    }
+  }
+
+  private waitForAgent(restoreId: string, agentId: string): Promise<Outcome> {
+    const done = new Promise<Outcome>((resolve, reject) => {
+      this.waiters.set(restoreId, { agentId, resolve, reject });
+      if (!this.tunnel.isConnected(agentId)) reject(new Error('agent is not connected'));
+    });
+    done.catch(() => undefined);
+    return done;
+  }
+
+  private async throwIfCancelled(restoreId: string): Promise<void> {
+    if ((await this.reader.get(restoreId)).cancelRequested) throw new Error('cancelled');
+  }
+
+  private async story(restoreId: string): Promise<Story> {
+    const [requested] = await this.store.readStream(restoreStream(restoreId), { maxCount: 1 });
+    if (!requested) throw new DomainError('not_found', `restore ${restoreId} does not exist`);
+    return { restoreId, correlationId: requested.metadata.correlationId, cause: requested.id };
+  }
+
+  private async catchUp(story: Story): Promise<void> {
+    const [newest] = await this.store.readStream(restoreStream(story.restoreId), { direction: 'backwards', maxCount: 1 });
+    if (newest) story.cause = newest.id;
+  }
+
+  private inStory<T>(story: Story, work: (story: Story) => Promise<T>): Promise<T> {
+    return runWithContext({ correlationId: story.correlationId, actor: SYSTEM_ACTOR, causationId: story.cause }, () => work(story));
+  }
+
+  private step<T>(story: Story, work: () => Promise<T>): Promise<T> {
+    return causedBy(story.cause, work, story.correlationId);
+  }
+
+  private async send(story: Story, command: Command<RestoreResult>): Promise<RestoreState> {
+    const result = await this.step(story, () => this.commands.execute(command));
+    if (result.eventIds.length) story.cause = result.eventIds.at(-1)!;
+    return result.state;
+  }
+}

@@ -1,0 +1,123 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsBoolean, IsDefined, IsIn, IsInt, IsObject, IsOptional, IsUUID, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
+import type { RestoreRecord } from './queries/restore.record';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** A domain name also names files on the agent's host. */
+const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Absolute, plain segments, no `.` or `..`: a directory on the agent's host the restore may write into. */
+const STORAGE_DIR = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._+-]+)+$/;
+
+export class RestoreTargetDto {
+  @ApiProperty({ enum: ['new-domain', 'replace'] })
+  @IsIn(['new-domain', 'replace'], { message: 'kind must be new-domain or replace' })
+  kind: 'new-domain' | 'replace';
+
+  @ApiPropertyOptional({ description: 'new-domain: the new domain name' })
+  @ValidateIf((t: RestoreTargetDto) => t.kind === 'new-domain' || t.name !== undefined)
+  @Matches(DOMAIN_NAME, { message: 'name must be 1-64 characters of A-Z a-z 0-9 . _ - (new-domain needs one)' })
+  name?: string;
+
+  @ApiPropertyOptional({ description: "new-domain: where the disks are written (default: libvirt's default pool)" })
+  @IsOptional()
+  @Matches(STORAGE_DIR, { message: 'storageDir must be an absolute path of plain segments (A-Z a-z 0-9 . _ + -, no . or ..)' })
+  storageDir?: string;
+
+  @ApiPropertyOptional({ description: 'new-domain: boot it once defined' })
+  @IsOptional()
+  @IsBoolean({ message: 'start must be a boolean' })
+  start?: boolean;
+
+  @ApiPropertyOptional({ description: 'replace: the shut-off domain whose disks get the point' })
+  @ValidateIf((t: RestoreTargetDto) => t.kind === 'replace' || t.vmId !== undefined)
+  @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ - (replace needs one)' })
+  vmId?: string;
+}
+
+export class MinimalDefinitionDto {
+  @ApiProperty()
+  @IsInt()
+  @Min(16)
+  @Max(4 * 1024 * 1024)
+  memoryMiB: number;
+
+  @ApiProperty()
+  @IsInt()
+  @Min(1)
+  @Max(1024)
+  vcpus: number;
+}
+
+export class StartRestoreDto {
+  @ApiProperty()
+  @Matches(ID, { message: 'restorePointId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  restorePointId: string;
+
+  @ApiProperty()
+  @IsUUID('4', { message: 'agentId must be a uuid' })
+  agentId: string;
+
+  @ApiProperty({ enum: ['full'] })
+  @IsIn(['full'], { message: 'mode must be full (instant recovery is not available in this version)' })
+  mode: 'full';
+
+  @ApiProperty({ type: RestoreTargetDto })
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => RestoreTargetDto)
+  target: RestoreTargetDto;
+
+  @ApiPropertyOptional({ type: MinimalDefinitionDto, description: 'for a point without a recorded configuration' })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => MinimalDefinitionDto)
+  definition?: MinimalDefinitionDto;
+
+  @ApiPropertyOptional({ description: 'restore a point a verify found corrupt; the restore then fails naming the damaged blocks it meets' })
+  @IsOptional()
+  @IsBoolean()
+  force?: boolean;
+}
+
+export class RestoreIdParams {
+  @IsUUID('4', { message: 'restoreId must be a uuid' })
+  restoreId: string;
+}
+
+export class RestoreDiskParams extends RestoreIdParams {
+  @Matches(ID, { message: 'diskId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  diskId: string;
+}
+
+export class ListRestoresDto {
+  @IsOptional()
+  @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  vmId?: string;
+}
+
+/** The API's view of a restore: status, phase, per-disk progress and the resulting domain. */
+export function restoreResponse(r: RestoreRecord) {
+  return {
+    restoreId: r.restoreId,
+    restorePointId: r.restorePointId,
+    vmId: r.vmId,
+    repositoryId: r.repositoryId,
+    agentId: r.agentId,
+    mode: r.mode,
+    target: r.target,
+    status: r.status,
+    phase: r.phase,
+    disks: r.disks.map((d) => ({ diskId: d.diskId, path: d.path, bytesDone: d.bytesDone, bytesPlanned: d.bytesPlanned, rate: d.rate, done: d.done, verifiedBlocks: d.verifiedBlocks })),
+    domain: r.domain,
+    error: r.error,
+    damaged: r.damaged,
+    knownDamage: r.knownDamage,
+    correlationId: r.correlationId,
+    requestedAt: r.requestedAt,
+    finishedAt: r.finishedAt,
+    durationMs: r.durationMs,
+  };
+}

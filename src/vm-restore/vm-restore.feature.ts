@@ -1,0 +1,31 @@
+import { Type } from '@nestjs/common';
+import { PointView } from './adapters/point-view';
+import { AgentOwnsRestoreGuard } from './agent-owns-restore.guard';
+import { CancelRestoreHandler } from './commands/cancel-restore.handler';
+import { CompleteRestoreHandler } from './commands/complete-restore.handler';
+import { FailRestoreHandler } from './commands/fail-restore.handler';
+import { RecordRestoreCancelledHandler } from './commands/record-restore-cancelled.handler';
+import { RecordRestoreReportHandler } from './commands/record-restore-report.handler';
+import { RequestRestoreHandler } from './commands/request-restore.handler';
+import { StartRestoreHandler } from './commands/start-restore.handler';
+import { RestoreReader } from './restore.reader';
+import { RestoreWorkflow } from './restore.workflow';
+import { RestoresController } from './restores.controller';
+
+/** Getting a VM back: whole-VM restores to a hypervisor host through its agent. */
+export const vmRestoreFeature: { controllers: Type[]; providers: Type[] } = {
+  controllers: [RestoresController],
+  providers: [
+    RequestRestoreHandler,
+    StartRestoreHandler,
+    RecordRestoreReportHandler,
+    CompleteRestoreHandler,
+    FailRestoreHandler,
+    CancelRestoreHandler,
+    RecordRestoreCancelledHandler,
+    RestoreReader,
+    RestoreWorkflow,
+    PointView,
+    AgentOwnsRestoreGuard,
+  ],
+};

@@ -1,0 +1,273 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ensureLibvirt, GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { LAB_TOKEN } from '../support/backup-lab';
+import { LibvirtLab } from '../support/libvirt-lab';
+import { processesMentioning, spawnSendense } from '../support/processes';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+
+/**
+ * Getting a VM back: a running 2-disk TCG guest under a real libvirtd is backed up (full + incremental) by a
+ * real hub and agent, then restored through the agent into its shut-off original and as a new domain that
+ * boots; corrupt points, a killed agent and a full disk end restores with a reason and leave nothing behind.
+ */
+describe('restoring whole VMs to libvirt through the agent', () => {
+  const lab = new LibvirtLab();
+  let stopLibvirt: (() => Promise<void>) | undefined;
+  let guestDir = '';
+  let storage = '';
+  let guest: GuestDomain | undefined;
+  let agentId = '';
+  let fullId = '';
+  let incId = '';
+  const defined: string[] = [];
+
+  beforeAll(async () => {
+    const libvirt = await ensureLibvirt();
+    // .ci/run installs libvirt: a machine without it fails here rather than passing without asserting
+    if (!libvirt.ok) throw new Error(`libvirt is needed: ${libvirt.reason}`);
+    stopLibvirt = libvirt.stop;
+    guestDir = mkdtempSync(join(tmpdir(), 'sendense-restore-guests-'));
+    chmodSync(guestDir, 0o755);
+    storage = join(guestDir, 'restored');
+    mkdirSync(storage, { mode: 0o755 });
+    guest = await startGuest({ name: `sendense-restore-${process.pid}`, dir: join(guestDir, 'g'), agent: true, d1Mib: 320, fillD1Mib: 256 });
+    lab.vmIds = [guest.uuid];
+    await lab.start();
+    agentId = await lab.agentId();
+    fullId = (await lab.waitForJob(await lab.backup('full', guest.uuid), 180_000)).restorePointId;
+    await new Promise((r) => setTimeout(r, 2000));
+    const inc = await lab.waitForJob(await lab.backup('incremental', guest.uuid), 180_000);
+    expect(inc).toMatchObject({ status: 'completed', type: 'incremental' });
+    incId = inc.restorePointId;
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const name of defined) {
+      await virsh('destroy', name).catch(() => undefined);
+      await virsh('undefine', name, '--nvram').catch(() => undefined);
+    }
+    await guest?.destroy();
+    if (lab.hub) await lab.close();
+    if (guestDir) rmSync(guestDir, { recursive: true, force: true });
+    await stopLibvirt?.();
+  }, 120_000);
+
+  const restore = (body: Record<string, unknown>) => lab.api('POST', '/api/v1/restores', { agentId, mode: 'full', ...body });
+  async function waitForRestore(restoreId: string, timeoutMs = 300_000): Promise<any> {
+    let r: any;
+    await lab.until(async () => {
+      r = (await lab.api('GET', `/api/v1/restores/${restoreId}`)).body;
+      return r.status !== 'running';
+    }, timeoutMs, `restore ${restoreId} to end`);
+    return r;
+  }
+  const pointFile = async (pointId: string, diskId: string) => join(lab.repoRoot, (await lab.api('GET', `/api/v1/restore-points/${pointId}`)).body.disks.find((d: { diskId: string }) => d.diskId === diskId).file);
+  async function sameContent(a: string, b: string): Promise<boolean> {
+    return run('qemu-img', ['compare', '-U', a, b]).then(() => true, () => false);
+  }
+  /** What a failed restore must not leave: no domain by that name, no file in the storage dir, no export, no qemu-nbd, no journal. */
+  async function leftovers(name: string, dir = storage) {
+    const domain = await virsh('domuuid', name).then(() => true, () => false);
+    const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith(name)) : [];
+    const leases = (await lab.api('GET', '/api/v1/nbd/ports')).body.length;
+    const qemuNbd = processesMentioning(lab.dir).concat(processesMentioning(dir)).filter((p) => p.cmdline.includes('qemu-nbd')).map((p) => p.cmdline);
+    const journals = readdirSync(join(lab.dir, 'agent', 'restores')).filter((f) => f.startsWith('restore-'));
+    return { domain, files, leases, qemuNbd, journals };
+  }
+  const clean = { domain: false, files: [], leases: 0, qemuNbd: [], journals: [] };
+
+  it('refuses what cannot be restored with a clear 4xx, recording nothing', async () => {
+    const before = (await lab.api('GET', '/api/v1/restores')).body.length;
+    const bad: [Record<string, unknown>, number, RegExp][] = [
+      [{ restorePointId: incId, target: { kind: 'new-domain', name: '../etc' } }, 400, /target.name/],
+      [{ restorePointId: incId, target: { kind: 'new-domain', name: 'x', storageDir: '/tmp/../etc' } }, 400, /storageDir/],
+      [{ restorePointId: incId, target: { kind: 'replace' } }, 400, /target.vmId/],
+      [{ restorePointId: incId, mode: 'instant', target: { kind: 'new-domain', name: 'x' } }, 400, /mode must be full/],
+      [{ restorePointId: incId, target: { kind: 'new-domain', name: 'x' }, extra: 1 }, 400, /extra/],
+      [{ restorePointId: 'rp-missing', target: { kind: 'new-domain', name: 'x' } }, 404, /does not exist/],
+      [{ restorePointId: incId, agentId: '1b2c3d4e-1111-4222-8333-444455556666', target: { kind: 'new-domain', name: 'x' } }, 404, /not registered/],
+      // the running original: its disks are not replaced under it
+      [{ restorePointId: incId, target: { kind: 'replace', vmId: guest!.uuid } }, 409, /is running: shut it off/],
+      // a name libvirt already has
+      [{ restorePointId: incId, target: { kind: 'new-domain', name: guest!.name } }, 409, /already exists/],
+      [{ restorePointId: incId, target: { kind: 'new-domain', name: 'x' }, definition: { memoryMiB: 256, vcpus: 1 } }, 409, /holds the VM's configuration/],
+    ];
+    for (const [body, status, message] of bad) {
+      const res = await restore(body);
+      expect({ body, status: res.status }).toEqual({ body, status });
+      expect(JSON.stringify(res.body.message)).toMatch(message);
+    }
+    expect((await lab.api('GET', '/api/v1/restores')).body).toHaveLength(before);
+  });
+
+  it('replace: into the shut-off original, whose disks then hold the point; its checkpoints go and its next backup is a full with ChainBroken naming the restore', async () => {
+    await virsh('destroy', guest!.name);
+    // the original's disk changed since the point (what a ransomware or a bad upgrade leaves)
+    await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x66 0 8M', guest!.disks[1]]);
+    const res = await restore({ restorePointId: incId, target: { kind: 'replace', vmId: guest!.uuid } });
+    expect(res.status).toBe(202);
+    const done = await waitForRestore(res.body.restoreId);
+    expect(done).toMatchObject({ status: 'completed', phase: 'completed', error: null, domain: { name: guest!.name, uuid: guest!.uuid, started: false } });
+    for (const [i, diskId] of ['vda', 'vdb'].entries()) expect(await sameContent(guest!.disks[i], await pointFile(incId, diskId))).toBe(true);
+    expect(done.disks.map((d: any) => [d.diskId, d.path, d.done, d.verifiedBlocks > 0])).toEqual([
+      ['vda', guest!.disks[0], true, true],
+      ['vdb', guest!.disks[1], true, true],
+    ]);
+    expect((await virsh('checkpoint-list', guest!.uuid, '--name')).trim()).toBe('');
+    expect(readdirSync(join(guestDir, 'g')).filter((f) => f.includes('sendense-restore'))).toEqual([]);
+
+    const chain = `/api/v1/audit/streams/chain-${guest!.uuid}-${lab.repositoryId}?limit=1000`;
+    const broken = (await lab.api('GET', chain)).body.events.filter((e: { type: string }) => e.type === 'ChainBroken');
+    expect(broken.map((e: any) => e.data)).toEqual([{ restorePointId: incId, reason: `restore ${res.body.restoreId} replaced the disks of domain ${guest!.name} with restore point ${incId}` }]);
+    const next = await lab.waitForJob(await lab.backup('auto', guest!.uuid), 180_000);
+    expect(next).toMatchObject({ status: 'completed', type: 'full' });
+
+    // the whole story is one correlation: request, start, disks, end
+    const story = (await lab.story(done.correlationId)).map((e) => e.type);
+    expect(story).toEqual(expect.arrayContaining(['RestoreRequested', 'RestoreStarted', 'RestoreDisksPlanned', 'RestoreDiskCompleted', 'ChainBroken', 'RestoreCompleted']));
+    expect(story.indexOf('RestoreCompleted')).toBe(story.length - 1);
+  }, 600_000);
+
+  it('new-domain: the original gone, the incremental point is restored as a new domain from its recorded XML; its disks equal the point before boot, and it boots with its guest agent answering and its files there', async () => {
+    await guest!.destroy();
+    lab.vmIds = [];
+    const name = `sendense-restored-${process.pid}`;
+    defined.push(name);
+    const res = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: storage } });
+    expect(res.status).toBe(202);
+    const done = await waitForRestore(res.body.restoreId);
+    expect(done).toMatchObject({ status: 'completed', error: null, domain: { name, started: false } });
+    const files = ['vda', 'vdb'].map((d) => join(storage, `${name}-${d}.qcow2`));
+    expect(done.disks.map((d: any) => d.path)).toEqual(files);
+    // before boot: exactly the point's content, thin, self-contained
+    for (const [i, diskId] of ['vda', 'vdb'].entries()) {
+      expect(await sameContent(files[i], await pointFile(incId, diskId))).toBe(true);
+      const info = JSON.parse((await run('qemu-img', ['info', '--output=json', files[i]])).stdout);
+      expect(info['backing-filename']).toBeUndefined();
+      expect(info['actual-size']).toBeLessThan(info['virtual-size']);
+    }
+    // a new identity: new uuid, new MACs (none recorded here), the new files, its own console log
+    const xml = await virsh('dumpxml', name);
+    expect(xml).not.toContain(guest!.uuid);
+    expect(xml).toContain(`<uuid>${done.domain.uuid}</uuid>`);
+    expect(xml).toContain(files[0]);
+    expect(xml).not.toContain(join(guestDir, 'g'));
+    // what the point held of a file the booted guest will not rewrite for a while
+    const raw = join(lab.dir, 'restored-vda.raw');
+    await run('qemu-img', ['convert', '-O', 'raw', files[0], raw]);
+    const tick = (await run('debugfs', ['-R', 'cat /tick.49.txt', raw])).stdout;
+    expect(tick).toMatch(/^write \d+\n$/);
+
+    await virsh('start', name);
+    const consoleLog = join(storage, `${name}.console.log`);
+    await lab.until(async () => existsSync(consoleLog) && readFileSync(consoleLog, 'utf8').includes('GUEST READY'), 120_000, 'the restored guest to boot');
+    await lab.until(() => virsh('qemu-agent-command', name, '{"execute":"guest-ping"}').then(() => true), 60_000, "the restored guest's agent to answer");
+    const handle = JSON.parse(await virsh('qemu-agent-command', name, '{"execute":"guest-file-open","arguments":{"path":"/mnt/tick.49.txt"}}')).return;
+    const read = JSON.parse(await virsh('qemu-agent-command', name, `{"execute":"guest-file-read","arguments":{"handle":${handle}}}`)).return;
+    await virsh('qemu-agent-command', name, `{"execute":"guest-file-close","arguments":{"handle":${handle}}}`);
+    expect(Buffer.from(read['buf-b64'], 'base64').toString()).toBe(tick);
+    expect(readFileSync(consoleLog, 'utf8')).not.toMatch(/GUEST: /);
+  }, 600_000);
+
+  it('a corrupt point is refused; forced, the restore fails naming the damaged block and leaves no domain and no file', async () => {
+    // one flipped byte in the 0x5a fill of vdb, which the guest never rewrites: the full holds it, the incremental reads it through
+    const file = await pointFile(fullId, 'vdb');
+    const map = JSON.parse((await run('qemu-img', ['map', '--output=json', '-U', file])).stdout) as { start: number; length: number; data: boolean; zero: boolean; offset?: number }[];
+    const extent = map.find((e) => e.data && !e.zero && e.offset !== undefined && e.start + e.length > 40 * MiB)!;
+    const guestOffset = Math.max(extent.start, 40 * MiB) + 100;
+    const handle = await open(file, 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, extent.offset! + guestOffset - extent.start);
+    byte[0] ^= 0xff;
+    await handle.write(byte, 0, 1, extent.offset! + guestOffset - extent.start);
+    await handle.close();
+    expect((await lab.api('POST', `/api/v1/restore-points/${fullId}/verify`)).body.integrity).toBe('corrupt');
+    const block = guestOffset - (guestOffset % 65536);
+
+    const name = `sendense-corrupt-${process.pid}`;
+    const refused = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: storage } });
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toContain(`vdb at ${block} (in ${fullId})`);
+
+    const forced = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: storage }, force: true });
+    expect(forced.status).toBe(202);
+    const done = await waitForRestore(forced.body.restoreId);
+    expect(done.status).toBe('failed');
+    expect(done.error).toContain(`disk vdb at offset ${block}`);
+    expect(done.damaged).toEqual([{ diskId: 'vdb', offset: block, length: 65536, expected: expect.stringMatching(/^[0-9a-f]{64}$/), actual: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
+    expect(done.knownDamage).toEqual([{ diskId: 'vdb', offset: block, length: 65536, inPointId: fullId }]);
+    expect(await leftovers(name)).toEqual(clean);
+  }, 600_000);
+
+  it('the agent SIGKILLed mid-restore: the restore fails with the reason, and the next agent start removes what it wrote; a full disk fails it with the reason, leaving nothing', async () => {
+    // a clean chain to restore from: a new full of the restored domain is not needed, the full point is corrupt,
+    // so restore the newest point (the full taken after the replace), which reads nothing of the damaged one
+    const points = (await lab.api('GET', `/api/v1/vms/${guest!.uuid}/restore-points`)).body as { restorePointId: string; integrity: string }[];
+    const good = points.at(-1)!;
+    expect(good.integrity).not.toBe('corrupt');
+    const name = `sendense-killed-${process.pid}`;
+    const res = await restore({ restorePointId: good.restorePointId, target: { kind: 'new-domain', name, storageDir: storage } });
+    expect(res.status).toBe(202);
+    await lab.until(async () => existsSync(join(storage, `${name}-vda.qcow2`)), 60_000, 'the restore to write its first disk');
+    lab.agent!.child.kill('SIGKILL');
+    await lab.agent!.exited;
+    const done = await waitForRestore(res.body.restoreId, 120_000);
+    expect(done.status).toBe('failed');
+    expect(done.error).toMatch(/agent disconnected/);
+    await lab.startAgent();
+    expect(await leftovers(name)).toEqual(clean);
+
+    // a storage dir too small for the disks: the write fails, the restore says so, nothing stays
+    const small = join(guestDir, 'small');
+    mkdirSync(small);
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', small]);
+    try {
+      const full = await restore({ restorePointId: good.restorePointId, target: { kind: 'new-domain', name, storageDir: small } });
+      expect(full.status).toBe(202);
+      const failed = await waitForRestore(full.body.restoreId);
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toMatch(/No space left on device|ENOSPC|out of space|write failed/i);
+      expect(await leftovers(name, small)).toEqual(clean);
+    } finally {
+      await run('umount', [small]);
+    }
+  }, 600_000);
+
+  it('a restore cancelled mid-copy reads cancelled only once the agent removed what it wrote', async () => {
+    const points = (await lab.api('GET', `/api/v1/vms/${guest!.uuid}/restore-points`)).body as { restorePointId: string }[];
+    const name = `sendense-cancelled-${process.pid}`;
+    const res = await restore({ restorePointId: points.at(-1)!.restorePointId, target: { kind: 'new-domain', name, storageDir: storage } });
+    expect(res.status).toBe(202);
+    await lab.until(async () => existsSync(join(storage, `${name}-vda.qcow2`)), 60_000, 'the restore to write its first disk');
+    expect((await lab.api('POST', `/api/v1/restores/${res.body.restoreId}/cancel`)).status).toBe(202);
+    const done = await waitForRestore(res.body.restoreId, 120_000);
+    expect(done).toMatchObject({ status: 'cancelled', error: 'cancelled' });
+    expect(await leftovers(name)).toEqual(clean);
+    expect((await lab.api('POST', `/api/v1/restores/${res.body.restoreId}/cancel`)).status).toBe(409);
+    const types = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events.map((e: { type: string }) => e.type);
+    expect(types.at(-1)).toBe('RestoreCancelled');
+    expect(types).toContain('RestoreCancelRequested');
+  }, 600_000);
+
+  it('the CLI restores a VM with progress, and a point cannot be deleted while a restore reads it', async () => {
+    const points = (await lab.api('GET', `/api/v1/vms/${guest!.uuid}/restore-points`)).body as { restorePointId: string }[];
+    const pointId = points.at(-1)!.restorePointId;
+    const name = `sendense-cli-${process.pid}`;
+    defined.push(name);
+    const cli = spawnSendense(['restore', 'vm', pointId, '--agent', agentId, '--as', name, '--storage-dir', storage], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
+    await lab.until(async () => ((await lab.api('GET', '/api/v1/restores')).body as { status: string }[]).some((r) => r.status === 'running'), 60_000, 'the CLI restore to run');
+    const refused = await lab.api('DELETE', `/api/v1/restore-points/${pointId}`);
+    expect(refused.status).toBe(409);
+    const { code } = await cli.exited;
+    expect({ code, output: cli.output() }).toEqual({ code: 0, output: expect.stringMatching(new RegExp(`completed: domain ${name} \\(.*\\), .* restored in`)) });
+    expect(cli.output()).toMatch(/vda\s+\[#+\]\s+100%/);
+    expect((await virsh('domstate', name)).trim()).toBe('shut off');
+  }, 600_000);
+});
