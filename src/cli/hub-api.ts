@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, RequestOptions } from 'node:http';
 import { join, resolve } from 'node:path';
 
@@ -13,10 +13,7 @@ export class HubApi {
 
   constructor(env: NodeJS.ProcessEnv) {
     this.base = (env.SENDENSE_HUB || 'http://127.0.0.1:8082').replace(/\/+$/, '');
-    const file = join(resolve(env.SENDENSE_DATA_DIR || './var'), 'admin.token');
-    const token = env.SENDENSE_TOKEN || (existsSync(file) ? readFileSync(file, 'utf8').trim() : '');
-    if (!token) throw new Error(`no token: set SENDENSE_TOKEN or run where ${file} exists`);
-    this.token = token;
+    this.token = hubToken(env);
   }
 
   async call<T = any>(method: string, path: string, body?: unknown): Promise<T> {
@@ -48,5 +45,17 @@ export class HubApi {
       req.on('error', (error) => reject(new Error(`cannot reach the hub at ${this.base}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)));
       req.end(payload);
     });
+  }
+}
+
+/** SENDENSE_TOKEN, else the admin token the hub wrote into its data dir (SENDENSE_DATA_DIR, default ./var). */
+export function hubToken(env: NodeJS.ProcessEnv): string {
+  const given = env.SENDENSE_TOKEN?.trim();
+  if (given) return given;
+  const file = join(resolve(env.SENDENSE_DATA_DIR?.trim() || './var'), 'admin.token');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`no token: set SENDENSE_TOKEN, or make the admin token file ${file} readable (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
   }
 }

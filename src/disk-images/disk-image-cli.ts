@@ -1,8 +1,9 @@
-import { promises as fs, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { promises as fs } from 'node:fs';
+import { resolve } from 'node:path';
 import { Readable, Transform, TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { hubToken } from '../cli/hub-api';
 import { progressLine } from '../cli/progress-bar';
 import { SparseFileWriter } from './sparse-file-writer';
 
@@ -53,17 +54,6 @@ function parse(args: string[]): { restorePointId: string; diskId: string; output
   const format = options.format ?? 'raw';
   if (format !== 'raw' && format !== 'qcow2') throw new UsageError(`--format must be raw or qcow2, not ${JSON.stringify(format)}`);
   return { restorePointId: positional[0], diskId: options.disk, output: options.output, format, force };
-}
-
-function token(env: NodeJS.ProcessEnv): string {
-  const given = env.SENDENSE_TOKEN?.trim();
-  if (given) return given;
-  const file = join(resolve(env.SENDENSE_DATA_DIR?.trim() || './var'), 'admin.token');
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (error) {
-    throw new Error(`no token: set SENDENSE_TOKEN, or make the admin token file ${file} readable (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-  }
 }
 
 async function refusal(res: Response): Promise<string> {
@@ -128,7 +118,7 @@ export async function restoreDiskCommand(args: string[], env: NodeJS.ProcessEnv,
     const url = `${base}/api/v1/restore-points/${encodeURIComponent(o.restorePointId)}/disks/${encodeURIComponent(o.diskId)}/image?${query}`;
     let res: Response;
     try {
-      res = await fetch(url, { headers: { Authorization: `Bearer ${token(env)}` } });
+      res = await fetch(url, { headers: { Authorization: `Bearer ${hubToken(env)}` } });
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new Error(`cannot reach the hub at ${base}: ${cause?.code ?? cause?.message ?? String(error)}`);

@@ -12,7 +12,7 @@ import { ByteCounter, contentDisposition, parseRange } from '../restore/http-dow
 import { integrityHeaders, mountIntegrity } from '../restore/mount-integrity';
 import { integrityOf } from '../restore-points/chain.aggregate';
 import { ChainStates } from '../restore-points/chain-states';
-import { FilesInUse } from '../restore-points/files-in-use';
+import { FilesInUse, HeldFiles } from '../restore-points/files-in-use';
 import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
 import { imageChunks, openPointReader, PointReader, ReadFigures } from './adapters/point-reader';
 import { convertToQcow2, measureQcow2, spaceRefusal } from './adapters/qcow2-image';
@@ -36,8 +36,8 @@ type Outcome = Pick<DiskImageDownload, 'bytes' | 'size' | 'range' | 'completed' 
 export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
   private readonly logger = new Logger('disk-images');
   private readonly area: string;
-  /** Real paths of the files downloads are reading, with how many read each. */
-  private readonly held = new Map<string, number>();
+  /** Real paths of the files downloads are reading. */
+  private readonly held: HeldFiles;
 
   constructor(
     @Inject(HUB_CONFIG) config: HubConfig,
@@ -48,7 +48,7 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
     filesInUse: FilesInUse,
   ) {
     this.area = workAreaOf(config.dataDir);
-    filesInUse.register(async (files) => (files.some((f) => this.held.has(f)) ? 'a disk image download is reading it' : null));
+    this.held = new HeldFiles(filesInUse, 'a disk image download is reading it');
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -61,7 +61,7 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
     const root = (await this.repositories.definition(view.repositoryId)).root;
     const known = readTarget(await this.chains.load(view.vmId, view.repositoryId), restorePointId, diskId);
     const files = known.lineage.flatMap((p) => p.disks.map((d) => realPath(join(root, d.file))));
-    await this.holding(files, async () => {
+    await this.held.during(files, async () => {
       // read again once held: a delete that started before the hold is seen here, one that starts after sees the hold
       const state = await this.chains.load(view.vmId, view.repositoryId);
       const { disk } = readTarget(state, restorePointId, diskId);
@@ -165,20 +165,6 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
     } finally {
       res.off('close', onClose);
       await removeWorkDir(dir);
-    }
-  }
-
-  /** Marks these files as being read (a delete or merge touching any of them is refused) while `work` runs. */
-  private async holding<T>(files: string[], work: () => Promise<T>): Promise<T> {
-    for (const f of files) this.held.set(f, (this.held.get(f) ?? 0) + 1);
-    try {
-      return await work();
-    } finally {
-      for (const f of files) {
-        const n = this.held.get(f)! - 1;
-        if (n > 0) this.held.set(f, n);
-        else this.held.delete(f);
-      }
     }
   }
 }

@@ -13,7 +13,7 @@ import { DigestCoverage, RestorePoint } from './chain.events';
 import { ChainStates } from './chain-states';
 import { RecordCorruptionCommand } from './commands/record-corruption.command';
 import { RecordVerificationCommand } from './commands/record-verification.command';
-import { FilesInUse } from './files-in-use';
+import { FilesInUse, HeldFiles } from './files-in-use';
 import { GetRestorePointQuery } from './queries/get-restore-point.query';
 import { RepositoryRestorePointsQuery } from './queries/repository-restore-points.query';
 import { blocksToCheck, coverageOf, DigestedPoint, readsThrough } from './verification-plan';
@@ -68,8 +68,8 @@ type DiskDigests = Map<string, BlockDigests | null>;
 @Injectable()
 export class RestorePointVerificationWorkflow {
   private readonly logger = new Logger('verify');
-  /** Real paths of the files verifies are reading, with how many verifies read each. */
-  private readonly held = new Map<string, number>();
+  /** Real paths of the files verifies are reading. */
+  private readonly held: HeldFiles;
 
   constructor(
     private readonly gateway: CommandGateway,
@@ -79,7 +79,7 @@ export class RestorePointVerificationWorkflow {
     filesInUse: FilesInUse,
   ) {
     // a merge or rebase under a running verify would change what it reads (and qemu's locks would fail it midway)
-    filesInUse.register(async (files) => (files.some((f) => this.held.has(f)) ? 'a verify is reading it' : null));
+    this.held = new HeldFiles(filesInUse, 'a verify is reading it');
   }
 
   async verify(restorePointId: string): Promise<PointVerifyResult> {
@@ -185,16 +185,7 @@ export class RestorePointVerificationWorkflow {
   /** Marks the files of these points as being read (a delete of any of them is refused) while `work` runs. */
   private async holding<T>(root: string, points: readonly RestorePoint[], work: () => Promise<T>): Promise<T> {
     const files = await Promise.all(points.flatMap((p) => p.disks.map((d) => realpath(join(root, d.file)).catch(() => join(root, d.file)))));
-    for (const f of files) this.held.set(f, (this.held.get(f) ?? 0) + 1);
-    try {
-      return await work();
-    } finally {
-      for (const f of files) {
-        const n = this.held.get(f)! - 1;
-        if (n > 0) this.held.set(f, n);
-        else this.held.delete(f);
-      }
-    }
+    return this.held.during(files, work);
   }
 
   /** Progress like a backup's: bytes read so far and the rate, in the hub's log every few seconds. */

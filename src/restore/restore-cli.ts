@@ -1,10 +1,11 @@
-import { createWriteStream, promises as fs, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { createWriteStream, promises as fs } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // A type only: erased at compile time, so the client CLI still loads no hub code.
 import type { DamagedRange } from '../restore-points/chain.events';
+import { hubToken } from '../cli/hub-api';
 import { restoreDiskCommand, RESTORE_DISK_USAGE } from '../disk-images/disk-image-cli';
 import { restoreVmCommand, RESTORE_VM_USAGE } from '../vm-restore/restore-vm-cli';
 
@@ -101,24 +102,13 @@ function parseArgs(args: string[], allowed: Record<string, string>): { positiona
   return { positional, options };
 }
 
-function tokenFrom(env: NodeJS.ProcessEnv): string {
-  const given = env.SENDENSE_TOKEN?.trim();
-  if (given) return given;
-  const file = join(resolve(env.SENDENSE_DATA_DIR?.trim() || './var'), 'admin.token');
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (error) {
-    throw new Error(`no token: set SENDENSE_TOKEN, or make the admin token file ${file} readable (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-  }
-}
-
 class HubClient {
   private readonly base: string;
   private readonly token: string;
 
   constructor(env: NodeJS.ProcessEnv) {
     this.base = (env.SENDENSE_HUB?.trim() || 'http://127.0.0.1:8082').replace(/\/+$/, '');
-    this.token = tokenFrom(env);
+    this.token = hubToken(env);
   }
 
   async request(method: string, path: string, body?: object): Promise<Response> {
