@@ -20,6 +20,7 @@ export class Restores1763770900000 implements MigrationInterface {
       error text NULL,
       damaged jsonb NOT NULL,
       known_damage jsonb NOT NULL,
+      drill jsonb NULL,
       correlation_id text NOT NULL,
       requested_at timestamptz NOT NULL,
       finished_at timestamptz NULL,

@@ -7,6 +7,7 @@ import { POLICY_SLOTS_STREAM_PREFIX, SLOT_FIRED, SlotFired } from '../../src/pol
 import { POLICY_CREATED, POLICY_DELETED, POLICY_STREAM_PREFIX, POLICY_UPDATED, PolicyCreated, PolicyDeleted, PolicyUpdated } from '../../src/policies/policy.events';
 import { RETENTION_DECIDED, RETENTION_STREAM_PREFIX, RetentionDecided } from '../../src/policies/retention/retention.events';
 import { Projector } from '../../src/projection-runner/projector';
+import { RECOVERY_DRILL_FAILED, RECOVERY_DRILL_PASSED, RecoveryDrillFailed, RecoveryDrillPassed, RESTORE_STREAM_PREFIX } from '../../src/vm-restore/restore.events';
 import {
   CHAIN_STREAM_PREFIX,
   PointDisk,
@@ -18,7 +19,7 @@ import {
   RestorePointMerged,
 } from '../../src/restore-points/chain.events';
 
-export const PROTECTION_TABLES = ['rm_protection_points', 'rm_protection_jobs', 'rm_protection_vms', 'rm_protection_policies'];
+export const PROTECTION_TABLES = ['rm_protection_points', 'rm_protection_jobs', 'rm_protection_vms', 'rm_protection_policies', 'rm_protection_drills'];
 
 const bytesOf = (disks: PointDisk[]) => disks.reduce((n, d) => n + d.fileBytes, 0);
 
@@ -30,7 +31,7 @@ const bytesOf = (disks: PointDisk[]) => disks.reduce((n, d) => n + d.fileBytes, 
 @Injectable()
 export class ProtectionReportProjector implements Projector {
   readonly name = 'protection-report';
-  readonly filter = { streamPrefixes: [POLICY_STREAM_PREFIX, POLICY_SLOTS_STREAM_PREFIX, BACKUP_STREAM_PREFIX, CHAIN_STREAM_PREFIX, AGENT_STREAM_PREFIX, RETENTION_STREAM_PREFIX] };
+  readonly filter = { streamPrefixes: [POLICY_STREAM_PREFIX, POLICY_SLOTS_STREAM_PREFIX, BACKUP_STREAM_PREFIX, CHAIN_STREAM_PREFIX, AGENT_STREAM_PREFIX, RETENTION_STREAM_PREFIX, RESTORE_STREAM_PREFIX] };
   readonly tables = PROTECTION_TABLES;
 
   async apply(event: RecordedEvent, manager: EntityManager): Promise<void> {
@@ -118,6 +119,25 @@ export class ProtectionReportProjector implements Projector {
           const bytes = d.childDisks ? bytesOf(d.childDisks) : null;
           await q(`UPDATE rm_protection_points SET parent_id = $2, bytes = COALESCE($3, bytes) WHERE parent_id = $1`, [d.restorePointId, removed[0].parent_id, bytes]);
         }
+        return;
+      }
+      case RECOVERY_DRILL_PASSED: {
+        const d = event.data as RecoveryDrillPassed['data'];
+        await q(
+          `INSERT INTO rm_protection_drills (vm_id, last_at, last_passed, last_reason, last_restore_point_id, passed_at, passed_boot_ms, passed_restore_point_id) VALUES ($1, $2, true, NULL, $3, $2, $4, $3)
+           ON CONFLICT (vm_id) DO UPDATE SET last_at = EXCLUDED.last_at, last_passed = true, last_reason = NULL, last_restore_point_id = EXCLUDED.last_restore_point_id,
+             passed_at = EXCLUDED.passed_at, passed_boot_ms = EXCLUDED.passed_boot_ms, passed_restore_point_id = EXCLUDED.passed_restore_point_id`,
+          [d.vmId, event.createdAt, d.restorePointId, d.bootMs],
+        );
+        return;
+      }
+      case RECOVERY_DRILL_FAILED: {
+        const d = event.data as RecoveryDrillFailed['data'];
+        await q(
+          `INSERT INTO rm_protection_drills (vm_id, last_at, last_passed, last_reason, last_restore_point_id) VALUES ($1, $2, false, $3, $4)
+           ON CONFLICT (vm_id) DO UPDATE SET last_at = EXCLUDED.last_at, last_passed = false, last_reason = EXCLUDED.last_reason, last_restore_point_id = EXCLUDED.last_restore_point_id`,
+          [d.vmId, event.createdAt, d.reason, d.restorePointId],
+        );
         return;
       }
       case RETENTION_DECIDED: {

@@ -2,7 +2,7 @@ import { Inject } from '@nestjs/common';
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { DataSource, EntityManager } from 'typeorm';
 import { EVENT_STORE, EventStore } from '../../src/event-store/event-store.port';
-import { buildProtectionReport, JobOutcome, NewestPoint, ProtectionFacts } from '../../src/policies/reports/protection-report';
+import { buildProtectionReport, DrillFacts, JobOutcome, NewestPoint, ProtectionFacts } from '../../src/policies/reports/protection-report';
 import { ProtectionReport, ProtectionReportQuery } from '../../src/policies/reports/queries/protection-report.query';
 import { readProtectionData } from './protection-data.queries';
 import { PROTECTION_TABLES, ProtectionReportProjector } from './protection-report.projector';
@@ -18,9 +18,19 @@ async function readFacts(db: Db): Promise<ProtectionFacts> {
   const outcomes: { vm_id: string; outcome: 'completed' | 'failed'; finished_at: Date }[] = await db.query(
     `SELECT vm_id, outcome, finished_at FROM rm_protection_jobs WHERE outcome IN ('completed', 'failed') AND vm_id IS NOT NULL ORDER BY vm_id, finished_at DESC, job_id DESC`,
   );
+  const drills: { vm_id: string; last_at: Date; last_passed: boolean; last_reason: string | null; last_restore_point_id: string; passed_at: Date | null; passed_boot_ms: number | null; passed_restore_point_id: string | null }[] = await db.query(
+    `SELECT vm_id, last_at, last_passed, last_reason, last_restore_point_id, passed_at, passed_boot_ms, passed_restore_point_id FROM rm_protection_drills ORDER BY vm_id`,
+  );
   return {
     policies,
     vms,
+    drills: drills.map(
+      (d): DrillFacts => ({
+        vmId: d.vm_id,
+        last: { at: d.last_at, passed: d.last_passed, reason: d.last_reason, restorePointId: d.last_restore_point_id },
+        passed: d.passed_at ? { at: d.passed_at, bootMs: d.passed_boot_ms!, restorePointId: d.passed_restore_point_id! } : null,
+      }),
+    ),
     newest: newest.map((p): NewestPoint => ({ vmId: p.vm_id, restorePointId: p.restore_point_id, repositoryId: p.repository_id, createdAt: p.created_at })),
     outcomes: outcomes.map((o): JobOutcome => ({ vmId: o.vm_id, outcome: o.outcome, finishedAt: o.finished_at })),
   };

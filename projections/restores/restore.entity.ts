@@ -1,6 +1,7 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import type { RestoreDiskState } from '../../src/vm-restore/restore.aggregate';
 import type { KnownDamage, RestorePhase } from '../../src/vm-restore/restore.events';
+import type { RestoreDrill } from '../../src/vm-restore/queries/restore.record';
 import type { DamagedBlock, RestoreTarget } from '../../src/wire/restore-protocol';
 
 @Entity({ name: 'rm_restores' })
@@ -22,7 +23,7 @@ export class RestoreView {
   agentId: string;
 
   @Column({ type: 'text' })
-  mode: 'full';
+  mode: 'full' | 'instant';
 
   @Column({ type: 'jsonb' })
   target: RestoreTarget;
@@ -47,6 +48,10 @@ export class RestoreView {
 
   @Column({ name: 'known_damage', type: 'jsonb' })
   knownDamage: KnownDamage[];
+
+  /** A drill's verdict: passed with the boot time, or the reason; the screenshot the hub kept. */
+  @Column({ type: 'jsonb', nullable: true })
+  drill: RestoreDrill | null;
 
   @Column({ name: 'correlation_id', type: 'text' })
   correlationId: string;

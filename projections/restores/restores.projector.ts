@@ -21,14 +21,19 @@ export class RestoresProjector implements Projector {
     if (e.type === RESTORE_REQUESTED) {
       const d = (e as RestoreRequested).data;
       const state = restoreAggregate.evolve(restoreAggregate.initialState(), e);
-      await repo.insert({ ...row(state), knownDamage: d.knownDamage, correlationId: event.metadata.correlationId, requestedAt: event.createdAt, finishedAt: null, durationMs: null, error: null, damaged: [] });
+      await repo.insert({ ...row(state), mode: d.mode, knownDamage: d.knownDamage, drill: null, correlationId: event.metadata.correlationId, requestedAt: event.createdAt, finishedAt: null, durationMs: null, error: null, damaged: [] });
       return;
     }
     const view = await repo.findOneBy({ restoreId: (event.data as { restoreId: string }).restoreId });
     if (!view) return;
     const state = restoreAggregate.evolve(toState(view), e);
     const ended = RESTORE_TERMINAL_EVENTS.includes(e.type);
-    const failure = e.type === 'RestoreFailed' ? { error: e.data.reason, damaged: e.data.damaged } : e.type === 'RestoreCancelled' ? { error: 'cancelled' } : {};
+    const failure =
+      e.type === 'RestoreFailed' ? { error: e.data.reason, damaged: e.data.damaged }
+      : e.type === 'RestoreCancelled' ? { error: 'cancelled' }
+      : e.type === 'RecoveryDrillPassed' ? { drill: { passed: true, bootMs: e.data.bootMs, reason: null, consistency: e.data.consistency, screenshot: e.data.screenshot } }
+      : e.type === 'RecoveryDrillFailed' ? { error: e.data.reason, drill: { passed: false, bootMs: null, reason: e.data.reason, consistency: null, screenshot: e.data.screenshot } }
+      : {};
     await repo.update(
       { restoreId: view.restoreId },
       { ...row(state), ...failure, ...(ended ? { finishedAt: event.createdAt, durationMs: event.createdAt.getTime() - view.requestedAt.getTime() } : {}) },
@@ -37,7 +42,7 @@ export class RestoresProjector implements Projector {
 }
 
 function row(s: RestoreState) {
-  return { restoreId: s.restoreId!, restorePointId: s.restorePointId!, vmId: s.vmId!, repositoryId: s.repositoryId!, agentId: s.agentId!, mode: 'full' as const, target: s.target!, status: status(s), phase: s.phase!, disks: Object.values(s.disks), domain: s.domain };
+  return { restoreId: s.restoreId!, restorePointId: s.restorePointId!, vmId: s.vmId!, repositoryId: s.repositoryId!, agentId: s.agentId!, target: s.target!, status: status(s), phase: s.phase!, disks: Object.values(s.disks), domain: s.domain };
 }
 
 /** Enough of the decider's state to fold the next event into (exports are the workflow's, not the API's). */
@@ -49,6 +54,7 @@ function toState(v: RestoreView): RestoreState {
     vmId: v.vmId,
     repositoryId: v.repositoryId,
     agentId: v.agentId,
+    mode: v.mode,
     target: v.target,
     phase: v.phase,
     disks: Object.fromEntries(v.disks.map((d) => [d.diskId, d])),

@@ -93,6 +93,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
   const restores = new RestoreRunner({
     host: source instanceof LibvirtSource ? new LibvirtRestorer(source, { workDir: join(dir, 'libvirt'), log: (level, message) => log[level](message) }) : null,
     workDir: join(dir, 'restores'),
+    hubHost: state.ssh.host,
     // As a backup's targets: straight to the hub's export over TLS with its own key, not through the tunnel.
     connectSource: (nbd) => openNbd({ transport: 'tcp', host: state.ssh.host, port: nbd.port, exportName: nbd.exportName }, { startTls: pskStartTls(nbd.psk), metaContexts: [BASE_ALLOCATION] }),
     fetchDigests: (restore, diskId) => hub.get(`/api/v1/restores/${restore.restoreId}/disks/${diskId}/digests`, { [CORRELATION_HEADER]: restore.correlationId }),

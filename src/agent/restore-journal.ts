@@ -8,15 +8,20 @@ import { join } from 'node:path';
  */
 export interface RestoreJournalState {
   restoreId: string;
-  phase: 'writing' | 'committing';
+  /** writing: undone if it ends; committing: a replace renaming checked files, finished; pulling: a running instant recovery, resumed. */
+  phase: 'writing' | 'committing' | 'pulling';
   /** Files this restore created (new disks, a UEFI store); removed when it is undone. */
   files: string[];
   /** Directories it created (a TPM state dir); removed when it is undone. */
   dirs: string[];
   /** A replace: the checked files renamed over the domain's own, done in `committing`. */
   renames: { from: string; to: string }[];
-  /** The domain this restore defined (new-domain), undefined when it is undone. */
+  /** The domain this restore defined (new-domain) or created (a drill's transient one), undefined when it is undone. */
   domainUuid: string | null;
+  /** NBD proxies it started (instant boot): detached, stopped when it is undone. */
+  proxyPids: number[];
+  /** A running instant recovery: what a restarted agent needs to finish the background copy and report it. */
+  instant?: { correlationId: string; name: string; uuid: string; diskIds: string[]; proxyDir: string };
 }
 
 const PREFIX = 'restore-';
@@ -28,7 +33,7 @@ export class RestoreJournal {
   ) {}
 
   static async create(dir: string, restoreId: string): Promise<RestoreJournal> {
-    const journal = new RestoreJournal(join(dir, `${PREFIX}${restoreId}.json`), { restoreId, phase: 'writing', files: [], dirs: [], renames: [], domainUuid: null });
+    const journal = new RestoreJournal(join(dir, `${PREFIX}${restoreId}.json`), { restoreId, phase: 'writing', files: [], dirs: [], renames: [], domainUuid: null, proxyPids: [] });
     await journal.save();
     return journal;
   }
@@ -38,7 +43,7 @@ export class RestoreJournal {
     const names = await readdir(dir).catch(() => [] as string[]);
     const out: RestoreJournal[] = [];
     for (const name of names.filter((n) => n.startsWith(PREFIX) && n.endsWith('.json'))) {
-      const state = JSON.parse(await readFile(join(dir, name), 'utf8')) as RestoreJournalState;
+      const state = { proxyPids: [], ...JSON.parse(await readFile(join(dir, name), 'utf8')) } as RestoreJournalState;
       out.push(new RestoreJournal(join(dir, name), state));
     }
     return out;

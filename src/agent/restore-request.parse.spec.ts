@@ -30,7 +30,9 @@ describe("the hub's restore request, as the agent reads it", () => {
     [{ definition: { memoryMiB: 0, vcpus: 1 } }, /definition/],
     [{ disks: [{ ...disk, nbd: { ...disk.nbd, psk: { identity: 'x', key: 'short' } } }] }, /psk/],
     [{ disks: [] }, /non-empty/],
-    [{ mode: 'instant' }, /mode must be full/],
+    [{ mode: 'full', target: { kind: 'drill', timeoutSeconds: 60 } }, /a drill boots instantly/],
+    [{ mode: 'instant', target: { kind: 'replace', vmId: 'vm-1' } }, /replace needs mode full/],
+    [{ mode: 'copy' }, /mode must be full or instant/],
   ])('refuses %j', (change, message) => {
     expect(() => parseRestoreRequest({ ...request, ...change }, true)).toThrow(message);
   });

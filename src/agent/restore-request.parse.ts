@@ -20,7 +20,7 @@ export function parseRestoreRequest(body: Record<string, unknown>, withExports: 
   };
   const id = (value: unknown, field: string) => (typeof value === 'string' && ID.test(value) ? value : fail(`${field} must be 1-128 characters of A-Z a-z 0-9 . _ -`));
   if (typeof body.correlationId !== 'string' || !VALID_CORRELATION_ID.test(body.correlationId)) fail('correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
-  if (body.mode !== 'full') fail('mode must be full');
+  if (body.mode !== 'full' && body.mode !== 'instant') fail('mode must be full or instant');
   const t = body.target as Record<string, unknown> | undefined;
   let target: RestoreStartRequest['target'];
   if (t?.kind === 'new-domain') {
@@ -31,9 +31,14 @@ export function parseRestoreRequest(body: Record<string, unknown>, withExports: 
     target = { kind: 'new-domain', name: t.name as string, storageDir: dir as string | null, start: t.start as boolean };
   } else if (t?.kind === 'replace') {
     target = { kind: 'replace', vmId: id(t.vmId, 'target.vmId') };
+  } else if (t?.kind === 'drill') {
+    if (!Number.isInteger(t.timeoutSeconds) || (t.timeoutSeconds as number) < 1 || (t.timeoutSeconds as number) > 3600) fail('target.timeoutSeconds must be 1-3600');
+    target = { kind: 'drill', timeoutSeconds: t.timeoutSeconds as number };
   } else {
-    return fail('target.kind must be new-domain or replace');
+    return fail('target.kind must be new-domain, replace or drill');
   }
+  if (target.kind === 'drill' && body.mode !== 'instant') fail('a drill boots instantly (mode instant)');
+  if (target.kind === 'replace' && body.mode === 'instant') fail('instant recovery makes a new domain: replace needs mode full');
   let configuration: RestoreStartRequest['configuration'] = null;
   if (body.configuration !== null) {
     try {
@@ -62,5 +67,5 @@ export function parseRestoreRequest(body: Record<string, unknown>, withExports: 
     if (typeof identity !== 'string' || !PSK_IDENTITY.test(identity) || typeof key !== 'string' || !PSK_KEY.test(key)) fail('disks[].nbd.psk must be { identity, key } with key as 64-128 hex digits');
     return { ...disk, nbd: { port, exportName: d.nbd.exportName as string, psk: { identity, key } } };
   });
-  return { restoreId: id(body.restoreId, 'restoreId'), correlationId: body.correlationId as string, restorePointId: id(body.restorePointId, 'restorePointId'), vmId: id(body.vmId, 'vmId'), mode: 'full', target, configuration, definition, disks };
+  return { restoreId: id(body.restoreId, 'restoreId'), correlationId: body.correlationId as string, restorePointId: id(body.restorePointId, 'restorePointId'), vmId: id(body.vmId, 'vmId'), mode: body.mode as 'full' | 'instant', target, configuration, definition, disks };
 }

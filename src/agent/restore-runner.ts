@@ -11,12 +11,16 @@ import { BlockDigests } from '../wire/block-digests';
 import type { DamagedBlock, RestoreCheckRequest, RestoreReport, RestoreStartRequest } from '../wire/restore-protocol';
 import { checkRestoredDisk } from './restore-check';
 import { RestoreJournal, RestoreJournalState } from './restore-journal';
-import type { RestoreDiskPlan, RestoredDomainInfo } from './sources/libvirt/libvirt-restorer';
+import type { DrillOutcome, RestoreDiskPlan, RestoredDomainInfo } from './sources/libvirt/libvirt-restorer';
 
 /** What a hypervisor of this host does for a restore (the libvirt restorer); an agent without one restores nothing. */
 export interface RestoreHost {
   plan(req: RestoreCheckRequest): Promise<RestoreDiskPlan[]>;
   commit(req: RestoreStartRequest, disks: RestoreDiskPlan[], journal: RestoreJournal): Promise<RestoredDomainInfo>;
+  drill(req: RestoreStartRequest, journal: RestoreJournal, hubHost: string, signal: AbortSignal): Promise<DrillOutcome>;
+  startInstant(req: RestoreStartRequest, plans: RestoreDiskPlan[], journal: RestoreJournal, hubHost: string): Promise<{ name: string; uuid: string; proxyDir: string }>;
+  pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal): Promise<void>;
+  releaseInstant(state: RestoreJournalState): Promise<void>;
   undo(state: RestoreJournalState): Promise<string[]>;
 }
 
@@ -24,6 +28,8 @@ export interface RestoreRunnerDeps {
   host: RestoreHost | null;
   /** Where journals and the new disks' qemu-nbd sockets live (the agent's state dir). */
   workDir: string;
+  /** The host the hub's exports listen on (the one the tunnel dials): an instant boot's proxies read from there. */
+  hubHost: string;
   /** A connection to the hub's read-only export of one disk of the point, negotiated, with base:allocation. */
   connectSource: (nbd: RestoreStartRequest['disks'][number]['nbd']) => Promise<NbdClient>;
   /** The point's digests of one disk (src/wire/block-digests.ts), each block as the point reads it. */
@@ -33,6 +39,10 @@ export interface RestoreRunnerDeps {
 }
 
 const PROGRESS_EVERY_MS = 1000;
+/** An agent stopping leaves a running instant recovery alone: the domain keeps running, the next start resumes the copy. */
+const SHUTDOWN = 'agent shutting down';
+/** The last word of an instant recovery is retried this long: the hub may be restarting. */
+const FINAL_REPORT_MS = 30 * 60_000;
 const NBD_DIR = 'nbd-';
 
 /** A restore that found the point's data other than its digests say: it fails, naming the blocks. */
@@ -78,7 +88,7 @@ export class RestoreRunner {
   }
 
   async stopAll(): Promise<void> {
-    for (const abort of this.running.values()) abort.abort(new Error('agent shutting down'));
+    for (const abort of this.running.values()) abort.abort(new Error(SHUTDOWN));
     while (this.running.size) await new Promise((r) => setTimeout(r, 20));
   }
 
@@ -95,6 +105,12 @@ export class RestoreRunner {
     }
     for (const journal of await RestoreJournal.leftovers(this.deps.workDir)) {
       if (!this.deps.host) continue;
+      if (journal.state.phase === 'pulling' && journal.state.instant) {
+        // the domain runs on the hub's data: finish copying it, never undo it
+        done.push(`resumed the background copy of instant recovery ${journal.state.restoreId}`);
+        this.resume(journal);
+        continue;
+      }
       done.push(...(await this.deps.host.undo(journal.state)));
       await journal.remove();
     }
@@ -115,6 +131,21 @@ export class RestoreRunner {
       if (!this.deps.host) throw new Error('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
       const disks = await this.deps.host.plan(req);
       journal = await RestoreJournal.create(this.deps.workDir, req.restoreId);
+      if (req.mode === 'instant' && req.target.kind === 'new-domain') {
+        const started = await this.deps.host.startInstant(req, disks, journal, this.deps.hubHost);
+        await report({ type: 'instant-running', name: started.name, uuid: started.uuid });
+        await journal.record({ phase: 'pulling', instant: { correlationId: req.correlationId, name: started.name, uuid: started.uuid, diskIds: disks.map((d) => d.diskId), proxyDir: started.proxyDir } });
+        await this.finishInstant(journal, signal, report);
+        journal = undefined;
+        return;
+      }
+      if (req.target.kind === 'drill') {
+        const outcome = await this.deps.host.drill(req, journal, this.deps.hubHost, signal);
+        await journal.remove();
+        journal = undefined;
+        await report({ type: 'drill-finished', ...outcome });
+        return;
+      }
       await report({ type: 'restore-started', disks: disks.map((d) => ({ diskId: d.diskId, path: d.final })) });
       for (const disk of disks) {
         signal.throwIfAborted();
@@ -129,6 +160,7 @@ export class RestoreRunner {
       await report({ type: 'finished', domain: { name: domain.name, uuid: domain.uuid, started: domain.started } });
     } catch (error) {
       const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
+      if (journal?.state.phase === 'pulling' && reason === SHUTDOWN) return;
       log('error', `restore ${req.restoreId} of ${req.restorePointId} failed: ${reason}`);
       if (journal && this.deps.host) {
         await this.deps.host.undo(journal.state).catch((e) => log('error', `undoing restore ${req.restoreId} failed (the next agent start tries again): ${String(e)}`));
@@ -136,6 +168,42 @@ export class RestoreRunner {
       }
       await report({ type: 'failed', reason, damaged: error instanceof DamagedRestore ? error.damaged : [] }).catch((e) => log('error', `could not report the failure of restore ${req.restoreId}: ${String(e)}`));
     }
+  }
+
+  /** The background copy of a running instant recovery, to its end: the domain local, the proxies gone, the hub told. */
+  private async finishInstant(journal: RestoreJournal, signal: AbortSignal, report: (r: RestoreReport) => Promise<unknown>): Promise<void> {
+    const { instant, restoreId } = journal.state;
+    const last = new Map<string, number>();
+    await this.deps.host!.pull(instant!.uuid, instant!.diskIds, (diskId, done, total) => {
+      if (Date.now() - (last.get(diskId) ?? 0) < PROGRESS_EVERY_MS) return;
+      last.set(diskId, Date.now());
+      void report({ type: 'disk-progressed', diskId, bytesDone: done, bytesPlanned: total, rate: 0 }).catch(() => undefined);
+    }, signal);
+    for (const diskId of instant!.diskIds) await report({ type: 'disk-completed', diskId, bytesWritten: 0, bytesZeroed: 0, bytesPlanned: 0, durationMs: 0, verifiedBlocks: 0 }).catch(() => undefined);
+    await this.deps.host!.releaseInstant(journal.state);
+    await journal.remove();
+    const final: RestoreReport = { type: 'finished', domain: { name: instant!.name, uuid: instant!.uuid, started: true } };
+    for (const deadline = Date.now() + FINAL_REPORT_MS; ; ) {
+      try {
+        await report(final);
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        this.deps.log('warn', `instant recovery ${restoreId} is local; telling the hub failed, retrying: ${String(error)}`);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+  }
+
+  /** An instant recovery a previous agent left copying: the copy continues under this agent. */
+  private resume(journal: RestoreJournal): void {
+    const { restoreId, instant } = journal.state;
+    const abort = new AbortController();
+    this.running.set(restoreId, abort);
+    const restore = { restoreId, correlationId: instant!.correlationId };
+    void this.finishInstant(journal, abort.signal, (r) => this.deps.report(restore, r))
+      .catch((e) => this.deps.log('error', `resuming instant recovery ${restoreId}: ${String(e)}`))
+      .finally(() => this.running.delete(restoreId));
   }
 
   /** One disk: a new image, served writable on a private socket, filled from the hub's export, then checked. */

@@ -4,13 +4,13 @@ import type { ProtectionReport } from './reports/queries/protection-report.query
 
 export const REPORT_USAGE = `usage:
   sendense report protection [--at TIMESTAMP] [--json]   per VM: policies, newest restore point and its age,
-                                                        RPO status, failures in a row, next slot
+                                                        RPO status, failures in a row, next slot, drills
 --at answers as the report read at that moment (rebuilt from the events recorded until then).
 `;
 
 /** The table an operator reads: one line per VM, the RPO status first so at-risk VMs stand out. */
 export function protectionTable(report: ProtectionReport): string {
-  const header = ['VM', 'NAME', 'STATUS', 'LAST POINT', 'AGE(h)', 'RPO(h)', 'FAILS', 'NEXT SLOT', 'POLICIES'];
+  const header = ['VM', 'NAME', 'STATUS', 'LAST POINT', 'AGE(h)', 'RPO(h)', 'FAILS', 'NEXT SLOT', 'DRILL', 'POLICIES'];
   const rows = report.vms.map((v) => [
     v.vmId,
     v.name ?? '-',
@@ -20,11 +20,19 @@ export function protectionTable(report: ProtectionReport): string {
     v.rpoHours === null ? '-' : String(v.rpoHours),
     String(v.failuresInRow),
     v.nextSlot ?? '-',
+    drillCell(v.drill),
     v.policies.map((p) => `${p.name}${p.enabled ? '' : ' (disabled)'}`).join(', ') || '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   return [`protection report at ${report.at}${report.replayed ? ' (rebuilt from the events recorded until then)' : ''}`, line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** When the newest drill passed and how long the guest took to answer; a newest drill that failed says so first. */
+function drillCell(d: ProtectionReport['vms'][number]['drill']): string {
+  if (!d) return '-';
+  const passed = d.lastPassedAt ? `passed ${d.lastPassedAt} (${(d.bootMs! / 1000).toFixed(1)} s)` : 'never passed';
+  return d.lastPassed ? passed : `FAILED ${d.lastAt}; ${passed}`;
 }
 
 export async function reportCommand(args: string[], env: NodeJS.ProcessEnv, out: Writable = process.stdout): Promise<number> {

@@ -7,7 +7,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { DamagedRange } from '../restore-points/chain.events';
 import { hubToken } from '../cli/hub-api';
 import { restoreDiskCommand, RESTORE_DISK_USAGE } from '../disk-images/disk-image-cli';
-import { restoreVmCommand, RESTORE_VM_USAGE } from '../vm-restore/restore-vm-cli';
+import { restoreDrillCommand, restoreVmCommand, RESTORE_VM_USAGE } from '../vm-restore/restore-vm-cli';
 
 export const RESTORE_USAGE = `usage:
   sendense restore mount RESTORE_POINT [--disk DISK]       mount a restore point's disk for file-level restore
@@ -324,6 +324,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv, io:
       mounts: (c) => mountsCommand(c, rest, io.stdout, env),
       disk: () => restoreDiskCommand(rest, env, io),
       vm: () => restoreVmCommand(rest, env, io),
+      drill: () => restoreDrillCommand(rest, env, io),
     };
     const command = commands[sub];
     if (!command) throw new UsageError(`unknown restore command ${JSON.stringify(sub)}`);

@@ -7,6 +7,8 @@ describe("an agent's restore report", () => {
       { type: 'disk-progressed', diskId: 'vda', bytesDone: 1, bytesPlanned: 2, rate: 3 },
       { type: 'disk-completed', diskId: 'vda', bytesWritten: 1, bytesZeroed: 0, bytesPlanned: 1, durationMs: 4, verifiedBlocks: 1 },
       { type: 'domain-defined', name: 'web', uuid: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11' },
+      { type: 'instant-running', name: 'web', uuid: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11' },
+      { type: 'drill-finished', passed: true, bootMs: 4100, reason: null, screenshot: { contentType: 'text/plain', data: 'R1VFU1QgUkVBRFk=' } },
       { type: 'finished', domain: { name: 'web', uuid: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11', started: false } },
       { type: 'failed', reason: 'no space', damaged: [{ diskId: 'vdb', offset: 0, length: 65536, expected: 'a'.repeat(64), actual: 'b'.repeat(64) }] },
     ];

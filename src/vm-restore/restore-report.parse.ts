@@ -31,6 +31,8 @@ export function parseRestoreReport(body: Record<string, unknown>): RestoreReport
       };
     case 'domain-defined':
       return { type: 'domain-defined', name: text(body.name, 'name', 256), uuid: typeof body.uuid === 'string' && UUID.test(body.uuid) ? body.uuid : bad('uuid must be a uuid') };
+    case 'instant-running':
+      return { type: 'instant-running', name: text(body.name, 'name', 256), uuid: typeof body.uuid === 'string' && UUID.test(body.uuid) ? body.uuid : bad('uuid must be a uuid') };
     case 'finished': {
       const d = body.domain as Record<string, unknown> | undefined;
       if (typeof d?.started !== 'boolean') bad('domain.started must be a boolean');
@@ -47,7 +49,15 @@ export function parseRestoreReport(body: Record<string, unknown>): RestoreReport
       }));
       return { type: 'failed', reason: text(body.reason, 'reason', 4000), damaged };
     }
+    case 'drill-finished': {
+      if (typeof body.passed !== 'boolean') bad('passed must be a boolean');
+      const bootMs = body.bootMs === null ? null : count(body.bootMs, 'bootMs');
+      const reason = body.reason === null ? null : text(body.reason, 'reason', 4000);
+      const s = body.screenshot as Record<string, unknown> | null;
+      if (s !== null && (typeof s !== 'object' || !['image/png', 'image/x-portable-pixmap', 'text/plain'].includes(s.contentType as string) || typeof s.data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(s.data))) bad('screenshot must be null or {contentType, data (base64)}');
+      return { type: 'drill-finished', passed: body.passed as boolean, bootMs, reason, screenshot: s as { contentType: 'text/plain'; data: string } | null };
+    }
     default:
-      return bad('type must be one of restore-started, disk-progressed, disk-completed, domain-defined, finished, failed');
+      return bad('type must be one of restore-started, disk-progressed, disk-completed, domain-defined, finished, failed, drill-finished, instant-running');
   }
 }

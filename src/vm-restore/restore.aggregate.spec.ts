@@ -3,7 +3,7 @@ import { RestoreCommand, restoreAggregate as restore } from './restore.aggregate
 import { RestoreEvent, RestoreExport } from './restore.events';
 
 const exported = (diskId: string): RestoreExport => ({ diskId, virtualSize: 100, file: `vm/${diskId}/rp.qcow2`, leaseId: `l-${diskId}`, port: 10100, exportName: `r-${diskId}` });
-const request: RestoreCommand = { kind: 'request', restoreId: 'r', restorePointId: 'rp', vmId: 'vm', repositoryId: 'repo', agentId: 'a', target: { kind: 'new-domain', name: 'web2', storageDir: null, start: true }, definition: null, force: false, knownDamage: [] };
+const request: RestoreCommand = { kind: 'request', restoreId: 'r', restorePointId: 'rp', vmId: 'vm', repositoryId: 'repo', agentId: 'a', mode: 'full', target: { kind: 'new-domain', name: 'web2', storageDir: null, start: true }, definition: null, force: false, knownDamage: [], requestedAt: '2026-11-23T10:00:00.000Z' };
 const happyPath: RestoreCommand[] = [
   request,
   { kind: 'start', hubInstance: 'hub-a', exports: [exported('vda'), exported('vdb')] },
@@ -61,5 +61,32 @@ describe('restore rules', () => {
   it('one request per restore id, and a start only once', () => {
     expect(() => run([request, request])).toThrow(/already exists/);
     expect(run([request, happyPath[1], happyPath[1]]).filter((e) => e.type === 'RestoreStarted')).toHaveLength(1);
+  });
+
+  it("a drill ends in its verdict: passed with the boot time and the point's consistency, or failed with the reason; only a drill has one", () => {
+    const drill: RestoreCommand = { ...request, mode: 'instant', target: { kind: 'drill', timeoutSeconds: 60 } } as RestoreCommand;
+    const screenshot = { file: 'drills/r.txt', contentType: 'text/plain', bytes: 5, sha256: 'c'.repeat(64) };
+    const passed = run([drill, happyPath[1], { kind: 'drillResult', passed: true, bootMs: 4200, reason: null, consistency: 'application', screenshot }]);
+    expect(passed.at(-1)).toEqual({ type: 'RecoveryDrillPassed', data: { restoreId: 'r', restorePointId: 'rp', vmId: 'vm', bootMs: 4200, consistency: 'application', screenshot } });
+    expect(fold(restore, passed).phase).toBe('completed');
+    const failed = run([drill, happyPath[1], { kind: 'drillResult', passed: false, bootMs: null, reason: 'its guest agent did not answer within 60 s', consistency: null, screenshot: null }]);
+    expect(failed.at(-1)).toEqual({ type: 'RecoveryDrillFailed', data: { restoreId: 'r', restorePointId: 'rp', vmId: 'vm', reason: 'its guest agent did not answer within 60 s', screenshot: null } });
+    expect(fold(restore, failed).phase).toBe('failed');
+    expect(() => run([...happyPath.slice(0, 2), { kind: 'drillResult', passed: true, bootMs: 1, reason: null, consistency: null, screenshot: null }])).toThrow(/is not a drill/);
+  });
+
+  it('an instant recovery runs before its disks are local, and ends local then completed', () => {
+    const instant: RestoreCommand = { ...request, mode: 'instant' } as RestoreCommand;
+    const events = run([
+      instant,
+      happyPath[1],
+      { kind: 'report', report: { type: 'instant-running', name: 'web2', uuid: 'u' }, sinceRequestMs: 3100 },
+      { kind: 'report', report: { type: 'disk-completed', diskId: 'vda', bytesWritten: 0, bytesZeroed: 0, bytesPlanned: 0, durationMs: 0, verifiedBlocks: 0 } },
+      { kind: 'report', report: { type: 'disk-completed', diskId: 'vdb', bytesWritten: 0, bytesZeroed: 0, bytesPlanned: 0, durationMs: 0, verifiedBlocks: 0 } },
+      { kind: 'complete', domain: { name: 'web2', uuid: 'u', started: true }, durationMs: 9000 },
+    ]);
+    expect(events.map((e) => e.type).slice(2)).toEqual(['InstantRecoveryRunning', 'RestoreDiskCompleted', 'RestoreDiskCompleted', 'InstantRecoveryLocal', 'RestoreCompleted']);
+    expect(events[2].data).toEqual({ restoreId: 'r', name: 'web2', uuid: 'u', runningMs: 3100 });
+    expect(() => run([...happyPath.slice(0, 2), { kind: 'report', report: { type: 'instant-running', name: 'x', uuid: 'u' } }])).toThrow(/not an instant recovery/);
   });
 });

@@ -3,6 +3,11 @@ import { DomainError } from '../eventing/domain-error';
 import type { DamagedBlock, MinimalDefinition, RestoreReport, RestoreTarget } from '../wire/restore-protocol';
 import {
   KnownDamage,
+  DrillScreenshotRef,
+  INSTANT_RECOVERY_LOCAL,
+  INSTANT_RECOVERY_RUNNING,
+  RECOVERY_DRILL_FAILED,
+  RECOVERY_DRILL_PASSED,
   RESTORE_CANCEL_REQUESTED,
   RESTORE_CANCELLED,
   RESTORE_COMPLETED,
@@ -34,6 +39,9 @@ export interface RestoreState {
   vmId: string | null;
   repositoryId: string | null;
   agentId: string | null;
+  mode: 'full' | 'instant' | null;
+  /** When the restore was asked for (absent on none recorded before instant recovery). */
+  requestedAt: string | null;
   target: RestoreTarget | null;
   definition: MinimalDefinition | null;
   phase: RestorePhase | null;
@@ -45,14 +53,15 @@ export interface RestoreState {
 }
 
 export type RestoreCommand =
-  | { kind: 'request'; restoreId: string; restorePointId: string; vmId: string; repositoryId: string; agentId: string; target: RestoreTarget; definition: MinimalDefinition | null; force: boolean; knownDamage: KnownDamage[] }
+  | { kind: 'request'; restoreId: string; restorePointId: string; vmId: string; repositoryId: string; agentId: string; mode: 'full' | 'instant'; target: RestoreTarget; definition: MinimalDefinition | null; force: boolean; knownDamage: KnownDamage[]; requestedAt: string }
   | { kind: 'start'; hubInstance: string; exports: RestoreExport[] }
   /** An agent report that is a fact of the restore (progress); `finished` and `failed` are the workflow's to act on. */
-  | { kind: 'report'; report: Exclude<RestoreReport, { type: 'finished' } | { type: 'failed' }> }
+  | { kind: 'report'; report: Exclude<RestoreReport, { type: 'finished' } | { type: 'failed' } | { type: 'drill-finished' }>; sinceRequestMs?: number }
   | { kind: 'complete'; domain: { name: string; uuid: string; started: boolean }; durationMs: number }
   | { kind: 'fail'; reason: string; damaged: DamagedBlock[] }
   | { kind: 'cancel' }
-  | { kind: 'cancelled' };
+  | { kind: 'cancelled' }
+  | { kind: 'drillResult'; passed: boolean; bootMs: number | null; reason: string | null; consistency: 'application' | 'crash' | null; screenshot: DrillScreenshotRef | null };
 
 export const isTerminal = (s: RestoreState) => s.phase === 'completed' || s.phase === 'failed' || s.phase === 'cancelled';
 
@@ -60,13 +69,13 @@ const disk = (diskId: string): RestoreDiskState => ({ diskId, path: null, bytesD
 
 /** One restore, from request to its end: the rules about what may follow what. */
 export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEvent> = {
-  initialState: () => ({ restoreId: null, restorePointId: null, vmId: null, repositoryId: null, agentId: null, target: null, definition: null, phase: null, startedBy: null, exports: [], disks: {}, domain: null, cancelRequested: false }),
+  initialState: () => ({ restoreId: null, restorePointId: null, vmId: null, repositoryId: null, agentId: null, mode: null, requestedAt: null, target: null, definition: null, phase: null, startedBy: null, exports: [], disks: {}, domain: null, cancelRequested: false }),
 
   evolve(state, event) {
     switch (event.type) {
       case RESTORE_REQUESTED: {
         const d = event.data;
-        return { ...state, restoreId: d.restoreId, restorePointId: d.restorePointId, vmId: d.vmId, repositoryId: d.repositoryId, agentId: d.agentId, target: d.target, definition: d.definition, phase: 'requested' };
+        return { ...state, restoreId: d.restoreId, restorePointId: d.restorePointId, vmId: d.vmId, repositoryId: d.repositoryId, agentId: d.agentId, mode: d.mode, requestedAt: d.requestedAt ?? null, target: d.target, definition: d.definition, phase: 'requested' };
       }
       case RESTORE_STARTED:
         return { ...state, phase: 'writing', startedBy: event.data.hubInstance, exports: event.data.disks, disks: Object.fromEntries(event.data.disks.map((d) => [d.diskId, disk(d.diskId)])) };
@@ -82,6 +91,10 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
       }
       case RESTORE_DOMAIN_DEFINED:
         return { ...state, phase: 'defining', domain: { name: event.data.name, uuid: event.data.uuid } };
+      case INSTANT_RECOVERY_RUNNING:
+        return { ...state, phase: 'pulling', domain: { name: event.data.name, uuid: event.data.uuid, started: true } };
+      case INSTANT_RECOVERY_LOCAL:
+        return state;
       case RESTORE_COMPLETED:
         return { ...state, phase: 'completed', domain: event.data.domain };
       case RESTORE_FAILED:
@@ -90,6 +103,10 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
         return { ...state, cancelRequested: true };
       case RESTORE_CANCELLED:
         return { ...state, phase: 'cancelled' };
+      case RECOVERY_DRILL_PASSED:
+        return { ...state, phase: 'completed' };
+      case RECOVERY_DRILL_FAILED:
+        return { ...state, phase: 'failed' };
     }
   },
 
@@ -97,7 +114,7 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
     if (command.kind === 'request') {
       if (state.restoreId) throw new DomainError('conflict', `restore ${command.restoreId} already exists`);
       const { kind: _kind, ...data } = command;
-      return [{ type: RESTORE_REQUESTED, data: { ...data, mode: 'full' } }];
+      return [{ type: RESTORE_REQUESTED, data }];
     }
     if (!state.restoreId) throw new DomainError('not_found', 'restore does not exist');
     const restoreId = state.restoreId;
@@ -129,13 +146,17 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
             return [{ type: RESTORE_DISK_COMPLETED, data: { restoreId, diskId: r.diskId, bytesWritten: r.bytesWritten, bytesZeroed: r.bytesZeroed, bytesPlanned: r.bytesPlanned, durationMs: r.durationMs, verifiedBlocks: r.verifiedBlocks } }];
           case 'domain-defined':
             return [{ type: RESTORE_DOMAIN_DEFINED, data: { restoreId, name: r.name, uuid: r.uuid } }];
+          case 'instant-running':
+            if (state.mode !== 'instant') throw new DomainError('conflict', `restore ${restoreId} is not an instant recovery`);
+            return [{ type: INSTANT_RECOVERY_RUNNING, data: { restoreId, name: r.name, uuid: r.uuid, runningMs: command.sinceRequestMs ?? 0 } }];
         }
         return [];
       }
       case 'complete': {
         const pending = Object.values(state.disks).filter((d) => !d.done).map((d) => d.diskId);
         if (pending.length) throw new DomainError('conflict', `restore ${restoreId} cannot complete: disks ${pending.join(', ')} were not written`);
-        return [{ type: RESTORE_COMPLETED, data: { restoreId, domain: command.domain, durationMs: command.durationMs } }];
+        const completed = { type: RESTORE_COMPLETED, data: { restoreId, domain: command.domain, durationMs: command.durationMs } } as const;
+        return state.phase === 'pulling' ? [{ type: INSTANT_RECOVERY_LOCAL, data: { restoreId, durationMs: command.durationMs } }, completed] : [completed];
       }
       case 'fail':
         return [{ type: RESTORE_FAILED, data: { restoreId, reason: command.reason, phase: state.phase!, damaged: command.damaged } }];
@@ -143,6 +164,12 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
         return state.cancelRequested ? [] : [{ type: RESTORE_CANCEL_REQUESTED, data: { restoreId } }];
       case 'cancelled':
         return [{ type: RESTORE_CANCELLED, data: { restoreId, phase: state.phase! } }];
+      case 'drillResult': {
+        if (state.target?.kind !== 'drill') throw new DomainError('conflict', `restore ${restoreId} is not a drill`);
+        const base = { restoreId, restorePointId: state.restorePointId!, vmId: state.vmId!, screenshot: command.screenshot };
+        if (command.passed && command.bootMs !== null) return [{ type: RECOVERY_DRILL_PASSED, data: { ...base, bootMs: command.bootMs, consistency: command.consistency } }];
+        return [{ type: RECOVERY_DRILL_FAILED, data: { ...base, reason: command.reason ?? 'the drill failed' } }];
+      }
     }
   },
 };

@@ -28,7 +28,9 @@ import { StartRestoreCommand } from './commands/start-restore.command';
 import { ListRestoresQuery } from './queries/list-restores.query';
 import { isTerminal, RestoreState } from './restore.aggregate';
 import { RestoreExport, restoreStream } from './restore.events';
-import { AgentFinishedRestore, RestoreCancelNotice, RestoreQueued } from './restore.notices';
+import { AgentFinishedRestore, AgentOutcome, RestoreCancelNotice, RestoreQueued } from './restore.notices';
+import { DrillScreenshots } from './adapters/drill-screenshots';
+import { RecordDrillResultCommand } from './commands/record-drill-result.command';
 import { RestoreReader } from './restore.reader';
 
 /** An agent reconnecting (after a hub or network restart) gets this long before the restore fails. */
@@ -40,6 +42,7 @@ const READ_MODEL = 'restores';
 export interface RestoreRequest {
   restorePointId: string;
   agentId: string;
+  mode: 'full' | 'instant';
   target: RestoreTarget;
   definition: MinimalDefinition | null;
   force: boolean;
@@ -51,7 +54,7 @@ interface Story {
   cause: string;
 }
 
-type Outcome = { domain: { name: string; uuid: string; started: boolean } } | { failure: string; damaged: DamagedBlock[] };
+type Outcome = AgentOutcome;
 
 class RestoreFailure extends Error {
   constructor(
@@ -91,6 +94,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     private readonly exports: NbdExportsService,
     private readonly points: RestorePointsService,
     private readonly view: PointView,
+    private readonly screenshots: DrillScreenshots,
     private readonly projections: ProjectionsService,
   ) {}
 
@@ -100,13 +104,22 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       this.notices.pipe(ofType(RestoreCancelNotice)).subscribe((n) => void this.cancelled(n)),
       this.notices.pipe(ofType(AgentFinishedRestore)).subscribe(({ restoreId, outcome }) => this.waiters.get(restoreId)?.resolve(outcome)),
     );
+    // A running instant recovery outlives its agent's session (the copy runs in libvirt, the agent reconnects
+    // and reports) and cannot fail for a dead export (the guest's I/O waits): only what has not started is failed.
     this.tunnel.events.on('disconnected', (agentId: string, reason: string) => {
-      for (const w of this.waiters.values()) if (w.agentId === agentId) w.reject(new Error(`agent disconnected: ${reason}`));
+      for (const [restoreId, w] of this.waiters) {
+        if (w.agentId !== agentId) continue;
+        void this.reader.get(restoreId).then((s) => {
+          if (s.phase !== 'pulling') w.reject(new Error(`agent disconnected: ${reason}`));
+        });
+      }
     });
     this.exports.onUnexpectedExit((leaseId, detail) => {
       for (const [restoreId, w] of this.waiters) {
         void this.reader.get(restoreId).then((s) => {
-          if (s.exports.some((e) => e.leaseId === leaseId)) w.reject(new Error(`the hub's export of a disk died: ${detail}`));
+          if (!s.exports.some((e) => e.leaseId === leaseId)) return;
+          if (s.phase === 'pulling') this.logger.error(`restore ${restoreId}: the export a running domain reads from died (${detail}); its guest's I/O waits until it is back`);
+          else w.reject(new Error(`the hub's export of a disk died: ${detail}`));
         });
       }
     });
@@ -122,6 +135,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
 
   /** Checks everything a restore needs before it is recorded: a request that cannot run is refused, not recorded as failed. */
   async request(req: RestoreRequest): Promise<{ restoreId: string }> {
+    if (req.mode === 'instant' && req.target.kind === 'replace') throw new DomainError('invalid', 'instant recovery makes a new domain: replace needs mode full');
     const point = await this.points.view(req.restorePointId);
     if (point.status !== 'available') throw new DomainError('conflict', `restore point ${req.restorePointId} is being deleted`);
     if (point.integrity === 'corrupt' && !req.force) {
@@ -131,7 +145,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     await this.agents.state(req.agentId);
     if (!this.tunnel.isConnected(req.agentId)) throw new DomainError('conflict', `agent ${req.agentId} has no session with this hub: request the restore on the hub it is connected to`);
     if (req.target.kind === 'replace' && req.target.vmId !== point.vmId) throw new DomainError('conflict', `restore point ${req.restorePointId} is of VM ${point.vmId}: it replaces that VM's disks, not ${req.target.vmId}'s`);
-    if (req.target.kind === 'new-domain' && !point.configuration && !req.definition) throw new DomainError('conflict', `restore point ${req.restorePointId} holds no VM configuration: give definition {memoryMiB, vcpus}`);
+    if (req.target.kind !== 'replace' && !point.configuration && !req.definition) throw new DomainError('conflict', `restore point ${req.restorePointId} holds no VM configuration: give definition {memoryMiB, vcpus}`);
     if (point.configuration && req.definition) throw new DomainError('conflict', `restore point ${req.restorePointId} holds the VM's configuration: the domain is defined from it, not from a definition`);
     const found = await this.view.point(point.vmId, point.repositoryId, point.restorePointId);
     if (!found) throw new DomainError('not_found', `restore point ${req.restorePointId} does not exist`);
@@ -141,7 +155,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       correlationId: 'check',
       restorePointId: point.restorePointId,
       vmId: point.vmId,
-      mode: 'full',
+      mode: req.mode,
       target: req.target,
       configuration: await this.view.configuration(found.root, found.point),
       definition: req.definition,
@@ -149,7 +163,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     };
     await this.calls.checkRestore(req.agentId, check);
     const knownDamage = req.force ? point.damaged.map(({ diskId, offset, length, inPointId }) => ({ diskId, offset, length, inPointId })) : [];
-    await this.gateway.execute(new RequestRestoreCommand(restoreId, point.restorePointId, point.vmId, point.repositoryId, req.agentId, req.target, req.definition, req.force, knownDamage), READ_MODEL);
+    await this.gateway.execute(new RequestRestoreCommand(restoreId, point.restorePointId, point.vmId, point.repositoryId, req.agentId, req.mode, req.target, req.definition, req.force, knownDamage), READ_MODEL);
     return { restoreId };
   }
 
@@ -160,6 +174,46 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       .catch((e) => this.logger.error(`restore ${restoreId} could not run: ${String(e)}`))
       .finally(() => this.active.delete(restoreId));
     this.active.set(restoreId, run);
+  }
+
+  /** A running instant recovery this hub was restarted under: its agent's last word still ends it. */
+  private launchWatch(restoreId: string): void {
+    const watch = this.story(restoreId)
+      .then((story) =>
+        this.inStory(story, async (s) => {
+          const state = await this.reader.get(restoreId);
+          const outcome = await this.waitForAgent(restoreId, state.agentId!, false);
+          await this.end(s, state, outcome, Date.parse(state.requestedAt ?? new Date().toISOString()));
+        }),
+      )
+      .catch(async (e) => {
+        if (this.stopping) return;
+        this.logger.error(`instant recovery ${restoreId}: ${String(e)}`);
+        const story = await this.story(restoreId);
+        await this.inStory(story, async (s) => {
+          await this.releaseExports(s);
+          if (!isTerminal(await this.reader.get(restoreId))) await this.send(s, new FailRestoreCommand(restoreId, e instanceof Error ? e.message : String(e)));
+        });
+      })
+      .catch((e) => this.logger.error(`ending instant recovery ${restoreId} failed: ${String(e)}`))
+      .finally(() => this.active.delete(restoreId));
+    this.active.set(restoreId, watch);
+  }
+
+  /** The agent's last word, acted on: a drill's verdict, or the restore completed (its exports stopped first). */
+  private async end(story: Story, state: RestoreState, outcome: Outcome, started: number): Promise<void> {
+    const { restoreId } = story;
+    if ('failure' in outcome) throw new RestoreFailure(outcome.failure, outcome.damaged);
+    await this.releaseExports(story);
+    if ('drill' in outcome) {
+      const { passed, bootMs, reason, screenshot } = outcome.drill;
+      const point = await this.view.point(state.vmId!, state.repositoryId!, state.restorePointId!);
+      const shot = screenshot ? await this.screenshots.save(restoreId, screenshot).catch((e) => (this.logger.warn(`keeping the screenshot of drill ${restoreId} failed: ${String(e)}`), null)) : null;
+      await this.send(story, new RecordDrillResultCommand(restoreId, passed, bootMs, reason, point?.point.consistency ?? null, shot));
+      return;
+    }
+    if (state.target!.kind === 'replace') await this.breakChains(story, state, outcome.domain.name);
+    await this.send(story, new CompleteRestoreCommand(restoreId, outcome.domain, Date.now() - started));
   }
 
   private async run(story: Story): Promise<void> {
@@ -179,6 +233,8 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       for (const disk of this.view.files(found.root, found.point)) {
         const e = await this.step(story, () => this.exports.start({ jobId: restoreId, diskId: disk.diskId, file: disk.absolute, format: 'qcow2', readOnly: true, bitmap: null, tls: true }));
         keys.set(disk.diskId, e.psk!);
+        // a domain booted from it must keep reading through a clean hub restart
+        if (state.mode === 'instant' && state.target!.kind === 'new-domain') this.exports.keepAtShutdown(e.leaseId);
         exported.push({ diskId: disk.diskId, virtualSize: disk.virtualSize, file: disk.file, leaseId: e.leaseId, port: e.port, exportName: e.exportName });
       }
       // The exports hold the point's files now; a delete that ran before they did took the point away.
@@ -191,7 +247,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
         correlationId: story.correlationId,
         restorePointId: state.restorePointId!,
         vmId: state.vmId!,
-        mode: 'full',
+        mode: state.mode!,
         target: state.target!,
         configuration,
         definition: state.definition,
@@ -201,13 +257,11 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       await this.throwIfCancelled(restoreId);
       await this.calls.startRestore(agentId, request);
       agentStarted = true;
-      const outcome = await finished;
-      if ('failure' in outcome) throw new RestoreFailure(outcome.failure, outcome.damaged);
-      await this.releaseExports(story);
-      if (state.target!.kind === 'replace') await this.breakChains(story, state, outcome.domain.name);
-      await this.send(story, new CompleteRestoreCommand(restoreId, outcome.domain, Date.now() - started));
+      await this.end(story, state, await finished, started);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
+      // a hub stopping leaves a running instant recovery alone: the domain reads on, the next start takes it up
+      if (this.stopping && (await this.reader.get(restoreId)).phase === 'pulling') return;
       this.logger.error(`restore ${restoreId} failed: ${reason}`);
       await this.catchUp(story);
       if (agentStarted && !(error instanceof RestoreFailure)) await this.stopAgent(restoreId, agentId);
@@ -215,6 +269,8 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       const now = await this.reader.get(restoreId);
       if (!isTerminal(now)) {
         if (now.cancelRequested) await this.send(story, new RecordRestoreCancelledCommand(restoreId));
+        // a drill that could not even boot the point failed as a drill: that is what its report must show
+        else if (now.target?.kind === 'drill') await this.send(story, new RecordDrillResultCommand(restoreId, false, null, reason, null, null));
         else await this.send(story, new FailRestoreCommand(restoreId, reason, error instanceof RestoreFailure ? error.damaged : []));
       }
     } finally {
@@ -268,6 +324,11 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     for (const r of await this.queries.execute(new ListRestoresQuery({ unfinished: true, limit: 1000 }))) {
       const state = await this.reader.get(r.restoreId);
       if (isTerminal(state) || (state.startedBy !== null && state.startedBy !== this.instance)) continue;
+      if (state.phase === 'pulling') {
+        for (const lease of await this.exports.leasesOfJob(r.restoreId)) this.exports.keepAtShutdown(lease.leaseId);
+        this.launchWatch(r.restoreId);
+        continue;
+      }
       await this.story(r.restoreId)
         .then((story) =>
           this.inStory(story, async (s) => {
@@ -281,10 +342,10 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     }
   }
 
-  private waitForAgent(restoreId: string, agentId: string): Promise<Outcome> {
+  private waitForAgent(restoreId: string, agentId: string, connected = true): Promise<Outcome> {
     const done = new Promise<Outcome>((resolve, reject) => {
       this.waiters.set(restoreId, { agentId, resolve, reject });
-      if (!this.tunnel.isConnected(agentId)) reject(new Error('agent is not connected'));
+      if (connected && !this.tunnel.isConnected(agentId)) reject(new Error('agent is not connected'));
     });
     done.catch(() => undefined);
     return done;

@@ -6,6 +6,7 @@ import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DomainError } from '../eventing/domain-error';
 import { streamEvents } from '../http/event-stream';
 import { CommandGateway } from '../projection-runner/command-gateway';
+import { DrillScreenshots } from './adapters/drill-screenshots';
 import { PointView } from './adapters/point-view';
 import { AgentOwnsRestoreGuard } from './agent-owns-restore.guard';
 import { CancelRestoreCommand } from './commands/cancel-restore.command';
@@ -16,7 +17,7 @@ import { parseRestoreReport } from './restore-report.parse';
 import { RESTORE_TERMINAL_EVENTS, restoreStream } from './restore.events';
 import { RestoreReader } from './restore.reader';
 import { RestoreWorkflow } from './restore.workflow';
-import { ListRestoresDto, RestoreDiskParams, RestoreIdParams, restoreResponse, StartRestoreDto } from './restores.dto';
+import { ListRestoresDto, RestoreDiskParams, RestoreIdParams, RestorePointIdParams, restoreResponse, StartDrillDto, StartRestoreDto } from './restores.dto';
 
 const READ_MODEL = 'restores';
 
@@ -31,6 +32,7 @@ export class RestoresController {
     private readonly queries: QueryBus,
     private readonly reader: RestoreReader,
     private readonly view: PointView,
+    private readonly screenshots: DrillScreenshots,
     @Inject(EVENT_STORE) private readonly store: EventStore,
   ) {}
 
@@ -39,7 +41,23 @@ export class RestoresController {
   start(@Body() body: StartRestoreDto) {
     const t = body.target;
     const target = t.kind === 'replace' ? { kind: 'replace' as const, vmId: t.vmId! } : { kind: 'new-domain' as const, name: t.name!, storageDir: t.storageDir ?? null, start: t.start ?? false };
-    return this.workflow.request({ restorePointId: body.restorePointId, agentId: body.agentId, target, definition: body.definition ? { memoryMiB: body.definition.memoryMiB, vcpus: body.definition.vcpus } : null, force: body.force ?? false });
+    return this.workflow.request({ restorePointId: body.restorePointId, agentId: body.agentId, mode: body.mode, target, definition: body.definition ? { memoryMiB: body.definition.memoryMiB, vcpus: body.definition.vcpus } : null, force: body.force ?? false });
+  }
+
+  /** A recovery drill: the point booted on the agent's host from the hub's export, checked, removed; the verdict is the restore's end. */
+  @Post('restore-points/:id/drill')
+  @HttpCode(202)
+  drill(@Param() { id }: RestorePointIdParams, @Body() body: StartDrillDto) {
+    const definition = body.definition ? { memoryMiB: body.definition.memoryMiB, vcpus: body.definition.vcpus } : null;
+    return this.workflow.request({ restorePointId: id, agentId: body.agentId, mode: 'instant', target: { kind: 'drill', timeoutSeconds: body.timeoutSeconds ?? 300 }, definition, force: false });
+  }
+
+  @Get('restores/:restoreId/screenshot')
+  async screenshot(@Param() { restoreId }: RestoreIdParams, @Res({ passthrough: true }) res: Response) {
+    const { drill } = await this.queries.execute(new GetRestoreQuery(restoreId));
+    if (!drill?.screenshot) throw new DomainError('not_found', `restore ${restoreId} has no screenshot`);
+    res.setHeader('Content-Type', drill.screenshot.contentType);
+    return new StreamableFile(await this.screenshots.read(drill.screenshot));
   }
 
   @Get('restores')

@@ -58,9 +58,9 @@ export class StartRestoreDto {
   @IsUUID('4', { message: 'agentId must be a uuid' })
   agentId: string;
 
-  @ApiProperty({ enum: ['full'] })
-  @IsIn(['full'], { message: 'mode must be full (instant recovery is not available in this version)' })
-  mode: 'full';
+  @ApiProperty({ enum: ['full', 'instant'] })
+  @IsIn(['full', 'instant'], { message: 'mode must be full or instant' })
+  mode: 'full' | 'instant';
 
   @ApiProperty({ type: RestoreTargetDto })
   @IsDefined()
@@ -80,6 +80,31 @@ export class StartRestoreDto {
   @IsOptional()
   @IsBoolean()
   force?: boolean;
+}
+
+export class StartDrillDto {
+  @ApiProperty()
+  @IsUUID('4', { message: 'agentId must be a uuid' })
+  agentId: string;
+
+  @ApiPropertyOptional({ description: 'how long the point gets to boot (default 300 s)' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  timeoutSeconds?: number;
+
+  @ApiPropertyOptional({ type: MinimalDefinitionDto, description: 'for a point without a recorded configuration' })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => MinimalDefinitionDto)
+  definition?: MinimalDefinitionDto;
+}
+
+export class RestorePointIdParams {
+  @Matches(ID, { message: 'restorePointId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  id: string;
 }
 
 export class RestoreIdParams {
@@ -115,6 +140,7 @@ export function restoreResponse(r: RestoreRecord) {
     error: r.error,
     damaged: r.damaged,
     knownDamage: r.knownDamage,
+    drill: r.drill ? { passed: r.drill.passed, bootMs: r.drill.bootMs, reason: r.drill.reason, consistency: r.drill.consistency, screenshot: r.drill.screenshot ? { contentType: r.drill.screenshot.contentType, bytes: r.drill.screenshot.bytes, sha256: r.drill.screenshot.sha256 } : null } : null,
     correlationId: r.correlationId,
     requestedAt: r.requestedAt,
     finishedAt: r.finishedAt,

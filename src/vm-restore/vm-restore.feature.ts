@@ -1,5 +1,7 @@
 import { Type } from '@nestjs/common';
+import { DrillScreenshots } from './adapters/drill-screenshots';
 import { PointView } from './adapters/point-view';
+import { RecordDrillResultHandler } from './commands/record-drill-result.handler';
 import { AgentOwnsRestoreGuard } from './agent-owns-restore.guard';
 import { CancelRestoreHandler } from './commands/cancel-restore.handler';
 import { CompleteRestoreHandler } from './commands/complete-restore.handler';
@@ -23,6 +25,8 @@ export const vmRestoreFeature: { controllers: Type[]; providers: Type[] } = {
     FailRestoreHandler,
     CancelRestoreHandler,
     RecordRestoreCancelledHandler,
+    RecordDrillResultHandler,
+    DrillScreenshots,
     RestoreReader,
     RestoreWorkflow,
     PointView,

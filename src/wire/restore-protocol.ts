@@ -4,7 +4,9 @@ import type { VmConfiguration } from './vm-configuration';
 /** Where the restored VM goes: a new domain beside whatever exists, or the disks of an existing (shut off) domain. */
 export type RestoreTarget =
   | { kind: 'new-domain'; name: string; storageDir: string | null; start: boolean }
-  | { kind: 'replace'; vmId: string };
+  | { kind: 'replace'; vmId: string }
+  /** A recovery drill: the point booted from the hub's export as a transient domain without network, checked, and removed. */
+  | { kind: 'drill'; timeoutSeconds: number };
 
 /** For a point without a recorded configuration: the little the operator must say to make a domain of its disks. */
 export interface MinimalDefinition {
@@ -20,7 +22,11 @@ export interface RestoreCheckRequest {
   restorePointId: string;
   /** The VM the point belongs to (the source's id). */
   vmId: string;
-  mode: 'full';
+  /**
+   * full: every block copied to this host before the domain exists. instant: the domain boots on overlays backed
+   * by the hub's export and a background copy makes it local (a new domain), or it is checked and removed (a drill).
+   */
+  mode: 'full' | 'instant';
   target: RestoreTarget;
   /** The domain as the point recorded it; null for a point without one, restored from `definition`. */
   configuration: VmConfiguration | null;
@@ -49,5 +55,15 @@ export type RestoreReport =
   | { type: 'disk-progressed'; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
   | { type: 'disk-completed'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; verifiedBlocks: number }
   | { type: 'domain-defined'; name: string; uuid: string }
+  /** Instant recovery: the domain runs on overlays backed by the hub's export; the background copy starts. */
+  | { type: 'instant-running'; name: string; uuid: string }
   | { type: 'finished'; domain: { name: string; uuid: string; started: boolean } }
+  /** A drill's verdict; everything it made on the host is already gone. `screenshot`: the console at the verdict (an image, or a serial console's last lines). */
+  | { type: 'drill-finished'; passed: boolean; bootMs: number | null; reason: string | null; screenshot: DrillScreenshot | null }
   | { type: 'failed'; reason: string; damaged: DamagedBlock[] };
+
+export interface DrillScreenshot {
+  contentType: 'image/png' | 'image/x-portable-pixmap' | 'text/plain';
+  /** base64 */
+  data: string;
+}

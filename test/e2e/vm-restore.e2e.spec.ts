@@ -89,7 +89,8 @@ describe('restoring whole VMs to libvirt through the agent', () => {
       [{ restorePointId: incId, target: { kind: 'new-domain', name: '../etc' } }, 400, /target.name/],
       [{ restorePointId: incId, target: { kind: 'new-domain', name: 'x', storageDir: '/tmp/../etc' } }, 400, /storageDir/],
       [{ restorePointId: incId, target: { kind: 'replace' } }, 400, /target.vmId/],
-      [{ restorePointId: incId, mode: 'instant', target: { kind: 'new-domain', name: 'x' } }, 400, /mode must be full/],
+      [{ restorePointId: incId, mode: 'copy', target: { kind: 'new-domain', name: 'x' } }, 400, /mode must be full or instant/],
+      [{ restorePointId: incId, mode: 'instant', target: { kind: 'replace', vmId: guest!.uuid } }, 400, /replace needs mode full/],
       [{ restorePointId: incId, target: { kind: 'new-domain', name: 'x' }, extra: 1 }, 400, /extra/],
       [{ restorePointId: 'rp-missing', target: { kind: 'new-domain', name: 'x' } }, 404, /does not exist/],
       [{ restorePointId: incId, agentId: '1b2c3d4e-1111-4222-8333-444455556666', target: { kind: 'new-domain', name: 'x' } }, 404, /not registered/],
@@ -174,6 +175,108 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     await virsh('qemu-agent-command', name, `{"execute":"guest-file-close","arguments":{"handle":${handle}}}`);
     expect(Buffer.from(read['buf-b64'], 'base64').toString()).toBe(tick);
     expect(readFileSync(consoleLog, 'utf8')).not.toMatch(/GUEST: /);
+    await virsh('destroy', name);
+  }, 600_000);
+
+  /** `length` bytes at `offset` of a block device, read by the guest itself through its agent. */
+  async function guestRead(domain: string, device: string, offset: number, length: number): Promise<Buffer> {
+    const handle = JSON.parse(await virsh('qemu-agent-command', domain, `{"execute":"guest-file-open","arguments":{"path":"${device}","mode":"r"}}`)).return;
+    try {
+      await virsh('qemu-agent-command', domain, `{"execute":"guest-file-seek","arguments":{"handle":${handle},"offset":${offset},"whence":"set"}}`);
+      const read = JSON.parse(await virsh('qemu-agent-command', domain, `{"execute":"guest-file-read","arguments":{"handle":${handle},"count":${length}}}`)).return;
+      return Buffer.from(read['buf-b64'], 'base64');
+    } finally {
+      await virsh('qemu-agent-command', domain, `{"execute":"guest-file-close","arguments":{"handle":${handle}}}`);
+    }
+  }
+
+  it("instant: the new domain runs within seconds on the hub's export while the copy runs; the hub SIGKILLed mid-copy and restarted, the guest keeps its writes, the copy completes, and the domain then runs without the hub", async () => {
+    const name = `sendense-instant-${process.pid}`;
+    defined.push(name);
+    const requested = Date.now();
+    const res = await restore({ restorePointId: incId, mode: 'instant', target: { kind: 'new-domain', name, storageDir: storage } });
+    expect(res.status).toBe(202);
+    await lab.until(async () => (await virsh('domstate', name)).trim() === 'running', 60_000, 'the instant domain to run');
+    const runningAfterMs = Date.now() - requested;
+    await lab.until(async () => (await lab.api('GET', `/api/v1/restores/${res.body.restoreId}`)).body.phase === 'pulling', 60_000, 'the background copy to start');
+    // the guest boots from the hub's data and writes its own
+    await lab.until(() => virsh('qemu-agent-command', name, '{"execute":"guest-ping"}').then(() => true), 180_000, "the instant guest's agent to answer");
+    lab.hub!.child.kill('SIGKILL');
+    await lab.hub!.exited;
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await virsh('domstate', name)).trim()).toBe('running');
+    await lab.startHub();
+    const done = await waitForRestore(res.body.restoreId, 900_000);
+    expect(done).toMatchObject({ status: 'completed', error: null, domain: { name, started: true } });
+    const types = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events.map((e: any) => e);
+    const running = types.find((e: any) => e.type === 'InstantRecoveryRunning');
+    expect(running.data.runningMs).toBeGreaterThan(0);
+    expect(running.data.runningMs).toBeLessThanOrEqual(runningAfterMs + 1000);
+    expect(types.map((e: any) => e.type).slice(-2)).toEqual(['InstantRecoveryLocal', 'RestoreCompleted']);
+    // nothing of the hub is read any more: no network backing, no proxy, no export
+    expect(await virsh('dumpxml', name)).not.toContain("type='network'");
+    expect(processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit'))).toEqual([]);
+    expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
+    await lab.stop(lab.hub);
+    expect((await virsh('domstate', name)).trim()).toBe('running');
+    // every block of the point (the 0x5a fill above the guest's slots) and the guest's own writes (slot 1), read by the guest with the hub gone
+    expect((await guestRead(name, '/dev/vdb', 100 * MiB, 65536)).equals(Buffer.alloc(65536, 0x5a))).toBe(true);
+    expect((await guestRead(name, '/dev/vdb', 65536, 13)).toString()).toMatch(/^SEQ \d{8}\n$/);
+    for (const diskId of ['vda', 'vdb']) {
+      const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', join(storage, `${name}-${diskId}.qcow2`)])).stdout);
+      expect(info['backing-filename']).toBeUndefined();
+    }
+    await lab.startHub();
+    await virsh('destroy', name);
+  }, 900_000);
+
+  it('a recovery drill boots the point from the hub without copying it, passes when its guest agent answers, records the boot time in the protection report, and leaves nothing; a point with no bootable system fails with the reason', async () => {
+    const res = await lab.api('POST', `/api/v1/restore-points/${incId}/drill`, { agentId, timeoutSeconds: 240 });
+    expect(res.status).toBe(202);
+    const done = await waitForRestore(res.body.restoreId);
+    expect(done).toMatchObject({ status: 'completed', mode: 'instant', target: { kind: 'drill', timeoutSeconds: 240 }, drill: { passed: true, reason: null, consistency: 'application' } });
+    expect(done.drill.bootMs).toBeGreaterThan(0);
+    const events = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events;
+    expect(events.at(-1)).toMatchObject({ type: 'RecoveryDrillPassed', data: { restorePointId: incId, vmId: guest!.uuid, bootMs: done.drill.bootMs, consistency: 'application' } });
+    // the console as it was at the verdict: the guest had booted (its serial console, as it has no display)
+    const shot = await fetch(`http://127.0.0.1:${lab.apiPort}/api/v1/restores/${res.body.restoreId}/screenshot`, { headers: { Authorization: `Bearer ${LAB_TOKEN}` } });
+    expect(shot.headers.get('content-type')).toBe('text/plain');
+    expect(await shot.text()).toContain('GUEST READY');
+    // nothing stays: no domain, no proxy, no overlay, no export
+    expect((await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith('sendense-drill-'))).toEqual([]);
+    expect(processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit'))).toEqual([]);
+    expect(readdirSync(join(lab.dir, 'agent', 'libvirt')).filter((f) => f.startsWith('drill-'))).toEqual([]);
+    expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
+    const report = (await lab.api('GET', '/api/v1/reports/protection')).body.vms.find((v: { vmId: string }) => v.vmId === guest!.uuid);
+    expect(report.drill).toMatchObject({ lastPassed: true, bootMs: done.drill.bootMs, restorePointId: incId });
+
+    // a domain whose only disk holds nothing bootable, backed up shut off: its drill fails, saying why
+    const blankDir = join(guestDir, 'blank');
+    mkdirSync(blankDir);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(blankDir, 'b.qcow2'), '16M']);
+    const blankName = `sendense-blank-${process.pid}`;
+    defined.push(blankName);
+    await run('sh', ['-c', `cat > ${blankDir}/d.xml <<'X'
+<domain type='qemu'><name>${blankName}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${blankDir}/b.qcow2'/><target dev='vda' bus='virtio'/></disk>
+<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><memballoon model='none'/></devices></domain>
+X`]);
+    await virsh('define', join(blankDir, 'd.xml'));
+    const blankUuid = (await virsh('domuuid', blankName)).trim();
+    await lab.until(async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string }[]).some((v) => v.vmId === blankUuid), 60_000, 'the agent to report the blank domain');
+    const blankPoint = (await lab.waitForJob(await lab.backup('full', blankUuid), 120_000)).restorePointId;
+    // through the CLI this time: it waits for the verdict and says why
+    const cli = spawnSendense(['restore', 'drill', blankPoint, '--agent', agentId, '--timeout', '20'], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
+    expect((await cli.exited).code).toBe(1);
+    expect(cli.output()).toContain('failed: its guest agent did not answer within 20 s');
+    const failing = { body: { restoreId: /drill (\S+) of/.exec(cli.output())![1] } };
+    const failed = await waitForRestore(failing.body.restoreId);
+    expect(failed).toMatchObject({ status: 'failed', error: 'its guest agent did not answer within 20 s', drill: { passed: false, bootMs: null, reason: 'its guest agent did not answer within 20 s' } });
+    expect((await lab.api('GET', `/api/v1/audit/streams/vm-restore-${failing.body.restoreId}`)).body.events.at(-1).type).toBe('RecoveryDrillFailed');
+    const blankReport = (await lab.api('GET', '/api/v1/reports/protection')).body.vms.find((v: { vmId: string }) => v.vmId === blankUuid);
+    expect(blankReport.drill).toMatchObject({ lastPassed: false, lastPassedAt: null, lastReason: 'its guest agent did not answer within 20 s' });
+    expect((await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith('sendense-drill-'))).toEqual([]);
+    expect(processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit'))).toEqual([]);
   }, 600_000);
 
   it('a corrupt point is refused; forced, the restore fails naming the damaged block and leaves no domain and no file', async () => {

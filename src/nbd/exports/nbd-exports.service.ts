@@ -61,6 +61,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
   /** Whose story an exit belongs to: the stop that asked for it, else the start it ends. */
   private readonly exitContexts = new Map<string, { stop?: RequestContext; start?: RequestContext }>();
   private markReconciled!: () => void;
+  private readonly kept = new Set<string>();
   /** Nest runs the start-up hooks of all providers at once: features that own exports wait for the adopt-or-record pass here. */
   private readonly reconciled = new Promise<void>((resolve) => (this.markReconciled = resolve));
 
@@ -95,9 +96,21 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
 
   async onModuleDestroy(): Promise<void> {
     for (const running of this.manager.list()) {
+      if (this.kept.has(running.leaseId)) {
+        this.logger.warn(`leaving export ${running.leaseId} running: a domain reads from it (the next start adopts it)`);
+        continue;
+      }
       await this.stop(running.leaseId, 'hub shutdown').catch((e) => this.logger.error(`stopping export ${running.leaseId} at shutdown failed: ${String(e)}`));
     }
     await this.settle();
+  }
+
+  /**
+   * An export a running domain reads from (instant recovery) outlives a clean stop of the hub, as it outlives a
+   * crash: the next start adopts it, and the guest's reads never see it gone.
+   */
+  keepAtShutdown(leaseId: string): void {
+    this.kept.add(leaseId);
   }
 
   /** Resolves once the exports of an earlier run were adopted or recorded as gone (isRunning tells which). */

@@ -31,6 +31,7 @@ const facts = (over: Partial<ProtectionFacts> = {}): ProtectionFacts => ({
     { vmId: 'b', outcome: 'completed', finishedAt: new Date('2024-05-08T00:05:00Z') },
     { vmId: 'b', outcome: 'failed', finishedAt: new Date('2024-05-07T00:05:00Z') },
   ],
+  drills: [],
   ...over,
 });
 
@@ -55,5 +56,16 @@ describe('protection report', () => {
   it('counts every failure when a VM never had a completed job', () => {
     const report = buildProtectionReport(facts({ outcomes: [{ vmId: 'a', outcome: 'failed', finishedAt: now }, { vmId: 'a', outcome: 'failed', finishedAt: now }] }), now);
     expect(report[0].failuresInRow).toBe(2);
+  });
+
+  it("shows each VM's newest passed drill with its boot time, and the newest drill's verdict", () => {
+    const drills = [
+      { vmId: 'a', last: { at: new Date('2024-05-10T03:00:00Z'), passed: false, reason: 'its guest agent did not answer within 300 s', restorePointId: 'rpA' }, passed: { at: new Date('2024-05-09T03:00:00Z'), bootMs: 4100, restorePointId: 'rpA0' } },
+      { vmId: 'b', last: { at: new Date('2024-05-10T03:00:00Z'), passed: false, reason: 'the domain is shut off', restorePointId: 'rpB' }, passed: null },
+    ];
+    const [a, b, c] = buildProtectionReport(facts({ drills }), now);
+    expect(a.drill).toEqual({ lastPassedAt: '2024-05-09T03:00:00.000Z', bootMs: 4100, restorePointId: 'rpA0', lastAt: '2024-05-10T03:00:00.000Z', lastPassed: false, lastReason: 'its guest agent did not answer within 300 s' });
+    expect(b.drill).toMatchObject({ lastPassedAt: null, bootMs: null, lastPassed: false });
+    expect(c.drill).toBeNull();
   });
 });

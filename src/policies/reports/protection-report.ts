@@ -24,6 +24,14 @@ export interface ProtectionFacts {
   newest: NewestPoint[];
   /** Finished jobs, newest first per VM. */
   outcomes: JobOutcome[];
+  /** Each VM's newest recovery drill and newest passed one. */
+  drills: DrillFacts[];
+}
+
+export interface DrillFacts {
+  vmId: string;
+  last: { at: Date; passed: boolean; reason: string | null; restorePointId: string };
+  passed: { at: Date; bootMs: number; restorePointId: string } | null;
 }
 
 export interface VmProtection {
@@ -38,6 +46,11 @@ export interface VmProtection {
   failuresInRow: number;
   /** The earliest next slot of its enabled policies, after `now`. */
   nextSlot: string | null;
+  /**
+   * Recovery drills: when the newest that passed did, and its measured time from the domain's creation to a
+   * guest answering (the recovery time an operator can promise); and the newest drill's verdict.
+   */
+  drill: { lastPassedAt: string | null; bootMs: number | null; restorePointId: string | null; lastAt: string; lastPassed: boolean; lastReason: string | null } | null;
 }
 
 /**
@@ -68,6 +81,12 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
       status,
       failuresInRow: lastSuccess === -1 ? outcomes.length : lastSuccess,
       nextSlot: slots.length ? new Date(Math.min(...slots.map((s) => s.getTime()))).toISOString() : null,
+      drill: drillOf(facts.drills.find((d) => d.vmId === vmId)),
     };
   });
+}
+
+function drillOf(d: DrillFacts | undefined): VmProtection['drill'] {
+  if (!d) return null;
+  return { lastPassedAt: d.passed?.at.toISOString() ?? null, bootMs: d.passed?.bootMs ?? null, restorePointId: d.passed?.restorePointId ?? null, lastAt: d.last.at.toISOString(), lastPassed: d.last.passed, lastReason: d.last.reason };
 }

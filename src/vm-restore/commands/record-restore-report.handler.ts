@@ -3,7 +3,7 @@ import { AggregateRepository } from '../../eventing/aggregate-repository';
 import { DomainError } from '../../eventing/domain-error';
 import { restoreAggregate } from '../restore.aggregate';
 import { restoreStream } from '../restore.events';
-import { AgentFinishedRestore } from '../restore.notices';
+import { AgentFinishedRestore, AgentOutcome } from '../restore.notices';
 import { RecordRestoreReportCommand } from './record-restore-report.command';
 import { RestoreResult, restoreResult } from './restore-result';
 
@@ -16,12 +16,18 @@ export class RecordRestoreReportHandler implements ICommandHandler<RecordRestore
 
   async execute(command: RecordRestoreReportCommand): Promise<RestoreResult> {
     const { restoreId, report } = command;
-    if (report.type === 'finished' || report.type === 'failed') {
+    if (report.type === 'finished' || report.type === 'failed' || report.type === 'drill-finished') {
       const { state } = await this.aggregates.load(restoreStream(restoreId), restoreAggregate);
       if (!state.restoreId) throw new DomainError('not_found', `restore ${restoreId} does not exist`);
-      this.notices.publish(new AgentFinishedRestore(restoreId, report.type === 'finished' ? { domain: report.domain } : { failure: report.reason, damaged: report.damaged }));
+      const { type: _type, ...drill } = report.type === 'drill-finished' ? report : { type: '' };
+      this.notices.publish(
+        new AgentFinishedRestore(restoreId, report.type === 'finished' ? { domain: report.domain } : report.type === 'failed' ? { failure: report.reason, damaged: report.damaged } : { drill: drill as Extract<AgentOutcome, { drill: unknown }>['drill'] }),
+      );
       return { position: null, eventIds: [], state };
     }
-    return restoreResult(await this.aggregates.execute(restoreStream(restoreId), restoreAggregate, { kind: 'report', report }, command));
+    // how long the operator waited for a running domain, measured where it is recorded
+    const { state } = await this.aggregates.load(restoreStream(restoreId), restoreAggregate);
+    const sinceRequestMs = state.requestedAt ? Date.now() - Date.parse(state.requestedAt) : undefined;
+    return restoreResult(await this.aggregates.execute(restoreStream(restoreId), restoreAggregate, { kind: 'report', report, sinceRequestMs }, command));
   }
 }

@@ -11,6 +11,7 @@ export class RequestRestoreCommand extends Command<RestoreResult> {
     readonly vmId: string,
     readonly repositoryId: string,
     readonly agentId: string,
+    readonly mode: 'full' | 'instant',
     readonly target: RestoreTarget,
     readonly definition: MinimalDefinition | null,
     readonly force: boolean,

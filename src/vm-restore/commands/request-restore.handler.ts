@@ -15,7 +15,7 @@ export class RequestRestoreHandler implements ICommandHandler<RequestRestoreComm
 
   async execute(command: RequestRestoreCommand): Promise<RestoreResult> {
     const { restoreId, restorePointId, vmId, repositoryId, agentId, target, definition, force, knownDamage } = command;
-    const result = await this.aggregates.execute(restoreStream(restoreId), restoreAggregate, { kind: 'request', restoreId, restorePointId, vmId, repositoryId, agentId, target, definition, force, knownDamage }, command);
+    const result = await this.aggregates.execute(restoreStream(restoreId), restoreAggregate, { kind: 'request', restoreId, restorePointId, vmId, repositoryId, agentId, mode: command.mode, target, definition, force, knownDamage, requestedAt: new Date().toISOString() }, command);
     this.notices.publish(new RestoreQueued(restoreId));
     return restoreResult(result);
   }

@@ -1,6 +1,6 @@
 import type { DamagedBlock, RestoreTarget } from '../../wire/restore-protocol';
 import type { RestoreDiskState } from '../restore.aggregate';
-import type { KnownDamage, RestorePhase } from '../restore.events';
+import type { DrillScreenshotRef, KnownDamage, RestorePhase } from '../restore.events';
 
 /** A restore as the API shows it. `status` is what an operator waits on; `phase` where it is. */
 export interface RestoreRecord {
@@ -9,7 +9,7 @@ export interface RestoreRecord {
   vmId: string;
   repositoryId: string;
   agentId: string;
-  mode: 'full';
+  mode: 'full' | 'instant';
   target: RestoreTarget;
   status: 'running' | 'completed' | 'failed' | 'cancelled';
   phase: RestorePhase;
@@ -18,8 +18,17 @@ export interface RestoreRecord {
   error: string | null;
   damaged: DamagedBlock[];
   knownDamage: KnownDamage[];
+  drill: RestoreDrill | null;
   correlationId: string;
   requestedAt: Date;
   finishedAt: Date | null;
   durationMs: number | null;
+}
+
+export interface RestoreDrill {
+  passed: boolean;
+  bootMs: number | null;
+  reason: string | null;
+  consistency: 'application' | 'crash' | null;
+  screenshot: DrillScreenshotRef | null;
 }

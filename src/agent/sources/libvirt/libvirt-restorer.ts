@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { RestoreCheckRequest, RestoreStartRequest } from '../../../wire/restore-protocol';
+import type { DrillScreenshot, RestoreCheckRequest, RestoreStartRequest } from '../../../wire/restore-protocol';
 import type { RestoreJournal, RestoreJournalState } from '../../restore-journal';
 import { parseDomainXml } from './domain-xml';
 import type { LibvirtSource } from './libvirt-source';
-import { minimalDomainXml, restoredDomainXml } from './restored-domain';
+import { startInstantDisks, stopInstantDisks } from './instant-disks';
+import { minimalDomainXml, restoredDomainXml, RestoredDomainSpec } from './restored-domain';
 
 /** One disk a restore writes: into `write`, which is `final` for a new domain, or a file beside the replaced one. */
 export interface RestoreDiskPlan {
@@ -16,6 +17,13 @@ export interface RestoreDiskPlan {
   final: string;
   /** The replaced file's owner and mode, given to the new file before it takes the old one's name. */
   owner: { uid: number; gid: number; mode: number } | null;
+}
+
+export interface DrillOutcome {
+  passed: boolean;
+  bootMs: number | null;
+  reason: string | null;
+  screenshot: DrillScreenshot | null;
 }
 
 export interface RestoredDomainInfo {
@@ -36,12 +44,16 @@ export class RestoreConflict extends Error {}
 export class LibvirtRestorer {
   constructor(
     private readonly source: LibvirtSource,
-    private readonly opts: { workDir: string; swtpmDir?: string; log: (level: 'info' | 'warn' | 'error', message: string) => void },
+    private readonly opts: { workDir: string; swtpmDir?: string; settleMs?: number; log: (level: 'info' | 'warn' | 'error', message: string) => void },
   ) {}
 
-  /** Checks the target and says where each disk is written. Nothing is created yet. */
+  /** Checks the target and says where each disk is written (a drill writes none). Nothing is created yet. */
   async plan(req: RestoreCheckRequest): Promise<RestoreDiskPlan[]> {
     if (req.target.kind === 'replace') return this.planReplace(req, req.target.vmId);
+    if (req.target.kind === 'drill') {
+      if (!req.configuration && !req.definition) throw new RestoreConflict(`restore point ${req.restorePointId} holds no configuration: name memoryMiB and vcpus for the drill's domain`);
+      return [];
+    }
     const { name } = req.target;
     if (await this.source.virsh(['domuuid', name]).then(() => true, () => false)) throw new RestoreConflict(`a domain named ${name} already exists`);
     if (!req.configuration && !req.definition) throw new RestoreConflict(`restore point ${req.restorePointId} holds no configuration: name memoryMiB and vcpus for the new domain`);
@@ -96,41 +108,152 @@ export class LibvirtRestorer {
       for (const name of checkpoints) await this.source.virsh(['checkpoint-delete', info.uuid, name, '--metadata']);
       return { name: info.name, uuid: info.uuid, started: false, notes: checkpoints.length ? [`checkpoints removed: ${checkpoints.join(', ')}`] : [] };
     }
+    if (req.target.kind !== 'new-domain') throw new Error(`a ${req.target.kind} is not committed`);
     const { name, start } = req.target;
-    const storageDir = dirname(disks[0].final);
     const uuid = randomUUID();
-    const spec = { name, uuid, disks: disks.map((d) => ({ target: d.diskId, file: d.final, format: d.format })), consoleLog: join(storageDir, `${name}.console.log`) };
-    let xml: string;
-    let notes: string[] = [];
-    if (req.configuration) {
-      let nvramFile: string | null = null;
-      if (req.configuration.nvram) {
-        nvramFile = join(storageDir, `${name}_VARS.fd`);
-        await journal.addFile(nvramFile);
-        await writeFile(nvramFile, Buffer.from(req.configuration.nvram, 'base64'), { flag: 'wx', mode: 0o600 });
-      }
-      if (req.configuration.tpm?.length) {
-        const dir = join(this.opts.swtpmDir ?? '/var/lib/libvirt/swtpm', uuid);
-        await journal.record({ dirs: [...journal.state.dirs, dir] });
-        for (const f of req.configuration.tpm) {
-          await mkdir(dirname(join(dir, f.name)), { recursive: true, mode: 0o711 });
-          await writeFile(join(dir, f.name), Buffer.from(f.data, 'base64'), { mode: 0o600 });
-        }
-      }
-      ({ xml, notes } = restoredDomainXml(req.configuration.domainXml, { ...spec, nvramFile }));
-    } else {
-      xml = minimalDomainXml({ ...req.definition!, virtType: await this.virtType() }, spec);
-    }
-    const xmlFile = join(this.opts.workDir, `restore-${req.restoreId}.xml`);
-    await writeFile(xmlFile, xml);
-    try {
+    const { xml, notes } = await this.domainXml(req, journal, { name, uuid, dir: dirname(disks[0].final), disks: disks.map((d) => ({ target: d.diskId, file: d.final, format: d.format })) });
+    await this.withXmlFile(req.restoreId, xml, async (file) => {
       await journal.record({ domainUuid: uuid });
-      await this.source.virsh(['define', xmlFile]);
-    } finally {
-      await rm(xmlFile, { force: true });
-    }
+      await this.source.virsh(['define', file]);
+    });
     if (start) await this.source.virsh(['start', uuid]);
     return { name, uuid, started: start, notes };
+  }
+
+  /**
+   * A recovery drill: the point booted from the hub's export (overlays on this host, nothing copied) as a
+   * transient domain without network; it passes once its guest agent answers, or, without one, once it has
+   * run `settleMs` with its disks readable (qemu stops a guest whose disk reads fail). Everything it made is
+   * gone when this returns.
+   */
+  async drill(req: RestoreStartRequest, journal: RestoreJournal, hubHost: string, signal: AbortSignal): Promise<DrillOutcome> {
+    if (req.target.kind !== 'drill') throw new Error('not a drill');
+    const deadline = Date.now() + req.target.timeoutSeconds * 1000;
+    const dir = join(this.opts.workDir, `drill-${req.restoreId}`);
+    await journal.record({ dirs: [...journal.state.dirs, dir] });
+    const name = `sendense-drill-${req.restoreId.slice(0, 8)}`;
+    const uuid = randomUUID();
+    try {
+      const disks = await startInstantDisks(dir, req.disks, hubHost, this.opts.log);
+      await journal.record({ proxyPids: disks.map((d) => d.proxyPid) });
+      const { xml } = await this.domainXml(req, journal, { name, uuid, dir, withoutNetwork: true, disks: disks.map((d) => ({ target: d.diskId, file: d.overlay, format: 'qcow2', backing: { socket: d.socket, exportName: d.exportName } })) });
+      const consoleLog = join(dir, `${name}.console.log`);
+      const agent = parseDomainXml(xml).guestAgentChannel;
+      const started = performance.now();
+      await this.withXmlFile(req.restoreId, xml, async (file) => {
+        await journal.record({ domainUuid: uuid });
+        await this.source.virsh(['create', file]);
+      });
+      let verdict: { passed: boolean; reason: string | null } | null = null;
+      let runningSince: number | null = null;
+      while (!verdict) {
+        signal.throwIfAborted();
+        const state = (await this.source.virsh(['domstate', uuid, '--reason']).catch(() => 'gone')).trim();
+        if (!state.startsWith('running')) verdict = { passed: false, reason: `the domain is ${state}${state.startsWith('paused') ? ' (its disks could not be read)' : ''}` };
+        else if (agent && (await this.source.virsh(['qemu-agent-command', uuid, '{"execute":"guest-ping"}'], 10_000).then(() => true, () => false))) verdict = { passed: true, reason: null };
+        else if (!agent && (runningSince ??= performance.now()) && performance.now() - runningSince >= (this.opts.settleMs ?? 10_000)) verdict = { passed: true, reason: null };
+        else if (Date.now() > deadline) verdict = { passed: false, reason: agent ? `its guest agent did not answer within ${req.target.timeoutSeconds} s` : `it did not keep running for ${(this.opts.settleMs ?? 10_000) / 1000} s within ${req.target.timeoutSeconds} s` };
+        else await new Promise((r) => setTimeout(r, 500));
+      }
+      const bootMs = verdict.passed ? Math.round(performance.now() - started) : null;
+      const screenshot = await this.screenshot(uuid, dir, consoleLog);
+      return { ...verdict, bootMs, screenshot };
+    } finally {
+      await this.source.virsh(['destroy', uuid]).catch(() => undefined);
+      await stopInstantDisks(dir, journal.state.proxyPids);
+    }
+  }
+
+  /**
+   * Instant recovery: the new domain defined on overlays (its final disk files) backed by the hub's export
+   * through local proxies, and started. The copy that makes it local is `pull`'s.
+   */
+  async startInstant(req: RestoreStartRequest, plans: RestoreDiskPlan[], journal: RestoreJournal, hubHost: string): Promise<{ name: string; uuid: string; proxyDir: string }> {
+    if (req.target.kind !== 'new-domain') throw new Error('instant recovery makes a new domain');
+    const { name } = req.target;
+    const proxyDir = join(this.opts.workDir, `instant-${req.restoreId}`);
+    await journal.record({ dirs: [...journal.state.dirs, proxyDir], files: [...journal.state.files, ...plans.map((p) => p.final)] });
+    const disks = await startInstantDisks(proxyDir, req.disks, hubHost, this.opts.log, (id) => plans.find((p) => p.diskId === id)!.final);
+    await journal.record({ proxyPids: disks.map((d) => d.proxyPid) });
+    const uuid = randomUUID();
+    const { xml } = await this.domainXml(req, journal, { name, uuid, dir: dirname(plans[0].final), disks: disks.map((d) => ({ target: d.diskId, file: d.overlay, format: 'qcow2', backing: { socket: d.socket, exportName: d.exportName } })) });
+    await this.withXmlFile(req.restoreId, xml, async (file) => {
+      await journal.record({ domainUuid: uuid });
+      await this.source.virsh(['define', file]);
+    });
+    await this.source.virsh(['start', uuid]);
+    return { name, uuid, proxyDir };
+  }
+
+  /**
+   * The background copy: a `blockpull` per disk streams the backing (the hub's export) into the overlay, qemu
+   * reading through on demand meanwhile, and drops the backing when done. A pull that stopped (the hub away
+   * too long, libvirtd restarted) is started again and skips what it copied. Ends when no disk has a network
+   * backing left, or throws when aborted.
+   */
+  async pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal): Promise<void> {
+    const pending = new Set(diskIds);
+    while (pending.size) {
+      signal.throwIfAborted();
+      const xml = await this.source.virsh(['dumpxml', uuid]).catch(() => null);
+      for (const diskId of [...pending]) {
+        if (xml !== null && !diskBackedByNetwork(xml, diskId)) {
+          pending.delete(diskId);
+          continue;
+        }
+        const info = await this.source.virsh(['blockjob', uuid, diskId, '--info', '--bytes']).catch(() => '');
+        const bytes = /\[\s*(\d+) of (\d+) bytes\]/.exec(info);
+        if (bytes) onProgress(diskId, Number(bytes[1]), Number(bytes[2]));
+        else if (/No current block job/i.test(info) || info === '') await this.source.virsh(['blockpull', uuid, diskId]).catch((e: Error) => this.opts.log('warn', `blockpull of ${diskId}: ${e.message}`));
+      }
+      if (pending.size) await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /** The domain no longer reads from the hub: its proxies and their sockets go. */
+  async releaseInstant(state: RestoreJournalState): Promise<void> {
+    if (state.instant) await stopInstantDisks(state.instant.proxyDir, state.proxyPids);
+  }
+
+  /** The console at the verdict: an image when the domain has a display, else the last lines its serial console wrote. */
+  private async screenshot(uuid: string, dir: string, consoleLog: string): Promise<DrillScreenshot | null> {
+    const file = join(dir, 'screen.ppm');
+    const image = await this.source.virsh(['screenshot', uuid, file], 30_000).then(() => readFile(file), () => null);
+    if (image) return { contentType: 'image/x-portable-pixmap', data: image.toString('base64') };
+    const text = await readFile(consoleLog, 'utf8').catch(() => null);
+    return text === null ? null : { contentType: 'text/plain', data: Buffer.from(text.split('\n').slice(-60).join('\n')).toString('base64') };
+  }
+
+  /** The recorded domain as a new one (its UEFI variables and TPM state restored beside it), or a minimal one. */
+  private async domainXml(req: RestoreStartRequest, journal: RestoreJournal, spec: { name: string; uuid: string; dir: string; disks: RestoredDomainSpec['disks']; withoutNetwork?: boolean }): Promise<{ xml: string; notes: string[] }> {
+    const { name, uuid, dir } = spec;
+    const base = { ...spec, consoleLog: join(dir, `${name}.console.log`) };
+    if (!req.configuration) return { xml: minimalDomainXml({ ...req.definition!, virtType: await this.virtType() }, base), notes: [] };
+    let nvramFile: string | null = null;
+    if (req.configuration.nvram) {
+      nvramFile = join(dir, `${name}_VARS.fd`);
+      await journal.addFile(nvramFile);
+      await writeFile(nvramFile, Buffer.from(req.configuration.nvram, 'base64'), { flag: 'wx', mode: 0o600 });
+    }
+    if (req.configuration.tpm?.length) {
+      const tpmDir = join(this.opts.swtpmDir ?? '/var/lib/libvirt/swtpm', uuid);
+      await journal.record({ dirs: [...journal.state.dirs, tpmDir] });
+      for (const f of req.configuration.tpm) {
+        await mkdir(dirname(join(tpmDir, f.name)), { recursive: true, mode: 0o711 });
+        await writeFile(join(tpmDir, f.name), Buffer.from(f.data, 'base64'), { mode: 0o600 });
+      }
+    }
+    return restoredDomainXml(req.configuration.domainXml, { ...base, nvramFile });
+  }
+
+  private async withXmlFile(restoreId: string, xml: string, use: (file: string) => Promise<void>): Promise<void> {
+    const file = join(this.opts.workDir, `restore-${restoreId}.xml`);
+    await writeFile(file, xml);
+    try {
+      await use(file);
+    } finally {
+      await rm(file, { force: true });
+    }
   }
 
   /** kvm where this host has it, else TCG: a minimal domain must start here. */
@@ -145,18 +268,29 @@ export class LibvirtRestorer {
       return state.renames.map((r) => `renamed ${r.from} to ${r.to}`);
     }
     const done: string[] = [];
+    // the domain first: its qemu is the proxies' client
     if (state.domainUuid) {
       const there = await this.source.virsh(['domuuid', state.domainUuid]).then(() => true, () => false);
       if (there) {
         await this.source.virsh(['destroy', state.domainUuid]).catch(() => undefined);
-        await this.source.virsh(['undefine', state.domainUuid, '--checkpoints-metadata', '--nvram']).catch(() => this.source.virsh(['undefine', state.domainUuid!, '--checkpoints-metadata']));
+        await this.source.virsh(['undefine', state.domainUuid, '--checkpoints-metadata', '--nvram']).catch(() => this.source.virsh(['undefine', state.domainUuid!, '--checkpoints-metadata']).catch(() => undefined));
         done.push(`undefined domain ${state.domainUuid}`);
       }
     }
+    if (state.proxyPids.length) done.push(`stopped NBD proxies ${state.proxyPids.join(', ')}`);
+    for (const dir of state.dirs) await stopInstantDisks(dir, state.proxyPids);
     for (const file of [...state.files, ...state.renames.map((r) => r.from)]) if (await rm(file).then(() => true, () => false)) done.push(`removed ${file}`);
     for (const dir of state.dirs) if (await exists(dir)) await rm(dir, { recursive: true, force: true }).then(() => done.push(`removed ${dir}`));
     return done;
   }
+}
+
+/** Whether the domain's disk `target` still reads from an NBD backing (the hub, through its proxy). */
+function diskBackedByNetwork(xml: string, target: string): boolean {
+  for (const m of xml.matchAll(/<disk\b[^>]*>([\s\S]*?)<\/disk>/g)) {
+    if (new RegExp(`<target\\b[^>]*dev=['"]${target}['"]`).test(m[1])) return /<backingStore\b[^>]*type=['"]network['"]/.test(m[1]);
+  }
+  return false;
 }
 
 /** Each rename whose source is still there; safe to run again after a crash between two of them. */

@@ -119,4 +119,14 @@ describe('the domain a restore point is defined as', () => {
     expect(info.guestAgentChannel).toBe(true);
     expect(xml).toContain("<memory unit='MiB'>512</memory>");
   });
+
+  it('boots an overlay from the hub: the backing is the proxy socket, and I/O stops rather than fails while the hub is away', () => {
+    const { xml } = restoredDomainXml(RECORDED, { ...spec, disks: [{ target: 'vda', file: '/d/vda.overlay.qcow2', format: 'qcow2', backing: { socket: '/d/vda.sock', exportName: 'r-vda' } }, spec.disks[1]] });
+    const vda = /<disk[^>]*>((?:(?!<\/disk>)[\s\S])*?<target dev='vda'[\s\S]*?)<\/disk>/.exec(xml)![1];
+    expect(vda).toContain("<driver name='qemu' type='qcow2' error_policy='stop' rerror_policy='stop'/>");
+    expect(vda).toContain("<source file='/d/vda.overlay.qcow2'/><backingStore type='network'><format type='raw'/><source protocol='nbd' name='r-vda'><host transport='unix' socket='/d/vda.sock'/></source><backingStore/></backingStore>");
+    expect(xml.match(/\serror_policy=/g)).toHaveLength(1);
+    const minimal = minimalDomainXml({ memoryMiB: 256, vcpus: 1, virtType: 'qemu' }, { ...spec, disks: [{ target: 'disk0', file: '/d/o.qcow2', format: 'qcow2', backing: { socket: '/d/s.sock', exportName: 'e' } }] });
+    expect(minimal).toContain("error_policy='stop' rerror_policy='stop'/><source file='/d/o.qcow2'/><backingStore type='network'>");
+  });
 });

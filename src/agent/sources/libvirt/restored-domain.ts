@@ -9,8 +9,12 @@ export interface RestoredDomainSpec {
   name: string;
   /** A new identity: libvirt refuses two domains with one uuid, and swtpm keys its state by it. */
   uuid: string;
-  /** The restored disks by target device, each with its new file and format. */
-  disks: { target: string; file: string; format: 'qcow2' | 'raw' }[];
+  /**
+   * The restored disks by target device, each with its new file and format. `backing`: an overlay booted
+   * from the hub (instant recovery, drills) reads its backing from this NBD socket; the guest's I/O stops
+   * (error policy `stop`) rather than fail while that path is away.
+   */
+  disks: { target: string; file: string; format: 'qcow2' | 'raw'; backing?: { socket: string; exportName: string } }[];
   /** Where the restored UEFI variables were written; null: libvirt makes a fresh store from the firmware's template. */
   nvramFile: string | null;
   /** Where file-backed serial and console logs of the new domain go (the original's would be shared otherwise). */
@@ -74,9 +78,19 @@ function restoredDiskBody(body: string, disk: RestoredDomainSpec['disks'][number
     before = out;
     out = out.replace(/\s*<backingStore\b[^>]*\/>/g, '').replace(/\s*<backingStore\b[^>]*>(?:(?!<backingStore\b)[\s\S])*?<\/backingStore>/g, '');
   }
-  out = /<driver\b[^>]*>/.test(out) ? out.replace(/<driver\b([^>]*?)(\/?)>/, (_m, attrs: string, slash: string) => `<driver${setAttr(attrs, 'type', disk.format)}${slash}>`) : `\n      <driver name='qemu' type='${disk.format}'/>${out}`;
-  const source = `<source file='${escapeXml(disk.file)}'/>`;
+  const driverAttrs = (attrs: string) => {
+    let a = setAttr(attrs, 'type', disk.format);
+    if (disk.backing) a = setAttr(setAttr(a, 'error_policy', 'stop'), 'rerror_policy', 'stop');
+    return a;
+  };
+  out = /<driver\b[^>]*>/.test(out) ? out.replace(/<driver\b([^>]*?)(\/?)>/, (_m, attrs: string, slash: string) => `<driver${driverAttrs(attrs)}${slash}>`) : `\n      <driver${driverAttrs(" name='qemu'")}/>${out}`;
+  const source = `<source file='${escapeXml(disk.file)}'/>${disk.backing ? backingStore(disk.backing) : ''}`;
   return /<source\b/.test(out) ? out.replace(/<source\b[^>]*\/>|<source\b[^>]*>[\s\S]*?<\/source>/, source) : out.replace(/(<driver\b[^>]*>)/, `$1\n      ${source}`);
+}
+
+/** The hub's export, through the local proxy: raw, as qemu-nbd serves the point's content. */
+function backingStore(b: { socket: string; exportName: string }): string {
+  return `<backingStore type='network'><format type='raw'/><source protocol='nbd' name='${escapeXml(b.exportName)}'><host transport='unix' socket='${escapeXml(b.socket)}'/></source><backingStore/></backingStore>`;
 }
 
 function setAttr(attrs: string, name: string, value: string): string {
@@ -87,7 +101,7 @@ function setAttr(attrs: string, name: string, value: string): string {
 /** A domain for disks whose point recorded no configuration: the operator's memory and vCPUs, virtio disks in the point's order, a guest agent channel. */
 export function minimalDomainXml(def: { memoryMiB: number; vcpus: number; virtType: 'kvm' | 'qemu' }, spec: Omit<RestoredDomainSpec, 'nvramFile'>): string {
   const disks = spec.disks
-    .map((d, i) => `    <disk type='file' device='disk'><driver name='qemu' type='${d.format}'/><source file='${escapeXml(d.file)}'/><target dev='vd${String.fromCharCode(97 + i)}' bus='virtio'/></disk>`)
+    .map((d, i) => `    <disk type='file' device='disk'><driver name='qemu' type='${d.format}'${d.backing ? " error_policy='stop' rerror_policy='stop'" : ''}/><source file='${escapeXml(d.file)}'/>${d.backing ? backingStore(d.backing) : ''}<target dev='vd${String.fromCharCode(97 + i)}' bus='virtio'/></disk>`)
     .join('\n');
   return `<domain type='${def.virtType}'>
   <name>${escapeXml(spec.name)}</name>

@@ -1,0 +1,92 @@
+import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ChildProcessHandle, terminateProcess } from '../../../process/child-process';
+import { readLogTail } from '../../../process/log-tail';
+import { readCmdline, readProcStat } from '../../../process/proc';
+import { runQemuImg } from '../../../qemu/qemu-img';
+import type { RestoreStartRequest } from '../../../wire/restore-protocol';
+
+/** One disk booted from the hub: a local overlay whose backing is the hub's export, read through a proxy on this host. */
+export interface InstantDisk {
+  diskId: string;
+  overlay: string;
+  /** The proxy's Unix socket, the overlay's (and the domain's) backing. */
+  socket: string;
+  exportName: string;
+  proxyPid: number;
+}
+
+/**
+ * libvirt cannot hand qemu a pre-shared key for an NBD backing, so each disk's backing is a local nbdkit that
+ * reads the hub's TLS-PSK export and serves it, read-only, on a Unix socket only this host can reach. Its
+ * retry filter holds requests while the hub is away (restarted, the network cut) and reconnects, so the guest's
+ * reads wait instead of failing. The proxies are detached: they outlive an agent restart, whose journal names them.
+ */
+export async function startInstantDisks(
+  dir: string,
+  disks: RestoreStartRequest['disks'],
+  host: string,
+  log: (level: 'warn', message: string) => void,
+  overlayOf: (diskId: string) => string = (diskId) => join(dir, `${diskId}.overlay.qcow2`),
+): Promise<InstantDisk[]> {
+  // searchable, not listable: libvirt's qemu user must reach the sockets, nobody needs to find them
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  await chmod(dir, 0o711);
+  const out: InstantDisk[] = [];
+  for (const d of disks) {
+    const keys = join(dir, `${d.diskId}.psk`);
+    await writeFile(keys, `${d.nbd.psk.identity}:${d.nbd.psk.key}\n`, { mode: 0o600 });
+    const socket = join(dir, `${d.diskId}.sock`);
+    const logFile = join(dir, `${d.diskId}.nbdkit.log`);
+    const proxy = ChildProcessHandle.spawn(
+      'nbdkit',
+      ['-f', '-r', '-U', socket, '--filter=retry', 'nbd', `hostname=${host}`, `port=${d.nbd.port}`, `export=${d.nbd.exportName}`, 'tls=require', `tls-psk=${keys}`, `tls-username=${d.nbd.psk.identity}`, 'retry=5', 'retries=100000', 'retry-delay=1', 'retry-exponential=no'],
+      { detached: true, logFile },
+    );
+    if (proxy.spawnError) throw new Error(`nbdkit could not be started: ${(await proxy.spawnError).message} (Debian package nbdkit)`);
+    for (let i = 0; !(await stat(socket).then(() => true, () => false)); i++) {
+      if (proxy.hasExited() || i > 100) {
+        await terminateProcess(proxy, 1000, 'nbdkit');
+        throw new Error(`the NBD proxy of ${d.diskId} did not start: ${readLogTail(logFile).trim()}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await chmod(socket, 0o666);
+    const overlay = overlayOf(d.diskId);
+    out.push({ diskId: d.diskId, overlay, socket, exportName: d.nbd.exportName, proxyPid: proxy.pid });
+    await runQemuImg(['create', '-q', '-f', 'qcow2', '-u', '-b', `nbd+unix:///${d.nbd.exportName}?socket=${socket}`, '-F', 'raw', overlay, String(d.virtualSize)]);
+    if (!proxy.hasExited()) continue;
+    log('warn', `the NBD proxy of ${d.diskId} exited: ${readLogTail(logFile).trim()}`);
+  }
+  return out;
+}
+
+/** Stops the proxies (by pid: an adopted one is not our child; a pid now running anything else is left alone) and removes the overlays, sockets and keys. */
+export async function stopInstantDisks(dir: string, proxyPids: number[]): Promise<void> {
+  for (const pid of proxyPids) {
+    const argv = readCmdline(pid);
+    if (!argv || !argv[0]?.endsWith('nbdkit') || !argv.some((a) => a.startsWith(`${dir}/`))) continue;
+    // SIGTERM, and SIGKILL when it has not gone within 2 s (its retry filter may be waiting on the hub)
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      if (!signalled(pid, signal)) break;
+      let gone = false;
+      for (let i = 0; i < 100 && !gone; i++) {
+        gone = !signalled(pid, 0);
+        if (!gone) await new Promise((r) => setTimeout(r, 20));
+      }
+      if (gone) break;
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Sends `signal` (0: only asks whether the process still runs); false when there is no such process (or only its zombie). */
+function signalled(pid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return false;
+  }
+  const state = readProcStat(pid)?.state;
+  return state !== undefined && state !== 'Z' && state !== 'X';
+}
