@@ -6,6 +6,7 @@ import { runRestoreBench } from '../src/restore/restore.bench';
 import { runDatapathBench } from '../src/data-mover/datapath.bench';
 import { runVerifyBench } from './verify.bench';
 import { runLiveBench } from './live.bench';
+import { runRestoreVmBench } from './restore-vm.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -16,6 +17,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   verify: runVerifyBench,
   backup: runBackupBench,
   live: runLiveBench,
+  'restore-vm': runRestoreVmBench,
 };
 
 async function main(): Promise<void> {

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   qemu-utils      # qemu-img, qemu-nbd, qemu-io: QCOW2 chains and NBD exports
   libnbd-bin      # nbdinfo, nbdcopy (reference tool in benchmarks), nbdfuse
-  nbdkit          # second NBD server the client is tested against
+  nbdkit          # the agent's NBD proxy for instant recovery and drills; a second NBD server the client is tested against
   fuse3           # FUSE for file-level restore
   xfsprogs        # XFS in restore tests
   btrfs-progs     # mkfs.btrfs for the btrfs restore test image (mounting uses the kernel driver only)
@@ -24,6 +24,7 @@ PACKAGES=(
   libvirt-clients # virsh: the libvirt source drives libvirt through it
   cpio            # packs the libvirt test guest's initramfs
   libfaketime     # moves a test hub's clock (retention e2e: one backup per simulated 8 hours)
+  virtnbdbackup   # the peer the restore-vm bench measures against (virtnbdbackup, virtnbdrestore)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

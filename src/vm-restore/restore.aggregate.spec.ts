@@ -88,5 +88,9 @@ describe('restore rules', () => {
     expect(events.map((e) => e.type).slice(2)).toEqual(['InstantRecoveryRunning', 'RestoreDiskCompleted', 'RestoreDiskCompleted', 'InstantRecoveryLocal', 'RestoreCompleted']);
     expect(events[2].data).toEqual({ restoreId: 'r', name: 'web2', uuid: 'u', runningMs: 3100 });
     expect(() => run([...happyPath.slice(0, 2), { kind: 'report', report: { type: 'instant-running', name: 'x', uuid: 'u' } }])).toThrow(/not an instant recovery/);
+    // the agent's last word stands for its disks when their own reports met a hub that was away
+    const unreported = run([instant, happyPath[1], { kind: 'report', report: { type: 'instant-running', name: 'web2', uuid: 'u' } }, { kind: 'complete', domain: { name: 'web2', uuid: 'u', started: true }, durationMs: 1 }]);
+    expect(unreported.map((e) => e.type).slice(-2)).toEqual(['InstantRecoveryLocal', 'RestoreCompleted']);
+    expect(Object.values(fold(restore, unreported).disks).every((d) => d.done)).toBe(true);
   });
 });

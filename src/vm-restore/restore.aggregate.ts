@@ -94,7 +94,7 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
       case INSTANT_RECOVERY_RUNNING:
         return { ...state, phase: 'pulling', domain: { name: event.data.name, uuid: event.data.uuid, started: true } };
       case INSTANT_RECOVERY_LOCAL:
-        return state;
+        return { ...state, disks: Object.fromEntries(Object.values(state.disks).map((d) => [d.diskId, { ...d, done: true, bytesDone: d.bytesPlanned }])) };
       case RESTORE_COMPLETED:
         return { ...state, phase: 'completed', domain: event.data.domain };
       case RESTORE_FAILED:
@@ -153,7 +153,8 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
         return [];
       }
       case 'complete': {
-        const pending = Object.values(state.disks).filter((d) => !d.done).map((d) => d.diskId);
+        // an instant recovery's disks are local when its agent says so: its progress reports may have met a hub that was away
+        const pending = state.phase === 'pulling' ? [] : Object.values(state.disks).filter((d) => !d.done).map((d) => d.diskId);
         if (pending.length) throw new DomainError('conflict', `restore ${restoreId} cannot complete: disks ${pending.join(', ')} were not written`);
         const completed = { type: RESTORE_COMPLETED, data: { restoreId, domain: command.domain, durationMs: command.durationMs } } as const;
         return state.phase === 'pulling' ? [{ type: INSTANT_RECOVERY_LOCAL, data: { restoreId, durationMs: command.durationMs } }, completed] : [completed];

@@ -4,6 +4,7 @@ import { ChildProcessHandle, terminateProcess } from '../../../process/child-pro
 import { readLogTail } from '../../../process/log-tail';
 import { readCmdline, readProcStat } from '../../../process/proc';
 import { runQemuImg } from '../../../qemu/qemu-img';
+import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO, openNbd, pskStartTls, type Extent } from '../../../nbd-protocol';
 import type { RestoreStartRequest } from '../../../wire/restore-protocol';
 
 /** One disk booted from the hub: a local overlay whose backing is the hub's export, read through a proxy on this host. */
@@ -14,6 +15,26 @@ export interface InstantDisk {
   socket: string;
   exportName: string;
   proxyPid: number;
+}
+
+/**
+ * The allocation of one disk of the point as nbdkit's extentlist filter reads it (`offset length [hole,zero]`).
+ * qemu's stream job asks for the allocation of every 512 KiB it copies; answered across the network by the
+ * hub's qemu-nbd those answers cost about as much as the data itself (docs/benchmarks.md, restore-vm), answered
+ * from this list they cost nothing. The point never changes, so the list read once stays true.
+ */
+export function extentList(extents: readonly Extent[]): string {
+  return extents.map((e) => `${e.offset} ${e.length}${e.flags & NBD_STATE_HOLE ? ' hole,zero' : e.flags & NBD_STATE_ZERO ? ' zero' : ''}\n`).join('');
+}
+
+async function writeExtentList(file: string, host: string, d: RestoreStartRequest['disks'][number]): Promise<void> {
+  const client = await openNbd({ transport: 'tcp', host, port: d.nbd.port, exportName: d.nbd.exportName }, { startTls: pskStartTls(d.nbd.psk), metaContexts: [BASE_ALLOCATION] });
+  try {
+    const map = await client.blockStatusAll(0, client.size, [BASE_ALLOCATION]);
+    await writeFile(file, extentList(map.get(BASE_ALLOCATION)!), { mode: 0o600 });
+  } finally {
+    await client.close().catch(() => undefined);
+  }
 }
 
 /**
@@ -38,9 +59,11 @@ export async function startInstantDisks(
     await writeFile(keys, `${d.nbd.psk.identity}:${d.nbd.psk.key}\n`, { mode: 0o600 });
     const socket = join(dir, `${d.diskId}.sock`);
     const logFile = join(dir, `${d.diskId}.nbdkit.log`);
+    const extents = join(dir, `${d.diskId}.extents`);
+    await writeExtentList(extents, host, d);
     const proxy = ChildProcessHandle.spawn(
       'nbdkit',
-      ['-f', '-r', '-U', socket, '--filter=retry', 'nbd', `hostname=${host}`, `port=${d.nbd.port}`, `export=${d.nbd.exportName}`, 'tls=require', `tls-psk=${keys}`, `tls-username=${d.nbd.psk.identity}`, 'retry=5', 'retries=100000', 'retry-delay=1', 'retry-exponential=no'],
+      ['-f', '-r', '-U', socket, '--filter=extentlist', '--filter=retry', 'nbd', `extentlist=${extents}`, `hostname=${host}`, `port=${d.nbd.port}`, `export=${d.nbd.exportName}`, 'tls=require', `tls-psk=${keys}`, `tls-username=${d.nbd.psk.identity}`, 'retry=5', 'retries=100000', 'retry-delay=1', 'retry-exponential=no'],
       { detached: true, logFile },
     );
     if (proxy.spawnError) throw new Error(`nbdkit could not be started: ${(await proxy.spawnError).message} (Debian package nbdkit)`);
