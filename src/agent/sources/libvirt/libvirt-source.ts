@@ -252,10 +252,13 @@ export class LibvirtSource implements BackupSource {
       await writeFile(join(dir, 'checkpoint.xml'), checkpointXml(this.prefix + pending.newPointId, vm.disks.map((d) => d.id)));
       // Whose checkpoint this job makes: an agent killed before the job ends leaves it, and the next start deletes it.
       await writeFile(join(dir, JOB_CHECKPOINT), JSON.stringify({ vmId, checkpoint: this.prefix + pending.newPointId }));
+      // Just before the instant the disks are read at: the definition the point is restored with. Read before
+      // backup-begin rather than beside the job it starts: libvirtd 9.0 crashed here once (a general protection
+      // fault in its qemu driver) during a backup whose definition was read right after backup-begin; the cause
+      // is not known, and this keeps the read away from the job's setup.
+      const configuration = await this.configuration(vmId);
       const { consistency, backupBeginMs } = await this.frozen(info, () => this.virsh(['backup-begin', vmId, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]));
       this.timings.set(vmId, { freezeMs: consistency.freezeMs, backupBeginMs });
-      // Right after the instant the disks are read at: the definition the point is restored with.
-      const configuration = await this.configuration(vmId);
       const disks: SnapshotDisk[] = vm.disks.map((d) => ({
         diskId: d.id,
         uri: `nbd+unix:///${d.id}?socket=${socket}`,
