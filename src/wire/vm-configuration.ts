@@ -1,5 +1,5 @@
 /**
- * What a VM is besides its disks, as its source recorded it at the snapshot's instant: for libvirt, the
+ * What a VM is besides its disks, as its source recorded it for the snapshot (just before it): for libvirt, the
  * domain's persistent definition and, when the domain has them, its UEFI variable store and its TPM's state.
  * The agent uploads it beside the block digests; a restore defines the VM again from it.
  */

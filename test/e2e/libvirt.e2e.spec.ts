@@ -49,6 +49,17 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
   }, 120_000);
 
   const chainFile = (file: string) => join(lab.repoRoot, file);
+  async function startWhenUnlocked(vmId: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await virsh('start', vmId);
+        return;
+      } catch (error) {
+        if (attempt === 50 || !/Failed to get "write" lock/.test((error as Error).message)) throw error;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
   /** The real CLI against the lab's hub; its stdout. */
   async function cli(args: string[]): Promise<string> {
     const proc = spawnSendense(args, { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
@@ -207,8 +218,10 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
 
-    // started again, the domain continues its chain from the last point that succeeded: the failed backup's checkpoint is gone
-    await virsh('start', vm.uuid);
+    // started again, the domain continues its chain from the last point that succeeded: the failed backup's checkpoint is gone.
+    // The agent rolls the failed backup's bitmap back in the shut-off images (qemu-img, which takes their write lock)
+    // after it reported the failure: a start in that moment is refused, as it would be for an operator.
+    await startWhenUnlocked(vm.uuid);
     const next = await lab.waitForJob(await lab.backup('auto', vm.uuid), 180_000);
     expect({ status: next.status, type: next.type }).toEqual({ status: 'completed', type: 'incremental' });
     expect((await lab.api('GET', `/api/v1/restore-points/${next.restorePointId}`)).body.parentId).toBe(full.restorePointId);
@@ -285,7 +298,7 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
       await expect(run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', copy, vm.disks[i]])).resolves.toBeDefined();
     }
 
-    await virsh('start', vm.uuid);
+    await startWhenUnlocked(vm.uuid);
     const liveJob = await lab.backup('auto', vm.uuid);
     const live = await lab.waitForJob(liveJob, 180_000);
     expect({ status: live.status, type: live.type, error: live.error ?? null }).toEqual({ status: 'completed', type: 'full', error: null });
