@@ -119,12 +119,18 @@ export class BackupRunner {
     } catch (error) {
       const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
       log('error', `backup ${jobId} of ${vmId} failed: ${reason}`);
+      // Rolled back before the hub hears of the failure: a job that reads failed has left nothing on the VM, and an
+      // operator who starts a shut-off VM then does not race qemu-img's rollback in its images.
+      if (!success) await this.rollBack(vmId, restorePointId, sincePointId);
       await report({ type: 'failed', reason }).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
     } finally {
       if (!firstTaken) await closeWhenOpen(firstTarget);
       if (success) this.unconfirmed.set(vmId, { newPointId: restorePointId, sincePointId });
-      else await source.completeBackup(vmId, { newPointId: restorePointId, sincePointId, success }).catch((e) => log('warn', `change tracking of ${vmId} not rolled back: ${String(e)}`));
     }
+  }
+
+  private async rollBack(vmId: string, newPointId: string, sincePointId: string | null): Promise<void> {
+    await this.deps.source.completeBackup(vmId, { newPointId, sincePointId, success: false }).catch((e) => this.deps.log('warn', `change tracking of ${vmId} not rolled back: ${String(e)}`));
   }
 
   /**

@@ -143,7 +143,8 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       throw new DomainError('conflict', `restore point ${req.restorePointId} is corrupt (${where || (point.verifyProblems ?? []).join('; ')}); restore it anyway with force: true`);
     }
     await this.agents.state(req.agentId);
-    if (!this.tunnel.isConnected(req.agentId)) throw new DomainError('conflict', `agent ${req.agentId} has no session with this hub: request the restore on the hub it is connected to`);
+    // an agent reconnecting after a hub or network restart gets the grace a backup's agent gets
+    if (!(await this.tunnel.waitConnected(req.agentId, AGENT_CONNECT_GRACE_MS))) throw new DomainError('conflict', `agent ${req.agentId} has no session with this hub: request the restore on the hub it is connected to`);
     if (req.target.kind === 'replace' && req.target.vmId !== point.vmId) throw new DomainError('conflict', `restore point ${req.restorePointId} is of VM ${point.vmId}: it replaces that VM's disks, not ${req.target.vmId}'s`);
     if (req.target.kind !== 'replace' && !point.configuration && !req.definition) throw new DomainError('conflict', `restore point ${req.restorePointId} holds no VM configuration: give definition {memoryMiB, vcpus}`);
     if (point.configuration && req.definition) throw new DomainError('conflict', `restore point ${req.restorePointId} holds the VM's configuration: the domain is defined from it, not from a definition`);

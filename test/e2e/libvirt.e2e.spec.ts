@@ -218,9 +218,8 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
 
-    // started again, the domain continues its chain from the last point that succeeded: the failed backup's checkpoint is gone.
-    // The agent rolls the failed backup's bitmap back in the shut-off images (qemu-img, which takes their write lock)
-    // after it reported the failure: a start in that moment is refused, as it would be for an operator.
+    // started again, the domain continues its chain from the last point that succeeded: the failed backup's checkpoint is gone
+    // (the agent rolled its bitmap back in the shut-off images before it reported the failure)
     await startWhenUnlocked(vm.uuid);
     const next = await lab.waitForJob(await lab.backup('auto', vm.uuid), 180_000);
     expect({ status: next.status, type: next.type }).toEqual({ status: 'completed', type: 'incremental' });

@@ -228,6 +228,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
       expect(info['backing-filename']).toBeUndefined();
     }
     await lab.startHub();
+    await lab.until(async () => ((await lab.api('GET', '/api/v1/agents')).body as { connected: boolean }[]).some((a) => a.connected), 60_000, 'the agent to reconnect');
     await virsh('destroy', name);
   }, 900_000);
 
