@@ -411,6 +411,8 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     const why = `checkpoint sendense-${last} is broken: qemu holds no bitmap for vda, vdb`;
     expect((await lab.events(jobId)).find((e) => e.type === 'BackupTypeDecided')?.data).toMatchObject({ type: 'full', reason: expect.stringContaining(why) });
     expect((await chainEvents(vm.uuid)).filter((e) => e.type === 'ChainBroken').at(-1)?.data).toEqual({ restorePointId: last, reason: `change tracking cannot continue from ${last}: ${why} (the domain's qemu ended without saving it: killed, or the host crashed)` });
+    // the job's read model says completed; the chain's read model may apply the point a moment later
+    await lab.until(async () => (await lab.api('GET', `/api/v1/restore-points/${full.restorePointId}`)).status === 200, 30_000, 'the restore point to be listed');
     expect((await lab.api('GET', `/api/v1/restore-points/${full.restorePointId}`)).body.parentId).toBeNull();
 
     const next = await lab.waitForJob(await lab.backup('auto', vm.uuid), 180_000);
