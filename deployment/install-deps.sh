@@ -42,6 +42,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# /dev/kvm as Debian's udev rules leave it (root:kvm 0660). Where nothing applied them (a container, no udev),
+# a root-only /dev/kvm makes libvirtd think KVM vanished since it probed qemu, and it probes again on every
+# define (about 30 s each).
+if [ -c /dev/kvm ] && getent group kvm >/dev/null && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+  chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
+
 # embedded-postgres is ESM-only; Node 20.19+ loads it from CommonJS.
 if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
   echo "install-deps.sh: Node.js 20.19 or newer is required (found: $(node --version 2>/dev/null || echo none))" >&2

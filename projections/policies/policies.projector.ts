@@ -17,12 +17,12 @@ export class PoliciesProjector implements Projector {
     switch (event.type) {
       case POLICY_CREATED: {
         const { policyId, createdAt: _at, ...d } = event.data as unknown as PolicyCreated['data'];
-        await policies.insert({ policyId, ...d, createdAt: event.createdAt, updatedAt: event.createdAt, lastSlot: null });
+        await policies.insert({ policyId, ...d, drill: d.drill ?? null, createdAt: event.createdAt, updatedAt: event.createdAt, lastSlot: null });
         return;
       }
       case POLICY_UPDATED: {
         const { policyId, updatedAt: _at, ...d } = event.data as unknown as PolicyUpdated['data'];
-        await policies.update({ policyId }, { ...d, updatedAt: event.createdAt });
+        await policies.update({ policyId }, { ...d, drill: d.drill ?? null, updatedAt: event.createdAt });
         return;
       }
       case POLICY_DELETED:

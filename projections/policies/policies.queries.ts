@@ -17,6 +17,7 @@ function summary(p: PolicyView): PolicySummary {
     retention: p.retention,
     rpoHours: p.rpoHours,
     enabled: p.enabled,
+    drill: p.drill,
     createdAt: p.createdAt.toISOString(),
     updatedAt: p.updatedAt.toISOString(),
     lastSlot: p.lastSlot?.toISOString() ?? null,

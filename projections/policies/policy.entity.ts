@@ -1,5 +1,5 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
-import { PolicySchedule, PolicyVmSelector, RetentionRules } from '../../src/policies/policy.events';
+import { PolicyDrill, PolicySchedule, PolicyVmSelector, RetentionRules } from '../../src/policies/policy.events';
 
 @Entity({ name: 'rm_policies' })
 export class PolicyView {
@@ -29,6 +29,9 @@ export class PolicyView {
 
   @Column({ type: 'boolean' })
   enabled: boolean;
+
+  @Column({ type: 'jsonb', nullable: true })
+  drill: PolicyDrill | null;
 
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;

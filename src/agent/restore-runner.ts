@@ -133,8 +133,9 @@ export class RestoreRunner {
       journal = await RestoreJournal.create(this.deps.workDir, req.restoreId);
       if (req.mode === 'instant' && req.target.kind === 'new-domain') {
         const started = await this.deps.host.startInstant(req, disks, journal, this.deps.hubHost);
-        await report({ type: 'instant-running', name: started.name, uuid: started.uuid });
+        // journaled before the hub hears of it: an agent killed once the hub knows the domain runs must resume its copy, never undo it
         await journal.record({ phase: 'pulling', instant: { correlationId: req.correlationId, name: started.name, uuid: started.uuid, diskIds: disks.map((d) => d.diskId), proxyDir: started.proxyDir } });
+        await report({ type: 'instant-running', name: started.name, uuid: started.uuid });
         await this.finishInstant(journal, signal, report);
         journal = undefined;
         return;

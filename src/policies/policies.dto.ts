@@ -51,6 +51,25 @@ export class RetentionDto {
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(100_000) keepYearly?: number;
 }
 
+export class PolicyDrillDto {
+  @ApiProperty({ example: '0 4 * * 0', description: 'm h dom mon dow (or with a leading seconds field), in the schedule\'s time zone' })
+  @IsString()
+  @Length(1, 200)
+  cron: string;
+
+  @ApiPropertyOptional({ description: "the agent whose host boots the drills (default: each VM's own agent)" })
+  @IsOptional()
+  @IsUUID('4', { message: 'drill.agentId must be a uuid' })
+  agentId?: string;
+
+  @ApiPropertyOptional({ default: 300, description: 'a drill whose guest has not answered by then fails' })
+  @IsOptional()
+  @IsInt()
+  @Min(10)
+  @Max(3600)
+  timeoutSeconds?: number;
+}
+
 /** What POST and PUT take: the whole definition. Cron, time zone and retention are checked by the policy decider. */
 export class PolicyDto {
   @ApiProperty({ example: 'nightly' })
@@ -100,6 +119,13 @@ export class PolicyDto {
   @IsOptional()
   @IsBoolean()
   enabled?: boolean;
+
+  @ApiPropertyOptional({ type: PolicyDrillDto, nullable: true, description: 'recovery drills of the newest point of each VM; null or absent: none' })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => PolicyDrillDto)
+  drill?: PolicyDrillDto | null;
 }
 
 export class PolicyIdParams {
@@ -119,5 +145,6 @@ export function toDefinition(dto: PolicyDto): PolicyDefinition {
     retention: defined({ ...dto.retention }),
     rpoHours: dto.rpoHours,
     enabled: dto.enabled ?? true,
+    ...(dto.drill ? { drill: defined({ cron: dto.drill.cron, agentId: dto.drill.agentId, timeoutSeconds: dto.drill.timeoutSeconds ?? 300 }) } : {}),
   };
 }

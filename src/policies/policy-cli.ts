@@ -7,12 +7,15 @@ export const POLICY_USAGE = `usage:
                       (--vm ID[,ID...] | --name-pattern GLOB | --agent ID)... [--full-every N] --rpo-hours H
                       [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
                       [--keep-yearly N] [--disabled]
+                      [--drill-cron "m h dom mon dow" [--drill-agent ID] [--drill-timeout SECONDS]]
   sendense policy list
   sendense policy show POLICY
-  sendense policy edit POLICY [any option of add; --enabled or --disabled]   changes only what is given
+  sendense policy edit POLICY [any option of add; --enabled or --disabled; --no-drill]   changes only what is given
   sendense policy run POLICY                                                 back up every VM of it now
   sendense policy remove POLICY                                              its restore points stay
-The cron may have a leading seconds field; the time zone defaults to UTC.
+The cron may have a leading seconds field; the time zone defaults to UTC. With --drill-cron the newest
+point of each VM is booted as a recovery drill at every slot of that calendar (on --drill-agent's host,
+else the VM's own agent's).
 `;
 
 interface Policy {
@@ -25,6 +28,7 @@ interface Policy {
   retention: Record<string, number>;
   rpoHours: number;
   enabled: boolean;
+  drill: { cron: string; agentId?: string; timeoutSeconds: number } | null;
   lastSlot: string | null;
 }
 
@@ -51,6 +55,10 @@ function definitionFrom(args: string[], base: Partial<Policy>): Record<string, u
   for (const [flag, key] of RETENTION) if (option(args, flag) !== undefined) retention[key] = num(option(args, flag)) as number;
   const fullEvery = num(option(args, '--full-every')) ?? base.fullEvery ?? undefined;
   const enabled = args.includes('--disabled') ? false : args.includes('--enabled') ? true : (base.enabled ?? true);
+  const drill = args.includes('--no-drill') ? null : { ...base.drill };
+  if (drill && option(args, '--drill-cron') !== undefined) drill.cron = option(args, '--drill-cron')!;
+  if (drill && option(args, '--drill-agent') !== undefined) drill.agentId = option(args, '--drill-agent');
+  if (drill && option(args, '--drill-timeout') !== undefined) drill.timeoutSeconds = num(option(args, '--drill-timeout')) as number;
   return {
     name: option(args, '--name') ?? base.name,
     vms,
@@ -64,13 +72,14 @@ function definitionFrom(args: string[], base: Partial<Policy>): Record<string, u
     retention,
     rpoHours: num(option(args, '--rpo-hours')) ?? base.rpoHours,
     enabled,
+    ...(drill && Object.keys(drill).length ? { drill } : {}),
   };
 }
 
 function summaryLine(p: Policy): string {
   const vms = [p.vms.ids?.length ? `ids ${p.vms.ids.join(',')}` : null, p.vms.namePattern ? `name ${p.vms.namePattern}` : null, p.vms.agentId ? `agent ${p.vms.agentId}` : null].filter(Boolean).join(' and ');
   const keep = RETENTION.filter(([, k]) => p.retention[k] !== undefined).map(([, k]) => `${k}=${p.retention[k]}`).join(' ');
-  return `${p.policyId}  ${p.name}  ${p.enabled ? 'enabled' : 'disabled'}  "${p.schedule.cron}" ${p.schedule.timezone} (catch-up ${p.schedule.catchUp})  vms: ${vms}  keep: ${keep}  rpo ${p.rpoHours}h${p.fullEvery ? `  full every ${p.fullEvery}` : ''}  last slot ${p.lastSlot ?? '-'}\n`;
+  return `${p.policyId}  ${p.name}  ${p.enabled ? 'enabled' : 'disabled'}  "${p.schedule.cron}" ${p.schedule.timezone} (catch-up ${p.schedule.catchUp})  vms: ${vms}  keep: ${keep}  rpo ${p.rpoHours}h${p.fullEvery ? `  full every ${p.fullEvery}` : ''}${p.drill ? `  drill "${p.drill.cron}"${p.drill.agentId ? ` on ${p.drill.agentId}` : ''}` : ''}  last slot ${p.lastSlot ?? '-'}\n`;
 }
 
 /** `sendense policy ...`: exit code 0, or 2 for a usage error. */

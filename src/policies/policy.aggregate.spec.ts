@@ -50,6 +50,18 @@ describe('policy decider', () => {
     expect(given(created, update({ enabled: false }, 't2'), update({ enabled: true }, 't3')).scheduleSince).toBe('t3');
   });
 
+  it('checks a drill calendar like the schedule, and counts drill slots afresh when it is set, changed or switched back on', () => {
+    expect(problemsOf(definition({ drill: { cron: '* 25 * * *', timeoutSeconds: 300 } }))).toEqual([expect.stringMatching(/^drill: .*hour field "25"/)]);
+    const drill = { cron: '0 4 * * 0', timeoutSeconds: 300 };
+    const update = (over: Partial<PolicyDefinition>, at: string): PolicyEvent => ({ type: POLICY_UPDATED, data: { policyId: 'p1', ...definition(over), updatedAt: at } });
+    expect(given(created).drillSince).toBeNull();
+    expect(given(created, update({ drill }, 't2')).drillSince).toBe('t2');
+    expect(given(created, update({ drill }, 't2'), update({ drill, rpoHours: 3 }, 't3')).drillSince).toBe('t2');
+    expect(given(created, update({ drill }, 't2'), update({ drill: { ...drill, cron: '0 5 * * 0' } }, 't3')).drillSince).toBe('t3');
+    expect(given(created, update({ drill }, 't2'), update({ drill, enabled: false }, 't3'), update({ drill }, 't4')).drillSince).toBe('t4');
+    expect(given(created, update({ drill }, 't2'), update({}, 't3')).drillSince).toBeNull();
+  });
+
   it('deletes once; a deleted policy is not found for anything else', () => {
     const deleted: PolicyEvent = { type: POLICY_DELETED, data: { policyId: 'p1', deletedAt: 't3' } };
     expect(when([created], { kind: 'delete', policyId: 'p1', at: 't3' })).toEqual([deleted]);

@@ -9,6 +9,8 @@ export interface PolicyState {
   deleted: boolean;
   /** Slots count from here: the creation, the last change of the schedule, or the last re-enable. */
   scheduleSince: string | null;
+  /** Drill slots count from here: as `scheduleSince`, for the drill calendar. */
+  drillSince: string | null;
 }
 
 export type PolicyCommand =
@@ -25,6 +27,13 @@ export function problemsOf(definition: PolicyDefinition): string[] {
     parseCron(definition.schedule.cron);
   } catch (error) {
     problems.push(error instanceof CalendarError ? error.message : String(error));
+  }
+  if (definition.drill) {
+    try {
+      parseCron(definition.drill.cron);
+    } catch (error) {
+      problems.push(`drill: ${error instanceof CalendarError ? error.message : String(error)}`);
+    }
   }
   if (!isValidTimeZone(definition.schedule.timezone)) problems.push(`time zone "${definition.schedule.timezone}" is not an IANA time zone (for example Europe/Berlin, UTC)`);
   const rules = RETENTION_RULES.filter((r) => definition.retention[r] !== undefined && definition.retention[r] !== null);
@@ -45,20 +54,27 @@ function restartsSchedule(before: PolicyDefinition, after: PolicyDefinition): bo
   return before.schedule.cron !== after.schedule.cron || before.schedule.timezone !== after.schedule.timezone || (!before.enabled && after.enabled);
 }
 
+/** Whether the drill slots of the new definition start afresh: a new drill calendar, or drills switched (back) on. */
+function restartsDrills(before: PolicyDefinition, after: PolicyDefinition): boolean {
+  if (!after.drill) return false;
+  return !before.drill || before.drill.cron !== after.drill.cron || before.schedule.timezone !== after.schedule.timezone || (!before.enabled && after.enabled);
+}
+
 /** A protection policy: what to back up, when, where, and how long to keep it. A deleted one stays deleted. */
 export const policyAggregate: Aggregate<PolicyState, PolicyCommand, PolicyEvent> = {
-  initialState: () => ({ policyId: null, definition: null, deleted: false, scheduleSince: null }),
+  initialState: () => ({ policyId: null, definition: null, deleted: false, scheduleSince: null, drillSince: null }),
 
   evolve(state, event) {
     switch (event.type) {
       case POLICY_CREATED: {
         const { policyId, createdAt, ...definition } = event.data;
-        return { policyId, definition, deleted: false, scheduleSince: createdAt };
+        return { policyId, definition, deleted: false, scheduleSince: createdAt, drillSince: definition.drill ? createdAt : null };
       }
       case POLICY_UPDATED: {
         const { policyId: _id, updatedAt, ...definition } = event.data;
         const restart = !state.definition || restartsSchedule(state.definition, definition);
-        return { ...state, definition, scheduleSince: restart ? updatedAt : state.scheduleSince };
+        const drills = !state.definition || restartsDrills(state.definition, definition);
+        return { ...state, definition, scheduleSince: restart ? updatedAt : state.scheduleSince, drillSince: !definition.drill ? null : drills ? updatedAt : state.drillSince };
       }
       case POLICY_DELETED:
         return { ...state, deleted: true };

@@ -33,6 +33,17 @@ export type RetentionRules = {
   keepYearly?: number;
 };
 
+/**
+ * Recovery drills of the newest restore point of each VM of the policy (in its repository), on a calendar of
+ * their own in the schedule's time zone: each boots the point on `agentId`'s host (default: the VM's own
+ * agent) and fails when no guest answers within `timeoutSeconds`.
+ */
+export type PolicyDrill = {
+  cron: string;
+  agentId?: string;
+  timeoutSeconds: number;
+};
+
 /** A policy as the operator defines it (what POST and PUT take, and what simulate replays). */
 export type PolicyDefinition = {
   name: string;
@@ -45,6 +56,8 @@ export type PolicyDefinition = {
   /** A VM whose newest restore point is older than this is at risk. */
   rpoHours: number;
   enabled: boolean;
+  /** Absent: the policy schedules no drills. */
+  drill?: PolicyDrill;
 };
 
 /** `createdAt`: from then on slots count (none before a policy existed is missed). */

@@ -6,8 +6,8 @@ import { BackupJobReader } from '../backups/backup-job.reader';
 import { RequestBackupCommand } from '../backups/commands/request-backup.command';
 import { UNRECORDED_CLAIM_GRACE_MS } from '../backups/vm-claim.aggregate';
 import { HUB_INSTANCE } from '../config/hub-instance';
-import { abortableSleep } from '../event-store/abortable-sleep';
 import { DomainError } from '../eventing/domain-error';
+import { Ticker } from '../eventing/ticker';
 import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { parseCron } from './calendar';
@@ -43,8 +43,7 @@ export interface SlotOutcome {
 @Injectable()
 export class SchedulerWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('scheduler');
-  private readonly abort = new AbortController();
-  private loop: Promise<void> | null = null;
+  private readonly ticker = new Ticker(TICK_MS, (e) => this.logger.error(`scheduler tick failed: ${String(e)}`));
   /** Jobs whose request this hub saw recorded: their slots need no more care. */
   private readonly recorded = new Set<string>();
   /** Requests this hub is making right now: not dead, however long they take. */
@@ -62,12 +61,11 @@ export class SchedulerWorkflow implements OnApplicationBootstrap, OnModuleDestro
 
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp('policies');
-    this.loop = this.run();
+    this.ticker.start(() => this.tick());
   }
 
   async onModuleDestroy(): Promise<void> {
-    this.abort.abort();
-    await this.loop;
+    await this.ticker.stop();
   }
 
   /** `POST /policies/{id}/run`: a slot now for every VM of the policy, outside its calendar. */
@@ -79,16 +77,9 @@ export class SchedulerWorkflow implements OnApplicationBootstrap, OnModuleDestro
     return { policyId, slot: now, jobs: await this.requestAll(policy, result) };
   }
 
-  private async run(): Promise<void> {
-    while (!this.abort.signal.aborted) {
-      await this.tick().catch((e) => this.logger.error(`scheduler tick failed: ${String(e)}`));
-      await abortableSleep(TICK_MS, this.abort.signal);
-    }
-  }
-
   private async tick(): Promise<void> {
     for (const { policyId, enabled } of await this.queries.execute(new ListPoliciesQuery())) {
-      if (!enabled || this.abort.signal.aborted) continue;
+      if (!enabled || this.ticker.stopping) continue;
       await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () => this.schedule(policyId)).catch((e) => {
         if (!(e instanceof DomainError && e.kind === 'not_found')) this.logger.error(`scheduling policy ${policyId} failed: ${String(e)}`);
       });

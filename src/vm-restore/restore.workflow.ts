@@ -46,6 +46,8 @@ export interface RestoreRequest {
   target: RestoreTarget;
   definition: MinimalDefinition | null;
   force: boolean;
+  /** Named beforehand by a caller that records it first (a drill slot); else a new one. */
+  restoreId?: string;
 }
 
 interface Story {
@@ -150,7 +152,8 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     if (point.configuration && req.definition) throw new DomainError('conflict', `restore point ${req.restorePointId} holds the VM's configuration: the domain is defined from it, not from a definition`);
     const found = await this.view.point(point.vmId, point.repositoryId, point.restorePointId);
     if (!found) throw new DomainError('not_found', `restore point ${req.restorePointId} does not exist`);
-    const restoreId = randomUUID();
+    if (found.deleting) throw new DomainError('conflict', `restore point ${req.restorePointId} reads through restore point ${found.deleting}, which is being deleted`);
+    const restoreId = req.restoreId ?? randomUUID();
     const check: RestoreCheckRequest = {
       restoreId,
       correlationId: 'check',
@@ -228,7 +231,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       if (!(await this.tunnel.waitConnected(agentId, AGENT_CONNECT_GRACE_MS))) throw new Error(`agent ${agentId} is not connected`);
       await this.throwIfCancelled(restoreId);
       const found = await this.view.point(state.vmId!, state.repositoryId!, state.restorePointId!);
-      if (!found) throw new Error(`restore point ${state.restorePointId} no longer exists`);
+      if (!found || found.deleting) throw new Error(`restore point ${state.restorePointId} was deleted while the restore was starting`);
       const exported: RestoreExport[] = [];
       const keys = new Map<string, NbdPsk>();
       for (const disk of this.view.files(found.root, found.point)) {
@@ -238,8 +241,9 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
         if (state.mode === 'instant' && state.target!.kind === 'new-domain') this.exports.keepAtShutdown(e.leaseId);
         exported.push({ diskId: disk.diskId, virtualSize: disk.virtualSize, file: disk.file, leaseId: e.leaseId, port: e.port, exportName: e.exportName });
       }
-      // The exports hold the point's files now; a delete that ran before they did took the point away.
-      if (!(await this.view.point(state.vmId!, state.repositoryId!, state.restorePointId!))) throw new Error(`restore point ${state.restorePointId} was deleted while the restore was starting`);
+      // The exports hold the point's files now, so no delete starts any more; one that started before them takes the point away.
+      const still = await this.view.point(state.vmId!, state.repositoryId!, state.restorePointId!);
+      if (!still || still.deleting) throw new Error(`restore point ${state.restorePointId} was deleted while the restore was starting`);
       state = await this.send(story, new StartRestoreCommand(restoreId, this.instance, exported));
       const configuration = await this.view.configuration(found.root, found.point);
       const digests = await Promise.all(found.point.disks.map(async (d) => [d.diskId, found.lineage.every((p) => p.disks.find((x) => x.diskId === d.diskId)?.digests)] as const));

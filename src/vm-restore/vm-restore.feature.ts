@@ -13,6 +13,8 @@ import { StartRestoreHandler } from './commands/start-restore.handler';
 import { RestoreReader } from './restore.reader';
 import { RestoreWorkflow } from './restore.workflow';
 import { RestoresController } from './restores.controller';
+import { DecideDrillSlotHandler } from './drill-schedule/decide-drill-slot.handler';
+import { DrillSchedulerWorkflow } from './drill-schedule/drill-scheduler.workflow';
 
 /** Getting a VM back: whole-VM restores to a hypervisor host through its agent. */
 export const vmRestoreFeature: { controllers: Type[]; providers: Type[] } = {
@@ -31,5 +33,7 @@ export const vmRestoreFeature: { controllers: Type[]; providers: Type[] } = {
     RestoreWorkflow,
     PointView,
     AgentOwnsRestoreGuard,
+    DecideDrillSlotHandler,
+    DrillSchedulerWorkflow,
   ],
 };

@@ -5,7 +5,7 @@ import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/pro
 import { connectionUrl } from '../support/test-database';
 
 type Answer = { status: number; body: any };
-type Recorded = { type: string; data: any };
+type Recorded = { type: string; data: any; metadata: any };
 
 /**
  * Policies on two real hub processes sharing one database, with one real agent connected to the first:
@@ -68,6 +68,9 @@ describe('protection policies on two hub processes', () => {
     await refused(policy({ repositoryId: '3b241101-e2bb-4255-8caf-4136c566a962' }), /repositoryId 3b241101-e2bb-4255-8caf-4136c566a962: no such repository/);
     await refused(policy({ schedule: { cron: '0 2 * * *', timezone: 'UTC', catchUp: 'twice' } }), /catchUp must be one of the following values: once, skip/);
     await refused(policy({ colour: 'blue' }), /property colour should not exist/);
+    await refused(policy({ drill: { cron: '0 25 * * *' } }), /drill: cron "0 25 \* \* \*": hour field "25"/);
+    await refused(policy({ drill: { cron: '0 2 * * *', timeoutSeconds: 5 } }), /timeoutSeconds must not be less than 10/);
+    await refused(policy({ drill: { cron: '0 2 * * *', agentId: 'host-1' } }), /drill.agentId must be a uuid/);
 
     const created = await lab.api('POST', '/api/v1/policies', policy({ name: 'nightly', schedule: { cron: '30 2 * * *', timezone: 'Europe/Berlin', catchUp: 'skip' }, fullEvery: 7, enabled: false }));
     expect(created.status).toBe(201);
@@ -76,13 +79,16 @@ describe('protection policies on two hub processes', () => {
     // The other hub reads the same policy.
     expect((await viaSecond('GET', `/api/v1/policies/${policyId}`)).body).toMatchObject({ policyId, name: 'nightly' });
     const updated = await viaSecond('PUT', `/api/v1/policies/${policyId}`, policy({ name: 'nightly', schedule: { cron: '45 3 * * *', timezone: 'America/New_York' }, enabled: false }));
-    expect(updated).toMatchObject({ status: 200, body: { policyId, schedule: { cron: '45 3 * * *', timezone: 'America/New_York', catchUp: 'once' }, fullEvery: null } });
+    expect(updated).toMatchObject({ status: 200, body: { policyId, schedule: { cron: '45 3 * * *', timezone: 'America/New_York', catchUp: 'once' }, fullEvery: null, drill: null } });
+    const drilled = await lab.api('PUT', `/api/v1/policies/${policyId}`, policy({ enabled: false, drill: { cron: '0 4 * * 0' } }));
+    expect(drilled).toMatchObject({ status: 200, body: { policyId, drill: { cron: '0 4 * * 0', timeoutSeconds: 300 } } });
+    expect(drilled.body.drill.agentId).toBeUndefined();
     expect((await lab.api('PUT', `/api/v1/policies/${policyId}`, policy({ retention: { keepDaily: 0 } }))).status).toBe(400);
     expect((await lab.api('GET', '/api/v1/policies')).body.map((p: { policyId: string }) => p.policyId)).toContain(policyId);
     expect(await lab.api('DELETE', `/api/v1/policies/${policyId}`)).toMatchObject({ status: 200, body: { policyId, deleted: true } });
     expect((await lab.api('GET', `/api/v1/policies/${policyId}`)).status).toBe(404);
     expect((await viaSecond('DELETE', `/api/v1/policies/${policyId}`)).status).toBe(404);
-    expect((await stream(`policy-${policyId}`)).map((e) => e.type)).toEqual(['PolicyCreated', 'PolicyUpdated', 'PolicyDeleted']);
+    expect((await stream(`policy-${policyId}`)).map((e) => e.type)).toEqual(['PolicyCreated', 'PolicyUpdated', 'PolicyUpdated', 'PolicyDeleted']);
   }, 60_000);
 
   it('runs a backup requested on the hub without the agent on the hub with it, and cancels from either hub', async () => {
@@ -139,6 +145,10 @@ describe('protection policies on two hub processes', () => {
     const policyId = added.output.split(' ')[0];
     expect((await cli('list')).output).toContain(policyId);
     expect((await cli('edit', policyId, '--keep-daily', '7')).output).toContain('keep: keepLast=3 keepDaily=7 keepWeekly=4');
+    expect((await cli('edit', policyId, '--drill-cron', '0 5 * * SUN')).output).toContain('rpo 170h  drill "0 5 * * SUN"  last slot');
+    expect((await cli('edit', policyId, '--drill-timeout', '60')).output).toContain('drill "0 5 * * SUN"');
+    expect((await lab.api('GET', `/api/v1/policies/${policyId}`)).body.drill).toEqual({ cron: '0 5 * * SUN', timeoutSeconds: 60 });
+    expect((await cli('edit', policyId, '--no-drill')).output).not.toContain('drill');
     expect(await cli('add', '--name', 'bad', '--repository', lab.repositoryId, '--cron', '0 4 * *', '--vm', 'vm1', '--keep-last', '1', '--rpo-hours', '1')).toMatchObject({ code: 1, output: expect.stringContaining('400 cron "0 4 * *" must have 5 fields') });
     const ran = await cli('run', policyId);
     expect(ran.output).toMatch(/^vm1  backup job [0-9a-f-]{36}\n$/);
@@ -152,5 +162,33 @@ describe('protection policies on two hub processes', () => {
     expect(run).toMatchObject({ status: 202, body: { policyId, jobs: [{ vmId: 'vm1', status: 'requested', reason: null }] } });
     expect(await lab.waitForJob(run.body.jobs[0].jobId, 60_000)).toMatchObject({ status: 'completed' });
     expect((await viaSecond('POST', '/api/v1/policies/6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60/run')).status).toBe(404);
+  }, 120_000);
+
+  it('drills scheduled by a policy are taken once per slot, by the hub holding the drill host\'s agent, and a refused drill is recorded on its slot with the reason', async () => {
+    await lab.waitForJob(await lab.backup('full'), 60_000);
+    const [vm] = (await lab.api('GET', '/api/v1/vms')).body as { agentId: string }[];
+    const { policyId } = (await viaSecond('POST', '/api/v1/policies', policy({ name: 'drills', schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, drill: { cron: '*/5 * * * * *', timeoutSeconds: 60 } }))).body;
+    const startedAt = Date.now();
+    await lab.until(async () => (await stream(`drill-slots-policy-${policyId}-agent-${vm.agentId}`)).filter((e) => e.type === 'DrillSlotSkipped').length >= 3, 60_000, 'three drill slots');
+    expect((await lab.api('PUT', `/api/v1/policies/${policyId}`, policy({ name: 'drills', schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, enabled: false }))).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    const slots = await stream(`drill-slots-policy-${policyId}-agent-${vm.agentId}`);
+    const fired = slots.filter((e) => e.type === 'DrillSlotFired');
+    const instanceOfAgentHub = (await stream(`agent-${vm.agentId}`)).filter((e) => e.type === 'AgentConnected').at(-1)!.data.hubInstance;
+    // one drill per 5-second slot, each fired by the hub with the agent's session
+    const times = fired.map((e) => Date.parse(e.data.slot));
+    expect(times.length).toBeGreaterThanOrEqual(3);
+    expect(times).toEqual(times.map((_, i) => times[0] + i * 5000));
+    expect(times[0]).toBeGreaterThanOrEqual(startedAt - 5000);
+    const newest = ((await lab.api('GET', '/api/v1/vms/vm1/restore-points')).body as { restorePointId: string }[]).at(-1)!.restorePointId;
+    for (const f of fired) {
+      expect(f.data).toMatchObject({ policyId, agentId: vm.agentId, vmId: 'vm1', restorePointId: newest, hubInstance: instanceOfAgentHub, catchUp: false });
+      // the qemu-image source records no VM configuration: the drill's request is refused and the slot says why, under the slot's correlation id
+      const skipped = slots.find((e) => e.type === 'DrillSlotSkipped' && e.data.restoreId === f.data.restoreId)!;
+      expect(skipped.data.reason).toBe(`restore point ${newest} holds no VM configuration: give definition {memoryMiB, vcpus}`);
+      expect(skipped.metadata.correlationId).toBe(f.metadata.correlationId);
+      expect((await lab.api('GET', `/api/v1/restores/${f.data.restoreId}`)).status).toBe(404);
+    }
+    expect(slots.filter((e) => !['DrillSlotFired', 'DrillSlotSkipped'].includes(e.type))).toEqual([]);
   }, 120_000);
 });

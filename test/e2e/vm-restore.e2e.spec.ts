@@ -26,6 +26,8 @@ describe('restoring whole VMs to libvirt through the agent', () => {
   let agentId = '';
   let fullId = '';
   let incId = '';
+  /** A shut-off domain whose disk holds nothing bootable, made by the drill test. */
+  let blankUuid = '';
   const defined: string[] = [];
 
   beforeAll(async () => {
@@ -42,7 +44,13 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     await lab.start();
     agentId = await lab.agentId();
     fullId = (await lab.waitForJob(await lab.backup('full', guest.uuid), 180_000)).restorePointId;
-    await new Promise((r) => setTimeout(r, 2000));
+    // the incremental holds a full round of the guest's 50 tick files (the new-domain test reads the last one)
+    const name = guest.name;
+    await lab.until(async () => {
+      const opened = JSON.parse(await virsh('qemu-agent-command', name, '{"execute":"guest-file-open","arguments":{"path":"/mnt/tick.49.txt","mode":"r"}}')).return;
+      await virsh('qemu-agent-command', name, `{"execute":"guest-file-close","arguments":{"handle":${opened}}}`);
+      return true;
+    }, 180_000, 'the guest to write its 50th tick file');
     const inc = await lab.waitForJob(await lab.backup('incremental', guest.uuid), 180_000);
     expect(inc).toMatchObject({ status: 'completed', type: 'incremental' });
     incId = inc.restorePointId;
@@ -64,7 +72,8 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     let r: any;
     await lab.until(async () => {
       r = (await lab.api('GET', `/api/v1/restores/${restoreId}`)).body;
-      return r.status !== 'running';
+      // a drill slot names its restore just before the request is recorded: 404 until then
+      return r.status !== undefined && r.status !== 'running';
     }, timeoutMs, `restore ${restoreId} to end`);
     return r;
   }
@@ -190,7 +199,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     }
   }
 
-  it("instant: the new domain runs within seconds on the hub's export while the copy runs; the hub SIGKILLed mid-copy and restarted, the guest keeps its writes, the copy completes, and the domain then runs without the hub", async () => {
+  it("instant: the new domain runs within seconds on the hub's export while the copy runs; the agent (with its tunnel) and the hub SIGKILLed mid-copy and restarted, the guest keeps its writes, the copy resumes and completes, and the domain then runs without the hub", async () => {
     const name = `sendense-instant-${process.pid}`;
     defined.push(name);
     const requested = Date.now();
@@ -199,14 +208,21 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     await lab.until(async () => (await virsh('domstate', name)).trim() === 'running', 60_000, 'the instant domain to run');
     const runningAfterMs = Date.now() - requested;
     await lab.until(async () => (await lab.api('GET', `/api/v1/restores/${res.body.restoreId}`)).body.phase === 'pulling', 60_000, 'the background copy to start');
-    // the hub killed as soon as the copy runs: the guest boots on, reading the point through the exports and proxies that outlive it
+    // the agent (and with it the tunnel) and the hub killed as soon as the copy runs: the guest boots on, reading the
+    // point through the exports and proxies that outlive both
+    lab.agent!.child.kill('SIGKILL');
+    await lab.agent!.exited;
     lab.hub!.child.kill('SIGKILL');
     await lab.hub!.exited;
-    await lab.until(() => virsh('qemu-agent-command', name, '{"execute":"guest-ping"}').then(() => true), 180_000, "the instant guest's agent to answer while the hub is down");
+    await lab.until(() => virsh('qemu-agent-command', name, '{"execute":"guest-ping"}').then(() => true), 180_000, "the instant guest's agent to answer while the hub and the agent are down");
     expect((await virsh('domstate', name)).trim()).toBe('running');
     // the copy was still running then: the domain still read from the hub's export
     expect(await virsh('dumpxml', name)).toContain("type='network'");
+    // the hub back first: it waits for the agent's last word, which the restarted agent gives once its copy ends
     await lab.startHub();
+    expect((await lab.api('GET', `/api/v1/restores/${res.body.restoreId}`)).body).toMatchObject({ status: 'running', phase: 'pulling' });
+    await lab.startAgent();
+    expect(lab.agent!.output()).toContain(`resumed the background copy of instant recovery ${res.body.restoreId}`);
     const done = await waitForRestore(res.body.restoreId, 900_000);
     expect(done).toMatchObject({ status: 'completed', error: null, domain: { name, started: true } });
     const types = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events.map((e: any) => e);
@@ -232,6 +248,24 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     await virsh('destroy', name);
   }, 900_000);
 
+  /** A shut-off domain with one empty 16 MiB disk, reported by the agent: its uuid. */
+  async function blankDomain(tag: string): Promise<string> {
+    const dir = join(guestDir, tag);
+    mkdirSync(dir);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'b.qcow2'), '16M']);
+    const name = `sendense-${tag}-${process.pid}`;
+    defined.push(name);
+    await run('sh', ['-c', `cat > ${dir}/d.xml <<'X'
+<domain type='qemu'><name>${name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${dir}/b.qcow2'/><target dev='vda' bus='virtio'/></disk>
+<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><memballoon model='none'/></devices></domain>
+X`]);
+    await virsh('define', join(dir, 'd.xml'));
+    const uuid = (await virsh('domuuid', name)).trim();
+    await lab.until(async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string }[]).some((v) => v.vmId === uuid), 60_000, `the agent to report domain ${name}`);
+    return uuid;
+  }
+
   it('a recovery drill boots the point from the hub without copying it, passes when its guest agent answers, records the boot time in the protection report, and leaves nothing; a point with no bootable system fails with the reason', async () => {
     const res = await lab.api('POST', `/api/v1/restore-points/${incId}/drill`, { agentId, timeoutSeconds: 240 });
     expect(res.status).toBe(202);
@@ -253,19 +287,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     expect(report.drill).toMatchObject({ lastPassed: true, bootMs: done.drill.bootMs, restorePointId: incId });
 
     // a domain whose only disk holds nothing bootable, backed up shut off: its drill fails, saying why
-    const blankDir = join(guestDir, 'blank');
-    mkdirSync(blankDir);
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(blankDir, 'b.qcow2'), '16M']);
-    const blankName = `sendense-blank-${process.pid}`;
-    defined.push(blankName);
-    await run('sh', ['-c', `cat > ${blankDir}/d.xml <<'X'
-<domain type='qemu'><name>${blankName}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${blankDir}/b.qcow2'/><target dev='vda' bus='virtio'/></disk>
-<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><memballoon model='none'/></devices></domain>
-X`]);
-    await virsh('define', join(blankDir, 'd.xml'));
-    const blankUuid = (await virsh('domuuid', blankName)).trim();
-    await lab.until(async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string }[]).some((v) => v.vmId === blankUuid), 60_000, 'the agent to report the blank domain');
+    blankUuid = await blankDomain('blank');
     const blankPoint = (await lab.waitForJob(await lab.backup('full', blankUuid), 120_000)).restorePointId;
     // through the CLI this time: it waits for the verdict and says why
     const cli = spawnSendense(['restore', 'drill', blankPoint, '--agent', agentId, '--timeout', '20'], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
@@ -279,6 +301,32 @@ X`]);
     expect(blankReport.drill).toMatchObject({ lastPassed: false, lastPassedAt: null, lastReason: 'its guest agent did not answer within 20 s' });
     expect((await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith('sendense-drill-'))).toEqual([]);
     expect(processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit'))).toEqual([]);
+  }, 600_000);
+
+  it("a policy with a drill calendar drills the newest point of its VM on the VM's own host, under the slot's correlation id, and the protection report shows the verdict", async () => {
+    // the domain with nothing bootable (the original guest is gone by now): its scheduled drill fails, saying why
+    const policy = { name: `drills-${process.pid}`, vms: { ids: [blankUuid] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: 100 }, rpoHours: 26, drill: { cron: '*/15 * * * * *', timeoutSeconds: 15 } };
+    const created = await lab.api('POST', '/api/v1/policies', policy);
+    expect(created.status).toBe(201);
+    const { policyId } = created.body;
+    const slots = async () => (await lab.api('GET', `/api/v1/audit/streams/drill-slots-policy-${policyId}-agent-${agentId}`)).body.events as { eventId: string; type: string; data: any; metadata: any }[];
+    let fired: Awaited<ReturnType<typeof slots>>[number] | undefined;
+    await lab.until(async () => (fired = (await slots())?.find((e) => e.type === 'DrillSlotFired')) !== undefined, 60_000, 'a drill slot to fire');
+    const done = await waitForRestore(fired!.data.restoreId);
+    expect((await lab.api('DELETE', `/api/v1/policies/${policyId}`)).status).toBe(200);
+    const newest = ((await lab.api('GET', `/api/v1/vms/${blankUuid}/restore-points`)).body as { restorePointId: string; repositoryId: string }[]).filter((p) => p.repositoryId === lab.repositoryId).at(-1)!;
+    expect(fired!.data).toMatchObject({ policyId, agentId, vmId: blankUuid, restorePointId: newest.restorePointId });
+    const reason = 'its guest agent did not answer within 15 s';
+    expect(done).toMatchObject({ status: 'failed', restorePointId: newest.restorePointId, target: { kind: 'drill', timeoutSeconds: 15 }, drill: { passed: false, reason } });
+    const story = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${fired!.data.restoreId}`)).body.events;
+    expect(story[0]).toMatchObject({ type: 'RestoreRequested', metadata: { correlationId: fired!.metadata.correlationId, causationId: fired!.eventId } });
+    expect(story.at(-1)).toMatchObject({ type: 'RecoveryDrillFailed', metadata: { correlationId: fired!.metadata.correlationId } });
+    const report = (await lab.api('GET', '/api/v1/reports/protection')).body.vms.find((v: { vmId: string }) => v.vmId === blankUuid);
+    expect(report.drill).toMatchObject({ lastPassed: false, lastPassedAt: null, lastReason: reason });
+    // a later slot may have fired before the delete: the drill it started ends too, and nothing stays
+    await lab.until(async () => ((await lab.api('GET', `/api/v1/restores?vmId=${blankUuid}`)).body as { status: string }[]).every((r) => r.status !== 'running'), 300_000, 'every drill to end');
+    expect((await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith('sendense-drill-'))).toEqual([]);
+    expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
   }, 600_000);
 
   it('a corrupt point is refused; forced, the restore fails naming the damaged block and leaves no domain and no file', async () => {
@@ -343,6 +391,25 @@ X`]);
     } finally {
       await run('umount', [small]);
     }
+  }, 600_000);
+
+  it('a point deleted while its restore starts: either the delete is refused (the restore reads it) or the restore fails saying the point is gone, leaving nothing', async () => {
+    // a point of its own, of a domain of its own, deleted the moment its restore is accepted
+    const pointId = (await lab.waitForJob(await lab.backup('full', await blankDomain('deleted-source')), 120_000)).restorePointId;
+    const name = `sendense-deleted-${process.pid}`;
+    defined.push(name);
+    const res = await restore({ restorePointId: pointId, target: { kind: 'new-domain', name, storageDir: storage } });
+    expect(res.status).toBe(202);
+    const deleted = await lab.api('DELETE', `/api/v1/restore-points/${pointId}`);
+    const done = await waitForRestore(res.body.restoreId);
+    if (deleted.status === 409) {
+      expect(done.status).toBe('completed');
+    } else {
+      expect(deleted.status).toBe(200);
+      expect(done).toMatchObject({ status: 'failed', error: expect.stringMatching(new RegExp(`restore point ${pointId} (no longer exists|was deleted while the restore was starting)|could not open|No such file`)) });
+      expect(await leftovers(name)).toEqual(clean);
+    }
+    process.stdout.write(`point deleted while its restore started: delete ${deleted.status}, restore ${done.status}${done.error ? ` (${done.error})` : ''}\n`);
   }, 600_000);
 
   it('a restore cancelled mid-copy reads cancelled only once the agent removed what it wrote', async () => {

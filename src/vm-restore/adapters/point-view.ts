@@ -20,13 +20,15 @@ export class PointView {
     private readonly repositories: RepositoriesService,
   ) {}
 
-  async point(vmId: string, repositoryId: string, restorePointId: string): Promise<{ point: RestorePoint; lineage: RestorePoint[]; root: string } | null> {
+  /** `deleting`: a point of the lineage (the point or one it reads through) whose delete is rewriting the chain's files now. */
+  async point(vmId: string, repositoryId: string, restorePointId: string): Promise<{ point: RestorePoint; lineage: RestorePoint[]; root: string; deleting: string | null } | null> {
     const chain = await this.points.chain(vmId, repositoryId);
     const point = pointOf(chain, restorePointId);
     if (!point) return null;
     const lineage: RestorePoint[] = [];
     for (let p: RestorePoint | undefined = point; p; p = p.parentId ? pointOf(chain, p.parentId) : undefined) lineage.unshift(p);
-    return { point, lineage, root: (await this.repositories.definition(repositoryId)).root };
+    const deleting = chain.pending && lineage.some((p) => p.restorePointId === chain.pending!.restorePointId) ? chain.pending.restorePointId : null;
+    return { point, lineage, root: (await this.repositories.definition(repositoryId)).root, deleting };
   }
 
   /** The absolute file each disk's export serves (its backing chain below it). */

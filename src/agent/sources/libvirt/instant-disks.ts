@@ -1,4 +1,4 @@
-import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChildProcessHandle, terminateProcess } from '../../../process/child-process';
 import { readLogTail } from '../../../process/log-tail';
@@ -41,7 +41,7 @@ async function writeExtentList(file: string, host: string, d: RestoreStartReques
  * libvirt cannot hand qemu a pre-shared key for an NBD backing, so each disk's backing is a local nbdkit that
  * reads the hub's TLS-PSK export and serves it, read-only, on a Unix socket only this host can reach. Its
  * retry filter holds requests while the hub is away (restarted, the network cut) and reconnects, so the guest's
- * reads wait instead of failing. The proxies are detached: they outlive an agent restart, whose journal names them.
+ * reads wait instead of failing. The proxies run as daemons: they outlive an agent restart, whose journal names them.
  */
 export async function startInstantDisks(
   dir: string,
@@ -54,38 +54,64 @@ export async function startInstantDisks(
   await mkdir(dir, { recursive: true, mode: 0o711 });
   await chmod(dir, 0o711);
   const out: InstantDisk[] = [];
-  for (const d of disks) {
-    const keys = join(dir, `${d.diskId}.psk`);
-    await writeFile(keys, `${d.nbd.psk.identity}:${d.nbd.psk.key}\n`, { mode: 0o600 });
-    const socket = join(dir, `${d.diskId}.sock`);
-    const logFile = join(dir, `${d.diskId}.nbdkit.log`);
-    const extents = join(dir, `${d.diskId}.extents`);
-    await writeExtentList(extents, host, d);
-    const proxy = ChildProcessHandle.spawn(
-      'nbdkit',
-      ['-f', '-r', '-U', socket, '--filter=extentlist', '--filter=retry', 'nbd', `extentlist=${extents}`, `hostname=${host}`, `port=${d.nbd.port}`, `export=${d.nbd.exportName}`, 'tls=require', `tls-psk=${keys}`, `tls-username=${d.nbd.psk.identity}`, 'retry=5', 'retries=100000', 'retry-delay=1', 'retry-exponential=no'],
-      { detached: true, logFile },
-    );
-    if (proxy.spawnError) throw new Error(`nbdkit could not be started: ${(await proxy.spawnError).message} (Debian package nbdkit)`);
-    for (let i = 0; !(await stat(socket).then(() => true, () => false)); i++) {
-      if (proxy.hasExited() || i > 100) {
-        await terminateProcess(proxy, 1000, 'nbdkit');
-        throw new Error(`the NBD proxy of ${d.diskId} did not start: ${readLogTail(logFile).trim()}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await chmod(socket, 0o666);
-    const overlay = overlayOf(d.diskId);
-    out.push({ diskId: d.diskId, overlay, socket, exportName: d.nbd.exportName, proxyPid: proxy.pid });
-    await runQemuImg(['create', '-q', '-f', 'qcow2', '-u', '-b', `nbd+unix:///${d.nbd.exportName}?socket=${socket}`, '-F', 'raw', overlay, String(d.virtualSize)]);
-    if (!proxy.hasExited()) continue;
-    log('warn', `the NBD proxy of ${d.diskId} exited: ${readLogTail(logFile).trim()}`);
+  try {
+    for (const d of disks) out.push(await startInstantDisk(dir, d, host, log, overlayOf(d.diskId)));
+  } catch (error) {
+    // the journal names the proxies only once all run: the ones already started go now
+    await stopProxies(dir, out.map((o) => o.proxyPid));
+    throw error;
   }
   return out;
 }
 
+async function startInstantDisk(dir: string, d: RestoreStartRequest['disks'][number], host: string, log: (level: 'warn', message: string) => void, overlay: string): Promise<InstantDisk> {
+  const keys = join(dir, `${d.diskId}.psk`);
+  await writeFile(keys, `${d.nbd.psk.identity}:${d.nbd.psk.key}\n`, { mode: 0o600 });
+  const socket = join(dir, `${d.diskId}.sock`);
+  const logFile = join(dir, `${d.diskId}.nbdkit.log`);
+  const extents = join(dir, `${d.diskId}.extents`);
+  await writeExtentList(extents, host, d);
+  const pidFile = join(dir, `${d.diskId}.nbdkit.pid`);
+  // Not -f: a foreground nbdkit dies with the process that started it (SIGTERM from the dying agent, seen with
+  // nbdkit 1.32), and the guest's disk with it. Daemonized it is init's child; its startup errors still reach the log.
+  const launcher = ChildProcessHandle.spawn(
+    'nbdkit',
+    ['-r', '-U', socket, '-P', pidFile, '--filter=extentlist', '--filter=retry', 'nbd', `extentlist=${extents}`, `hostname=${host}`, `port=${d.nbd.port}`, `export=${d.nbd.exportName}`, 'tls=require', `tls-psk=${keys}`, `tls-username=${d.nbd.psk.identity}`, 'retry=5', 'retries=100000', 'retry-delay=1', 'retry-exponential=no'],
+    { logFile, detached: false },
+  );
+  if (launcher.spawnError) throw new Error(`nbdkit could not be started: ${(await launcher.spawnError).message} (Debian package nbdkit)`);
+  // it exits once it has forked the daemon, which then writes its pid file and binds the socket
+  let timer: NodeJS.Timeout | undefined;
+  const launched = await Promise.race([launcher.exited, new Promise<null>((r) => (timer = setTimeout(r, 10_000, null)))]).finally(() => clearTimeout(timer));
+  let proxyPid = 0;
+  for (let i = 0; launched?.code === 0 && i < 200; i++) {
+    proxyPid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+    if (proxyPid && (await stat(socket).then(() => true, () => false))) break;
+    proxyPid = 0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!proxyPid) {
+    if (!launched) await terminateProcess(launcher, 1000, 'nbdkit');
+    throw new Error(`the NBD proxy of ${d.diskId} did not start: ${readLogTail(logFile).trim() || `exit ${JSON.stringify(launched)}`}`);
+  }
+  await chmod(socket, 0o666);
+  try {
+    await runQemuImg(['create', '-q', '-f', 'qcow2', '-u', '-b', `nbd+unix:///${d.nbd.exportName}?socket=${socket}`, '-F', 'raw', overlay, String(d.virtualSize)]);
+  } catch (error) {
+    await stopProxies(dir, [proxyPid]);
+    throw error;
+  }
+  if (!signalled(proxyPid, 0)) log('warn', `the NBD proxy of ${d.diskId} exited: ${readLogTail(logFile).trim()}`);
+  return { diskId: d.diskId, overlay, socket, exportName: d.nbd.exportName, proxyPid };
+}
+
 /** Stops the proxies (by pid: an adopted one is not our child; a pid now running anything else is left alone) and removes the overlays, sockets and keys. */
 export async function stopInstantDisks(dir: string, proxyPids: number[]): Promise<void> {
+  await stopProxies(dir, proxyPids);
+  await rm(dir, { recursive: true, force: true });
+}
+
+async function stopProxies(dir: string, proxyPids: number[]): Promise<void> {
   for (const pid of proxyPids) {
     const argv = readCmdline(pid);
     if (!argv || !argv[0]?.endsWith('nbdkit') || !argv.some((a) => a.startsWith(`${dir}/`))) continue;
@@ -100,7 +126,6 @@ export async function stopInstantDisks(dir: string, proxyPids: number[]): Promis
       if (gone) break;
     }
   }
-  await rm(dir, { recursive: true, force: true });
 }
 
 /** Sends `signal` (0: only asks whether the process still runs); false when there is no such process (or only its zombie). */
