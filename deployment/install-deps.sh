@@ -25,6 +25,8 @@ PACKAGES=(
   cpio            # packs the libvirt test guest's initramfs
   libfaketime     # moves a test hub's clock (retention e2e: one backup per simulated 8 hours)
   virtnbdbackup   # the peer the restore-vm bench measures against (virtnbdbackup, virtnbdrestore)
+  chromium        # the web console's browser tests (driven by playwright-core)
+  fonts-dejavu-core # text in the console's screenshots
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,5 +1,6 @@
 import { Injectable, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
+import { isConsolePath } from '../console/console-files';
 import { setActor } from '../eventing/request-context';
 import { TokenVerifier } from './token-verifier';
 
@@ -12,7 +13,7 @@ const PUBLIC = new Set(['GET /api/v1/health']);
 const DOCS_UI = /^\/api\/docs(\/[A-Za-z0-9_-]+(\.[A-Za-z0-9]+)*)?$/;
 
 function isPublic(method: string, path: string): boolean {
-  return PUBLIC.has(`${method} ${path}`) || (method === 'GET' && DOCS_UI.test(path));
+  return PUBLIC.has(`${method} ${path}`) || (method === 'GET' && DOCS_UI.test(path)) || ((method === 'GET' || method === 'HEAD') && isConsolePath(path));
 }
 
 /** Every route but the health check needs `Authorization: Bearer <token>`; the token's name becomes the actor. */

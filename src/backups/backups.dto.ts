@@ -26,14 +26,17 @@ export class JobIdParams {
 }
 
 export class ListBackupsQuery {
+  @ApiPropertyOptional()
   @IsOptional()
   @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
   vmId?: string;
 
+  @ApiPropertyOptional({ enum: ['queued', 'preparing', 'snapshot', 'transferring', 'finalizing', 'completed', 'failed'], description: 'a phase' })
   @IsOptional()
   @IsIn(['queued', 'preparing', 'snapshot', 'transferring', 'finalizing', 'completed', 'failed'])
   status?: string;
 
+  @ApiPropertyOptional({ minimum: 1, maximum: 500, default: 50 })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -41,6 +44,7 @@ export class ListBackupsQuery {
   @Max(500)
   limit?: number;
 
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
   @IsOptional()
   @Matches(/^[A-Za-z0-9_-]{1,200}$/, { message: 'cursor is malformed' })
   cursor?: string;

@@ -4,6 +4,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { BearerAuthMiddleware } from '../auth/bearer-auth.middleware';
 import { TokenVerifier } from '../auth/token-verifier';
+import { consoleDir, serveConsole } from '../console/console-files';
 import { RequestContextMiddleware } from '../http/request-context.middleware';
 import { strictValidationPipe } from '../http/validation';
 import { HubModule } from './hub.module';
@@ -11,7 +12,8 @@ import { HubRuntime } from './hub-runtime';
 
 /**
  * Builds the hub's Nest application without listening. Correlation and auth
- * run as the first middlewares so they also guard /api/docs and /metrics.
+ * run as the first middlewares so they also guard /api/docs and /metrics;
+ * the console's static files (no data in them) pass auth and are served before any route.
  */
 export async function createHubApp(runtime: HubRuntime): Promise<INestApplication> {
   const app = await NestFactory.create(HubModule.create(runtime), { bufferLogs: true, bodyParser: true });
@@ -21,6 +23,7 @@ export async function createHubApp(runtime: HubRuntime): Promise<INestApplicatio
   const auth = new BearerAuthMiddleware(app.get(TokenVerifier));
   app.use(context.use.bind(context));
   app.use(auth.use.bind(auth));
+  app.use('/console', serveConsole(consoleDir()));
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder().setTitle('Sendense hub').setVersion('1').addBearerAuth().build(),

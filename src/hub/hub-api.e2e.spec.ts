@@ -1,4 +1,11 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { eventCount, startTestHub, TestHub } from '../../test/support/test-hub';
+
+const ROOT = join(__dirname, '../..');
 
 describe('hub API: auth, correlation, tokens, audit, projections, operations', () => {
   let hub: TestHub;
@@ -40,6 +47,22 @@ describe('hub API: auth, correlation, tokens, audit, projections, operations', (
       expect(metrics.text).toContain('sendense_projection_leader{projection="api-tokens"} 1');
       const doc = await hub.admin(hub.http().get('/api/docs-json')).expect(200);
       expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/api/v1/health', '/api/v1/audit/streams/{streamId}', '/api/v1/projections/{name}/rebuild']));
+    });
+
+    it("the console's API types are generated from this very document (deployment/console-api.sh regenerates them)", async () => {
+      const doc = await hub.admin(hub.http().get('/api/docs-json')).expect(200);
+      const dir = mkdtempSync(join(tmpdir(), 'sendense-openapi-'));
+      try {
+        writeFileSync(join(dir, 'openapi.json'), JSON.stringify(doc.body));
+        await promisify(execFile)(join(ROOT, 'node_modules/.bin/openapi-typescript'), [join(dir, 'openapi.json'), '-o', join(dir, 'schema.d.ts')]);
+        const generated = readFileSync(join(dir, 'schema.d.ts'), 'utf8');
+        const committed = readFileSync(join(ROOT, 'console/src/api/schema.d.ts'), 'utf8');
+        // a plain equality would print 2,000 lines: say which paths differ, and how to mend it
+        const paths = (text: string) => [...text.matchAll(/^ {4}"(\/[^"]+)": \{/gm)].map((m) => m[1]);
+        expect({ paths: paths(committed), same: committed === generated, fix: 'run deployment/console-api.sh' }).toEqual({ paths: paths(generated), same: true, fix: 'run deployment/console-api.sh' });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 
@@ -156,3 +179,4 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promi
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+

@@ -1,0 +1,40 @@
+import { render } from 'preact';
+import { useEffect } from 'preact/hooks';
+import { Login } from './pages/login';
+import { Overview } from './pages/overview';
+import { navigate, onLink, useRoute } from './router';
+import { session } from './session';
+import './style.css';
+
+function App() {
+  const route = useRoute();
+  const path = route.split('?')[0];
+  const loggedOut = path !== '/login' && !session.token();
+  useEffect(() => {
+    if (loggedOut) navigate(`/login?next=${encodeURIComponent(route)}`, true);
+  }, [loggedOut, route]);
+  if (path === '/login') return <Login />;
+  if (loggedOut) return null;
+  return (
+    <>
+      <header>
+        <nav aria-label="console">
+          <a href="/console/" onClick={onLink} aria-current={path === '/' ? 'page' : undefined}>Protection</a>
+          <button type="button" onClick={() => (session.logout(), navigate('/login', true))}>Log out</button>
+        </nav>
+      </header>
+      {path === '/' ? <Overview /> : <NotFound path={path} />}
+    </>
+  );
+}
+
+function NotFound({ path }: { path: string }) {
+  return (
+    <main>
+      <h1>Not found</h1>
+      <p>The console has no page at {path}.</p>
+    </main>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
