@@ -17,7 +17,7 @@ import { parseRestoreReport } from './restore-report.parse';
 import { RESTORE_TERMINAL_EVENTS, restoreStream } from './restore.events';
 import { RestoreReader } from './restore.reader';
 import { RestoreWorkflow } from './restore.workflow';
-import { ListRestoresDto, RestoreDiskParams, RestoreIdParams, RestorePointIdParams, restoreResponse, StartDrillDto, StartRestoreDto } from './restores.dto';
+import { ListRestoresDto, minimalDefinition, RestoreDiskParams, RestoreIdParams, RestorePointIdParams, restoreResponse, StartDrillDto, StartRestoreDto } from './restores.dto';
 
 const READ_MODEL = 'restores';
 
@@ -41,15 +41,14 @@ export class RestoresController {
   start(@Body() body: StartRestoreDto) {
     const t = body.target;
     const target = t.kind === 'replace' ? { kind: 'replace' as const, vmId: t.vmId! } : { kind: 'new-domain' as const, name: t.name!, storageDir: t.storageDir ?? null, start: t.start ?? false };
-    return this.workflow.request({ restorePointId: body.restorePointId, agentId: body.agentId, mode: body.mode, target, definition: body.definition ? { memoryMiB: body.definition.memoryMiB, vcpus: body.definition.vcpus } : null, force: body.force ?? false });
+    return this.workflow.request({ restorePointId: body.restorePointId, agentId: body.agentId, mode: body.mode, target, definition: minimalDefinition(body.definition), force: body.force ?? false });
   }
 
   /** A recovery drill: the point booted on the agent's host from the hub's export, checked, removed; the verdict is the restore's end. */
   @Post('restore-points/:id/drill')
   @HttpCode(202)
   drill(@Param() { id }: RestorePointIdParams, @Body() body: StartDrillDto) {
-    const definition = body.definition ? { memoryMiB: body.definition.memoryMiB, vcpus: body.definition.vcpus } : null;
-    return this.workflow.request({ restorePointId: id, agentId: body.agentId, mode: 'instant', target: { kind: 'drill', timeoutSeconds: body.timeoutSeconds ?? 300 }, definition, force: false });
+    return this.workflow.request({ restorePointId: id, agentId: body.agentId, mode: 'instant', target: { kind: 'drill', timeoutSeconds: body.timeoutSeconds ?? 300 }, definition: minimalDefinition(body.definition), force: false });
   }
 
   @Get('restores/:restoreId/screenshot')

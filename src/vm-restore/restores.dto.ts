@@ -1,6 +1,8 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsBoolean, IsDefined, IsIn, IsInt, IsObject, IsOptional, IsUUID, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
+import type { MinimalDefinition } from '../wire/restore-protocol';
 import type { RestoreRecord } from './queries/restore.record';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -49,6 +51,16 @@ export class MinimalDefinitionDto {
   vcpus: number;
 }
 
+/** The domain a point without a recorded configuration is restored or drilled as (`StartRestoreDto`, `StartDrillDto`). */
+function OptionalMinimalDefinition(): PropertyDecorator {
+  return applyDecorators(ApiPropertyOptional({ type: MinimalDefinitionDto, description: 'for a point without a recorded configuration' }), IsOptional(), IsObject(), ValidateNested(), Type(() => MinimalDefinitionDto));
+}
+
+/** The definition as the workflow takes it: only its own fields, null when none was given. */
+export function minimalDefinition(dto: MinimalDefinitionDto | undefined): MinimalDefinition | null {
+  return dto ? { memoryMiB: dto.memoryMiB, vcpus: dto.vcpus } : null;
+}
+
 export class StartRestoreDto {
   @ApiProperty()
   @Matches(ID, { message: 'restorePointId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
@@ -69,11 +81,7 @@ export class StartRestoreDto {
   @Type(() => RestoreTargetDto)
   target: RestoreTargetDto;
 
-  @ApiPropertyOptional({ type: MinimalDefinitionDto, description: 'for a point without a recorded configuration' })
-  @IsOptional()
-  @IsObject()
-  @ValidateNested()
-  @Type(() => MinimalDefinitionDto)
+  @OptionalMinimalDefinition()
   definition?: MinimalDefinitionDto;
 
   @ApiPropertyOptional({ description: 'restore a point a verify found corrupt; the restore then fails naming the damaged blocks it meets' })
@@ -94,11 +102,7 @@ export class StartDrillDto {
   @Max(3600)
   timeoutSeconds?: number;
 
-  @ApiPropertyOptional({ type: MinimalDefinitionDto, description: 'for a point without a recorded configuration' })
-  @IsOptional()
-  @IsObject()
-  @ValidateNested()
-  @Type(() => MinimalDefinitionDto)
+  @OptionalMinimalDefinition()
   definition?: MinimalDefinitionDto;
 }
 

@@ -1,6 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
-import { onLink } from '../router';
 
 type Status = 'protected' | 'at-risk' | 'unprotected';
 interface VmProtection {
@@ -62,10 +61,11 @@ export function Overview() {
   return (
     <main>
       <h1>Protection</h1>
+      <h2>Last 24 hours</h2>
       <section aria-label="last 24 hours" class="counts">
         <p><strong data-count="completed">{count('completed')}</strong> completed</p>
         <p><strong data-count="failed">{count('failed')}</strong> failed</p>
-        <p><strong data-count="running">{running.length}</strong> running or queued</p>
+        <p><strong data-count="running">{running.length}</strong> running or queued now</p>
       </section>
       {notice && <p role="status">{notice}</p>}
       <table>
@@ -76,7 +76,8 @@ export function Overview() {
         <tbody>
           {vms.map((vm) => (
             <tr key={vm.vmId} data-vm={vm.vmId} class={`state-${vm.status}`}>
-              <th scope="row"><a href={`/console/vms/${encodeURIComponent(vm.vmId)}`} onClick={onLink}>{vm.name}</a></th>
+              {/* plain until the console has a VM page: a link now would lead to "not found" */}
+              <th scope="row">{vm.name}</th>
               <td data-state={vm.failuresInRow > 0 ? 'failed' : vm.status}>{label(vm)}</td>
               <td>{vm.lastRestorePoint ? `${age(vm.lastRestorePoint.ageHours)} ago` : 'none'}</td>
               <td>{vm.rpoHours === null ? '—' : `${vm.rpoHours} h`}</td>
