@@ -49,12 +49,21 @@ export function libvirtUri(args: string[]): string | undefined {
   return next && !next.startsWith('--') ? next : 'qemu:///system';
 }
 
+/** `--max-rate MiB` (or SENDENSE_MAX_RATE): each disk of a backup is read no faster than this many MiB/s. */
+function maxRateOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const mib = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(mib > 0)) throw new Error(`sendense agent run: --max-rate takes MiB per second (a positive number), not ${JSON.stringify(value)}`);
+  return Math.round(mib * 1024 * 1024);
+}
+
 /** `sendense agent run --inventory FILE | --libvirt [URI]`: serves the agent API through the tunnel until stopped. */
 export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<() => Promise<void>> {
   const inventoryFile = option(args, '--inventory') ?? env.SENDENSE_INVENTORY;
   const uri = libvirtUri(args) ?? env.SENDENSE_LIBVIRT_URI;
   if (!inventoryFile && !uri) throw new Error('usage: sendense agent run --inventory FILE | --libvirt [URI]');
   if (inventoryFile && uri) throw new Error('sendense agent run: give --inventory FILE or --libvirt [URI], not both (one agent per source)');
+  const maxRate = maxRateOption(option(args, '--max-rate') ?? env.SENDENSE_MAX_RATE);
   const dir = agentDir(env);
   const state = loadAgentState(dir);
   const log = pino({ level: env.SENDENSE_LOG_LEVEL ?? 'info', base: { component: 'agent', agent: state.name } });
@@ -89,6 +98,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
       await hub.put(`/api/v1/backups/${job.jobId}/configuration`, Buffer.from(JSON.stringify(configuration)), { [CORRELATION_HEADER]: job.correlationId });
     },
     log: (level, message) => log[level](message),
+    maxBytesPerSecond: maxRate,
   });
   const restores = new RestoreRunner({
     host: source instanceof LibvirtSource ? new LibvirtRestorer(source, { workDir: join(dir, 'libvirt'), log: (level, message) => log[level](message) }) : null,

@@ -16,6 +16,8 @@ export interface RunnerDeps {
   /** Hands the hub the VM's configuration at the snapshot's instant (src/wire/vm-configuration.ts), before any disk is sent. */
   uploadConfiguration: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, configuration: VmConfiguration) => Promise<void>;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** The operator's throttle on each disk's reads (`agent run --max-rate`), none when absent. */
+  maxBytesPerSecond?: number;
 }
 
 const PROGRESS_EVERY_MS = 1000;
@@ -166,6 +168,7 @@ export class BackupRunner {
         signal,
         // every block sent is hashed on the way, so a verify can later prove the repository still holds it
         digests: true,
+        maxBytesPerSecond: this.deps.maxBytesPerSecond,
         onProgress: (p) => {
           if (!started) {
             started = true;

@@ -10,7 +10,8 @@ const USAGE = () => `usage: sendense <command>
 
   hub                                       start the hub (REST API on SENDENSE_API_BIND:SENDENSE_API_PORT)
   agent register --hub URL --name NAME      create the agent key and register it (token in SENDENSE_TOKEN)
-  agent run --inventory FILE                run the agent: connect to the hub and serve backups
+  agent run --inventory FILE | --libvirt [URI] [--max-rate MiB]
+                                            run the agent: connect to the hub and serve backups (--max-rate: each disk's reads in MiB/s)
   nbd copy SRC DST [--bitmap NAME] [--requests N] [--request-size BYTES]
                                             copy between NBD exports (nbd://host:port/export, nbd+unix:///export?socket=PATH)
   repository add --name NAME --path DIR     register a local repository

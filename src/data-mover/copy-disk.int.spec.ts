@@ -120,6 +120,24 @@ describe('copyDisk full', () => {
   });
 });
 
+describe('copyDisk throttle', () => {
+  it('reads no faster than maxBytesPerSecond, and the copy is still exact', async () => {
+    const src = await sourceWithHoles(join(dir, 'throttle-src.qcow2'));
+    const data = await allocatedDataBytes(src, 'qcow2');
+    const dst = await createImage(join(dir, 'throttle-dst.qcow2'), 'qcow2', SIZE);
+    const [source, target] = await Promise.all([startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true }), startQemuNbd({ dir, file: dst, format: 'qcow2' })]);
+    const rate = 4 * MiB;
+    const seen: number[] = [];
+    const summary = await copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(target), mode: 'full', requestSize: 256 * K, maxBytesPerSecond: rate, progressIntervalMs: 100, onProgress: (p) => seen.push(p.bytesDone) });
+    // the last request starts once all before it fit the rate: its start, not its end, is what the schedule bounds
+    expect(summary.durationMs).toBeGreaterThanOrEqual(((data - 256 * K) / rate) * 1000);
+    expect(new Set(seen).size).toBeGreaterThan(5);
+    await stop(source, target);
+    expect((await imagesEqual(src, 'qcow2', dst, 'qcow2')).equal).toBe(true);
+    await expect(copyDisk({ source: await open(await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true })), target: await open(await startQemuNbd({ dir, file: dst, format: 'qcow2' })), mode: 'full', maxBytesPerSecond: 0 })).rejects.toThrow(/maxBytesPerSecond must be a positive number/);
+  });
+});
+
 describe('copyDisk request sizes', () => {
   it('writes requests of requestSize, reading them whole or, with readSize, in pieces of that size', async () => {
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);

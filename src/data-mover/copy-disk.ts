@@ -37,6 +37,8 @@ export interface CopyDiskOptions {
   onProgress?: (progress: CopyProgress) => void;
   /** Minimum time between progress reports (default 250 ms); a final report always follows completion. */
   progressIntervalMs?: number;
+  /** Reads no faster than this many bytes per second on average (an operator's throttle); zero ranges are not counted. */
+  maxBytesPerSecond?: number;
   /** Full mode: the target is freshly created and reads as zeroes, so zero extents need no writes (default true). */
   targetIsZero?: boolean;
   /** Dirty-bitmap granularity the dirty ranges are widened to (default 64 KiB). */
@@ -135,6 +137,8 @@ function validate(options: CopyDiskOptions): void {
   if (!Number.isInteger(requests) || requests < 1 || requests > 1024) throw new RangeError(`requests must be an integer from 1 to 1024, not ${requests}`);
   const requestSize = options.requestSize ?? DEFAULT_REQUEST_SIZE;
   if (!Number.isInteger(requestSize) || requestSize < 4096) throw new RangeError(`requestSize must be an integer of at least 4096 bytes, not ${requestSize}`);
+  const limit = options.maxBytesPerSecond;
+  if (limit !== undefined && (!Number.isFinite(limit) || limit < 1)) throw new RangeError(`maxBytesPerSecond must be a positive number, not ${limit}`);
   if (options.readSize !== undefined && (!Number.isInteger(options.readSize) || options.readSize < 4096)) {
     throw new RangeError(`readSize must be an integer of at least 4096 bytes, not ${options.readSize}`);
   }
@@ -229,6 +233,16 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
       timer.unref();
     }
 
+    // each data request waits for its turn on the throttle's schedule before it is read
+    let scheduled = 0;
+    const throttle = async (length: number) => {
+      const limit = options.maxBytesPerSecond;
+      if (!limit) return;
+      const due = started + (scheduled / limit) * 1000;
+      scheduled += length;
+      while (!stop && Date.now() < due) await new Promise((r) => setTimeout(r, Math.min(250, due - Date.now())));
+    };
+
     const worker = async () => {
       const buffer = hasher ? sharedBuffer(requestSize) : Buffer.allocUnsafe(requestSize);
       for (;;) {
@@ -241,6 +255,8 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
           await target.writeZeroes(req.offset, req.length);
           stats.bytesZeroed += req.length;
         } else {
+          await throttle(req.length);
+          if (stop) return;
           const data = await source.read(req.offset, req.length, buffer, readSize);
           stats.bytesRead += req.length;
           if (stop) return;
