@@ -17,6 +17,7 @@ import { RestorePointsConfiguration1763770720000 } from './1763770720000-restore
 import { Restores1763770900000 } from './1763770900000-restores';
 import { ProtectionDrills1763770910000 } from './1763770910000-protection-drills';
 import { PolicyDrills1763771000000 } from './1763771000000-policy-drills';
+import { TokenRoles1763771100000 } from './1763771100000-token-roles';
 
 /** Every migration, in order; the list is explicit so compiled and ts-jest runs load the same set. */
-export const MIGRATIONS = [EventStore1763769600000, ApiTokens1763769700000, EventStoreAppendFunction1763769800000, NbdReadModels1763769900000, RepositoriesAndChains1763770000000, Agents1763770100000, BackupJobs1763770200000, RestoreMounts1763770300000, RestoreMountIntegrity1763770460000, RestorePointsIntegrity1763770470000, ProtectionReport1763770610000, Policies1763770620000, EventStoreGroupCommit1763770650000, RestorePointsConsistency1763770711000, RestorePointsConfiguration1763770720000, PointExports1763770800000, Restores1763770900000, ProtectionDrills1763770910000, PolicyDrills1763771000000];
+export const MIGRATIONS = [EventStore1763769600000, ApiTokens1763769700000, EventStoreAppendFunction1763769800000, NbdReadModels1763769900000, RepositoriesAndChains1763770000000, Agents1763770100000, BackupJobs1763770200000, RestoreMounts1763770300000, RestoreMountIntegrity1763770460000, RestorePointsIntegrity1763770470000, ProtectionReport1763770610000, Policies1763770620000, EventStoreGroupCommit1763770650000, RestorePointsConsistency1763770711000, RestorePointsConfiguration1763770720000, PointExports1763770800000, Restores1763770900000, ProtectionDrills1763770910000, PolicyDrills1763771000000, TokenRoles1763771100000];

@@ -1,4 +1,5 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
+import type { Role } from '../../src/http/roles';
 
 @Entity({ name: 'rm_api_tokens' })
 export class ApiTokenView {
@@ -7,6 +8,9 @@ export class ApiTokenView {
 
   @Column({ type: 'text' })
   name: string;
+
+  @Column({ type: 'text' })
+  role: Role;
 
   @Column({ name: 'token_hash', type: 'text', unique: true })
   tokenHash: string;

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { API_TOKEN_ISSUED, API_TOKEN_REVOKED } from '../../src/auth/tokens/api-token.events';
+import { legacyRole } from '../../src/http/roles';
+import { API_TOKEN_ISSUED, API_TOKEN_REVOKED, ApiTokenIssued } from '../../src/auth/tokens/api-token.events';
 import { RecordedEvent } from '../../src/event-store/event-store.port';
 import { Projector } from '../../src/projection-runner/projector';
 import { ApiTokenView } from './api-token.entity';
 
-/** Rows per INSERT: 7 parameters each stays far below PostgreSQL's 65,535 per statement. */
+/** Rows per INSERT: 8 parameters each stays far below PostgreSQL's 65,535 per statement. */
 const INSERT_CHUNK = 5000;
 
 @Injectable()
@@ -30,11 +31,12 @@ export class ApiTokensProjector implements Projector {
     for (const event of events) {
       switch (event.type) {
         case API_TOKEN_ISSUED: {
-          const d = event.data as { tokenId: string; name: string; tokenHash: string };
+          const d = event.data as ApiTokenIssued['data'];
           issued.set(d.tokenId, {
             tokenId: d.tokenId,
             name: d.name,
             tokenHash: d.tokenHash,
+            role: d.role ?? legacyRole(d.name),
             status: 'active',
             issuedBy: event.metadata.actor,
             issuedAt: event.createdAt,

@@ -1,7 +1,8 @@
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { DataSource } from 'typeorm';
-import { ActiveTokenNameQuery } from '../../src/auth/queries/active-token-name.query';
+import { ActiveTokenQuery } from '../../src/auth/queries/active-token.query';
 import { ApiTokenSummary, ListApiTokensQuery } from '../../src/auth/queries/list-api-tokens.query';
+import type { Principal } from '../../src/eventing/request-context';
 import { ApiTokenView } from './api-token.entity';
 
 @QueryHandler(ListApiTokensQuery)
@@ -14,12 +15,12 @@ export class ListApiTokensHandler implements IQueryHandler<ListApiTokensQuery, A
   }
 }
 
-@QueryHandler(ActiveTokenNameQuery)
-export class ActiveTokenNameHandler implements IQueryHandler<ActiveTokenNameQuery, string | null> {
+@QueryHandler(ActiveTokenQuery)
+export class ActiveTokenHandler implements IQueryHandler<ActiveTokenQuery, Principal | null> {
   constructor(private readonly dataSource: DataSource) {}
 
-  async execute({ tokenHash }: ActiveTokenNameQuery): Promise<string | null> {
+  async execute({ tokenHash }: ActiveTokenQuery): Promise<Principal | null> {
     const row = await this.dataSource.getRepository(ApiTokenView).findOneBy({ tokenHash, status: 'active' });
-    return row ? row.name : null;
+    return row ? { actor: row.name, role: row.role } : null;
   }
 }

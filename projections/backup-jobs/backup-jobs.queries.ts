@@ -1,5 +1,5 @@
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { BackupJobsReport, BackupJobsReportQuery } from '../../src/backups/queries/backup-jobs-report.query';
 import { BackupJobDto, GetBackupJobQuery } from '../../src/backups/queries/get-backup-job.query';
 import { BackupJobPage, ListBackupJobsQuery } from '../../src/backups/queries/list-backup-jobs.query';
@@ -11,10 +11,12 @@ import { BackupJobView } from './backup-job.entity';
 export class GetBackupJobHandler implements IQueryHandler<GetBackupJobQuery, BackupJobDto> {
   constructor(private readonly dataSource: DataSource) {}
 
-  async execute({ jobId }: GetBackupJobQuery): Promise<BackupJobDto> {
-    const job = await this.dataSource.getRepository(BackupJobView).findOneBy({ jobId });
-    if (!job) throw new DomainError('not_found', `backup job ${jobId} does not exist`);
-    return describe(job);
+  execute({ jobId }: GetBackupJobQuery): Promise<BackupJobDto & AsOf> {
+    return asOfOneSnapshot(this.dataSource, async (manager) => {
+      const job = await manager.getRepository(BackupJobView).findOneBy({ jobId });
+      if (!job) throw new DomainError('not_found', `backup job ${jobId} does not exist`);
+      return describe(job);
+    });
   }
 }
 
@@ -22,7 +24,11 @@ export class GetBackupJobHandler implements IQueryHandler<GetBackupJobQuery, Bac
 export class ListBackupJobsHandler implements IQueryHandler<ListBackupJobsQuery, BackupJobPage> {
   constructor(private readonly dataSource: DataSource) {}
 
-  async execute({ filter }: ListBackupJobsQuery): Promise<BackupJobPage> {
+  execute({ filter }: ListBackupJobsQuery): Promise<BackupJobPage & AsOf> {
+    return asOfOneSnapshot(this.dataSource, (manager) => this.page(manager, filter));
+  }
+
+  private async page(manager: EntityManager, filter: ListBackupJobsQuery['filter']): Promise<BackupJobPage> {
     const limit = filter.limit ?? 50;
     const params: unknown[] = [];
     const where: string[] = [];
@@ -32,11 +38,11 @@ export class ListBackupJobsHandler implements IQueryHandler<ListBackupJobsQuery,
       const [at, id] = decodeCursor(filter.cursor);
       where.push(`(requested_at, job_id) < ($${params.push(at)}::timestamptz, $${params.push(id)}::uuid)`);
     }
-    const rows: { job_id: string }[] = await this.dataSource.query(
+    const rows: { job_id: string }[] = await manager.query(
       `SELECT job_id FROM rm_backup_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY requested_at DESC, job_id DESC LIMIT ${limit + 1}`,
       params,
     );
-    const jobs = await Promise.all(rows.slice(0, limit).map((r) => this.dataSource.getRepository(BackupJobView).findOneByOrFail({ jobId: r.job_id })));
+    const jobs = await Promise.all(rows.slice(0, limit).map((r) => manager.getRepository(BackupJobView).findOneByOrFail({ jobId: r.job_id })));
     const last = jobs.at(-1);
     return { jobs: jobs.map(describe), nextCursor: rows.length > limit && last ? encodeCursor(last.requestedAt, last.jobId) : null };
   }
@@ -72,6 +78,19 @@ export class UnfinishedBackupJobsHandler implements IQueryHandler<UnfinishedBack
       [vmId],
     );
   }
+}
+
+/** `asOf`: the position of the last event the answer reflects, so a client following the live stream applies only later ones. */
+interface AsOf {
+  asOf: string | null;
+}
+
+/** The rows and the projection's checkpoint from one snapshot: the projector moves both in one transaction. */
+function asOfOneSnapshot<T extends object>(dataSource: DataSource, read: (manager: EntityManager) => Promise<T>): Promise<T & AsOf> {
+  return dataSource.transaction('REPEATABLE READ', async (manager) => {
+    const [checkpoint] = await manager.query(`SELECT position FROM projection_checkpoints WHERE name = 'backup-jobs'`);
+    return { ...(await read(manager)), asOf: checkpoint?.position ?? null };
+  });
 }
 
 function describe(j: BackupJobView): BackupJobDto {

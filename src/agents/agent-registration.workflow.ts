@@ -25,7 +25,7 @@ export class AgentRegistration {
     const parsed = parsePublicKey(publicKey);
     checkRegistration(name, parsed, parsed ? await this.queries.execute(new AgentRegistrationConflictsQuery(name, parsed.fingerprint)) : { name: false, key: false });
     // The new token must work on the agent's very next request, so both read models are waited for.
-    const issued = await this.gateway.execute(new IssueApiTokenCommand(agentTokenName(name)), 'api-tokens');
+    const issued = await this.gateway.execute(new IssueApiTokenCommand(agentTokenName(name), 'agent'), 'api-tokens');
     try {
       const agent = await this.gateway.execute(new RegisterAgentCommand(name, publicKey, issued.tokenId), 'agents');
       return { ...agent, token: issued.token };

@@ -9,6 +9,7 @@ import { ReportInventoryCommand } from './commands/report-inventory.command';
 import { OwnAgentOnly } from './own-agent-only.guard';
 import { ListAgentsQuery } from './queries/list-agents.query';
 import { ListVmsQuery } from './queries/list-vms.query';
+import { Access } from '../http/access.guard';
 
 const READ_MODEL = 'agents';
 
@@ -24,16 +25,19 @@ export class AgentsController {
     private readonly tunnel: AgentTunnel,
   ) {}
 
+  @Access('admin')
   @Post('agents')
   async register(@Body() body: RegisterAgentDto) {
     return { ...(await this.registration.register(body.name, body.publicKey)), ssh: this.tunnel.endpoint() };
   }
 
+  @Access('read')
   @Get('agents')
   list() {
     return this.queries.execute(new ListAgentsQuery());
   }
 
+  @Access('agent')
   @Put('agents/:agentId/inventory')
   @OwnAgentOnly()
   async inventory(@Param() { agentId }: AgentIdParams, @Body() body: InventoryDto) {
@@ -41,6 +45,7 @@ export class AgentsController {
     return { agentId, vms: body.vms.length };
   }
 
+  @Access('read')
   @Get('vms')
   vms() {
     return this.queries.execute(new ListVmsQuery());

@@ -1,6 +1,5 @@
 import { applyDecorators, CanActivate, ExecutionContext, ForbiddenException, Injectable, UseGuards } from '@nestjs/common';
 import type { Request } from 'express';
-import { ADMIN_ACTOR } from '../auth/admin-token';
 import { currentContext } from '../eventing/request-context';
 import { agentTokenName } from './agent.aggregate';
 import { AgentStates } from './agent-states';
@@ -16,9 +15,9 @@ export class OwnAgentOnlyGuard implements CanActivate {
     const agentId = context.switchToHttp().getRequest<Request>().params.agentId;
     // A malformed id is the validation pipe's to refuse with 400, after the guards.
     if (typeof agentId !== 'string' || !UUID.test(agentId)) return true;
-    const actor = currentContext().actor;
+    const { actor, role } = currentContext();
     const agent = await this.agents.of(agentId);
-    if (actor !== ADMIN_ACTOR && actor !== agentTokenName(agent.name!)) throw new ForbiddenException('only the agent itself may report its inventory');
+    if (role !== 'admin' && actor !== agentTokenName(agent.name!)) throw new ForbiddenException('only the agent itself may report its inventory');
     return true;
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { isConsolePath } from '../console/console-files';
-import { setActor } from '../eventing/request-context';
+import { setPrincipal } from '../eventing/request-context';
 import { TokenVerifier } from './token-verifier';
 
 const PUBLIC = new Set(['GET /api/v1/health']);
@@ -16,7 +16,7 @@ function isPublic(method: string, path: string): boolean {
   return PUBLIC.has(`${method} ${path}`) || (method === 'GET' && DOCS_UI.test(path)) || ((method === 'GET' || method === 'HEAD') && isConsolePath(path));
 }
 
-/** Every route but the health check needs `Authorization: Bearer <token>`; the token's name becomes the actor. */
+/** Every route but the health check needs `Authorization: Bearer <token>`; the token's name becomes the actor, its role says what it may do (AccessGuard). */
 @Injectable()
 export class BearerAuthMiddleware implements NestMiddleware {
   constructor(private readonly verifier: TokenVerifier) {}
@@ -25,15 +25,15 @@ export class BearerAuthMiddleware implements NestMiddleware {
     const path = req.originalUrl.split('?')[0].replace(/\/+$/, '');
     if (isPublic(req.method, path)) return next();
     const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(req.headers.authorization ?? '');
-    const actor = match ? await this.verifier.actorFor(match[1]).catch(() => null) : null;
-    if (!actor) {
+    const principal = match ? await this.verifier.principalFor(match[1]).catch(() => null) : null;
+    if (!principal) {
       res
         .status(401)
         .setHeader('WWW-Authenticate', 'Bearer realm="sendense"')
         .json({ statusCode: 401, error: 'Unauthorized', message: match ? 'the bearer token is not valid' : 'missing "Authorization: Bearer <token>" header' });
       return;
     }
-    setActor(actor);
+    setPrincipal(principal);
     next();
   }
 }

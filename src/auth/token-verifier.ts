@@ -1,12 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
+import type { Principal } from '../eventing/request-context';
 import { ADMIN_ACTOR } from './admin-token';
-import { ActiveTokenNameQuery } from './queries/active-token-name.query';
+import { ActiveTokenQuery } from './queries/active-token.query';
 import { hashToken, sameHash } from './token-hash';
 
 export const ADMIN_TOKEN_HASH = Symbol('ADMIN_TOKEN_HASH');
 
-/** Maps a bearer token to the actor name that events will carry, or null. */
+/** Maps a bearer token to who it is: the actor name events will carry, and its role; null for no valid token. */
 @Injectable()
 export class TokenVerifier {
   constructor(
@@ -14,9 +15,9 @@ export class TokenVerifier {
     private readonly queries: QueryBus,
   ) {}
 
-  async actorFor(token: string): Promise<string | null> {
+  async principalFor(token: string): Promise<Principal | null> {
     const hash = hashToken(token);
-    if (sameHash(hash, this.adminHash)) return ADMIN_ACTOR;
-    return this.queries.execute(new ActiveTokenNameQuery(hash));
+    if (sameHash(hash, this.adminHash)) return { actor: ADMIN_ACTOR, role: 'admin' };
+    return this.queries.execute(new ActiveTokenQuery(hash));
   }
 }

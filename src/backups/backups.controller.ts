@@ -13,6 +13,7 @@ import { RequestBackupCommand } from './commands/request-backup.command';
 import { BackupJobsReportQuery } from './queries/backup-jobs-report.query';
 import { GetBackupJobQuery } from './queries/get-backup-job.query';
 import { ListBackupJobsQuery } from './queries/list-backup-jobs.query';
+import { Access } from '../http/access.guard';
 
 const READ_MODEL = 'backup-jobs';
 
@@ -26,6 +27,7 @@ export class BackupsController {
     private readonly events: BackupEventsStream,
   ) {}
 
+  @Access('operate')
   @Post('backups')
   @HttpCode(202)
   async start(@Body() body: StartBackupDto) {
@@ -33,6 +35,7 @@ export class BackupsController {
     return { jobId };
   }
 
+  @Access('operate')
   @Post('backups/:jobId/cancel')
   @HttpCode(202)
   async cancel(@Param() { jobId }: JobIdParams) {
@@ -40,6 +43,7 @@ export class BackupsController {
     return { jobId, cancelRequested: true };
   }
 
+  @Access('agent')
   @Post('backups/:jobId/agent-reports')
   @HttpCode(202)
   @UseGuards(AgentOwnsJobGuard)
@@ -48,21 +52,25 @@ export class BackupsController {
     return { accepted: true };
   }
 
+  @Access('read')
   @Get('backups/:jobId')
   get(@Param() { jobId }: JobIdParams) {
     return this.queries.execute(new GetBackupJobQuery(jobId));
   }
 
+  @Access('read')
   @Get('backups')
   list(@Query() q: ListBackupsQuery) {
     return this.queries.execute(new ListBackupJobsQuery(q));
   }
 
+  @Access('read')
   @Get('backups/:jobId/events')
   stream(@Param() { jobId }: JobIdParams, @Res() res: Response) {
     return this.events.stream(jobId, res);
   }
 
+  @Access('read')
   @Get('reports/jobs')
   report(@Query() { from, to }: ReportQuery) {
     return this.queries.execute(new BackupJobsReportQuery(from, to));

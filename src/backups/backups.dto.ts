@@ -21,6 +21,7 @@ export class StartBackupDto {
 }
 
 export class JobIdParams {
+  @ApiProperty({ format: 'uuid' })
   @IsUUID('4', { message: 'jobId must be a uuid' })
   jobId: string;
 }

@@ -4,6 +4,7 @@ import type { Request } from 'express';
 import { JobUploads } from './adapters/job-uploads';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
 import { DiskDigestsParams, JobParams } from './digests.dto';
+import { Access } from '../http/access.guard';
 
 /**
  * The agent hands over the block digests of a disk it sent (the body is the binary digest file,
@@ -16,6 +17,7 @@ import { DiskDigestsParams, JobParams } from './digests.dto';
 export class DigestsController {
   constructor(private readonly uploads: JobUploads) {}
 
+  @Access('agent')
   @Put('backups/:jobId/disks/:diskId/digests')
   @HttpCode(200)
   @UseGuards(AgentOwnsJobGuard)
@@ -23,6 +25,7 @@ export class DigestsController {
     return this.uploads.receive(jobId, diskId, req);
   }
 
+  @Access('agent')
   @Put('backups/:jobId/configuration')
   @HttpCode(200)
   @UseGuards(AgentOwnsJobGuard)

@@ -6,6 +6,7 @@ import { DiskImageDownloadWorkflow } from './disk-image-download.workflow';
 import { DiskImageParams, DiskImageQuery, ExportIdParams, OpenPointExportDto, PointIdParams } from './disk-images.dto';
 import { PointExportWorkflow } from './point-export.workflow';
 import { ListPointExportsQuery } from './queries/point-exports.query';
+import { Access } from '../http/access.guard';
 
 /** Disk restore without a hypervisor: a disk of a restore point as an image, or served over NBD. */
 @ApiTags('restore-points')
@@ -18,22 +19,26 @@ export class DiskImagesController {
     private readonly exports: PointExportWorkflow,
   ) {}
 
+  @Access('operate')
   @Get('restore-points/:id/disks/:diskId/image')
   @ApiProduces('application/octet-stream')
   async image(@Param() { id, diskId }: DiskImageParams, @Query() query: DiskImageQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.downloads.send(id, diskId, query.format ?? 'raw', query.force === 'true', req, res);
   }
 
+  @Access('operate')
   @Post('restore-points/:id/exports')
   async openExport(@Param() { id }: PointIdParams, @Body() body: OpenPointExportDto, @Req() req: Request) {
     return this.exports.openExport(id, body.tls ?? true, body.diskIds, req.hostname);
   }
 
+  @Access('read')
   @Get('restore-points/:id/exports')
   async listExports(@Param() { id }: PointIdParams) {
     return this.queries.execute(new ListPointExportsQuery(id));
   }
 
+  @Access('operate')
   @Delete('restore-point-exports/:exportId')
   async closeExport(@Param() { exportId }: ExportIdParams) {
     return this.exports.closeExport(exportId);

@@ -1,9 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
+import type { Role } from '../http/roles';
 
 export interface RequestContext {
   correlationId: string;
   actor: string;
+  /** The role of the request's token; absent outside requests (timers, workflows), which no access rule applies to. */
+  role?: Role;
   /** The command or event that the next appended events are caused by. */
   causationId?: string;
 }
@@ -32,7 +35,12 @@ export function causedBy<T>(event: { id: string; metadata?: { correlationId?: un
   return storage.run({ correlationId: correlationId ?? fromEvent ?? current.correlationId, actor: SYSTEM_ACTOR, causationId: id }, fn);
 }
 
-export function setActor(actor: string): void {
+export interface Principal {
+  actor: string;
+  role: Role;
+}
+
+export function setPrincipal(principal: Principal): void {
   const store = storage.getStore();
-  if (store) store.actor = actor;
+  if (store) Object.assign(store, principal);
 }

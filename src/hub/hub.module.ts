@@ -1,5 +1,7 @@
 import { DynamicModule, Module, Type } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { AccessGuard } from '../http/access.guard';
+import { liveFeature } from '../live/live.feature';
 import { CqrsModule } from '@nestjs/cqrs';
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
@@ -38,7 +40,7 @@ interface Feature {
   providers: Type[];
 }
 
-const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature];
+const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature, liveFeature];
 
 @Module({})
 export class HubModule {
@@ -57,6 +59,7 @@ export class HubModule {
         { provide: ADMIN_TOKEN_HASH, useValue: runtime.adminTokenHash },
         { provide: METRICS_REGISTRY, useFactory: createMetricsRegistry },
         { provide: APP_FILTER, useClass: DomainErrorFilter },
+        { provide: APP_GUARD, useExisting: AccessGuard },
         ...projectors,
         ...READ_MODELS.flatMap((m) => m.queryHandlers),
         { provide: PROJECTORS, useFactory: (...all: unknown[]) => all, inject: projectors },

@@ -4,6 +4,7 @@ import { DatabaseProbe } from '../database/database-probe';
 import { DbConnection } from '../database/db-connection';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DB_CONNECTION } from '../projection-runner/projections.service';
+import { Access } from '../http/access.guard';
 
 @ApiTags('operations')
 @Controller('api/v1/health')
@@ -14,6 +15,7 @@ export class HealthController {
     private readonly database: DatabaseProbe,
   ) {}
 
+  @Access('public')
   @Get()
   async health() {
     const body = { eventStore: this.store.kind, database: this.connection.origin };

@@ -2,6 +2,7 @@ import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Registry } from 'prom-client';
 import { METRICS_REGISTRY } from './metrics.registry';
+import { Access } from '../http/access.guard';
 
 @ApiTags('operations')
 @ApiBearerAuth()
@@ -9,6 +10,7 @@ import { METRICS_REGISTRY } from './metrics.registry';
 export class MetricsController {
   constructor(@Inject(METRICS_REGISTRY) private readonly registry: Registry) {}
 
+  @Access('read')
   @Get()
   @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
   metrics(): Promise<string> {

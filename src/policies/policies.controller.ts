@@ -9,6 +9,7 @@ import { PolicyDto, PolicyIdParams, toDefinition } from './policies.dto';
 import { GetPolicyQuery } from './queries/get-policy.query';
 import { ListPoliciesQuery } from './queries/list-policies.query';
 import { SchedulerWorkflow } from './scheduler.workflow';
+import { Access } from '../http/access.guard';
 
 const READ_MODEL = 'policies';
 
@@ -22,28 +23,33 @@ export class PoliciesController {
     private readonly scheduler: SchedulerWorkflow,
   ) {}
 
+  @Access('operate')
   @Post()
   async create(@Body() body: PolicyDto) {
     const { policyId } = await this.gateway.execute(new CreatePolicyCommand(toDefinition(body)), READ_MODEL);
     return this.queries.execute(new GetPolicyQuery(policyId));
   }
 
+  @Access('read')
   @Get()
   list() {
     return this.queries.execute(new ListPoliciesQuery());
   }
 
+  @Access('read')
   @Get(':policyId')
   get(@Param() { policyId }: PolicyIdParams) {
     return this.queries.execute(new GetPolicyQuery(policyId));
   }
 
+  @Access('operate')
   @Put(':policyId')
   async update(@Param() { policyId }: PolicyIdParams, @Body() body: PolicyDto) {
     await this.gateway.execute(new UpdatePolicyCommand(policyId, toDefinition(body)), READ_MODEL);
     return this.queries.execute(new GetPolicyQuery(policyId));
   }
 
+  @Access('operate')
   @Delete(':policyId')
   async remove(@Param() { policyId }: PolicyIdParams) {
     await this.gateway.execute(new DeletePolicyCommand(policyId), READ_MODEL);
@@ -51,6 +57,7 @@ export class PoliciesController {
   }
 
   /** Backs up every VM of the policy now, outside its calendar: each VM's job, or why it got none. */
+  @Access('operate')
   @Post(':policyId/run')
   @HttpCode(202)
   run(@Param() { policyId }: PolicyIdParams) {

@@ -2,6 +2,7 @@ import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { ProjectionNameParams } from './projection-name.dto';
 import { ProjectionsService } from './projections.service';
+import { Access } from '../http/access.guard';
 
 @ApiTags('projections')
 @ApiBearerAuth()
@@ -9,11 +10,13 @@ import { ProjectionsService } from './projections.service';
 export class ProjectionsController {
   constructor(private readonly projections: ProjectionsService) {}
 
+  @Access('read')
   @Get()
   list() {
     return this.projections.list();
   }
 
+  @Access('admin')
   @Post(':name/rebuild')
   @HttpCode(202)
   async rebuild(@Param() params: ProjectionNameParams) {

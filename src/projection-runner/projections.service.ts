@@ -71,6 +71,11 @@ export class ProjectionsService implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
+  /** The position of the last event the read model has applied (null before its first). */
+  checkpoint(name: string): Promise<string | null> {
+    return readCheckpoint(this.dataSource, name);
+  }
+
   async rebuild(name: string): Promise<void> {
     const runner = this.runners.get(name);
     if (!runner) throw new DomainError('not_found', `no projection named ${name}; known: ${this.names().join(', ')}`);

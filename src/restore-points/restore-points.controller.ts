@@ -6,6 +6,7 @@ import { ListRestorePointsQuery } from './queries/list-restore-points.query';
 import { RestorePointDeletionWorkflow } from './restore-point-deletion.workflow';
 import { RestorePointVerificationWorkflow } from './restore-point-verification.workflow';
 import { ChainQuery, RestorePointIdParams, restorePointResponse, VmIdParams } from './restore-points.dto';
+import { Access } from '../http/access.guard';
 
 /** Deleting and verifying work on the chain's files, so they go through their workflows. */
 @ApiTags('restore-points')
@@ -18,23 +19,27 @@ export class RestorePointsController {
     private readonly verification: RestorePointVerificationWorkflow,
   ) {}
 
+  @Access('read')
   @Get('restore-points/:id')
   async get(@Param() { id }: RestorePointIdParams) {
     return restorePointResponse(await this.queries.execute(new GetRestorePointQuery(id)));
   }
 
+  @Access('operate')
   @Delete('restore-points/:id')
   async delete(@Param() { id }: RestorePointIdParams) {
     await this.deletion.delete(id);
     return { restorePointId: id, deleted: true };
   }
 
+  @Access('operate')
   @Post('restore-points/:id/verify')
   async verify(@Param() { id }: RestorePointIdParams) {
     const content = await this.verification.verify(id);
     return { ...restorePointResponse(await this.queries.execute(new GetRestorePointQuery(id))), content };
   }
 
+  @Access('read')
   @Get('vms/:vmId/restore-points')
   async list(@Param() { vmId }: VmIdParams, @Query() { repositoryId }: ChainQuery) {
     return (await this.queries.execute(new ListRestorePointsQuery(vmId, repositoryId))).map(restorePointResponse);

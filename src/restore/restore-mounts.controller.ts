@@ -11,6 +11,7 @@ import { SettledRestoreMountQuery } from './queries/settled-restore-mount.query'
 import { ArchiveQuery, CreateRestoreMountDto, FileQuery, ListFilesQuery, ListRestoreMountsFilter, MountIdParams } from './restore-mounts.dto';
 import { RESTORE_READ_MODEL, RestoreMountWorkflow } from './restore-mount.workflow';
 import { VolumePathErrorFilter } from './volume-path-error.filter';
+import { Access } from '../http/access.guard';
 
 @ApiTags('restore')
 @ApiBearerAuth()
@@ -25,40 +26,47 @@ export class RestoreMountsController {
   ) {}
 
   /** Answers once every volume was tried: ready, or 409 with why the mount failed. */
+  @Access('operate')
   @Post('mounts')
   async mount(@Body() body: CreateRestoreMountDto) {
     const { mountId } = await this.gateway.execute(new RequestRestoreMountCommand(body.restorePointId, body.diskId), RESTORE_READ_MODEL);
     return this.queries.execute(new SettledRestoreMountQuery(mountId, true));
   }
 
+  @Access('read')
   @Get('mounts')
   async list(@Query() query: ListRestoreMountsFilter) {
     return this.queries.execute(new ListRestoreMountsQuery(query));
   }
 
+  @Access('read')
   @Get('mounts/:id')
   async get(@Param() { id }: MountIdParams) {
     return this.queries.execute(new GetRestoreMountQuery(id));
   }
 
   /** Answers once the mount is down; downloads under way are cut off. Releasing again changes nothing. */
+  @Access('operate')
   @Delete('mounts/:id')
   async release(@Param() { id }: MountIdParams) {
     await this.mounts.releaseOnRequest(id);
     return this.queries.execute(new SettledRestoreMountQuery(id));
   }
 
+  @Access('read')
   @Get('mounts/:id/files')
   async listFiles(@Param() { id }: MountIdParams, @Query() query: ListFilesQuery) {
     return this.downloads.list(id, query.volume, query.path ?? '', query.limit, query.cursor);
   }
 
+  @Access('operate')
   @Get('mounts/:id/file')
   @ApiProduces('application/octet-stream')
   async download(@Param() { id }: MountIdParams, @Query() query: FileQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.downloads.sendFile(id, query.volume, query.path, req, res);
   }
 
+  @Access('operate')
   @Get('mounts/:id/archive')
   @ApiProduces('application/gzip', 'application/zip')
   async archive(@Param() { id }: MountIdParams, @Query() query: ArchiveQuery, @Req() req: Request, @Res() res: Response): Promise<void> {

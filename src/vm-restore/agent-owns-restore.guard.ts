@@ -1,7 +1,6 @@
 import { CanActivate, ExecutionContext, ForbiddenException, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { AgentsService, agentTokenName } from '../agents/agents.service';
-import { ADMIN_ACTOR } from '../auth/admin-token';
 import { currentContext } from '../eventing/request-context';
 import { RestoreReader } from './restore.reader';
 
@@ -20,8 +19,8 @@ export class AgentOwnsRestoreGuard implements CanActivate {
     // A malformed id is the validation pipe's to refuse (400), which runs after guards.
     if (typeof restoreId !== 'string' || !UUID.test(restoreId)) return true;
     const state = await this.restores.get(restoreId);
-    const actor = currentContext().actor;
-    if (actor === ADMIN_ACTOR) return true;
+    const { actor, role } = currentContext();
+    if (role === 'admin') return true;
     const agent = await this.agents.state(state.agentId!);
     if (actor !== agentTokenName(agent.name!)) throw new ForbiddenException(`only agent ${agent.name} may act on restore ${restoreId}`);
     return true;

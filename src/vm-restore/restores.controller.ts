@@ -18,6 +18,7 @@ import { RESTORE_TERMINAL_EVENTS, restoreStream } from './restore.events';
 import { RestoreReader } from './restore.reader';
 import { RestoreWorkflow } from './restore.workflow';
 import { ListRestoresDto, minimalDefinition, RestoreDiskParams, RestoreIdParams, RestorePointIdParams, restoreResponse, StartDrillDto, StartRestoreDto } from './restores.dto';
+import { Access } from '../http/access.guard';
 
 const READ_MODEL = 'restores';
 
@@ -36,6 +37,7 @@ export class RestoresController {
     @Inject(EVENT_STORE) private readonly store: EventStore,
   ) {}
 
+  @Access('operate')
   @Post('restores')
   @HttpCode(202)
   start(@Body() body: StartRestoreDto) {
@@ -45,12 +47,14 @@ export class RestoresController {
   }
 
   /** A recovery drill: the point booted on the agent's host from the hub's export, checked, removed; the verdict is the restore's end. */
+  @Access('operate')
   @Post('restore-points/:id/drill')
   @HttpCode(202)
   drill(@Param() { id }: RestorePointIdParams, @Body() body: StartDrillDto) {
     return this.workflow.request({ restorePointId: id, agentId: body.agentId, mode: 'instant', target: { kind: 'drill', timeoutSeconds: body.timeoutSeconds ?? 300 }, definition: minimalDefinition(body.definition), force: false });
   }
 
+  @Access('read')
   @Get('restores/:restoreId/screenshot')
   async screenshot(@Param() { restoreId }: RestoreIdParams, @Res({ passthrough: true }) res: Response) {
     const { drill } = await this.queries.execute(new GetRestoreQuery(restoreId));
@@ -59,16 +63,19 @@ export class RestoresController {
     return new StreamableFile(await this.screenshots.read(drill.screenshot));
   }
 
+  @Access('read')
   @Get('restores')
   async list(@Query() { vmId }: ListRestoresDto) {
     return (await this.queries.execute(new ListRestoresQuery({ vmId }))).map(restoreResponse);
   }
 
+  @Access('read')
   @Get('restores/:restoreId')
   async get(@Param() { restoreId }: RestoreIdParams) {
     return restoreResponse(await this.queries.execute(new GetRestoreQuery(restoreId)));
   }
 
+  @Access('operate')
   @Post('restores/:restoreId/cancel')
   @HttpCode(202)
   async cancel(@Param() { restoreId }: RestoreIdParams) {
@@ -76,12 +83,14 @@ export class RestoresController {
     return { restoreId, cancelRequested: true };
   }
 
+  @Access('read')
   @Get('restores/:restoreId/events')
   async events(@Param() { restoreId }: RestoreIdParams, @Res() res: Response) {
     await this.reader.get(restoreId);
     await streamEvents(this.store, restoreStream(restoreId), RESTORE_TERMINAL_EVENTS, res);
   }
 
+  @Access('agent')
   @Post('restores/:restoreId/agent-reports')
   @HttpCode(202)
   @UseGuards(AgentOwnsRestoreGuard)
@@ -91,6 +100,7 @@ export class RestoresController {
   }
 
   /** The point's digests of one disk, each block as the point reads it: what the agent checks every block it writes against. */
+  @Access('agent')
   @Get('restores/:restoreId/disks/:diskId/digests')
   @Header('Content-Type', 'application/octet-stream')
   @UseGuards(AgentOwnsRestoreGuard)

@@ -1,5 +1,8 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { consoleDir } from '../../src/console/console-files';
@@ -13,8 +16,46 @@ const SCREENS = join(__dirname, '../../screenshots/console');
  * The console in real Chromium against a real hub and agent with real backups: the operator logs in, sees what
  * is protected and what is not (breaches first), backs a VM up from it, and is sent back to the login on a 401.
  */
+/**
+ * A TCP hop between the browser and the hub that the test can cut: every connection through it (the live stream's
+ * included) is destroyed at once, as a dropped network would.
+ */
+class CuttableProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  async start(target: () => number): Promise<void> {
+    this.server = createServer((client) => {
+      const upstream = createConnection({ host: '127.0.0.1', port: target() });
+      for (const [s, other] of [[client, upstream], [upstream, client]]) {
+        this.sockets.add(s);
+        // a hub that is down refuses the upstream: the browser sees its connection closed, as it would without the hop
+        s.on('close', () => (this.sockets.delete(s), other.destroy()));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server!.address() as { port: number }).port;
+  }
+
+  cut(): number {
+    const n = this.sockets.size;
+    for (const s of this.sockets) s.destroy();
+    return n;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((r) => this.server?.close(r));
+  }
+}
+
 describe('the web console in Chromium', () => {
-  const lab = new BackupLab();
+  // every disk of a backup is read at 1 MiB/s (the agent's --max-rate): a job lasts long enough to watch it move
+  const lab = new BackupLab({}, { SENDENSE_MAX_RATE: '1' });
+  const proxy = new CuttableProxy();
   let browser: Browser | undefined;
   let page: Page;
   const base = () => `http://127.0.0.1:${lab.apiPort}`;
@@ -27,17 +68,19 @@ describe('the web console in Chromium', () => {
     await lab.start(undefined, undefined, true);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
     page = await browser.newPage();
+    await proxy.start(() => lab.apiPort);
   }, 180_000);
 
   afterAll(async () => {
+    await proxy.close();
     await browser?.close();
     if (lab.hub) await lab.close();
   }, 60_000);
 
-  async function axeViolations(): Promise<{ id: string; nodes: unknown[] }[]> {
-    await page.addScriptTag({ content: readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8') });
+  async function axeViolations(target: Page = page): Promise<{ id: string; nodes: unknown[] }[]> {
+    await target.addScriptTag({ content: readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8') });
     type Axe = { run: (opts: object) => Promise<{ violations: { id: string; nodes: { target: unknown }[] }[] }> };
-    const result = await page.evaluate(async () => (globalThis as unknown as { axe: Axe }).axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } }));
+    const result = await target.evaluate(async () => (globalThis as unknown as { axe: Axe }).axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } }));
     return result.violations.map((v) => ({ id: v.id, nodes: v.nodes.map((n) => n.target) }));
   }
 
@@ -113,4 +156,108 @@ describe('the web console in Chromium', () => {
     await page.waitForURL(`${base()}/console/`);
     await page.locator('tr[data-vm="vm1"]').waitFor();
   });
+
+  /** A tab on the cuttable proxy's origin, logged in (sessionStorage is per origin). */
+  async function tabViaProxy(token = LAB_TOKEN): Promise<{ tab: Page; via: string }> {
+    const via = `http://127.0.0.1:${proxy.port}`;
+    const tab = await browser!.newPage();
+    await tab.goto(`${via}/console/login?next=%2F`);
+    await tab.getByLabel('API token').fill(token);
+    await tab.getByRole('button', { name: 'Log in' }).click();
+    await tab.locator('tr[data-vm="vm1"]').waitFor();
+    return { tab, via };
+  }
+
+  it('a backup started from the console moves on the jobs page without a reload, rides out a cut stream, and its page tells the story the API tells', async () => {
+    // 16 MiB written since vm1's last point: an incremental that takes 16 s at the agent's 1 MiB/s
+    await promisify(execFile)('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 72M 16M', lab.vm.disks[1].path]);
+    const { tab } = await tabViaProxy();
+    await tab.evaluate(() => ((globalThis as any).sameDocument = true));
+    await tab.locator('tr[data-vm="vm1"]').getByRole('button', { name: 'Back up now' }).click();
+    const jobId = /backup job ([0-9a-f-]{36}) requested/.exec((await tab.getByRole('status').textContent()) ?? '')![1];
+    await tab.getByRole('link', { name: 'Jobs' }).click();
+    const item = tab.locator(`li[data-job="${jobId}"]`);
+    await item.waitFor();
+
+    const phases: string[] = [];
+    const progress: number[] = [];
+    let cutConnections = 0;
+    let shot = false;
+    for (const deadline = Date.now() + 150_000; ; ) {
+      const state = await item.evaluate((li: any) => ({
+        status: li.getAttribute('data-status'),
+        phase: li.getAttribute('data-phase'),
+        bars: [...li.querySelectorAll('[role=progressbar]')].map((b: any) => Number(b.getAttribute('aria-valuenow'))),
+      }));
+      if (phases[phases.length - 1] !== state.phase) phases.push(state.phase);
+      const sum = state.bars.reduce((a: number, b: number) => a + b, 0);
+      if (state.status === 'running' && sum > (progress[progress.length - 1] ?? 0)) progress.push(sum);
+      if (progress.length >= 2 && !cutConnections) cutConnections = proxy.cut();
+      if (progress.length >= 3 && !shot) {
+        shot = true;
+        expect(await axeViolations(tab)).toEqual([]);
+        await tab.screenshot({ path: join(SCREENS, 'jobs-running.png'), fullPage: true });
+      }
+      if (state.status === 'completed' || state.status === 'failed') break;
+      if (Date.now() > deadline) throw new Error(`job ${jobId} did not end on the page; phases ${phases.join(' > ')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const job = await lab.job(jobId);
+    expect(job).toMatchObject({ status: 'completed' });
+    // moved without a reload: the same document, its stream cut once and resumed
+    expect(await tab.evaluate(() => (globalThis as any).sameDocument)).toBe(true);
+    expect(cutConnections).toBeGreaterThan(0);
+    expect(Number(await tab.evaluate(() => (globalThis as any).document.body.dataset.liveResumes ?? 0))).toBeGreaterThanOrEqual(1);
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    expect(phases).toEqual(expect.arrayContaining(['transferring', 'completed']));
+    expect(phases.length).toBeGreaterThanOrEqual(3);
+    await expect(item.locator('a[data-point]').getAttribute('data-point')).resolves.toBe(job.restorePointId);
+    // every fact the events brought, not only the last ones: the job appeared by its request and was followed from there
+    await expect(item.locator(`a[href="/console/jobs/${jobId}"]`).textContent()).resolves.toBe(`vm1: ${job.type}`);
+
+    await item.locator(`a[href="/console/jobs/${jobId}"]`).click();
+    await tab.locator(`main[data-job="${jobId}"][data-status="completed"]`).waitFor();
+    const correlationId = (await lab.events(jobId))[0].metadata.correlationId;
+    await expect(tab.locator('[data-correlation]').getAttribute('data-correlation')).resolves.toBe(correlationId);
+    const shown = () => tab.locator('tr[data-event]').evaluateAll((rows: any[]) => rows.map((r) => r.getAttribute('data-event')));
+    const told = async () => (await lab.story(correlationId)).map((e: any) => e.eventId);
+    await lab.until(async () => JSON.stringify(await shown()) === JSON.stringify(await told()), 15_000, "the job page's story to equal the audit API's");
+    expect(await shown()).toEqual(await told());
+    expect((await shown()).length).toBeGreaterThan(8);
+    expect(await axeViolations(tab)).toEqual([]);
+    await tab.screenshot({ path: join(SCREENS, 'job.png'), fullPage: true });
+    await tab.close();
+  }, 240_000);
+
+  it('a viewer token sees the pages but no action, and the API refuses its actions (403)', async () => {
+    const { token } = (await lab.api('POST', '/api/v1/tokens', { name: 'morning-viewer', role: 'viewer' })).body;
+    const { tab } = await tabViaProxy(token);
+    await expect(tab.locator('tbody tr').count()).resolves.toBeGreaterThan(1);
+    await expect(tab.getByRole('button', { name: 'Back up now' }).count()).resolves.toBe(0);
+    const jobId = await lab.backup('full');
+    await tab.getByRole('link', { name: 'Jobs' }).click();
+    await tab.locator(`li[data-job="${jobId}"]`).waitFor();
+    await expect(tab.getByRole('button', { name: /^Cancel/ }).count()).resolves.toBe(0);
+    const refused = await fetch(`${base()}/api/v1/backups/${jobId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    expect(refused.status).toBe(403);
+    expect(await lab.waitForJob(jobId, 120_000)).toMatchObject({ status: 'completed', error: null, cancelRequested: false });
+    await tab.close();
+  }, 180_000);
+
+  // last: the agent's copy under the killed hub notices the lost export only at its next request, seconds later at 1 MiB/s
+  it('a hub killed mid-job: the job page shows it failed with its reason once the hub is back, never stuck on running', async () => {
+    const { tab, via } = await tabViaProxy();
+    const jobId = await lab.backup('full');
+    await tab.goto(`${via}/console/jobs/${jobId}`);
+    await tab.locator(`main[data-job="${jobId}"][data-phase="transferring"]`).waitFor({ timeout: 60_000 });
+    await lab.stop(lab.hub, 'SIGKILL');
+    await lab.startHub();
+    await tab.locator(`main[data-job="${jobId}"][data-status="failed"]`).waitFor({ timeout: 60_000 });
+    const job = await lab.job(jobId);
+    expect(job.error).toMatch(/hub restart/);
+    await expect(tab.getByRole('alert').textContent()).resolves.toBe(`failed: ${job.error}`);
+    await tab.screenshot({ path: join(SCREENS, 'job-failed.png'), fullPage: true });
+    await tab.close();
+    await lab.until(async () => (await lab.api('GET', '/api/v1/agents')).body[0]?.connected === true, 30_000, 'the agent to reconnect');
+  }, 180_000);
 });

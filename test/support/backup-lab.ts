@@ -30,7 +30,10 @@ export class BackupLab {
     return join(this.dir, 'repo');
   }
 
-  constructor(private readonly hubEnv: NodeJS.ProcessEnv = {}) {}
+  constructor(
+    private readonly hubEnv: NodeJS.ProcessEnv = {},
+    private readonly extraAgentEnv: NodeJS.ProcessEnv = {},
+  ) {}
 
   async start(vmSizes?: [number, number], fill?: [number, number], secondVm = false): Promise<void> {
     this.db = await createTestDatabase();
@@ -56,7 +59,7 @@ export class BackupLab {
   }
 
   agentEnv(): NodeJS.ProcessEnv {
-    return { SENDENSE_TOKEN: LAB_TOKEN, SENDENSE_AGENT_DIR: join(this.dir, 'agent'), SENDENSE_LOG_LEVEL: 'warn' };
+    return { SENDENSE_TOKEN: LAB_TOKEN, SENDENSE_AGENT_DIR: join(this.dir, 'agent'), SENDENSE_LOG_LEVEL: 'warn', ...this.extraAgentEnv };
   }
 
   async startHub(): Promise<void> {

@@ -132,6 +132,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["SessionController_whoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/nbd/ports/allocate": {
         parameters: {
             query?: never;
@@ -916,6 +932,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["LiveController_live"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -926,6 +958,21 @@ export interface components {
              * @example prometheus
              */
             name: string;
+            /**
+             * @description admin: everything; operator: backups, restores, mounts, policies (no tokens, agents or repositories); viewer: reads only
+             * @default operator
+             * @enum {string}
+             */
+            role: "admin" | "operator" | "viewer";
+        };
+        SessionDto: {
+            /**
+             * @description the name events caused with this token carry as their actor
+             * @example alice
+             */
+            actor: string;
+            /** @enum {string} */
+            role: "admin" | "operator" | "viewer" | "agent";
         };
         AllocatePortDto: {
             /** @example job-42 */
@@ -1201,9 +1248,14 @@ export interface operations {
     };
     AuditController_stream: {
         parameters: {
-            query?: never;
+            query?: {
+                fromRevision?: number;
+                limit?: number;
+            };
             header?: never;
-            path?: never;
+            path: {
+                streamId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1218,9 +1270,14 @@ export interface operations {
     };
     AuditController_correlation: {
         parameters: {
-            query?: never;
+            query?: {
+                fromRevision?: number;
+                limit?: number;
+            };
             header?: never;
-            path?: never;
+            path: {
+                correlationId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1287,6 +1344,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    SessionController_whoami: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionDto"];
+                };
             };
         };
     };
@@ -1733,7 +1809,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                jobId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1750,7 +1828,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                jobId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1767,7 +1847,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                jobId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1784,7 +1866,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                jobId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2399,6 +2483,29 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    LiveController_live: {
+        parameters: {
+            query?: {
+                /** @description resume after this event position (an id the stream sent); `Last-Event-ID` does the same */
+                after?: string;
+            };
+            header?: {
+                /** @description the id of the last event seen: the stream resumes after it */
+                "Last-Event-ID"?: string;
+            };
             path?: never;
             cookie?: never;
         };

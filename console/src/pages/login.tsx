@@ -10,10 +10,12 @@ export function Login() {
 
   async function submit(e: Event) {
     e.preventDefault();
-    const res = await fetch('/api/v1/agents', { headers: { Authorization: `Bearer ${token}` } });
+    const res = await fetch('/api/v1/session', { headers: { Authorization: `Bearer ${token}` } });
     if (res.status === 401) return setError('The hub does not know this token.');
     if (!res.ok) return setError(`The hub answered ${res.status}.`);
-    session.login(token);
+    const { role } = (await res.json()) as { role: string };
+    if (role !== 'admin' && role !== 'operator' && role !== 'viewer') return setError(`A token with the role ${role} cannot use the console.`);
+    session.login(token, role);
     navigate(next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
   }
 

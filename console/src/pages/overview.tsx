@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
+import { session } from '../session';
 
 type Status = 'protected' | 'at-risk' | 'unprotected';
 interface VmProtection {
@@ -47,8 +48,8 @@ export function Overview() {
   }, []);
 
   async function backUp(vm: VmProtection) {
-    const { data, error: refused } = await api.POST('/api/v1/backups', { body: { vmId: vm.vmId, repositoryId: vm.lastRestorePoint!.repositoryId } as never });
-    setNotice(refused ? `${vm.name}: ${problem(refused)}` : `${vm.name}: backup job ${(data as unknown as { jobId: string }).jobId} requested`);
+    const { data, error: refused, response } = await api.POST('/api/v1/backups', { body: { vmId: vm.vmId, repositoryId: vm.lastRestorePoint!.repositoryId } as never });
+    setNotice(refused ? `${vm.name}: ${problem(refused)}` : `${vm.name}: backup job ${(data as unknown as { jobId: string }).jobId} requested (correlation ${response.headers.get('x-correlation-id')})`);
     void load();
   }
 
@@ -81,7 +82,7 @@ export function Overview() {
               <td data-state={vm.failuresInRow > 0 ? 'failed' : vm.status}>{label(vm)}</td>
               <td>{vm.lastRestorePoint ? `${age(vm.lastRestorePoint.ageHours)} ago` : 'none'}</td>
               <td>{vm.rpoHours === null ? '—' : `${vm.rpoHours} h`}</td>
-              <td>{vm.lastRestorePoint && <button type="button" onClick={() => void backUp(vm)}>Back up now</button>}</td>
+              <td>{vm.lastRestorePoint && session.mayOperate() && <button type="button" onClick={() => void backUp(vm)}>Back up now</button>}</td>
             </tr>
           ))}
         </tbody>

@@ -1,7 +1,8 @@
 import { Query } from '@nestjs/cqrs';
+import type { Principal } from '../../eventing/request-context';
 
-/** The name of the active token with this hash, or null. */
-export class ActiveTokenNameQuery extends Query<string | null> {
+/** Who the active token with this hash is (its name and role), or null. */
+export class ActiveTokenQuery extends Query<Principal | null> {
   constructor(readonly tokenHash: string) {
     super();
   }

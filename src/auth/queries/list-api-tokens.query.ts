@@ -1,8 +1,10 @@
+import type { Role } from '../../http/roles';
 import { Query } from '@nestjs/cqrs';
 
 export interface ApiTokenSummary {
   tokenId: string;
   name: string;
+  role: Role;
   status: 'active' | 'revoked';
   issuedBy: string;
   issuedAt: Date;

@@ -3,16 +3,16 @@ import { DomainError } from '../../eventing/domain-error';
 import { apiTokenAggregate as token } from './api-token.aggregate';
 import { API_TOKEN_ISSUED, API_TOKEN_REVOKED, ApiTokenEvent } from './api-token.events';
 
-const issued: ApiTokenEvent = { type: API_TOKEN_ISSUED, data: { tokenId: 't1', name: 'ci', tokenHash: 'h' } };
+const issued: ApiTokenEvent = { type: API_TOKEN_ISSUED, data: { tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer' } };
 const revoked: ApiTokenEvent = { type: API_TOKEN_REVOKED, data: { tokenId: 't1', name: 'ci' } };
 
 describe('api token rules', () => {
   it('issues a new token', () => {
-    expect(token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h' }, token.initialState())).toEqual([issued]);
+    expect(token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer' }, token.initialState())).toEqual([issued]);
   });
 
   it('refuses to issue the same token twice', () => {
-    expect(() => token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h' }, fold(token, [issued]))).toThrow(DomainError);
+    expect(() => token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer' }, fold(token, [issued]))).toThrow(DomainError);
   });
 
   it('revokes an active token once; revoking again changes nothing', () => {

@@ -1,3 +1,4 @@
+import type { Role } from '../../http/roles';
 import { Aggregate } from '../../eventing/aggregate';
 import { DomainError } from '../../eventing/domain-error';
 import { API_TOKEN_ISSUED, API_TOKEN_REVOKED, ApiTokenEvent } from './api-token.events';
@@ -5,7 +6,7 @@ import { API_TOKEN_ISSUED, API_TOKEN_REVOKED, ApiTokenEvent } from './api-token.
 export type ApiTokenState = { status: 'none' } | { status: 'active' | 'revoked'; tokenId: string; name: string };
 
 export type ApiTokenCommand =
-  | { kind: 'issue'; tokenId: string; name: string; tokenHash: string }
+  | { kind: 'issue'; tokenId: string; name: string; tokenHash: string; role: Role }
   | { kind: 'revoke'; tokenId: string };
 
 export const apiTokenAggregate: Aggregate<ApiTokenState, ApiTokenCommand, ApiTokenEvent> = {
@@ -24,7 +25,7 @@ export const apiTokenAggregate: Aggregate<ApiTokenState, ApiTokenCommand, ApiTok
     switch (command.kind) {
       case 'issue':
         if (state.status !== 'none') throw new DomainError('conflict', `token ${command.tokenId} already exists`);
-        return [{ type: API_TOKEN_ISSUED, data: { tokenId: command.tokenId, name: command.name, tokenHash: command.tokenHash } }];
+        return [{ type: API_TOKEN_ISSUED, data: { tokenId: command.tokenId, name: command.name, tokenHash: command.tokenHash, role: command.role } }];
       case 'revoke':
         if (state.status === 'none') throw new DomainError('not_found', `token ${command.tokenId} does not exist`);
         if (state.status === 'revoked') return [];

@@ -1,9 +1,11 @@
 import { DomainEvent } from '../../eventing/aggregate';
+import type { Role } from '../../http/roles';
 
 export const API_TOKEN_ISSUED = 'ApiTokenIssued';
 export const API_TOKEN_REVOKED = 'ApiTokenRevoked';
 
-export type ApiTokenIssued = DomainEvent<typeof API_TOKEN_ISSUED, { tokenId: string; name: string; tokenHash: string }>;
+/** `role` is absent on tokens issued before roles existed: see legacyRole(). */
+export type ApiTokenIssued = DomainEvent<typeof API_TOKEN_ISSUED, { tokenId: string; name: string; tokenHash: string; role?: Role }>;
 export type ApiTokenRevoked = DomainEvent<typeof API_TOKEN_REVOKED, { tokenId: string; name: string }>;
 export type ApiTokenEvent = ApiTokenIssued | ApiTokenRevoked;
 

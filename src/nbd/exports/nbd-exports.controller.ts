@@ -4,6 +4,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { QemuNbdProcessesQuery } from '../queries/qemu-nbd-processes.query';
 import { LeaseIdParams, StartExportDto } from './nbd-exports.dto';
 import { NbdExportsService } from './nbd-exports.service';
+import { Access } from '../../http/access.guard';
 
 @ApiTags('nbd')
 @ApiBearerAuth()
@@ -15,17 +16,20 @@ export class NbdExportsController {
     private readonly queries: QueryBus,
   ) {}
 
+  @Access('admin')
   @Post('exports')
   start(@Body() body: StartExportDto) {
     return this.exports.startAndShow({ ...body, format: body.format ?? 'qcow2', readOnly: body.readOnly ?? false, bitmap: body.bitmap ?? null });
   }
 
+  @Access('admin')
   @Delete('exports/:leaseId')
   async stop(@Param() { leaseId }: LeaseIdParams) {
     await this.exports.stopAndShow(leaseId);
     return { leaseId, stopped: true };
   }
 
+  @Access('read')
   @Get('processes')
   processes() {
     return this.queries.execute(new QemuNbdProcessesQuery());

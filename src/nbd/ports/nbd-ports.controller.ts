@@ -8,6 +8,7 @@ import { NbdPortMetricsQuery } from '../queries/nbd-port-metrics.query';
 import { AllocateNbdPortCommand } from './commands/allocate-nbd-port.command';
 import { ReleaseNbdPortCommand } from './commands/release-nbd-port.command';
 import { AllocatePortDto, JobIdParams, PortParams } from './nbd-ports.dto';
+import { Access } from '../../http/access.guard';
 
 const LEASES = 'nbd-leases';
 
@@ -22,27 +23,32 @@ export class NbdPortsController {
     private readonly exports: NbdExportsService,
   ) {}
 
+  @Access('admin')
   @Post('allocate')
   async allocate(@Body() body: AllocatePortDto) {
     const { port, leaseId, jobId, diskId } = await this.gateway.execute(new AllocateNbdPortCommand(body.jobId, body.diskId), LEASES);
     return { port, leaseId, jobId, diskId };
   }
 
+  @Access('admin')
   @Delete('job/:jobId')
   releaseJob(@Param() { jobId }: JobIdParams) {
     return this.exports.releaseJob(jobId);
   }
 
+  @Access('admin')
   @Delete(':port')
   release(@Param() { port }: PortParams) {
     return this.gateway.execute(new ReleaseNbdPortCommand(port, 'released by request'), LEASES);
   }
 
+  @Access('read')
   @Get()
   list() {
     return this.queries.execute(new ActiveNbdLeasesQuery());
   }
 
+  @Access('read')
   @Get('metrics')
   metrics() {
     return this.queries.execute(new NbdPortMetricsQuery());

@@ -3,6 +3,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { ProtectionReportQuery } from './queries/protection-report.query';
 import { ProtectionReportParams } from './reports.dto';
+import { Access } from '../../http/access.guard';
 
 @ApiTags('reports')
 @ApiBearerAuth()
@@ -10,6 +11,7 @@ import { ProtectionReportParams } from './reports.dto';
 export class ReportsController {
   constructor(private readonly queries: QueryBus) {}
 
+  @Access('read')
   @Get('protection')
   protection(@Query() { at }: ProtectionReportParams) {
     return this.queries.execute(new ProtectionReportQuery(at ? new Date(at) : null, new Date()));

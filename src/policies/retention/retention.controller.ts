@@ -2,6 +2,7 @@ import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { PolicyIdParams, retentionResponse } from './retention.dto';
 import { RetentionWorkflow } from './retention.workflow';
+import { Access } from '../../http/access.guard';
 
 /** Pruning works on the chains' files, so it goes through the retention workflow. */
 @ApiTags('policies')
@@ -10,12 +11,14 @@ import { RetentionWorkflow } from './retention.workflow';
 export class RetentionController {
   constructor(private readonly retention: RetentionWorkflow) {}
 
+  @Access('read')
   @Get(':id/prune-preview')
   async preview(@Param() { id }: PolicyIdParams) {
     const { policy, chains } = await this.retention.preview(id);
     return retentionResponse(policy, chains);
   }
 
+  @Access('operate')
   @Post(':id/prune')
   @HttpCode(200)
   async prune(@Param() { id }: PolicyIdParams) {

@@ -4,6 +4,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { toDefinition } from '../policies.dto';
 import { SimulatePolicyQuery } from './queries/simulate-policy.query';
 import { SimulatePolicyDto } from './simulate.dto';
+import { Access } from '../../http/access.guard';
 
 @ApiTags('policies')
 @ApiBearerAuth()
@@ -12,6 +13,7 @@ export class SimulateController {
   constructor(private readonly queries: QueryBus) {}
 
   /** What the policy would have done over the recorded history; changes nothing. */
+  @Access('read')
   @Post('simulate')
   @HttpCode(200)
   simulate(@Body() body: SimulatePolicyDto) {

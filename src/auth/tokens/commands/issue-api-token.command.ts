@@ -1,15 +1,20 @@
+import type { Role } from '../../../http/roles';
 import { Appended, Command } from '../../../eventing/command';
 
 export interface IssuedToken extends Appended {
   tokenId: string;
   name: string;
+  role: Role;
   /** Returned this once; events and read models hold only its hash. */
   token: string;
 }
 
-/** A named bearer token; its name becomes the actor of every event it causes. */
+/** A named bearer token with a role; its name becomes the actor of every event it causes. */
 export class IssueApiTokenCommand extends Command<IssuedToken> {
-  constructor(readonly name: string) {
+  constructor(
+    readonly name: string,
+    readonly role: Role,
+  ) {
     super();
   }
 }

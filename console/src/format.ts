@@ -1,0 +1,16 @@
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+export function bytes(n: number): string {
+  let i = 0;
+  while (n >= 1024 && i < UNITS.length - 1) (n /= 1024), i++;
+  return `${i ? n.toFixed(1) : n} ${UNITS[i]}`;
+}
+
+export function duration(seconds: number): string {
+  if (!isFinite(seconds)) return '—';
+  if (seconds < 60) return `${Math.ceil(seconds)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+export const time = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : '—');

@@ -1,0 +1,95 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, problem } from '../api/client';
+import { time } from '../format';
+import { eventsAfter, type LiveEvent, useLive } from '../live';
+import { onLink } from '../router';
+import { session } from '../session';
+import { DiskProgress } from './disk-progress';
+import { cancelJob } from './jobs';
+import { applyJobEvent, jobIdOf, type JobView, upToDate } from './job-view';
+
+interface AuditEvent {
+  eventId: string;
+  streamId: string;
+  type: string;
+  position: string;
+  time: string;
+  metadata: { actor: string; correlationId: string };
+}
+
+/** One job: its disks live, and its whole audit story (every event its correlation id carries, in any stream) as it grows. */
+export function Job({ jobId }: { jobId: string }) {
+  const [job, setJob] = useState<JobView | null>(null);
+  const [story, setStory] = useState<AuditEvent[]>([]);
+  const [correlationId, setCorrelationId] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const refetch = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+
+  async function loadJob() {
+    const { data, error: refused } = await api.GET('/api/v1/backups/{jobId}', { params: { path: { jobId } } });
+    if (refused) return setError(problem(refused));
+    const { asOf, ...listed } = data as unknown as JobView & { asOf: string | null };
+    setJob(upToDate([listed], asOf, eventsAfter(asOf))[0]);
+  }
+  async function loadStory(correlation: string | null) {
+    if (!correlation) {
+      const first = await api.GET('/api/v1/audit/streams/{streamId}', { params: { path: { streamId: `backup-job-${jobId}` }, query: { limit: 1 } } });
+      correlation = (first.data as unknown as { events: AuditEvent[] } | undefined)?.events[0]?.metadata.correlationId ?? null;
+      if (!correlation) return;
+      setCorrelationId(correlation);
+    }
+    const { data } = await api.GET('/api/v1/audit/correlations/{correlationId}', { params: { path: { correlationId: correlation } } });
+    if (data) setStory((data as unknown as { events: AuditEvent[] }).events);
+  }
+  useEffect(() => {
+    void loadJob();
+    void loadStory(null);
+    return () => clearTimeout(refetch.current);
+  }, [jobId]);
+  useLive((e: LiveEvent) => {
+    if (e.type === 'ready') return void loadJob();
+    if (jobIdOf(e) === jobId) setJob((j) => j && applyJobEvent(j, e));
+    if (correlationId && e.correlationId === correlationId) {
+      // events of the same story land in other streams too (ports, chains): ask once things settle
+      clearTimeout(refetch.current);
+      refetch.current = setTimeout(() => void loadStory(correlationId), 300);
+    }
+  });
+
+  if (error) return <main><h1>Job {jobId}</h1><p role="alert" class="error">{error}</p></main>;
+  if (!job) return <main><h1>Job {jobId}</h1><p aria-busy="true">Loading…</p></main>;
+  return (
+    <main data-job={job.jobId} data-status={job.status} data-phase={job.phase}>
+      <h1>Backup of {job.vmId}</h1>
+      <p><a href="/console/jobs" onClick={onLink}>All jobs</a></p>
+      {notice && <p role="status">{notice}</p>}
+      <dl class="facts">
+        <dt>Status</dt><dd class="status">{job.status}</dd>
+        <dt>Phase</dt><dd class="phase">{job.phase}</dd>
+        <dt>Type</dt><dd>{job.type ?? 'not decided yet'}</dd>
+        <dt>Requested</dt><dd>{time(job.requestedAt)}</dd>
+        <dt>Finished</dt><dd>{time(job.finishedAt)}</dd>
+        <dt>Correlation id</dt><dd data-correlation={correlationId ?? ''}>{correlationId ?? '—'}</dd>
+        {job.restorePointId && job.status === 'completed' && <><dt>Restore point</dt><dd><a href={`/console/vms/${encodeURIComponent(job.vmId)}#${job.restorePointId}`} onClick={onLink} data-point={job.restorePointId}>{job.restorePointId}</a></dd></>}
+      </dl>
+      {job.error && <p class="error" role="alert">failed: {job.error}</p>}
+      {job.disks.map((d) => <DiskProgress key={d.diskId} jobId={job.jobId} disk={d} />)}
+      {(job.status === 'running' || job.status === 'queued') && session.mayOperate() && !job.cancelRequested && (
+        <button type="button" onClick={async () => setNotice(await cancelJob(job.jobId))}>Cancel</button>
+      )}
+      <h2>Audit story</h2>
+      <table class="story">
+        <caption>Every event caused under this job's correlation id, in the order the hub recorded them</caption>
+        <thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Stream</th><th scope="col">Actor</th></tr></thead>
+        <tbody>
+          {story.map((e) => (
+            <tr key={e.eventId} data-event={e.eventId}>
+              <td>{time(e.time)}</td><td>{e.type}</td><td>{e.streamId}</td><td>{e.metadata.actor}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </main>
+  );
+}

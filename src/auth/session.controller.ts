@@ -1,0 +1,27 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { currentContext } from '../eventing/request-context';
+import { Access } from '../http/access.guard';
+import { ROLES, type Role } from '../http/roles';
+
+export class SessionDto {
+  @ApiProperty({ example: 'alice', description: 'the name events caused with this token carry as their actor' })
+  actor: string;
+
+  @ApiProperty({ enum: ROLES })
+  role: Role;
+}
+
+/** Who the caller's token is: the console shows only the actions its role may take (the API refuses the others anyway). */
+@ApiTags('tokens')
+@ApiBearerAuth()
+@Controller('api/v1/session')
+export class SessionController {
+  @Access('any')
+  @Get()
+  @ApiOkResponse({ type: SessionDto })
+  whoami(): SessionDto {
+    const { actor, role } = currentContext();
+    return { actor, role: role! };
+  }
+}

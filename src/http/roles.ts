@@ -1,0 +1,36 @@
+/**
+ * What a token may do. `agent` is the role of the token an agent gets at registration: it reports on its own
+ * jobs, restores and inventory and nothing else.
+ */
+export const ROLES = ['admin', 'operator', 'viewer', 'agent'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** The roles a person can be given through POST /tokens; `agent` tokens come only from agent registration. */
+export const ISSUABLE_ROLES = ['admin', 'operator', 'viewer'] as const;
+export type IssuableRole = (typeof ISSUABLE_ROLES)[number];
+
+/**
+ * The access rule every route declares: `public` (no token), `any` (every valid token), `read` (admin, operator,
+ * viewer), `operate` (backups, restores, mounts, policies: admin, operator), `admin`, `agent` (an agent's own
+ * reports; the route's ownership guard checks which agent).
+ */
+export const ACCESS_LEVELS = ['public', 'any', 'read', 'operate', 'admin', 'agent'] as const;
+export type AccessLevel = (typeof ACCESS_LEVELS)[number];
+
+const ALLOWED: Record<AccessLevel, readonly Role[]> = {
+  public: ROLES,
+  any: ROLES,
+  read: ['admin', 'operator', 'viewer'],
+  operate: ['admin', 'operator'],
+  admin: ['admin'],
+  agent: ['admin', 'agent'],
+};
+
+export function roleMay(role: Role, level: AccessLevel): boolean {
+  return ALLOWED[level].includes(role);
+}
+
+/** Tokens issued before roles existed: an agent's registration token stays an agent's, any other kept what it could do then but tokens. */
+export function legacyRole(name: string): Role {
+  return name.startsWith('agent-') ? 'agent' : 'operator';
+}

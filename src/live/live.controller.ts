@@ -1,0 +1,44 @@
+import { BadRequestException, Controller, Get, Headers, Inject, Query, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiHeader, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { Access } from '../http/access.guard';
+import { BACKUP_STREAM_PREFIX } from '../backups/backup.events';
+import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { streamLive } from '../http/event-stream';
+import { ProjectionsService } from '../projection-runner/projections.service';
+import { RESTORE_STREAM_PREFIX } from '../vm-restore/restore.events';
+import { LastEventIdError, lastEventId, LiveQuery } from './live.dto';
+
+/** The read model a client lists jobs from before it follows them here. */
+const JOBS_READ_MODEL = 'backup-jobs';
+
+/** One stream per console tab: every event of backup jobs and restores as it is appended. */
+@ApiTags('live')
+@ApiBearerAuth()
+@Controller('api/v1/live')
+export class LiveController {
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly projections: ProjectionsService,
+  ) {}
+
+  /**
+   * Without a position it starts where the jobs read model stands, so a client that opens it first and lists
+   * jobs second misses nothing in between.
+   */
+  @Access('read')
+  @Get()
+  @ApiProduces('text/event-stream')
+  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'the id of the last event seen: the stream resumes after it' })
+  async live(@Query() { after }: LiveQuery, @Headers('last-event-id') header: string | undefined, @Res() res: Response): Promise<void> {
+    let resume: string | null;
+    try {
+      resume = lastEventId(header) ?? after ?? null;
+    } catch (error) {
+      if (error instanceof LastEventIdError) throw new BadRequestException(error.message);
+      throw error;
+    }
+    const from = resume ?? (await this.projections.checkpoint(JOBS_READ_MODEL));
+    await streamLive(this.store, { streamPrefixes: [BACKUP_STREAM_PREFIX, RESTORE_STREAM_PREFIX] }, from, res);
+  }
+}

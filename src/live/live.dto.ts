@@ -1,0 +1,25 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, Matches } from 'class-validator';
+
+const POSITION = /^\d{20}:\d{20}$/;
+const POSITION_MESSAGE = 'after must be an event position as the stream gave it (its event ids)';
+
+export class LiveQuery {
+  @ApiPropertyOptional({ description: 'resume after this event position (an id the stream sent); `Last-Event-ID` does the same', example: '00000000000000001234:00000000000000000000' })
+  @IsOptional()
+  @Matches(POSITION, { message: POSITION_MESSAGE })
+  after?: string;
+}
+
+/** The header an SSE client sends on reconnect; validated as hostile as any query string. */
+export function lastEventId(header: string | string[] | undefined): string | null {
+  if (header === undefined) return null;
+  if (typeof header !== 'string' || !POSITION.test(header)) throw new LastEventIdError();
+  return header;
+}
+
+export class LastEventIdError extends Error {
+  constructor() {
+    super(`Last-Event-ID: ${POSITION_MESSAGE}`);
+  }
+}

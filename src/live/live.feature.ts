@@ -1,0 +1,6 @@
+import { LiveController } from './live.controller';
+
+export const liveFeature = {
+  controllers: [LiveController],
+  providers: [],
+};
