@@ -11,7 +11,7 @@ import { BlockDigests } from '../wire/block-digests';
 import type { DamagedBlock, RestoreCheckRequest, RestoreReport, RestoreStartRequest } from '../wire/restore-protocol';
 import { checkRestoredDisk } from './restore-check';
 import { RestoreJournal, RestoreJournalState } from './restore-journal';
-import type { DrillOutcome, RestoreDiskPlan, RestoredDomainInfo } from './sources/libvirt/libvirt-restorer';
+import { type DrillOutcome, RestoreConflict, type RestoreDiskPlan, type RestoredDomainInfo } from './sources/libvirt/libvirt-restorer';
 
 /** What a hypervisor of this host does for a restore (the libvirt restorer); an agent without one restores nothing. */
 export interface RestoreHost {
@@ -66,7 +66,8 @@ export class RestoreRunner {
 
   /** Checks the target before the hub records the restore as running; throws RestoreConflict for a taken name or a running domain. */
   async check(req: RestoreCheckRequest): Promise<void> {
-    if (!this.deps.host) throw new Error('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
+    // a refusal of the request, as a taken name is: the hub answers it with 409, not as its own failure
+    if (!this.deps.host) throw new RestoreConflict('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
     await this.deps.host.plan(req);
   }
 

@@ -85,6 +85,8 @@ const EXPECTED: Record<string, AccessLevel> = {
   'GET /api/v1/nbd/ports': 'read',
   'GET /api/v1/nbd/ports/metrics': 'read',
   'GET /api/v1/live': 'read',
+  'POST /api/v1/download-links': 'read',
+  'GET /api/v1/schedule-preview': 'read',
 };
 
 type Operation = { key: string; method: string; path: string; access: unknown };

@@ -1,4 +1,6 @@
 import { AccessGuard } from '../http/access.guard';
+import { DownloadLinks } from './download-links';
+import { DownloadLinksController } from './download-links.controller';
 import { SessionController } from './session.controller';
 import { ApiTokensController } from './tokens/api-tokens.controller';
 import { IssueApiTokenHandler } from './tokens/commands/issue-api-token.handler';
@@ -6,6 +8,6 @@ import { RevokeApiTokenHandler } from './tokens/commands/revoke-api-token.handle
 import { TokenVerifier } from './token-verifier';
 
 export const authFeature = {
-  controllers: [ApiTokensController, SessionController],
-  providers: [TokenVerifier, IssueApiTokenHandler, RevokeApiTokenHandler, AccessGuard],
+  controllers: [ApiTokensController, SessionController, DownloadLinksController],
+  providers: [TokenVerifier, DownloadLinks, IssueApiTokenHandler, RevokeApiTokenHandler, AccessGuard],
 };

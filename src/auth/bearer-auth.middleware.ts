@@ -2,6 +2,7 @@ import { Injectable, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { isConsolePath } from '../console/console-files';
 import { setPrincipal } from '../eventing/request-context';
+import { DOWNLOAD_LINK_PATH, DownloadLinks } from './download-links';
 import { TokenVerifier } from './token-verifier';
 
 const PUBLIC = new Set(['GET /api/v1/health']);
@@ -19,11 +20,16 @@ function isPublic(method: string, path: string): boolean {
 /** Every route but the health check needs `Authorization: Bearer <token>`; the token's name becomes the actor, its role says what it may do (AccessGuard). */
 @Injectable()
 export class BearerAuthMiddleware implements NestMiddleware {
-  constructor(private readonly verifier: TokenVerifier) {}
+  constructor(
+    private readonly verifier: TokenVerifier,
+    private readonly links: DownloadLinks,
+  ) {}
 
   async use(req: Request, res: Response, next: NextFunction): Promise<void> {
     const path = req.originalUrl.split('?')[0].replace(/\/+$/, '');
     if (isPublic(req.method, path)) return next();
+    const linked = req.method === 'GET' ? DOWNLOAD_LINK_PATH.exec(req.originalUrl) : null;
+    if (linked) return this.useLink(linked[1], req, res, next);
     const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(req.headers.authorization ?? '');
     const principal = match ? await this.verifier.principalFor(match[1]).catch(() => null) : null;
     if (!principal) {
@@ -34,6 +40,18 @@ export class BearerAuthMiddleware implements NestMiddleware {
       return;
     }
     setPrincipal(principal);
+    next();
+  }
+
+  /** A download link stands for its request, made by the token that asked for the link; it works once. */
+  private useLink(secret: string, req: Request, res: Response, next: NextFunction): void {
+    const link = this.links.take(secret);
+    if (!link) {
+      res.status(404).json({ statusCode: 404, error: 'Not Found', message: 'this download link is unknown, already used or expired (links work once, for a minute)' });
+      return;
+    }
+    req.url = link.target;
+    setPrincipal(link.principal);
     next();
   }
 }

@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { BearerAuthMiddleware } from '../auth/bearer-auth.middleware';
+import { DownloadLinks } from '../auth/download-links';
 import { TokenVerifier } from '../auth/token-verifier';
 import { consoleDir, serveConsole } from '../console/console-files';
 import { RequestContextMiddleware } from '../http/request-context.middleware';
@@ -20,7 +21,7 @@ export async function createHubApp(runtime: HubRuntime): Promise<INestApplicatio
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(strictValidationPipe());
   const context = new RequestContextMiddleware();
-  const auth = new BearerAuthMiddleware(app.get(TokenVerifier));
+  const auth = new BearerAuthMiddleware(app.get(TokenVerifier), app.get(DownloadLinks));
   app.use(context.use.bind(context));
   app.use(auth.use.bind(auth));
   app.use('/console', serveConsole(consoleDir()));

@@ -129,6 +129,7 @@ export class PolicyDto {
 }
 
 export class PolicyIdParams {
+  @ApiProperty({ format: 'uuid' })
   @IsUUID('4', { message: 'policyId must be a uuid' })
   policyId: string;
 }

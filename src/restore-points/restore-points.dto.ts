@@ -1,19 +1,23 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsUUID, Matches } from 'class-validator';
 import { RestorePointRecord } from './queries/restore-point.record';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export class RestorePointIdParams {
+  @ApiProperty({ example: 'rp-20261124220319-ddb14ccd' })
   @Matches(ID, { message: 'restorePointId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
   id: string;
 }
 
 export class VmIdParams {
+  @ApiProperty({ example: 'vm1' })
   @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
   vmId: string;
 }
 
 export class ChainQuery {
+  @ApiPropertyOptional({ format: 'uuid', description: 'only the chain in this repository' })
   @IsOptional()
   @IsUUID('4', { message: 'repositoryId must be a uuid' })
   repositoryId?: string;

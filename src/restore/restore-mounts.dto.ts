@@ -23,6 +23,7 @@ export class CreateRestoreMountDto {
 }
 
 export class MountIdParams {
+  @ApiProperty({ format: 'uuid' })
   @IsUUID('4', { message: 'mount id must be a uuid' })
   id: string;
 }

@@ -348,6 +348,28 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
     return { abort: () => controller.abort(), firstChunk: first.value?.length ?? 0 };
   }
 
+  it('a download link fetches a file once, without a token, as the token that asked for it; a viewer\'s link is refused when used', async () => {
+    const bob = (await post('/api/v1/tokens').send({ name: 'bob', role: 'operator' }).expect(201)).body.token as string;
+    const target = `/api/v1/restore/mounts/${mounts.mbr2}/file?volume=p6&path=${encodeURIComponent(TREE.blob)}`;
+    const link = await hub.http().post('/api/v1/download-links').set('Authorization', `Bearer ${bob}`).send({ path: target }).expect(201);
+    expect(link.body).toEqual({ url: expect.stringMatching(/^\/api\/v1\/download-links\/[A-Za-z0-9_-]{43}$/), expiresAt: expect.any(String) });
+    const direct = await get(target).buffer(true).parse(binary).expect(200);
+    const viaLink = await hub.http().get(link.body.url).buffer(true).parse(binary).expect(200);
+    expect(viaLink.headers['content-disposition']).toContain('attachment');
+    expect(sha256(viaLink.body)).toBe(sha256(direct.body));
+    expect((await hub.http().get(link.body.url).expect(404)).body.message).toMatch(/unknown, already used or expired/);
+    const audit = await auditUntil(mounts.mbr2, (events) => events.some((e) => e.metadata.actor === 'bob'));
+    expect(audit.filter((e) => e.metadata.actor === 'bob').map((e) => [e.type, e.data.path])).toEqual([['RestoreFileDownloaded', TREE.blob]]);
+
+    for (const path of ['/api/v1/tokens', `/api/v1/restore/mounts/${mounts.mbr2}/files`, 'https://elsewhere.example/x', `/api/v1/restore/mounts/${mounts.mbr2}/file#x`]) {
+      const refused = await post('/api/v1/download-links').send({ path }).expect(400);
+      expect(refused.body.message).toEqual([expect.stringMatching(/^path must be a download of this API/)]);
+    }
+    const viewer = (await post('/api/v1/tokens').send({ name: 'vera', role: 'viewer' }).expect(201)).body.token as string;
+    const viewerLink = await hub.http().post('/api/v1/download-links').set('Authorization', `Bearer ${viewer}`).send({ path: target }).expect(201);
+    await hub.http().get(viewerLink.body.url).expect(403);
+  });
+
   it('downloads a 48 MiB file whole, and records only the bytes actually sent when the client goes away', async () => {
     const big = (await mount({ restorePointId: repo.big!.point }).expect(201)).body;
     mounts.big = big.mountId;

@@ -107,11 +107,13 @@ export class StartDrillDto {
 }
 
 export class RestorePointIdParams {
+  @ApiProperty()
   @Matches(ID, { message: 'restorePointId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
   id: string;
 }
 
 export class RestoreIdParams {
+  @ApiProperty({ format: 'uuid' })
   @IsUUID('4', { message: 'restoreId must be a uuid' })
   restoreId: string;
 }

@@ -148,6 +148,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/download-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["DownloadLinksController_issue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/nbd/ports/allocate": {
         parameters: {
             query?: never;
@@ -708,6 +724,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/schedule-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["SchedulePreviewController_preview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/policies/{id}/prune-preview": {
         parameters: {
             query?: never;
@@ -973,6 +1005,10 @@ export interface components {
             actor: string;
             /** @enum {string} */
             role: "admin" | "operator" | "viewer" | "agent";
+        };
+        IssueDownloadLinkDto: {
+            /** @example /api/v1/restore/mounts/6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60/file?path=etc/hostname */
+            path: string;
         };
         AllocatePortDto: {
             /** @example job-42 */
@@ -1366,6 +1402,27 @@ export interface operations {
             };
         };
     };
+    DownloadLinksController_issue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IssueDownloadLinkDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     NbdPortsController_allocate: {
         parameters: {
             query?: never;
@@ -1620,7 +1677,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1637,7 +1696,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1654,7 +1715,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1669,9 +1732,14 @@ export interface operations {
     };
     RestorePointsController_list: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description only the chain in this repository */
+                repositoryId?: string;
+            };
             header?: never;
-            path?: never;
+            path: {
+                vmId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1977,7 +2045,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1994,7 +2064,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2019,7 +2091,9 @@ export interface operations {
                 cursor?: string;
             };
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2041,7 +2115,9 @@ export interface operations {
                 path: string;
             };
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2064,7 +2140,9 @@ export interface operations {
                 format?: "tar.gz" | "zip";
             };
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2140,7 +2218,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                policyId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2157,7 +2237,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                policyId: string;
+            };
             cookie?: never;
         };
         requestBody: {
@@ -2178,7 +2260,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                policyId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2195,7 +2279,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                policyId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2208,11 +2294,41 @@ export interface operations {
             };
         };
     };
-    RetentionController_preview: {
+    SchedulePreviewController_preview: {
         parameters: {
-            query?: never;
+            query: {
+                cron: string;
+                timezone: string;
+                count?: number;
+            };
             header?: never;
             path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RetentionController_preview: {
+        parameters: {
+            query?: {
+                keepLast?: number;
+                keepHourly?: number;
+                keepDaily?: number;
+                keepWeekly?: number;
+                keepMonthly?: number;
+                keepYearly?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2229,7 +2345,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2377,7 +2495,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody: {
@@ -2398,7 +2518,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                restoreId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2415,7 +2537,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                restoreId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2432,7 +2556,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                restoreId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2449,7 +2575,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                restoreId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2466,7 +2594,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                restoreId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2483,7 +2613,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                restoreId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;

@@ -1,6 +1,6 @@
-import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { PolicyIdParams, retentionResponse } from './retention.dto';
+import { PolicyIdParams, PreviewRulesQuery, previewRules, retentionResponse } from './retention.dto';
 import { RetentionWorkflow } from './retention.workflow';
 import { Access } from '../../http/access.guard';
 
@@ -13,8 +13,8 @@ export class RetentionController {
 
   @Access('read')
   @Get(':id/prune-preview')
-  async preview(@Param() { id }: PolicyIdParams) {
-    const { policy, chains } = await this.retention.preview(id);
+  async preview(@Param() { id }: PolicyIdParams, @Query() rules: PreviewRulesQuery) {
+    const { policy, chains } = await this.retention.preview(id, previewRules(rules));
     return retentionResponse(policy, chains);
   }
 

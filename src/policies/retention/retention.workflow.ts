@@ -1,3 +1,4 @@
+import type { RetentionRules } from '../policy.events';
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { DomainError } from '../../eventing/domain-error';
@@ -70,10 +71,12 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
   }
 
   /** What the policy's rules would keep and prune in each of its chains now; nothing is recorded or deleted. */
-  async preview(policyId: string): Promise<{ policy: PolicyRecord; chains: ChainDecision[] }> {
+  /** With `rules`, what those rules would decide for the policy's chains instead of its own (a form being edited). */
+  async preview(policyId: string, rules?: RetentionRules): Promise<{ policy: PolicyRecord; chains: ChainDecision[] }> {
     await this.projections.waitForCaughtUp(READ_MODEL);
     const data = await this.queries.execute(new ProtectionDataQuery());
-    const policy = this.livePolicy(data, policyId);
+    const saved = this.livePolicy(data, policyId);
+    const policy = rules ? { ...saved, definition: { ...saved.definition, retention: rules } } : saved;
     const chains: ChainDecision[] = [];
     for (const vmId of await this.chainsOf(policy, data)) chains.push(await this.decision(policy, vmId));
     return { policy, chains };

@@ -1,0 +1,51 @@
+import { BadRequestException, Controller, Get, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
+import { Access } from '../http/access.guard';
+import { CalendarError, isValidTimeZone, parseCron, slotsBetween } from './calendar';
+import { Clock } from './clock';
+
+export class SchedulePreviewQuery {
+  @ApiProperty({ example: '0 2 * * *' })
+  @IsString()
+  @Length(1, 200)
+  cron: string;
+
+  @ApiProperty({ example: 'Europe/Berlin' })
+  @IsString()
+  @Length(1, 100)
+  timezone: string;
+
+  @ApiPropertyOptional({ default: 5, maximum: 50 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(50)
+  count?: number;
+}
+
+/** The next slots a cron names in a time zone, as the scheduler would take them: what a form shows while the cron is typed. */
+@ApiTags('policies')
+@ApiBearerAuth()
+@Controller('api/v1/schedule-preview')
+export class SchedulePreviewController {
+  constructor(private readonly clock: Clock) {}
+
+  @Access('read')
+  @Get()
+  preview(@Query() { cron, timezone, count }: SchedulePreviewQuery) {
+    if (!isValidTimeZone(timezone)) throw new BadRequestException(`unknown time zone ${JSON.stringify(timezone)}`);
+    let spec;
+    try {
+      spec = parseCron(cron);
+    } catch (error) {
+      if (error instanceof CalendarError) throw new BadRequestException(error.message);
+      throw error;
+    }
+    const now = this.clock.now();
+    const slots = slotsBetween(spec, timezone, now, new Date(now.getTime() + 8 * 366 * 86_400_000), count ?? 5);
+    return { cron, timezone, after: now.toISOString(), slots: slots.map((s) => s.toISOString()) };
+  }
+}
