@@ -2,7 +2,14 @@ import { render } from 'preact';
 import { useEffect } from 'preact/hooks';
 import { Job } from './jobs/job';
 import { Jobs } from './jobs/jobs';
+import { Audit } from './audit/audit';
+import { Infrastructure } from './infrastructure/infrastructure';
 import { Login } from './pages/login';
+import { Policies } from './policies/policies';
+import { PolicyForm } from './policies/policy-form';
+import { MountBrowser } from './restore/mount';
+import { RestorePage } from './restore/restore';
+import { Vm } from './vms/vm';
 import { Overview } from './pages/overview';
 import { navigate, onLink, useRoute } from './router';
 import { session } from './session';
@@ -23,6 +30,9 @@ function App() {
         <nav aria-label="console">
           <a href="/console/" onClick={onLink} aria-current={path === '/' ? 'page' : undefined}>Protection</a>
           <a href="/console/jobs" onClick={onLink} aria-current={path.startsWith('/jobs') ? 'page' : undefined}>Jobs</a>
+          <a href="/console/policies" onClick={onLink} aria-current={path.startsWith('/policies') ? 'page' : undefined}>Policies</a>
+          <a href="/console/audit" onClick={onLink} aria-current={path === '/audit' ? 'page' : undefined}>Audit</a>
+          <a href="/console/infrastructure" onClick={onLink} aria-current={path === '/infrastructure' ? 'page' : undefined}>Repositories and agents</a>
           <button type="button" onClick={() => (session.logout(), navigate('/login', true))}>Log out</button>
         </nav>
       </header>
@@ -33,9 +43,21 @@ function App() {
 
 function Page({ path }: { path: string }) {
   const job = /^\/jobs\/([0-9a-f-]{36})$/.exec(path);
+  const vm = /^\/vms\/([^/]+)$/.exec(path);
+  const mount = /^\/mounts\/([0-9a-f-]{36})$/.exec(path);
   if (path === '/') return <Overview />;
   if (path === '/jobs') return <Jobs />;
+  if (path === '/audit') return <Audit />;
+  if (path === '/policies') return <Policies />;
+  if (path === '/policies/new') return <PolicyForm policyId={null} />;
+  const policy = /^\/policies\/([0-9a-f-]{36})$/.exec(path);
+  if (policy) return <PolicyForm key={policy[1]} policyId={policy[1]} />;
+  if (path === '/infrastructure') return <Infrastructure />;
   if (job) return <Job jobId={job[1]} />;
+  if (vm) return <Vm vmId={decodeURIComponent(vm[1])} />;
+  if (mount) return <MountBrowser mountId={mount[1]} />;
+  const restore = /^\/restores\/([0-9a-f-]{36})$/.exec(path);
+  if (restore) return <RestorePage restoreId={restore[1]} />;
   return <NotFound path={path} />;
 }
 

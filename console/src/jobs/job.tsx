@@ -3,6 +3,7 @@ import { api, problem } from '../api/client';
 import { time } from '../format';
 import { eventsAfter, type LiveEvent, useLive } from '../live';
 import { onLink } from '../router';
+import { CorrelationLink, type Notice, NoticeLine } from '../notice';
 import { session } from '../session';
 import { DiskProgress } from './disk-progress';
 import { cancelJob } from './jobs';
@@ -23,7 +24,7 @@ export function Job({ jobId }: { jobId: string }) {
   const [story, setStory] = useState<AuditEvent[]>([]);
   const [correlationId, setCorrelationId] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(null);
   const refetch = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
 
   async function loadJob() {
@@ -63,14 +64,14 @@ export function Job({ jobId }: { jobId: string }) {
     <main data-job={job.jobId} data-status={job.status} data-phase={job.phase}>
       <h1>Backup of {job.vmId}</h1>
       <p><a href="/console/jobs" onClick={onLink}>All jobs</a></p>
-      {notice && <p role="status">{notice}</p>}
+      <NoticeLine notice={notice} />
       <dl class="facts">
         <dt>Status</dt><dd class="status">{job.status}</dd>
         <dt>Phase</dt><dd class="phase">{job.phase}</dd>
         <dt>Type</dt><dd>{job.type ?? 'not decided yet'}</dd>
         <dt>Requested</dt><dd>{time(job.requestedAt)}</dd>
         <dt>Finished</dt><dd>{time(job.finishedAt)}</dd>
-        <dt>Correlation id</dt><dd data-correlation={correlationId ?? ''}>{correlationId ?? '—'}</dd>
+        <dt>Correlation id</dt><dd data-correlation={correlationId ?? ''}>{correlationId ? <CorrelationLink id={correlationId} /> : '—'}</dd>
         {job.restorePointId && job.status === 'completed' && <><dt>Restore point</dt><dd><a href={`/console/vms/${encodeURIComponent(job.vmId)}#${job.restorePointId}`} onClick={onLink} data-point={job.restorePointId}>{job.restorePointId}</a></dd></>}
       </dl>
       {job.error && <p class="error" role="alert">failed: {job.error}</p>}

@@ -3,20 +3,21 @@ import { api, problem } from '../api/client';
 import { time } from '../format';
 import { eventsAfter, type LiveEvent, useLive } from '../live';
 import { onLink } from '../router';
+import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { session } from '../session';
 import { DiskProgress } from './disk-progress';
 import { applyToList, type JobView, upToDate } from './job-view';
 
-export async function cancelJob(jobId: string): Promise<string> {
+export async function cancelJob(jobId: string): Promise<Notice> {
   const { error, response } = await api.POST('/api/v1/backups/{jobId}/cancel', { params: { path: { jobId } } });
-  return error ? `cancel refused: ${problem(error)}` : `cancel of job ${jobId} requested (correlation ${response.headers.get('x-correlation-id')})`;
+  return error ? { text: `cancel refused: ${problem(error)}`, alert: true } : { text: `cancel of job ${jobId} requested`, correlationId: correlationOf(response) };
 }
 
 /** Running, queued and finished jobs; their progress moves with the tab's live stream, without a reload. */
 export function Jobs() {
   const [jobs, setJobs] = useState<JobView[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(null);
 
   async function load() {
     const { data, error: refused } = await api.GET('/api/v1/backups', { params: { query: { limit: 100 } } });
@@ -41,7 +42,7 @@ export function Jobs() {
   return (
     <main>
       <h1>Jobs</h1>
-      {notice && <p role="status">{notice}</p>}
+      <NoticeLine notice={notice} />
       {groups.map(([title, list]) => (
         <section key={title} aria-labelledby={`jobs-${title}`}>
           <h2 id={`jobs-${title}`}>{title}</h2>

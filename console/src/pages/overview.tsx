@@ -1,5 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
+import { onLink } from '../router';
+import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { session } from '../session';
 
 type Status = 'protected' | 'at-risk' | 'unprotected';
@@ -33,7 +35,7 @@ export function Overview() {
   const [vms, setVms] = useState<VmProtection[] | null>(null);
   const [jobs, setJobs] = useState<Job[]>([]);
   const [error, setError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(null);
 
   async function load() {
     const [report, recent] = await Promise.all([api.GET('/api/v1/reports/protection'), api.GET('/api/v1/backups', { params: { query: { limit: 500 } } })]);
@@ -49,7 +51,7 @@ export function Overview() {
 
   async function backUp(vm: VmProtection) {
     const { data, error: refused, response } = await api.POST('/api/v1/backups', { body: { vmId: vm.vmId, repositoryId: vm.lastRestorePoint!.repositoryId } as never });
-    setNotice(refused ? `${vm.name}: ${problem(refused)}` : `${vm.name}: backup job ${(data as unknown as { jobId: string }).jobId} requested (correlation ${response.headers.get('x-correlation-id')})`);
+    setNotice(refused ? { text: `${vm.name}: ${problem(refused)}`, alert: true } : { text: `${vm.name}: backup job ${(data as unknown as { jobId: string }).jobId} requested`, correlationId: correlationOf(response) });
     void load();
   }
 
@@ -68,7 +70,7 @@ export function Overview() {
         <p><strong data-count="failed">{count('failed')}</strong> failed</p>
         <p><strong data-count="running">{running.length}</strong> running or queued now</p>
       </section>
-      {notice && <p role="status">{notice}</p>}
+      <NoticeLine notice={notice} />
       <table>
         <caption>Virtual machines, breaches first</caption>
         <thead>
@@ -77,8 +79,7 @@ export function Overview() {
         <tbody>
           {vms.map((vm) => (
             <tr key={vm.vmId} data-vm={vm.vmId} class={`state-${vm.status}`}>
-              {/* plain until the console has a VM page: a link now would lead to "not found" */}
-              <th scope="row">{vm.name}</th>
+              <th scope="row"><a href={`/console/vms/${encodeURIComponent(vm.vmId)}`} onClick={onLink}>{vm.name}</a></th>
               <td data-state={vm.failuresInRow > 0 ? 'failed' : vm.status}>{label(vm)}</td>
               <td>{vm.lastRestorePoint ? `${age(vm.lastRestorePoint.ageHours)} ago` : 'none'}</td>
               <td>{vm.rpoHours === null ? '—' : `${vm.rpoHours} h`}</td>

@@ -1,0 +1,86 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, problem } from '../api/client';
+import { bytes, time } from '../format';
+
+interface Repository {
+  repositoryId: string;
+  name: string;
+  kind: string;
+  path: string;
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+  lowSpace: boolean;
+}
+interface Agent {
+  agentId: string;
+  name: string;
+  fingerprint: string;
+  connected: boolean;
+  remoteAddress: string | null;
+  lastSeenAt: string | null;
+}
+
+/** Where backups go and where they come from: each repository's capacity, each agent's connection. */
+export function Infrastructure() {
+  const [repositories, setRepositories] = useState<Repository[] | null>(null);
+  const [agents, setAgents] = useState<Agent[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  async function load() {
+    const repos = await api.GET('/api/v1/repositories');
+    const listed = await api.GET('/api/v1/agents');
+    if (repos.error || listed.error) return setError(problem(repos.error ?? listed.error));
+    setRepositories(repos.data as unknown as Repository[]);
+    setAgents(listed.data as unknown as Agent[]);
+  }
+  useEffect(() => {
+    void load();
+    const timer = setInterval(() => void load(), 10_000);
+    return () => clearInterval(timer);
+  }, []);
+
+  if (error) return <main><h1>Repositories and agents</h1><p role="alert" class="error">{error}</p></main>;
+  if (!repositories || !agents) return <main><h1>Repositories and agents</h1><p aria-busy="true">Loading…</p></main>;
+  return (
+    <main>
+      <h1>Repositories and agents</h1>
+      <table>
+        <caption>Repositories</caption>
+        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Used</th></tr></thead>
+        <tbody>
+          {repositories.map((r) => {
+            const percent = r.totalBytes ? Math.round(((r.totalBytes - r.freeBytes) / r.totalBytes) * 100) : 0;
+            return (
+              <tr key={r.repositoryId} data-repository={r.repositoryId}>
+                <th scope="row">{r.name}</th>
+                <td>{r.kind}</td>
+                <td><code>{r.path}</code></td>
+                <td>
+                  <div role="progressbar" aria-label={`space used in ${r.name}`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={percent} class={`bar${r.lowSpace ? ' low' : ''}`}>
+                    <div style={{ width: `${percent}%` }} />
+                  </div>
+                  {percent}% of {bytes(r.totalBytes)} used, {bytes(r.freeBytes)} free{r.lowSpace && ' (low on space)'} · backups use {bytes(r.usedBytes)}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <table>
+        <caption>Agents</caption>
+        <thead><tr><th scope="col">Name</th><th scope="col">Connection</th><th scope="col">Last seen</th><th scope="col">Key</th></tr></thead>
+        <tbody>
+          {agents.map((a) => (
+            <tr key={a.agentId} data-agent={a.agentId} data-connected={String(a.connected)}>
+              <th scope="row">{a.name}</th>
+              <td>{a.connected ? `connected from ${a.remoteAddress ?? 'unknown'}` : 'not connected'}</td>
+              <td>{time(a.lastSeenAt)}</td>
+              <td><code>{a.fingerprint}</code></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </main>
+  );
+}

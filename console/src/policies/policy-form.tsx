@@ -1,0 +1,239 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, problem } from '../api/client';
+import { bytes } from '../format';
+import { correlationOf, type Notice, NoticeLine } from '../notice';
+import { navigate } from '../router';
+import { session } from '../session';
+
+const RULES = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'] as const;
+type Rules = Partial<Record<(typeof RULES)[number], number>>;
+const RULE_LABEL: Record<(typeof RULES)[number], string> = { keepLast: 'Keep last', keepHourly: 'Keep hourly', keepDaily: 'Keep daily', keepWeekly: 'Keep weekly', keepMonthly: 'Keep monthly', keepYearly: 'Keep yearly' };
+
+interface Definition {
+  name: string;
+  vms: { ids?: string[]; namePattern?: string; agentId?: string };
+  repositoryId: string;
+  schedule: { cron: string; timezone: string; catchUp?: 'once' | 'skip' };
+  fullEvery?: number | null;
+  retention: Rules;
+  rpoHours: number;
+  enabled: boolean;
+  drill?: unknown;
+}
+interface Mark {
+  restorePointId: string;
+  createdAt: string;
+  action: 'keep' | 'prune';
+  rule: string;
+}
+interface Simulation {
+  repositoryBytes: { date: string; bytes: number }[];
+  vms: { vmId: string; name: string; rpoViolations: { from: string; to: string; hours: number }[] }[];
+  slots: number;
+}
+
+const EMPTY: Definition = { name: '', vms: { ids: [] }, repositoryId: '', schedule: { cron: '0 2 * * *', timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' }, retention: { keepLast: 7 }, rpoHours: 26, enabled: true };
+const sameRules = (a: Rules, b: Rules) => RULES.every((r) => (a[r] ?? 0) === (b[r] ?? 0));
+
+/** Waits for the typing to pause before asking the hub again. */
+function useSettled<T>(value: T, ms = 300): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const t = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(t);
+  }, [JSON.stringify(value)]);
+  return settled;
+}
+
+/** A policy's form: the next slots as the cron is typed, the prune preview as the rules are, and a backtest of it all. */
+export function PolicyForm({ policyId }: { policyId: string | null }) {
+  const [form, setForm] = useState<Definition | null>(policyId ? null : EMPTY);
+  const [saved, setSaved] = useState<Definition | null>(null);
+  const [repositories, setRepositories] = useState<{ repositoryId: string; name: string }[]>([]);
+  const [notice, setNotice] = useState<Notice | null>(null);
+  const [slots, setSlots] = useState<{ slots: string[]; error: string | null }>({ slots: [], error: null });
+  const [preview, setPreview] = useState<{ vmId: string; marks: Mark[] }[] | null>(null);
+  const [confirming, setConfirming] = useState(false);
+  const [simulation, setSimulation] = useState<Simulation | null>(null);
+  const [pruned, setPruned] = useState(0);
+  const operate = session.mayOperate();
+
+  useEffect(() => {
+    void api.GET('/api/v1/repositories').then(({ data }) => {
+      const repos = (data as unknown as { repositoryId: string; name: string }[] | undefined) ?? [];
+      setRepositories(repos);
+      if (!policyId) setForm((f) => f && { ...f, repositoryId: f.repositoryId || repos[0]?.repositoryId || '' });
+    });
+    if (policyId)
+      void api.GET('/api/v1/policies/{policyId}', { params: { path: { policyId } } }).then(({ data, error }) => {
+        if (error) return setNotice({ text: problem(error), alert: true });
+        const p = data as unknown as Definition;
+        const definition: Definition = { name: p.name, vms: p.vms, repositoryId: p.repositoryId, schedule: p.schedule, fullEvery: p.fullEvery ?? undefined, retention: p.retention, rpoHours: p.rpoHours, enabled: p.enabled, drill: p.drill };
+        setForm(definition);
+        setSaved(definition);
+      });
+  }, [policyId]);
+
+  const schedule = useSettled(form?.schedule);
+  useEffect(() => {
+    if (!schedule) return;
+    void api.GET('/api/v1/schedule-preview', { params: { query: { cron: schedule.cron, timezone: schedule.timezone, count: 5 } } }).then(({ data, error }) =>
+      setSlots(error ? { slots: [], error: problem(error) } : { slots: (data as unknown as { slots: string[] }).slots, error: null }),
+    );
+  }, [schedule?.cron, schedule?.timezone]);
+
+  const rules = useSettled(form?.retention);
+  useEffect(() => {
+    if (!policyId || !rules) return;
+    const query = Object.fromEntries(RULES.map((r) => [r, rules[r] ?? 0]));
+    void api.GET('/api/v1/policies/{id}/prune-preview', { params: { path: { id: policyId }, query } }).then(({ data, error }) => {
+      if (error) return setNotice({ text: problem(error), alert: true });
+      setPreview((data as unknown as { chains: { vmId: string; marks: Mark[] }[] }).chains);
+    });
+  }, [policyId, JSON.stringify(rules), pruned]);
+
+  if (!form) return <main><h1>Policy</h1><p aria-busy="true">Loading…</p></main>;
+  const set = (change: Partial<Definition>) => (setForm({ ...form, ...change }), setConfirming(false));
+  const setRule = (rule: (typeof RULES)[number], value: string) => set({ retention: { ...form.retention, [rule]: value === '' ? undefined : Number(value) } });
+  const zoned = new Intl.DateTimeFormat(undefined, { timeZone: slots.error ? undefined : form.schedule.timezone, dateStyle: 'full', timeStyle: 'short' });
+  const rulesSaved = !!saved && sameRules(form.retention, saved.retention);
+  const toPrune = preview?.flatMap((c) => c.marks.filter((m) => m.action === 'prune')) ?? [];
+
+  async function save(e: Event) {
+    e.preventDefault();
+    const body = { ...form!, retention: Object.fromEntries(RULES.filter((r) => form!.retention[r] !== undefined).map((r) => [r, form!.retention[r]])), fullEvery: form!.fullEvery ?? undefined, drill: form!.drill ?? undefined };
+    const answer: { data?: unknown; error?: unknown; response: Response } = policyId
+      ? await api.PUT('/api/v1/policies/{policyId}', { params: { path: { policyId } }, body: body as never })
+      : await api.POST('/api/v1/policies', { body: body as never });
+    if (answer.error) return setNotice({ text: `Not saved: ${problem(answer.error)}`, alert: true, correlationId: correlationOf(answer.response) });
+    setNotice({ text: `Policy ${form!.name} saved`, correlationId: correlationOf(answer.response) });
+    if (policyId) setSaved(form);
+    else navigate(`/policies/${(answer.data as unknown as { policyId: string }).policyId}`);
+  }
+  async function prune() {
+    const { data, error, response } = await api.POST('/api/v1/policies/{id}/prune', { params: { path: { id: policyId! } } });
+    setConfirming(false);
+    if (error) return setNotice({ text: `Prune refused: ${problem(error)}`, alert: true, correlationId: correlationOf(response) });
+    const chains = (data as unknown as { chains: { pruned: string[]; deferred: { restorePointId: string; reason: string }[] }[] }).chains;
+    const pruned = chains.flatMap((c) => c.pruned);
+    const deferred = chains.flatMap((c) => c.deferred);
+    setNotice({ text: `Pruned ${pruned.length} point(s)${deferred.length ? `; ${deferred.length} deferred (${deferred.map((d) => d.reason).join('; ')})` : ''}`, correlationId: correlationOf(response) });
+    setPruned((n) => n + 1);
+  }
+  async function simulate() {
+    const to = new Date();
+    const from = new Date(to.getTime() - 30 * 86_400_000);
+    const { data, error } = await api.POST('/api/v1/policies/simulate', { body: { policy: { ...form!, drill: undefined, fullEvery: form!.fullEvery ?? undefined }, from: from.toISOString(), to: to.toISOString() } as never });
+    if (error) return setNotice({ text: `Simulation refused: ${problem(error)}`, alert: true });
+    setSimulation(data as unknown as Simulation);
+  }
+
+  return (
+    <main>
+      <h1>{policyId ? `Policy ${saved?.name ?? ''}` : 'New policy'}</h1>
+      <NoticeLine notice={notice} />
+      <form class="policy" onSubmit={save}>
+        <label for="p-name">Name</label>
+        <input id="p-name" value={form.name} onInput={(e) => set({ name: (e.target as HTMLInputElement).value })} required disabled={!operate} />
+        <label for="p-vms">VM ids (comma-separated)</label>
+        <input id="p-vms" value={(form.vms.ids ?? []).join(', ')} onInput={(e) => set({ vms: { ...form.vms, ids: (e.target as HTMLInputElement).value.split(',').map((s) => s.trim()).filter(Boolean) } })} disabled={!operate} />
+        <label for="p-pattern">or VM names matching</label>
+        <input id="p-pattern" value={form.vms.namePattern ?? ''} placeholder="web-*" onInput={(e) => set({ vms: { ...form.vms, namePattern: (e.target as HTMLInputElement).value || undefined } })} disabled={!operate} />
+        <label for="p-repo">Repository</label>
+        <select id="p-repo" value={form.repositoryId} onChange={(e) => set({ repositoryId: (e.target as HTMLSelectElement).value })} disabled={!operate}>
+          {repositories.map((r) => <option key={r.repositoryId} value={r.repositoryId}>{r.name}</option>)}
+        </select>
+        <label for="p-cron">Schedule (cron: minute hour day month weekday)</label>
+        <input id="p-cron" value={form.schedule.cron} onInput={(e) => set({ schedule: { ...form.schedule, cron: (e.target as HTMLInputElement).value } })} aria-describedby="p-slots" disabled={!operate} />
+        <label for="p-tz">Time zone</label>
+        <input id="p-tz" value={form.schedule.timezone} onInput={(e) => set({ schedule: { ...form.schedule, timezone: (e.target as HTMLInputElement).value } })} aria-describedby="p-slots" disabled={!operate} />
+        <div id="p-slots" aria-live="polite" class="slots">
+          {slots.error ? <p class="error">{slots.error}</p> : (
+            <>
+              <p>Next backups ({form.schedule.timezone}):</p>
+              <ol>{slots.slots.map((s) => <li key={s} data-slot={s}>{zoned.format(new Date(s))}</li>)}</ol>
+            </>
+          )}
+        </div>
+        <label for="p-rpo">RPO (hours)</label>
+        <input id="p-rpo" type="number" min={0.01} step="any" value={form.rpoHours} onInput={(e) => set({ rpoHours: Number((e.target as HTMLInputElement).value) })} disabled={!operate} />
+        <fieldset class="rules">
+          <legend>Retention (Proxmox Backup Server's prune rules)</legend>
+          {RULES.map((r) => (
+            <span key={r}>
+              <label for={`p-${r}`}>{RULE_LABEL[r]}</label>
+              <input id={`p-${r}`} type="number" min={0} value={form.retention[r] ?? ''} onInput={(e) => setRule(r, (e.target as HTMLInputElement).value)} disabled={!operate} />
+            </span>
+          ))}
+        </fieldset>
+        <label class="choice"><input type="checkbox" checked={form.enabled} onChange={(e) => set({ enabled: (e.target as HTMLInputElement).checked })} disabled={!operate} /> Enabled</label>
+        {operate && <p><button type="submit">Save</button></p>}
+      </form>
+
+      {policyId && preview && (
+        <section aria-labelledby="preview-title">
+          <h2 id="preview-title">Prune preview {rulesSaved ? '(the saved rules)' : '(the rules as typed, not saved)'}</h2>
+          {preview.map((chain) => (
+            <table key={chain.vmId} class="preview" data-chain={chain.vmId}>
+              <caption>{chain.vmId}: newest point first</caption>
+              <thead><tr><th scope="col">Point</th><th scope="col">Time</th><th scope="col">Decision</th><th scope="col">Rule</th></tr></thead>
+              <tbody>
+                {chain.marks.map((m) => (
+                  <tr key={m.restorePointId} data-mark={m.restorePointId} data-action={m.action} data-rule={m.rule}>
+                    <th scope="row">{m.restorePointId}</th><td>{new Date(m.createdAt).toLocaleString()}</td><td class={`action-${m.action}`}>{m.action}</td><td>{m.rule}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ))}
+          {operate && (
+            <p>
+              {!rulesSaved && <span>Save the rules before pruning with them. </span>}
+              <button type="button" disabled={!rulesSaved || toPrune.length === 0} onClick={() => setConfirming(true)}>Prune now…</button>
+            </p>
+          )}
+          {confirming && (
+            <div role="alertdialog" aria-labelledby="confirm-title" class="confirm">
+              <p id="confirm-title">Prune {toPrune.length} restore point(s) now? This deletes them: {toPrune.map((m) => m.restorePointId).join(', ')}.</p>
+              <button type="button" onClick={() => void prune()}>Confirm prune</button> <button type="button" onClick={() => setConfirming(false)}>Keep them</button>
+            </div>
+          )}
+        </section>
+      )}
+
+      <section aria-labelledby="simulate-title">
+        <h2 id="simulate-title">Backtest</h2>
+        <p><button type="button" onClick={() => void simulate()}>Simulate the last 30 days</button></p>
+        {simulation && <SimulationChart simulation={simulation} />}
+      </section>
+    </main>
+  );
+}
+
+/** Repository size over the simulated days, with the days any VM's newest point was older than the RPO. */
+function SimulationChart({ simulation }: { simulation: Simulation }) {
+  const series = simulation.repositoryBytes;
+  const violations = simulation.vms.flatMap((vm) => vm.rpoViolations.map((v) => ({ ...v, vm: vm.name })));
+  if (!series.length) return <p>Nothing to show: the policy selects no VM with a recorded backup.</p>;
+  const W = 640;
+  const H = 200;
+  const max = Math.max(1, ...series.map((s) => s.bytes));
+  const t0 = Date.parse(series[0].date);
+  const t1 = Math.max(t0 + 1, Date.parse(series[series.length - 1].date));
+  const x = (iso: string) => ((Date.parse(iso) - t0) / (t1 - t0)) * (W - 40) + 30;
+  const y = (b: number) => H - 20 - (b / max) * (H - 40);
+  const summary = `Repository size from ${bytes(series[0].bytes)} to ${bytes(series[series.length - 1].bytes)} (peak ${bytes(max)}) over ${series.length} days; ${violations.length} RPO violation(s)`;
+  return (
+    <figure data-days={series.length} data-violations={violations.length}>
+      <svg role="img" aria-label={summary} viewBox={`0 0 ${W} ${H}`} width={W} height={H} class="chart">
+        {violations.map((v, i) => <rect key={i} x={x(v.from)} y={10} width={Math.max(2, x(v.to) - x(v.from))} height={H - 30} fill="#ffd8d3" />)}
+        <polyline fill="none" stroke="#0969da" stroke-width="2" points={series.map((s) => `${x(s.date)},${y(s.bytes)}`).join(' ')} />
+        <line x1={30} y1={H - 20} x2={W - 10} y2={H - 20} stroke="#57606a" />
+        <text x={30} y={H - 4} font-size="11">{series[0].date.slice(0, 10)}</text>
+        <text x={W - 90} y={H - 4} font-size="11">{series[series.length - 1].date.slice(0, 10)}</text>
+        <text x={32} y={14} font-size="11">{bytes(max)}</text>
+      </svg>
+      <figcaption>{summary}. Shaded: times a VM's newest point was older than its RPO{violations.length ? ` (${violations.map((v) => `${v.vm} ${v.hours.toFixed(1)} h`).join(', ')})` : ''}.</figcaption>
+    </figure>
+  );
+}

@@ -1,0 +1,150 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, problem } from '../api/client';
+import { download } from '../download';
+import { bytes, time } from '../format';
+import { navigate, onLink } from '../router';
+import { correlationOf, type Notice, NoticeLine } from '../notice';
+import { RestoreForm } from '../restore/restore-form';
+import { session } from '../session';
+
+interface Damaged {
+  diskId: string;
+  offset: number;
+  length: number;
+  inPointId: string;
+}
+interface Point {
+  restorePointId: string;
+  repositoryId: string;
+  type: 'full' | 'incremental';
+  parentId: string | null;
+  createdAt: string;
+  status: string;
+  disks: { diskId: string; virtualSize: number; fileBytes: number }[];
+  integrity: 'verified' | 'unverified' | 'corrupt';
+  verifiedAt: string | null;
+  damaged: Damaged[];
+  consistency: 'application' | 'crash' | null;
+  consistencyReason: string | null;
+  configuration: object | null;
+}
+
+/** Each incremental under the point it was built on, oldest chain first. */
+export function chainOrder(points: Point[]): { point: Point; depth: number }[] {
+  const children = new Map<string | null, Point[]>();
+  const ids = new Set(points.map((p) => p.restorePointId));
+  for (const p of [...points].sort((a, b) => a.createdAt.localeCompare(b.createdAt))) {
+    const parent = p.parentId && ids.has(p.parentId) ? p.parentId : null;
+    children.set(parent, [...(children.get(parent) ?? []), p]);
+  }
+  const out: { point: Point; depth: number }[] = [];
+  const walk = (parent: string | null, depth: number) => {
+    for (const p of children.get(parent) ?? []) {
+      out.push({ point: p, depth });
+      walk(p.restorePointId, depth + 1);
+    }
+  };
+  walk(null, 0);
+  return out;
+}
+
+/** A VM's restore points, every chain in every repository, with what can be done with each. */
+export function Vm({ vmId }: { vmId: string }) {
+  const [points, setPoints] = useState<Point[] | null>(null);
+  const [repositories, setRepositories] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [restoring, setRestoring] = useState<Point | null>(null);
+
+  async function load() {
+    const repos = api.GET('/api/v1/repositories');
+    const { data, error: refused } = await api.GET('/api/v1/vms/{vmId}/restore-points', { params: { path: { vmId } } });
+    if (refused) return setError(problem(refused));
+    setPoints(data as unknown as Point[]);
+    setRepositories(Object.fromEntries((((await repos).data as unknown as { repositoryId: string; name: string }[] | undefined) ?? []).map((r) => [r.repositoryId, r.name])));
+  }
+  useEffect(() => void load(), [vmId]);
+  useEffect(() => {
+    // a link from a job names its point: bring it into view
+    if (points && location.hash) document.getElementById(`point-${location.hash.slice(1)}`)?.scrollIntoView();
+  }, [points]);
+
+  async function act(point: Point, what: string, run: () => Promise<{ error?: unknown; response: Response }>, done: string) {
+    setBusy(`${what} ${point.restorePointId}`);
+    const { error: refused, response } = await run();
+    setBusy(null);
+    setNotice(refused ? { text: `${what} of ${point.restorePointId} refused: ${problem(refused)}`, alert: true, correlationId: correlationOf(response) } : { text: done, correlationId: correlationOf(response) });
+    void load();
+  }
+  const verify = (p: Point) => act(p, 'Verify', () => api.POST('/api/v1/restore-points/{id}/verify', { params: { path: { id: p.restorePointId } } }), `${p.restorePointId} verified`);
+  const remove = (p: Point) => act(p, 'Delete', () => api.DELETE('/api/v1/restore-points/{id}', { params: { path: { id: p.restorePointId } } }), `${p.restorePointId} deleted`);
+  async function browse(p: Point, diskId: string) {
+    setBusy(`Mount ${p.restorePointId}`);
+    const { data, error: refused } = await api.POST('/api/v1/restore/mounts', { body: { restorePointId: p.restorePointId, diskId } });
+    setBusy(null);
+    if (refused) return setNotice({ text: `Mounting ${p.restorePointId} ${diskId} refused: ${problem(refused)}`, alert: true });
+    navigate(`/mounts/${(data as unknown as { mountId: string }).mountId}`);
+  }
+  async function image(p: Point, diskId: string) {
+    const refused = await download(`/api/v1/restore-points/${encodeURIComponent(p.restorePointId)}/disks/${encodeURIComponent(diskId)}/image?format=qcow2`);
+    setNotice(refused ? { text: `Download of ${diskId} refused: ${refused}`, alert: true } : { text: `Downloading ${diskId} of ${p.restorePointId} as qcow2` });
+  }
+
+  if (error) return <main><h1>{vmId}</h1><p role="alert" class="error">{error}</p></main>;
+  if (!points) return <main><h1>{vmId}</h1><p aria-busy="true">Loading…</p></main>;
+  const operate = session.mayOperate();
+  return (
+    <main>
+      <h1>Restore points of {vmId}</h1>
+      <NoticeLine notice={notice} />
+      {busy && <p aria-busy="true">{busy}…</p>}
+      {points.length === 0 ? (
+        <p>No restore point yet.</p>
+      ) : (
+        <table class="points">
+          <caption>Every chain, each incremental under the point it was built on</caption>
+          <thead>
+            <tr><th scope="col">Point</th><th scope="col">Time</th><th scope="col">Type</th><th scope="col">Size</th><th scope="col">Consistency</th><th scope="col">Integrity</th><th scope="col">Repository</th>{operate && <th scope="col">Actions</th>}</tr>
+          </thead>
+          <tbody>
+            {chainOrder(points).map(({ point: p, depth }) => (
+              <tr key={p.restorePointId} id={`point-${p.restorePointId}`} data-point={p.restorePointId} data-depth={depth} data-integrity={p.integrity}>
+                <th scope="row" style={{ paddingLeft: `${0.6 + depth * 1.5}rem` }}>{depth > 0 && '↳ '}{p.restorePointId}</th>
+                <td>{time(p.createdAt)}</td>
+                <td>{p.type}</td>
+                <td>{bytes(p.disks.reduce((n, d) => n + d.fileBytes, 0))}</td>
+                <td title={p.consistencyReason ?? undefined}>{p.consistency ?? 'not known'}</td>
+                <td class={`integrity-${p.integrity}`}>
+                  {p.integrity}
+                  {p.integrity === 'verified' && p.verifiedAt && ` ${time(p.verifiedAt)}`}
+                  {p.damaged.length > 0 && (
+                    <ul class="damaged">
+                      {p.damaged.map((d) => <li key={`${d.diskId}-${d.offset}`}>{d.diskId}: {bytes(d.length)} at offset {d.offset} (in {d.inPointId})</li>)}
+                    </ul>
+                  )}
+                </td>
+                <td>{repositories[p.repositoryId] ?? p.repositoryId}</td>
+                {operate && (
+                  <td class="actions">
+                    <button type="button" disabled={!!busy} onClick={() => setRestoring(p)}>Restore VM</button>
+                    <button type="button" disabled={!!busy} onClick={() => void verify(p)}>Verify</button>
+                    {p.disks.map((d) => (
+                      <span key={d.diskId}>
+                        <button type="button" disabled={!!busy} onClick={() => void browse(p, d.diskId)}>Browse files of {d.diskId}</button>
+                        <button type="button" onClick={() => void image(p, d.diskId)}>Download {d.diskId}</button>
+                      </span>
+                    ))}
+                    <button type="button" disabled={!!busy} onClick={() => void remove(p)}>Delete</button>
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {restoring && <RestoreForm key={restoring.restorePointId} point={restoring.restorePointId} vmId={vmId} hasConfiguration={!!restoring.configuration} onClose={() => setRestoring(null)} />}
+      <p><a href="/console/" onClick={onLink}>Protection overview</a></p>
+    </main>
+  );
+}
