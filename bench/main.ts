@@ -1,5 +1,6 @@
 import { runBackupBench } from './backup.bench';
 import { runCliBench } from './cli.bench';
+import { runConsoleBench } from './console.bench';
 import { runEventStoreBench } from './event-store.bench';
 import { runExportsBench } from './exports.bench';
 import { runRestoreBench } from '../src/restore/restore.bench';
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   backup: runBackupBench,
   live: runLiveBench,
   'restore-vm': runRestoreVmBench,
+  console: runConsoleBench,
 };
 
 async function main(): Promise<void> {
