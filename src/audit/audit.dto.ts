@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+import { IsISO8601, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
 
 export class StreamIdParams {
   @ApiProperty({ example: 'backup-job-6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60' })
@@ -23,6 +23,46 @@ export class AuditPageQuery {
   fromRevision?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 1000 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  limit?: number;
+}
+
+export class SearchEventsQueryDto {
+  @ApiPropertyOptional({ example: 'BackupCompleted', description: 'the event type' })
+  @IsOptional()
+  @Matches(/^[A-Za-z][A-Za-z0-9]{0,99}$/, { message: 'type must be an event type: 1-100 letters and digits' })
+  type?: string;
+
+  @ApiPropertyOptional({ example: 'backup-job-', description: 'streams whose id starts with this' })
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/, { message: 'streamPrefix must be 1-200 characters of A-Z a-z 0-9 . _ : -' })
+  streamPrefix?: string;
+
+  @ApiPropertyOptional({ example: 'alice', description: "the token name (or admin, system) events record as their actor" })
+  @IsOptional()
+  @Matches(/^[a-z0-9][a-z0-9._-]{0,62}$/, { message: 'actor must be a token name: 1-63 characters of a-z 0-9 . _ -' })
+  actor?: string;
+
+  @ApiPropertyOptional({ description: 'recorded at or after (ISO 8601)' })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'from must be an ISO 8601 time' })
+  from?: string;
+
+  @ApiPropertyOptional({ description: 'recorded before (ISO 8601)' })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'to must be an ISO 8601 time' })
+  to?: string;
+
+  @ApiPropertyOptional({ description: 'the position of the last event of the previous page (its `next`)' })
+  @IsOptional()
+  @Matches(/^\d{20}:\d{20}$/, { message: 'after must be an event position (a page\'s next)' })
+  after?: string;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 1000, default: 100 })
   @IsOptional()
   @Type(() => Number)
   @IsInt()

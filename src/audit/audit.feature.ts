@@ -1,7 +1,7 @@
 import { AuditController } from './audit.controller';
-import { CorrelationEventsHandler, StreamEventsHandler } from './audit.queries';
+import { CorrelationEventsHandler, SearchEventsHandler, StreamEventsHandler } from './audit.queries';
 
 export const auditFeature = {
   controllers: [AuditController],
-  providers: [StreamEventsHandler, CorrelationEventsHandler],
+  providers: [StreamEventsHandler, CorrelationEventsHandler, SearchEventsHandler],
 };

@@ -4,6 +4,7 @@ import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DomainError } from '../eventing/domain-error';
 import { AuditEvent, toAuditEvent } from './audit-event';
 import { CorrelationEventsQuery } from './queries/correlation-events.query';
+import { SearchEventsQuery } from './queries/search-events.query';
 import { StreamEventsQuery } from './queries/stream-events.query';
 
 // The audit trail is a replay of the event store itself, never a read model that could disagree with it.
@@ -28,5 +29,14 @@ export class CorrelationEventsHandler implements IQueryHandler<CorrelationEvents
     const events = await this.store.readCorrelation(correlationId, limit);
     if (events.length === 0) throw new DomainError('not_found', `no events carry correlation id ${correlationId}`);
     return events.map(toAuditEvent);
+  }
+}
+
+@QueryHandler(SearchEventsQuery)
+export class SearchEventsHandler implements IQueryHandler<SearchEventsQuery, AuditEvent[]> {
+  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+
+  async execute({ search }: SearchEventsQuery): Promise<AuditEvent[]> {
+    return (await this.store.searchEvents(search)).map(toAuditEvent);
   }
 }

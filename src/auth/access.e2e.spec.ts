@@ -76,6 +76,7 @@ const EXPECTED: Record<string, AccessLevel> = {
   'POST /api/v1/policies/simulate': 'read',
   'GET /api/v1/audit/streams/{streamId}': 'read',
   'GET /api/v1/audit/correlations/{correlationId}': 'read',
+  'GET /api/v1/audit/events': 'read',
   'POST /api/v1/nbd/exports': 'admin',
   'DELETE /api/v1/nbd/exports/{leaseId}': 'admin',
   'GET /api/v1/nbd/processes': 'read',

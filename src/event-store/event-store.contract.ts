@@ -146,6 +146,30 @@ export function eventStoreContract(open: () => Promise<{ store: EventStore; clos
     });
   });
 
+  describe('searchEvents', () => {
+    it('finds events by type, stream prefix, actor and time, in global order, a page after a position', async () => {
+      const by = (actor: string, n: number): NewEvent => ({ type: n % 2 ? 'Odd' : 'Even', data: { n }, metadata: { ...meta(n), actor } });
+      await store.append(`${prefix}x`, [by('alice', 1), by('bob', 2)], 'no_stream');
+      // clear of both appends by more than the millisecond a Date holds (the store keeps microseconds)
+      await new Promise((r) => setTimeout(r, 20));
+      const between = new Date();
+      await new Promise((r) => setTimeout(r, 20));
+      await store.append(`${prefix}y`, [by('alice', 3), by('alice', 4), by('bob', 5)], 'no_stream');
+      const mine = { streamPrefixes: [prefix] };
+      const ns = (events: RecordedEvent[]) => events.map((e) => e.data.n);
+      expect(ns(await store.searchEvents({ filter: mine, maxCount: 100 }))).toEqual([1, 2, 3, 4, 5]);
+      expect(ns(await store.searchEvents({ filter: { ...mine, eventTypes: ['Odd'] }, maxCount: 100 }))).toEqual([1, 3, 5]);
+      expect(ns(await store.searchEvents({ filter: mine, actor: 'alice', maxCount: 100 }))).toEqual([1, 3, 4]);
+      expect(ns(await store.searchEvents({ filter: mine, from: between, maxCount: 100 }))).toEqual([3, 4, 5]);
+      expect(ns(await store.searchEvents({ filter: mine, to: between, maxCount: 100 }))).toEqual([1, 2]);
+      expect(ns(await store.searchEvents({ filter: { streamPrefixes: [`${prefix}y`] }, actor: 'bob', maxCount: 100 }))).toEqual([5]);
+      const first = await store.searchEvents({ filter: mine, actor: 'alice', maxCount: 2 });
+      expect(ns(first)).toEqual([1, 3]);
+      expect(ns(await store.searchEvents({ filter: mine, actor: 'alice', after: first[1].position, maxCount: 2 }))).toEqual([4]);
+      expect(await store.searchEvents({ filter: mine, actor: 'nobody', maxCount: 100 })).toEqual([]);
+    });
+  });
+
   describe('subscribeToAll', () => {
     it('catches up, then delivers new events live, and ends when aborted', async () => {
       await store.append(`${prefix}s`, [ev('Old', 1), ev('Old', 2)], 'no_stream');

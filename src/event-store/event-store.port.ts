@@ -55,6 +55,18 @@ export interface ReadAllOptions {
   mark?: ReadMark;
 }
 
+/** An audit search: every condition given must hold; events come in global order after `after`. */
+export interface EventSearch {
+  filter?: EventFilter;
+  actor?: string;
+  /** createdAt at or after. */
+  from?: Date;
+  /** createdAt before. */
+  to?: Date;
+  after?: string | null;
+  maxCount: number;
+}
+
 /** What a reader knew when it read: taken before a read (readMark), filled in by readAll, handed to waitForAppend after. */
 export interface ReadMark {
   /** Appends the store had heard of when the mark was taken (with PostgreSQL: every process's, through LISTEN). */
@@ -79,6 +91,8 @@ export interface EventStore {
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** Every event carrying this correlation id, in global order. */
   readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]>;
+  /** Events by type, stream prefix, actor and time, in global order (the audit's search). */
+  searchEvents(search: EventSearch): Promise<RecordedEvent[]>;
   /** Catches up from `after`, then yields new events as they commit, until the signal aborts. */
   subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent>;
   /**

@@ -145,6 +145,35 @@ describe('hub API: auth, correlation, tokens, audit, projections, operations', (
       await hub.admin(hub.http().get('/api/v1/audit/streams/x?fromRevision=-1')).expect(400);
       await hub.admin(hub.http().get('/api/v1/audit/streams/x?evil=1')).expect(400);
     });
+
+    it('searches events by actor, type, stream prefix and time, a page at a time', async () => {
+      const since = new Date().toISOString();
+      const carol = await hub.admin(hub.http().post('/api/v1/tokens')).send({ name: 'carol', role: 'admin' }).expect(201);
+      const asCarol = (req: ReturnType<ReturnType<TestHub['http']>['post']>) => req.set('Authorization', `Bearer ${carol.body.token}`);
+      const issued: string[] = [];
+      for (const name of ['c1', 'c2', 'c3']) issued.push((await asCarol(hub.http().post('/api/v1/tokens')).send({ name, role: 'viewer' }).expect(201)).body.tokenId);
+      await asCarol(hub.http().delete(`/api/v1/tokens/${issued[0]}`)).expect(204);
+      const search = async (q: string) => (await hub.admin(hub.http().get(`/api/v1/audit/events?${q}`)).expect(200)).body;
+      const byCarol = await search('actor=carol');
+      expect(byCarol.events.map((e: { type: string; data: { name: string } }) => [e.type, e.data.name])).toEqual([
+        ['ApiTokenIssued', 'c1'],
+        ['ApiTokenIssued', 'c2'],
+        ['ApiTokenIssued', 'c3'],
+        ['ApiTokenRevoked', 'c1'],
+      ]);
+      expect(byCarol.next).toBeNull();
+      expect((await search('actor=carol&type=ApiTokenRevoked')).events.map((e: { streamId: string }) => e.streamId)).toEqual([`api-token-${issued[0]}`]);
+      expect((await search(`actor=carol&streamPrefix=api-token-${issued[1]}`)).events).toHaveLength(1);
+      const first = await search('actor=carol&limit=2');
+      expect(first.events).toHaveLength(2);
+      const second = await search(`actor=carol&limit=2&after=${first.next}`);
+      expect(second.events.map((e: { data: { name: string } }) => e.data.name)).toEqual(['c3', 'c1']);
+      expect((await search(`actor=carol&to=${encodeURIComponent(since)}`)).events).toEqual([]);
+      expect((await search(`actor=carol&from=${encodeURIComponent(since)}`)).events).toHaveLength(4);
+      for (const q of ['actor=Bad%20Actor', 'type=a-b', 'from=yesterday', 'limit=0', 'limit=1001', 'after=5', 'streamPrefix=..%2Fx', 'evil=1', `from=${since}&to=${since}`]) {
+        await hub.admin(hub.http().get(`/api/v1/audit/events?${q}`)).expect(400);
+      }
+    });
   });
 
   describe('projections', () => {

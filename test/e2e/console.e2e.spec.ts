@@ -362,6 +362,17 @@ describe('the web console in Chromium', () => {
     expect(await axeViolations(tab)).toEqual([]);
     await tab.screenshot({ path: join(SCREENS, 'audit.png'), fullPage: true });
 
+    // a search by type and actor lists what the API's search lists
+    await tab.locator('#audit-correlationId').fill('');
+    await tab.locator('#audit-type').fill('BackupRequested');
+    await tab.locator('#audit-actor').fill('admin');
+    await tab.getByRole('button', { name: 'Show events' }).click();
+    await tab.waitForURL(/\/console\/audit\?type=BackupRequested&actor=admin$/);
+    const searched = (await lab.api('GET', '/api/v1/audit/events?type=BackupRequested&actor=admin')).body.events.map((e: { eventId: string }) => e.eventId);
+    expect(searched.length).toBeGreaterThanOrEqual(3);
+    await lab.until(async () => JSON.stringify(await shown()) === JSON.stringify(searched), 10_000, "the audit search to equal the API's");
+    expect(await axeViolations(tab)).toEqual([]);
+
     await tab.getByRole('link', { name: 'Repositories and agents' }).click();
     const bar = tab.locator(`tr[data-repository="${lab.repositoryId}"] [role=progressbar]`);
     await bar.waitFor();

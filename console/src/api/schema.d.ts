@@ -68,6 +68,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["AuditController_search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit/streams/{streamId}": {
         parameters: {
             query?: never;
@@ -1275,6 +1291,37 @@ export interface operations {
         requestBody?: never;
         responses: {
             202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    AuditController_search: {
+        parameters: {
+            query?: {
+                /** @description the event type */
+                type?: string;
+                /** @description streams whose id starts with this */
+                streamPrefix?: string;
+                /** @description the token name (or admin, system) events record as their actor */
+                actor?: string;
+                /** @description recorded at or after (ISO 8601) */
+                from?: string;
+                /** @description recorded before (ISO 8601) */
+                to?: string;
+                /** @description the position of the last event of the previous page (its `next`) */
+                after?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };

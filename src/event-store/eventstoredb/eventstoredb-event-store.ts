@@ -19,6 +19,7 @@ import { abortableSleep } from '../abortable-sleep';
 import {
   AppendResult,
   EventFilter,
+  EventSearch,
   EventMetadata,
   EventStore,
   ExpectedRevision,
@@ -85,10 +86,23 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
-    const limit = options.maxCount ?? 1000;
+    return this.scan(options.after ?? null, options.maxCount ?? 1000, (e) => matches(e, options.filter));
+  }
+
+  /** Reads $all forwards and filters here: EventStoreDB has no index on our metadata's actor or on time. */
+  async searchEvents(search: EventSearch): Promise<RecordedEvent[]> {
+    const from = search.from?.getTime() ?? -Infinity;
+    const to = search.to?.getTime() ?? Infinity;
+    return this.scan(search.after ?? null, search.maxCount, (e) => {
+      const at = e.createdAt.getTime();
+      return matches(e, search.filter) && (search.actor === undefined || e.metadata.actor === search.actor) && at >= from && at < to;
+    });
+  }
+
+  private async scan(after: string | null, limit: number, keep: (e: RecordedEvent) => boolean): Promise<RecordedEvent[]> {
     const out: RecordedEvent[] = [];
-    let from: ReturnType<typeof toEsdbPosition> | typeof START = options.after ? toEsdbPosition(options.after) : START;
-    let skipFirst = Boolean(options.after);
+    let from: ReturnType<typeof toEsdbPosition> | typeof START = after ? toEsdbPosition(after) : START;
+    let skipFirst = Boolean(after);
     for (;;) {
       let read = 0;
       for await (const resolved of this.client.readAll({ fromPosition: from, direction: FORWARDS, maxCount: PAGE })) {
@@ -96,8 +110,8 @@ export class EventStoreDbEventStore implements EventStore {
         const recorded = toRecorded(resolved);
         if (!recorded) continue;
         from = toEsdbPosition(recorded.position);
-        if (skipFirst && options.after === recorded.position) continue;
-        if (!matches(recorded, options.filter)) continue;
+        if (skipFirst && after === recorded.position) continue;
+        if (!keep(recorded)) continue;
         out.push(recorded);
         if (out.length >= limit) return out;
       }

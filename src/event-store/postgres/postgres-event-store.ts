@@ -6,6 +6,7 @@ import {
   AppendResult,
   DuplicateEventIdError,
   EventFilter,
+  EventSearch,
   EventStore,
   ExpectedRevision,
   NewEvent,
@@ -261,6 +262,24 @@ export class PostgresEventStore implements EventStore {
        WHERE metadata->>'correlationId' = $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
        ORDER BY es_events.tx_id, es_events.seq LIMIT $2`,
       [correlationId, maxCount],
+    );
+    return rows.rows.map(toRecorded);
+  }
+
+  async searchEvents(search: EventSearch): Promise<RecordedEvent[]> {
+    const [tx, seq] = search.after ? decodePosition(search.after) : [0n, 0n];
+    const { types, prefixes } = filterParams(search.filter);
+    const rows = await this.pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM es_events
+       WHERE (tx_id, seq) > ($1::text::xid8, $2::bigint)
+         AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         AND ($3::text[] IS NULL OR event_type = ANY($3::text[]))
+         AND ($4::text[] IS NULL OR stream_id LIKE ANY($4::text[]))
+         AND ($5::text IS NULL OR metadata->>'actor' = $5)
+         AND ($6::timestamptz IS NULL OR created_at >= $6)
+         AND ($7::timestamptz IS NULL OR created_at < $7)
+       ORDER BY es_events.tx_id, es_events.seq LIMIT $8`,
+      [tx.toString(), seq.toString(), types, prefixes, search.actor ?? null, search.from ?? null, search.to ?? null, search.maxCount],
     );
     return rows.rows.map(toRecorded);
   }
