@@ -37,7 +37,8 @@ export async function streamLive(store: EventStore, filter: EventFilter, after: 
       res.write(`id: ${e.position}\nevent: ${e.type}\ndata: ${JSON.stringify(body)}\n\n`);
     }
   } catch (error) {
-    if (!abort.signal.aborted) throw error;
+    // the headers are sent: say why the stream ends, and the client resumes after the last id it saw
+    if (!abort.signal.aborted) res.write(`event: error\ndata: ${JSON.stringify({ message: error instanceof Error ? error.message : String(error) })}\n\n`);
   } finally {
     clearInterval(heartbeat);
     res.end();

@@ -1,4 +1,4 @@
-import { BadRequestException, Controller, Get, Headers, Inject, Query, Res } from '@nestjs/common';
+import { Controller, Get, Headers, Inject, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Access } from '../http/access.guard';
@@ -7,7 +7,7 @@ import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { streamLive } from '../http/event-stream';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RESTORE_STREAM_PREFIX } from '../vm-restore/restore.events';
-import { LastEventIdError, lastEventId, LiveQuery } from './live.dto';
+import { lastEventId, LiveQuery } from './live.dto';
 
 /** The read model a client lists jobs from before it follows them here. */
 const JOBS_READ_MODEL = 'backup-jobs';
@@ -31,13 +31,7 @@ export class LiveController {
   @ApiProduces('text/event-stream')
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'the id of the last event seen: the stream resumes after it' })
   async live(@Query() { after }: LiveQuery, @Headers('last-event-id') header: string | undefined, @Res() res: Response): Promise<void> {
-    let resume: string | null;
-    try {
-      resume = lastEventId(header) ?? after ?? null;
-    } catch (error) {
-      if (error instanceof LastEventIdError) throw new BadRequestException(error.message);
-      throw error;
-    }
+    const resume = lastEventId(header) ?? after ?? null;
     const from = resume ?? (await this.projections.checkpoint(JOBS_READ_MODEL));
     await streamLive(this.store, { streamPrefixes: [BACKUP_STREAM_PREFIX, RESTORE_STREAM_PREFIX] }, from, res);
   }

@@ -1,3 +1,4 @@
+import { BadRequestException } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, Matches } from 'class-validator';
 
@@ -11,15 +12,9 @@ export class LiveQuery {
   after?: string;
 }
 
-/** The header an SSE client sends on reconnect; validated as hostile as any query string. */
+/** The header an SSE client sends on reconnect, as hostile as any query string. */
 export function lastEventId(header: string | string[] | undefined): string | null {
   if (header === undefined) return null;
-  if (typeof header !== 'string' || !POSITION.test(header)) throw new LastEventIdError();
+  if (typeof header !== 'string' || !POSITION.test(header)) throw new BadRequestException(`Last-Event-ID: ${POSITION_MESSAGE}`);
   return header;
-}
-
-export class LastEventIdError extends Error {
-  constructor() {
-    super(`Last-Event-ID: ${POSITION_MESSAGE}`);
-  }
 }
