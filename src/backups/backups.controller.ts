@@ -1,12 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
 import { parseAgentReport } from './agent-report.parse';
 import { BackupEventsStream } from './backup-events.stream';
-import { JobIdParams, ListBackupsQuery, ReportQuery, StartBackupDto } from './backups.dto';
+import { BackupJobPageResponse, BackupJobResponse, JobIdParams, ListBackupsQuery, ReportQuery, StartBackupDto } from './backups.dto';
 import { CancelBackupCommand } from './commands/cancel-backup.command';
 import { RecordAgentReportCommand } from './commands/record-agent-report.command';
 import { RequestBackupCommand } from './commands/request-backup.command';
@@ -54,12 +54,14 @@ export class BackupsController {
 
   @Access('read')
   @Get('backups/:jobId')
+  @ApiOkResponse({ type: BackupJobResponse })
   get(@Param() { jobId }: JobIdParams) {
     return this.queries.execute(new GetBackupJobQuery(jobId));
   }
 
   @Access('read')
   @Get('backups')
+  @ApiOkResponse({ type: BackupJobPageResponse })
   list(@Query() q: ListBackupsQuery) {
     return this.queries.execute(new ListBackupJobsQuery(q));
   }

@@ -59,3 +59,42 @@ export class ReportQuery {
   to: string;
 }
 
+
+/** What the API answers about a job: the OpenAPI document's description, from which the console's types are generated. */
+export class BackupJobDiskResponse {
+  @ApiProperty() diskId: string;
+  @ApiProperty() bytesDone: number;
+  @ApiProperty() bytesPlanned: number;
+  @ApiProperty({ description: 'bytes per second' }) rate: number;
+  @ApiProperty() bytesWritten: number;
+  @ApiProperty() done: boolean;
+}
+
+export class BackupJobResponse {
+  @ApiProperty({ format: 'uuid' }) jobId: string;
+  @ApiProperty() vmId: string;
+  @ApiProperty({ format: 'uuid' }) agentId: string;
+  @ApiProperty({ format: 'uuid' }) repositoryId: string;
+  @ApiProperty({ enum: ['queued', 'running', 'completed', 'failed'] }) status: 'queued' | 'running' | 'completed' | 'failed';
+  @ApiProperty({ enum: ['queued', 'preparing', 'snapshot', 'transferring', 'finalizing', 'completed', 'failed'] }) phase: string;
+  @ApiProperty({ enum: ['full', 'incremental', 'auto'] }) requestedType: string;
+  @ApiProperty({ enum: ['full', 'incremental'], nullable: true, type: String }) type: string | null;
+  @ApiProperty({ nullable: true, type: String }) typeReason: string | null;
+  @ApiProperty({ nullable: true, type: String }) restorePointId: string | null;
+  @ApiProperty({ type: [BackupJobDiskResponse] }) disks: BackupJobDiskResponse[];
+  @ApiProperty() bytesWritten: number;
+  @ApiProperty({ nullable: true, type: String }) error: string | null;
+  @ApiProperty({ nullable: true, type: String }) failedPhase: string | null;
+  @ApiProperty() cancelRequested: boolean;
+  @ApiProperty({ format: 'date-time' }) requestedAt: string;
+  @ApiProperty({ format: 'date-time', nullable: true, type: String }) startedAt: string | null;
+  @ApiProperty({ format: 'date-time', nullable: true, type: String }) finishedAt: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'the position of the last event this answer reflects: a client following GET /api/v1/live applies only later ones' })
+  asOf: string | null;
+}
+
+export class BackupJobPageResponse {
+  @ApiProperty({ type: [BackupJobResponse] }) jobs: BackupJobResponse[];
+  @ApiProperty({ nullable: true, type: String, description: 'pass as cursor for the next page' }) nextCursor: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'as on a job' }) asOf: string | null;
+}

@@ -1101,6 +1101,54 @@ export interface components {
              */
             type: "full" | "incremental" | "auto";
         };
+        BackupJobDiskResponse: {
+            diskId: string;
+            bytesDone: number;
+            bytesPlanned: number;
+            /** @description bytes per second */
+            rate: number;
+            bytesWritten: number;
+            done: boolean;
+        };
+        BackupJobResponse: {
+            /** Format: uuid */
+            jobId: string;
+            vmId: string;
+            /** Format: uuid */
+            agentId: string;
+            /** Format: uuid */
+            repositoryId: string;
+            /** @enum {string} */
+            status: "queued" | "running" | "completed" | "failed";
+            /** @enum {string} */
+            phase: "queued" | "preparing" | "snapshot" | "transferring" | "finalizing" | "completed" | "failed";
+            /** @enum {string} */
+            requestedType: "full" | "incremental" | "auto";
+            /** @enum {string|null} */
+            type: "full" | "incremental" | null;
+            typeReason: string | null;
+            restorePointId: string | null;
+            disks: components["schemas"]["BackupJobDiskResponse"][];
+            bytesWritten: number;
+            error: string | null;
+            failedPhase: string | null;
+            cancelRequested: boolean;
+            /** Format: date-time */
+            requestedAt: string;
+            /** Format: date-time */
+            startedAt: string | null;
+            /** Format: date-time */
+            finishedAt: string | null;
+            /** @description the position of the last event this answer reflects: a client following GET /api/v1/live applies only later ones */
+            asOf: string | null;
+        };
+        BackupJobPageResponse: {
+            jobs: components["schemas"]["BackupJobResponse"][];
+            /** @description pass as cursor for the next page */
+            nextCursor: string | null;
+            /** @description as on a job */
+            asOf: string | null;
+        };
         CreateRestoreMountDto: {
             /** @example rp-2026-01-01T00-00-00Z */
             restorePointId: string;
@@ -1895,7 +1943,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["BackupJobPageResponse"];
+                };
             };
         };
     };
@@ -1973,7 +2023,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["BackupJobResponse"];
+                };
             };
         };
     };

@@ -1,33 +1,33 @@
+import type { components } from '../api/schema';
 import type { LiveEvent } from '../live';
 
-export interface DiskView {
-  diskId: string;
-  bytesDone: number;
-  bytesPlanned: number;
-  rate: number;
-  bytesWritten: number;
-  done: boolean;
-}
-
-/** A backup job as GET /api/v1/backups shows it. */
-export interface JobView {
-  jobId: string;
-  vmId: string;
-  status: 'queued' | 'running' | 'completed' | 'failed';
-  phase: string;
-  type: string | null;
-  restorePointId: string | null;
-  disks: DiskView[];
-  error: string | null;
-  cancelRequested: boolean;
-  requestedAt: string;
-  finishedAt: string | null;
-}
+/** A job's disk and a job as the hub's OpenAPI document describes them (GET /api/v1/backups). */
+export type DiskView = components['schemas']['BackupJobDiskResponse'];
+export type JobView = Omit<components['schemas']['BackupJobResponse'], 'asOf'>;
 
 /** A job the page learns of from its BackupRequested event, as the read model records it. */
 export function requestedJob(e: LiveEvent): JobView {
-  const d = e.data as { jobId: string; vmId: string };
-  return { jobId: d.jobId, vmId: d.vmId, status: 'queued', phase: 'queued', type: null, restorePointId: null, disks: [], error: null, cancelRequested: false, requestedAt: e.time, finishedAt: null };
+  const d = e.data as Pick<JobView, 'jobId' | 'vmId' | 'agentId' | 'repositoryId' | 'requestedType'>;
+  return {
+    jobId: d.jobId,
+    vmId: d.vmId,
+    agentId: d.agentId,
+    repositoryId: d.repositoryId,
+    requestedType: d.requestedType,
+    status: 'queued',
+    phase: 'queued',
+    type: null,
+    typeReason: null,
+    restorePointId: null,
+    disks: [],
+    bytesWritten: 0,
+    error: null,
+    failedPhase: null,
+    cancelRequested: false,
+    requestedAt: e.time,
+    startedAt: null,
+    finishedAt: null,
+  };
 }
 
 /** A listing answered as of `asOf`, with every event since that this tab has seen applied in order. */

@@ -30,7 +30,7 @@ export function Job({ jobId }: { jobId: string }) {
   async function loadJob() {
     const { data, error: refused } = await api.GET('/api/v1/backups/{jobId}', { params: { path: { jobId } } });
     if (refused) return setError(problem(refused));
-    const { asOf, ...listed } = data as unknown as JobView & { asOf: string | null };
+    const { asOf, ...listed } = data!;
     setJob(upToDate([listed], asOf, eventsAfter(asOf))[0]);
   }
   async function loadStory(correlation: string | null) {

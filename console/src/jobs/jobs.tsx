@@ -22,7 +22,7 @@ export function Jobs() {
   async function load() {
     const { data, error: refused } = await api.GET('/api/v1/backups', { params: { query: { limit: 100 } } });
     if (refused) return setError(problem(refused));
-    const { jobs: listed, asOf } = data as unknown as { jobs: JobView[]; asOf: string | null };
+    const { jobs: listed, asOf } = data!;
     setJobs(upToDate(listed, asOf, eventsAfter(asOf)));
   }
   useEffect(() => void load(), []);
