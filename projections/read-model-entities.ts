@@ -10,6 +10,7 @@ import { RestorePointIntegrityView } from './restore-mounts/restore-point-integr
 import { PolicyView } from './policies/policy.entity';
 import { RestoreView } from './restores/restore.entity';
 import { PointExportView } from './point-exports/point-export.entity';
+import { TenancyView } from './tenancy/tenancy.entity';
 
 /** Every read-model entity the hub's DataSource knows. */
-export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, BackupJobView, BackupOutcomeView, RestoreMountView, RestorePointIntegrityView, PolicyView, RestoreView, PointExportView];
+export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, BackupJobView, BackupOutcomeView, RestoreMountView, RestorePointIntegrityView, PolicyView, RestoreView, PointExportView, TenancyView];

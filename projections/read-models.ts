@@ -11,6 +11,7 @@ import { protectionReportReadModel } from './protection-report/read-model';
 import { policiesReadModel } from './policies/read-model';
 import { restoresReadModel } from './restores/read-model';
 import { pointExportsReadModel } from './point-exports/read-model';
+import { tenancyReadModel } from './tenancy/read-model';
 
 /** Every read model the hub runs: composed here, never imported by a feature. */
 export const READ_MODELS: ReadModel[] = [
@@ -26,4 +27,5 @@ export const READ_MODELS: ReadModel[] = [
   policiesReadModel,
   restoresReadModel,
   pointExportsReadModel,
+  tenancyReadModel,
 ];

@@ -33,6 +33,7 @@ function App() {
           <a href="/console/policies" onClick={onLink} aria-current={path.startsWith('/policies') ? 'page' : undefined}>Policies</a>
           <a href="/console/audit" onClick={onLink} aria-current={path === '/audit' ? 'page' : undefined}>Audit</a>
           <a href="/console/infrastructure" onClick={onLink} aria-current={path === '/infrastructure' ? 'page' : undefined}>Repositories and agents</a>
+          {session.tenant() && <span class="tenant" data-tenant={session.tenant()!}>tenant {session.tenant()}</span>}
           <button type="button" onClick={() => (session.logout(), navigate('/login', true))}>Log out</button>
         </nav>
       </header>

@@ -12,6 +12,9 @@ export class ApiTokenView {
   @Column({ type: 'text' })
   role: Role;
 
+  @Column({ name: 'tenant_id', type: 'text', nullable: true })
+  tenantId: string | null;
+
   @Column({ name: 'token_hash', type: 'text', unique: true })
   tokenHash: string;
 

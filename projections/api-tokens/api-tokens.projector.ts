@@ -6,7 +6,7 @@ import { RecordedEvent } from '../../src/event-store/event-store.port';
 import { Projector } from '../../src/projection-runner/projector';
 import { ApiTokenView } from './api-token.entity';
 
-/** Rows per INSERT: 8 parameters each stays far below PostgreSQL's 65,535 per statement. */
+/** Rows per INSERT: 9 parameters each stays far below PostgreSQL's 65,535 per statement. */
 const INSERT_CHUNK = 5000;
 
 @Injectable()
@@ -37,6 +37,7 @@ export class ApiTokensProjector implements Projector {
             name: d.name,
             tokenHash: d.tokenHash,
             role: d.role ?? legacyRole(d.name),
+            tenantId: d.tenantId ?? null,
             status: 'active',
             issuedBy: event.metadata.actor,
             issuedAt: event.createdAt,

@@ -21,6 +21,6 @@ export class ActiveTokenHandler implements IQueryHandler<ActiveTokenQuery, Princ
 
   async execute({ tokenHash }: ActiveTokenQuery): Promise<Principal | null> {
     const row = await this.dataSource.getRepository(ApiTokenView).findOneBy({ tokenHash, status: 'active' });
-    return row ? { actor: row.name, role: row.role } : null;
+    return row ? { actor: row.name, role: row.role, tenantId: row.tenantId } : null;
   }
 }

@@ -10,6 +10,7 @@ import { OwnAgentOnly } from './own-agent-only.guard';
 import { ListAgentsQuery } from './queries/list-agents.query';
 import { ListVmsQuery } from './queries/list-vms.query';
 import { Access } from '../http/access.guard';
+import { Owned, TenantScope } from '../http/owned';
 
 const READ_MODEL = 'agents';
 
@@ -18,6 +19,7 @@ const READ_MODEL = 'agents';
 @Controller('api/v1')
 export class AgentsController {
   constructor(
+    private readonly scope: TenantScope,
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
     private readonly registration: AgentRegistration,
@@ -26,18 +28,21 @@ export class AgentsController {
   ) {}
 
   @Access('admin')
+  @Owned('global')
   @Post('agents')
   async register(@Body() body: RegisterAgentDto) {
     return { ...(await this.registration.register(body.name, body.publicKey)), ssh: this.tunnel.endpoint() };
   }
 
   @Access('read')
+  @Owned('filtered')
   @Get('agents')
-  list() {
-    return this.queries.execute(new ListAgentsQuery());
+  async list() {
+    return this.scope.filter(await this.queries.execute(new ListAgentsQuery()), (a) => ({ agentId: a.agentId }));
   }
 
   @Access('agent')
+  @Owned({ params: { agentId: 'agent' } })
   @Put('agents/:agentId/inventory')
   @OwnAgentOnly()
   async inventory(@Param() { agentId }: AgentIdParams, @Body() body: InventoryDto) {
@@ -46,8 +51,9 @@ export class AgentsController {
   }
 
   @Access('read')
+  @Owned('filtered')
   @Get('vms')
-  vms() {
-    return this.queries.execute(new ListVmsQuery());
+  async vms() {
+    return this.scope.filter(await this.queries.execute(new ListVmsQuery()), (v) => ({ vmId: v.vmId }));
   }
 }

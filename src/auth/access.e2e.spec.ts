@@ -88,6 +88,8 @@ const EXPECTED: Record<string, AccessLevel> = {
   'GET /api/v1/live': 'read',
   'POST /api/v1/download-links': 'read',
   'GET /api/v1/schedule-preview': 'read',
+  'PUT /api/v1/agents/{agentId}/tenant': 'admin',
+  'PUT /api/v1/repositories/{id}/tenant': 'admin',
 };
 
 type Operation = { key: string; method: string; path: string; access: unknown };
@@ -160,7 +162,7 @@ describe('roles: every operation of the OpenAPI document for every role', () => 
   it('says who a token is, refuses roles it does not know, and a viewer gets the reason for a refusal', async () => {
     for (const role of ['admin', 'operator', 'viewer', 'agent'] as const) {
       const res = await fetch(`${base}/api/v1/session`, { headers: { Authorization: `Bearer ${tokens[role]}` } });
-      expect(await res.json()).toEqual({ actor: { admin: 'admin', operator: 'a-operator', viewer: 'a-viewer', agent: 'agent-walker' }[role], role });
+      expect(await res.json()).toEqual({ actor: { admin: 'admin', operator: 'a-operator', viewer: 'a-viewer', agent: 'agent-walker' }[role], role, tenantId: null });
     }
     for (const role of ['agent', 'root', '']) {
       const res = await hub.admin(hub.http().post('/api/v1/tokens')).send({ name: 'x', role }).expect(400);

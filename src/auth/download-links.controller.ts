@@ -4,6 +4,7 @@ import { IsString, Matches } from 'class-validator';
 import { currentContext } from '../eventing/request-context';
 import { Access } from '../http/access.guard';
 import { DOWNLOAD_TARGET, DownloadLinks } from './download-links';
+import { Owned } from '../http/owned';
 
 export class IssueDownloadLinkDto {
   @ApiProperty({ example: '/api/v1/restore/mounts/6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60/file?path=etc/hostname' })
@@ -20,9 +21,10 @@ export class DownloadLinksController {
 
   /** Any token that may read may ask; the download's own rule is applied when the link is used. */
   @Access('read')
+  @Owned('none')
   @Post()
   issue(@Body() { path }: IssueDownloadLinkDto) {
-    const { actor, role } = currentContext();
-    return this.links.issue({ actor, role: role! }, path);
+    const { actor, role, tenantId } = currentContext();
+    return this.links.issue({ actor, role: role!, tenantId: tenantId ?? null }, path);
   }
 }

@@ -17,7 +17,7 @@ export class TokenVerifier {
 
   async principalFor(token: string): Promise<Principal | null> {
     const hash = hashToken(token);
-    if (sameHash(hash, this.adminHash)) return { actor: ADMIN_ACTOR, role: 'admin' };
+    if (sameHash(hash, this.adminHash)) return { actor: ADMIN_ACTOR, role: 'admin', tenantId: null };
     return this.queries.execute(new ActiveTokenQuery(hash));
   }
 }

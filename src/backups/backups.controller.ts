@@ -14,6 +14,7 @@ import { BackupJobsReportQuery } from './queries/backup-jobs-report.query';
 import { GetBackupJobQuery } from './queries/get-backup-job.query';
 import { ListBackupJobsQuery } from './queries/list-backup-jobs.query';
 import { Access } from '../http/access.guard';
+import { Owned, TenantScope } from '../http/owned';
 
 const READ_MODEL = 'backup-jobs';
 
@@ -22,12 +23,14 @@ const READ_MODEL = 'backup-jobs';
 @Controller('api/v1')
 export class BackupsController {
   constructor(
+    private readonly scope: TenantScope,
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
     private readonly events: BackupEventsStream,
   ) {}
 
   @Access('operate')
+  @Owned({ body: { vmId: 'vm', repositoryId: 'repository' } })
   @Post('backups')
   @HttpCode(202)
   async start(@Body() body: StartBackupDto) {
@@ -36,6 +39,7 @@ export class BackupsController {
   }
 
   @Access('operate')
+  @Owned({ params: { jobId: 'job' } })
   @Post('backups/:jobId/cancel')
   @HttpCode(202)
   async cancel(@Param() { jobId }: JobIdParams) {
@@ -44,6 +48,7 @@ export class BackupsController {
   }
 
   @Access('agent')
+  @Owned({ params: { jobId: 'job' } })
   @Post('backups/:jobId/agent-reports')
   @HttpCode(202)
   @UseGuards(AgentOwnsJobGuard)
@@ -53,6 +58,7 @@ export class BackupsController {
   }
 
   @Access('read')
+  @Owned({ params: { jobId: 'job' } })
   @Get('backups/:jobId')
   @ApiOkResponse({ type: BackupJobResponse })
   get(@Param() { jobId }: JobIdParams) {
@@ -60,21 +66,26 @@ export class BackupsController {
   }
 
   @Access('read')
+  @Owned('filtered')
   @Get('backups')
   @ApiOkResponse({ type: BackupJobPageResponse })
-  list(@Query() q: ListBackupsQuery) {
-    return this.queries.execute(new ListBackupJobsQuery(q));
+  async list(@Query() q: ListBackupsQuery) {
+    const page = await this.queries.execute(new ListBackupJobsQuery(q));
+    return { ...page, jobs: await this.scope.filter(page.jobs, (j) => ({ vmId: j.vmId })) };
   }
 
   @Access('read')
+  @Owned({ params: { jobId: 'job' } })
   @Get('backups/:jobId/events')
   stream(@Param() { jobId }: JobIdParams, @Res() res: Response) {
     return this.events.stream(jobId, res);
   }
 
   @Access('read')
+  @Owned('filtered')
   @Get('reports/jobs')
-  report(@Query() { from, to }: ReportQuery) {
-    return this.queries.execute(new BackupJobsReportQuery(from, to));
+  async report(@Query() { from, to }: ReportQuery) {
+    const report = await this.queries.execute(new BackupJobsReportQuery(from, to));
+    return { ...report, vms: await this.scope.filter(report.vms, (v) => ({ vmId: v.vmId })) };
   }
 }

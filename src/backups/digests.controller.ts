@@ -5,6 +5,7 @@ import { JobUploads } from './adapters/job-uploads';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
 import { DiskDigestsParams, JobParams } from './digests.dto';
 import { Access } from '../http/access.guard';
+import { Owned } from '../http/owned';
 
 /**
  * The agent hands over the block digests of a disk it sent (the body is the binary digest file,
@@ -18,6 +19,7 @@ export class DigestsController {
   constructor(private readonly uploads: JobUploads) {}
 
   @Access('agent')
+  @Owned({ params: { jobId: 'job' } })
   @Put('backups/:jobId/disks/:diskId/digests')
   @HttpCode(200)
   @UseGuards(AgentOwnsJobGuard)
@@ -26,6 +28,7 @@ export class DigestsController {
   }
 
   @Access('agent')
+  @Owned({ params: { jobId: 'job' } })
   @Put('backups/:jobId/configuration')
   @HttpCode(200)
   @UseGuards(AgentOwnsJobGuard)

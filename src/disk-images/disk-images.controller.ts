@@ -7,6 +7,7 @@ import { DiskImageParams, DiskImageQuery, ExportIdParams, OpenPointExportDto, Po
 import { PointExportWorkflow } from './point-export.workflow';
 import { ListPointExportsQuery } from './queries/point-exports.query';
 import { Access } from '../http/access.guard';
+import { Owned } from '../http/owned';
 
 /** Disk restore without a hypervisor: a disk of a restore point as an image, or served over NBD. */
 @ApiTags('restore-points')
@@ -20,6 +21,7 @@ export class DiskImagesController {
   ) {}
 
   @Access('operate')
+  @Owned({ params: { id: 'point' } })
   @Get('restore-points/:id/disks/:diskId/image')
   @ApiProduces('application/octet-stream')
   async image(@Param() { id, diskId }: DiskImageParams, @Query() query: DiskImageQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
@@ -27,18 +29,21 @@ export class DiskImagesController {
   }
 
   @Access('operate')
+  @Owned({ params: { id: 'point' } })
   @Post('restore-points/:id/exports')
   async openExport(@Param() { id }: PointIdParams, @Body() body: OpenPointExportDto, @Req() req: Request) {
     return this.exports.openExport(id, body.tls ?? true, body.diskIds, req.hostname);
   }
 
   @Access('read')
+  @Owned({ params: { id: 'point' } })
   @Get('restore-points/:id/exports')
   async listExports(@Param() { id }: PointIdParams) {
     return this.queries.execute(new ListPointExportsQuery(id));
   }
 
   @Access('operate')
+  @Owned({ params: { exportId: 'export' } })
   @Delete('restore-point-exports/:exportId')
   async closeExport(@Param() { exportId }: ExportIdParams) {
     return this.exports.closeExport(exportId);

@@ -7,6 +7,8 @@ export interface RequestContext {
   actor: string;
   /** The role of the request's token; absent outside requests (timers, workflows), which no access rule applies to. */
   role?: Role;
+  /** The tenant a token is confined to; null or absent: it sees every tenant. */
+  tenantId?: string | null;
   /** The command or event that the next appended events are caused by. */
   causationId?: string;
 }
@@ -38,6 +40,7 @@ export function causedBy<T>(event: { id: string; metadata?: { correlationId?: un
 export interface Principal {
   actor: string;
   role: Role;
+  tenantId: string | null;
 }
 
 export function setPrincipal(principal: Principal): void {

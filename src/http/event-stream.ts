@@ -1,5 +1,5 @@
 import type { Response } from 'express';
-import { EventFilter, EventStore } from '../event-store/event-store.port';
+import { EventFilter, EventStore, RecordedEvent } from '../event-store/event-store.port';
 
 /** Live progress as server-sent events: a stream's events from its beginning, until one of `endTypes` or the client leaves. */
 export async function streamEvents(store: EventStore, streamId: string, endTypes: string[], res: Response): Promise<void> {
@@ -24,7 +24,7 @@ export async function streamEvents(store: EventStore, streamId: string, endTypes
  * until the client leaves: a client that reconnects with the last id it saw (Last-Event-ID) misses none and gets
  * none twice.
  */
-export async function streamLive(store: EventStore, filter: EventFilter, after: string | null, res: Response): Promise<void> {
+export async function streamLive(store: EventStore, filter: EventFilter, after: string | null, res: Response, visible: (event: RecordedEvent) => Promise<boolean>): Promise<void> {
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
   const abort = new AbortController();
   res.on('close', () => abort.abort());
@@ -33,6 +33,7 @@ export async function streamLive(store: EventStore, filter: EventFilter, after: 
   const heartbeat = setInterval(() => res.write(': keepalive\n\n'), 15_000);
   try {
     for await (const e of store.subscribeToAll({ after, filter, signal: abort.signal })) {
+      if (!(await visible(e))) continue;
       const body = { streamId: e.streamId, type: e.type, revision: e.revision.toString(), time: e.createdAt, correlationId: e.metadata.correlationId, data: e.data };
       res.write(`id: ${e.position}\nevent: ${e.type}\ndata: ${JSON.stringify(body)}\n\n`);
     }

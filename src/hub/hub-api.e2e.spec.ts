@@ -69,7 +69,7 @@ describe('hub API: auth, correlation, tokens, audit, projections, operations', (
   describe('tokens and event metadata', () => {
     it('issues a named token that works at once, becomes the actor of its events, and stops working when revoked', async () => {
       const issued = await hub.admin(hub.http().post('/api/v1/tokens')).set('X-Correlation-Id', 'corr-issue-1').send({ name: 'operator' }).expect(201);
-      expect(issued.body).toEqual({ tokenId: expect.any(String), name: 'operator', role: 'operator', token: expect.stringMatching(/^sdt_/) });
+      expect(issued.body).toEqual({ tokenId: expect.any(String), name: 'operator', role: 'operator', tenantId: null, token: expect.stringMatching(/^sdt_/) });
       const asOperator = (req: ReturnType<TestHub['http']>['get'] extends (...a: never[]) => infer R ? R : never) => req.set('Authorization', `Bearer ${issued.body.token}`);
       await asOperator(hub.http().get('/api/v1/projections')).expect(200);
       await asOperator(hub.http().post('/api/v1/tokens').send({ name: 'sneaky' })).expect(403);

@@ -2,6 +2,8 @@ import { DynamicModule, Module, Type } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { AccessGuard } from '../http/access.guard';
 import { liveFeature } from '../live/live.feature';
+import { TenantGuard } from '../http/owned';
+import { tenancyFeature } from '../tenancy/tenancy.feature';
 import { CqrsModule } from '@nestjs/cqrs';
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
@@ -40,7 +42,7 @@ interface Feature {
   providers: Type[];
 }
 
-const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature, liveFeature];
+const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature, liveFeature, tenancyFeature];
 
 @Module({})
 export class HubModule {
@@ -60,6 +62,7 @@ export class HubModule {
         { provide: METRICS_REGISTRY, useFactory: createMetricsRegistry },
         { provide: APP_FILTER, useClass: DomainErrorFilter },
         { provide: APP_GUARD, useExisting: AccessGuard },
+        { provide: APP_GUARD, useExisting: TenantGuard },
         ...projectors,
         ...READ_MODELS.flatMap((m) => m.queryHandlers),
         { provide: PROJECTORS, useFactory: (...all: unknown[]) => all, inject: projectors },

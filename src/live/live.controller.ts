@@ -8,6 +8,7 @@ import { streamLive } from '../http/event-stream';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RESTORE_STREAM_PREFIX } from '../vm-restore/restore.events';
 import { lastEventId, LiveQuery } from './live.dto';
+import { Owned, TenantScope } from '../http/owned';
 
 /** The read model a client lists jobs from before it follows them here. */
 const JOBS_READ_MODEL = 'backup-jobs';
@@ -20,6 +21,7 @@ export class LiveController {
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     private readonly projections: ProjectionsService,
+    private readonly scope: TenantScope,
   ) {}
 
   /**
@@ -27,12 +29,14 @@ export class LiveController {
    * jobs second misses nothing in between.
    */
   @Access('read')
+  @Owned('filtered')
   @Get()
   @ApiProduces('text/event-stream')
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'the id of the last event seen: the stream resumes after it' })
   async live(@Query() { after }: LiveQuery, @Headers('last-event-id') header: string | undefined, @Res() res: Response): Promise<void> {
     const resume = lastEventId(header) ?? after ?? null;
     const from = resume ?? (await this.projections.checkpoint(JOBS_READ_MODEL));
-    await streamLive(this.store, { streamPrefixes: [BACKUP_STREAM_PREFIX, RESTORE_STREAM_PREFIX] }, from, res);
+    const seen = new Map<string, boolean>();
+    await streamLive(this.store, { streamPrefixes: [BACKUP_STREAM_PREFIX, RESTORE_STREAM_PREFIX] }, from, res, (e) => this.scope.eventVisible(e, seen));
   }
 }

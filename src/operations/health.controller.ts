@@ -5,6 +5,7 @@ import { DbConnection } from '../database/db-connection';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DB_CONNECTION } from '../projection-runner/projections.service';
 import { Access } from '../http/access.guard';
+import { Owned } from '../http/owned';
 
 @ApiTags('operations')
 @Controller('api/v1/health')
@@ -16,6 +17,7 @@ export class HealthController {
   ) {}
 
   @Access('public')
+  @Owned('none')
   @Get()
   async health() {
     const body = { eventStore: this.store.kind, database: this.connection.origin };

@@ -10,6 +10,7 @@ import { GetPolicyQuery } from './queries/get-policy.query';
 import { ListPoliciesQuery } from './queries/list-policies.query';
 import { SchedulerWorkflow } from './scheduler.workflow';
 import { Access } from '../http/access.guard';
+import { Owned, TenantScope } from '../http/owned';
 
 const READ_MODEL = 'policies';
 
@@ -18,12 +19,14 @@ const READ_MODEL = 'policies';
 @Controller('api/v1/policies')
 export class PoliciesController {
   constructor(
+    private readonly scope: TenantScope,
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
     private readonly scheduler: SchedulerWorkflow,
   ) {}
 
   @Access('operate')
+  @Owned({ body: { repositoryId: 'repository', 'vms.agentId': 'agent!' } })
   @Post()
   async create(@Body() body: PolicyDto) {
     const { policyId } = await this.gateway.execute(new CreatePolicyCommand(toDefinition(body)), READ_MODEL);
@@ -31,18 +34,21 @@ export class PoliciesController {
   }
 
   @Access('read')
+  @Owned('filtered')
   @Get()
-  list() {
-    return this.queries.execute(new ListPoliciesQuery());
+  async list() {
+    return this.scope.filter(await this.queries.execute(new ListPoliciesQuery()), (p) => ({ repositoryId: p.repositoryId }));
   }
 
   @Access('read')
+  @Owned({ params: { policyId: 'policy' } })
   @Get(':policyId')
   get(@Param() { policyId }: PolicyIdParams) {
     return this.queries.execute(new GetPolicyQuery(policyId));
   }
 
   @Access('operate')
+  @Owned({ params: { policyId: 'policy' }, body: { repositoryId: 'repository', 'vms.agentId': 'agent!' } })
   @Put(':policyId')
   async update(@Param() { policyId }: PolicyIdParams, @Body() body: PolicyDto) {
     await this.gateway.execute(new UpdatePolicyCommand(policyId, toDefinition(body)), READ_MODEL);
@@ -50,6 +56,7 @@ export class PoliciesController {
   }
 
   @Access('operate')
+  @Owned({ params: { policyId: 'policy' } })
   @Delete(':policyId')
   async remove(@Param() { policyId }: PolicyIdParams) {
     await this.gateway.execute(new DeletePolicyCommand(policyId), READ_MODEL);
@@ -58,6 +65,7 @@ export class PoliciesController {
 
   /** Backs up every VM of the policy now, outside its calendar: each VM's job, or why it got none. */
   @Access('operate')
+  @Owned({ params: { policyId: 'policy' } })
   @Post(':policyId/run')
   @HttpCode(202)
   run(@Param() { policyId }: PolicyIdParams) {

@@ -5,6 +5,7 @@ import { IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
 import { Access } from '../http/access.guard';
 import { CalendarError, isValidTimeZone, parseCron, slotsBetween } from './calendar';
 import { Clock } from './clock';
+import { Owned } from '../http/owned';
 
 export class SchedulePreviewQuery {
   @ApiProperty({ example: '0 2 * * *' })
@@ -34,6 +35,7 @@ export class SchedulePreviewController {
   constructor(private readonly clock: Clock) {}
 
   @Access('read')
+  @Owned('none')
   @Get()
   preview(@Query() { cron, timezone, count }: SchedulePreviewQuery) {
     if (!isValidTimeZone(timezone)) throw new BadRequestException(`unknown time zone ${JSON.stringify(timezone)}`);

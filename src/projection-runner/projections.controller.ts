@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { ProjectionNameParams } from './projection-name.dto';
 import { ProjectionsService } from './projections.service';
 import { Access } from '../http/access.guard';
+import { Owned } from '../http/owned';
 
 @ApiTags('projections')
 @ApiBearerAuth()
@@ -11,12 +12,14 @@ export class ProjectionsController {
   constructor(private readonly projections: ProjectionsService) {}
 
   @Access('read')
+  @Owned('global')
   @Get()
   list() {
     return this.projections.list();
   }
 
   @Access('admin')
+  @Owned('global')
   @Post(':name/rebuild')
   @HttpCode(202)
   async rebuild(@Param() params: ProjectionNameParams) {

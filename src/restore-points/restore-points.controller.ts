@@ -7,6 +7,7 @@ import { RestorePointDeletionWorkflow } from './restore-point-deletion.workflow'
 import { RestorePointVerificationWorkflow } from './restore-point-verification.workflow';
 import { ChainQuery, RestorePointIdParams, restorePointResponse, VmIdParams } from './restore-points.dto';
 import { Access } from '../http/access.guard';
+import { Owned } from '../http/owned';
 
 /** Deleting and verifying work on the chain's files, so they go through their workflows. */
 @ApiTags('restore-points')
@@ -20,12 +21,14 @@ export class RestorePointsController {
   ) {}
 
   @Access('read')
+  @Owned({ params: { id: 'point' } })
   @Get('restore-points/:id')
   async get(@Param() { id }: RestorePointIdParams) {
     return restorePointResponse(await this.queries.execute(new GetRestorePointQuery(id)));
   }
 
   @Access('operate')
+  @Owned({ params: { id: 'point' } })
   @Delete('restore-points/:id')
   async delete(@Param() { id }: RestorePointIdParams) {
     await this.deletion.delete(id);
@@ -33,6 +36,7 @@ export class RestorePointsController {
   }
 
   @Access('operate')
+  @Owned({ params: { id: 'point' } })
   @Post('restore-points/:id/verify')
   async verify(@Param() { id }: RestorePointIdParams) {
     const content = await this.verification.verify(id);
@@ -40,6 +44,7 @@ export class RestorePointsController {
   }
 
   @Access('read')
+  @Owned({ params: { vmId: 'vm' } })
   @Get('vms/:vmId/restore-points')
   async list(@Param() { vmId }: VmIdParams, @Query() { repositoryId }: ChainQuery) {
     return (await this.queries.execute(new ListRestorePointsQuery(vmId, repositoryId))).map(restorePointResponse);

@@ -12,6 +12,7 @@ import { ArchiveQuery, CreateRestoreMountDto, FileQuery, ListFilesQuery, ListRes
 import { RESTORE_READ_MODEL, RestoreMountWorkflow } from './restore-mount.workflow';
 import { VolumePathErrorFilter } from './volume-path-error.filter';
 import { Access } from '../http/access.guard';
+import { Owned, TenantScope } from '../http/owned';
 
 @ApiTags('restore')
 @ApiBearerAuth()
@@ -19,6 +20,7 @@ import { Access } from '../http/access.guard';
 @Controller('api/v1/restore')
 export class RestoreMountsController {
   constructor(
+    private readonly scope: TenantScope,
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
     private readonly downloads: RestoreDownloads,
@@ -27,6 +29,7 @@ export class RestoreMountsController {
 
   /** Answers once every volume was tried: ready, or 409 with why the mount failed. */
   @Access('operate')
+  @Owned({ body: { restorePointId: 'point' } })
   @Post('mounts')
   async mount(@Body() body: CreateRestoreMountDto) {
     const { mountId } = await this.gateway.execute(new RequestRestoreMountCommand(body.restorePointId, body.diskId), RESTORE_READ_MODEL);
@@ -34,12 +37,14 @@ export class RestoreMountsController {
   }
 
   @Access('read')
+  @Owned('filtered')
   @Get('mounts')
   async list(@Query() query: ListRestoreMountsFilter) {
-    return this.queries.execute(new ListRestoreMountsQuery(query));
+    return this.scope.filter(await this.queries.execute(new ListRestoreMountsQuery(query)), (m) => ({ vmId: m.vmId }));
   }
 
   @Access('read')
+  @Owned({ params: { id: 'mount' } })
   @Get('mounts/:id')
   async get(@Param() { id }: MountIdParams) {
     return this.queries.execute(new GetRestoreMountQuery(id));
@@ -47,6 +52,7 @@ export class RestoreMountsController {
 
   /** Answers once the mount is down; downloads under way are cut off. Releasing again changes nothing. */
   @Access('operate')
+  @Owned({ params: { id: 'mount' } })
   @Delete('mounts/:id')
   async release(@Param() { id }: MountIdParams) {
     await this.mounts.releaseOnRequest(id);
@@ -54,12 +60,14 @@ export class RestoreMountsController {
   }
 
   @Access('read')
+  @Owned({ params: { id: 'mount' } })
   @Get('mounts/:id/files')
   async listFiles(@Param() { id }: MountIdParams, @Query() query: ListFilesQuery) {
     return this.downloads.list(id, query.volume, query.path ?? '', query.limit, query.cursor);
   }
 
   @Access('operate')
+  @Owned({ params: { id: 'mount' } })
   @Get('mounts/:id/file')
   @ApiProduces('application/octet-stream')
   async download(@Param() { id }: MountIdParams, @Query() query: FileQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
@@ -67,6 +75,7 @@ export class RestoreMountsController {
   }
 
   @Access('operate')
+  @Owned({ params: { id: 'mount' } })
   @Get('mounts/:id/archive')
   @ApiProduces('application/gzip', 'application/zip')
   async archive(@Param() { id }: MountIdParams, @Query() query: ArchiveQuery, @Req() req: Request, @Res() res: Response): Promise<void> {

@@ -19,6 +19,7 @@ import { RestoreReader } from './restore.reader';
 import { RestoreWorkflow } from './restore.workflow';
 import { ListRestoresDto, minimalDefinition, RestoreDiskParams, RestoreIdParams, RestorePointIdParams, restoreResponse, StartDrillDto, StartRestoreDto } from './restores.dto';
 import { Access } from '../http/access.guard';
+import { Owned, TenantScope } from '../http/owned';
 
 const READ_MODEL = 'restores';
 
@@ -28,6 +29,7 @@ const READ_MODEL = 'restores';
 @Controller('api/v1')
 export class RestoresController {
   constructor(
+    private readonly scope: TenantScope,
     private readonly workflow: RestoreWorkflow,
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
@@ -38,6 +40,7 @@ export class RestoresController {
   ) {}
 
   @Access('operate')
+  @Owned({ body: { restorePointId: 'point', agentId: 'agent', 'target.vmId': 'vm' } })
   @Post('restores')
   @HttpCode(202)
   start(@Body() body: StartRestoreDto) {
@@ -48,6 +51,7 @@ export class RestoresController {
 
   /** A recovery drill: the point booted on the agent's host from the hub's export, checked, removed; the verdict is the restore's end. */
   @Access('operate')
+  @Owned({ params: { id: 'point' }, body: { agentId: 'agent' } })
   @Post('restore-points/:id/drill')
   @HttpCode(202)
   drill(@Param() { id }: RestorePointIdParams, @Body() body: StartDrillDto) {
@@ -55,6 +59,7 @@ export class RestoresController {
   }
 
   @Access('read')
+  @Owned({ params: { restoreId: 'restore' } })
   @Get('restores/:restoreId/screenshot')
   async screenshot(@Param() { restoreId }: RestoreIdParams, @Res({ passthrough: true }) res: Response) {
     const { drill } = await this.queries.execute(new GetRestoreQuery(restoreId));
@@ -64,18 +69,21 @@ export class RestoresController {
   }
 
   @Access('read')
+  @Owned('filtered')
   @Get('restores')
   async list(@Query() { vmId }: ListRestoresDto) {
-    return (await this.queries.execute(new ListRestoresQuery({ vmId }))).map(restoreResponse);
+    return (await this.scope.filter(await this.queries.execute(new ListRestoresQuery({ vmId })), (r) => ({ vmId: r.vmId }))).map(restoreResponse);
   }
 
   @Access('read')
+  @Owned({ params: { restoreId: 'restore' } })
   @Get('restores/:restoreId')
   async get(@Param() { restoreId }: RestoreIdParams) {
     return restoreResponse(await this.queries.execute(new GetRestoreQuery(restoreId)));
   }
 
   @Access('operate')
+  @Owned({ params: { restoreId: 'restore' } })
   @Post('restores/:restoreId/cancel')
   @HttpCode(202)
   async cancel(@Param() { restoreId }: RestoreIdParams) {
@@ -84,6 +92,7 @@ export class RestoresController {
   }
 
   @Access('read')
+  @Owned({ params: { restoreId: 'restore' } })
   @Get('restores/:restoreId/events')
   async events(@Param() { restoreId }: RestoreIdParams, @Res() res: Response) {
     await this.reader.get(restoreId);
@@ -91,6 +100,7 @@ export class RestoresController {
   }
 
   @Access('agent')
+  @Owned({ params: { restoreId: 'restore' } })
   @Post('restores/:restoreId/agent-reports')
   @HttpCode(202)
   @UseGuards(AgentOwnsRestoreGuard)
@@ -101,6 +111,7 @@ export class RestoresController {
 
   /** The point's digests of one disk, each block as the point reads it: what the agent checks every block it writes against. */
   @Access('agent')
+  @Owned({ params: { restoreId: 'restore' } })
   @Get('restores/:restoreId/disks/:diskId/digests')
   @Header('Content-Type', 'application/octet-stream')
   @UseGuards(AgentOwnsRestoreGuard)

@@ -161,13 +161,13 @@ describe('the web console in Chromium', () => {
   });
 
   /** A tab on the cuttable proxy's origin, logged in (sessionStorage is per origin). */
-  async function tabViaProxy(token = LAB_TOKEN): Promise<{ tab: Page; via: string }> {
+  async function tabViaProxy(token = LAB_TOKEN, ready = 'tr[data-vm="vm1"]'): Promise<{ tab: Page; via: string }> {
     const via = `http://127.0.0.1:${proxy.port}`;
     const tab = await browser!.newPage();
     await tab.goto(`${via}/console/login?next=%2F`);
     await tab.getByLabel('API token').fill(token);
     await tab.getByRole('button', { name: 'Log in' }).click();
-    await tab.locator('tr[data-vm="vm1"]').waitFor();
+    await tab.locator(ready).waitFor();
     return { tab, via };
   }
 
@@ -457,6 +457,36 @@ describe('the web console in Chromium', () => {
     expect(await lab.waitForJob(jobId, 120_000)).toMatchObject({ status: 'completed', error: null, cancelRequested: false });
     await tab.close();
   }, 180_000);
+
+  it("a tenant's operator sees only its tenant's VMs; another tenant's sees none of them and gets 404 for their point by id", async () => {
+    const agentId = (await lab.api('GET', '/api/v1/agents')).body[0].agentId;
+    expect((await lab.api('PUT', `/api/v1/agents/${agentId}/tenant`, { tenantId: 'acme' })).status).toBe(200);
+    const acme = (await lab.api('POST', '/api/v1/tokens', { name: 'acme-ops', role: 'operator', tenantId: 'acme' })).body.token;
+    const globex = (await lab.api('POST', '/api/v1/tokens', { name: 'globex-ops', role: 'operator', tenantId: 'globex' })).body.token;
+    const point = (await lab.api('GET', '/api/v1/vms/vm1/restore-points')).body.at(-1).restorePointId;
+    try {
+      const mine = await tabViaProxy(acme);
+      await expect(mine.tab.locator('[data-tenant]').textContent()).resolves.toBe('tenant acme');
+      const rows = await mine.tab.locator('tr[data-vm]').evaluateAll((trs: any[]) => trs.map((tr) => tr.getAttribute('data-vm')));
+      const asAcme = await fetch(`${base()}/api/v1/reports/protection`, { headers: { Authorization: `Bearer ${acme}` } });
+      expect(rows.sort()).toEqual(((await asAcme.json()) as { vms: { vmId: string }[] }).vms.map((v) => v.vmId).sort());
+      expect(rows.sort()).toEqual(['vm1', 'vm2']);
+      await mine.tab.close();
+
+      const theirs = await tabViaProxy(globex, 'caption');
+      await expect(theirs.tab.locator('tr[data-vm]').count()).resolves.toBe(0);
+      const byId = await fetch(`${base()}/api/v1/restore-points/${point}`, { headers: { Authorization: `Bearer ${globex}` } });
+      expect(byId.status).toBe(404);
+      expect(((await byId.json()) as { message: string }).message).toBe(`point ${point} does not exist`);
+      await theirs.tab.goto(`${theirs.via}/console/vms/vm1`);
+      await expect(theirs.tab.getByRole('alert').textContent()).resolves.toBe('vm vm1 does not exist');
+      expect(await axeViolations(theirs.tab)).toEqual([]);
+      await theirs.tab.screenshot({ path: join(SCREENS, 'tenant-foreign.png'), fullPage: true });
+      await theirs.tab.close();
+    } finally {
+      expect((await lab.api('PUT', `/api/v1/agents/${agentId}/tenant`, { tenantId: null })).status).toBe(200);
+    }
+  }, 120_000);
 
   // last: the agent's copy under the killed hub notices the lost export only at its next request, seconds later at 1 MiB/s
   it('a hub killed mid-job: the job page shows it failed with its reason once the hub is back, never stuck on running', async () => {

@@ -996,6 +996,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agents/{agentId}/tenant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["TenancyController_assignAgent"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{id}/tenant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["TenancyController_assignRepository"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1012,6 +1044,11 @@ export interface components {
              * @enum {string}
              */
             role: "admin" | "operator" | "viewer";
+            /**
+             * @description confines the token to one tenant's agents, VMs, repositories and what they hold; operator or viewer only
+             * @example acme
+             */
+            tenantId?: string;
         };
         SessionDto: {
             /**
@@ -1021,6 +1058,8 @@ export interface components {
             actor: string;
             /** @enum {string} */
             role: "admin" | "operator" | "viewer" | "agent";
+            /** @description the tenant the token is confined to; null: every tenant */
+            tenantId: string | null;
         };
         IssueDownloadLinkDto: {
             /** @example /api/v1/restore/mounts/6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60/file?path=etc/hostname */
@@ -1268,6 +1307,13 @@ export interface components {
             timeoutSeconds?: number;
             /** @description for a point without a recorded configuration */
             definition?: components["schemas"]["MinimalDefinitionDto"];
+        };
+        AssignTenantDto: {
+            /**
+             * @description the tenant; null: no tenant (only tokens without a tenant see it)
+             * @example acme
+             */
+            tenantId: string | null;
         };
     };
     responses: never;
@@ -2741,6 +2787,52 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    TenancyController_assignAgent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignTenantDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    TenancyController_assignRepository: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignTenantDto"];
+            };
+        };
         responses: {
             200: {
                 headers: {

@@ -13,9 +13,9 @@ export function Login() {
     const res = await fetch('/api/v1/session', { headers: { Authorization: `Bearer ${token}` } });
     if (res.status === 401) return setError('The hub does not know this token.');
     if (!res.ok) return setError(`The hub answered ${res.status}.`);
-    const { role } = (await res.json()) as { role: string };
+    const { role, tenantId } = (await res.json()) as { role: string; tenantId: string | null };
     if (role !== 'admin' && role !== 'operator' && role !== 'viewer') return setError(`A token with the role ${role} cannot use the console.`);
-    session.login(token, role);
+    session.login(token, role, tenantId);
     navigate(next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
   }
 

@@ -5,6 +5,7 @@ export interface ApiTokenSummary {
   tokenId: string;
   name: string;
   role: Role;
+  tenantId: string | null;
   status: 'active' | 'revoked';
   issuedBy: string;
   issuedAt: Date;

@@ -8,11 +8,17 @@ const revoked: ApiTokenEvent = { type: API_TOKEN_REVOKED, data: { tokenId: 't1',
 
 describe('api token rules', () => {
   it('issues a new token', () => {
-    expect(token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer' }, token.initialState())).toEqual([issued]);
+    expect(token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer', tenantId: null }, token.initialState())).toEqual([issued]);
+  });
+
+  it('records the tenant a token is confined to', () => {
+    expect(token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer', tenantId: 'acme' }, token.initialState())).toEqual([
+      { type: API_TOKEN_ISSUED, data: { tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer', tenantId: 'acme' } },
+    ]);
   });
 
   it('refuses to issue the same token twice', () => {
-    expect(() => token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer' }, fold(token, [issued]))).toThrow(DomainError);
+    expect(() => token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer', tenantId: null }, fold(token, [issued]))).toThrow(DomainError);
   });
 
   it('revokes an active token once; revoking again changes nothing', () => {

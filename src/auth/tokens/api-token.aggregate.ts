@@ -6,7 +6,7 @@ import { API_TOKEN_ISSUED, API_TOKEN_REVOKED, ApiTokenEvent } from './api-token.
 export type ApiTokenState = { status: 'none' } | { status: 'active' | 'revoked'; tokenId: string; name: string };
 
 export type ApiTokenCommand =
-  | { kind: 'issue'; tokenId: string; name: string; tokenHash: string; role: Role }
+  | { kind: 'issue'; tokenId: string; name: string; tokenHash: string; role: Role; tenantId: string | null }
   | { kind: 'revoke'; tokenId: string };
 
 export const apiTokenAggregate: Aggregate<ApiTokenState, ApiTokenCommand, ApiTokenEvent> = {
@@ -25,7 +25,7 @@ export const apiTokenAggregate: Aggregate<ApiTokenState, ApiTokenCommand, ApiTok
     switch (command.kind) {
       case 'issue':
         if (state.status !== 'none') throw new DomainError('conflict', `token ${command.tokenId} already exists`);
-        return [{ type: API_TOKEN_ISSUED, data: { tokenId: command.tokenId, name: command.name, tokenHash: command.tokenHash, role: command.role } }];
+        return [{ type: API_TOKEN_ISSUED, data: { tokenId: command.tokenId, name: command.name, tokenHash: command.tokenHash, role: command.role, ...(command.tenantId ? { tenantId: command.tenantId } : {}) } }];
       case 'revoke':
         if (state.status === 'none') throw new DomainError('not_found', `token ${command.tokenId} does not exist`);
         if (state.status === 'revoked') return [];

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, Matches } from 'class-validator';
+import { TENANT_ID, TENANT_ID_MESSAGE } from '../../tenancy/tenancy.events';
 import { ISSUABLE_ROLES, type IssuableRole } from '../../http/roles';
 
 export class IssueApiTokenDto {
@@ -16,4 +17,9 @@ export class IssueApiTokenDto {
   @IsOptional()
   @IsIn(ISSUABLE_ROLES, { message: `role must be one of ${ISSUABLE_ROLES.join(', ')}` })
   role?: IssuableRole;
+
+  @ApiPropertyOptional({ example: 'acme', description: "confines the token to one tenant's agents, VMs, repositories and what they hold; operator or viewer only" })
+  @IsOptional()
+  @Matches(TENANT_ID, { message: TENANT_ID_MESSAGE })
+  tenantId?: string;
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { CommandGateway } from '../../projection-runner/command-gateway';
@@ -7,6 +7,7 @@ import { IssueApiTokenDto } from './api-token.dto';
 import { IssueApiTokenCommand } from './commands/issue-api-token.command';
 import { RevokeApiTokenCommand } from './commands/revoke-api-token.command';
 import { Access } from '../../http/access.guard';
+import { Owned } from '../../http/owned';
 
 /** The read model that authenticates tokens: a new token must work on the very next request, a revoked one must not. */
 const READ_MODEL = 'api-tokens';
@@ -21,18 +22,23 @@ export class ApiTokensController {
   ) {}
 
   @Access('admin', 'only an admin token can manage tokens')
+  @Owned('global')
   @Post()
   issue(@Body() body: IssueApiTokenDto) {
-    return this.gateway.execute(new IssueApiTokenCommand(body.name, body.role ?? 'operator'), READ_MODEL);
+    // a tenant's admin would manage tokens, agents and repositories of every tenant
+    if (body.tenantId && body.role === 'admin') throw new BadRequestException("a tenant's token is an operator or a viewer, not an admin");
+    return this.gateway.execute(new IssueApiTokenCommand(body.name, body.role ?? 'operator', body.tenantId ?? null), READ_MODEL);
   }
 
   @Access('admin', 'only an admin token can manage tokens')
+  @Owned('global')
   @Get()
   list() {
     return this.queries.execute(new ListApiTokensQuery());
   }
 
   @Access('admin', 'only an admin token can manage tokens')
+  @Owned('global')
   @Delete(':tokenId')
   @HttpCode(204)
   async revoke(@Param('tokenId', new ParseUUIDPipe({ version: '4' })) tokenId: string) {

@@ -5,6 +5,7 @@ import { QemuNbdProcessesQuery } from '../queries/qemu-nbd-processes.query';
 import { LeaseIdParams, StartExportDto } from './nbd-exports.dto';
 import { NbdExportsService } from './nbd-exports.service';
 import { Access } from '../../http/access.guard';
+import { Owned } from '../../http/owned';
 
 @ApiTags('nbd')
 @ApiBearerAuth()
@@ -17,12 +18,14 @@ export class NbdExportsController {
   ) {}
 
   @Access('admin')
+  @Owned('global')
   @Post('exports')
   start(@Body() body: StartExportDto) {
     return this.exports.startAndShow({ ...body, format: body.format ?? 'qcow2', readOnly: body.readOnly ?? false, bitmap: body.bitmap ?? null });
   }
 
   @Access('admin')
+  @Owned('global')
   @Delete('exports/:leaseId')
   async stop(@Param() { leaseId }: LeaseIdParams) {
     await this.exports.stopAndShow(leaseId);
@@ -30,6 +33,7 @@ export class NbdExportsController {
   }
 
   @Access('read')
+  @Owned('global')
   @Get('processes')
   processes() {
     return this.queries.execute(new QemuNbdProcessesQuery());

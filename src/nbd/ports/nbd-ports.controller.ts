@@ -9,6 +9,7 @@ import { AllocateNbdPortCommand } from './commands/allocate-nbd-port.command';
 import { ReleaseNbdPortCommand } from './commands/release-nbd-port.command';
 import { AllocatePortDto, JobIdParams, PortParams } from './nbd-ports.dto';
 import { Access } from '../../http/access.guard';
+import { Owned } from '../../http/owned';
 
 const LEASES = 'nbd-leases';
 
@@ -24,6 +25,7 @@ export class NbdPortsController {
   ) {}
 
   @Access('admin')
+  @Owned('global')
   @Post('allocate')
   async allocate(@Body() body: AllocatePortDto) {
     const { port, leaseId, jobId, diskId } = await this.gateway.execute(new AllocateNbdPortCommand(body.jobId, body.diskId), LEASES);
@@ -31,24 +33,28 @@ export class NbdPortsController {
   }
 
   @Access('admin')
+  @Owned('global')
   @Delete('job/:jobId')
   releaseJob(@Param() { jobId }: JobIdParams) {
     return this.exports.releaseJob(jobId);
   }
 
   @Access('admin')
+  @Owned('global')
   @Delete(':port')
   release(@Param() { port }: PortParams) {
     return this.gateway.execute(new ReleaseNbdPortCommand(port, 'released by request'), LEASES);
   }
 
   @Access('read')
+  @Owned('global')
   @Get()
   list() {
     return this.queries.execute(new ActiveNbdLeasesQuery());
   }
 
   @Access('read')
+  @Owned('global')
   @Get('metrics')
   metrics() {
     return this.queries.execute(new NbdPortMetricsQuery());

@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { PolicyIdParams, PreviewRulesQuery, previewRules, retentionResponse } from './retention.dto';
 import { RetentionWorkflow } from './retention.workflow';
 import { Access } from '../../http/access.guard';
+import { Owned } from '../../http/owned';
 
 /** Pruning works on the chains' files, so it goes through the retention workflow. */
 @ApiTags('policies')
@@ -12,6 +13,7 @@ export class RetentionController {
   constructor(private readonly retention: RetentionWorkflow) {}
 
   @Access('read')
+  @Owned({ params: { id: 'policy' } })
   @Get(':id/prune-preview')
   async preview(@Param() { id }: PolicyIdParams, @Query() rules: PreviewRulesQuery) {
     const { policy, chains } = await this.retention.preview(id, previewRules(rules));
@@ -19,6 +21,7 @@ export class RetentionController {
   }
 
   @Access('operate')
+  @Owned({ params: { id: 'policy' } })
   @Post(':id/prune')
   @HttpCode(200)
   async prune(@Param() { id }: PolicyIdParams) {

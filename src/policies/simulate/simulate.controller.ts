@@ -5,6 +5,7 @@ import { toDefinition } from '../policies.dto';
 import { SimulatePolicyQuery } from './queries/simulate-policy.query';
 import { SimulatePolicyDto } from './simulate.dto';
 import { Access } from '../../http/access.guard';
+import { Owned } from '../../http/owned';
 
 @ApiTags('policies')
 @ApiBearerAuth()
@@ -14,6 +15,7 @@ export class SimulateController {
 
   /** What the policy would have done over the recorded history; changes nothing. */
   @Access('read')
+  @Owned({ body: { 'policy.repositoryId': 'repository', 'policy.vms.agentId': 'agent!' } })
   @Post('simulate')
   @HttpCode(200)
   simulate(@Body() body: SimulatePolicyDto) {

@@ -8,6 +8,7 @@ import { ListRepositoriesQuery } from '../queries/list-repositories.query';
 import { RepositoryLifecycleWorkflow } from '../repository-lifecycle.workflow';
 import { RegisterRepositoryDto, registrationOf, RepositoryIdParams } from './repositories.dto';
 import { Access } from '../../http/access.guard';
+import { Owned, TenantScope } from '../../http/owned';
 
 /** Registering, removing, rescanning and verifying touch the repository's files, so they go through their workflows. */
 @ApiTags('repositories')
@@ -15,6 +16,7 @@ import { Access } from '../../http/access.guard';
 @Controller('api/v1/repositories')
 export class RepositoriesController {
   constructor(
+    private readonly scope: TenantScope,
     private readonly queries: QueryBus,
     private readonly lifecycle: RepositoryLifecycleWorkflow,
     private readonly rescans: RescanWorkflow,
@@ -22,6 +24,7 @@ export class RepositoriesController {
   ) {}
 
   @Access('admin')
+  @Owned('global')
   @Post()
   async register(@Body() body: RegisterRepositoryDto) {
     const { repositoryId } = await this.lifecycle.register(registrationOf(body));
@@ -29,18 +32,21 @@ export class RepositoriesController {
   }
 
   @Access('read')
+  @Owned('filtered')
   @Get()
-  list() {
-    return this.queries.execute(new ListRepositoriesQuery());
+  async list() {
+    return this.scope.filter(await this.queries.execute(new ListRepositoriesQuery()), (r) => ({ repositoryId: r.repositoryId }));
   }
 
   @Access('read')
+  @Owned({ params: { id: 'repository' } })
   @Get(':id')
   get(@Param() { id }: RepositoryIdParams) {
     return this.queries.execute(new GetRepositoryQuery(id));
   }
 
   @Access('admin')
+  @Owned('global')
   @Delete(':id')
   @HttpCode(204)
   async remove(@Param() { id }: RepositoryIdParams) {
@@ -48,6 +54,7 @@ export class RepositoriesController {
   }
 
   @Access('admin')
+  @Owned('global')
   @Post(':id/rescan')
   rescan(@Param() { id }: RepositoryIdParams) {
     return this.rescans.rescan(id);
@@ -55,6 +62,7 @@ export class RepositoriesController {
 
   /** Reads back every block of every restore point in the repository (each once) against its digests. */
   @Access('operate')
+  @Owned({ params: { id: 'repository' } })
   @Post(':id/verify')
   verify(@Param() { id }: RepositoryIdParams) {
     return this.verification.verifyRepository(id);

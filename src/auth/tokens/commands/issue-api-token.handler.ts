@@ -13,8 +13,8 @@ export class IssueApiTokenHandler implements ICommandHandler<IssueApiTokenComman
   async execute(command: IssueApiTokenCommand): Promise<IssuedToken> {
     const tokenId = randomUUID();
     const token = newToken();
-    const decision = { kind: 'issue', tokenId, name: command.name, tokenHash: hashToken(token), role: command.role } as const;
+    const decision = { kind: 'issue', tokenId, name: command.name, tokenHash: hashToken(token), role: command.role, tenantId: command.tenantId } as const;
     const result = await this.aggregates.execute(apiTokenStream(tokenId), apiTokenAggregate, decision, command);
-    return { tokenId, name: command.name, role: command.role, token, position: result.position };
+    return { tokenId, name: command.name, role: command.role, tenantId: command.tenantId, token, position: result.position };
   }
 }
