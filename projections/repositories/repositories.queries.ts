@@ -13,8 +13,10 @@ function active(dataSource: DataSource): Promise<RepositoryView[]> {
 }
 
 /** Capacity is measured when asked, not taken from the last sample: the sample is only recorded when it moved. */
-async function details(v: RepositoryView): Promise<RepositoryDetails> {
+async function details(v: RepositoryView, dataSource: DataSource): Promise<RepositoryDetails> {
   const live = await measureCapacity(v.root).catch(() => null);
+  // the chains' read model is the restore-points projection's, applied in the same database
+  const [points] = await dataSource.query(`SELECT count(*)::int AS n FROM rm_restore_points WHERE repository_id = $1`, [v.repositoryId]);
   return {
     repositoryId: v.repositoryId,
     name: v.name,
@@ -25,6 +27,7 @@ async function details(v: RepositoryView): Promise<RepositoryDetails> {
     freeBytes: live?.freeBytes ?? null,
     usedBytes: live?.usedBytes ?? null,
     lowSpace: v.lowSpace,
+    restorePoints: points.n,
     registeredAt: v.registeredAt,
   };
 }
@@ -43,7 +46,7 @@ export class ListRepositoriesHandler implements IQueryHandler<ListRepositoriesQu
   constructor(private readonly dataSource: DataSource) {}
 
   async execute(): Promise<RepositoryDetails[]> {
-    return Promise.all((await active(this.dataSource)).map(details));
+    return Promise.all((await active(this.dataSource)).map((v) => details(v, this.dataSource)));
   }
 }
 
@@ -54,6 +57,6 @@ export class GetRepositoryHandler implements IQueryHandler<GetRepositoryQuery, R
   async execute({ repositoryId }: GetRepositoryQuery): Promise<RepositoryDetails> {
     const view = await this.dataSource.getRepository(RepositoryView).findOneBy({ repositoryId, status: 'active' });
     if (!view) throw new DomainError('not_found', `repository ${repositoryId} does not exist`);
-    return details(view);
+    return details(view, this.dataSource);
   }
 }

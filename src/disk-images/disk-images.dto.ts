@@ -1,4 +1,4 @@
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Matches } from 'class-validator';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -25,11 +25,13 @@ export class DiskImageQuery {
 }
 
 export class PointIdParams {
+  @ApiProperty()
   @Matches(ID, { message: ID_MESSAGE('restorePointId') })
   id: string;
 }
 
 export class ExportIdParams {
+  @ApiProperty({ format: 'uuid' })
   @IsUUID('4', { message: 'export id must be a uuid' })
   exportId: string;
 }

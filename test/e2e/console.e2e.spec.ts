@@ -267,6 +267,21 @@ describe('the web console in Chromium', () => {
     await tab.locator(`tr[data-point="${newest}"][data-integrity="verified"]`).waitFor({ timeout: 60_000 });
     expect((await lab.api('GET', `/api/v1/restore-points/${newest}`)).body.integrity).toBe('verified');
 
+    // a read-only NBD export of the point, its keys shown once, closed from the page
+    await tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Export over NBD' }).click();
+    const section = tab.locator('section[data-export]');
+    await section.waitFor();
+    const exportId = (await section.getAttribute('data-export'))!;
+    const open = (await lab.api('GET', `/api/v1/restore-points/${newest}/exports`)).body.find((e: { exportId: string }) => e.exportId === exportId);
+    expect(open).toMatchObject({ status: 'open', tls: true });
+    const uris = await section.locator('tr[data-export-disk] td code').evaluateAll((c: any[]) => c.map((x) => x.textContent));
+    for (const d of open.disks as { uri: string }[]) expect(uris).toContain(d.uri);
+    expect(uris.filter((u: string) => /^[0-9a-f]{64}$/.test(u))).toHaveLength(open.disks.length);
+    expect(await axeViolations(tab)).toEqual([]);
+    await section.getByRole('button', { name: 'Close the export' }).click();
+    await section.waitFor({ state: 'detached' });
+    expect((await lab.api('GET', `/api/v1/restore-points/${newest}/exports`)).body.find((e: { exportId: string }) => e.exportId === exportId)).toMatchObject({ status: 'closed', closeReason: 'requested' });
+
     // the restore, with the keyboard alone
     await tabTo(tab, `tr[data-point="${newest}"] button:text-is("Browse files of disk0")`);
     await tab.keyboard.press('Enter');
@@ -378,6 +393,8 @@ describe('the web console in Chromium', () => {
     await bar.waitFor();
     const repo = (await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body;
     expect(Math.abs(Number(await bar.getAttribute('aria-valuenow')) - Math.round(((repo.totalBytes - repo.freeBytes) / repo.totalBytes) * 100))).toBeLessThanOrEqual(1);
+    await expect(tab.locator(`tr[data-repository="${lab.repositoryId}"] [data-points]`).getAttribute('data-points')).resolves.toBe(String(repo.restorePoints));
+    expect(repo.restorePoints).toBe((await lab.api('GET', '/api/v1/vms/vm1/restore-points')).body.length + (await lab.api('GET', '/api/v1/vms/vm2/restore-points')).body.length);
     const agents = (await lab.api('GET', '/api/v1/agents')).body as { agentId: string; connected: boolean }[];
     for (const a of agents) await expect(tab.locator(`tr[data-agent="${a.agentId}"]`).getAttribute('data-connected')).resolves.toBe(String(a.connected));
     expect(await axeViolations(tab)).toEqual([]);
@@ -396,7 +413,12 @@ describe('the web console in Chromium', () => {
     expect((await lab.api('GET', '/api/v1/schedule-preview?cron=0+3+*+*+*&timezone=Mars/Olympus')).body.message).toMatch(/unknown time zone/);
 
     const { tab, via } = await tabViaProxy();
+    await tab.goto(`${via}/console/policies/new`);
+    await tab.locator('#p-agent').waitFor();
+    expect(await axeViolations(tab)).toEqual([]);
     await tab.goto(`${via}/console/policies`);
+    await tab.locator(`tr[data-policy="${policy.policyId}"] a`).waitFor();
+    expect(await axeViolations(tab)).toEqual([]);
     await tab.locator(`tr[data-policy="${policy.policyId}"] a`).click();
     await tab.locator('tr[data-mark]').first().waitFor();
     const slots = (await lab.api('GET', '/api/v1/schedule-preview?cron=0+3+1+1+*&timezone=UTC&count=5')).body.slots;

@@ -11,6 +11,7 @@ interface Repository {
   freeBytes: number;
   usedBytes: number;
   lowSpace: boolean;
+  restorePoints: number;
 }
 interface Agent {
   agentId: string;
@@ -47,7 +48,7 @@ export function Infrastructure() {
       <h1>Repositories and agents</h1>
       <table>
         <caption>Repositories</caption>
-        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Used</th></tr></thead>
+        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Restore points</th><th scope="col">Used</th></tr></thead>
         <tbody>
           {repositories.map((r) => {
             const percent = r.totalBytes ? Math.round(((r.totalBytes - r.freeBytes) / r.totalBytes) * 100) : 0;
@@ -56,6 +57,7 @@ export function Infrastructure() {
                 <th scope="row">{r.name}</th>
                 <td>{r.kind}</td>
                 <td><code>{r.path}</code></td>
+                <td data-points={r.restorePoints}>{r.restorePoints}</td>
                 <td>
                   <div role="progressbar" aria-label={`space used in ${r.name}`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={percent} class={`bar${r.lowSpace ? ' low' : ''}`}>
                     <div style={{ width: `${percent}%` }} />

@@ -50,6 +50,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
   const [form, setForm] = useState<Definition | null>(policyId ? null : EMPTY);
   const [saved, setSaved] = useState<Definition | null>(null);
   const [repositories, setRepositories] = useState<{ repositoryId: string; name: string }[]>([]);
+  const [agents, setAgents] = useState<{ agentId: string; name: string }[]>([]);
   const [notice, setNotice] = useState<Notice | null>(null);
   const [slots, setSlots] = useState<{ slots: string[]; error: string | null }>({ slots: [], error: null });
   const [preview, setPreview] = useState<{ vmId: string; marks: Mark[] }[] | null>(null);
@@ -63,6 +64,12 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
       const repos = (data as unknown as { repositoryId: string; name: string }[] | undefined) ?? [];
       setRepositories(repos);
       if (!policyId) setForm((f) => f && { ...f, repositoryId: f.repositoryId || repos[0]?.repositoryId || '' });
+    });
+    void api.GET('/api/v1/agents').then(({ data }) => {
+      const list = (data as unknown as { agentId: string; name: string }[] | undefined) ?? [];
+      setAgents(list);
+      // a tenant's policy names one of its agents (the hub refuses one that does not)
+      if (!policyId && session.tenant()) setForm((f) => f && { ...f, vms: { ...f.vms, agentId: f.vms.agentId ?? list[0]?.agentId } });
     });
     if (policyId)
       void api.GET('/api/v1/policies/{policyId}', { params: { path: { policyId } } }).then(({ data, error }) => {
@@ -139,6 +146,11 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
         <input id="p-vms" value={(form.vms.ids ?? []).join(', ')} onInput={(e) => set({ vms: { ...form.vms, ids: (e.target as HTMLInputElement).value.split(',').map((s) => s.trim()).filter(Boolean) } })} disabled={!operate} />
         <label for="p-pattern">or VM names matching</label>
         <input id="p-pattern" value={form.vms.namePattern ?? ''} placeholder="web-*" onInput={(e) => set({ vms: { ...form.vms, namePattern: (e.target as HTMLInputElement).value || undefined } })} disabled={!operate} />
+        <label for="p-agent">Only VMs of agent</label>
+        <select id="p-agent" value={form.vms.agentId ?? ''} onChange={(e) => set({ vms: { ...form.vms, agentId: (e.target as HTMLSelectElement).value || undefined } })} disabled={!operate}>
+          {!session.tenant() && <option value="">any agent</option>}
+          {agents.map((a) => <option key={a.agentId} value={a.agentId}>{a.name}</option>)}
+        </select>
         <label for="p-repo">Repository</label>
         <select id="p-repo" value={form.repositoryId} onChange={(e) => set({ repositoryId: (e.target as HTMLSelectElement).value })} disabled={!operate}>
           {repositories.map((r) => <option key={r.repositoryId} value={r.repositoryId}>{r.name}</option>)}

@@ -29,6 +29,12 @@ interface Point {
   configuration: object | null;
 }
 
+interface NbdExport {
+  exportId: string;
+  restorePointId: string;
+  disks: { diskId: string; uri: string; psk?: { identity: string; key: string } }[];
+}
+
 /** Each incremental under the point it was built on, oldest chain first. */
 export function chainOrder(points: Point[]): { point: Point; depth: number }[] {
   const children = new Map<string | null, Point[]>();
@@ -56,6 +62,7 @@ export function Vm({ vmId }: { vmId: string }) {
   const [notice, setNotice] = useState<Notice | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [restoring, setRestoring] = useState<Point | null>(null);
+  const [exported, setExported] = useState<NbdExport | null>(null);
 
   async function load() {
     const repos = api.GET('/api/v1/repositories');
@@ -89,6 +96,18 @@ export function Vm({ vmId }: { vmId: string }) {
   async function image(p: Point, diskId: string) {
     const refused = await download(`/api/v1/restore-points/${encodeURIComponent(p.restorePointId)}/disks/${encodeURIComponent(diskId)}/image?format=qcow2`);
     setNotice(refused ? { text: `Download of ${diskId} refused: ${refused}`, alert: true } : { text: `Downloading ${diskId} of ${p.restorePointId} as qcow2` });
+  }
+
+  async function exportPoint(p: Point) {
+    const { data, error: refused, response } = await api.POST('/api/v1/restore-points/{id}/exports', { params: { path: { id: p.restorePointId } }, body: { tls: true } as never });
+    if (refused) return setNotice({ text: `Export of ${p.restorePointId} refused: ${problem(refused)}`, alert: true, correlationId: correlationOf(response) });
+    setExported(data as unknown as NbdExport);
+    setNotice({ text: `${p.restorePointId} exported over NBD with TLS`, correlationId: correlationOf(response) });
+  }
+  async function closeExport(exportId: string) {
+    const { error: refused, response } = await api.DELETE('/api/v1/restore-point-exports/{exportId}', { params: { path: { exportId } } });
+    setNotice(refused ? { text: `Closing the export refused: ${problem(refused)}`, alert: true } : { text: `Export ${exportId} closed`, correlationId: correlationOf(response) });
+    if (!refused) setExported(null);
   }
 
   if (error) return <main><h1>{vmId}</h1><p role="alert" class="error">{error}</p></main>;
@@ -135,6 +154,7 @@ export function Vm({ vmId }: { vmId: string }) {
                         <button type="button" onClick={() => void image(p, d.diskId)}>Download {d.diskId}</button>
                       </span>
                     ))}
+                    <button type="button" disabled={!!busy || !!exported} onClick={() => void exportPoint(p)}>Export over NBD</button>
                     <button type="button" disabled={!!busy} onClick={() => void remove(p)}>Delete</button>
                   </td>
                 )}
@@ -142,6 +162,22 @@ export function Vm({ vmId }: { vmId: string }) {
             ))}
           </tbody>
         </table>
+      )}
+      {exported && (
+        <section aria-labelledby="export-title" class="export" data-export={exported.exportId}>
+          <h2 id="export-title">NBD export of {exported.restorePointId}</h2>
+          <p>Read-only, TLS with a pre-shared key per disk. The keys are shown this once.</p>
+          <table>
+            <caption>Disks served</caption>
+            <thead><tr><th scope="col">Disk</th><th scope="col">URI</th><th scope="col">PSK identity</th><th scope="col">PSK key</th></tr></thead>
+            <tbody>
+              {exported.disks.map((d) => (
+                <tr key={d.diskId} data-export-disk={d.diskId}><th scope="row">{d.diskId}</th><td><code>{d.uri}</code></td><td><code>{d.psk?.identity}</code></td><td><code>{d.psk?.key}</code></td></tr>
+              ))}
+            </tbody>
+          </table>
+          <button type="button" onClick={() => void closeExport(exported.exportId)}>Close the export</button>
+        </section>
       )}
       {restoring && <RestoreForm key={restoring.restorePointId} point={restoring.restorePointId} vmId={vmId} hasConfiguration={!!restoring.configuration} onClose={() => setRestoring(null)} />}
       <p><a href="/console/" onClick={onLink}>Protection overview</a></p>

@@ -9,5 +9,7 @@ export interface RepositoryDetails {
   freeBytes: number | null;
   usedBytes: number | null;
   lowSpace: boolean;
+  /** Restore points the repository holds. */
+  restorePoints: number;
   registeredAt: Date;
 }
