@@ -217,6 +217,12 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     await lab.until(async () => (await leftoversOnHost(vm)).jobDirs.length === 0, 30_000, 'the job directory to be removed');
     expect(await leftoversOnHost(vm)).toEqual({ job: 'None', jobDirs: [], qemuNbd: [], mounts: [] });
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+    // the checkpoint backup-begin made for the failed point is gone from libvirt too, before the next backup: left,
+    // a plain checkpoint-delete would fail on it (its bitmap went with the rollback) and other tools refuse the domain
+    const failedPoint = (await lab.events(jobId)).find((e) => e.type === 'BackupTypeDecided')!.data.restorePointId;
+    const checkpoints = (await virsh('checkpoint-list', vm.uuid, '--name')).split('\n').map((l) => l.trim()).filter(Boolean);
+    expect(checkpoints).toEqual([`sendense-${full.restorePointId}`]);
+    expect(checkpoints).not.toContain(`sendense-${failedPoint}`);
 
     // started again, the domain continues its chain from the last point that succeeded: the failed backup's checkpoint is gone
     // (the agent rolled its bitmap back in the shut-off images before it reported the failure)

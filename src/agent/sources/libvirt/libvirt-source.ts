@@ -148,7 +148,7 @@ export class LibvirtSource implements BackupSource {
    * runs: qemu keeps new persistent bitmaps in memory and writes them into the image only when it closes it.
    */
   private async liveCheckpoints(vmId: string, since: string | null): Promise<LiveChainState['checkpoints']> {
-    const names = (await this.virsh(['checkpoint-list', vmId, '--name'])).split('\n').map((l) => l.trim()).filter((n) => n.startsWith(this.prefix));
+    const names = await this.checkpointNames(vmId);
     const checkpoints: LiveChainState['checkpoints'] = [];
     for (const name of names) {
       // the base of the incremental is also checked against what qemu holds, the others need not be
@@ -197,12 +197,23 @@ export class LibvirtSource implements BackupSource {
    */
   async completeBackup(vmId: string, req: CompleteBackupRequest): Promise<unknown> {
     const { running } = await this.domain(vmId);
-    if (!running) return this.offlineCall(vmId, () => this.offline.completeBackup(vmId, req));
     const mine = this.prefix + req.newPointId;
-    const names = (await this.virsh(['checkpoint-list', vmId, '--name'])).split('\n').map((l) => l.trim()).filter((n) => n.startsWith(this.prefix));
+    if (!running) {
+      const rolledBack = await this.offlineCall(vmId, () => this.offline.completeBackup(vmId, req));
+      // A domain stopped under its backup keeps libvirt's record of the checkpoint backup-begin made, though the images
+      // no longer hold its bitmap: a plain checkpoint-delete fails on it ("bitmap not found") and other tools refuse the
+      // domain. Only the record can go; the bitmaps were settled in the images just now.
+      if (!req.success && (await this.checkpointNames(vmId)).includes(mine)) await this.virsh(['checkpoint-delete', vmId, mine, '--metadata']);
+      return rolledBack;
+    }
+    const names = await this.checkpointNames(vmId);
     const remove = req.success ? (names.includes(mine) ? names.filter((n) => n !== mine) : []) : names.filter((n) => n === mine);
     for (const name of remove) await this.deleteCheckpoint(vmId, name);
     return { vmId, success: req.success, removed: remove };
+  }
+
+  private async checkpointNames(vmId: string): Promise<string[]> {
+    return (await this.virsh(['checkpoint-list', vmId, '--name'])).split('\n').map((l) => l.trim()).filter((n) => n.startsWith(this.prefix));
   }
 
   private async deleteCheckpoint(vmId: string, name: string): Promise<void> {
