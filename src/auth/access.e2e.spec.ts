@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
@@ -105,9 +103,7 @@ describe('roles: every operation of the OpenAPI document for every role', () => 
 
   beforeAll(async () => {
     hub = await startTestHub();
-    const server = hub.app.getHttpServer() as Server;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = await hub.url();
     tokens.admin = TEST_ADMIN_TOKEN;
     for (const role of ['operator', 'viewer'] as const) {
       const issued = await hub.admin(hub.http().post('/api/v1/tokens')).send({ name: `a-${role}`, role }).expect(201);

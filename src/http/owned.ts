@@ -96,7 +96,10 @@ export class TenantScope {
     if (known !== undefined) return known;
     const vmId = event.data?.vmId;
     const owner = typeof vmId === 'string' ? { kind: 'vm' as const, id: vmId } : streamOwner(event.streamId);
-    if (!owner) return cache.set(event.streamId, false), false;
+    if (!owner) {
+      cache.set(event.streamId, false);
+      return false;
+    }
     const answer = await this.queries.execute(new OwnerTenantQuery(owner.kind, owner.id));
     const visible = answer.tenantId === tenantId;
     if (answer.exists) cache.set(event.streamId, visible);

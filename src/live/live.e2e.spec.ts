@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
 
 interface Message {
@@ -16,9 +14,7 @@ describe('the live stream of job and restore events', () => {
 
   beforeAll(async () => {
     hub = await startTestHub();
-    const server = hub.app.getHttpServer() as Server;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/live`;
+    base = `${await hub.url()}/api/v1/live`;
   });
   afterAll(async () => hub.close());
 

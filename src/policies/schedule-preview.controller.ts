@@ -1,23 +1,15 @@
 import { BadRequestException, Controller, Get, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiPropertyOptional, ApiTags, PickType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import { Access } from '../http/access.guard';
 import { CalendarError, isValidTimeZone, parseCron, slotsBetween } from './calendar';
 import { Clock } from './clock';
+import { PolicyScheduleDto } from './policies.dto';
 import { Owned } from '../http/owned';
 
-export class SchedulePreviewQuery {
-  @ApiProperty({ example: '0 2 * * *' })
-  @IsString()
-  @Length(1, 200)
-  cron: string;
-
-  @ApiProperty({ example: 'Europe/Berlin' })
-  @IsString()
-  @Length(1, 100)
-  timezone: string;
-
+/** A policy schedule's cron and time zone, validated as a policy's are. */
+export class SchedulePreviewQuery extends PickType(PolicyScheduleDto, ['cron', 'timezone'] as const) {
   @ApiPropertyOptional({ default: 5, maximum: 50 })
   @IsOptional()
   @Type(() => Number)

@@ -68,9 +68,7 @@ describe('restore mounts carry the integrity of their restore point (real hub, r
   }
 
   async function cli(env: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const server = hub.app.getHttpServer();
-    if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as { port: number };
+    const hubUrl = await hub.url();
     const dataDir = join(scratch, 'cli-data');
     await fs.mkdir(dataDir, { recursive: true });
     await fs.writeFile(join(dataDir, 'admin.token'), `${TEST_ADMIN_TOKEN}\n`);
@@ -80,7 +78,7 @@ describe('restore mounts carry the integrity of their restore point (real hub, r
     let err = '';
     stdout.on('data', (d) => (out += d));
     stderr.on('data', (d) => (err += d));
-    const code = await restoreCommand(['restore', ...args], { SENDENSE_HUB: `http://127.0.0.1:${port}`, SENDENSE_DATA_DIR: dataDir, ...env }, { stdout, stderr, cwd: scratch });
+    const code = await restoreCommand(['restore', ...args], { SENDENSE_HUB: hubUrl, SENDENSE_DATA_DIR: dataDir, ...env }, { stdout, stderr, cwd: scratch });
     return { code, out, err };
   }
 

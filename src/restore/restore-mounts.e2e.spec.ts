@@ -334,11 +334,8 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
 
   /** Starts a download of the big file and reads only its first chunk; the rest stays unsent (48 MiB exceeds any socket buffer). */
   async function stalledDownload(mountId: string): Promise<{ abort(): void; firstChunk: number }> {
-    const server = hub.app.getHttpServer();
-    if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as { port: number };
     const controller = new AbortController();
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/restore/mounts/${mountId}/file?path=${encodeURIComponent(repo.big!.path)}`, {
+    const res = await fetch(`${await hub.url()}/api/v1/restore/mounts/${mountId}/file?path=${encodeURIComponent(repo.big!.path)}`, {
       headers: { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
       signal: controller.signal,
     });
@@ -417,10 +414,7 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
   });
 
   it('works from the CLI: mount, ls, get and unmount', async () => {
-    const server = hub.app.getHttpServer();
-    if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as { port: number };
-    const env = { SENDENSE_HUB: `http://127.0.0.1:${port}`, SENDENSE_DATA_DIR: join(scratch, 'cli-data') };
+    const env = { SENDENSE_HUB: await hub.url(), SENDENSE_DATA_DIR: join(scratch, 'cli-data') };
     await fs.mkdir(env.SENDENSE_DATA_DIR, { recursive: true });
     await fs.writeFile(join(env.SENDENSE_DATA_DIR, 'admin.token'), `${TEST_ADMIN_TOKEN}\n`);
     const run = async (...args: string[]) => {

@@ -1,5 +1,4 @@
-import { Body, Controller, Put } from '@nestjs/common';
-import { Param } from '@nestjs/common';
+import { Body, Controller, Param, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../http/access.guard';
 import { CommandGateway } from '../projection-runner/command-gateway';

@@ -1,4 +1,6 @@
 import { INestApplication } from '@nestjs/common';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +18,8 @@ export interface TestHub {
   db: TestDatabase;
   http: () => ReturnType<typeof request>;
   admin: (req: request.Test) => request.Test;
+  /** The API on a loopback port, for clients that need a real socket (fetch, SSE, the CLI); listens on first use. */
+  url: () => Promise<string>;
   close(): Promise<void>;
 }
 
@@ -32,6 +36,11 @@ export async function startTestHub(env: NodeJS.ProcessEnv = {}): Promise<TestHub
     db,
     http: () => request(app.getHttpServer()),
     admin: (req) => req.set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`),
+    url: async () => {
+      const server = app.getHttpServer() as Server;
+      if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    },
     close: async () => {
       await app.close();
       await db.drop();

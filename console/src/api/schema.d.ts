@@ -2442,6 +2442,7 @@ export interface operations {
     SchedulePreviewController_preview: {
         parameters: {
             query: {
+                /** @description m h dom mon dow, or with a leading seconds field */
                 cron: string;
                 timezone: string;
                 count?: number;

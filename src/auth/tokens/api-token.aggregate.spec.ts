@@ -17,6 +17,10 @@ describe('api token rules', () => {
     ]);
   });
 
+  it('refuses an admin token confined to a tenant', () => {
+    expect(() => token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'admin', tenantId: 'acme' }, token.initialState())).toThrow("a tenant's token is an operator or a viewer, not an admin");
+  });
+
   it('refuses to issue the same token twice', () => {
     expect(() => token.decide({ kind: 'issue', tokenId: 't1', name: 'ci', tokenHash: 'h', role: 'viewer', tenantId: null }, fold(token, [issued]))).toThrow(DomainError);
   });

@@ -25,6 +25,8 @@ export const apiTokenAggregate: Aggregate<ApiTokenState, ApiTokenCommand, ApiTok
     switch (command.kind) {
       case 'issue':
         if (state.status !== 'none') throw new DomainError('conflict', `token ${command.tokenId} already exists`);
+        // a tenant's admin would manage the tokens, agents and repositories of every tenant
+        if (command.tenantId && command.role === 'admin') throw new DomainError('invalid', "a tenant's token is an operator or a viewer, not an admin");
         return [{ type: API_TOKEN_ISSUED, data: { tokenId: command.tokenId, name: command.name, tokenHash: command.tokenHash, role: command.role, ...(command.tenantId ? { tenantId: command.tenantId } : {}) } }];
       case 'revoke':
         if (state.status === 'none') throw new DomainError('not_found', `token ${command.tokenId} does not exist`);

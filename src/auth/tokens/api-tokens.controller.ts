@@ -1,4 +1,4 @@
-import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { CommandGateway } from '../../projection-runner/command-gateway';
@@ -25,8 +25,6 @@ export class ApiTokensController {
   @Owned('global')
   @Post()
   issue(@Body() body: IssueApiTokenDto) {
-    // a tenant's admin would manage tokens, agents and repositories of every tenant
-    if (body.tenantId && body.role === 'admin') throw new BadRequestException("a tenant's token is an operator or a viewer, not an admin");
     return this.gateway.execute(new IssueApiTokenCommand(body.name, body.role ?? 'operator', body.tenantId ?? null), READ_MODEL);
   }
 
