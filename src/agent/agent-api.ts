@@ -5,7 +5,7 @@ import { BackupRunner } from './backup-runner';
 import { parseRestoreRequest, RestoreRequestError } from './restore-request.parse';
 import type { RestoreRunner } from './restore-runner';
 import { RestoreConflict } from './sources/libvirt/libvirt-restorer';
-import { PlanRequest, StartRequest, VALID_CORRELATION_ID } from '../wire/backup-protocol';
+import { PlanRequest, StartRequest, VALID_CORRELATION_ID, VALID_EVENT_ID } from '../wire/backup-protocol';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MAX_BODY = 1024 * 1024;
@@ -137,9 +137,11 @@ function parseStart(body: Record<string, unknown>): StartRequest {
     return { diskId: id(d.diskId, 'diskId'), nbd: { port, exportName: d.nbd.exportName, psk: { identity, key } } };
   });
   if (typeof body.correlationId !== 'string' || !VALID_CORRELATION_ID.test(body.correlationId)) throw new HttpError(400, 'correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+  if (body.causationId !== undefined && (typeof body.causationId !== 'string' || !VALID_EVENT_ID.test(body.causationId))) throw new HttpError(400, 'causationId must be an event id (a lowercase UUID)');
   return {
     jobId: id(body.jobId, 'jobId'),
     correlationId: body.correlationId,
+    ...(body.causationId ? { causationId: body.causationId } : {}),
     vmId: id(body.vmId, 'vmId'),
     type: body.type,
     restorePointId: id(body.restorePointId, 'restorePointId'),

@@ -6,7 +6,7 @@ import { AgentApi } from './agent-api';
 import { agentDir, loadAgentState, saveAgentState } from './agent-state';
 import { BackupRunner } from './backup-runner';
 import { HubClient } from './hub-client';
-import { CORRELATION_HEADER } from '../wire/backup-protocol';
+import { CAUSATION_HEADER, CORRELATION_HEADER } from '../wire/backup-protocol';
 import { BASE_ALLOCATION, openNbd, pskStartTls } from '../nbd-protocol';
 import { RestoreRunner } from './restore-runner';
 import { LibvirtRestorer } from './sources/libvirt/libvirt-restorer';
@@ -89,7 +89,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     // authenticates both ends and encrypts the data.
     connectTarget: (nbd) => openNbd({ transport: 'tcp', host: state.ssh.host, port: nbd.port, exportName: nbd.exportName }, { startTls: pskStartTls(nbd.psk) }),
     report: async (job, report) => {
-      await hub.send('POST', `/api/v1/backups/${job.jobId}/agent-reports`, report, { [CORRELATION_HEADER]: job.correlationId });
+      await hub.send('POST', `/api/v1/backups/${job.jobId}/agent-reports`, report, { [CORRELATION_HEADER]: job.correlationId, ...(job.causationId ? { [CAUSATION_HEADER]: job.causationId } : {}) });
     },
     uploadDigests: async (job, diskId, digests) => {
       await hub.put(`/api/v1/backups/${job.jobId}/disks/${diskId}/digests`, digests, { [CORRELATION_HEADER]: job.correlationId });

@@ -10,7 +10,7 @@ export interface RunnerDeps {
   /** A connection to the hub's NBD export of one disk of a job, negotiated and ready. */
   connectTarget: (nbd: StartRequest['disks'][number]['nbd']) => Promise<NbdClient>;
   /** Every report names its job and carries the job's correlation id, so the hub files it under the job's audit story. */
-  report: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, report: AgentReport) => Promise<void>;
+  report: (job: Pick<StartRequest, 'jobId' | 'correlationId' | 'causationId'>, report: AgentReport) => Promise<void>;
   /** Hands the hub the block digests of one disk (src/wire/block-digests.ts), before that disk is reported complete. */
   uploadDigests: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, diskId: string, digests: Buffer) => Promise<void>;
   /** Hands the hub the VM's configuration at the snapshot's instant (src/wire/vm-configuration.ts), before any disk is sent. */

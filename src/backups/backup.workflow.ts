@@ -291,6 +291,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       await this.calls.start(agentId, {
         jobId,
         correlationId: story.correlationId,
+        causationId: story.cause,
         vmId,
         type: state.type!,
         restorePointId,

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -15,6 +15,7 @@ import { GetBackupJobQuery } from './queries/get-backup-job.query';
 import { ListBackupJobsQuery } from './queries/list-backup-jobs.query';
 import { Access } from '../http/access.guard';
 import { Owned, TenantScope } from '../http/owned';
+import { CAUSATION_HEADER, VALID_EVENT_ID } from '../wire/backup-protocol';
 
 const READ_MODEL = 'backup-jobs';
 
@@ -52,8 +53,9 @@ export class BackupsController {
   @Post('backups/:jobId/agent-reports')
   @HttpCode(202)
   @UseGuards(AgentOwnsJobGuard)
-  async agentReport(@Param() { jobId }: JobIdParams, @Body() body: Record<string, unknown>) {
-    await this.gateway.execute(new RecordAgentReportCommand(jobId, parseAgentReport(body)));
+  async agentReport(@Param() { jobId }: JobIdParams, @Body() body: Record<string, unknown>, @Headers(CAUSATION_HEADER.toLowerCase()) causationId?: string) {
+    if (causationId !== undefined && !VALID_EVENT_ID.test(causationId)) throw new BadRequestException(`${CAUSATION_HEADER} must be an event id (a lowercase UUID)`);
+    await this.gateway.execute(new RecordAgentReportCommand(jobId, parseAgentReport(body), causationId));
     return { accepted: true };
   }
 

@@ -51,7 +51,8 @@ export class AggregateRepository {
     streamId: string,
     aggregate: Aggregate<S, C, E>,
     decision: C,
-    cause: { commandId: string } = { commandId: randomUUID() },
+    /** `causationId`: what the command names as its cause (an agent's report names the hub event that asked for it). */
+    cause: { commandId: string; causationId?: string } = { commandId: randomUUID() },
   ): Promise<ExecuteResult<S, E>> {
     return this.mutex.run(streamId, async () => {
       for (let attempt = 1; ; attempt++) {
@@ -62,7 +63,7 @@ export class AggregateRepository {
         try {
           const result = await this.store.append(
             streamId,
-            events.map((e, i) => ({ id: eventIds[i], type: e.type, data: e.data, metadata: metadataFor(cause.commandId) })),
+            events.map((e, i) => ({ id: eventIds[i], type: e.type, data: e.data, metadata: metadataFor(cause.commandId, cause.causationId ? { causationId: cause.causationId } : {}) })),
             revision === null ? 'no_stream' : revision,
           );
           const next = events.reduce((s, e) => aggregate.evolve(s, e), state);

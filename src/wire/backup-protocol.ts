@@ -17,6 +17,8 @@ export interface StartRequest {
   jobId: string;
   /** The job's audit story: the agent sends it back as the X-Correlation-Id of every report on this job. */
   correlationId: string;
+  /** The hub event that asked for this backup (SnapshotRequested): the agent names it as the cause of every report (`X-Causation-Id`). */
+  causationId?: string;
   vmId: string;
   type: 'full' | 'incremental';
   restorePointId: string;
@@ -53,3 +55,6 @@ export type AgentReport =
 /** The header a report carries the job's correlation id in (the hub's request context reads it). */
 export const CORRELATION_HEADER = 'X-Correlation-Id';
 export const VALID_CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The header a report names its cause in: the hub event id the start request carried. */
+export const CAUSATION_HEADER = 'X-Causation-Id';
+export const VALID_EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -35,12 +35,16 @@ const BACKUP_STORY = [
 
 const types = (story: AuditEvent[]) => story.map((e) => e.type).filter((t, i, all) => t !== 'DiskTransferProgressed' || all[i - 1] !== t);
 
-/** Every cause named in the story: an earlier event of it, or a command that recorded one of its events. Never a stray random id. */
+/**
+ * Every cause named in the story is an earlier event of it. Only the request that opened the story is its own
+ * cause: every later step, the agent's reports included, names the event it reacted to.
+ */
 function strayCauses(story: AuditEvent[]): string[] {
-  const commands = new Set(story.map((e) => e.metadata.commandId));
+  const request = story[0]?.metadata.commandId;
   return story.flatMap((e, i) => {
     const earlier = new Set(story.slice(0, i).map((x) => x.eventId));
-    return earlier.has(e.metadata.causationId) || commands.has(e.metadata.causationId) ? [] : [`#${i} ${e.type} (${e.streamId}) caused by ${e.metadata.causationId}`];
+    const opensTheStory = e.metadata.commandId === request && e.metadata.causationId === request;
+    return earlier.has(e.metadata.causationId) || opensTheStory ? [] : [`#${i} ${e.type} (${e.streamId}) caused by ${e.metadata.causationId}`];
   });
 }
 
@@ -125,6 +129,8 @@ describe('one audit story per backup job', () => {
     expect(asOperator.status).toBe(403);
     expect((await lab.api('POST', `/api/v1/backups/${randomUUID()}/agent-reports`, { type: 'finished' })).status).toBe(404);
     expect((await lab.api('POST', `/api/v1/backups/${job.jobId}/agent-reports`, { type: 'bogus' })).status).toBe(400);
+    const badCause = await lab.api('POST', `/api/v1/backups/${job.jobId}/agent-reports`, { type: 'finished' }, { 'X-Causation-Id': 'not-an-event' });
+    expect(badCause).toMatchObject({ status: 400, body: { message: expect.stringMatching(/X-Causation-Id must be an event id/) } });
     expect((await lab.api('POST', `/api/v1/backups/${job.jobId}/agent-reports`, { type: 'finished' })).status).toBe(202);
   });
 });
