@@ -47,7 +47,7 @@ const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
  * CPU seconds (user + system) the process has used so far; with `reaped`, also those of its children it has
  * waited for (the hub's and the agent's qemu-nbd and qemu-img once they exit, nbdcopy for the bench).
  */
-function cpuSeconds(pid: number, reaped = false): number {
+export function cpuSeconds(pid: number, reaped = false): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const own = Number(fields[11]) + Number(fields[12]);
@@ -55,7 +55,7 @@ function cpuSeconds(pid: number, reaped = false): number {
 }
 
 /** Every live descendant of `pid` (children, their children, ...), from /proc. */
-function descendants(pid: number): number[] {
+export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -499,7 +499,7 @@ export class Lab {
  * setup = request to transfer start (targets, leases, exports, snapshot), transfer, finish = last
  * disk's transfer to the restore point recorded and the job completed (exports stopped, leases released).
  */
-function phases(story: Story[], requestedAt: number): string {
+export function phases(story: Story[], requestedAt: number): string {
   const t = (type: string, last = false) => {
     const hits = story.filter((e) => e.type === type);
     const hit = last ? hits[hits.length - 1] : hits[0];

@@ -8,6 +8,7 @@ import { runDatapathBench } from '../src/data-mover/datapath.bench';
 import { runVerifyBench } from './verify.bench';
 import { runLiveBench } from './live.bench';
 import { runRestoreVmBench } from './restore-vm.bench';
+import { runPeerBench } from './peer.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -20,6 +21,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   live: runLiveBench,
   'restore-vm': runRestoreVmBench,
   console: runConsoleBench,
+  peer: runPeerBench,
 };
 
 async function main(): Promise<void> {
