@@ -17,7 +17,3 @@ export class InvalidPositionError extends Error {
     this.name = 'InvalidPositionError';
   }
 }
-
-export function isPosition(value: string): boolean {
-  return /^\d{20}:\d{20}$/.test(value);
-}

@@ -1,6 +1,6 @@
 import { Aggregate } from '../../eventing/aggregate';
 import { DomainError } from '../../eventing/domain-error';
-import { KeepReason, PruneMark, PruneReason, RetentionRules } from './prune';
+import { PruneMark, RetentionRules } from './prune';
 import { RETENTION_DECIDED, RETENTION_PRUNE_DEFERRED, RetentionEvent, RetentionMark, RetentionTrigger } from './retention.events';
 
 export interface DeferredPrune {
@@ -27,9 +27,6 @@ export function toRetentionMark(m: PruneMark): RetentionMark {
     ? { restorePointId: m.restorePointId, createdAt: m.createdAt, keptBy: m.keptBy, period: m.period }
     : { restorePointId: m.restorePointId, createdAt: m.createdAt, prunedBy: m.prunedBy, period: m.period };
 }
-
-export const isPruned = (m: RetentionMark): m is RetentionMark & { prunedBy: PruneReason } => 'prunedBy' in m;
-export const isKept = (m: RetentionMark): m is RetentionMark & { keptBy: KeepReason } => 'keptBy' in m;
 
 /**
  * A policy's retention decisions. The decision after a backup is made once: hubs that all see the

@@ -1,4 +1,0 @@
-export * from './qemu-img';
-export * from './manifest';
-export * from './chain-validator';
-export * from './chain-surgery';
