@@ -2,22 +2,15 @@ import { option } from '../config/cli-args';
 import { HubApi } from './hub-api';
 import { DiskLine, formatBytes, ProgressDisplay, progressLine } from './progress-bar';
 
-/** Runs `repository`, `backup` and `restore-points` commands; false when argv is none of them. */
-export async function runClientCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<boolean> {
-  const [command, sub, ...rest] = argv;
-  const key = `${command} ${sub}`;
-  const handlers: Record<string, () => Promise<void>> = {
-    'repository add': () => repositoryAdd(rest, env),
-    'backup start': () => backupStart(rest, env),
-    'backup list': () => backupList(rest, env),
-    'backup show': () => backupShow(rest, env),
-    'backup cancel': () => backupCancel(rest, env),
-    'restore-points list': () => restorePointsList(rest, env),
-  };
-  if (!handlers[key]) return false;
-  await handlers[key]();
-  return true;
-}
+/** The `repository`, `backup` and `restore-points` commands, by their two words; each gets the arguments after them. */
+export const CLIENT_COMMANDS: Record<string, (args: string[], env: NodeJS.ProcessEnv) => Promise<void>> = {
+  'repository add': repositoryAdd,
+  'backup start': backupStart,
+  'backup list': backupList,
+  'backup show': backupShow,
+  'backup cancel': backupCancel,
+  'restore-points list': restorePointsList,
+};
 
 function required(args: string[], name: string): string {
   const value = option(args, name);

@@ -1,25 +1,48 @@
 import { ConfigError } from '../config/hub-config';
-import { restoreCommand, RESTORE_USAGE } from '../restore/restore-cli';
-import { runClientCommand } from './client-commands';
+import { POLICY_COMMANDS, policyCommand, POLICY_USAGE } from '../policies/policy-cli';
+import { REPORT_COMMANDS, reportCommand, REPORT_USAGE } from '../policies/report-cli';
+import { RESTORE_COMMANDS, restoreCommand, RESTORE_USAGE } from '../restore/restore-cli';
+import { CLIENT_COMMANDS } from './client-commands';
 
 // The hub (NestJS, TypeORM, pg), the agent (ssh2, pino) and the data mover are loaded only by the
 // command that runs them: a client command or --help then starts in a few tens of milliseconds
 // instead of a second (test/e2e/cli-startup.e2e.spec.ts keeps it so).
 
-const USAGE = () => `usage: sendense <command>
+/** A command's own usage text under a heading of ours (theirs start with "usage:"). */
+const section = (title: string, usage: string) => `${title}\n${usage.replace(/^usage:\n/, '')}`;
 
-  hub                                       start the hub (REST API on SENDENSE_API_BIND:SENDENSE_API_PORT)
-  agent register --hub URL --name NAME      create the agent key and register it (token in SENDENSE_TOKEN)
-  agent run --inventory FILE | --libvirt [URI] [--max-rate MiB]
-                                            run the agent: connect to the hub and serve backups (--max-rate: each disk's reads in MiB/s)
-  nbd copy SRC DST [--bitmap NAME] [--requests N] [--request-size BYTES]
-                                            copy between NBD exports (nbd://host:port/export, nbd+unix:///export?socket=PATH)
-  repository add --name NAME --path DIR     register a local repository
-  backup start --vm ID --repository ID [--type full|incremental|auto] [--wait]
-  backup list [--vm ID] [--status S] | backup show JOB | backup cancel JOB
-  restore-points list --vm ID [--repository ID]
-  policy add|list|show|edit|run|remove      protection policies (sendense policy help for the options)
-${RESTORE_USAGE}
+/** Every command and option the parsers accept; main.spec.ts checks that each command of COMMANDS is in it. */
+export const USAGE = () => `usage: sendense <command>
+
+  sendense hub                              start the hub (settings from the environment: docs/operations.md)
+  sendense agent register --name NAME [--hub URL]
+                                            create the agent key and register it with the hub (a hub token in
+                                            SENDENSE_TOKEN; --hub defaults to SENDENSE_HUB, else http://127.0.0.1:8082)
+  sendense agent run (--inventory FILE | --libvirt [URI]) [--max-rate MiB]
+                                            run the agent: connect to the hub, serve its backups and restores
+                                            --inventory FILE  the powered-off VMs whose images FILE lists (or SENDENSE_INVENTORY)
+                                            --libvirt [URI]   every domain of a libvirt host, running or shut off
+                                                              (default qemu:///system; or SENDENSE_LIBVIRT_URI)
+                                            --max-rate MiB    each disk of a backup is read at most this many MiB/s
+                                                              (or SENDENSE_MAX_RATE)
+                                            both agent commands keep the agent's key and state in SENDENSE_AGENT_DIR
+                                            (default ./var/agent)
+  sendense nbd copy SRC DST [--bitmap NAME] [--requests N] [--request-size BYTES]
+                                            copy between NBD exports (nbd://host:port/export,
+                                            nbd+unix:///export?socket=PATH; details: sendense nbd copy --help)
+  sendense repository add --name NAME --path DIR
+                                            register a local repository
+  sendense backup start --vm ID --repository ID [--type full|incremental|auto] [--wait]
+                                            start a backup (--wait: show its progress until it ends)
+  sendense backup list [--vm ID] [--status S]
+  sendense backup show JOB
+  sendense backup cancel JOB
+  sendense restore-points list --vm ID [--repository ID]
+  sendense help, sendense --help            this text
+
+${section('Protection policies:', POLICY_USAGE)}
+${section('Reports:', REPORT_USAGE)}
+${section('Restores:', RESTORE_USAGE)}
 Client commands talk to SENDENSE_HUB (default http://127.0.0.1:8082) with SENDENSE_TOKEN, or the
 admin token in $SENDENSE_DATA_DIR/admin.token.
 `;
@@ -52,32 +75,50 @@ function untilSignal(stop: () => Promise<void>): void {
 
 const FORCE_EXIT_AFTER_MS = 3_000;
 
+const help = async () => void process.stdout.write(USAGE());
+
+/**
+ * Every command main() runs, by the words that name it: two words ("agent run") take the arguments after
+ * both, one word ("restore", "policy", "report") the arguments after it, which its own parser dispatches
+ * on (RESTORE_COMMANDS, POLICY_COMMANDS, REPORT_COMMANDS).
+ */
+export const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  hub: async () => {
+    const { startHub } = await import('../hub/start-hub');
+    const hub = await startHub(process.env);
+    untilSignal(hub.close);
+  },
+  'agent register': async (args) => (await import('../agent/agent-commands')).registerAgent(args, process.env),
+  'agent run': async (args) => untilSignal(await (await import('../agent/agent-commands')).runAgent(args, process.env)),
+  'nbd copy': async (args) => {
+    const { nbdCopyCommand } = await import('../data-mover/nbd-copy.command');
+    process.exitCode = await nbdCopyCommand(args);
+  },
+  ...Object.fromEntries(Object.entries(CLIENT_COMMANDS).map(([words, run]) => [words, (args: string[]) => run(args, process.env)])),
+  restore: async (args) => void (process.exitCode = await restoreCommand(args, process.env)),
+  policy: async (args) => void (process.exitCode = await policyCommand(args, process.env)),
+  report: async (args) => void (process.exitCode = await reportCommand(args, process.env)),
+  help,
+  '--help': help,
+};
+
+/** The nested tables, for the help test: which words follow each one-word command. */
+export const SUBCOMMANDS: Record<string, Record<string, unknown>> = { restore: RESTORE_COMMANDS, policy: POLICY_COMMANDS, report: REPORT_COMMANDS };
+
+/** The command argv names and the arguments it gets, or null when argv names none. */
+export function findCommand(argv: string[]): { run: (args: string[]) => Promise<void>; args: string[] } | null {
+  const [command, sub] = argv;
+  if (command === undefined) return { run: help, args: [] };
+  const two = `${command} ${sub}`;
+  if (sub !== undefined && Object.hasOwn(COMMANDS, two)) return { run: COMMANDS[two], args: argv.slice(2) };
+  if (Object.hasOwn(COMMANDS, command)) return { run: COMMANDS[command], args: argv.slice(1) };
+  return null;
+}
+
 export async function main(argv: string[]): Promise<void> {
-  const [command, sub, ...rest] = argv;
   try {
-    if (command === 'hub') {
-      const { startHub } = await import('../hub/start-hub');
-      const hub = await startHub(process.env);
-      return untilSignal(hub.close);
-    }
-    if (command === 'agent' && sub === 'register') return await (await import('../agent/agent-commands')).registerAgent(rest, process.env);
-    if (command === 'agent' && sub === 'run') return untilSignal(await (await import('../agent/agent-commands')).runAgent(rest, process.env));
-    if (command === 'restore') {
-      process.exitCode = await restoreCommand(argv.slice(1), process.env);
-      return;
-    }
-    if (command === 'nbd' && sub === 'copy') {
-      const { nbdCopyCommand } = await import('../data-mover/nbd-copy.command');
-      process.exitCode = await nbdCopyCommand(rest);
-      return;
-    }
-    if (command === 'policy') return void (process.exitCode = await (await import('../policies/policy-cli')).policyCommand(argv.slice(1), process.env));
-    if (command === 'report') return void (process.exitCode = await (await import('../policies/report-cli')).reportCommand(argv.slice(1), process.env));
-    if (command === undefined || command === 'help' || command === '--help') {
-      process.stdout.write(USAGE());
-      return;
-    }
-    if (await runClientCommand(argv, process.env)) return;
+    const found = findCommand(argv);
+    if (found) return await found.run(found.args);
     process.stderr.write(`unknown command ${JSON.stringify(argv.join(' '))}\n\n${USAGE()}`);
     process.exitCode = 2;
   } catch (error) {

@@ -82,45 +82,59 @@ function summaryLine(p: Policy): string {
   return `${p.policyId}  ${p.name}  ${p.enabled ? 'enabled' : 'disabled'}  "${p.schedule.cron}" ${p.schedule.timezone} (catch-up ${p.schedule.catchUp})  vms: ${vms}  keep: ${keep}  rpo ${p.rpoHours}h${p.fullEvery ? `  full every ${p.fullEvery}` : ''}${p.drill ? `  drill "${p.drill.cron}"${p.drill.agentId ? ` on ${p.drill.agentId}` : ''}` : ''}  last slot ${p.lastSlot ?? '-'}\n`;
 }
 
+/** What a policy command gets: the arguments after its word, the POLICY among them, where to write, the hub. */
+interface PolicyCall {
+  args: string[];
+  id: string | undefined;
+  out: Writable;
+  api: () => HubApi;
+  usage: () => number;
+}
+
+/** The `sendense policy` commands, by the word after `policy`. */
+export const POLICY_COMMANDS: Record<string, (call: PolicyCall) => Promise<number>> = {
+  add: async ({ args, out, api }) => {
+    out.write(summaryLine(await api().call<Policy>('POST', '/api/v1/policies', definitionFrom(args, {}))));
+    return 0;
+  },
+  list: async ({ out, api }) => {
+    for (const p of await api().call<Policy[]>('GET', '/api/v1/policies')) out.write(summaryLine(p));
+    return 0;
+  },
+  show: async ({ id, out, api, usage }) => {
+    if (!id) return usage();
+    out.write(JSON.stringify(await api().call<Policy>('GET', `/api/v1/policies/${id}`), null, 2) + '\n');
+    return 0;
+  },
+  edit: async ({ args, id, out, api, usage }) => {
+    if (!id) return usage();
+    const current = await api().call<Policy>('GET', `/api/v1/policies/${id}`);
+    out.write(summaryLine(await api().call<Policy>('PUT', `/api/v1/policies/${id}`, definitionFrom(args.slice(1), current))));
+    return 0;
+  },
+  run: async ({ id, out, api, usage }) => {
+    if (!id) return usage();
+    const run = await api().call<{ slot: string; jobs: { vmId: string; jobId: string; status: string; reason: string | null }[] }>('POST', `/api/v1/policies/${id}/run`);
+    if (!run.jobs.length) out.write('the policy selects no VM\n');
+    for (const j of run.jobs) out.write(`${j.vmId}  ${j.status === 'requested' ? `backup job ${j.jobId}` : `skipped: ${j.reason}`}\n`);
+    return 0;
+  },
+  remove: async ({ id, out, api, usage }) => {
+    if (!id) return usage();
+    await api().call('DELETE', `/api/v1/policies/${id}`);
+    out.write(`policy ${id} removed; its restore points stay\n`);
+    return 0;
+  },
+};
+
 /** `sendense policy ...`: exit code 0, or 2 for a usage error. */
 export async function policyCommand(args: string[], env: NodeJS.ProcessEnv, out: Writable = process.stdout): Promise<number> {
   const [what, ...rest] = args;
-  const id = rest[0] && !rest[0].startsWith('--') ? rest[0] : undefined;
   const usage = () => {
     process.stderr.write(POLICY_USAGE);
     return 2;
   };
-  const api = () => new HubApi(env);
-  switch (what) {
-    case 'add':
-      out.write(summaryLine(await api().call<Policy>('POST', '/api/v1/policies', definitionFrom(rest, {}))));
-      return 0;
-    case 'list':
-      for (const p of await api().call<Policy[]>('GET', '/api/v1/policies')) out.write(summaryLine(p));
-      return 0;
-    case 'show':
-      if (!id) return usage();
-      out.write(JSON.stringify(await api().call<Policy>('GET', `/api/v1/policies/${id}`), null, 2) + '\n');
-      return 0;
-    case 'edit': {
-      if (!id) return usage();
-      const current = await api().call<Policy>('GET', `/api/v1/policies/${id}`);
-      out.write(summaryLine(await api().call<Policy>('PUT', `/api/v1/policies/${id}`, definitionFrom(rest.slice(1), current))));
-      return 0;
-    }
-    case 'run': {
-      if (!id) return usage();
-      const run = await api().call<{ slot: string; jobs: { vmId: string; jobId: string; status: string; reason: string | null }[] }>('POST', `/api/v1/policies/${id}/run`);
-      if (!run.jobs.length) out.write('the policy selects no VM\n');
-      for (const j of run.jobs) out.write(`${j.vmId}  ${j.status === 'requested' ? `backup job ${j.jobId}` : `skipped: ${j.reason}`}\n`);
-      return 0;
-    }
-    case 'remove':
-      if (!id) return usage();
-      await api().call('DELETE', `/api/v1/policies/${id}`);
-      out.write(`policy ${id} removed; its restore points stay\n`);
-      return 0;
-    default:
-      return usage();
-  }
+  if (what === undefined || !Object.hasOwn(POLICY_COMMANDS, what)) return usage();
+  const id = rest[0] && !rest[0].startsWith('--') ? rest[0] : undefined;
+  return POLICY_COMMANDS[what]({ args: rest, id, out, api: () => new HubApi(env), usage });
 }

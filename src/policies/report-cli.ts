@@ -35,19 +35,29 @@ function drillCell(d: ProtectionReport['vms'][number]['drill']): string {
   return d.lastPassed ? passed : `FAILED ${d.lastAt}; ${passed}`;
 }
 
-export async function reportCommand(args: string[], env: NodeJS.ProcessEnv, out: Writable = process.stdout): Promise<number> {
-  const [what, ...rest] = args;
-  if (what !== 'protection') {
-    process.stderr.write(REPORT_USAGE);
-    return 2;
-  }
-  const atIndex = rest.indexOf('--at');
-  const at = atIndex >= 0 ? rest[atIndex + 1] : undefined;
+/** `sendense report protection [--at TIMESTAMP] [--json]`. */
+async function protectionCommand(args: string[], env: NodeJS.ProcessEnv, out: Writable): Promise<number> {
+  const atIndex = args.indexOf('--at');
+  const at = atIndex >= 0 ? args[atIndex + 1] : undefined;
   if (atIndex >= 0 && !at) {
     process.stderr.write(REPORT_USAGE);
     return 2;
   }
   const report = await new HubApi(env).call<ProtectionReport>('GET', `/api/v1/reports/protection${at ? `?at=${encodeURIComponent(at)}` : ''}`);
-  out.write(rest.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : protectionTable(report));
+  out.write(args.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : protectionTable(report));
   return 0;
+}
+
+/** The `sendense report` commands, by the word after `report`. */
+export const REPORT_COMMANDS: Record<string, (args: string[], env: NodeJS.ProcessEnv, out: Writable) => Promise<number>> = {
+  protection: protectionCommand,
+};
+
+export async function reportCommand(args: string[], env: NodeJS.ProcessEnv, out: Writable = process.stdout): Promise<number> {
+  const [what, ...rest] = args;
+  if (what === undefined || !Object.hasOwn(REPORT_COMMANDS, what)) {
+    process.stderr.write(REPORT_USAGE);
+    return 2;
+  }
+  return REPORT_COMMANDS[what](rest, env, out);
 }

@@ -12,9 +12,9 @@ import { restoreDrillCommand, restoreVmCommand, RESTORE_VM_USAGE } from '../vm-r
 export const RESTORE_USAGE = `usage:
   sendense restore mount RESTORE_POINT [--disk DISK]       mount a restore point's disk for file-level restore
   sendense restore ls MOUNT [PATH] [--volume V]            list a directory (the volume root without PATH)
-  sendense restore get MOUNT PATH [--volume V] [-o FILE]   download a file (-o - writes to stdout)
+  sendense restore get MOUNT PATH [--volume V] [-o FILE]   download a file (-o - writes to stdout; -o is also --output)
   sendense restore unmount MOUNT                           release the mount
-  sendense restore mounts                                  list mounts
+  sendense restore mounts [--status S]                     list mounts (S: mounting, ready, failed or released)
 ${RESTORE_DISK_USAGE}
 ${RESTORE_VM_USAGE}
 
@@ -304,6 +304,18 @@ async function mountsCommand(client: HubClient, args: string[], out: Writable, e
   return 0;
 }
 
+/** The `sendense restore` commands, by the word after `restore`; each gets the arguments after that word. */
+export const RESTORE_COMMANDS: Record<string, (client: HubClient, args: string[], io: CliIo, env: NodeJS.ProcessEnv) => Promise<number>> = {
+  mount: (c, args, io, env) => mountCommand(c, args, io.stdout, env),
+  ls: (c, args, io, env) => lsCommand(c, args, io, env),
+  get: (c, args, io, env) => getCommand(c, args, io, env),
+  unmount: (c, args, io) => unmountCommand(c, args, io.stdout),
+  mounts: (c, args, io, env) => mountsCommand(c, args, io.stdout, env),
+  disk: (_c, args, io, env) => restoreDiskCommand(args, env, io),
+  vm: (_c, args, io, env) => restoreVmCommand(args, env, io),
+  drill: (_c, args, io, env) => restoreDrillCommand(args, env, io),
+};
+
 /**
  * `sendense restore ...`: file-level restore from the command line. Returns
  * the exit code: 0 done, 1 the hub refused or failed (its message is
@@ -316,19 +328,8 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv, io:
       io.stdout.write(RESTORE_USAGE);
       return sub === undefined ? 2 : 0;
     }
-    const commands: Record<string, (client: HubClient) => Promise<number>> = {
-      mount: (c) => mountCommand(c, rest, io.stdout, env),
-      ls: (c) => lsCommand(c, rest, io, env),
-      get: (c) => getCommand(c, rest, io, env),
-      unmount: (c) => unmountCommand(c, rest, io.stdout),
-      mounts: (c) => mountsCommand(c, rest, io.stdout, env),
-      disk: () => restoreDiskCommand(rest, env, io),
-      vm: () => restoreVmCommand(rest, env, io),
-      drill: () => restoreDrillCommand(rest, env, io),
-    };
-    const command = commands[sub];
-    if (!command) throw new UsageError(`unknown restore command ${JSON.stringify(sub)}`);
-    return await command(new HubClient(env));
+    if (!Object.hasOwn(RESTORE_COMMANDS, sub)) throw new UsageError(`unknown restore command ${JSON.stringify(sub)}`);
+    return await RESTORE_COMMANDS[sub](new HubClient(env), rest, io, env);
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr.write(`sendense restore: ${error.message}\n\n${RESTORE_USAGE}`);
