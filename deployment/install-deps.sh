@@ -27,6 +27,8 @@ PACKAGES=(
   virtnbdbackup   # the peer the restore-vm bench measures against (virtnbdbackup, virtnbdrestore)
   chromium        # the web console's browser tests (driven by playwright-core)
   fonts-dejavu-core # text in the console's screenshots
+  curl            # the demo, the README's examples and the restore bench call the hub's HTTP API with it
+  unzip           # the restore tests extract the zip archives the hub serves
 )
 
 if [ "$(id -u)" -ne 0 ]; then

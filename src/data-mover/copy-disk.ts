@@ -80,7 +80,7 @@ export class CopyAbortedError extends Error {
 /**
  * 8 requests of 4 MiB: against the qemu-nbd we start (QEMU_NBD_ENV), with TLS and digests, the copy's
  * three processes spent 12 % less CPU per GiB than with 16 of 512 KiB, and 19 % less without either
- * (docs/benchmarks.md, "What changed: 8 requests of 4 MiB"): fewer requests, TLS records encrypted and
+ * (the runs are in the git history of docs/benchmarks.md): fewer requests, TLS records encrypted and
  * read back in longer runs, fewer hand-offs to the hasher.
  */
 export const DEFAULT_REQUESTS = 8;
