@@ -38,7 +38,7 @@ export interface SpawnChildOptions {
 /** Children that die with us; 'exit' handlers must be synchronous, so a plain SIGKILL is all that can be done there. */
 const diesWithUs = new Set<ChildProcess>();
 let exitHookInstalled = false;
-function killOnExit(child: ChildProcess): void {
+export function killOnExit(child: ChildProcess): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', () => {

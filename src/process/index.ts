@@ -2,3 +2,4 @@ export { AdoptedProcessHandle, ChildProcessHandle, exitsWithin, terminateProcess
 export { decodeWaitStatus, isListeningOn, isListeningOnUnixSocket, isRunningState, readCmdline, readProcStat, type ExitStatus, type ProcStat } from './proc';
 export { describeFailure, ProcessError, runProcess, type ProcessFailure, type ProcessResult, type RunProcessOptions } from './run-process';
 export { readLogTail } from './log-tail';
+export { CommandSession, type Taken } from './command-session';

@@ -93,7 +93,7 @@ export function runProcess(program: string, args: readonly string[], options: Ru
   });
 }
 
-function environment(extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
+export function environment(extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
   return { ...process.env, LC_ALL: 'C', ...extra };
 }
 

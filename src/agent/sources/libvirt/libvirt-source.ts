@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ProcessError, runProcess } from '../../../process';
 import { LIVE_READ_SIZE } from '../../../data-mover';
 import type { Consistency } from '../../../wire/backup-protocol';
 import type { VmConfiguration } from '../../../wire/vm-configuration';
 import type { BackupSource, SourceSnapshot } from '../backup-source';
 import { QemuImageSource } from '../qemu-image';
+import { Virsh } from './virsh';
 import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
 import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
 
@@ -52,10 +52,11 @@ const JOB_CHECKPOINT = 'checkpoint.json';
  * Source driver for the domains of a libvirt host. A running domain is backed up through libvirt's backup
  * API in pull mode: one `backup-begin` gives one instant for all disks, exported over NBD on a Unix socket,
  * with a checkpoint per backup as the base of the next incremental. A shut-off domain is backed up from its
- * image files by the qemu-image driver. See README.md.
+ * image files by the qemu-image driver. docs/operations.md (libvirt) says what an operator sees of it.
  */
 export class LibvirtSource implements BackupSource {
   private readonly uri: string;
+  private readonly shell: Virsh;
   private readonly prefix: string;
   /** Shut-off domains, as the qemu-image driver's inventory (it reads this document on every call). */
   private readonly offlineInventory: { vms: InventoryVm[] } = { vms: [] };
@@ -67,19 +68,15 @@ export class LibvirtSource implements BackupSource {
 
   constructor(private readonly opts: LibvirtSourceOptions) {
     this.uri = opts.uri ?? 'qemu:///system';
+    this.shell = new Virsh(opts.virshBinary ?? 'virsh', this.uri);
     this.prefix = opts.prefix ?? 'sendense-';
     this.offline = new QemuImageSource({ inventory: this.offlineInventory, runDir: opts.workDir, bitmapPrefix: this.prefix });
   }
 
   // ------------------------------------------------------------------ virsh
 
-  async virsh(args: string[], timeoutMs = this.opts.commandTimeoutMs ?? 60_000): Promise<string> {
-    try {
-      return (await runProcess(this.opts.virshBinary ?? 'virsh', ['-q', '-c', this.uri, ...args], { timeoutMs })).stdout;
-    } catch (error) {
-      if (error instanceof ProcessError) throw new Error(`virsh ${args[0]}: ${error.stderr.replace(/^error: /gm, '').trim().split('\n').join(' ') || error.message}`);
-      throw error;
-    }
+  virsh(args: string[], timeoutMs = this.opts.commandTimeoutMs ?? 60_000): Promise<string> {
+    return this.shell.run(args, timeoutMs);
   }
 
   private log(level: 'info' | 'warn' | 'error', message: string): void {
@@ -404,6 +401,7 @@ export class LibvirtSource implements BackupSource {
   async closeAll(): Promise<void> {
     await Promise.allSettled([...this.snapshots.values()].map((s) => s.close()));
     await this.offline.closeAll();
+    this.shell.close();
   }
 
   /**

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import { CommandSession, ProcessError, runProcess } from '../../../process';
+
+const PROMPT = 'virsh # ';
+/** Shells kept for commands of different domains at once (a freeze of one guest must not wait on another's job). */
+const MAX_SHELLS = 4;
+/** virsh's own line after libvirtd came back: information, not a failure of the command. */
+const RECONNECTED = /^error: Reconnected to the hypervisor$/;
+const PROBE_TIMEOUT_MS = 10_000;
+
+/**
+ * virsh commands run in a few long-lived `virsh` shells rather than one program (and one connection to libvirtd)
+ * per command: a backup makes some 30 calls, and a virsh start cost ~15 ms of CPU and wall time each, in the
+ * freeze window too (docs/benchmarks.md, peer). Each command is followed by `echo --err MARK`: the mark on both
+ * streams ends its answer, and whatever it wrote to stderr before the mark is its failure. A virsh whose shell does
+ * not answer a probe so (another version) is left alone: every command then runs as its own program.
+ */
+export class Virsh {
+  private readonly idle: CommandSession[] = [];
+  private readonly waiting: ((shell: CommandSession | null) => void)[] = [];
+  private count = 0;
+  private shellWorks = true;
+
+  constructor(
+    private readonly binary: string,
+    private readonly uri: string,
+  ) {}
+
+  async run(args: string[], timeoutMs: number): Promise<string> {
+    const shell = this.shellWorks && !args.some((a) => /[\n\r]/.test(a)) ? await this.acquire() : null;
+    if (!shell) return this.once(args, timeoutMs);
+    try {
+      return await this.inShell(shell, args, timeoutMs);
+    } finally {
+      this.release(shell);
+    }
+  }
+
+  close(): void {
+    for (const shell of this.idle.splice(0)) shell.kill();
+  }
+
+  private async once(args: string[], timeoutMs: number): Promise<string> {
+    try {
+      return (await runProcess(this.binary, ['-q', '-c', this.uri, ...args], { timeoutMs })).stdout;
+    } catch (error) {
+      if (error instanceof ProcessError) throw failure(args, error.stderr || error.message);
+      throw error;
+    }
+  }
+
+  private async inShell(shell: CommandSession, args: string[], timeoutMs: number): Promise<string> {
+    const line = args.map(quote).join(' ');
+    const mark = `sendense-end-${randomUUID()}`;
+    const endOut = `${PROMPT}echo --err ${mark}\n`;
+    const endErr = `error: ${mark}\n`;
+    const answer = await shell
+      .send(`${line}\necho --err ${mark}\n`, (stdout, stderr) => {
+        const o = stdout.indexOf(endOut);
+        const e = stderr.indexOf(endErr);
+        if (o < 0 || e < 0) return null;
+        return { value: { stdout: stdout.slice(0, o), stderr: stderr.slice(0, e) }, stdoutChars: o + endOut.length, stderrChars: e + endErr.length };
+      }, timeoutMs)
+      .catch((error: Error) => {
+        throw failure(args, error.message);
+      });
+    // virsh's line editor echoes each line it reads (redrawn with carriage returns when it is long) after its
+    // prompt: the answer starts after that echo's end of line.
+    const echoEnd = answer.stdout.indexOf('\n');
+    if (!answer.stdout.startsWith(PROMPT) || echoEnd < 0) {
+      shell.kill();
+      throw failure(args, `virsh's shell answered in a form this agent does not read: ${JSON.stringify(answer.stdout.slice(0, 200))}`);
+    }
+    const errors = answer.stderr.split('\n').filter((l) => l && !RECONNECTED.test(l));
+    if (errors.length) throw failure(args, errors.join('\n'));
+    // The shell leaves the last line of some answers (echo's) unterminated, where virsh alone ends it.
+    const output = answer.stdout.slice(echoEnd + 1);
+    return output && !output.endsWith('\n') ? `${output}\n` : output;
+  }
+
+  /** A new shell, or none when this virsh's shell does not answer as inShell reads it (then every command runs alone). */
+  private async open(): Promise<CommandSession | null> {
+    const shell = new CommandSession(this.binary, ['-q', '-c', this.uri]);
+    const probe = await this.inShell(shell, ['echo', 'sendense-probe'], PROBE_TIMEOUT_MS).catch(() => null);
+    if (probe === 'sendense-probe\n') return shell;
+    shell.kill();
+    this.shellWorks = false;
+    return null;
+  }
+
+  private async acquire(): Promise<CommandSession | null> {
+    for (let shell = this.idle.pop(); shell; shell = this.idle.pop()) {
+      if (shell.alive) return shell;
+      this.count--;
+    }
+    if (this.count < MAX_SHELLS) {
+      this.count++;
+      const shell = await this.open();
+      if (!shell) this.count--;
+      return shell;
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(shell: CommandSession): void {
+    if (!shell.alive) {
+      this.count--;
+      const next = this.waiting.shift();
+      if (next) void this.acquire().then(next, () => next(null));
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next) next(shell);
+    else this.idle.push(shell);
+  }
+}
+
+function failure(args: string[], message: string): Error {
+  return new Error(`virsh ${args[0]}: ${message.replace(/^error: /gm, '').trim().split('\n').join(' ')}`);
+}
+
+/** virsh's shell splits on blanks and reads quotes and backslashes as a POSIX shell does. */
+function quote(arg: string): string {
+  return /^[A-Za-z0-9_./:=,+@%-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
