@@ -21,6 +21,8 @@ export interface RunnerDeps {
 }
 
 const PROGRESS_EVERY_MS = 1000;
+/** Disks of one VM copied at the same time. */
+const DISKS_AT_ONCE = 4;
 
 type Report = (report: AgentReport) => Promise<void>;
 
@@ -86,14 +88,12 @@ export class BackupRunner {
     };
     const sincePointId = request.type === 'incremental' ? request.sincePointId : null;
     let success = false;
-    // The first disk's target is connected while the snapshot is taken: qemu-nbd 7.2 leaves Nagle on, so its
-    // negotiation replies wait on our delayed ACKs, ~90 ms per connection here (docs/benchmarks.md, backup). Only
-    // the first: a connection opened early for a later disk would sit idle through the earlier disks' copies,
-    // long enough for a firewall between agent and hub to drop it.
-    const first = request.disks[0];
-    const firstTarget = first ? this.deps.connectTarget(first.nbd) : undefined;
-    firstTarget?.catch(() => undefined);
-    let firstTaken = false;
+    // The targets of the disks copied first are connected while the snapshot is taken: qemu-nbd 7.2 leaves Nagle
+    // on, so its negotiation replies wait on our delayed ACKs, ~90 ms per connection here (docs/benchmarks.md,
+    // backup). Only those: a connection opened early for a disk that waits its turn would sit idle through the
+    // others' copies, long enough for a firewall between agent and hub to drop it.
+    const early = new Map(request.disks.slice(0, DISKS_AT_ONCE).map((d) => [d.diskId, this.deps.connectTarget(d.nbd)]));
+    for (const connection of early.values()) connection.catch(() => undefined);
     try {
       await this.settle(vmId, sincePointId);
       const prepared = await source.prepareBackup(vmId, { newPointId: restorePointId, sincePointId });
@@ -102,16 +102,25 @@ export class BackupRunner {
       try {
         await report({ type: 'snapshot-created', snapshotId: snapshot.snapshotId, diskIds: snapshot.disks.map((d) => d.diskId), ...snapshot.consistency });
         if (snapshot.configuration) await this.deps.uploadConfiguration(request, snapshot.configuration);
-        for (const target of request.disks) {
-          signal.throwIfAborted();
-          const disk = snapshot.disks.find((d) => d.diskId === target.diskId);
-          if (!disk) throw new Error(`the snapshot has no disk ${target.diskId}`);
-          const newBitmap = prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
-          const uploadDigests = (digests: Buffer) => this.deps.uploadDigests(request, target.diskId, digests);
-          const connection = target === first && firstTarget ? firstTarget : this.deps.connectTarget(target.nbd);
-          if (target === first) firstTaken = true;
-          await this.copyOne(report, uploadDigests, disk, connection, target, request.type, newBitmap, signal);
-        }
+        // The disks are copied at once, as many as DISKS_AT_ONCE: a VM's small system disk no longer waits for its
+        // data disk. The first disk to fail stops the others.
+        const failed = new AbortController();
+        const stop = AbortSignal.any([signal, failed.signal]);
+        await eachAtOnce(request.disks, DISKS_AT_ONCE, async (target) => {
+          try {
+            stop.throwIfAborted();
+            const disk = snapshot.disks.find((d) => d.diskId === target.diskId);
+            if (!disk) throw new Error(`the snapshot has no disk ${target.diskId}`);
+            const newBitmap = prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
+            const uploadDigests = (digests: Buffer) => this.deps.uploadDigests(request, target.diskId, digests);
+            const connection = early.get(target.diskId) ?? this.deps.connectTarget(target.nbd);
+            early.delete(target.diskId);
+            await this.copyOne(report, uploadDigests, disk, connection, target, request.type, newBitmap, stop);
+          } catch (error) {
+            failed.abort(error);
+            throw error;
+          }
+        });
       } finally {
         await snapshot.close();
         await report({ type: 'snapshot-removed', snapshotId: snapshot.snapshotId }).catch(() => undefined);
@@ -126,7 +135,7 @@ export class BackupRunner {
       if (!success) await this.rollBack(vmId, restorePointId, sincePointId);
       await report({ type: 'failed', reason }).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
     } finally {
-      if (!firstTaken) await closeWhenOpen(firstTarget);
+      for (const connection of early.values()) await closeWhenOpen(connection);
       if (success) this.unconfirmed.set(vmId, { newPointId: restorePointId, sincePointId });
     }
   }
@@ -196,6 +205,24 @@ export class BackupRunner {
       await src?.close().catch(() => undefined);
     }
   }
+}
+
+/**
+ * Runs `work` on every item, at most `limit` at a time; once one fails no more start. Rejects with the first
+ * failure after every started one has settled (a copy still writing when its job is reported failed would race
+ * the hub's cleanup).
+ */
+export async function eachAtOnce<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let firstError: { error: unknown } | null = null;
+  const worker = async () => {
+    while (next < items.length && !firstError) {
+      const item = items[next++];
+      await work(item).catch((error: unknown) => void (firstError ??= { error }));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (firstError) throw (firstError as { error: unknown }).error;
 }
 
 /** Closes a connection once it is open; one that failed to open needs nothing. */

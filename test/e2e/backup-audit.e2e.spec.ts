@@ -22,6 +22,7 @@ const BACKUP_STORY = [
   'BackupTargetsPrepared',
   'SnapshotRequested',
   'SnapshotCreated',
+  // the two disks are copied at once: their reports interleave (see inOrderPerDisk)
   ...DISK_TRANSFERRED,
   ...DISK_TRANSFERRED,
   'SnapshotRemoved',
@@ -33,7 +34,18 @@ const BACKUP_STORY = [
   'BackupJobReleased',
 ];
 
-const types = (story: AuditEvent[]) => story.map((e) => e.type).filter((t, i, all) => t !== 'DiskTransferProgressed' || all[i - 1] !== t);
+/**
+ * The story's types, progress runs counted once per disk, and the disks' transfer reports (copied at once, so
+ * interleaved) put disk after disk in the order the disks started: each disk's own reports keep their order.
+ */
+function types(story: AuditEvent[]): string[] {
+  const transfer = story.filter((e) => e.type.startsWith('DiskTransfer'));
+  const disks = [...new Set(transfer.map((e) => e.data.diskId as string))];
+  const perDisk = disks.flatMap((d) => transfer.filter((e) => e.data.diskId === d)).map((e) => e.type);
+  let k = 0;
+  const ordered = story.map((e) => (e.type.startsWith('DiskTransfer') ? perDisk[k++] : e.type));
+  return ordered.filter((t, i, all) => t !== 'DiskTransferProgressed' || all[i - 1] !== t);
+}
 
 /**
  * Every cause named in the story is an earlier event of it. Only the request that opened the story is its own
