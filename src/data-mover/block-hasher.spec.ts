@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DIGEST_BLOCK_SIZE, DigestRecorder } from '../wire/block-digests';
-import { BlockHasher, sharedBuffer } from './block-hasher';
+import { BlockHasher, borrowHasher, releaseHasher, sharedBuffer } from './block-hasher';
 
 describe('BlockHasher (SHA-256 of a copy\'s blocks on a worker thread)', () => {
   let hasher: BlockHasher;
@@ -25,5 +25,24 @@ describe('BlockHasher (SHA-256 of a copy\'s blocks on a worker thread)', () => {
   it('refuses a buffer the worker cannot read in place', () => {
     const recorder = new DigestRecorder(DIGEST_BLOCK_SIZE);
     expect(() => hasher.hashInto(recorder.add(0, DIGEST_BLOCK_SIZE, false), 0, Buffer.alloc(DIGEST_BLOCK_SIZE))).toThrow('SharedArrayBuffer');
+  });
+});
+
+describe('borrowHasher / releaseHasher (threads kept between copies)', () => {
+  it('hands the same thread to the next copy, and closes one that cannot serve again', async () => {
+    const first = borrowHasher();
+    const data = sharedBuffer(DIGEST_BLOCK_SIZE);
+    const digest = await first.hash(data);
+    await releaseHasher(first);
+    const again = borrowHasher();
+    expect(again).toBe(first);
+    expect((await again.hash(data)).equals(digest)).toBe(true);
+    // a copy aborted with a hash still pending: its thread is not kept
+    const pending = again.hash(sharedBuffer(64 * DIGEST_BLOCK_SIZE));
+    await releaseHasher(again);
+    await expect(pending).rejects.toThrow();
+    const fresh = borrowHasher();
+    expect(fresh).not.toBe(first);
+    await releaseHasher(fresh);
   });
 });

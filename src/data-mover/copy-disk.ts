@@ -1,7 +1,7 @@
 import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
 import type { NbdClient } from '../nbd-protocol/nbd-client';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DigestRecorder, DigestRun } from '../wire/block-digests';
-import { BlockHasher, sharedBuffer } from './block-hasher';
+import { BlockHasher, borrowHasher, releaseHasher, sharedBuffer } from './block-hasher';
 import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, planFull, planIncremental, splitRequests, sumBytes } from './copy-plan';
 
 export interface CopyProgress {
@@ -202,7 +202,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
     const readSize = fitRequest(Math.min(options.readSize ?? requestSize, requestSize), [source]);
     const inFlight = options.requests ?? DEFAULT_REQUESTS;
     const recorder = options.digests ? new DigestRecorder(source.size) : null;
-    if (recorder) hasher = new BlockHasher();
+    if (recorder) hasher = borrowHasher();
     const queue = requestsOf(ops, requestSize, recorder);
 
     const stats = { bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, requests: 0 };
@@ -292,7 +292,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
     };
   } finally {
     if (timer) clearInterval(timer);
-    await hasher?.close();
+    if (hasher) await releaseHasher(hasher);
     signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -4,4 +4,4 @@ export { alignPlan, dirtyRanges, planFull, planIncremental, splitRequests, DEFAU
 export type { CopyOp } from './copy-plan';
 export { nbdCopyCommand, parseNbdCopyArgs, NBD_COPY_USAGE, UsageError } from './nbd-copy.command';
 export type { NbdCopyArgs, NbdCopyIo } from './nbd-copy.command';
-export { BlockHasher, sharedBuffer } from './block-hasher';
+export { borrowHasher, releaseHasher, sharedBuffer } from './block-hasher';

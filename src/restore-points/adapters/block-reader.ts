@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BlockHasher, sharedBuffer } from '../../data-mover';
+import { borrowHasher, releaseHasher, sharedBuffer } from '../../data-mover';
 import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
@@ -92,7 +92,7 @@ export async function checkBlocks(client: NbdClient, digests: BlockDigests, opti
   }
   const queue = requests();
   const end = (b: number) => b * DIGEST_BLOCK_SIZE + digests.blockLength(b);
-  const hasher = new BlockHasher();
+  const hasher = borrowHasher();
   const worker = async () => {
     const buffer = sharedBuffer(requestSize);
     for (let next = queue.next(); !next.done; next = queue.next()) {
@@ -119,7 +119,7 @@ export async function checkBlocks(client: NbdClient, digests: BlockDigests, opti
   try {
     await Promise.all(Array.from({ length: inFlight }, worker));
   } finally {
-    await hasher.close();
+    await releaseHasher(hasher);
   }
   result.mismatches.sort((a, b) => a.offset - b.offset);
   return result;
