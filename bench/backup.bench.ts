@@ -80,7 +80,7 @@ export function descendants(pid: number): number[] {
  * CPU seconds so far of the hub's embedded PostgreSQL: its live processes, and the backends its postmaster has
  * reaped (the hub does not reap them, so the backup's "with the processes they ran" leaves them out).
  */
-function postgresCpu(hubPid: number): number {
+export function postgresCpu(hubPid: number): number {
   let seconds = 0;
   for (const pid of descendants(hubPid)) {
     try {

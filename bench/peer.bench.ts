@@ -4,7 +4,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureLibvirt, GuestDomain, startGuest } from '../test/fixtures/libvirt/libvirt-guest';
-import { cpuSeconds, descendants, Lab, phases } from './backup.bench';
+import { cpuSeconds, descendants, Lab, phases, postgresCpu } from './backup.bench';
 import { median } from './stats';
 
 /*
@@ -125,15 +125,16 @@ export async function runPeerBench(): Promise<void> {
 
     const sendense = async (type: 'full' | 'incremental'): Promise<Sample> => {
       const from = logSize();
-      const before = [treeCpu(hubPid), treeCpu(agentPid), cpuSeconds(libvirtdPid()), qemuIoCpu(ours.name)];
+      const sample = () => [treeCpu(hubPid), treeCpu(agentPid), cpuSeconds(libvirtdPid()), qemuIoCpu(ours.name), cpuSeconds(hubPid), postgresCpu(hubPid), cpuSeconds(agentPid)];
+      const before = sample();
       const { ms, job, story, requestedAt } = await lab.backup(ours.uuid, type);
-      const after = [treeCpu(hubPid), treeCpu(agentPid), cpuSeconds(libvirtdPid()), qemuIoCpu(ours.name)];
-      const cpu = after.map((a, i) => a - before[i]);
+      const [hub, agent, libvirtd, qemu, hubNode, pg, agentNode] = sample().map((a, i) => a - before[i]);
+      const cpu = [hub, agent, libvirtd, qemu];
       const point = (await lab.api('GET', `/api/v1/restore-points/${job.restorePointId}`)).body as { disks: { file: string }[] };
       return {
         wallMs: ms,
         cpu: cpu.reduce((a, b) => a + b, 0),
-        split: `hub ${cpu[0].toFixed(2)} + agent ${cpu[1].toFixed(2)} + libvirtd ${cpu[2].toFixed(2)} + qemu I/O ${cpu[3].toFixed(2)}`,
+        split: `hub ${hub.toFixed(2)} (node ${hubNode.toFixed(2)}, PostgreSQL ${pg.toFixed(2)}, qemu-nbd and qemu-img ${(hub - hubNode - pg).toFixed(2)}) + agent ${agent.toFixed(2)} (node ${agentNode.toFixed(2)}) + libvirtd ${libvirtd.toFixed(2)} + qemu I/O ${qemu.toFixed(2)}`,
         bytes: allocated(point.disks.map((d) => join(dir, 'repo', d.file))),
         freezeMs: freezeWindow(log, from),
         detail: phases(story, requestedAt),
