@@ -71,8 +71,10 @@ export class Virsh {
       shell.kill();
       throw failure(args, `virsh's shell answered in a form this agent does not read: ${JSON.stringify(answer.stdout.slice(0, 200))}`);
     }
-    const errors = answer.stderr.split('\n').filter((l) => l && !RECONNECTED.test(l));
-    if (errors.length) throw failure(args, errors.join('\n'));
+    // virsh alone fails with its exit status; in its shell, a failed command is one that printed an error
+    // (warnings, and the note that it reconnected, are not failures)
+    const errors = answer.stderr.split('\n').filter((l) => l.startsWith('error: ') && !RECONNECTED.test(l));
+    if (errors.length) throw failure(args, answer.stderr.split('\n').filter((l) => l && !RECONNECTED.test(l)).join('\n'));
     // The shell leaves the last line of some answers (echo's) unterminated, where virsh alone ends it.
     const output = answer.stdout.slice(echoEnd + 1);
     return output && !output.endsWith('\n') ? `${output}\n` : output;
