@@ -1,5 +1,5 @@
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, In } from 'typeorm';
 import { BackupJobsReport, BackupJobsReportQuery } from '../../src/backups/queries/backup-jobs-report.query';
 import { BackupJobDto, GetBackupJobQuery } from '../../src/backups/queries/get-backup-job.query';
 import { BackupJobPage, ListBackupJobsQuery } from '../../src/backups/queries/list-backup-jobs.query';
@@ -42,7 +42,10 @@ export class ListBackupJobsHandler implements IQueryHandler<ListBackupJobsQuery,
       `SELECT job_id FROM rm_backup_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY requested_at DESC, job_id DESC LIMIT ${limit + 1}`,
       params,
     );
-    const jobs = await Promise.all(rows.slice(0, limit).map((r) => manager.getRepository(BackupJobView).findOneByOrFail({ jobId: r.job_id })));
+    // one read of the page's rows, not one per row: 51 queries per page held the list at ~80 ms while a fleet ran (bench fleet)
+    const ids = rows.slice(0, limit).map((r) => r.job_id);
+    const found = new Map((await manager.getRepository(BackupJobView).findBy({ jobId: In(ids) })).map((j) => [j.jobId, j]));
+    const jobs = ids.map((id) => found.get(id)!);
     const last = jobs.at(-1);
     return { jobs: jobs.map(describe), nextCursor: rows.length > limit && last ? encodeCursor(last.requestedAt, last.jobId) : null };
   }

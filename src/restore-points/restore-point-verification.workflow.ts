@@ -101,10 +101,18 @@ export class RestorePointVerificationWorkflow {
       if (!problems.length) {
         for (const disk of lineage.at(-1)!.disks) {
           const perDisk = lineage.map((p) => digestedPoint(p, disk.diskId, digests));
-          for (const { restorePointId: inPoint, digests: toRead } of blocksToCheck(perDisk)) {
-            const result = await this.readPoint(root, pointOf(state, inPoint)!, disk.diskId, toRead, progress.add);
-            blocks += result.blocks;
-            found.push(...result.mismatches.map((m) => ({ restorePointId: inPoint, diskId: disk.diskId, ...m, readsThrough: laterReaders(state, inPoint, disk.diskId, m.offset, digests) })));
+          // One export of the point itself, read as a restore of it reads: each block comes from the point that wrote
+          // it last. An export per point of the lineage opened every backing file again for each one: a verify of the
+          // newest of 201 points took 46 s against 0.2 s for a chain of 2 (docs/benchmarks.md, chain).
+          const exported = await exportPoint(join(root, disk.file));
+          try {
+            for (const { restorePointId: inPoint, digests: toRead } of blocksToCheck(perDisk)) {
+              const result = await checkBlocks(exported.client, toRead, { onBytes: progress.add });
+              blocks += result.blocks;
+              found.push(...result.mismatches.map((m) => ({ restorePointId: inPoint, diskId: disk.diskId, ...m, readsThrough: laterReaders(state, inPoint, disk.diskId, m.offset, digests) })));
+            }
+          } finally {
+            await exported.close();
           }
         }
       }

@@ -9,8 +9,8 @@ export interface DigestedPoint {
 
 /**
  * What to read so that every block the newest point of `lineage` (oldest first) reads is compared
- * once: of each point, the blocks it wrote that no later point of the lineage overwrote. Each is
- * read from that point's own view (its file with its backing chain), where its digest was taken.
+ * once: of each point, the blocks it wrote that no later point of the lineage overwrote. Read through
+ * the newest point's view (its file with its backing chain), each is the data that point wrote.
  */
 export function blocksToCheck(lineage: readonly DigestedPoint[]): { restorePointId: string; digests: BlockDigests }[] {
   const out: { restorePointId: string; digests: BlockDigests }[] = [];
