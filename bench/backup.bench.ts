@@ -395,6 +395,7 @@ interface Story {
 
 /** Hub (embedded PostgreSQL) and agent processes from dist/; the live bench runs its agent on libvirt. */
 export class Lab {
+  readonly token = TOKEN;
   hub?: Proc;
   agent?: Proc;
   apiPort = 0;
@@ -403,6 +404,8 @@ export class Lab {
   constructor(
     private readonly dir: string,
     private readonly profileDir?: string,
+    /** Two labs on one database (the fleet bench): the second hub's settings, and the repository the first created. */
+    private readonly options: { hubEnv?: Record<string, string>; agentName?: string; repositoryId?: string } = {},
   ) {}
 
   agentEnv(): NodeJS.ProcessEnv {
@@ -422,13 +425,17 @@ export class Lab {
         SENDENSE_ADMIN_TOKEN: TOKEN,
         SENDENSE_NBD_PORTS: '14100-14163',
         SENDENSE_LOG_LEVEL: 'warn',
+        ...this.options.hubEnv,
       },
       this.profileDir,
     );
     await this.until(async () => (await fetch(`http://127.0.0.1:${this.apiPort}/api/v1/health`)).ok, 120_000, 'the hub to answer');
-    mkdirSync(join(this.dir, 'repo'));
-    this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'bench', kind: 'local', path: join(this.dir, 'repo') })).body.repositoryId;
-    const register = spawnSendense(['agent', 'register', '--hub', `http://127.0.0.1:${this.apiPort}`, '--name', 'bench-agent'], this.agentEnv());
+    if (this.options.repositoryId) this.repositoryId = this.options.repositoryId;
+    else {
+      mkdirSync(join(this.dir, 'repo'));
+      this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'bench', kind: 'local', path: join(this.dir, 'repo') })).body.repositoryId;
+    }
+    const register = spawnSendense(['agent', 'register', '--hub', `http://127.0.0.1:${this.apiPort}`, '--name', this.options.agentName ?? 'bench-agent'], this.agentEnv());
     await register.exited;
     if (register.child.exitCode !== 0) throw new Error(`agent register failed: ${register.output()}`);
     this.agent = spawnSendense(['agent', 'run', ...source], this.agentEnv(), this.profileDir);

@@ -9,6 +9,8 @@ import { runVerifyBench } from './verify.bench';
 import { runLiveBench } from './live.bench';
 import { runRestoreVmBench } from './restore-vm.bench';
 import { runPeerBench } from './peer.bench';
+import { runFleetBench } from './fleet.bench';
+import { runChainBench } from './chain.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -22,6 +24,8 @@ const BENCHES: Record<string, () => Promise<void>> = {
   'restore-vm': runRestoreVmBench,
   console: runConsoleBench,
   peer: runPeerBench,
+  fleet: runFleetBench,
+  chain: runChainBench,
 };
 
 async function main(): Promise<void> {

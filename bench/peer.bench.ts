@@ -57,6 +57,7 @@ function qemuIoCpu(name: string): number {
   return ticks / 100;
 }
 
+const frozen = (w: { ms: number; parts: string } | null) => ({ freezeMs: w?.ms ?? null, freezeParts: w?.parts });
 const libvirtdPid = () => Number(readFileSync('/run/libvirtd.pid', 'utf8').trim());
 /** Our own reaped children: virtnbdbackup and what it ran, once it exited. */
 const reapedChildren = () => cpuSeconds(process.pid, true) - cpuSeconds(process.pid);
@@ -72,25 +73,25 @@ interface Sample {
   split: string;
   bytes: number;
   freezeMs: number | null;
+  freezeParts?: string;
   detail?: string;
 }
 
 /**
  * The freeze window of the last freeze in libvirtd's log since `from` (a byte offset): the freeze command sent
- * until the thaw's answer read, both from libvirtd's own timestamps.
+ * until the thaw's answer read, both from libvirtd's own timestamps; and its parts: the guest agent freezing,
+ * what ran while it was frozen (backup-begin and the tool's own steps), the guest agent thawing.
  */
-function freezeWindow(log: string, from: number): number | null {
+function freezeWindow(log: string, from: number): { ms: number; parts: string } | null {
   const lines = readFileSync(log, 'utf8').slice(from).split('\n');
   const time = (line: string) => Date.parse(line.slice(0, 23).replace(' ', 'T') + 'Z');
-  let sent: number | null = null;
-  let thawSent = false;
-  let window: number | null = null;
+  let marks: number[] = [];
+  let window: { ms: number; parts: string } | null = null;
   for (const line of lines) {
-    if (/Send command '\{"execute":"guest-fsfreeze-freeze"/.test(line)) sent = time(line);
-    else if (/Send command '\{"execute":"guest-fsfreeze-thaw"/.test(line)) thawSent = true;
-    else if (thawSent && sent !== null && /qemuAgentIOProcessLine.*"return"/.test(line)) {
-      window = time(line) - sent;
-      thawSent = false;
+    if (/Send command '\{"execute":"guest-fsfreeze-freeze"/.test(line)) marks = [time(line)];
+    else if (/Send command '\{"execute":"guest-fsfreeze-thaw"/.test(line) && marks.length === 2) marks.push(time(line));
+    else if (/qemuAgentIOProcessLine.*"return"/.test(line) && (marks.length === 1 || marks.length === 3)) {
+      if (marks.push(time(line)) === 4) window = { ms: marks[3] - marks[0], parts: `freeze ${marks[1] - marks[0]} + frozen ${marks[2] - marks[1]} + thaw ${marks[3] - marks[2]}` };
     }
   }
   return window;
@@ -136,7 +137,7 @@ export async function runPeerBench(): Promise<void> {
         cpu: cpu.reduce((a, b) => a + b, 0),
         split: `hub ${hub.toFixed(2)} (node ${hubNode.toFixed(2)}, PostgreSQL ${pg.toFixed(2)}, qemu-nbd and qemu-img ${(hub - hubNode - pg).toFixed(2)}) + agent ${agent.toFixed(2)} (node ${agentNode.toFixed(2)}) + libvirtd ${libvirtd.toFixed(2)} + qemu I/O ${qemu.toFixed(2)}`,
         bytes: allocated(point.disks.map((d) => join(dir, 'repo', d.file))),
-        freezeMs: freezeWindow(log, from),
+        ...frozen(freezeWindow(log, from)),
         detail: phases(story, requestedAt),
       };
     };
@@ -156,12 +157,12 @@ export async function runPeerBench(): Promise<void> {
         cpu: cpu.reduce((a, b) => a + b, 0),
         split: `virtnbdbackup ${cpu[0].toFixed(2)} + libvirtd ${cpu[1].toFixed(2)} + qemu I/O ${cpu[2].toFixed(2)}`,
         bytes: allocated(written),
-        freezeMs: freezeWindow(log, from),
+        ...frozen(freezeWindow(log, from)),
       };
     };
 
     const results: Record<'ours' | 'peer', Record<'full' | 'incremental', Sample[]>> = { ours: { full: [], incremental: [] }, peer: { full: [], incremental: [] } };
-    const show = (who: string, type: string, s: Sample) => out(`    ${who} ${type}: ${s.wallMs} ms, CPU ${s.cpu.toFixed(2)} s (${s.split}), ${(s.bytes / MiB).toFixed(1)} MiB stored, frozen ${s.freezeMs ?? '-'} ms${s.detail ? `\n      timeline (ms since the previous mark): ${s.detail}` : ''}`);
+    const show = (who: string, type: string, s: Sample) => out(`    ${who} ${type}: ${s.wallMs} ms, CPU ${s.cpu.toFixed(2)} s (${s.split}), ${(s.bytes / MiB).toFixed(1)} MiB stored, frozen ${s.freezeMs ?? '-'} ms${s.freezeParts ? ` (${s.freezeParts})` : ''}${s.detail ? `\n      timeline (ms since the previous mark): ${s.detail}` : ''}`);
     for (let i = 0; i < runs; i++) {
       out(`  round ${i + 1} (load ${load()}):`);
       const target = join(dir, `virtnbdbackup-${i}`);

@@ -1,0 +1,118 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Lab } from './backup.bench';
+import { median } from './stats';
+
+/*
+ * Long chains: a powered-off VM (a 512 MiB qcow2 disk, ext4 in its first 256 MiB with a 64 MiB file of random
+ * data) backed up full, then incrementally after a 64 KiB write each time (SENDENSE_BENCH_CHAIN_POINTS
+ * incrementals, default 200). On the newest point at chain length 2 and at the end, and again after retention
+ * (keepLast SENDENSE_BENCH_CHAIN_KEEP, default 10) merged the chain down: the time to mount it, to download the
+ * 64 MiB file from the mount, and to verify the point (SENDENSE_BENCH_RUNS of each, default 3, medians).
+ */
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+
+interface Figures {
+  chain: number;
+  mountMs: number;
+  downloadMs: number;
+  verifyMs: number;
+}
+
+async function measure(lab: Lab, restorePointId: string, expectedSha: string, runs: number): Promise<Omit<Figures, 'chain'>> {
+  const mount: number[] = [];
+  const download: number[] = [];
+  const verify: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    let t = performance.now();
+    const mounted = await lab.api('POST', '/api/v1/restore/mounts', { restorePointId });
+    if (mounted.status !== 201) throw new Error(`mount refused: ${mounted.status} ${JSON.stringify(mounted.body)}`);
+    mount.push(performance.now() - t);
+    const { mountId, volumes } = mounted.body as { mountId: string; volumes: { id: string; status: string }[] };
+    try {
+      const volume = volumes.find((v) => v.status === 'mounted')!.id;
+      t = performance.now();
+      const res = await fetch(`http://127.0.0.1:${lab.apiPort}/api/v1/restore/mounts/${mountId}/file?volume=${encodeURIComponent(volume)}&path=/data/big.bin`, { headers: { Authorization: `Bearer ${lab.token}` } });
+      const body = Buffer.from(await res.arrayBuffer());
+      download.push(performance.now() - t);
+      if (res.status !== 200 || createHash('sha256').update(body).digest('hex') !== expectedSha) throw new Error(`the file read from the mount is not the file backed up (${res.status}, ${body.length} bytes)`);
+    } finally {
+      await lab.api('DELETE', `/api/v1/restore/mounts/${mountId}`);
+    }
+    t = performance.now();
+    const verified = await lab.api('POST', `/api/v1/restore-points/${restorePointId}/verify`);
+    verify.push(performance.now() - t);
+    if (verified.status !== 201 || !verified.body.content.ok) throw new Error(`verify failed: ${JSON.stringify(verified.body).slice(0, 500)}`);
+  }
+  return { mountMs: median(mount), downloadMs: median(download), verifyMs: median(verify) };
+}
+
+export async function runChainBench(): Promise<void> {
+  const points = Number(process.env.SENDENSE_BENCH_CHAIN_POINTS ?? 200);
+  const keep = Number(process.env.SENDENSE_BENCH_CHAIN_KEEP ?? 10);
+  const runs = Number(process.env.SENDENSE_BENCH_RUNS ?? 3);
+  const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-chain-bench-'));
+  chmodSync(dir, 0o755);
+  const lab = new Lab(dir);
+  try {
+    out(`load average at start: ${load()}`);
+    const tree = join(dir, 'tree');
+    mkdirSync(join(tree, 'data'), { recursive: true });
+    const big = randomBytes(64 * MiB);
+    writeFileSync(join(tree, 'data', 'big.bin'), big);
+    const sha = createHash('sha256').update(big).digest('hex');
+    const raw = join(dir, 'disk0.raw');
+    const disk = join(dir, 'disk0.qcow2');
+    await run('truncate', ['-s', '256M', raw]);
+    await run('mkfs.ext4', ['-q', '-F', '-d', tree, raw]);
+    await run('qemu-img', ['convert', '-q', '-O', 'qcow2', raw, disk]);
+    await run('qemu-img', ['resize', '-q', disk, '512M']);
+    rmSync(raw);
+    const inventory = join(dir, 'inventory.json');
+    writeFileSync(inventory, JSON.stringify({ vms: [{ id: 'chain-vm', name: 'chain-vm', disks: [{ id: 'disk0', path: disk }] }] }));
+    await lab.start(['--inventory', inventory]);
+
+    // each incremental after a 64 KiB write past the filesystem, somewhere else each time
+    const change = (i: number) => run('qemu-io', ['-f', 'qcow2', '-c', `write -P ${(i % 250) + 1} ${256 * MiB + ((i * 977) % 4000) * 64 * 1024} 64K`, disk]);
+    await lab.backup('chain-vm', 'full');
+    await change(0);
+    let newest = (await lab.backup('chain-vm', 'incremental')).job.restorePointId as string;
+    const figures: Figures[] = [{ chain: 2, ...(await measure(lab, newest, sha, runs)) }];
+    const t = Date.now();
+    for (let i = 1; i < points; i++) {
+      await change(i);
+      newest = (await lab.backup('chain-vm', 'incremental')).job.restorePointId;
+    }
+    out(`${points - 1} more incrementals in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    const chainLength = async () => ((await lab.api('GET', `/api/v1/vms/chain-vm/restore-points?repositoryId=${lab.repositoryId}`)).body as unknown[]).length;
+    figures.push({ chain: await chainLength(), ...(await measure(lab, newest, sha, runs)) });
+
+    // retention merges the oldest points into the full until `keep` remain
+    const policy = await lab.api('POST', '/api/v1/policies', { name: 'chain', vms: { ids: ['chain-vm'] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: keep }, rpoHours: 24 });
+    if (policy.status !== 201) throw new Error(`policy refused: ${JSON.stringify(policy.body)}`);
+    const pruneStarted = Date.now();
+    const pruned = await lab.api('POST', `/api/v1/policies/${policy.body.policyId}/prune`);
+    if (pruned.status !== 200) throw new Error(`prune refused: ${JSON.stringify(pruned.body)}`);
+    await lab.until(async () => (await chainLength()) <= keep, 1_800_000, `the chain to be merged down to ${keep}`, 500);
+    out(`retention (keepLast ${keep}) merged the chain down in ${((Date.now() - pruneStarted) / 1000).toFixed(1)} s`);
+    figures.push({ chain: await chainLength(), ...(await measure(lab, newest, sha, runs)) });
+
+    const base = figures[0];
+    out(`\nnewest point, medians of ${runs} (ratio to the chain of 2; goal <= 2):`);
+    out('| points in the chain | mount | download 64 MiB | verify |');
+    out('|---|---|---|---|');
+    for (const f of figures) out(`| ${f.chain} | ${f.mountMs.toFixed(0)} ms (${(f.mountMs / base.mountMs).toFixed(2)}) | ${f.downloadMs.toFixed(0)} ms (${(f.downloadMs / base.downloadMs).toFixed(2)}) | ${f.verifyMs.toFixed(0)} ms (${(f.verifyMs / base.verifyMs).toFixed(2)}) |`);
+    out(`load average at end: ${load()}`);
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,285 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from 'pg';
+import { cpuSeconds, descendants, Lab, postgresCpu } from './backup.bench';
+import { median } from './stats';
+
+/*
+ * A fleet on one hub: SENDENSE_BENCH_FLEET_VMS powered-off VMs (default 100; one 64 MiB qcow2 disk each with
+ * 4 MiB of random data in eight places), all selected by one policy that is run at once, then run again after
+ * a small write to every VM (a round of incrementals). Measured: wall time to the last job's end, backups per
+ * minute, hub RSS peak and CPU, PostgreSQL RSS peak and CPU, events and event store bytes per backup, and the
+ * latency of GET /api/v1/backups and of the protection report while the fleet runs. First one hub with its
+ * embedded PostgreSQL and one agent; then two hubs on one external PostgreSQL (DATABASE_URL, else the
+ * machine's 127.0.0.1:5432) with an agent each, half the fleet on each, the policy run once for all.
+ * SENDENSE_MAX_CONCURRENT_BACKUPS (default 4) applies to every hub.
+ */
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
+
+interface Vm {
+  id: string;
+  name: string;
+  disks: { id: string; path: string }[];
+}
+
+async function makeVms(dir: string, count: number): Promise<Vm[]> {
+  const vms: Vm[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `fleet-${String(i).padStart(3, '0')}`;
+    const path = join(dir, `${name}.qcow2`);
+    const random = join(dir, `${name}.rand`);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', path, '64M']);
+    await run('sh', ['-c', `head -c 4M /dev/urandom > '${random}'`]);
+    const writes = Array.from({ length: 8 }, (_, k) => ['-c', `write -s ${random} ${k * 8}M 512K`]).flat();
+    await run('qemu-io', ['-f', 'qcow2', ...writes, path]);
+    rmSync(random);
+    vms.push({ id: name, name, disks: [{ id: 'disk0', path }] });
+  }
+  return vms;
+}
+
+/** 1 MiB written to every VM's disk: what the round of incrementals copies. */
+async function touch(vms: Vm[], round: number): Promise<void> {
+  for (const vm of vms) await run('qemu-io', ['-f', 'qcow2', '-c', `write -P ${round} 40M 1M`, vm.disks[0].path]);
+}
+
+function rssKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  try {
+    return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Proportional set size: memory shared between processes (PostgreSQL's shared buffers) counted once across them. */
+function pssKiB(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** The machine's PostgreSQL server processes serving `database` (their command line names it), for an external server. */
+function backendsOf(database: string): number[] {
+  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(` ${database} `);
+    } catch {
+      return false;
+    }
+  });
+}
+
+interface Database {
+  /** PostgreSQL processes whose RSS and CPU count: the hub's embedded server, or the backends of the bench's database. */
+  pids: () => number[];
+  cpu: () => number;
+  query: <T>(sql: string) => Promise<T[]>;
+  close: () => Promise<void>;
+}
+
+async function embeddedDatabase(dataDir: string, hubPid: number): Promise<Database> {
+  const client = new Client({ host: join(dataDir, 'postgres'), port: 5432, user: 'postgres', database: 'postgres', password: readFileSync(join(dataDir, 'postgres.password'), 'utf8').trim() });
+  client.on('error', () => undefined); // the server stops with its hub
+  await client.connect();
+  const pids = () => descendants(hubPid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
+    } catch {
+      return false;
+    }
+  });
+  return { pids, cpu: () => postgresCpu(hubPid), query: async (sql) => (await client.query(sql)).rows, close: () => client.end() };
+}
+
+async function externalDatabase(url: string, database: string): Promise<Database> {
+  const client = new Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  const pids = () => backendsOf(database);
+  const cpu = () => pids().reduce((n, pid) => n + (() => {
+    try {
+      return cpuSeconds(pid);
+    } catch {
+      return 0;
+    }
+  })(), 0);
+  return { pids, cpu, query: async (sql) => (await client.query(sql)).rows, close: () => client.end() };
+}
+
+interface RoundResult {
+  wallMs: number;
+  jobs: number;
+  maxRunning: number;
+  hubRssMiB: number[];
+  pgRssMiB: number;
+  hubCpu: number[];
+  pgCpu: number;
+  latency: { backups: number[]; report: number[] };
+}
+
+/** Runs the policy and waits for every job it requested, sampling memory and the API meanwhile. */
+async function round(labs: Lab[], db: Database, policyId: string, expected: number, limit: number): Promise<RoundResult> {
+  const api = labs[0];
+  const hubPids = labs.map((l) => l.hub!.child.pid!);
+  const cpu0 = hubPids.map((p) => cpuSeconds(p));
+  const pg0 = db.cpu();
+  let pgPeak = 0;
+  let done = false;
+  const latency = { backups: [] as number[], report: [] as number[] };
+  const sampler = (async () => {
+    for (let i = 0; !done; i++) {
+      pgPeak = Math.max(pgPeak, db.pids().reduce((n, pid) => n + pssKiB(pid), 0));
+      // the two reads an operator's console makes, alternately, from every hub
+      const lab = labs[i % labs.length];
+      const t = performance.now();
+      const path = i % 2 === 0 ? '/api/v1/backups' : '/api/v1/reports/protection';
+      const res = await lab.api('GET', path);
+      if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+      (i % 2 === 0 ? latency.backups : latency.report).push(performance.now() - t);
+      await sleep(50);
+    }
+  })();
+  const started = Date.now();
+  const res = await api.api('POST', `/api/v1/policies/${policyId}/run`);
+  if (res.status !== 202) throw new Error(`policy run refused: ${res.status} ${JSON.stringify(res.body)}`);
+  const jobIds = (res.body.jobs as { jobId: string; status: string; reason: string | null }[]).filter((j) => j.status === 'requested').map((j) => j.jobId);
+  if (jobIds.length !== expected) throw new Error(`the policy requested ${jobIds.length} backups, not ${expected}: ${JSON.stringify(res.body.jobs.filter((j: { status: string }) => j.status !== 'requested').slice(0, 3))}`);
+  const wanted = new Set(jobIds);
+  let jobs: { jobId: string; status: string; startedAt: string | null; finishedAt: string | null; error: string | null }[] = [];
+  for (;;) {
+    jobs = [];
+    for (let cursor: string | undefined; ; ) {
+      const page = (await api.api('GET', `/api/v1/backups?limit=500${cursor ? `&cursor=${cursor}` : ''}`)).body;
+      jobs.push(...page.jobs.filter((j: { jobId: string }) => wanted.has(j.jobId)));
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    if (jobs.length === expected && jobs.every((j) => j.status === 'completed' || j.status === 'failed')) break;
+    if (Date.now() - started > 3_600_000) throw new Error('the fleet did not finish within an hour');
+    await sleep(500);
+  }
+  const wallMs = Math.max(...jobs.map((j) => Date.parse(j.finishedAt!))) - started;
+  done = true;
+  await sampler;
+  const failed = jobs.filter((j) => j.status !== 'completed');
+  if (failed.length) throw new Error(`${failed.length} backups failed, e.g. ${failed[0].error}`);
+  // the most jobs running at once, from their own start and end times
+  const marks = jobs.flatMap((j) => [[Date.parse(j.startedAt!), 1], [Date.parse(j.finishedAt!), -1]] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let running = 0;
+  let maxRunning = 0;
+  for (const [, d] of marks) maxRunning = Math.max(maxRunning, (running += d));
+  if (maxRunning > limit) throw new Error(`${maxRunning} backups ran at once: the limit is ${limit}`);
+  return {
+    wallMs,
+    jobs: jobs.length,
+    maxRunning,
+    hubRssMiB: hubPids.map((p) => rssKiB(p, 'VmHWM') / 1024),
+    pgRssMiB: pgPeak / 1024,
+    hubCpu: hubPids.map((p, i) => cpuSeconds(p) - cpu0[i]),
+    pgCpu: db.cpu() - pg0,
+    latency,
+  };
+}
+
+async function report(label: string, r: RoundResult, db: Database, backupsSoFar: number): Promise<void> {
+  const [{ events, bytes }] = await db.query<{ events: string; bytes: string }>(`SELECT count(*)::text AS events, pg_total_relation_size('es_events')::text AS bytes FROM es_events`);
+  const fmt = (xs: number[]) => `p50 ${median(xs).toFixed(0)} ms, p99 ${pct(xs, 99).toFixed(0)} ms (${xs.length} requests)`;
+  out(`  ${label}: ${r.jobs} backups in ${(r.wallMs / 1000).toFixed(1)} s = ${(r.jobs / (r.wallMs / 60_000)).toFixed(0)} backups/min; at most ${r.maxRunning} at once`);
+  out(`    hub RSS peak ${r.hubRssMiB.map((m) => `${m.toFixed(0)} MiB`).join(' and ')} (goal < 300), CPU ${r.hubCpu.map((c) => `${c.toFixed(1)} s`).join(' and ')}; PostgreSQL memory peak ${r.pgRssMiB.toFixed(0)} MiB (PSS of its processes), CPU ${r.pgCpu.toFixed(1)} s`);
+  out(`    GET /api/v1/backups ${fmt(r.latency.backups)}; GET /api/v1/reports/protection ${fmt(r.latency.report)} (goal p99 < 100 ms)`);
+  out(`    event store: ${events} events, ${(Number(bytes) / MiB).toFixed(1)} MiB = ${(Number(events) / backupsSoFar).toFixed(1)} events and ${(Number(bytes) / 1024 / backupsSoFar).toFixed(1)} KiB per backup so far`);
+}
+
+export async function runFleetBench(): Promise<void> {
+  const count = Number(process.env.SENDENSE_BENCH_FLEET_VMS ?? 100);
+  const limit = Number(process.env.SENDENSE_MAX_CONCURRENT_BACKUPS ?? 4);
+  const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-fleet-bench-'));
+  chmodSync(dir, 0o755);
+  const labs: Lab[] = [];
+  const dbs: Database[] = [];
+  const external = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const database = `sendense_fleet_${process.pid}`;
+  let admin: Client | undefined;
+  try {
+    out(`load average at start: ${load()}`);
+    const vmDir = join(dir, 'vms');
+    mkdirSync(vmDir);
+    let t = Date.now();
+    const vms = await makeVms(vmDir, count);
+    out(`${count} VMs (one 64 MiB qcow2 disk each, 4 MiB of random data) made in ${((Date.now() - t) / 1000).toFixed(1)} s; at most ${limit} backups at once per hub`);
+    const policy = (repositoryId: string) => ({ name: 'fleet', vms: { namePattern: 'fleet-*' }, repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: 10 }, rpoHours: 24 });
+
+    // one hub, its embedded PostgreSQL, one agent with the whole fleet
+    const inventory = join(dir, 'inventory-all.json');
+    writeFileSync(inventory, JSON.stringify({ vms }));
+    const one = new Lab(join(dir, 'one'), undefined, { hubEnv: { SENDENSE_MAX_CONCURRENT_BACKUPS: String(limit) } });
+    mkdirSync(join(dir, 'one'));
+    labs.push(one);
+    await one.start(['--inventory', inventory]);
+    await one.until(async () => (await one.api('GET', '/api/v1/vms')).body.length === count, 120_000, 'the fleet to be reported');
+    const db = await embeddedDatabase(join(dir, 'one', 'hub'), one.hub!.child.pid!);
+    dbs.push(db);
+    const created = await one.api('POST', '/api/v1/policies', policy(one.repositoryId));
+    if (created.status !== 201) throw new Error(`policy refused: ${JSON.stringify(created.body)}`);
+    out('one hub (embedded PostgreSQL), one agent:');
+    const oneHub = [await round([one], db, created.body.policyId, count, limit)];
+    await report('fulls', oneHub[0], db, count);
+    await touch(vms, 1);
+    oneHub.push(await round([one], db, created.body.policyId, count, limit));
+    await report('incrementals', oneHub[1], db, 2 * count);
+    await db.close();
+    dbs.length = 0;
+    await one.close();
+    labs.length = 0;
+
+    // two hubs on one external PostgreSQL, an agent on each with half the fleet
+    admin = new Client({ connectionString: external });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${database}`);
+    const url = new URL(external);
+    url.pathname = `/${database}`;
+    const shared = { DATABASE_URL: url.toString(), SENDENSE_MAX_CONCURRENT_BACKUPS: String(limit) };
+    const halves = [vms.slice(0, count / 2), vms.slice(count / 2)];
+    for (const [i, half] of halves.entries()) {
+      const file = join(dir, `inventory-${i}.json`);
+      writeFileSync(file, JSON.stringify({ vms: half }));
+      mkdirSync(join(dir, `two-${i}`));
+      const lab = new Lab(join(dir, `two-${i}`), undefined, { hubEnv: { ...shared, SENDENSE_NBD_PORTS: i === 0 ? '14100-14163' : '14200-14263' }, agentName: `fleet-agent-${i}`, repositoryId: labs[0]?.repositoryId });
+      labs.push(lab);
+      await lab.start(['--inventory', file]);
+    }
+    await labs[0].until(async () => (await labs[0].api('GET', '/api/v1/vms')).body.filter((v: { agentConnected: boolean }) => v.agentConnected).length === count, 120_000, 'both halves of the fleet to be reported');
+    const sharedDb = await externalDatabase(url.toString(), database);
+    dbs.push(sharedDb);
+    const policy2 = await labs[0].api('POST', '/api/v1/policies', policy(labs[0].repositoryId));
+    if (policy2.status !== 201) throw new Error(`policy refused: ${JSON.stringify(policy2.body)}`);
+    out(`two hubs on one PostgreSQL (${url.host}), an agent with half the fleet on each:`);
+    // a new chain per VM in the new repository: fulls, then incrementals after the same kind of write
+    const twoHubs = [await round(labs, sharedDb, policy2.body.policyId, count, 2 * limit)];
+    await report('fulls', twoHubs[0], sharedDb, count);
+    await touch(vms, 2);
+    twoHubs.push(await round(labs, sharedDb, policy2.body.policyId, count, 2 * limit));
+    await report('incrementals', twoHubs[1], sharedDb, 2 * count);
+    out(`two hubs / one hub, wall time: fulls ${(twoHubs[0].wallMs / oneHub[0].wallMs).toFixed(2)}, incrementals ${(twoHubs[1].wallMs / oneHub[1].wallMs).toFixed(2)} (goal < 1)`);
+    out(`load average at end: ${load()}`);
+  } finally {
+    for (const lab of labs) await lab.close();
+    for (const db of dbs) await db.close().catch(() => undefined);
+    if (admin) {
+      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined);
+      await admin.end();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
