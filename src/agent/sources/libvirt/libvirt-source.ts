@@ -29,7 +29,7 @@ export interface LibvirtSourceOptions {
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
-/** Measured around `backup-begin`: how long the guest stayed frozen and how long libvirt took to start the job. */
+/** Measured around `backup-begin`: how long the guest stayed frozen, and how long the line of freeze, begin and thaw took (begin alone when the guest was not frozen). */
 export interface LiveTimings {
   freezeMs: number | null;
   backupBeginMs: number;
@@ -265,7 +265,7 @@ export class LibvirtSource implements BackupSource {
       // fault in its qemu driver) during a backup whose definition was read right after backup-begin; the cause
       // is not known, and this keeps the read away from the job's setup.
       const configuration = await this.configuration(vmId);
-      const { consistency, backupBeginMs } = await this.frozen(info, () => this.virsh(['backup-begin', vmId, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]));
+      const { consistency, backupBeginMs } = await this.frozen(info, ['backup-begin', vmId, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]);
       this.timings.set(vmId, { freezeMs: consistency.freezeMs, backupBeginMs });
       const disks: SnapshotDisk[] = vm.disks.map((d) => ({
         diskId: d.id,
@@ -304,39 +304,42 @@ export class LibvirtSource implements BackupSource {
   }
 
   /**
-   * Freezes the guest's filesystems through its guest agent, runs `begin`, thaws. The thaw runs on every
-   * path; a marker file names the frozen domain until it is thawed, so an agent killed in between thaws it
-   * at its next start.
+   * Freezes the guest's filesystems through its guest agent, runs `backup-begin`, thaws: on one line of one virsh
+   * shell, so nothing of ours runs while the guest is frozen (docs/benchmarks.md, peer). virsh runs each command of
+   * the line whatever the one before did, so the thaw always runs; a marker file names the frozen domain until it
+   * is thawed, so an agent killed in between thaws it at its next start. A line that does not end in time (a guest
+   * agent that never answers) is cut: the guest is thawed, and the job begun alone, crash-consistent, unless it
+   * had begun.
    */
-  private async frozen(info: DomainInfo, begin: () => Promise<unknown>): Promise<{ consistency: Consistency; backupBeginMs: number }> {
+  private async frozen(info: DomainInfo, begin: string[]): Promise<{ consistency: Consistency; backupBeginMs: number }> {
+    const started = performance.now();
+    if (!info.guestAgentChannel) {
+      await this.virsh(begin);
+      return { consistency: { consistency: 'crash', consistencyReason: 'the domain has no guest agent channel (org.qemu.guest_agent.0)', freezeMs: null }, backupBeginMs: performance.now() - started };
+    }
     const marker = join(this.opts.workDir, `${FREEZE_MARKER}${info.uuid}`);
-    let reason: string | null = null;
-    let frozenAt: number | null = null;
-    if (!info.guestAgentChannel) reason = 'the domain has no guest agent channel (org.qemu.guest_agent.0)';
-    else {
-      await writeFile(marker, `${new Date().toISOString()}\n`);
-      try {
-        const started = performance.now();
-        await this.virsh(['domfsfreeze', info.uuid], this.opts.freezeTimeoutMs ?? 10_000);
-        frozenAt = started;
-      } catch (error) {
-        reason = `freezing the guest failed: ${(error as Error).message}`;
-      }
-    }
-    let backupBeginMs = 0;
-    let freezeMs: number | null = null;
+    await writeFile(marker, `${new Date().toISOString()}\n`);
+    const limit = (this.opts.freezeTimeoutMs ?? 10_000) + (this.opts.commandTimeoutMs ?? 60_000);
+    let results: (Error | null)[];
     try {
-      const t0 = performance.now();
-      await begin();
-      backupBeginMs = performance.now() - t0;
-    } finally {
-      if (info.guestAgentChannel) {
-        await this.thaw(info.uuid, frozenAt !== null);
-        if (frozenAt !== null) freezeMs = Math.round(performance.now() - frozenAt);
-        await rm(marker, { force: true });
-      }
+      results = await this.shell.sequence([['domfsfreeze', info.uuid], begin, ['domfsthaw', info.uuid]], limit);
+    } catch (error) {
+      await this.thaw(info.uuid, true);
+      await rm(marker, { force: true });
+      if (await this.hasBackupJob(info.uuid)) throw error;
+      await this.virsh(begin);
+      return { consistency: { consistency: 'crash', consistencyReason: `freezing the guest did not end: ${(error as Error).message}`, freezeMs: null }, backupBeginMs: performance.now() - started };
     }
-    return { consistency: frozenAt !== null ? { consistency: 'application', consistencyReason: null, freezeMs } : { consistency: 'crash', consistencyReason: reason, freezeMs: null }, backupBeginMs };
+    const [freezeFailed, beginFailed, thawFailed] = results;
+    // a thaw that failed after a freeze that held is tried again (a guest left frozen is an outage)
+    if (thawFailed && !freezeFailed) await this.thaw(info.uuid, true);
+    const elapsed = performance.now() - started;
+    await rm(marker, { force: true });
+    if (beginFailed) throw beginFailed;
+    const consistency: Consistency = freezeFailed
+      ? { consistency: 'crash', consistencyReason: `freezing the guest failed: ${freezeFailed.message}`, freezeMs: null }
+      : { consistency: 'application', consistencyReason: null, freezeMs: Math.round(elapsed) };
+    return { consistency, backupBeginMs: elapsed };
   }
 
   /** Thaw, retried: a guest left frozen is an outage. After a failed freeze it is tried once (a partial freeze is still a freeze). */

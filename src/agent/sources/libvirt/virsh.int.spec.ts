@@ -32,6 +32,14 @@ describe('Virsh: commands in long-lived virsh shells', () => {
     expect(await virsh.run(['echo', 'after'], 10_000)).toBe('after\n');
   });
 
+  it('runs a sequence on one line, each command whatever the one before did, each failure in its place', async () => {
+    const results = await virsh.sequence([['echo', 'first ; not a command'], ['domstate', 'sendense-no-such-domain'], ['echo', 'last']], 10_000);
+    expect(results[0]).toBeNull();
+    expect(results[1]?.message).toMatch(/^virsh domstate: failed to get domain 'sendense-no-such-domain'/);
+    expect(results[2]).toBeNull();
+    expect(await virsh.run(['echo', 'after'], 10_000)).toBe('after\n');
+  });
+
   it('gives parallel callers their own answers', async () => {
     const words = Array.from({ length: 20 }, (_, i) => `word-${i}`);
     expect(await Promise.all(words.map((w) => virsh.run(['echo', w], 10_000)))).toEqual(words.map((w) => `${w}\n`));
