@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { exists } from './durable-fs';
 import { RestorePointManifest } from './manifest';
-import { check, info } from './qemu-img';
+import { check, info, type ImageInfo } from './qemu-img';
 
 export interface ChainLink {
   /** Relative to the repository root. */
@@ -30,12 +30,17 @@ export async function validateChain(repoRoot: string, links: readonly ChainLink[
   links.forEach((link, i) => {
     if (i > 0 && link.parentFile !== links[i - 1].file) problems.push(`${link.file}: recorded parent ${link.parentFile ?? 'none'} is not the previous point ${links[i - 1].file}`);
   });
-  const perLink = await mapLimit(links, CONCURRENCY, (link) => validateLink(repoRoot, link));
+  // One look at the whole chain reads every file's header, so qemu-img runs once per file (to check it), not twice:
+  // a verify runs this on every file of a chain as long as retention lets it grow (docs/benchmarks.md, chain).
+  // A chain qemu cannot open whole falls back to a look at each file, which says which one fails.
+  const chain = links.length ? await info(resolve(repoRoot, links[links.length - 1].file), { backingChain: true }).catch((error: Error) => error) : null;
+  const headers = new Map(Array.isArray(chain) ? chain.map((image) => [resolve(image.filename), image]) : []);
+  const perLink = await mapLimit(links, CONCURRENCY, (link) => validateLink(repoRoot, link, headers.get(resolve(repoRoot, link.file))));
   for (const result of perLink) {
     problems.push(...result.problems);
     warnings.push(...result.warnings);
   }
-  if (problems.length === 0 && links.length > 0) problems.push(...(await wholeChainProblems(repoRoot, links)));
+  if (problems.length === 0 && chain !== null) problems.push(...wholeChainProblems(repoRoot, links, chain as ImageInfo[] | Error));
   return { ok: problems.length === 0, problems, warnings };
 }
 
@@ -60,7 +65,7 @@ export function diskChainLinks(manifests: readonly RestorePointManifest[], resto
   return chain;
 }
 
-async function validateLink(repoRoot: string, link: ChainLink): Promise<{ problems: string[]; warnings: string[] }> {
+async function validateLink(repoRoot: string, link: ChainLink, header: ImageInfo | undefined): Promise<{ problems: string[]; warnings: string[] }> {
   const problems: string[] = [];
   const warnings: string[] = [];
   const file = resolve(repoRoot, link.file);
@@ -69,7 +74,7 @@ async function validateLink(repoRoot: string, link: ChainLink): Promise<{ proble
   if (link.fileBytes !== undefined && stat.size < link.fileBytes) problems.push(`${link.file}: truncated: ${stat.size} bytes on disk, ${link.fileBytes} recorded`);
   if (link.fileBytes !== undefined && stat.size > link.fileBytes) warnings.push(`${link.file}: ${stat.size} bytes on disk, more than the ${link.fileBytes} recorded`);
 
-  const image = await info(file).catch((error: Error) => error);
+  const image = header ?? (await info(file).catch((error: Error) => error));
   if (image instanceof Error) return { problems: [...problems, `${link.file}: qemu-img cannot open it: ${stderrOf(image)}`], warnings };
   if (link.virtualSize !== undefined && image.virtualSize !== link.virtualSize) problems.push(`${link.file}: virtual size ${image.virtualSize}, ${link.virtualSize} recorded`);
   if (image.corrupt) problems.push(`${link.file}: qcow2 corrupt flag is set`);
@@ -99,9 +104,8 @@ async function backingProblems(repoRoot: string, link: ChainLink, stored: string
 }
 
 /** Per-file checks can all pass while qemu still cannot open the whole chain; this is the final word. */
-async function wholeChainProblems(repoRoot: string, links: readonly ChainLink[]): Promise<string[]> {
+function wholeChainProblems(repoRoot: string, links: readonly ChainLink[], chain: ImageInfo[] | Error): string[] {
   const newest = links[links.length - 1];
-  const chain = await info(resolve(repoRoot, newest.file), { backingChain: true }).catch((error: Error) => error);
   if (chain instanceof Error) return [`${newest.file}: qemu-img cannot open its backing chain: ${stderrOf(chain)}`];
   const reported = chain.map((image) => resolve(image.filename)).reverse();
   const recorded = links.map((link) => resolve(repoRoot, link.file));

@@ -90,11 +90,15 @@ export async function checkBlocks(client: NbdClient, digests: BlockDigests, opti
       for (let b = run.first; b < run.first + run.count; b += requestBlocks) yield { first: b, count: Math.min(requestBlocks, run.first + run.count - b) };
     }
   }
-  const queue = requests();
+  // No more readers, and no larger buffers, than the reads need: a verify of a long chain checks a few blocks of
+  // each point, and 8 zeroed 4 MiB buffers per point cost more than reading them (docs/benchmarks.md, chain).
+  const all = [...requests()];
+  const queue = all.values();
+  const bufferSize = all.reduce((most, r) => Math.max(most, r.count), 0) * DIGEST_BLOCK_SIZE;
   const end = (b: number) => b * DIGEST_BLOCK_SIZE + digests.blockLength(b);
   const hasher = borrowHasher();
   const worker = async () => {
-    const buffer = sharedBuffer(requestSize);
+    const buffer = sharedBuffer(bufferSize);
     for (let next = queue.next(); !next.done; next = queue.next()) {
       const { first, count } = next.value;
       // The image may be shorter than the disk the digests describe: a block it does not wholly hold is not read.
@@ -117,7 +121,7 @@ export async function checkBlocks(client: NbdClient, digests: BlockDigests, opti
     }
   };
   try {
-    await Promise.all(Array.from({ length: inFlight }, worker));
+    await Promise.all(Array.from({ length: Math.min(inFlight, all.length) }, worker));
   } finally {
     await releaseHasher(hasher);
   }
