@@ -1,6 +1,6 @@
 import { BadRequestException, Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
-import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiHeader, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
@@ -53,6 +53,7 @@ export class BackupsController {
   @Post('backups/:jobId/agent-reports')
   @HttpCode(202)
   @UseGuards(AgentOwnsJobGuard)
+  @ApiHeader({ name: CAUSATION_HEADER.toLowerCase(), required: false, description: 'the hub event the start request carried: the cause of the events the report records' })
   async agentReport(@Param() { jobId }: JobIdParams, @Body() body: Record<string, unknown>, @Headers(CAUSATION_HEADER.toLowerCase()) causationId?: string) {
     if (causationId !== undefined && !VALID_EVENT_ID.test(causationId)) throw new BadRequestException(`${CAUSATION_HEADER} must be an event id (a lowercase UUID)`);
     await this.gateway.execute(new RecordAgentReportCommand(jobId, parseAgentReport(body), causationId));

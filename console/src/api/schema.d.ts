@@ -2038,7 +2038,10 @@ export interface operations {
     BackupsController_agentReport: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the hub event the start request carried: the cause of the events the report records */
+                "x-causation-id"?: string;
+            };
             path: {
                 jobId: string;
             };
