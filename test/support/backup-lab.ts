@@ -118,6 +118,11 @@ export class BackupLab {
       job = await this.job(jobId);
       return job.status === 'completed' || job.status === 'failed';
     }, timeoutMs, `job ${jobId} to end`);
+    // Jobs and restore points are two read models, each catching up on its own: a completed job's point is
+    // awaited where the restore points are listed, as a client reading both would.
+    if (job.status === 'completed' && job.restorePointId) {
+      await this.until(async () => (await this.api('GET', `/api/v1/restore-points/${job.restorePointId}`)).status === 200, 10_000, `restore point ${job.restorePointId} to be listed`);
+    }
     return job;
   }
 
