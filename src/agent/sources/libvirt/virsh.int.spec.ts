@@ -43,6 +43,9 @@ describe('Virsh: commands in long-lived virsh shells', () => {
   it('gives parallel callers their own answers', async () => {
     const words = Array.from({ length: 20 }, (_, i) => `word-${i}`);
     expect(await Promise.all(words.map((w) => virsh.run(['echo', w], 10_000)))).toEqual(words.map((w) => `${w}\n`));
+    // closed (as at agent shutdown), a later command gets a new shell
+    virsh.close();
+    expect(await Promise.all(words.map((w) => virsh.run(['echo', w], 10_000)))).toEqual(words.map((w) => `${w}\n`));
   });
 
   it('kills a shell that does not answer in time; the next command gets a new one', async () => {

@@ -66,8 +66,12 @@ export class Virsh {
     }
   }
 
+  /** Ends the idle shells; a later command starts a new one. */
   close(): void {
-    for (const shell of this.idle.splice(0)) shell.kill();
+    for (const shell of this.idle.splice(0)) {
+      shell.kill();
+      this.count--;
+    }
   }
 
   private async once(args: string[], timeoutMs: number): Promise<string> {
