@@ -82,14 +82,25 @@ export function descendants(pid: number): number[] {
  */
 export function postgresCpu(hubPid: number): number {
   let seconds = 0;
-  for (const pid of descendants(hubPid)) {
+  for (const pid of postgresPids(hubPid)) {
     try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') seconds += cpuSeconds(pid, true);
+      seconds += cpuSeconds(pid, true);
     } catch {
       // gone meanwhile: its postmaster's reaped figure has it
     }
   }
   return seconds;
+}
+
+/** The live processes of the hub's embedded PostgreSQL. */
+export function postgresPids(hubPid: number): number[] {
+  return descendants(hubPid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** CPU of idle processes and of their descendants (the hub's embedded PostgreSQL) over `ms`, in % of one core. */
@@ -200,7 +211,7 @@ const cpuSplit = (m: Measured) => `${m.cpu.map((c) => (c / (DATA / GiB)).toFixed
 
 const cpuOf = (runs: Timed[]) => `machine CPU user/system ${runs.map((r) => `${r.user.toFixed(0)}/${r.system.toFixed(0)}`).join(', ')} %`;
 
-function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+export function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) : 0;
 }

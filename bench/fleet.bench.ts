@@ -4,7 +4,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { cpuSeconds, descendants, Lab, postgresCpu } from './backup.bench';
+import { cpuSeconds, Lab, postgresCpu, postgresPids, statusKiB } from './backup.bench';
 import { median } from './stats';
 
 /*
@@ -52,14 +52,6 @@ async function touch(vms: Vm[], round: number): Promise<void> {
   for (const vm of vms) await run('qemu-io', ['-f', 'qcow2', '-c', `write -P ${round} 40M 1M`, vm.disks[0].path]);
 }
 
-function rssKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  try {
-    return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
 /** Proportional set size: memory shared between processes (PostgreSQL's shared buffers) counted once across them. */
 function pssKiB(pid: number): number {
   try {
@@ -92,14 +84,7 @@ async function embeddedDatabase(dataDir: string, hubPid: number): Promise<Databa
   const client = new Client({ host: join(dataDir, 'postgres'), port: 5432, user: 'postgres', database: 'postgres', password: readFileSync(join(dataDir, 'postgres.password'), 'utf8').trim() });
   client.on('error', () => undefined); // the server stops with its hub
   await client.connect();
-  const pids = () => descendants(hubPid).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
-    } catch {
-      return false;
-    }
-  });
-  return { pids, cpu: () => postgresCpu(hubPid), query: async (sql) => (await client.query(sql)).rows, close: () => client.end() };
+  return { pids: () => postgresPids(hubPid), cpu: () => postgresCpu(hubPid), query: async (sql) => (await client.query(sql)).rows, close: () => client.end() };
 }
 
 async function externalDatabase(url: string, database: string): Promise<Database> {
@@ -184,7 +169,7 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
     wallMs,
     jobs: jobs.length,
     maxRunning,
-    hubRssMiB: hubPids.map((p) => rssKiB(p, 'VmHWM') / 1024),
+    hubRssMiB: hubPids.map((p) => statusKiB(p, 'VmHWM') / 1024),
     pgRssMiB: pgPeak / 1024,
     hubCpu: hubPids.map((p, i) => cpuSeconds(p) - cpu0[i]),
     pgCpu: db.cpu() - pg0,
