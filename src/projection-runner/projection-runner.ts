@@ -10,12 +10,6 @@ export interface RunnerOptions {
   /** Longest sleep when caught up (default 10 s): appends the store hears wake the runner sooner (see EventStore.waitForAppend). */
   idleWaitMs?: number;
   standbyRetryMs?: number;
-  /**
-   * How long a woken runner waits for more appends before it reads (default 20 ms). A backup appends some 30
-   * times in a second, each a wake of every projection it concerns, each wake five queries: read together, they
-   * cost the hub and PostgreSQL a fraction of the CPU (docs/benchmarks.md, peer), for 20 ms more read-your-writes.
-   */
-  coalesceMs?: number;
   onError?: (projection: string, error: unknown) => void;
 }
 
@@ -45,7 +39,6 @@ export class ProjectionRunner {
   private readonly batchSize: number;
   private readonly idleWaitMs: number;
   private readonly standbyRetryMs: number;
-  private readonly coalesceMs: number;
 
   constructor(
     readonly projector: Projector,
@@ -59,7 +52,6 @@ export class ProjectionRunner {
     this.batchSize = options.batchSize ?? 5000;
     this.idleWaitMs = options.idleWaitMs ?? 10_000;
     this.standbyRetryMs = options.standbyRetryMs ?? 1000;
-    this.coalesceMs = options.coalesceMs ?? 20;
   }
 
   start(): void {
@@ -90,10 +82,7 @@ export class ProjectionRunner {
         const applied = await this.runBatch(mark);
         this.lastError = null;
         backoff = 100;
-        if (applied < this.batchSize) {
-          await this.store.waitForAppend(this.idleWaitMs, signal, mark);
-          if (this.coalesceMs > 0) await abortableSleep(this.coalesceMs, signal);
-        }
+        if (applied < this.batchSize) await this.store.waitForAppend(this.idleWaitMs, signal, mark);
       } catch (error) {
         if (signal.aborted) break;
         if (error instanceof CheckpointMovedError) continue;
