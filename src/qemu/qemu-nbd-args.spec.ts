@@ -72,7 +72,7 @@ describe('buildQemuNbdArgs', () => {
 describe('buildSocketExportArgs', () => {
   it('exports read-only and persistent on a Unix socket, the pid file and the image last', () => {
     expect(buildSocketExportArgs({ file: '/vm/d.qcow2', format: 'qcow2', socket: '/r/d0.sock', exportName: 'disk', shared: 4, bitmap: 'sendense-A' }, '/r/d0.pid')).toEqual([
-      '-r', '-f', 'qcow2', '--persistent', '--shared=4', '-k', '/r/d0.sock', '-x', 'disk', '-B', 'sendense-A', '--pid-file=/r/d0.pid', '/vm/d.qcow2',
+      '-r', '--aio=io_uring', '-f', 'qcow2', '--persistent', '--shared=4', '-k', '/r/d0.sock', '-x', 'disk', '-B', 'sendense-A', '--pid-file=/r/d0.pid', '/vm/d.qcow2',
     ]);
   });
 

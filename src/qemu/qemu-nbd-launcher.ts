@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { ChildProcessHandle, terminateProcess } from '../process/child-process';
 import { ExitStatus, isListeningOn, isListeningOnUnixSocket } from '../process/proc';
 import { readLogTail } from '../process/log-tail';
+import { IO_URING, refuseIoUring } from './qemu-nbd-args';
 
 /**
  * The one way qemu-nbd is run, for hub exports, the agent's source snapshots
@@ -112,8 +113,22 @@ export interface LaunchOptions {
   abandonGraceMs?: number;
 }
 
-/** Starts qemu-nbd and resolves once it serves; on failure nothing of it is left running. */
+/**
+ * Starts qemu-nbd and resolves once it serves; on failure nothing of it is left running. Where io_uring is
+ * forbidden (an old kernel, kernel.io_uring_disabled, a container's seccomp filter) qemu-nbd exits at once
+ * saying so: it is started again without it, and no later export asks for it.
+ */
 export async function launchQemuNbd(launch: QemuNbdLaunch, options: LaunchOptions): Promise<ChildProcessHandle> {
+  try {
+    return await launchOnce(launch, options);
+  } catch (error) {
+    if (!(error instanceof QemuNbdStartError) || error.outcome !== 'exited' || !launch.args.includes(IO_URING) || !/io_uring/.test(error.stderr)) throw error;
+    refuseIoUring();
+    return launchOnce({ ...launch, args: launch.args.filter((arg) => arg !== IO_URING) }, options);
+  }
+}
+
+async function launchOnce(launch: QemuNbdLaunch, options: LaunchOptions): Promise<ChildProcessHandle> {
   const handle = spawnQemuNbd(launch);
   if (handle.spawnError) {
     const error = await handle.spawnError;
