@@ -32,7 +32,7 @@ export interface PointIntegrity {
   verifiedAt: string | null;
   /** What makes it corrupt: its own damaged blocks and those it reads through. */
   damaged: DamagedRange[];
-  /** Structural problems a verify found (qemu-img check, backing chain). */
+  /** Structural problems a verify found (a file's qcow2 check, the backing chain). */
   problems: string[];
 }
 

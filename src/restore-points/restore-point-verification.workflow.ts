@@ -62,7 +62,7 @@ type DiskDigests = Map<string, BlockDigests | null>;
 /**
  * Verifying reads: every block a restore point's chain holds is read back through a read-only
  * export of the point that wrote it and compared with the digest the agent recorded when it sent
- * it, on top of the structural checks (qemu-img check, the backing chain). A mismatch is recorded
+ * it, on top of the structural checks (each file as qemu-img check checks it, the backing chain). A mismatch is recorded
  * against the point whose file holds the block, naming the later points that read it through.
  */
 @Injectable()

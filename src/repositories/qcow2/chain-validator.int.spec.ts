@@ -45,7 +45,7 @@ describe('validateChain (real images)', () => {
     await fs.truncate(chain.files[1], Math.floor(links[1].fileBytes! / 2));
     const half = await validateChain(repo, links);
     expect(half.ok).toBe(false);
-    expect(half.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^vm-1\/disk-0\/rp-2\.qcow2: truncated: \d+ bytes on disk, \d+ recorded$/), expect.stringMatching(/^vm-1\/disk-0\/rp-2\.qcow2: qemu-img check found \d+ corruption/)]));
+    expect(half.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^vm-1\/disk-0\/rp-2\.qcow2: truncated: \d+ bytes on disk, \d+ recorded$/), expect.stringMatching(/^vm-1\/disk-0\/rp-2\.qcow2: qcow2 check found \d+ corruption/)]));
 
     await fs.truncate(chain.files[3], links[3].fileBytes! - 1000);
     const tail = await validateChain(repo, links);
