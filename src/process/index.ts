@@ -3,3 +3,4 @@ export { decodeWaitStatus, isListeningOn, isListeningOnUnixSocket, isRunningStat
 export { describeFailure, ProcessError, runProcess, type ProcessFailure, type ProcessResult, type RunProcessOptions } from './run-process';
 export { readLogTail } from './log-tail';
 export { CommandSession, type Taken } from './command-session';
+export { mapAtOnce } from './map-at-once';

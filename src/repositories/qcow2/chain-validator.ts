@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { mapAtOnce } from '../../process';
 import { exists } from './durable-fs';
 import { RestorePointManifest } from './manifest';
 import { check, info, type CheckResult, type ImageInfo } from './qemu-img';
@@ -36,7 +37,7 @@ export async function validateChain(repoRoot: string, links: readonly ChainLink[
   // A chain qemu cannot open whole falls back to a look at each file, which says which one fails.
   const chain = links.length ? await info(resolve(repoRoot, links[links.length - 1].file), { backingChain: true }).catch((error: Error) => error) : null;
   const headers = new Map(Array.isArray(chain) ? chain.map((image) => [resolve(image.filename), image]) : []);
-  const perLink = await mapLimit(links, CONCURRENCY, (link) => validateLink(repoRoot, link, headers.get(resolve(repoRoot, link.file))));
+  const perLink = await mapAtOnce(links, CONCURRENCY, (link) => validateLink(repoRoot, link, headers.get(resolve(repoRoot, link.file))));
   for (const result of perLink) {
     problems.push(...result.problems);
     warnings.push(...result.warnings);
@@ -134,17 +135,4 @@ function stderrOf(error: Error): string {
 function firstLine(messages: string): string {
   const line = messages.split('\n').find((l) => l.trim());
   return line ? ` (${line.trim()})` : '';
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killQemuNbdServingUnder } from '../../../process/socket-servers';
+import { mapAtOnce } from '../../../process';
 import {
   bitmapName,
   checkChain as checkChainOf,
@@ -79,7 +80,7 @@ export class QemuImageSource {
   async scanInventory(): Promise<InventoryScan> {
     const inventory = await this.readInventory();
     const jobs = inventory.vms.flatMap((vm) => vm.disks.map((disk) => ({ vm, disk })));
-    const results = await mapLimit(jobs, INSPECT_CONCURRENCY, async ({ vm, disk }) => {
+    const results = await mapAtOnce(jobs, INSPECT_CONCURRENCY, async ({ vm, disk }) => {
       try {
         return { vm, disk, source: await this.inspectDisk(disk) };
       } catch (error) {
@@ -422,18 +423,4 @@ function checkPointIds(newPointId: string, sincePointId: string | null): void {
   if (sincePointId !== null && (typeof sincePointId !== 'string' || !ID_PATTERN.test(sincePointId))) problems.push(`restore point id ${JSON.stringify(sincePointId)} must match ${ID_PATTERN.source}`);
   if (sincePointId !== null && sincePointId === newPointId) problems.push(`the new restore point ${newPointId} cannot be its own base`);
   if (problems.length > 0) throw new InvalidRequestError(problems);
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await fn(items[i]);
-      }
-    }),
-  );
-  return results;
 }
