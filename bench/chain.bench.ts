@@ -4,6 +4,11 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { terminateProcess } from '../src/process/child-process';
+import { buildSocketExportArgs, IO_URING } from '../src/qemu/qemu-nbd-args';
+import { launchQemuNbd } from '../src/qemu/qemu-nbd-launcher';
+import { check, info } from '../src/qemu/qemu-img';
+import { checkQcow2 } from '../src/repositories/qcow2/qcow2-check';
 import { Lab } from './backup.bench';
 import { median } from './stats';
 
@@ -13,6 +18,9 @@ import { median } from './stats';
  * incrementals, default 200). On the newest point at chain length 2 and at the end, and again after retention
  * (keepLast SENDENSE_BENCH_CHAIN_KEEP, default 10) merged the chain down: the time to mount it, to download the
  * 64 MiB file from the mount, and to verify the point (SENDENSE_BENCH_RUNS of each, default 3, medians).
+ * At chain lengths 2 and 201 also the two parts of those that grow with the chain, each against what it
+ * replaced: checking every file (the hub's own check, qemu-img check) and opening the newest point read-only
+ * (qemu-nbd with io_uring, with its thread pool).
  */
 
 const run = promisify(execFile);
@@ -55,6 +63,40 @@ async function measure(lab: Lab, restorePointId: string, expectedSha: string, ru
   return { mountMs: median(mount), downloadMs: median(download), verifyMs: median(verify) };
 }
 
+async function timed(runs: number, work: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await work();
+    times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
+/** The parts of a verify and a mount that grow with the chain, beside what each replaced, on the same files in this run. */
+async function chainParts(lab: Lab, repoRoot: string, restorePointId: string, runs: number, dir: string): Promise<void> {
+  const point = (await lab.api('GET', `/api/v1/restore-points/${restorePointId}`)).body as { disks: { file: string }[] };
+  const newest = join(repoRoot, point.disks[0].file);
+  const files = (await info(newest, { backingChain: true })).map((image) => image.filename);
+  const own = await timed(runs, async () => {
+    for (const file of files) if ((await checkQcow2(file))?.corruptions !== 0) throw new Error(`${file}: the hub's check did not find it clean`);
+  });
+  const qemuImg = await timed(runs, async () => {
+    for (const file of files) if (!(await check(file)).ok) throw new Error(`${file}: qemu-img check did not find it clean`);
+  });
+  const open = (ioUring: boolean) =>
+    timed(runs, async () => {
+      const socket = join(dir, 'parts.sock');
+      const pidFile = join(dir, 'parts.pid');
+      const args = buildSocketExportArgs({ file: newest, format: 'qcow2', socket, exportName: 'parts', shared: 1 }, pidFile).filter((a) => ioUring || a !== IO_URING);
+      if (ioUring && !args.includes(IO_URING)) throw new Error('io_uring is not usable here');
+      const server = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'parts.log'), detached: false }, { readyTimeoutMs: 30_000 });
+      await terminateProcess(server, 5_000, 'qemu-nbd');
+    });
+  const [uring, threads] = [await open(true), await open(false)];
+  out(`  ${files.length} files, medians of ${runs}: check every file: in the hub ${own.toFixed(0)} ms, qemu-img check ${qemuImg.toFixed(0)} ms (${(own / qemuImg).toFixed(2)}); open the newest read-only (qemu-nbd serving): io_uring ${uring.toFixed(0)} ms, thread pool ${threads.toFixed(0)} ms (${(uring / threads).toFixed(2)})`);
+}
+
 export async function runChainBench(): Promise<void> {
   const points = Number(process.env.SENDENSE_BENCH_CHAIN_POINTS ?? 200);
   const keep = Number(process.env.SENDENSE_BENCH_CHAIN_KEEP ?? 10);
@@ -86,6 +128,8 @@ export async function runChainBench(): Promise<void> {
     await change(0);
     let newest = (await lab.backup('chain-vm', 'incremental')).job.restorePointId as string;
     const figures: Figures[] = [{ chain: 2, ...(await measure(lab, newest, sha, runs)) }];
+    const repoRoot = join(dir, 'repo');
+    await chainParts(lab, repoRoot, newest, runs, dir);
     const t = Date.now();
     for (let i = 1; i < points; i++) {
       await change(i);
@@ -94,6 +138,7 @@ export async function runChainBench(): Promise<void> {
     out(`${points - 1} more incrementals in ${((Date.now() - t) / 1000).toFixed(0)} s`);
     const chainLength = async () => ((await lab.api('GET', `/api/v1/vms/chain-vm/restore-points?repositoryId=${lab.repositoryId}`)).body as unknown[]).length;
     figures.push({ chain: await chainLength(), ...(await measure(lab, newest, sha, runs)) });
+    await chainParts(lab, repoRoot, newest, runs, dir);
 
     // retention merges the oldest points into the full until `keep` remain
     const policy = await lab.api('POST', '/api/v1/policies', { name: 'chain', vms: { ids: ['chain-vm'] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: keep }, rpoHours: 24 });

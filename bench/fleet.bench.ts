@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
@@ -104,6 +104,8 @@ async function externalDatabase(url: string, database: string): Promise<Database
 
 interface RoundResult {
   wallMs: number;
+  /** Of all the machine's cores, from /proc/stat: near 1, a second hub on the same machine has no CPU to add. */
+  machineBusy: number;
   jobs: number;
   maxRunning: number;
   hubRssMiB: number[];
@@ -119,6 +121,7 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
   const hubPids = labs.map((l) => l.hub!.child.pid!);
   const cpu0 = hubPids.map((p) => cpuSeconds(p));
   const pg0 = db.cpu();
+  const machine0 = machineTicks();
   let pgPeak = 0;
   let done = false;
   const latency = { backups: [] as number[], report: [] as number[] };
@@ -155,6 +158,7 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
     await sleep(500);
   }
   const wallMs = Math.max(...jobs.map((j) => Date.parse(j.finishedAt!))) - started;
+  const machine1 = machineTicks();
   done = true;
   await sampler;
   const failed = jobs.filter((j) => j.status !== 'completed');
@@ -167,6 +171,7 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
   if (maxRunning > limit) throw new Error(`${maxRunning} backups ran at once: the limit is ${limit}`);
   return {
     wallMs,
+    machineBusy: (machine1.busy - machine0.busy) / (machine1.total - machine0.total),
     jobs: jobs.length,
     maxRunning,
     hubRssMiB: hubPids.map((p) => statusKiB(p, 'VmHWM') / 1024),
@@ -177,10 +182,17 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
   };
 }
 
+/** All cores' ticks since boot from /proc/stat's first line; idle and iowait are the idle ones. */
+function machineTicks(): { busy: number; total: number } {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  return { busy: total - ticks[3] - ticks[4], total };
+}
+
 async function report(label: string, r: RoundResult, db: Database, backupsSoFar: number): Promise<void> {
   const [{ events, bytes }] = await db.query<{ events: string; bytes: string }>(`SELECT count(*)::text AS events, pg_total_relation_size('es_events')::text AS bytes FROM es_events`);
   const fmt = (xs: number[]) => `p50 ${median(xs).toFixed(0)} ms, p99 ${pct(xs, 99).toFixed(0)} ms (${xs.length} requests)`;
-  out(`  ${label}: ${r.jobs} backups in ${(r.wallMs / 1000).toFixed(1)} s = ${(r.jobs / (r.wallMs / 60_000)).toFixed(0)} backups/min; at most ${r.maxRunning} at once`);
+  out(`  ${label}: ${r.jobs} backups in ${(r.wallMs / 1000).toFixed(1)} s = ${(r.jobs / (r.wallMs / 60_000)).toFixed(0)} backups/min; at most ${r.maxRunning} at once; the machine's ${cpus().length} cores ${(r.machineBusy * 100).toFixed(0)}% busy`);
   out(`    hub RSS peak ${r.hubRssMiB.map((m) => `${m.toFixed(0)} MiB`).join(' and ')} (goal < 300), CPU ${r.hubCpu.map((c) => `${c.toFixed(1)} s`).join(' and ')}; PostgreSQL memory peak ${r.pgRssMiB.toFixed(0)} MiB (PSS of its processes), CPU ${r.pgCpu.toFixed(1)} s`);
   out(`    GET /api/v1/backups ${fmt(r.latency.backups)}; GET /api/v1/reports/protection ${fmt(r.latency.report)} (goal p99 < 100 ms)`);
   out(`    event store: ${events} events, ${(Number(bytes) / MiB).toFixed(1)} MiB = ${(Number(events) / backupsSoFar).toFixed(1)} events and ${(Number(bytes) / 1024 / backupsSoFar).toFixed(1)} KiB per backup so far`);
