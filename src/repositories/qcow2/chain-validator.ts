@@ -32,8 +32,8 @@ export async function validateChain(repoRoot: string, links: readonly ChainLink[
   links.forEach((link, i) => {
     if (i > 0 && link.parentFile !== links[i - 1].file) problems.push(`${link.file}: recorded parent ${link.parentFile ?? 'none'} is not the previous point ${links[i - 1].file}`);
   });
-  // One look at the whole chain reads every file's header, so qemu-img runs once per file (to check it), not twice:
-  // a verify runs this on every file of a chain as long as retention lets it grow (docs/benchmarks.md, chain).
+  // One qemu-img for every file's header, not one per file: a verify runs this on every file of a chain as long as
+  // retention lets it grow (docs/benchmarks.md, chain); the files' checks run in this process (checkFile).
   // A chain qemu cannot open whole falls back to a look at each file, which says which one fails.
   const chain = links.length ? await info(resolve(repoRoot, links[links.length - 1].file), { backingChain: true }).catch((error: Error) => error) : null;
   const headers = new Map(Array.isArray(chain) ? chain.map((image) => [resolve(image.filename), image]) : []);
