@@ -1,5 +1,6 @@
 import { copyDisk } from '../data-mover';
 import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
+import { mapAtOnce } from '../process';
 import type { BackupSource } from './sources/backup-source';
 import type { SnapshotDisk } from './sources/qemu-image/types';
 import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
@@ -106,7 +107,7 @@ export class BackupRunner {
         // data disk. The first disk to fail stops the others.
         const failed = new AbortController();
         const stop = AbortSignal.any([signal, failed.signal]);
-        await eachAtOnce(request.disks, DISKS_AT_ONCE, async (target) => {
+        await mapAtOnce(request.disks, DISKS_AT_ONCE, async (target) => {
           try {
             stop.throwIfAborted();
             const disk = snapshot.disks.find((d) => d.diskId === target.diskId);
@@ -205,24 +206,6 @@ export class BackupRunner {
       await src?.close().catch(() => undefined);
     }
   }
-}
-
-/**
- * Runs `work` on every item, at most `limit` at a time; once one fails no more start. Rejects with the first
- * failure after every started one has settled (a copy still writing when its job is reported failed would race
- * the hub's cleanup).
- */
-export async function eachAtOnce<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let firstError: { error: unknown } | null = null;
-  const worker = async () => {
-    while (next < items.length && !firstError) {
-      const item = items[next++];
-      await work(item).catch((error: unknown) => void (firstError ??= { error }));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (firstError) throw (firstError as { error: unknown }).error;
 }
 
 /** Closes a connection once it is open; one that failed to open needs nothing. */
