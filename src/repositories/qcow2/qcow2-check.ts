@@ -60,6 +60,9 @@ export async function checkQcow2(file: string): Promise<Qcow2CheckResult | null>
 class Checker {
   private clusterBits = 0;
   private clusterSize = 0;
+  private fileClusters = 0;
+  /** 16-bit refcounts: a cluster of them. */
+  private refcountsPerBlock = 0;
   /** Non-zero entries only, by index: a table is mostly zeros, and a BigInt per entry made a check of a small file cost milliseconds. */
   private refcountTable = new Map<number, bigint>();
   private refcountTableLength = 0;
@@ -94,9 +97,10 @@ class Checker {
     if ((incompatible & ~KNOWN_INCOMPATIBLE) !== 0n || (compatible & COMPATIBLE_LAZY_REFCOUNTS) !== 0n || (autoclear & AUTOCLEAR_BITMAPS) !== 0n) throw new Unsupported('features');
     if (this.clusterBits < 9 || this.clusterBits > 21) throw new Unsupported('cluster size');
     this.clusterSize = 2 ** this.clusterBits;
-    const fileClusters = Math.ceil(this.fileBytes / this.clusterSize);
-    if (fileClusters > MAX_CLUSTERS) throw new Unsupported('size');
-    this.computed = new Uint32Array(fileClusters);
+    this.refcountsPerBlock = this.clusterSize / 2;
+    this.fileClusters = Math.ceil(this.fileBytes / this.clusterSize);
+    if (this.fileClusters > MAX_CLUSTERS) throw new Unsupported('size');
+    this.computed = new Uint32Array(this.fileClusters);
 
     if (refcountTableClusters * this.clusterSize > 8 * MAX_CLUSTERS || l1Size > MAX_CLUSTERS) throw new Unsupported('tables');
     this.refcountTable = nonZeroEntries(await this.read(Number(refcountTableOffset), refcountTableClusters * this.clusterSize));
@@ -150,7 +154,7 @@ class Checker {
         continue;
       }
       const cluster = Number(offset >> BigInt(this.clusterBits));
-      if (cluster >= Math.ceil(this.fileBytes / this.clusterSize)) {
+      if (cluster >= this.fileClusters) {
         this.corrupt(`ERROR refcount block ${i} is outside image`);
         continue;
       }
@@ -163,18 +167,16 @@ class Checker {
   /** The refcount stored for each cluster the file has or something references; UNREADABLE where its refcount block cannot be read. */
   private async storedRefcounts(): Promise<Int32Array> {
     const stored = new Int32Array(this.computed.length);
-    const perBlock = (this.clusterSize * 8) / 16;
-    for (let first = 0; first < stored.length; first += perBlock) {
+    for (let first = 0; first < stored.length; first += this.refcountsPerBlock) {
       await this.storedRefcount(first); // reads the block once; the rest of it is then at hand
-      for (let cluster = first; cluster < Math.min(first + perBlock, stored.length); cluster++) stored[cluster] = this.cachedRefcount(cluster);
+      for (let cluster = first; cluster < Math.min(first + this.refcountsPerBlock, stored.length); cluster++) stored[cluster] = this.cachedRefcount(cluster);
     }
     return stored;
   }
 
   /** As qemu's qcow2_get_refcount: 0 beyond the refcount table or under an empty entry; UNREADABLE under an entry that is not a cluster's offset. */
   private async storedRefcount(cluster: number): Promise<number> {
-    const perBlock = (this.clusterSize * 8) / 16;
-    const index = Math.floor(cluster / perBlock);
+    const index = Math.floor(cluster / this.refcountsPerBlock);
     if (index >= this.refcountTableLength) return 0;
     let block = this.refcountBlockCache.get(index);
     if (block === undefined) {
@@ -188,11 +190,10 @@ class Checker {
 
   /** storedRefcount of a cluster whose refcount block is already read. */
   private cachedRefcount(cluster: number): number {
-    const perBlock = (this.clusterSize * 8) / 16;
-    const block = this.refcountBlockCache.get(Math.floor(cluster / perBlock));
+    const block = this.refcountBlockCache.get(Math.floor(cluster / this.refcountsPerBlock));
     if (block === undefined || block === 'empty') return 0;
     if (block === 'unreadable') return UNREADABLE;
-    return block.readUInt16BE((cluster % perBlock) * 2);
+    return block.readUInt16BE((cluster % this.refcountsPerBlock) * 2);
   }
 
   private compare(stored: Int32Array): void {
