@@ -37,6 +37,9 @@ import { RestoreReader } from './restore.reader';
 const AGENT_CONNECT_GRACE_MS = 15_000;
 /** A cancelled agent gets this long to undo what it made and say so. */
 const CANCEL_WAIT_MS = 60_000;
+/** A delete of the point's chain that began just before the exports held its files gets this long to end. */
+const DELETE_WAIT_MS = 10 * 60_000;
+const DELETE_POLL_MS = 200;
 const READ_MODEL = 'restores';
 
 export interface RestoreRequest {
@@ -241,9 +244,9 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
         if (state.mode === 'instant' && state.target!.kind === 'new-domain') this.exports.keepAtShutdown(e.leaseId);
         exported.push({ diskId: disk.diskId, virtualSize: disk.virtualSize, file: disk.file, leaseId: e.leaseId, port: e.port, exportName: e.exportName });
       }
-      // The exports hold the point's files now, so no delete starts any more; one that started before them takes the point away.
-      const still = await this.view.point(state.vmId!, state.repositoryId!, state.restorePointId!);
-      if (!still || still.deleting) throw new Error(`restore point ${state.restorePointId} was deleted while the restore was starting`);
+      // The exports hold the point's files now, so no delete starts any more; one that started before them ends first.
+      const settled = await this.view.settled(found, { timeoutMs: DELETE_WAIT_MS, pollMs: DELETE_POLL_MS, stop: () => this.stopping });
+      if (!settled.ok) throw new Error(settled.reason);
       state = await this.send(story, new StartRestoreCommand(restoreId, this.instance, exported));
       const configuration = await this.view.configuration(found.root, found.point);
       const digests = await Promise.all(found.point.disks.map(async (d) => [d.diskId, found.lineage.every((p) => p.disks.find((x) => x.diskId === d.diskId)?.digests)] as const));

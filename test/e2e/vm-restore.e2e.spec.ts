@@ -403,7 +403,7 @@ X`]);
     const deleted = await lab.api('DELETE', `/api/v1/restore-points/${pointId}`);
     const done = await waitForRestore(res.body.restoreId);
     if (deleted.status === 409) {
-      expect(done.status).toBe('completed');
+      expect(done).toMatchObject({ status: 'completed' });
     } else {
       expect(deleted.status).toBe(200);
       expect(done).toMatchObject({ status: 'failed', error: expect.stringMatching(new RegExp(`restore point ${pointId} was deleted while the restore was starting|could not open|No such file`)) });
