@@ -72,6 +72,23 @@ describe('validateChain (real images)', () => {
     expect(result.problems).toEqual([`vm-1/disk-0/rp-2.qcow2: backing path "${join(diskDir, 'rp-1.qcow2')}" is absolute, so the repository cannot be moved`]);
   });
 
+  it('reads the same where one file of the chain has a layout only qemu-img reads (qcow2 v2)', async () => {
+    await runQemuImg(['amend', '-f', 'qcow2', '-o', 'compat=0.10', chain.files[1]]);
+    expect(await validateChain(repo, links)).toEqual({ ok: true, problems: [], warnings: [] });
+    await rebase(chain.files[2], 'rp-1.qcow2', { unsafe: true });
+    expect((await validateChain(repo, links)).problems).toEqual([`vm-1/disk-0/rp-3.qcow2: wrong parent: backs onto "rp-1.qcow2" (${join(diskDir, 'rp-1.qcow2')}) but its recorded parent is vm-1/disk-0/rp-2.qcow2`]);
+  });
+
+  it('reports a file whose corrupt flag qemu set', async () => {
+    const handle = await fs.open(chain.files[2], 'r+');
+    const features = Buffer.alloc(8);
+    await handle.read(features, 0, 8, 72);
+    features.writeBigUInt64BE(features.readBigUInt64BE(0) | 2n);
+    await handle.write(features, 0, 8, 72);
+    await handle.close();
+    expect((await validateChain(repo, links)).problems).toEqual(['vm-1/disk-0/rp-3.qcow2: qcow2 corrupt flag is set']);
+  });
+
   it('reports a recorded chain that does not link up and a virtual size that differs', async () => {
     const result = await validateChain(repo, [links[0], links[2], { ...links[3], virtualSize: MiB }]);
     expect(result.problems).toEqual([

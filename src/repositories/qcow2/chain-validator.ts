@@ -1,10 +1,11 @@
 import { promises as fs } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { mapAtOnce } from '../../process';
 import { exists } from './durable-fs';
 import { RestorePointManifest } from './manifest';
 import { check, info, type CheckResult, type ImageInfo } from './qemu-img';
 import { checkQcow2 } from './qcow2-check';
+import { readQcow2Header } from './qcow2-header';
 
 export interface ChainLink {
   /** Relative to the repository root. */
@@ -32,11 +33,18 @@ export async function validateChain(repoRoot: string, links: readonly ChainLink[
   links.forEach((link, i) => {
     if (i > 0 && link.parentFile !== links[i - 1].file) problems.push(`${link.file}: recorded parent ${link.parentFile ?? 'none'} is not the previous point ${links[i - 1].file}`);
   });
-  // One qemu-img for every file's header, not one per file: a verify runs this on every file of a chain as long as
-  // retention lets it grow (docs/benchmarks.md, chain); the files' checks run in this process (checkFile).
-  // A chain qemu cannot open whole falls back to a look at each file, which says which one fails.
-  const chain = links.length ? await info(resolve(repoRoot, links[links.length - 1].file), { backingChain: true }).catch((error: Error) => error) : null;
-  const headers = new Map(Array.isArray(chain) ? chain.map((image) => [resolve(image.filename), image]) : []);
+  // Each file's header is read and its tables checked in this process (checkFile): a verify runs this on every file
+  // of a chain as long as retention lets it grow, and a qemu-img process costs more than the reading (docs/benchmarks.md,
+  // chain). Where a file's layout is one this does not read, one qemu-img reads every header of the chain and has the
+  // final word on whether qemu opens it whole; a chain it cannot open falls back to a look at each file, which says which one fails.
+  const own = await mapAtOnce(links, CONCURRENCY, (link) => readQcow2Header(resolve(repoRoot, link.file)).catch(() => null));
+  const chain = links.length && own.some((h) => h === null) ? await info(resolve(repoRoot, links[links.length - 1].file), { backingChain: true }).catch((error: Error) => error) : null;
+  const headers = new Map<string, LinkHeader>(Array.isArray(chain) ? chain.map((image) => [resolve(image.filename), image]) : []);
+  links.forEach((link, i) => {
+    const file = resolve(repoRoot, link.file);
+    const header = own[i];
+    if (header) headers.set(file, { ...header, fullBackingFilename: header.backingFilename === null ? null : resolve(dirname(file), header.backingFilename) });
+  });
   const perLink = await mapAtOnce(links, CONCURRENCY, (link) => validateLink(repoRoot, link, headers.get(resolve(repoRoot, link.file))));
   for (const result of perLink) {
     problems.push(...result.problems);
@@ -67,7 +75,10 @@ export function diskChainLinks(manifests: readonly RestorePointManifest[], resto
   return chain;
 }
 
-async function validateLink(repoRoot: string, link: ChainLink, header: ImageInfo | undefined): Promise<{ problems: string[]; warnings: string[] }> {
+/** What the checks read of a file's header, from the file itself or from qemu-img. */
+type LinkHeader = Pick<ImageInfo, 'virtualSize' | 'corrupt' | 'backingFilename' | 'fullBackingFilename' | 'backingFormat'>;
+
+async function validateLink(repoRoot: string, link: ChainLink, header: LinkHeader | undefined): Promise<{ problems: string[]; warnings: string[] }> {
   const problems: string[] = [];
   const warnings: string[] = [];
   const file = resolve(repoRoot, link.file);

@@ -28,3 +28,66 @@ export async function readBackingFileName(file: string): Promise<string | null> 
     await handle.close();
   }
 }
+
+/** What a qcow2 header says of the image and its backing file. */
+export interface Qcow2Header {
+  virtualSize: number;
+  /** As stored: a relative name is relative to the image's own directory. */
+  backingFilename: string | null;
+  backingFormat: string | null;
+  /** qcow2 sets this flag when it found inconsistent metadata while the image was in use. */
+  corrupt: boolean;
+}
+
+const HEADER_V3_BYTES = 104;
+const INCOMPATIBLE_DIRTY = 1n;
+const INCOMPATIBLE_CORRUPT = 2n;
+const EXTENSION_END = 0;
+const EXTENSION_BACKING_FORMAT = 0xe2792aca;
+
+/**
+ * The header of a qcow2 v3 image as qemu reads it when it opens the file: the virtual size, the backing file
+ * and its format (a header extension), the corrupt flag. null for anything qemu might read otherwise (another
+ * version, an incompatible feature beyond the dirty and corrupt bits, a header that does not parse): the caller
+ * asks qemu-img. A verify reads the header of every file of a chain (docs/benchmarks.md, chain).
+ */
+export async function readQcow2Header(file: string): Promise<Qcow2Header | null> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const fixed = Buffer.alloc(HEADER_V3_BYTES);
+    if ((await handle.read(fixed, 0, HEADER_V3_BYTES, 0)).bytesRead < HEADER_V3_BYTES) return null;
+    if (fixed.readUInt32BE(0) !== QCOW2_MAGIC || fixed.readUInt32BE(4) !== 3) return null;
+    const incompatible = fixed.readBigUInt64BE(72);
+    if ((incompatible & ~(INCOMPATIBLE_DIRTY | INCOMPATIBLE_CORRUPT)) !== 0n) return null;
+    const headerLength = fixed.readUInt32BE(100);
+    const clusterSize = 2 ** fixed.readUInt32BE(20);
+    if (headerLength < HEADER_V3_BYTES || headerLength % 8 !== 0 || headerLength > clusterSize) return null;
+    const backingOffset = Number(fixed.readBigUInt64BE(8));
+    const backingLength = fixed.readUInt32BE(16);
+    // as qemu reads them: from the header's end to the backing file name, or to the end of the first cluster
+    const extensionsEnd = backingLength ? backingOffset : clusterSize;
+    if (extensionsEnd > clusterSize) return null;
+    const rest = Buffer.alloc(Math.max(0, extensionsEnd - headerLength));
+    await handle.read(rest, 0, rest.length, headerLength);
+    let backingFormat: string | null = null;
+    for (let at = 0; at < rest.length; ) {
+      if (at + 8 > rest.length) return null;
+      const type = rest.readUInt32BE(at);
+      const length = rest.readUInt32BE(at + 4);
+      if (type === EXTENSION_END) break;
+      if (at + 8 + length > rest.length) return null;
+      if (type === EXTENSION_BACKING_FORMAT) backingFormat = rest.toString('utf8', at + 8, at + 8 + length);
+      at += 8 + Math.ceil(length / 8) * 8;
+    }
+    let backingFilename: string | null = null;
+    if (backingOffset && backingLength) {
+      if (backingLength > MAX_BACKING_NAME) return null;
+      const name = Buffer.alloc(backingLength);
+      if ((await handle.read(name, 0, backingLength, backingOffset)).bytesRead !== backingLength) return null;
+      backingFilename = name.toString('utf8');
+    }
+    return { virtualSize: Number(fixed.readBigUInt64BE(24)), backingFilename, backingFormat: backingFilename ? backingFormat : null, corrupt: (incompatible & INCOMPATIBLE_CORRUPT) !== 0n };
+  } finally {
+    await handle.close();
+  }
+}
