@@ -19,7 +19,7 @@ describe('sendense hub process on embedded defaults', () => {
     const port = await freePort();
     const dataDir = join(dir, 'var');
     const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: dataDir, SENDENSE_API_PORT: String(port) });
-    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, hub);
 
     const health = await (await fetch(`http://127.0.0.1:${port}/api/v1/health`)).json();
     expect(health).toEqual({ status: 'ok', eventStore: 'postgres', database: 'embedded' });
@@ -38,7 +38,7 @@ describe('sendense hub process on embedded defaults', () => {
     const port = await freePort();
     const dataDir = join(dir, 'var');
     const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: dataDir, SENDENSE_API_PORT: String(port) });
-    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, hub);
     hub.child.kill('SIGINT');
     hub.child.kill('SIGTERM');
     expect(await hub.exited).toEqual({ code: 0, signal: null });
@@ -50,7 +50,7 @@ describe('sendense hub process on embedded defaults', () => {
     const env = { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: String(port), SENDENSE_ADMIN_TOKEN: 'restart-admin-token-0123' };
     const auth = { Authorization: `Bearer ${env.SENDENSE_ADMIN_TOKEN}`, 'Content-Type': 'application/json' };
     const first = spawnSendense(['hub'], env);
-    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, first);
     const issued = await fetch(`http://127.0.0.1:${port}/api/v1/tokens`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'survivor' }) });
     expect(issued.status).toBe(201);
     first.child.kill('SIGKILL');
@@ -58,7 +58,7 @@ describe('sendense hub process on embedded defaults', () => {
     expect(processesMentioning(join(dir, 'var', 'postgres')).length).toBeGreaterThan(0);
 
     const second = spawnSendense(['hub'], env);
-    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`);
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, second);
     const tokens = (await (await fetch(`http://127.0.0.1:${port}/api/v1/tokens`, { headers: auth })).json()) as { name: string }[];
     expect(tokens.map((t: { name: string }) => t.name)).toEqual(['survivor']);
     second.child.kill('SIGTERM');

@@ -33,8 +33,10 @@ export function spawnSendense(args: string[], env: NodeJS.ProcessEnv): SpawnedCl
   return { child, output: () => out, exited };
 }
 
-export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
+/** `from`: the process that should answer; its exit ends the wait at once, and its output says why it did not answer. */
+export async function waitForHttp(url: string, timeoutMs = 30_000, from?: SpawnedCli): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const said = () => (from ? `; its output:\n${from.output().slice(-4000)}` : '');
   for (;;) {
     try {
       const res = await fetch(url);
@@ -42,7 +44,9 @@ export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void
     } catch {
       /* not listening yet */
     }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    const { exitCode, signalCode } = from?.child ?? {};
+    if (exitCode != null || signalCode != null) throw new Error(`${url} did not answer: the process ended (${exitCode ?? signalCode})${said()}`);
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms${said()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
