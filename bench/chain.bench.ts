@@ -9,6 +9,7 @@ import { buildSocketExportArgs, IO_URING } from '../src/qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../src/qemu/qemu-nbd-launcher';
 import { check, info } from '../src/qemu/qemu-img';
 import { checkQcow2 } from '../src/repositories/qcow2/qcow2-check';
+import { nbdcopyCandidates } from '../src/data-mover/datapath.bench';
 import { Lab } from './backup.bench';
 import { median } from './stats';
 
@@ -74,7 +75,7 @@ async function timed(runs: number, work: () => Promise<unknown>): Promise<number
 }
 
 /** The parts of a verify and a mount that grow with the chain, beside what each replaced, on the same files in this run. */
-async function chainParts(lab: Lab, repoRoot: string, restorePointId: string, runs: number, dir: string): Promise<void> {
+async function chainParts(lab: Lab, repoRoot: string, restorePointId: string, runs: number, dir: string): Promise<{ openMs: number; readMs: number }> {
   const point = (await lab.api('GET', `/api/v1/restore-points/${restorePointId}`)).body as { disks: { file: string }[] };
   const newest = join(repoRoot, point.disks[0].file);
   const files = (await info(newest, { backingChain: true })).map((image) => image.filename);
@@ -94,7 +95,32 @@ async function chainParts(lab: Lab, repoRoot: string, restorePointId: string, ru
       await terminateProcess(server, 5_000, 'qemu-nbd');
     });
   const [uring, threads] = [await open(true), await open(false)];
+  const read = await readThrough(newest, runs, dir);
   out(`  ${files.length} files, medians of ${runs}: check every file: in the hub ${own.toFixed(0)} ms, qemu-img check ${qemuImg.toFixed(0)} ms (${(own / qemuImg).toFixed(2)}); open the newest read-only (qemu-nbd serving): io_uring ${uring.toFixed(0)} ms, thread pool ${threads.toFixed(0)} ms (${(uring / threads).toFixed(2)})`);
+  out(`    qemu alone: every allocated block of the newest read through its export, nbdcopy ${read.options.join(' ') || '(defaults)'} to null: ${read.ms.toFixed(0)} ms`);
+  return { openMs: uring, readMs: read.ms };
+}
+
+/**
+ * What reading the point costs qemu itself at this depth, the reference for a verify's and a download's reads: nbdcopy
+ * (its fastest options here) reads every block the newest point's view holds through an io_uring export of it.
+ */
+async function readThrough(file: string, runs: number, dir: string): Promise<{ options: string[]; ms: number }> {
+  const socket = join(dir, 'read.sock');
+  const pidFile = join(dir, 'read.pid');
+  const args = buildSocketExportArgs({ file, format: 'qcow2', socket, exportName: 'read', shared: 4 }, pidFile);
+  const server = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'read.log'), detached: false }, { readyTimeoutMs: 30_000 });
+  try {
+    const copy = (options: string[]) => run('nbdcopy', [...options, `nbd+unix:///read?socket=${socket}`, 'null:']);
+    let best: { options: string[]; ms: number } | undefined;
+    for (const options of nbdcopyCandidates()) {
+      const ms = await timed(1, () => copy(options));
+      if (!best || ms < best.ms) best = { options, ms };
+    }
+    return { options: best!.options, ms: await timed(runs, () => copy(best!.options)) };
+  } finally {
+    await terminateProcess(server, 5_000, 'qemu-nbd');
+  }
 }
 
 export async function runChainBench(): Promise<void> {
@@ -129,7 +155,7 @@ export async function runChainBench(): Promise<void> {
     let newest = (await lab.backup('chain-vm', 'incremental')).job.restorePointId as string;
     const figures: Figures[] = [{ chain: 2, ...(await measure(lab, newest, sha, runs)) }];
     const repoRoot = join(dir, 'repo');
-    await chainParts(lab, repoRoot, newest, runs, dir);
+    const shortParts = await chainParts(lab, repoRoot, newest, runs, dir);
     const t = Date.now();
     for (let i = 1; i < points; i++) {
       await change(i);
@@ -138,7 +164,7 @@ export async function runChainBench(): Promise<void> {
     out(`${points - 1} more incrementals in ${((Date.now() - t) / 1000).toFixed(0)} s`);
     const chainLength = async () => ((await lab.api('GET', `/api/v1/vms/chain-vm/restore-points?repositoryId=${lab.repositoryId}`)).body as unknown[]).length;
     figures.push({ chain: await chainLength(), ...(await measure(lab, newest, sha, runs)) });
-    await chainParts(lab, repoRoot, newest, runs, dir);
+    const longParts = await chainParts(lab, repoRoot, newest, runs, dir);
 
     // retention merges the oldest points into the full until `keep` remain
     const policy = await lab.api('POST', '/api/v1/policies', { name: 'chain', vms: { ids: ['chain-vm'] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: keep }, rpoHours: 24 });
@@ -155,6 +181,9 @@ export async function runChainBench(): Promise<void> {
     out('| points in the chain | mount | download 64 MiB | verify |');
     out('|---|---|---|---|');
     for (const f of figures) out(`| ${f.chain} | ${f.mountMs.toFixed(0)} ms (${(f.mountMs / base.mountMs).toFixed(2)}) | ${f.downloadMs.toFixed(0)} ms (${(f.downloadMs / base.downloadMs).toFixed(2)}) | ${f.verifyMs.toFixed(0)} ms (${(f.verifyMs / base.verifyMs).toFixed(2)}) |`);
+    out(
+      `qemu alone, ${figures[1].chain} points against 2: opening the newest ${(longParts.openMs / shortParts.openMs).toFixed(2)} times (${longParts.openMs.toFixed(0)} ms against ${shortParts.openMs.toFixed(0)}), reading it ${(longParts.readMs / shortParts.readMs).toFixed(2)} times (${longParts.readMs.toFixed(0)} ms against ${shortParts.readMs.toFixed(0)})`,
+    );
     out(`load average at end: ${load()}`);
   } finally {
     await lab.close();
