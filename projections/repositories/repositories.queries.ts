@@ -23,6 +23,7 @@ async function details(v: RepositoryView, dataSource: DataSource): Promise<Repos
     kind: v.kind,
     path: v.root,
     source: v.source,
+    immutableDays: v.immutableDays,
     totalBytes: live?.totalBytes ?? null,
     freeBytes: live?.freeBytes ?? null,
     usedBytes: live?.usedBytes ?? null,

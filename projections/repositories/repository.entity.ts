@@ -26,6 +26,9 @@ export class RepositoryView {
   @Column({ name: 'free_bytes', type: 'bigint', nullable: true })
   freeBytes: string | null;
 
+  @Column({ name: 'immutable_days', type: 'integer', nullable: true })
+  immutableDays: number | null;
+
   @Column({ name: 'low_space', type: 'boolean' })
   lowSpace: boolean;
 

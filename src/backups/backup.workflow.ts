@@ -19,6 +19,7 @@ import { RepositoriesService } from '../repositories/registry/repositories.servi
 import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
 import { ChainState, integrityOf, pointOf } from '../restore-points/chain.aggregate';
 import { RestorePoint } from '../restore-points/chain.events';
+import { ImmutablePoints } from '../restore-points/immutable-points';
 import { RestorePointsService } from '../restore-points/restore-points.service';
 import { SpaceCheck } from '../restore-points/space-check';
 import { AgentCalls } from '../agents/agent-calls';
@@ -104,6 +105,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly uploads: JobUploads,
     private readonly repositories: RepositoriesService,
     private readonly points: RestorePointsService,
+    private readonly immutable: ImmutablePoints,
     private readonly exports: NbdExportsService,
     private readonly space: SpaceCheck,
     private readonly projections: ProjectionsService,
@@ -379,6 +381,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     // A delete of a point this job does not read through (an older segment) may be under way: it ends soon, then the point is added.
     await this.idleChain(point.vmId, point.repositoryId);
     await this.step(story, () => this.points.add(point));
+    // recorded first: a point whose sealing fails is still a restore point, and the next start seals it
+    await this.immutable.seal(point).catch((e) => this.logger.error(`restore point ${point.restorePointId} could not be made immutable: ${String(e)}`));
     await this.send(story, new CompleteBackupCommand(story.jobId));
   }
 

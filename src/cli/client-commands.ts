@@ -19,8 +19,11 @@ function required(args: string[], name: string): string {
 }
 
 async function repositoryAdd(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path') });
-  process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free\n`);
+  const days = option(args, '--immutable-days');
+  // anything but digits goes as given, for the hub to refuse with its reason
+  const immutableDays = days === undefined ? {} : { immutableDays: /^\d+$/.test(days) ? Number(days) : days };
+  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path'), ...immutableDays });
+  process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free${repo.immutableDays ? `  points immutable for ${repo.immutableDays} day(s)` : ''}\n`);
 }
 
 async function backupStart(args: string[], env: NodeJS.ProcessEnv): Promise<void> {

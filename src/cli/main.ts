@@ -30,8 +30,9 @@ export const USAGE = () => `usage: sendense <command>
   sendense nbd copy SRC DST [--bitmap NAME] [--requests N] [--request-size BYTES]
                                             copy between NBD exports (nbd://host:port/export,
                                             nbd+unix:///export?socket=PATH; details: sendense nbd copy --help)
-  sendense repository add --name NAME --path DIR
-                                            register a local repository
+  sendense repository add --name NAME --path DIR [--immutable-days N]
+                                            register a local repository (--immutable-days: each point
+                                            can be neither deleted nor rewritten for N days)
   sendense backup start --vm ID --repository ID [--type full|incremental|auto] [--wait]
                                             start a backup (--wait: show its progress until it ends)
   sendense backup list [--vm ID] [--status S]

@@ -1,12 +1,16 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, truncateSync, renameSync, existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { contentMismatches } from '../../test/fixtures/qcow2/chain-builder';
 import { buildRepositoryChain, RepositoryChain } from '../../test/fixtures/qcow2/repository-chain';
 import { eventCount, startTestHub, TestHub } from '../../test/support/test-hub';
 import { SpaceCheck } from '../restore-points/space-check';
 import { configurationFileOf, writeConfigurationFile } from './qcow2/configuration-files';
 import { manifestPath, readManifest, writeManifest } from './qcow2/manifest';
+
+const run = promisify(execFile);
 
 describe('repositories and restore-point chains (real qemu-img, real data)', () => {
   let hub: TestHub;
@@ -27,6 +31,8 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
   });
   afterEach(async () => {
     await hub.close();
+    // points of an immutable repository keep the attribute until cleared
+    await run('chattr', ['-R', '-i', dir]).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -36,6 +42,24 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     const pairs = points.flatMap((p) => ['disk0', 'disk1'].map((d) => [chain.file(p, d), chain.references[p][d]] as const));
     expect(await contentMismatches(pairs)).toEqual([]);
   };
+
+  it('seals the points a rescan finds in an immutable repository, and refuses their delete until the lock expires', async () => {
+    const lockedRoot = join(dir, 'repo-locked');
+    mkdirSync(lockedRoot);
+    const lockedChain = await buildRepositoryChain(lockedRoot, join(dir, 'staging-locked'));
+    const registered = await hub.admin(hub.http().post('/api/v1/repositories')).send({ name: 'locked', kind: 'local', path: lockedRoot, immutableDays: 3650 }).expect(201);
+    expect(registered.body).toMatchObject({ name: 'locked', immutableDays: 3650 });
+    const report = await hub.admin(hub.http().post(`/api/v1/repositories/${registered.body.repositoryId}/rescan`)).expect(201);
+    expect(report.body.added).toEqual(lockedChain.points);
+    for (const point of lockedChain.points) {
+      const file = lockedChain.file(point, 'disk0');
+      expect({ file, attributes: (await run('lsattr', ['-d', file])).stdout.split(/\s+/)[0] }).toEqual({ file, attributes: expect.stringContaining('i') });
+    }
+    const newest = lockedChain.points.at(-1)!;
+    const refused = await hub.admin(hub.http().delete(`/api/v1/restore-points/${newest}`)).expect(409);
+    expect(refused.body.message).toMatch(new RegExp(`^restore point ${newest} is immutable until 2035-12-\\d\\dT.*: repository locked keeps its restore points immutable for 3650 day\\(s\\) after they were written$`));
+    expect(existsSync(lockedChain.file(newest, 'disk0'))).toBe(true);
+  });
 
   it('registers a local repository with capacity from statfs', async () => {
     const res = await hub.admin(hub.http().get(`/api/v1/repositories/${repositoryId}`)).expect(200);

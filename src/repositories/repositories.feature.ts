@@ -9,6 +9,7 @@ import { RecordRescanFindingHandler } from '../restore-points/commands/record-re
 import { RecordVerificationHandler } from '../restore-points/commands/record-verification.handler';
 import { StartRestorePointDeleteHandler } from '../restore-points/commands/start-restore-point-delete.handler';
 import { FilesInUse } from '../restore-points/files-in-use';
+import { ImmutablePoints } from '../restore-points/immutable-points';
 import { RescanWorkflow } from '../restore-points/rescan.workflow';
 import { RestorePointDeletionWorkflow } from '../restore-points/restore-point-deletion.workflow';
 import { RestorePointVerificationWorkflow } from '../restore-points/restore-point-verification.workflow';
@@ -47,6 +48,7 @@ export const repositoriesFeature = {
     RestorePointsService,
     ChainStates,
     FilesInUse,
+    ImmutablePoints,
     ExportsHoldFiles,
     SpaceCheck,
   ],

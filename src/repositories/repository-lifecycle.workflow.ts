@@ -9,6 +9,7 @@ import { ExportPathPolicy } from '../nbd/exports/export-path-policy';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { measureCapacity } from './adapters/capacity';
+import { refuseWithoutImmutableFiles } from './adapters/immutable-files';
 import { RepositoryMounts } from './adapters/repository-mounts';
 import { RecordCapacitySampleCommand } from './commands/record-capacity-sample.command';
 import { RegisterRepositoryCommand } from './commands/register-repository.command';
@@ -21,6 +22,7 @@ import { CifsSource, NfsSource, RepositoryDefinition, RepositoryKind } from './r
 export interface RegisterRepository {
   name: string;
   kind: RepositoryKind;
+  immutableDays: number | null;
   path?: string;
   nfs?: NfsSource;
   cifs?: CifsSource;
@@ -69,6 +71,7 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
     refuseOverlap(definition, await this.queries.execute(new ActiveRepositoriesQuery()));
     await this.mounts.attach(definition);
     try {
+      if (definition.immutableDays) await refuseWithoutImmutableFiles(definition.root);
       const { repositoryId } = await this.gateway.execute(new RegisterRepositoryCommand(definition, await measureCapacity(definition.root)), READ_MODEL);
       this.exportPaths.addRoot(definition.root);
       return { repositoryId };
@@ -96,7 +99,7 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
   }
 
   private define(repositoryId: string, input: RegisterRepository): RepositoryDefinition {
-    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null };
+    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null, immutableDays: input.immutableDays };
     if (input.kind === 'local') {
       const root = resolve(input.path!);
       refuseRoot(root, this.config.dataDir);

@@ -82,3 +82,12 @@ export function toManifest(point: RestorePoint): RestorePointManifest {
     ...(point.configuration ? { configuration: point.configuration } : {}),
   };
 }
+
+/** Every file of a restore point in the repository: its disks, their digests, its configuration and its manifest. */
+export function pointFiles(root: string, point: RestorePoint): string[] {
+  return [
+    ...point.disks.flatMap((d) => [join(root, d.file), ...(d.digests ? [join(root, d.digests.file)] : [])]),
+    ...(point.configuration ? [join(root, point.configuration.file)] : []),
+    manifestPath(root, point.vmId, point.restorePointId),
+  ];
+}

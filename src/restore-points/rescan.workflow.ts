@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { listManifests, RestorePointManifest } from '../repositories/qcow2/manif
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { RestorePoint } from './chain.events';
 import { RecordRescanFindingCommand } from './commands/record-rescan-finding.command';
+import { ImmutablePoints } from './immutable-points';
 
 export interface RescanReport {
   vms: string[];
@@ -25,14 +26,18 @@ const READ_MODEL = 'restore-points';
  */
 @Injectable()
 export class RescanWorkflow {
+  private readonly logger = new Logger('repositories');
+
   constructor(
     private readonly commands: CommandBus,
     private readonly projections: ProjectionsService,
     private readonly repositories: RepositoriesService,
+    private readonly immutable: ImmutablePoints,
   ) {}
 
   async rescan(repositoryId: string): Promise<RescanReport> {
-    const root = (await this.repositories.definition(repositoryId)).root;
+    const repository = await this.repositories.definition(repositoryId);
+    const { root } = repository;
     const { manifests, invalid } = await listManifests(root);
     const report: RescanReport = { vms: [], added: [], alreadyKnown: [], broken: [], invalidManifests: invalid };
     let position: string | null = null;
@@ -41,7 +46,10 @@ export class RescanWorkflow {
     for (const [vmId, vmManifests] of byVm) {
       report.vms.push(vmId);
       for (const manifest of inChainOrder(vmManifests)) {
-        const finding = await this.commands.execute(new RecordRescanFindingCommand(fromManifest(manifest, repositoryId), await missingFiles(root, manifest)));
+        const point = fromManifest(manifest, repositoryId);
+        const finding = await this.commands.execute(new RecordRescanFindingCommand(point, await missingFiles(root, manifest)));
+        // a point found again in an immutable repository is sealed as a backup's is (its files may have lost the attribute in a copy)
+        if (finding.outcome === 'added') await this.immutable.seal(point, repository).catch((e) => this.logger.error(`restore point ${point.restorePointId} could not be made immutable: ${String(e)}`));
         position = finding.position ?? position;
         if (finding.outcome === 'known') report.alreadyKnown.push(manifest.restorePointId);
         if (finding.outcome === 'added') report.added.push(manifest.restorePointId);

@@ -9,7 +9,9 @@ import { ProjectionsService } from '../projection-runner/projections.service';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { childOf, pointAndDescendants, pointOf } from './chain.aggregate';
 import { chainStream, RESTORE_POINT_DELETE_STARTED } from './chain.events';
-import { deletePointFiles } from './chain-files';
+import { deletePointFiles, pointFiles } from './chain-files';
+import { refuseWhileImmutable } from './immutability';
+import { setImmutable } from '../repositories/adapters/immutable-files';
 import { ChainStates } from './chain-states';
 import { CompleteRestorePointDeleteCommand } from './commands/complete-restore-point-delete.command';
 import { FailRestorePointDeleteCommand } from './commands/fail-restore-point-delete.command';
@@ -56,9 +58,11 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap {
   /** Refused while a file of the point, or of a point reading through it, is in use. Answers once the read model shows the result. */
   async delete(restorePointId: string): Promise<void> {
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
-    const root = (await this.repositories.definition(view.repositoryId)).root;
+    const repository = await this.repositories.definition(view.repositoryId);
+    const root = repository.root;
     const state = await this.chains.load(view.vmId, view.repositoryId);
     if (!pointOf(state, restorePointId)) throw new DomainError('not_found', `restore point ${restorePointId} does not exist`);
+    refuseWhileImmutable(repository, state, restorePointId, new Date());
     const touched = await Promise.all(pointAndDescendants(state, restorePointId).flatMap((p) => p.disks.map((d) => realpath(join(root, d.file)).catch(() => join(root, d.file)))));
     const blocker = await this.filesInUse.blocker(touched);
     if (blocker) throw new DomainError('conflict', `restore point ${restorePointId} or a point above it is in use: ${blocker}`);
@@ -125,9 +129,13 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap {
     const pending = state.pending;
     if (!pending || pending.restorePointId !== restorePointId) return null;
     const point = pointOf(state, restorePointId)!;
-    const root = (await this.repositories.definition(repositoryId)).root;
+    const repository = await this.repositories.definition(repositoryId);
+    const root = repository.root;
     const parent = point.parentId ? pointOf(state, point.parentId) : undefined;
-    const childDisks = await deletePointFiles(root, pending, point, childOf(state, restorePointId), parent);
+    const child = childOf(state, restorePointId);
+    // the delete was let through because both locks expired: their files are cleared for the surgery
+    if (repository.immutableDays) await setImmutable([point, ...(child ? [child] : [])].flatMap((p) => pointFiles(root, p)), false);
+    const childDisks = await deletePointFiles(root, pending, point, child, parent);
     return (await this.commands.execute(new CompleteRestorePointDeleteCommand(vmId, repositoryId, restorePointId, childDisks))).position;
   }
 }

@@ -1,9 +1,6 @@
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { BackupLab } from '../support/backup-lab';
+import { FakedClock } from '../support/faked-clock';
 
-const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const MINUTE = 60_000;
 
 type Recorded = { type: string; data: any };
@@ -18,12 +15,12 @@ type Recorded = { type: string; data: any };
  * the hub comes back, and the hub just runs it.
  */
 describe('slots missed while every hub was down (real hub process + agent, the hub clock moved on while it was down)', () => {
-  const clockFile = join(tmpdir(), `sendense-catch-up-clock-${process.pid}`);
-  const setOffset = (ms: number) => writeFileSync(clockFile, `+${Math.ceil(ms / 1000)}\n`);
-  const lab = new BackupLab({ LD_PRELOAD: FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1', TZ: 'UTC' });
+  const clock = new FakedClock('catch-up');
+  const setOffset = (ms: number) => clock.ahead(ms);
+  const lab = new BackupLab(clock.env);
 
   beforeAll(async () => {
-    if (!existsSync(FAKETIME_LIB)) throw new Error(`${FAKETIME_LIB} is missing: deployment/install-deps.sh installs libfaketime`);
+    clock.requireLibrary();
     setOffset(0);
     await lab.start(undefined, undefined, true);
     await lab.until(async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string }[]).some((v) => v.vmId === 'vm2'), 30_000, 'the agent to report vm2');
@@ -31,7 +28,7 @@ describe('slots missed while every hub was down (real hub process + agent, the h
 
   afterAll(async () => {
     await lab.close();
-    rmSync(clockFile, { force: true });
+    clock.remove();
   }, 60_000);
 
   const stream = async (name: string) => ((await lab.api('GET', `/api/v1/audit/streams/${name}?limit=1000`)).body.events ?? []) as Recorded[];

@@ -1,14 +1,14 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MiB, sameContent, writeToDisk } from '../fixtures/vm/sample-vm';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
+import { FakedClock } from '../support/faked-clock';
 import { spawnSendense } from '../support/processes';
 
 const run = promisify(execFile);
-const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const HOUR = 3_600_000;
 const START = Date.parse('2024-05-01T00:30:00Z');
 
@@ -17,13 +17,13 @@ const START = Date.parse('2024-05-01T00:30:00Z');
  * libfaketime, which the test steers through a timestamp file; timers stay on the real monotonic clock.
  */
 describe('retention (real hub + agent, the hub clock moved eight hours per backup)', () => {
-  const clockFile = join(require('node:os').tmpdir(), `sendense-retention-clock-${process.pid}`);
-  const setClock = (ms: number) => writeFileSync(clockFile, `@${new Date(ms).toISOString().replace('T', ' ').slice(0, 19)}\n`);
-  const lab = new BackupLab({ LD_PRELOAD: FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1', TZ: 'UTC' });
+  const clock = new FakedClock('retention');
+  const setClock = (ms: number) => clock.at(ms);
+  const lab = new BackupLab(clock.env);
   let policyId: string;
 
   beforeAll(async () => {
-    if (!existsSync(FAKETIME_LIB)) throw new Error(`${FAKETIME_LIB} is missing: deployment/install-deps.sh installs libfaketime`);
+    clock.requireLibrary();
     setClock(START - HOUR);
     await lab.start();
     const definition = {
@@ -50,7 +50,7 @@ describe('retention (real hub + agent, the hub clock moved eight hours per backu
 
   afterAll(async () => {
     await lab.close();
-    if (existsSync(clockFile)) require('node:fs').rmSync(clockFile);
+    clock.remove();
   });
 
   const decisions = async () => ((await lab.api('GET', `/api/v1/audit/streams/retention-${policyId}?limit=1000`)).body.events ?? []).filter((e: { type: string }) => e.type === 'RetentionDecided');

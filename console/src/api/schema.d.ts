@@ -1122,6 +1122,11 @@ export interface components {
              * @example vers=4.2,hard
              */
             options?: string;
+            /**
+             * @description days each restore point can be neither deleted, pruned, merged nor rebased after it was written (its files immutable: chattr +i); the repository must be on a filesystem that supports it (ext4, xfs)
+             * @example 7
+             */
+            immutableDays?: number;
         };
         RegisterAgentDto: {
             /** @example esx-01 */

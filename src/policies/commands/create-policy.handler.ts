@@ -5,7 +5,7 @@ import { RepositoriesService } from '../../repositories/registry/repositories.se
 import { Clock } from '../clock';
 import { policyAggregate } from '../policy.aggregate';
 import { policyStream } from '../policy.events';
-import { assertRepositoryExists } from './repository-check';
+import { assertRepositoryFits } from './repository-check';
 import { CreatePolicyCommand } from './create-policy.command';
 import { PolicyResult } from './policy-result';
 
@@ -18,7 +18,7 @@ export class CreatePolicyHandler implements ICommandHandler<CreatePolicyCommand,
   ) {}
 
   async execute(command: CreatePolicyCommand): Promise<PolicyResult> {
-    await assertRepositoryExists(this.repositories, command.definition.repositoryId);
+    await assertRepositoryFits(this.repositories, command.definition);
     const policyId = randomUUID();
     const { position } = await this.aggregates.execute(policyStream(policyId), policyAggregate, { kind: 'create', policyId, definition: command.definition, at: this.clock.now().toISOString() }, command);
     return { policyId, position };

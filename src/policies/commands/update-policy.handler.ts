@@ -5,7 +5,7 @@ import { Clock } from '../clock';
 import { policyAggregate } from '../policy.aggregate';
 import { policyStream } from '../policy.events';
 import { PolicyResult } from './policy-result';
-import { assertRepositoryExists } from './repository-check';
+import { assertRepositoryFits } from './repository-check';
 import { UpdatePolicyCommand } from './update-policy.command';
 
 @CommandHandler(UpdatePolicyCommand)
@@ -18,7 +18,7 @@ export class UpdatePolicyHandler implements ICommandHandler<UpdatePolicyCommand,
 
   async execute(command: UpdatePolicyCommand): Promise<PolicyResult> {
     const { policyId, definition } = command;
-    await assertRepositoryExists(this.repositories, definition.repositoryId);
+    await assertRepositoryFits(this.repositories, definition);
     const { position } = await this.aggregates.execute(policyStream(policyId), policyAggregate, { kind: 'update', policyId, definition, at: this.clock.now().toISOString() }, command);
     return { policyId, position };
   }

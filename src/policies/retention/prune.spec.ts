@@ -1,4 +1,4 @@
-import { computePrune, isoWeek, PruneMark, RetentionRules } from './prune';
+import { computePrune, isoWeek, PruneMark, RetentionRules, wholeChainsOnly } from './prune';
 
 /** Points named by their time, as PBS names snapshots. */
 const points = (...times: string[]) => times.map((t) => ({ restorePointId: t, createdAt: t }));
@@ -140,5 +140,26 @@ describe('prune rules: periods on the wall clock of the policy time zone', () =>
     const list = points('2024-06-09T20:00:00Z', '2024-06-09T23:30:00Z');
     expect(kept(prune(list, { keepWeekly: 5 }, 'UTC'))).toEqual(['2024-06-09T23:30:00Z']);
     expect(kept(prune(list, { keepWeekly: 5 }, 'Europe/Berlin'))).toEqual(['2024-06-09T20:00:00Z', '2024-06-09T23:30:00Z']);
+  });
+
+  it('in an immutable repository keeps a pruned point while any point of its chain is kept (whole-chain)', () => {
+    const at = (h: number) => new Date(Date.UTC(2026, 0, 1, h)).toISOString();
+    const points = [
+      { restorePointId: 'a1', createdAt: at(0), type: 'full' as const },
+      { restorePointId: 'a2', createdAt: at(1), type: 'incremental' as const },
+      { restorePointId: 'b1', createdAt: at(2), type: 'full' as const },
+      { restorePointId: 'b2', createdAt: at(3), type: 'incremental' as const },
+      { restorePointId: 'b3', createdAt: at(4), type: 'incremental' as const },
+    ];
+    const marks = computePrune(points, { keepLast: 1 }, 'UTC');
+    expect(marks.map((m) => [m.restorePointId, m.keep])).toEqual([['b3', true], ['b2', false], ['b1', false], ['a2', false], ['a1', false]]);
+    // chain b goes on (b3 is kept), so all of it stays; chain a is wholly pruned and goes
+    expect(wholeChainsOnly(points, marks).map((m) => [m.restorePointId, m.keep && m.keptBy])).toEqual([
+      ['b3', 'keep-last'],
+      ['b2', 'whole-chain'],
+      ['b1', 'whole-chain'],
+      ['a2', false],
+      ['a1', false],
+    ]);
   });
 });

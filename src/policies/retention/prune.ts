@@ -12,8 +12,11 @@ import { RetentionRules } from '../policy.events';
 export type { RetentionRules };
 
 export type RetentionRule = 'keep-last' | 'keep-hourly' | 'keep-daily' | 'keep-weekly' | 'keep-monthly' | 'keep-yearly';
-/** `keep-all`: no rule keeps anything, and PBS then prunes nothing (an empty policy never wipes a chain). */
-export type KeepReason = RetentionRule | 'keep-all';
+/**
+ * `keep-all`: no rule keeps anything, and PBS then prunes nothing (an empty policy never wipes a chain).
+ * `whole-chain`: the rules prune it, but in an immutable repository a chain goes whole or not at all.
+ */
+export type KeepReason = RetentionRule | 'keep-all' | 'whole-chain';
 /**
  * `<rule>`: a newer point of the same period was kept by that rule. `no-rule`: every rule had used up
  * its periods before reaching the point (PBS's default mark, "remove").
@@ -115,3 +118,19 @@ export function isoWeek(t: Pick<WallClock, 'year' | 'month' | 'day'>): string {
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');
+
+/**
+ * In an immutable repository a chain is removed whole or not at all: removing its oldest points while later ones
+ * stay would merge them into a full, rewriting files the repository promised not to touch. A point the rules prune
+ * keeps (`whole-chain`) while any point of its chain (from a full to the point before the next full) is kept.
+ */
+export function wholeChainsOnly(points: readonly (PrunePoint & { type: 'full' | 'incremental' })[], marks: readonly PruneMark[]): PruneMark[] {
+  const chainOf = new Map<string, number>();
+  let chain = -1;
+  for (const p of [...newestFirst(points)].reverse()) {
+    if (p.type === 'full' || chain < 0) chain++;
+    chainOf.set(p.restorePointId, chain);
+  }
+  const kept = new Set(marks.filter((m) => m.keep).map((m) => chainOf.get(m.restorePointId)));
+  return marks.map((m) => (m.keep || !kept.has(chainOf.get(m.restorePointId)) ? m : { restorePointId: m.restorePointId, createdAt: m.createdAt, keep: true, keptBy: 'whole-chain', period: null }));
+}

@@ -2,6 +2,8 @@ import type { RetentionRules } from '../policy.events';
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { DomainError } from '../../eventing/domain-error';
+import { isImmutabilityRefusal } from '../../restore-points/immutability';
+import { RepositoriesService } from '../../repositories/registry/repositories.service';
 import { KeyedMutex } from '../../eventing/keyed-mutex';
 import { causedBy } from '../../eventing/request-context';
 import { ProjectionsService } from '../../projection-runner/projections.service';
@@ -9,7 +11,7 @@ import { ChainStates } from '../../restore-points/chain-states';
 import { RestorePointDeletionWorkflow } from '../../restore-points/restore-point-deletion.workflow';
 import { DecideRetentionCommand } from './commands/decide-retention.command';
 import { DeferPruneCommand } from './commands/defer-prune.command';
-import { computePrune, PruneMark } from './prune';
+import { computePrune, PruneMark, wholeChainsOnly } from './prune';
 import { ProtectionData, ProtectionDataQuery, BackupsAwaitingRetentionQuery, VmsWithPointsQuery } from './queries/protection-data.query';
 import { RetentionTrigger } from './retention.events';
 import { governingPolicies, PolicyRecord, selects, VmIdentity } from './selection';
@@ -25,6 +27,8 @@ const RETRY_MS = 60_000;
 export interface ChainDecision {
   vmId: string;
   repositoryId: string;
+  /** The repository keeps its points immutable: chains go whole (wholeChainsOnly), newest point first. */
+  immutable: boolean;
   /** Newest first. */
   marks: PruneMark[];
 }
@@ -58,6 +62,7 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
     private readonly projections: ProjectionsService,
     private readonly chains: ChainStates,
     private readonly deletion: RestorePointDeletionWorkflow,
+    private readonly repositories: RepositoriesService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -113,7 +118,9 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
     const { repositoryId, retention, schedule } = policy.definition;
     const state = await this.chains.load(vmId, repositoryId);
     const points = state.points.filter((p) => p.restorePointId !== state.pending?.restorePointId);
-    return { vmId, repositoryId, marks: computePrune(points, retention, schedule.timezone) };
+    const marks = computePrune(points, retention, schedule.timezone);
+    const { immutableDays } = await this.repositories.definition(repositoryId);
+    return { vmId, repositoryId, immutable: !!immutableDays, marks: immutableDays ? wholeChainsOnly(points, marks) : marks };
   }
 
   private apply(policy: PolicyRecord, data: ProtectionData, vmId: string, trigger: RetentionTrigger): Promise<ChainOutcome> {
@@ -128,7 +135,9 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
       const outcome: ChainOutcome = { ...chain, decided: recorded.decided, pruned: [], deferred: [] };
       if (!recorded.decided) return outcome;
       const others = governingPolicies(data.policies, { policyId: null, repositoryId }, this.identity(data, vmId)).filter((p) => p.policyId !== policy.policyId);
-      for (const mark of [...chain.marks].reverse()) {
+      // Oldest first merges each pruned point into the next; an immutable repository's whole chains go newest first, so
+      // that each delete only removes a chain's newest point and no file that stays is rewritten.
+      for (const mark of chain.immutable ? chain.marks : [...chain.marks].reverse()) {
         if (mark.keep) continue;
         const keeper = others.find((o) => computePrune(chain.marks, o.definition.retention, o.definition.schedule.timezone).some((m) => m.restorePointId === mark.restorePointId && m.keep));
         const reason = keeper
@@ -144,7 +153,7 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
         outcome.deferred.push({ restorePointId: mark.restorePointId, reason });
         await causedBy(recorded.eventIds[0], () => this.commands.execute(new DeferPruneCommand(policy.policyId, vmId, repositoryId, mark.restorePointId, reason)));
       }
-      if (outcome.deferred.some((d) => !d.reason.startsWith('kept by policy'))) this.retryLater(policy.policyId);
+      if (outcome.deferred.some((d) => !d.reason.startsWith('kept by policy') && !isImmutabilityRefusal(d.reason))) this.retryLater(policy.policyId);
       return outcome;
     });
   }

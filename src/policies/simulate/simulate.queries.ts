@@ -4,6 +4,7 @@ import { problemsOf, selectVms } from '../policy.aggregate';
 import { PolicyDefinition } from '../policy.events';
 import { SimulatePolicyQuery } from './queries/simulate-policy.query';
 import { SimulationHistoryQuery } from './queries/simulation-history.query';
+import { GetRepositoryQuery } from '../../repositories/queries/get-repository.query';
 import { simulate, SimulationResult } from './simulate';
 
 /** Composes the recorded history (a read model's query) with the pure replay; no SQL of its own. */
@@ -16,8 +17,10 @@ export class SimulatePolicyHandler implements IQueryHandler<SimulatePolicyQuery,
     if (Date.parse(from) >= Date.parse(to)) problems.push('from must be before to');
     if (problems.length) throw new DomainError('invalid', problems.join('; '));
     const history = await this.queries.execute(new SimulationHistoryQuery(policy.repositoryId));
+    // an immutable repository keeps pruned chains until their lock expires: that space is part of the answer
+    const immutableDays = (await this.queries.execute(new GetRepositoryQuery(policy.repositoryId)).catch(() => null))?.immutableDays ?? null;
     try {
-      return { policy, ...simulate(policy, new Date(from), new Date(to), selectVms(policy, history.vms), history.backups) };
+      return { policy, ...simulate(policy, new Date(from), new Date(to), selectVms(policy, history.vms), history.backups, { immutableDays }) };
     } catch (error) {
       if (error instanceof RangeError) throw new DomainError('invalid', error.message);
       throw error;

@@ -70,4 +70,29 @@ describe('policy backtesting by replay', () => {
     const result = simulate(policy(), new Date('2026-05-01T00:00:00Z'), new Date('2026-05-02T00:00:00Z'), [...vms, { vmId: 'vm2', name: 'new' }], history);
     expect(result.vms[1]).toMatchObject({ vmId: 'vm2', unmodelled: 'no completed backup of this VM in the history', backups: 0 });
   });
+
+  it('in an immutable repository removes whole chains only, once their lock expired, and shows what the lock costs', () => {
+    const from = new Date('2026-05-01T00:00:00Z');
+    const to = new Date('2026-05-11T00:00:00Z');
+    // three backups a day, a new chain every 3 backups: one chain a day, the rules keep two points
+    const locked = policy({ fullEvery: 3, retention: { keepLast: 2 } });
+    const plain = simulate(locked, from, to, vms, history);
+    const immutable = simulate(locked, from, to, vms, history, { immutableDays: 2 });
+    expect(plain.immutable).toBeNull();
+    expect(immutable.immutable).toEqual({ days: 2, repositoryBytesWithoutLock: plain.repositoryBytes });
+    const end = immutable.vms[0].pointsAtEnd;
+    // nothing was merged: every chain left starts with its full, and only whole chains went
+    const chains = end.reduce<string[][]>((all, p) => (p.type === 'full' ? [...all, [p.type]] : (all.at(-1)!.push(p.type), all)), []);
+    expect(chains.every((c) => c[0] === 'full')).toBe(true);
+    expect(end.filter((p) => p.type === 'full').length).toBe(chains.length);
+    // the newest chain (kept by the rules) and the chains whose newest point is younger than 2 days at the last backup
+    const lastBackup = Date.parse(end.at(-1)!.createdAt);
+    const chainEnds = end.filter((p, i) => i === end.length - 1 || end[i + 1].type === 'full').map((p) => Date.parse(p.createdAt));
+    expect(chainEnds.slice(0, -1).every((t) => t + 2 * 24 * HOUR > lastBackup)).toBe(true);
+    expect(chainEnds.length).toBeGreaterThan(1);
+    // the lock costs space: more bytes than the same policy without it, never fewer
+    const last = (r: { bytes: number }[]) => r.at(-1)!.bytes;
+    expect(last(immutable.repositoryBytes)).toBeGreaterThan(last(plain.repositoryBytes));
+    immutable.repositoryBytes.forEach((d, i) => expect(d.bytes).toBeGreaterThanOrEqual(plain.repositoryBytes[i].bytes - 0));
+  });
 });

@@ -1,6 +1,6 @@
 import { parseCron, slotsBetween } from '../calendar';
 import { PolicyDefinition } from '../policy.events';
-import { computePrune, wallClock } from '../retention/prune';
+import { computePrune, wallClock, wholeChainsOnly } from '../retention/prune';
 
 /** One backup the event history recorded: what simulate learns durations, sizes and change rates from. */
 export interface RecordedBackup {
@@ -52,6 +52,8 @@ export interface SimulationResult {
   }[];
   /** Bytes of every VM's kept points at the end of each day (policy time zone). */
   repositoryBytes: { date: string; bytes: number }[];
+  /** For an immutable repository: its lock, and `repositoryBytes` as a repository without it would hold them (the lock's cost is the difference). */
+  immutable: { days: number; repositoryBytesWithoutLock: { date: string; bytes: number }[] } | null;
 }
 
 /** Slots of one simulation at most: a cron every second over a year would otherwise never end. */
@@ -67,7 +69,7 @@ const HOUR_MS = 3_600_000;
  * Pure and deterministic: the same history and policy give the same answer. Sizes are upper
  * bounds: a merge of a pruned full into its child is counted as the sum of both.
  */
-export function simulate(policy: PolicyDefinition, from: Date, to: Date, vms: SimulatedVm[], history: RecordedBackup[]): SimulationResult {
+export function simulate(policy: PolicyDefinition, from: Date, to: Date, vms: SimulatedVm[], history: RecordedBackup[], repository: { immutableDays: number | null } = { immutableDays: null }): SimulationResult {
   const spec = parseCron(policy.schedule.cron);
   const slots = slotsBetween(spec, policy.schedule.timezone, new Date(from.getTime() - 1), to, MAX_SIMULATED_SLOTS + 1);
   if (slots.length > MAX_SIMULATED_SLOTS) throw new RangeError(`the schedule has more than ${MAX_SIMULATED_SLOTS} slots between ${from.toISOString()} and ${to.toISOString()}: simulate a shorter period`);
@@ -76,10 +78,11 @@ export function simulate(policy: PolicyDefinition, from: Date, to: Date, vms: Si
   const results = [...vms].sort((a, b) => a.vmId.localeCompare(b.vmId)).map((vm) => {
     const model = modelOf(history.filter((b) => b.vmId === vm.vmId));
     if (!model) return { vmId: vm.vmId, name: vm.name, model: null, unmodelled: 'no completed backup of this VM in the history', backups: 0, pointsAtEnd: [], days: [], rpoViolations: [], overlappingJobs: [] };
-    return { vmId: vm.vmId, name: vm.name, model, unmodelled: null, ...replay(policy, model, slots, from, to, days, dayOf) };
+    return { vmId: vm.vmId, name: vm.name, model, unmodelled: null, ...replay(policy, model, slots, from, to, days, dayOf, repository.immutableDays) };
   });
   const repositoryBytes = days.map((date, i) => ({ date, bytes: results.reduce((sum, vm) => sum + (vm.days[i]?.bytes ?? 0), 0) }));
-  return { from: from.toISOString(), to: to.toISOString(), slots: slots.length, vms: results, repositoryBytes };
+  const immutable = repository.immutableDays ? { days: repository.immutableDays, repositoryBytesWithoutLock: simulate(policy, from, to, vms, history).repositoryBytes } : null;
+  return { from: from.toISOString(), to: to.toISOString(), slots: slots.length, vms: results, repositoryBytes, immutable };
 }
 
 export function modelOf(backups: RecordedBackup[]): VmModel | null {
@@ -104,7 +107,7 @@ export function modelOf(backups: RecordedBackup[]): VmModel | null {
   };
 }
 
-function replay(policy: PolicyDefinition, model: VmModel, slots: Date[], from: Date, to: Date, days: string[], dayOf: (t: number) => string) {
+function replay(policy: PolicyDefinition, model: VmModel, slots: Date[], from: Date, to: Date, days: string[], dayOf: (t: number) => string, immutableDays: number | null) {
   let points: SimulatedPoint[] = [];
   let busyUntil = -Infinity;
   let runningSince = '';
@@ -139,7 +142,7 @@ function replay(policy: PolicyDefinition, model: VmModel, slots: Date[], from: D
     checkRpo(end);
     newestAt = end;
     points.push({ restorePointId: `sim-${backups}`, type: full ? 'full' : 'incremental', createdAt: new Date(end).toISOString(), bytes });
-    points = prune(points, policy);
+    points = immutableDays ? pruneWholeChains(points, policy, immutableDays, end) : prune(points, policy);
     remember(end);
   }
   checkRpo(to.getTime());
@@ -158,6 +161,11 @@ function prune(points: SimulatedPoint[], policy: PolicyDefinition): SimulatedPoi
   let carried = 0;
   let carriedFull = false;
   for (const p of points) {
+    // a full starts a chain: what was pruned of the chain before it was removed from that chain's end, not merged into this one
+    if (p.type === 'full') {
+      carried = 0;
+      carriedFull = false;
+    }
     if (!keep.has(p.restorePointId)) {
       carried += p.bytes;
       carriedFull ||= p.type === 'full';
@@ -169,6 +177,21 @@ function prune(points: SimulatedPoint[], policy: PolicyDefinition): SimulatedPoi
     carriedFull = false;
   }
   return out;
+}
+
+/**
+ * In an immutable repository a chain goes whole once the rules prune all of it and its newest point's lock expired
+ * (wholeChainsOnly): nothing is merged, so no point's bytes move, and a pruned chain still locked costs its space.
+ */
+function pruneWholeChains(points: SimulatedPoint[], policy: PolicyDefinition, immutableDays: number, now: number): SimulatedPoint[] {
+  const keep = new Set(wholeChainsOnly(points, computePrune(points, policy.retention, policy.schedule.timezone)).filter((m) => m.keep).map((m) => m.restorePointId));
+  const chains: SimulatedPoint[][] = [];
+  for (const p of points) {
+    if (p.type === 'full' || !chains.length) chains.push([]);
+    chains.at(-1)!.push(p);
+  }
+  const expired = (chain: SimulatedPoint[]) => Date.parse(chain.at(-1)!.createdAt) + immutableDays * 24 * HOUR_MS <= now;
+  return chains.filter((chain) => chain.some((p) => keep.has(p.restorePointId)) || !expired(chain)).flat();
 }
 
 function dayIn(timeZone: string): (t: number) => string {

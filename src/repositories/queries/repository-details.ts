@@ -5,6 +5,8 @@ export interface RepositoryDetails {
   kind: 'local' | 'nfs' | 'cifs';
   path: string;
   source: Record<string, unknown> | null;
+  /** Days each restore point stays immutable after it was written; null: none. */
+  immutableDays: number | null;
   totalBytes: number | null;
   freeBytes: number | null;
   usedBytes: number | null;

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
 import { DomainError } from '../../eventing/domain-error';
 import { RegisterRepository } from '../repository-lifecycle.workflow';
 import { CIFS_SHARE, MOUNT_OPTIONS, NFS_EXPORT, NFS_SERVER } from './mount-commands';
@@ -58,6 +58,13 @@ export class RegisterRepositoryDto {
   @IsString()
   @Matches(MOUNT_OPTIONS, { message: 'options must be a comma-separated list of key=value mount options' })
   options?: string;
+
+  @ApiPropertyOptional({ description: 'days each restore point can be neither deleted, pruned, merged nor rebased after it was written (its files immutable: chattr +i); the repository must be on a filesystem that supports it (ext4, xfs)', example: 7 })
+  @IsOptional()
+  @IsInt({ message: 'immutableDays must be a whole number of days' })
+  @Min(1, { message: 'immutableDays must be at least 1' })
+  @Max(36500, { message: 'immutableDays must be at most 36500' })
+  immutableDays?: number;
 }
 
 export class RepositoryIdParams {
@@ -67,11 +74,12 @@ export class RepositoryIdParams {
 
 /** A field of another kind is refused rather than ignored, so a mistyped request never registers something else. */
 export function registrationOf(body: RegisterRepositoryDto): RegisterRepository {
-  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => k !== 'name' && k !== 'kind' && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
+  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => k !== 'name' && k !== 'kind' && k !== 'immutableDays' && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
   if (foreign.length) throw new DomainError('invalid', `${foreign.join(', ')} do(es) not apply to a ${body.kind} repository`);
   return {
     name: body.name,
     kind: body.kind,
+    immutableDays: body.immutableDays ?? null,
     path: body.path,
     nfs: body.kind === 'nfs' ? { server: body.server!, export: body.export!, options: body.options ?? '' } : undefined,
     cifs: body.kind === 'cifs' ? { share: body.share!, username: body.username!, passwordFile: body.passwordFile!, options: body.options ?? '' } : undefined,

@@ -29,6 +29,8 @@ export interface RepositoryDefinition {
   root: string;
   nfs: NfsSource | null;
   cifs: CifsSource | null;
+  /** Days a restore point can be neither deleted nor rewritten after it was written; null: no lock. Absent in events before it existed. */
+  immutableDays?: number | null;
 }
 
 export type Capacity = {
