@@ -36,6 +36,7 @@ describe('libvirt: running domains backed up with backup-begin, checkpoints and 
     withAgent = await startGuest({ name: `sendense-e2e-ga-${process.pid}`, dir: join(guestDir, 'a'), agent: true });
     noAgent = await startGuest({ name: `sendense-e2e-noga-${process.pid}`, dir: join(guestDir, 'b'), agent: false, d1Mib: 600, fillD1Mib: 512 });
     lab.vmIds = [withAgent.uuid, noAgent.uuid];
+    lab.consoleLogs = [withAgent.console, noAgent.console];
     await lab.start();
   }, 300_000);
 

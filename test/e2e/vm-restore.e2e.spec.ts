@@ -41,6 +41,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     mkdirSync(storage, { mode: 0o755 });
     guest = await startGuest({ name: `sendense-restore-${process.pid}`, dir: join(guestDir, 'g'), agent: true, d1Mib: 320, fillD1Mib: 256 });
     lab.vmIds = [guest.uuid];
+    lab.consoleLogs = [guest.console];
     await lab.start();
     agentId = await lab.agentId();
     fullId = (await lab.waitForJob(await lab.backup('full', guest.uuid), 180_000)).restorePointId;

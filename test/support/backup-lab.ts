@@ -148,10 +148,15 @@ export class BackupLab {
     return { qemuNbd, leases, strayFiles };
   }
 
+  /** What else a failed wait shows, beyond the hub's and agent's output. */
+  protected diagnostics(): string {
+    return '';
+  }
+
   async until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!(await check().catch(() => false))) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nhub output:\n${this.hub?.output().slice(-3000)}\nagent output:\n${this.agent?.output().slice(-3000)}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nhub output:\n${this.hub?.output().slice(-3000)}\nagent output:\n${this.agent?.output().slice(-3000)}${this.diagnostics()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BackupLab } from './backup-lab';
 import { spawnSendense } from './processes';
@@ -5,6 +6,20 @@ import { spawnSendense } from './processes';
 /** The lab with its agent on the libvirt host instead of an inventory file. */
 export class LibvirtLab extends BackupLab {
   vmIds: string[] = [];
+  /** The guests' serial consoles: a guest that panicked says so there. */
+  consoleLogs: string[] = [];
+
+  /**
+   * libvirt's log of each lab domain's qemu (it names why qemu ended: a signal, an assertion, a guest shutdown)
+   * and the guests' consoles: a domain that stopped under a test is explained by them, not by the hub or agent.
+   */
+  protected override diagnostics(): string {
+    const logDir = '/var/log/libvirt/qemu';
+    const tail = (file: string) => readFileSync(file, 'utf8').slice(-2500);
+    const qemuLogs = existsSync(logDir) ? readdirSync(logDir).filter((f) => f.endsWith('.log')).map((f) => join(logDir, f)) : [];
+    const mine = qemuLogs.filter((f) => this.vmIds.some((id) => readFileSync(f, 'utf8').includes(id)));
+    return [...mine, ...this.consoleLogs.filter((f) => existsSync(f))].map((f) => `\n${f}:\n${tail(f)}`).join('');
+  }
 
   override async startAgent(): Promise<void> {
     this.agent = spawnSendense(['agent', 'run', '--libvirt', 'qemu:///system'], { ...this.agentEnv(), SENDENSE_INVENTORY_POLL_MS: '1000' });
