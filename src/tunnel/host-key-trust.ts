@@ -4,6 +4,13 @@ import { TunnelLogger } from './tunnel-logger';
 
 export type HostKeyVerdict = { ok: true } | { ok: false; reason: string };
 
+/** The pinned-fingerprint rule on its own, for clients that never trust on first use (and so keep no known-hosts file). */
+export function checkPinnedHostKey(keyBlob: Buffer, pinnedFingerprint: string): HostKeyVerdict {
+  const fingerprint = sshFingerprint(keyBlob);
+  const pinned = pinnedFingerprint.startsWith('SHA256:') ? pinnedFingerprint : `SHA256:${pinnedFingerprint}`;
+  return fingerprint === pinned ? { ok: true } : { ok: false, reason: `hub host key ${fingerprint} does not match the pinned ${pinned}` };
+}
+
 /**
  * Decides whether the hub's host key is the right one. With a pinned fingerprint only that key
  * passes; without one, the first key seen for host:port is recorded in a known-hosts file
@@ -20,11 +27,8 @@ export class HostKeyTrust {
 
   /** Synchronous because ssh2 calls it mid-handshake. */
   check(keyBlob: Buffer): HostKeyVerdict {
+    if (this.pinnedFingerprint) return checkPinnedHostKey(keyBlob, this.pinnedFingerprint);
     const fingerprint = sshFingerprint(keyBlob);
-    if (this.pinnedFingerprint) {
-      const pinned = this.pinnedFingerprint.startsWith('SHA256:') ? this.pinnedFingerprint : `SHA256:${this.pinnedFingerprint}`;
-      return fingerprint === pinned ? { ok: true } : { ok: false, reason: `hub host key ${fingerprint} does not match the pinned ${pinned}` };
-    }
     const hostSpec = `[${this.host}]:${this.port}`;
     const known = this.knownKey(hostSpec);
     if (!known) {

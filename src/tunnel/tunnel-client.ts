@@ -6,13 +6,11 @@ import type { Duplex } from 'node:stream';
 import { AcceptConnection, Client, ClientChannel, RejectConnection } from 'ssh2';
 import { Backoff } from './backoff';
 import { batchWrites } from './batch-writes';
+import { CHANNEL_OPEN_TIMEOUT_MS, endClient, openDirectChannel } from './ssh-client-helpers';
 import { HostKeyTrust, HostKeyVerdict } from './host-key-trust';
 import { listenLocalForward, LocalForward } from './local-forward';
 import { splice } from './splice';
 import { errorMessage, silentLogger, TunnelLogger } from './tunnel-logger';
-
-/** How long a hub gets to open a channel the agent asked for. */
-const CHANNEL_OPEN_TIMEOUT_MS = 15_000;
 
 export interface TunnelClientOptions {
   host: string;
@@ -83,18 +81,7 @@ export class TunnelClient extends EventEmitter {
     const socket = this.socket;
     await Promise.all([...this.localForwards].map((forward) => forward.close()));
     if (!client || !socket) return;
-    await new Promise<void>((resolve) => {
-      const giveUp = setTimeout(() => socket.destroy(), 1_000); // a hub that never answers the goodbye
-      client.once('close', () => {
-        clearTimeout(giveUp);
-        resolve();
-      });
-      try {
-        client.end();
-      } catch {
-        socket.destroy();
-      }
-    });
+    await endClient(client, socket);
   }
 
   /** Resolves at the next (or current) connected state. */
@@ -115,28 +102,9 @@ export class TunnelClient extends EventEmitter {
 
   /** A channel to 127.0.0.1:port on the hub; rejected when the hub does not allow that port for this agent. */
   openDirect(port: number, timeoutMs = CHANNEL_OPEN_TIMEOUT_MS): Promise<Duplex> {
-    return new Promise((resolve, reject) => {
-      const client = this.client;
-      if (!client || !this.isConnected) return reject(new Error('tunnel is not connected'));
-      // A hub that never answers the channel request (its process gone while the TCP connection lingers) must not
-      // hold the caller for ever; a channel opened after the limit is closed at once.
-      let late = false;
-      const timer = setTimeout(() => {
-        late = true;
-        reject(new Error(`hub did not open a channel to its port ${port} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      try {
-        client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, channel) => {
-          clearTimeout(timer);
-          if (late) return void channel?.destroy();
-          if (err) reject(new Error(`hub refused a channel to its port ${port}: ${err.message}`));
-          else resolve(channel);
-        });
-      } catch (err) {
-        clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      }
-    });
+    const client = this.client;
+    if (!client || !this.isConnected) return Promise.reject(new Error('tunnel is not connected'));
+    return openDirectChannel(client, '127.0.0.1', port, `its port ${port}`, timeoutMs);
   }
 
   /** A local 127.0.0.1 port leading to hubPort through the tunnel; closed by its close() or by stop(). */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, Server as NetServer, Socket } from 'node:net';
-import { AuthContext, Connection, Server as SshServer, utils } from 'ssh2';
+import { AuthContext, AuthenticationType, Connection, PasswordAuthContext, Server as SshServer, utils } from 'ssh2';
 import { batchWrites } from './batch-writes';
 import { ensureHostKey, keyTypeOf, sshFingerprint } from './ssh-keys';
 import { AllowDirect, TunnelSession } from './tunnel-session';
@@ -23,8 +23,17 @@ export interface TunnelServerOptions {
   bind?: string;
   /** Which agent owns this key, or null for an unknown key. Called before the signature is checked too. */
   authorize: (publicKey: AgentPublicKey) => Promise<{ agentId: string } | null>;
+  /**
+   * Enables SSH password authentication (for peers holding an API token rather than a key): the
+   * principal the password stands for, or null to refuse. Its id keys the session like an agent id,
+   * so it must not collide with one (e.g. `sync:<name>`). Compare in constant time: this is reachable
+   * by anyone who can open the port.
+   */
+  authorizePassword?: (username: string, password: string) => Promise<{ agentId: string } | null>;
   /** Whether this agent may open a channel to 127.0.0.1:destPort right now (its API, its leased NBD ports). */
   allowDirect: AllowDirect;
+  /** The hub's HTTP API port on 127.0.0.1, reached through the destination name HUB_API_DESTINATION. */
+  apiPort?: number;
   onConnected?: (agentId: string, session: TunnelSession) => void | Promise<void>;
   onDisconnected?: (agentId: string, reason: string) => void | Promise<void>;
   log?: TunnelLogger;
@@ -35,6 +44,9 @@ export interface TunnelServerOptions {
   loginGraceMs?: number;
   maxAuthAttempts?: number;
 }
+
+/** The session's fingerprint when the peer proved itself with a password rather than a key. */
+const PASSWORD_FINGERPRINT = 'password';
 
 /** One TCP connection, before and after it becomes an agent's session. */
 interface Inbound {
@@ -48,9 +60,10 @@ interface Inbound {
 }
 
 /**
- * The hub's embedded SSH server: agents dial in, authenticate with a registered key and get
- * exactly the channels the hub allows them. Sessions are keyed by agent id; a new connection
- * from an agent replaces its old one (the old one is usually a half-dead link the agent gave up on).
+ * The hub's embedded SSH server: agents dial in, authenticate with a registered key (peer hubs,
+ * when enabled, with a password that is an API token) and get exactly the channels the hub allows
+ * them. Sessions are keyed by agent id; a new connection from an agent replaces its old one (the
+ * old one is usually a half-dead link the agent gave up on).
  */
 export class TunnelServer {
   private readonly log: TunnelLogger;
@@ -150,14 +163,19 @@ export class TunnelServer {
   }
 
   private async authenticate(ctx: AuthContext, inbound: Inbound): Promise<void> {
+    const methods: AuthenticationType[] = this.opts.authorizePassword ? ['publickey', 'password'] : ['publickey'];
     const refuse = () => {
       if (++inbound.authAttempts >= (this.opts.maxAuthAttempts ?? 6)) inbound.socket.destroy();
-      else safely(() => ctx.reject(['publickey']));
+      else safely(() => ctx.reject(methods));
     };
+    if (ctx.method === 'password' && this.opts.authorizePassword) return this.authenticatePassword(ctx, inbound, this.opts.authorizePassword, refuse);
     if (ctx.method !== 'publickey') {
       // "none" is how every client asks which methods exist; anything else is worth a line in the log.
-      if (ctx.method !== 'none') this.log.warn({ remote: inbound.remote, method: ctx.method, user: ctx.username }, 'authentication method refused: public keys only');
-      return safely(() => ctx.reject(['publickey']));
+      if (ctx.method !== 'none') {
+        const why = this.opts.authorizePassword ? 'public keys and passwords only' : 'public keys only';
+        this.log.warn({ remote: inbound.remote, method: ctx.method, user: ctx.username }, `authentication method refused: ${why}`);
+      }
+      return safely(() => ctx.reject(methods));
     }
     const fingerprint = sshFingerprint(ctx.key.data);
     // The type inside the blob, not ctx.key.algo: for RSA that names the signature hash (rsa-sha2-256), not the key.
@@ -184,13 +202,35 @@ export class TunnelServer {
     safely(() => ctx.accept());
   }
 
+  private async authenticatePassword(
+    ctx: PasswordAuthContext,
+    inbound: Inbound,
+    authorizePassword: NonNullable<TunnelServerOptions['authorizePassword']>,
+    refuse: () => void,
+  ): Promise<void> {
+    // The password is a bearer credential (an API token): it goes to authorizePassword and nowhere else, logs included.
+    const where = { remote: inbound.remote, user: ctx.username };
+    let verdict: { agentId: string } | null = null;
+    try {
+      verdict = await authorizePassword(ctx.username, ctx.password);
+    } catch (err) {
+      this.log.error({ ...where, err: errorMessage(err) }, 'authorizePassword failed');
+    }
+    if (!verdict) {
+      this.log.warn(where, 'password refused');
+      return refuse();
+    }
+    inbound.agent = { agentId: verdict.agentId, fingerprint: PASSWORD_FINGERPRINT };
+    safely(() => ctx.accept());
+  }
+
   private onAuthenticated(conn: Connection, inbound: Inbound): void {
     clearTimeout(inbound.loginGrace);
     const agent = inbound.agent;
     if (!agent || !this.listener) return void inbound.socket.destroy();
     const previous = this.sessions.get(agent.agentId);
     if (previous) this.endSession(previous, 'replaced by a new connection from the same agent');
-    const session = new TunnelSession(agent.agentId, agent.fingerprint, inbound.remote, conn, inbound.socket, this.opts.allowDirect, this.log);
+    const session = new TunnelSession(agent.agentId, agent.fingerprint, inbound.remote, conn, inbound.socket, this.opts.allowDirect, this.log, this.opts.apiPort);
     inbound.session = session;
     this.sessions.set(agent.agentId, session);
     this.log.info({ agentId: agent.agentId, remote: inbound.remote, fingerprint: agent.fingerprint }, 'agent connected');

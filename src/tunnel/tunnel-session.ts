@@ -12,6 +12,13 @@ export type AllowDirect = (agentId: string, destHost: string, destPort: number) 
 const HUB_LOOPBACK = new Set(['127.0.0.1', 'localhost']);
 
 /**
+ * direct-tcpip destination host meaning "the hub's HTTP API, wherever it listens": a peer hub
+ * syncing over the tunnel cannot know this hub's API port, and should not have to. The port it
+ * sends is ignored; the hub substitutes its own (TunnelServerOptions.apiPort).
+ */
+export const HUB_API_DESTINATION = 'sendense-api';
+
+/**
  * One authenticated agent connection, as the hub sees it: it polices the agent's channel
  * requests and holds the hub's end of the agent's reverse forward.
  */
@@ -30,6 +37,8 @@ export class TunnelSession {
     private readonly socket: Socket,
     private readonly allowDirect: AllowDirect,
     private readonly log: TunnelLogger,
+    /** Where HUB_API_DESTINATION leads; without it that name is refused. */
+    private readonly apiPort?: number,
   ) {
     conn.on('tcpip', (accept, reject, info) => void this.onDirect(accept, reject, info));
     conn.on('request', (accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: TcpipBindInfo) =>
@@ -101,15 +110,23 @@ export class TunnelSession {
   }
 
   private async onDirect(accept: AcceptConnection<ServerChannel>, reject: RejectConnection, info: TcpipRequestInfo): Promise<void> {
-    const where = { agentId: this.agentId, host: info.destIP, port: info.destPort };
-    if (!HUB_LOOPBACK.has(info.destIP)) {
-      // The tunnel reaches hub-local services only; it must never become a way into the hub's network.
-      this.log.warn(where, 'direct-tcpip refused: destination is not the hub loopback');
+    const requested = { agentId: this.agentId, host: info.destIP, port: info.destPort };
+    const toApi = info.destIP === HUB_API_DESTINATION;
+    const destPort = toApi ? this.apiPort : info.destPort;
+    if (destPort === undefined) {
+      this.log.warn(requested, 'direct-tcpip refused: no hub API port configured for this tunnel');
       return reject();
     }
+    if (!toApi && !HUB_LOOPBACK.has(info.destIP)) {
+      // The tunnel reaches hub-local services only; it must never become a way into the hub's network.
+      this.log.warn(requested, 'direct-tcpip refused: destination is not the hub loopback');
+      return reject();
+    }
+    const where = toApi ? { ...requested, apiPort: destPort } : requested;
+    // allowDirect judges the port actually connected to, so naming the API is no way around the policy.
     let allowed = false;
     try {
-      allowed = await this.allowDirect(this.agentId, '127.0.0.1', info.destPort);
+      allowed = await this.allowDirect(this.agentId, '127.0.0.1', destPort);
     } catch (err) {
       this.log.error({ ...where, err: errorMessage(err) }, 'direct-tcpip refused: allowDirect failed');
     }
@@ -118,7 +135,7 @@ export class TunnelSession {
       return reject();
     }
     if (this.closed) return;
-    const upstream = batchWrites(connect({ host: '127.0.0.1', port: info.destPort, allowHalfOpen: true }));
+    const upstream = batchWrites(connect({ host: '127.0.0.1', port: destPort, allowHalfOpen: true }));
     upstream.setNoDelay(true); // NBD is request/response: Nagle would add delayed-ACK stalls
     this.upstreams.add(upstream);
     upstream.once('close', () => this.upstreams.delete(upstream));
