@@ -1,8 +1,8 @@
-import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
+import { BASE_ALLOCATION, QEMU_ALLOCATION_DEPTH, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
 import type { NbdClient } from '../nbd-protocol/nbd-client';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DigestRecorder, DigestRun } from '../wire/block-digests';
 import { BlockHasher, borrowHasher, releaseHasher, sharedBuffer } from './block-hasher';
-import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, planFull, planIncremental, splitRequests, sumBytes } from './copy-plan';
+import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, layerRanges, planFull, planIncremental, splitRequests, sumBytes } from './copy-plan';
 
 export interface CopyProgress {
   /** Bytes written or zeroed on the target so far. */
@@ -13,15 +13,19 @@ export interface CopyProgress {
   elapsedMs: number;
 }
 
+export type CopyMode = 'full' | 'incremental' | 'layer';
+
 export interface CopyDiskOptions {
   source: NbdClient;
   target: NbdClient;
   /**
    * full: copy what base:allocation reports as data (zero extents skipped when
    * targetIsZero). incremental: exactly the clusters qemu:dirty-bitmap:BITMAP
-   * marks dirty; zero ranges in them become WRITE_ZEROES.
+   * marks dirty; zero ranges in them become WRITE_ZEROES. layer: the same, for
+   * the clusters qemu:allocation-depth puts in the export's own file (depth 1),
+   * into an overlay on a copy of its backing chain or a fresh image.
    */
-  mode: 'full' | 'incremental';
+  mode: CopyMode;
   /** Bitmap name (incremental): the source must have been opened with meta context qemu:dirty-bitmap:NAME and base:allocation. */
   bitmap?: string;
   /** Requests in flight (default 8). */
@@ -41,7 +45,7 @@ export interface CopyDiskOptions {
   maxBytesPerSecond?: number;
   /** Full mode: the target is freshly created and reads as zeroes, so zero extents need no writes (default true). */
   targetIsZero?: boolean;
-  /** Dirty-bitmap granularity the dirty ranges are widened to (default 64 KiB). */
+  /** Granularity the dirty (or layer) ranges are widened to (default 64 KiB, a dirty bitmap's and a qcow2 cluster's). */
   clusterSize?: number;
   /**
    * Hash every block the copy writes (data or zeroes) into `CopySummary.digests`. The plan is then
@@ -51,7 +55,7 @@ export interface CopyDiskOptions {
 }
 
 export interface CopySummary {
-  mode: 'full' | 'incremental';
+  mode: CopyMode;
   /** Bytes the plan writes or zeroes on the target. */
   bytesPlanned: number;
   bytesRead: number;
@@ -61,7 +65,7 @@ export interface CopySummary {
   extents: number;
   /** NBD READ/WRITE/WRITE_ZEROES requests issued by the copy. */
   requests: number;
-  /** Incremental: bytes the bitmap marks dirty, widened to clusters. */
+  /** Incremental: bytes the bitmap marks dirty; layer: bytes the export's own file holds; both widened to clusters. */
   dirtyBytes?: number;
   durationMs: number;
   /** With `digests`: the digests of every block written (the short last block of the disk included). */
@@ -111,17 +115,17 @@ export async function planCopy(options: CopyDiskOptions): Promise<{ ops: CopyOp[
     const ops = planFull(map.get(BASE_ALLOCATION)!, options.targetIsZero !== false);
     return { ops: alignPlan(ops, align, size), align };
   }
-  const bitmapContext = QEMU_DIRTY_BITMAP_PREFIX + options.bitmap;
   const cluster = Math.max(options.clusterSize ?? DEFAULT_CLUSTER_SIZE, align);
-  const map = await source.blockStatusAll(0, size, [bitmapContext, BASE_ALLOCATION]);
-  const dirty = dirtyRanges(map.get(bitmapContext)!, cluster, size);
+  const rangesContext = options.mode === 'layer' ? QEMU_ALLOCATION_DEPTH : QEMU_DIRTY_BITMAP_PREFIX + options.bitmap;
+  const map = await source.blockStatusAll(0, size, [rangesContext, BASE_ALLOCATION]);
+  const dirty = (options.mode === 'layer' ? layerRanges : dirtyRanges)(map.get(rangesContext)!, cluster, size);
   const ops = alignPlan(planIncremental(dirty, map.get(BASE_ALLOCATION)!), align, size);
   return { ops, dirtyBytes: sumBytes(dirty), align };
 }
 
 function validate(options: CopyDiskOptions): void {
   const { source, target, mode } = options;
-  if (mode !== 'full' && mode !== 'incremental') throw new TypeError(`mode must be 'full' or 'incremental', not ${JSON.stringify(mode)}`);
+  if (mode !== 'full' && mode !== 'incremental' && mode !== 'layer') throw new TypeError(`mode must be 'full', 'incremental' or 'layer', not ${JSON.stringify(mode)}`);
   if (!source.isOpen) throw new Error('source NBD connection is not open');
   if (!target.isOpen) throw new Error('target NBD connection is not open');
   if (target.readOnly) throw new Error(`target export "${target.exportName}" is read-only`);
@@ -132,6 +136,13 @@ function validate(options: CopyDiskOptions): void {
     if (!source.metaContexts.has(ctx)) throw new Error(`source connection has no meta context ${ctx}: open it with metaContexts ['${ctx}', '${BASE_ALLOCATION}']`);
     if (!source.metaContexts.has(BASE_ALLOCATION)) throw new Error(`incremental copy needs meta context ${BASE_ALLOCATION} on the source connection as well`);
     if (!target.canWriteZeroes) throw new Error('target does not support WRITE_ZEROES, which an incremental copy needs for zeroed ranges');
+  }
+  if (mode === 'layer') {
+    if (!source.metaContexts.has(QEMU_ALLOCATION_DEPTH)) {
+      throw new Error(`source connection has no meta context ${QEMU_ALLOCATION_DEPTH} (qemu-nbd needs -A): open it with metaContexts ['${QEMU_ALLOCATION_DEPTH}', '${BASE_ALLOCATION}']`);
+    }
+    if (!source.metaContexts.has(BASE_ALLOCATION)) throw new Error(`layer copy needs meta context ${BASE_ALLOCATION} on the source connection as well`);
+    if (!target.canWriteZeroes) throw new Error('target does not support WRITE_ZEROES, which a layer copy needs for zeroed ranges');
   }
   const requests = options.requests ?? DEFAULT_REQUESTS;
   if (!Number.isInteger(requests) || requests < 1 || requests > 1024) throw new RangeError(`requests must be an integer from 1 to 1024, not ${requests}`);

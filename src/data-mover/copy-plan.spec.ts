@@ -1,4 +1,4 @@
-import { alignPlan, CopyOp, dirtyRanges, planFull, planIncremental, splitRequests } from './copy-plan';
+import { alignPlan, CopyOp, dirtyRanges, layerRanges, planFull, planIncremental, splitRequests } from './copy-plan';
 
 const K = 1024;
 const e = (offset: number, length: number, flags: number) => ({ offset, length, flags });
@@ -28,6 +28,26 @@ describe('dirtyRanges', () => {
 
   it('returns nothing for a clean bitmap', () => {
     expect(dirtyRanges([e(0, 1 << 30, 0)], 64 * K, 1 << 30)).toEqual([]);
+  });
+});
+
+describe('layerRanges', () => {
+  it('keeps depth 1 only (not unallocated, not a backing file), widens to clusters, clamps and merges', () => {
+    const depth = [e(0, 1 * K, 1), e(1 * K, 127 * K, 2), e(128 * K, 64 * K, 0), e(192 * K, 64 * K, 1), e(256 * K, 64 * K, 1), e(320 * K, 64 * K, 3), e(384 * K, 10, 1), e(384 * K + 10, 21 * K - 10, 0)];
+    expect(layerRanges(depth, 64 * K, 405 * K)).toEqual([
+      { offset: 0, length: 64 * K },
+      { offset: 192 * K, length: 128 * K },
+      { offset: 384 * K, length: 21 * K },
+    ]);
+  });
+
+  it('treats the depth as a number, not as bits: depth 3 is a backing file, not the top', () => {
+    expect(layerRanges([e(0, 64 * K, 3), e(64 * K, 64 * K, 5)], 64 * K, 128 * K)).toEqual([]);
+  });
+
+  it('feeds planIncremental: zero ranges of the layer become zeroes, the rest data', () => {
+    const layer = layerRanges([e(0, 1024 * K, 2), e(1024 * K, 1024 * K, 1), e(2048 * K, 1024 * K, 0)], 64 * K, 3072 * K);
+    expect(planIncremental(layer, [e(0, 1536 * K, 0), e(1536 * K, 1536 * K, 3)])).toEqual([data(1024 * K, 512 * K), zero(1536 * K, 512 * K)]);
   });
 });
 

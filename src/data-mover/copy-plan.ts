@@ -1,4 +1,4 @@
-import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from '../nbd-protocol/constants';
+import { ALLOCATION_DEPTH_TOP, NBD_STATE_DIRTY, NBD_STATE_ZERO } from '../nbd-protocol/constants';
 import type { Extent } from '../nbd-protocol/nbd-client';
 
 /** One planned operation on the target: copy data from the source, or write zeroes. */
@@ -40,9 +40,22 @@ export function planFull(allocation: readonly Extent[], targetIsZero: boolean): 
 
 /** Dirty ranges of a qemu:dirty-bitmap context, widened to whole clusters, clamped to the export and merged. */
 export function dirtyRanges(bitmap: readonly Extent[], clusterSize: number, size: number): { offset: number; length: number }[] {
+  return widenedRanges(bitmap, (flags) => (flags & NBD_STATE_DIRTY) !== 0, clusterSize, size);
+}
+
+/**
+ * The ranges the export's own file holds, from its qemu:allocation-depth context (depth exactly 1), widened,
+ * clamped and merged like dirtyRanges. Depth 0 is unallocated and 2 or more belongs to a backing file: the
+ * target is an overlay on a copy of that backing chain (or a fresh image), so neither is copied.
+ */
+export function layerRanges(depth: readonly Extent[], clusterSize: number, size: number): { offset: number; length: number }[] {
+  return widenedRanges(depth, (flags) => flags === ALLOCATION_DEPTH_TOP, clusterSize, size);
+}
+
+function widenedRanges(extents: readonly Extent[], keep: (flags: number) => boolean, clusterSize: number, size: number): { offset: number; length: number }[] {
   const out: { offset: number; length: number }[] = [];
-  for (const e of bitmap) {
-    if (!(e.flags & NBD_STATE_DIRTY)) continue;
+  for (const e of extents) {
+    if (!keep(e.flags)) continue;
     const start = floorTo(e.offset, clusterSize);
     const end = ceilTo(e.offset + e.length, clusterSize, size);
     if (end <= start) continue;
@@ -54,7 +67,7 @@ export function dirtyRanges(bitmap: readonly Extent[], clusterSize: number, size
 }
 
 /**
- * Incremental copy: within each dirty range, what base:allocation reports as
+ * Incremental and layer copy: within each dirty range, what base:allocation reports as
  * zero is written as zeroes (WRITE_ZEROES, never TRIM) and everything else is copied.
  */
 export function planIncremental(dirty: readonly { offset: number; length: number }[], allocation: readonly Extent[]): CopyOp[] {

@@ -120,8 +120,11 @@ export const NBD_STATE_HOLE = 1 << 0;
 export const NBD_STATE_ZERO = 1 << 1;
 // qemu:dirty-bitmap:NAME flags.
 export const NBD_STATE_DIRTY = 1 << 0;
+// qemu:allocation-depth (qemu-nbd -A): the flags are a number, not bits: 0 unallocated, 1 the export's own file, 2 its backing file, and so on.
+export const ALLOCATION_DEPTH_TOP = 1;
 
 export const BASE_ALLOCATION = 'base:allocation';
+export const QEMU_ALLOCATION_DEPTH = 'qemu:allocation-depth';
 export const QEMU_DIRTY_BITMAP_PREFIX = 'qemu:dirty-bitmap:';
 
 /** Errors a server may send (proto.md "Error values"), by number. */

@@ -35,6 +35,14 @@ describe('buildQemuNbdArgs', () => {
     expect(args.join(' ')).not.toMatch(/discard|detect-zeroes/);
   });
 
+  it('exposes the allocation depth (-A) of a read-only export only, for copying one restore point between hubs', () => {
+    expect(buildQemuNbdArgs({ ...base, readOnly: true }, PID_FILE)).toEqual([
+      '-f', 'qcow2', '--persistent', `--shared=${MAX_CLIENTS}`, '-b', '127.0.0.1', '-p', '10901', '-x', 'disk0',
+      '--cache=writeback', '-r', '-A', `--pid-file=${PID_FILE}`, '/var/lib/sendense/disk0.qcow2',
+    ]);
+    expect(buildQemuNbdArgs(base, PID_FILE)).not.toContain('-A');
+  });
+
   it('exposes a dirty bitmap with -B NAME', () => {
     const args = buildQemuNbdArgs({ ...base, bitmap: 'sendense-1' }, PID_FILE);
     expect(args.slice(args.indexOf('-B'), args.indexOf('-B') + 2)).toEqual(['-B', 'sendense-1']);

@@ -76,7 +76,8 @@ export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): 
   ];
   // qemu's option syntax takes "," as a separator; a literal comma in a path is written twice.
   if (spec.tls) args.push('--object', `tls-creds-psk,id=tls0,endpoint=server,dir=${spec.tls.pskDir.replace(/,/g, ',,')}`, '--tls-creds=tls0');
-  if (spec.readOnly) args.push('-r');
+  // -A (qemu:allocation-depth): a hub copying one restore point from another reads which clusters the point's own file holds.
+  if (spec.readOnly) args.push('-r', '-A');
   else args.push('--discard=unmap', '--detect-zeroes=unmap');
   if (spec.bitmap !== undefined) args.push('-B', spec.bitmap);
   args.push(`--pid-file=${qemuPidFile}`, spec.file);
