@@ -12,6 +12,7 @@ import { policiesReadModel } from './policies/read-model';
 import { restoresReadModel } from './restores/read-model';
 import { pointExportsReadModel } from './point-exports/read-model';
 import { tenancyReadModel } from './tenancy/read-model';
+import { remotesReadModel, syncJobsReadModel } from './sync/read-model';
 
 /** Every read model the hub runs: composed here, never imported by a feature. */
 export const READ_MODELS: ReadModel[] = [
@@ -28,4 +29,6 @@ export const READ_MODELS: ReadModel[] = [
   restoresReadModel,
   pointExportsReadModel,
   tenancyReadModel,
+  remotesReadModel,
+  syncJobsReadModel,
 ];

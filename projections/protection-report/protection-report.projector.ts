@@ -12,6 +12,7 @@ import {
   CHAIN_STREAM_PREFIX,
   PointDisk,
   RESTORE_POINT_ADDED,
+  RESTORE_POINT_SYNCED,
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
   RestorePoint,
@@ -96,7 +97,8 @@ export class ProtectionReportProjector implements Projector {
         await q(`UPDATE rm_protection_jobs SET outcome = 'failed', finished_at = $2, reason = $3 WHERE job_id = $1`, [d.jobId, event.createdAt, d.reason]);
         return;
       }
-      case RESTORE_POINT_ADDED: {
+      case RESTORE_POINT_ADDED:
+      case RESTORE_POINT_SYNCED: {
         const p = event.data as unknown as RestorePoint;
         await q(
           `INSERT INTO rm_protection_points (restore_point_id, vm_id, repository_id, backup_id, parent_id, type, created_at, bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

@@ -1,6 +1,6 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import type { Integrity } from '../../src/restore-points/chain.aggregate';
-import type { ConfigurationRef, DamagedRange, DigestCoverage, PointDisk } from '../../src/restore-points/chain.events';
+import type { ConfigurationRef, DamagedRange, DigestCoverage, PointDisk, PointSource } from '../../src/restore-points/chain.events';
 
 @Entity({ name: 'rm_restore_points' })
 @Index(['vmId', 'repositoryId'])
@@ -73,4 +73,8 @@ export class RestorePointView {
   /** The VM's configuration file the point holds, or null. */
   @Column({ type: 'jsonb', nullable: true })
   configuration: ConfigurationRef | null;
+
+  /** For a point copied from another hub: which hub, sync job and run, and the bytes received; null for a point backed up here. */
+  @Column({ type: 'jsonb', nullable: true })
+  source: PointSource | null;
 }

@@ -5,12 +5,14 @@ import { Projector } from '../../src/projection-runner/projector';
 import {
   CHAIN_STREAM_PREFIX,
   RESTORE_POINT_ADDED,
+  RESTORE_POINT_SYNCED,
   RESTORE_POINT_CORRUPTED,
   RESTORE_POINT_DELETE_FAILED,
   RESTORE_POINT_DELETE_STARTED,
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
   RESTORE_POINT_VERIFIED,
+  PointSource,
   RestorePoint,
   RestorePointCorrupted,
   RestorePointDeleted,
@@ -29,8 +31,9 @@ export class RestorePointsProjector implements Projector {
   async apply(event: RecordedEvent, manager: EntityManager): Promise<void> {
     const repo = manager.getRepository(RestorePointView);
     switch (event.type) {
-      case RESTORE_POINT_ADDED: {
-        const p = event.data as unknown as RestorePoint;
+      case RESTORE_POINT_ADDED:
+      case RESTORE_POINT_SYNCED: {
+        const { synced, ...p } = event.data as unknown as RestorePoint & { synced?: PointSource };
         await repo.insert({
           restorePointId: p.restorePointId,
           vmId: p.vmId,
@@ -53,6 +56,7 @@ export class RestorePointsProjector implements Projector {
           consistencyReason: p.consistencyReason ?? null,
           freezeMs: p.freezeMs ?? null,
           configuration: p.configuration ?? null,
+          source: synced ?? null,
         });
         return;
       }

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
@@ -13,6 +14,11 @@ import { RecordAgentDisconnectedCommand } from './commands/record-agent-disconne
 import { AgentByFingerprintQuery } from './queries/agent-by-fingerprint.query';
 import { ListAgentsQuery } from './queries/list-agents.query';
 import { mayOpenDirect } from './tunnel-policy';
+import { TokenVerifier } from '../auth/token-verifier';
+
+/** Sessions of hubs pulling restore points (a sync token as the SSH password) are keyed apart from agents'. */
+const SYNC_PRINCIPAL = 'sync:';
+const isSyncSession = (id: string) => id.startsWith(SYNC_PRINCIPAL);
 
 /**
  * The hub's SSH endpoint for agents. An agent may reach the hub API, nothing else (see
@@ -32,6 +38,7 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly queries: QueryBus,
     private readonly agents: AgentStates,
     private readonly projections: ProjectionsService,
+    private readonly tokens: TokenVerifier,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -42,14 +49,22 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
       port: this.config.sshPort,
       bind: this.config.sshBind,
       authorize: (key) => this.queries.execute(new AgentByFingerprintQuery(key.fingerprint)),
+      // Another hub logs in with a token of role sync and reaches the API alone, where that role reads restore points and nothing else.
+      authorizePassword: async (_username, password) => {
+        const principal = await this.tokens.principalFor(password);
+        return principal?.role === 'sync' ? { agentId: `${SYNC_PRINCIPAL}${principal.actor}:${randomUUID()}` } : null;
+      },
+      apiPort: this.config.apiPort,
       allowDirect: async (_agentId, host, port) => mayOpenDirect({ host, port }, this.config.apiPort),
       onConnected: (agentId, session) => {
+        if (isSyncSession(agentId)) return void this.logger.log(`sync session ${agentId} from ${session.remoteAddress}`);
         void this.commands
           .execute(new RecordAgentConnectedCommand(agentId, session.remoteAddress, this.instance))
           .catch((e) => this.logger.error(`recording the connection of agent ${agentId} failed: ${String(e)}`));
         this.events.emit('connected', agentId);
       },
       onDisconnected: (agentId, reason) => {
+        if (isSyncSession(agentId)) return void this.logger.log(`sync session ${agentId} ended: ${reason}`);
         void this.commands.execute(new RecordAgentDisconnectedCommand(agentId, reason)).catch((e) => this.logger.error(`recording the disconnection of agent ${agentId} failed: ${String(e)}`));
         this.events.emit('disconnected', agentId, reason);
       },

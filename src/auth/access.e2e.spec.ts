@@ -44,9 +44,9 @@ const EXPECTED: Record<string, AccessLevel> = {
   'POST /api/v1/restore-points/{id}/verify': 'operate',
   'GET /api/v1/vms/{vmId}/restore-points': 'read',
   'GET /api/v1/restore-points/{id}/disks/{diskId}/image': 'operate',
-  'POST /api/v1/restore-points/{id}/exports': 'operate',
+  'POST /api/v1/restore-points/{id}/exports': 'export',
   'GET /api/v1/restore-points/{id}/exports': 'read',
-  'DELETE /api/v1/restore-point-exports/{exportId}': 'operate',
+  'DELETE /api/v1/restore-point-exports/{exportId}': 'export',
   'POST /api/v1/restore/mounts': 'operate',
   'GET /api/v1/restore/mounts': 'read',
   'GET /api/v1/restore/mounts/{id}': 'read',
@@ -88,6 +88,17 @@ const EXPECTED: Record<string, AccessLevel> = {
   'GET /api/v1/schedule-preview': 'read',
   'PUT /api/v1/agents/{agentId}/tenant': 'admin',
   'PUT /api/v1/repositories/{id}/tenant': 'admin',
+  'GET /api/v1/identity': 'any',
+  'GET /api/v1/sync/restore-points': 'sync',
+  'GET /api/v1/sync/restore-points/{id}/disks/{diskId}/digests': 'sync',
+  'GET /api/v1/sync/restore-points/{id}/configuration': 'sync',
+  'POST /api/v1/remotes': 'admin',
+  'GET /api/v1/remotes': 'read',
+  'GET /api/v1/remotes/{remoteId}': 'read',
+  'POST /api/v1/sync-jobs': 'admin',
+  'GET /api/v1/sync-jobs': 'read',
+  'GET /api/v1/sync-jobs/{syncJobId}': 'read',
+  'POST /api/v1/sync-jobs/{syncJobId}/run': 'operate',
 };
 
 type Operation = { key: string; method: string; path: string; access: unknown };
@@ -105,7 +116,7 @@ describe('roles: every operation of the OpenAPI document for every role', () => 
     hub = await startTestHub();
     base = await hub.url();
     tokens.admin = TEST_ADMIN_TOKEN;
-    for (const role of ['operator', 'viewer'] as const) {
+    for (const role of ['operator', 'viewer', 'sync'] as const) {
       const issued = await hub.admin(hub.http().post('/api/v1/tokens')).send({ name: `a-${role}`, role }).expect(201);
       expect(issued.body).toMatchObject({ name: `a-${role}`, role });
       tokens[role] = issued.body.token;
@@ -144,7 +155,7 @@ describe('roles: every operation of the OpenAPI document for every role', () => 
     return res.status;
   }
 
-  it.each(['admin', 'operator', 'viewer', 'agent'] as const)('a %s token is refused (403) exactly where its role may not go', async (role) => {
+  it.each(['admin', 'operator', 'viewer', 'agent', 'sync'] as const)('a %s token is refused (403) exactly where its role may not go', async (role) => {
     const seen: Record<string, string> = {};
     const expected: Record<string, string> = {};
     for (const op of operations) {
@@ -156,18 +167,18 @@ describe('roles: every operation of the OpenAPI document for every role', () => 
   }, 60_000);
 
   it('says who a token is, refuses roles it does not know, and a viewer gets the reason for a refusal', async () => {
-    for (const role of ['admin', 'operator', 'viewer', 'agent'] as const) {
+    for (const role of ['admin', 'operator', 'viewer', 'agent', 'sync'] as const) {
       const res = await fetch(`${base}/api/v1/session`, { headers: { Authorization: `Bearer ${tokens[role]}` } });
-      expect(await res.json()).toEqual({ actor: { admin: 'admin', operator: 'a-operator', viewer: 'a-viewer', agent: 'agent-walker' }[role], role, tenantId: null });
+      expect(await res.json()).toEqual({ actor: { admin: 'admin', operator: 'a-operator', viewer: 'a-viewer', agent: 'agent-walker', sync: 'a-sync' }[role], role, tenantId: null });
     }
     for (const role of ['agent', 'root', '']) {
       const res = await hub.admin(hub.http().post('/api/v1/tokens')).send({ name: 'x', role }).expect(400);
-      expect(res.body.message).toEqual(['role must be one of admin, operator, viewer']);
+      expect(res.body.message).toEqual(['role must be one of admin, operator, viewer, sync']);
     }
     const refused = await hub.http().post('/api/v1/backups').set('Authorization', `Bearer ${tokens.viewer}`).send({ vmId: 'vm1', repositoryId: randomUUID() }).expect(403);
     expect(refused.body.message).toBe('a viewer token may only read: this needs the operator or admin role');
     const listed = await hub.admin(hub.http().get('/api/v1/tokens')).expect(200);
-    expect(Object.fromEntries(listed.body.map((t: { name: string; role: string }) => [t.name, t.role]))).toEqual({ 'a-operator': 'operator', 'a-viewer': 'viewer', 'agent-walker': 'agent' });
+    expect(Object.fromEntries(listed.body.map((t: { name: string; role: string }) => [t.name, t.role]))).toEqual({ 'a-operator': 'operator', 'a-viewer': 'viewer', 'a-sync': 'sync', 'agent-walker': 'agent' });
   });
 
   it('an admin-role token issued by the admin may manage tokens; a token issued without a role is an operator', async () => {

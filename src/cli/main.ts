@@ -2,6 +2,7 @@ import { ConfigError } from '../config/hub-config';
 import { POLICY_COMMANDS, policyCommand, POLICY_USAGE } from '../policies/policy-cli';
 import { REPORT_COMMANDS, reportCommand, REPORT_USAGE } from '../policies/report-cli';
 import { RESTORE_COMMANDS, restoreCommand, RESTORE_USAGE } from '../restore/restore-cli';
+import { REMOTE_COMMANDS, remoteCommand, REMOTE_USAGE, SYNC_COMMANDS, syncCommand, SYNC_USAGE } from '../sync/sync-cli';
 import { CLIENT_COMMANDS } from './client-commands';
 
 // The hub (NestJS, TypeORM, pg), the agent (ssh2, pino) and the data mover are loaded only by the
@@ -44,6 +45,7 @@ export const USAGE = () => `usage: sendense <command>
 ${section('Protection policies:', POLICY_USAGE)}
 ${section('Reports:', REPORT_USAGE)}
 ${section('Restores:', RESTORE_USAGE)}
+${section('Hub-to-hub sync (docs/operations.md):', REMOTE_USAGE + SYNC_USAGE.replace(/^usage:\n/, ''))}
 Client commands talk to SENDENSE_HUB (default http://127.0.0.1:8082) with SENDENSE_TOKEN, or the
 admin token in $SENDENSE_DATA_DIR/admin.token.
 `;
@@ -99,12 +101,14 @@ export const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   restore: async (args) => void (process.exitCode = await restoreCommand(args, process.env)),
   policy: async (args) => void (process.exitCode = await policyCommand(args, process.env)),
   report: async (args) => void (process.exitCode = await reportCommand(args, process.env)),
+  remote: async (args) => void (process.exitCode = await remoteCommand(args, process.env)),
+  sync: async (args) => void (process.exitCode = await syncCommand(args, process.env)),
   help,
   '--help': help,
 };
 
 /** The nested tables, for the help test: which words follow each one-word command. */
-export const SUBCOMMANDS: Record<string, Record<string, unknown>> = { restore: RESTORE_COMMANDS, policy: POLICY_COMMANDS, report: REPORT_COMMANDS };
+export const SUBCOMMANDS: Record<string, Record<string, unknown>> = { restore: RESTORE_COMMANDS, policy: POLICY_COMMANDS, report: REPORT_COMMANDS, remote: REMOTE_COMMANDS, sync: SYNC_COMMANDS };
 
 /** The command argv names and the arguments it gets, or null when argv names none. */
 export function findCommand(argv: string[]): { run: (args: string[]) => Promise<void>; args: string[] } | null {

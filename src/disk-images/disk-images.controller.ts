@@ -28,7 +28,7 @@ export class DiskImagesController {
     await this.downloads.send(id, diskId, query.format ?? 'raw', query.force === 'true', req, res);
   }
 
-  @Access('operate')
+  @Access('export')
   @Owned({ params: { id: 'point' } })
   @Post('restore-points/:id/exports')
   async openExport(@Param() { id }: PointIdParams, @Body() body: OpenPointExportDto, @Req() req: Request) {
@@ -42,7 +42,7 @@ export class DiskImagesController {
     return this.queries.execute(new ListPointExportsQuery(id));
   }
 
-  @Access('operate')
+  @Access('export')
   @Owned({ params: { exportId: 'export' } })
   @Delete('restore-point-exports/:exportId')
   async closeExport(@Param() { exportId }: ExportIdParams) {

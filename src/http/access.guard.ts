@@ -21,6 +21,8 @@ const REFUSALS: Record<AccessLevel, string> = {
   operate: 'a viewer token may only read: this needs the operator or admin role',
   admin: 'only an admin token may do this',
   agent: "only an agent's own token may report this",
+  export: 'a viewer token may only read: serving a disk needs the operator, admin or sync role',
+  sync: 'only an admin token or a sync token may read restore points for another hub',
 };
 
 /** Runs before every route's own guards; a route that declares no rule is refused, so a new route cannot be open by omission. */

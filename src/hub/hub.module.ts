@@ -4,6 +4,7 @@ import { AccessGuard } from '../http/access.guard';
 import { liveFeature } from '../live/live.feature';
 import { TenantGuard } from '../http/owned';
 import { tenancyFeature } from '../tenancy/tenancy.feature';
+import { syncFeature } from '../sync/sync.feature';
 import { CqrsModule } from '@nestjs/cqrs';
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
@@ -42,7 +43,7 @@ interface Feature {
   providers: Type[];
 }
 
-const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature, liveFeature, tenancyFeature];
+const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature, liveFeature, tenancyFeature, syncFeature];
 
 @Module({})
 export class HubModule {

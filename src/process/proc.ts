@@ -44,6 +44,18 @@ export function readCmdline(pid: number): string[] | undefined {
   return argv;
 }
 
+/** Live processes with `argument` as one of their command line's words: what a killed process left running. */
+export function processesWithArgument(argument: string): { pid: number; startTime: string }[] {
+  const found: { pid: number; startTime: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid || !readCmdline(pid)?.includes(argument)) continue;
+    const stat = readProcStat(pid);
+    if (stat && isRunningState(stat.state)) found.push({ pid, startTime: stat.startTime });
+  }
+  return found;
+}
+
 export function decodeWaitStatus(status: number): ExitStatus {
   const signo = status & 0x7f;
   if (signo === 0) return { code: (status >> 8) & 0xff, signal: null };

@@ -8,12 +8,14 @@ import {
   PointDisk,
   DamagedRange,
   RESTORE_POINT_ADDED,
+  RESTORE_POINT_SYNCED,
   RESTORE_POINT_CORRUPTED,
   RESTORE_POINT_DELETE_FAILED,
   RESTORE_POINT_DELETE_STARTED,
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
   RESTORE_POINT_VERIFIED,
+  PointSource,
   RestorePoint,
 } from './chain.events';
 
@@ -59,6 +61,8 @@ function withoutPoint(integrity: Record<string, PointIntegrity>, restorePointId:
 
 export type ChainCommand =
   | { kind: 'add'; point: RestorePoint }
+  /** A point copied from another hub and checked against its digests. */
+  | { kind: 'sync'; point: RestorePoint; synced: PointSource }
   | { kind: 'startDelete'; restorePointId: string }
   | { kind: 'completeDelete'; restorePointId: string; childDisks: PointDisk[] | null }
   /** The delete cannot go on (its file surgery failed, or a backup was found holding the chain): `undone` when the files are as before. */
@@ -99,6 +103,10 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
     switch (event.type) {
       case RESTORE_POINT_ADDED:
         return { ...state, points: [...state.points, event.data as RestorePoint] };
+      case RESTORE_POINT_SYNCED: {
+        const { synced: _source, ...point } = event.data;
+        return { ...state, points: [...state.points, point as RestorePoint] };
+      }
       case RESTORE_POINT_DELETE_STARTED:
         return { ...state, pending: { ...event.data } };
       case RESTORE_POINT_MERGED: {
@@ -147,7 +155,8 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
 
   decide(command, state) {
     switch (command.kind) {
-      case 'add': {
+      case 'add':
+      case 'sync': {
         const p = command.point;
         if (pointOf(state, p.restorePointId)) throw new DomainError('conflict', `restore point ${p.restorePointId} is already in the chain`);
         if (state.pending) throw new DomainError('conflict', `the chain is busy deleting restore point ${state.pending.restorePointId}`);
@@ -158,7 +167,7 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
             throw new DomainError('conflict', `an incremental must build on the newest point ${last?.restorePointId ?? '(none)'}, not ${p.parentId}`);
           }
         }
-        return [{ type: RESTORE_POINT_ADDED, data: { ...p } }];
+        return command.kind === 'add' ? [{ type: RESTORE_POINT_ADDED, data: { ...p } }] : [{ type: RESTORE_POINT_SYNCED, data: { ...p, synced: { ...command.synced } } }];
       }
       case 'startDelete': {
         const point = pointOf(state, command.restorePointId);

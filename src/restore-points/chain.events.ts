@@ -1,6 +1,7 @@
 import { DomainEvent } from '../eventing/aggregate';
 
 export const RESTORE_POINT_ADDED = 'RestorePointAdded';
+export const RESTORE_POINT_SYNCED = 'RestorePointSynced';
 export const RESTORE_POINT_DELETE_STARTED = 'RestorePointDeleteStarted';
 export const RESTORE_POINT_MERGED = 'RestorePointMerged';
 export const RESTORE_POINT_DELETED = 'RestorePointDeleted';
@@ -67,6 +68,24 @@ export interface RestorePoint {
 export type DeleteStrategy = 'remove-newest' | 'merge-into-child' | 'remove-middle';
 
 export type RestorePointAdded = DomainEvent<typeof RESTORE_POINT_ADDED, RestorePoint & Record<string, unknown>>;
+
+/** Where a synced point came from: the remote hub, the sync job and run that copied it, and what crossed the wire. */
+export interface PointSource {
+  remoteId: string;
+  syncJobId: string;
+  runId: string;
+  /** The point's repository and backup job on the remote hub. */
+  sourceRepositoryId: string;
+  sourceBackupId: string | null;
+  /** Bytes of disk data read from the remote's exports (data and zeroes asked for), digests and configuration included. */
+  bytesReceived: number;
+}
+
+/**
+ * A point copied from another hub, with its restorePointId, after every block its digests name was read back
+ * from this hub's copy and matched: the chain holds it as it would a point a backup added.
+ */
+export type RestorePointSynced = DomainEvent<typeof RESTORE_POINT_SYNCED, RestorePoint & { synced: PointSource } & Record<string, unknown>>;
 export type RestorePointDeleteStarted = DomainEvent<
   typeof RESTORE_POINT_DELETE_STARTED,
   { restorePointId: string; strategy: DeleteStrategy; childId: string | null; parentId: string | null }
@@ -115,7 +134,7 @@ export type RestorePointCorrupted = DomainEvent<
   { restorePointId: string; diskId: string; offset: number; length: number; expected: string; actual: string; readsThrough: string[] }
 >;
 export type ChainBroken = DomainEvent<typeof CHAIN_BROKEN, { reason: string; restorePointId: string | null }>;
-export type ChainEvent = RestorePointAdded | RestorePointDeleteStarted | RestorePointMerged | RestorePointDeleted | RestorePointDeleteFailed | RestorePointVerified | RestorePointCorrupted | ChainBroken;
+export type ChainEvent = RestorePointAdded | RestorePointSynced | RestorePointDeleteStarted | RestorePointMerged | RestorePointDeleted | RestorePointDeleteFailed | RestorePointVerified | RestorePointCorrupted | ChainBroken;
 
 export const CHAIN_STREAM_PREFIX = 'chain-';
 /** One chain per VM per repository. */

@@ -35,11 +35,24 @@ export class BackupLab {
     private readonly extraAgentEnv: NodeJS.ProcessEnv = {},
   ) {}
 
-  async start(vmSizes?: [number, number], fill?: [number, number], secondVm = false): Promise<void> {
+  /** A hub and its repository, no VM and no agent: the second hub of a sync. */
+  async startHubOnly(): Promise<void> {
+    await this.prepare();
+    await this.startHub();
+    this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'lab', kind: 'local', path: this.repoRoot })).body.repositoryId;
+  }
+
+  private async prepare(): Promise<void> {
     this.db = await createTestDatabase();
     this.dir = mkdtempSync(join(tmpdir(), 'sendense-lab-'));
     chmodSync(this.dir, 0o755);
     mkdirSync(this.repoRoot);
+    this.apiPort = await freePort();
+    this.sshPort = await freePort();
+  }
+
+  async start(vmSizes?: [number, number], fill?: [number, number], secondVm = false): Promise<void> {
+    await this.prepare();
     this.vm = await buildSampleVm(join(this.dir, 'vm'), 'vm1', vmSizes, fill).catch(async (e) => {
       mkdirSync(join(this.dir, 'vm'), { recursive: true });
       throw e;
@@ -49,8 +62,6 @@ export class BackupLab {
       const merge = (file: string) => JSON.parse(readFileSync(file, 'utf8')).vms;
       writeFileSync(this.vm.inventoryFile, JSON.stringify({ vms: [...merge(this.vm.inventoryFile), ...merge(other.inventoryFile)] }));
     }
-    this.apiPort = await freePort();
-    this.sshPort = await freePort();
     await this.startHub();
     this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'lab', kind: 'local', path: this.repoRoot })).body.repositoryId;
     const registered = spawnSendense(['agent', 'register', '--hub', `http://127.0.0.1:${this.apiPort}`, '--name', 'lab-agent'], this.agentEnv());
@@ -136,10 +147,11 @@ export class BackupLab {
   }
 
   /** What a finished job must leave behind: no qemu-nbd, no lease, no stray image or temp file. */
-  async leftovers(): Promise<{ qemuNbd: string[]; leases: number; strayFiles: string[] }> {
+  async leftovers(vmIds?: string[]): Promise<{ qemuNbd: string[]; leases: number; strayFiles: string[] }> {
     const qemuNbd = processesMentioning(this.hubDataDir).filter((p) => p.cmdline.includes('qemu-nbd')).map((p) => p.cmdline);
     const leases = (await this.api('GET', '/api/v1/nbd/ports')).body.length;
-    const vmIds = ((await this.api('GET', '/api/v1/vms')).body as { vmId: string }[]).map((v) => v.vmId);
+    // a hub without an agent (the second hub of a sync) knows VMs only by their restore points: the test names them
+    vmIds ??= ((await this.api('GET', '/api/v1/vms')).body as { vmId: string }[]).map((v) => v.vmId);
     const points: { disks: { file: string; digests?: { file: string } | null }[] }[] = [];
     for (const vmId of vmIds) points.push(...(await this.api('GET', `/api/v1/vms/${vmId}/restore-points?repositoryId=${this.repositoryId}`)).body);
     const known = new Set(points.flatMap((p) => p.disks.flatMap((d) => [d.file, ...(d.digests ? [d.digests.file] : [])])));

@@ -1028,6 +1028,150 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/identity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["SyncSourceController_identity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sync/restore-points": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["SyncSourceController_points"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sync/restore-points/{id}/disks/{diskId}/digests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["SyncSourceController_digests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sync/restore-points/{id}/configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["SyncSourceController_configuration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/remotes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RemotesController_list"];
+        put?: never;
+        post: operations["RemotesController_register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/remotes/{remoteId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RemotesController_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sync-jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["SyncJobsController_list"];
+        put?: never;
+        post: operations["SyncJobsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sync-jobs/{syncJobId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["SyncJobsController_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sync-jobs/{syncJobId}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["SyncJobsController_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1039,11 +1183,11 @@ export interface components {
              */
             name: string;
             /**
-             * @description admin: everything; operator: backups, restores, mounts, policies (no tokens, agents or repositories); viewer: reads only
+             * @description admin: everything; operator: backups, restores, mounts, policies (no tokens, agents or repositories); viewer: reads only; sync: another hub pulling restore points (lists them, reads their files and disks, nothing else)
              * @default operator
              * @enum {string}
              */
-            role: "admin" | "operator" | "viewer";
+            role: "admin" | "operator" | "viewer" | "sync";
             /**
              * @description confines the token to one tenant's agents, VMs, repositories and what they hold; operator or viewer only
              * @example acme
@@ -1057,7 +1201,7 @@ export interface components {
              */
             actor: string;
             /** @enum {string} */
-            role: "admin" | "operator" | "viewer" | "agent";
+            role: "admin" | "operator" | "viewer" | "agent" | "sync";
             /** @description the tenant the token is confined to; null: every tenant */
             tenantId: string | null;
         };
@@ -1319,6 +1463,47 @@ export interface components {
              * @example acme
              */
             tenantId: string | null;
+        };
+        RegisterRemoteDto: {
+            /** @example primary */
+            name: string;
+            /**
+             * @description the remote hub's SSH endpoint (SENDENSE_SSH_PORT), as its agents dial it
+             * @example ssh://primary.example:2222
+             */
+            url: string;
+            /** @description a token the remote hub issued with role sync (POST /api/v1/tokens there); kept in the data directory, never in an event */
+            token: string;
+            /**
+             * @description the remote's SSH host key fingerprint as its GET /api/v1/identity states it (ssh.hostKeyFingerprint)
+             * @example SHA256:0rQ4...
+             */
+            fingerprint: string;
+        };
+        CreateSyncJobDto: {
+            /** @description the remote hub the points are pulled from (POST /api/v1/remotes) */
+            remoteId: string;
+            /** @description this hub's repository the points are written into */
+            repositoryId: string;
+            /** @description the remote's repository the points are read from; may be left out when the remote has exactly one */
+            remoteRepositoryId?: string;
+            /** @description only these VMs' points (default: every VM's) */
+            vms?: string[];
+            /**
+             * @description m h dom mon dow (or with a leading seconds field): when the job runs by itself
+             * @example 30 2 * * *
+             */
+            schedule?: string;
+            /**
+             * @description the schedule's time zone (default UTC)
+             * @example Europe/Berlin
+             */
+            timeZone?: string;
+            /**
+             * @description read disk data from the remote no faster than this many bytes per second on average (default: no limit)
+             * @example 52428800
+             */
+            maxBytesPerSecond?: number;
         };
     };
     responses: never;
@@ -2850,6 +3035,215 @@ export interface operations {
         };
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SyncSourceController_identity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SyncSourceController_points: {
+        parameters: {
+            query?: {
+                /** @description the repository whose points are listed; may be left out when the hub has exactly one */
+                repositoryId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SyncSourceController_digests: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                diskId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SyncSourceController_configuration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RemotesController_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RemotesController_register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterRemoteDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RemotesController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                remoteId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SyncJobsController_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SyncJobsController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSyncJobDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SyncJobsController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                syncJobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SyncJobsController_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                syncJobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -26,7 +26,7 @@ export const apiTokenAggregate: Aggregate<ApiTokenState, ApiTokenCommand, ApiTok
       case 'issue':
         if (state.status !== 'none') throw new DomainError('conflict', `token ${command.tokenId} already exists`);
         // a tenant's admin would manage the tokens, agents and repositories of every tenant
-        if (command.tenantId && command.role === 'admin') throw new DomainError('invalid', "a tenant's token is an operator or a viewer, not an admin");
+        if (command.tenantId && (command.role === 'admin' || command.role === 'sync')) throw new DomainError('invalid', `a tenant's token is an operator or a viewer, not ${command.role === 'admin' ? 'an admin' : 'a sync token'}`);
         return [{ type: API_TOKEN_ISSUED, data: { tokenId: command.tokenId, name: command.name, tokenHash: command.tokenHash, role: command.role, ...(command.tenantId ? { tenantId: command.tenantId } : {}) } }];
       case 'revoke':
         if (state.status === 'none') throw new DomainError('not_found', `token ${command.tokenId} does not exist`);

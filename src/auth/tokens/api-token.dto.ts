@@ -12,7 +12,7 @@ export class IssueApiTokenDto {
   @ApiPropertyOptional({
     enum: ISSUABLE_ROLES,
     default: 'operator',
-    description: 'admin: everything; operator: backups, restores, mounts, policies (no tokens, agents or repositories); viewer: reads only',
+    description: 'admin: everything; operator: backups, restores, mounts, policies (no tokens, agents or repositories); viewer: reads only; sync: another hub pulling restore points (lists them, reads their files and disks, nothing else)',
   })
   @IsOptional()
   @IsIn(ISSUABLE_ROLES, { message: `role must be one of ${ISSUABLE_ROLES.join(', ')}` })

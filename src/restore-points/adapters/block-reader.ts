@@ -41,13 +41,22 @@ export interface PointExport {
  * the host can reach it, and its shared image locks make a writer or a merge on any file of the
  * chain fail instead of changing what is being read.
  */
-export async function exportPoint(file: string, readyTimeoutMs = 10_000): Promise<PointExport> {
+export function exportPoint(file: string, readyTimeoutMs = 10_000): Promise<PointExport> {
+  return exportFile(file, false, readyTimeoutMs);
+}
+
+/** The same for a new point's file being written (a sync's copy): its writes go through qemu's qcow2 driver, flushed by the client. */
+export function exportForWriting(file: string, readyTimeoutMs = 10_000): Promise<PointExport> {
+  return exportFile(file, true, readyTimeoutMs);
+}
+
+async function exportFile(file: string, writable: boolean, readyTimeoutMs: number): Promise<PointExport> {
   const dir = await mkdtemp(join(tmpdir(), 'sendense-verify-'));
   const socket = join(dir, 'nbd.sock');
   const pidFile = join(dir, 'qemu-nbd.pid');
   let handle;
   try {
-    const args = buildSocketExportArgs({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1 }, pidFile);
+    const args = buildSocketExportArgs({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1, ...(writable ? { writable: { directIo: false } } : {}) }, pidFile);
     handle = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs });
     const client = await openNbd(`nbd+unix:///${EXPORT_NAME}?socket=${socket}`);
     const server = handle;

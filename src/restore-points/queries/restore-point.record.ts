@@ -1,5 +1,5 @@
 import type { Integrity } from '../chain.aggregate';
-import { ConfigurationRef, DamagedRange, DigestCoverage, PointDisk } from '../chain.events';
+import { ConfigurationRef, DamagedRange, DigestCoverage, PointDisk, PointSource } from '../chain.events';
 
 /** A restore point as the read model holds it. */
 export interface RestorePointRecord {
@@ -24,4 +24,5 @@ export interface RestorePointRecord {
   consistencyReason: string | null;
   freezeMs: number | null;
   configuration: ConfigurationRef | null;
+  source: PointSource | null;
 }

@@ -1,0 +1,110 @@
+import { connectSyncTunnel, LocalForward, SyncTunnel } from '../../tunnel';
+import type { OpenedPointExport } from '../../disk-images/point-export.workflow';
+import { isLoopback } from '../../disk-images/point-export.aggregate';
+import type { HubIdentity, SyncPointList } from '../sync-protocol';
+
+export interface RemoteAddress {
+  host: string;
+  port: number;
+  fingerprint: string;
+}
+
+/** An answer other than 2xx from the remote hub, with its status (a 404 of an export already gone is no failure). */
+export class RemoteHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const CALL_TIMEOUT_MS = 60_000;
+
+/**
+ * The other hub, reached through one SSH connection to its tunnel port: its host key pinned to the registered
+ * fingerprint, the sync token as the password, and its HTTP API on a local forward into that connection.
+ * Disk data does not take this path: it is read from the remote's point exports over NBD with TLS, with the
+ * pre-shared key those exports hand out over this connection.
+ */
+export class RemoteConnection {
+  private constructor(
+    private readonly remote: RemoteAddress,
+    private readonly token: string,
+    private readonly tunnel: SyncTunnel,
+    private readonly forward: LocalForward,
+  ) {}
+
+  static async open(remote: RemoteAddress, token: string): Promise<RemoteConnection> {
+    const tunnel = await connectSyncTunnel({ host: remote.host, port: remote.port, password: token, hostKeyFingerprint: remote.fingerprint });
+    try {
+      return new RemoteConnection(remote, token, tunnel, await tunnel.forwardApi());
+    } catch (error) {
+      await tunnel.close();
+      throw error;
+    }
+  }
+
+  /** Resolves with the reason when the SSH connection ends. */
+  get closed(): Promise<string> {
+    return this.tunnel.closed;
+  }
+
+  identity(): Promise<HubIdentity> {
+    return this.json('GET', '/api/v1/identity');
+  }
+
+  session(): Promise<{ actor: string; role: string }> {
+    return this.json('GET', '/api/v1/session');
+  }
+
+  points(repositoryId: string | null): Promise<SyncPointList> {
+    return this.json('GET', `/api/v1/sync/restore-points${repositoryId ? `?repositoryId=${encodeURIComponent(repositoryId)}` : ''}`);
+  }
+
+  digests(restorePointId: string, diskId: string): Promise<Buffer> {
+    return this.bytes(`/api/v1/sync/restore-points/${encodeURIComponent(restorePointId)}/disks/${encodeURIComponent(diskId)}/digests`);
+  }
+
+  configuration(restorePointId: string): Promise<Buffer> {
+    return this.bytes(`/api/v1/sync/restore-points/${encodeURIComponent(restorePointId)}/configuration`);
+  }
+
+  /** Read-only TLS exports of the point's disks on the remote; a loopback host it names is the remote's own, so the remote's address is dialled. */
+  async openExport(restorePointId: string): Promise<OpenedPointExport> {
+    const opened = await this.json<OpenedPointExport>('POST', `/api/v1/restore-points/${encodeURIComponent(restorePointId)}/exports`, { tls: true });
+    return { ...opened, disks: opened.disks.map((d) => ({ ...d, host: isLoopback(d.host) ? this.remote.host : d.host })) };
+  }
+
+  /** Closing an export that is gone (the remote restarted since) is not an error. */
+  async closeExport(exportId: string): Promise<void> {
+    await this.json('DELETE', `/api/v1/restore-point-exports/${encodeURIComponent(exportId)}`).catch((error: unknown) => {
+      if (!(error instanceof RemoteHttpError && error.status === 404)) throw error;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.forward.close();
+    await this.tunnel.close();
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+    const res = await fetch(`http://127.0.0.1:${this.forward.port}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    });
+    if (!res.ok) throw new RemoteHttpError(res.status, `the remote hub answered ${res.status} to ${method} ${path}: ${(await res.text()).slice(0, 500)}`);
+    return res;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const text = await (await this.call(method, path, body)).text();
+    return (text ? JSON.parse(text) : null) as T;
+  }
+
+  private async bytes(path: string): Promise<Buffer> {
+    return Buffer.from(await (await this.call('GET', path)).arrayBuffer());
+  }
+}

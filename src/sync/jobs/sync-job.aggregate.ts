@@ -1,0 +1,92 @@
+import { Aggregate } from '../../eventing/aggregate';
+import { DomainError } from '../../eventing/domain-error';
+import { CalendarError, isValidTimeZone, parseCron } from '../../policies/calendar';
+import {
+  SYNC_JOB_CREATED,
+  SYNC_POINT_STARTED,
+  SYNC_RUN_COMPLETED,
+  SYNC_RUN_FAILED,
+  SYNC_RUN_STARTED,
+  SyncJobDefinition,
+  SyncJobEvent,
+  SyncPointStarted,
+  SyncRunCompleted,
+  SyncRunFailed,
+} from './sync-job.events';
+
+export interface SyncJobState {
+  definition: SyncJobDefinition | null;
+  /** The run under way, if any. */
+  running: { runId: string; point: SyncPointStarted['data'] | null } | null;
+  /** The last point a run began and did not record: what a crashed run left (files here, an export on the remote). */
+  unfinished: SyncPointStarted['data'] | null;
+}
+
+export type SyncJobCommand =
+  | { kind: 'create'; definition: SyncJobDefinition }
+  | { kind: 'startRun'; runId: string; trigger: 'manual' | 'schedule' }
+  | { kind: 'startPoint'; point: Omit<SyncPointStarted['data'], 'syncJobId'> }
+  | { kind: 'completeRun'; result: Omit<SyncRunCompleted['data'], 'syncJobId'> }
+  | { kind: 'failRun'; result: Omit<SyncRunFailed['data'], 'syncJobId'> };
+
+function runOf(state: SyncJobState, runId: string): NonNullable<SyncJobState['running']> {
+  if (!state.definition) throw new DomainError('not_found', 'no such sync job');
+  if (state.running?.runId !== runId) throw new DomainError('conflict', `run ${runId} is not the sync job's running run`);
+  return state.running;
+}
+
+export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEvent> = {
+  initialState: () => ({ definition: null, running: null, unfinished: null }),
+
+  evolve(state, event) {
+    switch (event.type) {
+      case SYNC_JOB_CREATED: {
+        const { syncJobId, remoteId, repositoryId, remoteRepositoryId, vms, schedule, timeZone, maxBytesPerSecond } = event.data;
+        return { ...state, definition: { syncJobId, remoteId, repositoryId, remoteRepositoryId, vms, schedule, timeZone, maxBytesPerSecond: maxBytesPerSecond ?? null } };
+      }
+      case SYNC_RUN_STARTED:
+        return { ...state, running: { runId: event.data.runId, point: null } };
+      case SYNC_POINT_STARTED:
+        return { ...state, running: state.running && { ...state.running, point: { ...event.data } }, unfinished: { ...event.data } };
+      case SYNC_RUN_COMPLETED:
+        return { ...state, running: null, unfinished: null };
+      case SYNC_RUN_FAILED:
+        // the point it was copying stays unfinished: its files and export are cleared by the next run
+        return { ...state, running: null };
+    }
+  },
+
+  decide(command, state) {
+    switch (command.kind) {
+      case 'create': {
+        const d = command.definition;
+        if (state.definition) throw new DomainError('conflict', `sync job ${d.syncJobId} already exists`);
+        if (d.timeZone !== null && !d.schedule) throw new DomainError('invalid', 'timeZone is given with a schedule only');
+        if (d.schedule) {
+          try {
+            parseCron(d.schedule);
+          } catch (error) {
+            throw new DomainError('invalid', error instanceof CalendarError ? error.message : String(error));
+          }
+          if (d.timeZone !== null && !isValidTimeZone(d.timeZone)) throw new DomainError('invalid', `time zone "${d.timeZone}" is not an IANA time zone (for example Europe/Berlin, UTC)`);
+        }
+        return [{ type: SYNC_JOB_CREATED, data: { ...d, vms: d.vms && [...d.vms] } }];
+      }
+      case 'startRun': {
+        if (!state.definition) throw new DomainError('not_found', 'no such sync job');
+        if (state.running) throw new DomainError('conflict', `sync job ${state.definition.syncJobId} is already running (run ${state.running.runId})`);
+        return [{ type: SYNC_RUN_STARTED, data: { syncJobId: state.definition.syncJobId, runId: command.runId, trigger: command.trigger } }];
+      }
+      case 'startPoint':
+        runOf(state, command.point.runId);
+        return [{ type: SYNC_POINT_STARTED, data: { syncJobId: state.definition!.syncJobId, ...command.point } }];
+      case 'completeRun':
+        runOf(state, command.result.runId);
+        return [{ type: SYNC_RUN_COMPLETED, data: { syncJobId: state.definition!.syncJobId, ...command.result } }];
+      case 'failRun':
+        // a run already ended (its failure recorded by a hub that restarted) is not failed twice
+        if (state.running?.runId !== command.result.runId) return [];
+        return [{ type: SYNC_RUN_FAILED, data: { syncJobId: state.definition!.syncJobId, ...command.result } }];
+    }
+  },
+};

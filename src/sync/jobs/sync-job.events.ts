@@ -1,0 +1,45 @@
+import { DomainEvent } from '../../eventing/aggregate';
+
+export const SYNC_JOB_CREATED = 'SyncJobCreated';
+export const SYNC_RUN_STARTED = 'SyncRunStarted';
+export const SYNC_POINT_STARTED = 'SyncPointStarted';
+export const SYNC_RUN_COMPLETED = 'SyncRunCompleted';
+export const SYNC_RUN_FAILED = 'SyncRunFailed';
+
+export interface SyncJobDefinition {
+  syncJobId: string;
+  remoteId: string;
+  /** This hub's repository the points are written into. */
+  repositoryId: string;
+  /** The remote's repository they are read from; null: the remote's only one. */
+  remoteRepositoryId: string | null;
+  /** Only these VMs' points; null: every VM's. */
+  vms: string[] | null;
+  schedule: string | null;
+  timeZone: string | null;
+  /** Disk data is read from the remote no faster than this on average (a WAN link shared with other traffic); null: as fast as it goes. */
+  maxBytesPerSecond: number | null;
+}
+
+export type SyncJobCreated = DomainEvent<typeof SYNC_JOB_CREATED, SyncJobDefinition & Record<string, unknown>>;
+export type SyncRunStarted = DomainEvent<typeof SYNC_RUN_STARTED, { syncJobId: string; runId: string; trigger: 'manual' | 'schedule' }>;
+/**
+ * One point's copy began: its files are being written, and the remote serves its disks through `exportId`. A run
+ * that ends without recording the point (a crash) leaves both: the next run removes the files and closes the export.
+ */
+export type SyncPointStarted = DomainEvent<
+  typeof SYNC_POINT_STARTED,
+  { syncJobId: string; runId: string; restorePointId: string; vmId: string; files: string[]; exportId: string | null }
+>;
+export type SyncRunCompleted = DomainEvent<
+  typeof SYNC_RUN_COMPLETED,
+  { syncJobId: string; runId: string; synced: string[]; alreadyHeld: number; bytesReceived: number; durationMs: number }
+>;
+export type SyncRunFailed = DomainEvent<
+  typeof SYNC_RUN_FAILED,
+  { syncJobId: string; runId: string; reason: string; restorePointId: string | null; synced: string[]; bytesReceived: number }
+>;
+export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncRunCompleted | SyncRunFailed;
+
+export const SYNC_JOB_STREAM_PREFIX = 'sync-job-';
+export const syncJobStream = (syncJobId: string) => `${SYNC_JOB_STREAM_PREFIX}${syncJobId}`;

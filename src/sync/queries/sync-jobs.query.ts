@@ -1,0 +1,37 @@
+import { Query } from '@nestjs/cqrs';
+
+export interface SyncRunRecord {
+  runId: string;
+  status: 'running' | 'completed' | 'failed';
+  trigger: 'manual' | 'schedule';
+  startedAt: Date;
+  finishedAt: Date | null;
+  synced: string[];
+  alreadyHeld: number | null;
+  bytesReceived: number | null;
+  reason: string | null;
+  /** The point being copied now, or the one the run failed on. */
+  restorePointId: string | null;
+}
+
+export interface SyncJobRecord {
+  syncJobId: string;
+  remoteId: string;
+  repositoryId: string;
+  remoteRepositoryId: string | null;
+  vms: string[] | null;
+  schedule: string | null;
+  timeZone: string | null;
+  maxBytesPerSecond: number | null;
+  createdAt: Date;
+  lastRun: SyncRunRecord | null;
+}
+
+export class ListSyncJobsQuery extends Query<SyncJobRecord[]> {}
+
+/** 404 when there is no such sync job. */
+export class GetSyncJobQuery extends Query<SyncJobRecord> {
+  constructor(readonly syncJobId: string) {
+    super();
+  }
+}

@@ -1,0 +1,326 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { TargetFiles, targetPath } from '../backups/adapters/target-files';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
+import { copyDisk } from '../data-mover';
+import { DomainError } from '../eventing/domain-error';
+import { currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
+import { BASE_ALLOCATION, openNbd, pskStartTls, QEMU_ALLOCATION_DEPTH } from '../nbd-protocol';
+import { nextSlot, parseCron } from '../policies/calendar';
+import { AdoptedProcessHandle, processesWithArgument, terminateProcess } from '../process';
+import { CommandGateway } from '../projection-runner/command-gateway';
+import { ProjectionsService } from '../projection-runner/projections.service';
+import { configurationFileOf } from '../repositories/qcow2/configuration-files';
+import { digestFileOf, readDigestFile } from '../repositories/qcow2/digest-files';
+import { writeFileAtomic } from '../repositories/qcow2/durable-fs';
+import { RepositoriesService } from '../repositories/registry/repositories.service';
+import { checkBlocks, exportForWriting, exportPoint } from '../restore-points/adapters/block-reader';
+import { pointOf } from '../restore-points/chain.aggregate';
+import { PointDisk, PointSource, RestorePoint } from '../restore-points/chain.events';
+import { ChainStates } from '../restore-points/chain-states';
+import { SyncRestorePointCommand } from '../restore-points/commands/sync-restore-point.command';
+import { ImmutablePoints } from '../restore-points/immutable-points';
+import { RemoteConnection } from './adapters/remote-connection';
+import { SyncJobCommand } from './jobs/commands/sync-job.command';
+import { SyncJobDefinition } from './jobs/sync-job.events';
+import { GetSyncJobQuery, ListSyncJobsQuery, SyncJobRecord } from './queries/sync-jobs.query';
+import { GetRemoteQuery } from './queries/remotes.query';
+import { remoteToken } from './remotes/remote-tokens';
+import type { SyncPointList } from './sync-protocol';
+import { syncJobAggregate } from './jobs/sync-job.aggregate';
+import { syncJobStream } from './jobs/sync-job.events';
+import { AggregateRepository } from '../eventing/aggregate-repository';
+
+const SYNC_JOBS = 'sync-jobs';
+const RESTORE_POINTS = 'restore-points';
+
+type RemotePoint = SyncPointList['points'][number];
+
+/** Why a run stopped at a point, with the point named. */
+class PointFailure extends Error {
+  constructor(
+    readonly restorePointId: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A run of a sync job: every restore point of the remote's repository this hub does not hold, oldest first, each
+ * copied as the same chain (a full as a full, an incremental as an overlay on the synced parent holding only the
+ * clusters the remote's own file of that point holds), then read back here through its chain and compared with
+ * the digests the remote recorded when it backed the point up. Only a point that matches is recorded
+ * (RestorePointSynced); one that does not is removed and the run fails naming the block. A run cut short (a
+ * crash of either hub) leaves its point unrecorded: the next run removes what it wrote and starts that point over.
+ */
+@Injectable()
+export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('sync');
+  private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private stopping = false;
+
+  constructor(
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly gateway: CommandGateway,
+    private readonly queries: QueryBus,
+    private readonly aggregates: AggregateRepository,
+    private readonly repositories: RepositoriesService,
+    private readonly chains: ChainStates,
+    private readonly files: TargetFiles,
+    private readonly immutable: ImmutablePoints,
+    private readonly projections: ProjectionsService,
+  ) {}
+
+  /** Runs a previous hub process left running ended with it; their unfinished point is cleared by the next run. */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.projections.waitForCaughtUp(SYNC_JOBS);
+    const jobs: SyncJobRecord[] = await this.queries.execute(new ListSyncJobsQuery());
+    for (const job of jobs) {
+      const state = await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate);
+      if (state.state.running) {
+        await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
+          this.gateway.execute(
+            new SyncJobCommand(job.syncJobId, { kind: 'failRun', result: { runId: state.state.running!.runId, reason: 'the hub stopped during the run', restorePointId: state.state.running!.point?.restorePointId ?? null, synced: [], bytesReceived: 0 } }),
+            SYNC_JOBS,
+          ),
+        );
+      }
+      this.schedule(job);
+    }
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const run of this.running.values()) run.abort.abort(new Error('the hub is shutting down'));
+    await Promise.allSettled([...this.running.values()].map((r) => r.done));
+  }
+
+  /** Arms the job's next scheduled run; a slot missed while the hub was down is not caught up (the next slot syncs everything anyway). */
+  schedule(job: Pick<SyncJobDefinition, 'syncJobId' | 'schedule' | 'timeZone'>): void {
+    if (!job.schedule || this.stopping) return;
+    const next = nextSlot(parseCron(job.schedule), job.timeZone ?? 'UTC', new Date());
+    if (!next) return;
+    clearTimeout(this.timers.get(job.syncJobId));
+    // setTimeout holds 2^31-1 ms at most: a slot further away is re-armed on the way
+    const delay = Math.min(next.getTime() - Date.now(), 2 ** 31 - 1);
+    const timer = setTimeout(() => {
+      this.timers.delete(job.syncJobId);
+      if (Date.now() >= next.getTime()) {
+        void runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () => this.start(job.syncJobId, 'schedule')).catch((e: Error) => this.logger.warn(`scheduled sync ${job.syncJobId} did not start: ${e.message}`));
+      }
+      this.schedule(job);
+    }, Math.max(delay, 0));
+    timer.unref();
+    this.timers.set(job.syncJobId, timer);
+  }
+
+  async create(input: { remoteId: string; repositoryId: string; remoteRepositoryId?: string; vms?: string[]; schedule?: string; timeZone?: string; maxBytesPerSecond?: number }): Promise<SyncJobRecord> {
+    await this.queries.execute(new GetRemoteQuery(input.remoteId));
+    await this.repositories.definition(input.repositoryId);
+    const definition: SyncJobDefinition = {
+      syncJobId: randomUUID(),
+      remoteId: input.remoteId,
+      repositoryId: input.repositoryId,
+      remoteRepositoryId: input.remoteRepositoryId ?? null,
+      vms: input.vms ?? null,
+      schedule: input.schedule ?? null,
+      timeZone: input.timeZone ?? null,
+      maxBytesPerSecond: input.maxBytesPerSecond ?? null,
+    };
+    await this.gateway.execute(new SyncJobCommand(definition.syncJobId, { kind: 'create', definition }), SYNC_JOBS);
+    this.schedule(definition);
+    return this.queries.execute(new GetSyncJobQuery(definition.syncJobId));
+  }
+
+  /** Records the run's start (409 when one is under way) and runs it in the background. */
+  async start(syncJobId: string, trigger: 'manual' | 'schedule'): Promise<{ syncJobId: string; runId: string }> {
+    if (this.stopping) throw new DomainError('conflict', 'the hub is shutting down');
+    const state = await this.aggregates.load(syncJobStream(syncJobId), syncJobAggregate);
+    const definition = state.state.definition;
+    if (!definition) throw new DomainError('not_found', `sync job ${syncJobId} does not exist`);
+    const runId = randomUUID();
+    await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger }), SYNC_JOBS);
+    const abort = new AbortController();
+    const context = currentContext();
+    const done = runWithContext(context, () => this.run(definition, runId, state.state.unfinished, abort.signal)).finally(() => this.running.delete(syncJobId));
+    this.running.set(syncJobId, { abort, done });
+    return { syncJobId, runId };
+  }
+
+  /** Waits for the job's run under way, if any (tests and shutdown). */
+  async settled(syncJobId: string): Promise<void> {
+    await this.running.get(syncJobId)?.done;
+  }
+
+  private async run(job: SyncJobDefinition, runId: string, unfinished: { restorePointId: string; vmId: string; files: string[]; exportId: string | null } | null, signal: AbortSignal): Promise<void> {
+    const started = Date.now();
+    const synced: string[] = [];
+    let bytesReceived = 0;
+    let current: string | null = null;
+    let remote: RemoteConnection | undefined;
+    try {
+      const root = (await this.repositories.definition(job.repositoryId)).root;
+      const record = await this.queries.execute(new GetRemoteQuery(job.remoteId));
+      remote = await RemoteConnection.open({ host: record.host, port: record.port, fingerprint: record.fingerprint }, await remoteToken(this.config.dataDir, job.remoteId));
+      if (unfinished) await this.clearUnfinished(root, job, unfinished, remote);
+      const list = await remote.points(job.remoteRepositoryId);
+      const wanted = list.points.filter((p) => !job.vms || job.vms.includes(p.vmId));
+      let alreadyHeld = 0;
+      for (const point of wanted) {
+        signal.throwIfAborted();
+        const chain = await this.chains.load(point.vmId, job.repositoryId);
+        if (pointOf(chain, point.restorePointId)) {
+          alreadyHeld++;
+          continue;
+        }
+        current = point.restorePointId;
+        const parent = point.parentId ? pointOf(chain, point.parentId) : null;
+        if (point.parentId && !parent) throw new PointFailure(point.restorePointId, `restore point ${point.restorePointId} builds on ${point.parentId}, which this hub does not hold`);
+        if (point.integrity === 'corrupt') throw new PointFailure(point.restorePointId, `restore point ${point.restorePointId} is corrupt on the remote hub: it is not copied`);
+        const missing = point.disks.filter((d) => !d.digests).map((d) => d.diskId);
+        if (missing.length) throw new PointFailure(point.restorePointId, `restore point ${point.restorePointId} has no digests for ${missing.join(', ')}: what arrives could not be checked`);
+        bytesReceived += await this.copyPoint(root, job, runId, list.repositoryId, point, parent ?? null, remote, signal);
+        synced.push(point.restorePointId);
+        current = null;
+      }
+      await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'completeRun', result: { runId, synced, alreadyHeld, bytesReceived, durationMs: Date.now() - started } }), SYNC_JOBS);
+      this.logger.log(`sync ${job.syncJobId} run ${runId}: ${synced.length} points copied (${bytesReceived} bytes), ${alreadyHeld} already here`);
+    } catch (error) {
+      const reason = signal.aborted ? String((signal.reason as Error)?.message ?? signal.reason) : (error as Error).message;
+      this.logger.error(`sync ${job.syncJobId} run ${runId} failed: ${reason}`);
+      await this.gateway
+        .execute(new SyncJobCommand(job.syncJobId, { kind: 'failRun', result: { runId, reason, restorePointId: error instanceof PointFailure ? error.restorePointId : current, synced, bytesReceived } }), SYNC_JOBS)
+        .catch((e: Error) => this.logger.error(`recording the failure of sync run ${runId} failed: ${e.message}`));
+    } finally {
+      await remote?.close().catch(() => undefined);
+    }
+  }
+
+  /** What a run cut short left of the point it was copying: its files here (unless it was recorded) and its export on the remote. */
+  private async clearUnfinished(root: string, job: SyncJobDefinition, unfinished: { restorePointId: string; vmId: string; files: string[]; exportId: string | null }, remote: RemoteConnection): Promise<void> {
+    if (unfinished.exportId) await remote.closeExport(unfinished.exportId);
+    const chain = await this.chains.load(unfinished.vmId, job.repositoryId);
+    if (pointOf(chain, unfinished.restorePointId)) return;
+    // a hub killed mid-copy leaves the qemu-nbd it was writing through: it holds the file's lock, and is ours to end
+    for (const file of unfinished.files) {
+      for (const orphan of processesWithArgument(join(root, file))) {
+        this.logger.warn(`ending qemu-nbd ${orphan.pid}, left writing ${file} by a run cut short`);
+        await terminateProcess(new AdoptedProcessHandle(orphan.pid, orphan.startTime), 5_000, `qemu-nbd left writing ${file}`);
+      }
+    }
+    const removed = await this.files.remove(root, unfinished.vmId, unfinished.restorePointId, unfinished.files);
+    if (removed.length) this.logger.warn(`removed what an earlier sync run left of restore point ${unfinished.restorePointId}: ${removed.join(', ')}`);
+  }
+
+  /** One point: its disks' own clusters, digests and configuration copied, read back against the digests, then recorded. Returns the bytes received. */
+  private async copyPoint(root: string, job: SyncJobDefinition, runId: string, sourceRepositoryId: string, point: RemotePoint, parent: RestorePoint | null, remote: RemoteConnection, signal: AbortSignal): Promise<number> {
+    const id = point.restorePointId;
+    const targets = point.disks.map((d) => {
+      const parentDisk = parent?.disks.find((p) => p.diskId === d.diskId);
+      if (parent && !parentDisk) throw new PointFailure(id, `disk ${d.diskId} of restore point ${id} is not in its parent ${parent.restorePointId} here`);
+      return { diskId: d.diskId, file: targetPath(point.vmId, d.diskId, id), parentFile: parentDisk?.file ?? null, virtualSize: d.virtualSize, source: d };
+    });
+    const exported = await remote.openExport(id);
+    let bytes = 0;
+    try {
+      await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'startPoint', point: { runId, restorePointId: id, vmId: point.vmId, files: targets.map((t) => t.file), exportId: exported.exportId } }), SYNC_JOBS);
+      try {
+        const disks: PointDisk[] = [];
+        for (const target of targets) {
+          signal.throwIfAborted();
+          await this.files.create(root, target);
+          const served = exported.disks.find((d) => d.diskId === target.diskId);
+          if (!served?.psk) throw new PointFailure(id, `the remote hub served disk ${target.diskId} of ${id} without a TLS key`);
+          const source = await openNbd({ transport: 'tcp', host: served.host, port: served.port, exportName: served.exportName }, { startTls: pskStartTls(served.psk), metaContexts: [QEMU_ALLOCATION_DEPTH, BASE_ALLOCATION] });
+          try {
+            const written = await exportForWriting(join(root, target.file));
+            try {
+              const summary = await copyDisk({ source, target: written.client, mode: 'layer', signal, ...(job.maxBytesPerSecond ? { maxBytesPerSecond: job.maxBytesPerSecond } : {}) });
+              bytes += summary.bytesRead;
+            } finally {
+              await written.close();
+            }
+          } finally {
+            await source.close().catch(() => undefined);
+          }
+          const digestBytes = await remote.digests(id, target.diskId);
+          bytes += digestBytes.length;
+          const ref = target.source.digests!;
+          if (sha256(digestBytes) !== ref.sha256) throw new PointFailure(id, `the digests of disk ${target.diskId} of ${id} arrived damaged (SHA-256 ${sha256(digestBytes)}, the remote recorded ${ref.sha256})`);
+          const digestFile = digestFileOf(point.vmId, id, target.diskId);
+          await writeDurably(join(root, digestFile), digestBytes);
+          disks.push({ diskId: target.diskId, file: target.file, parentFile: target.parentFile, virtualSize: target.virtualSize, fileBytes: (await stat(join(root, target.file))).size, changeRef: target.source.changeRef, digests: { ...ref, file: digestFile } });
+        }
+        let configuration = point.configuration;
+        if (configuration) {
+          const content = await remote.configuration(id);
+          bytes += content.length;
+          if (sha256(content) !== configuration.sha256) throw new PointFailure(id, `the configuration of ${id} arrived damaged`);
+          const file = configurationFileOf(point.vmId, id);
+          await writeDurably(join(root, file), content);
+          configuration = { ...configuration, file };
+        }
+        await remote.closeExport(exported.exportId);
+        await this.checkAgainstDigests(root, id, disks);
+        const synced: RestorePoint = {
+          restorePointId: id,
+          vmId: point.vmId,
+          repositoryId: job.repositoryId,
+          backupId: null,
+          type: point.type,
+          parentId: point.parentId,
+          createdAt: point.createdAt,
+          disks,
+          ...(point.consistency ? { consistency: point.consistency, consistencyReason: point.consistencyReason, freezeMs: point.freezeMs } : {}),
+          configuration,
+        };
+        await this.files.writeManifest(root, synced);
+        const source: PointSource = { remoteId: job.remoteId, syncJobId: job.syncJobId, runId, sourceRepositoryId, sourceBackupId: point.backupId, bytesReceived: bytes };
+        await this.gateway.execute(new SyncRestorePointCommand(synced, source), RESTORE_POINTS);
+        await this.immutable.seal(synced).catch((e) => this.logger.error(`restore point ${id} could not be made immutable: ${String(e)}`));
+        return bytes;
+      } catch (error) {
+        // nothing of an unrecorded point stays: the next run copies it again from the start
+        await this.files.remove(root, point.vmId, id, targets.map((t) => t.file)).catch((e: Error) => this.logger.error(`removing the partial copy of ${id} failed: ${e.message}`));
+        throw error instanceof PointFailure ? error : new PointFailure(id, `copying restore point ${id} failed: ${(error as Error).message}`);
+      }
+    } finally {
+      await remote.closeExport(exported.exportId).catch((e: Error) => this.logger.warn(`closing export ${exported.exportId} on the remote hub failed: ${e.message}`));
+    }
+  }
+
+  /** Every block the point's digests name, read back here through its chain: a point that does not match is never recorded. */
+  private async checkAgainstDigests(root: string, restorePointId: string, disks: PointDisk[]): Promise<void> {
+    for (const disk of disks) {
+      const digests = await readDigestFile(root, disk.digests!);
+      const exported = await exportPoint(join(root, disk.file));
+      try {
+        const { mismatches } = await checkBlocks(exported.client, digests);
+        if (mismatches.length) {
+          const m = mismatches[0];
+          throw new PointFailure(
+            restorePointId,
+            `disk ${disk.diskId} of restore point ${restorePointId} did not arrive intact: the block at offset ${m.offset} (${m.length} bytes) reads ${m.actual}, its digest is ${m.expected}${mismatches.length > 1 ? ` (and ${mismatches.length - 1} more blocks)` : ''}`,
+          );
+        }
+      } finally {
+        await exported.close();
+      }
+    }
+  }
+}
+
+function sha256(content: Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+async function writeDurably(file: string, content: Buffer): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o750 });
+  await writeFileAtomic(file, content);
+}
