@@ -6,11 +6,13 @@ import {
   SYNC_JOB_CREATED,
   SYNC_JOB_STREAM_PREFIX,
   SYNC_POINT_STARTED,
+  SYNC_RETENTION_APPLIED,
   SYNC_RUN_COMPLETED,
   SYNC_RUN_FAILED,
   SYNC_RUN_STARTED,
   SyncJobCreated,
   SyncPointStarted,
+  SyncRetentionApplied,
   SyncRunCompleted,
   SyncRunFailed,
   SyncRunStarted,
@@ -29,8 +31,9 @@ export class SyncJobsProjector implements Projector {
       case SYNC_JOB_CREATED: {
         const d = event.data as SyncJobCreated['data'];
         await q(
-          `INSERT INTO rm_sync_jobs (sync_job_id, remote_id, repository_id, remote_repository_id, vms, schedule, time_zone, max_bytes_per_second, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sync_job_id) DO NOTHING`,
-          [d.syncJobId, d.remoteId, d.repositoryId, d.remoteRepositoryId, d.vms ? JSON.stringify(d.vms) : null, d.schedule, d.timeZone, d.maxBytesPerSecond ?? null, event.createdAt],
+          `INSERT INTO rm_sync_jobs (sync_job_id, remote_id, repository_id, remote_repository_id, vms, schedule, time_zone, max_bytes_per_second, retention, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (sync_job_id) DO NOTHING`,
+          [d.syncJobId, d.remoteId, d.repositoryId, d.remoteRepositoryId, d.vms ? JSON.stringify(d.vms) : null, d.schedule, d.timeZone, d.maxBytesPerSecond ?? null, d.retention ? JSON.stringify(d.retention) : null, event.createdAt],
         );
         return;
       }
@@ -53,6 +56,11 @@ export class SyncJobsProjector implements Projector {
           d.alreadyHeld,
           d.bytesReceived,
         ]);
+        return;
+      }
+      case SYNC_RETENTION_APPLIED: {
+        const d = event.data as SyncRetentionApplied['data'];
+        await q(`UPDATE rm_sync_runs SET pruned = pruned || $2::jsonb, deferred = deferred || $3::jsonb WHERE run_id = $1`, [d.runId, JSON.stringify(d.pruned), JSON.stringify(d.deferred)]);
         return;
       }
       case SYNC_RUN_FAILED: {

@@ -5,8 +5,8 @@ import { GetSyncJobQuery, ListSyncJobsQuery, SyncJobRecord } from '../../src/syn
 
 /** Each job with its newest run. */
 const SELECT = `
-  SELECT j.sync_job_id, j.remote_id, j.repository_id, j.remote_repository_id, j.vms, j.schedule, j.time_zone, j.max_bytes_per_second, j.created_at,
-         r.run_id, r.status, r.trigger, r.started_at, r.finished_at, r.synced, r.already_held, r.bytes_received, r.reason, r.restore_point_id
+  SELECT j.sync_job_id, j.remote_id, j.repository_id, j.remote_repository_id, j.vms, j.schedule, j.time_zone, j.max_bytes_per_second, j.retention, j.created_at,
+         r.run_id, r.status, r.trigger, r.started_at, r.finished_at, r.synced, r.already_held, r.bytes_received, r.reason, r.restore_point_id, r.pruned, r.deferred
     FROM rm_sync_jobs j
     LEFT JOIN LATERAL (SELECT * FROM rm_sync_runs WHERE sync_job_id = j.sync_job_id ORDER BY started_at DESC LIMIT 1) r ON true`;
 
@@ -22,6 +22,7 @@ function record(r: Row): SyncJobRecord {
     schedule: r.schedule,
     timeZone: r.time_zone,
     maxBytesPerSecond: r.max_bytes_per_second === null ? null : Number(r.max_bytes_per_second),
+    retention: r.retention,
     createdAt: r.created_at,
     lastRun: r.run_id
       ? {
@@ -35,6 +36,8 @@ function record(r: Row): SyncJobRecord {
           bytesReceived: r.bytes_received === null ? null : Number(r.bytes_received),
           reason: r.reason,
           restorePointId: r.restore_point_id,
+          pruned: r.pruned,
+          deferred: r.deferred,
         }
       : null,
   };

@@ -20,6 +20,14 @@ export type PolicyCommand =
 
 const RETENTION_RULES: (keyof RetentionRules)[] = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'];
 
+/** What is wrong with prune rules (a policy's, a sync job's): none given, or all keeping nothing. */
+export function retentionProblems(retention: RetentionRules): string[] {
+  const rules = RETENTION_RULES.filter((r) => retention[r] !== undefined && retention[r] !== null);
+  if (!rules.length) return [`retention needs at least one rule (${RETENTION_RULES.join(', ')})`];
+  if (rules.every((r) => retention[r] === 0)) return ['retention keeps nothing: at least one rule must keep 1 or more'];
+  return [];
+}
+
 /** Everything wrong with a definition, each in words an operator can act on; [] when it is sound. */
 export function problemsOf(definition: PolicyDefinition): string[] {
   const problems: string[] = [];
@@ -36,9 +44,7 @@ export function problemsOf(definition: PolicyDefinition): string[] {
     }
   }
   if (!isValidTimeZone(definition.schedule.timezone)) problems.push(`time zone "${definition.schedule.timezone}" is not an IANA time zone (for example Europe/Berlin, UTC)`);
-  const rules = RETENTION_RULES.filter((r) => definition.retention[r] !== undefined && definition.retention[r] !== null);
-  if (!rules.length) problems.push(`retention needs at least one rule (${RETENTION_RULES.join(', ')})`);
-  if (rules.every((r) => definition.retention[r] === 0) && rules.length) problems.push('retention keeps nothing: at least one rule must keep 1 or more');
+  problems.push(...retentionProblems(definition.retention));
   const { ids, namePattern, agentId } = definition.vms;
   if (!ids?.length && !namePattern && !agentId) problems.push('vms must name ids, a namePattern or an agentId');
   return problems;

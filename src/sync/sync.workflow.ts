@@ -7,6 +7,7 @@ import { TargetFiles, targetPath } from '../backups/adapters/target-files';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { copyDisk } from '../data-mover';
 import { DomainError } from '../eventing/domain-error';
+import { KeyedMutex } from '../eventing/keyed-mutex';
 import { currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { BASE_ALLOCATION, openNbd, pskStartTls, QEMU_ALLOCATION_DEPTH } from '../nbd-protocol';
 import { nextSlot, parseCron } from '../policies/calendar';
@@ -23,6 +24,10 @@ import { PointDisk, PointSource, RestorePoint } from '../restore-points/chain.ev
 import { ChainStates } from '../restore-points/chain-states';
 import { SyncRestorePointCommand } from '../restore-points/commands/sync-restore-point.command';
 import { ImmutablePoints } from '../restore-points/immutable-points';
+import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
+import { RestorePointDeletionWorkflow } from '../restore-points/restore-point-deletion.workflow';
+import { computePrune, wholeChainsOnly } from '../policies/retention/prune';
+import type { RetentionRules } from '../policies/policy.events';
 import { RemoteConnection } from './adapters/remote-connection';
 import { SyncJobCommand } from './jobs/commands/sync-job.command';
 import { SyncJobDefinition } from './jobs/sync-job.events';
@@ -62,6 +67,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('sync');
   private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly repositoryTurns = new KeyedMutex();
   private stopping = false;
 
   constructor(
@@ -74,6 +80,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly files: TargetFiles,
     private readonly immutable: ImmutablePoints,
     private readonly projections: ProjectionsService,
+    private readonly deletion: RestorePointDeletionWorkflow,
   ) {}
 
   /** Runs a previous hub process left running ended with it; their unfinished point is cleared by the next run. */
@@ -120,7 +127,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     this.timers.set(job.syncJobId, timer);
   }
 
-  async create(input: { remoteId: string; repositoryId: string; remoteRepositoryId?: string; vms?: string[]; schedule?: string; timeZone?: string; maxBytesPerSecond?: number }): Promise<SyncJobRecord> {
+  async create(input: { remoteId: string; repositoryId: string; remoteRepositoryId?: string; vms?: string[]; schedule?: string; timeZone?: string; maxBytesPerSecond?: number; retention?: RetentionRules }): Promise<SyncJobRecord> {
     await this.queries.execute(new GetRemoteQuery(input.remoteId));
     await this.repositories.definition(input.repositoryId);
     const definition: SyncJobDefinition = {
@@ -132,6 +139,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       schedule: input.schedule ?? null,
       timeZone: input.timeZone ?? null,
       maxBytesPerSecond: input.maxBytesPerSecond ?? null,
+      // a validated DTO is a class instance: the event keeps its plain fields
+      retention: input.retention ? { ...input.retention } : null,
     };
     await this.gateway.execute(new SyncJobCommand(definition.syncJobId, { kind: 'create', definition }), SYNC_JOBS);
     this.schedule(definition);
@@ -148,7 +157,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger }), SYNC_JOBS);
     const abort = new AbortController();
     const context = currentContext();
-    const done = runWithContext(context, () => this.run(definition, runId, state.state.unfinished, abort.signal)).finally(() => this.running.delete(syncJobId));
+    // runs into one repository take turns: two jobs pulling the same point would write the same files
+    const done = runWithContext(context, () => this.repositoryTurns.run(definition.repositoryId, () => this.run(definition, runId, state.state.unfinished, abort.signal))).finally(() => this.running.delete(syncJobId));
     this.running.set(syncJobId, { abort, done });
     return { syncJobId, runId };
   }
@@ -172,23 +182,33 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const list = await remote.points(job.remoteRepositoryId);
       const wanted = list.points.filter((p) => !job.vms || job.vms.includes(p.vmId));
       let alreadyHeld = 0;
+      let older = 0;
       for (const point of wanted) {
         signal.throwIfAborted();
         const chain = await this.chains.load(point.vmId, job.repositoryId);
-        if (pointOf(chain, point.restorePointId)) {
+        // a hub holds a restore point once, whatever repository it is in: its id names it everywhere (API, audit, restores)
+        if (pointOf(chain, point.restorePointId) || (await this.heldHere(point.restorePointId))) {
           alreadyHeld++;
           continue;
         }
+        // As PBS's pull does: what is older than the newest point here was pruned or deleted here, or skipped; it stays away.
+        const newest = chain.points.reduce<string | null>((m, p) => (m === null || p.createdAt > m ? p.createdAt : m), null);
+        if (newest !== null && point.createdAt <= newest) {
+          older++;
+          continue;
+        }
         current = point.restorePointId;
-        const parent = point.parentId ? pointOf(chain, point.parentId) : null;
-        if (point.parentId && !parent) throw new PointFailure(point.restorePointId, `restore point ${point.restorePointId} builds on ${point.parentId}, which this hub does not hold`);
         if (point.integrity === 'corrupt') throw new PointFailure(point.restorePointId, `restore point ${point.restorePointId} is corrupt on the remote hub: it is not copied`);
         const missing = point.disks.filter((d) => !d.digests).map((d) => d.diskId);
         if (missing.length) throw new PointFailure(point.restorePointId, `restore point ${point.restorePointId} has no digests for ${missing.join(', ')}: what arrives could not be checked`);
-        bytesReceived += await this.copyPoint(root, job, runId, list.repositoryId, point, parent ?? null, remote, signal);
+        // an incremental continues the chain here only from its own parent, the newest point here; otherwise it is copied whole, as a full
+        const parent = point.parentId && chain.points.at(-1)?.restorePointId === point.parentId ? chain.points.at(-1)! : null;
+        bytesReceived += await this.copyPoint(root, job, runId, list.repositoryId, point, parent, remote, signal);
         synced.push(point.restorePointId);
         current = null;
       }
+      if (job.retention) await this.applyRetention(job, runId, [...new Set(wanted.map((p) => p.vmId))]);
+      if (older) this.logger.log(`sync ${job.syncJobId} run ${runId}: ${older} points older than the newest point here left out`);
       await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'completeRun', result: { runId, synced, alreadyHeld, bytesReceived, durationMs: Date.now() - started } }), SYNC_JOBS);
       this.logger.log(`sync ${job.syncJobId} run ${runId}: ${synced.length} points copied (${bytesReceived} bytes), ${alreadyHeld} already here`);
     } catch (error) {
@@ -200,6 +220,16 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     } finally {
       await remote?.close().catch(() => undefined);
     }
+  }
+
+  private async heldHere(restorePointId: string): Promise<boolean> {
+    return this.queries.execute(new GetRestorePointQuery(restorePointId)).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof DomainError && error.kind === 'not_found') return false;
+        throw error;
+      },
+    );
   }
 
   /** What a run cut short left of the point it was copying: its files here (unless it was recorded) and its export on the remote. */
@@ -221,6 +251,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   /** One point: its disks' own clusters, digests and configuration copied, read back against the digests, then recorded. Returns the bytes received. */
   private async copyPoint(root: string, job: SyncJobDefinition, runId: string, sourceRepositoryId: string, point: RemotePoint, parent: RestorePoint | null, remote: RemoteConnection, signal: AbortSignal): Promise<number> {
     const id = point.restorePointId;
+    const whole = parent === null;
     const targets = point.disks.map((d) => {
       const parentDisk = parent?.disks.find((p) => p.diskId === d.diskId);
       if (parent && !parentDisk) throw new PointFailure(id, `disk ${d.diskId} of restore point ${id} is not in its parent ${parent.restorePointId} here`);
@@ -241,7 +272,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           try {
             const written = await exportForWriting(join(root, target.file));
             try {
-              const summary = await copyDisk({ source, target: written.client, mode: 'layer', signal, ...(job.maxBytesPerSecond ? { maxBytesPerSecond: job.maxBytesPerSecond } : {}) });
+              const summary = await copyDisk({ source, target: written.client, mode: whole ? 'full' : 'layer', signal, ...(job.maxBytesPerSecond ? { maxBytesPerSecond: job.maxBytesPerSecond } : {}) });
               bytes += summary.bytesRead;
             } finally {
               await written.close();
@@ -273,8 +304,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           vmId: point.vmId,
           repositoryId: job.repositoryId,
           backupId: null,
-          type: point.type,
-          parentId: point.parentId,
+          type: whole ? 'full' : point.type,
+          parentId: whole ? null : point.parentId,
           createdAt: point.createdAt,
           disks,
           ...(point.consistency ? { consistency: point.consistency, consistencyReason: point.consistencyReason, freezeMs: point.freezeMs } : {}),
@@ -292,6 +323,37 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       }
     } finally {
       await remote.closeExport(exported.exportId).catch((e: Error) => this.logger.warn(`closing export ${exported.exportId} on the remote hub failed: ${e.message}`));
+    }
+  }
+
+  /**
+   * The job's own prune rules on each chain it fills, as a policy's retention prunes (merges into the next point;
+   * an immutable repository's chains go whole, newest first). A point that cannot go now (in use, locked) stays and
+   * is named with the reason; the next run tries again.
+   */
+  private async applyRetention(job: SyncJobDefinition, runId: string, vmIds: string[]): Promise<void> {
+    const { immutableDays } = await this.repositories.definition(job.repositoryId);
+    for (const vmId of vmIds) {
+      const state = await this.chains.load(vmId, job.repositoryId);
+      const points = state.points.filter((p) => p.restorePointId !== state.pending?.restorePointId);
+      if (!points.length) continue;
+      const computed = computePrune(points, job.retention!, job.timeZone ?? 'UTC');
+      const marks = immutableDays ? wholeChainsOnly(points, computed) : computed;
+      const pruned: string[] = [];
+      const deferred: { restorePointId: string; reason: string }[] = [];
+      for (const mark of immutableDays ? marks : [...marks].reverse()) {
+        if (mark.keep) continue;
+        try {
+          await this.deletion.delete(mark.restorePointId);
+          pruned.push(mark.restorePointId);
+        } catch (error) {
+          if (error instanceof DomainError && error.kind === 'not_found') continue;
+          deferred.push({ restorePointId: mark.restorePointId, reason: (error as Error).message });
+        }
+      }
+      if (pruned.length || deferred.length) {
+        await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'recordRetention', result: { runId, vmId, repositoryId: job.repositoryId, kept: marks.filter((m) => m.keep).length, pruned, deferred } }), SYNC_JOBS);
+      }
     }
   }
 

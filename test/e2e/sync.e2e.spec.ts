@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createWriteStream, existsSync, readdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -275,6 +275,77 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
     expect(bad.code).toBe(1);
     expect(bad.out).toContain('maxBytesPerSecond must be a whole number');
   }, 120_000);
+
+  it("a third hub pulling the same primary keeps its own retention; a hub holds a point once; a point the primary prunes stays where it was synced", async () => {
+    // a second repository on the second hub: the points it holds already are not copied into it again
+    mkdirSync(join(target.dir, 'repo2'));
+    const repo2 = (await target.api('POST', '/api/v1/repositories', { name: 'other', kind: 'local', path: join(target.dir, 'repo2') })).body.repositoryId;
+    // ...by a job that runs by itself, once: its schedule names one second, three from now (UTC)
+    const at = new Date(Date.now() + 3000);
+    const once = `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;
+    const twice = (await target.api('POST', '/api/v1/sync-jobs', { remoteId, repositoryId: repo2, schedule: once })).body.syncJobId;
+    let scheduled: any;
+    await target.until(async () => {
+      scheduled = (await target.api('GET', `/api/v1/sync-jobs/${twice}`)).body.lastRun;
+      return scheduled?.status === 'completed';
+    }, 30_000, 'a scheduled run');
+    expect({ trigger: scheduled.trigger, synced: scheduled.synced, alreadyHeld: scheduled.alreadyHeld }).toEqual({ trigger: 'schedule', synced: [], alreadyHeld: (await primaryPoints()).length });
+
+    const offsite = new BackupLab({ DATABASE_URL: '' });
+    let newer = '';
+    try {
+      await offsite.startHubOnly();
+      const token = (await primary.api('POST', '/api/v1/tokens', { name: 'offsite-2', role: 'sync' })).body.token;
+      const remote = (await offsite.api('POST', '/api/v1/remotes', { name: 'primary', url: `ssh://127.0.0.1:${primary.sshPort}`, token, fingerprint })).body.remoteId;
+      const bad = await offsite.api('POST', '/api/v1/sync-jobs', { remoteId: remote, repositoryId: offsite.repositoryId, retention: { keepLast: 0 } });
+      expect({ status: bad.status, message: bad.body.message }).toEqual({ status: 400, message: 'retention keeps nothing: at least one rule must keep 1 or more' });
+      const created = await offsite.api('POST', '/api/v1/sync-jobs', { remoteId: remote, repositoryId: offsite.repositoryId, retention: { keepLast: 2 } });
+      expect(created.body.retention).toEqual({ keepLast: 2 });
+      const job = created.body.syncJobId;
+      const run2 = async () => {
+        const { runId } = (await offsite.api('POST', `/api/v1/sync-jobs/${job}/run`)).body;
+        let last: any;
+        await offsite.until(async () => {
+          last = (await offsite.api('GET', `/api/v1/sync-jobs/${job}`)).body.lastRun;
+          return last?.runId === runId && last.status !== 'running';
+        }, 120_000, 'the offsite run');
+        expect({ status: last.status, reason: last.reason }).toEqual({ status: 'completed', reason: null });
+        return last;
+      };
+      const offsitePoints = async () => (await offsite.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${offsite.repositoryId}`)).body as any[];
+      const remoteIds = (await primaryPoints()).map((p) => p.restorePointId);
+      const first = await run2();
+      expect(first.synced).toEqual(remoteIds);
+      expect(first.pruned).toEqual(remoteIds.slice(0, -2));
+      const kept = await offsitePoints();
+      expect(kept.map((p) => p.restorePointId)).toEqual(remoteIds.slice(-2));
+      for (const p of kept) {
+        const theirs = (await primaryPoints()).find((x) => x.restorePointId === p.restorePointId);
+        for (const d of p.disks) await run('qemu-img', ['compare', '-q', '-U', join(primary.repoRoot, theirs.disks.find((x: any) => x.diskId === d.diskId).file), join(offsite.repoRoot, d.file)]);
+      }
+      // what retention took there is not pulled again
+      const second = await run2();
+      expect({ synced: second.synced, alreadyHeld: second.alreadyHeld, pruned: second.pruned }).toEqual({ synced: [], alreadyHeld: 2, pruned: [] });
+      await change(19);
+      newer = await backup('auto');
+      const third = await run2();
+      expect({ synced: third.synced, pruned: third.pruned }).toEqual({ synced: [newer], pruned: [remoteIds.at(-2)] });
+      expect((await offsitePoints()).map((p) => p.restorePointId)).toEqual([remoteIds.at(-1), newer]);
+    } finally {
+      await offsite.close();
+    }
+
+    // the primary prunes its oldest point; the second hub's copy of it stays
+    const oldest = (await primaryPoints())[0].restorePointId;
+    expect((await primary.api('DELETE', `/api/v1/restore-points/${oldest}`)).status).toBe(200);
+    await change(20);
+    const newest = await backup('auto');
+    syncJobId = (await target.api('GET', '/api/v1/sync-jobs')).body[0].syncJobId;
+    const after = await syncRun();
+    expect(after.synced).toEqual([newer, newest]);
+    expect((await targetPoints()).map((p) => p.restorePointId)).toContain(oldest);
+    expect((await target.api('POST', `/api/v1/restore-points/${oldest}/verify`)).body.content.ok).toBe(true);
+  }, 240_000);
 
   it('a block that does not match its digest fails the sync of that point, naming the block; nothing is recorded', async () => {
     await change(21);

@@ -1494,8 +1494,10 @@ export interface components {
              * @example 30 2 * * *
              */
             schedule?: string;
+            /** @description this hub's own prune rules for the chains the job fills (PBS semantics), applied after each run; a point pruned on the remote stays here until these rules prune it */
+            retention?: components["schemas"]["RetentionDto"];
             /**
-             * @description the schedule's time zone (default UTC)
+             * @description the time zone of the schedule and of retention's calendar periods (default UTC)
              * @example Europe/Berlin
              */
             timeZone?: string;

@@ -1,15 +1,18 @@
 import { Aggregate } from '../../eventing/aggregate';
 import { DomainError } from '../../eventing/domain-error';
 import { CalendarError, isValidTimeZone, parseCron } from '../../policies/calendar';
+import { retentionProblems } from '../../policies/policy.aggregate';
 import {
   SYNC_JOB_CREATED,
   SYNC_POINT_STARTED,
+  SYNC_RETENTION_APPLIED,
   SYNC_RUN_COMPLETED,
   SYNC_RUN_FAILED,
   SYNC_RUN_STARTED,
   SyncJobDefinition,
   SyncJobEvent,
   SyncPointStarted,
+  SyncRetentionApplied,
   SyncRunCompleted,
   SyncRunFailed,
 } from './sync-job.events';
@@ -27,7 +30,8 @@ export type SyncJobCommand =
   | { kind: 'startRun'; runId: string; trigger: 'manual' | 'schedule' }
   | { kind: 'startPoint'; point: Omit<SyncPointStarted['data'], 'syncJobId'> }
   | { kind: 'completeRun'; result: Omit<SyncRunCompleted['data'], 'syncJobId'> }
-  | { kind: 'failRun'; result: Omit<SyncRunFailed['data'], 'syncJobId'> };
+  | { kind: 'failRun'; result: Omit<SyncRunFailed['data'], 'syncJobId'> }
+  | { kind: 'recordRetention'; result: Omit<SyncRetentionApplied['data'], 'syncJobId'> };
 
 function runOf(state: SyncJobState, runId: string): NonNullable<SyncJobState['running']> {
   if (!state.definition) throw new DomainError('not_found', 'no such sync job');
@@ -41,8 +45,8 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
   evolve(state, event) {
     switch (event.type) {
       case SYNC_JOB_CREATED: {
-        const { syncJobId, remoteId, repositoryId, remoteRepositoryId, vms, schedule, timeZone, maxBytesPerSecond } = event.data;
-        return { ...state, definition: { syncJobId, remoteId, repositoryId, remoteRepositoryId, vms, schedule, timeZone, maxBytesPerSecond: maxBytesPerSecond ?? null } };
+        const { syncJobId, remoteId, repositoryId, remoteRepositoryId, vms, schedule, timeZone, maxBytesPerSecond, retention } = event.data;
+        return { ...state, definition: { syncJobId, remoteId, repositoryId, remoteRepositoryId, vms, schedule, timeZone, maxBytesPerSecond: maxBytesPerSecond ?? null, retention: retention ?? null } };
       }
       case SYNC_RUN_STARTED:
         return { ...state, running: { runId: event.data.runId, point: null } };
@@ -53,6 +57,8 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
       case SYNC_RUN_FAILED:
         // the point it was copying stays unfinished: its files and export are cleared by the next run
         return { ...state, running: null };
+      case SYNC_RETENTION_APPLIED:
+        return state;
     }
   },
 
@@ -61,16 +67,18 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
       case 'create': {
         const d = command.definition;
         if (state.definition) throw new DomainError('conflict', `sync job ${d.syncJobId} already exists`);
-        if (d.timeZone !== null && !d.schedule) throw new DomainError('invalid', 'timeZone is given with a schedule only');
+        if (d.timeZone !== null && !d.schedule && !d.retention) throw new DomainError('invalid', 'timeZone is given with a schedule or retention only');
+        const problems = d.retention ? retentionProblems(d.retention) : [];
+        if (problems.length) throw new DomainError('invalid', problems.join('; '));
         if (d.schedule) {
           try {
             parseCron(d.schedule);
           } catch (error) {
             throw new DomainError('invalid', error instanceof CalendarError ? error.message : String(error));
           }
-          if (d.timeZone !== null && !isValidTimeZone(d.timeZone)) throw new DomainError('invalid', `time zone "${d.timeZone}" is not an IANA time zone (for example Europe/Berlin, UTC)`);
         }
-        return [{ type: SYNC_JOB_CREATED, data: { ...d, vms: d.vms && [...d.vms] } }];
+        if (d.timeZone !== null && !isValidTimeZone(d.timeZone)) throw new DomainError('invalid', `time zone "${d.timeZone}" is not an IANA time zone (for example Europe/Berlin, UTC)`);
+        return [{ type: SYNC_JOB_CREATED, data: { ...d, vms: d.vms && [...d.vms], retention: d.retention && { ...d.retention } } }];
       }
       case 'startRun': {
         if (!state.definition) throw new DomainError('not_found', 'no such sync job');
@@ -83,6 +91,9 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
       case 'completeRun':
         runOf(state, command.result.runId);
         return [{ type: SYNC_RUN_COMPLETED, data: { syncJobId: state.definition!.syncJobId, ...command.result } }];
+      case 'recordRetention':
+        if (!state.definition) throw new DomainError('not_found', 'no such sync job');
+        return [{ type: SYNC_RETENTION_APPLIED, data: { syncJobId: state.definition.syncJobId, ...command.result } }];
       case 'failRun':
         // a run already ended (its failure recorded by a hub that restarted) is not failed twice
         if (state.running?.runId !== command.result.runId) return [];

@@ -1,10 +1,12 @@
 import { DomainEvent } from '../../eventing/aggregate';
+import type { RetentionRules } from '../../policies/policy.events';
 
 export const SYNC_JOB_CREATED = 'SyncJobCreated';
 export const SYNC_RUN_STARTED = 'SyncRunStarted';
 export const SYNC_POINT_STARTED = 'SyncPointStarted';
 export const SYNC_RUN_COMPLETED = 'SyncRunCompleted';
 export const SYNC_RUN_FAILED = 'SyncRunFailed';
+export const SYNC_RETENTION_APPLIED = 'SyncRetentionApplied';
 
 export interface SyncJobDefinition {
   syncJobId: string;
@@ -19,6 +21,11 @@ export interface SyncJobDefinition {
   timeZone: string | null;
   /** Disk data is read from the remote no faster than this on average (a WAN link shared with other traffic); null: as fast as it goes. */
   maxBytesPerSecond: number | null;
+  /**
+   * This hub's own prune rules for the chains the job fills (PBS semantics, as policies have; calendar periods in
+   * `timeZone`, else UTC), applied after each run; null keeps every point. The remote's retention never reaches here.
+   */
+  retention: RetentionRules | null;
 }
 
 export type SyncJobCreated = DomainEvent<typeof SYNC_JOB_CREATED, SyncJobDefinition & Record<string, unknown>>;
@@ -39,7 +46,12 @@ export type SyncRunFailed = DomainEvent<
   typeof SYNC_RUN_FAILED,
   { syncJobId: string; runId: string; reason: string; restorePointId: string | null; synced: string[]; bytesReceived: number }
 >;
-export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncRunCompleted | SyncRunFailed;
+/** The job's own retention applied to one chain after a run: what it removed, and what it had to keep for now and why. */
+export type SyncRetentionApplied = DomainEvent<
+  typeof SYNC_RETENTION_APPLIED,
+  { syncJobId: string; runId: string; vmId: string; repositoryId: string; kept: number; pruned: string[]; deferred: { restorePointId: string; reason: string }[] }
+>;
+export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncRunCompleted | SyncRunFailed | SyncRetentionApplied;
 
 export const SYNC_JOB_STREAM_PREFIX = 'sync-job-';
 export const syncJobStream = (syncJobId: string) => `${SYNC_JOB_STREAM_PREFIX}${syncJobId}`;

@@ -1,5 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min } from 'class-validator';
+import { Type } from 'class-transformer';
+import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested } from 'class-validator';
+import { RetentionDto } from '../../policies/policies.dto';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -33,7 +35,13 @@ export class CreateSyncJobDto {
   @Length(1, 200)
   schedule?: string;
 
-  @ApiPropertyOptional({ example: 'Europe/Berlin', description: "the schedule's time zone (default UTC)" })
+  @ApiPropertyOptional({ type: RetentionDto, description: "this hub's own prune rules for the chains the job fills (PBS semantics), applied after each run; a point pruned on the remote stays here until these rules prune it" })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => RetentionDto)
+  retention?: RetentionDto;
+
+  @ApiPropertyOptional({ example: 'Europe/Berlin', description: "the time zone of the schedule and of retention's calendar periods (default UTC)" })
   @IsOptional()
   @IsString()
   @Length(1, 100)

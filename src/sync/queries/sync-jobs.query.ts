@@ -1,4 +1,5 @@
 import { Query } from '@nestjs/cqrs';
+import type { RetentionRules } from '../../policies/policy.events';
 
 export interface SyncRunRecord {
   runId: string;
@@ -12,6 +13,9 @@ export interface SyncRunRecord {
   reason: string | null;
   /** The point being copied now, or the one the run failed on. */
   restorePointId: string | null;
+  /** What the job's own retention removed after the run, and what it kept for now and why. */
+  pruned: string[];
+  deferred: { restorePointId: string; reason: string }[];
 }
 
 export interface SyncJobRecord {
@@ -23,6 +27,7 @@ export interface SyncJobRecord {
   schedule: string | null;
   timeZone: string | null;
   maxBytesPerSecond: number | null;
+  retention: RetentionRules | null;
   createdAt: Date;
   lastRun: SyncRunRecord | null;
 }

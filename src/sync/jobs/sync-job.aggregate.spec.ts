@@ -1,0 +1,68 @@
+import { fold } from '../../eventing/aggregate';
+import { DomainError } from '../../eventing/domain-error';
+import { syncJobAggregate, SyncJobCommand } from './sync-job.aggregate';
+import { SyncJobDefinition, SyncJobEvent } from './sync-job.events';
+
+const definition: SyncJobDefinition = {
+  syncJobId: 'j1',
+  remoteId: 'r1',
+  repositoryId: 'repo',
+  remoteRepositoryId: null,
+  vms: null,
+  schedule: null,
+  timeZone: null,
+  maxBytesPerSecond: null,
+  retention: null,
+};
+
+function play(...commands: SyncJobCommand[]): SyncJobEvent[] {
+  const events: SyncJobEvent[] = [];
+  for (const command of commands) events.push(...syncJobAggregate.decide(command, fold(syncJobAggregate, events)));
+  return events;
+}
+
+const refusal = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof DomainError ? `${error.kind}: ${error.message}` : String(error);
+  }
+  return 'accepted';
+};
+
+describe('sync job aggregate', () => {
+  it('one run at a time: a second start is refused until the first ends', () => {
+    const events = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual' });
+    expect(refusal(() => play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual' }, { kind: 'startRun', runId: 'b', trigger: 'schedule' }))).toBe('conflict: sync job j1 is already running (run a)');
+    const state = fold(syncJobAggregate, [...events, ...syncJobAggregate.decide({ kind: 'completeRun', result: { runId: 'a', synced: [], alreadyHeld: 0, bytesReceived: 0, durationMs: 1 } }, fold(syncJobAggregate, events))]);
+    expect(state.running).toBeNull();
+    expect(syncJobAggregate.decide({ kind: 'startRun', runId: 'b', trigger: 'schedule' }, state).map((e) => e.type)).toEqual(['SyncRunStarted']);
+  });
+
+  it('a point begun and not recorded stays unfinished across a failed run, for the next run to clear; a completed run clears it', () => {
+    const point = { runId: 'a', restorePointId: 'p1', vmId: 'vm1', files: ['vm1/d/p1.qcow2'], exportId: 'e1' };
+    const failed = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual' }, { kind: 'startPoint', point }, { kind: 'failRun', result: { runId: 'a', reason: 'the hub stopped during the run', restorePointId: 'p1', synced: [], bytesReceived: 0 } });
+    expect(fold(syncJobAggregate, failed)).toMatchObject({ running: null, unfinished: { syncJobId: 'j1', ...point } });
+    // a failure recorded twice (a restart after the run already failed) appends nothing
+    expect(syncJobAggregate.decide({ kind: 'failRun', result: { runId: 'a', reason: 'x', restorePointId: null, synced: [], bytesReceived: 0 } }, fold(syncJobAggregate, failed))).toEqual([]);
+    const next = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'b', trigger: 'manual' }, { kind: 'completeRun', result: { runId: 'b', synced: ['p1'], alreadyHeld: 0, bytesReceived: 9, durationMs: 1 } });
+    expect(fold(syncJobAggregate, next).unfinished).toBeNull();
+  });
+
+  it('a point or an end of a run that is not running is refused', () => {
+    const created = play({ kind: 'create', definition });
+    expect(refusal(() => syncJobAggregate.decide({ kind: 'startPoint', point: { runId: 'x', restorePointId: 'p', vmId: 'v', files: [], exportId: null } }, fold(syncJobAggregate, created)))).toBe('conflict: run x is not the sync job\'s running run');
+    expect(refusal(() => syncJobAggregate.decide({ kind: 'startRun', runId: 'a', trigger: 'manual' }, fold(syncJobAggregate, [])))).toBe('not_found: no such sync job');
+  });
+
+  it.each([
+    [{ schedule: '61 * * * *' }, /^invalid: cron "61 \* \* \* \*"/],
+    [{ schedule: '0 3 * * *', timeZone: 'Mars/Olympus' }, /^invalid: time zone "Mars\/Olympus" is not an IANA time zone/],
+    [{ timeZone: 'UTC' }, /^invalid: timeZone is given with a schedule or retention only$/],
+    [{ retention: {} }, /^invalid: retention needs at least one rule/],
+    [{ retention: { keepLast: 0, keepDaily: 0 } }, /^invalid: retention keeps nothing/],
+    [{ schedule: '30 2 * * *', timeZone: 'Europe/Berlin', retention: { keepDaily: 7, keepMonthly: 12 } }, /^accepted$/],
+  ])('a definition %j: %s', (change, expected) => {
+    expect(refusal(() => play({ kind: 'create', definition: { ...definition, ...change } }))).toMatch(expected);
+  });
+});
