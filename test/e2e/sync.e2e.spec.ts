@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { MiB, writeToDisk } from '../fixtures/vm/sample-vm';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
 import { processesMentioning, spawnSendense } from '../support/processes';
+import { startFlippingRelay } from '../fixtures/tunnel/flipping-relay';
 
 const run = promisify(execFile);
 
@@ -22,7 +23,8 @@ async function ownBytes(file: string): Promise<{ data: number; zero: number }> {
  * second pulls the restore points over SSH (host key pinned, a sync token as the password) and NBD with TLS.
  */
 describe('hub-to-hub sync: a second hub pulls the restore points it does not hold', () => {
-  const primary = new BackupLab({ DATABASE_URL: '' });
+  // its NBD exports on loopback only, so that a relay on another loopback address can stand between the hubs
+  const primary = new BackupLab({ DATABASE_URL: '', SENDENSE_NBD_BIND: '127.0.0.1' });
   const target = new BackupLab({ DATABASE_URL: '' });
   let syncToken = '';
   let fingerprint = '';
@@ -346,6 +348,37 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
     expect((await targetPoints()).map((p) => p.restorePointId)).toContain(oldest);
     expect((await target.api('POST', `/api/v1/restore-points/${oldest}/verify`)).body.content.ok).toBe(true);
   }, 240_000);
+
+  it('a byte flipped on the wire between the hubs fails the sync of that point; nothing is recorded, and the next run copies it', async () => {
+    // every path between the hubs is authenticated encryption (SSH, TLS 1.3 with AES-GCM): a flipped bit fails the
+    // record it lands in, so it never reaches a block to be compared; the run fails naming the point
+    const nbdPorts = Array.from({ length: 32 }, (_, i) => 14000 + i);
+    const relay = await startFlippingRelay('127.0.0.3', [primary.sshPort, ...nbdPorts], new Set(nbdPorts), 200_000);
+    let fresh = '';
+    try {
+      const relayed = await target.api('POST', '/api/v1/remotes', { name: 'primary-relayed', url: `ssh://127.0.0.3:${primary.sshPort}`, token: syncToken, fingerprint });
+      expect(relayed.status).toBe(201);
+      const job = (await target.api('POST', '/api/v1/sync-jobs', { remoteId: relayed.body.remoteId, repositoryId: target.repositoryId })).body.syncJobId;
+      await change(23);
+      fresh = await backup('auto');
+      const before = (await targetPoints()).map((p) => p.restorePointId);
+      syncJobId = job;
+      const failed = await syncRun('failed');
+      expect(relay.flipped()).toBe(true);
+      expect(failed.restorePointId).toBe(fresh);
+      expect(failed.reason).toMatch(new RegExp(`^copying restore point ${fresh} failed: .*(bad record mac|decrypt|TLS|closed)`, 'i'));
+      expect((await targetPoints()).map((p) => p.restorePointId)).toEqual(before);
+      expect(await target.leftovers(['vm1'])).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+    } finally {
+      await relay.close();
+    }
+    syncJobId = (await target.api('GET', '/api/v1/sync-jobs')).body[0].syncJobId;
+    const direct = await syncRun();
+    expect(direct.synced).toEqual([fresh]);
+    const theirs = (await primaryPoints()).find((p) => p.restorePointId === fresh);
+    const ours = (await targetPoints()).find((p) => p.restorePointId === fresh);
+    for (const d of theirs.disks) await run('qemu-img', ['compare', '-q', '-U', join(primary.repoRoot, d.file), join(target.repoRoot, ours.disks.find((x: any) => x.diskId === d.diskId).file)]);
+  }, 180_000);
 
   it('a block that does not match its digest fails the sync of that point, naming the block; nothing is recorded', async () => {
     await change(21);
