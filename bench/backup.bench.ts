@@ -423,7 +423,7 @@ export class Lab {
     return { SENDENSE_TOKEN: TOKEN, SENDENSE_AGENT_DIR: join(this.dir, 'agent'), SENDENSE_LOG_LEVEL: 'warn' };
   }
 
-  /** `source`: the agent's source arguments, `--inventory FILE` or `--libvirt URI`. */
+  /** `source`: the agent's source arguments, `--inventory FILE` or `--libvirt URI`; none starts the hub alone. */
   async start(source: string[]): Promise<void> {
     this.apiPort = await freePort();
     this.hub = spawnSendense(
@@ -446,6 +446,8 @@ export class Lab {
       mkdirSync(join(this.dir, 'repo'));
       this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'bench', kind: 'local', path: join(this.dir, 'repo') })).body.repositoryId;
     }
+    // no source: a hub alone (the second hub of the sync bench)
+    if (!source.length) return;
     const register = spawnSendense(['agent', 'register', '--hub', `http://127.0.0.1:${this.apiPort}`, '--name', this.options.agentName ?? 'bench-agent'], this.agentEnv());
     await register.exited;
     if (register.child.exitCode !== 0) throw new Error(`agent register failed: ${register.output()}`);

@@ -11,6 +11,7 @@ import { runRestoreVmBench } from './restore-vm.bench';
 import { runPeerBench } from './peer.bench';
 import { runFleetBench } from './fleet.bench';
 import { runChainBench } from './chain.bench';
+import { runSyncBench } from './sync.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -26,6 +27,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   peer: runPeerBench,
   fleet: runFleetBench,
   chain: runChainBench,
+  sync: runSyncBench,
 };
 
 async function main(): Promise<void> {

@@ -21,6 +21,7 @@ import { RepositoriesService } from '../repositories/registry/repositories.servi
 import { checkBlocks, exportForWriting, exportPoint } from '../restore-points/adapters/block-reader';
 import { pointOf } from '../restore-points/chain.aggregate';
 import { PointDisk, PointSource, RestorePoint } from '../restore-points/chain.events';
+import { BlockDigests, DIGEST_BLOCK_SIZE } from '../wire/block-digests';
 import { ChainStates } from '../restore-points/chain-states';
 import { SyncRestorePointCommand } from '../restore-points/commands/sync-restore-point.command';
 import { ImmutablePoints } from '../restore-points/immutable-points';
@@ -265,27 +266,33 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         const disks: PointDisk[] = [];
         for (const target of targets) {
           signal.throwIfAborted();
-          await this.files.create(root, target);
-          const served = exported.disks.find((d) => d.diskId === target.diskId);
-          if (!served?.psk) throw new PointFailure(id, `the remote hub served disk ${target.diskId} of ${id} without a TLS key`);
-          const source = await openNbd({ transport: 'tcp', host: served.host, port: served.port, exportName: served.exportName }, { startTls: pskStartTls(served.psk), metaContexts: [QEMU_ALLOCATION_DEPTH, BASE_ALLOCATION] });
-          try {
-            const written = await exportForWriting(join(root, target.file));
-            try {
-              const summary = await copyDisk({ source, target: written.client, mode: whole ? 'full' : 'layer', signal, ...(job.maxBytesPerSecond ? { maxBytesPerSecond: job.maxBytesPerSecond } : {}) });
-              bytes += summary.bytesRead;
-            } finally {
-              await written.close();
-            }
-          } finally {
-            await source.close().catch(() => undefined);
-          }
+          // the digests first: each block is checked against them as it arrives
           const digestBytes = await remote.digests(id, target.diskId);
           bytes += digestBytes.length;
           const ref = target.source.digests!;
           if (sha256(digestBytes) !== ref.sha256) throw new PointFailure(id, `the digests of disk ${target.diskId} of ${id} arrived damaged (SHA-256 ${sha256(digestBytes)}, the remote recorded ${ref.sha256})`);
           const digestFile = digestFileOf(point.vmId, id, target.diskId);
           await writeDurably(join(root, digestFile), digestBytes);
+          const expected = await readDigestFile(root, { ...ref, file: digestFile });
+          await this.files.create(root, target);
+          const served = exported.disks.find((d) => d.diskId === target.diskId);
+          if (!served?.psk) throw new PointFailure(id, `the remote hub served disk ${target.diskId} of ${id} without a TLS key`);
+          const source = await openNbd({ transport: 'tcp', host: served.host, port: served.port, exportName: served.exportName }, { startTls: pskStartTls(served.psk), metaContexts: [QEMU_ALLOCATION_DEPTH, BASE_ALLOCATION] });
+          let received: BlockDigests;
+          try {
+            const written = await exportForWriting(join(root, target.file));
+            try {
+              const summary = await copyDisk({ source, target: written.client, mode: whole ? 'full' : 'layer', digests: true, signal, ...(job.maxBytesPerSecond ? { maxBytesPerSecond: job.maxBytesPerSecond } : {}) });
+              bytes += summary.bytesRead;
+              received = summary.digests!;
+              this.logger.log(`copied disk ${target.diskId} of ${id}: ${(summary.bytesRead / 1048576).toFixed(1)} MiB read in ${summary.durationMs} ms`);
+            } finally {
+              await written.close();
+            }
+          } finally {
+            await source.close().catch(() => undefined);
+          }
+          await this.checkAgainstDigests(root, id, target, expected, received);
           disks.push({ diskId: target.diskId, file: target.file, parentFile: target.parentFile, virtualSize: target.virtualSize, fileBytes: (await stat(join(root, target.file))).size, changeRef: target.source.changeRef, digests: { ...ref, file: digestFile } });
         }
         let configuration = point.configuration;
@@ -298,7 +305,6 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           configuration = { ...configuration, file };
         }
         await remote.closeExport(exported.exportId);
-        await this.checkAgainstDigests(root, id, disks);
         const synced: RestorePoint = {
           restorePointId: id,
           vmId: point.vmId,
@@ -357,23 +363,35 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  /** Every block the point's digests name, read back here through its chain: a point that does not match is never recorded. */
-  private async checkAgainstDigests(root: string, restorePointId: string, disks: PointDisk[]): Promise<void> {
-    for (const disk of disks) {
-      const digests = await readDigestFile(root, disk.digests!);
+  /**
+   * Every block the point's digests name, as it arrived: the copy hashed each block it wrote, so the data is not
+   * read a second time. A block the copy did not write (a full's block of zeroes the remote keeps unallocated) is read
+   * back here through the new file's chain. A point that does not match is never recorded.
+   */
+  private async checkAgainstDigests(root: string, restorePointId: string, disk: { diskId: string; file: string }, expected: BlockDigests, received: BlockDigests): Promise<void> {
+    const mismatches: { offset: number; length: number; expected: string; actual: string }[] = [];
+    for (const run of expected.runs) {
+      for (let b = run.first; b < run.first + run.count; b++) {
+        const got = received.digestAt(b);
+        const want = expected.digestAt(b)!;
+        if (got && !got.equals(want)) mismatches.push({ offset: b * DIGEST_BLOCK_SIZE, length: expected.blockLength(b), expected: want.toString('hex'), actual: got.toString('hex') });
+      }
+    }
+    const unreceived = expected.minus(received.runs);
+    if (unreceived.runs.length) {
       const exported = await exportPoint(join(root, disk.file));
       try {
-        const { mismatches } = await checkBlocks(exported.client, digests);
-        if (mismatches.length) {
-          const m = mismatches[0];
-          throw new PointFailure(
-            restorePointId,
-            `disk ${disk.diskId} of restore point ${restorePointId} did not arrive intact: the block at offset ${m.offset} (${m.length} bytes) reads ${m.actual}, its digest is ${m.expected}${mismatches.length > 1 ? ` (and ${mismatches.length - 1} more blocks)` : ''}`,
-          );
-        }
+        mismatches.push(...(await checkBlocks(exported.client, unreceived)).mismatches);
       } finally {
         await exported.close();
       }
+    }
+    if (mismatches.length) {
+      const m = mismatches.sort((a, b) => a.offset - b.offset)[0];
+      throw new PointFailure(
+        restorePointId,
+        `disk ${disk.diskId} of restore point ${restorePointId} did not arrive intact: the block at offset ${m.offset} (${m.length} bytes) reads ${m.actual}, its digest is ${m.expected}${mismatches.length > 1 ? ` (and ${mismatches.length - 1} more blocks)` : ''}`,
+      );
     }
   }
 }

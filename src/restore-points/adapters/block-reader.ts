@@ -5,7 +5,7 @@ import { borrowHasher, releaseHasher, sharedBuffer } from '../../data-mover';
 import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
-import { buildSocketExportArgs } from '../../qemu/qemu-nbd-args';
+import { buildSocketExportArgs, supportsDirectIo } from '../../qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH } from '../../wire/block-digests';
 
@@ -45,7 +45,10 @@ export function exportPoint(file: string, readyTimeoutMs = 10_000): Promise<Poin
   return exportFile(file, false, readyTimeoutMs);
 }
 
-/** The same for a new point's file being written (a sync's copy): its writes go through qemu's qcow2 driver, flushed by the client. */
+/**
+ * The same for a new point's file being written (a sync's copy): written once and not read back soon, so around the
+ * page cache where the filesystem allows it, as a backup target is (see buildQemuNbdArgs).
+ */
 export function exportForWriting(file: string, readyTimeoutMs = 10_000): Promise<PointExport> {
   return exportFile(file, true, readyTimeoutMs);
 }
@@ -56,7 +59,7 @@ async function exportFile(file: string, writable: boolean, readyTimeoutMs: numbe
   const pidFile = join(dir, 'qemu-nbd.pid');
   let handle;
   try {
-    const args = buildSocketExportArgs({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1, ...(writable ? { writable: { directIo: false } } : {}) }, pidFile);
+    const args = buildSocketExportArgs({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1, ...(writable ? { writable: { directIo: supportsDirectIo(file) } } : {}) }, pidFile);
     handle = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs });
     const client = await openNbd(`nbd+unix:///${EXPORT_NAME}?socket=${socket}`);
     const server = handle;
