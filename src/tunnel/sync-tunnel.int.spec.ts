@@ -258,4 +258,14 @@ describe('SSH tunnel: sync clients with a password', () => {
       client.end();
     }
   });
+
+  it('gives a peer hub no reverse forward: it serves no API to this hub', async () => {
+    const client = await rawClient({ password: GOOD_TOKEN });
+    try {
+      await expect(new Promise<number>((resolve, reject) => client.forwardIn('127.0.0.1', 0, (err, port) => (err ? reject(err) : resolve(port))))).rejects.toThrow();
+      expect(hubLog.lines.filter((line) => /global request refused/.test(line.message)).map((line) => line.fields)).toContainEqual({ agentId: 'sync:hub-b', request: 'tcpip-forward', bindAddr: '127.0.0.1', bindPort: 0 });
+    } finally {
+      client.end();
+    }
+  });
 });

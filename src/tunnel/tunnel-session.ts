@@ -165,8 +165,9 @@ export class TunnelSession {
       this.apiForward = undefined;
       return accept?.();
     }
-    // One forward per agent, hub-chosen port (bindPort 0), loopback only: the agent names nothing on the hub.
-    if (name !== 'tcpip-forward' || this.apiForward || info.bindPort !== 0 || !HUB_LOOPBACK.has(info.bindAddr)) {
+    // One forward per agent, hub-chosen port (bindPort 0), loopback only: the agent names nothing on the hub. A peer
+    // hub (password session) serves no API to this hub: it gets none.
+    if (name !== 'tcpip-forward' || this.fingerprint === 'password' || this.apiForward || info.bindPort !== 0 || !HUB_LOOPBACK.has(info.bindAddr)) {
       this.log.warn(where, 'global request refused');
       return reject?.();
     }
