@@ -14,7 +14,7 @@ export class Sync1763771500000 implements MigrationInterface {
     await q.query(`CREATE TABLE rm_sync_runs (
       run_id uuid PRIMARY KEY, sync_job_id uuid NOT NULL, status text NOT NULL, trigger text NOT NULL, started_at timestamptz NOT NULL,
       finished_at timestamptz NULL, synced jsonb NOT NULL, already_held integer NULL, bytes_received bigint NULL, reason text NULL, restore_point_id text NULL,
-      pruned jsonb NOT NULL DEFAULT '[]', deferred jsonb NOT NULL DEFAULT '[]')`);
+      pruned jsonb NOT NULL DEFAULT '[]', deferred jsonb NOT NULL DEFAULT '[]', progress jsonb NULL)`);
     await q.query(`CREATE INDEX rm_sync_runs_job ON rm_sync_runs (sync_job_id, started_at DESC)`);
     await q.query(`ALTER TABLE rm_restore_points ADD COLUMN source jsonb NULL`);
   }

@@ -5,12 +5,14 @@ import { Projector } from '../../src/projection-runner/projector';
 import {
   SYNC_JOB_CREATED,
   SYNC_JOB_STREAM_PREFIX,
+  SYNC_POINT_PROGRESSED,
   SYNC_POINT_STARTED,
   SYNC_RETENTION_APPLIED,
   SYNC_RUN_COMPLETED,
   SYNC_RUN_FAILED,
   SYNC_RUN_STARTED,
   SyncJobCreated,
+  SyncPointProgressed,
   SyncPointStarted,
   SyncRetentionApplied,
   SyncRunCompleted,
@@ -56,6 +58,11 @@ export class SyncJobsProjector implements Projector {
           d.alreadyHeld,
           d.bytesReceived,
         ]);
+        return;
+      }
+      case SYNC_POINT_PROGRESSED: {
+        const { runId, restorePointId, diskId, bytesDone, bytesPlanned, rate } = event.data as SyncPointProgressed['data'];
+        await q(`UPDATE rm_sync_runs SET progress = $2 WHERE run_id = $1`, [runId, JSON.stringify({ restorePointId, diskId, bytesDone, bytesPlanned, rate })]);
         return;
       }
       case SYNC_RETENTION_APPLIED: {

@@ -36,7 +36,11 @@ function all(args: string[], name: string): string[] {
 function runLine(run: SyncRunRecord | null): string {
   if (!run) return 'never ran';
   const what = `${run.synced.length} point(s) copied${run.alreadyHeld !== null ? `, ${run.alreadyHeld} already here` : ''}${run.bytesReceived !== null ? `, ${formatBytes(run.bytesReceived)} received` : ''}`;
-  if (run.status === 'running') return `running since ${new Date(run.startedAt).toISOString()}${run.restorePointId ? `, copying ${run.restorePointId}` : ''}`;
+  if (run.status === 'running') {
+    const p = run.progress?.restorePointId === run.restorePointId ? run.progress : null;
+    const copying = p ? `, copying ${p.restorePointId} ${p.diskId}: ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesPlanned)} at ${formatBytes(p.rate)}/s` : run.restorePointId ? `, copying ${run.restorePointId}` : '';
+    return `running since ${new Date(run.startedAt).toISOString()}${copying}`;
+  }
   return `${run.status} ${new Date(run.finishedAt ?? run.startedAt).toISOString()}: ${what}${run.reason ? `; ${run.reason}` : ''}`;
 }
 

@@ -5,7 +5,8 @@ import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TargetFiles, targetPath } from '../backups/adapters/target-files';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
-import { copyDisk } from '../data-mover';
+import { HUB_INSTANCE } from '../config/hub-instance';
+import { copyDisk, CopyProgress } from '../data-mover';
 import { DomainError } from '../eventing/domain-error';
 import { KeyedMutex } from '../eventing/keyed-mutex';
 import { currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
@@ -41,6 +42,8 @@ import { syncJobStream } from './jobs/sync-job.events';
 import { AggregateRepository } from '../eventing/aggregate-repository';
 
 const SYNC_JOBS = 'sync-jobs';
+/** As a backup's disks report theirs: often enough to watch, rarely enough to cost nothing. */
+const PROGRESS_EVERY_MS = 1000;
 const RESTORE_POINTS = 'restore-points';
 
 type RemotePoint = SyncPointList['points'][number];
@@ -73,6 +76,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    @Inject(HUB_INSTANCE) private readonly instance: string,
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
     private readonly aggregates: AggregateRepository,
@@ -84,13 +88,16 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly deletion: RestorePointDeletionWorkflow,
   ) {}
 
-  /** Runs a previous hub process left running ended with it; their unfinished point is cleared by the next run. */
+  /**
+   * Runs this hub's previous process left running ended with it; their unfinished point is cleared by the next run.
+   * Another hub process on the same database runs its own (each run names the hub that runs it).
+   */
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp(SYNC_JOBS);
     const jobs: SyncJobRecord[] = await this.queries.execute(new ListSyncJobsQuery());
     for (const job of jobs) {
       const state = await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate);
-      if (state.state.running) {
+      if (state.state.running && state.state.running.hubInstance === this.instance) {
         await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
           this.gateway.execute(
             new SyncJobCommand(job.syncJobId, { kind: 'failRun', result: { runId: state.state.running!.runId, reason: 'the hub stopped during the run', restorePointId: state.state.running!.point?.restorePointId ?? null, synced: [], bytesReceived: 0 } }),
@@ -155,18 +162,13 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const definition = state.state.definition;
     if (!definition) throw new DomainError('not_found', `sync job ${syncJobId} does not exist`);
     const runId = randomUUID();
-    await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger }), SYNC_JOBS);
+    await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger, hubInstance: this.instance }), SYNC_JOBS);
     const abort = new AbortController();
     const context = currentContext();
     // runs into one repository take turns: two jobs pulling the same point would write the same files
     const done = runWithContext(context, () => this.repositoryTurns.run(definition.repositoryId, () => this.run(definition, runId, state.state.unfinished, abort.signal))).finally(() => this.running.delete(syncJobId));
     this.running.set(syncJobId, { abort, done });
     return { syncJobId, runId };
-  }
-
-  /** Waits for the job's run under way, if any (tests and shutdown). */
-  async settled(syncJobId: string): Promise<void> {
-    await this.running.get(syncJobId)?.done;
   }
 
   private async run(job: SyncJobDefinition, runId: string, unfinished: { restorePointId: string; vmId: string; files: string[]; exportId: string | null } | null, signal: AbortSignal): Promise<void> {
@@ -221,6 +223,19 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     } finally {
       await remote?.close().catch(() => undefined);
     }
+  }
+
+  /** Progress as events, one at a time: a report made while the previous one is being recorded is dropped (the next one says more). */
+  private progressReporter(syncJobId: string, runId: string, restorePointId: string, diskId: string): (p: CopyProgress) => void {
+    let recording = false;
+    return ({ bytesDone, bytesPlanned, rate }) => {
+      if (recording) return;
+      recording = true;
+      this.gateway
+        .execute(new SyncJobCommand(syncJobId, { kind: 'progress', progress: { runId, restorePointId, diskId, bytesDone, bytesPlanned, rate: Math.round(rate) } }))
+        .catch((e: Error) => this.logger.warn(`recording the progress of sync run ${runId} failed: ${e.message}`))
+        .finally(() => (recording = false));
+    };
   }
 
   private async heldHere(restorePointId: string): Promise<boolean> {
@@ -282,7 +297,17 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           try {
             const written = await exportForWriting(join(root, target.file));
             try {
-              const summary = await copyDisk({ source, target: written.client, mode: whole ? 'full' : 'layer', digests: true, signal, ...(job.maxBytesPerSecond ? { maxBytesPerSecond: job.maxBytesPerSecond } : {}) });
+              const report = this.progressReporter(job.syncJobId, runId, id, target.diskId);
+              const summary = await copyDisk({
+                source,
+                target: written.client,
+                mode: whole ? 'full' : 'layer',
+                digests: true,
+                signal,
+                onProgress: report,
+                progressIntervalMs: PROGRESS_EVERY_MS,
+                ...(job.maxBytesPerSecond ? { maxBytesPerSecond: job.maxBytesPerSecond } : {}),
+              });
               bytes += summary.bytesRead;
               received = summary.digests!;
               this.logger.log(`copied disk ${target.diskId} of ${id}: ${(summary.bytesRead / 1048576).toFixed(1)} MiB read in ${summary.durationMs} ms`);

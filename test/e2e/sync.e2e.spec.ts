@@ -211,7 +211,11 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
     const writer = () => processesMentioning(target.repoRoot).filter((p) => p.cmdline.includes('qemu-nbd') && p.cmdline.includes(`${big}.qcow2`) && p.cmdline.includes('disk1'));
     await target.until(async () => writer().length > 0, 60_000, 'the second hub to write the big point');
     await new Promise((r) => setTimeout(r, 1500));
-    expect((await jobOf(slow)).lastRun).toMatchObject({ status: 'running', restorePointId: big });
+    // progress you can watch: the copy reports every second, part of the point's disk done
+    await target.until(async () => ((await jobOf(slow)).lastRun.progress?.bytesDone ?? 0) > 0, 10_000, 'a progress report');
+    const running = (await jobOf(slow)).lastRun;
+    expect(running).toMatchObject({ status: 'running', restorePointId: big, progress: { restorePointId: big, diskId: 'disk1' } });
+    expect(running.progress.bytesDone).toBeLessThan(running.progress.bytesPlanned);
     await target.stop(target.hub, 'SIGKILL');
     // what the killed hub left: the qemu-nbd it wrote through, and a partial file no restore point names
     expect(writer()).toHaveLength(1);
@@ -224,22 +228,17 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
     expect({ synced: resumed.synced, alreadyHeld: resumed.alreadyHeld }).toEqual({ synced: [big], alreadyHeld: heldBefore.length });
     expect(writer()).toEqual([]);
 
-    // the primary killed while it serves a point: its export is paused (SIGSTOP) as the copy begins
-    await change(12);
+    // the primary killed while it serves a point: once the copy began (the export served and the point is recorded as
+    // begun), the export is paused (SIGSTOP), so the copy is in flight when the hub dies. Enough data for several seconds at the limit.
+    await writeToDisk(primary.vm.disks[1].path, [{ offset: 30 * MiB, length: 24 * MiB, pattern: 0x66 }]);
     const next = await backup('auto');
     const started = await target.api('POST', `/api/v1/sync-jobs/${slow}/run`);
     expect(started.status).toBe(202);
-    const paused: number[] = [];
-    await target.until(async () => {
-      for (const p of processesMentioning(primary.repoRoot).filter((x) => x.cmdline.includes('qemu-nbd') && x.cmdline.includes(next))) {
-        if (!paused.includes(p.pid)) {
-          process.kill(p.pid, 'SIGSTOP');
-          paused.push(p.pid);
-        }
-      }
-      return paused.length > 0;
-    }, 60_000, 'the primary to serve the point');
     await target.until(async () => (await jobOf(slow)).lastRun.restorePointId === next, 30_000, 'the run to begin the point');
+    const paused = processesMentioning(primary.repoRoot).filter((x) => x.cmdline.includes('qemu-nbd') && x.cmdline.includes(next)).map((p) => p.pid);
+    expect(paused).toHaveLength(2);
+    for (const pid of paused) process.kill(pid, 'SIGSTOP');
+    expect((await jobOf(slow)).lastRun.status).toBe('running');
     await primary.stop(primary.agent);
     await primary.stop(primary.hub, 'SIGKILL');
     for (const pid of paused) process.kill(pid, 'SIGCONT');

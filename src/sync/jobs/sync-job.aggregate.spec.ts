@@ -32,27 +32,35 @@ const refusal = (fn: () => unknown) => {
 
 describe('sync job aggregate', () => {
   it('one run at a time: a second start is refused until the first ends', () => {
-    const events = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual' });
-    expect(refusal(() => play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual' }, { kind: 'startRun', runId: 'b', trigger: 'schedule' }))).toBe('conflict: sync job j1 is already running (run a)');
+    const events = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual', hubInstance: 'h1' });
+    expect(refusal(() => play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual', hubInstance: 'h1' }, { kind: 'startRun', runId: 'b', trigger: 'schedule', hubInstance: 'h1' }))).toBe('conflict: sync job j1 is already running (run a)');
     const state = fold(syncJobAggregate, [...events, ...syncJobAggregate.decide({ kind: 'completeRun', result: { runId: 'a', synced: [], alreadyHeld: 0, bytesReceived: 0, durationMs: 1 } }, fold(syncJobAggregate, events))]);
     expect(state.running).toBeNull();
-    expect(syncJobAggregate.decide({ kind: 'startRun', runId: 'b', trigger: 'schedule' }, state).map((e) => e.type)).toEqual(['SyncRunStarted']);
+    expect(syncJobAggregate.decide({ kind: 'startRun', runId: 'b', trigger: 'schedule', hubInstance: 'h1' }, state).map((e) => e.type)).toEqual(['SyncRunStarted']);
   });
 
   it('a point begun and not recorded stays unfinished across a failed run, for the next run to clear; a completed run clears it', () => {
     const point = { runId: 'a', restorePointId: 'p1', vmId: 'vm1', files: ['vm1/d/p1.qcow2'], exportId: 'e1' };
-    const failed = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual' }, { kind: 'startPoint', point }, { kind: 'failRun', result: { runId: 'a', reason: 'the hub stopped during the run', restorePointId: 'p1', synced: [], bytesReceived: 0 } });
+    const failed = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual', hubInstance: 'h1' }, { kind: 'startPoint', point }, { kind: 'failRun', result: { runId: 'a', reason: 'the hub stopped during the run', restorePointId: 'p1', synced: [], bytesReceived: 0 } });
     expect(fold(syncJobAggregate, failed)).toMatchObject({ running: null, unfinished: { syncJobId: 'j1', ...point } });
     // a failure recorded twice (a restart after the run already failed) appends nothing
     expect(syncJobAggregate.decide({ kind: 'failRun', result: { runId: 'a', reason: 'x', restorePointId: null, synced: [], bytesReceived: 0 } }, fold(syncJobAggregate, failed))).toEqual([]);
-    const next = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'b', trigger: 'manual' }, { kind: 'completeRun', result: { runId: 'b', synced: ['p1'], alreadyHeld: 0, bytesReceived: 9, durationMs: 1 } });
+    const next = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'b', trigger: 'manual', hubInstance: 'h1' }, { kind: 'completeRun', result: { runId: 'b', synced: ['p1'], alreadyHeld: 0, bytesReceived: 9, durationMs: 1 } });
     expect(fold(syncJobAggregate, next).unfinished).toBeNull();
+  });
+
+  it('progress is recorded while its run runs; a report that arrives after the run ended appends nothing', () => {
+    const progress = { runId: 'a', restorePointId: 'p1', diskId: 'd', bytesDone: 1, bytesPlanned: 2, rate: 3 };
+    const running = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual', hubInstance: 'h1' });
+    expect(syncJobAggregate.decide({ kind: 'progress', progress }, fold(syncJobAggregate, running))).toEqual([{ type: 'SyncPointProgressed', data: { syncJobId: 'j1', ...progress } }]);
+    const ended = [...running, ...syncJobAggregate.decide({ kind: 'completeRun', result: { runId: 'a', synced: [], alreadyHeld: 0, bytesReceived: 0, durationMs: 1 } }, fold(syncJobAggregate, running))];
+    expect(syncJobAggregate.decide({ kind: 'progress', progress }, fold(syncJobAggregate, ended))).toEqual([]);
   });
 
   it('a point or an end of a run that is not running is refused', () => {
     const created = play({ kind: 'create', definition });
     expect(refusal(() => syncJobAggregate.decide({ kind: 'startPoint', point: { runId: 'x', restorePointId: 'p', vmId: 'v', files: [], exportId: null } }, fold(syncJobAggregate, created)))).toBe('conflict: run x is not the sync job\'s running run');
-    expect(refusal(() => syncJobAggregate.decide({ kind: 'startRun', runId: 'a', trigger: 'manual' }, fold(syncJobAggregate, [])))).toBe('not_found: no such sync job');
+    expect(refusal(() => syncJobAggregate.decide({ kind: 'startRun', runId: 'a', trigger: 'manual', hubInstance: 'h1' }, fold(syncJobAggregate, [])))).toBe('not_found: no such sync job');
   });
 
   it.each([

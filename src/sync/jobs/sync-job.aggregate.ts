@@ -4,6 +4,7 @@ import { CalendarError, isValidTimeZone, parseCron } from '../../policies/calend
 import { retentionProblems } from '../../policies/policy.aggregate';
 import {
   SYNC_JOB_CREATED,
+  SYNC_POINT_PROGRESSED,
   SYNC_POINT_STARTED,
   SYNC_RETENTION_APPLIED,
   SYNC_RUN_COMPLETED,
@@ -11,6 +12,7 @@ import {
   SYNC_RUN_STARTED,
   SyncJobDefinition,
   SyncJobEvent,
+  SyncPointProgressed,
   SyncPointStarted,
   SyncRetentionApplied,
   SyncRunCompleted,
@@ -20,15 +22,16 @@ import {
 export interface SyncJobState {
   definition: SyncJobDefinition | null;
   /** The run under way, if any. */
-  running: { runId: string; point: SyncPointStarted['data'] | null } | null;
+  running: { runId: string; hubInstance: string; point: SyncPointStarted['data'] | null } | null;
   /** The last point a run began and did not record: what a crashed run left (files here, an export on the remote). */
   unfinished: SyncPointStarted['data'] | null;
 }
 
 export type SyncJobCommand =
   | { kind: 'create'; definition: SyncJobDefinition }
-  | { kind: 'startRun'; runId: string; trigger: 'manual' | 'schedule' }
+  | { kind: 'startRun'; runId: string; trigger: 'manual' | 'schedule'; hubInstance: string }
   | { kind: 'startPoint'; point: Omit<SyncPointStarted['data'], 'syncJobId'> }
+  | { kind: 'progress'; progress: Omit<SyncPointProgressed['data'], 'syncJobId'> }
   | { kind: 'completeRun'; result: Omit<SyncRunCompleted['data'], 'syncJobId'> }
   | { kind: 'failRun'; result: Omit<SyncRunFailed['data'], 'syncJobId'> }
   | { kind: 'recordRetention'; result: Omit<SyncRetentionApplied['data'], 'syncJobId'> };
@@ -49,7 +52,7 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
         return { ...state, definition: { syncJobId, remoteId, repositoryId, remoteRepositoryId, vms, schedule, timeZone, maxBytesPerSecond: maxBytesPerSecond ?? null, retention: retention ?? null } };
       }
       case SYNC_RUN_STARTED:
-        return { ...state, running: { runId: event.data.runId, point: null } };
+        return { ...state, running: { runId: event.data.runId, hubInstance: event.data.hubInstance, point: null } };
       case SYNC_POINT_STARTED:
         return { ...state, running: state.running && { ...state.running, point: { ...event.data } }, unfinished: { ...event.data } };
       case SYNC_RUN_COMPLETED:
@@ -58,6 +61,7 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
         // the point it was copying stays unfinished: its files and export are cleared by the next run
         return { ...state, running: null };
       case SYNC_RETENTION_APPLIED:
+      case SYNC_POINT_PROGRESSED:
         return state;
     }
   },
@@ -83,11 +87,15 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
       case 'startRun': {
         if (!state.definition) throw new DomainError('not_found', 'no such sync job');
         if (state.running) throw new DomainError('conflict', `sync job ${state.definition.syncJobId} is already running (run ${state.running.runId})`);
-        return [{ type: SYNC_RUN_STARTED, data: { syncJobId: state.definition.syncJobId, runId: command.runId, trigger: command.trigger } }];
+        return [{ type: SYNC_RUN_STARTED, data: { syncJobId: state.definition.syncJobId, runId: command.runId, trigger: command.trigger, hubInstance: command.hubInstance } }];
       }
       case 'startPoint':
         runOf(state, command.point.runId);
         return [{ type: SYNC_POINT_STARTED, data: { syncJobId: state.definition!.syncJobId, ...command.point } }];
+      case 'progress':
+        // a report that arrives after its run ended says nothing any more
+        if (state.running?.runId !== command.progress.runId) return [];
+        return [{ type: SYNC_POINT_PROGRESSED, data: { syncJobId: state.definition!.syncJobId, ...command.progress } }];
       case 'completeRun':
         runOf(state, command.result.runId);
         return [{ type: SYNC_RUN_COMPLETED, data: { syncJobId: state.definition!.syncJobId, ...command.result } }];

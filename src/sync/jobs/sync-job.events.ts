@@ -7,6 +7,7 @@ export const SYNC_POINT_STARTED = 'SyncPointStarted';
 export const SYNC_RUN_COMPLETED = 'SyncRunCompleted';
 export const SYNC_RUN_FAILED = 'SyncRunFailed';
 export const SYNC_RETENTION_APPLIED = 'SyncRetentionApplied';
+export const SYNC_POINT_PROGRESSED = 'SyncPointProgressed';
 
 export interface SyncJobDefinition {
   syncJobId: string;
@@ -29,7 +30,8 @@ export interface SyncJobDefinition {
 }
 
 export type SyncJobCreated = DomainEvent<typeof SYNC_JOB_CREATED, SyncJobDefinition & Record<string, unknown>>;
-export type SyncRunStarted = DomainEvent<typeof SYNC_RUN_STARTED, { syncJobId: string; runId: string; trigger: 'manual' | 'schedule' }>;
+/** `hubInstance`: the hub process's data directory that runs it; only that hub, restarted, ends it as failed. */
+export type SyncRunStarted = DomainEvent<typeof SYNC_RUN_STARTED, { syncJobId: string; runId: string; trigger: 'manual' | 'schedule'; hubInstance: string }>;
 /**
  * One point's copy began: its files are being written, and the remote serves its disks through `exportId`. A run
  * that ends without recording the point (a crash) leaves both: the next run removes the files and closes the export.
@@ -37,6 +39,11 @@ export type SyncRunStarted = DomainEvent<typeof SYNC_RUN_STARTED, { syncJobId: s
 export type SyncPointStarted = DomainEvent<
   typeof SYNC_POINT_STARTED,
   { syncJobId: string; runId: string; restorePointId: string; vmId: string; files: string[]; exportId: string | null }
+>;
+/** How far the copy of a point's disk got: every few seconds while it runs, and at its end. */
+export type SyncPointProgressed = DomainEvent<
+  typeof SYNC_POINT_PROGRESSED,
+  { syncJobId: string; runId: string; restorePointId: string; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
 >;
 export type SyncRunCompleted = DomainEvent<
   typeof SYNC_RUN_COMPLETED,
@@ -51,7 +58,7 @@ export type SyncRetentionApplied = DomainEvent<
   typeof SYNC_RETENTION_APPLIED,
   { syncJobId: string; runId: string; vmId: string; repositoryId: string; kept: number; pruned: string[]; deferred: { restorePointId: string; reason: string }[] }
 >;
-export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncRunCompleted | SyncRunFailed | SyncRetentionApplied;
+export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncPointProgressed | SyncRunCompleted | SyncRunFailed | SyncRetentionApplied;
 
 export const SYNC_JOB_STREAM_PREFIX = 'sync-job-';
 export const syncJobStream = (syncJobId: string) => `${SYNC_JOB_STREAM_PREFIX}${syncJobId}`;

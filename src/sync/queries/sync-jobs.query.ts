@@ -16,6 +16,8 @@ export interface SyncRunRecord {
   /** What the job's own retention removed after the run, and what it kept for now and why. */
   pruned: string[];
   deferred: { restorePointId: string; reason: string }[];
+  /** The newest report of the copy: which point and disk, bytes done of planned, average bytes per second. */
+  progress: { restorePointId: string; diskId: string; bytesDone: number; bytesPlanned: number; rate: number } | null;
 }
 
 export interface SyncJobRecord {
