@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AuthenticationType, Client, ConnectConfig } from 'ssh2';
 import { FakeAgentRegistry } from '../../test/fixtures/tunnel/agent-registry';
-import { captureLog, waitFor } from '../../test/fixtures/tunnel/tunnel-fixtures';
+import { captureLog, waitFor, rawSshClient } from '../../test/fixtures/tunnel/tunnel-fixtures';
 import { generateAgentKey } from './ssh-keys';
 import { connectSyncTunnel, SyncTunnelOptions } from './sync-client';
 import { TunnelClient } from './tunnel-client';
@@ -99,21 +99,8 @@ describe('SSH tunnel: sync clients with a password', () => {
   }
 
   /** A bare ssh2 client authenticated with a password, for channel requests the sync client never makes. */
-  async function rawClient(config: Partial<ConnectConfig>): Promise<Client> {
-    const client = new Client();
-    const ready = new Promise<void>((resolve, reject) => {
-      client.once('ready', resolve);
-      client.once('error', reject);
-    });
-    client.connect({ host: '127.0.0.1', port: SSH_PORT, username: 'sendense-sync', hostVerifier: () => true, readyTimeout: 5_000, ...config });
-    try {
-      await ready;
-      return client;
-    } catch (err) {
-      client.end();
-      throw err;
-    }
-  }
+  const rawClient = (config: Partial<ConnectConfig>) => rawSshClient(SSH_PORT, { username: 'sendense-sync', ...config });
+
 
   function readAll(stream: Duplex, request: string): Promise<string> {
     return new Promise((resolve, reject) => {

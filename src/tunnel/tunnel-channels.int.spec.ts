@@ -6,9 +6,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { Client, ConnectConfig, PublicKeyAuthMethod, utils } from 'ssh2';
+import { ConnectConfig, PublicKeyAuthMethod, utils } from 'ssh2';
 import { FakeAgentRegistry } from '../../test/fixtures/tunnel/agent-registry';
-import { captureLog, startEchoServer, startSinkServer, TestServer, waitFor } from '../../test/fixtures/tunnel/tunnel-fixtures';
+import { captureLog, startEchoServer, startSinkServer, TestServer, waitFor, rawSshClient } from '../../test/fixtures/tunnel/tunnel-fixtures';
 import { generateAgentKey, SshKeyPair } from './ssh-keys';
 import { TunnelClient } from './tunnel-client';
 import { TunnelServer } from './tunnel-server';
@@ -77,21 +77,8 @@ describe('SSH tunnel: channels and policy', () => {
   });
 
   /** A bare ssh2 client, for what TunnelClient would never do (passwords, shells, foreign hosts). */
-  async function rawClient(config: Partial<ConnectConfig>): Promise<Client> {
-    const client = new Client();
-    const ready = new Promise<void>((resolve, reject) => {
-      client.once('ready', resolve);
-      client.once('error', reject);
-    });
-    client.connect({ host: '127.0.0.1', port: SSH_PORT, username: 'sendense-agent', hostVerifier: () => true, readyTimeout: 5_000, ...config });
-    try {
-      await ready;
-      return client;
-    } catch (err) {
-      client.end();
-      throw err;
-    }
-  }
+  const rawClient = (config: Partial<ConnectConfig>) => rawSshClient(SSH_PORT, { username: 'sendense-agent', ...config });
+
 
   function roundTrip(stream: Duplex, payload: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {

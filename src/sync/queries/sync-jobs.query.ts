@@ -1,5 +1,5 @@
 import { Query } from '@nestjs/cqrs';
-import type { RetentionRules } from '../../policies/policy.events';
+import type { SyncJobDefinition } from '../jobs/sync-job.events';
 
 export interface SyncRunRecord {
   runId: string;
@@ -20,16 +20,8 @@ export interface SyncRunRecord {
   progress: { restorePointId: string; diskId: string; bytesDone: number; bytesPlanned: number; rate: number } | null;
 }
 
-export interface SyncJobRecord {
-  syncJobId: string;
-  remoteId: string;
-  repositoryId: string;
-  remoteRepositoryId: string | null;
-  vms: string[] | null;
-  schedule: string | null;
-  timeZone: string | null;
-  maxBytesPerSecond: number | null;
-  retention: RetentionRules | null;
+/** The job as created, when, and its newest run. */
+export interface SyncJobRecord extends SyncJobDefinition {
   createdAt: Date;
   lastRun: SyncRunRecord | null;
 }
