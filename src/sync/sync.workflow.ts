@@ -28,7 +28,7 @@ import { SyncRestorePointCommand } from '../restore-points/commands/sync-restore
 import { ImmutablePoints } from '../restore-points/immutable-points';
 import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
 import { RestorePointDeletionWorkflow } from '../restore-points/restore-point-deletion.workflow';
-import { computePrune, wholeChainsOnly } from '../policies/retention/prune';
+import { chainPruneMarks, deletionOrder } from '../policies/retention/prune';
 import type { RetentionRules } from '../policies/policy.events';
 import { RemoteConnection } from './adapters/remote-connection';
 import { SyncJobCommand } from './jobs/commands/sync-job.command';
@@ -37,7 +37,7 @@ import { GetSyncJobQuery, ListSyncJobsQuery, SyncJobRecord } from './queries/syn
 import { GetRemoteQuery } from './queries/remotes.query';
 import { remoteToken } from './remotes/remote-tokens';
 import type { SyncPointList } from './sync-protocol';
-import { syncJobAggregate } from './jobs/sync-job.aggregate';
+import { syncJobAggregate, SyncJobState } from './jobs/sync-job.aggregate';
 import { syncJobStream } from './jobs/sync-job.events';
 import { AggregateRepository } from '../eventing/aggregate-repository';
 
@@ -47,6 +47,7 @@ const PROGRESS_EVERY_MS = 1000;
 const RESTORE_POINTS = 'restore-points';
 
 type RemotePoint = SyncPointList['points'][number];
+type UnfinishedPoint = NonNullable<SyncJobState['unfinished']>;
 
 /** Why a run stopped at a point, with the point named. */
 class PointFailure extends Error {
@@ -61,8 +62,8 @@ class PointFailure extends Error {
 /**
  * A run of a sync job: every restore point of the remote's repository this hub does not hold, oldest first, each
  * copied as the same chain (a full as a full, an incremental as an overlay on the synced parent holding only the
- * clusters the remote's own file of that point holds), then read back here through its chain and compared with
- * the digests the remote recorded when it backed the point up. Only a point that matches is recorded
+ * clusters the remote's own file of that point holds), each block hashed as it arrives and compared with the
+ * digests the remote recorded when it backed the point up. Only a point that matches is recorded
  * (RestorePointSynced); one that does not is removed and the run fails naming the block. A run cut short (a
  * crash of either hub) leaves its point unrecorded: the next run removes what it wrote and starts that point over.
  */
@@ -171,7 +172,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     return { syncJobId, runId };
   }
 
-  private async run(job: SyncJobDefinition, runId: string, unfinished: { restorePointId: string; vmId: string; files: string[]; exportId: string | null } | null, signal: AbortSignal): Promise<void> {
+  private async run(job: SyncJobDefinition, runId: string, unfinished: UnfinishedPoint | null, signal: AbortSignal): Promise<void> {
     const started = Date.now();
     const synced: string[] = [];
     let bytesReceived = 0;
@@ -249,7 +250,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /** What a run cut short left of the point it was copying: its files here (unless it was recorded) and its export on the remote. */
-  private async clearUnfinished(root: string, job: SyncJobDefinition, unfinished: { restorePointId: string; vmId: string; files: string[]; exportId: string | null }, remote: RemoteConnection): Promise<void> {
+  private async clearUnfinished(root: string, job: SyncJobDefinition, unfinished: UnfinishedPoint, remote: RemoteConnection): Promise<void> {
     if (unfinished.exportId) await remote.closeExport(unfinished.exportId);
     const chain = await this.chains.load(unfinished.vmId, job.repositoryId);
     if (pointOf(chain, unfinished.restorePointId)) return;
@@ -365,15 +366,10 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private async applyRetention(job: SyncJobDefinition, runId: string, vmIds: string[]): Promise<void> {
     const { immutableDays } = await this.repositories.definition(job.repositoryId);
     for (const vmId of vmIds) {
-      const state = await this.chains.load(vmId, job.repositoryId);
-      const points = state.points.filter((p) => p.restorePointId !== state.pending?.restorePointId);
-      if (!points.length) continue;
-      const computed = computePrune(points, job.retention!, job.timeZone ?? 'UTC');
-      const marks = immutableDays ? wholeChainsOnly(points, computed) : computed;
+      const marks = chainPruneMarks(await this.chains.load(vmId, job.repositoryId), job.retention!, job.timeZone ?? 'UTC', !!immutableDays);
       const pruned: string[] = [];
       const deferred: { restorePointId: string; reason: string }[] = [];
-      for (const mark of immutableDays ? marks : [...marks].reverse()) {
-        if (mark.keep) continue;
+      for (const mark of deletionOrder(marks, !!immutableDays)) {
         try {
           await this.deletion.delete(mark.restorePointId);
           pruned.push(mark.restorePointId);

@@ -1,4 +1,4 @@
-import { computePrune, isoWeek, PruneMark, RetentionRules, wholeChainsOnly } from './prune';
+import { chainPruneMarks, computePrune, deletionOrder, isoWeek, PruneMark, RetentionRules, wholeChainsOnly } from './prune';
 
 /** Points named by their time, as PBS names snapshots. */
 const points = (...times: string[]) => times.map((t) => ({ restorePointId: t, createdAt: t }));
@@ -161,5 +161,22 @@ describe('prune rules: periods on the wall clock of the policy time zone', () =>
       ['a2', false],
       ['a1', false],
     ]);
+  });
+});
+
+describe('a chain as retention decides it (policies and sync jobs alike)', () => {
+  const point = (id: string, day: number, type: 'full' | 'incremental') => ({ restorePointId: id, createdAt: `2026-03-${String(day).padStart(2, '0')}T04:00:00Z`, type });
+  const chain = { points: [point('a', 1, 'full'), point('b', 2, 'incremental'), point('c', 3, 'full'), point('d', 4, 'incremental')], pending: null };
+
+  it('leaves out the point being deleted, and deletes the pruned oldest first', () => {
+    const marks = chainPruneMarks({ ...chain, pending: { restorePointId: 'd' } }, { keepLast: 1 }, 'UTC', false);
+    expect(marks.map((m) => [m.restorePointId, m.keep])).toEqual([['c', true], ['b', false], ['a', false]]);
+    expect(deletionOrder(marks, false).map((m) => m.restorePointId)).toEqual(['a', 'b']);
+  });
+
+  it('in an immutable repository keeps whole chains and deletes them newest first', () => {
+    const marks = chainPruneMarks(chain, { keepLast: 1 }, 'UTC', true);
+    expect(marks.map((m) => [m.restorePointId, m.keep])).toEqual([['d', true], ['c', true], ['b', false], ['a', false]]);
+    expect(deletionOrder(marks, true).map((m) => m.restorePointId)).toEqual(['b', 'a']);
   });
 });

@@ -134,3 +134,26 @@ export function wholeChainsOnly(points: readonly (PrunePoint & { type: 'full' | 
   const kept = new Set(marks.filter((m) => m.keep).map((m) => chainOf.get(m.restorePointId)));
   return marks.map((m) => (m.keep || !kept.has(chainOf.get(m.restorePointId)) ? m : { restorePointId: m.restorePointId, createdAt: m.createdAt, keep: true, keptBy: 'whole-chain', period: null }));
 }
+
+/**
+ * The marks for a chain as retention decides them, newest first: a point being deleted is already gone, and in an
+ * immutable repository chains go whole (wholeChainsOnly). Policies and sync jobs decide the same way.
+ */
+export function chainPruneMarks(
+  state: { points: readonly (PrunePoint & { type: 'full' | 'incremental' })[]; pending: { restorePointId: string } | null },
+  rules: RetentionRules,
+  timeZone: string,
+  immutable: boolean,
+): PruneMark[] {
+  const points = state.points.filter((p) => p.restorePointId !== state.pending?.restorePointId);
+  const marks = computePrune(points, rules, timeZone);
+  return immutable ? wholeChainsOnly(points, marks) : marks;
+}
+
+/**
+ * The order the pruned points are deleted in: oldest first merges each into the next; an immutable repository's whole
+ * chains go newest first, so that each delete removes only a chain's newest point and no file that stays is rewritten.
+ */
+export function deletionOrder(marks: readonly PruneMark[], immutable: boolean): PruneMark[] {
+  return (immutable ? [...marks] : [...marks].reverse()).filter((m) => !m.keep);
+}

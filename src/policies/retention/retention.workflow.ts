@@ -11,7 +11,7 @@ import { ChainStates } from '../../restore-points/chain-states';
 import { RestorePointDeletionWorkflow } from '../../restore-points/restore-point-deletion.workflow';
 import { DecideRetentionCommand } from './commands/decide-retention.command';
 import { DeferPruneCommand } from './commands/defer-prune.command';
-import { computePrune, PruneMark, wholeChainsOnly } from './prune';
+import { chainPruneMarks, computePrune, deletionOrder, PruneMark } from './prune';
 import { ProtectionData, ProtectionDataQuery, BackupsAwaitingRetentionQuery, VmsWithPointsQuery } from './queries/protection-data.query';
 import { RetentionTrigger } from './retention.events';
 import { governingPolicies, PolicyRecord, selects, VmIdentity } from './selection';
@@ -117,10 +117,8 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
   private async decision(policy: PolicyRecord, vmId: string): Promise<ChainDecision> {
     const { repositoryId, retention, schedule } = policy.definition;
     const state = await this.chains.load(vmId, repositoryId);
-    const points = state.points.filter((p) => p.restorePointId !== state.pending?.restorePointId);
-    const marks = computePrune(points, retention, schedule.timezone);
-    const { immutableDays } = await this.repositories.definition(repositoryId);
-    return { vmId, repositoryId, immutable: !!immutableDays, marks: immutableDays ? wholeChainsOnly(points, marks) : marks };
+    const immutable = !!(await this.repositories.definition(repositoryId)).immutableDays;
+    return { vmId, repositoryId, immutable, marks: chainPruneMarks(state, retention, schedule.timezone, immutable) };
   }
 
   private apply(policy: PolicyRecord, data: ProtectionData, vmId: string, trigger: RetentionTrigger): Promise<ChainOutcome> {
@@ -135,10 +133,7 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
       const outcome: ChainOutcome = { ...chain, decided: recorded.decided, pruned: [], deferred: [] };
       if (!recorded.decided) return outcome;
       const others = governingPolicies(data.policies, { policyId: null, repositoryId }, this.identity(data, vmId)).filter((p) => p.policyId !== policy.policyId);
-      // Oldest first merges each pruned point into the next; an immutable repository's whole chains go newest first, so
-      // that each delete only removes a chain's newest point and no file that stays is rewritten.
-      for (const mark of chain.immutable ? chain.marks : [...chain.marks].reverse()) {
-        if (mark.keep) continue;
+      for (const mark of deletionOrder(chain.marks, chain.immutable)) {
         const keeper = others.find((o) => computePrune(chain.marks, o.definition.retention, o.definition.schedule.timezone).some((m) => m.restorePointId === mark.restorePointId && m.keep));
         const reason = keeper
           ? `kept by policy ${keeper.policyId} (${keeper.definition.name})`
