@@ -24,6 +24,7 @@ async function details(v: RepositoryView, dataSource: DataSource): Promise<Repos
     path: v.root,
     source: v.source,
     immutableDays: v.immutableDays,
+    encryption: v.encryption && { keyFile: v.encryption.keyFile, keyFingerprint: v.encryption.fingerprint },
     totalBytes: live?.totalBytes ?? null,
     freeBytes: live?.freeBytes ?? null,
     usedBytes: live?.usedBytes ?? null,

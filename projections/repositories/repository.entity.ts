@@ -29,6 +29,10 @@ export class RepositoryView {
   @Column({ name: 'immutable_days', type: 'integer', nullable: true })
   immutableDays: number | null;
 
+  /** The encrypted repository's key file and its fingerprint (sha256:<hex>); null: in the clear. */
+  @Column({ type: 'jsonb', nullable: true })
+  encryption: { keyFile: string; fingerprint: string } | null;
+
   @Column({ name: 'low_space', type: 'boolean' })
   lowSpace: boolean;
 

@@ -247,7 +247,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     story.cause = started.eventIds.at(-1)!;
     let state = started.state;
     const { agentId, vmId, repositoryId } = state as { agentId: string; vmId: string; repositoryId: string };
-    const root = (await this.repositories.definition(repositoryId)).root;
+    const root = (await this.repositories.usable(repositoryId)).root;
     const createdFiles: string[] = [];
     let agentStarted = false;
     try {

@@ -22,8 +22,11 @@ async function repositoryAdd(args: string[], env: NodeJS.ProcessEnv): Promise<vo
   const days = option(args, '--immutable-days');
   // anything but digits goes as given, for the hub to refuse with its reason
   const immutableDays = days === undefined ? {} : { immutableDays: /^\d+$/.test(days) ? Number(days) : days };
-  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path'), ...immutableDays });
-  process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free${repo.immutableDays ? `  points immutable for ${repo.immutableDays} day(s)` : ''}\n`);
+  const keyFile = option(args, '--key-file');
+  const encryption = keyFile === undefined ? {} : { encryption: { keyFile } };
+  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path'), ...immutableDays, ...encryption });
+  const notes = [...(repo.immutableDays ? [`points immutable for ${repo.immutableDays} day(s)`] : []), ...(repo.encryption ? [`encrypted with key ${repo.encryption.keyFingerprint}`] : [])];
+  process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free${notes.map((n) => `  ${n}`).join('')}\n`);
 }
 
 async function backupStart(args: string[], env: NodeJS.ProcessEnv): Promise<void> {

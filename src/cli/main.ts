@@ -31,9 +31,10 @@ export const USAGE = () => `usage: sendense <command>
   sendense nbd copy SRC DST [--bitmap NAME] [--requests N] [--request-size BYTES]
                                             copy between NBD exports (nbd://host:port/export,
                                             nbd+unix:///export?socket=PATH; details: sendense nbd copy --help)
-  sendense repository add --name NAME --path DIR [--immutable-days N]
+  sendense repository add --name NAME --path DIR [--immutable-days N] [--key-file FILE]
                                             register a local repository (--immutable-days: each point
-                                            can be neither deleted nor rewritten for N days)
+                                            can be neither deleted nor rewritten for N days; --key-file:
+                                            its qcow2 files are encrypted with the key in FILE)
   sendense backup start --vm ID --repository ID [--type full|incremental|auto] [--wait]
                                             start a backup (--wait: show its progress until it ends)
   sendense backup list [--vm ID] [--status S]

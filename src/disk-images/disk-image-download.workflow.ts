@@ -58,7 +58,7 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
 
   async send(restorePointId: string, diskId: string, format: DiskImageFormat, force: boolean, req: Request, res: Response): Promise<void> {
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
-    const root = (await this.repositories.definition(view.repositoryId)).root;
+    const root = (await this.repositories.usable(view.repositoryId)).root;
     const known = readTarget(await this.chains.load(view.vmId, view.repositoryId), restorePointId, diskId);
     const files = known.lineage.flatMap((p) => p.disks.map((d) => realPath(join(root, d.file))));
     await this.held.during(files, async () => {

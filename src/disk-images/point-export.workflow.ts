@@ -90,7 +90,7 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
     const refusal = plainExportRefusal(tls, this.nbdBind);
     if (refusal) throw new DomainError('invalid', refusal);
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
-    const root = (await this.repositories.definition(view.repositoryId)).root;
+    const root = (await this.repositories.usable(view.repositoryId)).root;
     const state = await this.chains.load(view.vmId, view.repositoryId);
     const point = state.points.find((p) => p.restorePointId === restorePointId);
     const wanted = diskIds ?? point?.disks.map((d) => d.diskId) ?? [];

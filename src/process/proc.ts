@@ -44,12 +44,13 @@ export function readCmdline(pid: number): string[] | undefined {
   return argv;
 }
 
-/** Live processes with `argument` as one of their command line's words: what a killed process left running. */
-export function processesWithArgument(argument: string): { pid: number; startTime: string }[] {
+/** Live processes with `argument` as one of their command line's words (or, given a predicate, a word it accepts): what a killed process left running. */
+export function processesWithArgument(argument: string | ((word: string) => boolean)): { pid: number; startTime: string }[] {
+  const matches = typeof argument === 'string' ? (word: string) => word === argument : argument;
   const found: { pid: number; startTime: string }[] = [];
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid || !readCmdline(pid)?.includes(argument)) continue;
+    if (!Number.isInteger(pid) || pid === process.pid || !readCmdline(pid)?.some(matches)) continue;
     const stat = readProcStat(pid);
     if (stat && isRunningState(stat.state)) found.push({ pid, startTime: stat.startTime });
   }

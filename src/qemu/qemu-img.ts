@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { ProcessError, ProcessResult, runProcess } from '../process/run-process';
+import { encryptionCreateOptions, imageArgs, imageJson, imageKeys, imageOptions, SECRET_ID, secretObjectArgs } from './image-keys';
 
 /**
  * The one qemu-img wrapper: the hub's repositories (create, inspect, check,
@@ -133,18 +134,42 @@ export interface CreateOptions {
   overwrite?: boolean;
 }
 
+/** A file created in an encrypted repository (image-keys.ts) is encrypted with the repository's key. */
 export async function createFull(file: string, virtualSize: number, options: CreateOptions = {}): Promise<void> {
   if (!Number.isSafeInteger(virtualSize) || virtualSize <= 0) throw new Error(`virtual size must be a positive integer, got ${virtualSize}`);
   const target = await refuseExisting(file, options);
-  await runQemuImg(['create', '-q', '-f', 'qcow2', ...clusterOption(options), target, String(virtualSize)], { cwd: options.cwd });
+  await createImage(target, [], virtualSize, options);
 }
 
-/** The backing path is stored relative to the overlay's directory so the repository can be moved as a whole. */
+/**
+ * The backing path is stored relative to the overlay's directory so the repository can be moved as a whole. An
+ * encrypted overlay is created without opening its backing file (-u; qemu would need the parent's secret), so its
+ * size is the one given or the parent's header's.
+ */
 export async function createOverlay(file: string, parentFileRelative: string, options: CreateOptions & { virtualSize?: number } = {}): Promise<void> {
   assertRelative(parentFileRelative);
   const target = await refuseExisting(file, options);
-  const size = options.virtualSize === undefined ? [] : [String(options.virtualSize)];
-  await runQemuImg(['create', '-q', '-f', 'qcow2', ...clusterOption(options), '-b', parentFileRelative, '-F', 'qcow2', target, ...size], { cwd: options.cwd });
+  const encrypted = imageKeys.keyForNewFile(target) !== undefined;
+  const virtualSize = options.virtualSize ?? (encrypted ? (await info(resolve(dirname(target), parentFileRelative))).virtualSize : undefined);
+  await createImage(target, [...(encrypted ? ['-u'] : []), '-b', parentFileRelative, '-F', 'qcow2'], virtualSize, options);
+}
+
+/** qemu measures PBKDF2's speed when it writes a LUKS header, and now and then fails to (no CPU time counted yet): tried again. */
+const LUKS_CREATE_ATTEMPTS = 5;
+
+async function createImage(target: string, backing: string[], virtualSize: number | undefined, options: CreateOptions): Promise<void> {
+  const keyFile = imageKeys.keyForNewFile(target);
+  const createOptions = [...(options.clusterSize === undefined ? [] : [`cluster_size=${options.clusterSize}`]), ...(keyFile ? [encryptionCreateOptions()] : [])];
+  const args = ['create', '-q', ...(keyFile ? secretObjectArgs(keyFile) : []), '-f', 'qcow2', ...(createOptions.length ? ['-o', createOptions.join(',')] : []), ...backing, target, ...(virtualSize === undefined ? [] : [String(virtualSize)])];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await runQemuImg(args, { cwd: options.cwd });
+      return;
+    } catch (error) {
+      if (!keyFile || attempt >= LUKS_CREATE_ATTEMPTS || !(error instanceof QemuImgError) || !/Unable to get accurate CPU usage/.test(error.stderr)) throw error;
+      await fs.rm(target, { force: true });
+    }
+  }
 }
 
 export interface InfoOptions extends QemuImgRunOptions {
@@ -223,8 +248,11 @@ export async function mergeBitmap(file: string, source: string, target: string, 
  */
 export async function check(file: string, options: { cwd?: string; format?: string } = {}): Promise<CheckResult> {
   const format = options.format ?? 'qcow2';
-  const target = { driver: format, ...(format === 'qcow2' ? { backing: null } : {}), file: { driver: 'file', filename: resolve(options.cwd ?? process.cwd(), file) } };
-  const args = ['check', '-U', '--output=json', `json:${JSON.stringify(target)}`];
+  const filename = resolve(options.cwd ?? process.cwd(), file);
+  const key = format === 'qcow2' ? imageKeys.keyForImage(filename) : undefined;
+  const encrypted = key?.encryptedLayers[0] === true;
+  const target = { driver: format, ...(format === 'qcow2' ? { backing: null } : {}), ...(encrypted ? { 'encrypt.key-secret': SECRET_ID } : {}), file: { driver: 'file', filename } };
+  const args = ['check', ...(encrypted ? secretObjectArgs(key.keyFile) : []), '-U', '--output=json', `json:${JSON.stringify(target)}`];
   const { exitCode, stdout, stderr } = await runQemuImg(args, { cwd: options.cwd, acceptExitCodes: [0, 1, 2, 3, 63] });
   let report: Record<string, unknown> | null = null;
   try {
@@ -265,7 +293,8 @@ export interface CommitOptions {
 
 /** Writes the top image's allocated clusters (data and zero clusters) into its backing file. */
 export async function commit(top: string, options: CommitOptions = {}): Promise<void> {
-  await runQemuImg(['commit', '-q', '-f', 'qcow2', ...(options.emptyTop ? [] : ['-d']), top], { cwd: options.cwd });
+  const file = resolve(options.cwd ?? process.cwd(), top);
+  await runQemuImg(['commit', '-q', ...(options.emptyTop ? [] : ['-d']), ...imageArgs(file, imageKeys.keyForImage(file))], { cwd: options.cwd });
 }
 
 export interface RebaseOptions {
@@ -280,15 +309,35 @@ export interface RebaseOptions {
 /** newBackingRelative is relative to the image's directory; null makes the image standalone. */
 export async function rebase(file: string, newBackingRelative: string | null, options: RebaseOptions): Promise<void> {
   if (newBackingRelative !== null) assertRelative(newBackingRelative);
+  const image = resolve(options.cwd ?? process.cwd(), file);
+  const key = imageKeys.keyForImage(image);
   const backing = newBackingRelative === null ? ['-b', ''] : ['-b', newBackingRelative, '-F', 'qcow2'];
-  await runQemuImg(['rebase', '-q', '-f', 'qcow2', ...(options.unsafe ? ['-u'] : []), ...backing, file], { cwd: options.cwd });
+  if (!key) {
+    await runQemuImg(['rebase', '-q', '-f', 'qcow2', ...(options.unsafe ? ['-u'] : []), ...backing, image], { cwd: options.cwd });
+    return;
+  }
+  if (!options.unsafe && newBackingRelative !== null) {
+    // qemu-img opens the new backing file by its name alone, so it could not decrypt it: it is named here by its
+    // options, with the secrets of its chain, and the header then holds that name until the unsafe rebase below
+    // writes the relative one. A crash in between leaves a json: backing name (see chain-surgery.ts).
+    const parent = resolve(dirname(image), newBackingRelative);
+    const parentKey = imageKeys.keyForImage(parent) ?? { keyFile: key.keyFile, encryptedLayers: [] };
+    await runQemuImg(['rebase', '-q', ...imageArgs(image, key).slice(0, -1), '-b', `json:${JSON.stringify(imageJson(parent, parentKey))}`, '-F', 'qcow2', imageArgs(image, key).at(-1)!], { cwd: options.cwd });
+  }
+  if (!options.unsafe && newBackingRelative === null) {
+    await runQemuImg(['rebase', '-q', ...imageArgs(image, key).slice(0, -1), '-b', '', imageArgs(image, key).at(-1)!], { cwd: options.cwd });
+    return;
+  }
+  // -u opens the image without its backing chain: only its own secret
+  const own = { keyFile: key.keyFile, encryptedLayers: key.encryptedLayers.slice(0, 1) };
+  await runQemuImg(['rebase', '-q', '-u', ...backing, ...imageArgs(image, own)], { cwd: options.cwd });
 }
 
 export type MeasureSource = { file: string; format?: string } | { size: number };
 
 /** Space a conversion of the source (or a new image of that size) into outputFormat needs. */
 export async function measure(source: MeasureSource, options: { outputFormat?: string; cwd?: string } = {}): Promise<Measurement> {
-  const input = 'file' in source ? ['-U', '-f', source.format ?? 'qcow2', source.file] : ['--size', String(source.size)];
+  const input = 'file' in source ? ['-U', ...imageArgs(source.file, (source.format ?? 'qcow2') === 'qcow2' ? imageKeys.keyForImage(resolve(options.cwd ?? process.cwd(), source.file)) : undefined, source.format ?? 'qcow2')] : ['--size', String(source.size)];
   const args = ['measure', '--output=json', '-O', options.outputFormat ?? 'qcow2', ...input];
   const { stdout } = await runQemuImg(args, { cwd: options.cwd });
   const report = parseJson(args, stdout) as Record<string, unknown>;
@@ -306,9 +355,26 @@ export interface CompareOptions {
 
 /** Guest-visible content equality. Past the smaller image's end the larger must read as zeros. */
 export async function compare(a: string, b: string, options: CompareOptions = {}): Promise<boolean> {
-  const args = ['compare', '-f', options.formatA ?? 'qcow2', '-F', options.formatB ?? 'qcow2', ...(options.strict ? ['-s'] : []), ...(options.forceShare ? ['-U'] : []), a, b];
+  const [formatA, formatB] = [options.formatA ?? 'qcow2', options.formatB ?? 'qcow2'];
+  const at = (file: string) => resolve(options.cwd ?? process.cwd(), file);
+  const [keyA, keyB] = [formatA === 'qcow2' ? imageKeys.keyForImage(at(a)) : undefined, formatB === 'qcow2' ? imageKeys.keyForImage(at(b)) : undefined];
+  const key = keyA ?? keyB;
+  // --image-opts applies to both images: each is then named by its options, a plain one with no secret
+  const images = key
+    ? [...secretObjectArgs(key.keyFile), '--image-opts', imageOptions(at(a), keyA ?? { keyFile: key.keyFile, encryptedLayers: [] }, formatA), imageOptions(at(b), keyB ?? { keyFile: key.keyFile, encryptedLayers: [] }, formatB)]
+    : ['-f', formatA, '-F', formatB, a, b];
+  const args = ['compare', ...(options.strict ? ['-s'] : []), ...(options.forceShare ? ['-U'] : []), ...images];
   const { exitCode } = await runQemuImg(args, { cwd: options.cwd, acceptExitCodes: [0, 1] });
   return exitCode === 0;
+}
+
+/**
+ * A standalone copy of what `file` reads through its chain. The copy is written in the clear: it is what an
+ * operator downloads, and the point's own files stay as they are.
+ */
+export async function convert(file: string, target: string, outputFormat: 'qcow2' | 'raw', options: { createOptions?: string; signal?: AbortSignal } = {}): Promise<void> {
+  const source = imageArgs(file, imageKeys.keyForImage(resolve(file)));
+  await runQemuImg(['convert', '-q', ...source.slice(0, -1), '-O', outputFormat, ...(options.createOptions ? ['-o', options.createOptions] : []), source.at(-1)!, target], { signal: options.signal });
 }
 
 function toImageInfo(raw: Record<string, unknown>): ImageInfo {
@@ -352,10 +418,6 @@ function stringOrNull(value: unknown): string | null {
 
 function assertRelative(path: string): void {
   if (!path || isAbsolute(path)) throw new Error(`backing path must be relative to the image's directory so the repository can move, got "${path}"`);
-}
-
-function clusterOption(options: CreateOptions): string[] {
-  return options.clusterSize === undefined ? [] : ['-o', `cluster_size=${options.clusterSize}`];
 }
 
 async function refuseExisting(file: string, options: CreateOptions): Promise<string> {

@@ -1,6 +1,7 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
+import { imageArgs, imageKeys, qemuOptionValue } from './image-keys';
 
 /** A hub export: one disk on a TCP port, for a lease. */
 export interface QemuNbdExportSpec {
@@ -66,7 +67,6 @@ const LEASE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): string[] {
   validateExportSpec(spec);
   const args = [
-    '-f', spec.format,
     '--persistent',
     `--shared=${MAX_CLIENTS}`,
     '-b', spec.tls?.bind ?? '127.0.0.1',
@@ -75,12 +75,12 @@ export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): 
     spec.directIo ? '--cache=none' : '--cache=writeback',
   ];
   // qemu's option syntax takes "," as a separator; a literal comma in a path is written twice.
-  if (spec.tls) args.push('--object', `tls-creds-psk,id=tls0,endpoint=server,dir=${spec.tls.pskDir.replace(/,/g, ',,')}`, '--tls-creds=tls0');
+  if (spec.tls) args.push('--object', `tls-creds-psk,id=tls0,endpoint=server,dir=${qemuOptionValue(spec.tls.pskDir)}`, '--tls-creds=tls0');
   // -A (qemu:allocation-depth): a hub copying one restore point from another reads which clusters the point's own file holds.
   if (spec.readOnly) args.push('-r', '-A');
   else args.push('--discard=unmap', '--detect-zeroes=unmap');
   if (spec.bitmap !== undefined) args.push('-B', spec.bitmap);
-  args.push(`--pid-file=${qemuPidFile}`, spec.file);
+  args.push(`--pid-file=${qemuPidFile}`, ...imageOf(spec));
   return args;
 }
 
@@ -108,11 +108,16 @@ export function refuseIoUring(): void {
  */
 export function buildSocketExportArgs(spec: SocketExportSpec, pidFile?: string): string[] {
   const access = spec.writable ? [spec.writable.directIo ? '--cache=none' : '--cache=writeback'] : ['-r', ...(ioUringRefused ? [] : [IO_URING])];
-  const args = [...access, '-f', spec.format, '--persistent', `--shared=${spec.shared}`, '-k', spec.socket, '-x', spec.exportName];
+  const args = [...access, '--persistent', `--shared=${spec.shared}`, '-k', spec.socket, '-x', spec.exportName];
   if (spec.bitmap !== undefined) args.push('-B', spec.bitmap);
   if (pidFile !== undefined) args.push(`--pid-file=${pidFile}`);
-  args.push(spec.file);
+  args.push(...imageOf(spec));
   return args;
+}
+
+/** The image last, as a plain file or, for a chain with an encrypted file, with its key (see image-keys.ts). */
+function imageOf(spec: { file: string; format: 'qcow2' | 'raw' }): string[] {
+  return imageArgs(spec.file, spec.format === 'qcow2' ? imageKeys.keyForImage(spec.file) : undefined, spec.format);
 }
 
 /**

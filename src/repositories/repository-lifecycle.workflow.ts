@@ -17,12 +17,14 @@ import { RemoveRepositoryCommand } from './commands/remove-repository.command';
 import { ActiveRepositoriesQuery } from './queries/active-repositories.query';
 import { RepositoriesService } from './registry/repositories.service';
 import { refuseOverlap, refuseRoot } from './registry/repository.aggregate';
-import { CifsSource, NfsSource, RepositoryDefinition, RepositoryKind } from './registry/repository.events';
+import { CifsSource, NfsSource, RepositoryDefinition, RepositoryEncryption, RepositoryKind } from './registry/repository.events';
+import { imageKeys, ImageKeyError, readKeyFile } from '../qemu/image-keys';
 
 export interface RegisterRepository {
   name: string;
   kind: RepositoryKind;
   immutableDays: number | null;
+  encryption: { keyFile: string } | null;
   path?: string;
   nfs?: NfsSource;
   cifs?: CifsSource;
@@ -54,8 +56,10 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp(READ_MODEL);
     for (const repo of await this.queries.execute(new ActiveRepositoriesQuery())) {
-      if (repo.kind !== 'local') await this.mounts.attach(await this.repositories.definition(repo.repositoryId)).catch((e) => this.logger.error(`could not remount repository ${repo.name}: ${String(e)}`));
+      const definition = await this.repositories.definition(repo.repositoryId);
+      if (repo.kind !== 'local') await this.mounts.attach(definition).catch((e) => this.logger.error(`could not remount repository ${repo.name}: ${String(e)}`));
       this.exportPaths.addRoot(repo.root);
+      if (definition.encryption) this.warnWithoutKey(definition);
     }
     this.timer = setInterval(() => void this.sampleAll(), this.config.capacityIntervalMs);
     this.timer.unref();
@@ -85,6 +89,7 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
     const definition = await this.repositories.definition(repositoryId);
     await this.gateway.execute(new RemoveRepositoryCommand(repositoryId), READ_MODEL);
     this.exportPaths.removeRoot(definition.root);
+    imageKeys.unregister(definition.root);
     await this.mounts.detach(definition).catch((e) => this.logger.error(`could not unmount repository ${definition.name}: ${String(e)}`));
   }
 
@@ -98,8 +103,17 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
     }
   }
 
+  /** Started without the key, the hub still runs: that repository's operations are refused until the key file is back (image-keys.ts). */
+  private warnWithoutKey(definition: RepositoryDefinition): void {
+    try {
+      imageKeys.keyFileForRoot(definition.root);
+    } catch (error) {
+      this.logger.error(`${(error as Error).message}; its backups, restores, verifies, deletes and syncs are refused until the key file is there`);
+    }
+  }
+
   private define(repositoryId: string, input: RegisterRepository): RepositoryDefinition {
-    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null, immutableDays: input.immutableDays };
+    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null, immutableDays: input.immutableDays, encryption: this.encryption(input) };
     if (input.kind === 'local') {
       const root = resolve(input.path!);
       refuseRoot(root, this.config.dataDir);
@@ -110,5 +124,15 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
     if (input.kind === 'nfs') return { ...base, root, nfs: input.nfs! };
     if (!existsSync(input.cifs!.passwordFile)) throw new DomainError('invalid', `passwordFile ${input.cifs!.passwordFile} does not exist`);
     return { ...base, root, cifs: input.cifs! };
+  }
+
+  private encryption(input: RegisterRepository): RepositoryEncryption | null {
+    if (!input.encryption) return null;
+    try {
+      return { keyFile: input.encryption.keyFile, fingerprint: readKeyFile(input.encryption.keyFile).fingerprint };
+    } catch (error) {
+      if (error instanceof ImageKeyError) throw new DomainError('invalid', error.message);
+      throw error;
+    }
   }
 }

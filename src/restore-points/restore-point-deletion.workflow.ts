@@ -58,7 +58,7 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap {
   /** Refused while a file of the point, or of a point reading through it, is in use. Answers once the read model shows the result. */
   async delete(restorePointId: string): Promise<void> {
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
-    const repository = await this.repositories.definition(view.repositoryId);
+    const repository = await this.repositories.usable(view.repositoryId);
     const root = repository.root;
     const state = await this.chains.load(view.vmId, view.repositoryId);
     if (!pointOf(state, restorePointId)) throw new DomainError('not_found', `restore point ${restorePointId} does not exist`);

@@ -91,7 +91,7 @@ export class RestorePointVerificationWorkflow {
 
   async verify(restorePointId: string): Promise<PointVerifyResult> {
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
-    const root = (await this.repositories.definition(view.repositoryId)).root;
+    const root = (await this.repositories.usable(view.repositoryId)).root;
     const state = await this.chains.load(view.vmId, view.repositoryId);
     const lineage = lineageOf(state, restorePointId);
     const disks = lineage.at(-1)!.disks;
@@ -140,7 +140,7 @@ export class RestorePointVerificationWorkflow {
    * view; a point is then clean when neither it nor any point it reads a damaged block through failed.
    */
   async verifyRepository(repositoryId: string): Promise<RepositoryVerifyResult> {
-    const root = (await this.repositories.definition(repositoryId)).root;
+    const root = (await this.repositories.usable(repositoryId)).root;
     const views = await this.queries.execute(new RepositoryRestorePointsQuery(repositoryId));
     const started = Date.now();
     const progress = this.progress(`repository ${repositoryId}`);

@@ -40,6 +40,7 @@ import type { SyncPointList } from './sync-protocol';
 import { syncJobAggregate, SyncJobState } from './jobs/sync-job.aggregate';
 import { syncJobStream } from './jobs/sync-job.events';
 import { AggregateRepository } from '../eventing/aggregate-repository';
+import { namesImage } from '../qemu/image-keys';
 
 const SYNC_JOBS = 'sync-jobs';
 /** As a backup's disks report theirs: often enough to watch, rarely enough to cost nothing. */
@@ -138,7 +139,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
 
   async create(input: { remoteId: string; repositoryId: string; remoteRepositoryId?: string; vms?: string[]; schedule?: string; timeZone?: string; maxBytesPerSecond?: number; retention?: RetentionRules }): Promise<SyncJobRecord> {
     await this.queries.execute(new GetRemoteQuery(input.remoteId));
-    await this.repositories.definition(input.repositoryId);
+    await this.repositories.usable(input.repositoryId);
     const definition: SyncJobDefinition = {
       syncJobId: randomUUID(),
       remoteId: input.remoteId,
@@ -179,7 +180,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     let current: string | null = null;
     let remote: RemoteConnection | undefined;
     try {
-      const root = (await this.repositories.definition(job.repositoryId)).root;
+      const root = (await this.repositories.usable(job.repositoryId)).root;
       const record = await this.queries.execute(new GetRemoteQuery(job.remoteId));
       remote = await RemoteConnection.open({ host: record.host, port: record.port, fingerprint: record.fingerprint }, await remoteToken(this.config.dataDir, job.remoteId));
       if (unfinished) await this.clearUnfinished(root, job, unfinished, remote);
@@ -256,7 +257,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     if (pointOf(chain, unfinished.restorePointId)) return;
     // a hub killed mid-copy leaves the qemu-nbd it was writing through: it holds the file's lock, and is ours to end
     for (const file of unfinished.files) {
-      for (const orphan of processesWithArgument(join(root, file))) {
+      for (const orphan of processesWithArgument((word) => namesImage(word, join(root, file)))) {
         this.logger.warn(`ending qemu-nbd ${orphan.pid}, left writing ${file} by a run cut short`);
         await terminateProcess(new AdoptedProcessHandle(orphan.pid, orphan.startTime), 5_000, `qemu-nbd left writing ${file}`);
       }

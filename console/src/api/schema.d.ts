@@ -1232,6 +1232,13 @@ export interface components {
             /** @description persistent dirty bitmap to expose as qemu:dirty-bitmap:NAME */
             bitmap?: string;
         };
+        RepositoryEncryptionDto: {
+            /**
+             * @description absolute path on the hub of the file holding the key (32 to 4096 bytes of UTF-8 text, e.g. openssl rand -hex 32); the key itself never leaves it
+             * @example /etc/sendense/keys/main.key
+             */
+            keyFile: string;
+        };
         RegisterRepositoryDto: {
             /** @example main */
             name: string;
@@ -1271,6 +1278,8 @@ export interface components {
              * @example 7
              */
             immutableDays?: number;
+            /** @description write the repository's qcow2 files encrypted (qcow2 LUKS) with this key; its SHA-256 fingerprint is recorded, never the key */
+            encryption?: components["schemas"]["RepositoryEncryptionDto"];
         };
         RegisterAgentDto: {
             /** @example esx-01 */

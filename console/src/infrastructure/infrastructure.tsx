@@ -13,6 +13,7 @@ interface Repository {
   lowSpace: boolean;
   restorePoints: number;
   immutableDays: number | null;
+  encryption: { keyFile: string; keyFingerprint: string } | null;
 }
 interface Agent {
   agentId: string;
@@ -49,7 +50,7 @@ export function Infrastructure() {
       <h1>Repositories and agents</h1>
       <table>
         <caption>Repositories</caption>
-        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Restore points</th><th scope="col">Immutable</th><th scope="col">Used</th></tr></thead>
+        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Restore points</th><th scope="col">Immutable</th><th scope="col">Encrypted</th><th scope="col">Used</th></tr></thead>
         <tbody>
           {repositories.map((r) => {
             const percent = r.totalBytes ? Math.round(((r.totalBytes - r.freeBytes) / r.totalBytes) * 100) : 0;
@@ -60,6 +61,7 @@ export function Infrastructure() {
                 <td><code>{r.path}</code></td>
                 <td data-points={r.restorePoints}>{r.restorePoints}</td>
                 <td data-immutable-days={r.immutableDays ?? 0}>{r.immutableDays ? `each point for ${r.immutableDays} day${r.immutableDays === 1 ? '' : 's'}` : 'no'}</td>
+                <td data-encrypted={r.encryption ? 'yes' : 'no'}>{r.encryption ? <span title={`key file ${r.encryption.keyFile}`}>key <code>{r.encryption.keyFingerprint.slice(0, 19)}…</code></span> : 'no'}</td>
                 <td>
                   <div role="progressbar" aria-label={`space used in ${r.name}`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={percent} class={`bar${r.lowSpace ? ' low' : ''}`}>
                     <div style={{ width: `${percent}%` }} />

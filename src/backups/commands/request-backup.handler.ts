@@ -26,7 +26,7 @@ export class RequestBackupHandler implements ICommandHandler<RequestBackupComman
   async execute(command: RequestBackupCommand): Promise<BackupRequestedResult> {
     const { vmId, repositoryId, requestedType, jobId } = command;
     const vm = await this.agents.vm(vmId);
-    await this.repositories.definition(repositoryId);
+    await this.repositories.usable(repositoryId);
     const claims = vmClaimStream(vmId);
     const { state: claim } = await this.aggregates.load(claims, vmClaimAggregate);
     // A claim already naming this job is this request's own earlier attempt (a policy slot requested again): no other holder.

@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import { measure, runQemuImg } from '../../qemu/qemu-img';
+import { convert, measure } from '../../qemu/qemu-img';
 
 const GiB = 1024 ** 3;
 
@@ -22,5 +22,5 @@ export async function measureQcow2(file: string, workArea: string): Promise<{ re
  * conversion is killed when `signal` aborts (the client went away).
  */
 export async function convertToQcow2(file: string, target: string, signal?: AbortSignal): Promise<void> {
-  await runQemuImg(['convert', '-q', '-f', 'qcow2', '-O', 'qcow2', '-o', 'compat=1.1', file, target], { signal });
+  await convert(file, target, 'qcow2', { createOptions: 'compat=1.1', signal });
 }

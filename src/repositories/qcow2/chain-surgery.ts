@@ -1,6 +1,7 @@
 import { basename, dirname, relative, resolve } from 'node:path';
 import { exists, fsyncFile, removeDurably } from './durable-fs';
 import { ChainSurgeryError, backingPathOf, findDependents } from './dependents';
+import { readBackingFileName } from './qcow2-header';
 import { rebase } from './qemu-img';
 
 export { ChainSurgeryError, findDependents } from './dependents';
@@ -29,7 +30,9 @@ export interface RemoveMiddleInput {
  * Safe rebase copies into the child every cluster where reading through the middle differs from reading
  * through the parent, and rewrites the child's header last. A crash mid-rebase therefore leaves the child
  * still on the middle with some redundant clusters, and running this again finishes the job; a crash
- * after the rebase leaves only the unlink to do, which the second branch below recognises.
+ * after the rebase leaves only the unlink to do, which the second branch below recognises. An encrypted chain is
+ * rebased in two steps (qemu-img.ts, rebase), and a crash between them leaves the child on the parent under a json:
+ * name, which the third branch rewrites.
  */
 export async function removeMiddle(input: RemoveMiddleInput): Promise<{ removed: boolean }> {
   const child = resolve(input.child);
@@ -45,6 +48,10 @@ export async function removeMiddle(input: RemoveMiddleInput): Promise<{ removed:
     await fsyncFile(child);
   } else if (childBacking !== parent) {
     throw new ChainSurgeryError(`${basename(child)} backs onto ${childBacking ?? 'nothing'}, neither ${middle} nor ${parent}`);
+  } else if ((await readBackingFileName(child))?.startsWith('json:')) {
+    // an encrypted rebase cut short after its copy: only the header's name is left to write
+    await rebase(child, relative(dirname(child), parent), { unsafe: true });
+    await fsyncFile(child);
   }
   if (!(await exists(middle))) return { removed: false };
   await refuseOtherDependents(middle, child);

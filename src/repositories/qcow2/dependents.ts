@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { jsonImageFile } from '../../qemu/image-keys';
 import { readBackingFileName } from './qcow2-header';
 
 export class ChainSurgeryError extends Error {
@@ -9,10 +10,14 @@ export class ChainSurgeryError extends Error {
   }
 }
 
-/** Where the image's backing file is, resolved the way qemu resolves it (against the image's directory). */
+/**
+ * Where the image's backing file is, resolved the way qemu resolves it (against the image's directory). A json:
+ * name is the file it opens: an encrypted rebase cut short between its two steps leaves one (qemu-img.ts, rebase).
+ */
 export async function backingPathOf(file: string): Promise<string | null> {
   const stored = await readBackingFileName(file);
-  return stored === null ? null : resolve(dirname(file), stored);
+  if (stored === null) return null;
+  return resolve(dirname(file), jsonImageFile(stored) ?? stored);
 }
 
 /**

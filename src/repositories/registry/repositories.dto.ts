@@ -1,10 +1,18 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateIf, ValidateNested } from 'class-validator';
 import { DomainError } from '../../eventing/domain-error';
 import { RegisterRepository } from '../repository-lifecycle.workflow';
 import { CIFS_SHARE, MOUNT_OPTIONS, NFS_EXPORT, NFS_SERVER } from './mount-commands';
 
 const KIND_FIELDS = { local: ['path'], nfs: ['server', 'export', 'options'], cifs: ['share', 'username', 'passwordFile', 'options'] } as const;
+
+export class RepositoryEncryptionDto {
+  @ApiProperty({ description: 'absolute path on the hub of the file holding the key (32 to 4096 bytes of UTF-8 text, e.g. openssl rand -hex 32); the key itself never leaves it', example: '/etc/sendense/keys/main.key' })
+  @IsString()
+  @Matches(/^\/[^\0]{1,1023}$/, { message: 'encryption.keyFile must be an absolute path' })
+  keyFile: string;
+}
 
 export class RegisterRepositoryDto {
   @ApiProperty({ example: 'main' })
@@ -65,6 +73,13 @@ export class RegisterRepositoryDto {
   @Min(1, { message: 'immutableDays must be at least 1' })
   @Max(36500, { message: 'immutableDays must be at most 36500' })
   immutableDays?: number;
+
+  @ApiPropertyOptional({ description: "write the repository's qcow2 files encrypted (qcow2 LUKS) with this key; its SHA-256 fingerprint is recorded, never the key", type: RepositoryEncryptionDto })
+  @IsOptional()
+  @IsObject({ message: 'encryption must be an object {keyFile}' })
+  @ValidateNested()
+  @Type(() => RepositoryEncryptionDto)
+  encryption?: RepositoryEncryptionDto;
 }
 
 export class RepositoryIdParams {
@@ -74,12 +89,13 @@ export class RepositoryIdParams {
 
 /** A field of another kind is refused rather than ignored, so a mistyped request never registers something else. */
 export function registrationOf(body: RegisterRepositoryDto): RegisterRepository {
-  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => k !== 'name' && k !== 'kind' && k !== 'immutableDays' && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
+  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => !['name', 'kind', 'immutableDays', 'encryption'].includes(k) && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
   if (foreign.length) throw new DomainError('invalid', `${foreign.join(', ')} do(es) not apply to a ${body.kind} repository`);
   return {
     name: body.name,
     kind: body.kind,
     immutableDays: body.immutableDays ?? null,
+    encryption: body.encryption ? { keyFile: body.encryption.keyFile } : null,
     path: body.path,
     nfs: body.kind === 'nfs' ? { server: body.server!, export: body.export!, options: body.options ?? '' } : undefined,
     cifs: body.kind === 'cifs' ? { share: body.share!, username: body.username!, passwordFile: body.passwordFile!, options: body.options ?? '' } : undefined,

@@ -31,6 +31,15 @@ export interface RepositoryDefinition {
   cifs: CifsSource | null;
   /** Days a restore point can be neither deleted nor rewritten after it was written; null: no lock. Absent in events before it existed. */
   immutableDays?: number | null;
+  /** Its qcow2 files are written encrypted (LUKS) with the key in keyFile, whose SHA-256 is the fingerprint; null or absent: in the clear. */
+  encryption?: RepositoryEncryption | null;
+}
+
+export interface RepositoryEncryption {
+  /** Where this hub reads the key: a path, never the key. */
+  keyFile: string;
+  /** sha256:<hex> of the key file's bytes. */
+  fingerprint: string;
 }
 
 export type Capacity = {

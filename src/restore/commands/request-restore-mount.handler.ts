@@ -5,6 +5,7 @@ import { HUB_CONFIG, HubConfig } from '../../config/hub-config';
 import { HUB_INSTANCE } from '../../config/hub-instance';
 import { AggregateRepository } from '../../eventing/aggregate-repository';
 import { currentContext } from '../../eventing/request-context';
+import { RepositoriesService } from '../../repositories/registry/repositories.service';
 import { resolveChainFiles } from '../adapters/chain-files';
 import { RestoreMountSourceQuery } from '../queries/restore-mount-source.query';
 import { restoreMountAggregate } from '../restore-mount.aggregate';
@@ -21,10 +22,13 @@ export class RequestRestoreMountHandler implements ICommandHandler<RequestRestor
     private readonly events: EventBus,
     @Inject(HUB_INSTANCE) private readonly instance: string,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly repositories: RepositoriesService,
   ) {}
 
   async execute(command: RequestRestoreMountCommand): Promise<RestoreMountRequested> {
-    const point = await resolveChainFiles(await this.queries.execute(new RestoreMountSourceQuery(command.restorePointId)));
+    const source = await this.queries.execute(new RestoreMountSourceQuery(command.restorePointId));
+    await this.repositories.usable(source.repositoryId);
+    const point = await resolveChainFiles(source);
     const mountId = randomUUID();
     const result = await this.aggregates.execute(
       restoreMountStream(mountId),

@@ -39,7 +39,7 @@ export class PointView {
     for (let p: RestorePoint | undefined = point; p; p = p.parentId ? pointOf(chain, p.parentId) : undefined) lineage.unshift(p);
     const deleting = chain.pending && lineage.some((p) => p.restorePointId === chain.pending!.restorePointId) ? chain.pending.restorePointId : null;
     const corrupt = lineage.filter((p) => integrityOf(chain, p.restorePointId).status === 'corrupt').map((p) => p.restorePointId);
-    return { point, lineage, root: (await this.repositories.definition(repositoryId)).root, deleting, corrupt };
+    return { point, lineage, root: (await this.repositories.usable(repositoryId)).root, deleting, corrupt };
   }
 
   /**
