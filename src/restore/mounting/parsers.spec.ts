@@ -150,7 +150,7 @@ describe('host state parsers', () => {
 
 describe('helper command lines', () => {
   it('exports read-only, persistent, multi-connection, on a Unix socket', () => {
-    expect(qemuNbdArgs('/repo/rp-2.qcow2', '/w/qemu-nbd.sock')).toEqual(['-r', '--aio=io_uring', '-f', 'qcow2', '--persistent', '--shared=8', '-k', '/w/qemu-nbd.sock', '-x', 'rp', '/repo/rp-2.qcow2']);
+    expect(qemuNbdArgs('/repo/rp-2.qcow2', '/w/qemu-nbd.sock')).toEqual(['-r', '--aio=io_uring', '--persistent', '--shared=8', '-k', '/w/qemu-nbd.sock', '-x', 'rp', '-f', 'qcow2', '/repo/rp-2.qcow2']);
   });
 
   it('percent-encodes the socket path in the NBD URI', () => {

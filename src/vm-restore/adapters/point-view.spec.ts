@@ -24,7 +24,7 @@ function viewWith(pending: string | null): PointView {
     lastBreak: null,
   } as unknown as ChainState;
   const points = { chain: async () => chain } as unknown as RestorePointsService;
-  const repositories = { definition: async () => ({ root: '/repo' }) } as unknown as RepositoriesService;
+  const repositories = { usable: async () => ({ root: '/repo' }) } as unknown as RepositoriesService;
   return new PointView(points, repositories);
 }
 
@@ -54,7 +54,7 @@ describe('what a restore reads of a point', () => {
           } as unknown as ChainState;
         },
       } as unknown as RestorePointsService;
-      return new PointView(points, { definition: async () => ({ root: '/repo' }) } as unknown as RepositoriesService);
+      return new PointView(points, { usable: async () => ({ root: '/repo' }) } as unknown as RepositoriesService);
     }
     const three = [point('full', null), point('inc1', 'full'), point('inc2', 'inc1')];
     const wait = { timeoutMs: 5_000, pollMs: 1, stop: () => false };
