@@ -2,7 +2,7 @@ import { BASE_ALLOCATION, QEMU_ALLOCATION_DEPTH, QEMU_DIRTY_BITMAP_PREFIX } from
 import type { NbdClient } from '../nbd-protocol/nbd-client';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DigestRecorder, DigestRun } from '../wire/block-digests';
 import { BlockHasher, borrowHasher, releaseHasher, sharedBuffer } from './block-hasher';
-import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, layerRanges, planFull, planIncremental, splitRequests, sumBytes } from './copy-plan';
+import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, layerRanges, planFull, planIncremental, splitRequests, sumBytes, widenRanges } from './copy-plan';
 
 export interface CopyProgress {
   /** Bytes written or zeroed on the target so far. */
@@ -15,8 +15,14 @@ export interface CopyProgress {
 
 export type CopyMode = 'full' | 'incremental' | 'layer';
 
+/**
+ * What a copy reads from: an NBD export, or a reader that serves the same calls from elsewhere (a VMware
+ * datastore file over HTTP), which offers no meta contexts and is copied by `ranges` or whole.
+ */
+export type CopySource = Pick<NbdClient, 'size' | 'blockSize' | 'maxPayload' | 'metaContexts' | 'isOpen' | 'read' | 'blockStatusAll'>;
+
 export interface CopyDiskOptions {
-  source: NbdClient;
+  source: CopySource;
   target: NbdClient;
   /**
    * full: copy what base:allocation reports as data (zero extents skipped when
@@ -28,6 +34,12 @@ export interface CopyDiskOptions {
   mode: CopyMode;
   /** Bitmap name (incremental): the source must have been opened with meta context qemu:dirty-bitmap:NAME and base:allocation. */
   bitmap?: string;
+  /**
+   * The source's own account of what to copy, instead of its meta contexts (VMware's changed block tracking):
+   * incremental, the areas changed since the last point; full, the areas that hold data (the rest of a fresh
+   * target reads as zeroes). Widened to clusters like dirty ranges; without base:allocation all of it is data.
+   */
+  ranges?: readonly { offset: number; length: number }[];
   /** Requests in flight (default 8). */
   requests?: number;
   /** Bytes per WRITE, and per READ unless `readSize` is smaller (default 4 MiB; capped by both servers' maximum payload). */
@@ -106,6 +118,13 @@ export async function planCopy(options: CopyDiskOptions): Promise<{ ops: CopyOp[
   const { source, target } = options;
   const size = source.size;
   const align = lcmPow2(source.blockSize.minimum, target.blockSize.minimum, options.digests ? DIGEST_BLOCK_SIZE : 1);
+  if (options.ranges) {
+    const cluster = Math.max(options.clusterSize ?? DEFAULT_CLUSTER_SIZE, align);
+    const wanted = widenRanges(options.ranges, cluster, size);
+    const allocation = source.metaContexts.has(BASE_ALLOCATION) ? (await source.blockStatusAll(0, size, [BASE_ALLOCATION])).get(BASE_ALLOCATION)! : [{ offset: 0, length: size, flags: 0 }];
+    const ops = alignPlan(planIncremental(wanted, allocation), align, size);
+    return { ops, dirtyBytes: sumBytes(wanted), align };
+  }
   if (options.mode === 'full') {
     if (!source.metaContexts.has(BASE_ALLOCATION)) {
       // Without allocation information every byte is data.
@@ -130,7 +149,17 @@ function validate(options: CopyDiskOptions): void {
   if (!target.isOpen) throw new Error('target NBD connection is not open');
   if (target.readOnly) throw new Error(`target export "${target.exportName}" is read-only`);
   if (target.size < source.size) throw new Error(`target export is smaller (${target.size} bytes) than the source (${source.size} bytes)`);
-  if (mode === 'incremental') {
+  if (options.ranges) {
+    if (mode === 'layer') throw new TypeError('a layer copy takes its ranges from qemu:allocation-depth, not from the caller');
+    let end = 0;
+    for (const r of options.ranges) {
+      if (!Number.isSafeInteger(r.offset) || !Number.isSafeInteger(r.length) || r.offset < end || r.length < 1 || r.offset + r.length > source.size) {
+        throw new RangeError(`copy ranges must be sorted, disjoint and within the source's ${source.size} bytes; ${r.offset}+${r.length} is not`);
+      }
+      end = r.offset + r.length;
+    }
+    if (mode === 'incremental' && !target.canWriteZeroes) throw new Error('target does not support WRITE_ZEROES, which an incremental copy needs for zeroed ranges');
+  } else if (mode === 'incremental') {
     if (!options.bitmap) throw new TypeError('incremental copy needs a bitmap name');
     const ctx = QEMU_DIRTY_BITMAP_PREFIX + options.bitmap;
     if (!source.metaContexts.has(ctx)) throw new Error(`source connection has no meta context ${ctx}: open it with metaContexts ['${ctx}', '${BASE_ALLOCATION}']`);
@@ -167,12 +196,12 @@ function* requestsOf(ops: readonly CopyOp[], requestSize: number, recorder: Dige
 }
 
 /** Effective request size: within both servers' maxima, a multiple of both preferred sizes where possible. */
-export function effectiveRequestSize(requested: number, source: NbdClient, target: NbdClient): number {
+export function effectiveRequestSize(requested: number, source: CopySource, target: NbdClient): number {
   return fitRequest(requested, [source, target]);
 }
 
 /** `requested` within every server's maximum payload, a multiple of their preferred and minimum block sizes where possible. */
-function fitRequest(requested: number, servers: readonly NbdClient[]): number {
+function fitRequest(requested: number, servers: readonly Pick<NbdClient, 'maxPayload' | 'blockSize'>[]): number {
   let size = Math.min(requested, ...servers.map((s) => s.maxPayload));
   const preferred = Math.max(...servers.flatMap((s) => [s.blockSize.preferred, s.blockSize.minimum]));
   if (size >= preferred) size -= size % preferred;

@@ -52,6 +52,11 @@ export function layerRanges(depth: readonly Extent[], clusterSize: number, size:
   return widenedRanges(depth, (flags) => flags === ALLOCATION_DEPTH_TOP, clusterSize, size);
 }
 
+/** Ranges a source named itself (sorted, disjoint), widened to whole clusters, clamped to the export and merged. */
+export function widenRanges(ranges: readonly { offset: number; length: number }[], clusterSize: number, size: number): { offset: number; length: number }[] {
+  return widenedRanges(ranges.map((r) => ({ ...r, flags: 1 })), () => true, clusterSize, size);
+}
+
 function widenedRanges(extents: readonly Extent[], keep: (flags: number) => boolean, clusterSize: number, size: number): { offset: number; length: number }[] {
   const out: { offset: number; length: number }[] = [];
   for (const e of extents) {

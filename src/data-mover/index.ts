@@ -1,5 +1,5 @@
 export { copyDisk, planCopy, effectiveRequestSize, CopyAbortedError, DEFAULT_REQUESTS, DEFAULT_REQUEST_SIZE, LIVE_READ_SIZE } from './copy-disk';
-export type { CopyDiskOptions, CopyProgress, CopySummary } from './copy-disk';
+export type { CopyDiskOptions, CopyProgress, CopySource, CopySummary } from './copy-disk';
 export { alignPlan, dirtyRanges, planFull, planIncremental, splitRequests, DEFAULT_CLUSTER_SIZE } from './copy-plan';
 export type { CopyOp } from './copy-plan';
 export { nbdCopyCommand, parseNbdCopyArgs, NBD_COPY_USAGE, UsageError } from './nbd-copy.command';
