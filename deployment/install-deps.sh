@@ -29,6 +29,9 @@ PACKAGES=(
   fonts-dejavu-core # text in the console's screenshots
   curl            # the demo, the README's examples and the restore bench call the hub's HTTP API with it
   unzip           # the restore tests extract the zip archives the hub serves
+  golang-go       # builds the vcsim launcher (test/fixtures/vcsim) the VMware source is tested against
+  golang-github-vmware-govmomi-dev # govmomi's vCenter simulator (vcsim), the library that launcher is built from
+  golang-github-google-uuid-dev # a dependency of govmomi's simulator, for the same build
 )
 
 if [ "$(id -u)" -ne 0 ]; then
