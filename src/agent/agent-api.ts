@@ -5,7 +5,7 @@ import { BackupRunner } from './backup-runner';
 import { parseRestoreRequest, RestoreRequestError } from './restore-request.parse';
 import type { RestoreRunner } from './restore-runner';
 import { RestoreConflict } from './sources/libvirt/libvirt-restorer';
-import { PlanRequest, StartRequest, VALID_CORRELATION_ID, VALID_EVENT_ID } from '../wire/backup-protocol';
+import { PlanRequest, SinceDisk, StartRequest, VALID_CORRELATION_ID, VALID_EVENT_ID } from '../wire/backup-protocol';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MAX_BODY = 1024 * 1024;
@@ -120,7 +120,22 @@ const PSK_IDENTITY = /^[A-Za-z0-9._-]{1,64}$/;
 const PSK_KEY = /^(?:[0-9a-f]{2}){32,64}$/;
 
 function parsePlan(body: Record<string, unknown>): PlanRequest {
-  return { vmId: id(body.vmId, 'vmId'), sincePointId: id(body.sincePointId ?? null, 'sincePointId', true) };
+  const sincePointId = id(body.sincePointId ?? null, 'sincePointId', true);
+  return { vmId: id(body.vmId, 'vmId'), sincePointId, ...sinceDisks(body.sinceDisks, sincePointId) };
+}
+
+function sinceDisks(value: unknown, sincePointId: string | null): { sinceDisks?: SinceDisk[] } {
+  if (value === undefined) return {};
+  if (sincePointId === null) throw new HttpError(400, 'sinceDisks needs a sincePointId');
+  if (!Array.isArray(value) || value.length > 256) throw new HttpError(400, 'sinceDisks must be an array of at most 256 disks');
+  return {
+    sinceDisks: value.map((d: { diskId?: unknown; virtualSize?: unknown; changeRef?: unknown }) => {
+      if (typeof d !== 'object' || d === null) throw new HttpError(400, 'sinceDisks[] must be objects');
+      if (typeof d.virtualSize !== 'number' || !Number.isSafeInteger(d.virtualSize) || d.virtualSize < 0) throw new HttpError(400, 'sinceDisks[].virtualSize must be a byte count');
+      if (d.changeRef !== null && (typeof d.changeRef !== 'string' || d.changeRef.length > 256)) throw new HttpError(400, 'sinceDisks[].changeRef must be a string of at most 256 characters or null');
+      return { diskId: id(d.diskId, 'diskId'), virtualSize: d.virtualSize, changeRef: d.changeRef };
+    }),
+  };
 }
 
 function parseStart(body: Record<string, unknown>): StartRequest {
@@ -146,6 +161,7 @@ function parseStart(body: Record<string, unknown>): StartRequest {
     type: body.type,
     restorePointId: id(body.restorePointId, 'restorePointId'),
     sincePointId: id(body.sincePointId ?? null, 'sincePointId', true),
+    ...sinceDisks(body.sinceDisks, (body.sincePointId as string | undefined) ?? null),
     disks,
   };
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { option } from '../config/cli-args';
 import pino from 'pino';
@@ -12,6 +13,8 @@ import { RestoreRunner } from './restore-runner';
 import { LibvirtRestorer } from './sources/libvirt/libvirt-restorer';
 import { QemuImageSource } from './sources/qemu-image';
 import { LibvirtSource } from './sources/libvirt';
+import { VsphereClient, type VsphereOptions } from './sources/vsphere/vsphere-client';
+import { VsphereSource } from './sources/vsphere/vsphere-source';
 import type { BackupSource } from './sources/backup-source';
 
 /** `sendense agent register --hub URL --name NAME`: creates the agent key and registers it with the hub. */
@@ -57,19 +60,49 @@ function maxRateOption(value: string | undefined): number | undefined {
   return Math.round(mib * 1024 * 1024);
 }
 
-/** `sendense agent run --inventory FILE | --libvirt [URI]`: serves the agent API through the tunnel until stopped. */
+/**
+ * `--vsphere https://vcenter/sdk --vsphere-user U --vsphere-password-file F [--vsphere-thumbprint T]`: the
+ * connection settings, read and checked before anything connects. The password comes from a file so that it
+ * shows in no process list.
+ */
+export function vsphereOptions(args: string[], env: NodeJS.ProcessEnv): VsphereOptions | undefined {
+  const sdkUrl = option(args, '--vsphere') ?? env.SENDENSE_VSPHERE_URL;
+  if (!sdkUrl) return undefined;
+  let url: URL;
+  try {
+    url = new URL(sdkUrl);
+  } catch {
+    throw new Error(`sendense agent run: --vsphere takes the SDK URL (https://vcenter.example/sdk), not ${JSON.stringify(sdkUrl)}`);
+  }
+  if (url.protocol !== 'https:') throw new Error('sendense agent run: --vsphere must be an https:// URL (the password and the disks travel over it)');
+  const user = option(args, '--vsphere-user') ?? env.SENDENSE_VSPHERE_USER;
+  const passwordFile = option(args, '--vsphere-password-file') ?? env.SENDENSE_VSPHERE_PASSWORD_FILE;
+  if (!user || !passwordFile) throw new Error('sendense agent run: --vsphere needs --vsphere-user USER and --vsphere-password-file FILE');
+  const password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
+  if (!password) throw new Error(`sendense agent run: ${passwordFile} is empty`);
+  const thumbprint = option(args, '--vsphere-thumbprint') ?? env.SENDENSE_VSPHERE_THUMBPRINT;
+  return { sdkUrl: url.toString(), user, password, ...(thumbprint ? { thumbprint } : {}) };
+}
+
+/** `sendense agent run --inventory FILE | --libvirt [URI] | --vsphere URL ...`: serves the agent API through the tunnel until stopped. */
 export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<() => Promise<void>> {
   const inventoryFile = option(args, '--inventory') ?? env.SENDENSE_INVENTORY;
   const uri = libvirtUri(args) ?? env.SENDENSE_LIBVIRT_URI;
-  if (!inventoryFile && !uri) throw new Error('usage: sendense agent run --inventory FILE | --libvirt [URI]');
-  if (inventoryFile && uri) throw new Error('sendense agent run: give --inventory FILE or --libvirt [URI], not both (one agent per source)');
+  const vsphere = vsphereOptions(args, env);
+  const given = [inventoryFile, uri, vsphere].filter(Boolean).length;
+  if (given === 0) throw new Error('usage: sendense agent run --inventory FILE | --libvirt [URI] | --vsphere URL --vsphere-user USER --vsphere-password-file FILE');
+  if (given > 1) throw new Error('sendense agent run: give one of --inventory FILE, --libvirt [URI] or --vsphere URL (one agent per source)');
   const maxRate = maxRateOption(option(args, '--max-rate') ?? env.SENDENSE_MAX_RATE);
   const dir = agentDir(env);
   const state = loadAgentState(dir);
   const log = pino({ level: env.SENDENSE_LOG_LEVEL ?? 'info', base: { component: 'agent', agent: state.name } });
   await import('node:fs').then((fs) => fs.mkdirSync(join(dir, 'run'), { recursive: true }));
   let source: BackupSource;
-  if (uri) {
+  if (vsphere) {
+    // Named by this agent, so that a snapshot a killed agent left is found and removed at its next start, and
+    // another agent's (or an operator's) snapshot never is.
+    source = new VsphereSource({ connect: () => VsphereClient.connect(vsphere), snapshotPrefix: `sendense-${state.agentId.slice(0, 8)}-`, log: (level, message) => log[level](message) });
+  } else if (uri) {
     // qemu (libvirt's qemu user) creates each backup's NBD socket under the state dir: it must be able to pass
     // through it. Search only: the files in it (key, token) stay 0600.
     await import('node:fs').then((fs) => fs.chmodSync(dir, 0o711));
@@ -131,12 +164,27 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     const vms = scan.vms.map((vm) => ({ vmId: vm.id, name: vm.name, disks: vm.disks.map((d) => ({ diskId: d.id, path: d.path, format: d.format, virtualSize: d.virtualSize, changeTracking: d.changeTracking })) }));
     await hub.send('PUT', `/api/v1/agents/${state.agentId}/inventory`, { vms });
   };
+  let connected = false;
   tunnel.on('connected', () => {
+    connected = true;
     log.info('connected to the hub');
     reportInventory().catch((e) => log.error(`reporting the inventory failed: ${String(e)}`));
   });
-  tunnel.on('disconnected', (reason: string) => log.warn(`disconnected from the hub: ${reason}`));
+  tunnel.on('disconnected', (reason: string) => {
+    connected = false;
+    log.warn(`disconnected from the hub: ${reason}`);
+  });
   tunnel.start();
+  // vCenter says when a VM changes; it is asked, and the inventory re-reported at once.
+  const vsphereWatch = new AbortController();
+  if (source instanceof VsphereSource) {
+    let reporting = Promise.resolve();
+    void (await source.client()).watchVms(() => {
+      // the first answer (every VM) comes before the tunnel is up; connecting reports the inventory anyway
+      if (!connected) return;
+      reporting = reporting.then(() => reportInventory()).catch((e) => log.warn(`reporting the inventory failed: ${String(e)}`));
+    }, vsphereWatch.signal);
+  }
   // Domains come and go without telling us: the inventory is compared every few seconds and re-reported when it changed.
   let lastInventory = '';
   const watch = uri
@@ -153,6 +201,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     : undefined;
   return async () => {
     clearInterval(watch);
+    vsphereWatch.abort();
     await runner.stopAll();
     await restores.stopAll();
     await source.closeAll().catch(() => undefined);

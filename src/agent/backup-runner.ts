@@ -1,4 +1,4 @@
-import { copyDisk } from '../data-mover';
+import { copyDisk, type CopySource } from '../data-mover';
 import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
 import { mapAtOnce } from '../process';
 import type { BackupSource } from './sources/backup-source';
@@ -50,7 +50,7 @@ export class BackupRunner {
     const vm = await this.deps.source.getVm(request.vmId);
     const disks = vm.disks.map((d) => ({ diskId: d.id, virtualSize: d.virtualSize, format: d.format }));
     if (!request.sincePointId) return { mode: 'full', reason: 'no earlier restore point in this chain', disks };
-    const check = await this.deps.source.checkChain(request.vmId, request.sincePointId);
+    const check = await this.deps.source.checkChain(request.vmId, request.sincePointId, request.sinceDisks);
     if (check.ok) return { mode: 'incremental', reason: null, disks };
     return { mode: 'full', reason: check.reason ?? 'change tracking cannot continue the chain', disks, ...(check.broken ? { chainBroken: true } : {}) };
   }
@@ -97,7 +97,7 @@ export class BackupRunner {
     for (const connection of early.values()) connection.catch(() => undefined);
     try {
       await this.settle(vmId, sincePointId);
-      const prepared = await source.prepareBackup(vmId, { newPointId: restorePointId, sincePointId });
+      const prepared = await source.prepareBackup(vmId, { newPointId: restorePointId, sincePointId, ...(sincePointId && request.sinceDisks ? { sinceDisks: request.sinceDisks } : {}) });
       if (prepared.mode !== request.type) throw new Error(`change tracking changed since the plan: ${prepared.reason ?? prepared.mode}`);
       const snapshot = await source.openSnapshot(vmId, { bitmaps: prepared.bitmaps });
       try {
@@ -112,11 +112,11 @@ export class BackupRunner {
             stop.throwIfAborted();
             const disk = snapshot.disks.find((d) => d.diskId === target.diskId);
             if (!disk) throw new Error(`the snapshot has no disk ${target.diskId}`);
-            const newBitmap = prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
+            const changeRef = disk.changeRef ?? prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
             const uploadDigests = (digests: Buffer) => this.deps.uploadDigests(request, target.diskId, digests);
             const connection = early.get(target.diskId) ?? this.deps.connectTarget(target.nbd);
             early.delete(target.diskId);
-            await this.copyOne(report, uploadDigests, disk, connection, target, request.type, newBitmap, stop);
+            await this.copyOne(report, uploadDigests, disk, connection, target, request.type, changeRef, stop);
           } catch (error) {
             failed.abort(error);
             throw error;
@@ -161,11 +161,11 @@ export class BackupRunner {
 
   /** Copies one disk into its target; `connection` (to the target, maybe still opening) is closed here, whatever happens. */
   private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, disk: SnapshotDisk, connection: Promise<NbdClient>, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
-    const { bitmap, readSize } = disk;
+    const { bitmap, readSize, ranges } = disk;
     const contexts = [BASE_ALLOCATION, ...(bitmap ? [`qemu:dirty-bitmap:${bitmap}`] : [])];
-    let src: NbdClient | undefined;
+    let src: (CopySource & { close(): Promise<void> }) | undefined;
     try {
-      src = await openNbd(disk.uri, { metaContexts: contexts });
+      src = disk.open ? await disk.open() : await openNbd(disk.uri, { metaContexts: contexts });
       const dst = await connection;
       let lastReport = 0;
       let started = false;
@@ -174,6 +174,7 @@ export class BackupRunner {
         target: dst,
         mode,
         bitmap,
+        ranges,
         readSize,
         signal,
         // every block sent is hashed on the way, so a verify can later prove the repository still holds it

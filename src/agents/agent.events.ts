@@ -5,7 +5,7 @@ export const AGENT_CONNECTED = 'AgentConnected';
 export const AGENT_DISCONNECTED = 'AgentDisconnected';
 export const VM_INVENTORY_REPORTED = 'VmInventoryReported';
 
-export type InventoryDisk = { diskId: string; path: string; format: string; virtualSize: number; changeTracking: 'dirty-bitmap' | 'none' };
+export type InventoryDisk = { diskId: string; path: string; format: string; virtualSize: number; changeTracking: 'dirty-bitmap' | 'cbt' | 'none' };
 export type InventoryVm = { vmId: string; name: string; disks: InventoryDisk[] };
 
 export type AgentRegistered = DomainEvent<typeof AGENT_REGISTERED, { agentId: string; name: string; publicKey: string; fingerprint: string; tokenId: string }>;

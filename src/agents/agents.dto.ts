@@ -31,8 +31,9 @@ export class InventoryDiskDto {
   @Min(0)
   virtualSize: number;
 
-  @IsIn(['dirty-bitmap', 'none'])
-  changeTracking: 'dirty-bitmap' | 'none';
+  /** dirty-bitmap: qcow2 bitmaps or libvirt checkpoints; cbt: VMware's changed block tracking; none: fulls only. */
+  @IsIn(['dirty-bitmap', 'cbt', 'none'])
+  changeTracking: 'dirty-bitmap' | 'cbt' | 'none';
 }
 
 export class InventoryVmDto {

@@ -259,7 +259,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const last = chain.points.at(-1);
       const corrupt = last ? corruption(chain, last.restorePointId) : null;
       const since = state.requestedType !== 'full' && last && !corrupt ? last.restorePointId : null;
-      const plan = await this.calls.plan(agentId, { vmId, sincePointId: since });
+      const sinceDisks = since ? last!.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize, changeRef: d.changeRef })) : undefined;
+      const plan = await this.calls.plan(agentId, { vmId, sincePointId: since, ...(sinceDisks ? { sinceDisks } : {}) });
       const restorePointId = `rp-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`;
       const lastPoint = last ? { restorePointId: last.restorePointId, disks: last.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize })), corrupt } : null;
       state = await this.send(story, new DecideBackupTypeCommand(jobId, restorePointId, lastPoint, plan));
@@ -298,6 +299,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         type: state.type!,
         restorePointId,
         sincePointId: state.sincePointId,
+        ...(state.sincePointId && sinceDisks ? { sinceDisks } : {}),
         disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName, psk: keys.get(t.diskId)! } })),
       });
       agentStarted = true;

@@ -19,7 +19,8 @@ describe('sendense --help', () => {
 
   it('covers the commands the issue found missing, and the nested ones', () => {
     expect(dispatched).toEqual(expect.arrayContaining(['agent run', 'report protection', 'restore vm', 'policy add', 'backup cancel']));
-    expect(help).toMatch(/sendense agent run \(--inventory FILE \| --libvirt \[URI\]\) \[--max-rate MiB\]/);
+    expect(help).toMatch(/sendense agent run \(--inventory FILE \| --libvirt \[URI\] \| --vsphere URL \.\.\.\) \[--max-rate MiB\]/);
+    expect(help).toMatch(/--vsphere-password-file FILE/);
     expect(help).toMatch(/sendense report protection \[--at TIMESTAMP\] \[--json\]/);
   });
 });

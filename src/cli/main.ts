@@ -19,11 +19,16 @@ export const USAGE = () => `usage: sendense <command>
   sendense agent register --name NAME [--hub URL]
                                             create the agent key and register it with the hub (a hub token in
                                             SENDENSE_TOKEN; --hub defaults to SENDENSE_HUB, else http://127.0.0.1:8082)
-  sendense agent run (--inventory FILE | --libvirt [URI]) [--max-rate MiB]
+  sendense agent run (--inventory FILE | --libvirt [URI] | --vsphere URL ...) [--max-rate MiB]
                                             run the agent: connect to the hub, serve its backups and restores
                                             --inventory FILE  the powered-off VMs whose images FILE lists (or SENDENSE_INVENTORY)
                                             --libvirt [URI]   every domain of a libvirt host, running or shut off
                                                               (default qemu:///system; or SENDENSE_LIBVIRT_URI)
+                                            --vsphere URL     every VM of a vCenter or ESXi host (https://vcenter/sdk; or
+                                                              SENDENSE_VSPHERE_URL), with --vsphere-user USER and
+                                                              --vsphere-password-file FILE, and --vsphere-thumbprint
+                                                              SHA1|SHA256 for a certificate no system CA signed
+                                                              (docs/operations.md, VMware)
                                             --max-rate MiB    each disk of a backup is read at most this many MiB/s
                                                               (or SENDENSE_MAX_RATE)
                                             both agent commands keep the agent's key and state in SENDENSE_AGENT_DIR

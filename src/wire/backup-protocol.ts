@@ -1,8 +1,21 @@
 /** What the hub asks of the agent, and what the agent reports back: both ends import these shapes. */
 
+/**
+ * The disks of the point an incremental builds on, as the hub recorded them. `changeRef` is what the agent
+ * reported for the disk (a VMware changeId): sources whose change tracking lives outside the VM's own
+ * files (VMware's CBT) continue the chain from it.
+ */
+export interface SinceDisk {
+  diskId: string;
+  virtualSize: number;
+  changeRef: string | null;
+}
+
 export interface PlanRequest {
   vmId: string;
   sincePointId: string | null;
+  /** With sincePointId: that point's disks. */
+  sinceDisks?: SinceDisk[];
 }
 
 export interface PlanAnswer {
@@ -23,6 +36,8 @@ export interface StartRequest {
   type: 'full' | 'incremental';
   restorePointId: string;
   sincePointId: string | null;
+  /** With sincePointId: that point's disks. */
+  sinceDisks?: SinceDisk[];
   /**
    * Each disk's target: the hub's export on `port` of the host the agent's tunnel dials, reached
    * directly over TLS with the export's own pre-shared key (the hub hands it over only here, inside the tunnel):

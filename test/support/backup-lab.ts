@@ -42,7 +42,7 @@ export class BackupLab {
     this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'lab', kind: 'local', path: this.repoRoot })).body.repositoryId;
   }
 
-  private async prepare(): Promise<void> {
+  protected async prepare(): Promise<void> {
     this.db = await createTestDatabase();
     this.dir = mkdtempSync(join(tmpdir(), 'sendense-lab-'));
     chmodSync(this.dir, 0o755);

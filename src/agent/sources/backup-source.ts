@@ -1,5 +1,5 @@
 import type { CompleteBackupRequest, InventoryScan, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, Snapshot, SourceVm } from './qemu-image/types';
-import type { Consistency } from '../../wire/backup-protocol';
+import type { Consistency, SinceDisk } from '../../wire/backup-protocol';
 import type { VmConfiguration } from '../../wire/vm-configuration';
 
 /**
@@ -20,7 +20,7 @@ export interface BackupSource {
   listVms(): Promise<SourceVm[]>;
   getVm(vmId: string): Promise<SourceVm>;
   /** `broken`: not ok because a disk that tracks changes lost them since the point (the chain breaks there). */
-  checkChain(vmId: string, sincePointId: string): Promise<{ ok: boolean; reason?: string; broken?: boolean }>;
+  checkChain(vmId: string, sincePointId: string, sinceDisks?: SinceDisk[]): Promise<{ ok: boolean; reason?: string; broken?: boolean }>;
   prepareBackup(vmId: string, req: PrepareBackupRequest): Promise<PreparedBackup>;
   openSnapshot(vmId: string, options: OpenSnapshotOptions): Promise<SourceSnapshot>;
   completeBackup(vmId: string, req: CompleteBackupRequest): Promise<unknown>;

@@ -80,7 +80,7 @@ describe('QemuImageSource.openSnapshot (real qemu-nbd)', () => {
     expect(snapshot.pids).toHaveLength(3);
     for (const disk of snapshot.disks) {
       expect(disk.uri).toBe(`nbd+unix:///disk?socket=${disk.socketPath}`);
-      expect(disk.socketPath.startsWith(join(runDir, SNAPSHOT_DIR_PREFIX))).toBe(true);
+      expect(disk.socketPath!.startsWith(join(runDir, SNAPSHOT_DIR_PREFIX))).toBe(true);
       const info = await nbdInfo(disk.uri);
       expect(info['export-size']).toBe(disk.virtualSize);
       expect(info.is_read_only).toBe(true);

@@ -1,9 +1,12 @@
+import type { CopySource } from '../../../data-mover';
+import type { SinceDisk } from '../../../wire/backup-protocol';
+
 /** Image formats this driver accepts. Everything else (vmdk, vdi, vhdx, luks, ...) is refused. */
 export type DiskFormat = 'qcow2' | 'raw';
 export const SUPPORTED_FORMATS: readonly DiskFormat[] = ['qcow2', 'raw'];
 
 /** qcow2 keeps persistent dirty bitmaps; raw has nowhere to keep them, so raw disks are always copied whole. */
-export type ChangeTracking = 'dirty-bitmap' | 'none';
+export type ChangeTracking = 'dirty-bitmap' | 'cbt' | 'none';
 
 /** One disk as the operator wrote it in the inventory file. */
 export interface InventoryDisk {
@@ -58,10 +61,10 @@ export interface InventoryScan {
 
 export interface SnapshotDisk {
   diskId: string;
-  /** `nbd+unix:///disk?socket=PATH` */
+  /** `nbd+unix:///disk?socket=PATH`; where `open` is set, the address it reads (for messages). */
   uri: string;
-  socketPath: string;
-  exportName: string;
+  socketPath?: string;
+  exportName?: string;
   format: DiskFormat;
   virtualSize: number;
   /** Persistent dirty bitmap exported as NBD meta context `qemu:dirty-bitmap:<bitmap>`. */
@@ -70,6 +73,12 @@ export interface SnapshotDisk {
   dirtyBitmapContext?: string;
   /** Bytes per NBD READ at most, where the export's server pays per large request (a running domain's qemu). */
   readSize?: number;
+  /** A disk that is not an NBD export (a VMware datastore file): opens the reader the copy reads from. */
+  open?: () => Promise<CopySource & { close(): Promise<void> }>;
+  /** What to copy, as the source's own change tracking says (VMware's changed areas), instead of a bitmap. */
+  ranges?: { offset: number; length: number }[];
+  /** The source's change tracking reference as of this snapshot (VMware's changeId), recorded with the point. */
+  changeRef?: string;
 }
 
 export interface Snapshot {
@@ -93,6 +102,8 @@ export interface PrepareBackupRequest {
   newPointId: string;
   /** The last SUCCESSFUL restore point of the chain, or null for a full backup. */
   sincePointId: string | null;
+  /** That point's disks as the hub recorded them (VMware continues its chain from their changeIds). */
+  sinceDisks?: SinceDisk[];
 }
 
 export interface PreparedDisk {
