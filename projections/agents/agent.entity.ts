@@ -38,6 +38,9 @@ export class VmView {
   @Column({ type: 'text' })
   name: string;
 
+  @Column({ name: 'power_state', type: 'text', nullable: true })
+  powerState: string | null;
+
   @Column({ type: 'jsonb' })
   disks: { diskId: string; path: string; format: string; virtualSize: number; changeTracking: string }[];
 

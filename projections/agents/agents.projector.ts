@@ -30,7 +30,7 @@ export class AgentsProjector implements Projector {
         const vms = manager.getRepository(VmView);
         await vms.delete({ agentId });
         const reported = (event.data as VmInventoryReported['data']).vms;
-        if (reported.length) await vms.upsert(reported.map((vm) => ({ vmId: vm.vmId, agentId, name: vm.name, disks: vm.disks, reportedAt: event.createdAt })), ['vmId']);
+        if (reported.length) await vms.upsert(reported.map((vm) => ({ vmId: vm.vmId, agentId, name: vm.name, powerState: vm.powerState ?? null, disks: vm.disks, reportedAt: event.createdAt })), ['vmId']);
         return;
       }
     }

@@ -1,6 +1,6 @@
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { DataSource } from 'typeorm';
-import { InventoryDisk } from '../../src/agents/agent.events';
+import { InventoryDisk, PowerState } from '../../src/agents/agent.events';
 import { AgentByFingerprintQuery } from '../../src/agents/queries/agent-by-fingerprint.query';
 import { AgentRegistrationConflictsQuery } from '../../src/agents/queries/agent-registration-conflicts.query';
 import { GetVmQuery, VmRecord } from '../../src/agents/queries/get-vm.query';
@@ -26,7 +26,7 @@ export class ListVmsHandler implements IQueryHandler<ListVmsQuery, VmSummary[]> 
   async execute(): Promise<VmSummary[]> {
     const agents = new Map((await this.dataSource.getRepository(AgentView).find()).map((a) => [a.agentId, a]));
     const vms = await this.dataSource.getRepository(VmView).find({ order: { vmId: 'ASC' } });
-    return vms.map((vm) => ({ vmId: vm.vmId, name: vm.name, agentId: vm.agentId, agentConnected: agents.get(vm.agentId)?.connected ?? false, disks: disks(vm), reportedAt: vm.reportedAt }));
+    return vms.map((vm) => ({ vmId: vm.vmId, name: vm.name, agentId: vm.agentId, agentConnected: agents.get(vm.agentId)?.connected ?? false, powerState: vm.powerState as PowerState | null, disks: disks(vm), reportedAt: vm.reportedAt }));
   }
 }
 

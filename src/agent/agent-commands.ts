@@ -161,7 +161,12 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
   const reportInventory = async () => {
     const scan = await source.scanInventory();
     for (const p of scan.problems) log.warn(`disk ${p.diskId} of VM ${p.vmId} cannot be backed up: ${p.message}`);
-    const vms = scan.vms.map((vm) => ({ vmId: vm.id, name: vm.name, disks: vm.disks.map((d) => ({ diskId: d.id, path: d.path, format: d.format, virtualSize: d.virtualSize, changeTracking: d.changeTracking })) }));
+    const vms = scan.vms.map((vm) => ({
+      vmId: vm.id,
+      name: vm.name,
+      ...(vm.powerState ? { powerState: vm.powerState } : {}),
+      disks: vm.disks.map((d) => ({ diskId: d.id, path: d.path, format: d.format, virtualSize: d.virtualSize, changeTracking: d.changeTracking, ...(d.label ? { label: d.label } : {}), ...(d.datastore ? { datastore: d.datastore } : {}) })),
+    }));
     await hub.send('PUT', `/api/v1/agents/${state.agentId}/inventory`, { vms });
   };
   let connected = false;

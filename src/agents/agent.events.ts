@@ -5,8 +5,11 @@ export const AGENT_CONNECTED = 'AgentConnected';
 export const AGENT_DISCONNECTED = 'AgentDisconnected';
 export const VM_INVENTORY_REPORTED = 'VmInventoryReported';
 
-export type InventoryDisk = { diskId: string; path: string; format: string; virtualSize: number; changeTracking: 'dirty-bitmap' | 'cbt' | 'none' };
-export type InventoryVm = { vmId: string; name: string; disks: InventoryDisk[] };
+/** `label` and `datastore`: what vSphere calls the disk and where it lives (VMware sources only). */
+export type InventoryDisk = { diskId: string; path: string; format: string; virtualSize: number; changeTracking: 'dirty-bitmap' | 'cbt' | 'none'; label?: string; datastore?: string };
+/** `powerState`: from sources that report it (VMware). */
+export type InventoryVm = { vmId: string; name: string; powerState?: PowerState; disks: InventoryDisk[] };
+export type PowerState = 'on' | 'off' | 'suspended';
 
 export type AgentRegistered = DomainEvent<typeof AGENT_REGISTERED, { agentId: string; name: string; publicKey: string; fingerprint: string; tokenId: string }>;
 export type AgentConnected = DomainEvent<typeof AGENT_CONNECTED, { agentId: string; remoteAddress: string; hubInstance: string }>;

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsIn, IsInt, IsString, Matches, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, ValidateNested } from 'class-validator';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -34,6 +34,16 @@ export class InventoryDiskDto {
   /** dirty-bitmap: qcow2 bitmaps or libvirt checkpoints; cbt: VMware's changed block tracking; none: fulls only. */
   @IsIn(['dirty-bitmap', 'cbt', 'none'])
   changeTracking: 'dirty-bitmap' | 'cbt' | 'none';
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  label?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  datastore?: string;
 }
 
 export class InventoryVmDto {
@@ -43,6 +53,10 @@ export class InventoryVmDto {
   @IsString()
   @MaxLength(256)
   name: string;
+
+  @IsOptional()
+  @IsIn(['on', 'off', 'suspended'])
+  powerState?: 'on' | 'off' | 'suspended';
 
   @IsArray()
   @ArrayMaxSize(64)

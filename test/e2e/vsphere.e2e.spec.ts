@@ -108,12 +108,24 @@ describe('VMware vSphere source (hub + agent against vcsim, CBT simulated)', () 
   }
 
   it('reports every VM of vCenter by its instance UUID, with its disks', async () => {
-    const vms = (await lab.api('GET', '/api/v1/vms')).body as { vmId: string; name: string; disks: { diskId: string; path: string; virtualSize: number; changeTracking: string }[] }[];
+    const vms = (await lab.api('GET', '/api/v1/vms')).body as { vmId: string; name: string; powerState: string; disks: { diskId: string; path: string; virtualSize: number; changeTracking: string; label: string; datastore: string }[] }[];
     const expected = await client.listVms();
     expect(vms.map((v) => v.vmId).sort()).toEqual(expected.map((v) => v.instanceUuid).sort());
     const mine = vms.find((v) => v.vmId === vm.instanceUuid)!;
     expect(mine.name).toBe('DC0_H0_VM0');
-    expect(mine.disks.map((d) => [d.diskId, d.path, d.virtualSize, d.changeTracking])).toEqual(vm.disks.map((d) => [`disk-${d.key}`, d.fileName, d.capacityBytes, 'none']));
+    expect(mine.powerState).toBe('on');
+    expect(mine.disks.map((d) => [d.diskId, d.label, d.path, d.datastore, d.virtualSize, d.changeTracking])).toEqual(vm.disks.map((d) => [`disk-${d.key}`, d.label, d.fileName, 'LocalDS_0', d.capacityBytes, 'none']));
+  });
+
+  it('re-reports the inventory when vCenter says a VM changed', async () => {
+    const other = (await client.listVms()).find((v) => v.name === 'DC0_H0_VM1')!;
+    const powerOf = async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string; powerState: string }[]).find((v) => v.vmId === other.instanceUuid)?.powerState;
+    expect(await powerOf()).toBe('on');
+    // vcsim runs tasks before it answers: the VM is off when this returns
+    await client.invoke('PowerOffVM_Task', other.ref, '');
+    await lab.until(async () => (await powerOf()) === 'off', 15_000, 'the hub to hear that the VM was powered off');
+    await client.invoke('PowerOnVM_Task', other.ref, '');
+    await lab.until(async () => (await powerOf()) === 'on', 15_000, 'the hub to hear that the VM was powered on');
   });
 
   it('refuses a vCenter whose certificate is not the pinned one, naming the thumbprints', async () => {

@@ -1,11 +1,13 @@
 import { Query } from '@nestjs/cqrs';
-import { InventoryDisk } from '../agent.events';
+import { InventoryDisk, PowerState } from '../agent.events';
 
 export interface VmSummary {
   vmId: string;
   name: string;
   agentId: string;
   agentConnected: boolean;
+  /** null where the source does not report it. */
+  powerState: PowerState | null;
   disks: InventoryDisk[];
   reportedAt: Date;
 }

@@ -36,11 +36,16 @@ export interface SourceDisk {
   changeTracking: ChangeTracking;
   /** qcow2 overlays: the backing file qemu reads through (the export shows the whole chain). */
   backingFile?: string;
+  /** VMware: the disk's label ("Hard disk 1") and datastore. */
+  label?: string;
+  datastore?: string;
 }
 
 export interface SourceVm {
   id: string;
   name: string;
+  /** Sources that know it (VMware). */
+  powerState?: 'on' | 'off' | 'suspended';
   disks: SourceDisk[];
 }
 

@@ -69,7 +69,7 @@ export class VsphereSource implements BackupSource {
         if (problem) problems.push({ vmId: vm.instanceUuid, diskId: diskIdOf(d), path: d.fileName, message: `skipped: ${problem}` });
         else disks.push(sourceDisk(vm, d));
       }
-      if (disks.length) vms.push({ id: vm.instanceUuid, name: vm.name, disks });
+      if (disks.length) vms.push({ id: vm.instanceUuid, name: vm.name, powerState: POWER[vm.powerState], disks });
     }
     return { vms, problems };
   }
@@ -88,7 +88,7 @@ export class VsphereSource implements BackupSource {
     const vm = await this.vm(vmId);
     const disks = vm.disks.filter((d) => !diskProblem(d)).map((d) => sourceDisk(vm, d));
     if (!disks.length) throw new Error(`VM ${vm.name} (${vmId}) has no disk that can be backed up`);
-    return { id: vmId, name: vm.name, disks };
+    return { id: vmId, name: vm.name, powerState: POWER[vm.powerState], disks };
   }
 
   // -------------------------------------------------------- change tracking
@@ -311,8 +311,10 @@ export async function changedAreas(client: Pick<VsphereClient, 'queryChangedDisk
   return merged;
 }
 
+const POWER = { poweredOn: 'on', poweredOff: 'off', suspended: 'suspended' } as const;
+
 function sourceDisk(vm: VsphereVm, d: VsphereDisk): SourceDisk {
-  return { id: diskIdOf(d), path: d.fileName, format: 'raw', virtualSize: d.capacityBytes, changeTracking: vm.changeTrackingEnabled ? 'cbt' : 'none' };
+  return { id: diskIdOf(d), path: d.fileName, format: 'raw', virtualSize: d.capacityBytes, changeTracking: vm.changeTrackingEnabled ? 'cbt' : 'none', label: d.label, datastore: d.datastore };
 }
 
 /** Why a disk cannot be read over datastore HTTP, or null. */
