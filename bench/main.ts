@@ -12,6 +12,7 @@ import { runPeerBench } from './peer.bench';
 import { runFleetBench } from './fleet.bench';
 import { runChainBench } from './chain.bench';
 import { runSyncBench } from './sync.bench';
+import { runVsphereBench } from './vsphere.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -28,6 +29,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   fleet: runFleetBench,
   chain: runChainBench,
   sync: runSyncBench,
+  vsphere: runVsphereBench,
 };
 
 async function main(): Promise<void> {
