@@ -236,6 +236,28 @@ describe('VMware vSphere source (hub + agent against vcsim, CBT simulated)', () 
     }
   });
 
+  it('removes the snapshot of a backup cancelled mid-copy, and the next incremental continues from the last point recorded', async () => {
+    const before = ((await lab.api('GET', `/api/v1/vms/${vm.instanceUuid}/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string }[]).at(-1)!;
+    // 6 MiB changed: at 1 MiB/s the second 4 MiB request waits its turn for seconds, and the cancel lands then
+    const big = vm.disks.find((d) => d.capacityBytes === 12 * MiB)!;
+    writeBlocks(`disk-${big.key}`, Array.from({ length: 96 }, (_, i) => i));
+    const jobId = await lab.backup('incremental', vm.instanceUuid);
+    await lab.until(async () => (await lab.events(jobId)).some((e) => e.type === 'DiskTransferStarted'), 60_000, 'the copy to start');
+    expect((await lab.api('POST', `/api/v1/backups/${jobId}/cancel`)).status).toBe(202);
+    const job = await lab.waitForJob(jobId, 60_000);
+    expect(job).toMatchObject({ status: 'failed', error: 'cancelled', cancelRequested: true });
+    expect((await lab.events(jobId)).map((e) => e.type)).toContain('SnapshotRemoved');
+    expect(await snapshotsOnVm()).toEqual([]);
+    await lab.stop(lab.agent);
+    await lab.startAgent();
+    const next = await backup('auto');
+    expect(next.job.type).toBe('incremental');
+    expect(next.point.parentId).toBe(before.restorePointId);
+    await sameAsFlat(next.point);
+    await lab.stop(lab.agent);
+    await lab.startAgent({ SENDENSE_MAX_RATE: '1' });
+  });
+
   it('removes, at its next start, the snapshot an agent SIGKILLed mid-backup left on the VM', async () => {
     const jobId = await lab.backup('full', vm.instanceUuid);
     await lab.until(async () => (await lab.events(jobId)).some((e) => e.type === 'DiskTransferStarted'), 60_000, 'the copy to start');
