@@ -184,11 +184,12 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
   const vsphereWatch = new AbortController();
   if (source instanceof VsphereSource) {
     let reporting = Promise.resolve();
-    void (await source.client()).watchVms(() => {
+    const watching = (await source.client()).watchVms(() => {
       // the first answer (every VM) comes before the tunnel is up; connecting reports the inventory anyway
       if (!connected) return;
       reporting = reporting.then(() => reportInventory()).catch((e) => log.warn(`reporting the inventory failed: ${String(e)}`));
     }, vsphereWatch.signal);
+    watching.catch((e) => log.error(`watching vCenter's VMs ended: ${String(e)}; the inventory is reported only when the agent reconnects`));
   }
   // Domains come and go without telling us: the inventory is compared every few seconds and re-reported when it changed.
   let lastInventory = '';
