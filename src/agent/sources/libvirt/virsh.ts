@@ -6,6 +6,20 @@ const PROMPT = 'virsh # ';
 const MAX_SHELLS = 4;
 /** virsh's own line after libvirtd came back: information, not a failure of the command. */
 const RECONNECTED = /^error: Reconnected to the hypervisor$/;
+/** What a shell prints, at its next command, of a connection libvirtd closed meanwhile (a restart, a keepalive lost under load). */
+const DISCONNECTED = /^error: Disconnected from \S+ due to .+$/;
+
+/**
+ * What a command wrote to stderr in a shell, less virsh's notes about its connection: a connection lost while the
+ * shell was idle and then reconnected for this command is not this command's failure. A loss it could not recover
+ * from is (virsh reports the command's own error too).
+ */
+export function commandMessages(stderr: string): { lines: string[]; failed: boolean } {
+  const all = stderr.split('\n').filter(Boolean);
+  const reconnected = all.some((l) => RECONNECTED.test(l));
+  const lines = all.filter((l) => !RECONNECTED.test(l) && !(reconnected && DISCONNECTED.test(l)));
+  return { lines, failed: lines.some((l) => l.startsWith('error: ')) };
+}
 const PROBE_TIMEOUT_MS = 10_000;
 
 /**
@@ -57,9 +71,9 @@ export class Virsh {
       return commands.map((args, i) => {
         const end = rest.indexOf(`error: ${marks[i]}\n`);
         if (end < 0) return failure(args, 'virsh did not run it');
-        const errors = rest.slice(0, end).split('\n').filter((l) => l && !RECONNECTED.test(l));
+        const { lines, failed } = commandMessages(rest.slice(0, end));
         rest = rest.slice(end + marks[i].length + 8);
-        return errors.some((l) => l.startsWith('error: ')) ? failure(args, errors.join('\n')) : null;
+        return failed ? failure(args, lines.join('\n')) : null;
       });
     } finally {
       this.release(shell);
@@ -87,8 +101,8 @@ export class Virsh {
     const answer = await this.exchange(shell, args.map(quote).join(' '), timeoutMs, args);
     // virsh alone fails with its exit status; in its shell, a failed command is one that printed an error
     // (warnings, and the note that it reconnected, are not failures)
-    const errors = answer.stderr.split('\n').filter((l) => l.startsWith('error: ') && !RECONNECTED.test(l));
-    if (errors.length) throw failure(args, answer.stderr.split('\n').filter((l) => l && !RECONNECTED.test(l)).join('\n'));
+    const { lines, failed } = commandMessages(answer.stderr);
+    if (failed) throw failure(args, lines.join('\n'));
     return answer.stdout;
   }
 
