@@ -76,6 +76,40 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
+/** The live qemu processes (qemu-nbd, qemu-img) under `pid`. */
+export function qemuUnder(pid: number): number[] {
+  return descendants(pid).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('qemu');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Waits until the qemu processes `pid` started since `before` are gone and reaped: their CPU is then in cpuSeconds(pid, true). */
+export async function qemuReaped(pid: number, before: readonly number[]): Promise<void> {
+  for (let i = 0; i < 200 && qemuUnder(pid).some((p) => !before.includes(p)); i++) await sleep(50);
+}
+
+/** SIGTERM, then SIGKILL after 5 s: a process this bench started, gone either way. */
+export async function stopPid(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 500; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await sleep(10);
+  }
+  process.kill(pid, 'SIGKILL');
+}
+
 /**
  * CPU seconds so far of the hub's embedded PostgreSQL: its live processes, and the backends its postmaster has
  * reaped (the hub does not reap them, so the backup's "with the processes they ran" leaves them out).
@@ -261,22 +295,7 @@ async function qemuNbd(dir: string, file: string, readOnly: boolean, pskDir?: st
     uri: pskDir ? `nbds://sendense@127.0.0.1:${port}/disk?tls-psk-file=${pskDir}/keys.psk` : `nbd://127.0.0.1:${port}/disk`,
     port,
     pid,
-    stop: async () => {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        return;
-      }
-      for (let i = 0; i < 500; i++) {
-        try {
-          process.kill(pid, 0);
-        } catch {
-          return;
-        }
-        await sleep(10);
-      }
-      process.kill(pid, 'SIGKILL');
-    },
+    stop: () => stopPid(pid),
   };
 }
 

@@ -9,7 +9,7 @@ import { encryptionCreateOptions, secretObjectArgs } from '../src/qemu/image-key
 import { buildQemuNbdArgs, buildSocketExportArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { freePort } from '../test/support/processes';
-import { cpuSeconds, descendants, Lab, summarizePhases } from './backup.bench';
+import { cpuSeconds, Lab, qemuReaped, qemuUnder, summarizePhases } from './backup.bench';
 import { median } from './stats';
 
 /*
@@ -109,24 +109,6 @@ async function stopPid(pid: number): Promise<void> {
 async function ownData(file: string): Promise<number> {
   const map = JSON.parse((await run('qemu-img', ['map', '-U', '--output=json', file])).stdout) as { length: number; depth: number; data: boolean }[];
   return map.filter((e) => e.depth === 0 && e.data).reduce((n, e) => n + e.length, 0);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The live qemu processes (qemu-nbd, qemu-img) under `pid`. */
-function qemuUnder(pid: number): number[] {
-  return descendants(pid).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('qemu');
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Waits until the qemu processes `pid` started since `before` are gone and reaped: their CPU is then in cpuSeconds(pid, true). */
-async function qemuReaped(pid: number, before: readonly number[]): Promise<void> {
-  for (let i = 0; i < 200 && qemuUnder(pid).some((p) => !before.includes(p)); i++) await sleep(50);
 }
 
 /** The qcow2 header's crypt_method: 2 for LUKS, 0 for none. */

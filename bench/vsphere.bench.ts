@@ -9,7 +9,7 @@ import { benchExportArgs, nbdcopyCandidates, settle } from '../src/data-mover/da
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { freePort } from '../test/support/processes';
 import { flatVmdkDescriptor, startVcsim, type Vcsim } from '../test/support/vcsim-lab';
-import { cpuSeconds, descendants, Lab, phases, postgresCpu, statusKiB, summarizePhases } from './backup.bench';
+import { cpuSeconds, Lab, phases, postgresCpu, qemuReaped, qemuUnder, statusKiB, stopPid, summarizePhases } from './backup.bench';
 import { median } from './stats';
 
 /*
@@ -91,22 +91,6 @@ const jobCpu = (j: JobRun) => j.cpu.hub + j.cpu.hubQemu + j.cpu.agent + j.cpu.vc
 /** The copy's own time: the disks are copied at once, so the longest one. */
 const copyMs = (j: JobRun) => Math.max(...j.durations.filter((d) => d.bytesWritten > 0).map((d) => d.durationMs), 1);
 
-/** The live qemu processes (qemu-nbd, qemu-img) under `pid`. */
-function qemuUnder(pid: number): number[] {
-  return descendants(pid).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('qemu');
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Waits until the qemu processes `pid` started since `before` are gone and reaped: their CPU is then in cpuSeconds(pid, true). */
-async function qemuReaped(pid: number, before: readonly number[]): Promise<void> {
-  for (let i = 0; i < 200 && qemuUnder(pid).some((p) => !before.includes(p)); i++) await sleep(50);
-}
-
 const reapedByUs = () => cpuSeconds(process.pid, true) - cpuSeconds(process.pid);
 const cpuOr0 = (pid: number) => {
   try {
@@ -115,23 +99,6 @@ const cpuOr0 = (pid: number) => {
     return 0;
   }
 };
-
-async function stopPid(pid: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 500; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(10);
-  }
-  process.kill(pid, 'SIGKILL');
-}
 
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
