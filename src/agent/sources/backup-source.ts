@@ -1,4 +1,4 @@
-import type { CompleteBackupRequest, InventoryScan, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, Snapshot, SourceVm } from './qemu-image/types';
+import type { CompleteBackupRequest, InventoryScan, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, Snapshot, SnapshotDisk, SourceVm } from './qemu-image/types';
 import type { Consistency, SinceDisk } from '../../wire/backup-protocol';
 import type { VmConfiguration } from '../../wire/vm-configuration';
 
@@ -28,4 +28,31 @@ export interface BackupSource {
   cleanupLeftovers(): Promise<unknown>;
   /** At agent shutdown: every open snapshot closed. */
   closeAll(): Promise<void>;
+}
+
+/**
+ * A snapshot that a source ends by one call (a libvirt backup job aborted, a VMware snapshot removed): `close()`
+ * runs that end once however often it is called, then tells the source, which forgets it.
+ */
+export class EndingSnapshot implements SourceSnapshot {
+  private closing?: Promise<void>;
+  configuration?: VmConfiguration;
+
+  constructor(
+    readonly snapshotId: string,
+    readonly vmId: string,
+    readonly disks: SnapshotDisk[],
+    readonly consistency: Consistency,
+    private readonly end: () => Promise<void>,
+    private readonly onClosed: (s: EndingSnapshot) => void,
+  ) {}
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.end().finally(() => this.onClosed(this));
+    return this.closing;
+  }
 }

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { LIVE_READ_SIZE } from '../../../data-mover';
 import type { Consistency } from '../../../wire/backup-protocol';
 import type { VmConfiguration } from '../../../wire/vm-configuration';
-import type { BackupSource, SourceSnapshot } from '../backup-source';
+import { EndingSnapshot, type BackupSource, type SourceSnapshot } from '../backup-source';
 import { QemuImageSource } from '../qemu-image';
 import { Virsh } from './virsh';
 import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
@@ -62,7 +62,7 @@ export class LibvirtSource implements BackupSource {
   private readonly offlineInventory: { vms: InventoryVm[] } = { vms: [] };
   private readonly offline: QemuImageSource;
   private readonly pending = new Map<string, PendingLive>();
-  private readonly snapshots = new Map<string, LiveSnapshot>();
+  private readonly snapshots = new Map<string, EndingSnapshot>();
   /** The timings of the last live snapshot of each domain (benchmarks read them). */
   readonly timings = new Map<string, LiveTimings>();
 
@@ -277,7 +277,8 @@ export class LibvirtSource implements BackupSource {
         readSize: LIVE_READ_SIZE,
         ...(pending.mode === 'incremental' ? { bitmap: EXPORT_BITMAP(d.id), dirtyBitmapContext: `qemu:dirty-bitmap:${EXPORT_BITMAP(d.id)}` } : {}),
       }));
-      const snapshot = new LiveSnapshot(randomUUID(), vmId, disks, dir, consistency, () => this.endJob(vmId, dir), (s) => {
+      // one running backup job of the domain, its NBD exports and scratch files: closing it ends the job
+      const snapshot = new EndingSnapshot(randomUUID(), vmId, disks, consistency, () => this.endJob(vmId, dir), (s) => {
         if (this.snapshots.get(vmId) === s) this.snapshots.delete(vmId);
       });
       snapshot.configuration = configuration;
@@ -466,31 +467,6 @@ export class LibvirtSource implements BackupSource {
       this.log('warn', `cleaned up after a previous agent: aborted backup jobs of ${abortedJobs.join(', ') || 'none'}; thawed ${thawed.join(', ') || 'none'}; removed ${removedDirs.length} job directories; deleted checkpoints of unfinished backups: ${removedCheckpoints.join(', ') || 'none'}`);
     }
     return { abortedJobs, thawed, removedDirs, removedCheckpoints };
-  }
-}
-
-/** One running backup job of a domain, its NBD exports and scratch files. `close()` ends the job; idempotent. */
-export class LiveSnapshot implements SourceSnapshot {
-  private closing?: Promise<void>;
-  configuration?: VmConfiguration;
-
-  constructor(
-    readonly snapshotId: string,
-    readonly vmId: string,
-    readonly disks: SnapshotDisk[],
-    readonly dir: string,
-    readonly consistency: Consistency,
-    private readonly end: () => Promise<void>,
-    private readonly onClosed: (s: LiveSnapshot) => void,
-  ) {}
-
-  get closed(): boolean {
-    return this.closing !== undefined;
-  }
-
-  close(): Promise<void> {
-    if (!this.closing) this.closing = this.end().finally(() => this.onClosed(this));
-    return this.closing;
   }
 }
 

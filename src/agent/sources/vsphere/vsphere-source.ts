@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Consistency, SinceDisk } from '../../../wire/backup-protocol';
-import type { BackupSource, SourceSnapshot } from '../backup-source';
+import { EndingSnapshot, type BackupSource, type SourceSnapshot } from '../backup-source';
 import type { CompleteBackupRequest, DiskProblem, InventoryScan, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
 import { DatastoreDisk } from './datastore-disk';
 import { MAX_DESCRIPTOR_BYTES, parseDatastorePath, parseVmdkDescriptor } from './vmdk-descriptor';
@@ -39,7 +39,7 @@ const epochOf = (changeId: string) => changeId.split('/')[0];
 export class VsphereSource implements BackupSource {
   private session?: Promise<VsphereClient>;
   private readonly pending = new Map<string, Pending>();
-  private readonly snapshots = new Map<string, VmwareSnapshot>();
+  private readonly snapshots = new Map<string, EndingSnapshot>();
   /** A changeId vSphere refused during a backup: the chain cannot continue from that point, whatever the VM says now. */
   private readonly refused = new Map<string, { pointId: string; reason: string }>();
 
@@ -155,7 +155,8 @@ export class VsphereSource implements BackupSource {
     const vm = await this.vm(vmId);
     const name = `${this.opts.snapshotPrefix}${pending.newPointId}`;
     const { ref, consistency } = await this.takeSnapshot(client, vm, name);
-    const snapshot = new VmwareSnapshot(randomUUID(), vmId, consistency, () => this.removeSnapshot(client, vm, ref, name), (s) => {
+    // its disks are added below, once each is found readable; closing it removes the VMware snapshot
+    const snapshot = new EndingSnapshot(randomUUID(), vmId, [], consistency, () => this.removeSnapshot(client, vm, ref, name), (s) => {
       if (this.snapshots.get(vmId) === s) this.snapshots.delete(vmId);
     });
     this.snapshots.set(vmId, snapshot);
@@ -324,28 +325,5 @@ function diskProblem(d: VsphereDisk): string | null {
     return null;
   } catch (error) {
     return (error as Error).message;
-  }
-}
-
-/** One VMware snapshot of a VM, its disks read from the datastore. `close()` removes it; idempotent. */
-export class VmwareSnapshot implements SourceSnapshot {
-  readonly disks: SnapshotDisk[] = [];
-  private closing?: Promise<void>;
-
-  constructor(
-    readonly snapshotId: string,
-    readonly vmId: string,
-    readonly consistency: Consistency,
-    private readonly remove: () => Promise<void>,
-    private readonly onClosed: (s: VmwareSnapshot) => void,
-  ) {}
-
-  get closed(): boolean {
-    return this.closing !== undefined;
-  }
-
-  close(): Promise<void> {
-    if (!this.closing) this.closing = this.remove().finally(() => this.onClosed(this));
-    return this.closing;
   }
 }
