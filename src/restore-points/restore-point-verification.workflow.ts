@@ -8,7 +8,7 @@ import { validateChain } from '../repositories/qcow2/chain-validator';
 import { readDigestFile } from '../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { BlockDigests, DIGEST_BLOCK_SIZE } from '../wire/block-digests';
-import { BlockMismatch, checkBlocks, exportPoint, PointExport } from './adapters/block-reader';
+import { BlockMismatch, checkBlocks, openPoint, PointReader } from './adapters/block-reader';
 import { ChainState, pointAndDescendants, pointOf } from './chain.aggregate';
 import { DigestCoverage, RestorePoint } from './chain.events';
 import { ChainStates } from './chain-states';
@@ -68,7 +68,7 @@ type DiskDigests = Map<string, BlockDigests | null>;
 
 /**
  * Verifying reads: every block a restore point's chain holds is read back through a read-only
- * export of the point that wrote it and compared with the digest the agent recorded when it sent
+ * view of the point (openPoint: the hub's own resolution of the chain, or qemu-nbd) and compared with the digest the agent recorded when it sent
  * it, on top of the structural checks (each file as qemu-img check checks it, the backing chain). A mismatch is recorded
  * against the point whose file holds the block, naming the later points that read it through.
  */
@@ -95,9 +95,9 @@ export class RestorePointVerificationWorkflow {
     const state = await this.chains.load(view.vmId, view.repositoryId);
     const lineage = lineageOf(state, restorePointId);
     const disks = lineage.at(-1)!.disks;
-    // One export per disk of the point itself, read as a restore of it reads: each block comes from the point that
-    // wrote it last (an export per point of the lineage opened every backing file again for each one). qemu-nbd
-    // opens the chain while this process checks its files: on a chain of 201 points each takes some 200 ms of a core.
+    // One view per disk of the point itself, read as a restore of it reads: each block comes from the point that
+    // wrote it last (a view per point of the lineage opened every backing file again for each one). The views are
+    // opened while the files are checked.
     return this.holding(root, lineage, () =>
       withExports(root, disks, async (exports) => {
         const started = Date.now();
@@ -117,7 +117,7 @@ export class RestorePointVerificationWorkflow {
               continue;
             }
             const plan = blocksToCheck(lineage.map((p) => digestedPoint(p, disk.diskId, digests)));
-            const results = await mapAtOnce(plan, POINTS_AT_ONCE, ({ digests: toRead }) => checkBlocks(exported.client, toRead, { onBytes: progress.add }));
+            const results = await mapAtOnce(plan, POINTS_AT_ONCE, ({ digests: toRead }) => checkBlocks(exported.source, toRead, { onBytes: progress.add }));
             results.forEach((result, j) => {
               const inPoint = plan[j].restorePointId;
               blocks += result.blocks;
@@ -160,7 +160,7 @@ export class RestorePointVerificationWorkflow {
             if (!own || !own.runs.length) continue;
             const read = await withExports(root, [disk], async ([opening]) => {
               const exported = await opening;
-              return exported instanceof Error ? exported : checkBlocks(exported.client, own, { onBytes: progress.add });
+              return exported instanceof Error ? exported : checkBlocks(exported.source, own, { onBytes: progress.add });
             });
             if (read instanceof Error) {
               structural.get(point.restorePointId)!.problems.push(openProblem(disk.diskId, read));
@@ -216,9 +216,9 @@ export class RestorePointVerificationWorkflow {
   }
 }
 
-/** Each disk's file exported read-only (or why qemu-nbd could not open it) while `work` runs; all closed after. */
-async function withExports<T>(root: string, disks: readonly { file: string }[], work: (exports: Promise<PointExport | Error>[]) => Promise<T>): Promise<T> {
-  const exports = disks.map((disk) => exportPoint(join(root, disk.file)).catch((error: Error) => error));
+/** Each disk's file opened read-only with its chain (or why it could not be) while `work` runs; all closed after. */
+async function withExports<T>(root: string, disks: readonly { file: string }[], work: (exports: Promise<PointReader | Error>[]) => Promise<T>): Promise<T> {
+  const exports = disks.map((disk) => openPoint(join(root, disk.file)).catch((error: Error) => error));
   try {
     return await work(exports);
   } finally {
@@ -276,7 +276,7 @@ function laterReaders(state: ChainState, restorePointId: string, diskId: string,
 }
 
 function openProblem(diskId: string, error: Error): string {
-  return `${diskId}: qemu-nbd cannot open the point's chain: ${error.message}`;
+  return `${diskId}: the point's chain cannot be opened: ${error.message}`;
 }
 
 function mismatchProblems(found: VerifyMismatch[]): string[] {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import execa from 'execa';
 import { createQcow2, imagesIdentical, MiB, writeRandomRaw } from '../../../test/fixtures/qemu-nbd-images';
 import { isRunning, killAllMentioning, nbdinfoJson, waitFor } from '../../../test/fixtures/qemu-nbd-processes';
-import { QEMU_NBD_ENV } from '../../qemu/qemu-nbd-launcher';
+import { QEMU_NBD_ENV, READ_ONLY_QEMU_NBD_ENV } from '../../qemu/qemu-nbd-launcher';
 import { QemuNbdManager } from './qemu-nbd-manager';
 import type { QemuNbdExit, QemuNbdExportSpec } from './qemu-nbd.types';
 
@@ -105,6 +105,10 @@ describe('QemuNbdManager with real qemu-nbd', () => {
     const { stdout } = await execa('/lib64/ld-linux-x86-64.so.2', ['--list-tunables'], { env: { GLIBC_TUNABLES: QEMU_NBD_ENV.GLIBC_TUNABLES } });
     expect(stdout).toMatch(/glibc\.malloc\.mmap_threshold: 0x2000000 /);
     expect(stdout).toMatch(/glibc\.malloc\.trim_threshold: 0x4000000 /);
+    // a read-only export's heap also in transparent huge pages
+    const readOnly = await execa('/lib64/ld-linux-x86-64.so.2', ['--list-tunables'], { env: { GLIBC_TUNABLES: READ_ONLY_QEMU_NBD_ENV.GLIBC_TUNABLES } });
+    expect(readOnly.stdout).toMatch(/glibc\.malloc\.hugetlb: 0x1 /);
+    expect(readOnly.stdout).toMatch(/glibc\.malloc\.mmap_threshold: 0x2000000 /);
   });
 
   it('exposes a dirty bitmap as the qemu:dirty-bitmap meta context', async () => {

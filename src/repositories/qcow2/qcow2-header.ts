@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { closeSync, promises as fs, openSync, readSync } from 'node:fs';
 
 const QCOW2_MAGIC = 0x514649fb;
 const HEADER_BYTES = 20;
@@ -52,10 +52,13 @@ const EXTENSION_BACKING_FORMAT = 0xe2792aca;
  * asks qemu-img. A verify reads the header of every file of a chain (docs/benchmarks.md, chain).
  */
 export async function readQcow2Header(file: string): Promise<Qcow2Header | null> {
-  const handle = await fs.open(file, 'r');
+  // synchronous: a header is a few hundred bytes in the page cache, and the hand-offs to libuv's threads of an
+  // asynchronous open, reads and close cost more (a chain of 201 files: some 50 ms against a few)
+  const fd = openSync(file, 'r');
+  const read = (buffer: Buffer, at: number, length: number, position: number) => readSync(fd, buffer, at, length, position);
   try {
     const fixed = Buffer.alloc(HEADER_V3_BYTES);
-    if ((await handle.read(fixed, 0, HEADER_V3_BYTES, 0)).bytesRead < HEADER_V3_BYTES) return null;
+    if (read(fixed, 0, HEADER_V3_BYTES, 0) < HEADER_V3_BYTES) return null;
     if (fixed.readUInt32BE(0) !== QCOW2_MAGIC || fixed.readUInt32BE(4) !== 3) return null;
     const incompatible = fixed.readBigUInt64BE(72);
     if ((incompatible & ~(INCOMPATIBLE_DIRTY | INCOMPATIBLE_CORRUPT)) !== 0n) return null;
@@ -68,7 +71,7 @@ export async function readQcow2Header(file: string): Promise<Qcow2Header | null>
     const extensionsEnd = backingLength ? backingOffset : clusterSize;
     if (extensionsEnd > clusterSize) return null;
     const rest = Buffer.alloc(Math.max(0, extensionsEnd - headerLength));
-    await handle.read(rest, 0, rest.length, headerLength);
+    read(rest, 0, rest.length, headerLength);
     let backingFormat: string | null = null;
     for (let at = 0; at < rest.length; ) {
       if (at + 8 > rest.length) return null;
@@ -83,11 +86,11 @@ export async function readQcow2Header(file: string): Promise<Qcow2Header | null>
     if (backingOffset && backingLength) {
       if (backingLength > MAX_BACKING_NAME) return null;
       const name = Buffer.alloc(backingLength);
-      if ((await handle.read(name, 0, backingLength, backingOffset)).bytesRead !== backingLength) return null;
+      if (read(name, 0, backingLength, backingOffset) !== backingLength) return null;
       backingFilename = name.toString('utf8');
     }
     return { virtualSize: Number(fixed.readBigUInt64BE(24)), backingFilename, backingFormat: backingFilename ? backingFormat : null, corrupt: (incompatible & INCOMPATIBLE_CORRUPT) !== 0n };
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }

@@ -4,19 +4,30 @@ import { join } from 'node:path';
 import { makeTempDir, qemuIo, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { runQemuImg } from '../../qemu/qemu-img';
 import { BlockDigests, DIGEST_BLOCK_SIZE as B, DigestRecorder } from '../../wire/block-digests';
-import { checkBlocks, exportPoint } from './block-reader';
+import { NbdClient } from '../../nbd-protocol/nbd-client';
+import { Qcow2ChainView } from '../../repositories/qcow2/chain-view';
+import { BlockSource, checkBlocks, exportPoint, openPoint } from './block-reader';
 
 /** 130 whole blocks and a short last one, so requests end both on and off a block boundary. */
 const SIZE = 130 * B + 1536;
 
-describe('checkBlocks: verify reads a point back through qemu-nbd and compares every block with its digest', () => {
+/** Both ways a verify reads a point: the hub's own view of the chain (openPoint's choice for this layout), and qemu-nbd. */
+const READERS: [string, (file: string) => Promise<{ source: BlockSource; close(): Promise<void> }>][] = [
+  ['the hub\'s view of the chain', openPoint],
+  ['qemu-nbd', async (file) => {
+    const exported = await exportPoint(file);
+    return { source: exported.client, close: exported.close };
+  }],
+];
+
+describe.each(READERS)('checkBlocks: verify reads a point back through %s and compares every block with its digest', (_reader, open) => {
   let dir: string;
   let image: string;
   let digests: BlockDigests;
   const check = async (options: Parameters<typeof checkBlocks>[2], against = digests) => {
-    const exported = await exportPoint(image);
+    const exported = await open(image);
     try {
-      return await checkBlocks(exported.client, against, options);
+      return await checkBlocks(exported.source, against, options);
     } finally {
       await exported.close();
     }
@@ -54,9 +65,9 @@ describe('checkBlocks: verify reads a point back through qemu-nbd and compares e
       { pattern: 0x5a, offset: 5 * B + 100, length: 512 },
       { pattern: 0x5a, offset: 130 * B + 512, length: 512 },
     ]);
-    const exported = await exportPoint(damaged);
+    const exported = await open(damaged);
     try {
-      const result = await checkBlocks(exported.client, digests, { requests: 3, requestSize: 4 * B });
+      const result = await checkBlocks(exported.source, digests, { requests: 3, requestSize: 4 * B });
       expect(result.mismatches.map((m) => [m.offset, m.length, m.expected === digests.digestAt(m.offset / B)!.toString('hex')])).toEqual([
         [5 * B, B, true],
         [130 * B, 1536, true],
@@ -83,5 +94,32 @@ describe('checkBlocks: verify reads a point back through qemu-nbd and compares e
     await expect(check({ requestSize: B + 512 })).rejects.toThrow(/whole blocks/);
     await expect(check({ requestSize: 0 })).rejects.toThrow(/whole blocks/);
     await expect(check({ requests: 0 })).rejects.toThrow(/positive integer/);
+  });
+});
+
+describe('openPoint', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await makeTempDir('open-point');
+  });
+  afterAll(async () => {
+    await removeTempDir(dir);
+  });
+
+  it('reads a chain Sendense writes through the hub\'s own view, and any other layout through qemu-nbd', async () => {
+    const plain = join(dir, 'plain.qcow2');
+    const compressed = join(dir, 'compressed.qcow2');
+    await runQemuImg(['create', '-q', '-f', 'qcow2', plain, '4M']);
+    await qemuIo(plain, [{ pattern: 0x21, offset: 0, length: 2 * B }]);
+    await runQemuImg(['convert', '-q', '-c', '-f', 'qcow2', '-O', 'qcow2', plain, compressed]);
+    for (const [file, kind] of [[plain, Qcow2ChainView], [compressed, NbdClient]] as const) {
+      const opened = await openPoint(file);
+      try {
+        expect(opened.source).toBeInstanceOf(kind);
+        expect((await opened.source.read(0, 2 * B)).equals(Buffer.alloc(2 * B, 0x21))).toBe(true);
+      } finally {
+        await opened.close();
+      }
+    }
   });
 });

@@ -7,6 +7,7 @@ import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
 import { buildSocketExportArgs, supportsDirectIo } from '../../qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
+import { Qcow2ChainView } from '../../repositories/qcow2/chain-view';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH } from '../../wire/block-digests';
 
 const EXPORT_NAME = 'verify';
@@ -34,6 +35,30 @@ export interface ReadCheck {
 export interface PointExport {
   client: NbdClient;
   close(): Promise<void>;
+}
+
+/** What checkBlocks reads from: an NBD client, or the hub's own view of a chain. */
+export interface BlockSource {
+  readonly size: number;
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+}
+
+/** One point's file with its backing chain, read as a restore of it reads. */
+export interface PointReader {
+  source: BlockSource;
+  close(): Promise<void>;
+}
+
+/**
+ * A point's chain read through the hub's own resolution of it (Qcow2ChainView), which costs the same at any depth
+ * where qemu walks every file above the one holding a block; a chain with a layout that view does not resolve (an
+ * encrypted repository, compressed clusters) is read through a read-only qemu-nbd export, as before.
+ */
+export async function openPoint(file: string, readyTimeoutMs = 10_000): Promise<PointReader> {
+  const view = await Qcow2ChainView.open(file);
+  if (view) return { source: view, close: () => view.close() };
+  const exported = await exportPoint(file, readyTimeoutMs);
+  return { source: exported.client, close: exported.close };
 }
 
 /**
@@ -90,7 +115,7 @@ export interface CheckOptions {
  * Reads every block of `digests` through `client` with many requests in flight, hashes each block
  * and compares it with its recorded digest.
  */
-export async function checkBlocks(client: NbdClient, digests: BlockDigests, options: CheckOptions = {}): Promise<ReadCheck> {
+export async function checkBlocks(client: BlockSource, digests: BlockDigests, options: CheckOptions = {}): Promise<ReadCheck> {
   const { onBytes = () => undefined, requests: inFlight = VERIFY_REQUESTS, requestSize = VERIFY_REQUEST_SIZE } = options;
   if (!Number.isInteger(inFlight) || inFlight < 1) throw new RangeError(`requests must be a positive integer, got ${inFlight}`);
   if (!Number.isInteger(requestSize / DIGEST_BLOCK_SIZE) || requestSize < DIGEST_BLOCK_SIZE) throw new RangeError(`requestSize must be whole blocks of ${DIGEST_BLOCK_SIZE} bytes, got ${requestSize}`);
