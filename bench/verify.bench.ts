@@ -10,7 +10,7 @@ import { openNbd } from '../src/nbd-protocol';
 import { terminateProcess } from '../src/process/child-process';
 import { buildSocketExportArgs } from '../src/qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../src/qemu/qemu-nbd-launcher';
-import { CheckOptions, checkBlocks, openPoint, VERIFY_REQUEST_SIZE, VERIFY_REQUESTS } from '../src/restore-points/adapters/block-reader';
+import { CheckOptions, checkBlocks, exportPoint, VERIFY_REQUEST_SIZE, VERIFY_REQUESTS } from '../src/restore-points/adapters/block-reader';
 import { BlockDigests } from '../src/wire/block-digests';
 import { median } from './stats';
 
@@ -71,8 +71,8 @@ async function nbdcopyToNull(file: string, dir: string, options: readonly string
 async function verifyOnce(file: string, digests: BlockDigests, options: CheckOptions) {
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
-  const exported = await openPoint(file);
-  const check = await checkBlocks(exported.source, digests, options);
+  const exported = await exportPoint(file);
+  const check = await checkBlocks(exported.client, digests, options);
   await exported.close();
   const cpu = process.cpuUsage(cpu0);
   return { ms: Date.now() - t0, check, cpuPerGiB: (cpu.user + cpu.system) / 1e6 / (check.bytesRead / (1024 * MiB)) };
@@ -135,7 +135,7 @@ export async function runVerifyBench(): Promise<void> {
     const runs = Number(process.env.SENDENSE_BENCH_RUNS ?? 3);
     const before = { requests: 16, requestSize: 512 * 1024 };
     process.stdout.write(
-      `${runs} rounds, each: nbdcopy ${reference!.options.join(' ') || '(defaults)'} into null: (the reference); verify of the copy (openPoint + checkBlocks: the hub's view of the chain, ${VERIFY_REQUESTS} x ${VERIFY_REQUEST_SIZE / 1024} KiB in flight, sha256 per 64 KiB block on the hasher's thread); the same with ${before.requests} x ${before.requestSize / 1024} KiB in flight (not the reference)\n`,
+      `${runs} rounds, each: nbdcopy ${reference!.options.join(' ') || '(defaults)'} into null: (the reference); verify of the copy (exportPoint + checkBlocks: our NBD client, ${VERIFY_REQUESTS} x ${VERIFY_REQUEST_SIZE / 1024} KiB in flight, sha256 per 64 KiB block on the hasher's thread); the same with ${before.requests} x ${before.requestSize / 1024} KiB in flight (not the reference)\n`,
     );
     const ratios: number[] = [];
     const verifyMs: number[] = [];
