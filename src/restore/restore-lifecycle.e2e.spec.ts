@@ -17,6 +17,7 @@ import { createTestDatabase, TestDatabase } from '../../test/support/test-databa
 import { TEST_ADMIN_TOKEN } from '../../test/support/test-hub';
 import { RestorePointMounter } from './mounting';
 import { toMountVolume } from './restore-mount.workflow';
+import { runProcess } from '../process/run-process';
 import { RESTORE_MOUNT_READY, RESTORE_MOUNT_REQUESTED, restoreMountStream } from './restore-mount.events';
 
 /**
@@ -70,18 +71,21 @@ describe('restore mount lifecycle: hub restart, idle timeout, shutdown (real hub
 
   it('at start, takes down what a crashed hub left mounted and records RestoreMountReleased{hub-restart}', async () => {
     // What a hub that died with a live mount leaves: its events say "ready", and qemu-nbd, nbdfuse,
-    // fusefat and the kernel mounts keep running under <dataDir>/restore/<mountId>.
+    // fusefat and the kernel mounts keep running under <dataDir>/restore/<mountId>. A point the hub serves itself
+    // would go down with it: this one has compressed clusters, which qemu-nbd serves, as a process of its own.
     const mountId = randomUUID();
     const crashed = new RestorePointMounter();
-    const mounted = await crashed.mount({ mountId, imageFile: fixtures.gpt.incremental, workDir: workDir(mountId) });
+    const compressed = join(scratch, 'gpt-compressed.qcow2');
+    await runProcess('qemu-img', ['convert', '-c', '-f', 'qcow2', '-O', 'qcow2', fixtures.gpt.incremental, compressed]);
+    const mounted = await crashed.mount({ mountId, imageFile: compressed, workDir: workDir(mountId) });
     const target = {
       mountId,
       restorePointId: 'rp-x',
       vmId: 'vm-x',
       repositoryId: randomUUID(),
       diskId: 'disk0',
-      file: fixtures.gpt.incremental,
-      chainFiles: [fixtures.gpt.incremental, fixtures.gpt.base],
+      file: compressed,
+      chainFiles: [compressed],
       hubInstance: hubInstanceId(dataDir),
       idleTimeoutSeconds: 1,
     };
@@ -140,13 +144,15 @@ describe('restore mount lifecycle: hub restart, idle timeout, shutdown (real hub
     expect(types.at(-1)).toBe('RestoreMountReleased');
   });
 
-  it('releases a mount whose qemu-nbd died (helper-exited) and leaves nothing behind', async () => {
+  it('releases a mount whose nbdfuse died (helper-exited) and leaves nothing behind', async () => {
+    // the hub serves this point itself (no qemu-nbd; src/restore/mounting/restore-point-mounter.int.spec.ts has a qemu-nbd that dies)
     const mounted = (await admin(http().post('/api/v1/restore/mounts')).send({ restorePointId: 'rp-1', diskId: 'disk-gpt' }).expect(201)).body;
-    const qemuNbd = processesMentioning(workDir(mounted.mountId)).find((p) => p.cmdline.startsWith('qemu-nbd'));
-    expect(qemuNbd).toBeDefined();
-    process.kill(qemuNbd!.pid, 'SIGKILL');
+    expect(processesMentioning(workDir(mounted.mountId)).find((p) => p.cmdline.startsWith('qemu-nbd'))).toBeUndefined();
+    const nbdfuse = processesMentioning(workDir(mounted.mountId)).find((p) => p.cmdline.startsWith('nbdfuse'));
+    expect(nbdfuse).toBeDefined();
+    process.kill(nbdfuse!.pid, 'SIGKILL');
     const released = await waitFor(() => get(`/api/v1/restore/mounts/${mounted.mountId}`).then((r) => r.body), (body) => body.status === 'released', 15_000);
-    expect(released).toMatchObject({ status: 'released', releaseReason: 'helper-exited', releaseDetail: expect.stringMatching(/^qemu-nbd ended unexpectedly \(killed by SIGKILL\)/) });
+    expect(released).toMatchObject({ status: 'released', releaseReason: 'helper-exited', releaseDetail: expect.stringMatching(/^nbdfuse ended unexpectedly \(killed by SIGKILL\)/) });
     expect(await hostLeftovers(workDir(mounted.mountId))).toEqual(NOTHING_LEFT);
   });
 

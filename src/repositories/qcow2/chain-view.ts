@@ -1,6 +1,9 @@
 import { closeSync, openSync, read, readSync, realpathSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { dirname, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+/** Reads `length` bytes of `fd` at `position` into `buffer` at `at`, zeros past the file's end. */
+export type PieceReader = (fd: number, buffer: Buffer, at: number, length: number, position: number) => Promise<void>;
 
 /**
  * A qcow2 chain as the newest file of it reads, resolved once into runs of the virtual disk, each either zeros or
@@ -23,12 +26,13 @@ export class Qcow2ChainView {
     /** Open for as long as the view: a merge that renames or removes a file of the chain meanwhile does not change what it reads. */
     private readonly fds: number[],
     private readonly runs: Runs,
+    private readonly readPiece: PieceReader,
   ) {}
 
   /** The view of `file` with its backing chain, or null when a file of it has a layout this does not resolve. */
   // Synchronous, as the check reads tables (qcow2-check.ts): a file's open and few small tables cost less than the
   // hand-offs to libuv's threads that asynchronous calls take, and a chain of 201 files waited for 800 of them.
-  static async open(file: string): Promise<Qcow2ChainView | null> {
+  static async open(file: string, options: { reader?: PieceReader } = {}): Promise<Qcow2ChainView | null> {
     const fds: number[] = [];
     try {
       const layers: Layer[] = [];
@@ -46,7 +50,7 @@ export class Qcow2ChainView {
       }
       const runs = resolveRuns(fds, layers);
       if (!runs) return closeAll(fds, null);
-      return new Qcow2ChainView(layers.map((l) => l.file), layers[0].size, fds, runs);
+      return new Qcow2ChainView(layers.map((l) => l.file), layers[0].size, fds, runs, options.reader ?? readFully);
     } catch (error) {
       closeAll(fds, undefined);
       throw error;
@@ -71,7 +75,7 @@ export class Qcow2ChainView {
       const n = Math.min(starts[i] + lengths[i], offset + length) - at;
       const pos = at - offset;
       if (sources[i] === ZERO) buffer.fill(0, pos, pos + n);
-      else reads.push(readFully(this.fds[sources[i]], buffer, pos, n, hosts[i] + (at - starts[i])));
+      else reads.push(this.readPiece(this.fds[sources[i]], buffer, pos, n, hosts[i] + (at - starts[i])));
       at += n;
     }
     await Promise.all(reads);
@@ -295,6 +299,22 @@ function readInto(fd: number, buffer: Buffer, offset: number): void {
 }
 
 const readAsync = promisify(read);
+
+/**
+ * Reads on the calling thread, with no hand-off to libuv's threads: what a view serving a mount must do, since the
+ * hub reads the mounted files through those threads, each waiting on the mount until the view has read, and a view
+ * reading through the same threads could wait for ever once all of them wait. It holds the event loop for each
+ * read; chain-export.ts serves only files on local filesystems this way.
+ */
+export const readPieceNow: PieceReader = async (fd, buffer, at, length, position) => {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buffer, at + done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  buffer.fill(0, at + done, at + length);
+};
 
 async function readFully(fd: number, buffer: Buffer, at: number, length: number, position: number): Promise<void> {
   let done = 0;

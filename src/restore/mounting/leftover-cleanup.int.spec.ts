@@ -6,6 +6,7 @@ import { hostLeftovers, NOTHING_LEFT } from '../../../test/fixtures/restore/host
 import { buildRestoreFixtures, removeRestoreFixtures, RestoreFixtures } from '../../../test/fixtures/restore/restore-images';
 import { sha256File } from '../../../test/fixtures/restore/source-tree';
 import { processesMentioning } from '../../../test/support/processes';
+import { runProcess } from '../../process/run-process';
 import { RestorePointMounter } from './restore-point-mounter';
 
 async function waitUntil(predicate: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
@@ -20,10 +21,19 @@ describe('cleanupLeftovers after a crash (real mounts)', () => {
   let fixtures: RestoreFixtures;
   let root: string;
   const hashes = new Map<string, string>();
+  /**
+   * Copies of two points with compressed clusters, which the hub's own view of a chain does not resolve: qemu-nbd
+   * serves them, as a process that outlives a crashed hub. A point the hub serves itself goes down with it.
+   */
+  const viaQemuNbd = { gpt: '', mbr: '' };
 
   beforeAll(async () => {
     fixtures = await buildRestoreFixtures();
-    for (const image of [fixtures.gpt.base, fixtures.mbr.incremental]) hashes.set(image, await sha256File(image));
+    viaQemuNbd.gpt = join(fixtures.dir, 'gpt-compressed.qcow2');
+    viaQemuNbd.mbr = join(fixtures.dir, 'mbr-compressed.qcow2');
+    await runProcess('qemu-img', ['convert', '-c', '-f', 'qcow2', '-O', 'qcow2', fixtures.gpt.base, viaQemuNbd.gpt]);
+    await runProcess('qemu-img', ['convert', '-c', '-f', 'qcow2', '-O', 'qcow2', fixtures.mbr.incremental, viaQemuNbd.mbr]);
+    for (const image of [fixtures.gpt.base, fixtures.mbr.incremental, viaQemuNbd.gpt, viaQemuNbd.mbr]) hashes.set(image, await sha256File(image));
   }, 120_000);
 
   beforeEach(async () => {
@@ -41,8 +51,8 @@ describe('cleanupLeftovers after a crash (real mounts)', () => {
 
   /** Mounts that exercise every kind of helper: qemu-nbd, nbdfuse, kernel mounts, fusefat and ntfs-3g. */
   async function mountBoth(mounter: RestorePointMounter): Promise<string[]> {
-    const gpt = await mounter.mount({ mountId: 'gpt', imageFile: fixtures.gpt.base, workDir: join(root, 'gpt') });
-    const mbr = await mounter.mount({ mountId: 'mbr', imageFile: fixtures.mbr.incremental, workDir: join(root, 'mbr') });
+    const gpt = await mounter.mount({ mountId: 'gpt', imageFile: viaQemuNbd.gpt, workDir: join(root, 'gpt') });
+    const mbr = await mounter.mount({ mountId: 'mbr', imageFile: viaQemuNbd.mbr, workDir: join(root, 'mbr') });
     return [gpt.workDir, mbr.workDir];
   }
 

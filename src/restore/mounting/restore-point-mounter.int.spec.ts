@@ -279,13 +279,30 @@ describe('RestorePointMounter (real images, real mounts)', () => {
     expect(await hostLeftovers(req.workDir)).toEqual(NOTHING_LEFT);
   });
 
-  it('reports a helper that dies while mounted, and still unmounts cleanly', async () => {
-    const req = request(fixtures.bare.base);
+  it('reports a helper that dies while mounted, and still unmounts cleanly: qemu-nbd, serving a layout the hub does not resolve', async () => {
+    // compressed clusters: qemu-nbd serves this point, not the hub's own view of the chain
+    const compressed = join(fixtures.dir, 'bare-compressed.qcow2');
+    await execa('qemu-img', ['convert', '-c', '-f', 'qcow2', '-O', 'qcow2', fixtures.bare.base, compressed]);
+    const req = request(compressed);
     await mounter.mount(req);
     const [qemuNbd] = processesMentioning(`${req.workDir}/qemu-nbd.sock`).filter((p) => p.cmdline.startsWith('qemu-nbd'));
     process.kill(qemuNbd.pid, 'SIGKILL');
     await waitFor(() => helperExits.some((n) => n.mountId === req.mountId));
     expect(helperExits.find((n) => n.mountId === req.mountId)).toMatchObject({ program: 'qemu-nbd', status: { code: null, signal: 'SIGKILL' } });
+    const report = await mounter.unmount(req.mountId);
+    expect(report.wasMounted).toBe(true);
+    expect(await hostLeftovers(req.workDir)).toEqual(NOTHING_LEFT);
+    await fs.rm(compressed);
+  });
+
+  it('serves a point Sendense wrote from the hub itself (no qemu-nbd), and reports nbdfuse dying while mounted', async () => {
+    const req = request(fixtures.bare.base);
+    await mounter.mount(req);
+    expect(processesMentioning(`${req.workDir}/qemu-nbd.sock`).filter((p) => p.cmdline.startsWith('qemu-nbd'))).toEqual([]);
+    const [nbdfuse] = processesMentioning(`${req.workDir}/qemu-nbd.sock`).filter((p) => p.cmdline.startsWith('nbdfuse'));
+    process.kill(nbdfuse.pid, 'SIGKILL');
+    await waitFor(() => helperExits.some((n) => n.mountId === req.mountId));
+    expect(helperExits.find((n) => n.mountId === req.mountId)).toMatchObject({ program: 'nbdfuse', status: { code: null, signal: 'SIGKILL' } });
     const report = await mounter.unmount(req.mountId);
     expect(report.wasMounted).toBe(true);
     expect(await hostLeftovers(req.workDir)).toEqual(NOTHING_LEFT);

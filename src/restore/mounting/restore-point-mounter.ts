@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { startChainExport } from './chain-export';
 import { ExitStatus, HelperChild } from './helper-processes';
 import { RestoreMountError } from './mount-errors';
 import { startNbdfuse } from './nbdfuse-file';
@@ -167,10 +168,11 @@ export class RestorePointMounter {
 
   /** Builds the stack bottom-up; on any failure takes down whatever part of it exists. */
   private async assemble(mountId: string, imageFile: string, workDir: string): Promise<MountedRestorePoint> {
-    const known: { qemuNbd?: HelperChild; nbdfuse?: HelperChild; loopDevices: string[] } = { loopDevices: [] };
+    const known: KnownResources & { loopDevices: string[] } = { loopDevices: [] };
     try {
-      known.qemuNbd = await startReadOnlyExport(imageFile, workDir, this.startTimeoutMs);
-      known.nbdfuse = await startNbdfuse(workDir, this.startTimeoutMs);
+      known.chainExport = (await startChainExport(imageFile, workDir)) ?? undefined;
+      if (!known.chainExport) known.qemuNbd = await startReadOnlyExport(imageFile, workDir, this.startTimeoutMs);
+      const nbdfuse = (known.nbdfuse = await startNbdfuse(workDir, this.startTimeoutMs));
       const diskFile = workDirLayout.diskFile(workDir);
       const layout = await readDiskLayout(diskFile);
       await fs.mkdir(workDirLayout.volumesDir(workDir));
@@ -182,8 +184,8 @@ export class RestorePointMounter {
       }
       const info: MountedRestorePoint = { mountId, imageFile, workDir, partitionTable: layout.table, diskSize: layout.diskSize, volumes, mountedAt: new Date().toISOString() };
       this.mounts.set(mountId, { info, known });
-      this.watchHelper(mountId, known.qemuNbd);
-      this.watchHelper(mountId, known.nbdfuse);
+      if (known.qemuNbd) this.watchHelper(mountId, known.qemuNbd);
+      this.watchHelper(mountId, nbdfuse);
       return info;
     } catch (error) {
       await teardownWorkDir(workDir, known, { graceMs: this.graceMs }).catch(() => undefined);

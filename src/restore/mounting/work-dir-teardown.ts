@@ -3,12 +3,15 @@ import { join, relative } from 'node:path';
 import { argvPaths, helperProcessesWithin, HelperChild, terminateForeignProcess, waitForHelpersToLeave } from './helper-processes';
 import { mountsWithin, unmountPath } from './host-mounts';
 import { detachLoop, loopDevicesBackedWithin } from './loop-devices';
+import type { ChainExport } from './chain-export';
 import { stopNbdfuse } from './nbdfuse-file';
 import { isWithin, workDirLayout } from './work-dir-layout';
 
 /** What a live mount knows about its own helpers; after a crash nothing is known and everything is found by path. */
 export interface KnownResources {
   qemuNbd?: HelperChild;
+  /** The hub's own server of the point's chain, where it serves instead of qemu-nbd; it ends with the hub. */
+  chainExport?: ChainExport;
   nbdfuse?: HelperChild;
   loopDevices?: readonly string[];
 }
@@ -55,6 +58,7 @@ export async function teardownWorkDir(workDir: string, known: KnownResources, op
   await waitForHelpersToLeave(nbdMountDir, nbdWarning ? LAZY_WAIT_MS : options.graceMs, options.graceMs);
 
   if (known.qemuNbd) await known.qemuNbd.stop(options.graceMs);
+  if (known.chainExport) await known.chainExport.stop();
   for (const proc of await helperProcessesWithin(workDir)) await terminateForeignProcess(proc, options.graceMs);
 
   for (const mount of await mountsWithin(workDir)) {
