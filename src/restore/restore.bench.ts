@@ -25,7 +25,7 @@ async function freePort(): Promise<number> {
 /**
  * The same figures through the real hub: POST /restore/mounts until the
  * first GET .../files answer, and the HTTP download rate of the 200 MiB
- * file (qcow2 -> qemu-nbd -> nbdfuse -> loop -> ext4 -> HTTP, with the
+ * file (qcow2 -> the hub's NBD export -> nbdfuse -> loop -> ext4 -> HTTP, with the
  * download recorded as an event) against reading it from a loop mount of
  * a raw copy. Embedded PostgreSQL, every step an event.
  */

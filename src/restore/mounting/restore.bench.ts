@@ -60,7 +60,7 @@ export async function buildBenchImage(dir: string): Promise<{ raw: string; qcow2
 /**
  * File-level restore figures: time from a mount request to the first
  * directory listing, and the rate of reading a 200 MiB file through the
- * restore mount (qcow2 -> qemu-nbd -> nbdfuse -> loop -> ext4) against the
+ * restore mount (qcow2 -> the hub's NBD export (chain-export.ts) -> nbdfuse -> loop -> ext4) against the
  * same file on a plain loop mount of a raw copy of the disk. Every read uses
  * a fresh mount, so the filesystem cache is cold; the image files
  * themselves sit in the host page cache for both paths alike.
@@ -101,7 +101,7 @@ export async function runRestoreBench(): Promise<void> {
     const viaLoop = await loopMountReadRates(image, dir);
     const restoreRate = median(viaRestore);
     const loopRate = median(viaLoop);
-    out(`read ${FILE_SIZE / MiB} MiB via restore mount (qcow2/qemu-nbd/nbdfuse/loop): median ${restoreRate.toFixed(0)} MiB/s (${viaRestore.map((r) => r.toFixed(0)).join(', ')})`);
+    out(`read ${FILE_SIZE / MiB} MiB via restore mount (qcow2/the hub's NBD export/nbdfuse/loop): median ${restoreRate.toFixed(0)} MiB/s (${viaRestore.map((r) => r.toFixed(0)).join(', ')})`);
     out(`read ${FILE_SIZE / MiB} MiB via loop mount of the raw copy:                 median ${loopRate.toFixed(0)} MiB/s (${viaLoop.map((r) => r.toFixed(0)).join(', ')})`);
     out(`ratio restore mount / raw loop mount: ${(restoreRate / loopRate).toFixed(2)}`);
   } finally {
