@@ -218,7 +218,8 @@ export class RestorePointVerificationWorkflow {
 
 /** Each disk's file opened read-only with its chain (or why it could not be) while `work` runs; all closed after. */
 async function withExports<T>(root: string, disks: readonly { file: string }[], work: (exports: Promise<PointReader | Error>[]) => Promise<T>): Promise<T> {
-  const exports = disks.map((disk) => openPoint(join(root, disk.file)).catch((error: Error) => error));
+  // a fresh Error either way: one thrown by Node's fs may come from another realm (under jest), where instanceof fails
+  const exports = disks.map((disk) => openPoint(join(root, disk.file)).catch((error: { message?: string }) => new Error(error?.message ?? String(error))));
   try {
     return await work(exports);
   } finally {

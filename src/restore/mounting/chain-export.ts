@@ -29,7 +29,8 @@ const REMOTE_FILESYSTEMS = new Set([0x6969, 0xff534d42, 0xfe534d42, 0x65735546])
  */
 export async function startChainExport(imageFile: string, workDir: string): Promise<ChainExport | null> {
   if (REMOTE_FILESYSTEMS.has((await statfs(imageFile)).type)) return null;
-  const view = await Qcow2ChainView.open(imageFile, { reader: readPieceNow });
+  // a chain the view cannot open (a backing file missing) is left to qemu-nbd too, which says why in its own words
+  const view = await Qcow2ChainView.open(imageFile, { reader: readPieceNow }).catch(() => null);
   if (!view) return null;
   try {
     const server = await NbdServer.listen(workDirLayout.socket(workDir), EXPORT_NAME, view);
