@@ -71,7 +71,8 @@ function messageOf(error: unknown): string {
 
 /**
  * Mounts qcow2 restore points read-only for file-level restore:
- * qcow2 -> qemu-nbd (read-only, Unix socket) -> nbdfuse (one plain file)
+ * qcow2 -> a read-only NBD export on a Unix socket (the hub's own, chain-export.ts, or qemu-nbd for layouts
+ * it does not serve) -> nbdfuse (one plain file)
  * -> a read-only loop device per partition (by offset; this kernel cannot
  * parse partition tables on loop devices) -> a kernel or FUSE filesystem
  * mounted read-only. Plain process-level service; the hub wraps it.
