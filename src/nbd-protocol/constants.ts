@@ -70,6 +70,8 @@ export const NBD_REP_ERROR_NAMES: Readonly<Record<number, string>> = {
   10: 'NBD_REP_ERR_EXT_HEADER_REQD',
 };
 export const NBD_REP_ERR_UNSUP = NBD_REP_FLAG_ERROR + 1;
+export const NBD_REP_ERR_INVALID = NBD_REP_FLAG_ERROR + 3;
+export const NBD_REP_ERR_UNKNOWN = NBD_REP_FLAG_ERROR + 6;
 
 // NBD_INFO_* items inside NBD_REP_INFO.
 export const NBD_INFO_EXPORT = 0;

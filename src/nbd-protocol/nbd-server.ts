@@ -1,6 +1,7 @@
 import { createServer, Server, Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
 import {
+  DEFAULT_MAX_PAYLOAD,
   NBD_CMD_DISC,
   NBD_CMD_FLUSH,
   NBD_CMD_READ,
@@ -25,8 +26,9 @@ import {
   NBD_OPTION_REPLY_MAGIC,
   NBD_OPTS_MAGIC,
   NBD_REP_ACK,
+  NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_UNKNOWN,
   NBD_REP_ERR_UNSUP,
-  NBD_REP_FLAG_ERROR,
   NBD_REP_INFO,
   NBD_REP_SERVER,
   NBD_REQUEST_MAGIC,
@@ -40,15 +42,13 @@ export interface ReadableDisk {
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
 }
 
-/** The largest READ served; advertised as the maximum block size. */
-export const MAX_READ = 32 * 1024 * 1024;
+/** The largest READ served, advertised as the maximum block size: what NBD clients assume of a server that names none. */
+const MAX_READ = DEFAULT_MAX_PAYLOAD;
 const MAX_OPTION_BYTES = 64 * 1024;
 const REQUEST_BYTES = 28;
 const EPERM = 1;
 const EIO = 5;
 const EINVAL = 22;
-const NBD_REP_ERR_INVALID = NBD_REP_FLAG_ERROR + 3;
-const NBD_REP_ERR_UNKNOWN = NBD_REP_FLAG_ERROR + 6;
 const TRANSMISSION_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH | NBD_FLAG_CAN_MULTI_CONN;
 
 /**

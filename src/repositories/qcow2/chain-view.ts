@@ -1,6 +1,7 @@
 import { closeSync, openSync, read, readSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { parseQcow2Header } from './qcow2-header';
 
 /** Reads `length` bytes of `fd` at `position` into `buffer` at `at`, zeros past the file's end. */
 export type PieceReader = (fd: number, buffer: Buffer, at: number, length: number, position: number) => Promise<void>;
@@ -92,11 +93,6 @@ const MAX_DEPTH = 4096;
 /** Beyond this many runs the view would cost more memory than qemu's own tables: read through qemu instead. */
 const MAX_RUNS = 1 << 22;
 const ZERO = -1;
-const MAGIC = 0x514649fb;
-const HEADER_V3_BYTES = 104;
-const EXTENSION_END = 0;
-const EXTENSION_BACKING_FORMAT = 0xe2792aca;
-const MAX_BACKING_NAME = 1023;
 const L1E_OFFSET_MASK = 0x00fffffffffffe00n;
 const L1E_RESERVED_MASK = 0x7f000000000001ffn;
 const L2E_OFFSET_MASK = 0x00fffffffffffe00n;
@@ -115,38 +111,12 @@ interface Layer {
 
 /** The header and L1 table of one file, or null for a layout the view does not resolve. */
 function readLayer(fd: number, file: string): Layer | null {
-  const header = readAt(fd, 0, HEADER_V3_BYTES);
-  if (header.readUInt32BE(0) !== MAGIC || header.readUInt32BE(4) !== 3) return null;
-  const clusterBits = header.readUInt32BE(20);
-  const size = Number(header.readBigUInt64BE(24));
-  const cryptMethod = header.readUInt32BE(32);
-  const l1Size = header.readUInt32BE(36);
-  const l1Offset = Number(header.readBigUInt64BE(40));
-  const incompatible = header.readBigUInt64BE(72);
-  const headerLength = header.readUInt32BE(100);
-  if (cryptMethod !== 0 || incompatible !== 0n || clusterBits < 9 || clusterBits > 21 || !Number.isSafeInteger(size)) return null;
+  const header = parseQcow2Header(fd);
+  if (!header || header.cryptMethod !== 0 || header.incompatible !== 0n) return null;
+  const { clusterBits, virtualSize: size, l1Size, l1Offset, backingFilename: backing } = header;
+  if (clusterBits < 9 || clusterBits > 21 || !Number.isSafeInteger(size)) return null;
+  if (backing !== null && header.backingFormat !== 'qcow2') return null;
   const clusterSize = 2 ** clusterBits;
-  if (headerLength < HEADER_V3_BYTES || headerLength % 8 !== 0 || headerLength > clusterSize) return null;
-
-  const backingOffset = Number(header.readBigUInt64BE(8));
-  const backingLength = header.readUInt32BE(16);
-  let backing: string | null = null;
-  if (backingOffset && backingLength) {
-    if (backingLength > MAX_BACKING_NAME || backingOffset > clusterSize) return null;
-    // qemu reads the header extensions from the header's end up to the backing file name
-    const extensions = readAt(fd, headerLength, Math.max(0, backingOffset - headerLength));
-    let format: string | null = null;
-    for (let at = 0; at + 8 <= extensions.length; ) {
-      const type = extensions.readUInt32BE(at);
-      const length = extensions.readUInt32BE(at + 4);
-      if (type === EXTENSION_END || at + 8 + length > extensions.length) break;
-      if (type === EXTENSION_BACKING_FORMAT) format = extensions.toString('utf8', at + 8, at + 8 + length);
-      at += 8 + Math.ceil(length / 8) * 8;
-    }
-    if (format !== 'qcow2') return null;
-    backing = readAt(fd, backingOffset, backingLength).toString('utf8');
-  }
-
   const entriesPerL2 = clusterSize / 8;
   if (l1Size < Math.ceil(size / clusterSize / entriesPerL2) || l1Size > 1 << 25) return null;
   const l1 = readAt(fd, l1Offset, l1Size * 8);
@@ -289,13 +259,17 @@ function readAt(fd: number, offset: number, length: number): Buffer {
 
 /** As qemu reads a file: past its end, zeros. */
 function readInto(fd: number, buffer: Buffer, offset: number): void {
+  readRangeSync(fd, buffer, 0, buffer.length, offset);
+}
+
+function readRangeSync(fd: number, buffer: Buffer, at: number, length: number, position: number): void {
   let done = 0;
-  while (done < buffer.length) {
-    const n = readSync(fd, buffer, done, buffer.length - done, offset + done);
+  while (done < length) {
+    const n = readSync(fd, buffer, at + done, length - done, position + done);
     if (n === 0) break;
     done += n;
   }
-  buffer.fill(0, done);
+  buffer.fill(0, at + done, at + length);
 }
 
 const readAsync = promisify(read);
@@ -306,15 +280,7 @@ const readAsync = promisify(read);
  * reading through the same threads could wait for ever once all of them wait. It holds the event loop for each
  * read; chain-export.ts serves only files on local filesystems this way.
  */
-export const readPieceNow: PieceReader = async (fd, buffer, at, length, position) => {
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, buffer, at + done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  buffer.fill(0, at + done, at + length);
-};
+export const readPieceNow: PieceReader = async (fd, buffer, at, length, position) => readRangeSync(fd, buffer, at, length, position);
 
 async function readFully(fd: number, buffer: Buffer, at: number, length: number, position: number): Promise<void> {
   let done = 0;

@@ -45,6 +45,15 @@ const INCOMPATIBLE_CORRUPT = 2n;
 const EXTENSION_END = 0;
 const EXTENSION_BACKING_FORMAT = 0xe2792aca;
 
+/** A qcow2 v3 header's fields, as parseQcow2Header reads them from an open file. */
+export interface Qcow2HeaderFields extends Qcow2Header {
+  clusterBits: number;
+  cryptMethod: number;
+  l1Size: number;
+  l1Offset: number;
+  incompatible: bigint;
+}
+
 /**
  * The header of a qcow2 v3 image as qemu reads it when it opens the file: the virtual size, the backing file
  * and its format (a header extension), the corrupt flag. null for anything qemu might read otherwise (another
@@ -55,42 +64,64 @@ export async function readQcow2Header(file: string): Promise<Qcow2Header | null>
   // synchronous: a header is a few hundred bytes in the page cache, and the hand-offs to libuv's threads of an
   // asynchronous open, reads and close cost more (a chain of 201 files: some 50 ms against a few)
   const fd = openSync(file, 'r');
-  const read = (buffer: Buffer, at: number, length: number, position: number) => readSync(fd, buffer, at, length, position);
   try {
-    const fixed = Buffer.alloc(HEADER_V3_BYTES);
-    if (read(fixed, 0, HEADER_V3_BYTES, 0) < HEADER_V3_BYTES) return null;
-    if (fixed.readUInt32BE(0) !== QCOW2_MAGIC || fixed.readUInt32BE(4) !== 3) return null;
-    const incompatible = fixed.readBigUInt64BE(72);
-    if ((incompatible & ~(INCOMPATIBLE_DIRTY | INCOMPATIBLE_CORRUPT)) !== 0n) return null;
-    const headerLength = fixed.readUInt32BE(100);
-    const clusterSize = 2 ** fixed.readUInt32BE(20);
-    if (headerLength < HEADER_V3_BYTES || headerLength % 8 !== 0 || headerLength > clusterSize) return null;
-    const backingOffset = Number(fixed.readBigUInt64BE(8));
-    const backingLength = fixed.readUInt32BE(16);
-    // as qemu reads them: from the header's end to the backing file name, or to the end of the first cluster
-    const extensionsEnd = backingLength ? backingOffset : clusterSize;
-    if (extensionsEnd > clusterSize) return null;
-    const rest = Buffer.alloc(Math.max(0, extensionsEnd - headerLength));
-    read(rest, 0, rest.length, headerLength);
-    let backingFormat: string | null = null;
-    for (let at = 0; at < rest.length; ) {
-      if (at + 8 > rest.length) return null;
-      const type = rest.readUInt32BE(at);
-      const length = rest.readUInt32BE(at + 4);
-      if (type === EXTENSION_END) break;
-      if (at + 8 + length > rest.length) return null;
-      if (type === EXTENSION_BACKING_FORMAT) backingFormat = rest.toString('utf8', at + 8, at + 8 + length);
-      at += 8 + Math.ceil(length / 8) * 8;
-    }
-    let backingFilename: string | null = null;
-    if (backingOffset && backingLength) {
-      if (backingLength > MAX_BACKING_NAME) return null;
-      const name = Buffer.alloc(backingLength);
-      if (read(name, 0, backingLength, backingOffset) !== backingLength) return null;
-      backingFilename = name.toString('utf8');
-    }
-    return { virtualSize: Number(fixed.readBigUInt64BE(24)), backingFilename, backingFormat: backingFilename ? backingFormat : null, corrupt: (incompatible & INCOMPATIBLE_CORRUPT) !== 0n };
+    const header = parseQcow2Header(fd);
+    if (!header || (header.incompatible & ~(INCOMPATIBLE_DIRTY | INCOMPATIBLE_CORRUPT)) !== 0n) return null;
+    const { virtualSize, backingFilename, backingFormat, corrupt } = header;
+    return { virtualSize, backingFilename, backingFormat, corrupt };
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Every field of a qcow2 v3 header that the hub reads itself (readQcow2Header, Qcow2ChainView), from a file open
+ * as `fd`; null for another version or a header, extension or backing file name that does not parse as qemu
+ * reads it. Which incompatible features a caller accepts is its own decision.
+ */
+export function parseQcow2Header(fd: number): Qcow2HeaderFields | null {
+  const read = (buffer: Buffer, position: number) => readSync(fd, buffer, 0, buffer.length, position);
+  const fixed = Buffer.alloc(HEADER_V3_BYTES);
+  if (read(fixed, 0) < HEADER_V3_BYTES) return null;
+  if (fixed.readUInt32BE(0) !== QCOW2_MAGIC || fixed.readUInt32BE(4) !== 3) return null;
+  const incompatible = fixed.readBigUInt64BE(72);
+  const headerLength = fixed.readUInt32BE(100);
+  const clusterBits = fixed.readUInt32BE(20);
+  const clusterSize = 2 ** clusterBits;
+  if (headerLength < HEADER_V3_BYTES || headerLength % 8 !== 0 || headerLength > clusterSize) return null;
+  const backingOffset = Number(fixed.readBigUInt64BE(8));
+  const backingLength = fixed.readUInt32BE(16);
+  // as qemu reads them: from the header's end to the backing file name, or to the end of the first cluster
+  const extensionsEnd = backingLength ? backingOffset : clusterSize;
+  if (extensionsEnd > clusterSize) return null;
+  const rest = Buffer.alloc(Math.max(0, extensionsEnd - headerLength));
+  read(rest, headerLength);
+  let backingFormat: string | null = null;
+  for (let at = 0; at < rest.length; ) {
+    if (at + 8 > rest.length) return null;
+    const type = rest.readUInt32BE(at);
+    const length = rest.readUInt32BE(at + 4);
+    if (type === EXTENSION_END) break;
+    if (at + 8 + length > rest.length) return null;
+    if (type === EXTENSION_BACKING_FORMAT) backingFormat = rest.toString('utf8', at + 8, at + 8 + length);
+    at += 8 + Math.ceil(length / 8) * 8;
+  }
+  let backingFilename: string | null = null;
+  if (backingOffset && backingLength) {
+    if (backingLength > MAX_BACKING_NAME) return null;
+    const name = Buffer.alloc(backingLength);
+    if (read(name, backingOffset) !== backingLength) return null;
+    backingFilename = name.toString('utf8');
+  }
+  return {
+    virtualSize: Number(fixed.readBigUInt64BE(24)),
+    backingFilename,
+    backingFormat: backingFilename ? backingFormat : null,
+    corrupt: (incompatible & INCOMPATIBLE_CORRUPT) !== 0n,
+    clusterBits,
+    cryptMethod: fixed.readUInt32BE(32),
+    l1Size: fixed.readUInt32BE(36),
+    l1Offset: Number(fixed.readBigUInt64BE(40)),
+    incompatible,
+  };
 }
