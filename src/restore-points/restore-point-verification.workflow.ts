@@ -17,18 +17,13 @@ import { RecordVerificationCommand } from './commands/record-verification.comman
 import { FilesInUse, HeldFiles } from './files-in-use';
 import { GetRestorePointQuery } from './queries/get-restore-point.query';
 import { RepositoryRestorePointsQuery } from './queries/repository-restore-points.query';
-import { blocksToCheck, coverageOf, DigestedPoint, readsThrough } from './verification-plan';
+import { blocksToCheck, coverageOf, DigestedPoint, readsOf, readsThrough } from './verification-plan';
 
 const READ_MODEL = 'restore-points';
 /** A badly damaged file would otherwise record one event per block; the rest is counted in the problems. */
 const MAX_RECORDED_MISMATCHES = 100;
 const PROGRESS_LOG_MS = 5_000;
 const FILES_AT_ONCE = 8;
-/**
- * Points whose blocks are read at once through the one export: each point of a long chain of small
- * incrementals holds a few blocks, and one point after the other waited for each read and its hash in turn.
- */
-const POINTS_AT_ONCE = 4;
 
 /** One block that did not read back as it was written. */
 export interface VerifyMismatch extends BlockMismatch {
@@ -116,13 +111,14 @@ export class RestorePointVerificationWorkflow {
               problems.push(openProblem(disk.diskId, exported));
               continue;
             }
-            const plan = blocksToCheck(lineage.map((p) => digestedPoint(p, disk.diskId, digests)));
-            const results = await mapAtOnce(plan, POINTS_AT_ONCE, ({ digests: toRead }) => checkBlocks(exported.source, toRead, { onBytes: progress.add }));
-            results.forEach((result, j) => {
-              const inPoint = plan[j].restorePointId;
+            for (const read of readsOf(blocksToCheck(lineage.map((p) => digestedPoint(p, disk.diskId, digests))))) {
+              const result = await checkBlocks(exported.source, read.digests, { onBytes: progress.add });
               blocks += result.blocks;
-              found.push(...result.mismatches.map((m) => ({ restorePointId: inPoint, diskId: disk.diskId, ...m, readsThrough: laterReaders(state, inPoint, disk.diskId, m.offset, digests) })));
-            });
+              for (const m of result.mismatches) {
+                const inPoint = read.pointOf(m.offset / DIGEST_BLOCK_SIZE);
+                found.push({ restorePointId: inPoint, diskId: disk.diskId, ...m, readsThrough: laterReaders(state, inPoint, disk.diskId, m.offset, digests) });
+              }
+            }
           }
         }
         progress.stop();

@@ -14,12 +14,47 @@ export interface DigestedPoint {
  */
 export function blocksToCheck(lineage: readonly DigestedPoint[]): { restorePointId: string; digests: BlockDigests }[] {
   const out: { restorePointId: string; digests: BlockDigests }[] = [];
-  lineage.forEach((point, i) => {
-    if (!point.digests) return;
-    const overwritten = lineage.slice(i + 1).flatMap((later) => later.digests?.runs ?? []);
+  // newest first, each point minus what the points after it wrote: one pass, where subtracting every later point
+  // from each point again grew with the square of a long chain
+  let overwritten: Blocks[] = [];
+  for (let i = lineage.length - 1; i >= 0; i--) {
+    const point = lineage[i];
+    if (!point.digests) continue;
     const visible = point.digests.minus(overwritten);
-    if (visible.runs.length) out.push({ restorePointId: point.restorePointId, digests: visible });
-  });
+    if (visible.runs.length) out.unshift({ restorePointId: point.restorePointId, digests: visible });
+    overwritten = unite(overwritten, point.digests.runs);
+  }
+  return out;
+}
+
+/**
+ * The plan's blocks as few sets as one read covers (one per disk size the points recorded; a point's short
+ * last block stays short), each with the point a block of it belongs to.
+ */
+export function readsOf(plan: readonly { restorePointId: string; digests: BlockDigests }[]): { digests: BlockDigests; pointOf(block: number): string }[] {
+  const bySize = new Map<number, { restorePointId: string; digests: BlockDigests }[]>();
+  for (const entry of plan) bySize.set(entry.digests.virtualSize, [...(bySize.get(entry.digests.virtualSize) ?? []), entry]);
+  return [...bySize].map(([virtualSize, entries]) => ({
+    // the points' visible blocks are disjoint: together they are one set
+    digests: new BlockDigests(virtualSize, entries.flatMap((e) => e.digests.runs).sort((a, b) => a.first - b.first)),
+    pointOf: (block: number) => entries.find((e) => e.digests.covers(block))!.restorePointId,
+  }));
+}
+
+interface Blocks {
+  first: number;
+  count: number;
+}
+
+/** Two sorted lists of disjoint runs as one, touching runs joined. */
+function unite(a: readonly Blocks[], b: readonly Blocks[]): Blocks[] {
+  const out: Blocks[] = [];
+  for (let i = 0, j = 0; i < a.length || j < b.length; ) {
+    const next = j >= b.length || (i < a.length && a[i].first <= b[j].first) ? a[i++] : b[j++];
+    const last = out.at(-1);
+    if (last && next.first <= last.first + last.count) last.count = Math.max(last.count, next.first + next.count - last.first);
+    else out.push({ first: next.first, count: next.count });
+  }
   return out;
 }
 

@@ -90,6 +90,24 @@ describe.each(READERS)('checkBlocks: verify reads a point back through %s and co
     expect(result).toMatchObject({ bytesRead: 130 * B, blocks: 130 });
   });
 
+  it('reads blocks scattered over many runs, packed into shared requests, and names a damaged one among them', async () => {
+    // every third block, as the newest point of a long chain reads one small piece of each of many points
+    const scattered = new BlockDigests(SIZE, digests.runs.flatMap((run) => Array.from({ length: Math.ceil(run.count / 3) }, (_, i) => ({ first: run.first + 3 * i, count: 1, zero: false, digests: digests.digestAt(run.first + 3 * i) })))
+      .filter((r) => r.first < 130));
+    const damaged = join(dir, 'scattered.qcow2');
+    await fs.copyFile(image, damaged);
+    await qemuIo(damaged, [{ pattern: 0x5a, offset: 33 * B + 7, length: 512 }]);
+    const exported = await open(damaged);
+    try {
+      const result = await checkBlocks(exported.source, scattered, { requests: 2, requestSize: 5 * B });
+      expect(result.blocks).toBe(44);
+      expect(result.bytesRead).toBe(44 * B);
+      expect(result.mismatches.map((m) => [m.offset, m.expected === digests.digestAt(33)!.toString('hex')])).toEqual([[33 * B, true]]);
+    } finally {
+      await exported.close();
+    }
+  });
+
   it('refuses request settings it cannot honour', async () => {
     await expect(check({ requestSize: B + 512 })).rejects.toThrow(/whole blocks/);
     await expect(check({ requestSize: 0 })).rejects.toThrow(/whole blocks/);

@@ -119,49 +119,86 @@ export async function checkBlocks(client: BlockSource, digests: BlockDigests, op
   const { onBytes = () => undefined, requests: inFlight = VERIFY_REQUESTS, requestSize = VERIFY_REQUEST_SIZE } = options;
   if (!Number.isInteger(inFlight) || inFlight < 1) throw new RangeError(`requests must be a positive integer, got ${inFlight}`);
   if (!Number.isInteger(requestSize / DIGEST_BLOCK_SIZE) || requestSize < DIGEST_BLOCK_SIZE) throw new RangeError(`requestSize must be whole blocks of ${DIGEST_BLOCK_SIZE} bytes, got ${requestSize}`);
-  const requestBlocks = requestSize / DIGEST_BLOCK_SIZE;
   const result: ReadCheck = { bytesRead: 0, blocks: 0, mismatches: [] };
   const size = Math.min(digests.virtualSize, client.size);
-  function* requests(): Generator<{ first: number; count: number }> {
-    for (const run of digests.runs) {
-      for (let b = run.first; b < run.first + run.count; b += requestBlocks) yield { first: b, count: Math.min(requestBlocks, run.first + run.count - b) };
-    }
-  }
-  // No more readers, and no larger buffers, than the reads need: a verify of a long chain checks a few blocks of
-  // each point, and 8 zeroed 4 MiB buffers per point cost more than reading them (docs/benchmarks.md, chain).
-  const all = [...requests()];
-  const queue = all.values();
-  const bufferSize = all.reduce((most, r) => Math.max(most, r.count), 0) * DIGEST_BLOCK_SIZE;
   const end = (b: number) => b * DIGEST_BLOCK_SIZE + digests.blockLength(b);
+  // The image may be shorter than the disk the digests describe: a block it does not wholly hold is not read. Blocks
+  // are in order, so those are the last ones, and so is the disk's short last block, which the hasher hashes as such.
+  const all = packRequests(digests.runs, requestSize / DIGEST_BLOCK_SIZE, (b) => end(b) <= size);
+  for (const b of all.beyond) result.mismatches.push({ offset: b * DIGEST_BLOCK_SIZE, length: digests.blockLength(b), expected: digests.digestAt(b)!.toString('hex'), actual: 'beyond the end of the image' });
+  const queue = all.requests.values();
+  // No more readers, and no larger buffers, than the reads need (a verify of a long chain reads a few blocks of each point).
+  const bufferSize = all.requests.reduce((most, r) => Math.max(most, r.blocks), 0) * DIGEST_BLOCK_SIZE;
   const hasher = borrowHasher();
   const worker = async () => {
     const buffer = sharedBuffer(bufferSize);
     for (let next = queue.next(); !next.done; next = queue.next()) {
-      const { first, count } = next.value;
-      // The image may be shorter than the disk the digests describe: a block it does not wholly hold is not read.
-      let inside = 0;
-      while (inside < count && end(first + inside) <= size) inside++;
-      for (let b = first + inside; b < first + count; b++) result.mismatches.push({ offset: b * DIGEST_BLOCK_SIZE, length: digests.blockLength(b), expected: digests.digestAt(b)!.toString('hex'), actual: 'beyond the end of the image' });
-      if (!inside) continue;
-      const offset = first * DIGEST_BLOCK_SIZE;
-      const length = end(first + inside - 1) - offset;
-      const data = await client.read(offset, length, buffer);
+      const { pieces } = next.value;
+      // the pieces of a request side by side in one buffer, hashed in one hand-off to the hasher's thread
+      let length = 0;
+      const reads = pieces.map(({ first, count }) => {
+        const offset = first * DIGEST_BLOCK_SIZE;
+        const bytes = end(first + count - 1) - offset;
+        const read = client.read(offset, bytes, buffer.subarray(length, length + bytes));
+        length += bytes;
+        return read;
+      });
+      await Promise.all(reads);
       result.bytesRead += length;
       onBytes(length);
-      const hashed = await hasher.hash(data);
-      for (let b = first; b < first + inside; b++) {
-        const actual = hashed.subarray((b - first) * DIGEST_LENGTH, (b - first + 1) * DIGEST_LENGTH);
-        const expected = digests.digestAt(b)!;
-        result.blocks++;
-        if (!actual.equals(expected)) result.mismatches.push({ offset: b * DIGEST_BLOCK_SIZE, length: digests.blockLength(b), expected: expected.toString('hex'), actual: actual.toString('hex') });
+      const hashed = await hasher.hash(buffer.subarray(0, length));
+      let k = 0;
+      for (const { first, count } of pieces) {
+        for (let b = first; b < first + count; b++, k++) {
+          const actual = hashed.subarray(k * DIGEST_LENGTH, (k + 1) * DIGEST_LENGTH);
+          const expected = digests.digestAt(b)!;
+          result.blocks++;
+          if (!actual.equals(expected)) result.mismatches.push({ offset: b * DIGEST_BLOCK_SIZE, length: digests.blockLength(b), expected: expected.toString('hex'), actual: actual.toString('hex') });
+        }
       }
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(inFlight, all.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(inFlight, all.requests.length) }, worker));
   } finally {
     await releaseHasher(hasher);
   }
   result.mismatches.sort((a, b) => a.offset - b.offset);
   return result;
+}
+
+interface Piece {
+  first: number;
+  count: number;
+}
+
+/**
+ * The blocks of `runs` in requests of up to `perRequest` blocks each, a request taking pieces of as many runs as
+ * fill it: the newest point of a long chain reads one small piece of each of hundreds of points, and a request
+ * (and a hand-off to the hasher's thread) per piece cost more than reading them. Blocks `inside` refuses (beyond
+ * the image's end) are listed apart.
+ */
+export function packRequests(runs: readonly Piece[], perRequest: number, inside: (block: number) => boolean): { requests: { pieces: Piece[]; blocks: number }[]; beyond: number[] } {
+  const requests: { pieces: Piece[]; blocks: number }[] = [];
+  const beyond: number[] = [];
+  let current: { pieces: Piece[]; blocks: number } = { pieces: [], blocks: 0 };
+  for (const run of runs) {
+    for (let b = run.first; b < run.first + run.count; ) {
+      if (!inside(b)) {
+        beyond.push(b++);
+        continue;
+      }
+      let count = 1;
+      while (count < perRequest - current.blocks && b + count < run.first + run.count && inside(b + count)) count++;
+      current.pieces.push({ first: b, count });
+      current.blocks += count;
+      b += count;
+      if (current.blocks === perRequest) {
+        requests.push(current);
+        current = { pieces: [], blocks: 0 };
+      }
+    }
+  }
+  if (current.blocks) requests.push(current);
+  return { requests, beyond };
 }
