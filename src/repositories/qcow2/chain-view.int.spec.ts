@@ -67,6 +67,18 @@ describe('Qcow2ChainView against qemu', () => {
     await view.close();
   });
 
+  it('reads entries on the edges of the chunks its table scan skips when they are all zeros', async () => {
+    // 64 KiB clusters: L2 entries 511 and 512 map 32 MiB - 64 KiB and 32 MiB, the last of one 4 KiB chunk of the
+    // table and the first of the next; the top file's first chunk is all zeros, its second starts with an entry
+    await qemuImg('create', '-q', '-f', 'qcow2', path('edges0.qcow2'), '64M');
+    await qemuIo('edges0.qcow2', 'write -P 0x31 0 1M', 'write -P 0x32 32704K 128K', 'write -P 0x33 65472K 64K');
+    await overlay('edges1.qcow2', 'edges0.qcow2');
+    await qemuIo('edges1.qcow2', 'write -P 0x34 32M 64K', 'write -P 0x35 65472K 64K');
+    await overlay('edges2.qcow2', 'edges1.qcow2');
+    await qemuIo('edges2.qcow2', 'write -P 0x36 32704K 64K');
+    await (await expectSameAsQemu('edges2.qcow2')).close();
+  });
+
   it('reads zeros beyond the end of a shorter backing file, and only as far as the newest file reaches', async () => {
     await qemuImg('create', '-q', '-f', 'qcow2', path('small.qcow2'), '2M');
     await qemuIo('small.qcow2', 'write -P 0x77 0 2M');

@@ -2,6 +2,7 @@ import { closeSync, openSync, read, readSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseQcow2Header } from './qcow2-header';
+import { isZeroChunk, ZERO_SCAN_BYTES } from './zero-scan';
 
 /** Reads `length` bytes of `fd` at `position` into `buffer` at `at`, zeros past the file's end. */
 export type PieceReader = (fd: number, buffer: Buffer, at: number, length: number, position: number) => Promise<void>;
@@ -224,6 +225,10 @@ function resolveRuns(fds: number[], layers: Layer[]): Runs | null {
       if (l2Offset === undefined) continue;
       readInto(fds[i], table, l2Offset);
       for (let j = 0; j < count; j++) {
+        if (j % ENTRIES_PER_SCAN === 0 && isZeroChunk(table, j * 8, Math.min(ZERO_SCAN_BYTES, (count - j) * 8))) {
+          j += ENTRIES_PER_SCAN - 1;
+          continue;
+        }
         if (owner[j] !== UNRESOLVED || (words[2 * j] === 0 && words[2 * j + 1] === 0)) continue;
         const entry = table.readBigUInt64BE(j * 8);
         if (entry & (L2E_COMPRESSED | L2E_RESERVED_MASK)) return null;
@@ -249,6 +254,7 @@ function resolveRuns(fds: number[], layers: Layer[]): Runs | null {
 }
 
 const UNRESOLVED = -2;
+const ENTRIES_PER_SCAN = ZERO_SCAN_BYTES / 8;
 
 /** Tables are read synchronously: a chain's few small tables cost more in hand-offs to libuv's threads than in reading. */
 function readAt(fd: number, offset: number, length: number): Buffer {

@@ -23,6 +23,9 @@ describe('checkQcow2 against qemu-img check', () => {
     // 4 KiB clusters: a refcount block covers 8 MiB, so 20 MiB of data needs several
     await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096', path('small-clusters.qcow2'), '64M');
     await qemuIo(path('small-clusters.qcow2'), 'write -P 5 0 20M', 'write -P 6 40M 4k');
+    // L2 entries 511, 512 and 1023: the edges of the 4 KiB chunks a table is scanned in
+    await qemuImg('create', '-q', '-f', 'qcow2', path('chunk-edges.qcow2'), '64M');
+    await qemuIo(path('chunk-edges.qcow2'), 'write -P 7 32704K 128K', 'write -P 8 65472K 64K');
   });
   afterAll(() => process.env.KEEP || rmSync(dir, { recursive: true, force: true }));
 
@@ -32,7 +35,7 @@ describe('checkQcow2 against qemu-img check', () => {
     return { ours, qemu };
   }
 
-  it.each(['empty.qcow2', 'data.qcow2', 'overlay.qcow2', 'small-clusters.qcow2'])('finds %s clean, as qemu-img does', async (name) => {
+  it.each(['empty.qcow2', 'data.qcow2', 'overlay.qcow2', 'small-clusters.qcow2', 'chunk-edges.qcow2'])('finds %s clean, as qemu-img does', async (name) => {
     const { ours, qemu } = await both(path(name));
     expect(qemu).toMatchObject({ opened: true, corruptions: 0, leaks: 0, checkErrors: 0 });
     expect(ours).toEqual({ corruptions: 0, leaks: 0, checkErrors: 0, messages: [] });

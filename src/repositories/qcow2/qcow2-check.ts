@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { isZeroChunk, ZERO_SCAN_BYTES } from './zero-scan';
 
 /** What checkQcow2 found, counted as qemu-img check counts it. */
 export interface Qcow2CheckResult {
@@ -285,7 +286,11 @@ class Checker {
 function nonZeroEntries(raw: Buffer): Map<number, bigint> {
   const words = new Uint32Array(raw.buffer, raw.byteOffset, raw.length / 4);
   const out = new Map<number, bigint>();
-  for (let i = 0; i < words.length; i += 2) if (words[i] !== 0 || words[i + 1] !== 0) out.set(i / 2, raw.readBigUInt64BE(i * 4));
+  for (let chunk = 0; chunk < raw.length; chunk += ZERO_SCAN_BYTES) {
+    const bytes = Math.min(ZERO_SCAN_BYTES, raw.length - chunk);
+    if (isZeroChunk(raw, chunk, bytes)) continue;
+    for (let i = chunk / 4; i < (chunk + bytes) / 4; i += 2) if (words[i] !== 0 || words[i + 1] !== 0) out.set(i / 2, raw.readBigUInt64BE(i * 4));
+  }
   return out;
 }
 
