@@ -40,12 +40,16 @@ export async function validateChain(repoRoot: string, links: readonly ChainLink[
   const own = await mapAtOnce(links, CONCURRENCY, (link) => readQcow2Header(resolve(repoRoot, link.file)).catch(() => null));
   const chain = links.length && own.some((h) => h === null) ? await info(resolve(repoRoot, links[links.length - 1].file), { backingChain: true }).catch((error: Error) => error) : null;
   const headers = new Map<string, LinkHeader>(Array.isArray(chain) ? chain.map((image) => [resolve(image.filename), image]) : []);
+  // a file whose header was read is there: its stat and the check that its child's backing file exists come from that read
+  const opened = new Map<string, number>();
   links.forEach((link, i) => {
     const file = resolve(repoRoot, link.file);
     const header = own[i];
-    if (header) headers.set(file, { ...header, fullBackingFilename: header.backingFilename === null ? null : resolve(dirname(file), header.backingFilename) });
+    if (!header) return;
+    headers.set(file, { ...header, fullBackingFilename: header.backingFilename === null ? null : resolve(dirname(file), header.backingFilename) });
+    opened.set(file, header.fileBytes);
   });
-  const perLink = await mapAtOnce(links, CONCURRENCY, (link) => validateLink(repoRoot, link, headers.get(resolve(repoRoot, link.file))));
+  const perLink = await mapAtOnce(links, CONCURRENCY, (link) => validateLink(repoRoot, link, headers.get(resolve(repoRoot, link.file)), opened));
   for (const result of perLink) {
     problems.push(...result.problems);
     warnings.push(...result.warnings);
@@ -78,20 +82,21 @@ export function diskChainLinks(manifests: readonly RestorePointManifest[], resto
 /** What the checks read of a file's header, from the file itself or from qemu-img. */
 type LinkHeader = Pick<ImageInfo, 'virtualSize' | 'corrupt' | 'backingFilename' | 'fullBackingFilename' | 'backingFormat'>;
 
-async function validateLink(repoRoot: string, link: ChainLink, header: LinkHeader | undefined): Promise<{ problems: string[]; warnings: string[] }> {
+/** `opened`: the length of each file whose header this process read. */
+async function validateLink(repoRoot: string, link: ChainLink, header: LinkHeader | undefined, opened: ReadonlyMap<string, number>): Promise<{ problems: string[]; warnings: string[] }> {
   const problems: string[] = [];
   const warnings: string[] = [];
   const file = resolve(repoRoot, link.file);
-  const stat = await fs.stat(file).catch(() => null);
-  if (!stat) return { problems: [`${link.file}: file is missing`], warnings };
-  if (link.fileBytes !== undefined && stat.size < link.fileBytes) problems.push(`${link.file}: truncated: ${stat.size} bytes on disk, ${link.fileBytes} recorded`);
-  if (link.fileBytes !== undefined && stat.size > link.fileBytes) warnings.push(`${link.file}: ${stat.size} bytes on disk, more than the ${link.fileBytes} recorded`);
+  const size = opened.get(file) ?? (await fs.stat(file).catch(() => null))?.size;
+  if (size === undefined) return { problems: [`${link.file}: file is missing`], warnings };
+  if (link.fileBytes !== undefined && size < link.fileBytes) problems.push(`${link.file}: truncated: ${size} bytes on disk, ${link.fileBytes} recorded`);
+  if (link.fileBytes !== undefined && size > link.fileBytes) warnings.push(`${link.file}: ${size} bytes on disk, more than the ${link.fileBytes} recorded`);
 
   const image = header ?? (await info(file).catch((error: Error) => error));
   if (image instanceof Error) return { problems: [...problems, `${link.file}: qemu-img cannot open it: ${stderrOf(image)}`], warnings };
   if (link.virtualSize !== undefined && image.virtualSize !== link.virtualSize) problems.push(`${link.file}: virtual size ${image.virtualSize}, ${link.virtualSize} recorded`);
   if (image.corrupt) problems.push(`${link.file}: qcow2 corrupt flag is set`);
-  problems.push(...(await backingProblems(repoRoot, link, image.backingFilename, image.fullBackingFilename, image.backingFormat)));
+  problems.push(...(await backingProblems(repoRoot, link, image.backingFilename, image.fullBackingFilename, image.backingFormat, opened)));
 
   const health = await checkFile(file);
   if (!health.opened) problems.push(`${link.file}: qemu-img check cannot open it: ${health.error}`);
@@ -112,14 +117,14 @@ async function checkFile(file: string): Promise<CheckResult> {
   return { ok: corruptions === 0 && checkErrors === 0, opened: true, corruptions, leaks, checkErrors, allocatedClusters: null, totalClusters: null, imageEndOffset: null, error: null, messages: messages.join('\n') };
 }
 
-async function backingProblems(repoRoot: string, link: ChainLink, stored: string | null, full: string | null, format: string | null): Promise<string[]> {
+async function backingProblems(repoRoot: string, link: ChainLink, stored: string | null, full: string | null, format: string | null, opened: ReadonlyMap<string, number>): Promise<string[]> {
   const expected = link.parentFile === null ? null : resolve(repoRoot, link.parentFile);
   if (stored === null || full === null) return expected ? [`${link.file}: has no backing file but its recorded parent is ${link.parentFile}`] : [];
   const problems: string[] = [];
   if (isAbsolute(stored)) problems.push(`${link.file}: backing path "${stored}" is absolute, so the repository cannot be moved`);
   if (expected === null) problems.push(`${link.file}: backs onto "${stored}" but is recorded as a full point`);
   else if (resolve(full) !== expected) problems.push(`${link.file}: wrong parent: backs onto "${stored}" (${resolve(full)}) but its recorded parent is ${link.parentFile}`);
-  if (!(await exists(resolve(full)))) problems.push(`${link.file}: broken backing path: "${stored}" does not exist`);
+  if (!opened.has(resolve(full)) && !(await exists(resolve(full)))) problems.push(`${link.file}: broken backing path: "${stored}" does not exist`);
   if (format !== 'qcow2') problems.push(`${link.file}: backing format is ${format ?? 'not recorded'}, expected qcow2 (qemu would have to probe it)`);
   return problems;
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { closeSync, fstatSync, promises as fs, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlockDigests, DigestFormatError } from '../../wire/block-digests';
 import { removeDurably, writeFileAtomic } from './durable-fs';
@@ -49,7 +49,7 @@ export async function digestFileRef(root: string, file: string): Promise<DigestF
 
 /** Reads a digest file and proves it is the one the ref names; a missing or changed file is an error. */
 export async function readDigestFile(root: string, ref: DigestFileRef): Promise<BlockDigests> {
-  const data = await fs.readFile(join(root, ref.file)).catch((error: NodeJS.ErrnoException) => {
+  const data = await readWhole(join(root, ref.file)).catch((error: NodeJS.ErrnoException) => {
     throw new DigestFileError(ref.file, error.code === 'ENOENT' ? 'is missing' : `cannot be read: ${error.message}`);
   });
   if (sha256(data) !== ref.sha256) throw new DigestFileError(ref.file, 'does not match the SHA-256 its manifest records (the digest file is damaged)');
@@ -87,6 +87,32 @@ export async function combineDigestFiles(root: string, older: DigestFileRef | nu
 
 export function removeDigestFile(root: string, file: string): Promise<boolean> {
   return removeDurably(join(root, file));
+}
+
+/** An incremental's digest file is a few hundred bytes; a full's may be many MiB (32 bytes per 64 KiB of data). */
+const READ_NOW_BYTES = 1 << 20;
+
+/**
+ * A small file read on the calling thread: a verify reads the digest file of every point of its chain, and four
+ * hand-offs to libuv's threads (open, stat, read, close) cost more than reading one (docs/benchmarks.md, chain).
+ * A large one is read through those threads, so that it does not hold the event loop.
+ */
+async function readWhole(file: string): Promise<Buffer> {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > READ_NOW_BYTES) return await fs.readFile(file);
+    const data = Buffer.allocUnsafe(size);
+    let done = 0;
+    while (done < size) {
+      const n = readSync(fd, data, done, size - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return data.subarray(0, done);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function decode(file: string, data: Buffer): BlockDigests {
