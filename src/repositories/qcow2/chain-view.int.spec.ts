@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { runProcess } from '../../process/run-process';
 import { Qcow2ChainView } from './chain-view';
 
@@ -121,5 +121,13 @@ describe('Qcow2ChainView against qemu', () => {
     await overlay('orphan.qcow2', 'plain.qcow2');
     rmSync(path('plain.qcow2'));
     await expect(Qcow2ChainView.open(path('orphan.qcow2'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('fails on a backing chain that loops, however its files are named', async () => {
+    await qemuImg('create', '-q', '-f', 'qcow2', path('loop-a.qcow2'), '4M');
+    await overlay('loop-b.qcow2', 'loop-a.qcow2');
+    // loop-a now backs onto loop-b through a name of its own directory
+    await qemuImg('rebase', '-u', '-f', 'qcow2', '-F', 'qcow2', '-b', `../${basename(dir)}/loop-b.qcow2`, path('loop-a.qcow2'));
+    await expect(Qcow2ChainView.open(path('loop-b.qcow2'))).rejects.toThrow(/loops back/);
   });
 });

@@ -1,4 +1,4 @@
-import { closeSync, openSync, read, readSync, realpathSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseQcow2Header } from './qcow2-header';
@@ -40,11 +40,12 @@ export class Qcow2ChainView {
       const layers: Layer[] = [];
       const seen = new Set<string>();
       for (let next: string | null = resolve(file); next; ) {
-        const real = realpathSync(next);
-        if (seen.has(real)) throw new Error(`${file}: its backing chain loops back to ${next}`);
         if (seen.size >= MAX_DEPTH) return closeAll(fds, null);
-        seen.add(real);
         fds.push(openSync(next, 'r'));
+        // the file itself, however it is named: one fstat, where resolving its path took one lstat per directory
+        const { dev, ino } = fstatSync(fds.at(-1)!);
+        if (seen.has(`${dev}:${ino}`)) throw new Error(`${file}: its backing chain loops back to ${next}`);
+        seen.add(`${dev}:${ino}`);
         const layer = readLayer(fds.at(-1)!, next);
         if (!layer) return closeAll(fds, null);
         layers.push(layer);

@@ -71,6 +71,7 @@ class Checker {
   private computed = new Uint32Array(0);
   private readonly refcountBlockCache = new Map<number, Buffer | 'empty' | 'unreadable'>();
   private sinceYield = 0;
+  private scratch = Buffer.alloc(0);
   private readonly result: Qcow2CheckResult = { corruptions: 0, leaks: 0, checkErrors: 0, messages: [] };
 
   constructor(
@@ -80,7 +81,7 @@ class Checker {
 
   async run(): Promise<Qcow2CheckResult> {
     if (this.fileBytes < HEADER_V3_BYTES) throw new Unsupported('too short');
-    const header = await this.read(0, HEADER_V3_BYTES);
+    const header = await this.read(0, HEADER_V3_BYTES, true);
     if (header.readUInt32BE(0) !== MAGIC) throw new Unsupported('not qcow2');
     const version = header.readUInt32BE(4);
     this.clusterBits = header.readUInt32BE(20);
@@ -169,21 +170,27 @@ class Checker {
   private async storedRefcounts(): Promise<Int32Array> {
     const stored = new Int32Array(this.computed.length);
     for (let first = 0; first < stored.length; first += this.refcountsPerBlock) {
-      await this.storedRefcount(first); // reads the block once; the rest of it is then at hand
+      // reads the part of the block this file's clusters use once; the rest of it is then at hand
+      await this.storedRefcount(first, Math.min(this.refcountsPerBlock, stored.length - first));
       for (let cluster = first; cluster < Math.min(first + this.refcountsPerBlock, stored.length); cluster++) stored[cluster] = this.cachedRefcount(cluster);
     }
     return stored;
   }
 
-  /** As qemu's qcow2_get_refcount: 0 beyond the refcount table or under an empty entry; UNREADABLE under an entry that is not a cluster's offset. */
-  private async storedRefcount(cluster: number): Promise<number> {
+  /**
+   * As qemu's qcow2_get_refcount: 0 beyond the refcount table or under an empty entry; UNREADABLE under an entry that
+   * is not a cluster's offset. Reads the block's first `entries` refcounts at least: a small file uses a few of the
+   * thousands a block holds, and reading all of them for every file of a long chain cost more than the rest of its check.
+   */
+  private async storedRefcount(cluster: number, entries = this.refcountsPerBlock): Promise<number> {
     const index = Math.floor(cluster / this.refcountsPerBlock);
     if (index >= this.refcountTableLength) return 0;
     let block = this.refcountBlockCache.get(index);
-    if (block === undefined) {
+    const bytes = 2 * Math.max(entries, (cluster % this.refcountsPerBlock) + 1);
+    if (block === undefined || (block instanceof Buffer && block.length < bytes)) {
       const entry = this.refcountTable.get(index) ?? 0n;
       const offset = entry & REFT_OFFSET_MASK;
-      block = offset === 0n ? 'empty' : (entry & REFT_RESERVED_MASK) === 0n && offset % BigInt(this.clusterSize) === 0n ? await this.read(Number(offset), this.clusterSize) : 'unreadable';
+      block = offset === 0n ? 'empty' : (entry & REFT_RESERVED_MASK) === 0n && offset % BigInt(this.clusterSize) === 0n ? await this.read(Number(offset), bytes, true) : 'unreadable';
       this.refcountBlockCache.set(index, block);
     }
     return this.cachedRefcount(cluster);
@@ -259,11 +266,16 @@ class Checker {
   /**
    * As qemu reads a file: past its end, zeros (a table there is reported where it is counted, by use()). Read
    * synchronously: the few tables of a small file cost more in hand-offs to libuv's threads (~0.2 ms each) than
-   * in reading; the event loop gets a turn after every YIELD_BYTES, so a large image does not hold it.
+   * in reading; the event loop gets a turn after every YIELD_BYTES, so a large image does not hold it. Unless
+   * `keep`, into a buffer the next read reuses: a table is turned into its entries before the next one is read,
+   * and a fresh zeroed buffer for each cost as much as reading it.
    */
-  private async read(offset: number, bytes: number): Promise<Buffer> {
-    const buffer = Buffer.alloc(bytes);
-    if (Number.isSafeInteger(offset) && offset < this.fileBytes) readSync(this.fd, buffer, 0, Math.min(bytes, this.fileBytes - offset), offset);
+  private async read(offset: number, bytes: number, keep = false): Promise<Buffer> {
+    if (!keep && this.scratch.length < bytes) this.scratch = Buffer.allocUnsafe(bytes);
+    const buffer = keep ? Buffer.allocUnsafe(bytes) : this.scratch.subarray(0, bytes);
+    let done = 0;
+    if (Number.isSafeInteger(offset) && offset < this.fileBytes) done = readSync(this.fd, buffer, 0, Math.min(bytes, this.fileBytes - offset), offset);
+    buffer.fill(0, done);
     if ((this.sinceYield += bytes) >= YIELD_BYTES) {
       this.sinceYield = 0;
       await yieldToEventLoop();
@@ -282,7 +294,7 @@ class Checker {
   }
 }
 
-/** raw comes from read(): a Buffer of its own (offset 0), so a word view of it is aligned; zero needs no byte swap. */
+/** raw comes from read(): at the start of its buffer (offset 0), so a word view of it is aligned; zero needs no byte swap. */
 function nonZeroEntries(raw: Buffer): Map<number, bigint> {
   const words = new Uint32Array(raw.buffer, raw.byteOffset, raw.length / 4);
   const out = new Map<number, bigint>();
