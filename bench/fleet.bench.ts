@@ -15,7 +15,8 @@ import { median } from './stats';
  * latency of GET /api/v1/backups and of the protection report while the fleet runs. First one hub with its
  * embedded PostgreSQL and one agent; then two hubs on one external PostgreSQL (DATABASE_URL, else the
  * machine's 127.0.0.1:5432) with an agent each, half the fleet on each, the policy run once for all.
- * SENDENSE_MAX_CONCURRENT_BACKUPS (default 4) applies to every hub.
+ * SENDENSE_MAX_CONCURRENT_BACKUPS (default 4) applies to every hub. SENDENSE_BENCH_PROFILE=DIR runs the one hub
+ * and its agent with node --cpu-prof into DIR.
  */
 
 const run = promisify(execFile);
@@ -111,6 +112,10 @@ interface RoundResult {
   hubRssMiB: number[];
   pgRssMiB: number;
   hubCpu: number[];
+  /** The hub's qemu-nbd and qemu-img that ended during the round (the kernel adds them to the hub once reaped). */
+  hubChildrenCpu: number[];
+  /** The agent with its reaped children (its qemu-nbd exports). */
+  agentCpu: number[];
   pgCpu: number;
   latency: { backups: number[]; report: number[] };
 }
@@ -119,7 +124,10 @@ interface RoundResult {
 async function round(labs: Lab[], db: Database, policyId: string, expected: number, limit: number): Promise<RoundResult> {
   const api = labs[0];
   const hubPids = labs.map((l) => l.hub!.child.pid!);
+  const agentPids = labs.map((l) => l.agent!.child.pid!);
   const cpu0 = hubPids.map((p) => cpuSeconds(p));
+  const reaped0 = hubPids.map((p) => cpuSeconds(p, true) - cpuSeconds(p));
+  const agent0 = agentPids.map((p) => cpuSeconds(p, true));
   const pg0 = db.cpu();
   const machine0 = machineTicks();
   let pgPeak = 0;
@@ -177,6 +185,8 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
     hubRssMiB: hubPids.map((p) => statusKiB(p, 'VmHWM') / 1024),
     pgRssMiB: pgPeak / 1024,
     hubCpu: hubPids.map((p, i) => cpuSeconds(p) - cpu0[i]),
+    hubChildrenCpu: hubPids.map((p, i) => cpuSeconds(p, true) - cpuSeconds(p) - reaped0[i]),
+    agentCpu: agentPids.map((p, i) => cpuSeconds(p, true) - agent0[i]),
     pgCpu: db.cpu() - pg0,
     latency,
   };
@@ -193,7 +203,8 @@ async function report(label: string, r: RoundResult, db: Database, backupsSoFar:
   const [{ events, bytes }] = await db.query<{ events: string; bytes: string }>(`SELECT count(*)::text AS events, pg_total_relation_size('es_events')::text AS bytes FROM es_events`);
   const fmt = (xs: number[]) => `p50 ${median(xs).toFixed(0)} ms, p99 ${pct(xs, 99).toFixed(0)} ms (${xs.length} requests)`;
   out(`  ${label}: ${r.jobs} backups in ${(r.wallMs / 1000).toFixed(1)} s = ${(r.jobs / (r.wallMs / 60_000)).toFixed(0)} backups/min; at most ${r.maxRunning} at once; the machine's ${cpus().length} cores ${(r.machineBusy * 100).toFixed(0)}% busy`);
-  out(`    hub RSS peak ${r.hubRssMiB.map((m) => `${m.toFixed(0)} MiB`).join(' and ')} (goal < 300), CPU ${r.hubCpu.map((c) => `${c.toFixed(1)} s`).join(' and ')}; PostgreSQL memory peak ${r.pgRssMiB.toFixed(0)} MiB (PSS of its processes), CPU ${r.pgCpu.toFixed(1)} s`);
+  const seconds = (xs: number[]) => xs.map((c) => `${c.toFixed(1)} s`).join(' and ');
+  out(`    hub RSS peak ${r.hubRssMiB.map((m) => `${m.toFixed(0)} MiB`).join(' and ')} (goal < 300), CPU ${seconds(r.hubCpu)} (its qemu-nbd and qemu-img ${seconds(r.hubChildrenCpu)}); agent CPU with its qemu-nbd ${seconds(r.agentCpu)}; PostgreSQL memory peak ${r.pgRssMiB.toFixed(0)} MiB (PSS of its processes), CPU ${r.pgCpu.toFixed(1)} s`);
   out(`    GET /api/v1/backups ${fmt(r.latency.backups)}; GET /api/v1/reports/protection ${fmt(r.latency.report)} (goal p99 < 100 ms)`);
   out(`    event store: ${events} events, ${(Number(bytes) / MiB).toFixed(1)} MiB = ${(Number(events) / backupsSoFar).toFixed(1)} events and ${(Number(bytes) / 1024 / backupsSoFar).toFixed(1)} KiB per backup so far`);
 }
@@ -220,7 +231,7 @@ export async function runFleetBench(): Promise<void> {
     // one hub, its embedded PostgreSQL, one agent with the whole fleet
     const inventory = join(dir, 'inventory-all.json');
     writeFileSync(inventory, JSON.stringify({ vms }));
-    const one = new Lab(join(dir, 'one'), undefined, { hubEnv: { SENDENSE_MAX_CONCURRENT_BACKUPS: String(limit) } });
+    const one = new Lab(join(dir, 'one'), process.env.SENDENSE_BENCH_PROFILE, { hubEnv: { SENDENSE_MAX_CONCURRENT_BACKUPS: String(limit) } });
     mkdirSync(join(dir, 'one'));
     labs.push(one);
     await one.start(['--inventory', inventory]);

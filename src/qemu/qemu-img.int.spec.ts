@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { MiB, makeTempDir, qemuIo, removeTempDir } from '../../test/fixtures/qcow2/chain-builder';
 import { QemuImgError, check, commit, compare, createFull, createOverlay, info, measure, rebase } from './qemu-img';
-import { readBackingFileName } from '../repositories/qcow2/qcow2-header';
+import { readBackingFileName } from './qcow2-header';
 
 describe('qemu-img wrappers (real qemu-img)', () => {
   let dir: string;

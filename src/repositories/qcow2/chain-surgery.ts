@@ -1,7 +1,7 @@
 import { basename, dirname, relative, resolve } from 'node:path';
 import { exists, fsyncFile, removeDurably } from './durable-fs';
 import { ChainSurgeryError, backingPathOf, findDependents } from './dependents';
-import { readBackingFileName } from './qcow2-header';
+import { readBackingFileName } from '../../qemu/qcow2-header';
 import { rebase } from './qemu-img';
 
 export { ChainSurgeryError, findDependents } from './dependents';

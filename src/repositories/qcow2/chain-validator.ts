@@ -5,7 +5,7 @@ import { exists } from './durable-fs';
 import { RestorePointManifest } from './manifest';
 import { check, info, type CheckResult, type ImageInfo } from './qemu-img';
 import { checkQcow2 } from './qcow2-check';
-import { readQcow2Header } from './qcow2-header';
+import { readQcow2Header } from '../../qemu/qcow2-header';
 
 export interface ChainLink {
   /** Relative to the repository root. */

@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { parseQcow2Header } from './qcow2-header';
+import { parseQcow2Header } from '../../qemu/qcow2-header';
 import { isZeroChunk, ZERO_SCAN_BYTES } from './zero-scan';
 
 /** Reads `length` bytes of `fd` at `position` into `buffer` at `at`, zeros past the file's end. */

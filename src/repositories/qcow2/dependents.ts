@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { jsonImageFile } from '../../qemu/image-keys';
-import { readBackingFileName } from './qcow2-header';
+import { readBackingFileName } from '../../qemu/qcow2-header';
 
 export class ChainSurgeryError extends Error {
   constructor(message: string) {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { spawnSync } from 'node:child_process';
 import { createFileAtomic, removeDurably, removeStaleTemps, writeFileAtomic } from './durable-fs';
-import { readBackingFileName } from './qcow2-header';
+import { readBackingFileName } from '../../qemu/qcow2-header';
 
 describe('durable file helpers', () => {
   let dir: string;

@@ -1,7 +1,7 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runProcess } from '../../process/run-process';
+import { runProcess } from '../process/run-process';
 import { info, type ImageInfo } from './qemu-img';
 import { readQcow2Header } from './qcow2-header';
 
