@@ -49,6 +49,17 @@ const INCOMPATIBLE_DIRTY = 1n;
 const INCOMPATIBLE_CORRUPT = 2n;
 const EXTENSION_END = 0;
 const EXTENSION_BACKING_FORMAT = 0xe2792aca;
+const EXTENSION_BITMAPS = 0x23852875;
+/** The autoclear bit that says the bitmaps extension is consistent: a program without bitmap support clears it. */
+const AUTOCLEAR_BITMAPS = 1n;
+const BITMAP_IN_USE = 1;
+const BITMAP_AUTO = 2;
+const BITMAP_EXTRA_DATA_COMPATIBLE = 4;
+const BITMAP_ENTRY_BYTES = 24;
+/** qemu's own bounds on a bitmap directory (block/qcow2.h): anything beyond them it refuses to open. */
+const MAX_BITMAPS = 65535;
+const MAX_BITMAP_DIRECTORY_BYTES = 64 * 1024 * 1024;
+const MAX_BITMAP_NAME = 1023;
 
 /** A qcow2 v3 header's fields, as parseQcow2Header reads them from an open file. */
 export interface Qcow2HeaderFields extends Qcow2Header {
@@ -57,6 +68,17 @@ export interface Qcow2HeaderFields extends Qcow2Header {
   l1Size: number;
   l1Offset: number;
   incompatible: bigint;
+  autoclear: bigint;
+  /** The bitmaps header extension, where the image has one. */
+  bitmapDirectory: { count: number; bytes: number; offset: number } | null;
+}
+
+/** A persistent dirty bitmap's directory entry, with its flags as qemu-img info names them. */
+export interface Qcow2Bitmap {
+  name: string;
+  granularity: number;
+  /** `in-use` first, then `auto`, the order qemu-img info lists them in. */
+  flags: ('in-use' | 'auto')[];
 }
 
 /**
@@ -102,6 +124,7 @@ export function parseQcow2Header(fd: number): Qcow2HeaderFields | null {
   const rest = Buffer.alloc(Math.max(0, extensionsEnd - headerLength));
   read(rest, headerLength);
   let backingFormat: string | null = null;
+  let bitmapDirectory: Qcow2HeaderFields['bitmapDirectory'] = null;
   for (let at = 0; at < rest.length; ) {
     if (at + 8 > rest.length) return null;
     const type = rest.readUInt32BE(at);
@@ -109,6 +132,10 @@ export function parseQcow2Header(fd: number): Qcow2HeaderFields | null {
     if (type === EXTENSION_END) break;
     if (at + 8 + length > rest.length) return null;
     if (type === EXTENSION_BACKING_FORMAT) backingFormat = rest.toString('utf8', at + 8, at + 8 + length);
+    if (type === EXTENSION_BITMAPS) {
+      if (length < 24) return null;
+      bitmapDirectory = { count: rest.readUInt32BE(at + 8), bytes: Number(rest.readBigUInt64BE(at + 16)), offset: Number(rest.readBigUInt64BE(at + 24)) };
+    }
     at += 8 + Math.ceil(length / 8) * 8;
   }
   let backingFilename: string | null = null;
@@ -128,5 +155,43 @@ export function parseQcow2Header(fd: number): Qcow2HeaderFields | null {
     l1Size: fixed.readUInt32BE(36),
     l1Offset: Number(fixed.readBigUInt64BE(40)),
     incompatible,
+    autoclear: fixed.readBigUInt64BE(88),
+    bitmapDirectory,
   };
+}
+
+/**
+ * The image's persistent dirty bitmaps from its bitmap directory, as `qemu-img info` lists them; null where qemu
+ * would not read the directory as it stands (the extension marked inconsistent by a program without bitmap
+ * support, a directory beyond qemu's bounds or one that does not parse, a flag qemu does not know).
+ */
+export function readQcow2Bitmaps(fd: number, header: Qcow2HeaderFields): Qcow2Bitmap[] | null {
+  const directory = header.bitmapDirectory;
+  if (!directory) return [];
+  if ((header.autoclear & AUTOCLEAR_BITMAPS) === 0n) return null;
+  const { count, bytes, offset } = directory;
+  if (count === 0 || count > MAX_BITMAPS || bytes > MAX_BITMAP_DIRECTORY_BYTES || bytes < count * BITMAP_ENTRY_BYTES || offset % 2 ** header.clusterBits !== 0) return null;
+  const table = Buffer.alloc(bytes);
+  if (readSync(fd, table, 0, bytes, offset) !== bytes) return null;
+  const bitmaps: Qcow2Bitmap[] = [];
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    if (at + BITMAP_ENTRY_BYTES > bytes) return null;
+    const flags = table.readUInt32BE(at + 12);
+    const type = table.readUInt8(at + 16);
+    const granularityBits = table.readUInt8(at + 17);
+    const nameBytes = table.readUInt16BE(at + 18);
+    const extraBytes = table.readUInt32BE(at + 20);
+    if ((flags & ~(BITMAP_IN_USE | BITMAP_AUTO | BITMAP_EXTRA_DATA_COMPATIBLE)) !== 0 || type !== 1 || granularityBits < 9 || granularityBits > 31) return null;
+    if (nameBytes === 0 || nameBytes > MAX_BITMAP_NAME || (extraBytes !== 0 && !(flags & BITMAP_EXTRA_DATA_COMPATIBLE))) return null;
+    const nameAt = at + BITMAP_ENTRY_BYTES + extraBytes;
+    if (nameAt + nameBytes > bytes) return null;
+    bitmaps.push({
+      name: table.toString('utf8', nameAt, nameAt + nameBytes),
+      granularity: 2 ** granularityBits,
+      flags: [...(flags & BITMAP_IN_USE ? (['in-use'] as const) : []), ...(flags & BITMAP_AUTO ? (['auto'] as const) : [])],
+    });
+    at = Math.ceil((nameAt + nameBytes) / 8) * 8;
+  }
+  return at === bytes ? bitmaps : null;
 }

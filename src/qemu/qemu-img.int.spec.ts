@@ -1,7 +1,9 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { MiB, makeTempDir, qemuIo, removeTempDir } from '../../test/fixtures/qcow2/chain-builder';
-import { QemuImgError, check, commit, compare, createFull, createOverlay, info, measure, rebase } from './qemu-img';
+import { startWritableQemuNbd } from '../../test/fixtures/agent/qemu-images';
+import { runProcess } from '../process/run-process';
+import { QemuImgError, check, commit, compare, createFull, createOverlay, imageSummary, info, measure, parseImageInfo, rebase, summaryFromHeader } from './qemu-img';
 import { readBackingFileName } from './qcow2-header';
 
 describe('qemu-img wrappers (real qemu-img)', () => {
@@ -80,5 +82,90 @@ describe('qemu-img wrappers (real qemu-img)', () => {
     expect(used.fullyAllocated).toBeGreaterThanOrEqual(64 * MiB);
     const empty = await measure({ size: 64 * MiB });
     expect(empty.required).toBeLessThan(MiB);
+  });
+
+  describe("an image's summary from its header", () => {
+    const qemuImg = (...args: string[]) => runProcess('qemu-img', args);
+    const qemuInfo = async (file: string, format?: string) => parseImageInfo((await qemuImg('info', '-U', ...(format ? ['-f', format] : []), '--output=json', file)).stdout);
+
+    it('answers what qemu-img info answers: sizes, backing files as qemu combines them, bitmaps with their flags and granularity, encryption', async () => {
+      await fs.mkdir(join(dir, 'sub'));
+      await qemuImg('create', '-q', '-f', 'qcow2', join(dir, 'base.qcow2'), '48M');
+      await qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'base.qcow2', join(dir, 'relative.qcow2'));
+      await qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', '../base.qcow2', join(dir, 'sub', 'up.qcow2'), '64M');
+      await qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', join(dir, 'base.qcow2'), join(dir, 'absolute.qcow2'));
+      await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096', join(dir, 'bitmaps.qcow2'), '1G');
+      // names of several lengths: every entry is padded to 8 bytes differently
+      for (const [name, extra] of [['a', []], ['sendense-0123456789abcdef', ['-g', '131072']], ['off', []], ['x'.repeat(64), ['-g', '512']]] as const) {
+        await qemuImg('bitmap', '--add', ...extra, '-f', 'qcow2', join(dir, 'bitmaps.qcow2'), name);
+      }
+      await qemuImg('bitmap', '--disable', '-f', 'qcow2', join(dir, 'bitmaps.qcow2'), 'off');
+      await fs.writeFile(join(dir, 'secret'), 'sendense');
+      // the legacy AES encryption: qemu-img 7.2 still creates it, without timing PBKDF2 as LUKS does
+      await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'encrypt.format=aes,encrypt.key-secret=s0', '--object', `secret,id=s0,file=${join(dir, 'secret')}`, join(dir, 'aes.qcow2'), '8M');
+      const files = ['base.qcow2', 'relative.qcow2', 'sub/up.qcow2', 'absolute.qcow2', 'bitmaps.qcow2'].map((f) => join(dir, f));
+      for (const file of files) {
+        const expected = await qemuInfo(file);
+        expect({ file, summary: summaryFromHeader(file, file, 'qcow2', true) }).toEqual({ file, summary: expected });
+        expect({ file, summary: summaryFromHeader(file, file, undefined, false) }).toEqual({ file, summary: expected });
+        expect(await imageSummary(file, { format: 'qcow2', shareLocks: false })).toEqual(expected);
+      }
+      expect((await qemuInfo(files[4])).bitmaps.map((b) => [b.name, b.granularity, b.flags])).toEqual([
+        // without -g, a bitmap's granularity is the image's cluster size
+        ['a', 4096, ['auto']],
+        ['sendense-0123456789abcdef', 131072, ['auto']],
+        ['off', 4096, []],
+        ['x'.repeat(64), 512, ['auto']],
+      ]);
+      expect(summaryFromHeader(join(dir, 'sub', 'up.qcow2'), join(dir, 'sub', 'up.qcow2'), 'qcow2', true)?.backingFile).toBe(`${join(dir, 'sub')}/../base.qcow2`);
+      // relative to the working directory, as given
+      const relative = parseImageInfo((await runProcess('qemu-img', ['info', '-U', '--output=json', 'relative.qcow2'], { cwd: dir })).stdout);
+      expect(relative.backingFile).toBe('base.qcow2');
+      expect(await imageSummary('relative.qcow2', { cwd: dir })).toEqual(relative);
+      // a declared raw image: its length (a qcow2's bytes read as raw, as qemu-img -f raw does)
+      expect(summaryFromHeader(files[4], files[4], 'raw', true)).toEqual(await qemuInfo(files[4], 'raw'));
+      const aes = await qemuInfo(join(dir, 'aes.qcow2'));
+      expect(aes.encrypted).toBe(true);
+      expect(summaryFromHeader(join(dir, 'aes.qcow2'), join(dir, 'aes.qcow2'), 'qcow2', true)).toEqual(aes);
+    });
+
+    it('leaves to qemu-img what it would read otherwise: other versions and features, probing, devices, a raw lock check, bitmaps in use without shared locks', async () => {
+      await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'compat=0.10', join(dir, 'v2.qcow2'), '8M');
+      await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', join(dir, 'extended.qcow2'), '8M');
+      await qemuImg('create', '-q', '-f', 'raw', join(dir, 'disk.raw'), '8M');
+      const nulls = [
+        [join(dir, 'v2.qcow2'), 'qcow2', true],
+        [join(dir, 'extended.qcow2'), 'qcow2', true],
+        [join(dir, 'disk.raw'), undefined, true],
+        [join(dir, 'disk.raw'), 'qcow2', true],
+        [join(dir, 'disk.raw'), 'raw', false],
+        [join(dir, 'disk.raw'), 'vmdk', true],
+        ['/dev/null', 'raw', true],
+        [join(dir, 'missing.qcow2'), 'qcow2', true],
+      ] as const;
+      for (const [file, format, shareLocks] of nulls) expect({ file, format, shareLocks, summary: summaryFromHeader(file, file, format, shareLocks) }).toEqual({ file, format, shareLocks, summary: null });
+      // and qemu-img answers them
+      expect(await imageSummary(join(dir, 'v2.qcow2'))).toEqual(await qemuInfo(join(dir, 'v2.qcow2')));
+      expect(await imageSummary(join(dir, 'disk.raw'))).toMatchObject({ format: 'raw', virtualSize: 8 * MiB });
+      await expect(imageSummary(join(dir, 'missing.qcow2'), { format: 'qcow2' })).rejects.toThrow(/Could not open .*missing\.qcow2/);
+
+      // a writer holds the image: its bitmaps read in use, and only qemu-img can say whether the writer lives
+      const file = join(dir, 'held.qcow2');
+      await qemuImg('create', '-q', '-f', 'qcow2', file, '8M');
+      await qemuImg('bitmap', '--add', '-f', 'qcow2', file, 'b');
+      const writer = await startWritableQemuNbd(file, join(dir, 'held.sock'));
+      try {
+        expect(summaryFromHeader(file, file, 'qcow2', true)?.bitmaps).toEqual([{ name: 'b', granularity: 65536, flags: ['in-use', 'auto'], enabled: true, inUse: true }]);
+        expect(summaryFromHeader(file, file, 'qcow2', true)).toEqual(await qemuInfo(file));
+        expect(summaryFromHeader(file, file, 'qcow2', false)).toBeNull();
+        const locked = await imageSummary(file, { format: 'qcow2', shareLocks: false }).catch((e: unknown) => e);
+        expect(locked).toBeInstanceOf(QemuImgError);
+        expect((locked as QemuImgError).locked).toBe(true);
+      } finally {
+        await writer.kill9();
+      }
+      // the writer died with the flag set: qemu-img, without -U now, reads the bitmap as left
+      expect((await imageSummary(file, { format: 'qcow2', shareLocks: false })).bitmaps).toEqual([{ name: 'b', granularity: 65536, flags: ['in-use', 'auto'], enabled: true, inUse: true }]);
+    });
   });
 });

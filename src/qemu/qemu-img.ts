@@ -1,7 +1,8 @@
-import { promises as fs } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fs } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ProcessError, ProcessResult, runProcess } from '../process/run-process';
 import { encryptionCreateOptions, imageArgs, imageJson, imageKeys, imageOptions, SECRET_ID, secretObjectArgs } from './image-keys';
+import { parseQcow2Header, readQcow2Bitmaps } from './qcow2-header';
 
 /**
  * The one qemu-img wrapper: the hub's repositories (create, inspect, check,
@@ -208,10 +209,67 @@ export interface ImageSummary {
   bitmaps: BitmapInfo[];
 }
 
-/** Without a format qemu-img probes it: the agent's inventory may leave it open. */
+/**
+ * Read from the image's own header where it answers as qemu-img info would (summaryFromHeader), else from qemu-img
+ * info. Without a format qemu-img probes it: the agent's inventory may leave it open.
+ */
 export async function imageSummary(file: string, options: Omit<InfoOptions, 'backingChain'> = {}): Promise<ImageSummary> {
+  const fromHeader = summaryFromHeader(resolve(options.cwd ?? process.cwd(), file), file, options.format, options.shareLocks !== false);
+  if (fromHeader) return fromHeader;
   const { stdout } = await runQemuImg(infoArgs(file, options), options);
   return parseImageInfo(stdout);
+}
+
+/**
+ * qemu-img info's summary of a regular file declared raw, or of a qcow2 v3 image without incompatible features,
+ * read from the file; null for anything else (a block device, a format to probe, another version or feature, a
+ * header or bitmap directory qemu would read otherwise, a read that fails), and qemu-img answers. The agent
+ * inspects a disk several times in every backup, and each qemu-img process held its event loop some 5 ms on a busy
+ * machine (docs/benchmarks.md, fleet). Without `shareLocks`, qemu-img would fail while a writer holds the image: a
+ * writer has every persistent bitmap of the image marked in use (qemu marks them when it opens an image for
+ * writing), so an image with one in use goes to qemu-img, whose lock error tells a running writer from a dead one.
+ * With no bitmap in use there is no writer, or the image has no bitmaps: then `qemu-img bitmap` and qemu-nbd, which
+ * take the lock, are the next to open it and refuse a writer's image.
+ */
+export function summaryFromHeader(path: string, file: string, format: string | undefined, shareLocks: boolean): ImageSummary | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return null;
+    // a raw image has no bitmaps to tell a writer by: its lock check stays qemu-img's
+    // qemu counts a raw image in whole 512-byte sectors
+    if (format === 'raw') return shareLocks ? { format: 'raw', virtualSize: Math.ceil(stat.size / 512) * 512, encrypted: false, bitmaps: [] } : null;
+    if (format !== undefined && format !== 'qcow2') return null;
+    const header = parseQcow2Header(fd);
+    if (!header || header.incompatible !== 0n) return null;
+    const bitmaps = readQcow2Bitmaps(fd, header);
+    if (!bitmaps || (!shareLocks && bitmaps.some((b) => b.flags.includes('in-use')))) return null;
+    const backing = header.backingFilename === null ? null : fullBackingFilename(file, header.backingFilename);
+    if (backing === undefined) return null;
+    return {
+      format: 'qcow2',
+      virtualSize: header.virtualSize,
+      ...(backing !== null ? { backingFile: backing } : {}),
+      encrypted: header.cryptMethod !== 0,
+      bitmaps: bitmaps.map((b) => ({ name: b.name, granularity: b.granularity, flags: b.flags, enabled: b.flags.includes('auto'), inUse: b.flags.includes('in-use') })),
+    };
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** As qemu combines them (path_combine): the backing name after the image's directory as given, unless absolute; undefined for a protocol name. */
+function fullBackingFilename(file: string, backing: string): string | undefined {
+  if (/^[^/]*:/.test(backing) || /^[^/]*:/.test(file)) return undefined;
+  if (backing.startsWith('/')) return backing;
+  return file.slice(0, file.lastIndexOf('/') + 1) + backing;
 }
 
 /** Parses `qemu-img info --output=json` of one image (not --backing-chain) into its summary. */
