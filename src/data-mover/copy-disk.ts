@@ -283,8 +283,12 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
       while (!stop && Date.now() < due) await new Promise((r) => setTimeout(r, Math.min(250, due - Date.now())));
     };
 
+    // A buffer is made when its worker first reads, no larger than all there is to read: a small incremental
+    // allocates (and zeroes, for the hasher's shared memory) 1 MiB where every worker used to take requestSize.
+    const dataBytes = ops.reduce((n, op) => (op.kind === 'data' ? n + op.length : n), 0);
+    const bufferBytes = Math.min(requestSize, dataBytes);
     const worker = async () => {
-      const buffer = hasher ? sharedBuffer(requestSize) : Buffer.allocUnsafe(requestSize);
+      let buffer: Buffer | undefined;
       for (;;) {
         if (stop) return;
         const next = queue.next();
@@ -297,6 +301,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
         } else {
           await throttle(req.length);
           if (stop) return;
+          buffer ??= hasher ? sharedBuffer(bufferBytes) : Buffer.allocUnsafe(bufferBytes);
           const data = await source.read(req.offset, req.length, buffer, readSize);
           stats.bytesRead += req.length;
           if (stop) return;

@@ -71,6 +71,20 @@ describe('copy by the ranges the source names', () => {
     expect(t.data[64 * KiB]).toBe(0);
   });
 
+  it('reads into buffers no larger than the data there is, made only by the workers that read (digests on)', async () => {
+    const buffers = new Set<Buffer>();
+    const src = source(data);
+    const read = src.read.bind(src);
+    src.read = (offset: number, length: number, into?: Buffer, ...rest: unknown[]) => {
+      if (into) buffers.add(into);
+      return (read as (...a: unknown[]) => Promise<Buffer>)(offset, length, into, ...rest);
+    };
+    const summary = await copyDisk({ source: src, target: target(data.length).client, mode: 'incremental', ranges: [{ offset: MiB, length: 64 * KiB }], digests: true });
+    expect(summary.bytesWritten).toBe(64 * KiB);
+    // one request: one buffer of its size, where each of the 8 workers used to make one of 4 MiB
+    expect([...buffers].map((b) => [b.length, b.buffer instanceof SharedArrayBuffer])).toEqual([[64 * KiB, true]]);
+  });
+
   it('in a full, copies only the ranges that hold data (the fresh target reads zeroes elsewhere)', async () => {
     const plan = await planCopy({ source: source(data), target: target(data.length).client, mode: 'full', ranges: [{ offset: MiB, length: MiB }] });
     expect(plan.ops).toEqual([{ kind: 'data', offset: MiB, length: MiB }]);
