@@ -118,6 +118,21 @@ interface RoundResult {
   agentCpu: number[];
   pgCpu: number;
   latency: { backups: number[]; report: number[] };
+  /** The hub's event-loop delay over the round (p99, max; ms), from its /metrics: how long a request may wait for the loop alone. */
+  loopDelay: { p99: number; max: number }[];
+}
+
+/** The hub's event-loop delay since its last scrape (prom-client resets the histogram at every scrape), in ms. */
+async function loopDelay(lab: Lab): Promise<{ p99: number; max: number }> {
+  const res = await fetch(`http://127.0.0.1:${lab.apiPort}/metrics`, { headers: { Authorization: `Bearer ${lab.token}` } });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`GET /metrics: ${res.status} ${text.slice(0, 200)}`);
+  const value = (name: string) => {
+    const m = new RegExp(`^sendense_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text);
+    if (!m) throw new Error(`the hub's /metrics has no sendense_nodejs_eventloop_lag_${name}_seconds`);
+    return Number(m[1]) * 1000;
+  };
+  return { p99: value('p99'), max: value('max') };
 }
 
 /** Runs the policy and waits for every job it requested, sampling memory and the API meanwhile. */
@@ -128,6 +143,7 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
   const cpu0 = hubPids.map((p) => cpuSeconds(p));
   const reaped0 = hubPids.map((p) => cpuSeconds(p, true) - cpuSeconds(p));
   const agent0 = agentPids.map((p) => cpuSeconds(p, true));
+  for (const lab of labs) await loopDelay(lab);
   const pg0 = db.cpu();
   const machine0 = machineTicks();
   let pgPeak = 0;
@@ -169,6 +185,8 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
   const machine1 = machineTicks();
   done = true;
   await sampler;
+  const delays = [];
+  for (const lab of labs) delays.push(await loopDelay(lab));
   const failed = jobs.filter((j) => j.status !== 'completed');
   if (failed.length) throw new Error(`${failed.length} backups failed, e.g. ${failed[0].error}`);
   // the most jobs running at once, from their own start and end times
@@ -189,6 +207,7 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
     agentCpu: agentPids.map((p, i) => cpuSeconds(p, true) - agent0[i]),
     pgCpu: db.cpu() - pg0,
     latency,
+    loopDelay: delays,
   };
 }
 
@@ -205,7 +224,7 @@ async function report(label: string, r: RoundResult, db: Database, backupsSoFar:
   out(`  ${label}: ${r.jobs} backups in ${(r.wallMs / 1000).toFixed(1)} s = ${(r.jobs / (r.wallMs / 60_000)).toFixed(0)} backups/min; at most ${r.maxRunning} at once; the machine's ${cpus().length} cores ${(r.machineBusy * 100).toFixed(0)}% busy`);
   const seconds = (xs: number[]) => xs.map((c) => `${c.toFixed(1)} s`).join(' and ');
   out(`    hub RSS peak ${r.hubRssMiB.map((m) => `${m.toFixed(0)} MiB`).join(' and ')} (goal < 300), CPU ${seconds(r.hubCpu)} (its qemu-nbd and qemu-img ${seconds(r.hubChildrenCpu)}); agent CPU with its qemu-nbd ${seconds(r.agentCpu)}; PostgreSQL memory peak ${r.pgRssMiB.toFixed(0)} MiB (PSS of its processes), CPU ${r.pgCpu.toFixed(1)} s`);
-  out(`    GET /api/v1/backups ${fmt(r.latency.backups)}; GET /api/v1/reports/protection ${fmt(r.latency.report)} (goal p99 < 100 ms)`);
+  out(`    GET /api/v1/backups ${fmt(r.latency.backups)}; GET /api/v1/reports/protection ${fmt(r.latency.report)} (goal p99 < 100 ms); hub event-loop delay p99 ${r.loopDelay.map((d) => `${d.p99.toFixed(0)} ms`).join(' and ')}, max ${r.loopDelay.map((d) => `${d.max.toFixed(0)} ms`).join(' and ')}`);
   out(`    event store: ${events} events, ${(Number(bytes) / MiB).toFixed(1)} MiB = ${(Number(events) / backupsSoFar).toFixed(1)} events and ${(Number(bytes) / 1024 / backupsSoFar).toFixed(1)} KiB per backup so far`);
 }
 
