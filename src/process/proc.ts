@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 /** What /proc/PID/stat says about a process; undefined from readProcStat once the pid is gone. */
 export interface ProcStat {
@@ -73,6 +74,8 @@ export function parseListeningInodes(procNetTcp: string, port: number): Set<stri
   const portHex = port.toString(16).toUpperCase().padStart(4, '0');
   const inodes = new Set<string>();
   for (const line of procNetTcp.split('\n').slice(1)) {
+    // a busy hub's table holds thousands of connections: only lines naming the port are split
+    if (!line.includes(`:${portHex} `)) continue;
     const cols = line.trim().split(/\s+/);
     if (cols.length < 10) continue;
     const [, local, , state] = cols;
@@ -96,14 +99,14 @@ export function parseListeningUnixInodes(procNetUnix: string, path: string): Set
  * True when the listening TCP socket on the port belongs to this pid: a LISTEN
  * entry alone could be someone else's server on a port we failed to bind.
  */
-export function isListeningOn(pid: number, port: number): boolean {
-  const table = readProcFile('/proc/net/tcp');
+export async function isListeningOn(pid: number, port: number): Promise<boolean> {
+  const table = await readProcFileAsync('/proc/net/tcp');
   return table !== undefined && holdsSocket(pid, parseListeningInodes(table, port));
 }
 
 /** The same for a Unix socket: the path existing proves nothing, a leftover file or another server may sit there. */
-export function isListeningOnUnixSocket(pid: number, path: string): boolean {
-  const table = readProcFile('/proc/net/unix');
+export async function isListeningOnUnixSocket(pid: number, path: string): Promise<boolean> {
+  const table = await readProcFileAsync('/proc/net/unix');
   return table !== undefined && holdsSocket(pid, parseListeningUnixInodes(table, path));
 }
 
@@ -126,6 +129,20 @@ function holdsSocket(pid: number, inodes: Set<string>): boolean {
     if (match && inodes.has(match[1])) return true;
   }
   return false;
+}
+
+/**
+ * The socket tables: the kernel walks its whole connection hash to print one, some milliseconds on a large machine
+ * with a busy hub, which the launcher's readiness check now spends on libuv's threads instead of the event loop.
+ */
+async function readProcFileAsync(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+    throw error;
+  }
 }
 
 function readProcFile(path: string): string | undefined {

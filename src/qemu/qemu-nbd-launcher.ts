@@ -80,7 +80,7 @@ export function readPidFile(path: string): number | undefined {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
-export function isServing(pid: number, launch: Pick<QemuNbdLaunch, 'pidFile' | 'listen'>): boolean {
+export async function isServing(pid: number, launch: Pick<QemuNbdLaunch, 'pidFile' | 'listen'>): Promise<boolean> {
   if (readPidFile(launch.pidFile) !== pid) return false;
   return 'port' in launch.listen ? isListeningOn(pid, launch.listen.port) : isListeningOnUnixSocket(pid, launch.listen.socket);
 }
@@ -91,7 +91,8 @@ export async function waitUntilServing(handle: ChildProcessHandle, launch: QemuN
   for (;;) {
     if (stopped()) return 'stopped';
     if (handle.hasExited()) return 'exited';
-    if (isServing(handle.pid, launch)) return 'ready';
+    // the socket table is read off the event loop: a stop asked for meanwhile wins
+    if (await isServing(handle.pid, launch)) return stopped() ? 'stopped' : 'ready';
     if (performance.now() >= deadline) return 'timeout';
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([handle.exited, new Promise((resolve) => (timer = setTimeout(resolve, READY_POLL_MS)))]);
