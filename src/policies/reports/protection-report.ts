@@ -61,17 +61,29 @@ export interface VmProtection {
 export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProtection[] {
   const ids = new Set([...facts.vms.map((v) => v.vmId), ...facts.newest.map((p) => p.vmId), ...facts.outcomes.map((o) => o.vmId)]);
   const live = facts.policies.filter((p) => p.deletedAt === null);
+  // Each fact looked up by VM, and each policy's next slot worked out once: a fleet's VMs share a few policies,
+  // and a slot is a walk over the calendar in the policy's time zone.
+  const vms = new Map(facts.vms.map((v) => [v.vmId, v]));
+  const newestOf = new Map(facts.newest.map((p) => [p.vmId, p]));
+  const drills = new Map(facts.drills.map((d) => [d.vmId, d]));
+  const outcomesOf = new Map<string, JobOutcome[]>();
+  for (const o of facts.outcomes) {
+    const list = outcomesOf.get(o.vmId);
+    if (list) list.push(o);
+    else outcomesOf.set(o.vmId, [o]);
+  }
+  const slotOf = new Map(live.filter((p) => p.definition.enabled).map((p) => [p, nextSlot(parseCron(p.definition.schedule.cron), p.definition.schedule.timezone, now)]));
   return [...ids].sort().map((vmId) => {
-    const vm = facts.vms.find((v) => v.vmId === vmId) ?? { vmId, name: null, agentId: null };
+    const vm = vms.get(vmId) ?? { vmId, name: null, agentId: null };
     const policies = live.filter((p) => selects(p.definition.vms, vm));
     const enabled = policies.filter((p) => p.definition.enabled);
-    const newest = facts.newest.find((p) => p.vmId === vmId) ?? null;
+    const newest = newestOf.get(vmId) ?? null;
     const ageHours = newest ? (now.getTime() - newest.createdAt.getTime()) / 3_600_000 : null;
     const rpoHours = enabled.length ? Math.min(...enabled.map((p) => p.definition.rpoHours)) : null;
     const status: RpoStatus = rpoHours === null || ageHours === null ? 'unprotected' : ageHours <= rpoHours ? 'protected' : 'at-risk';
-    const outcomes = facts.outcomes.filter((o) => o.vmId === vmId);
+    const outcomes = outcomesOf.get(vmId) ?? [];
     const lastSuccess = outcomes.findIndex((o) => o.outcome === 'completed');
-    const slots = enabled.map((p) => nextSlot(parseCron(p.definition.schedule.cron), p.definition.schedule.timezone, now)).filter((s): s is Date => s !== null);
+    const slots = enabled.map((p) => slotOf.get(p)!).filter((s): s is Date => s !== null);
     return {
       vmId,
       name: vm.name,
@@ -81,7 +93,7 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
       status,
       failuresInRow: lastSuccess === -1 ? outcomes.length : lastSuccess,
       nextSlot: slots.length ? new Date(Math.min(...slots.map((s) => s.getTime()))).toISOString() : null,
-      drill: drillOf(facts.drills.find((d) => d.vmId === vmId)),
+      drill: drillOf(drills.get(vmId)),
     };
   });
 }
