@@ -15,8 +15,9 @@ import { median } from './stats';
  * latency of GET /api/v1/backups and of the protection report while the fleet runs. First one hub with its
  * embedded PostgreSQL and one agent; then two hubs on one external PostgreSQL (DATABASE_URL, else the
  * machine's 127.0.0.1:5432) with an agent each, half the fleet on each, the policy run once for all.
- * SENDENSE_MAX_CONCURRENT_BACKUPS (default 4) applies to every hub. SENDENSE_BENCH_PROFILE=DIR runs the one hub
- * and its agent with node --cpu-prof into DIR.
+ * SENDENSE_MAX_CONCURRENT_BACKUPS (default 4) applies to every hub. SENDENSE_BENCH_FLEET_ROUNDS (default 2) sets
+ * the one hub's rounds (a full, then incrementals). SENDENSE_BENCH_PROFILE=DIR runs the one hub and its agent with
+ * node --cpu-prof into DIR.
  */
 
 const run = promisify(execFile);
@@ -110,6 +111,8 @@ interface RoundResult {
   jobs: number;
   maxRunning: number;
   hubRssMiB: number[];
+  /** At the round's end: a peak that grows round after round is a leak, one that stays is a working set. */
+  hubRssNowMiB: number[];
   pgRssMiB: number;
   hubCpu: number[];
   /** The hub's qemu-nbd and qemu-img that ended during the round (the kernel adds them to the hub once reaped). */
@@ -201,6 +204,7 @@ async function round(labs: Lab[], db: Database, policyId: string, expected: numb
     jobs: jobs.length,
     maxRunning,
     hubRssMiB: hubPids.map((p) => statusKiB(p, 'VmHWM') / 1024),
+    hubRssNowMiB: hubPids.map((p) => statusKiB(p, 'VmRSS') / 1024),
     pgRssMiB: pgPeak / 1024,
     hubCpu: hubPids.map((p, i) => cpuSeconds(p) - cpu0[i]),
     hubChildrenCpu: hubPids.map((p, i) => cpuSeconds(p, true) - cpuSeconds(p) - reaped0[i]),
@@ -223,7 +227,7 @@ async function report(label: string, r: RoundResult, db: Database, backupsSoFar:
   const fmt = (xs: number[]) => `p50 ${median(xs).toFixed(0)} ms, p99 ${pct(xs, 99).toFixed(0)} ms (${xs.length} requests)`;
   out(`  ${label}: ${r.jobs} backups in ${(r.wallMs / 1000).toFixed(1)} s = ${(r.jobs / (r.wallMs / 60_000)).toFixed(0)} backups/min; at most ${r.maxRunning} at once; the machine's ${cpus().length} cores ${(r.machineBusy * 100).toFixed(0)}% busy`);
   const seconds = (xs: number[]) => xs.map((c) => `${c.toFixed(1)} s`).join(' and ');
-  out(`    hub RSS peak ${r.hubRssMiB.map((m) => `${m.toFixed(0)} MiB`).join(' and ')} (goal < 300), CPU ${seconds(r.hubCpu)} (its qemu-nbd and qemu-img ${seconds(r.hubChildrenCpu)}); agent CPU with its qemu-nbd ${seconds(r.agentCpu)}; PostgreSQL memory peak ${r.pgRssMiB.toFixed(0)} MiB (PSS of its processes), CPU ${r.pgCpu.toFixed(1)} s`);
+  out(`    hub RSS peak ${r.hubRssMiB.map((m) => `${m.toFixed(0)} MiB`).join(' and ')} (goal < 300), ${r.hubRssNowMiB.map((m) => `${m.toFixed(0)} MiB`).join(' and ')} at the end; CPU ${seconds(r.hubCpu)} (its qemu-nbd and qemu-img ${seconds(r.hubChildrenCpu)}); agent CPU with its qemu-nbd ${seconds(r.agentCpu)}; PostgreSQL memory peak ${r.pgRssMiB.toFixed(0)} MiB (PSS of its processes), CPU ${r.pgCpu.toFixed(1)} s`);
   out(`    GET /api/v1/backups ${fmt(r.latency.backups)}; GET /api/v1/reports/protection ${fmt(r.latency.report)} (goal p99 < 100 ms); hub event-loop delay p99 ${r.loopDelay.map((d) => `${d.p99.toFixed(0)} ms`).join(' and ')}, max ${r.loopDelay.map((d) => `${d.max.toFixed(0)} ms`).join(' and ')}`);
   out(`    event store: ${events} events, ${(Number(bytes) / MiB).toFixed(1)} MiB = ${(Number(events) / backupsSoFar).toFixed(1)} events and ${(Number(bytes) / 1024 / backupsSoFar).toFixed(1)} KiB per backup so far`);
 }
@@ -231,6 +235,7 @@ async function report(label: string, r: RoundResult, db: Database, backupsSoFar:
 export async function runFleetBench(): Promise<void> {
   const count = Number(process.env.SENDENSE_BENCH_FLEET_VMS ?? 100);
   const limit = Number(process.env.SENDENSE_MAX_CONCURRENT_BACKUPS ?? 4);
+  const rounds = Math.max(2, Number(process.env.SENDENSE_BENCH_FLEET_ROUNDS ?? 2));
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-fleet-bench-'));
   chmodSync(dir, 0o755);
   const labs: Lab[] = [];
@@ -262,9 +267,12 @@ export async function runFleetBench(): Promise<void> {
     out('one hub (embedded PostgreSQL), one agent:');
     const oneHub = [await round([one], db, created.body.policyId, count, limit)];
     await report('fulls', oneHub[0], db, count);
-    await touch(vms, 1);
-    oneHub.push(await round([one], db, created.body.policyId, count, limit));
-    await report('incrementals', oneHub[1], db, 2 * count);
+    // more rounds of incrementals (SENDENSE_BENCH_FLEET_ROUNDS) show whether the hub's memory keeps growing
+    for (let r = 1; r < rounds; r++) {
+      await touch(vms, r);
+      oneHub.push(await round([one], db, created.body.policyId, count, limit));
+      await report(rounds > 2 ? `incrementals (round ${r + 1})` : 'incrementals', oneHub[r], db, (r + 1) * count);
+    }
     await db.close();
     dbs.length = 0;
     await one.close();
@@ -295,10 +303,10 @@ export async function runFleetBench(): Promise<void> {
     // a new chain per VM in the new repository: fulls, then incrementals after the same kind of write
     const twoHubs = [await round(labs, sharedDb, policy2.body.policyId, count, 2 * limit)];
     await report('fulls', twoHubs[0], sharedDb, count);
-    await touch(vms, 2);
+    await touch(vms, rounds);
     twoHubs.push(await round(labs, sharedDb, policy2.body.policyId, count, 2 * limit));
     await report('incrementals', twoHubs[1], sharedDb, 2 * count);
-    out(`two hubs / one hub, wall time: fulls ${(twoHubs[0].wallMs / oneHub[0].wallMs).toFixed(2)}, incrementals ${(twoHubs[1].wallMs / oneHub[1].wallMs).toFixed(2)} (goal < 1)`);
+    out(`two hubs / one hub, wall time: fulls ${(twoHubs[0].wallMs / oneHub[0].wallMs).toFixed(2)}, incrementals ${(twoHubs[1].wallMs / oneHub[1].wallMs).toFixed(2)} (goal < 1; the first round of each)`);
     out(`load average at end: ${load()}`);
   } finally {
     for (const lab of labs) await lab.close();
