@@ -13,8 +13,9 @@ import { median } from './stats';
  * a small write to every VM (a round of incrementals). Measured: wall time to the last job's end, backups per
  * minute, hub RSS peak and CPU, PostgreSQL RSS peak and CPU, events and event store bytes per backup, and the
  * latency of GET /api/v1/backups and of the protection report while the fleet runs. First one hub with its
- * embedded PostgreSQL and one agent; then two hubs on one external PostgreSQL (DATABASE_URL, else the
- * machine's 127.0.0.1:5432) with an agent each, half the fleet on each, the policy run once for all.
+ * embedded PostgreSQL and one agent; then, on one external PostgreSQL (DATABASE_URL, else the machine's
+ * 127.0.0.1:5432), one hub and one agent, and two hubs with an agent each holding half the fleet, the policy run
+ * once for all: whether a second hub adds capacity is told on the same server.
  * SENDENSE_MAX_CONCURRENT_BACKUPS (default 4) applies to every hub. SENDENSE_BENCH_FLEET_ROUNDS (default 2) sets
  * the one hub's rounds (a full, then incrementals). SENDENSE_BENCH_PROFILE=DIR runs the one hub and its agent with
  * node --cpu-prof into DIR.
@@ -241,7 +242,8 @@ export async function runFleetBench(): Promise<void> {
   const labs: Lab[] = [];
   const dbs: Database[] = [];
   const external = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const database = `sendense_fleet_${process.pid}`;
+  const databasePrefix = `sendense_fleet_${process.pid}`;
+  const databases: string[] = [];
   let admin: Client | undefined;
   try {
     out(`load average at start: ${load()}`);
@@ -278,41 +280,53 @@ export async function runFleetBench(): Promise<void> {
     await one.close();
     labs.length = 0;
 
-    // two hubs on one external PostgreSQL, an agent on each with half the fleet
+    // On the machine's PostgreSQL (TCP, its own settings): one hub, then two hubs with an agent each holding half
+    // the fleet. The embedded server's figures above are the default's; the scale-out is told on one server.
     admin = new Client({ connectionString: external });
     await admin.connect();
-    await admin.query(`CREATE DATABASE ${database}`);
-    const url = new URL(external);
-    url.pathname = `/${database}`;
-    const shared = { DATABASE_URL: url.toString(), SENDENSE_MAX_CONCURRENT_BACKUPS: String(limit) };
-    const halves = [vms.slice(0, count / 2), vms.slice(count / 2)];
-    for (const [i, half] of halves.entries()) {
-      const file = join(dir, `inventory-${i}.json`);
-      writeFileSync(file, JSON.stringify({ vms: half }));
-      mkdirSync(join(dir, `two-${i}`));
-      const lab = new Lab(join(dir, `two-${i}`), undefined, { hubEnv: { ...shared, SENDENSE_NBD_PORTS: i === 0 ? '14100-14163' : '14200-14263' }, agentName: `fleet-agent-${i}`, repositoryId: labs[0]?.repositoryId });
-      labs.push(lab);
-      await lab.start(['--inventory', file]);
+    const onServer: RoundResult[][] = [];
+    for (const hubs of [1, 2]) {
+      const database = `${databasePrefix}_${hubs}`;
+      databases.push(database);
+      await admin.query(`CREATE DATABASE ${database}`);
+      const url = new URL(external);
+      url.pathname = `/${database}`;
+      const shared = { DATABASE_URL: url.toString(), SENDENSE_MAX_CONCURRENT_BACKUPS: String(limit) };
+      const parts = hubs === 1 ? [vms] : [vms.slice(0, count / 2), vms.slice(count / 2)];
+      for (const [i, part] of parts.entries()) {
+        const file = join(dir, `inventory-${hubs}-${i}.json`);
+        writeFileSync(file, JSON.stringify({ vms: part }));
+        mkdirSync(join(dir, `server-${hubs}-${i}`));
+        const lab = new Lab(join(dir, `server-${hubs}-${i}`), undefined, { hubEnv: { ...shared, SENDENSE_NBD_PORTS: i === 0 ? '14100-14163' : '14200-14263' }, agentName: `fleet-agent-${i}`, repositoryId: labs[0]?.repositoryId });
+        labs.push(lab);
+        await lab.start(['--inventory', file]);
+      }
+      await labs[0].until(async () => (await labs[0].api('GET', '/api/v1/vms')).body.filter((v: { agentConnected: boolean }) => v.agentConnected).length === count, 120_000, 'the fleet to be reported');
+      const serverDb = await externalDatabase(url.toString(), database);
+      dbs.push(serverDb);
+      const created = await labs[0].api('POST', '/api/v1/policies', policy(labs[0].repositoryId));
+      if (created.status !== 201) throw new Error(`policy refused: ${JSON.stringify(created.body)}`);
+      out(hubs === 1 ? `one hub on the machine's PostgreSQL (${url.host}), one agent:` : `two hubs on the machine's PostgreSQL (${url.host}), an agent with half the fleet on each:`);
+      // a new chain per VM in the new repository: fulls, then incrementals after the same kind of write
+      const results = [await round(labs, serverDb, created.body.policyId, count, hubs * limit)];
+      await report('fulls', results[0], serverDb, count);
+      await touch(vms, rounds + hubs);
+      results.push(await round(labs, serverDb, created.body.policyId, count, hubs * limit));
+      await report('incrementals', results[1], serverDb, 2 * count);
+      onServer.push(results);
+      await serverDb.close();
+      dbs.length = 0;
+      for (const lab of labs.splice(0)) await lab.close();
     }
-    await labs[0].until(async () => (await labs[0].api('GET', '/api/v1/vms')).body.filter((v: { agentConnected: boolean }) => v.agentConnected).length === count, 120_000, 'both halves of the fleet to be reported');
-    const sharedDb = await externalDatabase(url.toString(), database);
-    dbs.push(sharedDb);
-    const policy2 = await labs[0].api('POST', '/api/v1/policies', policy(labs[0].repositoryId));
-    if (policy2.status !== 201) throw new Error(`policy refused: ${JSON.stringify(policy2.body)}`);
-    out(`two hubs on one PostgreSQL (${url.host}), an agent with half the fleet on each:`);
-    // a new chain per VM in the new repository: fulls, then incrementals after the same kind of write
-    const twoHubs = [await round(labs, sharedDb, policy2.body.policyId, count, 2 * limit)];
-    await report('fulls', twoHubs[0], sharedDb, count);
-    await touch(vms, rounds);
-    twoHubs.push(await round(labs, sharedDb, policy2.body.policyId, count, 2 * limit));
-    await report('incrementals', twoHubs[1], sharedDb, 2 * count);
-    out(`two hubs / one hub, wall time: fulls ${(twoHubs[0].wallMs / oneHub[0].wallMs).toFixed(2)}, incrementals ${(twoHubs[1].wallMs / oneHub[1].wallMs).toFixed(2)} (goal < 1; the first round of each)`);
+    const ratio = (a: RoundResult[], b: RoundResult[]) => `fulls ${(a[0].wallMs / b[0].wallMs).toFixed(2)}, incrementals ${(a[1].wallMs / b[1].wallMs).toFixed(2)}`;
+    out(`two hubs / one hub on the same PostgreSQL, wall time: ${ratio(onServer[1], onServer[0])} (goal < 1)`);
+    out(`two hubs / one hub on its embedded PostgreSQL, wall time: ${ratio(onServer[1], oneHub)} (the first round of each)`);
     out(`load average at end: ${load()}`);
   } finally {
     for (const lab of labs) await lab.close();
     for (const db of dbs) await db.close().catch(() => undefined);
     if (admin) {
-      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined);
+      for (const database of databases) await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined);
       await admin.end();
     }
     rmSync(dir, { recursive: true, force: true });
