@@ -6,6 +6,7 @@ import { createTestDatabase, databaseTargets, TestDatabase } from '../../test/su
 import { BatchCounterProjector, COUNTER_TABLE_SQL, CounterProjector } from '../../test/support/counter-projector';
 import { pgClientConfig } from '../database/db-connection';
 import { API_TOKEN_ISSUED, API_TOKEN_REVOKED } from '../auth/tokens/api-token.events';
+import { AdvisoryLocks } from './advisory-locks';
 import { ProjectionRunner, readCheckpoint, resetProjection } from './projection-runner';
 import { Projector } from './projector';
 
@@ -127,6 +128,38 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     await waitFor(async () => (await counters()).length === 50);
     expect(standby.status().leader).toBe(true);
     expect((await counters()).every((c) => c.applied === 1)).toBe(true);
+  });
+
+  it("a hub's runners share one lock session, the standby's too; when a session drops, each projection is led by one hub and applied once", async () => {
+    const sessions = async (name: string) => Number((await db.dataSource.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1`, [name]))[0].n);
+    const hubs = ['hub-a-locks', 'hub-b-locks'].map((name) => new AdvisoryLocks(pgClientConfig(db.connection), name));
+    const on = (locks: AdvisoryLocks) =>
+      [new CounterProjector(), new ApiTokensProjector()].map((p) => {
+        const r = new ProjectionRunner(p, db.store, db.dataSource, locks, { batchSize: 10, idleWaitMs: 50, standbyRetryMs: 50 });
+        runners.push(r);
+        r.start();
+        return r;
+      });
+    try {
+      const a = on(hubs[0]);
+      await waitFor(async () => a.every((r) => r.status().leader));
+      const b = on(hubs[1]);
+      // the standby asks again every 50 ms: on its one session, not a connection per question
+      await new Promise((r) => setTimeout(r, 300));
+      expect(b.map((r) => r.status().leader)).toEqual([false, false]);
+      expect([await sessions('hub-a-locks'), await sessions('hub-b-locks')]).toEqual([1, 1]);
+
+      await db.dataSource.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hub-a-locks'`);
+      // hub A notices that its locks went with its session; whichever hub asks first leads each projection again
+      await waitFor(async () => a.every((r, i) => r.status().leader !== b[i].status().leader));
+      await appendCounters(20);
+      await waitFor(async () => (await counters()).length === 20);
+      expect((await counters()).every((c) => c.applied === 1)).toBe(true);
+      expect(a.every((r, i) => r.status().leader !== b[i].status().leader)).toBe(true);
+    } finally {
+      await Promise.all(runners.splice(0).map((r) => r.stop()));
+      for (const locks of hubs) await locks.close();
+    }
   });
 
   it('a read model rebuilt from zero equals the live one', async () => {

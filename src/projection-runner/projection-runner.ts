@@ -1,5 +1,6 @@
-import { Client, ClientConfig } from 'pg';
+import { ClientConfig } from 'pg';
 import { DataSource } from 'typeorm';
+import { AdvisoryLocks } from './advisory-locks';
 import { abortableSleep } from '../event-store/abortable-sleep';
 import { EventStore, ReadMark } from '../event-store/event-store.port';
 import { NOTIFY_CHANNEL } from '../event-store/postgres/postgres-event-store';
@@ -32,8 +33,12 @@ class CheckpointMovedError extends Error {}
 export class ProjectionRunner {
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
-  private lockClient?: Client;
-  private leader = false;
+  private readonly locks: AdvisoryLocks;
+  /** A session of its own (a runner alone, as tests and benches run one), which it closes when it stops. */
+  private readonly ownLocks: boolean;
+  /** The generation of the lock session in which this runner took its projection's lock; null while it does not lead. */
+  private lockGeneration: number | null = null;
+  private checkpointRowEnsured = false;
   private position: string | null = null;
   private lastError: string | null = null;
   private readonly batchSize: number;
@@ -44,9 +49,12 @@ export class ProjectionRunner {
     readonly projector: Projector,
     private readonly store: EventStore,
     private readonly dataSource: DataSource,
-    private readonly lockConnection: ClientConfig,
+    /** The hub's one lock session shared by all its runners, or a connection to open one for this runner alone. */
+    locks: AdvisoryLocks | ClientConfig,
     private readonly options: RunnerOptions = {},
   ) {
+    this.ownLocks = !(locks instanceof AdvisoryLocks);
+    this.locks = locks instanceof AdvisoryLocks ? locks : new AdvisoryLocks(locks, `sendense-projection-${projector.name}`);
     // Live, a batch is whatever arrived since the last one; the size only bounds catch-up and
     // rebuild, where a larger transaction means fewer checkpoint writes and commits per event.
     this.batchSize = options.batchSize ?? 5000;
@@ -65,7 +73,11 @@ export class ProjectionRunner {
   }
 
   status(): RunnerStatus {
-    return { name: this.projector.name, leader: this.leader, position: this.position, lastError: this.lastError };
+    return { name: this.projector.name, leader: this.leads(), position: this.position, lastError: this.lastError };
+  }
+
+  private leads(): boolean {
+    return this.lockGeneration !== null && this.locks.holds(this.lockGeneration);
   }
 
   private async run(): Promise<void> {
@@ -120,32 +132,21 @@ export class ProjectionRunner {
   }
 
   private async holdLock(): Promise<boolean> {
-    if (this.leader && this.lockClient) return true;
-    await ensureCheckpointRow(this.dataSource, this.projector.name);
-    const client = new Client({ ...this.lockConnection, application_name: `sendense-projection-${this.projector.name}` });
-    client.on('error', () => {
-      this.leader = false;
-      this.lockClient = undefined;
-    });
-    await client.connect();
-    const result = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked`, [
-      LOCK_NAMESPACE,
-      this.projector.name,
-    ]);
-    if (!result.rows[0].locked) {
-      await client.end();
-      return false;
+    if (this.leads()) return true;
+    this.lockGeneration = null;
+    if (!this.checkpointRowEnsured) {
+      await ensureCheckpointRow(this.dataSource, this.projector.name);
+      this.checkpointRowEnsured = true;
     }
-    this.lockClient = client;
-    this.leader = true;
-    return true;
+    this.lockGeneration = await this.locks.tryLock(LOCK_NAMESPACE, this.projector.name);
+    return this.lockGeneration !== null;
   }
 
   private async releaseLock(): Promise<void> {
-    this.leader = false;
-    const client = this.lockClient;
-    this.lockClient = undefined;
-    await client?.end().catch(() => undefined);
+    const generation = this.lockGeneration;
+    this.lockGeneration = null;
+    if (generation !== null) await this.locks.unlock(LOCK_NAMESPACE, this.projector.name, generation);
+    if (this.ownLocks) await this.locks.close();
   }
 }
 

@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { pgClientConfig, DbConnection } from '../database/db-connection';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DomainError } from '../eventing/domain-error';
+import { AdvisoryLocks } from './advisory-locks';
 import { ProjectionRunner, readCheckpoint, resetProjection } from './projection-runner';
 import { Projector, PROJECTORS } from './projector';
 
@@ -20,6 +21,7 @@ export interface ProjectionStatus {
 export class ProjectionsService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('projections');
   private readonly runners: Map<string, ProjectionRunner>;
+  private readonly locks: AdvisoryLocks;
 
   constructor(
     @Inject(PROJECTORS) projectors: Projector[],
@@ -27,10 +29,11 @@ export class ProjectionsService implements OnModuleInit, OnApplicationShutdown {
     @Inject(DB_CONNECTION) connection: DbConnection,
     private readonly dataSource: DataSource,
   ) {
+    this.locks = new AdvisoryLocks(pgClientConfig(connection));
     this.runners = new Map(
       projectors.map((p) => [
         p.name,
-        new ProjectionRunner(p, store, dataSource, pgClientConfig(connection), {
+        new ProjectionRunner(p, store, dataSource, this.locks, {
           onError: (name, error) => this.logger.error(`projection ${name} failed and will retry: ${error instanceof Error ? error.message : String(error)}`),
         }),
       ]),
@@ -50,6 +53,7 @@ export class ProjectionsService implements OnModuleInit, OnApplicationShutdown {
         await runner.stop();
       }),
     );
+    await this.locks.close();
   }
 
   names(): string[] {

@@ -1,0 +1,69 @@
+import { Client, ClientConfig } from 'pg';
+
+/**
+ * One PostgreSQL session holding the advisory locks of the projections a hub leads. A lock lives as long as the
+ * session that took it: when the connection drops, every projection taken in it is lost at once (the generation
+ * moves on) and another hub's runner may take them. One session for all of a hub's projections: a hub that led
+ * them held one connection per projection, and a standby hub opened and closed one per projection every second
+ * to ask whether it could lead (docs/benchmarks.md, fleet).
+ */
+export class AdvisoryLocks {
+  private client?: Client;
+  private connecting?: Promise<Client>;
+  private generation = 0;
+
+  constructor(
+    private readonly config: ClientConfig,
+    private readonly applicationName = 'sendense-projections',
+  ) {}
+
+  /** The generation of the session that now holds the lock, or null when another session holds it. */
+  async tryLock(namespace: number, name: string): Promise<number | null> {
+    const client = await this.session();
+    const generation = this.generation;
+    const result = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked`, [namespace, name]);
+    return result.rows[0].locked && this.holds(generation) ? generation : null;
+  }
+
+  /** Whether a lock taken in `generation` is still held: the session that took it is still up. */
+  holds(generation: number): boolean {
+    return this.client !== undefined && generation === this.generation;
+  }
+
+  async unlock(namespace: number, name: string, generation: number): Promise<void> {
+    if (!this.holds(generation)) return;
+    await this.client!.query(`SELECT pg_advisory_unlock($1, hashtext($2))`, [namespace, name]).catch(() => undefined);
+  }
+
+  /** Ends the session, and with it every lock it holds. */
+  async close(): Promise<void> {
+    const client = this.client ?? (await this.connecting?.catch(() => undefined));
+    this.dropped(client);
+  }
+
+  private session(): Promise<Client> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= (async () => {
+      const client = new Client({ ...this.config, application_name: this.applicationName });
+      client.on('error', () => this.dropped(client));
+      try {
+        await client.connect();
+      } catch (error) {
+        await client.end().catch(() => undefined);
+        throw error;
+      } finally {
+        this.connecting = undefined;
+      }
+      this.client = client;
+      return client;
+    })();
+    return this.connecting;
+  }
+
+  private dropped(client: Client | undefined): void {
+    if (!client || this.client !== client) return;
+    this.client = undefined;
+    this.generation++;
+    void client.end().catch(() => undefined);
+  }
+}
