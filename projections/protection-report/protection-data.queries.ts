@@ -7,10 +7,10 @@ type Db = Pick<EntityManager, 'query'>;
 
 /** Shared by the live queries and the `?at=` replay (which reads temporary tables of the same names). */
 export async function readProtectionData(db: Db): Promise<ProtectionData> {
-  const policies: { policy_id: string; definition: PolicyDefinition; created_at: Date; deleted_at: Date | null }[] = await db.query(
-    `SELECT policy_id, definition, created_at, deleted_at FROM rm_protection_policies ORDER BY name, policy_id`,
-  );
-  const vms: { vm_id: string; name: string; agent_id: string }[] = await db.query(`SELECT vm_id, name, agent_id FROM rm_protection_vms ORDER BY vm_id`);
+  const [policies, vms]: [{ policy_id: string; definition: PolicyDefinition; created_at: Date; deleted_at: Date | null }[], { vm_id: string; name: string; agent_id: string }[]] = await Promise.all([
+    db.query(`SELECT policy_id, definition, created_at, deleted_at FROM rm_protection_policies ORDER BY name, policy_id`),
+    db.query(`SELECT vm_id, name, agent_id FROM rm_protection_vms ORDER BY vm_id`),
+  ]);
   return {
     policies: policies.map((p) => ({ policyId: p.policy_id, definition: p.definition, createdAt: p.created_at, deletedAt: p.deleted_at })),
     vms: vms.map((v) => ({ vmId: v.vm_id, name: v.name, agentId: v.agent_id })),
