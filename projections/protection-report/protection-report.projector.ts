@@ -20,7 +20,7 @@ import {
   RestorePointMerged,
 } from '../../src/restore-points/chain.events';
 
-export const PROTECTION_TABLES = ['rm_protection_points', 'rm_protection_jobs', 'rm_protection_vms', 'rm_protection_policies', 'rm_protection_drills'];
+export const PROTECTION_TABLES = ['rm_protection_points', 'rm_protection_jobs', 'rm_protection_vms', 'rm_protection_policies', 'rm_protection_drills', 'rm_protection_streaks'];
 
 const bytesOf = (disks: PointDisk[]) => disks.reduce((n, d) => n + d.fileBytes, 0);
 
@@ -89,12 +89,24 @@ export class ProtectionReportProjector implements Projector {
       }
       case BACKUP_COMPLETED: {
         const d = event.data as BackupCompleted['data'];
-        await q(`UPDATE rm_protection_jobs SET outcome = 'completed', finished_at = $2, restore_point_id = $3, bytes_written = $4 WHERE job_id = $1`, [d.jobId, event.createdAt, d.restorePointId, d.bytesWritten]);
+        await q(
+          `WITH job AS (UPDATE rm_protection_jobs SET outcome = 'completed', finished_at = $2, restore_point_id = $3, bytes_written = $4 WHERE job_id = $1 RETURNING vm_id)
+           INSERT INTO rm_protection_streaks (vm_id, failures_in_row) SELECT vm_id, 0 FROM job WHERE vm_id IS NOT NULL
+           ON CONFLICT (vm_id) DO UPDATE SET failures_in_row = 0`,
+          [d.jobId, event.createdAt, d.restorePointId, d.bytesWritten],
+        );
         return;
       }
       case BACKUP_FAILED: {
         const d = event.data as BackupFailed['data'];
-        await q(`UPDATE rm_protection_jobs SET outcome = 'failed', finished_at = $2, reason = $3 WHERE job_id = $1`, [d.jobId, event.createdAt, d.reason]);
+        // a failure counts once per job (the statement's snapshot still shows the job's outcome before it)
+        await q(
+          `WITH before AS (SELECT outcome FROM rm_protection_jobs WHERE job_id = $1),
+                job AS (UPDATE rm_protection_jobs SET outcome = 'failed', finished_at = $2, reason = $3 WHERE job_id = $1 RETURNING vm_id)
+           INSERT INTO rm_protection_streaks (vm_id, failures_in_row) SELECT vm_id, 1 FROM job WHERE vm_id IS NOT NULL AND (SELECT outcome FROM before) IS DISTINCT FROM 'failed'
+           ON CONFLICT (vm_id) DO UPDATE SET failures_in_row = rm_protection_streaks.failures_in_row + 1`,
+          [d.jobId, event.createdAt, d.reason],
+        );
         return;
       }
       case RESTORE_POINT_ADDED:

@@ -25,12 +25,8 @@ const facts = (over: Partial<ProtectionFacts> = {}): ProtectionFacts => ({
     { vmId: 'b', restorePointId: 'rpB', repositoryId: 'r1', createdAt: new Date('2024-05-08T00:00:00Z') },
     { vmId: 'c', restorePointId: 'rpC', repositoryId: 'r1', createdAt: new Date('2024-05-10T00:00:00Z') },
   ],
-  outcomes: [
-    { vmId: 'b', outcome: 'failed', finishedAt: new Date('2024-05-10T00:05:00Z') },
-    { vmId: 'b', outcome: 'failed', finishedAt: new Date('2024-05-09T00:05:00Z') },
-    { vmId: 'b', outcome: 'completed', finishedAt: new Date('2024-05-08T00:05:00Z') },
-    { vmId: 'b', outcome: 'failed', finishedAt: new Date('2024-05-07T00:05:00Z') },
-  ],
+  // b: failed, completed, failed, failed (the projector counts them: protection-report.projector.int.spec.ts)
+  streaks: [{ vmId: 'b', failuresInRow: 2 }],
   drills: [],
   ...over,
 });
@@ -53,9 +49,10 @@ describe('protection report', () => {
     expect(buildProtectionReport(deleted, now)[0]).toMatchObject({ status: 'unprotected', policies: [] });
   });
 
-  it('counts every failure when a VM never had a completed job', () => {
-    const report = buildProtectionReport(facts({ outcomes: [{ vmId: 'a', outcome: 'failed', finishedAt: now }, { vmId: 'a', outcome: 'failed', finishedAt: now }] }), now);
-    expect(report[0].failuresInRow).toBe(2);
+  it('reports a VM known only by its failed jobs, with them', () => {
+    const report = buildProtectionReport(facts({ vms: [], newest: [], streaks: [{ vmId: 'gone', failuresInRow: 2 }] }), now);
+    expect(report).toHaveLength(1);
+    expect(report[0]).toMatchObject({ vmId: 'gone', name: null, status: 'unprotected', failuresInRow: 2 });
   });
 
   it("shows each VM's newest passed drill with its boot time, and the newest drill's verdict", () => {

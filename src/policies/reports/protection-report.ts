@@ -3,10 +3,10 @@ import { PolicyRecord, selects, VmIdentity } from '../retention/selection';
 
 export type RpoStatus = 'protected' | 'at-risk' | 'unprotected';
 
-export interface JobOutcome {
+/** A VM's failed jobs since its last completed one (all of them before its first). */
+export interface FailureStreak {
   vmId: string;
-  outcome: 'completed' | 'failed';
-  finishedAt: Date;
+  failuresInRow: number;
 }
 
 export interface NewestPoint {
@@ -22,8 +22,8 @@ export interface ProtectionFacts {
   vms: VmIdentity[];
   /** The newest restore point of each VM (any repository). */
   newest: NewestPoint[];
-  /** Finished jobs, newest first per VM. */
-  outcomes: JobOutcome[];
+  /** Every VM with a finished job. */
+  streaks: FailureStreak[];
   /** Each VM's newest recovery drill and newest passed one. */
   drills: DrillFacts[];
 }
@@ -59,19 +59,14 @@ export interface VmProtection {
  * `now` give the same report, which is what lets `?at=` answer as the report read then.
  */
 export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProtection[] {
-  const ids = new Set([...facts.vms.map((v) => v.vmId), ...facts.newest.map((p) => p.vmId), ...facts.outcomes.map((o) => o.vmId)]);
+  const ids = new Set([...facts.vms.map((v) => v.vmId), ...facts.newest.map((p) => p.vmId), ...facts.streaks.map((o) => o.vmId)]);
   const live = facts.policies.filter((p) => p.deletedAt === null);
   // Each fact looked up by VM, and each policy's next slot worked out once: a fleet's VMs share a few policies,
   // and a slot is a walk over the calendar in the policy's time zone.
   const vms = new Map(facts.vms.map((v) => [v.vmId, v]));
   const newestOf = new Map(facts.newest.map((p) => [p.vmId, p]));
   const drills = new Map(facts.drills.map((d) => [d.vmId, d]));
-  const outcomesOf = new Map<string, JobOutcome[]>();
-  for (const o of facts.outcomes) {
-    const list = outcomesOf.get(o.vmId);
-    if (list) list.push(o);
-    else outcomesOf.set(o.vmId, [o]);
-  }
+  const streaks = new Map(facts.streaks.map((s) => [s.vmId, s.failuresInRow]));
   const slotOf = new Map(live.filter((p) => p.definition.enabled).map((p) => [p, nextSlot(parseCron(p.definition.schedule.cron), p.definition.schedule.timezone, now)]));
   return [...ids].sort().map((vmId) => {
     const vm = vms.get(vmId) ?? { vmId, name: null, agentId: null };
@@ -81,8 +76,6 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
     const ageHours = newest ? (now.getTime() - newest.createdAt.getTime()) / 3_600_000 : null;
     const rpoHours = enabled.length ? Math.min(...enabled.map((p) => p.definition.rpoHours)) : null;
     const status: RpoStatus = rpoHours === null || ageHours === null ? 'unprotected' : ageHours <= rpoHours ? 'protected' : 'at-risk';
-    const outcomes = outcomesOf.get(vmId) ?? [];
-    const lastSuccess = outcomes.findIndex((o) => o.outcome === 'completed');
     const slots = enabled.map((p) => slotOf.get(p)!).filter((s): s is Date => s !== null);
     return {
       vmId,
@@ -91,7 +84,7 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
       lastRestorePoint: newest ? { restorePointId: newest.restorePointId, repositoryId: newest.repositoryId, createdAt: newest.createdAt.toISOString(), ageHours: Math.round(ageHours! * 100) / 100 } : null,
       rpoHours,
       status,
-      failuresInRow: lastSuccess === -1 ? outcomes.length : lastSuccess,
+      failuresInRow: streaks.get(vmId) ?? 0,
       nextSlot: slots.length ? new Date(Math.min(...slots.map((s) => s.getTime()))).toISOString() : null,
       drill: drillOf(drills.get(vmId)),
     };

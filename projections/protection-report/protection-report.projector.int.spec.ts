@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import { ProtectionStreaks1763771800000 } from '../../migrations/1763771800000-protection-streaks';
+import { BACKUP_COMPLETED, BACKUP_FAILED, BACKUP_REQUESTED } from '../../src/backups/backup.events';
+import type { RecordedEvent } from '../../src/event-store/event-store.port';
+import { createTestDatabase, TestDatabase } from '../../test/support/test-database';
+import { ProtectionReportProjector } from './protection-report.projector';
+
+const meta = { correlationId: 'c', causationId: 'c', actor: 'tester', schemaVersion: 1 };
+
+describe('protection report projector: failures in a row (real PostgreSQL)', () => {
+  let db: TestDatabase;
+  const projector = new ProtectionReportProjector();
+  let clock = Date.parse('2024-05-01T00:00:00Z');
+  const event = (type: string, data: Record<string, unknown>): RecordedEvent =>
+    ({ id: randomUUID(), streamId: `backup-${String(data.jobId)}`, type, revision: 0n, position: '', data, metadata: meta, createdAt: new Date((clock += 60_000)) }) as RecordedEvent;
+  const apply = (...events: RecordedEvent[]) => db.dataSource.transaction(async (m) => {
+    for (const e of events) await projector.apply(e, m);
+  });
+  /** A job of `vmId` requested and finished as `outcome`; its finishing event is returned so a test can apply it again. */
+  const job = async (vmId: string, outcome: 'completed' | 'failed'): Promise<RecordedEvent> => {
+    const jobId = randomUUID();
+    const finished = outcome === 'completed' ? event(BACKUP_COMPLETED, { jobId, restorePointId: `rp-${jobId}`, bytesWritten: 1 }) : event(BACKUP_FAILED, { jobId, reason: 'agent gone' });
+    await apply(event(BACKUP_REQUESTED, { jobId, vmId, agentId: 'ag', repositoryId: 'r1', requestedType: 'auto' }), finished);
+    return finished;
+  };
+  const streaks = async () => Object.fromEntries(((await db.dataSource.query(`SELECT vm_id, failures_in_row FROM rm_protection_streaks ORDER BY vm_id`)) as { vm_id: string; failures_in_row: number }[]).map((r) => [r.vm_id, r.failures_in_row]));
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  it('counts the failures since the last completed job, every failure before the first, each job once', async () => {
+    for (const outcome of ['failed', 'completed', 'failed', 'failed'] as const) await job('b', outcome);
+    const last = await job('a', 'failed');
+    await job('a', 'failed');
+    // the same failure delivered again (a replayed event) is not a second failure
+    await apply(last);
+    await job('c', 'completed');
+    expect(await streaks()).toEqual({ a: 2, b: 2, c: 0 });
+    await job('b', 'completed');
+    expect((await streaks()).b).toBe(0);
+  });
+
+  it('the migration counts the jobs already recorded the same way', async () => {
+    for (const outcome of ['failed', 'completed', 'failed', 'failed'] as const) await job('b', outcome);
+    await job('a', 'failed');
+    await job('a', 'failed');
+    await job('c', 'completed');
+    const projected = await streaks();
+    const runner = db.dataSource.createQueryRunner();
+    try {
+      await runner.query(`DROP TABLE rm_protection_streaks`);
+      await new ProtectionStreaks1763771800000().up(runner);
+    } finally {
+      await runner.release();
+    }
+    expect(await streaks()).toEqual(projected);
+    expect(projected).toEqual({ a: 2, b: 2, c: 0 });
+  });
+});
