@@ -241,8 +241,7 @@ export function summaryFromHeader(path: string, file: string, format: string | u
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) return null;
-    // a raw image has no bitmaps to tell a writer by: its lock check stays qemu-img's
-    // qemu counts a raw image in whole 512-byte sectors
+    // qemu counts a raw image in whole 512-byte sectors; it has no bitmaps to tell a writer by, so its lock check stays qemu-img's
     if (format === 'raw') return shareLocks ? { format: 'raw', virtualSize: Math.ceil(stat.size / 512) * 512, encrypted: false, bitmaps: [] } : null;
     if (format !== undefined && format !== 'qcow2') return null;
     const header = parseQcow2Header(fd);
