@@ -33,7 +33,11 @@ export function blocksToCheck(lineage: readonly DigestedPoint[]): { restorePoint
  */
 export function readsOf(plan: readonly { restorePointId: string; digests: BlockDigests }[]): { digests: BlockDigests; pointOf(block: number): string }[] {
   const bySize = new Map<number, { restorePointId: string; digests: BlockDigests }[]>();
-  for (const entry of plan) bySize.set(entry.digests.virtualSize, [...(bySize.get(entry.digests.virtualSize) ?? []), entry]);
+  for (const entry of plan) {
+    const same = bySize.get(entry.digests.virtualSize);
+    if (same) same.push(entry);
+    else bySize.set(entry.digests.virtualSize, [entry]);
+  }
   return [...bySize].map(([virtualSize, entries]) => ({
     // the points' visible blocks are disjoint: together they are one set
     digests: new BlockDigests(virtualSize, entries.flatMap((e) => e.digests.runs).sort((a, b) => a.first - b.first)),
