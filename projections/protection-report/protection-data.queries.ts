@@ -5,11 +5,26 @@ import { BackupAwaitingRetention, BackupsAwaitingRetentionQuery, ProtectionData,
 
 type Db = Pick<EntityManager, 'query'>;
 
+/**
+ * How a report's reads are made: at once on the pool (a busy hub then answers in the slowest read's time, not
+ * their sum), one after another in a transaction's one connection (the `?at=` replay), where pg would queue
+ * them itself and warns that it will stop doing so.
+ */
+export function readerOf(db: Db): <T>(read: () => Promise<T>) => Promise<T> {
+  if (db instanceof DataSource) return (read) => read();
+  let previous: Promise<unknown> = Promise.resolve();
+  return <T>(read: () => Promise<T>) => {
+    const next = previous.then(read);
+    previous = next.catch(() => undefined);
+    return next;
+  };
+}
+
 /** Shared by the live queries and the `?at=` replay (which reads temporary tables of the same names). */
-export async function readProtectionData(db: Db): Promise<ProtectionData> {
-  const [policies, vms]: [{ policy_id: string; definition: PolicyDefinition; created_at: Date; deleted_at: Date | null }[], { vm_id: string; name: string; agent_id: string }[]] = await Promise.all([
-    db.query(`SELECT policy_id, definition, created_at, deleted_at FROM rm_protection_policies ORDER BY name, policy_id`),
-    db.query(`SELECT vm_id, name, agent_id FROM rm_protection_vms ORDER BY vm_id`),
+export async function readProtectionData(db: Db, read = readerOf(db)): Promise<ProtectionData> {
+  const [policies, vms] = await Promise.all([
+    read((): Promise<{ policy_id: string; definition: PolicyDefinition; created_at: Date; deleted_at: Date | null }[]> => db.query(`SELECT policy_id, definition, created_at, deleted_at FROM rm_protection_policies ORDER BY name, policy_id`)),
+    read((): Promise<{ vm_id: string; name: string; agent_id: string }[]> => db.query(`SELECT vm_id, name, agent_id FROM rm_protection_vms ORDER BY vm_id`)),
   ]);
   return {
     policies: policies.map((p) => ({ policyId: p.policy_id, definition: p.definition, createdAt: p.created_at, deletedAt: p.deleted_at })),

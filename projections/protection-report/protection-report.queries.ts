@@ -4,23 +4,23 @@ import { DataSource, EntityManager } from 'typeorm';
 import { EVENT_STORE, EventStore } from '../../src/event-store/event-store.port';
 import { buildProtectionReport, DrillFacts, FailureStreak, NewestPoint, ProtectionFacts } from '../../src/policies/reports/protection-report';
 import { ProtectionReport, ProtectionReportQuery } from '../../src/policies/reports/queries/protection-report.query';
-import { readProtectionData } from './protection-data.queries';
+import { readerOf, readProtectionData } from './protection-data.queries';
 import { PROTECTION_TABLES, ProtectionReportProjector } from './protection-report.projector';
 
 type Db = Pick<EntityManager, 'query'>;
 const REPLAY_BATCH = 1000;
 
-/** The report's reads go out at once (on a busy hub each waits its turn for the CPU): its latency is the slowest, not their sum. */
 async function readFacts(db: Db): Promise<ProtectionFacts> {
+  const read = readerOf(db);
   const [{ policies, vms }, newest, streaks, drills] = await Promise.all([
-    readProtectionData(db),
-    db.query(`SELECT DISTINCT ON (vm_id) vm_id, restore_point_id, repository_id, created_at FROM rm_protection_points ORDER BY vm_id, created_at DESC, restore_point_id DESC`) as Promise<
-      { vm_id: string; restore_point_id: string; repository_id: string; created_at: Date }[]
-    >,
-    db.query(`SELECT vm_id, failures_in_row FROM rm_protection_streaks ORDER BY vm_id`) as Promise<{ vm_id: string; failures_in_row: number }[]>,
-    db.query(`SELECT vm_id, last_at, last_passed, last_reason, last_restore_point_id, passed_at, passed_boot_ms, passed_restore_point_id FROM rm_protection_drills ORDER BY vm_id`) as Promise<
-      { vm_id: string; last_at: Date; last_passed: boolean; last_reason: string | null; last_restore_point_id: string; passed_at: Date | null; passed_boot_ms: number | null; passed_restore_point_id: string | null }[]
-    >,
+    readProtectionData(db, read),
+    read((): Promise<{ vm_id: string; restore_point_id: string; repository_id: string; created_at: Date }[]> =>
+      db.query(`SELECT DISTINCT ON (vm_id) vm_id, restore_point_id, repository_id, created_at FROM rm_protection_points ORDER BY vm_id, created_at DESC, restore_point_id DESC`),
+    ),
+    read((): Promise<{ vm_id: string; failures_in_row: number }[]> => db.query(`SELECT vm_id, failures_in_row FROM rm_protection_streaks ORDER BY vm_id`)),
+    read((): Promise<{ vm_id: string; last_at: Date; last_passed: boolean; last_reason: string | null; last_restore_point_id: string; passed_at: Date | null; passed_boot_ms: number | null; passed_restore_point_id: string | null }[]> =>
+      db.query(`SELECT vm_id, last_at, last_passed, last_reason, last_restore_point_id, passed_at, passed_boot_ms, passed_restore_point_id FROM rm_protection_drills ORDER BY vm_id`),
+    ),
   ]);
   return {
     policies,

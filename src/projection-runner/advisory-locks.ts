@@ -11,6 +11,8 @@ export class AdvisoryLocks {
   private client?: Client;
   private connecting?: Promise<Client>;
   private generation = 0;
+  /** The runners ask at once; a pg client takes one query at a time (it would queue them itself, deprecated in pg 9). */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly config: ClientConfig,
@@ -21,7 +23,7 @@ export class AdvisoryLocks {
   async tryLock(namespace: number, name: string): Promise<number | null> {
     const client = await this.session();
     const generation = this.generation;
-    const result = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked`, [namespace, name]);
+    const result = await this.inTurn(() => client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked`, [namespace, name]));
     return result.rows[0].locked && this.holds(generation) ? generation : null;
   }
 
@@ -32,13 +34,22 @@ export class AdvisoryLocks {
 
   async unlock(namespace: number, name: string, generation: number): Promise<void> {
     if (!this.holds(generation)) return;
-    await this.client!.query(`SELECT pg_advisory_unlock($1, hashtext($2))`, [namespace, name]).catch(() => undefined);
+    const client = this.client!;
+    await this.inTurn(() => client.query(`SELECT pg_advisory_unlock($1, hashtext($2))`, [namespace, name])).catch(() => undefined);
   }
 
-  /** Ends the session, and with it every lock it holds. */
+  private inTurn<T>(query: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(query);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Ends the session, and with it every lock it holds: another session can take them once this resolves. */
   async close(): Promise<void> {
     const client = this.client ?? (await this.connecting?.catch(() => undefined));
+    if (!client || this.client !== client) return;
     this.dropped(client);
+    await client.end().catch(() => undefined);
   }
 
   private session(): Promise<Client> {
