@@ -135,22 +135,21 @@ function holdsSocket(pid: number, inodes: Set<string>): boolean {
  * The socket tables: the kernel walks its whole connection hash to print one, some milliseconds on a large machine
  * with a busy hub, which the launcher's readiness check now spends on libuv's threads instead of the event loop.
  */
-async function readProcFileAsync(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
-    throw error;
-  }
+function readProcFileAsync(path: string): Promise<string | undefined> {
+  return readFile(path, 'utf8').catch(gone);
 }
 
 function readProcFile(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
-    throw error;
+    return gone(error);
   }
+}
+
+/** A /proc file that vanished with its process reads as undefined; any other error stands. */
+function gone(error: unknown): undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+  throw error;
 }
