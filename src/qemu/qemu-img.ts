@@ -255,7 +255,7 @@ export function summaryFromHeader(path: string, file: string, format: string | u
       virtualSize: header.virtualSize,
       ...(backing !== null ? { backingFile: backing } : {}),
       encrypted: header.cryptMethod !== 0,
-      bitmaps: bitmaps.map((b) => ({ name: b.name, granularity: b.granularity, flags: b.flags, enabled: b.flags.includes('auto'), inUse: b.flags.includes('in-use') })),
+      bitmaps: bitmaps.map((b) => bitmapInfo(b.name, b.granularity, b.flags)),
     };
   } catch {
     return null;
@@ -436,10 +436,7 @@ export async function convert(file: string, target: string, outputFormat: 'qcow2
 
 function toImageInfo(raw: Record<string, unknown>): ImageInfo {
   const specific = raw['format-specific'] as { type?: string; data?: { corrupt?: boolean; bitmaps?: Array<{ name?: unknown; granularity?: unknown; flags?: unknown }> } } | undefined;
-  const bitmaps = (specific?.type === 'qcow2' ? (specific.data?.bitmaps ?? []) : []).map((b) => {
-    const flags = Array.isArray(b.flags) ? b.flags.map(String) : [];
-    return { name: String(b.name), granularity: Number(b.granularity), flags, enabled: flags.includes('auto'), inUse: flags.includes('in-use') };
-  });
+  const bitmaps = (specific?.type === 'qcow2' ? (specific.data?.bitmaps ?? []) : []).map((b) => bitmapInfo(String(b.name), Number(b.granularity), Array.isArray(b.flags) ? b.flags.map(String) : []));
   return {
     filename: String(raw['filename']),
     format: String(raw['format']),
@@ -455,6 +452,11 @@ function toImageInfo(raw: Record<string, unknown>): ImageInfo {
     bitmaps,
     raw,
   };
+}
+
+/** A bitmap as qemu-img info lists it, and what its flags mean. */
+function bitmapInfo(name: string, granularity: number, flags: string[]): BitmapInfo {
+  return { name, granularity, flags, enabled: flags.includes('auto'), inUse: flags.includes('in-use') };
 }
 
 function parseJson(args: readonly string[], stdout: string): unknown {
