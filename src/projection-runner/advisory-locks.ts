@@ -47,16 +47,14 @@ export class AdvisoryLocks {
   /** Ends the session, and with it every lock it holds: another session can take them once this resolves. */
   async close(): Promise<void> {
     const client = this.client ?? (await this.connecting?.catch(() => undefined));
-    if (!client || this.client !== client) return;
-    this.dropped(client);
-    await client.end().catch(() => undefined);
+    await this.dropped(client);
   }
 
   private session(): Promise<Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
       const client = new Client({ ...this.config, application_name: this.applicationName });
-      client.on('error', () => this.dropped(client));
+      client.on('error', () => void this.dropped(client));
       try {
         await client.connect();
       } catch (error) {
@@ -71,10 +69,11 @@ export class AdvisoryLocks {
     return this.connecting;
   }
 
-  private dropped(client: Client | undefined): void {
+  /** Forgets the session (its locks with it) and ends its connection; resolves once the server has let them go. */
+  private async dropped(client: Client | undefined): Promise<void> {
     if (!client || this.client !== client) return;
     this.client = undefined;
     this.generation++;
-    void client.end().catch(() => undefined);
+    await client.end().catch(() => undefined);
   }
 }
