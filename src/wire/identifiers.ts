@@ -1,0 +1,44 @@
+import { ValidationOptions, registerDecorator } from 'class-validator';
+
+/**
+ * The one shape of an identifier the hub takes from outside (an agent's inventory, a remote hub's points) and
+ * later puts into a file name: vmId, diskId, restorePointId. It is the shape the product already produces
+ * (`rp-<timestamp>-<hex>`, `disk-<key>`, UUIDs, libvirt domain names) and the qemu-image inventory accepts,
+ * so no id on record is refused by it. A leading letter or digit keeps out `.`/`..` and option-like `-x`;
+ * the character set keeps out `/`, NUL and whitespace, so the id is always one path component.
+ */
+export const IDENTIFIER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+const DESCRIPTION = "1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit, with no '..'";
+
+/** `..` inside an id is harmless as one path component, but refusing it costs nothing and removes the question. */
+export function isSafeIdentifier(value: unknown): value is string {
+  return typeof value === 'string' && IDENTIFIER_PATTERN.test(value) && !value.includes('..');
+}
+
+/** Why `value` is not a safe identifier, or null when it is; `what` names the field in the message. */
+export function identifierProblem(what: string, value: unknown): string | null {
+  if (isSafeIdentifier(value)) return null;
+  const shown = typeof value === 'string' ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…(${value.length} characters)` : value) : typeof value;
+  return `${what} ${shown} is not a valid identifier (${DESCRIPTION})`;
+}
+
+/** Throws with a clear message when `value` is not a safe identifier; returns it typed as a string when it is. */
+export function assertSafeIdentifier(what: string, value: unknown): string {
+  const problem = identifierProblem(what, value);
+  if (problem) throw new Error(problem);
+  return value as string;
+}
+
+/** class-validator decorator for DTO fields that carry an identifier (see IDENTIFIER_PATTERN). */
+export function IsSafeIdentifier(options?: ValidationOptions): PropertyDecorator {
+  return (target: object, propertyName: string | symbol) => {
+    registerDecorator({
+      name: 'isSafeIdentifier',
+      target: target.constructor,
+      propertyName: propertyName as string,
+      options: { message: `$property must be ${DESCRIPTION}`, ...options },
+      validator: { validate: (value: unknown) => isSafeIdentifier(value) },
+    });
+  };
+}
