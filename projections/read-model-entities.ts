@@ -1,4 +1,4 @@
-import { AgentView, VmView } from './agents/agent.entity';
+import { AgentView, VmOwnershipConflictView, VmView } from './agents/agent.entity';
 import { ApiTokenView } from './api-tokens/api-token.entity';
 import { BackupJobView, BackupOutcomeView } from './backup-jobs/backup-job.entity';
 import { NbdLeaseView } from './nbd-leases/nbd-lease.entity';
@@ -13,4 +13,4 @@ import { PointExportView } from './point-exports/point-export.entity';
 import { TenancyView } from './tenancy/tenancy.entity';
 
 /** Every read-model entity the hub's DataSource knows. */
-export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, BackupJobView, BackupOutcomeView, RestoreMountView, RestorePointIntegrityView, PolicyView, RestoreView, PointExportView, TenancyView];
+export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, AgentView, VmView, VmOwnershipConflictView, BackupJobView, BackupOutcomeView, RestoreMountView, RestorePointIntegrityView, PolicyView, RestoreView, PointExportView, TenancyView];

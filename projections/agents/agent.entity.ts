@@ -47,3 +47,18 @@ export class VmView {
   @Column({ name: 'reported_at', type: 'timestamptz' })
   reportedAt: Date;
 }
+
+@Entity({ name: 'rm_vm_ownership_conflicts' })
+export class VmOwnershipConflictView {
+  @PrimaryColumn({ name: 'vm_id', type: 'text' })
+  vmId: string;
+
+  @PrimaryColumn({ name: 'claimant_agent_id', type: 'uuid' })
+  claimantAgentId: string;
+
+  @Column({ name: 'owner_agent_id', type: 'uuid' })
+  ownerAgentId: string;
+
+  @Column({ name: 'refused_at', type: 'timestamptz' })
+  refusedAt: Date;
+}

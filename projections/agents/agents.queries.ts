@@ -5,9 +5,10 @@ import { AgentByFingerprintQuery } from '../../src/agents/queries/agent-by-finge
 import { AgentRegistrationConflictsQuery } from '../../src/agents/queries/agent-registration-conflicts.query';
 import { GetVmQuery, VmRecord } from '../../src/agents/queries/get-vm.query';
 import { AgentSummary, ListAgentsQuery } from '../../src/agents/queries/list-agents.query';
+import { ListVmOwnershipConflictsQuery, VmOwnershipConflict } from '../../src/agents/queries/list-vm-ownership-conflicts.query';
 import { ListVmsQuery, VmSummary } from '../../src/agents/queries/list-vms.query';
 import { DomainError } from '../../src/eventing/domain-error';
-import { AgentView, VmView } from './agent.entity';
+import { AgentView, VmOwnershipConflictView, VmView } from './agent.entity';
 
 @QueryHandler(ListAgentsQuery)
 export class ListAgentsHandler implements IQueryHandler<ListAgentsQuery, AgentSummary[]> {
@@ -58,6 +59,16 @@ export class AgentRegistrationConflictsHandler implements IQueryHandler<AgentReg
   async execute({ name, fingerprint }: AgentRegistrationConflictsQuery): Promise<{ name: boolean; key: boolean }> {
     const agents = this.dataSource.getRepository(AgentView);
     return { name: await agents.existsBy({ name }), key: await agents.existsBy({ fingerprint }) };
+  }
+}
+
+@QueryHandler(ListVmOwnershipConflictsQuery)
+export class ListVmOwnershipConflictsHandler implements IQueryHandler<ListVmOwnershipConflictsQuery, VmOwnershipConflict[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute(): Promise<VmOwnershipConflict[]> {
+    const rows = await this.dataSource.getRepository(VmOwnershipConflictView).find({ order: { refusedAt: 'ASC', vmId: 'ASC' } });
+    return rows.map((c) => ({ vmId: c.vmId, ownerAgentId: c.ownerAgentId, claimantAgentId: c.claimantAgentId, refusedAt: c.refusedAt }));
   }
 }
 

@@ -1,8 +1,8 @@
 import { ReadModel } from '../read-model';
-import { AgentByFingerprintHandler, AgentRegistrationConflictsHandler, GetVmHandler, ListAgentsHandler, ListVmsHandler } from './agents.queries';
+import { AgentByFingerprintHandler, AgentRegistrationConflictsHandler, GetVmHandler, ListAgentsHandler, ListVmOwnershipConflictsHandler, ListVmsHandler } from './agents.queries';
 import { AgentsProjector } from './agents.projector';
 
 export const agentsReadModel: ReadModel = {
   projector: AgentsProjector,
-  queryHandlers: [ListAgentsHandler, ListVmsHandler, GetVmHandler, AgentByFingerprintHandler, AgentRegistrationConflictsHandler],
+  queryHandlers: [ListAgentsHandler, ListVmsHandler, GetVmHandler, AgentByFingerprintHandler, AgentRegistrationConflictsHandler, ListVmOwnershipConflictsHandler],
 };

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -76,4 +76,21 @@ export class InventoryDto {
 export class AgentIdParams {
   @Matches(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, { message: 'agentId must be a uuid' })
   agentId: string;
+}
+
+export class VmIdParams {
+  @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  vmId: string;
+}
+
+export class MoveVmDto {
+  @ApiProperty({ description: 'the agent that owns the VM from now on' })
+  @Matches(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, { message: 'agentId must be a uuid' })
+  agentId: string;
+
+  @ApiProperty({ example: 'host migrated from esx-01 to esx-02' })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(512)
+  reason: string;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { Client } from 'ssh2';
 import { startEchoServer, TestServer, waitFor } from '../../test/fixtures/tunnel/tunnel-fixtures';
 import { eventCount, startTestHub, TestHub } from '../../test/support/test-hub';
 import { generateAgentKey, SshKeyPair, TunnelClient } from '../tunnel';
+import { ProjectionsService } from '../projection-runner/projections.service';
 import { AgentTunnel } from './agent-tunnel.service';
 
 /** Nothing listens here but the test's echo: the test hub is driven by supertest, without a listening API. */
@@ -52,7 +54,7 @@ describe('agents: registration, inventory and the tunnel policy', () => {
     const b = (await register('esx-b', keys[1].publicKey).expect(201)).body;
     const as = (token: string, agentId: string) => hub.http().put(`/api/v1/agents/${agentId}/inventory`).set('Authorization', `Bearer ${token}`);
 
-    expect((await as(a.token, a.agentId).send({ vms }).expect(200)).body).toEqual({ agentId: a.agentId, vms: 1 });
+    expect((await as(a.token, a.agentId).send({ vms }).expect(200)).body).toEqual({ agentId: a.agentId, vms: 1, refused: [] });
     const refused = await as(b.token, a.agentId).send({ vms: [] }).expect(403);
     expect(refused.body.message).toBe('only the agent itself may report its inventory');
     await hub.admin(hub.http().put(`/api/v1/agents/${b.agentId}/inventory`)).send({ vms: [] }).expect(200);
@@ -72,6 +74,59 @@ describe('agents: registration, inventory and the tunnel policy', () => {
       await as(b.token, b.agentId).send({ vms: [bad] }).expect(400);
     }
     expect(await eventCount(hub.db)).toBe(before);
+  });
+
+  it('keeps a VM with the agent that first reported it: another agent reporting its vmId is refused and recorded, until an admin moves it', async () => {
+    const a = (await register('esx-a', keys[0].publicKey).expect(201)).body;
+    const b = (await register('esx-b', keys[1].publicKey).expect(201)).body;
+    const as = (token: string, agentId: string) => hub.http().put(`/api/v1/agents/${agentId}/inventory`).set('Authorization', `Bearer ${token}`);
+    const owner = async (vmId: string) => (await hub.admin(hub.http().get('/api/v1/vms')).expect(200)).body.find((v: { vmId: string }) => v.vmId === vmId)?.agentId;
+    const theirs = [{ ...vms[0], name: 'stolen', disks: [{ ...vms[0].disks[0], path: '/attacker/vm1.qcow2' }] }, { vmId: 'vm-b', name: 'own', disks: [] }];
+
+    await as(a.token, a.agentId).send({ vms }).expect(200);
+    const refused = (await as(b.token, b.agentId).send({ vms: theirs }).expect(200)).body;
+    expect(refused).toEqual({ agentId: b.agentId, vms: 1, refused: [{ vmId: 'vm1', reason: 'another agent owns this VM; an admin can move it to this agent' }] });
+    const listed = (await hub.admin(hub.http().get('/api/v1/vms')).expect(200)).body;
+    expect(listed.find((v: { vmId: string }) => v.vmId === 'vm1')).toMatchObject({ agentId: a.agentId, name: 'web', disks: vms[0].disks });
+    expect(await owner('vm-b')).toBe(b.agentId);
+    const conflicts = await hub.admin(hub.http().get('/api/v1/vm-ownership-conflicts')).expect(200);
+    expect(conflicts.body).toEqual([{ vmId: 'vm1', ownerAgentId: a.agentId, claimantAgentId: b.agentId, refusedAt: expect.any(String) }]);
+    const story = (await hub.admin(hub.http().get('/api/v1/audit/streams/vm-owner-vm1')).expect(200)).body.events.map((e: { type: string; data: unknown }) => [e.type, e.data]);
+    expect(story).toEqual([
+      ['VmClaimed', { vmId: 'vm1', agentId: a.agentId }],
+      ['VmClaimRefused', { vmId: 'vm1', ownerAgentId: a.agentId, claimantAgentId: b.agentId }],
+    ]);
+
+    const reportedByB = (await hub.admin(hub.http().get(`/api/v1/audit/streams/agent-${b.agentId}`)).expect(200)).body.events.filter((e: { type: string }) => e.type === 'VmInventoryReported');
+    expect(reportedByB.map((e: { data: { vms: { vmId: string }[] } }) => e.data.vms.map((v) => v.vmId))).toEqual([['vm-b']]);
+
+    // the claimant reporting again records nothing more; dropping the VM does not drop the owner's; the owner's unchanged report keeps it
+    const before = await eventCount(hub.db);
+    await as(b.token, b.agentId).send({ vms: theirs }).expect(200);
+    expect(await eventCount(hub.db)).toBe(before);
+    await as(b.token, b.agentId).send({ vms: [] }).expect(200);
+    await as(a.token, a.agentId).send({ vms }).expect(200);
+    expect(await owner('vm1')).toBe(a.agentId);
+
+    // a history recorded before ownership was (another agent's report naming the VM) does not move it either
+    const legacy = await hub.db.store.append(`agent-${b.agentId}`, [{ type: 'VmInventoryReported', data: { agentId: b.agentId, vms: theirs }, metadata: { correlationId: randomUUID(), causationId: randomUUID(), actor: 'test', schemaVersion: 1 } }]);
+    await hub.app.get(ProjectionsService).waitFor('agents', legacy.position);
+    expect(await owner('vm1')).toBe(a.agentId);
+    expect((await hub.admin(hub.http().get('/api/v1/vms')).expect(200)).body.find((v: { vmId: string }) => v.vmId === 'vm1')).toMatchObject({ name: 'web', disks: vms[0].disks });
+
+    // only an admin moves it, and then the old owner is the one refused
+    const move = (token: string, body: unknown) => hub.http().post('/api/v1/vms/vm1/move').set('Authorization', `Bearer ${token}`).send(body);
+    await move(b.token, { agentId: b.agentId, reason: 'mine now' }).expect(403);
+    await hub.admin(hub.http().post('/api/v1/vms/vm1/move')).send({ agentId: 'not-a-uuid', reason: 'x' }).expect(400);
+    await hub.admin(hub.http().post('/api/v1/vms/..%2Fx/move')).send({ agentId: b.agentId, reason: 'x' }).expect(400);
+    await hub.admin(hub.http().post('/api/v1/vms/vm1/move')).send({ agentId: '6f1c1c44-1111-4e4e-9a9a-0123456789ab', reason: 'x' }).expect(404);
+    expect(await owner('vm1')).toBe(a.agentId);
+    await hub.admin(hub.http().post('/api/v1/vms/vm1/move')).send({ agentId: b.agentId, reason: 'host migrated' }).expect(200);
+    expect(await owner('vm1')).toBe(b.agentId);
+    expect((await hub.admin(hub.http().get('/api/v1/vm-ownership-conflicts')).expect(200)).body).toEqual([]);
+    expect((await as(a.token, a.agentId).send({ vms }).expect(200)).body.refused).toEqual([expect.objectContaining({ vmId: 'vm1' })]);
+    await as(b.token, b.agentId).send({ vms: theirs }).expect(200);
+    expect((await hub.admin(hub.http().get('/api/v1/vms')).expect(200)).body.find((v: { vmId: string }) => v.vmId === 'vm1')).toMatchObject({ agentId: b.agentId, name: 'stolen' });
   });
 
   describe('the tunnel policy the hub installs on its SSH server', () => {

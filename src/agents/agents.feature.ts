@@ -4,6 +4,7 @@ import { AgentStates } from './agent-states';
 import { AgentTunnel } from './agent-tunnel.service';
 import { AgentsController } from './agents.controller';
 import { AgentsService } from './agents.service';
+import { MoveVmHandler } from './commands/move-vm.handler';
 import { RecordAgentConnectedHandler } from './commands/record-agent-connected.handler';
 import { RecordAgentDisconnectedHandler } from './commands/record-agent-disconnected.handler';
 import { RegisterAgentHandler } from './commands/register-agent.handler';
@@ -12,5 +13,5 @@ import { OwnAgentOnlyGuard } from './own-agent-only.guard';
 
 export const agentsFeature = {
   controllers: [AgentsController],
-  providers: [RegisterAgentHandler, RecordAgentConnectedHandler, RecordAgentDisconnectedHandler, ReportInventoryHandler, AgentStates, AgentRegistration, AgentsService, AgentTunnel, OwnAgentOnlyGuard, AgentCalls],
+  providers: [RegisterAgentHandler, RecordAgentConnectedHandler, RecordAgentDisconnectedHandler, ReportInventoryHandler, MoveVmHandler, AgentStates, AgentRegistration, AgentsService, AgentTunnel, OwnAgentOnlyGuard, AgentCalls],
 };
