@@ -38,3 +38,55 @@ describe('TargetFiles.remove', () => {
     expect([...(await left('vm1/disk0')), ...(await left('vm1/disk1')), ...(await left('vm1/manifests'))].sort()).toEqual(kept.sort());
   });
 });
+
+describe('TargetFiles: nothing outside the repository, nothing already there', () => {
+  let base: string;
+  let root: string;
+  let canary: string;
+  beforeEach(async () => {
+    base = await makeTempDir('target-files-root');
+    root = join(base, 'repo');
+    await fs.mkdir(root);
+    // what a hostile id aims at: an image of someone else's, next to the repository
+    canary = join(base, 'x', 'disk1', 'rp-1.qcow2');
+    await fs.mkdir(dirname(canary), { recursive: true });
+    await fs.writeFile(canary, 'not yours');
+  });
+  afterEach(async () => {
+    await removeTempDir(base);
+  });
+
+  it('create refuses a target whose path leaves the repository, and leaves the file there as it was', async () => {
+    await expect(new TargetFiles().create(root, { diskId: 'disk1', file: 'vm-b/../../x/disk1/rp-1.qcow2', parentFile: null, virtualSize: 1024 * 1024 })).rejects.toThrow(/is not inside the repository/);
+    expect(await fs.readFile(canary, 'utf8')).toBe('not yours');
+  });
+
+  it('create refuses a file already there instead of deleting it, and creates a fresh image where there is none', async () => {
+    const file = 'vm1/disk1/rp-2.qcow2';
+    await fs.mkdir(join(root, 'vm1', 'disk1'), { recursive: true });
+    await fs.writeFile(join(root, file), 'earlier');
+    await expect(new TargetFiles().create(root, { diskId: 'disk1', file, parentFile: null, virtualSize: 1024 * 1024 })).rejects.toThrow(`refusing to overwrite existing image ${join(root, file)}`);
+    expect(await fs.readFile(join(root, file), 'utf8')).toBe('earlier');
+
+    await new TargetFiles().create(root, { diskId: 'disk1', file: 'vm1/disk1/rp-3.qcow2', parentFile: null, virtualSize: 1024 * 1024 });
+    const info = JSON.parse(spawnSync('qemu-img', ['info', '--output=json', join(root, 'vm1/disk1/rp-3.qcow2')], { encoding: 'utf8' }).stdout);
+    expect({ format: info.format, size: info['virtual-size'] }).toEqual({ format: 'qcow2', size: 1024 * 1024 });
+  });
+
+  it('create refuses a symlink planted at the name, and does not follow it', async () => {
+    await fs.mkdir(join(root, 'vm1', 'disk1'), { recursive: true });
+    await fs.symlink(canary, join(root, 'vm1/disk1/rp-4.qcow2'));
+    await expect(new TargetFiles().create(root, { diskId: 'disk1', file: 'vm1/disk1/rp-4.qcow2', parentFile: null, virtualSize: 1024 * 1024 })).rejects.toThrow(/refusing to overwrite existing image/);
+    expect(await fs.readFile(canary, 'utf8')).toBe('not yours');
+  });
+
+  it('remove with a vm id or file leading out of the repository removes nothing, inside or out', async () => {
+    const own = 'vm1/disk1/rp-1.qcow2';
+    await fs.mkdir(join(root, 'vm1', 'disk1'), { recursive: true });
+    await fs.writeFile(join(root, own), 'x');
+    await expect(new TargetFiles().remove(root, 'vm1', 'rp-1', [own, '../x/disk1/rp-1.qcow2'])).rejects.toThrow(/is not inside the repository/);
+    await expect(new TargetFiles().remove(root, '../x', 'rp-1', ['../x/disk1/rp-1.qcow2'])).rejects.toThrow(/is not inside the repository/);
+    expect(await fs.readFile(canary, 'utf8')).toBe('not yours');
+    expect(await fs.readFile(join(root, own), 'utf8')).toBe('x');
+  });
+});

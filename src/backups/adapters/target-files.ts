@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createFull, createOverlay } from '../../repositories/qcow2/qemu-img';
 import { configurationFileOf, configurationFileRef, ConfigurationFileRef } from '../../repositories/qcow2/configuration-files';
 import { digestFileOf, digestFileRef, DigestFileRef } from '../../repositories/qcow2/digest-files';
+import { insideRoot } from '../../repositories/qcow2/inside-root';
 import { removeDurably, removeStaleTemps } from '../../repositories/qcow2/durable-fs';
 import { manifestPath, writeManifest } from '../../repositories/qcow2/manifest';
 import { toManifest } from '../../restore-points/chain-files';
@@ -24,11 +25,15 @@ export function targetPath(vmId: string, diskId: string, restorePointId: string)
 /** The files a backup writes into a repository: its target images and the restore point's manifest. */
 @Injectable()
 export class TargetFiles {
-  /** A new image for a full backup; an overlay on the previous point (same directory, relative backing name) for an incremental. */
+  /**
+   * A new image for a full backup; an overlay on the previous point (same directory, relative backing name) for an
+   * incremental. Every caller names a point that has no file yet (a backup's point id is new, a sync run removes what
+   * a cut-short run left before it starts), so a file (or symlink) already there is someone else's: qemu-img.ts
+   * refuses it rather than this removing or overwriting it.
+   */
   async create(root: string, target: TargetFile): Promise<void> {
-    const abs = join(root, target.file);
+    const abs = insideRoot(root, target.file);
     await mkdir(dirname(abs), { recursive: true, mode: 0o750 });
-    await rm(abs, { force: true });
     if (target.parentFile) await createOverlay(abs, target.parentFile.split('/').pop()!, { virtualSize: target.virtualSize });
     else await createFull(abs, target.virtualSize);
   }
@@ -56,17 +61,17 @@ export class TargetFiles {
    * written, and the temp files of those whose writer died mid-write (a hub killed during a digest upload).
    */
   async remove(root: string, vmId: string, restorePointId: string, files: string[]): Promise<string[]> {
+    // every path is checked before the first unlink: a list with one path outside the repository removes nothing
+    const manifest = insideRoot(root, manifestPath(root, vmId, restorePointId));
+    const digestFiles = files.map((file) => file.split('/')[1]).filter((diskId) => !!diskId).map((diskId) => digestFileOf(vmId, restorePointId, diskId));
+    const configuration = configurationFileOf(vmId, restorePointId);
+    for (const file of [...files, ...digestFiles, configuration]) insideRoot(root, file);
     const removed: string[] = [];
     for (const file of files) if (await removeDurably(join(root, file))) removed.push(file);
-    if (await removeDurably(manifestPath(root, vmId, restorePointId))) removed.push(`${vmId}/manifests/${restorePointId}.json`);
-    for (const file of files) {
-      const diskId = file.split('/')[1];
-      const digests = diskId ? digestFileOf(vmId, restorePointId, diskId) : null;
-      if (digests && (await removeDurably(join(root, digests)))) removed.push(digests);
-    }
-    const configuration = configurationFileOf(vmId, restorePointId);
+    if (await removeDurably(manifest)) removed.push(`${vmId}/manifests/${restorePointId}.json`);
+    for (const digests of digestFiles) if (await removeDurably(join(root, digests))) removed.push(digests);
     if (await removeDurably(join(root, configuration))) removed.push(configuration);
-    const manifests = dirname(manifestPath(root, vmId, restorePointId));
+    const manifests = dirname(manifest);
     for (const temp of await removeStaleTemps(manifests, `${restorePointId}.`)) removed.push(`${vmId}/manifests/${temp}`);
     return removed;
   }
