@@ -52,6 +52,12 @@ export interface RestorePoint {
   type: 'full' | 'incremental';
   parentId: string | null;
   createdAt: string;
+  /**
+   * When the point's immutability window starts, where that is not createdAt: a synced point's is the instant this hub
+   * recorded and sealed its copy, by this hub's clock (createdAt is the remote's, and a remote's clock proves nothing
+   * here). Absent on a backup's point and on points synced before.
+   */
+  lockedFrom?: string;
   disks: PointDisk[];
   /**
    * How consistent the point is (`application`: the guest was frozen through its guest agent; `crash`: it was

@@ -39,4 +39,19 @@ describe('the lock of an immutable repository', () => {
     expect(isImmutabilityRefusal(refusal(1, 'a', '2024-06-02T12:00:00.000Z')!)).toBe(true);
     expect(isImmutabilityRefusal('restore point a or a point above it is in use: a verify is reading it')).toBe(false);
   });
+
+  it("measures a synced point's lock from when this hub sealed it (lockedFrom), not from the remote's createdAt", () => {
+    // a remote that says 2099 does not lock the copy here until 2099, and one that says 2001 does not leave it unlocked
+    const synced = (createdAt: string) => ({ points: [{ ...point('s', null, createdAt), lockedFrom: '2024-06-01T00:00:00.000Z' }], pending: null, integrity: {}, lastBreak: null }) as ChainState;
+    const at = (createdAt: string, now: string) => {
+      try {
+        refuseWhileImmutable(repository(1), synced(createdAt), 's', new Date(now));
+        return null;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    expect(at('2099-01-01T00:00:00.000Z', '2024-06-02T00:00:00.000Z')).toBeNull();
+    expect(at('2001-01-01T00:00:00.000Z', '2024-06-01T12:00:00.000Z')).toMatch(/^restore point s is immutable until 2024-06-02T00:00:00.000Z/);
+  });
 });

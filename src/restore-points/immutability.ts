@@ -2,6 +2,12 @@ import { DomainError } from '../eventing/domain-error';
 import { lockedUntil } from '../repositories/adapters/immutable-files';
 import type { RepositoryDefinition } from '../repositories/registry/repository.events';
 import { ChainState, childOf, pointOf } from './chain.aggregate';
+import type { RestorePoint } from './chain.events';
+
+/** Where a point's lock is measured from: when this hub wrote it (a backup's createdAt, a synced point's lockedFrom). */
+export function lockedFromOf(point: Pick<RestorePoint, 'createdAt' | 'lockedFrom'>): string {
+  return point.lockedFrom ?? point.createdAt;
+}
 
 /**
  * A delete (asked for, or retention's prune, merge or rebase) of a point of an immutable repository is refused
@@ -12,12 +18,12 @@ export function refuseWhileImmutable(repository: RepositoryDefinition, state: Ch
   if (!days) return;
   const point = pointOf(state, restorePointId);
   if (!point) return;
-  const until = lockedUntil(point.createdAt, days);
+  const until = lockedUntil(lockedFromOf(point), days);
   const rule = `repository ${repository.name} keeps its restore points immutable for ${days} day(s) after they were written`;
   if (until > now) throw new DomainError('conflict', `restore point ${restorePointId} is immutable until ${until.toISOString()}: ${rule}`);
   const child = childOf(state, restorePointId);
   if (!child) return;
-  const childUntil = lockedUntil(child.createdAt, days);
+  const childUntil = lockedUntil(lockedFromOf(child), days);
   if (childUntil > now) throw new DomainError('conflict', `restore point ${restorePointId} is immutable until ${childUntil.toISOString()}: deleting it rewrites restore point ${child.restorePointId}, and ${rule}`);
 }
 

@@ -7,6 +7,7 @@ import type { RepositoryDefinition } from '../repositories/registry/repository.e
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RestorePoint } from './chain.events';
 import { pointFiles } from './chain-files';
+import { lockedFromOf } from './immutability';
 import { ChainStates } from './chain-states';
 import { RepositoryRestorePointsQuery } from './queries/repository-restore-points.query';
 
@@ -47,7 +48,7 @@ export class ImmutablePoints implements OnApplicationBootstrap {
    */
   async seal(point: RestorePoint, repository?: RepositoryDefinition): Promise<void> {
     const { root, immutableDays } = repository ?? (await this.repositories.definition(point.repositoryId));
-    if (!immutableDays || lockedUntil(point.createdAt, immutableDays) <= new Date()) return;
+    if (!immutableDays || lockedUntil(lockedFromOf(point), immutableDays) <= new Date()) return;
     await setImmutable(pointFiles(root, point), true);
   }
 }
