@@ -6,6 +6,7 @@ import {
   SYNC_JOB_CREATED,
   SYNC_JOB_STREAM_PREFIX,
   SYNC_POINT_PROGRESSED,
+  SYNC_POINT_REFUSED,
   SYNC_POINT_STARTED,
   SYNC_RETENTION_APPLIED,
   SYNC_RUN_COMPLETED,
@@ -13,6 +14,7 @@ import {
   SYNC_RUN_STARTED,
   SyncJobCreated,
   SyncPointProgressed,
+  SyncPointRefused,
   SyncPointStarted,
   SyncRetentionApplied,
   SyncRunCompleted,
@@ -51,13 +53,22 @@ export class SyncJobsProjector implements Projector {
       }
       case SYNC_RUN_COMPLETED: {
         const d = event.data as SyncRunCompleted['data'];
-        await q(`UPDATE rm_sync_runs SET status = 'completed', finished_at = $2, synced = $3, already_held = $4, bytes_received = $5, restore_point_id = NULL WHERE run_id = $1`, [
+        // a run that refused points did not take everything the remote offered: it says so, naming them
+        const refused = d.refused ?? [];
+        await q(`UPDATE rm_sync_runs SET status = $6, finished_at = $2, synced = $3, already_held = $4, bytes_received = $5, restore_point_id = NULL, refused = $7 WHERE run_id = $1`, [
           d.runId,
           event.createdAt,
           JSON.stringify(d.synced),
           d.alreadyHeld,
           d.bytesReceived,
+          refused.length ? 'completed-with-warnings' : 'completed',
+          JSON.stringify(refused),
         ]);
+        return;
+      }
+      case SYNC_POINT_REFUSED: {
+        const { runId, restorePointId, vmId, reason } = event.data as SyncPointRefused['data'];
+        await q(`UPDATE rm_sync_runs SET refused = refused || $2::jsonb WHERE run_id = $1`, [runId, JSON.stringify([{ restorePointId, vmId, reason }])]);
         return;
       }
       case SYNC_POINT_PROGRESSED: {

@@ -6,7 +6,7 @@ import { GetSyncJobQuery, ListSyncJobsQuery, SyncJobRecord } from '../../src/syn
 /** Each job with its newest run. */
 const SELECT = `
   SELECT j.sync_job_id, j.remote_id, j.repository_id, j.remote_repository_id, j.vms, j.schedule, j.time_zone, j.max_bytes_per_second, j.retention, j.created_at,
-         r.run_id, r.status, r.trigger, r.started_at, r.finished_at, r.synced, r.already_held, r.bytes_received, r.reason, r.restore_point_id, r.pruned, r.deferred, r.progress
+         r.run_id, r.status, r.trigger, r.started_at, r.finished_at, r.synced, r.already_held, r.bytes_received, r.reason, r.restore_point_id, r.pruned, r.deferred, r.progress, r.refused
     FROM rm_sync_jobs j
     LEFT JOIN LATERAL (SELECT * FROM rm_sync_runs WHERE sync_job_id = j.sync_job_id ORDER BY started_at DESC LIMIT 1) r ON true`;
 
@@ -39,6 +39,7 @@ function record(r: Row): SyncJobRecord {
           pruned: r.pruned,
           deferred: r.deferred,
           progress: r.progress,
+          refused: r.refused ?? [],
         }
       : null,
   };

@@ -41,7 +41,8 @@ function runLine(run: SyncRunRecord | null): string {
     const copying = p ? `, copying ${p.restorePointId} ${p.diskId}: ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesPlanned)} at ${formatBytes(p.rate)}/s` : run.restorePointId ? `, copying ${run.restorePointId}` : '';
     return `running since ${new Date(run.startedAt).toISOString()}${copying}`;
   }
-  return `${run.status} ${new Date(run.finishedAt ?? run.startedAt).toISOString()}: ${what}${run.reason ? `; ${run.reason}` : ''}`;
+  const refused = (run.refused ?? []).map((r) => `\n  refused ${r.restorePointId} (VM ${r.vmId}): ${r.reason}`).join('');
+  return `${run.status} ${new Date(run.finishedAt ?? run.startedAt).toISOString()}: ${what}${run.reason ? `; ${run.reason}` : ''}${refused}`;
 }
 
 export const REMOTE_COMMANDS: Record<string, Command> = {
@@ -91,7 +92,7 @@ export const SYNC_COMMANDS: Record<string, Command> = {
       const line = runLine(run);
       if (line !== shown) out.write(`${line}\n`);
       shown = line;
-      if (run?.runId === runId && run.status !== 'running') return run.status === 'completed' ? 0 : 1;
+      if (run?.runId === runId && run.status !== 'running') return run.status === 'completed' ? 0 : run.status === 'completed-with-warnings' ? 3 : 1;
       await new Promise((r) => setTimeout(r, 500));
     }
   },

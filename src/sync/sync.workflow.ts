@@ -18,6 +18,7 @@ import { ProjectionsService } from '../projection-runner/projections.service';
 import { configurationFileOf } from '../repositories/qcow2/configuration-files';
 import { digestFileOf, readDigestFile } from '../repositories/qcow2/digest-files';
 import { writeFileAtomic } from '../repositories/qcow2/durable-fs';
+import { insideRoot } from '../repositories/qcow2/inside-root';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { checkBlocks, exportForWriting, exportPoint } from '../restore-points/adapters/block-reader';
 import { pointOf } from '../restore-points/chain.aggregate';
@@ -36,7 +37,8 @@ import { SyncJobDefinition } from './jobs/sync-job.events';
 import { GetSyncJobQuery, ListSyncJobsQuery, SyncJobRecord } from './queries/sync-jobs.query';
 import { GetRemoteQuery } from './queries/remotes.query';
 import { remoteToken } from './remotes/remote-tokens';
-import type { SyncPointList } from './sync-protocol';
+import { chainProblem, pointProblem, RemotePoint, shownId } from './remote-points';
+import { isSafeIdentifier } from '../wire/identifiers';
 import { syncJobAggregate, SyncJobState } from './jobs/sync-job.aggregate';
 import { syncJobStream } from './jobs/sync-job.events';
 import { AggregateRepository } from '../eventing/aggregate-repository';
@@ -47,7 +49,6 @@ const SYNC_JOBS = 'sync-jobs';
 const PROGRESS_EVERY_MS = 1000;
 const RESTORE_POINTS = 'restore-points';
 
-type RemotePoint = SyncPointList['points'][number];
 type UnfinishedPoint = NonNullable<SyncJobState['unfinished']>;
 
 /** Why a run stopped at a point, with the point named. */
@@ -176,6 +177,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private async run(job: SyncJobDefinition, runId: string, unfinished: UnfinishedPoint | null, signal: AbortSignal): Promise<void> {
     const started = Date.now();
     const synced: string[] = [];
+    const refused: { restorePointId: string; vmId: string; reason: string }[] = [];
     let bytesReceived = 0;
     let current: string | null = null;
     let remote: RemoteConnection | undefined;
@@ -185,11 +187,32 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       remote = await RemoteConnection.open({ host: record.host, port: record.port, fingerprint: record.fingerprint }, await remoteToken(this.config.dataDir, job.remoteId));
       if (unfinished) await this.clearUnfinished(root, job, unfinished, remote);
       const list = await remote.points(job.remoteRepositoryId);
-      const wanted = list.points.filter((p) => !job.vms || job.vms.includes(p.vmId));
+      if (!list || typeof list !== 'object' || !Array.isArray(list.points)) throw new Error('the remote hub answered its restore points without a list of points');
+      if (list.repositoryId !== null && !isSafeIdentifier(list.repositoryId)) throw new Error(`the remote hub names its repository ${shownId(list.repositoryId)}, not an identifier`);
+      const wanted = list.points.filter((p) => !job.vms || job.vms.includes(p?.vmId));
+      const listed = new Map(wanted.filter((p) => isSafeIdentifier(p?.restorePointId)).map((p) => [p.restorePointId, p]));
+      const refusedIds = new Set<string>();
+      // a point refused is named on the job's stream with its reason, and the run goes on with the next one
+      const refuse = async (point: unknown, reason: string) => {
+        const p = (point && typeof point === 'object' ? point : {}) as Partial<RemotePoint>;
+        const refusal = { restorePointId: shownId(p.restorePointId), vmId: shownId(p.vmId), reason };
+        if (isSafeIdentifier(p.restorePointId)) refusedIds.add(p.restorePointId);
+        refused.push(refusal);
+        this.logger.warn(`sync ${job.syncJobId} run ${runId}: restore point ${refusal.restorePointId} of VM ${refusal.vmId} refused: ${reason}`);
+        await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'refusePoint', refusal: { runId, ...refusal } }), SYNC_JOBS);
+      };
+      const now = new Date();
+      const seen = new Set<string>();
       let alreadyHeld = 0;
       let older = 0;
       for (const point of wanted) {
         signal.throwIfAborted();
+        const problem = pointProblem(point, now) ?? (seen.has(point.restorePointId) ? 'the remote hub lists it twice' : null);
+        if (problem) {
+          await refuse(point, problem);
+          continue;
+        }
+        seen.add(point.restorePointId);
         const chain = await this.chains.load(point.vmId, job.repositoryId);
         // a hub holds a restore point once, whatever repository it is in: its id names it everywhere (API, audit, restores)
         if (pointOf(chain, point.restorePointId) || (await this.heldHere(point.restorePointId))) {
@@ -200,6 +223,11 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         const newest = chain.points.reduce<string | null>((m, p) => (m === null || p.createdAt > m ? p.createdAt : m), null);
         if (newest !== null && point.createdAt <= newest) {
           older++;
+          continue;
+        }
+        const misfit = chainProblem(point, { heldHere: (id) => !!pointOf(chain, id), listed, refused: refusedIds });
+        if (misfit) {
+          await refuse(point, misfit);
           continue;
         }
         current = point.restorePointId;
@@ -214,8 +242,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       }
       if (job.retention) await this.applyRetention(job, runId, [...new Set(wanted.map((p) => p.vmId))]);
       if (older) this.logger.log(`sync ${job.syncJobId} run ${runId}: ${older} points older than the newest point here left out`);
-      await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'completeRun', result: { runId, synced, alreadyHeld, bytesReceived, durationMs: Date.now() - started } }), SYNC_JOBS);
-      this.logger.log(`sync ${job.syncJobId} run ${runId}: ${synced.length} points copied (${bytesReceived} bytes), ${alreadyHeld} already here`);
+      await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'completeRun', result: { runId, synced, alreadyHeld, bytesReceived, durationMs: Date.now() - started, refused } }), SYNC_JOBS);
+      this.logger.log(`sync ${job.syncJobId} run ${runId}: ${synced.length} points copied (${bytesReceived} bytes), ${alreadyHeld} already here${refused.length ? `, ${refused.length} refused` : ''}`);
     } catch (error) {
       const reason = signal.aborted ? String((signal.reason as Error)?.message ?? signal.reason) : (error as Error).message;
       this.logger.error(`sync ${job.syncJobId} run ${runId} failed: ${reason}`);
@@ -273,7 +301,9 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const targets = point.disks.map((d) => {
       const parentDisk = parent?.disks.find((p) => p.diskId === d.diskId);
       if (parent && !parentDisk) throw new PointFailure(id, `disk ${d.diskId} of restore point ${id} is not in its parent ${parent.restorePointId} here`);
-      return { diskId: d.diskId, file: targetPath(point.vmId, d.diskId, id), parentFile: parentDisk?.file ?? null, virtualSize: d.virtualSize, source: d };
+      const file = targetPath(point.vmId, d.diskId, id);
+      insideRoot(root, file);
+      return { diskId: d.diskId, file, parentFile: parentDisk?.file ?? null, virtualSize: d.virtualSize, source: d };
     });
     const exported = await remote.openExport(id);
     let bytes = 0;
@@ -289,7 +319,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           const ref = target.source.digests!;
           if (sha256(digestBytes) !== ref.sha256) throw new PointFailure(id, `the digests of disk ${target.diskId} of ${id} arrived damaged (SHA-256 ${sha256(digestBytes)}, the remote recorded ${ref.sha256})`);
           const digestFile = digestFileOf(point.vmId, id, target.diskId);
-          await writeDurably(join(root, digestFile), digestBytes);
+          await writeDurably(root, digestFile, digestBytes);
           const expected = await readDigestFile(root, { ...ref, file: digestFile });
           await this.files.create(root, target);
           const served = exported.disks.find((d) => d.diskId === target.diskId);
@@ -328,7 +358,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           bytes += content.length;
           if (sha256(content) !== configuration.sha256) throw new PointFailure(id, `the configuration of ${id} arrived damaged`);
           const file = configurationFileOf(point.vmId, id);
-          await writeDurably(join(root, file), content);
+          await writeDurably(root, file, content);
           configuration = { ...configuration, file };
         }
         await remote.closeExport(exported.exportId);
@@ -340,6 +370,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           type: whole ? 'full' : point.type,
           parentId: whole ? null : point.parentId,
           createdAt: point.createdAt,
+          // the immutability window runs from when this hub sealed the copy, by this hub's clock: the remote's createdAt says nothing here
+          lockedFrom: new Date().toISOString(),
           disks,
           ...(point.consistency ? { consistency: point.consistency, consistencyReason: point.consistencyReason, freezeMs: point.freezeMs } : {}),
           configuration,
@@ -422,7 +454,9 @@ function sha256(content: Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
 
-async function writeDurably(file: string, content: Buffer): Promise<void> {
+/** `relative` is built from the remote's ids: it is checked to stay in the repository before anything is created. */
+async function writeDurably(root: string, relative: string, content: Buffer): Promise<void> {
+  const file = insideRoot(root, relative);
   await mkdir(dirname(file), { recursive: true, mode: 0o750 });
   await writeFileAtomic(file, content);
 }

@@ -1,6 +1,6 @@
 import { connectSyncTunnel, LocalForward, SyncTunnel } from '../../tunnel';
 import type { OpenedPointExport } from '../../disk-images/point-export.workflow';
-import { isLoopback } from '../../disk-images/point-export.aggregate';
+import { isSafeIdentifier } from '../../wire/identifiers';
 import type { HubIdentity, SyncPointList } from '../sync-protocol';
 
 export interface RemoteAddress {
@@ -70,10 +70,21 @@ export class RemoteConnection {
     return this.bytes(`/api/v1/sync/restore-points/${encodeURIComponent(restorePointId)}/configuration`);
   }
 
-  /** Read-only TLS exports of the point's disks on the remote; a loopback host it names is the remote's own, so the remote's address is dialled. */
+  /**
+   * Read-only TLS exports of the point's disks on the remote. The host the answer names is not used: the disks are
+   * read from the address this hub pinned the remote's host key at, so a remote cannot make this hub dial a host of
+   * its choosing (another hub's exports, a service on this hub's network). Only the port and export name are taken.
+   */
   async openExport(restorePointId: string): Promise<OpenedPointExport> {
     const opened = await this.json<OpenedPointExport>('POST', `/api/v1/restore-points/${encodeURIComponent(restorePointId)}/exports`, { tls: true });
-    return { ...opened, disks: opened.disks.map((d) => ({ ...d, host: isLoopback(d.host) ? this.remote.host : d.host })) };
+    if (!opened || typeof opened !== 'object' || typeof opened.exportId !== 'string' || !Array.isArray(opened.disks)) throw new Error(`the remote hub answered the export of ${restorePointId} without an export id and its disks`);
+    // the export id goes back into a URL path (encoded) and onto the job's stream: an id, nothing else
+    if (!isSafeIdentifier(opened.exportId)) throw new Error(`the remote hub named the export of ${restorePointId} ${JSON.stringify(String(opened.exportId).slice(0, 80))}, not an identifier`);
+    for (const d of opened.disks) {
+      if (!Number.isInteger(d?.port) || d.port < 1 || d.port > 65535) throw new Error(`the remote hub served a disk of ${restorePointId} on port ${JSON.stringify(d?.port)}, not a TCP port`);
+      if (typeof d.exportName !== 'string' || d.exportName.length > 4096 || d.exportName.includes('\0')) throw new Error(`the remote hub served a disk of ${restorePointId} under an unusable export name`);
+    }
+    return { ...opened, disks: opened.disks.map((d) => ({ ...d, host: this.remote.host })) };
   }
 
   /** Closing an export that is gone (the remote restarted since) is not an error. */

@@ -73,4 +73,15 @@ describe('sync job aggregate', () => {
   ])('a definition %j: %s', (change, expected) => {
     expect(refusal(() => play({ kind: 'create', definition: { ...definition, ...change } }))).toMatch(expected);
   });
+
+  it("a refused point is recorded on the run's stream while it runs, and the run's end names it again", () => {
+    const refusal = { runId: 'a', restorePointId: '"../x"', vmId: 'vm1', reason: 'restorePointId "../x" is not a valid identifier' };
+    const running = play({ kind: 'create', definition }, { kind: 'startRun', runId: 'a', trigger: 'manual', hubInstance: 'h1' });
+    const refused = syncJobAggregate.decide({ kind: 'refusePoint', refusal }, fold(syncJobAggregate, running));
+    expect(refused).toEqual([{ type: 'SyncPointRefused', data: { syncJobId: 'j1', ...refusal } }]);
+    const { runId: _r, ...named } = refusal;
+    const ended = syncJobAggregate.decide({ kind: 'completeRun', result: { runId: 'a', synced: [], alreadyHeld: 0, bytesReceived: 0, durationMs: 1, refused: [named] } }, fold(syncJobAggregate, [...running, ...refused]));
+    expect(ended).toEqual([{ type: 'SyncRunCompleted', data: { syncJobId: 'j1', runId: 'a', synced: [], alreadyHeld: 0, bytesReceived: 0, durationMs: 1, refused: [named] } }]);
+    expect(() => syncJobAggregate.decide({ kind: 'refusePoint', refusal }, fold(syncJobAggregate, [...running, ...refused, ...ended]))).toThrow("run a is not the sync job's running run");
+  });
 });

@@ -5,6 +5,7 @@ import { retentionProblems } from '../../policies/policy.aggregate';
 import {
   SYNC_JOB_CREATED,
   SYNC_POINT_PROGRESSED,
+  SYNC_POINT_REFUSED,
   SYNC_POINT_STARTED,
   SYNC_RETENTION_APPLIED,
   SYNC_RUN_COMPLETED,
@@ -13,6 +14,7 @@ import {
   SyncJobDefinition,
   SyncJobEvent,
   SyncPointProgressed,
+  SyncPointRefused,
   SyncPointStarted,
   SyncRetentionApplied,
   SyncRunCompleted,
@@ -32,6 +34,7 @@ export type SyncJobCommand =
   | { kind: 'startRun'; runId: string; trigger: 'manual' | 'schedule'; hubInstance: string }
   | { kind: 'startPoint'; point: Omit<SyncPointStarted['data'], 'syncJobId'> }
   | { kind: 'progress'; progress: Omit<SyncPointProgressed['data'], 'syncJobId'> }
+  | { kind: 'refusePoint'; refusal: Omit<SyncPointRefused['data'], 'syncJobId'> }
   | { kind: 'completeRun'; result: Omit<SyncRunCompleted['data'], 'syncJobId'> }
   | { kind: 'failRun'; result: Omit<SyncRunFailed['data'], 'syncJobId'> }
   | { kind: 'recordRetention'; result: Omit<SyncRetentionApplied['data'], 'syncJobId'> };
@@ -62,6 +65,7 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
         return { ...state, running: null };
       case SYNC_RETENTION_APPLIED:
       case SYNC_POINT_PROGRESSED:
+      case SYNC_POINT_REFUSED:
         return state;
     }
   },
@@ -96,6 +100,9 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
         // a report that arrives after its run ended says nothing any more
         if (state.running?.runId !== command.progress.runId) return [];
         return [{ type: SYNC_POINT_PROGRESSED, data: { syncJobId: state.definition!.syncJobId, ...command.progress } }];
+      case 'refusePoint':
+        runOf(state, command.refusal.runId);
+        return [{ type: SYNC_POINT_REFUSED, data: { syncJobId: state.definition!.syncJobId, ...command.refusal } }];
       case 'completeRun':
         runOf(state, command.result.runId);
         return [{ type: SYNC_RUN_COMPLETED, data: { syncJobId: state.definition!.syncJobId, ...command.result } }];

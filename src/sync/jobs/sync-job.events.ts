@@ -8,6 +8,7 @@ export const SYNC_RUN_COMPLETED = 'SyncRunCompleted';
 export const SYNC_RUN_FAILED = 'SyncRunFailed';
 export const SYNC_RETENTION_APPLIED = 'SyncRetentionApplied';
 export const SYNC_POINT_PROGRESSED = 'SyncPointProgressed';
+export const SYNC_POINT_REFUSED = 'SyncPointRefused';
 
 export interface SyncJobDefinition {
   syncJobId: string;
@@ -45,10 +46,18 @@ export type SyncPointProgressed = DomainEvent<
   typeof SYNC_POINT_PROGRESSED,
   { syncJobId: string; runId: string; restorePointId: string; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
 >;
+/**
+ * A point the remote listed that this hub will not take (an id that is not one, a createdAt ahead of this hub's clock,
+ * a parent that is nowhere): nothing of it was written, and the run went on. The ids are as the remote sent them, a
+ * value that is no identifier JSON-quoted and cut to 80 characters.
+ */
+export type SyncPointRefused = DomainEvent<typeof SYNC_POINT_REFUSED, { syncJobId: string; runId: string; restorePointId: string; vmId: string; reason: string }>;
+/** `refused`: the run's SyncPointRefused, again; a run that refused any ended with warnings. Absent in runs recorded before refusals were. */
 export type SyncRunCompleted = DomainEvent<
   typeof SYNC_RUN_COMPLETED,
-  { syncJobId: string; runId: string; synced: string[]; alreadyHeld: number; bytesReceived: number; durationMs: number }
+  { syncJobId: string; runId: string; synced: string[]; alreadyHeld: number; bytesReceived: number; durationMs: number; refused?: SyncRefusal[] }
 >;
+export type SyncRefusal = { restorePointId: string; vmId: string; reason: string };
 export type SyncRunFailed = DomainEvent<
   typeof SYNC_RUN_FAILED,
   { syncJobId: string; runId: string; reason: string; restorePointId: string | null; synced: string[]; bytesReceived: number }
@@ -58,7 +67,7 @@ export type SyncRetentionApplied = DomainEvent<
   typeof SYNC_RETENTION_APPLIED,
   { syncJobId: string; runId: string; vmId: string; repositoryId: string; kept: number; pruned: string[]; deferred: { restorePointId: string; reason: string }[] }
 >;
-export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncPointProgressed | SyncRunCompleted | SyncRunFailed | SyncRetentionApplied;
+export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncPointProgressed | SyncPointRefused | SyncRunCompleted | SyncRunFailed | SyncRetentionApplied;
 
 export const SYNC_JOB_STREAM_PREFIX = 'sync-job-';
 export const syncJobStream = (syncJobId: string) => `${SYNC_JOB_STREAM_PREFIX}${syncJobId}`;

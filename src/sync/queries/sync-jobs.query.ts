@@ -3,7 +3,8 @@ import type { SyncJobDefinition } from '../jobs/sync-job.events';
 
 export interface SyncRunRecord {
   runId: string;
-  status: 'running' | 'completed' | 'failed';
+  /** completed-with-warnings: the run ended and refused points the remote listed (`refused` names them). */
+  status: 'running' | 'completed' | 'completed-with-warnings' | 'failed';
   trigger: 'manual' | 'schedule';
   startedAt: Date;
   finishedAt: Date | null;
@@ -18,6 +19,8 @@ export interface SyncRunRecord {
   deferred: { restorePointId: string; reason: string }[];
   /** The newest report of the copy: which point and disk, bytes done of planned, average bytes per second. */
   progress: { restorePointId: string; diskId: string; bytesDone: number; bytesPlanned: number; rate: number } | null;
+  /** The points the remote listed that this hub refused, and why (SyncPointRefused); nothing of them was written. */
+  refused: { restorePointId: string; vmId: string; reason: string }[];
 }
 
 /** The job as created, when, and its newest run. */
