@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { randomUUID } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { DomainError } from '../eventing/domain-error';
@@ -10,6 +10,7 @@ import { CommandGateway } from '../projection-runner/command-gateway';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { measureCapacity } from './adapters/capacity';
 import { refuseWithoutImmutableFiles } from './adapters/immutable-files';
+import { markRepository, realRoot, refuseForeignRoot, unmarkRepository } from './adapters/repository-root';
 import { RepositoryMounts } from './adapters/repository-mounts';
 import { RecordCapacitySampleCommand } from './commands/record-capacity-sample.command';
 import { RegisterRepositoryCommand } from './commands/register-repository.command';
@@ -71,15 +72,19 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
 
   /** Refused before anything is created or mounted; a root that was attached is given back if recording fails. */
   async register(input: RegisterRepository): Promise<{ repositoryId: string }> {
-    const definition = this.define(randomUUID(), input);
+    const definition = await this.define(randomUUID(), input);
     refuseOverlap(definition, await this.queries.execute(new ActiveRepositoriesQuery()));
+    if (definition.kind === 'local') await refuseForeignRoot(definition.root);
     await this.mounts.attach(definition);
+    let marked = false;
     try {
+      marked = await markRepository(definition.root, { repositoryId: definition.repositoryId, name: definition.name });
       if (definition.immutableDays) await refuseWithoutImmutableFiles(definition.root);
       const { repositoryId } = await this.gateway.execute(new RegisterRepositoryCommand(definition, await measureCapacity(definition.root)), READ_MODEL);
       this.exportPaths.addRoot(definition.root);
       return { repositoryId };
     } catch (error) {
+      if (marked) await unmarkRepository(definition.root).catch(() => undefined);
       await this.mounts.detach(definition).catch(() => undefined);
       throw error;
     }
@@ -112,12 +117,14 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
     }
   }
 
-  private define(repositoryId: string, input: RegisterRepository): RepositoryDefinition {
+  private async define(repositoryId: string, input: RegisterRepository): Promise<RepositoryDefinition> {
     const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null, immutableDays: input.immutableDays, encryption: this.encryption(input) };
     if (input.kind === 'local') {
-      const root = resolve(input.path!);
-      refuseRoot(root, this.config.dataDir);
-      if (existsSync(root) && !statSync(root).isDirectory()) throw new DomainError('invalid', `${root} exists and is not a directory`);
+      // both the path as given and where its symlinks lead must pass: a link to /etc is /etc
+      const root = await realRoot(input.path!);
+      const dataDir = await realRoot(this.config.dataDir);
+      refuseRoot(resolve(input.path!), dataDir);
+      refuseRoot(root, dataDir);
       return { ...base, root };
     }
     const root = join(this.config.dataDir, 'mounts', repositoryId);

@@ -57,7 +57,8 @@ describe('file-level restore over the API (real hub, real images, real mounts)',
     repositoryId = (await post('/api/v1/repositories').send({ name: 'restore', kind: 'local', path: repo.root }).expect(201)).body.repositoryId;
     const rescan = await post(`/api/v1/repositories/${repositoryId}/rescan`).expect(201);
     expect(rescan.body.added.sort()).toEqual(['big-1', 'broken-1', 'rp-1', 'rp-2', 'single-1']);
-    for (const vm of await fs.readdir(repo.root)) {
+    // the repository's marker (.sendense-repository) is no VM directory
+    for (const vm of (await fs.readdir(repo.root)).filter((name) => !name.startsWith('.'))) {
       for (const disk of await fs.readdir(join(repo.root, vm))) {
         if (disk === 'manifests') continue;
         for (const f of await fs.readdir(join(repo.root, vm, disk))) repoHashes.set(join(repo.root, vm, disk, f), await sha256File(join(repo.root, vm, disk, f)));

@@ -1,5 +1,5 @@
 import { fold } from '../../eventing/aggregate';
-import { refuseRoot, repositoryAggregate as repo, RepositoryCommand } from './repository.aggregate';
+import { refuseRoot, repositoryAggregate as repo, RepositoryCommand, rootRefusal } from './repository.aggregate';
 import { RepositoryDefinition, RepositoryEvent } from './repository.events';
 
 const definition: RepositoryDefinition = { repositoryId: 'r1', name: 'main', kind: 'local', root: '/srv/backups', nfs: null, cifs: null };
@@ -56,6 +56,29 @@ describe('repository rules', () => {
     expect(() => refuseRoot('/', '/var/lib/sendense')).toThrow('/ cannot hold a repository');
     expect(() => refuseRoot('/var/lib/sendense/postgres/base', '/var/lib/sendense')).toThrow(/cannot hold a repository/);
     expect(() => refuseRoot('/var/lib/sendense/repositories/main', '/var/lib/sendense')).not.toThrow();
+  });
+
+  it.each([
+    ['/etc', '/etc is a system directory'],
+    ['/etc/sendense/repo', '/etc is a system directory'],
+    ['/usr/local/backups', '/usr is a system directory'],
+    ['/lib64', '/lib64 is a system directory'],
+    ['/libx32/x', '/libx32 is a system directory'],
+    ['/var/run/x', '/var/run is a system directory'],
+    ['/var', 'shared by the whole host'],
+    ['/var/lib', 'shared by the whole host'],
+    ['/srv', 'shared by the whole host'],
+    ['/var/lib/dpkg', '/var/lib/dpkg is the state directory of another program'],
+    ['/var/lib/postgresql/backups', '/var/lib/postgresql is the state directory of another program'],
+    ['/data/hub', "is or lies in the hub's data directory /data/hub"],
+    ['/data/hub/run', "is or lies in the hub's data directory"],
+    ['/data', "contains the hub's data directory"],
+  ])('refuses %s as a repository root (%s)', (root, reason) => {
+    expect(() => refuseRoot(root, '/data/hub')).toThrow(reason);
+  });
+
+  it.each(['/srv/backups', '/var/lib/sendense/repo', '/var/lib/sendense-repositories/main', '/data/hub/repositories/main', '/tmp/sendense-x', '/librarian/repo', '/mnt/nas/backups'])('lets %s hold a repository', (root) => {
+    expect(rootRefusal(root, '/data/hub')).toBeNull();
   });
 
   it('refuses to remove a repository that still holds restore points', () => {

@@ -1,4 +1,4 @@
-import { resolve, sep } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { Aggregate } from '../../eventing/aggregate';
 import { DomainError } from '../../eventing/domain-error';
 import {
@@ -40,9 +40,39 @@ export function isInside(path: string, root: string): boolean {
   return path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
-/** A repository may not live in the hub's own database directory nor be the whole file system. */
+/**
+ * Trees the operating system owns: the hub runs as root, so a repository here would let whoever registers it have
+ * the hub create, rewrite and serve system files.
+ */
+const SYSTEM_TREES = ['/etc', '/usr', '/boot', '/efi', '/proc', '/sys', '/dev', '/root', '/bin', '/sbin', '/run', '/snap', '/var/run', '/var/lock', '/var/log', '/var/cache', '/var/spool', '/var/mail'];
+/** Directories shared by everything on the host: a repository may sit below them, never be one of them. */
+const SHARED_DIRS = ['/var', '/var/lib', '/var/opt', '/var/backups', '/var/tmp', '/tmp', '/srv', '/opt', '/home', '/mnt', '/media'];
+
+/**
+ * Why `root` (absolute, normalised, symlinks already resolved by the caller) cannot hold a repository, or null. Package
+ * state lives in /var/lib/<package>: only a directory made for Sendense there (/var/lib/sendense…) may hold one. The
+ * hub's data directory holds its database, tokens and keys: a repository may neither be nor contain it, and inside it
+ * only under `repositories/` (the default export root).
+ */
+export function rootRefusal(root: string, dataDir: string): string | null {
+  const within = (tree: string) => root === tree || isInside(root, tree);
+  if (root === '/') return '/ is the whole file system';
+  const tree = SYSTEM_TREES.find(within) ?? (/^\/lib(32|64|x32|exec)?(\/|$)/.test(root) ? root.split('/').slice(0, 2).join('/') : undefined);
+  if (tree) return `${tree} is a system directory`;
+  if (SHARED_DIRS.includes(root)) return `${root} is a system directory shared by the whole host; use a directory made for the repository below it`;
+  if (isInside(root, '/var/lib') && !root.split('/')[3].startsWith('sendense')) {
+    return `${root.split('/').slice(0, 4).join('/')} is the state directory of another program; use a directory made for Sendense such as /var/lib/sendense/repositories/NAME`;
+  }
+  const data = resolve(dataDir);
+  if (within(resolve(data, 'repositories'))) return null;
+  if (within(data) || isInside(data, root)) return `${root} ${within(data) ? 'is or lies in' : 'contains'} the hub's data directory ${data} (only ${join(data, 'repositories')} may hold repositories there)`;
+  return null;
+}
+
+/** A repository may not be a system directory, nor the hub's data directory, nor hold it. */
 export function refuseRoot(root: string, dataDir: string): void {
-  if (isInside(root, resolve(dataDir, 'postgres')) || root === resolve('/')) throw new DomainError('invalid', `${root} cannot hold a repository`);
+  const refusal = rootRefusal(root, dataDir);
+  if (refusal) throw new DomainError('invalid', `${root} cannot hold a repository: ${refusal}`);
 }
 
 /** Names are unique and no repository may sit inside another: a restore point belongs to exactly one. */
