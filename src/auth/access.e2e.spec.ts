@@ -75,8 +75,6 @@ const EXPECTED: Record<string, AccessLevel> = {
   'GET /api/v1/audit/streams/{streamId}': 'read',
   'GET /api/v1/audit/correlations/{correlationId}': 'read',
   'GET /api/v1/audit/events': 'read',
-  'POST /api/v1/nbd/exports': 'admin',
-  'DELETE /api/v1/nbd/exports/{leaseId}': 'admin',
   'GET /api/v1/nbd/processes': 'read',
   'POST /api/v1/nbd/ports/allocate': 'admin',
   'DELETE /api/v1/nbd/ports/job/{jobId}': 'admin',

@@ -1,14 +1,22 @@
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createQcow2, imagesIdentical, MiB, writeRandomRaw } from '../../test/fixtures/qemu-nbd-images';
 import { isRunning, nbdinfoJson, pidsMentioning } from '../../test/fixtures/qemu-nbd-processes';
 import { eventCount, startTestHub, TestHub } from '../../test/support/test-hub';
+import { DomainError } from '../eventing/domain-error';
+import { runWithContext } from '../eventing/request-context';
+import { ExportRequest, NbdExportsService } from './exports/nbd-exports.service';
 
 const run = promisify(execFile);
 
-describe('qemu-nbd exports over the API (real qemu-nbd, real qcow2)', () => {
+/**
+ * The exports workflow the backups, restores and restore-point exports run (the API has no route that exports a file
+ * by its path): driven in the real hub, with real qemu-nbd and real qcow2 files; leases and processes read over the API.
+ */
+describe('qemu-nbd exports of the hub (real qemu-nbd, real qcow2)', () => {
   let hub: TestHub;
   let repo: string;
 
@@ -22,7 +30,11 @@ describe('qemu-nbd exports over the API (real qemu-nbd, real qcow2)', () => {
     expect(await pidsMentioning(hub.dataDir)).toEqual([]);
   });
 
-  const startExport = (body: object) => hub.admin(hub.http().post('/api/v1/nbd/exports')).send(body);
+  const service = () => hub.app.get(NbdExportsService);
+  const asAdmin = <T>(work: () => Promise<T>) => runWithContext({ correlationId: randomUUID(), actor: 'admin' }, work);
+  const startExport = (request: Pick<ExportRequest, 'jobId' | 'diskId' | 'file'> & Partial<ExportRequest>) =>
+    asAdmin(() => service().startAndShow({ format: 'qcow2', readOnly: false, bitmap: null, ...request }));
+  const stopExport = (leaseId: string) => asAdmin(() => service().stopAndShow(leaseId));
   const processes = async () => (await hub.admin(hub.http().get('/api/v1/nbd/processes')).expect(200)).body;
   const leasedPorts = async () => (await hub.admin(hub.http().get('/api/v1/nbd/ports')).expect(200)).body.map((l: { port: number }) => l.port);
 
@@ -31,7 +43,7 @@ describe('qemu-nbd exports over the API (real qemu-nbd, real qcow2)', () => {
     const raw = join(hub.dataDir, 'source.raw');
     writeRandomRaw(raw, 64 * MiB);
 
-    const started = await startExport({ jobId: 'job-1', diskId: 'disk0', file: image }).expect(201);
+    const started = { body: await startExport({ jobId: 'job-1', diskId: 'disk0', file: image }) };
     expect(started.body).toEqual({ leaseId: expect.any(String), port: expect.any(Number), exportName: 'job-1-disk0', pid: expect.any(Number) });
     const uri = `nbd://127.0.0.1:${started.body.port}/job-1-disk0`;
     expect((await nbdinfoJson(uri))['export-size']).toBe(64 * MiB);
@@ -39,7 +51,7 @@ describe('qemu-nbd exports over the API (real qemu-nbd, real qcow2)', () => {
     expect((await processes())[0]).toMatchObject({ leaseId: started.body.leaseId, state: 'running', pid: started.body.pid, file: image });
     expect(await leasedPorts()).toEqual([started.body.port]);
 
-    await hub.admin(hub.http().delete(`/api/v1/nbd/exports/${started.body.leaseId}`)).expect(200);
+    await stopExport(started.body.leaseId);
     expect(isRunning(started.body.pid)).toBe(false);
     expect(await leasedPorts()).toEqual([]);
     expect((await processes())[0]).toMatchObject({ state: 'stopped', exitCode: expect.any(Number) });
@@ -53,7 +65,7 @@ describe('qemu-nbd exports over the API (real qemu-nbd, real qcow2)', () => {
 
   it('records a kill -9 of qemu-nbd as an unexpected exit and releases the lease within 2 s', async () => {
     const image = await createQcow2(join(repo, 'disk0.qcow2'), 16 * MiB);
-    const started = await startExport({ jobId: 'job-k', diskId: 'disk0', file: image, readOnly: true }).expect(201);
+    const started = { body: await startExport({ jobId: 'job-k', diskId: 'disk0', file: image, readOnly: true }) };
     const killedAt = Date.now();
     process.kill(started.body.pid, 'SIGKILL');
     for (;;) {
@@ -71,11 +83,12 @@ describe('qemu-nbd exports over the API (real qemu-nbd, real qcow2)', () => {
     expect(ports.body.events.at(-1)).toMatchObject({ type: 'NbdPortReleased', data: { leaseId: started.body.leaseId, reason: 'qemu-nbd exited unexpectedly (SIGKILL)' } });
   });
 
-  it('refuses a second writer on a locked image with 409 and leaves no lease or process', async () => {
+  it('refuses a second writer on a locked image as a conflict and leaves no lease or process', async () => {
     const image = await createQcow2(join(repo, 'disk0.qcow2'), 16 * MiB);
-    const first = await startExport({ jobId: 'job-w', diskId: 'disk0', file: image }).expect(201);
-    const second = await startExport({ jobId: 'job-w', diskId: 'disk1', file: image }).expect(409);
-    expect(second.body.message).toMatch(/qemu-nbd could not export .*lock/);
+    const first = { body: await startExport({ jobId: 'job-w', diskId: 'disk0', file: image }) };
+    const second = await startExport({ jobId: 'job-w', diskId: 'disk1', file: image }).catch((e: unknown) => e);
+    expect(second).toBeInstanceOf(DomainError);
+    expect(second).toMatchObject({ kind: 'conflict', message: expect.stringMatching(/qemu-nbd could not export .*lock/) });
     expect(await leasedPorts()).toEqual([first.body.port]);
     const failed = (await processes()).find((p: { diskId: string }) => p.diskId === 'disk1');
     expect(failed).toMatchObject({ state: 'exited', error: expect.stringMatching(/lock/) });
@@ -84,7 +97,7 @@ describe('qemu-nbd exports over the API (real qemu-nbd, real qcow2)', () => {
 
   it('refuses a running export port release with 409 and releases job ports by stopping their exports', async () => {
     const image = await createQcow2(join(repo, 'disk0.qcow2'), 16 * MiB);
-    const started = await startExport({ jobId: 'job-r', diskId: 'disk0', file: image }).expect(201);
+    const started = { body: await startExport({ jobId: 'job-r', diskId: 'disk0', file: image }) };
     const refused = await hub.admin(hub.http().delete(`/api/v1/nbd/ports/${started.body.port}`)).expect(409);
     expect(refused.body.message).toMatch(/serves a running export/);
     const released = await hub.admin(hub.http().delete('/api/v1/nbd/ports/job/job-r')).expect(200);
@@ -94,27 +107,24 @@ describe('qemu-nbd exports over the API (real qemu-nbd, real qcow2)', () => {
   });
 
   it.each([
-    [{ jobId: 'j', diskId: 'd', file: '/nonexistent/x.qcow2' }, 400, /outside the configured repositories|does not exist/],
-    [{ jobId: 'j', diskId: 'd', file: '/etc/passwd' }, 400, /outside the configured repositories/],
-    [{ jobId: 'j', diskId: 'd', file: 'relative.qcow2' }, 400, /file must be an absolute path/],
-    [{ jobId: 'j', diskId: 'd', file: '@REPO/missing.qcow2' }, 404, /does not exist/],
-    [{ jobId: 'j', diskId: 'd', file: '@REPO/../../../../etc/passwd' }, 400, /outside the configured repositories/],
-    [{ jobId: 'j', diskId: 'd', file: '@REPO' }, 400, /not a regular file/],
-    [{ jobId: 'j', diskId: 'd', file: '@REPO/disk.qcow2', format: 'vmdk' }, 400, /format must be one of/],
-    [{ jobId: 'j', diskId: 'd', file: '@REPO/disk.qcow2', format: 'raw', bitmap: 'b1' }, 400, /bitmap can only be exported from a qcow2/],
-    [{ jobId: 'j', diskId: 'd', file: '@REPO/disk.qcow2', bitmap: 'bad name' }, 400, /bitmap must be/],
-    [{ jobId: 'j', diskId: 'd', file: '@REPO/disk.qcow2', readOnly: 'yes' }, 400, /readOnly must be a boolean/],
-  ])('refuses %j with %i and changes nothing', async (body, status, message) => {
+    [{ file: '/nonexistent/x.qcow2' }, 'invalid', /outside the configured repositories/],
+    [{ file: '/etc/passwd' }, 'invalid', /outside the configured repositories/],
+    [{ file: 'relative.qcow2' }, 'invalid', /file must be an absolute path/],
+    [{ file: '@REPO/missing.qcow2' }, 'not_found', /does not exist/],
+    [{ file: '@REPO/../../../../etc/passwd' }, 'invalid', /outside the configured repositories/],
+    [{ file: '@REPO' }, 'invalid', /not a regular file/],
+    [{ file: '@REPO/disk.qcow2', format: 'raw' as const, bitmap: 'b1' }, 'invalid', /bitmap can only be exported from a qcow2/],
+  ])('refuses %j (%s) and changes nothing', async (request, kind, message) => {
     await createQcow2(join(repo, 'disk.qcow2'), 16 * MiB);
     const before = await eventCount(hub.db);
-    const res = await startExport({ ...body, file: (body.file as string).replace('@REPO', repo) }).expect(status);
-    expect(JSON.stringify(res.body.message)).toMatch(message);
+    const refused = await startExport({ jobId: 'j', diskId: 'd', ...request, file: request.file.replace('@REPO', repo) }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(DomainError);
+    expect(refused).toMatchObject({ kind, message: expect.stringMatching(message) });
     expect(await eventCount(hub.db)).toBe(before);
     expect(await pidsMentioning(hub.dataDir)).toEqual([]);
   });
 
-  it('answers 404 for stopping an unknown export and 400 for a malformed lease id', async () => {
-    await hub.admin(hub.http().delete('/api/v1/nbd/exports/6f1c1c44-1111-4e4e-9a9a-0123456789ab')).expect(404);
-    await hub.admin(hub.http().delete('/api/v1/nbd/exports/not-a-uuid')).expect(400);
+  it('says not found for stopping an unknown export', async () => {
+    await expect(stopExport('6f1c1c44-1111-4e4e-9a9a-0123456789ab')).rejects.toMatchObject({ kind: 'not_found' });
   });
 });

@@ -203,11 +203,11 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
 
   it('refuses to delete a point while it or a point above it is exported, and the repository while it holds points', async () => {
     await rescan();
-    const exported = await hub.admin(hub.http().post('/api/v1/nbd/exports')).send({ jobId: 'restore', diskId: 'disk0', file: chain.file('rp-4', 'disk0'), readOnly: true }).expect(201);
+    const exported = await hub.admin(hub.http().post('/api/v1/restore-points/rp-4/exports')).send({ diskIds: ['disk0'] }).expect(201);
     const refused = await hub.admin(hub.http().delete('/api/v1/restore-points/rp-2')).expect(409);
     expect(refused.body.message).toMatch(/in use: .*rp-4.qcow2 is exported by NBD lease/);
     await hub.admin(hub.http().delete(`/api/v1/repositories/${repositoryId}`)).expect(409);
-    await hub.admin(hub.http().delete(`/api/v1/nbd/exports/${exported.body.leaseId}`)).expect(200);
+    await hub.admin(hub.http().delete(`/api/v1/restore-point-exports/${exported.body.exportId}`)).expect(200);
     await hub.admin(hub.http().delete('/api/v1/restore-points/rp-2')).expect(200);
     await expectContent(['rp-1', 'rp-3', 'rp-4']);
   });

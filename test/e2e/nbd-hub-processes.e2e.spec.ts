@@ -1,7 +1,8 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createQcow2, MiB } from '../fixtures/qemu-nbd-images';
+import { STANDARD_CHAIN } from '../fixtures/qcow2/chain-builder';
+import { buildRepositoryChain } from '../fixtures/qcow2/repository-chain';
 import { isRunning, nbdinfoJson, pidsMentioning } from '../fixtures/qemu-nbd-processes';
 import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/processes';
 import { connectionUrl, createTestDatabase, TestDatabase } from '../support/test-database';
@@ -40,6 +41,8 @@ describe('NBD leases and exports across hub processes', () => {
       SENDENSE_SSH_PORT: '0',
       SENDENSE_SSH_BIND: '127.0.0.1',
       SENDENSE_NBD_PORTS: '12400-12500',
+      // plain (tls: false) restore-point exports, on loopback only, so nbdinfo needs no key
+      SENDENSE_NBD_BIND: '127.0.0.1',
       SENDENSE_LOG_LEVEL: 'warn',
     });
     hubs.push(hub);
@@ -52,6 +55,24 @@ describe('NBD leases and exports across hub processes', () => {
     const res = await fetch(`${url}${path}`, { method, headers, body: body ? JSON.stringify(body) : undefined });
     return { status: res.status, body: (await res.json()) as any };
   };
+
+  /** A repository holding a chain of four points of one disk, registered and rescanned on the hub at url. */
+  async function repositoryWithChain(url: string): Promise<void> {
+    const root = join(dir, 'repo');
+    await buildRepositoryChain(root, join(dir, 'staging'), 'vm1', ['disk0']);
+    const registered = await api(url, 'POST', '/api/v1/repositories', { name: 'main', kind: 'local', path: root });
+    expect(registered.status).toBe(201);
+    expect((await api(url, 'POST', `/api/v1/repositories/${registered.body.repositoryId}/rescan`, {})).status).toBe(201);
+  }
+
+  /** Opens a plain export of a point's disk0 and says what serves it. */
+  async function exportPoint(url: string, point: string) {
+    const opened = await api(url, 'POST', `/api/v1/restore-points/${point}/exports`, { tls: false });
+    expect(opened.status).toBe(201);
+    const [disk] = opened.body.disks;
+    const process = (await api(url, 'GET', '/api/v1/nbd/processes')).body.find((p: { port: number; state: string }) => p.port === disk.port && p.state === 'running');
+    return { exportId: opened.body.exportId as string, port: disk.port as number, exportName: disk.exportName as string, leaseId: process.leaseId as string, pid: process.pid as number };
+  }
 
   it('two hubs on one database never lease one port twice: 101 distinct, the 102nd refused', async () => {
     const [a, b] = [await startHub('a', await freePort()), await startHub('b', await freePort())];
@@ -66,38 +87,30 @@ describe('NBD leases and exports across hub processes', () => {
 
   it('refuses to release a port while another hub process serves it, and frees it once that hub stopped the export', async () => {
     const [a, b] = [await startHub('a', await freePort()), await startHub('b', await freePort())];
-    const repo = join(dir, 'a', 'repositories');
-    mkdirSync(repo, { recursive: true });
-    const file = await createQcow2(join(repo, 'disk0.qcow2'), 16 * MiB);
-    const started = await api(a, 'POST', '/api/v1/nbd/exports', { jobId: 'job-x', diskId: 'disk0', file });
-    expect(started.status).toBe(201);
+    await repositoryWithChain(a);
+    const started = await exportPoint(a, 'rp-4');
 
-    const refused = await api(b, 'DELETE', `/api/v1/nbd/ports/${started.body.port}`);
+    const refused = await api(b, 'DELETE', `/api/v1/nbd/ports/${started.port}`);
     expect(refused.status).toBe(409);
-    expect(refused.body.message).toBe(`port ${started.body.port} serves a running export (lease ${started.body.leaseId}); stop it with DELETE /api/v1/nbd/exports/${started.body.leaseId}`);
+    expect(refused.body.message).toBe(`port ${started.port} serves a running export (lease ${started.leaseId}); stop it first: DELETE /api/v1/nbd/ports/job/pe-${started.exportId} stops the job's exports and releases its ports`);
     const stream = async () => (await api(b, 'GET', '/api/v1/audit/streams/nbd-ports-e2e-host')).body.events.map((e: { type: string }) => e.type);
     expect(await stream()).toEqual(['NbdPortAllocated']);
-    expect(isRunning(started.body.pid)).toBe(true);
-    expect((await nbdinfoJson(`nbd://127.0.0.1:${started.body.port}/job-x-disk0`))['export-size']).toBe(16 * MiB);
+    expect(isRunning(started.pid)).toBe(true);
+    expect((await nbdinfoJson(`nbd://127.0.0.1:${started.port}/${started.exportName}`))['export-size']).toBe(STANDARD_CHAIN.virtualSize);
 
-    expect((await api(b, 'DELETE', `/api/v1/nbd/exports/${started.body.leaseId}`)).status).toBe(409);
-    expect((await api(a, 'DELETE', `/api/v1/nbd/exports/${started.body.leaseId}`)).status).toBe(200);
+    expect((await api(b, 'DELETE', `/api/v1/restore-point-exports/${started.exportId}`)).status).toBe(409);
+    expect((await api(a, 'DELETE', `/api/v1/restore-point-exports/${started.exportId}`)).status).toBe(200);
+    expect(isRunning(started.pid)).toBe(false);
     expect(await stream()).toEqual(['NbdPortAllocated', 'NbdPortReleased']);
-    expect((await api(b, 'DELETE', `/api/v1/nbd/ports/${started.body.port}`)).status).toBe(404);
+    expect((await api(b, 'DELETE', `/api/v1/nbd/ports/${started.port}`)).status).toBe(404);
   });
 
   it('after a hub SIGKILL with 3 exports, the restart adopts the live ones and records the dead one; shutdown leaves nothing', async () => {
     const port = await freePort();
     let url = await startHub('solo', port);
-    const repo = join(dir, 'solo', 'repositories');
-    mkdirSync(repo, { recursive: true });
+    await repositoryWithChain(url);
     const exports = [];
-    for (const disk of ['disk0', 'disk1', 'disk2']) {
-      const file = await createQcow2(join(repo, `${disk}.qcow2`), 16 * MiB);
-      const res = await api(url, 'POST', '/api/v1/nbd/exports', { jobId: 'job-1', diskId: disk, file });
-      expect(res.status).toBe(201);
-      exports.push(res.body);
-    }
+    for (const point of ['rp-4', 'rp-3', 'rp-2']) exports.push(await exportPoint(url, point));
     hubs[0].child.kill('SIGKILL');
     await hubs[0].exited;
     expect(exports.every((e) => isRunning(e.pid))).toBe(true);
@@ -111,9 +124,9 @@ describe('NBD leases and exports across hub processes', () => {
     expect(byLease(exports[2].leaseId)).toMatchObject({ state: 'exited', error: expect.stringContaining('no longer running') });
     const leased = (await api(url, 'GET', '/api/v1/nbd/ports')).body.map((l: { leaseId: string }) => l.leaseId).sort();
     expect(leased).toEqual([exports[0].leaseId, exports[1].leaseId].sort());
-    expect((await nbdinfoJson(`nbd://127.0.0.1:${exports[0].port}/job-1-disk0`))['export-size']).toBe(16 * MiB);
+    expect((await nbdinfoJson(`nbd://127.0.0.1:${exports[0].port}/${exports[0].exportName}`))['export-size']).toBe(STANDARD_CHAIN.virtualSize);
 
-    expect((await api(url, 'DELETE', `/api/v1/nbd/exports/${exports[0].leaseId}`)).status).toBe(200);
+    expect((await api(url, 'DELETE', `/api/v1/restore-point-exports/${exports[0].exportId}`)).status).toBe(200);
     expect(isRunning(exports[0].pid)).toBe(false);
 
     hubs[1].child.kill('SIGTERM');

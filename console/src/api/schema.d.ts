@@ -260,38 +260,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/nbd/exports": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post: operations["NbdExportsController_start"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/nbd/exports/{leaseId}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        delete: operations["NbdExportsController_stop"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/nbd/processes": {
         parameters: {
             query?: never;
@@ -1215,23 +1183,6 @@ export interface components {
             /** @example disk0 */
             diskId: string;
         };
-        StartExportDto: {
-            /** @example job-42 */
-            jobId: string;
-            /** @example disk0 */
-            diskId: string;
-            /** @example /var/lib/sendense/repositories/main/vm1/disk0/rp1.qcow2 */
-            file: string;
-            /**
-             * @default qcow2
-             * @enum {string}
-             */
-            format: "qcow2" | "raw";
-            /** @default false */
-            readOnly: boolean;
-            /** @description persistent dirty bitmap to expose as qemu:dirty-bitmap:NAME */
-            bitmap?: string;
-        };
         RepositoryEncryptionDto: {
             /**
              * @description absolute path on the hub of the file holding the key (32 to 4096 bytes of UTF-8 text, e.g. openssl rand -hex 32); the key itself never leaves it
@@ -1838,44 +1789,6 @@ export interface operations {
         };
     };
     NbdPortsController_metrics: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
-    NbdExportsController_start: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["StartExportDto"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
-    NbdExportsController_stop: {
         parameters: {
             query?: never;
             header?: never;

@@ -1,36 +1,20 @@
-import { Body, Controller, Delete, Get, Param, Post } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { QemuNbdProcessesQuery } from '../queries/qemu-nbd-processes.query';
-import { LeaseIdParams, StartExportDto } from './nbd-exports.dto';
-import { NbdExportsService } from './nbd-exports.service';
 import { Access } from '../../http/access.guard';
 import { Owned } from '../../http/owned';
 
+/**
+ * Only what the hub's qemu-nbd processes are. There is no route that exports a file by its path: a token holder could
+ * name any file the hub (root) can open and get it served writable. Files are served only by the features that know
+ * what they are: a backup's targets, a restore point's chain (POST /api/v1/restore-points/{id}/exports, restores).
+ */
 @ApiTags('nbd')
 @ApiBearerAuth()
 @Controller('api/v1/nbd')
 export class NbdExportsController {
-  constructor(
-    /** Starting and stopping qemu-nbd are side effects: only the exports workflow performs them. */
-    private readonly exports: NbdExportsService,
-    private readonly queries: QueryBus,
-  ) {}
-
-  @Access('admin')
-  @Owned('global')
-  @Post('exports')
-  start(@Body() body: StartExportDto) {
-    return this.exports.startAndShow({ ...body, format: body.format ?? 'qcow2', readOnly: body.readOnly ?? false, bitmap: body.bitmap ?? null });
-  }
-
-  @Access('admin')
-  @Owned('global')
-  @Delete('exports/:leaseId')
-  async stop(@Param() { leaseId }: LeaseIdParams) {
-    await this.exports.stopAndShow(leaseId);
-    return { leaseId, stopped: true };
-  }
+  constructor(private readonly queries: QueryBus) {}
 
   @Access('read')
   @Owned('global')

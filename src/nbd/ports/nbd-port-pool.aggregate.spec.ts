@@ -52,7 +52,7 @@ describe('NBD port pool rules', () => {
   it('refuses to release a port while its export runs, whichever hub process runs it', () => {
     const { state } = run([allocate('j1', 'd0', 'lease-a'), allocate('j2', 'd0', 'lease-b')]);
     expect(() => pool.decide(release(100, 'x', undefined, ['lease-a']), state)).toThrow(
-      new DomainError('conflict', 'port 100 serves a running export (lease lease-a); stop it with DELETE /api/v1/nbd/exports/lease-a'),
+      new DomainError('conflict', "port 100 serves a running export (lease lease-a); stop it first: DELETE /api/v1/nbd/ports/job/j1 stops the job's exports and releases its ports"),
     );
     expect(pool.decide(release(100, 'x', undefined, ['lease-b']), state)).toHaveLength(1);
   });

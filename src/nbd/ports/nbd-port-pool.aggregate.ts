@@ -66,7 +66,7 @@ export const nbdPortPoolAggregate: Aggregate<PortPoolState, PortPoolCommand, Nbd
         }
         const lease = state.leases[command.port];
         if (lease && command.exporting.includes(lease.leaseId)) {
-          throw new DomainError('conflict', `port ${command.port} serves a running export (lease ${lease.leaseId}); stop it with DELETE /api/v1/nbd/exports/${lease.leaseId}`);
+          throw new DomainError('conflict', `port ${command.port} serves a running export (lease ${lease.leaseId}); stop it first: DELETE /api/v1/nbd/ports/job/${lease.jobId} stops the job's exports and releases its ports`);
         }
         if (!lease) throw new DomainError('not_found', `port ${command.port} is not leased`);
         if (command.leaseId && lease.leaseId !== command.leaseId) {
