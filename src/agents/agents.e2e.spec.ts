@@ -115,7 +115,7 @@ describe('agents: registration, inventory and the tunnel policy', () => {
     expect((await hub.admin(hub.http().get('/api/v1/vms')).expect(200)).body.find((v: { vmId: string }) => v.vmId === 'vm1')).toMatchObject({ name: 'web', disks: vms[0].disks });
 
     // only an admin moves it, and then the old owner is the one refused
-    const move = (token: string, body: unknown) => hub.http().post('/api/v1/vms/vm1/move').set('Authorization', `Bearer ${token}`).send(body);
+    const move = (token: string, body: object) => hub.http().post('/api/v1/vms/vm1/move').set('Authorization', `Bearer ${token}`).send(body);
     await move(b.token, { agentId: b.agentId, reason: 'mine now' }).expect(403);
     await hub.admin(hub.http().post('/api/v1/vms/vm1/move')).send({ agentId: 'not-a-uuid', reason: 'x' }).expect(400);
     await hub.admin(hub.http().post('/api/v1/vms/..%2Fx/move')).send({ agentId: b.agentId, reason: 'x' }).expect(400);
