@@ -13,10 +13,16 @@ function active(dataSource: DataSource): Promise<RepositoryView[]> {
 }
 
 /** Capacity is measured when asked, not taken from the last sample: the sample is only recorded when it moved. */
-async function details(v: RepositoryView, dataSource: DataSource): Promise<RepositoryDetails> {
+async function details(v: RepositoryView, tenantId: string | null, dataSource: DataSource): Promise<RepositoryDetails> {
   const live = await measureCapacity(v.root).catch(() => null);
-  // the chains' read model is the restore-points projection's, applied in the same database
-  const [points] = await dataSource.query(`SELECT count(*)::int AS n FROM rm_restore_points WHERE repository_id = $1`, [v.repositoryId]);
+  // the chains' read model is the restore-points projection's, applied in the same database; a point is its VM's
+  // agent's tenant's, whichever tenant the repository was given to
+  const [points] = await dataSource.query(
+    `SELECT count(*)::int AS n FROM rm_restore_points p
+     WHERE p.repository_id = $1
+       AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM rm_vms v JOIN rm_tenancy t ON t.resource = 'agent' AND t.id = v.agent_id::text WHERE v.vm_id = p.vm_id AND t.tenant_id = $2))`,
+    [v.repositoryId, tenantId],
+  );
   return {
     repositoryId: v.repositoryId,
     name: v.name,
@@ -47,8 +53,8 @@ export class ActiveRepositoriesHandler implements IQueryHandler<ActiveRepositori
 export class ListRepositoriesHandler implements IQueryHandler<ListRepositoriesQuery, RepositoryDetails[]> {
   constructor(private readonly dataSource: DataSource) {}
 
-  async execute(): Promise<RepositoryDetails[]> {
-    return Promise.all((await active(this.dataSource)).map((v) => details(v, this.dataSource)));
+  async execute({ tenantId }: ListRepositoriesQuery): Promise<RepositoryDetails[]> {
+    return Promise.all((await active(this.dataSource)).map((v) => details(v, tenantId, this.dataSource)));
   }
 }
 
@@ -56,9 +62,9 @@ export class ListRepositoriesHandler implements IQueryHandler<ListRepositoriesQu
 export class GetRepositoryHandler implements IQueryHandler<GetRepositoryQuery, RepositoryDetails> {
   constructor(private readonly dataSource: DataSource) {}
 
-  async execute({ repositoryId }: GetRepositoryQuery): Promise<RepositoryDetails> {
+  async execute({ repositoryId, tenantId }: GetRepositoryQuery): Promise<RepositoryDetails> {
     const view = await this.dataSource.getRepository(RepositoryView).findOneBy({ repositoryId, status: 'active' });
     if (!view) throw new DomainError('not_found', `repository ${repositoryId} does not exist`);
-    return details(view, this.dataSource);
+    return details(view, tenantId, this.dataSource);
   }
 }

@@ -135,9 +135,10 @@ export class RestorePointVerificationWorkflow {
    * Every point of every chain in the repository: each point's own blocks are read once, from its own
    * view; a point is then clean when neither it nor any point it reads a damaged block through failed.
    */
-  async verifyRepository(repositoryId: string): Promise<RepositoryVerifyResult> {
+  /** `vmIds`: the VMs whose points the caller may act on (a tenant's); absent, every VM's. */
+  async verifyRepository(repositoryId: string, vmIds?: ReadonlySet<string>): Promise<RepositoryVerifyResult> {
     const root = (await this.repositories.usable(repositoryId)).root;
-    const views = await this.queries.execute(new RepositoryRestorePointsQuery(repositoryId));
+    const views = (await this.queries.execute(new RepositoryRestorePointsQuery(repositoryId))).filter((v) => !vmIds || vmIds.has(v.vmId));
     const started = Date.now();
     const progress = this.progress(`repository ${repositoryId}`);
     const result: RepositoryVerifyResult = { repositoryId, ok: true, points: [], mismatches: [], bytesRead: 0, blocks: 0, durationMs: 0, mibPerSecond: 0 };

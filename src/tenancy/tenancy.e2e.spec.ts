@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
@@ -18,7 +18,7 @@ describe('tenants: a foreign tenant finds nothing of another', () => {
   let dir: string;
   let base: string;
   let operations: Operation[];
-  const ids = { agent: '', repository: '', job: '', point: 'rp-acme-1', policy: '', vm: 'vm-acme', correlation: '' };
+  const ids = { agent: '', repository: '', job: '', point: 'rp-acme-1', policy: '', vm: 'vm-acme', correlation: '', initechAgent: '', initechVm: 'vm-initech', initechPoint: 'rp-initech-1' };
   const tokens = { acme: '', globex: '', acmeViewer: '' };
 
   const call = async (method: string, path: string, token: string, body?: unknown) => {
@@ -44,7 +44,8 @@ describe('tenants: a foreign tenant finds nothing of another', () => {
     ids.agent = agent.agentId;
     const inventory = { vms: [{ vmId: ids.vm, name: 'acme-web', disks: [{ diskId: 'disk0', path: '/images/acme.qcow2', format: 'qcow2', virtualSize: 1 << 30, changeTracking: 'dirty-bitmap' }] }] };
     expect((await call('PUT', `/api/v1/agents/${ids.agent}/inventory`, agent.token, inventory)).status).toBe(200);
-    ids.repository = (await admin('POST', '/api/v1/repositories', { name: 'acme-repo', kind: 'local', path: dir })).body.repositoryId;
+    mkdirSync(join(dir, 'repo'));
+    ids.repository = (await admin('POST', '/api/v1/repositories', { name: 'acme-repo', kind: 'local', path: join(dir, 'repo') })).body.repositoryId;
     expect((await admin('PUT', `/api/v1/agents/${ids.agent}/tenant`, { tenantId: 'acme' })).body).toMatchObject({ resource: 'agent', id: ids.agent, tenantId: 'acme' });
     expect((await admin('PUT', `/api/v1/repositories/${ids.repository}/tenant`, { tenantId: 'acme' })).status).toBe(200);
     for (const [who, tenantId, role] of [['acme', 'acme', 'operator'], ['globex', 'globex', 'operator'], ['acmeViewer', 'acme', 'viewer']] as const) {
@@ -62,6 +63,16 @@ describe('tenants: a foreign tenant finds nothing of another', () => {
     const policy = { name: 'acme-daily', vms: { agentId: ids.agent }, repositoryId: ids.repository, schedule: { cron: '0 2 * * *', timezone: 'UTC' }, retention: { keepLast: 3 }, rpoHours: 26 };
     ids.policy = (await call('POST', '/api/v1/policies', tokens.acme, policy)).body.policyId;
     await waitFor(async () => (await admin('GET', `/api/v1/restore-points/${ids.point}`)).status === 200);
+    // initech's VM has a point in acme's repository: the repository is shared, its points are not
+    const initechKey = await generateAgentKey(join(dir, 'initech-agent'));
+    const initechAgent = (await admin('POST', '/api/v1/agents', { name: 'initech-host', publicKey: initechKey.publicKey })).body;
+    ids.initechAgent = initechAgent.agentId;
+    const initechInventory = { vms: [{ vmId: ids.initechVm, name: 'initech-db', disks: [{ diskId: 'disk0', path: '/images/initech.qcow2', format: 'qcow2', virtualSize: 1 << 30, changeTracking: 'dirty-bitmap' }] }] };
+    expect((await call('PUT', `/api/v1/agents/${ids.initechAgent}/inventory`, initechAgent.token, initechInventory)).status).toBe(200);
+    expect((await admin('PUT', `/api/v1/agents/${ids.initechAgent}/tenant`, { tenantId: 'initech' })).status).toBe(200);
+    const initechPoint = { ...point, restorePointId: ids.initechPoint, vmId: ids.initechVm, disks: [{ ...point.disks[0], file: `${ids.initechVm}/disk0/${ids.initechPoint}.qcow2` }] };
+    await hub.db.store.append(chainStream(ids.initechVm, ids.repository), [{ type: RESTORE_POINT_ADDED, data: initechPoint, metadata: { correlationId: randomUUID(), causationId: randomUUID(), actor: 'test', schemaVersion: 1 } }]);
+    await waitFor(async () => (await admin('GET', `/api/v1/restore-points/${ids.initechPoint}`)).status === 200);
     const doc = (await admin('GET', '/api/docs-json')).body;
     operations = Object.entries(doc.paths as Record<string, Record<string, { 'x-sendense-tenancy'?: string }>>).flatMap(([path, methods]) =>
       Object.entries(methods).map(([method, op]) => ({ key: `${method.toUpperCase()} ${path}`, method: method.toUpperCase(), path, tenancy: op['x-sendense-tenancy'] ?? 'undeclared' })),
@@ -115,6 +126,41 @@ describe('tenants: a foreign tenant finds nothing of another', () => {
     expect(leaks).toEqual([]);
     expect(seen).toEqual(expected);
     expect(Object.values(seen).filter((s) => s === 404).length).toBeGreaterThan(30);
+  }, 60_000);
+
+  it("acme's token, on the repository it shares with initech's VM, acts on, lists and counts none of initech's points through any operation", async () => {
+    const initech = [ids.initechAgent, ids.initechVm, ids.initechPoint];
+    const naming = async () => (await hub.db.dataSource.query(`SELECT count(*)::int AS n FROM es_events WHERE stream_id LIKE $1 OR data::text LIKE $1`, [`%${ids.initechVm}%`]))[0].n as number;
+    const before = await naming();
+    const leaks: string[] = [];
+    const initechPath = (op: Operation) =>
+      op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
+        if (name === 'agentId') return ids.initechAgent;
+        if (name === 'vmId') return ids.initechVm;
+        if (name === 'id') return op.path.startsWith('/api/v1/repositories/') ? ids.repository : op.path.startsWith('/api/v1/restore-points/') ? ids.initechPoint : randomUUID();
+        if (name === 'streamId') return `chain-${ids.initechVm}-${ids.repository}`;
+        if (name === 'diskId') return 'disk0';
+        if (name === 'port') return '1';
+        return randomUUID();
+      });
+    const initechBody = { vmId: ids.initechVm, repositoryId: ids.repository, restorePointId: ids.initechPoint, agentId: ids.initechAgent, target: { kind: 'replace', vmId: ids.initechVm }, vms: { agentId: ids.initechAgent }, policy: { repositoryId: ids.repository, vms: { agentId: ids.initechAgent } } };
+    for (const op of operations) {
+      const url = initechPath(op);
+      const res = await call(op.method, url, tokens.acme, op.method === 'GET' || op.method === 'DELETE' ? undefined : initechBody);
+      const ok = res.status >= 200 && res.status < 300;
+      if (ok && initech.some((id) => url.includes(id))) leaks.push(`${op.key} answered ${res.status} for initech's object`);
+      if (ok && res.body && initech.some((id) => JSON.stringify(res.body).includes(id))) leaks.push(`${op.key} mentions initech's objects`);
+    }
+    expect(leaks).toEqual([]);
+    expect(await naming()).toBe(before);
+
+    // the shared repository's counts and its verify are each tenant's own
+    expect((await call('GET', `/api/v1/repositories/${ids.repository}`, tokens.acme)).body.restorePoints).toBe(1);
+    expect((await call('GET', '/api/v1/repositories', tokens.acme)).body.map((r: { restorePoints: number }) => r.restorePoints)).toEqual([1]);
+    expect((await admin('GET', `/api/v1/repositories/${ids.repository}`)).body.restorePoints).toBe(2);
+    const verified = await call('POST', `/api/v1/repositories/${ids.repository}/verify`, tokens.acme);
+    expect(verified.body.points.map((p: { restorePointId: string }) => p.restorePointId)).toEqual([ids.point]);
+    expect(await naming()).toBe(before);
   }, 60_000);
 
   it("globex's live stream, even read from the very first event, carries none of acme's", async () => {

@@ -13,7 +13,7 @@ export interface RepositoryDetails {
   freeBytes: number | null;
   usedBytes: number | null;
   lowSpace: boolean;
-  /** Restore points the repository holds. */
+  /** Restore points the repository holds (of the caller's tenant, for a tenant's token: a repository may hold several tenants' VMs). */
   restorePoints: number;
   registeredAt: Date;
 }

@@ -9,6 +9,7 @@ import { RepositoryLifecycleWorkflow } from '../repository-lifecycle.workflow';
 import { RegisterRepositoryDto, registrationOf, RepositoryIdParams } from './repositories.dto';
 import { Access } from '../../http/access.guard';
 import { Owned, TenantScope } from '../../http/owned';
+import { currentContext } from '../../eventing/request-context';
 
 /** Registering, removing, rescanning and verifying touch the repository's files, so they go through their workflows. */
 @ApiTags('repositories')
@@ -35,14 +36,14 @@ export class RepositoriesController {
   @Owned('filtered')
   @Get()
   async list() {
-    return this.scope.filter(await this.queries.execute(new ListRepositoriesQuery()), (r) => ({ repositoryId: r.repositoryId }));
+    return this.scope.filter(await this.queries.execute(new ListRepositoriesQuery(currentContext().tenantId)), (r) => ({ repositoryId: r.repositoryId }));
   }
 
   @Access('read')
   @Owned({ params: { id: 'repository' } })
   @Get(':id')
   get(@Param() { id }: RepositoryIdParams) {
-    return this.queries.execute(new GetRepositoryQuery(id));
+    return this.queries.execute(new GetRepositoryQuery(id, currentContext().tenantId));
   }
 
   @Access('admin')
@@ -60,11 +61,11 @@ export class RepositoriesController {
     return this.rescans.rescan(id);
   }
 
-  /** Reads back every block of every restore point in the repository (each once) against its digests. */
+  /** Reads back every block of every restore point in the repository (each once) against its digests; a tenant's token, of its own VMs' points only. */
   @Access('operate')
   @Owned({ params: { id: 'repository' } })
   @Post(':id/verify')
-  verify(@Param() { id }: RepositoryIdParams) {
-    return this.verification.verifyRepository(id);
+  async verify(@Param() { id }: RepositoryIdParams) {
+    return this.verification.verifyRepository(id, (await this.scope.owned())?.vmIds);
   }
 }
