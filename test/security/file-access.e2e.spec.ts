@@ -93,15 +93,19 @@ describe('no generic file access through the API', () => {
       expect(readFileSync(join(foreign, 'notes.txt'), 'utf8')).toBe('mine\n');
     });
 
-    it('POST /repositories at a directory another user owns, or every user may write → 400', async () => {
+    it('POST /repositories at a directory another user owns or every user may write, or below one → 400', async () => {
       const theirs = join(dir, 'theirs');
-      mkdirSync(theirs);
+      mkdirSync(join(theirs, 'repo'), { recursive: true });
       chownSync(theirs, 65534, 65534);
       await expectRefused(theirs, /belongs to another user \(uid 65534\)/);
+      // they could rename repo away and put a symlink to /etc in its place once it is registered
+      await expectRefused(join(theirs, 'repo'), /above .* belongs to another user \(uid 65534\), who could replace the repository's directory/);
+      await expectRefused(join(theirs, 'new'), /above .* belongs to another user/);
       const open = join(dir, 'open');
-      mkdirSync(open);
+      mkdirSync(join(open, 'repo'), { recursive: true });
       chmodSync(open, 0o777);
       await expectRefused(open, /is writable by every user/);
+      await expectRefused(join(open, 'repo'), /above .* is writable by every user, who could replace the repository's directory/);
     });
 
     it('registers a new directory with a marker, and the same repository again on a hub that lost its read models', async () => {

@@ -40,17 +40,33 @@ export async function realRoot(path: string): Promise<string> {
  * restore point's file, and the hub would write through it.
  */
 export async function refuseForeignRoot(root: string): Promise<void> {
+  await refuseForeignAncestors(root);
   const s = await stat(root).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
   if (!s) return;
   if (!s.isDirectory()) throw new DomainError('invalid', `${root} exists and is not a directory`);
-  const uid = process.getuid?.() ?? 0;
-  if (s.uid !== uid && s.uid !== 0) throw new DomainError('invalid', `${root} belongs to another user (uid ${s.uid}): a repository's directory must belong to the hub's user`);
+  if (s.uid !== HUB_UID && s.uid !== 0) throw new DomainError('invalid', `${root} belongs to another user (uid ${s.uid}): a repository's directory must belong to the hub's user`);
   if (s.mode & 0o002) throw new DomainError('invalid', `${root} is writable by every user: a repository's directory must not be`);
   const entries = await readdir(root, { withFileTypes: true });
   if (!entries.length || entries.some((e) => e.name === REPOSITORY_MARKER && e.isFile())) return;
   if (await isEarlierRepository(root, entries)) return;
   const shown = entries.slice(0, 5).map((e) => e.name).join(', ');
   throw new DomainError('invalid', `${root} is not empty and is not a Sendense repository (it holds ${shown}${entries.length > 5 ? ', …' : ''}): register an empty or new directory`);
+}
+
+const HUB_UID = process.getuid?.() ?? 0;
+
+/**
+ * Whoever may rename an entry of a directory above the repository can swap the repository's directory for a symlink
+ * after it was registered: every existing ancestor must belong to the hub's user or root, and one every user may write
+ * must be sticky (like /tmp, where only an entry's owner may rename it).
+ */
+async function refuseForeignAncestors(root: string): Promise<void> {
+  for (let dir = dirname(root); ; dir = dirname(dir)) {
+    const s = await stat(dir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+    if (s && s.uid !== HUB_UID && s.uid !== 0) throw new DomainError('invalid', `${dir} above ${root} belongs to another user (uid ${s.uid}), who could replace the repository's directory`);
+    if (s && s.mode & 0o002 && !(s.mode & 0o1000)) throw new DomainError('invalid', `${dir} above ${root} is writable by every user, who could replace the repository's directory`);
+    if (dir === '/') return;
+  }
 }
 
 /** Before the marker: one directory per VM, each with the manifests of its points. */
