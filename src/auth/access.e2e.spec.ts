@@ -17,6 +17,7 @@ const EXPECTED: Record<string, AccessLevel> = {
   'POST /api/v1/tokens': 'admin',
   'GET /api/v1/tokens': 'admin',
   'DELETE /api/v1/tokens/{tokenId}': 'admin',
+  'POST /api/v1/tokens/admin/rotate': 'admin',
   'GET /api/v1/projections': 'read',
   'POST /api/v1/projections/{name}/rebuild': 'admin',
   'POST /api/v1/agents': 'admin',
@@ -153,10 +154,13 @@ describe('roles: every operation of the OpenAPI document for every role', () => 
     return res.status;
   }
 
+  /** Let through, it ends the admin token every other test here uses: it is called last, on its own. */
+  const ROTATE = 'POST /api/v1/tokens/admin/rotate';
+
   it.each(['admin', 'operator', 'viewer', 'agent', 'sync'] as const)('a %s token is refused (403) exactly where its role may not go', async (role) => {
     const seen: Record<string, string> = {};
     const expected: Record<string, string> = {};
-    for (const op of operations) {
+    for (const op of operations.filter((o) => o.key !== ROTATE)) {
       const status = await call(op, tokens[role]);
       seen[op.key] = status === 403 ? 'refused' : status === 401 ? 'unauthenticated' : 'let through';
       expected[op.key] = roleMay(role, EXPECTED[op.key]) ? 'let through' : 'refused';
@@ -184,5 +188,12 @@ describe('roles: every operation of the OpenAPI document for every role', () => 
     const plain = await hub.http().post('/api/v1/tokens').set('Authorization', `Bearer ${admin2}`).send({ name: 'plain' }).expect(201);
     expect(plain.body.role).toBe('operator');
     await hub.http().get('/api/v1/tokens').set('Authorization', `Bearer ${plain.body.token}`).expect(403);
+  });
+
+  it('only an admin token may rotate the admin token (checked last: it ends the admin token the tests above use)', async () => {
+    const rotate = operations.find((o) => o.key === ROTATE)!;
+    for (const role of ['operator', 'viewer', 'agent', 'sync'] as const) expect(await call(rotate, tokens[role])).toBe(403);
+    expect(await call(rotate, tokens.admin)).toBe(201);
+    expect(await call(rotate, tokens.admin)).toBe(401);
   });
 });

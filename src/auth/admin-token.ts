@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newToken } from './token-hash';
 
@@ -20,9 +20,17 @@ export function ensureAdminToken(dataDir: string, fromEnv: string | null): Admin
     const token = readFileSync(file, 'utf8').trim();
     if (token.length >= 16) return { token, file, created: false };
   }
-  mkdirSync(dataDir, { recursive: true });
   const token = newToken();
-  writeFileSync(file, token + '\n', { mode: 0o600 });
-  chmodSync(file, 0o600);
-  return { token, file, created: true };
+  return { token, file: writeAdminTokenFile(dataDir, token), created: true };
+}
+
+/** `admin.token` in the data dir, 0600, holding `token`; written whole under another name first, so a reader never sees half a token. */
+export function writeAdminTokenFile(dataDir: string, token: string): string {
+  mkdirSync(dataDir, { recursive: true });
+  const file = join(dataDir, 'admin.token');
+  const partial = `${file}.partial-${process.pid}`;
+  writeFileSync(partial, token + '\n', { mode: 0o600 });
+  chmodSync(partial, 0o600);
+  renameSync(partial, file);
+  return file;
 }

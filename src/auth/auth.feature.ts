@@ -6,8 +6,13 @@ import { ApiTokensController } from './tokens/api-tokens.controller';
 import { IssueApiTokenHandler } from './tokens/commands/issue-api-token.handler';
 import { RevokeApiTokenHandler } from './tokens/commands/revoke-api-token.handler';
 import { TokenVerifier } from './token-verifier';
+import { TokenBoundResponses } from './token-bound-responses';
+import { AdminTokenHandler } from './admin-token.queries';
+import { AdminTokenRotationWorkflow } from './admin-token.workflow';
+import { AdminTokenFile } from './adapters/admin-token-file';
+import { RotateAdminTokenHandler } from './tokens/commands/rotate-admin-token.handler';
 
 export const authFeature = {
   controllers: [ApiTokensController, SessionController, DownloadLinksController],
-  providers: [TokenVerifier, DownloadLinks, IssueApiTokenHandler, RevokeApiTokenHandler, AccessGuard],
+  providers: [TokenVerifier, TokenBoundResponses, DownloadLinks, IssueApiTokenHandler, RevokeApiTokenHandler, RotateAdminTokenHandler, AdminTokenHandler, AdminTokenRotationWorkflow, AdminTokenFile, AccessGuard],
 };

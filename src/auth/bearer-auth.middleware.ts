@@ -2,7 +2,9 @@ import { Injectable, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { isConsolePath } from '../console/console-files';
 import { setPrincipal } from '../eventing/request-context';
-import { DOWNLOAD_LINK_PATH, DownloadLinks } from './download-links';
+import { NOT_FOUND_LINK, DOWNLOAD_LINK_PATH, DownloadLinks } from './download-links';
+import { hashToken } from './token-hash';
+import { TokenBoundResponses } from './token-bound-responses';
 import { TokenVerifier } from './token-verifier';
 
 const PUBLIC = new Set(['GET /api/v1/health']);
@@ -23,6 +25,7 @@ export class BearerAuthMiddleware implements NestMiddleware {
   constructor(
     private readonly verifier: TokenVerifier,
     private readonly links: DownloadLinks,
+    private readonly open: TokenBoundResponses,
   ) {}
 
   async use(req: Request, res: Response, next: NextFunction): Promise<void> {
@@ -31,27 +34,35 @@ export class BearerAuthMiddleware implements NestMiddleware {
     const linked = req.method === 'GET' ? DOWNLOAD_LINK_PATH.exec(req.originalUrl) : null;
     if (linked) return this.useLink(linked[1], req, res, next);
     const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(req.headers.authorization ?? '');
-    const principal = match ? await this.verifier.principalFor(match[1]).catch(() => null) : null;
-    if (!principal) {
+    const credential = match ? hashToken(match[1]) : null;
+    const principal = credential ? await this.verifier.principalForHash(credential).catch(() => null) : null;
+    if (!credential || !principal) {
       res
         .status(401)
         .setHeader('WWW-Authenticate', 'Bearer realm="sendense"')
         .json({ statusCode: 401, error: 'Unauthorized', message: match ? 'the bearer token is not valid' : 'missing "Authorization: Bearer <token>" header' });
       return;
     }
-    setPrincipal(principal);
+    setPrincipal(principal, credential);
+    this.open.track(credential, res);
     next();
   }
 
-  /** A download link stands for its request, made by the token that asked for the link; it works once. */
-  private useLink(secret: string, req: Request, res: Response, next: NextFunction): void {
+  /**
+   * A download link stands for its request, made by the token that asked for the link; it works once, and only
+   * while that token is valid: the token is verified again now, and the download is cut off if it is revoked
+   * while the bytes flow. A link whose token is gone answers as one that does not exist.
+   */
+  private async useLink(secret: string, req: Request, res: Response, next: NextFunction): Promise<void> {
     const link = this.links.take(secret);
-    if (!link) {
-      res.status(404).json({ statusCode: 404, error: 'Not Found', message: 'this download link is unknown, already used or expired (links work once, for a minute)' });
+    const principal = link ? await this.verifier.principalForHash(link.credential).catch(() => null) : null;
+    if (!link || !principal) {
+      res.status(404).json(NOT_FOUND_LINK);
       return;
     }
     req.url = link.target;
-    setPrincipal(link.principal);
+    setPrincipal(principal, link.credential);
+    this.open.track(link.credential, res);
     next();
   }
 }

@@ -24,7 +24,7 @@ export class DownloadLinksController {
   @Owned('none')
   @Post()
   issue(@Body() { path }: IssueDownloadLinkDto) {
-    const { actor, role, tenantId } = currentContext();
-    return this.links.issue({ actor, role: role!, tenantId: tenantId ?? null }, path);
+    // the bearer middleware sets it on every request that reaches a route needing a token
+    return this.links.issue(currentContext().credential!, path);
   }
 }

@@ -2,7 +2,7 @@ import { option } from '../config/cli-args';
 import { HubApi } from './hub-api';
 import { DiskLine, formatBytes, ProgressDisplay, progressLine } from './progress-bar';
 
-/** The `repository`, `backup` and `restore-points` commands, by their two words; each gets the arguments after them. */
+/** The `repository`, `backup`, `restore-points` and `token` commands, by their two words; each gets the arguments after them. */
 export const CLIENT_COMMANDS: Record<string, (args: string[], env: NodeJS.ProcessEnv) => Promise<void>> = {
   'repository add': repositoryAdd,
   'backup start': backupStart,
@@ -10,6 +10,7 @@ export const CLIENT_COMMANDS: Record<string, (args: string[], env: NodeJS.Proces
   'backup show': backupShow,
   'backup cancel': backupCancel,
   'restore-points list': restorePointsList,
+  'token rotate-admin': tokenRotateAdmin,
 };
 
 function required(args: string[], name: string): string {
@@ -80,6 +81,14 @@ async function restorePointsList(args: string[], env: NodeJS.ProcessEnv): Promis
   const repo = option(args, '--repository');
   const points = await new HubApi(env).call('GET', `/api/v1/vms/${encodeURIComponent(required(args, '--vm'))}/restore-points${repo ? `?repositoryId=${repo}` : ''}`);
   for (const p of points) process.stdout.write(`${formatRestorePoint(p)}\n`);
+}
+
+/** The new token goes to stdout alone (for a script to capture); what became of the file to stderr. */
+async function tokenRotateAdmin(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (args.length) throw new Error('usage: sendense token rotate-admin');
+  const { token, generation, file } = await new HubApi(env).call('POST', '/api/v1/tokens/admin/rotate');
+  process.stdout.write(`${token}\n`);
+  process.stderr.write(`admin token rotated (generation ${generation}): the old one no longer works on any hub sharing this database; ${file ? `the hub wrote the new one to ${file}` : 'the hub was started with SENDENSE_ADMIN_TOKEN: set it to the new token before its next start'}\n`);
 }
 
 export interface ListedRestorePoint {

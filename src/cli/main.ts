@@ -46,6 +46,8 @@ export const USAGE = () => `usage: sendense <command>
   sendense backup show JOB
   sendense backup cancel JOB
   sendense restore-points list --vm ID [--repository ID]
+  sendense token rotate-admin               replace the admin token (admin token needed): prints the new one; the
+                                            old one stops working at once on every hub sharing the database
   sendense help, sendense --help            this text
 
 ${section('Protection policies:', POLICY_USAGE)}

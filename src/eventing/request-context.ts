@@ -11,6 +11,11 @@ export interface RequestContext {
   tenantId?: string | null;
   /** The command or event that the next appended events are caused by. */
   causationId?: string;
+  /**
+   * The SHA-256 of the request's bearer token (never the token): what a request leaves open behind it (a download
+   * link, a stream) is tied to it, so it ends when that token is revoked or rotated.
+   */
+  credential?: string;
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();
@@ -43,7 +48,7 @@ export interface Principal {
   tenantId: string | null;
 }
 
-export function setPrincipal(principal: Principal): void {
+export function setPrincipal(principal: Principal, credential?: string): void {
   const store = storage.getStore();
-  if (store) Object.assign(store, principal);
+  if (store) Object.assign(store, principal, credential ? { credential } : {});
 }

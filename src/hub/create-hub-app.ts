@@ -4,6 +4,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { BearerAuthMiddleware } from '../auth/bearer-auth.middleware';
 import { DownloadLinks } from '../auth/download-links';
+import { TokenBoundResponses } from '../auth/token-bound-responses';
 import { TokenVerifier } from '../auth/token-verifier';
 import { consoleDir, serveConsole } from '../console/console-files';
 import { RequestContextMiddleware } from '../http/request-context.middleware';
@@ -21,7 +22,7 @@ export async function createHubApp(runtime: HubRuntime): Promise<INestApplicatio
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(strictValidationPipe());
   const context = new RequestContextMiddleware();
-  const auth = new BearerAuthMiddleware(app.get(TokenVerifier), app.get(DownloadLinks));
+  const auth = new BearerAuthMiddleware(app.get(TokenVerifier), app.get(DownloadLinks), app.get(TokenBoundResponses));
   app.use(context.use.bind(context));
   app.use(auth.use.bind(auth));
   app.use('/console', serveConsole(consoleDir()));

@@ -6,6 +6,7 @@ import { DataSource } from 'typeorm';
 import { READ_MODEL_ENTITIES } from '../../projections/read-model-entities';
 import { ensureAdminToken } from '../auth/admin-token';
 import { hashToken } from '../auth/token-hash';
+import { TokenVerifier } from '../auth/token-verifier';
 import { HubConfig, loadHubConfig } from '../config/hub-config';
 import { createDataSource, runMigrations } from '../database/data-source';
 import { connectionFromUrl, DbConnection, pgClientConfig, pgPoolConfig } from '../database/db-connection';
@@ -59,6 +60,12 @@ export async function startHub(env: NodeJS.ProcessEnv): Promise<RunningHub> {
     const admin = ensureAdminToken(config.dataDir, config.adminToken);
     const app: INestApplication = await createHubApp({ config, connection, dataSource, store, adminTokenHash: hashToken(admin.token) });
     undo.push(() => app.close());
+    if (!(await app.get(TokenVerifier).principalFor(admin.token))) {
+      log.warn(
+        { adminToken: admin.file ?? 'SENDENSE_ADMIN_TOKEN' },
+        `the admin token was rotated through the API since ${admin.file ?? 'SENDENSE_ADMIN_TOKEN'} was set: it no longer works; use the token the rotation returned (written to admin.token on the hub that rotated it)`,
+      );
+    }
     await app.listen(config.apiPort, config.apiBind).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'EADDRINUSE') throw new Error(`SENDENSE_API_PORT ${config.apiPort} on ${config.apiBind} is already in use by another process`);
       throw error;

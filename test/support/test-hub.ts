@@ -53,3 +53,29 @@ export async function eventCount(db: TestDatabase): Promise<number> {
   const [row] = await db.dataSource.query(`SELECT count(*)::int AS n FROM es_events`);
   return row.n;
 }
+
+/**
+ * A second hub process's application on the same database and event store as `hub` (its own data dir): what one
+ * hub records, the other must act on, as hubs sharing one database do.
+ */
+export async function startPeerHub(hub: TestHub, env: NodeJS.ProcessEnv = {}): Promise<Omit<TestHub, 'db'>> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sendense-testhub-peer-'));
+  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', ...env });
+  const app = await createHubApp({ config, connection: hub.db.connection, dataSource: hub.db.dataSource, store: hub.db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
+  await app.init();
+  return {
+    app,
+    dataDir,
+    http: () => request(app.getHttpServer()),
+    admin: (req) => req.set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`),
+    url: async () => {
+      const server = app.getHttpServer() as Server;
+      if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    },
+    close: async () => {
+      await app.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

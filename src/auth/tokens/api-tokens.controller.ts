@@ -8,6 +8,7 @@ import { IssueApiTokenCommand } from './commands/issue-api-token.command';
 import { RevokeApiTokenCommand } from './commands/revoke-api-token.command';
 import { Access } from '../../http/access.guard';
 import { Owned } from '../../http/owned';
+import { AdminTokenRotationWorkflow } from '../admin-token.workflow';
 
 /** The read model that authenticates tokens: a new token must work on the very next request, a revoked one must not. */
 const READ_MODEL = 'api-tokens';
@@ -19,7 +20,16 @@ export class ApiTokensController {
   constructor(
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
+    private readonly adminToken: AdminTokenRotationWorkflow,
   ) {}
+
+  /** The old admin token answers 401 from the moment this returns, on every hub sharing the database. */
+  @Access('admin', 'only an admin token can rotate the admin token')
+  @Owned('global')
+  @Post('admin/rotate')
+  rotateAdmin() {
+    return this.adminToken.rotate();
+  }
 
   @Access('admin', 'only an admin token can manage tokens')
   @Owned('global')
