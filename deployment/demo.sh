@@ -78,10 +78,10 @@ done
 say "repository"
 repo_id=$(curl -sf -H "Authorization: Bearer $SENDENSE_TOKEN" "$SENDENSE_HUB/api/v1/repositories" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).find(r=>r.name==="demo");process.stdout.write(r?r.repositoryId:"")})')
 if [ -z "$repo_id" ]; then
-  sendense repository add --name demo --path "$demo/repository"
+  sendense repository add --name demo --path "$data_dir/repositories/demo"
   repo_id=$(curl -sf -H "Authorization: Bearer $SENDENSE_TOKEN" "$SENDENSE_HUB/api/v1/repositories" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.parse(s).find(r=>r.name==="demo").repositoryId))')
 fi
-echo "repository demo: $repo_id ($demo/repository)"
+echo "repository demo: $repo_id ($data_dir/repositories/demo)"
 
 say "first backup (full on a new chain)"
 sendense backup start --vm demo-vm --repository "$repo_id" --type auto --wait
