@@ -1,4 +1,4 @@
-import { BadRequestException, Controller, Get, NotFoundException, Param, Query } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Param, Query } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { AuditPageQuery, CorrelationIdParams, SearchEventsQueryDto, StreamIdParams } from './audit.dto';
@@ -7,7 +7,9 @@ import { CorrelationEventsQuery } from './queries/correlation-events.query';
 import { StreamEventsQuery } from './queries/stream-events.query';
 import { Access } from '../http/access.guard';
 import { Owned, TenantScope } from '../http/owned';
-import type { AuditEvent } from './audit-event';
+import { notFound } from '../http/not-found';
+import { currentContext } from '../eventing/request-context';
+import { AuditEvent, redactSecrets } from './audit-event';
 
 @ApiTags('audit')
 @ApiBearerAuth()
@@ -18,12 +20,16 @@ export class AuditController {
     private readonly scope: TenantScope,
   ) {}
 
-  /** A tenant's token reads the events of what its tenant owns, nothing else. */
+  /** A tenant's token reads the events of what its tenant owns, nothing else; only an admin token reads hashes and secrets in them. */
   private async visible(events: AuditEvent[]): Promise<AuditEvent[]> {
     const seen = new Map<string, boolean>();
     const keep: AuditEvent[] = [];
     for (const e of events) if (await this.scope.eventVisible(e, seen)) keep.push(e);
-    return keep;
+    return this.redacted(keep);
+  }
+
+  private redacted(events: AuditEvent[]): AuditEvent[] {
+    return currentContext().role === 'admin' ? events : events.map(redactSecrets);
   }
 
   /** Pages in global order: pass `next` as `after` for the following page (null on the last). */
@@ -45,8 +51,9 @@ export class AuditController {
   @Owned('filtered')
   @Get('streams/:streamId')
   async stream(@Param() { streamId }: StreamIdParams, @Query() page: AuditPageQuery) {
-    if (!(await this.scope.streamVisible(streamId))) throw new NotFoundException(`stream ${streamId} has no events`);
-    return { streamId, events: await this.queries.execute(new StreamEventsQuery(streamId, page.fromRevision ?? 0, page.limit ?? 500)) };
+    // the same error as the query's for a stream without events
+    if (!(await this.scope.streamVisible(streamId))) throw notFound(`stream ${streamId} has no events`);
+    return { streamId, events: this.redacted(await this.queries.execute(new StreamEventsQuery(streamId, page.fromRevision ?? 0, page.limit ?? 500))) };
   }
 
   @Access('read')
@@ -54,7 +61,8 @@ export class AuditController {
   @Get('correlations/:correlationId')
   async correlation(@Param() { correlationId }: CorrelationIdParams, @Query() page: AuditPageQuery) {
     const events = await this.visible(await this.queries.execute(new CorrelationEventsQuery(correlationId, page.limit ?? 1000)));
-    if (events.length === 0) throw new NotFoundException(`no events carry correlation id ${correlationId}`);
+    // the same error as the query's for an id no event carries
+    if (events.length === 0) throw notFound(`no events carry correlation id ${correlationId}`);
     return { correlationId, events };
   }
 }

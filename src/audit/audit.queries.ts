@@ -1,7 +1,7 @@
 import { Inject } from '@nestjs/common';
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
-import { DomainError } from '../eventing/domain-error';
+import { notFound } from '../http/not-found';
 import { AuditEvent, toAuditEvent } from './audit-event';
 import { CorrelationEventsQuery } from './queries/correlation-events.query';
 import { SearchEventsQuery } from './queries/search-events.query';
@@ -16,7 +16,7 @@ export class StreamEventsHandler implements IQueryHandler<StreamEventsQuery, Aud
   async execute({ streamId, fromRevision, limit }: StreamEventsQuery): Promise<AuditEvent[]> {
     const events = await this.store.readStream(streamId, { fromRevision: BigInt(fromRevision), maxCount: limit });
     // Past the end of a stream is an empty page; a stream without any events does not exist.
-    if (events.length === 0 && !fromRevision) throw new DomainError('not_found', `stream ${streamId} has no events`);
+    if (events.length === 0 && !fromRevision) throw notFound(`stream ${streamId} has no events`);
     return events.map(toAuditEvent);
   }
 }
@@ -27,7 +27,7 @@ export class CorrelationEventsHandler implements IQueryHandler<CorrelationEvents
 
   async execute({ correlationId, limit }: CorrelationEventsQuery): Promise<AuditEvent[]> {
     const events = await this.store.readCorrelation(correlationId, limit);
-    if (events.length === 0) throw new DomainError('not_found', `no events carry correlation id ${correlationId}`);
+    if (events.length === 0) throw notFound(`no events carry correlation id ${correlationId}`);
     return events.map(toAuditEvent);
   }
 }

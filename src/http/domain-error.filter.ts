@@ -3,6 +3,7 @@ import type { Response } from 'express';
 import { DomainError } from '../eventing/domain-error';
 import { InvalidPositionError } from '../event-store/positions';
 import { ImageKeyError } from '../qemu/image-keys';
+import { notFoundBody } from './not-found';
 
 const STATUS = { not_found: 404, conflict: 409, invalid: 400 } as const;
 const ERROR = { 404: 'Not Found', 409: 'Conflict', 400: 'Bad Request' } as const;
@@ -12,6 +13,6 @@ const ERROR = { 404: 'Not Found', 409: 'Conflict', 400: 'Bad Request' } as const
 export class DomainErrorFilter implements ExceptionFilter {
   catch(error: DomainError | InvalidPositionError | ImageKeyError, host: ArgumentsHost): void {
     const status = error instanceof DomainError ? STATUS[error.kind] : error instanceof ImageKeyError ? 409 : 400;
-    host.switchToHttp().getResponse<Response>().status(status).json({ statusCode: status, error: ERROR[status], message: error.message });
+    host.switchToHttp().getResponse<Response>().status(status).json(status === 404 ? notFoundBody(error.message) : { statusCode: status, error: ERROR[status], message: error.message });
   }
 }

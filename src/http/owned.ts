@@ -4,6 +4,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import { ApiExtension } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { currentContext } from '../eventing/request-context';
+import { notFound } from './not-found';
 import { OwnedKind, OwnerTenantQuery, TenantObjectsQuery } from './owner-tenant.query';
 
 /**
@@ -37,6 +38,7 @@ export class TenantGuard implements CanActivate {
     const ownership = this.reflector.getAllAndOverride<Ownership | undefined>(OWNED, [context.getHandler(), context.getClass()]);
     const req = context.switchToHttp().getRequest<Request>();
     if (ownership === 'none' || ownership === 'filtered') return true;
+    // Nest's own answer to a route that does not exist, to the byte
     if (ownership === undefined || ownership === 'global') throw new NotFoundException(`Cannot ${req.method} ${req.path}`);
     for (const [name, kind] of Object.entries(ownership.params ?? {})) await this.check(kind, req.params[name], tenantId);
     for (const [path, declared] of Object.entries(ownership.body ?? {})) {
@@ -55,7 +57,7 @@ export class TenantGuard implements CanActivate {
     // a malformed id is the validation pipe's to refuse, after the guards
     if (typeof id !== 'string') return;
     const owner = await this.queries.execute(new OwnerTenantQuery(kind, id));
-    if (owner.tenantId !== tenantId) throw new NotFoundException(`${kind} ${id} does not exist`);
+    if (owner.tenantId !== tenantId) throw notFound(`${kind} ${id} does not exist`);
   }
 }
 
