@@ -203,6 +203,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       };
       const now = new Date();
       const seen = new Set<string>();
+      const vmsHere = new Set<string>();
       let alreadyHeld = 0;
       let older = 0;
       for (const point of wanted) {
@@ -213,6 +214,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           continue;
         }
         seen.add(point.restorePointId);
+        vmsHere.add(point.vmId);
         const chain = await this.chains.load(point.vmId, job.repositoryId);
         // a hub holds a restore point once, whatever repository it is in: its id names it everywhere (API, audit, restores)
         if (pointOf(chain, point.restorePointId) || (await this.heldHere(point.restorePointId))) {
@@ -240,7 +242,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         synced.push(point.restorePointId);
         current = null;
       }
-      if (job.retention) await this.applyRetention(job, runId, [...new Set(wanted.map((p) => p.vmId))]);
+      // only the VMs of points that passed the boundary: a refused point's vmId names no chain here
+      if (job.retention) await this.applyRetention(job, runId, [...vmsHere]);
       if (older) this.logger.log(`sync ${job.syncJobId} run ${runId}: ${older} points older than the newest point here left out`);
       await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'completeRun', result: { runId, synced, alreadyHeld, bytesReceived, durationMs: Date.now() - started, refused } }), SYNC_JOBS);
       this.logger.log(`sync ${job.syncJobId} run ${runId}: ${synced.length} points copied (${bytesReceived} bytes), ${alreadyHeld} already here${refused.length ? `, ${refused.length} refused` : ''}`);
@@ -404,7 +407,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const deferred: { restorePointId: string; reason: string }[] = [];
       for (const mark of deletionOrder(marks, !!immutableDays)) {
         try {
-          await this.deletion.delete(mark.restorePointId);
+          await this.deletion.delete(mark.restorePointId, { reason: `pruned by sync job ${job.syncJobId}` });
           pruned.push(mark.restorePointId);
         } catch (error) {
           if (error instanceof DomainError && error.kind === 'not_found') continue;

@@ -79,6 +79,7 @@ describe('a compromised primary hub cannot harm the hub that pulls from it', () 
       { meta: meta('rp-slash', 'vm-good', { ...good1, diskId: 'disk/../../../x' }), disks: [{ ...good1, diskId: 'disk/../../../x' }] },
       { meta: meta('rp-nul\u0000x', 'vm-good', good1), disks: [good1] },
       { meta: meta(`rp-${'l'.repeat(297)}`, 'vm-good', good1), disks: [good1] },
+      { meta: meta('rp-nul-vm', 'vm\u0000nul', good1), disks: [good1] },
       // an incremental whose parent is nowhere
       { meta: meta('rp-orphan', 'vm-orphan', good2, { type: 'incremental', parentId: 'rp-not-anywhere' }), disks: [good2] },
       // a genuine point whose export names another host to dial (a decoy listens there)
@@ -118,6 +119,7 @@ describe('a compromised primary hub cannot harm the hub that pulls from it', () 
       { restorePointId: 'rp-slash', vmId: 'vm-good', reason: 'diskId "disk/../../../x" is not a valid identifier (1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit, with no \'..\')' },
       { restorePointId: '"rp-nul\\u0000x"', vmId: 'vm-good', reason: expect.stringMatching(/^restorePointId "rp-nul\\u0000x" is not a valid identifier/) },
       { restorePointId: expect.stringMatching(/^"rp-l+"…\(300 characters\)$/), vmId: 'vm-good', reason: expect.stringMatching(/^restorePointId "rp-l+…\(300 characters\)" is not a valid identifier/) },
+      { restorePointId: 'rp-nul-vm', vmId: '"vm\\u0000nul"', reason: expect.stringMatching(/^vmId "vm\\u0000nul" is not a valid identifier/) },
       { restorePointId: 'rp-orphan', vmId: 'vm-orphan', reason: 'its parent rp-not-anywhere is neither held here nor listed by the remote hub' },
     ]);
     // each refusal is on the job's stream, as it happened
@@ -158,5 +160,19 @@ describe('a compromised primary hub cannot harm the hub that pulls from it', () 
     expect(synced).toHaveLength(2);
     const served = primary.points.find((p) => p.meta.restorePointId === ids.good2)!.disks[0].file;
     await run('qemu-img', ['compare', '-q', '-U', served, join(target.repoRoot, points[1].disks[0].file)]);
+  }, 180_000);
+
+  it("a job with its own retention refuses the same points again and still completes: its retention reads only the chains of points that passed (a vmId with NUL reaches no query)", async () => {
+    const [remote] = (await target.api('GET', '/api/v1/remotes')).body as any[];
+    const job = await target.api('POST', '/api/v1/sync-jobs', { remoteId: remote.remoteId, repositoryId: target.repositoryId, retention: { keepLast: 5 } });
+    expect(job.status).toBe(201);
+    const started = await target.api('POST', `/api/v1/sync-jobs/${job.body.syncJobId}/run`);
+    let lastRun: any;
+    await target.until(async () => {
+      lastRun = (await target.api('GET', `/api/v1/sync-jobs/${job.body.syncJobId}`)).body.lastRun;
+      return lastRun?.runId === started.body.runId && lastRun.status !== 'running';
+    }, 120_000, 'the sync run to end');
+    expect({ status: lastRun.status, reason: lastRun.reason, synced: lastRun.synced, alreadyHeld: lastRun.alreadyHeld, refused: lastRun.refused.length }).toEqual({ status: 'completed-with-warnings', reason: null, synced: [], alreadyHeld: 3, refused: 7 });
+    expect(fileSha(canary)).toBe(canarySha);
   }, 180_000);
 });
