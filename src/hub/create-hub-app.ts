@@ -1,5 +1,6 @@
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { BearerAuthMiddleware } from '../auth/bearer-auth.middleware';
@@ -8,21 +9,25 @@ import { TokenBoundResponses } from '../auth/token-bound-responses';
 import { TokenVerifier } from '../auth/token-verifier';
 import { consoleDir, serveConsole } from '../console/console-files';
 import { RequestContextMiddleware } from '../http/request-context.middleware';
+import { securityHeaders } from '../http/security-headers';
 import { strictValidationPipe } from '../http/validation';
 import { HubModule } from './hub.module';
 import { HubRuntime } from './hub-runtime';
 
 /**
- * Builds the hub's Nest application without listening. Correlation and auth
- * run as the first middlewares so they also guard /api/docs and /metrics;
+ * Builds the hub's Nest application without listening. The browser security headers,
+ * correlation and auth run as the first middlewares so they also cover /api/docs and /metrics;
  * the console's static files (no data in them) pass auth and are served before any route.
  */
 export async function createHubApp(runtime: HubRuntime): Promise<INestApplication> {
-  const app = await NestFactory.create(HubModule.create(runtime), { bufferLogs: true, bodyParser: true });
+  const app = await NestFactory.create<NestExpressApplication>(HubModule.create(runtime), { bufferLogs: true, bodyParser: true });
+  // says which framework (and so which of its flaws) answers, to anyone who asks
+  app.disable('x-powered-by');
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(strictValidationPipe());
   const context = new RequestContextMiddleware();
   const auth = new BearerAuthMiddleware(app.get(TokenVerifier), app.get(DownloadLinks), app.get(TokenBoundResponses));
+  app.use(securityHeaders);
   app.use(context.use.bind(context));
   app.use(auth.use.bind(auth));
   app.use('/console', serveConsole(consoleDir()));
