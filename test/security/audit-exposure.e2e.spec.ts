@@ -21,7 +21,7 @@ describe('the audit as a viewer and as a tenant read it', () => {
   };
   const post = async (path: string, token: string, body: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(base + path, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as any };
   };
 
   beforeAll(async () => {

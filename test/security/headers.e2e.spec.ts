@@ -63,7 +63,7 @@ describe('browser security headers on every answer', () => {
     });
     await page.addInitScript(() => {
       const seen: string[] = ((globalThis as any).__violations = []);
-      document.addEventListener('securitypolicyviolation', (e) => seen.push(`${e.violatedDirective} ${e.blockedURI}`));
+      (globalThis as any).document.addEventListener('securitypolicyviolation', (e: any) => seen.push(`${e.violatedDirective} ${e.blockedURI}`));
     });
     await page.goto(`${base}/console/`);
     await page.waitForURL(/\/console\/login/);
@@ -80,6 +80,7 @@ describe('browser security headers on every answer', () => {
 
     // what an injection would add: an inline script, an inline event handler
     await page.evaluate(() => {
+      const document = (globalThis as any).document;
       const script = document.createElement('script');
       script.textContent = 'globalThis.__pwned = 1';
       document.body.append(script);
