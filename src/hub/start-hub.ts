@@ -60,6 +60,8 @@ export async function startHub(env: NodeJS.ProcessEnv): Promise<RunningHub> {
     const admin = ensureAdminToken(config.dataDir, config.adminToken);
     const app: INestApplication = await createHubApp({ config, connection, dataSource, store, adminTokenHash: hashToken(admin.token) });
     undo.push(() => app.close());
+    // the query handlers that answer the check below are registered when the application initialises
+    await app.init();
     if (!(await app.get(TokenVerifier).principalFor(admin.token))) {
       log.warn(
         { adminToken: admin.file ?? 'SENDENSE_ADMIN_TOKEN' },
