@@ -455,6 +455,8 @@ export class Lab {
         SENDENSE_ADMIN_TOKEN: TOKEN,
         SENDENSE_NBD_PORTS: '14100-14163',
         SENDENSE_LOG_LEVEL: 'warn',
+        // what the benches weigh after retention is the chain as it ends up, not its points waiting in the recycle bin
+        SENDENSE_DELETE_GRACE_DAYS: '0',
         ...this.options.hubEnv,
       },
       this.profileDir,

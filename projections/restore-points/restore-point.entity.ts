@@ -30,7 +30,16 @@ export class RestorePointView {
   disks: PointDisk[];
 
   @Column({ type: 'text' })
-  status: 'available' | 'deleting';
+  status: 'available' | 'deleting' | 'recycled';
+
+  @Column({ name: 'recycled_at', type: 'timestamptz', nullable: true })
+  recycledAt: Date | null;
+
+  @Column({ name: 'purge_after', type: 'timestamptz', nullable: true })
+  purgeAfter: Date | null;
+
+  @Column({ name: 'recycled_by', type: 'text', nullable: true })
+  recycledBy: string | null;
 
   /** Order in the chain: the position of the event that added it. */
   @Column({ name: 'chain_position', type: 'text' })

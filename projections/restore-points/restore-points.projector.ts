@@ -12,6 +12,8 @@ import {
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
   RESTORE_POINT_VERIFIED,
+  RESTORE_POINT_RECYCLED,
+  RESTORE_POINT_UNDELETED,
   PointSource,
   RestorePoint,
   RestorePointCorrupted,
@@ -19,6 +21,7 @@ import {
   RestorePointDeleteFailed,
   RestorePointMerged,
   RestorePointVerified,
+  RestorePointRecycled,
 } from '../../src/restore-points/chain.events';
 import { RestorePointView } from './restore-point.entity';
 
@@ -67,9 +70,19 @@ export class RestorePointsProjector implements Projector {
         // The point stays; when the surgery stopped past the point of no return it reads as a failed check until deleted again.
         const d = event.data as RestorePointDeleteFailed['data'];
         const damaged = d.undone ? {} : { verifiedAt: event.createdAt, verifyOk: false, verifyProblems: [`a delete stopped midway: ${d.reason}`], verifyWarnings: [], integrity: 'corrupt' as const };
-        await repo.update({ restorePointId: d.restorePointId }, { status: 'available', ...damaged });
+        const before = await repo.findOneBy({ restorePointId: d.restorePointId });
+        // a purge that failed leaves the point where it was: in the recycle bin
+        await repo.update({ restorePointId: d.restorePointId }, { status: before?.purgeAfter ? 'recycled' : 'available', ...damaged });
         return;
       }
+      case RESTORE_POINT_RECYCLED: {
+        const d = event.data as RestorePointRecycled['data'];
+        await repo.update({ restorePointId: d.restorePointId }, { status: 'recycled', recycledAt: new Date(d.recycledAt), purgeAfter: new Date(d.purgeAfter), recycledBy: d.by });
+        return;
+      }
+      case RESTORE_POINT_UNDELETED:
+        await repo.update({ restorePointId: (event.data as { restorePointId: string }).restorePointId }, { status: 'available', recycledAt: null, purgeAfter: null, recycledBy: null });
+        return;
       case RESTORE_POINT_MERGED: {
         const d = event.data as RestorePointMerged['data'];
         await repo.delete({ restorePointId: d.restorePointId });

@@ -1,5 +1,5 @@
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { DataSource } from 'typeorm';
+import { DataSource, LessThanOrEqual, Not } from 'typeorm';
 import { DomainError } from '../../src/eventing/domain-error';
 import { ProjectionsService } from '../../src/projection-runner/projections.service';
 import { CountRestorePointsQuery } from '../../src/restore-points/queries/count-restore-points.query';
@@ -7,6 +7,7 @@ import { GetRestorePointQuery } from '../../src/restore-points/queries/get-resto
 import { ListRestorePointsQuery } from '../../src/restore-points/queries/list-restore-points.query';
 import { RestorePointRecord } from '../../src/restore-points/queries/restore-point.record';
 import { RepositoryRestorePointsQuery } from '../../src/restore-points/queries/repository-restore-points.query';
+import { RecycleBinQuery } from '../../src/restore-points/queries/recycle-bin.query';
 import { RestorePointsBeingDeletedQuery } from '../../src/restore-points/queries/restore-points-being-deleted.query';
 import { RestorePointView } from './restore-point.entity';
 
@@ -26,7 +27,17 @@ export class ListRestorePointsHandler implements IQueryHandler<ListRestorePoints
   constructor(private readonly dataSource: DataSource) {}
 
   execute({ vmId, repositoryId }: ListRestorePointsQuery): Promise<RestorePointRecord[]> {
-    return this.dataSource.getRepository(RestorePointView).find({ where: { vmId, ...(repositoryId ? { repositoryId } : {}) }, order: { chainPosition: 'ASC' } });
+    // a recycled point is deleted as far as the VM's points go: the recycle bin lists it
+    return this.dataSource.getRepository(RestorePointView).find({ where: { vmId, status: Not('recycled'), ...(repositoryId ? { repositoryId } : {}) }, order: { chainPosition: 'ASC' } });
+  }
+}
+
+@QueryHandler(RecycleBinQuery)
+export class RecycleBinHandler implements IQueryHandler<RecycleBinQuery, RestorePointRecord[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  execute({ dueBy }: RecycleBinQuery): Promise<RestorePointRecord[]> {
+    return this.dataSource.getRepository(RestorePointView).find({ where: { status: 'recycled', ...(dueBy ? { purgeAfter: LessThanOrEqual(dueBy) } : {}) }, order: { purgeAfter: 'ASC', chainPosition: 'ASC' } });
   }
 }
 

@@ -30,6 +30,10 @@ export interface HubConfig {
   maxConcurrentBackups: number;
   /** A restore mount nobody touched for this long is released. */
   restoreIdleMs: number;
+  /** How long a deleted or pruned restore point stays in the recycle bin before its files are removed; 0: removed at once. */
+  deleteGraceMs: number;
+  /** How often the hub looks for recycled points whose grace ended. */
+  recyclePurgeIntervalMs: number;
 }
 
 /** A week: anything longer is a forgotten mount, not a restore. */
@@ -111,6 +115,8 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   if (isIP(sshBind) === 0) problems.push(`SENDENSE_SSH_BIND must be an IP address, got ${JSON.stringify(sshBind)}`);
   const maxConcurrentBackups = int('SENDENSE_MAX_CONCURRENT_BACKUPS', 4, 1, 1000);
   const restoreIdleS = int('SENDENSE_RESTORE_IDLE_S', 3600, 1, MAX_RESTORE_IDLE_S, 'seconds');
+  const deleteGraceDays = int('SENDENSE_DELETE_GRACE_DAYS', 7, 0, 3650);
+  const recyclePurgeIntervalS = int('SENDENSE_RECYCLE_PURGE_INTERVAL_S', 300, 1, 86_400);
 
   const config: HubConfig = {
     dataDir,
@@ -130,6 +136,8 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     sshBind,
     maxConcurrentBackups,
     restoreIdleMs: restoreIdleS * 1000,
+    deleteGraceMs: deleteGraceDays * 86_400_000,
+    recyclePurgeIntervalMs: recyclePurgeIntervalS * 1000,
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -7,7 +7,9 @@ import { BreakChainHandler } from '../restore-points/commands/break-chain.handle
 import { RecordCorruptionHandler } from '../restore-points/commands/record-corruption.handler';
 import { RecordRescanFindingHandler } from '../restore-points/commands/record-rescan-finding.handler';
 import { RecordVerificationHandler } from '../restore-points/commands/record-verification.handler';
+import { RecycleRestorePointHandler } from '../restore-points/commands/recycle-restore-point.handler';
 import { StartRestorePointDeleteHandler } from '../restore-points/commands/start-restore-point-delete.handler';
+import { UndeleteRestorePointHandler } from '../restore-points/commands/undelete-restore-point.handler';
 import { FilesInUse } from '../restore-points/files-in-use';
 import { ImmutablePoints } from '../restore-points/immutable-points';
 import { RescanWorkflow } from '../restore-points/rescan.workflow';
@@ -35,6 +37,8 @@ export const repositoriesFeature = {
     StartRestorePointDeleteHandler,
     CompleteRestorePointDeleteHandler,
     FailRestorePointDeleteHandler,
+    RecycleRestorePointHandler,
+    UndeleteRestorePointHandler,
     RecordVerificationHandler,
     RecordCorruptionHandler,
     BreakChainHandler,

@@ -29,6 +29,29 @@ describe('restore point chain rules', () => {
     expect(() => run([{ kind: 'add', point: { ...point('x', null), parentId: 'a' } }], base())).toThrow(/full restore point has no parent/);
   });
 
+  it('recycles a point once, keeps it in the chain with its files, and lets an admin take it back', () => {
+    const recycle: ChainCommand = { kind: 'recycle', restorePointId: 'b', recycledAt: '2026-01-02T00:00:00Z', purgeAfter: '2026-01-09T00:00:00Z', by: 'ops', reason: 'deleted' };
+    const events = run([recycle, recycle], base());
+    expect(events.slice(3)).toEqual([{ type: 'RestorePointRecycled', data: { restorePointId: 'b', recycledAt: '2026-01-02T00:00:00Z', purgeAfter: '2026-01-09T00:00:00Z', by: 'ops', reason: 'deleted' } }]);
+    const state = fold(chain, events);
+    expect(state.points.map((p) => p.restorePointId)).toEqual(['a', 'b', 'c']);
+    expect(state.recycled).toEqual({ b: { recycledAt: '2026-01-02T00:00:00Z', purgeAfter: '2026-01-09T00:00:00Z' } });
+    const back = run([{ kind: 'undelete', restorePointId: 'b', by: 'admin' }], events);
+    expect(back.at(-1)).toEqual({ type: 'RestorePointUndeleted', data: { restorePointId: 'b', by: 'admin' } });
+    expect(fold(chain, back).recycled).toEqual({});
+    expect(() => run([{ kind: 'undelete', restorePointId: 'b', by: 'admin' }], back)).toThrow('restore point b is not in the recycle bin');
+    expect(() => run([{ ...recycle, restorePointId: 'zz' }], base())).toThrow('restore point zz does not exist');
+  });
+
+  it('purges a recycled point as a delete, which empties its place in the recycle bin', () => {
+    const recycled = run([{ kind: 'recycle', restorePointId: 'c', recycledAt: 'x', purgeAfter: 'y', by: 'ops', reason: 'r' }], base());
+    const purged = fold(chain, run([{ kind: 'startDelete', restorePointId: 'c' }, { kind: 'completeDelete', restorePointId: 'c', childDisks: null }], [...recycled]));
+    expect(purged.points.map((p) => p.restorePointId)).toEqual(['a', 'b']);
+    expect(purged.recycled).toEqual({});
+    const started = run([{ kind: 'startDelete', restorePointId: 'c' }], [...recycled]);
+    expect(() => run([{ kind: 'undelete', restorePointId: 'c', by: 'admin' }], started)).toThrow('restore point c is being purged');
+  });
+
   it('picks the delete strategy from the position in the chain', () => {
     const strategyOf = (id: string) => (run([{ kind: 'startDelete', restorePointId: id }], base()).at(-1)!.data as { strategy: string }).strategy;
     expect(strategyOf('a')).toBe('merge-into-child');

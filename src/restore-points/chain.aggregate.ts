@@ -15,6 +15,8 @@ import {
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
   RESTORE_POINT_VERIFIED,
+  RESTORE_POINT_RECYCLED,
+  RESTORE_POINT_UNDELETED,
   PointSource,
   RestorePoint,
 } from './chain.events';
@@ -46,6 +48,8 @@ export interface ChainState {
   integrity: Record<string, PointIntegrity>;
   /** The last break recorded: the same break (point and reason) is recorded once. */
   lastBreak: { restorePointId: string | null; reason: string } | null;
+  /** Points in the recycle bin, by id: still in `points` (their files back their children) until purged. */
+  recycled: Record<string, { recycledAt: string; purgeAfter: string }>;
 }
 
 const UNVERIFIED: PointIntegrity = { status: 'unverified', verifiedAt: null, damaged: [], problems: [] };
@@ -54,8 +58,8 @@ export function integrityOf(state: ChainState, restorePointId: string): PointInt
   return state.integrity[restorePointId] ?? UNVERIFIED;
 }
 
-function withoutPoint(integrity: Record<string, PointIntegrity>, restorePointId: string): Record<string, PointIntegrity> {
-  const { [restorePointId]: _gone, ...rest } = integrity;
+function withoutPoint<T>(byPoint: Record<string, T>, restorePointId: string): Record<string, T> {
+  const { [restorePointId]: _gone, ...rest } = byPoint;
   return rest;
 }
 
@@ -73,7 +77,10 @@ export type ChainCommand =
   /** A point a rescan found in the repository's manifests, with the files of it that are not there. */
   | { kind: 'recordRescanFinding'; point: RestorePoint; missingFiles: string[] }
   /** A backup will not build on this point (it is corrupt): the chain ends there and the next point starts a new one. */
-  | { kind: 'breakAt'; restorePointId: string; reason: string };
+  | { kind: 'breakAt'; restorePointId: string; reason: string }
+  /** A delete with a grace period: the point goes to the recycle bin, its files untouched. */
+  | { kind: 'recycle'; restorePointId: string; recycledAt: string; purgeAfter: string; by: string; reason: string }
+  | { kind: 'undelete'; restorePointId: string; by: string };
 
 export function childOf(state: ChainState, restorePointId: string): RestorePoint | undefined {
   return state.points.find((p) => p.parentId === restorePointId);
@@ -97,7 +104,7 @@ export function deleteStrategy(state: ChainState, restorePointId: string): Delet
 }
 
 export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
-  initialState: () => ({ points: [], pending: null, integrity: {}, lastBreak: null }),
+  initialState: () => ({ points: [], pending: null, integrity: {}, lastBreak: null, recycled: {} }),
 
   evolve(state, event) {
     switch (event.type) {
@@ -114,7 +121,7 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         const points = state.points
           .filter((p) => p.restorePointId !== restorePointId)
           .map((p) => (p.restorePointId === intoId ? { ...p, type: 'full' as const, parentId: null, disks } : p));
-        return { ...state, points, pending: null, integrity: withoutPoint(state.integrity, restorePointId) };
+        return { ...state, points, pending: null, integrity: withoutPoint(state.integrity, restorePointId), recycled: withoutPoint(state.recycled, restorePointId) };
       }
       case RESTORE_POINT_DELETED: {
         const removed = pointOf(state, event.data.restorePointId);
@@ -122,7 +129,7 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         const points = state.points
           .filter((p) => p.restorePointId !== event.data.restorePointId)
           .map((p) => (removed && p.parentId === removed.restorePointId ? { ...p, parentId: removed.parentId, disks: childDisks ?? p.disks } : p));
-        return { ...state, points, pending: null, integrity: withoutPoint(state.integrity, event.data.restorePointId) };
+        return { ...state, points, pending: null, integrity: withoutPoint(state.integrity, event.data.restorePointId), recycled: withoutPoint(state.recycled, event.data.restorePointId) };
       }
       case RESTORE_POINT_VERIFIED: {
         const { restorePointId, ok, problems, verifiedAt, digests } = event.data;
@@ -150,6 +157,10 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
       }
       case CHAIN_BROKEN:
         return { ...state, lastBreak: { restorePointId: event.data.restorePointId, reason: event.data.reason } };
+      case RESTORE_POINT_RECYCLED:
+        return { ...state, recycled: { ...state.recycled, [event.data.restorePointId]: { recycledAt: event.data.recycledAt, purgeAfter: event.data.purgeAfter } } };
+      case RESTORE_POINT_UNDELETED:
+        return { ...state, recycled: withoutPoint(state.recycled, event.data.restorePointId) };
     }
   },
 
@@ -214,6 +225,20 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         if (!pointOf(state, command.restorePointId)) throw new DomainError('not_found', `restore point ${command.restorePointId} does not exist`);
         if (state.lastBreak?.restorePointId === command.restorePointId && state.lastBreak.reason === command.reason) return [];
         return [{ type: CHAIN_BROKEN, data: { reason: command.reason, restorePointId: command.restorePointId } }];
+      }
+      case 'recycle': {
+        const { restorePointId, recycledAt, purgeAfter, by, reason } = command;
+        if (!pointOf(state, restorePointId)) throw new DomainError('not_found', `restore point ${restorePointId} does not exist`);
+        if (state.recycled[restorePointId]) return [];
+        if (state.pending?.restorePointId === restorePointId) throw new DomainError('conflict', `restore point ${restorePointId} is being deleted`);
+        return [{ type: RESTORE_POINT_RECYCLED, data: { restorePointId, recycledAt, purgeAfter, by, reason } }];
+      }
+      case 'undelete': {
+        const { restorePointId, by } = command;
+        if (!pointOf(state, restorePointId)) throw new DomainError('not_found', `restore point ${restorePointId} does not exist`);
+        if (!state.recycled[restorePointId]) throw new DomainError('conflict', `restore point ${restorePointId} is not in the recycle bin`);
+        if (state.pending?.restorePointId === restorePointId) throw new DomainError('conflict', `restore point ${restorePointId} is being purged`);
+        return [{ type: RESTORE_POINT_UNDELETED, data: { restorePointId, by } }];
       }
       case 'recordRescanFinding': {
         const p = command.point;

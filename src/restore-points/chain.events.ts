@@ -9,6 +9,8 @@ export const RESTORE_POINT_DELETE_FAILED = 'RestorePointDeleteFailed';
 export const RESTORE_POINT_VERIFIED = 'RestorePointVerified';
 export const RESTORE_POINT_CORRUPTED = 'RestorePointCorrupted';
 export const CHAIN_BROKEN = 'ChainBroken';
+export const RESTORE_POINT_RECYCLED = 'RestorePointRecycled';
+export const RESTORE_POINT_UNDELETED = 'RestorePointUndeleted';
 
 export interface PointDisk {
   diskId: string;
@@ -106,6 +108,14 @@ export type RestorePointDeleted = DomainEvent<typeof RESTORE_POINT_DELETED, { re
  */
 export type RestorePointDeleteFailed = DomainEvent<typeof RESTORE_POINT_DELETE_FAILED, { restorePointId: string; reason: string; undone: boolean }>;
 /**
+ * A delete (or a prune) moved the point to the recycle bin instead of removing it: its files stay as they are until
+ * `purgeAfter` (the hub's SENDENSE_DELETE_GRACE_DAYS after `recycledAt`, by this hub's clock), when the hub deletes it
+ * as a DELETE did before; an admin can undelete it until then. `by`: the token that asked.
+ */
+export type RestorePointRecycled = DomainEvent<typeof RESTORE_POINT_RECYCLED, { restorePointId: string; recycledAt: string; purgeAfter: string; by: string; reason: string }>;
+/** An admin took the point back out of the recycle bin: it is a restore point again, its files untouched. */
+export type RestorePointUndeleted = DomainEvent<typeof RESTORE_POINT_UNDELETED, { restorePointId: string; by: string }>;
+/**
  * How much of what a point reads a verify could compare with recorded digests: every block ('all'),
  * some ('partial': part of its chain was backed up before backups hashed), or nothing ('none').
  */
@@ -140,7 +150,18 @@ export type RestorePointCorrupted = DomainEvent<
   { restorePointId: string; diskId: string; offset: number; length: number; expected: string; actual: string; readsThrough: string[] }
 >;
 export type ChainBroken = DomainEvent<typeof CHAIN_BROKEN, { reason: string; restorePointId: string | null }>;
-export type ChainEvent = RestorePointAdded | RestorePointSynced | RestorePointDeleteStarted | RestorePointMerged | RestorePointDeleted | RestorePointDeleteFailed | RestorePointVerified | RestorePointCorrupted | ChainBroken;
+export type ChainEvent =
+  | RestorePointAdded
+  | RestorePointSynced
+  | RestorePointDeleteStarted
+  | RestorePointMerged
+  | RestorePointDeleted
+  | RestorePointDeleteFailed
+  | RestorePointVerified
+  | RestorePointCorrupted
+  | ChainBroken
+  | RestorePointRecycled
+  | RestorePointUndeleted;
 
 export const CHAIN_STREAM_PREFIX = 'chain-';
 /** One chain per VM per repository. */

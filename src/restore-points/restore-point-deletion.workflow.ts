@@ -1,14 +1,15 @@
-import { Inject, Injectable, InternalServerErrorException, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, InternalServerErrorException, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DomainError } from '../eventing/domain-error';
-import { causedBy } from '../eventing/request-context';
+import { causedBy, currentContext } from '../eventing/request-context';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { childOf, pointAndDescendants, pointOf } from './chain.aggregate';
-import { chainStream, RESTORE_POINT_DELETE_STARTED } from './chain.events';
+import { chainStream, RESTORE_POINT_DELETE_STARTED, RESTORE_POINT_RECYCLED } from './chain.events';
 import { deletePointFiles, pointFiles } from './chain-files';
 import { refuseWhileImmutable } from './immutability';
 import { setImmutable } from '../repositories/adapters/immutable-files';
@@ -16,21 +17,28 @@ import { ChainStates } from './chain-states';
 import { CompleteRestorePointDeleteCommand } from './commands/complete-restore-point-delete.command';
 import { FailRestorePointDeleteCommand } from './commands/fail-restore-point-delete.command';
 import { filesAsBefore } from './delete-undo';
+import { RecycleRestorePointCommand } from './commands/recycle-restore-point.command';
 import { StartRestorePointDeleteCommand } from './commands/start-restore-point-delete.command';
+import { UndeleteRestorePointCommand } from './commands/undelete-restore-point.command';
 import { FilesInUse } from './files-in-use';
 import { GetRestorePointQuery } from './queries/get-restore-point.query';
+import { RecycleBinQuery } from './queries/recycle-bin.query';
 import { RestorePointsBeingDeletedQuery } from './queries/restore-points-being-deleted.query';
 
 const READ_MODEL = 'restore-points';
 
 /**
- * Deleting a restore point: record the start (with its strategy), rewrite the chain's files,
- * record the end. The file step is safe to run again, so a delete a crash interrupted is
- * finished at the next start, still as part of the story of the request that began it.
+ * Deleting a restore point: a delete (or a prune) first moves it to the recycle bin for the grace period, its files
+ * untouched, so a stolen token cannot destroy a point at once; when the grace ends (or with none, or an admin's purge)
+ * the point is purged: record the start (with its strategy), rewrite the chain's files, record the end. The file step
+ * is safe to run again, so a purge a crash interrupted is finished at the next start, still as part of the story of
+ * the request that began it.
  */
 @Injectable()
-export class RestorePointDeletionWorkflow implements OnApplicationBootstrap {
+export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('restore-points');
+  private purgeTimer: NodeJS.Timeout | null = null;
+  private purging: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly commands: CommandBus,
@@ -40,6 +48,7 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap {
     private readonly chains: ChainStates,
     private readonly repositories: RepositoriesService,
     private readonly filesInUse: FilesInUse,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
   ) {}
 
   /** A delete that a crash interrupted is finished before the hub serves requests. */
@@ -53,10 +62,78 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap {
       });
       await this.projections.waitFor(READ_MODEL, position);
     }
+    if (this.config.deleteGraceMs > 0) this.schedulePurge();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.purgeTimer) clearTimeout(this.purgeTimer);
+    this.purgeTimer = null;
+    await this.purging;
+  }
+
+  /**
+   * To the recycle bin until the grace ends (`recycled`), or purged at once when the hub has no grace or an admin asks
+   * for it (`purge`: null). Refused as a purge would be while the point is immutable, so the bin holds no point its
+   * lock would keep. A point already in the bin keeps its grace.
+   */
+  async delete(restorePointId: string, opts: { reason?: string; purge?: boolean } = {}): Promise<{ purgeAfter: Date | null }> {
+    if (opts.purge || this.config.deleteGraceMs === 0) {
+      await this.purge(restorePointId);
+      return { purgeAfter: null };
+    }
+    const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
+    const repository = await this.repositories.usable(view.repositoryId);
+    const state = await this.chains.load(view.vmId, view.repositoryId);
+    if (!pointOf(state, restorePointId)) throw new DomainError('not_found', `restore point ${restorePointId} does not exist`);
+    const now = new Date();
+    refuseWhileImmutable(repository, state, restorePointId, now);
+    const purgeAfter = new Date(now.getTime() + this.config.deleteGraceMs);
+    const recycled = await this.commands.execute(new RecycleRestorePointCommand(view.vmId, view.repositoryId, restorePointId, now, purgeAfter, currentContext().actor, opts.reason ?? 'deleted'));
+    await this.projections.waitFor(READ_MODEL, recycled.position);
+    return { purgeAfter: new Date((await this.chains.load(view.vmId, view.repositoryId)).recycled[restorePointId]?.purgeAfter ?? purgeAfter) };
+  }
+
+  /** Back out of the recycle bin, its files as they were: it is a restore point again, in its place in the chain. */
+  async undelete(restorePointId: string): Promise<void> {
+    const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
+    const undeleted = await this.commands.execute(new UndeleteRestorePointCommand(view.vmId, view.repositoryId, restorePointId, currentContext().actor));
+    await this.projections.waitFor(READ_MODEL, undeleted.position);
+  }
+
+  private schedulePurge(): void {
+    this.purgeTimer = setTimeout(() => {
+      this.purging = this.purgeDue()
+        .catch((e) => this.logger.error(`purging the recycle bin: ${String(e)}`))
+        .finally(() => {
+          if (this.purgeTimer) this.schedulePurge();
+        });
+    }, this.config.recyclePurgeIntervalMs);
+    this.purgeTimer.unref();
+  }
+
+  /**
+   * Purges the points whose grace ended, each as part of the story of the delete that recycled it: per chain oldest
+   * first (each merges into the next), newest first in an immutable repository (whole chains go, as retention orders
+   * them). A point that cannot go yet (in use, still locked) stays in the bin and is tried at the next round.
+   */
+  private async purgeDue(now = new Date()): Promise<void> {
+    const due = await this.queries.execute(new RecycleBinQuery(now));
+    const chains = new Map<string, typeof due>();
+    for (const p of due) chains.set(`${p.vmId}/${p.repositoryId}`, [...(chains.get(`${p.vmId}/${p.repositoryId}`) ?? []), p]);
+    for (const points of chains.values()) {
+      points.sort((a, b) => (a.chainPosition < b.chainPosition ? -1 : 1));
+      const immutable = !!(await this.repositories.definition(points[0].repositoryId)).immutableDays;
+      for (const p of immutable ? points.reverse() : points) {
+        if (!this.purgeTimer) return;
+        const recycled = (await this.store.readStream(chainStream(p.vmId, p.repositoryId))).filter((e) => e.type === RESTORE_POINT_RECYCLED && e.data.restorePointId === p.restorePointId).at(-1);
+        const purge = () => this.purge(p.restorePointId);
+        await (recycled ? causedBy(recycled, purge) : purge()).catch((e) => this.logger.warn(`restore point ${p.restorePointId} stays in the recycle bin for now: ${String(e)}`));
+      }
+    }
   }
 
   /** Refused while a file of the point, or of a point reading through it, is in use. Answers once the read model shows the result. */
-  async delete(restorePointId: string): Promise<void> {
+  private async purge(restorePointId: string): Promise<void> {
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
     const repository = await this.repositories.usable(view.repositoryId);
     const root = repository.root;

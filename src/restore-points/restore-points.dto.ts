@@ -34,6 +34,8 @@ export function restorePointResponse(v: RestorePointRecord) {
     parentId: v.parentId,
     createdAt: v.createdAt,
     status: v.status,
+    // in the recycle bin: when it was deleted, by which token, and when its files go
+    recycled: v.recycledAt ? { at: v.recycledAt, purgeAfter: v.purgeAfter, by: v.recycledBy } : null,
     disks: v.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef, digests: d.digests ? { file: d.digests.file, blocks: d.digests.blocks } : null })),
     verification: v.verifiedAt ? { ok: v.verifyOk, problems: v.verifyProblems ?? [], warnings: v.verifyWarnings ?? [], at: v.verifiedAt, digests: v.verifyDigests ?? 'none' } : null,
     integrity: v.integrity,

@@ -407,7 +407,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const deferred: { restorePointId: string; reason: string }[] = [];
       for (const mark of deletionOrder(marks, !!immutableDays)) {
         try {
-          await this.deletion.delete(mark.restorePointId);
+          await this.deletion.delete(mark.restorePointId, { reason: `pruned by sync job ${job.syncJobId}` });
           pruned.push(mark.restorePointId);
         } catch (error) {
           if (error instanceof DomainError && error.kind === 'not_found') continue;

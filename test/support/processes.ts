@@ -24,8 +24,9 @@ export interface SpawnedCli {
 
 /** Runs `sendense ...` as its own process, the way an operator would. */
 export function spawnSendense(args: string[], env: NodeJS.ProcessEnv): SpawnedCli {
-  // Tests never take the default SSH port 2222: any free one, on loopback.
-  const child = spawn(process.execPath, [SENDENSE_BIN, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Tests never take the default SSH port 2222: any free one, on loopback. A delete removes a point's files at once
+  // (no recycle bin) unless the test is about the bin: the tests of deletes and retention check their file surgery.
+  const child = spawn(process.execPath, [SENDENSE_BIN, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', SENDENSE_DELETE_GRACE_DAYS: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

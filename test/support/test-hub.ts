@@ -27,7 +27,7 @@ export interface TestHub {
 export async function startTestHub(env: NodeJS.ProcessEnv = {}): Promise<TestHub> {
   const db = await createTestDatabase();
   const dataDir = mkdtempSync(join(tmpdir(), 'sendense-testhub-'));
-  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', ...env });
+  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', SENDENSE_DELETE_GRACE_DAYS: '0', ...env });
   const app = await createHubApp({ config, connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
   await app.init();
   return {
@@ -60,7 +60,7 @@ export async function eventCount(db: TestDatabase): Promise<number> {
  */
 export async function startPeerHub(hub: TestHub, env: NodeJS.ProcessEnv = {}): Promise<Omit<TestHub, 'db'>> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sendense-testhub-peer-'));
-  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', ...env });
+  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', SENDENSE_DELETE_GRACE_DAYS: '0', ...env });
   const app = await createHubApp({ config, connection: hub.db.connection, dataSource: hub.db.dataSource, store: hub.db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
   await app.init();
   return {

@@ -166,12 +166,17 @@ describe('prune rules: periods on the wall clock of the policy time zone', () =>
 
 describe('a chain as retention decides it (policies and sync jobs alike)', () => {
   const point = (id: string, day: number, type: 'full' | 'incremental') => ({ restorePointId: id, createdAt: `2026-03-${String(day).padStart(2, '0')}T04:00:00Z`, type });
-  const chain = { points: [point('a', 1, 'full'), point('b', 2, 'incremental'), point('c', 3, 'full'), point('d', 4, 'incremental')], pending: null };
+  const chain = { points: [point('a', 1, 'full'), point('b', 2, 'incremental'), point('c', 3, 'full'), point('d', 4, 'incremental')], pending: null, recycled: {} };
 
   it('leaves out the point being deleted, and deletes the pruned oldest first', () => {
     const marks = chainPruneMarks({ ...chain, pending: { restorePointId: 'd' } }, { keepLast: 1 }, 'UTC', false);
     expect(marks.map((m) => [m.restorePointId, m.keep])).toEqual([['c', true], ['b', false], ['a', false]]);
     expect(deletionOrder(marks, false).map((m) => m.restorePointId)).toEqual(['a', 'b']);
+  });
+
+  it('leaves out the points in the recycle bin: they are neither kept nor pruned again', () => {
+    const marks = chainPruneMarks({ ...chain, recycled: { d: { recycledAt: 'x', purgeAfter: 'y' }, a: { recycledAt: 'x', purgeAfter: 'y' } } }, { keepLast: 1 }, 'UTC', false);
+    expect(marks.map((m) => [m.restorePointId, m.keep])).toEqual([['c', true], ['b', false]]);
   });
 
   it('in an immutable repository keeps whole chains and deletes them newest first', () => {

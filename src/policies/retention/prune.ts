@@ -140,12 +140,13 @@ export function wholeChainsOnly(points: readonly (PrunePoint & { type: 'full' | 
  * immutable repository chains go whole (wholeChainsOnly). Policies and sync jobs decide the same way.
  */
 export function chainPruneMarks(
-  state: { points: readonly (PrunePoint & { type: 'full' | 'incremental' })[]; pending: { restorePointId: string } | null },
+  state: { points: readonly (PrunePoint & { type: 'full' | 'incremental' })[]; pending: { restorePointId: string } | null; recycled: Record<string, unknown> },
   rules: RetentionRules,
   timeZone: string,
   immutable: boolean,
 ): PruneMark[] {
-  const points = state.points.filter((p) => p.restorePointId !== state.pending?.restorePointId);
+  // a point in the recycle bin is already deleted as far as retention goes: it neither counts as kept nor is pruned again
+  const points = state.points.filter((p) => p.restorePointId !== state.pending?.restorePointId && !state.recycled[p.restorePointId]);
   const marks = computePrune(points, rules, timeZone);
   return immutable ? wholeChainsOnly(points, marks) : marks;
 }

@@ -137,7 +137,7 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
         const keeper = others.find((o) => computePrune(chain.marks, o.definition.retention, o.definition.schedule.timezone).some((m) => m.restorePointId === mark.restorePointId && m.keep));
         const reason = keeper
           ? `kept by policy ${keeper.policyId} (${keeper.definition.name})`
-          : await causedBy(recorded.eventIds[0], () => this.deletion.delete(mark.restorePointId)).then(
+          : await causedBy(recorded.eventIds[0], () => this.deletion.delete(mark.restorePointId, { reason: `pruned by policy ${policy.policyId}` })).then(
               () => null,
               (e: unknown) => (e instanceof DomainError && e.kind === 'not_found' ? null : e instanceof Error ? e.message : String(e)),
             );

@@ -11,7 +11,11 @@ export interface RestorePointRecord {
   parentId: string | null;
   createdAt: Date;
   disks: PointDisk[];
-  status: 'available' | 'deleting';
+  /** `recycled`: deleted within the grace period; its files stay until `purgeAfter`, and an admin can undelete it. */
+  status: 'available' | 'deleting' | 'recycled';
+  recycledAt: Date | null;
+  purgeAfter: Date | null;
+  recycledBy: string | null;
   chainPosition: string;
   verifiedAt: Date | null;
   verifyOk: boolean | null;
