@@ -15,6 +15,8 @@ import {
   RESTORE_POINT_SYNCED,
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
+  RESTORE_POINT_RECYCLED,
+  RESTORE_POINT_UNDELETED,
   RestorePoint,
   RestorePointDeleted,
   RestorePointMerged,
@@ -125,6 +127,10 @@ export class ProtectionReportProjector implements Projector {
         await q(`UPDATE rm_protection_points SET type = 'full', parent_id = NULL, bytes = $2 WHERE restore_point_id = $1`, [d.intoId, bytesOf(d.disks)]);
         return;
       }
+      case RESTORE_POINT_RECYCLED:
+      case RESTORE_POINT_UNDELETED:
+        await q(`UPDATE rm_protection_points SET recycled = $2 WHERE restore_point_id = $1`, [(event.data as { restorePointId: string }).restorePointId, event.type === RESTORE_POINT_RECYCLED]);
+        return;
       case RESTORE_POINT_DELETED: {
         const d = event.data as unknown as RestorePointDeleted['data'];
         const removed: { parent_id: string | null }[] = await q(`SELECT parent_id FROM rm_protection_points WHERE restore_point_id = $1`, [d.restorePointId]);

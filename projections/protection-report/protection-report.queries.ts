@@ -12,11 +12,13 @@ const REPLAY_BATCH = 1000;
 
 async function readFacts(db: Db): Promise<ProtectionFacts> {
   const read = readerOf(db);
-  const [{ policies, vms }, newest, streaks, drills] = await Promise.all([
+  const [{ policies, vms }, newest, recycled, streaks, drills] = await Promise.all([
     readProtectionData(db, read),
+    // a point in the recycle bin is deleted as far as the RPO goes; it is counted apart
     read((): Promise<{ vm_id: string; restore_point_id: string; repository_id: string; created_at: Date }[]> =>
-      db.query(`SELECT DISTINCT ON (vm_id) vm_id, restore_point_id, repository_id, created_at FROM rm_protection_points ORDER BY vm_id, created_at DESC, restore_point_id DESC`),
+      db.query(`SELECT DISTINCT ON (vm_id) vm_id, restore_point_id, repository_id, created_at FROM rm_protection_points WHERE NOT recycled ORDER BY vm_id, created_at DESC, restore_point_id DESC`),
     ),
+    read((): Promise<{ vm_id: string; points: number }[]> => db.query(`SELECT vm_id, count(*)::int AS points FROM rm_protection_points WHERE recycled GROUP BY vm_id ORDER BY vm_id`)),
     read((): Promise<{ vm_id: string; failures_in_row: number }[]> => db.query(`SELECT vm_id, failures_in_row FROM rm_protection_streaks ORDER BY vm_id`)),
     read((): Promise<{ vm_id: string; last_at: Date; last_passed: boolean; last_reason: string | null; last_restore_point_id: string; passed_at: Date | null; passed_boot_ms: number | null; passed_restore_point_id: string | null }[]> =>
       db.query(`SELECT vm_id, last_at, last_passed, last_reason, last_restore_point_id, passed_at, passed_boot_ms, passed_restore_point_id FROM rm_protection_drills ORDER BY vm_id`),
@@ -34,6 +36,7 @@ async function readFacts(db: Db): Promise<ProtectionFacts> {
     ),
     newest: newest.map((p): NewestPoint => ({ vmId: p.vm_id, restorePointId: p.restore_point_id, repositoryId: p.repository_id, createdAt: p.created_at })),
     streaks: streaks.map((s): FailureStreak => ({ vmId: s.vm_id, failuresInRow: s.failures_in_row })),
+    recycled: recycled.map((r) => ({ vmId: r.vm_id, points: r.points })),
   };
 }
 

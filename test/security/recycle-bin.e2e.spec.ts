@@ -64,6 +64,8 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
     expect(files()).toEqual(before);
     expect(await listed()).toEqual([ids[0], ids[2]]);
     expect(await bin()).toEqual([expect.objectContaining({ restorePointId: ids[1], status: 'recycled', recycled: { at: expect.any(String), purgeAfter: deleted.body.purgeAfter, by: 'ops' } })]);
+    const reported = async () => ((await lab.api('GET', '/api/v1/reports/protection')).body.vms as { vmId: string; recycledPoints: number; lastRestorePoint: { restorePointId: string } }[]).find((v) => v.vmId === 'vm1')!;
+    expect(await reported()).toMatchObject({ recycledPoints: 1, lastRestorePoint: { restorePointId: ids[2] } });
     // the point and the points reading through it stay readable: a verify of the newest reads the recycled one's blocks
     expect((await lab.api('POST', `/api/v1/restore-points/${ids[2]}/verify`)).body.content).toMatchObject({ ok: true, digests: 'all' });
   });
@@ -75,6 +77,7 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
     expect(undeleted).toMatchObject({ status: 200, body: { restorePointId: ids[1], status: 'available', recycled: null } });
     expect(await listed()).toEqual(ids);
     expect(await bin()).toEqual([]);
+    expect(((await lab.api('GET', '/api/v1/reports/protection')).body.vms as { vmId: string; recycledPoints: number }[]).find((v) => v.vmId === 'vm1')!.recycledPoints).toBe(0);
     expect(files()).toEqual(before);
     expect((await lab.api('POST', `/api/v1/restore-points/${ids[1]}/verify`)).body.content).toMatchObject({ ok: true, digests: 'all' });
     expect((await lab.api('POST', `/api/v1/restore-points/${ids[1]}/undelete`)).status).toBe(409);

@@ -28,6 +28,7 @@ const facts = (over: Partial<ProtectionFacts> = {}): ProtectionFacts => ({
   // b: failed, completed, failed, failed (the projector counts them: protection-report.projector.int.spec.ts)
   streaks: [{ vmId: 'b', failuresInRow: 2 }],
   drills: [],
+  recycled: [],
   ...over,
 });
 
@@ -47,6 +48,12 @@ describe('protection report', () => {
     expect(buildProtectionReport(disabled, now)[0]).toMatchObject({ status: 'unprotected', nextSlot: null, policies: [{ policyId: 'p1', enabled: false }] });
     const deleted = facts({ policies: [{ policyId: 'p1', definition: definition(), createdAt: now, deletedAt: now }] });
     expect(buildProtectionReport(deleted, now)[0]).toMatchObject({ status: 'unprotected', policies: [] });
+  });
+
+  it('counts the points of each VM waiting in the recycle bin, also of a VM with no other point', () => {
+    const report = buildProtectionReport(facts({ recycled: [{ vmId: 'a', points: 2 }, { vmId: 'gone', points: 1 }] }), now);
+    expect(report.map((v) => [v.vmId, v.recycledPoints])).toEqual([['a', 2], ['b', 0], ['c', 0], ['gone', 1]]);
+    expect(report[3]).toMatchObject({ status: 'unprotected', lastRestorePoint: null });
   });
 
   it('reports a VM known only by its failed jobs, with them', () => {

@@ -26,6 +26,8 @@ export interface ProtectionFacts {
   streaks: FailureStreak[];
   /** Each VM's newest recovery drill and newest passed one. */
   drills: DrillFacts[];
+  /** How many of each VM's points wait in the recycle bin (VMs with none are left out). */
+  recycled: { vmId: string; points: number }[];
 }
 
 export interface DrillFacts {
@@ -51,6 +53,8 @@ export interface VmProtection {
    * guest answering (the recovery time an operator can promise); and the newest drill's verdict.
    */
   drill: { lastPassedAt: string | null; bootMs: number | null; restorePointId: string | null; lastAt: string; lastPassed: boolean; lastReason: string | null } | null;
+  /** Its points in the recycle bin: deleted, not yet purged, and undeletable by an admin (a delete an operator did not mean shows here). */
+  recycledPoints: number;
 }
 
 /**
@@ -59,7 +63,7 @@ export interface VmProtection {
  * `now` give the same report, which is what lets `?at=` answer as the report read then.
  */
 export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProtection[] {
-  const ids = new Set([...facts.vms.map((v) => v.vmId), ...facts.newest.map((p) => p.vmId), ...facts.streaks.map((o) => o.vmId)]);
+  const ids = new Set([...facts.vms.map((v) => v.vmId), ...facts.newest.map((p) => p.vmId), ...facts.streaks.map((o) => o.vmId), ...facts.recycled.map((r) => r.vmId)]);
   const live = facts.policies.filter((p) => p.deletedAt === null);
   // Each fact looked up by VM, and each policy's next slot worked out once: a fleet's VMs share a few policies,
   // and a slot is a walk over the calendar in the policy's time zone.
@@ -67,6 +71,7 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
   const newestOf = new Map(facts.newest.map((p) => [p.vmId, p]));
   const drills = new Map(facts.drills.map((d) => [d.vmId, d]));
   const streaks = new Map(facts.streaks.map((s) => [s.vmId, s.failuresInRow]));
+  const recycled = new Map(facts.recycled.map((r) => [r.vmId, r.points]));
   const slotOf = new Map(live.filter((p) => p.definition.enabled).map((p) => [p, nextSlot(parseCron(p.definition.schedule.cron), p.definition.schedule.timezone, now)]));
   return [...ids].sort().map((vmId) => {
     const vm = vms.get(vmId) ?? { vmId, name: null, agentId: null };
@@ -87,6 +92,7 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
       failuresInRow: streaks.get(vmId) ?? 0,
       nextSlot: slots.length ? new Date(Math.min(...slots.map((s) => s.getTime()))).toISOString() : null,
       drill: drillOf(drills.get(vmId)),
+      recycledPoints: recycled.get(vmId) ?? 0,
     };
   });
 }
