@@ -40,6 +40,9 @@ describe('a remote point at the boundary', () => {
     ['a createdAt just past the skew', { createdAt: new Date(now.getTime() + CLOCK_SKEW_MS + 60_000).toISOString() }, /^createdAt .* is 6 minutes ahead/],
     ['a createdAt that is no instant', { createdAt: 'yesterday' }, /^createdAt "yesterday" is not an ISO 8601 instant$/],
     ['a type that is neither', { type: 'differential' }, /^type "differential" is neither full nor incremental$/],
+    ['a consistencyReason with NUL', { consistency: 'crash', consistencyReason: 'x\0y' }, /^its consistencyReason is not a line of text$/],
+    ['a consistency that is neither', { consistency: 'perfect' }, /^consistency "perfect" is neither application nor crash$/],
+    ['a negative freeze', { freezeMs: -5 }, /^freezeMs -5 is not a duration$/],
   ])('refuses %s', (_why, over, reason) => {
     expect(pointProblem(point(over), now)).toMatch(reason);
   });

@@ -59,6 +59,10 @@ export function pointProblem(point: unknown, now: Date): string | null {
   }
   if (point.configuration !== null && point.configuration !== undefined && (!isObject(point.configuration) || typeof point.configuration.sha256 !== 'string' || !SHA256_HEX.test(point.configuration.sha256)))
     return 'its configuration is named without a SHA-256';
+  // what is recorded as the remote said it: text PostgreSQL takes (no NUL) and of a sane length, or one bad point fails the whole run
+  if (point.consistency !== null && point.consistency !== undefined && point.consistency !== 'application' && point.consistency !== 'crash') return `consistency ${quoted(point.consistency)} is neither application nor crash`;
+  if (point.consistencyReason !== null && point.consistencyReason !== undefined && (typeof point.consistencyReason !== 'string' || point.consistencyReason.length > 1024 || point.consistencyReason.includes('\0'))) return 'its consistencyReason is not a line of text';
+  if (point.freezeMs !== null && point.freezeMs !== undefined && (!Number.isSafeInteger(point.freezeMs) || (point.freezeMs as number) < 0)) return `freezeMs ${quoted(point.freezeMs)} is not a duration`;
   return null;
 }
 

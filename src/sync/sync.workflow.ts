@@ -353,7 +353,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
             await source.close().catch(() => undefined);
           }
           await this.checkAgainstDigests(root, id, target, expected, received);
-          disks.push({ diskId: target.diskId, file: target.file, parentFile: target.parentFile, virtualSize: target.virtualSize, fileBytes: (await stat(join(root, target.file))).size, changeRef: target.source.changeRef, digests: { ...ref, file: digestFile } });
+          disks.push({ diskId: target.diskId, file: target.file, parentFile: target.parentFile, virtualSize: target.virtualSize, fileBytes: (await stat(join(root, target.file))).size, changeRef: target.source.changeRef, digests: { file: digestFile, sha256: ref.sha256, blocks: expected.blockCount } });
         }
         let configuration = point.configuration;
         if (configuration) {
@@ -362,7 +362,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           if (sha256(content) !== configuration.sha256) throw new PointFailure(id, `the configuration of ${id} arrived damaged`);
           const file = configurationFileOf(point.vmId, id);
           await writeDurably(root, file, content);
-          configuration = { ...configuration, file };
+          // the fields named, not the remote's object spread: nothing else of it reaches the event
+          configuration = { file, sha256: configuration.sha256, nvram: configuration.nvram === true, tpm: configuration.tpm === true };
         }
         await remote.closeExport(exported.exportId);
         const synced: RestorePoint = {

@@ -80,6 +80,8 @@ describe('a compromised primary hub cannot harm the hub that pulls from it', () 
       { meta: meta('rp-nul\u0000x', 'vm-good', good1), disks: [good1] },
       { meta: meta(`rp-${'l'.repeat(297)}`, 'vm-good', good1), disks: [good1] },
       { meta: meta('rp-nul-vm', 'vm\u0000nul', good1), disks: [good1] },
+      // text the database would refuse: recorded as sent, it would fail the whole run
+      { meta: meta('rp-nul-reason', 'vm-good', good1, { consistency: 'crash', consistencyReason: 'frozen\u0000' }), disks: [good1] },
       // an incremental whose parent is nowhere
       { meta: meta('rp-orphan', 'vm-orphan', good2, { type: 'incremental', parentId: 'rp-not-anywhere' }), disks: [good2] },
       // a genuine point whose export names another host to dial (a decoy listens there)
@@ -120,6 +122,7 @@ describe('a compromised primary hub cannot harm the hub that pulls from it', () 
       { restorePointId: '"rp-nul\\u0000x"', vmId: 'vm-good', reason: expect.stringMatching(/^restorePointId "rp-nul\\u0000x" is not a valid identifier/) },
       { restorePointId: expect.stringMatching(/^"rp-l+"…\(300 characters\)$/), vmId: 'vm-good', reason: expect.stringMatching(/^restorePointId "rp-l+…\(300 characters\)" is not a valid identifier/) },
       { restorePointId: 'rp-nul-vm', vmId: '"vm\\u0000nul"', reason: expect.stringMatching(/^vmId "vm\\u0000nul" is not a valid identifier/) },
+      { restorePointId: 'rp-nul-reason', vmId: 'vm-good', reason: 'its consistencyReason is not a line of text' },
       { restorePointId: 'rp-orphan', vmId: 'vm-orphan', reason: 'its parent rp-not-anywhere is neither held here nor listed by the remote hub' },
     ]);
     // each refusal is on the job's stream, as it happened
@@ -172,7 +175,7 @@ describe('a compromised primary hub cannot harm the hub that pulls from it', () 
       lastRun = (await target.api('GET', `/api/v1/sync-jobs/${job.body.syncJobId}`)).body.lastRun;
       return lastRun?.runId === started.body.runId && lastRun.status !== 'running';
     }, 120_000, 'the sync run to end');
-    expect({ status: lastRun.status, reason: lastRun.reason, synced: lastRun.synced, alreadyHeld: lastRun.alreadyHeld, refused: lastRun.refused.length }).toEqual({ status: 'completed-with-warnings', reason: null, synced: [], alreadyHeld: 3, refused: 7 });
+    expect({ status: lastRun.status, reason: lastRun.reason, synced: lastRun.synced, alreadyHeld: lastRun.alreadyHeld, refused: lastRun.refused.length }).toEqual({ status: 'completed-with-warnings', reason: null, synced: [], alreadyHeld: 3, refused: 8 });
     expect(fileSha(canary)).toBe(canarySha);
   }, 180_000);
 });
