@@ -8,6 +8,7 @@ import { UpdatePolicyCommand } from './commands/update-policy.command';
 import { PolicyDto, PolicyIdParams, toDefinition } from './policies.dto';
 import { GetPolicyQuery } from './queries/get-policy.query';
 import { ListPoliciesQuery } from './queries/list-policies.query';
+import { RetentionWorkflow } from './retention/retention.workflow';
 import { SchedulerWorkflow } from './scheduler.workflow';
 import { Access } from '../http/access.guard';
 import { Owned, TenantScope } from '../http/owned';
@@ -23,12 +24,14 @@ export class PoliciesController {
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
     private readonly scheduler: SchedulerWorkflow,
+    private readonly retention: RetentionWorkflow,
   ) {}
 
   @Access('operate')
   @Owned({ body: { repositoryId: 'repository', 'vms.agentId': 'agent!' } })
   @Post()
   async create(@Body() body: PolicyDto) {
+    await this.retention.refuseMassPrune(toDefinition(body), body.confirmPrune === true);
     const { policyId } = await this.gateway.execute(new CreatePolicyCommand(toDefinition(body)), READ_MODEL);
     return this.queries.execute(new GetPolicyQuery(policyId));
   }
@@ -51,6 +54,7 @@ export class PoliciesController {
   @Owned({ params: { policyId: 'policy' }, body: { repositoryId: 'repository', 'vms.agentId': 'agent!' } })
   @Put(':policyId')
   async update(@Param() { policyId }: PolicyIdParams, @Body() body: PolicyDto) {
+    await this.retention.refuseMassPrune(toDefinition(body), body.confirmPrune === true);
     await this.gateway.execute(new UpdatePolicyCommand(policyId, toDefinition(body)), READ_MODEL);
     return this.queries.execute(new GetPolicyQuery(policyId));
   }

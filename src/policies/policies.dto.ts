@@ -126,6 +126,11 @@ export class PolicyDto {
   @ValidateNested()
   @Type(() => PolicyDrillDto)
   drill?: PolicyDrillDto | null;
+
+  @ApiPropertyOptional({ description: 'required when the retention rules would prune more than half of a VM\'s restore points at once (409 without it); not recorded' })
+  @IsOptional()
+  @IsBoolean()
+  confirmPrune?: boolean;
 }
 
 export class PolicyIdParams {

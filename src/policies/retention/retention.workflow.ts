@@ -1,4 +1,4 @@
-import type { RetentionRules } from '../policy.events';
+import type { PolicyDefinition, RetentionRules } from '../policy.events';
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { DomainError } from '../../eventing/domain-error';
@@ -85,6 +85,24 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
     const chains: ChainDecision[] = [];
     for (const vmId of await this.chainsOf(policy, data)) chains.push(await this.decision(policy, vmId));
     return { policy, chains };
+  }
+
+  /**
+   * A policy being created or changed that would prune more than half of a VM's points at its next decision is
+   * refused unless `confirmed`: a stolen operator token cannot empty a VM's history with one edit of `keepLast`.
+   */
+  async refuseMassPrune(definition: PolicyDefinition, confirmed: boolean): Promise<void> {
+    if (confirmed) return;
+    await this.projections.waitForCaughtUp(READ_MODEL);
+    const data = await this.queries.execute(new ProtectionDataQuery());
+    const proposed: PolicyRecord = { policyId: 'proposed', definition, createdAt: new Date(), deletedAt: null };
+    for (const vmId of await this.chainsOf(proposed, data)) {
+      const { marks } = await this.decision(proposed, vmId);
+      const pruned = marks.filter((m) => !m.keep).length;
+      if (pruned * 2 > marks.length) {
+        throw new DomainError('conflict', `these retention rules would prune ${pruned} of the ${marks.length} restore points of VM ${vmId}, more than half: send confirmPrune: true to apply them`);
+      }
+    }
   }
 
   /** Decides and prunes every chain of the policy now (`POST /policies/{id}/prune`). */
