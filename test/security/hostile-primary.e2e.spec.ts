@@ -81,7 +81,7 @@ describe('a compromised primary hub cannot harm the hub that pulls from it', () 
       { meta: meta(`rp-${'l'.repeat(297)}`, 'vm-good', good1), disks: [good1] },
       { meta: meta('rp-nul-vm', 'vm\u0000nul', good1), disks: [good1] },
       // text the database would refuse: recorded as sent, it would fail the whole run
-      { meta: meta('rp-nul-reason', 'vm-good', good1, { consistency: 'crash', consistencyReason: 'frozen\u0000' }), disks: [good1] },
+      { meta: meta('rp-nul-reason', 'vm-good', good1, { consistency: 'crash', consistencyReason: 'frozen\u0000', createdAt: at(100 * 60_000) }), disks: [good1] },
       // an incremental whose parent is nowhere
       { meta: meta('rp-orphan', 'vm-orphan', good2, { type: 'incremental', parentId: 'rp-not-anywhere' }), disks: [good2] },
       // a genuine point whose export names another host to dial (a decoy listens there)
