@@ -7,6 +7,7 @@ import { AgentApi } from './agent-api';
 import { agentDir, loadAgentState, saveAgentState } from './agent-state';
 import { BackupRunner } from './backup-runner';
 import { HubClient } from './hub-client';
+import { hubEndpoint, hubRequest, readAll } from '../wire/hub-tls';
 import { CAUSATION_HEADER, CORRELATION_HEADER } from '../wire/backup-protocol';
 import { BASE_ALLOCATION, openNbd, pskStartTls } from '../nbd-protocol';
 import { RestoreRunner } from './restore-runner';
@@ -17,26 +18,36 @@ import { VsphereClient, type VsphereOptions } from './sources/vsphere/vsphere-cl
 import { VsphereSource } from './sources/vsphere/vsphere-source';
 import type { BackupSource } from './sources/backup-source';
 
-/** `sendense agent register --hub URL --name NAME`: creates the agent key and registers it with the hub. */
+/** `sendense agent register --hub URL [--hub-fingerprint F] --name NAME`: creates the agent key and registers it with the hub. */
 export async function registerAgent(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const hubUrl = option(args, '--hub') ?? env.SENDENSE_HUB ?? 'http://127.0.0.1:8082';
   const name = option(args, '--name');
   const token = env.SENDENSE_TOKEN;
-  if (!name) throw new Error('usage: sendense agent register --hub URL --name NAME (token in SENDENSE_TOKEN)');
+  if (!name) throw new Error('usage: sendense agent register --hub URL [--hub-fingerprint SHA256:...] --name NAME (token in SENDENSE_TOKEN)');
   if (!token) throw new Error('SENDENSE_TOKEN must hold a hub API token to register an agent');
+  // checked before the key is made and before anything is sent: the token goes only to the pinned hub, never in clear
+  const endpoint = hubEndpoint(env, option(args, '--hub'), option(args, '--hub-fingerprint'));
+  const hubUrl = endpoint.url.href.replace(/\/+$/, '');
   const dir = agentDir(env);
   const key = await generateAgentKey(dir);
-  const res = await fetch(`${hubUrl.replace(/\/+$/, '')}/api/v1/agents`, {
+  const res = await hubRequest(endpoint, {
     method: 'POST',
+    path: `${endpoint.url.pathname.replace(/\/+$/, '')}/api/v1/agents`,
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ name, publicKey: key.publicKey }),
   });
-  const body = (await res.json().catch(() => ({}))) as { agentId?: string; token?: string; fingerprint?: string; message?: unknown; ssh?: { port: number; hostKeyFingerprint: string } };
-  if (res.status !== 201) throw new Error(`the hub refused the registration (${res.status}): ${JSON.stringify(body.message ?? body)}`);
+  const text = (await readAll(res)).toString('utf8');
+  let body: { agentId?: string; token?: string; fingerprint?: string; message?: unknown; ssh?: { port: number; hostKeyFingerprint: string } } = {};
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = { message: text.slice(0, 500) };
+  }
+  if (res.statusCode !== 201) throw new Error(`the hub refused the registration (${res.statusCode}): ${JSON.stringify(body.message ?? body)}`);
   saveAgentState(dir, {
     agentId: body.agentId!,
     name,
     hubUrl,
+    hubFingerprint: endpoint.fingerprint ?? null,
     token: body.token!,
     fingerprint: body.fingerprint!,
     ssh: { host: new URL(hubUrl).hostname, port: body.ssh!.port, hostKeyFingerprint: body.ssh!.hostKeyFingerprint },
@@ -113,7 +124,10 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
   await source.cleanupLeftovers();
 
   let hubApiPort = 0;
-  const hub = new HubClient(() => `http://127.0.0.1:${hubApiPort}`, state.token);
+  // The hub's API through the tunnel's local forward, spoken as at registration: HTTPS with the same certificate
+  // pinned (or checked for the hub's name) when the hub serves TLS, so the forward changes nothing of what is checked.
+  const hubUrl = new URL(state.hubUrl);
+  const hub = new HubClient({ url: hubUrl, fingerprint: state.hubFingerprint ?? null }, () => hubApiPort, state.token);
   let tunnel: TunnelClient;
   const runner = new BackupRunner({
     source,
@@ -156,7 +170,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     localApiPort: apiPort,
     log,
   });
-  const hubForward = await tunnel.forwardLocal(Number(new URL(state.hubUrl).port || 80));
+  const hubForward = await tunnel.forwardLocal(Number(hubUrl.port || (hubUrl.protocol === 'https:' ? 443 : 80)));
   hubApiPort = hubForward.port;
   const reportInventory = async () => {
     const scan = await source.scanInventory();

@@ -6,6 +6,8 @@ export interface AgentState {
   agentId: string;
   name: string;
   hubUrl: string;
+  /** The hub API's certificate fingerprint pinned at registration (an https:// hub); agent run pins it through the tunnel too. */
+  hubFingerprint?: string | null;
   token: string;
   fingerprint: string;
   ssh: { host: string; port: number; hostKeyFingerprint: string };

@@ -4,6 +4,7 @@ import { REPORT_COMMANDS, reportCommand, REPORT_USAGE } from '../policies/report
 import { RESTORE_COMMANDS, restoreCommand, RESTORE_USAGE } from '../restore/restore-cli';
 import { REMOTE_COMMANDS, remoteCommand, REMOTE_USAGE, SYNC_COMMANDS, syncCommand, SYNC_USAGE } from '../sync/sync-cli';
 import { CLIENT_COMMANDS } from './client-commands';
+import { takeHubFingerprint } from './hub-api';
 
 // The hub (NestJS, TypeORM, pg), the agent (ssh2, pino) and the data mover are loaded only by the
 // command that runs them: a client command or --help then starts in a few tens of milliseconds
@@ -16,9 +17,10 @@ const section = (title: string, usage: string) => `${title}\n${usage.replace(/^u
 export const USAGE = () => `usage: sendense <command>
 
   sendense hub                              start the hub (settings from the environment: docs/operations.md)
-  sendense agent register --name NAME [--hub URL]
+  sendense agent register --name NAME [--hub URL] [--hub-fingerprint SHA256:...]
                                             create the agent key and register it with the hub (a hub token in
-                                            SENDENSE_TOKEN; --hub defaults to SENDENSE_HUB, else http://127.0.0.1:8082)
+                                            SENDENSE_TOKEN; --hub defaults to SENDENSE_HUB, else http://127.0.0.1:8082;
+                                            an https:// hub's certificate pinned by its fingerprint, kept for agent run)
   sendense agent run (--inventory FILE | --libvirt [URI] | --vsphere URL ...) [--max-rate MiB]
                                             run the agent: connect to the hub, serve its backups and restores
                                             --inventory FILE  the powered-off VMs whose images FILE lists (or SENDENSE_INVENTORY)
@@ -55,7 +57,9 @@ ${section('Reports:', REPORT_USAGE)}
 ${section('Restores:', RESTORE_USAGE)}
 ${section('Hub-to-hub sync (docs/operations.md):', REMOTE_USAGE + SYNC_USAGE.replace(/^usage:\n/, ''))}
 Client commands talk to SENDENSE_HUB (default http://127.0.0.1:8082) with SENDENSE_TOKEN, or the
-admin token in $SENDENSE_DATA_DIR/admin.token.
+admin token in $SENDENSE_DATA_DIR/admin.token. A hub serving HTTPS with its own certificate is pinned with
+--hub-fingerprint SHA256:... (or SENDENSE_HUB_FINGERPRINT), as GET /api/v1/identity shows it; plain http://
+is accepted for this host's loopback only.
 `;
 
 /**
@@ -130,7 +134,7 @@ export function findCommand(argv: string[]): { run: (args: string[]) => Promise<
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    const found = findCommand(argv);
+    const found = findCommand(takeHubFingerprint(argv, process.env));
     if (found) return await found.run(found.args);
     process.stderr.write(`unknown command ${JSON.stringify(argv.join(' '))}\n\n${USAGE()}`);
     process.exitCode = 2;

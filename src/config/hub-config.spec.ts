@@ -10,6 +10,7 @@ describe('hub configuration', () => {
       eventStoreUrl: null,
       apiPort: 8082,
       apiBind: '127.0.0.1',
+      apiTls: { enabled: false, certFile: null, keyFile: null },
       adminToken: null,
       logLevel: 'info',
       nbdPorts: { first: 10100, last: 10200 },
@@ -67,6 +68,26 @@ describe('hub configuration', () => {
     expect(error!.message).toContain('SENDENSE_API_PORT must be a TCP port number between 1 and 65535, got "80a"');
     expect(error!.message).toContain('SENDENSE_API_BIND must be an IP address');
     expect(error!.message).not.toContain('secret');
+  });
+
+  it('serves HTTPS beyond loopback, plain HTTP only on a loopback bind', () => {
+    expect(loadHubConfig({ SENDENSE_API_BIND: '0.0.0.0' }).apiTls).toEqual({ enabled: true, certFile: null, keyFile: null });
+    expect(loadHubConfig({ SENDENSE_API_BIND: '::' }).apiTls.enabled).toBe(true);
+    expect(loadHubConfig({ SENDENSE_API_BIND: '127.0.0.2' }).apiTls.enabled).toBe(false);
+    expect(loadHubConfig({ SENDENSE_API_BIND: '::1' }).apiTls.enabled).toBe(false);
+    expect(loadHubConfig({ SENDENSE_API_TLS: 'on' }).apiTls.enabled).toBe(true);
+    expect(loadHubConfig({ SENDENSE_TLS_CERT: '/etc/hub.crt', SENDENSE_TLS_KEY: '/etc/hub.key' }).apiTls).toEqual({ enabled: true, certFile: '/etc/hub.crt', keyFile: '/etc/hub.key' });
+    let error: ConfigError | undefined;
+    try {
+      loadHubConfig({ SENDENSE_API_BIND: '0.0.0.0', SENDENSE_API_TLS: 'off', SENDENSE_TLS_KEY: '/etc/hub.key' });
+    } catch (e) {
+      error = e as ConfigError;
+    }
+    expect(error!.problems).toEqual([
+      'SENDENSE_TLS_CERT and SENDENSE_TLS_KEY go together: give both files (certificate and its private key, PEM) or neither',
+      'SENDENSE_API_TLS=off with SENDENSE_API_BIND=0.0.0.0: other hosts could reach the API and its tokens would cross the network in clear; unset SENDENSE_API_TLS (or set it to on) to serve HTTPS, or bind the API to 127.0.0.1',
+    ]);
+    expect(() => loadHubConfig({ SENDENSE_API_TLS: 'yes' })).toThrow('SENDENSE_API_TLS must be on or off, got "yes"');
   });
 
   it('checks the restore idle timeout with every other setting', () => {

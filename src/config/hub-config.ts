@@ -10,6 +10,11 @@ export interface HubConfig {
   eventStoreUrl: string | null;
   apiPort: number;
   apiBind: string;
+  /**
+   * HTTPS on the API listener: the certificate and key the operator gave, or (both null) the one the hub makes in
+   * its data dir. Off only on a loopback bind: beyond it, tokens would cross the network in clear.
+   */
+  apiTls: { enabled: boolean; certFile: string | null; keyFile: string | null };
   adminToken: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   /** Inclusive range of TCP ports the hub leases to NBD exports. */
@@ -90,6 +95,8 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const apiBind = str('SENDENSE_API_BIND') ?? '127.0.0.1';
   if (isIP(apiBind) === 0) problems.push(`SENDENSE_API_BIND must be an IP address such as 127.0.0.1 or 0.0.0.0, got ${JSON.stringify(apiBind)}`);
 
+  const apiTls = apiTlsSetting(str, apiBind, problems);
+
   const adminToken = str('SENDENSE_ADMIN_TOKEN');
   if (adminToken !== null && (adminToken.length < 16 || !/^[\x21-\x7e]+$/.test(adminToken))) {
     problems.push('SENDENSE_ADMIN_TOKEN must be at least 16 printable characters without spaces');
@@ -124,6 +131,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     eventStoreUrl,
     apiPort: port('SENDENSE_API_PORT', 8082),
     apiBind,
+    apiTls,
     adminToken,
     logLevel,
     nbdPorts,
@@ -141,6 +149,31 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
+}
+
+/** 127.0.0.0/8 and ::1 (also as an IPv4-mapped address): only this host can reach a listener there. */
+export function isLoopbackAddress(ip: string): boolean {
+  const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  if (isIP(v4) === 4) return v4.split('.')[0] === '127';
+  return ip === '::1';
+}
+
+function apiTlsSetting(str: (name: string) => string | null, apiBind: string, problems: string[]): HubConfig['apiTls'] {
+  const raw = str('SENDENSE_API_TLS');
+  const certFile = str('SENDENSE_TLS_CERT');
+  const keyFile = str('SENDENSE_TLS_KEY');
+  if (raw !== null && raw !== 'on' && raw !== 'off') problems.push(`SENDENSE_API_TLS must be on or off, got ${JSON.stringify(raw)}`);
+  if ((certFile === null) !== (keyFile === null)) problems.push('SENDENSE_TLS_CERT and SENDENSE_TLS_KEY go together: give both files (certificate and its private key, PEM) or neither');
+  const loopback = isIP(apiBind) !== 0 && isLoopbackAddress(apiBind);
+  const enabled = raw === 'on' || (raw === null && (!loopback || certFile !== null));
+  if (raw === 'off' && !loopback && isIP(apiBind) !== 0) {
+    problems.push(
+      `SENDENSE_API_TLS=off with SENDENSE_API_BIND=${apiBind}: other hosts could reach the API and its tokens would cross the network in clear; ` +
+        'unset SENDENSE_API_TLS (or set it to on) to serve HTTPS, or bind the API to 127.0.0.1',
+    );
+  }
+  if (raw === 'off' && certFile !== null) problems.push('SENDENSE_API_TLS=off but SENDENSE_TLS_CERT is set: unset one of them');
+  return { enabled, certFile: certFile === null ? null : resolve(certFile), keyFile: keyFile === null ? null : resolve(keyFile) };
 }
 
 function portRange(raw: string, problems: string[]): { first: number; last: number } {

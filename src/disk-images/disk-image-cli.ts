@@ -4,6 +4,7 @@ import { Readable, Transform, TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { hubToken } from '../cli/hub-api';
+import { HubCertificateError, hubEndpoint, hubFetch } from '../wire/hub-tls';
 import { progressLine } from '../cli/progress-bar';
 import { SparseFileWriter } from './sparse-file-writer';
 
@@ -111,17 +112,19 @@ export async function restoreDiskCommand(args: string[], env: NodeJS.ProcessEnv,
   let partial: string | undefined;
   try {
     const o = parse(args);
-    const base = (env.SENDENSE_HUB?.trim() || 'http://127.0.0.1:8082').replace(/\/+$/, '');
+    const hub = hubEndpoint(env);
+    const base = hub.url.href.replace(/\/+$/, '');
     const target = resolve(io.cwd, o.output);
     if (await fs.stat(target).then(() => true, () => false)) throw new Error(`${target} already exists; choose another name with -o FILE`);
     const query = new URLSearchParams({ format: o.format, ...(o.force ? { force: 'true' } : {}) });
-    const url = `${base}/api/v1/restore-points/${encodeURIComponent(o.restorePointId)}/disks/${encodeURIComponent(o.diskId)}/image?${query}`;
+    const path = `${hub.url.pathname.replace(/\/+$/, '')}/api/v1/restore-points/${encodeURIComponent(o.restorePointId)}/disks/${encodeURIComponent(o.diskId)}/image?${query}`;
     let res: Response;
     try {
-      res = await fetch(url, { headers: { Authorization: `Bearer ${hubToken(env)}` } });
+      res = await hubFetch(hub, { method: 'GET', path, headers: { Authorization: `Bearer ${hubToken(env)}` } });
     } catch (error) {
+      if (error instanceof HubCertificateError) throw error;
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`cannot reach the hub at ${base}: ${cause?.code ?? cause?.message ?? String(error)}`);
+      throw new Error(`cannot reach the hub at ${base}: ${cause?.code ?? (error as NodeJS.ErrnoException).code ?? cause?.message ?? String(error)}`);
     }
     if (!res.ok) throw new Error(await refusal(res));
     const integrity = res.headers.get('x-sendense-integrity');

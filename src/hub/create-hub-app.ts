@@ -20,7 +20,8 @@ import { HubRuntime } from './hub-runtime';
  * the console's static files (no data in them) pass auth and are served before any route.
  */
 export async function createHubApp(runtime: HubRuntime): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(HubModule.create(runtime), { bufferLogs: true, bodyParser: true });
+  const https = runtime.apiCertificate ? { httpsOptions: { cert: runtime.apiCertificate.cert, key: runtime.apiCertificate.key } } : {};
+  const app = await NestFactory.create<NestExpressApplication>(HubModule.create(runtime), { bufferLogs: true, bodyParser: true, ...https });
   // says which framework (and so which of its flaws) answers, to anyone who asks
   app.disable('x-powered-by');
   app.useLogger(app.get(Logger));

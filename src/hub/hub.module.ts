@@ -19,6 +19,7 @@ import { EVENT_STORE } from '../event-store/event-store.port';
 import { AggregateRepository } from '../eventing/aggregate-repository';
 import { DatabaseProbe } from '../database/database-probe';
 import { DomainErrorFilter } from '../http/domain-error.filter';
+import { API_TLS } from '../http/api-tls';
 import { nbdFeature } from '../nbd/nbd.feature';
 import { repositoriesFeature } from '../repositories/repositories.feature';
 import { restoreFeature } from '../restore/restore.feature';
@@ -60,6 +61,7 @@ export class HubModule {
         { provide: DataSource, useValue: runtime.dataSource },
         { provide: EVENT_STORE, useValue: runtime.store },
         { provide: ADMIN_TOKEN_HASH, useValue: runtime.adminTokenHash },
+        { provide: API_TLS, useValue: { tls: !!runtime.apiCertificate, certificateFingerprint: runtime.apiCertificate?.fingerprint ?? null } },
         { provide: METRICS_REGISTRY, useFactory: createMetricsRegistry },
         { provide: APP_FILTER, useClass: DomainErrorFilter },
         { provide: APP_GUARD, useExisting: AccessGuard },

@@ -13,6 +13,7 @@ import { connectionFromUrl, DbConnection, pgClientConfig, pgPoolConfig } from '.
 import { EmbeddedDatabase, startEmbeddedPostgres } from '../database/embedded-postgres';
 import { EventStore } from '../event-store/event-store.port';
 import { EventStoreDbEventStore } from '../event-store/eventstoredb/eventstoredb-event-store';
+import { ApiCertificate, ensureApiCertificate } from '../http/api-certificate';
 import { PostgresEventStore } from '../event-store/postgres/postgres-event-store';
 import { createHubApp } from './create-hub-app';
 
@@ -33,6 +34,8 @@ export async function startHub(env: NodeJS.ProcessEnv): Promise<RunningHub> {
     undo.length = 0;
   };
   try {
+    // before the database starts: a certificate that cannot be read or made stops the hub at once
+    const apiCertificate: ApiCertificate | null = config.apiTls.enabled ? await ensureApiCertificate(config) : null;
     let connection: DbConnection;
     if (config.databaseUrl) {
       connection = connectionFromUrl(config.databaseUrl);
@@ -58,7 +61,7 @@ export async function startHub(env: NodeJS.ProcessEnv): Promise<RunningHub> {
     undo.push(() => store.close());
 
     const admin = ensureAdminToken(config.dataDir, config.adminToken);
-    const app: INestApplication = await createHubApp({ config, connection, dataSource, store, adminTokenHash: hashToken(admin.token) });
+    const app: INestApplication = await createHubApp({ config, connection, dataSource, store, adminTokenHash: hashToken(admin.token), apiCertificate });
     undo.push(() => app.close());
     // the query handlers that answer the check below are registered when the application initialises
     await app.init();
@@ -72,10 +75,10 @@ export async function startHub(env: NodeJS.ProcessEnv): Promise<RunningHub> {
       if (error.code === 'EADDRINUSE') throw new Error(`SENDENSE_API_PORT ${config.apiPort} on ${config.apiBind} is already in use by another process`);
       throw error;
     });
-    const url = `http://${config.apiBind.includes(':') ? `[${config.apiBind}]` : config.apiBind}:${config.apiPort}`;
+    const url = `${apiCertificate ? 'https' : 'http'}://${config.apiBind.includes(':') ? `[${config.apiBind}]` : config.apiBind}:${config.apiPort}`;
     log.info(
-      { url, eventStore: store.kind, database: connection.origin, adminToken: admin.file ?? 'SENDENSE_ADMIN_TOKEN' },
-      admin.file ? `hub listening on ${url}; admin token is in ${admin.file}` : `hub listening on ${url}; admin token from SENDENSE_ADMIN_TOKEN`,
+      { url, eventStore: store.kind, database: connection.origin, adminToken: admin.file ?? 'SENDENSE_ADMIN_TOKEN', ...(apiCertificate ? { tlsCertificate: apiCertificate.certFile, tlsFingerprint: apiCertificate.fingerprint } : {}) },
+      `hub listening on ${url}${apiCertificate ? ` with TLS certificate ${apiCertificate.fingerprint}${apiCertificate.generated ? ` (made now: ${apiCertificate.certFile})` : ''}` : ''}; ${admin.file ? `admin token is in ${admin.file}` : 'admin token from SENDENSE_ADMIN_TOKEN'}`,
     );
     return { config, url, close };
   } catch (error) {

@@ -6,6 +6,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // A type only: erased at compile time, so the client CLI still loads no hub code.
 import type { DamagedRange } from '../restore-points/chain.events';
 import { hubToken } from '../cli/hub-api';
+import { type HubEndpoint, HubCertificateError, hubEndpoint, hubFetch } from '../wire/hub-tls';
 import { restoreDiskCommand, RESTORE_DISK_USAGE } from '../disk-images/disk-image-cli';
 import { restoreDrillCommand, restoreVmCommand, RESTORE_VM_USAGE } from '../vm-restore/restore-vm-cli';
 
@@ -104,24 +105,28 @@ function parseArgs(args: string[], allowed: Record<string, string>): { positiona
 
 class HubClient {
   private readonly base: string;
+  private readonly hub: HubEndpoint;
   private readonly token: string;
 
   constructor(env: NodeJS.ProcessEnv) {
-    this.base = (env.SENDENSE_HUB?.trim() || 'http://127.0.0.1:8082').replace(/\/+$/, '');
+    this.hub = hubEndpoint(env);
+    this.base = this.hub.url.href.replace(/\/+$/, '');
     this.token = hubToken(env);
   }
 
   async request(method: string, path: string, body?: object): Promise<Response> {
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, {
+      res = await hubFetch(this.hub, {
         method,
+        path: `${this.hub.url.pathname.replace(/\/+$/, '')}${path}`,
         headers: { Authorization: `Bearer ${this.token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
         body: body ? JSON.stringify(body) : undefined,
       });
     } catch (error) {
+      if (error instanceof HubCertificateError) throw error;
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`cannot reach the hub at ${this.base}: ${cause?.code ?? cause?.message ?? String(error)}`);
+      throw new Error(`cannot reach the hub at ${this.base}: ${cause?.code ?? (error as NodeJS.ErrnoException).code ?? cause?.message ?? String(error)}`);
     }
     if (!res.ok) {
       const text = await res.text();

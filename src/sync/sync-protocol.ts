@@ -25,4 +25,6 @@ export interface HubIdentity {
   /** The hub's data directory's instance id. */
   hubInstance: string;
   ssh: { port: number; hostKeyFingerprint: string };
+  /** The API listener: HTTPS with this certificate (clients pin its fingerprint), or plain HTTP on loopback. Absent from hubs older than TLS. */
+  api?: { tls: boolean; certificateFingerprint: string | null };
 }

@@ -78,7 +78,7 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
 
   it('registers the primary only as it says it is: pinned host key, a sync token, its identity', async () => {
     const identity = (await primary.api('GET', '/api/v1/identity')).body;
-    expect(identity).toEqual({ hubInstance: expect.any(String), ssh: { port: primary.sshPort, hostKeyFingerprint: expect.stringMatching(/^SHA256:[A-Za-z0-9+/]{43}$/) } });
+    expect(identity).toEqual({ hubInstance: expect.any(String), ssh: { port: primary.sshPort, hostKeyFingerprint: expect.stringMatching(/^SHA256:[A-Za-z0-9+/]{43}$/) }, api: { tls: false, certificateFingerprint: null } });
     fingerprint = identity.ssh.hostKeyFingerprint;
     const issued = await primary.api('POST', '/api/v1/tokens', { name: 'offsite', role: 'sync' });
     expect(issued.status).toBe(201);

@@ -1,6 +1,7 @@
 import { connectSyncTunnel, LocalForward, SyncTunnel } from '../../tunnel';
 import type { OpenedPointExport } from '../../disk-images/point-export.workflow';
 import { isSafeIdentifier } from '../../wire/identifiers';
+import { type HubEndpoint, hubFetch, probeTls } from '../../wire/hub-tls';
 import type { HubIdentity, SyncPointList } from '../sync-protocol';
 
 export interface RemoteAddress {
@@ -33,12 +34,20 @@ export class RemoteConnection {
     private readonly token: string,
     private readonly tunnel: SyncTunnel,
     private readonly forward: LocalForward,
+    private readonly api: HubEndpoint,
   ) {}
 
   static async open(remote: RemoteAddress, token: string): Promise<RemoteConnection> {
     const tunnel = await connectSyncTunnel({ host: remote.host, port: remote.port, password: token, hostKeyFingerprint: remote.fingerprint });
     try {
-      return new RemoteConnection(remote, token, tunnel, await tunnel.forwardApi());
+      const forward = await tunnel.forwardApi();
+      // The remote's API speaks HTTPS when its operator turned TLS on, plain HTTP on a loopback-only API. Either way
+      // its far end is the remote hub's own process (the SSH host key pinned above), which connects the channel to
+      // its API on its loopback: there is nothing between to downgrade, so the scheme is found out, not configured,
+      // and the certificate seen first is held for the rest of this connection.
+      const fingerprint = await probeTls('127.0.0.1', forward.port);
+      const api: HubEndpoint = fingerprint ? { url: new URL('https://127.0.0.1'), fingerprint } : { url: new URL('http://127.0.0.1') };
+      return new RemoteConnection(remote, token, tunnel, forward, api);
     } catch (error) {
       await tunnel.close();
       throw error;
@@ -100,12 +109,16 @@ export class RemoteConnection {
   }
 
   private async call(method: string, path: string, body?: unknown): Promise<Response> {
-    const res = await fetch(`http://127.0.0.1:${this.forward.port}${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-    });
+    const res = await hubFetch(
+      this.api,
+      {
+        method,
+        path,
+        headers: { Authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      },
+      { via: { host: '127.0.0.1', port: this.forward.port }, timeoutMs: CALL_TIMEOUT_MS, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) },
+    );
     if (!res.ok) throw new RemoteHttpError(res.status, `the remote hub answered ${res.status} to ${method} ${path}: ${(await res.text()).slice(0, 500)}`);
     return res;
   }

@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { AgentTunnel } from '../../agents/agent-tunnel.service';
 import { HUB_INSTANCE } from '../../config/hub-instance';
+import { API_TLS, type ApiTlsIdentity } from '../../http/api-tls';
 import { Access } from '../../http/access.guard';
 import { Owned } from '../../http/owned';
 import type { HubIdentity, SyncPointList } from '../sync-protocol';
@@ -16,17 +17,18 @@ import { SyncSourceService } from './sync-source.service';
 export class SyncSourceController {
   constructor(
     @Inject(HUB_INSTANCE) private readonly instance: string,
+    @Inject(API_TLS) private readonly apiTls: ApiTlsIdentity,
     private readonly tunnel: AgentTunnel,
     private readonly source: SyncSourceService,
   ) {}
 
-  /** The fingerprint an operator gives the other hub to pin (POST /api/v1/remotes there). */
+  /** The fingerprints an operator pins: the SSH host key on another hub (POST /api/v1/remotes there), the API's certificate in clients. */
   @Access('any')
   @Owned('none')
   @Get('identity')
   identity(): HubIdentity {
     const { port, hostKeyFingerprint } = this.tunnel.endpoint();
-    return { hubInstance: this.instance, ssh: { port, hostKeyFingerprint } };
+    return { hubInstance: this.instance, ssh: { port, hostKeyFingerprint }, api: { tls: this.apiTls.tls, certificateFingerprint: this.apiTls.certificateFingerprint } };
   }
 
   @Access('sync')
