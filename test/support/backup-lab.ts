@@ -156,7 +156,7 @@ export class BackupLab {
     for (const vmId of vmIds) points.push(...(await this.api('GET', `/api/v1/vms/${vmId}/restore-points?repositoryId=${this.repositoryId}`)).body);
     const known = new Set(points.flatMap((p) => p.disks.flatMap((d) => [d.file, ...(d.digests ? [d.digests.file] : [])])));
     const { stdout } = await run('find', [this.repoRoot, '-type', 'f', '-not', '-path', '*/manifests/*.json']);
-    const strayFiles = stdout.split('\n').filter(Boolean).map((f) => f.slice(this.repoRoot.length + 1)).filter((f) => !known.has(f));
+    const strayFiles = stdout.split('\n').filter(Boolean).map((f) => f.slice(this.repoRoot.length + 1)).filter((f) => !known.has(f) && f !== '.sendense-repository');
     return { qemuNbd, leases, strayFiles };
   }
 
