@@ -23,6 +23,8 @@ describe('hub configuration', () => {
       sshBind: '0.0.0.0',
       maxConcurrentBackups: 4,
       restoreIdleMs: 3_600_000,
+      deleteGraceMs: 7 * 86_400_000,
+      recyclePurgeIntervalMs: 300_000,
     });
   });
 
