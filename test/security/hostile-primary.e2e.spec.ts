@@ -178,4 +178,17 @@ describe('a compromised primary hub cannot harm the hub that pulls from it', () 
     expect({ status: lastRun.status, reason: lastRun.reason, synced: lastRun.synced, alreadyHeld: lastRun.alreadyHeld, refused: lastRun.refused.length }).toEqual({ status: 'completed-with-warnings', reason: null, synced: [], alreadyHeld: 3, refused: 8 });
     expect(fileSha(canary)).toBe(canarySha);
   }, 180_000);
+
+  it('a primary that names itself with no identifier is not registered, with the reason', async () => {
+    const renamed = new HostilePrimary(join(work, 'renamed'), [], 'hub\u0000/../x');
+    await renamed.start();
+    try {
+      const before = (await target.api('GET', '/api/v1/remotes')).body;
+      const refused = await target.api('POST', '/api/v1/remotes', { name: 'renamed', url: `ssh://127.0.0.1:${renamed.sshPort}`, token: renamed.token, fingerprint: renamed.fingerprint });
+      expect({ status: refused.status, message: refused.body.message }).toEqual({ status: 400, message: 'the remote hub states its instance as "hub\\u0000/../x", not an identifier' });
+      expect((await target.api('GET', '/api/v1/remotes')).body).toEqual(before);
+    } finally {
+      await renamed.close();
+    }
+  }, 60_000);
 });

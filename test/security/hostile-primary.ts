@@ -75,6 +75,8 @@ export class HostilePrimary {
   constructor(
     private readonly dir: string,
     readonly points: ServedPoint[],
+    /** What it calls itself in GET /api/v1/identity. */
+    private readonly hubInstance: unknown = 'hostile-primary',
   ) {}
 
   get sshPort(): number {
@@ -113,7 +115,7 @@ export class HostilePrimary {
     const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
     this.requests.push(`${req.method} ${path}`);
     if (req.headers.authorization !== `Bearer ${this.token}`) return send(res, 401, { message: 'no' });
-    if (req.method === 'GET' && path === '/api/v1/identity') return send(res, 200, { hubInstance: 'hostile-primary', ssh: { port: this.sshPort, hostKeyFingerprint: this.fingerprint } });
+    if (req.method === 'GET' && path === '/api/v1/identity') return send(res, 200, { hubInstance: this.hubInstance, ssh: { port: this.sshPort, hostKeyFingerprint: this.fingerprint } });
     if (req.method === 'GET' && path === '/api/v1/session') return send(res, 200, { actor: 'sync', role: 'sync' });
     if (req.method === 'GET' && path === '/api/v1/sync/restore-points') return send(res, 200, { repositoryId: '7d1c6a52-2f4b-4d0e-8a51-3b7f9c2e1d40', points: this.points.map((p) => p.meta) });
     const pointOf = (id: string) => this.points.find((p) => p.meta.restorePointId === id);

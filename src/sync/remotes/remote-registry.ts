@@ -8,6 +8,8 @@ import { RemoteConnection } from '../adapters/remote-connection';
 import { RegisterRemoteCommand } from './commands/register-remote.command';
 import { remoteTokenFile, storeRemoteToken } from './remote-tokens';
 import { SSH_URL } from './remotes.dto';
+import { isSafeIdentifier } from '../../wire/identifiers';
+import { shownId } from '../remote-points';
 
 const DEFAULT_SSH_PORT = 2222;
 
@@ -38,6 +40,8 @@ export class RemoteRegistry {
       const [session, identity] = await Promise.all([connection.session(), connection.identity()]);
       if (session.role !== 'sync') throw new DomainError('invalid', `the token's role on the remote hub is ${session.role}: issue one with role sync there (POST /api/v1/tokens {"name": ..., "role": "sync"})`);
       if (identity.ssh.hostKeyFingerprint !== input.fingerprint) throw new DomainError('invalid', `the remote hub states host key ${identity.ssh.hostKeyFingerprint}, not ${input.fingerprint}`);
+      // the remote's own name for itself goes into an event and the read model: an identifier, or nothing is registered
+      if (!isSafeIdentifier(identity.hubInstance)) throw new DomainError('invalid', `the remote hub states its instance as ${shownId(identity.hubInstance)}, not an identifier`);
       hubInstance = identity.hubInstance;
     } catch (error) {
       throw error instanceof DomainError ? error : new DomainError('invalid', `the remote hub at ${input.url} did not answer as a Sendense hub: ${(error as Error).message}`);
