@@ -55,6 +55,8 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
   const [slots, setSlots] = useState<{ slots: string[]; error: string | null }>({ slots: [], error: null });
   const [preview, setPreview] = useState<{ vmId: string; marks: Mark[] }[] | null>(null);
   const [confirming, setConfirming] = useState(false);
+  /** The hub's refusal of rules that would prune more than half of a VM's points, until the operator saves anyway. */
+  const [massPrune, setMassPrune] = useState<string | null>(null);
   const [simulation, setSimulation] = useState<Simulation | null>(null);
   const [pruned, setPruned] = useState(0);
   const operate = session.mayOperate();
@@ -106,12 +108,14 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
   const rulesSaved = !!saved && sameRules(form.retention, saved.retention);
   const toPrune = preview?.flatMap((c) => c.marks.filter((m) => m.action === 'prune')) ?? [];
 
-  async function save(e: Event) {
-    e.preventDefault();
-    const body = { ...form!, retention: Object.fromEntries(RULES.filter((r) => form!.retention[r] !== undefined).map((r) => [r, form!.retention[r]])), fullEvery: form!.fullEvery ?? undefined, drill: form!.drill ?? undefined };
+  async function save(e: Event | null, confirmPrune = false) {
+    e?.preventDefault();
+    setMassPrune(null);
+    const body = { ...form!, retention: Object.fromEntries(RULES.filter((r) => form!.retention[r] !== undefined).map((r) => [r, form!.retention[r]])), fullEvery: form!.fullEvery ?? undefined, drill: form!.drill ?? undefined, ...(confirmPrune ? { confirmPrune } : {}) };
     const answer: { data?: unknown; error?: unknown; response: Response } = policyId
       ? await api.PUT('/api/v1/policies/{policyId}', { params: { path: { policyId } }, body: body as never })
       : await api.POST('/api/v1/policies', { body: body as never });
+    if (answer.response.status === 409 && problem(answer.error).includes('confirmPrune')) return setMassPrune(problem(answer.error));
     if (answer.error) return setNotice({ text: `Not saved: ${problem(answer.error)}`, alert: true, correlationId: correlationOf(answer.response) });
     setNotice({ text: `Policy ${form!.name} saved`, correlationId: correlationOf(answer.response) });
     if (policyId) setSaved(form);
@@ -181,6 +185,12 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
         <label class="choice"><input type="checkbox" checked={form.enabled} onChange={(e) => set({ enabled: (e.target as HTMLInputElement).checked })} disabled={!operate} /> Enabled</label>
         {operate && <p><button type="submit">Save</button></p>}
       </form>
+      {massPrune && (
+        <div role="alertdialog" aria-labelledby="mass-prune-title" class="confirm">
+          <p id="mass-prune-title">Not saved: {massPrune.replace(/: send confirmPrune: true to apply them$/, '.')} Its next prune deletes them.</p>
+          <button type="button" onClick={() => void save(null, true)}>Save anyway</button> <button type="button" onClick={() => setMassPrune(null)}>Keep the old rules</button>
+        </div>
+      )}
 
       {policyId && preview && (
         <section aria-labelledby="preview-title">
