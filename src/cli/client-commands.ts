@@ -10,6 +10,10 @@ export const CLIENT_COMMANDS: Record<string, (args: string[], env: NodeJS.Proces
   'backup show': backupShow,
   'backup cancel': backupCancel,
   'restore-points list': restorePointsList,
+  'restore-points delete': restorePointsDelete,
+  'restore-points recycle-bin': restorePointsRecycleBin,
+  'restore-points undelete': restorePointsUndelete,
+  'restore-points purge': restorePointsPurge,
   'token rotate-admin': tokenRotateAdmin,
 };
 
@@ -81,6 +85,34 @@ async function restorePointsList(args: string[], env: NodeJS.ProcessEnv): Promis
   const repo = option(args, '--repository');
   const points = await new HubApi(env).call('GET', `/api/v1/vms/${encodeURIComponent(required(args, '--vm'))}/restore-points${repo ? `?repositoryId=${repo}` : ''}`);
   for (const p of points) process.stdout.write(`${formatRestorePoint(p)}\n`);
+}
+
+function pointArgument(args: string[], command: string): string {
+  const [id] = args;
+  if (!id || id.startsWith('--')) throw new Error(`usage: sendense restore-points ${command} POINT`);
+  return encodeURIComponent(id);
+}
+
+async function restorePointsDelete(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const id = pointArgument(args, 'delete');
+  const answer = await new HubApi(env).call('DELETE', `/api/v1/restore-points/${id}`);
+  process.stdout.write(answer.recycled ? `${answer.restorePointId} is in the recycle bin until ${answer.purgeAfter}; an admin can undelete it until then\n` : `${answer.restorePointId} deleted\n`);
+}
+
+async function restorePointsRecycleBin(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (args.length) throw new Error('usage: sendense restore-points recycle-bin');
+  const points = await new HubApi(env).call('GET', '/api/v1/recycle-bin');
+  for (const p of points) process.stdout.write(`${formatRestorePoint(p)}  vm=${p.vmId}  deleted ${p.recycled.at} by ${p.recycled.by}, purged after ${p.recycled.purgeAfter}\n`);
+}
+
+async function restorePointsUndelete(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const point = await new HubApi(env).call('POST', `/api/v1/restore-points/${pointArgument(args, 'undelete')}/undelete`);
+  process.stdout.write(`${formatRestorePoint(point)}  undeleted\n`);
+}
+
+async function restorePointsPurge(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const { restorePointId } = await new HubApi(env).call('POST', `/api/v1/restore-points/${pointArgument(args, 'purge')}/purge`);
+  process.stdout.write(`${restorePointId} purged: its files are removed\n`);
 }
 
 /** The new token goes to stdout alone (for a script to capture); what became of the file to stderr. */

@@ -48,6 +48,10 @@ export const USAGE = () => `usage: sendense <command>
   sendense backup show JOB
   sendense backup cancel JOB
   sendense restore-points list --vm ID [--repository ID]
+  sendense restore-points delete POINT      to the recycle bin for SENDENSE_DELETE_GRACE_DAYS (then its files go)
+  sendense restore-points recycle-bin       the deleted points not yet purged
+  sendense restore-points undelete POINT    back from the recycle bin, bit for bit (admin token needed)
+  sendense restore-points purge POINT       remove a point's files now (admin token needed)
   sendense token rotate-admin               replace the admin token (admin token needed): prints the new one; the
                                             old one stops working at once on every hub sharing the database
   sendense help, sendense --help            this text

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { BackupLab } from '../support/backup-lab';
+import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
 import { FakedClock } from '../support/faked-clock';
+import { spawnSendense } from '../support/processes';
 
 const DAY = 86_400_000;
 
@@ -21,6 +22,12 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
     const res = await fetch(`http://127.0.0.1:${lab.apiPort}${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  /** The CLI as an operator runs it, with a token of their own. */
+  const cli = async (token: string, args: string[]) => {
+    const run = spawnSendense(args, { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: token });
+    const { code } = await run.exited;
+    return { code, output: run.output() };
   };
   const listed = async () => ((await lab.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string }[]).map((p) => p.restorePointId);
   const bin = async () => (await lab.api('GET', '/api/v1/recycle-bin')).body as { restorePointId: string; status: string; recycled: { at: string; purgeAfter: string; by: string } }[];
@@ -73,8 +80,9 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
   it('is taken back by an admin only, bit-exact and verifiable in its place in the chain', async () => {
     const before = files();
     expect((await as(operator, 'POST', `/api/v1/restore-points/${ids[1]}/undelete`)).status).toBe(403);
-    const undeleted = await lab.api('POST', `/api/v1/restore-points/${ids[1]}/undelete`);
-    expect(undeleted).toMatchObject({ status: 200, body: { restorePointId: ids[1], status: 'available', recycled: null } });
+    expect(await cli(operator, ['restore-points', 'undelete', ids[1]])).toMatchObject({ code: 1, output: expect.stringContaining('403') });
+    expect(await cli(LAB_TOKEN, ['restore-points', 'undelete', ids[1]])).toEqual({ code: 0, output: expect.stringMatching(new RegExp(`^${ids[1]} .* undeleted\n$`)) });
+    expect((await lab.api('GET', `/api/v1/restore-points/${ids[1]}`)).body).toMatchObject({ restorePointId: ids[1], status: 'available', recycled: null });
     expect(await listed()).toEqual(ids);
     expect(await bin()).toEqual([]);
     expect(((await lab.api('GET', '/api/v1/reports/protection')).body.vms as { vmId: string; recycledPoints: number }[]).find((v) => v.vmId === 'vm1')!.recycledPoints).toBe(0);
@@ -84,8 +92,9 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
   });
 
   it('removes its files only after the grace, by the hub clock, as part of the story of the delete', async () => {
-    const deleted = await as(operator, 'DELETE', `/api/v1/restore-points/${ids[1]}`);
-    expect(deleted.status).toBe(200);
+    const deleted = await cli(operator, ['restore-points', 'delete', ids[1]]);
+    expect(deleted).toEqual({ code: 0, output: expect.stringMatching(new RegExp(`^${ids[1]} is in the recycle bin until \\S+; an admin can undelete it until then\n$`)) });
+    expect((await cli(operator, ['restore-points', 'recycle-bin'])).output).toMatch(new RegExp(`^${ids[1]} .* vm=vm1  deleted \\S+ by ops, purged after \\S+\n$`));
     const own = (await lab.api('GET', `/api/v1/restore-points/${ids[1]}`)).body.disks.map((d: { file: string }) => d.file) as string[];
     clock.ahead(6 * DAY);
     await new Promise((r) => setTimeout(r, 3000));
@@ -108,7 +117,7 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
   it('purges at once only when an admin asks', async () => {
     expect((await as(operator, 'POST', `/api/v1/restore-points/${ids[2]}/purge`)).status).toBe(403);
     expect((await lab.api('GET', `/api/v1/restore-points/${ids[2]}`)).status).toBe(200);
-    expect((await lab.api('POST', `/api/v1/restore-points/${ids[2]}/purge`)).body).toEqual({ restorePointId: ids[2], purged: true });
+    expect(await cli(LAB_TOKEN, ['restore-points', 'purge', ids[2]])).toEqual({ code: 0, output: `${ids[2]} purged: its files are removed\n` });
     expect(await listed()).toEqual([ids[0]]);
     expect(await bin()).toEqual([]);
   });
