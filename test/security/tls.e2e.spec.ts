@@ -30,7 +30,13 @@ async function opensslFingerprint(certFile: string): Promise<string> {
 
 /** `sendense ...` to its end, failing the test (with its output) if it does not end within the time. */
 async function finished(cli: SpawnedCli, timeoutMs = 30_000): Promise<{ code: number | null; output: string }> {
-  const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms:\n${cli.output()}`)), timeoutMs).unref());
+  const timer = new Promise<never>((_, reject) =>
+    setTimeout(() => {
+      // a hub that should have refused to start would otherwise outlive the test
+      cli.child.kill('SIGKILL');
+      reject(new Error(`still running after ${timeoutMs} ms:\n${cli.output()}`));
+    }, timeoutMs).unref(),
+  );
   const { code } = await Promise.race([cli.exited, timer]);
   return { code, output: cli.output() };
 }
@@ -174,6 +180,35 @@ describe('TLS on the hub API', () => {
       expect(added.code).toBe(0);
       expect(added.output).toMatch(/^[0-9a-f-]{36} {2}self {2}ssh:\/\/127\.0\.0\.1:\d+ {2}SHA256:/);
     }, 60_000);
+
+    it('a second hub pulls a restore point from it: the remote API, reached inside the pinned SSH connection, spoken over HTTPS', async () => {
+      const point = (await lab.waitForJob(await lab.backup('auto'), 120_000)).restorePointId as string;
+      const issued = await lab.api('POST', '/api/v1/tokens', { name: 'second-hub', role: 'sync' });
+      const { ssh } = (await lab.api('GET', '/api/v1/identity')).body;
+      const second = new BackupLab({ SENDENSE_NBD_PORTS: '14780-14811' });
+      try {
+        await second.startHubOnly();
+        const remote = await second.api('POST', '/api/v1/remotes', { name: 'tls-primary', url: `ssh://127.0.0.1:${ssh.port}`, token: issued.body.token, fingerprint: ssh.hostKeyFingerprint });
+        expect(remote.status).toBe(201);
+        const job = await second.api('POST', '/api/v1/sync-jobs', { remoteId: remote.body.remoteId, repositoryId: second.repositoryId });
+        const started = await second.api('POST', `/api/v1/sync-jobs/${job.body.syncJobId}/run`);
+        expect(started.status).toBe(202);
+        let last: any;
+        await second.until(async () => {
+          last = (await second.api('GET', `/api/v1/sync-jobs/${job.body.syncJobId}`)).body.lastRun;
+          return last?.runId === started.body.runId && last.status !== 'running';
+        }, 120_000, 'the sync run');
+        expect({ status: last.status, reason: last.reason }).toEqual({ status: 'completed', reason: null });
+        expect(last.synced).toContain(point);
+        const mine = (await second.api('GET', `/api/v1/restore-points/${point}`)).body;
+        const theirs = (await lab.api('GET', `/api/v1/restore-points/${point}`)).body;
+        for (const disk of theirs.disks) {
+          await run('qemu-img', ['compare', '-q', '-U', join(lab.repoRoot, disk.file), join(second.repoRoot, mine.disks.find((d: { diskId: string }) => d.diskId === disk.diskId).file)]);
+        }
+      } finally {
+        await second.close();
+      }
+    }, 240_000);
   });
 
   describe('a server presenting another certificate (a network attacker in the middle)', () => {
