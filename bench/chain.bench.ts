@@ -167,7 +167,7 @@ export async function runChainBench(): Promise<void> {
     const longParts = await chainParts(lab, repoRoot, newest, runs, dir);
 
     // retention merges the oldest points into the full until `keep` remain
-    const policy = await lab.api('POST', '/api/v1/policies', { name: 'chain', vms: { ids: ['chain-vm'] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: keep }, rpoHours: 24 });
+    const policy = await lab.api('POST', '/api/v1/policies', { name: 'chain', vms: { ids: ['chain-vm'] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: keep }, rpoHours: 24, confirmPrune: true });
     if (policy.status !== 201) throw new Error(`policy refused: ${JSON.stringify(policy.body)}`);
     const pruneStarted = Date.now();
     const pruned = await lab.api('POST', `/api/v1/policies/${policy.body.policyId}/prune`);

@@ -57,5 +57,16 @@ describe('policies: a change that would prune more than half of a VM\'s points n
     expect(confirmed.retention).toEqual({ keepLast: 1 });
     expect(JSON.stringify(confirmed)).not.toContain('confirmPrune');
     await as('put', `/api/v1/policies/${kept.policyId}`).send(policy(1, { confirmPrune: 'yes' })).expect(400);
+    // rules that already prune that much are not asked about again when something else of the policy changes
+    expect((await as('put', `/api/v1/policies/${kept.policyId}`).send(policy(1, { rpoHours: 30 })).expect(200)).body.rpoHours).toBe(30);
+    await as('put', `/api/v1/policies/${kept.policyId}`).send(policy(2)).expect(200);
+    await as('put', `/api/v1/policies/${kept.policyId}`).send(policy(1)).expect(409);
+  });
+
+  it('leaves a definition the hub refuses anyway to its own 400', async () => {
+    const refused = await as('post', '/api/v1/policies').send(policy(1, { schedule: { cron: '0 2 * *', timezone: 'UTC' } })).expect(400);
+    expect(refused.body.message).toMatch(/cron "0 2 \* \*" must have 5 fields/);
+    const unknown = await as('post', '/api/v1/policies').send(policy(1, { repositoryId: '6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60' }));
+    expect(unknown.status).toBe(400);
   });
 });

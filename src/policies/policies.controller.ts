@@ -54,7 +54,7 @@ export class PoliciesController {
   @Owned({ params: { policyId: 'policy' }, body: { repositoryId: 'repository', 'vms.agentId': 'agent!' } })
   @Put(':policyId')
   async update(@Param() { policyId }: PolicyIdParams, @Body() body: PolicyDto) {
-    await this.retention.refuseMassPrune(toDefinition(body), body.confirmPrune === true);
+    await this.retention.refuseMassPrune(toDefinition(body), body.confirmPrune === true, policyId);
     await this.gateway.execute(new UpdatePolicyCommand(policyId, toDefinition(body)), READ_MODEL);
     return this.queries.execute(new GetPolicyQuery(policyId));
   }

@@ -6,7 +6,7 @@ export const POLICY_USAGE = `usage:
   sendense policy add --name NAME --repository ID --cron "m h dom mon dow" [--timezone TZ] [--catch-up once|skip]
                       (--vm ID[,ID...] | --name-pattern GLOB | --agent ID)... [--full-every N] --rpo-hours H
                       [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
-                      [--keep-yearly N] [--disabled]
+                      [--keep-yearly N] [--disabled] [--confirm-prune]
                       [--drill-cron "m h dom mon dow" [--drill-agent ID] [--drill-timeout SECONDS]]
   sendense policy list
   sendense policy show POLICY
@@ -15,7 +15,8 @@ export const POLICY_USAGE = `usage:
   sendense policy remove POLICY                                              its restore points stay
 The cron may have a leading seconds field; the time zone defaults to UTC. With --drill-cron the newest
 point of each VM is booted as a recovery drill at every slot of that calendar (on --drill-agent's host,
-else the VM's own agent's).
+else the VM's own agent's). Rules that would prune more than half of a VM's points at once (and more than the
+policy's rules so far) are refused unless --confirm-prune is given.
 `;
 
 interface Policy {
@@ -73,6 +74,7 @@ function definitionFrom(args: string[], base: Partial<Policy>): Record<string, u
     rpoHours: num(option(args, '--rpo-hours')) ?? base.rpoHours,
     enabled,
     ...(drill && Object.keys(drill).length ? { drill } : {}),
+    ...(args.includes('--confirm-prune') ? { confirmPrune: true } : {}),
   };
 }
 

@@ -106,7 +106,8 @@ describe('immutable repository (real hub + agent, chattr on real files, the hub 
     const definition = { name: 'keep-1', vms: { ids: ['vm1'] }, repositoryId: locked, schedule: { cron: '0 0 1 1 *', timezone: 'UTC' }, retention: { keepLast: 1 }, rpoHours: 24 };
     const refused = await lab.api('POST', '/api/v1/policies', definition);
     expect(refused).toMatchObject({ status: 400, body: { message: expect.stringContaining('repository locked keeps its restore points immutable for 1 day(s) and removes only whole chains: give fullEvery') } });
-    const policy = await lab.api('POST', '/api/v1/policies', { ...definition, fullEvery: 7 });
+    // keep-1 over three points prunes two: more than half, so the policy says it means it
+    const policy = await lab.api('POST', '/api/v1/policies', { ...definition, fullEvery: 7, confirmPrune: true });
     expect(policy.status).toBe(201);
     const prune = () => lab.api('POST', `/api/v1/policies/${policy.body.policyId}/prune`);
     expect((await prune()).status).toBe(200);

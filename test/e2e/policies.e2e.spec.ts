@@ -140,7 +140,7 @@ describe('protection policies on two hub processes', () => {
       const { code } = await run.exited;
       return { code, output: run.output() };
     };
-    const added = await cli('add', '--name', 'cli-weekly', '--repository', lab.repositoryId, '--cron', '0 4 * * SUN', '--timezone', 'America/New_York', '--vm', 'vm1', '--keep-last', '3', '--keep-weekly', '4', '--rpo-hours', '170', '--disabled');
+    const added = await cli('add', '--name', 'cli-weekly', '--repository', lab.repositoryId, '--cron', '0 4 * * SUN', '--timezone', 'America/New_York', '--vm', 'vm1', '--keep-last', '3', '--keep-weekly', '4', '--rpo-hours', '170', '--disabled', '--confirm-prune');
     expect(added).toMatchObject({ code: 0, output: expect.stringMatching(/cli-weekly  disabled  "0 4 \* \* SUN" America\/New_York \(catch-up once\)  vms: ids vm1  keep: keepLast=3 keepWeekly=4  rpo 170h/) });
     const policyId = added.output.split(' ')[0];
     expect((await cli('list')).output).toContain(policyId);

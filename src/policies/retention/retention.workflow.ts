@@ -9,6 +9,8 @@ import { causedBy } from '../../eventing/request-context';
 import { ProjectionsService } from '../../projection-runner/projections.service';
 import { ChainStates } from '../../restore-points/chain-states';
 import { RestorePointDeletionWorkflow } from '../../restore-points/restore-point-deletion.workflow';
+import { assertRepositoryFits } from '../commands/repository-check';
+import { problemsOf } from '../policy.aggregate';
 import { DecideRetentionCommand } from './commands/decide-retention.command';
 import { DeferPruneCommand } from './commands/defer-prune.command';
 import { chainPruneMarks, computePrune, deletionOrder, PruneMark } from './prune';
@@ -88,19 +90,29 @@ export class RetentionWorkflow implements OnApplicationBootstrap, OnModuleDestro
   }
 
   /**
-   * A policy being created or changed that would prune more than half of a VM's points at its next decision is
-   * refused unless `confirmed`: a stolen operator token cannot empty a VM's history with one edit of `keepLast`.
+   * A policy being created or changed whose rules would prune more than half of a VM's points at their next decision,
+   * and more of them than the policy's rules so far, is refused unless `confirmed`: a stolen operator token cannot
+   * empty a VM's history with one edit of `keepLast`. A definition the command will refuse anyway (unsound, a
+   * repository that does not fit) is left to it, so that its 400 comes first.
    */
-  async refuseMassPrune(definition: PolicyDefinition, confirmed: boolean): Promise<void> {
-    if (confirmed) return;
+  async refuseMassPrune(definition: PolicyDefinition, confirmed: boolean, policyId: string | null = null): Promise<void> {
+    if (confirmed || problemsOf(definition).length) return;
+    if (!(await assertRepositoryFits(this.repositories, definition).then(() => true, () => false))) return;
     await this.projections.waitForCaughtUp(READ_MODEL);
     const data = await this.queries.execute(new ProtectionDataQuery());
-    const proposed: PolicyRecord = { policyId: 'proposed', definition, createdAt: new Date(), deletedAt: null };
-    for (const vmId of await this.chainsOf(proposed, data)) {
-      const { marks } = await this.decision(proposed, vmId);
-      const pruned = marks.filter((m) => !m.keep).length;
-      if (pruned * 2 > marks.length) {
-        throw new DomainError('conflict', `these retention rules would prune ${pruned} of the ${marks.length} restore points of VM ${vmId}, more than half: send confirmPrune: true to apply them`);
+    const pruning = async (policy: PolicyRecord) => {
+      const counts = new Map<string, { vmId: string; pruned: number; points: number }>();
+      for (const vmId of await this.chainsOf(policy, data)) {
+        const { marks } = await this.decision(policy, vmId);
+        counts.set(`${vmId}/${policy.definition.repositoryId}`, { vmId, pruned: marks.filter((m) => !m.keep).length, points: marks.length });
+      }
+      return counts;
+    };
+    const current = data.policies.find((p) => p.policyId === policyId && p.deletedAt === null);
+    const before = current ? await pruning(current) : new Map<string, { pruned: number }>();
+    for (const [chain, { vmId, pruned, points }] of await pruning({ policyId: policyId ?? 'proposed', definition, createdAt: new Date(), deletedAt: null })) {
+      if (pruned * 2 > points && pruned > (before.get(chain)?.pruned ?? 0)) {
+        throw new DomainError('conflict', `these retention rules would prune ${pruned} of the ${points} restore points of VM ${vmId}, more than half: send confirmPrune: true to apply them`);
       }
     }
   }
