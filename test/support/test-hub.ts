@@ -26,14 +26,26 @@ export interface TestHub {
 /** The real hub application on a fresh real database, driven over HTTP by supertest. */
 export async function startTestHub(env: NodeJS.ProcessEnv = {}): Promise<TestHub> {
   const db = await createTestDatabase();
-  const dataDir = mkdtempSync(join(tmpdir(), 'sendense-testhub-'));
+  const hub = await hubOn(db, 'sendense-testhub-', env);
+  return {
+    ...hub,
+    db,
+    close: async () => {
+      await hub.close();
+      await db.drop();
+    },
+  };
+}
+
+/** A hub application with a data dir of its own on `db`, which it leaves as it is when closed. */
+async function hubOn(db: TestDatabase, prefix: string, env: NodeJS.ProcessEnv): Promise<Omit<TestHub, 'db'>> {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
   const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', SENDENSE_DELETE_GRACE_DAYS: '0', ...env });
   const app = await createHubApp({ config, connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
   await app.init();
   return {
     app,
     dataDir,
-    db,
     http: () => request(app.getHttpServer()),
     admin: (req) => req.set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`),
     url: async () => {
@@ -43,7 +55,6 @@ export async function startTestHub(env: NodeJS.ProcessEnv = {}): Promise<TestHub
     },
     close: async () => {
       await app.close();
-      await db.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -58,24 +69,6 @@ export async function eventCount(db: TestDatabase): Promise<number> {
  * A second hub process's application on the same database and event store as `hub` (its own data dir): what one
  * hub records, the other must act on, as hubs sharing one database do.
  */
-export async function startPeerHub(hub: TestHub, env: NodeJS.ProcessEnv = {}): Promise<Omit<TestHub, 'db'>> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'sendense-testhub-peer-'));
-  const config = loadHubConfig({ SENDENSE_LOG_LEVEL: 'warn', SENDENSE_DATA_DIR: dataDir, SENDENSE_SSH_PORT: '0', SENDENSE_SSH_BIND: '127.0.0.1', SENDENSE_DELETE_GRACE_DAYS: '0', ...env });
-  const app = await createHubApp({ config, connection: hub.db.connection, dataSource: hub.db.dataSource, store: hub.db.store, adminTokenHash: hashToken(TEST_ADMIN_TOKEN) });
-  await app.init();
-  return {
-    app,
-    dataDir,
-    http: () => request(app.getHttpServer()),
-    admin: (req) => req.set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`),
-    url: async () => {
-      const server = app.getHttpServer() as Server;
-      if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    },
-    close: async () => {
-      await app.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+export function startPeerHub(hub: TestHub, env: NodeJS.ProcessEnv = {}): Promise<Omit<TestHub, 'db'>> {
+  return hubOn(hub.db, 'sendense-testhub-peer-', env);
 }
