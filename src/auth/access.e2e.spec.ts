@@ -14,6 +14,8 @@ const EXPECTED: Record<string, AccessLevel> = {
   'GET /api/v1/health': 'public',
   'GET /metrics': 'read',
   'GET /api/v1/session': 'any',
+  'POST /api/v1/session': 'read',
+  'DELETE /api/v1/session': 'any',
   'POST /api/v1/tokens': 'admin',
   'GET /api/v1/tokens': 'admin',
   'DELETE /api/v1/tokens/{tokenId}': 'admin',

@@ -11,8 +11,12 @@ import { AdminTokenHandler } from './admin-token.queries';
 import { AdminTokenRotationWorkflow } from './admin-token.workflow';
 import { AdminTokenFile } from './adapters/admin-token-file';
 import { RotateAdminTokenHandler } from './tokens/commands/rotate-admin-token.handler';
+import { ConsoleSessions } from './console-sessions';
+import { ConsoleSessionHandler } from './console-session.queries';
+import { StartConsoleSessionHandler } from './console-sessions/commands/start-console-session.handler';
+import { EndConsoleSessionHandler } from './console-sessions/commands/end-console-session.handler';
 
 export const authFeature = {
   controllers: [ApiTokensController, SessionController, DownloadLinksController],
-  providers: [TokenVerifier, TokenBoundResponses, DownloadLinks, IssueApiTokenHandler, RevokeApiTokenHandler, RotateAdminTokenHandler, AdminTokenHandler, AdminTokenRotationWorkflow, AdminTokenFile, AccessGuard],
+  providers: [TokenVerifier, TokenBoundResponses, DownloadLinks, IssueApiTokenHandler, RevokeApiTokenHandler, RotateAdminTokenHandler, AdminTokenHandler, AdminTokenRotationWorkflow, AdminTokenFile, AccessGuard, ConsoleSessions, ConsoleSessionHandler, StartConsoleSessionHandler, EndConsoleSessionHandler],
 };

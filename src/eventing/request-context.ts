@@ -16,6 +16,8 @@ export interface RequestContext {
    * link, a stream) is tied to it, so it ends when that token is revoked or rotated.
    */
   credential?: string;
+  /** Set when the request came with the console's session cookie rather than a bearer header (src/auth/console-sessions.ts). */
+  session?: { sessionId: string; csrfToken: string };
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();
@@ -48,7 +50,7 @@ export interface Principal {
   tenantId: string | null;
 }
 
-export function setPrincipal(principal: Principal, credential?: string): void {
+export function setPrincipal(principal: Principal, credential?: string, session?: RequestContext['session']): void {
   const store = storage.getStore();
-  if (store) Object.assign(store, principal, credential ? { credential } : {});
+  if (store) Object.assign(store, principal, credential ? { credential } : {}, session ? { session } : {});
 }

@@ -4,6 +4,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { BearerAuthMiddleware } from '../auth/bearer-auth.middleware';
+import { ConsoleSessions } from '../auth/console-sessions';
 import { DownloadLinks } from '../auth/download-links';
 import { TokenBoundResponses } from '../auth/token-bound-responses';
 import { TokenVerifier } from '../auth/token-verifier';
@@ -27,7 +28,7 @@ export async function createHubApp(runtime: HubRuntime): Promise<INestApplicatio
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(strictValidationPipe());
   const context = new RequestContextMiddleware();
-  const auth = new BearerAuthMiddleware(app.get(TokenVerifier), app.get(DownloadLinks), app.get(TokenBoundResponses));
+  const auth = new BearerAuthMiddleware(app.get(TokenVerifier), app.get(DownloadLinks), app.get(TokenBoundResponses), app.get(ConsoleSessions));
   app.use(securityHeaders);
   app.use(context.use.bind(context));
   app.use(auth.use.bind(auth));
