@@ -27,17 +27,17 @@ function mark(state: 'connecting' | 'open' | 'retrying', resumed = 0): void {
 }
 
 /**
- * The tab's one stream of job and restore events, read with fetch so the token travels in a header (EventSource
- * cannot send one). After a drop it reconnects with the last event id it saw, so nothing is missed and nothing
+ * The tab's one stream of job and restore events, read with fetch (the session cookie goes with it) rather than
+ * EventSource, so a resume can name the last event id it saw whatever the browser does on its own. After a drop it reconnects with the last event id it saw, so nothing is missed and nothing
  * is applied twice (ids are event positions, in order).
  */
 async function run(): Promise<void> {
   let attempt = 0;
-  while (listeners.size && session.token()) {
+  while (listeners.size && session.loggedIn()) {
     mark(attempt ? 'retrying' : 'connecting');
     try {
-      const res = await fetch('/api/v1/live', { headers: { Authorization: `Bearer ${session.token()}`, ...(lastId ? { 'Last-Event-ID': lastId } : {}) } });
-      if (res.status === 401) return (session.logout(), toLogin());
+      const res = await fetch('/api/v1/live', { credentials: 'same-origin', headers: lastId ? { 'Last-Event-ID': lastId } : {} });
+      if (res.status === 401) return (session.forget(), toLogin());
       if (!res.ok || !res.body) throw new Error(`live stream: ${res.status}`);
       if (attempt) mark('open', 1);
       else mark('open');

@@ -18,7 +18,7 @@ import './style.css';
 function App() {
   const route = useRoute();
   const path = route.split('?')[0];
-  const loggedOut = path !== '/login' && !session.token();
+  const loggedOut = path !== '/login' && !session.loggedIn();
   useEffect(() => {
     if (loggedOut) navigate(`/login?next=${encodeURIComponent(route)}`, true);
   }, [loggedOut, route]);
@@ -34,7 +34,7 @@ function App() {
           <a href="/console/audit" onClick={onLink} aria-current={path === '/audit' ? 'page' : undefined}>Audit</a>
           <a href="/console/infrastructure" onClick={onLink} aria-current={path === '/infrastructure' ? 'page' : undefined}>Repositories and agents</a>
           {session.tenant() && <span class="tenant" data-tenant={session.tenant()!}>tenant {session.tenant()}</span>}
-          <button type="button" onClick={() => (session.logout(), navigate('/login', true))}>Log out</button>
+          <button type="button" onClick={() => void session.logOut().then(() => navigate('/login', true))}>Log out</button>
         </nav>
       </header>
       <Page path={path} />
@@ -71,4 +71,5 @@ function NotFound({ path }: { path: string }) {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+// the cookie (if any) says who is logged in before the first page asks for anything
+void session.resume().then(() => render(<App />, document.getElementById('app')!));

@@ -4,7 +4,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { consoleDir } from '../../src/console/console-files';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
@@ -120,8 +120,9 @@ describe('the web console in Chromium', () => {
     await page.keyboard.type(LAB_TOKEN);
     await page.keyboard.press('Enter');
     await page.waitForURL(`${base()}/console/vms/vm1?tab=points`);
-    // the token lives in this tab's session only, never in localStorage or the address
-    expect(await page.evaluate(() => ({ local: (globalThis as any).localStorage.length, session: (globalThis as any).sessionStorage.getItem('sendense.token') }))).toEqual({ local: 0, session: LAB_TOKEN });
+    // the token was traded for an HttpOnly session cookie: no storage, no script-readable cookie, not the address
+    expect(await page.evaluate(() => ({ local: (globalThis as any).localStorage.length, session: (globalThis as any).sessionStorage.length, cookie: (globalThis as any).document.cookie }))).toEqual({ local: 0, session: 0, cookie: '' });
+    expect((await page.context().cookies()).find((c) => c.name === 'sendense_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     expect(page.url()).not.toContain(LAB_TOKEN);
   });
 
@@ -152,7 +153,8 @@ describe('the web console in Chromium', () => {
   }, 180_000);
 
   it('a token the hub stops knowing sends the operator back to the login, and then to the page they were on', async () => {
-    await page.evaluate(() => (globalThis as any).sessionStorage.setItem('sendense.token', 'revoked-token'));
+    // a session cookie the hub does not know (logged out elsewhere, its token revoked): well formed, never issued
+    await page.context().addCookies([{ name: 'sendense_session', value: `${randomUUID()}.${'A'.repeat(43)}`, url: base() }]);
     await page.goto(`${base()}/console/`);
     await page.waitForURL(/\/console\/login\?next=%2F$/);
     await page.getByLabel('API token').fill(LAB_TOKEN);
@@ -161,7 +163,7 @@ describe('the web console in Chromium', () => {
     await page.locator('tr[data-vm="vm1"]').waitFor();
   });
 
-  /** A tab on the cuttable proxy's origin, logged in (sessionStorage is per origin). */
+  /** A tab on the cuttable proxy's origin, logged in (a browser context of its own: its own session cookie). */
   async function tabViaProxy(token = LAB_TOKEN, ready = 'tr[data-vm="vm1"]'): Promise<{ tab: Page; via: string }> {
     const via = `http://127.0.0.1:${proxy.port}`;
     const tab = await browser!.newPage();

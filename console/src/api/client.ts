@@ -3,23 +3,28 @@ import { toLogin } from '../router';
 import { session } from '../session';
 import type { paths } from './schema';
 
-/** Every call carries the tab's token; a 401 (no token, or one revoked) goes back to the login. */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Every call goes with the session cookie (the browser sends it; no script holds the token), and every call that
+ * changes something with the session's CSRF token; a 401 (logged out, expired, the token revoked) goes back to the login.
+ */
 const auth: Middleware = {
   onRequest({ request }) {
-    const token = session.token();
-    if (token) request.headers.set('Authorization', `Bearer ${token}`);
+    const csrf = session.csrf();
+    if (csrf && !SAFE.has(request.method)) request.headers.set('X-Sendense-CSRF', csrf);
     return request;
   },
   onResponse({ response }) {
     if (response.status === 401) {
-      session.logout();
+      session.forget();
       toLogin();
     }
     return response;
   },
 };
 
-export const api = createClient<paths>({ baseUrl: location.origin });
+export const api = createClient<paths>({ baseUrl: location.origin, credentials: 'same-origin' });
 api.use(auth);
 
 /** The API's own words for a refusal: its `message` (a string, or the list a 400 names). */

@@ -173,8 +173,8 @@ export interface paths {
         };
         get: operations["SessionController_whoami"];
         put?: never;
-        post?: never;
-        delete?: never;
+        post: operations["SessionController_logIn"];
+        delete: operations["SessionController_logOut"];
         options?: never;
         head?: never;
         patch?: never;
@@ -372,6 +372,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/restore-points/{id}/purge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RestorePointsController_purge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/restore-points/{id}/undelete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RestorePointsController_undelete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/recycle-bin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RestorePointsController_recycleBin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/restore-points/{id}/verify": {
         parameters: {
             query?: never;
@@ -446,6 +494,38 @@ export interface paths {
         get: operations["AgentsController_vms"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vm-ownership-conflicts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["AgentsController_ownershipConflicts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vms/{vmId}/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["AgentsController_move"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1188,6 +1268,8 @@ export interface components {
             role: "admin" | "operator" | "viewer" | "agent" | "sync";
             /** @description the tenant the token is confined to; null: every tenant */
             tenantId: string | null;
+            /** @description a console session's CSRF token (absent for a bearer token): to send as X-Sendense-CSRF with every POST, PUT, PATCH and DELETE the session cookie carries; kept in the page's memory, never in storage */
+            csrfToken?: string;
         };
         IssueDownloadLinkDto: {
             /** @example /api/v1/restore/mounts/6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60/file?path=etc/hostname */
@@ -1255,6 +1337,12 @@ export interface components {
             publicKey: string;
         };
         InventoryDto: Record<string, never>;
+        MoveVmDto: {
+            /** @description the agent that owns the VM from now on */
+            agentId: string;
+            /** @example host migrated from esx-01 to esx-02 */
+            reason: string;
+        };
         StartBackupDto: {
             /** @example pgtest1 */
             vmId: string;
@@ -1389,6 +1477,8 @@ export interface components {
             enabled: boolean;
             /** @description recovery drills of the newest point of each VM; null or absent: none */
             drill?: components["schemas"]["PolicyDrillDto"] | null;
+            /** @description required when the retention rules would prune more than half of a VM's restore points at once (409 without it); not recorded */
+            confirmPrune?: boolean;
         };
         OpenPointExportDto: {
             /**
@@ -1728,6 +1818,42 @@ export interface operations {
             };
         };
     };
+    SessionController_logIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionDto"];
+                };
+            };
+        };
+    };
+    SessionController_logOut: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     DownloadLinksController_issue: {
         parameters: {
             query?: never;
@@ -1999,6 +2125,61 @@ export interface operations {
             };
         };
     };
+    RestorePointsController_purge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RestorePointsController_undelete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RestorePointsController_recycleBin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     RestorePointsController_verify: {
         parameters: {
             query?: never;
@@ -2107,6 +2288,44 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    AgentsController_ownershipConflicts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    AgentsController_move: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoveVmDto"];
+            };
+        };
         responses: {
             200: {
                 headers: {

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { navigate, useRoute } from '../router';
 import { session } from '../session';
 
-/** A token, checked against the hub before it is kept; then back to where the operator was going. */
+/** A token, traded with the hub for a session cookie and then forgotten; then back to where the operator was going. */
 export function Login() {
   const [token, setToken] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -10,12 +10,9 @@ export function Login() {
 
   async function submit(e: Event) {
     e.preventDefault();
-    const res = await fetch('/api/v1/session', { headers: { Authorization: `Bearer ${token}` } });
-    if (res.status === 401) return setError('The hub does not know this token.');
-    if (!res.ok) return setError(`The hub answered ${res.status}.`);
-    const { role, tenantId } = (await res.json()) as { role: string; tenantId: string | null };
-    if (role !== 'admin' && role !== 'operator' && role !== 'viewer') return setError(`A token with the role ${role} cannot use the console.`);
-    session.login(token, role, tenantId);
+    const refused = await session.logIn(token);
+    setToken('');
+    if (refused) return setError(refused);
     navigate(next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
   }
 
