@@ -10,7 +10,6 @@ import { certificateFingerprint, hubFetch, readAll, hubRequest } from '../../src
 import { buildSampleVm } from '../fixtures/vm/sample-vm';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
 import { freePort, processesMentioning, spawnSendense, SpawnedCli } from '../support/processes';
-import { connectionUrl } from '../support/test-database';
 
 const run = promisify(execFile);
 
@@ -65,17 +64,7 @@ class TlsLab extends BackupLab {
   }
 
   override async startHub(): Promise<void> {
-    this.hub = spawnSendense(['hub'], {
-      DATABASE_URL: connectionUrl(this.db.connection),
-      SENDENSE_DATA_DIR: this.hubDataDir,
-      SENDENSE_API_PORT: String(this.apiPort),
-      SENDENSE_SSH_PORT: String(this.sshPort),
-      SENDENSE_SSH_BIND: '127.0.0.1',
-      SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
-      SENDENSE_NBD_PORTS: '14740-14771',
-      SENDENSE_LOG_LEVEL: 'warn',
-      ...this.tlsHubEnv,
-    });
+    this.hub = spawnSendense(['hub'], { ...this.hubEnvironment(), SENDENSE_NBD_PORTS: '14740-14771', ...this.tlsHubEnv });
     await this.until(async () => {
       if (this.hub!.child.exitCode !== null) throw new Error(`the hub exited: ${this.hub!.output()}`);
       const certFile = join(this.hubDataDir, 'tls', 'api.crt');

@@ -73,8 +73,9 @@ export class BackupLab {
     return { SENDENSE_TOKEN: LAB_TOKEN, SENDENSE_AGENT_DIR: join(this.dir, 'agent'), SENDENSE_LOG_LEVEL: 'warn', ...this.extraAgentEnv };
   }
 
-  async startHub(): Promise<void> {
-    this.hub = spawnSendense(['hub'], {
+  /** What the lab's hub process is started with. */
+  protected hubEnvironment(): NodeJS.ProcessEnv {
+    return {
       DATABASE_URL: connectionUrl(this.db.connection),
       SENDENSE_DATA_DIR: this.hubDataDir,
       SENDENSE_API_PORT: String(this.apiPort),
@@ -84,7 +85,11 @@ export class BackupLab {
       SENDENSE_NBD_PORTS: '14000-14031',
       SENDENSE_LOG_LEVEL: 'warn',
       ...this.hubEnv,
-    });
+    };
+  }
+
+  async startHub(): Promise<void> {
+    this.hub = spawnSendense(['hub'], this.hubEnvironment());
     await waitForHttp(`http://127.0.0.1:${this.apiPort}/api/v1/health`).catch((e: Error) => {
       throw new Error(`${e.message}\nhub output:\n${this.hub?.output().slice(-4000)}`);
     });
