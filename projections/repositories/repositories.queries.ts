@@ -18,11 +18,13 @@ async function details(v: RepositoryView, tenantId: string | null, dataSource: D
   // the chains' read model is the restore-points projection's, applied in the same database; a point is its VM's
   // agent's tenant's, whichever tenant the repository was given to
   const [points] = await dataSource.query(
-    `SELECT count(*)::int AS n FROM rm_restore_points p
+    `SELECT count(*)::int AS n, COALESCE(sum((SELECT sum((d->>'fileBytes')::bigint) FROM jsonb_array_elements(p.disks) d)), 0)::bigint AS bytes FROM rm_restore_points p
      WHERE p.repository_id = $1
        AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM rm_vms v JOIN rm_tenancy t ON t.resource = 'agent' AND t.id = v.agent_id::text WHERE v.vm_id = p.vm_id AND t.tenant_id = $2))`,
     [v.repositoryId, tenantId],
   );
+  // the filesystem's used space counts every tenant's files: a tenant is told the size of its own points instead
+  const usedBytes = tenantId ? Number(points.bytes) : (live?.usedBytes ?? null);
   return {
     repositoryId: v.repositoryId,
     name: v.name,
@@ -33,7 +35,7 @@ async function details(v: RepositoryView, tenantId: string | null, dataSource: D
     encryption: v.encryption && { keyFile: v.encryption.keyFile, keyFingerprint: v.encryption.fingerprint },
     totalBytes: live?.totalBytes ?? null,
     freeBytes: live?.freeBytes ?? null,
-    usedBytes: live?.usedBytes ?? null,
+    usedBytes,
     lowSpace: v.lowSpace,
     restorePoints: points.n,
     registeredAt: v.registeredAt,

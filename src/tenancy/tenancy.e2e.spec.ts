@@ -158,6 +158,8 @@ describe('tenants: a foreign tenant finds nothing of another', () => {
     expect((await call('GET', `/api/v1/repositories/${ids.repository}`, tokens.acme)).body.restorePoints).toBe(1);
     expect((await call('GET', '/api/v1/repositories', tokens.acme)).body.map((r: { restorePoints: number }) => r.restorePoints)).toEqual([1]);
     expect((await admin('GET', `/api/v1/repositories/${ids.repository}`)).body.restorePoints).toBe(2);
+    // nor does its used space count initech's files: acme is told the size of its own point's (1 MiB as recorded)
+    expect((await call('GET', `/api/v1/repositories/${ids.repository}`, tokens.acme)).body.usedBytes).toBe(1 << 20);
     const verified = await call('POST', `/api/v1/repositories/${ids.repository}/verify`, tokens.acme);
     expect(verified.body.points.map((p: { restorePointId: string }) => p.restorePointId)).toEqual([ids.point]);
     expect(await naming()).toBe(before);

@@ -11,6 +11,7 @@ export interface RepositoryDetails {
   encryption: { keyFile: string; keyFingerprint: string } | null;
   totalBytes: number | null;
   freeBytes: number | null;
+  /** The filesystem's used space; for a tenant's token, the size of its own points' files (others' stay unseen). */
   usedBytes: number | null;
   lowSpace: boolean;
   /** Restore points the repository holds (of the caller's tenant, for a tenant's token: a repository may hold several tenants' VMs). */
