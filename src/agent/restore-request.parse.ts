@@ -2,8 +2,8 @@ import { isAbsolute, normalize } from 'node:path';
 import { VALID_CORRELATION_ID } from '../wire/backup-protocol';
 import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-protocol';
 import { ConfigurationFormatError, parseVmConfiguration } from '../wire/vm-configuration';
+import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** libvirt accepts more, but a domain name also becomes part of file names here. */
 export const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const PSK_IDENTITY = /^[A-Za-z0-9._-]{1,64}$/;

@@ -1,8 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
-
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+import { IsSafeIdentifier } from '../wire/identifiers';
 
 export class RegisterAgentDto {
   @ApiProperty({ example: 'esx-01' })
@@ -17,7 +16,7 @@ export class RegisterAgentDto {
 }
 
 export class InventoryDiskDto {
-  @Matches(ID, { message: 'diskId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  @IsSafeIdentifier()
   diskId: string;
 
   @IsString()
@@ -47,7 +46,7 @@ export class InventoryDiskDto {
 }
 
 export class InventoryVmDto {
-  @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  @IsSafeIdentifier()
   vmId: string;
 
   @IsString()
@@ -79,7 +78,7 @@ export class AgentIdParams {
 }
 
 export class VmIdParams {
-  @Matches(ID, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  @IsSafeIdentifier()
   vmId: string;
 }
 

@@ -70,7 +70,7 @@ describe('agents: registration, inventory and the tunnel policy', () => {
     const withVmware = await hub.admin(hub.http().get('/api/v1/vms')).expect(200);
     expect(withVmware.body).toContainEqual({ ...vmware[0], agentId: b.agentId, agentConnected: false, reportedAt: expect.any(String) });
     const before = await eventCount(hub.db);
-    for (const bad of [{ ...vmware[0], powerState: 'poweredOn' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], changeTracking: 'vmware' }] }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], label: 'x'.repeat(257) }] }]) {
+    for (const bad of [{ ...vmware[0], vmId: 'vm..1' }, { ...vmware[0], vmId: '../vm1' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], diskId: 'disk/../x' }] }, { ...vmware[0], powerState: 'poweredOn' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], changeTracking: 'vmware' }] }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], label: 'x'.repeat(257) }] }]) {
       await as(b.token, b.agentId).send({ vms: [bad] }).expect(400);
     }
     expect(await eventCount(hub.db)).toBe(before);

@@ -1,7 +1,6 @@
 import { AgentReport, Consistency } from '../wire/backup-protocol';
 import { DomainError } from '../eventing/domain-error';
-
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
 /** Agent reports are hostile input like any other body: every field is checked. */
 export function parseAgentReport(body: Record<string, unknown>): AgentReport {

@@ -1,8 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
-
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
 export class StartBackupDto {
   @ApiProperty({ example: 'pgtest1' })
@@ -58,7 +57,6 @@ export class ReportQuery {
   @IsISO8601({ strict: true }, { message: 'to must be an ISO 8601 date or time' })
   to: string;
 }
-
 
 /** What the API answers about a job: the OpenAPI document's description, from which the console's types are generated. */
 export class BackupJobDiskResponse {

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Matches } from 'class-validator';
+import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const ID_MESSAGE = (field: string) => `${field} must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`;
 
 export class DiskImageParams {

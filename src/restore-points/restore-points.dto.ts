@@ -1,8 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsUUID, Matches } from 'class-validator';
 import { RestorePointRecord } from './queries/restore-point.record';
-
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
 export class RestorePointIdParams {
   @ApiProperty({ example: 'rp-20261124220319-ddb14ccd' })

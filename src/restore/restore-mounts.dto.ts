@@ -2,8 +2,8 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { MAX_LIST_LIMIT } from './mounting';
+import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const ID_MESSAGE = (field: string) => `${field} must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`;
 const VOLUME = /^(p[1-9][0-9]{0,3}|disk)$/;
 const VOLUME_MESSAGE = 'volume must be a volume id as the mount lists it: p1, p2, ... or disk';

@@ -1,7 +1,7 @@
 import { DomainError } from '../eventing/domain-error';
 import type { RestoreReport } from '../wire/restore-protocol';
+import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HEX = /^[0-9a-f]{64}$/;
 

@@ -4,8 +4,8 @@ import { Type } from 'class-transformer';
 import { IsBoolean, IsDefined, IsIn, IsInt, IsObject, IsOptional, IsUUID, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
 import type { MinimalDefinition } from '../wire/restore-protocol';
 import type { RestoreRecord } from './queries/restore.record';
+import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** A domain name also names files on the agent's host. */
 const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Absolute, plain segments, no `.` or `..`: a directory on the agent's host the restore may write into. */

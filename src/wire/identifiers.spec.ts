@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { validateSync } from 'class-validator';
-import { IDENTIFIER_PATTERN, IsSafeIdentifier, assertSafeIdentifier, identifierProblem, isSafeIdentifier } from './identifiers';
+import { IDENTIFIER_PATTERN, IsSafeIdentifier, identifierProblem, isSafeIdentifier } from './identifiers';
 
 describe('safe identifiers', () => {
   it.each(['pgtest1', 'vda', 'disk-2000', 'rp-20261126090000-1a2b3c4d', '0b9c1e5e-3f7a-4a8e-9c61-2f1f6d8c0a11', 'web_01.prod', 'a'.repeat(128)])(
@@ -25,7 +25,6 @@ describe('safe identifiers', () => {
   ])('refuses %s', (_why, id) => {
     expect(isSafeIdentifier(id)).toBe(false);
     expect(identifierProblem('vmId', id)).toMatch(/^vmId .* is not a valid identifier/);
-    expect(() => assertSafeIdentifier('vmId', id)).toThrow(/vmId .* is not a valid identifier/);
   });
 
   it('refuses what is not a string', () => {

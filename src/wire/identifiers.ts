@@ -23,13 +23,6 @@ export function identifierProblem(what: string, value: unknown): string | null {
   return `${what} ${shown} is not a valid identifier (${DESCRIPTION})`;
 }
 
-/** Throws with a clear message when `value` is not a safe identifier; returns it typed as a string when it is. */
-export function assertSafeIdentifier(what: string, value: unknown): string {
-  const problem = identifierProblem(what, value);
-  if (problem) throw new Error(problem);
-  return value as string;
-}
-
 /** class-validator decorator for DTO fields that carry an identifier (see IDENTIFIER_PATTERN). */
 export function IsSafeIdentifier(options?: ValidationOptions): PropertyDecorator {
   return (target: object, propertyName: string | symbol) => {
