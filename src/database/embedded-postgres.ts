@@ -36,10 +36,36 @@ export async function startEmbeddedPostgres(dataDir: string, log: Log): Promise<
     log('info', `initialising embedded PostgreSQL in ${databaseDir}`);
     await initialise(runtime, databaseDir, password, log);
   }
+  const owner = claimDatabase(dataDir);
   await stopLeftoverServer(databaseDir, log);
   const connection: DbConnection = { host: databaseDir, port: PORT, user: 'postgres', password, database: 'postgres', origin: 'embedded' };
-  const server = await startServer(runtime, databaseDir, connection, log);
-  return { connection, stop: server.stop };
+  const server = await startServer(runtime, databaseDir, connection, log).catch((error: unknown) => {
+    owner.release();
+    throw error;
+  });
+  return {
+    connection,
+    stop: async () => {
+      await server.stop();
+      owner.release();
+    },
+  };
+}
+
+/**
+ * Which process runs the embedded server of a data dir: its pid and start time (a pid alone may be reused). A server
+ * left running by a hub that was killed is taken over at the next start; one whose hub still runs is that hub's
+ * database, and a second hub started on the same data dir must not stop it from under it.
+ */
+function claimDatabase(dataDir: string): { release(): void } {
+  const file = join(dataDir, 'postgres.owner');
+  const [pid, startTime] = existsSync(file) ? readFileSync(file, 'utf8').trim().split(' ') : [];
+  const stat = pid ? readProcStat(Number(pid)) : undefined;
+  if (pid && Number(pid) !== process.pid && stat && isRunningState(stat.state) && stat.startTime === startTime) {
+    throw new Error(`another hub (pid ${pid}) runs the embedded PostgreSQL of SENDENSE_DATA_DIR ${dataDir}: stop it first, or give this hub a data directory of its own`);
+  }
+  writeFileSync(file, `${process.pid} ${readProcStat(process.pid)?.startTime ?? ''}\n`, { mode: 0o600 });
+  return { release: () => rmSync(file, { force: true }) };
 }
 
 /** PostgreSQL refuses to run as root, so as root it runs as 'postgres', which needs passage through every parent. */

@@ -66,6 +66,26 @@ describe('sendense hub process on embedded defaults', () => {
     expect(processesMentioning(join(dir, 'var'))).toEqual([]);
   });
 
+  it("a second hub on a live hub's data dir refuses to start and leaves the first hub's database running", async () => {
+    const [port, other] = [await freePort(), await freePort()];
+    const env = { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_ADMIN_TOKEN: 'first-admin-token-0123' };
+    const auth = { Authorization: `Bearer ${env.SENDENSE_ADMIN_TOKEN}`, 'Content-Type': 'application/json' };
+    const first = spawnSendense(['hub'], { ...env, SENDENSE_API_PORT: String(port) });
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, first);
+    const postgres = processesMentioning(join(dir, 'var', 'postgres')).map((p) => p.pid).sort();
+
+    const second = spawnSendense(['hub'], { ...env, SENDENSE_API_PORT: String(other) });
+    expect((await second.exited).code).toBe(1);
+    expect(second.output()).toContain(`another hub (pid ${first.child.pid}) runs the embedded PostgreSQL of SENDENSE_DATA_DIR ${join(dir, 'var')}`);
+    // the first hub's database never stopped: the same server, and a write that needs it goes through
+    expect(processesMentioning(join(dir, 'var', 'postgres')).map((p) => p.pid).sort()).toEqual(postgres);
+    const issued = await fetch(`http://127.0.0.1:${port}/api/v1/tokens`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'after-the-second' }) });
+    expect(issued.status).toBe(201);
+    first.child.kill('SIGTERM');
+    expect((await first.exited).code).toBe(0);
+    expect(processesMentioning(join(dir, 'var'))).toEqual([]);
+  });
+
   it('refuses bad configuration with exit code 2 and a message naming every bad setting', async () => {
     const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: 'eighty', DATABASE_URL: 'mysql://x' });
     expect((await hub.exited).code).toBe(2);
