@@ -297,7 +297,11 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     if (removed.length) this.logger.warn(`removed what an earlier sync run left of restore point ${unfinished.restorePointId}: ${removed.join(', ')}`);
   }
 
-  /** One point: its disks' own clusters, digests and configuration copied, read back against the digests, then recorded. Returns the bytes received. */
+  /**
+   * One point: its digests fetched first, its disks' own clusters copied with each block hashed as it arrives and
+   * compared with them (only the blocks the copy did not write are read back), its configuration copied, then
+   * recorded. Returns the bytes received.
+   */
   private async copyPoint(root: string, job: SyncJobDefinition, runId: string, sourceRepositoryId: string, point: RemotePoint, parent: RestorePoint | null, remote: RemoteConnection, signal: AbortSignal): Promise<number> {
     const id = point.restorePointId;
     const whole = parent === null;
@@ -425,6 +429,10 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
    * Every block the point's digests name, as it arrived: the copy hashed each block it wrote, so the data is not
    * read a second time. A block the copy did not write (a full's block of zeroes the remote keeps unallocated) is read
    * back here through the new file's chain. A point that does not match is never recorded.
+   * What is hashed is what the copy handed to the new file's qemu-nbd, not what the disk then holds: a write or the
+   * final flush the target refuses (EIO, ENOSPC) fails the copy and the point, but a disk that stores other bytes than
+   * it acknowledged is found only by a later read against the digests (a verify, a whole-VM restore); the point stays
+   * `unverified` until a verify has read it.
    */
   private async checkAgainstDigests(root: string, restorePointId: string, disk: { diskId: string; file: string }, expected: BlockDigests, received: BlockDigests): Promise<void> {
     const mismatches: { offset: number; length: number; expected: string; actual: string }[] = [];
