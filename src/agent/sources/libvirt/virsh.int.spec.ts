@@ -1,4 +1,4 @@
-import { ensureLibvirt, LibvirtDaemons } from '../../../../test/fixtures/libvirt/libvirt-guest';
+import { domainsAtCollection, ensureLibvirt, LibvirtDaemons } from '../../../../test/fixtures/libvirt/libvirt-guest';
 import { Virsh } from './virsh';
 
 /** Real virsh against a real libvirtd: answers, failures, quoting, timeouts, parallel callers and a restarted libvirtd. */
@@ -56,10 +56,12 @@ describe('Virsh: commands in long-lived virsh shells', () => {
     expect(await virsh.run(['echo', 'alive'], 10_000)).toBe('alive\n');
   });
 
-  it('answers again after libvirtd restarted under its shells', async () => {
-    if (!daemons.restartLibvirtd) throw new Error('libvirtd was running before this test: it cannot be restarted here');
+  // a restart would stop libvirtd under someone else's domains: skipped (and counted so) when libvirt lists any
+  const foreignDomains = domainsAtCollection();
+  if (foreignDomains.length) process.stdout.write(`libvirtd restart: skipped, libvirtd also runs ${foreignDomains.join(', ')}\n`);
+  (foreignDomains.length ? it.skip : it)('answers again after libvirtd restarted under its shells', async () => {
     expect(await virsh.run(['uri'], 10_000)).toBe('qemu:///system\n');
-    await daemons.restartLibvirtd();
+    await daemons.restartLibvirtd([]);
     let answer: string | Error = new Error('never tried');
     for (let i = 0; i < 20; i++) {
       answer = await virsh.run(['uri'], 10_000).catch((e: Error) => e);
