@@ -27,7 +27,7 @@ PACKAGES=(
   virtnbdbackup   # the peer the restore-vm bench measures against (virtnbdbackup, virtnbdrestore)
   chromium        # the web console's browser tests (driven by playwright-core)
   fonts-dejavu-core # text in the console's screenshots
-  curl            # the demo, the README's examples and the restore bench call the hub's HTTP API with it
+  curl            # the demo, its examples (docs/operations.md) and the restore bench call the hub's HTTP API with it
   unzip           # the restore tests extract the zip archives the hub serves
   golang-go       # builds the vcsim launcher (test/fixtures/vcsim) the VMware source is tested against
   golang-github-vmware-govmomi-dev # govmomi's vCenter simulator (vcsim), the library that launcher is built from
