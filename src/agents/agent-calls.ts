@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { BadGatewayException, Injectable, ServiceUnavailableException, UnprocessableEntityException } from '@nestjs/common';
 import { DomainError } from '../eventing/domain-error';
 import { AgentTunnel } from './agent-tunnel.service';
 import { PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
@@ -21,7 +21,7 @@ export class AgentCalls {
     await this.call(agentId, 'POST', `/api/v1/backup/${jobId}/cancel`, {});
   }
 
-  /** The target can take the restore (name free, domain shut off): a 409 of the agent's becomes the caller's. */
+  /** The target can take the restore (name free, domain shut off, a directory it can write): the agent's refusal becomes the caller's 4xx. */
   async checkRestore(agentId: string, request: RestoreCheckRequest): Promise<void> {
     await this.call(agentId, 'POST', '/api/v1/restore/check', request);
   }
@@ -35,13 +35,46 @@ export class AgentCalls {
   }
 
   private async call(agentId: string, method: string, path: string, body: unknown): Promise<unknown> {
-    const base = await this.tunnel.agentApiUrl(agentId);
-    const res = await fetch(`${base}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
-    const text = await res.text();
-    if (res.status === 409) throw new DomainError('conflict', safeMessage(text));
-    if (!res.ok) throw new Error(`agent answered ${res.status} to ${path}: ${safeMessage(text)}`);
+    const base = await this.tunnel.agentApiUrl(agentId).catch((e: unknown) => {
+      throw e instanceof DomainError ? e : new ServiceUnavailableException(`agent ${agentId} could not be reached for ${path}: ${errorText(e)}`);
+    });
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${base}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
+      text = await res.text();
+    } catch (e) {
+      throw new ServiceUnavailableException(`agent ${agentId} did not answer ${path}: ${errorText(e)}`);
+    }
+    if (!res.ok) throw agentAnswer(agentId, path, res.status, safeMessage(text));
     return text ? JSON.parse(text) : null;
   }
+}
+
+/**
+ * The agent's refusal is the caller's answer, with the agent's words: it says what on its host cannot take the
+ * request. Any other answer (the agent failing, or refusing the hub itself) is the hub's 502, naming the agent.
+ */
+function agentAnswer(agentId: string, path: string, status: number, message: string): Error {
+  switch (status) {
+    case 400:
+      return new DomainError('invalid', message);
+    case 404:
+      return new DomainError('not_found', message);
+    case 409:
+      return new DomainError('conflict', message);
+    case 422:
+      return new UnprocessableEntityException(message);
+    default:
+      return new BadGatewayException(`agent ${agentId} answered ${status} to ${path}: ${message}`);
+  }
+}
+
+function errorText(e: unknown): string {
+  const cause = (e as { cause?: { message?: string } })?.cause?.message;
+  // fetch's errors come from another realm under a test runner: read the message, whatever made them
+  const message = typeof (e as Error)?.message === 'string' ? (e as Error).message : String(e);
+  return `${message}${cause ? ` (${cause})` : ''}`;
 }
 
 function safeMessage(text: string): string {
