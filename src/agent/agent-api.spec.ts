@@ -1,6 +1,8 @@
 import { AgentApi } from './agent-api';
 import type { BackupRunner } from './backup-runner';
+import { RestoreRefusal } from './restore-refusal';
 import type { RestoreRunner } from './restore-runner';
+import { RestoreConflict } from './sources/libvirt/libvirt-restorer';
 import type { BackupSource } from './sources/backup-source';
 import type { PlanRequest } from '../wire/backup-protocol';
 
@@ -34,5 +36,50 @@ describe('AgentApi: the plan request', () => {
     expect(res.status).toBe(400);
     expect(JSON.stringify(await res.json())).toMatch(message);
     expect(plans).toEqual([]);
+  });
+});
+
+/** The runner's check is the collaborator: what it throws is what the hub is answered. */
+describe("AgentApi: the restore check's answer", () => {
+  let thrown: Error | null = null;
+  const restores = { check: async () => {
+    if (thrown) throw thrown;
+  } } as unknown as RestoreRunner;
+  const api = new AgentApi({} as BackupSource, {} as BackupRunner, restores);
+  let port = 0;
+  beforeAll(async () => (port = await api.listen()));
+  afterAll(() => api.close());
+
+  const request = {
+    restoreId: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11',
+    correlationId: 'check',
+    restorePointId: 'rp-1',
+    vmId: 'vm-1',
+    mode: 'full',
+    target: { kind: 'replace', vmId: 'vm-1' },
+    configuration: null,
+    definition: null,
+    disks: [{ diskId: 'vda', virtualSize: 1048576, digests: false, requiredBytes: 65536 }],
+  };
+  const check = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/restore/check`, { method: 'POST', body: JSON.stringify(request) });
+    return { status: res.status, message: ((await res.json()) as { message?: string }).message };
+  };
+
+  it.each(([
+    [new RestoreRefusal(404, "VM vm-1 is not a domain of this agent's libvirt (qemu:///system): restore the point as a new domain"), 404],
+    [new RestoreRefusal(409, 'domain web has no file /srv/web.qcow2 for its disk vda (moved or removed?): put it back, or restore the point as a new domain'), 409],
+    [new RestoreRefusal(422, 'storageDir /srv/x is not writable by the agent (a read-only filesystem)'), 422],
+    [new RestoreConflict('domain web is running: shut it off before its disks are replaced'), 409],
+    // not the request's fault: the hub answers its caller 502, naming this agent
+    [new Error('virsh domstate vm-1: failed to connect to the hypervisor'), 500],
+  ] as const).map(([error, status]) => [error.constructor.name, status, error] as const))('%s is %i with its message', async (_name, status, error) => {
+    thrown = error;
+    expect(await check()).toEqual({ status, message: error.message });
+  });
+
+  it('a check that passes is 200', async () => {
+    thrown = null;
+    expect((await check()).status).toBe(200);
   });
 });

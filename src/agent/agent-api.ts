@@ -3,6 +3,7 @@ import { AddressInfo } from 'node:net';
 import type { BackupSource } from './sources/backup-source';
 import { BackupRunner } from './backup-runner';
 import { parseRestoreRequest, RestoreRequestError } from './restore-request.parse';
+import { RestoreRefusal } from './restore-refusal';
 import type { RestoreRunner } from './restore-runner';
 import { RestoreConflict } from './sources/libvirt/libvirt-restorer';
 import { PlanRequest, SinceDisk, StartRequest, VALID_CORRELATION_ID, VALID_EVENT_ID } from '../wire/backup-protocol';
@@ -61,8 +62,9 @@ export class AgentApi {
         const body = await readJson(req);
         const start = path.endsWith('/start');
         const request = restoreRequest(() => (start ? parseRestoreRequest(body, true) : parseRestoreRequest(body, false)));
+        // a target this host cannot take is the request's 4xx; anything else (libvirt not answering) is this agent's 500
         await this.restores.check(request).catch((e: Error) => {
-          throw new HttpError(e instanceof RestoreConflict ? 409 : 400, e.message);
+          throw e instanceof RestoreRefusal ? new HttpError(e.status, e.message) : e instanceof RestoreConflict ? new HttpError(409, e.message) : e;
         });
         if (!start) return send(res, 200, { ok: true });
         this.restores.start(request as ReturnType<typeof parseRestoreRequest>);

@@ -25,6 +25,10 @@ describe("the hub's restore request, as the agent reads it", () => {
   it.each([
     [{ target: { kind: 'new-domain', name: 'a/b', storageDir: null, start: false } }, /target.name/],
     [{ target: { kind: 'new-domain', name: 'a', storageDir: '/x/../etc', start: false } }, /storageDir/],
+    // the hub's bounds, held here too: an agent's own reports name files under the dir, and the hub refuses those past its limits
+    [{ target: { kind: 'new-domain', name: 'a', storageDir: `/srv/${'a/'.repeat(600)}x`, start: false } }, /target.storageDir must be at most 1024 characters/],
+    [{ target: { kind: 'new-domain', name: 'a', storageDir: `/srv/${'s'.repeat(256)}`, start: false } }, /target.storageDir segments must be at most 255 characters each/],
+    [{ target: { kind: 'new-domain', name: 'a', storageDir: '/sys/kernel', start: false } }, /target.storageDir may not be in \/proc, \/sys or \/dev/],
     [{ target: { kind: 'elsewhere' } }, /target.kind/],
     [{ configuration: { ...config, domainXml: 'rm -rf /' } }, /configuration: domainXml/],
     [{ definition: { memoryMiB: 0, vcpus: 1 } }, /definition/],

@@ -1,8 +1,8 @@
-import { isAbsolute, normalize } from 'node:path';
 import { VALID_CORRELATION_ID } from '../wire/backup-protocol';
 import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-protocol';
 import { ConfigurationFormatError, parseVmConfiguration } from '../wire/vm-configuration';
 import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
+import { storageDirProblem } from '../wire/storage-dir';
 
 /** libvirt accepts more, but a domain name also becomes part of file names here. */
 export const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -26,7 +26,11 @@ export function parseRestoreRequest(body: Record<string, unknown>, withExports: 
   if (t?.kind === 'new-domain') {
     if (typeof t.name !== 'string' || !DOMAIN_NAME.test(t.name)) fail('target.name must be 1-64 characters of A-Z a-z 0-9 . _ -');
     const dir = t.storageDir ?? null;
-    if (dir !== null && (typeof dir !== 'string' || !isAbsolute(dir) || normalize(dir) !== dir || dir.includes('\0'))) fail('target.storageDir must be a normalised absolute path');
+    if (dir !== null) {
+      if (typeof dir !== 'string') fail('target.storageDir must be a string');
+      const problem = storageDirProblem(dir as string);
+      if (problem) fail(`target.${problem}`);
+    }
     if (typeof t.start !== 'boolean') fail('target.start must be a boolean');
     target = { kind: 'new-domain', name: t.name as string, storageDir: dir as string | null, start: t.start as boolean };
   } else if (t?.kind === 'replace') {
@@ -58,7 +62,8 @@ export function parseRestoreRequest(body: Record<string, unknown>, withExports: 
   const disks = (body.disks as Record<string, any>[]).map((d) => {
     if (!Number.isSafeInteger(d?.virtualSize) || d.virtualSize <= 0) fail('disks[].virtualSize must be a positive integer');
     if (typeof d.digests !== 'boolean') fail('disks[].digests must be a boolean');
-    const disk = { diskId: id(d.diskId, 'diskId'), virtualSize: d.virtualSize as number, digests: d.digests as boolean };
+    if (d.requiredBytes !== undefined && (!Number.isSafeInteger(d.requiredBytes) || d.requiredBytes < 0)) fail('disks[].requiredBytes must be a byte count');
+    const disk = { diskId: id(d.diskId, 'diskId'), virtualSize: d.virtualSize as number, digests: d.digests as boolean, ...(d.requiredBytes !== undefined ? { requiredBytes: d.requiredBytes as number } : {}) };
     if (!withExports) return disk;
     const port = d?.nbd?.port;
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) fail('disks[].nbd.port must be a TCP port');

@@ -11,6 +11,7 @@ import { BlockDigests } from '../wire/block-digests';
 import type { DamagedBlock, RestoreCheckRequest, RestoreReport, RestoreStartRequest } from '../wire/restore-protocol';
 import { checkRestoredDisk } from './restore-check';
 import { RestoreJournal, RestoreJournalState } from './restore-journal';
+import { checkFreeSpace } from './restore-space';
 import { type DrillOutcome, RestoreConflict, type RestoreDiskPlan, type RestoredDomainInfo } from './sources/libvirt/libvirt-restorer';
 
 /** What a hypervisor of this host does for a restore (the libvirt restorer); an agent without one restores nothing. */
@@ -68,7 +69,7 @@ export class RestoreRunner {
   async check(req: RestoreCheckRequest): Promise<void> {
     // a refusal of the request, as a taken name is: the hub answers it with 409, not as its own failure
     if (!this.deps.host) throw new RestoreConflict('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
-    await this.deps.host.plan(req);
+    await checkFreeSpace(await this.deps.host.plan(req), req.disks);
   }
 
   start(req: RestoreStartRequest): void {

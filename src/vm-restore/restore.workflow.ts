@@ -166,7 +166,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       target: req.target,
       configuration: await this.view.configuration(found.root, found.point),
       definition: req.definition,
-      disks: found.point.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize, digests: false })),
+      disks: await this.view.sizedDisks(found.root, found.point),
     };
     await this.calls.checkRestore(req.agentId, check);
     const knownDamage = req.force ? point.damaged.map(({ diskId, offset, length, inPointId }) => ({ diskId, offset, length, inPointId })) : [];

@@ -5,11 +5,10 @@ import { IsBoolean, IsDefined, IsIn, IsInt, IsObject, IsOptional, IsUUID, Matche
 import type { MinimalDefinition } from '../wire/restore-protocol';
 import type { RestoreRecord } from './queries/restore.record';
 import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
+import { IsStorageDir } from './storage-dir.validator';
 
 /** A domain name also names files on the agent's host. */
 const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-/** Absolute, plain segments, no `.` or `..`: a directory on the agent's host the restore may write into. */
-const STORAGE_DIR = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._+-]+)+$/;
 
 export class RestoreTargetDto {
   @ApiProperty({ enum: ['new-domain', 'replace'] })
@@ -23,7 +22,7 @@ export class RestoreTargetDto {
 
   @ApiPropertyOptional({ description: "new-domain: where the disks are written (default: libvirt's default pool)" })
   @IsOptional()
-  @Matches(STORAGE_DIR, { message: 'storageDir must be an absolute path of plain segments (A-Z a-z 0-9 . _ + -, no . or ..)' })
+  @IsStorageDir()
   storageDir?: string;
 
   @ApiPropertyOptional({ description: 'new-domain: boot it once defined' })

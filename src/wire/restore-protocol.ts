@@ -31,8 +31,11 @@ export interface RestoreCheckRequest {
   /** The domain as the point recorded it; null for a point without one, restored from `definition`. */
   configuration: VmConfiguration | null;
   definition: MinimalDefinition | null;
-  /** Each disk of the point; `digests`: whether the hub holds the point's digests for it, which the agent then fetches and checks every block it writes against. */
-  disks: { diskId: string; virtualSize: number; digests: boolean }[];
+  /**
+   * Each disk of the point; `digests`: whether the hub holds the point's digests for it, which the agent then fetches and checks every block it writes against;
+   * `requiredBytes`: what a qcow2 of the disk as the point reads it takes (`qemu-img measure` on the hub), which the check compares with the target's free space; absent when the hub could not tell.
+   */
+  disks: { diskId: string; virtualSize: number; digests: boolean; requiredBytes?: number }[];
 }
 
 export interface RestoreStartRequest extends RestoreCheckRequest {

@@ -378,13 +378,29 @@ X`]);
     await lab.startAgent();
     expect(await leftovers(name)).toEqual(clean);
 
-    // a storage dir too small for the disks: the write fails, the restore says so, nothing stays
+    // a storage dir too small for the point (as the hub measured it) is refused before anything is recorded
     const small = join(guestDir, 'small');
     mkdirSync(small);
     await run('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', small]);
     try {
+      const before = (await lab.api('GET', '/api/v1/restores')).body.length;
+      const refused = await restore({ restorePointId: good.restorePointId, target: { kind: 'new-domain', name, storageDir: small } });
+      expect({ status: refused.status, message: refused.body.message }).toEqual({ status: 422, message: expect.stringMatching(new RegExp(`^not enough space in ${small}: disk\\(s\\) vda, vdb of the point need .* \\(qemu-img measure on the hub\\), 24\\.0 MiB are free$`)) });
+      expect((await lab.api('GET', '/api/v1/restores')).body).toHaveLength(before);
+    } finally {
+      await run('umount', [small]);
+    }
+    // one that fitted when asked and filled up under it (others write there too), on a loop-mounted ext4: the write
+    // fails, the restore says so, nothing stays
+    const image = join(guestDir, 'filling.ext4');
+    await run('truncate', ['-s', '2G', image]);
+    await run('mkfs.ext4', ['-q', image]);
+    await run('mount', ['-o', 'loop', image, small]);
+    try {
       const full = await restore({ restorePointId: good.restorePointId, target: { kind: 'new-domain', name, storageDir: small } });
       expect(full.status).toBe(202);
+      const avail = Number((await run('df', ['-B1', '--output=avail', small])).stdout.split('\n')[1]);
+      await run('fallocate', ['-l', String(avail - 4 * MiB), join(small, 'other-tenant.img')]);
       const failed = await waitForRestore(full.body.restoreId);
       expect(failed.status).toBe('failed');
       expect(failed.error).toMatch(/No space left on device|ENOSPC|out of space|write failed/i);

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { join } from 'node:path';
+import { measure } from '../../qemu/qemu-img';
 import { readConfigurationFile } from '../../repositories/qcow2/configuration-files';
 import { readDigestFile } from '../../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../../repositories/registry/repositories.service';
@@ -7,6 +8,7 @@ import { integrityOf, pointOf } from '../../restore-points/chain.aggregate';
 import { RestorePoint } from '../../restore-points/chain.events';
 import { RestorePointsService } from '../../restore-points/restore-points.service';
 import { BlockDigests } from '../../wire/block-digests';
+import type { RestoreCheckRequest } from '../../wire/restore-protocol';
 import type { VmConfiguration } from '../../wire/vm-configuration';
 
 export interface FoundPoint {
@@ -71,6 +73,20 @@ export class PointView {
   /** The absolute file each disk's export serves (its backing chain below it). */
   files(root: string, point: RestorePoint): { diskId: string; virtualSize: number; file: string; absolute: string }[] {
     return point.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize, file: d.file, absolute: join(root, d.file) }));
+  }
+
+  /**
+   * The point's disks as a restore's check names them, each with what a qcow2 of it takes (`qemu-img measure`
+   * through its chain: the data it reads and the tables for it, not the zeroes), which the agent holds against the
+   * target's free space. A disk that cannot be measured goes without: the copy then finds out what it meets.
+   */
+  async sizedDisks(root: string, point: RestorePoint): Promise<RestoreCheckRequest['disks']> {
+    return Promise.all(
+      this.files(root, point).map(async (d) => {
+        const required = await measure({ file: d.absolute, format: 'qcow2' }, { outputFormat: 'qcow2' }).then((m) => m.required, () => undefined);
+        return { diskId: d.diskId, virtualSize: d.virtualSize, digests: false, ...(required !== undefined ? { requiredBytes: required } : {}) };
+      }),
+    );
   }
 
   async configuration(root: string, point: RestorePoint): Promise<VmConfiguration | null> {

@@ -6,6 +6,7 @@ import type { RestoreJournal, RestoreJournalState } from '../../restore-journal'
 import { parseDomainXml } from './domain-xml';
 import type { LibvirtSource } from './libvirt-source';
 import { startInstantDisks, stopInstantDisks } from './instant-disks';
+import { checkWritableDir, replacedDiskFile, replacedDomain } from './target-checks';
 import { minimalDomainXml, restoredDomainXml, RestoredDomainSpec } from './restored-domain';
 
 /** One disk a restore writes: into `write`, which is `final` for a new domain, or a file beside the replaced one. */
@@ -63,6 +64,7 @@ export class LibvirtRestorer {
       if (unknown.length) throw new Error(`the recorded domain has no disk ${unknown.map((d) => d.diskId).join(', ')}`);
     }
     const dir = req.target.storageDir ?? (await this.defaultStorageDir());
+    await checkWritableDir(dir, req.target.storageDir ? `storageDir ${dir}` : `libvirt's default pool ${dir} (no storageDir given)`, { systemTrees: true });
     const plans: RestoreDiskPlan[] = [];
     for (const d of req.disks) {
       const file = join(dir, `${name}-${d.diskId}.qcow2`);
@@ -73,14 +75,14 @@ export class LibvirtRestorer {
   }
 
   private async planReplace(req: RestoreCheckRequest, vmId: string): Promise<RestoreDiskPlan[]> {
-    const { info, running } = await this.source.domain(vmId);
+    const { info, running } = await replacedDomain(this.source, vmId);
     const state = (await this.source.virsh(['domstate', vmId])).trim();
     if (running || state !== 'shut off') throw new RestoreConflict(`domain ${info.name} is ${state}: shut it off before its disks are replaced`);
     const plans: RestoreDiskPlan[] = [];
     for (const d of req.disks) {
       const disk = info.disks.find((x) => x.target === d.diskId);
       if (!disk || disk.type !== 'file' || !disk.file) throw new RestoreConflict(`domain ${info.name} has no file-backed disk ${d.diskId} to replace`);
-      const s = await stat(disk.file);
+      const s = await replacedDiskFile(info.name, d.diskId, disk.file, dirname(disk.file));
       const format = disk.format === 'raw' ? 'raw' : 'qcow2';
       plans.push({ diskId: d.diskId, virtualSize: d.virtualSize, format, write: `${disk.file}.sendense-restore-${req.restoreId.slice(0, 8)}`, final: disk.file, owner: { uid: s.uid, gid: s.gid, mode: s.mode & 0o7777 } });
     }

@@ -55,7 +55,7 @@ const JOB_CHECKPOINT = 'checkpoint.json';
  * image files by the qemu-image driver. docs/operations.md (libvirt) says what an operator sees of it.
  */
 export class LibvirtSource implements BackupSource {
-  private readonly uri: string;
+  readonly uri: string;
   private readonly shell: Virsh;
   private readonly prefix: string;
   /** Shut-off domains, as the qemu-image driver's inventory (it reads this document on every call). */
