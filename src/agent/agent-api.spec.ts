@@ -4,7 +4,8 @@ import { RestoreRefusal } from './restore-refusal';
 import type { RestoreRunner } from './restore-runner';
 import { RestoreConflict } from './sources/libvirt/libvirt-restorer';
 import type { BackupSource } from './sources/backup-source';
-import type { PlanRequest } from '../wire/backup-protocol';
+import type { PlanRequest, StartRequest } from '../wire/backup-protocol';
+import { fullBackupRequest } from '../../test/fixtures/agent/start-request';
 
 /** The runner is the collaborator: a fake that records the plans the API hands it. */
 describe('AgentApi: the plan request', () => {
@@ -81,5 +82,26 @@ describe("AgentApi: the restore check's answer", () => {
   it('a check that passes is 200', async () => {
     thrown = null;
     expect((await check()).status).toBe(200);
+  });
+});
+
+describe('AgentApi: the start request', () => {
+  const started: StartRequest[] = [];
+  const api = new AgentApi({} as BackupSource, { start: (r: StartRequest) => started.push(r) } as unknown as BackupRunner, {} as RestoreRunner);
+  let port = 0;
+  beforeAll(async () => (port = await api.listen()));
+  afterAll(() => api.close());
+
+  const start = (body: unknown) => fetch(`http://127.0.0.1:${port}/api/v1/backup/start`, { method: 'POST', body: JSON.stringify(body) });
+
+  it('refuses a start that names no hub event as the cause of its reports, and starts nothing', async () => {
+    const { causationId: _cause, ...uncaused } = fullBackupRequest(['disk0']);
+    for (const body of [uncaused, { ...uncaused, causationId: 'SnapshotRequested' }]) {
+      const res = await start(body);
+      expect({ status: res.status, body: await res.json() }).toEqual({ status: 400, body: { statusCode: 400, message: 'causationId must be an event id (a lowercase UUID)' } });
+    }
+    expect(started).toEqual([]);
+    expect((await start(fullBackupRequest(['disk0']))).status).toBe(202);
+    expect(started).toEqual([fullBackupRequest(['disk0'])]);
   });
 });

@@ -154,11 +154,11 @@ function parseStart(body: Record<string, unknown>): StartRequest {
     return { diskId: id(d.diskId, 'diskId'), nbd: { port, exportName: d.nbd.exportName, psk: { identity, key } } };
   });
   if (typeof body.correlationId !== 'string' || !VALID_CORRELATION_ID.test(body.correlationId)) throw new HttpError(400, 'correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
-  if (body.causationId !== undefined && (typeof body.causationId !== 'string' || !VALID_EVENT_ID.test(body.causationId))) throw new HttpError(400, 'causationId must be an event id (a lowercase UUID)');
+  if (typeof body.causationId !== 'string' || !VALID_EVENT_ID.test(body.causationId)) throw new HttpError(400, 'causationId must be an event id (a lowercase UUID)');
   return {
     jobId: id(body.jobId, 'jobId'),
     correlationId: body.correlationId,
-    ...(body.causationId ? { causationId: body.causationId } : {}),
+    causationId: body.causationId,
     vmId: id(body.vmId, 'vmId'),
     type: body.type,
     restorePointId: id(body.restorePointId, 'restorePointId'),

@@ -136,7 +136,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     // authenticates both ends and encrypts the data.
     connectTarget: (nbd) => openNbd({ transport: 'tcp', host: state.ssh.host, port: nbd.port, exportName: nbd.exportName }, { startTls: pskStartTls(nbd.psk) }),
     report: async (job, report) => {
-      await hub.send('POST', `/api/v1/backups/${job.jobId}/agent-reports`, report, { [CORRELATION_HEADER]: job.correlationId, ...(job.causationId ? { [CAUSATION_HEADER]: job.causationId } : {}) });
+      await hub.send('POST', `/api/v1/backups/${job.jobId}/agent-reports`, report, { [CORRELATION_HEADER]: job.correlationId, [CAUSATION_HEADER]: job.causationId });
     },
     uploadDigests: async (job, diskId, digests) => {
       await hub.put(`/api/v1/backups/${job.jobId}/disks/${diskId}/digests`, digests, { [CORRELATION_HEADER]: job.correlationId });
@@ -155,7 +155,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     connectSource: (nbd) => openNbd({ transport: 'tcp', host: state.ssh.host, port: nbd.port, exportName: nbd.exportName }, { startTls: pskStartTls(nbd.psk), metaContexts: [BASE_ALLOCATION] }),
     fetchDigests: (restore, diskId) => hub.get(`/api/v1/restores/${restore.restoreId}/disks/${diskId}/digests`, { [CORRELATION_HEADER]: restore.correlationId }),
     report: async (restore, report) => {
-      await hub.send('POST', `/api/v1/restores/${restore.restoreId}/agent-reports`, report, { [CORRELATION_HEADER]: restore.correlationId });
+      await hub.send('POST', `/api/v1/restores/${restore.restoreId}/agent-reports`, report, { [CORRELATION_HEADER]: restore.correlationId, [CAUSATION_HEADER]: restore.causationId });
     },
     log: (level, message) => log[level](message),
   });

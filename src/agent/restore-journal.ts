@@ -21,7 +21,7 @@ export interface RestoreJournalState {
   /** NBD proxies it started (instant boot): detached, stopped when it is undone. */
   proxyPids: number[];
   /** A running instant recovery: what a restarted agent needs to finish the background copy and report it. */
-  instant?: { correlationId: string; name: string; uuid: string; diskIds: string[]; proxyDir: string };
+  instant?: { correlationId: string; causationId: string; name: string; uuid: string; diskIds: string[]; proxyDir: string };
 }
 
 const PREFIX = 'restore-';

@@ -5,6 +5,7 @@ const disk = { diskId: 'vda', virtualSize: 1048576, digests: true, nbd: { port: 
 const request = {
   restoreId: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11',
   correlationId: 'c-1',
+  causationId: '5d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
   restorePointId: 'rp-1',
   vmId: 'vm-1',
   mode: 'full',
@@ -18,7 +19,8 @@ describe("the hub's restore request, as the agent reads it", () => {
   it('reads a start with exports and a check without them', () => {
     expect(parseRestoreRequest(request, true)).toEqual(request);
     const { nbd: _nbd, ...checkDisk } = disk;
-    expect(parseRestoreRequest({ ...request, disks: [checkDisk] }, false)).toEqual({ ...request, disks: [checkDisk] });
+    const { causationId: _cause, ...check } = request;
+    expect(parseRestoreRequest({ ...check, disks: [checkDisk] }, false)).toEqual({ ...check, disks: [checkDisk] });
     expect(parseRestoreRequest({ ...request, target: { kind: 'replace', vmId: 'vm-1' } }, true).target).toEqual({ kind: 'replace', vmId: 'vm-1' });
   });
 
@@ -37,6 +39,8 @@ describe("the hub's restore request, as the agent reads it", () => {
     [{ mode: 'full', target: { kind: 'drill', timeoutSeconds: 60 } }, /a drill boots instantly/],
     [{ mode: 'instant', target: { kind: 'replace', vmId: 'vm-1' } }, /replace needs mode full/],
     [{ mode: 'copy' }, /mode must be full or instant/],
+    [{ causationId: undefined }, /causationId must be an event id/],
+    [{ causationId: 'RestoreStarted' }, /causationId must be an event id/],
   ])('refuses %j', (change, message) => {
     expect(() => parseRestoreRequest({ ...request, ...change }, true)).toThrow(message);
   });

@@ -1,4 +1,4 @@
-import { VALID_CORRELATION_ID } from '../wire/backup-protocol';
+import { VALID_CORRELATION_ID, VALID_EVENT_ID } from '../wire/backup-protocol';
 import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-protocol';
 import { ConfigurationFormatError, parseVmConfiguration } from '../wire/vm-configuration';
 import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
@@ -20,6 +20,8 @@ export function parseRestoreRequest(body: Record<string, unknown>, withExports: 
   };
   const id = (value: unknown, field: string) => (typeof value === 'string' && ID.test(value) ? value : fail(`${field} must be 1-128 characters of A-Z a-z 0-9 . _ -`));
   if (typeof body.correlationId !== 'string' || !VALID_CORRELATION_ID.test(body.correlationId)) fail('correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+  // a check is asked before anything is recorded: only a start names the hub event its reports answer
+  if (withExports && (typeof body.causationId !== 'string' || !VALID_EVENT_ID.test(body.causationId))) fail('causationId must be an event id (a lowercase UUID)');
   if (body.mode !== 'full' && body.mode !== 'instant') fail('mode must be full or instant');
   const t = body.target as Record<string, unknown> | undefined;
   let target: RestoreStartRequest['target'];
@@ -72,5 +74,6 @@ export function parseRestoreRequest(body: Record<string, unknown>, withExports: 
     if (typeof identity !== 'string' || !PSK_IDENTITY.test(identity) || typeof key !== 'string' || !PSK_KEY.test(key)) fail('disks[].nbd.psk must be { identity, key } with key as 64-128 hex digits');
     return { ...disk, nbd: { port, exportName: d.nbd.exportName as string, psk: { identity, key } } };
   });
-  return { restoreId: id(body.restoreId, 'restoreId'), correlationId: body.correlationId as string, restorePointId: id(body.restorePointId, 'restorePointId'), vmId: id(body.vmId, 'vmId'), mode: body.mode as 'full' | 'instant', target, configuration, definition, disks };
+  const story = { correlationId: body.correlationId as string, ...(withExports ? { causationId: body.causationId as string } : {}) };
+  return { restoreId: id(body.restoreId, 'restoreId'), ...story, restorePointId: id(body.restorePointId, 'restorePointId'), vmId: id(body.vmId, 'vmId'), mode: body.mode as 'full' | 'instant', target, configuration, definition, disks };
 }

@@ -35,7 +35,7 @@ export interface RestoreRunnerDeps {
   connectSource: (nbd: RestoreStartRequest['disks'][number]['nbd']) => Promise<NbdClient>;
   /** The point's digests of one disk (src/wire/block-digests.ts), each block as the point reads it. */
   fetchDigests: (restore: Pick<RestoreStartRequest, 'restoreId' | 'correlationId'>, diskId: string) => Promise<Buffer>;
-  report: (restore: Pick<RestoreStartRequest, 'restoreId' | 'correlationId'>, report: RestoreReport) => Promise<void>;
+  report: (restore: Pick<RestoreStartRequest, 'restoreId' | 'correlationId' | 'causationId'>, report: RestoreReport) => Promise<void>;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -136,7 +136,7 @@ export class RestoreRunner {
       if (req.mode === 'instant' && req.target.kind === 'new-domain') {
         const started = await this.deps.host.startInstant(req, disks, journal, this.deps.hubHost);
         // journaled before the hub hears of it: an agent killed once the hub knows the domain runs must resume its copy, never undo it
-        await journal.record({ phase: 'pulling', instant: { correlationId: req.correlationId, name: started.name, uuid: started.uuid, diskIds: disks.map((d) => d.diskId), proxyDir: started.proxyDir } });
+        await journal.record({ phase: 'pulling', instant: { correlationId: req.correlationId, causationId: req.causationId, name: started.name, uuid: started.uuid, diskIds: disks.map((d) => d.diskId), proxyDir: started.proxyDir } });
         await report({ type: 'instant-running', name: started.name, uuid: started.uuid });
         await this.finishInstant(journal, signal, report);
         journal = undefined;
@@ -203,7 +203,7 @@ export class RestoreRunner {
     const { restoreId, instant } = journal.state;
     const abort = new AbortController();
     this.running.set(restoreId, abort);
-    const restore = { restoreId, correlationId: instant!.correlationId };
+    const restore = { restoreId, correlationId: instant!.correlationId, causationId: instant!.causationId };
     void this.finishInstant(journal, abort.signal, (r) => this.deps.report(restore, r))
       .catch((e) => this.deps.log('error', `resuming instant recovery ${restoreId}: ${String(e)}`))
       .finally(() => this.running.delete(restoreId));

@@ -1,6 +1,6 @@
-import { BadRequestException, Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
-import { ApiBearerAuth, ApiHeader, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { AgentOwnsJobGuard } from './agent-owns-job.guard';
@@ -15,7 +15,7 @@ import { GetBackupJobQuery } from './queries/get-backup-job.query';
 import { ListBackupJobsQuery } from './queries/list-backup-jobs.query';
 import { Access } from '../http/access.guard';
 import { Owned, TenantScope } from '../http/owned';
-import { CAUSATION_HEADER, VALID_EVENT_ID } from '../wire/backup-protocol';
+import { AgentCause, ApiAgentCause } from '../http/agent-cause';
 
 const READ_MODEL = 'backup-jobs';
 
@@ -53,9 +53,8 @@ export class BackupsController {
   @Post('backups/:jobId/agent-reports')
   @HttpCode(202)
   @UseGuards(AgentOwnsJobGuard)
-  @ApiHeader({ name: CAUSATION_HEADER.toLowerCase(), required: false, description: 'the hub event the start request carried: the cause of the events the report records' })
-  async agentReport(@Param() { jobId }: JobIdParams, @Body() body: Record<string, unknown>, @Headers(CAUSATION_HEADER.toLowerCase()) causationId?: string) {
-    if (causationId !== undefined && !VALID_EVENT_ID.test(causationId)) throw new BadRequestException(`${CAUSATION_HEADER} must be an event id (a lowercase UUID)`);
+  @ApiAgentCause('SnapshotRequested')
+  async agentReport(@Param() { jobId }: JobIdParams, @Body() body: Record<string, unknown>, @AgentCause() causationId: string) {
     await this.gateway.execute(new RecordAgentReportCommand(jobId, parseAgentReport(body), causationId));
     return { accepted: true };
   }

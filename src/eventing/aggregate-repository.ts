@@ -47,6 +47,14 @@ export class AggregateRepository {
     return { state, revision };
   }
 
+  /**
+   * The type of the event `eventId` of the stream; null when the stream holds no such event. An agent's report
+   * names the hub event that asked for the work as its cause: what it names is checked with this.
+   */
+  async typeOf(streamId: string, eventId: string): Promise<string | null> {
+    return (await this.store.readStream(streamId)).find((e) => e.id === eventId)?.type ?? null;
+  }
+
   execute<S, C, E extends DomainEvent>(
     streamId: string,
     aggregate: Aggregate<S, C, E>,

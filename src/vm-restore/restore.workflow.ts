@@ -211,6 +211,8 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
   private async end(story: Story, state: RestoreState, outcome: Outcome, started: number): Promise<void> {
     const { restoreId } = story;
     if ('failure' in outcome) throw new RestoreFailure(outcome.failure, outcome.damaged);
+    // the end follows the agent's last recorded report, not the start that asked for it
+    await this.catchUp(story);
     await this.releaseExports(story);
     if ('drill' in outcome) {
       const { passed, bootMs, reason, screenshot } = outcome.drill;
@@ -253,6 +255,8 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       const request: RestoreStartRequest = {
         restoreId,
         correlationId: story.correlationId,
+        // the RestoreStarted just recorded: the agent names it as the cause of every report
+        causationId: story.cause,
         restorePointId: state.restorePointId!,
         vmId: state.vmId!,
         mode: state.mode!,

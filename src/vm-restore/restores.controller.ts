@@ -19,6 +19,7 @@ import { RestoreReader } from './restore.reader';
 import { RestoreWorkflow } from './restore.workflow';
 import { ListRestoresDto, minimalDefinition, RestoreDiskParams, RestoreIdParams, RestorePointIdParams, restoreResponse, StartDrillDto, StartRestoreDto } from './restores.dto';
 import { Access } from '../http/access.guard';
+import { AgentCause, ApiAgentCause } from '../http/agent-cause';
 import { Owned, TenantScope } from '../http/owned';
 
 const READ_MODEL = 'restores';
@@ -104,8 +105,9 @@ export class RestoresController {
   @Post('restores/:restoreId/agent-reports')
   @HttpCode(202)
   @UseGuards(AgentOwnsRestoreGuard)
-  async agentReport(@Param() { restoreId }: RestoreIdParams, @Body() body: Record<string, unknown>) {
-    await this.gateway.execute(new RecordRestoreReportCommand(restoreId, parseRestoreReport(body)), READ_MODEL);
+  @ApiAgentCause('RestoreStarted')
+  async agentReport(@Param() { restoreId }: RestoreIdParams, @Body() body: Record<string, unknown>, @AgentCause() causationId: string) {
+    await this.gateway.execute(new RecordRestoreReportCommand(restoreId, parseRestoreReport(body), causationId), READ_MODEL);
     return { accepted: true };
   }
 

@@ -31,7 +31,7 @@ export interface StartRequest {
   /** The job's audit story: the agent sends it back as the X-Correlation-Id of every report on this job. */
   correlationId: string;
   /** The hub event that asked for this backup (SnapshotRequested): the agent names it as the cause of every report (`X-Causation-Id`). */
-  causationId?: string;
+  causationId: string;
   vmId: string;
   type: 'full' | 'incremental';
   restorePointId: string;

@@ -39,6 +39,8 @@ export interface RestoreCheckRequest {
 }
 
 export interface RestoreStartRequest extends RestoreCheckRequest {
+  /** The hub event that asked for this restore (its RestoreStarted): the agent names it as the cause of every report (`X-Causation-Id`). */
+  causationId: string;
   /** As in the check, each with the hub's read-only export of it on `port` of the host the tunnel dials, over TLS with the export's own key (as a backup's targets). */
   disks: { diskId: string; virtualSize: number; digests: boolean; nbd: { port: number; exportName: string; psk: { identity: string; key: string } } }[];
 }

@@ -7,8 +7,8 @@ export class RecordAgentReportCommand extends Command<BackupJobResult> {
   constructor(
     readonly jobId: string,
     readonly report: AgentReport,
-    /** The hub event the agent was started by, as it names it; absent from agents that predate it. */
-    readonly causationId?: string,
+    /** The hub event the agent was started by (the job's SnapshotRequested), as it names it. */
+    readonly causationId: string,
   ) {
     super();
   }

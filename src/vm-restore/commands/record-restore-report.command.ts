@@ -7,6 +7,8 @@ export class RecordRestoreReportCommand extends Command<RestoreResult> {
   constructor(
     readonly restoreId: string,
     readonly report: RestoreReport,
+    /** The hub event that asked the agent for the restore (the restore's RestoreStarted), as the agent names it. */
+    readonly causationId: string,
   ) {
     super();
   }
