@@ -9,7 +9,7 @@ import { HUB_INSTANCE } from '../config/hub-instance';
 import { copyDisk, CopyProgress } from '../data-mover';
 import { DomainError } from '../eventing/domain-error';
 import { KeyedMutex } from '../eventing/keyed-mutex';
-import { currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
+import { causedBy, currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { BASE_ALLOCATION, openNbd, pskStartTls, QEMU_ALLOCATION_DEPTH } from '../nbd-protocol';
 import { nextSlot, parseCron } from '../policies/calendar';
 import { AdoptedProcessHandle, processesWithArgument, terminateProcess } from '../process';
@@ -165,11 +165,11 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const definition = state.state.definition;
     if (!definition) throw new DomainError('not_found', `sync job ${syncJobId} does not exist`);
     const runId = randomUUID();
-    await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger, hubInstance: this.instance }), SYNC_JOBS);
+    const { eventIds } = await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger, hubInstance: this.instance }), SYNC_JOBS);
     const abort = new AbortController();
-    const context = currentContext();
+    // what the run records is the workflow's reaction to the run's start, in the story of the request (or slot) that started it
     // runs into one repository take turns: two jobs pulling the same point would write the same files
-    const done = runWithContext(context, () => this.repositoryTurns.run(definition.repositoryId, () => this.run(definition, runId, state.state.unfinished, abort.signal))).finally(() => this.running.delete(syncJobId));
+    const done = causedBy(eventIds[0], () => this.repositoryTurns.run(definition.repositoryId, () => this.run(definition, runId, state.state.unfinished, abort.signal)), currentContext().correlationId).finally(() => this.running.delete(syncJobId));
     this.running.set(syncJobId, { abort, done });
     return { syncJobId, runId };
   }

@@ -6,10 +6,10 @@ import { syncJobStream } from '../sync-job.events';
 import { SyncJobCommand } from './sync-job.command';
 
 @CommandHandler(SyncJobCommand)
-export class SyncJobHandler implements ICommandHandler<SyncJobCommand, Appended> {
+export class SyncJobHandler implements ICommandHandler<SyncJobCommand, Appended & { eventIds: string[] }> {
   constructor(private readonly aggregates: AggregateRepository) {}
 
-  execute(command: SyncJobCommand): Promise<Appended> {
+  execute(command: SyncJobCommand): Promise<Appended & { eventIds: string[] }> {
     return this.aggregates.execute(syncJobStream(command.syncJobId), syncJobAggregate, command.decision, command);
   }
 }
