@@ -167,8 +167,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const runId = randomUUID();
     const { eventIds } = await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger, hubInstance: this.instance }), SYNC_JOBS);
     const abort = new AbortController();
-    // what the run records is the workflow's reaction to the run's start, in the story of the request (or slot) that started it
-    // runs into one repository take turns: two jobs pulling the same point would write the same files
+    // What the run records reacts to its start, in the story of the request (or slot) that started it. Runs into
+    // one repository take turns: two jobs pulling the same point would write the same files.
     const done = causedBy(eventIds[0], () => this.repositoryTurns.run(definition.repositoryId, () => this.run(definition, runId, state.state.unfinished, abort.signal)), currentContext().correlationId).finally(() => this.running.delete(syncJobId));
     this.running.set(syncJobId, { abort, done });
     return { syncJobId, runId };
