@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { fullBackupRequest } from '../../test/fixtures/agent/start-request';
 import { imagesEqual } from '../../test/fixtures/nbd/images';
 import { nbdkitLoggedCounts, NbdServer, removeDir, startNbdkit, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
-import { DEFAULT_REQUEST_SIZE } from '../data-mover';
+import { DEFAULT_READ_SIZE, DEFAULT_REQUEST_SIZE } from '../data-mover';
 import { openNbd } from '../nbd-protocol';
 import type { AgentReport } from '../wire/backup-protocol';
 import { BackupRunner } from './backup-runner';
@@ -26,11 +26,11 @@ afterAll(async () => {
 const request = fullBackupRequest(['disk0']);
 
 /** One full backup of the source export into the target export; the runner's reports. */
-async function backUp(source: NbdServer, target: NbdServer, readSize: number | undefined): Promise<AgentReport[]> {
+async function backUp(source: NbdServer, target: NbdServer): Promise<AgentReport[]> {
   const snapshot: SourceSnapshot = {
     snapshotId: 'snap-1',
     vmId: request.vmId,
-    disks: [{ diskId: 'disk0', uri: source.uri, socketPath: source.socket!, exportName: '', format: 'raw', virtualSize: 32 << 20, readSize }],
+    disks: [{ diskId: 'disk0', uri: source.uri, socketPath: source.socket!, exportName: '', format: 'raw', virtualSize: 32 << 20 }],
     close: async () => undefined,
     closed: false,
   };
@@ -59,19 +59,17 @@ async function backUp(source: NbdServer, target: NbdServer, readSize: number | u
 }
 
 describe('BackupRunner with real NBD servers', () => {
-  it("reads a disk in pieces of the snapshot's readSize (a live domain's qemu) and writes whole requests", async () => {
-    for (const readSize of [undefined, 256 * 1024]) {
-      const sourceLog = join(dir, `src-${readSize ?? 'whole'}.log`);
-      const targetLog = join(dir, `dst-${readSize ?? 'whole'}.log`);
-      const source = await startNbdkit(dir, ['pattern', '32M', `logfile=${sourceLog}`], ['log']);
-      const target = await startNbdkit(dir, ['memory', '32M', `logfile=${targetLog}`], ['log']);
-      const reports = await backUp(source, target, readSize);
-      expect(reports.map((r) => r.type)).toEqual(expect.arrayContaining(['transfer-completed', 'finished']));
-      expect(Math.max(...nbdkitLoggedCounts(sourceLog, 'Read'))).toBe(readSize ?? DEFAULT_REQUEST_SIZE);
-      expect(Math.max(...nbdkitLoggedCounts(targetLog, 'Write'))).toBe(DEFAULT_REQUEST_SIZE);
-      expect((await imagesEqual(source.uri, 'raw', target.uri, 'raw')).equal).toBe(true);
-      await source.stop();
-      await target.stop();
-    }
+  it('reads a disk in pieces of DEFAULT_READ_SIZE (what a qemu with glibc malloc defaults serves cheaply) and writes whole requests', async () => {
+    const sourceLog = join(dir, 'src.log');
+    const targetLog = join(dir, 'dst.log');
+    const source = await startNbdkit(dir, ['pattern', '32M', `logfile=${sourceLog}`], ['log']);
+    const target = await startNbdkit(dir, ['memory', '32M', `logfile=${targetLog}`], ['log']);
+    const reports = await backUp(source, target);
+    expect(reports.map((r) => r.type)).toEqual(expect.arrayContaining(['transfer-completed', 'finished']));
+    expect(Math.max(...nbdkitLoggedCounts(sourceLog, 'Read'))).toBe(DEFAULT_READ_SIZE);
+    expect(Math.max(...nbdkitLoggedCounts(targetLog, 'Write'))).toBe(DEFAULT_REQUEST_SIZE);
+    expect((await imagesEqual(source.uri, 'raw', target.uri, 'raw')).equal).toBe(true);
+    await source.stop();
+    await target.stop();
   });
 });

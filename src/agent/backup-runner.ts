@@ -161,7 +161,7 @@ export class BackupRunner {
 
   /** Copies one disk into its target; `connection` (to the target, maybe still opening) is closed here, whatever happens. */
   private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, disk: SnapshotDisk, connection: Promise<NbdClient>, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
-    const { bitmap, readSize, ranges } = disk;
+    const { bitmap, ranges } = disk;
     const contexts = [BASE_ALLOCATION, ...(bitmap ? [`qemu:dirty-bitmap:${bitmap}`] : [])];
     let src: (CopySource & { close(): Promise<void> }) | undefined;
     try {
@@ -175,7 +175,6 @@ export class BackupRunner {
         mode,
         bitmap,
         ranges,
-        readSize,
         signal,
         // every block sent is hashed on the way, so a verify can later prove the repository still holds it
         digests: true,

@@ -275,18 +275,24 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       await this.refuseIfChainBusy(vmId, repositoryId);
       await this.space.assertFits(repositoryId, plan.disks.map((d) => d.virtualSize));
 
-      const targets: Target[] = [];
       // The exports' keys stay in memory and in the hub's run dir: the events name the targets, never their keys.
       const keys = new Map<string, NbdPsk>();
-      for (const disk of plan.disks) {
-        const file = targetPath(vmId, disk.diskId, restorePointId);
-        const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
-        await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize });
-        createdFiles.push(file);
-        const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null, tls: true }));
-        keys.set(disk.diskId, exported.psk!);
-        targets.push({ diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName });
-      }
+      // Every disk's target at once (a file and a qemu-nbd each, ~50-100 ms a disk one after the other); all settle
+      // before a failure is thrown, so the clean-up knows every file that was created.
+      const prepared = await Promise.allSettled(
+        plan.disks.map(async (disk): Promise<Target> => {
+          const file = targetPath(vmId, disk.diskId, restorePointId);
+          const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
+          await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize });
+          createdFiles.push(file);
+          const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null, tls: true }));
+          keys.set(disk.diskId, exported.psk!);
+          return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName };
+        }),
+      );
+      const refused = prepared.find((p) => p.status === 'rejected');
+      if (refused) throw refused.reason;
+      const targets = prepared.map((p) => (p as PromiseFulfilledResult<Target>).value);
       await this.send(story, new RecordTargetsPreparedCommand(jobId, targets));
       await this.throwIfCancelled(jobId);
       state = await this.send(story, new RequestSnapshotCommand(jobId));
@@ -402,9 +408,9 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private async releaseExports(story: Story, state: BackupJobState): Promise<void> {
-    for (const lease of await this.exports.leasesOfJob(state.jobId!)) {
-      await this.step(story, () => this.exports.stop(lease.leaseId, 'backup job ended')).catch((e) => this.logger.warn(`stopping export ${lease.leaseId}: ${String(e)}`));
-    }
+    // at once: each stop waits for its qemu-nbd to flush its image and exit
+    const leases = await this.exports.leasesOfJob(state.jobId!);
+    await Promise.all(leases.map((lease) => this.step(story, () => this.exports.stop(lease.leaseId, 'backup job ended')).catch((e) => this.logger.warn(`stopping export ${lease.leaseId}: ${String(e)}`))));
   }
 
   /** At start: a job whose restore point made it into the chain is completed; any other is failed and cleaned up. */

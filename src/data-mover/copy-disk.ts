@@ -44,10 +44,7 @@ export interface CopyDiskOptions {
   requests?: number;
   /** Bytes per WRITE, and per READ unless `readSize` is smaller (default 4 MiB; capped by both servers' maximum payload). */
   requestSize?: number;
-  /**
-   * Bytes per READ at most (default `requestSize`): a request is read in pieces of this size, sent together.
-   * For a source whose server pays per large request (a running domain's own qemu, see LIVE_READ_SIZE).
-   */
+  /** Bytes per READ at most (default DEFAULT_READ_SIZE): a request is read in pieces of this size, sent together. */
   readSize?: number;
   signal?: AbortSignal;
   onProgress?: (progress: CopyProgress) => void;
@@ -102,11 +99,14 @@ export class CopyAbortedError extends Error {
 export const DEFAULT_REQUESTS = 8;
 export const DEFAULT_REQUEST_SIZE = 4 * 1024 * 1024;
 /**
- * A running domain's own qemu (started by libvirt with glibc's malloc defaults) maps and faults in a
- * fresh buffer for every request of 1 MiB and more (one munmap per request under strace), costing it
- * ~60 % more CPU than requests of 512 KiB: live sources are read in pieces of this size.
+ * Reads go in pieces of 512 KiB, sent together, whatever the request size. A qemu running with glibc's malloc
+ * defaults (a running domain's own qemu, started by libvirt; any qemu-nbd an operator starts for `sendense nbd
+ * copy`) maps and faults in a fresh buffer for every request of 1 MiB and more (one munmap per request under
+ * strace), costing it ~60 % more CPU than requests of 512 KiB. With whole 4 MiB reads `sendense nbd copy` between
+ * two such qemu-nbd fell to 0.66 of nbdcopy, which reads 256 KiB; the qemu-nbd we start (QEMU_NBD_ENV) keeps its
+ * buffers and serves either size at the same cost (docs/benchmarks.md, datapath).
  */
-export const LIVE_READ_SIZE = 512 * 1024;
+export const DEFAULT_READ_SIZE = 512 * 1024;
 const ZERO_REQUEST_SIZE = 256 * 1024 * 1024;
 
 function lcmPow2(...values: number[]): number {
@@ -239,7 +239,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
     let requestSize = effectiveRequestSize(options.requestSize ?? DEFAULT_REQUEST_SIZE, source, target);
     // whole digest blocks per request, so each block is hashed from one read
     if (options.digests) requestSize -= requestSize % DIGEST_BLOCK_SIZE;
-    const readSize = fitRequest(Math.min(options.readSize ?? requestSize, requestSize), [source]);
+    const readSize = fitRequest(Math.min(options.readSize ?? DEFAULT_READ_SIZE, requestSize), [source]);
     const inFlight = options.requests ?? DEFAULT_REQUESTS;
     const recorder = options.digests ? new DigestRecorder(source.size) : null;
     if (recorder) hasher = borrowHasher();

@@ -17,8 +17,9 @@ import { median } from '../../bench/stats';
  * with the fastest of its options (nbdcopyCandidates, tried once each first).
  * Then an incremental of 64 MiB of scattered changes into an overlay.
  * Knobs: SENDENSE_BENCH_RUNS (default 5), SENDENSE_BENCH_REQUESTS,
- * SENDENSE_BENCH_REQUEST_SIZE, SENDENSE_BENCH_NBDCOPY_OPTIONS, SENDENSE_BENCH_DIR
- * (default the OS temp dir).
+ * SENDENSE_BENCH_REQUEST_SIZE, SENDENSE_BENCH_READ_SIZE, SENDENSE_BENCH_NBDCOPY_OPTIONS, SENDENSE_BENCH_DIR
+ * (default the OS temp dir), SENDENSE_BENCH_MALLOC=default (both exports with glibc's malloc defaults, as
+ * the qemu-nbd an operator starts for `sendense nbd copy`, instead of the hub's QEMU_NBD_ENV).
  */
 
 const MiB = 1024 * 1024;
@@ -68,10 +69,15 @@ export function benchExportArgs(port: number, file: string, pidFile: string, opt
   return ['--fork', ...buildQemuNbdArgs(spec, pidFile)];
 }
 
+/** The benches' exports run with the hub's environment unless SENDENSE_BENCH_MALLOC=default asks for glibc's defaults. */
+function exportEnv(): Readonly<Record<string, string>> {
+  return process.env.SENDENSE_BENCH_MALLOC === 'default' ? { LC_ALL: 'C' } : QEMU_NBD_ENV;
+}
+
 async function startQemuNbd(dir: string, file: string, opts: { readOnly?: boolean; bitmap?: string }): Promise<Server> {
   const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
-  await run('qemu-nbd', benchExportArgs(port, file, pidFile, { readOnly: opts.readOnly ?? false, bitmap: opts.bitmap }), join(dir, `qemu-nbd-${port}.log`), QEMU_NBD_ENV);
+  await run('qemu-nbd', benchExportArgs(port, file, pidFile, { readOnly: opts.readOnly ?? false, bitmap: opts.bitmap }), join(dir, `qemu-nbd-${port}.log`), exportEnv());
   return { pid: Number(readFileSync(pidFile, 'utf8').trim()), uri: `nbd://127.0.0.1:${port}/disk` };
 }
 
@@ -156,7 +162,7 @@ function mbps(bytes: number, ms: number): number {
   return bytes / MiB / (ms / 1000);
 }
 
-async function oursFull(dir: string, source: Server, targetFile: string, requests?: number, requestSize?: number): Promise<{ ms: number; summary: CopySummary }> {
+async function oursFull(dir: string, source: Server, targetFile: string, requests?: number, requestSize?: number, readSize?: number): Promise<{ ms: number; summary: CopySummary }> {
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', targetFile, String(DISK_SIZE)]);
   const target = await startQemuNbd(dir, targetFile, {});
   try {
@@ -164,7 +170,7 @@ async function oursFull(dir: string, source: Server, targetFile: string, request
     const began = process.hrtime.bigint();
     const src = await openNbd(source.uri, { metaContexts: [BASE_ALLOCATION] });
     const dst = await openNbd(target.uri);
-    const summary = await copyDisk({ source: src, target: dst, mode: 'full', requests, requestSize });
+    const summary = await copyDisk({ source: src, target: dst, mode: 'full', requests, requestSize, readSize });
     await Promise.all([src.close(), dst.close()]);
     return { ms: Number(process.hrtime.bigint() - began) / 1e6, summary };
   } finally {
@@ -205,15 +211,15 @@ async function nbdcopyFull(dir: string, source: Server, targetFile: string, opti
   }
 }
 
-/** SENDENSE_BENCH_REQUESTS and SENDENSE_BENCH_REQUEST_SIZE, for a bench's own copies; unset, copyDisk's defaults. */
-export function benchCopySettings(): { requests?: number; requestSize?: number } {
-  const { SENDENSE_BENCH_REQUESTS: requests, SENDENSE_BENCH_REQUEST_SIZE: requestSize } = process.env;
-  return { ...(requests ? { requests: Number(requests) } : {}), ...(requestSize ? { requestSize: Number(requestSize) } : {}) };
+/** SENDENSE_BENCH_REQUESTS, SENDENSE_BENCH_REQUEST_SIZE and SENDENSE_BENCH_READ_SIZE, for a bench's own copies; unset, copyDisk's defaults. */
+export function benchCopySettings(): { requests?: number; requestSize?: number; readSize?: number } {
+  const { SENDENSE_BENCH_REQUESTS: requests, SENDENSE_BENCH_REQUEST_SIZE: requestSize, SENDENSE_BENCH_READ_SIZE: readSize } = process.env;
+  return { ...(requests ? { requests: Number(requests) } : {}), ...(requestSize ? { requestSize: Number(requestSize) } : {}), ...(readSize ? { readSize: Number(readSize) } : {}) };
 }
 
 export async function runDatapathBench(): Promise<void> {
   const runs = Number(process.env.SENDENSE_BENCH_RUNS ?? 5);
-  const { requests, requestSize } = benchCopySettings();
+  const { requests, requestSize, readSize } = benchCopySettings();
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-datapath-bench-'));
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let source: Server | undefined;
@@ -239,7 +245,7 @@ export async function runDatapathBench(): Promise<void> {
     const theirs: number[] = [];
     let lastSummary: CopySummary | undefined;
     for (let i = 0; i < runs; i++) {
-      const o = await oursFull(dir, source, join(dir, `ours-${i}.qcow2`), requests, requestSize);
+      const o = await oursFull(dir, source, join(dir, `ours-${i}.qcow2`), requests, requestSize, readSize);
       lastSummary = o.summary;
       if (o.summary.bytesWritten !== dataBytes) throw new Error(`copyDisk wrote ${o.summary.bytesWritten} bytes, expected ${dataBytes}`);
       ours.push(o.ms);
@@ -254,7 +260,7 @@ export async function runDatapathBench(): Promise<void> {
     const oursRate = mbps(dataBytes, median(ours));
     const theirRate = mbps(dataBytes, median(theirs));
     out(`full copy (median of ${runs}, MiB of data per second): copyDisk ${oursRate.toFixed(0)} MiB/s, nbdcopy ${theirRate.toFixed(0)} MiB/s, ratio ours/nbdcopy ${(oursRate / theirRate).toFixed(2)}`);
-    out(`copyDisk settings: requests ${requests ?? 'default'}, requestSize ${requestSize ?? 'default'}; summary ${JSON.stringify(lastSummary)}`);
+    out(`copyDisk settings: requests ${requests ?? 'default'}, requestSize ${requestSize ?? 'default'}, readSize ${readSize ?? 'default'}; exports with ${process.env.SENDENSE_BENCH_MALLOC === 'default' ? "glibc's malloc defaults" : 'QEMU_NBD_ENV'}; summary ${JSON.stringify(lastSummary)}`);
     const t0 = join(dir, `ours-${runs - 1}.qcow2`);
     const cmp = await run('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'qcow2', srcFile, t0]).then(
       () => 'identical',
@@ -277,7 +283,7 @@ export async function runDatapathBench(): Promise<void> {
       const began = process.hrtime.bigint();
       const src = await openNbd(source.uri, { metaContexts: [QEMU_DIRTY_BITMAP_PREFIX + 'b1', BASE_ALLOCATION] });
       const dst = await openNbd(target.uri);
-      const s = await copyDisk({ source: src, target: dst, mode: 'incremental', bitmap: 'b1', requests, requestSize });
+      const s = await copyDisk({ source: src, target: dst, mode: 'incremental', bitmap: 'b1', requests, requestSize, readSize });
       await Promise.all([src.close(), dst.close()]);
       const ms = Number(process.hrtime.bigint() - began) / 1e6;
       out(

@@ -1,4 +1,4 @@
-export { copyDisk, planCopy, effectiveRequestSize, CopyAbortedError, DEFAULT_REQUESTS, DEFAULT_REQUEST_SIZE, LIVE_READ_SIZE } from './copy-disk';
+export { copyDisk, planCopy, effectiveRequestSize, CopyAbortedError, DEFAULT_REQUESTS, DEFAULT_REQUEST_SIZE, DEFAULT_READ_SIZE } from './copy-disk';
 export type { CopyDiskOptions, CopyProgress, CopySource, CopySummary } from './copy-disk';
 export { alignPlan, dirtyRanges, planFull, planIncremental, splitRequests, DEFAULT_CLUSTER_SIZE } from './copy-plan';
 export type { CopyOp } from './copy-plan';

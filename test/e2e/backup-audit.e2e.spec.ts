@@ -41,16 +41,25 @@ const BACKUP_STORY = [
 ];
 
 /**
- * The story's types, progress runs counted once per disk, and the disks' transfer reports (copied at once, so
- * interleaved) put disk after disk in the order the disks started: each disk's own reports keep their order.
+ * Events that interleave between disks put disk after disk, each disk's own in their order: the disks' transfer
+ * reports (copied at once) by disk, and their exports' events (started at once, stopped at once) by lease.
  */
+function perDisk(story: AuditEvent[], picks: (e: AuditEvent) => boolean, key: (e: AuditEvent) => string): AuditEvent[] {
+  const picked = story.filter(picks);
+  const keys = [...new Set(picked.map(key))];
+  const grouped = keys.flatMap((k) => picked.filter((e) => key(e) === k));
+  let i = 0;
+  return story.map((e) => (picks(e) ? grouped[i++] : e));
+}
+
+/** The story's types, progress runs counted once per disk, with the disks' interleaved events put disk after disk. */
 function types(story: AuditEvent[]): string[] {
-  const transfer = story.filter((e) => e.type.startsWith('DiskTransfer'));
-  const disks = [...new Set(transfer.map((e) => e.data.diskId as string))];
-  const perDisk = disks.flatMap((d) => transfer.filter((e) => e.data.diskId === d)).map((e) => e.type);
-  let k = 0;
-  const ordered = story.map((e) => (e.type.startsWith('DiskTransfer') ? perDisk[k++] : e.type));
-  return ordered.filter((t, i, all) => t !== 'DiskTransferProgressed' || all[i - 1] !== t);
+  const exportEvent = (e: AuditEvent) => typeof e.data.leaseId === 'string' && [...EXPORT_STARTED, ...EXPORT_STOPPED].includes(e.type);
+  const isStart = (e: AuditEvent) => EXPORT_STARTED.includes(e.type);
+  let ordered = perDisk(story, (e) => e.type.startsWith('DiskTransfer'), (e) => e.data.diskId as string);
+  ordered = perDisk(ordered, (e) => exportEvent(e) && isStart(e), (e) => e.data.leaseId as string);
+  ordered = perDisk(ordered, (e) => exportEvent(e) && !isStart(e), (e) => e.data.leaseId as string);
+  return ordered.map((e) => e.type).filter((t, i, all) => t !== 'DiskTransferProgressed' || all[i - 1] !== t);
 }
 
 /**

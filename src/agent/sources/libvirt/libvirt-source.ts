@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { LIVE_READ_SIZE } from '../../../data-mover';
 import type { Consistency } from '../../../wire/backup-protocol';
 import type { VmConfiguration } from '../../../wire/vm-configuration';
 import { EndingSnapshot, type BackupSource, type SourceSnapshot } from '../backup-source';
@@ -274,7 +273,6 @@ export class LibvirtSource implements BackupSource {
         exportName: d.id,
         format: d.format,
         virtualSize: d.virtualSize,
-        readSize: LIVE_READ_SIZE,
         ...(pending.mode === 'incremental' ? { bitmap: EXPORT_BITMAP(d.id), dirtyBitmapContext: `qemu:dirty-bitmap:${EXPORT_BITMAP(d.id)}` } : {}),
       }));
       // one running backup job of the domain, its NBD exports and scratch files: closing it ends the job

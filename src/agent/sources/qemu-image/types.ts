@@ -76,8 +76,6 @@ export interface SnapshotDisk {
   bitmap?: string;
   /** `qemu:dirty-bitmap:<bitmap>` when a bitmap is exported. */
   dirtyBitmapContext?: string;
-  /** Bytes per NBD READ at most, where the export's server pays per large request (a running domain's qemu). */
-  readSize?: number;
   /** A disk that is not an NBD export (a VMware datastore file): opens the reader the copy reads from. */
   open?: () => Promise<CopySource & { close(): Promise<void> }>;
   /** What to copy, as the source's own change tracking says (VMware's changed areas), instead of a bitmap. */
