@@ -5,7 +5,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { copyDisk, DEFAULT_REQUEST_SIZE, DEFAULT_REQUESTS } from '../src/data-mover/copy-disk';
-import { benchCopySettings, benchExportArgs, nbdcopyCandidates, settle } from '../src/data-mover/datapath.bench';
+import { benchCopySettings, benchExportArgs, nbdcopyCandidates, settle } from './datapath.bench';
 import { BASE_ALLOCATION } from '../src/nbd-protocol/constants';
 import { openNbd, OpenNbdOptions } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';

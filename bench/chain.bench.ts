@@ -9,7 +9,7 @@ import { buildSocketExportArgs, IO_URING } from '../src/qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../src/qemu/qemu-nbd-launcher';
 import { check, info } from '../src/qemu/qemu-img';
 import { checkQcow2 } from '../src/repositories/qcow2/qcow2-check';
-import { nbdcopyCandidates } from '../src/data-mover/datapath.bench';
+import { nbdcopyCandidates } from './datapath.bench';
 import { Lab } from './backup.bench';
 import { median } from './stats';
 

@@ -4,7 +4,7 @@ import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, r
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { nbdcopyCandidates, settle } from '../src/data-mover/datapath.bench';
+import { nbdcopyCandidates, settle } from './datapath.bench';
 import { encryptionCreateOptions, secretObjectArgs } from '../src/qemu/image-keys';
 import { buildQemuNbdArgs, buildSocketExportArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { copyDisk, DEFAULT_REQUEST_SIZE, DEFAULT_REQUESTS } from '../src/data-mover';
-import { nbdcopyCandidates } from '../src/data-mover/datapath.bench';
+import { nbdcopyCandidates } from './datapath.bench';
 import { openNbd } from '../src/nbd-protocol';
 import { terminateProcess } from '../src/process/child-process';
 import { buildSocketExportArgs } from '../src/qemu/qemu-nbd-args';

@@ -5,7 +5,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { VsphereClient, type VsphereVm } from '../src/agent/sources/vsphere/vsphere-client';
-import { benchExportArgs, nbdcopyCandidates, settle } from '../src/data-mover/datapath.bench';
+import { benchExportArgs, nbdcopyCandidates, settle } from './datapath.bench';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { freePort } from '../test/support/processes';
 import { flatVmdkDescriptor, startVcsim, type Vcsim } from '../test/support/vcsim-lab';

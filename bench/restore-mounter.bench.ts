@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listDirectory } from './directory-listing';
-import { RestorePointMounter } from './restore-point-mounter';
-import { runTool } from './run-tool';
+import { listDirectory } from '../src/restore/mounting/directory-listing';
+import { RestorePointMounter } from '../src/restore/mounting/restore-point-mounter';
+import { runTool } from '../src/restore/mounting/run-tool';
 
 const MiB = 1024 * 1024;
 export const BENCH_FILE_SIZE = 200 * MiB;

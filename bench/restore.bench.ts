@@ -2,10 +2,10 @@ import { chmodSync, mkdtempSync, promises as fs } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHub } from '../hub/start-hub';
-import { writeManifest } from '../repositories/qcow2/manifest';
-import { BENCH_FILE_SIZE, buildBenchImage, elapsedMs, loopMountReadRates, median, runRestoreBench as runMounterBench } from './mounting/restore.bench';
-import { runTool } from './mounting/run-tool';
+import { startHub } from '../src/hub/start-hub';
+import { writeManifest } from '../src/repositories/qcow2/manifest';
+import { BENCH_FILE_SIZE, buildBenchImage, elapsedMs, loopMountReadRates, median, runRestoreBench as runMounterBench } from './restore-mounter.bench';
+import { runTool } from '../src/restore/mounting/run-tool';
 
 const TOKEN = 'bench-admin-token-0123456789';
 const MOUNT_RUNS = 7;

@@ -3,12 +3,12 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
-import { openNbd } from '../nbd-protocol/open-nbd';
-import { copyDisk, CopySummary } from './copy-disk';
-import { buildQemuNbdArgs, QemuNbdExportSpec, supportsDirectIo } from '../qemu/qemu-nbd-args';
-import { QEMU_NBD_ENV } from '../qemu/qemu-nbd-launcher';
-import { median } from '../../bench/stats';
+import { BASE_ALLOCATION, QEMU_DIRTY_BITMAP_PREFIX } from '../src/nbd-protocol/constants';
+import { openNbd } from '../src/nbd-protocol/open-nbd';
+import { copyDisk, CopySummary } from '../src/data-mover/copy-disk';
+import { buildQemuNbdArgs, QemuNbdExportSpec, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
+import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
+import { median } from './stats';
 
 /*
  * Data-path benchmark: our copyDisk against nbdcopy (libnbd), both copying a
