@@ -1,8 +1,8 @@
 import { ConfigError } from '../config/hub-config';
-import { POLICY_COMMANDS, policyCommand, POLICY_USAGE } from '../policies/policy-cli';
-import { REPORT_COMMANDS, reportCommand, REPORT_USAGE } from '../policies/report-cli';
-import { RESTORE_COMMANDS, restoreCommand, RESTORE_USAGE } from '../restore/restore-cli';
-import { REMOTE_COMMANDS, remoteCommand, REMOTE_USAGE, SYNC_COMMANDS, syncCommand, SYNC_USAGE } from '../sync/sync-cli';
+import { POLICY_COMMANDS, policyCommand, POLICY_USAGE } from './commands/policy-cli';
+import { REPORT_COMMANDS, reportCommand, REPORT_USAGE } from './commands/report-cli';
+import { RESTORE_COMMANDS, restoreCommand, RESTORE_USAGE } from './commands/restore-cli';
+import { REMOTE_COMMANDS, remoteCommand, REMOTE_USAGE, SYNC_COMMANDS, syncCommand, SYNC_USAGE } from './commands/sync-cli';
 import { CLIENT_COMMANDS } from './client-commands';
 import { takeHubFingerprint } from './hub-api';
 

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { MiB, writeToDisk } from '../../test/fixtures/vm/sample-vm';
 import { BackupLab, LAB_TOKEN } from '../../test/support/backup-lab';
 import { processesMentioning } from '../../test/support/processes';
-import { restoreCommand } from '../restore/restore-cli';
+import { restoreCommand } from '../cli/commands/restore-cli';
 
 const run = promisify(execFile);
 

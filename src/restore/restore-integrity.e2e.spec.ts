@@ -12,7 +12,7 @@ import { processesMentioning } from '../../test/support/processes';
 import { startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
 import { metadataFor } from '../eventing/event-metadata';
 import { chainStream, RESTORE_POINT_CORRUPTED, RESTORE_POINT_VERIFIED } from '../restore-points/chain.events';
-import { restoreCommand } from './restore-cli';
+import { restoreCommand } from '../cli/commands/restore-cli';
 
 /** supertest: collect the body as bytes whatever its content type. */
 function binary(response: SuperResponse, callback: (error: Error | null, body: Buffer) => void): void {

@@ -10,7 +10,7 @@ import { buildRestoreRepository, RestoreRepository } from '../../test/fixtures/r
 import { BLOB_SIZE, blobBytes, README_V1, README_V2, sha256, sha256File, TREE, treeManifest } from '../../test/fixtures/restore/source-tree';
 import { processesMentioning } from '../../test/support/processes';
 import { eventCount, startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
-import { restoreCommand } from './restore-cli';
+import { restoreCommand } from '../cli/commands/restore-cli';
 
 /** supertest: collect the body as bytes whatever its content type. */
 function binary(response: SuperResponse, callback: (error: Error | null, body: Buffer) => void): void {

@@ -1,9 +1,9 @@
 import type { Writable } from 'node:stream';
-import { HubApi } from '../cli/hub-api';
-import { formatBytes } from '../cli/progress-bar';
-import { option } from '../config/cli-args';
-import type { RemoteRecord } from './queries/remotes.query';
-import type { SyncJobRecord, SyncRunRecord } from './queries/sync-jobs.query';
+import { HubApi } from '../hub-api';
+import { formatBytes } from '../progress-bar';
+import { option } from '../../config/cli-args';
+import type { RemoteRecord } from '../../sync/queries/remotes.query';
+import type { SyncJobRecord, SyncRunRecord } from '../../sync/queries/sync-jobs.query';
 
 export const REMOTE_USAGE = `usage:
   sendense remote add --name NAME --url ssh://HOST[:PORT] --token TOKEN --fingerprint SHA256:...

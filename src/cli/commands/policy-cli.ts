@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
-import { HubApi } from '../cli/hub-api';
-import { option } from '../config/cli-args';
+import { HubApi } from '../hub-api';
+import { option } from '../../config/cli-args';
 
 export const POLICY_USAGE = `usage:
   sendense policy add --name NAME --repository ID --cron "m h dom mon dow" [--timezone TZ] [--catch-up once|skip]

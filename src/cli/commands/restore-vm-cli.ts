@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
-import { option } from '../config/cli-args';
-import { HubApi } from '../cli/hub-api';
-import { DiskLine, formatBytes, ProgressDisplay, progressLine } from '../cli/progress-bar';
+import { option } from '../../config/cli-args';
+import { HubApi } from '../hub-api';
+import { DiskLine, formatBytes, ProgressDisplay, progressLine } from '../progress-bar';
 
 export const RESTORE_VM_USAGE = `  sendense restore vm RESTORE_POINT --agent AGENT (--as NAME [--storage-dir DIR] [--start | --instant] | --replace)
                    [--memory MIB --vcpus N] [--force] [--no-wait]

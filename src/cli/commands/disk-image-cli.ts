@@ -3,10 +3,10 @@ import { resolve } from 'node:path';
 import { Readable, Transform, TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { hubToken } from '../cli/hub-api';
-import { HubCertificateError, hubEndpoint, hubFetch } from '../wire/hub-tls';
-import { progressLine } from '../cli/progress-bar';
-import { SparseFileWriter } from './sparse-file-writer';
+import { hubToken } from '../hub-api';
+import { HubCertificateError, hubEndpoint, hubFetch } from '../../wire/hub-tls';
+import { progressLine } from '../progress-bar';
+import { SparseFileWriter } from '../../disk-images/sparse-file-writer';
 
 export const RESTORE_DISK_USAGE = '  sendense restore disk RESTORE_POINT --disk DISK -o FILE [--format raw|qcow2] [--force]   download a disk as one image (raw: sparse)';
 

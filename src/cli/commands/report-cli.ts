@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
-import { HubApi } from '../cli/hub-api';
-import type { ProtectionReport } from './reports/queries/protection-report.query';
+import { HubApi } from '../hub-api';
+import type { ProtectionReport } from '../../policies/reports/queries/protection-report.query';
 
 export const REPORT_USAGE = `usage:
   sendense report protection [--at TIMESTAMP] [--json]   per VM: policies, newest restore point and its age,

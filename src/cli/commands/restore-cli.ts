@@ -4,11 +4,11 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // A type only: erased at compile time, so the client CLI still loads no hub code.
-import type { DamagedRange } from '../restore-points/chain.events';
-import { hubToken } from '../cli/hub-api';
-import { type HubEndpoint, HubCertificateError, hubEndpoint, hubFetch } from '../wire/hub-tls';
-import { restoreDiskCommand, RESTORE_DISK_USAGE } from '../disk-images/disk-image-cli';
-import { restoreDrillCommand, restoreVmCommand, RESTORE_VM_USAGE } from '../vm-restore/restore-vm-cli';
+import type { DamagedRange } from '../../restore-points/chain.events';
+import { hubToken } from '../hub-api';
+import { type HubEndpoint, HubCertificateError, hubEndpoint, hubFetch } from '../../wire/hub-tls';
+import { restoreDiskCommand, RESTORE_DISK_USAGE } from './disk-image-cli';
+import { restoreDrillCommand, restoreVmCommand, RESTORE_VM_USAGE } from './restore-vm-cli';
 
 export const RESTORE_USAGE = `usage:
   sendense restore mount RESTORE_POINT [--disk DISK]       mount a restore point's disk for file-level restore
