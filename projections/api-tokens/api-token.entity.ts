@@ -1,5 +1,5 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
-import type { Role } from '../../src/http/roles';
+import type { Role } from '../../src/eventing/roles';
 
 @Entity({ name: 'rm_api_tokens' })
 export class ApiTokenView {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { legacyRole } from '../../src/http/roles';
+import { legacyRole } from '../../src/eventing/roles';
 import { API_TOKEN_ISSUED, API_TOKEN_REVOKED, ApiTokenIssued } from '../../src/auth/tokens/api-token.events';
 import { RecordedEvent } from '../../src/event-store/event-store.port';
 import { Projector } from '../../src/projection-runner/projector';

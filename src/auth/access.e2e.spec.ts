@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
 import { generateAgentKey } from '../tunnel';
-import { ACCESS_LEVELS, AccessLevel, Role, roleMay } from '../http/roles';
+import { ACCESS_LEVELS, AccessLevel, Role, roleMay } from '../eventing/roles';
 
 /**
  * Who may call what, written here once more by hand: a route whose rule changes, or a new route without a rule, fails

@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse,
 import type { Request, Response } from 'express';
 import { currentContext } from '../eventing/request-context';
 import { Access } from '../http/access.guard';
-import { ROLES, type Role } from '../http/roles';
+import { ROLES, type Role } from '../eventing/roles';
 import { Owned } from '../http/owned';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { EndConsoleSessionCommand } from './console-sessions/commands/end-console-session.command';

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import type { Role } from '../http/roles';
+import type { Role } from './roles';
 
 export interface RequestContext {
   correlationId: string;

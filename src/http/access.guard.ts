@@ -2,7 +2,7 @@ import { applyDecorators, CanActivate, ExecutionContext, ForbiddenException, Inj
 import { Reflector } from '@nestjs/core';
 import { ApiExtension } from '@nestjs/swagger';
 import { currentContext } from '../eventing/request-context';
-import { AccessLevel, roleMay } from './roles';
+import { AccessLevel, roleMay } from '../eventing/roles';
 
 const ACCESS = 'sendense:access';
 const REFUSAL = 'sendense:access-refusal';

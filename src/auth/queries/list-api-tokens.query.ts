@@ -1,4 +1,4 @@
-import type { Role } from '../../http/roles';
+import type { Role } from '../../eventing/roles';
 import { Query } from '@nestjs/cqrs';
 
 export interface ApiTokenSummary {

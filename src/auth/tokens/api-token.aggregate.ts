@@ -1,4 +1,4 @@
-import type { Role } from '../../http/roles';
+import type { Role } from '../../eventing/roles';
 import { Aggregate } from '../../eventing/aggregate';
 import { DomainError } from '../../eventing/domain-error';
 import { API_TOKEN_ISSUED, API_TOKEN_REVOKED, ApiTokenEvent } from './api-token.events';

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, Matches } from 'class-validator';
 import { TENANT_ID, TENANT_ID_MESSAGE } from '../../tenancy/tenancy.events';
-import { ISSUABLE_ROLES, type IssuableRole } from '../../http/roles';
+import { ISSUABLE_ROLES, type IssuableRole } from '../../eventing/roles';
 
 export class IssueApiTokenDto {
   @ApiProperty({ example: 'prometheus', description: 'becomes the actor of every event this token causes' })

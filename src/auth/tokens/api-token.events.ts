@@ -1,5 +1,5 @@
 import { DomainEvent } from '../../eventing/aggregate';
-import type { Role } from '../../http/roles';
+import type { Role } from '../../eventing/roles';
 
 export const API_TOKEN_ISSUED = 'ApiTokenIssued';
 export const API_TOKEN_REVOKED = 'ApiTokenRevoked';

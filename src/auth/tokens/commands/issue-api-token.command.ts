@@ -1,4 +1,4 @@
-import type { Role } from '../../../http/roles';
+import type { Role } from '../../../eventing/roles';
 import { Appended, Command } from '../../../eventing/command';
 
 export interface IssuedToken extends Appended {
