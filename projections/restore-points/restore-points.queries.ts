@@ -2,7 +2,7 @@ import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { DataSource, LessThanOrEqual, Not } from 'typeorm';
 import { DomainError } from '../../src/eventing/domain-error';
 import { ProjectionsService } from '../../src/projection-runner/projections.service';
-import { CountRestorePointsQuery } from '../../src/restore-points/queries/count-restore-points.query';
+import { CountRestorePointsQuery } from '../../src/repositories/queries/count-restore-points.query';
 import { GetRestorePointQuery } from '../../src/restore-points/queries/get-restore-point.query';
 import { ListRestorePointsQuery } from '../../src/restore-points/queries/list-restore-points.query';
 import { RestorePointRecord } from '../../src/restore-points/queries/restore-point.record';

@@ -22,6 +22,7 @@ import { DomainErrorFilter } from '../http/domain-error.filter';
 import { API_TLS } from '../http/api-tls';
 import { nbdFeature } from '../nbd/nbd.feature';
 import { repositoriesFeature } from '../repositories/repositories.feature';
+import { restorePointsFeature } from '../restore-points/restore-points.feature';
 import { restoreFeature } from '../restore/restore.feature';
 import { backupsFeature } from '../backups/backups.feature';
 import { policiesFeature } from '../policies/policies.feature';
@@ -44,7 +45,7 @@ interface Feature {
   providers: Type[];
 }
 
-const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature, liveFeature, tenancyFeature, syncFeature];
+const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, restorePointsFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature, liveFeature, tenancyFeature, syncFeature];
 
 @Module({})
 export class HubModule {

@@ -1,7 +1,7 @@
 import { CommandHandler, ICommandHandler, QueryBus } from '@nestjs/cqrs';
 import { AggregateRepository } from '../../eventing/aggregate-repository';
 import { Appended } from '../../eventing/command';
-import { CountRestorePointsQuery } from '../../restore-points/queries/count-restore-points.query';
+import { CountRestorePointsQuery } from '../queries/count-restore-points.query';
 import { repositoryAggregate } from '../registry/repository.aggregate';
 import { repositoryStream } from '../registry/repository.events';
 import { RemoveRepositoryCommand } from './remove-repository.command';

@@ -1,8 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { RescanWorkflow } from '../../restore-points/rescan.workflow';
-import { RestorePointVerificationWorkflow } from '../../restore-points/restore-point-verification.workflow';
 import { GetRepositoryQuery } from '../queries/get-repository.query';
 import { ListRepositoriesQuery } from '../queries/list-repositories.query';
 import { RepositoryLifecycleWorkflow } from '../repository-lifecycle.workflow';
@@ -11,7 +9,7 @@ import { Access } from '../../http/access.guard';
 import { Owned, TenantScope } from '../../http/owned';
 import { currentContext } from '../../eventing/request-context';
 
-/** Registering, removing, rescanning and verifying touch the repository's files, so they go through their workflows. */
+/** Registering and removing touch the repository's files, so they go through its workflow; rescan and verify are the restore points' (RepositoryChecksController). */
 @ApiTags('repositories')
 @ApiBearerAuth()
 @Controller('api/v1/repositories')
@@ -20,8 +18,6 @@ export class RepositoriesController {
     private readonly scope: TenantScope,
     private readonly queries: QueryBus,
     private readonly lifecycle: RepositoryLifecycleWorkflow,
-    private readonly rescans: RescanWorkflow,
-    private readonly verification: RestorePointVerificationWorkflow,
   ) {}
 
   @Access('admin')
@@ -52,20 +48,5 @@ export class RepositoriesController {
   @HttpCode(204)
   async remove(@Param() { id }: RepositoryIdParams) {
     await this.lifecycle.remove(id);
-  }
-
-  @Access('admin')
-  @Owned('global')
-  @Post(':id/rescan')
-  rescan(@Param() { id }: RepositoryIdParams) {
-    return this.rescans.rescan(id);
-  }
-
-  /** Reads back every block of every restore point in the repository (each once) against its digests; a tenant's token, of its own VMs' points only. */
-  @Access('operate')
-  @Owned({ params: { id: 'repository' } })
-  @Post(':id/verify')
-  async verify(@Param() { id }: RepositoryIdParams) {
-    return this.verification.verifyRepository(id, (await this.scope.owned())?.vmIds);
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
-import { FilesInUse } from '../../restore-points/files-in-use';
-import { ExportedFileQuery } from '../queries/exported-file.query';
+import { FilesInUse } from '../files-in-use';
+import { ExportedFileQuery } from '../../nbd/queries/exported-file.query';
 
 /** A restore-point file served by a qemu-nbd (of any hub on this database) must not be rewritten. */
 @Injectable()
