@@ -1,4 +1,4 @@
-import { createCipheriv, createHash, pbkdf2, randomBytes, randomUUID } from 'node:crypto';
+import { createCipheriv, hash, pbkdf2, randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
 
@@ -120,11 +120,12 @@ function xorInto(target: Buffer, source: Buffer): void {
 /** Each digest-sized piece replaced by sha256(big-endian piece index || piece), the last one truncated. */
 function diffuse(block: Buffer): void {
   const digestBytes = 32;
+  const input = Buffer.alloc(4 + digestBytes);
   for (let i = 0; i * digestBytes < block.length; i++) {
     const piece = block.subarray(i * digestBytes, Math.min((i + 1) * digestBytes, block.length));
-    const index = Buffer.alloc(4);
-    index.writeUInt32BE(i);
-    createHash('sha256').update(index).update(piece).digest().copy(piece, 0, 0, piece.length);
+    input.writeUInt32BE(i);
+    piece.copy(input, 4);
+    hash('sha256', input.subarray(0, 4 + piece.length), 'buffer').copy(piece, 0, 0, piece.length);
   }
 }
 
