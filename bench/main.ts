@@ -12,6 +12,7 @@ import { runPeerBench } from './peer.bench';
 import { runFleetBench } from './fleet.bench';
 import { runChainBench } from './chain.bench';
 import { runSyncBench } from './sync.bench';
+import { runEncryptionBench } from './encryption.bench';
 import { runVsphereBench } from './vsphere.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
@@ -29,6 +30,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   fleet: runFleetBench,
   chain: runChainBench,
   sync: runSyncBench,
+  encryption: runEncryptionBench,
   vsphere: runVsphereBench,
 };
 

@@ -1,16 +1,13 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nbdcopyCandidates, settle } from './datapath.bench';
-import { encryptionCreateOptions, secretObjectArgs } from '../src/qemu/image-keys';
 import { buildQemuNbdArgs, buildSocketExportArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { freePort } from '../test/support/processes';
-import { cpuSeconds, Lab, qemuReaped, qemuUnder, summarizePhases } from './backup.bench';
-import { median } from './stats';
+import { Lab } from './backup.bench';
 
 /*
  * Hub-to-hub sync of a full and of an incremental point, two hub processes on this machine (each on its own
@@ -20,12 +17,9 @@ import { median } from './stats';
  * socket of a new qcow2 written around the page cache (the kind of the second hub's target), nbdcopy's fastest options of nbdcopyCandidates().
  * The sync's figure for a point runs from SyncPointStarted to RestorePointSynced: the digest and configuration
  * files, the copy (each block hashed as it arrives), the comparison that decides whether the point is recorded.
- * Then what encryption at rest costs a backup: on the primary hub, with its agent, a full and an incremental of the
- * same VM into a plain repository and into an encrypted one (qcow2 LUKS, the hub's qemu-img writing each file's
- * header and its target qemu-nbd passing the data through AES-XTS), round by round, the order alternating. CPU of
- * the hub is its node process and the qemu-nbd and qemu-img it ran and reaped; of the agent, the same.
+ * What encryption at rest costs a backup is bench/encryption.bench.ts.
  * Knobs: SENDENSE_BENCH_SYNC_MIB (the full's data, default 1024), SENDENSE_BENCH_SYNC_INC_MIB (the incremental's, 256),
- * SENDENSE_BENCH_RUNS (rounds of the encryption lines, default 3), SENDENSE_BENCH_DIR.
+ * SENDENSE_BENCH_DIR.
  */
 
 const run = promisify(execFile);
@@ -111,137 +105,6 @@ async function ownData(file: string): Promise<number> {
   return map.filter((e) => e.depth === 0 && e.data).reduce((n, e) => n + e.length, 0);
 }
 
-/** The qcow2 header's crypt_method: 2 for LUKS, 0 for none. */
-function cryptMethod(file: string): number {
-  const fd = openSync(file, 'r');
-  try {
-    const header = Buffer.alloc(36);
-    readSync(fd, header, 0, 36, 0);
-    return header.readUInt32BE(32);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-interface EncryptionRun {
-  ms: number;
-  /** Bytes the backup wrote (the job's bytesWritten). */
-  bytes: number;
-  setup: number;
-  transfer: number;
-  /** CPU seconds: the hub's node process, the qemu-nbd and qemu-img it reaped, the agent with the ones it reaped. */
-  hubNode: number;
-  hubQemu: number;
-  agent: number;
-}
-
-/**
- * A full and then an incremental of the VM into a plain and into an encrypted repository of the primary hub, round
- * by round. Each repository's incremental follows its own full: the agent keeps one dirty bitmap per VM (a backup
- * into the other repository removes it), so plain and encrypted each run full, change, incremental in turn.
- */
-async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: number, change: () => Promise<unknown>): Promise<void> {
-  const rounds = Number(process.env.SENDENSE_BENCH_RUNS ?? 3);
-  const hubPid = lab.hub!.child.pid!;
-  const agentPid = lab.agent!.child.pid!;
-  const keys = join(dir, 'keys');
-  mkdirSync(keys, { mode: 0o700 });
-  const keyFile = join(keys, 'repository.key');
-  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-
-  // the fixed cost: qemu-img create of a new file as the hub runs it, without and with encryption (median of 3)
-  const create = async (encrypted: boolean) => {
-    const times: { ms: number; cpu: number }[] = [];
-    for (let i = 0; i < 3; i++) {
-      const file = join(dir, `create-${i}.qcow2`);
-      const cpu0 = cpuSeconds(process.pid, true) - cpuSeconds(process.pid);
-      const began = process.hrtime.bigint();
-      await run('qemu-img', ['create', '-q', ...(encrypted ? secretObjectArgs(keyFile) : []), '-f', 'qcow2', ...(encrypted ? ['-o', encryptionCreateOptions()] : []), file, String(2 * 1024 * MiB)]);
-      times.push({ ms: Number(process.hrtime.bigint() - began) / 1e6, cpu: cpuSeconds(process.pid, true) - cpuSeconds(process.pid) - cpu0 });
-      rmSync(file);
-    }
-    return { ms: median(times.map((t) => t.ms)), cpu: median(times.map((t) => t.cpu)) };
-  };
-  const createPlain = await create(false);
-  const createEncrypted = await create(true);
-
-  const repositories: Record<'plain' | 'encrypted', string> = { plain: '', encrypted: '' };
-  for (const kind of ['plain', 'encrypted'] as const) {
-    const path = join(dir, 'primary', `repo-${kind}`);
-    mkdirSync(path);
-    const res = await lab.api('POST', '/api/v1/repositories', { name: `bench-${kind}`, kind: 'local', path, ...(kind === 'encrypted' ? { encryption: { keyFile } } : {}) });
-    if (res.status !== 201) throw new Error(`repository ${kind} refused: ${JSON.stringify(res.body)}`);
-    repositories[kind] = res.body.repositoryId;
-  }
-
-  const backup = async (kind: 'plain' | 'encrypted', type: 'full' | 'incremental'): Promise<EncryptionRun> => {
-    const own = lab.repositoryId;
-    lab.repositoryId = repositories[kind];
-    try {
-      const qemu0 = [...qemuUnder(hubPid), ...qemuUnder(agentPid)];
-      const hub0 = [cpuSeconds(hubPid), cpuSeconds(hubPid, true)];
-      const agent0 = cpuSeconds(agentPid, true);
-      await settle();
-      const b = await lab.backup('vm1', type);
-      await qemuReaped(hubPid, qemu0);
-      await qemuReaped(agentPid, qemu0);
-      const hub = [cpuSeconds(hubPid) - hub0[0], cpuSeconds(hubPid, true) - hub0[1]];
-      if (b.job.type !== type) throw new Error(`the ${type} backup into the ${kind} repository ran as ${b.job.type}: ${b.job.typeReason}`);
-      const points = (await lab.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${repositories[kind]}`)).body as { restorePointId: string; disks: { file: string }[] }[];
-      const file = join(dir, 'primary', `repo-${kind}`, points.find((p) => p.restorePointId === b.job.restorePointId)!.disks[0].file);
-      if ((cryptMethod(file) !== 0) !== (kind === 'encrypted')) throw new Error(`${file} has crypt_method ${cryptMethod(file)} in the ${kind} repository`);
-      const p = summarizePhases(b.story, b.requestedAt);
-      return { ms: b.ms, bytes: b.job.bytesWritten, setup: p.setup, transfer: p.transfer, hubNode: hub[0], hubQemu: hub[1] - hub[0], agent: cpuSeconds(agentPid, true) - agent0 };
-    } finally {
-      lab.repositoryId = own;
-    }
-  };
-
-  const results = { full: { plain: [] as EncryptionRun[], encrypted: [] as EncryptionRun[] }, incremental: { plain: [] as EncryptionRun[], encrypted: [] as EncryptionRun[] } };
-  const perGiB = (seconds: number, r: EncryptionRun) => seconds / (r.bytes / (1024 * MiB));
-  const line = (r: EncryptionRun) =>
-    `${r.ms.toFixed(0)} ms, ${rate(r.bytes, r.ms).toFixed(0)} MiB/s (setup ${r.setup} ms, transfer ${r.transfer} ms); CPU hub ${(r.hubNode + r.hubQemu).toFixed(2)} s (node ${r.hubNode.toFixed(2)}, its qemu-nbd and qemu-img ${r.hubQemu.toFixed(2)}), agent ${r.agent.toFixed(2)} s`;
-  out(`encryption at rest: qemu-img create of a new 2 GiB qcow2 as the hub runs it (median of 3): plain ${createPlain.ms.toFixed(0)} ms, ${createPlain.cpu.toFixed(2)} CPU s; LUKS-encrypted ${createEncrypted.ms.toFixed(0)} ms, ${createEncrypted.cpu.toFixed(2)} CPU s`);
-  out(`encryption at rest: ${rounds} rounds, each a full (${fullMib} MiB of data) then ${incMib} MiB changed and an incremental, into a plain and into an encrypted repository of the primary hub (the order alternating)`);
-  for (let i = 0; i < rounds; i++) {
-    const order = i % 2 === 0 ? (['plain', 'encrypted'] as const) : (['encrypted', 'plain'] as const);
-    for (const kind of order) {
-      const full = await backup(kind, 'full');
-      await change();
-      const inc = await backup(kind, 'incremental');
-      results.full[kind].push(full);
-      results.incremental[kind].push(inc);
-      out(`  round ${i + 1}, ${kind}: full ${line(full)}`);
-      out(`  round ${i + 1}, ${kind}: incremental ${line(inc)}`);
-    }
-  }
-  for (const type of ['full', 'incremental'] as const) {
-    const figures = (kind: 'plain' | 'encrypted') => {
-      const runs = results[type][kind];
-      return {
-        ms: median(runs.map((r) => r.ms)),
-        mibs: median(runs.map((r) => rate(r.bytes, r.ms))),
-        data: median(runs.map((r) => r.bytes)),
-        setup: median(runs.map((r) => r.setup)),
-        transfer: median(runs.map((r) => rate(r.bytes, r.transfer))),
-        hub: median(runs.map((r) => perGiB(r.hubNode + r.hubQemu, r))),
-        hubNode: median(runs.map((r) => perGiB(r.hubNode, r))),
-        hubQemu: median(runs.map((r) => perGiB(r.hubQemu, r))),
-        hubSeconds: median(runs.map((r) => r.hubNode + r.hubQemu)),
-        agent: median(runs.map((r) => perGiB(r.agent, r))),
-      };
-    };
-    const plain = figures('plain');
-    const encrypted = figures('encrypted');
-    for (const [kind, f] of [['plain', plain], ['encrypted', encrypted]] as const) {
-      out(`${type} backup into the ${kind} repository, medians of ${rounds}: ${f.ms.toFixed(0)} ms, ${f.mibs.toFixed(0)} MiB/s of ${(f.data / MiB).toFixed(0)} MiB (setup ${f.setup} ms, transfer ${f.transfer.toFixed(0)} MiB/s); CPU per GiB hub ${f.hub.toFixed(2)} s (node ${f.hubNode.toFixed(2)}, its qemu-nbd and qemu-img ${f.hubQemu.toFixed(2)}; ${f.hubSeconds.toFixed(2)} s per backup), agent ${f.agent.toFixed(2)} s`);
-    }
-    // per round, encrypted against the plain one of the same round
-    const ratio = (pick: (r: EncryptionRun) => number) => median(results[type].encrypted.map((e, i) => pick(e) / pick(results[type].plain[i]))).toFixed(2);
-    out(`${type}, encrypted/plain (medians of the rounds' ratios): throughput ${ratio((r) => r.bytes / r.ms)}, hub CPU ${ratio((r) => r.hubNode + r.hubQemu)} (its qemu-nbd and qemu-img ${ratio((r) => r.hubQemu)}), agent CPU ${ratio((r) => r.agent)}`);
-  }
-}
-
 export async function runSyncBench(): Promise<void> {
   const fullMib = Number(process.env.SENDENSE_BENCH_SYNC_MIB ?? 1024);
   const incMib = Number(process.env.SENDENSE_BENCH_SYNC_INC_MIB ?? 256);
@@ -295,7 +158,6 @@ export async function runSyncBench(): Promise<void> {
       out(`  nbdcopy of the same data, TLS-PSK export of the point's own file into a socket export of a new qcow2 (${reference.options}): ${reference.ms.toFixed(0)} ms, ${rate(data, reference.ms).toFixed(0)} MiB/s`);
       out(`  ratio sync/nbdcopy throughput: ${(reference.ms / ms).toFixed(2)} (goal >= 0.8)`);
     }
-    await encryptionAtRest(primary, dir, fullMib, incMib, () => run('qemu-io', ['-f', 'qcow2', ...writes, disk]));
   } finally {
     await target.close();
     await primary.close();

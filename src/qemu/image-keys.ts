@@ -15,13 +15,6 @@ import { dirname, isAbsolute, resolve, sep } from 'node:path';
  */
 export const SECRET_ID = 'sendense-key';
 
-/**
- * LUKS unlocks each file's key slot with PBKDF2 when qemu opens it; qemu's default of 2 s per file would make opening
- * a chain of 200 points take minutes. The key is random (not a password anyone could guess), so the iteration count
- * adds nothing to its strength: 10 ms is the least qemu measures reliably.
- */
-export const LUKS_ITER_TIME_MS = 10;
-
 /** A key file holds the passphrase as text: qemu refuses a LUKS secret that is not valid UTF-8. */
 export const MIN_KEY_BYTES = 32;
 export const MAX_KEY_BYTES = 4096;
@@ -217,11 +210,6 @@ export function jsonImageFile(name: string): string | null {
   } catch {
     return null;
   }
-}
-
-/** `qemu-img create` options of a new encrypted file. */
-export function encryptionCreateOptions(): string {
-  return `encrypt.format=luks,encrypt.key-secret=${SECRET_ID},encrypt.iter-time=${LUKS_ITER_TIME_MS}`;
 }
 
 /**

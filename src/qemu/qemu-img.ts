@@ -1,8 +1,9 @@
 import { closeSync, fstatSync, openSync, promises as fs } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ProcessError, ProcessResult, runProcess } from '../process/run-process';
-import { encryptionCreateOptions, imageArgs, imageJson, imageKeys, imageOptions, SECRET_ID, secretObjectArgs } from './image-keys';
-import { parseQcow2Header, readQcow2Bitmaps } from './qcow2-header';
+import { imageArgs, imageJson, imageKeys, imageOptions, SECRET_ID, secretObjectArgs } from './image-keys';
+import { createEncryptedQcow2 } from './luks-qcow2';
+import { parseQcow2Header, readQcow2Bitmaps, readQcow2Header } from './qcow2-header';
 
 /**
  * The one qemu-img wrapper: the hub's repositories (create, inspect, check,
@@ -139,7 +140,9 @@ export interface CreateOptions {
 export async function createFull(file: string, virtualSize: number, options: CreateOptions = {}): Promise<void> {
   if (!Number.isSafeInteger(virtualSize) || virtualSize <= 0) throw new Error(`virtual size must be a positive integer, got ${virtualSize}`);
   const target = await refuseExisting(file, options);
-  await createImage(target, [], virtualSize, options);
+  const keyFile = imageKeys.keyForNewFile(target);
+  if (keyFile) await createEncryptedQcow2(target, keyFile, { virtualSize, clusterSize: options.clusterSize });
+  else await createImage(target, [], virtualSize, options);
 }
 
 /**
@@ -150,27 +153,26 @@ export async function createFull(file: string, virtualSize: number, options: Cre
 export async function createOverlay(file: string, parentFileRelative: string, options: CreateOptions & { virtualSize?: number } = {}): Promise<void> {
   assertRelative(parentFileRelative);
   const target = await refuseExisting(file, options);
-  const encrypted = imageKeys.keyForNewFile(target) !== undefined;
-  const virtualSize = options.virtualSize ?? (encrypted ? (await info(resolve(dirname(target), parentFileRelative))).virtualSize : undefined);
-  await createImage(target, [...(encrypted ? ['-u'] : []), '-b', parentFileRelative, '-F', 'qcow2'], virtualSize, options);
+  const keyFile = imageKeys.keyForNewFile(target);
+  if (keyFile) {
+    const virtualSize = options.virtualSize ?? (await parentSize(resolve(dirname(target), parentFileRelative)));
+    await createEncryptedQcow2(target, keyFile, { virtualSize, clusterSize: options.clusterSize, backingFile: parentFileRelative });
+    return;
+  }
+  await createImage(target, ['-b', parentFileRelative, '-F', 'qcow2'], options.virtualSize, options);
 }
 
-/** qemu measures PBKDF2's speed when it writes a LUKS header, and now and then fails to (no CPU time counted yet): tried again. */
-const LUKS_CREATE_ATTEMPTS = 5;
+/** The parent's virtual size from its header: no qemu process, and no key needed for an encrypted parent. */
+async function parentSize(parent: string): Promise<number> {
+  const header = await readQcow2Header(parent);
+  if (!header) throw new Error(`${parent} is not a qcow2 image this hub can read`);
+  return header.virtualSize;
+}
 
+/** A plain file (an encrypted one is written by luks-qcow2.ts). */
 async function createImage(target: string, backing: string[], virtualSize: number | undefined, options: CreateOptions): Promise<void> {
-  const keyFile = imageKeys.keyForNewFile(target);
-  const createOptions = [...(options.clusterSize === undefined ? [] : [`cluster_size=${options.clusterSize}`]), ...(keyFile ? [encryptionCreateOptions()] : [])];
-  const args = ['create', '-q', ...(keyFile ? secretObjectArgs(keyFile) : []), '-f', 'qcow2', ...(createOptions.length ? ['-o', createOptions.join(',')] : []), ...backing, target, ...(virtualSize === undefined ? [] : [String(virtualSize)])];
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await runQemuImg(args, { cwd: options.cwd });
-      return;
-    } catch (error) {
-      if (!keyFile || attempt >= LUKS_CREATE_ATTEMPTS || !(error instanceof QemuImgError) || !/Unable to get accurate CPU usage/.test(error.stderr)) throw error;
-      await fs.rm(target, { force: true });
-    }
-  }
+  const createOptions = options.clusterSize === undefined ? [] : ['-o', `cluster_size=${options.clusterSize}`];
+  await runQemuImg(['create', '-q', '-f', 'qcow2', ...createOptions, ...backing, target, ...(virtualSize === undefined ? [] : [String(virtualSize)])], { cwd: options.cwd });
 }
 
 export interface InfoOptions extends QemuImgRunOptions {
