@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, rmSync } from 'node:fs';
+import { createReadStream, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { clusterBytes, MiB, sameContent, Write, writeToDisk } from '../fixtures/vm/sample-vm';
@@ -132,14 +132,17 @@ describe('chains never exceed the repository maxChainDepth', () => {
     } catch {
       /* it finished on its own meanwhile */
     }
-    const target = copying!.cmdline.split(' ').find((w) => w.startsWith(join(lab.repoRoot, 'vm1')) && w.endsWith('.qcow2') && !before.some((id) => w.includes(id)));
+    const target = copying!.cmdline.split(' ').find((w) => w.startsWith(join(lab.repoRoot, 'vm1')) && w.endsWith('.qcow2') && !before.some((id) => w.includes(id)))!;
+    // the copy the hub was writing is there, named after the new point, and no point names it
+    expect(existsSync(target)).toBe(true);
     await lab.startHub();
     const failed = await lab.waitForJob(jobId, 60_000);
     expect(failed).toMatchObject({ status: 'failed', type: 'full' });
     expect(failed.error).toMatch(/hub restart/);
     await lab.until(async () => (await lab.leftovers()).qemuNbd.length === 0, 10_000, 'exports to stop');
     expect(await lab.leftovers()).toEqual(CLEAN);
-    if (target) expect(processesMentioning(target)).toEqual([]);
+    expect(existsSync(target)).toBe(false);
+    expect(processesMentioning(target)).toEqual([]);
     expect((await points()).map((p) => p.restorePointId)).toEqual(before);
     await lab.until(async () => (await lab.api('GET', '/api/v1/agents')).body[0]?.connected === true, 30_000, 'the agent to reconnect');
 
