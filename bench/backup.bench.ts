@@ -435,7 +435,7 @@ export class Lab {
     private readonly dir: string,
     private readonly profileDir?: string,
     /** Two labs on one database (the fleet bench): the second hub's settings, and the repository the first created. */
-    private readonly options: { hubEnv?: Record<string, string>; agentName?: string; repositoryId?: string } = {},
+    private readonly options: { hubEnv?: Record<string, string>; agentName?: string; repositoryId?: string; repositorySettings?: Record<string, unknown> } = {},
   ) {}
 
   agentEnv(): NodeJS.ProcessEnv {
@@ -465,7 +465,7 @@ export class Lab {
     if (this.options.repositoryId) this.repositoryId = this.options.repositoryId;
     else {
       mkdirSync(join(this.dir, 'repo'));
-      this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'bench', kind: 'local', path: join(this.dir, 'repo') })).body.repositoryId;
+      this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'bench', kind: 'local', path: join(this.dir, 'repo'), ...this.options.repositorySettings })).body.repositoryId;
     }
     // no source: a hub alone (the second hub of the sync bench)
     if (!source.length) return;
@@ -494,7 +494,7 @@ export class Lab {
    * (the hub's clock, the same machine's): polling for the end every 250 ms costs the hub little CPU, and its
    * granularity does not enter the figure (polling every 20 ms had the hub spend ~0.3 s of CPU per GiB answering).
    */
-  async backup(vmId: string, type: 'full' | 'incremental', onPoll?: () => void): Promise<{ ms: number; correlationId: string; job: any; story: Story[]; requestedAt: number }> {
+  async backup(vmId: string, type: 'full' | 'incremental' | 'auto', onPoll?: () => void): Promise<{ ms: number; correlationId: string; job: any; story: Story[]; requestedAt: number }> {
     const correlationId = `bench-${vmId}-${Date.now()}-${Math.random().toString(16).slice(2)}`;
     const requestedAt = Date.now();
     const res = await this.api('POST', '/api/v1/backups', { vmId, repositoryId: this.repositoryId, type }, { 'X-Correlation-Id': correlationId });

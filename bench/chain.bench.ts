@@ -127,9 +127,11 @@ export async function runChainBench(): Promise<void> {
   const points = Number(process.env.SENDENSE_BENCH_CHAIN_POINTS ?? 200);
   const keep = Number(process.env.SENDENSE_BENCH_CHAIN_KEEP ?? 10);
   const runs = Number(process.env.SENDENSE_BENCH_RUNS ?? 3);
+  // unset: the repository is registered as an operator would, with the product's default limit
+  const maxChainDepth = process.env.SENDENSE_BENCH_CHAIN_MAX_DEPTH ? Number(process.env.SENDENSE_BENCH_CHAIN_MAX_DEPTH) : undefined;
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-chain-bench-'));
   chmodSync(dir, 0o755);
-  const lab = new Lab(dir);
+  const lab = new Lab(dir, undefined, { repositorySettings: maxChainDepth === undefined ? {} : { maxChainDepth } });
   try {
     out(`load average at start: ${load()}`);
     const tree = join(dir, 'tree');
@@ -147,43 +149,83 @@ export async function runChainBench(): Promise<void> {
     const inventory = join(dir, 'inventory.json');
     writeFileSync(inventory, JSON.stringify({ vms: [{ id: 'chain-vm', name: 'chain-vm', disks: [{ id: 'disk0', path: disk }] }] }));
     await lab.start(['--inventory', inventory]);
+    const limit = (await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body.maxChainDepth as number;
+    out(`the repository's maxChainDepth: ${limit}${maxChainDepth === undefined ? ' (the default)' : ''}`);
+    const list = async () => (await lab.api('GET', `/api/v1/vms/chain-vm/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string; parentId: string | null }[];
+    const pointCount = async () => (await list()).length;
+    const depthOf = async (restorePointId: string) => {
+      const byId = new Map((await list()).map((p) => [p.restorePointId, p]));
+      let n = 0;
+      for (let p = byId.get(restorePointId); p; p = p.parentId ? byId.get(p.parentId) : undefined) n++;
+      return n;
+    };
 
-    // each incremental after a 64 KiB write past the filesystem, somewhere else each time
+    // each backup after a 64 KiB write past the filesystem, somewhere else each time
     const change = (i: number) => run('qemu-io', ['-f', 'qcow2', '-c', `write -P ${(i % 250) + 1} ${256 * MiB + ((i * 977) % 4000) * 64 * 1024} 64K`, disk]);
-    await lab.backup('chain-vm', 'full');
+    const fileBytes = async (restorePointId: string) => ((await lab.api('GET', `/api/v1/restore-points/${restorePointId}`)).body as { disks: { fileBytes: number }[] }).disks[0].fileBytes;
+    const first = await lab.backup('chain-vm', 'auto');
     await change(0);
-    let newest = (await lab.backup('chain-vm', 'incremental')).job.restorePointId as string;
-    const figures: Figures[] = [{ chain: 2, ...(await measure(lab, newest, sha, runs)) }];
+    let newest = (await lab.backup('chain-vm', 'auto')).job.restorePointId as string;
+    let depth = 2;
+    const figures: Figures[] = [{ chain: depth, ...(await measure(lab, newest, sha, runs)) }];
     const repoRoot = join(dir, 'repo');
     const shortParts = await chainParts(lab, repoRoot, newest, runs, dir);
+    let deepParts: { openMs: number; readMs: number } | null = null;
+    const incrementals: number[] = [];
+    const synthetic: { ms: number; restorePointId: string }[] = [];
     const t = Date.now();
     for (let i = 1; i < points; i++) {
       await change(i);
-      newest = (await lab.backup('chain-vm', 'incremental')).job.restorePointId;
+      const backup = await lab.backup('chain-vm', 'auto');
+      newest = backup.job.restorePointId;
+      if (backup.job.type === 'incremental') {
+        depth++;
+        incrementals.push(backup.ms);
+      } else {
+        depth = 1;
+        synthetic.push({ ms: backup.ms, restorePointId: newest });
+      }
+      // the worst case the limit allows: the newest point of the deepest chain
+      if (depth === limit && !deepParts && depth > 2) {
+        if ((await depthOf(newest)) !== depth) throw new Error(`the chain the bench counted (${depth}) is not the one recorded`);
+        figures.push({ chain: depth, ...(await measure(lab, newest, sha, runs)) });
+        deepParts = await chainParts(lab, repoRoot, newest, runs, dir);
+      }
     }
-    out(`${points - 1} more incrementals in ${((Date.now() - t) / 1000).toFixed(0)} s`);
-    const chainLength = async () => ((await lab.api('GET', `/api/v1/vms/chain-vm/restore-points?repositoryId=${lab.repositoryId}`)).body as unknown[]).length;
-    figures.push({ chain: await chainLength(), ...(await measure(lab, newest, sha, runs)) });
-    const longParts = await chainParts(lab, repoRoot, newest, runs, dir);
+    const all = await pointCount();
+    if ((await depthOf(newest)) !== depth) throw new Error(`the chain the bench counted (${depth}) is not the one recorded`);
+    out(`${points - 1} more backups in ${((Date.now() - t) / 1000).toFixed(0)} s: ${incrementals.length} incrementals (median ${median(incrementals).toFixed(0)} ms), ${synthetic.length} synthetic fulls (median ${synthetic.length ? median(synthetic.map((b) => b.ms)).toFixed(0) : '-'} ms); the first full ${first.ms.toFixed(0)} ms`);
+    if (synthetic.length) out(`  files: the first full ${((await fileBytes(first.job.restorePointId)) / MiB).toFixed(1)} MiB, a synthetic full ${((await fileBytes(synthetic[0].restorePointId)) / MiB).toFixed(1)} MiB, an incremental ${((await fileBytes(newest)) / MiB).toFixed(2)} MiB`);
+    out(`the newest of ${all} points reads through a chain of ${depth}`);
+    figures.push({ chain: depth, ...(await measure(lab, newest, sha, runs)) });
+    const newestParts = await chainParts(lab, repoRoot, newest, runs, dir);
 
-    // retention merges the oldest points into the full until `keep` remain
+    // retention removes the oldest points until `keep` remain
     const policy = await lab.api('POST', '/api/v1/policies', { name: 'chain', vms: { ids: ['chain-vm'] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: keep }, rpoHours: 24, confirmPrune: true });
     if (policy.status !== 201) throw new Error(`policy refused: ${JSON.stringify(policy.body)}`);
     const pruneStarted = Date.now();
     const pruned = await lab.api('POST', `/api/v1/policies/${policy.body.policyId}/prune`);
     if (pruned.status !== 200) throw new Error(`prune refused: ${JSON.stringify(pruned.body)}`);
-    await lab.until(async () => (await chainLength()) <= keep, 1_800_000, `the chain to be merged down to ${keep}`, 500);
-    out(`retention (keepLast ${keep}) merged the chain down in ${((Date.now() - pruneStarted) / 1000).toFixed(1)} s`);
-    figures.push({ chain: await chainLength(), ...(await measure(lab, newest, sha, runs)) });
+    await lab.until(async () => (await pointCount()) <= keep, 1_800_000, `the points to be pruned to ${keep}`, 500);
+    out(`retention (keepLast ${keep}) removed ${all - (await pointCount())} points in ${((Date.now() - pruneStarted) / 1000).toFixed(1)} s`);
+    figures.push({ chain: await depthOf(newest), ...(await measure(lab, newest, sha, runs)) });
 
     const base = figures[0];
+    const labels = [
+      'a chain of 2',
+      ...(deepParts ? [`the deepest the limit allows (point ${limit} of its chain)`] : []),
+      `the newest of ${all} points`,
+      `the same after retention kept ${keep}`,
+    ];
     out(`\nnewest point, medians of ${runs} (ratio to the chain of 2; goal <= 2):`);
-    out('| points in the chain | mount | download 64 MiB | verify |');
-    out('|---|---|---|---|');
-    for (const f of figures) out(`| ${f.chain} | ${f.mountMs.toFixed(0)} ms (${(f.mountMs / base.mountMs).toFixed(2)}) | ${f.downloadMs.toFixed(0)} ms (${(f.downloadMs / base.downloadMs).toFixed(2)}) | ${f.verifyMs.toFixed(0)} ms (${(f.verifyMs / base.verifyMs).toFixed(2)}) |`);
-    out(
-      `qemu alone, ${figures[1].chain} points against 2: opening the newest ${(longParts.openMs / shortParts.openMs).toFixed(2)} times (${longParts.openMs.toFixed(0)} ms against ${shortParts.openMs.toFixed(0)}), reading it ${(longParts.readMs / shortParts.readMs).toFixed(2)} times (${longParts.readMs.toFixed(0)} ms against ${shortParts.readMs.toFixed(0)})`,
+    out('| the point | points in its chain | mount | download 64 MiB | verify |');
+    out('|---|---|---|---|---|');
+    figures.forEach((f, i) =>
+      out(`| ${labels[i]} | ${f.chain} | ${f.mountMs.toFixed(0)} ms (${(f.mountMs / base.mountMs).toFixed(2)}) | ${f.downloadMs.toFixed(0)} ms (${(f.downloadMs / base.downloadMs).toFixed(2)}) | ${f.verifyMs.toFixed(0)} ms (${(f.verifyMs / base.verifyMs).toFixed(2)}) |`),
     );
+    for (const [what, parts, chain] of [...(deepParts ? [['the deepest', deepParts, limit] as const] : []), ['the newest', newestParts, depth] as const]) {
+      out(`qemu alone, ${what} (${chain} points) against 2: opening it ${(parts.openMs / shortParts.openMs).toFixed(2)} times (${parts.openMs.toFixed(0)} ms against ${shortParts.openMs.toFixed(0)}), reading it ${(parts.readMs / shortParts.readMs).toFixed(2)} times (${parts.readMs.toFixed(0)} ms against ${shortParts.readMs.toFixed(0)})`);
+    }
     out(`load average at end: ${load()}`);
   } finally {
     await lab.close();

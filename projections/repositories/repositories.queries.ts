@@ -6,6 +6,7 @@ import { ActiveRepositoriesQuery, RepositoryRecord } from '../../src/repositorie
 import { GetRepositoryQuery } from '../../src/repositories/queries/get-repository.query';
 import { ListRepositoriesQuery } from '../../src/repositories/queries/list-repositories.query';
 import { RepositoryDetails } from '../../src/repositories/queries/repository-details';
+import { maxChainDepthOf } from '../../src/repositories/registry/repository.events';
 import { RepositoryView } from './repository.entity';
 
 function active(dataSource: DataSource): Promise<RepositoryView[]> {
@@ -32,6 +33,7 @@ async function details(v: RepositoryView, tenantId: string | null, dataSource: D
     path: v.root,
     source: v.source,
     immutableDays: v.immutableDays,
+    maxChainDepth: maxChainDepthOf({ maxChainDepth: v.maxChainDepth ?? undefined }),
     encryption: v.encryption && { keyFile: v.encryption.keyFile, keyFingerprint: v.encryption.fingerprint },
     totalBytes: live?.totalBytes ?? null,
     freeBytes: live?.freeBytes ?? null,

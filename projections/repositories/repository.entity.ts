@@ -29,6 +29,10 @@ export class RepositoryView {
   @Column({ name: 'immutable_days', type: 'integer', nullable: true })
   immutableDays: number | null;
 
+  /** Null on a repository registered before the setting existed: DEFAULT_MAX_CHAIN_DEPTH applies. */
+  @Column({ name: 'max_chain_depth', type: 'integer', nullable: true })
+  maxChainDepth: number | null;
+
   /** The encrypted repository's key file and its fingerprint (sha256:<hex>); null: in the clear. */
   @Column({ type: 'jsonb', nullable: true })
   encryption: { keyFile: string; fingerprint: string } | null;

@@ -6,7 +6,7 @@ const target = (diskId: string): Target => ({ diskId, file: `vm/${diskId}/rp.qco
 const happyPath: BackupJobCommand[] = [
   { kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType: 'auto' },
   { kind: 'start', hubInstance: 'hub-a' },
-  { kind: 'decideType', restorePointId: 'rp', last: null, plan: { mode: 'full', reason: 'no earlier restore point in this chain', disks: [{ diskId: 'd0', virtualSize: 1 }, { diskId: 'd1', virtualSize: 1 }] } },
+  { kind: 'decideType', restorePointId: 'rp', last: null, plan: { mode: 'full', reason: 'no earlier restore point in this chain', disks: [{ diskId: 'd0', virtualSize: 1 }, { diskId: 'd1', virtualSize: 1 }] }, maxChainDepth: 32 },
   { kind: 'targetsPrepared', targets: [target('d0'), target('d1')] },
   { kind: 'snapshotRequested' },
   { kind: 'snapshotCreated', snapshotId: 's', diskIds: ['d1', 'd0'] },
@@ -56,11 +56,12 @@ describe('backup job rules', () => {
 
   describe('full or incremental', () => {
     const disks = [{ diskId: 'd0', virtualSize: 100 }, { diskId: 'd1', virtualSize: 50 }];
-    const last: LastPoint = { restorePointId: 'rp-1', disks, corrupt: null };
+    const last: LastPoint = { restorePointId: 'rp-1', disks, corrupt: null, depth: 5 };
     const incrementalPlan = { mode: 'incremental' as const, reason: null, disks };
     const given = (requestedType: 'full' | 'incremental' | 'auto') =>
       run([{ kind: 'request', jobId: 'j', vmId: 'vm', agentId: 'a', repositoryId: 'r', requestedType }, { kind: 'start', hubInstance: 'hub-a' }]);
-    const decided = (events: BackupEvent[], command: Extract<BackupJobCommand, { kind: 'decideType' }>) => run([command], events).at(-1)!.data;
+    const decided = (events: BackupEvent[], command: Omit<Extract<BackupJobCommand, { kind: 'decideType' }>, 'maxChainDepth'> & { maxChainDepth?: number }) =>
+      run([{ maxChainDepth: 32, ...command }], events).at(-1)!.data;
 
     it('given a chain whose bitmaps agree, when auto is requested, then it is an incremental on the newest point', () => {
       expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: incrementalPlan })).toEqual({
@@ -69,7 +70,44 @@ describe('backup job rules', () => {
         reason: 'changes since rp-1 (dirty bitmaps agree with the chain)',
         restorePointId: 'rp-2',
         sincePointId: 'rp-1',
+        synthesizedFrom: null,
       });
+    });
+
+    it("given the chain holds the repository's maxChainDepth points, when auto is requested, then it is a synthetic full of the newest point that reads only the changes since it", () => {
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last: { ...last, depth: 5 }, plan: incrementalPlan, maxChainDepth: 5 })).toEqual({
+        jobId: 'j',
+        type: 'full',
+        reason: "the chain holds 5 restore points (the repository's maxChainDepth is 5): a synthetic full of rp-1 with the changes since it starts a new chain",
+        restorePointId: 'rp-2',
+        sincePointId: 'rp-1',
+        synthesizedFrom: 'rp-1',
+      });
+      const state = fold(job, run([{ kind: 'decideType', restorePointId: 'rp-2', last, plan: incrementalPlan, maxChainDepth: 5 }], given('auto')));
+      expect(state).toMatchObject({ type: 'full', sincePointId: 'rp-1', synthesizedFrom: 'rp-1' });
+    });
+
+    it('given the chain is one point short of the limit, then it is an incremental, and the chain reaches the limit and no more', () => {
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last: { ...last, depth: 4 }, plan: incrementalPlan, maxChainDepth: 5 })).toMatchObject({ type: 'incremental', synthesizedFrom: null });
+    });
+
+    it('given an incremental was requested of a chain at its limit, then it is the synthetic full: only the changes are read, as asked', () => {
+      expect(decided(given('incremental'), { kind: 'decideType', restorePointId: 'rp-2', last, plan: incrementalPlan, maxChainDepth: 2 })).toMatchObject({ type: 'full', sincePointId: 'rp-1', synthesizedFrom: 'rp-1' });
+    });
+
+    it('given a chain at its limit that cannot be continued (corrupt newest point, change tracking lost, disks changed), then it is a real full, not a synthetic one', () => {
+      const atLimit = { ...last, depth: 9 };
+      const corrupt = { ...atLimit, corrupt: 'restore point rp-1 is corrupt' };
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last: corrupt, plan: incrementalPlan, maxChainDepth: 2 })).toMatchObject({ type: 'full', sincePointId: null, synthesizedFrom: null });
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last: atLimit, plan: { mode: 'full', reason: 'bitmap missing', disks }, maxChainDepth: 2 })).toMatchObject({
+        type: 'full',
+        reason: 'bitmap missing',
+        sincePointId: null,
+        synthesizedFrom: null,
+      });
+      const shrunk = { ...incrementalPlan, disks: [{ diskId: 'd0', virtualSize: 99 }, disks[1]] };
+      expect(decided(given('auto'), { kind: 'decideType', restorePointId: 'rp-2', last: atLimit, plan: shrunk, maxChainDepth: 2 })).toMatchObject({ sincePointId: null, synthesizedFrom: null });
+      expect(decided(given('full'), { kind: 'decideType', restorePointId: 'rp-2', last: atLimit, plan: incrementalPlan, maxChainDepth: 2 })).toMatchObject({ sincePointId: null, synthesizedFrom: null });
     });
 
     it('given a full was requested, then it is full whatever the chain', () => {

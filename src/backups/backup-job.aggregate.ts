@@ -42,7 +42,10 @@ export interface BackupJobState {
   phase: BackupPhase | null;
   type: BackupType | null;
   restorePointId: string | null;
+  /** The point the agent reads changes since: an incremental's parent, or the point a synthetic full copies. */
   sincePointId: string | null;
+  /** A synthetic full: the point whose view the hub copies into the new point's standalone files before the changes land. */
+  synthesizedFrom: string | null;
   targets: Target[];
   snapshotId: string | null;
   snapshotRemoved: boolean;
@@ -63,6 +66,8 @@ export interface LastPoint {
   disks: { diskId: string; virtualSize: number }[];
   /** Why the point must not be built on (a verify found it corrupt), or null. */
   corrupt: string | null;
+  /** Points of its chain: its full, the incrementals between, and itself. */
+  depth: number;
 }
 
 /** What the agent's plan says: whether its change tracking can continue the chain, and the disks as they are now. */
@@ -80,7 +85,7 @@ export type BackupJobCommand =
   /** The hub that holds the agent's session takes the job; of two hubs that try, the first to append runs it. */
   | { kind: 'start'; hubInstance: string }
   /** The facts the choice between full and incremental rests on: the chain's newest point and what the agent can do. */
-  | { kind: 'decideType'; restorePointId: string; last: LastPoint | null; plan: PlanFacts }
+  | { kind: 'decideType'; restorePointId: string; last: LastPoint | null; plan: PlanFacts; maxChainDepth: number }
   | { kind: 'targetsPrepared'; targets: Target[] }
   | { kind: 'snapshotRequested' }
   | ({ kind: 'snapshotCreated'; snapshotId: string; diskIds: string[] } & Partial<Consistency>)
@@ -119,6 +124,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
     type: null,
     restorePointId: null,
     sincePointId: null,
+    synthesizedFrom: null,
     targets: [],
     snapshotId: null,
     snapshotRemoved: false,
@@ -138,7 +144,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
       case BACKUP_STARTED:
         return { ...state, phase: 'preparing', startedBy: event.data.hubInstance ?? null };
       case BACKUP_TYPE_DECIDED:
-        return { ...state, type: event.data.type, restorePointId: event.data.restorePointId, sincePointId: event.data.sincePointId };
+        return { ...state, type: event.data.type, restorePointId: event.data.restorePointId, sincePointId: event.data.sincePointId, synthesizedFrom: event.data.synthesizedFrom ?? null };
       case BACKUP_TARGETS_PREPARED:
         return { ...state, targets: event.data.targets, disks: Object.fromEntries(event.data.targets.map((t) => [t.diskId, emptyDisk()])) };
       case SNAPSHOT_REQUESTED:
@@ -190,9 +196,10 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
       case 'start':
         return state.phase === 'queued' ? [{ type: BACKUP_STARTED, data: { jobId, hubInstance: command.hubInstance } }] : [];
       case 'decideType': {
-        const { type, reason } = decideType(state.requestedType!, command.last, command.plan);
-        const sincePointId = type === 'incremental' ? command.last!.restorePointId : null;
-        return [{ type: BACKUP_TYPE_DECIDED, data: { jobId, type, reason, restorePointId: command.restorePointId, sincePointId } }];
+        const { type, reason, synthetic } = decideType(state.requestedType!, command.last, command.plan, command.maxChainDepth);
+        const sincePointId = type === 'incremental' || synthetic ? command.last!.restorePointId : null;
+        const synthesizedFrom = synthetic ? command.last!.restorePointId : null;
+        return [{ type: BACKUP_TYPE_DECIDED, data: { jobId, type, reason, restorePointId: command.restorePointId, sincePointId, synthesizedFrom } }];
       }
       case 'targetsPrepared':
         return [{ type: BACKUP_TARGETS_PREPARED, data: { jobId, targets: command.targets } }];
@@ -244,16 +251,29 @@ function requireDisk(state: BackupJobState, diskId: string): void {
   if (!state.targets.some((t) => t.diskId === diskId)) throw new DomainError('invalid', `disk ${diskId} is not part of backup job ${state.jobId}`);
 }
 
-/** Full when asked for, when there is nothing sound to continue, or when the disks or their change tracking no longer match the chain. */
-function decideType(requested: RequestedType, last: LastPoint | null, plan: PlanFacts): { type: BackupType; reason: string } {
-  if (requested === 'full') return { type: 'full', reason: 'full backup requested' };
+/**
+ * Full when asked for, when there is nothing sound to continue, or when the disks or their change tracking no longer
+ * match the chain. A chain that already holds `maxChainDepth` points is not made longer: the changes since its newest
+ * point are read as for an incremental, into a synthetic full (a standalone copy of that point's view), and the next
+ * chain starts there. An explicit request for an incremental gets one too: what it asked of the VM, only the changes,
+ * is what is read.
+ */
+function decideType(requested: RequestedType, last: LastPoint | null, plan: PlanFacts, maxChainDepth: number): { type: BackupType; reason: string; synthetic: boolean } {
+  if (requested === 'full') return { type: 'full', reason: 'full backup requested', synthetic: false };
   const layoutChange = last && describeLayoutChange(last, plan.disks);
   const why = !last
     ? 'no restore point in this chain yet'
     : last.corrupt ?? layoutChange ?? (plan.mode === 'full' ? plan.reason ?? 'the source cannot continue the chain' : null);
-  if (why === null) return { type: 'incremental', reason: `changes since ${last!.restorePointId} (dirty bitmaps agree with the chain)` };
+  if (why === null && last!.depth >= maxChainDepth) {
+    return {
+      type: 'full',
+      reason: `the chain holds ${last!.depth} restore points (the repository's maxChainDepth is ${maxChainDepth}): a synthetic full of ${last!.restorePointId} with the changes since it starts a new chain`,
+      synthetic: true,
+    };
+  }
+  if (why === null) return { type: 'incremental', reason: `changes since ${last!.restorePointId} (dirty bitmaps agree with the chain)`, synthetic: false };
   if (requested === 'incremental') throw new DomainError('conflict', `an incremental backup is not possible: ${why}`);
-  return { type: 'full', reason: why };
+  return { type: 'full', reason: why, synthetic: false };
 }
 
 function describeLayoutChange(last: LastPoint, disks: { diskId: string; virtualSize: number }[]): string | null {

@@ -26,7 +26,15 @@ export type Target = { diskId: string; file: string; parentFile: string | null; 
 export type BackupRequested = DomainEvent<typeof BACKUP_REQUESTED, { jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType }>;
 /** `hubInstance`: the hub process that runs the job (the one holding the agent's session); absent on jobs started before it was recorded. */
 export type BackupStarted = DomainEvent<typeof BACKUP_STARTED, { jobId: string; hubInstance?: string }>;
-export type BackupTypeDecided = DomainEvent<typeof BACKUP_TYPE_DECIDED, { jobId: string; type: BackupType; reason: string; restorePointId: string; sincePointId: string | null }>;
+/**
+ * `sincePointId`: the point the agent reads the changes since (an incremental's parent; a synthetic full's source), or
+ * null for a full read of the disks. `synthesizedFrom`: on a synthetic full, the point whose view the hub copies into
+ * the new point's standalone files; null otherwise, absent on events recorded before synthetic fulls.
+ */
+export type BackupTypeDecided = DomainEvent<
+  typeof BACKUP_TYPE_DECIDED,
+  { jobId: string; type: BackupType; reason: string; restorePointId: string; sincePointId: string | null; synthesizedFrom?: string | null }
+>;
 export type BackupTargetsPrepared = DomainEvent<typeof BACKUP_TARGETS_PREPARED, { jobId: string; targets: Target[] }>;
 export type SnapshotRequested = DomainEvent<typeof SNAPSHOT_REQUESTED, { jobId: string; agentId: string; diskIds: string[] }>;
 /** The consistency fields come from sources that can tell (libvirt); absent on older events and powered-off images. */

@@ -16,8 +16,9 @@ import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
+import { maxChainDepthOf } from '../repositories/registry/repository.events';
 import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
-import { ChainState, integrityOf, pointOf } from '../restore-points/chain.aggregate';
+import { ChainState, depthOf, integrityOf, lineageOf, pointOf } from '../restore-points/chain.aggregate';
 import { RestorePoint } from '../restore-points/chain.events';
 import { ImmutablePoints } from '../restore-points/immutable-points';
 import { RestorePointsService } from '../restore-points/restore-points.service';
@@ -247,7 +248,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     story.cause = started.eventIds.at(-1)!;
     let state = started.state;
     const { agentId, vmId, repositoryId } = state as { agentId: string; vmId: string; repositoryId: string };
-    const root = (await this.repositories.usable(repositoryId)).root;
+    const repository = await this.repositories.usable(repositoryId);
+    const root = repository.root;
     const createdFiles: string[] = [];
     let agentStarted = false;
     try {
@@ -262,8 +264,10 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const sinceDisks = since ? last!.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize, changeRef: d.changeRef })) : undefined;
       const plan = await this.calls.plan(agentId, { vmId, sincePointId: since, ...(sinceDisks ? { sinceDisks } : {}) });
       const restorePointId = `rp-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`;
-      const lastPoint = last ? { restorePointId: last.restorePointId, disks: last.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize })), corrupt } : null;
-      state = await this.send(story, new DecideBackupTypeCommand(jobId, restorePointId, lastPoint, plan));
+      const lastPoint = last
+        ? { restorePointId: last.restorePointId, disks: last.disks.map((d) => ({ diskId: d.diskId, virtualSize: d.virtualSize })), corrupt, depth: depthOf(chain, last.restorePointId) }
+        : null;
+      state = await this.send(story, new DecideBackupTypeCommand(jobId, restorePointId, lastPoint, plan, maxChainDepthOf(repository)));
       if (corrupt) await this.step(story, () => this.commands.execute(new BreakChainCommand(vmId, repositoryId, last!.restorePointId, corrupt)));
       // The agent's change tracking cannot continue from the last point (a bitmap or checkpoint lost, the VM's
       // power state changed): the chain ends there, on the record, and this backup starts a new one. A raw disk
@@ -283,8 +287,11 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         plan.disks.map(async (disk): Promise<Target> => {
           const file = targetPath(vmId, disk.diskId, restorePointId);
           const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
-          await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize });
+          // a synthetic full copies the point's whole view here, before the snapshot: the VM is not held while it runs
+          const synthesizedFrom = state.synthesizedFrom ? pointOf(chain, state.synthesizedFrom)!.disks.find((d) => d.diskId === disk.diskId)!.file : undefined;
+          // named before it is written: a copy cut short by a failure is removed with the job's other files
           createdFiles.push(file);
+          await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, ...(synthesizedFrom ? { synthesizedFrom } : {}) });
           const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null, tls: true }));
           keys.set(disk.diskId, exported.psk!);
           return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName };
@@ -302,7 +309,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         correlationId: story.correlationId,
         causationId: story.cause,
         vmId,
-        type: state.type!,
+        // a synthetic full is read from the VM as an incremental: only the changes since the point it copied
+        type: state.synthesizedFrom ? 'incremental' : state.type!,
         restorePointId,
         sincePointId: state.sincePointId,
         ...(state.sincePointId && sinceDisks ? { sinceDisks } : {}),
@@ -363,13 +371,18 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const state = await this.job(story.jobId);
     await this.releaseExports(story, state);
     await this.send(story, new RecordTargetsReleasedCommand(story.jobId, []));
+    const chain = state.synthesizedFrom ? await this.points.chain(state.vmId!, state.repositoryId!) : null;
+    const digests = (diskId: string) =>
+      chain
+        ? this.files.synthesizedDigests(root, state.vmId!, state.restorePointId!, diskId, lineageOf(chain, state.synthesizedFrom!).map((p) => p.disks.find((d) => d.diskId === diskId)?.digests))
+        : this.files.digests(root, state.vmId!, state.restorePointId!, diskId);
     const point: RestorePoint = {
       restorePointId: state.restorePointId!,
       vmId: state.vmId!,
       repositoryId: state.repositoryId!,
       backupId: story.jobId,
       type: state.type!,
-      parentId: state.sincePointId,
+      parentId: state.type === 'incremental' ? state.sincePointId : null,
       createdAt: new Date().toISOString(),
       ...(state.consistency ?? {}),
       disks: await Promise.all(
@@ -380,7 +393,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           virtualSize: t.virtualSize,
           fileBytes: await this.files.bytes(root, t.file),
           changeRef: state.disks[t.diskId]?.changeRef ?? null,
-          digests: await this.files.digests(root, state.vmId!, state.restorePointId!, t.diskId),
+          digests: await digests(t.diskId),
         })),
       ),
       configuration: await this.files.configuration(root, state.vmId!, state.restorePointId!),

@@ -14,7 +14,8 @@ import { UnfinishedBackupJobsQuery } from './queries/unfinished-backup-jobs.quer
 
 /**
  * A running incremental writes an overlay that reads through every older file of its chain, not
- * only through the file its export serves: none of them may be deleted or merged until the job ends.
+ * only through the file its export serves, and a synthetic full copies the view of the point it starts from and
+ * combines the digests of that point's lineage: none of them may be deleted or merged until the job ends.
  */
 @Injectable()
 export class RunningJobsHoldChains implements OnModuleInit {
@@ -45,7 +46,8 @@ export class RunningJobsHoldChains implements OnModuleInit {
 
   /** Absolute paths, symlinks resolved, as the delete names them. */
   private async heldFiles(state: BackupJobState): Promise<string[]> {
-    if (isTerminal(state) || state.phase === 'queued' || state.requestedType === 'full' || state.type === 'full') return [];
+    // a full reads nothing of the chain; a synthetic full (type full, with the point it copies) reads that point's lineage
+    if (isTerminal(state) || state.phase === 'queued' || state.requestedType === 'full' || (state.type === 'full' && !state.synthesizedFrom)) return [];
     const chain = await this.points.chain(state.vmId!, state.repositoryId!);
     // Until the type is decided the job may continue from the newest point, so the whole chain is held.
     const lineage: RestorePoint[] = state.sincePointId ? [] : chain.points;

@@ -436,6 +436,25 @@ export async function convert(file: string, target: string, outputFormat: 'qcow2
   await runQemuImg(['convert', '-q', ...source.slice(0, -1), '-O', outputFormat, ...(options.createOptions ? ['-o', options.createOptions] : []), source.at(-1)!, target], { signal: options.signal });
 }
 
+/**
+ * A new standalone image at `file` (`virtualSize`, at least the source's) that reads exactly as `source` reads through
+ * its backing chain: a synthetic full. It is created as a full is (encrypted with the repository's key where the
+ * repository is encrypted) and filled by one `qemu-img convert -n` that writes only what the chain holds (clusters
+ * that read as zeroes stay unallocated, `--target-is-zero`), with its reads and writes in parallel (-m 16 -W).
+ */
+export async function synthesizeFull(source: string, file: string, virtualSize: number, options: CreateOptions & { signal?: AbortSignal } = {}): Promise<void> {
+  await createFull(file, virtualSize, options);
+  const target = resolve(options.cwd ?? process.cwd(), file);
+  const sourceKey = imageKeys.keyForImage(resolve(options.cwd ?? process.cwd(), source));
+  const targetKey = imageKeys.keyForNewFile(target);
+  const keyFile = sourceKey?.keyFile ?? targetKey;
+  // one secret object serves both sides: a source and its synthetic full are files of the same repository
+  const secrets = keyFile ? secretObjectArgs(keyFile) : [];
+  const from = sourceKey ? ['--image-opts', imageOptions(source, sourceKey)] : ['-f', 'qcow2', source];
+  const to = targetKey ? ['--target-image-opts', imageOptions(target, { keyFile: targetKey, encryptedLayers: [true] })] : ['-O', 'qcow2', target];
+  await runQemuImg(['convert', '-q', '-n', '--target-is-zero', '-m', '16', '-W', ...secrets, ...from, ...to], { cwd: options.cwd, signal: options.signal });
+}
+
 function toImageInfo(raw: Record<string, unknown>): ImageInfo {
   const specific = raw['format-specific'] as { type?: string; data?: { corrupt?: boolean; bitmaps?: Array<{ name?: unknown; granularity?: unknown; flags?: unknown }> } } | undefined;
   const bitmaps = (specific?.type === 'qcow2' ? (specific.data?.bitmaps ?? []) : []).map((b) => bitmapInfo(String(b.name), Number(b.granularity), Array.isArray(b.flags) ? b.flags.map(String) : []));

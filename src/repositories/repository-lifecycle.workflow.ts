@@ -25,6 +25,7 @@ export interface RegisterRepository {
   name: string;
   kind: RepositoryKind;
   immutableDays: number | null;
+  maxChainDepth: number;
   encryption: { keyFile: string } | null;
   path?: string;
   nfs?: NfsSource;
@@ -118,7 +119,7 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
   }
 
   private async define(repositoryId: string, input: RegisterRepository): Promise<RepositoryDefinition> {
-    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null, immutableDays: input.immutableDays, encryption: this.encryption(input) };
+    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null, immutableDays: input.immutableDays, maxChainDepth: input.maxChainDepth, encryption: this.encryption(input) };
     if (input.kind === 'local') {
       // both the path as given and where its symlinks lead must pass: a link to /etc is /etc
       const root = await realRoot(input.path!);

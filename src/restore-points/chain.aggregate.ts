@@ -97,6 +97,20 @@ export function pointAndDescendants(state: ChainState, restorePointId: string): 
   return out;
 }
 
+/** How many points the view of `restorePointId` opens: itself and every point it reads through, down to its full. */
+export function depthOf(state: ChainState, restorePointId: string): number {
+  let depth = 0;
+  for (let p = pointOf(state, restorePointId); p; p = p.parentId ? pointOf(state, p.parentId) : undefined) depth++;
+  return depth;
+}
+
+/** The point and the points it reads through, oldest (its full) first. */
+export function lineageOf(state: ChainState, restorePointId: string): RestorePoint[] {
+  const lineage: RestorePoint[] = [];
+  for (let p = pointOf(state, restorePointId); p; p = p.parentId ? pointOf(state, p.parentId) : undefined) lineage.unshift(p);
+  return lineage;
+}
+
 export function deleteStrategy(state: ChainState, restorePointId: string): DeleteStrategy {
   const point = pointOf(state, restorePointId)!;
   if (!childOf(state, restorePointId)) return 'remove-newest';

@@ -9,7 +9,7 @@ import { readDigestFile } from '../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { BlockDigests, DIGEST_BLOCK_SIZE } from '../wire/block-digests';
 import { BlockMismatch, checkBlocks, openPoint, PointReader } from './adapters/block-reader';
-import { ChainState, pointAndDescendants, pointOf } from './chain.aggregate';
+import { ChainState, lineageOf, pointAndDescendants } from './chain.aggregate';
 import { DigestCoverage, RestorePoint } from './chain.events';
 import { ChainStates } from './chain-states';
 import { RecordCorruptionCommand } from './commands/record-corruption.command';
@@ -225,13 +225,6 @@ async function withExports<T>(root: string, disks: readonly { file: string }[], 
 }
 
 const key = (restorePointId: string, diskId: string) => `${restorePointId}/${diskId}`;
-
-/** The point and the points it reads through, oldest first. */
-function lineageOf(state: ChainState, restorePointId: string): RestorePoint[] {
-  const lineage: RestorePoint[] = [];
-  for (let p = pointOf(state, restorePointId); p; p = p.parentId ? pointOf(state, p.parentId) : undefined) lineage.unshift(p);
-  return lineage;
-}
 
 async function structuralChecks(root: string, lineage: RestorePoint[]): Promise<{ problems: string[]; warnings: string[] }> {
   const problems: string[] = [];

@@ -33,13 +33,15 @@ export class BackupLab {
   constructor(
     private readonly hubEnv: NodeJS.ProcessEnv = {},
     private readonly extraAgentEnv: NodeJS.ProcessEnv = {},
+    /** Settings the lab's repository is registered with (maxChainDepth, immutableDays...). */
+    private readonly repositorySettings: Record<string, unknown> = {},
   ) {}
 
   /** A hub and its repository, no VM and no agent: the second hub of a sync. */
   async startHubOnly(): Promise<void> {
     await this.prepare();
     await this.startHub();
-    this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'lab', kind: 'local', path: this.repoRoot })).body.repositoryId;
+    this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'lab', kind: 'local', path: this.repoRoot, ...this.repositorySettings })).body.repositoryId;
   }
 
   protected async prepare(): Promise<void> {
@@ -63,7 +65,7 @@ export class BackupLab {
       writeFileSync(this.vm.inventoryFile, JSON.stringify({ vms: [...merge(this.vm.inventoryFile), ...merge(other.inventoryFile)] }));
     }
     await this.startHub();
-    this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'lab', kind: 'local', path: this.repoRoot })).body.repositoryId;
+    this.repositoryId = (await this.api('POST', '/api/v1/repositories', { name: 'lab', kind: 'local', path: this.repoRoot, ...this.repositorySettings })).body.repositoryId;
     const registered = spawnSendense(['agent', 'register', '--hub', `http://127.0.0.1:${this.apiPort}`, '--name', 'lab-agent'], this.agentEnv());
     if ((await registered.exited).code !== 0) throw new Error(`agent register failed: ${registered.output()}`);
     await this.startAgent();

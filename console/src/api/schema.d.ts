@@ -1327,6 +1327,11 @@ export interface components {
              * @example 7
              */
             immutableDays?: number;
+            /**
+             * @description the most restore points one chain of a VM may hold (the full and its incrementals); the backup after that is a synthetic full: the hub copies the newest point's view into a new standalone file and the changes since it land there, so the next chain starts without reading the whole VM again (default 32)
+             * @example 32
+             */
+            maxChainDepth?: number;
             /** @description write the repository's qcow2 files encrypted (qcow2 LUKS) with this key; its SHA-256 fingerprint is recorded, never the key */
             encryption?: components["schemas"]["RepositoryEncryptionDto"];
         };

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { createFull, createOverlay } from '../../repositories/qcow2/qemu-img';
+import { createFull, createOverlay, synthesizeFull } from '../../repositories/qcow2/qemu-img';
 import { configurationFileOf, configurationFileRef, ConfigurationFileRef } from '../../repositories/qcow2/configuration-files';
-import { digestFileOf, digestFileRef, DigestFileRef } from '../../repositories/qcow2/digest-files';
+import { digestFileOf, digestFileRef, DigestFileRef, synthesizedDigestFile } from '../../repositories/qcow2/digest-files';
 import { insideRoot } from '../../repositories/qcow2/inside-root';
 import { removeDurably, removeStaleTemps } from '../../repositories/qcow2/durable-fs';
 import { manifestPath, writeManifest } from '../../repositories/qcow2/manifest';
@@ -16,6 +16,8 @@ export interface TargetFile {
   file: string;
   parentFile: string | null;
   virtualSize: number;
+  /** A synthetic full: the file (relative to the root) of the point whose view, read through its chain, the new file starts as. */
+  synthesizedFrom?: string;
 }
 
 export function targetPath(vmId: string, diskId: string, restorePointId: string): string {
@@ -35,6 +37,7 @@ export class TargetFiles {
     const abs = insideRoot(root, target.file);
     await mkdir(dirname(abs), { recursive: true, mode: 0o750 });
     if (target.parentFile) await createOverlay(abs, target.parentFile.split('/').pop()!, { virtualSize: target.virtualSize });
+    else if (target.synthesizedFrom) await synthesizeFull(insideRoot(root, target.synthesizedFrom), abs, target.virtualSize);
     else await createFull(abs, target.virtualSize);
   }
 
@@ -45,6 +48,18 @@ export class TargetFiles {
   /** The block digests the agent uploaded for a disk (src/backups/adapters/job-uploads.ts), or null when it sent none. */
   digests(root: string, vmId: string, restorePointId: string, diskId: string): Promise<DigestFileRef | null> {
     return digestFileRef(root, digestFileOf(vmId, restorePointId, diskId));
+  }
+
+  /**
+   * A synthetic full's digests: those of every point of the lineage it copied (oldest first) and the ones the agent
+   * uploaded for the changes, as one set in the point's digest file. Without a whole set the point records none, and
+   * the partial file goes: no file of a point is left that its manifest does not name.
+   */
+  async synthesizedDigests(root: string, vmId: string, restorePointId: string, diskId: string, lineage: readonly (DigestFileRef | null | undefined)[]): Promise<DigestFileRef | null> {
+    const own = digestFileOf(vmId, restorePointId, diskId);
+    const combined = await synthesizedDigestFile(root, lineage, await digestFileRef(root, own));
+    if (!combined) await removeDurably(join(root, own));
+    return combined;
   }
 
   /** The VM's configuration the agent uploaded for the point (src/backups/adapters/job-uploads.ts), or null when it sent none. */

@@ -10,6 +10,6 @@ export class DecideBackupTypeHandler implements ICommandHandler<DecideBackupType
   constructor(private readonly aggregates: AggregateRepository) {}
 
   async execute(command: DecideBackupTypeCommand): Promise<BackupJobResult> {
-    return jobResult(await this.aggregates.execute(backupStream(command.jobId), backupJobAggregate, { kind: 'decideType', restorePointId: command.restorePointId, last: command.last, plan: command.plan }, command));
+    return jobResult(await this.aggregates.execute(backupStream(command.jobId), backupJobAggregate, { kind: 'decideType', restorePointId: command.restorePointId, last: command.last, plan: command.plan, maxChainDepth: command.maxChainDepth }, command));
   }
 }

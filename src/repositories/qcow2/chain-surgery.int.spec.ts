@@ -5,7 +5,7 @@ import { BuiltChain, buildStandardChain, contentMismatches, makeTempDir, removeT
 import { ChainSurgeryError, deleteNewest, findDependents, mergeOldestIntoNext, removeMiddle } from './chain-surgery';
 import { validateChain } from './chain-validator';
 import { imageArgs, imageJson, imageKeys, readKeyFile } from '../../qemu/image-keys';
-import { compare, createOverlay, info, rebase, runQemuImg } from './qemu-img';
+import { compare, createOverlay, info, rebase, runQemuImg, synthesizeFull } from './qemu-img';
 
 // Every surgery runs on a chain in the clear and on one of an encrypted repository (qcow2 LUKS, the key in a file).
 // Every test works on a copy of one chain: writing an encrypted file's LUKS header costs qemu ~2 s of CPU.
@@ -43,6 +43,20 @@ describe.each(['plain', 'encrypted'] as const)('chain surgery on a real 64 MiB %
 
   it('writes every point of the chain encrypted only where the repository has a key', async () => {
     for (const file of rp) expect((await info(file)).encrypted).toBe(kind === 'encrypted');
+  });
+
+  it('a synthetic full of the newest point stands alone, reads exactly as the point, is encrypted where the repository is, and leaves the chain as it was', async () => {
+    const synthetic = join(dir, 'synthetic.qcow2');
+    const virtualSize = (await info(rp[3])).virtualSize;
+    await synthesizeFull(rp[3], synthetic, virtualSize);
+    expect(await info(synthetic)).toMatchObject({ backingFilename: null, virtualSize, encrypted: kind === 'encrypted' });
+    expect(await contentMismatches([[synthetic, ref[3]] as const, ...rp.map((f, i) => [f, ref[i]] as const)])).toEqual([]);
+    // a grown disk: the copy is the new size, the point's data at the start, zeroes after it
+    const grown = join(dir, 'grown.qcow2');
+    await synthesizeFull(rp[3], grown, virtualSize * 2);
+    expect((await info(grown)).virtualSize).toBe(virtualSize * 2);
+    expect(await compare(rp[3], grown)).toBe(true);
+    await expect(synthesizeFull(rp[2], synthetic, virtualSize)).rejects.toThrow(/refusing to overwrite/);
   });
 
   const linksOf = (files: string[]) => files.map((file, i) => ({ file: basename(file), parentFile: i === 0 ? null : basename(files[i - 1]) }));

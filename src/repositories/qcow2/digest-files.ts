@@ -85,6 +85,23 @@ export async function combineDigestFiles(root: string, older: DigestFileRef | nu
   return writeDigestFile(root, newer.file, union);
 }
 
+/**
+ * The digests of a synthetic full (a standalone copy of a point's view, with the changes since it written on top):
+ * every block the copied lineage's points wrote (oldest first, later ones winning), then the backup's own, written over
+ * the backup's own digest file. Null when a side has none, or the disk's size changed along the way (a grown disk's
+ * older digests do not combine): the point then has no digests, and a verify says its coverage is partial.
+ */
+export async function synthesizedDigestFile(root: string, lineage: readonly (DigestFileRef | null | undefined)[], own: DigestFileRef | null): Promise<DigestFileRef | null> {
+  if (!own || lineage.some((ref) => !ref)) return null;
+  let combined: BlockDigests | null = null;
+  for (const ref of [...lineage, own] as DigestFileRef[]) {
+    const next = await readDigestFile(root, ref);
+    if (combined && combined.virtualSize !== next.virtualSize) return null;
+    combined = combined ? BlockDigests.union(combined, next) : next;
+  }
+  return writeDigestFile(root, own.file, combined!);
+}
+
 export function removeDigestFile(root: string, file: string): Promise<boolean> {
   return removeDurably(join(root, file));
 }

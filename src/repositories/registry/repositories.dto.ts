@@ -4,6 +4,7 @@ import { IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxL
 import { DomainError } from '../../eventing/domain-error';
 import { RegisterRepository } from '../repository-lifecycle.workflow';
 import { CIFS_SHARE, MOUNT_OPTIONS, NFS_EXPORT, NFS_SERVER } from './mount-commands';
+import { DEFAULT_MAX_CHAIN_DEPTH, MAX_MAX_CHAIN_DEPTH, MIN_MAX_CHAIN_DEPTH } from './repository.events';
 
 const KIND_FIELDS = { local: ['path'], nfs: ['server', 'export', 'options'], cifs: ['share', 'username', 'passwordFile', 'options'] } as const;
 
@@ -74,6 +75,16 @@ export class RegisterRepositoryDto {
   @Max(36500, { message: 'immutableDays must be at most 36500' })
   immutableDays?: number;
 
+  @ApiPropertyOptional({
+    description: `the most restore points one chain of a VM may hold (the full and its incrementals); the backup after that is a synthetic full: the hub copies the newest point's view into a new standalone file and the changes since it land there, so the next chain starts without reading the whole VM again (default ${DEFAULT_MAX_CHAIN_DEPTH})`,
+    example: DEFAULT_MAX_CHAIN_DEPTH,
+  })
+  @IsOptional()
+  @IsInt({ message: 'maxChainDepth must be a whole number of restore points' })
+  @Min(MIN_MAX_CHAIN_DEPTH, { message: `maxChainDepth must be at least ${MIN_MAX_CHAIN_DEPTH}` })
+  @Max(MAX_MAX_CHAIN_DEPTH, { message: `maxChainDepth must be at most ${MAX_MAX_CHAIN_DEPTH}` })
+  maxChainDepth?: number;
+
   @ApiPropertyOptional({ description: "write the repository's qcow2 files encrypted (qcow2 LUKS) with this key; its SHA-256 fingerprint is recorded, never the key", type: RepositoryEncryptionDto })
   @IsOptional()
   @IsObject({ message: 'encryption must be an object {keyFile}' })
@@ -89,12 +100,13 @@ export class RepositoryIdParams {
 
 /** A field of another kind is refused rather than ignored, so a mistyped request never registers something else. */
 export function registrationOf(body: RegisterRepositoryDto): RegisterRepository {
-  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => !['name', 'kind', 'immutableDays', 'encryption'].includes(k) && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
+  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => !['name', 'kind', 'immutableDays', 'maxChainDepth', 'encryption'].includes(k) && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
   if (foreign.length) throw new DomainError('invalid', `${foreign.join(', ')} do(es) not apply to a ${body.kind} repository`);
   return {
     name: body.name,
     kind: body.kind,
     immutableDays: body.immutableDays ?? null,
+    maxChainDepth: body.maxChainDepth ?? DEFAULT_MAX_CHAIN_DEPTH,
     encryption: body.encryption ? { keyFile: body.encryption.keyFile } : null,
     path: body.path,
     nfs: body.kind === 'nfs' ? { server: body.server!, export: body.export!, options: body.options ?? '' } : undefined,

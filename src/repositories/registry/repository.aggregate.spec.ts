@@ -1,6 +1,6 @@
 import { fold } from '../../eventing/aggregate';
 import { refuseRoot, repositoryAggregate as repo, RepositoryCommand, rootRefusal } from './repository.aggregate';
-import { RepositoryDefinition, RepositoryEvent } from './repository.events';
+import { DEFAULT_MAX_CHAIN_DEPTH, maxChainDepthOf, RepositoryDefinition, RepositoryEvent } from './repository.events';
 
 const definition: RepositoryDefinition = { repositoryId: 'r1', name: 'main', kind: 'local', root: '/srv/backups', nfs: null, cifs: null };
 const GiB = 1024 ** 3;
@@ -83,5 +83,17 @@ describe('repository rules', () => {
 
   it('refuses to remove a repository that still holds restore points', () => {
     expect(() => run([{ kind: 'register', definition }, { kind: 'remove', restorePoints: 3 }])).toThrow('repository main holds 3 restore point(s); delete them first');
+  });
+
+  it('registers a maxChainDepth from 2 to 1000 and refuses any other with the range in the message', () => {
+    expect(run([{ kind: 'register', definition: { ...definition, maxChainDepth: 2 } }])[0].data).toMatchObject({ maxChainDepth: 2 });
+    expect(run([{ kind: 'register', definition: { ...definition, maxChainDepth: 1000 } }])[0].data).toMatchObject({ maxChainDepth: 1000 });
+    for (const maxChainDepth of [1, 0, 1001, 2.5, Number.NaN]) {
+      expect(() => run([{ kind: 'register', definition: { ...definition, maxChainDepth } }])).toThrow(/maxChainDepth must be a whole number from 2 to 1000/);
+    }
+  });
+
+  it('a repository registered before the setting existed has the default limit', () => {
+    expect(maxChainDepthOf(fold(repo, run([{ kind: 'register', definition }])).definition!)).toBe(DEFAULT_MAX_CHAIN_DEPTH);
   });
 });

@@ -8,6 +8,8 @@ import {
   REPOSITORY_REGISTERED,
   REPOSITORY_REMOVED,
   REPOSITORY_SPACE_RECOVERED,
+  MAX_MAX_CHAIN_DEPTH,
+  MIN_MAX_CHAIN_DEPTH,
   RepositoryDefinition,
   RepositoryEvent,
 } from './repository.events';
@@ -86,6 +88,14 @@ export function refuseOverlap(definition: RepositoryDefinition, existing: Existi
   }
 }
 
+/** A chain of one point would make every backup a full; beyond the upper bound qemu's cost per layer makes the limit no limit. */
+export function refuseChainDepth(depth: number | undefined): void {
+  if (depth === undefined) return;
+  if (!Number.isInteger(depth) || depth < MIN_MAX_CHAIN_DEPTH || depth > MAX_MAX_CHAIN_DEPTH) {
+    throw new DomainError('invalid', `maxChainDepth must be a whole number from ${MIN_MAX_CHAIN_DEPTH} to ${MAX_MAX_CHAIN_DEPTH} (restore points per chain), got ${JSON.stringify(depth)}`);
+  }
+}
+
 function sampled(state: RepositoryState, capacity: Capacity, thresholdPercent: number): RepositoryEvent[] {
   if (state.status !== 'active') return [];
   const repositoryId = state.definition!.repositoryId;
@@ -124,6 +134,7 @@ export const repositoryAggregate: Aggregate<RepositoryState, RepositoryCommand, 
       case 'register': {
         if (state.status !== 'none') throw new DomainError('conflict', `repository ${command.definition.repositoryId} already exists`);
         refuseOverlap(command.definition, command.existing ?? []);
+        refuseChainDepth(command.definition.maxChainDepth);
         const registered: RepositoryEvent = { type: REPOSITORY_REGISTERED, data: { ...command.definition } };
         if (!command.capacity) return [registered];
         return [registered, ...sampled(repositoryAggregate.evolve(state, registered), command.capacity, command.thresholdPercent ?? 0)];

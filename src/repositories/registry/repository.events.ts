@@ -33,6 +33,26 @@ export interface RepositoryDefinition {
   immutableDays?: number | null;
   /** Its qcow2 files are written encrypted (LUKS) with the key in keyFile, whose SHA-256 is the fingerprint; null or absent: in the clear. */
   encryption?: RepositoryEncryption | null;
+  /**
+   * The most restore points one chain of a VM may hold (its full and the incrementals reading through it): a backup
+   * that would make the chain longer is a synthetic full instead (src/backups/backup-job.aggregate.ts). Absent in
+   * events before it existed: DEFAULT_MAX_CHAIN_DEPTH.
+   */
+  maxChainDepth?: number;
+}
+
+/**
+ * Opening a point costs qemu one file per point of its chain (docs/benchmarks.md, chain): at 32 the newest point of
+ * a long-running VM mounts and verifies within twice the time of a chain of 2, and a synthetic full is written once
+ * a month for daily backups.
+ */
+export const DEFAULT_MAX_CHAIN_DEPTH = 32;
+export const MIN_MAX_CHAIN_DEPTH = 2;
+export const MAX_MAX_CHAIN_DEPTH = 1000;
+
+/** The repository's limit, also for one registered before the setting existed. */
+export function maxChainDepthOf(definition: Pick<RepositoryDefinition, 'maxChainDepth'>): number {
+  return definition.maxChainDepth ?? DEFAULT_MAX_CHAIN_DEPTH;
 }
 
 export interface RepositoryEncryption {
