@@ -29,8 +29,14 @@ async function repositoryAdd(args: string[], env: NodeJS.ProcessEnv): Promise<vo
   const immutableDays = days === undefined ? {} : { immutableDays: /^\d+$/.test(days) ? Number(days) : days };
   const keyFile = option(args, '--key-file');
   const encryption = keyFile === undefined ? {} : { encryption: { keyFile } };
-  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path'), ...immutableDays, ...encryption });
-  const notes = [...(repo.immutableDays ? [`points immutable for ${repo.immutableDays} day(s)`] : []), ...(repo.encryption ? [`encrypted with key ${repo.encryption.keyFingerprint}`] : [])];
+  const depth = option(args, '--max-chain-depth');
+  const maxChainDepth = depth === undefined ? {} : { maxChainDepth: /^\d+$/.test(depth) ? Number(depth) : depth };
+  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path'), ...immutableDays, ...encryption, ...maxChainDepth });
+  const notes = [
+    ...(repo.immutableDays ? [`points immutable for ${repo.immutableDays} day(s)`] : []),
+    ...(repo.encryption ? [`encrypted with key ${repo.encryption.keyFingerprint}`] : []),
+    `chains of at most ${repo.maxChainDepth} points`,
+  ];
   process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free${notes.map((n) => `  ${n}`).join('')}\n`);
 }
 

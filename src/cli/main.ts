@@ -38,10 +38,12 @@ export const USAGE = () => `usage: sendense <command>
   sendense nbd copy SRC DST [--bitmap NAME] [--requests N] [--request-size BYTES]
                                             copy between NBD exports (nbd://host:port/export,
                                             nbd+unix:///export?socket=PATH; details: sendense nbd copy --help)
-  sendense repository add --name NAME --path DIR [--immutable-days N] [--key-file FILE]
+  sendense repository add --name NAME --path DIR [--immutable-days N] [--key-file FILE] [--max-chain-depth N]
                                             register a local repository (--immutable-days: each point
                                             can be neither deleted nor rewritten for N days; --key-file:
-                                            its qcow2 files are encrypted with the key in FILE)
+                                            its qcow2 files are encrypted with the key in FILE;
+                                            --max-chain-depth: points per chain before a synthetic full,
+                                            2-1000, default 32)
   sendense backup start --vm ID --repository ID [--type full|incremental|auto] [--wait]
                                             start a backup (--wait: show its progress until it ends)
   sendense backup list [--vm ID] [--status S]

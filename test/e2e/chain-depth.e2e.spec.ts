@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { clusterBytes, MiB, sameContent, Write, writeToDisk } from '../fixtures/vm/sample-vm';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
-import { processesMentioning } from '../support/processes';
+import { processesMentioning, spawnSendense } from '../support/processes';
 
 const run = promisify(execFile);
 const CLEAN = { qemuNbd: [], leases: 0, strayFiles: [] };
@@ -77,6 +77,16 @@ describe('chains never exceed the repository maxChainDepth', () => {
     }
     expect((await lab.api('GET', '/api/v1/repositories')).body).toHaveLength(before);
     expect((await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body.maxChainDepth).toBe(MAX_DEPTH);
+
+    const env = { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN };
+    const bad = spawnSendense(['repository', 'add', '--name', 'cli-deep', '--path', join(lab.dir, 'cli-deep'), '--max-chain-depth', 'ten'], env);
+    expect((await bad.exited).code).not.toBe(0);
+    expect(bad.output()).toMatch(/maxChainDepth must be/);
+    const cli = spawnSendense(['repository', 'add', '--name', 'cli-deep', '--path', join(lab.dir, 'cli-deep'), '--max-chain-depth', '12'], env);
+    expect((await cli.exited).code).toBe(0);
+    expect(cli.output()).toMatch(/chains of at most 12 points/);
+    const added = (await lab.api('GET', '/api/v1/repositories')).body.find((r: { name: string }) => r.name === 'cli-deep');
+    expect(added.maxChainDepth).toBe(12);
   });
 
   it('after MAX_DEPTH points the next backup is a synthetic full: only the changes are read, the new file stands alone, and the next incremental builds on it', async () => {
