@@ -133,7 +133,13 @@ export class RestoreRunner {
         this.resume(journal);
         continue;
       }
-      done.push(...(await this.deps.host.undo(journal.state)));
+      // an undo that cannot remove the domain keeps its journal: the start goes on, the next one tries again
+      const undone = await this.deps.host.undo(journal.state).catch((e: Error) => {
+        this.deps.log('error', `undoing restore ${journal.state.restoreId} failed (the next agent start tries again): ${e.message}`);
+        return null;
+      });
+      if (!undone) continue;
+      done.push(...undone);
       await journal.remove();
     }
     if (done.length) this.deps.log('warn', `cleaned up after restores a previous agent did not finish: ${done.join('; ')}`);
@@ -293,7 +299,6 @@ export class RestoreRunner {
     }
   }
 }
-
 
 /** What a restore writes to, as two restores must not share it: a new domain's name, a replaced domain. A drill makes its own. */
 function targetKey(req: RestoreCheckRequest): string | null {
