@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -155,11 +155,12 @@ describe('restore faults under real libvirt', () => {
     for (const f of readdirSync(storage).filter((x) => x.startsWith(name))) rmSync(join(storage, f));
   }, 600_000);
 
-  it('an instant recovery whose storage fills (a 96 MiB ext4 for 512 MiB of data) fails with the reason instead of copying on silently, leaving nothing', async () => {
+  it('an instant recovery whose storage fills during the copy (a loop-mounted ext4 another writer fills) fails with the reason instead of copying on silently, leaving nothing', async () => {
     const image = join(guestDir, 'small.ext4');
     const mount = join(guestDir, 'small');
     mkdirSync(mount);
-    await run('truncate', ['-s', '96M', image]);
+    // room for the point when the restore is asked for (the agent refuses less), taken by another writer once it runs
+    await run('truncate', ['-s', '768M', image]);
     await run('mkfs.ext4', ['-q', '-F', '-m', '0', image]);
     const device = (await run('losetup', ['-f', '--show', image])).stdout.trim();
     loop = { image, device, mount };
@@ -169,9 +170,12 @@ describe('restore faults under real libvirt', () => {
     names.push(name);
     const res = await restore({ mode: 'instant', target: { kind: 'new-domain', name, storageDir: mount } });
     expect(res.status).toBe(202);
+    const { bavail, bsize } = statfsSync(mount);
+    await run('fallocate', ['-l', String(bavail * bsize - 32 * MiB), join(mount, 'filler')]);
     const done = await waitForRestore(res.body.restoreId, 240_000);
     expect(done).toMatchObject({ status: 'failed', error: expect.stringMatching(/the copy of vd[ab] stopped: .*no space left on the filesystem/) });
     expect(await leftovers(name, mount)).toEqual(clean);
+    expect(readdirSync(mount).filter((f) => f !== 'lost+found')).toEqual(['filler']);
     const story = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events.map((e: { type: string }) => e.type);
     expect(story).toContain('InstantRecoveryRunning');
     expect(story.at(-1)).toBe('RestoreFailed');
