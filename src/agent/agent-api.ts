@@ -67,7 +67,11 @@ export class AgentApi {
           throw e instanceof RestoreRefusal ? new HttpError(e.status, e.message) : e instanceof RestoreConflict ? new HttpError(409, e.message) : e;
         });
         if (!start) return send(res, 200, { ok: true });
-        this.restores.start(request as ReturnType<typeof parseRestoreRequest>);
+        try {
+          this.restores.start(request as ReturnType<typeof parseRestoreRequest>);
+        } catch (e) {
+          throw new HttpError(e instanceof RestoreConflict ? 409 : 400, (e as Error).message);
+        }
         return send(res, 202, { accepted: true });
       }
       if (req.method === 'POST' && cancelRestore) {

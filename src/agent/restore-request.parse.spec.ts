@@ -31,6 +31,10 @@ describe("the hub's restore request, as the agent reads it", () => {
     [{ target: { kind: 'new-domain', name: 'a', storageDir: `/srv/${'a/'.repeat(600)}x`, start: false } }, /target.storageDir must be at most 1024 characters/],
     [{ target: { kind: 'new-domain', name: 'a', storageDir: `/srv/${'s'.repeat(256)}`, start: false } }, /target.storageDir segments must be at most 255 characters each/],
     [{ target: { kind: 'new-domain', name: 'a', storageDir: '/sys/kernel', start: false } }, /target.storageDir may not be in \/proc, \/sys or \/dev/],
+    // virsh would look these up as a domain id and a uuid: another domain than the one this restore defines
+    [{ target: { kind: 'new-domain', name: '1', storageDir: null, start: false } }, /must not be all digits or a uuid/],
+    [{ target: { kind: 'new-domain', name: '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b', storageDir: null, start: false } }, /must not be all digits or a uuid/],
+    [{ target: { kind: 'new-domain', name: '6f1c2a9e3b4d4e5f8a6b7c8d9e0f1a2b', storageDir: null, start: false } }, /must not be all digits or a uuid/],
     [{ target: { kind: 'elsewhere' } }, /target.kind/],
     [{ configuration: { ...config, domainXml: 'rm -rf /' } }, /configuration: domainXml/],
     [{ definition: { memoryMiB: 0, vcpus: 1 } }, /definition/],

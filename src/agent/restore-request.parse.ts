@@ -1,7 +1,7 @@
 import { VALID_CORRELATION_ID, VALID_EVENT_ID } from '../wire/backup-protocol';
 import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-protocol';
 import { ConfigurationFormatError, parseVmConfiguration } from '../wire/vm-configuration';
-import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
+import { DOMAIN_LOOKUP_FORM, DOMAIN_LOOKUP_FORM_MESSAGE, IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 import { storageDirProblem } from '../wire/storage-dir';
 
 /** libvirt accepts more, but a domain name also becomes part of file names here. */
@@ -27,6 +27,7 @@ export function parseRestoreRequest(body: Record<string, unknown>, withExports: 
   let target: RestoreStartRequest['target'];
   if (t?.kind === 'new-domain') {
     if (typeof t.name !== 'string' || !DOMAIN_NAME.test(t.name)) fail('target.name must be 1-64 characters of A-Z a-z 0-9 . _ -');
+    if (DOMAIN_LOOKUP_FORM.test(t.name as string)) fail(`target.${DOMAIN_LOOKUP_FORM_MESSAGE}`);
     const dir = t.storageDir ?? null;
     if (dir !== null) {
       if (typeof dir !== 'string') fail('target.storageDir must be a string');

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyDisk } from '../data-mover';
 import { NbdClient, openNbd } from '../nbd-protocol';
@@ -22,6 +22,8 @@ export interface RestoreHost {
   startInstant(req: RestoreStartRequest, plans: RestoreDiskPlan[], journal: RestoreJournal, hubHost: string): Promise<{ name: string; uuid: string; proxyDir: string }>;
   pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal): Promise<void>;
   releaseInstant(state: RestoreJournalState): Promise<void>;
+  /** An instant recovery's copy done: the domain resumed if an I/O error paused it; whether it runs. */
+  settleInstant(uuid: string): Promise<boolean>;
   undo(state: RestoreJournalState): Promise<string[]>;
 }
 
@@ -62,6 +64,8 @@ class DamagedRestore extends Error {
  */
 export class RestoreRunner {
   private readonly running = new Map<string, AbortController>();
+  /** What each running restore writes to (a new domain's name, a replaced domain), taken before it makes anything. */
+  private readonly targets = new Map<string, string>();
 
   constructor(private readonly deps: RestoreRunnerDeps) {}
 
@@ -69,14 +73,30 @@ export class RestoreRunner {
   async check(req: RestoreCheckRequest): Promise<void> {
     // a refusal of the request, as a taken name is: the hub answers it with 409, not as its own failure
     if (!this.deps.host) throw new RestoreConflict('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
+    this.refuseTaken(req);
     await checkFreeSpace(await this.deps.host.plan(req), req.disks);
   }
 
+  /** Throws RestoreConflict when another running restore writes to the same target. */
   start(req: RestoreStartRequest): void {
     if (this.running.has(req.restoreId)) throw new Error(`restore ${req.restoreId} is already running`);
+    // taken here, synchronously, before anything is made: of two restores to one name the second is refused,
+    // never left to remove what the first wrote
+    this.refuseTaken(req);
+    const target = targetKey(req);
+    if (target) this.targets.set(target, req.restoreId);
     const abort = new AbortController();
     this.running.set(req.restoreId, abort);
-    void this.run(req, abort.signal).finally(() => this.running.delete(req.restoreId));
+    void this.run(req, abort.signal).finally(() => {
+      this.running.delete(req.restoreId);
+      if (target && this.targets.get(target) === req.restoreId) this.targets.delete(target);
+    });
+  }
+
+  private refuseTaken(req: RestoreCheckRequest): void {
+    const target = targetKey(req);
+    const holder = target ? this.targets.get(target) : undefined;
+    if (holder !== undefined && holder !== req.restoreId) throw new RestoreConflict(`restore ${holder} is restoring to ${target} now`);
   }
 
   cancel(restoreId: string): boolean {
@@ -113,7 +133,13 @@ export class RestoreRunner {
         this.resume(journal);
         continue;
       }
-      done.push(...(await this.deps.host.undo(journal.state)));
+      // an undo that cannot remove the domain keeps its journal: the start goes on, the next one tries again
+      const undone = await this.deps.host.undo(journal.state).catch((e: Error) => {
+        this.deps.log('error', `undoing restore ${journal.state.restoreId} failed (the next agent start tries again): ${e.message}`);
+        return null;
+      });
+      if (!undone) continue;
+      done.push(...undone);
       await journal.remove();
     }
     if (done.length) this.deps.log('warn', `cleaned up after restores a previous agent did not finish: ${done.join('; ')}`);
@@ -133,6 +159,7 @@ export class RestoreRunner {
       if (!this.deps.host) throw new Error('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
       const disks = await this.deps.host.plan(req);
       journal = await RestoreJournal.create(this.deps.workDir, req.restoreId);
+      await reserveFiles(disks, journal);
       if (req.mode === 'instant' && req.target.kind === 'new-domain') {
         const started = await this.deps.host.startInstant(req, disks, journal, this.deps.hubHost);
         // journaled before the hub hears of it: an agent killed once the hub knows the domain runs must resume its copy, never undo it
@@ -166,8 +193,11 @@ export class RestoreRunner {
       if (journal?.state.phase === 'pulling' && reason === SHUTDOWN) return;
       log('error', `restore ${req.restoreId} of ${req.restorePointId} failed: ${reason}`);
       if (journal && this.deps.host) {
-        await this.deps.host.undo(journal.state).catch((e) => log('error', `undoing restore ${req.restoreId} failed (the next agent start tries again): ${String(e)}`));
-        await journal.remove();
+        // a journal whose undo failed stays: the next agent start tries again
+        await this.deps.host.undo(journal.state).then(
+          () => journal!.remove(),
+          (e) => log('error', `undoing restore ${req.restoreId} failed (the next agent start tries again): ${String(e)}`),
+        );
       }
       await report({ type: 'failed', reason, damaged: error instanceof DamagedRestore ? error.damaged : [] }).catch((e) => log('error', `could not report the failure of restore ${req.restoreId}: ${String(e)}`));
     }
@@ -184,8 +214,9 @@ export class RestoreRunner {
     }, signal);
     for (const diskId of instant!.diskIds) await report({ type: 'disk-completed', diskId, bytesWritten: 0, bytesZeroed: 0, bytesPlanned: 0, durationMs: 0, verifiedBlocks: 0 }).catch(() => undefined);
     await this.deps.host!.releaseInstant(journal.state);
+    const started = await this.deps.host!.settleInstant(instant!.uuid);
     await journal.remove();
-    const final: RestoreReport = { type: 'finished', domain: { name: instant!.name, uuid: instant!.uuid, started: true } };
+    const final: RestoreReport = { type: 'finished', domain: { name: instant!.name, uuid: instant!.uuid, started } };
     for (const deadline = Date.now() + FINAL_REPORT_MS; ; ) {
       try {
         await report(final);
@@ -204,8 +235,19 @@ export class RestoreRunner {
     const abort = new AbortController();
     this.running.set(restoreId, abort);
     const restore = { restoreId, correlationId: instant!.correlationId, causationId: instant!.causationId };
-    void this.finishInstant(journal, abort.signal, (r) => this.deps.report(restore, r))
-      .catch((e) => this.deps.log('error', `resuming instant recovery ${restoreId}: ${String(e)}`))
+    const report = (r: RestoreReport) => this.deps.report(restore, r);
+    void this.finishInstant(journal, abort.signal, report)
+      .catch(async (error: Error) => {
+        const reason = abort.signal.aborted ? String((abort.signal.reason as Error)?.message ?? 'cancelled') : error.message;
+        if (reason === SHUTDOWN) return;
+        // as a restore this agent started: what it made goes, then the hub hears why
+        this.deps.log('error', `instant recovery ${restoreId} failed: ${reason}`);
+        await this.deps.host!.undo(journal.state).then(
+          () => journal.remove(),
+          (e) => this.deps.log('error', `undoing restore ${restoreId} failed (the next agent start tries again): ${String(e)}`),
+        );
+        await report({ type: 'failed', reason, damaged: [] }).catch((e) => this.deps.log('error', `could not report the failure of restore ${restoreId}: ${String(e)}`));
+      })
       .finally(() => this.running.delete(restoreId));
   }
 
@@ -213,14 +255,17 @@ export class RestoreRunner {
   private async restoreDisk(req: RestoreStartRequest, disk: RestoreDiskPlan, journal: RestoreJournal, report: (r: RestoreReport) => Promise<unknown>, signal: AbortSignal): Promise<void> {
     const wire = req.disks.find((d) => d.diskId === disk.diskId)!;
     const expected = wire.digests ? BlockDigests.decode(await this.deps.fetchDigests(req, disk.diskId)) : null;
-    await journal.addFile(disk.write);
-    if (disk.format === 'qcow2') await createFull(disk.write, disk.virtualSize);
+    // the (empty) file is ours since reserveFiles
+    if (disk.format === 'qcow2') await createFull(disk.write, disk.virtualSize, { overwrite: true });
     else await runQemuImg(['create', '-q', '-f', 'raw', disk.write, String(disk.virtualSize)]);
     const dir = await mkdtemp(join(this.deps.workDir, NBD_DIR));
     const socket = join(dir, 'nbd.sock');
     const pidFile = join(dir, 'qemu-nbd.pid');
     const args = buildSocketExportArgs({ file: disk.write, format: disk.format, socket, exportName: disk.diskId, shared: 1, writable: { directIo: supportsDirectIo(disk.write) } }, pidFile);
-    const server = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs: 30_000 });
+    const server = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs: 30_000 }).catch(async (error: unknown) => {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    });
     let source: NbdClient | undefined;
     let target: NbdClient | undefined;
     try {
@@ -255,3 +300,26 @@ export class RestoreRunner {
   }
 }
 
+/** What a restore writes to, as two restores must not share it: a new domain's name, a replaced domain. A drill makes its own. */
+function targetKey(req: RestoreCheckRequest): string | null {
+  if (req.target.kind === 'new-domain') return `domain ${req.target.name}`;
+  if (req.target.kind === 'replace') return `domain ${req.target.vmId}`;
+  return null;
+}
+
+/**
+ * Each file the restore writes, created empty and exclusively before anything else is made, and journaled only
+ * once created: a file of that name already there (another restore's, anything else's) fails the restore
+ * without becoming one its undo removes.
+ */
+async function reserveFiles(disks: RestoreDiskPlan[], journal: RestoreJournal): Promise<void> {
+  for (const d of disks) {
+    await open(d.write, 'wx', 0o644).then(
+      (file) => file.close(),
+      (error: NodeJS.ErrnoException) => {
+        throw error.code === 'EEXIST' ? new RestoreConflict(`${d.write} already exists`) : error;
+      },
+    );
+    await journal.addFile(d.write);
+  }
+}

@@ -4,7 +4,7 @@ import { Type } from 'class-transformer';
 import { IsBoolean, IsDefined, IsIn, IsInt, IsObject, IsOptional, IsUUID, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
 import type { MinimalDefinition } from '../wire/restore-protocol';
 import type { RestoreRecord } from './queries/restore.record';
-import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
+import { DOMAIN_LOOKUP_FORM, DOMAIN_LOOKUP_FORM_MESSAGE, IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 import { IsStorageDir } from './storage-dir.validator';
 
 /** A domain name also names files on the agent's host. */
@@ -18,6 +18,7 @@ export class RestoreTargetDto {
   @ApiPropertyOptional({ description: 'new-domain: the new domain name' })
   @ValidateIf((t: RestoreTargetDto) => t.kind === 'new-domain' || t.name !== undefined)
   @Matches(DOMAIN_NAME, { message: 'name must be 1-64 characters of A-Z a-z 0-9 . _ - (new-domain needs one)' })
+  @Matches(new RegExp(`^(?!${DOMAIN_LOOKUP_FORM.source})`, 'i'), { message: DOMAIN_LOOKUP_FORM_MESSAGE })
   name?: string;
 
   @ApiPropertyOptional({ description: "new-domain: where the disks are written (default: libvirt's default pool)" })

@@ -35,3 +35,10 @@ export function IsSafeIdentifier(options?: ValidationOptions): PropertyDecorator
     });
   };
 }
+
+/**
+ * What virsh reads as a domain id (all digits) or a uuid (32 hex digits, dashes between pairs) before it tries a
+ * name: a new domain named so would be found as another domain by every later lookup. Not a name, then.
+ */
+export const DOMAIN_LOOKUP_FORM = /^(?:\d+|(?:[0-9a-f]{2}-*){16})$/i;
+export const DOMAIN_LOOKUP_FORM_MESSAGE = 'name must not be all digits or a uuid (virsh reads those as a domain id or uuid)';

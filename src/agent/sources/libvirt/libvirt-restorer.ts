@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DrillScreenshot, RestoreCheckRequest, RestoreStartRequest } from '../../../wire/restore-protocol';
 import type { RestoreJournal, RestoreJournalState } from '../../restore-journal';
@@ -71,6 +71,8 @@ export class LibvirtRestorer {
       if (await exists(file)) throw new RestoreConflict(`${file} already exists`);
       plans.push({ diskId: d.diskId, virtualSize: d.virtualSize, format: 'qcow2', write: file, final: file, owner: null });
     }
+    // the new domain's other files (domainXml): refused now rather than after every disk was written
+    for (const file of [join(dir, `${name}.console.log`), join(dir, `${name}_VARS.fd`)]) if (await exists(file)) throw new RestoreConflict(`${file} already exists`);
     return plans;
   }
 
@@ -162,6 +164,8 @@ export class LibvirtRestorer {
       return { ...verdict, bootMs, screenshot };
     } finally {
       await this.source.virsh(['destroy', uuid]).catch(() => undefined);
+      // the overlays stay while a qemu may still use them (the restore's undo tries again)
+      if (await this.domainExists(uuid)) throw new Error(`the drill's domain ${uuid} could not be destroyed`);
       await stopInstantDisks(dir, journal.state.proxyPids);
     }
   }
@@ -174,7 +178,7 @@ export class LibvirtRestorer {
     if (req.target.kind !== 'new-domain') throw new Error('instant recovery makes a new domain');
     const { name } = req.target;
     const proxyDir = join(this.opts.workDir, `instant-${req.restoreId}`);
-    await journal.record({ dirs: [...journal.state.dirs, proxyDir], files: [...journal.state.files, ...plans.map((p) => p.final)] });
+    await journal.record({ dirs: [...journal.state.dirs, proxyDir] });
     const disks = await startInstantDisks(proxyDir, req.disks, hubHost, this.opts.log, (id) => plans.find((p) => p.diskId === id)!.final);
     await journal.record({ proxyPids: disks.map((d) => d.proxyPid) });
     const uuid = randomUUID();
@@ -189,12 +193,17 @@ export class LibvirtRestorer {
 
   /**
    * The background copy: a `blockpull` per disk streams the backing (the hub's export) into the overlay, qemu
-   * reading through on demand meanwhile, and drops the backing when done. A pull that stopped (the hub away
-   * too long, libvirtd restarted) is started again and skips what it copied. Ends when no disk has a network
+   * reading through on demand meanwhile, and drops the backing when done. A pull that stopped (never started
+   * by a killed agent, the hub away too long) is started again and skips what it copied. One that stopped
+   * because the overlay cannot take the data (its filesystem full, the guest paused on an I/O error), or that
+   * keeps stopping, ends this with the reason: the copy would never finish. Ends when no disk has a network
    * backing left, or throws when aborted.
    */
   async pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal): Promise<void> {
     const pending = new Set(diskIds);
+    const issued = new Set<string>();
+    /** Per disk, the jobs this pull started that ended with the disk still reading from the hub, since one was last seen running. */
+    const stopped = new Map<string, number>();
     while (pending.size) {
       signal.throwIfAborted();
       const xml = await this.source.virsh(['dumpxml', uuid]).catch(() => null);
@@ -203,13 +212,60 @@ export class LibvirtRestorer {
           pending.delete(diskId);
           continue;
         }
-        const info = await this.source.virsh(['blockjob', uuid, diskId, '--info', '--bytes']).catch(() => '');
-        const bytes = /\[\s*(\d+) of (\d+) bytes\]/.exec(info);
-        if (bytes) onProgress(diskId, Number(bytes[1]), Number(bytes[2]));
-        else if (/No current block job/i.test(info) || info === '') await this.source.virsh(['blockpull', uuid, diskId]).catch((e: Error) => this.opts.log('warn', `blockpull of ${diskId}: ${e.message}`));
+        // --raw: the job's own cur/end in bytes (--bytes is for --bandwidth, and without --raw virsh prints a percentage)
+        const job = blockJobBytes(await this.source.virsh(['blockjob', uuid, diskId, '--info', '--raw']).catch(() => ''));
+        if (job) {
+          stopped.set(diskId, 0);
+          onProgress(diskId, job.cur, job.end);
+          continue;
+        }
+        // libvirtd away: nothing to conclude from the missing job until it answers again
+        if (xml === null) continue;
+        if (issued.has(diskId)) {
+          const fault = await this.pullFault(uuid, xml, diskId);
+          // a job that just finished leaves libvirt's XML a moment after it leaves the job list
+          const now = await this.source.virsh(['dumpxml', uuid]).catch(() => null);
+          if (now === null) continue;
+          if (!diskBackedByNetwork(now, diskId)) {
+            pending.delete(diskId);
+            continue;
+          }
+          const count = (stopped.get(diskId) ?? 0) + 1;
+          stopped.set(diskId, count);
+          if (fault) throw new Error(`the copy of ${diskId} stopped: ${fault}`);
+          if (count >= PULL_STOPS) throw new Error(`the copy of ${diskId} stopped ${count} times in a row without finishing`);
+          this.opts.log('warn', `the copy of ${diskId} of domain ${uuid} stopped before it finished; started again`);
+        }
+        await this.source.virsh(['blockpull', uuid, diskId]).catch((e: Error) => this.opts.log('warn', `blockpull of ${diskId}: ${e.message}`));
+        issued.add(diskId);
       }
       if (pending.size) await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+
+  /** Why a disk's copy cannot go on, or null when nothing says so: the overlay's filesystem full, a disk error the domain reports, the domain paused by one. */
+  private async pullFault(uuid: string, xml: string, diskId: string): Promise<string | null> {
+    const faults: string[] = [];
+    const overlay = diskSourceFile(xml, diskId);
+    if (overlay) {
+      const fs = await statfs(dirname(overlay)).catch(() => null);
+      if (fs && fs.bavail * fs.bsize < PULL_MIN_FREE) faults.push(`no space left on the filesystem of ${overlay} (${fs.bavail * fs.bsize} bytes free)`);
+    }
+    const errors = (await this.source.virsh(['domblkerror', uuid]).catch(() => '')).trim();
+    if (errors && !/no errors found/i.test(errors)) faults.push(`disk errors: ${errors.split('\n').map((l) => l.trim()).join(', ')}`);
+    const state = (await this.source.virsh(['domstate', uuid, '--reason']).catch(() => '')).trim();
+    if (/^paused \((I\/O error|ioerror)/i.test(state)) faults.push(`the domain is ${state}`);
+    return faults.length ? faults.join('; ') : null;
+  }
+
+  /**
+   * The copy done: a domain qemu paused on an I/O error while it ran (its overlay full for a while) runs again.
+   * Whether it runs is then read from libvirt, not assumed: an operator's pause stays.
+   */
+  async settleInstant(uuid: string): Promise<boolean> {
+    const state = (await this.source.virsh(['domstate', uuid, '--reason'])).trim();
+    if (/^paused \((I\/O error|ioerror)/i.test(state)) await this.source.virsh(['resume', uuid]);
+    return (await this.source.virsh(['domstate', uuid])).trim() === 'running';
   }
 
   /** The domain no longer reads from the hub: its proxies and their sockets go. */
@@ -226,26 +282,35 @@ export class LibvirtRestorer {
     return text === null ? null : { contentType: 'text/plain', data: Buffer.from(text.split('\n').slice(-60).join('\n')).toString('base64') };
   }
 
-  /** The recorded domain as a new one (its UEFI variables and TPM state restored beside it), or a minimal one. */
+  /** The recorded domain as a new one, or a minimal one; its console log made as the restore's. */
   private async domainXml(req: RestoreStartRequest, journal: RestoreJournal, spec: { name: string; uuid: string; dir: string; disks: RestoredDomainSpec['disks']; withoutNetwork?: boolean }): Promise<{ xml: string; notes: string[] }> {
-    const { name, uuid, dir } = spec;
+    const { name, dir } = spec;
     const base = { ...spec, consoleLog: join(dir, `${name}.console.log`) };
-    if (!req.configuration) return { xml: minimalDomainXml({ ...req.definition!, virtType: await this.virtType() }, base), notes: [] };
+    const made = !req.configuration ? { xml: minimalDomainXml({ ...req.definition!, virtType: await this.virtType() }, base), notes: [] } : await this.recordedDomainXml(req.configuration, journal, base);
+    // libvirt writes the console log from the first start on: made here, as the restore's, so its undo removes it
+    if (made.xml.includes(base.consoleLog)) await createOwnFile(base.consoleLog, journal);
+    return made;
+  }
+
+  /** The recorded domain as a new one, its UEFI variables and TPM state restored beside it. */
+  private async recordedDomainXml(configuration: NonNullable<RestoreStartRequest['configuration']>, journal: RestoreJournal, base: Omit<RestoredDomainSpec, 'nvramFile'> & { dir: string }): Promise<{ xml: string; notes: string[] }> {
+    const { name, uuid, dir } = base;
     let nvramFile: string | null = null;
-    if (req.configuration.nvram) {
+    if (configuration.nvram) {
       nvramFile = join(dir, `${name}_VARS.fd`);
+      // created before it is journaled: a file of that name already there is not ours to remove
+      await writeFile(nvramFile, Buffer.from(configuration.nvram, 'base64'), { flag: 'wx', mode: 0o600 });
       await journal.addFile(nvramFile);
-      await writeFile(nvramFile, Buffer.from(req.configuration.nvram, 'base64'), { flag: 'wx', mode: 0o600 });
     }
-    if (req.configuration.tpm?.length) {
+    if (configuration.tpm?.length) {
       const tpmDir = join(this.opts.swtpmDir ?? '/var/lib/libvirt/swtpm', uuid);
       await journal.record({ dirs: [...journal.state.dirs, tpmDir] });
-      for (const f of req.configuration.tpm) {
+      for (const f of configuration.tpm) {
         await mkdir(dirname(join(tpmDir, f.name)), { recursive: true, mode: 0o711 });
         await writeFile(join(tpmDir, f.name), Buffer.from(f.data, 'base64'), { mode: 0o600 });
       }
     }
-    return restoredDomainXml(req.configuration.domainXml, { ...base, nvramFile });
+    return restoredDomainXml(configuration.domainXml, { ...base, nvramFile });
   }
 
   private async withXmlFile(restoreId: string, xml: string, use: (file: string) => Promise<void>): Promise<void> {
@@ -256,6 +321,20 @@ export class LibvirtRestorer {
     } finally {
       await rm(file, { force: true });
     }
+  }
+
+  /**
+   * Whether libvirt has the domain of this uuid. `domname` looks up by id or uuid (`domuuid` by id or name would
+   * never find it); an answer other than "no such domain" (libvirtd away) is not a no.
+   */
+  private async domainExists(uuid: string): Promise<boolean> {
+    return this.source.virsh(['domname', uuid]).then(
+      () => true,
+      (e: Error) => {
+        if (/failed to get domain|domain not found|no domain with matching/i.test(e.message)) return false;
+        throw e;
+      },
+    );
   }
 
   /** kvm where this host has it, else TCG: a minimal domain must start here. */
@@ -271,13 +350,13 @@ export class LibvirtRestorer {
     }
     const done: string[] = [];
     // the domain first: its qemu is the proxies' client
-    if (state.domainUuid) {
-      const there = await this.source.virsh(['domuuid', state.domainUuid]).then(() => true, () => false);
-      if (there) {
-        await this.source.virsh(['destroy', state.domainUuid]).catch(() => undefined);
-        await this.source.virsh(['undefine', state.domainUuid, '--checkpoints-metadata', '--nvram']).catch(() => this.source.virsh(['undefine', state.domainUuid!, '--checkpoints-metadata']).catch(() => undefined));
-        done.push(`undefined domain ${state.domainUuid}`);
-      }
+    const uuid = state.domainUuid;
+    if (uuid && (await this.domainExists(uuid))) {
+      await this.source.virsh(['destroy', uuid]).catch(() => undefined);
+      await this.source.virsh(['undefine', uuid, '--checkpoints-metadata', '--nvram']).catch(() => this.source.virsh(['undefine', uuid, '--checkpoints-metadata']).catch(() => undefined));
+      // its qemu may still read and write the overlays and disks: they stay, and so does the journal, for the next try
+      if (await this.domainExists(uuid)) throw new Error(`domain ${uuid} could not be destroyed and undefined; its files are kept`);
+      done.push(`undefined domain ${uuid}`);
     }
     if (state.proxyPids.length) done.push(`stopped NBD proxies ${state.proxyPids.join(', ')}`);
     for (const dir of state.dirs) await stopInstantDisks(dir, state.proxyPids);
@@ -295,9 +374,37 @@ function diskBackedByNetwork(xml: string, target: string): boolean {
   return false;
 }
 
+/** The file a disk `target` of the domain reads and writes (an instant recovery's overlay). */
+function diskSourceFile(xml: string, target: string): string | null {
+  for (const m of xml.matchAll(/<disk\b[^>]*>([\s\S]*?)<\/disk>/g)) {
+    if (new RegExp(`<target\\b[^>]*dev=['"]${target}['"]`).test(m[1])) return /<source\b[^>]*\bfile=['"]([^'"]+)['"]/.exec(m[1])?.[1] ?? null;
+  }
+  return null;
+}
+
+/** `virsh blockjob --info --raw`: the job's bytes copied and to copy, or null when the disk has no job. */
+export function blockJobBytes(info: string): { cur: number; end: number } | null {
+  const cur = /^\s*cur=(\d+)\s*$/m.exec(info);
+  const end = /^\s*end=(\d+)\s*$/m.exec(info);
+  return cur && end ? { cur: Number(cur[1]), end: Number(end[1]) } : null;
+}
+
+/** Created exclusively, then journaled: a file already there is not the restore's to remove, and fails it. */
+async function createOwnFile(file: string, journal: RestoreJournal): Promise<void> {
+  await writeFile(file, '', { flag: 'wx', mode: 0o644 }).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'EEXIST' ? new RestoreConflict(`${file} already exists`) : error;
+  });
+  await journal.addFile(file);
+}
+
 /** Each rename whose source is still there; safe to run again after a crash between two of them. */
 async function finishRenames(state: RestoreJournalState): Promise<void> {
   for (const r of state.renames) if (await exists(r.from)) await rename(r.from, r.to);
 }
+
+/** Below this much free space on the overlay's filesystem, a copy that stopped stopped for want of space. */
+const PULL_MIN_FREE = 4 * 1024 * 1024;
+/** A copy restarted this often in a row without being seen running is not going to finish. */
+const PULL_STOPS = 10;
 
 const exists = (path: string) => stat(path).then(() => true, () => false);

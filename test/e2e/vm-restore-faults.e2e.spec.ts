@@ -1,0 +1,186 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ensureGuestImage, ensureLibvirt, GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { LibvirtLab } from '../support/libvirt-lab';
+import { processesMentioning } from '../support/processes';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+
+/**
+ * Restores under faults, against a real libvirtd, hub and agent and a 2-disk TCG guest: a cancelled instant
+ * recovery, a start that fails, two restores to one name at once, an instant recovery whose storage (a small
+ * loop-mounted ext4) fills, names virsh would read as another domain. Each ends with what it says, and leaves
+ * no domain, no file, no proxy behind.
+ */
+describe('restore faults under real libvirt', () => {
+  const lab = new LibvirtLab();
+  let stopLibvirt: (() => Promise<void>) | undefined;
+  let guestDir = '';
+  let storage = '';
+  let guest: GuestDomain | undefined;
+  let agentId = '';
+  let pointId = '';
+  /** vdb's size: the disk whose copy takes a while. */
+  const vdbBytes = 640 * MiB;
+  const names: string[] = [];
+  let loop: { image: string; device: string; mount: string } | undefined;
+
+  beforeAll(async () => {
+    const libvirt = await ensureLibvirt();
+    if (!libvirt.ok) throw new Error(`libvirt is needed: ${libvirt.reason}`);
+    stopLibvirt = libvirt.stop;
+    guestDir = mkdtempSync(join(tmpdir(), 'sendense-restore-faults-'));
+    chmodSync(guestDir, 0o755);
+    storage = join(guestDir, 'restored');
+    mkdirSync(storage, { mode: 0o755 });
+    // 512 MiB of data on vdb: an instant recovery's copy runs long enough to be watched, and fills a small filesystem
+    guest = await startGuest({ name: `sendense-faults-${process.pid}`, dir: join(guestDir, 'g'), agent: true, d1Mib: vdbBytes / MiB, fillD1Mib: 512 });
+    lab.vmIds = [guest.uuid];
+    lab.consoleLogs = [guest.console];
+    await lab.start();
+    agentId = await lab.agentId();
+    pointId = (await lab.waitForJob(await lab.backup('full', guest.uuid), 300_000)).restorePointId;
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const name of names) {
+      await virsh('destroy', name).catch(() => undefined);
+      await virsh('undefine', name, '--nvram').catch(() => undefined);
+    }
+    await guest?.destroy();
+    if (lab.hub) await lab.close();
+    if (loop) {
+      await run('umount', [loop.mount]).catch(() => undefined);
+      await run('losetup', ['-d', loop.device]).catch(() => undefined);
+    }
+    if (guestDir) rmSync(guestDir, { recursive: true, force: true });
+    await stopLibvirt?.();
+  }, 120_000);
+
+  const restore = (body: Record<string, unknown>) => lab.api('POST', '/api/v1/restores', { agentId, restorePointId: pointId, mode: 'full', ...body });
+  const get = async (restoreId: string) => (await lab.api('GET', `/api/v1/restores/${restoreId}`)).body;
+  async function waitForRestore(restoreId: string, timeoutMs = 300_000): Promise<any> {
+    let r: any;
+    await lab.until(async () => (r = await get(restoreId)).status !== 'running', timeoutMs, `restore ${restoreId} to end`);
+    return r;
+  }
+  /** What a failed restore must not leave: a domain of that name, a file of it, an NBD proxy, an export, a journal, a qemu-nbd dir. */
+  async function leftovers(name: string, dir = storage) {
+    return {
+      domain: (await virsh('list', '--all', '--name')).split('\n').map((n) => n.trim()).includes(name),
+      qemu: processesMentioning(`guest=${name},`).map((p) => p.pid),
+      files: existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith(name)) : [],
+      nbdkit: processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit')).map((p) => p.cmdline),
+      leases: (await lab.api('GET', '/api/v1/nbd/ports')).body.length,
+      agentDir: [...readdirSync(join(lab.dir, 'agent', 'restores')).filter((f) => f.startsWith('restore-') || f.startsWith('nbd-')), ...readdirSync(lab.workDir).filter((f) => f.startsWith('instant-'))],
+    };
+  }
+  const clean = { domain: false, qemu: [], files: [], nbdkit: [], leases: 0, agentDir: [] };
+
+  it('refuses a name virsh would read as a domain id or uuid (an existing domain\'s uuid, a running domain\'s id) with 400, recording nothing', async () => {
+    const before = (await lab.api('GET', '/api/v1/restores')).body.length;
+    const id = (await virsh('domid', guest!.name)).trim();
+    for (const name of [guest!.uuid, guest!.uuid.replaceAll('-', ''), id, '1']) {
+      const res = await restore({ target: { kind: 'new-domain', name, storageDir: storage } });
+      expect({ name, status: res.status, message: JSON.stringify(res.body.message) }).toEqual({ name, status: 400, message: expect.stringContaining('must not be all digits or a uuid') });
+    }
+    expect((await lab.api('GET', '/api/v1/restores')).body).toHaveLength(before);
+    // the guest those names would have been taken for is untouched
+    expect((await virsh('domstate', guest!.uuid)).trim()).toBe('running');
+  });
+
+  it('instant recovery reports the bytes its copy moved; cancelled mid-copy, its domain is destroyed and undefined before its overlays go', async () => {
+    // the original off: one TCG guest at a time on this machine
+    await guest!.destroy();
+    const name = `sendense-instant-cancel-${process.pid}`;
+    names.push(name);
+    const res = await restore({ mode: 'instant', target: { kind: 'new-domain', name, storageDir: storage } });
+    expect(res.status).toBe(202);
+    let vdb: any;
+    await lab.until(async () => (vdb = (await get(res.body.restoreId)).disks.find((d: any) => d.diskId === 'vdb')).bytesDone > 0, 120_000, 'the copy to report bytes');
+    // bytes of the disk, not a percentage
+    expect(vdb.bytesPlanned).toBe(vdbBytes);
+    expect(vdb.bytesDone).toBeLessThan(vdbBytes);
+    const uuid = (await get(res.body.restoreId)).domain?.uuid ?? (await virsh('domuuid', name)).trim();
+    expect((await lab.api('POST', `/api/v1/restores/${res.body.restoreId}/cancel`)).status).toBe(202);
+    const done = await waitForRestore(res.body.restoreId, 120_000);
+    expect(done).toMatchObject({ status: 'cancelled' });
+    expect(await leftovers(name)).toEqual(clean);
+    await expect(virsh('dominfo', uuid)).rejects.toThrow(/failed to get domain/);
+  }, 600_000);
+
+  it('a restore whose domain fails to start fails saying why, leaving no domain and no file: the name is free again', async () => {
+    const name = `sendense-nostart-${process.pid}`;
+    names.push(name);
+    // the recorded domain boots a kernel of this host that is not there any more: libvirt's `start` fails
+    const { kernel } = await ensureGuestImage();
+    renameSync(kernel, `${kernel}.away`);
+    try {
+      const res = await restore({ target: { kind: 'new-domain', name, storageDir: storage, start: true } });
+      expect(res.status).toBe(202);
+      const done = await waitForRestore(res.body.restoreId);
+      expect(done).toMatchObject({ status: 'failed', error: expect.stringMatching(/virsh start: .*vmlinuz/) });
+      expect(await leftovers(name)).toEqual(clean);
+    } finally {
+      renameSync(`${kernel}.away`, kernel);
+    }
+  }, 600_000);
+
+  it('two restores to one name at once: one completes with its disks in place, the other is refused or fails saying the name is taken, and removes nothing of the first', async () => {
+    const name = `sendense-twice-${process.pid}`;
+    names.push(name);
+    const [a, b] = await Promise.all([0, 1].map(() => restore({ target: { kind: 'new-domain', name, storageDir: storage } })));
+    const accepted = [a, b].filter((r) => r.status === 202);
+    const refused = [a, b].filter((r) => r.status !== 202);
+    for (const r of refused) expect({ status: r.status, message: r.body.message }).toEqual({ status: 409, message: expect.stringMatching(/already exists|is restoring to domain/) });
+    const ends = await Promise.all(accepted.map((r) => waitForRestore(r.body.restoreId)));
+    const completed = ends.filter((e) => e.status === 'completed');
+    expect(completed).toHaveLength(1);
+    for (const e of ends.filter((x) => x.status !== 'completed')) expect(e).toMatchObject({ status: 'failed', error: expect.stringMatching(/already exists|is restoring to domain/) });
+    process.stdout.write(`two restores to one name: ${[a, b].map((r) => r.status).join(', ')}; ${ends.map((e) => `${e.status}${e.error ? ` (${e.error})` : ''}`).join(', ')}\n`);
+    // the domain defined reads files that are there and hold the point
+    const xml = await virsh('dumpxml', completed[0].domain.uuid);
+    for (const diskId of ['vda', 'vdb']) {
+      const file = join(storage, `${name}-${diskId}.qcow2`);
+      expect(xml).toContain(file);
+      expect(existsSync(file)).toBe(true);
+      const point = join(lab.repoRoot, (await lab.api('GET', `/api/v1/restore-points/${pointId}`)).body.disks.find((d: { diskId: string }) => d.diskId === diskId).file);
+      await run('qemu-img', ['compare', '-U', file, point]);
+    }
+    await virsh('undefine', completed[0].domain.uuid, '--nvram');
+    for (const f of readdirSync(storage).filter((x) => x.startsWith(name))) rmSync(join(storage, f));
+  }, 600_000);
+
+  it('an instant recovery whose storage fills during the copy (a loop-mounted ext4 another writer fills) fails with the reason instead of copying on silently, leaving nothing', async () => {
+    const image = join(guestDir, 'small.ext4');
+    const mount = join(guestDir, 'small');
+    mkdirSync(mount);
+    // room for the point when the restore is asked for (the agent refuses less), taken by another writer once it runs
+    await run('truncate', ['-s', '768M', image]);
+    await run('mkfs.ext4', ['-q', '-F', '-m', '0', image]);
+    const device = (await run('losetup', ['-f', '--show', image])).stdout.trim();
+    loop = { image, device, mount };
+    await run('mount', [device, mount]);
+    chmodSync(mount, 0o755);
+    const name = `sendense-instant-full-${process.pid}`;
+    names.push(name);
+    const res = await restore({ mode: 'instant', target: { kind: 'new-domain', name, storageDir: mount } });
+    expect(res.status).toBe(202);
+    const { bavail, bsize } = statfsSync(mount);
+    await run('fallocate', ['-l', String(bavail * bsize - 32 * MiB), join(mount, 'filler')]);
+    const done = await waitForRestore(res.body.restoreId, 240_000);
+    expect(done).toMatchObject({ status: 'failed', error: expect.stringMatching(/the copy of vd[ab] stopped: .*no space left on the filesystem/) });
+    expect(await leftovers(name, mount)).toEqual(clean);
+    expect(readdirSync(mount).filter((f) => f !== 'lost+found')).toEqual(['filler']);
+    const story = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events.map((e: { type: string }) => e.type);
+    expect(story).toContain('InstantRecoveryRunning');
+    expect(story.at(-1)).toBe('RestoreFailed');
+    await run('umount', [mount]);
+    await run('losetup', ['-d', device]);
+    loop = undefined;
+  }, 600_000);
+});
