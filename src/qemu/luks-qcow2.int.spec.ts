@@ -59,7 +59,7 @@ describe('encrypted qcow2 files written by the hub (real qemu-img, qemu-io)', ()
   });
 
   it('lays a file out as qemu-img create does: same size, same metadata, only the LUKS bytes differ', async () => {
-    for (const [virtualSize, clusterSize] of [[64 * MiB, undefined], [5 * 1024 * 1024 * MiB, undefined], [256 * MiB, 4096]] as const) {
+    for (const [virtualSize, clusterSize] of [[64 * MiB, undefined], [5 * 1024 * 1024 * MiB, undefined], [256 * MiB, 4096], [MiB + 1000, undefined]] as const) {
       const ours = join(root, `ours-${virtualSize}-${clusterSize ?? 'default'}.qcow2`);
       const qemus = join(root, `qemu-${virtualSize}-${clusterSize ?? 'default'}.qcow2`);
       await createFull(ours, virtualSize, { clusterSize });

@@ -60,4 +60,10 @@ describe('encryptedQcow2', () => {
     expect(file.subarray(at, at + LUKS_AREA_BYTES).equals(luks)).toBe(true);
     expect(at + Math.ceil(LUKS_AREA_BYTES / clusterSize) * clusterSize).toBe(file.length);
   });
+
+  it('rounds a size that is not whole sectors up to the next sector, as qemu-img create does (qemu would read it rounded down)', () => {
+    expect(Number(encryptedQcow2({ virtualSize: 1000 }, luks).readBigUInt64BE(24))).toBe(1024);
+    expect(Number(encryptedQcow2({ virtualSize: (1 << 20) + 1 }, luks).readBigUInt64BE(24))).toBe((1 << 20) + 512);
+    expect(Number(encryptedQcow2({ virtualSize: 1 << 20 }, luks).readBigUInt64BE(24))).toBe(1 << 20);
+  });
 });

@@ -154,14 +154,16 @@ export function encryptedQcow2(options: EncryptedQcow2Options, luks: Buffer): Bu
   if (!Number.isInteger(Math.log2(clusterSize)) || clusterSize < 512 || clusterSize > 2 * 1024 * 1024) throw new Error(`cluster size ${clusterSize} is not a power of two from 512 to 2 MiB`);
   if (!Number.isSafeInteger(options.virtualSize) || options.virtualSize <= 0) throw new Error(`virtual size must be a positive integer, got ${options.virtualSize}`);
   const clusterBits = Math.log2(clusterSize);
-  const l1Entries = Math.ceil(options.virtualSize / (clusterSize * (clusterSize / 8)));
+  // qemu reads a qcow2's size in whole sectors, rounding a partial one away; qemu-img create rounds it up instead
+  const virtualSize = Math.ceil(options.virtualSize / SECTOR) * SECTOR;
+  const l1Entries = Math.ceil(virtualSize / (clusterSize * (clusterSize / 8)));
   const l1Clusters = Math.max(1, Math.ceil((l1Entries * 8) / clusterSize));
   const luksClusters = Math.ceil(luks.length / clusterSize);
   const refcountsPerBlock = (clusterSize * 8) / 2 ** REFCOUNT_ORDER;
   // the refcount blocks count themselves too
   let refcountBlocks = 1;
   while (Math.ceil((2 + refcountBlocks + l1Clusters + luksClusters) / refcountsPerBlock) > refcountBlocks) refcountBlocks++;
-  if (refcountBlocks > clusterSize / 8) throw new Error(`a ${options.virtualSize}-byte image with ${clusterSize}-byte clusters needs more than one cluster of refcount table`);
+  if (refcountBlocks > clusterSize / 8) throw new Error(`a ${virtualSize}-byte image with ${clusterSize}-byte clusters needs more than one cluster of refcount table`);
   const refcountBlockAt = 2;
   const l1At = refcountBlockAt + refcountBlocks;
   const luksAt = l1At + l1Clusters;
@@ -171,7 +173,7 @@ export function encryptedQcow2(options: EncryptedQcow2Options, luks: Buffer): Bu
   file.writeUInt32BE(QCOW2_MAGIC, 0);
   file.writeUInt32BE(3, 4);
   file.writeUInt32BE(clusterBits, 20);
-  file.writeBigUInt64BE(BigInt(options.virtualSize), 24);
+  file.writeBigUInt64BE(BigInt(virtualSize), 24);
   file.writeUInt32BE(CRYPT_LUKS, 32);
   file.writeUInt32BE(l1Entries, 36);
   file.writeBigUInt64BE(BigInt(l1At * clusterSize), 40);
