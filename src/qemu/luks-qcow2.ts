@@ -129,7 +129,7 @@ function diffuse(block: Buffer): void {
   }
 }
 
-export interface EncryptedQcow2Options {
+interface EncryptedQcow2Options {
   virtualSize: number;
   clusterSize?: number;
   /** As the header stores it (relative to the new file's directory, as the hub writes them). */

@@ -4,9 +4,9 @@
  */
 
 /** Far below PATH_MAX (4096): the agent's reports name `<storageDir>/<name>-<diskId>.qcow2`, and the hub takes those. */
-export const STORAGE_DIR_MAX = 1024;
+const STORAGE_DIR_MAX = 1024;
 /** NAME_MAX of every Linux filesystem a restore would write to. */
-export const STORAGE_DIR_SEGMENT_MAX = 255;
+const STORAGE_DIR_SEGMENT_MAX = 255;
 /** Kernel interfaces, not storage: a disk image written there is lost, or worse, written to a device. */
 export const SYSTEM_TREES = ['/proc', '/sys', '/dev'] as const;
 

@@ -89,7 +89,7 @@ export function refuseOverlap(definition: RepositoryDefinition, existing: Existi
 }
 
 /** A chain of one point would make every backup a full; beyond the upper bound qemu's cost per layer makes the limit no limit. */
-export function refuseChainDepth(depth: number | undefined): void {
+function refuseChainDepth(depth: number | undefined): void {
   if (depth === undefined) return;
   if (!Number.isInteger(depth) || depth < MIN_MAX_CHAIN_DEPTH || depth > MAX_MAX_CHAIN_DEPTH) {
     throw new DomainError('invalid', `maxChainDepth must be a whole number from ${MIN_MAX_CHAIN_DEPTH} to ${MAX_MAX_CHAIN_DEPTH} (restore points per chain), got ${JSON.stringify(depth)}`);
