@@ -324,38 +324,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/repositories/{id}/rescan": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post: operations["RepositoriesController_rescan"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/repositories/{id}/verify": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post: operations["RepositoriesController_verify"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/restore-points/{id}": {
         parameters: {
             query?: never;
@@ -446,6 +414,38 @@ export interface paths {
         get: operations["RestorePointsController_list"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{id}/rescan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RepositoryChecksController_rescan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RepositoryChecksController_verify"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2058,40 +2058,6 @@ export interface operations {
             };
         };
     };
-    RepositoriesController_rescan: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
-    RepositoriesController_verify: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
     RestorePointsController_get: {
         parameters: {
             query?: never;
@@ -2219,6 +2185,40 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RepositoryChecksController_rescan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RepositoryChecksController_verify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2409,9 +2409,9 @@ export interface operations {
     BackupsController_agentReport: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description the hub event the start request carried: the cause of the events the report records */
-                "x-causation-id"?: string;
+            header: {
+                /** @description the hub event that asked the agent for the work (SnapshotRequested), as the request carried it: the cause of the events the report records */
+                "x-causation-id": string;
             };
             path: {
                 jobId: string;
@@ -3119,7 +3119,10 @@ export interface operations {
     RestoresController_agentReport: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description the hub event that asked the agent for the work (RestoreStarted), as the request carried it: the cause of the events the report records */
+                "x-causation-id": string;
+            };
             path: {
                 restoreId: string;
             };
