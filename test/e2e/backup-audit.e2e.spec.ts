@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { AuditEvent } from '../../src/audit/audit-event';
-import { ensureLibvirt, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { virsh } from '../fixtures/libvirt/libvirt-guest';
+import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
 import { clusterBytes, MiB, sameContent, Write, writeToDisk } from '../fixtures/vm/sample-vm';
 import { BackupLab } from '../support/backup-lab';
@@ -218,34 +218,24 @@ describe('one audit story per backup job', () => {
 describe('one audit story per restore, drill and mount', () => {
   const run = promisify(execFile);
   const lab = new LibvirtLab();
-  let stopLibvirt: (() => Promise<void>) | undefined;
-  let dir = '';
-  let storage = '';
+  const host = new LibvirtHost('sendense-audit-');
   let agentId = '';
   let pointId = '';
-  const defined: string[] = [];
   const name = (tag: string) => `sendense-audit-${tag}-${process.pid}`;
 
   beforeAll(async () => {
-    const libvirt = await ensureLibvirt();
-    // .ci/run installs libvirt: a machine without it fails here rather than passing without asserting
-    if (!libvirt.ok) throw new Error(`libvirt is needed: ${libvirt.reason}`);
-    stopLibvirt = libvirt.stop;
-    dir = mkdtempSync(join(tmpdir(), 'sendense-audit-'));
-    chmodSync(dir, 0o755);
-    storage = join(dir, 'restored');
-    mkdirSync(storage, { mode: 0o755 });
-    await run('truncate', ['-s', '24M', join(dir, 'd.raw')]);
-    await run('mkfs.ext4', ['-q', '-F', join(dir, 'd.raw')]);
-    await run('qemu-img', ['convert', '-q', '-O', 'qcow2', join(dir, 'd.raw'), join(dir, 'd.qcow2')]);
-    rmSync(join(dir, 'd.raw'));
+    await host.open({ storage: true });
+    await run('truncate', ['-s', '24M', join(host.dir, 'd.raw')]);
+    await run('mkfs.ext4', ['-q', '-F', join(host.dir, 'd.raw')]);
+    await run('qemu-img', ['convert', '-q', '-O', 'qcow2', join(host.dir, 'd.raw'), join(host.dir, 'd.qcow2')]);
+    rmSync(join(host.dir, 'd.raw'));
     const source = name('source');
-    defined.push(source);
-    await run('sh', ['-c', `cat > ${dir}/d.xml <<'X'
+    host.domains.push(source);
+    await run('sh', ['-c', `cat > ${host.dir}/d.xml <<'X'
 <domain type='qemu'><name>${source}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${dir}/d.qcow2'/><target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>
+<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${host.dir}/d.qcow2'/><target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>
 X`]);
-    await virsh('define', join(dir, 'd.xml'));
+    await virsh('define', join(host.dir, 'd.xml'));
     lab.vmIds = [(await virsh('domuuid', source)).trim()];
     await lab.start();
     agentId = await lab.agentId();
@@ -254,15 +244,7 @@ X`]);
     pointId = job.restorePointId;
   }, 400_000);
 
-  afterAll(async () => {
-    for (const domain of defined) {
-      await virsh('destroy', domain).catch(() => undefined);
-      await virsh('undefine', domain, '--nvram').catch(() => undefined);
-    }
-    if (lab.hub) await lab.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    await stopLibvirt?.();
-  }, 120_000);
+  afterAll(() => host.close(lab), 120_000);
 
   async function waitForRestore(restoreId: string): Promise<any> {
     let r: any;
@@ -295,8 +277,8 @@ X`]);
 
   it('a full restore to a new domain: the agent reports what it plans, copies and defines, each caused by the RestoreStarted', async () => {
     const target = name('full');
-    defined.push(target);
-    const res = await lab.api('POST', '/api/v1/restores', { agentId, mode: 'full', restorePointId: pointId, target: { kind: 'new-domain', name: target, storageDir: storage, start: false } }, { 'X-Correlation-Id': 'audit-restore-full' });
+    host.domains.push(target);
+    const res = await lab.api('POST', '/api/v1/restores', { agentId, mode: 'full', restorePointId: pointId, target: { kind: 'new-domain', name: target, storageDir: host.storage, start: false } }, { 'X-Correlation-Id': 'audit-restore-full' });
     expect(res.status).toBe(202);
     expect(await waitForRestore(res.body.restoreId)).toMatchObject({ status: 'completed' });
     await expectRestoreStory('audit-restore-full', res.body.restoreId, ['RestoreDisksPlanned', 'RestoreDiskCompleted', 'RestoreDomainDefined'], ['RestoreCompleted']);
@@ -304,8 +286,8 @@ X`]);
 
   it('an instant recovery: the domain runs on the hub export, the copy ends, and every report names the RestoreStarted', async () => {
     const target = name('instant');
-    defined.push(target);
-    const res = await lab.api('POST', '/api/v1/restores', { agentId, mode: 'instant', restorePointId: pointId, target: { kind: 'new-domain', name: target, storageDir: storage } }, { 'X-Correlation-Id': 'audit-restore-instant' });
+    host.domains.push(target);
+    const res = await lab.api('POST', '/api/v1/restores', { agentId, mode: 'instant', restorePointId: pointId, target: { kind: 'new-domain', name: target, storageDir: host.storage } }, { 'X-Correlation-Id': 'audit-restore-instant' });
     expect(res.status).toBe(202);
     expect(await waitForRestore(res.body.restoreId)).toMatchObject({ status: 'completed' });
     const story = await expectRestoreStory('audit-restore-instant', res.body.restoreId, ['InstantRecoveryRunning', 'RestoreDiskCompleted'], ['RestoreCompleted']);

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ensureLibvirt, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { virsh } from '../fixtures/libvirt/libvirt-guest';
+import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
 
 const run = promisify(execFile);
@@ -16,31 +16,25 @@ const run = promisify(execFile);
  */
 describe('restore requests the target host cannot take are refused before they are recorded', () => {
   const lab = new LibvirtLab();
-  let stopLibvirt: (() => Promise<void>) | undefined;
-  let dir = '';
+  const host = new LibvirtHost('sendense-prechecks-');
   let agentId = '';
   let vmId = '';
   let pointId = '';
   let disk = '';
   const domain = `sendense-prechecks-${process.pid}`;
-  const made: string[] = [];
 
   beforeAll(async () => {
-    const libvirt = await ensureLibvirt();
-    if (!libvirt.ok) throw new Error(`libvirt is needed: ${libvirt.reason}`);
-    stopLibvirt = libvirt.stop;
-    dir = mkdtempSync(join(tmpdir(), 'sendense-prechecks-'));
-    chmodSync(dir, 0o755);
-    disk = join(dir, 'b.qcow2');
+    await host.open();
+    disk = join(host.dir, 'b.qcow2');
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M']);
     await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 4M', disk]);
     writeFileSync(
-      join(dir, 'd.xml'),
+      join(host.dir, 'd.xml'),
       `<domain type='qemu'><name>${domain}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
 <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${disk}'/><target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>`,
     );
-    await virsh('define', join(dir, 'd.xml'));
-    made.push(domain);
+    await virsh('define', join(host.dir, 'd.xml'));
+    host.domains.push(domain);
     vmId = (await virsh('domuuid', domain)).trim();
     lab.vmIds = [vmId];
     await lab.start();
@@ -48,12 +42,7 @@ describe('restore requests the target host cannot take are refused before they a
     pointId = (await lab.waitForJob(await lab.backup('full', vmId), 120_000)).restorePointId;
   }, 300_000);
 
-  afterAll(async () => {
-    for (const name of made) await virsh('undefine', name).catch(() => undefined);
-    if (lab.hub) await lab.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    await stopLibvirt?.();
-  }, 120_000);
+  afterAll(() => host.close(lab), 120_000);
 
   const restore = (target: Record<string, unknown>) => lab.api('POST', '/api/v1/restores', { restorePointId: pointId, agentId, mode: 'full', target });
   /** What a refusal must leave as it was: the restores listed, and every restore stream of the event store. */
@@ -63,16 +52,16 @@ describe('restore requests the target host cannot take are refused before they a
   });
 
   it('a storage dir that is a file, missing, read-only, too small, in /proc, /sys or /dev (or a link into them), or too long: a 4xx naming it, nothing recorded, nothing made', async () => {
-    const file = join(dir, 'a-file');
+    const file = join(host.dir, 'a-file');
     writeFileSync(file, 'x');
-    const missing = join(dir, 'missing', 'deeper');
-    const readOnly = join(dir, 'read-only');
+    const missing = join(host.dir, 'missing', 'deeper');
+    const readOnly = join(host.dir, 'read-only');
     mkdirSync(readOnly);
     await run('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', readOnly]);
-    const small = join(dir, 'small');
+    const small = join(host.dir, 'small');
     mkdirSync(small);
     await run('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', small]);
-    const intoSys = join(dir, 'into-sys');
+    const intoSys = join(host.dir, 'into-sys');
     symlinkSync('/sys/kernel', intoSys);
     const before = await recorded();
     try {
@@ -86,8 +75,8 @@ describe('restore requests the target host cannot take are refused before they a
         ['/proc', 400, /storageDir may not be in \/proc, \/sys or \/dev/],
         ['/sys/kernel', 400, /storageDir may not be in \/proc, \/sys or \/dev/],
         ['/dev/shm', 400, /storageDir may not be in \/proc, \/sys or \/dev/],
-        [`${dir}/${'s'.repeat(300)}`, 400, /storageDir .*at most 255 characters each/],
-        [`${dir}/${'a/'.repeat(2100)}x`, 400, /storageDir .*at most 1024 characters/],
+        [`${host.dir}/${'s'.repeat(300)}`, 400, /storageDir .*at most 255 characters each/],
+        [`${host.dir}/${'a/'.repeat(2100)}x`, 400, /storageDir .*at most 1024 characters/],
       ];
       const answers = [];
       for (const [storageDir] of cases) {
@@ -96,7 +85,7 @@ describe('restore requests the target host cannot take are refused before they a
       }
       expect(answers).toEqual(cases.map(([storageDir, status, message]) => ({ storageDir: storageDir.slice(0, 80), status, message: expect.stringMatching(message) })));
       expect(await recorded()).toEqual(before);
-      expect(existsSync(join(dir, 'missing'))).toBe(false);
+      expect(existsSync(join(host.dir, 'missing'))).toBe(false);
       expect(await virsh('domuuid', `${domain}-copy`).then(() => true, () => false)).toBe(false);
     } finally {
       await run('umount', [readOnly]);
@@ -104,9 +93,9 @@ describe('restore requests the target host cannot take are refused before they a
     }
 
     // the same request into a directory that can take it is accepted and completes
-    const good = join(dir, 'restored');
+    const good = join(host.dir, 'restored');
     mkdirSync(good);
-    made.push(`${domain}-copy`);
+    host.domains.push(`${domain}-copy`);
     const res = await restore({ kind: 'new-domain', name: `${domain}-copy`, storageDir: good });
     expect(res.status).toBe(202);
     await lab.until(async () => (await lab.api('GET', `/api/v1/restores/${res.body.restoreId}`)).body.status !== 'running', 120_000, 'the restore to end');
@@ -126,6 +115,6 @@ describe('restore requests the target host cannot take are refused before they a
     const gone = await restore({ kind: 'replace', vmId });
     expect({ status: gone.status, message: gone.body.message }).toEqual({ status: 404, message: `VM ${vmId} is not a domain of this agent's libvirt (qemu:///system): restore the point as a new domain` });
     expect(await recorded()).toEqual(before);
-    expect((await run('ls', [dir])).stdout.split('\n').filter((f) => f.includes('sendense-restore'))).toEqual([]);
+    expect((await run('ls', [host.dir])).stdout.split('\n').filter((f) => f.includes('sendense-restore'))).toEqual([]);
   }, 120_000);
 });

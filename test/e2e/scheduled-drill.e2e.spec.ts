@@ -1,8 +1,8 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureLibvirt, GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
 import { LAB_TOKEN } from '../support/backup-lab';
+import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
 import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/processes';
 import { connectionUrl } from '../support/test-database';
@@ -17,8 +17,7 @@ type Recorded = { eventId: string; type: string; data: any; metadata: any };
  */
 describe('scheduled drills that pass, on two hub processes sharing one database', () => {
   const lab = new LibvirtLab();
-  let stopLibvirt: (() => Promise<void>) | undefined;
-  let guestDir = '';
+  const host = new LibvirtHost('sendense-drill-guests-');
   let guest: GuestDomain | undefined;
   let second: SpawnedCli | undefined;
   let secondUrl = '';
@@ -27,13 +26,8 @@ describe('scheduled drills that pass, on two hub processes sharing one database'
   let pointId = '';
 
   beforeAll(async () => {
-    const libvirt = await ensureLibvirt();
-    // .ci/run installs libvirt: a machine without it fails here rather than passing without asserting
-    if (!libvirt.ok) throw new Error(`libvirt is needed: ${libvirt.reason}`);
-    stopLibvirt = libvirt.stop;
-    guestDir = mkdtempSync(join(tmpdir(), 'sendense-drill-guests-'));
-    chmodSync(guestDir, 0o755);
-    guest = await startGuest({ name: `sendense-scheduled-${process.pid}`, dir: join(guestDir, 'g'), agent: true });
+    await host.open();
+    guest = await startGuest({ name: `sendense-scheduled-${process.pid}`, dir: join(host.dir, 'g'), agent: true });
     lab.vmIds = [guest.uuid];
     lab.consoleLogs = [guest.console];
     await lab.start();
@@ -59,10 +53,7 @@ describe('scheduled drills that pass, on two hub processes sharing one database'
 
   afterAll(async () => {
     await lab.stop(second);
-    if (lab.hub) await lab.close();
-    await guest?.destroy();
-    if (guestDir) rmSync(guestDir, { recursive: true, force: true });
-    await stopLibvirt?.();
+    await host.close(lab, { guest });
   }, 120_000);
 
   const viaSecond = (method: string, path: string, body?: unknown) => lab.apiAt(secondUrl, method, path, body);

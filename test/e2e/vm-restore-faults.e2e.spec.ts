@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ensureGuestImage, ensureLibvirt, GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { ensureGuestImage, GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
 import { processesMentioning } from '../support/processes';
 
@@ -18,27 +18,18 @@ const MiB = 1024 * 1024;
  */
 describe('restore faults under real libvirt', () => {
   const lab = new LibvirtLab();
-  let stopLibvirt: (() => Promise<void>) | undefined;
-  let guestDir = '';
-  let storage = '';
+  const host = new LibvirtHost('sendense-restore-faults-');
   let guest: GuestDomain | undefined;
   let agentId = '';
   let pointId = '';
   /** vdb's size: the disk whose copy takes a while. */
   const vdbBytes = 640 * MiB;
-  const names: string[] = [];
   let loop: { image: string; device: string; mount: string } | undefined;
 
   beforeAll(async () => {
-    const libvirt = await ensureLibvirt();
-    if (!libvirt.ok) throw new Error(`libvirt is needed: ${libvirt.reason}`);
-    stopLibvirt = libvirt.stop;
-    guestDir = mkdtempSync(join(tmpdir(), 'sendense-restore-faults-'));
-    chmodSync(guestDir, 0o755);
-    storage = join(guestDir, 'restored');
-    mkdirSync(storage, { mode: 0o755 });
+    await host.open({ storage: true });
     // 512 MiB of data on vdb: an instant recovery's copy runs long enough to be watched, and fills a small filesystem
-    guest = await startGuest({ name: `sendense-faults-${process.pid}`, dir: join(guestDir, 'g'), agent: true, d1Mib: vdbBytes / MiB, fillD1Mib: 512 });
+    guest = await startGuest({ name: `sendense-faults-${process.pid}`, dir: join(host.dir, 'g'), agent: true, d1Mib: vdbBytes / MiB, fillD1Mib: 512 });
     lab.vmIds = [guest.uuid];
     lab.consoleLogs = [guest.console];
     await lab.start();
@@ -46,20 +37,18 @@ describe('restore faults under real libvirt', () => {
     pointId = (await lab.waitForJob(await lab.backup('full', guest.uuid), 300_000)).restorePointId;
   }, 600_000);
 
-  afterAll(async () => {
-    for (const name of names) {
-      await virsh('destroy', name).catch(() => undefined);
-      await virsh('undefine', name, '--nvram').catch(() => undefined);
-    }
-    await guest?.destroy();
-    if (lab.hub) await lab.close();
-    if (loop) {
-      await run('umount', [loop.mount]).catch(() => undefined);
-      await run('losetup', ['-d', loop.device]).catch(() => undefined);
-    }
-    if (guestDir) rmSync(guestDir, { recursive: true, force: true });
-    await stopLibvirt?.();
-  }, 120_000);
+  afterAll(
+    () =>
+      host.close(lab, {
+        guest,
+        beforeRemovingDir: async () => {
+          if (!loop) return;
+          await run('umount', [loop.mount]).catch(() => undefined);
+          await run('losetup', ['-d', loop.device]).catch(() => undefined);
+        },
+      }),
+    120_000,
+  );
 
   const restore = (body: Record<string, unknown>) => lab.api('POST', '/api/v1/restores', { agentId, restorePointId: pointId, mode: 'full', ...body });
   const get = async (restoreId: string) => (await lab.api('GET', `/api/v1/restores/${restoreId}`)).body;
@@ -69,7 +58,7 @@ describe('restore faults under real libvirt', () => {
     return r;
   }
   /** What a failed restore must not leave: a domain of that name, a file of it, an NBD proxy, an export, a journal, a qemu-nbd dir. */
-  async function leftovers(name: string, dir = storage) {
+  async function leftovers(name: string, dir = host.storage) {
     return {
       domain: (await virsh('list', '--all', '--name')).split('\n').map((n) => n.trim()).includes(name),
       qemu: processesMentioning(`guest=${name},`).map((p) => p.pid),
@@ -85,7 +74,7 @@ describe('restore faults under real libvirt', () => {
     const before = (await lab.api('GET', '/api/v1/restores')).body.length;
     const id = (await virsh('domid', guest!.name)).trim();
     for (const name of [guest!.uuid, guest!.uuid.replaceAll('-', ''), id, '1']) {
-      const res = await restore({ target: { kind: 'new-domain', name, storageDir: storage } });
+      const res = await restore({ target: { kind: 'new-domain', name, storageDir: host.storage } });
       expect({ name, status: res.status, message: JSON.stringify(res.body.message) }).toEqual({ name, status: 400, message: expect.stringContaining('must not be all digits or a uuid') });
     }
     expect((await lab.api('GET', '/api/v1/restores')).body).toHaveLength(before);
@@ -97,8 +86,8 @@ describe('restore faults under real libvirt', () => {
     // the original off: one TCG guest at a time on this machine
     await guest!.destroy();
     const name = `sendense-instant-cancel-${process.pid}`;
-    names.push(name);
-    const res = await restore({ mode: 'instant', target: { kind: 'new-domain', name, storageDir: storage } });
+    host.domains.push(name);
+    const res = await restore({ mode: 'instant', target: { kind: 'new-domain', name, storageDir: host.storage } });
     expect(res.status).toBe(202);
     let vdb: any;
     await lab.until(async () => (vdb = (await get(res.body.restoreId)).disks.find((d: any) => d.diskId === 'vdb')).bytesDone > 0, 120_000, 'the copy to report bytes');
@@ -115,12 +104,12 @@ describe('restore faults under real libvirt', () => {
 
   it('a restore whose domain fails to start fails saying why, leaving no domain and no file: the name is free again', async () => {
     const name = `sendense-nostart-${process.pid}`;
-    names.push(name);
+    host.domains.push(name);
     // the recorded domain boots a kernel of this host that is not there any more: libvirt's `start` fails
     const { kernel } = await ensureGuestImage();
     renameSync(kernel, `${kernel}.away`);
     try {
-      const res = await restore({ target: { kind: 'new-domain', name, storageDir: storage, start: true } });
+      const res = await restore({ target: { kind: 'new-domain', name, storageDir: host.storage, start: true } });
       expect(res.status).toBe(202);
       const done = await waitForRestore(res.body.restoreId);
       expect(done).toMatchObject({ status: 'failed', error: expect.stringMatching(/virsh start: .*vmlinuz/) });
@@ -132,8 +121,8 @@ describe('restore faults under real libvirt', () => {
 
   it('two restores to one name at once: one completes with its disks in place, the other is refused or fails saying the name is taken, and removes nothing of the first', async () => {
     const name = `sendense-twice-${process.pid}`;
-    names.push(name);
-    const [a, b] = await Promise.all([0, 1].map(() => restore({ target: { kind: 'new-domain', name, storageDir: storage } })));
+    host.domains.push(name);
+    const [a, b] = await Promise.all([0, 1].map(() => restore({ target: { kind: 'new-domain', name, storageDir: host.storage } })));
     const accepted = [a, b].filter((r) => r.status === 202);
     const refused = [a, b].filter((r) => r.status !== 202);
     for (const r of refused) expect({ status: r.status, message: r.body.message }).toEqual({ status: 409, message: expect.stringMatching(/already exists|is restoring to domain/) });
@@ -145,19 +134,19 @@ describe('restore faults under real libvirt', () => {
     // the domain defined reads files that are there and hold the point
     const xml = await virsh('dumpxml', completed[0].domain.uuid);
     for (const diskId of ['vda', 'vdb']) {
-      const file = join(storage, `${name}-${diskId}.qcow2`);
+      const file = join(host.storage, `${name}-${diskId}.qcow2`);
       expect(xml).toContain(file);
       expect(existsSync(file)).toBe(true);
       const point = join(lab.repoRoot, (await lab.api('GET', `/api/v1/restore-points/${pointId}`)).body.disks.find((d: { diskId: string }) => d.diskId === diskId).file);
       await run('qemu-img', ['compare', '-U', file, point]);
     }
     await virsh('undefine', completed[0].domain.uuid, '--nvram');
-    for (const f of readdirSync(storage).filter((x) => x.startsWith(name))) rmSync(join(storage, f));
+    for (const f of readdirSync(host.storage).filter((x) => x.startsWith(name))) rmSync(join(host.storage, f));
   }, 600_000);
 
   it('an instant recovery whose storage fills during the copy (a loop-mounted ext4 another writer fills) fails with the reason instead of copying on silently, leaving nothing', async () => {
-    const image = join(guestDir, 'small.ext4');
-    const mount = join(guestDir, 'small');
+    const image = join(host.dir, 'small.ext4');
+    const mount = join(host.dir, 'small');
     mkdirSync(mount);
     // room for the point when the restore is asked for (the agent refuses less), taken by another writer once it runs
     await run('truncate', ['-s', '768M', image]);
@@ -167,7 +156,7 @@ describe('restore faults under real libvirt', () => {
     await run('mount', [device, mount]);
     chmodSync(mount, 0o755);
     const name = `sendense-instant-full-${process.pid}`;
-    names.push(name);
+    host.domains.push(name);
     const res = await restore({ mode: 'instant', target: { kind: 'new-domain', name, storageDir: mount } });
     expect(res.status).toBe(202);
     const { bavail, bsize } = statfsSync(mount);

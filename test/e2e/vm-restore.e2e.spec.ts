@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ensureLibvirt, GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
 import { LAB_TOKEN } from '../support/backup-lab';
+import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
 import { processesMentioning, spawnSendense } from '../support/processes';
 
@@ -19,27 +19,17 @@ const MiB = 1024 * 1024;
  */
 describe('restoring whole VMs to libvirt through the agent', () => {
   const lab = new LibvirtLab();
-  let stopLibvirt: (() => Promise<void>) | undefined;
-  let guestDir = '';
-  let storage = '';
+  const host = new LibvirtHost('sendense-restore-guests-');
   let guest: GuestDomain | undefined;
   let agentId = '';
   let fullId = '';
   let incId = '';
   /** A shut-off domain whose disk holds nothing bootable, made by the drill test. */
   let blankUuid = '';
-  const defined: string[] = [];
 
   beforeAll(async () => {
-    const libvirt = await ensureLibvirt();
-    // .ci/run installs libvirt: a machine without it fails here rather than passing without asserting
-    if (!libvirt.ok) throw new Error(`libvirt is needed: ${libvirt.reason}`);
-    stopLibvirt = libvirt.stop;
-    guestDir = mkdtempSync(join(tmpdir(), 'sendense-restore-guests-'));
-    chmodSync(guestDir, 0o755);
-    storage = join(guestDir, 'restored');
-    mkdirSync(storage, { mode: 0o755 });
-    guest = await startGuest({ name: `sendense-restore-${process.pid}`, dir: join(guestDir, 'g'), agent: true, d1Mib: 320, fillD1Mib: 256 });
+    await host.open({ storage: true });
+    guest = await startGuest({ name: `sendense-restore-${process.pid}`, dir: join(host.dir, 'g'), agent: true, d1Mib: 320, fillD1Mib: 256 });
     lab.vmIds = [guest.uuid];
     lab.consoleLogs = [guest.console];
     await lab.start();
@@ -57,16 +47,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     incId = inc.restorePointId;
   }, 600_000);
 
-  afterAll(async () => {
-    for (const name of defined) {
-      await virsh('destroy', name).catch(() => undefined);
-      await virsh('undefine', name, '--nvram').catch(() => undefined);
-    }
-    await guest?.destroy();
-    if (lab.hub) await lab.close();
-    if (guestDir) rmSync(guestDir, { recursive: true, force: true });
-    await stopLibvirt?.();
-  }, 120_000);
+  afterAll(() => host.close(lab, { guest }), 120_000);
 
   const restore = (body: Record<string, unknown>) => lab.api('POST', '/api/v1/restores', { agentId, mode: 'full', ...body });
   async function waitForRestore(restoreId: string, timeoutMs = 300_000): Promise<any> {
@@ -83,7 +64,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     return run('qemu-img', ['compare', '-U', a, b]).then(() => true, () => false);
   }
   /** What a failed restore must not leave: no domain by that name, no file in the storage dir, no export, no qemu-nbd, no journal. */
-  async function leftovers(name: string, dir = storage) {
+  async function leftovers(name: string, dir = host.storage) {
     const domain = await virsh('domuuid', name).then(() => true, () => false);
     const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith(name)) : [];
     const leases = (await lab.api('GET', '/api/v1/nbd/ports')).body.length;
@@ -132,7 +113,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
       ['vdb', guest!.disks[1], true, true],
     ]);
     expect((await virsh('checkpoint-list', guest!.uuid, '--name')).trim()).toBe('');
-    expect(readdirSync(join(guestDir, 'g')).filter((f) => f.includes('sendense-restore'))).toEqual([]);
+    expect(readdirSync(join(host.dir, 'g')).filter((f) => f.includes('sendense-restore'))).toEqual([]);
 
     const chain = `/api/v1/audit/streams/chain-${guest!.uuid}-${lab.repositoryId}?limit=1000`;
     const broken = (await lab.api('GET', chain)).body.events.filter((e: { type: string }) => e.type === 'ChainBroken');
@@ -150,12 +131,12 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     await guest!.destroy();
     lab.vmIds = [];
     const name = `sendense-restored-${process.pid}`;
-    defined.push(name);
-    const res = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: storage } });
+    host.domains.push(name);
+    const res = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: host.storage } });
     expect(res.status).toBe(202);
     const done = await waitForRestore(res.body.restoreId);
     expect(done).toMatchObject({ status: 'completed', error: null, domain: { name, started: false } });
-    const files = ['vda', 'vdb'].map((d) => join(storage, `${name}-${d}.qcow2`));
+    const files = ['vda', 'vdb'].map((d) => join(host.storage, `${name}-${d}.qcow2`));
     expect(done.disks.map((d: any) => d.path)).toEqual(files);
     // before boot: exactly the point's content, thin, self-contained
     for (const [i, diskId] of ['vda', 'vdb'].entries()) {
@@ -169,7 +150,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     expect(xml).not.toContain(guest!.uuid);
     expect(xml).toContain(`<uuid>${done.domain.uuid}</uuid>`);
     expect(xml).toContain(files[0]);
-    expect(xml).not.toContain(join(guestDir, 'g'));
+    expect(xml).not.toContain(join(host.dir, 'g'));
     // what the point held of a file the booted guest will not rewrite for a while
     const raw = join(lab.dir, 'restored-vda.raw');
     await run('qemu-img', ['convert', '-O', 'raw', files[0], raw]);
@@ -177,7 +158,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     expect(tick).toMatch(/^write \d+\n$/);
 
     await virsh('start', name);
-    const consoleLog = join(storage, `${name}.console.log`);
+    const consoleLog = join(host.storage, `${name}.console.log`);
     await lab.until(async () => existsSync(consoleLog) && readFileSync(consoleLog, 'utf8').includes('GUEST READY'), 120_000, 'the restored guest to boot');
     await lab.until(() => virsh('qemu-agent-command', name, '{"execute":"guest-ping"}').then(() => true), 60_000, "the restored guest's agent to answer");
     const handle = JSON.parse(await virsh('qemu-agent-command', name, '{"execute":"guest-file-open","arguments":{"path":"/mnt/tick.49.txt"}}')).return;
@@ -202,9 +183,9 @@ describe('restoring whole VMs to libvirt through the agent', () => {
 
   it("instant: the new domain runs within seconds on the hub's export while the copy runs; the agent (with its tunnel) and the hub SIGKILLed mid-copy and restarted, the guest keeps its writes, the copy resumes and completes, and the domain then runs without the hub", async () => {
     const name = `sendense-instant-${process.pid}`;
-    defined.push(name);
+    host.domains.push(name);
     const requested = Date.now();
-    const res = await restore({ restorePointId: incId, mode: 'instant', target: { kind: 'new-domain', name, storageDir: storage } });
+    const res = await restore({ restorePointId: incId, mode: 'instant', target: { kind: 'new-domain', name, storageDir: host.storage } });
     expect(res.status).toBe(202);
     await lab.until(async () => (await virsh('domstate', name)).trim() === 'running', 60_000, 'the instant domain to run');
     const runningAfterMs = Date.now() - requested;
@@ -241,7 +222,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     expect((await guestRead(name, '/dev/vdb', 100 * MiB, 65536)).equals(Buffer.alloc(65536, 0x5a))).toBe(true);
     expect((await guestRead(name, '/dev/vdb', 65536, 13)).toString()).toMatch(/^SEQ \d{8}\n$/);
     for (const diskId of ['vda', 'vdb']) {
-      const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', join(storage, `${name}-${diskId}.qcow2`)])).stdout);
+      const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', join(host.storage, `${name}-${diskId}.qcow2`)])).stdout);
       expect(info['backing-filename']).toBeUndefined();
     }
     await lab.startHub();
@@ -251,11 +232,11 @@ describe('restoring whole VMs to libvirt through the agent', () => {
 
   /** A shut-off domain with one empty 16 MiB disk, reported by the agent: its uuid. */
   async function blankDomain(tag: string): Promise<string> {
-    const dir = join(guestDir, tag);
+    const dir = join(host.dir, tag);
     mkdirSync(dir);
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'b.qcow2'), '16M']);
     const name = `sendense-${tag}-${process.pid}`;
-    defined.push(name);
+    host.domains.push(name);
     await run('sh', ['-c', `cat > ${dir}/d.xml <<'X'
 <domain type='qemu'><name>${name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
 <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${dir}/b.qcow2'/><target dev='vda' bus='virtio'/></disk>
@@ -346,11 +327,11 @@ X`]);
     const block = guestOffset - (guestOffset % 65536);
 
     const name = `sendense-corrupt-${process.pid}`;
-    const refused = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: storage } });
+    const refused = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: host.storage } });
     expect(refused.status).toBe(409);
     expect(refused.body.message).toContain(`vdb at ${block} (in ${fullId})`);
 
-    const forced = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: storage }, force: true });
+    const forced = await restore({ restorePointId: incId, target: { kind: 'new-domain', name, storageDir: host.storage }, force: true });
     expect(forced.status).toBe(202);
     const done = await waitForRestore(forced.body.restoreId);
     expect(done.status).toBe('failed');
@@ -367,9 +348,9 @@ X`]);
     const good = points.at(-1)!;
     expect(good.integrity).not.toBe('corrupt');
     const name = `sendense-killed-${process.pid}`;
-    const res = await restore({ restorePointId: good.restorePointId, target: { kind: 'new-domain', name, storageDir: storage } });
+    const res = await restore({ restorePointId: good.restorePointId, target: { kind: 'new-domain', name, storageDir: host.storage } });
     expect(res.status).toBe(202);
-    await lab.until(async () => existsSync(join(storage, `${name}-vda.qcow2`)), 60_000, 'the restore to write its first disk');
+    await lab.until(async () => existsSync(join(host.storage, `${name}-vda.qcow2`)), 60_000, 'the restore to write its first disk');
     lab.agent!.child.kill('SIGKILL');
     await lab.agent!.exited;
     const done = await waitForRestore(res.body.restoreId, 120_000);
@@ -379,7 +360,7 @@ X`]);
     expect(await leftovers(name)).toEqual(clean);
 
     // a storage dir too small for the point (as the hub measured it) is refused before anything is recorded
-    const small = join(guestDir, 'small');
+    const small = join(host.dir, 'small');
     mkdirSync(small);
     await run('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', small]);
     try {
@@ -392,7 +373,7 @@ X`]);
     }
     // one that fitted when asked and filled up under it (others write there too), on a loop-mounted ext4: the write
     // fails, the restore says so, nothing stays
-    const image = join(guestDir, 'filling.ext4');
+    const image = join(host.dir, 'filling.ext4');
     await run('truncate', ['-s', '2G', image]);
     await run('mkfs.ext4', ['-q', image]);
     await run('mount', ['-o', 'loop', image, small]);
@@ -414,8 +395,8 @@ X`]);
     // a point of its own, of a domain of its own, deleted the moment its restore is accepted
     const pointId = (await lab.waitForJob(await lab.backup('full', await blankDomain('deleted-source')), 120_000)).restorePointId;
     const name = `sendense-deleted-${process.pid}`;
-    defined.push(name);
-    const res = await restore({ restorePointId: pointId, target: { kind: 'new-domain', name, storageDir: storage } });
+    host.domains.push(name);
+    const res = await restore({ restorePointId: pointId, target: { kind: 'new-domain', name, storageDir: host.storage } });
     expect(res.status).toBe(202);
     const deleted = await lab.api('DELETE', `/api/v1/restore-points/${pointId}`);
     const done = await waitForRestore(res.body.restoreId);
@@ -432,9 +413,9 @@ X`]);
   it('a restore cancelled mid-copy reads cancelled only once the agent removed what it wrote', async () => {
     const points = (await lab.api('GET', `/api/v1/vms/${guest!.uuid}/restore-points`)).body as { restorePointId: string }[];
     const name = `sendense-cancelled-${process.pid}`;
-    const res = await restore({ restorePointId: points.at(-1)!.restorePointId, target: { kind: 'new-domain', name, storageDir: storage } });
+    const res = await restore({ restorePointId: points.at(-1)!.restorePointId, target: { kind: 'new-domain', name, storageDir: host.storage } });
     expect(res.status).toBe(202);
-    await lab.until(async () => existsSync(join(storage, `${name}-vda.qcow2`)), 60_000, 'the restore to write its first disk');
+    await lab.until(async () => existsSync(join(host.storage, `${name}-vda.qcow2`)), 60_000, 'the restore to write its first disk');
     expect((await lab.api('POST', `/api/v1/restores/${res.body.restoreId}/cancel`)).status).toBe(202);
     const done = await waitForRestore(res.body.restoreId, 120_000);
     expect(done).toMatchObject({ status: 'cancelled', error: 'cancelled' });
@@ -449,8 +430,8 @@ X`]);
     const points = (await lab.api('GET', `/api/v1/vms/${guest!.uuid}/restore-points`)).body as { restorePointId: string }[];
     const pointId = points.at(-1)!.restorePointId;
     const name = `sendense-cli-${process.pid}`;
-    defined.push(name);
-    const cli = spawnSendense(['restore', 'vm', pointId, '--agent', agentId, '--as', name, '--storage-dir', storage], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
+    host.domains.push(name);
+    const cli = spawnSendense(['restore', 'vm', pointId, '--agent', agentId, '--as', name, '--storage-dir', host.storage], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
     await lab.until(async () => ((await lab.api('GET', '/api/v1/restores')).body as { status: string }[]).some((r) => r.status === 'running'), 60_000, 'the CLI restore to run');
     const refused = await lab.api('DELETE', `/api/v1/restore-points/${pointId}`);
     expect(refused.status).toBe(409);
