@@ -536,6 +536,27 @@ export class Lab {
 }
 
 /**
+ * The one VM the sync and encryption benches back up: a qcow2 disk of `fullMib` MiB of random data (nothing in it
+ * compresses or repeats) with 512 MiB of room beyond it, under `dir/vm/` with an inventory naming it vm1, and
+ * `change`, the incremental's writes: random 4 MiB chunks every 8 MiB across the data, `incMib` MiB in all.
+ */
+export async function randomDataVm(dir: string, fullMib: number, incMib: number): Promise<{ disk: string; inventory: string; size: number; change: () => Promise<unknown> }> {
+  const size = (fullMib + 512) * MiB;
+  const disk = join(dir, 'vm', 'disk0.qcow2');
+  mkdirSync(join(dir, 'vm'));
+  const random = join(dir, 'vm', 'random.raw');
+  await exec('sh', ['-c', `head -c ${fullMib * MiB} /dev/urandom > ${random} && truncate -s ${size} ${random}`]);
+  await exec('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', random, disk]);
+  rmSync(random);
+  const inventory = join(dir, 'vm', 'inventory.json');
+  writeFileSync(inventory, JSON.stringify({ vms: [{ id: 'vm1', name: 'vm1', disks: [{ id: 'disk0', path: disk }] }] }));
+  const chunk = join(dir, 'vm', 'chunk.raw');
+  await exec('sh', ['-c', `head -c ${4 * MiB} /dev/urandom > ${chunk}`]);
+  const writes = Array.from({ length: incMib / 4 }, (_, i) => ['-c', `write -s ${chunk} ${i * 8 * MiB} ${4 * MiB}`]).flat();
+  return { disk, inventory, size, change: () => exec('qemu-io', ['-f', 'qcow2', ...writes, disk]) };
+}
+
+/**
  * Where a job's time went, from its events: each phase ends at the first event of the type named.
  * setup = request to transfer start (targets, leases, exports, snapshot), transfer, finish = last
  * disk's transfer to the restore point recorded and the job completed (exports stopped, leases released).

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { settle } from './datapath.bench';
 import { SECRET_ID, secretObjectArgs } from '../src/qemu/image-keys';
 import { createEncryptedQcow2 } from '../src/qemu/luks-qcow2';
-import { cpuSeconds, Lab, qemuReaped, qemuUnder, summarizePhases } from './backup.bench';
+import { cpuSeconds, Lab, qemuReaped, qemuUnder, randomDataVm, summarizePhases } from './backup.bench';
 import { median } from './stats';
 
 /*
@@ -177,25 +177,13 @@ export async function runEncryptionBench(): Promise<void> {
   const incMib = Number(process.env.SENDENSE_BENCH_ENC_INC_MIB ?? 256);
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-encryption-bench-'));
   chmodSync(dir, 0o755);
-  const size = (fullMib + 512) * MiB;
   const lab = new Lab(join(dir, 'primary'));
   mkdirSync(join(dir, 'primary'));
   try {
     out(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const disk = join(dir, 'vm', 'disk0.qcow2');
-    mkdirSync(join(dir, 'vm'));
-    const random = join(dir, 'vm', 'random.raw');
-    await run('sh', ['-c', `head -c ${fullMib * MiB} /dev/urandom > ${random} && truncate -s ${size} ${random}`]);
-    await run('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', random, disk]);
-    rmSync(random);
-    const inventory = join(dir, 'vm', 'inventory.json');
-    writeFileSync(inventory, JSON.stringify({ vms: [{ id: 'vm1', name: 'vm1', disks: [{ id: 'disk0', path: disk }] }] }));
-    await lab.start(['--inventory', inventory]);
-    // the incremental: random 4 MiB chunks every 8 MiB across the data
-    const chunk = join(dir, 'vm', 'chunk.raw');
-    await run('sh', ['-c', `head -c ${4 * MiB} /dev/urandom > ${chunk}`]);
-    const writes = Array.from({ length: incMib / 4 }, (_, i) => ['-c', `write -s ${chunk} ${i * 8 * MiB} ${4 * MiB}`]).flat();
-    await encryptionAtRest(lab, dir, fullMib, incMib, () => run('qemu-io', ['-f', 'qcow2', ...writes, disk]));
+    const vm = await randomDataVm(dir, fullMib, incMib);
+    await lab.start(['--inventory', vm.inventory]);
+    await encryptionAtRest(lab, dir, fullMib, incMib, vm.change);
   } finally {
     await lab.close();
     rmSync(dir, { recursive: true, force: true });

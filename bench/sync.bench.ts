@@ -7,7 +7,7 @@ import { nbdcopyCandidates, settle } from './datapath.bench';
 import { buildQemuNbdArgs, buildSocketExportArgs, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { freePort } from '../test/support/processes';
-import { Lab } from './backup.bench';
+import { Lab, randomDataVm } from './backup.bench';
 
 /*
  * Hub-to-hub sync of a full and of an incremental point, two hub processes on this machine (each on its own
@@ -110,22 +110,14 @@ export async function runSyncBench(): Promise<void> {
   const incMib = Number(process.env.SENDENSE_BENCH_SYNC_INC_MIB ?? 256);
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-sync-bench-'));
   chmodSync(dir, 0o755);
-  const size = (fullMib + 512) * MiB;
   const primary = new Lab(join(dir, 'primary'));
   const target = new Lab(join(dir, 'target'), undefined, { hubEnv: { SENDENSE_NBD_PORTS: '14200-14263' } });
   mkdirSync(join(dir, 'primary'));
   mkdirSync(join(dir, 'target'));
   try {
     out(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const disk = join(dir, 'vm', 'disk0.qcow2');
-    mkdirSync(join(dir, 'vm'));
-    const random = join(dir, 'vm', 'random.raw');
-    await run('sh', ['-c', `head -c ${fullMib * MiB} /dev/urandom > ${random} && truncate -s ${size} ${random}`]);
-    await run('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', random, disk]);
-    rmSync(random);
-    const inventory = join(dir, 'vm', 'inventory.json');
-    writeFileSync(inventory, JSON.stringify({ vms: [{ id: 'vm1', name: 'vm1', disks: [{ id: 'disk0', path: disk }] }] }));
-    await primary.start(['--inventory', inventory]);
+    const vm = await randomDataVm(dir, fullMib, incMib);
+    await primary.start(['--inventory', vm.inventory]);
     await target.start([]);
 
     const full = await primary.backup('vm1', 'full');
@@ -137,11 +129,7 @@ export async function runSyncBench(): Promise<void> {
 
     const points: { name: string; restorePointId: string }[] = [{ name: 'full', restorePointId: full.job.restorePointId }];
     const first = await runSync(target, job);
-    // the incremental: random 4 MiB chunks every 8 MiB across the data
-    const chunk = join(dir, 'vm', 'chunk.raw');
-    await run('sh', ['-c', `head -c ${4 * MiB} /dev/urandom > ${chunk}`]);
-    const writes = Array.from({ length: incMib / 4 }, (_, i) => ['-c', `write -s ${chunk} ${i * 8 * MiB} ${4 * MiB}`]).flat();
-    await run('qemu-io', ['-f', 'qcow2', ...writes, disk]);
+    await vm.change();
     const inc = await primary.backup('vm1', 'incremental');
     points.push({ name: 'incremental', restorePointId: inc.job.restorePointId });
     const second = await runSync(target, job);
@@ -152,7 +140,7 @@ export async function runSyncBench(): Promise<void> {
       const file = join(dir, 'primary', 'repo', listed.find((x) => x.restorePointId === p.restorePointId)!.disks[0].file);
       const data = await ownData(file);
       const ms = await pointMs(target, job, p.restorePointId, 'vm1');
-      const reference = await nbdcopyLayer(join(dir, `nbdcopy-${p.name}`), file, size);
+      const reference = await nbdcopyLayer(join(dir, `nbdcopy-${p.name}`), file, vm.size);
       out(`${p.name}: ${(data / MiB).toFixed(0)} MiB of the point's own data; the sync received ${(runOf.bytesReceived / MiB).toFixed(1)} MiB`);
       out(`  sync (digests fetched, copy hashing each block as it arrives, checked, recorded): ${ms} ms, ${rate(data, ms).toFixed(0)} MiB/s; the whole run ${runOf.startedAt && runOf.finishedAt ? Date.parse(runOf.finishedAt) - Date.parse(runOf.startedAt) : '?'} ms`);
       out(`  nbdcopy of the same data, TLS-PSK export of the point's own file into a socket export of a new qcow2 (${reference.options}): ${reference.ms.toFixed(0)} ms, ${rate(data, reference.ms).toFixed(0)} MiB/s`);
