@@ -9,6 +9,7 @@ import { copyDisk, CopySummary } from '../src/data-mover/copy-disk';
 import { buildQemuNbdArgs, QemuNbdExportSpec, supportsDirectIo } from '../src/qemu/qemu-nbd-args';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { median } from './stats';
+import { prng } from '../test/support/prng';
 
 /*
  * Data-path benchmark: our copyDisk against nbdcopy (libnbd), both copying a
@@ -101,18 +102,6 @@ async function stop(server: Server | undefined): Promise<void> {
   } catch {
     // gone
   }
-}
-
-/** Deterministic PRNG (mulberry32), so the image layout is the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** 2 GiB qcow2, 96 of its 128 16-MiB slots written (1.5 GiB), the rest left as holes. */

@@ -2,18 +2,7 @@ import { blockStatus, errorChunk, noneChunk, offsetData, offsetHole, simpleReply
 import { NBD_CMD_BLOCK_STATUS, NBD_CMD_FLUSH, NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_WRITE_ZEROES } from './constants';
 import { NbdProtocolError } from './errors';
 import { ExpectedReply, NbdReplyParser, ReplySink } from './reply-parser';
-
-/** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../test/support/prng';
 
 const SEED = Number(process.env.NBD_FUZZ_SEED ?? 0x5e0d5e);
 const CASES = Number(process.env.NBD_FUZZ_CASES ?? 6000);
