@@ -1,26 +1,15 @@
 import { chmodSync, mkdtempSync, promises as fs } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHub } from '../src/hub/start-hub';
 import { writeManifest } from '../src/repositories/qcow2/manifest';
 import { BENCH_FILE_SIZE, buildBenchImage, elapsedMs, loopMountReadRates, median, runRestoreBench as runMounterBench } from './restore-mounter.bench';
 import { runTool } from '../src/restore/mounting/run-tool';
+import { freePort } from '../test/support/processes';
 
 const TOKEN = 'bench-admin-token-0123456789';
 const MOUNT_RUNS = 7;
 const READ_RUNS = 3;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * The same figures through the real hub: POST /restore/mounts until the
