@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { fullBackupRequest } from '../../test/fixtures/agent/start-request';
 import { imagesEqual } from '../../test/fixtures/nbd/images';
 import { nbdkitLoggedCounts, NbdServer, removeDir, startNbdkit, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
+import { reportsUntilEnd } from '../../test/support/runner-reports';
 import { DEFAULT_READ_SIZE, DEFAULT_REQUEST_SIZE } from '../data-mover';
 import { openNbd } from '../nbd-protocol';
 import type { AgentReport } from '../wire/backup-protocol';
@@ -39,23 +40,17 @@ async function backUp(source: NbdServer, target: NbdServer): Promise<AgentReport
     openSnapshot: async () => snapshot,
     completeBackup: async () => undefined,
   } as unknown as BackupSource;
-  const reports: AgentReport[] = [];
-  let ended!: () => void;
-  const done = new Promise<void>((resolve) => (ended = resolve));
+  const reports = reportsUntilEnd<AgentReport>();
   const runner = new BackupRunner({
     source: fakeSource,
     connectTarget: () => openNbd(target.uri),
-    report: async (_job, report) => {
-      reports.push(report);
-      if (report.type === 'finished' || report.type === 'failed') ended();
-    },
+    report: reports.report,
     uploadDigests: async () => undefined,
     uploadConfiguration: async () => undefined,
     log: () => undefined,
   });
   runner.start(request);
-  await done;
-  return reports;
+  return reports.ended;
 }
 
 describe('BackupRunner with real NBD servers', () => {

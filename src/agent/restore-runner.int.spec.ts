@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { reportsUntilEnd } from '../../test/support/runner-reports';
 import type { RestoreReport, RestoreStartRequest } from '../wire/restore-protocol';
 import { type RestoreHost, RestoreRunner } from './restore-runner';
 import { LibvirtRestorer } from './sources/libvirt/libvirt-restorer';
@@ -41,24 +42,18 @@ async function restoreOnce(workDir: string, storage: string, req: RestoreStartRe
     plan: async () => [{ diskId: 'vda', virtualSize: 1 << 20, format: 'qcow2' as const, write: file, final: file, owner: null }],
     undo: (state) => restorer.undo(state),
   } as Partial<RestoreHost> as RestoreHost;
-  const reports: RestoreReport[] = [];
-  let ended!: () => void;
-  const done = new Promise<void>((resolve) => (ended = resolve));
+  const reports = reportsUntilEnd<RestoreReport>();
   const runner = new RestoreRunner({
     host,
     workDir,
     hubHost: '127.0.0.1',
     connectSource: () => Promise.reject(new Error('not reached')),
     fetchDigests: () => Promise.reject(new Error('not reached')),
-    report: async (_restore, report) => {
-      reports.push(report);
-      if (report.type === 'failed' || report.type === 'finished') ended();
-    },
+    report: reports.report,
     log: () => undefined,
   });
   runner.start(req);
-  await done;
-  return reports;
+  return reports.ended;
 }
 
 describe('RestoreRunner failures', () => {
