@@ -289,7 +289,7 @@ X`]);
     host.domains.push(target);
     const res = await lab.api('POST', '/api/v1/restores', { agentId, mode: 'instant', restorePointId: pointId, target: { kind: 'new-domain', name: target, storageDir: host.storage } }, { 'X-Correlation-Id': 'audit-restore-instant' });
     expect(res.status).toBe(202);
-    expect(await waitForRestore(res.body.restoreId)).toMatchObject({ status: 'completed' });
+    expect(await waitForRestore(res.body.restoreId)).toMatchObject({ status: 'completed', error: null });
     const story = await expectRestoreStory('audit-restore-instant', res.body.restoreId, ['InstantRecoveryRunning', 'RestoreDiskCompleted'], ['RestoreCompleted']);
     expect(story.map((e) => e.type)).toContain('InstantRecoveryLocal');
   }, 360_000);
