@@ -4,8 +4,8 @@ import { DIGEST_ALGORITHM, DIGEST_BLOCK_SIZE, DIGEST_LENGTH, DigestRun } from '.
 /*
  * The worker's whole program, inline so it runs alike from dist/ and under ts-jest (no .js file to find).
  * It hashes a range of a SharedArrayBuffer block by block and answers with the digests back to back.
- * crypto.hash, one call per block with no Hash object: 0-5 % less CPU than createHash in paired runs
- * (`npm run bench -- tls-send`); the hash itself runs at OpenSSL's own rate either way.
+ * crypto.hash, one call per block with no Hash object: from 7 % less CPU to 1 % more than createHash in six
+ * paired runs (docs/benchmarks.md, tls-send); the hash itself runs at OpenSSL's own rate either way.
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
