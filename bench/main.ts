@@ -14,6 +14,7 @@ import { runChainBench } from './chain.bench';
 import { runSyncBench } from './sync.bench';
 import { runEncryptionBench } from './encryption.bench';
 import { runVsphereBench } from './vsphere.bench';
+import { runTlsSendBench } from './tls-send.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -32,6 +33,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   sync: runSyncBench,
   encryption: runEncryptionBench,
   vsphere: runVsphereBench,
+  'tls-send': runTlsSendBench,
 };
 
 async function main(): Promise<void> {
