@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, createCipheriv, hash as oneShotHash, randomBytes, randomFillSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
@@ -9,6 +8,8 @@ import { copyDisk, CopySource } from '../src/data-mover/copy-disk';
 import { openNbd } from '../src/nbd-protocol/open-nbd';
 import { pskStartTls } from '../src/nbd-protocol/tls-psk';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
+import { freePort } from '../test/support/processes';
+import { stopPid } from './backup.bench';
 import { benchExportArgs } from './datapath.bench';
 import { median } from './stats';
 
@@ -57,34 +58,6 @@ function cpuSeconds(statFile: string): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function ephemeralPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function stopPid(pid: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 500; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  process.kill(pid, 'SIGKILL');
-}
-
 /** A source that serves every read from the worker's own buffer, filled with random bytes the first time it is seen. */
 function memorySource(size: number): CopySource {
   const filled = new WeakSet<ArrayBufferLike>();
@@ -110,7 +83,7 @@ async function copyOnce(dir: string, pskDir: string, psk: { identity: string; ke
   const file = join(dir, 'target.qcow2');
   rmSync(file, { force: true });
   await exec('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(bytes)]);
-  const port = await ephemeralPort();
+  const port = await freePort();
   const pidFile = join(dir, `qemu-nbd-${port}.pid`);
   await exec('qemu-nbd', benchExportArgs(port, file, pidFile, { readOnly: false, tls: line.tls ? { pskDir, bind: '127.0.0.1' } : undefined }), {
     env: { ...process.env, ...QEMU_NBD_ENV },
