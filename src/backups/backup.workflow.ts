@@ -289,9 +289,9 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
           // a synthetic full copies the point's whole view here, before the snapshot: the VM is not held while it runs
           const synthesizedFrom = state.synthesizedFrom ? pointOf(chain, state.synthesizedFrom)!.disks.find((d) => d.diskId === disk.diskId)!.file : undefined;
-          // named before it is written: a copy cut short by a failure is removed with the job's other files
-          createdFiles.push(file);
+          // a create that fails removes its own file; one that succeeds is removed with the job's other files
           await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, ...(synthesizedFrom ? { synthesizedFrom } : {}) });
+          createdFiles.push(file);
           const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null, tls: true }));
           keys.set(disk.diskId, exported.psk!);
           return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName };

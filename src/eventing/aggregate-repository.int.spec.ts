@@ -37,6 +37,19 @@ describe('AggregateRepository: decisions on cached state, checked by the expecte
     reads.mockRestore();
   });
 
+  it('reads a stream once to learn the type of one of its events, and again for an id it did not find', async () => {
+    const hub = new AggregateRepository(db.store);
+    const { eventIds } = await hub.execute('counter-t', counter, { kind: 'add', by: 1 });
+    const reads = jest.spyOn(db.store, 'readStream');
+    expect(await hub.typeOf('counter-t', eventIds[0])).toBe('Added');
+    expect(await hub.typeOf('counter-t', eventIds[0])).toBe('Added');
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(await hub.typeOf('counter-t', 'no-such-event')).toBeNull();
+    expect(await hub.typeOf('counter-t', 'no-such-event')).toBeNull();
+    expect(reads).toHaveBeenCalledTimes(3);
+    reads.mockRestore();
+  });
+
   it("decides again on the stored state when another hub appended since it cached the stream", async () => {
     const a = new AggregateRepository(db.store);
     const b = new AggregateRepository(db.store);

@@ -33,6 +33,8 @@ const CACHE_LIMIT = 1000;
 export class AggregateRepository {
   private readonly mutex = new KeyedMutex();
   private readonly cache = new Map<string, Cached>();
+  /** Events never change: a type once found is kept, so a job's hundreds of reports do not each read its stream. */
+  private readonly eventTypes = new Map<string, string>();
 
   constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
 
@@ -52,7 +54,16 @@ export class AggregateRepository {
    * names the hub event that asked for the work as its cause: what it names is checked with this.
    */
   async typeOf(streamId: string, eventId: string): Promise<string | null> {
-    return (await this.store.readStream(streamId)).find((e) => e.id === eventId)?.type ?? null;
+    const key = `${streamId}\n${eventId}`;
+    const known = this.eventTypes.get(key);
+    if (known !== undefined) return known;
+    const type = (await this.store.readStream(streamId)).find((e) => e.id === eventId)?.type ?? null;
+    // an unknown id is not kept: the event may be appended by another hub a moment later
+    if (type !== null) {
+      this.eventTypes.set(key, type);
+      if (this.eventTypes.size > CACHE_LIMIT) this.eventTypes.delete(this.eventTypes.keys().next().value as string);
+    }
+    return type;
   }
 
   execute<S, C, E extends DomainEvent>(

@@ -73,6 +73,21 @@ describe('TargetFiles: nothing outside the repository, nothing already there', (
     expect({ format: info.format, size: info['virtual-size'] }).toEqual({ format: 'qcow2', size: 1024 * 1024 });
   });
 
+  it('of two creates of one name at once, one makes the image and the other is refused without touching it', async () => {
+    const file = 'vm1/disk1/rp-5.qcow2';
+    const both = await Promise.allSettled([1, 2].map(() => new TargetFiles().create(root, { diskId: 'disk1', file, parentFile: null, virtualSize: 1024 * 1024 })));
+    expect(both.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(String((both.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toContain(`refusing to overwrite existing image ${join(root, file)}`);
+    const info = JSON.parse(spawnSync('qemu-img', ['info', '--output=json', join(root, file)], { encoding: 'utf8' }).stdout);
+    expect({ format: info.format, size: info['virtual-size'] }).toEqual({ format: 'qcow2', size: 1024 * 1024 });
+  });
+
+  it('a create that fails leaves no file behind', async () => {
+    const file = 'vm1/disk1/rp-6.qcow2';
+    await expect(new TargetFiles().create(root, { diskId: 'disk1', file, parentFile: null, virtualSize: 1024 * 1024, synthesizedFrom: 'vm1/disk1/no-such-point.qcow2' })).rejects.toThrow(/no-such-point/);
+    await expect(fs.lstat(join(root, file))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('create refuses a symlink planted at the name, and does not follow it', async () => {
     await fs.mkdir(join(root, 'vm1', 'disk1'), { recursive: true });
     await fs.symlink(canary, join(root, 'vm1/disk1/rp-4.qcow2'));

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createFull, createOverlay, synthesizeFull } from '../../repositories/qcow2/qemu-img';
 import { configurationFileOf, configurationFileRef, ConfigurationFileRef } from '../../repositories/qcow2/configuration-files';
@@ -30,15 +30,27 @@ export class TargetFiles {
   /**
    * A new image for a full backup; an overlay on the previous point (same directory, relative backing name) for an
    * incremental. Every caller names a point that has no file yet (a backup's point id is new, a sync run removes what
-   * a cut-short run left before it starts), so a file (or symlink) already there is someone else's: qemu-img.ts
-   * refuses it rather than this removing or overwriting it.
+   * a cut-short run left before it starts), so a file (or symlink) already there is someone else's: it is refused,
+   * never removed or overwritten. A create that fails leaves no file.
    */
   async create(root: string, target: TargetFile): Promise<void> {
     const abs = insideRoot(root, target.file);
     await mkdir(dirname(abs), { recursive: true, mode: 0o750 });
-    if (target.parentFile) await createOverlay(abs, target.parentFile.split('/').pop()!, { virtualSize: target.virtualSize });
-    else if (target.synthesizedFrom) await synthesizeFull(insideRoot(root, target.synthesizedFrom), abs, target.virtualSize);
-    else await createFull(abs, target.virtualSize);
+    // claimed with O_EXCL first (a symlink counts as there and is not followed): of two writers of one name, one
+    // fails here, before either writes, and neither's failure removes the other's file
+    await open(abs, 'wx').then((f) => f.close(), (error: NodeJS.ErrnoException) => {
+      throw error.code === 'EEXIST' ? new Error(`refusing to overwrite existing image ${abs}`) : error;
+    });
+    try {
+      const claimed = { overwrite: true };
+      if (target.parentFile) await createOverlay(abs, target.parentFile.split('/').pop()!, { ...claimed, virtualSize: target.virtualSize });
+      else if (target.synthesizedFrom) await synthesizeFull(insideRoot(root, target.synthesizedFrom), abs, target.virtualSize, claimed);
+      else await createFull(abs, target.virtualSize, claimed);
+    } catch (error) {
+      // a copy cut short is this call's own file: it goes here, so a caller lists only files that were made
+      await removeDurably(abs);
+      throw error;
+    }
   }
 
   async bytes(root: string, file: string): Promise<number> {
