@@ -25,6 +25,8 @@ PACKAGES=(
   cpio            # packs the libvirt test guest's initramfs
   libfaketime     # moves a test hub's clock (retention e2e: one backup per simulated 8 hours)
   virtnbdbackup   # the peer the restore-vm bench measures against (virtnbdbackup, virtnbdrestore)
+  restic          # a peer the store bench measures bytes stored against
+  borgbackup      # the other peer the store bench measures bytes stored against
   chromium        # the web console's browser tests (driven by playwright-core)
   fonts-dejavu-core # text in the console's screenshots
   curl            # the demo, its examples (docs/operations.md) and the restore bench call the hub's HTTP API with it
