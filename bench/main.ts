@@ -15,6 +15,7 @@ import { runSyncBench } from './sync.bench';
 import { runEncryptionBench } from './encryption.bench';
 import { runVsphereBench } from './vsphere.bench';
 import { runTlsSendBench } from './tls-send.bench';
+import { runStoreBench } from './store.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -34,6 +35,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   encryption: runEncryptionBench,
   vsphere: runVsphereBench,
   'tls-send': runTlsSendBench,
+  store: runStoreBench,
 };
 
 async function main(): Promise<void> {

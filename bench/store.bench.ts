@@ -1,0 +1,173 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { compress } from 'zstd-napi';
+import { BlockMap, blockMap, changedBlocks } from './store/blocks';
+import { ChunkStoreModel } from './store/chunk-store-model';
+import { Fleet } from './store/fleet';
+import { addCost, Cost, inProcess, shell, zeroCost } from './store/measure';
+import { Qcow2Candidate } from './store/qcow2-candidates';
+
+/*
+ * What a fleet costs to keep (issue 40): one template disk (SENDENSE_BENCH_STORE_TEMPLATE_MIB, default 2048) holding
+ * a real ext4 with real files of this machine (SENDENSE_BENCH_STORE_FILES_MIB, default 640, from /usr/share and
+ * /usr/lib) and generated logs (SENDENSE_BENCH_STORE_TEXT_MIB, default 200); SENDENSE_BENCH_STORE_VMS (default 10)
+ * clones of it, each with 5 % of the disk of its own (half random, half text); SENDENSE_BENCH_STORE_DAYS (default 7)
+ * days on which every VM rewrites 2 % of its files in a few places each and appends 2 MiB to a log, and is backed up
+ * (a full on day one, incrementals after). Every day's disks are backed up by every candidate layout and by restic
+ * (`backup --stdin`, compression auto) and borg (`create --compression zstd,3`), each into an encrypted repository.
+ * Printed: bytes on disk, the reduction against the disks' logical bytes, backup wall time and CPU, and the restore
+ * of the newest point of one VM into a raw file (fsynced) for each.
+ *
+ * The candidates are the layouts measured for docs/design/storage.md. The qcow2 ones are written by qemu-img and
+ * qemu-nbd as the hub writes points; the chunk store is a measuring model of the content-addressed layout (one
+ * thread, in this process): its bytes are what that layout stores, its times a floor for what the product must reach.
+ */
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const gib = (bytes: number) => (bytes / GiB).toFixed(2);
+
+function du(dir: string): number {
+  let total = 0;
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const path = join(d, name);
+      const st = statSync(path);
+      if (st.isDirectory()) walk(path);
+      else total += st.blocks * 512;
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+interface Row {
+  name: string;
+  bytes: () => number;
+  backup: Cost;
+  restore?: Cost;
+}
+
+export async function runStoreBench(): Promise<void> {
+  const options = {
+    templateMib: env('SENDENSE_BENCH_STORE_TEMPLATE_MIB', 2048),
+    realFilesMib: env('SENDENSE_BENCH_STORE_FILES_MIB', 640),
+    textMib: env('SENDENSE_BENCH_STORE_TEXT_MIB', 200),
+    vms: env('SENDENSE_BENCH_STORE_VMS', 10),
+    ownPercent: 5,
+    dailyFilesPercent: 2,
+    dailyLogMib: 2,
+  };
+  const days = env('SENDENSE_BENCH_STORE_DAYS', 7);
+  const base = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? '/var/tmp', 'sendense-store-'));
+  const dir = (name: string) => {
+    const path = join(base, name);
+    mkdirSync(path, { recursive: true });
+    return path;
+  };
+  out(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  out(`fleet: template ${options.templateMib} MiB (${options.realFilesMib} MiB of this machine's files, ${options.textMib} MiB of logs), ${options.vms} clones with ${options.ownPercent} % of their own, ${days} days (${options.dailyFilesPercent} % of files rewritten, ${options.dailyLogMib} MiB of log a day); work dir ${base}`);
+  try {
+    const fleet = new Fleet({ ...options, dir: dir('fleet') });
+    const built = await inProcess(() => fleet.build());
+    out(`fleet built in ${built.cost.wallS.toFixed(1)} s`);
+
+    const password = { RESTIC_PASSWORD: 'bench-store', BORG_PASSPHRASE: 'bench-store', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
+    const restic = dir('restic');
+    const borg = dir('borg');
+    await shell(`restic init --repository-version 2 -q -r '${restic}'`, password);
+    await shell(`borg init -e repokey '${borg}'`, password);
+
+    const today = new Qcow2Candidate(dir('qcow2'), false, false);
+    const zstdQcow2 = new Qcow2Candidate(dir('qcow2-zstd'), true, false);
+    const zstdQcow2CrossVm = new Qcow2Candidate(dir('qcow2-zstd-cross-vm'), true, true);
+    const key = randomBytes(32);
+    const chunks = new ChunkStoreModel(dir('chunks'), key, 3);
+    const rows: Row[] = [
+      { name: 'today: qcow2 chain per VM, no compression (LUKS adds 2 MiB a file)', bytes: () => today.bytesOnDisk(), backup: zeroCost() },
+      { name: 'qcow2 chain per VM, zstd clusters (no encryption possible)', bytes: () => zstdQcow2.bytesOnDisk(), backup: zeroCost() },
+      { name: 'qcow2 zstd, a clone\'s full on the first VM\'s (no encryption possible)', bytes: () => zstdQcow2CrossVm.bytesOnDisk(), backup: zeroCost() },
+      { name: 'chunk store: 64 KiB chunks by SHA-256, zstd 3, AES-256-GCM (model)', bytes: () => chunks.bytesOnDisk(), backup: zeroCost() },
+      { name: 'restic 0.14 (encrypted, compression auto)', bytes: () => du(restic), backup: zeroCost() },
+      { name: 'borg 1.2 (repokey, zstd,3)', bytes: () => du(borg), backup: zeroCost() },
+    ];
+    const [todayRow, zstdRow, crossRow, chunkRow, resticRow, borgRow] = rows;
+    const maps = new Map<number, BlockMap>();
+    let logical = 0;
+    let changedTotal = 0;
+    let cloneFullSent: number | null = null;
+    for (let day = 1; day <= days; day++) {
+      for (let vm = 0; vm < options.vms; vm++) {
+        if (day > 1) await fleet.day(vm, day);
+        const image = fleet.image(vm);
+        // every candidate is given the changed blocks: what the agent's change tracking reports
+        const map = await blockMap(image);
+        const previous = maps.get(vm) ?? null;
+        const changed = changedBlocks(previous, map);
+        changedTotal += changed.length;
+        logical += map.size;
+        // what a source-side deduplicating agent sends for a clone's full, told the digests of the first VM's full
+        if (day === 1 && vm === 1) {
+          const known = new Set(maps.get(0)!.digests);
+          cloneFullSent = changed.filter((i) => !known.has(map.digests[i])).length * 64 * 1024;
+        }
+        todayRow.backup = addCost(todayRow.backup, await today.point(vm, day, image, map, changed));
+        zstdRow.backup = addCost(zstdRow.backup, await zstdQcow2.point(vm, day, image, map, changed));
+        crossRow.backup = addCost(crossRow.backup, await zstdQcow2CrossVm.point(vm, day, image, map, changed));
+        const stored = await inProcess(() => chunks.point(`vm-${vm}-d${day}`, image, map, changed, previous ? `vm-${vm}-d${day - 1}` : null));
+        chunkRow.backup = addCost(chunkRow.backup, stored.cost);
+        resticRow.backup = addCost(resticRow.backup, await shell(`restic backup -q -r '${restic}' --host bench --tag vm-${vm} --stdin --stdin-filename vm-${vm}.raw < '${image}'`, password));
+        borgRow.backup = addCost(borgRow.backup, await shell(`borg create --compression zstd,3 --stdin-name vm-${vm}.raw '${borg}::vm-${vm}-d${day}' - < '${image}'`, password));
+        maps.set(vm, map);
+      }
+      await chunks.flush();
+      out(`  day ${day} (load ${loadavg()[0].toFixed(2)}): ${rows.map((r) => `${r.name.split(':')[0].split(' (')[0]} ${gib(r.bytes())} GiB`).join(', ')}`);
+    }
+
+    const restoreDir = dir('restored');
+    const newest = `vm-0-d${days}`;
+    todayRow.restore = await today.restore(0, join(restoreDir, 'today.raw'));
+    zstdRow.restore = await zstdQcow2.restore(0, join(restoreDir, 'zstd.raw'));
+    crossRow.restore = await zstdQcow2CrossVm.restore(0, join(restoreDir, 'cross.raw'));
+    chunkRow.restore = (await inProcess(() => chunks.restore(newest, join(restoreDir, 'chunks.raw')))).cost;
+    resticRow.restore = await shell(`restic dump -q -r '${restic}' --tag vm-0 latest /vm-0.raw > '${restoreDir}/restic.raw' && sync '${restoreDir}/restic.raw'`, password);
+    borgRow.restore = await shell(`borg extract --stdout '${borg}::${newest}' > '${restoreDir}/borg.raw' && sync '${restoreDir}/borg.raw'`, password);
+    const same = await shell(`cd '${restoreDir}' && for f in *.raw; do cmp -s today.raw "$f" || echo "$f differs"; done`);
+    if (same.stdout.trim()) throw new Error(`a restore differs from the disk: ${same.stdout.trim()}`);
+
+    const resticBytes = resticRow.bytes();
+    const borgBytes = borgRow.bytes();
+    out('');
+    out(`logical bytes backed up: ${gib(logical)} GiB in ${options.vms * days} points; changed 64 KiB blocks after the fulls: ${gib(changedTotal * 64 * 1024)} GiB`);
+    out(`| layout | GiB stored | reduction | vs restic | vs borg | backup wall s | backup CPU s | restore newest, wall s | restore CPU s |`);
+    out('|---|---|---|---|---|---|---|---|---|');
+    for (const row of rows) {
+      const bytes = row.bytes();
+      out(`| ${row.name} | ${gib(bytes)} | ${(logical / bytes).toFixed(1)}× | ${(bytes / resticBytes).toFixed(2)} | ${(bytes / borgBytes).toFixed(2)} | ${row.backup.wallS.toFixed(1)} | ${row.backup.cpuS.toFixed(1)} | ${row.restore!.wallS.toFixed(2)} | ${row.restore!.cpuS.toFixed(2)} |`);
+    }
+    out(`chunk store: ${chunks.stats.chunks} chunks stored (${gib(chunks.stats.rawBytes)} GiB before compression, ${gib(chunks.stats.storedBytes)} GiB after), ${chunks.stats.referenced} blocks sent that it already held`);
+    if (cloneFullSent !== null) out(`a clone's full with source-side deduplication against the first VM's full: ${(cloneFullSent / MiB).toFixed(0)} MiB sent of ${options.templateMib} MiB`);
+
+    // the codecs on the same chunks: one stored chunk in 4
+    const sample = await chunks.sample(4);
+    const raw = sample.reduce((s, b) => s + b.length, 0);
+    const codecs: [string, (b: Buffer) => Buffer][] = [
+      ['zstd 1', (b) => compress(b, { compressionLevel: 1 })],
+      ['zstd 3', (b) => compress(b, { compressionLevel: 3 })],
+      ['zstd 9', (b) => compress(b, { compressionLevel: 9 })],
+      ['deflate 6 (node:zlib)', (b) => deflateSync(b)],
+    ];
+    for (const [name, codec] of codecs) {
+      const measured = await inProcess(async () => sample.reduce((s, b) => s + Math.min(b.length, codec(b).length), 0));
+      out(`codec ${name}: ${(measured.value / raw).toFixed(3)} of the bytes, ${(raw / MiB / measured.cost.cpuS).toFixed(0)} MiB/s of CPU (${sample.length} chunks)`);
+    }
+    out(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  } finally {
+    if (!process.env.SENDENSE_BENCH_KEEP) rmSync(base, { recursive: true, force: true });
+  }
+}
