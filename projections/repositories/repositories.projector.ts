@@ -7,10 +7,12 @@ import {
   REPOSITORY_LOW_SPACE,
   REPOSITORY_REGISTERED,
   REPOSITORY_REMOVED,
+  REPOSITORY_SETTINGS_CHANGED,
   REPOSITORY_SPACE_RECOVERED,
   REPOSITORY_STREAM_PREFIX,
   RepositoryCapacitySampled,
   RepositoryDefinition,
+  RepositorySettingsChanged,
 } from '../../src/repositories/registry/repository.events';
 import { RepositoryView } from './repository.entity';
 
@@ -43,6 +45,9 @@ export class RepositoriesProjector implements Projector {
         return;
       case REPOSITORY_REMOVED:
         await repo.update({ repositoryId }, { status: 'removed' });
+        return;
+      case REPOSITORY_SETTINGS_CHANGED:
+        await repo.update({ repositoryId }, { maxChainDepth: (event.data as unknown as RepositorySettingsChanged['data']).maxChainDepth });
         return;
     }
   }

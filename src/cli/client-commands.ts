@@ -5,6 +5,7 @@ import { DiskLine, formatBytes, ProgressDisplay, progressLine } from './progress
 /** The `repository`, `backup`, `restore-points` and `token` commands, by their two words; each gets the arguments after them. */
 export const CLIENT_COMMANDS: Record<string, (args: string[], env: NodeJS.ProcessEnv) => Promise<void>> = {
   'repository add': repositoryAdd,
+  'repository set': repositorySet,
   'backup start': backupStart,
   'backup list': backupList,
   'backup show': backupShow,
@@ -38,6 +39,15 @@ async function repositoryAdd(args: string[], env: NodeJS.ProcessEnv): Promise<vo
     `chains of at most ${repo.maxChainDepth} points`,
   ];
   process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free${notes.map((n) => `  ${n}`).join('')}\n`);
+}
+
+/** Only what steers the backups to come may change; each option goes as given, for the hub to refuse with its reason. */
+async function repositorySet(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const [repositoryId] = args;
+  const depth = option(args, '--max-chain-depth');
+  if (!repositoryId || repositoryId.startsWith('--') || depth === undefined) throw new Error('usage: sendense repository set ID --max-chain-depth N');
+  const repo = await new HubApi(env).call('PATCH', `/api/v1/repositories/${encodeURIComponent(repositoryId)}`, { maxChainDepth: /^\d+$/.test(depth) ? Number(depth) : depth });
+  process.stdout.write(`${repo.repositoryId}  ${repo.name}  chains of at most ${repo.maxChainDepth} points\n`);
 }
 
 async function backupStart(args: string[], env: NodeJS.ProcessEnv): Promise<void> {

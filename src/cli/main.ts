@@ -44,6 +44,9 @@ export const USAGE = () => `usage: sendense <command>
                                             its qcow2 files are encrypted with the key in FILE;
                                             --max-chain-depth: points per chain before a synthetic full,
                                             2-1000, default 32)
+  sendense repository set ID --max-chain-depth N
+                                            change a repository's points per chain (admin token needed);
+                                            the next backup of a chain already that long is a synthetic full
   sendense backup start --vm ID --repository ID [--type full|incremental|auto] [--wait]
                                             start a backup (--wait: show its progress until it ends)
   sendense backup list [--vm ID] [--status S]

@@ -1,4 +1,5 @@
 import { RepositoryMounts } from './adapters/repository-mounts';
+import { ChangeRepositorySettingsHandler } from './commands/change-repository-settings.handler';
 import { RecordCapacitySampleHandler } from './commands/record-capacity-sample.handler';
 import { RegisterRepositoryHandler } from './commands/register-repository.handler';
 import { RemoveRepositoryHandler } from './commands/remove-repository.handler';
@@ -6,8 +7,8 @@ import { RepositoriesController } from './registry/repositories.controller';
 import { RepositoriesService } from './registry/repositories.service';
 import { RepositoryLifecycleWorkflow } from './repository-lifecycle.workflow';
 
-/** Repositories: registering, removing and measuring them (the chains they hold are src/restore-points/restore-points.feature.ts). */
+/** Repositories: registering, changing their settings, removing and measuring them (the chains they hold are src/restore-points/restore-points.feature.ts). */
 export const repositoriesFeature = {
   controllers: [RepositoriesController],
-  providers: [RegisterRepositoryHandler, RemoveRepositoryHandler, RecordCapacitySampleHandler, RepositoryLifecycleWorkflow, RepositoryMounts, RepositoriesService],
+  providers: [RegisterRepositoryHandler, RemoveRepositoryHandler, ChangeRepositorySettingsHandler, RecordCapacitySampleHandler, RepositoryLifecycleWorkflow, RepositoryMounts, RepositoriesService],
 };

@@ -1,15 +1,20 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { CommandGateway } from '../../projection-runner/command-gateway';
+import { ChangeRepositorySettingsCommand } from '../commands/change-repository-settings.command';
 import { GetRepositoryQuery } from '../queries/get-repository.query';
 import { ListRepositoriesQuery } from '../queries/list-repositories.query';
 import { RepositoryLifecycleWorkflow } from '../repository-lifecycle.workflow';
-import { RegisterRepositoryDto, registrationOf, RepositoryIdParams } from './repositories.dto';
+import { ChangeRepositorySettingsDto, RegisterRepositoryDto, registrationOf, RepositoryIdParams } from './repositories.dto';
 import { Access } from '../../http/access.guard';
 import { Owned, TenantScope } from '../../http/owned';
 import { currentContext } from '../../eventing/request-context';
 
-/** Registering and removing touch the repository's files, so they go through its workflow; rescan and verify are the restore points' (RepositoryChecksController). */
+/**
+ * Registering and removing touch the repository's files, so they go through its workflow; a change of settings touches
+ * none and is a command; rescan and verify are the restore points' (RepositoryChecksController).
+ */
 @ApiTags('repositories')
 @ApiBearerAuth()
 @Controller('api/v1/repositories')
@@ -18,6 +23,7 @@ export class RepositoriesController {
     private readonly scope: TenantScope,
     private readonly queries: QueryBus,
     private readonly lifecycle: RepositoryLifecycleWorkflow,
+    private readonly gateway: CommandGateway,
   ) {}
 
   @Access('admin')
@@ -40,6 +46,14 @@ export class RepositoriesController {
   @Get(':id')
   get(@Param() { id }: RepositoryIdParams) {
     return this.queries.execute(new GetRepositoryQuery(id, currentContext().tenantId));
+  }
+
+  @Access('admin')
+  @Owned('global')
+  @Patch(':id')
+  async changeSettings(@Param() { id }: RepositoryIdParams, @Body() body: ChangeRepositorySettingsDto) {
+    await this.gateway.execute(new ChangeRepositorySettingsCommand(id, body.maxChainDepth), 'repositories');
+    return this.queries.execute(new GetRepositoryQuery(id));
   }
 
   @Access('admin')

@@ -93,6 +93,18 @@ export class RegisterRepositoryDto {
   encryption?: RepositoryEncryptionDto;
 }
 
+/** What may change once a repository holds restore points: only what steers the backups to come. */
+export class ChangeRepositorySettingsDto {
+  @ApiProperty({
+    description: `the most restore points one chain of a VM may hold from now on (${MIN_MAX_CHAIN_DEPTH}-${MAX_MAX_CHAIN_DEPTH}); the next backup of a chain that already holds as many or more is a synthetic full; existing points are left as they are`,
+    example: 14,
+  })
+  @IsInt({ message: 'maxChainDepth must be a whole number of restore points' })
+  @Min(MIN_MAX_CHAIN_DEPTH, { message: `maxChainDepth must be at least ${MIN_MAX_CHAIN_DEPTH}` })
+  @Max(MAX_MAX_CHAIN_DEPTH, { message: `maxChainDepth must be at most ${MAX_MAX_CHAIN_DEPTH}` })
+  maxChainDepth: number;
+}
+
 export class RepositoryIdParams {
   @IsUUID('4', { message: 'repositoryId must be a uuid' })
   id: string;

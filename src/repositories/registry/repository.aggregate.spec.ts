@@ -96,4 +96,45 @@ describe('repository rules', () => {
   it('a repository registered before the setting existed has the default limit', () => {
     expect(maxChainDepthOf(fold(repo, run([{ kind: 'register', definition }])).definition!)).toBe(DEFAULT_MAX_CHAIN_DEPTH);
   });
+
+  describe('changing maxChainDepth after registration', () => {
+    const change = (maxChainDepth: number): RepositoryCommand => ({ kind: 'changeSettings', repositoryId: 'r1', maxChainDepth });
+
+    it('records the new limit with the one it replaces, and later decisions read the new one', () => {
+      const events = run([{ kind: 'register', definition: { ...definition, maxChainDepth: 7 } }, change(3)]);
+      expect(events.at(-1)).toEqual({ type: 'RepositorySettingsChanged', data: { repositoryId: 'r1', maxChainDepth: 3, previous: 7 } });
+      expect(maxChainDepthOf(fold(repo, events).definition!)).toBe(3);
+      expect(run([{ kind: 'register', definition: { ...definition, maxChainDepth: 7 } }, change(3), change(50)]).at(-1)!.data).toEqual({ repositoryId: 'r1', maxChainDepth: 50, previous: 3 });
+    });
+
+    it('keeps the rest of the definition as registered', () => {
+      const state = fold(repo, run([{ kind: 'register', definition: { ...definition, immutableDays: 5 } }, change(4)]));
+      expect(state).toMatchObject({ status: 'active', definition: { ...definition, immutableDays: 5, maxChainDepth: 4 } });
+    });
+
+    it('appends nothing for the limit already in force, the default too for a repository registered before the setting existed', () => {
+      expect(run([{ kind: 'register', definition: { ...definition, maxChainDepth: 7 } }, change(3), change(3)]).map((e) => e.type)).toEqual(['RepositoryRegistered', 'RepositorySettingsChanged']);
+      expect(run([{ kind: 'register', definition }, change(DEFAULT_MAX_CHAIN_DEPTH)]).map((e) => e.type)).toEqual(['RepositoryRegistered']);
+      expect(run([{ kind: 'register', definition }, change(10)]).at(-1)!.data).toEqual({ repositoryId: 'r1', maxChainDepth: 10, previous: DEFAULT_MAX_CHAIN_DEPTH });
+    });
+
+    it('refuses a limit outside 2 to 1000 as registering does', () => {
+      for (const maxChainDepth of [1, 0, 1001, 2.5, Number.NaN]) {
+        expect(() => run([{ kind: 'register', definition }, change(maxChainDepth)])).toThrow(/maxChainDepth must be a whole number from 2 to 1000/);
+      }
+    });
+
+    it('refuses a repository that was never registered or was removed as not found', () => {
+      expect(() => run([change(5)])).toThrow('repository r1 does not exist');
+      expect(() => run([{ kind: 'register', definition }, { kind: 'remove' }, change(5)])).toThrow('repository r1 does not exist');
+      const thrown = (() => {
+        try {
+          run([{ kind: 'register', definition }, { kind: 'remove' }, change(5)]);
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(thrown).toMatchObject({ kind: 'not_found' });
+    });
+  });
 });

@@ -7,9 +7,11 @@ import {
   REPOSITORY_LOW_SPACE,
   REPOSITORY_REGISTERED,
   REPOSITORY_REMOVED,
+  REPOSITORY_SETTINGS_CHANGED,
   REPOSITORY_SPACE_RECOVERED,
   MAX_MAX_CHAIN_DEPTH,
   MIN_MAX_CHAIN_DEPTH,
+  maxChainDepthOf,
   RepositoryDefinition,
   RepositoryEvent,
 } from './repository.events';
@@ -33,7 +35,9 @@ export type RepositoryCommand =
   | { kind: 'register'; definition: RepositoryDefinition; existing?: ExistingRepository[]; capacity?: Capacity; thresholdPercent?: number }
   | { kind: 'sample'; capacity: Capacity; thresholdPercent: number }
   /** `restorePoints`: how many restore points the repository still holds. */
-  | { kind: 'remove'; restorePoints?: number };
+  | { kind: 'remove'; restorePoints?: number }
+  /** Settings that only steer future backups, so they may change while the repository holds restore points. */
+  | { kind: 'changeSettings'; repositoryId: string; maxChainDepth: number };
 
 /** A sample is worth an event when free space moved by at least this share of the total. */
 const SIGNIFICANT_CHANGE = 0.01;
@@ -126,6 +130,8 @@ export const repositoryAggregate: Aggregate<RepositoryState, RepositoryCommand, 
         return { ...state, lowSpace: false };
       case REPOSITORY_REMOVED:
         return { ...state, status: 'removed' };
+      case REPOSITORY_SETTINGS_CHANGED:
+        return { ...state, definition: { ...state.definition!, maxChainDepth: event.data.maxChainDepth } };
     }
   },
 
@@ -145,6 +151,15 @@ export const repositoryAggregate: Aggregate<RepositoryState, RepositoryCommand, 
         if (state.status !== 'active') throw new DomainError('not_found', 'repository does not exist');
         if (command.restorePoints) throw new DomainError('conflict', `repository ${state.definition!.name} holds ${command.restorePoints} restore point(s); delete them first`);
         return [{ type: REPOSITORY_REMOVED, data: { repositoryId: state.definition!.repositoryId } }];
+      case 'changeSettings': {
+        // a removed repository is gone as for every other operation on it (404), not a conflict to resolve
+        if (state.status !== 'active') throw new DomainError('not_found', `repository ${command.repositoryId} does not exist`);
+        refuseChainDepth(command.maxChainDepth);
+        const previous = maxChainDepthOf(state.definition!);
+        // the same value again changes nothing, so a retried request records nothing twice
+        if (command.maxChainDepth === previous) return [];
+        return [{ type: REPOSITORY_SETTINGS_CHANGED, data: { repositoryId: command.repositoryId, maxChainDepth: command.maxChainDepth, previous } }];
+      }
     }
   },
 };

@@ -5,6 +5,7 @@ export const REPOSITORY_CAPACITY_SAMPLED = 'RepositoryCapacitySampled';
 export const REPOSITORY_LOW_SPACE = 'RepositoryLowSpace';
 export const REPOSITORY_SPACE_RECOVERED = 'RepositorySpaceRecovered';
 export const REPOSITORY_REMOVED = 'RepositoryRemoved';
+export const REPOSITORY_SETTINGS_CHANGED = 'RepositorySettingsChanged';
 
 export type RepositoryKind = 'local' | 'nfs' | 'cifs';
 
@@ -73,7 +74,12 @@ export type RepositoryCapacitySampled = DomainEvent<typeof REPOSITORY_CAPACITY_S
 export type RepositoryLowSpace = DomainEvent<typeof REPOSITORY_LOW_SPACE, { repositoryId: string; freeBytes: number; totalBytes: number; thresholdPercent: number }>;
 export type RepositorySpaceRecovered = DomainEvent<typeof REPOSITORY_SPACE_RECOVERED, { repositoryId: string; freeBytes: number; totalBytes: number; thresholdPercent: number }>;
 export type RepositoryRemoved = DomainEvent<typeof REPOSITORY_REMOVED, { repositoryId: string }>;
-export type RepositoryEvent = RepositoryRegistered | RepositoryCapacitySampled | RepositoryLowSpace | RepositorySpaceRecovered | RepositoryRemoved;
+/**
+ * A setting of an active repository changed: from this event on, backups into it decide by the new value. `previous`
+ * is the value in force before (DEFAULT_MAX_CHAIN_DEPTH for a repository registered before the setting existed).
+ */
+export type RepositorySettingsChanged = DomainEvent<typeof REPOSITORY_SETTINGS_CHANGED, { repositoryId: string; maxChainDepth: number; previous: number }>;
+export type RepositoryEvent = RepositoryRegistered | RepositoryCapacitySampled | RepositoryLowSpace | RepositorySpaceRecovered | RepositoryRemoved | RepositorySettingsChanged;
 
 export const REPOSITORY_STREAM_PREFIX = 'repository-';
 export const repositoryStream = (id: string) => `${REPOSITORY_STREAM_PREFIX}${id}`;
