@@ -31,6 +31,7 @@ const EXPECTED: Record<string, AccessLevel> = {
   'POST /api/v1/repositories': 'admin',
   'GET /api/v1/repositories': 'read',
   'GET /api/v1/repositories/{id}': 'read',
+  'PATCH /api/v1/repositories/{id}': 'admin',
   'DELETE /api/v1/repositories/{id}': 'admin',
   'POST /api/v1/repositories/{id}/rescan': 'admin',
   'POST /api/v1/repositories/{id}/verify': 'operate',

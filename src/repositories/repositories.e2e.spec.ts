@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { contentMismatches } from '../../test/fixtures/qcow2/chain-builder';
 import { buildRepositoryChain, RepositoryChain } from '../../test/fixtures/qcow2/repository-chain';
-import { eventCount, startTestHub, TestHub } from '../../test/support/test-hub';
+import { eventCount, startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
 import { SpaceCheck } from '../restore-points/space-check';
 import { configurationFileOf, writeConfigurationFile } from './qcow2/configuration-files';
 import { manifestPath, readManifest, writeManifest } from './qcow2/manifest';
@@ -245,6 +245,45 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     }
   });
 
+  it('PATCH changes maxChainDepth: the answer and GET show it, its event carries the request correlation id, the same value again appends nothing, and bad input, other roles and a removed repository change nothing', async () => {
+    const url = `/api/v1/repositories/${repositoryId}`;
+    const shown = async () => (await hub.admin(hub.http().get(url)).expect(200)).body.maxChainDepth;
+    const patch = (body: unknown, token = TEST_ADMIN_TOKEN) => hub.http().patch(url).set('Authorization', `Bearer ${token}`).send(body as object);
+    expect(await shown()).toBe(32);
+
+    const changed = await patch({ maxChainDepth: 5 }).set('X-Correlation-Id', 'depth-to-5').expect(200);
+    expect(changed.body).toMatchObject({ repositoryId, name: 'main', path: root, maxChainDepth: 5 });
+    expect(await shown()).toBe(5);
+    expect((await hub.admin(hub.http().get('/api/v1/repositories')).expect(200)).body.map((r: { maxChainDepth: number }) => r.maxChainDepth)).toEqual([5]);
+    const story = (await hub.admin(hub.http().get('/api/v1/audit/correlations/depth-to-5')).expect(200)).body.events;
+    expect(story.map((e: { type: string; streamId: string; data: unknown }) => [e.type, e.streamId, e.data])).toEqual([['RepositorySettingsChanged', `repository-${repositoryId}`, { repositoryId, maxChainDepth: 5, previous: 32 }]]);
+    expect(story[0].metadata).toMatchObject({ correlationId: 'depth-to-5', actor: 'admin', causationId: story[0].metadata.commandId });
+
+    const streamEvents = async () => (await hub.db.dataSource.query(`SELECT count(*)::int AS n FROM es_events WHERE stream_id = $1`, [`repository-${repositoryId}`]))[0].n as number;
+    const before = await streamEvents();
+    expect((await patch({ maxChainDepth: 5 }).expect(200)).body.maxChainDepth).toBe(5);
+    for (const maxChainDepth of [1, 0, -4, 2.5, '7', 1001, null]) {
+      const refused = await patch({ maxChainDepth }).expect(400);
+      expect(JSON.stringify(refused.body.message)).toMatch(/maxChainDepth must be/);
+    }
+    expect(JSON.stringify((await patch({}).expect(400)).body.message)).toMatch(/maxChainDepth must be/);
+    expect(JSON.stringify((await patch({ maxChainDepth: 6, immutableDays: 3 }).expect(400)).body.message)).toMatch(/property immutableDays should not exist/);
+    for (const role of ['operator', 'viewer'] as const) {
+      const token = (await hub.admin(hub.http().post('/api/v1/tokens')).send({ name: `depth-${role}`, role }).expect(201)).body.token;
+      await patch({ maxChainDepth: 6 }, token).expect(403);
+    }
+    expect(await streamEvents()).toBe(before);
+
+    const spareRoot = join(dir, 'repo-spare');
+    const spare = (await hub.admin(hub.http().post('/api/v1/repositories')).send({ name: 'spare', kind: 'local', path: spareRoot, maxChainDepth: 9 }).expect(201)).body.repositoryId;
+    await hub.admin(hub.http().delete(`/api/v1/repositories/${spare}`)).expect(204);
+    const removedAt = await eventCount(hub.db);
+    const gone = await hub.admin(hub.http().patch(`/api/v1/repositories/${spare}`)).send({ maxChainDepth: 4 }).expect(404);
+    expect(gone.body.message).toBe(`repository ${spare} does not exist`);
+    expect(await eventCount(hub.db)).toBe(removedAt);
+    expect(await shown()).toBe(5);
+  });
+
   it('refuses to start a backup that cannot fit, with the sizes in the reason', async () => {
     const check = hub.app.get(SpaceCheck);
     await expect(check.assertFits(repositoryId, [2 ** 50])).rejects.toThrow(/not enough space in repository .*GiB free, but the backup may need up to 10487\d\d\.\d GiB \(qemu-img measure of 1 disk\(s\)\)/);
@@ -264,6 +303,8 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     ['get', '/api/v1/repositories/not-a-uuid', undefined, 400, /repositoryId must be a uuid/],
     ['get', '/api/v1/repositories/7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11', undefined, 404, /does not exist/],
     ['post', '/api/v1/repositories/7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11/rescan', undefined, 404, /does not exist/],
+    ['patch', '/api/v1/repositories/7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11', { maxChainDepth: 5 }, 404, /repository 7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11 does not exist/],
+    ['patch', '/api/v1/repositories/not-a-uuid', { maxChainDepth: 5 }, 400, /repositoryId must be a uuid/],
     ['delete', '/api/v1/restore-points/..%2F..%2Fetc', undefined, 400, /restorePointId must be/],
     ['delete', '/api/v1/restore-points/rp-99', undefined, 404, /does not exist/],
     ['post', '/api/v1/restore-points/rp-99/verify', undefined, 404, /does not exist/],

@@ -321,7 +321,7 @@ export interface paths {
         delete: operations["RepositoriesController_remove"];
         options?: never;
         head?: never;
-        patch?: never;
+        patch: operations["RepositoriesController_changeSettings"];
         trace?: never;
     };
     "/api/v1/restore-points/{id}": {
@@ -1335,6 +1335,13 @@ export interface components {
             /** @description write the repository's qcow2 files encrypted (qcow2 LUKS) with this key; its SHA-256 fingerprint is recorded, never the key */
             encryption?: components["schemas"]["RepositoryEncryptionDto"];
         };
+        ChangeRepositorySettingsDto: {
+            /**
+             * @description the most restore points one chain of a VM may hold from now on (2-1000); the next backup of a chain that already holds as many or more is a synthetic full; existing points are left as they are
+             * @example 14
+             */
+            maxChainDepth: number;
+        };
         RegisterAgentDto: {
             /** @example esx-01 */
             name: string;
@@ -2051,6 +2058,27 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RepositoriesController_changeSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeRepositorySettingsDto"];
+            };
+        };
+        responses: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
