@@ -200,6 +200,44 @@ describe('chains never exceed the repository maxChainDepth', () => {
     expect(await lab.leftovers()).toEqual(CLEAN);
   }, 300_000);
 
+  it('a limit changed after registration (sendense repository set, PATCH) decides the next backups: lowered, a chain at the new limit ends in a synthetic full; raised, the chain grows again', async () => {
+    const env = { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN };
+    const bad = spawnSendense(['repository', 'set', lab.repositoryId, '--max-chain-depth', 'ten'], env);
+    expect((await bad.exited).code).not.toBe(0);
+    expect(bad.output()).toMatch(/maxChainDepth must be/);
+    expect((await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body.maxChainDepth).toBe(MAX_DEPTH);
+    const lowered = spawnSendense(['repository', 'set', lab.repositoryId, '--max-chain-depth', '2'], env);
+    expect((await lowered.exited).code).toBe(0);
+    expect(lowered.output()).toMatch(/chains of at most 2 points/);
+    expect((await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body.maxChainDepth).toBe(2);
+
+    const newestDepth = async () => {
+      const all = await points();
+      return depth(all, all.at(-1)!);
+    };
+    while ((await newestDepth()) < 2) {
+      await change();
+      expect((await backup()).point.type).toBe('incremental');
+    }
+    const newest = (await points()).at(-1)!;
+    const at = await newestDepth();
+    await change();
+    const synthetic = await backup();
+    expect(synthetic.job).toMatchObject({ type: 'full', typeReason: `the chain holds ${at} restore points (the repository's maxChainDepth is 2): a synthetic full of ${newest.restorePointId} with the changes since it starts a new chain` });
+    expect(synthetic.decided.synthesizedFrom).toBe(newest.restorePointId);
+    await change();
+    expect((await backup()).point).toMatchObject({ type: 'incremental', parentId: synthetic.point.restorePointId });
+    expect(await newestDepth()).toBe(2);
+
+    // at the lowered limit now; raised again, the same chain takes one more incremental
+    expect((await lab.api('PATCH', `/api/v1/repositories/${lab.repositoryId}`, { maxChainDepth: MAX_DEPTH })).body.maxChainDepth).toBe(MAX_DEPTH);
+    await change();
+    const grown = await backup();
+    expect(grown.decided).toMatchObject({ type: 'incremental', synthesizedFrom: null });
+    expect(await newestDepth()).toBe(3);
+    expect(await lab.leftovers()).toEqual(CLEAN);
+  }, 300_000);
+
   /** Each point's disks downloaded as raw images through the API, byte for byte the disks when the point was taken. */
   async function expectRestoresExact(all: Point[]): Promise<void> {
     for (const p of all) {
