@@ -17,10 +17,12 @@ export class SimulatePolicyHandler implements IQueryHandler<SimulatePolicyQuery,
     if (Date.parse(from) >= Date.parse(to)) problems.push('from must be before to');
     if (problems.length) throw new DomainError('invalid', problems.join('; '));
     const history = await this.queries.execute(new SimulationHistoryQuery(policy.repositoryId));
-    // an immutable repository keeps pruned chains until their lock expires: that space is part of the answer
-    const immutableDays = (await this.queries.execute(new GetRepositoryQuery(policy.repositoryId)).catch(() => null))?.immutableDays ?? null;
+    const repository = await this.queries.execute(new GetRepositoryQuery(policy.repositoryId)).catch(() => null);
+    // an immutable repository keeps pruned chains until their lock expires: that space is part of the answer; its
+    // chain depth decides which backups are synthetic fulls, as it does for the backups themselves
+    const settings = { immutableDays: repository?.immutableDays ?? null, ...(repository ? { maxChainDepth: repository.maxChainDepth } : {}) };
     try {
-      return { policy, ...simulate(policy, new Date(from), new Date(to), selectVms(policy, history.vms), history.backups, { immutableDays }) };
+      return { policy, ...simulate(policy, new Date(from), new Date(to), selectVms(policy, history.vms), history.backups, settings) };
     } catch (error) {
       if (error instanceof RangeError) throw new DomainError('invalid', error.message);
       throw error;

@@ -95,4 +95,50 @@ describe('policy backtesting by replay', () => {
     expect(last(immutable.repositoryBytes)).toBeGreaterThan(last(plain.repositoryBytes));
     immutable.repositoryBytes.forEach((d, i) => expect(d.bytes).toBeGreaterThanOrEqual(plain.repositoryBytes[i].bytes - 0));
   });
+
+  describe("synthetic fulls, as the repository's maxChainDepth makes them", () => {
+    const from = new Date('2026-05-01T00:00:00Z');
+    const to = new Date('2026-05-05T00:00:00Z');
+    const kinds = (points: { type: string; synthesizedFrom: string | null }[]) => points.map((p) => (p.synthesizedFrom ? 'S' : p.type === 'full' ? 'F' : 'I')).join('');
+
+    it('makes the backup after a chain of maxChainDepth points a synthetic full of its newest point, with a full\'s size and time', () => {
+      const result = simulate(policy({ retention: { keepLast: 50 } }), from, to, vms, history, { immutableDays: null, maxChainDepth: 3 });
+      const [vm] = result.vms;
+      expect(result.maxChainDepth).toBe(3);
+      expect(kinds(vm.pointsAtEnd)).toBe('FIISIISIISII');
+      expect(vm.syntheticFulls).toBe(3);
+      expect(vm.pointsAtEnd.filter((p) => p.synthesizedFrom).map((p) => [p.restorePointId, p.synthesizedFrom, p.type, p.bytes])).toEqual([
+        ['sim-4', 'sim-3', 'full', 2000],
+        ['sim-7', 'sim-6', 'full', 2000],
+        ['sim-10', 'sim-9', 'full', 2000],
+      ]);
+      // it took a full's 20 s, not an incremental's 5 s
+      expect(vm.pointsAtEnd[3].createdAt).toBe('2026-05-02T00:30:20.000Z');
+    });
+
+    it('without a limit from the repository takes the default (32): twelve backups stay one chain', () => {
+      const [vm] = simulate(policy({ retention: { keepLast: 50 } }), from, to, vms, history).vms;
+      expect(kinds(vm.pointsAtEnd)).toBe('FIIIIIIIIIII');
+      expect(vm.syntheticFulls).toBe(0);
+      expect(simulate(policy(), from, to, vms, history).maxChainDepth).toBe(32);
+    });
+
+    it("a full the policy asks for (fullEvery) is a real full and starts the count again", () => {
+      const [vm] = simulate(policy({ fullEvery: 4, retention: { keepLast: 50 } }), from, to, vms, history, { immutableDays: null, maxChainDepth: 3 }).vms;
+      expect(kinds(vm.pointsAtEnd)).toBe('FIISFIISFIIS');
+      expect(vm.syntheticFulls).toBe(3);
+    });
+
+    it('counts the chain as retention leaves it: merges that keep it short make no synthetic full', () => {
+      const [vm] = simulate(policy({ retention: { keepLast: 2 } }), from, to, vms, history, { immutableDays: null, maxChainDepth: 3 }).vms;
+      expect(vm.backups).toBe(12);
+      expect(vm.syntheticFulls).toBe(0);
+      expect(kinds(vm.pointsAtEnd)).toBe('FI');
+    });
+
+    it('in an immutable repository, where nothing is merged, chains end at the limit too', () => {
+      const [vm] = simulate(policy({ retention: { keepLast: 50 } }), from, to, vms, history, { immutableDays: 30, maxChainDepth: 4 }).vms;
+      expect(kinds(vm.pointsAtEnd)).toBe('FIIISIIISIII');
+    });
+  });
 });
