@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ProtectionStreaks1763771800000 } from '../../migrations/1763771800000-protection-streaks';
-import { BACKUP_COMPLETED, BACKUP_FAILED, BACKUP_REQUESTED } from '../../src/backups/backup.events';
+import { ProtectionSyntheticFulls1763772700000 } from '../../migrations/1763772700000-protection-synthetic-fulls';
+import { BACKUP_COMPLETED, BACKUP_FAILED, BACKUP_REQUESTED, BACKUP_STARTED, BACKUP_TYPE_DECIDED, backupStream } from '../../src/backups/backup.events';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import { createTestDatabase, TestDatabase } from '../../test/support/test-database';
 import { ProtectionReportProjector } from './protection-report.projector';
@@ -59,5 +60,53 @@ describe('protection report projector: failures in a row (real PostgreSQL)', () 
     }
     expect(await streaks()).toEqual(projected);
     expect(projected).toEqual({ a: 2, b: 2, c: 0 });
+  });
+});
+
+describe('protection report projector: synthetic fulls for simulate (real PostgreSQL)', () => {
+  let db: TestDatabase;
+  const projector = new ProtectionReportProjector();
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  /** A completed job of vm1, decided as `decided`, recorded in the event store and projected from there. */
+  async function job(decided: { type: 'full' | 'incremental'; synthesizedFrom?: string | null }): Promise<string> {
+    const jobId = randomUUID();
+    const events = [
+      { type: BACKUP_REQUESTED, data: { jobId, vmId: 'vm1', agentId: 'ag', repositoryId: 'r1', requestedType: 'auto' } },
+      { type: BACKUP_STARTED, data: { jobId } },
+      { type: BACKUP_TYPE_DECIDED, data: { jobId, reason: 'r', restorePointId: `rp-${jobId}`, sincePointId: null, ...decided } },
+      { type: BACKUP_COMPLETED, data: { jobId, restorePointId: `rp-${jobId}`, bytesWritten: 80 } },
+    ];
+    await db.store.append(backupStream(jobId), events.map((e) => ({ ...e, metadata: meta })));
+    const recorded = await db.store.readStream(backupStream(jobId));
+    await db.dataSource.transaction(async (m) => {
+      for (const e of recorded) await projector.apply(e, m);
+    });
+    return jobId;
+  }
+  const synthesized = async () => Object.fromEntries(((await db.dataSource.query(`SELECT job_id, synthesized_from FROM rm_protection_jobs`)) as { job_id: string; synthesized_from: string | null }[]).map((r) => [r.job_id, r.synthesized_from]));
+
+  it('records the point a synthetic full copied, and the migration finds it for the jobs recorded before', async () => {
+    const synthetic = await job({ type: 'full', synthesizedFrom: 'rp-7' });
+    const full = await job({ type: 'full', synthesizedFrom: null });
+    // written before synthetic fulls existed: no synthesizedFrom at all
+    const older = await job({ type: 'incremental' });
+    const projected = await synthesized();
+    expect(projected).toEqual({ [synthetic]: 'rp-7', [full]: null, [older]: null });
+
+    const runner = db.dataSource.createQueryRunner();
+    try {
+      await runner.query(`ALTER TABLE rm_protection_jobs DROP COLUMN synthesized_from`);
+      await new ProtectionSyntheticFulls1763772700000().up(runner);
+    } finally {
+      await runner.release();
+    }
+    expect(await synthesized()).toEqual(projected);
   });
 });

@@ -86,7 +86,7 @@ export class ProtectionReportProjector implements Projector {
         return;
       case BACKUP_TYPE_DECIDED: {
         const d = event.data as BackupTypeDecided['data'];
-        await q(`UPDATE rm_protection_jobs SET type = $2 WHERE job_id = $1`, [d.jobId, d.type]);
+        await q(`UPDATE rm_protection_jobs SET type = $2, synthesized_from = $3 WHERE job_id = $1`, [d.jobId, d.type, d.synthesizedFrom ?? null]);
         return;
       }
       case BACKUP_COMPLETED: {

@@ -236,6 +236,23 @@ describe('chains never exceed the repository maxChainDepth', () => {
     expect(grown.decided).toMatchObject({ type: 'incremental', synthesizedFrom: null });
     expect(await newestDepth()).toBe(3);
     expect(await lab.leftovers()).toEqual(CLEAN);
+
+    // a policy simulated on this history: the synthetic fulls it holds are not taken for fulls, and it predicts them at the repository's limit
+    const completed = (await lab.api('GET', '/api/v1/backups?vmId=vm1&limit=100')).body.jobs.filter((j: { status: string }) => j.status === 'completed');
+    const recordedSynthetic = completed.filter((j: { typeReason: string }) => / a synthetic full of /.test(j.typeReason)).length;
+    expect(recordedSynthetic).toBeGreaterThanOrEqual(3);
+    const from = new Date();
+    const simulated = await lab.api('POST', '/api/v1/policies/simulate', {
+      policy: { name: 'depth-sim', vms: { ids: ['vm1'] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 * * *', timezone: 'UTC' }, retention: { keepLast: 50 }, rpoHours: 30 },
+      from: from.toISOString(),
+      to: new Date(from.getTime() + 10 * 24 * 3_600_000).toISOString(),
+    });
+    expect(simulated.status).toBe(200);
+    expect(simulated.body.maxChainDepth).toBe(MAX_DEPTH);
+    const [vm] = simulated.body.vms;
+    expect(vm.model).toMatchObject({ fulls: completed.filter((j: { type: string }) => j.type === 'full').length - recordedSynthetic, syntheticFulls: recordedSynthetic });
+    expect(vm.pointsAtEnd.map((p: { type: string; synthesizedFrom: string | null }) => (p.synthesizedFrom ? 'S' : p.type === 'full' ? 'F' : 'I')).join('')).toBe('FIISIISIIS');
+    expect(vm.syntheticFulls).toBe(3);
   }, 300_000);
 
   /** Each point's disks downloaded as raw images through the API, byte for byte the disks when the point was taken. */

@@ -31,8 +31,18 @@ const vms = [{ vmId: 'vm1', name: 'vm one' }];
 
 describe('policy backtesting by replay', () => {
   it('learns medians of duration and size, and a change rate per hour, from the history', () => {
-    expect(modelOf(history)).toEqual({ fulls: 1, incrementals: 3, fullBytes: 2000, fullDurationMs: 20_000, incrementalDurationMs: 5000, changedBytesPerHour: 10 });
+    expect(modelOf(history)).toEqual({ fulls: 1, incrementals: 3, fullBytes: 2000, fullDurationMs: 20_000, incrementalDurationMs: 5000, syntheticFulls: 0, syntheticFullDurationMs: 20_000, changedBytesPerHour: 10 });
     expect(modelOf([])).toBeNull();
+  });
+
+  it("does not take a recorded synthetic full for a full: its bytes are the changes since the point it copied, a change-rate sample, and its time is its own", () => {
+    const withSynthetic = [...history, { ...backup('full', '2026-04-02T08:30:00Z', 12, 80), synthesizedFrom: 'rp-3' }, { ...backup('full', '2026-04-02T16:30:00Z', 14, 80), synthesizedFrom: 'rp-4' }];
+    expect(modelOf(withSynthetic)).toEqual({ fulls: 1, incrementals: 3, fullBytes: 2000, fullDurationMs: 20_000, incrementalDurationMs: 5000, syntheticFulls: 2, syntheticFullDurationMs: 13_000, changedBytesPerHour: 10 });
+    // taken for fulls, the median full would be 80 bytes
+    expect(modelOf(withSynthetic.map(({ synthesizedFrom: _, ...b }) => b))!.fullBytes).toBe(80);
+    // and a predicted synthetic full takes the recorded ones' time
+    const [vm] = simulate(policy({ retention: { keepLast: 50 } }), new Date('2026-05-01T00:00:00Z'), new Date('2026-05-05T00:00:00Z'), vms, withSynthetic, { immutableDays: null, maxChainDepth: 3 }).vms;
+    expect(vm.pointsAtEnd[3]).toMatchObject({ synthesizedFrom: 'sim-3', bytes: 2000, createdAt: '2026-05-02T00:30:13.000Z' });
   });
 
   it('keeps at the end exactly what the retention rules keep of the slots it replays, and is deterministic', () => {
