@@ -92,7 +92,7 @@ describe('protection report projector: synthetic fulls for simulate (real Postgr
   }
   const synthesized = async () => Object.fromEntries(((await db.dataSource.query(`SELECT job_id, synthesized_from FROM rm_protection_jobs`)) as { job_id: string; synthesized_from: string | null }[]).map((r) => [r.job_id, r.synthesized_from]));
 
-  it('records the point a synthetic full copied, and the migration finds it for the jobs recorded before', async () => {
+  it('records the point a synthetic full copied, and after the migration a replay finds it for the jobs recorded before', async () => {
     const synthetic = await job({ type: 'full', synthesizedFrom: 'rp-7' });
     const full = await job({ type: 'full', synthesizedFrom: null });
     // written before synthetic fulls existed: no synthesizedFrom at all
@@ -100,12 +100,22 @@ describe('protection report projector: synthetic fulls for simulate (real Postgr
     const projected = await synthesized();
     expect(projected).toEqual({ [synthetic]: 'rp-7', [full]: null, [older]: null });
 
+    await db.dataSource.query(`INSERT INTO projection_checkpoints (name, position) VALUES ('protection-report', '42') ON CONFLICT (name) DO UPDATE SET position = '42'`);
     const runner = db.dataSource.createQueryRunner();
     try {
       await runner.query(`ALTER TABLE rm_protection_jobs DROP COLUMN synthesized_from`);
       await new ProtectionSyntheticFulls1763772700000().up(runner);
     } finally {
       await runner.release();
+    }
+    // emptied and rewound: the projection runner replays every event, from whichever event store holds them
+    expect(await synthesized()).toEqual({});
+    expect(await db.dataSource.query(`SELECT position FROM projection_checkpoints WHERE name = 'protection-report'`)).toEqual([{ position: null }]);
+    for (const jobId of [synthetic, full, older]) {
+      const recorded = await db.store.readStream(backupStream(jobId));
+      await db.dataSource.transaction(async (m) => {
+        for (const e of recorded) await projector.apply(e, m);
+      });
     }
     expect(await synthesized()).toEqual(projected);
   });

@@ -423,7 +423,10 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private async releaseExports(story: Story, state: BackupJobState): Promise<void> {
     // at once: each stop waits for its qemu-nbd to flush its image and exit
     const leases = await this.exports.leasesOfJob(state.jobId!);
-    await Promise.all(leases.map((lease) => this.step(story, () => this.exports.stop(lease.leaseId, 'backup job ended')).catch((e) => this.logger.warn(`stopping export ${lease.leaseId}: ${String(e)}`))));
+    const [running, idle] = [leases.filter((l) => this.exports.isRunning(l.leaseId)), leases.filter((l) => !this.exports.isRunning(l.leaseId))];
+    await Promise.all(running.map((lease) => this.step(story, () => this.exports.stop(lease.leaseId, 'backup job ended')).catch((e) => this.logger.warn(`stopping export ${lease.leaseId}: ${String(e)}`))));
+    // a port leased by a hub killed before it asked for the export's start has no export to stop: released as the job's
+    if (idle.length) await this.step(story, () => this.exports.releaseJob(state.jobId!)).catch((e) => this.logger.warn(`releasing the ports of ${state.jobId}: ${String(e)}`));
   }
 
   /** At start: a job whose restore point made it into the chain is completed; any other is failed and cleaned up. */
