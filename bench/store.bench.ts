@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { compress } from 'zstd-napi';
-import { BlockMap, blockMap, changedBlocks } from './store/blocks';
-import { ChunkStoreModel } from './store/chunk-store-model';
+import { ChunkLocation } from '../src/repositories/chunks/indexes';
+import { ChunkStore } from '../src/repositories/chunks/chunk-store';
+import { BLOCK, BlockMap, blockMap, changedBlocks } from './store/blocks';
 import { Fleet } from './store/fleet';
 import { addCost, Cost, inProcess, shell, zeroCost } from './store/measure';
 import { Qcow2Candidate } from './store/qcow2-candidates';
@@ -22,8 +24,10 @@ import { Qcow2Candidate } from './store/qcow2-candidates';
  * of the newest point of one VM into a raw file (fsynced) for each.
  *
  * The candidates are the layouts measured for docs/design/storage.md. The qcow2 ones are written by qemu-img and
- * qemu-nbd as the hub writes points; the chunk store is a measuring model of the content-addressed layout (one
- * thread, in this process): its bytes are what that layout stores, its times a floor for what the product must reach.
+ * qemu-nbd as the hub writes points; the chunk store is the product's (src/repositories/chunks), driven from this
+ * process on one thread: each changed block is read from the disk and put (hashed, compressed, sealed), each point
+ * committed with the whole disk's index, and the restore reads the point through its view as the hub's NBD server
+ * does.
  */
 
 const MiB = 1024 * 1024;
@@ -51,6 +55,71 @@ interface Row {
   bytes: () => number;
   backup: Cost;
   restore?: Cost;
+}
+
+let referenced = 0;
+
+/** A point of the chunk store: the changed blocks put, the rest as the VM's previous point had them. */
+async function storeChanged(store: ChunkStore, name: string, image: string, map: BlockMap, changed: number[], indexes: Map<number, (ChunkLocation | null)[]>, vm: number): Promise<void> {
+  const blocks = [...(indexes.get(vm) ?? new Array<ChunkLocation | null>(map.digests.length).fill(null))];
+  const file = await open(image, 'r');
+  try {
+    for (const i of changed) {
+      if (map.digests[i] === null) {
+        blocks[i] = null;
+        continue;
+      }
+      const length = Math.min(BLOCK, map.size - i * BLOCK);
+      const data = Buffer.allocUnsafe(length);
+      await file.read(data, 0, length, i * BLOCK);
+      if (store.has(Buffer.from(map.digests[i]!, 'hex'))) referenced++;
+      blocks[i] = await store.put(data, Buffer.from(map.digests[i]!, 'hex'));
+    }
+  } finally {
+    await file.close();
+  }
+  await store.commitPoint(name, map.size, blocks);
+  indexes.set(vm, blocks);
+}
+
+/** The point's whole disk written to a raw file through the view the hub's NBD server serves, in 2 MiB reads, then fsynced. */
+async function restorePoint(store: ChunkStore, name: string, out: string): Promise<void> {
+  const view = await store.openPoint(name);
+  const target = await open(out, 'wx');
+  try {
+    await target.truncate(view.size);
+    const piece = 2 * MiB;
+    for (let at = 0; at < view.size; at += piece) {
+      const data = await view.read(at, Math.min(piece, view.size - at));
+      if (!data.equals(ZERO_PIECE.subarray(0, data.length))) await target.write(data, 0, data.length, at);
+    }
+    await target.sync();
+  } finally {
+    await target.close();
+    await view.close();
+  }
+}
+const ZERO_PIECE = Buffer.alloc(2 * MiB);
+
+/** One distinct non-zero block in `every` of the fleet's disks as they are now, read from the disks. */
+async function distinctBlocks(vms: number, fleet: Fleet, maps: Map<number, BlockMap>, every: number): Promise<Buffer[]> {
+  const seen = new Set<string>();
+  const out: Buffer[] = [];
+  for (let vm = 0; vm < vms; vm++) {
+    const file = await open(fleet.image(vm), 'r');
+    try {
+      for (const [i, digest] of maps.get(vm)!.digests.entries()) {
+        if (digest === null || seen.has(digest)) continue;
+        if (seen.add(digest).size % every) continue;
+        const data = Buffer.allocUnsafe(BLOCK);
+        const { bytesRead } = await file.read(data, 0, BLOCK, i * BLOCK);
+        out.push(data.subarray(0, bytesRead));
+      }
+    } finally {
+      await file.close();
+    }
+  }
+  return out;
 }
 
 export async function runStoreBench(): Promise<void> {
@@ -87,12 +156,14 @@ export async function runStoreBench(): Promise<void> {
     const zstdQcow2 = new Qcow2Candidate(dir('qcow2-zstd'), true, false);
     const zstdQcow2CrossVm = new Qcow2Candidate(dir('qcow2-zstd-cross-vm'), true, true);
     const key = randomBytes(32);
-    const chunks = new ChunkStoreModel(dir('chunks'), key, 3);
+    const chunks = await ChunkStore.open(dir('chunks'), { key });
+    const chunkDir = chunks.dir;
+    const indexes = new Map<number, (ChunkLocation | null)[]>();
     const rows: Row[] = [
       { name: 'today: qcow2 chain per VM, no compression (LUKS adds 2 MiB a file)', bytes: () => today.bytesOnDisk(), backup: zeroCost() },
       { name: 'qcow2 chain per VM, zstd clusters (no encryption possible)', bytes: () => zstdQcow2.bytesOnDisk(), backup: zeroCost() },
       { name: 'qcow2 zstd, a clone\'s full on the first VM\'s (no encryption possible)', bytes: () => zstdQcow2CrossVm.bytesOnDisk(), backup: zeroCost() },
-      { name: 'chunk store: 64 KiB chunks by SHA-256, zstd 3, AES-256-GCM (model)', bytes: () => chunks.bytesOnDisk(), backup: zeroCost() },
+      { name: 'chunk store: 64 KiB chunks by SHA-256, zstd 3, AES-256-GCM', bytes: () => du(chunkDir), backup: zeroCost() },
       { name: 'restic 0.14 (encrypted, compression auto)', bytes: () => du(restic), backup: zeroCost() },
       { name: 'borg 1.2 (repokey, zstd,3)', bytes: () => du(borg), backup: zeroCost() },
     ];
@@ -119,13 +190,12 @@ export async function runStoreBench(): Promise<void> {
         todayRow.backup = addCost(todayRow.backup, await today.point(vm, day, image, map, changed));
         zstdRow.backup = addCost(zstdRow.backup, await zstdQcow2.point(vm, day, image, map, changed));
         crossRow.backup = addCost(crossRow.backup, await zstdQcow2CrossVm.point(vm, day, image, map, changed));
-        const stored = await inProcess(() => chunks.point(`vm-${vm}-d${day}`, image, map, changed, previous ? `vm-${vm}-d${day - 1}` : null));
+        const stored = await inProcess(() => storeChanged(chunks, `vm-${vm}/d${day}/disk0`, image, map, changed, indexes, vm));
         chunkRow.backup = addCost(chunkRow.backup, stored.cost);
         resticRow.backup = addCost(resticRow.backup, await shell(`restic backup -q -r '${restic}' --host bench --tag vm-${vm} --stdin --stdin-filename vm-${vm}.raw < '${image}'`, password));
         borgRow.backup = addCost(borgRow.backup, await shell(`borg create --compression zstd,3 --stdin-name vm-${vm}.raw '${borg}::vm-${vm}-d${day}' - < '${image}'`, password));
         maps.set(vm, map);
       }
-      await chunks.flush();
       out(`  day ${day} (load ${loadavg()[0].toFixed(2)}): ${rows.map((r) => `${r.name.split(':')[0].split(' (')[0]} ${gib(r.bytes())} GiB`).join(', ')}`);
     }
 
@@ -134,7 +204,7 @@ export async function runStoreBench(): Promise<void> {
     todayRow.restore = await today.restore(0, join(restoreDir, 'today.raw'));
     zstdRow.restore = await zstdQcow2.restore(0, join(restoreDir, 'zstd.raw'));
     crossRow.restore = await zstdQcow2CrossVm.restore(0, join(restoreDir, 'cross.raw'));
-    chunkRow.restore = (await inProcess(() => chunks.restore(newest, join(restoreDir, 'chunks.raw')))).cost;
+    chunkRow.restore = (await inProcess(() => restorePoint(chunks, `vm-0/d${days}/disk0`, join(restoreDir, 'chunks.raw')))).cost;
     resticRow.restore = await shell(`restic dump -q -r '${restic}' --tag vm-0 latest /vm-0.raw > '${restoreDir}/restic.raw' && sync '${restoreDir}/restic.raw'`, password);
     borgRow.restore = await shell(`borg extract --stdout '${borg}::${newest}' > '${restoreDir}/borg.raw' && sync '${restoreDir}/borg.raw'`, password);
     const same = await shell(`cd '${restoreDir}' && for f in *.raw; do cmp -s today.raw "$f" || echo "$f differs"; done`);
@@ -150,11 +220,11 @@ export async function runStoreBench(): Promise<void> {
       const bytes = row.bytes();
       out(`| ${row.name} | ${gib(bytes)} | ${(logical / bytes).toFixed(1)}× | ${(bytes / resticBytes).toFixed(2)} | ${(bytes / borgBytes).toFixed(2)} | ${row.backup.wallS.toFixed(1)} | ${row.backup.cpuS.toFixed(1)} | ${row.restore!.wallS.toFixed(2)} | ${row.restore!.cpuS.toFixed(2)} |`);
     }
-    out(`chunk store: ${chunks.stats.chunks} chunks stored (${gib(chunks.stats.rawBytes)} GiB before compression, ${gib(chunks.stats.storedBytes)} GiB after), ${chunks.stats.referenced} blocks sent that it already held`);
+    out(`chunk store: ${chunks.stats.chunks} chunks stored (${gib(chunks.stats.plainBytes)} GiB before compression, ${gib(chunks.stats.storedBytes)} GiB after), ${referenced} changed blocks it already held`);
     if (cloneFullSent !== null) out(`a clone's full with source-side deduplication against the first VM's full: ${(cloneFullSent / MiB).toFixed(0)} MiB sent of ${options.templateMib} MiB`);
 
-    // the codecs on the same chunks: one stored chunk in 4
-    const sample = await chunks.sample(4);
+    // the codecs on the same blocks: one distinct block in 4 of the last day's disks
+    const sample = await distinctBlocks(options.vms, fleet, maps, 4);
     const raw = sample.reduce((s, b) => s + b.length, 0);
     const codecs: [string, (b: Buffer) => Buffer][] = [
       ['zstd 1', (b) => compress(b, { compressionLevel: 1 })],

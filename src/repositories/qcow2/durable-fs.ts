@@ -37,14 +37,23 @@ export async function writeFileAtomic(file: string, content: string | Buffer): P
  * Like writeFileAtomic, but fails with EEXIST instead of replacing an existing file:
  * link(2) publishes the fully written temp file under the final name only if that name is free.
  */
-export async function createFileAtomic(file: string, content: string): Promise<void> {
-  const tmp = await writeSyncedTemp(file, content);
+export async function createFileAtomic(file: string, content: string | Buffer): Promise<void> {
+  await publishExclusive(await writeSyncedTemp(file, content), file);
+}
+
+/** Publishes a fully written and synced temp file (see tempPathFor) under `file`, failing with EEXIST if that name is taken. */
+export async function publishExclusive(tmp: string, file: string): Promise<void> {
   try {
     await fs.link(tmp, file);
   } finally {
     await fs.rm(tmp, { force: true });
   }
   await fsyncDirectory(dirname(file));
+}
+
+/** Temp names start with a dot so directory listings of restore points and manifests skip them; removeStaleTemps knows them. */
+export function tempPathFor(file: string): string {
+  return join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
 const TEMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
@@ -97,9 +106,8 @@ export async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** Temp names start with a dot so directory listings of restore points and manifests skip them. */
 async function writeSyncedTemp(file: string, content: string | Buffer): Promise<string> {
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = tempPathFor(file);
   const handle = await fs.open(tmp, 'wx', 0o644);
   try {
     await handle.writeFile(content);

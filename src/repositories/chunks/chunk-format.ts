@@ -1,0 +1,84 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { compress, decompress } from 'zstd-napi';
+
+/*
+ * The bytes of a chunk store (docs/design/storage.md): a chunk is one 64 KiB block of a disk, named by the SHA-256
+ * of its plaintext. A record is a flag byte (compressed or not) and the body, zstd-compressed when that makes it
+ * smaller; in an encrypted store the record is sealed with AES-256-GCM under the data key, a random 96-bit nonce
+ * in front and the tag behind, and the chunk's digest as associated data: a record moved under another digest
+ * fails to open. Metadata objects (pack and point indexes) are zstd-compressed and, in an encrypted store, sealed
+ * under the metadata key with their own name as associated data, so one cannot stand in for another.
+ */
+
+export const CHUNK_SIZE = 64 * 1024;
+export const DIGEST_BYTES = 32;
+const NONCE = 12;
+const TAG = 16;
+const COMPRESSED = 1;
+const META_MAGIC = Buffer.from('SDM1');
+
+export class ChunkFormatError extends Error {}
+
+/** The two keys a repository key is split into: one for chunks, one for the indexes that name them. */
+export interface StoreKeys {
+  data: Buffer;
+  meta: Buffer;
+}
+
+export function deriveKeys(repositoryKey: Buffer): StoreKeys {
+  if (repositoryKey.length < 32) throw new ChunkFormatError(`a repository key must have at least 32 bytes, this one has ${repositoryKey.length}`);
+  const derive = (info: string) => Buffer.from(hkdfSync('sha256', repositoryKey, 'sendense chunk store v1', info, 32));
+  return { data: derive('chunks'), meta: derive('indexes') };
+}
+
+function seal(key: Buffer, plaintext: Buffer[], aad: Buffer): Buffer {
+  const nonce = randomBytes(NONCE);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(aad);
+  const body = plaintext.map((p) => cipher.update(p));
+  return Buffer.concat([nonce, ...body, cipher.final(), cipher.getAuthTag()]);
+}
+
+function unseal(key: Buffer, record: Buffer, aad: Buffer, what: string): Buffer {
+  if (record.length < NONCE + TAG) throw new ChunkFormatError(`${what} is too short to be sealed (${record.length} bytes)`);
+  const decipher = createDecipheriv('aes-256-gcm', key, record.subarray(0, NONCE));
+  decipher.setAAD(aad);
+  decipher.setAuthTag(record.subarray(record.length - TAG));
+  try {
+    return Buffer.concat([decipher.update(record.subarray(NONCE, record.length - TAG)), decipher.final()]);
+  } catch {
+    throw new ChunkFormatError(`${what} does not open with this repository's key: another key, or damaged`);
+  }
+}
+
+/** The record of a chunk as stored in a pack. */
+export function sealChunk(digest: Buffer, data: Buffer, key: Buffer | null, level = 3): Buffer {
+  const packed = compress(data, { compressionLevel: level });
+  const [flag, body] = packed.length < data.length ? [COMPRESSED, packed] : [0, data];
+  const parts = [Buffer.of(flag), body];
+  return key ? seal(key, parts, digest) : Buffer.concat(parts);
+}
+
+/** The plaintext of a chunk's record; `digest` is the name it was stored under. */
+export function openChunk(digest: Buffer, record: Buffer, key: Buffer | null): Buffer {
+  const plain = key ? unseal(key, record, digest, `chunk ${digest.toString('hex')}`) : record;
+  if (plain.length < 1 || plain[0] > COMPRESSED) throw new ChunkFormatError(`chunk ${digest.toString('hex')} has no valid record`);
+  return plain[0] === COMPRESSED ? decompress(plain.subarray(1)) : plain.subarray(1);
+}
+
+/** A metadata object as written: compressed, and sealed under the metadata key with its name when the store is encrypted. */
+export function sealMeta(name: string, content: Buffer, key: Buffer | null): Buffer {
+  const packed = compress(content, { compressionLevel: 19 });
+  return key ? Buffer.concat([META_MAGIC, seal(key, [packed], Buffer.from(name))]) : Buffer.concat([META_MAGIC, packed]);
+}
+
+export function openMeta(name: string, object: Buffer, key: Buffer | null): Buffer {
+  if (!object.subarray(0, META_MAGIC.length).equals(META_MAGIC)) throw new ChunkFormatError(`${name} is not an index of this store`);
+  const body = object.subarray(META_MAGIC.length);
+  try {
+    return decompress(key ? unseal(key, body, Buffer.from(name), name) : body);
+  } catch (error) {
+    if (error instanceof ChunkFormatError) throw error;
+    throw new ChunkFormatError(`${name} is damaged: ${(error as Error).message}`);
+  }
+}

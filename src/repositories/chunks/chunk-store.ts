@@ -1,0 +1,256 @@
+import { hash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
+import { insideRoot } from '../qcow2/inside-root';
+import { createFileAtomic, publishExclusive, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
+import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta, StoreKeys } from './chunk-format';
+import { ChunkLocation, decodePackIndex, decodePointIndex, encodePackIndex, encodePointIndex, PACK_ID, PackEntry, PointIndex } from './indexes';
+
+/** A pack is closed once it holds this much: big enough for few objects, small enough to rewrite cheaply when GC repacks. */
+const PACK_LIMIT = 64 * 1024 * 1024;
+/** vmId/pointId/diskId, each an id of the product's own: the only names a point index may have. */
+const POINT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){2}$/;
+const ZEROS = Buffer.alloc(CHUNK_SIZE);
+
+interface Located extends ChunkLocation {
+  offset: number;
+  length: number;
+}
+
+interface OpenPack {
+  packId: string;
+  tmp: string;
+  file: FileHandle;
+  size: number;
+  entries: PackEntry[];
+}
+
+export interface ChunkStoreOptions {
+  /** The repository key (≥ 32 bytes) of an encrypted store; null for a plain one. */
+  key: Buffer | null;
+  /** zstd level of new chunks. */
+  level?: number;
+}
+
+export interface ChunkStoreStats {
+  /** Chunks stored, and their plaintext and stored bytes. */
+  chunks: number;
+  plainBytes: number;
+  storedBytes: number;
+}
+
+/**
+ * A repository's chunk store (docs/design/storage.md): chunks in packs written once, a point as an index of its
+ * disk. One process writes a store at a time; readers may share it. What is committed survives a crash at any
+ * moment: a pack is published (synced, linked under its name) before its index, its index before any point that
+ * names its chunks, and a point's index is published only whole. A pack without an index, or a temp file of a
+ * dead writer, is litter a crash left; opening the store skips the first and removes the second.
+ */
+export class ChunkStore {
+  private readonly known = new Map<string, Located>();
+  private readonly packs = new Map<string, PackEntry[]>();
+  private open: OpenPack | null = null;
+  private appending: Promise<unknown> = Promise.resolve();
+  readonly stats: ChunkStoreStats = { chunks: 0, plainBytes: 0, storedBytes: 0 };
+
+  private constructor(
+    readonly dir: string,
+    private readonly keys: StoreKeys | null,
+    private readonly level: number,
+  ) {}
+
+  static async open(dir: string, options: ChunkStoreOptions): Promise<ChunkStore> {
+    const store = new ChunkStore(dir, options.key ? deriveKeys(options.key) : null, options.level ?? 3);
+    await fs.mkdir(join(dir, 'packs'), { recursive: true, mode: 0o750 });
+    await fs.mkdir(join(dir, 'points'), { recursive: true, mode: 0o750 });
+    await removeStaleTemps(join(dir, 'packs'));
+    for (const name of (await fs.readdir(join(dir, 'packs'))).sort()) {
+      const packId = name.slice(0, -'.idx'.length);
+      if (!name.endsWith('.idx') || !PACK_ID.test(packId)) continue;
+      const entries = decodePackIndex(openMeta(`pack ${packId}`, await fs.readFile(join(dir, 'packs', name)), store.keys?.meta ?? null), `pack ${packId}`);
+      store.remember(packId, entries);
+    }
+    return store;
+  }
+
+  private remember(packId: string, entries: PackEntry[]): void {
+    this.packs.set(packId, entries);
+    entries.forEach((e, entry) => {
+      const digest = e.digest.toString('hex');
+      if (!this.known.has(digest)) this.known.set(digest, { packId, entry, offset: e.offset, length: e.length });
+    });
+  }
+
+  has(digest: Buffer): boolean {
+    return this.known.has(digest.toString('hex'));
+  }
+
+  /**
+   * Stores a block (at most CHUNK_SIZE bytes) unless the store holds its content already; its location either way.
+   * The digest is computed here, never taken from the sender: a chunk others will share is named by its own bytes.
+   * `expected`, when given, is the digest the sender claimed, and a block that does not match it is refused.
+   */
+  put(data: Buffer, expected?: Buffer): Promise<ChunkLocation> {
+    if (data.length === 0 || data.length > CHUNK_SIZE) return Promise.reject(new ChunkFormatError(`a chunk has 1 to ${CHUNK_SIZE} bytes, not ${data.length}`));
+    const digest = hash('sha256', data, 'buffer');
+    if (expected && !expected.equals(digest)) return Promise.reject(new ChunkFormatError(`a block sent as ${expected.toString('hex')} has the digest ${digest.toString('hex')}`));
+    const result = this.appending.then(() => this.append(digest, data));
+    this.appending = result.catch(() => undefined);
+    return result;
+  }
+
+  private async append(digest: Buffer, data: Buffer): Promise<ChunkLocation> {
+    const known = this.known.get(digest.toString('hex'));
+    if (known) return { packId: known.packId, entry: known.entry };
+    const record = sealChunk(digest, data, this.keys?.data ?? null, this.level);
+    if (this.open && this.open.size + record.length > PACK_LIMIT) await this.closePack();
+    const pack = this.open ?? (this.open = await this.startPack());
+    await pack.file.write(record, 0, record.length, pack.size);
+    const entry = pack.entries.length;
+    pack.entries.push({ digest, offset: pack.size, length: record.length });
+    // readable once the pack is published; until then its chunks are only deduplicated against
+    this.known.set(digest.toString('hex'), { packId: pack.packId, entry, offset: pack.size, length: record.length });
+    pack.size += record.length;
+    this.stats.chunks++;
+    this.stats.plainBytes += data.length;
+    this.stats.storedBytes += record.length;
+    return { packId: pack.packId, entry };
+  }
+
+  private async startPack(): Promise<OpenPack> {
+    const packId = randomBytes(8).toString('hex');
+    const tmp = tempPathFor(this.packFile(packId, 'pack'));
+    return { packId, tmp, file: await fs.open(tmp, 'wx', 0o640), size: 0, entries: [] };
+  }
+
+  private packFile(packId: string, kind: 'pack' | 'idx'): string {
+    return join(this.dir, 'packs', `${packId}.${kind}`);
+  }
+
+  /** Publishes the open pack and then its index: from here its chunks can be read, and named by points. */
+  private async closePack(): Promise<void> {
+    const pack = this.open;
+    if (!pack) return;
+    this.open = null;
+    await pack.file.sync();
+    await pack.file.close();
+    await publishExclusive(pack.tmp, this.packFile(pack.packId, 'pack'));
+    await createFileAtomic(this.packFile(pack.packId, 'idx'), sealMeta(`pack ${pack.packId}`, encodePackIndex(pack.entries), this.keys?.meta ?? null));
+    this.packs.set(pack.packId, pack.entries);
+  }
+
+  /**
+   * Commits a point: the pack being written first, then the point's index, published once and never replaced.
+   * `blocks` has one location per CHUNK_SIZE block of a disk of `size` bytes, null for zeros.
+   */
+  async commitPoint(name: string, size: number, blocks: (ChunkLocation | null)[]): Promise<void> {
+    const file = this.pointFile(name);
+    await this.appending;
+    await this.closePack();
+    for (const b of blocks) if (b && !this.packs.get(b.packId)?.[b.entry]) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${b.packId}, entry ${b.entry})`);
+    const index = encodePointIndex({ size, chunkSize: CHUNK_SIZE, blocks });
+    await fs.mkdir(dirname(file), { recursive: true, mode: 0o750 });
+    await createFileAtomic(file, sealMeta(`point ${name}`, index, this.keys?.meta ?? null));
+  }
+
+  private pointFile(name: string): string {
+    if (!POINT_NAME.test(name)) throw new ChunkFormatError(`a point is named vmId/pointId/diskId, not ${JSON.stringify(name)}`);
+    return insideRoot(join(this.dir, 'points'), `${name}.idx`);
+  }
+
+  async readPoint(name: string): Promise<PointIndex> {
+    return decodePointIndex(openMeta(`point ${name}`, await fs.readFile(this.pointFile(name)), this.keys?.meta ?? null), `point ${name}`);
+  }
+
+  /** A committed point's disk, read-only: what the hub's NBD server serves (src/nbd-protocol/nbd-server.ts). */
+  async openPoint(name: string): Promise<ChunkPointView> {
+    const index = await this.readPoint(name);
+    const locate = (at: ChunkLocation) => {
+      const entry = this.packs.get(at.packId)?.[at.entry];
+      if (!entry) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${at.packId}, entry ${at.entry})`);
+      return entry;
+    };
+    return new ChunkPointView(index, (at) => this.packFile(at.packId, 'pack'), locate, this.keys?.data ?? null);
+  }
+
+  /** Publishes what is being written (a backup that ends without a point still leaves its chunks for the next). */
+  async flush(): Promise<void> {
+    await this.appending;
+    await this.closePack();
+  }
+}
+
+/**
+ * A point's disk read through its index: zeros where it names none, a chunk's plaintext elsewhere. The last chunk
+ * read is kept, so the small reads of a filesystem walk (nbdfuse asks for 4 KiB at a time) open each chunk once.
+ */
+export class ChunkPointView {
+  readonly size: number;
+  private readonly files = new Map<string, Promise<FileHandle>>();
+  private last: { block: number; data: Buffer } | null = null;
+
+  constructor(
+    private readonly index: PointIndex,
+    private readonly packFile: (at: ChunkLocation) => string,
+    private readonly locate: (at: ChunkLocation) => PackEntry,
+    private readonly key: Buffer | null,
+  ) {
+    this.size = index.size;
+  }
+
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    if (offset < 0 || length < 0 || offset + length > this.size) throw new RangeError(`read of ${length} bytes at ${offset} is outside the disk (${this.size} bytes)`);
+    const out = into ?? Buffer.allocUnsafe(length);
+    for (let done = 0; done < length; ) {
+      const at = offset + done;
+      const block = Math.floor(at / CHUNK_SIZE);
+      const within = at - block * CHUNK_SIZE;
+      const take = Math.min(length - done, CHUNK_SIZE - within);
+      const data = await this.block(block);
+      const copied = data.copy(out, done, within, within + take);
+      // a chunk shorter than the block (the disk's last) reads as zeros past its end
+      if (copied < take) out.fill(0, done + copied, done + take);
+      done += take;
+    }
+    return out;
+  }
+
+  private async block(block: number): Promise<Buffer> {
+    if (this.last?.block === block) return this.last.data;
+    const at = this.index.blocks[block];
+    if (!at) return ZEROS;
+    const entry = this.locate(at);
+    const file = await this.file(at);
+    const record = Buffer.allocUnsafe(entry.length);
+    const { bytesRead } = await file.read(record, 0, entry.length, entry.offset);
+    if (bytesRead !== entry.length) throw new ChunkFormatError(`pack ${at.packId} ends inside chunk ${entry.digest.toString('hex')}`);
+    const data = openChunk(entry.digest, record, this.key);
+    this.last = { block, data };
+    return data;
+  }
+
+  private file(at: ChunkLocation): Promise<FileHandle> {
+    let file = this.files.get(at.packId);
+    if (!file) this.files.set(at.packId, (file = fs.open(this.packFile(at), 'r')));
+    return file;
+  }
+
+  async close(): Promise<void> {
+    const files = [...this.files.values()];
+    this.files.clear();
+    for (const f of files) await (await f.catch(() => null))?.close();
+  }
+}
+
+/** Stores a whole disk read from `disk` (a qcow2 chain's view, another point, an export) as the point `name`. */
+export async function storeDisk(store: ChunkStore, name: string, disk: ReadableDisk): Promise<void> {
+  const blocks: (ChunkLocation | null)[] = [];
+  for (let offset = 0; offset < disk.size; offset += CHUNK_SIZE) {
+    const length = Math.min(CHUNK_SIZE, disk.size - offset);
+    const data = await disk.read(offset, length, Buffer.allocUnsafe(length));
+    blocks.push(data.equals(ZEROS.subarray(0, length)) ? null : await store.put(data));
+  }
+  await store.commitPoint(name, disk.size, blocks);
+}
