@@ -72,6 +72,7 @@ export const NBD_REP_ERROR_NAMES: Readonly<Record<number, string>> = {
 export const NBD_REP_ERR_UNSUP = NBD_REP_FLAG_ERROR + 1;
 export const NBD_REP_ERR_INVALID = NBD_REP_FLAG_ERROR + 3;
 export const NBD_REP_ERR_UNKNOWN = NBD_REP_FLAG_ERROR + 6;
+export const NBD_REP_ERR_TLS_REQD = NBD_REP_FLAG_ERROR + 5;
 
 // NBD_INFO_* items inside NBD_REP_INFO.
 export const NBD_INFO_EXPORT = 0;

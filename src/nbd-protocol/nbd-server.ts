@@ -1,4 +1,6 @@
 import { createServer, Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import { rm } from 'node:fs/promises';
 import {
   DEFAULT_MAX_PAYLOAD,
@@ -15,6 +17,8 @@ import {
   NBD_FLAG_NO_ZEROES,
   NBD_FLAG_READ_ONLY,
   NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_TRIM,
+  NBD_FLAG_SEND_WRITE_ZEROES,
   NBD_INFO_BLOCK_SIZE,
   NBD_INFO_EXPORT,
   NBD_INIT_MAGIC,
@@ -23,10 +27,12 @@ import {
   NBD_OPT_GO,
   NBD_OPT_INFO,
   NBD_OPT_LIST,
+  NBD_OPT_STARTTLS,
   NBD_OPTION_REPLY_MAGIC,
   NBD_OPTS_MAGIC,
   NBD_REP_ACK,
   NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_TLS_REQD,
   NBD_REP_ERR_UNKNOWN,
   NBD_REP_ERR_UNSUP,
   NBD_REP_INFO,
@@ -42,59 +48,113 @@ export interface ReadableDisk {
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
 }
 
-/** The largest READ served, advertised as the maximum block size: what NBD clients assume of a server that names none. */
-const MAX_READ = DEFAULT_MAX_PAYLOAD;
+/** What a writable export serves. `flush` makes every write answered before it durable. */
+export interface WritableDisk extends ReadableDisk {
+  write(offset: number, data: Buffer): Promise<void>;
+  writeZeroes(offset: number, length: number): Promise<void>;
+  flush(): Promise<void>;
+}
+
+/** TLS 1.3 with a pre-shared key, as qemu's tls-creds-psk: the client must STARTTLS before anything else. */
+export interface NbdServerTls {
+  identity: string;
+  key: Buffer;
+}
+
+export type NbdServerExport = { exportName: string; tls?: NbdServerTls } & ({ writable?: false; disk: ReadableDisk } | { writable: true; disk: WritableDisk });
+
+/** The largest READ or WRITE served, advertised as the maximum block size: what NBD clients assume of a server that names none. */
+const MAX_PAYLOAD = DEFAULT_MAX_PAYLOAD;
+/** Write payloads held while the disk takes them; beyond this the connection stops reading until it catches up. */
+const MAX_WRITES_IN_FLIGHT = 64 * 1024 * 1024;
 const MAX_OPTION_BYTES = 64 * 1024;
 const REQUEST_BYTES = 28;
 const EPERM = 1;
 const EIO = 5;
 const EINVAL = 22;
-const TRANSMISSION_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH | NBD_FLAG_CAN_MULTI_CONN;
+const ENOSPC = 28;
+const READ_ONLY_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH | NBD_FLAG_CAN_MULTI_CONN;
+const WRITABLE_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_TRIM;
 
 /**
- * A read-only NBD server (fixed newstyle, simple replies, no TLS) for one export on a Unix socket, for clients on
- * this host such as nbdfuse. Writes, trims and zeroes are refused with EPERM; structured replies, meta contexts
- * and TLS are answered "unsupported", which clients take as a plain server.
+ * An NBD server (fixed newstyle, simple replies) for one export: on a Unix socket for clients on this host such as
+ * nbdfuse, or on TCP with TLS-PSK for an agent. A read-only export refuses writes, trims and zeroes with EPERM; a
+ * writable one hands them to its disk. Structured replies and meta contexts are answered "unsupported", which
+ * clients take as a plain server.
  */
 export class NbdServer {
-  private readonly sockets = new Set<Socket>();
+  private readonly connections = new Set<Duplex>();
   private readonly inFlight = new Set<Promise<unknown>>();
 
   private constructor(
     private readonly server: Server,
-    private readonly socketPath: string,
+    private readonly socketPath: string | null,
   ) {}
 
-  static async listen(socketPath: string, exportName: string, disk: ReadableDisk): Promise<NbdServer> {
+  /** A read-only export on a Unix socket, without TLS. */
+  static listen(socketPath: string, exportName: string, disk: ReadableDisk): Promise<NbdServer> {
+    return NbdServer.start({ path: socketPath }, { exportName, disk });
+  }
+
+  /** An export on host:port (0: any free port, see `port`). */
+  static listenTcp(host: string, port: number, served: NbdServerExport): Promise<NbdServer> {
+    return NbdServer.start({ host, port }, served);
+  }
+
+  private static async start(address: { path: string } | { host: string; port: number }, served: NbdServerExport): Promise<NbdServer> {
     const server = createServer({ noDelay: true });
-    const nbd = new NbdServer(server, socketPath);
-    server.on('connection', (socket) => nbd.serve(socket, exportName, disk));
+    const nbd = new NbdServer(server, 'path' in address ? address.path : null);
+    server.on('connection', (socket) => nbd.serve(socket, served));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(socketPath, () => {
+      const listening = () => {
         server.off('error', reject);
         resolve();
-      });
+      };
+      if ('path' in address) server.listen(address.path, listening);
+      else server.listen(address.port, address.host, listening);
     });
     return nbd;
   }
 
-  /** Stops listening, drops every client, waits for the reads under way, removes the socket. */
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
-    await Promise.allSettled([...this.inFlight]);
-    await rm(this.socketPath, { force: true });
+  /** The TCP port it listens on. */
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === 'object' && address ? address.port : 0;
   }
 
-  private serve(socket: Socket, exportName: string, disk: ReadableDisk): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    let pending: Buffer = Buffer.alloc(0);
-    let phase = 'flags' as 'flags' | 'options' | 'transmission';
+  /** Stops listening, drops every client, waits for the requests under way, removes the socket. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const connection of this.connections) connection.destroy();
+    await closed;
+    await Promise.allSettled([...this.inFlight]);
+    if (this.socketPath) await rm(this.socketPath, { force: true });
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work)).catch(() => undefined);
+    return work;
+  }
+
+  private serve(socket: Socket, served: NbdServerExport): void {
+    const { exportName, disk } = served;
+    const flags = served.writable ? WRITABLE_FLAGS : READ_ONLY_FLAGS;
+    let stream: Duplex = socket;
+    const input = new Input();
+    let phase = 'flags' as 'flags' | 'options' | 'tls' | 'transmission';
     let noZeroes = false;
+    const writes = new Set<Promise<void>>();
+    let writeBytes = 0;
+    const watch = (connection: Duplex) => {
+      this.connections.add(connection);
+      connection.on('close', () => this.connections.delete(connection));
+      connection.on('error', () => connection.destroy());
+      connection.on('data', onData);
+    };
+    watch(socket);
+
     const greeting = Buffer.alloc(18);
     greeting.writeBigUInt64BE(NBD_INIT_MAGIC, 0);
     greeting.writeBigUInt64BE(NBD_OPTS_MAGIC, 8);
@@ -107,13 +167,13 @@ export class NbdServer {
       header.writeUInt32BE(option, 8);
       header.writeUInt32BE(type >>> 0, 12);
       header.writeUInt32BE(data.length, 16);
-      socket.write(data.length ? Buffer.concat([header, data]) : header);
+      stream.write(data.length ? Buffer.concat([header, data]) : header);
     };
     const exportInfo = () => {
       const info = Buffer.alloc(12);
       info.writeUInt16BE(NBD_INFO_EXPORT, 0);
       info.writeBigUInt64BE(BigInt(disk.size), 2);
-      info.writeUInt16BE(TRANSMISSION_FLAGS, 10);
+      info.writeUInt16BE(flags, 10);
       return info;
     };
     const blockSizeInfo = () => {
@@ -121,40 +181,75 @@ export class NbdServer {
       info.writeUInt16BE(NBD_INFO_BLOCK_SIZE, 0);
       info.writeUInt32BE(1, 2);
       info.writeUInt32BE(4096, 6);
-      info.writeUInt32BE(MAX_READ, 10);
+      info.writeUInt32BE(MAX_PAYLOAD, 10);
       return info;
     };
     const reply = (cookie: Buffer, error: number, data?: Buffer) => {
+      if (stream.destroyed) return;
       const header = Buffer.alloc(16);
       header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
       header.writeUInt32BE(error, 4);
       cookie.copy(header, 8);
       // both written in the same turn: the reply's bytes stay together on the stream
-      let flowing = socket.write(header);
-      if (data) flowing = socket.write(data) && flowing;
-      if (!flowing && !socket.isPaused()) {
-        socket.pause();
-        socket.once('drain', () => socket.resume());
+      let flowing = stream.write(header);
+      if (data) flowing = stream.write(data) && flowing;
+      if (!flowing && !stream.isPaused()) {
+        stream.pause();
+        stream.once('drain', () => writeBytes <= MAX_WRITES_IN_FLIGHT && stream.resume());
       }
     };
+    const errno = (error: unknown) => ((error as NodeJS.ErrnoException)?.code === 'ENOSPC' ? ENOSPC : error instanceof RangeError ? EINVAL : EIO);
 
-    /** One option; false when the connection moves on (transmission) or ends. */
+    /** The connection moves under TLS: the client starts its handshake once it reads the ACK, and sent nothing after. */
+    const startTls = (tls: NbdServerTls) => {
+      optionReply(NBD_OPT_STARTTLS, NBD_REP_ACK);
+      phase = 'tls';
+      socket.off('data', onData);
+      const secure = new TLSSocket(socket, {
+        isServer: true,
+        minVersion: 'TLSv1.3',
+        ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384',
+        pskCallback: (_socket: TLSSocket, identity: string) => (identity === tls.identity ? tls.key : null),
+      } as ConstructorParameters<typeof TLSSocket>[1]);
+      stream = secure;
+      watch(secure);
+      secure.once('secure', () => {
+        phase = 'options';
+        pump();
+      });
+    };
+
+    /** One option; false when the connection moves on (TLS, transmission) or ends. */
     const option = (type: number, data: Buffer): boolean => {
+      if (type === NBD_OPT_ABORT) {
+        optionReply(type, NBD_REP_ACK);
+        stream.end();
+        return false;
+      }
+      if (served.tls && stream === socket) {
+        // a client that sends more before the ACK is not waiting for TLS: its bytes would be read as plain text
+        if (type === NBD_OPT_STARTTLS && data.length === 0 && input.length === 0) {
+          startTls(served.tls);
+          return false;
+        }
+        // nothing of the export, not even its name, before TLS; NBD_OPT_EXPORT_NAME has no error reply
+        if (type === NBD_OPT_EXPORT_NAME) {
+          socket.destroy();
+          return false;
+        }
+        optionReply(type, NBD_REP_ERR_TLS_REQD);
+        return true;
+      }
       if (type === NBD_OPT_EXPORT_NAME) {
         if (data.toString('utf8') !== exportName) {
-          socket.destroy();
+          stream.destroy();
           return false;
         }
         const answer = Buffer.alloc(noZeroes ? 10 : 134);
         answer.writeBigUInt64BE(BigInt(disk.size), 0);
-        answer.writeUInt16BE(TRANSMISSION_FLAGS, 8);
-        socket.write(answer);
+        answer.writeUInt16BE(flags, 8);
+        stream.write(answer);
         phase = 'transmission';
-        return false;
-      }
-      if (type === NBD_OPT_ABORT) {
-        optionReply(type, NBD_REP_ACK);
-        socket.end();
         return false;
       }
       if (type === NBD_OPT_LIST) {
@@ -192,73 +287,149 @@ export class NbdServer {
       return true;
     };
 
-    const command = (request: Buffer): number => {
+    const write = (cookie: Buffer, work: () => Promise<void>, bytes: number) => {
+      writeBytes += bytes;
+      const done = this.track(work()).then(
+        () => reply(cookie, 0),
+        (error) => reply(cookie, errno(error)),
+      );
+      writes.add(done);
+      void done.finally(() => {
+        writes.delete(done);
+        writeBytes -= bytes;
+        if (writeBytes <= MAX_WRITES_IN_FLIGHT && stream.isPaused() && stream.writableNeedDrain !== true) stream.resume();
+      });
+      if (writeBytes > MAX_WRITES_IN_FLIGHT) stream.pause();
+    };
+
+    /** One request (its payload, for a WRITE, already in `payload`); false when the connection ends. */
+    const command = (request: Buffer, payload: Buffer | null): boolean => {
       if (request.readUInt32BE(0) !== NBD_REQUEST_MAGIC) {
-        socket.destroy();
-        return -1;
+        stream.destroy();
+        return false;
       }
       const type = request.readUInt16BE(6);
       const cookie = Buffer.from(request.subarray(8, 16));
       const offset = Number(request.readBigUInt64BE(16));
       const length = request.readUInt32BE(24);
-      // a WRITE's payload follows its header and is consumed (then refused)
-      if (type === NBD_CMD_WRITE) {
-        reply(cookie, EPERM);
-        return REQUEST_BYTES + length;
-      }
+      const inside = length > 0 && Number.isSafeInteger(offset) && offset + length <= disk.size;
       if (type === NBD_CMD_DISC) {
-        socket.end();
-        return -1;
+        // answered writes are the disk's; the ones under way finish before the connection ends
+        void Promise.allSettled([...writes]).then(() => stream.end());
+        return false;
       }
-      if (type === NBD_CMD_FLUSH) reply(cookie, 0);
-      else if (type === NBD_CMD_TRIM || type === NBD_CMD_WRITE_ZEROES) reply(cookie, EPERM);
-      else if (type !== NBD_CMD_READ) reply(cookie, EINVAL);
-      else if (length === 0 || length > MAX_READ || !Number.isSafeInteger(offset) || offset + length > disk.size) reply(cookie, EINVAL);
-      else {
-        const read = disk.read(offset, length, Buffer.allocUnsafe(length)).then(
-          (data) => !socket.destroyed && reply(cookie, 0, data),
-          () => !socket.destroyed && reply(cookie, EIO),
+      if (type === NBD_CMD_FLUSH) {
+        const flushed = Promise.allSettled([...writes]).then(() => (served.writable ? served.disk.flush() : undefined));
+        void this.track(flushed).then(
+          () => reply(cookie, 0),
+          (error) => reply(cookie, errno(error)),
         );
-        this.inFlight.add(read);
-        void read.finally(() => this.inFlight.delete(read));
+      } else if (type === NBD_CMD_WRITE || type === NBD_CMD_WRITE_ZEROES || type === NBD_CMD_TRIM) {
+        if (!served.writable) reply(cookie, EPERM);
+        else if (!inside) reply(cookie, EINVAL);
+        else if (type === NBD_CMD_WRITE) write(cookie, () => served.disk.write(offset, payload!), length);
+        // a trimmed range may read back as anything: zeros are what this disk gives
+        else write(cookie, () => served.disk.writeZeroes(offset, length), 0);
+      } else if (type !== NBD_CMD_READ) reply(cookie, EINVAL);
+      else if (!inside || length > MAX_PAYLOAD) reply(cookie, EINVAL);
+      else {
+        void this.track(disk.read(offset, length, Buffer.allocUnsafe(length))).then(
+          (data) => reply(cookie, 0, data),
+          (error) => reply(cookie, errno(error)),
+        );
       }
-      return REQUEST_BYTES;
+      return true;
     };
 
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    const pump = () => {
       for (;;) {
+        if (phase === 'tls') return;
         if (phase === 'flags') {
-          if (pending.length < 4) return;
-          noZeroes = (pending.readUInt32BE(0) & NBD_FLAG_C_NO_ZEROES) !== 0;
-          pending = pending.subarray(4);
+          if (input.length < 4) return;
+          noZeroes = (input.take(4).readUInt32BE(0) & NBD_FLAG_C_NO_ZEROES) !== 0;
           phase = 'options';
         } else if (phase === 'options') {
-          if (pending.length < 16) return;
-          const length = pending.readUInt32BE(12);
-          if (pending.readBigUInt64BE(0) !== NBD_OPTS_MAGIC || length > MAX_OPTION_BYTES) {
-            socket.destroy();
+          const head = input.peek(16);
+          if (!head) return;
+          const length = head.readUInt32BE(12);
+          if (head.readBigUInt64BE(0) !== NBD_OPTS_MAGIC || length > MAX_OPTION_BYTES) {
+            stream.destroy();
             return;
           }
-          if (pending.length < 16 + length) return;
-          const type = pending.readUInt32BE(8);
-          const data = pending.subarray(16, 16 + length);
-          pending = pending.subarray(16 + length);
-          // option() moves the connection on to transmission, or ends it
-          if (!option(type, data) && (phase as string) !== 'transmission') return;
+          if (input.length < 16 + length) return;
+          input.take(16);
+          const data = input.take(length);
+          // option() moves the connection on (TLS, transmission), or ends it
+          if (!option(head.readUInt32BE(8), data) && (phase as string) !== 'transmission') return;
         } else {
-          if (pending.length < REQUEST_BYTES) return;
-          const type = pending.readUInt16BE(6);
-          if (type === NBD_CMD_WRITE && pending.readUInt32BE(24) > MAX_READ) {
-            socket.destroy();
+          const head = input.peek(REQUEST_BYTES);
+          if (!head) return;
+          const type = head.readUInt16BE(6);
+          const length = head.readUInt32BE(24);
+          if (type === NBD_CMD_WRITE && length > MAX_PAYLOAD) {
+            stream.destroy();
             return;
           }
-          if (type === NBD_CMD_WRITE && pending.length < REQUEST_BYTES + pending.readUInt32BE(24)) return;
-          const used = command(pending.subarray(0, REQUEST_BYTES));
-          if (used < 0) return;
-          pending = pending.subarray(used);
+          if (type === NBD_CMD_WRITE && input.length < REQUEST_BYTES + length) return;
+          input.take(REQUEST_BYTES);
+          // a WRITE's payload follows its header and is consumed, also when it is refused
+          if (!command(head, type === NBD_CMD_WRITE ? input.take(length) : null)) return;
         }
       }
-    });
+    };
+
+    function onData(chunk: Buffer) {
+      input.push(chunk);
+      pump();
+    }
+  }
+}
+
+/**
+ * Bytes received and not yet parsed, kept as the chunks they came in: a 4 MiB WRITE arriving in 16 KiB TLS records
+ * is copied once, into its payload, instead of into an ever longer buffer with every record.
+ */
+class Input {
+  private chunks: Buffer[] = [];
+  length = 0;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** The first `n` bytes, left in place; null while fewer are here. */
+  peek(n: number): Buffer | null {
+    if (this.length < n) return null;
+    if (this.chunks[0].length < n) {
+      let count = 0;
+      for (let bytes = 0; bytes < n; count++) bytes += this.chunks[count].length;
+      this.chunks.splice(0, count, Buffer.concat(this.chunks.slice(0, count)));
+    }
+    return this.chunks[0].subarray(0, n);
+  }
+
+  /** The first `n` bytes, removed. */
+  take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0];
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const chunk = this.chunks[0];
+        const used = chunk.copy(out, filled, 0, n - filled);
+        filled += used;
+        if (used === chunk.length) this.chunks.shift();
+        else this.chunks[0] = chunk.subarray(used);
+      }
+    }
+    this.length -= n;
+    return out;
   }
 }

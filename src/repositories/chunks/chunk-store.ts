@@ -2,7 +2,7 @@ import { hash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
+import type { ReadableDisk, WritableDisk } from '../../nbd-protocol/nbd-server';
 import { insideRoot } from '../qcow2/inside-root';
 import { createFileAtomic, publishExclusive, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
 import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta, StoreKeys } from './chunk-format';
@@ -122,7 +122,7 @@ export class ChunkStore {
   private async startPack(): Promise<OpenPack> {
     const packId = randomBytes(8).toString('hex');
     const tmp = tempPathFor(this.packFile(packId, 'pack'));
-    return { packId, tmp, file: await fs.open(tmp, 'wx', 0o640), size: 0, entries: [] };
+    return { packId, tmp, file: await fs.open(tmp, 'wx+', 0o640), size: 0, entries: [] };
   }
 
   private packFile(packId: string, kind: 'pack' | 'idx'): string {
@@ -166,13 +166,28 @@ export class ChunkStore {
 
   /** A committed point's disk, read-only: what the hub's NBD server serves (src/nbd-protocol/nbd-server.ts). */
   async openPoint(name: string): Promise<ChunkPointView> {
-    const index = await this.readPoint(name);
-    const locate = (at: ChunkLocation) => {
+    return new ChunkPointView(await this.readPoint(name), this.reader());
+  }
+
+  /**
+   * A new point's disk, written through the hub's NBD server: it starts as `base` (the point it follows, or zeros),
+   * and each write stores the blocks it completes. Nothing is a point until `commit`.
+   */
+  async writePoint(size: number, base: string | null): Promise<ChunkPointWriter> {
+    const index = base ? await this.readPoint(base) : null;
+    if (index && index.size !== size) throw new ChunkFormatError(`point ${base} has ${index.size} bytes, the new one ${size}: a point follows one of its own size`);
+    return new ChunkPointWriter(this, size, index?.blocks ?? new Array<ChunkLocation | null>(Math.ceil(size / CHUNK_SIZE)).fill(null), this.reader());
+  }
+
+  /** Reads chunks by location: published packs, and the pack being written. */
+  reader(): ChunkReader {
+    return new ChunkReader((at) => {
+      const open = this.open?.packId === at.packId ? this.open.entries[at.entry] : undefined;
+      if (open) return { file: this.open!.tmp, entry: open };
       const entry = this.packs.get(at.packId)?.[at.entry];
-      if (!entry) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${at.packId}, entry ${at.entry})`);
-      return entry;
-    };
-    return new ChunkPointView(index, (at) => this.packFile(at.packId, 'pack'), locate, this.keys?.data ?? null);
+      if (!entry) throw new ChunkFormatError(`no chunk at pack ${at.packId}, entry ${at.entry} in this store`);
+      return { file: this.packFile(at.packId, 'pack'), entry };
+    }, this.keys?.data ?? null);
   }
 
   /** Publishes what is being written (a backup that ends without a point still leaves its chunks for the next). */
@@ -182,38 +197,68 @@ export class ChunkStore {
   }
 }
 
+/** Opens chunks where a store says they are; pack files stay open until `close` (a file published meanwhile keeps its handle). */
+export class ChunkReader {
+  private readonly files = new Map<string, Promise<FileHandle>>();
+
+  constructor(
+    private readonly where: (at: ChunkLocation) => { file: string; entry: PackEntry },
+    private readonly key: Buffer | null,
+  ) {}
+
+  async read(at: ChunkLocation): Promise<Buffer> {
+    const { file: path, entry } = this.where(at);
+    let file = this.files.get(at.packId);
+    if (!file) this.files.set(at.packId, (file = fs.open(path, 'r')));
+    const record = Buffer.allocUnsafe(entry.length);
+    const { bytesRead } = await (await file).read(record, 0, entry.length, entry.offset);
+    if (bytesRead !== entry.length) throw new ChunkFormatError(`pack ${at.packId} ends inside chunk ${entry.digest.toString('hex')}`);
+    return openChunk(entry.digest, record, this.key);
+  }
+
+  async close(): Promise<void> {
+    const files = [...this.files.values()];
+    this.files.clear();
+    for (const f of files) await (await f.catch(() => null))?.close();
+  }
+}
+
+/** Copies part of a disk whose blocks are given by `block` into `out`; a short block (the disk's last) reads as zeros past its end. */
+async function readBlocks(offset: number, length: number, out: Buffer, block: (i: number) => Promise<Buffer>): Promise<void> {
+  for (let done = 0; done < length; ) {
+    const at = offset + done;
+    const i = Math.floor(at / CHUNK_SIZE);
+    const within = at - i * CHUNK_SIZE;
+    const take = Math.min(length - done, CHUNK_SIZE - within);
+    const copied = (await block(i)).copy(out, done, within, within + take);
+    if (copied < take) out.fill(0, done + copied, done + take);
+    done += take;
+  }
+}
+
+function checkRange(offset: number, length: number, size: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || length < 0 || offset + length > size) throw new RangeError(`${length} bytes at ${offset} are outside the disk (${size} bytes)`);
+}
+
 /**
  * A point's disk read through its index: zeros where it names none, a chunk's plaintext elsewhere. The last chunk
  * read is kept, so the small reads of a filesystem walk (nbdfuse asks for 4 KiB at a time) open each chunk once.
  */
-export class ChunkPointView {
+export class ChunkPointView implements ReadableDisk {
   readonly size: number;
-  private readonly files = new Map<string, Promise<FileHandle>>();
   private last: { block: number; data: Buffer } | null = null;
 
   constructor(
     private readonly index: PointIndex,
-    private readonly packFile: (at: ChunkLocation) => string,
-    private readonly locate: (at: ChunkLocation) => PackEntry,
-    private readonly key: Buffer | null,
+    private readonly chunks: ChunkReader,
   ) {
     this.size = index.size;
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    if (offset < 0 || length < 0 || offset + length > this.size) throw new RangeError(`read of ${length} bytes at ${offset} is outside the disk (${this.size} bytes)`);
+    checkRange(offset, length, this.size);
     const out = into ?? Buffer.allocUnsafe(length);
-    for (let done = 0; done < length; ) {
-      const at = offset + done;
-      const block = Math.floor(at / CHUNK_SIZE);
-      const within = at - block * CHUNK_SIZE;
-      const take = Math.min(length - done, CHUNK_SIZE - within);
-      const data = await this.block(block);
-      const copied = data.copy(out, done, within, within + take);
-      // a chunk shorter than the block (the disk's last) reads as zeros past its end
-      if (copied < take) out.fill(0, done + copied, done + take);
-      done += take;
-    }
+    await readBlocks(offset, length, out, (i) => this.block(i));
     return out;
   }
 
@@ -221,26 +266,113 @@ export class ChunkPointView {
     if (this.last?.block === block) return this.last.data;
     const at = this.index.blocks[block];
     if (!at) return ZEROS;
-    const entry = this.locate(at);
-    const file = await this.file(at);
-    const record = Buffer.allocUnsafe(entry.length);
-    const { bytesRead } = await file.read(record, 0, entry.length, entry.offset);
-    if (bytesRead !== entry.length) throw new ChunkFormatError(`pack ${at.packId} ends inside chunk ${entry.digest.toString('hex')}`);
-    const data = openChunk(entry.digest, record, this.key);
+    const data = await this.chunks.read(at);
     this.last = { block, data };
     return data;
   }
 
-  private file(at: ChunkLocation): Promise<FileHandle> {
-    let file = this.files.get(at.packId);
-    if (!file) this.files.set(at.packId, (file = fs.open(this.packFile(at), 'r')));
-    return file;
+  close(): Promise<void> {
+    return this.chunks.close();
+  }
+}
+
+/**
+ * A new point's disk as an NBD server writes it. A write that covers whole blocks stores them as they come; one that
+ * covers part of a block reads the block (from the base or an earlier write), patches it and stores the result, one
+ * write at a time per block so that two parts of a block both land. A block that ends up all zeros is no chunk.
+ */
+export class ChunkPointWriter implements WritableDisk {
+  private readonly locks = new Map<number, Promise<unknown>>();
+
+  constructor(
+    private readonly store: ChunkStore,
+    readonly size: number,
+    private readonly blocks: (ChunkLocation | null)[],
+    private readonly chunks: ChunkReader,
+  ) {}
+
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    checkRange(offset, length, this.size);
+    const out = into ?? Buffer.allocUnsafe(length);
+    await readBlocks(offset, length, out, (i) => this.current(i));
+    return out;
   }
 
-  async close(): Promise<void> {
-    const files = [...this.files.values()];
-    this.files.clear();
-    for (const f of files) await (await f.catch(() => null))?.close();
+  write(offset: number, data: Buffer): Promise<void> {
+    return this.each(
+      offset,
+      data.length,
+      (from, take) => data.subarray(from, from + take),
+      (block, within, from, take) => data.copy(block, within, from, from + take),
+    );
+  }
+
+  writeZeroes(offset: number, length: number): Promise<void> {
+    return this.each(
+      offset,
+      length,
+      (_from, take) => ZEROS.subarray(0, take),
+      (block, within, _from, take) => block.fill(0, within, within + take),
+    );
+  }
+
+  /** What is written so far is durable (its packs published); the point itself is not, until `commit`. */
+  flush(): Promise<void> {
+    return this.store.flush();
+  }
+
+  /** Publishes the point under `name`, once every write answered has landed. */
+  async commit(name: string): Promise<void> {
+    await Promise.allSettled([...this.locks.values()]);
+    await this.store.commitPoint(name, this.size, this.blocks);
+  }
+
+  close(): Promise<void> {
+    return this.chunks.close();
+  }
+
+  /**
+   * Runs a write block by block: a block it covers entirely (to the disk's end for the last) becomes `whole`'s bytes,
+   * one it covers in part is read, patched by `patch` and stored again.
+   */
+  private async each(offset: number, length: number, whole: (from: number, take: number) => Buffer, patch: (block: Buffer, within: number, from: number, take: number) => void): Promise<void> {
+    checkRange(offset, length, this.size);
+    const parts: Promise<void>[] = [];
+    for (let done = 0; done < length; ) {
+      const at = offset + done;
+      const i = Math.floor(at / CHUNK_SIZE);
+      const within = at - i * CHUNK_SIZE;
+      const blockLength = Math.min(CHUNK_SIZE, this.size - i * CHUNK_SIZE);
+      const take = Math.min(length - done, blockLength - within);
+      const from = done;
+      parts.push(
+        this.locked(i, async () => {
+          let block: Buffer;
+          if (within === 0 && take === blockLength) block = whole(from, take);
+          else {
+            block = Buffer.from(await this.current(i));
+            patch(block, within, from, take);
+          }
+          this.blocks[i] = block.equals(ZEROS.subarray(0, blockLength)) ? null : await this.store.put(block);
+        }),
+      );
+      done += take;
+    }
+    await Promise.all(parts);
+  }
+
+  private current(i: number): Promise<Buffer> {
+    const at = this.blocks[i];
+    return at ? this.chunks.read(at) : Promise.resolve(ZEROS.subarray(0, Math.min(CHUNK_SIZE, this.size - i * CHUNK_SIZE)));
+  }
+
+  private locked<T>(i: number, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(i) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.locks.set(i, settled);
+    void settled.then(() => this.locks.get(i) === settled && this.locks.delete(i));
+    return next;
   }
 }
 
