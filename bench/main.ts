@@ -16,6 +16,7 @@ import { runEncryptionBench } from './encryption.bench';
 import { runVsphereBench } from './vsphere.bench';
 import { runTlsSendBench } from './tls-send.bench';
 import { runStoreBench } from './store.bench';
+import { runChunkTargetBench } from './chunk-target.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -36,6 +37,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   vsphere: runVsphereBench,
   'tls-send': runTlsSendBench,
   store: runStoreBench,
+  'chunk-target': runChunkTargetBench,
 };
 
 async function main(): Promise<void> {

@@ -25,7 +25,14 @@ interface OpenPack {
   file: FileHandle;
   size: number;
   entries: PackEntry[];
+  /** Records not yet in the file (entries from `firstPending` on), written together once WRITE_BATCH is reached. */
+  pending: Buffer[];
+  firstPending: number;
+  pendingBytes: number;
 }
+
+/** Records are written to their pack in batches this large: one system call, not one per 64 KiB chunk. */
+const WRITE_BATCH = 4 * 1024 * 1024;
 
 export interface ChunkStoreOptions {
   /** The repository key (≥ 32 bytes) of an encrypted store; null for a plain one. */
@@ -107,8 +114,9 @@ export class ChunkStore {
     const record = sealChunk(digest, data, this.keys?.data ?? null, this.level);
     if (this.open && this.open.size + record.length > PACK_LIMIT) await this.closePack();
     const pack = this.open ?? (this.open = await this.startPack());
-    await pack.file.write(record, 0, record.length, pack.size);
     const entry = pack.entries.length;
+    pack.pending.push(record);
+    pack.pendingBytes += record.length;
     pack.entries.push({ digest, offset: pack.size, length: record.length });
     // readable once the pack is published; until then its chunks are only deduplicated against
     this.known.set(digest.toString('hex'), { packId: pack.packId, entry, offset: pack.size, length: record.length });
@@ -116,13 +124,22 @@ export class ChunkStore {
     this.stats.chunks++;
     this.stats.plainBytes += data.length;
     this.stats.storedBytes += record.length;
+    if (pack.pendingBytes >= WRITE_BATCH) await this.writePending(pack);
     return { packId: pack.packId, entry };
+  }
+
+  private async writePending(pack: OpenPack): Promise<void> {
+    if (!pack.pending.length) return;
+    await pack.file.writev(pack.pending, pack.size - pack.pendingBytes);
+    pack.firstPending = pack.entries.length;
+    pack.pending = [];
+    pack.pendingBytes = 0;
   }
 
   private async startPack(): Promise<OpenPack> {
     const packId = randomBytes(8).toString('hex');
     const tmp = tempPathFor(this.packFile(packId, 'pack'));
-    return { packId, tmp, file: await fs.open(tmp, 'wx+', 0o640), size: 0, entries: [] };
+    return { packId, tmp, file: await fs.open(tmp, 'wx+', 0o640), size: 0, entries: [], pending: [], firstPending: 0, pendingBytes: 0 };
   }
 
   private packFile(packId: string, kind: 'pack' | 'idx'): string {
@@ -133,6 +150,7 @@ export class ChunkStore {
   private async closePack(): Promise<void> {
     const pack = this.open;
     if (!pack) return;
+    await this.writePending(pack);
     this.open = null;
     await pack.file.sync();
     await pack.file.close();
@@ -182,8 +200,9 @@ export class ChunkStore {
   /** Reads chunks by location: published packs, and the pack being written. */
   reader(): ChunkReader {
     return new ChunkReader((at) => {
-      const open = this.open?.packId === at.packId ? this.open.entries[at.entry] : undefined;
-      if (open) return { file: this.open!.tmp, entry: open };
+      const pack = this.open?.packId === at.packId ? this.open : undefined;
+      const open = pack?.entries[at.entry];
+      if (pack && open) return at.entry >= pack.firstPending ? { record: pack.pending[at.entry - pack.firstPending], entry: open } : { file: pack.tmp, entry: open };
       const entry = this.packs.get(at.packId)?.[at.entry];
       if (!entry) throw new ChunkFormatError(`no chunk at pack ${at.packId}, entry ${at.entry} in this store`);
       return { file: this.packFile(at.packId, 'pack'), entry };
@@ -202,14 +221,17 @@ export class ChunkReader {
   private readonly files = new Map<string, Promise<FileHandle>>();
 
   constructor(
-    private readonly where: (at: ChunkLocation) => { file: string; entry: PackEntry },
+    /** Where a chunk's record is: in a pack file, or still in memory (the pack being written). */
+    private readonly where: (at: ChunkLocation) => { file: string; entry: PackEntry } | { record: Buffer; entry: PackEntry },
     private readonly key: Buffer | null,
   ) {}
 
   async read(at: ChunkLocation): Promise<Buffer> {
-    const { file: path, entry } = this.where(at);
+    const where = this.where(at);
+    const { entry } = where;
+    if ('record' in where) return openChunk(entry.digest, where.record, this.key);
     let file = this.files.get(at.packId);
-    if (!file) this.files.set(at.packId, (file = fs.open(path, 'r')));
+    if (!file) this.files.set(at.packId, (file = fs.open(where.file, 'r')));
     const record = Buffer.allocUnsafe(entry.length);
     const { bytesRead } = await (await file).read(record, 0, entry.length, entry.offset);
     if (bytesRead !== entry.length) throw new ChunkFormatError(`pack ${at.packId} ends inside chunk ${entry.digest.toString('hex')}`);
