@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ChunkStore } from '../src/repositories/chunks/chunk-store';
 import { NbdServer } from '../src/nbd-protocol/nbd-server';
 import { RunDirFiles } from '../src/nbd/qemu-nbd/run-dir-files';
-import { imageKeys, readKeyFile } from '../src/qemu/image-keys';
+import { imageArgs, imageKeys, readKeyFile } from '../src/qemu/image-keys';
 import { createEncryptedQcow2 } from '../src/qemu/luks-qcow2';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { freePort } from '../test/support/processes';
@@ -13,6 +13,7 @@ import { benchExportArgs, settle } from './datapath.bench';
 import { cpuSeconds } from './backup.bench';
 import { median } from './stats';
 import { shell } from './store/measure';
+import { readBack } from './store/read-back';
 
 /*
  * A backup's write path on its own: the same disk (SENDENSE_BENCH_CT_MIB MiB, default 1024: half random, half
@@ -21,6 +22,8 @@ import { shell } from './store/measure';
  * hub's own options and header), and the hub's own NBD server on a chunk store (src/repositories/chunks) plain and
  * encrypted. Time runs from the copy's start until the target is durable (qemu-nbd has flushed and exited; the chunk
  * point is committed). CPU: the target (qemu-nbd, or this process, which runs nothing else meanwhile) and nbdcopy.
+ * Then the point is read back whole into a raw file and fsynced: `qemu-img convert` of the qcow2 (what today's disk
+ * image download runs), the chunk store's view in 2 MiB reads (what the hub's NBD server serves).
  * Rounds: SENDENSE_BENCH_RUNS (default 3), the targets' order rotating. Issue 39 asks an encrypted full for 0.8 of
  * a plain one's throughput; issue 40 lets the chunk store meet it.
  */
@@ -30,6 +33,8 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 
 interface Measured {
   seconds: number;
+  /** The point read back whole into a raw file and fsynced, as a disk image download or a full restore reads it. */
+  restoreSeconds: number;
   targetCpu: number;
   clientCpu: number;
   storedMib: number;
@@ -64,7 +69,13 @@ async function qemuNbdTarget(encrypted: boolean): Promise<Target> {
     while (alive(pid)) await new Promise((r) => setTimeout(r, 5));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const stored = await shell(`du -B1 '${file}' | cut -f1`);
-    return { seconds, targetCpu, clientCpu: copy.cpuS, storedMib: Number(stored.stdout.trim()) / MiB };
+    const restored = join(dir, 'restored.raw');
+    if (encrypted) imageKeys.register({ root: dir, name: 'bench', keyFile, fingerprint: readKeyFile(keyFile).fingerprint });
+    const source = imageArgs(file, imageKeys.keyForImage(file));
+    imageKeys.unregister(dir);
+    await settle();
+    const restore = await shell(`qemu-img convert ${source.map((a) => `'${a}'`).join(' ')} -O raw '${restored}' && sync '${restored}'`);
+    return { seconds, restoreSeconds: restore.wallS, targetCpu, clientCpu: copy.cpuS, storedMib: Number(stored.stdout.trim()) / MiB };
   };
 }
 
@@ -92,7 +103,11 @@ function chunkTarget(encrypted: boolean): Target {
     const used = process.cpuUsage(cpu);
     await writer.close();
     const stored = await shell(`du -sB1 '${join(dir, 'store')}' | cut -f1`);
-    return { seconds, targetCpu: (used.user + used.system) / 1e6, clientCpu: copy.cpuS, storedMib: Number(stored.stdout.trim()) / MiB };
+    await settle();
+    const restoreStarted = process.hrtime.bigint();
+    await readBack(store, 'bench/rp-1/disk0', join(dir, 'restored.raw'));
+    const restoreSeconds = Number(process.hrtime.bigint() - restoreStarted) / 1e9;
+    return { seconds, restoreSeconds, targetCpu: (used.user + used.system) / 1e6, clientCpu: copy.cpuS, storedMib: Number(stored.stdout.trim()) / MiB };
   };
 }
 
@@ -126,18 +141,20 @@ export async function runChunkTargetBench(): Promise<void> {
         mkdirSync(dir, { recursive: true });
         const measured = await target(disk, size, dir, psk, keysFile);
         results.get(name)!.push(measured);
-        out(`  round ${round + 1} ${name}: ${(mib / measured.seconds).toFixed(0)} MiB/s, CPU target ${measured.targetCpu.toFixed(2)} s + nbdcopy ${measured.clientCpu.toFixed(2)} s, ${measured.storedMib.toFixed(0)} MiB stored`);
+        out(`  round ${round + 1} ${name}: ${(mib / measured.seconds).toFixed(0)} MiB/s written, ${(mib / measured.restoreSeconds).toFixed(0)} MiB/s read back, CPU target ${measured.targetCpu.toFixed(2)} s + nbdcopy ${measured.clientCpu.toFixed(2)} s, ${measured.storedMib.toFixed(0)} MiB stored`);
         rmSync(dir, { recursive: true, force: true });
       }
     }
     const rate = (name: string) => median(results.get(name)!.map((m) => mib / m.seconds));
     const plainQcow2 = rate(targets[0][0]);
-    out(`medians of ${runs} rounds; throughput ratio against today's plain qcow2 target`);
-    out('| target | MiB/s | ratio | target CPU s | MiB stored |');
-    out('|---|---|---|---|---|');
+    const restoreRate = (name: string) => median(results.get(name)!.map((m) => mib / m.restoreSeconds));
+    const plainRestore = restoreRate(targets[0][0]);
+    out(`medians of ${runs} rounds; ratios against today's plain qcow2 target`);
+    out('| target | written MiB/s | ratio | target CPU s | MiB stored | read back MiB/s | ratio |');
+    out('|---|---|---|---|---|---|---|');
     for (const [name] of targets) {
       const ms = results.get(name)!;
-      out(`| ${name} | ${rate(name).toFixed(0)} | ${(rate(name) / plainQcow2).toFixed(2)} | ${median(ms.map((m) => m.targetCpu)).toFixed(2)} | ${median(ms.map((m) => m.storedMib)).toFixed(0)} |`);
+      out(`| ${name} | ${rate(name).toFixed(0)} | ${(rate(name) / plainQcow2).toFixed(2)} | ${median(ms.map((m) => m.targetCpu)).toFixed(2)} | ${median(ms.map((m) => m.storedMib)).toFixed(0)} | ${restoreRate(name).toFixed(0)} | ${(restoreRate(name) / plainRestore).toFixed(2)} |`);
     }
     out(`encrypted against plain, same layout: qcow2 ${(rate(targets[1][0]) / plainQcow2).toFixed(2)}, chunk store ${(rate(targets[3][0]) / rate(targets[2][0])).toFixed(2)} (issue 39: >= 0.8)`);
     out(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

@@ -11,6 +11,7 @@ import { BLOCK, BlockMap, blockMap, changedBlocks } from './store/blocks';
 import { Fleet } from './store/fleet';
 import { addCost, Cost, inProcess, shell, zeroCost } from './store/measure';
 import { Qcow2Candidate } from './store/qcow2-candidates';
+import { readBack } from './store/read-back';
 
 /*
  * What a fleet costs to keep (issue 40): one template disk (SENDENSE_BENCH_STORE_TEMPLATE_MIB, default 2048) holding
@@ -81,25 +82,6 @@ async function storeChanged(store: ChunkStore, name: string, image: string, map:
   await store.commitPoint(name, map.size, blocks);
   indexes.set(vm, blocks);
 }
-
-/** The point's whole disk written to a raw file through the view the hub's NBD server serves, in 2 MiB reads, then fsynced. */
-async function restorePoint(store: ChunkStore, name: string, out: string): Promise<void> {
-  const view = await store.openPoint(name);
-  const target = await open(out, 'wx');
-  try {
-    await target.truncate(view.size);
-    const piece = 2 * MiB;
-    for (let at = 0; at < view.size; at += piece) {
-      const data = await view.read(at, Math.min(piece, view.size - at));
-      if (!data.equals(ZERO_PIECE.subarray(0, data.length))) await target.write(data, 0, data.length, at);
-    }
-    await target.sync();
-  } finally {
-    await target.close();
-    await view.close();
-  }
-}
-const ZERO_PIECE = Buffer.alloc(2 * MiB);
 
 /** One distinct non-zero block in `every` of the fleet's disks as they are now, read from the disks. */
 async function distinctBlocks(vms: number, fleet: Fleet, maps: Map<number, BlockMap>, every: number): Promise<Buffer[]> {
@@ -204,7 +186,7 @@ export async function runStoreBench(): Promise<void> {
     todayRow.restore = await today.restore(0, join(restoreDir, 'today.raw'));
     zstdRow.restore = await zstdQcow2.restore(0, join(restoreDir, 'zstd.raw'));
     crossRow.restore = await zstdQcow2CrossVm.restore(0, join(restoreDir, 'cross.raw'));
-    chunkRow.restore = (await inProcess(() => restorePoint(chunks, `vm-0/d${days}/disk0`, join(restoreDir, 'chunks.raw')))).cost;
+    chunkRow.restore = (await inProcess(() => readBack(chunks, `vm-0/d${days}/disk0`, join(restoreDir, 'chunks.raw')))).cost;
     resticRow.restore = await shell(`restic dump -q -r '${restic}' --tag vm-0 latest /vm-0.raw > '${restoreDir}/restic.raw' && sync '${restoreDir}/restic.raw'`, password);
     borgRow.restore = await shell(`borg extract --stdout '${borg}::${newest}' > '${restoreDir}/borg.raw' && sync '${restoreDir}/borg.raw'`, password);
     const same = await shell(`cd '${restoreDir}' && for f in *.raw; do cmp -s today.raw "$f" || echo "$f differs"; done`);

@@ -245,17 +245,25 @@ export class ChunkReader {
   }
 }
 
-/** Copies part of a disk whose blocks are given by `block` into `out`; a short block (the disk's last) reads as zeros past its end. */
+/**
+ * Copies part of a disk whose blocks are given by `block` into `out`; a short block (the disk's last) reads as zeros
+ * past its end. The blocks are fetched at once: their pack reads overlap on libuv's threads.
+ */
 async function readBlocks(offset: number, length: number, out: Buffer, block: (i: number) => Promise<Buffer>): Promise<void> {
+  const pieces: { i: number; within: number; done: number; take: number }[] = [];
   for (let done = 0; done < length; ) {
     const at = offset + done;
     const i = Math.floor(at / CHUNK_SIZE);
     const within = at - i * CHUNK_SIZE;
     const take = Math.min(length - done, CHUNK_SIZE - within);
-    const copied = (await block(i)).copy(out, done, within, within + take);
-    if (copied < take) out.fill(0, done + copied, done + take);
+    pieces.push({ i, within, done, take });
     done += take;
   }
+  const blocks = await Promise.all(pieces.map((p) => block(p.i)));
+  pieces.forEach(({ within, done, take }, k) => {
+    const copied = blocks[k].copy(out, done, within, within + take);
+    if (copied < take) out.fill(0, done + copied, done + take);
+  });
 }
 
 function checkRange(offset: number, length: number, size: number): void {
