@@ -162,4 +162,22 @@ describe('QemuNbdManager after a hub restart', () => {
     expect(isRunning(record.pid)).toBe(true);
     await manager.killOrphan(record);
   });
+
+  it('records a qemu-nbd as it is spawned: one whose hub died before it served is found by the next hub and stopped', async () => {
+    const s = spec(10951, await createQcow2(join(dir, 'starting.qcow2'), 16 * MiB));
+    const first = new QemuNbdManager({ runDir, onExit: () => undefined });
+    const starting = first.start(s);
+    // what a hub killed at this moment leaves on disk: the record naming the process it spawned
+    const record = files.readRecord(s.leaseId);
+    expect(record).toMatchObject({ leaseId: s.leaseId, port: 10951, file: s.file });
+    const running = await starting;
+    expect(running.pid).toBe(record!.pid);
+    // the next hub's manager did not start it; it finds it by the record and stops it (reconcile does this for a lease no one owns)
+    const next = new QemuNbdManager({ runDir, onExit: () => undefined });
+    const found = next.readPidFiles().find((r) => r.leaseId === s.leaseId);
+    expect(found?.pid).toBe(record!.pid);
+    await next.killOrphan(found!);
+    await waitFor(() => !isRunning(record!.pid), 5000, 'the orphan to exit');
+    expect(filesOf(s.leaseId)).toEqual([]);
+  });
 });

@@ -30,6 +30,8 @@ interface TrackedExport {
   gone: Promise<void>;
   exitStatus?: ExitStatus;
   stderrTail?: string;
+  /** Its record is on disk (written as it was spawned, or found by adopt()): removed when it exits. */
+  recorded?: boolean;
 }
 
 /** One qemu-nbd process per export: start, watch, stop, and take over those an earlier hub run left behind. */
@@ -87,6 +89,16 @@ export class QemuNbdManager {
       throw new Error(`${what}: cannot run ${this.binary}: ${error.message}`);
     }
     const entry = this.track(spec, handle);
+    const startedAt = new Date();
+    // recorded as it is spawned, not once it serves: a hub killed while it waits leaves a record by which the next
+    // start finds the detached process and stops it (reconcile), where it would otherwise run on unowned
+    try {
+      this.files.writeRecord({ leaseId: spec.leaseId, pid: handle.pid, port: spec.port, file: spec.file, args, startedAt: startedAt.toISOString() });
+      entry.recorded = true;
+    } catch (error) {
+      await this.terminate(entry, what);
+      throw new Error(`${what}: cannot write its pid file: ${error instanceof Error ? error.message : String(error)}`);
+    }
 
     const outcome = await waitUntilServing(handle, launch, this.readyTimeoutMs, () => entry.stopRequested);
     if (outcome !== 'ready') {
@@ -97,13 +109,7 @@ export class QemuNbdManager {
         `exited ${describeExit(entry.exitStatus ?? { code: null, signal: null })} before it was ready`;
       throw new Error(`${what} ${reason}: ${entry.stderrTail || '(nothing on stderr)'}`);
     }
-    const info: RunningExport = { leaseId: spec.leaseId, pid: handle.pid, port: spec.port, file: spec.file, args, startedAt: new Date(), adopted: false, psk };
-    try {
-      this.files.writeRecord({ leaseId: info.leaseId, pid: info.pid, port: info.port, file: info.file, args, startedAt: info.startedAt.toISOString() });
-    } catch (error) {
-      await this.terminate(entry, what);
-      throw new Error(`${what}: cannot write its pid file: ${error instanceof Error ? error.message : String(error)}`);
-    }
+    const info: RunningExport = { leaseId: spec.leaseId, pid: handle.pid, port: spec.port, file: spec.file, args, startedAt, adopted: false, psk };
     entry.info = info;
     this.log('info', `${what} ready, pid ${handle.pid}, in ${(performance.now() - began).toFixed(1)} ms`);
     return copyOf(info);
@@ -146,6 +152,7 @@ export class QemuNbdManager {
     }
     const handle = new AdoptedProcessHandle(record.pid, startTime);
     const entry = this.track({ leaseId: record.leaseId, port: record.port, file: record.file }, handle);
+    entry.recorded = true;
     const psk = this.files.readPsk(record.leaseId);
     entry.info = { leaseId: record.leaseId, pid: record.pid, port: record.port, file: record.file, args: [...record.args], startedAt: new Date(record.startedAt), adopted: true, psk };
     this.log('info', `adopted ${what} on 127.0.0.1:${record.port}`);
@@ -208,8 +215,7 @@ export class QemuNbdManager {
     try {
       entry.stderrTail = this.files.stderrTail(entry.leaseId);
       this.files.removeProcessFiles(entry.leaseId);
-      // Before it was ready the record on disk, if any, is not ours to remove.
-      if (entry.info) this.files.removeRecord(entry.leaseId);
+      if (entry.recorded) this.files.removeRecord(entry.leaseId);
     } catch (error) {
       this.log('error', `cleaning up after qemu-nbd of lease ${entry.leaseId}: ${error instanceof Error ? error.message : String(error)}`);
     }
