@@ -59,6 +59,8 @@ export interface WritableDisk extends ReadableDisk {
 export interface NbdServerTls {
   identity: string;
   key: Buffer;
+  /** How long a client has to finish its TLS handshake after STARTTLS (default 10 s). */
+  handshakeTimeoutMs?: number;
 }
 
 export type NbdServerExport = { exportName: string; tls?: NbdServerTls } & ({ writable?: false; disk: ReadableDisk } | { writable: true; disk: WritableDisk });
@@ -68,6 +70,7 @@ const MAX_PAYLOAD = DEFAULT_MAX_PAYLOAD;
 /** Write payloads held while the disk takes them; beyond this the connection stops reading until it catches up. */
 const MAX_WRITES_IN_FLIGHT = 64 * 1024 * 1024;
 const MAX_OPTION_BYTES = 64 * 1024;
+const TLS_HANDSHAKE_MS = 10_000;
 const REQUEST_BYTES = 28;
 const EPERM = 1;
 const EIO = 5;
@@ -213,7 +216,12 @@ export class NbdServer {
       } as ConstructorParameters<typeof TLSSocket>[1]);
       stream = secure;
       watch(secure);
+      // a peer that never finishes its handshake does not hold the connection open
+      const timer = setTimeout(() => secure.destroy(), tls.handshakeTimeoutMs ?? TLS_HANDSHAKE_MS);
+      timer.unref();
+      secure.once('close', () => clearTimeout(timer));
       secure.once('secure', () => {
+        clearTimeout(timer);
         phase = 'options';
         pump();
       });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import execa from 'execa';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
@@ -120,6 +121,34 @@ describe('ChunkPointWriter: a point written through NBD', () => {
         await client.close();
       });
       await compare(store);
+    });
+
+    it('drops a client that asks for TLS and never finishes its handshake', async () => {
+      const store = await ChunkStore.open(join(dir, 'stalled'), { key });
+      const writer = await store.writePoint(size, null);
+      const server = await NbdServer.listenTcp('127.0.0.1', 0, { exportName: 'target', writable: true, disk: writer, tls: { ...psk, handshakeTimeoutMs: 300 } });
+      try {
+        const socket = createConnection({ host: '127.0.0.1', port: server.port });
+        const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+        let received = Buffer.alloc(0);
+        socket.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
+        socket.on('error', () => undefined);
+        await new Promise((r) => socket.once('connect', r));
+        // client flags (fixed newstyle), then NBD_OPT_STARTTLS; then silence instead of a ClientHello
+        const option = Buffer.alloc(16);
+        option.writeBigUInt64BE(0x49484156454f5054n, 0);
+        option.writeUInt32BE(5, 8);
+        socket.write(Buffer.concat([Buffer.from([0, 0, 0, 1]), option]));
+        const asked = Date.now();
+        const at = await closed;
+        // the greeting (18 bytes) and the ACK of STARTTLS (20) came, then the server hung up
+        expect(received.length).toBe(18 + 20);
+        expect(received.readUInt32BE(18 + 12)).toBe(1);
+        expect(at - asked).toBeLessThan(5000);
+      } finally {
+        await server.close();
+        await writer.close();
+      }
     });
 
     it("takes a disk from libnbd's nbdcopy over TLS-PSK", async () => {
