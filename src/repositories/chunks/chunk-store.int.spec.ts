@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import execa from 'execa';
@@ -8,6 +8,7 @@ import { NbdServer } from '../../nbd-protocol/nbd-server';
 import { Qcow2ChainView } from '../qcow2/chain-view';
 import { CHUNK_SIZE, ChunkFormatError } from './chunk-format';
 import { ChunkStore, storeDisk } from './chunk-store';
+import type { ChunkLocation } from './indexes';
 
 const MiB = 1024 * 1024;
 
@@ -129,6 +130,37 @@ describe('ChunkStore: a disk stored once, deduplicated, compressed and sealed, s
     // a point is written once: the same name again is refused and the first stays as it was
     await expect(storeQcow2(reopened, 'vm1/rp-1/disk0', qcow2)).rejects.toMatchObject({ code: 'EEXIST' });
     await compareServed(reopened, 'vm1/rp-1/disk0', raw);
+  });
+
+  it('a pack that cannot be written (the disk full) is forgotten: its chunks are not deduplicated against, and a point naming them is refused', async () => {
+    const mount = join(dir, 'small');
+    await fs.mkdir(mount);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mount]);
+    const store = await ChunkStore.open(join(mount, 'store'), { key });
+    try {
+      // 80 chunks of random data: the first 4 MiB batch does not fit in 3 MiB
+      const blocks = Array.from({ length: 80 }, () => randomBytes(CHUNK_SIZE));
+      const puts = await Promise.allSettled(blocks.map((b) => store.put(b)));
+      const failed = puts.findIndex((p) => p.status === 'rejected');
+      expect((puts[failed] as PromiseRejectedResult).reason).toMatchObject({ code: 'ENOSPC' });
+      const digestOf = (i: number) => hash('sha256', blocks[i], 'buffer');
+      // what that pack had taken went with it: none of it is deduplicated against any more, and no point may name it
+      const lost = puts.slice(0, failed).map((p, i) => ({ at: (p as PromiseFulfilledResult<ChunkLocation>).value, i }));
+      expect(lost.length).toBeGreaterThan(0);
+      expect(lost.filter(({ i }) => store.has(digestOf(i)))).toEqual([]);
+      await expect(store.commitPoint('vm1/rp-1/disk0', CHUNK_SIZE, [lost[0].at])).rejects.toThrow(/names a chunk this store does not hold/);
+      // the abandoned pack's space came back, and what came after the failure is stored and committed
+      const after = puts.slice(failed + 1).map((p) => (p as PromiseFulfilledResult<ChunkLocation>).value);
+      expect(after.length).toBeGreaterThan(0);
+      await store.commitPoint('vm1/rp-2/disk0', after.length * CHUNK_SIZE, after);
+      const view = await store.openPoint('vm1/rp-2/disk0');
+      expect((await view.read(0, after.length * CHUNK_SIZE)).equals(Buffer.concat(blocks.slice(failed + 1)))).toBe(true);
+      await view.close();
+      expect((await fs.readdir(join(mount, 'store', 'packs'))).filter((f) => f.startsWith('.'))).toEqual([]);
+    } finally {
+      await store.flush().catch(() => undefined);
+      await execa('umount', [mount]);
+    }
   });
 
   it('a point name that is not vmId/pointId/diskId is refused before anything is written', async () => {

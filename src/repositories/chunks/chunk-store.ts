@@ -59,6 +59,8 @@ export class ChunkStore {
   private readonly known = new Map<string, Located>();
   private readonly packs = new Map<string, PackEntry[]>();
   private open: OpenPack | null = null;
+  /** Packs being published: their chunks are still theirs to read. */
+  private readonly closing = new Map<string, OpenPack>();
   private appending: Promise<unknown> = Promise.resolve();
   readonly stats: ChunkStoreStats = { chunks: 0, plainBytes: 0, storedBytes: 0 };
 
@@ -114,11 +116,20 @@ export class ChunkStore {
     const record = sealChunk(digest, data, this.keys?.data ?? null, this.level);
     if (this.open && this.open.size + record.length > PACK_LIMIT) await this.closePack();
     const pack = this.open ?? (this.open = await this.startPack());
+    try {
+      return await this.add(pack, digest, data, record);
+    } catch (error) {
+      await this.abandon(pack);
+      throw error;
+    }
+  }
+
+  private async add(pack: OpenPack, digest: Buffer, data: Buffer, record: Buffer): Promise<ChunkLocation> {
     const entry = pack.entries.length;
     pack.pending.push(record);
     pack.pendingBytes += record.length;
     pack.entries.push({ digest, offset: pack.size, length: record.length });
-    // readable once the pack is published; until then its chunks are only deduplicated against
+    // deduplicated against at once; until the pack is published its chunks are read from memory or its temp file
     this.known.set(digest.toString('hex'), { packId: pack.packId, entry, offset: pack.size, length: record.length });
     pack.size += record.length;
     this.stats.chunks++;
@@ -130,7 +141,14 @@ export class ChunkStore {
 
   private async writePending(pack: OpenPack): Promise<void> {
     if (!pack.pending.length) return;
-    await pack.file.writev(pack.pending, pack.size - pack.pendingBytes);
+    // a short write is no error (a filesystem that fills writes what fits): the rest is written again, and then fails
+    let buffers = pack.pending;
+    for (let at = pack.size - pack.pendingBytes; at < pack.size; ) {
+      const { bytesWritten } = await pack.file.writev(buffers, at);
+      if (bytesWritten <= 0) throw new Error(`no byte of pack ${pack.packId} was written at ${at}`);
+      at += bytesWritten;
+      buffers = skipBytes(buffers, bytesWritten);
+    }
     pack.firstPending = pack.entries.length;
     pack.pending = [];
     pack.pendingBytes = 0;
@@ -146,17 +164,43 @@ export class ChunkStore {
     return join(this.dir, 'packs', `${packId}.${kind}`);
   }
 
-  /** Publishes the open pack and then its index: from here its chunks can be read, and named by points. */
+  /**
+   * Publishes the open pack and then its index: from here its chunks can be named by points. Chunks put meanwhile
+   * go to a new pack; reads of this one find it under its temp name or, once linked, its own.
+   */
   private async closePack(): Promise<void> {
     const pack = this.open;
     if (!pack) return;
-    await this.writePending(pack);
     this.open = null;
-    await pack.file.sync();
-    await pack.file.close();
-    await publishExclusive(pack.tmp, this.packFile(pack.packId, 'pack'));
-    await createFileAtomic(this.packFile(pack.packId, 'idx'), sealMeta(`pack ${pack.packId}`, encodePackIndex(pack.entries), this.keys?.meta ?? null));
-    this.packs.set(pack.packId, pack.entries);
+    this.closing.set(pack.packId, pack);
+    try {
+      await this.writePending(pack);
+      await pack.file.sync();
+      await pack.file.close();
+      await publishExclusive(pack.tmp, this.packFile(pack.packId, 'pack'));
+      await createFileAtomic(this.packFile(pack.packId, 'idx'), sealMeta(`pack ${pack.packId}`, encodePackIndex(pack.entries), this.keys?.meta ?? null));
+      this.packs.set(pack.packId, pack.entries);
+    } catch (error) {
+      await this.abandon(pack);
+      throw error;
+    } finally {
+      this.closing.delete(pack.packId);
+    }
+  }
+
+  /**
+   * A pack that could not be written whole (a full disk, an I/O error) is forgotten: its chunks are no longer
+   * deduplicated against, so no later point names a chunk that is not on disk, and a point that named one of them
+   * is refused at commit (its pack is never published). Its files are litter for the next open or GC.
+   */
+  private async abandon(pack: OpenPack): Promise<void> {
+    if (this.open === pack) this.open = null;
+    for (const e of pack.entries) {
+      const digest = e.digest.toString('hex');
+      if (this.known.get(digest)?.packId === pack.packId) this.known.delete(digest);
+    }
+    await pack.file.close().catch(() => undefined);
+    await fs.rm(pack.tmp, { force: true }).catch(() => undefined);
   }
 
   /**
@@ -200,9 +244,9 @@ export class ChunkStore {
   /** Reads chunks by location: published packs, and the pack being written. */
   reader(): ChunkReader {
     return new ChunkReader((at) => {
-      const pack = this.open?.packId === at.packId ? this.open : undefined;
+      const pack = this.open?.packId === at.packId ? this.open : this.closing.get(at.packId);
       const open = pack?.entries[at.entry];
-      if (pack && open) return at.entry >= pack.firstPending ? { record: pack.pending[at.entry - pack.firstPending], entry: open } : { file: pack.tmp, entry: open };
+      if (pack && open) return at.entry >= pack.firstPending ? { record: pack.pending[at.entry - pack.firstPending], entry: open } : { file: pack.tmp, published: this.packFile(at.packId, 'pack'), entry: open };
       const entry = this.packs.get(at.packId)?.[at.entry];
       if (!entry) throw new ChunkFormatError(`no chunk at pack ${at.packId}, entry ${at.entry} in this store`);
       return { file: this.packFile(at.packId, 'pack'), entry };
@@ -222,7 +266,7 @@ export class ChunkReader {
 
   constructor(
     /** Where a chunk's record is: in a pack file, or still in memory (the pack being written). */
-    private readonly where: (at: ChunkLocation) => { file: string; entry: PackEntry } | { record: Buffer; entry: PackEntry },
+    private readonly where: (at: ChunkLocation) => { file: string; published?: string; entry: PackEntry } | { record: Buffer; entry: PackEntry },
     private readonly key: Buffer | null,
   ) {}
 
@@ -231,7 +275,9 @@ export class ChunkReader {
     const { entry } = where;
     if ('record' in where) return openChunk(entry.digest, where.record, this.key);
     let file = this.files.get(at.packId);
-    if (!file) this.files.set(at.packId, (file = fs.open(where.file, 'r')));
+    // a pack being published may have left its temp name for its own between the lookup and the open
+    const opened = () => fs.open(where.file, 'r').catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' && where.published ? fs.open(where.published, 'r') : Promise.reject(error)));
+    if (!file) this.files.set(at.packId, (file = opened()));
     const record = Buffer.allocUnsafe(entry.length);
     const { bytesRead } = await (await file).read(record, 0, entry.length, entry.offset);
     if (bytesRead !== entry.length) throw new ChunkFormatError(`pack ${at.packId} ends inside chunk ${entry.digest.toString('hex')}`);
@@ -404,6 +450,13 @@ export class ChunkPointWriter implements WritableDisk {
     void settled.then(() => this.locks.get(i) === settled && this.locks.delete(i));
     return next;
   }
+}
+
+/** `buffers` without their first `n` bytes. */
+function skipBytes(buffers: Buffer[], n: number): Buffer[] {
+  let k = 0;
+  for (; k < buffers.length && n >= buffers[k].length; k++) n -= buffers[k].length;
+  return k < buffers.length ? [buffers[k].subarray(n), ...buffers.slice(k + 1)] : [];
 }
 
 /** Stores a whole disk read from `disk` (a qcow2 chain's view, another point, an export) as the point `name`. */
