@@ -10,9 +10,9 @@ import { createEncryptedQcow2 } from '../src/qemu/luks-qcow2';
 import { QEMU_NBD_ENV } from '../src/qemu/qemu-nbd-launcher';
 import { freePort } from '../test/support/processes';
 import { benchExportArgs, settle } from './datapath.bench';
-import { cpuSeconds } from './backup.bench';
+import { cpuSeconds, stopPid } from './backup.bench';
 import { median } from './stats';
-import { shell } from './store/measure';
+import { allocatedBytes, shell } from './store/measure';
 import { readBack } from './store/read-back';
 
 /*
@@ -42,50 +42,41 @@ interface Measured {
 
 type Target = (disk: string, size: number, dir: string, psk: { identity: string; key: string }, keysFile: string) => Promise<Measured>;
 
-async function qemuNbdTarget(encrypted: boolean): Promise<Target> {
+function qemuNbdTarget(encrypted: boolean): Target {
   return async (disk, size, dir, psk, keysFile) => {
     const file = join(dir, 'target.qcow2');
     const keyFile = join(dir, 'repo.key');
     writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
     // the hub's keyring opens an encrypted file of a registered repository with its secret, as in a backup
     if (encrypted) imageKeys.register({ root: dir, name: 'bench', keyFile, fingerprint: readKeyFile(keyFile).fingerprint });
-    if (encrypted) await createEncryptedQcow2(file, keyFile, { virtualSize: size });
-    else await shell(`qemu-img create -q -f qcow2 '${file}' ${size}`);
-    const port = await freePort();
-    const runDir = new RunDirFiles(join(dir, 'run'));
-    mkdirSync(runDir.dir, { recursive: true });
-    runDir.writePsk(`bench-${port}`, psk);
-    const pidFile = join(dir, `qemu-nbd-${port}.pid`);
-    const args = benchExportArgs(port, file, pidFile, { readOnly: false, bitmap: undefined, tls: { pskDir: runDir.pskDir(`bench-${port}`), bind: '127.0.0.1' } });
-    imageKeys.unregister(dir);
-    // --fork: the server outlives this shell, so it must not hold the shell's pipes open
-    await shell(`${Object.entries(QEMU_NBD_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} qemu-nbd ${args.map((a) => `'${a}'`).join(' ')} </dev/null >'${dir}/qemu-nbd.log' 2>&1 3>&-`);
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    await settle();
-    const started = process.hrtime.bigint();
-    const copy = await shell(`nbdcopy --connections=1 '${disk}' 'nbds://${psk.identity}@127.0.0.1:${port}/disk?tls-psk-file=${keysFile}'`);
-    const targetCpu = cpuSeconds(pid);
-    process.kill(pid, 'SIGTERM');
-    while (alive(pid)) await new Promise((r) => setTimeout(r, 5));
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const stored = await shell(`du -B1 '${file}' | cut -f1`);
-    const restored = join(dir, 'restored.raw');
-    if (encrypted) imageKeys.register({ root: dir, name: 'bench', keyFile, fingerprint: readKeyFile(keyFile).fingerprint });
-    const source = imageArgs(file, imageKeys.keyForImage(file));
-    imageKeys.unregister(dir);
-    await settle();
-    const restore = await shell(`qemu-img convert ${source.map((a) => `'${a}'`).join(' ')} -O raw '${restored}' && sync '${restored}'`);
-    return { seconds, restoreSeconds: restore.wallS, targetCpu, clientCpu: copy.cpuS, storedMib: Number(stored.stdout.trim()) / MiB };
+    try {
+      if (encrypted) await createEncryptedQcow2(file, keyFile, { virtualSize: size });
+      else await shell(`qemu-img create -q -f qcow2 '${file}' ${size}`);
+      const port = await freePort();
+      const runDir = new RunDirFiles(join(dir, 'run'));
+      mkdirSync(runDir.dir, { recursive: true });
+      runDir.writePsk(`bench-${port}`, psk);
+      const pidFile = join(dir, `qemu-nbd-${port}.pid`);
+      const args = benchExportArgs(port, file, pidFile, { readOnly: false, bitmap: undefined, tls: { pskDir: runDir.pskDir(`bench-${port}`), bind: '127.0.0.1' } });
+      // --fork: the server outlives this shell, so it must not hold the shell's pipes open
+      await shell(`${Object.entries(QEMU_NBD_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} qemu-nbd ${args.map((a) => `'${a}'`).join(' ')} </dev/null >'${dir}/qemu-nbd.log' 2>&1 3>&-`);
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      await settle();
+      const started = process.hrtime.bigint();
+      const copy = await shell(`nbdcopy --connections=1 '${disk}' 'nbds://${psk.identity}@127.0.0.1:${port}/disk?tls-psk-file=${keysFile}'`);
+      const targetCpu = cpuSeconds(pid);
+      // its flush on exit is part of the write
+      await stopPid(pid);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const restored = join(dir, 'restored.raw');
+      const source = imageArgs(file, imageKeys.keyForImage(file));
+      await settle();
+      const restore = await shell(`qemu-img convert ${source.map((a) => `'${a}'`).join(' ')} -O raw '${restored}' && sync '${restored}'`);
+      return { seconds, restoreSeconds: restore.wallS, targetCpu, clientCpu: copy.cpuS, storedMib: allocatedBytes(file) / MiB };
+    } finally {
+      imageKeys.unregister(dir);
+    }
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function chunkTarget(encrypted: boolean): Target {
@@ -102,12 +93,11 @@ function chunkTarget(encrypted: boolean): Target {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const used = process.cpuUsage(cpu);
     await writer.close();
-    const stored = await shell(`du -sB1 '${join(dir, 'store')}' | cut -f1`);
     await settle();
     const restoreStarted = process.hrtime.bigint();
     await readBack(store, 'bench/rp-1/disk0', join(dir, 'restored.raw'));
     const restoreSeconds = Number(process.hrtime.bigint() - restoreStarted) / 1e9;
-    return { seconds, restoreSeconds, targetCpu: (used.user + used.system) / 1e6, clientCpu: copy.cpuS, storedMib: Number(stored.stdout.trim()) / MiB };
+    return { seconds, restoreSeconds, targetCpu: (used.user + used.system) / 1e6, clientCpu: copy.cpuS, storedMib: allocatedBytes(join(dir, 'store')) / MiB };
   };
 }
 
@@ -127,8 +117,8 @@ export async function runChunkTargetBench(): Promise<void> {
     const keysFile = join(base, 'keys.psk');
     writeFileSync(keysFile, `${psk.identity}:${psk.key}\n`, { mode: 0o600 });
     const targets: [string, Target][] = [
-      ['qcow2, qemu-nbd (today, plain)', await qemuNbdTarget(false)],
-      ['qcow2 LUKS, qemu-nbd (today, encrypted)', await qemuNbdTarget(true)],
+      ['qcow2, qemu-nbd (today, plain)', qemuNbdTarget(false)],
+      ['qcow2 LUKS, qemu-nbd (today, encrypted)', qemuNbdTarget(true)],
       ['chunk store, hub NBD server, plain', chunkTarget(false)],
       ['chunk store, hub NBD server, encrypted', chunkTarget(true)],
     ];

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface Cost {
   wallS: number;
@@ -40,4 +42,11 @@ export async function inProcess<T>(work: () => Promise<T>): Promise<{ cost: Cost
   const value = await work();
   const used = process.cpuUsage(cpu);
   return { cost: { wallS: Number(process.hrtime.bigint() - started) / 1e9, cpuS: (used.user + used.system) / 1e6 }, value };
+}
+
+/** Bytes allocated on disk by a file, or by every file under a directory. */
+export function allocatedBytes(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.blocks * 512;
+  return readdirSync(path).reduce((sum, name) => sum + allocatedBytes(join(path, name)), 0);
 }

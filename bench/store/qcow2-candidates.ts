@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openNbd } from '../../src/nbd-protocol/open-nbd';
 import { BLOCK, BlockMap } from './blocks';
-import { Cost, inProcess, shell } from './measure';
+import { allocatedBytes, Cost, inProcess, shell } from './measure';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -89,9 +89,7 @@ export class Qcow2Candidate {
   }
 
   bytesOnDisk(): number {
-    return readdirSync(this.dir)
-      .filter((f) => f.endsWith('.qcow2'))
-      .reduce((sum, f) => sum + statSync(join(this.dir, f)).blocks * 512, 0);
+    return allocatedBytes(this.dir);
   }
 
   /** The newest point of `vm` read whole through its chain into a raw file: what today's disk image download does. */

@@ -14,11 +14,6 @@ const PACK_LIMIT = 64 * 1024 * 1024;
 const POINT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){2}$/;
 const ZEROS = Buffer.alloc(CHUNK_SIZE);
 
-interface Located extends ChunkLocation {
-  offset: number;
-  length: number;
-}
-
 interface OpenPack {
   packId: string;
   tmp: string;
@@ -56,7 +51,8 @@ export interface ChunkStoreStats {
  * dead writer, is litter a crash left; opening the store skips the first and removes the second.
  */
 export class ChunkStore {
-  private readonly known = new Map<string, Located>();
+  /** Every stored chunk's location by its digest (hex): what a new block is deduplicated against. */
+  private readonly known = new Map<string, ChunkLocation>();
   private readonly packs = new Map<string, PackEntry[]>();
   private open: OpenPack | null = null;
   /** Packs being published: their chunks are still theirs to read. */
@@ -88,7 +84,7 @@ export class ChunkStore {
     this.packs.set(packId, entries);
     entries.forEach((e, entry) => {
       const digest = e.digest.toString('hex');
-      if (!this.known.has(digest)) this.known.set(digest, { packId, entry, offset: e.offset, length: e.length });
+      if (!this.known.has(digest)) this.known.set(digest, { packId, entry });
     });
   }
 
@@ -112,7 +108,7 @@ export class ChunkStore {
 
   private async append(digest: Buffer, data: Buffer): Promise<ChunkLocation> {
     const known = this.known.get(digest.toString('hex'));
-    if (known) return { packId: known.packId, entry: known.entry };
+    if (known) return known;
     const record = sealChunk(digest, data, this.keys?.data ?? null, this.level);
     if (this.open && this.open.size + record.length > PACK_LIMIT) await this.closePack();
     const pack = this.open ?? (this.open = await this.startPack());
@@ -130,7 +126,7 @@ export class ChunkStore {
     pack.pendingBytes += record.length;
     pack.entries.push({ digest, offset: pack.size, length: record.length });
     // deduplicated against at once; until the pack is published its chunks are read from memory or its temp file
-    this.known.set(digest.toString('hex'), { packId: pack.packId, entry, offset: pack.size, length: record.length });
+    this.known.set(digest.toString('hex'), { packId: pack.packId, entry });
     pack.size += record.length;
     this.stats.chunks++;
     this.stats.plainBytes += data.length;
@@ -209,8 +205,7 @@ export class ChunkStore {
    */
   async commitPoint(name: string, size: number, blocks: (ChunkLocation | null)[]): Promise<void> {
     const file = this.pointFile(name);
-    await this.appending;
-    await this.closePack();
+    await this.flush();
     for (const b of blocks) if (b && !this.packs.get(b.packId)?.[b.entry]) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${b.packId}, entry ${b.entry})`);
     const index = encodePointIndex({ size, chunkSize: CHUNK_SIZE, blocks });
     await fs.mkdir(dirname(file), { recursive: true, mode: 0o750 });
