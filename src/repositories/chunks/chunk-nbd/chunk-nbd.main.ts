@@ -1,0 +1,129 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { NbdServer, NbdServerTls } from '../../../nbd-protocol/nbd-server';
+import type { NbdPsk } from '../../../nbd-protocol/tls-psk';
+import { ChunkPointView, ChunkPointWriter, ChunkStore } from '../chunk-store';
+import { ChunkNbdSpec, parseChunkNbdArgs } from './chunk-nbd-args';
+
+/*
+ * One chunk-store point served over NBD, in a process of its own, as qemu-nbd serves an image (README.md): it
+ * starts, serves, and only then writes its pid file; a SIGTERM ends it, and in write mode commits the point first.
+ * Nothing is written to stdout; a failure is one line on stderr and exit code 1.
+ */
+
+/** A failure whose message says it all: shown as it is. */
+class StartupError extends Error {}
+
+async function main(): Promise<void> {
+  const { spec, pidFile } = parseOrExit(process.argv.slice(2));
+  const served = await start(spec).catch((error: unknown) => fail(error instanceof StartupError ? error.message : `cannot start: ${messageOf(error)}`));
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void served.stop().then(
+      () => process.exit(0),
+      (error: unknown) => fail(messageOf(error)),
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  await writePidFile(pidFile).catch((error: unknown) => fail(`cannot write the pid file ${pidFile}: ${messageOf(error)}`));
+}
+
+function parseOrExit(argv: string[]): ReturnType<typeof parseChunkNbdArgs> {
+  try {
+    return parseChunkNbdArgs(argv);
+  } catch (error) {
+    return fail(messageOf(error));
+  }
+}
+
+/** The export serving, and how it ends: a writable one stops taking requests, lets those under way land, then commits. */
+async function start(spec: ChunkNbdSpec): Promise<{ stop: () => Promise<void> }> {
+  const stat = await fs.stat(spec.store).catch(() => null);
+  if (!stat?.isDirectory()) throw new StartupError(`the store ${spec.store} does not exist`);
+  const key = spec.keyFile === undefined ? null : await fs.readFile(spec.keyFile).catch((error: unknown) => Promise.reject(new StartupError(`cannot read the key file ${spec.keyFile}: ${messageOf(error)}`)));
+  const tls = spec.tls && (await readPskDir(spec.tls.pskDir));
+  const store = await ChunkStore.open(spec.store, { key }).catch((error: unknown) => Promise.reject(new StartupError(`cannot open the store ${spec.store}: ${messageOf(error)}`)));
+  const { point } = spec;
+  let disk: ChunkPointView | ChunkPointWriter;
+  let finish = () => Promise.resolve();
+  if ('read' in point) {
+    disk = await store.openPoint(point.read).catch((error: unknown) => Promise.reject(new StartupError(missing(error, `the point ${point.read}`))));
+  } else {
+    // refused now rather than after the whole backup was written: a point is committed once and never replaced
+    const taken = await store.readPoint(point.commit).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? false : Promise.reject(error)),
+    );
+    if (taken) throw new StartupError(`the point ${point.commit} exists already`);
+    const writer = await store.writePoint(point.size, point.base ?? null).catch((error: unknown) => Promise.reject(new StartupError(missing(error, `the base point ${point.base}`))));
+    disk = writer;
+    finish = () => writer.commit(point.commit).catch((error: unknown) => Promise.reject(new Error(`the point ${point.commit} was not committed: ${messageOf(error)}`)));
+  }
+  const where = 'socket' in spec.listen ? spec.listen.socket : `${spec.listen.host}:${spec.listen.port}`;
+  let server: NbdServer;
+  try {
+    if ('socket' in spec.listen) {
+      await removeLeftoverSocket(spec.listen.socket);
+      server = await NbdServer.listen(spec.listen.socket, spec.exportName, disk);
+    } else {
+      const served = { exportName: spec.exportName, ...(tls ? { tls } : {}) };
+      const { host, port } = spec.listen;
+      server = await (disk instanceof ChunkPointWriter ? NbdServer.listenTcp(host, port, { ...served, writable: true, disk }) : NbdServer.listenTcp(host, port, { ...served, disk }));
+    }
+  } catch (error) {
+    throw new StartupError(`cannot listen on ${where}: ${messageOf(error)}`);
+  }
+  return {
+    stop: async () => {
+      await server.close();
+      await finish();
+      await disk.close();
+    },
+  };
+}
+
+/** "does not exist" for a point that is not there; the store's own words (another key, damaged) for the rest. */
+function missing(error: unknown, what: string): string {
+  return (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${what} does not exist` : `${what} cannot be opened: ${messageOf(error)}`;
+}
+
+/**
+ * keys.psk as qemu's tls-creds-psk reads it (`identity:hexkey`, as RunDirFiles writes it): the one key of the export.
+ * qemu's dh-params.pem, when there, is not needed: TLS 1.3 with a PSK uses ECDHE.
+ */
+async function readPskDir(dir: string): Promise<NbdServerTls> {
+  const file = join(dir, 'keys.psk');
+  const text = await fs.readFile(file, 'utf8').catch((error: unknown) => Promise.reject(new StartupError(`cannot read ${file}: ${messageOf(error)}`)));
+  const lines = text.split('\n').filter((line) => line.trim() !== '');
+  const [identity, key] = lines.length === 1 ? (lines[0].trim().split(':') as [string, string?]) : [];
+  const psk: NbdPsk | null = identity && key && /^([0-9a-fA-F]{2})+$/.test(key) ? { identity, key } : null;
+  if (!psk) throw new StartupError(`${file} must hold one line identity:hexkey`);
+  return { identity: psk.identity, key: Buffer.from(psk.key, 'hex') };
+}
+
+/** A socket a killed server left at the path is removed, as qemu-nbd -k does; any other file there is not ours to remove. */
+async function removeLeftoverSocket(path: string): Promise<void> {
+  const stat = await fs.lstat(path).catch(() => null);
+  if (stat?.isSocket()) await fs.rm(path, { force: true });
+}
+
+/** "PID\n" as qemu-nbd writes it, under its name at once (temp + rename): the launcher never reads half of it. */
+async function writePidFile(pidFile: string): Promise<void> {
+  const tmp = `${pidFile}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, `${process.pid}\n`);
+  await fs.rename(tmp, pidFile);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`chunk-nbd: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+  process.exit(1);
+}
+
+void main();
