@@ -40,6 +40,11 @@ describe('NbdServer', () => {
     expect(info.exports[0]).toMatchObject({ 'export-size': data.length, 'is_read_only': true, 'can_multi_conn': true, 'can_flush': true, 'can_trim': false, 'can_zero': false });
   });
 
+  it('maps a disk that tells no holes as data throughout', async () => {
+    const map = JSON.parse((await runProcess('nbdinfo', ['--map', '--json', uri()])).stdout);
+    expect(map).toEqual([expect.objectContaining({ offset: 0, length: data.length, type: 0 })]);
+  });
+
   it('serves every byte to nbdcopy over several connections', async () => {
     const copy = join(dir, 'copy.raw');
     await runProcess('nbdcopy', ['--connections=4', '--requests=8', uri(), copy]);

@@ -3,8 +3,11 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { rm } from 'node:fs/promises';
 import {
+  BASE_ALLOCATION,
   DEFAULT_MAX_PAYLOAD,
+  NBD_CMD_BLOCK_STATUS,
   NBD_CMD_DISC,
+  NBD_CMD_FLAG_REQ_ONE,
   NBD_CMD_FLUSH,
   NBD_CMD_READ,
   NBD_CMD_TRIM,
@@ -22,12 +25,16 @@ import {
   NBD_INFO_BLOCK_SIZE,
   NBD_INFO_EXPORT,
   NBD_INIT_MAGIC,
+  NBD_MAX_STRING,
   NBD_OPT_ABORT,
   NBD_OPT_EXPORT_NAME,
   NBD_OPT_GO,
   NBD_OPT_INFO,
   NBD_OPT_LIST,
+  NBD_OPT_LIST_META_CONTEXT,
+  NBD_OPT_SET_META_CONTEXT,
   NBD_OPT_STARTTLS,
+  NBD_OPT_STRUCTURED_REPLY,
   NBD_OPTION_REPLY_MAGIC,
   NBD_OPTS_MAGIC,
   NBD_REP_ACK,
@@ -36,16 +43,35 @@ import {
   NBD_REP_ERR_UNKNOWN,
   NBD_REP_ERR_UNSUP,
   NBD_REP_INFO,
+  NBD_REP_META_CONTEXT,
   NBD_REP_SERVER,
+  NBD_REPLY_FLAG_DONE,
+  NBD_REPLY_TYPE_BLOCK_STATUS,
+  NBD_REPLY_TYPE_ERROR,
+  NBD_REPLY_TYPE_OFFSET_DATA,
   NBD_REQUEST_MAGIC,
   NBD_SIMPLE_REPLY_MAGIC,
+  NBD_STATE_HOLE,
+  NBD_STATE_ZERO,
+  NBD_STRUCTURED_REPLY_MAGIC,
 } from './constants';
+
+/** A run of a disk: `zero` when it reads as zeros without being stored (a hole), else data. */
+export interface DiskExtent {
+  length: number;
+  zero: boolean;
+}
 
 /** What a read-only export serves: bytes of a disk of `size` bytes. */
 export interface ReadableDisk {
   readonly size: number;
   /** `into`, when given, has exactly `length` bytes. */
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  /**
+   * The runs of [offset, offset + length), contiguous and in order from `offset`: what base:allocation reports, so
+   * that clients copy or map a disk without reading its holes. A disk without it is described as data throughout.
+   */
+  allocation?(offset: number, length: number): Promise<DiskExtent[]>;
 }
 
 /** What a writable export serves. `flush` makes every write answered before it durable. */
@@ -72,6 +98,8 @@ const MAX_WRITES_IN_FLIGHT = 64 * 1024 * 1024;
 const MAX_OPTION_BYTES = 64 * 1024;
 const TLS_HANDSHAKE_MS = 10_000;
 const REQUEST_BYTES = 28;
+/** The id of base:allocation, the one meta context served. */
+const ALLOCATION_CONTEXT_ID = 1;
 const EPERM = 1;
 const EIO = 5;
 const EINVAL = 22;
@@ -80,10 +108,12 @@ const READ_ONLY_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_
 const WRITABLE_FLAGS = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_TRIM;
 
 /**
- * An NBD server (fixed newstyle, simple replies) for one export: on a Unix socket for clients on this host such as
- * nbdfuse, or on TCP with TLS-PSK for an agent. A read-only export refuses writes, trims and zeroes with EPERM; a
- * writable one hands them to its disk. Structured replies and meta contexts are answered "unsupported", which
- * clients take as a plain server.
+ * An NBD server (fixed newstyle) for one export: on a Unix socket for clients on this host such as nbdfuse, or on
+ * TCP with TLS-PSK for an agent. A read-only export refuses writes, trims and zeroes with EPERM; a writable one hands
+ * them to its disk. A client that negotiates structured replies gets its reads and errors of reads as chunks, and
+ * may select the meta context base:allocation, whose BLOCK_STATUS tells the disk's holes from its data (the disk's
+ * `allocation`): what qemu-img convert, nbdcopy and the hub's own point reader skip holes by. A client that
+ * negotiates nothing gets simple replies.
  */
 export class NbdServer {
   private readonly connections = new Set<Duplex>();
@@ -148,6 +178,8 @@ export class NbdServer {
     const input = new Input();
     let phase = 'flags' as 'flags' | 'options' | 'tls' | 'transmission';
     let noZeroes = false;
+    let structured = false;
+    let allocationSelected = false;
     const writes = new Set<Promise<void>>();
     let writeBytes = 0;
     const watch = (connection: Duplex) => {
@@ -187,19 +219,45 @@ export class NbdServer {
       info.writeUInt32BE(MAX_PAYLOAD, 10);
       return info;
     };
-    const reply = (cookie: Buffer, error: number, data?: Buffer) => {
+    const send = (...parts: Buffer[]) => {
       if (stream.destroyed) return;
-      const header = Buffer.alloc(16);
-      header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
-      header.writeUInt32BE(error, 4);
-      cookie.copy(header, 8);
-      // both written in the same turn: the reply's bytes stay together on the stream
-      let flowing = stream.write(header);
-      if (data) flowing = stream.write(data) && flowing;
+      // all written in the same turn: a reply's bytes stay together on the stream
+      let flowing = true;
+      for (const part of parts) flowing = stream.write(part) && flowing;
       if (!flowing && !stream.isPaused()) {
         stream.pause();
         stream.once('drain', () => writeBytes <= MAX_WRITES_IN_FLIGHT && stream.resume());
       }
+    };
+    const reply = (cookie: Buffer, error: number, data?: Buffer) => {
+      const header = Buffer.alloc(16);
+      header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
+      header.writeUInt32BE(error, 4);
+      cookie.copy(header, 8);
+      if (data) send(header, data);
+      else send(header);
+    };
+    /** The one (final) chunk of a structured reply; `head` starts its payload, `data` (a READ's bytes) follows. */
+    const chunk = (cookie: Buffer, type: number, head: Buffer, data?: Buffer) => {
+      const header = Buffer.alloc(20 + head.length);
+      header.writeUInt32BE(NBD_STRUCTURED_REPLY_MAGIC, 0);
+      header.writeUInt16BE(NBD_REPLY_FLAG_DONE, 4);
+      header.writeUInt16BE(type, 6);
+      cookie.copy(header, 8);
+      header.writeUInt32BE(head.length + (data?.length ?? 0), 16);
+      head.copy(header, 20);
+      if (data) send(header, data);
+      else send(header);
+    };
+    /** An error of a READ or BLOCK_STATUS: a chunk once structured replies are negotiated, as the spec has it for READ. */
+    const fail = (cookie: Buffer, error: number, message: string) => {
+      if (!structured) return reply(cookie, error);
+      const text = Buffer.from(message);
+      const payload = Buffer.alloc(6 + text.length);
+      payload.writeUInt32BE(error, 0);
+      payload.writeUInt16BE(text.length, 4);
+      text.copy(payload, 6);
+      chunk(cookie, NBD_REPLY_TYPE_ERROR, payload);
     };
     const errno = (error: unknown) => ((error as NodeJS.ErrnoException)?.code === 'ENOSPC' ? ENOSPC : error instanceof RangeError ? EINVAL : EIO);
 
@@ -291,8 +349,55 @@ export class NbdServer {
         }
         return true;
       }
+      if (type === NBD_OPT_STRUCTURED_REPLY) {
+        if (data.length !== 0) optionReply(type, NBD_REP_ERR_INVALID, Buffer.from('NBD_OPT_STRUCTURED_REPLY has no data'));
+        else if (structured) optionReply(type, NBD_REP_ERR_INVALID, Buffer.from('structured replies are negotiated already'));
+        else {
+          structured = true;
+          optionReply(type, NBD_REP_ACK);
+        }
+        return true;
+      }
+      if (type === NBD_OPT_LIST_META_CONTEXT || type === NBD_OPT_SET_META_CONTEXT) {
+        metaContexts(type, data);
+        return true;
+      }
       optionReply(type, NBD_REP_ERR_UNSUP);
       return true;
+    };
+
+    /**
+     * LIST names base:allocation to an empty query list, to "base:" and to its own name; SET selects it by its name
+     * only, and replaces what an earlier SET selected, also when it fails. Other namespaces have no context here.
+     */
+    const metaContexts = (type: number, data: Buffer) => {
+      const set = type === NBD_OPT_SET_META_CONTEXT;
+      if (set) allocationSelected = false;
+      if (!structured) {
+        optionReply(type, NBD_REP_ERR_INVALID, Buffer.from('meta contexts need structured replies, negotiated first'));
+        return;
+      }
+      const request = metaContextRequest(data);
+      if (!request) {
+        optionReply(type, NBD_REP_ERR_INVALID, Buffer.from('malformed meta context request'));
+        return;
+      }
+      if (request.exportName !== '' && request.exportName !== exportName) {
+        optionReply(type, NBD_REP_ERR_UNKNOWN, Buffer.from(`no export ${JSON.stringify(request.exportName)}`));
+        return;
+      }
+      const { queries } = request;
+      const matched = set ? queries.includes(BASE_ALLOCATION) : queries.length === 0 || queries.some((q) => q === 'base:' || q === BASE_ALLOCATION);
+      if (matched) {
+        const name = Buffer.from(BASE_ALLOCATION);
+        const context = Buffer.alloc(4 + name.length);
+        // LIST names contexts without selecting them: its ids are reserved, zero
+        context.writeUInt32BE(set ? ALLOCATION_CONTEXT_ID : 0, 0);
+        name.copy(context, 4);
+        optionReply(type, NBD_REP_META_CONTEXT, context);
+      }
+      allocationSelected = set && matched;
+      optionReply(type, NBD_REP_ACK);
     };
 
     const write = (cookie: Buffer, work: () => Promise<void>, bytes: number) => {
@@ -316,6 +421,7 @@ export class NbdServer {
         stream.destroy();
         return false;
       }
+      const commandFlags = request.readUInt16BE(4);
       const type = request.readUInt16BE(6);
       const cookie = Buffer.from(request.subarray(8, 16));
       const offset = Number(request.readBigUInt64BE(16));
@@ -338,12 +444,27 @@ export class NbdServer {
         else if (type === NBD_CMD_WRITE) write(cookie, () => served.disk.write(offset, payload!), length);
         // a trimmed range may read back as anything: zeros are what this disk gives
         else write(cookie, () => served.disk.writeZeroes(offset, length), 0);
+      } else if (type === NBD_CMD_BLOCK_STATUS) {
+        if (!allocationSelected) fail(cookie, EINVAL, 'no meta context was selected');
+        else if (!inside) fail(cookie, EINVAL, `${length} bytes at ${offset} are not inside the disk (${disk.size} bytes)`);
+        else {
+          void this.track(allocationStatus(disk, offset, length, (commandFlags & NBD_CMD_FLAG_REQ_ONE) !== 0)).then(
+            (descriptors) => chunk(cookie, NBD_REPLY_TYPE_BLOCK_STATUS, descriptors),
+            // the error number only: what went wrong inside the disk (a path, a pack) is not the client's to read
+            (error) => fail(cookie, errno(error), ''),
+          );
+        }
       } else if (type !== NBD_CMD_READ) reply(cookie, EINVAL);
-      else if (!inside || length > MAX_PAYLOAD) reply(cookie, EINVAL);
+      else if (!inside || length > MAX_PAYLOAD) fail(cookie, EINVAL, `${length} bytes at ${offset} are not a read of this disk (${disk.size} bytes, reads of up to ${MAX_PAYLOAD})`);
       else {
         void this.track(disk.read(offset, length, Buffer.allocUnsafe(length))).then(
-          (data) => reply(cookie, 0, data),
-          (error) => reply(cookie, errno(error)),
+          (data) => {
+            if (!structured) return reply(cookie, 0, data);
+            const at = Buffer.alloc(8);
+            at.writeBigUInt64BE(BigInt(offset));
+            chunk(cookie, NBD_REPLY_TYPE_OFFSET_DATA, at, data);
+          },
+          (error) => fail(cookie, errno(error), ''),
         );
       }
       return true;
@@ -391,6 +512,59 @@ export class NbdServer {
       pump();
     }
   }
+}
+
+/** An NBD_OPT_LIST_META_CONTEXT or NBD_OPT_SET_META_CONTEXT payload: the export's name and the queries; null if malformed. */
+function metaContextRequest(data: Buffer): { exportName: string; queries: string[] } | null {
+  let at = 0;
+  const string = (): string | null => {
+    if (data.length < at + 4) return null;
+    const length = data.readUInt32BE(at);
+    if (length > NBD_MAX_STRING || data.length < at + 4 + length) return null;
+    at += 4 + length;
+    return data.toString('utf8', at - length, at);
+  };
+  const exportName = string();
+  if (exportName === null || data.length < at + 4) return null;
+  const count = data.readUInt32BE(at);
+  at += 4;
+  const queries: string[] = [];
+  // each query takes at least its 4-byte length: a count beyond the payload ends the loop early
+  for (let i = 0; i < count; i++) {
+    const query = string();
+    if (query === null) return null;
+    queries.push(query);
+  }
+  return at === data.length ? { exportName, queries } : null;
+}
+
+/**
+ * The payload of a BLOCK_STATUS chunk for base:allocation over [offset, offset + length): the disk's runs, neighbours
+ * of one kind merged, never past the request's end; one descriptor for REQ_ONE.
+ */
+async function allocationStatus(disk: ReadableDisk, offset: number, length: number, one: boolean): Promise<Buffer> {
+  const runs = disk.allocation ? await disk.allocation(offset, length) : [];
+  const descriptors: { length: number; flags: number }[] = [];
+  let covered = 0;
+  for (const run of runs) {
+    const take = Math.min(run.length, length - covered);
+    if (!(take > 0)) break;
+    const flags = run.zero ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+    const last = descriptors[descriptors.length - 1];
+    if (last?.flags === flags) last.length += take;
+    else descriptors.push({ length: take, flags });
+    covered += take;
+  }
+  // a reply has at least one descriptor; a disk that tells nothing is data, which is always true to say
+  if (!descriptors.length) descriptors.push({ length, flags: 0 });
+  if (one) descriptors.length = 1;
+  const payload = Buffer.alloc(4 + 8 * descriptors.length);
+  payload.writeUInt32BE(ALLOCATION_CONTEXT_ID, 0);
+  descriptors.forEach((d, i) => {
+    payload.writeUInt32BE(d.length, 4 + 8 * i);
+    payload.writeUInt32BE(d.flags, 8 + 8 * i);
+  });
+  return payload;
 }
 
 /**
