@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import execa from 'execa';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { ext4Image } from '../../../test/fixtures/restore/filesystem-images';
-import { NbdServer } from '../../nbd-protocol/nbd-server';
+import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO } from '../../nbd-protocol/constants';
+import { NbdServer, ReadableDisk } from '../../nbd-protocol/nbd-server';
+import { openNbd } from '../../nbd-protocol/open-nbd';
+import { pskStartTls } from '../../nbd-protocol/tls-psk';
 import { Qcow2ChainView } from '../qcow2/chain-view';
 import { CHUNK_SIZE, ChunkFormatError } from './chunk-format';
 import { ChunkStore, storeDisk } from './chunk-store';
@@ -171,5 +174,178 @@ describe('ChunkStore: a disk stored once, deduplicated, compressed and sealed, s
     }
     expect(await fs.readdir(join(root, 'points'))).toEqual([]);
     expect(await fs.readdir(dir)).not.toContain('escape');
+  });
+});
+
+/**
+ * A point with holes (blocks the index names no chunk for) served by the hub's NBD server: base:allocation tells
+ * them from data to our own client, to libnbd (nbdinfo, nbdcopy) and to qemu, which then copy the point without
+ * reading its holes, on a Unix socket and over TCP with TLS-PSK.
+ */
+describe('ChunkPointView: holes and data, as NBD clients map and copy them', () => {
+  let dir: string;
+  let store: ChunkStore;
+  let expected: string;
+  const name = 'vm1/rp-1/disk0';
+  /**
+   * 102 blocks, the last of 5000 bytes: data in 0-2, 35 (its first 4 KiB, zeros after) and 68-70; holes of 2 MiB
+   * between, and to the end. Seven blocks of data in 6 MiB: a client that reads the holes reads 14 times as much.
+   */
+  const size = 101 * CHUNK_SIZE + 5000;
+  const disk = Buffer.alloc(size);
+  const runs: [offset: number, length: number, zero: boolean][] = [
+    [0, 3 * CHUNK_SIZE, false],
+    [3 * CHUNK_SIZE, 32 * CHUNK_SIZE, true],
+    [35 * CHUNK_SIZE, CHUNK_SIZE, false],
+    [36 * CHUNK_SIZE, 32 * CHUNK_SIZE, true],
+    [68 * CHUNK_SIZE, 3 * CHUNK_SIZE, false],
+    [71 * CHUNK_SIZE, 30 * CHUNK_SIZE + 5000, true],
+  ];
+  const dataBytes = 7 * CHUNK_SIZE;
+  /** nbdcopy reads a whole request when any of it is data: requests of a block read only the data blocks. */
+  const nbdcopy = (uri: string, copy: string) => execa('nbdcopy', [`--request-size=${CHUNK_SIZE}`, uri, copy]);
+  const psk = { identity: 'sendense', key: randomBytes(32) };
+
+  beforeAll(async () => {
+    dir = await makeTempDir('chunk-holes');
+    randomBytes(3 * CHUNK_SIZE).copy(disk, 0);
+    randomBytes(4096).copy(disk, 35 * CHUNK_SIZE);
+    randomBytes(3 * CHUNK_SIZE).copy(disk, 68 * CHUNK_SIZE);
+    expected = join(dir, 'expected.raw');
+    await fs.writeFile(expected, disk);
+    store = await ChunkStore.open(join(dir, 'store'), { key: randomBytes(32) });
+    await storeDisk(store, name, { size, read: async (offset, length) => Buffer.from(disk.subarray(offset, offset + length)) });
+    await fs.writeFile(join(dir, 'keys.psk'), `${psk.identity}:${psk.key.toString('hex')}\n`, { mode: 0o600 });
+  });
+  afterAll(async () => removeTempDir(dir));
+
+  /** The point on a Unix socket (or TCP with TLS), counting the bytes its clients read. */
+  async function serving(work: (uri: string, read: () => number, port: number) => Promise<void>, tls = false): Promise<void> {
+    const view = await store.openPoint(name);
+    let read = 0;
+    const counted: ReadableDisk = {
+      size: view.size,
+      read: (offset, length, into) => {
+        read += length;
+        return view.read(offset, length, into);
+      },
+      allocation: (offset, length) => view.allocation(offset, length),
+    };
+    const socket = join(dir, `${randomBytes(4).toString('hex')}.sock`);
+    const server = tls ? await NbdServer.listenTcp('127.0.0.1', 0, { exportName: 'point', disk: counted, tls: psk }) : await NbdServer.listen(socket, 'point', counted);
+    try {
+      await work(tls ? `nbds://${psk.identity}@127.0.0.1:${server.port}/point?tls-psk-file=${join(dir, 'keys.psk')}` : `nbd+unix:///point?socket=${socket}`, () => read, server.port);
+    } finally {
+      await server.close();
+      await view.close();
+    }
+  }
+
+  const flagsOf = (zero: boolean) => (zero ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+
+  it('reports its blocks as runs, neighbours merged, the short last block to the end', async () => {
+    const view = await store.openPoint(name);
+    try {
+      expect(await view.allocation(0, size)).toEqual(runs.map(([, length, zero]) => ({ length, zero })));
+      expect(await view.allocation(CHUNK_SIZE + 7, 3 * CHUNK_SIZE)).toEqual([
+        { length: 2 * CHUNK_SIZE - 7, zero: false },
+        { length: CHUNK_SIZE + 7, zero: true },
+      ]);
+      expect(await view.allocation(size - 100, 100)).toEqual([{ length: 100, zero: true }]);
+      await expect(view.allocation(size - 100, 101)).rejects.toThrow(RangeError);
+    } finally {
+      await view.close();
+    }
+  });
+
+  it('a point being written reports its blocks as written so far, on the base it follows', async () => {
+    const writer = await store.writePoint(size, name);
+    try {
+      await writer.write(10 * CHUNK_SIZE + 100, randomBytes(100));
+      await writer.writeZeroes(35 * CHUNK_SIZE, CHUNK_SIZE);
+      expect(await writer.allocation(0, 40 * CHUNK_SIZE)).toEqual([
+        { length: 3 * CHUNK_SIZE, zero: false },
+        { length: 7 * CHUNK_SIZE, zero: true },
+        { length: CHUNK_SIZE, zero: false },
+        { length: 29 * CHUNK_SIZE, zero: true },
+      ]);
+    } finally {
+      await writer.close();
+      await store.flush();
+    }
+  });
+
+  it("maps and reads for the hub's own client with structured replies, whole and one extent at a time", async () => {
+    await serving(async (uri) => {
+      const client = await openNbd(uri, { metaContexts: [BASE_ALLOCATION] });
+      try {
+        const map = (await client.blockStatusAll(0, size)).get(BASE_ALLOCATION);
+        expect(map).toEqual(runs.map(([offset, length, zero]) => ({ offset, length, flags: flagsOf(zero) })));
+        // a request that starts and ends inside runs is described inside it, no further
+        const part = (await client.blockStatus(2 * CHUNK_SIZE + 100, CHUNK_SIZE)).get(BASE_ALLOCATION);
+        expect(part).toEqual([
+          { offset: 2 * CHUNK_SIZE + 100, length: CHUNK_SIZE - 100, flags: 0 },
+          { offset: 3 * CHUNK_SIZE, length: 100, flags: NBD_STATE_HOLE | NBD_STATE_ZERO },
+        ]);
+        const one = (await client.blockStatus(0, size, { reqOne: true })).get(BASE_ALLOCATION);
+        expect(one).toEqual([{ offset: 0, length: 3 * CHUNK_SIZE, flags: 0 }]);
+        expect((await client.read(0, size)).equals(disk)).toBe(true);
+        expect((await client.read(35 * CHUNK_SIZE + 4000, 200)).equals(disk.subarray(35 * CHUNK_SIZE + 4000, 35 * CHUNK_SIZE + 4200))).toBe(true);
+        await expect(client.read(size - 512, 1024)).rejects.toThrow();
+        await expect(client.blockStatus(size - 512, 1024)).rejects.toThrow();
+        expect((await client.read(size - 512, 512)).equals(disk.subarray(size - 512))).toBe(true);
+      } finally {
+        await client.close();
+      }
+    });
+  });
+
+  it('shows nbdinfo and qemu-img the same map, and nbdinfo the context it offers', async () => {
+    await serving(async (uri) => {
+      const info = JSON.parse((await execa('nbdinfo', ['--json', uri])).stdout);
+      expect(info.exports[0].contexts).toEqual([BASE_ALLOCATION]);
+      const nbdinfo = JSON.parse((await execa('nbdinfo', ['--map', '--json', uri])).stdout) as { offset: number; length: number; type: number }[];
+      expect(nbdinfo.map(({ offset, length, type }) => [offset, length, type])).toEqual(runs.map(([offset, length, zero]) => [offset, length, flagsOf(zero)]));
+      const qemu = JSON.parse((await execa('qemu-img', ['map', '--output=json', '-f', 'raw', uri])).stdout) as { start: number; length: number; data: boolean; zero: boolean }[];
+      // qemu sees the disk to its next 512 bytes, the rest as zeros: the export's map is what lies before its end
+      expect(qemu.filter(({ start }) => start < size).map(({ start, length, data, zero }) => ({ start, length, data, zero }))).toEqual(runs.map(([start, length, zero]) => ({ start, length, data: !zero, zero })));
+    });
+  });
+
+  it('is copied by qemu-img convert and by nbdcopy byte for byte, its holes not read', async () => {
+    for (const copier of ['qemu-img', 'nbdcopy']) {
+      await serving(async (uri, read) => {
+        const copy = join(dir, `${copier}.raw`);
+        if (copier === 'qemu-img') await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', uri, copy]);
+        else await nbdcopy(uri, copy);
+        await execa('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', copy, expected]);
+        expect(read()).toBeLessThanOrEqual(dataBytes);
+        await fs.rm(copy);
+      });
+    }
+  });
+
+  it('does all of it over TCP with TLS-PSK', async () => {
+    await serving(async (uri, read, port) => {
+      const client = await openNbd(`nbd://127.0.0.1:${port}/point`, { metaContexts: [BASE_ALLOCATION], startTls: pskStartTls({ identity: psk.identity, key: psk.key.toString('hex') }) });
+      try {
+        expect((await client.blockStatusAll(0, size)).get(BASE_ALLOCATION)).toEqual(runs.map(([offset, length, zero]) => ({ offset, length, flags: flagsOf(zero) })));
+        expect((await client.read(0, size)).equals(disk)).toBe(true);
+      } finally {
+        await client.close();
+      }
+      const nbdinfo = JSON.parse((await execa('nbdinfo', ['--map', '--json', uri])).stdout) as { offset: number; length: number; type: number }[];
+      expect(nbdinfo.map(({ offset, length, type }) => [offset, length, type])).toEqual(runs.map(([offset, length, zero]) => [offset, length, flagsOf(zero)]));
+      const nbd = { driver: 'nbd', server: { type: 'inet', host: '127.0.0.1', port: String(port) }, export: 'point', 'tls-creds': 'tls0' };
+      const qemuArgs = ['--object', `tls-creds-psk,id=tls0,endpoint=client,dir=${dir},username=${psk.identity}`, '--output=json', '-f', 'raw', `json:${JSON.stringify({ driver: 'raw', file: nbd })}`];
+      const qemu = JSON.parse((await execa('qemu-img', ['map', ...qemuArgs])).stdout) as { start: number; length: number; data: boolean; zero: boolean }[];
+      expect(qemu.filter(({ start }) => start < size).map(({ start, length, data, zero }) => ({ start, length, data, zero }))).toEqual(runs.map(([start, length, zero]) => ({ start, length, data: !zero, zero })));
+      const before = read();
+      const copy = join(dir, 'tls.raw');
+      await nbdcopy(uri, copy);
+      await execa('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', copy, expected]);
+      expect(read() - before).toBeLessThanOrEqual(dataBytes);
+      await fs.rm(copy);
+    }, true);
   });
 });

@@ -2,7 +2,7 @@ import { hash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ReadableDisk, WritableDisk } from '../../nbd-protocol/nbd-server';
+import type { DiskExtent, ReadableDisk, WritableDisk } from '../../nbd-protocol/nbd-server';
 import { insideRoot } from '../qcow2/inside-root';
 import { createFileAtomic, publishExclusive, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
 import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta, StoreKeys } from './chunk-format';
@@ -307,6 +307,21 @@ async function readBlocks(offset: number, length: number, out: Buffer, block: (i
   });
 }
 
+/** The runs of zero blocks (no chunk) and data blocks across part of a disk, in order, neighbours of one kind merged. */
+function blockRuns(blocks: readonly (ChunkLocation | null)[], offset: number, length: number): DiskExtent[] {
+  const runs: DiskExtent[] = [];
+  for (let at = offset, end = offset + length; at < end; ) {
+    const i = Math.floor(at / CHUNK_SIZE);
+    const next = Math.min((i + 1) * CHUNK_SIZE, end);
+    const zero = !blocks[i];
+    const last = runs[runs.length - 1];
+    if (last?.zero === zero) last.length += next - at;
+    else runs.push({ length: next - at, zero });
+    at = next;
+  }
+  return runs;
+}
+
 function checkRange(offset: number, length: number, size: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || length < 0 || offset + length > size) throw new RangeError(`${length} bytes at ${offset} are outside the disk (${size} bytes)`);
 }
@@ -331,6 +346,12 @@ export class ChunkPointView implements ReadableDisk {
     const out = into ?? Buffer.allocUnsafe(length);
     await readBlocks(offset, length, out, (i) => this.block(i));
     return out;
+  }
+
+  /** A block the index names no chunk for is a hole: what clients of the NBD server skip. */
+  async allocation(offset: number, length: number): Promise<DiskExtent[]> {
+    checkRange(offset, length, this.size);
+    return blockRuns(this.index.blocks, offset, length);
   }
 
   private async block(block: number): Promise<Buffer> {
@@ -367,6 +388,12 @@ export class ChunkPointWriter implements WritableDisk {
     const out = into ?? Buffer.allocUnsafe(length);
     await readBlocks(offset, length, out, (i) => this.current(i));
     return out;
+  }
+
+  /** The blocks as written so far: each answered write has set its blocks before its answer. */
+  async allocation(offset: number, length: number): Promise<DiskExtent[]> {
+    checkRange(offset, length, this.size);
+    return blockRuns(this.blocks, offset, length);
   }
 
   write(offset: number, data: Buffer): Promise<void> {
