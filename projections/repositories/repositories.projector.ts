@@ -10,6 +10,7 @@ import {
   REPOSITORY_SETTINGS_CHANGED,
   REPOSITORY_SPACE_RECOVERED,
   REPOSITORY_STREAM_PREFIX,
+  layoutOf,
   RepositoryCapacitySampled,
   RepositoryDefinition,
   RepositorySettingsChanged,
@@ -29,7 +30,7 @@ export class RepositoriesProjector implements Projector {
       case REPOSITORY_REGISTERED: {
         const d = event.data as unknown as RepositoryDefinition;
         const source = d.nfs ? { ...d.nfs } : d.cifs ? { share: d.cifs.share, username: d.cifs.username, passwordFile: d.cifs.passwordFile, options: d.cifs.options } : null;
-        await repo.insert({ repositoryId, name: d.name, kind: d.kind, root: d.root, source, immutableDays: d.immutableDays ?? null, maxChainDepth: d.maxChainDepth ?? null, encryption: d.encryption ?? null, status: 'active', totalBytes: null, freeBytes: null, lowSpace: false, sampledAt: null, registeredAt: event.createdAt });
+        await repo.insert({ repositoryId, name: d.name, kind: d.kind, root: d.root, source, immutableDays: d.immutableDays ?? null, maxChainDepth: d.maxChainDepth ?? null, layout: layoutOf(d), encryption: d.encryption ?? null, status: 'active', totalBytes: null, freeBytes: null, lowSpace: false, sampledAt: null, registeredAt: event.createdAt });
         return;
       }
       case REPOSITORY_CAPACITY_SAMPLED: {

@@ -33,7 +33,9 @@ async function details(v: RepositoryView, tenantId: string | null, dataSource: D
     path: v.root,
     source: v.source,
     immutableDays: v.immutableDays,
-    maxChainDepth: maxChainDepthOf({ maxChainDepth: v.maxChainDepth ?? undefined }),
+    layout: v.layout,
+    // a chunk point's index is whole: nothing bounds a chain
+    maxChainDepth: v.layout === 'chunks' ? null : maxChainDepthOf({ maxChainDepth: v.maxChainDepth ?? undefined }),
     encryption: v.encryption && { keyFile: v.encryption.keyFile, keyFingerprint: v.encryption.fingerprint },
     totalBytes: live?.totalBytes ?? null,
     freeBytes: live?.freeBytes ?? null,

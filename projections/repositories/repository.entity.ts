@@ -1,4 +1,5 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
+import type { RepositoryLayout } from '../../src/repositories/registry/repository.events';
 
 @Entity({ name: 'rm_repositories' })
 export class RepositoryView {
@@ -32,6 +33,9 @@ export class RepositoryView {
   /** Null on a repository registered before the setting existed: DEFAULT_MAX_CHAIN_DEPTH applies. */
   @Column({ name: 'max_chain_depth', type: 'integer', nullable: true })
   maxChainDepth: number | null;
+
+  @Column({ type: 'text', default: 'qcow2' })
+  layout: RepositoryLayout;
 
   /** The encrypted repository's key file and its fingerprint (sha256:<hex>); null: in the clear. */
   @Column({ type: 'jsonb', nullable: true })

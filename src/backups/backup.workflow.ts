@@ -16,7 +16,8 @@ import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
-import { maxChainDepthOf } from '../repositories/registry/repository.events';
+import { chunkPointFile } from '../repositories/chunks/chunk-points';
+import { layoutOf, maxChainDepthOf } from '../repositories/registry/repository.events';
 import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
 import { ChainState, depthOf, integrityOf, lineageOf, pointOf } from '../restore-points/chain.aggregate';
 import { RestorePoint } from '../restore-points/chain.events';
@@ -285,8 +286,18 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       // before a failure is thrown, so the clean-up knows every file that was created.
       const prepared = await Promise.allSettled(
         plan.disks.map(async (disk): Promise<Target> => {
-          const file = targetPath(vmId, disk.diskId, restorePointId);
           const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
+          if (layoutOf(repository) === 'chunks') {
+            // the point's index is written by its export when it stops (src/repositories/chunks/chunk-nbd): listed
+            // before the start, so a job that fails after a stop that committed it removes it
+            const file = chunkPointFile(vmId, disk.diskId, restorePointId);
+            createdFiles.push(file);
+            const create = { size: disk.virtualSize, base: parentFile ? join(root, parentFile) : null };
+            const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'chunks', readOnly: false, create, bitmap: null, tls: true }));
+            keys.set(disk.diskId, exported.psk!);
+            return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName };
+          }
+          const file = targetPath(vmId, disk.diskId, restorePointId);
           // a synthetic full copies the point's whole view here, before the snapshot: the VM is not held while it runs
           const synthesizedFrom = state.synthesizedFrom ? pointOf(chain, state.synthesizedFrom)!.disks.find((d) => d.diskId === disk.diskId)!.file : undefined;
           // a create that fails removes its own file; one that succeeds is removed with the job's other files
@@ -371,6 +382,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const state = await this.job(story.jobId);
     await this.releaseExports(story, state);
     await this.send(story, new RecordTargetsReleasedCommand(story.jobId, []));
+    // a chunk point exists once its export committed its index on stop; one that could not is no point
+    for (const t of state.targets) if (!(await this.files.exists(root, t.file))) throw new Error(`the data of disk ${t.diskId} was not stored: its export ended without writing ${t.file}`);
     const chain = state.synthesizedFrom ? await this.points.chain(state.vmId!, state.repositoryId!) : null;
     const digests = (diskId: string) =>
       chain
@@ -432,7 +445,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   /** At start: a job whose restore point made it into the chain is completed; any other is failed and cleaned up. */
   private async recover(story: Story, state: BackupJobState): Promise<void> {
     const { jobId } = story;
-    const root = (await this.repositories.definition(state.repositoryId!)).root;
+    const definition = await this.repositories.definition(state.repositoryId!);
+    const root = definition.root;
     const chain = await this.points.chain(state.vmId!, state.repositoryId!);
     if (state.restorePointId && pointOf(chain, state.restorePointId) && Object.values(state.disks).every((d) => d.done)) {
       await this.releaseExports(story, state);
@@ -442,16 +456,16 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       return;
     }
     this.logger.warn(`backup ${jobId} was interrupted by a hub restart in phase ${state.phase}; cleaning up and failing it`);
-    const files = state.restorePointId ? state.targets.map((t) => t.file).concat(await this.plannedFiles(state)) : [];
+    const files = state.restorePointId ? state.targets.map((t) => t.file).concat(await this.plannedFiles(state, layoutOf(definition) === 'chunks' ? chunkPointFile : targetPath)) : [];
     await this.cleanUp(story, root, files, this.tunnel.isConnected(state.agentId!));
     await this.send(story, new FailBackupCommand(jobId, `interrupted by a hub restart during ${state.phase}`, state.phase!));
     await this.release(story, state.vmId!);
   }
 
-  /** Target files may exist before BackupTargetsPrepared was recorded; they are named after the restore point. */
-  private async plannedFiles(state: BackupJobState): Promise<string[]> {
+  /** Target files (and chunk points, which their exports commit when stopped) may exist before BackupTargetsPrepared was recorded; they are named after the restore point. */
+  private async plannedFiles(state: BackupJobState, pathOf: (vmId: string, diskId: string, restorePointId: string) => string): Promise<string[]> {
     const vm = await this.agents.vm(state.vmId!).catch(() => null);
-    return vm ? vm.disks.map((d) => targetPath(state.vmId!, d.diskId, state.restorePointId!)) : [];
+    return vm ? vm.disks.map((d) => pathOf(state.vmId!, d.diskId, state.restorePointId!)) : [];
   }
 
   /** A cancel of a job waiting for its agent stops the agent; of a queued job, ends it; otherwise the next step sees it. */

@@ -32,11 +32,13 @@ async function repositoryAdd(args: string[], env: NodeJS.ProcessEnv): Promise<vo
   const encryption = keyFile === undefined ? {} : { encryption: { keyFile } };
   const depth = option(args, '--max-chain-depth');
   const maxChainDepth = depth === undefined ? {} : { maxChainDepth: /^\d+$/.test(depth) ? Number(depth) : depth };
-  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path'), ...immutableDays, ...encryption, ...maxChainDepth });
+  const layoutOption = option(args, '--layout');
+  const layout = layoutOption === undefined ? {} : { layout: layoutOption };
+  const repo = await new HubApi(env).call('POST', '/api/v1/repositories', { name: required(args, '--name'), kind: 'local', path: required(args, '--path'), ...immutableDays, ...encryption, ...maxChainDepth, ...layout });
   const notes = [
     ...(repo.immutableDays ? [`points immutable for ${repo.immutableDays} day(s)`] : []),
     ...(repo.encryption ? [`encrypted with key ${repo.encryption.keyFingerprint}`] : []),
-    `chains of at most ${repo.maxChainDepth} points`,
+    repo.layout === 'chunks' ? 'chunk store: compressed, deduplicated' : `chains of at most ${repo.maxChainDepth} points`,
   ];
   process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free${notes.map((n) => `  ${n}`).join('')}\n`);
 }

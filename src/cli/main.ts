@@ -38,12 +38,13 @@ export const USAGE = () => `usage: sendense <command>
   sendense nbd copy SRC DST [--bitmap NAME] [--requests N] [--request-size BYTES]
                                             copy between NBD exports (nbd://host:port/export,
                                             nbd+unix:///export?socket=PATH; details: sendense nbd copy --help)
-  sendense repository add --name NAME --path DIR [--immutable-days N] [--key-file FILE] [--max-chain-depth N]
+  sendense repository add --name NAME --path DIR [--immutable-days N] [--key-file FILE] [--max-chain-depth N] [--layout qcow2|chunks]
                                             register a local repository (--immutable-days: each point
                                             can be neither deleted nor rewritten for N days; --key-file:
-                                            its qcow2 files are encrypted with the key in FILE;
+                                            its points are encrypted with the key in FILE;
                                             --max-chain-depth: points per chain before a synthetic full,
-                                            2-1000, default 32)
+                                            2-1000, default 32; --layout chunks: every disk block stored
+                                            once per repository, compressed, see docs/design/storage.md)
   sendense repository set ID --max-chain-depth N
                                             change a repository's points per chain (admin token needed);
                                             the next backup of a chain already that long is a synthetic full

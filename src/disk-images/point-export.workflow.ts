@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import { QueryBus } from '@nestjs/cqrs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { DomainError } from '../eventing/domain-error';
@@ -100,7 +101,7 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
     const started: { diskId: string; export: StartedExport | Omit<StartedExport, 'position'> }[] = [];
     try {
       for (const disk of disks) {
-        const running = await this.nbd.startAndShow({ jobId: `pe-${exportId}`, diskId: disk.diskId, file: join(root, disk.file), format: 'qcow2', readOnly: true, bitmap: null, tls });
+        const running = await this.nbd.startAndShow({ jobId: `pe-${exportId}`, diskId: disk.diskId, file: join(root, disk.file), format: isChunkPointFile(disk.file) ? 'chunks' : 'qcow2', readOnly: true, bitmap: null, tls });
         started.push({ diskId: disk.diskId, export: running });
       }
     } catch (error) {

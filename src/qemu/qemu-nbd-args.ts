@@ -9,10 +9,12 @@ export interface QemuNbdExportSpec {
   leaseId: string;
   /** TCP port, on 127.0.0.1 unless the export requires TLS. */
   port: number;
-  /** Absolute path of the image. */
+  /** Absolute path of the image, or of a chunk point's index (format 'chunks': src/nbd/qemu-nbd/qemu-nbd-manager.ts runs the chunk store's own server). */
   file: string;
-  format: 'qcow2' | 'raw';
+  format: 'qcow2' | 'raw' | 'chunks';
   readOnly: boolean;
+  /** format 'chunks', writable: the new point's size and the index of the point it starts as. */
+  create?: { size: number; base: string | null };
   /** NBD export name (-x). */
   exportName: string;
   /** Persistent dirty bitmap exposed as the meta context qemu:dirty-bitmap:NAME (-B). */
@@ -80,7 +82,7 @@ export function buildQemuNbdArgs(spec: QemuNbdExportSpec, qemuPidFile: string): 
   if (spec.readOnly) args.push('-r', '-A');
   else args.push('--discard=unmap', '--detect-zeroes=unmap');
   if (spec.bitmap !== undefined) args.push('-B', spec.bitmap);
-  args.push(`--pid-file=${qemuPidFile}`, ...imageOf(spec));
+  args.push(`--pid-file=${qemuPidFile}`, ...imageOf({ file: spec.file, format: spec.format as 'qcow2' | 'raw' }));
   return args;
 }
 

@@ -2,10 +2,11 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { DomainError } from '../eventing/domain-error';
-import { ExportPathPolicy } from '../nbd/exports/export-path-policy';
+import { CHUNK_STORE_DIR } from './chunks/chunk-points';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { measureCapacity } from './adapters/capacity';
@@ -18,7 +19,7 @@ import { RemoveRepositoryCommand } from './commands/remove-repository.command';
 import { ActiveRepositoriesQuery } from './queries/active-repositories.query';
 import { RepositoriesService } from './registry/repositories.service';
 import { refuseOverlap, refuseRoot } from './registry/repository.aggregate';
-import { CifsSource, NfsSource, RepositoryDefinition, RepositoryEncryption, RepositoryKind } from './registry/repository.events';
+import { CifsSource, NfsSource, RepositoryDefinition, RepositoryEncryption, RepositoryKind, RepositoryLayout } from './registry/repository.events';
 import { imageKeys, ImageKeyError, readKeyFile } from '../qemu/image-keys';
 
 export interface RegisterRepository {
@@ -27,6 +28,7 @@ export interface RegisterRepository {
   immutableDays: number | null;
   maxChainDepth: number;
   encryption: { keyFile: string } | null;
+  layout: RepositoryLayout;
   path?: string;
   nfs?: NfsSource;
   cifs?: CifsSource;
@@ -52,7 +54,6 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
     private readonly projections: ProjectionsService,
     private readonly repositories: RepositoriesService,
     private readonly mounts: RepositoryMounts,
-    private readonly exportPaths: ExportPathPolicy,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -60,7 +61,6 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
     for (const repo of await this.queries.execute(new ActiveRepositoriesQuery())) {
       const definition = await this.repositories.definition(repo.repositoryId);
       if (repo.kind !== 'local') await this.mounts.attach(definition).catch((e) => this.logger.error(`could not remount repository ${repo.name}: ${String(e)}`));
-      this.exportPaths.addRoot(repo.root);
       if (definition.encryption) this.warnWithoutKey(definition);
     }
     this.timer = setInterval(() => void this.sampleAll(), this.config.capacityIntervalMs);
@@ -81,8 +81,9 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
     try {
       marked = await markRepository(definition.root, { repositoryId: definition.repositoryId, name: definition.name });
       if (definition.immutableDays) await refuseWithoutImmutableFiles(definition.root);
+      // its points' exports open the store and refuse a missing one (a mistyped path is no new, empty store)
+      if (definition.layout === 'chunks') for (const dir of ['packs', 'points']) await mkdir(join(definition.root, CHUNK_STORE_DIR, dir), { recursive: true, mode: 0o750 });
       const { repositoryId } = await this.gateway.execute(new RegisterRepositoryCommand(definition, await measureCapacity(definition.root)), READ_MODEL);
-      this.exportPaths.addRoot(definition.root);
       return { repositoryId };
     } catch (error) {
       if (marked) await unmarkRepository(definition.root).catch(() => undefined);
@@ -94,7 +95,6 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
   async remove(repositoryId: string): Promise<void> {
     const definition = await this.repositories.definition(repositoryId);
     await this.gateway.execute(new RemoveRepositoryCommand(repositoryId), READ_MODEL);
-    this.exportPaths.removeRoot(definition.root);
     imageKeys.unregister(definition.root);
     await this.mounts.detach(definition).catch((e) => this.logger.error(`could not unmount repository ${definition.name}: ${String(e)}`));
   }
@@ -119,7 +119,7 @@ export class RepositoryLifecycleWorkflow implements OnApplicationBootstrap, OnMo
   }
 
   private async define(repositoryId: string, input: RegisterRepository): Promise<RepositoryDefinition> {
-    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null, immutableDays: input.immutableDays, maxChainDepth: input.maxChainDepth, encryption: this.encryption(input) };
+    const base = { repositoryId, name: input.name, kind: input.kind, nfs: null, cifs: null, immutableDays: input.immutableDays, maxChainDepth: input.maxChainDepth, encryption: this.encryption(input), layout: input.layout };
     if (input.kind === 'local') {
       // both the path as given and where its symlinks lead must pass: a link to /etc is /etc
       const root = await realRoot(input.path!);

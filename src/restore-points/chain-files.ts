@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { isChunkPointFile, removeEmptyPointDir } from '../repositories/chunks/chunk-points';
 import { removeDurably } from '../repositories/qcow2/durable-fs';
 import { deleteNewest, findMergeJournals, mergeOldestIntoNext, removeMiddle, resumeMerge } from '../repositories/qcow2/chain-surgery';
 import { removeConfigurationFile } from '../repositories/qcow2/configuration-files';
@@ -20,7 +21,7 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
   const abs = (file: string) => join(root, file);
   switch (pending.strategy) {
     case 'remove-newest':
-      for (const disk of point.disks) await deleteNewest(abs(disk.file));
+      for (const disk of point.disks) if (!isChunkPointFile(disk.file)) await deleteNewest(abs(disk.file));
       await removeSideFiles(root, point);
       await removeDurably(manifestPath(root, point.vmId, point.restorePointId));
       return null;
@@ -28,7 +29,8 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
       const disks: PointDisk[] = [];
       for (const disk of point.disks) {
         const childDisk = child!.disks.find((d) => d.diskId === disk.diskId)!;
-        await mergeDisk(abs(disk.file), abs(childDisk.file), `${point.restorePointId}-${disk.diskId}`);
+        // a chunk point's index is whole: its child reads nothing through it, and only the digests are combined
+        if (!isChunkPointFile(disk.file)) await mergeDisk(abs(disk.file), abs(childDisk.file), `${point.restorePointId}-${disk.diskId}`);
         const digests = await combineDigestFiles(root, disk.digests, childDisk.digests);
         disks.push({ ...childDisk, parentFile: null, fileBytes: (await stat(abs(childDisk.file))).size, digests });
       }
@@ -41,7 +43,7 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
       const disks: PointDisk[] = [];
       for (const disk of point.disks) {
         const childDisk = child!.disks.find((d) => d.diskId === disk.diskId)!;
-        await removeMiddle({ child: abs(childDisk.file), middle: abs(disk.file), parent: abs(disk.parentFile!) });
+        if (!isChunkPointFile(disk.file)) await removeMiddle({ child: abs(childDisk.file), middle: abs(disk.file), parent: abs(disk.parentFile!) });
         const digests = await combineDigestFiles(root, disk.digests, childDisk.digests);
         disks.push({ ...childDisk, parentFile: disk.parentFile, fileBytes: (await stat(abs(childDisk.file))).size, digests });
       }
@@ -56,6 +58,9 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
 /** The removed point's own side files: its disks' digests and its configuration (the child keeps its own). */
 async function removeSideFiles(root: string, point: RestorePoint): Promise<void> {
   for (const disk of point.disks) if (disk.digests) await removeDigestFile(root, disk.digests.file);
+  // a chunk point's index goes with them; the chunks it alone named are garbage until a collection (docs/design/storage.md)
+  for (const disk of point.disks) if (isChunkPointFile(disk.file)) await removeDurably(join(root, disk.file));
+  for (const disk of point.disks) if (isChunkPointFile(disk.file)) await removeEmptyPointDir(join(root, disk.file));
   if (point.configuration) await removeConfigurationFile(root, point.configuration.file);
 }
 

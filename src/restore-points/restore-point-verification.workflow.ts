@@ -4,6 +4,8 @@ import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mapAtOnce } from '../process';
 import { CommandGateway } from '../projection-runner/command-gateway';
+import { isChunkPointFile } from '../repositories/chunks/chunk-points';
+import { chunkPointProblems } from '../repositories/chunks/point-server';
 import { validateChain } from '../repositories/qcow2/chain-validator';
 import { readDigestFile } from '../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
@@ -230,6 +232,11 @@ async function structuralChecks(root: string, lineage: RestorePoint[]): Promise<
   const problems: string[] = [];
   const warnings: string[] = [];
   for (const disk of lineage.at(-1)?.disks ?? []) {
+    if (isChunkPointFile(disk.file)) {
+      // a chunk point's index is whole and stands alone: it is checked, not the chain before it
+      problems.push(...(await chunkPointProblems(join(root, disk.file), disk.virtualSize)).map((p) => `${disk.diskId}: ${p}`));
+      continue;
+    }
     const links = lineage.map((p) => p.disks.find((d) => d.diskId === disk.diskId)!).map((d) => ({ file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes }));
     const result = await validateChain(root, links);
     problems.push(...result.problems.map((p) => `${disk.diskId}: ${p}`));

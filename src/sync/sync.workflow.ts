@@ -20,6 +20,7 @@ import { digestFileOf, readDigestFile } from '../repositories/qcow2/digest-files
 import { writeFileAtomic } from '../repositories/qcow2/durable-fs';
 import { insideRoot } from '../repositories/qcow2/inside-root';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
+import { layoutOf } from '../repositories/registry/repository.events';
 import { checkBlocks, exportForWriting, exportPoint } from '../restore-points/adapters/block-reader';
 import { pointOf } from '../restore-points/chain.aggregate';
 import { PointDisk, PointSource, RestorePoint } from '../restore-points/chain.events';
@@ -164,6 +165,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const state = await this.aggregates.load(syncJobStream(syncJobId), syncJobAggregate);
     const definition = state.state.definition;
     if (!definition) throw new DomainError('not_found', `sync job ${syncJobId} does not exist`);
+    const target = await this.repositories.definition(definition.repositoryId);
+    if (layoutOf(target) === 'chunks') throw new DomainError('conflict', `repository ${target.name} keeps its points in a chunk store, and sync into a chunk store is not built yet`);
     const runId = randomUUID();
     const { eventIds } = await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger, hubInstance: this.instance }), SYNC_JOBS);
     const abort = new AbortController();

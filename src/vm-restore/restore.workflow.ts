@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import { CommandBus, EventBus, ofType, QueryBus } from '@nestjs/cqrs';
 import { randomUUID } from 'node:crypto';
 import { Subscription } from 'rxjs';
+import { isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { AgentCalls } from '../agents/agent-calls';
 import { AgentsService } from '../agents/agents.service';
 import { AgentTunnel } from '../agents/agent-tunnel.service';
@@ -240,7 +241,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       const exported: RestoreExport[] = [];
       const keys = new Map<string, NbdPsk>();
       for (const disk of this.view.files(found.root, found.point)) {
-        const e = await this.step(story, () => this.exports.start({ jobId: restoreId, diskId: disk.diskId, file: disk.absolute, format: 'qcow2', readOnly: true, bitmap: null, tls: true }));
+        const e = await this.step(story, () => this.exports.start({ jobId: restoreId, diskId: disk.diskId, file: disk.absolute, format: isChunkPointFile(disk.file) ? 'chunks' : 'qcow2', readOnly: true, bitmap: null, tls: true }));
         keys.set(disk.diskId, e.psk!);
         // a domain booted from it must keep reading through a clean hub restart
         if (state.mode === 'instant' && state.target!.kind === 'new-domain') this.exports.keepAtShutdown(e.leaseId);

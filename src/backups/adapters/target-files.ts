@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createFull, createOverlay, synthesizeFull } from '../../repositories/qcow2/qemu-img';
+import { chunkPointOf, removeEmptyPointDir } from '../../repositories/chunks/chunk-points';
 import { configurationFileOf, configurationFileRef, ConfigurationFileRef } from '../../repositories/qcow2/configuration-files';
 import { digestFileOf, digestFileRef, DigestFileRef, synthesizedDigestFile } from '../../repositories/qcow2/digest-files';
 import { insideRoot } from '../../repositories/qcow2/inside-root';
@@ -22,6 +23,12 @@ export interface TargetFile {
 
 export function targetPath(vmId: string, diskId: string, restorePointId: string): string {
   return `${vmId}/${diskId}/${restorePointId}.qcow2`;
+}
+
+/** The disk a target file is of: `vm/disk/point.qcow2`, or a chunk point's `chunks/points/vm/point/disk.idx`. */
+function diskOf(file: string): string | undefined {
+  const chunk = chunkPointOf(file);
+  return (chunk ? chunk.name.split('/')[2] : file.split('/')[1]) || undefined;
 }
 
 /** The files a backup writes into a repository: its target images and the restore point's manifest. */
@@ -51,6 +58,16 @@ export class TargetFiles {
       await removeDurably(abs);
       throw error;
     }
+  }
+
+  async exists(root: string, file: string): Promise<boolean> {
+    return stat(insideRoot(root, file)).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return false;
+        throw error;
+      },
+    );
   }
 
   async bytes(root: string, file: string): Promise<number> {
@@ -90,11 +107,12 @@ export class TargetFiles {
   async remove(root: string, vmId: string, restorePointId: string, files: string[]): Promise<string[]> {
     // every path is checked before the first unlink: a list with one path outside the repository removes nothing
     const manifest = insideRoot(root, manifestPath(root, vmId, restorePointId));
-    const digestFiles = files.map((file) => file.split('/')[1]).filter((diskId) => !!diskId).map((diskId) => digestFileOf(vmId, restorePointId, diskId));
+    const digestFiles = files.flatMap((file) => diskOf(file) ?? []).map((diskId) => digestFileOf(vmId, restorePointId, diskId));
     const configuration = configurationFileOf(vmId, restorePointId);
     for (const file of [...files, ...digestFiles, configuration]) insideRoot(root, file);
     const removed: string[] = [];
     for (const file of files) if (await removeDurably(join(root, file))) removed.push(file);
+    for (const file of files) if (chunkPointOf(file)) await removeEmptyPointDir(join(root, file));
     if (await removeDurably(manifest)) removed.push(`${vmId}/manifests/${restorePointId}.json`);
     for (const digests of digestFiles) if (await removeDurably(join(root, digests))) removed.push(digests);
     if (await removeDurably(join(root, configuration))) removed.push(configuration);

@@ -3,8 +3,8 @@ import { BASE_ALLOCATION, NBD_STATE_ZERO } from '../../nbd-protocol/constants';
 import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
-import { buildSocketExportArgs } from '../../qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
+import { socketExportLaunch } from '../../repositories/chunks/point-server';
 
 const EXPORT_NAME = 'image';
 export const READ_PIECE = 4 * 1024 * 1024;
@@ -23,15 +23,14 @@ export interface PointReader {
 
 /**
  * The point's top file served read-only by qemu-nbd on a Unix socket in `workDir` (qemu reads the
- * backing chain), with base:allocation so holes and zero clusters are known without reading them.
+ * backing chain; a chunk point's index by the chunk store's server), with base:allocation so holes and zero clusters are known without reading them.
  * Its shared image lock makes a merge or writer on any file of the chain fail instead of changing
  * what is read.
  */
 export async function openPointReader(file: string, workDir: string, readyTimeoutMs = 10_000): Promise<PointReader> {
   const socket = join(workDir, 'nbd.sock');
   const pidFile = join(workDir, 'qemu-nbd.pid');
-  const args = buildSocketExportArgs({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1 }, pidFile);
-  const server = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(workDir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs });
+  const server = await launchQemuNbd({ ...socketExportLaunch({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1 }, pidFile), pidFile, listen: { socket }, logFile: join(workDir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs });
   const stop = () => terminateProcess(server, 5_000, `qemu-nbd image export of ${file}`);
   let client: NbdClient;
   try {

@@ -26,8 +26,10 @@ export interface ExportRequest {
   jobId: string;
   diskId: string;
   file: string;
-  format: 'qcow2' | 'raw';
+  format: 'qcow2' | 'raw' | 'chunks';
   readOnly: boolean;
+  /** format 'chunks', not readOnly: `file` is the index of a new point, committed when the export stops. */
+  create?: { size: number; base: string | null };
   bitmap: string | null;
   /** For an agent: TLS required, with a key of its own (StartedExport.psk), listening on SENDENSE_NBD_BIND. */
   tls?: boolean;
@@ -139,10 +141,13 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
 
   async start(request: ExportRequest): Promise<StartedExport> {
     if (request.bitmap && request.format !== 'qcow2') throw new DomainError('invalid', 'a dirty bitmap can only be exported from a qcow2 image');
-    const file = await this.paths.check(request.file);
+    if ((request.format === 'chunks' && !request.readOnly) !== !!request.create) throw new DomainError('invalid', 'a writable chunk export creates a new point, and only it');
+    // a new point's index is not there yet: its store is what must be inside a repository
+    const file = request.create ? await this.paths.checkNew(request.file) : await this.paths.check(request.file);
+    const base = request.create?.base ? await this.paths.check(request.create.base) : null;
     const lease = await this.commands.execute(new AllocateNbdPortCommand(request.jobId, request.diskId));
     const exportName = `${request.jobId}-${request.diskId}`;
-    const target: ExportTarget = { ...request, tls: request.tls ?? false, file, leaseId: lease.leaseId, port: lease.port, exportName, hubInstance: this.instance };
+    const target: ExportTarget = { ...request, ...(request.create ? { create: { size: request.create.size, base } } : {}), tls: request.tls ?? false, file, leaseId: lease.leaseId, port: lease.port, exportName, hubInstance: this.instance };
     try {
       await this.commands.execute(new RequestQemuNbdStartCommand(lease.leaseId, target));
     } catch (error) {
@@ -152,12 +157,12 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     let running;
     try {
       const tls = request.tls ? { bind: this.nbdBind } : undefined;
-      running = await this.manager.start({ leaseId: lease.leaseId, port: lease.port, file, format: request.format, readOnly: request.readOnly, exportName, bitmap: request.bitmap ?? undefined, tls });
+      running = await this.manager.start({ leaseId: lease.leaseId, port: lease.port, file, format: request.format, readOnly: request.readOnly, ...(target.create ? { create: target.create } : {}), exportName, bitmap: request.bitmap ?? undefined, tls });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       await this.commands.execute(new RecordQemuNbdStartFailedCommand(lease.leaseId, reason));
       await this.release(lease.port, lease.leaseId, 'qemu-nbd failed to start');
-      throw new DomainError('conflict', `qemu-nbd could not export ${file}: ${reason}`);
+      throw new DomainError('conflict', `${request.format === 'chunks' ? 'chunk-nbd' : 'qemu-nbd'} could not export ${file}: ${reason}`);
     }
     const started = await this.commands.execute(new RecordQemuNbdStartedCommand(lease.leaseId, running.pid, running.args));
     const context = currentContext();

@@ -11,9 +11,12 @@ export interface ExportTarget {
   port: number;
   jobId: string;
   diskId: string;
+  /** The image, or for format 'chunks' a chunk point's index (served by the chunk store's own NBD server, not qemu-nbd). */
   file: string;
-  format: 'qcow2' | 'raw';
+  format: 'qcow2' | 'raw' | 'chunks';
   readOnly: boolean;
+  /** A new chunk point written through the export, committed when it stops: its size, and the point it starts as (absent: zeros). */
+  create?: { size: number; base: string | null };
   exportName: string;
   bitmap: string | null;
   /** Clients must use TLS with the export's own pre-shared key (not recorded); absent in events before it existed. */

@@ -4,6 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { AdoptedProcessHandle, ProcessHandle, terminateProcess } from '../../process/child-process';
 import { ExitStatus, isRunningState, readCmdline, readProcStat } from '../../process/proc';
 import { buildQemuNbdArgs, isValidLeaseId, supportsDirectIo } from '../../qemu/qemu-nbd-args';
+import { imageKeys } from '../../qemu/image-keys';
+import { buildChunkNbdArgs, CHUNK_NBD_MAIN } from '../../repositories/chunks/chunk-nbd/chunk-nbd-args';
+import { chunkPointOf } from '../../repositories/chunks/chunk-points';
 import { QemuNbdLaunch, spawnQemuNbd, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
 import type { ManagedExportSpec, PidFileRecord, QemuNbdExit, QemuNbdLogLevel, QemuNbdManagerOptions, RunningExport } from './qemu-nbd.types';
 import { RunDirFiles } from './run-dir-files';
@@ -51,15 +54,40 @@ export class QemuNbdManager {
 
   /** A writable export writes around the page cache where the filesystem allows it (see buildQemuNbdArgs). */
   buildArgs(spec: ManagedExportSpec): string[] {
+    if (spec.format === 'chunks') return this.chunkArgs(spec);
     const tls = spec.tls && { bind: spec.tls.bind, pskDir: this.files.pskDir(spec.leaseId) };
     const directIo = !spec.readOnly && supportsDirectIo(spec.file);
     return buildQemuNbdArgs({ ...spec, tls, directIo }, this.files.qemuPidPath(spec.leaseId));
   }
 
+  /** A chunk point is served by the chunk store's own server process, run and adopted as a qemu-nbd is (src/repositories/chunks/chunk-nbd). */
+  private chunkArgs(spec: ManagedExportSpec): string[] {
+    const point = chunkPointOf(spec.file);
+    const base = spec.create?.base ? chunkPointOf(spec.create.base) : null;
+    if (!point || (spec.create?.base && !base)) throw new Error(`${spec.create?.base && !base ? spec.create.base : spec.file} is not a chunk point's index`);
+    const keyFile = imageKeys.keyForNewFile(spec.file);
+    return buildChunkNbdArgs(
+      {
+        store: point.store,
+        ...(keyFile ? { keyFile } : {}),
+        point: spec.create ? { commit: point.name, size: spec.create.size, ...(base ? { base: base.name } : {}) } : { read: point.name },
+        listen: { host: spec.tls?.bind ?? '127.0.0.1', port: spec.port },
+        exportName: spec.exportName,
+        ...(spec.tls ? { tls: { pskDir: this.files.pskDir(spec.leaseId) } } : {}),
+      },
+      this.files.qemuPidPath(spec.leaseId),
+    );
+  }
+
+  /** What runs an export's command line: node for the chunk store's server, else qemu-nbd. */
+  private binaryOf(args: readonly string[]): string {
+    return args[0] === CHUNK_NBD_MAIN ? process.execPath : this.binary;
+  }
+
   /** With spec.tls, the export gets a fresh pre-shared key of its own (RunningExport.psk): only who was handed it gets in. */
   async start(spec: ManagedExportSpec): Promise<RunningExport> {
     const args = this.buildArgs(spec);
-    const what = `qemu-nbd for lease ${spec.leaseId} (${spec.file} on ${spec.tls?.bind ?? '127.0.0.1'}:${spec.port}${spec.tls ? ', TLS' : ''})`;
+    const what = `${spec.format === 'chunks' ? 'chunk-nbd' : 'qemu-nbd'} for lease ${spec.leaseId} (${spec.file} on ${spec.tls?.bind ?? '127.0.0.1'}:${spec.port}${spec.tls ? ', TLS' : ''})`;
     if (this.exports.has(spec.leaseId)) throw new Error(`${what}: the lease already has an export`);
     const portOwner = [...this.exports.values()].find((e) => e.port === spec.port);
     if (portOwner) throw new Error(`${what}: port ${spec.port} is already used by lease ${portOwner.leaseId}`);
@@ -73,8 +101,9 @@ export class QemuNbdManager {
     if (psk) this.files.writePsk(spec.leaseId, psk);
 
     const began = performance.now();
+    const binary = this.binaryOf(args);
     const launch: QemuNbdLaunch = {
-      binary: this.binary,
+      binary,
       args,
       pidFile: this.files.qemuPidPath(spec.leaseId),
       listen: { port: spec.port },
@@ -86,7 +115,7 @@ export class QemuNbdManager {
     if (handle.spawnError) {
       const error = await handle.spawnError;
       this.files.removeProcessFiles(spec.leaseId);
-      throw new Error(`${what}: cannot run ${this.binary}: ${error.message}`);
+      throw new Error(`${what}: cannot run ${binary}: ${error.message}`);
     }
     const entry = this.track(spec, handle);
     const startedAt = new Date();
@@ -242,7 +271,7 @@ export class QemuNbdManager {
     const before = readProcStat(record.pid);
     if (!before || !isRunningState(before.state)) return undefined;
     const argv = readCmdline(record.pid);
-    if (!argv || basename(argv[0] ?? '') !== basename(this.binary)) return undefined;
+    if (!argv || basename(argv[0] ?? '') !== basename(this.binaryOf(record.args))) return undefined;
     const args = argv.slice(1);
     if (args.length !== record.args.length || args.some((a, i) => a !== record.args[i])) return undefined;
     // The pid could have died and been reused between the two reads.

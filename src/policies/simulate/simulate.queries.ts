@@ -20,7 +20,7 @@ export class SimulatePolicyHandler implements IQueryHandler<SimulatePolicyQuery,
     const repository = await this.queries.execute(new GetRepositoryQuery(policy.repositoryId)).catch(() => null);
     // an immutable repository keeps pruned chains until their lock expires: that space is part of the answer; its
     // chain depth decides which backups are synthetic fulls, as it does for the backups themselves
-    const settings = { immutableDays: repository?.immutableDays ?? null, ...(repository ? { maxChainDepth: repository.maxChainDepth } : {}) };
+    const settings = { immutableDays: repository?.immutableDays ?? null, ...(repository ? { maxChainDepth: repository.maxChainDepth ?? Number.MAX_SAFE_INTEGER } : {}) };
     try {
       return { policy, ...simulate(policy, new Date(from), new Date(to), selectVms(policy, history.vms), history.backups, settings) };
     } catch (error) {

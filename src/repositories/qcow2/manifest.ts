@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { isAbsolute, join, normalize, posix } from 'node:path';
+import { chunkPointFile, isChunkPointFile } from '../chunks/chunk-points';
 import { writeFileAtomic } from './durable-fs';
 
 export const MANIFEST_SCHEMA_VERSION = 1;
@@ -135,7 +136,11 @@ function diskProblems(value: unknown, index: number, m: Record<string, unknown>,
   else seen.add(d.diskId);
   const fileProblem = repoRelativeProblem(d.file);
   if (fileProblem) problems.push(`${at}.file ${fileProblem}`);
-  else if (typeof m.vmId === 'string' && typeof d.diskId === 'string' && !(d.file as string).startsWith(`${m.vmId}/${d.diskId}/`)) {
+  else if (typeof m.vmId === 'string' && typeof d.diskId === 'string' && typeof m.restorePointId === 'string' && isChunkPointFile(d.file as string)) {
+    // a chunk point's index is named by its VM, point and disk (src/repositories/chunks/chunk-points.ts)
+    const expected = chunkPointFile(m.vmId, d.diskId, m.restorePointId);
+    if (d.file !== expected) problems.push(`${at}.file "${d.file}" is not ${expected}`);
+  } else if (typeof m.vmId === 'string' && typeof d.diskId === 'string' && !(d.file as string).startsWith(`${m.vmId}/${d.diskId}/`)) {
     problems.push(`${at}.file "${d.file}" is not under ${m.vmId}/${d.diskId}/`);
   }
   if (d.parentFile !== null) {

@@ -7,8 +7,10 @@ export interface RepositoryDetails {
   source: Record<string, unknown> | null;
   /** Days each restore point stays immutable after it was written; null: none. */
   immutableDays: number | null;
-  /** The most restore points one chain may hold before a backup starts a new one with a synthetic full. */
-  maxChainDepth: number;
+  /** How its points are stored: qcow2 chains, or a chunk store (docs/design/storage.md). */
+  layout: 'qcow2' | 'chunks';
+  /** The most restore points one chain may hold before a backup starts a new one with a synthetic full; null in a chunks repository, whose points are whole. */
+  maxChainDepth: number | null;
   /** Where the hub reads the key of an encrypted repository, and the key's SHA-256 (never the key); null: in the clear. */
   encryption: { keyFile: string; keyFingerprint: string } | null;
   totalBytes: number | null;

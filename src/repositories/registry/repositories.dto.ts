@@ -4,7 +4,7 @@ import { IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxL
 import { DomainError } from '../../eventing/domain-error';
 import { RegisterRepository } from '../repository-lifecycle.workflow';
 import { CIFS_SHARE, MOUNT_OPTIONS, NFS_EXPORT, NFS_SERVER } from './mount-commands';
-import { DEFAULT_MAX_CHAIN_DEPTH, MAX_MAX_CHAIN_DEPTH, MIN_MAX_CHAIN_DEPTH } from './repository.events';
+import { DEFAULT_MAX_CHAIN_DEPTH, MAX_MAX_CHAIN_DEPTH, MIN_MAX_CHAIN_DEPTH, REPOSITORY_LAYOUTS, RepositoryLayout } from './repository.events';
 
 const KIND_FIELDS = { local: ['path'], nfs: ['server', 'export', 'options'], cifs: ['share', 'username', 'passwordFile', 'options'] } as const;
 
@@ -91,6 +91,15 @@ export class RegisterRepositoryDto {
   @ValidateNested()
   @Type(() => RepositoryEncryptionDto)
   encryption?: RepositoryEncryptionDto;
+
+  @ApiPropertyOptional({
+    enum: REPOSITORY_LAYOUTS,
+    description:
+      "how points are stored: 'qcow2' (default), a qcow2 chain per VM and disk; 'chunks', every VM's disks as 64 KiB chunks stored once per repository, compressed (zstd) and, with encryption, sealed (AES-256-GCM) — see docs/design/storage.md for what reads chunk points today",
+  })
+  @IsOptional()
+  @IsIn(REPOSITORY_LAYOUTS, { message: `layout must be one of ${REPOSITORY_LAYOUTS.join(', ')}` })
+  layout?: RepositoryLayout;
 }
 
 /** What may change once a repository holds restore points: only what steers the backups to come. */
@@ -112,14 +121,19 @@ export class RepositoryIdParams {
 
 /** A field of another kind is refused rather than ignored, so a mistyped request never registers something else. */
 export function registrationOf(body: RegisterRepositoryDto): RegisterRepository {
-  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => !['name', 'kind', 'immutableDays', 'maxChainDepth', 'encryption'].includes(k) && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
+  const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => !['name', 'kind', 'immutableDays', 'maxChainDepth', 'encryption', 'layout'].includes(k) && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
   if (foreign.length) throw new DomainError('invalid', `${foreign.join(', ')} do(es) not apply to a ${body.kind} repository`);
+  // a chunk shared by points of several VMs cannot be locked by one point's seal until garbage collection knows seals (docs/design/storage.md)
+  if (body.layout === 'chunks' && body.immutableDays !== undefined) throw new DomainError('invalid', 'immutableDays does not apply to a chunks repository yet: register it as qcow2 for immutable points');
+  // every chunk point's index is whole: no chain to bound
+  if (body.layout === 'chunks' && body.maxChainDepth !== undefined) throw new DomainError('invalid', 'maxChainDepth does not apply to a chunks repository: each of its points is whole');
   return {
     name: body.name,
     kind: body.kind,
     immutableDays: body.immutableDays ?? null,
     maxChainDepth: body.maxChainDepth ?? DEFAULT_MAX_CHAIN_DEPTH,
     encryption: body.encryption ? { keyFile: body.encryption.keyFile } : null,
+    layout: body.layout ?? 'qcow2',
     path: body.path,
     nfs: body.kind === 'nfs' ? { server: body.server!, export: body.export!, options: body.options ?? '' } : undefined,
     cifs: body.kind === 'cifs' ? { share: body.share!, username: body.username!, passwordFile: body.passwordFile!, options: body.options ?? '' } : undefined,

@@ -97,6 +97,12 @@ describe('repository rules', () => {
     expect(maxChainDepthOf(fold(repo, run([{ kind: 'register', definition }])).definition!)).toBe(DEFAULT_MAX_CHAIN_DEPTH);
   });
 
+  it('a chunks repository never bounds a chain (each point is whole) and refuses a limit', () => {
+    const chunks = { ...definition, layout: 'chunks' as const };
+    expect(maxChainDepthOf(fold(repo, run([{ kind: 'register', definition: chunks }])).definition!)).toBe(Number.MAX_SAFE_INTEGER);
+    expect(() => run([{ kind: 'register', definition: chunks }, { kind: 'changeSettings', repositoryId: 'r1', maxChainDepth: 5 }])).toThrow(/its layout is chunks/);
+  });
+
   describe('changing maxChainDepth after registration', () => {
     const change = (maxChainDepth: number): RepositoryCommand => ({ kind: 'changeSettings', repositoryId: 'r1', maxChainDepth });
 

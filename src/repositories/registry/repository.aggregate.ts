@@ -155,6 +155,7 @@ export const repositoryAggregate: Aggregate<RepositoryState, RepositoryCommand, 
         // a removed repository is gone as for every other operation on it (404), not a conflict to resolve
         if (state.status !== 'active') throw new DomainError('not_found', `repository ${command.repositoryId} does not exist`);
         refuseChainDepth(command.maxChainDepth);
+        if (state.definition!.layout === 'chunks') throw new DomainError('invalid', `maxChainDepth does not apply to repository ${state.definition!.name}: its layout is chunks, each of its points is whole`);
         const previous = maxChainDepthOf(state.definition!);
         // the same value again changes nothing, so a retried request records nothing twice
         if (command.maxChainDepth === previous) return [];

@@ -9,6 +9,13 @@ export const REPOSITORY_SETTINGS_CHANGED = 'RepositorySettingsChanged';
 
 export type RepositoryKind = 'local' | 'nfs' | 'cifs';
 
+/**
+ * How a repository stores its points: 'qcow2', a chain of qcow2 files per VM and disk; 'chunks', a content-addressed
+ * chunk store under `<root>/chunks` shared by every VM of the repository (docs/design/storage.md).
+ */
+export type RepositoryLayout = 'qcow2' | 'chunks';
+export const REPOSITORY_LAYOUTS: readonly RepositoryLayout[] = ['qcow2', 'chunks'];
+
 export interface NfsSource {
   server: string;
   export: string;
@@ -40,6 +47,12 @@ export interface RepositoryDefinition {
    * events before it existed: DEFAULT_MAX_CHAIN_DEPTH.
    */
   maxChainDepth?: number;
+  /** Absent in events before chunk stores existed: 'qcow2'. */
+  layout?: RepositoryLayout;
+}
+
+export function layoutOf(definition: Pick<RepositoryDefinition, 'layout'>): RepositoryLayout {
+  return definition.layout ?? 'qcow2';
 }
 
 /**
@@ -52,7 +65,9 @@ export const MIN_MAX_CHAIN_DEPTH = 2;
 export const MAX_MAX_CHAIN_DEPTH = 1000;
 
 /** The repository's limit, also for one registered before the setting existed. */
-export function maxChainDepthOf(definition: Pick<RepositoryDefinition, 'maxChainDepth'>): number {
+export function maxChainDepthOf(definition: Pick<RepositoryDefinition, 'maxChainDepth' | 'layout'>): number {
+  // a chunk point's index is whole: a chain of any length opens as fast as a full, so none is ever synthesized
+  if (definition.layout === 'chunks') return Number.MAX_SAFE_INTEGER;
   return definition.maxChainDepth ?? DEFAULT_MAX_CHAIN_DEPTH;
 }
 

@@ -5,7 +5,8 @@ import { borrowHasher, releaseHasher, sharedBuffer } from '../../data-mover';
 import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
-import { buildSocketExportArgs, supportsDirectIo } from '../../qemu/qemu-nbd-args';
+import { supportsDirectIo } from '../../qemu/qemu-nbd-args';
+import { openChunkPoint, socketExportLaunch } from '../../repositories/chunks/point-server';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import { Qcow2ChainView } from '../../repositories/qcow2/chain-view';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH } from '../../wire/block-digests';
@@ -50,11 +51,13 @@ export interface PointReader {
 }
 
 /**
- * A point's chain read through the hub's own resolution of it (Qcow2ChainView), which costs the same at any depth
+ * A chunk point read in this process through its index; a point's chain read through the hub's own resolution of it (Qcow2ChainView), which costs the same at any depth
  * where qemu walks every file above the one holding a block; a chain with a layout that view does not resolve (an
  * encrypted repository, compressed clusters) is read through a read-only qemu-nbd export, as before.
  */
 export async function openPoint(file: string, readyTimeoutMs = 10_000): Promise<PointReader> {
+  const chunks = await openChunkPoint(file);
+  if (chunks) return { source: chunks, close: () => chunks.close() };
   const view = await Qcow2ChainView.open(file);
   if (view) return { source: view, close: () => view.close() };
   const exported = await exportPoint(file, readyTimeoutMs);
@@ -84,8 +87,8 @@ async function exportFile(file: string, writable: boolean, readyTimeoutMs: numbe
   const pidFile = join(dir, 'qemu-nbd.pid');
   let handle;
   try {
-    const args = buildSocketExportArgs({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1, ...(writable ? { writable: { directIo: supportsDirectIo(file) } } : {}) }, pidFile);
-    handle = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs });
+    const launch = socketExportLaunch({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1, ...(writable ? { writable: { directIo: supportsDirectIo(file) } } : {}) }, pidFile);
+    handle = await launchQemuNbd({ ...launch, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs });
     const client = await openNbd(`nbd+unix:///${EXPORT_NAME}?socket=${socket}`);
     const server = handle;
     return {

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { AdoptedProcessHandle, ChildProcessHandle, exitsWithin, terminateProcess } from '../../process/child-process';
 import { ExitStatus, isRunningState, readProcStat } from '../../process/proc';
+import { CHUNK_NBD_MAIN } from '../../repositories/chunks/chunk-nbd/chunk-nbd-args';
 import { isWithin } from './work-dir-layout';
 
 /** Programs a mount starts; leftover cleanup never signals anything else, whatever its command line says. */
@@ -44,14 +45,17 @@ export async function helperProcessesWithin(dir: string): Promise<HelperProcess[
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === process.pid) continue;
-    const program = (await readProc(pid, 'comm'))?.trim();
-    if (!program || !(HELPER_PROGRAMS as readonly string[]).includes(program)) continue;
+    const comm = (await readProc(pid, 'comm'))?.trim();
+    if (!comm || (!(HELPER_PROGRAMS as readonly string[]).includes(comm) && comm !== 'node')) continue;
     const cmdline = await readProc(pid, 'cmdline');
     // A zombie has closed every fd (mounts served, sockets, image locks are gone); only its parent's wait is missing.
     const stat = readProcStat(pid);
     if (cmdline === undefined || stat === undefined || !isRunningState(stat.state)) continue;
     const argv = cmdline.split('\0');
     if (argv[argv.length - 1] === '') argv.pop();
+    // of node processes, only the chunk store's server (which serves a chunk point in qemu-nbd's place) is a mount's helper
+    if (comm === 'node' && argv[1] !== CHUNK_NBD_MAIN) continue;
+    const program = comm === 'node' ? 'chunk-nbd' : comm;
     if (argvPaths(argv).some((path) => isWithin(dir, path))) found.push({ pid, program, argv, startTime: stat.startTime });
   }
   return found;

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { join } from 'node:path';
 import { measure } from '../../qemu/qemu-img';
+import { isChunkPointFile } from '../../repositories/chunks/chunk-points';
+import { measureChunkPoint } from '../../repositories/chunks/point-server';
 import { readConfigurationFile } from '../../repositories/qcow2/configuration-files';
 import { readDigestFile } from '../../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../../repositories/registry/repositories.service';
@@ -83,7 +85,8 @@ export class PointView {
   async sizedDisks(root: string, point: RestorePoint): Promise<RestoreCheckRequest['disks']> {
     return Promise.all(
       this.files(root, point).map(async (d) => {
-        const required = await measure({ file: d.absolute, format: 'qcow2' }, { outputFormat: 'qcow2' }).then((m) => m.required, () => undefined);
+        const measured = isChunkPointFile(d.absolute) ? measureChunkPoint(d.absolute) : measure({ file: d.absolute, format: 'qcow2' }, { outputFormat: 'qcow2' }).then((m) => m.required);
+        const required = await measured.then((bytes) => bytes ?? undefined, () => undefined);
         return { diskId: d.diskId, virtualSize: d.virtualSize, digests: false, ...(required !== undefined ? { requiredBytes: required } : {}) };
       }),
     );
