@@ -12,8 +12,10 @@ import { median } from './stats';
 
 /*
  * What encryption at rest costs a backup: on one hub, with its agent (real processes), a full and an incremental of
- * the same VM into a plain repository and into an encrypted one (qcow2 LUKS: the hub writes each new file's header,
- * its target qemu-nbd passes the data through AES-XTS), round by round, the order alternating, printed side by side.
+ * the same VM into a plain repository, into an encrypted one (qcow2 LUKS: the hub writes each new file's header,
+ * its target qemu-nbd passes the data through AES-XTS) and into an encrypted chunks repository (the chunk store's
+ * own server hashes, compresses and seals each block with AES-256-GCM; docs/design/storage.md), round by round, the
+ * order rotating, printed side by side.
  * Before the rounds, the fixed cost of a new file: plain, encrypted as the hub writes it, and encrypted by qemu-img
  * create as releases before wrote it. CPU of the hub is its node process and the qemu-nbd and qemu-img it ran and
  * reaped; of the agent, the same.
@@ -27,6 +29,9 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 const rate = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 /** issue 39: an encrypted full at >= 0.8 of a plain one's throughput, an incremental at >= 0.7. */
 const GOAL = { full: 0.8, incremental: 0.7 } as const;
+const KINDS = ['plain', 'encrypted', 'chunks'] as const;
+type Kind = (typeof KINDS)[number];
+const LABEL: Record<Kind, string> = { plain: 'plain', encrypted: 'encrypted (qcow2 LUKS)', chunks: 'encrypted chunks' };
 
 /** The qcow2 header's crypt_method: 2 for LUKS, 0 for none. */
 function cryptMethod(file: string): number {
@@ -89,16 +94,17 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
   const createHub = await create('hub');
   const createQemu = await create('qemu-img');
 
-  const repositories: Record<'plain' | 'encrypted', string> = { plain: '', encrypted: '' };
-  for (const kind of ['plain', 'encrypted'] as const) {
+  const repositories: Record<Kind, string> = { plain: '', encrypted: '', chunks: '' };
+  for (const kind of KINDS) {
     const path = join(dir, 'primary', `repo-${kind}`);
     mkdirSync(path);
-    const res = await lab.api('POST', '/api/v1/repositories', { name: `bench-${kind}`, kind: 'local', path, ...(kind === 'encrypted' ? { encryption: { keyFile } } : {}) });
+    const settings = kind === 'plain' ? {} : { encryption: { keyFile }, ...(kind === 'chunks' ? { layout: 'chunks' } : {}) };
+    const res = await lab.api('POST', '/api/v1/repositories', { name: `bench-${kind}`, kind: 'local', path, ...settings });
     if (res.status !== 201) throw new Error(`repository ${kind} refused: ${JSON.stringify(res.body)}`);
     repositories[kind] = res.body.repositoryId;
   }
 
-  const backup = async (kind: 'plain' | 'encrypted', type: 'full' | 'incremental'): Promise<EncryptionRun> => {
+  const backup = async (kind: Kind, type: 'full' | 'incremental'): Promise<EncryptionRun> => {
     const own = lab.repositoryId;
     lab.repositoryId = repositories[kind];
     try {
@@ -113,7 +119,7 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
       if (b.job.type !== type) throw new Error(`the ${type} backup into the ${kind} repository ran as ${b.job.type}: ${b.job.typeReason}`);
       const points = (await lab.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${repositories[kind]}`)).body as { restorePointId: string; disks: { file: string }[] }[];
       const file = join(dir, 'primary', `repo-${kind}`, points.find((p) => p.restorePointId === b.job.restorePointId)!.disks[0].file);
-      if ((cryptMethod(file) !== 0) !== (kind === 'encrypted')) throw new Error(`${file} has crypt_method ${cryptMethod(file)} in the ${kind} repository`);
+      if (kind === 'chunks' ? !file.endsWith('.idx') : (cryptMethod(file) !== 0) !== (kind === 'encrypted')) throw new Error(`${file} is not what the ${kind} repository writes`);
       const p = summarizePhases(b.story, b.requestedAt);
       return { ms: b.ms, bytes: b.job.bytesWritten, setup: p.setup, transfer: p.transfer, hubNode: hub[0], hubQemu: hub[1] - hub[0], agent: cpuSeconds(agentPid, true) - agent0 };
     } finally {
@@ -121,15 +127,15 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
     }
   };
 
-  const results = { full: { plain: [] as EncryptionRun[], encrypted: [] as EncryptionRun[] }, incremental: { plain: [] as EncryptionRun[], encrypted: [] as EncryptionRun[] } };
+  const results = { full: { plain: [] as EncryptionRun[], encrypted: [] as EncryptionRun[], chunks: [] as EncryptionRun[] }, incremental: { plain: [] as EncryptionRun[], encrypted: [] as EncryptionRun[], chunks: [] as EncryptionRun[] } };
   const perGiB = (seconds: number, r: EncryptionRun) => seconds / (r.bytes / (1024 * MiB));
   const line = (r: EncryptionRun) =>
-    `${r.ms.toFixed(0)} ms, ${rate(r.bytes, r.ms).toFixed(0)} MiB/s (setup ${r.setup} ms, transfer ${r.transfer} ms); CPU hub ${(r.hubNode + r.hubQemu).toFixed(2)} s (node ${r.hubNode.toFixed(2)}, its qemu-nbd and qemu-img ${r.hubQemu.toFixed(2)}), agent ${r.agent.toFixed(2)} s`;
+    `${r.ms.toFixed(0)} ms, ${rate(r.bytes, r.ms).toFixed(0)} MiB/s (setup ${r.setup} ms, transfer ${r.transfer} ms); CPU hub ${(r.hubNode + r.hubQemu).toFixed(2)} s (node ${r.hubNode.toFixed(2)}, its export processes and qemu-img ${r.hubQemu.toFixed(2)}), agent ${r.agent.toFixed(2)} s`;
   const c = (t: { ms: number; cpu: number }) => `${t.ms.toFixed(0)} ms, ${t.cpu.toFixed(2)} CPU s`;
   out(`encryption at rest: a new 2 GiB qcow2 (median of 3): plain, qemu-img create ${c(createPlain)}; LUKS-encrypted as the hub writes it ${c(createHub)}; LUKS-encrypted by qemu-img create (encrypt.iter-time=10, as releases before) ${c(createQemu)}`);
-  out(`encryption at rest: ${rounds} rounds, each a full (${fullMib} MiB of data) then ${incMib} MiB changed and an incremental, into a plain and into an encrypted repository of the primary hub (the order alternating)`);
+  out(`encryption at rest: ${rounds} rounds, each a full (${fullMib} MiB of data) then ${incMib} MiB changed and an incremental, into a plain, an encrypted (qcow2 LUKS) and an encrypted chunks repository of the primary hub (the order rotating)`);
   for (let i = 0; i < rounds; i++) {
-    const order = i % 2 === 0 ? (['plain', 'encrypted'] as const) : (['encrypted', 'plain'] as const);
+    const order = KINDS.map((_, k) => KINDS[(k + i) % KINDS.length]);
     for (const kind of order) {
       const full = await backup(kind, 'full');
       await change();
@@ -142,7 +148,7 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
   }
   const summary: string[] = [];
   for (const type of ['full', 'incremental'] as const) {
-    const figures = (kind: 'plain' | 'encrypted') => {
+    const figures = (kind: Kind) => {
       const runs = results[type][kind];
       return {
         ms: median(runs.map((r) => r.ms)),
@@ -157,15 +163,18 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
         agent: median(runs.map((r) => perGiB(r.agent, r))),
       };
     };
-    const plain = figures('plain');
-    const encrypted = figures('encrypted');
-    for (const [kind, f] of [['plain', plain], ['encrypted', encrypted]] as const) {
-      out(`${type} backup into the ${kind} repository, medians of ${rounds}: ${f.ms.toFixed(0)} ms, ${f.mibs.toFixed(0)} MiB/s of ${(f.data / MiB).toFixed(0)} MiB (setup ${f.setup} ms, transfer ${f.transfer.toFixed(0)} MiB/s); CPU per GiB hub ${f.hub.toFixed(2)} s (node ${f.hubNode.toFixed(2)}, its qemu-nbd and qemu-img ${f.hubQemu.toFixed(2)}; ${f.hubSeconds.toFixed(2)} s per backup), agent ${f.agent.toFixed(2)} s`);
+    const f = Object.fromEntries(KINDS.map((kind) => [kind, figures(kind)])) as Record<Kind, ReturnType<typeof figures>>;
+    for (const kind of KINDS) {
+      out(`${type} backup into the ${LABEL[kind]} repository, medians of ${rounds}: ${f[kind].ms.toFixed(0)} ms, ${f[kind].mibs.toFixed(0)} MiB/s of ${(f[kind].data / MiB).toFixed(0)} MiB (setup ${f[kind].setup} ms, transfer ${f[kind].transfer.toFixed(0)} MiB/s); CPU per GiB hub ${f[kind].hub.toFixed(2)} s (node ${f[kind].hubNode.toFixed(2)}, its export processes and qemu-img ${f[kind].hubQemu.toFixed(2)}; ${f[kind].hubSeconds.toFixed(2)} s per backup), agent ${f[kind].agent.toFixed(2)} s`);
     }
-    // per round, encrypted against the plain one of the same round
-    const ratio = (pick: (r: EncryptionRun) => number) => median(results[type].encrypted.map((e, i) => pick(e) / pick(results[type].plain[i]))).toFixed(2);
-    out(`${type}, encrypted/plain (medians of the rounds' ratios): throughput ${ratio((r) => r.bytes / r.ms)}, hub CPU ${ratio((r) => r.hubNode + r.hubQemu)} (its qemu-nbd and qemu-img ${ratio((r) => r.hubQemu)}), agent CPU ${ratio((r) => r.agent)}`);
-    summary.push(`${type.padEnd(11)} | plain ${plain.ms.toFixed(0)} ms, ${plain.mibs.toFixed(0)} MiB/s | encrypted ${encrypted.ms.toFixed(0)} ms, ${encrypted.mibs.toFixed(0)} MiB/s | throughput encrypted/plain ${ratio((r) => r.bytes / r.ms)} (goal >= ${GOAL[type]})`);
+    // per round, each encrypted kind against the plain one of the same round
+    const ratio = (kind: Kind, pick: (r: EncryptionRun) => number) => median(results[type][kind].map((e, i) => pick(e) / pick(results[type].plain[i]))).toFixed(2);
+    for (const kind of ['encrypted', 'chunks'] as const) {
+      out(`${type}, ${LABEL[kind]}/plain (medians of the rounds' ratios): throughput ${ratio(kind, (r) => r.bytes / r.ms)}, hub CPU ${ratio(kind, (r) => r.hubNode + r.hubQemu)} (its export processes and qemu-img ${ratio(kind, (r) => r.hubQemu)}), agent CPU ${ratio(kind, (r) => r.agent)}`);
+    }
+    summary.push(
+      `${type.padEnd(11)} | plain ${f.plain.ms.toFixed(0)} ms, ${f.plain.mibs.toFixed(0)} MiB/s | encrypted qcow2 ${f.encrypted.ms.toFixed(0)} ms, ${f.encrypted.mibs.toFixed(0)} MiB/s, ${ratio('encrypted', (r) => r.bytes / r.ms)} of plain | encrypted chunks ${f.chunks.ms.toFixed(0)} ms, ${f.chunks.mibs.toFixed(0)} MiB/s, ${ratio('chunks', (r) => r.bytes / r.ms)} of plain (goal >= ${GOAL[type]})`,
+    );
   }
   out('side by side (medians of the rounds):');
   for (const s of summary) out(`  ${s}`);
