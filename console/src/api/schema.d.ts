@@ -1334,6 +1334,11 @@ export interface components {
             maxChainDepth?: number;
             /** @description write the repository's qcow2 files encrypted (qcow2 LUKS) with this key; its SHA-256 fingerprint is recorded, never the key */
             encryption?: components["schemas"]["RepositoryEncryptionDto"];
+            /**
+             * @description how points are stored: 'qcow2' (default), a qcow2 chain per VM and disk; 'chunks', every VM's disks as 64 KiB chunks stored once per repository, compressed (zstd) and, with encryption, sealed (AES-256-GCM) — see docs/design/storage.md for what reads chunk points today
+             * @enum {string}
+             */
+            layout?: "qcow2" | "chunks";
         };
         ChangeRepositorySettingsDto: {
             /**
