@@ -45,10 +45,13 @@ export interface ChunkStoreStats {
 
 /**
  * A repository's chunk store (docs/design/storage.md): chunks in packs written once, a point as an index of its
- * disk. One process writes a store at a time; readers may share it. What is committed survives a crash at any
- * moment: a pack is published (synced, linked under its name) before its index, its index before any point that
- * names its chunks, and a point's index is published only whole. A pack without an index, or a temp file of a
- * dead writer, is litter a crash left; opening the store skips the first and removes the second.
+ * disk. Several processes (of one hub or several) may write a store at once, each deduplicating against the packs
+ * it found at its open and its own, so two of them may store the same chunk twice, in two packs; readers may share
+ * it too. Writers register first (store-lock.ts), so that no garbage collection (gc.ts) runs while they write.
+ * What is committed survives a crash at any moment: a pack is published (synced, linked under its name) before its
+ * index, its index before any point that names its chunks, and a point's index is published only whole. A pack
+ * without an index, or a temp file of a dead writer, is litter a crash left; opening the store skips the first and
+ * removes the second.
  */
 export class ChunkStore {
   /** Every stored chunk's location by its digest (hex): what a new block is deduplicated against. */
@@ -74,8 +77,9 @@ export class ChunkStore {
     for (const name of (await fs.readdir(join(dir, 'packs'))).sort()) {
       const packId = name.slice(0, -'.idx'.length);
       if (!name.endsWith('.idx') || !PACK_ID.test(packId)) continue;
-      const entries = decodePackIndex(openMeta(`pack ${packId}`, await fs.readFile(join(dir, 'packs', name)), store.keys?.meta ?? null), `pack ${packId}`);
-      store.remember(packId, entries);
+      // an index gone since the listing was a pack no point named, removed by a garbage collection
+      const bytes = await fs.readFile(join(dir, 'packs', name)).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+      if (bytes) store.remember(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, store.keys?.meta ?? null), `pack ${packId}`));
     }
     return store;
   }

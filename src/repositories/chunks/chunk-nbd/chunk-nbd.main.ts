@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { NbdServer, NbdServerTls } from '../../../nbd-protocol/nbd-server';
 import type { NbdPsk } from '../../../nbd-protocol/tls-psk';
 import { ChunkPointView, ChunkPointWriter, ChunkStore } from '../chunk-store';
+import { registerWriter, StoreBusyError, WriterRegistration } from '../store-lock';
 import { ChunkNbdSpec, parseChunkNbdArgs } from './chunk-nbd-args';
 
 /*
@@ -45,6 +46,18 @@ async function start(spec: ChunkNbdSpec): Promise<{ stop: () => Promise<void> }>
   if (!stat?.isDirectory()) throw new StartupError(`the store ${spec.store} does not exist`);
   const key = spec.keyFile === undefined ? null : await fs.readFile(spec.keyFile).catch((error: unknown) => Promise.reject(new StartupError(`cannot read the key file ${spec.keyFile}: ${messageOf(error)}`)));
   const tls = spec.tls && (await readPskDir(spec.tls.pskDir));
+  const { point } = spec;
+  // before the open: a garbage collection must not free a pack this process may deduplicate against
+  const registration = 'read' in point ? null : await registerWriter(spec.store).catch((error: unknown) => Promise.reject(error instanceof StoreBusyError ? new StartupError(error.message) : error));
+  try {
+    return await serve(spec, key, tls, registration);
+  } catch (error) {
+    await registration?.release();
+    throw error;
+  }
+}
+
+async function serve(spec: ChunkNbdSpec, key: Buffer | null, tls: NbdServerTls | undefined, registration: WriterRegistration | null): Promise<{ stop: () => Promise<void> }> {
   const store = await ChunkStore.open(spec.store, { key }).catch((error: unknown) => Promise.reject(new StartupError(`cannot open the store ${spec.store}: ${messageOf(error)}`)));
   const { point } = spec;
   let disk: ChunkPointView | ChunkPointWriter;
@@ -78,9 +91,13 @@ async function start(spec: ChunkNbdSpec): Promise<{ stop: () => Promise<void> }>
   }
   return {
     stop: async () => {
-      await server.close();
-      await finish();
-      await disk.close();
+      try {
+        await server.close();
+        await finish();
+        await disk.close();
+      } finally {
+        await registration?.release();
+      }
     },
   };
 }
