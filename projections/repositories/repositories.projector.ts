@@ -4,6 +4,8 @@ import { RecordedEvent } from '../../src/event-store/event-store.port';
 import { Projector } from '../../src/projection-runner/projector';
 import {
   REPOSITORY_CAPACITY_SAMPLED,
+  REPOSITORY_CHUNKS_MEASURED,
+  REPOSITORY_GARBAGE_COLLECTED,
   REPOSITORY_LOW_SPACE,
   REPOSITORY_REGISTERED,
   REPOSITORY_REMOVED,
@@ -12,7 +14,9 @@ import {
   REPOSITORY_STREAM_PREFIX,
   layoutOf,
   RepositoryCapacitySampled,
+  RepositoryChunksMeasured,
   RepositoryDefinition,
+  RepositoryGarbageCollected,
   RepositorySettingsChanged,
 } from '../../src/repositories/registry/repository.events';
 import { RepositoryView } from './repository.entity';
@@ -50,6 +54,16 @@ export class RepositoriesProjector implements Projector {
       case REPOSITORY_SETTINGS_CHANGED:
         await repo.update({ repositoryId }, { maxChainDepth: (event.data as unknown as RepositorySettingsChanged['data']).maxChainDepth });
         return;
+      case REPOSITORY_CHUNKS_MEASURED: {
+        const { repositoryId: _, ...space } = event.data as unknown as RepositoryChunksMeasured['data'];
+        await repo.update({ repositoryId }, { chunkSpace: { ...space, measuredAt: event.createdAt.toISOString() } });
+        return;
+      }
+      case REPOSITORY_GARBAGE_COLLECTED: {
+        const { packsRemoved, bytesFreed, durationMs } = event.data as unknown as RepositoryGarbageCollected['data'];
+        await repo.update({ repositoryId }, { lastCollection: { packsRemoved, bytesFreed, durationMs, at: event.createdAt.toISOString() } });
+        return;
+      }
     }
   }
 }

@@ -37,6 +37,7 @@ async function details(v: RepositoryView, tenantId: string | null, dataSource: D
     // a chunk point's index is whole: nothing bounds a chain
     maxChainDepth: v.layout === 'chunks' ? null : maxChainDepthOf({ maxChainDepth: v.maxChainDepth ?? undefined }),
     encryption: v.encryption && { keyFile: v.encryption.keyFile, keyFingerprint: v.encryption.fingerprint },
+    chunks: v.layout === 'chunks' ? chunkFigures(v) : null,
     totalBytes: live?.totalBytes ?? null,
     freeBytes: live?.freeBytes ?? null,
     usedBytes,
@@ -73,4 +74,27 @@ export class GetRepositoryHandler implements IQueryHandler<GetRepositoryQuery, R
     if (!view) throw new DomainError('not_found', `repository ${repositoryId} does not exist`);
     return details(view, tenantId, this.dataSource);
   }
+}
+
+/**
+ * The saving, as operators compare it with other products: deduplication (protected bytes over distinct ones),
+ * compression (distinct bytes over what they take stored) and the two together against every file of the store.
+ * A tenant sees the repository's figures, not its own share: a chunk shared between tenants belongs to neither.
+ */
+function chunkFigures(v: RepositoryView): RepositoryDetails['chunks'] {
+  const s = v.chunkSpace;
+  const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : null);
+  return {
+    measuredAt: s?.measuredAt ?? null,
+    pointDisks: s?.pointDisks ?? 0,
+    logicalBytes: s?.logicalBytes ?? 0,
+    uniqueBytes: s?.uniqueBytes ?? 0,
+    storedBytes: s?.storedBytes ?? 0,
+    garbageBytes: s ? s.collectableBytes + s.deadBytesKept : 0,
+    collectableBytes: s?.collectableBytes ?? 0,
+    deduplication: s ? ratio(s.logicalBytes, s.uniqueBytes) : null,
+    compression: s ? ratio(s.uniqueBytes, s.liveBytes) : null,
+    reduction: s ? ratio(s.logicalBytes, s.storedBytes) : null,
+    lastCollection: v.lastCollection,
+  };
 }

@@ -1,5 +1,5 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
-import type { RepositoryLayout } from '../../src/repositories/registry/repository.events';
+import type { ChunkSpace, RepositoryLayout } from '../../src/repositories/registry/repository.events';
 
 @Entity({ name: 'rm_repositories' })
 export class RepositoryView {
@@ -36,6 +36,13 @@ export class RepositoryView {
 
   @Column({ type: 'text', default: 'qcow2' })
   layout: RepositoryLayout;
+
+  /** A chunks repository's store as last measured (RepositoryChunksMeasured); null before the first measure and for qcow2. */
+  @Column({ name: 'chunk_space', type: 'jsonb', nullable: true })
+  chunkSpace: (ChunkSpace & { measuredAt: string }) | null;
+
+  @Column({ name: 'last_collection', type: 'jsonb', nullable: true })
+  lastCollection: { packsRemoved: number; bytesFreed: number; durationMs: number; at: string } | null;
 
   /** The encrypted repository's key file and its fingerprint (sha256:<hex>); null: in the clear. */
   @Column({ type: 'jsonb', nullable: true })

@@ -15,6 +15,7 @@ import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-cont
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { ProjectionsService } from '../projection-runner/projections.service';
+import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { chunkPointFile } from '../repositories/chunks/chunk-points';
 import { layoutOf, maxChainDepthOf } from '../repositories/registry/repository.events';
@@ -111,6 +112,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly exports: NbdExportsService,
     private readonly space: SpaceCheck,
     private readonly projections: ProjectionsService,
+    private readonly chunkSpace: ChunkSpaceWorkflow,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -418,6 +420,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     // recorded first: a point whose sealing fails is still a restore point, and the next start seals it
     await this.immutable.seal(point).catch((e) => this.logger.error(`restore point ${point.restorePointId} could not be made immutable: ${String(e)}`));
     await this.send(story, new CompleteBackupCommand(story.jobId));
+    this.chunkSpace.schedule(point.repositoryId, false);
   }
 
   private async cleanUp(story: Story, root: string, createdFiles: string[], agentStarted: boolean): Promise<void> {
@@ -431,6 +434,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       return [];
     });
     await this.send(story, new RecordTargetsReleasedCommand(story.jobId, removed));
+    // what a failed backup stored into a chunk store no point names: collected soon
+    this.chunkSpace.schedule(state.repositoryId!, true);
   }
 
   private async releaseExports(story: Story, state: BackupJobState): Promise<void> {

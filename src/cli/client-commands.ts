@@ -6,6 +6,8 @@ import { DiskLine, formatBytes, ProgressDisplay, progressLine } from './progress
 export const CLIENT_COMMANDS: Record<string, (args: string[], env: NodeJS.ProcessEnv) => Promise<void>> = {
   'repository add': repositoryAdd,
   'repository set': repositorySet,
+  'repository list': repositoryList,
+  'repository gc': repositoryGc,
   'backup start': backupStart,
   'backup list': backupList,
   'backup show': backupShow,
@@ -41,6 +43,35 @@ async function repositoryAdd(args: string[], env: NodeJS.ProcessEnv): Promise<vo
     repo.layout === 'chunks' ? 'chunk store: compressed, deduplicated' : `chains of at most ${repo.maxChainDepth} points`,
   ];
   process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free${notes.map((n) => `  ${n}`).join('')}\n`);
+}
+
+/** Each repository with its space; a chunks repository with its saving as last measured. */
+async function repositoryList(_args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const repos = (await new HubApi(env).call('GET', '/api/v1/repositories')) as RepositoryLine[];
+  for (const r of repos) process.stdout.write(`${r.repositoryId}  ${r.name}  ${r.layout}  ${r.path}  ${formatBytes(r.freeBytes ?? 0)} free  ${r.restorePoints} point(s)${r.chunks ? `  ${savingOf(r.chunks)}` : ''}
+`);
+}
+
+async function repositoryGc(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const [repositoryId] = args;
+  if (!repositoryId || repositoryId.startsWith('--')) throw new Error('usage: sendense repository gc ID');
+  const done = await new HubApi(env).call('POST', `/api/v1/repositories/${encodeURIComponent(repositoryId)}/gc`);
+  process.stdout.write(`freed ${formatBytes(done.bytesFreed)} (${done.packsRemoved} pack(s)) in ${done.durationMs} ms; ${formatBytes(done.space.storedBytes)} stored for ${formatBytes(done.space.logicalBytes)} protected\n`);
+}
+
+interface RepositoryLine {
+  repositoryId: string;
+  name: string;
+  layout: string;
+  path: string;
+  freeBytes: number | null;
+  restorePoints: number;
+  chunks: { logicalBytes: number; storedBytes: number; garbageBytes: number; deduplication: number | null; compression: number | null; reduction: number | null } | null;
+}
+
+function savingOf(c: NonNullable<RepositoryLine['chunks']>): string {
+  const x = (n: number | null) => (n === null ? '-' : `${n.toFixed(2)}x`);
+  return `${formatBytes(c.storedBytes)} stored for ${formatBytes(c.logicalBytes)} protected: reduction ${x(c.reduction)} (deduplication ${x(c.deduplication)}, compression ${x(c.compression)}), ${formatBytes(c.garbageBytes)} garbage`;
 }
 
 /** Only what steers the backups to come may change; each option goes as given, for the hub to refuse with its reason. */

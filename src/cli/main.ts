@@ -45,6 +45,9 @@ export const USAGE = () => `usage: sendense <command>
                                             --max-chain-depth: points per chain before a synthetic full,
                                             2-1000, default 32; --layout chunks: every disk block stored
                                             once per repository, compressed, see docs/design/storage.md)
+  sendense repository list                  the repositories, with a chunks repository's saving (protected,
+                                            stored, deduplication, compression, garbage)
+  sendense repository gc ID                 free a chunks repository's chunks no point names (admin token)
   sendense repository set ID --max-chain-depth N
                                             change a repository's points per chain (admin token needed);
                                             the next backup of a chain already that long is a synthetic full

@@ -7,6 +7,7 @@ import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DomainError } from '../eventing/domain-error';
 import { causedBy, currentContext } from '../eventing/request-context';
 import { ProjectionsService } from '../projection-runner/projections.service';
+import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { childOf, pointAndDescendants, pointOf } from './chain.aggregate';
 import { chainStream, RESTORE_POINT_DELETE_STARTED, RESTORE_POINT_RECYCLED } from './chain.events';
@@ -49,6 +50,7 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
     private readonly repositories: RepositoriesService,
     private readonly filesInUse: FilesInUse,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly chunkSpace: ChunkSpaceWorkflow,
   ) {}
 
   /** A delete that a crash interrupted is finished before the hub serves requests. */
@@ -213,6 +215,9 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
     // the delete was let through because both locks expired: their files are cleared for the surgery
     if (repository.immutableDays) await setImmutable([point, ...(child ? [child] : [])].flatMap((p) => pointFiles(root, p)), false);
     const childDisks = await deletePointFiles(root, pending, point, child, parent);
-    return (await this.commands.execute(new CompleteRestorePointDeleteCommand(vmId, repositoryId, restorePointId, childDisks))).position;
+    const position = (await this.commands.execute(new CompleteRestorePointDeleteCommand(vmId, repositoryId, restorePointId, childDisks))).position;
+    // the chunks only this point named are garbage now: a chunks repository is collected soon (nothing for qcow2)
+    this.chunkSpace.schedule(repositoryId, true);
+    return position;
   }
 }

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { MiB } from '../fixtures/vm/sample-vm';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
-import { processesMentioning } from '../support/processes';
+import { processesMentioning, spawnSendense } from '../support/processes';
 
 const run = promisify(execFile);
 
@@ -131,6 +131,25 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
       const verified = await lab.api('POST', `/api/v1/restore-points/${p.restorePointId}/verify`);
       expect({ id: p.restorePointId, status: verified.status, ok: verified.body.content?.ok, problems: verified.body.content?.problems, digests: verified.body.content?.digests }).toEqual({ id: p.restorePointId, status: 201, ok: true, problems: [], digests: 'all' });
     }
+    // the saving, as the hub measured it after the backups: every point protects the VM's data, stored once, compressed
+    let repo: any;
+    await lab.until(async () => {
+      repo = (await lab.api('GET', `/api/v1/repositories/${repositoryId}`)).body;
+      return repo.chunks?.pointDisks === 8;
+    }, 30_000, 'the store to be measured after the fourth backup');
+    const packs = bytesUnder(join(store(), 'packs'));
+    expect(repo.chunks).toMatchObject({ pointDisks: 8, storedBytes: packs + bytesUnder(join(store(), 'points')), garbageBytes: 0, lastCollection: null });
+    // four points of one VM whose data barely changed: each block stored about once
+    expect(repo.chunks.deduplication).toBeGreaterThan(2.5);
+    expect(repo.chunks.compression).toBeGreaterThan(1);
+    expect(repo.chunks.reduction).toBeGreaterThan(repo.chunks.deduplication);
+    const metrics = await (await fetch(`http://127.0.0.1:${lab.apiPort}/metrics`, { headers: { Authorization: `Bearer ${LAB_TOKEN}` } })).text();
+    expect(metrics).toContain(`sendense_repository_logical_bytes{repository="dedup"} ${repo.chunks.logicalBytes}`);
+    expect(metrics).toContain(`sendense_repository_stored_bytes{repository="dedup"} ${repo.chunks.storedBytes}`);
+    const cli = spawnSendense(['repository', 'list'], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
+    expect(await cli.exited).toMatchObject({ code: 0 });
+    expect(cli.output()).toMatch(new RegExp(`${repositoryId}  dedup  chunks  .* stored for .* protected: reduction ${repo.chunks.reduction.toFixed(2)}x \\(deduplication ${repo.chunks.deduplication.toFixed(2)}x, compression ${repo.chunks.compression.toFixed(2)}x\\), 0 B garbage`));
+
     // no export process (qemu-nbd or the chunk store's server) and no port outlives its job
     expect(processesMentioning(lab.hubDataDir).filter((p) => p.cmdline.includes('qemu-nbd') || p.cmdline.includes('chunk-nbd'))).toEqual([]);
     expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
@@ -150,7 +169,7 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
     }
     expect(writer).toBeDefined();
     await lab.stop(lab.hub, 'SIGKILL');
-    // the export outlives the hub, as a qemu-nbd does: the restarted hub finds it by its record
+    // a writer whose hub is gone ends without committing (chunk-nbd.main.ts): nothing of the job is left for the restarted hub but its record
     await lab.startHub();
     const ended = await lab.waitForJob(jobId, 60_000);
     expect(['failed', 'completed']).toContain(ended.status);
@@ -190,4 +209,19 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
     await download(later.at(-1) ?? newest, 'disk0', out);
     await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', out, lab.vm.disks[0].path]);
   }, 300_000);
+
+  it('collects the garbage of deletes by itself, frees every pack once no point is left, and refuses a collection of a qcow2 repository', async () => {
+    // after the deletes above the hub collected by itself (recorded on the repository's stream)
+    await lab.until(async () => (await lab.api('GET', `/api/v1/repositories/${repositoryId}`)).body.chunks?.lastCollection !== null, 30_000, 'the collection after the deletes');
+    const events = (await lab.api('GET', `/api/v1/audit/streams/repository-${repositoryId}?limit=1000`)).body.events.map((e: any) => e.type);
+    expect(events).toContain('RepositoryGarbageCollected');
+    for (const p of await points()) expect((await lab.api('DELETE', `/api/v1/restore-points/${p.restorePointId}`)).status).toBe(200);
+    const refused = await lab.api('POST', `/api/v1/repositories/${lab.repositoryId}/gc`);
+    expect({ status: refused.status, message: refused.body.message }).toEqual({ status: 400, message: 'repository lab has no chunk store: its layout is qcow2' });
+    const cli = spawnSendense(['repository', 'gc', repositoryId], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
+    expect(await cli.exited).toMatchObject({ code: 0 });
+    expect(cli.output()).toMatch(/^freed .* \(\d+ pack\(s\)\) in \d+ ms; 0 B stored for 0 B protected\n$/);
+    expect(readdirSync(join(store(), 'packs'))).toEqual([]);
+    expect((await lab.api('GET', `/api/v1/repositories/${repositoryId}`)).body.chunks).toMatchObject({ pointDisks: 0, logicalBytes: 0, storedBytes: 0, garbageBytes: 0 });
+  }, 120_000);
 });

@@ -395,12 +395,17 @@ describe('the web console in Chromium', () => {
 
     const locked = await lab.api('POST', '/api/v1/repositories', { name: 'locked', kind: 'local', path: join(lab.dir, 'locked'), immutableDays: 7 });
     expect(locked.status).toBe(201);
+    const chunked = await lab.api('POST', '/api/v1/repositories', { name: 'chunked', kind: 'local', path: join(lab.dir, 'chunked'), layout: 'chunks' });
+    expect(chunked.status).toBe(201);
     await tab.getByRole('link', { name: 'Repositories and agents' }).click();
     const bar = tab.locator(`tr[data-repository="${lab.repositoryId}"] [role=progressbar]`);
     await bar.waitFor();
     const immutable = (id: string) => tab.locator(`tr[data-repository="${id}"] [data-immutable-days]`);
     expect([await immutable(lab.repositoryId).textContent(), await immutable(locked.body.repositoryId).textContent()]).toEqual(['no', 'each point for 7 days']);
     await expect(immutable(locked.body.repositoryId).getAttribute('data-immutable-days')).resolves.toBe('7');
+    // what each layout saves: a qcow2 repository nothing, a chunks repository its measured reduction (none measured before its first backup)
+    const saving = (id: string) => tab.locator(`tr[data-repository="${id}"] [data-layout]`);
+    expect([await saving(lab.repositoryId).textContent(), await saving(chunked.body.repositoryId).textContent()]).toEqual(['none (qcow2 chains)', 'chunk store, not measured yet']);
     const repo = (await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body;
     expect(Math.abs(Number(await bar.getAttribute('aria-valuenow')) - Math.round(((repo.totalBytes - repo.freeBytes) / repo.totalBytes) * 100))).toBeLessThanOrEqual(1);
     await expect(tab.locator(`tr[data-repository="${lab.repositoryId}"] [data-points]`).getAttribute('data-points')).resolves.toBe(String(repo.restorePoints));

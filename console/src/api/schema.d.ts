@@ -324,6 +324,22 @@ export interface paths {
         patch: operations["RepositoriesController_changeSettings"];
         trace?: never;
     };
+    "/api/v1/repositories/{id}/gc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RepositoriesController_collect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/restore-points/{id}": {
         parameters: {
             query?: never;
@@ -2082,6 +2098,23 @@ export interface operations {
                 "application/json": components["schemas"]["ChangeRepositorySettingsDto"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RepositoriesController_collect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {

@@ -14,6 +14,8 @@ interface Repository {
   restorePoints: number;
   immutableDays: number | null;
   encryption: { keyFile: string; keyFingerprint: string } | null;
+  layout: 'qcow2' | 'chunks';
+  chunks: { logicalBytes: number; storedBytes: number; garbageBytes: number; deduplication: number | null; compression: number | null; reduction: number | null; measuredAt: string | null } | null;
 }
 interface Agent {
   agentId: string;
@@ -50,7 +52,7 @@ export function Infrastructure() {
       <h1>Repositories and agents</h1>
       <table>
         <caption>Repositories</caption>
-        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Restore points</th><th scope="col">Immutable</th><th scope="col">Encrypted</th><th scope="col">Used</th></tr></thead>
+        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Restore points</th><th scope="col">Immutable</th><th scope="col">Encrypted</th><th scope="col">Saving</th><th scope="col">Used</th></tr></thead>
         <tbody>
           {repositories.map((r) => {
             const percent = r.totalBytes ? Math.round(((r.totalBytes - r.freeBytes) / r.totalBytes) * 100) : 0;
@@ -62,6 +64,7 @@ export function Infrastructure() {
                 <td data-points={r.restorePoints}>{r.restorePoints}</td>
                 <td data-immutable-days={r.immutableDays ?? 0}>{r.immutableDays ? `each point for ${r.immutableDays} day${r.immutableDays === 1 ? '' : 's'}` : 'no'}</td>
                 <td data-encrypted={r.encryption ? 'yes' : 'no'}>{r.encryption ? <span title={`key file ${r.encryption.keyFile}`}>key <code>{r.encryption.keyFingerprint.slice(0, 19)}…</code></span> : 'no'}</td>
+                <td data-layout={r.layout}>{saving(r)}</td>
                 <td>
                   <div role="progressbar" aria-label={`space used in ${r.name}`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={percent} class={`bar${r.lowSpace ? ' low' : ''}`}>
                     <div style={{ width: `${percent}%` }} />
@@ -88,5 +91,18 @@ export function Infrastructure() {
         </tbody>
       </table>
     </main>
+  );
+}
+
+/** A chunks repository's reduction as last measured; a qcow2 repository stores what it reads. */
+function saving(r: Repository) {
+  if (!r.chunks) return 'none (qcow2 chains)';
+  const c = r.chunks;
+  const x = (n: number | null) => (n === null ? '–' : `${n.toFixed(1)}×`);
+  if (!c.measuredAt) return 'chunk store, not measured yet';
+  return (
+    <span title={`measured ${time(c.measuredAt)}`}>
+      {bytes(c.storedBytes)} stored for {bytes(c.logicalBytes)} protected: <strong>{x(c.reduction)}</strong> (deduplication {x(c.deduplication)}, compression {x(c.compression)}){c.garbageBytes ? `, ${bytes(c.garbageBytes)} awaiting collection` : ''}
+    </span>
   );
 }

@@ -203,6 +203,12 @@ export class QemuNbdManager {
     const startTime = this.liveStartTime(record);
     if (startTime === undefined) {
       this.log('info', `${what} is no longer running; removing its files`);
+    } else if (record.args[0] === CHUNK_NBD_MAIN && record.args.some((a) => a.startsWith('--commit='))) {
+      // a chunk point's writer commits its point when asked to stop: one nobody owns is killed, so it commits nothing
+      // (its chunks are garbage for the next collection, its registration a dead writer's)
+      const handle = new AdoptedProcessHandle(record.pid, startTime);
+      handle.signal('SIGKILL');
+      this.log('info', `killed ${what}, a chunk point's writer, without committing its point (exited ${describeExit(await handle.exited)})`);
     } else {
       const status = await terminateProcess(new AdoptedProcessHandle(record.pid, startTime), this.stopTimeoutMs, what, (m) => this.log('warn', `${m} (its dirty bitmaps will be left in-use)`));
       this.log('info', `stopped ${what} (exited ${describeExit(status)})`);

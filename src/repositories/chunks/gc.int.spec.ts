@@ -107,6 +107,17 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     return { ...serve({ store, point: { commit: name, size: SIZE }, listen: { host: '127.0.0.1', port }, exportName: 'target' }), port };
   }
 
+  /** Every file under the store but the temp ones (litter a store's figures do not count). */
+  async function bytesOfFiles(dir: string): Promise<number> {
+    let total = 0;
+    for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+      const file = join(dir, entry.name);
+      if (entry.isDirectory()) total += await bytesOfFiles(file);
+      else if (!entry.name.startsWith('.')) total += (await fs.stat(file)).size;
+    }
+    return total;
+  }
+
   async function copyInto(port: number, data: Buffer): Promise<void> {
     const raw = path(`disk-${++count}.raw`);
     await fs.writeFile(raw, data);
@@ -130,7 +141,11 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     const beforeD = await packIds(store);
     await writePoint(store, null, 'vm1/rp-d/disk0', Buffer.concat(blocks(BLOCKS)));
     const [packD] = (await packIds(store)).filter((p) => !beforeD.includes(p));
-    expect(await measureGarbage(store, { key: null })).toEqual({ packsToRemove: 0, bytesToFree: 0, packsKept: 4, liveChunks: 32 + 4 + 8 + 32, liveBytes: expect.any(Number), deadChunksKept: 0, deadBytesKept: 0 });
+    // what is protected (blocks that are not zeros, each point whole), once per distinct chunk, and every file of the store
+    expect(await measureGarbage(store, { key: null })).toEqual({
+      packsToRemove: 0, bytesToFree: 0, packsKept: 4, liveChunks: 32 + 4 + 8 + 32, liveBytes: expect.any(Number), deadChunksKept: 0, deadBytesKept: 0,
+      pointDisks: 4, logicalBytes: (32 + 32 + 16 + 32) * CHUNK_SIZE, uniqueBytes: (32 + 4 + 8 + 32) * CHUNK_SIZE, storedBytes: await bytesOfFiles(store),
+    });
 
     await deletePoint(store, 'vm1/rp-a/disk0');
     await deletePoint(store, 'vm1/rp-d/disk0');
@@ -143,10 +158,14 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
 
     const measured = await measureGarbage(store, { key: null });
     // A's pack stays for B and C; its first four chunks, now B's own, are dead but kept with it
-    expect(measured).toEqual({ packsToRemove: 2, bytesToFree: dFiles + 1000, packsKept: 3, liveChunks: 28 + 4 + 8, liveBytes: expect.any(Number), deadChunksKept: 4, deadBytesKept: expect.any(Number) });
+    expect(measured).toEqual({
+      packsToRemove: 2, bytesToFree: dFiles + 1000, packsKept: 3, liveChunks: 28 + 4 + 8, liveBytes: expect.any(Number), deadChunksKept: 4, deadBytesKept: expect.any(Number),
+      pointDisks: 2, logicalBytes: (32 + 16) * CHUNK_SIZE, uniqueBytes: 40 * CHUNK_SIZE, storedBytes: await bytesOfFiles(store),
+    });
     expect(measured.deadBytesKept).toBeGreaterThan(4 * CHUNK_SIZE);
     const result = await collectGarbage(store, { key: null });
-    expect(result).toEqual({ status: 'done', packsRemoved: 2, bytesFreed: measured.bytesToFree, packsKept: 3, liveChunks: 40, liveBytes: measured.liveBytes, deadChunksKept: 4, deadBytesKept: measured.deadBytesKept, durationMs: expect.any(Number) });
+    const { packsToRemove, bytesToFree, ...kept } = measured;
+    expect(result).toEqual({ status: 'done', packsRemoved: packsToRemove, bytesFreed: bytesToFree, ...kept, durationMs: expect.any(Number) });
     expect(await packIds(store)).toHaveLength(3);
     expect(await packIds(store)).toContain(packA);
     for (const gone of [join(store, 'packs', `${packD}.pack`), join(store, 'packs', `${packD}.idx`), orphan, temp]) expect(existsSync(gone)).toBe(false);

@@ -40,6 +40,13 @@ export interface GarbageMeasure {
   /** Entries of kept packs that no point names (freed only when their whole pack is), and their stored bytes. */
   deadChunksKept: number;
   deadBytesKept: number;
+  /** Committed points' disks, and the bytes of their blocks that are not zeros, each point counted whole: what is protected. */
+  pointDisks: number;
+  logicalBytes: number;
+  /** The plaintext bytes of the live chunks, each counted once: what is protected after deduplication, before compression. */
+  uniqueBytes: number;
+  /** Every file of the store (packs, their indexes, point indexes): what the repository's disk holds for it. */
+  storedBytes: number;
 }
 
 export type GcResult =
@@ -95,23 +102,34 @@ async function mark(storeDir: string, key: Buffer | null): Promise<Marked> {
   const metaKey = key ? deriveKeys(key).meta : null;
   const packsDir = join(storeDir, 'packs');
   const pointsDir = join(storeDir, 'points');
-  const named = new Map<string, Set<number>>();
+  // per pack, the entries some point names and the plaintext length of each (a disk's last block may be short)
+  const named = new Map<string, Map<number, number>>();
   const dirs = [packsDir];
+  let pointDisks = 0;
+  let logicalBytes = 0;
+  let storedBytes = 0;
   for (const { name, file, dir } of await pointIndexes(pointsDir)) {
     if (!dirs.includes(dir)) dirs.push(dir);
     const bytes = await fs.readFile(file).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
     // a point deleted since the listing names nothing any more
     if (!bytes) continue;
-    let blocks;
+    let index;
     try {
-      ({ blocks } = decodePointIndex(openMeta(`point ${name}`, bytes, metaKey), `point ${name}`));
+      index = decodePointIndex(openMeta(`point ${name}`, bytes, metaKey), `point ${name}`);
     } catch (error) {
       throw new GcError(`the point index ${file} cannot be read (${(error as Error).message}): nothing was collected, since the chunks it names are unknown`);
     }
-    for (const b of blocks) if (b) (named.get(b.packId) ?? named.set(b.packId, new Set()).get(b.packId)!).add(b.entry);
+    pointDisks++;
+    storedBytes += bytes.length;
+    index.blocks.forEach((b, i) => {
+      if (!b) return;
+      const length = Math.min(index.chunkSize, index.size - i * index.chunkSize);
+      logicalBytes += length;
+      (named.get(b.packId) ?? named.set(b.packId, new Map()).get(b.packId)!).set(b.entry, length);
+    });
   }
 
-  const measure: GarbageMeasure = { packsToRemove: 0, bytesToFree: 0, packsKept: 0, liveChunks: 0, liveBytes: 0, deadChunksKept: 0, deadBytesKept: 0 };
+  const measure: GarbageMeasure = { packsToRemove: 0, bytesToFree: 0, packsKept: 0, liveChunks: 0, liveBytes: 0, deadChunksKept: 0, deadBytesKept: 0, pointDisks, logicalBytes, uniqueBytes: 0, storedBytes };
   const garbage: string[] = [];
   const files = new Set(await fs.readdir(packsDir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : Promise.reject(error))));
   for (const name of [...files].sort()) {
@@ -123,11 +141,13 @@ async function mark(storeDir: string, key: Buffer | null): Promise<Marked> {
       // published but never indexed (its writer died in between): no point can name it, unless the store is damaged
       if (live) measure.packsKept++;
       else await condemn(measure, garbage, [pack]);
+      measure.storedBytes += (await fs.stat(pack).catch(() => null))?.size ?? 0;
       continue;
     }
     const index = join(packsDir, name);
     const entries = await readPackIndex(index, packId, metaKey);
     if (!entries) continue;
+    for (const file of [index, pack]) measure.storedBytes += (await fs.stat(file).catch(() => null))?.size ?? 0;
     if (!live) {
       await condemn(measure, garbage, [index, ...(files.has(`${packId}.pack`) ? [pack] : [])]);
       continue;
@@ -137,6 +157,7 @@ async function mark(storeDir: string, key: Buffer | null): Promise<Marked> {
       if (live.has(entry)) {
         measure.liveChunks++;
         measure.liveBytes += e.length;
+        measure.uniqueBytes += live.get(entry)!;
       } else {
         measure.deadChunksKept++;
         measure.deadBytesKept += e.length;

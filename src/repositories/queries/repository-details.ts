@@ -13,6 +13,25 @@ export interface RepositoryDetails {
   maxChainDepth: number | null;
   /** Where the hub reads the key of an encrypted repository, and the key's SHA-256 (never the key); null: in the clear. */
   encryption: { keyFile: string; keyFingerprint: string } | null;
+  /**
+   * A chunks repository's saving, as last measured (after each backup, delete and collection); null for qcow2.
+   * logicalBytes: what its points protect (blocks that are not zeros, each point whole); uniqueBytes: the same, each
+   * distinct block once; storedBytes: every file of its store; garbageBytes: chunks no point names (collectableBytes
+   * of it in packs the next collection removes whole); the ratios null until there is something to divide.
+   */
+  chunks: {
+    measuredAt: string | null;
+    pointDisks: number;
+    logicalBytes: number;
+    uniqueBytes: number;
+    storedBytes: number;
+    garbageBytes: number;
+    collectableBytes: number;
+    deduplication: number | null;
+    compression: number | null;
+    reduction: number | null;
+    lastCollection: { packsRemoved: number; bytesFreed: number; durationMs: number; at: string } | null;
+  } | null;
   totalBytes: number | null;
   freeBytes: number | null;
   /** The filesystem's used space; for a tenant's token, the size of its own points' files (others' stay unseen). */

@@ -5,6 +5,7 @@ import { CommandGateway } from '../../projection-runner/command-gateway';
 import { ChangeRepositorySettingsCommand } from '../commands/change-repository-settings.command';
 import { GetRepositoryQuery } from '../queries/get-repository.query';
 import { ListRepositoriesQuery } from '../queries/list-repositories.query';
+import { ChunkSpaceWorkflow } from '../chunk-space.workflow';
 import { RepositoryLifecycleWorkflow } from '../repository-lifecycle.workflow';
 import { ChangeRepositorySettingsDto, RegisterRepositoryDto, registrationOf, RepositoryIdParams } from './repositories.dto';
 import { Access } from '../../http/access.guard';
@@ -13,7 +14,8 @@ import { currentContext } from '../../eventing/request-context';
 
 /**
  * Registering and removing touch the repository's files, so they go through its workflow; a change of settings touches
- * none and is a command; rescan and verify are the restore points' (RepositoryChecksController).
+ * none and is a command; a chunk store's garbage collection removes files, so it goes through its workflow; rescan and
+ * verify are the restore points' (RepositoryChecksController).
  */
 @ApiTags('repositories')
 @ApiBearerAuth()
@@ -24,6 +26,7 @@ export class RepositoriesController {
     private readonly queries: QueryBus,
     private readonly lifecycle: RepositoryLifecycleWorkflow,
     private readonly gateway: CommandGateway,
+    private readonly chunkSpace: ChunkSpaceWorkflow,
   ) {}
 
   @Access('admin')
@@ -54,6 +57,15 @@ export class RepositoriesController {
   async changeSettings(@Param() { id }: RepositoryIdParams, @Body() body: ChangeRepositorySettingsDto) {
     await this.gateway.execute(new ChangeRepositorySettingsCommand(id, body.maxChainDepth), 'repositories');
     return this.queries.execute(new GetRepositoryQuery(id));
+  }
+
+  /** Frees the chunks of a chunks repository that no point names any more (its packs are removed whole). */
+  @Access('admin')
+  @Owned('global')
+  @Post(':id/gc')
+  @HttpCode(200)
+  collect(@Param() { id }: RepositoryIdParams) {
+    return this.chunkSpace.collect(id);
   }
 
   @Access('admin')

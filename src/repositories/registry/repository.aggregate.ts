@@ -3,7 +3,10 @@ import { Aggregate } from '../../eventing/aggregate';
 import { DomainError } from '../../eventing/domain-error';
 import {
   Capacity,
+  ChunkSpace,
   REPOSITORY_CAPACITY_SAMPLED,
+  REPOSITORY_CHUNKS_MEASURED,
+  REPOSITORY_GARBAGE_COLLECTED,
   REPOSITORY_LOW_SPACE,
   REPOSITORY_REGISTERED,
   REPOSITORY_REMOVED,
@@ -37,7 +40,9 @@ export type RepositoryCommand =
   /** `restorePoints`: how many restore points the repository still holds. */
   | { kind: 'remove'; restorePoints?: number }
   /** Settings that only steer future backups, so they may change while the repository holds restore points. */
-  | { kind: 'changeSettings'; repositoryId: string; maxChainDepth: number };
+  | { kind: 'changeSettings'; repositoryId: string; maxChainDepth: number }
+  /** What a measure of its chunk store found, after a collection that freed what `collected` says, if one ran. */
+  | { kind: 'recordChunks'; space: ChunkSpace; collected: { packsRemoved: number; bytesFreed: number; durationMs: number } | null };
 
 /** A sample is worth an event when free space moved by at least this share of the total. */
 const SIGNIFICANT_CHANGE = 0.01;
@@ -132,6 +137,9 @@ export const repositoryAggregate: Aggregate<RepositoryState, RepositoryCommand, 
         return { ...state, status: 'removed' };
       case REPOSITORY_SETTINGS_CHANGED:
         return { ...state, definition: { ...state.definition!, maxChainDepth: event.data.maxChainDepth } };
+      case REPOSITORY_CHUNKS_MEASURED:
+      case REPOSITORY_GARBAGE_COLLECTED:
+        return state;
     }
   },
 
@@ -160,6 +168,13 @@ export const repositoryAggregate: Aggregate<RepositoryState, RepositoryCommand, 
         // the same value again changes nothing, so a retried request records nothing twice
         if (command.maxChainDepth === previous) return [];
         return [{ type: REPOSITORY_SETTINGS_CHANGED, data: { repositoryId: command.repositoryId, maxChainDepth: command.maxChainDepth, previous } }];
+      }
+      case 'recordChunks': {
+        if (state.status !== 'active') throw new DomainError('not_found', 'repository does not exist');
+        if (state.definition!.layout !== 'chunks') throw new DomainError('invalid', `repository ${state.definition!.name} has no chunk store: its layout is qcow2`);
+        const repositoryId = state.definition!.repositoryId;
+        const measured: RepositoryEvent = { type: REPOSITORY_CHUNKS_MEASURED, data: { repositoryId, ...command.space } };
+        return command.collected ? [{ type: REPOSITORY_GARBAGE_COLLECTED, data: { repositoryId, ...command.collected } }, measured] : [measured];
       }
     }
   },

@@ -6,6 +6,8 @@ export const REPOSITORY_LOW_SPACE = 'RepositoryLowSpace';
 export const REPOSITORY_SPACE_RECOVERED = 'RepositorySpaceRecovered';
 export const REPOSITORY_REMOVED = 'RepositoryRemoved';
 export const REPOSITORY_SETTINGS_CHANGED = 'RepositorySettingsChanged';
+export const REPOSITORY_CHUNKS_MEASURED = 'RepositoryChunksMeasured';
+export const REPOSITORY_GARBAGE_COLLECTED = 'RepositoryGarbageCollected';
 
 export type RepositoryKind = 'local' | 'nfs' | 'cifs';
 
@@ -94,7 +96,33 @@ export type RepositoryRemoved = DomainEvent<typeof REPOSITORY_REMOVED, { reposit
  * is the value in force before (DEFAULT_MAX_CHAIN_DEPTH for a repository registered before the setting existed).
  */
 export type RepositorySettingsChanged = DomainEvent<typeof REPOSITORY_SETTINGS_CHANGED, { repositoryId: string; maxChainDepth: number; previous: number }>;
-export type RepositoryEvent = RepositoryRegistered | RepositoryCapacitySampled | RepositoryLowSpace | RepositorySpaceRecovered | RepositoryRemoved | RepositorySettingsChanged;
+/**
+ * What a chunks repository holds, read from its store's indexes (src/repositories/chunks/gc.ts): the bytes its
+ * points protect (blocks that are not zeros, each point counted whole), the same once per distinct chunk, what its
+ * live chunks take stored, every file of the store, and the garbage: packs no point names (`collectableBytes`, freed
+ * by the next collection) and chunks no point names inside packs that stay.
+ */
+export type ChunkSpace = {
+  pointDisks: number;
+  logicalBytes: number;
+  uniqueBytes: number;
+  liveBytes: number;
+  storedBytes: number;
+  collectableBytes: number;
+  deadBytesKept: number;
+};
+
+export type RepositoryChunksMeasured = DomainEvent<typeof REPOSITORY_CHUNKS_MEASURED, { repositoryId: string } & ChunkSpace>;
+export type RepositoryGarbageCollected = DomainEvent<typeof REPOSITORY_GARBAGE_COLLECTED, { repositoryId: string; packsRemoved: number; bytesFreed: number; durationMs: number }>;
+export type RepositoryEvent =
+  | RepositoryRegistered
+  | RepositoryCapacitySampled
+  | RepositoryLowSpace
+  | RepositorySpaceRecovered
+  | RepositoryRemoved
+  | RepositorySettingsChanged
+  | RepositoryChunksMeasured
+  | RepositoryGarbageCollected;
 
 export const REPOSITORY_STREAM_PREFIX = 'repository-';
 export const repositoryStream = (id: string) => `${REPOSITORY_STREAM_PREFIX}${id}`;

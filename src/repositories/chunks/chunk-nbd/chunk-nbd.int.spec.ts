@@ -171,6 +171,44 @@ describe('chunk-nbd: a chunk-store point served by its own process, in place of 
     await expectPoint(store, 'vm1/rp-1/disk0', raw);
   });
 
+  it('a writer whose hub is killed ends by itself without committing; a reader stays', async () => {
+    const store = await newStore('orphaned');
+    const raw = await randomDisk('orphaned.raw', 4 * MiB);
+    await (await ChunkStore.open(store.store, { key: null })).commitPoint('vm1/rp-0/disk0', 4 * MiB, new Array(64).fill(null));
+    // a stand-in hub: a shell that starts a writer and a reader as the hub does (its children), then is killed
+    const port = await freePort();
+    const writerArgs = chunkNbdLaunch({ ...store, point: { commit: 'vm1/rp-1/disk0', size: 4 * MiB }, listen: { host: '127.0.0.1', port }, exportName: 'target' }, { pidFile: path('w.pid'), logFile: path('w.log') }, false);
+    const readerArgs = chunkNbdLaunch({ ...store, point: { read: 'vm1/rp-0/disk0' }, listen: { socket: path('r.sock') }, exportName: 'rp' }, { pidFile: path('r.pid'), logFile: path('r.log') }, false);
+    const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    const line = (l: QemuNbdLaunch) => [l.binary!, ...l.args].map(quote).join(' ');
+    const hub = spawnQemuNbd({ binary: 'bash', args: ['-c', `${line(writerArgs)} 2>${quote(path('w.log'))} & ${line(readerArgs)} & exec sleep 600`, `--pid-file=${path('hub.pid')}`], pidFile: path('hub.pid'), listen: { port }, logFile: path('hub.log'), detached: false });
+    running.add(hub);
+    void hub.exited.then(() => running.delete(hub));
+    const pidOf = async (file: string) => {
+      for (let i = 0; i < 300 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
+      return Number(readFileSync(file, 'utf8'));
+    };
+    const [writer, reader] = [await pidOf(path('w.pid')), await pidOf(path('r.pid'))];
+    await runProcess('nbdcopy', [raw, `nbd://127.0.0.1:${port}/target`]);
+    hub.signal('SIGKILL');
+    await hub.exited;
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && alive(writer); i++) await new Promise((r) => setTimeout(r, 50));
+    expect({ writer: alive(writer), reader: alive(reader) }).toEqual({ writer: false, reader: true });
+    process.kill(reader, 'SIGTERM');
+    for (let i = 0; i < 100 && alive(reader); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(pointFile(store.store, 'vm1/rp-1/disk0'))).toBe(false);
+    expect(readFileSync(path('w.log'), 'utf8')).toContain('the point vm1/rp-1/disk0 is not committed');
+    expect(await fs.readdir(join(store.store, 'writers'))).toEqual([]);
+  });
+
   it('writes a point that follows another: only what qemu-io rewrites changes, the rest reads as the base', async () => {
     const store = await newStore('base', randomBytes(32));
     const size = 6 * MiB + 4096;
