@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { GuestDomain, guestHasFile, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
 import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
 import { processesMentioning } from '../support/processes';
@@ -36,11 +36,7 @@ describe('whole-VM restore from an encrypted chunks repository (real libvirt, TC
     fullId = (await lab.waitForJob(await lab.backup('full', guest.uuid), 180_000)).restorePointId;
     const name = guest.name;
     // the incremental holds the guest's 10th tick file, which the restored guest reads back
-    await lab.until(async () => {
-      const opened = JSON.parse(await virsh('qemu-agent-command', name, '{"execute":"guest-file-open","arguments":{"path":"/mnt/tick.9.txt","mode":"r"}}')).return;
-      await virsh('qemu-agent-command', name, `{"execute":"guest-file-close","arguments":{"handle":${opened}}}`);
-      return true;
-    }, 180_000, 'the guest to write its 10th tick file');
+    await lab.until(() => guestHasFile(name, '/mnt/tick.9.txt'), 180_000, 'the guest to write its 10th tick file');
     const inc = await lab.waitForJob(await lab.backup('incremental', guest.uuid), 180_000);
     expect(inc).toMatchObject({ status: 'completed', type: 'incremental' });
     incId = inc.restorePointId;
@@ -49,14 +45,7 @@ describe('whole-VM restore from an encrypted chunks repository (real libvirt, TC
   afterAll(() => host.close(lab, { guest }), 120_000);
 
   const restore = (body: Record<string, unknown>) => lab.api('POST', '/api/v1/restores', { agentId, mode: 'full', ...body });
-  async function waitForRestore(restoreId: string, timeoutMs = 300_000): Promise<any> {
-    let r: any;
-    await lab.until(async () => {
-      r = (await lab.api('GET', `/api/v1/restores/${restoreId}`)).body;
-      return r.status !== undefined && r.status !== 'running';
-    }, timeoutMs, `restore ${restoreId} to end`);
-    return r;
-  }
+  const waitForRestore = (restoreId: string, timeoutMs?: number) => lab.waitForRestore(restoreId, timeoutMs);
   async function readGuestFile(domain: string, path: string): Promise<string> {
     const handle = JSON.parse(await virsh('qemu-agent-command', domain, `{"execute":"guest-file-open","arguments":{"path":"${path}"}}`)).return;
     try {

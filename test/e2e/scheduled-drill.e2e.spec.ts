@@ -72,15 +72,7 @@ describe('scheduled drills that pass, on two hub processes sharing one database'
   const drillsOfVm = async () => ((await lab.api('GET', `/api/v1/restores?vmId=${guest!.uuid}`)).body as { restoreId: string; target: { kind: string } }[]).filter((r) => r.target.kind === 'drill');
   const instanceAt = async (baseUrl: string) => (await lab.apiAt(baseUrl, 'GET', '/api/v1/identity')).body.hubInstance as string;
 
-  async function waitForRestore(restoreId: string): Promise<any> {
-    let r: any;
-    await lab.until(async () => {
-      r = (await lab.api('GET', `/api/v1/restores/${restoreId}`)).body;
-      // a drill slot names its restore just before the request is recorded: 404 until then
-      return r.status !== undefined && r.status !== 'running';
-    }, 400_000, `drill ${restoreId} to end`);
-    return r;
-  }
+  const waitForRestore = (restoreId: string) => lab.waitForRestore(restoreId, 400_000);
 
   /** The slot at `at` fired once, by `hubInstance`; its drill of the newest point passed, under the slot's correlation id. */
   async function slotDrilledOnce(policyId: string, at: Date, hubInstance: string): Promise<Recorded> {

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
+import { GuestDomain, guestHasFile, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
 import { LAB_TOKEN } from '../support/backup-lab';
 import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
@@ -37,11 +37,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     fullId = (await lab.waitForJob(await lab.backup('full', guest.uuid), 180_000)).restorePointId;
     // the incremental holds a full round of the guest's 50 tick files (the new-domain test reads the last one)
     const name = guest.name;
-    await lab.until(async () => {
-      const opened = JSON.parse(await virsh('qemu-agent-command', name, '{"execute":"guest-file-open","arguments":{"path":"/mnt/tick.49.txt","mode":"r"}}')).return;
-      await virsh('qemu-agent-command', name, `{"execute":"guest-file-close","arguments":{"handle":${opened}}}`);
-      return true;
-    }, 180_000, 'the guest to write its 50th tick file');
+    await lab.until(() => guestHasFile(name, '/mnt/tick.49.txt'), 180_000, 'the guest to write its 50th tick file');
     const inc = await lab.waitForJob(await lab.backup('incremental', guest.uuid), 180_000);
     expect(inc).toMatchObject({ status: 'completed', type: 'incremental' });
     incId = inc.restorePointId;
@@ -50,15 +46,7 @@ describe('restoring whole VMs to libvirt through the agent', () => {
   afterAll(() => host.close(lab, { guest }), 120_000);
 
   const restore = (body: Record<string, unknown>) => lab.api('POST', '/api/v1/restores', { agentId, mode: 'full', ...body });
-  async function waitForRestore(restoreId: string, timeoutMs = 300_000): Promise<any> {
-    let r: any;
-    await lab.until(async () => {
-      r = (await lab.api('GET', `/api/v1/restores/${restoreId}`)).body;
-      // a drill slot names its restore just before the request is recorded: 404 until then
-      return r.status !== undefined && r.status !== 'running';
-    }, timeoutMs, `restore ${restoreId} to end`);
-    return r;
-  }
+  const waitForRestore = (restoreId: string, timeoutMs?: number) => lab.waitForRestore(restoreId, timeoutMs);
   const pointFile = async (pointId: string, diskId: string) => join(lab.repoRoot, (await lab.api('GET', `/api/v1/restore-points/${pointId}`)).body.disks.find((d: { diskId: string }) => d.diskId === diskId).file);
   async function sameContent(a: string, b: string): Promise<boolean> {
     return run('qemu-img', ['compare', '-U', a, b]).then(() => true, () => false);

@@ -34,6 +34,16 @@ export class LibvirtLab extends BackupLab {
     return join(this.dir, 'agent', 'libvirt');
   }
 
+  /** The restore once it ended (any status but running). A drill slot names its restore just before the request is recorded: 404 until then. */
+  async waitForRestore(restoreId: string, timeoutMs = 300_000): Promise<any> {
+    let r: any;
+    await this.until(async () => {
+      r = (await this.api('GET', `/api/v1/restores/${restoreId}`)).body;
+      return r.status !== undefined && r.status !== 'running';
+    }, timeoutMs, `restore ${restoreId} to end`);
+    return r;
+  }
+
   async agentId(): Promise<string> {
     return ((await this.api('GET', '/api/v1/agents')).body as { agentId: string }[])[0].agentId;
   }

@@ -3,15 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
+import { chunkNbdProcesses } from '../../../test/support/chunk-nbd-processes';
 import { freePort } from '../../../test/support/processes';
 import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
-import { ChildProcessHandle, terminateProcess } from '../../process/child-process';
+import { ChildProcessHandle } from '../../process/child-process';
 import { runProcess } from '../../process/run-process';
-import { QemuNbdLaunch, spawnQemuNbd, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
+import { QemuNbdLaunch, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
 import { CHUNK_SIZE } from './chunk-format';
-import { ChunkNbdSpec, CHUNK_NBD_MAIN } from './chunk-nbd/chunk-nbd-args';
-import { chunkNbdLaunch } from './chunk-nbd/launch';
+import { CHUNK_NBD_MAIN } from './chunk-nbd/chunk-nbd-args';
 import { removeEmptyPointDir } from './chunk-points';
 import { ChunkStore, storeDisk } from './chunk-store';
 import { collectGarbage, GcError, measureGarbage } from './gc';
@@ -26,22 +25,8 @@ const COMPILED = dirname(dirname(CHUNK_NBD_MAIN));
  * program `npm run build` compiled), deleted as a restore point's delete does, collected, and read back byte for byte.
  */
 describe('collectGarbage: a chunk store frees the packs no point names, never under a writer, and survives a kill', () => {
-  let dir: string;
+  const { path, spawn: serve } = chunkNbdProcesses('chunk-gc');
   let count = 0;
-  const running = new Set<ChildProcessHandle>();
-
-  beforeAll(async () => {
-    if (!existsSync(CHUNK_NBD_MAIN)) throw new Error(`${CHUNK_NBD_MAIN} is missing: run npm run build`);
-    dir = await makeTempDir('chunk-gc');
-  });
-  afterEach(async () => {
-    const left = [...running].map((handle) => handle.pid);
-    await Promise.all([...running].map((handle) => terminateProcess(handle, 5_000, 'chunk-nbd')));
-    expect(left).toEqual([]);
-  });
-  afterAll(async () => removeTempDir(dir));
-
-  const path = (name: string) => join(dir, name);
 
   async function newStore(): Promise<string> {
     const store = path(`store-${++count}`);
@@ -88,14 +73,6 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
   /** A pid that was a process's and is no more. */
   const deadPid = () => spawnSync('true').pid!;
 
-  function serve(spec: ChunkNbdSpec): { handle: ChildProcessHandle; launch: QemuNbdLaunch } {
-    const name = `chunk-nbd-${++count}`;
-    const launch = chunkNbdLaunch(spec, { pidFile: path(`${name}.pid`), logFile: path(`${name}.log`) }, false);
-    const handle = spawnQemuNbd(launch);
-    running.add(handle);
-    void handle.exited.then(() => running.delete(handle));
-    return { handle, launch };
-  }
 
   async function ready(started: { handle: ChildProcessHandle; launch: QemuNbdLaunch }, timeoutMs = 15_000): Promise<string> {
     return waitUntilServing(started.handle, started.launch, timeoutMs);

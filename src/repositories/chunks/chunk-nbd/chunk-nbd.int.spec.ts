@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { makeTempDir, removeTempDir } from '../../../../test/fixtures/qcow2/chain-builder';
 import { ext4Image } from '../../../../test/fixtures/restore/filesystem-images';
+import { chunkNbdProcesses } from '../../../../test/support/chunk-nbd-processes';
 import { freePort } from '../../../../test/support/processes';
-import { ChildProcessHandle, terminateProcess } from '../../../process/child-process';
+import { ChildProcessHandle } from '../../../process/child-process';
 import { runProcess } from '../../../process/run-process';
 import { QemuNbdLaunch, spawnQemuNbd, waitUntilServing } from '../../../qemu/qemu-nbd-launcher';
 import { ChunkStore } from '../chunk-store';
-import { ChunkNbdSpec, CHUNK_NBD_MAIN } from './chunk-nbd-args';
+import { ChunkNbdSpec } from './chunk-nbd-args';
 import { chunkNbdLaunch } from './launch';
 
 const MiB = 1024 * 1024;
@@ -20,32 +20,8 @@ const PSK_IDENTITY = 'sendense';
  * real clients: nbdcopy and qemu-io write, qemu-img and nbdinfo read. Runs the program `npm run build` compiled.
  */
 describe('chunk-nbd: a chunk-store point served by its own process, in place of qemu-nbd', () => {
-  let dir: string;
-  const running = new Set<ChildProcessHandle>();
+  const { path, spawn, running } = chunkNbdProcesses('chunk-nbd');
   let count = 0;
-
-  beforeAll(async () => {
-    if (!existsSync(CHUNK_NBD_MAIN)) throw new Error(`${CHUNK_NBD_MAIN} is missing: run npm run build`);
-    dir = await makeTempDir('chunk-nbd');
-  });
-  /** Every test stops what it started: one that left a process fails, and the process is stopped for it. */
-  afterEach(async () => {
-    const left = [...running].map((handle) => handle.pid);
-    await Promise.all([...running].map((handle) => terminateProcess(handle, 5_000, 'chunk-nbd')));
-    expect(left).toEqual([]);
-  });
-  afterAll(async () => removeTempDir(dir));
-
-  const path = (name: string) => join(dir, name);
-
-  function spawn(spec: ChunkNbdSpec): { handle: ChildProcessHandle; launch: QemuNbdLaunch } {
-    const name = `chunk-nbd-${++count}`;
-    const launch = chunkNbdLaunch(spec, { pidFile: path(`${name}.pid`), logFile: path(`${name}.log`) }, false);
-    const handle = spawnQemuNbd(launch);
-    running.add(handle);
-    void handle.exited.then(() => running.delete(handle));
-    return { handle, launch };
-  }
 
   /** Serving: its pid file names it and it holds the listening socket. */
   async function serve(spec: ChunkNbdSpec): Promise<{ handle: ChildProcessHandle; launch: QemuNbdLaunch }> {
