@@ -17,8 +17,10 @@ export class AgentCalls {
     await this.call(agentId, 'POST', '/api/v1/backup/start', request);
   }
 
-  async cancel(agentId: string, jobId: string): Promise<void> {
-    await this.call(agentId, 'POST', `/api/v1/backup/${jobId}/cancel`, {});
+  /** Whether the agent was running the job (it then ends it and reports its end). */
+  async cancel(agentId: string, jobId: string): Promise<boolean> {
+    const answer = (await this.call(agentId, 'POST', `/api/v1/backup/${jobId}/cancel`, {})) as { cancelled?: unknown } | null;
+    return answer?.cancelled === true;
   }
 
   /** The target can take the restore (name free, domain shut off, a directory it can write): the agent's refusal becomes the caller's 4xx. */

@@ -29,6 +29,7 @@ const EXPECTED: Record<string, AccessLevel> = {
   'GET /api/v1/vm-ownership-conflicts': 'admin',
   'POST /api/v1/vms/{vmId}/move': 'admin',
   'POST /api/v1/repositories': 'admin',
+  'POST /api/v1/repositories/{id}/gc': 'admin',
   'GET /api/v1/repositories': 'read',
   'GET /api/v1/repositories/{id}': 'read',
   'PATCH /api/v1/repositories/{id}': 'admin',

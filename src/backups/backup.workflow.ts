@@ -49,6 +49,11 @@ const AGENT_CONNECT_GRACE_MS = 15_000;
 /** A delete or merge of the chain runs to its end or is undone; a backup waits this long for it before giving up. */
 const CHAIN_BUSY_WAIT_MS = 10 * 60_000;
 const CHAIN_BUSY_POLL_MS = 200;
+/**
+ * A cancelled agent ends its job on its own time (it removes its snapshot, ends its backup on the hypervisor, then
+ * reports): a failed job is recorded only after that report, or after this long if it never comes.
+ */
+const AGENT_END_WAIT_MS = 30_000;
 
 interface Waiter {
   agentId: string;
@@ -83,6 +88,9 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly queue: string[] = [];
   private readonly active = new Map<string, Promise<void>>();
   private readonly waiters = new Map<string, Waiter>();
+  /** Jobs whose agent reported its end (finished or failed), and the cleanups waiting for such a report. */
+  private readonly agentEnded = new Set<string>();
+  private readonly agentEndWaits = new Map<string, () => void>();
   private readonly subscriptions: Subscription[] = [];
   /** Jobs of agents whose session this hub does not hold, waiting for the session holder to take them. */
   private readonly offered = new Map<string, NodeJS.Timeout>();
@@ -120,6 +128,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       this.notices.pipe(ofType(BackupJobQueued)).subscribe(({ jobId }) => void this.offer(jobId)),
       this.notices.pipe(ofType(JobCancelNotice)).subscribe((notice) => void this.cancelled(notice)),
       this.notices.pipe(ofType(AgentFinishedJob)).subscribe(({ jobId, failure }) => {
+        if (this.here.has(jobId)) this.agentEnded.add(jobId);
+        this.agentEndWaits.get(jobId)?.();
         const waiter = this.waiters.get(jobId);
         if (failure === null) waiter?.resolve();
         else waiter?.reject(new Error(failure));
@@ -235,6 +245,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         .catch((e) => this.logger.error(`backup ${jobId} could not run: ${String(e)}`))
         .finally(() => {
           this.active.delete(jobId);
+          this.agentEnded.delete(jobId);
           this.here.delete(jobId);
           this.cancels.delete(jobId);
           this.pump();
@@ -425,7 +436,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async cleanUp(story: Story, root: string, createdFiles: string[], agentStarted: boolean): Promise<void> {
     const state = await this.job(story.jobId);
-    if (agentStarted && this.tunnel.isConnected(state.agentId!)) await this.calls.cancel(state.agentId!, story.jobId).catch(() => undefined);
+    if (agentStarted && this.tunnel.isConnected(state.agentId!)) await this.cancelAgent(state.agentId!, story.jobId);
     await this.releaseExports(story, state);
     await this.uploads.close(story.jobId);
     const files = [...new Set([...createdFiles, ...state.targets.map((t) => t.file)])];
@@ -436,6 +447,27 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     await this.send(story, new RecordTargetsReleasedCommand(story.jobId, removed));
     // what a failed backup stored into a chunk store no point names: collected soon
     this.chunkSpace.schedule(state.repositoryId!, true);
+  }
+
+  /**
+   * Tells the agent to stop and waits for its last report: what it leaves on the hypervisor (a snapshot, a backup
+   * job, a frozen guest) is gone before the job reads failed. An agent that already reported its end is not waited for.
+   */
+  private async cancelAgent(agentId: string, jobId: string): Promise<void> {
+    const wait = new AbortController();
+    const ended = new Promise<void>((resolve) => this.agentEndWaits.set(jobId, resolve));
+    const gone = (id: string) => id === agentId && wait.abort();
+    this.tunnel.events.on('disconnected', gone);
+    try {
+      const running = await this.calls.cancel(agentId, jobId).catch(() => false);
+      if (!running || this.agentEnded.has(jobId)) return;
+      const stopped = AbortSignal.any([wait.signal, this.abort.signal]);
+      await Promise.race([ended, abortableSleep(AGENT_END_WAIT_MS, stopped).catch(() => undefined)]);
+    } finally {
+      wait.abort();
+      this.tunnel.events.off('disconnected', gone);
+      this.agentEndWaits.delete(jobId);
+    }
   }
 
   private async releaseExports(story: Story, state: BackupJobState): Promise<void> {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -126,6 +126,19 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
     expect(file.status).toBe(200);
     expect(await file.text()).toBe(NOTES.repeat(1000));
     expect((await lab.api('DELETE', `/api/v1/restore/mounts/${mount.body.mountId}`)).status).toBe(200);
+
+    // an NBD export of the point, with TLS-PSK, as a hypervisor-less restore reads it; the point cannot go while it is open
+    const opened = await lab.api('POST', `/api/v1/restore-points/${newest}/exports`, { diskIds: ['disk0'] });
+    expect(opened.status).toBe(201);
+    const d = opened.body.disks[0];
+    const pskDir = join(lab.dir, 'export-psk');
+    mkdirSync(pskDir);
+    writeFileSync(join(pskDir, 'keys.psk'), `${d.psk.identity}:${d.psk.key}\n`, { mode: 0o600 });
+    const viaNbd = join(lab.dir, 'export-disk0.raw');
+    await run('qemu-img', ['convert', '--object', `tls-creds-psk,id=tls0,endpoint=client,dir=${pskDir},username=${d.psk.identity}`, '--image-opts', `driver=nbd,server.type=inet,server.host=${d.host},server.port=${d.port},export=${d.exportName},tls-creds=tls0`, '-O', 'raw', viaNbd]);
+    await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', viaNbd, lab.vm.disks[0].path]);
+    expect((await lab.api('DELETE', `/api/v1/restore-points/${newest}`)).status).toBe(409);
+    expect((await lab.api('DELETE', `/api/v1/restore-point-exports/${opened.body.exportId}`)).status).toBe(200);
 
     for (const p of listed) {
       const verified = await lab.api('POST', `/api/v1/restore-points/${p.restorePointId}/verify`);
