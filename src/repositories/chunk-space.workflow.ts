@@ -1,12 +1,11 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DomainError } from '../eventing/domain-error';
 import { currentContext, runWithContext } from '../eventing/request-context';
 import { CommandGateway } from '../projection-runner/command-gateway';
-import { imageKeys } from '../qemu/image-keys';
 import { CHUNK_STORE_DIR } from './chunks/chunk-points';
 import { collectGarbage, GarbageMeasure, measureGarbage } from './chunks/gc';
+import { chunkStoreKey } from './chunks/point-server';
 import { RecordChunkSpaceCommand } from './commands/record-chunk-space.command';
 import { RepositoriesService } from './registry/repositories.service';
 import { ChunkSpace, layoutOf, RepositoryDefinition } from './registry/repository.events';
@@ -138,9 +137,8 @@ function storeOf(definition: RepositoryDefinition): string {
   return join(definition.root, CHUNK_STORE_DIR);
 }
 
-async function keyOf(definition: RepositoryDefinition): Promise<Buffer | null> {
-  const keyFile = definition.encryption ? imageKeys.keyFileForRoot(definition.root) : undefined;
-  return keyFile ? readFile(keyFile) : null;
+function keyOf(definition: RepositoryDefinition): Promise<Buffer | null> {
+  return chunkStoreKey(storeOf(definition));
 }
 
 function spaceOf(m: GarbageMeasure): ChunkSpace {

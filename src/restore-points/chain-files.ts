@@ -59,8 +59,11 @@ export async function deletePointFiles(root: string, pending: PendingDelete, poi
 async function removeSideFiles(root: string, point: RestorePoint): Promise<void> {
   for (const disk of point.disks) if (disk.digests) await removeDigestFile(root, disk.digests.file);
   // a chunk point's index goes with them; the chunks it alone named are garbage until a collection (docs/design/storage.md)
-  for (const disk of point.disks) if (isChunkPointFile(disk.file)) await removeDurably(join(root, disk.file));
-  for (const disk of point.disks) if (isChunkPointFile(disk.file)) await removeEmptyPointDir(join(root, disk.file));
+  for (const disk of point.disks) {
+    if (!isChunkPointFile(disk.file)) continue;
+    await removeDurably(join(root, disk.file));
+    await removeEmptyPointDir(join(root, disk.file));
+  }
   if (point.configuration) await removeConfigurationFile(root, point.configuration.file);
 }
 

@@ -4,9 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { AdoptedProcessHandle, ProcessHandle, terminateProcess } from '../../process/child-process';
 import { ExitStatus, isRunningState, readCmdline, readProcStat } from '../../process/proc';
 import { buildQemuNbdArgs, isValidLeaseId, supportsDirectIo } from '../../qemu/qemu-nbd-args';
-import { imageKeys } from '../../qemu/image-keys';
-import { buildChunkNbdArgs, CHUNK_NBD_MAIN } from '../../repositories/chunks/chunk-nbd/chunk-nbd-args';
-import { chunkPointOf } from '../../repositories/chunks/chunk-points';
+import { CHUNK_NBD_MAIN } from '../../repositories/chunks/chunk-nbd/chunk-nbd-args';
+import { chunkPointServerArgs } from '../../repositories/chunks/chunk-nbd/chunk-point-args';
 import { QemuNbdLaunch, spawnQemuNbd, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
 import type { ManagedExportSpec, PidFileRecord, QemuNbdExit, QemuNbdLogLevel, QemuNbdManagerOptions, RunningExport } from './qemu-nbd.types';
 import { RunDirFiles } from './run-dir-files';
@@ -62,21 +61,10 @@ export class QemuNbdManager {
 
   /** A chunk point is served by the chunk store's own server process, run and adopted as a qemu-nbd is (src/repositories/chunks/chunk-nbd). */
   private chunkArgs(spec: ManagedExportSpec): string[] {
-    const point = chunkPointOf(spec.file);
-    const base = spec.create?.base ? chunkPointOf(spec.create.base) : null;
-    if (!point || (spec.create?.base && !base)) throw new Error(`${spec.create?.base && !base ? spec.create.base : spec.file} is not a chunk point's index`);
-    const keyFile = imageKeys.keyForNewFile(spec.file);
-    return buildChunkNbdArgs(
-      {
-        store: point.store,
-        ...(keyFile ? { keyFile } : {}),
-        point: spec.create ? { commit: point.name, size: spec.create.size, ...(base ? { base: base.name } : {}) } : { read: point.name },
-        listen: { host: spec.tls?.bind ?? '127.0.0.1', port: spec.port },
-        exportName: spec.exportName,
-        ...(spec.tls ? { tls: { pskDir: this.files.pskDir(spec.leaseId) } } : {}),
-      },
-      this.files.qemuPidPath(spec.leaseId),
-    );
+    const serve = { listen: { host: spec.tls?.bind ?? '127.0.0.1', port: spec.port }, exportName: spec.exportName, ...(spec.tls ? { tls: { pskDir: this.files.pskDir(spec.leaseId) } } : {}), ...(spec.create ? { create: spec.create } : {}) };
+    const args = chunkPointServerArgs(spec.file, serve, this.files.qemuPidPath(spec.leaseId));
+    if (!args) throw new Error(`${spec.file} is not a chunk point's index`);
+    return args;
   }
 
   /** What runs an export's command line: node for the chunk store's server, else qemu-nbd. */

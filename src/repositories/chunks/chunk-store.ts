@@ -217,12 +217,11 @@ export class ChunkStore {
   }
 
   private pointFile(name: string): string {
-    if (!POINT_NAME.test(name)) throw new ChunkFormatError(`a point is named vmId/pointId/diskId, not ${JSON.stringify(name)}`);
-    return insideRoot(join(this.dir, 'points'), `${name}.idx`);
+    return pointFileOf(this.dir, name);
   }
 
   async readPoint(name: string): Promise<PointIndex> {
-    return decodePointIndex(openMeta(`point ${name}`, await fs.readFile(this.pointFile(name)), this.keys?.meta ?? null), `point ${name}`);
+    return readPointFile(this.dir, name, this.keys?.meta ?? null);
   }
 
   /** A committed point's disk, read-only: what the hub's NBD server serves (src/nbd-protocol/nbd-server.ts). */
@@ -257,6 +256,20 @@ export class ChunkStore {
     await this.appending;
     await this.closePack();
   }
+}
+
+function pointFileOf(dir: string, name: string): string {
+  if (!POINT_NAME.test(name)) throw new ChunkFormatError(`a point is named vmId/pointId/diskId, not ${JSON.stringify(name)}`);
+  return insideRoot(join(dir, 'points'), `${name}.idx`);
+}
+
+async function readPointFile(dir: string, name: string, metaKey: Buffer | null): Promise<PointIndex> {
+  return decodePointIndex(openMeta(`point ${name}`, await fs.readFile(pointFileOf(dir, name)), metaKey), `point ${name}`);
+}
+
+/** A committed point's index alone, without opening its store (whose open reads every pack's index). */
+export function readPointIndex(dir: string, name: string, key: Buffer | null): Promise<PointIndex> {
+  return readPointFile(dir, name, key ? deriveKeys(key).meta : null);
 }
 
 /** Opens chunks where a store says they are; pack files stay open until `close` (a file published meanwhile keeps its handle). */
