@@ -5,6 +5,7 @@ import { BASE_ALLOCATION, NBD_STATE_DIRTY } from '../nbd-protocol/constants';
 import { NbdCommandError } from '../nbd-protocol/errors';
 import { NbdClient } from '../nbd-protocol/nbd-client';
 import { openNbd } from '../nbd-protocol/open-nbd';
+import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH, digestOf } from '../wire/block-digests';
 import { copyDisk, CopyProgress, DEFAULT_READ_SIZE, DEFAULT_REQUEST_SIZE } from './copy-disk';
 
 /** copyDisk between real qemu-nbd / nbdkit exports, checked with qemu-img compare and qemu-img map. */
@@ -117,6 +118,53 @@ describe('copyDisk full', () => {
     expect(summary.bytesWritten + summary.bytesZeroed).toBe(SIZE);
     await stop(source, target);
     expect((await imagesEqual(src, 'qcow2', dst, 'qcow2')).equal).toBe(true);
+  });
+});
+
+describe('copyDisk onto what the target holds (known)', () => {
+  /** Every block's digest of an image, read through its own export: what the hub tells the agent its base holds. */
+  async function digestsOf(file: string): Promise<BlockDigests> {
+    const server = await startQemuNbd({ dir, file, format: 'qcow2', readOnly: true, unix: true });
+    const client = await openNbd(server.uri);
+    const digests = Buffer.alloc((SIZE / DIGEST_BLOCK_SIZE) * DIGEST_LENGTH);
+    for (let at = 0; at < SIZE; at += DIGEST_BLOCK_SIZE) digestOf(await client.read(at, DIGEST_BLOCK_SIZE)).copy(digests, (at / DIGEST_BLOCK_SIZE) * DIGEST_LENGTH);
+    await client.close();
+    await server.stop();
+    return new BlockDigests(SIZE, [{ first: 0, count: SIZE / DIGEST_BLOCK_SIZE, zero: false, digests }]);
+  }
+
+  it('sends only the blocks that differ from the target, zeroes only where the target holds data, and the target then equals the source', async () => {
+    const base = await sourceWithHoles(join(dir, 'known-base.qcow2'));
+    const src = join(dir, 'known-src.qcow2');
+    const dst = join(dir, 'known-dst.qcow2');
+    await qemuImg(['convert', '-O', 'qcow2', base, src]);
+    await qemuImg(['convert', '-O', 'qcow2', base, dst]);
+    // one block rewritten, 100 bytes inside another, 1 MiB of the base's data zeroed, 128 KiB new where the base has a hole
+    await qemuIo(src, 'qcow2', ['write -P 0x99 1M 64k', 'write -P 0x12 3000000 100', 'write -z 20M 1M', 'write -P 0x88 50M 128k']);
+    const known = await digestsOf(dst);
+    const source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true, unix: true });
+    const target = await startQemuNbd({ dir, file: dst, format: 'qcow2' });
+    const progress: CopyProgress[] = [];
+    const summary = await copyDisk({ source: await open(source, [BASE_ALLOCATION]), target: await open(target), mode: 'full', digests: true, known, onProgress: (p) => progress.push(p) });
+    expect({ written: summary.bytesWritten, zeroed: summary.bytesZeroed, known: summary.bytesKnown }).toEqual({ written: 4 * 64 * K, zeroed: MiB, known: SIZE - 4 * 64 * K - MiB });
+    expect(progress.at(-1)).toMatchObject({ bytesDone: SIZE, bytesPlanned: SIZE });
+    await stop(source, target);
+    expect((await imagesEqual(src, 'qcow2', dst, 'qcow2')).equal).toBe(true);
+    // the digests are the source's, skipped blocks included: a verify of the new point compares every block
+    const expected = await digestsOf(src);
+    for (let block = 0; block < SIZE / DIGEST_BLOCK_SIZE; block++) expect([block, summary.digests!.digestAt(block)?.toString('hex')]).toEqual([block, expected.digestAt(block)!.toString('hex')]);
+  });
+
+  it('refuses known digests for another size, or without digests, or for an incremental', async () => {
+    const src = await sourceWithHoles(join(dir, 'known-bad.qcow2'));
+    const source = await startQemuNbd({ dir, file: src, format: 'qcow2', readOnly: true, unix: true });
+    const dst = await createImage(join(dir, 'known-bad-dst.qcow2'), 'qcow2', SIZE);
+    const target = await startQemuNbd({ dir, file: dst, format: 'qcow2' });
+    const other = new BlockDigests(SIZE / 2, []);
+    const [s, t] = [await open(source, [BASE_ALLOCATION]), await open(target)];
+    await expect(copyDisk({ source: s, target: t, mode: 'full', digests: true, known: other })).rejects.toThrow(/describe a 33554432-byte disk/);
+    await expect(copyDisk({ source: s, target: t, mode: 'full', known: new BlockDigests(SIZE, []) })).rejects.toThrow(/full copy with digests/);
+    await expect(copyDisk({ source: s, target: t, mode: 'incremental', bitmap: 'b', digests: true, known: new BlockDigests(SIZE, []) })).rejects.toThrow(/full copy with digests/);
   });
 });
 

@@ -1,8 +1,8 @@
 import { BASE_ALLOCATION, QEMU_ALLOCATION_DEPTH, QEMU_DIRTY_BITMAP_PREFIX } from '../nbd-protocol/constants';
 import type { NbdClient } from '../nbd-protocol/nbd-client';
-import { BlockDigests, DIGEST_BLOCK_SIZE, DigestRecorder, DigestRun } from '../wire/block-digests';
+import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH, DigestRecorder, DigestRun, zeroDigest } from '../wire/block-digests';
 import { BlockHasher, borrowHasher, releaseHasher, sharedBuffer } from './block-hasher';
-import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, layerRanges, planFull, planIncremental, splitRequests, sumBytes, widenRanges } from './copy-plan';
+import { alignPlan, CopyOp, CopyRequest, DEFAULT_CLUSTER_SIZE, dirtyRanges, layerRanges, planFull, planIncremental, splitRequests, sumBytes, widenRanges, withZeroGaps } from './copy-plan';
 
 export interface CopyProgress {
   /** Bytes written or zeroed on the target so far. */
@@ -61,6 +61,13 @@ export interface CopyDiskOptions {
    * aligned to whole digest blocks, so each digest describes a block the target now holds entirely.
    */
   digests?: boolean;
+  /**
+   * Full mode with `digests`: the digest of every block the target already holds (a chunk point started from a base
+   * the hub chose). A block is hashed before it is sent and not sent when the target holds the same bytes there; a
+   * zero range is zeroed only where the target holds data. Everything the source does not hold is zeroed, as for a
+   * target that does not read as zeroes. A block `known` does not cover is sent.
+   */
+  known?: BlockDigests;
 }
 
 export interface CopySummary {
@@ -70,6 +77,8 @@ export interface CopySummary {
   bytesRead: number;
   bytesWritten: number;
   bytesZeroed: number;
+  /** With `known`: bytes of the plan neither sent nor zeroed because the target held them already. */
+  bytesKnown: number;
   /** Planned operations (runs of data or zeroes) after alignment and merging. */
   extents: number;
   /** NBD READ/WRITE/WRITE_ZEROES requests issued by the copy. */
@@ -123,7 +132,8 @@ export async function planCopy(options: CopyDiskOptions): Promise<{ ops: CopyOp[
     const wanted = widenRanges(options.ranges, cluster, size);
     const allocation = source.metaContexts.has(BASE_ALLOCATION) ? (await source.blockStatusAll(0, size, [BASE_ALLOCATION])).get(BASE_ALLOCATION)! : [{ offset: 0, length: size, flags: 0 }];
     const ops = alignPlan(planIncremental(wanted, allocation), align, size);
-    return { ops, dirtyBytes: sumBytes(wanted), align };
+    // a full from the source's own account of its data: the rest reads as zeroes, which a target holding a disk does not
+    return { ops: options.known ? withZeroGaps(ops, size) : ops, dirtyBytes: sumBytes(wanted), align };
   }
   if (options.mode === 'full') {
     if (!source.metaContexts.has(BASE_ALLOCATION)) {
@@ -131,7 +141,7 @@ export async function planCopy(options: CopyDiskOptions): Promise<{ ops: CopyOp[
       return { ops: size ? [{ kind: 'data', offset: 0, length: size }] : [], align };
     }
     const map = await source.blockStatusAll(0, size, [BASE_ALLOCATION]);
-    const ops = planFull(map.get(BASE_ALLOCATION)!, options.targetIsZero !== false);
+    const ops = planFull(map.get(BASE_ALLOCATION)!, options.targetIsZero !== false && !options.known);
     return { ops: alignPlan(ops, align, size), align };
   }
   const cluster = Math.max(options.clusterSize ?? DEFAULT_CLUSTER_SIZE, align);
@@ -145,6 +155,10 @@ export async function planCopy(options: CopyDiskOptions): Promise<{ ops: CopyOp[
 function validate(options: CopyDiskOptions): void {
   const { source, target, mode } = options;
   if (mode !== 'full' && mode !== 'incremental' && mode !== 'layer') throw new TypeError(`mode must be 'full', 'incremental' or 'layer', not ${JSON.stringify(mode)}`);
+  if (options.known) {
+    if (mode !== 'full' || !options.digests) throw new TypeError('a copy onto what the target holds (known) is a full copy with digests');
+    if (options.known.virtualSize !== source.size) throw new RangeError(`the target's known digests describe a ${options.known.virtualSize}-byte disk, the source has ${source.size} bytes`);
+  }
   if (!source.isOpen) throw new Error('source NBD connection is not open');
   if (!target.isOpen) throw new Error('target NBD connection is not open');
   if (target.readOnly) throw new Error(`target export "${target.exportName}" is read-only`);
@@ -185,6 +199,20 @@ function validate(options: CopyDiskOptions): void {
   if (options.digests && Math.min(requestSize, source.maxPayload, target.maxPayload) < DIGEST_BLOCK_SIZE) {
     throw new RangeError(`a copy with digests needs requests of at least ${DIGEST_BLOCK_SIZE} bytes`);
   }
+}
+
+/** The runs of blocks within `offset`+`length` (digest-aligned) for which `same` is false: what the copy must still write. */
+function unlike(known: BlockDigests, offset: number, length: number, same: (block: number, blockLength: number) => boolean): { offset: number; length: number }[] {
+  const out: { offset: number; length: number }[] = [];
+  const end = offset + length;
+  for (let at = offset; at < end; at += DIGEST_BLOCK_SIZE) {
+    const take = Math.min(DIGEST_BLOCK_SIZE, end - at);
+    if (same(at / DIGEST_BLOCK_SIZE, known.blockLength(at / DIGEST_BLOCK_SIZE))) continue;
+    const last = out.at(-1);
+    if (last && last.offset + last.length === at) last.length += take;
+    else out.push({ offset: at, length: take });
+  }
+  return out;
 }
 
 /** Requests of the plan in order; with a recorder, each carries the digest run of its operation. */
@@ -245,7 +273,8 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
     if (recorder) hasher = borrowHasher();
     const queue = requestsOf(ops, requestSize, recorder);
 
-    const stats = { bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, requests: 0 };
+    const stats = { bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, bytesKnown: 0, requests: 0 };
+    const known = options.known ?? null;
     let firstError: Error | undefined;
     let failReject: ((e: Error) => void) | undefined;
     const failed = new Promise<never>((_, reject) => (failReject = reject));
@@ -258,7 +287,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
     };
     const report = () => {
       const elapsedMs = Date.now() - started;
-      const bytesDone = stats.bytesWritten + stats.bytesZeroed;
+      const bytesDone = stats.bytesWritten + stats.bytesZeroed + stats.bytesKnown;
       try {
         options.onProgress?.({ bytesDone, bytesPlanned, rate: elapsedMs > 0 ? (bytesDone * 1000) / elapsedMs : 0, elapsedMs });
       } catch (error) {
@@ -295,9 +324,33 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
         if (next.done) return;
         const req = next.value;
         stats.requests++;
-        if (req.kind === 'zero') {
+        if (req.kind === 'zero' && known) {
+          const zeroed = unlike(known, req.offset, req.length, (block, length) => known.digestAt(block)?.equals(zeroDigest(length)) ?? false);
+          for (const r of zeroed) await target.writeZeroes(r.offset, r.length);
+          const bytes = sumBytes(zeroed);
+          stats.bytesZeroed += bytes;
+          stats.bytesKnown += req.length - bytes;
+        } else if (req.kind === 'zero') {
           await target.writeZeroes(req.offset, req.length);
           stats.bytesZeroed += req.length;
+        } else if (known) {
+          await throttle(req.length);
+          if (stop) return;
+          buffer ??= sharedBuffer(bufferBytes);
+          const data = await source.read(req.offset, req.length, buffer, readSize);
+          stats.bytesRead += req.length;
+          if (stop) return;
+          // hashed before it is sent: only what differs from the target's block crosses the wire
+          await hasher!.hashInto(req.run!, req.offset, data);
+          const run = req.run!;
+          const sent = unlike(known, req.offset, req.length, (block) => {
+            const at = (block - run.first) * DIGEST_LENGTH;
+            return known.digestAt(block)?.equals(run.digests!.subarray(at, at + DIGEST_LENGTH)) ?? false;
+          });
+          await Promise.all(sent.map((r) => target.write(r.offset, data.subarray(r.offset - req.offset, r.offset - req.offset + r.length))));
+          const bytes = sumBytes(sent);
+          stats.bytesWritten += bytes;
+          stats.bytesKnown += req.length - bytes;
         } else {
           await throttle(req.length);
           if (stop) return;
@@ -329,6 +382,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopySummary> {
       bytesRead: stats.bytesRead,
       bytesWritten: stats.bytesWritten,
       bytesZeroed: stats.bytesZeroed,
+      bytesKnown: stats.bytesKnown,
       extents: ops.length,
       requests: stats.requests,
       ...(dirtyBytes !== undefined ? { dirtyBytes } : {}),

@@ -1,4 +1,4 @@
-import { alignPlan, CopyOp, dirtyRanges, layerRanges, planFull, planIncremental, splitRequests } from './copy-plan';
+import { alignPlan, CopyOp, dirtyRanges, layerRanges, planFull, planIncremental, splitRequests, withZeroGaps } from './copy-plan';
 
 const K = 1024;
 const e = (offset: number, length: number, flags: number) => ({ offset, length, flags });
@@ -116,6 +116,25 @@ describe('alignPlan', () => {
       }
       expect(problems).toEqual([]);
     }
+  });
+});
+
+describe('withZeroGaps', () => {
+  it('turns what a full plan leaves out (before, between and after its operations) into zero operations, merged with its own zeroes', () => {
+    const ops: CopyOp[] = [
+      { kind: 'data', offset: 64, length: 64 },
+      { kind: 'zero', offset: 128, length: 64 },
+      { kind: 'data', offset: 320, length: 64 },
+    ];
+    expect(withZeroGaps(ops, 512)).toEqual([
+      { kind: 'zero', offset: 0, length: 64 },
+      { kind: 'data', offset: 64, length: 64 },
+      { kind: 'zero', offset: 128, length: 192 },
+      { kind: 'data', offset: 320, length: 64 },
+      { kind: 'zero', offset: 384, length: 128 },
+    ]);
+    expect(withZeroGaps([], 100)).toEqual([{ kind: 'zero', offset: 0, length: 100 }]);
+    expect(withZeroGaps([{ kind: 'data', offset: 0, length: 100 }], 100)).toEqual([{ kind: 'data', offset: 0, length: 100 }]);
   });
 });
 

@@ -145,6 +145,22 @@ export function alignPlan(ops: readonly CopyOp[], align: number, size: number): 
 }
 
 /**
+ * A full plan for a target that already holds a disk (a chunk point started from a base): what the plan leaves out
+ * reads as zeroes at the source, so it becomes zero operations the copy must not skip on trust.
+ */
+export function withZeroGaps(ops: readonly CopyOp[], size: number): CopyOp[] {
+  const out: CopyOp[] = [];
+  let at = 0;
+  for (const op of ops) {
+    if (op.offset > at) pushMerged(out, { kind: 'zero', offset: at, length: op.offset - at });
+    pushMerged(out, { ...op });
+    at = op.offset + op.length;
+  }
+  if (at < size) pushMerged(out, { kind: 'zero', offset: at, length: size - at });
+  return out;
+}
+
+/**
  * Cuts operations into requests: data at multiples of requestSize (so requests
  * stay aligned to target clusters), zeroes at multiples of zeroSize.
  */
