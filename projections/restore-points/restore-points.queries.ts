@@ -9,6 +9,7 @@ import { RestorePointRecord } from '../../src/restore-points/queries/restore-poi
 import { RepositoryRestorePointsQuery } from '../../src/restore-points/queries/repository-restore-points.query';
 import { RecycleBinQuery } from '../../src/restore-points/queries/recycle-bin.query';
 import { RestorePointsBeingDeletedQuery } from '../../src/restore-points/queries/restore-points-being-deleted.query';
+import { KnownBaseQuery } from '../../src/backups/queries/known-base.query';
 import { RestorePointView } from './restore-point.entity';
 
 @QueryHandler(GetRestorePointQuery)
@@ -29,6 +30,28 @@ export class ListRestorePointsHandler implements IQueryHandler<ListRestorePoints
   execute({ vmId, repositoryId }: ListRestorePointsQuery): Promise<RestorePointRecord[]> {
     // a recycled point is deleted as far as the VM's points go: the recycle bin lists it
     return this.dataSource.getRepository(RestorePointView).find({ where: { vmId, status: Not('recycled'), ...(repositoryId ? { repositoryId } : {}) }, order: { chainPosition: 'ASC' } });
+  }
+}
+
+@QueryHandler(KnownBaseQuery)
+export class KnownBaseHandler implements IQueryHandler<KnownBaseQuery, { restorePointId: string; file: string } | null> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ repositoryId, agentId, vmId, diskId, virtualSize }: KnownBaseQuery): Promise<{ restorePointId: string; file: string } | null> {
+    // a point a verify found damaged, or that reads damaged blocks, would lend its damage to every block not sent
+    const rows: { restore_point_id: string; file: string }[] = await this.dataSource.query(
+      `SELECT p.restore_point_id, d->>'file' AS file
+         FROM rm_restore_points p
+         JOIN rm_vms v ON v.vm_id = p.vm_id
+         CROSS JOIN LATERAL jsonb_array_elements(p.disks) d
+        WHERE p.repository_id::text = $1 AND v.agent_id::text = $2 AND p.status = 'available'
+          AND p.integrity <> 'corrupt' AND p.verify_ok IS NOT FALSE AND p.damaged = '[]'::jsonb
+          AND (d->>'virtualSize')::bigint = $5
+        ORDER BY (p.vm_id = $3 AND d->>'diskId' = $4) DESC, p.created_at DESC
+        LIMIT 1`,
+      [repositoryId, agentId, vmId, diskId, virtualSize],
+    );
+    return rows.length ? { restorePointId: rows[0].restore_point_id, file: rows[0].file } : null;
   }
 }
 

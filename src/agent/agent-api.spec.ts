@@ -104,4 +104,15 @@ describe('AgentApi: the start request', () => {
     expect((await start(fullBackupRequest(['disk0']))).status).toBe(202);
     expect(started).toEqual([fullBackupRequest(['disk0'])]);
   });
+
+  it("passes on which targets already hold a point (known), and refuses a known that is not a boolean", async () => {
+    started.length = 0;
+    const request = fullBackupRequest(['disk0', 'disk1']);
+    const known = { ...request, disks: [{ ...request.disks[0], known: true }, request.disks[1]] };
+    expect((await start(known)).status).toBe(202);
+    expect(started.map((r) => r.disks.map((d) => d.known))).toEqual([[true, undefined]]);
+    const res = await start({ ...request, disks: [{ ...request.disks[0], known: 'yes' }] });
+    expect({ status: res.status, body: await res.json() }).toEqual({ status: 400, body: { statusCode: 400, message: 'disks[].known must be a boolean' } });
+    expect(started).toHaveLength(1);
+  });
 });

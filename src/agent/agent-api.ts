@@ -147,7 +147,7 @@ function sinceDisks(value: unknown, sincePointId: string | null): { sinceDisks?:
 function parseStart(body: Record<string, unknown>): StartRequest {
   if (body.type !== 'full' && body.type !== 'incremental') throw new HttpError(400, 'type must be full or incremental');
   if (!Array.isArray(body.disks) || body.disks.length === 0) throw new HttpError(400, 'disks must be a non-empty array');
-  const disks = body.disks.map((d: { diskId?: unknown; nbd?: { port?: unknown; exportName?: unknown; psk?: { identity?: unknown; key?: unknown } } }) => {
+  const disks = body.disks.map((d: { diskId?: unknown; known?: unknown; nbd?: { port?: unknown; exportName?: unknown; psk?: { identity?: unknown; key?: unknown } } }) => {
     const port = d?.nbd?.port;
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new HttpError(400, 'disks[].nbd.port must be a TCP port');
     if (typeof d.nbd?.exportName !== 'string' || d.nbd.exportName.length > 256) throw new HttpError(400, 'disks[].nbd.exportName must be a string');
@@ -155,7 +155,8 @@ function parseStart(body: Record<string, unknown>): StartRequest {
     if (typeof identity !== 'string' || !PSK_IDENTITY.test(identity) || typeof key !== 'string' || !PSK_KEY.test(key)) {
       throw new HttpError(400, 'disks[].nbd.psk must be { identity, key } with key as 64-128 hex digits');
     }
-    return { diskId: id(d.diskId, 'diskId'), nbd: { port, exportName: d.nbd.exportName, psk: { identity, key } } };
+    if (d.known !== undefined && typeof d.known !== 'boolean') throw new HttpError(400, 'disks[].known must be a boolean');
+    return { diskId: id(d.diskId, 'diskId'), nbd: { port, exportName: d.nbd.exportName, psk: { identity, key } }, ...(d.known ? { known: true } : {}) };
   });
   if (typeof body.correlationId !== 'string' || !VALID_CORRELATION_ID.test(body.correlationId)) throw new HttpError(400, 'correlationId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
   if (typeof body.causationId !== 'string' || !VALID_EVENT_ID.test(body.causationId)) throw new HttpError(400, 'causationId must be an event id (a lowercase UUID)');

@@ -141,6 +141,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     uploadDigests: async (job, diskId, digests) => {
       await hub.put(`/api/v1/backups/${job.jobId}/disks/${diskId}/digests`, digests, { [CORRELATION_HEADER]: job.correlationId });
     },
+    knownDigests: (job, diskId) => hub.get(`/api/v1/backups/${job.jobId}/disks/${diskId}/known-digests`, { [CORRELATION_HEADER]: job.correlationId }),
     uploadConfiguration: async (job, configuration) => {
       await hub.put(`/api/v1/backups/${job.jobId}/configuration`, Buffer.from(JSON.stringify(configuration)), { [CORRELATION_HEADER]: job.correlationId });
     },

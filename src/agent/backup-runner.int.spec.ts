@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { fullBackupRequest } from '../../test/fixtures/agent/start-request';
-import { imagesEqual } from '../../test/fixtures/nbd/images';
-import { nbdkitLoggedCounts, NbdServer, removeDir, startNbdkit, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
+import { createImage, imagesEqual, qemuIo } from '../../test/fixtures/nbd/images';
+import { nbdkitLoggedCounts, NbdServer, removeDir, startNbdkit, startQemuNbd, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
 import { reportsUntilEnd } from '../../test/support/runner-reports';
 import { DEFAULT_READ_SIZE, DEFAULT_REQUEST_SIZE } from '../data-mover';
 import { openNbd } from '../nbd-protocol';
@@ -26,8 +26,8 @@ afterAll(async () => {
 
 const request = fullBackupRequest(['disk0']);
 
-/** One full backup of the source export into the target export; the runner's reports. */
-async function backUp(source: NbdServer, target: NbdServer): Promise<AgentReport[]> {
+/** One full backup of the source export into the target export; the runner's reports. `known`: the target is marked as holding a point, whose digests this answers. */
+async function backUp(source: NbdServer, target: NbdServer, known?: () => Promise<Buffer>): Promise<AgentReport[]> {
   const snapshot: SourceSnapshot = {
     snapshotId: 'snap-1',
     vmId: request.vmId,
@@ -46,10 +46,11 @@ async function backUp(source: NbdServer, target: NbdServer): Promise<AgentReport
     connectTarget: () => openNbd(target.uri),
     report: reports.report,
     uploadDigests: async () => undefined,
+    knownDigests: known ?? (async () => Promise.reject(new Error('no target is known'))),
     uploadConfiguration: async () => undefined,
     log: () => undefined,
   });
-  runner.start(request);
+  runner.start(known ? { ...request, disks: request.disks.map((d) => ({ ...d, known: true })) } : request);
   return reports.ended;
 }
 
@@ -66,5 +67,21 @@ describe('BackupRunner with real NBD servers', () => {
     expect((await imagesEqual(source.uri, 'raw', target.uri, 'raw')).equal).toBe(true);
     await source.stop();
     await target.stop();
+  });
+
+  it('a target marked as holding a point whose digests the hub cannot give is written whole, zeroes included: it ends equal to the source', async () => {
+    const source = await startNbdkit(dir, ['sparse-random', '32M', 'seed=7', 'percent=20', 'runlength=200000']);
+    // what the target started from: data everywhere, where the source has zeroes too
+    const file = await createImage(join(dir, 'held.qcow2'), 'qcow2', 32 << 20);
+    await qemuIo(file, 'qcow2', ['write -P 0x77 0 32M']);
+    const target = await startQemuNbd({ dir, file, format: 'qcow2' });
+    const reports = await backUp(source, target, async () => Promise.reject(new Error('hub answered 404')));
+    const completed = reports.find((r) => r.type === 'transfer-completed') as Extract<AgentReport, { type: 'transfer-completed' }>;
+    expect(completed.bytesWritten + completed.bytesZeroed).toBe(32 << 20);
+    expect(completed.bytesZeroed).toBeGreaterThan(16 << 20);
+    expect(completed.bytesKnown).toBeUndefined();
+    await target.stop();
+    expect((await imagesEqual(source.uri, 'raw', file, 'qcow2')).equal).toBe(true);
+    await source.stop();
   });
 });

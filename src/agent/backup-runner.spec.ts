@@ -24,6 +24,7 @@ function runner(connectTarget: RunnerDeps['connectTarget'], openSnapshot: () => 
       if (report.type === 'failed') finished();
     },
     uploadDigests: async () => undefined,
+    knownDigests: async () => Promise.reject(new Error('no target is known')),
     uploadConfiguration: async () => undefined,
     log: () => undefined,
   });

@@ -4,6 +4,7 @@ import { mapAtOnce } from '../process';
 import type { BackupSource } from './sources/backup-source';
 import type { SnapshotDisk } from './sources/qemu-image/types';
 import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
+import { BlockDigests } from '../wire/block-digests';
 import type { VmConfiguration } from '../wire/vm-configuration';
 
 export interface RunnerDeps {
@@ -14,6 +15,8 @@ export interface RunnerDeps {
   report: (job: Pick<StartRequest, 'jobId' | 'correlationId' | 'causationId'>, report: AgentReport) => Promise<void>;
   /** Hands the hub the block digests of one disk (src/wire/block-digests.ts), before that disk is reported complete. */
   uploadDigests: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, diskId: string, digests: Buffer) => Promise<void>;
+  /** The block digests (src/wire/block-digests.ts) of what a disk's target already holds, for a target the hub marked `known`. */
+  knownDigests: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, diskId: string) => Promise<Buffer>;
   /** Hands the hub the VM's configuration at the snapshot's instant (src/wire/vm-configuration.ts), before any disk is sent. */
   uploadConfiguration: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, configuration: VmConfiguration) => Promise<void>;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -114,9 +117,10 @@ export class BackupRunner {
             if (!disk) throw new Error(`the snapshot has no disk ${target.diskId}`);
             const changeRef = disk.changeRef ?? prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
             const uploadDigests = (digests: Buffer) => this.deps.uploadDigests(request, target.diskId, digests);
+            const known = target.known && request.type === 'full' ? await this.known(request, target.diskId) : null;
             const connection = early.get(target.diskId) ?? this.deps.connectTarget(target.nbd);
             early.delete(target.diskId);
-            await this.copyOne(report, uploadDigests, disk, connection, target, request.type, changeRef, stop);
+            await this.copyOne(report, uploadDigests, disk, connection, target, request.type, changeRef, stop, known);
           } catch (error) {
             failed.abort(error);
             throw error;
@@ -160,7 +164,20 @@ export class BackupRunner {
   }
 
   /** Copies one disk into its target; `connection` (to the target, maybe still opening) is closed here, whatever happens. */
-  private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, disk: SnapshotDisk, connection: Promise<NbdClient>, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal): Promise<void> {
+  /**
+   * What a target marked `known` holds, or null when the hub cannot say (its base went away): the copy then writes
+   * every block, zeroes included, since the target does not read as zeroes either way.
+   */
+  private async known(request: StartRequest, diskId: string): Promise<BlockDigests | null> {
+    try {
+      return BlockDigests.decode(await this.deps.knownDigests(request, diskId));
+    } catch (error) {
+      this.deps.log('warn', `backup ${request.jobId}: the digests of what disk ${diskId}'s target holds could not be read, every block is sent: ${String(error)}`);
+      return null;
+    }
+  }
+
+  private async copyOne(report: Report, uploadDigests: (digests: Buffer) => Promise<void>, disk: SnapshotDisk, connection: Promise<NbdClient>, target: StartRequest['disks'][number], mode: 'full' | 'incremental', changeRef: string | null, signal: AbortSignal, known: BlockDigests | null): Promise<void> {
     const { bitmap, ranges } = disk;
     const contexts = [BASE_ALLOCATION, ...(bitmap ? [`qemu:dirty-bitmap:${bitmap}`] : [])];
     let src: (CopySource & { close(): Promise<void> }) | undefined;
@@ -178,6 +195,7 @@ export class BackupRunner {
         signal,
         // every block sent is hashed on the way, so a verify can later prove the repository still holds it
         digests: true,
+        ...(known ? { known } : target.known ? { targetIsZero: false } : {}),
         maxBytesPerSecond: this.deps.maxBytesPerSecond,
         onProgress: (p) => {
           if (!started) {
@@ -200,6 +218,7 @@ export class BackupRunner {
         bytesPlanned: summary.bytesPlanned,
         durationMs: Math.round(summary.durationMs),
         changeRef,
+        ...(known ? { bytesKnown: summary.bytesKnown } : {}),
       });
     } finally {
       await closeWhenOpen(connection);

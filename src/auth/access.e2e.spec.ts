@@ -43,6 +43,7 @@ const EXPECTED: Record<string, AccessLevel> = {
   'GET /api/v1/backups/{jobId}/events': 'read',
   'POST /api/v1/backups/{jobId}/agent-reports': 'agent',
   'PUT /api/v1/backups/{jobId}/disks/{diskId}/digests': 'agent',
+  'GET /api/v1/backups/{jobId}/disks/{diskId}/known-digests': 'agent',
   'PUT /api/v1/backups/{jobId}/configuration': 'agent',
   'GET /api/v1/reports/jobs': 'read',
   'GET /api/v1/reports/protection': 'read',

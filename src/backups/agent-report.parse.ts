@@ -26,7 +26,8 @@ export function parseAgentReport(body: Record<string, unknown>): AgentReport {
       return { type: 'transfer-progressed', diskId: id('diskId'), bytesDone: num('bytesDone'), bytesPlanned: num('bytesPlanned'), rate: num('rate') };
     case 'transfer-completed': {
       const changeRef = body.changeRef === null || body.changeRef === undefined ? null : String(body.changeRef).slice(0, 256);
-      return { type: 'transfer-completed', diskId: id('diskId'), bytesWritten: num('bytesWritten'), bytesZeroed: num('bytesZeroed'), bytesPlanned: num('bytesPlanned'), durationMs: num('durationMs'), changeRef };
+      const known = body.bytesKnown === undefined ? {} : { bytesKnown: num('bytesKnown') };
+      return { type: 'transfer-completed', diskId: id('diskId'), bytesWritten: num('bytesWritten'), bytesZeroed: num('bytesZeroed'), bytesPlanned: num('bytesPlanned'), durationMs: num('durationMs'), changeRef, ...known };
     }
     case 'snapshot-removed':
       return { type: 'snapshot-removed', snapshotId: id('snapshotId') };

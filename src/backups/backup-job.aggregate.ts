@@ -91,7 +91,7 @@ export type BackupJobCommand =
   | ({ kind: 'snapshotCreated'; snapshotId: string; diskIds: string[] } & Partial<Consistency>)
   | { kind: 'transferStarted'; diskId: string; bytesPlanned: number }
   | { kind: 'transferProgressed'; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
-  | { kind: 'transferCompleted'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }
+  | { kind: 'transferCompleted'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null; bytesKnown?: number }
   | { kind: 'snapshotRemoved' }
   /** The agent's last word on its part: no fact of the job (the workflow acts on it), so nothing is recorded. */
   | { kind: 'agentFinished'; failure: string | null }

@@ -21,7 +21,11 @@ export type BackupType = 'full' | 'incremental';
 export type RequestedType = BackupType | 'auto';
 export type BackupPhase = 'queued' | 'preparing' | 'snapshot' | 'transferring' | 'finalizing' | 'completed' | 'failed';
 
-export type Target = { diskId: string; file: string; parentFile: string | null; virtualSize: number; leaseId: string; port: number; exportName: string };
+/**
+ * `knownFrom` (a full into a chunk repository): the point file the target started from, a point of a VM the same agent
+ * reports; the agent sends only the blocks that differ from it. Absent when the target started empty.
+ */
+export type Target = { diskId: string; file: string; parentFile: string | null; virtualSize: number; leaseId: string; port: number; exportName: string; knownFrom?: string };
 
 export type BackupRequested = DomainEvent<typeof BACKUP_REQUESTED, { jobId: string; vmId: string; agentId: string; repositoryId: string; requestedType: RequestedType }>;
 /** `hubInstance`: the hub process that runs the job (the one holding the agent's session); absent on jobs started before it was recorded. */
@@ -43,7 +47,7 @@ export type DiskTransferStarted = DomainEvent<typeof DISK_TRANSFER_STARTED, { jo
 export type DiskTransferProgressed = DomainEvent<typeof DISK_TRANSFER_PROGRESSED, { jobId: string; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }>;
 export type DiskTransferCompleted = DomainEvent<
   typeof DISK_TRANSFER_COMPLETED,
-  { jobId: string; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }
+  { jobId: string; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null; bytesKnown?: number }
 >;
 export type SnapshotRemoved = DomainEvent<typeof SNAPSHOT_REMOVED, { jobId: string; snapshotId: string }>;
 export type BackupTargetsReleased = DomainEvent<typeof BACKUP_TARGETS_RELEASED, { jobId: string; filesRemoved: string[] }>;

@@ -43,6 +43,7 @@ import { RequestSnapshotCommand } from './commands/request-snapshot.command';
 import { StartBackupCommand } from './commands/start-backup.command';
 import { JobsInProcess } from './jobs-in-process';
 import { UnfinishedBackupJobsQuery } from './queries/unfinished-backup-jobs.query';
+import { KnownBaseQuery } from './queries/known-base.query';
 
 /** An agent reconnecting (after a hub or network restart) gets this long before its job fails. */
 const AGENT_CONNECT_GRACE_MS = 15_000;
@@ -305,10 +306,13 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
             // before the start, so a job that fails after a stop that committed it removes it
             const file = chunkPointFile(vmId, disk.diskId, restorePointId);
             createdFiles.push(file);
-            const create = { size: disk.virtualSize, base: parentFile ? join(root, parentFile) : null };
+            // a full starts from the newest point its agent already sent of a disk this size, and the agent sends what differs
+            const knownFrom = parentFile ? null : ((await this.queries.execute(new KnownBaseQuery(repositoryId, agentId, vmId, disk.diskId, disk.virtualSize)))?.file ?? null);
+            const base = parentFile ?? knownFrom;
+            const create = { size: disk.virtualSize, base: base ? join(root, base) : null };
             const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'chunks', readOnly: false, create, bitmap: null, tls: true }));
             keys.set(disk.diskId, exported.psk!);
-            return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName };
+            return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName, ...(knownFrom ? { knownFrom } : {}) };
           }
           const file = targetPath(vmId, disk.diskId, restorePointId);
           // a synthetic full copies the point's whole view here, before the snapshot: the VM is not held while it runs
@@ -338,7 +342,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         restorePointId,
         sincePointId: state.sincePointId,
         ...(state.sincePointId && sinceDisks ? { sinceDisks } : {}),
-        disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName, psk: keys.get(t.diskId)! } })),
+        disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName, psk: keys.get(t.diskId)! }, ...(t.knownFrom ? { known: true } : {}) })),
       });
       agentStarted = true;
       await this.throwIfCancelled(jobId);

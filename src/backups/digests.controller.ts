@@ -1,4 +1,4 @@
-import { Controller, HttpCode, Param, Put, Req, UseGuards } from '@nestjs/common';
+import { Controller, Get, Header, HttpCode, Param, Put, Req, StreamableFile, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { JobUploads } from './adapters/job-uploads';
@@ -25,6 +25,16 @@ export class DigestsController {
   @UseGuards(AgentOwnsJobGuard)
   upload(@Param() { jobId, diskId }: DiskDigestsParams, @Req() req: Request) {
     return this.uploads.receive(jobId, diskId, req);
+  }
+
+  /** A full whose target started from a point (`knownFrom`): the digests of that point's blocks, which the agent need not send. */
+  @Access('agent')
+  @Owned({ params: { jobId: 'job' } })
+  @Get('backups/:jobId/disks/:diskId/known-digests')
+  @Header('Content-Type', 'application/octet-stream')
+  @UseGuards(AgentOwnsJobGuard)
+  async known(@Param() { jobId, diskId }: DiskDigestsParams) {
+    return new StreamableFile(await this.uploads.knownDigests(jobId, diskId));
   }
 
   @Access('agent')

@@ -41,9 +41,11 @@ export interface StartRequest {
   /**
    * Each disk's target: the hub's export on `port` of the host the agent's tunnel dials, reached
    * directly over TLS with the export's own pre-shared key (the hub hands it over only here, inside the tunnel):
-   * `identity` and `key` (hex) as in qemu's keys.psk.
+   * `identity` and `key` (hex) as in qemu's keys.psk. `known` (a full into a chunk repository): the target already
+   * holds a restore point of a VM this agent reports, whose block digests the agent fetches
+   * (`GET /api/v1/backups/{jobId}/disks/{diskId}/known-digests`) and does not send again.
    */
-  disks: { diskId: string; nbd: { port: number; exportName: string; psk: { identity: string; key: string } } }[];
+  disks: { diskId: string; nbd: { port: number; exportName: string; psk: { identity: string; key: string } }; known?: boolean }[];
 }
 
 /**
@@ -62,7 +64,7 @@ export type AgentReport =
   | ({ type: 'snapshot-created'; snapshotId: string; diskIds: string[] } & Partial<Consistency>)
   | { type: 'transfer-started'; diskId: string; bytesPlanned: number }
   | { type: 'transfer-progressed'; diskId: string; bytesDone: number; bytesPlanned: number; rate: number }
-  | { type: 'transfer-completed'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null }
+  | { type: 'transfer-completed'; diskId: string; bytesWritten: number; bytesZeroed: number; bytesPlanned: number; durationMs: number; changeRef: string | null; bytesKnown?: number }
   | { type: 'snapshot-removed'; snapshotId: string }
   | { type: 'finished' }
   | { type: 'failed'; reason: string };

@@ -3,6 +3,8 @@ import type { Readable } from 'node:stream';
 import { DomainError } from '../../eventing/domain-error';
 import { configurationFileOf, writeConfigurationFile } from '../../repositories/qcow2/configuration-files';
 import { digestFileOf, writeDigestFile } from '../../repositories/qcow2/digest-files';
+import { chunkPointDigests } from '../../repositories/chunks/point-server';
+import { insideRoot } from '../../repositories/qcow2/inside-root';
 import { RepositoriesService } from '../../repositories/registry/repositories.service';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH, DigestFormatError } from '../../wire/block-digests';
 import { ConfigurationFormatError, MAX_CONFIGURATION_BYTES, parseVmConfiguration } from '../../wire/vm-configuration';
@@ -76,6 +78,22 @@ export class JobUploads {
     const root = (await this.repositories.definition(state.repositoryId!)).root;
     const written = await this.guarded(jobId, () => writeConfigurationFile(root, configurationFileOf(state.vmId!, state.restorePointId!), config));
     return { nvram: written.nvram, tpm: written.tpm };
+  }
+
+  /**
+   * The digest of every block a full's target started from (its `knownFrom` point, src/wire/block-digests.ts), for
+   * the job's agent to compare its blocks with before it sends them. 404 for a target that started empty.
+   */
+  async knownDigests(jobId: string, diskId: string): Promise<Buffer> {
+    const state = await this.openJob(jobId);
+    const target = state.targets.find((t) => t.diskId === diskId);
+    if (!target) throw new DomainError('not_found', `backup job ${jobId} has no target disk ${diskId}`);
+    if (!target.knownFrom) throw new DomainError('not_found', `the target of disk ${diskId} of job ${jobId} started empty: no block of it is known`);
+    const root = (await this.repositories.definition(state.repositoryId!)).root;
+    const digests = await chunkPointDigests(insideRoot(root, target.knownFrom));
+    if (!digests) throw new DomainError('not_found', `${target.knownFrom} is no chunk point`);
+    if (digests.virtualSize !== target.virtualSize) throw new DomainError('conflict', `${target.knownFrom} holds a ${digests.virtualSize}-byte disk, the target of ${diskId} is ${target.virtualSize} bytes`);
+    return digests.encode();
   }
 
   private async openJob(jobId: string): Promise<BackupJobState> {

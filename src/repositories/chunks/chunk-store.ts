@@ -272,6 +272,27 @@ export function readPointIndex(dir: string, name: string, key: Buffer | null): P
   return readPointFile(dir, name, key ? deriveKeys(key).meta : null);
 }
 
+/**
+ * The digest of each block of a committed point (null for a block of zeros), read from its index and the indexes of
+ * the packs it names: what a full started from this point tells its agent it need not send.
+ */
+export async function readPointDigests(dir: string, name: string, key: Buffer | null): Promise<{ size: number; blocks: (Buffer | null)[] }> {
+  const metaKey = key ? deriveKeys(key).meta : null;
+  const index = await readPointFile(dir, name, metaKey);
+  const packs = new Map<string, PackEntry[]>();
+  for (const packId of new Set(index.blocks.flatMap((b) => (b ? [b.packId] : [])))) {
+    const bytes = await fs.readFile(join(dir, 'packs', `${packId}.idx`));
+    packs.set(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, metaKey), `pack ${packId}`));
+  }
+  const blocks = index.blocks.map((at) => {
+    if (!at) return null;
+    const entry = packs.get(at.packId)![at.entry];
+    if (!entry) throw new ChunkFormatError(`point ${name} names entry ${at.entry} of pack ${at.packId}, which has ${packs.get(at.packId)!.length}`);
+    return entry.digest;
+  });
+  return { size: index.size, blocks };
+}
+
 /** Opens chunks where a store says they are; pack files stay open until `close` (a file published meanwhile keeps its handle). */
 export class ChunkReader {
   private readonly files = new Map<string, Promise<FileHandle>>();

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { imageKeys } from '../../qemu/image-keys';
 import { buildSocketExportArgs, SocketExportSpec } from '../../qemu/qemu-nbd-args';
 import { chunkPointServerArgs } from './chunk-nbd/chunk-point-args';
 import { chunkPointOf } from './chunk-points';
-import { ChunkPointView, ChunkStore, readPointIndex } from './chunk-store';
+import { BlockDigests, DigestRun } from '../../wire/block-digests';
+import { ChunkPointView, ChunkStore, readPointDigests, readPointIndex } from './chunk-store';
 
 /** The key of the chunk store `path` is in: its repository's key file's bytes, or null for a store in the clear. */
 export async function chunkStoreKey(path: string): Promise<Buffer | null> {
@@ -27,6 +29,44 @@ export async function openChunkPoint(file: string): Promise<ChunkPointView | nul
   const point = chunkPointOf(file);
   if (!point) return null;
   return (await ChunkStore.open(point.store, { key: await chunkStoreKey(file) })).openPoint(point.name);
+}
+
+/**
+ * The digest of every block of a chunk point's disk, zero runs where it holds zeros: a chunk is one digest block
+ * named by the SHA-256 of its bytes, so the index already holds what an agent's copy would hash. Null for a file
+ * that is no chunk point.
+ */
+export async function chunkPointDigests(file: string): Promise<BlockDigests | null> {
+  const point = chunkPointOf(file);
+  if (!point) return null;
+  const { size, blocks } = await readPointDigests(point.store, point.name, await chunkStoreKey(file));
+  const runs: DigestRun[] = [];
+  let data: Buffer[] = [];
+  blocks.forEach((digest, i) => {
+    const last = runs.at(-1);
+    if (last && last.zero === !digest) last.count++;
+    else {
+      if (last && !last.zero) last.digests = Buffer.concat(data);
+      data = [];
+      runs.push({ first: i, count: 1, zero: !digest, digests: null });
+    }
+    if (digest) data.push(digest);
+  });
+  const last = runs.at(-1);
+  if (last && !last.zero) last.digests = Buffer.concat(data);
+  return new BlockDigests(size, runs);
+}
+
+/**
+ * The files of the packs a chunk point names (each pack and its index): what an immutable repository seals with the
+ * point, since the point reads through them. Null for a file that is no chunk point.
+ */
+export async function chunkPackFiles(file: string): Promise<string[] | null> {
+  const point = chunkPointOf(file);
+  if (!point) return null;
+  const index = await readPointIndex(point.store, point.name, await chunkStoreKey(file));
+  const packs = [...new Set(index.blocks.flatMap((b) => (b ? [b.packId] : [])))];
+  return packs.flatMap((packId) => ['pack', 'idx'].map((kind) => join(point.store, 'packs', `${packId}.${kind}`)));
 }
 
 /**
