@@ -5,6 +5,7 @@ import { currentContext, runWithContext } from '../eventing/request-context';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { CHUNK_STORE_DIR } from './chunks/chunk-points';
 import { collectGarbage, GarbageMeasure, measureGarbage } from './chunks/gc';
+import { setImmutable } from './adapters/immutable-files';
 import { chunkStoreKey } from './chunks/point-server';
 import { RecordChunkSpaceCommand } from './commands/record-chunk-space.command';
 import { RepositoriesService } from './registry/repositories.service';
@@ -106,7 +107,9 @@ export class ChunkSpaceWorkflow implements OnModuleDestroy {
 
   private async collectAndRecord(definition: RepositoryDefinition): Promise<CollectionReport | 'busy'> {
     const key = await keyOf(definition);
-    const result = await collectGarbage(storeOf(definition), { key });
+    // the packs of an immutable repository were sealed with the points that name them; no point names these any more
+    const release = definition.immutableDays ? (file: string) => setImmutable([file], false) : undefined;
+    const result = await collectGarbage(storeOf(definition), { key, ...(release ? { release } : {}) });
     if (result.status === 'busy') return 'busy';
     // the figures after the sweep: the collection's own mark was taken before it
     const space = spaceOf(await measureGarbage(storeOf(definition), { key }));

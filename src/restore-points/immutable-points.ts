@@ -7,6 +7,8 @@ import type { RepositoryDefinition } from '../repositories/registry/repository.e
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { RestorePoint } from './chain.events';
 import { pointFiles } from './chain-files';
+import { chunkPackFiles } from '../repositories/chunks/point-server';
+import { join } from 'node:path';
 import { lockedFromOf } from './immutability';
 import { ChainStates } from './chain-states';
 import { RepositoryRestorePointsQuery } from './queries/repository-restore-points.query';
@@ -49,6 +51,9 @@ export class ImmutablePoints implements OnApplicationBootstrap {
   async seal(point: RestorePoint, repository?: RepositoryDefinition): Promise<void> {
     const { root, immutableDays } = repository ?? (await this.repositories.definition(point.repositoryId));
     if (!immutableDays || lockedUntil(lockedFromOf(point), immutableDays) <= new Date()) return;
-    await setImmutable(pointFiles(root, point), true);
+    // a chunk point reads through packs other points share: they are sealed with it, and only a garbage collection,
+    // which removes a pack once no point names it, clears them
+    const packs = (await Promise.all(point.disks.map(async (d) => (await chunkPackFiles(join(root, d.file))) ?? []))).flat();
+    await setImmutable([...pointFiles(root, point), ...new Set(packs)], true);
   }
 }

@@ -23,6 +23,8 @@ export class GcError extends Error {}
 export interface GcOptions {
   /** The repository key of an encrypted store; null for a plain one. */
   key: Buffer | null;
+  /** Called before each file the sweep removes: an immutable repository clears the attribute of a pack no point names any more. */
+  release?: (file: string) => Promise<void>;
   /** Called after each file the sweep removed, before the next removal: where a test stops a collection midway. */
   onDelete?: (file: string) => void | Promise<void>;
 }
@@ -88,6 +90,7 @@ export async function collectGarbage(storeDir: string, options: GcOptions): Prom
     const { measure, garbage, dirs } = await mark(storeDir, options.key);
     for (const dir of dirs) await removeStaleTemps(dir);
     for (const file of garbage) {
+      await options.release?.(file);
       await removeDurably(file);
       await options.onDelete?.(file);
     }

@@ -123,8 +123,6 @@ export class RepositoryIdParams {
 export function registrationOf(body: RegisterRepositoryDto): RegisterRepository {
   const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => !['name', 'kind', 'immutableDays', 'maxChainDepth', 'encryption', 'layout'].includes(k) && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
   if (foreign.length) throw new DomainError('invalid', `${foreign.join(', ')} do(es) not apply to a ${body.kind} repository`);
-  // a chunk shared by points of several VMs cannot be locked by one point's seal until garbage collection knows seals (docs/design/storage.md)
-  if (body.layout === 'chunks' && body.immutableDays !== undefined) throw new DomainError('invalid', 'immutableDays does not apply to a chunks repository yet: register it as qcow2 for immutable points');
   // every chunk point's index is whole: no chain to bound
   if (body.layout === 'chunks' && body.maxChainDepth !== undefined) throw new DomainError('invalid', 'maxChainDepth does not apply to a chunks repository: each of its points is whole');
   return {
