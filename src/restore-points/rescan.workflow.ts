@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { listManifests, RestorePointManifest } from '../repositories/qcow2/manifest';
+import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { RestorePoint } from './chain.events';
 import { RecordRescanFindingCommand } from './commands/record-rescan-finding.command';
@@ -33,6 +34,7 @@ export class RescanWorkflow {
     private readonly projections: ProjectionsService,
     private readonly repositories: RepositoriesService,
     private readonly immutable: ImmutablePoints,
+    private readonly chunkSpace: ChunkSpaceWorkflow,
   ) {}
 
   async rescan(repositoryId: string): Promise<RescanReport> {
@@ -57,6 +59,8 @@ export class RescanWorkflow {
       }
     }
     await this.projections.waitFor(READ_MODEL, position);
+    // a chunk store found again is measured, so the rebuilt hub shows what it holds (nothing for qcow2)
+    this.chunkSpace.schedule(repositoryId, false);
     return report;
   }
 }

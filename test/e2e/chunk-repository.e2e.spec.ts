@@ -63,7 +63,6 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
   it('refuses a layout it does not know, and settings that do not apply to chunks, registering nothing', async () => {
     const refusals = [
       [{ layout: 'zip' }, 'layout must be one of qcow2, chunks'],
-      [{ layout: 'chunks', immutableDays: 3 }, 'immutableDays does not apply to a chunks repository yet'],
       [{ layout: 'chunks', maxChainDepth: 5 }, 'maxChainDepth does not apply to a chunks repository'],
     ] as const;
     for (const [settings, message] of refusals) {
@@ -221,6 +220,33 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
     const out = join(lab.dir, 'after-delete.raw');
     await download(later.at(-1) ?? newest, 'disk0', out);
     await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', out, lab.vm.disks[0].path]);
+  }, 300_000);
+
+  it('a hub that lost its database registers the repository again, rescans it, and reads every point as the first hub did', async () => {
+    const kept = await points();
+    // another hub process, on a database of its own, given the same directory and key: what a hub rebuilt after a disaster has
+    const rebuilt = new BackupLab({ DATABASE_URL: '' });
+    try {
+      await rebuilt.startHubOnly();
+      const registered = await rebuilt.api('POST', '/api/v1/repositories', { name: 'dedup', kind: 'local', path: root(), layout: 'chunks', encryption: { keyFile } });
+      expect(registered.status).toBe(201);
+      const report = await rebuilt.api('POST', `/api/v1/repositories/${registered.body.repositoryId}/rescan`);
+      expect(report).toMatchObject({ status: 201, body: { vms: ['vm1'], added: kept.map((p) => p.restorePointId), broken: [], invalidManifests: [] } });
+      const found = (await rebuilt.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${registered.body.repositoryId}`)).body as any[];
+      expect(found.map((p) => [p.restorePointId, p.type, p.disks.map((d: { file: string }) => d.file)])).toEqual(kept.map((p) => [p.restorePointId, p.type, p.disks.map((d: { file: string }) => d.file)]));
+      const newest = found.at(-1).restorePointId;
+      const out = join(rebuilt.dir, 'rescanned-disk0.raw');
+      const res = await fetch(`http://127.0.0.1:${rebuilt.apiPort}/api/v1/restore-points/${newest}/disks/disk0/image?format=raw`, { headers: { Authorization: `Bearer ${LAB_TOKEN}` } });
+      expect(res.status).toBe(200);
+      await pipeline(Readable.fromWeb(res.body as any), createWriteStream(out));
+      await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', out, lab.vm.disks[0].path]);
+      const verified = await rebuilt.api('POST', `/api/v1/restore-points/${newest}/verify`);
+      expect(verified.body.content).toMatchObject({ ok: true, problems: [], digests: 'all' });
+      // its own figures of the store, measured as the first hub measures them
+      await rebuilt.until(async () => (await rebuilt.api('GET', `/api/v1/repositories/${registered.body.repositoryId}`)).body.chunks?.pointDisks === kept.length * 2, 30_000, 'the rebuilt hub to measure the store');
+    } finally {
+      await rebuilt.close();
+    }
   }, 300_000);
 
   it('collects the garbage of deletes by itself, frees every pack once no point is left, and refuses a collection of a qcow2 repository', async () => {
