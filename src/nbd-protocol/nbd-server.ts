@@ -126,7 +126,12 @@ export class NbdServer {
 
   /** A read-only export on a Unix socket, without TLS. */
   static listen(socketPath: string, exportName: string, disk: ReadableDisk): Promise<NbdServer> {
-    return NbdServer.start({ path: socketPath }, { exportName, disk });
+    return NbdServer.listenSocket(socketPath, { exportName, disk });
+  }
+
+  /** An export on a Unix socket, writable if `served` says so: the socket's directory decides who may connect. */
+  static listenSocket(socketPath: string, served: NbdServerExport): Promise<NbdServer> {
+    return NbdServer.start({ path: socketPath }, served);
   }
 
   /** An export on host:port (0: any free port, see `port`). */

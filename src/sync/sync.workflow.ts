@@ -19,12 +19,15 @@ import { configurationFileOf } from '../repositories/qcow2/configuration-files';
 import { digestFileOf, readDigestFile } from '../repositories/qcow2/digest-files';
 import { writeFileAtomic } from '../repositories/qcow2/durable-fs';
 import { insideRoot } from '../repositories/qcow2/inside-root';
+import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { layoutOf } from '../repositories/registry/repository.events';
-import { checkBlocks, exportForWriting, exportPoint } from '../restore-points/adapters/block-reader';
+import { checkBlocks, exportChunkPointForWriting, exportForWriting, exportPoint } from '../restore-points/adapters/block-reader';
+import { chunkPointFile, isChunkPointFile } from '../repositories/chunks/chunk-points';
+import { chunkPointDigests } from '../repositories/chunks/point-server';
 import { pointOf } from '../restore-points/chain.aggregate';
 import { PointDisk, PointSource, RestorePoint } from '../restore-points/chain.events';
-import { BlockDigests, DIGEST_BLOCK_SIZE } from '../wire/block-digests';
+import { BlockDigests, DIGEST_BLOCK_SIZE, zeroDigest } from '../wire/block-digests';
 import { ChainStates } from '../restore-points/chain-states';
 import { SyncRestorePointCommand } from '../restore-points/commands/sync-restore-point.command';
 import { ImmutablePoints } from '../restore-points/immutable-points';
@@ -90,6 +93,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly immutable: ImmutablePoints,
     private readonly projections: ProjectionsService,
     private readonly deletion: RestorePointDeletionWorkflow,
+    private readonly chunkSpace: ChunkSpaceWorkflow,
   ) {}
 
   /**
@@ -165,8 +169,6 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const state = await this.aggregates.load(syncJobStream(syncJobId), syncJobAggregate);
     const definition = state.state.definition;
     if (!definition) throw new DomainError('not_found', `sync job ${syncJobId} does not exist`);
-    const target = await this.repositories.definition(definition.repositoryId);
-    if (layoutOf(target) === 'chunks') throw new DomainError('conflict', `repository ${target.name} keeps its points in a chunk store, and sync into a chunk store is not built yet`);
     const runId = randomUUID();
     const { eventIds } = await this.gateway.execute(new SyncJobCommand(syncJobId, { kind: 'startRun', runId, trigger, hubInstance: this.instance }), SYNC_JOBS);
     const abort = new AbortController();
@@ -184,8 +186,11 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     let bytesReceived = 0;
     let current: string | null = null;
     let remote: RemoteConnection | undefined;
+    let chunks = false;
     try {
-      const root = (await this.repositories.usable(job.repositoryId)).root;
+      const repository = await this.repositories.usable(job.repositoryId);
+      const root = repository.root;
+      chunks = layoutOf(repository) === 'chunks';
       const record = await this.queries.execute(new GetRemoteQuery(job.remoteId));
       remote = await RemoteConnection.open({ host: record.host, port: record.port, fingerprint: record.fingerprint }, await remoteToken(this.config.dataDir, job.remoteId));
       if (unfinished) await this.clearUnfinished(root, job, unfinished, remote);
@@ -241,7 +246,9 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         if (missing.length) throw new PointFailure(point.restorePointId, `restore point ${point.restorePointId} has no digests for ${missing.join(', ')}: what arrives could not be checked`);
         // an incremental continues the chain here only from its own parent, the newest point here; otherwise it is copied whole, as a full
         const parent = point.parentId && chain.points.at(-1)?.restorePointId === point.parentId ? chain.points.at(-1)! : null;
-        bytesReceived += await this.copyPoint(root, job, runId, list.repositoryId, point, parent, remote, signal);
+        // into a chunk store a point copied whole starts from the VM's newest point here, and only what differs crosses
+        const start = chunks ? (parent ?? chain.points.at(-1) ?? null) : null;
+        bytesReceived += await this.copyPoint(root, job, runId, list.repositoryId, point, parent, remote, signal, chunks ? { start } : null);
         synced.push(point.restorePointId);
         current = null;
       }
@@ -258,6 +265,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         .catch((e: Error) => this.logger.error(`recording the failure of sync run ${runId} failed: ${e.message}`));
     } finally {
       await remote?.close().catch(() => undefined);
+      // a chunk store is measured after what a run added, and collected after a run whose unrecorded point was removed
+      if (chunks) this.chunkSpace.schedule(job.repositoryId, current !== null);
     }
   }
 
@@ -305,15 +314,27 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
    * compared with them (only the blocks the copy did not write are read back), its configuration copied, then
    * recorded. Returns the bytes received.
    */
-  private async copyPoint(root: string, job: SyncJobDefinition, runId: string, sourceRepositoryId: string, point: RemotePoint, parent: RestorePoint | null, remote: RemoteConnection, signal: AbortSignal): Promise<number> {
+  private async copyPoint(
+    root: string,
+    job: SyncJobDefinition,
+    runId: string,
+    sourceRepositoryId: string,
+    point: RemotePoint,
+    parent: RestorePoint | null,
+    remote: RemoteConnection,
+    signal: AbortSignal,
+    /** Into a chunks repository: the point here each new point's disks start from (its parent, or else the VM's newest). */
+    chunks: { start: RestorePoint | null } | null,
+  ): Promise<number> {
     const id = point.restorePointId;
     const whole = parent === null;
     const targets = point.disks.map((d) => {
       const parentDisk = parent?.disks.find((p) => p.diskId === d.diskId);
       if (parent && !parentDisk) throw new PointFailure(id, `disk ${d.diskId} of restore point ${id} is not in its parent ${parent.restorePointId} here`);
-      const file = targetPath(point.vmId, d.diskId, id);
+      const file = chunks ? chunkPointFile(point.vmId, d.diskId, id) : targetPath(point.vmId, d.diskId, id);
       insideRoot(root, file);
-      return { diskId: d.diskId, file, parentFile: parentDisk?.file ?? null, virtualSize: d.virtualSize, source: d };
+      const startDisk = chunks?.start?.disks.find((s) => s.diskId === d.diskId && s.virtualSize === d.virtualSize);
+      return { diskId: d.diskId, file, parentFile: parentDisk?.file ?? null, virtualSize: d.virtualSize, source: d, startFile: startDisk?.file ?? null };
     });
     const exported = await remote.openExport(id);
     let bytes = 0;
@@ -331,19 +352,22 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           const digestFile = digestFileOf(point.vmId, id, target.diskId);
           await writeDurably(root, digestFile, digestBytes);
           const expected = await readDigestFile(root, { ...ref, file: digestFile });
-          await this.files.create(root, target);
+          if (!chunks) await this.files.create(root, target);
           const served = exported.disks.find((d) => d.diskId === target.diskId);
           if (!served?.psk) throw new PointFailure(id, `the remote hub served disk ${target.diskId} of ${id} without a TLS key`);
-          const source = await openNbd({ transport: 'tcp', host: served.host, port: served.port, exportName: served.exportName }, { startTls: pskStartTls(served.psk), metaContexts: [QEMU_ALLOCATION_DEPTH, BASE_ALLOCATION] });
+          // a remote chunk point has no layers to tell (its server offers base:allocation alone): its digests say what it wrote
+          const layered = !(typeof target.source.file === 'string' && isChunkPointFile(target.source.file));
+          const source = await openNbd({ transport: 'tcp', host: served.host, port: served.port, exportName: served.exportName }, { startTls: pskStartTls(served.psk), metaContexts: layered ? [QEMU_ALLOCATION_DEPTH, BASE_ALLOCATION] : [BASE_ALLOCATION] });
           let received: BlockDigests;
           try {
-            const written = await exportForWriting(join(root, target.file));
+            const ranges = await this.rangesToCopy(root, point, target, expected, whole, source.metaContexts.has(QEMU_ALLOCATION_DEPTH));
+            const written = chunks ? await exportChunkPointForWriting(join(root, target.file), { size: target.virtualSize, base: target.startFile ? join(root, target.startFile) : null }) : await exportForWriting(join(root, target.file));
             try {
               const report = this.progressReporter(job.syncJobId, runId, id, target.diskId);
               const summary = await copyDisk({
                 source,
                 target: written.client,
-                mode: whole ? 'full' : 'layer',
+                ...(ranges ? { mode: 'incremental', ranges } : { mode: whole ? 'full' : 'layer' }),
                 digests: true,
                 signal,
                 onProgress: report,
@@ -437,6 +461,28 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
    * it acknowledged is found only by a later read against the digests (a verify, a whole-VM restore); the point stays
    * `unverified` until a verify has read it.
    */
+  /**
+   * The blocks to read from the remote when the copy cannot take them from the source's own layer: null for a copy
+   * by the source's contexts (a whole point into an empty target; a qcow2 point's own layer onto its parent). A point
+   * copied whole onto a chunk point here reads only the blocks whose digest differs from that point's (a full's
+   * digests name every block it holds; blocks outside them are zeros). A point of a remote chunk store, which tells no
+   * layers, copied onto its parent reads the blocks its digests cover: those it wrote. What is not read is the start
+   * point's, and the check after the copy reads it back here against the digests.
+   */
+  private async rangesToCopy(root: string, point: RemotePoint, target: { virtualSize: number; startFile: string | null }, expected: BlockDigests, whole: boolean, layers: boolean): Promise<{ offset: number; length: number }[] | null> {
+    if (!whole) return layers ? null : blockRanges(expected.runs.flatMap((r) => Array.from({ length: r.count }, (_, k) => r.first + k)), target.virtualSize);
+    if (!target.startFile) return null;
+    const start = await chunkPointDigests(join(root, target.startFile));
+    if (!start) return null;
+    const differing: number[] = [];
+    for (let b = 0; b < Math.ceil(target.virtualSize / DIGEST_BLOCK_SIZE); b++) {
+      const want = expected.digestAt(b) ?? (point.type === 'full' ? zeroDigest(expected.blockLength(b)) : null);
+      const have = start.digestAt(b);
+      if (!want || !have || !want.equals(have)) differing.push(b);
+    }
+    return blockRanges(differing, target.virtualSize);
+  }
+
   private async checkAgainstDigests(root: string, restorePointId: string, disk: { diskId: string; file: string }, expected: BlockDigests, received: BlockDigests): Promise<void> {
     const mismatches: { offset: number; length: number; expected: string; actual: string }[] = [];
     for (const run of expected.runs) {
@@ -463,6 +509,19 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       );
     }
   }
+}
+
+/** Sorted block numbers as byte ranges, neighbours merged, the last clamped to the disk. */
+function blockRanges(blocks: number[], size: number): { offset: number; length: number }[] {
+  const out: { offset: number; length: number }[] = [];
+  for (const b of blocks) {
+    const offset = b * DIGEST_BLOCK_SIZE;
+    const length = Math.min(DIGEST_BLOCK_SIZE, size - offset);
+    const last = out.at(-1);
+    if (last && last.offset + last.length === offset) last.length += length;
+    else out.push({ offset, length });
+  }
+  return out;
 }
 
 function sha256(content: Buffer): string {

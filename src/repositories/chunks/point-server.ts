@@ -24,6 +24,16 @@ export function socketExportLaunch(spec: SocketExportSpec, pidFile: string): { b
   return args ? { binary: process.execPath, args } : { args: buildSocketExportArgs(spec, pidFile) };
 }
 
+/**
+ * The chunk store's server writing a new point `file` on a Unix socket (a sync's copy), started from `create.base` (a
+ * point's index file, or null for zeros) and committed when it is stopped.
+ */
+export function socketWriterLaunch(file: string, create: { size: number; base: string | null }, socket: string, exportName: string, pidFile: string): { binary: string; args: string[] } {
+  const args = chunkPointServerArgs(file, { listen: { socket }, exportName, create }, pidFile);
+  if (!args) throw new Error(`${file} is not a chunk point's index`);
+  return { binary: process.execPath, args };
+}
+
 /** A chunk point's disk read in this process (no server between): what verify reads, or null for a file that is no chunk point. */
 export async function openChunkPoint(file: string): Promise<ChunkPointView | null> {
   const point = chunkPointOf(file);

@@ -6,7 +6,7 @@ import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
 import { supportsDirectIo } from '../../qemu/qemu-nbd-args';
-import { openChunkPoint, socketExportLaunch } from '../../repositories/chunks/point-server';
+import { openChunkPoint, socketExportLaunch, socketWriterLaunch } from '../../repositories/chunks/point-server';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import { Qcow2ChainView } from '../../repositories/qcow2/chain-view';
 import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH } from '../../wire/block-digests';
@@ -81,13 +81,23 @@ export function exportForWriting(file: string, readyTimeoutMs = 10_000): Promise
   return exportFile(file, true, readyTimeoutMs);
 }
 
-async function exportFile(file: string, writable: boolean, readyTimeoutMs: number): Promise<PointExport> {
+/**
+ * A new chunk point being written (a sync's copy into a chunks repository), started from `create.base`: closing the
+ * export commits the point, as a backup target's stop does.
+ */
+export function exportChunkPointForWriting(file: string, create: { size: number; base: string | null }, readyTimeoutMs = 10_000): Promise<PointExport> {
+  return exportFile(file, true, readyTimeoutMs, (socket, pidFile) => socketWriterLaunch(file, create, socket, EXPORT_NAME, pidFile));
+}
+
+type Launch = (socket: string, pidFile: string) => { binary?: string; args: string[] };
+
+async function exportFile(file: string, writable: boolean, readyTimeoutMs: number, launchOf?: Launch): Promise<PointExport> {
   const dir = await mkdtemp(join(tmpdir(), 'sendense-verify-'));
   const socket = join(dir, 'nbd.sock');
   const pidFile = join(dir, 'qemu-nbd.pid');
   let handle;
   try {
-    const launch = socketExportLaunch({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1, ...(writable ? { writable: { directIo: supportsDirectIo(file) } } : {}) }, pidFile);
+    const launch = launchOf ? launchOf(socket, pidFile) : socketExportLaunch({ file, format: 'qcow2', socket, exportName: EXPORT_NAME, shared: 1, ...(writable ? { writable: { directIo: supportsDirectIo(file) } } : {}) }, pidFile);
     handle = await launchQemuNbd({ ...launch, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs });
     const client = await openNbd(`nbd+unix:///${EXPORT_NAME}?socket=${socket}`);
     const server = handle;

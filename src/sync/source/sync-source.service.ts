@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { DomainError } from '../../eventing/domain-error';
 import { ActiveRepositoriesQuery } from '../../repositories/queries/active-repositories.query';
 import { RepositoriesService } from '../../repositories/registry/repositories.service';
-import { layoutOf } from '../../repositories/registry/repository.events';
 import { GetRestorePointQuery } from '../../restore-points/queries/get-restore-point.query';
 import { RepositoryRestorePointsQuery } from '../../restore-points/queries/repository-restore-points.query';
 import { RestorePointRecord } from '../../restore-points/queries/restore-point.record';
@@ -24,8 +23,6 @@ export class SyncSourceService {
 
   async points(repositoryId: string | undefined): Promise<SyncPointList> {
     const id = repositoryId ?? (await this.onlyRepository());
-    // a chunk point is copied by its chunks, which no hub can do yet: the other hub is told, instead of copying a view it cannot check
-    if (layoutOf(await this.repositories.definition(id)) === 'chunks') throw new DomainError('conflict', `repository ${id} keeps its points in a chunk store, and sync out of a chunk store is not built yet`);
     const records = await this.queries.execute(new RepositoryRestorePointsQuery(id));
     // a point being deleted may be gone before its disks are read; it is offered again if its delete steps back
     return { repositoryId: id, points: records.filter((p) => p.status === 'available').map(toSyncPoint) };

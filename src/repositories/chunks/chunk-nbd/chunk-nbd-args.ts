@@ -13,8 +13,8 @@ export interface ChunkNbdSpec {
   keyFile?: string;
   point: ChunkNbdPoint;
   /**
-   * TCP, where a writable export and TLS are served; or a Unix socket, read-only and without TLS (what the hub's
-   * NBD server offers there). A TCP host is IPv4 because readiness is read from /proc/net/tcp (see isServing).
+   * TCP, where TLS is served; or a Unix socket, without TLS, in a directory only the hub may enter (a sync writes its
+   * copy of a point there). A TCP host is IPv4 because readiness is read from /proc/net/tcp (see isServing).
    */
   listen: { host: string; port: number } | { socket: string };
   exportName: string;
@@ -119,7 +119,6 @@ export function validateChunkNbdSpec(spec: ChunkNbdSpec, pidFile: string): void 
   for (const [name, value] of names) if (typeof value !== 'string' || value === '') problems.push(`${name} must be a point name (vmId/pointId/diskId)`);
   if ('socket' in spec.listen) {
     absolute('socket', spec.listen.socket);
-    if (!('read' in spec.point)) problems.push('a point is written over TCP only (the NBD server serves Unix sockets read-only)');
     if (spec.tls) problems.push('TLS is served over TCP only');
   } else {
     if (isIP(spec.listen.host) !== 4) problems.push(`host ${JSON.stringify(spec.listen.host)} must be an IPv4 address`);

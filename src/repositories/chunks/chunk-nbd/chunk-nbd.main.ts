@@ -99,7 +99,7 @@ async function serve(spec: ChunkNbdSpec, key: Buffer | null, tls: NbdServerTls |
   try {
     if ('socket' in spec.listen) {
       await removeLeftoverSocket(spec.listen.socket);
-      server = await NbdServer.listen(spec.listen.socket, spec.exportName, disk);
+      server = await NbdServer.listenSocket(spec.listen.socket, disk instanceof ChunkPointWriter ? { exportName: spec.exportName, writable: true, disk } : { exportName: spec.exportName, disk });
     } else {
       const served = { exportName: spec.exportName, ...(tls ? { tls } : {}) };
       const { host, port } = spec.listen;
