@@ -4,7 +4,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { VsphereClient, type VsphereVm } from '../../src/agent/sources/vsphere/vsphere-client';
-import { BackupLab } from '../support/backup-lab';
+import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
 import { spawnSendense } from '../support/processes';
 import { flatVmdkDescriptor, startVcsim, type Vcsim } from '../support/vcsim-lab';
 
@@ -271,5 +271,48 @@ describe('VMware vSphere source (hub + agent against vcsim, CBT simulated)', () 
     const again = await backup('auto');
     expect(again.job.status).toBe('completed');
     await sameAsFlat(again.point);
+  });
+
+  it('backs up into a chunks repository: a full, an incremental of the changed blocks, and a later full that sends only what differs; each point downloads as the disks were', async () => {
+    const registered = await lab.api('POST', '/api/v1/repositories', { name: 'dedup', kind: 'local', path: join(lab.dir, 'dedup'), layout: 'chunks' });
+    expect(registered.status).toBe(201);
+    const qcow2 = lab.repositoryId;
+    lab.repositoryId = registered.body.repositoryId;
+    try {
+      /** Each disk of the point, downloaded raw through the API, equals the flat file on the datastore now. */
+      const downloadsAsFlat = async (point: { restorePointId: string; disks: { diskId: string }[] }) => {
+        for (const d of point.disks) {
+          const out = join(lab.dir, `${point.restorePointId}-${d.diskId}.raw`);
+          const res = await fetch(`http://127.0.0.1:${lab.apiPort}/api/v1/restore-points/${point.restorePointId}/disks/${d.diskId}/image?format=raw`, { headers: { Authorization: `Bearer ${LAB_TOKEN}` } });
+          expect(res.status).toBe(200);
+          writeFileSync(out, Buffer.from(await res.arrayBuffer()));
+          await run('cmp', [out, flats.get(d.diskId)!]);
+        }
+      };
+      const written = (b: Awaited<ReturnType<typeof backup>>) => Object.fromEntries(b.events.filter((e) => e.type === 'DiskTransferCompleted').map((e) => [e.data.diskId, e.data.bytesWritten]));
+      const first = await backup('full');
+      expect(first.job).toMatchObject({ status: 'completed', type: 'full' });
+      for (const d of first.point.disks) expect(d.file).toMatch(/^chunks\/points\//);
+      await downloadsAsFlat(first.point);
+
+      const big = `disk-${vm.disks.find((d) => d.capacityBytes === 12 * MiB)!.key}`;
+      writeBlocks(big, [3, 70]);
+      const next = await backup('auto');
+      expect(next.job).toMatchObject({ status: 'completed', type: 'incremental' });
+      expect(written(next)[big]).toBe(2 * BLOCK);
+      await downloadsAsFlat(next.point);
+
+      // a full after that reads every data area of the disks but sends the one block that changed since
+      writeBlocks(big, [5]);
+      const again = await backup('full');
+      expect(again.job).toMatchObject({ status: 'completed', type: 'full' });
+      expect(written(again)).toEqual(Object.fromEntries(vm.disks.map((d) => [`disk-${d.key}`, `disk-${d.key}` === big ? BLOCK : 0])));
+      await downloadsAsFlat(again.point);
+      const verified = await lab.api('POST', `/api/v1/restore-points/${again.point.restorePointId}/verify`);
+      expect(verified.body.content).toMatchObject({ ok: true, digests: 'all' });
+      expect(await snapshotsOnVm()).toEqual([]);
+    } finally {
+      lab.repositoryId = qcow2;
+    }
   });
 });
