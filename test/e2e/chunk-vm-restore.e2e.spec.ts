@@ -108,4 +108,15 @@ describe('whole-VM restore from an encrypted chunks repository (real libvirt, TC
     expect(processesMentioning(lab.hubDataDir).filter((p) => p.cmdline.includes('chunk-nbd'))).toEqual([]);
     await virsh('destroy', name).catch(() => undefined);
   }, 900_000);
+
+  it("a recovery drill boots a chunk point from the chunk store's export, passes when its guest agent answers, and leaves nothing", async () => {
+    const res = await lab.api('POST', `/api/v1/restore-points/${incId}/drill`, { agentId, timeoutSeconds: 240 });
+    expect(res.status).toBe(202);
+    const done = await waitForRestore(res.body.restoreId, 600_000);
+    expect(done).toMatchObject({ status: 'completed', mode: 'instant', target: { kind: 'drill', timeoutSeconds: 240 }, drill: { passed: true, reason: null } });
+    expect(done.drill.bootMs).toBeGreaterThan(0);
+    expect((await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith('sendense-drill-'))).toEqual([]);
+    expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
+    expect(processesMentioning(lab.hubDataDir).filter((p) => p.cmdline.includes('chunk-nbd'))).toEqual([]);
+  }, 900_000);
 });
