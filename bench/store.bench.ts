@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { compress } from 'zstd-napi';
 import { ChunkLocation } from '../src/repositories/chunks/indexes';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ChunkStore } from '../src/repositories/chunks/chunk-store';
+import { cpuSeconds, Lab } from './backup.bench';
 import { BLOCK, BlockMap, blockMap, changedBlocks } from './store/blocks';
 import { Fleet } from './store/fleet';
 import { addCost, allocatedBytes, Cost, inProcess, shell, zeroCost } from './store/measure';
@@ -28,7 +31,11 @@ import { readBack } from './store/read-back';
  * qemu-nbd as the hub writes points; the chunk store is the product's (src/repositories/chunks), driven from this
  * process on one thread: each changed block is read from the disk and put (hashed, compressed, sealed), each point
  * committed with the whole disk's index, and the restore reads the point through its view as the hub's NBD server
- * does.
+ * does. The product itself is measured beside them: a hub and an agent (real processes) with the fleet's raw disks as
+ * the agent's inventory, backing each VM up into an encrypted chunks repository every day (a raw disk tracks no
+ * changes, so each backup is a full that reads the whole disk, as restic and borg do, and sends only the blocks that
+ * differ from the VM's previous point), and the newest point of one VM downloaded as a raw image through the API.
+ * Its CPU is the hub's and the agent's with every process they ran.
  */
 
 const MiB = 1024 * 1024;
@@ -103,6 +110,8 @@ export async function runStoreBench(): Promise<void> {
   };
   const days = env('SENDENSE_BENCH_STORE_DAYS', 7);
   const base = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? '/var/tmp', 'sendense-store-'));
+  // the product's embedded PostgreSQL runs as its own user, which must pass through to the hub's data directory
+  chmodSync(base, 0o755);
   const dir = (name: string) => {
     const path = join(base, name);
     mkdirSync(path, { recursive: true });
@@ -110,6 +119,7 @@ export async function runStoreBench(): Promise<void> {
   };
   out(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   out(`fleet: template ${options.templateMib} MiB (${options.realFilesMib} MiB of this machine's files, ${options.textMib} MiB of logs), ${options.vms} clones with ${options.ownPercent} % of their own, ${days} days (${options.dailyFilesPercent} % of files rewritten, ${options.dailyLogMib} MiB of log a day); work dir ${base}`);
+  let lab: Lab | undefined;
   try {
     const fleet = new Fleet({ ...options, dir: dir('fleet') });
     const built = await inProcess(() => fleet.build());
@@ -136,7 +146,19 @@ export async function runStoreBench(): Promise<void> {
       { name: 'restic 0.14 (encrypted, compression auto)', bytes: () => allocatedBytes(restic), backup: zeroCost() },
       { name: 'borg 1.2 (repokey, zstd,3)', bytes: () => allocatedBytes(borg), backup: zeroCost() },
     ];
-    const [todayRow, zstdRow, crossRow, chunkRow, resticRow, borgRow] = rows;
+    // the product, as an operator runs it
+    const productKey = join(base, 'product.key');
+    writeFileSync(productKey, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    const inventory = join(base, 'inventory.json');
+    writeFileSync(inventory, JSON.stringify({ vms: Array.from({ length: options.vms }, (_, vm) => ({ id: `vm-${vm}`, name: `vm-${vm}`, disks: [{ id: 'disk0', path: fleet.image(vm) }] })) }));
+    const productDir = dir('product');
+    const product = new Lab(productDir, undefined, { repositorySettings: { layout: 'chunks', encryption: { keyFile: productKey } } });
+    lab = product;
+    await product.start(['--inventory', inventory]);
+    const productCpu = () => cpuSeconds(product.hub!.child.pid!, true) + cpuSeconds(product.agent!.child.pid!, true);
+    let productSent = 0;
+    rows.splice(4, 0, { name: 'Sendense: hub + agent, encrypted chunks repository (the product)', bytes: () => allocatedBytes(join(productDir, 'repo')), backup: zeroCost() });
+    const [todayRow, zstdRow, crossRow, chunkRow, productRow, resticRow, borgRow] = rows;
     const maps = new Map<number, BlockMap>();
     let logical = 0;
     let changedTotal = 0;
@@ -161,6 +183,10 @@ export async function runStoreBench(): Promise<void> {
         crossRow.backup = addCost(crossRow.backup, await zstdQcow2CrossVm.point(vm, day, image, map, changed));
         const stored = await inProcess(() => storeChanged(chunks, `vm-${vm}/d${day}/disk0`, image, map, changed, indexes, vm));
         chunkRow.backup = addCost(chunkRow.backup, stored.cost);
+        const cpuBefore = productCpu();
+        const backedUp = await product.backup(`vm-${vm}`, 'full');
+        productRow.backup = addCost(productRow.backup, { wallS: backedUp.ms / 1000, cpuS: productCpu() - cpuBefore });
+        productSent += backedUp.story.filter((e) => e.type === 'DiskTransferCompleted').reduce((n, e) => n + Number(e.data.bytesWritten), 0);
         resticRow.backup = addCost(resticRow.backup, await shell(`restic backup -q -r '${restic}' --host bench --tag vm-${vm} --stdin --stdin-filename vm-${vm}.raw < '${image}'`, password));
         borgRow.backup = addCost(borgRow.backup, await shell(`borg create --compression zstd,3 --stdin-name vm-${vm}.raw '${borg}::vm-${vm}-d${day}' - < '${image}'`, password));
         maps.set(vm, map);
@@ -174,6 +200,24 @@ export async function runStoreBench(): Promise<void> {
     zstdRow.restore = await zstdQcow2.restore(0, join(restoreDir, 'zstd.raw'));
     crossRow.restore = await zstdQcow2CrossVm.restore(0, join(restoreDir, 'cross.raw'));
     chunkRow.restore = (await inProcess(() => readBack(chunks, `vm-0/d${days}/disk0`, join(restoreDir, 'chunks.raw')))).cost;
+    /** A point's disk downloaded raw through the product's API into `file`, fsynced: its wall time and the hub's and agent's CPU. */
+    const download = async (restorePointId: string, file: string): Promise<Cost> => {
+      const cpu = productCpu();
+      const started = process.hrtime.bigint();
+      const image = await fetch(`http://127.0.0.1:${product.apiPort}/api/v1/restore-points/${restorePointId}/disks/disk0/image?format=raw`, { headers: { Authorization: `Bearer ${product.token}` } });
+      if (image.status !== 200) throw new Error(`the product's download answered ${image.status}`);
+      await pipeline(Readable.fromWeb(image.body as never), createWriteStream(file));
+      await shell(`sync '${file}'`);
+      return { wallS: Number(process.hrtime.bigint() - started) / 1e9, cpuS: productCpu() - cpu };
+    };
+    const newestProduct = ((await product.api('GET', `/api/v1/vms/vm-0/restore-points?repositoryId=${product.repositoryId}`)).body as { restorePointId: string }[]).at(-1)!.restorePointId;
+    productRow.restore = await download(newestProduct, join(restoreDir, 'product.raw'));
+    // today's product: the same disk backed up into a plain qcow2 repository of the same hub, and downloaded the same way
+    const chunksRepositoryId = product.repositoryId;
+    product.repositoryId = (await product.api('POST', '/api/v1/repositories', { name: 'today', kind: 'local', path: dir('product-qcow2') })).body.repositoryId;
+    const todayPoint = (await product.backup('vm-0', 'full')).job.restorePointId as string;
+    product.repositoryId = chunksRepositoryId;
+    const todayProductRestore = await download(todayPoint, join(restoreDir, 'product-qcow2.raw'));
     resticRow.restore = await shell(`restic dump -q -r '${restic}' --tag vm-0 latest /vm-0.raw > '${restoreDir}/restic.raw' && sync '${restoreDir}/restic.raw'`, password);
     borgRow.restore = await shell(`borg extract --stdout '${borg}::${newest}' > '${restoreDir}/borg.raw' && sync '${restoreDir}/borg.raw'`, password);
     const same = await shell(`cd '${restoreDir}' && for f in *.raw; do cmp -s today.raw "$f" || echo "$f differs"; done`);
@@ -191,6 +235,7 @@ export async function runStoreBench(): Promise<void> {
     }
     out(`chunk store: ${chunks.stats.chunks} chunks stored (${gib(chunks.stats.plainBytes)} GiB before compression, ${gib(chunks.stats.storedBytes)} GiB after), ${referenced} changed blocks it already held`);
     if (cloneFullSent !== null) out(`a clone's full with source-side deduplication against the first VM's full: ${(cloneFullSent / MiB).toFixed(0)} MiB sent of ${options.templateMib} MiB`);
+    out(`the product: ${gib(productSent)} GiB sent by the agent over ${options.vms * days} backups of ${gib(logical)} GiB of disks; backup wall and CPU / restic's: ${(productRow.backup.wallS / resticRow.backup.wallS).toFixed(2)}, ${(productRow.backup.cpuS / resticRow.backup.cpuS).toFixed(2)}; restore of the newest point (download through the API, ${productRow.restore!.wallS.toFixed(2)} s) / the same disk's download from a plain qcow2 repository of the same hub (${todayProductRestore.wallS.toFixed(2)} s): ${(productRow.restore!.wallS / todayProductRestore.wallS).toFixed(2)}, / restic's: ${(productRow.restore!.wallS / resticRow.restore!.wallS).toFixed(2)}; stored / restic's ${(productRow.bytes() / resticBytes).toFixed(2)}, / borg's ${(productRow.bytes() / borgBytes).toFixed(2)} (goals: <= 1.0, <= 1.0; <= 1.2, <= 0.5; <= 0.9, <= 0.9)`);
 
     // the codecs on the same blocks: one distinct block in 4 of the last day's disks
     const sample = await distinctBlocks(options.vms, fleet, maps, 4);
@@ -207,6 +252,7 @@ export async function runStoreBench(): Promise<void> {
     }
     out(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
+    await lab?.close();
     if (!process.env.SENDENSE_BENCH_KEEP) rmSync(base, { recursive: true, force: true });
   }
 }
