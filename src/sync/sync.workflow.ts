@@ -453,15 +453,6 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * Every block the point's digests name, as it arrived: the copy hashed each block it wrote, so the data is not
-   * read a second time. A block the copy did not write (a full's block of zeroes the remote keeps unallocated) is read
-   * back here through the new file's chain. A point that does not match is never recorded.
-   * What is hashed is what the copy handed to the new file's qemu-nbd, not what the disk then holds: a write or the
-   * final flush the target refuses (EIO, ENOSPC) fails the copy and the point, but a disk that stores other bytes than
-   * it acknowledged is found only by a later read against the digests (a verify, a whole-VM restore); the point stays
-   * `unverified` until a verify has read it.
-   */
-  /**
    * The blocks to read from the remote when the copy cannot take them from the source's own layer: null for a copy
    * by the source's contexts (a whole point into an empty target; a qcow2 point's own layer onto its parent). A point
    * copied whole onto a chunk point here reads only the blocks whose digest differs from that point's (a full's
@@ -483,6 +474,15 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     return blockRanges(differing, target.virtualSize);
   }
 
+  /**
+   * Every block the point's digests name, as it arrived: the copy hashed each block it wrote, so the data is not
+   * read a second time. A block the copy did not write (a full's block of zeroes the remote keeps unallocated) is read
+   * back here through the new file's chain. A point that does not match is never recorded.
+   * What is hashed is what the copy handed to the new file's qemu-nbd, not what the disk then holds: a write or the
+   * final flush the target refuses (EIO, ENOSPC) fails the copy and the point, but a disk that stores other bytes than
+   * it acknowledged is found only by a later read against the digests (a verify, a whole-VM restore); the point stays
+   * `unverified` until a verify has read it.
+   */
   private async checkAgainstDigests(root: string, restorePointId: string, disk: { diskId: string; file: string }, expected: BlockDigests, received: BlockDigests): Promise<void> {
     const mismatches: { offset: number; length: number; expected: string; actual: string }[] = [];
     for (const run of expected.runs) {

@@ -105,7 +105,8 @@ async function exportFile(file: string, writable: boolean, readyTimeoutMs: numbe
       client,
       close: async () => {
         await client.close().catch(() => undefined);
-        await terminateProcess(server, 5_000, `qemu-nbd verify export of ${file}`);
+        // a writer flushes on SIGTERM (a chunk point's is committed then): it is given the time to, not killed midway
+        await terminateProcess(server, writable ? 60_000 : 5_000, `qemu-nbd verify export of ${file}`);
         await rm(dir, { recursive: true, force: true });
       },
     };
