@@ -323,17 +323,15 @@ export class ChunkReader {
   async read(at: ChunkLocation): Promise<Buffer> {
     const where = this.where(at);
     const { entry } = where;
-    // a record still in memory is the pack's own: the workers get a copy
     if ('record' in where) return this.workers ? this.workers.open(entry.digest, where.record, this.key) : openChunk(entry.digest, where.record, this.key);
     let file = this.files.get(at.packId);
     // a pack being published may have left its temp name for its own between the lookup and the open
     const opened = () => fs.open(where.file, 'r').catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' && where.published ? fs.open(where.published, 'r') : Promise.reject(error)));
     if (!file) this.files.set(at.packId, (file = opened()));
-    // with workers, a buffer of its own, handed to them rather than copied
-    const record = this.workers ? Buffer.allocUnsafeSlow(entry.length) : Buffer.allocUnsafe(entry.length);
+    const record = Buffer.allocUnsafe(entry.length);
     const { bytesRead } = await (await file).read(record, 0, entry.length, entry.offset);
     if (bytesRead !== entry.length) throw new ChunkFormatError(`pack ${at.packId} ends inside chunk ${entry.digest.toString('hex')}`);
-    return this.workers ? this.workers.open(entry.digest, record, this.key, true) : openChunk(entry.digest, record, this.key);
+    return this.workers ? this.workers.open(entry.digest, record, this.key) : openChunk(entry.digest, record, this.key);
   }
 
   async close(): Promise<void> {

@@ -31,7 +31,8 @@ describe('ChunkWorkers: chunks sealed and opened on worker threads', () => {
   const key = randomBytes(32);
   beforeAll(async () => {
     dir = await makeTempDir('chunk-workers');
-    workers = new ChunkWorkers({ threads: 2 });
+    // from the first chunk on: what the tests put stays below the threshold of a pool as chunk-nbd opens it
+    workers = new ChunkWorkers({ threads: 2, startAfterBytes: 0 });
   });
   afterAll(async () => {
     await workers.close();
@@ -144,7 +145,7 @@ describe('ChunkWorkers: chunks sealed and opened on worker threads', () => {
 
   it('a thread that fails fails the put and the write it was sealing, and nothing of it is stored; a pool that is closed refuses', async () => {
     // a thread that cannot load zstd, as on a broken install: each one started dies at once
-    const broken = new ChunkWorkers({ threads: 1, zstdModule: join(dir, 'no-such-module.js') });
+    const broken = new ChunkWorkers({ threads: 1, zstdModule: join(dir, 'no-such-module.js'), startAfterBytes: 0 });
     try {
       const store = await ChunkStore.open(join(dir, 'broken'), { key, workers: broken });
       const block = randomBytes(CHUNK_SIZE);
@@ -164,7 +165,7 @@ describe('ChunkWorkers: chunks sealed and opened on worker threads', () => {
     await expect(broken.seal(Buffer.alloc(32), Buffer.alloc(10), null, 3)).rejects.toThrow(/closed/);
 
     // closed while it seals: the puts under way fail, those already landed stay
-    const pool = new ChunkWorkers({ threads: 1 });
+    const pool = new ChunkWorkers({ threads: 1, startAfterBytes: 0 });
     const store = await ChunkStore.open(join(dir, 'closing'), { key, workers: pool });
     const first = randomBytes(CHUNK_SIZE);
     const landed = await store.put(first);
@@ -176,6 +177,30 @@ describe('ChunkWorkers: chunks sealed and opened on worker threads', () => {
     const view = await (await ChunkStore.open(join(dir, 'closing'), { key })).openPoint('vm1/rp-1/disk0');
     expect((await view.read(0, CHUNK_SIZE)).equals(first)).toBe(true);
     await view.close();
+  });
+
+  it('starts its threads only once it has done startAfterBytes on the calling thread', async () => {
+    // a thread that cannot start shows when threads are started: not for the first MiB, at once after it
+    const broken = new ChunkWorkers({ threads: 1, zstdModule: join(dir, 'no-such-module.js'), startAfterBytes: MiB });
+    try {
+      const store = await ChunkStore.open(join(dir, 'threshold'), { key, workers: broken });
+      const blocks = Array.from({ length: 18 }, () => randomBytes(CHUNK_SIZE));
+      const puts = await Promise.allSettled(blocks.map((b) => store.put(b)));
+      expect(puts.map((p) => p.status)).toEqual([...new Array(16).fill('fulfilled'), 'rejected', 'rejected']);
+      await store.flush();
+      const view = await store.openPoint(await commit(store, puts));
+      // reads count too: the threshold is behind, so the read fails on the thread
+      await expect(view.read(0, CHUNK_SIZE)).rejects.toThrow(/a chunk worker thread ended/);
+      await view.close();
+    } finally {
+      await broken.close();
+    }
+
+    async function commit(store: ChunkStore, puts: PromiseSettledResult<ChunkLocation>[]): Promise<string> {
+      const stored = puts.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
+      await store.commitPoint('vm1/rp-1/disk0', stored.length * CHUNK_SIZE, stored);
+      return 'vm1/rp-1/disk0';
+    }
   });
 
   it('a pack that cannot be written (the disk full) is forgotten with workers as without: a point naming its chunks is refused, what came after is stored', async () => {

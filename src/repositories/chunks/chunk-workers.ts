@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ChunkFormatError } from './chunk-format';
+import { ChunkFormatError, openChunk, sealChunk } from './chunk-format';
 
 /*
  * The worker's whole program, inline as block-hasher.ts has it, so that it runs alike from dist/ and under ts-jest
@@ -57,40 +57,67 @@ function open({ digest, record, key }) {
 
 /** A buffer whose ArrayBuffer is its own, to be transferred; a slice of a bigger or shared one is copied out first. */
 function owned(buffer) {
-  if (buffer.buffer.byteLength <= buffer.length + 64 && !(buffer.buffer instanceof SharedArrayBuffer)) return buffer;
+  if (buffer.buffer.byteLength <= buffer.length + 64) return buffer;
   const copy = Buffer.allocUnsafeSlow(buffer.length);
   buffer.copy(copy);
   return copy;
 }
 
-parentPort.on('message', (job) => {
-  const buf = (view) => view && Buffer.from(view.buffer, view.byteOffset, view.byteLength);
-  try {
-    const args = { digest: buf(job.digest), data: buf(job.data), record: buf(job.record), key: buf(job.key), level: job.level };
-    const out = owned(job.op === 'seal' ? seal(args) : open(args));
-    parentPort.postMessage({ id: job.id, out }, [out.buffer]);
-  } catch (error) {
-    parentPort.postMessage({ id: job.id, error: String((error && error.message) || error), format: error instanceof FormatError });
-  }
+// a batch: its inputs back to back in one transferred buffer; its answers in order, each output transferred
+parentPort.on('message', ({ batch, jobs, input, digests, keys }) => {
+  const answers = [];
+  const moved = [];
+  let at = 0;
+  jobs.forEach((job, i) => {
+    const bytes = Buffer.from(input, at, job.length);
+    at += job.length;
+    try {
+      const args = { digest: Buffer.from(digests, i * 32, 32), key: job.key < 0 ? null : Buffer.from(keys[job.key]), level: job.level };
+      const out = owned(job.op === 'seal' ? seal({ ...args, data: bytes }) : open({ ...args, record: bytes }));
+      answers.push({ out });
+      moved.push(out.buffer);
+    } catch (error) {
+      answers.push({ error: String((error && error.message) || error), format: error instanceof FormatError });
+    }
+  });
+  parentPort.postMessage({ batch, answers }, moved);
 });
 `;
 
-interface Waiter {
+interface Job {
+  op: 'seal' | 'open';
+  digest: Buffer;
+  input: Buffer;
+  key: Buffer | null;
+  level: number;
   resolve: (out: Buffer) => void;
   reject: (error: Error) => void;
 }
 
 interface Thread {
   worker: Worker;
-  pending: Map<number, Waiter>;
+  /** Batches sent and not answered, by their number. */
+  batches: Map<number, Job[]>;
+  jobs: number;
 }
+
+/** Jobs sent to a thread in one message at most: more are split, so that both threads get some. */
+const BATCH_JOBS = 8;
 
 export interface ChunkWorkersOptions {
   /** Threads in the pool; by default one per core. */
   threads?: number;
   /** The zstd-napi module the threads load; by default the one this process loads. */
   zstdModule?: string;
+  /**
+   * Bytes sealed or opened on the calling thread before the threads are started (default START_AFTER_BYTES): a
+   * small backup or restore never pays for them.
+   */
+  startAfterBytes?: number;
 }
+
+/** Starting the threads costs ~70 ms of CPU each, what sealing ~20 MiB costs; a small incremental does not get that far. */
+const START_AFTER_BYTES = 32 * 1024 * 1024;
 
 /** One thread per core: measured on 2 cores, where the main thread still has TLS and NBD (docs/benchmarks.md, chunk-target). */
 export function defaultChunkWorkerThreads(): number {
@@ -107,99 +134,132 @@ export function defaultChunkWorkerThreads(): number {
 export class ChunkWorkers {
   private readonly threads: (Thread | null)[];
   private readonly zstd: string;
-  private nextId = 0;
+  /** Bytes still to be done on the calling thread before the threads start; below zero once started. */
+  private untilStart: number;
+  private readonly queue: Job[] = [];
+  private nextBatch = 0;
   private closed = false;
 
   constructor(options: ChunkWorkersOptions = {}) {
     const threads = options.threads ?? defaultChunkWorkerThreads();
     if (!Number.isSafeInteger(threads) || threads < 1) throw new RangeError(`a pool of chunk workers has at least one thread, not ${threads}`);
     this.zstd = options.zstdModule ?? require.resolve('zstd-napi');
-    // started at once: a thread takes some tens of ms to start, which overlap the store's open
-    this.threads = Array.from({ length: threads }, () => this.start());
+    this.threads = new Array<Thread | null>(threads).fill(null);
+    this.untilStart = options.startAfterBytes ?? START_AFTER_BYTES;
   }
 
   get size(): number {
     return this.threads.length;
   }
 
-  /** The record of a chunk, as sealChunk makes it. `data` is copied (the caller's buffer is left as it is). */
+  /** The record of a chunk, as sealChunk makes it. */
   seal(digest: Buffer, data: Buffer, key: Buffer | null, level: number): Promise<Buffer> {
-    return this.run('seal', digest, transferable(data, false), key, level);
+    return this.run('seal', digest, data, key, level);
   }
 
-  /**
-   * The plaintext of a chunk's record, as openChunk gives it (a ChunkFormatError for a record that does not open).
-   * With `give`, a record that owns all of its ArrayBuffer (Buffer.allocUnsafeSlow) is handed to the thread, not
-   * copied, and is empty after; without, the caller's record is left as it is.
-   */
-  open(digest: Buffer, record: Buffer, key: Buffer | null, give = false): Promise<Buffer> {
-    return this.run('open', digest, transferable(record, give), key, 0);
+  /** The plaintext of a chunk's record, as openChunk gives it (a ChunkFormatError for a record that does not open). */
+  open(digest: Buffer, record: Buffer, key: Buffer | null): Promise<Buffer> {
+    return this.run('open', digest, record, key, 0);
   }
 
   /** Ends the threads; jobs still under way reject. */
   async close(): Promise<void> {
     this.closed = true;
+    const queued = this.queue.splice(0);
     const threads = this.threads.splice(0).filter((t): t is Thread => t !== null);
+    const error = new Error('the chunk worker threads were closed');
+    for (const job of queued) job.reject(error);
     await Promise.all(
       threads.map(async (thread) => {
         thread.worker.removeAllListeners('exit');
         thread.worker.removeAllListeners('error');
         await thread.worker.terminate();
-        for (const waiter of thread.pending.values()) waiter.reject(new Error('the chunk worker threads were closed'));
-        thread.pending.clear();
+        for (const jobs of thread.batches.values()) for (const job of jobs) job.reject(error);
+        thread.batches.clear();
       }),
     );
   }
 
-  private run(op: 'seal' | 'open', digest: Buffer, moved: Buffer, key: Buffer | null, level: number): Promise<Buffer> {
+  /**
+   * Jobs wait for the end of this turn of the event loop and go in batches: one message, one wake-up of a thread
+   * and one answer for several chunks. The inputs are copied into the batch's buffer then; until then the caller's
+   * buffers must stay as they are (a put's block, a read's record).
+   */
+  private run(op: 'seal' | 'open', digest: Buffer, input: Buffer, key: Buffer | null, level: number): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('the chunk worker threads were closed'));
-    let k = 0;
-    for (let i = 1; i < this.threads.length; i++) if ((this.threads[i]?.pending.size ?? 0) < (this.threads[k]?.pending.size ?? 0)) k = i;
-    const thread = this.threads[k] ?? (this.threads[k] = this.start());
-    const id = this.nextId++;
+    if (this.untilStart >= 0) {
+      this.untilStart -= input.length;
+      if (this.untilStart >= 0) {
+        try {
+          return Promise.resolve(op === 'seal' ? sealChunk(digest, input, key, level) : openChunk(digest, input, key));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
+      for (let k = 0; k < this.threads.length; k++) this.threads[k] ??= this.start();
+    }
     return new Promise<Buffer>((resolve, reject) => {
-      if (thread.pending.size === 0) thread.worker.ref();
-      thread.pending.set(id, { resolve, reject });
-      // the digest and key as copies of their own: a view is cloned with all of its ArrayBuffer (a pack index's, a pool slab)
-      const small = { digest: new Uint8Array(digest), key: key && new Uint8Array(key) };
-      thread.worker.postMessage({ id, op, level, ...small, [op === 'seal' ? 'data' : 'record']: moved }, [moved.buffer as ArrayBuffer]);
+      this.queue.push({ op, digest, input, key, level, resolve, reject });
+      if (this.queue.length === 1) setImmediate(() => this.flush());
     });
+  }
+
+  private flush(): void {
+    const queue = this.queue.splice(0);
+    for (let from = 0; from < queue.length; from += BATCH_JOBS) {
+      let k = 0;
+      for (let i = 1; i < this.threads.length; i++) if ((this.threads[i]?.jobs ?? 0) < (this.threads[k]?.jobs ?? 0)) k = i;
+      this.send(this.threads[k] ?? (this.threads[k] = this.start()), queue.slice(from, from + BATCH_JOBS));
+    }
+  }
+
+  private send(thread: Thread, jobs: Job[]): void {
+    const input = new ArrayBuffer(jobs.reduce((n, j) => n + j.input.length, 0));
+    const digests = new ArrayBuffer(32 * jobs.length);
+    const keys: Buffer[] = [];
+    let at = 0;
+    const described = jobs.map((job, i) => {
+      new Uint8Array(input, at, job.input.length).set(job.input);
+      at += job.input.length;
+      new Uint8Array(digests, 32 * i, 32).set(job.digest);
+      let key = job.key ? keys.indexOf(job.key) : -1;
+      if (job.key && key < 0) key = keys.push(job.key) - 1;
+      return { op: job.op, length: job.input.length, level: job.level, key };
+    });
+    const batch = this.nextBatch++;
+    if (thread.jobs === 0) thread.worker.ref();
+    thread.batches.set(batch, jobs);
+    thread.jobs += jobs.length;
+    // keys as copies of their own: a view is cloned with all of its ArrayBuffer
+    thread.worker.postMessage({ batch, jobs: described, input, digests, keys: keys.map((k) => new Uint8Array(k)) }, [input]);
   }
 
   private start(): Thread {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: this.zstd } });
     worker.unref();
-    const thread: Thread = { worker, pending: new Map() };
-    worker.on('message', (answer: { id: number; out?: Uint8Array; error?: string; format?: boolean }) => {
-      const waiter = thread.pending.get(answer.id);
-      thread.pending.delete(answer.id);
-      if (thread.pending.size === 0) worker.unref();
-      if (!waiter) return;
-      if (answer.out) waiter.resolve(Buffer.from(answer.out.buffer, answer.out.byteOffset, answer.out.byteLength));
-      else waiter.reject(answer.format ? new ChunkFormatError(answer.error) : new Error(`a chunk worker thread failed: ${answer.error}`));
+    const thread: Thread = { worker, batches: new Map(), jobs: 0 };
+    worker.on('message', ({ batch, answers }: { batch: number; answers: { out?: Uint8Array; error?: string; format?: boolean }[] }) => {
+      const jobs = thread.batches.get(batch);
+      if (!jobs) return;
+      thread.batches.delete(batch);
+      thread.jobs -= jobs.length;
+      if (thread.jobs === 0) worker.unref();
+      answers.forEach(({ out, error, format }, i) => {
+        if (out) jobs[i].resolve(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+        else jobs[i].reject(format ? new ChunkFormatError(error) : new Error(`a chunk worker thread failed: ${error}`));
+      });
     });
     let failure: Error | null = null;
     worker.on('error', (error) => (failure ??= error));
     worker.on('exit', (code) => {
-      // the next job starts a thread in its place
+      // the next batch starts a thread in its place
       const at = this.threads.indexOf(thread);
       if (at >= 0) this.threads[at] = null;
       const error = new Error(`a chunk worker thread ended (${failure ? failure.message : `exit code ${code}`})`);
-      for (const waiter of thread.pending.values()) waiter.reject(error);
-      thread.pending.clear();
+      for (const jobs of thread.batches.values()) for (const job of jobs) job.reject(error);
+      thread.batches.clear();
+      thread.jobs = 0;
     });
     return thread;
   }
-}
-
-/**
- * A buffer whose ArrayBuffer may be transferred to a thread: `buffer` itself when it is given and owns all of a plain
- * ArrayBuffer, else a copy that does. A slice of a bigger buffer (an NBD request's payload, a Buffer pool slab) is
- * never transferred: that would empty the rest of it.
- */
-function transferable(buffer: Buffer, give: boolean): Buffer {
-  if (give && buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.length && buffer.buffer instanceof ArrayBuffer) return buffer;
-  const out = Buffer.allocUnsafeSlow(buffer.length);
-  buffer.copy(out);
-  return out;
 }
