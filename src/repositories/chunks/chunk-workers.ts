@@ -105,7 +105,7 @@ interface Thread {
 const BATCH_JOBS = 8;
 
 export interface ChunkWorkersOptions {
-  /** Threads in the pool; by default one per core. */
+  /** Threads in the pool; by default one per core but one (defaultChunkWorkerThreads). */
   threads?: number;
   /** The zstd-napi module the threads load; by default the one this process loads. */
   zstdModule?: string;
@@ -116,20 +116,27 @@ export interface ChunkWorkersOptions {
   startAfterBytes?: number;
 }
 
-/** Starting the threads costs ~70 ms of CPU each, what sealing ~20 MiB costs; a small incremental does not get that far. */
+/**
+ * A thread costs ~45 ms of CPU to start and answers its first job as late (measured here), what sealing ~15 MiB on
+ * the calling thread costs: a small incremental does not get that far.
+ */
 const START_AFTER_BYTES = 32 * 1024 * 1024;
 
-/** One thread per core: measured on 2 cores, where the main thread still has TLS and NBD (docs/benchmarks.md, chunk-target). */
+/**
+ * One thread per core but the one the main thread's TLS and NBD keep busy, and at least one: on 2 cores a second
+ * thread wrote no faster and cost more CPU (docs/benchmarks.md, chunk-target).
+ */
 export function defaultChunkWorkerThreads(): number {
-  return Math.max(1, availableParallelism());
+  return Math.max(1, availableParallelism() - 1);
 }
 
 /**
  * Worker threads that seal and open chunk records (chunk-format.ts's sealChunk and openChunk) off the main thread,
  * so that a chunk store's NBD server (chunk-nbd) compresses, encrypts, decrypts and decompresses while its main
- * thread runs TLS and NBD. Each job goes to the thread with the fewest under way; buffers are transferred both ways.
- * A job that fails in a thread (a record that does not open) rejects alone; a thread that dies rejects the jobs it had
- * and is replaced by the next job. Idle threads do not keep the process alive; `close` ends them.
+ * thread runs TLS and NBD. Jobs go in batches to the thread with the fewest under way, their inputs copied into one
+ * buffer that is transferred, their outputs transferred back. A job that fails in a thread (a record that does not
+ * open) rejects alone; a thread that dies rejects the jobs it had and is replaced by the next batch. The threads start
+ * once `startAfterBytes` were done on the calling thread; idle, they do not keep the process alive; `close` ends them.
  */
 export class ChunkWorkers {
   private readonly threads: (Thread | null)[];
@@ -205,6 +212,7 @@ export class ChunkWorkers {
   }
 
   private flush(): void {
+    if (this.closed) return;
     const queue = this.queue.splice(0);
     for (let from = 0; from < queue.length; from += BATCH_JOBS) {
       let k = 0;
@@ -214,8 +222,9 @@ export class ChunkWorkers {
   }
 
   private send(thread: Thread, jobs: Job[]): void {
-    const input = new ArrayBuffer(jobs.reduce((n, j) => n + j.input.length, 0));
-    const digests = new ArrayBuffer(32 * jobs.length);
+    // not zeroed: every byte is written below
+    const input = Buffer.allocUnsafeSlow(jobs.reduce((n, j) => n + j.input.length, 0)).buffer;
+    const digests = Buffer.allocUnsafeSlow(32 * jobs.length).buffer;
     const keys: Buffer[] = [];
     let at = 0;
     const described = jobs.map((job, i) => {
