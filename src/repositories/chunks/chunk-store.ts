@@ -6,6 +6,7 @@ import type { DiskExtent, ReadableDisk, WritableDisk } from '../../nbd-protocol/
 import { insideRoot } from '../qcow2/inside-root';
 import { createFileAtomic, publishExclusive, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
 import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta, StoreKeys } from './chunk-format';
+import type { ChunkWorkers } from './chunk-workers';
 import { ChunkLocation, decodePackIndex, decodePointIndex, encodePackIndex, encodePointIndex, PACK_ID, PackEntry, PointIndex } from './indexes';
 
 /** A pack is closed once it holds this much: big enough for few objects, small enough to rewrite cheaply when GC repacks. */
@@ -34,6 +35,11 @@ export interface ChunkStoreOptions {
   key: Buffer | null;
   /** zstd level of new chunks. */
   level?: number;
+  /**
+   * Threads that seal new chunks and open stored ones (chunk-nbd's, whose main thread runs TLS and NBD); without,
+   * that is done on the calling thread. The caller closes them, after the store's last put and read.
+   */
+  workers?: ChunkWorkers;
 }
 
 export interface ChunkStoreStats {
@@ -61,16 +67,19 @@ export class ChunkStore {
   /** Packs being published: their chunks are still theirs to read. */
   private readonly closing = new Map<string, OpenPack>();
   private appending: Promise<unknown> = Promise.resolve();
+  /** Records being sealed by the workers, by digest (hex): a block put again meanwhile waits for the same record. */
+  private readonly sealing = new Map<string, Promise<Buffer>>();
   readonly stats: ChunkStoreStats = { chunks: 0, plainBytes: 0, storedBytes: 0 };
 
   private constructor(
     readonly dir: string,
     private readonly keys: StoreKeys | null,
     private readonly level: number,
+    private readonly workers: ChunkWorkers | null,
   ) {}
 
   static async open(dir: string, options: ChunkStoreOptions): Promise<ChunkStore> {
-    const store = new ChunkStore(dir, options.key ? deriveKeys(options.key) : null, options.level ?? 3);
+    const store = new ChunkStore(dir, options.key ? deriveKeys(options.key) : null, options.level ?? 3, options.workers ?? null);
     await fs.mkdir(join(dir, 'packs'), { recursive: true, mode: 0o750 });
     await fs.mkdir(join(dir, 'points'), { recursive: true, mode: 0o750 });
     await removeStaleTemps(join(dir, 'packs'));
@@ -105,15 +114,39 @@ export class ChunkStore {
     if (data.length === 0 || data.length > CHUNK_SIZE) return Promise.reject(new ChunkFormatError(`a chunk has 1 to ${CHUNK_SIZE} bytes, not ${data.length}`));
     const digest = hash('sha256', data, 'buffer');
     if (expected && !expected.equals(digest)) return Promise.reject(new ChunkFormatError(`a block sent as ${expected.toString('hex')} has the digest ${digest.toString('hex')}`));
-    const result = this.appending.then(() => this.append(digest, data));
+    const sealed = this.sealAhead(digest, data);
+    const result = this.appending.then(() => this.append(digest, data, sealed));
     this.appending = result.catch(() => undefined);
+    if (sealed) {
+      // once its turn is over the chunk is known (or its pack failed, and a later put seals it again)
+      const forget = () => this.sealing.get(digest.toString('hex')) === sealed && this.sealing.delete(digest.toString('hex'));
+      void this.appending.then(forget);
+    }
     return result;
   }
 
-  private async append(digest: Buffer, data: Buffer): Promise<ChunkLocation> {
+  /**
+   * With workers, a block the store does not hold yet is sealed at once, while the blocks put before it are appended
+   * in turn: puts seal in parallel, and still land in their pack in the order they were made. Whether it is stored is
+   * decided when its turn comes, as without workers (a block put twice is stored once).
+   */
+  private sealAhead(digest: Buffer, data: Buffer): Promise<Buffer> | undefined {
+    const hex = digest.toString('hex');
+    if (!this.workers || this.known.has(hex)) return undefined;
+    let sealed = this.sealing.get(hex);
+    if (!sealed) {
+      sealed = this.workers.seal(digest, data, this.keys?.data ?? null, this.level);
+      // its put reads the failure; a put that finds the chunk stored by then never looks
+      sealed.catch(() => undefined);
+      this.sealing.set(hex, sealed);
+    }
+    return sealed;
+  }
+
+  private async append(digest: Buffer, data: Buffer, sealed: Promise<Buffer> | undefined): Promise<ChunkLocation> {
     const known = this.known.get(digest.toString('hex'));
     if (known) return known;
-    const record = sealChunk(digest, data, this.keys?.data ?? null, this.level);
+    const record = await (sealed ?? this.seal(digest, data));
     if (this.open && this.open.size + record.length > PACK_LIMIT) await this.closePack();
     const pack = this.open ?? (this.open = await this.startPack());
     try {
@@ -122,6 +155,10 @@ export class ChunkStore {
       await this.abandon(pack);
       throw error;
     }
+  }
+
+  private seal(digest: Buffer, data: Buffer): Promise<Buffer> | Buffer {
+    return this.workers ? this.workers.seal(digest, data, this.keys?.data ?? null, this.level) : sealChunk(digest, data, this.keys?.data ?? null, this.level);
   }
 
   private async add(pack: OpenPack, digest: Buffer, data: Buffer, record: Buffer): Promise<ChunkLocation> {
@@ -248,7 +285,7 @@ export class ChunkStore {
       const entry = this.packs.get(at.packId)?.[at.entry];
       if (!entry) throw new ChunkFormatError(`no chunk at pack ${at.packId}, entry ${at.entry} in this store`);
       return { file: this.packFile(at.packId, 'pack'), entry };
-    }, this.keys?.data ?? null);
+    }, this.keys?.data ?? null, this.workers);
   }
 
   /** Publishes what is being written (a backup that ends without a point still leaves its chunks for the next). */
@@ -301,12 +338,13 @@ export class ChunkReader {
     /** Where a chunk's record is: in a pack file, or still in memory (the pack being written). */
     private readonly where: (at: ChunkLocation) => { file: string; published?: string; entry: PackEntry } | { record: Buffer; entry: PackEntry },
     private readonly key: Buffer | null,
+    private readonly workers: ChunkWorkers | null = null,
   ) {}
 
   async read(at: ChunkLocation): Promise<Buffer> {
     const where = this.where(at);
     const { entry } = where;
-    if ('record' in where) return openChunk(entry.digest, where.record, this.key);
+    if ('record' in where) return this.workers ? this.workers.open(entry.digest, where.record, this.key) : openChunk(entry.digest, where.record, this.key);
     let file = this.files.get(at.packId);
     // a pack being published may have left its temp name for its own between the lookup and the open
     const opened = () => fs.open(where.file, 'r').catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' && where.published ? fs.open(where.published, 'r') : Promise.reject(error)));
@@ -314,7 +352,7 @@ export class ChunkReader {
     const record = Buffer.allocUnsafe(entry.length);
     const { bytesRead } = await (await file).read(record, 0, entry.length, entry.offset);
     if (bytesRead !== entry.length) throw new ChunkFormatError(`pack ${at.packId} ends inside chunk ${entry.digest.toString('hex')}`);
-    return openChunk(entry.digest, record, this.key);
+    return this.workers ? this.workers.open(entry.digest, record, this.key) : openChunk(entry.digest, record, this.key);
   }
 
   async close(): Promise<void> {

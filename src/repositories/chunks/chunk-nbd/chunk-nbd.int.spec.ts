@@ -94,9 +94,10 @@ describe('chunk-nbd: a chunk-store point served by its own process, in place of 
     const tree = path('tree');
     await fs.mkdir(tree);
     await runProcess('cp', ['-a', '/usr/share/common-licenses', join(tree, 'licenses')]);
-    await fs.writeFile(join(tree, 'random.bin'), randomBytes(2 * MiB));
+    // more than the 32 MiB chunk-nbd seals and opens on its main thread: the rest goes through its worker threads
+    await fs.writeFile(join(tree, 'random.bin'), randomBytes(40 * MiB));
     const raw = path('ext4.raw');
-    const size = 24 * MiB + 4096;
+    const size = 56 * MiB + 4096;
     await ext4Image('target')(raw, size, tree);
     const store = await newStore('tls', randomBytes(32));
     const psk = await pskDir('tls.psk');

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { NbdServer, NbdServerTls } from '../../../nbd-protocol/nbd-server';
 import type { NbdPsk } from '../../../nbd-protocol/tls-psk';
 import { ChunkPointView, ChunkPointWriter, ChunkStore } from '../chunk-store';
+import { ChunkWorkers } from '../chunk-workers';
 import { registerWriter, StoreBusyError, WriterRegistration } from '../store-lock';
 import { ChunkNbdSpec, parseChunkNbdArgs } from './chunk-nbd-args';
 
@@ -77,7 +78,9 @@ async function start(spec: ChunkNbdSpec): Promise<{ stop: () => Promise<void> }>
 }
 
 async function serve(spec: ChunkNbdSpec, key: Buffer | null, tls: NbdServerTls | undefined, registration: WriterRegistration | null): Promise<{ stop: () => Promise<void> }> {
-  const store = await ChunkStore.open(spec.store, { key }).catch((error: unknown) => Promise.reject(new StartupError(`cannot open the store ${spec.store}: ${messageOf(error)}`)));
+  // chunks are sealed and opened on these threads, TLS and NBD on the main one (README.md)
+  const workers = new ChunkWorkers();
+  const store = await ChunkStore.open(spec.store, { key, workers }).catch((error: unknown) => Promise.reject(new StartupError(`cannot open the store ${spec.store}: ${messageOf(error)}`)));
   const { point } = spec;
   let disk: ChunkPointView | ChunkPointWriter;
   let finish = () => Promise.resolve();
@@ -115,6 +118,7 @@ async function serve(spec: ChunkNbdSpec, key: Buffer | null, tls: NbdServerTls |
         await finish();
         await disk.close();
       } finally {
+        await workers.close();
         await registration?.release();
       }
     },
