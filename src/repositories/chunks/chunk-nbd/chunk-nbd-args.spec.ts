@@ -23,10 +23,11 @@ describe('chunk-nbd arguments', () => {
   });
 
   it('parses what it builds back into the same spec, in both modes', () => {
-    expect(parse(writeSpec)).toEqual({ spec: writeSpec, pidFile });
+    // a writer is told the process that built its command line: the hub it ends with
+    expect(parse(writeSpec)).toEqual({ spec: writeSpec, pidFile, hubPid: process.pid });
     expect(parse(readSpec)).toEqual({ spec: readSpec, pidFile });
     const plain: ChunkNbdSpec = { store: '/s', point: { commit: 'a/b/c', size: 1 }, listen: { host: '127.0.0.1', port: 1 }, exportName: 'a=b ,c' };
-    expect(parse(plain)).toEqual({ spec: plain, pidFile });
+    expect(parse(plain)).toEqual({ spec: plain, pidFile, hubPid: process.pid });
   });
 
   it('names every problem of a command line', () => {
@@ -42,6 +43,8 @@ describe('chunk-nbd arguments', () => {
     for (const size of ['0', '-1', '1e3', '0x10', '', '99999999999999999']) expect(() => parseChunkNbdArgs([...tcp, '--commit=a/b/c', `--size=${size}`])).toThrow(/size .* must be a positive number of bytes/);
     expect(() => parseChunkNbdArgs([...tcp, '--commit=a/b/c', '--size=1', '--socket=/x.sock'])).toThrow(/give either --socket or --host and --port/);
     expect(() => parseChunkNbdArgs(['--store=/s', '--export-name=x', `--pid-file=${pidFile}`, '--port=10809', '--point=a/b/c'])).toThrow(/--host and --port go together/);
+    expect(() => parseChunkNbdArgs([...base, '--point=a/b/c', '--hub-pid=1'])).toThrow(/--hub-pid is for --commit/);
+    for (const pid of ['0', '-1', 'x', '']) expect(() => parseChunkNbdArgs([...tcp, '--commit=a/b/c', '--size=1', `--hub-pid=${pid}`])).toThrow(/--hub-pid .* must be a process id/);
   });
 
   it('refuses relative paths, bad listen addresses and what the NBD server cannot serve', () => {

@@ -41,6 +41,10 @@ function packageRoot(): string {
  * The command line after the node binary. Every option is one `--name=value` word, so no value can pass for another
  * option (an export name "-r" stays a name), and the hub adopts a running process by comparing argv exactly, as it
  * does qemu-nbd's. The pid file is written once the export serves: the launcher's readiness signal.
+ *
+ * A writer is told which process started it (this one, `--hub-pid`): it ends without committing once that process is
+ * gone, and a hub killed while node was still loading the writer's program would otherwise already be gone when the
+ * writer first looks at its parent.
  */
 export function buildChunkNbdArgs(spec: ChunkNbdSpec, pidFile: string): string[] {
   validateChunkNbdSpec(spec, pidFile);
@@ -50,6 +54,7 @@ export function buildChunkNbdArgs(spec: ChunkNbdSpec, pidFile: string): string[]
   else {
     args.push(`--commit=${spec.point.commit}`, `--size=${spec.point.size}`);
     if (spec.point.base !== undefined) args.push(`--base=${spec.point.base}`);
+    args.push(`--hub-pid=${process.pid}`);
   }
   if ('socket' in spec.listen) args.push(`--socket=${spec.listen.socket}`);
   else args.push(`--host=${spec.listen.host}`, `--port=${spec.listen.port}`);
@@ -59,11 +64,11 @@ export function buildChunkNbdArgs(spec: ChunkNbdSpec, pidFile: string): string[]
   return args;
 }
 
-const OPTIONS = ['store', 'key-file', 'point', 'commit', 'size', 'base', 'socket', 'host', 'port', 'export-name', 'tls-psk-dir', 'pid-file'] as const;
+const OPTIONS = ['store', 'key-file', 'point', 'commit', 'size', 'base', 'socket', 'host', 'port', 'export-name', 'tls-psk-dir', 'pid-file', 'hub-pid'] as const;
 type Option = (typeof OPTIONS)[number];
 
 /** The process's own arguments (process.argv without node and the program), back into a spec; an error names every problem. */
-export function parseChunkNbdArgs(argv: readonly string[]): { spec: ChunkNbdSpec; pidFile: string } {
+export function parseChunkNbdArgs(argv: readonly string[]): { spec: ChunkNbdSpec; pidFile: string; hubPid?: number } {
   const values = new Map<Option, string>();
   const problems: string[] = [];
   for (const arg of argv) {
@@ -79,6 +84,8 @@ export function parseChunkNbdArgs(argv: readonly string[]): { spec: ChunkNbdSpec
   if (has('point') === has('commit')) problems.push('give either --point (read a committed point) or --commit (write a new one)');
   if (has('point') && (has('size') || has('base'))) problems.push('--size and --base are for --commit');
   if (has('commit') && !has('size')) problems.push('--commit needs --size');
+  if (has('point') && has('hub-pid')) problems.push('--hub-pid is for --commit: a reader outlives its hub');
+  if (has('hub-pid') && !(integer(get('hub-pid')) > 0)) problems.push(`--hub-pid ${JSON.stringify(get('hub-pid'))} must be a process id`);
   if (has('socket') === (has('host') || has('port'))) problems.push('give either --socket or --host and --port');
   if (has('host') !== has('port')) problems.push('--host and --port go together');
   if (problems.length > 0) throw new Error(`invalid chunk-nbd arguments: ${problems.join('; ')}`);
@@ -93,7 +100,7 @@ export function parseChunkNbdArgs(argv: readonly string[]): { spec: ChunkNbdSpec
     ...(has('tls-psk-dir') ? { tls: { pskDir: get('tls-psk-dir') } } : {}),
   };
   validateChunkNbdSpec(spec, get('pid-file'));
-  return { spec, pidFile: get('pid-file') };
+  return { spec, pidFile: get('pid-file'), ...(has('hub-pid') ? { hubPid: integer(get('hub-pid')) } : {}) };
 }
 
 /** A decimal integer, or NaN (which validation names) for anything else: "1e3", "0x10" and "" are no sizes. */

@@ -158,7 +158,10 @@ describe('chunk-nbd: a chunk-store point served by its own process, in place of 
     const readerArgs = chunkNbdLaunch({ ...store, point: { read: 'vm1/rp-0/disk0' }, listen: { socket: path('r.sock') }, exportName: 'rp' }, { pidFile: path('r.pid'), logFile: path('r.log') }, false);
     const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
     const line = (l: QemuNbdLaunch) => [l.binary!, ...l.args].map(quote).join(' ');
-    const hub = spawnQemuNbd({ binary: 'bash', args: ['-c', `${line(writerArgs)} 2>${quote(path('w.log'))} & ${line(readerArgs)} & exec sleep 600`, `--pid-file=${path('hub.pid')}`], pidFile: path('hub.pid'), listen: { port }, logFile: path('hub.log'), detached: false });
+    // the writer's hub is the shell ($$), not this test
+    const writerLine = line(writerArgs).replace(quote(`--hub-pid=${process.pid}`), () => '"--hub-pid=$$"');
+    expect(writerLine).toContain('--hub-pid=$$');
+    const hub = spawnQemuNbd({ binary: 'bash', args: ['-c', `${writerLine} 2>${quote(path('w.log'))} & ${line(readerArgs)} & exec sleep 600`, `--pid-file=${path('hub.pid')}`], pidFile: path('hub.pid'), listen: { port }, logFile: path('hub.log'), detached: false });
     running.add(hub);
     void hub.exited.then(() => running.delete(hub));
     const pidOf = async (file: string) => {
@@ -184,6 +187,25 @@ describe('chunk-nbd: a chunk-store point served by its own process, in place of 
     expect(existsSync(pointFile(store.store, 'vm1/rp-1/disk0'))).toBe(false);
     expect(readFileSync(path('w.log'), 'utf8')).toContain('the point vm1/rp-1/disk0 is not committed');
     expect(await fs.readdir(join(store.store, 'writers'))).toEqual([]);
+  });
+
+  it('a writer whose hub was gone before it could look at its parent ends at once: no pid file, no point, no registration', async () => {
+    const store = await newStore('early');
+    // a hub killed while node was still loading the writer: the pid it was given is not its parent by the time it runs
+    const gone = ChildProcessHandle.spawn('true', [], { detached: false, logFile: path('gone.log') });
+    await gone.exited;
+    const launch = chunkNbdLaunch({ ...store, point: { commit: 'vm1/rp-1/disk0', size: MiB }, listen: { host: '127.0.0.1', port: await freePort() }, exportName: 'target' }, { pidFile: path('early.pid'), logFile: path('early.log') }, false);
+    const args = launch.args.map((a) => (a === `--hub-pid=${process.pid}` ? `--hub-pid=${gone.pid}` : a));
+    expect(args).toContain(`--hub-pid=${gone.pid}`);
+    const writer = spawnQemuNbd({ ...launch, args });
+    running.add(writer);
+    void writer.exited.then(() => running.delete(writer));
+    expect(await waitUntilServing(writer, launch, 15_000)).toBe('exited');
+    expect(await writer.exited).toEqual({ code: 1, signal: null });
+    expect(readFileSync(launch.logFile, 'utf8')).toBe(`chunk-nbd: the hub that started this writer (pid ${gone.pid}) is gone: the point vm1/rp-1/disk0 is not committed\n`);
+    expect(existsSync(launch.pidFile)).toBe(false);
+    expect(existsSync(pointFile(store.store, 'vm1/rp-1/disk0'))).toBe(false);
+    expect(await fs.readdir(join(store.store, 'writers')).catch(() => [])).toEqual([]);
   });
 
   it('writes a point that follows another: only what qemu-io rewrites changes, the rest reads as the base', async () => {

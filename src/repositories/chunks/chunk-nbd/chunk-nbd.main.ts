@@ -20,7 +20,10 @@ class StartupError extends Error {}
 const PARENT_CHECK_MS = 250;
 
 async function main(): Promise<void> {
-  const { spec, pidFile } = parseOrExit(process.argv.slice(2));
+  // read before anything is awaited: a hub killed meanwhile must not be taken for the parent to watch
+  const parent = process.ppid;
+  const { spec, pidFile, hubPid } = parseOrExit(process.argv.slice(2));
+  if (!('read' in spec.point)) abandonWithHub(spec.point.commit, hubPid ?? parent);
   const served = await start(spec).catch((error: unknown) => fail(error instanceof StartupError ? error.message : `cannot start: ${messageOf(error)}`));
   let stopping = false;
   const stop = () => {
@@ -33,23 +36,24 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  if (!('read' in spec.point)) abandonWithParent(spec.point.commit);
   await writePidFile(pidFile).catch((error: unknown) => fail(`cannot write the pid file ${pidFile}: ${messageOf(error)}`));
 }
 
 /**
  * A writer's point is wanted only by the hub that started it: when that hub is gone (killed: this process is handed
  * to init or a subreaper), the backup it served is failed on the hub's restart, so the writer ends at once without
- * committing, rather than waiting to be found, and a point no job will record is never published. A reader (an
- * instant recovery's export) outlives its hub on purpose.
+ * committing, rather than waiting to be found, and a point no job will record is never published. That holds from
+ * the first moment: a hub killed while this process was starting leaves it, starting or serving, to end just the same.
+ * A reader (an instant recovery's export) outlives its hub on purpose.
  */
-function abandonWithParent(point: string): void {
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid === parent) return;
-    process.stderr.write(`chunk-nbd: the hub that started this writer (pid ${parent}) is gone: the point ${point} is not committed\n`);
+function abandonWithHub(point: string, hub: number): void {
+  const check = () => {
+    if (process.ppid === hub) return;
+    process.stderr.write(`chunk-nbd: the hub that started this writer (pid ${hub}) is gone: the point ${point} is not committed\n`);
     process.exit(1);
-  }, PARENT_CHECK_MS).unref();
+  };
+  check();
+  setInterval(check, PARENT_CHECK_MS).unref();
 }
 
 function parseOrExit(argv: string[]): ReturnType<typeof parseChunkNbdArgs> {
