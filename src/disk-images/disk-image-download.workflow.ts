@@ -3,8 +3,7 @@ import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import type { Request, Response } from 'express';
 import { promises as fs, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { DomainError } from '../eventing/domain-error';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
@@ -14,7 +13,7 @@ import { integrityOf } from '../restore-points/chain.aggregate';
 import { ChainStates } from '../restore-points/chain-states';
 import { FilesInUse, HeldFiles } from '../restore-points/files-in-use';
 import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
-import { imageChunks, openPointReader, PointReader, ReadFigures } from './adapters/point-reader';
+import { openPointReader, PointReader, ReadFigures, sendImage } from './adapters/point-reader';
 import { convertToQcow2, measureQcow2, spaceRefusal } from './adapters/qcow2-image';
 import { clearWorkArea, makeWorkDir, removeWorkDir, workAreaOf } from './adapters/work-area';
 import { RecordDiskImageDownloadCommand } from './commands/record-disk-image-download.command';
@@ -107,14 +106,15 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
         res.end();
         return null;
       }
-      const figures: ReadFigures = { read: 0, zero: 0 };
-      const counter = new ByteCounter();
+      const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
       try {
-        await pipeline(Readable.from(imageChunks(reader.client, start, end, figures), { objectMode: false }), counter, res);
-        return { bytes: counter.bytes, size, range: recordedRange, completed: counter.bytes === end - start, error: null };
+        await sendImage(reader.client, start, end, res, figures);
+        res.end();
+        await finished(res);
+        return { bytes: figures.sent, size, range: recordedRange, completed: figures.sent === end - start, error: null };
       } catch (error) {
         if (!res.destroyed) res.destroy();
-        return { bytes: counter.bytes, size, range: recordedRange, completed: false, error: stopReason(error) };
+        return { bytes: figures.sent, size, range: recordedRange, completed: false, error: stopReason(error) };
       }
     } finally {
       await reader?.close().catch((e) => this.logger.error(`stopping the image export of ${file} failed: ${String(e)}`));
@@ -179,6 +179,6 @@ function realPath(path: string): string {
 
 function stopReason(error: unknown): string {
   const code = (error as NodeJS.ErrnoException)?.code;
-  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE' || code === 'ECONNRESET') return 'the client went away';
+  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED' || code === 'EPIPE' || code === 'ECONNRESET') return 'the client went away';
   return error instanceof Error ? error.message : String(error);
 }

@@ -1,13 +1,31 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { buildStandardChain, BuiltChain, makeTempDir, MiB, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { processesMentioning } from '../../../test/support/processes';
-import { imageChunks, openPointReader, ReadFigures } from './point-reader';
+import { Writable } from 'node:stream';
+import { NbdClient } from '../../nbd-protocol/nbd-client';
+import { runProcess } from '../../process/run-process';
+import { openPointReader, READ_AHEAD, ReadFigures, sendImage } from './point-reader';
 import { makeWorkDir } from './work-area';
 
-async function collect(chunks: AsyncGenerator<Buffer>): Promise<Buffer> {
+/**
+ * What sendImage writes, as a socket takes it: writes are accepted at once and queued (as a socket's are, until the
+ * kernel takes them), each piece copied only on a later turn of the event loop, just before its write calls back; a
+ * buffer read into again before its callback would show as wrong bytes.
+ */
+async function collect(client: NbdClient, start: number, end: number, figures?: ReadFigures): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of chunks) parts.push(Buffer.from(c));
+  const out = new Writable({
+    highWaterMark: 256 * MiB,
+    write(chunk: Buffer, _encoding, callback) {
+      setImmediate(() => {
+        parts.push(Buffer.from(chunk));
+        callback();
+      });
+    },
+  });
+  await sendImage(client, start, end, out, figures);
   return Buffer.concat(parts);
 }
 
@@ -27,10 +45,11 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
       const reader = await openPointReader(file, work);
       try {
         expect(reader.size).toBe(64 * MiB);
-        const figures: ReadFigures = { read: 0, zero: 0 };
-        const data = await collect(imageChunks(reader.client, 0, reader.size, figures));
+        const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
+        const data = await collect(reader.client, 0, reader.size, figures);
         expect({ i, same: data.equals(await fs.readFile(chain.references[i])) }).toEqual({ i, same: true });
         expect(figures.read + figures.zero).toBe(64 * MiB);
+        expect(figures.sent).toBe(64 * MiB);
         // the standard chain holds ~12 MiB of data in a 64 MiB disk: most of it must not be read
         expect(figures.read).toBeLessThan(20 * MiB);
         expect(figures.zero).toBeGreaterThan(40 * MiB);
@@ -41,13 +60,31 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
     }
   });
 
+  it('reads a disk of data through its few buffers again and again, every byte right for a receiver that takes its time', async () => {
+    const raw = join(dir, 'random.raw');
+    const data = randomBytes(48 * MiB);
+    await fs.writeFile(raw, data);
+    const image = join(dir, 'random.qcow2');
+    await runProcess('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, image]);
+    const work = await makeWorkDir(join(dir, 'area'));
+    const reader = await openPointReader(image, work);
+    try {
+      const reads = jest.spyOn(reader.client, 'read');
+      expect((await collect(reader.client, 0, reader.size)).equals(data)).toBe(true);
+      expect(reads.mock.calls.length).toBeGreaterThan(2 * READ_AHEAD);
+      expect(new Set(reads.mock.calls.map(([, , into]) => into?.buffer)).size).toBe(READ_AHEAD);
+    } finally {
+      await reader.close();
+    }
+  });
+
   it('reads any range, also across data/hole borders and ending inside a cluster', async () => {
     const reference = await fs.readFile(chain.references[3]);
     const work = await makeWorkDir(join(dir, 'area'));
     const reader = await openPointReader(chain.files[3], work);
     try {
       for (const [start, end] of [[0, 1], [MiB + 50, MiB + 2000], [8 * MiB - 5000, 8 * MiB + 70_000], [40 * MiB, 41 * MiB + 3], [63 * MiB + 100, 64 * MiB]]) {
-        const data = await collect(imageChunks(reader.client, start, end));
+        const data = await collect(reader.client, start, end);
         expect({ start, end, same: data.equals(reference.subarray(start, end)) }).toEqual({ start, end, same: true });
       }
     } finally {
@@ -55,13 +92,19 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
     }
   });
 
-  it('stops qemu-nbd when the consumer gives up mid-way (the HTTP client went away)', async () => {
+  it('rejects as a closed receiver when the consumer gives up mid-way (the HTTP client went away), and qemu-nbd stops', async () => {
     const work = await makeWorkDir(join(dir, 'area'));
     const reader = await openPointReader(chain.files[0], work);
     expect(processesMentioning(work).some((p) => p.cmdline.includes('qemu-nbd'))).toBe(true);
-    const chunks = imageChunks(reader.client, 0, reader.size);
-    await chunks.next();
-    await chunks.return(undefined);
+    const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        callback();
+        out.destroy();
+      },
+    });
+    await expect(sendImage(reader.client, 0, reader.size, out, figures)).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    expect(figures.sent).toBeLessThan(64 * MiB);
     await reader.close();
     expect(processesMentioning(work)).toEqual([]);
   });
