@@ -53,19 +53,26 @@ export class SparseFileWriter extends Writable {
     );
   }
 
+  /** Each run of non-zero pieces is one write: a write per 64 KiB would cost more than the bytes. */
   private async writeSparse(chunk: Buffer): Promise<void> {
-    let at = 0;
-    while (at < chunk.length) {
-      const fileOffset = this.position + at;
-      const n = Math.min(chunk.length - at, SPARSE_BLOCK - (fileOffset % SPARSE_BLOCK));
-      const piece = chunk.subarray(at, at + n);
-      if (!piece.equals(ZERO.subarray(0, n))) {
-        let done = 0;
-        while (done < n) done += (await this.handle!.write(piece, done, n - done, fileOffset + done)).bytesWritten;
-        this.written += n;
+    let run: { from: number; to: number } | null = null;
+    for (let at = 0; at < chunk.length; ) {
+      const n = Math.min(chunk.length - at, SPARSE_BLOCK - ((this.position + at) % SPARSE_BLOCK));
+      const zero = chunk.subarray(at, at + n).equals(ZERO.subarray(0, n));
+      if (!zero && run) run.to = at + n;
+      else if (!zero) run = { from: at, to: at + n };
+      else if (run) {
+        await this.writeRun(chunk, run);
+        run = null;
       }
       at += n;
     }
+    if (run) await this.writeRun(chunk, run);
     this.position += chunk.length;
+  }
+
+  private async writeRun(chunk: Buffer, { from, to }: { from: number; to: number }): Promise<void> {
+    for (let done = from; done < to; ) done += (await this.handle!.write(chunk, done, to - done, this.position + done)).bytesWritten;
+    this.written += to - from;
   }
 }
