@@ -34,7 +34,9 @@ const GiB = 1024 * MiB;
 const DISK_SIZE = 2 * GiB;
 const DATA = 1536 * MiB;
 const TOKEN = 'bench-admin-token-0123456789';
-const BIN = join(__dirname, '..', '..', 'bin', 'sendense.js');
+/** The CLI as an operator runs it (bin/sendense.js of this checkout). */
+export const SENDENSE_BIN = join(__dirname, '..', '..', 'bin', 'sendense.js');
+const BIN = SENDENSE_BIN;
 const CLK_TCK = 100;
 
 const out = (line: string) => process.stdout.write(`${line}\n`);

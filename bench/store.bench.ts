@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { compress } from 'zstd-napi';
 import { ChunkLocation } from '../src/repositories/chunks/indexes';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ChunkStore } from '../src/repositories/chunks/chunk-store';
-import { cpuSeconds, Lab } from './backup.bench';
+import { cpuSeconds, Lab, SENDENSE_BIN } from './backup.bench';
 import { BLOCK, BlockMap, blockMap, changedBlocks } from './store/blocks';
 import { Fleet } from './store/fleet';
 import { addCost, allocatedBytes, Cost, inProcess, shell, zeroCost } from './store/measure';
@@ -200,15 +198,14 @@ export async function runStoreBench(): Promise<void> {
     zstdRow.restore = await zstdQcow2.restore(0, join(restoreDir, 'zstd.raw'));
     crossRow.restore = await zstdQcow2CrossVm.restore(0, join(restoreDir, 'cross.raw'));
     chunkRow.restore = (await inProcess(() => readBack(chunks, `vm-0/d${days}/disk0`, join(restoreDir, 'chunks.raw')))).cost;
-    /** A point's disk downloaded raw through the product's API into `file`, fsynced: its wall time and the hub's and agent's CPU. */
+    /**
+     * A point's disk restored into `file` as an operator restores it, by `sendense restore disk` (raw, sparse, fsynced
+     * before it is renamed into place): its wall time, and the CPU of the hub, the agent and the CLI.
+     */
     const download = async (restorePointId: string, file: string): Promise<Cost> => {
       const cpu = productCpu();
-      const started = process.hrtime.bigint();
-      const image = await fetch(`http://127.0.0.1:${product.apiPort}/api/v1/restore-points/${restorePointId}/disks/disk0/image?format=raw`, { headers: { Authorization: `Bearer ${product.token}` } });
-      if (image.status !== 200) throw new Error(`the product's download answered ${image.status}`);
-      await pipeline(Readable.fromWeb(image.body as never), createWriteStream(file));
-      await shell(`sync '${file}'`);
-      return { wallS: Number(process.hrtime.bigint() - started) / 1e9, cpuS: productCpu() - cpu };
+      const cli = await shell(`node '${SENDENSE_BIN}' restore disk '${restorePointId}' --disk disk0 -o '${file}'`, { SENDENSE_HUB: `http://127.0.0.1:${product.apiPort}`, SENDENSE_TOKEN: product.token });
+      return { wallS: cli.wallS, cpuS: productCpu() - cpu + cli.cpuS };
     };
     const newestProduct = ((await product.api('GET', `/api/v1/vms/vm-0/restore-points?repositoryId=${product.repositoryId}`)).body as { restorePointId: string }[]).at(-1)!.restorePointId;
     productRow.restore = await download(newestProduct, join(restoreDir, 'product.raw'));
@@ -235,7 +232,7 @@ export async function runStoreBench(): Promise<void> {
     }
     out(`chunk store: ${chunks.stats.chunks} chunks stored (${gib(chunks.stats.plainBytes)} GiB before compression, ${gib(chunks.stats.storedBytes)} GiB after), ${referenced} changed blocks it already held`);
     if (cloneFullSent !== null) out(`a clone's full with source-side deduplication against the first VM's full: ${(cloneFullSent / MiB).toFixed(0)} MiB sent of ${options.templateMib} MiB`);
-    out(`the product: ${gib(productSent)} GiB sent by the agent over ${options.vms * days} backups of ${gib(logical)} GiB of disks; backup wall and CPU / restic's: ${(productRow.backup.wallS / resticRow.backup.wallS).toFixed(2)}, ${(productRow.backup.cpuS / resticRow.backup.cpuS).toFixed(2)}; restore of the newest point (download through the API, ${productRow.restore!.wallS.toFixed(2)} s) / the same disk's download from a plain qcow2 repository of the same hub (${todayProductRestore.wallS.toFixed(2)} s): ${(productRow.restore!.wallS / todayProductRestore.wallS).toFixed(2)}, / restic's: ${(productRow.restore!.wallS / resticRow.restore!.wallS).toFixed(2)}; stored / restic's ${(productRow.bytes() / resticBytes).toFixed(2)}, / borg's ${(productRow.bytes() / borgBytes).toFixed(2)} (goals: <= 1.0, <= 1.0; <= 1.2, <= 0.5; <= 0.9, <= 0.9)`);
+    out(`the product: ${gib(productSent)} GiB sent by the agent over ${options.vms * days} backups of ${gib(logical)} GiB of disks; backup wall and CPU / restic's: ${(productRow.backup.wallS / resticRow.backup.wallS).toFixed(2)}, ${(productRow.backup.cpuS / resticRow.backup.cpuS).toFixed(2)}; restore of the newest point (sendense restore disk, ${productRow.restore!.wallS.toFixed(2)} s) / the same disk restored the same way from a plain qcow2 repository of the same hub (${todayProductRestore.wallS.toFixed(2)} s): ${(productRow.restore!.wallS / todayProductRestore.wallS).toFixed(2)}, / restic's: ${(productRow.restore!.wallS / resticRow.restore!.wallS).toFixed(2)}; stored / restic's ${(productRow.bytes() / resticBytes).toFixed(2)}, / borg's ${(productRow.bytes() / borgBytes).toFixed(2)} (goals: <= 1.0, <= 1.0; <= 1.2, <= 0.5; <= 0.9, <= 0.9)`);
 
     // the codecs on the same blocks: one distinct block in 4 of the last day's disks
     const sample = await distinctBlocks(options.vms, fleet, maps, 4);

@@ -36,6 +36,11 @@ export class SparseFileWriter extends Writable {
     this.writeSparse(chunk).then(() => callback(), callback);
   }
 
+  /** What arrived while a write was under way, in one piece: an HTTP body comes in 64 KiB pieces, one system call each otherwise. */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.writeSparse(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk))).then(() => callback(), callback);
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     // a trailing hole is only there once the file is as long as the image
     this.handle!.truncate(this.position)

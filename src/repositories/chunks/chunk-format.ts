@@ -45,7 +45,10 @@ function unseal(key: Buffer, record: Buffer, aad: Buffer, what: string): Buffer 
   decipher.setAAD(aad);
   decipher.setAuthTag(record.subarray(record.length - TAG));
   try {
-    return Buffer.concat([decipher.update(record.subarray(NONCE, record.length - TAG)), decipher.final()]);
+    const body = decipher.update(record.subarray(NONCE, record.length - TAG));
+    const tail = decipher.final();
+    // GCM's final gives nothing back: no copy of the whole chunk to append it
+    return tail.length ? Buffer.concat([body, tail]) : body;
   } catch {
     throw new ChunkFormatError(`${what} does not open with this repository's key: another key, or damaged`);
   }

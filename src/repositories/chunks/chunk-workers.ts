@@ -46,7 +46,9 @@ function open({ digest, record, key }) {
     decipher.setAAD(digest);
     decipher.setAuthTag(record.subarray(record.length - TAG));
     try {
-      plain = Buffer.concat([decipher.update(record.subarray(NONCE, record.length - TAG)), decipher.final()]);
+      const body = decipher.update(record.subarray(NONCE, record.length - TAG));
+      const tail = decipher.final();
+      plain = tail.length ? Buffer.concat([body, tail]) : body;
     } catch {
       throw new FormatError(what + " does not open with this repository's key: another key, or damaged");
     }

@@ -94,7 +94,7 @@ describe('chunk-nbd: a chunk-store point served by its own process, in place of 
     const tree = path('tree');
     await fs.mkdir(tree);
     await runProcess('cp', ['-a', '/usr/share/common-licenses', join(tree, 'licenses')]);
-    // more than the 32 MiB chunk-nbd seals and opens on its main thread: the rest goes through its worker threads
+    // more than the 32 MiB a writer seals on its main thread: the rest goes through its worker threads (a reader opens all on its main thread)
     await fs.writeFile(join(tree, 'random.bin'), randomBytes(40 * MiB));
     const raw = path('ext4.raw');
     const size = 56 * MiB + 4096;

@@ -82,9 +82,9 @@ async function start(spec: ChunkNbdSpec): Promise<{ stop: () => Promise<void> }>
 }
 
 async function serve(spec: ChunkNbdSpec, key: Buffer | null, tls: NbdServerTls | undefined, registration: WriterRegistration | null): Promise<{ stop: () => Promise<void> }> {
-  // chunks are sealed and opened on these threads, TLS and NBD on the main one (README.md)
-  const workers = new ChunkWorkers();
-  const store = await ChunkStore.open(spec.store, { key, workers }).catch((error: unknown) => Promise.reject(new StartupError(`cannot open the store ${spec.store}: ${messageOf(error)}`)));
+  // a writer seals chunks on these threads, TLS and NBD on the main one; a reader opens them on the main one (README.md)
+  const workers = 'read' in spec.point ? null : new ChunkWorkers();
+  const store = await ChunkStore.open(spec.store, { key, workers: workers ?? undefined }).catch((error: unknown) => Promise.reject(new StartupError(`cannot open the store ${spec.store}: ${messageOf(error)}`)));
   const { point } = spec;
   let disk: ChunkPointView | ChunkPointWriter;
   let finish = () => Promise.resolve();
@@ -122,7 +122,7 @@ async function serve(spec: ChunkNbdSpec, key: Buffer | null, tls: NbdServerTls |
         await finish();
         await disk.close();
       } finally {
-        await workers.close();
+        await workers?.close();
         await registration?.release();
       }
     },
