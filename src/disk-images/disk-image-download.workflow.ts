@@ -15,6 +15,7 @@ import { FilesInUse, HeldFiles } from '../restore-points/files-in-use';
 import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
 import { openPointReader, PointReader, ReadFigures, sendImage } from './adapters/point-reader';
 import { convertToQcow2, measureQcow2, spaceRefusal } from './adapters/qcow2-image';
+import { isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { clearWorkArea, makeWorkDir, removeWorkDir, workAreaOf } from './adapters/work-area';
 import { RecordDiskImageDownloadCommand } from './commands/record-disk-image-download.command';
 import { DiskImageDownload, DiskImageFormat } from './disk-image.events';
@@ -86,7 +87,7 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
     let reader: PointReader | undefined;
     try {
       reader = await openPointReader(file, dir).catch((error: Error) => {
-        throw new DomainError('conflict', `qemu-nbd could not export ${file}: ${error.message}`);
+        throw new DomainError('conflict', `${isChunkPointFile(file) ? 'the chunk store could not open' : 'qemu-nbd could not export'} ${file}: ${error.message}`);
       });
       const size = reader.size;
       res.setHeader('Accept-Ranges', 'bytes');
@@ -108,7 +109,7 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
       }
       const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
       try {
-        await sendImage(reader.client, start, end, res, figures);
+        await sendImage(reader.disk, start, end, res, figures);
         res.end();
         await finished(res);
         return { bytes: figures.sent, size, range: recordedRange, completed: figures.sent === end - start, error: null };

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { buildStandardChain, BuiltChain, makeTempDir, MiB, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { processesMentioning } from '../../../test/support/processes';
 import { Writable } from 'node:stream';
-import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { runProcess } from '../../process/run-process';
-import { openPointReader, READ_AHEAD, ReadFigures, sendImage } from './point-reader';
+import { ChunkStore } from '../../repositories/chunks/chunk-store';
+import { openPointReader, PointDisk, READ_AHEAD, ReadFigures, sendImage } from './point-reader';
 import { makeWorkDir } from './work-area';
 
 /**
@@ -14,7 +14,7 @@ import { makeWorkDir } from './work-area';
  * kernel takes them), each piece copied only on a later turn of the event loop, just before its write calls back; a
  * buffer read into again before its callback would show as wrong bytes.
  */
-async function collect(client: NbdClient, start: number, end: number, figures?: ReadFigures): Promise<Buffer> {
+async function collect(disk: PointDisk, start: number, end: number, figures?: ReadFigures): Promise<Buffer> {
   const parts: Buffer[] = [];
   const out = new Writable({
     highWaterMark: 256 * MiB,
@@ -25,7 +25,7 @@ async function collect(client: NbdClient, start: number, end: number, figures?: 
       });
     },
   });
-  await sendImage(client, start, end, out, figures);
+  await sendImage(disk, start, end, out, figures);
   return Buffer.concat(parts);
 }
 
@@ -46,7 +46,7 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
       try {
         expect(reader.size).toBe(64 * MiB);
         const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
-        const data = await collect(reader.client, 0, reader.size, figures);
+        const data = await collect(reader.disk, 0, reader.size, figures);
         expect({ i, same: data.equals(await fs.readFile(chain.references[i])) }).toEqual({ i, same: true });
         expect(figures.read + figures.zero).toBe(64 * MiB);
         expect(figures.sent).toBe(64 * MiB);
@@ -69,10 +69,35 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
     const work = await makeWorkDir(join(dir, 'area'));
     const reader = await openPointReader(image, work);
     try {
-      const reads = jest.spyOn(reader.client, 'read');
-      expect((await collect(reader.client, 0, reader.size)).equals(data)).toBe(true);
+      const reads = jest.spyOn(reader.disk, 'read');
+      expect((await collect(reader.disk, 0, reader.size)).equals(data)).toBe(true);
       expect(reads.mock.calls.length).toBeGreaterThan(2 * READ_AHEAD);
       expect(new Set(reads.mock.calls.map(([, , into]) => into?.buffer)).size).toBe(READ_AHEAD);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('reads a chunk point in this process, without a server: the same bytes, its zero blocks unread', async () => {
+    const store = join(dir, 'repo', 'chunks');
+    await fs.mkdir(store, { recursive: true });
+    const data = Buffer.alloc(20 * MiB);
+    randomBytes(6 * MiB).copy(data, 0);
+    Buffer.from('a log line of a chunk point\n'.repeat(200_000)).copy(data, 12 * MiB);
+    const writer = await (await ChunkStore.open(store, { key: null })).writePoint(data.length, null);
+    await writer.write(0, data);
+    await writer.commit('vm1/rp-1/disk0');
+    await writer.close();
+    const work = await makeWorkDir(join(dir, 'area'));
+    const reader = await openPointReader(join(store, 'points', 'vm1', 'rp-1', 'disk0.idx'), work);
+    try {
+      expect(processesMentioning(store)).toEqual([]);
+      const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
+      expect((await collect(reader.disk, 0, reader.size, figures)).equals(data)).toBe(true);
+      // 6 MiB of random data and the log's blocks; the zeros between are not read
+      expect(figures.read).toBeLessThan(12 * MiB);
+      expect(figures).toMatchObject({ read: data.length - figures.zero, sent: data.length });
+      expect((await collect(reader.disk, 6 * MiB - 5, 12 * MiB + 70_000)).equals(data.subarray(6 * MiB - 5, 12 * MiB + 70_000))).toBe(true);
     } finally {
       await reader.close();
     }
@@ -84,7 +109,7 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
     const reader = await openPointReader(chain.files[3], work);
     try {
       for (const [start, end] of [[0, 1], [MiB + 50, MiB + 2000], [8 * MiB - 5000, 8 * MiB + 70_000], [40 * MiB, 41 * MiB + 3], [63 * MiB + 100, 64 * MiB]]) {
-        const data = await collect(reader.client, start, end);
+        const data = await collect(reader.disk, start, end);
         expect({ start, end, same: data.equals(reference.subarray(start, end)) }).toEqual({ start, end, same: true });
       }
     } finally {
@@ -103,7 +128,7 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
         out.destroy();
       },
     });
-    await expect(sendImage(reader.client, 0, reader.size, out, figures)).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    await expect(sendImage(reader.disk, 0, reader.size, out, figures)).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
     expect(figures.sent).toBeLessThan(64 * MiB);
     await reader.close();
     expect(processesMentioning(work)).toEqual([]);
