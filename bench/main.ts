@@ -17,6 +17,7 @@ import { runVsphereBench } from './vsphere.bench';
 import { runTlsSendBench } from './tls-send.bench';
 import { runStoreBench } from './store.bench';
 import { runChunkTargetBench } from './chunk-target.bench';
+import { runDownloadBench } from './download.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   cli: runCliBench,
@@ -38,6 +39,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   'tls-send': runTlsSendBench,
   store: runStoreBench,
   'chunk-target': runChunkTargetBench,
+  download: runDownloadBench,
 };
 
 async function main(): Promise<void> {
