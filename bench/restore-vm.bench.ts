@@ -55,6 +55,18 @@ async function waitForRestore(lab: Lab, restoreId: string): Promise<any> {
   return r;
 }
 
+/** The instant domain running, or the restore's own error if it ended first (not a timeout that hides why). */
+async function runningOrFailed(lab: Lab, restoreId: string, domain: string): Promise<void> {
+  let ended: any = null;
+  await until(async () => {
+    if ((await virsh('domstate', domain).catch(() => '')).trim() === 'running') return true;
+    const r = (await lab.api('GET', `/api/v1/restores/${restoreId}`)).body;
+    if (r.status !== 'running') ended = r;
+    return ended !== null;
+  }, 120_000, `${domain} to run`);
+  if (ended) throw new Error(`instant restore ${restoreId} ended ${ended.status} before ${domain} ran: ${ended.error}`);
+}
+
 async function agentAnswers(domain: string): Promise<boolean> {
   return virsh('qemu-agent-command', domain, '{"execute":"guest-ping"}').then(() => true, () => false);
 }
@@ -159,7 +171,7 @@ export async function runRestoreVmBench(): Promise<void> {
     const res = await lab.api('POST', '/api/v1/restores', { restorePointId: point.restorePointId, agentId, mode: 'instant', target: { kind: 'new-domain', name, storageDir: targets } });
     if (res.status !== 202) throw new Error(`instant restore refused: ${JSON.stringify(res.body)}`);
     defined.push(name);
-    await until(async () => (await virsh('domstate', name)).trim() === 'running', 120_000, 'the instant domain to run');
+    await runningOrFailed(lab, res.body.restoreId, name);
     const instantRunning = Date.now() - t;
     await until(() => agentAnswers(name), 300_000, "the instant domain's guest agent");
     const instantAgent = Date.now() - t;
@@ -189,7 +201,7 @@ export async function runRestoreVmBench(): Promise<void> {
     const instantFromChunks = await lab.api('POST', '/api/v1/restores', { restorePointId: chunkJob.restorePointId, agentId, mode: 'instant', target: { kind: 'new-domain', name: chunkInstant, storageDir: targets } });
     if (instantFromChunks.status !== 202) throw new Error(`instant restore from the chunks repository refused: ${JSON.stringify(instantFromChunks.body)}`);
     defined.push(chunkInstant);
-    await until(async () => (await virsh('domstate', chunkInstant)).trim() === 'running', 120_000, 'the chunks instant domain to run');
+    await runningOrFailed(lab, instantFromChunks.body.restoreId, chunkInstant);
     const chunkRunning = Date.now() - t;
     await until(() => agentAnswers(chunkInstant), 300_000, "the chunks instant domain's guest agent");
     const chunkAgent = Date.now() - t;

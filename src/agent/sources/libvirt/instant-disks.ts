@@ -1,4 +1,6 @@
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChildProcessHandle, terminateProcess } from '../../../process/child-process';
 import { readLogTail } from '../../../process/log-tail';
@@ -67,7 +69,7 @@ export async function startInstantDisks(
 async function startInstantDisk(dir: string, d: RestoreStartRequest['disks'][number], host: string, log: (level: 'warn', message: string) => void, overlay: string): Promise<InstantDisk> {
   const keys = join(dir, `${d.diskId}.psk`);
   await writeFile(keys, `${d.nbd.psk.identity}:${d.nbd.psk.key}\n`, { mode: 0o600 });
-  const socket = join(dir, `${d.diskId}.sock`);
+  const socket = await socketPath(dir, d.diskId);
   const logFile = join(dir, `${d.diskId}.nbdkit.log`);
   const extents = join(dir, `${d.diskId}.extents`);
   await writeExtentList(extents, host, d);
@@ -105,10 +107,35 @@ async function startInstantDisk(dir: string, d: RestoreStartRequest['disks'][num
   return { diskId: d.diskId, overlay, socket, exportName: d.nbd.exportName, proxyPid };
 }
 
+/** A Unix socket's path holds at most 107 bytes (sun_path's 108 with its NUL): nbdkit and qemu refuse a longer one. */
+export const MAX_SOCKET_PATH = 107;
+
+/**
+ * A short dir of the proxy dir's own under the system's temp dir, named by a hash of it: where its sockets go when
+ * the proxy dir is too deep for them (an agent dir far down a tree). Removed with the proxy dir.
+ */
+export function shortSocketDir(dir: string): string {
+  return join(tmpdir(), `sendense-proxy-${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`);
+}
+
+/** `<dir>/<diskId>.sock`, or a name in shortSocketDir when that is longer than a socket's path may be. */
+async function socketPath(dir: string, diskId: string): Promise<string> {
+  const beside = join(dir, `${diskId}.sock`);
+  if (Buffer.byteLength(beside) <= MAX_SOCKET_PATH) return beside;
+  const short = shortSocketDir(dir);
+  const socket = join(short, `${createHash('sha256').update(diskId).digest('hex').slice(0, 16)}.sock`);
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) throw new Error(`no Unix socket path for the NBD proxy of ${diskId} fits in ${MAX_SOCKET_PATH} bytes: ${beside} is too long, and so is ${socket} (TMPDIR)`);
+  // searchable, not listable, as the proxy dir
+  await mkdir(short, { recursive: true, mode: 0o711 });
+  await chmod(short, 0o711);
+  return socket;
+}
+
 /** Stops the proxies (by pid: an adopted one is not our child; a pid now running anything else is left alone) and removes the overlays, sockets and keys. */
 export async function stopInstantDisks(dir: string, proxyPids: number[]): Promise<void> {
   await stopProxies(dir, proxyPids);
   await rm(dir, { recursive: true, force: true });
+  await rm(shortSocketDir(dir), { recursive: true, force: true });
 }
 
 async function stopProxies(dir: string, proxyPids: number[]): Promise<void> {
