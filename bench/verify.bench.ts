@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { copyDisk, DEFAULT_REQUEST_SIZE, DEFAULT_REQUESTS } from '../src/data-mover';
 import { nbdcopyCandidates } from './datapath.bench';
@@ -71,7 +71,8 @@ async function nbdcopyToNull(file: string, dir: string, options: readonly string
 async function verifyOnce(file: string, digests: BlockDigests, options: CheckOptions) {
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
-  const exported = await exportPoint(file);
+  // the hub's work area for such exports is in its data dir; the bench's is beside the copy
+  const exported = await exportPoint(file, join(dirname(file), 'point-exports'));
   const check = await checkBlocks(exported.client, digests, options);
   await exported.close();
   const cpu = process.cpuUsage(cpu0);

@@ -16,12 +16,15 @@ import { GetRestorePointQuery } from '../restore-points/queries/get-restore-poin
 import { openPointReader, PointReader, ReadFigures, sendImage } from './adapters/point-reader';
 import { convertToQcow2, measureQcow2, spaceRefusal } from './adapters/qcow2-image';
 import { isChunkPointFile } from '../repositories/chunks/chunk-points';
-import { clearWorkArea, makeWorkDir, removeWorkDir, workAreaOf } from './adapters/work-area';
+import { clearWorkArea, makeWorkDir, removeWorkDir } from '../process/work-area';
 import { RecordDiskImageDownloadCommand } from './commands/record-disk-image-download.command';
 import { DiskImageDownload, DiskImageFormat } from './disk-image.events';
 import { corruptionRefusal, readTarget } from './download-target';
 
 const FILE_CHUNK = 1024 * 1024;
+
+/** `<dataDir>/disk-images`: a work dir per download (its qemu-nbd's socket, pid file and log, or the qcow2 being built). */
+export const workAreaOf = (dataDir: string) => join(dataDir, 'disk-images');
 
 type Outcome = Pick<DiskImageDownload, 'bytes' | 'size' | 'range' | 'completed' | 'error'>;
 

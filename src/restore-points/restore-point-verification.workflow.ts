@@ -1,8 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { mapAtOnce } from '../process';
+import { clearWorkArea } from '../process/work-area';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { chunkPointProblems } from '../repositories/chunks/point-server';
@@ -10,7 +12,7 @@ import { validateChain } from '../repositories/qcow2/chain-validator';
 import { readDigestFile } from '../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { BlockDigests, DIGEST_BLOCK_SIZE } from '../wire/block-digests';
-import { BlockMismatch, checkBlocks, openPoint, PointReader } from './adapters/block-reader';
+import { BlockMismatch, checkBlocks, openPoint, PointReader, pointExportAreaOf } from './adapters/block-reader';
 import { ChainState, lineageOf, pointAndDescendants } from './chain.aggregate';
 import { DigestCoverage, RestorePoint } from './chain.events';
 import { ChainStates } from './chain-states';
@@ -70,12 +72,15 @@ type DiskDigests = Map<string, BlockDigests | null>;
  * against the point whose file holds the block, naming the later points that read it through.
  */
 @Injectable()
-export class RestorePointVerificationWorkflow {
+export class RestorePointVerificationWorkflow implements OnModuleInit {
   private readonly logger = new Logger('verify');
   /** Real paths of the files verifies are reading. */
   private readonly held: HeldFiles;
+  /** Where verifies and syncs run their exports (block-reader). */
+  private readonly area: string;
 
   constructor(
+    @Inject(HUB_CONFIG) config: HubConfig,
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
     private readonly chains: ChainStates,
@@ -84,6 +89,16 @@ export class RestorePointVerificationWorkflow {
   ) {
     // a merge or rebase under a running verify would change what it reads (and qemu's locks would fail it midway)
     this.held = new HeldFiles(filesInUse, 'a verify is reading it');
+    this.area = pointExportAreaOf(config.dataDir);
+  }
+
+  /**
+   * What a hub killed mid-verify or mid-sync left in the exports' work area: their qemu-nbd (a SIGKILLed hub does
+   * not take its children along) and directories. Before any workflow resumes (onApplicationBootstrap).
+   */
+  async onModuleInit(): Promise<void> {
+    const left = await clearWorkArea(this.area);
+    if (left.entries.length || left.processes.length) this.logger.warn(`removed what interrupted verifies and syncs left in ${this.area}: ${left.entries.length} work dir(s), export pid(s) ${left.processes.join(', ') || 'none'}`);
   }
 
   async verify(restorePointId: string): Promise<PointVerifyResult> {
@@ -96,7 +111,7 @@ export class RestorePointVerificationWorkflow {
     // wrote it last (a view per point of the lineage opened every backing file again for each one). The views are
     // opened while the files are checked.
     return this.holding(root, lineage, () =>
-      withExports(root, disks, async (exports) => {
+      withExports(root, this.area, disks, async (exports) => {
         const started = Date.now();
         const progress = this.progress(`restore point ${restorePointId}`);
         const { problems, warnings } = await structuralChecks(root, lineage);
@@ -157,7 +172,7 @@ export class RestorePointVerificationWorkflow {
           for (const disk of point.disks) {
             const own = digests.get(key(point.restorePointId, disk.diskId));
             if (!own || !own.runs.length) continue;
-            const read = await withExports(root, [disk], async ([opening]) => {
+            const read = await withExports(root, this.area, [disk], async ([opening]) => {
               const exported = await opening;
               return exported instanceof Error ? exported : checkBlocks(exported.source, own, { onBytes: progress.add });
             });
@@ -216,9 +231,9 @@ export class RestorePointVerificationWorkflow {
 }
 
 /** Each disk's file opened read-only with its chain (or why it could not be) while `work` runs; all closed after. */
-async function withExports<T>(root: string, disks: readonly { file: string }[], work: (exports: Promise<PointReader | Error>[]) => Promise<T>): Promise<T> {
+async function withExports<T>(root: string, area: string, disks: readonly { file: string }[], work: (exports: Promise<PointReader | Error>[]) => Promise<T>): Promise<T> {
   // a fresh Error either way: one thrown by Node's fs may come from another realm (under jest), where instanceof fails
-  const exports = disks.map((disk) => openPoint(join(root, disk.file)).catch((error: { message?: string }) => new Error(error?.message ?? String(error))));
+  const exports = disks.map((disk) => openPoint(join(root, disk.file), area).catch((error: { message?: string }) => new Error(error?.message ?? String(error))));
   try {
     return await work(exports);
   } finally {

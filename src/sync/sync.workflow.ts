@@ -22,7 +22,7 @@ import { insideRoot } from '../repositories/qcow2/inside-root';
 import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { layoutOf } from '../repositories/registry/repository.events';
-import { checkBlocks, exportChunkPointForWriting, exportForWriting, exportPoint } from '../restore-points/adapters/block-reader';
+import { checkBlocks, exportChunkPointForWriting, exportForWriting, exportPoint, pointExportAreaOf } from '../restore-points/adapters/block-reader';
 import { chunkPointFile, isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { chunkPointDigests } from '../repositories/chunks/point-server';
 import { pointOf } from '../restore-points/chain.aggregate';
@@ -95,6 +95,11 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly deletion: RestorePointDeletionWorkflow,
     private readonly chunkSpace: ChunkSpaceWorkflow,
   ) {}
+
+  /** Where its exports run: the verifies' work area, cleared before any run resumes (RestorePointVerificationWorkflow). */
+  private get exportArea(): string {
+    return pointExportAreaOf(this.config.dataDir);
+  }
 
   /**
    * Runs this hub's previous process left running ended with it; their unfinished point is cleared by the next run.
@@ -361,7 +366,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           let received: BlockDigests;
           try {
             const ranges = await this.rangesToCopy(root, point, target, expected, whole, source.metaContexts.has(QEMU_ALLOCATION_DEPTH));
-            const written = chunks ? await exportChunkPointForWriting(join(root, target.file), { size: target.virtualSize, base: target.startFile ? join(root, target.startFile) : null }) : await exportForWriting(join(root, target.file));
+            const written = chunks ? await exportChunkPointForWriting(join(root, target.file), { size: target.virtualSize, base: target.startFile ? join(root, target.startFile) : null }, this.exportArea) : await exportForWriting(join(root, target.file), this.exportArea);
             try {
               const report = this.progressReporter(job.syncJobId, runId, id, target.diskId);
               const summary = await copyDisk({
@@ -494,7 +499,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     }
     const unreceived = expected.minus(received.runs);
     if (unreceived.runs.length) {
-      const exported = await exportPoint(join(root, disk.file));
+      const exported = await exportPoint(join(root, disk.file), this.exportArea);
       try {
         mismatches.push(...(await checkBlocks(exported.client, unreceived)).mismatches);
       } finally {

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { runProcess } from '../../process/run-process';
 import { ChunkStore } from '../../repositories/chunks/chunk-store';
 import { openPointReader, PointDisk, READ_AHEAD, ReadFigures, sendImage } from './point-reader';
-import { makeWorkDir } from './work-area';
+import { makeWorkDir } from '../../process/work-area';
 
 /**
  * What sendImage writes, as a socket takes it: writes are accepted at once and queued (as a socket's are, until the

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { makeTempDir, qemuIo, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { runQemuImg } from '../../qemu/qemu-img';
 import { BlockDigests, DIGEST_BLOCK_SIZE as B, DigestRecorder } from '../../wire/block-digests';
@@ -8,14 +8,17 @@ import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { Qcow2ChainView } from '../../repositories/qcow2/chain-view';
 import { BlockSource, checkBlocks, exportPoint, openPoint } from './block-reader';
 
+/** The work area of an export of `file`: beside it, in the test's temp dir. */
+const areaBeside = (file: string) => join(dirname(file), 'point-exports');
+
 /** 130 whole blocks and a short last one, so requests end both on and off a block boundary. */
 const SIZE = 130 * B + 1536;
 
 /** Both ways a verify reads a point: the hub's own view of the chain (openPoint's choice for this layout), and qemu-nbd. */
 const READERS: [string, (file: string) => Promise<{ source: BlockSource; close(): Promise<void> }>][] = [
-  ['the hub\'s view of the chain', openPoint],
+  ['the hub\'s view of the chain', (file) => openPoint(file, areaBeside(file))],
   ['qemu-nbd', async (file) => {
-    const exported = await exportPoint(file);
+    const exported = await exportPoint(file, areaBeside(file));
     return { source: exported.client, close: exported.close };
   }],
 ];
@@ -131,7 +134,7 @@ describe('openPoint', () => {
     await qemuIo(plain, [{ pattern: 0x21, offset: 0, length: 2 * B }]);
     await runQemuImg(['convert', '-q', '-c', '-f', 'qcow2', '-O', 'qcow2', plain, compressed]);
     for (const [file, kind] of [[plain, Qcow2ChainView], [compressed, NbdClient]] as const) {
-      const opened = await openPoint(file);
+      const opened = await openPoint(file, areaBeside(file));
       try {
         expect(opened.source).toBeInstanceOf(kind);
         expect((await opened.source.read(0, 2 * B)).equals(Buffer.alloc(2 * B, 0x21))).toBe(true);

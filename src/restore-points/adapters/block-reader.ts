@@ -1,10 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { borrowHasher, releaseHasher, sharedBuffer } from '../../data-mover';
 import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
+import { makeWorkDir, removeWorkDir } from '../../process/work-area';
 import { supportsDirectIo } from '../../qemu/qemu-nbd-args';
 import { openChunkPoint, socketExportLaunch, socketWriterLaunch } from '../../repositories/chunks/point-server';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
@@ -55,44 +54,45 @@ export interface PointReader {
  * where qemu walks every file above the one holding a block; a chain with a layout that view does not resolve (an
  * encrypted repository, compressed clusters) is read through a read-only qemu-nbd export, as before.
  */
-export async function openPoint(file: string, readyTimeoutMs = 10_000): Promise<PointReader> {
+export async function openPoint(file: string, area: string, readyTimeoutMs = 10_000): Promise<PointReader> {
   const chunks = await openChunkPoint(file);
   if (chunks) return { source: chunks, close: () => chunks.close() };
   const view = await Qcow2ChainView.open(file);
   if (view) return { source: view, close: () => view.close() };
-  const exported = await exportPoint(file, readyTimeoutMs);
+  const exported = await exportPoint(file, area, readyTimeoutMs);
   return { source: exported.client, close: exported.close };
 }
 
 /**
- * A read-only qemu-nbd on a Unix socket in a private directory: no port to lease, nothing outside
- * the host can reach it, and its shared image locks make a writer or a merge on any file of the
- * chain fail instead of changing what is being read.
+ * A read-only qemu-nbd on a Unix socket in a private directory of the work area `area` (cleared when the hub
+ * starts: a hub killed meanwhile leaves nothing running): no port to lease, nothing outside the host can reach it,
+ * and its shared image locks make a writer or a merge on any file of the chain fail instead of changing what is
+ * being read.
  */
-export function exportPoint(file: string, readyTimeoutMs = 10_000): Promise<PointExport> {
-  return exportFile(file, false, readyTimeoutMs);
+export function exportPoint(file: string, area: string, readyTimeoutMs = 10_000): Promise<PointExport> {
+  return exportFile(file, area, false, readyTimeoutMs);
 }
 
 /**
  * The same for a new point's file being written (a sync's copy): written once and not read back soon, so around the
  * page cache where the filesystem allows it, as a backup target is (see buildQemuNbdArgs).
  */
-export function exportForWriting(file: string, readyTimeoutMs = 10_000): Promise<PointExport> {
-  return exportFile(file, true, readyTimeoutMs);
+export function exportForWriting(file: string, area: string, readyTimeoutMs = 10_000): Promise<PointExport> {
+  return exportFile(file, area, true, readyTimeoutMs);
 }
 
 /**
  * A new chunk point being written (a sync's copy into a chunks repository), started from `create.base`: closing the
  * export commits the point, as a backup target's stop does.
  */
-export function exportChunkPointForWriting(file: string, create: { size: number; base: string | null }, readyTimeoutMs = 10_000): Promise<PointExport> {
-  return exportFile(file, true, readyTimeoutMs, (socket, pidFile) => socketWriterLaunch(file, create, socket, EXPORT_NAME, pidFile));
+export function exportChunkPointForWriting(file: string, create: { size: number; base: string | null }, area: string, readyTimeoutMs = 10_000): Promise<PointExport> {
+  return exportFile(file, area, true, readyTimeoutMs, (socket, pidFile) => socketWriterLaunch(file, create, socket, EXPORT_NAME, pidFile));
 }
 
 type Launch = (socket: string, pidFile: string) => { binary?: string; args: string[] };
 
-async function exportFile(file: string, writable: boolean, readyTimeoutMs: number, launchOf?: Launch): Promise<PointExport> {
-  const dir = await mkdtemp(join(tmpdir(), 'sendense-verify-'));
+async function exportFile(file: string, area: string, writable: boolean, readyTimeoutMs: number, launchOf?: Launch): Promise<PointExport> {
+  const dir = await makeWorkDir(area);
   const socket = join(dir, 'nbd.sock');
   const pidFile = join(dir, 'qemu-nbd.pid');
   let handle;
@@ -107,12 +107,12 @@ async function exportFile(file: string, writable: boolean, readyTimeoutMs: numbe
         await client.close().catch(() => undefined);
         // a writer flushes on SIGTERM (a chunk point's is committed then): it is given the time to, not killed midway
         await terminateProcess(server, writable ? 60_000 : 5_000, `qemu-nbd verify export of ${file}`);
-        await rm(dir, { recursive: true, force: true });
+        await removeWorkDir(dir);
       },
     };
   } catch (error) {
     if (handle) await terminateProcess(handle, 5_000, `qemu-nbd verify export of ${file}`);
-    await rm(dir, { recursive: true, force: true });
+    await removeWorkDir(dir);
     throw error;
   }
 }
@@ -216,3 +216,6 @@ export function packRequests(runs: readonly Piece[], perRequest: number, inside:
   if (current.blocks) requests.push(current);
   return { requests, beyond };
 }
+
+/** `<dataDir>/point-exports`: the work area of the exports verifies and syncs read and write through. */
+export const pointExportAreaOf = (dataDir: string) => join(dataDir, 'point-exports');

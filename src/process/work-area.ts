@@ -1,14 +1,15 @@
 import { promises as fs, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readCmdline } from '../../process';
+import { readCmdline } from './proc';
 
-/**
- * `<dataDir>/disk-images`: one short-named directory per download holding its qemu-nbd's socket,
- * pid file and log, or the qcow2 being built. Short names keep socket paths under the 108 bytes
- * a Unix socket address allows.
+/*
+ * A work area: one short-named directory per job of a hub feature (a download, a verify's or a sync's export)
+ * holding its export process's socket, pid file and log, or a file being built. Short names keep socket paths under
+ * the 108 bytes a Unix socket address allows. After a crash of the hub, clearWorkArea stops what was left running
+ * there and removes the rest.
  */
-export const workAreaOf = (dataDir: string) => join(dataDir, 'disk-images');
 
+/** A new short-named dir in `area` (made 0700 if missing). */
 export async function makeWorkDir(area: string): Promise<string> {
   await fs.mkdir(area, { recursive: true, mode: 0o700 });
   return fs.mkdtemp(join(area, 'd-'));
@@ -19,9 +20,9 @@ export async function removeWorkDir(dir: string): Promise<void> {
 }
 
 /**
- * After a crash of the hub: its qemu-nbd children (they die with a clean exit, not with a SIGKILL of
- * the hub) and the half-built images it left. Only processes whose command line names a path in
- * the area are touched. Returns what was found, for the log.
+ * After a crash of the hub: its export processes (they die with a clean exit, not with a SIGKILL of the hub) and
+ * the half-built files it left. Only processes whose command line names a path in the area are touched. Returns
+ * what was found, for the log.
  */
 export async function clearWorkArea(area: string): Promise<{ processes: number[]; entries: string[] }> {
   const processes: number[] = [];
