@@ -82,8 +82,8 @@ async function start(spec: ChunkNbdSpec): Promise<{ stop: () => Promise<void> }>
 }
 
 async function serve(spec: ChunkNbdSpec, key: Buffer | null, tls: NbdServerTls | undefined, registration: WriterRegistration | null): Promise<{ stop: () => Promise<void> }> {
-  // a writer seals chunks on these threads, TLS and NBD on the main one; a reader opens them on the main one (README.md)
-  const workers = 'read' in spec.point ? null : new ChunkWorkers();
+  // chunks are sealed and opened on these threads, TLS and NBD on the main one; a reader without TLS opens them on its main one (README.md)
+  const workers = 'read' in spec.point && !tls ? null : new ChunkWorkers();
   const store = await ChunkStore.open(spec.store, { key, workers: workers ?? undefined }).catch((error: unknown) => Promise.reject(new StartupError(`cannot open the store ${spec.store}: ${messageOf(error)}`)));
   const { point } = spec;
   let disk: ChunkPointView | ChunkPointWriter;
