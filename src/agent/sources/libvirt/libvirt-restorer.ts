@@ -222,7 +222,8 @@ export class LibvirtRestorer {
         // libvirtd away: nothing to conclude from the missing job until it answers again
         if (xml === null) continue;
         if (issued.has(diskId)) {
-          const fault = await this.pullFault(uuid, xml, diskId);
+          // stopped again without being seen running: the filesystem need not be quite full to be the reason
+          const fault = await this.pullFault(uuid, xml, diskId, (stopped.get(diskId) ?? 0) >= 1 ? PULL_LOW_FREE : PULL_MIN_FREE);
           // a job that just finished leaves libvirt's XML a moment after it leaves the job list
           const now = await this.source.virsh(['dumpxml', uuid]).catch(() => null);
           if (now === null) continue;
@@ -244,12 +245,12 @@ export class LibvirtRestorer {
   }
 
   /** Why a disk's copy cannot go on, or null when nothing says so: the overlay's filesystem full, a disk error the domain reports, the domain paused by one. */
-  private async pullFault(uuid: string, xml: string, diskId: string): Promise<string | null> {
+  private async pullFault(uuid: string, xml: string, diskId: string, minFree: number): Promise<string | null> {
     const faults: string[] = [];
     const overlay = diskSourceFile(xml, diskId);
     if (overlay) {
       const fs = await statfs(dirname(overlay)).catch(() => null);
-      if (fs && fs.bavail * fs.bsize < PULL_MIN_FREE) faults.push(`no space left on the filesystem of ${overlay} (${fs.bavail * fs.bsize} bytes free)`);
+      if (fs && fs.bavail * fs.bsize < minFree) faults.push(`no space left on the filesystem of ${overlay} (${fs.bavail * fs.bsize} bytes free)`);
     }
     const errors = (await this.source.virsh(['domblkerror', uuid]).catch(() => '')).trim();
     if (errors && !/no errors found/i.test(errors)) faults.push(`disk errors: ${errors.split('\n').map((l) => l.trim()).join(', ')}`);
@@ -404,6 +405,12 @@ async function finishRenames(state: RestoreJournalState): Promise<void> {
 
 /** Below this much free space on the overlay's filesystem, a copy that stopped stopped for want of space. */
 const PULL_MIN_FREE = 4 * 1024 * 1024;
+/**
+ * Below this much free space, a copy that stopped twice in a row without being seen running stopped for want of
+ * space: qemu fails an allocation (a cluster and its metadata, the stream job's next piece) while statfs may still
+ * show a few MiB (seen in CI: ten restarts, each stopping at once, on an ext4 with more than PULL_MIN_FREE left).
+ */
+const PULL_LOW_FREE = 64 * 1024 * 1024;
 /** A copy restarted this often in a row without being seen running is not going to finish. */
 const PULL_STOPS = 10;
 
