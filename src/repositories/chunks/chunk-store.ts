@@ -470,12 +470,13 @@ export class ChunkPointView implements ReadableDisk {
     checkRange(offset, length, this.size);
     const out = into ?? Buffer.allocUnsafe(length);
     if (length === 0) return out;
+    // taken before the await: a read answered meanwhile replaces this.last, and the block skipped here would be lost
+    const kept = this.last;
     // the blocks of the read are fetched together, so that neighbours in a pack come from one pread
     const wanted: number[] = [];
-    for (let i = Math.floor(offset / CHUNK_SIZE), last = Math.floor((offset + length - 1) / CHUNK_SIZE); i <= last; i++) if (this.index.blocks[i] && this.last?.block !== i) wanted.push(i);
+    for (let i = Math.floor(offset / CHUNK_SIZE), last = Math.floor((offset + length - 1) / CHUNK_SIZE); i <= last; i++) if (this.index.blocks[i] && kept?.block !== i) wanted.push(i);
     const data = await this.chunks.readMany(wanted.map((i) => this.index.blocks[i]!));
     const got = new Map(wanted.map((i, k) => [i, data[k]]));
-    const kept = this.last;
     await readBlocks(offset, length, out, (i) => Promise.resolve(got.get(i) ?? (kept?.block === i ? kept.data : ZEROS)));
     if (wanted.length) this.last = { block: wanted[wanted.length - 1], data: data[data.length - 1] };
     return out;
