@@ -4,4 +4,3 @@ export { describeFailure, ProcessError, runProcess, type ProcessFailure, type Pr
 export { readLogTail } from './log-tail';
 export { CommandSession, type Taken } from './command-session';
 export { mapAtOnce } from './map-at-once';
-export { clearWorkArea, makeWorkDir, removeWorkDir } from './work-area';
