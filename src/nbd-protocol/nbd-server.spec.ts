@@ -12,9 +12,11 @@ import {
   NBD_OPT_GO,
   NBD_OPT_LIST_META_CONTEXT,
   NBD_OPT_SET_META_CONTEXT,
+  NBD_OPT_STARTTLS,
   NBD_OPT_STRUCTURED_REPLY,
   NBD_REP_ACK,
   NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_TLS_REQD,
   NBD_REP_ERR_UNKNOWN,
   NBD_REP_FLAG_ERROR,
   NBD_REP_INFO,
@@ -27,6 +29,7 @@ import {
   NBD_STRUCTURED_REPLY_MAGIC,
 } from './constants';
 import { DiskExtent, NbdServer, ReadableDisk } from './nbd-server';
+import { NbdPsk, pskStartTls } from './tls-psk';
 
 const EIO = 5;
 const EINVAL = 22;
@@ -91,6 +94,23 @@ describe('NbdServer: structured replies and base:allocation on the wire', () => 
     expect(await s.option(NBD_OPT_STRUCTURED_REPLY)).toEqual([[NBD_REP_ACK, '']]);
     expect(await s.option(NBD_OPT_STRUCTURED_REPLY)).toEqual([[NBD_REP_ERR_INVALID, expect.any(String)]]);
     await s.go();
+  });
+
+  it('over TLS: options before STARTTLS are refused, a second STARTTLS is invalid, and the session goes on', async () => {
+    const psk: NbdPsk = { identity: 'sendense', key: randomBytes(32).toString('hex') };
+    const tlsServer = await NbdServer.listenTcp('127.0.0.1', 0, { exportName: 'rp', disk, tls: { identity: psk.identity, key: Buffer.from(psk.key, 'hex') } });
+    try {
+      const s = await Session.open(tlsServer.port);
+      sessions.push(s);
+      expect(await s.option(NBD_OPT_STRUCTURED_REPLY)).toEqual([[NBD_REP_ERR_TLS_REQD, '']]);
+      await s.startTls(psk);
+      expect(await s.option(NBD_OPT_STARTTLS)).toEqual([[NBD_REP_ERR_INVALID, 'TLS is already in use on this connection']]);
+      await s.go();
+      const read = await s.command(NBD_CMD_READ, 0, 4096, 512);
+      expect(read.data.equals(data.subarray(4096, 4608))).toBe(true);
+    } finally {
+      await tlsServer.close();
+    }
   });
 
   it('refuses meta contexts before structured replies, and goes on', async () => {
@@ -256,17 +276,31 @@ class Session {
   private buffered = Buffer.alloc(0);
   private cookie = 0;
 
-  private constructor(readonly socket: Socket) {
+  private constructor(public socket: Socket) {
+    this.listen(socket);
+  }
+
+  private listen(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => (this.buffered = Buffer.concat([this.buffered, chunk])));
     socket.on('error', () => undefined);
   }
 
-  static async open(path: string): Promise<Session> {
-    const socket = createConnection(path);
+  /** A Unix socket path, or a TCP port on 127.0.0.1. */
+  static async open(at: string | number): Promise<Session> {
+    const socket = typeof at === 'number' ? createConnection(at, '127.0.0.1') : createConnection(at);
     const s = new Session(socket);
     await s.take(18);
     socket.write(Buffer.from([0, 0, 0, 3]));
     return s;
+  }
+
+  /** NBD_OPT_STARTTLS acknowledged, then the TLS handshake over the same socket. */
+  async startTls(psk: NbdPsk): Promise<void> {
+    expect(await this.option(NBD_OPT_STARTTLS)).toEqual([[NBD_REP_ACK, '']]);
+    this.socket.removeAllListeners('data');
+    const secure = (await pskStartTls(psk)(this.socket)) as Socket;
+    this.listen(secure);
+    this.socket = secure;
   }
 
   private async take(n: number): Promise<Buffer> {

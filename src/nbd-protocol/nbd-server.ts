@@ -311,6 +311,11 @@ export class NbdServer {
         optionReply(type, NBD_REP_ERR_TLS_REQD);
         return true;
       }
+      // the NBD spec: a second STARTTLS on a connection already under TLS is invalid, not unsupported
+      if (type === NBD_OPT_STARTTLS && served.tls) {
+        optionReply(type, NBD_REP_ERR_INVALID, Buffer.from('TLS is already in use on this connection'));
+        return true;
+      }
       if (type === NBD_OPT_EXPORT_NAME) {
         if (data.toString('utf8') !== exportName) {
           stream.destroy();
