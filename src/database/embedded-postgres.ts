@@ -3,11 +3,11 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, stat
 import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { ChildProcessHandle, describeFailure, isRunningState, ProcessError, readCmdline, readLogTail, readProcStat, runProcess } from '../process';
+import { MAX_SOCKET_PATH } from '../process/socket-path';
 import { DbConnection, pgClientConfig } from './db-connection';
 import { blockingAncestor, postgresRuntime, PostgresRuntime } from './postgres-runtime';
 
 const PORT = 5432;
-const MAX_SOCKET_PATH = 107;
 
 export interface EmbeddedDatabase {
   connection: DbConnection;
@@ -23,8 +23,8 @@ type Log = (level: 'info' | 'warn' | 'debug', message: string) => void;
 export async function startEmbeddedPostgres(dataDir: string, log: Log): Promise<EmbeddedDatabase> {
   const databaseDir = join(dataDir, 'postgres');
   const socketPath = join(databaseDir, `.s.PGSQL.${PORT}`);
-  if (socketPath.length > MAX_SOCKET_PATH) {
-    throw new Error(`SENDENSE_DATA_DIR is too long for the embedded database socket (${socketPath.length} > ${MAX_SOCKET_PATH} characters): choose a shorter path or set DATABASE_URL`);
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+    throw new Error(`SENDENSE_DATA_DIR is too long for the embedded database socket (${Buffer.byteLength(socketPath)} > ${MAX_SOCKET_PATH} bytes): choose a shorter path or set DATABASE_URL`);
   }
   mkdirSync(dataDir, { recursive: true });
   // The server runs as the unprivileged postgres user, which must be able to pass through the data dir.

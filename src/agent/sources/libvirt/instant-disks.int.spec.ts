@@ -6,7 +6,8 @@ import { NbdServer } from '../../../nbd-protocol/nbd-server';
 import { readCmdline } from '../../../process/proc';
 import { runProcess } from '../../../process/run-process';
 import { freePort } from '../../../../test/support/processes';
-import { MAX_SOCKET_PATH, shortSocketDir, startInstantDisks, stopInstantDisks } from './instant-disks';
+import { MAX_SOCKET_PATH } from '../../../process/socket-path';
+import { shortSocketDir, startInstantDisks, stopInstantDisks } from './instant-disks';
 
 const MiB = 1024 * 1024;
 

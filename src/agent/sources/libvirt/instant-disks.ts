@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChildProcessHandle, terminateProcess } from '../../../process/child-process';
 import { readLogTail } from '../../../process/log-tail';
+import { MAX_SOCKET_PATH } from '../../../process/socket-path';
 import { readCmdline, readProcStat } from '../../../process/proc';
 import { runQemuImg } from '../../../qemu/qemu-img';
 import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO, openNbd, pskStartTls, type Extent } from '../../../nbd-protocol';
@@ -107,8 +108,6 @@ async function startInstantDisk(dir: string, d: RestoreStartRequest['disks'][num
   return { diskId: d.diskId, overlay, socket, exportName: d.nbd.exportName, proxyPid };
 }
 
-/** A Unix socket's path holds at most 107 bytes (sun_path's 108 with its NUL): nbdkit and qemu refuse a longer one. */
-export const MAX_SOCKET_PATH = 107;
 
 /**
  * A short dir of the proxy dir's own under the system's temp dir, named by a hash of it: where its sockets go when

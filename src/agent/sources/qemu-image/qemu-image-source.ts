@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killQemuNbdServingUnder } from '../../../process/socket-servers';
 import { mapAtOnce } from '../../../process';
+import { MAX_SOCKET_PATH } from '../../../process/socket-path';
 import {
   bitmapName,
   checkChain as checkChainOf,
@@ -42,8 +43,6 @@ import {
 /** Every snapshot directory starts with this; cleanupLeftovers() recognises a crashed agent's processes by it. */
 export const SNAPSHOT_DIR_PREFIX = 'sendense-qemu-snap-';
 export const EXPORT_NAME = 'disk';
-/** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
-const MAX_SOCKET_PATH = 107;
 const INSPECT_CONCURRENCY = 8;
 
 /**
