@@ -1,5 +1,5 @@
 import { hash, randomBytes } from 'node:crypto';
-import { ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta } from './chunk-format';
+import { ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta, worthCompressing } from './chunk-format';
 import { decodePackIndex, decodePointIndex, encodePackIndex, encodePointIndex } from './indexes';
 
 const digestOf = (b: Buffer) => hash('sha256', b, 'buffer');
@@ -18,6 +18,15 @@ describe('chunk records', () => {
       expect(raw.length).toBe(noise.length + 1 + (key ? 28 : 0));
       expect(openChunk(digestOf(noise), raw, key)).toEqual(noise);
     }
+  });
+
+  it('hands zstd the blocks worth it: not random (encrypted, compressed) data, but text, zeros, half-text blocks and short blocks', () => {
+    expect(worthCompressing(randomBytes(65536))).toBe(false);
+    expect(worthCompressing(randomBytes(40000))).toBe(false);
+    expect(worthCompressing(text)).toBe(true);
+    expect(worthCompressing(Buffer.alloc(65536))).toBe(true);
+    expect(worthCompressing(Buffer.concat([text.subarray(0, 32768), randomBytes(32768)]))).toBe(true);
+    expect(worthCompressing(randomBytes(16383))).toBe(true);
   });
 
   it('a sealed record opens only with its key, under its own digest, and not after a bit flips', () => {

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ChunkFormatError, openChunk, sealChunk } from './chunk-format';
+import { ChunkFormatError, openChunk, sealChunk, worthCompressing } from './chunk-format';
 
 /*
  * The worker's whole program, inline as block-hasher.ts has it, so that it runs alike from dist/ and under ts-jest
@@ -18,8 +18,10 @@ const TAG = 16;
 const COMPRESSED = 1;
 class FormatError extends Error {}
 
+${worthCompressing.toString()}
+
 function seal({ digest, data, key, level }) {
-  const packed = compress(data, { compressionLevel: level });
+  const packed = worthCompressing(data) ? compress(data, { compressionLevel: level }) : data;
   const [flag, body] = packed.length < data.length ? [COMPRESSED, packed] : [0, data];
   if (!key) {
     const out = Buffer.allocUnsafeSlow(1 + body.length);
