@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { DiskExtent, ReadableDisk, WritableDisk } from '../../nbd-protocol/nbd-server';
 import { insideRoot } from '../qcow2/inside-root';
 import { createFileAtomic, publishExclusive, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
-import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta, StoreKeys } from './chunk-format';
+import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta, StoreKeys, worthCompressing } from './chunk-format';
 import type { ChunkWorkers } from './chunk-workers';
 import { ChunkLocation, decodePackIndex, decodePointIndex, encodePackIndex, encodePointIndex, PACK_ID, PackEntry, PointIndex } from './indexes';
 
@@ -132,7 +132,7 @@ export class ChunkStore {
    */
   private sealAhead(digest: Buffer, data: Buffer): Promise<Buffer> | undefined {
     const hex = digest.toString('hex');
-    if (!this.workers || this.known.has(hex)) return undefined;
+    if (!this.workers || this.known.has(hex) || !worthCompressing(data)) return undefined;
     let sealed = this.sealing.get(hex);
     if (!sealed) {
       sealed = this.workers.seal(digest, data, this.keys?.data ?? null, this.level);
@@ -157,8 +157,12 @@ export class ChunkStore {
     }
   }
 
+  /**
+   * On the workers what zstd will work on; here what it would not (random, encrypted or compressed data): sealing
+   * that is AES-GCM alone, cheaper than a batch's copies and messages to a thread and back.
+   */
   private seal(digest: Buffer, data: Buffer): Promise<Buffer> | Buffer {
-    return this.workers ? this.workers.seal(digest, data, this.keys?.data ?? null, this.level) : sealChunk(digest, data, this.keys?.data ?? null, this.level);
+    return this.workers && worthCompressing(data) ? this.workers.seal(digest, data, this.keys?.data ?? null, this.level) : sealChunk(digest, data, this.keys?.data ?? null, this.level);
   }
 
   private async add(pack: OpenPack, digest: Buffer, data: Buffer, record: Buffer): Promise<ChunkLocation> {
