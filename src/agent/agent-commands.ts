@@ -10,11 +10,10 @@ import { HubClient } from './hub-client';
 import { hubEndpoint, hubRequest, readAll } from '../wire/hub-tls';
 import { CAUSATION_HEADER, CORRELATION_HEADER } from '../wire/backup-protocol';
 import { BASE_ALLOCATION, openNbd, pskStartTls } from '../nbd-protocol';
-import { RESTORE_SOCKET, RestoreRunner } from './restore-runner';
-import { socketRoomProblem } from '../process/socket-path';
+import { RestoreRunner } from './restore-runner';
 import { LibvirtRestorer } from './sources/libvirt/libvirt-restorer';
 import { QemuImageSource } from './sources/qemu-image';
-import { JOB_SOCKET, LibvirtSource } from './sources/libvirt';
+import { LibvirtSource } from './sources/libvirt';
 import { VsphereClient, type VsphereOptions } from './sources/vsphere/vsphere-client';
 import { VsphereSource } from './sources/vsphere/vsphere-source';
 import type { BackupSource } from './sources/backup-source';
@@ -96,10 +95,6 @@ export function vsphereOptions(args: string[], env: NodeJS.ProcessEnv): VsphereO
   return { sdkUrl: url.toString(), user, password, ...(thumbprint ? { thumbprint } : {}) };
 }
 
-/** Below the agent's dir: the libvirt source's and the restore runner's work dirs. */
-const LIBVIRT_DIR = 'libvirt';
-const RESTORES_DIR = 'restores';
-
 /** `sendense agent run --inventory FILE | --libvirt [URI] | --vsphere URL ...`: serves the agent API through the tunnel until stopped. */
 export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<() => Promise<void>> {
   const inventoryFile = option(args, '--inventory') ?? env.SENDENSE_INVENTORY;
@@ -110,9 +105,6 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
   if (given > 1) throw new Error('sendense agent run: give one of --inventory FILE, --libvirt [URI] or --vsphere URL (one agent per source)');
   const maxRate = maxRateOption(option(args, '--max-rate') ?? env.SENDENSE_MAX_RATE);
   const dir = agentDir(env);
-  // a libvirt backup's socket is the deepest; without libvirt, a disk restore's (an inventory's snapshots check theirs)
-  const tooDeep = socketRoomProblem('SENDENSE_AGENT_DIR', dir, uri ? join(LIBVIRT_DIR, JOB_SOCKET) : join(RESTORES_DIR, RESTORE_SOCKET));
-  if (tooDeep) throw new Error(`sendense agent run: ${tooDeep}`);
   const state = loadAgentState(dir);
   const log = pino({ level: env.SENDENSE_LOG_LEVEL ?? 'info', base: { component: 'agent', agent: state.name } });
   await import('node:fs').then((fs) => fs.mkdirSync(join(dir, 'run'), { recursive: true }));
@@ -125,7 +117,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     // qemu (libvirt's qemu user) creates each backup's NBD socket under the state dir: it must be able to pass
     // through it. Search only: the files in it (key, token) stay 0600.
     await import('node:fs').then((fs) => fs.chmodSync(dir, 0o711));
-    source = new LibvirtSource({ uri, workDir: join(dir, LIBVIRT_DIR), log: (level, message) => log[level](message) });
+    source = new LibvirtSource({ uri, workDir: join(dir, 'libvirt'), log: (level, message) => log[level](message) });
   } else {
     source = new QemuImageSource({ inventoryFile, runDir: join(dir, 'run') });
   }
@@ -157,8 +149,8 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     maxBytesPerSecond: maxRate,
   });
   const restores = new RestoreRunner({
-    host: source instanceof LibvirtSource ? new LibvirtRestorer(source, { workDir: join(dir, LIBVIRT_DIR), log: (level, message) => log[level](message) }) : null,
-    workDir: join(dir, RESTORES_DIR),
+    host: source instanceof LibvirtSource ? new LibvirtRestorer(source, { workDir: join(dir, 'libvirt'), log: (level, message) => log[level](message) }) : null,
+    workDir: join(dir, 'restores'),
     hubHost: state.ssh.host,
     // As a backup's targets: straight to the hub's export over TLS with its own key, not through the tunnel.
     connectSource: (nbd) => openNbd({ transport: 'tcp', host: state.ssh.host, port: nbd.port, exportName: nbd.exportName }, { startTls: pskStartTls(nbd.psk), metaContexts: [BASE_ALLOCATION] }),

@@ -47,9 +47,6 @@ const SHUTDOWN = 'agent shutting down';
 /** The last word of an instant recovery is retried this long: the hub may be restarting. */
 const FINAL_REPORT_MS = 30 * 60_000;
 const NBD_DIR = 'nbd-';
-const NBD_SOCKET_NAME = 'nbd.sock';
-/** A disk restore's NBD socket below the runner's work dir (mkdtemp's six characters after NBD_DIR). */
-export const RESTORE_SOCKET = `${NBD_DIR}XXXXXX/${NBD_SOCKET_NAME}`;
 
 /** A restore that found the point's data other than its digests say: it fails, naming the blocks. */
 class DamagedRestore extends Error {
@@ -262,7 +259,7 @@ export class RestoreRunner {
     if (disk.format === 'qcow2') await createFull(disk.write, disk.virtualSize, { overwrite: true });
     else await runQemuImg(['create', '-q', '-f', 'raw', disk.write, String(disk.virtualSize)]);
     const dir = await mkdtemp(join(this.deps.workDir, NBD_DIR));
-    const socket = join(dir, NBD_SOCKET_NAME);
+    const socket = join(dir, 'nbd.sock');
     const pidFile = join(dir, 'qemu-nbd.pid');
     const args = buildSocketExportArgs({ file: disk.write, format: disk.format, socket, exportName: disk.diskId, shared: 1, writable: { directIo: supportsDirectIo(disk.write) } }, pidFile);
     const server = await launchQemuNbd({ args, pidFile, listen: { socket }, logFile: join(dir, 'qemu-nbd.log'), detached: false }, { readyTimeoutMs: 30_000 }).catch(async (error: unknown) => {

@@ -1,11 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { join, relative, resolve } from 'node:path';
-import { workAreaOf } from '../disk-images/disk-image-download.workflow';
-import { MAX_SOCKET_PATH } from '../process/socket-path';
-import { pointExportAreaOf } from '../restore-points/adapters/block-reader';
-import { workDirLayout } from '../restore/mounting/work-dir-layout';
-import { ConfigError, DEEPEST_HUB_SOCKET, loadHubConfig } from './hub-config';
+import { resolve } from 'node:path';
+import { ConfigError, loadHubConfig } from './hub-config';
 
 describe('hub configuration', () => {
   it('has working defaults: embedded database, events in PostgreSQL, port 8082 on loopback', () => {
@@ -122,31 +117,6 @@ describe('hub configuration', () => {
   it.each(['0', '-5', '1.5', '1h', '604801', 'abc'])('refuses SENDENSE_RESTORE_IDLE_S=%j with a ConfigError that names the variable', (value) => {
     expect(() => loadHubConfig({ SENDENSE_RESTORE_IDLE_S: value })).toThrow(ConfigError);
     expect(() => loadHubConfig({ SENDENSE_RESTORE_IDLE_S: value })).toThrow(/SENDENSE_RESTORE_IDLE_S must be an integer number of seconds from 1 to 604800/);
-  });
-
-  it('refuses a data dir too long for the sockets made below it, naming the length that fits', () => {
-    const room = MAX_SOCKET_PATH - DEEPEST_HUB_SOCKET.length - 1;
-    const fits = `/${'d'.repeat(room - 1)}`;
-    expect(loadHubConfig({ SENDENSE_DATA_DIR: fits }).dataDir).toBe(fits);
-    const deeper = `${fits}x`;
-    expect(() => loadHubConfig({ SENDENSE_DATA_DIR: deeper })).toThrow(ConfigError);
-    expect(() => loadHubConfig({ SENDENSE_DATA_DIR: deeper })).toThrow(`SENDENSE_DATA_DIR is ${room + 1} bytes long`);
-    expect(() => loadHubConfig({ SENDENSE_DATA_DIR: deeper })).toThrow(`choose a directory of at most ${room} bytes`);
-    // bytes, not characters: as many characters as fit, each two bytes
-    expect(() => loadHubConfig({ SENDENSE_DATA_DIR: `/${'é'.repeat(room - 1)}` })).toThrow(`is ${1 + 2 * (room - 1)} bytes long`);
-  });
-
-  it('no socket the hub makes below its data dir is deeper than DEEPEST_HUB_SOCKET', () => {
-    const dataDir = '/srv/sendense';
-    // a work area's dirs are mkdtemp's `d-XXXXXX` (src/process/work-area.ts); each holds its export's nbd.sock
-    const sockets = [
-      workDirLayout.socket(join(dataDir, 'restore', randomUUID())),
-      join(workAreaOf(dataDir), 'd-XXXXXX', 'nbd.sock'),
-      join(pointExportAreaOf(dataDir), 'd-XXXXXX', 'nbd.sock'),
-      join(dataDir, 'postgres', '.s.PGSQL.5432'),
-    ];
-    for (const socket of sockets) expect(Buffer.byteLength(relative(dataDir, socket))).toBeLessThanOrEqual(DEEPEST_HUB_SOCKET.length);
-    expect(relative(dataDir, sockets[0]).length).toBe(DEEPEST_HUB_SOCKET.length);
   });
 
   it('refuses port 0 and ports above 65535', () => {

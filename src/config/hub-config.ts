@@ -1,7 +1,6 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { socketRoomProblem } from '../process/socket-path';
 
 export const HUB_CONFIG = Symbol('HUB_CONFIG');
 
@@ -53,12 +52,6 @@ export class ConfigError extends Error {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-
-/**
- * The deepest Unix socket the hub makes below its data dir: a restore mount's export, in the mount's own dir named
- * by its uuid (src/restore/mounting/work-dir-layout.ts). hub-config.spec.ts checks every socket layout against it.
- */
-export const DEEPEST_HUB_SOCKET = 'restore/00000000-0000-0000-0000-000000000000/qemu-nbd.sock';
 
 /** Reads and checks every setting at once, so an operator sees all mistakes in one go. */
 export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
@@ -118,8 +111,6 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const hostId = str('SENDENSE_HOST_ID') ?? hostname();
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostId)) problems.push(`SENDENSE_HOST_ID must be 1-63 characters of A-Z a-z 0-9 . - , got ${JSON.stringify(hostId)}`);
   const dataDir = resolve(str('SENDENSE_DATA_DIR') ?? './var');
-  const socketRoom = socketRoomProblem('SENDENSE_DATA_DIR', dataDir, DEEPEST_HUB_SOCKET);
-  if (socketRoom) problems.push(socketRoom);
   const exportRoots = (str('SENDENSE_EXPORT_ROOTS') ?? join(dataDir, 'repositories')).split(':').filter(Boolean);
   for (const root of exportRoots) if (!isAbsolute(root)) problems.push(`SENDENSE_EXPORT_ROOTS entries must be absolute paths, got ${JSON.stringify(root)}`);
 

@@ -44,9 +44,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const EXPORT_BITMAP = (target: string) => `backup-${target}`;
 const FREEZE_MARKER = 'frozen-';
 const JOB_DIR = 'job-';
-const JOB_SOCKET_NAME = 'nbd.sock';
-/** A backup job's NBD socket below the source's work dir, its uuid at full length: the agent's deepest socket. */
-export const JOB_SOCKET = `${JOB_DIR}00000000-0000-0000-0000-000000000000/${JOB_SOCKET_NAME}`;
 /** In a job directory: the domain and the checkpoint the job creates. */
 const JOB_CHECKPOINT = 'checkpoint.json';
 
@@ -257,7 +254,7 @@ export class LibvirtSource implements BackupSource {
         await chown(dir, info.qemuUser.uid, info.qemuUser.gid);
         await assertReachable(dirname(dir), info.qemuUser);
       }
-      const socket = join(dir, JOB_SOCKET_NAME);
+      const socket = join(dir, 'nbd.sock');
       await writeFile(join(dir, 'backup.xml'), backupXml({ incremental: pending.mode === 'incremental' ? this.prefix + pending.sincePointId : null, socket, disks: vm.disks.map((d) => ({ target: d.id, scratch: join(dir, `${d.id}.scratch`) })) }));
       await writeFile(join(dir, 'checkpoint.xml'), checkpointXml(this.prefix + pending.newPointId, vm.disks.map((d) => d.id)));
       // Whose checkpoint this job makes: an agent killed before the job ends leaves it, and the next start deletes it.
