@@ -15,7 +15,11 @@ import { median } from './stats';
  * the same VM into a plain repository, into an encrypted one (qcow2 LUKS: the hub writes each new file's header,
  * its target qemu-nbd passes the data through AES-XTS) and into an encrypted chunks repository (the chunk store's
  * own server hashes, compresses and seals each block with AES-256-GCM; docs/design/storage.md), round by round, the
- * order rotating, printed side by side.
+ * order rotating, printed side by side. Before each full the VM's data is replaced with new random data: a chunks
+ * repository's full sends only the blocks that differ from the VM's point there (source-side deduplication), and
+ * the same data again would measure a full that writes nothing. For the same reason each change before an
+ * incremental writes new random data (4 MiB pieces 8 MiB apart), where the same pieces every time would be stored
+ * once by the chunk store.
  * Before the rounds, the fixed cost of a new file: plain, encrypted as the hub writes it, and encrypted by qemu-img
  * create as releases before wrote it. CPU of the hub is its node process and the qemu-nbd and qemu-img it ran and
  * reaped; of the agent, the same.
@@ -45,6 +49,20 @@ function cryptMethod(file: string): number {
   }
 }
 
+/**
+ * qemu times its PBKDF by the CPU it used, and on this machine a 10 ms run often reads none ("Unable to get accurate
+ * CPU usage", one create in two): such a create is made again, its failed attempts counted in its time.
+ */
+async function retryUnclocked<T>(create: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create();
+    } catch (error) {
+      if (attempt >= 10 || !String((error as { stderr?: string }).stderr).includes('Unable to get accurate CPU usage')) throw error;
+    }
+  }
+}
+
 interface EncryptionRun {
   ms: number;
   /** Bytes the backup wrote (the job's bytesWritten). */
@@ -62,7 +80,7 @@ interface EncryptionRun {
  * by round. Each repository's incremental follows its own full: the agent keeps one dirty bitmap per VM (a backup
  * into the other repository removes it), so plain and encrypted each run full, change, incremental in turn.
  */
-async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: number, change: () => Promise<unknown>): Promise<void> {
+async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: number, vm: { disk: string; size: number }): Promise<void> {
   const rounds = Number(process.env.SENDENSE_BENCH_RUNS ?? 3);
   const hubPid = lab.hub!.child.pid!;
   const agentPid = lab.agent!.child.pid!;
@@ -81,7 +99,7 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
       const children0 = cpuSeconds(process.pid, true) - cpuSeconds(process.pid);
       const began = process.hrtime.bigint();
       if (how === 'hub') await createEncryptedQcow2(file, keyFile, { virtualSize: 2 * 1024 * MiB });
-      else await run('qemu-img', ['create', '-q', ...(how === 'qemu-img' ? [...secretObjectArgs(keyFile), '-o', `encrypt.format=luks,encrypt.key-secret=${SECRET_ID},encrypt.iter-time=10`] : []), '-f', 'qcow2', file, String(2 * 1024 * MiB)]);
+      else await retryUnclocked(() => run('qemu-img', ['create', '-q', ...(how === 'qemu-img' ? [...secretObjectArgs(keyFile), '-o', `encrypt.format=luks,encrypt.key-secret=${SECRET_ID},encrypt.iter-time=10`] : []), '-f', 'qcow2', file, String(2 * 1024 * MiB)]));
       const ms = Number(process.hrtime.bigint() - began) / 1e6;
       const own = process.cpuUsage(own0);
       const cpu = how === 'hub' ? (own.user + own.system) / 1e6 : cpuSeconds(process.pid, true) - cpuSeconds(process.pid) - children0;
@@ -134,9 +152,23 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
   const c = (t: { ms: number; cpu: number }) => `${t.ms.toFixed(0)} ms, ${t.cpu.toFixed(2)} CPU s`;
   out(`encryption at rest: a new 2 GiB qcow2 (median of 3): plain, qemu-img create ${c(createPlain)}; LUKS-encrypted as the hub writes it ${c(createHub)}; LUKS-encrypted by qemu-img create (encrypt.iter-time=10, as releases before) ${c(createQemu)}`);
   out(`encryption at rest: ${rounds} rounds, each a full (${fullMib} MiB of data) then ${incMib} MiB changed and an incremental, into a plain, an encrypted (qcow2 LUKS) and an encrypted chunks repository of the primary hub (the order rotating)`);
+  // new data for each full, written over the VM's disk while no backup reads it (outside the measured times)
+  const fresh = join(dir, 'vm', 'fresh.raw');
+  const refresh = async () => {
+    await run('sh', ['-c', `head -c ${fullMib * MiB} /dev/urandom > ${fresh} && truncate -s ${vm.size} ${fresh}`]);
+    await run('qemu-img', ['convert', '-q', '-n', '-f', 'raw', '-O', 'qcow2', fresh, vm.disk]);
+    rmSync(fresh);
+  };
+  const change = async () => {
+    const pieces = Array.from({ length: incMib / 4 }, (_, i) => join(dir, 'vm', `piece-${i}.raw`));
+    for (const piece of pieces) writeFileSync(piece, randomBytes(4 * MiB));
+    await run('qemu-io', ['-f', 'qcow2', ...pieces.flatMap((piece, i) => ['-c', `write -s ${piece} ${i * 8 * MiB} ${4 * MiB}`]), vm.disk]);
+    for (const piece of pieces) rmSync(piece);
+  };
   for (let i = 0; i < rounds; i++) {
     const order = KINDS.map((_, k) => KINDS[(k + i) % KINDS.length]);
     for (const kind of order) {
+      await refresh();
       const full = await backup(kind, 'full');
       await change();
       const inc = await backup(kind, 'incremental');
@@ -192,7 +224,7 @@ export async function runEncryptionBench(): Promise<void> {
     out(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const vm = await randomDataVm(dir, fullMib, incMib);
     await lab.start(['--inventory', vm.inventory]);
-    await encryptionAtRest(lab, dir, fullMib, incMib, vm.change);
+    await encryptionAtRest(lab, dir, fullMib, incMib, vm);
   } finally {
     await lab.close();
     rmSync(dir, { recursive: true, force: true });
