@@ -57,7 +57,7 @@ function unseal(key: Buffer, record: Buffer, aad: Buffer, what: string): Buffer 
 /**
  * Whether a block is worth handing to zstd, judged as btrfs judges its extents: by the byte entropy of samples (four
  * of 512 bytes spread over the block). Random, encrypted or already compressed data measures close to 8 bits a
- * byte; zstd would spend ~0.85 CPU-s per GiB on it (measured here) to store it raw all the same. Files of a Debian
+ * byte; zstd would spend ~0.85 CPU-s per GiB on it (measured by hand here) to store it raw all the same. Files of a Debian
  * system (/usr/lib, /usr/share/doc and locale) stored 0.2 % more with the test than without. A short block is always
  * tried. Self-contained: the chunk workers run its source (chunk-workers.ts).
  */
