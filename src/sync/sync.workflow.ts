@@ -466,15 +466,18 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
    * point's, and the check after the copy reads it back here against the digests.
    */
   private async rangesToCopy(root: string, point: RemotePoint, target: { virtualSize: number; startFile: string | null }, expected: BlockDigests, whole: boolean, layers: boolean): Promise<{ offset: number; length: number }[] | null> {
-    if (!whole) return layers ? null : blockRanges(expected.runs.flatMap((r) => Array.from({ length: r.count }, (_, k) => r.first + k)), target.virtualSize);
+    if (!whole) return layers ? null : blockRanges(expected.runs, target.virtualSize);
     if (!target.startFile) return null;
     const start = await chunkPointDigests(join(root, target.startFile));
     if (!start) return null;
-    const differing: number[] = [];
+    const differing: { first: number; count: number }[] = [];
     for (let b = 0; b < Math.ceil(target.virtualSize / DIGEST_BLOCK_SIZE); b++) {
       const want = expected.digestAt(b) ?? (point.type === 'full' ? zeroDigest(expected.blockLength(b)) : null);
       const have = start.digestAt(b);
-      if (!want || !have || !want.equals(have)) differing.push(b);
+      if (want && have && want.equals(have)) continue;
+      const last = differing.at(-1);
+      if (last && last.first + last.count === b) last.count++;
+      else differing.push({ first: b, count: 1 });
     }
     return blockRanges(differing, target.virtualSize);
   }
@@ -516,12 +519,12 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   }
 }
 
-/** Sorted block numbers as byte ranges, neighbours merged, the last clamped to the disk. */
-function blockRanges(blocks: number[], size: number): { offset: number; length: number }[] {
+/** Sorted runs of blocks as byte ranges, neighbours merged, the last clamped to the disk: one entry per run, not per block. */
+function blockRanges(runs: readonly { first: number; count: number }[], size: number): { offset: number; length: number }[] {
   const out: { offset: number; length: number }[] = [];
-  for (const b of blocks) {
-    const offset = b * DIGEST_BLOCK_SIZE;
-    const length = Math.min(DIGEST_BLOCK_SIZE, size - offset);
+  for (const { first, count } of runs) {
+    const offset = first * DIGEST_BLOCK_SIZE;
+    const length = Math.min(count * DIGEST_BLOCK_SIZE, size - offset);
     const last = out.at(-1);
     if (last && last.offset + last.length === offset) last.length += length;
     else out.push({ offset, length });
