@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import execa from 'execa';
 import { MAX_SOCKET_PATH } from './socket-path';
 
-/** The limit the hub and the agent check their dirs against: the strictest of the servers they run. */
+/** The limit the hub and the agent check a socket's path against: the strictest of the servers they run. */
 describe('MAX_SOCKET_PATH', () => {
   let dir: string;
   beforeAll(async () => {
@@ -20,10 +20,12 @@ describe('MAX_SOCKET_PATH', () => {
     const socket = socketOf(MAX_SOCKET_PATH);
     const server = execa('qemu-nbd', ['-r', '-f', 'qcow2', '-k', socket, '-x', 'd', join(dir, 'd.qcow2')]);
     try {
-      const info = await execa('nbdinfo', ['--size', `nbd+unix:///d?socket=${socket}`], { reject: false });
+      const size = () => execa('nbdinfo', ['--size', `nbd+unix:///d?socket=${socket}`], { reject: false });
+      let info = await size();
+      // until qemu-nbd listens
       for (let i = 0; i < 50 && info.exitCode !== 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
-        Object.assign(info, await execa('nbdinfo', ['--size', `nbd+unix:///d?socket=${socket}`], { reject: false }));
+        info = await size();
       }
       expect(info.stdout.trim()).toBe(String(1024 * 1024));
     } finally {
