@@ -73,9 +73,9 @@ export function worthCompressing(data: Uint8Array): boolean {
   return bits < 7.8;
 }
 
-/** The record of a chunk as stored in a pack. */
-export function sealChunk(digest: Buffer, data: Buffer, key: Buffer | null, level = 3): Buffer {
-  const packed = worthCompressing(data) ? compress(data, { compressionLevel: level }) : data;
+/** The record of a chunk as stored in a pack; `compressible`, when the caller judged the block already. */
+export function sealChunk(digest: Buffer, data: Buffer, key: Buffer | null, level = 3, compressible = worthCompressing(data)): Buffer {
+  const packed = compressible ? compress(data, { compressionLevel: level }) : data;
   const [flag, body] = packed.length < data.length ? [COMPRESSED, packed] : [0, data];
   const parts = [Buffer.of(flag), body];
   return key ? seal(key, parts, digest) : Buffer.concat(parts);

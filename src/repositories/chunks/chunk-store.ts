@@ -114,8 +114,10 @@ export class ChunkStore {
     if (data.length === 0 || data.length > CHUNK_SIZE) return Promise.reject(new ChunkFormatError(`a chunk has 1 to ${CHUNK_SIZE} bytes, not ${data.length}`));
     const digest = hash('sha256', data, 'buffer');
     if (expected && !expected.equals(digest)) return Promise.reject(new ChunkFormatError(`a block sent as ${expected.toString('hex')} has the digest ${digest.toString('hex')}`));
-    const sealed = this.sealAhead(digest, data);
-    const result = this.appending.then(() => this.append(digest, data, sealed));
+    // judged once, and only for a block the store may not hold: whether zstd is to see it, and so where it is sealed
+    const compressible = this.known.has(digest.toString('hex')) ? undefined : worthCompressing(data);
+    const sealed = compressible ? this.sealAhead(digest, data) : undefined;
+    const result = this.appending.then(() => this.append(digest, data, sealed, compressible));
     this.appending = result.catch(() => undefined);
     if (sealed) {
       // once its turn is over the chunk is known (or its pack failed, and a later put seals it again)
@@ -126,13 +128,13 @@ export class ChunkStore {
   }
 
   /**
-   * With workers, a block the store does not hold yet is sealed at once, while the blocks put before it are appended
-   * in turn: puts seal in parallel, and still land in their pack in the order they were made. Whether it is stored is
-   * decided when its turn comes, as without workers (a block put twice is stored once).
+   * With workers, a block the store does not hold yet and zstd is to see is sealed at once, while the blocks put before
+   * it are appended in turn: puts seal in parallel, and still land in their pack in the order they were made. Whether
+   * it is stored is decided when its turn comes, as without workers (a block put twice is stored once).
    */
   private sealAhead(digest: Buffer, data: Buffer): Promise<Buffer> | undefined {
     const hex = digest.toString('hex');
-    if (!this.workers || this.known.has(hex) || !worthCompressing(data)) return undefined;
+    if (!this.workers) return undefined;
     let sealed = this.sealing.get(hex);
     if (!sealed) {
       sealed = this.workers.seal(digest, data, this.keys?.data ?? null, this.level);
@@ -143,10 +145,10 @@ export class ChunkStore {
     return sealed;
   }
 
-  private async append(digest: Buffer, data: Buffer, sealed: Promise<Buffer> | undefined): Promise<ChunkLocation> {
+  private async append(digest: Buffer, data: Buffer, sealed: Promise<Buffer> | undefined, compressible: boolean | undefined): Promise<ChunkLocation> {
     const known = this.known.get(digest.toString('hex'));
     if (known) return known;
-    const record = await (sealed ?? this.seal(digest, data));
+    const record = await (sealed ?? this.seal(digest, data, compressible));
     if (this.open && this.open.size + record.length > PACK_LIMIT) await this.closePack();
     const pack = this.open ?? (this.open = await this.startPack());
     try {
@@ -161,8 +163,8 @@ export class ChunkStore {
    * On the workers what zstd will work on; here what it would not (random, encrypted or compressed data): sealing
    * that is AES-GCM alone, cheaper than a batch's copies and messages to a thread and back.
    */
-  private seal(digest: Buffer, data: Buffer): Promise<Buffer> | Buffer {
-    return this.workers && worthCompressing(data) ? this.workers.seal(digest, data, this.keys?.data ?? null, this.level) : sealChunk(digest, data, this.keys?.data ?? null, this.level);
+  private seal(digest: Buffer, data: Buffer, compressible = worthCompressing(data)): Promise<Buffer> | Buffer {
+    return this.workers && compressible ? this.workers.seal(digest, data, this.keys?.data ?? null, this.level) : sealChunk(digest, data, this.keys?.data ?? null, this.level, compressible);
   }
 
   private async add(pack: OpenPack, digest: Buffer, data: Buffer, record: Buffer): Promise<ChunkLocation> {
