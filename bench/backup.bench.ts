@@ -542,7 +542,11 @@ export class Lab {
  * compresses or repeats) with 512 MiB of room beyond it, under `dir/vm/` with an inventory naming it vm1, and
  * `change`, the incremental's writes: random 4 MiB chunks every 8 MiB across the data, `incMib` MiB in all.
  */
-export async function randomDataVm(dir: string, fullMib: number, incMib: number): Promise<{ disk: string; inventory: string; size: number; change: () => Promise<unknown> }> {
+/**
+ * `change` writes the same 4 MiB of random data at every 8 MiB of the first `incMib` * 2, each time; `freshChange`
+ * new random data at the same places (for a store that keeps a repeated piece once).
+ */
+export async function randomDataVm(dir: string, fullMib: number, incMib: number): Promise<{ disk: string; inventory: string; size: number; change: () => Promise<unknown>; freshChange: () => Promise<unknown> }> {
   const size = (fullMib + 512) * MiB;
   const disk = join(dir, 'vm', 'disk0.qcow2');
   mkdirSync(join(dir, 'vm'));
@@ -554,8 +558,14 @@ export async function randomDataVm(dir: string, fullMib: number, incMib: number)
   writeFileSync(inventory, JSON.stringify({ vms: [{ id: 'vm1', name: 'vm1', disks: [{ id: 'disk0', path: disk }] }] }));
   const chunk = join(dir, 'vm', 'chunk.raw');
   await exec('sh', ['-c', `head -c ${4 * MiB} /dev/urandom > ${chunk}`]);
-  const writes = Array.from({ length: incMib / 4 }, (_, i) => ['-c', `write -s ${chunk} ${i * 8 * MiB} ${4 * MiB}`]).flat();
-  return { disk, inventory, size, change: () => exec('qemu-io', ['-f', 'qcow2', ...writes, disk]) };
+  const writes = (pieces: (i: number) => string) => Array.from({ length: incMib / 4 }, (_, i) => ['-c', `write -s ${pieces(i)} ${i * 8 * MiB} ${4 * MiB}`]).flat();
+  const freshChange = async () => {
+    const pieces = Array.from({ length: incMib / 4 }, (_, i) => join(dir, 'vm', `piece-${i}.raw`));
+    for (const piece of pieces) writeFileSync(piece, randomBytes(4 * MiB));
+    await exec('qemu-io', ['-f', 'qcow2', ...writes((i) => pieces[i]), disk]);
+    for (const piece of pieces) rmSync(piece);
+  };
+  return { disk, inventory, size, change: () => exec('qemu-io', ['-f', 'qcow2', ...writes(() => chunk), disk]), freshChange };
 }
 
 /**

@@ -80,7 +80,7 @@ interface EncryptionRun {
  * by round. Each repository's incremental follows its own full: the agent keeps one dirty bitmap per VM (a backup
  * into the other repository removes it), so plain and encrypted each run full, change, incremental in turn.
  */
-async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: number, vm: { disk: string; size: number }): Promise<void> {
+async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: number, vm: { disk: string; size: number; freshChange: () => Promise<unknown> }): Promise<void> {
   const rounds = Number(process.env.SENDENSE_BENCH_RUNS ?? 3);
   const hubPid = lab.hub!.child.pid!;
   const agentPid = lab.agent!.child.pid!;
@@ -159,18 +159,12 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
     await run('qemu-img', ['convert', '-q', '-n', '-f', 'raw', '-O', 'qcow2', fresh, vm.disk]);
     rmSync(fresh);
   };
-  const change = async () => {
-    const pieces = Array.from({ length: incMib / 4 }, (_, i) => join(dir, 'vm', `piece-${i}.raw`));
-    for (const piece of pieces) writeFileSync(piece, randomBytes(4 * MiB));
-    await run('qemu-io', ['-f', 'qcow2', ...pieces.flatMap((piece, i) => ['-c', `write -s ${piece} ${i * 8 * MiB} ${4 * MiB}`]), vm.disk]);
-    for (const piece of pieces) rmSync(piece);
-  };
   for (let i = 0; i < rounds; i++) {
     const order = KINDS.map((_, k) => KINDS[(k + i) % KINDS.length]);
     for (const kind of order) {
       await refresh();
       const full = await backup(kind, 'full');
-      await change();
+      await vm.freshChange();
       const inc = await backup(kind, 'incremental');
       results.full[kind].push(full);
       results.incremental[kind].push(inc);
