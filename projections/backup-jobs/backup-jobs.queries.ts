@@ -55,7 +55,16 @@ export class ListBackupJobsHandler implements IQueryHandler<ListBackupJobsQuery,
 export class BackupJobsReportHandler implements IQueryHandler<BackupJobsReportQuery, BackupJobsReport> {
   constructor(private readonly dataSource: DataSource) {}
 
-  async execute({ from, to }: BackupJobsReportQuery): Promise<BackupJobsReport> {
+  async execute({ from, to, timezone }: BackupJobsReportQuery): Promise<BackupJobsReport> {
+    const perDay: { vmId: string; day: string; successes: number; failures: number }[] = await this.dataSource.query(
+      `SELECT vm_id AS "vmId", to_char(finished_at AT TIME ZONE $3, 'YYYY-MM-DD') AS day,
+              count(*) FILTER (WHERE outcome = 'completed')::int AS successes,
+              count(*) FILTER (WHERE outcome = 'failed')::int AS failures
+       FROM rm_backup_outcomes WHERE finished_at >= $1 AND finished_at < $2 GROUP BY 1, 2 ORDER BY 1, 2`,
+      [from, to, timezone],
+    );
+    const daysOf = new Map<string, BackupJobsReport['vms'][number]['days']>();
+    for (const { vmId, ...day } of perDay) daysOf.set(vmId, [...(daysOf.get(vmId) ?? []), day]);
     const rows: Record<string, string>[] = await this.dataSource.query(
       `SELECT vm_id AS "vmId",
               count(*) FILTER (WHERE outcome = 'completed')::int AS successes,
@@ -66,8 +75,8 @@ export class BackupJobsReportHandler implements IQueryHandler<BackupJobsReportQu
        FROM rm_backup_outcomes WHERE finished_at >= $1 AND finished_at < $2 GROUP BY vm_id ORDER BY vm_id`,
       [from, to],
     );
-    const vms = rows.map((r) => ({ ...r, bytes: Number(r.bytes), averageDurationMs: Number(r.averageDurationMs), longestDurationMs: Number(r.longestDurationMs) }));
-    return { from, to, vms: vms as unknown as BackupJobsReport['vms'] };
+    const vms = rows.map((r) => ({ ...r, bytes: Number(r.bytes), averageDurationMs: Number(r.averageDurationMs), longestDurationMs: Number(r.longestDurationMs), days: daysOf.get(r.vmId) ?? [] }));
+    return { from, to, timezone, vms: vms as unknown as BackupJobsReport['vms'] };
   }
 }
 

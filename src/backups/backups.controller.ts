@@ -10,7 +10,7 @@ import { BackupJobPageResponse, BackupJobResponse, JobIdParams, ListBackupsQuery
 import { CancelBackupCommand } from './commands/cancel-backup.command';
 import { RecordAgentReportCommand } from './commands/record-agent-report.command';
 import { RequestBackupCommand } from './commands/request-backup.command';
-import { BackupJobsReportQuery } from './queries/backup-jobs-report.query';
+import { BackupJobsReportQuery, jobsPerDay } from './queries/backup-jobs-report.query';
 import { GetBackupJobQuery } from './queries/get-backup-job.query';
 import { ListBackupJobsQuery } from './queries/list-backup-jobs.query';
 import { Access } from '../http/access.guard';
@@ -86,8 +86,9 @@ export class BackupsController {
   @Access('read')
   @Owned('filtered')
   @Get('reports/jobs')
-  async report(@Query() { from, to }: ReportQuery) {
-    const report = await this.queries.execute(new BackupJobsReportQuery(from, to));
-    return { ...report, vms: await this.scope.filter(report.vms, (v) => ({ vmId: v.vmId })) };
+  async report(@Query() { from, to, timezone }: ReportQuery) {
+    const report = await this.queries.execute(new BackupJobsReportQuery(from, to, timezone ?? 'UTC'));
+    const vms = await this.scope.filter(report.vms, (v) => ({ vmId: v.vmId }));
+    return { ...report, vms, days: jobsPerDay(vms) };
   }
 }

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsISO8601, IsOptional, IsString, IsTimeZone, IsUUID, Matches, Max, Min } from 'class-validator';
 import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
 
 export class StartBackupDto {
@@ -51,11 +51,18 @@ export class ListBackupsQuery {
 }
 
 export class ReportQuery {
+  @ApiProperty({ example: '2026-11-01T00:00:00Z' })
   @IsISO8601({ strict: true }, { message: 'from must be an ISO 8601 date or time' })
   from: string;
 
+  @ApiProperty({ example: '2026-11-15T00:00:00Z' })
   @IsISO8601({ strict: true }, { message: 'to must be an ISO 8601 date or time' })
   to: string;
+
+  @ApiPropertyOptional({ example: 'Europe/Berlin', default: 'UTC', description: "the zone whose days the per-day counts follow" })
+  @IsOptional()
+  @IsTimeZone({ message: 'timezone must be an IANA time zone, e.g. Europe/Berlin' })
+  timezone?: string;
 }
 
 /** What the API answers about a job: the OpenAPI document's description, from which the console's types are generated. */

@@ -56,6 +56,13 @@ describe('backups end to end: hub and agent processes, SSH tunnel, real qcow2 di
     expect(list.map((j: { jobId: string }) => j.jobId)).toEqual([incId, fullId]);
     const report = (await lab.api('GET', `/api/v1/reports/jobs?from=2000-01-01&to=2100-01-01`)).body;
     expect(report.vms).toEqual([expect.objectContaining({ vmId: 'vm1', successes: 2, failures: 0 })]);
+    // per day, in the zone asked for (the console's job chart): both jobs ended today
+    const today = (zone: string) => new Intl.DateTimeFormat('en-CA', { timeZone: zone }).format(new Date());
+    expect(report.days).toEqual([{ day: today('UTC'), successes: 2, failures: 0 }]);
+    const tokyo = (await lab.api('GET', `/api/v1/reports/jobs?from=2000-01-01&to=2100-01-01&timezone=Asia/Tokyo`)).body;
+    expect({ timezone: tokyo.timezone, days: tokyo.days }).toEqual({ timezone: 'Asia/Tokyo', days: [{ day: today('Asia/Tokyo'), successes: 2, failures: 0 }] });
+    const badZone = await lab.api('GET', `/api/v1/reports/jobs?from=2000-01-01&to=2100-01-01&timezone=Mars/Olympus`);
+    expect({ status: badZone.status, message: badZone.body.message }).toEqual({ status: 400, message: ['timezone must be an IANA time zone, e.g. Europe/Berlin'] });
   });
 
   it('refuses a second backup of a VM that is already being backed up, and bad requests', async () => {

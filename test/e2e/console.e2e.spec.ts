@@ -128,21 +128,47 @@ describe('the web console in Chromium', () => {
 
   it('the protection overview lists every VM as the protection report does, breaches first, and backs a VM up', async () => {
     const point = (await lab.waitForJob(await lab.backup('full', 'vm1'), 60_000)).restorePointId;
-    // an RPO of 36 s, already exceeded once the point is a minute old: vm1 is at risk, vm2 (no policy) unprotected
+    // an RPO of 36 s, already exceeded once the point is a minute old: vm1 is at risk, vm2 (no point) never backed up
     const policy = await lab.api('POST', '/api/v1/policies', { name: 'tight', vms: { ids: ['vm1'] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: 10 }, rpoHours: 0.01 });
     expect(policy.status).toBe(201);
     await lab.until(async () => (await lab.api('GET', '/api/v1/reports/protection')).body.vms.find((v: { vmId: string }) => v.vmId === 'vm1').status === 'at-risk', 90_000, 'vm1 to be at risk');
     await page.goto(`${base()}/console/`);
-    const rows = page.locator('tbody tr');
+    const rows = page.locator('table.vms tbody tr');
     await rows.first().waitFor();
-    const report = (await lab.api('GET', '/api/v1/reports/protection')).body.vms as { vmId: string; status: string; lastRestorePoint: { restorePointId: string } | null }[];
-    const shown: { vmId: string; state: string; age: string }[] = await rows.evaluateAll((trs: any[]) => trs.map((tr) => ({ vmId: tr.getAttribute('data-vm'), state: tr.querySelector('td').getAttribute('data-state'), age: tr.querySelectorAll('td')[1].textContent })));
+    const report = (await lab.api('GET', '/api/v1/reports/protection')).body.vms as { vmId: string; state: string; failuresInRow: number; lastRestorePoint: { restorePointId: string } | null }[];
+    const shown: { vmId: string; state: string; age: string }[] = await rows.evaluateAll((trs: any[]) => trs.map((tr) => ({ vmId: tr.getAttribute('data-vm'), state: tr.querySelector('td [data-state]').getAttribute('data-state'), age: tr.querySelectorAll('td')[1].textContent })));
     expect(shown.map((r) => r.vmId).sort()).toEqual(report.map((v) => v.vmId).sort());
-    expect(shown[0]).toEqual({ vmId: 'vm1', state: 'at-risk', age: expect.stringMatching(/^\d+ min ago$/) });
-    expect(shown.find((r) => r.vmId === 'vm2')).toEqual({ vmId: 'vm2', state: 'unprotected', age: 'none' });
+    expect(shown[0]).toEqual({ vmId: 'vm1', state: 'at-risk', age: expect.stringMatching(/^\d+ (s|min) ago$/) });
+    expect(shown.find((r) => r.vmId === 'vm2')).toEqual({ vmId: 'vm2', state: 'never-backed-up', age: 'none' });
     expect(report.find((v) => v.vmId === 'vm1')!.lastRestorePoint!.restorePointId).toBe(point);
+    // which VMs are at risk and by how long: on the first screen, no action needed
+    await expect(page.locator('tr[data-vm="vm1"] [data-state="at-risk"]').textContent()).resolves.toMatch(/^✕at risk: \d+ (s|min) over its RPO$/);
+    // the tiles count what the report says
+    const tiles = Object.fromEntries(await page.locator('[data-tile-count]').evaluateAll((els: any[]) => els.map((e) => [e.getAttribute('data-tile-count'), Number(e.textContent)])));
+    const inState = (state: string) => report.filter((v) => v.state === state).length;
+    expect(tiles).toEqual({ 'at-risk': inState('at-risk'), failed: report.filter((v) => v.failuresInRow > 0).length, 'never-backed-up': inState('never-backed-up'), 'no-policy': inState('no-policy'), protected: inState('protected') });
+    expect(tiles['at-risk']).toBe(1);
+    // the chart's bars are the API's jobs per day
+    const zone = await page.evaluate(() => Intl.DateTimeFormat().resolvedOptions().timeZone);
+    const perDay = (await lab.api('GET', `/api/v1/reports/jobs?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&timezone=${zone}`)).body.days as { day: string; successes: number; failures: number }[];
+    const bars = await page.locator('[data-day]').evaluateAll((gs: any[]) => gs.map((g) => ({ day: g.getAttribute('data-day'), successes: Number(g.getAttribute('data-completed')), failures: Number(g.getAttribute('data-failed')) })));
+    expect(bars).toHaveLength(14);
+    expect(bars.filter((b) => b.successes + b.failures > 0)).toEqual(perDay);
+    // a tile filters the table to its VMs
+    await page.locator('[data-tile="never-backed-up"]').click();
+    await page.waitForURL(/\?show=never-backed-up$/);
+    await expect(rows.evaluateAll((trs: any[]) => trs.map((tr) => tr.getAttribute('data-vm')))).resolves.toEqual(['vm2']);
     expect(await axeViolations()).toEqual([]);
     await page.screenshot({ path: join(SCREENS, 'overview.png'), fullPage: true });
+
+    // a VM never backed up is backed up in two actions: "Back up now…", then the repository offered (the only one)
+    await page.locator('tr[data-vm="vm2"]').getByRole('button', { name: 'Back up now…' }).click();
+    await expect(page.locator('tr[data-vm="vm2"] select option').evaluateAll((os: any[]) => os.map((o) => o.value))).resolves.toEqual([lab.repositoryId]);
+    await page.locator('tr[data-vm="vm2"]').getByRole('button', { name: 'Start backup' }).click();
+    const first = /backup job ([0-9a-f-]{36}) requested/.exec((await page.getByRole('status').textContent()) ?? '')?.[1];
+    expect(await lab.waitForJob(first!, 60_000)).toMatchObject({ status: 'completed', vmId: 'vm2', repositoryId: lab.repositoryId });
+    await page.goto(`${base()}/console/`);
+    await rows.first().waitFor();
 
     await page.locator('tr[data-vm="vm1"]').getByRole('button', { name: 'Back up now' }).click();
     const notice = await page.getByRole('status').textContent();

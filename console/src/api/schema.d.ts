@@ -2552,7 +2552,12 @@ export interface operations {
     };
     BackupsController_report: {
         parameters: {
-            query?: never;
+            query: {
+                from: string;
+                to: string;
+                /** @description the zone whose days the per-day counts follow */
+                timezone?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;

@@ -1,14 +1,18 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
-import { onLink } from '../router';
+import { onLink, useRoute } from '../router';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { session } from '../session';
+import { Badge, type Tone } from '../ui/badge';
+import { type DayCount, JobChart, lastDays } from './job-chart';
 
-type Status = 'protected' | 'at-risk' | 'unprotected';
+type State = 'protected' | 'at-risk' | 'no-policy' | 'never-backed-up';
 interface VmProtection {
   vmId: string;
   name: string;
-  status: Status;
+  status: 'protected' | 'at-risk' | 'unprotected';
+  state: State;
+  overdueHours: number | null;
   rpoHours: number | null;
   failuresInRow: number;
   lastRestorePoint: { restorePointId: string; repositoryId: string; createdAt: string; ageHours: number } | null;
@@ -20,28 +24,91 @@ interface Job {
   phase: string;
   requestedAt: string;
 }
-
-/** Breaches first: a failed last backup, then at risk (oldest point first), then unprotected, then protected. */
-export function rank(vm: VmProtection): [number, number] {
-  const order = vm.failuresInRow > 0 ? 0 : vm.status === 'at-risk' ? 1 : vm.status === 'unprotected' ? 2 : 3;
-  return [order, -(vm.lastRestorePoint?.ageHours ?? 0)];
+interface Repository {
+  repositoryId: string;
+  name: string;
 }
 
-const label = (vm: VmProtection) => (vm.failuresInRow > 0 ? 'last backup failed' : vm.status === 'at-risk' ? 'at risk' : vm.status);
-const age = (hours: number) => (hours < 1 ? `${Math.round(hours * 60)} min` : hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} d`);
+/** The tiles of the morning check, in the order an operator acts on them; each filters the table below. */
+type Tile = 'at-risk' | 'failed' | 'never-backed-up' | 'no-policy' | 'protected';
+const TILES: { tile: Tile; text: string; tone: Tone }[] = [
+  { tile: 'at-risk', text: 'at risk', tone: 'bad' },
+  { tile: 'failed', text: 'last backup failed', tone: 'bad' },
+  { tile: 'never-backed-up', text: 'never backed up', tone: 'warn' },
+  { tile: 'no-policy', text: 'backed up, no policy', tone: 'warn' },
+  { tile: 'protected', text: 'protected', tone: 'ok' },
+];
+const inTile = (vm: VmProtection, tile: Tile) => (tile === 'failed' ? vm.failuresInRow > 0 : vm.state === tile);
 
-/** The page an operator opens each morning: what is protected and what is not, and what runs now. */
+/** Breaches first: a failed last backup, then at risk (longest overdue first), never backed up, no policy, protected. */
+export function rank(vm: VmProtection): [number, number] {
+  const order = vm.failuresInRow > 0 ? 0 : ['at-risk', 'never-backed-up', 'no-policy', 'protected'].indexOf(vm.state) + 1;
+  return [order, -(vm.overdueHours ?? vm.lastRestorePoint?.ageHours ?? 0)];
+}
+
+export const age = (hours: number) => (hours < 1 / 60 ? `${Math.round(hours * 3600)} s` : hours < 1 ? `${Math.round(hours * 60)} min` : hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} d`);
+
+function StateBadge({ vm }: { vm: VmProtection }) {
+  if (vm.failuresInRow > 0) return <Badge tone="bad" state="failed" text={`last backup failed${vm.failuresInRow > 1 ? ` (${vm.failuresInRow} in a row)` : ''}`} />;
+  if (vm.state === 'at-risk') return <Badge tone="bad" state="at-risk" text={`at risk: ${age(vm.overdueHours ?? 0)} over its RPO`} />;
+  if (vm.state === 'never-backed-up') return <Badge tone="warn" state="never-backed-up" text="never backed up" />;
+  if (vm.state === 'no-policy') return <Badge tone="warn" state="no-policy" text="backed up, no policy" />;
+  return <Badge tone="ok" state="protected" text="protected" />;
+}
+
+/** A VM with a point is backed up into that point's repository; one without asks which repository first. */
+function BackUpNow({ vm, repositories, done }: { vm: VmProtection; repositories: Repository[]; done: (n: Notice) => void }) {
+  const [choosing, setChoosing] = useState(false);
+  const [repositoryId, setRepositoryId] = useState('');
+  async function start(target: string) {
+    const { data, error, response } = await api.POST('/api/v1/backups', { body: { vmId: vm.vmId, repositoryId: target } as never });
+    setChoosing(false);
+    done(error ? { text: `${vm.name}: ${problem(error)}`, alert: true } : { text: `${vm.name}: backup job ${(data as unknown as { jobId: string }).jobId} requested`, correlationId: correlationOf(response) });
+  }
+  if (vm.lastRestorePoint) return <button type="button" onClick={() => void start(vm.lastRestorePoint!.repositoryId)}>Back up now</button>;
+  if (!choosing) return <button type="button" aria-expanded="false" onClick={() => setChoosing(true)}>Back up now…</button>;
+  if (!repositories.length) return <span>No repository yet: <a href="/console/infrastructure" onClick={onLink}>add one</a>.</span>;
+  const chosen = repositoryId || repositories[0].repositoryId;
+  return (
+    <form class="inline-form" onSubmit={(e) => (e.preventDefault(), void start(chosen))}>
+      <label>
+        Repository{' '}
+        <select value={chosen} onChange={(e) => setRepositoryId((e.target as HTMLSelectElement).value)}>
+          {repositories.map((r) => <option key={r.repositoryId} value={r.repositoryId}>{r.name}</option>)}
+        </select>
+      </label>
+      <button type="submit" class="primary">Start backup</button>
+      <button type="button" onClick={() => setChoosing(false)}>Cancel</button>
+    </form>
+  );
+}
+
+/** The page an operator opens each morning: what needs them, how the last two weeks went, and what runs now. */
 export function Overview() {
+  const show = new URLSearchParams(useRoute().split('?')[1] ?? '').get('show') as Tile | null;
   const [vms, setVms] = useState<VmProtection[] | null>(null);
   const [jobs, setJobs] = useState<Job[]>([]);
+  const [days, setDays] = useState<DayCount[]>([]);
+  const [repositories, setRepositories] = useState<Repository[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<Notice | null>(null);
+  const chartDays = lastDays(14);
 
   async function load() {
-    const [report, recent] = await Promise.all([api.GET('/api/v1/reports/protection'), api.GET('/api/v1/backups', { params: { query: { limit: 500 } } })]);
-    if (report.error || recent.error) return setError(problem(report.error ?? recent.error));
-    setVms([...(report.data as unknown as { vms: VmProtection[] }).vms].sort((a, b) => (rank(a)[0] - rank(b)[0]) || (rank(a)[1] - rank(b)[1])));
+    const from = new Date(`${chartDays[0]}T00:00:00`).toISOString();
+    const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const [report, recent, perDay, repos] = await Promise.all([
+      api.GET('/api/v1/reports/protection'),
+      api.GET('/api/v1/backups', { params: { query: { limit: 500 } } }),
+      api.GET('/api/v1/reports/jobs', { params: { query: { from, to: new Date(Date.now() + 60_000).toISOString(), timezone } } }),
+      api.GET('/api/v1/repositories'),
+    ]);
+    const failed = report.error ?? recent.error ?? perDay.error ?? repos.error;
+    if (failed) return setError(problem(failed));
+    setVms([...(report.data as unknown as { vms: VmProtection[] }).vms].sort((a, b) => rank(a)[0] - rank(b)[0] || rank(a)[1] - rank(b)[1]));
     setJobs((recent.data as unknown as { jobs: Job[] }).jobs);
+    setDays((perDay.data as unknown as { days: DayCount[] }).days);
+    setRepositories(repos.data as unknown as Repository[]);
   }
   useEffect(() => {
     void load();
@@ -49,51 +116,69 @@ export function Overview() {
     return () => clearInterval(timer);
   }, []);
 
-  async function backUp(vm: VmProtection) {
-    const { data, error: refused, response } = await api.POST('/api/v1/backups', { body: { vmId: vm.vmId, repositoryId: vm.lastRestorePoint!.repositoryId } as never });
-    setNotice(refused ? { text: `${vm.name}: ${problem(refused)}`, alert: true } : { text: `${vm.name}: backup job ${(data as unknown as { jobId: string }).jobId} requested`, correlationId: correlationOf(response) });
-    void load();
-  }
-
   if (error) return <p role="alert" class="error">{error}</p>;
   if (!vms) return <p aria-busy="true">Loading…</p>;
   const day = Date.now() - 24 * 3600_000;
   const lastDay = jobs.filter((j) => Date.parse(j.requestedAt) >= day);
   const count = (s: Job['status']) => lastDay.filter((j) => j.status === s).length;
   const running = jobs.filter((j) => j.status === 'running' || j.status === 'queued');
+  const worst = Math.max(0, ...vms.map((v) => v.overdueHours ?? 0));
+  const listed = show ? vms.filter((vm) => inTile(vm, show)) : vms;
   return (
-    <main>
+    <main class="overview">
       <h1>Protection</h1>
-      <h2>Last 24 hours</h2>
-      <section aria-label="last 24 hours" class="counts">
-        <p><strong data-count="completed">{count('completed')}</strong> completed</p>
-        <p><strong data-count="failed">{count('failed')}</strong> failed</p>
-        <p><strong data-count="running">{running.length}</strong> running or queued now</p>
+      <section aria-label="morning check" class="tiles">
+        {TILES.map(({ tile, text, tone }) => {
+          const n = vms.filter((vm) => inTile(vm, tile)).length;
+          return (
+            <a key={tile} href={`/console/${show === tile ? '' : `?show=${tile}`}`} onClick={onLink} class={`tile tile-${n ? tone : 'idle'}`} aria-current={show === tile ? 'true' : undefined} data-tile={tile}>
+              <strong data-tile-count={tile}>{n}</strong> {text}
+              {tile === 'at-risk' && n > 0 && <small>longest {age(worst)} over its RPO</small>}
+            </a>
+          );
+        })}
       </section>
       <NoticeLine notice={notice} />
-      <table>
-        <caption>Virtual machines, breaches first</caption>
-        <thead>
-          <tr><th scope="col">VM</th><th scope="col">State</th><th scope="col">Newest point</th><th scope="col">RPO</th><th scope="col">Actions</th></tr>
-        </thead>
-        <tbody>
-          {vms.map((vm) => (
-            <tr key={vm.vmId} data-vm={vm.vmId} class={`state-${vm.status}`}>
-              <th scope="row"><a href={`/console/vms/${encodeURIComponent(vm.vmId)}`} onClick={onLink}>{vm.name}</a></th>
-              <td data-state={vm.failuresInRow > 0 ? 'failed' : vm.status}>{label(vm)}</td>
-              <td>{vm.lastRestorePoint ? `${age(vm.lastRestorePoint.ageHours)} ago` : 'none'}</td>
-              <td>{vm.rpoHours === null ? '—' : `${vm.rpoHours} h`}</td>
-              <td>{vm.lastRestorePoint && session.mayOperate() && <button type="button" onClick={() => void backUp(vm)}>Back up now</button>}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <h2>Running jobs</h2>
-      {running.length ? (
-        <ul>{running.map((j) => <li key={j.jobId}>{j.vmId}: {j.status} ({j.phase})</li>)}</ul>
-      ) : (
-        <p>No job is running.</p>
-      )}
+      <div class="overview-grid">
+        <section aria-labelledby="vms-heading">
+          <h2 id="vms-heading">{show ? `Virtual machines: ${TILES.find((t) => t.tile === show)?.text}` : 'Virtual machines, breaches first'}</h2>
+          {listed.length ? (
+            <table class="vms">
+              <thead>
+                <tr><th scope="col">VM</th><th scope="col">State</th><th scope="col">Newest point</th><th scope="col">RPO</th><th scope="col">Actions</th></tr>
+              </thead>
+              <tbody>
+                {listed.map((vm) => (
+                  <tr key={vm.vmId} data-vm={vm.vmId}>
+                    <th scope="row"><a href={`/console/vms/${encodeURIComponent(vm.vmId)}`} onClick={onLink}>{vm.name}</a></th>
+                    <td><StateBadge vm={vm} /></td>
+                    <td>{vm.lastRestorePoint ? `${age(vm.lastRestorePoint.ageHours)} ago` : 'none'}</td>
+                    <td>{vm.rpoHours === null ? '—' : `${vm.rpoHours} h`}</td>
+                    <td>{session.mayOperate() && <BackUpNow vm={vm} repositories={repositories} done={(n) => (setNotice(n), void load())} />}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p class="empty">{vms.length ? 'No VM is in this state. ' : 'No VM yet: start an agent (docs/operations.md) and its VMs appear here. '}<a href="/console/" onClick={onLink}>Show every VM</a></p>
+          )}
+        </section>
+        <aside aria-label="jobs">
+          <h2>Last 24 hours</h2>
+          <p class="counts">
+            <span><strong data-count="completed">{count('completed')}</strong> completed</span>
+            <a href="/console/jobs" onClick={onLink} class={count('failed') ? 'tone-bad' : undefined}><strong data-count="failed">{count('failed')}</strong> failed</a>
+            <span><strong data-count="running">{running.length}</strong> running or queued now</span>
+          </p>
+          <JobChart days={chartDays} counts={days} />
+          <h2>Running jobs</h2>
+          {running.length ? (
+            <ul>{running.map((j) => <li key={j.jobId}><a href={`/console/jobs/${j.jobId}`} onClick={onLink}>{vms.find((v) => v.vmId === j.vmId)?.name ?? j.vmId}</a>: {j.status} ({j.phase})</li>)}</ul>
+          ) : (
+            <p>No job is running.</p>
+          )}
+        </aside>
+      </div>
     </main>
   );
 }

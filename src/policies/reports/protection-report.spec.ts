@@ -35,17 +35,20 @@ const facts = (over: Partial<ProtectionFacts> = {}): ProtectionFacts => ({
 describe('protection report', () => {
   it('says per VM: its policies, newest point and age, RPO status, failures in a row, next slot', () => {
     const [a, b, c] = buildProtectionReport(facts(), now);
-    expect(a).toMatchObject({ vmId: 'a', status: 'protected', rpoHours: 24, lastRestorePoint: { restorePointId: 'rpA', ageHours: 12 }, failuresInRow: 0, policies: [{ policyId: 'p1' }] });
+    expect(a).toMatchObject({ vmId: 'a', status: 'protected', state: 'protected', overdueHours: null, rpoHours: 24, lastRestorePoint: { restorePointId: 'rpA', ageHours: 12 }, failuresInRow: 0, policies: [{ policyId: 'p1' }] });
     // 02:00 in Berlin (CEST) is 00:00Z: the next one after 12:00Z on the 10th is the 11th
     expect(a.nextSlot).toBe('2024-05-11T00:00:00.000Z');
-    expect(b).toMatchObject({ vmId: 'b', status: 'at-risk', lastRestorePoint: { ageHours: 60 }, failuresInRow: 2 });
-    expect(c).toMatchObject({ vmId: 'c', status: 'unprotected', policies: [], rpoHours: null, nextSlot: null });
+    // 60 h old against an RPO of 24 h: 36 h over it
+    expect(b).toMatchObject({ vmId: 'b', status: 'at-risk', state: 'at-risk', overdueHours: 36, lastRestorePoint: { ageHours: 60 }, failuresInRow: 2 });
+    // backed up, but nothing schedules it: not the same to-do as a VM never backed up
+    expect(c).toMatchObject({ vmId: 'c', status: 'unprotected', state: 'no-policy', overdueHours: null, policies: [], rpoHours: null, nextSlot: null });
   });
 
   it('is unprotected without a restore point, and a disabled or deleted policy protects nothing', () => {
-    expect(buildProtectionReport(facts({ newest: [] }), now)[0]).toMatchObject({ status: 'unprotected', lastRestorePoint: null, rpoHours: 24 });
+    expect(buildProtectionReport(facts({ newest: [] }), now)[0]).toMatchObject({ status: 'unprotected', state: 'never-backed-up', lastRestorePoint: null, rpoHours: 24 });
+    expect(buildProtectionReport(facts({ newest: [] }), now)[2]).toMatchObject({ vmId: 'c', state: 'never-backed-up', rpoHours: null });
     const disabled = facts({ policies: [{ policyId: 'p1', definition: definition({ enabled: false }), createdAt: now, deletedAt: null }] });
-    expect(buildProtectionReport(disabled, now)[0]).toMatchObject({ status: 'unprotected', nextSlot: null, policies: [{ policyId: 'p1', enabled: false }] });
+    expect(buildProtectionReport(disabled, now)[0]).toMatchObject({ status: 'unprotected', state: 'no-policy', nextSlot: null, policies: [{ policyId: 'p1', enabled: false }] });
     const deleted = facts({ policies: [{ policyId: 'p1', definition: definition(), createdAt: now, deletedAt: now }] });
     expect(buildProtectionReport(deleted, now)[0]).toMatchObject({ status: 'unprotected', policies: [] });
   });

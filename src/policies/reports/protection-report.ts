@@ -2,6 +2,11 @@ import { nextSlot, parseCron } from '../calendar';
 import { PolicyRecord, selects, VmIdentity } from '../retention/selection';
 
 export type RpoStatus = 'protected' | 'at-risk' | 'unprotected';
+/**
+ * What the morning check sorts a VM into: `unprotected` split by what the operator has to do about it, a VM with
+ * no point (back it up) apart from one with points but no enabled policy (give it a schedule).
+ */
+export type ProtectionState = 'protected' | 'at-risk' | 'no-policy' | 'never-backed-up';
 
 /** A VM's failed jobs since its last completed one (all of them before its first). */
 export interface FailureStreak {
@@ -44,6 +49,9 @@ export interface VmProtection {
   /** The tightest RPO of its enabled policies; null without one. */
   rpoHours: number | null;
   status: RpoStatus;
+  state: ProtectionState;
+  /** How long past its RPO the newest point is (at-risk only). */
+  overdueHours: number | null;
   /** Failed jobs since the last completed one. */
   failuresInRow: number;
   /** The earliest next slot of its enabled policies, after `now`. */
@@ -59,7 +67,8 @@ export interface VmProtection {
 
 /**
  * Per VM: `unprotected` when no enabled policy selects it or it has no restore point; `at-risk` when
- * its newest point is older than its tightest RPO; `protected` otherwise. Pure: the same facts and
+ * its newest point is older than its tightest RPO; `protected` otherwise. `state` says the same with
+ * `unprotected` split into `never-backed-up` (no point, whatever its policies) and `no-policy`. Pure: the same facts and
  * `now` give the same report, which is what lets `?at=` answer as the report read then.
  */
 export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProtection[] {
@@ -81,6 +90,7 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
     const ageHours = newest ? (now.getTime() - newest.createdAt.getTime()) / 3_600_000 : null;
     const rpoHours = enabled.length ? Math.min(...enabled.map((p) => p.definition.rpoHours)) : null;
     const status: RpoStatus = rpoHours === null || ageHours === null ? 'unprotected' : ageHours <= rpoHours ? 'protected' : 'at-risk';
+    const state: ProtectionState = ageHours === null ? 'never-backed-up' : rpoHours === null ? 'no-policy' : status === 'at-risk' ? 'at-risk' : 'protected';
     const slots = enabled.map((p) => slotOf.get(p)!).filter((s): s is Date => s !== null);
     return {
       vmId,
@@ -89,6 +99,8 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
       lastRestorePoint: newest ? { restorePointId: newest.restorePointId, repositoryId: newest.repositoryId, createdAt: newest.createdAt.toISOString(), ageHours: Math.round(ageHours! * 100) / 100 } : null,
       rpoHours,
       status,
+      state,
+      overdueHours: state === 'at-risk' ? Math.round((ageHours! - rpoHours!) * 10_000) / 10_000 : null,
       failuresInRow: streaks.get(vmId) ?? 0,
       nextSlot: slots.length ? new Date(Math.min(...slots.map((s) => s.getTime()))).toISOString() : null,
       drill: drillOf(drills.get(vmId)),
