@@ -13,4 +13,5 @@ export function duration(seconds: number): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
-export const time = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : '—');
+/** A moment in the browser's locale, on a 24-hour clock (an operator's log reads 14:05, not 2:05 PM). */
+export const time = (iso: string | null) => (iso ? new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium', hourCycle: 'h23' }) : '—');

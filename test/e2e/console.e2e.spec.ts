@@ -208,7 +208,7 @@ describe('the web console in Chromium', () => {
     await tab.locator('tr[data-vm="vm1"]').getByRole('button', { name: 'Back up now' }).click();
     const jobId = /backup job ([0-9a-f-]{36}) requested/.exec((await tab.getByRole('status').textContent()) ?? '')![1];
     await tab.getByRole('link', { name: 'Jobs' }).click();
-    const item = tab.locator(`li[data-job="${jobId}"]`);
+    const item = tab.locator(`tbody[data-job="${jobId}"]`);
     await item.waitFor();
 
     const phases: string[] = [];
@@ -247,7 +247,8 @@ describe('the web console in Chromium', () => {
     expect(phases.length).toBeGreaterThanOrEqual(3);
     await expect(item.locator('a[data-point]').getAttribute('data-point')).resolves.toBe(job.restorePointId);
     // every fact the events brought, not only the last ones: the job appeared by its request and was followed from there
-    await expect(item.locator(`a[href="/console/jobs/${jobId}"]`).textContent()).resolves.toBe(`vm1: ${job.type}`);
+    await expect(item.locator(`a[href="/console/jobs/${jobId}"]`).textContent()).resolves.toBe('vm1');
+    await expect(item.locator('[data-type]').textContent()).resolves.toBe(job.type);
 
     await item.locator(`a[href="/console/jobs/${jobId}"]`).click();
     await tab.locator(`main[data-job="${jobId}"][data-status="completed"]`).waitFor();
@@ -258,6 +259,12 @@ describe('the web console in Chromium', () => {
     await lab.until(async () => JSON.stringify(await shown()) === JSON.stringify(await told()), 15_000, "the job page's story to equal the audit API's");
     expect(await shown()).toEqual(await told());
     expect((await shown()).length).toBeGreaterThan(8);
+    // the story told in sentences, the raw events folded away
+    const log = await tab.locator('li[data-log]').allTextContents();
+    expect(log.find((l) => /snapshot of 2 disks/.test(l))).toBeDefined();
+    expect(log.find((l) => /disk1: 16\.0 MiB in \d+ s, [\d.]+ (KiB|MiB)\/s \(16\.0 MiB written\)$/.test(l))).toBeDefined();
+    expect(log.at(-1)).toContain(`completed: restore point ${job.restorePointId}`);
+    await expect(tab.locator('details.technical').getAttribute('open')).resolves.toBeNull();
     expect(await axeViolations(tab)).toEqual([]);
     await tab.screenshot({ path: join(SCREENS, 'job.png'), fullPage: true });
     await tab.close();
@@ -517,7 +524,7 @@ describe('the web console in Chromium', () => {
     await expect(tab.getByRole('button', { name: 'Back up now' }).count()).resolves.toBe(0);
     const jobId = await lab.backup('full');
     await tab.getByRole('link', { name: 'Jobs' }).click();
-    await tab.locator(`li[data-job="${jobId}"]`).waitFor();
+    await tab.locator(`tbody[data-job="${jobId}"]`).waitFor();
     await expect(tab.getByRole('button', { name: /^Cancel/ }).count()).resolves.toBe(0);
     const refused = await fetch(`${base()}/api/v1/backups/${jobId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
     expect(refused.status).toBe(403);
@@ -566,9 +573,26 @@ describe('the web console in Chromium', () => {
     await tab.locator(`main[data-job="${jobId}"][data-status="failed"]`).waitFor({ timeout: 60_000 });
     const job = await lab.job(jobId);
     expect(job.error).toMatch(/hub restart/);
-    await expect(tab.getByRole('alert').textContent()).resolves.toBe(`failed: ${job.error}`);
+    await expect(tab.getByRole('alert').textContent()).resolves.toBe(`failed in ${job.failedPhase}: ${job.error}`);
+    // the story grows as its events reach the tab's live stream
+    await tab.locator('li[data-log]', { hasText: `failed in ${job.failedPhase}: ${job.error}` }).waitFor({ timeout: 15_000 });
+    await expect(tab.locator('li[data-log]').last().textContent()).resolves.toContain(`failed in ${job.failedPhase}: ${job.error}`);
     await tab.screenshot({ path: join(SCREENS, 'job-failed.png'), fullPage: true });
-    await tab.close();
     await lab.until(async () => (await lab.api('GET', '/api/v1/agents')).body[0]?.connected === true, 30_000, 'the agent to reconnect');
-  }, 180_000);
+
+    // why it failed, from the overview in one action (the failed count), and Retry asks for the same backup again
+    await tab.goto(`${via}/console/`);
+    await tab.locator('a:has(strong[data-count="failed"])').click();
+    await tab.waitForURL(/\/console\/jobs\?status=failed/);
+    const row = tab.locator(`tbody[data-job="${jobId}"]`);
+    await expect(row.locator('.error').textContent()).resolves.toBe(`failed in ${job.failedPhase}: ${job.error}`);
+    await expect(tab.locator('tbody[data-job]').evaluateAll((bodies: any[]) => [...new Set(bodies.map((b) => b.getAttribute('data-status')))])).resolves.toEqual(['failed']);
+    expect(await axeViolations(tab)).toEqual([]);
+    await tab.screenshot({ path: join(SCREENS, 'jobs-failed.png'), fullPage: true });
+    await row.getByRole('button', { name: 'Retry vm1' }).click();
+    const retried = /backup job ([0-9a-f-]{36}) requested/.exec((await tab.getByRole('status').textContent()) ?? '')![1];
+    expect(retried).not.toBe(jobId);
+    expect(await lab.waitForJob(retried, 120_000)).toMatchObject({ status: 'completed', vmId: 'vm1', repositoryId: job.repositoryId, requestedType: job.requestedType });
+    await tab.close();
+  }, 300_000);
 });

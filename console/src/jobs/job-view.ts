@@ -77,7 +77,7 @@ export function applyJobEvent(job: JobView, e: LiveEvent): JobView {
     case 'BackupCompleted':
       return { ...job, status: 'completed', phase: 'completed', restorePointId: d.restorePointId, finishedAt: e.time };
     case 'BackupFailed':
-      return { ...job, status: 'failed', phase: 'failed', error: d.reason, finishedAt: e.time };
+      return { ...job, status: 'failed', phase: 'failed', error: d.reason, failedPhase: d.phase, finishedAt: e.time };
     default:
       return job;
   }

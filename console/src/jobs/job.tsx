@@ -1,22 +1,16 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
-import { time } from '../format';
+import { bytes, duration, time } from '../format';
 import { eventsAfter, type LiveEvent, useLive } from '../live';
 import { onLink } from '../router';
 import { CorrelationLink, type Notice, NoticeLine } from '../notice';
 import { session } from '../session';
 import { DiskProgress } from './disk-progress';
-import { cancelJob } from './jobs';
+import { jobLog, type StoryEvent } from './job-log';
+import { bytesRead, cancelJob, JobBadge, jobSeconds, retryJob } from './jobs';
 import { applyJobEvent, jobIdOf, type JobView, upToDate } from './job-view';
 
-interface AuditEvent {
-  eventId: string;
-  streamId: string;
-  type: string;
-  position: string;
-  time: string;
-  metadata: { actor: string; correlationId: string };
-}
+type AuditEvent = StoryEvent;
 
 /** One job: its disks live, and its whole audit story (every event its correlation id carries, in any stream) as it grows. */
 export function Job({ jobId }: { jobId: string }) {
@@ -60,37 +54,53 @@ export function Job({ jobId }: { jobId: string }) {
 
   if (error) return <main><h1>Job {jobId}</h1><p role="alert" class="error">{error}</p></main>;
   if (!job) return <main><h1>Job {jobId}</h1><p aria-busy="true">Loading…</p></main>;
+  const seconds = jobSeconds(job);
+  const read = bytesRead(job);
   return (
     <main data-job={job.jobId} data-status={job.status} data-phase={job.phase}>
-      <h1>Backup of {job.vmId}</h1>
-      <p><a href="/console/jobs" onClick={onLink}>All jobs</a></p>
+      <p class="crumbs"><a href="/console/jobs" onClick={onLink}>All jobs</a></p>
+      <h1>Backup of <a href={`/console/vms/${encodeURIComponent(job.vmId)}`} onClick={onLink}>{job.vmId}</a> <JobBadge job={job} /></h1>
       <NoticeLine notice={notice} />
-      <dl class="facts">
-        <dt>Status</dt><dd class="status">{job.status}</dd>
-        <dt>Phase</dt><dd class="phase">{job.phase}</dd>
-        <dt>Type</dt><dd>{job.type ?? 'not decided yet'}</dd>
-        <dt>Requested</dt><dd>{time(job.requestedAt)}</dd>
-        <dt>Finished</dt><dd>{time(job.finishedAt)}</dd>
-        <dt>Correlation id</dt><dd data-correlation={correlationId ?? ''}>{correlationId ? <CorrelationLink id={correlationId} /> : '—'}</dd>
-        {job.restorePointId && job.status === 'completed' && <><dt>Restore point</dt><dd><a href={`/console/vms/${encodeURIComponent(job.vmId)}#${job.restorePointId}`} onClick={onLink} data-point={job.restorePointId}>{job.restorePointId}</a></dd></>}
+      <dl class="summary">
+        <div><dt>Type</dt><dd>{job.type ?? 'not decided yet'}</dd></div>
+        <div><dt>Started</dt><dd>{time(job.startedAt ?? job.requestedAt)}</dd></div>
+        <div><dt>Duration</dt><dd>{duration(seconds)}</dd></div>
+        <div><dt>Read</dt><dd>{bytes(read)}</dd></div>
+        <div><dt>Written</dt><dd>{bytes(job.bytesWritten)}</dd></div>
+        <div><dt>Rate</dt><dd>{seconds > 0 && read > 0 ? `${bytes(read / seconds)}/s` : '—'}</dd></div>
+        <div><dt>Audit</dt><dd data-correlation={correlationId ?? ''}>{correlationId ? <CorrelationLink id={correlationId} /> : '—'}</dd></div>
+        {job.restorePointId && job.status === 'completed' && <div><dt>Restore point</dt><dd><a href={`/console/vms/${encodeURIComponent(job.vmId)}#${job.restorePointId}`} onClick={onLink} data-point={job.restorePointId}>{job.restorePointId}</a></dd></div>}
       </dl>
-      {job.error && <p class="error" role="alert">failed: {job.error}</p>}
-      {job.disks.map((d) => <DiskProgress key={d.diskId} jobId={job.jobId} disk={d} />)}
-      {(job.status === 'running' || job.status === 'queued') && session.mayOperate() && !job.cancelRequested && (
-        <button type="button" onClick={async () => setNotice(await cancelJob(job.jobId))}>Cancel</button>
-      )}
-      <h2>Audit story</h2>
-      <table class="story">
-        <caption>Every event caused under this job's correlation id, in the order the hub recorded them</caption>
-        <thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Stream</th><th scope="col">Actor</th></tr></thead>
-        <tbody>
-          {story.map((e) => (
-            <tr key={e.eventId} data-event={e.eventId}>
-              <td>{time(e.time)}</td><td>{e.type}</td><td>{e.streamId}</td><td>{e.metadata.actor}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      {job.error && <p class="error" role="alert">failed in {job.failedPhase ?? 'its run'}: {job.error}</p>}
+      {job.status === 'running' && job.disks.map((d) => <DiskProgress key={d.diskId} jobId={job.jobId} disk={d} />)}
+      <p class="actions">
+        {(job.status === 'running' || job.status === 'queued') && session.mayOperate() && !job.cancelRequested && (
+          <button type="button" onClick={async () => setNotice(await cancelJob(job.jobId))}>Cancel</button>
+        )}
+        {job.status === 'failed' && session.mayOperate() && <button type="button" class="primary" onClick={async () => setNotice(await retryJob(job, job.vmId))}>Retry</button>}
+      </p>
+      <h2>What happened</h2>
+      <ol class="log">
+        {jobLog(story).map((l) => (
+          <li key={l.eventId} data-log={l.eventId} class={l.tone === 'bad' ? 'tone-bad' : undefined}>
+            <time dateTime={l.time}>{new Date(l.time).toLocaleTimeString(undefined, { hourCycle: 'h23' })}</time> {l.text}
+          </li>
+        ))}
+      </ol>
+      <details class="technical">
+        <summary>Technical events ({story.length})</summary>
+        <table class="story">
+          <caption>Every event caused under this job's correlation id, in the order the hub recorded them</caption>
+          <thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Stream</th><th scope="col">Actor</th></tr></thead>
+          <tbody>
+            {story.map((e) => (
+              <tr key={e.eventId} data-event={e.eventId}>
+                <td>{time(e.time)}</td><td>{e.type}</td><td>{e.streamId}</td><td>{e.metadata.actor}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </details>
     </main>
   );
 }

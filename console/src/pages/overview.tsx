@@ -167,7 +167,7 @@ export function Overview() {
           <h2>Last 24 hours</h2>
           <p class="counts">
             <span><strong data-count="completed">{count('completed')}</strong> completed</span>
-            <a href="/console/jobs" onClick={onLink} class={count('failed') ? 'tone-bad' : undefined}><strong data-count="failed">{count('failed')}</strong> failed</a>
+            <a href="/console/jobs?status=failed&since=24h" onClick={onLink} class={count('failed') ? 'tone-bad' : undefined}><strong data-count="failed">{count('failed')}</strong> failed</a>
             <span><strong data-count="running">{running.length}</strong> running or queued now</span>
           </p>
           <JobChart days={chartDays} counts={days} />
