@@ -263,6 +263,8 @@ describe('the web console in Chromium', () => {
     const log = await tab.locator('li[data-log]').allTextContents();
     expect(log.find((l) => /snapshot of 2 disks/.test(l))).toBeDefined();
     expect(log.find((l) => /disk1: 16\.0 MiB in \d+ s, [\d.]+ (KiB|MiB)\/s \(16\.0 MiB written\)$/.test(l))).toBeDefined();
+    // only disk1 was written since the last point
+    expect(log.find((l) => /disk0: nothing changed, nothing to copy$/.test(l))).toBeDefined();
     expect(log.at(-1)).toContain(`completed: restore point ${job.restorePointId}`);
     await expect(tab.locator('details.technical').getAttribute('open')).resolves.toBeNull();
     expect(await axeViolations(tab)).toEqual([]);
