@@ -303,11 +303,15 @@ describe('the web console in Chromium', () => {
 
     // verify from the page: its integrity becomes the API's
     const newest = listed[listed.length - 1].restorePointId;
+    // one primary action per point; the rest in its menu
+    await expect(tab.locator(`tr[data-point="${newest}"] td.actions > button`).allTextContents()).resolves.toEqual(['Restore…']);
+    await tab.locator(`tr[data-point="${newest}"] summary`).click();
     await tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Verify' }).click();
     await tab.locator(`tr[data-point="${newest}"][data-integrity="verified"]`).waitFor({ timeout: 60_000 });
     expect((await lab.api('GET', `/api/v1/restore-points/${newest}`)).body.integrity).toBe('verified');
 
     // a read-only NBD export of the point, its keys shown once, closed from the page
+    await tab.locator(`tr[data-point="${newest}"] summary`).click();
     await tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Export over NBD' }).click();
     const section = tab.locator('section[data-export]');
     await section.waitFor();
@@ -323,6 +327,8 @@ describe('the web console in Chromium', () => {
     expect((await lab.api('GET', `/api/v1/restore-points/${newest}/exports`)).body.find((e: { exportId: string }) => e.exportId === exportId)).toMatchObject({ status: 'closed', closeReason: 'requested' });
 
     // the restore, with the keyboard alone
+    await tabTo(tab, `tr[data-point="${newest}"] summary`);
+    await tab.keyboard.press('Enter');
     await tabTo(tab, `tr[data-point="${newest}"] button:text-is("Browse files of disk0")`);
     await tab.keyboard.press('Enter');
     await tab.waitForURL(/\/console\/mounts\/[0-9a-f-]{36}/);
@@ -353,7 +359,16 @@ describe('the web console in Chromium', () => {
     await tab.goBack();
     await tab.goBack();
     await tab.goBack();
-    await tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Delete' }).click();
+    // Delete is marked as dangerous and asks first; kept, nothing is asked of the hub
+    await tab.locator(`tr[data-point="${newest}"] summary`).click();
+    await expect(tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Delete…' }).getAttribute('class')).resolves.toBe('danger');
+    await tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Delete…' }).click();
+    await tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Keep it' }).click();
+    await expect(tab.getByRole('button', { name: 'Delete the point' }).count()).resolves.toBe(0);
+    await tab.locator(`tr[data-point="${newest}"] summary`).click();
+    await tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Delete…' }).click();
+    expect(await axeViolations(tab)).toEqual([]);
+    await tab.locator(`tr[data-point="${newest}"]`).getByRole('button', { name: 'Delete the point' }).click();
     await expect(tab.getByRole('alert').textContent()).resolves.toMatch(new RegExp(`Delete of ${newest} refused: .*in use`));
     expect((await lab.api('GET', `/api/v1/restore-points/${newest}`)).status).toBe(200);
 
@@ -371,7 +386,7 @@ describe('the web console in Chromium', () => {
     await tab.goto(`${via}/console/vms/vm1`);
     const newest = (await lab.api('GET', '/api/v1/vms/vm1/restore-points')).body.at(-1).restorePointId as string;
     await tab.locator(`tr[data-point="${newest}"]`).waitFor();
-    await tabTo(tab, `tr[data-point="${newest}"] button:text-is("Restore VM")`);
+    await tabTo(tab, `tr[data-point="${newest}"] button:text-is("Restore…")`);
     await tab.keyboard.press('Enter');
     await tabTo(tab, 'input[name="kind"][value="new-domain"]');
     await tab.keyboard.press('Space');

@@ -7,7 +7,7 @@ import { Badge, type Tone } from '../ui/badge';
 import { type DayCount, JobChart, lastDays } from './job-chart';
 
 type State = 'protected' | 'at-risk' | 'no-policy' | 'never-backed-up';
-interface VmProtection {
+export interface VmProtection {
   vmId: string;
   name: string;
   status: 'protected' | 'at-risk' | 'unprotected';
@@ -16,6 +16,7 @@ interface VmProtection {
   rpoHours: number | null;
   failuresInRow: number;
   lastRestorePoint: { restorePointId: string; repositoryId: string; createdAt: string; ageHours: number } | null;
+  policies: { policyId: string; name: string; enabled: boolean }[];
 }
 interface Job {
   jobId: string;
@@ -48,7 +49,7 @@ export function rank(vm: VmProtection): [number, number] {
 
 export const age = (hours: number) => (hours < 1 / 60 ? `${Math.round(hours * 3600)} s` : hours < 1 ? `${Math.round(hours * 60)} min` : hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} d`);
 
-function StateBadge({ vm }: { vm: VmProtection }) {
+export function StateBadge({ vm }: { vm: VmProtection }) {
   if (vm.failuresInRow > 0) return <Badge tone="bad" state="failed" text={`last backup failed${vm.failuresInRow > 1 ? ` (${vm.failuresInRow} in a row)` : ''}`} />;
   if (vm.state === 'at-risk') return <Badge tone="bad" state="at-risk" text={`at risk: ${age(vm.overdueHours ?? 0)} over its RPO`} />;
   if (vm.state === 'never-backed-up') return <Badge tone="warn" state="never-backed-up" text="never backed up" />;

@@ -6,6 +6,10 @@ import { navigate, onLink } from '../router';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { RestoreForm } from '../restore/restore-form';
 import { session } from '../session';
+import { Badge } from '../ui/badge';
+import { JobBadge } from '../jobs/jobs';
+import type { JobView } from '../jobs/job-view';
+import { age, StateBadge, type VmProtection } from '../pages/overview';
 
 interface Damaged {
   diskId: string;
@@ -63,9 +67,14 @@ export function Vm({ vmId }: { vmId: string }) {
   const [busy, setBusy] = useState<string | null>(null);
   const [restoring, setRestoring] = useState<Point | null>(null);
   const [exported, setExported] = useState<NbdExport | null>(null);
+  const [confirming, setConfirming] = useState<string | null>(null);
+  const [protection, setProtection] = useState<VmProtection | null>(null);
+  const [lastJob, setLastJob] = useState<JobView | null>(null);
 
   async function load() {
     const repos = api.GET('/api/v1/repositories');
+    void api.GET('/api/v1/reports/protection').then(({ data }) => setProtection((data as unknown as { vms: VmProtection[] } | undefined)?.vms.find((v) => v.vmId === vmId) ?? null));
+    void api.GET('/api/v1/backups', { params: { query: { vmId, limit: 1 } } }).then(({ data }) => setLastJob(data?.jobs[0] ?? null));
     const { data, error: refused } = await api.GET('/api/v1/vms/{vmId}/restore-points', { params: { path: { vmId } } });
     if (refused) return setError(problem(refused));
     setPoints(data as unknown as Point[]);
@@ -85,7 +94,7 @@ export function Vm({ vmId }: { vmId: string }) {
     void load();
   }
   const verify = (p: Point) => act(p, 'Verify', () => api.POST('/api/v1/restore-points/{id}/verify', { params: { path: { id: p.restorePointId } } }), `${p.restorePointId} verified`);
-  const remove = (p: Point) => act(p, 'Delete', () => api.DELETE('/api/v1/restore-points/{id}', { params: { path: { id: p.restorePointId } } }), `${p.restorePointId} deleted`);
+  const remove = (p: Point) => (setConfirming(null), act(p, 'Delete', () => api.DELETE('/api/v1/restore-points/{id}', { params: { path: { id: p.restorePointId } } }), `${p.restorePointId} deleted`));
   async function browse(p: Point, diskId: string) {
     setBusy(`Mount ${p.restorePointId}`);
     const { data, error: refused } = await api.POST('/api/v1/restore/mounts', { body: { restorePointId: p.restorePointId, diskId } });
@@ -113,30 +122,43 @@ export function Vm({ vmId }: { vmId: string }) {
   if (error) return <main><h1>{vmId}</h1><p role="alert" class="error">{error}</p></main>;
   if (!points) return <main><h1>{vmId}</h1><p aria-busy="true">Loading…</p></main>;
   const operate = session.mayOperate();
+  const name = protection?.name ?? vmId;
+  const policies = protection?.policies ?? [];
   return (
-    <main>
-      <h1>Restore points of {vmId}</h1>
+    <main class="wide">
+      <p class="crumbs"><a href="/console/" onClick={onLink}>Protection</a></p>
+      <h1>{name} {protection && <StateBadge vm={protection} />}</h1>
+      <dl class="summary">
+        <div><dt>Policies</dt><dd>{policies.length ? policies.map((p) => <a key={p.policyId} href={`/console/policies/${p.policyId}`} onClick={onLink}>{p.name}{p.enabled ? '' : ' (disabled)'} </a>) : 'none'}</dd></div>
+        <div><dt>RPO</dt><dd>{protection?.rpoHours != null ? `${protection.rpoHours} h` : '—'}</dd></div>
+        <div><dt>Newest point</dt><dd>{protection?.lastRestorePoint ? `${age(protection.lastRestorePoint.ageHours)} ago` : 'none'}</dd></div>
+        <div><dt>Last job</dt><dd>{lastJob ? <a href={`/console/jobs/${lastJob.jobId}`} onClick={onLink}><JobBadge job={lastJob} /> {time(lastJob.requestedAt)}</a> : 'none'}</dd></div>
+        <div><dt>Points</dt><dd data-points-total>{points.length}, {bytes(points.reduce((n, p) => n + p.disks.reduce((m, d) => m + d.fileBytes, 0), 0))}</dd></div>
+      </dl>
       <NoticeLine notice={notice} />
       {busy && <p aria-busy="true">{busy}…</p>}
       {points.length === 0 ? (
-        <p>No restore point yet.</p>
+        <p class="empty">No restore point yet: back this VM up from the <a href="/console/" onClick={onLink}>Protection</a> page.</p>
       ) : (
         <table class="points">
-          <caption>Every chain, each incremental under the point it was built on</caption>
+          <caption>Restore points: every chain, each incremental under the point it was built on</caption>
           <thead>
-            <tr><th scope="col">Point</th><th scope="col">Time</th><th scope="col">Type</th><th scope="col">Size</th><th scope="col">Consistency</th><th scope="col">Integrity</th><th scope="col">Repository</th>{operate && <th scope="col">Actions</th>}</tr>
+            <tr><th scope="col">Point</th><th scope="col">Type</th><th scope="col">Size</th><th scope="col">Consistency</th><th scope="col">Integrity</th><th scope="col">Repository</th>{operate && <th scope="col">Actions</th>}</tr>
           </thead>
           <tbody>
             {chainOrder(points).map(({ point: p, depth }) => (
               <tr key={p.restorePointId} id={`point-${p.restorePointId}`} data-point={p.restorePointId} data-depth={depth} data-integrity={p.integrity}>
-                <th scope="row" style={{ paddingLeft: `${0.6 + depth * 1.5}rem` }}>{depth > 0 && '↳ '}{p.restorePointId}</th>
-                <td>{time(p.createdAt)}</td>
+                <th scope="row" style={{ paddingLeft: `${0.6 + depth * 1.5}rem` }}>
+                  {depth > 0 && <span aria-hidden="true">↳ </span>}{time(p.createdAt)}
+                  <small class="point-id">{p.restorePointId}</small>
+                </th>
                 <td>{p.type}</td>
                 <td>{bytes(p.disks.reduce((n, d) => n + d.fileBytes, 0))}</td>
-                <td title={p.consistencyReason ?? undefined}>{p.consistency ?? 'not known'}</td>
+                <td title={p.consistencyReason ?? undefined}>
+                  {p.consistency === 'application' ? <Badge tone="ok" text="application" /> : p.consistency === 'crash' ? <Badge tone="warn" text="crash" /> : <Badge tone="idle" text="not known" />}
+                </td>
                 <td class={`integrity-${p.integrity}`}>
-                  {p.integrity}
-                  {p.integrity === 'verified' && p.verifiedAt && ` ${time(p.verifiedAt)}`}
+                  {p.integrity === 'verified' ? <Badge tone="ok" text={`verified ${p.verifiedAt ? time(p.verifiedAt) : ''}`.trim()} /> : p.integrity === 'corrupt' ? <Badge tone="bad" text="corrupt" /> : <Badge tone="idle" text="unverified" />}
                   {p.damaged.length > 0 && (
                     <ul class="damaged">
                       {p.damaged.map((d) => <li key={`${d.diskId}-${d.offset}`}>{d.diskId}: {bytes(d.length)} at offset {d.offset} (in {d.inPointId})</li>)}
@@ -146,16 +168,25 @@ export function Vm({ vmId }: { vmId: string }) {
                 <td>{repositories[p.repositoryId] ?? p.repositoryId}</td>
                 {operate && (
                   <td class="actions">
-                    <button type="button" disabled={!!busy} onClick={() => setRestoring(p)}>Restore VM</button>
-                    <button type="button" disabled={!!busy} onClick={() => void verify(p)}>Verify</button>
-                    {p.disks.map((d) => (
-                      <span key={d.diskId}>
-                        <button type="button" disabled={!!busy} onClick={() => void browse(p, d.diskId)}>Browse files of {d.diskId}</button>
-                        <button type="button" onClick={() => void image(p, d.diskId)}>Download {d.diskId}</button>
-                      </span>
-                    ))}
-                    <button type="button" disabled={!!busy || !!exported} onClick={() => void exportPoint(p)}>Export over NBD</button>
-                    <button type="button" disabled={!!busy} onClick={() => void remove(p)}>Delete</button>
+                    <button type="button" class="primary" disabled={!!busy} onClick={() => setRestoring(p)}>Restore…</button>
+                    <details class="menu">
+                      <summary>More</summary>
+                      {/* a chosen action closes the menu, as a menu does */}
+                      <div class="menu-items" onClick={(e) => (e.target as HTMLElement).closest('button') && ((e.currentTarget.parentElement as HTMLDetailsElement).open = false)}>
+                        {p.disks.map((d) => <button key={`b-${d.diskId}`} type="button" disabled={!!busy} onClick={() => void browse(p, d.diskId)}>Browse files of {d.diskId}</button>)}
+                        {p.disks.map((d) => <button key={`d-${d.diskId}`} type="button" onClick={() => void image(p, d.diskId)}>Download {d.diskId}</button>)}
+                        <button type="button" disabled={!!busy || !!exported} onClick={() => void exportPoint(p)}>Export over NBD</button>
+                        <button type="button" disabled={!!busy} onClick={() => void verify(p)}>Verify</button>
+                        <button type="button" class="danger" disabled={!!busy} onClick={() => setConfirming(p.restorePointId)}>Delete…</button>
+                      </div>
+                    </details>
+                    {confirming === p.restorePointId && (
+                      <div class="confirm" role="group" aria-label={`delete ${p.restorePointId}`}>
+                        <p>Delete the point of {time(p.createdAt)}? It goes to the recycle bin; an admin can bring it back until it is purged.</p>
+                        <button type="button" class="danger" onClick={() => void remove(p)}>Delete the point</button>
+                        <button type="button" onClick={() => setConfirming(null)}>Keep it</button>
+                      </div>
+                    )}
                   </td>
                 )}
               </tr>
@@ -180,7 +211,6 @@ export function Vm({ vmId }: { vmId: string }) {
         </section>
       )}
       {restoring && <RestoreForm key={restoring.restorePointId} point={restoring.restorePointId} vmId={vmId} hasConfiguration={!!restoring.configuration} onClose={() => setRestoring(null)} />}
-      <p><a href="/console/" onClick={onLink}>Protection overview</a></p>
     </main>
   );
 }
