@@ -1,5 +1,6 @@
 import { render } from 'preact';
-import { useEffect } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
+import { api } from './api/client';
 import { Job } from './jobs/job';
 import { Jobs } from './jobs/jobs';
 import { Audit } from './audit/audit';
@@ -15,10 +16,31 @@ import { navigate, onLink, useRoute } from './router';
 import { session } from './session';
 import './style.css';
 
+/** What needs the operator, on every page: VMs at risk and VMs whose last backup failed, from the protection report. */
+function useAttention(loggedIn: boolean): { atRisk: number; failed: number } | null {
+  const [counts, setCounts] = useState<{ atRisk: number; failed: number } | null>(null);
+  useEffect(() => {
+    if (!loggedIn) return;
+    const load = async () => {
+      const { data } = await api.GET('/api/v1/reports/protection');
+      const vms = (data as unknown as { vms: { state: string; failuresInRow: number }[] } | undefined)?.vms;
+      if (vms) setCounts({ atRisk: vms.filter((v) => v.state === 'at-risk').length, failed: vms.filter((v) => v.failuresInRow > 0).length });
+    };
+    void load();
+    const timer = setInterval(() => void load(), 15_000);
+    return () => clearInterval(timer);
+  }, [loggedIn]);
+  return counts;
+}
+
+const NavCount = ({ n, what, name }: { n: number | undefined; what: string; name: string }) =>
+  n ? <span class="nav-count" data-nav-count={name}>{n} {what}</span> : null;
+
 function App() {
   const route = useRoute();
   const path = route.split('?')[0];
   const loggedOut = path !== '/login' && !session.loggedIn();
+  const attention = useAttention(!loggedOut && path !== '/login');
   useEffect(() => {
     if (loggedOut) navigate(`/login?next=${encodeURIComponent(route)}`, true);
   }, [loggedOut, route]);
@@ -28,8 +50,8 @@ function App() {
     <>
       <header>
         <nav aria-label="console">
-          <a href="/console/" onClick={onLink} aria-current={path === '/' ? 'page' : undefined}>Protection</a>
-          <a href="/console/jobs" onClick={onLink} aria-current={path.startsWith('/jobs') ? 'page' : undefined}>Jobs</a>
+          <a href="/console/" onClick={onLink} aria-current={path === '/' ? 'page' : undefined}>Protection <NavCount n={attention?.atRisk} what="at risk" name="at-risk" /></a>
+          <a href="/console/jobs" onClick={onLink} aria-current={path.startsWith('/jobs') ? 'page' : undefined}>Jobs <NavCount n={attention?.failed} what="failed" name="failed" /></a>
           <a href="/console/policies" onClick={onLink} aria-current={path.startsWith('/policies') ? 'page' : undefined}>Policies</a>
           <a href="/console/audit" onClick={onLink} aria-current={path === '/audit' ? 'page' : undefined}>Audit</a>
           <a href="/console/infrastructure" onClick={onLink} aria-current={path === '/infrastructure' ? 'page' : undefined}>Repositories and agents</a>
