@@ -119,7 +119,7 @@ export async function runConsoleBench(): Promise<void> {
     await page.addInitScript(() => {
       const w = globalThis as any;
       new w.MutationObserver(() => {
-        if (w.firstRow === undefined && w.document.querySelector('tr[data-vm], li[data-job]')) w.firstRow = w.performance.now();
+        if (w.firstRow === undefined && w.document.querySelector('tr[data-vm], tbody[data-job]')) w.firstRow = w.performance.now();
       }).observe(w.document, { subtree: true, childList: true });
     });
     await page.goto(`${base}/console/login`);
@@ -138,8 +138,8 @@ export async function runConsoleBench(): Promise<void> {
       return performance.now() - t0;
     };
     const pages: [string, string, string[]][] = [
-      ['overview', '/', ['/api/v1/reports/protection', '/api/v1/backups?limit=500']],
-      ['jobs', '/jobs', ['/api/v1/backups?limit=100']],
+      ['overview', '/', ['/api/v1/reports/protection', '/api/v1/backups?limit=500', `/api/v1/reports/jobs?from=${new Date(Date.now() - 14 * 86_400_000).toISOString()}&to=${new Date().toISOString()}&timezone=UTC`, '/api/v1/repositories']],
+      ['jobs', '/jobs', ['/api/v1/backups?limit=500', '/api/v1/vms']],
     ];
     for (const [name, path, calls] of pages) {
       await firstRender(path); // warm: the hub's and the browser's caches as an operator's second visit finds them

@@ -55,6 +55,8 @@ export function Jobs() {
   const [names, setNames] = useState<Map<string, string>>(new Map());
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<Notice | null>(null);
+  // the filters read the newest 500 jobs; the page draws a hundred at a time
+  const [drawn, setDrawn] = useState(100);
 
   async function load() {
     const [{ data, error: refused }, vms] = await Promise.all([api.GET('/api/v1/backups', { params: { query: { limit: 500 } } }), api.GET('/api/v1/vms')]);
@@ -103,7 +105,7 @@ export function Jobs() {
           <thead>
             <tr><th scope="col">VM</th><th scope="col">Type</th><th scope="col">Started</th><th scope="col">Duration</th><th scope="col">Read</th><th scope="col">Written</th><th scope="col">Rate</th><th scope="col">Status</th><th scope="col">Actions</th></tr>
           </thead>
-          {shown.map((j) => {
+          {shown.slice(0, drawn).map((j) => {
             const seconds = jobSeconds(j, now);
             const read = bytesRead(j);
             return (
@@ -144,7 +146,9 @@ export function Jobs() {
             );
           })}
         </table>
-      ) : (
+      ) : null}
+      {shown.length > drawn && <button type="button" onClick={() => setDrawn(drawn + 100)}>Show {Math.min(100, shown.length - drawn)} more of {shown.length - drawn}</button>}
+      {shown.length ? null : (
         <p class="empty">{jobs.length ? 'No job matches these filters. ' : 'No backup has run yet: start one from the Protection page. '}{jobs.length > 0 && <a href="/console/jobs" onClick={onLink}>Show every job</a>}</p>
       )}
     </main>
