@@ -494,6 +494,20 @@ describe('the web console in Chromium', () => {
     await expect(tab.locator('#p-slots .error').textContent({ timeout: 10_000 })).resolves.toMatch(/.+/);
     await tab.locator('#p-cron').fill('0 3 1 1 *');
     await tab.locator('li[data-slot]').first().waitFor();
+    // the presets write the cron: every day at 03:30, then every week on Monday and Thursday
+    await expect(tab.locator('input[name="p-preset"]:checked').getAttribute('value')).resolves.toBe('custom');
+    await tab.locator('input[name="p-preset"][value="daily"]').check();
+    await tab.locator('#p-time').fill('03:30');
+    await expect(tab.locator('#p-cron').inputValue()).resolves.toBe('30 3 * * *');
+    await tab.locator('input[name="p-preset"][value="weekly"]').check();
+    await tab.locator('.presets .days input[value="4"]').check();
+    await expect(tab.locator('#p-cron').inputValue()).resolves.toBe('30 3 * * 1,4');
+    const weekly = (await lab.api('GET', '/api/v1/schedule-preview?cron=30+3+*+*+1,4&timezone=UTC&count=5')).body.slots;
+    await lab.until(async () => JSON.stringify(await tab.locator('li[data-slot]').evaluateAll((li: any[]) => li.map((l) => l.getAttribute('data-slot')))) === JSON.stringify(weekly), 10_000, 'the weekly slots');
+    expect(await axeViolations(tab)).toEqual([]);
+    await tab.locator('#p-cron').fill('0 3 1 1 *');
+    await tab.locator('li[data-slot]').first().waitFor();
+    await expect(tab.locator('input[name="p-preset"]:checked').getAttribute('value')).resolves.toBe('custom');
 
     await tab.locator('#p-keepLast').fill('1');
     const asApi = async () => {

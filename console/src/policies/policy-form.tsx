@@ -4,6 +4,7 @@ import { bytes } from '../format';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { navigate } from '../router';
 import { session } from '../session';
+import { SchedulePresets } from './schedule-presets';
 
 const RULES = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'] as const;
 type Rules = Partial<Record<(typeof RULES)[number], number>>;
@@ -159,7 +160,8 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
         <select id="p-repo" value={form.repositoryId} onChange={(e) => set({ repositoryId: (e.target as HTMLSelectElement).value })} disabled={!operate}>
           {repositories.map((r) => <option key={r.repositoryId} value={r.repositoryId}>{r.name}</option>)}
         </select>
-        <label for="p-cron">Schedule (cron: minute hour day month weekday)</label>
+        <SchedulePresets cron={form.schedule.cron} onCron={(cron) => set({ schedule: { ...form.schedule, cron } })} disabled={!operate} />
+        <label for="p-cron">Schedule as cron (minute hour day month weekday)</label>
         <input id="p-cron" value={form.schedule.cron} onInput={(e) => set({ schedule: { ...form.schedule, cron: (e.target as HTMLInputElement).value } })} aria-describedby="p-slots" disabled={!operate} />
         <label for="p-tz">Time zone</label>
         <input id="p-tz" value={form.schedule.timezone} onInput={(e) => set({ schedule: { ...form.schedule, timezone: (e.target as HTMLInputElement).value } })} aria-describedby="p-slots" disabled={!operate} />
