@@ -431,6 +431,11 @@ describe('the web console in Chromium', () => {
     await lab.until(async () => (await shown()).length > 0, 10_000, 'the audit page to list events');
     await tab.reload();
     await lab.until(async () => JSON.stringify(await shown()) === JSON.stringify(await told()), 10_000, "the audit page to equal the audit API's");
+    // each event a sentence with who did it; its raw data folded away under its type
+    await expect(tab.locator('tr[data-type="BackupRequested"] [data-sentence]').textContent()).resolves.toBe('operator admin asked for a backup of vm1');
+    await expect(tab.locator('tr[data-type="BackupCompleted"] [data-sentence]').textContent()).resolves.toMatch(/^completed: restore point rp-\S+, [\d.]+ \S+ written$/);
+    expect((await tab.locator('[data-sentence]').allTextContents()).filter((t) => !t.trim())).toEqual([]);
+    await expect(tab.locator('tr[data-event] details[open]').count()).resolves.toBe(0);
     expect(await axeViolations(tab)).toEqual([]);
     await tab.screenshot({ path: join(SCREENS, 'audit.png'), fullPage: true });
 

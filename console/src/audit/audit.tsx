@@ -2,17 +2,9 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
 import { time } from '../format';
 import { navigate, useRoute } from '../router';
+import { sentenceOrPlain, type StoryEvent, who } from './sentences';
 
-interface AuditEvent {
-  eventId: string;
-  streamId: string;
-  type: string;
-  revision: string;
-  position: string;
-  time: string;
-  data: Record<string, unknown>;
-  metadata: { actor: string; correlationId: string; causationId: string };
-}
+type AuditEvent = StoryEvent & { revision: string };
 
 const FIELDS = ['correlationId', 'streamId', 'type', 'actor', 'streamPrefix', 'from', 'to'] as const;
 type Field = (typeof FIELDS)[number];
@@ -87,18 +79,26 @@ export function Audit() {
         <>
           <table class="story">
             <caption>{events.length} event(s) {what}, in the order the hub recorded them</caption>
-            <thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Stream</th><th scope="col">Actor</th><th scope="col">Correlation</th><th scope="col">Data</th></tr></thead>
+            <thead><tr><th scope="col">Time</th><th scope="col">What happened</th><th scope="col">Who</th><th scope="col">Correlation</th><th scope="col">Details</th></tr></thead>
             <tbody>
-              {events.map((e) => (
-                <tr key={e.eventId} data-event={e.eventId}>
-                  <td>{time(e.time)}</td>
-                  <td>{e.type}</td>
-                  <td><a href={`/console/audit?streamId=${encodeURIComponent(e.streamId)}`} onClick={(ev) => (ev.preventDefault(), go({ streamId: e.streamId }))}>{e.streamId}</a></td>
-                  <td>{e.metadata.actor}</td>
-                  <td><a href={`/console/audit?correlationId=${encodeURIComponent(e.metadata.correlationId)}`} onClick={(ev) => (ev.preventDefault(), go({ correlationId: e.metadata.correlationId }))}>{e.metadata.correlationId.slice(0, 8)}</a></td>
-                  <td><code>{JSON.stringify(e.data).slice(0, 300)}</code></td>
-                </tr>
-              ))}
+              {events.map((e) => {
+                const said = sentenceOrPlain(e);
+                return (
+                  <tr key={e.eventId} data-event={e.eventId} data-type={e.type}>
+                    <td>{time(e.time)}</td>
+                    <td class={said.tone === 'bad' ? 'tone-bad' : undefined} data-sentence>{said.text}</td>
+                    <td>{who(e.metadata.actor)}</td>
+                    <td><a href={`/console/audit?correlationId=${encodeURIComponent(e.metadata.correlationId)}`} onClick={(ev) => (ev.preventDefault(), go({ correlationId: e.metadata.correlationId }))}>{e.metadata.correlationId.slice(0, 8)}</a></td>
+                    <td>
+                      <details>
+                        <summary>{e.type}</summary>
+                        <p>stream <a href={`/console/audit?streamId=${encodeURIComponent(e.streamId)}`} onClick={(ev) => (ev.preventDefault(), go({ streamId: e.streamId }))}>{e.streamId}</a></p>
+                        <pre>{JSON.stringify(e.data, null, 2)}</pre>
+                      </details>
+                    </td>
+                  </tr>
+                );
+              })}
             </tbody>
           </table>
           {next && <p><button type="button" onClick={() => go({ ...asked, after: next })}>Next page</button></p>}

@@ -4,17 +4,17 @@ import type { ProtectionReport } from '../../policies/reports/queries/protection
 
 export const REPORT_USAGE = `usage:
   sendense report protection [--at TIMESTAMP] [--json]   per VM: policies, newest restore point and its age,
-                                                        RPO status, failures in a row, next slot, drills
+                                                        state, failures in a row, next slot, drills
 --at answers as the report read at that moment (rebuilt from the events recorded until then).
 `;
 
-/** The table an operator reads: one line per VM, the RPO status first so at-risk VMs stand out. */
+/** The table an operator reads: one line per VM, its state first (at risk with how long over its RPO, never backed up, no policy) so what needs doing stands out. */
 export function protectionTable(report: ProtectionReport): string {
-  const header = ['VM', 'NAME', 'STATUS', 'LAST POINT', 'AGE(h)', 'RPO(h)', 'FAILS', 'NEXT SLOT', 'DRILL', 'POLICIES'];
+  const header = ['VM', 'NAME', 'STATE', 'LAST POINT', 'AGE(h)', 'RPO(h)', 'FAILS', 'NEXT SLOT', 'DRILL', 'POLICIES'];
   const rows = report.vms.map((v) => [
     v.vmId,
     v.name ?? '-',
-    v.status,
+    v.state === 'at-risk' ? `at-risk (${v.overdueHours!.toFixed(1)} h over)` : v.state,
     v.lastRestorePoint?.createdAt ?? '-',
     v.lastRestorePoint ? v.lastRestorePoint.ageHours.toFixed(1) : '-',
     v.rpoHours === null ? '-' : String(v.rpoHours),
