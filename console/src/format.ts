@@ -15,3 +15,12 @@ export function duration(seconds: number): string {
 
 /** A moment in the browser's locale, on a 24-hour clock (an operator's log reads 14:05, not 2:05 PM). */
 export const time = (iso: string | null) => (iso ? new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium', hourCycle: 'h23' }) : '—');
+
+/** How long ago, in words an operator scans (`12 min ago`, `3 h ago`, `2 d ago`); the absolute time goes beside it. */
+export function ago(iso: string, now = Date.now()): string {
+  const s = Math.max(0, (now - Date.parse(iso)) / 1000);
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86_400 * 2) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86_400)} d ago`;
+}

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
-import { bytes, duration, time } from '../format';
+import { ago, bytes, duration, time } from '../format';
 import { eventsAfter, type LiveEvent, useLive } from '../live';
 import { navigate, onLink, useRoute } from '../router';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
@@ -113,7 +113,7 @@ export function Jobs() {
                 <tr>
                   <th scope="row"><a href={`/console/jobs/${j.jobId}`} onClick={onLink}>{name(j.vmId)}</a></th>
                   <td data-type>{j.type ?? (j.requestedType === 'auto' ? 'backup' : j.requestedType)}</td>
-                  <td title={time(j.startedAt ?? j.requestedAt)}>{time(j.startedAt ?? j.requestedAt)}</td>
+                  <td><time dateTime={j.startedAt ?? j.requestedAt}>{time(j.startedAt ?? j.requestedAt)}</time> <small class="ago">{ago(j.startedAt ?? j.requestedAt, now)}</small></td>
                   <td>{duration(seconds)}</td>
                   <td>{j.disks.length ? bytes(read) : '—'}</td>
                   <td>{j.status === 'completed' || j.bytesWritten ? bytes(j.bytesWritten) : '—'}</td>
