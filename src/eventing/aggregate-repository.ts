@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { EVENT_STORE, EventStore, WrongExpectedRevisionError } from '../event-store/event-store.port';
 import { Aggregate, DomainEvent } from './aggregate';
 import { metadataFor } from './event-metadata';
-import { KeyedMutex } from './keyed-mutex';
+import { KeyedMutex } from '../process/keyed-mutex';
 
 export interface ExecuteResult<S, E> {
   state: S;

@@ -8,7 +8,7 @@ import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { copyDisk, CopyProgress } from '../data-mover';
 import { DomainError } from '../eventing/domain-error';
-import { KeyedMutex } from '../eventing/keyed-mutex';
+import { KeyedMutex } from '../process/keyed-mutex';
 import { causedBy, currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { BASE_ALLOCATION, openNbd, pskStartTls, QEMU_ALLOCATION_DEPTH } from '../nbd-protocol';
 import { nextSlot, parseCron } from '../policies/calendar';

@@ -4,7 +4,7 @@ import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { DomainError } from '../../eventing/domain-error';
 import { isImmutabilityRefusal } from '../../restore-points/immutability';
 import { RepositoriesService } from '../../repositories/registry/repositories.service';
-import { KeyedMutex } from '../../eventing/keyed-mutex';
+import { KeyedMutex } from '../../process/keyed-mutex';
 import { causedBy } from '../../eventing/request-context';
 import { ProjectionsService } from '../../projection-runner/projections.service';
 import { ChainStates } from '../../restore-points/chain-states';

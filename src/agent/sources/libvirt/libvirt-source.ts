@@ -8,6 +8,7 @@ import { QemuImageSource } from '../qemu-image';
 import { Virsh } from './virsh';
 import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
 import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
+import { KeyedMutex } from '../../../process/keyed-mutex';
 
 export interface LibvirtSourceOptions {
   /** libvirt connection URI. Default `qemu:///system`. */
@@ -64,6 +65,13 @@ export class LibvirtSource implements BackupSource {
   private readonly snapshots = new Map<string, EndingSnapshot>();
   /** The timings of the last live snapshot of each domain (benchmarks read them). */
   readonly timings = new Map<string, LiveTimings>();
+  /**
+   * Per domain, one at a time: what makes its qemu open or close block nodes (backup-begin, ending the job) and what
+   * makes it describe them (domblkinfo, a checkpoint's size). Debian's qemu 7.2 aborts the domain
+   * (`qcow2_get_specific_info: Assertion 'false' failed`) when it describes a qcow2 node still opening; the
+   * inventory scan every few seconds met a backup's start so twice in test runs, and the guest died.
+   */
+  private readonly blockNodes = new KeyedMutex();
 
   constructor(private readonly opts: LibvirtSourceOptions) {
     this.uri = opts.uri ?? 'qemu:///system';
@@ -93,7 +101,7 @@ export class LibvirtSource implements BackupSource {
   }
 
   private async diskOf(vmId: string, disk: DomainInfo['disks'][number]): Promise<SourceDisk> {
-    const out = await this.virsh(['domblkinfo', vmId, disk.target]);
+    const out = await this.blockNodes.run(vmId, () => this.virsh(['domblkinfo', vmId, disk.target]));
     const capacity = Number(/Capacity:\s+(\d+)/.exec(out)?.[1]);
     if (!Number.isFinite(capacity)) throw new Error(`domblkinfo gave no capacity for ${disk.target}`);
     const format = disk.format as 'qcow2' | 'raw';
@@ -148,7 +156,9 @@ export class LibvirtSource implements BackupSource {
     const checkpoints: LiveChainState['checkpoints'] = [];
     for (const name of names) {
       // the base of the incremental is also checked against what qemu holds, the others need not be
-      const xml = await this.virsh(['checkpoint-dumpxml', vmId, name, '--no-domain', ...(name === since ? ['--size'] : [])]);
+      const dump = () => this.virsh(['checkpoint-dumpxml', vmId, name, '--no-domain', ...(name === since ? ['--size'] : [])]);
+      // --size asks qemu about its block nodes
+      const xml = name === since ? await this.blockNodes.run(vmId, dump) : await dump();
       checkpoints.push({ name, disks: checkpointDisks(xml), ...(name === since ? { lostBitmaps: checkpointDisksWithoutBitmap(xml) } : {}) });
     }
     return checkpoints;
@@ -264,7 +274,7 @@ export class LibvirtSource implements BackupSource {
       // fault in its qemu driver) during a backup whose definition was read right after backup-begin; the cause
       // is not known, and this keeps the read away from the job's setup.
       const configuration = await this.configuration(vmId);
-      const { consistency, backupBeginMs } = await this.frozen(info, ['backup-begin', vmId, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]);
+      const { consistency, backupBeginMs } = await this.blockNodes.run(vmId, () => this.frozen(info, ['backup-begin', vmId, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]));
       this.timings.set(vmId, { freezeMs: consistency.freezeMs, backupBeginMs });
       const disks: SnapshotDisk[] = vm.disks.map((d) => ({
         diskId: d.id,
@@ -367,10 +377,11 @@ export class LibvirtSource implements BackupSource {
     const deadline = Date.now() + (this.opts.libvirtWaitMs ?? 120_000);
     for (let attempt = 1; ; attempt++) {
       try {
-        if (await this.hasBackupJob(vmId)) {
+        await this.blockNodes.run(vmId, async () => {
+          if (!(await this.hasBackupJob(vmId))) return;
           await this.virsh(['domjobabort', vmId]).catch((e: Error) => this.log('warn', `domjobabort ${vmId}: ${e.message}`));
           for (let i = 0; i < 100 && (await this.hasBackupJob(vmId)); i++) await sleep(100);
-        }
+        });
         break;
       } catch (error) {
         if (Date.now() >= deadline) {
