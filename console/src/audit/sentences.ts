@@ -11,8 +11,8 @@ export interface StoryEvent {
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-/** Who acted, in an operator's words: the hub itself (a schedule, a queue, a workflow), or the token's owner. */
-export const who = (actor: string) => (actor === 'system' ? 'the hub' : `operator ${actor}`);
+/** Who acted, in an operator's words: the hub itself (a schedule, a queue, a workflow), an agent (its token is `agent-<name>`), or the token's owner. */
+export const who = (actor: string) => (actor === 'system' ? 'the hub' : actor.startsWith('agent-') ? `agent ${actor.slice('agent-'.length)}` : `operator ${actor}`);
 
 /**
  * An event as a sentence an operator reads (`disk1: 16 MiB in 12 s, 1.3 MiB/s`), or null for the hub's own
