@@ -24,3 +24,6 @@ export function ago(iso: string, now = Date.now()): string {
   if (s < 86_400 * 2) return `${Math.floor(s / 3600)} h ago`;
   return `${Math.floor(s / 86_400)} d ago`;
 }
+
+/** An age given in hours, as precise as it needs to be: `45 s`, `12 min`, `3.5 h`, `2.1 d`. */
+export const age = (hours: number) => (hours < 1 / 60 ? `${Math.round(hours * 3600)} s` : hours < 1 ? `${Math.round(hours * 60)} min` : hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} d`);

@@ -1,7 +1,5 @@
 import { sentence, type StoryEvent } from '../audit/sentences';
 
-export type { StoryEvent };
-
 /**
  * A job's story as sentences, from the events the audit API gives for its correlation id. Events that are the
  * hub's own bookkeeping (ports, qemu-nbd, progress ticks) say nothing here; they stay in the technical events.

@@ -6,16 +6,15 @@ import { onLink } from '../router';
 import { CorrelationLink, type Notice, NoticeLine } from '../notice';
 import { session } from '../session';
 import { DiskProgress } from './disk-progress';
-import { jobLog, type StoryEvent } from './job-log';
+import type { StoryEvent } from '../audit/sentences';
+import { jobLog } from './job-log';
 import { bytesRead, cancelJob, JobBadge, jobSeconds, retryJob } from './jobs';
 import { applyJobEvent, jobIdOf, type JobView, upToDate } from './job-view';
-
-type AuditEvent = StoryEvent;
 
 /** One job: its disks live, and its whole audit story (every event its correlation id carries, in any stream) as it grows. */
 export function Job({ jobId }: { jobId: string }) {
   const [job, setJob] = useState<JobView | null>(null);
-  const [story, setStory] = useState<AuditEvent[]>([]);
+  const [story, setStory] = useState<StoryEvent[]>([]);
   const [correlationId, setCorrelationId] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<Notice | null>(null);
@@ -30,12 +29,12 @@ export function Job({ jobId }: { jobId: string }) {
   async function loadStory(correlation: string | null) {
     if (!correlation) {
       const first = await api.GET('/api/v1/audit/streams/{streamId}', { params: { path: { streamId: `backup-job-${jobId}` }, query: { limit: 1 } } });
-      correlation = (first.data as unknown as { events: AuditEvent[] } | undefined)?.events[0]?.metadata.correlationId ?? null;
+      correlation = (first.data as unknown as { events: StoryEvent[] } | undefined)?.events[0]?.metadata.correlationId ?? null;
       if (!correlation) return;
       setCorrelationId(correlation);
     }
     const { data } = await api.GET('/api/v1/audit/correlations/{correlationId}', { params: { path: { correlationId: correlation } } });
-    if (data) setStory((data as unknown as { events: AuditEvent[] }).events);
+    if (data) setStory((data as unknown as { events: StoryEvent[] }).events);
   }
   useEffect(() => {
     void loadJob();

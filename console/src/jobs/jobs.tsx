@@ -14,11 +14,14 @@ export async function cancelJob(jobId: string): Promise<Notice> {
   return error ? { text: `cancel refused: ${problem(error)}`, alert: true } : { text: `cancel of job ${jobId} requested`, correlationId: correlationOf(response) };
 }
 
-/** A failed job asked for again as it was asked for: the same VM, repository and requested type. */
-export async function retryJob(job: JobView, vmName: string): Promise<Notice> {
-  const { data, error, response } = await api.POST('/api/v1/backups', { body: { vmId: job.vmId, repositoryId: job.repositoryId, type: job.requestedType } as never });
-  return error ? { text: `${vmName}: retry refused: ${problem(error)}`, alert: true } : { text: `${vmName}: backup job ${(data as unknown as { jobId: string }).jobId} requested`, correlationId: correlationOf(response) };
+/** Asks for a backup; the notice names the job it made (its correlation id a link) or says the API's refusal. */
+export async function requestBackup(vmName: string, body: { vmId: string; repositoryId: string; type?: string }, refusal = ''): Promise<Notice> {
+  const { data, error, response } = await api.POST('/api/v1/backups', { body: body as never });
+  return error ? { text: `${vmName}: ${refusal}${problem(error)}`, alert: true } : { text: `${vmName}: backup job ${(data as unknown as { jobId: string }).jobId} requested`, correlationId: correlationOf(response) };
 }
+
+/** A failed job asked for again as it was asked for: the same VM, repository and requested type. */
+export const retryJob = (job: JobView, vmName: string) => requestBackup(vmName, { vmId: job.vmId, repositoryId: job.repositoryId, type: job.requestedType }, 'retry refused: ');
 
 const TONE: Record<JobView['status'], Tone> = { completed: 'ok', failed: 'bad', running: 'idle', queued: 'idle' };
 export function JobBadge({ job }: { job: JobView }) {

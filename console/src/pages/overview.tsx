@@ -1,23 +1,14 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
+import { age } from '../format';
+import { requestBackup } from '../jobs/jobs';
 import { onLink, useRoute } from '../router';
-import { correlationOf, type Notice, NoticeLine } from '../notice';
+import { type Notice, NoticeLine } from '../notice';
 import { session } from '../session';
-import { Badge, type Tone } from '../ui/badge';
+import { type Tone } from '../ui/badge';
+import { StateBadge, type VmProtection } from '../vms/protection';
 import { type DayCount, JobChart, lastDays } from './job-chart';
 
-type State = 'protected' | 'at-risk' | 'no-policy' | 'never-backed-up';
-export interface VmProtection {
-  vmId: string;
-  name: string;
-  status: 'protected' | 'at-risk' | 'unprotected';
-  state: State;
-  overdueHours: number | null;
-  rpoHours: number | null;
-  failuresInRow: number;
-  lastRestorePoint: { restorePointId: string; repositoryId: string; createdAt: string; ageHours: number } | null;
-  policies: { policyId: string; name: string; enabled: boolean }[];
-}
 interface Job {
   jobId: string;
   vmId: string;
@@ -47,24 +38,14 @@ export function rank(vm: VmProtection): [number, number] {
   return [order, -(vm.overdueHours ?? vm.lastRestorePoint?.ageHours ?? 0)];
 }
 
-export const age = (hours: number) => (hours < 1 / 60 ? `${Math.round(hours * 3600)} s` : hours < 1 ? `${Math.round(hours * 60)} min` : hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} d`);
-
-export function StateBadge({ vm }: { vm: VmProtection }) {
-  if (vm.failuresInRow > 0) return <Badge tone="bad" state="failed" text={`last backup failed${vm.failuresInRow > 1 ? ` (${vm.failuresInRow} in a row)` : ''}`} />;
-  if (vm.state === 'at-risk') return <Badge tone="bad" state="at-risk" text={`at risk: ${age(vm.overdueHours ?? 0)} over its RPO`} />;
-  if (vm.state === 'never-backed-up') return <Badge tone="warn" state="never-backed-up" text="never backed up" />;
-  if (vm.state === 'no-policy') return <Badge tone="warn" state="no-policy" text="backed up, no policy" />;
-  return <Badge tone="ok" state="protected" text="protected" />;
-}
-
 /** A VM with a point is backed up into that point's repository; one without asks which repository first. */
 function BackUpNow({ vm, repositories, done }: { vm: VmProtection; repositories: Repository[]; done: (n: Notice) => void }) {
   const [choosing, setChoosing] = useState(false);
   const [repositoryId, setRepositoryId] = useState('');
   async function start(target: string) {
-    const { data, error, response } = await api.POST('/api/v1/backups', { body: { vmId: vm.vmId, repositoryId: target } as never });
+    const notice = await requestBackup(vm.name, { vmId: vm.vmId, repositoryId: target });
     setChoosing(false);
-    done(error ? { text: `${vm.name}: ${problem(error)}`, alert: true } : { text: `${vm.name}: backup job ${(data as unknown as { jobId: string }).jobId} requested`, correlationId: correlationOf(response) });
+    done(notice);
   }
   if (vm.lastRestorePoint) return <button type="button" onClick={() => void start(vm.lastRestorePoint!.repositoryId)}>Back up now</button>;
   if (!choosing) return <button type="button" aria-expanded="false" onClick={() => setChoosing(true)}>Back up now…</button>;

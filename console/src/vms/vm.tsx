@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
 import { download } from '../download';
-import { bytes, time } from '../format';
+import { age, bytes, time } from '../format';
 import { navigate, onLink } from '../router';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { RestoreForm } from '../restore/restore-form';
@@ -9,7 +9,7 @@ import { session } from '../session';
 import { Badge } from '../ui/badge';
 import { JobBadge } from '../jobs/jobs';
 import type { JobView } from '../jobs/job-view';
-import { age, StateBadge, type VmProtection } from '../pages/overview';
+import { StateBadge, type VmProtection } from './protection';
 
 interface Damaged {
   diskId: string;
