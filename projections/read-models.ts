@@ -7,6 +7,7 @@ import { qemuNbdProcessesReadModel } from './qemu-nbd-processes/read-model';
 import { repositoriesReadModel } from './repositories/read-model';
 import { restoreMountsReadModel } from './restore-mounts/read-model';
 import { restorePointsReadModel } from './restore-points/read-model';
+import { repositoryUsageReadModel } from './repository-usage/read-model';
 import { protectionReportReadModel } from './protection-report/read-model';
 import { policiesReadModel } from './policies/read-model';
 import { restoresReadModel } from './restores/read-model';
@@ -21,6 +22,7 @@ export const READ_MODELS: ReadModel[] = [
   qemuNbdProcessesReadModel,
   repositoriesReadModel,
   restorePointsReadModel,
+  repositoryUsageReadModel,
   agentsReadModel,
   backupJobsReadModel,
   restoreMountsReadModel,

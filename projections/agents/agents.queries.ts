@@ -8,6 +8,8 @@ import { AgentSummary, ListAgentsQuery } from '../../src/agents/queries/list-age
 import { ListVmOwnershipConflictsQuery, VmOwnershipConflict } from '../../src/agents/queries/list-vm-ownership-conflicts.query';
 import { ListVmsQuery, VmSummary } from '../../src/agents/queries/list-vms.query';
 import { DomainError } from '../../src/eventing/domain-error';
+import { MatchingVm, MatchingVmsQuery } from '../../src/policies/queries/matching-vms.query';
+import { selects } from '../../src/policies/retention/selection';
 import { AgentView, VmOwnershipConflictView, VmView } from './agent.entity';
 
 @QueryHandler(ListAgentsQuery)
@@ -28,6 +30,17 @@ export class ListVmsHandler implements IQueryHandler<ListVmsQuery, VmSummary[]> 
     const agents = new Map((await this.dataSource.getRepository(AgentView).find()).map((a) => [a.agentId, a]));
     const vms = await this.dataSource.getRepository(VmView).find({ order: { vmId: 'ASC' } });
     return vms.map((vm) => ({ vmId: vm.vmId, name: vm.name, agentId: vm.agentId, agentConnected: agents.get(vm.agentId)?.connected ?? false, powerState: vm.powerState as PowerState | null, disks: disks(vm), reportedAt: vm.reportedAt }));
+  }
+}
+
+/** Only the columns a selector looks at; which VMs it picks is `selects`' to say, so the form, the scheduler, retention and the report agree. */
+@QueryHandler(MatchingVmsQuery)
+export class MatchingVmsHandler implements IQueryHandler<MatchingVmsQuery, MatchingVm[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ selector }: MatchingVmsQuery): Promise<MatchingVm[]> {
+    const rows: { vm_id: string; name: string; agent_id: string }[] = await this.dataSource.query(`SELECT vm_id, name, agent_id FROM rm_vms ORDER BY vm_id`);
+    return rows.map((r) => ({ vmId: r.vm_id, name: r.name, agentId: r.agent_id })).filter((vm) => selects(selector, vm));
   }
 }
 

@@ -7,6 +7,7 @@ import { GetRepositoryQuery } from '../../src/repositories/queries/get-repositor
 import { ListRepositoriesQuery } from '../../src/repositories/queries/list-repositories.query';
 import { RepositoryDetails } from '../../src/repositories/queries/repository-details';
 import { maxChainDepthOf } from '../../src/repositories/registry/repository.events';
+import { usageOf } from '../repository-usage/repository-usage.queries';
 import { RepositoryView } from './repository.entity';
 
 function active(dataSource: DataSource): Promise<RepositoryView[]> {
@@ -26,6 +27,8 @@ async function details(v: RepositoryView, tenantId: string | null, dataSource: D
   );
   // the filesystem's used space counts every tenant's files: a tenant is told the size of its own points instead
   const usedBytes = tenantId ? Number(points.bytes) : (live?.usedBytes ?? null);
+  // what the points can still grow into is the filesystem's free space, whoever else writes there
+  const { pointsBytes, growthBytesPerDay, estimatedFullAt } = await usageOf(dataSource, v.repositoryId, tenantId, live?.freeBytes ?? null);
   return {
     repositoryId: v.repositoryId,
     name: v.name,
@@ -41,6 +44,9 @@ async function details(v: RepositoryView, tenantId: string | null, dataSource: D
     totalBytes: live?.totalBytes ?? null,
     freeBytes: live?.freeBytes ?? null,
     usedBytes,
+    pointsBytes,
+    growthBytesPerDay,
+    estimatedFullAt,
     lowSpace: v.lowSpace,
     restorePoints: points.n,
     registeredAt: v.registeredAt,

@@ -42,7 +42,7 @@ export class AuditController {
     if (from && to && from >= to) throw new BadRequestException('from must be before to');
     const limit = q.limit ?? 100;
     const filter = { eventTypes: q.type ? [q.type] : undefined, streamPrefixes: q.streamPrefix ? [q.streamPrefix] : undefined };
-    const events = await this.queries.execute(new SearchEventsQuery({ filter, actor: q.actor, from, to, after: q.after ?? null, maxCount: limit }));
+    const events = await this.queries.execute(new SearchEventsQuery({ filter, actor: q.actor, vmId: q.vmId, from, to, after: q.after ?? null, maxCount: limit }, q.jobId));
     // paging goes by what the store returned, so a page a tenant's token sees shortened by others' events still leads on
     return { events: await this.visible(events), next: events.length === limit ? events[events.length - 1].position : null };
   }

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsISO8601, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+import { IsISO8601, IsInt, IsOptional, IsUUID, Matches, Max, Min } from 'class-validator';
+import { IDENTIFIER_PATTERN } from '../wire/identifiers';
 
 export class StreamIdParams {
   @ApiProperty({ example: 'backup-job-6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60' })
@@ -46,6 +47,16 @@ export class SearchEventsQueryDto {
   @IsOptional()
   @Matches(/^[a-z0-9][a-z0-9._-]{0,62}$/, { message: 'actor must be a token name: 1-63 characters of a-z 0-9 . _ -' })
   actor?: string;
+
+  @ApiPropertyOptional({ example: 'vm1', description: "events whose data names this VM (`data.vmId`): a job's request, its restore point, restores, drills" })
+  @IsOptional()
+  @Matches(IDENTIFIER_PATTERN, { message: 'vmId must be 1-128 characters of A-Z a-z 0-9 . _ -' })
+  vmId?: string;
+
+  @ApiPropertyOptional({ format: 'uuid', description: "a backup's, a restore's or a drill's id: the events its request's correlation id carries" })
+  @IsOptional()
+  @IsUUID('4', { message: 'jobId must be a uuid' })
+  jobId?: string;
 
   @ApiPropertyOptional({ description: 'recorded at or after (ISO 8601)' })
   @IsOptional()

@@ -2,6 +2,8 @@ import { Inject } from '@nestjs/common';
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { notFound } from '../http/not-found';
+import { backupStream } from '../backups/backup.events';
+import { restoreStream } from '../vm-restore/restore.events';
 import { AuditEvent, toAuditEvent } from './audit-event';
 import { CorrelationEventsQuery } from './queries/correlation-events.query';
 import { SearchEventsQuery } from './queries/search-events.query';
@@ -32,11 +34,26 @@ export class CorrelationEventsHandler implements IQueryHandler<CorrelationEvents
   }
 }
 
+/** The streams a job opens with the event that starts its story, whatever kind of job the id names. */
+const JOB_STREAMS = [backupStream, restoreStream];
+
 @QueryHandler(SearchEventsQuery)
 export class SearchEventsHandler implements IQueryHandler<SearchEventsQuery, AuditEvent[]> {
   constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
 
-  async execute({ search }: SearchEventsQuery): Promise<AuditEvent[]> {
-    return (await this.store.searchEvents(search)).map(toAuditEvent);
+  async execute({ search, jobId }: SearchEventsQuery): Promise<AuditEvent[]> {
+    if (jobId === undefined) return (await this.store.searchEvents(search)).map(toAuditEvent);
+    // A job's story is what its request's correlation id carries, the same the job's page shows; a job that does not
+    // exist matches nothing, as a VM that does not exist does.
+    const correlationId = await this.correlationOf(jobId);
+    return correlationId ? (await this.store.searchEvents({ ...search, correlationId })).map(toAuditEvent) : [];
+  }
+
+  private async correlationOf(jobId: string): Promise<string | null> {
+    for (const stream of JOB_STREAMS) {
+      const [first] = await this.store.readStream(stream(jobId), { maxCount: 1 });
+      if (first) return first.metadata.correlationId;
+    }
+    return null;
   }
 }

@@ -147,8 +147,16 @@ export function eventStoreContract(open: () => Promise<{ store: EventStore; clos
   });
 
   describe('searchEvents', () => {
-    it('finds events by type, stream prefix, actor and time, in global order, a page after a position', async () => {
-      const by = (actor: string, n: number): NewEvent => ({ type: n % 2 ? 'Odd' : 'Even', data: { n }, metadata: { ...meta(n), actor } });
+    it('finds events by type, stream prefix, actor, VM, correlation and time, in global order, a page after a position', async () => {
+      const vm = `${prefix}vm`;
+      const correlationId = `${prefix}corr`;
+      // the VM each event's data names: exactly that id, not one it is a prefix of
+      const vms: Record<number, string> = { 1: vm, 3: `${vm}-2`, 4: vm, 5: `${prefix}other` };
+      const by = (actor: string, n: number): NewEvent => ({
+        type: n % 2 ? 'Odd' : 'Even',
+        data: vms[n] ? { n, vmId: vms[n] } : { n },
+        metadata: { ...meta(n), actor, ...(n >= 3 && n <= 4 ? { correlationId } : {}) },
+      });
       await store.append(`${prefix}x`, [by('alice', 1), by('bob', 2)], 'no_stream');
       // clear of both appends by more than the millisecond a Date holds (the store keeps microseconds)
       await new Promise((r) => setTimeout(r, 20));
@@ -167,6 +175,15 @@ export function eventStoreContract(open: () => Promise<{ store: EventStore; clos
       expect(ns(first)).toEqual([1, 3]);
       expect(ns(await store.searchEvents({ filter: mine, actor: 'alice', after: first[1].position, maxCount: 2 }))).toEqual([4]);
       expect(await store.searchEvents({ filter: mine, actor: 'nobody', maxCount: 100 })).toEqual([]);
+      expect(ns(await store.searchEvents({ vmId: vm, maxCount: 100 }))).toEqual([1, 4]);
+      expect(ns(await store.searchEvents({ filter: { eventTypes: ['Even'] }, vmId: vm, maxCount: 100 }))).toEqual([4]);
+      expect(ns(await store.searchEvents({ vmId: vm, from: between, maxCount: 100 }))).toEqual([4]);
+      expect(ns(await store.searchEvents({ vmId: vm, maxCount: 1 }))).toEqual([1]);
+      expect(await store.searchEvents({ vmId: `${prefix}nowhere`, maxCount: 100 })).toEqual([]);
+      expect(ns(await store.searchEvents({ correlationId, maxCount: 100 }))).toEqual([3, 4]);
+      expect(ns(await store.searchEvents({ correlationId, vmId: vm, maxCount: 100 }))).toEqual([4]);
+      const [firstOfStory] = await store.searchEvents({ correlationId, maxCount: 1 });
+      expect(ns(await store.searchEvents({ correlationId, after: firstOfStory.position, maxCount: 100 }))).toEqual([4]);
     });
   });
 

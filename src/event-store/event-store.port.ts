@@ -59,6 +59,9 @@ export interface ReadAllOptions {
 export interface EventSearch {
   filter?: EventFilter;
   actor?: string;
+  /** The VM the event's data names (`data.vmId`). */
+  vmId?: string;
+  correlationId?: string;
   /** createdAt at or after. */
   from?: Date;
   /** createdAt before. */
@@ -91,7 +94,7 @@ export interface EventStore {
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** Every event carrying this correlation id, in global order. */
   readCorrelation(correlationId: string, maxCount: number): Promise<RecordedEvent[]>;
-  /** Events by type, stream prefix, actor and time, in global order (the audit's search). */
+  /** Events by type, stream prefix, actor, VM, correlation and time, in global order (the audit's search). */
   searchEvents(search: EventSearch): Promise<RecordedEvent[]>;
   /** Catches up from `after`, then yields new events as they commit, until the signal aborts. */
   subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent>;

@@ -1,13 +1,14 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { CreatePolicyCommand } from './commands/create-policy.command';
 import { DeletePolicyCommand } from './commands/delete-policy.command';
 import { UpdatePolicyCommand } from './commands/update-policy.command';
-import { PolicyDto, PolicyIdParams, toDefinition } from './policies.dto';
+import { MatchingVmDto, MatchingVmsQueryDto, PolicyDto, PolicyIdParams, toDefinition } from './policies.dto';
 import { GetPolicyQuery } from './queries/get-policy.query';
 import { ListPoliciesQuery } from './queries/list-policies.query';
+import { MatchingVmsQuery } from './queries/matching-vms.query';
 import { RetentionWorkflow } from './retention/retention.workflow';
 import { SchedulerWorkflow } from './scheduler.workflow';
 import { Access } from '../http/access.guard';
@@ -41,6 +42,15 @@ export class PoliciesController {
   @Get()
   async list() {
     return this.scope.filter(await this.queries.execute(new ListPoliciesQuery()), (p) => ({ repositoryId: p.repositoryId }));
+  }
+
+  /** What a selector picks now, as a form is filled in; declared before `:policyId`, which would take the path otherwise. */
+  @Access('read')
+  @Owned('filtered')
+  @Get('matching-vms')
+  @ApiOkResponse({ type: [MatchingVmDto] })
+  async matchingVms(@Query() selector: MatchingVmsQueryDto) {
+    return this.scope.filter(await this.queries.execute(new MatchingVmsQuery(selector)), (v) => ({ vmId: v.vmId }));
   }
 
   @Access('read')

@@ -1,5 +1,5 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
+import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsDefined, IsIn, IsInt, IsNumber, IsObject, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested } from 'class-validator';
 import { CatchUp, PolicyDefinition } from './policy.events';
 
@@ -23,6 +23,23 @@ export class PolicyVmsDto {
   @IsOptional()
   @IsUUID('4', { message: 'vms.agentId must be a uuid' })
   agentId?: string;
+}
+
+/** A selector as a form holds it before it is saved, in a query string: `namePattern` and `agentId` checked as a policy's are. */
+export class MatchingVmsQueryDto extends PickType(PolicyVmsDto, ['namePattern', 'agentId'] as const) {
+  @ApiPropertyOptional({ type: String, example: 'vm1,vm2', description: 'VM ids, comma-separated (at most 1,000)' })
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',') : value))
+  @IsArray({ message: 'ids must be VM ids, comma-separated' })
+  @ArrayMaxSize(1000)
+  @Matches(ID, { each: true, message: 'ids must be VM ids (1-128 characters of A-Z a-z 0-9 . _ -), comma-separated' })
+  ids?: string[];
+}
+
+export class MatchingVmDto {
+  @ApiProperty() vmId: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ format: 'uuid' }) agentId: string;
 }
 
 export class PolicyScheduleDto {

@@ -1,6 +1,7 @@
 import { fold } from '../eventing/aggregate';
 import { DomainError } from '../eventing/domain-error';
-import { nameMatches, policyAggregate, PolicyCommand, problemsOf, selectVms } from './policy.aggregate';
+import { policyAggregate, PolicyCommand, problemsOf, selectVms } from './policy.aggregate';
+import { nameMatches } from './retention/selection';
 import { POLICY_CREATED, POLICY_DELETED, POLICY_UPDATED, PolicyDefinition, PolicyEvent } from './policy.events';
 
 const definition = (over: Partial<PolicyDefinition> = {}): PolicyDefinition => ({
@@ -89,5 +90,21 @@ describe('VM selection', () => {
     expect(nameMatches('web-?', 'web-1')).toBe(true);
     expect(nameMatches('web.1', 'webx1')).toBe(false);
     expect(nameMatches('*', 'anything')).toBe(true);
+    expect(nameMatches('w*b-*-?', 'web-prod-1')).toBe(true);
+    expect(nameMatches('web-*-?', 'web-prod-12')).toBe(false);
+    expect(nameMatches('[ab]*', '[ab]c')).toBe(true);
+    expect(nameMatches('a**', 'a')).toBe(true);
+  });
+
+  it('answers a pattern that would make a backtracking RegExp run for hours at once', () => {
+    const started = Date.now();
+    expect(nameMatches(`${'*'.repeat(200)}x`, 'web-server-production-01'.repeat(10))).toBe(false);
+    expect(nameMatches('*a'.repeat(100), 'a'.repeat(255))).toBe(true);
+    expect(nameMatches(`${'*a'.repeat(100)}b`, 'a'.repeat(255))).toBe(false);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  it('selects nothing with an empty selector, as the decider refuses one', () => {
+    expect(selectVms(definition({ vms: {} }), vms)).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { Aggregate } from '../eventing/aggregate';
 import { DomainError } from '../eventing/domain-error';
 import { CalendarError, isValidTimeZone, parseCron } from './calendar';
 import { POLICY_CREATED, POLICY_DELETED, POLICY_UPDATED, PolicyDefinition, PolicyEvent, RetentionRules } from './policy.events';
+import { selects } from './retention/selection';
 
 export interface PolicyState {
   policyId: string | null;
@@ -109,16 +110,7 @@ function normalised(definition: PolicyDefinition): unknown {
   return sortKeys(definition);
 }
 
-/** A glob on VM names: `*` any run of characters, `?` one; everything else literal. */
-export function nameMatches(pattern: string, name: string): boolean {
-  const regex = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${regex}$`).test(name);
-}
-
-/** The VMs a policy protects among those the agents report, in id order. */
+/** The VMs a policy protects among those the agents report, in id order: the retention's and the report's selection. */
 export function selectVms<V extends { vmId: string; name: string; agentId: string }>(definition: PolicyDefinition, vms: V[]): V[] {
-  const { ids, namePattern, agentId } = definition.vms;
-  return vms
-    .filter((vm) => (!ids?.length || ids.includes(vm.vmId)) && (!namePattern || nameMatches(namePattern, vm.name)) && (!agentId || vm.agentId === agentId))
-    .sort((a, b) => a.vmId.localeCompare(b.vmId));
+  return vms.filter((vm) => selects(definition.vms, vm)).sort((a, b) => a.vmId.localeCompare(b.vmId));
 }

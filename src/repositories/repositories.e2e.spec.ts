@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, truncateSync, renameSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, truncateSync, renameSync, existsSync, statSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { contentMismatches } from '../../test/fixtures/qcow2/chain-builder';
 import { buildRepositoryChain, RepositoryChain } from '../../test/fixtures/qcow2/repository-chain';
 import { eventCount, startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
+import { ProjectionsService } from '../projection-runner/projections.service';
 import { SpaceCheck } from '../restore-points/space-check';
 import { configurationFileOf, writeConfigurationFile } from './qcow2/configuration-files';
 import { manifestPath, readManifest, writeManifest } from './qcow2/manifest';
@@ -68,6 +69,61 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     expect(res.body.freeBytes).toBeGreaterThan(0);
     expect(res.body.usedBytes).toBeGreaterThan(0);
     expect((await hub.admin(hub.http().get('/api/v1/repositories')).expect(200)).body.map((r: { name: string }) => r.name)).toEqual(['main']);
+  });
+
+  it("the space of its points: pointsBytes and the usage route's newest sample are the sum of its points' disks' files, through a merge and a middle delete; bad days are 400, an unknown repository 404", async () => {
+    await rescan();
+    type Disk = { file: string; fileBytes: number };
+    const space = async () => {
+      // the usage read model trails the restore points' by the moment it takes to apply the same events
+      await hub.app.get(ProjectionsService).waitForCaughtUp('repository-usage');
+      const disks: Disk[] = (await listChain()).flatMap((p: { disks: Disk[] }) => p.disks);
+      const details = (await hub.admin(hub.http().get(`/api/v1/repositories/${repositoryId}`)).expect(200)).body;
+      const listed = (await hub.admin(hub.http().get('/api/v1/repositories')).expect(200)).body[0];
+      const usage = (await hub.admin(hub.http().get(`/api/v1/repositories/${repositoryId}/usage`)).expect(200)).body;
+      return {
+        recorded: disks.reduce((n, d) => n + d.fileBytes, 0),
+        onDisk: disks.reduce((n, d) => n + statSync(join(root, d.file)).size, 0),
+        details: details.pointsBytes,
+        listed: listed.pointsBytes,
+        usage: usage.pointsBytes,
+        newestSample: usage.samples.at(-1)?.usedBytes,
+        body: usage,
+      };
+    };
+    const check = async () => {
+      const s = await space();
+      expect(s.recorded).toBeGreaterThan(0);
+      expect({ onDisk: s.onDisk, details: s.details, listed: s.listed, usage: s.usage, newestSample: s.newestSample }).toEqual({ onDisk: s.recorded, details: s.recorded, listed: s.recorded, usage: s.recorded, newestSample: s.recorded });
+      return s;
+    };
+
+    const rescanned = await check();
+    expect(rescanned.body).toEqual({ repositoryId, samples: expect.any(Array), pointsBytes: rescanned.recorded, freeBytes: expect.any(Number), growthBytesPerDay: null, estimatedFullAt: null });
+    expect(rescanned.body.samples.every((x: { at: string; usedBytes: number }) => Date.now() - Date.parse(x.at) < 600_000)).toBe(true);
+    // less than an hour of history is no trend
+    expect((await hub.admin(hub.http().get(`/api/v1/repositories/${repositoryId}`)).expect(200)).body).toMatchObject({ growthBytesPerDay: null, estimatedFullAt: null });
+
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-1')).expect(200);
+    const merged = await check();
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-3')).expect(200);
+    const middle = await check();
+    expect(middle.recorded).not.toBe(merged.recorded);
+    expect((await hub.admin(hub.http().get(`/api/v1/repositories/${repositoryId}/usage?days=365`)).expect(200)).body.samples.at(-1).usedBytes).toBe(middle.recorded);
+
+    const usage = (query: string) => hub.admin(hub.http().get(`/api/v1/repositories/${repositoryId}/usage${query}`));
+    for (const [query, message] of [
+      ['?days=0', /days must be at least 1/],
+      ['?days=366', /days must be at most 365/],
+      ['?days=abc', /days must be a whole number of days/],
+      ['?days=1.5', /days must be a whole number of days/],
+      ['?since=2025-01-01', /property since should not exist/],
+    ] as const) {
+      expect(JSON.stringify((await usage(query).expect(400)).body.message)).toMatch(message);
+    }
+    const unknown = await hub.admin(hub.http().get('/api/v1/repositories/7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11/usage')).expect(404);
+    expect(unknown.body.message).toBe('repository 7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11 does not exist');
+    expect(JSON.stringify((await hub.admin(hub.http().get('/api/v1/repositories/not-a-uuid/usage')).expect(400)).body.message)).toMatch(/repositoryId must be a uuid/);
   });
 
   it('rescans manifests into a chain, deletes the oldest then a middle point, and every remaining point keeps its exact content', async () => {

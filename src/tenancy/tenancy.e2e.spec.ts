@@ -160,6 +160,13 @@ describe('tenants: a foreign tenant finds nothing of another', () => {
     expect((await admin('GET', `/api/v1/repositories/${ids.repository}`)).body.restorePoints).toBe(2);
     // nor does its used space count initech's files: acme is told the size of its own point's (1 MiB as recorded)
     expect((await call('GET', `/api/v1/repositories/${ids.repository}`, tokens.acme)).body.usedBytes).toBe(1 << 20);
+    // the space of its points likewise, and no history: the repository's would show how initech's points grow
+    const usage = `/api/v1/repositories/${ids.repository}/usage`;
+    await waitFor(async () => (await admin('GET', usage)).body.pointsBytes === 2 << 20);
+    expect((await admin('GET', usage)).body.samples.at(-1).usedBytes).toBe(2 << 20);
+    expect((await call('GET', usage, tokens.acme)).body).toMatchObject({ repositoryId: ids.repository, pointsBytes: 1 << 20, samples: [], growthBytesPerDay: null, estimatedFullAt: null });
+    expect((await call('GET', `/api/v1/repositories/${ids.repository}`, tokens.acme)).body).toMatchObject({ pointsBytes: 1 << 20, growthBytesPerDay: null, estimatedFullAt: null });
+    expect((await call('GET', usage, tokens.globex)).status).toBe(404);
     const verified = await call('POST', `/api/v1/repositories/${ids.repository}/verify`, tokens.acme);
     expect(verified.body.points.map((p: { restorePointId: string }) => p.restorePointId)).toEqual([ids.point]);
     expect(await naming()).toBe(before);
@@ -205,6 +212,7 @@ describe('tenants: a foreign tenant finds nothing of another', () => {
       ['/api/v1/repositories', (b) => b.map((r: { repositoryId: string }) => r.repositoryId)],
       ['/api/v1/backups', (b) => b.jobs.map((j: { jobId: string }) => j.jobId)],
       ['/api/v1/policies', (b) => b.map((p: { policyId: string }) => p.policyId)],
+      ['/api/v1/policies/matching-vms?namePattern=*', (b) => b.map((v: { vmId: string }) => v.vmId)],
       ['/api/v1/reports/protection', (b) => b.vms.map((v: { vmId: string }) => v.vmId)],
       [`/api/v1/audit/events?streamPrefix=backup-job-`, (b) => [...new Set<string>(b.events.map((e: { streamId: string }) => e.streamId))]],
     ];

@@ -105,6 +105,41 @@ describe('one audit story per backup job', () => {
     await expectOneStory('audit-incremental-1', await lab.backup('auto', 'vm1', 'audit-incremental-1'), 'incremental');
   });
 
+  it("the audit's search by VM finds exactly the events whose data names it, each job's request and point among them; by job, the job's story", async () => {
+    const ids = (events: AuditEvent[]) => events.map((e) => e.eventId);
+    const search = async (q: string): Promise<AuditEvent[]> => {
+      const events: AuditEvent[] = [];
+      for (let after = ''; ; ) {
+        const page = await lab.api('GET', `/api/v1/audit/events?limit=1000${q && `&${q}`}${after}`);
+        expect({ q, status: page.status }).toEqual({ q, status: 200 });
+        events.push(...page.body.events);
+        if (!page.body.next) return events;
+        after = `&after=${page.body.next}`;
+      }
+    };
+    const everything = await search('');
+    const byVm = await search('vmId=vm1');
+    // the hub may record more between the two reads: compared up to the last event of the first
+    const upTo = everything.at(-1)!.position;
+    expect(ids(byVm.filter((e) => e.position <= upTo))).toEqual(ids(everything.filter((e) => e.data.vmId === 'vm1')));
+    const requests = byVm.filter((e) => e.type === 'BackupRequested');
+    expect(requests.map((e) => e.metadata.correlationId)).toEqual(['audit-full-1', 'audit-incremental-1']);
+    for (const request of requests) {
+      const { jobId } = request.data as { jobId: string };
+      const job = await lab.job(jobId);
+      // the job's end (BackupCompleted) names its job only; the point it made names the VM
+      expect(byVm.filter((e) => e.type === 'RestorePointAdded' && e.data.backupId === jobId).map((e) => e.data.restorePointId)).toEqual([job.restorePointId]);
+      expect(ids(await search(`jobId=${jobId}`))).toEqual(ids(await lab.story(request.metadata.correlationId)));
+      expect((await search(`jobId=${jobId}&type=BackupCompleted`)).map((e) => e.data)).toEqual([expect.objectContaining({ jobId, restorePointId: job.restorePointId })]);
+      expect((await search(`jobId=${jobId}&vmId=vm1`)).map((e) => e.type)).toEqual(['BackupJobClaimed', 'BackupRequested', 'RestorePointAdded', 'BackupJobReleased']);
+    }
+    expect(await search('vmId=no-such-vm')).toEqual([]);
+    expect(await search(`jobId=${randomUUID()}`)).toEqual([]);
+    for (const q of ['vmId=..%2Fetc', `vmId=${'a'.repeat(129)}`, 'vmId=vm1%27%20OR%20%271%27%3D%271', 'vmId=', 'jobId=not-a-job', `jobId=${randomUUID()}%27`, 'vmId=vm1&vmId=vm2']) {
+      expect({ q, status: (await lab.api('GET', `/api/v1/audit/events?${q}`)).status }).toEqual({ q, status: 400 });
+    }
+  });
+
   it('a restore point that a running incremental reads through cannot be deleted (409), and the backup completes', async () => {
     const [full, newest] = await points();
     expect(newest).toBeDefined();
@@ -281,7 +316,10 @@ X`]);
     const res = await lab.api('POST', '/api/v1/restores', { agentId, mode: 'full', restorePointId: pointId, target: { kind: 'new-domain', name: target, storageDir: host.storage, start: false } }, { 'X-Correlation-Id': 'audit-restore-full' });
     expect(res.status).toBe(202);
     expect(await waitForRestore(res.body.restoreId)).toMatchObject({ status: 'completed' });
-    await expectRestoreStory('audit-restore-full', res.body.restoreId, ['RestoreDisksPlanned', 'RestoreDiskCompleted', 'RestoreDomainDefined'], ['RestoreCompleted']);
+    const story = await expectRestoreStory('audit-restore-full', res.body.restoreId, ['RestoreDisksPlanned', 'RestoreDiskCompleted', 'RestoreDomainDefined'], ['RestoreCompleted']);
+    // a restore's id is a job the audit's search knows too
+    const found = await lab.api('GET', `/api/v1/audit/events?jobId=${res.body.restoreId}&limit=1000`);
+    expect(found.body.events.map((e: AuditEvent) => e.eventId)).toEqual(story.map((e) => e.eventId));
   }, 360_000);
 
   it('an instant recovery: the domain runs on the hub export, the copy ends, and every report names the RestoreStarted', async () => {

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
@@ -45,6 +45,17 @@ describe('backups end to end: hub and agent processes, SSH tunnel, real qcow2 di
     for (const e of completed) expect(e.data.bytesWritten + e.data.bytesZeroed).toBe(clusterBytes(writes[e.data.diskId]));
     expect((await lab.events(incId)).filter((e) => e.type === 'SnapshotCreated')).toHaveLength(1);
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+
+    // the space of the repository's points (the console's overview): their disks' files as recorded, each file's size
+    // on disk, and the newest sample of its history; its own read model, caught up on its own
+    const disks: { file: string; fileBytes: number }[] = (await lab.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${lab.repositoryId}`)).body.flatMap((p: { disks: unknown[] }) => p.disks);
+    const recorded = disks.reduce((n, d) => n + d.fileBytes, 0);
+    expect(disks.reduce((n, d) => n + statSync(chainFile(d.file)).size, 0)).toBe(recorded);
+    await lab.until(async () => (await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}/usage`)).body.samples?.at(-1)?.usedBytes === recorded, 10_000, 'the usage read model to apply the incremental');
+    const usage = (await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}/usage`)).body;
+    expect(usage).toMatchObject({ repositoryId: lab.repositoryId, pointsBytes: recorded, growthBytesPerDay: null, estimatedFullAt: null });
+    expect(usage.freeBytes).toBeGreaterThan(0);
+    expect((await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body.pointsBytes).toBe(recorded);
 
     const sse = await fetch(`http://127.0.0.1:${lab.apiPort}/api/v1/backups/${incId}/events`, { headers: { Authorization: 'Bearer lab-admin-token-0123456789' } });
     expect(sse.headers.get('content-type')).toBe('text/event-stream');

@@ -1,5 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { PolicyVmSelector } from '../../src/policies/policy.events';
+import { selects } from '../../src/policies/retention/selection';
+import { generateAgentKey } from '../../src/tunnel';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
 import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/processes';
 import { connectionUrl } from '../support/test-database';
@@ -191,4 +194,36 @@ describe('protection policies on two hub processes', () => {
     }
     expect(slots.filter((e) => !['DrillSlotFired', 'DrillSlotSkipped'].includes(e.type))).toEqual([]);
   }, 120_000);
+
+  // last: the VMs it adds would be selected by nothing above, but the tests above read the VM list's first VM
+  it('GET /policies/matching-vms answers what the hub\'s own selection picks among the VMs reported now, on either hub, and refuses hostile selectors (400)', async () => {
+    // a second agent's inventory, no process behind it: names for the globs to tell apart
+    const key = await generateAgentKey(join(lab.dir, 'inventory-only-agent'));
+    const other = (await lab.api('POST', '/api/v1/agents', { name: 'inventory-only', publicKey: key.publicKey })).body as { agentId: string };
+    const disk = { diskId: 'disk0', path: '/images/x.qcow2', format: 'qcow2', virtualSize: 1 << 30, changeTracking: 'dirty-bitmap' };
+    const inventory = { vms: ['web-1', 'web-2', 'web-10', 'db-1'].map((name) => ({ vmId: `${name}-id`, name, disks: [disk] })) };
+    expect((await lab.api('PUT', `/api/v1/agents/${other.agentId}/inventory`, inventory)).status).toBe(200);
+    const vms = (await lab.api('GET', '/api/v1/vms')).body as { vmId: string; name: string; agentId: string }[];
+    const picked = (selector: PolicyVmSelector) => vms.filter((vm) => selects(selector, vm)).map(({ vmId, name, agentId }) => ({ vmId, name, agentId }));
+    expect(picked({ namePattern: 'web-?' }).map((v) => v.name)).toEqual(['web-1', 'web-2']);
+    const cases: [string, PolicyVmSelector][] = [
+      ['namePattern=web-%3F', { namePattern: 'web-?' }],
+      ['namePattern=web-*', { namePattern: 'web-*' }],
+      ['namePattern=*1', { namePattern: '*1' }],
+      [`agentId=${other.agentId}`, { agentId: other.agentId }],
+      [`ids=vm1,db-1-id,gone&namePattern=*1&agentId=${other.agentId}`, { ids: ['vm1', 'db-1-id', 'gone'], namePattern: '*1', agentId: other.agentId }],
+      ['ids=vm1,web-2-id', { ids: ['vm1', 'web-2-id'] }],
+      ['', {}],
+    ];
+    for (const [query, selector] of cases) {
+      expect({ query, ...(await viaSecond('GET', `/api/v1/policies/matching-vms?${query}`)) }).toEqual({ query, status: 200, body: picked(selector) });
+    }
+    // a pattern a backtracking RegExp would chew on for hours is answered at once
+    const started = Date.now();
+    expect(await lab.api('GET', `/api/v1/policies/matching-vms?namePattern=${'*'.repeat(199)}x`)).toEqual({ status: 200, body: [] });
+    expect(Date.now() - started).toBeLessThan(2000);
+    for (const query of [`namePattern=${'a'.repeat(201)}`, 'namePattern=', 'namePattern=a&namePattern=b', 'ids=../etc', 'ids=a,,b', 'ids=', `ids=${Array.from({ length: 1001 }, (_, i) => `v${i}`).join(',')}`, 'agentId=host-1', 'bogus=1']) {
+      expect({ query, status: (await lab.api('GET', `/api/v1/policies/matching-vms?${query}`)).status }).toEqual({ query, status: 400 });
+    }
+  }, 60_000);
 });

@@ -324,6 +324,22 @@ export interface paths {
         patch: operations["RepositoriesController_changeSettings"];
         trace?: never;
     };
+    "/api/v1/repositories/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RepositoriesController_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/repositories/{id}/gc": {
         parameters: {
             query?: never;
@@ -798,6 +814,22 @@ export interface paths {
         get: operations["PoliciesController_list"];
         put?: never;
         post: operations["PoliciesController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/policies/matching-vms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["PoliciesController_matchingVms"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1529,6 +1561,12 @@ export interface components {
             /** @description required when the retention rules would prune more than half of a VM's restore points at once (409 without it); not recorded */
             confirmPrune?: boolean;
         };
+        MatchingVmDto: {
+            vmId: string;
+            name: string;
+            /** Format: uuid */
+            agentId: string;
+        };
         OpenPointExportDto: {
             /**
              * @description TLS with a pre-shared key of its own (in the answer); false only where SENDENSE_NBD_BIND is a loopback address
@@ -1708,6 +1746,10 @@ export interface operations {
                 streamPrefix?: string;
                 /** @description the token name (or admin, system) events record as their actor */
                 actor?: string;
+                /** @description events whose data names this VM (`data.vmId`): a job's request, its restore point, restores, drills */
+                vmId?: string;
+                /** @description a backup's, a restore's or a drill's id: the events its request's correlation id carries */
+                jobId?: string;
                 /** @description recorded at or after (ISO 8601) */
                 from?: string;
                 /** @description recorded before (ISO 8601) */
@@ -2114,6 +2156,26 @@ export interface operations {
                 "application/json": components["schemas"]["ChangeRepositorySettingsDto"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RepositoriesController_usage: {
+        parameters: {
+            query?: {
+                /** @description how many days of samples, counted back from now (1-365); the estimate reads the last 30 whatever this is */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {
@@ -2834,6 +2896,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    PoliciesController_matchingVms: {
+        parameters: {
+            query?: {
+                /** @description a glob on the VM name: * any run of characters, ? one */
+                namePattern?: string;
+                agentId?: string;
+                /** @description VM ids, comma-separated (at most 1,000) */
+                ids?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MatchingVmDto"][];
+                };
             };
         };
     };

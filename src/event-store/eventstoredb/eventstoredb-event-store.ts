@@ -89,13 +89,25 @@ export class EventStoreDbEventStore implements EventStore {
     return this.scan(options.after ?? null, options.maxCount ?? 1000, (e) => matches(e, options.filter));
   }
 
-  /** Reads $all forwards and filters here: EventStoreDB has no index on our metadata's actor or on time. */
+  /**
+   * Reads $all forwards and filters here: EventStoreDB has no index on our metadata's actor, on time or on the data's
+   * VM. A correlation alone has its own stream (`$bc-`), but with the other conditions and paging by `after` it is
+   * filtered here like the rest.
+   */
   async searchEvents(search: EventSearch): Promise<RecordedEvent[]> {
     const from = search.from?.getTime() ?? -Infinity;
     const to = search.to?.getTime() ?? Infinity;
+    const equal = (want: string | undefined, got: unknown) => want === undefined || got === want;
     return this.scan(search.after ?? null, search.maxCount, (e) => {
       const at = e.createdAt.getTime();
-      return matches(e, search.filter) && (search.actor === undefined || e.metadata.actor === search.actor) && at >= from && at < to;
+      return (
+        matches(e, search.filter) &&
+        equal(search.actor, e.metadata.actor) &&
+        equal(search.vmId, e.data.vmId) &&
+        equal(search.correlationId, e.metadata.correlationId) &&
+        at >= from &&
+        at < to
+      );
     });
   }
 

@@ -36,6 +36,15 @@ export interface RepositoryDetails {
   freeBytes: number | null;
   /** The filesystem's used space; for a tenant's token, the size of its own points' files (others' stay unseen). */
   usedBytes: number | null;
+  /**
+   * The space of its points: the sum of their disks' files as recorded, recycled points included (their files stay
+   * until purged); for a tenant's token, of its own VMs' points. Two repositories on one filesystem each count their own.
+   */
+  pointsBytes: number;
+  /** How fast pointsBytes grew over the last 30 days (least squares); null with less than an hour of history, and for a tenant's token. */
+  growthBytesPerDay: number | null;
+  /** When the points, growing at that pace, take up freeBytes (ISO); null when they do not grow, freeBytes is unknown, or for a tenant's token. */
+  estimatedFullAt: string | null;
   lowSpace: boolean;
   /** Restore points the repository holds (of the caller's tenant, for a tenant's token: a repository may hold several tenants' VMs). */
   restorePoints: number;

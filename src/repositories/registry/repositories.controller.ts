@@ -1,13 +1,14 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { CommandGateway } from '../../projection-runner/command-gateway';
 import { ChangeRepositorySettingsCommand } from '../commands/change-repository-settings.command';
 import { GetRepositoryQuery } from '../queries/get-repository.query';
+import { GetRepositoryUsageQuery } from '../queries/get-repository-usage.query';
 import { ListRepositoriesQuery } from '../queries/list-repositories.query';
 import { ChunkSpaceWorkflow } from '../chunk-space.workflow';
 import { RepositoryLifecycleWorkflow } from '../repository-lifecycle.workflow';
-import { ChangeRepositorySettingsDto, RegisterRepositoryDto, registrationOf, RepositoryIdParams } from './repositories.dto';
+import { ChangeRepositorySettingsDto, RegisterRepositoryDto, registrationOf, RepositoryIdParams, RepositoryUsageQueryDto } from './repositories.dto';
 import { Access } from '../../http/access.guard';
 import { Owned, TenantScope } from '../../http/owned';
 import { currentContext } from '../../eventing/request-context';
@@ -49,6 +50,14 @@ export class RepositoriesController {
   @Get(':id')
   get(@Param() { id }: RepositoryIdParams) {
     return this.queries.execute(new GetRepositoryQuery(id, currentContext().tenantId));
+  }
+
+  /** The space of its points over time, for the console's overview; a tenant's token is told its own points' bytes only. */
+  @Access('read')
+  @Owned({ params: { id: 'repository' } })
+  @Get(':id/usage')
+  usage(@Param() { id }: RepositoryIdParams, @Query() { days }: RepositoryUsageQueryDto) {
+    return this.queries.execute(new GetRepositoryUsageQuery(id, days ?? 30, currentContext().tenantId));
   }
 
   @Access('admin')

@@ -119,6 +119,16 @@ export class RepositoryIdParams {
   id: string;
 }
 
+export class RepositoryUsageQueryDto {
+  @ApiPropertyOptional({ description: 'how many days of samples, counted back from now (1-365); the estimate reads the last 30 whatever this is', default: 30, minimum: 1, maximum: 365 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'days must be a whole number of days' })
+  @Min(1, { message: 'days must be at least 1' })
+  @Max(365, { message: 'days must be at most 365' })
+  days?: number;
+}
+
 /** A field of another kind is refused rather than ignored, so a mistyped request never registers something else. */
 export function registrationOf(body: RegisterRepositoryDto): RegisterRepository {
   const foreign = Object.keys(body).filter((k) => (body as unknown as Record<string, unknown>)[k] !== undefined).filter((k) => !['name', 'kind', 'immutableDays', 'maxChainDepth', 'encryption', 'layout'].includes(k) && !(KIND_FIELDS[body.kind] as readonly string[]).includes(k));
