@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, problem } from '../api/client';
+import { api } from '../api/client';
+import { Failure, type Refusal, refusalOf } from '../ui/failure';
 import { onLink } from '../router';
 import { session } from '../session';
 
@@ -15,11 +16,15 @@ interface PolicySummary {
 /** Every policy, by name: what it protects how often and how long. */
 export function Policies() {
   const [policies, setPolicies] = useState<PolicySummary[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<Refusal | null>(null);
   useEffect(() => {
-    void api.GET('/api/v1/policies').then(({ data, error: refused }) => (refused ? setError(problem(refused)) : setPolicies(data as unknown as PolicySummary[])));
+    void api.GET('/api/v1/policies').then((answer) => {
+      const refused = refusalOf(answer);
+      if (refused) setError(refused);
+      else setPolicies(answer.data as unknown as PolicySummary[]);
+    });
   }, []);
-  if (error) return <main><h1>Policies</h1><p role="alert" class="error">{error}</p></main>;
+  if (error) return <Failure title="Policies" refusal={error} missing="No policies" />;
   if (!policies) return <main><h1>Policies</h1><p aria-busy="true">Loading…</p></main>;
   return (
     <main>

@@ -1,10 +1,14 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
-import { bytes } from '../format';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { navigate } from '../router';
 import { session } from '../session';
+import { BacktestChart, type Simulation } from './backtest-chart';
+import { type Mark, MarkLegend, PruneTimeline, ruleWords } from './prune-timeline';
 import { SchedulePresets } from './schedule-presets';
+import { useSettled } from './settled';
+import { type VmSelector, VmSelectorFields } from './vm-selector';
+import './policies.css';
 
 const RULES = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'] as const;
 type Rules = Partial<Record<(typeof RULES)[number], number>>;
@@ -12,7 +16,7 @@ const RULE_LABEL: Record<(typeof RULES)[number], string> = { keepLast: 'Keep las
 
 interface Definition {
   name: string;
-  vms: { ids?: string[]; namePattern?: string; agentId?: string };
+  vms: VmSelector;
   repositoryId: string;
   schedule: { cron: string; timezone: string; catchUp?: 'once' | 'skip' };
   fullEvery?: number | null;
@@ -21,30 +25,22 @@ interface Definition {
   enabled: boolean;
   drill?: unknown;
 }
-interface Mark {
-  restorePointId: string;
-  createdAt: string;
-  action: 'keep' | 'prune';
-  rule: string;
+
+/** The backtest's window, counted back from now. */
+const BACKTEST_DAYS = 30;
+
+type RpoUnit = 'hours' | 'days';
+/** An RPO as the form shows it: the number as typed (so typing is never rewritten under the cursor) and its unit. */
+interface Rpo {
+  text: string;
+  unit: RpoUnit;
 }
-interface Simulation {
-  repositoryBytes: { date: string; bytes: number }[];
-  vms: { vmId: string; name: string; rpoViolations: { from: string; to: string; hours: number }[] }[];
-  slots: number;
-}
+const HOURS_IN: Record<RpoUnit, number> = { hours: 1, days: 24 };
+const rpoOf = (hours: number): Rpo => (hours >= 24 && hours % 24 === 0 ? { text: String(hours / 24), unit: 'days' } : { text: String(hours), unit: 'hours' });
+const rpoHoursOf = (rpo: Rpo) => Math.round(Number(rpo.text) * HOURS_IN[rpo.unit] * 1e6) / 1e6;
 
 const EMPTY: Definition = { name: '', vms: { ids: [] }, repositoryId: '', schedule: { cron: '0 2 * * *', timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' }, retention: { keepLast: 7 }, rpoHours: 26, enabled: true };
 const sameRules = (a: Rules, b: Rules) => RULES.every((r) => (a[r] ?? 0) === (b[r] ?? 0));
-
-/** Waits for the typing to pause before asking the hub again. */
-function useSettled<T>(value: T, ms = 300): T {
-  const [settled, setSettled] = useState(value);
-  useEffect(() => {
-    const t = setTimeout(() => setSettled(value), ms);
-    return () => clearTimeout(t);
-  }, [JSON.stringify(value)]);
-  return settled;
-}
 
 /** A policy's form: the next slots as the cron is typed, the prune preview as the rules are, and a backtest of it all. */
 export function PolicyForm({ policyId }: { policyId: string | null }) {
@@ -60,6 +56,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
   const [massPrune, setMassPrune] = useState<string | null>(null);
   const [simulation, setSimulation] = useState<Simulation | null>(null);
   const [pruned, setPruned] = useState(0);
+  const [rpo, setRpo] = useState<Rpo>(rpoOf(EMPTY.rpoHours));
   const operate = session.mayOperate();
 
   useEffect(() => {
@@ -81,6 +78,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
         const definition: Definition = { name: p.name, vms: p.vms, repositoryId: p.repositoryId, schedule: p.schedule, fullEvery: p.fullEvery ?? undefined, retention: p.retention, rpoHours: p.rpoHours, enabled: p.enabled, drill: p.drill };
         setForm(definition);
         setSaved(definition);
+        setRpo(rpoOf(p.rpoHours));
       });
   }, [policyId]);
 
@@ -103,7 +101,9 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
   }, [policyId, JSON.stringify(rules), pruned]);
 
   if (!form) return <main><h1>Policy</h1><p aria-busy="true">Loading…</p></main>;
-  const set = (change: Partial<Definition>) => (setForm({ ...form, ...change }), setConfirming(false));
+  // a backtest is of the form as it was when asked: one of an older form would answer for what is no longer there
+  const set = (change: Partial<Definition>) => (setForm({ ...form, ...change }), setConfirming(false), setSimulation(null));
+  const setRpoField = (next: Rpo) => (setRpo(next), set({ rpoHours: rpoHoursOf(next) }));
   const setRule = (rule: (typeof RULES)[number], value: string) => set({ retention: { ...form.retention, [rule]: value === '' ? undefined : Number(value) } });
   const zoned = new Intl.DateTimeFormat(undefined, { timeZone: slots.error ? undefined : form.schedule.timezone, dateStyle: 'full', timeStyle: 'short' });
   const rulesSaved = !!saved && sameRules(form.retention, saved.retention);
@@ -134,7 +134,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
   }
   async function simulate() {
     const to = new Date();
-    const from = new Date(to.getTime() - 30 * 86_400_000);
+    const from = new Date(to.getTime() - BACKTEST_DAYS * 86_400_000);
     const { data, error } = await api.POST('/api/v1/policies/simulate', { body: { policy: { ...form!, drill: undefined, fullEvery: form!.fullEvery ?? undefined }, from: from.toISOString(), to: to.toISOString() } as never });
     if (error) return setNotice({ text: `Simulation refused: ${problem(error)}`, alert: true });
     setSimulation(data as unknown as Simulation);
@@ -147,15 +147,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
       <form class="policy" onSubmit={save}>
         <label for="p-name">Name</label>
         <input id="p-name" value={form.name} onInput={(e) => set({ name: (e.target as HTMLInputElement).value })} required disabled={!operate} />
-        <label for="p-vms">VM ids (comma-separated)</label>
-        <input id="p-vms" value={(form.vms.ids ?? []).join(', ')} onInput={(e) => set({ vms: { ...form.vms, ids: (e.target as HTMLInputElement).value.split(',').map((s) => s.trim()).filter(Boolean) } })} disabled={!operate} />
-        <label for="p-pattern">or VM names matching</label>
-        <input id="p-pattern" value={form.vms.namePattern ?? ''} placeholder="web-*" onInput={(e) => set({ vms: { ...form.vms, namePattern: (e.target as HTMLInputElement).value || undefined } })} disabled={!operate} />
-        <label for="p-agent">Only VMs of agent</label>
-        <select id="p-agent" value={form.vms.agentId ?? ''} onChange={(e) => set({ vms: { ...form.vms, agentId: (e.target as HTMLSelectElement).value || undefined } })} disabled={!operate}>
-          {!session.tenant() && <option value="">any agent</option>}
-          {agents.map((a) => <option key={a.agentId} value={a.agentId}>{a.name}</option>)}
-        </select>
+        <VmSelectorFields selector={form.vms} onChange={(vms) => set({ vms })} agents={agents} disabled={!operate} />
         <label for="p-repo">Repository</label>
         <select id="p-repo" value={form.repositoryId} onChange={(e) => set({ repositoryId: (e.target as HTMLSelectElement).value })} disabled={!operate}>
           {repositories.map((r) => <option key={r.repositoryId} value={r.repositoryId}>{r.name}</option>)}
@@ -173,8 +165,15 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
             </>
           )}
         </div>
-        <label for="p-rpo">RPO (hours)</label>
-        <input id="p-rpo" type="number" min={0.01} step="any" value={form.rpoHours} onInput={(e) => set({ rpoHours: Number((e.target as HTMLInputElement).value) })} disabled={!operate} />
+        <label for="p-rpo">RPO: at risk when the newest point is older than</label>
+        <span class="rpo">
+          <input id="p-rpo" type="number" min={0.01} step="any" value={rpo.text} onInput={(e) => setRpoField({ ...rpo, text: (e.target as HTMLInputElement).value })} aria-describedby={rpo.unit === 'days' ? 'p-rpo-hours' : undefined} disabled={!operate} />
+          <select id="p-rpo-unit" aria-label="RPO unit" value={rpo.unit} onChange={(e) => setRpoField({ ...rpo, unit: (e.target as HTMLSelectElement).value as RpoUnit })} disabled={!operate}>
+            <option value="hours">hours</option>
+            <option value="days">days</option>
+          </select>
+          {rpo.unit === 'days' && <small id="p-rpo-hours">({form.rpoHours} hours)</small>}
+        </span>
         <fieldset class="rules">
           <legend>Retention (Proxmox Backup Server's prune rules)</legend>
           {RULES.map((r) => (
@@ -197,6 +196,10 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
       {policyId && preview && (
         <section aria-labelledby="preview-title">
           <h2 id="preview-title">Prune preview {rulesSaved ? '(the saved rules)' : '(the rules as typed, not saved)'}</h2>
+          <MarkLegend />
+          {preview.map((chain) => (
+            <PruneTimeline key={chain.vmId} vmId={chain.vmId} marks={chain.marks} />
+          ))}
           {preview.map((chain) => (
             <table key={chain.vmId} class="preview" data-chain={chain.vmId}>
               <caption>{chain.vmId}: newest point first</caption>
@@ -204,7 +207,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
               <tbody>
                 {chain.marks.map((m) => (
                   <tr key={m.restorePointId} data-mark={m.restorePointId} data-action={m.action} data-rule={m.rule}>
-                    <th scope="row">{m.restorePointId}</th><td>{new Date(m.createdAt).toLocaleString()}</td><td class={`action-${m.action}`}>{m.action}</td><td>{m.rule}</td>
+                    <th scope="row">{m.restorePointId}</th><td>{new Date(m.createdAt).toLocaleString()}</td><td class={`action-${m.action}`}>{m.action === 'keep' ? '✓' : '✕'} {m.action}</td><td title={ruleWords(m)}>{m.rule}</td>
                   </tr>
                 ))}
               </tbody>
@@ -227,37 +230,9 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
 
       <section aria-labelledby="simulate-title">
         <h2 id="simulate-title">Backtest</h2>
-        <p><button type="button" onClick={() => void simulate()}>Simulate the last 30 days</button></p>
-        {simulation && <SimulationChart simulation={simulation} />}
+        <p><button type="button" onClick={() => void simulate()}>Simulate the last {BACKTEST_DAYS} days</button></p>
+        {simulation && <BacktestChart simulation={simulation} days={BACKTEST_DAYS} />}
       </section>
     </main>
-  );
-}
-
-/** Repository size over the simulated days, with the days any VM's newest point was older than the RPO. */
-function SimulationChart({ simulation }: { simulation: Simulation }) {
-  const series = simulation.repositoryBytes;
-  const violations = simulation.vms.flatMap((vm) => vm.rpoViolations.map((v) => ({ ...v, vm: vm.name })));
-  if (!series.length) return <p>Nothing to show: the policy selects no VM with a recorded backup.</p>;
-  const W = 640;
-  const H = 200;
-  const max = Math.max(1, ...series.map((s) => s.bytes));
-  const t0 = Date.parse(series[0].date);
-  const t1 = Math.max(t0 + 1, Date.parse(series[series.length - 1].date));
-  const x = (iso: string) => ((Date.parse(iso) - t0) / (t1 - t0)) * (W - 40) + 30;
-  const y = (b: number) => H - 20 - (b / max) * (H - 40);
-  const summary = `Repository size from ${bytes(series[0].bytes)} to ${bytes(series[series.length - 1].bytes)} (peak ${bytes(max)}) over ${series.length} days; ${violations.length} RPO violation(s)`;
-  return (
-    <figure data-days={series.length} data-violations={violations.length}>
-      <svg role="img" aria-label={summary} viewBox={`0 0 ${W} ${H}`} width={W} height={H} class="chart">
-        {violations.map((v, i) => <rect key={i} x={x(v.from)} y={10} width={Math.max(2, x(v.to) - x(v.from))} height={H - 30} fill="#ffd8d3" />)}
-        <polyline fill="none" stroke="#0969da" stroke-width="2" points={series.map((s) => `${x(s.date)},${y(s.bytes)}`).join(' ')} />
-        <line x1={30} y1={H - 20} x2={W - 10} y2={H - 20} stroke="#57606a" />
-        <text x={30} y={H - 4} font-size="11">{series[0].date.slice(0, 10)}</text>
-        <text x={W - 90} y={H - 4} font-size="11">{series[series.length - 1].date.slice(0, 10)}</text>
-        <text x={32} y={14} font-size="11">{bytes(max)}</text>
-      </svg>
-      <figcaption>{summary}. Shaded: times a VM's newest point was older than its RPO{violations.length ? ` (${violations.map((v) => `${v.vm} ${v.hours.toFixed(1)} h`).join(', ')})` : ''}.</figcaption>
-    </figure>
   );
 }
