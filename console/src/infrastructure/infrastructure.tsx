@@ -1,6 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, problem } from '../api/client';
+import { api } from '../api/client';
+import { Failure, type Refusal, refusalOf } from '../ui/failure';
 import { bytes, time } from '../format';
+import { fullSentence } from '../pages/repository-usage';
 
 interface Repository {
   repositoryId: string;
@@ -9,9 +11,11 @@ interface Repository {
   path: string;
   totalBytes: number;
   freeBytes: number;
-  usedBytes: number;
   lowSpace: boolean;
   restorePoints: number;
+  pointsBytes: number;
+  growthBytesPerDay: number | null;
+  estimatedFullAt: string | null;
   immutableDays: number | null;
   encryption: { keyFile: string; keyFingerprint: string } | null;
   layout: 'qcow2' | 'chunks';
@@ -30,12 +34,13 @@ interface Agent {
 export function Infrastructure() {
   const [repositories, setRepositories] = useState<Repository[] | null>(null);
   const [agents, setAgents] = useState<Agent[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<Refusal | null>(null);
 
   async function load() {
     const repos = await api.GET('/api/v1/repositories');
     const listed = await api.GET('/api/v1/agents');
-    if (repos.error || listed.error) return setError(problem(repos.error ?? listed.error));
+    const refused = refusalOf(repos) ?? refusalOf(listed);
+    if (refused) return setError(refused);
     setRepositories(repos.data as unknown as Repository[]);
     setAgents(listed.data as unknown as Agent[]);
   }
@@ -45,14 +50,14 @@ export function Infrastructure() {
     return () => clearInterval(timer);
   }, []);
 
-  if (error) return <main><h1>Repositories and agents</h1><p role="alert" class="error">{error}</p></main>;
+  if (error) return <Failure title="Repositories and agents" refusal={error} missing="No repositories" />;
   if (!repositories || !agents) return <main><h1>Repositories and agents</h1><p aria-busy="true">Loading…</p></main>;
   return (
     <main>
       <h1>Repositories and agents</h1>
       <table>
         <caption>Repositories</caption>
-        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Restore points</th><th scope="col">Immutable</th><th scope="col">Encrypted</th><th scope="col">Saving</th><th scope="col">Used</th></tr></thead>
+        <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Restore points</th><th scope="col">Immutable</th><th scope="col">Encrypted</th><th scope="col">Saving</th><th scope="col">Its points</th><th scope="col">Its filesystem</th></tr></thead>
         <tbody>
           {repositories.map((r) => {
             const percent = r.totalBytes ? Math.round(((r.totalBytes - r.freeBytes) / r.totalBytes) * 100) : 0;
@@ -65,11 +70,16 @@ export function Infrastructure() {
                 <td data-immutable-days={r.immutableDays ?? 0}>{r.immutableDays ? `each point for ${r.immutableDays} day${r.immutableDays === 1 ? '' : 's'}` : 'no'}</td>
                 <td data-encrypted={r.encryption ? 'yes' : 'no'}>{r.encryption ? <span title={`key file ${r.encryption.keyFile}`}>key <code>{r.encryption.keyFingerprint.slice(0, 19)}…</code></span> : 'no'}</td>
                 <td data-layout={r.layout}>{saving(r)}</td>
+                <td data-points-bytes={r.pointsBytes}>
+                  {bytes(r.pointsBytes)}
+                  <small class="full-date" data-estimated-full={r.estimatedFullAt ?? ''}>{fullSentence(r)}</small>
+                </td>
                 <td>
                   <div role="progressbar" aria-label={`space used in ${r.name}`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={percent} class={`bar${r.lowSpace ? ' low' : ''}`}>
                     <div style={{ width: `${percent}%` }} />
                   </div>
-                  {percent}% of {bytes(r.totalBytes)} used, {bytes(r.freeBytes)} free{r.lowSpace && ' (low on space)'} · backups use {bytes(r.usedBytes)}
+                  {/* the filesystem's figures count every file on it, other repositories' and other programs' included */}
+                  {percent}% of {bytes(r.totalBytes)} used, {bytes(r.freeBytes)} free{r.lowSpace && ' (low on space)'}
                 </td>
               </tr>
             );

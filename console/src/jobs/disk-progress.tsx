@@ -13,8 +13,9 @@ export function DiskProgress({ jobId, disk }: { jobId: string; disk: DiskView })
         <div style={{ width: `${percent}%` }} />
       </div>
       <span class="disk-figures">
-        {percent}% · {bytes(disk.bytesDone)} of {bytes(disk.bytesPlanned)}
-        {disk.done ? ' · done' : disk.rate > 0 ? ` · ${bytes(disk.rate)}/s · ${duration(eta)} left` : ''}
+        {/* a disk whose size was never reported is not shown as "0 B of 0 B" */}
+        {disk.done && !disk.bytesPlanned ? 'done' : `${percent}% · ${bytes(disk.bytesDone)} of ${bytes(disk.bytesPlanned)}`}
+        {disk.done ? (disk.bytesPlanned ? ' · done' : '') : disk.rate > 0 ? ` · ${bytes(disk.rate)}/s · ${duration(eta)} left` : ''}
       </span>
     </div>
   );

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, problem } from '../api/client';
+import { api } from '../api/client';
 import { bytes, duration, time } from '../format';
 import { eventsAfter, type LiveEvent, useLive } from '../live';
 import { onLink } from '../router';
@@ -8,6 +8,7 @@ import { session } from '../session';
 import { DiskProgress } from './disk-progress';
 import type { StoryEvent } from '../audit/sentences';
 import { jobLog } from './job-log';
+import { Failure, type Refusal, refusalOf } from '../ui/failure';
 import { bytesRead, cancelJob, JobBadge, jobSeconds, retryJob } from './jobs';
 import { applyJobEvent, jobIdOf, type JobView, upToDate } from './job-view';
 
@@ -16,13 +17,15 @@ export function Job({ jobId }: { jobId: string }) {
   const [job, setJob] = useState<JobView | null>(null);
   const [story, setStory] = useState<StoryEvent[]>([]);
   const [correlationId, setCorrelationId] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<Refusal | null>(null);
   const [notice, setNotice] = useState<Notice | null>(null);
   const refetch = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
 
   async function loadJob() {
-    const { data, error: refused } = await api.GET('/api/v1/backups/{jobId}', { params: { path: { jobId } } });
-    if (refused) return setError(problem(refused));
+    const answer = await api.GET('/api/v1/backups/{jobId}', { params: { path: { jobId } } });
+    const refused = refusalOf(answer);
+    if (refused) return setError(refused);
+    const data = answer.data;
     const { asOf, ...listed } = data!;
     setJob(upToDate([listed], asOf, eventsAfter(asOf))[0]);
   }
@@ -51,7 +54,7 @@ export function Job({ jobId }: { jobId: string }) {
     }
   });
 
-  if (error) return <main><h1>Job {jobId}</h1><p role="alert" class="error">{error}</p></main>;
+  if (error) return <Failure title="Job" refusal={error} missing={`No backup job ${jobId}`} back={{ href: '/console/jobs', label: 'Back to Jobs' }} />;
   if (!job) return <main><h1>Job {jobId}</h1><p aria-busy="true">Loading…</p></main>;
   const seconds = jobSeconds(job);
   const read = bytesRead(job);

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
+import { Failure, type Refusal, refusalOf } from '../ui/failure';
 import { ago, bytes, duration, time } from '../format';
 import { eventsAfter, type LiveEvent, useLive } from '../live';
 import { navigate, onLink, useRoute } from '../router';
@@ -56,15 +57,16 @@ export function Jobs() {
   const filter: Filter = { status: query.get('status') ?? '', vm: query.get('vm') ?? '', since: query.get('since') ?? '' };
   const [jobs, setJobs] = useState<JobView[] | null>(null);
   const [names, setNames] = useState<Map<string, string>>(new Map());
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<Refusal | null>(null);
   const [notice, setNotice] = useState<Notice | null>(null);
   // the filters read the newest 500 jobs; the page draws a hundred at a time
   const [drawn, setDrawn] = useState(100);
 
   async function load() {
-    const [{ data, error: refused }, vms] = await Promise.all([api.GET('/api/v1/backups', { params: { query: { limit: 500 } } }), api.GET('/api/v1/vms')]);
-    if (refused) return setError(problem(refused));
-    const { jobs: listed, asOf } = data!;
+    const [answer, vms] = await Promise.all([api.GET('/api/v1/backups', { params: { query: { limit: 500 } } }), api.GET('/api/v1/vms')]);
+    const refused = refusalOf(answer);
+    if (refused) return setError(refused);
+    const { jobs: listed, asOf } = answer.data!;
     setJobs(upToDate(listed, asOf, eventsAfter(asOf)));
     if (vms.data) setNames(new Map((vms.data as unknown as { vmId: string; name: string }[]).map((v) => [v.vmId, v.name])));
   }
@@ -80,7 +82,7 @@ export function Jobs() {
     navigate(`/jobs${q.size ? `?${q}` : ''}`, true);
   }
 
-  if (error) return <main><h1>Jobs</h1><p role="alert" class="error">{error}</p></main>;
+  if (error) return <Failure title="Jobs" refusal={error} missing="No jobs" />;
   if (!jobs) return <main><h1>Jobs</h1><p aria-busy="true">Loading…</p></main>;
   const now = Date.now();
   const name = (vmId: string) => names.get(vmId) ?? vmId;

@@ -8,6 +8,7 @@ import { session } from '../session';
 import { type Tone } from '../ui/badge';
 import { StateBadge, type VmProtection } from '../vms/protection';
 import { type DayCount, JobChart, lastDays } from './job-chart';
+import { RepositoryUsage, type RepositorySpace } from './repository-usage';
 
 interface Job {
   jobId: string;
@@ -15,10 +16,6 @@ interface Job {
   status: 'queued' | 'running' | 'completed' | 'failed';
   phase: string;
   requestedAt: string;
-}
-interface Repository {
-  repositoryId: string;
-  name: string;
 }
 
 /** The tiles of the morning check, in the order an operator acts on them; each filters the table below. */
@@ -39,7 +36,7 @@ export function rank(vm: VmProtection): [number, number] {
 }
 
 /** A VM with a point is backed up into that point's repository; one without asks which repository first. */
-function BackUpNow({ vm, repositories, done }: { vm: VmProtection; repositories: Repository[]; done: (n: Notice) => void }) {
+function BackUpNow({ vm, repositories, done }: { vm: VmProtection; repositories: RepositorySpace[]; done: (n: Notice) => void }) {
   const [choosing, setChoosing] = useState(false);
   const [repositoryId, setRepositoryId] = useState('');
   async function start(target: string) {
@@ -71,7 +68,7 @@ export function Overview() {
   const [vms, setVms] = useState<VmProtection[] | null>(null);
   const [jobs, setJobs] = useState<Job[]>([]);
   const [days, setDays] = useState<DayCount[]>([]);
-  const [repositories, setRepositories] = useState<Repository[]>([]);
+  const [repositories, setRepositories] = useState<RepositorySpace[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<Notice | null>(null);
   const chartDays = lastDays(14);
@@ -90,7 +87,7 @@ export function Overview() {
     setVms([...(report.data as unknown as { vms: VmProtection[] }).vms].sort((a, b) => rank(a)[0] - rank(b)[0] || rank(a)[1] - rank(b)[1]));
     setJobs((recent.data as unknown as { jobs: Job[] }).jobs);
     setDays((perDay.data as unknown as { days: DayCount[] }).days);
-    setRepositories(repos.data as unknown as Repository[]);
+    setRepositories(repos.data as unknown as RepositorySpace[]);
   }
   useEffect(() => {
     void load();
@@ -153,6 +150,8 @@ export function Overview() {
             <span><strong data-count="running">{running.length}</strong> running or queued now</span>
           </p>
           <JobChart days={chartDays} counts={days} />
+          <h2>Repositories</h2>
+          <RepositoryUsage repositories={repositories} />
           <h2>Running jobs</h2>
           {running.length ? (
             <ul>{running.map((j) => <li key={j.jobId}><a href={`/console/jobs/${j.jobId}`} onClick={onLink}>{vms.find((v) => v.vmId === j.vmId)?.name ?? j.vmId}</a>: {j.status} ({j.phase})</li>)}</ul>

@@ -4,6 +4,7 @@ import { download } from '../download';
 import { bytes, time } from '../format';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { navigate, onLink, useRoute } from '../router';
+import { Failure, type Refusal, refusalOf } from '../ui/failure';
 
 interface Volume {
   id: string;
@@ -47,7 +48,7 @@ export function MountBrowser({ mountId }: { mountId: string }) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [next, setNext] = useState<string | null>(null);
   const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: 'name', descending: false });
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<Refusal | null>(null);
   const [notice, setNotice] = useState<Notice | null>(null);
 
   const browsable = mount?.volumes.filter((v) => v.status === 'mounted') ?? [];
@@ -55,8 +56,10 @@ export function MountBrowser({ mountId }: { mountId: string }) {
   const here = (to: { volume?: string | null; path?: string }) => `/mounts/${mountId}?${new URLSearchParams({ volume: to.volume ?? volume ?? '', path: to.path ?? '' })}`;
 
   async function loadMount(): Promise<Mount | null> {
-    const { data, error: refused } = await api.GET('/api/v1/restore/mounts/{id}', { params: { path: { id: mountId } } });
-    if (refused) return (setError(problem(refused)), null);
+    const answer = await api.GET('/api/v1/restore/mounts/{id}', { params: { path: { id: mountId } } });
+    const refused = refusalOf(answer);
+    if (refused) return (setError(refused), null);
+    const data = answer.data;
     setMount(data as unknown as Mount);
     return data as unknown as Mount;
   }
@@ -100,7 +103,7 @@ export function MountBrowser({ mountId }: { mountId: string }) {
     await loadMount();
   }
 
-  if (error) return <main><h1>File restore</h1><p role="alert" class="error">{error}</p></main>;
+  if (error) return <Failure title="File restore" refusal={error} missing={`No file restore ${mountId}`} />;
   if (!mount) return <main><h1>File restore</h1><p aria-busy="true">Loading…</p></main>;
   const sorted = [...(entries ?? [])].sort((a, b) => {
     const order = sort.key === 'name' ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : sort.key === 'size' ? a.size - b.size : a.mtime.localeCompare(b.mtime);

@@ -4,11 +4,11 @@ import { download } from '../download';
 import { age, bytes, time } from '../format';
 import { navigate, onLink } from '../router';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
-import { RestoreForm } from '../restore/restore-form';
+import { ConsistencyBadge, IntegrityBadge, RestoreWizard } from '../restore/restore-wizard';
 import { session } from '../session';
-import { Badge } from '../ui/badge';
 import { JobBadge } from '../jobs/jobs';
 import type { JobView } from '../jobs/job-view';
+import { Failure, type Refusal, refusalOf } from '../ui/failure';
 import { StateBadge, type VmProtection } from './protection';
 
 interface Damaged {
@@ -58,11 +58,19 @@ export function chainOrder(points: Point[]): { point: Point; depth: number }[] {
   return out;
 }
 
+/** A point under a folded one, however deep, is not listed. */
+function hiddenBy(point: Point, points: Point[], folded: Set<string>): boolean {
+  const byId = new Map(points.map((p) => [p.restorePointId, p]));
+  for (let parent = point.parentId && byId.get(point.parentId); parent; parent = parent.parentId ? byId.get(parent.parentId) : undefined)
+    if (folded.has(parent.restorePointId)) return true;
+  return false;
+}
+
 /** A VM's restore points, every chain in every repository, with what can be done with each. */
 export function Vm({ vmId }: { vmId: string }) {
   const [points, setPoints] = useState<Point[] | null>(null);
   const [repositories, setRepositories] = useState<Record<string, string>>({});
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<Refusal | null>(null);
   const [notice, setNotice] = useState<Notice | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [restoring, setRestoring] = useState<Point | null>(null);
@@ -70,13 +78,17 @@ export function Vm({ vmId }: { vmId: string }) {
   const [confirming, setConfirming] = useState<string | null>(null);
   const [protection, setProtection] = useState<VmProtection | null>(null);
   const [lastJob, setLastJob] = useState<JobView | null>(null);
+  const [folded, setFolded] = useState<Set<string>>(new Set());
+  const toggle = (id: string) => setFolded((f) => (f.has(id) ? new Set([...f].filter((x) => x !== id)) : new Set([...f, id])));
 
   async function load() {
     const repos = api.GET('/api/v1/repositories');
     void api.GET('/api/v1/reports/protection').then(({ data }) => setProtection((data as unknown as { vms: VmProtection[] } | undefined)?.vms.find((v) => v.vmId === vmId) ?? null));
     void api.GET('/api/v1/backups', { params: { query: { vmId, limit: 1 } } }).then(({ data }) => setLastJob(data?.jobs[0] ?? null));
-    const { data, error: refused } = await api.GET('/api/v1/vms/{vmId}/restore-points', { params: { path: { vmId } } });
-    if (refused) return setError(problem(refused));
+    const answer = await api.GET('/api/v1/vms/{vmId}/restore-points', { params: { path: { vmId } } });
+    const refused = refusalOf(answer);
+    if (refused) return setError(refused);
+    const data = answer.data;
     setPoints(data as unknown as Point[]);
     setRepositories(Object.fromEntries((((await repos).data as unknown as { repositoryId: string; name: string }[] | undefined) ?? []).map((r) => [r.repositoryId, r.name])));
   }
@@ -119,11 +131,12 @@ export function Vm({ vmId }: { vmId: string }) {
     if (!refused) setExported(null);
   }
 
-  if (error) return <main><h1>{vmId}</h1><p role="alert" class="error">{error}</p></main>;
+  if (error) return <Failure title={vmId} refusal={error} missing={`No VM ${vmId}`} />;
   if (!points) return <main><h1>{vmId}</h1><p aria-busy="true">Loading…</p></main>;
   const operate = session.mayOperate();
   const name = protection?.name ?? vmId;
   const policies = protection?.policies ?? [];
+  const newest = points.reduce<Point | null>((n, p) => (!n || p.createdAt > n.createdAt ? p : n), null);
   return (
     <main class="wide">
       <p class="crumbs"><a href="/console/" onClick={onLink}>Protection</a></p>
@@ -135,6 +148,9 @@ export function Vm({ vmId }: { vmId: string }) {
         <div><dt>Last job</dt><dd>{lastJob ? <a href={`/console/jobs/${lastJob.jobId}`} onClick={onLink}><JobBadge job={lastJob} /> {time(lastJob.requestedAt)}</a> : 'none'}</dd></div>
         <div><dt>Points</dt><dd data-points-total>{points.length}, {bytes(points.reduce((n, p) => n + p.disks.reduce((m, d) => m + d.fileBytes, 0), 0))}</dd></div>
       </dl>
+      {operate && newest && (
+        <p><button type="button" class="primary" data-restore-newest onClick={() => setRestoring(newest)}>Restore…</button></p>
+      )}
       <NoticeLine notice={notice} />
       {busy && <p aria-busy="true">{busy}…</p>}
       {points.length === 0 ? (
@@ -146,19 +162,22 @@ export function Vm({ vmId }: { vmId: string }) {
             <tr><th scope="col">Point</th><th scope="col">Type</th><th scope="col">Size</th><th scope="col">Consistency</th><th scope="col">Integrity</th><th scope="col">Repository</th>{operate && <th scope="col">Actions</th>}</tr>
           </thead>
           <tbody>
-            {chainOrder(points).map(({ point: p, depth }) => (
+            {chainOrder(points).filter(({ point: p }) => !hiddenBy(p, points, folded)).map(({ point: p, depth }) => (
               <tr key={p.restorePointId} id={`point-${p.restorePointId}`} data-point={p.restorePointId} data-depth={depth} data-integrity={p.integrity}>
                 <th scope="row" style={{ paddingLeft: `${0.6 + depth * 1.5}rem` }}>
-                  {depth > 0 && <span aria-hidden="true">↳ </span>}{time(p.createdAt)}
+                  {points.some((c) => c.parentId === p.restorePointId) ? (
+                    <button type="button" class="fold" aria-expanded={!folded.has(p.restorePointId)} aria-label={`${folded.has(p.restorePointId) ? 'Show' : 'Hide'} the points built on ${time(p.createdAt)}`} onClick={() => toggle(p.restorePointId)}>
+                      {folded.has(p.restorePointId) ? '▸' : '▾'}
+                    </button>
+                  ) : depth > 0 && <span aria-hidden="true">↳ </span>}
+                  {time(p.createdAt)}
                   <small class="point-id">{p.restorePointId}</small>
                 </th>
                 <td>{p.type}</td>
                 <td>{bytes(p.disks.reduce((n, d) => n + d.fileBytes, 0))}</td>
-                <td title={p.consistencyReason ?? undefined}>
-                  {p.consistency === 'application' ? <Badge tone="ok" text="application" /> : p.consistency === 'crash' ? <Badge tone="warn" text="crash" /> : <Badge tone="idle" text="not known" />}
-                </td>
+                <td title={p.consistencyReason ?? undefined}><ConsistencyBadge point={p} /></td>
                 <td class={`integrity-${p.integrity}`}>
-                  {p.integrity === 'verified' ? <Badge tone="ok" text={`verified ${p.verifiedAt ? time(p.verifiedAt) : ''}`.trim()} /> : p.integrity === 'corrupt' ? <Badge tone="bad" text="corrupt" /> : <Badge tone="idle" text="unverified" />}
+                  <IntegrityBadge point={p} />
                   {p.damaged.length > 0 && (
                     <ul class="damaged">
                       {p.damaged.map((d) => <li key={`${d.diskId}-${d.offset}`}>{d.diskId}: {bytes(d.length)} at offset {d.offset} (in {d.inPointId})</li>)}
@@ -168,7 +187,7 @@ export function Vm({ vmId }: { vmId: string }) {
                 <td>{repositories[p.repositoryId] ?? p.repositoryId}</td>
                 {operate && (
                   <td class="actions">
-                    <button type="button" class="primary" disabled={!!busy} onClick={() => setRestoring(p)}>Restore…</button>
+                    <button type="button" disabled={!!busy} onClick={() => setRestoring(p)}>Restore…</button>
                     <details class="menu">
                       <summary>More</summary>
                       {/* a chosen action closes the menu, as a menu does */}
@@ -210,7 +229,18 @@ export function Vm({ vmId }: { vmId: string }) {
           <button type="button" onClick={() => void closeExport(exported.exportId)}>Close the export</button>
         </section>
       )}
-      {restoring && <RestoreForm key={restoring.restorePointId} point={restoring.restorePointId} vmId={vmId} hasConfiguration={!!restoring.configuration} onClose={() => setRestoring(null)} />}
+      {restoring && (
+        <RestoreWizard
+          key={restoring.restorePointId}
+          vmId={vmId}
+          vmName={name}
+          points={points}
+          initial={restoring}
+          onClose={() => setRestoring(null)}
+          onBrowse={(p, diskId) => void browse(p as Point, diskId)}
+          onImage={(p, diskId) => (setRestoring(null), void image(p as Point, diskId))}
+        />
+      )}
     </main>
   );
 }
