@@ -11,6 +11,7 @@ interface Repository {
   path: string;
   totalBytes: number;
   freeBytes: number;
+  usedBytes: number;
   lowSpace: boolean;
   restorePoints: number;
   pointsBytes: number;
@@ -60,7 +61,9 @@ export function Infrastructure() {
         <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Path</th><th scope="col">Restore points</th><th scope="col">Immutable</th><th scope="col">Encrypted</th><th scope="col">Saving</th><th scope="col">Its points</th><th scope="col">Its filesystem</th></tr></thead>
         <tbody>
           {repositories.map((r) => {
-            const percent = r.totalBytes ? Math.round(((r.totalBytes - r.freeBytes) / r.totalBytes) * 100) : 0;
+            // as df counts it: used over what a writer can reach (used + available), so blocks reserved for root or
+            // held back by the filesystem do not read as used
+            const percent = r.usedBytes + r.freeBytes ? Math.round((r.usedBytes / (r.usedBytes + r.freeBytes)) * 100) : 0;
             return (
               <tr key={r.repositoryId} data-repository={r.repositoryId}>
                 <th scope="row">{r.name}</th>
@@ -79,7 +82,7 @@ export function Infrastructure() {
                     <div style={{ width: `${percent}%` }} />
                   </div>
                   {/* the filesystem's figures count every file on it, other repositories' and other programs' included */}
-                  {percent}% of {bytes(r.totalBytes)} used, {bytes(r.freeBytes)} free{r.lowSpace && ' (low on space)'}
+                  {bytes(r.usedBytes)} used, {bytes(r.freeBytes)} free ({percent}% used){r.lowSpace && ' (low on space)'}
                 </td>
               </tr>
             );
