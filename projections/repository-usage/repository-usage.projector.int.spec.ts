@@ -38,8 +38,7 @@ describe('repository usage projector (real PostgreSQL)', () => {
   let db: TestDatabase;
   const projector = new RepositoryUsageProjector();
   const event = (type: string, data: Record<string, unknown>, at: string, vmId = 'vm1', repositoryId = R1): RecordedEvent =>
-    // a backup's point carries the hub's time of it, as the projector dates it by
-    ({ id: randomUUID(), streamId: chainStream(vmId, repositoryId), type, revision: 0n, position: '', data: type === RESTORE_POINT_ADDED ? { ...data, createdAt: at } : data, metadata: meta, createdAt: new Date(at) }) as RecordedEvent;
+    ({ id: randomUUID(), streamId: chainStream(vmId, repositoryId), type, revision: 0n, position: '', data, metadata: meta, createdAt: new Date(at) }) as RecordedEvent;
   const apply = (...events: RecordedEvent[]) =>
     db.dataSource.transaction(async (m) => {
       for (const e of events) await projector.apply(e, m);

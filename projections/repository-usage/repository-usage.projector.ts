@@ -46,8 +46,10 @@ export class RepositoryUsageProjector implements Projector {
         );
         if (!inserted.length) return;
         // a backup's point is dated by the hub's clock, as retention and RPOs read it (the store's own time is the
-        // database's); a synced point's createdAt is the remote's, so it counts from when it arrived here
-        return this.sample(p.repositoryId, event.type === RESTORE_POINT_ADDED ? new Date(p.createdAt) : event.createdAt, manager);
+        // database's); a synced point's createdAt is the remote's and a rescanned one's its manifest's, maybe months
+        // old: those count from when they arrived here
+        const backedUp = event.type === RESTORE_POINT_ADDED && p.backupId !== null;
+        return this.sample(p.repositoryId, backedUp ? new Date(p.createdAt) : event.createdAt, manager);
       }
       case RESTORE_POINT_MERGED: {
         // the oldest point's data now lives in its child, rewritten as a full
