@@ -505,7 +505,8 @@ describe('the web console in Chromium', () => {
     // a linked view: the address alone brings the same filter back
     await tab.reload();
     await lab.until(async () => JSON.stringify(await shown()) === JSON.stringify(ofVm.map((e) => e.eventId)), 10_000, 'the linked audit view by VM');
-    await expect(tab.locator('#audit-vmId').inputValue()).resolves.toBe('vm1');
+    // the VM list arrives on its own call: the select shows vm1 once its option is there
+    await lab.until(async () => (await tab.locator('#audit-vmId').inputValue()) === 'vm1', 10_000, 'the linked view to select vm1');
 
     // a job picked by its VM, type and time: exactly its correlation's events
     await tab.locator('#audit-vmId').selectOption('');
@@ -543,9 +544,9 @@ describe('the web console in Chromium', () => {
     await tab.screenshot({ path: join(SCREENS, 'audit-empty.png'), fullPage: true });
     await tab.locator('a[data-clear]').click();
     await tab.waitForURL(/\/console\/audit$/);
-    await expect(tab.locator('#audit-vmId').inputValue()).resolves.toBe('');
-    await expect(tab.locator('#audit-jobId').inputValue()).resolves.toBe('');
-    await expect(tab.locator('tr[data-event]').count()).resolves.toBe(0);
+    // the address changes first; the form follows at the page's next render
+    const cleared = async () => ({ vm: await tab.locator('#audit-vmId').inputValue(), job: await tab.locator('#audit-jobId').inputValue(), rows: await tab.locator('tr[data-event]').count() });
+    await lab.until(async () => JSON.stringify(await cleared()) === JSON.stringify({ vm: '', job: '', rows: 0 }), 10_000, 'Clear filters to empty the form');
 
     const locked = await lab.api('POST', '/api/v1/repositories', { name: 'locked', kind: 'local', path: join(lab.dir, 'locked'), immutableDays: 7 });
     expect(locked.status).toBe(201);
