@@ -75,6 +75,7 @@ describe('the console restore wizard against real libvirt', () => {
     expect(await axeViolations(tab)).toEqual([]);
     await tab.screenshot({ path: join(SCREENS, 'restore-wizard-target.png') });
     await operator.click(wizard.getByRole('button', { name: 'Review' }));
+    await wizard.locator('[data-review="what"]').waitFor();
     await expect(wizard.locator('[data-review]').evaluateAll((dd: any[]) => Object.fromEntries(dd.map((d) => [d.getAttribute('data-review'), d.textContent]))))
       .resolves.toEqual({ what: 'Instant recovery', agent: expect.any(String), name, dir, start: 'yes, at once' });
     expect(await axeViolations(tab)).toEqual([]);

@@ -309,11 +309,15 @@ describe('the web console in Chromium', () => {
     // the chain folds: a point's incrementals, however deep, hide under it and come back
     const root = listed.find((p) => !p.parentId && listed.some((c) => c.parentId === p.restorePointId))!;
     const under = (id: string): string[] => listed.filter((c) => c.parentId === id).flatMap((c) => [c.restorePointId, ...under(c.restorePointId)]);
-    await tab.locator(`tr[data-point="${root.restorePointId}"] button.fold`).click();
-    await expect(tab.locator(`tr[data-point="${root.restorePointId}"] button.fold`).getAttribute('aria-expanded')).resolves.toBe('false');
-    await expect(rows.evaluateAll((trs: any[]) => trs.map((tr) => tr.getAttribute('data-point')))).resolves.toEqual(shown.map((r: { id: string }) => r.id).filter((id: string) => !under(root.restorePointId).includes(id)));
-    await tab.locator(`tr[data-point="${root.restorePointId}"] button.fold`).click();
-    await expect(rows.count()).resolves.toBe(listed.length);
+    const fold = tab.locator(`tr[data-point="${root.restorePointId}"] button.fold`);
+    const rowIds = () => rows.evaluateAll((trs: any[]) => trs.map((tr) => tr.getAttribute('data-point')));
+    await fold.click();
+    const folded = shown.map((r: { id: string }) => r.id).filter((id: string) => !under(root.restorePointId).includes(id));
+    await lab.until(async () => JSON.stringify(await rowIds()) === JSON.stringify(folded), 10_000, 'the chain to fold');
+    await expect(fold.getAttribute('aria-expanded')).resolves.toBe('false');
+    await fold.click();
+    await lab.until(async () => (await rowIds()).length === listed.length, 10_000, 'the chain to unfold');
+    await expect(fold.getAttribute('aria-expanded')).resolves.toBe('true');
 
     // verify from the page: its integrity becomes the API's
     const newest = listed[listed.length - 1].restorePointId;
@@ -733,7 +737,9 @@ describe('the web console in Chromium', () => {
     const saved = (await lab.api('GET', `/api/v1/policies/${policyId}`)).body;
     expect({ vms: saved.vms, rpoHours: saved.rpoHours }).toEqual({ vms: { ids: ['vm1', 'vm2'] }, rpoHours: 48 });
     await expect(tab.locator('#p-rpo-unit').inputValue()).resolves.toBe('days');
-    await expect(tab.locator('#p-vm-list input:checked').evaluateAll((cs: any[]) => cs.map((c) => c.value))).resolves.toEqual(['vm1', 'vm2']);
+    // the saved policy's page reads the VM list on its own call: the ticks show once it is there
+    const ticked = () => tab.locator('#p-vm-list input:checked').evaluateAll((cs: any[]) => cs.map((c) => c.value));
+    await lab.until(async () => JSON.stringify(await ticked()) === JSON.stringify(['vm1', 'vm2']), 10_000, 'the saved policy to show both VMs ticked');
 
     // the prune preview as timelines, one per chain: every mark the API's, with its action and its rule drawn beside it
     await tab.locator('#p-keepLast').fill('1');
