@@ -1,3 +1,4 @@
+import { problem } from '../api/client';
 import { onLink } from '../router';
 import { session } from '../session';
 
@@ -9,9 +10,7 @@ export interface Refusal {
 
 /** The refusal of an openapi-fetch answer, or null when there was none. */
 export function refusalOf(answer: { error?: unknown; response: Response }): Refusal | null {
-  if (!answer.error) return null;
-  const message = (answer.error as { message?: unknown }).message;
-  return { status: answer.response.status, message: Array.isArray(message) ? message.join('; ') : typeof message === 'string' ? message : `the hub answered ${answer.response.status}` };
+  return answer.error ? { status: answer.response.status, message: problem(answer.error) } : null;
 }
 
 /**

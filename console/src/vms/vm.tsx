@@ -59,8 +59,7 @@ export function chainOrder(points: Point[]): { point: Point; depth: number }[] {
 }
 
 /** A point under a folded one, however deep, is not listed. */
-function hiddenBy(point: Point, points: Point[], folded: Set<string>): boolean {
-  const byId = new Map(points.map((p) => [p.restorePointId, p]));
+function hiddenBy(point: Point, byId: Map<string, Point>, folded: Set<string>): boolean {
   for (let parent = point.parentId && byId.get(point.parentId); parent; parent = parent.parentId ? byId.get(parent.parentId) : undefined)
     if (folded.has(parent.restorePointId)) return true;
   return false;
@@ -136,6 +135,7 @@ export function Vm({ vmId }: { vmId: string }) {
   const operate = session.mayOperate();
   const name = protection?.name ?? vmId;
   const policies = protection?.policies ?? [];
+  const byId = new Map(points.map((p) => [p.restorePointId, p]));
   const newest = points.reduce<Point | null>((n, p) => (!n || p.createdAt > n.createdAt ? p : n), null);
   return (
     <main class="wide">
@@ -162,7 +162,7 @@ export function Vm({ vmId }: { vmId: string }) {
             <tr><th scope="col">Point</th><th scope="col">Type</th><th scope="col">Size</th><th scope="col">Consistency</th><th scope="col">Integrity</th><th scope="col">Repository</th>{operate && <th scope="col">Actions</th>}</tr>
           </thead>
           <tbody>
-            {chainOrder(points).filter(({ point: p }) => !hiddenBy(p, points, folded)).map(({ point: p, depth }) => (
+            {chainOrder(points).filter(({ point: p }) => !hiddenBy(p, byId, folded)).map(({ point: p, depth }) => (
               <tr key={p.restorePointId} id={`point-${p.restorePointId}`} data-point={p.restorePointId} data-depth={depth} data-integrity={p.integrity}>
                 <th scope="row" style={{ paddingLeft: `${0.6 + depth * 1.5}rem` }}>
                   {points.some((c) => c.parentId === p.restorePointId) ? (
