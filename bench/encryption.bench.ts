@@ -9,6 +9,7 @@ import { SECRET_ID, secretObjectArgs } from '../src/qemu/image-keys';
 import { createEncryptedQcow2 } from '../src/qemu/luks-qcow2';
 import { cpuSeconds, Lab, qemuReaped, qemuUnder, randomDataVm, summarizePhases } from './backup.bench';
 import { median } from './stats';
+import { retryUnclockedPbkdf } from '../test/support/qemu-pbkdf';
 
 /*
  * What encryption at rest costs a backup: on one hub, with its agent (real processes), a full and an incremental of
@@ -49,20 +50,6 @@ function cryptMethod(file: string): number {
   }
 }
 
-/**
- * qemu times its PBKDF by the CPU it used, and on this machine a 10 ms run often reads none ("Unable to get accurate
- * CPU usage", one create in two): such a create is made again, its failed attempts counted in its time.
- */
-async function retryUnclocked<T>(create: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await create();
-    } catch (error) {
-      if (attempt >= 10 || !String((error as { stderr?: string }).stderr).includes('Unable to get accurate CPU usage')) throw error;
-    }
-  }
-}
-
 interface EncryptionRun {
   ms: number;
   /** Bytes the backup wrote (the job's bytesWritten). */
@@ -99,7 +86,7 @@ async function encryptionAtRest(lab: Lab, dir: string, fullMib: number, incMib: 
       const children0 = cpuSeconds(process.pid, true) - cpuSeconds(process.pid);
       const began = process.hrtime.bigint();
       if (how === 'hub') await createEncryptedQcow2(file, keyFile, { virtualSize: 2 * 1024 * MiB });
-      else await retryUnclocked(() => run('qemu-img', ['create', '-q', ...(how === 'qemu-img' ? [...secretObjectArgs(keyFile), '-o', `encrypt.format=luks,encrypt.key-secret=${SECRET_ID},encrypt.iter-time=10`] : []), '-f', 'qcow2', file, String(2 * 1024 * MiB)]));
+      else await retryUnclockedPbkdf(() => run('qemu-img', ['create', '-q', ...(how === 'qemu-img' ? [...secretObjectArgs(keyFile), '-o', `encrypt.format=luks,encrypt.key-secret=${SECRET_ID},encrypt.iter-time=10`] : []), '-f', 'qcow2', file, String(2 * 1024 * MiB)]));
       const ms = Number(process.hrtime.bigint() - began) / 1e6;
       const own = process.cpuUsage(own0);
       const cpu = how === 'hub' ? (own.user + own.system) / 1e6 : cpuSeconds(process.pid, true) - cpuSeconds(process.pid) - children0;

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { MiB, makeTempDir, removeTempDir } from '../../test/fixtures/qcow2/chain-builder';
 import { runProcess } from '../process/run-process';
+import { retryUnclockedPbkdf } from '../../test/support/qemu-pbkdf';
 import { imageArgs, imageKeys, readKeyFile } from './image-keys';
 import { KEY_SLOT_ITERATIONS, MASTER_KEY_DIGEST_ITERATIONS } from './luks-qcow2';
 import { check, createFull, createOverlay, info } from './qemu-img';
@@ -31,19 +32,7 @@ describe('encrypted qcow2 files written by the hub (real qemu-img, qemu-io)', ()
     const { stdout } = await runProcess('qemu-io', [...imageArgs(file, imageKeys.keyForImage(file)), ...commands.flatMap((c) => ['-c', c])]);
     return stdout;
   };
-  /**
-   * qemu-img create times PBKDF2 by the CPU time it takes, and on a loaded machine that measure can come out as
-   * nothing at all ("Unable to get accurate CPU usage"): qemu's own file is made again then, as an operator would.
-   */
-  const qemuImg = async (...args: string[]) => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await runProcess('qemu-img', args);
-      } catch (error) {
-        if (attempt >= 3 || !String((error as Error).message).includes('Unable to get accurate CPU usage')) throw error;
-      }
-    }
-  };
+  const qemuImg = (...args: string[]) => retryUnclockedPbkdf(() => runProcess('qemu-img', args));
   const luksOf = async (file: string) => {
     const { stdout } = await qemuImg('info', '--output=json', ...imageArgs(file, imageKeys.keyForImage(file)));
     return (JSON.parse(stdout) as { 'format-specific': { data: { encrypt: Record<string, unknown> } } })['format-specific'].data.encrypt;

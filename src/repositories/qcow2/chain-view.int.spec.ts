@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { runProcess } from '../../process/run-process';
 import { Qcow2ChainView } from './chain-view';
+import { retryUnclockedPbkdf } from '../../../test/support/qemu-pbkdf';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -105,17 +106,7 @@ describe('Qcow2ChainView against qemu', () => {
     await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096', path('small-clusters.qcow2'), '4M');
     await overlay('mixed-clusters.qcow2', 'small-clusters.qcow2');
     writeFileSync(path('secret'), 'a key of some length');
-    // qemu times PBKDF2 to size a LUKS header and now and then measures no CPU time and gives up: asked again
-    for (let attempt = 1; ; attempt++) {
-      const created = await qemuImg('create', '-q', '--object', `secret,id=s0,file=${path('secret')}`, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s0', path('encrypted.qcow2'), '4M').then(
-        () => true,
-        (error: Error) => {
-          if (attempt >= 5 || !/Unable to get accurate CPU usage/.test(error.message)) throw error;
-          return false;
-        },
-      );
-      if (created) break;
-    }
+    await retryUnclockedPbkdf(() => qemuImg('create', '-q', '--object', `secret,id=s0,file=${path('secret')}`, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s0', path('encrypted.qcow2'), '4M'));
     for (const name of ['over-compressed', 'extended', 'v2', 'over-raw', 'mixed-clusters', 'encrypted']) {
       expect({ name, view: await Qcow2ChainView.open(path(`${name}.qcow2`)) }).toEqual({ name, view: null });
     }
