@@ -22,7 +22,9 @@ import { HubRuntime } from './hub-runtime';
  */
 export async function createHubApp(runtime: HubRuntime): Promise<INestApplication> {
   const https = runtime.apiCertificate ? { httpsOptions: { cert: runtime.apiCertificate.cert, key: runtime.apiCertificate.key } } : {};
-  const app = await NestFactory.create<NestExpressApplication>(HubModule.create(runtime), { bufferLogs: true, bodyParser: true, ...https });
+  // A console's live stream never ends by itself, and a browser reconnects as soon as it is dropped: a hub told to
+  // stop cuts the connections still open when its listener closes rather than waiting for them forever.
+  const app = await NestFactory.create<NestExpressApplication>(HubModule.create(runtime), { bufferLogs: true, bodyParser: true, forceCloseConnections: true, ...https });
   // says which framework (and so which of its flaws) answers, to anyone who asks
   app.disable('x-powered-by');
   app.useLogger(app.get(Logger));

@@ -80,3 +80,29 @@ describe('the live stream of job and restore events', () => {
     }
   });
 });
+
+/**
+ * A console left open holds a live stream that never ends by itself: a hub told to stop must end it, not wait for the
+ * browser to go (it reconnects as soon as it is dropped, so dropping the connections once is not enough).
+ */
+describe('a hub stopping with a live stream open', () => {
+  it('ends the stream and stops, rather than waiting for its client', async () => {
+    const hub = await startTestHub();
+    const client = new AbortController();
+    let closed = false;
+    try {
+      const res = await fetch(`${await hub.url()}/api/v1/live`, { headers: { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` }, signal: client.signal });
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      expect((await reader.read()).value).toContain('event: ready');
+      const stopping = hub.app.close().then(() => (closed = true));
+      const ended = await Promise.race([reader.read().then(() => 'the stream ended', () => 'the stream ended'), new Promise((r) => setTimeout(() => r('still open after 20 s'), 20_000))]);
+      expect(ended).toBe('the stream ended');
+      await Promise.race([stopping, new Promise((r) => setTimeout(r, 20_000))]);
+      expect(closed).toBe(true);
+    } finally {
+      client.abort();
+      if (closed) await hub.db.drop();
+      else await hub.close();
+    }
+  }, 60_000);
+});

@@ -211,8 +211,6 @@ describe('the console session: an HttpOnly cookie, CSRF-checked, bound to its to
       secureBase = `https://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
     });
     afterAll(async () => {
-      // a browser's kept-alive connections would hold the listener open
-      (app?.getHttpServer() as Server | undefined)?.closeAllConnections();
       await app?.close();
       rmSync(dataDir, { recursive: true, force: true });
     });
