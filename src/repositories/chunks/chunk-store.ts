@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { DiskExtent, ReadableDisk, WritableDisk } from '../../nbd-protocol/nbd-server';
 import { insideRoot } from '../qcow2/inside-root';
 import { createFileAtomic, publishExclusive, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
-import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunk, sealMeta, StoreKeys, worthCompressing } from './chunk-format';
+import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunkParts, sealMeta, StoreKeys, worthCompressing } from './chunk-format';
 import type { ChunkWorkers } from './chunk-workers';
 import { ChunkLocation, decodePackIndex, decodePointIndex, encodePackIndex, encodePointIndex, PACK_ID, PackEntry, PointIndex } from './indexes';
 
@@ -15,6 +15,12 @@ const PACK_LIMIT = 64 * 1024 * 1024;
 const POINT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){2}$/;
 const ZEROS = Buffer.alloc(CHUNK_SIZE);
 
+/** A chunk's record: one buffer (from a worker thread), or the pieces it is written from (sealed on this thread). */
+type Record = Buffer | readonly Buffer[];
+
+const recordLength = (record: Record): number => (Buffer.isBuffer(record) ? record.length : record.reduce((n, p) => n + p.length, 0));
+const wholeRecord = (record: Record): Buffer => (Buffer.isBuffer(record) ? record : Buffer.concat(record));
+
 interface OpenPack {
   packId: string;
   tmp: string;
@@ -22,7 +28,7 @@ interface OpenPack {
   size: number;
   entries: PackEntry[];
   /** Records not yet in the file (entries from `firstPending` on), written together once WRITE_BATCH is reached. */
-  pending: Buffer[];
+  pending: Record[];
   firstPending: number;
   pendingBytes: number;
 }
@@ -149,7 +155,7 @@ export class ChunkStore {
     const known = this.known.get(digest.toString('hex'));
     if (known) return known;
     const record = await (sealed ?? this.seal(digest, data, compressible));
-    if (this.open && this.open.size + record.length > PACK_LIMIT) await this.closePack();
+    if (this.open && this.open.size + recordLength(record) > PACK_LIMIT) await this.closePack();
     const pack = this.open ?? (this.open = await this.startPack());
     try {
       return await this.add(pack, digest, data, record);
@@ -163,21 +169,22 @@ export class ChunkStore {
    * On the workers what zstd will work on; here what it would not (random, encrypted or compressed data): sealing
    * that is AES-GCM alone, cheaper than a batch's copies and messages to a thread and back.
    */
-  private seal(digest: Buffer, data: Buffer, compressible = worthCompressing(data)): Promise<Buffer> | Buffer {
-    return this.workers && compressible ? this.workers.seal(digest, data, this.keys?.data ?? null, this.level) : sealChunk(digest, data, this.keys?.data ?? null, this.level, compressible);
+  private seal(digest: Buffer, data: Buffer, compressible = worthCompressing(data)): Promise<Buffer> | Record {
+    return this.workers && compressible ? this.workers.seal(digest, data, this.keys?.data ?? null, this.level) : sealChunkParts(digest, data, this.keys?.data ?? null, this.level, compressible);
   }
 
-  private async add(pack: OpenPack, digest: Buffer, data: Buffer, record: Buffer): Promise<ChunkLocation> {
+  private async add(pack: OpenPack, digest: Buffer, data: Buffer, record: Record): Promise<ChunkLocation> {
     const entry = pack.entries.length;
+    const length = recordLength(record);
     pack.pending.push(record);
-    pack.pendingBytes += record.length;
-    pack.entries.push({ digest, offset: pack.size, length: record.length });
+    pack.pendingBytes += length;
+    pack.entries.push({ digest, offset: pack.size, length });
     // deduplicated against at once; until the pack is published its chunks are read from memory or its temp file
     this.known.set(digest.toString('hex'), { packId: pack.packId, entry });
-    pack.size += record.length;
+    pack.size += length;
     this.stats.chunks++;
     this.stats.plainBytes += data.length;
-    this.stats.storedBytes += record.length;
+    this.stats.storedBytes += length;
     if (pack.pendingBytes >= WRITE_BATCH) await this.writePending(pack);
     return { packId: pack.packId, entry };
   }
@@ -185,7 +192,7 @@ export class ChunkStore {
   private async writePending(pack: OpenPack): Promise<void> {
     if (!pack.pending.length) return;
     // a short write is no error (a filesystem that fills writes what fits): the rest is written again, and then fails
-    let buffers = pack.pending;
+    let buffers = pack.pending.flat();
     for (let at = pack.size - pack.pendingBytes; at < pack.size; ) {
       const { bytesWritten } = await pack.file.writev(buffers, at);
       if (bytesWritten <= 0) throw new Error(`no byte of pack ${pack.packId} was written at ${at}`);
@@ -287,7 +294,7 @@ export class ChunkStore {
     return new ChunkReader((at) => {
       const pack = this.open?.packId === at.packId ? this.open : this.closing.get(at.packId);
       const open = pack?.entries[at.entry];
-      if (pack && open) return at.entry >= pack.firstPending ? { record: pack.pending[at.entry - pack.firstPending], entry: open } : { file: pack.tmp, published: this.packFile(at.packId, 'pack'), entry: open };
+      if (pack && open) return at.entry >= pack.firstPending ? { record: wholeRecord(pack.pending[at.entry - pack.firstPending]), entry: open } : { file: pack.tmp, published: this.packFile(at.packId, 'pack'), entry: open };
       const entry = this.packs.get(at.packId)?.[at.entry];
       if (!entry) throw new ChunkFormatError(`no chunk at pack ${at.packId}, entry ${at.entry} in this store`);
       return { file: this.packFile(at.packId, 'pack'), entry };
