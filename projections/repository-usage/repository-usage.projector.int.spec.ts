@@ -165,4 +165,31 @@ describe('repository usage projector (real PostgreSQL)', () => {
     expect(await usageOf(db.dataSource, R2, null, 10 * GiB, now)).toEqual({ pointsBytes: 0, samples: [], growthBytesPerDay: null, estimatedFullAt: null });
     expect(await usageOf(db.dataSource, R1, 'acme', 10 * GiB, now)).toEqual({ pointsBytes: 0, samples: [], growthBytesPerDay: null, estimatedFullAt: null });
   });
+
+  it('keeps a year of history and the total as that year began: older samples go as new ones come, a replay the same', async () => {
+    const day = (d: number) => new Date(Date.parse('2024-01-01T10:00:00Z') + d * 86_400_000).toISOString();
+    const added = [0, 100, 400, 800].map((d, i) => event(RESTORE_POINT_ADDED, point(`rp${d}`, i ? `rp${[0, 100, 400, 800][i - 1]}` : null, [GiB]), day(d)));
+    await apply(...added.slice(0, 3));
+    // day 400: day 0 is more than 366 days old but is the total as the year began; day 100 is inside the year
+    expect((await history(R1)).map(([hour, , bytes]) => [hour, Number(bytes) / GiB])).toEqual([
+      [day(0), 1],
+      [day(100), 2],
+      [day(400), 3],
+    ]);
+    await apply(added[3]);
+    expect((await history(R1)).map(([hour, , bytes]) => [hour, Number(bytes) / GiB])).toEqual([
+      [day(400), 3],
+      [day(800), 4],
+    ]);
+    const year = await usageOf(db.dataSource, R1, null, null, new Date(day(801)), 365);
+    expect(year.samples.map((s) => [s.at.toISOString(), s.usedBytes / GiB])).toEqual([[day(800), 4]]);
+
+    // applied again from nothing, as a rebuild applies them
+    await db.dataSource.query(`TRUNCATE rm_repository_point_bytes, rm_repository_usage`);
+    await apply(...added);
+    expect((await history(R1)).map(([hour, , bytes]) => [hour, Number(bytes) / GiB])).toEqual([
+      [day(400), 3],
+      [day(800), 4],
+    ]);
+  });
 });

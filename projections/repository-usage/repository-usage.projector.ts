@@ -17,6 +17,8 @@ import {
 export const REPOSITORY_USAGE_TABLES = ['rm_repository_point_bytes', 'rm_repository_usage'];
 
 const HOUR_MS = 3_600_000;
+/** The longest history GET /repositories/{id}/usage gives (its `days`), and a day for the hour it starts in. */
+export const USAGE_KEPT_DAYS = 366;
 const bytesOf = (disks: PointDisk[]) => disks.reduce((n, d) => n + d.fileBytes, 0);
 /** chain-<vmId>-<repositoryId>: the repository is the stream's, whatever the event names. */
 const repositoryOf = (streamId: string) => /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i.exec(streamId)?.[1] ?? null;
@@ -73,7 +75,11 @@ export class RepositoryUsageProjector implements Projector {
     }
   }
 
-  /** The hour's row holds the total after its last change; an hour without a change has no row. */
+  /**
+   * The hour's row holds the total after its last change; an hour without a change has no row. Rows older than the
+   * longest history the API gives (KEPT_DAYS) are removed as new ones come, all but the newest of them, which is the
+   * total as it stood when that history begins: a repository's history stays bounded, and is pruned alike on a replay.
+   */
   private async sample(repositoryId: string | null, at: Date, manager: EntityManager): Promise<void> {
     if (!repositoryId) return;
     const hour = new Date(Math.floor(at.getTime() / HOUR_MS) * HOUR_MS);
@@ -82,6 +88,11 @@ export class RepositoryUsageProjector implements Projector {
        SELECT $1::uuid, $2::timestamptz, $3::timestamptz, COALESCE(sum(bytes), 0) FROM rm_repository_point_bytes WHERE repository_id = $1
        ON CONFLICT (repository_id, hour) DO UPDATE SET at = GREATEST(rm_repository_usage.at, EXCLUDED.at), used_bytes = EXCLUDED.used_bytes`,
       [repositoryId, hour, at],
+    );
+    await manager.query(
+      `DELETE FROM rm_repository_usage WHERE repository_id = $1 AND hour < (
+         SELECT max(hour) FROM rm_repository_usage WHERE repository_id = $1 AND hour < $2::timestamptz - make_interval(days => $3))`,
+      [repositoryId, hour, USAGE_KEPT_DAYS],
     );
   }
 }
