@@ -16,10 +16,10 @@ const POINT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\/[A-Za-z0-9][A-Za-z0-9._-
 const ZEROS = Buffer.alloc(CHUNK_SIZE);
 
 /** A chunk's record: one buffer (from a worker thread), or the pieces it is written from (sealed on this thread). */
-type Record = Buffer | readonly Buffer[];
+type SealedRecord = Buffer | readonly Buffer[];
 
-const recordLength = (record: Record): number => (Buffer.isBuffer(record) ? record.length : record.reduce((n, p) => n + p.length, 0));
-const wholeRecord = (record: Record): Buffer => (Buffer.isBuffer(record) ? record : Buffer.concat(record));
+const recordLength = (record: SealedRecord): number => (Buffer.isBuffer(record) ? record.length : record.reduce((n, p) => n + p.length, 0));
+const wholeRecord = (record: SealedRecord): Buffer => (Buffer.isBuffer(record) ? record : Buffer.concat(record));
 
 interface OpenPack {
   packId: string;
@@ -28,7 +28,7 @@ interface OpenPack {
   size: number;
   entries: PackEntry[];
   /** Records not yet in the file (entries from `firstPending` on), written together once WRITE_BATCH is reached. */
-  pending: Record[];
+  pending: SealedRecord[];
   firstPending: number;
   pendingBytes: number;
 }
@@ -169,11 +169,11 @@ export class ChunkStore {
    * On the workers what zstd will work on; here what it would not (random, encrypted or compressed data): sealing
    * that is AES-GCM alone, cheaper than a batch's copies and messages to a thread and back.
    */
-  private seal(digest: Buffer, data: Buffer, compressible = worthCompressing(data)): Promise<Buffer> | Record {
+  private seal(digest: Buffer, data: Buffer, compressible = worthCompressing(data)): Promise<Buffer> | SealedRecord {
     return this.workers && compressible ? this.workers.seal(digest, data, this.keys?.data ?? null, this.level) : sealChunkParts(digest, data, this.keys?.data ?? null, this.level, compressible);
   }
 
-  private async add(pack: OpenPack, digest: Buffer, data: Buffer, record: Record): Promise<ChunkLocation> {
+  private async add(pack: OpenPack, digest: Buffer, data: Buffer, record: SealedRecord): Promise<ChunkLocation> {
     const entry = pack.entries.length;
     const length = recordLength(record);
     pack.pending.push(record);
