@@ -18,7 +18,7 @@ export const REPOSITORY_USAGE_TABLES = ['rm_repository_point_bytes', 'rm_reposit
 
 const HOUR_MS = 3_600_000;
 /** The longest history GET /repositories/{id}/usage gives (its `days`), and a day for the hour it starts in. */
-export const USAGE_KEPT_DAYS = 366;
+const USAGE_KEPT_DAYS = 366;
 const bytesOf = (disks: PointDisk[]) => disks.reduce((n, d) => n + d.fileBytes, 0);
 /** chain-<vmId>-<repositoryId>: the repository is the stream's, whatever the event names. */
 const repositoryOf = (streamId: string) => /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i.exec(streamId)?.[1] ?? null;
@@ -77,8 +77,8 @@ export class RepositoryUsageProjector implements Projector {
 
   /**
    * The hour's row holds the total after its last change; an hour without a change has no row. Rows older than the
-   * longest history the API gives (KEPT_DAYS) are removed as new ones come, all but the newest of them, which is the
-   * total as it stood when that history begins: a repository's history stays bounded, and is pruned alike on a replay.
+   * longest history the API gives (USAGE_KEPT_DAYS) are removed as new ones come, all but the newest of them, which
+   * is the total as it stood when that history begins: a repository's history stays bounded, pruned alike on a replay.
    */
   private async sample(repositoryId: string | null, at: Date, manager: EntityManager): Promise<void> {
     if (!repositoryId) return;

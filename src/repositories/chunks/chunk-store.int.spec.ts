@@ -120,8 +120,9 @@ describe('ChunkStore: a disk stored once, deduplicated, compressed and sealed, s
   });
 
   it('reads each chunk back as it was put: from the records not yet written, from the pack being written and once published, plain and sealed', async () => {
-    // random blocks are sealed on this thread as pieces written with one writev; text blocks go to zstd
-    const blocks = Array.from({ length: 80 }, (_, i) => (i % 3 === 2 ? Buffer.from(`block ${i} `.repeat(CHUNK_SIZE / 8).slice(0, CHUNK_SIZE)) : randomBytes(CHUNK_SIZE)));
+    // random blocks are sealed on this thread as pieces written with one writev; text blocks go to zstd; the 80
+    // random ones (5 MiB) fill one 4 MiB write batch and leave the rest in memory
+    const blocks = Array.from({ length: 120 }, (_, i) => (i % 3 === 2 ? Buffer.from(`block ${i} `.repeat(CHUNK_SIZE / 8).slice(0, CHUNK_SIZE)) : randomBytes(CHUNK_SIZE)));
     for (const [name, storeKey] of [['pieces-plain', null], ['pieces-sealed', key]] as const) {
       const store = await ChunkStore.open(join(dir, name), { key: storeKey });
       const reader = store.reader();
@@ -131,6 +132,7 @@ describe('ChunkStore: a disk stored once, deduplicated, compressed and sealed, s
         // the newest is still in memory; the ones a 4 MiB batch wrote are in the temp pack
         expect((await reader.read(at[at.length - 1])).equals(block)).toBe(true);
       }
+      expect((await fs.stat(join(dir, name, 'packs', (await fs.readdir(join(dir, name, 'packs')))[0]))).size).toBeGreaterThanOrEqual(4 * MiB);
       const read = await reader.readMany(at);
       expect(read.map((b, i) => b.equals(blocks[i]))).toEqual(blocks.map(() => true));
       await store.flush();
