@@ -25,7 +25,7 @@ describe('the console restore wizard against real libvirt', () => {
   beforeAll(async () => {
     await host.open({ storage: true });
     // vm-restore.e2e's disks: with the fixture's small ones, an instant recovery's qemu segfaulted (bdrv_refresh_filename,
-    // Debian's qemu 7.2) about 2.5 s after start in a third of the runs, an open fault of instant recovery (issue 39);
+    // Debian's qemu 7.2) about 2 s after start in 5 of 29 runs, an open fault of instant recovery (issue 39);
     // this file tests the console's wizard, with disks whose copy lasts as long as that test's
     guest = await startGuest({ name: `sendense-console-${process.pid}`, dir: join(host.dir, 'g'), agent: true, d1Mib: 320, fillD1Mib: 256 });
     lab.vmIds = [guest.uuid];
