@@ -89,7 +89,8 @@ export interface ReadFigures {
  */
 export async function sendImage(disk: PointDisk, start: number, end: number, out: Writable, figures: ReadFigures = { read: 0, zero: 0, sent: 0 }): Promise<void> {
   if (out.destroyed) throw receiverClosed();
-  const free: Buffer[] = Array.from({ length: READ_AHEAD }, () => Buffer.allocUnsafe(READ_PIECE));
+  // shared memory: a chunk point's reader threads open chunks straight into it (ChunkWorkers.open)
+  const free: Buffer[] = Array.from({ length: READ_AHEAD }, () => Buffer.from(new SharedArrayBuffer(READ_PIECE)));
   const queue: { buffer: Buffer; read: Promise<Buffer> }[] = [];
   let failure: Error | null = null;
   /** Writes `out` has not called back for yet. */

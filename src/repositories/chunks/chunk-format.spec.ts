@@ -20,6 +20,21 @@ describe('chunk records', () => {
     }
   });
 
+  it('opens a record straight into a block-sized buffer, compressed or raw, plain or sealed, and refuses one that holds more than the buffer', () => {
+    const noise = randomBytes(65536);
+    const short = text.subarray(0, 5000);
+    for (const key of [null, keys.data]) {
+      for (const data of [text, noise, short]) {
+        const into = Buffer.alloc(65536, 0xee);
+        const opened = openChunk(digestOf(data), sealChunk(digestOf(data), data, key), key, into);
+        expect(opened.buffer).toBe(into.buffer);
+        expect(opened.byteOffset).toBe(into.byteOffset);
+        expect(opened.equals(data)).toBe(true);
+      }
+      for (const data of [text, noise]) expect(() => openChunk(digestOf(data), sealChunk(digestOf(data), data, key), key, Buffer.alloc(4096))).toThrow(ChunkFormatError);
+    }
+  });
+
   it('hands zstd the blocks worth it: not random (encrypted, compressed) data, but text, zeros, half-text blocks and short blocks', () => {
     expect(worthCompressing(randomBytes(65536))).toBe(false);
     expect(worthCompressing(randomBytes(40000))).toBe(false);

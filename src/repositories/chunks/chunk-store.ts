@@ -361,8 +361,9 @@ export class ChunkReader {
   /**
    * Chunks in the order given. Neighbours in one pack file (each record right after the one before, as a disk
    * written in order leaves them) are read with one pread: a 2 MiB read of a disk is a few system calls, not 32.
+   * A chunk with a buffer in `into` is opened into it and given back as the part it fills.
    */
-  async readMany(ats: readonly ChunkLocation[]): Promise<Buffer[]> {
+  async readMany(ats: readonly ChunkLocation[], into: readonly (Buffer | undefined)[] = []): Promise<Buffer[]> {
     const out = new Array<Buffer>(ats.length);
     const wheres = ats.map((at) => this.where(at));
     const reads: Promise<void>[] = [];
@@ -370,7 +371,7 @@ export class ChunkReader {
       const where = wheres[k];
       const first = k;
       if ('record' in where) {
-        reads.push(this.open(where.entry, where.record).then((data) => void (out[first] = data)));
+        reads.push(this.open(where.entry, where.record, into[first]).then((data) => void (out[first] = data)));
         k++;
         continue;
       }
@@ -383,7 +384,7 @@ export class ChunkReader {
       const run = wheres.slice(k, end) as { file: string; published?: string; entry: PackEntry }[];
       reads.push(
         this.readRun(ats[k].packId, run).then(async (records) => {
-          const opened = await Promise.all(records.map((record, j) => this.open(run[j].entry, record)));
+          const opened = await Promise.all(records.map((record, j) => this.open(run[j].entry, record, into[first + j])));
           opened.forEach((data, j) => (out[first + j] = data));
         }),
       );
@@ -408,10 +409,10 @@ export class ChunkReader {
     return run.map(({ entry }) => bytes.subarray(entry.offset - start, entry.offset - start + entry.length));
   }
 
-  private open(entry: PackEntry, record: Buffer): Promise<Buffer> {
-    if (this.workers) return this.workers.open(entry.digest, record, this.key);
+  private open(entry: PackEntry, record: Buffer, into: Buffer | undefined): Promise<Buffer> {
+    if (this.workers) return this.workers.open(entry.digest, record, this.key, into);
     try {
-      return Promise.resolve(openChunk(entry.digest, record, this.key));
+      return Promise.resolve(openChunk(entry.digest, record, this.key, into));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -485,13 +486,37 @@ export class ChunkPointView implements ReadableDisk {
     if (length === 0) return out;
     // taken before the await: a read answered meanwhile replaces this.last, and the block skipped here would be lost
     const kept = this.last;
-    // the blocks of the read are fetched together, so that neighbours in a pack come from one pread
+    // the blocks of the read are fetched together, so that neighbours in a pack come from one pread; a block the read
+    // covers whole is opened straight into `out`, one it covers in part into a buffer of its own
     const wanted: number[] = [];
-    for (let i = Math.floor(offset / CHUNK_SIZE), last = Math.floor((offset + length - 1) / CHUNK_SIZE); i <= last; i++) if (this.index.blocks[i] && kept?.block !== i) wanted.push(i);
-    const data = await this.chunks.readMany(wanted.map((i) => this.index.blocks[i]!));
+    const whole: (Buffer | undefined)[] = [];
+    for (let i = Math.floor(offset / CHUNK_SIZE), last = Math.floor((offset + length - 1) / CHUNK_SIZE); i <= last; i++) {
+      if (!this.index.blocks[i] || kept?.block === i) continue;
+      const start = i * CHUNK_SIZE - offset;
+      const end = Math.min((i + 1) * CHUNK_SIZE, this.size) - offset;
+      wanted.push(i);
+      whole.push(start >= 0 && end <= length ? out.subarray(start, end) : undefined);
+    }
+    const data = await this.chunks.readMany(
+      wanted.map((i) => this.index.blocks[i]!),
+      whole,
+    );
     const got = new Map(wanted.map((i, k) => [i, data[k]]));
-    await readBlocks(offset, length, out, (i) => Promise.resolve(got.get(i) ?? (kept?.block === i ? kept.data : ZEROS)));
-    if (wanted.length) this.last = { block: wanted[wanted.length - 1], data: data[data.length - 1] };
+    for (let done = 0; done < length; ) {
+      const at = offset + done;
+      const i = Math.floor(at / CHUNK_SIZE);
+      const within = at - i * CHUNK_SIZE;
+      const take = Math.min(length - done, CHUNK_SIZE - within);
+      const block = got.get(i) ?? (kept?.block === i ? kept.data : ZEROS);
+      // opened in place: only a short plaintext (the disk's last block) leaves bytes to clear
+      const inPlace = block.buffer === out.buffer && block.byteOffset === out.byteOffset + done;
+      const copied = inPlace ? Math.min(block.length, take) : block.copy(out, done, within, within + take);
+      if (copied < take) out.fill(0, done + copied, done + take);
+      done += take;
+    }
+    const lastWanted = wanted.length - 1;
+    // a block opened into `out` belongs to the caller: only one with a buffer of its own is kept for the next read
+    if (lastWanted >= 0 && !whole[lastWanted]) this.last = { block: wanted[lastWanted], data: data[lastWanted] };
     return out;
   }
 

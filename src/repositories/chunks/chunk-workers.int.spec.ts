@@ -1,8 +1,10 @@
 import { hash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import execa from 'execa';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
+import { sendImage } from '../../disk-images/adapters/point-reader';
 import { NbdServer } from '../../nbd-protocol/nbd-server';
 import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, sealChunk } from './chunk-format';
 import { ChunkStore } from './chunk-store';
@@ -69,6 +71,30 @@ describe('ChunkWorkers: chunks sealed and opened on worker threads', () => {
     await expect(workers.open(digest, sealChunk(digest, data, dataKey, 3), randomBytes(32))).rejects.toThrow(ChunkFormatError);
     // a record that failed leaves the threads serving
     expect((await workers.open(digest, sealChunk(digest, data, dataKey, 3), dataKey)).equals(data)).toBe(true);
+  });
+
+  it('opens into shared memory on the thread itself, and into a buffer of the caller by a copy, the same bytes as openChunk gives', async () => {
+    const dataKey = deriveKeys(key).data;
+    const shared = Buffer.from(new SharedArrayBuffer(4 * CHUNK_SIZE));
+    for (const k of [dataKey, null]) {
+      const blocks = [randomBytes(CHUNK_SIZE), textBlock(3), textBlock(4, 5000), randomBytes(100)];
+      const opened = await Promise.all(blocks.map((data, i) => workers.open(hash('sha256', data, 'buffer'), sealChunk(hash('sha256', data, 'buffer'), data, k, 3), k, shared.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE))));
+      opened.forEach((out, i) => {
+        expect(out.buffer).toBe(shared.buffer);
+        expect(out.byteOffset).toBe(i * CHUNK_SIZE);
+        expect(out.equals(blocks[i])).toBe(true);
+      });
+      const own = Buffer.alloc(CHUNK_SIZE);
+      const data = textBlock(5);
+      const out = await workers.open(hash('sha256', data, 'buffer'), sealChunk(hash('sha256', data, 'buffer'), data, k, 3), k, own);
+      expect(out.buffer).toBe(own.buffer);
+      expect(own.equals(data)).toBe(true);
+    }
+    // a record bigger than the room given fails alone, as it does on the calling thread
+    const data = textBlock(6);
+    const digest = hash('sha256', data, 'buffer');
+    await expect(workers.open(digest, sealChunk(digest, data, null, 3), null, shared.subarray(0, 4096))).rejects.toThrow(ChunkFormatError);
+    await expect(workers.open(digest, sealChunk(digest, data, null, 3), null, Buffer.alloc(4096))).rejects.toThrow(ChunkFormatError);
   });
 
   it('puts made at once land in the order they were made, a block put several times at once is stored once, as without workers', async () => {
@@ -140,6 +166,22 @@ describe('ChunkWorkers: chunks sealed and opened on worker threads', () => {
     for (const root of ['nbd-workers', 'nbd-thread']) {
       await compare(await ChunkStore.open(join(dir, root), { key, workers }));
       await compare(await ChunkStore.open(join(dir, root), { key }));
+    }
+
+    // as a download reads it: whole blocks opened by the threads straight into its shared buffers, the parts of
+    // blocks at a piece's edges into buffers of their own
+    const view = await (await ChunkStore.open(join(dir, 'nbd-workers'), { key, workers })).openPoint('vm1/rp-1/disk0');
+    try {
+      const received: Buffer[] = [];
+      await sendImage(view, 0, size, new Writable({ write: (chunk: Buffer, _e, done) => done(null, void received.push(Buffer.from(chunk))) }));
+      expect(Buffer.concat(received).equals(disk)).toBe(true);
+      const piece = Buffer.from(new SharedArrayBuffer(3 * CHUNK_SIZE));
+      for (const offset of [0, 100, CHUNK_SIZE - 1, 5 * CHUNK_SIZE + 4096, size - 2 * CHUNK_SIZE - 7]) {
+        const length = Math.min(piece.length, size - offset);
+        expect({ offset, same: (await view.read(offset, length, piece.subarray(0, length))).equals(disk.subarray(offset, offset + length)) }).toEqual({ offset, same: true });
+      }
+    } finally {
+      await view.close();
     }
   });
 

@@ -13,6 +13,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv, randomBytes } = require('node:crypto');
 const { compress, decompress } = require(workerData.zstd);
+const { DCtx } = require(workerData.zstdBinding);
 const NONCE = 12;
 const TAG = 16;
 const COMPRESSED = 1;
@@ -39,7 +40,7 @@ function seal({ digest, data, key, level }) {
   return out;
 }
 
-function open({ digest, record, key }) {
+function open({ digest, record, key, into }) {
   const what = 'chunk ' + digest.toString('hex');
   let plain = record;
   if (key) {
@@ -56,8 +57,19 @@ function open({ digest, record, key }) {
     }
   }
   if (plain.length < 1 || plain[0] > COMPRESSED) throw new FormatError(what + ' has no valid record');
-  return plain[0] === COMPRESSED ? decompress(plain.subarray(1)) : plain.subarray(1);
+  const body = plain.subarray(1);
+  if (!into) return plain[0] === COMPRESSED ? decompress(body) : body;
+  if (plain[0] !== COMPRESSED) {
+    if (body.length > into.length) throw new FormatError(what + ' holds ' + body.length + ' bytes, more than a block');
+    return into.subarray(0, body.copy(into));
+  }
+  try {
+    return into.subarray(0, (decompressor ??= new DCtx()).decompress(into, body));
+  } catch (error) {
+    throw new FormatError(what + ' does not decompress into a block: ' + error.message);
+  }
 }
+let decompressor;
 
 /** A buffer whose ArrayBuffer is its own, to be transferred; a slice of a bigger or shared one is copied out first. */
 function owned(buffer) {
@@ -67,8 +79,9 @@ function owned(buffer) {
   return copy;
 }
 
-// a batch: its inputs back to back in one transferred buffer; its answers in order, each output transferred
-parentPort.on('message', ({ batch, jobs, input, digests, keys }) => {
+// a batch: its inputs back to back in one transferred buffer; its answers in order, each output transferred, or
+// written into the shared memory the job names and answered by its length
+parentPort.on('message', ({ batch, jobs, input, digests, keys, shared }) => {
   const answers = [];
   const moved = [];
   let at = 0;
@@ -77,6 +90,11 @@ parentPort.on('message', ({ batch, jobs, input, digests, keys }) => {
     at += job.length;
     try {
       const args = { digest: Buffer.from(digests, i * 32, 32), key: job.key < 0 ? null : Buffer.from(keys[job.key]), level: job.level };
+      if (job.into) {
+        const into = Buffer.from(shared[job.into.memory], job.into.offset, job.into.length);
+        answers.push({ length: open({ ...args, record: bytes, into }).length });
+        return;
+      }
       const out = owned(job.op === 'seal' ? seal({ ...args, data: bytes }) : open({ ...args, record: bytes }));
       answers.push({ out });
       moved.push(out.buffer);
@@ -94,6 +112,8 @@ interface Job {
   input: Buffer;
   key: Buffer | null;
   level: number;
+  /** Where an open writes its plaintext, in shared memory. */
+  into?: Buffer;
   resolve: (out: Buffer) => void;
   reject: (error: Error) => void;
 }
@@ -145,6 +165,7 @@ export function defaultChunkWorkerThreads(): number {
 export class ChunkWorkers {
   private readonly threads: (Thread | null)[];
   private readonly zstd: string;
+  private readonly zstdBinding: string;
   /** Bytes still to be done on the calling thread before the threads start; below zero once started. */
   private untilStart: number;
   private readonly queue: Job[] = [];
@@ -155,6 +176,7 @@ export class ChunkWorkers {
     const threads = options.threads ?? defaultChunkWorkerThreads();
     if (!Number.isSafeInteger(threads) || threads < 1) throw new RangeError(`a pool of chunk workers has at least one thread, not ${threads}`);
     this.zstd = options.zstdModule ?? require.resolve('zstd-napi');
+    this.zstdBinding = require.resolve('zstd-napi/binding');
     this.threads = new Array<Thread | null>(threads).fill(null);
     this.untilStart = options.startAfterBytes ?? START_AFTER_BYTES;
   }
@@ -168,9 +190,17 @@ export class ChunkWorkers {
     return this.run('seal', digest, data, key, level);
   }
 
-  /** The plaintext of a chunk's record, as openChunk gives it (a ChunkFormatError for a record that does not open). */
-  open(digest: Buffer, record: Buffer, key: Buffer | null): Promise<Buffer> {
-    return this.run('open', digest, record, key, 0);
+  /**
+   * The plaintext of a chunk's record, as openChunk gives it (a ChunkFormatError for a record that does not open).
+   * With `into`, written there as openChunk writes it: by the thread itself where `into` is shared memory (a download's
+   * buffers are), or copied in from the thread's answer.
+   */
+  async open(digest: Buffer, record: Buffer, key: Buffer | null, into?: Buffer): Promise<Buffer> {
+    if (!into) return this.run('open', digest, record, key, 0);
+    if (into.buffer instanceof SharedArrayBuffer) return this.run('open', digest, record, key, 0, into);
+    const plain = await this.run('open', digest, record, key, 0);
+    if (plain.length > into.length) throw new ChunkFormatError(`chunk ${digest.toString('hex')} holds ${plain.length} bytes, more than a block`);
+    return into.subarray(0, plain.copy(into));
   }
 
   /** Ends the threads; jobs still under way reject. */
@@ -196,13 +226,13 @@ export class ChunkWorkers {
    * and one answer for several chunks. The inputs are copied into the batch's buffer then; until then the caller's
    * buffers must stay as they are (a put's block, a read's record).
    */
-  private run(op: 'seal' | 'open', digest: Buffer, input: Buffer, key: Buffer | null, level: number): Promise<Buffer> {
+  private run(op: 'seal' | 'open', digest: Buffer, input: Buffer, key: Buffer | null, level: number, into?: Buffer): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('the chunk worker threads were closed'));
     if (this.untilStart >= 0) {
       this.untilStart -= input.length;
       if (this.untilStart >= 0) {
         try {
-          return Promise.resolve(op === 'seal' ? sealChunk(digest, input, key, level) : openChunk(digest, input, key));
+          return Promise.resolve(op === 'seal' ? sealChunk(digest, input, key, level) : openChunk(digest, input, key, into));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -210,7 +240,7 @@ export class ChunkWorkers {
       for (let k = 0; k < this.threads.length; k++) this.threads[k] ??= this.start();
     }
     return new Promise<Buffer>((resolve, reject) => {
-      this.queue.push({ op, digest, input, key, level, resolve, reject });
+      this.queue.push({ op, digest, input, key, level, into, resolve, reject });
       if (this.queue.length === 1) setImmediate(() => this.flush());
     });
   }
@@ -230,6 +260,7 @@ export class ChunkWorkers {
     const input = Buffer.allocUnsafeSlow(jobs.reduce((n, j) => n + j.input.length, 0)).buffer;
     const digests = Buffer.allocUnsafeSlow(32 * jobs.length).buffer;
     const keys: Buffer[] = [];
+    const shared: SharedArrayBuffer[] = [];
     let at = 0;
     const described = jobs.map((job, i) => {
       new Uint8Array(input, at, job.input.length).set(job.input);
@@ -237,28 +268,30 @@ export class ChunkWorkers {
       new Uint8Array(digests, 32 * i, 32).set(job.digest);
       let key = job.key ? keys.indexOf(job.key) : -1;
       if (job.key && key < 0) key = keys.push(job.key) - 1;
-      return { op: job.op, length: job.input.length, level: job.level, key };
+      const into = job.into && { memory: sharedIndex(shared, job.into.buffer as SharedArrayBuffer), offset: job.into.byteOffset, length: job.into.length };
+      return { op: job.op, length: job.input.length, level: job.level, key, into };
     });
     const batch = this.nextBatch++;
     if (thread.jobs === 0) thread.worker.ref();
     thread.batches.set(batch, jobs);
     thread.jobs += jobs.length;
     // keys as copies of their own: a view is cloned with all of its ArrayBuffer
-    thread.worker.postMessage({ batch, jobs: described, input, digests, keys: keys.map((k) => new Uint8Array(k)) }, [input]);
+    thread.worker.postMessage({ batch, jobs: described, input, digests, keys: keys.map((k) => new Uint8Array(k)), shared }, [input]);
   }
 
   private start(): Thread {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: this.zstd } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: this.zstd, zstdBinding: this.zstdBinding } });
     worker.unref();
     const thread: Thread = { worker, batches: new Map(), jobs: 0 };
-    worker.on('message', ({ batch, answers }: { batch: number; answers: { out?: Uint8Array; error?: string; format?: boolean }[] }) => {
+    worker.on('message', ({ batch, answers }: { batch: number; answers: { out?: Uint8Array; length?: number; error?: string; format?: boolean }[] }) => {
       const jobs = thread.batches.get(batch);
       if (!jobs) return;
       thread.batches.delete(batch);
       thread.jobs -= jobs.length;
       if (thread.jobs === 0) worker.unref();
-      answers.forEach(({ out, error, format }, i) => {
+      answers.forEach(({ out, length, error, format }, i) => {
         if (out) jobs[i].resolve(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+        else if (length !== undefined) jobs[i].resolve(jobs[i].into!.subarray(0, length));
         else jobs[i].reject(format ? new ChunkFormatError(error) : new Error(`a chunk worker thread failed: ${error}`));
       });
     });
@@ -275,4 +308,9 @@ export class ChunkWorkers {
     });
     return thread;
   }
+}
+
+function sharedIndex(list: SharedArrayBuffer[], memory: SharedArrayBuffer): number {
+  const at = list.indexOf(memory);
+  return at >= 0 ? at : list.push(memory) - 1;
 }

@@ -4,6 +4,7 @@ import { imageKeys } from '../../qemu/image-keys';
 import { buildSocketExportArgs, SocketExportSpec } from '../../qemu/qemu-nbd-args';
 import { chunkPointServerArgs } from './chunk-nbd/chunk-point-args';
 import { chunkPointOf } from './chunk-points';
+import { ChunkWorkers } from './chunk-workers';
 import { BlockDigests, DigestRun } from '../../wire/block-digests';
 import { ChunkPointView, ChunkStore, readPointDigests, readPointIndex } from './chunk-store';
 
@@ -34,11 +35,18 @@ export function socketWriterLaunch(file: string, create: { size: number; base: s
   return { binary: process.execPath, args };
 }
 
+/**
+ * The threads this process's readers of chunk points (downloads, verify) open chunks on, one per core but one: a
+ * download's main thread sends while they decrypt and decompress, straight into its buffers. They start once a read
+ * has gone past ChunkWorkers' threshold on the calling thread, and idle they keep nothing alive.
+ */
+let readerThreads: ChunkWorkers | undefined;
+
 /** A chunk point's disk read in this process (no server between): what verify reads, or null for a file that is no chunk point. */
 export async function openChunkPoint(file: string): Promise<ChunkPointView | null> {
   const point = chunkPointOf(file);
   if (!point) return null;
-  return (await ChunkStore.open(point.store, { key: await chunkStoreKey(file) })).openPoint(point.name);
+  return (await ChunkStore.open(point.store, { key: await chunkStoreKey(file), workers: (readerThreads ??= new ChunkWorkers()) })).openPoint(point.name);
 }
 
 /**
