@@ -1,83 +1,173 @@
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 
 /** Holes are made per filesystem block; 64 KiB keeps the zero test cheap and the holes useful. */
 export const SPARSE_BLOCK = 64 * 1024;
+/** What is gathered before it is written: one system call per run of data in it, at an offset it is aligned to. */
+export const STAGE = 4 * 1024 * 1024;
+/** Offsets and lengths every filesystem that takes O_DIRECT accepts. */
+const DIRECT_ALIGN = 4096;
 const ZERO = Buffer.alloc(SPARSE_BLOCK);
+// the part of the global this file uses (the project's libs leave out the DOM's, where it is declared)
+declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+
+export interface SparseFileWriterOptions {
+  /** Write past the page cache where the filesystem allows it (the default). */
+  direct?: boolean;
+}
 
 /**
  * Writes a stream into a new file, skipping every all-zero piece (aligned to SPARSE_BLOCK on the
  * file) so it stays a hole, and truncates the file to the bytes received at the end: a disk image
  * of mostly empty space takes only the space of its data, as it did in the repository.
+ *
+ * The data is written with O_DIRECT where the filesystem takes it: a restored image is written once and not read
+ * back here, and copying it into the page cache cost more CPU than everything else a restore does (ext4 here:
+ * 1.05 s of system time for 512 MiB buffered, 0.10 s direct, as dd shows). The bytes are gathered into one of two
+ * STAGE buffers aligned on the file, and one is written while the other fills. A write that is not aligned (the end
+ * of an image whose size is no multiple of 4 KiB) goes through the page cache; a filesystem that refuses O_DIRECT,
+ * at the open or at a write, gets every write through the page cache. The file is fsynced at the end either way.
  */
 export class SparseFileWriter extends Writable {
   /** Bytes received (holes included). */
   position = 0;
   /** Bytes actually written to the file. */
   written = 0;
+  /** Of those, the bytes written past the page cache. */
+  writtenDirect = 0;
   private handle: FileHandle | undefined;
+  private directHandle: FileHandle | undefined;
+  private readonly stages = alignedStages();
+  private current = 0;
+  /** Bytes in the current stage; its first byte is at `position - fill` in the file. */
+  private fill = 0;
+  /** The other stage's write, under way. */
+  private writing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly path: string) {
-    super({ highWaterMark: 4 * 1024 * 1024 });
+  constructor(
+    private readonly path: string,
+    private readonly options: SparseFileWriterOptions = {},
+  ) {
+    super({ highWaterMark: STAGE });
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    fs.open(this.path, 'wx', 0o600).then(
-      (h) => {
-        this.handle = h;
-        callback();
-      },
-      (e: Error) => callback(e),
-    );
+    this.open().then(() => callback(), callback);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeSparse(chunk).then(() => callback(), callback);
+    this.take([chunk]).then(() => callback(), callback);
   }
 
-  /** What arrived while a write was under way, in one piece: an HTTP body comes in 64 KiB pieces, one system call each otherwise. */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.writeSparse(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk))).then(() => callback(), callback);
+    this.take(chunks.map((c) => c.chunk)).then(() => callback(), callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    // a trailing hole is only there once the file is as long as the image
-    this.handle!.truncate(this.position)
-      .then(() => this.handle!.sync())
-      .then(() => callback(), callback);
+    this.finish().then(() => callback(), callback);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    const handle = this.handle;
-    this.handle = undefined;
-    if (!handle) return callback(error);
-    handle.close().then(
-      () => callback(error),
-      () => callback(error),
-    );
+    const handles = [this.handle, this.directHandle].filter((h): h is FileHandle => h !== undefined);
+    this.handle = this.directHandle = undefined;
+    // a stage still being written is waited for, so that no write lands after the file is closed (or removed)
+    this.writing
+      .catch(() => undefined)
+      .then(() => Promise.all(handles.map((h) => h.close().catch(() => undefined))))
+      .then(
+        () => callback(error),
+        () => callback(error),
+      );
+  }
+
+  private async open(): Promise<void> {
+    this.handle = await fs.open(this.path, 'wx', 0o600);
+    if (this.options.direct === false) return;
+    this.directHandle = await fs.open(this.path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
+  }
+
+  private async take(chunks: Buffer[]): Promise<void> {
+    for (const chunk of chunks) {
+      for (let at = 0; at < chunk.length; ) {
+        const n = chunk.copy(this.stages[this.current], this.fill, at);
+        this.fill += n;
+        this.position += n;
+        at += n;
+        if (this.fill === STAGE) await this.writeStage();
+      }
+    }
+  }
+
+  /** Starts writing the current stage once the other one is written, and fills the other meanwhile. */
+  private async writeStage(): Promise<void> {
+    await this.writing;
+    const stage = this.stages[this.current];
+    const start = this.position - this.fill;
+    const length = this.fill;
+    this.writing = this.writeSparse(stage, start, length);
+    // a failure is reported by the next write or the end; until then it must not count as unhandled
+    this.writing.catch(() => undefined);
+    this.current = 1 - this.current;
+    this.fill = 0;
+  }
+
+  private async finish(): Promise<void> {
+    if (this.fill) await this.writeStage();
+    await this.writing;
+    // a trailing hole is only there once the file is as long as the image
+    await this.handle!.truncate(this.position);
+    await this.handle!.sync();
   }
 
   /** Each run of non-zero pieces is one write: a write per 64 KiB would cost more than the bytes. */
-  private async writeSparse(chunk: Buffer): Promise<void> {
-    let run: { from: number; to: number } | null = null;
-    for (let at = 0; at < chunk.length; ) {
-      const n = Math.min(chunk.length - at, SPARSE_BLOCK - ((this.position + at) % SPARSE_BLOCK));
-      const zero = chunk.subarray(at, at + n).equals(ZERO.subarray(0, n));
-      if (!zero && run) run.to = at + n;
-      else if (!zero) run = { from: at, to: at + n };
-      else if (run) {
-        await this.writeRun(chunk, run);
-        run = null;
+  private async writeSparse(stage: Buffer, start: number, length: number): Promise<void> {
+    let from = -1;
+    for (let at = 0; at < length; at += SPARSE_BLOCK) {
+      const n = Math.min(SPARSE_BLOCK, length - at);
+      const zero = stage.subarray(at, at + n).equals(ZERO.subarray(0, n));
+      if (!zero && from < 0) from = at;
+      else if (zero && from >= 0) {
+        await this.writeRun(stage, from, at, start);
+        from = -1;
       }
-      at += n;
     }
-    if (run) await this.writeRun(chunk, run);
-    this.position += chunk.length;
+    if (from >= 0) await this.writeRun(stage, from, length, start);
   }
 
-  private async writeRun(chunk: Buffer, { from, to }: { from: number; to: number }): Promise<void> {
-    for (let done = from; done < to; ) done += (await this.handle!.write(chunk, done, to - done, this.position + done)).bytesWritten;
-    this.written += to - from;
+  private async writeRun(stage: Buffer, from: number, to: number, start: number): Promise<void> {
+    const offset = start + from;
+    const length = to - from;
+    if (this.directHandle && offset % DIRECT_ALIGN === 0 && length % DIRECT_ALIGN === 0) {
+      try {
+        await writeAll(this.directHandle, stage, from, length, offset);
+        this.written += length;
+        this.writtenDirect += length;
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+        // the filesystem took the open but not the write (alignment it wants of memory): the page cache from here on
+        const direct = this.directHandle;
+        this.directHandle = undefined;
+        await direct.close().catch(() => undefined);
+      }
+    }
+    await writeAll(this.handle!, stage, from, length, offset);
+    this.written += length;
   }
+}
+
+/**
+ * The two stages, in memory mapped on page boundaries: O_DIRECT wants the buffers it writes from aligned (to 512
+ * bytes on this machine's ext4), and a Buffer's own memory is aligned to 16 only. A WebAssembly memory is mapped
+ * by pages (64 KiB each).
+ */
+function alignedStages(): [Buffer, Buffer] {
+  const pages = (2 * STAGE) / (64 * 1024);
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  return [Buffer.from(memory.buffer, 0, STAGE), Buffer.from(memory.buffer, STAGE, STAGE)];
+}
+
+async function writeAll(handle: FileHandle, buffer: Buffer, from: number, length: number, offset: number): Promise<void> {
+  for (let done = 0; done < length; ) done += (await handle.write(buffer, from + done, length - done, offset + done)).bytesWritten;
 }
