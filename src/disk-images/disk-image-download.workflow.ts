@@ -20,6 +20,7 @@ import { clearWorkArea, makeWorkDir, removeWorkDir } from '../process/work-area'
 import { RecordDiskImageDownloadCommand } from './commands/record-disk-image-download.command';
 import { DiskImageDownload, DiskImageFormat } from './disk-image.events';
 import { corruptionRefusal, readTarget } from './download-target';
+import { DISK_SIZE_HEADER, EXTENTS_MEDIA_TYPE } from './image-extents';
 
 const FILE_CHUNK = 1024 * 1024;
 
@@ -102,9 +103,15 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
       }
       const start = range.kind === 'partial' ? range.start : 0;
       const end = range.kind === 'partial' ? range.end + 1 : size;
+      // a client that reads frames (the CLI) gets the whole disk as its data and where it lies (image-extents.ts)
+      const framed = range.kind === 'full' && acceptsExtents(req);
       res.status(range.kind === 'partial' ? 206 : 200).set(headers);
+      res.setHeader('Vary', 'Accept');
       if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end - 1}/${size}`);
-      res.setHeader('Content-Length', String(end - start));
+      if (framed) {
+        res.setHeader('Content-Type', EXTENTS_MEDIA_TYPE);
+        res.setHeader(DISK_SIZE_HEADER, String(size));
+      } else res.setHeader('Content-Length', String(end - start));
       const recordedRange = range.kind === 'partial' ? `bytes=${start}-${end - 1}` : null;
       if (req.method === 'HEAD') {
         res.end();
@@ -112,7 +119,7 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
       }
       const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
       try {
-        await sendImage(reader.disk, start, end, res, figures);
+        await sendImage(reader.disk, start, end, res, figures, framed);
         res.end();
         await finished(res);
         return { bytes: figures.sent, size, range: recordedRange, completed: figures.sent === end - start, error: null };
@@ -171,6 +178,11 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
       await removeWorkDir(dir);
     }
   }
+}
+
+function acceptsExtents(req: Request): boolean {
+  const accept = req.headers.accept;
+  return typeof accept === 'string' && accept.split(',').some((type) => type.split(';')[0].trim().toLowerCase() === EXTENTS_MEDIA_TYPE);
 }
 
 function realPath(path: string): string {

@@ -10,6 +10,7 @@ import { MiB, writeToDisk } from '../../test/fixtures/vm/sample-vm';
 import { BackupLab, LAB_TOKEN } from '../../test/support/backup-lab';
 import { processesMentioning } from '../../test/support/processes';
 import { restoreCommand } from '../cli/commands/restore-cli';
+import { ExtentsDecoder, EXTENTS_MEDIA_TYPE } from './image-extents';
 
 const run = promisify(execFile);
 
@@ -98,6 +99,32 @@ describe('disk restore without a hypervisor: image downloads and NBD exports of 
     expect(event.streamId).toBe(`disk-image-downloads-${incId}`);
     expect(event.data).toEqual({ restorePointId: incId, vmId: 'vm1', repositoryId: lab.repositoryId, diskId: 'disk0', format: 'raw', bytes: 64 * MiB, size: 64 * MiB, range: null, completed: true, integrity: 'unverified', forced: false, actor: 'admin', error: null });
     expect(event.metadata.correlationId).toBe('dl-raw-inc');
+    await nothingLeftBehind();
+  }, 120_000);
+
+  it('raw as extents (Accept: application/vnd.sendense.extents): the data in frames, the holes left out, the same disk rebuilt; recorded as the whole disk sent', async () => {
+    const res = await fetch(imageUrl(incId, 'disk0'), { headers: { ...auth, Accept: `${EXTENTS_MEDIA_TYPE}, application/octet-stream`, 'X-Correlation-Id': 'dl-extents' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe(EXTENTS_MEDIA_TYPE);
+    expect(res.headers.get('x-sendense-disk-size')).toBe(String(64 * MiB));
+    expect(res.headers.get('content-length')).toBeNull();
+    const body = Buffer.from(await res.arrayBuffer());
+    const disk = Buffer.alloc(64 * MiB);
+    const decoder = new ExtentsDecoder(64 * MiB);
+    for (const piece of decoder.push(body)) piece.data.copy(disk, piece.offset);
+    decoder.finish();
+    const out = join(scratch, 'inc-disk0.extents.raw');
+    await fs.writeFile(out, disk);
+    expect(await sameContent(out, 'raw', await topFile(incId, 'disk0'), 'qcow2')).toBe(true);
+    // the ext4 image and the incremental's 3 MiB, not the 64 MiB of the disk
+    expect(body.length).toBeLessThan(16 * MiB);
+    const [event] = await audited('dl-extents');
+    expect(event.data).toMatchObject({ format: 'raw', bytes: 64 * MiB, size: 64 * MiB, range: null, completed: true });
+    // a range asked with it is still answered as bytes
+    const ranged = await fetch(imageUrl(incId, 'disk0'), { headers: { ...auth, Accept: EXTENTS_MEDIA_TYPE, Range: 'bytes=0-4095' } });
+    expect(ranged.status).toBe(206);
+    expect(ranged.headers.get('content-type')).toBe('application/octet-stream');
+    expect((await ranged.arrayBuffer()).byteLength).toBe(4096);
     await nothingLeftBehind();
   }, 120_000);
 

@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SPARSE_BLOCK, SparseFileWriter, STAGE } from './sparse-file-writer';
+import { SPARSE_BLOCK, SparseFileWriter, SparseImageFile, STAGE } from './sparse-file-writer';
 
 const MiB = 1024 * 1024;
 
@@ -48,6 +49,34 @@ describe('sparse file writer', () => {
     // this machine's test directory is on ext4, which takes O_DIRECT: all but the last run (its end unaligned)
     expect(direct.writtenDirect).toBe(STAGE + 3 * SPARSE_BLOCK + (STAGE - SPARSE_BLOCK));
     expect(cached.writtenDirect).toBe(0);
+  });
+
+  it('an image written at offsets: the bytes between left as holes, whole stages of them never looked at, the end a hole up to the size', async () => {
+    const size = 5 * STAGE + 12_345;
+    const image = Buffer.alloc(size);
+    const pieces = [
+      [100, 5000],
+      [STAGE - 10, 20],
+      [3 * STAGE + 8192, 70_000],
+      [3 * STAGE + 8192 + 70_000, 1],
+    ] as const;
+    for (const [offset, length] of pieces) randomBytes(length).copy(image, offset);
+    const path = join(dir, 'offsets.img');
+    const file = await SparseImageFile.create(path);
+    try {
+      for (const [offset, length] of pieces) await file.write(offset, image.subarray(offset, offset + length));
+      await expect(file.write(10, Buffer.alloc(1))).rejects.toThrow(/in order/);
+      await file.finish(size);
+    } finally {
+      await file.close();
+    }
+    expect(readFileSync(path).equals(image)).toBe(true);
+    expect(file.position).toBe(size);
+    // the 64 KiB blocks holding data (the first, the two on either side of STAGE), then the last stage's data from
+    // its first block to the last byte written (the run at the image's end stops there)
+    expect(file.written).toBe(3 * SPARSE_BLOCK + 8192 + 70_001);
+    // the space taken: those blocks, the last run rounded up to the filesystem's 4 KiB blocks
+    expect(statSync(path).blocks * 512).toBeLessThanOrEqual(3 * SPARSE_BLOCK + Math.ceil((8192 + 70_001) / 4096) * 4096);
   });
 
   it('never overwrites an existing file', async () => {

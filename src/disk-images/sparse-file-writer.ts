@@ -18,8 +18,8 @@ export interface SparseFileWriterOptions {
 }
 
 /**
- * Writes a stream into a new file, skipping every all-zero piece (aligned to SPARSE_BLOCK on the
- * file) so it stays a hole, and truncates the file to the bytes received at the end: a disk image
+ * A new image file written in order, offset by offset, skipping every all-zero piece (aligned to SPARSE_BLOCK on the
+ * file) and every hole it is told of, so they stay holes, and truncated to the image's size at the end: a disk image
  * of mostly empty space takes only the space of its data, as it did in the repository.
  *
  * The data is written with O_DIRECT where the filesystem takes it: a restored image is written once and not read
@@ -29,15 +29,13 @@ export interface SparseFileWriterOptions {
  * of an image whose size is no multiple of 4 KiB) goes through the page cache; a filesystem that refuses O_DIRECT,
  * at the open or at a write, gets every write through the page cache. The file is fsynced at the end either way.
  */
-export class SparseFileWriter extends Writable {
-  /** Bytes received (holes included). */
+export class SparseImageFile {
+  /** Bytes of the image so far (holes included). */
   position = 0;
   /** Bytes actually written to the file. */
   written = 0;
   /** Of those, the bytes written past the page cache. */
   writtenDirect = 0;
-  private handle: FileHandle | undefined;
-  private directHandle: FileHandle | undefined;
   private readonly stages = alignedStages();
   private current = 0;
   /** Bytes in the current stage; its first byte is at `position - fill` in the file. */
@@ -45,57 +43,64 @@ export class SparseFileWriter extends Writable {
   /** The other stage's write, under way. */
   private writing: Promise<void> = Promise.resolve();
 
-  constructor(
-    private readonly path: string,
-    private readonly options: SparseFileWriterOptions = {},
-  ) {
-    super({ highWaterMark: STAGE });
+  private constructor(
+    private handle: FileHandle | undefined,
+    private directHandle: FileHandle | undefined,
+  ) {}
+
+  /** Creates `path` (never an existing file). */
+  static async create(path: string, options: SparseFileWriterOptions = {}): Promise<SparseImageFile> {
+    const handle = await fs.open(path, 'wx', 0o600);
+    const direct = options.direct === false ? undefined : await fs.open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
+    return new SparseImageFile(handle, direct);
   }
 
-  override _construct(callback: (error?: Error | null) => void): void {
-    this.open().then(() => callback(), callback);
+  /** `data` at `offset`, which is where the image is or past it (what lies between is a hole). */
+  async write(offset: number, data: Buffer): Promise<void> {
+    if (offset < this.position) throw new RangeError(`an image is written in order: ${offset} is before ${this.position}`);
+    await this.hole(offset - this.position);
+    for (let at = 0; at < data.length; ) {
+      const n = data.copy(this.stages[this.current], this.fill, at);
+      this.fill += n;
+      this.position += n;
+      at += n;
+      if (this.fill === STAGE) await this.writeStage();
+    }
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.take([chunk]).then(() => callback(), callback);
+  /** Ends the image at `size` (a hole up to it), and makes it durable. */
+  async finish(size: number): Promise<void> {
+    if (size < this.position) throw new RangeError(`the image has ${this.position} bytes, more than its size ${size}`);
+    if (this.fill) await this.writeStage();
+    await this.writing;
+    this.position = size;
+    // a trailing hole is only there once the file is as long as the image
+    await this.handle!.truncate(size);
+    await this.handle!.sync();
   }
 
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.take(chunks.map((c) => c.chunk)).then(() => callback(), callback);
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    this.finish().then(() => callback(), callback);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+  /** Closes the file once a stage still being written is (so that no write lands after it is closed or removed). */
+  async close(): Promise<void> {
     const handles = [this.handle, this.directHandle].filter((h): h is FileHandle => h !== undefined);
     this.handle = this.directHandle = undefined;
-    // a stage still being written is waited for, so that no write lands after the file is closed (or removed)
-    this.writing
-      .catch(() => undefined)
-      .then(() => Promise.all(handles.map((h) => h.close().catch(() => undefined))))
-      .then(
-        () => callback(error),
-        () => callback(error),
-      );
+    await this.writing.catch(() => undefined);
+    await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
   }
 
-  private async open(): Promise<void> {
-    this.handle = await fs.open(this.path, 'wx', 0o600);
-    if (this.options.direct === false) return;
-    this.directHandle = await fs.open(this.path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
-  }
-
-  private async take(chunks: Buffer[]): Promise<void> {
-    for (const chunk of chunks) {
-      for (let at = 0; at < chunk.length; ) {
-        const n = chunk.copy(this.stages[this.current], this.fill, at);
-        this.fill += n;
-        this.position += n;
-        at += n;
-        if (this.fill === STAGE) await this.writeStage();
+  private async hole(length: number): Promise<void> {
+    for (let n = length; n > 0; ) {
+      if (this.fill === 0 && n >= STAGE) {
+        const skipped = n - (n % STAGE);
+        this.position += skipped;
+        n -= skipped;
+        continue;
       }
+      const take = Math.min(n, STAGE - this.fill);
+      this.stages[this.current].fill(0, this.fill, this.fill + take);
+      this.fill += take;
+      this.position += take;
+      n -= take;
+      if (this.fill === STAGE) await this.writeStage();
     }
   }
 
@@ -110,14 +115,6 @@ export class SparseFileWriter extends Writable {
     this.writing.catch(() => undefined);
     this.current = 1 - this.current;
     this.fill = 0;
-  }
-
-  private async finish(): Promise<void> {
-    if (this.fill) await this.writeStage();
-    await this.writing;
-    // a trailing hole is only there once the file is as long as the image
-    await this.handle!.truncate(this.position);
-    await this.handle!.sync();
   }
 
   /** Each run of non-zero pieces is one write: a write per 64 KiB would cost more than the bytes. */
@@ -154,6 +151,63 @@ export class SparseFileWriter extends Writable {
     }
     await writeAll(this.handle!, stage, from, length, offset);
     this.written += length;
+  }
+}
+
+/** A byte stream written into a new image file as SparseImageFile writes it; its end is the image's size. */
+export class SparseFileWriter extends Writable {
+  private file: SparseImageFile | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly options: SparseFileWriterOptions = {},
+  ) {
+    super({ highWaterMark: STAGE });
+  }
+
+  /** Bytes received (holes included). */
+  get position(): number {
+    return this.file?.position ?? 0;
+  }
+
+  /** Bytes actually written to the file. */
+  get written(): number {
+    return this.file?.written ?? 0;
+  }
+
+  /** Of those, the bytes written past the page cache. */
+  get writtenDirect(): number {
+    return this.file?.writtenDirect ?? 0;
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    SparseImageFile.create(this.path, this.options).then((file) => {
+      this.file = file;
+      callback();
+    }, callback);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.file!.write(this.file!.position, chunk).then(() => callback(), callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    (async () => {
+      for (const { chunk } of chunks) await this.file!.write(this.file!.position, chunk);
+    })().then(() => callback(), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.file!.finish(this.file!.position).then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const file = this.file;
+    if (!file) return callback(error);
+    file.close().then(
+      () => callback(error),
+      () => callback(error),
+    );
   }
 }
 

@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { hubToken } from '../hub-api';
 import { HubCertificateError, hubEndpoint, hubRequest, readAll } from '../../wire/hub-tls';
 import { progressLine } from '../progress-bar';
-import { SparseFileWriter } from '../../disk-images/sparse-file-writer';
+import { DISK_SIZE_HEADER, ExtentsDecoder, ExtentsFormatError, EXTENTS_MEDIA_TYPE } from '../../disk-images/image-extents';
+import { SparseFileWriter, SparseImageFile } from '../../disk-images/sparse-file-writer';
 
 export const RESTORE_DISK_USAGE = '  sendense restore disk RESTORE_POINT --disk DISK -o FILE [--format raw|qcow2] [--force]   download a disk as one image (raw: sparse)';
 
@@ -83,13 +84,18 @@ class Progress extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
+    this.reached(this.bytes + chunk.length);
+    callback(null, chunk);
+  }
+
+  /** The image is done up to `bytes` (holes included). */
+  reached(bytes: number): void {
+    this.bytes = bytes;
     const now = Date.now();
     if ((this.out as Writable & { isTTY?: boolean }).isTTY && now - this.last >= PROGRESS_MS) {
       this.last = now;
       this.out.write(`\r${this.line(false)}`);
     }
-    callback(null, chunk);
   }
 
   finish(): void {
@@ -100,6 +106,48 @@ class Progress extends Transform {
   private line(done: boolean): string {
     const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
     return progressLine({ diskId: this.label, bytesDone: this.bytes, bytesPlanned: this.planned, rate: this.bytes / seconds, done });
+  }
+}
+
+/** The answer's bytes, written sparsely into `file`: its Content-Length is the image's size. */
+async function saveBytes(res: IncomingMessage, file: string, diskId: string, stderr: Writable): Promise<{ position: number; written: number }> {
+  const expected = Number(res.headers['content-length']);
+  const progress = new Progress(diskId, Number.isFinite(expected) ? expected : 0, stderr);
+  const writer = new SparseFileWriter(file);
+  await pipeline(res, progress, writer);
+  progress.finish();
+  if (Number.isFinite(expected) && writer.position !== expected) throw new Error(`received ${writer.position} of ${expected} bytes; the download was cut off`);
+  return writer;
+}
+
+/** The answer's frames written into `file` at their offsets, the rest left as holes, up to the size the hub gave. */
+async function saveExtents(res: IncomingMessage, path: string, diskId: string, stderr: Writable): Promise<{ position: number; written: number }> {
+  const header = res.headers[DISK_SIZE_HEADER.toLowerCase()];
+  const size = typeof header === 'string' && /^\d{1,16}$/.test(header) ? Number(header) : NaN;
+  if (!Number.isSafeInteger(size)) {
+    res.destroy();
+    throw new Error(`the hub sent an image without a valid ${DISK_SIZE_HEADER} (${JSON.stringify(header)})`);
+  }
+  const progress = new Progress(diskId, size, stderr);
+  const file = await SparseImageFile.create(path);
+  try {
+    const decoder = new ExtentsDecoder(size);
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      for (const piece of decoder.push(chunk)) await file.write(piece.offset, piece.data);
+      progress.reached(file.position);
+    }
+    if (!res.complete) throw new Error(`received ${file.position} of ${size} bytes; the download was cut off`);
+    decoder.finish();
+    await file.finish(size);
+    progress.reached(size);
+    progress.finish();
+    return file;
+  } catch (error) {
+    res.destroy();
+    if (error instanceof ExtentsFormatError) throw new Error(`the download was cut off or damaged: ${error.message}`);
+    throw error;
+  } finally {
+    await file.close();
   }
 }
 
@@ -121,7 +169,10 @@ export async function restoreDiskCommand(args: string[], env: NodeJS.ProcessEnv,
     // the answer's own stream, not a fetch Response: a web stream between the socket and the file halves the rate
     let res: IncomingMessage;
     try {
-      res = await hubRequest(hub, { method: 'GET', path, headers: { Authorization: `Bearer ${hubToken(env)}` } });
+      // a raw image comes as its data and where it lies, its holes left out (image-extents.ts); a hub that does not
+      // know the form sends the bytes
+      const accept: Record<string, string> = o.format === 'raw' ? { Accept: `${EXTENTS_MEDIA_TYPE}, application/octet-stream` } : {};
+      res = await hubRequest(hub, { method: 'GET', path, headers: { Authorization: `Bearer ${hubToken(env)}`, ...accept } });
     } catch (error) {
       if (error instanceof HubCertificateError) throw error;
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
@@ -132,16 +183,11 @@ export async function restoreDiskCommand(args: string[], env: NodeJS.ProcessEnv,
     const integrity = res.headers['x-sendense-integrity'];
     if (integrity === 'corrupt') io.stderr.write(`integrity: CORRUPT: restore point ${o.restorePointId} has damaged blocks (downloaded with --force); the image may be wrong\n`);
     else if (typeof integrity === 'string') io.stderr.write(`integrity: ${integrity}\n`);
-    const expected = Number(res.headers['content-length']);
     partial = `${target}.partial-${process.pid}`;
-    const progress = new Progress(o.diskId, Number.isFinite(expected) ? expected : 0, io.stderr);
-    const writer = new SparseFileWriter(partial);
-    await pipeline(res, progress, writer);
-    progress.finish();
-    if (Number.isFinite(expected) && writer.position !== expected) throw new Error(`received ${writer.position} of ${expected} bytes; the download was cut off`);
+    const saved = (res.headers['content-type'] ?? '').startsWith(EXTENTS_MEDIA_TYPE) ? await saveExtents(res, partial, o.diskId, io.stderr) : await saveBytes(res, partial, o.diskId, io.stderr);
     await fs.rename(partial, target);
     partial = undefined;
-    io.stderr.write(`saved ${o.format} image of ${o.diskId} (${writer.position} bytes, ${writer.written} written, the rest left as holes) to ${target}\n`);
+    io.stderr.write(`saved ${o.format} image of ${o.diskId} (${saved.position} bytes, ${saved.written} written, the rest left as holes) to ${target}\n`);
     return 0;
   } catch (error) {
     if (partial) await fs.rm(partial, { force: true });

@@ -7,6 +7,7 @@ import { terminateProcess } from '../../process/child-process';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
 import { openChunkPoint, socketExportLaunch } from '../../repositories/chunks/point-server';
+import { frameHeader } from '../image-extents';
 
 const EXPORT_NAME = 'image';
 export const READ_PIECE = 2 * 1024 * 1024;
@@ -85,13 +86,14 @@ export interface ReadFigures {
  * come from one shared buffer of zeroes (never written to). Data is read in pieces of `READ_PIECE` into `READ_AHEAD`
  * buffers of its own, `READ_AHEAD` reads in flight; a buffer is read into again only once `out` has called back for
  * the bytes it held. A fresh buffer per piece cost the hub more CPU in garbage collection than the copy to the socket.
+ * `framed`: as frames of image-extents.ts, the zero extents left out (counted as sent: the client makes them holes).
  * Rejects when `out` fails or closes first; `out` is not ended.
  */
-export async function sendImage(disk: PointDisk, start: number, end: number, out: Writable, figures: ReadFigures = { read: 0, zero: 0, sent: 0 }): Promise<void> {
+export async function sendImage(disk: PointDisk, start: number, end: number, out: Writable, figures: ReadFigures = { read: 0, zero: 0, sent: 0 }, framed = false): Promise<void> {
   if (out.destroyed) throw receiverClosed();
   // shared memory: a chunk point's reader threads open chunks straight into it (ChunkWorkers.open)
   const free: Buffer[] = Array.from({ length: READ_AHEAD }, () => Buffer.from(new SharedArrayBuffer(READ_PIECE)));
-  const queue: { buffer: Buffer; read: Promise<Buffer> }[] = [];
+  const queue: { buffer: Buffer; read: Promise<Buffer>; header?: Buffer }[] = [];
   let failure: Error | null = null;
   /** Writes `out` has not called back for yet. */
   let unanswered = 0;
@@ -114,9 +116,11 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
     }
   };
   /** Hands `data` to `out`; `recycle`, when given, is free again once `out` has called back. */
-  const write = async (data: Buffer, recycle?: Buffer) => {
+  const write = async (data: Buffer, recycle?: Buffer, header?: Buffer) => {
     if (failure) throw failure;
     const n = data.length;
+    // a frame's header is not a byte of the disk: not counted as sent
+    if (header) out.write(header);
     unanswered++;
     const taken = out.write(data, (error) => {
       unanswered--;
@@ -128,8 +132,8 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
     if (!taken) await until(() => !out.writableNeedDrain);
   };
   const writeOldest = async () => {
-    const { buffer, read } = queue.shift()!;
-    await write(await read, buffer);
+    const { buffer, read, header } = queue.shift()!;
+    await write(await read, buffer, header);
   };
   out.on('drain', notify);
   out.once('close', onClose);
@@ -142,6 +146,11 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
         const extentEnd = extentStart + extent.length;
         const from = extentStart;
         extentStart = extentEnd;
+        if (extent.zero && framed) {
+          figures.zero += extentEnd - from;
+          figures.sent += extentEnd - from;
+          continue;
+        }
         if (extent.zero) {
           while (queue.length) await writeOldest();
           for (let at = from; at < extentEnd; at += ZERO.length) {
@@ -163,11 +172,12 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
           });
           // a read failing while an earlier one is awaited is reported when its turn comes, not as unhandled
           read.catch(() => undefined);
-          queue.push({ buffer, read });
+          queue.push({ buffer, read, header: framed ? frameHeader(at, n) : undefined });
         }
       }
     }
     while (queue.length) await writeOldest();
+    if (framed) out.write(frameHeader(end, 0));
     // `out` has called back for every byte: every buffer is back, and the zeroes are taken too
     await until(() => unanswered === 0);
   } finally {
