@@ -90,9 +90,15 @@ export class BackupLab {
     };
   }
 
+  /**
+   * A hub started again after a SIGKILL first shuts down the PostgreSQL its predecessor left running, then waits for
+   * its crash recovery (it allows 30 s and 120 s for those, src/database/embedded-postgres.ts). Under a full test
+   * run's load, such a hub once did not answer within 30 s, and its output (warnings only) did not say which step
+   * took the time. A hub that exits fails the wait at once.
+   */
   async startHub(): Promise<void> {
     this.hub = spawnSendense(['hub'], this.hubEnvironment());
-    await waitForHttp(`http://127.0.0.1:${this.apiPort}/api/v1/health`).catch((e: Error) => {
+    await waitForHttp(`http://127.0.0.1:${this.apiPort}/api/v1/health`, 120_000, this.hub).catch((e: Error) => {
       throw new Error(`${e.message}\nhub output:\n${this.hub?.output().slice(-4000)}`);
     });
   }
