@@ -441,7 +441,10 @@ async function readBlocks(offset: number, length: number, out: Buffer, block: (i
   }
   const blocks = await Promise.all(pieces.map((p) => block(p.i)));
   pieces.forEach(({ within, done, take }, k) => {
-    const copied = blocks[k].copy(out, done, within, within + take);
+    // a block opened straight into `out` is already in place: only a short plaintext (the disk's last block) leaves
+    // bytes to clear
+    const inPlace = blocks[k].buffer === out.buffer && blocks[k].byteOffset === out.byteOffset + done;
+    const copied = inPlace ? Math.min(blocks[k].length, take) : blocks[k].copy(out, done, within, within + take);
     if (copied < take) out.fill(0, done + copied, done + take);
   });
 }
@@ -502,18 +505,7 @@ export class ChunkPointView implements ReadableDisk {
       whole,
     );
     const got = new Map(wanted.map((i, k) => [i, data[k]]));
-    for (let done = 0; done < length; ) {
-      const at = offset + done;
-      const i = Math.floor(at / CHUNK_SIZE);
-      const within = at - i * CHUNK_SIZE;
-      const take = Math.min(length - done, CHUNK_SIZE - within);
-      const block = got.get(i) ?? (kept?.block === i ? kept.data : ZEROS);
-      // opened in place: only a short plaintext (the disk's last block) leaves bytes to clear
-      const inPlace = block.buffer === out.buffer && block.byteOffset === out.byteOffset + done;
-      const copied = inPlace ? Math.min(block.length, take) : block.copy(out, done, within, within + take);
-      if (copied < take) out.fill(0, done + copied, done + take);
-      done += take;
-    }
+    await readBlocks(offset, length, out, (i) => Promise.resolve(got.get(i) ?? (kept?.block === i ? kept.data : ZEROS)));
     const lastWanted = wanted.length - 1;
     // a block opened into `out` belongs to the caller: only one with a buffer of its own is kept for the next read
     if (lastWanted >= 0 && !whole[lastWanted]) this.last = { block: wanted[lastWanted], data: data[lastWanted] };

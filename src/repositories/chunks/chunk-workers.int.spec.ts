@@ -71,7 +71,7 @@ describe('ChunkWorkers: chunks sealed and opened on worker threads', () => {
     expect((await workers.open(digest, sealChunk(digest, data, dataKey, 3), dataKey)).equals(data)).toBe(true);
   });
 
-  it('opens into shared memory on the thread itself, and into a buffer of the caller by a copy, the same bytes as openChunk gives', async () => {
+  it('opens into shared memory and into a buffer of the caller: the same bytes as openChunk gives, in the memory given', async () => {
     const dataKey = deriveKeys(key).data;
     const shared = Buffer.from(new SharedArrayBuffer(4 * CHUNK_SIZE));
     for (const k of [dataKey, null]) {
