@@ -119,9 +119,15 @@ export function openChunk(digest: Buffer, record: Buffer, key: Buffer | null, in
   }
 }
 
+/**
+ * zstd's level for indexes. A point's index grows with its disk (8 bytes a block) and is written at every commit:
+ * for a 100 GiB disk, 3.8 s at level 19 against 20 ms at 3 (measured here), for 0.74 MB stored instead of 0.44.
+ */
+const META_LEVEL = 3;
+
 /** A metadata object as written: compressed, and sealed under the metadata key with its name when the store is encrypted. */
 export function sealMeta(name: string, content: Buffer, key: Buffer | null): Buffer {
-  const packed = compress(content, { compressionLevel: 19 });
+  const packed = compress(content, { compressionLevel: META_LEVEL });
   return key ? Buffer.concat([META_MAGIC, seal(key, [packed], Buffer.from(name))]) : Buffer.concat([META_MAGIC, packed]);
 }
 

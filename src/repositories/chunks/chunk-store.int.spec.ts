@@ -211,6 +211,53 @@ describe('ChunkStore: a disk stored once, deduplicated, compressed and sealed, s
     }
   });
 
+  it("reads only the pack indexes it needs: a point and an incremental of it work beside another point's damaged pack index, which fails only a block new to the store", async () => {
+    const root = join(dir, 'lazy');
+    const points = ['vm1/rp-1/disk0', 'vm2/rp-1/disk0'];
+    const data = points.map(() => randomBytes(4 * CHUNK_SIZE));
+    const packOf = new Map<string, string>();
+    for (const [i, name] of points.entries()) {
+      // a store of its own for each: each point's chunks in a pack of their own
+      const writer = await (await ChunkStore.open(root, { key })).writePoint(data[i].length, null);
+      await writer.write(0, data[i]);
+      await writer.commit(name);
+      await writer.close();
+      const packs = (await fs.readdir(join(root, 'packs'))).filter((f) => f.endsWith('.idx')).map((f) => f.slice(0, -4));
+      packOf.set(name, packs.find((p) => ![...packOf.values()].includes(p))!);
+    }
+    // a new block found in a pack the writer read only when it needed to: stored once
+    const dedup = await (await ChunkStore.open(root, { key })).writePoint(CHUNK_SIZE, null);
+    await dedup.write(0, data[1].subarray(CHUNK_SIZE, 2 * CHUNK_SIZE));
+    await dedup.commit('vm3/rp-1/disk0');
+    await dedup.close();
+    expect((await fs.readdir(join(root, 'packs'))).filter((f) => f.endsWith('.idx'))).toHaveLength(2);
+
+    // the open reads the first pack's index (a wrong key fails there); the other point's is damaged
+    const [ours, other] = [...points].sort((a, b) => packOf.get(a)!.localeCompare(packOf.get(b)!));
+    await fs.writeFile(join(root, 'packs', `${packOf.get(other)}.idx`), randomBytes(300));
+    const store = await ChunkStore.open(root, { key });
+    const view = await store.openPoint(ours);
+    expect((await view.read(0, 4 * CHUNK_SIZE)).equals(data[points.indexOf(ours)])).toBe(true);
+    await view.close();
+    // an incremental that writes blocks the point holds already, and one block of zeros
+    const incremental = await store.writePoint(4 * CHUNK_SIZE, ours);
+    await incremental.write(CHUNK_SIZE, data[points.indexOf(ours)].subarray(0, CHUNK_SIZE));
+    await incremental.write(3 * CHUNK_SIZE, Buffer.alloc(CHUNK_SIZE));
+    await incremental.commit('vm1/rp-2/disk0');
+    await incremental.close();
+    const next = await store.openPoint('vm1/rp-2/disk0');
+    const want = Buffer.from(data[points.indexOf(ours)]);
+    want.set(want.subarray(0, CHUNK_SIZE), CHUNK_SIZE);
+    want.fill(0, 3 * CHUNK_SIZE);
+    expect((await next.read(0, 4 * CHUNK_SIZE)).equals(want)).toBe(true);
+    await next.close();
+    expect(store.stats.chunks).toBe(0);
+    // a block new to the store needs every pack's index, and the damaged one is reported
+    const fresh = await store.writePoint(CHUNK_SIZE, null);
+    await expect(fresh.write(0, randomBytes(CHUNK_SIZE))).rejects.toThrow(new RegExp(`pack ${packOf.get(other)}`));
+    await fresh.close();
+  });
+
   it('a point name that is not vmId/pointId/diskId is refused before anything is written', async () => {
     const root = join(dir, 'names');
     const store = await ChunkStore.open(root, { key: null });

@@ -58,7 +58,7 @@ export interface ChunkStoreStats {
 /**
  * A repository's chunk store (docs/design/storage.md): chunks in packs written once, a point as an index of its
  * disk. Several processes (of one hub or several) may write a store at once, each deduplicating against the packs
- * it found at its open and its own, so two of them may store the same chunk twice, in two packs; readers may share
+ * it found when it first needed them and its own, so two of them may store the same chunk twice, in two packs; readers may share
  * it too. Writers register first (store-lock.ts), so that no garbage collection (gc.ts) runs while they write.
  * What is committed survives a crash at any moment: a pack is published (synced, linked under its name) before its
  * index, its index before any point that names its chunks, and a point's index is published only whole. A pack
@@ -69,6 +69,11 @@ export class ChunkStore {
   /** Every stored chunk's location by its digest (hex): what a new block is deduplicated against. */
   private readonly known = new Map<string, ChunkLocation>();
   private readonly packs = new Map<string, PackEntry[]>();
+  /** Pack indexes read or being read, by pack id. */
+  private readonly loading = new Map<string, Promise<void>>();
+  private everything: Promise<void> | null = null;
+  /** Every pack published before knowAll listed them is known: a block not in `known` is new to the store. */
+  private allKnown = false;
   private open: OpenPack | null = null;
   /** Packs being published: their chunks are still theirs to read. */
   private readonly closing = new Map<string, OpenPack>();
@@ -84,19 +89,57 @@ export class ChunkStore {
     private readonly workers: ChunkWorkers | null,
   ) {}
 
+  /**
+   * Reads one pack index, which a wrong key does not open: a reader loads those its point names (openPoint), a
+   * writer those of its base (writePoint) and the rest when a block is new to it or its server asks
+   * (prefetchIndexes), so that opening a store costs the same however many packs it holds.
+   */
   static async open(dir: string, options: ChunkStoreOptions): Promise<ChunkStore> {
     const store = new ChunkStore(dir, options.key ? deriveKeys(options.key) : null, options.level ?? 3, options.workers ?? null);
     await fs.mkdir(join(dir, 'packs'), { recursive: true, mode: 0o750 });
     await fs.mkdir(join(dir, 'points'), { recursive: true, mode: 0o750 });
     await removeStaleTemps(join(dir, 'packs'));
-    for (const name of (await fs.readdir(join(dir, 'packs'))).sort()) {
-      const packId = name.slice(0, -'.idx'.length);
-      if (!name.endsWith('.idx') || !PACK_ID.test(packId)) continue;
-      // an index gone since the listing was a pack no point named, removed by a garbage collection
-      const bytes = await fs.readFile(join(dir, 'packs', name)).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
-      if (bytes) store.remember(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, store.keys?.meta ?? null), `pack ${packId}`));
-    }
+    const first = (await store.packIds())[0];
+    if (first) await store.loadPack(first);
     return store;
+  }
+
+  /** The published packs, by the names of their indexes, in order. */
+  private async packIds(): Promise<string[]> {
+    return (await fs.readdir(join(this.dir, 'packs')))
+      .filter((name) => name.endsWith('.idx') && PACK_ID.test(name.slice(0, -'.idx'.length)))
+      .map((name) => name.slice(0, -'.idx'.length))
+      .sort();
+  }
+
+  /** A published pack's index, read once; a pack gone (removed by a garbage collection) is left unknown. */
+  private loadPack(packId: string): Promise<void> {
+    let loading = this.loading.get(packId);
+    if (!loading && this.packs.has(packId)) return Promise.resolve();
+    if (!loading) {
+      loading = (async () => {
+        const bytes = await fs.readFile(this.packFile(packId, 'idx')).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+        if (bytes && !this.packs.has(packId)) this.remember(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, this.keys?.meta ?? null), `pack ${packId}`));
+      })();
+      this.loading.set(packId, loading);
+    }
+    return loading;
+  }
+
+  private async loadPacks(blocks: readonly (ChunkLocation | null)[]): Promise<void> {
+    await Promise.all([...new Set(blocks.flatMap((b) => (b ? [b.packId] : [])))].map((packId) => this.loadPack(packId)));
+  }
+
+  /**
+   * Every published pack's index (a chunk stored twice is deduplicated against the copy read first): what a block new
+   * to the writer is checked against. Read once; a damaged index fails the put that needed it.
+   */
+  private knowAll(): Promise<void> {
+    this.everything ??= (async () => {
+      for (const packId of await this.packIds()) await this.loadPack(packId);
+      this.allKnown = true;
+    })();
+    return this.everything;
   }
 
   private remember(packId: string, entries: PackEntry[]): void {
@@ -107,6 +150,16 @@ export class ChunkStore {
     });
   }
 
+  /**
+   * Starts reading every pack's index, which the first block new to this store waits for: a writer's server calls it
+   * once it serves, so that the reading overlaps the source's snapshot instead of delaying the export's start. A
+   * failure is the first new block's to report.
+   */
+  prefetchIndexes(): void {
+    this.knowAll().catch(() => undefined);
+  }
+
+  /** Whether a chunk is known to hold these bytes: one this store put, or one of the packs it read. */
   has(digest: Buffer): boolean {
     return this.known.has(digest.toString('hex'));
   }
@@ -120,6 +173,12 @@ export class ChunkStore {
     if (data.length === 0 || data.length > CHUNK_SIZE) return Promise.reject(new ChunkFormatError(`a chunk has 1 to ${CHUNK_SIZE} bytes, not ${data.length}`));
     const digest = hash('sha256', data, 'buffer');
     if (expected && !expected.equals(digest)) return Promise.reject(new ChunkFormatError(`a block sent as ${expected.toString('hex')} has the digest ${digest.toString('hex')}`));
+    // a block not among those known yet waits for every pack's index: it may be stored already
+    if (!this.allKnown && !this.known.has(digest.toString('hex'))) return this.knowAll().then(() => this.store(digest, data));
+    return this.store(digest, data);
+  }
+
+  private store(digest: Buffer, data: Buffer): Promise<ChunkLocation> {
     // judged once, and only for a block the store may not hold: whether zstd is to see it, and so where it is sealed
     const compressible = this.known.has(digest.toString('hex')) ? undefined : worthCompressing(data);
     const sealed = compressible ? this.sealAhead(digest, data) : undefined;
@@ -260,6 +319,7 @@ export class ChunkStore {
   async commitPoint(name: string, size: number, blocks: (ChunkLocation | null)[]): Promise<void> {
     const file = this.pointFile(name);
     await this.flush();
+    await this.loadPacks(blocks);
     for (const b of blocks) if (b && !this.packs.get(b.packId)?.[b.entry]) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${b.packId}, entry ${b.entry})`);
     const index = encodePointIndex({ size, chunkSize: CHUNK_SIZE, blocks });
     await fs.mkdir(dirname(file), { recursive: true, mode: 0o750 });
@@ -276,7 +336,9 @@ export class ChunkStore {
 
   /** A committed point's disk, read-only: what the hub's NBD server serves (src/nbd-protocol/nbd-server.ts). */
   async openPoint(name: string): Promise<ChunkPointView> {
-    return new ChunkPointView(await this.readPoint(name), this.reader());
+    const index = await this.readPoint(name);
+    await this.loadPacks(index.blocks);
+    return new ChunkPointView(index, this.reader());
   }
 
   /**
@@ -286,6 +348,7 @@ export class ChunkStore {
   async writePoint(size: number, base: string | null): Promise<ChunkPointWriter> {
     const index = base ? await this.readPoint(base) : null;
     if (index && index.size !== size) throw new ChunkFormatError(`point ${base} has ${index.size} bytes, the new one ${size}: a point follows one of its own size`);
+    if (index) await this.loadPacks(index.blocks);
     return new ChunkPointWriter(this, size, index?.blocks ?? new Array<ChunkLocation | null>(Math.ceil(size / CHUNK_SIZE)).fill(null), this.reader());
   }
 
@@ -317,7 +380,7 @@ async function readPointFile(dir: string, name: string, metaKey: Buffer | null):
   return decodePointIndex(openMeta(`point ${name}`, await fs.readFile(pointFileOf(dir, name)), metaKey), `point ${name}`);
 }
 
-/** A committed point's index alone, without opening its store (whose open reads every pack's index). */
+/** A committed point's index alone, without opening its store. */
 export function readPointIndex(dir: string, name: string, key: Buffer | null): Promise<PointIndex> {
   return readPointFile(dir, name, key ? deriveKeys(key).meta : null);
 }

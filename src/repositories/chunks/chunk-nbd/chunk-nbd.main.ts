@@ -115,6 +115,7 @@ async function serve(spec: ChunkNbdSpec, key: Buffer | null, tls: NbdServerTls |
   } catch (error) {
     throw new StartupError(`cannot listen on ${where}: ${messageOf(error)}`);
   }
+  if (disk instanceof ChunkPointWriter) store.prefetchIndexes();
   return {
     stop: async () => {
       try {
