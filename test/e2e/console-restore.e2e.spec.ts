@@ -25,8 +25,8 @@ describe('the console restore wizard against real libvirt', () => {
   beforeAll(async () => {
     await host.open({ storage: true });
     // vm-restore.e2e's disks: with the fixture's small ones, an instant recovery's qemu segfaulted (bdrv_refresh_filename,
-    // Debian's qemu 7.2) about 2 s after start in 5 of 29 runs, an open fault of instant recovery (issue 39);
-    // this file tests the console's wizard, with disks whose copy lasts as long as that test's
+    // Debian's qemu 7.2) about 2 s after start in 5 of 29 runs, as both disks' pulls ended; they now run one at a time
+    // (test/e2e/instant-pulls.e2e.spec.ts). This file tests the console's wizard, with disks whose copy lasts as long as that test's
     guest = await startGuest({ name: `sendense-console-${process.pid}`, dir: join(host.dir, 'g'), agent: true, d1Mib: 320, fillD1Mib: 256 });
     lab.vmIds = [guest.uuid];
     lab.consoleLogs = [guest.console];

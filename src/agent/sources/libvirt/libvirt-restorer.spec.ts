@@ -1,4 +1,5 @@
-import { blockJobBytes } from './libvirt-restorer';
+import type { LibvirtSource } from './libvirt-source';
+import { blockJobBytes, LibvirtRestorer } from './libvirt-restorer';
 
 describe('blockJobBytes', () => {
   it("reads the bytes copied and to copy from virsh blockjob --info --raw (tools/virsh-domain.c's raw format)", () => {
@@ -11,4 +12,66 @@ describe('blockJobBytes', () => {
     expect(blockJobBytes('No current block job for vda\n')).toBeNull();
     expect(blockJobBytes('')).toBeNull();
   });
+});
+
+/**
+ * libvirt faked as a domain whose disks each read from the hub until their pull has been seen running for two polls:
+ * what is tested is the order the restorer starts pulls in, not libvirt.
+ */
+describe('the background copy of an instant recovery', () => {
+  function fakeDomain(disks: string[], runningAtStart: string[] = []) {
+    const polls = new Map<string, number>(runningAtStart.map((d) => [d, 2]));
+    const local = new Set<string>();
+    let mostAtOnce = runningAtStart.length;
+    const started: string[] = [];
+    const xml = () => `<domain><devices>${disks.map((d) => `<disk type='file' device='disk'><source file='/x/${d}'/>${local.has(d) ? '' : "<backingStore type='network'/>"}<target dev='${d}' bus='virtio'/></disk>`).join('')}</devices></domain>`;
+    const virsh = async ([command, , disk]: string[]) => {
+      if (command === 'dumpxml') return xml();
+      if (command === 'blockpull') {
+        started.push(disk);
+        polls.set(disk, 2);
+        mostAtOnce = Math.max(mostAtOnce, polls.size);
+        return '';
+      }
+      if (command === 'blockjob') {
+        const left = polls.get(disk);
+        if (left === undefined) return '';
+        if (left === 0) {
+          polls.delete(disk);
+          local.add(disk);
+          return '';
+        }
+        polls.set(disk, left - 1);
+        return ' type=Pull\n cur=1\n end=2\n';
+      }
+      return '';
+    };
+    return { source: { virsh } as unknown as LibvirtSource, started, mostAtOnce: () => mostAtOnce };
+  }
+
+  it('pulls one disk at a time (qemu 7.2 segfaulted when two pulls ended together), each disk once, and ends when none reads from the hub', async () => {
+    const domain = fakeDomain(['vda', 'vdb', 'vdc']);
+    const progress: string[] = [];
+    await new LibvirtRestorer(domain.source, { workDir: '/nonexistent', log: () => undefined }).pull('uuid-1', ['vda', 'vdb', 'vdc'], (disk) => progress.push(disk), new AbortController().signal);
+    expect(domain.started).toEqual(['vda', 'vdb', 'vdc']);
+    expect(domain.mostAtOnce()).toBe(1);
+    expect([...new Set(progress)]).toEqual(['vda', 'vdb', 'vdc']);
+  }, 30_000);
+
+  it("fails with the reason once the domain's qemu is gone (it crashed), not after ten pulls that each end at once", async () => {
+    const calls: string[] = [];
+    const xml = "<domain><devices><disk type='file' device='disk'><source file='/nonexistent/vda'/><backingStore type='network'/><target dev='vda' bus='virtio'/></disk></devices></domain>";
+    const answers: Record<string, string> = { dumpxml: xml, blockjob: '', blockpull: '', domblkerror: '', domstate: 'shut off (crashed)\n' };
+    const source = { virsh: async (args: string[]) => (calls.push(args[0]), answers[args[0]] ?? '') } as unknown as LibvirtSource;
+    const pulled = new LibvirtRestorer(source, { workDir: '/nonexistent', log: () => undefined }).pull('uuid-1', ['vda'], () => undefined, new AbortController().signal);
+    await expect(pulled).rejects.toThrow(/^the copy of vda stopped: the domain is shut off \(crashed\)$/);
+    expect(calls.filter((c) => c === 'blockpull')).toHaveLength(1);
+  }, 30_000);
+
+  it('resumed after an agent restart, lets the pull still running end before it starts another', async () => {
+    const domain = fakeDomain(['vda', 'vdb'], ['vdb']);
+    await new LibvirtRestorer(domain.source, { workDir: '/nonexistent', log: () => undefined }).pull('uuid-1', ['vda', 'vdb'], () => undefined, new AbortController().signal);
+    expect(domain.started).toEqual(['vda']);
+    expect(domain.mostAtOnce()).toBe(1);
+  }, 30_000);
 });
