@@ -58,8 +58,8 @@ export interface ChunkStoreStats {
 /**
  * A repository's chunk store (docs/design/storage.md): chunks in packs written once, a point as an index of its
  * disk. Several processes (of one hub or several) may write a store at once, each deduplicating against the packs
- * it found when it first needed them and its own, so two of them may store the same chunk twice, in two packs; readers may share
- * it too. Writers register first (store-lock.ts), so that no garbage collection (gc.ts) runs while they write.
+ * it read and its own, so two of them may store the same chunk twice, in two packs; readers may share it too.
+ * Writers register first (store-lock.ts), so that no garbage collection (gc.ts) runs while they write.
  * What is committed survives a crash at any moment: a pack is published (synced, linked under its name) before its
  * index, its index before any point that names its chunks, and a point's index is published only whole. A pack
  * without an index, or a temp file of a dead writer, is litter a crash left; opening the store skips the first and

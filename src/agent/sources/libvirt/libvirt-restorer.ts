@@ -194,11 +194,12 @@ export class LibvirtRestorer {
   /**
    * The background copy: a `blockpull` per disk streams the backing (the hub's export) into the overlay, qemu
    * reading through on demand meanwhile, and drops the backing when done. One disk at a time: Debian's qemu 7.2
-   * segfaulted (in bdrv_refresh_filename) when two disks' pulls ended at about the same moment, in 5 of 29 instant
-   * recoveries of a guest with two small disks (test/e2e/instant-pulls.e2e.spec.ts). A pull that stopped (never started
-   * by a killed agent, the hub away too long) is started again and skips what it copied. One that stopped
-   * because the overlay cannot take the data (its filesystem full, the guest paused on an I/O error), or that
-   * keeps stopping, ends this with the reason: the copy would never finish. Ends when no disk has a network
+   * segfaulted (in bdrv_refresh_filename) when two disks' pulls ended at about the same moment (5 of 29 runs of the
+   * console's restore test, 1 of 8 instant recoveries in test/e2e/instant-pulls.e2e.spec.ts; 20 of 20 ran on one
+   * at a time). A pull that stopped (never started by a killed agent, the hub away too long) is started again and
+   * skips what it copied. One that stopped because the overlay cannot take the data (its filesystem full, the guest
+   * paused on an I/O error), because the domain is shut off (its qemu crashed), or that keeps stopping, ends this
+   * with the reason: the copy would never finish. Ends when no disk has a network
    * backing left, or throws when aborted.
    */
   async pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal): Promise<void> {
