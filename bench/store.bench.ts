@@ -260,8 +260,7 @@ export async function runStoreBench(): Promise<void> {
     // each zstd level's stored share, compression CPU, and the CPU a restore spends decompressing what it stored
     // (a block zstd would not shrink is stored raw and copied): what the restore's goal against qcow2 costs in bytes
     const codecs: [string, (b: Buffer) => Buffer, ((b: Buffer, into: Buffer) => number) | null][] = [
-      ...[3, 1, -1, -5, -10].map((level): [string, (b: Buffer) => Buffer, (b: Buffer, into: Buffer) => number] => [`zstd ${level}`, (b) => compress(b, { compressionLevel: level }), (b, into) => decompressor.decompress(into, b)]),
-      ['zstd 9', (b) => compress(b, { compressionLevel: 9 }), (b, into) => decompressor.decompress(into, b)],
+      ...[3, 1, -1, -5, -10, 9].map((level): [string, (b: Buffer) => Buffer, (b: Buffer, into: Buffer) => number] => [`zstd ${level}`, (b) => compress(b, { compressionLevel: level }), (b, into) => decompressor.decompress(into, b)]),
       ['deflate 6 (node:zlib)', (b) => deflateSync(b), null],
     ];
     const decompressor = new DCtx();

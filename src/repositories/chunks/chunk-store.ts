@@ -114,8 +114,8 @@ export class ChunkStore {
 
   /** A published pack's index, read once; a pack gone (removed by a garbage collection) is left unknown. */
   private loadPack(packId: string): Promise<void> {
+    if (this.packs.has(packId)) return Promise.resolve();
     let loading = this.loading.get(packId);
-    if (!loading && this.packs.has(packId)) return Promise.resolve();
     if (!loading) {
       loading = (async () => {
         const bytes = await fs.readFile(this.packFile(packId, 'idx')).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
@@ -127,7 +127,10 @@ export class ChunkStore {
   }
 
   private async loadPacks(blocks: readonly (ChunkLocation | null)[]): Promise<void> {
-    await Promise.all([...new Set(blocks.flatMap((b) => (b ? [b.packId] : [])))].map((packId) => this.loadPack(packId)));
+    // one pass, no array per block: a 100 GiB disk's point names 1.6 million blocks, at every export's start
+    const packIds = new Set<string>();
+    for (const b of blocks) if (b) packIds.add(b.packId);
+    await Promise.all([...packIds].map((packId) => this.loadPack(packId)));
   }
 
   /**
