@@ -273,6 +273,9 @@ export class NbdServer {
       socket.off('data', onData);
       const secure = new TLSSocket(socket, {
         isServer: true,
+        // no certificate is verified under a pre-shared key: an empty list of authorities spares the first handshake
+        // node's parse of its whole root store (20-25 ms of each chunk-nbd export's start on this machine)
+        ca: [],
         minVersion: 'TLSv1.3',
         ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384',
         pskCallback: (_socket: TLSSocket, identity: string) => (identity === tls.identity ? tls.key : null),

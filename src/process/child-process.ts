@@ -27,8 +27,8 @@ export interface SpawnChildOptions {
   logFile?: string;
   /** Default '/', so the child never pins a directory someone may want to unmount or delete. */
   cwd?: string;
-  /** Added to our environment. */
-  env?: Record<string, string>;
+  /** Added to our environment; a name given as undefined is left out of the child's. */
+  env?: Record<string, string | undefined>;
   /** Run as this user (PostgreSQL refuses to run as root). */
   user?: { uid: number; gid: number };
   /** A detached child we stop ourselves at the very end (the embedded database): our event loop keeps running while it runs, so a stop is awaited to its end. */

@@ -103,7 +103,15 @@ describe('chunk-nbd: a chunk-store point served by its own process, in place of 
     const psk = await pskDir('tls.psk');
 
     const port = await freePort();
-    const writer = await serve({ ...store, point: { commit: 'vm1/rp-1/disk0', size }, listen: { host: '127.0.0.1', port }, exportName: 'target', tls: { pskDir: psk.pskDir } });
+    // a hub run where node trusts extra authorities: its server, which verifies none, does not load them at its start
+    const extraCas = process.env.NODE_EXTRA_CA_CERTS;
+    process.env.NODE_EXTRA_CA_CERTS = '/etc/ssl/certs/ca-certificates.crt';
+    const writer = await serve({ ...store, point: { commit: 'vm1/rp-1/disk0', size }, listen: { host: '127.0.0.1', port }, exportName: 'target', tls: { pskDir: psk.pskDir } }).finally(() => {
+      if (extraCas === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
+      else process.env.NODE_EXTRA_CA_CERTS = extraCas;
+    });
+    const environment = readFileSync(`/proc/${writer.handle.pid}/environ`, 'utf8').split('\0');
+    expect(environment.filter((v) => /^(NODE_EXTRA_CA_CERTS|LC_ALL)=/.test(v))).toEqual(['LC_ALL=C']);
     // TLS is required: a plain client is refused
     await expect(runProcess('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/target`])).rejects.toThrow();
     await runProcess('nbdcopy', ['--flush', raw, `nbds://${PSK_IDENTITY}@127.0.0.1:${port}/target?tls-psk-file=${psk.keys}`]);
