@@ -55,9 +55,16 @@ export interface PointIndex {
 }
 
 export function encodePointIndex(index: PointIndex): Buffer {
-  const packs = [...new Set(index.blocks.flatMap((b) => (b ? [b.packId] : [])))];
-  const packNumber = new Map(packs.map((p, i) => [p, i + 1]));
-  const n = index.blocks.length;
+  // plain loops over the blocks, no array or closure per block: a commit encodes its point as its export stops, and
+  // a new process runs this code cold (flatMap and forEach took 9 ms for 4096 blocks, 126 ms for 262144)
+  const { blocks } = index;
+  const n = blocks.length;
+  const packNumber = new Map<string, number>();
+  const packs: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = blocks[i];
+    if (b && !packNumber.has(b.packId)) packNumber.set(b.packId, packs.push(b.packId));
+  }
   const out = Buffer.alloc(POINT_MAGIC.length + 1 + 8 + 4 + 4 + packs.length * 8 + 4 + n * 8);
   let at = POINT_MAGIC.copy(out, 0);
   out[at++] = 1;
@@ -67,17 +74,24 @@ export function encodePointIndex(index: PointIndex): Buffer {
   at += 4;
   out.writeUInt32LE(packs.length, at);
   at += 4;
-  for (const p of packs) at += Buffer.from(p, 'hex').copy(out, at);
+  for (const p of packs) at += out.write(p, at, 'hex');
   out.writeUInt32LE(n, at);
   at += 4;
+  const view = new DataView(out.buffer, out.byteOffset + at, n * 8);
   let previous = -1;
-  index.blocks.forEach((b, i) => {
-    out.writeUInt32LE(b ? packNumber.get(b.packId)! : 0, at + i * 4);
-    if (b) {
-      out.writeInt32LE(b.entry - (previous + 1), at + n * 4 + i * 4);
-      previous = b.entry;
+  let packId = '';
+  let number = 0;
+  for (let i = 0; i < n; i++) {
+    const b = blocks[i];
+    if (!b) continue;
+    if (b.packId !== packId) {
+      packId = b.packId;
+      number = packNumber.get(packId)!;
     }
-  });
+    view.setUint32(i * 4, number, true);
+    view.setInt32(n * 4 + i * 4, b.entry - (previous + 1), true);
+    previous = b.entry;
+  }
   return out;
 }
 
