@@ -18,6 +18,9 @@ import { VsphereClient, type VsphereOptions } from './sources/vsphere/vsphere-cl
 import { VsphereSource } from './sources/vsphere/vsphere-source';
 import type { BackupSource } from './sources/backup-source';
 
+/** How long a backup's connection waits for a hub export still starting: the hub gives an export 10 s to serve. */
+const EXPORT_START_WAIT_MS = 15_000;
+
 /** `sendense agent register --hub URL [--hub-fingerprint F] --name NAME`: creates the agent key and registers it with the hub. */
 export async function registerAgent(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const name = option(args, '--name');
@@ -134,7 +137,8 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     // Straight to the hub's export, not through the tunnel: ssh2's 32 KiB channel packets held a backup to a
     // quarter of the disk's speed (docs/benchmarks.md). The export's own key, handed over inside the tunnel,
     // authenticates both ends and encrypts the data.
-    connectTarget: (nbd) => openNbd({ transport: 'tcp', host: state.ssh.host, port: nbd.port, exportName: nbd.exportName }, { startTls: pskStartTls(nbd.psk) }),
+    // the hub starts its exports as it hands them over: a refused connection is tried again while they start
+    connectTarget: (nbd, signal) => openNbd({ transport: 'tcp', host: state.ssh.host, port: nbd.port, exportName: nbd.exportName }, { startTls: pskStartTls(nbd.psk), refusedRetryMs: EXPORT_START_WAIT_MS, signal }),
     report: async (job, report) => {
       await hub.send('POST', `/api/v1/backups/${job.jobId}/agent-reports`, report, { [CORRELATION_HEADER]: job.correlationId, [CAUSATION_HEADER]: job.causationId });
     },

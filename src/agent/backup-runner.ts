@@ -9,8 +9,8 @@ import type { VmConfiguration } from '../wire/vm-configuration';
 
 export interface RunnerDeps {
   source: BackupSource;
-  /** A connection to the hub's NBD export of one disk of a job, negotiated and ready. */
-  connectTarget: (nbd: StartRequest['disks'][number]['nbd']) => Promise<NbdClient>;
+  /** A connection to the hub's NBD export of one disk of a job, negotiated and ready; the export may still be starting until `signal` ends the wait. */
+  connectTarget: (nbd: StartRequest['disks'][number]['nbd'], signal: AbortSignal) => Promise<NbdClient>;
   /** Every report names its job and carries the job's correlation id, so the hub files it under the job's audit story. */
   report: (job: Pick<StartRequest, 'jobId' | 'correlationId' | 'causationId'>, report: AgentReport) => Promise<void>;
   /** Hands the hub the block digests of one disk (src/wire/block-digests.ts), before that disk is reported complete. */
@@ -96,7 +96,7 @@ export class BackupRunner {
     // on, so its negotiation replies wait on our delayed ACKs, ~90 ms per connection here (docs/benchmarks.md,
     // backup). Only those: a connection opened early for a disk that waits its turn would sit idle through the
     // others' copies, long enough for a firewall between agent and hub to drop it.
-    const early = new Map(request.disks.slice(0, DISKS_AT_ONCE).map((d) => [d.diskId, this.deps.connectTarget(d.nbd)]));
+    const early = new Map(request.disks.slice(0, DISKS_AT_ONCE).map((d) => [d.diskId, this.deps.connectTarget(d.nbd, signal)]));
     for (const connection of early.values()) connection.catch(() => undefined);
     try {
       await this.settle(vmId, sincePointId);
@@ -118,7 +118,7 @@ export class BackupRunner {
             const changeRef = disk.changeRef ?? prepared.disks.find((d) => d.diskId === disk.diskId)?.newBitmap ?? null;
             const uploadDigests = (digests: Buffer) => this.deps.uploadDigests(request, target.diskId, digests);
             const known = target.known && request.type === 'full' ? await this.known(request, target.diskId) : null;
-            const connection = early.get(target.diskId) ?? this.deps.connectTarget(target.nbd);
+            const connection = early.get(target.diskId) ?? this.deps.connectTarget(target.nbd, stop);
             early.delete(target.diskId);
             await this.copyOne(report, uploadDigests, disk, connection, target, request.type, changeRef, stop, known);
           } catch (error) {

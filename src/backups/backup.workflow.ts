@@ -266,6 +266,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const repository = await this.repositories.usable(repositoryId);
     const root = repository.root;
     const createdFiles: string[] = [];
+    // each export's wait until it serves: the agent is started meanwhile
+    const serving: Promise<unknown>[] = [];
     let agentStarted = false;
     try {
       // A cancel recorded while the job waited for a hub to take it ends it here.
@@ -297,7 +299,9 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       // The exports' keys stay in memory and in the hub's run dir: the events name the targets, never their keys.
       const keys = new Map<string, NbdPsk>();
       // Every disk's target at once (a file and a qemu-nbd each, ~50-100 ms a disk one after the other); all settle
-      // before a failure is thrown, so the clean-up knows every file that was created.
+      // before a failure is thrown, so the clean-up knows every file that was created. Each export is only spawned
+      // here: the agent takes its snapshot while the exports start (chunk-nbd, a node process, takes 100-200 ms), and
+      // its connections wait for their ports.
       const prepared = await Promise.allSettled(
         plan.disks.map(async (disk): Promise<Target> => {
           const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
@@ -310,7 +314,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
             const knownFrom = parentFile ? null : ((await this.queries.execute(new KnownBaseQuery(repositoryId, agentId, vmId, disk.diskId, disk.virtualSize)))?.file ?? null);
             const base = parentFile ?? knownFrom;
             const create = { size: disk.virtualSize, base: base ? join(root, base) : null };
-            const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'chunks', readOnly: false, create, bitmap: null, tls: true }));
+            const exported = await this.step(story, () => this.exports.begin({ jobId, diskId: disk.diskId, file: join(root, file), format: 'chunks', readOnly: false, create, bitmap: null, tls: true }));
+            serving.push(exported.serving);
             keys.set(disk.diskId, exported.psk!);
             return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName, ...(knownFrom ? { knownFrom } : {}) };
           }
@@ -320,7 +325,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           // a create that fails removes its own file; one that succeeds is removed with the job's other files
           await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, ...(synthesizedFrom ? { synthesizedFrom } : {}) });
           createdFiles.push(file);
-          const exported = await this.step(story, () => this.exports.start({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null, tls: true }));
+          const exported = await this.step(story, () => this.exports.begin({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null, tls: true }));
+          serving.push(exported.serving);
           keys.set(disk.diskId, exported.psk!);
           return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName };
         }),
@@ -345,6 +351,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName, psk: keys.get(t.diskId)! }, ...(t.knownFrom ? { known: true } : {}) })),
       });
       agentStarted = true;
+      // an export that does not come to serve fails the job, and the agent is stopped
+      await Promise.all(serving);
       await this.throwIfCancelled(jobId);
       await finished;
       await this.finish(story, root);
@@ -353,7 +361,9 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       this.logger.error(`backup ${jobId} failed: ${reason}`);
       await this.catchUp(story);
       const phase = (await this.job(jobId)).phase!;
-      // Clean first, then record the failure: a job that reads "failed" has left nothing behind.
+      // Clean first, then record the failure: a job that reads "failed" has left nothing behind. An export still
+      // starting ends first (its own failure releases its port), so the clean-up finds each export started or gone.
+      await Promise.allSettled(serving);
       await this.cleanUp(story, root, createdFiles, agentStarted);
       if (!isTerminal(await this.job(jobId))) await this.send(story, new FailBackupCommand(jobId, reason, phase));
     } finally {

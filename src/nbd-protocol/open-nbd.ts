@@ -7,7 +7,16 @@ import { NbdAddress, parseNbdUri } from './nbd-uri';
 export interface OpenNbdOptions extends Omit<NbdClientOptions, 'exportName'> {
   /** Give up connecting (TCP connect or Unix socket) after this long (default 10 s). */
   connectTimeoutMs?: number;
+  /**
+   * A server that may still be starting: a refused connection is tried again every 5 ms for up to this long. A
+   * backup's agent is handed its export's port as the export starts, and takes its snapshot meanwhile.
+   */
+  refusedRetryMs?: number;
+  /** Ends the retries of a refused connection (the job was cancelled). */
+  signal?: AbortSignal;
 }
+
+const REFUSED_RETRY_DELAY_MS = 5;
 
 /** Bytes read per system call into one reused buffer while no client has taken over the reads. */
 const READ_BUFFER_SIZE = 64 * 1024;
@@ -61,6 +70,16 @@ export function connectSocket(address: NbdAddress, timeoutMs = 10_000): Promise<
 /** Connects to `nbd://host:port/export` or `nbd+unix:///export?socket=PATH` and completes the handshake. */
 export async function openNbd(uri: string | NbdAddress, options: OpenNbdOptions = {}): Promise<NbdClient> {
   const address = typeof uri === 'string' ? parseNbdUri(uri) : uri;
-  const socket = await connectSocket(address, options.connectTimeoutMs);
-  return NbdClient.connect(socket, { ...options, exportName: address.exportName });
+  const { connectTimeoutMs, refusedRetryMs = 0, signal, ...client } = options;
+  const deadline = performance.now() + refusedRetryMs;
+  for (;;) {
+    signal?.throwIfAborted();
+    const socket = await connectSocket(address, connectTimeoutMs).catch((error: NbdConnectionClosedError) => {
+      const refused = (error.reason as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
+      if (refused && performance.now() < deadline) return null;
+      throw error;
+    });
+    if (socket) return NbdClient.connect(socket, { ...client, exportName: address.exportName });
+    await new Promise((resolve) => setTimeout(resolve, REFUSED_RETRY_DELAY_MS));
+  }
 }

@@ -10,8 +10,11 @@ import { LibvirtLab } from '../support/libvirt-lab';
 import { clusterBytes, MiB, sameContent, Write, writeToDisk } from '../fixtures/vm/sample-vm';
 import { BackupLab } from '../support/backup-lab';
 
-/** Per disk: a target image served by its own qemu-nbd on a leased port. */
-const EXPORT_STARTED = ['NbdPortAllocated', 'QemuNbdStartRequested', 'QemuNbdStarted'];
+/**
+ * Per disk: a target image served by its own qemu-nbd on a leased port. Its QemuNbdStarted comes once it serves,
+ * while the agent takes its snapshot: anywhere between its request and its exit (see servedInTurn).
+ */
+const EXPORT_STARTED = ['NbdPortAllocated', 'QemuNbdStartRequested'];
 /** Per disk, as the agent reports it; progress is throttled by time, so a run of progress reports counts as one. */
 const DISK_TRANSFERRED = ['DiskTransferStarted', 'DiskTransferProgressed', 'DiskTransferCompleted'];
 /** Per disk: the export stopped (flushing the image), then its port released. */
@@ -52,8 +55,20 @@ function perDisk(story: AuditEvent[], picks: (e: AuditEvent) => boolean, key: (e
   return story.map((e) => (picks(e) ? grouped[i++] : e));
 }
 
+/** Each export's QemuNbdStarted, once per lease, after its start was requested and before it exited; the story without them. */
+function servedInTurn(story: AuditEvent[]): AuditEvent[] {
+  const leases = new Set(story.filter((e) => e.type === 'QemuNbdStartRequested').map((e) => e.data.leaseId as string));
+  for (const lease of leases) {
+    const at = (type: string) => story.findIndex((e) => e.type === type && e.data.leaseId === lease);
+    expect(story.filter((e) => e.type === 'QemuNbdStarted' && e.data.leaseId === lease)).toHaveLength(1);
+    expect([at('QemuNbdStartRequested') < at('QemuNbdStarted'), at('QemuNbdStarted') < at('QemuNbdExited')]).toEqual([true, true]);
+  }
+  return story.filter((e) => e.type !== 'QemuNbdStarted');
+}
+
 /** The story's types, progress runs counted once per disk, with the disks' interleaved events put disk after disk. */
 function types(story: AuditEvent[]): string[] {
+  story = servedInTurn(story);
   const exportEvent = (e: AuditEvent) => typeof e.data.leaseId === 'string' && [...EXPORT_STARTED, ...EXPORT_STOPPED].includes(e.type);
   const isStart = (e: AuditEvent) => EXPORT_STARTED.includes(e.type);
   let ordered = perDisk(story, (e) => e.type.startsWith('DiskTransfer'), (e) => e.data.diskId as string);

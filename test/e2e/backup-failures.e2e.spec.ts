@@ -84,3 +84,30 @@ describe('backup failures mid-transfer end clean', () => {
     expect(await lab.leftovers()).toEqual(CLEAN);
   });
 });
+
+/**
+ * The agent is handed its targets as their exports start, and takes its snapshot meanwhile: an export that never
+ * comes to serve (here every qemu-nbd fails to bind an address this host does not have) fails the job, and the agent,
+ * whose connections were still waiting for the ports, is stopped and leaves nothing on its side either.
+ */
+describe('a backup whose exports never serve', () => {
+  const lab = new BackupLab({ SENDENSE_NBD_BIND: '192.0.2.1' });
+  beforeAll(async () => lab.start(), 120_000);
+  afterAll(async () => lab.close(), 60_000);
+
+  it('fails with the export’s reason; the agent’s snapshot is removed; no process, port or file is left', async () => {
+    const jobId = await lab.backup('full');
+    const job = await lab.waitForJob(jobId, 60_000);
+    expect(job.status).toBe('failed');
+    expect(job.error).toMatch(/qemu-nbd could not export .*Cannot assign requested address/);
+    const types = (await lab.events(jobId)).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['BackupTargetsPrepared', 'SnapshotRequested', 'BackupFailed', 'BackupTargetsReleased']));
+    // a snapshot the agent took before it was stopped is reported removed
+    expect(types.filter((t) => t === 'SnapshotCreated').length).toBe(types.filter((t) => t === 'SnapshotRemoved').length);
+    expect(await lab.leftovers()).toEqual(CLEAN);
+    expect(processesMentioning(join(lab.vm.disks[0].path, '..')).filter((p) => !p.cmdline.includes('sendense.js agent run')).map((p) => p.cmdline)).toEqual([]);
+    // the agent takes the next job: it is not stuck waiting for a port
+    const next = await lab.waitForJob(await lab.backup('full'), 60_000);
+    expect(next).toMatchObject({ status: 'failed', error: expect.stringMatching(/could not export/) });
+  });
+});

@@ -140,6 +140,15 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
   }
 
   async start(request: ExportRequest): Promise<StartedExport> {
+    return (await this.begin(request)).serving;
+  }
+
+  /**
+   * The export leased, recorded and spawned, and the wait for it to serve: a backup hands the port and key to its
+   * agent at once, and the agent takes its snapshot while the export starts (its connection waits for the port).
+   * `serving` fails as start does, with the lease released.
+   */
+  async begin(request: ExportRequest): Promise<Omit<StartedExport, 'pid' | 'position'> & { serving: Promise<StartedExport> }> {
     if (request.bitmap && request.format !== 'qcow2') throw new DomainError('invalid', 'a dirty bitmap can only be exported from a qcow2 image');
     if ((request.format === 'chunks' && !request.readOnly) !== !!request.create) throw new DomainError('invalid', 'a writable chunk export creates a new point, and only it');
     // a new point's index is not there yet: its store is what must be inside a repository
@@ -154,20 +163,22 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
       await this.release(lease.port, lease.leaseId, 'export request failed');
       throw error;
     }
-    let running;
-    try {
-      const tls = request.tls ? { bind: this.nbdBind } : undefined;
-      running = await this.manager.start({ leaseId: lease.leaseId, port: lease.port, file, format: request.format, readOnly: request.readOnly, ...(target.create ? { create: target.create } : {}), exportName, bitmap: request.bitmap ?? undefined, tls });
-    } catch (error) {
+    const failed = async (error: unknown): Promise<never> => {
       const reason = error instanceof Error ? error.message : String(error);
       await this.commands.execute(new RecordQemuNbdStartFailedCommand(lease.leaseId, reason));
       await this.release(lease.port, lease.leaseId, 'qemu-nbd failed to start');
       throw new DomainError('conflict', `${request.format === 'chunks' ? 'chunk-nbd' : 'qemu-nbd'} could not export ${file}: ${reason}`);
-    }
-    const started = await this.commands.execute(new RecordQemuNbdStartedCommand(lease.leaseId, running.pid, running.args));
+    };
+    const tls = request.tls ? { bind: this.nbdBind } : undefined;
+    const launched = await this.manager.launch({ leaseId: lease.leaseId, port: lease.port, file, format: request.format, readOnly: request.readOnly, ...(target.create ? { create: target.create } : {}), exportName, bitmap: request.bitmap ?? undefined, tls }).catch(failed);
     const context = currentContext();
-    this.exitContexts.set(lease.leaseId, { start: { correlationId: context.correlationId, actor: SYSTEM_ACTOR, causationId: started.eventIds[0] } });
-    return { leaseId: lease.leaseId, port: lease.port, exportName, pid: running.pid, position: started.position, psk: running.psk };
+    const serving = launched.serving.then(async (running) => {
+      const started = await runWithContext(context, () => this.commands.execute(new RecordQemuNbdStartedCommand(lease.leaseId, running.pid, running.args)));
+      this.exitContexts.set(lease.leaseId, { start: { correlationId: context.correlationId, actor: SYSTEM_ACTOR, causationId: started.eventIds[0] } });
+      return { leaseId: lease.leaseId, port: lease.port, exportName, pid: running.pid, position: started.position, psk: running.psk };
+    }, (error: unknown) => runWithContext(context, () => failed(error)));
+    serving.catch(() => undefined);
+    return { leaseId: lease.leaseId, port: lease.port, exportName, psk: launched.psk, serving };
   }
 
   /** Stops the export (if it still runs) and releases its lease once the process is gone. */

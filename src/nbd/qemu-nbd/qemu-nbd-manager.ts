@@ -74,6 +74,14 @@ export class QemuNbdManager {
 
   /** With spec.tls, the export gets a fresh pre-shared key of its own (RunningExport.psk): only who was handed it gets in. */
   async start(spec: ManagedExportSpec): Promise<RunningExport> {
+    return (await this.launch(spec)).serving;
+  }
+
+  /**
+   * Spawns the export and returns before it serves, with its key and the wait: a backup hands both to its agent, which
+   * takes its snapshot meanwhile (chunk-nbd, a node process, takes 100-200 ms to serve). `serving` fails as start does.
+   */
+  async launch(spec: ManagedExportSpec): Promise<{ psk: RunningExport['psk']; serving: Promise<RunningExport> }> {
     const args = this.buildArgs(spec);
     const what = `${spec.format === 'chunks' ? 'chunk-nbd' : 'qemu-nbd'} for lease ${spec.leaseId} (${spec.file} on ${spec.tls?.bind ?? '127.0.0.1'}:${spec.port}${spec.tls ? ', TLS' : ''})`;
     if (this.exports.has(spec.leaseId)) throw new Error(`${what}: the lease already has an export`);
@@ -117,19 +125,24 @@ export class QemuNbdManager {
       throw new Error(`${what}: cannot write its pid file: ${error instanceof Error ? error.message : String(error)}`);
     }
 
-    const outcome = await waitUntilServing(handle, launch, this.readyTimeoutMs, () => entry.stopRequested);
-    if (outcome !== 'ready') {
-      await this.terminate(entry, what);
-      const reason =
-        outcome === 'stopped' ? 'was stopped before it was ready' :
-        outcome === 'timeout' ? `was not ready within ${this.readyTimeoutMs} ms` :
-        `exited ${describeExit(entry.exitStatus ?? { code: null, signal: null })} before it was ready`;
-      throw new Error(`${what} ${reason}: ${entry.stderrTail || '(nothing on stderr)'}`);
-    }
-    const info: RunningExport = { leaseId: spec.leaseId, pid: handle.pid, port: spec.port, file: spec.file, args, startedAt, adopted: false, psk };
-    entry.info = info;
-    this.log('info', `${what} ready, pid ${handle.pid}, in ${(performance.now() - began).toFixed(1)} ms`);
-    return copyOf(info);
+    const serving = (async () => {
+      const outcome = await waitUntilServing(handle, launch, this.readyTimeoutMs, () => entry.stopRequested);
+      if (outcome !== 'ready') {
+        await this.terminate(entry, what);
+        const reason =
+          outcome === 'stopped' ? 'was stopped before it was ready' :
+          outcome === 'timeout' ? `was not ready within ${this.readyTimeoutMs} ms` :
+          `exited ${describeExit(entry.exitStatus ?? { code: null, signal: null })} before it was ready`;
+        throw new Error(`${what} ${reason}: ${entry.stderrTail || '(nothing on stderr)'}`);
+      }
+      const info: RunningExport = { leaseId: spec.leaseId, pid: handle.pid, port: spec.port, file: spec.file, args, startedAt, adopted: false, psk };
+      entry.info = info;
+      this.log('info', `${what} ready, pid ${handle.pid}, in ${(performance.now() - began).toFixed(1)} ms`);
+      return copyOf(info);
+    })();
+    // a caller that gave up on the export (its job failed meanwhile) need not wait for it
+    serving.catch(() => undefined);
+    return { psk, serving };
   }
 
   /** Resolves once the process is gone and onExit has been called; a lease without an export is a no-op. */
