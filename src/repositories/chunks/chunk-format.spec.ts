@@ -20,6 +20,13 @@ describe('chunk records', () => {
     }
   });
 
+  it('gives every sealed record a nonce of its own, past the pool they are drawn from, and each opens after the pool was replaced', () => {
+    const data = text.subarray(0, 100);
+    const records = Array.from({ length: 1200 }, () => sealChunk(digestOf(data), data, keys.data));
+    expect(new Set(records.map((r) => r.subarray(0, 12).toString('hex'))).size).toBe(1200);
+    for (const r of records) expect(openChunk(digestOf(data), r, keys.data)).toEqual(data);
+  });
+
   it('opens a record straight into a block-sized buffer, compressed or raw, plain or sealed, and refuses one that holds more than the buffer', () => {
     const noise = randomBytes(65536);
     const short = text.subarray(0, 5000);

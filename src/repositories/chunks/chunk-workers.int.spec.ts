@@ -53,6 +53,11 @@ describe('ChunkWorkers: chunks sealed and opened on worker threads', () => {
         expect(openChunk(digest, record, k).equals(data)).toBe(true);
       }
     }
+    // each record the threads seal has a nonce of its own, past the pool of 512 a thread draws them from
+    const block = textBlock(3, 100);
+    const sealedMany = await Promise.all(Array.from({ length: 1200 }, () => workers.seal(hash('sha256', block, 'buffer'), block, dataKey, 3)));
+    expect(new Set(sealedMany.map((r) => r.subarray(0, 12).toString('hex'))).size).toBe(1200);
+    expect(sealedMany.every((r) => openChunk(hash('sha256', block, 'buffer'), r, dataKey).equals(block))).toBe(true);
     const data = randomBytes(CHUNK_SIZE);
     const digest = hash('sha256', data, 'buffer');
     const record = sealChunk(digest, data, dataKey, 3);

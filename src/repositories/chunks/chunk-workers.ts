@@ -20,6 +20,17 @@ const COMPRESSED = 1;
 class FormatError extends Error {}
 
 ${worthCompressing.toString()}
+// nonces cut from a pool, as chunk-format.ts's takeNonce does
+let nonces = Buffer.alloc(0);
+let nextNonce = 0;
+function takeNonce() {
+  if (nextNonce + NONCE > nonces.length) {
+    nonces = randomBytes(NONCE * 512);
+    nextNonce = 0;
+  }
+  nextNonce += NONCE;
+  return nonces.subarray(nextNonce - NONCE, nextNonce);
+}
 
 function seal({ digest, data, key, level }) {
   const packed = worthCompressing(data) ? compress(data, { compressionLevel: level }) : data;
@@ -30,7 +41,7 @@ function seal({ digest, data, key, level }) {
     out.set(body, 1);
     return out;
   }
-  const nonce = randomBytes(NONCE);
+  const nonce = takeNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(digest);
   const parts = [nonce, cipher.update(Buffer.of(flag)), cipher.update(body), cipher.final(), cipher.getAuthTag()];
