@@ -211,7 +211,7 @@ describe('ChunkStore: a disk stored once, deduplicated, compressed and sealed, s
     }
   });
 
-  it("reads only the pack indexes it needs: a point and an incremental of it work beside another point's damaged pack index, which fails only a block new to the store", async () => {
+  it("reads only the pack indexes it needs: a point and an incremental of it work beside another point's damaged pack index, which fails only a block new to the store or a read of that point's blocks", async () => {
     const root = join(dir, 'lazy');
     const points = ['vm1/rp-1/disk0', 'vm2/rp-1/disk0'];
     const data = points.map(() => randomBytes(4 * CHUNK_SIZE));
@@ -252,6 +252,13 @@ describe('ChunkStore: a disk stored once, deduplicated, compressed and sealed, s
     expect((await next.read(0, 4 * CHUNK_SIZE)).equals(want)).toBe(true);
     await next.close();
     expect(store.stats.chunks).toBe(0);
+    // a writer on the point whose pack index is damaged starts and commits what it kept without reading that index:
+    // only its first read of a block (or write) needs it, and reports it
+    const kept = await store.writePoint(4 * CHUNK_SIZE, other);
+    await kept.commit('vm2/rp-2/disk0');
+    expect((await store.readPoint('vm2/rp-2/disk0')).blocks).toEqual((await store.readPoint(other)).blocks);
+    await expect(kept.read(0, CHUNK_SIZE)).rejects.toThrow(new RegExp(`pack ${packOf.get(other)}`));
+    await kept.close();
     // a block new to the store needs every pack's index, and the damaged one is reported
     const fresh = await store.writePoint(CHUNK_SIZE, null);
     await expect(fresh.write(0, randomBytes(CHUNK_SIZE))).rejects.toThrow(new RegExp(`pack ${packOf.get(other)}`));

@@ -91,7 +91,7 @@ export class ChunkStore {
 
   /**
    * Reads one pack index, which a wrong key does not open: a reader loads those its point names (openPoint), a
-   * writer those of its base (writePoint) and the rest when a block is new to it or its server asks
+   * writer those of its base at its first read or write (writePoint) and the rest when a block is new to it or its server asks
    * (prefetchIndexes), so that opening a store costs the same however many packs it holds.
    */
   static async open(dir: string, options: ChunkStoreOptions): Promise<ChunkStore> {
@@ -319,11 +319,14 @@ export class ChunkStore {
    * Commits a point: the pack being written first, then the point's index, published once and never replaced.
    * `blocks` has one location per CHUNK_SIZE block of a disk of `size` bytes, null for zeros.
    */
-  async commitPoint(name: string, size: number, blocks: (ChunkLocation | null)[]): Promise<void> {
+  async commitPoint(name: string, size: number, blocks: (ChunkLocation | null)[], base: readonly (ChunkLocation | null)[] = []): Promise<void> {
     const file = this.pointFile(name);
     await this.flush();
-    await this.loadPacks(blocks);
-    for (const b of blocks) if (b && !this.packs.get(b.packId)?.[b.entry]) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${b.packId}, entry ${b.entry})`);
+    // a block still where its base point has it was checked when the base was committed, and its pack cannot have
+    // gone since (no collection runs while a writer is registered): an incremental reads no index for what it kept
+    const changed = blocks.filter((b, i) => b && b !== base[i]);
+    await this.loadPacks(changed);
+    for (const b of changed) if (b && !this.packs.get(b.packId)?.[b.entry]) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${b.packId}, entry ${b.entry})`);
     const index = encodePointIndex({ size, chunkSize: CHUNK_SIZE, blocks });
     await fs.mkdir(dirname(file), { recursive: true, mode: 0o750 });
     await createFileAtomic(file, sealMeta(`point ${name}`, index, this.keys?.meta ?? null));
@@ -351,8 +354,10 @@ export class ChunkStore {
   async writePoint(size: number, base: string | null): Promise<ChunkPointWriter> {
     const index = base ? await this.readPoint(base) : null;
     if (index && index.size !== size) throw new ChunkFormatError(`point ${base} has ${index.size} bytes, the new one ${size}: a point follows one of its own size`);
-    if (index) await this.loadPacks(index.blocks);
-    return new ChunkPointWriter(this, size, index?.blocks ?? new Array<ChunkLocation | null>(Math.ceil(size / CHUNK_SIZE)).fill(null), this.reader());
+    const blocks = index?.blocks ?? new Array<ChunkLocation | null>(Math.ceil(size / CHUNK_SIZE)).fill(null);
+    // the base's pack indexes are read by its first read or write, not before the export serves: an incremental's
+    // start does not grow with its disk, and one that writes nothing reads none
+    return new ChunkPointWriter(this, size, blocks, this.reader(), () => this.loadPacks(index?.blocks ?? []));
   }
 
   /** Reads chunks by location: published packs, and the pack being written. */
@@ -602,7 +607,19 @@ export class ChunkPointWriter implements WritableDisk {
     readonly size: number,
     private readonly blocks: (ChunkLocation | null)[],
     private readonly chunks: ChunkReader,
-  ) {}
+    /** Reads the base's pack indexes: where its blocks are, and the chunks a block is first deduplicated against. */
+    private readonly readBase: () => Promise<void>,
+  ) {
+    this.base = [...blocks];
+  }
+
+  /** The base's locations, as the point started: what the commit need not check again. */
+  private readonly base: readonly (ChunkLocation | null)[];
+  private baseRead: Promise<void> | null = null;
+
+  private baseKnown(): Promise<void> {
+    return (this.baseRead ??= this.readBase());
+  }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     checkRange(offset, length, this.size);
@@ -643,7 +660,7 @@ export class ChunkPointWriter implements WritableDisk {
   /** Publishes the point under `name`, once every write answered has landed. */
   async commit(name: string): Promise<void> {
     await Promise.allSettled([...this.locks.values()]);
-    await this.store.commitPoint(name, this.size, this.blocks);
+    await this.store.commitPoint(name, this.size, this.blocks, this.base);
   }
 
   close(): Promise<void> {
@@ -656,6 +673,8 @@ export class ChunkPointWriter implements WritableDisk {
    */
   private async each(offset: number, length: number, whole: (from: number, take: number) => Buffer, patch: (block: Buffer, within: number, from: number, take: number) => void): Promise<void> {
     checkRange(offset, length, this.size);
+    // a block is deduplicated against its base's chunks before any other pack is read for it
+    await this.baseKnown();
     const parts: Promise<void>[] = [];
     for (let done = 0; done < length; ) {
       const at = offset + done;
@@ -680,9 +699,10 @@ export class ChunkPointWriter implements WritableDisk {
     await Promise.all(parts);
   }
 
-  private current(i: number): Promise<Buffer> {
+  private async current(i: number): Promise<Buffer> {
+    await this.baseKnown();
     const at = this.blocks[i];
-    return at ? this.chunks.read(at) : Promise.resolve(ZEROS.subarray(0, Math.min(CHUNK_SIZE, this.size - i * CHUNK_SIZE)));
+    return at ? this.chunks.read(at) : ZEROS.subarray(0, Math.min(CHUNK_SIZE, this.size - i * CHUNK_SIZE));
   }
 
   private locked<T>(i: number, work: () => Promise<T>): Promise<T> {
