@@ -7,6 +7,7 @@ import { insideRoot } from '../qcow2/inside-root';
 import { createFileAtomic, publishExclusive, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
 import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunkParts, sealMeta, StoreKeys, worthCompressing } from './chunk-format';
 import type { ChunkWorkers } from './chunk-workers';
+import { DigestIndex } from './digest-index';
 import { ChunkLocation, decodePackIndex, decodePointIndex, encodePackIndex, encodePointIndex, PACK_ID, PackEntry, PointIndex } from './indexes';
 
 /** A pack is closed once it holds this much: big enough for few objects, small enough to rewrite cheaply when GC repacks. */
@@ -66,8 +67,8 @@ export interface ChunkStoreStats {
  * removes the second.
  */
 export class ChunkStore {
-  /** Every stored chunk's location by its digest (hex): what a new block is deduplicated against. */
-  private readonly known = new Map<string, ChunkLocation>();
+  /** Every stored chunk's location by its digest: what a new block is deduplicated against. */
+  private readonly known = new DigestIndex((at) => this.entryAt(at)?.digest);
   private readonly packs = new Map<string, PackEntry[]>();
   /** Pack indexes read or being read, by pack id. */
   private readonly loading = new Map<string, Promise<void>>();
@@ -147,10 +148,13 @@ export class ChunkStore {
 
   private remember(packId: string, entries: PackEntry[]): void {
     this.packs.set(packId, entries);
-    entries.forEach((e, entry) => {
-      const digest = e.digest.toString('hex');
-      if (!this.known.has(digest)) this.known.set(digest, { packId, entry });
-    });
+    for (let entry = 0; entry < entries.length; entry++) this.known.add(entries[entry].digest, { packId, entry });
+  }
+
+  /** A chunk's entry: in a published pack this store read or wrote, or in the pack it is writing or publishing. */
+  private entryAt(at: ChunkLocation): PackEntry | undefined {
+    const entries = this.packs.get(at.packId) ?? (this.open?.packId === at.packId ? this.open.entries : this.closing.get(at.packId)?.entries);
+    return entries?.[at.entry];
   }
 
   /**
@@ -164,7 +168,7 @@ export class ChunkStore {
 
   /** Whether a chunk is known to hold these bytes: one this store put, or one of the packs it read. */
   has(digest: Buffer): boolean {
-    return this.known.has(digest.toString('hex'));
+    return this.known.has(digest);
   }
 
   /**
@@ -177,13 +181,13 @@ export class ChunkStore {
     const digest = hash('sha256', data, 'buffer');
     if (expected && !expected.equals(digest)) return Promise.reject(new ChunkFormatError(`a block sent as ${expected.toString('hex')} has the digest ${digest.toString('hex')}`));
     // a block not among those known yet waits for every pack's index: it may be stored already
-    if (!this.allKnown && !this.known.has(digest.toString('hex'))) return this.knowAll().then(() => this.store(digest, data));
+    if (!this.allKnown && !this.known.has(digest)) return this.knowAll().then(() => this.store(digest, data));
     return this.store(digest, data);
   }
 
   private store(digest: Buffer, data: Buffer): Promise<ChunkLocation> {
     // judged once, and only for a block the store may not hold: whether zstd is to see it, and so where it is sealed
-    const compressible = this.known.has(digest.toString('hex')) ? undefined : worthCompressing(data);
+    const compressible = this.known.has(digest) ? undefined : worthCompressing(data);
     const sealed = compressible ? this.sealAhead(digest, data) : undefined;
     const result = this.appending.then(() => this.append(digest, data, sealed, compressible));
     this.appending = result.catch(() => undefined);
@@ -214,7 +218,7 @@ export class ChunkStore {
   }
 
   private async append(digest: Buffer, data: Buffer, sealed: Promise<Buffer> | undefined, compressible: boolean | undefined): Promise<ChunkLocation> {
-    const known = this.known.get(digest.toString('hex'));
+    const known = this.known.get(digest);
     if (known) return known;
     const record = await (sealed ?? this.seal(digest, data, compressible));
     if (this.open && this.open.size + recordLength(record) > PACK_LIMIT) await this.closePack();
@@ -242,7 +246,7 @@ export class ChunkStore {
     pack.pendingBytes += length;
     pack.entries.push({ digest, offset: pack.size, length });
     // deduplicated against at once; until the pack is published its chunks are read from memory or its temp file
-    this.known.set(digest.toString('hex'), { packId: pack.packId, entry });
+    this.known.add(digest, { packId: pack.packId, entry });
     pack.size += length;
     this.stats.chunks++;
     this.stats.plainBytes += data.length;
@@ -307,10 +311,7 @@ export class ChunkStore {
    */
   private async abandon(pack: OpenPack): Promise<void> {
     if (this.open === pack) this.open = null;
-    for (const e of pack.entries) {
-      const digest = e.digest.toString('hex');
-      if (this.known.get(digest)?.packId === pack.packId) this.known.delete(digest);
-    }
+    this.known.forgetPack(pack.packId, pack.entries.map((e) => e.digest));
     await pack.file.close().catch(() => undefined);
     await fs.rm(pack.tmp, { force: true }).catch(() => undefined);
   }
