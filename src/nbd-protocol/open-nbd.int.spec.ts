@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { freePort } from '../../test/support/processes';
-import { NbdServer, ReadableDisk } from './nbd-server';
+import { NbdServer, ReadableDisk, WritableDisk } from './nbd-server';
 import { openNbd } from './open-nbd';
+import { pskStartTls } from './tls-psk';
 
 /**
  * A backup's agent is handed its export's port as the export starts: its connection waits for a server that is not
@@ -37,5 +39,19 @@ describe('openNbd to a server still starting', () => {
     const abort = new AbortController();
     setTimeout(() => abort.abort(new Error('cancelled')), 100);
     await expect(openNbd(address(port), { refusedRetryMs: 60_000, signal: abort.signal })).rejects.toThrow('cancelled');
+  });
+
+  it('gives nothing to a process that took the port first without the export’s key: the handshake fails and no write lands', async () => {
+    const port = await freePort();
+    const writes: number[] = [];
+    const squatter: WritableDisk = { ...disk, write: async (offset) => void writes.push(offset), writeZeroes: async () => undefined, flush: async () => undefined };
+    const server = await NbdServer.listenTcp('127.0.0.1', port, { exportName: 'target', writable: true, disk: squatter, tls: { identity: 'sendense', key: randomBytes(32) } });
+    try {
+      const key = { identity: 'sendense', key: randomBytes(32).toString('hex') };
+      await expect(openNbd(address(port), { startTls: pskStartTls(key), refusedRetryMs: 5_000 })).rejects.toThrow(/TLS with the NBD server failed/);
+      expect(writes).toEqual([]);
+    } finally {
+      await server.close();
+    }
   });
 });
