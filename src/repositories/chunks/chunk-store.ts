@@ -357,7 +357,7 @@ export class ChunkStore {
     if (index && index.size !== size) throw new ChunkFormatError(`point ${base} has ${index.size} bytes, the new one ${size}: a point follows one of its own size`);
     const blocks = index?.blocks ?? new Array<ChunkLocation | null>(Math.ceil(size / CHUNK_SIZE)).fill(null);
     // the base's pack indexes are read by its first read or write, not before the export serves: an incremental's
-    // start does not grow with its disk, and one that writes nothing reads none
+    // start does not grow with its disk (its server reads every pack index once it serves: prefetchIndexes)
     return new ChunkPointWriter(this, size, blocks, this.reader(), () => this.loadPacks(index?.blocks ?? []));
   }
 
