@@ -153,8 +153,12 @@ export class ChunkStore {
 
   /** A chunk's entry: in a published pack this store read or wrote, or in the pack it is writing or publishing. */
   private entryAt(at: ChunkLocation): PackEntry | undefined {
-    const entries = this.packs.get(at.packId) ?? (this.open?.packId === at.packId ? this.open.entries : this.closing.get(at.packId)?.entries);
-    return entries?.[at.entry];
+    return (this.packs.get(at.packId) ?? this.unpublished(at.packId)?.entries)?.[at.entry];
+  }
+
+  /** The pack this store is writing, or one it is publishing: its chunks are still read from it. */
+  private unpublished(packId: string): OpenPack | undefined {
+    return this.open?.packId === packId ? this.open : this.closing.get(packId);
   }
 
   /**
@@ -364,7 +368,7 @@ export class ChunkStore {
   /** Reads chunks by location: published packs, and the pack being written. */
   reader(): ChunkReader {
     return new ChunkReader((at) => {
-      const pack = this.open?.packId === at.packId ? this.open : this.closing.get(at.packId);
+      const pack = this.unpublished(at.packId);
       const open = pack?.entries[at.entry];
       if (pack && open) return at.entry >= pack.firstPending ? { record: wholeRecord(pack.pending[at.entry - pack.firstPending]), entry: open } : { file: pack.tmp, published: this.packFile(at.packId, 'pack'), entry: open };
       const entry = this.packs.get(at.packId)?.[at.entry];
