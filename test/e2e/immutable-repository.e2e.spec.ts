@@ -81,7 +81,11 @@ describe('immutable repository (real hub + agent, chattr on real files, the hub 
     locked = registered.body.repositoryId;
     lab.repositoryId = locked;
     // two chains: a full and an incremental, then a new full
-    for (const type of ['full', 'incremental', 'full'] as const) expect(await lab.waitForJob(await lab.backup(type), 120_000)).toMatchObject({ status: 'completed' });
+    const backups: string[] = [];
+    for (const type of ['full', 'incremental', 'full'] as const) {
+      backups.push(await lab.backup(type));
+      expect(await lab.waitForJob(backups.at(-1)!, 120_000)).toMatchObject({ status: 'completed' });
+    }
     const [full, incremental, second] = await points();
 
     // every file of every point carries the attribute; even root cannot remove one
@@ -123,10 +127,20 @@ describe('immutable repository (real hub + agent, chattr on real files, the hub 
     await lab.stop(lab.hub);
     await lab.startHub();
     await lab.until(async () => (await attributes(file)).includes('i'), 30_000, 'the restarted hub to seal the point again');
+    // the restarted hub gives each recent backup its decision by the policy now governing it (the first hub saw them
+    // ungoverned); made after the clock moved, one would prune what this test deletes next
+    const decided = async () =>
+      (await lab.api('GET', `/api/v1/audit/streams/retention-${policy.body.policyId}?limit=100`)).body.events
+        .filter((e: { type: string; data: { trigger: { kind: string } } }) => e.type === 'RetentionDecided' && e.data.trigger.kind === 'backup')
+        .map((e: { data: { trigger: { backupId: string } } }) => e.data.trigger.backupId);
+    await lab.until(async () => {
+      const ids = await decided();
+      return backups.every((id) => ids.includes(id));
+    }, 30_000, 'the restarted hub to decide retention after each backup');
 
     // past the locks: the oldest merges into its child, whose files are cleared for it; then retention takes the rest of that chain
     setClock(Date.parse(until(second)) + 3_600_000);
-    expect((await lab.api('DELETE', `/api/v1/restore-points/${full.restorePointId}`)).status).toBe(200);
+    expect(await lab.api('DELETE', `/api/v1/restore-points/${full.restorePointId}`)).toMatchObject({ status: 200 });
     expect(existsSync(file)).toBe(false);
     expect(await attributes(join(root(), incremental.disks[0].file))).not.toContain('i');
     const pruned = await prune();
