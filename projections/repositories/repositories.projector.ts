@@ -60,8 +60,8 @@ export class RepositoriesProjector implements Projector {
         return;
       }
       case REPOSITORY_GARBAGE_COLLECTED: {
-        const { packsRemoved, bytesFreed, durationMs } = event.data as unknown as RepositoryGarbageCollected['data'];
-        await repo.update({ repositoryId }, { lastCollection: { packsRemoved, bytesFreed, durationMs, at: event.createdAt.toISOString() } });
+        const { packsRemoved, packsRepacked = 0, bytesFreed, durationMs } = event.data as unknown as RepositoryGarbageCollected['data'];
+        await repo.update({ repositoryId }, { lastCollection: { packsRemoved, packsRepacked, bytesFreed, durationMs, at: event.createdAt.toISOString() } });
         return;
       }
     }

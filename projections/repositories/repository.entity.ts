@@ -42,7 +42,7 @@ export class RepositoryView {
   chunkSpace: (ChunkSpace & { measuredAt: string }) | null;
 
   @Column({ name: 'last_collection', type: 'jsonb', nullable: true })
-  lastCollection: { packsRemoved: number; bytesFreed: number; durationMs: number; at: string } | null;
+  lastCollection: { packsRemoved: number; packsRepacked: number; bytesFreed: number; durationMs: number; at: string } | null;
 
   /** The encrypted repository's key file and its fingerprint (sha256:<hex>); null: in the clear. */
   @Column({ type: 'jsonb', nullable: true })

@@ -56,7 +56,7 @@ async function repositoryGc(args: string[], env: NodeJS.ProcessEnv): Promise<voi
   const [repositoryId] = args;
   if (!repositoryId || repositoryId.startsWith('--')) throw new Error('usage: sendense repository gc ID');
   const done = await new HubApi(env).call('POST', `/api/v1/repositories/${encodeURIComponent(repositoryId)}/gc`);
-  process.stdout.write(`freed ${formatBytes(done.bytesFreed)} (${done.packsRemoved} pack(s)) in ${done.durationMs} ms; ${formatBytes(done.space.storedBytes)} stored for ${formatBytes(done.space.logicalBytes)} protected\n`);
+  process.stdout.write(`freed ${formatBytes(done.bytesFreed)} (${done.packsRemoved} pack(s) removed, ${done.packsRepacked} repacked) in ${done.durationMs} ms; ${formatBytes(done.space.storedBytes)} stored for ${formatBytes(done.space.logicalBytes)} protected\n`);
 }
 
 interface RepositoryLine {

@@ -9,7 +9,7 @@ import { setImmutable } from './adapters/immutable-files';
 import { chunkStoreKey } from './chunks/point-server';
 import { RecordChunkSpaceCommand } from './commands/record-chunk-space.command';
 import { RepositoriesService } from './registry/repositories.service';
-import { ChunkSpace, layoutOf, RepositoryDefinition } from './registry/repository.events';
+import { ChunkSpace, CollectionFigures, layoutOf, RepositoryDefinition } from './registry/repository.events';
 
 /** Backups and deletes come in bursts (a policy's slot, a prune): one measure after the burst, not one per point. */
 const SETTLE_MS = 1_000;
@@ -18,10 +18,7 @@ const BUSY_RETRY_MS = 30_000;
 const BUSY_RETRIES = 10;
 const READ_MODEL = 'repositories';
 
-export interface CollectionReport {
-  packsRemoved: number;
-  bytesFreed: number;
-  durationMs: number;
+export interface CollectionReport extends Required<CollectionFigures> {
   space: ChunkSpace;
 }
 
@@ -91,7 +88,7 @@ export class ChunkSpaceWorkflow implements OnModuleDestroy {
   async measure(repositoryId: string): Promise<ChunkSpace> {
     const definition = await this.chunksRepository(repositoryId);
     return this.inTurn(repositoryId, async () => {
-      const space = spaceOf(await measureGarbage(storeOf(definition), { key: await keyOf(definition) }));
+      const space = spaceOf(await measureGarbage(storeOf(definition), { key: await keyOf(definition), repack: repacks(definition) }));
       await this.gateway.execute(new RecordChunkSpaceCommand(repositoryId, space, null), READ_MODEL);
       return space;
     });
@@ -109,13 +106,13 @@ export class ChunkSpaceWorkflow implements OnModuleDestroy {
     const key = await keyOf(definition);
     // the packs of an immutable repository were sealed with the points that name them; no point names these any more
     const release = definition.immutableDays ? (file: string) => setImmutable([file], false) : undefined;
-    const result = await collectGarbage(storeOf(definition), { key, ...(release ? { release } : {}) });
+    const result = await collectGarbage(storeOf(definition), { key, repack: repacks(definition), ...(release ? { release } : {}) });
     if (result.status === 'busy') return 'busy';
     // the figures after the sweep: the collection's own mark was taken before it
-    const space = spaceOf(await measureGarbage(storeOf(definition), { key }));
-    const collected = { packsRemoved: result.packsRemoved, bytesFreed: result.bytesFreed, durationMs: result.durationMs };
+    const space = spaceOf(await measureGarbage(storeOf(definition), { key, repack: repacks(definition) }));
+    const collected = { packsRemoved: result.packsRemoved, packsRepacked: result.packsRepacked, bytesFreed: result.bytesFreed, durationMs: result.durationMs };
     await this.gateway.execute(new RecordChunkSpaceCommand(definition.repositoryId, space, collected), READ_MODEL);
-    this.logger.log(`collected repository ${definition.name}: ${result.packsRemoved} pack(s), ${result.bytesFreed} bytes freed in ${result.durationMs} ms`);
+    this.logger.log(`collected repository ${definition.name}: ${result.packsRemoved} pack(s) removed, ${result.packsRepacked} repacked, ${result.bytesFreed} bytes freed in ${result.durationMs} ms`);
     return { ...collected, space };
   }
 
@@ -138,6 +135,14 @@ export class ChunkSpaceWorkflow implements OnModuleDestroy {
 
 function storeOf(definition: RepositoryDefinition): string {
   return join(definition.root, CHUNK_STORE_DIR);
+}
+
+/**
+ * An immutable repository's packs are sealed with the points that name them: one partly garbage cannot be removed
+ * for a copy of its live chunks, and waits until no point names it.
+ */
+function repacks(definition: RepositoryDefinition): boolean {
+  return !definition.immutableDays;
 }
 
 function keyOf(definition: RepositoryDefinition): Promise<Buffer | null> {

@@ -259,7 +259,7 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
     expect({ status: refused.status, message: refused.body.message }).toEqual({ status: 400, message: 'repository lab has no chunk store: its layout is qcow2' });
     const cli = spawnSendense(['repository', 'gc', repositoryId], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
     expect(await cli.exited).toMatchObject({ code: 0 });
-    expect(cli.output()).toMatch(/^freed .* \(\d+ pack\(s\)\) in \d+ ms; 0 B stored for 0 B protected\n$/);
+    expect(cli.output()).toMatch(/^freed .* \(\d+ pack\(s\) removed, \d+ repacked\) in \d+ ms; 0 B stored for 0 B protected\n$/);
     expect(readdirSync(join(store(), 'packs'))).toEqual([]);
     expect((await lab.api('GET', `/api/v1/repositories/${repositoryId}`)).body.chunks).toMatchObject({ pointDisks: 0, logicalBytes: 0, storedBytes: 0, garbageBytes: 0 });
   }, 120_000);

@@ -9,6 +9,7 @@ import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChun
 import type { ChunkWorkers } from './chunk-workers';
 import { DigestIndex } from './digest-index';
 import { ChunkLocation, decodePackIndex, decodePointIndex, encodePackIndex, encodePointIndex, PACK_ID, PackEntry, PointIndex } from './indexes';
+import { MovedPack, packFilesOf, readMovedPack, readPackEntries } from './moved-packs';
 
 /** A pack is closed once it holds this much: big enough for few objects, small enough to rewrite cheaply when GC repacks. */
 const PACK_LIMIT = 64 * 1024 * 1024;
@@ -70,6 +71,8 @@ export class ChunkStore {
   /** Every stored chunk's location by its digest: what a new block is deduplicated against. */
   private readonly known = new DigestIndex((at) => this.entryAt(at)?.digest);
   private readonly packs = new Map<string, PackEntry[]>();
+  /** Packs a collection repacked, read where a point names them: where their live entries went. */
+  private readonly moved = new Map<string, MovedPack>();
   /** Pack indexes read or being read, by pack id. */
   private readonly loading = new Map<string, Promise<void>>();
   private everything: Promise<void> | null = null;
@@ -113,18 +116,52 @@ export class ChunkStore {
       .sort();
   }
 
-  /** A published pack's index, read once; a pack gone (removed by a garbage collection) is left unknown. */
-  private loadPack(packId: string): Promise<void> {
-    if (this.packs.has(packId)) return Promise.resolve();
+  /**
+   * A published pack's index, read once; a pack gone (removed by a garbage collection) is left unknown. A pack a
+   * collection repacked is known by its record of where its entries went, and the pack they went to is read in turn;
+   * the record is read first, since a repack killed before it removed the old index leaves both.
+   */
+  private loadPack(packId: string, via: readonly string[] = []): Promise<void> {
+    if (via.includes(packId)) return Promise.reject(new ChunkFormatError(`pack ${packId} was moved in a circle (${[...via, packId].join(' -> ')}): the store is damaged`));
+    if (this.packs.has(packId) || this.moved.has(packId)) return Promise.resolve();
     let loading = this.loading.get(packId);
     if (!loading) {
       loading = (async () => {
+        const moved = await readMovedPack(this.dir, packId, this.keys?.meta ?? null);
+        if (moved) {
+          await this.loadPack(moved.to, [...via, packId]);
+          this.moved.set(packId, moved);
+          return;
+        }
         const bytes = await fs.readFile(this.packFile(packId, 'idx')).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
         if (bytes && !this.packs.has(packId)) this.remember(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, this.keys?.meta ?? null), `pack ${packId}`));
       })();
       this.loading.set(packId, loading);
     }
     return loading;
+  }
+
+  /**
+   * Reads a pack's index again: a reader found its file gone, removed by a collection that repacked it since the
+   * index was read, and reads its chunks where they went.
+   */
+  private async reloadPack(packId: string): Promise<void> {
+    const entries = this.packs.get(packId);
+    if (entries) this.known.forgetPack(packId, entries.map((e) => e.digest));
+    this.packs.delete(packId);
+    this.moved.delete(packId);
+    this.loading.delete(packId);
+    await this.loadPack(packId);
+  }
+
+  /** Where a chunk a point names is now, following its pack's repacks; null for an entry a repack dropped. */
+  private located(at: ChunkLocation): ChunkLocation | null {
+    for (let moved = this.moved.get(at.packId); moved; moved = this.moved.get(at.packId)) {
+      const entry = moved.entries[at.entry] ?? -1;
+      if (entry < 0) return null;
+      at = { packId: moved.to, entry };
+    }
+    return at;
   }
 
   private async loadPacks(blocks: readonly (ChunkLocation | null)[]): Promise<void> {
@@ -152,8 +189,9 @@ export class ChunkStore {
   }
 
   /** A chunk's entry: in a published pack this store read or wrote, or in the pack it is writing or publishing. */
-  private entryAt(at: ChunkLocation): PackEntry | undefined {
-    return (this.packs.get(at.packId) ?? this.unpublished(at.packId)?.entries)?.[at.entry];
+  private entryAt(named: ChunkLocation): PackEntry | undefined {
+    const at = this.moved.size ? this.located(named) : named;
+    return at ? (this.packs.get(at.packId) ?? this.unpublished(at.packId)?.entries)?.[at.entry] : undefined;
   }
 
   /** The pack this store is writing, or one it is publishing: its chunks are still read from it. */
@@ -331,7 +369,7 @@ export class ChunkStore {
     // gone since (no collection runs while a writer is registered): an incremental reads no index for what it kept
     const changed = blocks.filter((b, i) => b && b !== base[i]);
     await this.loadPacks(changed);
-    for (const b of changed) if (b && !this.packs.get(b.packId)?.[b.entry]) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${b.packId}, entry ${b.entry})`);
+    for (const b of changed) if (b && !this.entryAt(b)) throw new ChunkFormatError(`point ${name} names a chunk this store does not hold (pack ${b.packId}, entry ${b.entry})`);
     const index = encodePointIndex({ size, chunkSize: CHUNK_SIZE, blocks });
     await fs.mkdir(dirname(file), { recursive: true, mode: 0o750 });
     await createFileAtomic(file, sealMeta(`point ${name}`, index, this.keys?.meta ?? null));
@@ -367,14 +405,21 @@ export class ChunkStore {
 
   /** Reads chunks by location: published packs, and the pack being written. */
   reader(): ChunkReader {
-    return new ChunkReader((at) => {
-      const pack = this.unpublished(at.packId);
-      const open = pack?.entries[at.entry];
-      if (pack && open) return at.entry >= pack.firstPending ? { record: wholeRecord(pack.pending[at.entry - pack.firstPending]), entry: open } : { file: pack.tmp, published: this.packFile(at.packId, 'pack'), entry: open };
-      const entry = this.packs.get(at.packId)?.[at.entry];
-      if (!entry) throw new ChunkFormatError(`no chunk at pack ${at.packId}, entry ${at.entry} in this store`);
-      return { file: this.packFile(at.packId, 'pack'), entry };
-    }, this.keys?.data ?? null, this.workers);
+    return new ChunkReader(
+      (named) => {
+        const at = this.moved.size ? this.located(named) : named;
+        if (!at) throw new ChunkFormatError(`no chunk at pack ${named.packId}, entry ${named.entry} in this store: a repack found no point naming it`);
+        const pack = this.unpublished(at.packId);
+        const open = pack?.entries[at.entry];
+        if (pack && open) return at.entry >= pack.firstPending ? { record: wholeRecord(pack.pending[at.entry - pack.firstPending]), entry: open } : { packId: at.packId, file: pack.tmp, published: this.packFile(at.packId, 'pack'), entry: open };
+        const entry = this.packs.get(at.packId)?.[at.entry];
+        if (!entry) throw new ChunkFormatError(`no chunk at pack ${at.packId}, entry ${at.entry} in this store`);
+        return { packId: at.packId, file: this.packFile(at.packId, 'pack'), entry };
+      },
+      this.keys?.data ?? null,
+      this.workers,
+      (packId) => this.reloadPack(packId),
+    );
   }
 
   /** Publishes what is being written (a backup that ends without a point still leaves its chunks for the next). */
@@ -405,19 +450,42 @@ export function readPointIndex(dir: string, name: string, key: Buffer | null): P
 export async function readPointDigests(dir: string, name: string, key: Buffer | null): Promise<{ size: number; blocks: (Buffer | null)[] }> {
   const metaKey = key ? deriveKeys(key).meta : null;
   const index = await readPointFile(dir, name, metaKey);
-  const packs = new Map<string, PackEntry[]>();
-  for (const packId of new Set(index.blocks.flatMap((b) => (b ? [b.packId] : [])))) {
-    const bytes = await fs.readFile(join(dir, 'packs', `${packId}.idx`));
-    packs.set(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, metaKey), `pack ${packId}`));
-  }
+  const packs = new Map<string, (PackEntry | undefined)[]>();
+  for (const packId of namedPacks(index)) packs.set(packId, await readPackEntries(dir, packId, metaKey));
   const blocks = index.blocks.map((at) => {
     if (!at) return null;
     const entry = packs.get(at.packId)![at.entry];
-    if (!entry) throw new ChunkFormatError(`point ${name} names entry ${at.entry} of pack ${at.packId}, which has ${packs.get(at.packId)!.length}`);
+    if (!entry) throw new ChunkFormatError(`point ${name} names entry ${at.entry} of pack ${at.packId}, which holds no such chunk`);
     return entry.digest;
   });
   return { size: index.size, blocks };
 }
+
+/** The files a committed point reads through: the packs its blocks are in, their indexes, and the records of their repacks. */
+export async function readPointPackFiles(dir: string, name: string, key: Buffer | null): Promise<string[]> {
+  const metaKey = key ? deriveKeys(key).meta : null;
+  const index = await readPointFile(dir, name, metaKey);
+  return (await Promise.all(namedPacks(index).map((packId) => packFilesOf(dir, packId, metaKey)))).flat();
+}
+
+function namedPacks(index: PointIndex): string[] {
+  const packIds = new Set<string>();
+  for (const b of index.blocks) if (b) packIds.add(b.packId);
+  return [...packIds];
+}
+
+/** A chunk's record in a pack file (`packId`: the pack that holds it, which a repack may have changed). */
+type InPack = { packId: string; file: string; published?: string; entry: PackEntry };
+
+/** A pack file that was published and is gone: a collection repacked its pack since its index was read. */
+class PackGone extends Error {
+  constructor(readonly packId: string) {
+    super(`pack ${packId} is gone`);
+  }
+}
+
+/** How often one read follows packs that were repacked under it before it gives up. */
+const REPACKS_FOLLOWED = 8;
 
 /** Opens chunks where a store says they are; pack files stay open until `close` (a file published meanwhile keeps its handle). */
 export class ChunkReader {
@@ -425,9 +493,11 @@ export class ChunkReader {
 
   constructor(
     /** Where a chunk's record is: in a pack file, or still in memory (the pack being written). */
-    private readonly where: (at: ChunkLocation) => { file: string; published?: string; entry: PackEntry } | { record: Buffer; entry: PackEntry },
+    private readonly where: (at: ChunkLocation) => InPack | { record: Buffer; entry: PackEntry },
     private readonly key: Buffer | null,
     private readonly workers: ChunkWorkers | null = null,
+    /** Reads a pack's index again after its file was found gone. */
+    private readonly reload: ((packId: string) => Promise<void>) | null = null,
   ) {}
 
   async read(at: ChunkLocation): Promise<Buffer> {
@@ -435,11 +505,27 @@ export class ChunkReader {
   }
 
   /**
+   * Chunks in the order given, read again where they went when a collection repacked a pack under the read (a restore
+   * mount may read for hours; a collection does not wait for readers).
+   */
+  async readMany(ats: readonly ChunkLocation[], into: readonly (Buffer | undefined)[] = []): Promise<Buffer[]> {
+    for (let followed = 0; ; followed++) {
+      try {
+        return await this.readOnce(ats, into);
+      } catch (error) {
+        if (!(error instanceof PackGone) || !this.reload || followed >= REPACKS_FOLLOWED) throw error instanceof PackGone ? new ChunkFormatError(`pack ${error.packId} is gone from this store`) : error;
+        this.files.delete(error.packId);
+        await this.reload(error.packId);
+      }
+    }
+  }
+
+  /**
    * Chunks in the order given. Neighbours in one pack file (each record right after the one before, as a disk
    * written in order leaves them) are read with one pread: a 2 MiB read of a disk is a few system calls, not 32.
    * A chunk with a buffer in `into` is opened into it and given back as the part it fills.
    */
-  async readMany(ats: readonly ChunkLocation[], into: readonly (Buffer | undefined)[] = []): Promise<Buffer[]> {
+  private async readOnce(ats: readonly ChunkLocation[], into: readonly (Buffer | undefined)[]): Promise<Buffer[]> {
     const out = new Array<Buffer>(ats.length);
     const wheres = ats.map((at) => this.where(at));
     const reads: Promise<void>[] = [];
@@ -455,11 +541,11 @@ export class ChunkReader {
       for (; end < ats.length; end++) {
         const next = wheres[end];
         const previous = wheres[end - 1].entry;
-        if (ats[end].packId !== ats[k].packId || 'record' in next || next.entry.offset !== previous.offset + previous.length) break;
+        if ('record' in next || next.packId !== (where as InPack).packId || next.entry.offset !== previous.offset + previous.length) break;
       }
-      const run = wheres.slice(k, end) as { file: string; published?: string; entry: PackEntry }[];
+      const run = wheres.slice(k, end) as InPack[];
       reads.push(
-        this.readRun(ats[k].packId, run).then(async (records) => {
+        this.readRun(run).then(async (records) => {
           const opened = await Promise.all(records.map((record, j) => this.open(run[j].entry, record, into[first + j])));
           opened.forEach((data, j) => (out[first + j] = data));
         }),
@@ -471,11 +557,15 @@ export class ChunkReader {
   }
 
   /** The records of a run of neighbouring entries of one pack, from one read. */
-  private async readRun(packId: string, run: readonly { file: string; published?: string; entry: PackEntry }[]): Promise<Buffer[]> {
-    const { file: path, published } = run[0];
+  private async readRun(run: readonly InPack[]): Promise<Buffer[]> {
+    const { packId, file: path, published } = run[0];
     let file = this.files.get(packId);
     // a pack being published may have left its temp name for its own between the lookup and the open
-    const opened = () => fs.open(path, 'r').catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' && published ? fs.open(published, 'r') : Promise.reject(error)));
+    const opened = () =>
+      fs
+        .open(path, 'r')
+        .catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' && published ? fs.open(published, 'r') : Promise.reject(error)))
+        .catch((error: NodeJS.ErrnoException) => Promise.reject(error.code === 'ENOENT' && !published ? new PackGone(packId) : error));
     if (!file) this.files.set(packId, (file = opened()));
     const start = run[0].entry.offset;
     const last = run[run.length - 1].entry;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,10 +9,11 @@ import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
 import { ChildProcessHandle } from '../../process/child-process';
 import { runProcess } from '../../process/run-process';
 import { QemuNbdLaunch, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
-import { CHUNK_SIZE } from './chunk-format';
+import { CHUNK_SIZE, openMeta, sealMeta } from './chunk-format';
+import { decodeMovedPack, encodeMovedPack, movedRecordName } from './moved-packs';
 import { CHUNK_NBD_MAIN } from './chunk-nbd/chunk-nbd-args';
 import { removeEmptyPointDir } from './chunk-points';
-import { ChunkStore, storeDisk } from './chunk-store';
+import { ChunkStore, readPointDigests, readPointPackFiles, storeDisk } from './chunk-store';
 import { collectGarbage, GcError, measureGarbage } from './gc';
 import { lockForCollection, registerWriter } from './store-lock';
 
@@ -120,7 +121,7 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     const [packD] = (await packIds(store)).filter((p) => !beforeD.includes(p));
     // what is protected (blocks that are not zeros, each point whole), once per distinct chunk, and every file of the store
     expect(await measureGarbage(store, { key: null })).toEqual({
-      packsToRemove: 0, bytesToFree: 0, packsKept: 4, liveChunks: 32 + 4 + 8 + 32, liveBytes: expect.any(Number), deadChunksKept: 0, deadBytesKept: 0,
+      packsToRemove: 0, packsToRepack: 0, bytesToFree: 0, packsKept: 4, liveChunks: 32 + 4 + 8 + 32, liveBytes: expect.any(Number), deadChunksKept: 0, deadBytesKept: 0,
       pointDisks: 4, logicalBytes: (32 + 32 + 16 + 32) * CHUNK_SIZE, uniqueBytes: (32 + 4 + 8 + 32) * CHUNK_SIZE, storedBytes: await bytesOfFiles(store),
     });
 
@@ -134,15 +135,15 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     const dFiles = (await Promise.all(['pack', 'idx'].map((kind) => fs.stat(join(store, 'packs', `${packD}.${kind}`))))).reduce((sum, s) => sum + s.size, 0);
 
     const measured = await measureGarbage(store, { key: null });
-    // A's pack stays for B and C; its first four chunks, now B's own, are dead but kept with it
+    // A's pack stays for B and C; its first four chunks, now B's own, are dead but kept with it (an eighth of its bytes: no repack)
     expect(measured).toEqual({
-      packsToRemove: 2, bytesToFree: dFiles + 1000, packsKept: 3, liveChunks: 28 + 4 + 8, liveBytes: expect.any(Number), deadChunksKept: 4, deadBytesKept: expect.any(Number),
+      packsToRemove: 2, packsToRepack: 0, bytesToFree: dFiles + 1000, packsKept: 3, liveChunks: 28 + 4 + 8, liveBytes: expect.any(Number), deadChunksKept: 4, deadBytesKept: expect.any(Number),
       pointDisks: 2, logicalBytes: (32 + 16) * CHUNK_SIZE, uniqueBytes: 40 * CHUNK_SIZE, storedBytes: await bytesOfFiles(store),
     });
     expect(measured.deadBytesKept).toBeGreaterThan(4 * CHUNK_SIZE);
     const result = await collectGarbage(store, { key: null });
-    const { packsToRemove, bytesToFree, ...kept } = measured;
-    expect(result).toEqual({ status: 'done', packsRemoved: packsToRemove, bytesFreed: bytesToFree, ...kept, durationMs: expect.any(Number) });
+    const { packsToRemove, packsToRepack, bytesToFree, ...kept } = measured;
+    expect(result).toEqual({ status: 'done', packsRemoved: packsToRemove, packsRepacked: packsToRepack, bytesFreed: bytesToFree, ...kept, durationMs: expect.any(Number) });
     expect(await packIds(store)).toHaveLength(3);
     expect(await packIds(store)).toContain(packA);
     for (const gone of [join(store, 'packs', `${packD}.pack`), join(store, 'packs', `${packD}.idx`), orphan, temp]) expect(existsSync(gone)).toBe(false);
@@ -302,4 +303,148 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     expect(await namesIn(store, 'gc')).toEqual([]);
     expect((await readPoint(store, null, 'vm1/keep/disk0')).equals(kept)).toBe(true);
   }, 60_000);
+
+  describe('repacking: a pack a quarter or more of whose bytes no point names is rewritten with its live chunks', () => {
+    /** A full of 32 blocks (one pack), and a point sharing its last 20: once the full is deleted, 12 of 32 chunks are dead. */
+    async function sharedPack(store: string, key: Buffer | null): Promise<{ pack: string; a: Buffer[]; b: Buffer }> {
+      const a = blocks(BLOCKS);
+      await writePoint(store, key, 'vm1/rp-a/disk0', Buffer.concat(a));
+      const [pack] = await packIds(store);
+      const b = Buffer.concat([...blocks(12), ...a.slice(12)]);
+      await writePoint(store, key, 'vm1/rp-b/disk0', b);
+      await deletePoint(store, 'vm1/rp-a/disk0');
+      return { pack, a, b };
+    }
+    const digestsOf = (data: Buffer) => Array.from({ length: data.length / CHUNK_SIZE }, (_, i) => hash('sha256', data.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE), 'buffer'));
+
+    it.each([
+      ['a plain store', null],
+      ['an encrypted store', randomBytes(32)],
+    ])('frees the dead chunks of %s; points read on through the record of the move, a writer on top of them, and all goes once no point is left', async (_kind, key) => {
+      const store = await newStore();
+      const { pack, b } = await sharedPack(store, key);
+      const measured = await measureGarbage(store, { key });
+      expect(measured).toMatchObject({ packsToRemove: 0, packsToRepack: 1, packsKept: 2, liveChunks: 32, deadChunksKept: 0, deadBytesKept: 0 });
+      expect(measured.bytesToFree).toBeGreaterThan(12 * CHUNK_SIZE);
+      const before = await bytesOfFiles(store);
+
+      const result = await collectGarbage(store, { key });
+      expect(result).toMatchObject({ status: 'done', packsRemoved: 0, packsRepacked: 1 });
+      if (result.status !== 'done') return;
+      // what the figures say was freed is what the disk holds less: the dead records and the old index, less the record of the move
+      expect(before - (await bytesOfFiles(store))).toBe(result.bytesFreed);
+      expect(result.bytesFreed).toBeGreaterThan(12 * CHUNK_SIZE - 1024);
+      const [moved] = (await packFiles(store)).filter((f) => f.endsWith('.moved'));
+      expect(moved).toBe(`${pack}.moved`);
+      for (const kind of ['pack', 'idx']) expect(existsSync(join(store, 'packs', `${pack}.${kind}`))).toBe(false);
+      expect((await readPoint(store, key, 'vm1/rp-b/disk0')).equals(b)).toBe(true);
+      expect((await readPointDigests(store, 'vm1/rp-b/disk0', key)).blocks).toEqual(digestsOf(b));
+      // what an immutable repository would seal with the point: the record, and the packs (the new one and B's own) with their indexes
+      expect(await packIds(store)).toHaveLength(2);
+      const files = (await readPointPackFiles(store, 'vm1/rp-b/disk0', key)).map((f) => f.slice(join(store, 'packs').length + 1));
+      expect(files.sort()).toEqual(await packFiles(store));
+      // nothing more to do
+      expect(await collectGarbage(store, { key })).toMatchObject({ status: 'done', packsRemoved: 0, packsRepacked: 0, bytesFreed: 0 });
+
+      // an incremental on top: the blocks it keeps still name the repacked pack, whose record it keeps alive
+      const writing = await ChunkStore.open(store, { key });
+      const writer = await writing.writePoint(SIZE, 'vm1/rp-b/disk0');
+      const changed = randomBytes(CHUNK_SIZE);
+      await writer.write(30 * CHUNK_SIZE, changed);
+      await writer.commit('vm1/rp-c/disk0');
+      await writer.close();
+      const c = Buffer.concat([b.subarray(0, 30 * CHUNK_SIZE), changed, b.subarray(31 * CHUNK_SIZE)]);
+      await deletePoint(store, 'vm1/rp-b/disk0');
+      expect(await collectGarbage(store, { key })).toMatchObject({ status: 'done' });
+      expect(existsSync(join(store, 'packs', `${pack}.moved`))).toBe(true);
+      expect((await readPoint(store, key, 'vm1/rp-c/disk0')).equals(c)).toBe(true);
+
+      await deletePoint(store, 'vm1/rp-c/disk0');
+      expect(await collectGarbage(store, { key })).toMatchObject({ status: 'done', packsKept: 0, liveChunks: 0 });
+      expect(await packFiles(store)).toEqual([]);
+    }, 60_000);
+
+    it('follows a chain of repacks: a point still naming the first pack reads through both records', async () => {
+      const store = await newStore();
+      const { pack, b } = await sharedPack(store, null);
+      expect(await collectGarbage(store, { key: null })).toMatchObject({ packsRepacked: 1 });
+      // an incremental on B that rewrites blocks 12-23: it keeps naming the first pack for blocks 24-31
+      const writing = await ChunkStore.open(store, { key: null });
+      const writer = await writing.writePoint(SIZE, 'vm1/rp-b/disk0');
+      const changed = Buffer.concat(blocks(12));
+      await writer.write(12 * CHUNK_SIZE, changed);
+      await writer.commit('vm1/rp-c/disk0');
+      await writer.close();
+      const c = Buffer.concat([b.subarray(0, 12 * CHUNK_SIZE), changed, b.subarray(24 * CHUNK_SIZE)]);
+      await deletePoint(store, 'vm1/rp-b/disk0');
+      // 12 of the 20 chunks the first repack kept are dead now: the new pack is repacked in turn
+      expect(await collectGarbage(store, { key: null })).toMatchObject({ status: 'done', packsRepacked: 1 });
+      expect((await packFiles(store)).filter((f) => f.endsWith('.moved'))).toHaveLength(2);
+      expect((await readPoint(store, null, 'vm1/rp-c/disk0')).equals(c)).toBe(true);
+      expect((await readPointDigests(store, 'vm1/rp-c/disk0', null)).blocks).toEqual(digestsOf(c));
+      expect(await measureGarbage(store, { key: null })).toMatchObject({ packsToRemove: 0, packsToRepack: 0, liveChunks: 32, deadChunksKept: 0 });
+      expect(existsSync(join(store, 'packs', `${pack}.moved`))).toBe(true);
+      await deletePoint(store, 'vm1/rp-c/disk0');
+      expect(await collectGarbage(store, { key: null })).toMatchObject({ status: 'done', packsKept: 0 });
+      expect(await packFiles(store)).toEqual([]);
+    }, 60_000);
+
+    it('refuses records of moves that name each other in a circle, reading or collecting, instead of following them forever', async () => {
+      const store = await newStore();
+      const { pack } = await sharedPack(store, null);
+      expect(await collectGarbage(store, { key: null })).toMatchObject({ packsRepacked: 1 });
+      const moved = await fs.readFile(join(store, 'packs', `${pack}.moved`));
+      const to = decodeMovedPack(openMeta(movedRecordName(pack), moved, null), 'record').to;
+      // the pack it moved to claims to have moved back: what only a damaged (or forged plain) store holds
+      await fs.writeFile(join(store, 'packs', `${to}.moved`), sealMeta(movedRecordName(to), encodeMovedPack({ to: pack, entries: new Int32Array(20).map((_, k) => k + 12) }), null));
+      await expect(readPoint(store, null, 'vm1/rp-b/disk0')).rejects.toThrow(/moved in a circle/);
+      await expect(readPointDigests(store, 'vm1/rp-b/disk0', null)).rejects.toThrow(/in a circle: the store is damaged/);
+      await expect(collectGarbage(store, { key: null })).rejects.toThrow(/in a circle: nothing was collected/);
+    }, 60_000);
+
+    it('lets a reader that read the index before the repack read on where the chunks went', async () => {
+      const store = await newStore();
+      const { b } = await sharedPack(store, null);
+      const view = await (await ChunkStore.open(store, { key: null })).openPoint('vm1/rp-b/disk0');
+      try {
+        expect(await collectGarbage(store, { key: null })).toMatchObject({ status: 'done', packsRepacked: 1 });
+        expect((await view.read(0, view.size)).equals(b)).toBe(true);
+      } finally {
+        await view.close();
+      }
+    }, 60_000);
+
+    it('keeps partly dead packs whole when asked not to repack (an immutable repository)', async () => {
+      const store = await newStore();
+      const { pack } = await sharedPack(store, null);
+      expect(await measureGarbage(store, { key: null, repack: false })).toMatchObject({ packsToRepack: 0, bytesToFree: 0, deadChunksKept: 12 });
+      expect(await collectGarbage(store, { key: null, repack: false })).toMatchObject({ status: 'done', packsRepacked: 0, bytesFreed: 0, deadChunksKept: 12 });
+      expect(existsSync(join(store, 'packs', `${pack}.pack`))).toBe(true);
+    }, 60_000);
+
+    it.each([
+      ['before the old index is removed', 'release', 1],
+      ['between removing the old index and the old pack', 'onDelete', 1],
+    ])('leaves a store whose points read, and whose writers see only live chunks, when SIGKILLed %s; the next collection finishes', async (_when, hook, n) => {
+      const store = await newStore();
+      const { pack, a, b } = await sharedPack(store, null);
+      const script = `let n = 0; require(${JSON.stringify(join(COMPILED, 'gc.js'))}).collectGarbage(process.argv[1], { key: null, ${hook}: () => { if (++n === ${n}) process.kill(process.pid, 'SIGKILL'); } })`;
+      const { signal } = await new Promise<{ signal: string | null }>((resolve) => spawn(process.execPath, ['-e', script, store], { stdio: 'inherit' }).once('exit', (_code, s) => resolve({ signal: s })));
+      expect(signal).toBe('SIGKILL');
+      expect(existsSync(join(store, 'packs', `${pack}.moved`))).toBe(true);
+      expect((await readPoint(store, null, 'vm1/rp-b/disk0')).equals(b)).toBe(true);
+      // a writer opening the store now no longer knows the dead chunks of the old pack (the record is read before its
+      // index): one is stored anew, where its old copy would have been named and then removed by the next collection
+      const writing = await ChunkStore.open(store, { key: null });
+      await writing.put(Buffer.from(a[0]));
+      expect(writing.stats.chunks).toBe(1);
+      await writing.flush();
+
+      // what the repack left, and the writer's pack, which no point names
+      expect(await measureGarbage(store, { key: null })).toMatchObject({ packsToRemove: 2, packsToRepack: 0 });
+      expect(await collectGarbage(store, { key: null })).toMatchObject({ status: 'done', packsRemoved: 2 });
+      expect((await packFiles(store)).filter((f) => f.startsWith(pack))).toEqual([`${pack}.moved`]);
+      expect((await readPoint(store, null, 'vm1/rp-b/disk0')).equals(b)).toBe(true);
+    }, 60_000);
+  });
 });

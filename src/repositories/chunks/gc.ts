@@ -1,15 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import { Dirent, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { removeDurably, removeStaleTemps } from '../qcow2/durable-fs';
-import { deriveKeys, openMeta } from './chunk-format';
-import { decodePackIndex, decodePointIndex, PACK_ID, PackEntry } from './indexes';
+import { createFileAtomic, removeDurably, removeStaleTemps } from '../qcow2/durable-fs';
+import { deriveKeys, openMeta, sealMeta } from './chunk-format';
+import { decodePackIndex, decodePointIndex, encodePackIndex, PACK_ID, PackEntry } from './indexes';
+import { encodeMovedPack, MovedPack, movedRecordName, readMovedPack } from './moved-packs';
 import { lockForCollection } from './store-lock';
 
 /*
  * Garbage collection of a chunk store (docs/design/storage.md): mark every chunk a committed point's index names,
- * sweep the packs none of whose chunks is named. A pack is freed whole or not at all: a point names a block as
- * (pack, entry), and point indexes are written once, so a live chunk cannot move to a new pack.
+ * sweep the packs none of whose chunks is named, and repack those a quarter or more of whose bytes no point names:
+ * their live chunks are copied into a new pack, and a record `<pack>.moved` says where each entry went, since a
+ * point names a block as (pack, entry) and point indexes are written once. The record is published before the old
+ * pack's index and pack are removed; it stays while a point names the old pack.
  *
  * It runs with no writer at work (store-lock.ts): a writer deduplicates against every pack it found at its start, so a
  * pack it may still name must not go. Readers need no such care: they read committed points, whose packs are live.
@@ -27,19 +31,31 @@ export interface GcOptions {
   release?: (file: string) => Promise<void>;
   /** Called after each file the sweep removed, before the next removal: where a test stops a collection midway. */
   onDelete?: (file: string) => void | Promise<void>;
+  /**
+   * Whether packs that are partly garbage are repacked (default true). Not in an immutable repository: a pack holding
+   * a chunk of a sealed point is sealed with it and cannot be removed.
+   */
+  repack?: boolean;
 }
+
+/** A pack is repacked once this share of its bytes is chunks no point names. */
+export const REPACK_DEAD_SHARE = 0.25;
 
 /** What a store holds apart from its live chunks: what operators see as garbage awaiting collection. */
 export interface GarbageMeasure {
-  /** Packs (with their indexes, and packs left without one) no point names a chunk of, and their files' bytes. */
+  /**
+   * Packs (with their indexes, and packs left without one) no point names a chunk of, and packs to repack; the bytes
+   * a collection frees: the files removed, and the chunks no point names in the packs it repacks.
+   */
   packsToRemove: number;
+  packsToRepack: number;
   bytesToFree: number;
   /** Packs some point names a chunk of. */
   packsKept: number;
   /** Entries of kept packs that some point names, and their stored bytes. */
   liveChunks: number;
   liveBytes: number;
-  /** Entries of kept packs that no point names (freed only when their whole pack is), and their stored bytes. */
+  /** Entries of kept packs that no point names and that no repack frees (too few in their pack), and their stored bytes. */
   deadChunksKept: number;
   deadBytesKept: number;
   /** Committed points' disks, and the bytes of their blocks that are not zeros, each point counted whole: what is protected. */
@@ -55,6 +71,7 @@ export type GcResult =
   | {
       status: 'done';
       packsRemoved: number;
+      packsRepacked: number;
       bytesFreed: number;
       packsKept: number;
       liveChunks: number;
@@ -66,10 +83,18 @@ export type GcResult =
   /** Nothing was touched: writers (or another collection) were at work, by their count. */
   | { status: 'busy'; writers: number; collections: number };
 
+/** A pack to repack: its entries, and those some point names. */
+interface Repack {
+  packId: string;
+  entries: PackEntry[];
+  live: ReadonlySet<number>;
+}
+
 interface Marked {
   measure: GarbageMeasure;
   /** Files to remove, in order: an index before its pack. */
   garbage: string[];
+  repacks: Repack[];
   /** Directories whose temp files of dead processes are litter. */
   dirs: string[];
 }
@@ -78,8 +103,8 @@ interface Marked {
  * What a collection would free now and what it would keep dead: the mark alone, which neither locks nor removes. With
  * writers at work it may count a pack being published (linked, its index not yet written) as garbage.
  */
-export async function measureGarbage(storeDir: string, options: { key: Buffer | null }): Promise<GarbageMeasure> {
-  return (await mark(storeDir, options.key)).measure;
+export async function measureGarbage(storeDir: string, options: { key: Buffer | null; repack?: boolean }): Promise<GarbageMeasure> {
+  return (await mark(storeDir, options.key, options.repack ?? true)).measure;
 }
 
 export async function collectGarbage(storeDir: string, options: GcOptions): Promise<GcResult> {
@@ -87,21 +112,59 @@ export async function collectGarbage(storeDir: string, options: GcOptions): Prom
   const lock = await lockForCollection(storeDir);
   if (!lock.held) return { status: 'busy', writers: lock.writers.length, collections: lock.collections.length };
   try {
-    const { measure, garbage, dirs } = await mark(storeDir, options.key);
+    const metaKey = options.key ? deriveKeys(options.key).meta : null;
+    const { measure, garbage, dirs, repacks } = await mark(storeDir, options.key, options.repack ?? true);
     for (const dir of dirs) await removeStaleTemps(dir);
-    for (const file of garbage) {
+    const remove = async (file: string) => {
       await options.release?.(file);
       await removeDurably(file);
       await options.onDelete?.(file);
-    }
-    const { packsToRemove, bytesToFree, ...kept } = measure;
-    return { status: 'done', packsRemoved: packsToRemove, bytesFreed: bytesToFree, ...kept, durationMs: Math.round(performance.now() - started) };
+    };
+    for (const file of garbage) await remove(file);
+    let bytesFreed = measure.bytesToFree;
+    for (const candidate of repacks) bytesFreed += await repack(join(storeDir, 'packs'), candidate, metaKey, remove);
+    const { packsToRemove, packsToRepack, bytesToFree: _, ...kept } = measure;
+    return { status: 'done', packsRemoved: packsToRemove, packsRepacked: packsToRepack, bytesFreed, ...kept, durationMs: Math.round(performance.now() - started) };
   } finally {
     await lock.release();
   }
 }
 
-async function mark(storeDir: string, key: Buffer | null): Promise<Marked> {
+/**
+ * Copies a pack's live records as they are (each is sealed under its chunk's id alone, wherever it lies) into a new
+ * pack, publishes its index and then the record of the move, and removes the old index and pack. Killed before the
+ * record, the new pack is garbage the next collection removes; after it, the old files are. What it freed, less what
+ * it wrote, in bytes (the mark counted the dead records).
+ */
+async function repack(packsDir: string, { packId, entries, live }: Repack, metaKey: Buffer | null, remove: (file: string) => Promise<void>): Promise<number> {
+  const pack = join(packsDir, `${packId}.pack`);
+  const index = join(packsDir, `${packId}.idx`);
+  const bytes = await fs.readFile(pack);
+  const to = randomBytes(8).toString('hex');
+  const moved: MovedPack = { to, entries: new Int32Array(entries.length).fill(-1) };
+  const records: Buffer[] = [];
+  const kept: PackEntry[] = [];
+  let offset = 0;
+  entries.forEach((e, k) => {
+    if (!live.has(k)) return;
+    if (e.offset + e.length > bytes.length) throw new GcError(`pack ${packId} ends inside its entry ${k}: nothing of it was repacked`);
+    moved.entries[k] = kept.length;
+    kept.push({ digest: e.digest, offset, length: e.length });
+    records.push(bytes.subarray(e.offset, e.offset + e.length));
+    offset += e.length;
+  });
+  const before = bytes.length + (await fs.stat(index)).size;
+  const written = [Buffer.concat(records), sealMeta(`pack ${to}`, encodePackIndex(kept), metaKey), sealMeta(movedRecordName(packId), encodeMovedPack(moved), metaKey)];
+  await createFileAtomic(join(packsDir, `${to}.pack`), written[0]);
+  await createFileAtomic(join(packsDir, `${to}.idx`), written[1]);
+  await createFileAtomic(join(packsDir, `${packId}.moved`), written[2]);
+  await remove(index);
+  await remove(pack);
+  // the mark counted the dead records as freed; the old index goes too, and the new index and the record are its cost
+  return before - bytes.length - written[1].length - written[2].length;
+}
+
+async function mark(storeDir: string, key: Buffer | null, repacking: boolean): Promise<Marked> {
   const metaKey = key ? deriveKeys(key).meta : null;
   const packsDir = join(storeDir, 'packs');
   const pointsDir = join(storeDir, 'points');
@@ -128,46 +191,107 @@ async function mark(storeDir: string, key: Buffer | null): Promise<Marked> {
       if (!b) return;
       const length = Math.min(index.chunkSize, index.size - i * index.chunkSize);
       logicalBytes += length;
-      (named.get(b.packId) ?? named.set(b.packId, new Map()).get(b.packId)!).set(b.entry, length);
+      namedIn(named, b.packId).set(b.entry, length);
     });
   }
 
-  const measure: GarbageMeasure = { packsToRemove: 0, bytesToFree: 0, packsKept: 0, liveChunks: 0, liveBytes: 0, deadChunksKept: 0, deadBytesKept: 0, pointDisks, logicalBytes, uniqueBytes: 0, storedBytes };
-  const garbage: string[] = [];
   const files = new Set(await fs.readdir(packsDir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : Promise.reject(error))));
-  for (const name of [...files].sort()) {
-    const packId = name.replace(/\.(pack|idx)$/, '');
-    if (!PACK_ID.test(packId) || (name.endsWith('.pack') && files.has(`${packId}.idx`))) continue;
-    const pack = join(packsDir, `${packId}.pack`);
+  const packIds = [...new Set([...files].map((name) => name.replace(/\.(pack|idx|moved)$/, '')))].filter((id) => PACK_ID.test(id)).sort();
+  const moved = await movedPacks(storeDir, packIds.filter((id) => files.has(`${id}.moved`)), metaKey);
+  followMoved(named, moved);
+
+  const measure: GarbageMeasure = { packsToRemove: 0, packsToRepack: 0, bytesToFree: 0, packsKept: 0, liveChunks: 0, liveBytes: 0, deadChunksKept: 0, deadBytesKept: 0, pointDisks, logicalBytes, uniqueBytes: 0, storedBytes };
+  const garbage: string[] = [];
+  const repacks: Repack[] = [];
+  const size = async (file: string) => (await fs.stat(file).catch(() => null))?.size ?? 0;
+  for (const packId of packIds) {
+    const file = (kind: 'pack' | 'idx' | 'moved') => join(packsDir, `${packId}.${kind}`);
+    const present = (['idx', 'pack'] as const).filter((kind) => files.has(`${packId}.${kind}`)).map(file);
     const live = named.get(packId);
-    if (name.endsWith('.pack')) {
-      // published but never indexed (its writer died in between): no point can name it, unless the store is damaged
-      if (live) measure.packsKept++;
-      else await condemn(measure, garbage, [pack]);
-      measure.storedBytes += (await fs.stat(pack).catch(() => null))?.size ?? 0;
+    if (moved.has(packId)) {
+      // a repacked pack: its record stays while a point names it; files a repack killed midway left are garbage
+      for (const f of present) measure.storedBytes += await size(f);
+      if (present.length) await condemn(measure, garbage, present);
+      if (live) measure.storedBytes += await size(file('moved'));
+      else await condemn(measure, garbage, [file('moved')]);
       continue;
     }
-    const index = join(packsDir, name);
-    const entries = await readPackIndex(index, packId, metaKey);
+    if (!files.has(`${packId}.idx`)) {
+      if (!files.has(`${packId}.pack`)) continue;
+      // published but never indexed (its writer died in between): no point can name it, unless the store is damaged
+      if (live) measure.packsKept++;
+      else await condemn(measure, garbage, [file('pack')]);
+      measure.storedBytes += await size(file('pack'));
+      continue;
+    }
+    const entries = await readPackIndex(file('idx'), packId, metaKey);
     if (!entries) continue;
-    for (const file of [index, pack]) measure.storedBytes += (await fs.stat(file).catch(() => null))?.size ?? 0;
+    for (const f of present) measure.storedBytes += await size(f);
     if (!live) {
-      await condemn(measure, garbage, [index, ...(files.has(`${packId}.pack`) ? [pack] : [])]);
+      await condemn(measure, garbage, present);
       continue;
     }
     measure.packsKept++;
+    let dead = 0;
+    let deadBytes = 0;
+    let packBytes = 0;
     entries.forEach((e, entry) => {
+      packBytes += e.length;
       if (live.has(entry)) {
         measure.liveChunks++;
         measure.liveBytes += e.length;
         measure.uniqueBytes += live.get(entry)!;
       } else {
-        measure.deadChunksKept++;
-        measure.deadBytesKept += e.length;
+        dead++;
+        deadBytes += e.length;
       }
     });
+    if (repacking && dead && deadBytes >= packBytes * REPACK_DEAD_SHARE && files.has(`${packId}.pack`)) {
+      measure.packsToRepack++;
+      measure.bytesToFree += deadBytes;
+      repacks.push({ packId, entries, live: new Set(live.keys()) });
+    } else {
+      measure.deadChunksKept += dead;
+      measure.deadBytesKept += deadBytes;
+    }
   }
-  return { measure, garbage, dirs };
+  return { measure, garbage, dirs, repacks };
+}
+
+function namedIn(named: Map<string, Map<number, number>>, packId: string): Map<number, number> {
+  let entries = named.get(packId);
+  if (!entries) named.set(packId, (entries = new Map()));
+  return entries;
+}
+
+async function movedPacks(storeDir: string, packIds: readonly string[], metaKey: Buffer | null): Promise<Map<string, MovedPack>> {
+  const moved = new Map<string, MovedPack>();
+  for (const packId of packIds) {
+    try {
+      const record = await readMovedPack(storeDir, packId, metaKey);
+      if (record) moved.set(packId, record);
+    } catch (error) {
+      throw new GcError(`the record of repacked pack ${packId} cannot be read (${(error as Error).message}): nothing was collected, since the chunks it moved are unknown`);
+    }
+  }
+  return moved;
+}
+
+/** What points name in a repacked pack is live where it went, through every later repack of that pack. */
+function followMoved(named: Map<string, Map<number, number>>, moved: ReadonlyMap<string, MovedPack>): void {
+  const pending = [...named.keys()].filter((packId) => moved.has(packId));
+  for (let steps = 0; pending.length; steps++) {
+    if (steps > moved.size * 64) throw new GcError('repacked packs name each other in a circle: nothing was collected');
+    const packId = pending.shift()!;
+    const { to, entries } = moved.get(packId)!;
+    const target = namedIn(named, to);
+    for (const [entry, length] of named.get(packId)!) {
+      const at = entries[entry] ?? -1;
+      if (at < 0) throw new GcError(`a point names entry ${entry} of pack ${packId}, which its repack dropped: nothing was collected, the store is damaged`);
+      target.set(at, length);
+    }
+    if (moved.has(to)) pending.push(to);
+  }
 }
 
 /** A pack's entries, or null for an index removed since the listing (by another collection). */

@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { imageKeys } from '../../qemu/image-keys';
 import { buildSocketExportArgs, SocketExportSpec } from '../../qemu/qemu-nbd-args';
 import { chunkPointServerArgs } from './chunk-nbd/chunk-point-args';
 import { chunkPointOf } from './chunk-points';
 import { ChunkWorkers } from './chunk-workers';
 import { BlockDigests, DigestRun } from '../../wire/block-digests';
-import { ChunkPointView, ChunkStore, readPointDigests, readPointIndex } from './chunk-store';
+import { ChunkPointView, ChunkStore, readPointDigests, readPointIndex, readPointPackFiles } from './chunk-store';
 
 /** The key of the chunk store `path` is in: its repository's key file's bytes, or null for a store in the clear. */
 export async function chunkStoreKey(path: string): Promise<Buffer | null> {
@@ -76,15 +75,13 @@ export async function chunkPointDigests(file: string): Promise<BlockDigests | nu
 }
 
 /**
- * The files of the packs a chunk point names (each pack and its index): what an immutable repository seals with the
- * point, since the point reads through them. Null for a file that is no chunk point.
+ * The files of the packs a chunk point names (each pack and its index, and the records of a repacked one): what an
+ * immutable repository seals with the point, since the point reads through them. Null for a file that is no chunk point.
  */
 export async function chunkPackFiles(file: string): Promise<string[] | null> {
   const point = chunkPointOf(file);
   if (!point) return null;
-  const index = await readPointIndex(point.store, point.name, await chunkStoreKey(file));
-  const packs = [...new Set(index.blocks.flatMap((b) => (b ? [b.packId] : [])))];
-  return packs.flatMap((packId) => ['pack', 'idx'].map((kind) => join(point.store, 'packs', `${packId}.${kind}`)));
+  return readPointPackFiles(point.store, point.name, await chunkStoreKey(file));
 }
 
 /**

@@ -30,7 +30,7 @@ export interface RepositoryDetails {
     deduplication: number | null;
     compression: number | null;
     reduction: number | null;
-    lastCollection: { packsRemoved: number; bytesFreed: number; durationMs: number; at: string } | null;
+    lastCollection: { packsRemoved: number; packsRepacked: number; bytesFreed: number; durationMs: number; at: string } | null;
   } | null;
   totalBytes: number | null;
   freeBytes: number | null;

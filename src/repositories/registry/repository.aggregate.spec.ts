@@ -106,7 +106,7 @@ describe('repository rules', () => {
   it("records a chunks repository's measure, after the collection it follows; refuses one for a qcow2 or removed repository", () => {
     const chunks = { ...definition, layout: 'chunks' as const };
     const space = { pointDisks: 2, logicalBytes: 100, uniqueBytes: 60, liveBytes: 30, storedBytes: 40, collectableBytes: 5, deadBytesKept: 1 };
-    const collected = { packsRemoved: 1, bytesFreed: 9, durationMs: 3 };
+    const collected = { packsRemoved: 1, packsRepacked: 2, bytesFreed: 9, durationMs: 3 };
     expect(run([{ kind: 'register', definition: chunks }, { kind: 'recordChunks', space, collected: null }]).slice(1)).toEqual([{ type: 'RepositoryChunksMeasured', data: { repositoryId: 'r1', ...space } }]);
     expect(run([{ kind: 'register', definition: chunks }, { kind: 'recordChunks', space, collected }]).slice(1).map((e) => e.type)).toEqual(['RepositoryGarbageCollected', 'RepositoryChunksMeasured']);
     expect(() => run([{ kind: 'register', definition }, { kind: 'recordChunks', space, collected: null }])).toThrow('repository main has no chunk store: its layout is qcow2');

@@ -4,6 +4,7 @@ import { DomainError } from '../../eventing/domain-error';
 import {
   Capacity,
   ChunkSpace,
+  CollectionFigures,
   REPOSITORY_CAPACITY_SAMPLED,
   REPOSITORY_CHUNKS_MEASURED,
   REPOSITORY_GARBAGE_COLLECTED,
@@ -42,7 +43,7 @@ export type RepositoryCommand =
   /** Settings that only steer future backups, so they may change while the repository holds restore points. */
   | { kind: 'changeSettings'; repositoryId: string; maxChainDepth: number }
   /** What a measure of its chunk store found, after a collection that freed what `collected` says, if one ran. */
-  | { kind: 'recordChunks'; space: ChunkSpace; collected: { packsRemoved: number; bytesFreed: number; durationMs: number } | null };
+  | { kind: 'recordChunks'; space: ChunkSpace; collected: CollectionFigures | null };
 
 /** A sample is worth an event when free space moved by at least this share of the total. */
 const SIGNIFICANT_CHANGE = 0.01;

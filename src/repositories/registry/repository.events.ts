@@ -113,7 +113,9 @@ export type ChunkSpace = {
 };
 
 export type RepositoryChunksMeasured = DomainEvent<typeof REPOSITORY_CHUNKS_MEASURED, { repositoryId: string } & ChunkSpace>;
-export type RepositoryGarbageCollected = DomainEvent<typeof REPOSITORY_GARBAGE_COLLECTED, { repositoryId: string; packsRemoved: number; bytesFreed: number; durationMs: number }>;
+/** What a collection did: packs removed whole, packs rewritten with their live chunks alone (absent before repacking was built), bytes freed. */
+export type CollectionFigures = { packsRemoved: number; packsRepacked?: number; bytesFreed: number; durationMs: number };
+export type RepositoryGarbageCollected = DomainEvent<typeof REPOSITORY_GARBAGE_COLLECTED, { repositoryId: string } & CollectionFigures>;
 export type RepositoryEvent =
   | RepositoryRegistered
   | RepositoryCapacitySampled
