@@ -73,6 +73,8 @@ export class ChunkStore {
   private readonly packs = new Map<string, PackEntry[]>();
   /** Packs a collection repacked, read where a point names them: where their live entries went. */
   private readonly moved = new Map<string, MovedPack>();
+  /** Packs whose record of a repack the last listing of the store showed. */
+  private readonly listedMoved = new Set<string>();
   /** Pack indexes read or being read, by pack id. */
   private readonly loading = new Map<string, Promise<void>>();
   private everything: Promise<void> | null = null;
@@ -108,18 +110,24 @@ export class ChunkStore {
     return store;
   }
 
-  /** The published packs, by the names of their indexes, in order. */
+  /** The published packs, by the names of their indexes, in order; the packs listed with a record of a repack are noted. */
   private async packIds(): Promise<string[]> {
-    return (await fs.readdir(join(this.dir, 'packs')))
-      .filter((name) => name.endsWith('.idx') && PACK_ID.test(name.slice(0, -'.idx'.length)))
-      .map((name) => name.slice(0, -'.idx'.length))
-      .sort();
+    const ids: string[] = [];
+    for (const name of await fs.readdir(join(this.dir, 'packs'))) {
+      const [id, kind] = name.split('.');
+      if (!PACK_ID.test(id)) continue;
+      if (kind === 'idx') ids.push(id);
+      else if (kind === 'moved') this.listedMoved.add(id);
+    }
+    return ids.sort();
   }
 
   /**
    * A published pack's index, read once; a pack gone (removed by a garbage collection) is left unknown. A pack a
-   * collection repacked is known by its record of where its entries went, and the pack they went to is read in turn;
-   * the record is read first, since a repack killed before it removed the old index leaves both.
+   * collection repacked is known by its record of where its entries went, and the pack they went to is read in turn.
+   * A record the store's listing showed is read first, since a repack killed before it removed the old index leaves
+   * both (a writer, which lists the store as it opens, must not deduplicate against an entry the repack dropped);
+   * one made since the listing is found once the old index is gone.
    */
   private loadPack(packId: string, via: readonly string[] = []): Promise<void> {
     if (via.includes(packId)) return Promise.reject(new ChunkFormatError(`pack ${packId} was moved in a circle (${[...via, packId].join(' -> ')}): the store is damaged`));
@@ -127,13 +135,15 @@ export class ChunkStore {
     let loading = this.loading.get(packId);
     if (!loading) {
       loading = (async () => {
-        const moved = await readMovedPack(this.dir, packId, this.keys?.meta ?? null);
+        const metaKey = this.keys?.meta ?? null;
+        const listed = this.listedMoved.has(packId) ? await readMovedPack(this.dir, packId, metaKey) : null;
+        const bytes = listed ? null : await fs.readFile(this.packFile(packId, 'idx')).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+        const moved = listed ?? (bytes ? null : await readMovedPack(this.dir, packId, metaKey));
         if (moved) {
           await this.loadPack(moved.to, [...via, packId]);
           this.moved.set(packId, moved);
           return;
         }
-        const bytes = await fs.readFile(this.packFile(packId, 'idx')).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
         if (bytes && !this.packs.has(packId)) this.remember(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, this.keys?.meta ?? null), `pack ${packId}`));
       })();
       this.loading.set(packId, loading);
