@@ -79,4 +79,23 @@ describe('DigestIndex', () => {
     put(digest, { packId: 'huge', entry: 2 ** 24 + 5 });
     expect(index.get(digest)).toEqual({ packId: 'huge', entry: 2 ** 24 + 5 });
   });
+
+  it('holds more chunks than one JavaScript Map can (2^24): a repository past 16.7 million distinct chunks stays writable', () => {
+    // digests made from their location, so that the test keeps none of them: the index itself holds numbers only
+    const PER_PACK = 2 ** 20;
+    const count = 2 ** 24 + 2 ** 16;
+    const digestOf = (i: number, into = Buffer.alloc(32)) => {
+      into.fill(0);
+      into.writeUIntLE(i, 0, 6);
+      return into;
+    };
+    const packIds = Array.from({ length: Math.ceil(count / PER_PACK) + 1 }, (_, k) => `p${k}`);
+    const locationOf = (i: number): ChunkLocation => ({ packId: packIds[Math.floor(i / PER_PACK)], entry: i % PER_PACK });
+    const index = new DigestIndex((at) => digestOf(Number(at.packId.slice(1)) * PER_PACK + at.entry));
+    const digest = Buffer.alloc(32);
+    for (let i = 0; i < count; i++) index.add(digestOf(i, digest), locationOf(i));
+    for (let i = 0; i < count; i += 4099) expect(index.get(digestOf(i))).toEqual(locationOf(i));
+    expect(index.get(digestOf(count - 1))).toEqual(locationOf(count - 1));
+    expect(index.has(digestOf(count))).toBe(false);
+  }, 120_000);
 });

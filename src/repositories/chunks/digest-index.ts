@@ -3,6 +3,12 @@ import type { ChunkLocation } from './indexes';
 /** A location packed in one number: the pack's ordinal above, the entry in the low 24 bits (a pack of 64 MiB holds fewer). */
 const ENTRY_BITS = 2 ** 24;
 const PREFIX_BYTES = 6;
+/**
+ * The keys are spread over this many Maps by the digest's first byte: a JavaScript Map holds at most 2^24 entries,
+ * so one Map bounded a writer's repository to 16.7 million distinct chunks (about 1 TiB of distinct data before
+ * compression), past which every backup into it failed; 256 of them bound it to 4.3 billion.
+ */
+const SHARDS = 256;
 
 /**
  * Where each chunk a writer knows of is, by its digest: what a new block is deduplicated against. A writer fills it
@@ -13,7 +19,7 @@ const PREFIX_BYTES = 6;
  * second one goes to a Map of its own, by hex.
  */
 export class DigestIndex {
-  private readonly slots = new Map<number, number>();
+  private readonly shards = Array.from({ length: SHARDS }, () => new Map<number, number>());
   private readonly spilled = new Map<string, ChunkLocation>();
   private readonly packIds: string[] = [];
   private readonly ordinals = new Map<string, number>();
@@ -22,7 +28,7 @@ export class DigestIndex {
   constructor(private readonly digestAt: (at: ChunkLocation) => Buffer | undefined) {}
 
   get(digest: Buffer): ChunkLocation | undefined {
-    const slot = this.slots.get(digest.readUIntLE(0, PREFIX_BYTES));
+    const slot = this.shards[digest[0]].get(digest.readUIntLE(0, PREFIX_BYTES));
     if (slot !== undefined) {
       const at = this.unpack(slot);
       if (this.digestAt(at)?.equals(digest)) return at;
@@ -37,9 +43,10 @@ export class DigestIndex {
   /** Adds a chunk unless its digest is known already: the copy known first stays the one deduplicated against. */
   add(digest: Buffer, at: ChunkLocation): void {
     const prefix = digest.readUIntLE(0, PREFIX_BYTES);
-    const slot = this.slots.get(prefix);
+    const slots = this.shards[digest[0]];
+    const slot = slots.get(prefix);
     if (slot === undefined && at.entry < ENTRY_BITS) {
-      this.slots.set(prefix, this.ordinal(at.packId) * ENTRY_BITS + at.entry);
+      slots.set(prefix, this.ordinal(at.packId) * ENTRY_BITS + at.entry);
       return;
     }
     if (slot !== undefined && this.digestAt(this.unpack(slot))?.equals(digest)) return;
@@ -52,8 +59,9 @@ export class DigestIndex {
     const ordinal = this.ordinals.get(packId);
     for (const digest of digests) {
       const prefix = digest.readUIntLE(0, PREFIX_BYTES);
-      const slot = this.slots.get(prefix);
-      if (slot !== undefined && Math.floor(slot / ENTRY_BITS) === ordinal) this.slots.delete(prefix);
+      const slots = this.shards[digest[0]];
+      const slot = slots.get(prefix);
+      if (slot !== undefined && Math.floor(slot / ENTRY_BITS) === ordinal) slots.delete(prefix);
       if (this.spilled.size) {
         const hex = digest.toString('hex');
         if (this.spilled.get(hex)?.packId === packId) this.spilled.delete(hex);
