@@ -15,7 +15,8 @@ import { Cost, shell } from './store/measure';
  * output file removed and the page cache written back before each: `sendense restore disk` from either repository
  * (raw, written sparsely, fsynced before it is renamed), and `restic dump` into a file then `sync` of it. Each
  * output is compared with the disk. Wall time, the CPU of the hub (its node process and the export processes it
- * ran) and of the restoring tool; medians of the rounds.
+ * ran) and of the restoring tool; medians of the rounds. SENDENSE_BENCH_PROFILE=DIR runs the hub, the agent and the CLI's
+ * restores with node --cpu-prof into DIR.
  */
 
 const MiB = 1024 * 1024;
@@ -50,7 +51,7 @@ export async function runDownloadBench(): Promise<void> {
   const runs = Number(process.env.SENDENSE_BENCH_RUNS ?? 4);
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-download-bench-'));
   chmodSync(dir, 0o755);
-  const lab = new Lab(join(dir, 'lab'), undefined, {});
+  const lab = new Lab(join(dir, 'lab'), process.env.SENDENSE_BENCH_PROFILE, {});
   mkdirSync(join(dir, 'lab'));
   try {
     out(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -81,9 +82,10 @@ export async function runDownloadBench(): Promise<void> {
     const hub = lab.hub!.child.pid!;
     const env = { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: lab.token };
     const target = join(dir, 'restored.raw');
+    const cliProfile = process.env.SENDENSE_BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir='${process.env.SENDENSE_BENCH_PROFILE}'` : '';
     const ways: Record<'chunks' | 'qcow2' | 'restic', () => Promise<Cost>> = {
-      chunks: () => shell(`node '${SENDENSE_BIN}' restore disk '${points.chunks}' --disk disk0 -o '${target}'`, env),
-      qcow2: () => shell(`node '${SENDENSE_BIN}' restore disk '${points.qcow2}' --disk disk0 -o '${target}'`, env),
+      chunks: () => shell(`node ${cliProfile} '${SENDENSE_BIN}' restore disk '${points.chunks}' --disk disk0 -o '${target}'`, env),
+      qcow2: () => shell(`node ${cliProfile} '${SENDENSE_BIN}' restore disk '${points.qcow2}' --disk disk0 -o '${target}'`, env),
       restic: () => shell(`restic dump -q -r '${restic}' latest /disk0.raw > '${target}' && sync '${target}'`, password),
     };
     const results: Record<keyof typeof ways, { wallS: number[]; toolCpuS: number[]; hubCpuS: number[] }> = { chunks: { wallS: [], toolCpuS: [], hubCpuS: [] }, qcow2: { wallS: [], toolCpuS: [], hubCpuS: [] }, restic: { wallS: [], toolCpuS: [], hubCpuS: [] } };
