@@ -414,6 +414,18 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
       }
     }, 60_000);
 
+    it('starts no repack once its budget is spent, and leaves the pack to the next collection', async () => {
+      const store = await newStore();
+      const { pack, b } = await sharedPack(store, null);
+      const before = await bytesOfFiles(store);
+      expect(await collectGarbage(store, { key: null, repackBudgetMs: 0 })).toMatchObject({ status: 'done', packsRepacked: 0, bytesFreed: 0 });
+      expect(await bytesOfFiles(store)).toBe(before);
+      expect(existsSync(join(store, 'packs', `${pack}.pack`))).toBe(true);
+      expect(await measureGarbage(store, { key: null })).toMatchObject({ packsToRepack: 1 });
+      expect(await collectGarbage(store, { key: null })).toMatchObject({ status: 'done', packsRepacked: 1 });
+      expect((await readPoint(store, null, 'vm1/rp-b/disk0')).equals(b)).toBe(true);
+    }, 60_000);
+
     it('keeps partly dead packs whole when asked not to repack (an immutable repository)', async () => {
       const store = await newStore();
       const { pack } = await sharedPack(store, null);

@@ -36,7 +36,16 @@ export interface GcOptions {
    * a chunk of a sealed point is sealed with it and cannot be removed.
    */
   repack?: boolean;
+  /**
+   * No repack starts once repacking has taken this long (default REPACK_BUDGET_MS); the rest waits for the next
+   * collection. Writers wait for a collection (store-lock.ts), so one that rewrote every pack of a large store at
+   * once would hold backups up for as long.
+   */
+  repackBudgetMs?: number;
 }
+
+/** How long one collection goes on starting repacks: a writer waits for a collection up to DEFAULT_WRITER_WAIT_MS. */
+export const REPACK_BUDGET_MS = 2 * 60 * 1000;
 
 /** A pack is repacked once this share of its bytes is chunks no point names. */
 export const REPACK_DEAD_SHARE = 0.25;
@@ -88,6 +97,8 @@ interface Repack {
   packId: string;
   entries: PackEntry[];
   live: ReadonlySet<number>;
+  /** The stored bytes of its entries no point names: what the mark counts as freed by the repack. */
+  deadBytes: number;
 }
 
 interface Marked {
@@ -121,10 +132,17 @@ export async function collectGarbage(storeDir: string, options: GcOptions): Prom
       await options.onDelete?.(file);
     };
     for (const file of garbage) await remove(file);
-    let bytesFreed = measure.bytesToFree;
-    for (const candidate of repacks) bytesFreed += await repack(join(storeDir, 'packs'), candidate, metaKey, remove);
-    const { packsToRemove, packsToRepack, bytesToFree: _, ...kept } = measure;
-    return { status: 'done', packsRemoved: packsToRemove, packsRepacked: packsToRepack, bytesFreed, ...kept, durationMs: Math.round(performance.now() - started) };
+    // what the sweep freed; then each repack's own figure, for the repacks the budget lets start
+    let bytesFreed = measure.bytesToFree - repacks.reduce((n, r) => n + r.deadBytes, 0);
+    let packsRepacked = 0;
+    const repacking = performance.now();
+    for (const candidate of repacks) {
+      if (performance.now() - repacking >= (options.repackBudgetMs ?? REPACK_BUDGET_MS)) break;
+      bytesFreed += await repack(join(storeDir, 'packs'), candidate, metaKey, remove);
+      packsRepacked++;
+    }
+    const { packsToRemove, packsToRepack: _, bytesToFree: __, ...kept } = measure;
+    return { status: 'done', packsRemoved: packsToRemove, packsRepacked, bytesFreed, ...kept, durationMs: Math.round(performance.now() - started) };
   } finally {
     await lock.release();
   }
@@ -133,8 +151,8 @@ export async function collectGarbage(storeDir: string, options: GcOptions): Prom
 /**
  * Copies a pack's live records as they are (each is sealed under its chunk's id alone, wherever it lies) into a new
  * pack, publishes its index and then the record of the move, and removes the old index and pack. Killed before the
- * record, the new pack is garbage the next collection removes; after it, the old files are. What it freed, less what
- * it wrote, in bytes (the mark counted the dead records).
+ * record, the new pack is garbage the next collection removes; after it, the old files are. The bytes it freed: the
+ * old pack and index, less the new pack, its index and the record.
  */
 async function repack(packsDir: string, { packId, entries, live }: Repack, metaKey: Buffer | null, remove: (file: string) => Promise<void>): Promise<number> {
   const pack = join(packsDir, `${packId}.pack`);
@@ -160,8 +178,7 @@ async function repack(packsDir: string, { packId, entries, live }: Repack, metaK
   await createFileAtomic(join(packsDir, `${packId}.moved`), written[2]);
   await remove(index);
   await remove(pack);
-  // the mark counted the dead records as freed; the old index goes too, and the new index and the record are its cost
-  return before - bytes.length - written[1].length - written[2].length;
+  return before - written.reduce((n, w) => n + w.length, 0);
 }
 
 async function mark(storeDir: string, key: Buffer | null, repacking: boolean): Promise<Marked> {
@@ -249,7 +266,7 @@ async function mark(storeDir: string, key: Buffer | null, repacking: boolean): P
     if (repacking && dead && deadBytes >= packBytes * REPACK_DEAD_SHARE && files.has(`${packId}.pack`)) {
       measure.packsToRepack++;
       measure.bytesToFree += deadBytes;
-      repacks.push({ packId, entries, live: new Set(live.keys()) });
+      repacks.push({ packId, entries, live: new Set(live.keys()), deadBytes });
     } else {
       measure.deadChunksKept += dead;
       measure.deadBytesKept += deadBytes;
