@@ -4,7 +4,7 @@ import { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DiskExtent, ReadableDisk, WritableDisk } from '../../nbd-protocol/nbd-server';
 import { insideRoot } from '../qcow2/inside-root';
-import { createFileAtomic, publishExclusive, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
+import { createFileAtomic, publishExclusive, readFileIfPresent, removeStaleTemps, tempPathFor } from '../qcow2/durable-fs';
 import { CHUNK_SIZE, ChunkFormatError, deriveKeys, openChunk, openMeta, sealChunkParts, sealMeta, StoreKeys, worthCompressing } from './chunk-format';
 import type { ChunkWorkers } from './chunk-workers';
 import { DigestIndex } from './digest-index';
@@ -137,14 +137,14 @@ export class ChunkStore {
       loading = (async () => {
         const metaKey = this.keys?.meta ?? null;
         const listed = this.listedMoved.has(packId) ? await readMovedPack(this.dir, packId, metaKey) : null;
-        const bytes = listed ? null : await fs.readFile(this.packFile(packId, 'idx')).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+        const bytes = listed ? null : await readFileIfPresent(this.packFile(packId, 'idx'));
         const moved = listed ?? (bytes ? null : await readMovedPack(this.dir, packId, metaKey));
         if (moved) {
           await this.loadPack(moved.to, [...via, packId]);
           this.moved.set(packId, moved);
           return;
         }
-        if (bytes && !this.packs.has(packId)) this.remember(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, this.keys?.meta ?? null), `pack ${packId}`));
+        if (bytes && !this.packs.has(packId)) this.remember(packId, decodePackIndex(openMeta(`pack ${packId}`, bytes, metaKey), `pack ${packId}`));
       })();
       this.loading.set(packId, loading);
     }
@@ -175,10 +175,7 @@ export class ChunkStore {
   }
 
   private async loadPacks(blocks: readonly (ChunkLocation | null)[]): Promise<void> {
-    // one pass, no array per block: a 100 GiB disk's point names 1.6 million blocks, at every export's start
-    const packIds = new Set<string>();
-    for (const b of blocks) if (b) packIds.add(b.packId);
-    await Promise.all([...packIds].map((packId) => this.loadPack(packId)));
+    await Promise.all(namedPacks(blocks).map((packId) => this.loadPack(packId)));
   }
 
   /**
@@ -461,7 +458,7 @@ export async function readPointDigests(dir: string, name: string, key: Buffer | 
   const metaKey = key ? deriveKeys(key).meta : null;
   const index = await readPointFile(dir, name, metaKey);
   const packs = new Map<string, (PackEntry | undefined)[]>();
-  for (const packId of namedPacks(index)) packs.set(packId, await readPackEntries(dir, packId, metaKey));
+  for (const packId of namedPacks(index.blocks)) packs.set(packId, await readPackEntries(dir, packId, metaKey));
   const blocks = index.blocks.map((at) => {
     if (!at) return null;
     const entry = packs.get(at.packId)![at.entry];
@@ -475,12 +472,13 @@ export async function readPointDigests(dir: string, name: string, key: Buffer | 
 export async function readPointPackFiles(dir: string, name: string, key: Buffer | null): Promise<string[]> {
   const metaKey = key ? deriveKeys(key).meta : null;
   const index = await readPointFile(dir, name, metaKey);
-  return (await Promise.all(namedPacks(index).map((packId) => packFilesOf(dir, packId, metaKey)))).flat();
+  return (await Promise.all(namedPacks(index.blocks).map((packId) => packFilesOf(dir, packId, metaKey)))).flat();
 }
 
-function namedPacks(index: PointIndex): string[] {
+/** The packs blocks name, each once; one pass, no array per block: a 100 GiB disk's point names 1.6 million blocks, at every export's start. */
+function namedPacks(blocks: readonly (ChunkLocation | null)[]): string[] {
   const packIds = new Set<string>();
-  for (const b of index.blocks) if (b) packIds.add(b.packId);
+  for (const b of blocks) if (b) packIds.add(b.packId);
   return [...packIds];
 }
 

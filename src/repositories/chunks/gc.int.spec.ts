@@ -71,6 +71,12 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
   const packIds = async (store: string) => (await packFiles(store)).filter((f) => f.endsWith('.idx')).map((f) => f.slice(0, -4));
   const namesIn = async (store: string, sub: string) => fs.readdir(join(store, sub)).catch(() => [] as string[]);
 
+  /** A collection of a plain store in a process of its own, SIGKILLed at the `n`th call of its `hook`: the signal it ended by. */
+  async function collectionKilled(store: string, hook: 'onDelete' | 'release', n: number): Promise<string | null> {
+    const script = `let n = 0; require(${JSON.stringify(join(COMPILED, 'gc.js'))}).collectGarbage(process.argv[1], { key: null, ${hook}: () => { if (++n === ${n}) process.kill(process.pid, 'SIGKILL'); } })`;
+    return new Promise((resolve) => spawn(process.execPath, ['-e', script, store], { stdio: 'inherit' }).once('exit', (_code, signal) => resolve(signal)));
+  }
+
   /** A pid that was a process's and is no more. */
   const deadPid = () => spawnSync('true').pid!;
 
@@ -286,9 +292,7 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     expect(measured).toMatchObject({ packsToRemove: 4, packsKept: 1 });
 
     // the third removal is the index of the second pack: the first pack is gone, the second without its index
-    const script = `let n = 0; require(${JSON.stringify(join(COMPILED, 'gc.js'))}).collectGarbage(process.argv[1], { key: null, onDelete: () => { if (++n === 3) process.kill(process.pid, 'SIGKILL'); } })`;
-    const { signal } = await new Promise<{ signal: string | null }>((resolve) => spawn(process.execPath, ['-e', script, store], { stdio: 'inherit' }).once('exit', (_code, s) => resolve({ signal: s })));
-    expect(signal).toBe('SIGKILL');
+    expect(await collectionKilled(store, 'onDelete', 3)).toBe('SIGKILL');
     expect(await packFiles(store)).toHaveLength(2 + 2 + 2 + 1);
     // an index is never left without its pack: a writer would deduplicate against chunks that are gone
     for (const id of await packIds(store)) expect(existsSync(join(store, 'packs', `${id}.pack`))).toBe(true);
@@ -435,14 +439,12 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     }, 60_000);
 
     it.each([
-      ['before the old index is removed', 'release', 1],
-      ['between removing the old index and the old pack', 'onDelete', 1],
+      ['before the old index is removed', 'release' as const, 1],
+      ['between removing the old index and the old pack', 'onDelete' as const, 1],
     ])('leaves a store whose points read, and whose writers see only live chunks, when SIGKILLed %s; the next collection finishes', async (_when, hook, n) => {
       const store = await newStore();
       const { pack, a, b } = await sharedPack(store, null);
-      const script = `let n = 0; require(${JSON.stringify(join(COMPILED, 'gc.js'))}).collectGarbage(process.argv[1], { key: null, ${hook}: () => { if (++n === ${n}) process.kill(process.pid, 'SIGKILL'); } })`;
-      const { signal } = await new Promise<{ signal: string | null }>((resolve) => spawn(process.execPath, ['-e', script, store], { stdio: 'inherit' }).once('exit', (_code, s) => resolve({ signal: s })));
-      expect(signal).toBe('SIGKILL');
+      expect(await collectionKilled(store, hook, n)).toBe('SIGKILL');
       expect(existsSync(join(store, 'packs', `${pack}.moved`))).toBe(true);
       expect((await readPoint(store, null, 'vm1/rp-b/disk0')).equals(b)).toBe(true);
       // a writer opening the store now no longer knows the dead chunks of the old pack (the record is read before its

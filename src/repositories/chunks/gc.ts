@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Dirent, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createFileAtomic, removeDurably, removeStaleTemps } from '../qcow2/durable-fs';
+import { createFileAtomic, readFileIfPresent, removeDurably, removeStaleTemps } from '../qcow2/durable-fs';
 import { deriveKeys, openMeta, sealMeta } from './chunk-format';
 import { decodePackIndex, decodePointIndex, encodePackIndex, PACK_ID, PackEntry } from './indexes';
 import { encodeMovedPack, MovedPack, movedRecordName, readMovedPack } from './moved-packs';
@@ -193,7 +193,7 @@ async function mark(storeDir: string, key: Buffer | null, repacking: boolean): P
   let storedBytes = 0;
   for (const { name, file, dir } of await pointIndexes(pointsDir)) {
     if (!dirs.includes(dir)) dirs.push(dir);
-    const bytes = await fs.readFile(file).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+    const bytes = await readFileIfPresent(file);
     // a point deleted since the listing names nothing any more
     if (!bytes) continue;
     let index;
@@ -313,7 +313,7 @@ function followMoved(named: Map<string, Map<number, number>>, moved: ReadonlyMap
 
 /** A pack's entries, or null for an index removed since the listing (by another collection). */
 async function readPackIndex(file: string, packId: string, metaKey: Buffer | null): Promise<PackEntry[] | null> {
-  const bytes = await fs.readFile(file).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+  const bytes = await readFileIfPresent(file);
   if (!bytes) return null;
   try {
     return decodePackIndex(openMeta(`pack ${packId}`, bytes, metaKey), `pack ${packId}`);

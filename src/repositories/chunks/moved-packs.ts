@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { readFileIfPresent } from '../qcow2/durable-fs';
 import { ChunkFormatError, openMeta } from './chunk-format';
 import { decodePackIndex, PACK_ID, PackEntry } from './indexes';
 
@@ -49,7 +50,7 @@ export function decodeMovedPack(bytes: Buffer, name: string): MovedPack {
 
 /** The record of a repacked pack, or null for a pack no collection moved. */
 export async function readMovedPack(dir: string, packId: string, metaKey: Buffer | null): Promise<MovedPack | null> {
-  const bytes = await fs.readFile(join(dir, 'packs', `${packId}.moved`)).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+  const bytes = await readFileIfPresent(join(dir, 'packs', `${packId}.moved`));
   if (!bytes) return null;
   const moved = decodeMovedPack(openMeta(movedRecordName(packId), bytes, metaKey), movedRecordName(packId));
   if (!PACK_ID.test(moved.to) || moved.to === packId) throw new ChunkFormatError(`${movedRecordName(packId)} names the pack ${moved.to}`);
@@ -57,7 +58,7 @@ export async function readMovedPack(dir: string, packId: string, metaKey: Buffer
 }
 
 /** Follows a pack's repacks to the pack that holds its chunks now, with every record passed on the way. */
-export async function followMoves(dir: string, packId: string, metaKey: Buffer | null): Promise<{ packId: string; moves: { from: string; moved: MovedPack }[] }> {
+async function followMoves(dir: string, packId: string, metaKey: Buffer | null): Promise<{ packId: string; moves: { from: string; moved: MovedPack }[] }> {
   const moves: { from: string; moved: MovedPack }[] = [];
   for (let at = packId; ; ) {
     const moved = await readMovedPack(dir, at, metaKey);
@@ -69,7 +70,7 @@ export async function followMoves(dir: string, packId: string, metaKey: Buffer |
 }
 
 /** An entry's number in the pack `moves` end in; -1 for one a repack dropped. */
-export function entryAfterMoves(moves: readonly { moved: MovedPack }[], entry: number): number {
+function entryAfterMoves(moves: readonly { moved: MovedPack }[], entry: number): number {
   for (const { moved } of moves) {
     if (entry < 0) return -1;
     entry = moved.entries[entry] ?? -1;

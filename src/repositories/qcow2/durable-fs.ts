@@ -120,3 +120,8 @@ async function writeSyncedTemp(file: string, content: string | Buffer): Promise<
   await handle.close();
   return tmp;
 }
+
+/** A file's bytes, or null for a file that is not there (removed since it was listed, or never written). */
+export function readFileIfPresent(file: string): Promise<Buffer | null> {
+  return fs.readFile(file).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
+}
