@@ -9,7 +9,7 @@ import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
 import { ChildProcessHandle } from '../../process/child-process';
 import { runProcess } from '../../process/run-process';
 import { QemuNbdLaunch, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
-import { CHUNK_SIZE, openMeta, sealMeta } from './chunk-format';
+import { CHUNK_SIZE, deriveKeys, openMeta, sealMeta } from './chunk-format';
 import { decodeMovedPack, encodeMovedPack, movedRecordName } from './moved-packs';
 import { CHUNK_NBD_MAIN } from './chunk-nbd/chunk-nbd-args';
 import { removeEmptyPointDir } from './chunk-points';
@@ -404,6 +404,19 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
       await expect(readPoint(store, null, 'vm1/rp-b/disk0')).rejects.toThrow(/moved in a circle/);
       await expect(readPointDigests(store, 'vm1/rp-b/disk0', null)).rejects.toThrow(/in a circle: the store is damaged/);
       await expect(collectGarbage(store, { key: null })).rejects.toThrow(/in a circle: nothing was collected/);
+    }, 60_000);
+
+    it("refuses, in an encrypted store, a record of a move put under another pack's name", async () => {
+      const store = await newStore();
+      const key = randomBytes(32);
+      const { pack } = await sharedPack(store, key);
+      expect(await collectGarbage(store, { key })).toMatchObject({ packsRepacked: 1 });
+      // a pack the point also names (its own new chunks) is given the record made for the repacked one
+      const { to } = decodeMovedPack(openMeta(movedRecordName(pack), await fs.readFile(join(store, 'packs', `${pack}.moved`)), deriveKeys(key).meta), 'record');
+      const other = (await packIds(store)).find((id) => id !== to)!;
+      await fs.copyFile(join(store, 'packs', `${pack}.moved`), join(store, 'packs', `${other}.moved`));
+      await expect(readPoint(store, key, 'vm1/rp-b/disk0')).rejects.toThrow(`moved ${other} does not open with this repository's key`);
+      await expect(collectGarbage(store, { key })).rejects.toThrow(/the record of repacked pack .* cannot be read .*: nothing was collected/);
     }, 60_000);
 
     it('lets a reader that read the index before the repack read on where the chunks went', async () => {
