@@ -179,3 +179,29 @@ describe.each(databaseTargets())('PostgresEventStore hearing appends on $label',
     }));
 });
 
+
+describe.each(databaseTargets())('PostgresEventStore searches on $label', (target) => {
+  const meta = { correlationId: 'c', causationId: 'c', actor: 'tester', schemaVersion: 1 };
+
+  it('a search by VM alone reads the index on data.vmId, not every event in order until a page is found', async () => {
+    const db = await createTestDatabase(target);
+    try {
+      // 20,000 events of 50 busy VMs, and 3 of a quiet one written first: without the index, its page is read
+      // by walking the store in order and filtering every event
+      await db.store.append('vm-quiet', [1, 2, 3].map((n) => ({ type: 'Seen', data: { vmId: 'quiet', n }, metadata: meta })));
+      for (let batch = 0; batch < 20; batch++) {
+        await db.store.append(`busy-${batch}`, Array.from({ length: 1000 }, (_, n) => ({ type: 'Seen', data: { vmId: `busy-${n % 50}`, n }, metadata: meta })));
+      }
+      await db.pool.query('ANALYZE es_events');
+      const query = jest.spyOn(db.pool, 'query');
+      const found = await db.store.searchEvents({ vmId: 'quiet', maxCount: 100 });
+      const [sql, params] = query.mock.calls.at(-1) as unknown as [string, unknown[]];
+      query.mockRestore();
+      expect(found.map((e) => e.data)).toEqual([1, 2, 3].map((n) => ({ vmId: 'quiet', n })));
+      const plan = JSON.stringify((await db.pool.query(`EXPLAIN (FORMAT JSON) ${sql}`, params)).rows);
+      expect(plan).toContain('"Index Name":"es_events_vm"');
+    } finally {
+      await db.drop();
+    }
+  });
+});
