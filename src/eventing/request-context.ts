@@ -44,6 +44,14 @@ export function causedBy<T>(event: { id: string; metadata?: { correlationId?: un
   return storage.run({ correlationId: correlationId ?? fromEvent ?? current.correlationId, actor: SYSTEM_ACTOR, causationId: id }, fn);
 }
 
+/**
+ * Work that is a story of its own although one step starts several of them (the jobs of one policy slot): a fresh
+ * correlation id, so each job's audit holds its own events and not its siblings', with the current cause kept.
+ */
+export function ownStory<T>(fn: () => T): T {
+  return storage.run({ ...currentContext(), correlationId: randomUUID() }, fn);
+}
+
 export interface Principal {
   actor: string;
   role: Role;

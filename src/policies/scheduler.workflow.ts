@@ -8,7 +8,7 @@ import { UNRECORDED_CLAIM_GRACE_MS } from '../backups/vm-claim.aggregate';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { DomainError } from '../eventing/domain-error';
 import { Ticker } from '../eventing/ticker';
-import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
+import { causedBy, ownStory, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { parseCron } from './calendar';
 import { Clock } from './clock';
@@ -135,7 +135,7 @@ export class SchedulerWorkflow implements OnApplicationBootstrap, OnModuleDestro
     const policyId = policy.policyId!;
     this.requesting.add(jobId);
     try {
-      await this.commands.execute(new RequestBackupCommand(vmId, policy.definition!.repositoryId, requestedType, jobId));
+      await ownStory(() => this.commands.execute(new RequestBackupCommand(vmId, policy.definition!.repositoryId, requestedType, jobId)));
       this.recorded.add(jobId);
       return { vmId, jobId, status: 'requested', reason: null };
     } catch (error) {

@@ -8,7 +8,7 @@ import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/pro
 import { connectionUrl } from '../support/test-database';
 
 type Answer = { status: number; body: any };
-type Recorded = { type: string; data: any; metadata: any };
+type Recorded = { eventId: string; type: string; data: any; metadata: any };
 
 /**
  * Policies on two real hub processes sharing one database, with one real agent connected to the first:
@@ -36,7 +36,7 @@ describe('protection policies on two hub processes', () => {
   };
 
   beforeAll(async () => {
-    await lab.start();
+    await lab.start(undefined, undefined, true);
     secondPort = await freePort();
     secondUrl = `http://127.0.0.1:${secondPort}`;
     mkdirSync(join(lab.dir, 'hub-b'));
@@ -166,6 +166,30 @@ describe('protection policies on two hub processes', () => {
     expect(await lab.waitForJob(run.body.jobs[0].jobId, 60_000)).toMatchObject({ status: 'completed' });
     expect((await viaSecond('POST', '/api/v1/policies/6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60/run')).status).toBe(404);
   }, 120_000);
+
+  it("one slot's jobs are stories of their own: a job's audit holds its events and none of its sibling's, and names its slot as the cause", async () => {
+    await lab.until(async () => ((await lab.api('GET', '/api/v1/vms')).body as { vmId: string }[]).some((v) => v.vmId === 'vm2'), 30_000, 'the agent to report vm2');
+    const { policyId } = (await lab.api('POST', '/api/v1/policies', policy({ name: 'two-vms', vms: { ids: ['vm1', 'vm2'] }, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' } }))).body;
+    const run = await lab.api('POST', `/api/v1/policies/${policyId}/run`);
+    expect(run.status).toBe(202);
+    const jobs = run.body.jobs as { vmId: string; jobId: string }[];
+    expect(jobs.map((j) => j.vmId).sort()).toEqual(['vm1', 'vm2']);
+    for (const { jobId } of jobs) expect(await lab.waitForJob(jobId, 90_000)).toMatchObject({ status: 'completed' });
+    const fired = (await stream(`slots-policy-${policyId}`)).filter((e) => e.type === 'SlotFired');
+    expect(fired).toHaveLength(2);
+    const stories = new Map<string, Recorded[]>();
+    for (const { jobId } of jobs) stories.set(jobId, (await lab.api('GET', `/api/v1/audit/events?jobId=${jobId}&limit=1000`)).body.events as Recorded[]);
+    for (const [jobId, story] of stories) {
+      const sibling = jobs.find((j) => j.jobId !== jobId)!.jobId;
+      expect(story.map((e) => e.type)).toEqual(expect.arrayContaining(['BackupRequested', 'BackupStarted', 'RestorePointAdded', 'BackupCompleted']));
+      expect(story.filter((e) => JSON.stringify(e).includes(sibling)).map((e) => e.type)).toEqual([]);
+      const cause = fired.find((e) => e.data.jobId === jobId)!;
+      expect(story[0]).toMatchObject({ type: 'BackupJobClaimed', metadata: { causationId: cause.eventId } });
+      expect(story.find((e) => e.type === 'BackupRequested')).toMatchObject({ data: { jobId }, metadata: { causationId: cause.eventId } });
+      expect(story[0].metadata.correlationId).not.toBe(cause.metadata.correlationId);
+      expect(new Set(story.map((e) => e.metadata.correlationId))).toEqual(new Set([story[0].metadata.correlationId]));
+    }
+  }, 180_000);
 
   it('drills scheduled by a policy are taken once per slot, by the hub holding the drill host\'s agent, and a refused drill is recorded on its slot with the reason', async () => {
     await lab.waitForJob(await lab.backup('full'), 60_000);

@@ -74,7 +74,7 @@ describe('scheduled drills that pass, on two hub processes sharing one database'
 
   const waitForRestore = (restoreId: string) => lab.waitForRestore(restoreId, 400_000);
 
-  /** The slot at `at` fired once, by `hubInstance`; its drill of the newest point passed, under the slot's correlation id. */
+  /** The slot at `at` fired once, by `hubInstance`; its drill of the newest point passed, a story of its own caused by the slot. */
   async function slotDrilledOnce(policyId: string, at: Date, hubInstance: string): Promise<Recorded> {
     let fired: Recorded[] = [];
     await lab.until(async () => (fired = (await slots(policyId)).filter((e) => e.type === 'DrillSlotFired' && Date.parse(e.data.slot) === at.getTime())).length > 0, 60_000, `the drill slot at ${at.toISOString()} to fire`);
@@ -83,8 +83,9 @@ describe('scheduled drills that pass, on two hub processes sharing one database'
     expect(done).toMatchObject({ status: 'completed', restorePointId: pointId, mode: 'instant', target: { kind: 'drill', timeoutSeconds: 240 }, drill: { passed: true, reason: null, consistency: 'application' } });
     expect(done.drill.bootMs).toBeGreaterThan(0);
     const story = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${fired[0].data.restoreId}`)).body.events as Recorded[];
-    expect(story[0]).toMatchObject({ type: 'RestoreRequested', metadata: { correlationId: fired[0].metadata.correlationId, causationId: fired[0].eventId } });
-    expect(story.at(-1)).toMatchObject({ type: 'RecoveryDrillPassed', data: { restorePointId: pointId, vmId: guest!.uuid, bootMs: done.drill.bootMs }, metadata: { correlationId: fired[0].metadata.correlationId } });
+    expect(story[0]).toMatchObject({ type: 'RestoreRequested', metadata: { causationId: fired[0].eventId } });
+    expect(story[0].metadata.correlationId).not.toBe(fired[0].metadata.correlationId);
+    expect(story.at(-1)).toMatchObject({ type: 'RecoveryDrillPassed', data: { restorePointId: pointId, vmId: guest!.uuid, bootMs: done.drill.bootMs }, metadata: { correlationId: story[0].metadata.correlationId } });
     // both hubs tick every second: a slot taken twice would show here within a few ticks
     await new Promise((r) => setTimeout(r, 5000));
     expect((await slots(policyId)).filter((e) => e.type === 'DrillSlotFired' && Date.parse(e.data.slot) === at.getTime())).toHaveLength(1);

@@ -7,7 +7,7 @@ import { HUB_INSTANCE } from '../../config/hub-instance';
 import { AggregateRepository } from '../../eventing/aggregate-repository';
 import { DomainError } from '../../eventing/domain-error';
 import { Ticker } from '../../eventing/ticker';
-import { causedBy, runWithContext, SYSTEM_ACTOR } from '../../eventing/request-context';
+import { causedBy, ownStory, runWithContext, SYSTEM_ACTOR } from '../../eventing/request-context';
 import { parseCron } from '../../policies/calendar';
 import { Clock } from '../../policies/clock';
 import { PolicyState, selectVms } from '../../policies/policy.aggregate';
@@ -124,7 +124,7 @@ export class DrillSchedulerWorkflow implements OnApplicationBootstrap, OnModuleD
   private async request(fired: DrillSlotFired['data'], timeoutSeconds: number): Promise<void> {
     const { policyId, agentId, slot, vmId, restorePointId, restoreId } = fired;
     try {
-      await this.restores.request({ restorePointId, agentId, mode: 'instant', target: { kind: 'drill', timeoutSeconds }, definition: null, force: false, restoreId });
+      await ownStory(() => this.restores.request({ restorePointId, agentId, mode: 'instant', target: { kind: 'drill', timeoutSeconds }, definition: null, force: false, restoreId }));
     } catch (error) {
       // recorded after all (the read model's wait failed, say): the drill runs, nothing to skip
       if (!(error instanceof DomainError) && (await this.reader.get(restoreId).then(() => true, () => false))) return;
