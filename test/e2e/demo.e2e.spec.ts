@@ -37,7 +37,7 @@ describe('the demo (npm run demo -- --keep-running)', () => {
 
   it('backs up, restores a file and a disk that pass their checks, fills the console, names its address and stops cleanly', async () => {
     const apiPort = await freePort();
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, SENDENSE_DATA_DIR: dataDir, SENDENSE_API_PORT: String(apiPort), SENDENSE_SSH_PORT: String(await freePort()) };
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, SENDENSE_DATA_DIR: dataDir, SENDENSE_API_PORT: String(apiPort), SENDENSE_SSH_PORT: String(await freePort()), SENDENSE_NBD_PORTS: '14200-14231' };
     const demo = spawn('bash', ['deployment/demo.sh', '--keep-running'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     demo.stdout.on('data', (d) => (out += d));

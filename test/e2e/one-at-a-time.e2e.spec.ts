@@ -28,7 +28,7 @@ describe('one job per VM and one delete per chain, decided by the event store ac
       SENDENSE_SSH_PORT: String(await freePort()),
       SENDENSE_SSH_BIND: '127.0.0.1',
       SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
-      SENDENSE_NBD_PORTS: '14100-14131',
+      SENDENSE_NBD_PORTS: '14140-14171',
       SENDENSE_LOG_LEVEL: 'warn',
     });
     secondUrl = `http://127.0.0.1:${port}`;

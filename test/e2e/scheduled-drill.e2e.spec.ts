@@ -45,7 +45,7 @@ describe('scheduled drills that pass, on two hub processes sharing one database'
       SENDENSE_SSH_PORT: String(secondSshPort),
       SENDENSE_SSH_BIND: '127.0.0.1',
       SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
-      SENDENSE_NBD_PORTS: '14100-14131',
+      SENDENSE_NBD_PORTS: '14240-14271',
       SENDENSE_LOG_LEVEL: 'warn',
     });
     await waitForHttp(`${secondUrl}/api/v1/health`);

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { MiB, writeToDisk } from '../fixtures/vm/sample-vm';
-import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
+import { BackupLab, LAB_NBD_PORTS, LAB_TOKEN } from '../support/backup-lab';
 import { processesMentioning, spawnSendense } from '../support/processes';
 import { startFlippingRelay } from '../fixtures/tunnel/flipping-relay';
 
@@ -354,7 +354,7 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
   it('a byte flipped on the wire between the hubs fails the sync of that point; nothing is recorded, and the next run copies it', async () => {
     // every path between the hubs is authenticated encryption (SSH, TLS 1.3 with AES-GCM): a flipped bit fails the
     // record it lands in, so it never reaches a block to be compared; the run fails naming the point
-    const nbdPorts = Array.from({ length: 32 }, (_, i) => 14000 + i);
+    const nbdPorts = Array.from({ length: LAB_NBD_PORTS.last - LAB_NBD_PORTS.first + 1 }, (_, i) => LAB_NBD_PORTS.first + i);
     const relay = await startFlippingRelay('127.0.0.3', [primary.sshPort, ...nbdPorts], new Set(nbdPorts), 200_000);
     let fresh = '';
     try {

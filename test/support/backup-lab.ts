@@ -11,6 +11,12 @@ import { connectionUrl, createTestDatabase, TestDatabase } from './test-database
 const run = promisify(execFile);
 export const LAB_TOKEN = 'lab-admin-token-0123456789';
 
+/**
+ * The NBD ports of a lab's hub: one range per test lane (jest.config.js), so that labs of the two lanes, which run
+ * at the same time, never take the same port; within a lane files run one at a time.
+ */
+export const LAB_NBD_PORTS = process.env.SENDENSE_TEST_LANE === 'units' ? { first: 15000, last: 15031 } : { first: 14000, last: 14031 };
+
 /** A real hub process, a real agent process, real SSH over loopback, a real VM's disks. */
 export class BackupLab {
   db!: TestDatabase;
@@ -84,7 +90,7 @@ export class BackupLab {
       SENDENSE_SSH_PORT: String(this.sshPort),
       SENDENSE_SSH_BIND: '127.0.0.1',
       SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
-      SENDENSE_NBD_PORTS: '14000-14031',
+      SENDENSE_NBD_PORTS: `${LAB_NBD_PORTS.first}-${LAB_NBD_PORTS.last}`,
       SENDENSE_LOG_LEVEL: 'warn',
       ...this.hubEnv,
     };
