@@ -5,7 +5,7 @@ import { NbdLeaseView } from './nbd-leases/nbd-lease.entity';
 import { QemuNbdProcessView } from './qemu-nbd-processes/qemu-nbd-process.entity';
 import { RepositoryView } from './repositories/repository.entity';
 import { RestorePointView } from './restore-points/restore-point.entity';
-import { RepositoryPointBytesView, RepositoryUsageView } from './repository-usage/repository-usage.entity';
+import { RepositoryPointBytesView, RepositoryStoredBytesView, RepositoryUsageView } from './repository-usage/repository-usage.entity';
 import { RestoreMountView } from './restore-mounts/restore-mount.entity';
 import { RestorePointIntegrityView } from './restore-mounts/restore-point-integrity.entity';
 import { PolicyView } from './policies/policy.entity';
@@ -14,4 +14,4 @@ import { PointExportView } from './point-exports/point-export.entity';
 import { TenancyView } from './tenancy/tenancy.entity';
 
 /** Every read-model entity the hub's DataSource knows. */
-export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, RepositoryPointBytesView, RepositoryUsageView, AgentView, VmView, VmOwnershipConflictView, BackupJobView, BackupOutcomeView, RestoreMountView, RestorePointIntegrityView, PolicyView, RestoreView, PointExportView, TenancyView];
+export const READ_MODEL_ENTITIES: Function[] = [ApiTokenView, NbdLeaseView, QemuNbdProcessView, RepositoryView, RestorePointView, RepositoryPointBytesView, RepositoryUsageView, RepositoryStoredBytesView, AgentView, VmView, VmOwnershipConflictView, BackupJobView, BackupOutcomeView, RestoreMountView, RestorePointIntegrityView, PolicyView, RestoreView, PointExportView, TenancyView];

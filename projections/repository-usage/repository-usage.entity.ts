@@ -43,3 +43,13 @@ export class RepositoryUsageView {
   @Column({ name: 'used_bytes', type: 'bigint' })
   usedBytes: string;
 }
+
+/** A chunks repository's store as last measured (RepositoryChunksMeasured): every file of it, shared by its points. */
+@Entity({ name: 'rm_repository_stored_bytes' })
+export class RepositoryStoredBytesView {
+  @PrimaryColumn({ name: 'repository_id', type: 'uuid' })
+  repositoryId: string;
+
+  @Column({ name: 'stored_bytes', type: 'bigint' })
+  storedBytes: string;
+}

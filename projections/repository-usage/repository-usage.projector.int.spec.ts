@@ -13,6 +13,7 @@ import {
   RESTORE_POINT_UNDELETED,
   RESTORE_POINT_VERIFIED,
 } from '../../src/restore-points/chain.events';
+import { REPOSITORY_CHUNKS_MEASURED, repositoryStream } from '../../src/repositories/registry/repository.events';
 import { createTestDatabase, TestDatabase } from '../../test/support/test-database';
 import { RepositoryUsageProjector } from './repository-usage.projector';
 import { usageOf } from './repository-usage.queries';
@@ -166,6 +167,39 @@ describe('repository usage projector (real PostgreSQL)', () => {
     expect(await usageOf(db.dataSource, R1, 'acme', 10 * GiB, now)).toEqual({ pointsBytes: 0, samples: [], growthBytesPerDay: null, estimatedFullAt: null });
   });
 
+  it("a chunks repository's total is its store as last measured, not its points' index files: history, growth and estimate follow the store", async () => {
+    const now = new Date('2025-03-31T12:00:00Z');
+    const daysAgo = (d: number) => new Date(now.getTime() - d * 86_400_000).toISOString();
+    // 20 days: each day a point whose index is 1 MiB, and a store that grows by 2 GiB a day
+    const measured = (storedBytes: number, at: string): RecordedEvent =>
+      ({ id: randomUUID(), streamId: repositoryStream(R1), type: REPOSITORY_CHUNKS_MEASURED, revision: 0n, position: '', data: { repositoryId: R1, storedBytes, liveBytes: storedBytes }, metadata: meta, createdAt: new Date(at) }) as RecordedEvent;
+    const events: RecordedEvent[] = [];
+    for (let d = 20; d >= 1; d--) {
+      events.push(event(RESTORE_POINT_ADDED, point(`rp-${d}`, d === 20 ? null : `rp-${d + 1}`, [2 ** 20]), daysAgo(d)));
+      events.push(measured((21 - d) * 2 * GiB, daysAgo(d)));
+    }
+    await apply(events[0]);
+    // before any measurement: the index files, as for any repository
+    expect((await history(R1)).map(([, , bytes]) => bytes)).toEqual([2 ** 20]);
+    await apply(...events.slice(1));
+    expect((await history(R1)).map(([, at, bytes]) => [at, bytes])).toEqual([20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1].map((d) => [daysAgo(d), (21 - d) * 2 * GiB]));
+    const usage = await usageOf(db.dataSource, R1, null, 20 * GiB, now);
+    expect(usage.pointsBytes).toBe(40 * GiB);
+    expect(usage.growthBytesPerDay! / GiB).toBeGreaterThan(1.9);
+    expect(usage.growthBytesPerDay! / GiB).toBeLessThan(2.1);
+    expect(Math.abs(Date.parse(usage.estimatedFullAt!) - Date.parse(daysAgo(-10))) / 86_400_000).toBeLessThan(0.6);
+
+    // a collection shrinks the store; the same measurement delivered again writes nothing
+    await apply(measured(30 * GiB, daysAgo(0.5)));
+    const after = await history(R1);
+    expect(after.at(-1)).toEqual([expect.any(String), daysAgo(0.5), 30 * GiB]);
+    await apply(measured(30 * GiB, daysAgo(0.25)));
+    expect(await history(R1)).toEqual(after);
+    expect((await usageOf(db.dataSource, R1, null, 20 * GiB, now)).pointsBytes).toBe(30 * GiB);
+    // another repository's store is its own
+    expect((await usageOf(db.dataSource, R2, null, 20 * GiB, now)).pointsBytes).toBe(0);
+  });
+
   it('keeps a year of history and the total as that year began: older samples go as new ones come, a replay the same', async () => {
     const day = (d: number) => new Date(Date.parse('2024-01-01T10:00:00Z') + d * 86_400_000).toISOString();
     const added = [0, 100, 400, 800].map((d, i) => event(RESTORE_POINT_ADDED, point(`rp${d}`, i ? `rp${[0, 100, 400, 800][i - 1]}` : null, [GiB]), day(d)));
@@ -185,7 +219,7 @@ describe('repository usage projector (real PostgreSQL)', () => {
     expect(year.samples.map((s) => [s.at.toISOString(), s.usedBytes / GiB])).toEqual([[day(800), 4]]);
 
     // applied again from nothing, as a rebuild applies them
-    await db.dataSource.query(`TRUNCATE rm_repository_point_bytes, rm_repository_usage`);
+    await db.dataSource.query(`TRUNCATE rm_repository_point_bytes, rm_repository_usage, rm_repository_stored_bytes`);
     await apply(...added);
     expect((await history(R1)).map(([hour, , bytes]) => [hour, Number(bytes) / GiB])).toEqual([
       [day(400), 3],

@@ -13,10 +13,13 @@ import {
   RestorePointDeleted,
   RestorePointMerged,
 } from '../../src/restore-points/chain.events';
+import { REPOSITORY_CHUNKS_MEASURED, REPOSITORY_STREAM_PREFIX, RepositoryChunksMeasured } from '../../src/repositories/registry/repository.events';
 
-export const REPOSITORY_USAGE_TABLES = ['rm_repository_point_bytes', 'rm_repository_usage'];
+export const REPOSITORY_USAGE_TABLES = ['rm_repository_point_bytes', 'rm_repository_usage', 'rm_repository_stored_bytes'];
 
 const HOUR_MS = 3_600_000;
+/** A repository's total ($1): its store as last measured, or else its points' files. */
+export const TOTAL_BYTES = `COALESCE((SELECT s.stored_bytes FROM rm_repository_stored_bytes s WHERE s.repository_id = $1), (SELECT COALESCE(sum(p.bytes), 0) FROM rm_repository_point_bytes p WHERE p.repository_id = $1))`;
 /** The longest history GET /repositories/{id}/usage gives (its `days`), and a day for the hour it starts in. */
 const USAGE_KEPT_DAYS = 366;
 const bytesOf = (disks: PointDisk[]) => disks.reduce((n, d) => n + d.fileBytes, 0);
@@ -27,12 +30,14 @@ const repositoryOf = (streamId: string) => /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}
  * Chain events → each repository's points' bytes and their total by the hour. A recycled point keeps its files until
  * it is purged (RestorePointDeleted), so recycling and undeleting change nothing here. The total is summed again
  * after each change rather than carried, and an event that changes no point (one applied twice) writes no sample,
- * so a replay leaves the same figures.
+ * so a replay leaves the same figures. A chunks repository's points share its store, and a point's file is its
+ * index alone: once the store has been measured (RepositoryChunksMeasured, after each backup, delete and
+ * collection), its total is the store's bytes as last measured.
  */
 @Injectable()
 export class RepositoryUsageProjector implements Projector {
   readonly name = 'repository-usage';
-  readonly filter = { streamPrefixes: [CHAIN_STREAM_PREFIX] };
+  readonly filter = { streamPrefixes: [CHAIN_STREAM_PREFIX, REPOSITORY_STREAM_PREFIX] };
   readonly tables = REPOSITORY_USAGE_TABLES;
 
   async apply(event: RecordedEvent, manager: EntityManager): Promise<void> {
@@ -62,6 +67,17 @@ export class RepositoryUsageProjector implements Projector {
         await q(`UPDATE rm_repository_point_bytes SET parent_id = NULL, bytes = $2 WHERE restore_point_id = $1`, [d.intoId, bytesOf(d.disks)]);
         return this.sample(repositoryOf(event.streamId), event.createdAt, manager);
       }
+      case REPOSITORY_CHUNKS_MEASURED: {
+        const { repositoryId, storedBytes } = event.data as unknown as RepositoryChunksMeasured['data'];
+        const changed: unknown[] = await q(
+          `INSERT INTO rm_repository_stored_bytes (repository_id, stored_bytes) VALUES ($1, $2)
+           ON CONFLICT (repository_id) DO UPDATE SET stored_bytes = EXCLUDED.stored_bytes WHERE rm_repository_stored_bytes.stored_bytes <> EXCLUDED.stored_bytes
+           RETURNING repository_id`,
+          [repositoryId, storedBytes],
+        );
+        if (!changed.length) return;
+        return this.sample(repositoryId, event.createdAt, manager);
+      }
       case RESTORE_POINT_DELETED: {
         const d = event.data as unknown as RestorePointDeleted['data'];
         const removed: { repository_id: string; parent_id: string | null }[] = await q(`SELECT repository_id, parent_id FROM rm_repository_point_bytes WHERE restore_point_id = $1`, [d.restorePointId]);
@@ -85,7 +101,7 @@ export class RepositoryUsageProjector implements Projector {
     const hour = new Date(Math.floor(at.getTime() / HOUR_MS) * HOUR_MS);
     await manager.query(
       `INSERT INTO rm_repository_usage (repository_id, hour, at, used_bytes)
-       SELECT $1::uuid, $2::timestamptz, $3::timestamptz, COALESCE(sum(bytes), 0) FROM rm_repository_point_bytes WHERE repository_id = $1
+       SELECT $1::uuid, $2::timestamptz, $3::timestamptz, ${TOTAL_BYTES}
        ON CONFLICT (repository_id, hour) DO UPDATE SET at = GREATEST(rm_repository_usage.at, EXCLUDED.at), used_bytes = EXCLUDED.used_bytes`,
       [repositoryId, hour, at],
     );

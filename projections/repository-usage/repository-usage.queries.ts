@@ -5,22 +5,25 @@ import { measureCapacity } from '../../src/repositories/adapters/capacity';
 import { GetRepositoryUsageQuery, RepositoryUsage } from '../../src/repositories/queries/get-repository-usage.query';
 import { ESTIMATE_WINDOW_DAYS, estimateUsage, UsageEstimate, UsageSample } from '../../src/repositories/usage-estimate';
 import { RepositoryView } from '../repositories/repository.entity';
+import { TOTAL_BYTES } from './repository-usage.projector';
 
 type Db = Pick<DataSource, 'query'>;
 
 const DAY_MS = 86_400_000;
 
 /**
- * The repository's points' bytes now and, for a token that sees every tenant, its samples from `since` on and the
+ * The repository's points' bytes now (a chunks repository's: its store's, as last measured; for a tenant's token, its
+ * own points' files, the indexes alone there, since a shared store's bytes are no one tenant's) and, for a token that sees every tenant, its samples from `since` on and the
  * total as it stood at `start` (the newest sample before it): one statement, so all are of the same moment. A point
  * is its VM's agent's tenant's, whichever tenant the repository was given to (the agents' and tenancy read models
  * live in the same database).
  */
 async function read(db: Db, repositoryId: string, tenantId: string | null, since: Date, start: Date): Promise<{ pointsBytes: number; samples: UsageSample[]; atStart: number | null }> {
   const [row]: { bytes: string; samples: { at: string; usedBytes: number }[]; at_start: string | null }[] = await db.query(
-    `SELECT (SELECT COALESCE(sum(p.bytes), 0) FROM rm_repository_point_bytes p
-              WHERE p.repository_id = $1
-                AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM rm_vms v JOIN rm_tenancy t ON t.resource = 'agent' AND t.id = v.agent_id::text WHERE v.vm_id = p.vm_id AND t.tenant_id = $2)))::bigint AS bytes,
+    `SELECT (CASE WHEN $2::text IS NULL THEN ${TOTAL_BYTES} ELSE
+              (SELECT COALESCE(sum(p.bytes), 0) FROM rm_repository_point_bytes p
+                WHERE p.repository_id = $1
+                  AND EXISTS (SELECT 1 FROM rm_vms v JOIN rm_tenancy t ON t.resource = 'agent' AND t.id = v.agent_id::text WHERE v.vm_id = p.vm_id AND t.tenant_id = $2)) END)::bigint AS bytes,
             CASE WHEN $2::text IS NULL THEN
               (SELECT COALESCE(jsonb_agg(jsonb_build_object('at', u.at, 'usedBytes', u.used_bytes) ORDER BY u.hour), '[]'::jsonb) FROM rm_repository_usage u
                 WHERE u.repository_id = $1 AND u.hour >= $3::timestamptz - interval '1 hour' AND u.at >= $3)

@@ -155,6 +155,11 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
     expect(repo.chunks.deduplication).toBeGreaterThan(2.5);
     expect(repo.chunks.compression).toBeGreaterThan(1);
     expect(repo.chunks.reduction).toBeGreaterThan(repo.chunks.deduplication);
+    // the space its points take is the store's, which they share, not their index files: the usage history follows it
+    const usage = async () => (await lab.api('GET', `/api/v1/repositories/${repositoryId}/usage`)).body;
+    await lab.until(async () => (await usage()).pointsBytes === repo.chunks.storedBytes, 30_000, 'the usage history to follow the store');
+    expect((await usage()).samples.at(-1).usedBytes).toBe(repo.chunks.storedBytes);
+    expect((await lab.api('GET', `/api/v1/repositories/${repositoryId}`)).body.pointsBytes).toBe(repo.chunks.storedBytes);
     const metrics = await (await fetch(`http://127.0.0.1:${lab.apiPort}/metrics`, { headers: { Authorization: `Bearer ${LAB_TOKEN}` } })).text();
     expect(metrics).toContain(`sendense_repository_logical_bytes{repository="dedup"} ${repo.chunks.logicalBytes}`);
     expect(metrics).toContain(`sendense_repository_stored_bytes{repository="dedup"} ${repo.chunks.storedBytes}`);
@@ -262,5 +267,6 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
     expect(cli.output()).toMatch(/^freed .* \(\d+ pack\(s\) removed, \d+ repacked\) in \d+ ms; 0 B stored for 0 B protected\n$/);
     expect(readdirSync(join(store(), 'packs'))).toEqual([]);
     expect((await lab.api('GET', `/api/v1/repositories/${repositoryId}`)).body.chunks).toMatchObject({ pointDisks: 0, logicalBytes: 0, storedBytes: 0, garbageBytes: 0 });
+    await lab.until(async () => (await lab.api('GET', `/api/v1/repositories/${repositoryId}`)).body.pointsBytes === 0, 30_000, 'the emptied store to show in its points bytes');
   }, 120_000);
 });
