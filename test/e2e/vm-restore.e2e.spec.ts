@@ -273,7 +273,7 @@ X`]);
     expect(processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit'))).toEqual([]);
   }, 600_000);
 
-  it("a policy with a drill calendar drills the newest point of its VM on the VM's own host, under the slot's correlation id, and the protection report shows the verdict", async () => {
+  it("a policy with a drill calendar drills the newest point of its VM on the VM's own host, a story of its own caused by its slot, and the protection report shows the verdict", async () => {
     // the domain with nothing bootable (the original guest is gone by now): its scheduled drill fails, saying why
     const policy = { name: `drills-${process.pid}`, vms: { ids: [blankUuid] }, repositoryId: lab.repositoryId, schedule: { cron: '0 3 1 1 *', timezone: 'UTC' }, retention: { keepLast: 100 }, rpoHours: 26, drill: { cron: '*/15 * * * * *', timeoutSeconds: 15 } };
     const created = await lab.api('POST', '/api/v1/policies', policy);
@@ -289,8 +289,9 @@ X`]);
     const reason = 'its guest agent did not answer within 15 s';
     expect(done).toMatchObject({ status: 'failed', restorePointId: newest.restorePointId, target: { kind: 'drill', timeoutSeconds: 15 }, drill: { passed: false, reason } });
     const story = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${fired!.data.restoreId}`)).body.events;
-    expect(story[0]).toMatchObject({ type: 'RestoreRequested', metadata: { correlationId: fired!.metadata.correlationId, causationId: fired!.eventId } });
-    expect(story.at(-1)).toMatchObject({ type: 'RecoveryDrillFailed', metadata: { correlationId: fired!.metadata.correlationId } });
+    expect(story[0]).toMatchObject({ type: 'RestoreRequested', metadata: { causationId: fired!.eventId } });
+    expect(story[0].metadata.correlationId).not.toBe(fired!.metadata.correlationId);
+    expect(story.at(-1)).toMatchObject({ type: 'RecoveryDrillFailed', metadata: { correlationId: story[0].metadata.correlationId } });
     const report = (await lab.api('GET', '/api/v1/reports/protection')).body.vms.find((v: { vmId: string }) => v.vmId === blankUuid);
     expect(report.drill).toMatchObject({ lastPassed: false, lastPassedAt: null, lastReason: reason });
     // a later slot may have fired before the delete: the drill it started ends too, and nothing stays
