@@ -23,8 +23,16 @@ interface Definition {
   retention: Rules;
   rpoHours: number;
   enabled: boolean;
-  drill?: unknown;
+  drill?: Drill | null;
 }
+
+/** Recovery drills: the newest point of each VM booted on its own schedule (the policy's time zone), by each VM's agent or one host. */
+interface Drill {
+  cron: string;
+  agentId?: string;
+  timeoutSeconds?: number;
+}
+const DRILL: Drill = { cron: '0 4 * * 0', timeoutSeconds: 300 };
 
 /** The backtest's window, counted back from now. */
 const BACKTEST_DAYS = 30;
@@ -90,6 +98,15 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
     );
   }, [schedule?.cron, schedule?.timezone]);
 
+  const [drillSlots, setDrillSlots] = useState<{ slots: string[]; error: string | null }>({ slots: [], error: null });
+  const drillCron = useSettled(form?.drill?.cron);
+  useEffect(() => {
+    if (!drillCron || !schedule) return;
+    void api.GET('/api/v1/schedule-preview', { params: { query: { cron: drillCron, timezone: schedule.timezone, count: 3 } } }).then(({ data, error }) =>
+      setDrillSlots(error ? { slots: [], error: problem(error) } : { slots: (data as unknown as { slots: string[] }).slots, error: null }),
+    );
+  }, [drillCron, schedule?.timezone]);
+
   const rules = useSettled(form?.retention);
   useEffect(() => {
     if (!policyId || !rules) return;
@@ -104,6 +121,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
   // a backtest is of the form as it was when asked: one of an older form would answer for what is no longer there
   const set = (change: Partial<Definition>) => (setForm({ ...form, ...change }), setConfirming(false), setSimulation(null));
   const setRpoField = (next: Rpo) => (setRpo(next), set({ rpoHours: rpoHoursOf(next) }));
+  const setDrill = (change: Partial<Drill>) => set({ drill: { ...form.drill!, ...change } });
   const setRule = (rule: (typeof RULES)[number], value: string) => set({ retention: { ...form.retention, [rule]: value === '' ? undefined : Number(value) } });
   const zoned = new Intl.DateTimeFormat(undefined, { timeZone: slots.error ? undefined : form.schedule.timezone, dateStyle: 'full', timeStyle: 'short' });
   const rulesSaved = !!saved && sameRules(form.retention, saved.retention);
@@ -182,6 +200,33 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
               <input id={`p-${r}`} type="number" min={0} value={form.retention[r] ?? ''} onInput={(e) => setRule(r, (e.target as HTMLInputElement).value)} disabled={!operate} />
             </span>
           ))}
+        </fieldset>
+        <fieldset class="drill">
+          <legend>Recovery drills</legend>
+          <label class="choice">
+            <input id="p-drill" type="checkbox" checked={!!form.drill} onChange={(e) => set({ drill: (e.target as HTMLInputElement).checked ? (saved?.drill ?? DRILL) : null })} disabled={!operate} /> Boot the newest point of each VM on a schedule and check that its guest answers
+          </label>
+          {form.drill && (
+            <>
+              <label for="p-drill-cron">Drill schedule as cron ({form.schedule.timezone})</label>
+              <input id="p-drill-cron" value={form.drill.cron} onInput={(e) => setDrill({ cron: (e.target as HTMLInputElement).value })} aria-describedby="p-drill-slots" disabled={!operate} />
+              <div id="p-drill-slots" aria-live="polite" class="slots">
+                {drillSlots.error ? <p class="error">{drillSlots.error}</p> : (
+                  <>
+                    <p>Next drills:</p>
+                    <ol>{drillSlots.slots.map((s) => <li key={s} data-drill-slot={s}>{zoned.format(new Date(s))}</li>)}</ol>
+                  </>
+                )}
+              </div>
+              <label for="p-drill-agent">Host that boots them</label>
+              <select id="p-drill-agent" value={form.drill.agentId ?? ''} onChange={(e) => setDrill({ agentId: (e.target as HTMLSelectElement).value || undefined })} disabled={!operate}>
+                <option value="">each VM's own agent</option>
+                {agents.map((a) => <option key={a.agentId} value={a.agentId}>{a.name}</option>)}
+              </select>
+              <label for="p-drill-timeout">A drill fails when its guest has not answered within (seconds)</label>
+              <input id="p-drill-timeout" type="number" min={10} max={3600} value={form.drill.timeoutSeconds ?? DRILL.timeoutSeconds} onInput={(e) => setDrill({ timeoutSeconds: Number((e.target as HTMLInputElement).value) })} disabled={!operate} />
+            </>
+          )}
         </fieldset>
         <label class="choice"><input type="checkbox" checked={form.enabled} onChange={(e) => set({ enabled: (e.target as HTMLInputElement).checked })} disabled={!operate} /> Enabled</label>
         {operate && <p><button type="submit">Save</button></p>}
