@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /*
  * The whole suite as `npm test` runs it: the two lanes of jest.config.js at once, each a jest process running its
- * files one after another. One jest worker left the second core idle most of a run (vmstat: 70 % idle through a
- * CI run), and two workers in one jest would put files that share libvirtd or a fixed NBD port range side by
+ * files one after another. With one jest worker the machine's two cores sat about half idle through a CI run
+ * (vmstat: 49 %), and two workers in one jest would put files that share libvirtd or a fixed NBD port range side by
  * side. Both lanes run to the end; the exit code is 0 only when both passed. With arguments (`npm test -- FILE`)
- * it is one jest over every file, as before lanes.
+ * it is one jest over the files they name, as before lanes.
  */
 const { spawn } = require('node:child_process');
 

@@ -12,11 +12,11 @@ type Db = Pick<DataSource, 'query'>;
 const DAY_MS = 86_400_000;
 
 /**
- * The repository's points' bytes now (a chunks repository's: its store's, as last measured; for a tenant's token, its
- * own points' files, the indexes alone there, since a shared store's bytes are no one tenant's) and, for a token that sees every tenant, its samples from `since` on and the
- * total as it stood at `start` (the newest sample before it): one statement, so all are of the same moment. A point
- * is its VM's agent's tenant's, whichever tenant the repository was given to (the agents' and tenancy read models
- * live in the same database).
+ * The repository's points' bytes now (a chunks repository's: its store's, as last measured; for a tenant's token,
+ * its own points' files, the indexes alone there, since a shared store's bytes are no one tenant's) and, for a token
+ * that sees every tenant, its samples from `since` on and the total as it stood at `start` (the newest sample before
+ * it): one statement, so all are of the same moment. A point is its VM's agent's tenant's, whichever tenant the
+ * repository was given to (the agents' and tenancy read models live in the same database).
  */
 async function read(db: Db, repositoryId: string, tenantId: string | null, since: Date, start: Date): Promise<{ pointsBytes: number; samples: UsageSample[]; atStart: number | null }> {
   const [row]: { bytes: string; samples: { at: string; usedBytes: number }[]; at_start: string | null }[] = await db.query(

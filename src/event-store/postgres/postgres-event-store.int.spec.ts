@@ -179,7 +179,6 @@ describe.each(databaseTargets())('PostgresEventStore hearing appends on $label',
     }));
 });
 
-
 describe.each(databaseTargets())('PostgresEventStore searches on $label', (target) => {
   const meta = { correlationId: 'c', causationId: 'c', actor: 'tester', schemaVersion: 1 };
 
