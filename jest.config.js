@@ -3,8 +3,8 @@ const { readdirSync, readFileSync } = require('node:fs');
 const { join, relative } = require('node:path');
 
 /*
- * `npm test` runs the suite in two lanes at once (test/lanes.js), each a jest process running its files one after
- * another. The files that need libvirtd share it (some stop and restart it, the first to need it starts it and
+ * `node test/lanes.js` runs the suite in two lanes at once (`npm test` runs one jest over every file in turn), each
+ * a jest process running its files one after another. The files that need libvirtd share it (some stop and restart it, the first to need it starts it and
  * stops it again), so they all run in the system lane, found by what they import; a few other long files join
  * them so that the lanes take about as long. Anything else two files might share across lanes is theirs alone: a
  * BackupLab's NBD ports depend on its lane, and every other fixed port range of the tests is used by one file.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /*
- * The whole suite in the two lanes of jest.config.js at once (`node test/lanes.js`; `npm test` is one serial jest), each a jest process running its
- * files one after another. With one jest worker the machine's two cores sat about half idle through a CI run
+ * The whole suite in the two lanes of jest.config.js at once (`npm test` is one serial jest), each a jest process
+ * running its files one after another. With one jest worker the machine's two cores sat about half idle through a CI run
  * (vmstat: 49 %), and two workers in one jest would put files that share libvirtd or a fixed NBD port range side by
  * side. Both lanes run to the end; the exit code is 0 only when both passed. With arguments (`npm test -- FILE`)
  * it is one jest over the files they name, as before lanes.
