@@ -8,6 +8,8 @@ export class LibvirtLab extends BackupLab {
   vmIds: string[] = [];
   /** The guests' serial consoles: a guest that panicked says so there. */
   consoleLogs: string[] = [];
+  /** How often the agent compares libvirt's domains with what it last reported. */
+  inventoryPollMs = 1000;
 
   /**
    * libvirt's log of each lab domain's qemu (it names why qemu ended: a signal, an assertion, a guest shutdown)
@@ -22,7 +24,7 @@ export class LibvirtLab extends BackupLab {
   }
 
   override async startAgent(): Promise<void> {
-    this.agent = spawnSendense(['agent', 'run', '--libvirt', 'qemu:///system'], { ...this.agentEnv(), SENDENSE_INVENTORY_POLL_MS: '1000' });
+    this.agent = spawnSendense(['agent', 'run', '--libvirt', 'qemu:///system'], { ...this.agentEnv(), SENDENSE_INVENTORY_POLL_MS: String(this.inventoryPollMs) });
     await this.until(async () => {
       const agents = (await this.api('GET', '/api/v1/agents')).body as { connected: boolean }[];
       const vms = (await this.api('GET', '/api/v1/vms')).body as { vmId: string; agentConnected: boolean }[];

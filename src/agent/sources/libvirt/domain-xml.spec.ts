@@ -1,5 +1,19 @@
 import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason } from './domain-xml';
 
+/** An instant recovery's disk as the live `virsh dumpxml` of libvirt 9.0 shows it while it still reads from the hub. */
+const INSTANT_DISK = `<disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/srv/r-vda.qcow2' index='2'/>
+      <backingStore type='network' index='1'>
+        <format type='raw'/>
+        <source protocol='nbd' name='vda' index='1'>
+          <host transport='unix' socket='/var/lib/sendense/instant-1/vda.sock'/>
+        </source>
+        <backingStore/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>`;
+
 /** Trimmed from `virsh dumpxml` / `checkpoint-dumpxml` / `backup-dumpxml` of libvirt 9.0. */
 const DOMAIN = `<domain type='qemu' id='5'>
   <name>web&amp;db</name>
@@ -47,6 +61,12 @@ describe('libvirt XML', () => {
     ]);
     expect(info.disks.map(skipReason)).toEqual([null, null, "type='block' disks are not supported (only file-backed images)", 'cdrom devices are not backed up']);
     expect(parseDomainXml(DOMAIN.replace(/<channel[\s\S]*<\/channel>/, '')).guestAgentChannel).toBe(false);
+  });
+
+  it("tells an instant recovery's disk still reading from the hub from a disk of its own", () => {
+    expect(parseDomainXml(DOMAIN).disks.map((d) => d.readsFromNetwork)).toEqual([false, false, false, false]);
+    const instant = parseDomainXml(DOMAIN.replace(/<disk type='file' device='disk'>[\s\S]*?<\/disk>/, INSTANT_DISK));
+    expect(instant.disks.map((d) => [d.target, d.file, d.readsFromNetwork])).toEqual([['vda', '/srv/r-vda.qcow2', true], ['vdb', '/var/lib/vm/d1.img', false], ['vdc', null, false], ['hdc', null, false]]);
   });
 
   it('writes the pull-mode backup and the checkpoint, escaped', () => {

@@ -17,6 +17,8 @@ export interface DomainDisk {
   /** The source file, for `type='file'`. */
   file: string | null;
   readonly: boolean;
+  /** Its backing chain holds a network layer: an instant recovery's overlay still reading from the hub's export. */
+  readsFromNetwork: boolean;
 }
 
 export interface DomainInfo {
@@ -64,12 +66,18 @@ export function parseDomainXml(xml: string): DomainInfo {
       format: attr(driver, 'type'),
       file: attr(source, 'file'),
       readonly: /<readonly\s*\/>/.test(body),
+      readsFromNetwork: readsFromNetwork(body),
     });
   }
   const dac = /<seclabel\b[^>]*model=['"]dac['"][^>]*>([\s\S]*?)<\/seclabel>/.exec(xml)?.[1] ?? '';
   const label = /<label>\+?(\d+):\+?(\d+)<\/label>/.exec(dac);
   const guestAgentChannel = /<channel\b[\s\S]*?<target\b[^>]*name=['"]org\.qemu\.guest_agent\.0['"]/.test(devices);
   return { uuid, name: domainName, disks, qemuUser: label ? { uid: Number(label[1]), gid: Number(label[2]) } : null, guestAgentChannel };
+}
+
+/** A `<disk>` element's body names a network layer in its backing chain. */
+export function readsFromNetwork(diskBody: string): boolean {
+  return /<backingStore\b[^>]*type=['"]network['"]/.test(diskBody);
 }
 
 /** Why a disk is not backed up, or null when it is (file-backed qcow2 or raw, a real disk). */

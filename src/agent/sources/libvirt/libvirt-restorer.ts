@@ -3,7 +3,7 @@ import { chmod, chown, mkdir, readFile, rename, rm, stat, statfs, writeFile } fr
 import { dirname, join } from 'node:path';
 import type { DrillScreenshot, RestoreCheckRequest, RestoreStartRequest } from '../../../wire/restore-protocol';
 import type { RestoreJournal, RestoreJournalState } from '../../restore-journal';
-import { parseDomainXml } from './domain-xml';
+import { parseDomainXml, readsFromNetwork } from './domain-xml';
 import type { LibvirtSource } from './libvirt-source';
 import { startInstantDisks, stopInstantDisks } from './instant-disks';
 import { checkWritableDir, replacedDiskFile, replacedDomain } from './target-checks';
@@ -194,9 +194,10 @@ export class LibvirtRestorer {
   /**
    * The background copy: a `blockpull` per disk streams the backing (the hub's export) into the overlay, qemu
    * reading through on demand meanwhile, and drops the backing when done. One disk at a time: Debian's qemu 7.2
-   * segfaulted (in bdrv_refresh_filename) when two disks' pulls ended at about the same moment (5 of 29 runs of the
-   * console's restore test, 1 of 8 instant recoveries in test/e2e/instant-pulls.e2e.spec.ts; 20 of 20 ran on one
-   * at a time). A pull that stopped (never started by a killed agent, the hub away too long) is started again and
+   * segfaults (in bdrv_refresh_filename) when asked to describe a domain's block nodes while a pull's end changes
+   * them, and libvirt asks as it handles each pull's end (query-named-block-nodes): two pulls ending together
+   * crashed 5 of 29 runs of the console's restore test. The agent's own questions wait for the copy to end
+   * (libvirt-source.ts, `copying`). A pull that stopped (never started by a killed agent, the hub away too long) is started again and
    * skips what it copied. One that stopped because the overlay cannot take the data (its filesystem full, the guest
    * paused on an I/O error), because the domain is shut off (its qemu crashed), or that keeps stopping, ends this
    * with the reason: the copy would never finish. Ends when no disk has a network
@@ -379,7 +380,7 @@ export class LibvirtRestorer {
 /** Whether the domain's disk `target` still reads from an NBD backing (the hub, through its proxy). */
 function diskBackedByNetwork(xml: string, target: string): boolean {
   for (const m of xml.matchAll(/<disk\b[^>]*>([\s\S]*?)<\/disk>/g)) {
-    if (new RegExp(`<target\\b[^>]*dev=['"]${target}['"]`).test(m[1])) return /<backingStore\b[^>]*type=['"]network['"]/.test(m[1]);
+    if (new RegExp(`<target\\b[^>]*dev=['"]${target}['"]`).test(m[1])) return readsFromNetwork(m[1]);
   }
   return false;
 }

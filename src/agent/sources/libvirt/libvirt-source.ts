@@ -9,6 +9,7 @@ import { Virsh } from './virsh';
 import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
 import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
 import { KeyedMutex } from '../../../process/keyed-mutex';
+import { imageSummary } from '../../../qemu/qemu-img';
 
 export interface LibvirtSourceOptions {
   /** libvirt connection URI. Default `qemu:///system`. */
@@ -42,6 +43,24 @@ interface PendingLive {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The disks of an instant recovery still reading from the hub. qemu ends each one's copy on its own schedule,
+ * changing the domain's block nodes, and Debian's qemu 7.2 segfaults (`segfault at 40`) when asked to describe any
+ * of them meanwhile (domblkinfo of any disk, a checkpoint's size): with the inventory scanned every 50 ms, 6
+ * recovered domains of 6 died as a copy ended, and 4 of 6 when only the disks still copying were left alone. No
+ * lock can be held around a moment qemu picks; libvirt drops a disk's network backing from its XML only once
+ * qemu is done with it. So while any disk reads from the hub, the domain is described from its files.
+ */
+function copying(info: DomainInfo): string[] {
+  return info.disks.filter((d) => d.readsFromNetwork).map((d) => d.target);
+}
+
+/** A backup asks qemu about the domain's block nodes (backup-begin, a checkpoint's size): not while a copy runs. */
+function refuseWhileCopying(info: DomainInfo): void {
+  const still = copying(info);
+  if (still.length) throw new Error(`domain ${info.name} is still copying ${still.join(', ')} from the hub (an instant recovery): back it up once the copy has ended`);
+}
 const EXPORT_BITMAP = (target: string) => `backup-${target}`;
 const FREEZE_MARKER = 'frozen-';
 const JOB_DIR = 'job-';
@@ -100,12 +119,21 @@ export class LibvirtSource implements BackupSource {
     return { info, running: state === 'running' || state === 'paused' };
   }
 
-  private async diskOf(vmId: string, disk: DomainInfo['disks'][number]): Promise<SourceDisk> {
-    const out = await this.blockNodes.run(vmId, () => this.virsh(['domblkinfo', vmId, disk.target]));
-    const capacity = Number(/Capacity:\s+(\d+)/.exec(out)?.[1]);
-    if (!Number.isFinite(capacity)) throw new Error(`domblkinfo gave no capacity for ${disk.target}`);
+  /**
+   * A disk as the hub sees it. `fromFiles`: its capacity is read from the image's header, not asked of qemu (see
+   * `copying`).
+   */
+  private async diskOf(vmId: string, disk: DomainInfo['disks'][number], fromFiles: boolean): Promise<SourceDisk> {
     const format = disk.format as 'qcow2' | 'raw';
+    const capacity = fromFiles ? (await imageSummary(disk.file!, { format, shareLocks: true })).virtualSize : await this.capacity(vmId, disk.target);
     return { id: disk.target, path: disk.file!, format, virtualSize: capacity, changeTracking: format === 'qcow2' ? 'dirty-bitmap' : 'none' };
+  }
+
+  private async capacity(vmId: string, target: string): Promise<number> {
+    const out = await this.blockNodes.run(vmId, () => this.virsh(['domblkinfo', vmId, target]));
+    const capacity = Number(/Capacity:\s+(\d+)/.exec(out)?.[1]);
+    if (!Number.isFinite(capacity)) throw new Error(`domblkinfo gave no capacity for ${target}`);
+    return capacity;
   }
 
   async scanInventory(): Promise<InventoryScan> {
@@ -127,10 +155,11 @@ export class LibvirtSource implements BackupSource {
   private async describe(vmId: string, problems: DiskProblem[]): Promise<SourceVm> {
     const { info } = await this.domain(vmId);
     const disks: SourceDisk[] = [];
+    const fromFiles = copying(info).length > 0;
     for (const d of info.disks) {
       const why = skipReason(d);
       if (why) problems.push({ vmId: info.uuid, diskId: d.target, path: d.file ?? '', message: `skipped: ${why}` });
-      else disks.push(await this.diskOf(info.uuid, d));
+      else disks.push(await this.diskOf(info.uuid, d, fromFiles));
     }
     return { id: info.uuid, name: info.name, disks };
   }
@@ -165,7 +194,8 @@ export class LibvirtSource implements BackupSource {
   }
 
   async checkChain(vmId: string, sincePointId: string): Promise<{ ok: boolean; reason?: string; broken?: boolean }> {
-    const { running } = await this.domain(vmId);
+    const { info, running } = await this.domain(vmId);
+    refuseWhileCopying(info);
     if (!running) return this.offlineCall(vmId, () => this.offline.checkChain(vmId, sincePointId));
     const vm = await this.getVm(vmId);
     const since = this.prefix + sincePointId;
@@ -175,7 +205,8 @@ export class LibvirtSource implements BackupSource {
   }
 
   async prepareBackup(vmId: string, req: PrepareBackupRequest): Promise<PreparedBackup> {
-    const { running } = await this.domain(vmId);
+    const { info, running } = await this.domain(vmId);
+    refuseWhileCopying(info);
     if (!running) {
       this.pending.delete(vmId);
       return this.offlineCall(vmId, () => this.offline.prepareBackup(vmId, req));
