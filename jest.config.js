@@ -3,8 +3,8 @@ const { readdirSync, readFileSync } = require('node:fs');
 const { join, relative } = require('node:path');
 
 /*
- * `node test/lanes.js` runs the suite in two lanes at once (`npm test` runs one jest over every file in turn), each
- * a jest process running its files one after another. The files that need libvirtd share it (some stop and restart it, the first to need it starts it and
+ * `npm test` (test/lanes.js) runs the suite in two lanes at once, each a jest process running its files one after
+ * another. The files that need libvirtd share it (some stop and restart it, the first to need it starts it and
  * stops it again), so they all run in the system lane, found by what they import; a few other long files join
  * them so that the lanes take about as long. Anything else two files might share across lanes is theirs alone: a
  * BackupLab's NBD ports depend on its lane, and every other fixed port range of the tests is used by one file.
@@ -13,10 +13,6 @@ const { join, relative } = require('node:path');
 const LIBVIRT = /from '[./]*(?:test\/)?(?:support\/libvirt-(?:host|lab)|fixtures\/libvirt\/libvirt-guest)'/;
 // about 1,100 s of a 2,200 s run each (a CI run's times, one jest worker): libvirt's files took 580 s
 const BALANCE = ['console', 'policies', 'sync', 'retention-in-use', 'chain-depth', 'hub-process'].map((name) => `test/e2e/${name}.e2e.spec.ts`);
-
-// run alone once both lanes are done: Debian's qemu 7.2 now and then segfaults a domain as its last blockpull ends
-// (issue 39), seen with the other lane's load on the cores
-const SOLO = ['test/e2e/instant-pulls.e2e.spec.ts'];
 
 function specs(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -28,20 +24,20 @@ function specs(dir) {
 
 function systemLane() {
   const files = ['src', 'projections', 'test'].flatMap((root) => specs(join(__dirname, root)));
-  return [...files.filter((file) => LIBVIRT.test(readFileSync(file, 'utf8'))).map((file) => relative(__dirname, file)), ...BALANCE].filter((file) => !SOLO.includes(file));
+  return [...files.filter((file) => LIBVIRT.test(readFileSync(file, 'utf8'))).map((file) => relative(__dirname, file)), ...BALANCE];
 }
 
 const lane = process.env.SENDENSE_TEST_LANE;
-if (lane !== undefined && !['system', 'units', 'solo'].includes(lane)) throw new Error(`SENDENSE_TEST_LANE must be system, units or solo, got ${JSON.stringify(lane)}`);
+if (lane !== undefined && !['system', 'units'].includes(lane)) throw new Error(`SENDENSE_TEST_LANE must be system or units, got ${JSON.stringify(lane)}`);
 const system = lane ? systemLane() : [];
-const only = { system, solo: SOLO }[lane];
+const only = lane === 'system' ? system : undefined;
 const escape = (path) => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/src', '<rootDir>/projections', '<rootDir>/test'],
   testMatch: only ? only.map((file) => `<rootDir>/${file}`) : ['**/*.spec.ts'],
-  testPathIgnorePatterns: ['/node_modules/', ...(lane === 'units' ? [...system, ...SOLO].map((file) => `<rootDir>/${escape(file)}$`) : [])],
+  testPathIgnorePatterns: ['/node_modules/', ...(lane === 'units' ? system.map((file) => `<rootDir>/${escape(file)}$`) : [])],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   moduleFileExtensions: ['ts', 'js', 'json'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /*
- * The whole suite in the two lanes of jest.config.js at once (`npm test` is one serial jest), each a jest process
- * running its files one after another. With one jest worker the machine's two cores sat about half idle through a CI run
+ * `npm test`: the whole suite in the two lanes of jest.config.js at once, each a jest process running its files one
+ * after another. With one jest worker the machine's two cores sat about half idle through a CI run
  * (vmstat: 49 %), and two workers in one jest would put files that share libvirtd or a fixed NBD port range side by
  * side. Both lanes run to the end; the exit code is 0 only when both passed. With arguments (`npm test -- FILE`)
  * it is one jest over the files they name, as before lanes.
@@ -24,8 +24,7 @@ const run = (lane) =>
 // ^C reaches the jests through the terminal's process group; a signal sent to this runner alone is passed on
 for (const signal of ['SIGTERM', 'SIGHUP']) process.on(signal, () => children.forEach((child) => child.kill(signal)));
 
-// the solo lane's files run with nothing else on the machine (jest.config.js says why)
-const runs = args.length ? Promise.all([run(undefined)]) : Promise.all([run('system'), run('units')]).then(async (both) => [...both, await run('solo')]);
+const runs = args.length ? Promise.all([run(undefined)]) : Promise.all([run('system'), run('units')]);
 
 runs.then((results) => {
   const passed = results.every((r) => r.code === 0);

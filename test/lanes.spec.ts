@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 
 /**
  * The two lanes `npm test` runs at once (jest.config.js, test/lanes.js) share nothing machine-wide: every file runs
- * in exactly one lane (or alone after both), every file that needs libvirtd runs in the system lane (or alone), and
+ * in exactly one lane, every file that needs libvirtd runs in the system lane, and
  * no two files give hubs or exports overlapping fixed port ranges.
  */
 const ROOT = join(__dirname, '..');
@@ -22,20 +22,18 @@ describe('test lanes', () => {
   const all = listed();
   const system = listed('system');
   const units = listed('units');
-  const solo = listed('solo');
 
   it('runs every file in exactly one lane', () => {
-    expect([system, units, solo].flatMap((lane, i) => lane.filter((file) => [system, units, solo].some((other, j) => j !== i && other.includes(file))))).toEqual([]);
-    expect([...system, ...units, ...solo].sort()).toEqual(all);
-    expect(solo).toEqual(['test/e2e/instant-pulls.e2e.spec.ts']);
+    expect(system.filter((file) => units.includes(file))).toEqual([]);
+    expect([...system, ...units].sort()).toEqual(all);
     expect(system.length).toBeGreaterThan(5);
     expect(units.length).toBeGreaterThan(100);
   });
 
-  it('runs every file that needs libvirtd in the system lane, or alone after both lanes', () => {
+  it('runs every file that needs libvirtd in the system lane', () => {
     const needsLibvirt = all.filter((file) => file !== 'test/lanes.spec.ts' && /libvirt-host|libvirt-lab|libvirt-guest|ensureLibvirt|virtlogd/.test(readFileSync(join(ROOT, file), 'utf8')));
     expect(needsLibvirt.length).toBeGreaterThan(5);
-    expect(needsLibvirt.filter((file) => !system.includes(file) && !solo.includes(file))).toEqual([]);
+    expect(needsLibvirt.filter((file) => !system.includes(file))).toEqual([]);
   });
 
   it('gives no two files overlapping fixed port ranges for their hubs and exports', () => {
