@@ -17,6 +17,7 @@ import { LibvirtSource } from './sources/libvirt';
 import { VsphereClient, type VsphereOptions } from './sources/vsphere/vsphere-client';
 import { VsphereSource } from './sources/vsphere/vsphere-source';
 import type { BackupSource } from './sources/backup-source';
+import { repeatAfter } from '../process/repeat';
 
 /** How long a backup's connection waits for a hub export still starting: the hub gives an export 10 s to serve. */
 const EXPORT_START_WAIT_MS = 15_000;
@@ -211,10 +212,11 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
     }, vsphereWatch.signal);
     watching.catch((e) => log.error(`watching vCenter's VMs ended: ${String(e)}; the inventory is reported only when the agent reconnects`));
   }
-  // Domains come and go without telling us: the inventory is compared every few seconds and re-reported when it changed.
+  // Domains come and go without telling us: the inventory is compared every few seconds and re-reported when it
+  // changed, one scan at a time.
   let lastInventory = '';
   const watch = uri
-    ? setInterval(() => {
+    ? repeatAfter(Number(env.SENDENSE_INVENTORY_POLL_MS ?? 5000), () =>
         source
           .scanInventory()
           .then(async (scan) => {
@@ -222,11 +224,12 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
             if (lastInventory && now !== lastInventory) await reportInventory();
             lastInventory = now;
           })
-          .catch((e) => log.warn(`scanning libvirt's domains failed: ${String(e)}`));
-      }, Number(env.SENDENSE_INVENTORY_POLL_MS ?? 5000))
+          .catch((e) => log.warn(`scanning libvirt's domains failed: ${String(e)}`)),
+      )
     : undefined;
   return async () => {
-    clearInterval(watch);
+    // the scan under way ends first: the virsh shells it uses are closed below
+    await watch?.stop();
     vsphereWatch.abort();
     await runner.stopAll();
     await restores.stopAll();

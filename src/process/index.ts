@@ -4,3 +4,4 @@ export { describeFailure, ProcessError, runProcess, type ProcessFailure, type Pr
 export { readLogTail } from './log-tail';
 export { CommandSession, type Taken } from './command-session';
 export { mapAtOnce } from './map-at-once';
+export { repeatAfter } from './repeat';

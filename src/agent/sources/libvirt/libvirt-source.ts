@@ -44,11 +44,17 @@ interface PendingLive {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const EXPORT_BITMAP = (target: string) => `backup-${target}`;
+const FREEZE_MARKER = 'frozen-';
+const JOB_DIR = 'job-';
+/** In a job directory: the domain and the checkpoint the job creates. */
+const JOB_CHECKPOINT = 'checkpoint.json';
+
 /**
  * The disks of an instant recovery still reading from the hub. qemu ends each one's copy on its own schedule,
  * changing the domain's block nodes, and Debian's qemu 7.2 segfaults (`segfault at 40`) when asked to describe any
- * of them meanwhile (domblkinfo of any disk, a checkpoint's size): with the inventory scanned every 50 ms, 6
- * recovered domains of 6 died as a copy ended, and 4 of 6 when only the disks still copying were left alone. No
+ * of them meanwhile (domblkinfo of any disk, a checkpoint's size): with the inventory scanned back to back, 4
+ * recovered domains of 5 died as a copy ended, and 4 of 6 when only the disks still copying were left alone. No
  * lock can be held around a moment qemu picks; libvirt drops a disk's network backing from its XML only once
  * qemu is done with it. So while any disk reads from the hub, the domain is described from its files.
  */
@@ -61,11 +67,6 @@ function refuseWhileCopying(info: DomainInfo): void {
   const still = copying(info);
   if (still.length) throw new Error(`domain ${info.name} is still copying ${still.join(', ')} from the hub (an instant recovery): back it up once the copy has ended`);
 }
-const EXPORT_BITMAP = (target: string) => `backup-${target}`;
-const FREEZE_MARKER = 'frozen-';
-const JOB_DIR = 'job-';
-/** In a job directory: the domain and the checkpoint the job creates. */
-const JOB_CHECKPOINT = 'checkpoint.json';
 
 /**
  * Source driver for the domains of a libvirt host. A running domain is backed up through libvirt's backup
