@@ -226,6 +226,7 @@ describe('the web console in Chromium', () => {
 
     const phases: string[] = [];
     const progress: number[] = [];
+    const figures: string[] = [];
     let cutConnections = 0;
     let shot = false;
     for (const deadline = Date.now() + 150_000; ; ) {
@@ -233,7 +234,9 @@ describe('the web console in Chromium', () => {
         status: li.getAttribute('data-status'),
         phase: li.getAttribute('data-phase'),
         bars: [...li.querySelectorAll('[role=progressbar]')].map((b: any) => Number(b.getAttribute('aria-valuenow'))),
+        figures: [...li.querySelectorAll('.disk-figures')].map((f: any) => f.textContent as string),
       }));
+      figures.push(...state.figures);
       if (phases[phases.length - 1] !== state.phase) phases.push(state.phase);
       const sum = state.bars.reduce((a: number, b: number) => a + b, 0);
       if (state.status === 'running' && sum > (progress[progress.length - 1] ?? 0)) progress.push(sum);
@@ -256,6 +259,10 @@ describe('the web console in Chromium', () => {
     expect(cutConnections).toBeGreaterThan(0);
     expect(Number(await tab.evaluate(() => (globalThis as any).document.body.dataset.liveResumes ?? 0))).toBeGreaterThanOrEqual(1);
     expect(progress.length).toBeGreaterThanOrEqual(3);
+    // vda has nothing to copy in this incremental: it waits, it does not read "0% · 0 B of 0 B"
+    expect(figures.filter((f) => f.includes('0 B of 0 B'))).toEqual([]);
+    expect(figures).toContain('waiting');
+    expect(figures.some((f) => / of \d+(\.\d)? [KMG]iB/.test(f))).toBe(true);
     // the phases before transferring last under a second: they may be over before the jobs page has drawn the job
     // (a run under load saw only transferring and completed); the change from one to the other was seen live
     expect(phases).toEqual(expect.arrayContaining(['transferring', 'completed']));

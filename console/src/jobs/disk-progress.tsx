@@ -13,8 +13,8 @@ export function DiskProgress({ jobId, disk }: { jobId: string; disk: DiskView })
         <div style={{ width: `${percent}%` }} />
       </div>
       <span class="disk-figures">
-        {/* a disk whose size was never reported is not shown as "0 B of 0 B" */}
-        {disk.done && !disk.bytesPlanned ? 'done' : `${percent}% · ${bytes(disk.bytesDone)} of ${bytes(disk.bytesPlanned)}`}
+        {/* a disk with nothing reported yet (or nothing to copy) is not shown as "0% · 0 B of 0 B" */}
+        {!disk.bytesPlanned && !disk.bytesDone ? (disk.done ? 'done' : 'waiting') : `${percent}% · ${bytes(disk.bytesDone)} of ${bytes(disk.bytesPlanned)}`}
         {disk.done ? (disk.bytesPlanned ? ' · done' : '') : disk.rate > 0 ? ` · ${bytes(disk.rate)}/s · ${duration(eta)} left` : ''}
       </span>
     </div>
