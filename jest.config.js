@@ -3,7 +3,7 @@ const { readdirSync, readFileSync } = require('node:fs');
 const { join, relative } = require('node:path');
 
 /*
- * `npm test` (test/lanes.js) runs the suite in two lanes at once, each a jest process running its files one after
+ * `npm test` runs the suite in two lanes at once (test/lanes.js), each a jest process running its files one after
  * another. The files that need libvirtd share it (some stop and restart it, the first to need it starts it and
  * stops it again), so they all run in the system lane, found by what they import; a few other long files join
  * them so that the lanes take about as long. Anything else two files might share across lanes is theirs alone: a
@@ -28,15 +28,14 @@ function systemLane() {
 }
 
 const lane = process.env.SENDENSE_TEST_LANE;
-if (lane !== undefined && !['system', 'units'].includes(lane)) throw new Error(`SENDENSE_TEST_LANE must be system or units, got ${JSON.stringify(lane)}`);
+if (lane !== undefined && lane !== 'system' && lane !== 'units') throw new Error(`SENDENSE_TEST_LANE must be system or units, got ${JSON.stringify(lane)}`);
 const system = lane ? systemLane() : [];
-const only = lane === 'system' ? system : undefined;
 const escape = (path) => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/src', '<rootDir>/projections', '<rootDir>/test'],
-  testMatch: only ? only.map((file) => `<rootDir>/${file}`) : ['**/*.spec.ts'],
+  testMatch: lane === 'system' ? system.map((file) => `<rootDir>/${file}`) : ['**/*.spec.ts'],
   testPathIgnorePatterns: ['/node_modules/', ...(lane === 'units' ? system.map((file) => `<rootDir>/${escape(file)}$`) : [])],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   moduleFileExtensions: ['ts', 'js', 'json'],

@@ -4,8 +4,8 @@ import { join, relative } from 'node:path';
 
 /**
  * The two lanes `npm test` runs at once (jest.config.js, test/lanes.js) share nothing machine-wide: every file runs
- * in exactly one lane, every file that needs libvirtd runs in the system lane, and
- * no two files give hubs or exports overlapping fixed port ranges.
+ * in exactly one lane, every file that needs libvirtd runs in the system lane, and no two files give hubs or
+ * exports overlapping fixed port ranges.
  */
 const ROOT = join(__dirname, '..');
 const listed = (lane?: string) => {

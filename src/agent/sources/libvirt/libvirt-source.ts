@@ -43,7 +43,6 @@ interface PendingLive {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 const EXPORT_BITMAP = (target: string) => `backup-${target}`;
 const FREEZE_MARKER = 'frozen-';
 const JOB_DIR = 'job-';
