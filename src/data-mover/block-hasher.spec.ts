@@ -37,8 +37,9 @@ describe('borrowHasher / releaseHasher (threads kept between copies)', () => {
     const again = borrowHasher();
     expect(again).toBe(first);
     expect((await again.hash(data)).equals(digest)).toBe(true);
-    // a copy aborted with a hash still pending: its thread is not kept
-    const pending = again.hash(sharedBuffer(64 * DIGEST_BLOCK_SIZE));
+    // a copy aborted with a hash still pending: its thread is not kept. 64 MiB, so that the hash is still under way
+    // when the thread is ended (4 MiB were hashed before the end on a fast machine, and the hash resolved)
+    const pending = again.hash(sharedBuffer(1024 * DIGEST_BLOCK_SIZE));
     await releaseHasher(again);
     await expect(pending).rejects.toThrow();
     const fresh = borrowHasher();
