@@ -226,7 +226,7 @@ describe('the web console in Chromium', () => {
 
     const phases: string[] = [];
     const progress: number[] = [];
-    const figures: string[] = [];
+    const figures: Record<string, string[]> = {};
     let cutConnections = 0;
     let shot = false;
     for (const deadline = Date.now() + 150_000; ; ) {
@@ -234,9 +234,9 @@ describe('the web console in Chromium', () => {
         status: li.getAttribute('data-status'),
         phase: li.getAttribute('data-phase'),
         bars: [...li.querySelectorAll('[role=progressbar]')].map((b: any) => Number(b.getAttribute('aria-valuenow'))),
-        figures: [...li.querySelectorAll('.disk-figures')].map((f: any) => f.textContent as string),
+        figures: [...li.querySelectorAll('.disk')].map((d: any) => [d.getAttribute('data-disk'), d.querySelector('.disk-figures').textContent] as [string, string]),
       }));
-      figures.push(...state.figures);
+      for (const [disk, text] of state.figures) (figures[disk] ??= []).push(text);
       if (phases[phases.length - 1] !== state.phase) phases.push(state.phase);
       const sum = state.bars.reduce((a: number, b: number) => a + b, 0);
       if (state.status === 'running' && sum > (progress[progress.length - 1] ?? 0)) progress.push(sum);
@@ -259,10 +259,12 @@ describe('the web console in Chromium', () => {
     expect(cutConnections).toBeGreaterThan(0);
     expect(Number(await tab.evaluate(() => (globalThis as any).document.body.dataset.liveResumes ?? 0))).toBeGreaterThanOrEqual(1);
     expect(progress.length).toBeGreaterThanOrEqual(3);
-    // vda has nothing to copy in this incremental: it waits, it does not read "0% · 0 B of 0 B"
-    expect(figures.filter((f) => f.includes('0 B of 0 B'))).toEqual([]);
-    expect(figures).toContain('waiting');
-    expect(figures.some((f) => / of \d+(\.\d)? [KMG]iB/.test(f))).toBe(true);
+    // the first disk has nothing to copy in this incremental: it waits, then it is done (never "0% · 0 B of 0 B");
+    // whether its wait is seen depends on how soon its completion comes (a faster machine saw only "done")
+    const [unchanged, changed] = lab.vm.disks.map((d) => figures[d.diskId] ?? []);
+    expect(unchanged.length).toBeGreaterThan(0);
+    expect(unchanged.filter((f) => f !== 'waiting' && f !== 'done')).toEqual([]);
+    expect(changed.some((f) => / of 16\.0 MiB/.test(f))).toBe(true);
     // the phases before transferring last under a second: they may be over before the jobs page has drawn the job
     // (a run under load saw only transferring and completed); the change from one to the other was seen live
     expect(phases).toEqual(expect.arrayContaining(['transferring', 'completed']));
