@@ -19,7 +19,7 @@ describe('loop devices', () => {
     const file = join(dir, 'disk.img');
     await fs.writeFile(file, Buffer.alloc(8 * MiB));
     const device = await attachReadOnlyLoop(file, 0, 8 * MiB);
-    // a user of the device for a moment, as whatever still held it right after an unmount
+    // a user of the device, as a filesystem being unmounted or the kernel's own clearing is for a moment
     const holder = spawn('sh', ['-c', `exec 3<${device}; sleep 0.7`], { stdio: 'ignore' });
     const exited = new Promise((resolve) => holder.once('exit', resolve));
     const holds = () => {

@@ -65,9 +65,9 @@ export async function detachLoop(device: string): Promise<void> {
 }
 
 /**
- * Whether every loop device backed by a file within dir has let go of it, waiting up to timeoutMs. `losetup -d` of
- * a device something still has open only marks it to be cleared once its last user is gone, and returns; until then
- * the file stays open, so a FUSE mount serving it (nbdfuse) is busy and unmounting it fails.
+ * Whether every loop device backed by a file within dir has let go of it, waiting up to timeoutMs. `losetup -d`
+ * returns before the kernel clears the device (Linux 6.x clears it once its last user is gone, from a work queue),
+ * and until then the file stays open: a FUSE mount serving it (nbdfuse) is busy, and unmounting it fails.
  */
 export async function loopsLeft(dir: string, timeoutMs: number, pollMs = 10): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
