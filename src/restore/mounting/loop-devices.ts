@@ -63,17 +63,3 @@ export async function detachLoop(device: string): Promise<void> {
     if (stillAttached) throw new Error(`losetup -d ${device} failed: ${result.stderr.trim()}`);
   }
 }
-
-/**
- * Whether every loop device backed by a file within dir has let go of it, waiting up to timeoutMs. `losetup -d`
- * returns before the kernel clears the device (Linux 6.x clears it once its last user is gone, from a work queue),
- * and until then the file stays open: a FUSE mount serving it (nbdfuse) is busy, and unmounting it fails.
- */
-export async function loopsLeft(dir: string, timeoutMs: number, pollMs = 10): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if ((await loopDevicesBackedWithin(dir)).length === 0) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
-  }
-}

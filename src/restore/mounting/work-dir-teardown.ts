@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join, relative } from 'node:path';
 import { argvPaths, helperProcessesWithin, HelperChild, terminateForeignProcess, waitForHelpersToLeave } from './helper-processes';
 import { mountsWithin, unmountPath } from './host-mounts';
-import { detachLoop, loopDevicesBackedWithin, loopsLeft } from './loop-devices';
+import { detachLoop, loopDevicesBackedWithin } from './loop-devices';
 import type { ChainExport } from './chain-export';
 import { stopNbdfuse } from './nbdfuse-file';
 import { isWithin, workDirLayout } from './work-dir-layout';
@@ -52,8 +52,6 @@ export async function teardownWorkDir(workDir: string, known: KnownResources, op
 
   const loops = new Set([...(known.loopDevices ?? []), ...(await loopDevicesBackedWithin(workDir)).map((d) => d.name)]);
   for (const device of loops) await detachLoop(device);
-  // a moment passes before the kernel lets go of their files: nbdfuse's mount is busy until then (a lazy unmount else)
-  if (loops.size) await loopsLeft(workDir, options.graceMs);
 
   const nbdWarning = await stopNbdfuse(workDir, known.nbdfuse, options.graceMs);
   if (nbdWarning) warnings.push(nbdWarning);
