@@ -114,9 +114,11 @@ describe('immutable repository (real hub + agent, chattr on real files, the hub 
     const policy = await lab.api('POST', '/api/v1/policies', { ...definition, fullEvery: 7, confirmPrune: true });
     expect(policy.status).toBe(201);
     const prune = () => lab.api('POST', `/api/v1/policies/${policy.body.policyId}/prune`);
+    type RetentionEvent = { type: string; data: { restorePointId: string; reason: string; trigger: { kind: string; backupId?: string }; marks?: { prunedBy?: string }[] } };
+    const retentionEvents = async (): Promise<RetentionEvent[]> => (await lab.api('GET', `/api/v1/audit/streams/retention-${policy.body.policyId}?limit=100`)).body.events;
     expect((await prune()).status).toBe(200);
-    const deferred = (await lab.api('GET', `/api/v1/audit/streams/retention-${policy.body.policyId}?limit=100`)).body.events.filter((e: { type: string }) => e.type === 'RetentionPruneDeferred');
-    expect(deferred.map((e: { data: { restorePointId: string; reason: string } }) => e.data)).toEqual([
+    const deferred = (await retentionEvents()).filter((e) => e.type === 'RetentionPruneDeferred');
+    expect(deferred.map((e) => e.data)).toEqual([
       expect.objectContaining({ restorePointId: incremental.restorePointId, reason: expect.stringContaining(`restore point ${incremental.restorePointId} is immutable until ${until(incremental)}`) }),
       expect.objectContaining({ restorePointId: full.restorePointId, reason: expect.stringContaining(`restore point ${full.restorePointId} is immutable until ${until(full)}`) }),
     ]);
@@ -129,10 +131,7 @@ describe('immutable repository (real hub + agent, chattr on real files, the hub 
     await lab.until(async () => (await attributes(file)).includes('i'), 30_000, 'the restarted hub to seal the point again');
     // the restarted hub gives each recent backup its decision by the policy now governing it (the first hub saw them
     // ungoverned); made after the clock moved, one would prune what this test deletes next
-    const decided = async () =>
-      (await lab.api('GET', `/api/v1/audit/streams/retention-${policy.body.policyId}?limit=100`)).body.events
-        .filter((e: { type: string; data: { trigger: { kind: string } } }) => e.type === 'RetentionDecided' && e.data.trigger.kind === 'backup')
-        .map((e: { data: { trigger: { backupId: string } } }) => e.data.trigger.backupId);
+    const decided = async () => (await retentionEvents()).filter((e) => e.type === 'RetentionDecided' && e.data.trigger.kind === 'backup').map((e) => e.data.trigger.backupId);
     await lab.until(async () => {
       const ids = await decided();
       return backups.every((id) => ids.includes(id));
@@ -142,7 +141,7 @@ describe('immutable repository (real hub + agent, chattr on real files, the hub 
     // deleting" (a CI run on a fast machine; 1 run in 8 with the CPU loaded)
     const owed = async () => {
       let count = 0;
-      for (const e of (await lab.api('GET', `/api/v1/audit/streams/retention-${policy.body.policyId}?limit=100`)).body.events as { type: string; data: { marks?: { prunedBy?: string }[] } }[]) {
+      for (const e of await retentionEvents()) {
         if (e.type === 'RetentionDecided') count += (e.data.marks ?? []).filter((m) => m.prunedBy).length;
         if (e.type === 'RetentionPruneDeferred') count--;
       }
