@@ -1,7 +1,8 @@
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createImage, imageMap, imagesEqual, MiB, qemuIo } from '../../test/fixtures/nbd/images';
-import { freePort, isRunning, removeDir, serverPids, startQemuNbd, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
+import { isRunning, removeDir, serverPids, startQemuNbd, stopAllServers, tempDir } from '../../test/fixtures/nbd/servers';
+import { freePort } from '../../test/support/processes';
 import { BASE_ALLOCATION, QEMU_ALLOCATION_DEPTH } from '../nbd-protocol/constants';
 import { NbdClient } from '../nbd-protocol/nbd-client';
 import { openNbd } from '../nbd-protocol/open-nbd';

@@ -13,6 +13,7 @@ import { StartRestoreHandler } from './commands/start-restore.handler';
 import { RestoreReader } from './restore.reader';
 import { RestoreWorkflow } from './restore.workflow';
 import { RestoresController } from './restores.controller';
+import { UnfinishedRestoresHoldPoints } from './unfinished-restores-hold-points';
 import { DecideDrillSlotHandler } from './drill-schedule/decide-drill-slot.handler';
 import { DrillSchedulerWorkflow } from './drill-schedule/drill-scheduler.workflow';
 
@@ -32,6 +33,7 @@ export const vmRestoreFeature: { controllers: Type[]; providers: Type[] } = {
     RestoreReader,
     RestoreWorkflow,
     PointView,
+    UnfinishedRestoresHoldPoints,
     AgentOwnsRestoreGuard,
     DecideDrillSlotHandler,
     DrillSchedulerWorkflow,

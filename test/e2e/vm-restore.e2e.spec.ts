@@ -253,7 +253,7 @@ X`]);
     expect(processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit'))).toEqual([]);
     expect(readdirSync(join(lab.dir, 'agent', 'libvirt')).filter((f) => f.startsWith('drill-'))).toEqual([]);
     expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
-    const report = (await lab.api('GET', '/api/v1/reports/protection')).body.vms.find((v: { vmId: string }) => v.vmId === guest!.uuid);
+    const report = await lab.protectionOf(guest!.uuid, (r) => r?.drill?.bootMs === done.drill.bootMs);
     expect(report.drill).toMatchObject({ lastPassed: true, bootMs: done.drill.bootMs, restorePointId: incId });
 
     // a domain whose only disk holds nothing bootable, backed up shut off: its drill fails, saying why
@@ -267,7 +267,7 @@ X`]);
     const failed = await waitForRestore(failing.body.restoreId);
     expect(failed).toMatchObject({ status: 'failed', error: 'its guest agent did not answer within 20 s', drill: { passed: false, bootMs: null, reason: 'its guest agent did not answer within 20 s' } });
     expect((await lab.api('GET', `/api/v1/audit/streams/vm-restore-${failing.body.restoreId}`)).body.events.at(-1).type).toBe('RecoveryDrillFailed');
-    const blankReport = (await lab.api('GET', '/api/v1/reports/protection')).body.vms.find((v: { vmId: string }) => v.vmId === blankUuid);
+    const blankReport = await lab.protectionOf(blankUuid, (r) => r?.drill?.lastReason === failed.error);
     expect(blankReport.drill).toMatchObject({ lastPassed: false, lastPassedAt: null, lastReason: 'its guest agent did not answer within 20 s' });
     expect((await virsh('list', '--all', '--name')).split('\n').filter((n) => n.startsWith('sendense-drill-'))).toEqual([]);
     expect(processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit'))).toEqual([]);
@@ -292,7 +292,7 @@ X`]);
     expect(story[0]).toMatchObject({ type: 'RestoreRequested', metadata: { causationId: fired!.eventId } });
     expect(story[0].metadata.correlationId).not.toBe(fired!.metadata.correlationId);
     expect(story.at(-1)).toMatchObject({ type: 'RecoveryDrillFailed', metadata: { correlationId: story[0].metadata.correlationId } });
-    const report = (await lab.api('GET', '/api/v1/reports/protection')).body.vms.find((v: { vmId: string }) => v.vmId === blankUuid);
+    const report = await lab.protectionOf(blankUuid, (r) => r?.drill?.lastReason === reason);
     expect(report.drill).toMatchObject({ lastPassed: false, lastPassedAt: null, lastReason: reason });
     // a later slot may have fired before the delete: the drill it started ends too, and nothing stays
     await lab.until(async () => ((await lab.api('GET', `/api/v1/restores?vmId=${blankUuid}`)).body as { status: string }[]).every((r) => r.status !== 'running'), 300_000, 'every drill to end');

@@ -179,6 +179,18 @@ export class BackupLab {
     return { qemuNbd, leases, strayFiles };
   }
 
+  /**
+   * A VM's row of the protection report once `settled` holds of it. The report is a read model of its own, a moment
+   * behind the restores' and jobs' that a test waited on.
+   */
+  async protectionOf(vmId: string, settled: (row: any) => boolean, timeoutMs = 30_000): Promise<any> {
+    let row: any;
+    const read = async () => (row = ((await this.api('GET', '/api/v1/reports/protection')).body.vms as { vmId: string }[]).find((v) => v.vmId === vmId));
+    await this.until(async () => settled(await read()), timeoutMs, `the protection report of VM ${vmId} to settle`).catch(() => undefined);
+    // the caller's own assertions say what the row lacks
+    return row;
+  }
+
   /** What else a failed wait shows, beyond the hub's and agent's output. */
   protected diagnostics(): string {
     return '';

@@ -5,14 +5,30 @@ import { join } from 'node:path';
 
 export const SENDENSE_BIN = join(__dirname, '../../bin/sendense.js');
 
+/**
+ * A port for a server a test starts. Taken below the kernel's ephemeral range (ip_local_port_range starts at 32768),
+ * from a range of its own per lane: a port the kernel hands out as an outgoing connection's source, or one the other
+ * lane picked, could otherwise be taken between this check and the server's bind.
+ */
+const PORT_RANGES: Record<string, number> = { system: 20_000, units: 24_000 };
+const PORT_RANGE_SIZE = 4_000;
+let portCursor = Math.floor(Math.random() * PORT_RANGE_SIZE);
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const base = PORT_RANGES[process.env.SENDENSE_TEST_LANE ?? ''] ?? 28_000;
+  for (let tries = 0; tries < PORT_RANGE_SIZE; tries++) {
+    const port = base + (portCursor++ % PORT_RANGE_SIZE);
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port in ${base}-${base + PORT_RANGE_SIZE - 1}`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    // 0.0.0.0: a listener on any address of this port would make the server's own bind fail
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
   });
 }
 
