@@ -40,6 +40,18 @@ export async function mountsWithin(dir: string): Promise<HostMount[]> {
   return mounts.map(({ m }) => m);
 }
 
+/**
+ * Makes `dir` a mount of its own with shared propagation. A mount namespace made while a point is mounted (libvirt
+ * makes one for every qemu it starts, a browser's sandbox another) holds a copy of every mount below; on a host whose
+ * root mount is private (a container's), unmounting ours does not reach those copies, and they keep the volumes' loop
+ * devices and nbdfuse's file open until that other process exits. Under a shared mount the copies are its slaves
+ * and go with ours.
+ */
+export async function shareMount(dir: string): Promise<void> {
+  await runTool('mount', ['--bind', dir, dir]);
+  await runTool('mount', ['--make-shared', dir]);
+}
+
 export function isFuseMount(mount: HostMount): boolean {
   return mount.fsType === 'fuse' || mount.fsType === 'fuseblk' || mount.fsType.startsWith('fuse.');
 }

@@ -217,6 +217,27 @@ describe('RestorePointMounter (real images, real mounts)', () => {
     expect(await hostLeftovers(req.workDir)).toEqual(NOTHING_LEFT);
   });
 
+  it('a mount namespace made while the point is mounted (libvirt makes one for each qemu it starts) keeps nothing of it once unmounted', async () => {
+    const req = request(fixtures.gpt.base);
+    await mounter.mount(req);
+    const loops = await loopDevicesOf(req.workDir);
+    expect(loops).toHaveLength(3);
+    // as libvirt's qemu namespaces are: a copy of every mount, each a slave of ours
+    const other = execa('unshare', ['--mount', '--propagation', 'slave', 'sleep', '600']);
+    other.catch(() => undefined);
+    try {
+      await waitForAsync(async () => (await fs.readFile(`/proc/${other.pid}/comm`, 'utf8').catch(() => '')).trim() === 'sleep');
+      const inOther = await fs.readFile(`/proc/${other.pid}/mounts`, 'utf8');
+      expect(inOther).toContain(`${req.workDir}/volumes/`);
+      expect(await mounter.unmount(req.mountId)).toEqual({ mountId: req.mountId, wasMounted: true, warnings: [] });
+      expect(await hostLeftovers(req.workDir)).toEqual(NOTHING_LEFT);
+      expect(await stillAttached(loops)).toEqual([]);
+      expect(await fs.readFile(`/proc/${other.pid}/mounts`, 'utf8')).not.toContain(req.workDir);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
   it('unmounts a volume that is in use lazily: the reader gets errors, the loop devices go once it closes', async () => {
     const req = request(fixtures.gpt.base);
     const mount = await mounter.mount(req);

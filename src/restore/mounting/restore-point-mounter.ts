@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { startChainExport } from './chain-export';
 import { ExitStatus, HelperChild } from './helper-processes';
+import { shareMount } from './host-mounts';
 import { RestoreMountError } from './mount-errors';
 import { startNbdfuse } from './nbdfuse-file';
 import { readDiskLayout } from './partition-table';
@@ -171,6 +172,7 @@ export class RestorePointMounter {
   private async assemble(mountId: string, imageFile: string, workDir: string): Promise<MountedRestorePoint> {
     const known: KnownResources & { loopDevices: string[] } = { loopDevices: [] };
     try {
+      await shareMount(workDir);
       known.chainExport = (await startChainExport(imageFile, workDir)) ?? undefined;
       if (!known.chainExport) known.qemuNbd = await startReadOnlyExport(imageFile, workDir, this.startTimeoutMs);
       const nbdfuse = (known.nbdfuse = await startNbdfuse(workDir, this.startTimeoutMs));

@@ -27,7 +27,7 @@ export interface TeardownOptions {
 /**
  * Takes one work dir down from the top of the stack to the bottom, each
  * layer only once nothing above it uses it: volume mounts (kernel and FUSE),
- * their loop devices, nbdfuse, qemu-nbd, then the directory. Every step
+ * their loop devices, nbdfuse, qemu-nbd, the work dir's own mount, then the directory. Every step
  * looks at the host (/proc/mounts, losetup, /proc) rather than at what we
  * believe we started, so the same code finishes a half-done mount, repeats
  * an unmount, or cleans up after a crash. Returns warnings (lazy unmounts).
@@ -42,7 +42,8 @@ export async function teardownWorkDir(workDir: string, known: KnownResources, op
 
   let lazy = false;
   for (const mount of await mountsWithin(workDir)) {
-    if (isWithin(nbdMountDir, mount.mountPoint)) continue;
+    // the work dir's own mount (shareMount) holds every other one: it goes last
+    if (isWithin(nbdMountDir, mount.mountPoint) || mount.mountPoint === workDir) continue;
     const warning = await unmountPath(mount);
     if (warning) warnings.push(warning);
     lazy ||= warning !== undefined;
