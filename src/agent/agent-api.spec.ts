@@ -1,6 +1,6 @@
 import { AgentApi } from './agent-api';
 import type { BackupRunner } from './backup-runner';
-import { RestoreRefusal } from './restore-refusal';
+import { Refusal } from './refusal';
 import type { RestoreRunner } from './restore-runner';
 import { RestoreConflict } from './sources/libvirt/libvirt-restorer';
 import type { BackupSource } from './sources/backup-source';
@@ -38,6 +38,23 @@ describe('AgentApi: the plan request', () => {
     expect(JSON.stringify(await res.json())).toMatch(message);
     expect(plans).toEqual([]);
   });
+
+  it("a VM this host cannot back up now is the refusal's status with its words; any other failure is 500", async () => {
+    const planning = runner.plan;
+    try {
+      runner.plan = async () => {
+        throw new Refusal(409, 'domain web is still copying vda from the hub (an instant recovery): back it up once the copy has ended');
+      };
+      const refused = await plan({ vmId: 'vm1', sincePointId: 'rp-1', sinceDisks: [] });
+      expect({ status: refused.status, message: ((await refused.json()) as { message: string }).message }).toEqual({ status: 409, message: 'domain web is still copying vda from the hub (an instant recovery): back it up once the copy has ended' });
+      runner.plan = async () => {
+        throw new Error('virsh dumpxml vm1: failed to connect to the hypervisor');
+      };
+      expect((await plan({ vmId: 'vm1', sincePointId: 'rp-1', sinceDisks: [] })).status).toBe(500);
+    } finally {
+      runner.plan = planning;
+    }
+  });
 });
 
 /** The runner's check is the collaborator: what it throws is what the hub is answered. */
@@ -68,9 +85,9 @@ describe("AgentApi: the restore check's answer", () => {
   };
 
   it.each(([
-    [new RestoreRefusal(404, "VM vm-1 is not a domain of this agent's libvirt (qemu:///system): restore the point as a new domain"), 404],
-    [new RestoreRefusal(409, 'domain web has no file /srv/web.qcow2 for its disk vda (moved or removed?): put it back, or restore the point as a new domain'), 409],
-    [new RestoreRefusal(422, 'storageDir /srv/x is not writable by the agent (a read-only filesystem)'), 422],
+    [new Refusal(404, "VM vm-1 is not a domain of this agent's libvirt (qemu:///system): restore the point as a new domain"), 404],
+    [new Refusal(409, 'domain web has no file /srv/web.qcow2 for its disk vda (moved or removed?): put it back, or restore the point as a new domain'), 409],
+    [new Refusal(422, 'storageDir /srv/x is not writable by the agent (a read-only filesystem)'), 422],
     [new RestoreConflict('domain web is running: shut it off before its disks are replaced'), 409],
     // not the request's fault: the hub answers its caller 502, naming this agent
     [new Error('virsh domstate vm-1: failed to connect to the hypervisor'), 500],

@@ -3,7 +3,7 @@ import { AddressInfo } from 'node:net';
 import type { BackupSource } from './sources/backup-source';
 import { BackupRunner } from './backup-runner';
 import { parseRestoreRequest, RestoreRequestError } from './restore-request.parse';
-import { RestoreRefusal } from './restore-refusal';
+import { Refusal } from './refusal';
 import type { RestoreRunner } from './restore-runner';
 import { RestoreConflict } from './sources/libvirt/libvirt-restorer';
 import { PlanRequest, SinceDisk, StartRequest, VALID_CORRELATION_ID, VALID_EVENT_ID } from '../wire/backup-protocol';
@@ -49,7 +49,13 @@ export class AgentApi {
       const cancel = /^\/api\/v1\/backup\/([^/]+)\/cancel$/.exec(path);
       const cancelRestore = /^\/api\/v1\/restore\/([^/]+)\/cancel$/.exec(path);
       if (req.method === 'GET' && path === '/api/v1/vms') return send(res, 200, await this.source.listVms().catch(() => this.source.scanInventory().then((s) => s.vms)));
-      if (req.method === 'POST' && path === '/api/v1/backup/plan') return send(res, 200, await this.runner.plan(parsePlan(await readJson(req))));
+      if (req.method === 'POST' && path === '/api/v1/backup/plan') {
+        const plan = await this.runner.plan(parsePlan(await readJson(req))).catch((e: Error) => {
+          // a VM this host cannot back up now is the request's 4xx, in the agent's words; anything else is its 500
+          throw e instanceof Refusal ? new HttpError(e.status, e.message) : e;
+        });
+        return send(res, 200, plan);
+      }
       if (req.method === 'POST' && path === '/api/v1/backup/start') {
         this.runner.start(parseStart(await readJson(req)));
         return send(res, 202, { accepted: true });
@@ -64,7 +70,7 @@ export class AgentApi {
         const request = restoreRequest(() => (start ? parseRestoreRequest(body, true) : parseRestoreRequest(body, false)));
         // a target this host cannot take is the request's 4xx; anything else (libvirt not answering) is this agent's 500
         await this.restores.check(request).catch((e: Error) => {
-          throw e instanceof RestoreRefusal ? new HttpError(e.status, e.message) : e instanceof RestoreConflict ? new HttpError(409, e.message) : e;
+          throw e instanceof Refusal ? new HttpError(e.status, e.message) : e instanceof RestoreConflict ? new HttpError(409, e.message) : e;
         });
         if (!start) return send(res, 200, { ok: true });
         try {

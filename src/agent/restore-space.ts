@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { RestoreCheckRequest } from '../wire/restore-protocol';
-import { RestoreRefusal } from './restore-refusal';
+import { Refusal } from './refusal';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -29,7 +29,7 @@ export async function checkFreeSpace(plans: { diskId: string; write: string }[],
     const fs = await statfs(dir);
     const free = fs.bavail * fs.bsize;
     if (need.bytes > free) {
-      throw new RestoreRefusal(422, `not enough space in ${dir}: disk(s) ${need.diskIds.join(', ')} of the point need ${size(need.bytes)} (qemu-img measure on the hub), ${size(free)} are free`);
+      throw new Refusal(422, `not enough space in ${dir}: disk(s) ${need.diskIds.join(', ')} of the point need ${size(need.bytes)} (qemu-img measure on the hub), ${size(free)} are free`);
     }
   }
 }

@@ -10,6 +10,7 @@ import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, Op
 import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
 import { KeyedMutex } from '../../../process/keyed-mutex';
 import { imageSummary } from '../../../qemu/qemu-img';
+import { Refusal } from '../../refusal';
 
 export interface LibvirtSourceOptions {
   /** libvirt connection URI. Default `qemu:///system`. */
@@ -64,7 +65,7 @@ function copying(info: DomainInfo): string[] {
 /** A backup asks qemu about the domain's block nodes (backup-begin, a checkpoint's size): not while a copy runs. */
 function refuseWhileCopying(info: DomainInfo): void {
   const still = copying(info);
-  if (still.length) throw new Error(`domain ${info.name} is still copying ${still.join(', ')} from the hub (an instant recovery): back it up once the copy has ended`);
+  if (still.length) throw new Refusal(409, `domain ${info.name} is still copying ${still.join(', ')} from the hub (an instant recovery): back it up once the copy has ended`);
 }
 
 /**

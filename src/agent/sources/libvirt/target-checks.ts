@@ -1,7 +1,7 @@
 import { constants, type Stats } from 'node:fs';
 import { access, realpath, stat } from 'node:fs/promises';
 import { systemTreeOf } from '../../../wire/storage-dir';
-import { RestoreRefusal } from '../../restore-refusal';
+import { Refusal } from '../../refusal';
 import type { LibvirtSource } from './libvirt-source';
 
 /**
@@ -15,15 +15,15 @@ export async function checkWritableDir(dir: string, what: string, opts: { system
     real = await realpath(dir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new RestoreRefusal(422, `${what} does not exist: a restore writes into an existing directory and creates none`);
-    if (code === 'ENOTDIR') throw new RestoreRefusal(422, `${what} is not a directory (a part of its path is a file)`);
-    throw new RestoreRefusal(422, `${what} cannot be resolved: ${(error as Error).message}`);
+    if (code === 'ENOENT') throw new Refusal(422, `${what} does not exist: a restore writes into an existing directory and creates none`);
+    if (code === 'ENOTDIR') throw new Refusal(422, `${what} is not a directory (a part of its path is a file)`);
+    throw new Refusal(422, `${what} cannot be resolved: ${(error as Error).message}`);
   }
   const tree = systemTreeOf(real);
-  if (opts.systemTrees && tree) throw new RestoreRefusal(422, `${what} is ${real}, in ${tree}: that is a kernel interface, not storage`);
-  if (!(await stat(real)).isDirectory()) throw new RestoreRefusal(422, `${what} is not a directory`);
+  if (opts.systemTrees && tree) throw new Refusal(422, `${what} is ${real}, in ${tree}: that is a kernel interface, not storage`);
+  if (!(await stat(real)).isDirectory()) throw new Refusal(422, `${what} is not a directory`);
   await access(real, constants.W_OK).catch((error: NodeJS.ErrnoException) => {
-    throw new RestoreRefusal(422, `${what} is not writable by the agent (${error.code === 'EROFS' ? 'a read-only filesystem' : error.code})`);
+    throw new Refusal(422, `${what} is not writable by the agent (${error.code === 'EROFS' ? 'a read-only filesystem' : error.code})`);
   });
 }
 
@@ -31,7 +31,7 @@ export async function checkWritableDir(dir: string, what: string, opts: { system
 export async function replacedDomain(source: LibvirtSource, vmId: string): ReturnType<LibvirtSource['domain']> {
   return source.domain(vmId).catch((error: Error) => {
     if (/failed to get domain|domain not found|no domain with matching/i.test(error.message)) {
-      throw new RestoreRefusal(404, `VM ${vmId} is not a domain of this agent's libvirt (${source.uri}): restore the point as a new domain`);
+      throw new Refusal(404, `VM ${vmId} is not a domain of this agent's libvirt (${source.uri}): restore the point as a new domain`);
     }
     throw error;
   });
@@ -40,7 +40,7 @@ export async function replacedDomain(source: LibvirtSource, vmId: string): Retur
 /** The file a replace renames its written disk over: it must be there (its owner and mode are kept), and its directory writable. */
 export async function replacedDiskFile(domain: string, diskId: string, file: string, dir: string): Promise<Stats> {
   const s = await stat(file).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') throw new RestoreRefusal(409, `domain ${domain} has no file ${file} for its disk ${diskId} (moved or removed?): put it back, or restore the point as a new domain`);
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') throw new Refusal(409, `domain ${domain} has no file ${file} for its disk ${diskId} (moved or removed?): put it back, or restore the point as a new domain`);
     throw error;
   });
   await checkWritableDir(dir, `the directory ${dir} of domain ${domain}'s disk ${diskId}`, { systemTrees: false });
