@@ -198,9 +198,18 @@ export async function runStoreBench(): Promise<void> {
     const restoreDir = dir('restored');
     const newest = `vm-0-d${days}`;
     todayRow.restore = await today.restore(0, join(restoreDir, 'today.raw'));
+    // every other restore must equal today's; each goes once compared, or the restored disks alone fill the bench's disk
+    const compared = async (name: string) => {
+      const differs = await shell(`cmp -s '${restoreDir}/today.raw' '${restoreDir}/${name}' || echo differs`);
+      if (differs.stdout.trim()) throw new Error(`the restore into ${name} differs from the disk`);
+      rmSync(join(restoreDir, name), { force: true });
+    };
     zstdRow.restore = await zstdQcow2.restore(0, join(restoreDir, 'zstd.raw'));
+    await compared('zstd.raw');
     crossRow.restore = await zstdQcow2CrossVm.restore(0, join(restoreDir, 'cross.raw'));
+    await compared('cross.raw');
     chunkRow.restore = (await inProcess(() => readBack(chunks, `vm-0/d${days}/disk0`, join(restoreDir, 'chunks.raw')))).cost;
+    await compared('chunks.raw');
     /**
      * A point's disk restored into `file` as an operator restores it, by `sendense restore disk` (raw, sparse, fsynced
      * before it is renamed into place): its wall time, and the CPU of the hub, the agent and the CLI.
@@ -226,9 +235,9 @@ export async function runStoreBench(): Promise<void> {
     const restores: Record<keyof typeof ways, Cost[]> = { product: [], qcow2: [], restic: [] };
     for (let round = 1; round <= env('SENDENSE_BENCH_STORE_RESTORES', 3); round++) {
       for (const way of Object.keys(ways) as (keyof typeof ways)[]) {
-        rmSync(join(restoreDir, way === 'qcow2' ? 'product-qcow2.raw' : `${way}.raw`), { force: true });
         await shell('sync');
         restores[way].push(await ways[way]());
+        await compared(way === 'qcow2' ? 'product-qcow2.raw' : `${way}.raw`);
       }
       out(`  restore round ${round}: ${Object.entries(restores).map(([way, costs]) => `${way} ${costs.at(-1)!.wallS.toFixed(2)} s (CPU ${costs.at(-1)!.cpuS.toFixed(2)} s)`).join(', ')}`);
     }
@@ -237,8 +246,7 @@ export async function runStoreBench(): Promise<void> {
     const todayProductRestore = medianCost(restores.qcow2);
     resticRow.restore = medianCost(restores.restic);
     borgRow.restore = await shell(`borg extract --stdout '${borg}::${newest}' > '${restoreDir}/borg.raw' && sync '${restoreDir}/borg.raw'`, password);
-    const same = await shell(`cd '${restoreDir}' && for f in *.raw; do cmp -s today.raw "$f" || echo "$f differs"; done`);
-    if (same.stdout.trim()) throw new Error(`a restore differs from the disk: ${same.stdout.trim()}`);
+    await compared('borg.raw');
 
     const resticBytes = resticRow.bytes();
     const borgBytes = borgRow.bytes();
