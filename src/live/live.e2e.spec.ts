@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
 
 interface Message {
@@ -101,8 +102,10 @@ describe('a hub stopping with a live stream open', () => {
       expect(closed).toBe(true);
     } finally {
       client.abort();
-      if (closed) await hub.db.drop();
-      else await hub.close();
+      if (closed) {
+        await hub.db.drop();
+        rmSync(hub.dataDir, { recursive: true, force: true });
+      } else await hub.close();
     }
   }, 60_000);
 });
