@@ -128,8 +128,7 @@ describe('retention (real hub + agent, the hub clock moved eight hours per backu
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
 
     // the protection report now (the hub's clock: just after the last backup) and as it read after the first backup
-    const report = (await lab.api('GET', '/api/v1/reports/protection')).body;
-    const vm1 = report.vms.find((v: { vmId: string }) => v.vmId === 'vm1');
+    const vm1 = await lab.protectionOf('vm1', (r) => r?.lastRestorePoint?.restorePointId === moments[11].restorePointId);
     expect(vm1).toMatchObject({ status: 'protected', rpoHours: 12, failuresInRow: 0, policies: [{ policyId, name: 'keep-2-last-3-daily' }], nextSlot: '2025-01-01T00:00:00.000Z' });
     expect(vm1.lastRestorePoint.restorePointId).toBe(moments[11].restorePointId);
     const then = (await lab.api('GET', `/api/v1/reports/protection?at=${encodeURIComponent(moments[0].at)}`)).body;
