@@ -49,13 +49,7 @@ export class AgentApi {
       const cancel = /^\/api\/v1\/backup\/([^/]+)\/cancel$/.exec(path);
       const cancelRestore = /^\/api\/v1\/restore\/([^/]+)\/cancel$/.exec(path);
       if (req.method === 'GET' && path === '/api/v1/vms') return send(res, 200, await this.source.listVms().catch(() => this.source.scanInventory().then((s) => s.vms)));
-      if (req.method === 'POST' && path === '/api/v1/backup/plan') {
-        const plan = await this.runner.plan(parsePlan(await readJson(req))).catch((e: Error) => {
-          // a VM this host cannot back up now is the request's 4xx, in the agent's words; anything else is its 500
-          throw e instanceof Refusal ? new HttpError(e.status, e.message) : e;
-        });
-        return send(res, 200, plan);
-      }
+      if (req.method === 'POST' && path === '/api/v1/backup/plan') return send(res, 200, await this.runner.plan(parsePlan(await readJson(req))));
       if (req.method === 'POST' && path === '/api/v1/backup/start') {
         this.runner.start(parseStart(await readJson(req)));
         return send(res, 202, { accepted: true });
@@ -68,10 +62,7 @@ export class AgentApi {
         const body = await readJson(req);
         const start = path.endsWith('/start');
         const request = restoreRequest(() => (start ? parseRestoreRequest(body, true) : parseRestoreRequest(body, false)));
-        // a target this host cannot take is the request's 4xx; anything else (libvirt not answering) is this agent's 500
-        await this.restores.check(request).catch((e: Error) => {
-          throw e instanceof Refusal ? new HttpError(e.status, e.message) : e instanceof RestoreConflict ? new HttpError(409, e.message) : e;
-        });
+        await this.restores.check(request);
         if (!start) return send(res, 200, { ok: true });
         try {
           this.restores.start(request as ReturnType<typeof parseRestoreRequest>);
@@ -86,7 +77,9 @@ export class AgentApi {
       }
       throw new HttpError(404, `no route ${req.method} ${path}`);
     } catch (error) {
-      const status = error instanceof HttpError ? error.status : 500;
+      // what this host cannot take now (a restore's target, a VM still copying) is the request's 4xx, in the agent's
+      // words; anything else (libvirt not answering) is this agent's 500
+      const status = error instanceof HttpError || error instanceof Refusal ? error.status : error instanceof RestoreConflict ? 409 : 500;
       send(res, status, { statusCode: status, message: error instanceof Error ? error.message : String(error) });
     }
   }
