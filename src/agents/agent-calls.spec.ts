@@ -49,6 +49,48 @@ describe("the hub's calls to an agent: the agent's refusal is the caller's 4xx w
     expect(await check()).toEqual({ status: 502, message: `agent ${AGENT} answered ${status} to /api/v1/restore/check: ${message}` });
   });
 
+  describe("the agent's plan names the files the hub creates and exports writable: a plan that is not one is a 502 naming the agent, and nothing of it is used", () => {
+    const disk = { diskId: 'vda', virtualSize: 1 << 20, format: 'qcow2' };
+    const plan = (body: unknown) => {
+      reply = { status: 200, body: JSON.stringify(body) };
+      return calls()
+        .plan(AGENT, { vmId: 'vm1', sincePointId: null })
+        .then((value) => ({ status: 200, value }), answer);
+    };
+
+    it('a valid plan comes back as the agent sent it, with only the fields the hub uses', async () => {
+      const sent = { mode: 'full', reason: 'no earlier restore point in this chain', chainBroken: true, disks: [disk, { diskId: 'disk-2000', virtualSize: 0, format: 'raw', extra: '/etc' }], other: 1 };
+      expect(await plan(sent)).toEqual({ status: 200, value: { mode: 'full', reason: 'no earlier restore point in this chain', chainBroken: true, disks: [disk, { diskId: 'disk-2000', virtualSize: 0, format: 'raw' }] } });
+      expect(await plan({ mode: 'incremental', reason: null, disks: [disk] })).toEqual({ status: 200, value: { mode: 'incremental', reason: null, disks: [disk] } });
+    });
+
+    it.each([
+      ['a disk id that climbs out of the repository', { diskId: '../../../../var/lib/sendense/repositories/B/chunks/points/v/p/d' }, 'disks[0].diskId "../../../../var/lib/sendense/repositories/B/chunks/points/v/p/d" is not a valid identifier'],
+      ["a disk id that is another VM's directory", { diskId: '../victim' }, 'disks[0].diskId "../victim" is not a valid identifier'],
+      ['a disk id with a slash', { diskId: 'a/b' }, 'disks[0].diskId "a/b" is not a valid identifier'],
+      ['a disk id that is not a string', { diskId: 7 }, 'disks[0].diskId number is not a valid identifier'],
+      ['a size that is not a whole number of bytes', { virtualSize: 1.5 }, 'disks[0].virtualSize must be a whole number of bytes, 0 or more'],
+      ['a negative size', { virtualSize: -1 }, 'disks[0].virtualSize must be a whole number of bytes, 0 or more'],
+      ['a format the hub does not know', { format: 'vmdk' }, 'disks[0].format must be qcow2 or raw'],
+    ])('%s', async (_what, change, message) => {
+      const refused = await plan({ mode: 'full', reason: null, disks: [{ ...disk, ...change }] });
+      expect(refused.status).toBe(502);
+      expect((refused as { message: string }).message).toContain(`agent ${AGENT} answered /api/v1/backup/plan with an invalid plan: ${message}`);
+    });
+
+    it.each([
+      ['not an object', [disk], 'it is not an object'],
+      ['no mode', { reason: null, disks: [disk] }, 'mode must be full or incremental'],
+      ['a reason that is not text', { mode: 'full', reason: { x: 1 }, disks: [disk] }, 'reason must be a string or null'],
+      ['chainBroken that is not a boolean', { mode: 'full', reason: null, chainBroken: 'yes', disks: [disk] }, 'chainBroken must be a boolean'],
+      ['no disks', { mode: 'full', reason: null, disks: [] }, 'disks must list 1 to 256 disks'],
+      ['257 disks', { mode: 'full', reason: null, disks: Array.from({ length: 257 }, (_, i) => ({ ...disk, diskId: `d${i}` })) }, 'disks must list 1 to 256 disks'],
+      ['one disk twice', { mode: 'full', reason: null, disks: [disk, disk] }, 'disks[1].diskId vda is listed twice'],
+    ])('%s', async (_what, body, message) => {
+      expect(await plan(body)).toEqual({ status: 502, message: `agent ${AGENT} answered /api/v1/backup/plan with an invalid plan: ${message}` });
+    });
+  });
+
   it('an agent whose API does not answer is a 503 saying so; one without a session keeps its 409', async () => {
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));

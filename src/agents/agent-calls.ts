@@ -2,6 +2,7 @@ import { BadGatewayException, Injectable, ServiceUnavailableException, Unprocess
 import { DomainError } from '../eventing/domain-error';
 import { AgentTunnel } from './agent-tunnel.service';
 import { PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
+import { identifierProblem } from '../wire/identifiers';
 import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-protocol';
 
 /** The hub's requests to an agent's API, through that agent's tunnel: backups and restores. */
@@ -9,8 +10,13 @@ import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-p
 export class AgentCalls {
   constructor(private readonly tunnel: AgentTunnel) {}
 
-  plan(agentId: string, request: PlanRequest): Promise<PlanAnswer> {
-    return this.call(agentId, 'POST', '/api/v1/backup/plan', request) as Promise<PlanAnswer>;
+  /** The agent's plan is hostile input: its disk ids become file names in the repository (see planProblem). */
+  async plan(agentId: string, request: PlanRequest): Promise<PlanAnswer> {
+    const answer = await this.call(agentId, 'POST', '/api/v1/backup/plan', request);
+    const problem = planProblem(answer);
+    if (problem) throw new BadGatewayException(`agent ${agentId} answered /api/v1/backup/plan with an invalid plan: ${problem}`);
+    const { mode, reason, chainBroken, disks } = answer as PlanAnswer;
+    return { mode, reason: reason === null ? null : reason.slice(0, 2000), ...(chainBroken ? { chainBroken } : {}), disks: disks.map(({ diskId, virtualSize, format }) => ({ diskId, virtualSize, format })) };
   }
 
   async start(agentId: string, request: StartRequest): Promise<void> {
@@ -70,6 +76,35 @@ function agentAnswer(agentId: string, path: string, status: number, message: str
     default:
       return new BadGatewayException(`agent ${agentId} answered ${status} to ${path}: ${message}`);
   }
+}
+
+/** More disks than any VM has (VMware's limit is below 256 too): a plan past it is the agent misbehaving, not a VM. */
+const MAX_PLAN_DISKS = 256;
+
+/**
+ * Why an agent's plan cannot be used, or null. Each disk id names the point's file of that disk
+ * (`<vm>/<diskId>/...`, `chunks/points/<vm>/<point>/<diskId>.idx`): an id with `/` or `..` would make the hub create
+ * and export, writable, a file of another VM or another repository.
+ */
+export function planProblem(answer: unknown): string | null {
+  if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) return 'it is not an object';
+  const { mode, reason, chainBroken, disks } = answer as Record<string, unknown>;
+  if (mode !== 'full' && mode !== 'incremental') return 'mode must be full or incremental';
+  if (reason !== null && typeof reason !== 'string') return 'reason must be a string or null';
+  if (chainBroken !== undefined && typeof chainBroken !== 'boolean') return 'chainBroken must be a boolean';
+  if (!Array.isArray(disks) || disks.length === 0 || disks.length > MAX_PLAN_DISKS) return `disks must list 1 to ${MAX_PLAN_DISKS} disks`;
+  const seen = new Set<string>();
+  for (const [i, disk] of disks.entries()) {
+    if (typeof disk !== 'object' || disk === null) return `disks[${i}] is not an object`;
+    const { diskId, virtualSize, format } = disk as Record<string, unknown>;
+    const problem = identifierProblem(`disks[${i}].diskId`, diskId);
+    if (problem) return problem;
+    if (seen.has(diskId as string)) return `disks[${i}].diskId ${diskId as string} is listed twice`;
+    seen.add(diskId as string);
+    if (typeof virtualSize !== 'number' || !Number.isSafeInteger(virtualSize) || virtualSize < 0) return `disks[${i}].virtualSize must be a whole number of bytes, 0 or more`;
+    if (format !== 'qcow2' && format !== 'raw') return `disks[${i}].format must be qcow2 or raw`;
+  }
+  return null;
 }
 
 function errorText(e: unknown): string {

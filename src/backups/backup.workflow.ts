@@ -18,6 +18,7 @@ import { ProjectionsService } from '../projection-runner/projections.service';
 import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { chunkPointFile } from '../repositories/chunks/chunk-points';
+import { insideRoot } from '../repositories/qcow2/inside-root';
 import { layoutOf, maxChainDepthOf } from '../repositories/registry/repository.events';
 import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
 import { ChainState, depthOf, integrityOf, lineageOf, pointOf } from '../restore-points/chain.aggregate';
@@ -314,7 +315,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
             const knownFrom = parentFile ? null : ((await this.queries.execute(new KnownBaseQuery(repositoryId, agentId, vmId, disk.diskId, disk.virtualSize)))?.file ?? null);
             const base = parentFile ?? knownFrom;
             const create = { size: disk.virtualSize, base: base ? join(root, base) : null };
-            const exported = await this.step(story, () => this.exports.begin({ jobId, diskId: disk.diskId, file: join(root, file), format: 'chunks', readOnly: false, create, bitmap: null, tls: true }));
+            const exported = await this.step(story, () => this.exports.begin({ jobId, diskId: disk.diskId, file: insideRoot(root, file), format: 'chunks', readOnly: false, create, bitmap: null, tls: true }));
             serving.push(exported.serving);
             keys.set(disk.diskId, exported.psk!);
             return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName, ...(knownFrom ? { knownFrom } : {}) };
