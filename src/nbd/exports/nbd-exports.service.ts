@@ -79,7 +79,8 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     this.nbdBind = config.nbdBind;
     this.manager = new QemuNbdManager({
       runDir: join(config.dataDir, 'run'),
-      // Targets hold no dirty bitmaps, so a SIGKILL after 10 s costs nothing but the unflushed data of a job that is failing anyway.
+      // Targets hold no dirty bitmaps, so a SIGKILL after 10 s costs nothing but the unflushed data of a job that is
+      // failing anyway. A chunk point's writer commits when stopped, and gets the manager's commit timeout instead.
       stopTimeoutMs: 10_000,
       onExit: (exit) => this.track(this.recordExit(exit)),
       log: (level, message) => this.logger[level === 'info' ? 'log' : level](message),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,6 +112,24 @@ net.createServer().listen(Number(args[args.indexOf('-p') + 1]), '127.0.0.1', () 
     expect(Date.now() - began).toBeGreaterThanOrEqual(300);
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     expect(exits.find((e) => e.leaseId === s.leaseId)).toMatchObject({ pid, signal: 'SIGKILL', expected: true, stderrTail: expect.stringContaining('deaf: ignoring SIGTERM') });
+    expect(filesOf(s.leaseId)).toEqual([]);
+  });
+
+  it("gives a chunk point's writer the time its commit takes: one that cannot run through another export's grace commits once it runs", async () => {
+    const slow = new QemuNbdManager({ runDir, stopTimeoutMs: 300, onExit: (exit) => exits.push(exit) });
+    mkdirSync(join(dir, 'repo', 'chunks'), { recursive: true });
+    const file = join(dir, 'repo', 'chunks', 'points', 'vm1', 'rp-1', 'disk0.idx');
+    const s = spec(10928, file, { format: 'chunks', create: { size: MiB, base: null } });
+    const { pid } = await slow.start(s);
+    // a commit on a slow disk, as long as a stopped process makes it: SIGTERM waits while the writer cannot run
+    process.kill(pid, 'SIGSTOP');
+    const stopping = slow.stop(s.leaseId);
+    await new Promise((r) => setTimeout(r, 1_000));
+    // gone already when it was given only the 300 ms (SIGKILL): the exit below says so
+    if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGCONT');
+    await stopping;
+    expect(exits.find((e) => e.leaseId === s.leaseId)).toMatchObject({ pid, code: 0, signal: null, expected: true });
+    expect(existsSync(file)).toBe(true);
     expect(filesOf(s.leaseId)).toEqual([]);
   });
 

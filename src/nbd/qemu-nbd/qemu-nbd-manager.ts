@@ -16,6 +16,12 @@ import { RunDirFiles } from './run-dir-files';
  */
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 export const DEFAULT_READY_TIMEOUT_MS = 10_000;
+/**
+ * A chunk point's writer commits its point when stopped: the last pack (up to 64 MiB) and the point's index (8 bytes
+ * a 64 KiB block before compression: 128 MiB for a 1 TiB disk) written and synced. On a slow disk that takes longer than any grace a
+ * failing export deserves, and a SIGKILL in the middle throws away a backup whose data all arrived.
+ */
+export const DEFAULT_COMMIT_TIMEOUT_MS = 10 * 60_000;
 /** The key, not the name, is the secret; one name for every export keeps names out of the agent's protocol. */
 const PSK_IDENTITY = 'sendense';
 
@@ -34,6 +40,8 @@ interface TrackedExport {
   stderrTail?: string;
   /** Its record is on disk (written as it was spawned, or found by adopt()): removed when it exits. */
   recorded?: boolean;
+  /** Between SIGTERM and SIGKILL when it is stopped. */
+  graceMs: number;
 }
 
 /** One qemu-nbd process per export: start, watch, stop, and take over those an earlier hub run left behind. */
@@ -41,6 +49,7 @@ export class QemuNbdManager {
   private readonly files: RunDirFiles;
   private readonly binary: string;
   private readonly stopTimeoutMs: number;
+  private readonly commitTimeoutMs: number;
   private readonly readyTimeoutMs: number;
   private readonly exports = new Map<string, TrackedExport>();
 
@@ -48,6 +57,7 @@ export class QemuNbdManager {
     this.files = new RunDirFiles(opts.runDir);
     this.binary = opts.binary ?? 'qemu-nbd';
     this.stopTimeoutMs = opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    this.commitTimeoutMs = opts.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS;
     this.readyTimeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   }
 
@@ -113,7 +123,7 @@ export class QemuNbdManager {
       this.files.removeProcessFiles(spec.leaseId);
       throw new Error(`${what}: cannot run ${binary}: ${error.message}`);
     }
-    const entry = this.track(spec, handle);
+    const entry = this.track(spec, handle, spec.format === 'chunks' && spec.create ? this.commitTimeoutMs : this.stopTimeoutMs);
     const startedAt = new Date();
     // recorded as it is spawned, not once it serves: a hub killed while it waits leaves a record by which the next
     // start finds the detached process and stops it (reconcile), where it would otherwise run on unowned
@@ -224,8 +234,8 @@ export class QemuNbdManager {
     if (failures.length > 0) throw new Error(`stopAll: ${failures.length} qemu-nbd process(es) did not stop: ${failures.join('; ')}`);
   }
 
-  private track(where: { leaseId: string; port: number; file: string }, handle: ProcessHandle): TrackedExport {
-    const entry: TrackedExport = { leaseId: where.leaseId, port: where.port, file: where.file, handle, stopRequested: false, gone: Promise.resolve() };
+  private track(where: { leaseId: string; port: number; file: string }, handle: ProcessHandle, graceMs = this.stopTimeoutMs): TrackedExport {
+    const entry: TrackedExport = { leaseId: where.leaseId, port: where.port, file: where.file, handle, stopRequested: false, gone: Promise.resolve(), graceMs };
     entry.gone = handle.exited.then((status) => this.afterExit(entry, status));
     this.exports.set(where.leaseId, entry);
     return entry;
@@ -234,7 +244,7 @@ export class QemuNbdManager {
   private terminate(entry: TrackedExport, what: string): Promise<void> {
     if (!entry.stopping) {
       entry.stopRequested = true;
-      entry.stopping = terminateProcess(entry.handle, this.stopTimeoutMs, what, (m) => this.log('warn', `${m} (its dirty bitmaps will be left in-use)`)).then(
+      entry.stopping = terminateProcess(entry.handle, entry.graceMs, what, (m) => this.log('warn', `${m} (its dirty bitmaps will be left in-use)`)).then(
         () => entry.gone,
         (error: unknown) => {
           entry.stopping = undefined; // let a later stop() try again

@@ -48,6 +48,8 @@ export interface QemuNbdManagerOptions {
   binary?: string;
   /** Grace period between SIGTERM and SIGKILL; default 30 s (see DEFAULT_STOP_TIMEOUT_MS). */
   stopTimeoutMs?: number;
+  /** The same for a chunk point's writer, which commits its point when stopped; default 10 min (DEFAULT_COMMIT_TIMEOUT_MS). */
+  commitTimeoutMs?: number;
   /** Default 10 s. */
   readyTimeoutMs?: number;
   onExit: (exit: QemuNbdExit) => void;
