@@ -138,6 +138,13 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     await fs.writeFile(orphan, randomBytes(1000));
     const temp = join(store, 'packs', `.${randomBytes(8).toString('hex')}.pack.tmp-${deadPid()}-0badf00d`);
     await fs.writeFile(temp, randomBytes(1000));
+    // a writer killed in its commit: its point's directory holds only its temp index; a live process's stays
+    const deadCommit = join(store, 'points', 'vm3', 'rp-e');
+    await fs.mkdir(deadCommit, { recursive: true });
+    await fs.writeFile(join(deadCommit, `.disk0.idx.tmp-${deadPid()}-0badf00d`), randomBytes(100));
+    const liveCommit = join(store, 'points', 'vm3', 'rp-f', `.disk0.idx.tmp-${process.pid}-0badf00d`);
+    await fs.mkdir(dirname(liveCommit), { recursive: true });
+    await fs.writeFile(liveCommit, randomBytes(100));
     const dFiles = (await Promise.all(['pack', 'idx'].map((kind) => fs.stat(join(store, 'packs', `${packD}.${kind}`))))).reduce((sum, s) => sum + s.size, 0);
 
     const measured = await measureGarbage(store, { key: null });
@@ -152,7 +159,9 @@ describe('collectGarbage: a chunk store frees the packs no point names, never un
     expect(result).toEqual({ status: 'done', packsRemoved: packsToRemove, packsRepacked: packsToRepack, bytesFreed: bytesToFree, ...kept, durationMs: expect.any(Number) });
     expect(await packIds(store)).toHaveLength(3);
     expect(await packIds(store)).toContain(packA);
-    for (const gone of [join(store, 'packs', `${packD}.pack`), join(store, 'packs', `${packD}.idx`), orphan, temp]) expect(existsSync(gone)).toBe(false);
+    for (const gone of [join(store, 'packs', `${packD}.pack`), join(store, 'packs', `${packD}.idx`), orphan, temp, deadCommit]) expect(existsSync(gone)).toBe(false);
+    expect(existsSync(liveCommit)).toBe(true);
+    await fs.rm(dirname(liveCommit), { recursive: true });
     expect((await readPoint(store, null, 'vm1/rp-b/disk0')).equals(bData)).toBe(true);
     expect((await readPoint(store, null, 'vm2/rp-c/disk0')).equals(cData)).toBe(true);
     expect(await namesIn(store, 'gc')).toEqual([]);

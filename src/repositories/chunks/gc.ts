@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Dirent, promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createFileAtomic, readFileIfPresent, removeDurably, removeStaleTemps } from '../qcow2/durable-fs';
 import { deriveKeys, openMeta, sealMeta } from './chunk-format';
@@ -108,6 +108,8 @@ interface Marked {
   repacks: Repack[];
   /** Directories whose temp files of dead processes are litter. */
   dirs: string[];
+  /** Every point's directory: one left empty once its litter is gone is removed, as a deleted point's is. */
+  pointDirs: string[];
 }
 
 /**
@@ -124,8 +126,10 @@ export async function collectGarbage(storeDir: string, options: GcOptions): Prom
   if (!lock.held) return { status: 'busy', writers: lock.writers.length, collections: lock.collections.length };
   try {
     const metaKey = options.key ? deriveKeys(options.key).meta : null;
-    const { measure, garbage, dirs, repacks } = await mark(storeDir, options.key, options.repack ?? true);
+    const { measure, garbage, dirs, pointDirs, repacks } = await mark(storeDir, options.key, options.repack ?? true);
     for (const dir of dirs) await removeStaleTemps(dir);
+    // a writer killed in its commit leaves its point's directory holding only its temp index; no writer runs now
+    for (const dir of pointDirs) await fs.rmdir(dir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOTEMPTY' || error.code === 'ENOENT' ? undefined : Promise.reject(error)));
     const remove = async (file: string) => {
       await options.release?.(file);
       await removeDurably(file);
@@ -191,8 +195,9 @@ async function mark(storeDir: string, key: Buffer | null, repacking: boolean): P
   let pointDisks = 0;
   let logicalBytes = 0;
   let storedBytes = 0;
-  for (const { name, file, dir } of await pointIndexes(pointsDir)) {
-    if (!dirs.includes(dir)) dirs.push(dir);
+  const pointDirs = await pointDirectories(pointsDir);
+  dirs.push(...pointDirs);
+  for (const { name, file } of await pointIndexes(pointDirs)) {
     const bytes = await readFileIfPresent(file);
     // a point deleted since the listing names nothing any more
     if (!bytes) continue;
@@ -272,7 +277,7 @@ async function mark(storeDir: string, key: Buffer | null, repacking: boolean): P
       measure.deadBytesKept += deadBytes;
     }
   }
-  return { measure, garbage, dirs, repacks };
+  return { measure, garbage, dirs, pointDirs, repacks };
 }
 
 function namedIn(named: Map<string, Map<number, number>>, packId: string): Map<number, number> {
@@ -332,15 +337,20 @@ async function condemn(measure: GarbageMeasure, garbage: string[], files: string
   }
 }
 
-/** Every committed point's index, `points/<vm>/<point>/<disk>.idx`, with its name and directory. */
-async function pointIndexes(pointsDir: string): Promise<{ name: string; file: string; dir: string }[]> {
-  const found: { name: string; file: string; dir: string }[] = [];
-  for (const vm of await subdirectories(pointsDir)) {
-    for (const point of await subdirectories(join(pointsDir, vm))) {
-      const dir = join(pointsDir, vm, point);
-      for (const entry of await entriesOf(dir)) {
-        if (entry.isFile() && entry.name.endsWith('.idx') && !entry.name.startsWith('.')) found.push({ name: `${vm}/${point}/${entry.name.slice(0, -'.idx'.length)}`, file: join(dir, entry.name), dir });
-      }
+/** Every point's directory, `points/<vm>/<point>/`, whether or not it holds a committed index. */
+async function pointDirectories(pointsDir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const vm of await subdirectories(pointsDir)) for (const point of await subdirectories(join(pointsDir, vm))) found.push(join(pointsDir, vm, point));
+  return found;
+}
+
+/** Every committed point's index in those directories, `<vm>/<point>/<disk>.idx`, with its name. */
+async function pointIndexes(pointDirs: string[]): Promise<{ name: string; file: string }[]> {
+  const found: { name: string; file: string }[] = [];
+  for (const dir of pointDirs) {
+    const point = relative(dirname(dirname(dir)), dir);
+    for (const entry of await entriesOf(dir)) {
+      if (entry.isFile() && entry.name.endsWith('.idx') && !entry.name.startsWith('.')) found.push({ name: `${point}/${entry.name.slice(0, -'.idx'.length)}`, file: join(dir, entry.name) });
     }
   }
   return found;
