@@ -102,8 +102,11 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * Runs this hub's previous process left running ended with it; their unfinished point is cleared by the next run.
-   * Another hub process on the same database runs its own (each run names the hub that runs it).
+   * Runs this hub's previous process left running ended with it. Their unfinished point's files here are removed
+   * first, while the job still shows the run and no hub may start another that writes the same point (a job without a
+   * schedule might never run again, and its committed indexes would keep their chunks from every collection); the
+   * remote's export is closed by the next run, or expires. Another hub process on the same database runs its own (each
+   * run names the hub that runs it).
    */
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp(SYNC_JOBS);
@@ -111,6 +114,13 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     for (const job of jobs) {
       const state = await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate);
       if (state.state.running && state.state.running.hubInstance === this.instance) {
+        const unfinished = state.state.unfinished;
+        if (unfinished) {
+          await this.repositories
+            .usable(job.repositoryId)
+            .then((repository) => this.clearUnfinishedFiles(repository.root, job.repositoryId, unfinished))
+            .catch((error: unknown) => this.logger.warn(`sync ${job.syncJobId}: what its run cut short left of ${unfinished.restorePointId} stays for its next run: ${error instanceof Error ? error.message : String(error)}`));
+        }
         await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
           this.gateway.execute(
             new SyncJobCommand(job.syncJobId, { kind: 'failRun', result: { runId: state.state.running!.runId, reason: 'the hub stopped during the run', restorePointId: state.state.running!.point?.restorePointId ?? null, synced: [], bytesReceived: 0 } }),
@@ -301,7 +311,12 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   /** What a run cut short left of the point it was copying: its files here (unless it was recorded) and its export on the remote. */
   private async clearUnfinished(root: string, job: SyncJobDefinition, unfinished: UnfinishedPoint, remote: RemoteConnection): Promise<void> {
     if (unfinished.exportId) await remote.closeExport(unfinished.exportId);
-    const chain = await this.chains.load(unfinished.vmId, job.repositoryId);
+    await this.clearUnfinishedFiles(root, job.repositoryId, unfinished);
+  }
+
+  /** The files of a point a run started and did not record, and the qemu-nbd left writing them; a recorded point is left alone. */
+  private async clearUnfinishedFiles(root: string, repositoryId: string, unfinished: UnfinishedPoint): Promise<void> {
+    const chain = await this.chains.load(unfinished.vmId, repositoryId);
     if (pointOf(chain, unfinished.restorePointId)) return;
     // a hub killed mid-copy leaves the qemu-nbd it was writing through: it holds the file's lock, and is ours to end
     for (const file of unfinished.files) {
