@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, ArrayUnique, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
 import { IsSafeIdentifier } from '../wire/identifiers';
 
 export class RegisterAgentDto {
@@ -59,6 +59,8 @@ export class InventoryVmDto {
 
   @IsArray()
   @ArrayMaxSize(64)
+  // one row a disk in the VMs read model: a disk listed twice would be two targets writing one file
+  @ArrayUnique((disk: InventoryDiskDto) => disk?.diskId, { message: 'disks must not list a diskId twice' })
   @ValidateNested({ each: true })
   @Type(() => InventoryDiskDto)
   disks: InventoryDiskDto[];
@@ -67,6 +69,8 @@ export class InventoryVmDto {
 export class InventoryDto {
   @IsArray()
   @ArrayMaxSize(10000)
+  // one row a VM in the VMs read model: a vmId twice in one report stopped its projection at that event for good
+  @ArrayUnique((vm: InventoryVmDto) => vm?.vmId, { message: 'vms must not list a vmId twice' })
   @ValidateNested({ each: true })
   @Type(() => InventoryVmDto)
   vms: InventoryVmDto[];

@@ -73,7 +73,29 @@ describe('agents: registration, inventory and the tunnel policy', () => {
     for (const bad of [{ ...vmware[0], vmId: 'vm..1' }, { ...vmware[0], vmId: '../vm1' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], diskId: 'disk/../x' }] }, { ...vmware[0], powerState: 'poweredOn' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], changeTracking: 'vmware' }] }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], label: 'x'.repeat(257) }] }]) {
       await as(b.token, b.agentId).send({ vms: [bad] }).expect(400);
     }
+    // one VM or one disk twice in a report: accepted, the VMs read model stopped at that event for good
+    expect((await as(b.token, b.agentId).send({ vms: [vmware[0], vmware[0]] }).expect(400)).body.message).toEqual(['vms must not list a vmId twice']);
+    expect((await as(b.token, b.agentId).send({ vms: [{ ...vmware[0], disks: [vmware[0].disks[0], vmware[0].disks[0]] }] }).expect(400)).body.message).toEqual(['vms.0.disks must not list a diskId twice']);
     expect(await eventCount(hub.db)).toBe(before);
+  });
+
+  it('answers 400 to a NUL anywhere in a request, before any guard or handler reads it (PostgreSQL takes none: it was a 500)', async () => {
+    const a = (await register('esx-a', keys[0].publicKey).expect(201)).body;
+    const tenantToken = (await hub.admin(hub.http().post('/api/v1/tokens')).send({ name: 'acme-viewer', role: 'viewer', tenantId: 'acme' }).expect(201)).body.token;
+    const before = await eventCount(hub.db);
+    const nul = 'the body holds a NUL character, which no field takes';
+    const inventory = (body: unknown) => hub.http().put(`/api/v1/agents/${a.agentId}/inventory`).set('Authorization', `Bearer ${a.token}`).send(body as object);
+    expect((await inventory({ vms: [{ ...vms[0], name: 'we\u0000b' }] }).expect(400)).body.message).toBe(nul);
+    expect((await inventory({ vms: [{ ...vms[0], disks: [{ ...vms[0].disks[0], path: '/images/\u0000' }] }] }).expect(400)).body.message).toBe(nul);
+    expect((await inventory({ vms, 'x\u0000': 1 }).expect(400)).body.message).toBe(nul);
+    // a tenant's token: the tenant guard looked the id up before anything validated it
+    const asTenant = (path: string) => hub.http().get(path).set('Authorization', `Bearer ${tenantToken}`);
+    expect((await asTenant('/api/v1/backups/%00').expect(400)).body.message).toBe('the path or query string holds a NUL character, which no field takes');
+    expect((await asTenant('/api/v1/vms?x=a%00').expect(400)).body.message).toBe('the path or query string holds a NUL character, which no field takes');
+    expect(await eventCount(hub.db)).toBe(before);
+    // the same requests without the NUL are answered as before
+    await inventory({ vms }).expect(200);
+    await asTenant('/api/v1/backups/6f1c1c44-1111-4e4e-9a9a-0123456789ab').expect(404);
   });
 
   it('keeps a VM with the agent that first reported it: another agent reporting its vmId is refused and recorded, until an admin moves it', async () => {

@@ -9,6 +9,18 @@ export function parseAgentReport(body: Record<string, unknown>): AgentReport {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new DomainError('invalid', `${k} must be a non-negative number`);
     return v;
   };
+  // byte counts and durations land in bigint columns of the read models: a fraction there stopped their projection for good
+  const whole = (k: string) => {
+    const v = num(k);
+    if (!Number.isSafeInteger(v)) throw new DomainError('invalid', `${k} must be a whole number`);
+    return v;
+  };
+  const text = (k: string, max: number, absent: string | null) => {
+    const v = body[k];
+    if (v === undefined || v === null) return absent;
+    if (typeof v !== 'string') throw new DomainError('invalid', `${k} must be a string`);
+    return v.slice(0, max);
+  };
   const id = (k: string) => {
     const v = body[k];
     if (typeof v !== 'string' || !ID.test(v)) throw new DomainError('invalid', `${k} must be an id`);
@@ -21,20 +33,20 @@ export function parseAgentReport(body: Record<string, unknown>): AgentReport {
       return { type: 'snapshot-created', snapshotId: id('snapshotId'), diskIds: ids as string[], ...consistency(body) };
     }
     case 'transfer-started':
-      return { type: 'transfer-started', diskId: id('diskId'), bytesPlanned: num('bytesPlanned') };
+      return { type: 'transfer-started', diskId: id('diskId'), bytesPlanned: whole('bytesPlanned') };
     case 'transfer-progressed':
-      return { type: 'transfer-progressed', diskId: id('diskId'), bytesDone: num('bytesDone'), bytesPlanned: num('bytesPlanned'), rate: num('rate') };
+      return { type: 'transfer-progressed', diskId: id('diskId'), bytesDone: whole('bytesDone'), bytesPlanned: whole('bytesPlanned'), rate: num('rate') };
     case 'transfer-completed': {
-      const changeRef = body.changeRef === null || body.changeRef === undefined ? null : String(body.changeRef).slice(0, 256);
-      const known = body.bytesKnown === undefined ? {} : { bytesKnown: num('bytesKnown') };
-      return { type: 'transfer-completed', diskId: id('diskId'), bytesWritten: num('bytesWritten'), bytesZeroed: num('bytesZeroed'), bytesPlanned: num('bytesPlanned'), durationMs: num('durationMs'), changeRef, ...known };
+      const changeRef = text('changeRef', 256, null);
+      const known = body.bytesKnown === undefined ? {} : { bytesKnown: whole('bytesKnown') };
+      return { type: 'transfer-completed', diskId: id('diskId'), bytesWritten: whole('bytesWritten'), bytesZeroed: whole('bytesZeroed'), bytesPlanned: whole('bytesPlanned'), durationMs: whole('durationMs'), changeRef, ...known };
     }
     case 'snapshot-removed':
       return { type: 'snapshot-removed', snapshotId: id('snapshotId') };
     case 'finished':
       return { type: 'finished' };
     case 'failed':
-      return { type: 'failed', reason: String(body.reason ?? 'unknown').slice(0, 2000) };
+      return { type: 'failed', reason: text('reason', 2000, 'unknown')! };
     default:
       throw new DomainError('invalid', 'type must be one of snapshot-created, transfer-started, transfer-progressed, transfer-completed, snapshot-removed, finished, failed');
   }

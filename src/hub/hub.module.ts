@@ -1,4 +1,4 @@
-import { DynamicModule, Module, Type } from '@nestjs/common';
+import { DynamicModule, MiddlewareConsumer, Module, NestModule, RequestMethod, Type } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { AccessGuard } from '../http/access.guard';
 import { liveFeature } from '../live/live.feature';
@@ -39,6 +39,7 @@ import { PROJECTORS } from '../projection-runner/projector';
 import { HUB_INSTANCE, hubInstanceId } from '../config/hub-instance';
 import { HubRuntime } from './hub-runtime';
 import { pinoHttpOptions } from './logging';
+import { RefuseNulMiddleware } from '../http/refuse-nul.middleware';
 
 interface Feature {
   controllers: Type[];
@@ -48,7 +49,12 @@ interface Feature {
 const FEATURES: Feature[] = [auditFeature, authFeature, nbdFeature, repositoriesFeature, restorePointsFeature, agentsFeature, backupsFeature, restoreFeature, policiesFeature, retentionFeature, diskImagesFeature, vmRestoreFeature, liveFeature, tenancyFeature, syncFeature];
 
 @Module({})
-export class HubModule {
+export class HubModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    // a module's middleware runs after the body parsers, which the app's own (create-hub-app.ts) precede
+    consumer.apply(RefuseNulMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+  }
+
   static create(runtime: HubRuntime): DynamicModule {
     const projectors = READ_MODELS.map((m) => m.projector);
     return {
