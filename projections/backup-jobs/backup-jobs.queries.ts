@@ -56,6 +56,10 @@ export class BackupJobsReportHandler implements IQueryHandler<BackupJobsReportQu
   constructor(private readonly dataSource: DataSource) {}
 
   async execute({ from, to, timezone }: BackupJobsReportQuery): Promise<BackupJobsReport> {
+    // the DTO checks the zone against node's list, which holds names PostgreSQL's lacks (AET, BET, MIT…): a 500 in the query below
+    await this.dataSource.query(`SELECT now() AT TIME ZONE $1`, [timezone]).catch((error: { code?: string }) => {
+      throw error.code === '22023' ? new DomainError('invalid', `timezone ${JSON.stringify(timezone)} is not one the database knows: use an IANA name such as Europe/Berlin`) : error;
+    });
     const perDay: { vmId: string; day: string; successes: number; failures: number }[] = await this.dataSource.query(
       `SELECT vm_id AS "vmId", to_char(finished_at AT TIME ZONE $3, 'YYYY-MM-DD') AS day,
               count(*) FILTER (WHERE outcome = 'completed')::int AS successes,
@@ -132,8 +136,12 @@ function encodeCursor(at: Date, id: string): string {
   return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 function decodeCursor(cursor: string): [string, string] {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!at || !id || Number.isNaN(Date.parse(at)) || !/^[0-9a-f-]{36}$/.test(id)) throw new DomainError('invalid', 'cursor is malformed');
+  const [at, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  // exactly what encodeCursor writes: anything else reached PostgreSQL's ::timestamptz and ::uuid casts, a 500
+  const instant = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(at ?? '') ? new Date(at) : null;
+  if (rest.length || !instant || instant.toISOString() !== at || !UUID.test(id ?? '')) throw new DomainError('invalid', 'cursor is malformed');
   return [at, id];
 }

@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsISO8601, IsInt, IsOptional, IsUUID, Matches, Max, Min } from 'class-validator';
+import { IsInt, IsOptional, IsUUID, Matches, Max, Min } from 'class-validator';
 import { IDENTIFIER_PATTERN } from '../wire/identifiers';
+import { IsEventPosition, IsInstant } from '../http/instants';
 
 export class StreamIdParams {
   @ApiProperty({ example: 'backup-job-6c7e1a1e-0f4e-4d2a-9a3c-1b2c3d4e5f60' })
@@ -21,6 +22,8 @@ export class AuditPageQuery {
   @Type(() => Number)
   @IsInt()
   @Min(0)
+  // a revision is a bigint in the event store: 1e19 is an integer past it, and was a 500
+  @Max(Number.MAX_SAFE_INTEGER)
   fromRevision?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 1000 })
@@ -60,17 +63,17 @@ export class SearchEventsQueryDto {
 
   @ApiPropertyOptional({ description: 'recorded at or after (ISO 8601)' })
   @IsOptional()
-  @IsISO8601({ strict: true }, { message: 'from must be an ISO 8601 time' })
+  @IsInstant('from must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z')
   from?: string;
 
   @ApiPropertyOptional({ description: 'recorded before (ISO 8601)' })
   @IsOptional()
-  @IsISO8601({ strict: true }, { message: 'to must be an ISO 8601 time' })
+  @IsInstant('to must be an ISO 8601 time, e.g. 2026-11-15T00:00:00Z')
   to?: string;
 
   @ApiPropertyOptional({ description: 'the position of the last event of the previous page (its `next`)' })
   @IsOptional()
-  @Matches(/^\d{20}:\d{20}$/, { message: 'after must be an event position (a page\'s next)' })
+  @IsEventPosition('after must be an event position (a page\'s next)')
   after?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 1000, default: 100 })

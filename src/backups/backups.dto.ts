@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsISO8601, IsOptional, IsString, IsTimeZone, IsUUID, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, IsTimeZone, IsUUID, Matches, Max, Min } from 'class-validator';
 import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
+import { IsInstant } from '../http/instants';
 
 export class StartBackupDto {
   @ApiProperty({ example: 'pgtest1' })
@@ -52,11 +53,11 @@ export class ListBackupsQuery {
 
 export class ReportQuery {
   @ApiProperty({ example: '2026-11-01T00:00:00Z' })
-  @IsISO8601({ strict: true }, { message: 'from must be an ISO 8601 date or time' })
+  @IsInstant('from must be an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z')
   from: string;
 
   @ApiProperty({ example: '2026-11-15T00:00:00Z' })
-  @IsISO8601({ strict: true }, { message: 'to must be an ISO 8601 date or time' })
+  @IsInstant('to must be an ISO 8601 date or time, e.g. 2026-11-15 or 2026-11-15T00:00:00Z')
   to: string;
 
   @ApiPropertyOptional({ example: 'Europe/Berlin', default: 'UTC', description: "the zone whose days the per-day counts follow" })

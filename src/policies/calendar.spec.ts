@@ -25,6 +25,10 @@ describe('parseCron', () => {
     ['*/0 * * * *', /step below 1/],
     ['0 0 * FOO *', /month field "FOO" has "FOO", which is neither a number nor a name/],
     ['0 0 0 * *', /day of month field "0" has 0, outside 1-31/],
+    // names of Object's own members, not macros: they threw a TypeError (500) before
+    ['constructor', /must have 5 fields/],
+    ['__proto__', /must have 5 fields/],
+    ['toString', /must have 5 fields/],
   ])('refuses %j with a reason', (cron, reason) => {
     expect(() => parseCron(cron)).toThrow(CalendarError);
     expect(() => parseCron(cron)).toThrow(reason);

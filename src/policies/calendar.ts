@@ -54,7 +54,9 @@ const DOW: FieldDef = { name: 'day of week', min: 0, max: 7, names: DAYS, nameBa
 
 /** `m h dom mon dow`, or `s m h dom mon dow`; `*`, `a`, `a-b`, `*\/n`, `a-b/n`, `a/n`, lists, month and day names, @daily and the like. */
 export function parseCron(expression: string): CronSpec {
-  const text = MACROS[expression.trim().toLowerCase()] ?? expression.trim();
+  const macro = expression.trim().toLowerCase();
+  // own keys only: "constructor" or "__proto__" found Object's and threw a TypeError (a 500) where a cron error belongs
+  const text = Object.hasOwn(MACROS, macro) ? MACROS[macro] : expression.trim();
   const fields = text.split(/\s+/).filter(Boolean);
   if (fields.length !== 5 && fields.length !== 6) {
     throw new CalendarError(`cron "${expression}" must have 5 fields (minute hour day-of-month month day-of-week) or 6 with a leading seconds field, not ${fields.length}`);

@@ -1,6 +1,7 @@
 import { Type } from 'class-transformer';
-import { IsDefined, IsISO8601, ValidateNested } from 'class-validator';
+import { IsDefined, ValidateNested } from 'class-validator';
 import { PolicyDto } from '../policies.dto';
+import { IsInstant } from '../../http/instants';
 
 export class SimulatePolicyDto {
   @IsDefined()
@@ -8,9 +9,9 @@ export class SimulatePolicyDto {
   @Type(() => PolicyDto)
   policy: PolicyDto;
 
-  @IsISO8601({ strict: true }, { message: 'from must be an ISO 8601 date or time' })
+  @IsInstant('from must be an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z')
   from: string;
 
-  @IsISO8601({ strict: true }, { message: 'to must be an ISO 8601 date or time' })
+  @IsInstant('to must be an ISO 8601 date or time, e.g. 2026-11-15 or 2026-11-15T00:00:00Z')
   to: string;
 }

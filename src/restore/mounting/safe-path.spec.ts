@@ -130,6 +130,12 @@ describe('resolveInsideVolume', () => {
     await expect(resolveInsideVolume(root, 'loop-a')).rejects.toBeInstanceOf(InvalidVolumePathError);
   });
 
+  it('refuses a name longer than the filesystem allows as malformed (400), not as a failure of the hub', async () => {
+    const error = await resolveInsideVolume(root, 'a'.repeat(2000)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidVolumePathError);
+    expect((error as InvalidVolumePathError).message).toContain('a name in the path is longer than the filesystem allows');
+  });
+
   it('works when the volume root itself is reached through a symlink', async () => {
     const alias = join(base, 'alias');
     await fs.symlink(root, alias);

@@ -78,6 +78,7 @@ async function classifyUnresolvable(rootReal: string, segments: readonly string[
     } catch (error) {
       if (error instanceof PathEscapesVolumeError) throw error;
       if (errnoOf(error) === 'ELOOP') throw new InvalidVolumePathError('too many levels of symbolic links', userPath);
+    if (errnoOf(error) === 'ENAMETOOLONG') throw new InvalidVolumePathError('a name in the path is longer than the filesystem allows', userPath);
       if (errnoOf(error) !== 'ENOENT' && errnoOf(error) !== 'ENOTDIR') throw error;
     }
     await rejectDanglingEscape(rootReal, next, userPath);
@@ -126,6 +127,7 @@ export async function resolveInsideVolume(volumeRoot: string, userPath: string):
     real = await fs.realpath(join(rootReal, ...segments));
   } catch (error) {
     if (errnoOf(error) === 'ELOOP') throw new InvalidVolumePathError('too many levels of symbolic links', userPath);
+    if (errnoOf(error) === 'ENAMETOOLONG') throw new InvalidVolumePathError('a name in the path is longer than the filesystem allows', userPath);
     if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return classifyUnresolvable(rootReal, segments, userPath);
     throw error;
   }
