@@ -1,7 +1,7 @@
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { DataSource } from 'typeorm';
 import { exportUri } from '../../src/disk-images/point-export.aggregate';
-import { GetPointExportQuery, ListPointExportsQuery, OpenPointExportsQuery, PointExportRecord } from '../../src/disk-images/queries/point-exports.query';
+import { GetPointExportQuery, ListPointExportsQuery, OpenPointExportsByQuery, OpenPointExportsQuery, PointExportRecord } from '../../src/disk-images/queries/point-exports.query';
 import { DomainError } from '../../src/eventing/domain-error';
 import { PointExportView } from './point-export.entity';
 
@@ -52,5 +52,14 @@ export class OpenPointExportsHandler implements IQueryHandler<OpenPointExportsQu
   async execute({ hubInstance }: OpenPointExportsQuery): Promise<{ exportId: string; leaseIds: string[] }[]> {
     const rows = await this.dataSource.getRepository(PointExportView).find({ where: { hubInstance, status: 'open' }, order: { openedAt: 'ASC' } });
     return rows.map((r) => ({ exportId: r.exportId, leaseIds: r.disks.map((d) => d.leaseId) }));
+  }
+}
+
+@QueryHandler(OpenPointExportsByQuery)
+export class OpenPointExportsByHandler implements IQueryHandler<OpenPointExportsByQuery, number> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ actor }: OpenPointExportsByQuery): Promise<number> {
+    return this.dataSource.getRepository(PointExportView).count({ where: { openedBy: actor, status: 'open' } });
   }
 }

@@ -8,6 +8,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { promisify } from 'node:util';
 import { MiB, writeToDisk } from '../../test/fixtures/vm/sample-vm';
 import { BackupLab, LAB_TOKEN } from '../../test/support/backup-lab';
+import { MAX_OPEN_EXPORTS_PER_TOKEN } from './point-export.workflow';
 import { processesMentioning } from '../../test/support/processes';
 import { restoreCommand } from '../cli/commands/restore-cli';
 import { ExtentsDecoder, EXTENTS_MEDIA_TYPE } from './image-extents';
@@ -358,6 +359,30 @@ describe('disk restore without a hypervisor: image downloads and NBD exports of 
     await lab.until(async () => (await lab.api('GET', `/api/v1/restore-points/${incId}/exports`)).body.find((e: { exportId: string }) => e.exportId === opened.exportId)?.status === 'closed', 15_000, 'the export to be closed');
     const closed = (await lab.api('GET', `/api/v1/restore-points/${incId}/exports`)).body.find((e: { exportId: string }) => e.exportId === opened.exportId);
     expect(closed).toMatchObject({ closeReason: 'qemu-nbd-exited', closeDetail: expect.stringMatching(/SIGKILL/) });
+    await nothingLeftBehind();
+  }, 120_000);
+
+  it("one token holds at most 16 open exports: a sync token opening them in a loop cannot take the port pool or hold every point; others' go on", async () => {
+    const syncToken = (await lab.api('POST', '/api/v1/tokens', { name: 'offsite', role: 'sync' })).body.token;
+    const asSync = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
+      const res = await fetch(`http://127.0.0.1:${lab.apiPort}${path}`, { method, headers: { Authorization: `Bearer ${syncToken}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: res.status, body: await res.json() };
+    };
+    const held: string[] = [];
+    for (let i = 0; i < MAX_OPEN_EXPORTS_PER_TOKEN; i++) {
+      const opened = await asSync('POST', `/api/v1/restore-points/${incId}/exports`, { diskIds: ['disk0'] });
+      expect(opened.status).toBe(201);
+      held.push(opened.body.exportId);
+    }
+    const refused = await asSync('POST', `/api/v1/restore-points/${incId}/exports`, { diskIds: ['disk0'] });
+    expect(refused).toEqual({ status: 409, body: expect.objectContaining({ message: `offsite holds ${MAX_OPEN_EXPORTS_PER_TOKEN} open restore point exports, the most one token may: close one (DELETE /api/v1/restore-point-exports/{exportId}) first` }) });
+    // another token is not held back by it, and one export closed lets the sync token open the next
+    const admins = (await lab.api('POST', `/api/v1/restore-points/${incId}/exports`, { diskIds: ['disk0'] })).body;
+    expect(admins.exportId).toEqual(expect.any(String));
+    expect((await asSync('DELETE', `/api/v1/restore-point-exports/${held.pop()}`)).status).toBe(200);
+    const next = await asSync('POST', `/api/v1/restore-points/${incId}/exports`, { diskIds: ['disk0'] });
+    expect(next.status).toBe(201);
+    for (const exportId of [...held, next.body.exportId, admins.exportId]) expect((await lab.api('DELETE', `/api/v1/restore-point-exports/${exportId}`)).status).toBe(200);
     await nothingLeftBehind();
   }, 120_000);
 

@@ -6,7 +6,7 @@ import { isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { DomainError } from '../eventing/domain-error';
-import { runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
+import { currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { NbdExportsService, StartedExport } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { CommandGateway } from '../projection-runner/command-gateway';
@@ -20,7 +20,10 @@ import { readTarget } from './download-target';
 import { exportUri, plainExportRefusal } from './point-export.aggregate';
 import { PointExportCloseReason, PointExportDisk } from './point-export.events';
 import { PointExportStates } from './point-export-states';
-import { GetPointExportQuery, OpenPointExportsQuery, PointExportRecord } from './queries/point-exports.query';
+import { GetPointExportQuery, OpenPointExportsByQuery, OpenPointExportsQuery, PointExportRecord } from './queries/point-exports.query';
+
+/** Open exports one token may hold at once; a sync holds one at a time, a person a few. */
+export const MAX_OPEN_EXPORTS_PER_TOKEN = 16;
 
 export const POINT_EXPORTS_READ_MODEL = 'point-exports';
 
@@ -90,6 +93,13 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
   async openExport(restorePointId: string, tls: boolean, diskIds: string[] | undefined, requestHost: string): Promise<OpenedPointExport> {
     const refusal = plainExportRefusal(tls, this.nbdBind);
     if (refusal) throw new DomainError('invalid', refusal);
+    // an export lives until it is closed, and holds NBD ports backups lease from and its point against deletes: one
+    // token (a sync token of another hub, say) must not take the pool or hold every point by opening them in a loop
+    const { actor } = currentContext();
+    const held = await this.queries.execute(new OpenPointExportsByQuery(actor));
+    if (held >= MAX_OPEN_EXPORTS_PER_TOKEN) {
+      throw new DomainError('conflict', `${actor} holds ${held} open restore point exports, the most one token may: close one (DELETE /api/v1/restore-point-exports/{exportId}) first`);
+    }
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
     const root = (await this.repositories.usable(view.repositoryId)).root;
     const state = await this.chains.load(view.vmId, view.repositoryId);

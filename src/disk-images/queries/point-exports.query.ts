@@ -46,3 +46,10 @@ export class OpenPointExportsQuery extends Query<{ exportId: string; leaseIds: s
     super();
   }
 }
+
+/** How many exports one token (its actor name) holds open, on every hub process sharing the database. */
+export class OpenPointExportsByQuery extends Query<number> {
+  constructor(readonly actor: string) {
+    super();
+  }
+}
