@@ -5,6 +5,7 @@ import { BackupJobDto, GetBackupJobQuery } from '../../src/backups/queries/get-b
 import { BackupJobPage, ListBackupJobsQuery } from '../../src/backups/queries/list-backup-jobs.query';
 import { UnfinishedBackupJobsQuery } from '../../src/backups/queries/unfinished-backup-jobs.query';
 import { DomainError } from '../../src/eventing/domain-error';
+import { UUID_PATTERN } from '../../src/wire/identifiers';
 import { BackupJobView } from './backup-job.entity';
 
 @QueryHandler(GetBackupJobQuery)
@@ -136,12 +137,10 @@ function encodeCursor(at: Date, id: string): string {
   return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 function decodeCursor(cursor: string): [string, string] {
   const [at, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   // exactly what encodeCursor writes: anything else reached PostgreSQL's ::timestamptz and ::uuid casts, a 500
   const instant = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(at ?? '') ? new Date(at) : null;
-  if (rest.length || !instant || instant.toISOString() !== at || !UUID.test(id ?? '')) throw new DomainError('invalid', 'cursor is malformed');
+  if (rest.length || !instant || instant.toISOString() !== at || !UUID_PATTERN.test(id ?? '')) throw new DomainError('invalid', 'cursor is malformed');
   return [at, id];
 }

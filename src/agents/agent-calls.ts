@@ -1,7 +1,7 @@
 import { BadGatewayException, Injectable, ServiceUnavailableException, UnprocessableEntityException } from '@nestjs/common';
 import { DomainError } from '../eventing/domain-error';
 import { AgentTunnel } from './agent-tunnel.service';
-import { PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
+import { DISK_FORMATS, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
 import { identifierProblem } from '../wire/identifiers';
 import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-protocol';
 
@@ -102,7 +102,7 @@ export function planProblem(answer: unknown): string | null {
     if (seen.has(diskId as string)) return `disks[${i}].diskId ${diskId as string} is listed twice`;
     seen.add(diskId as string);
     if (typeof virtualSize !== 'number' || !Number.isSafeInteger(virtualSize) || virtualSize < 0) return `disks[${i}].virtualSize must be a whole number of bytes, 0 or more`;
-    if (format !== 'qcow2' && format !== 'raw') return `disks[${i}].format must be qcow2 or raw`;
+    if (!(DISK_FORMATS as readonly unknown[]).includes(format)) return `disks[${i}].format must be ${DISK_FORMATS.join(' or ')}`;
   }
   return null;
 }

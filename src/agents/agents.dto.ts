@@ -1,6 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayUnique, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
+import { DISK_FORMATS, DiskFormat } from '../wire/backup-protocol';
 import { IsSafeIdentifier } from '../wire/identifiers';
 
 export class RegisterAgentDto {
@@ -23,8 +24,8 @@ export class InventoryDiskDto {
   @MaxLength(4096)
   path: string;
 
-  @IsIn(['qcow2', 'raw'])
-  format: 'qcow2' | 'raw';
+  @IsIn(DISK_FORMATS)
+  format: DiskFormat;
 
   @IsInt()
   @Min(0)

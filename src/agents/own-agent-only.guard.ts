@@ -3,8 +3,8 @@ import type { Request } from 'express';
 import { currentContext } from '../eventing/request-context';
 import { agentTokenName } from './agent.aggregate';
 import { AgentStates } from './agent-states';
+import { UUID_PATTERN } from '../wire/identifiers';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Routes under `agents/:agentId` that only that agent's own token (or the admin) may call. */
 @Injectable()
@@ -14,7 +14,7 @@ export class OwnAgentOnlyGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const agentId = context.switchToHttp().getRequest<Request>().params.agentId;
     // A malformed id is the validation pipe's to refuse with 400, after the guards.
-    if (typeof agentId !== 'string' || !UUID.test(agentId)) return true;
+    if (typeof agentId !== 'string' || !UUID_PATTERN.test(agentId)) return true;
     const { actor, role } = currentContext();
     const agent = await this.agents.of(agentId);
     if (role !== 'admin' && actor !== agentTokenName(agent.name!)) throw new ForbiddenException('only the agent itself may report its inventory');

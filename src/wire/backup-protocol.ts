@@ -18,6 +18,10 @@ export interface PlanRequest {
   sinceDisks?: SinceDisk[];
 }
 
+/** The formats a source reports its disks in: what the hub's targets are created from. */
+export const DISK_FORMATS = ['qcow2', 'raw'] as const;
+export type DiskFormat = (typeof DISK_FORMATS)[number];
+
 export interface PlanAnswer {
   mode: 'full' | 'incremental';
   reason: string | null;

@@ -9,6 +9,9 @@ import { ValidationOptions, registerDecorator } from 'class-validator';
  */
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** A uuid as the hub writes them (lowercase): agent, job and export ids. */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 const DESCRIPTION = "1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit, with no '..'";
 
 /** `..` inside an id is harmless as one path component, but refusing it costs nothing and removes the question. */
