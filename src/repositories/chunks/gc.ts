@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Dirent, promises as fs } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createFileAtomic, readFileIfPresent, removeDurably, removeStaleTemps } from '../qcow2/durable-fs';
 import { deriveKeys, openMeta, sealMeta } from './chunk-format';
@@ -195,9 +195,10 @@ async function mark(storeDir: string, key: Buffer | null, repacking: boolean): P
   let pointDisks = 0;
   let logicalBytes = 0;
   let storedBytes = 0;
-  const pointDirs = await pointDirectories(pointsDir);
+  const points = await pointDirectories(pointsDir);
+  const pointDirs = points.map((p) => p.dir);
   dirs.push(...pointDirs);
-  for (const { name, file } of await pointIndexes(pointDirs)) {
+  for (const { name, file } of await pointIndexes(points)) {
     const bytes = await readFileIfPresent(file);
     // a point deleted since the listing names nothing any more
     if (!bytes) continue;
@@ -337,18 +338,17 @@ async function condemn(measure: GarbageMeasure, garbage: string[], files: string
   }
 }
 
-/** Every point's directory, `points/<vm>/<point>/`, whether or not it holds a committed index. */
-async function pointDirectories(pointsDir: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const vm of await subdirectories(pointsDir)) for (const point of await subdirectories(join(pointsDir, vm))) found.push(join(pointsDir, vm, point));
+/** Every point's directory, `points/<vm>/<point>/`, whether or not it holds a committed index, with its `<vm>/<point>`. */
+async function pointDirectories(pointsDir: string): Promise<{ dir: string; point: string }[]> {
+  const found: { dir: string; point: string }[] = [];
+  for (const vm of await subdirectories(pointsDir)) for (const point of await subdirectories(join(pointsDir, vm))) found.push({ dir: join(pointsDir, vm, point), point: `${vm}/${point}` });
   return found;
 }
 
 /** Every committed point's index in those directories, `<vm>/<point>/<disk>.idx`, with its name. */
-async function pointIndexes(pointDirs: string[]): Promise<{ name: string; file: string }[]> {
+async function pointIndexes(points: { dir: string; point: string }[]): Promise<{ name: string; file: string }[]> {
   const found: { name: string; file: string }[] = [];
-  for (const dir of pointDirs) {
-    const point = relative(dirname(dirname(dir)), dir);
+  for (const { dir, point } of points) {
     for (const entry of await entriesOf(dir)) {
       if (entry.isFile() && entry.name.endsWith('.idx') && !entry.name.startsWith('.')) found.push({ name: `${point}/${entry.name.slice(0, -'.idx'.length)}`, file: join(dir, entry.name) });
     }
