@@ -1,16 +1,13 @@
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { DIRECT_ALIGN, pageAlignedBuffer } from '../repositories/qcow2/durable-fs';
 
 /** Holes are made per filesystem block; 64 KiB keeps the zero test cheap and the holes useful. */
 export const SPARSE_BLOCK = 64 * 1024;
 /** What is gathered before it is written: one system call per run of data in it, at an offset it is aligned to. */
 export const STAGE = 4 * 1024 * 1024;
-/** Offsets and lengths every filesystem that takes O_DIRECT accepts. */
-const DIRECT_ALIGN = 4096;
 const ZERO = Buffer.alloc(SPARSE_BLOCK);
-// the part of the global this file uses (the project's libs leave out the DOM's, where it is declared)
-declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
 
 export interface SparseFileWriterOptions {
   /** Write past the page cache where the filesystem allows it (the default). */
@@ -211,15 +208,10 @@ export class SparseFileWriter extends Writable {
   }
 }
 
-/**
- * The two stages, in memory mapped on page boundaries: O_DIRECT wants the buffers it writes from aligned (to 512
- * bytes on this machine's ext4), and a Buffer's own memory is aligned to 16 only. A WebAssembly memory is mapped
- * by pages (64 KiB each).
- */
+/** The two stages, aligned for O_DIRECT. */
 function alignedStages(): [Buffer, Buffer] {
-  const pages = (2 * STAGE) / (64 * 1024);
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-  return [Buffer.from(memory.buffer, 0, STAGE), Buffer.from(memory.buffer, STAGE, STAGE)];
+  const memory = pageAlignedBuffer(2 * STAGE);
+  return [memory.subarray(0, STAGE), memory.subarray(STAGE)];
 }
 
 async function writeAll(handle: FileHandle, buffer: Buffer, from: number, length: number, offset: number): Promise<void> {

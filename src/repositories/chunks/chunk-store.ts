@@ -10,6 +10,7 @@ import type { ChunkWorkers } from './chunk-workers';
 import { DigestIndex } from './digest-index';
 import { ChunkLocation, decodePackIndex, decodePointIndex, encodePackIndex, encodePointIndex, PACK_ID, PackEntry, PointIndex } from './indexes';
 import { MovedPack, packFilesOf, readMovedPack, readPackEntries } from './moved-packs';
+import { PackFile } from './pack-file';
 
 /** A pack is closed once it holds this much: big enough for few objects, small enough to rewrite cheaply when GC repacks. */
 const PACK_LIMIT = 64 * 1024 * 1024;
@@ -26,7 +27,7 @@ const wholeRecord = (record: SealedRecord): Buffer => (Buffer.isBuffer(record) ?
 interface OpenPack {
   packId: string;
   tmp: string;
-  file: FileHandle;
+  file: PackFile;
   size: number;
   entries: PackEntry[];
   /** Records not yet in the file (entries from `firstPending` on), written together once WRITE_BATCH is reached. */
@@ -306,14 +307,7 @@ export class ChunkStore {
 
   private async writePending(pack: OpenPack): Promise<void> {
     if (!pack.pending.length) return;
-    // a short write is no error (a filesystem that fills writes what fits): the rest is written again, and then fails
-    let buffers = pack.pending.flat();
-    for (let at = pack.size - pack.pendingBytes; at < pack.size; ) {
-      const { bytesWritten } = await pack.file.writev(buffers, at);
-      if (bytesWritten <= 0) throw new Error(`no byte of pack ${pack.packId} was written at ${at}`);
-      at += bytesWritten;
-      buffers = skipBytes(buffers, bytesWritten);
-    }
+    await pack.file.append(pack.pending.flat());
     pack.firstPending = pack.entries.length;
     pack.pending = [];
     pack.pendingBytes = 0;
@@ -322,7 +316,7 @@ export class ChunkStore {
   private async startPack(): Promise<OpenPack> {
     const packId = randomBytes(8).toString('hex');
     const tmp = tempPathFor(this.packFile(packId, 'pack'));
-    return { packId, tmp, file: await fs.open(tmp, 'wx+', 0o640), size: 0, entries: [], pending: [], firstPending: 0, pendingBytes: 0 };
+    return { packId, tmp, file: await PackFile.create(tmp, 0o640), size: 0, entries: [], pending: [], firstPending: 0, pendingBytes: 0 };
   }
 
   private packFile(packId: string, kind: 'pack' | 'idx'): string {
@@ -816,13 +810,6 @@ export class ChunkPointWriter implements WritableDisk {
     void settled.then(() => this.locks.get(i) === settled && this.locks.delete(i));
     return next;
   }
-}
-
-/** `buffers` without their first `n` bytes. */
-function skipBytes(buffers: Buffer[], n: number): Buffer[] {
-  let k = 0;
-  for (; k < buffers.length && n >= buffers[k].length; k++) n -= buffers[k].length;
-  return k < buffers.length ? [buffers[k].subarray(n), ...buffers.slice(k + 1)] : [];
 }
 
 /** Stores a whole disk read from `disk` (a qcow2 chain's view, another point, an export) as the point `name`. */

@@ -125,3 +125,18 @@ async function writeSyncedTemp(file: string, content: string | Buffer): Promise<
 export function readFileIfPresent(file: string): Promise<Buffer | null> {
   return fs.readFile(file).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
 }
+
+/** Offsets, lengths and buffer addresses every filesystem that takes O_DIRECT accepts. */
+export const DIRECT_ALIGN = 4096;
+// the part of the global this file uses (the project's libs leave out the DOM's, where it is declared)
+declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+
+/**
+ * `bytes` (a multiple of 64 KiB) of memory mapped on page boundaries: O_DIRECT wants the buffers it writes from
+ * aligned, and a Buffer's own memory is aligned to 16 bytes only. A WebAssembly memory is mapped by pages of 64 KiB.
+ */
+export function pageAlignedBuffer(bytes: number): Buffer {
+  const pages = bytes / (64 * 1024);
+  if (!Number.isInteger(pages) || pages < 1) throw new RangeError(`aligned memory comes in 64 KiB pages, not ${bytes} bytes`);
+  return Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer);
+}
