@@ -1,10 +1,10 @@
 import { hash, randomBytes } from 'node:crypto';
-import { promises as fs, readFileSync, rmSync } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRunningState, readProcStat } from '../../process/proc';
-import { createFileAtomic, removeDurably, removeStaleTemps } from '../qcow2/durable-fs';
+import { bootId, createFileAtomic, removeDurably, removeStaleTemps } from '../qcow2/durable-fs';
 
 /*
  * Who may touch a chunk store's packs at once (docs/design/storage.md, garbage collection): any number of writers,
@@ -33,14 +33,6 @@ interface Owner {
 }
 
 export class StoreBusyError extends Error {}
-
-function bootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
 
 const thisHost = hostname();
 const hostTag = hash('sha256', `${thisHost}\n${bootId()}`, 'hex').slice(0, 12);

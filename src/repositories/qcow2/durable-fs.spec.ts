@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { spawnSync } from 'node:child_process';
-import { createFileAtomic, removeDurably, removeStaleTemps, writeFileAtomic } from './durable-fs';
+import { createFileAtomic, removeDurably, removeStaleTemps, tempPathFor, writeFileAtomic } from './durable-fs';
 import { readBackingFileName } from '../../qemu/qcow2-header';
 
 describe('durable file helpers', () => {
@@ -38,5 +38,24 @@ describe('durable file helpers', () => {
     for (const name of names) await fs.writeFile(join(dir, name), 'x');
     expect(await removeStaleTemps(dir)).toEqual([`.journal.json.tmp-${dead}-0a1b2c3d`]);
     expect((await fs.readdir(dir)).sort()).toEqual(names.filter((n) => !n.includes(`-${dead}-`)).sort());
+  });
+
+  it("judges a temp file by its host: another host's is left alone, this host's from before its reboot is litter", async () => {
+    const sub = await fs.mkdtemp(join(dir, 'hosts-'));
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    // what this process writes: .<file>.tmp-<pid>-<host tag><boot tag>-<random>
+    const mine = basename(tempPathFor(join(sub, 'rp-1.json')));
+    const [, tags] = /\.tmp-\d+-([0-9a-f]{12})-[0-9a-f]{8}$/.exec(mine)!;
+    const [host, boot] = [tags.slice(0, 6), tags.slice(6)];
+    const other = (hex: string) => hex.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    const names = {
+      live: mine,
+      deadHere: `.rp-1.json.tmp-${dead}-${host}${boot}-0a1b2c3d`,
+      deadElsewhere: `.rp-1.json.tmp-${dead}-${other(host)}${boot}-0a1b2c3d`,
+      beforeReboot: `.rp-1.json.tmp-${process.pid}-${host}${other(boot)}-0a1b2c3d`,
+    };
+    for (const name of Object.values(names)) await fs.writeFile(join(sub, name), 'x');
+    expect((await removeStaleTemps(sub)).sort()).toEqual([names.deadHere, names.beforeReboot].sort());
+    expect((await fs.readdir(sub)).sort()).toEqual([names.live, names.deadElsewhere].sort());
   });
 });

@@ -1,5 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { hash, randomBytes } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
 /** A rename or unlink is only durable once the directory entry itself has been flushed. */
@@ -51,29 +52,54 @@ export async function publishExclusive(tmp: string, file: string): Promise<void>
   await fsyncDirectory(dirname(file));
 }
 
-/** Temp names start with a dot so directory listings of restore points and manifests skip them; removeStaleTemps knows them. */
+/**
+ * Temp names start with a dot so directory listings of restore points and manifests skip them; removeStaleTemps knows
+ * them. They carry the writer's pid and the tags of its host and of that host's boot: a repository may be shared by
+ * hubs on several hosts (NFS), and a pid means something only on the host and boot that gave it.
+ */
 export function tempPathFor(file: string): string {
-  return join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${HOST_TAG}${BOOT_TAG}-${randomBytes(4).toString('hex')}`);
 }
 
-const TEMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
+/** The contents of /proc/sys/kernel/random/boot_id: another after every reboot. */
+export function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+const tag = (text: string) => hash('sha256', text, 'hex').slice(0, 6);
+const HOST_TAG = tag(hostname());
+const BOOT_TAG = tag(`${hostname()}\n${bootId()}`);
+
+/** Names written before temp names carried their host have no tags, and are judged as this host's, as they were. */
+const TEMP_NAME = /^\..+\.tmp-(\d+)-(?:([0-9a-f]{6})([0-9a-f]{6})-)?[0-9a-f]{8}$/;
 
 /**
- * Temp files of atomic writes whose writer died (a SIGKILL between writing and renaming): the
- * published file is the old or the new content either way, so they are only litter. A temp file
- * of a live process (this one, or another hub on the same repository) is left alone. With `of`,
- * only the temps of files whose names start with it.
+ * Temp files of atomic writes whose writer died (a SIGKILL between writing and renaming): the published file is the
+ * old or the new content either way, so they are only litter. A temp file of a live process (this one, or another hub
+ * on the same repository) is left alone, and so is one of another host, whose processes cannot be seen from here
+ * (its own hub removes it); one of this host before its last reboot is litter. With `of`, only the temps of files
+ * whose names start with it.
  */
 export async function removeStaleTemps(dir: string, of = ''): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(`.${of}`)) continue;
-    const pid = Number(TEMP_NAME.exec(name)?.[1]);
-    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    const parsed = TEMP_NAME.exec(name);
+    if (!parsed || !isStale(Number(parsed[1]), parsed[2], parsed[3])) continue;
     await fs.rm(join(dir, name), { force: true });
     removed.push(name);
   }
   return removed;
+}
+
+function isStale(pid: number, host: string | undefined, boot: string | undefined): boolean {
+  if (host !== undefined && host !== HOST_TAG) return false;
+  if (boot !== undefined && boot !== BOOT_TAG) return true;
+  return pid > 0 && pid !== process.pid && !isAlive(pid);
 }
 
 function isAlive(pid: number): boolean {
