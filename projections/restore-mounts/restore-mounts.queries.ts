@@ -184,7 +184,7 @@ export class RestoreMountSourceHandler implements IQueryHandler<RestoreMountSour
   constructor(private readonly dataSource: DataSource) {}
 
   async execute({ restorePointId }: RestoreMountSourceQuery): Promise<RestoreMountSource> {
-    const chain: { vm_id: string; repository_id: string; status: 'available' | 'deleting'; disks: { diskId: string; file: string }[] }[] = await this.dataSource.query(
+    const chain: { vm_id: string; repository_id: string; status: 'available' | 'deleting' | 'recycled'; disks: { diskId: string; file: string }[] }[] = await this.dataSource.query(
       `WITH RECURSIVE chain AS (
          SELECT restore_point_id, parent_id, vm_id, repository_id, status, disks, 0 AS depth FROM rm_restore_points WHERE restore_point_id = $1
          UNION ALL

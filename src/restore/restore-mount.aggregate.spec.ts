@@ -143,6 +143,10 @@ describe('choosing what to mount', () => {
     expect(refusal(request({ point: { ...point, status: 'deleting' } }))).toEqual({ kind: 'conflict', message: 'restore point rp-2 is being deleted' });
   });
 
+  it('given a point in the recycle bin, when it is asked for, then it is mounted: its files are there until its purge', () => {
+    expect(apply([request({ point: { ...point, status: 'recycled' } })])[0]).toMatchObject({ type: 'RestoreMountRequested', data: { restorePointId: 'rp-2', diskId: 'disk0' } });
+  });
+
   it('given a chain with a file missing from the repository, when the disk is asked for, then 409 names the file', () => {
     const broken: PointToMount = { ...point, disks: [{ diskId: 'disk0', chain: [point.disks[0].chain[0], { relative: 'vm1/disk0/rp-1.qcow2', real: null, problem: 'ENOENT' }] }] };
     expect(refusal(request({ point: broken }))).toEqual({ kind: 'conflict', message: 'restore point rp-2 disk disk0 cannot be mounted: vm1/disk0/rp-1.qcow2 is missing in repository R (ENOENT)' });

@@ -34,7 +34,7 @@ export interface PointToMount {
   restorePointId: string;
   vmId: string;
   repositoryId: string;
-  status: 'available' | 'deleting';
+  status: 'available' | 'deleting' | 'recycled';
   /** Every disk of the point with the files its content reads through, newest first. */
   disks: { diskId: string; chain: ChainFile[] }[];
 }
@@ -56,7 +56,8 @@ export function isActive(state: RestoreMountState): boolean {
 /** Which disk of the point to mount: the one named, or the only one. Every refusal happens before the first event. */
 function targetOf(command: Extract<RestoreMountCommand, { kind: 'request' }>): MountTarget {
   const { point, diskId } = command;
-  if (point.status !== 'available') throw new DomainError('conflict', `restore point ${point.restorePointId} is being deleted`);
+  // a recycled point's files are all there until its purge, which waits for the mount to end
+  if (point.status === 'deleting') throw new DomainError('conflict', `restore point ${point.restorePointId} is being deleted`);
   const diskIds = point.disks.map((d) => d.diskId);
   let disk = diskId === undefined ? undefined : point.disks.find((d) => d.diskId === diskId);
   if (diskId === undefined) {

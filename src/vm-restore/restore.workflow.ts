@@ -143,7 +143,8 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
   async request(req: RestoreRequest): Promise<{ restoreId: string }> {
     if (req.mode === 'instant' && req.target.kind === 'replace') throw new DomainError('invalid', 'instant recovery makes a new domain: replace needs mode full');
     const point = await this.points.view(req.restorePointId);
-    if (point.status !== 'available') throw new DomainError('conflict', `restore point ${req.restorePointId} is being deleted`);
+    // a recycled point's files are all there until its purge, which waits for the restore to end
+    if (point.status === 'deleting') throw new DomainError('conflict', `restore point ${req.restorePointId} is being deleted`);
     if (point.integrity === 'corrupt' && !req.force) {
       const where = point.damaged.map((d) => `${d.diskId} at ${d.offset} (in ${d.inPointId})`).join(', ');
       throw new DomainError('conflict', `restore point ${req.restorePointId} is corrupt (${where || (point.verifyProblems ?? []).join('; ')}); restore it anyway with force: true`);

@@ -18,8 +18,8 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
   let operator = '';
   const ids: string[] = [];
 
-  const as = async (token: string, method: string, path: string) => {
-    const res = await fetch(`http://127.0.0.1:${lab.apiPort}${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
+  const as = async (token: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${lab.apiPort}${path}`, { method, headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
@@ -75,6 +75,15 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
     expect(await reported()).toMatchObject({ recycledPoints: 1, lastRestorePoint: { restorePointId: ids[2] } });
     // the point and the points reading through it stay readable: a verify of the newest reads the recycled one's blocks
     expect((await lab.api('POST', `/api/v1/restore-points/${ids[2]}/verify`)).body.content).toMatchObject({ ok: true, digests: 'all' });
+    // and the recycled point itself can be mounted, as docs/api.md says (an operator who deleted the wrong point needs
+    // its files now, not after an admin's undelete); its purge waits for the mount
+    const mount = await as(operator, 'POST', '/api/v1/restore/mounts', { restorePointId: ids[1], diskId: 'disk0' });
+    expect(mount).toMatchObject({ status: 201, body: { status: 'ready', restorePointId: ids[1] } });
+    const purge = await lab.api('POST', `/api/v1/restore-points/${ids[1]}/purge`);
+    expect(purge.status).toBe(409);
+    expect(purge.body.message).toMatch(/in use/);
+    expect((await as(operator, 'DELETE', `/api/v1/restore/mounts/${mount.body.mountId}`)).status).toBe(200);
+    expect(files()).toEqual(before);
   });
 
   it('is taken back by an admin only, bit-exact and verifiable in its place in the chain', async () => {

@@ -5,7 +5,7 @@ export interface RestoreMountSource {
   restorePointId: string;
   vmId: string;
   repositoryId: string;
-  status: 'available' | 'deleting';
+  status: 'available' | 'deleting' | 'recycled';
   /** The repository's root directory. */
   root: string;
   /** Files relative to the root, the point's own first, then its ancestors'. */
