@@ -6,7 +6,7 @@ import { RestoreRequest, RestoreWorkflow } from './restore.workflow';
  * anything is recorded. The point's view is faked; the next check after the point's (the agent's) stops the request.
  */
 describe('a restore request and the status of its point', () => {
-  const request: RestoreRequest = { restorePointId: 'rp-1', agentId: 'a1', mode: 'full', target: { kind: 'new', name: 'restored' }, definition: null } as RestoreRequest;
+  const request: RestoreRequest = { restorePointId: 'rp-1', agentId: 'a1', mode: 'full', target: { kind: 'new-domain', name: 'restored', storageDir: null, start: false }, definition: null, force: false };
 
   function workflow(status: 'available' | 'deleting' | 'recycled'): RestoreWorkflow {
     const points = { view: async () => ({ restorePointId: 'rp-1', vmId: 'vm1', status, integrity: 'verified', damaged: [] }) };
