@@ -2,7 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayUnique, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
 import { DISK_FORMATS, DiskFormat } from '../wire/backup-protocol';
-import { IsSafeIdentifier } from '../wire/identifiers';
+import { IsSafeIdentifier, UUID_PATTERN } from '../wire/identifiers';
 
 export class RegisterAgentDto {
   @ApiProperty({ example: 'esx-01' })
@@ -78,7 +78,7 @@ export class InventoryDto {
 }
 
 export class AgentIdParams {
-  @Matches(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, { message: 'agentId must be a uuid' })
+  @Matches(UUID_PATTERN, { message: 'agentId must be a uuid' })
   agentId: string;
 }
 
@@ -89,7 +89,7 @@ export class VmIdParams {
 
 export class MoveVmDto {
   @ApiProperty({ description: 'the agent that owns the VM from now on' })
-  @Matches(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, { message: 'agentId must be a uuid' })
+  @Matches(UUID_PATTERN, { message: 'agentId must be a uuid' })
   agentId: string;
 
   @ApiProperty({ example: 'host migrated from esx-01 to esx-02' })

@@ -2,9 +2,9 @@ import { CanActivate, ExecutionContext, ForbiddenException, Injectable } from '@
 import type { Request } from 'express';
 import { AgentsService, agentTokenName } from '../agents/agents.service';
 import { currentContext } from '../eventing/request-context';
+import { UUID_PATTERN } from '../wire/identifiers';
 import { BackupJobReader } from './backup-job.reader';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Facts about a job's agent part come from that agent (or the admin), nobody else. */
 @Injectable()
@@ -17,7 +17,7 @@ export class AgentOwnsJobGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const jobId = context.switchToHttp().getRequest<Request>().params.jobId;
     // A malformed id is the validation pipe's to refuse (400), which runs after guards.
-    if (typeof jobId !== 'string' || !UUID.test(jobId)) return true;
+    if (typeof jobId !== 'string' || !UUID_PATTERN.test(jobId)) return true;
     const state = await this.jobs.get(jobId);
     const { actor, role } = currentContext();
     if (role === 'admin') return true;

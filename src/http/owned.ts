@@ -4,6 +4,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import { ApiExtension } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { currentContext } from '../eventing/request-context';
+import { UUID_PATTERN } from '../wire/identifiers';
 import { notFound } from './not-found';
 import { OwnedKind, OwnerTenantQuery, TenantObjectsQuery } from './owner-tenant.query';
 
@@ -113,7 +114,7 @@ export class TenantScope {
   }
 }
 
-const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const UUID = UUID_PATTERN.source.slice(1, -1);
 /** Streams a tenant's token may read, by what they record; every other stream (tokens, ports, processes, slots) is the hub's. */
 const STREAM_OWNERS: [RegExp, OwnedKind][] = [
   [new RegExp(`^backup-job-(${UUID})$`), 'job'],

@@ -2,9 +2,9 @@ import { CanActivate, ExecutionContext, ForbiddenException, Injectable } from '@
 import type { Request } from 'express';
 import { AgentsService, agentTokenName } from '../agents/agents.service';
 import { currentContext } from '../eventing/request-context';
+import { UUID_PATTERN } from '../wire/identifiers';
 import { RestoreReader } from './restore.reader';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A restore's reports and its digests are its agent's (or the admin's), nobody else's: the digests describe a VM's data. */
 @Injectable()
@@ -17,7 +17,7 @@ export class AgentOwnsRestoreGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const restoreId = context.switchToHttp().getRequest<Request>().params.restoreId;
     // A malformed id is the validation pipe's to refuse (400), which runs after guards.
-    if (typeof restoreId !== 'string' || !UUID.test(restoreId)) return true;
+    if (typeof restoreId !== 'string' || !UUID_PATTERN.test(restoreId)) return true;
     const state = await this.restores.get(restoreId);
     const { actor, role } = currentContext();
     if (role === 'admin') return true;

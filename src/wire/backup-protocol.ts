@@ -1,3 +1,4 @@
+import { UUID_PATTERN } from './identifiers';
 /** What the hub asks of the agent, and what the agent reports back: both ends import these shapes. */
 
 /**
@@ -78,4 +79,4 @@ export const CORRELATION_HEADER = 'X-Correlation-Id';
 export const VALID_CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** The header a report names its cause in: the hub event id the start request carried. */
 export const CAUSATION_HEADER = 'X-Causation-Id';
-export const VALID_EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const VALID_EVENT_ID = UUID_PATTERN;
