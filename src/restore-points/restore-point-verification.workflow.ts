@@ -12,7 +12,7 @@ import { validateChain } from '../repositories/qcow2/chain-validator';
 import { readDigestFile } from '../repositories/qcow2/digest-files';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { BlockDigests, DIGEST_BLOCK_SIZE } from '../wire/block-digests';
-import { BlockMismatch, checkBlocks, openPoint, PointReader, pointExportAreaOf } from './adapters/block-reader';
+import { BlockMismatch, checkBlocks, openPoint, PointReader, pointExportAreaOf, UNREADABLE } from './adapters/block-reader';
 import { ChainState, lineageOf, pointAndDescendants } from './chain.aggregate';
 import { DigestCoverage, RestorePoint } from './chain.events';
 import { ChainStates } from './chain-states';
@@ -111,9 +111,8 @@ export class RestorePointVerificationWorkflow implements OnModuleInit {
     // wrote it last (a view per point of the lineage opened every backing file again for each one). The views are
     // opened while the files are checked.
     return this.holding(root, lineage, () =>
-      withExports(root, this.area, disks, async (exports) => {
+      withExports(root, this.area, disks, (exports) => this.logged(`restore point ${restorePointId}`, async (progress) => {
         const started = Date.now();
-        const progress = this.progress(`restore point ${restorePointId}`);
         const { problems, warnings } = await structuralChecks(root, lineage);
         const ids = new Set(lineage.map((p) => p.restorePointId));
         const digests = await loadDigests(root, state.points, (pointId, problem) => ids.has(pointId) && problems.push(problem));
@@ -144,7 +143,7 @@ export class RestorePointVerificationWorkflow implements OnModuleInit {
         const verifiedAt = new Date().toISOString();
         await this.gateway.execute(new RecordVerificationCommand(view.vmId, view.repositoryId, restorePointId, problems, warnings, verifiedAt, coverage), READ_MODEL);
         return { restorePointId, ok: problems.length === 0, digests: coverage, problems, warnings, mismatches: found, ...figures(progress.bytes, blocks, started) };
-      }),
+      })),
     );
   }
 
@@ -156,8 +155,11 @@ export class RestorePointVerificationWorkflow implements OnModuleInit {
   async verifyRepository(repositoryId: string, vmIds?: ReadonlySet<string>): Promise<RepositoryVerifyResult> {
     const root = (await this.repositories.usable(repositoryId)).root;
     const views = (await this.queries.execute(new RepositoryRestorePointsQuery(repositoryId))).filter((v) => !vmIds || vmIds.has(v.vmId));
+    return this.logged(`repository ${repositoryId}`, (progress) => this.verifyPoints(repositoryId, root, views, progress));
+  }
+
+  private async verifyPoints(repositoryId: string, root: string, views: readonly { vmId: string }[], progress: Progress): Promise<RepositoryVerifyResult> {
     const started = Date.now();
-    const progress = this.progress(`repository ${repositoryId}`);
     const result: RepositoryVerifyResult = { repositoryId, ok: true, points: [], mismatches: [], bytesRead: 0, blocks: 0, durationMs: 0, mibPerSecond: 0 };
     for (const vmId of [...new Set(views.map((v) => v.vmId))]) {
       const state = await this.chains.load(vmId, repositoryId);
@@ -217,8 +219,17 @@ export class RestorePointVerificationWorkflow implements OnModuleInit {
     return this.held.during(files, work);
   }
 
-  /** Progress like a backup's: bytes read so far and the rate, in the hub's log every few seconds. */
-  private progress(what: string) {
+  /** `work` with progress like a backup's: bytes read so far and the rate, in the hub's log every few seconds until it ends, however it ends. */
+  private async logged<T>(what: string, work: (progress: Progress) => Promise<T>): Promise<T> {
+    const progress = this.progress(what);
+    try {
+      return await work(progress);
+    } finally {
+      progress.stop();
+    }
+  }
+
+  private progress(what: string): Progress {
     const started = Date.now();
     const p = { bytes: 0, add: (n: number) => void (p.bytes += n), stop: () => clearInterval(timer) };
     const timer = setInterval(() => {
@@ -242,6 +253,12 @@ async function withExports<T>(root: string, area: string, disks: readonly { file
 }
 
 const key = (restorePointId: string, diskId: string) => `${restorePointId}/${diskId}`;
+
+interface Progress {
+  bytes: number;
+  add(bytes: number): void;
+  stop(): void;
+}
 
 async function structuralChecks(root: string, lineage: RestorePoint[]): Promise<{ problems: string[]; warnings: string[] }> {
   const problems: string[] = [];
@@ -293,7 +310,7 @@ function openProblem(diskId: string, error: Error): string {
 }
 
 function mismatchProblems(found: VerifyMismatch[]): string[] {
-  const shown = found.slice(0, MAX_RECORDED_MISMATCHES).map((m) => `${m.diskId}: block at offset ${m.offset} (${m.length} bytes) of ${m.restorePointId} does not match its digest: expected ${m.expected}, read ${m.actual}`);
+  const shown = found.slice(0, MAX_RECORDED_MISMATCHES).map((m) => `${m.diskId}: block at offset ${m.offset} (${m.length} bytes) of ${m.restorePointId} ${m.actual.startsWith(UNREADABLE) ? m.actual : `does not match its digest: expected ${m.expected}, read ${m.actual}`}`);
   if (found.length > shown.length) shown.push(`and ${found.length - shown.length} more damaged blocks`);
   return shown;
 }

@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import { borrowHasher, releaseHasher, sharedBuffer } from '../../data-mover';
 import { NbdClient } from '../../nbd-protocol/nbd-client';
+import { NbdCommandError } from '../../nbd-protocol/errors';
 import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
 import { makeWorkDir, removeWorkDir } from '../../process/work-area';
 import { supportsDirectIo } from '../../qemu/qemu-nbd-args';
+import { ChunkFormatError } from '../../repositories/chunks/chunk-format';
 import { openChunkPoint, socketExportLaunch, socketWriterLaunch } from '../../repositories/chunks/point-server';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import { Qcow2ChainView } from '../../repositories/qcow2/chain-view';
@@ -17,6 +19,9 @@ const EXPORT_NAME = 'verify';
  */
 export const VERIFY_REQUESTS = 8;
 export const VERIFY_REQUEST_SIZE = 64 * DIGEST_BLOCK_SIZE;
+
+/** How a mismatch's `actual` begins when the block was not read at all (the source refused it), followed by why. */
+export const UNREADABLE = 'cannot be read: ';
 
 export interface BlockMismatch {
   offset: number;
@@ -150,14 +155,29 @@ export async function checkBlocks(client: BlockSource, digests: BlockDigests, op
       const { pieces } = next.value;
       // the pieces of a request side by side in one buffer, hashed in one hand-off to the hasher's thread
       let length = 0;
-      const reads = pieces.map(({ first, count }) => {
+      const placed = pieces.map(({ first, count }) => {
         const offset = first * DIGEST_BLOCK_SIZE;
         const bytes = end(first + count - 1) - offset;
-        const read = client.read(offset, bytes, buffer.subarray(length, length + bytes));
+        const at = length;
         length += bytes;
-        return read;
+        return { first, count, at, read: client.read(offset, bytes, buffer.subarray(at, at + bytes)) };
       });
-      await Promise.all(reads);
+      const settled = await Promise.allSettled(placed.map((p) => p.read));
+      // blocks whose data the source refused to give (damage it found): each is the point's corruption, not the
+      // verify's failure; they are read again one by one, so that one bad chunk condemns only its own block
+      const unreadable = new Map<number, string>();
+      for (const [i, outcome] of settled.entries()) {
+        if (outcome.status === 'fulfilled') continue;
+        if (!isDamage(outcome.reason)) throw outcome.reason;
+        const { first, count, at } = placed[i];
+        for (let b = first; b < first + count; b++) {
+          const within = at + (b - first) * DIGEST_BLOCK_SIZE;
+          await client.read(b * DIGEST_BLOCK_SIZE, digests.blockLength(b), buffer.subarray(within, within + digests.blockLength(b))).catch((error: unknown) => {
+            if (!isDamage(error)) throw error;
+            unreadable.set(b, `${UNREADABLE}${(error as Error).message}`);
+          });
+        }
+      }
       result.bytesRead += length;
       onBytes(length);
       const hashed = await hasher.hash(buffer.subarray(0, length));
@@ -167,7 +187,8 @@ export async function checkBlocks(client: BlockSource, digests: BlockDigests, op
           const actual = hashed.subarray(k * DIGEST_LENGTH, (k + 1) * DIGEST_LENGTH);
           const expected = digests.digestAt(b)!;
           result.blocks++;
-          if (!actual.equals(expected)) result.mismatches.push({ offset: b * DIGEST_BLOCK_SIZE, length: digests.blockLength(b), expected: expected.toString('hex'), actual: actual.toString('hex') });
+          const refused = unreadable.get(b);
+          if (refused !== undefined || !actual.equals(expected)) result.mismatches.push({ offset: b * DIGEST_BLOCK_SIZE, length: digests.blockLength(b), expected: expected.toString('hex'), actual: refused ?? actual.toString('hex') });
         }
       }
     }
@@ -184,6 +205,17 @@ export async function checkBlocks(client: BlockSource, digests: BlockDigests, op
 interface Piece {
   first: number;
   count: number;
+}
+
+/**
+ * A read the source answered with a refusal of that data: a chunk that no longer opens (its seal or its compression
+ * broken, or its pack lacking it), or an I/O error (qemu-nbd's EIO on a cluster it cannot read, the disk's own). A
+ * lost connection or any other failure is the verify's own, and fails it.
+ */
+function isDamage(error: unknown): boolean {
+  if (error instanceof ChunkFormatError) return true;
+  if (error instanceof NbdCommandError && error.local) return false;
+  return (error as { code?: unknown } | null)?.code === 'EIO';
 }
 
 /**
