@@ -24,6 +24,8 @@ export interface LibvirtSourceOptions {
   libvirtWaitMs?: number;
   /** Time the guest agent gets to freeze the guest's filesystems. Default 10 s. */
   freezeTimeoutMs?: number;
+  /** How often a guest whose thaw kept failing is tried again, for as long as it stays frozen. Default 10 s. */
+  thawRetryMs?: number;
   /** Where swtpm keeps each domain's TPM state (`<dir>/<uuid>/...`). Default /var/lib/libvirt/swtpm. */
   swtpmDir?: string;
   /** Checkpoint (and bitmap) name prefix. The qemu-image driver uses the same one, so a chain continues across power states. */
@@ -92,6 +94,8 @@ export class LibvirtSource implements BackupSource {
    * inventory scan every few seconds met a backup's start so twice in test runs, and the guest died.
    */
   private readonly blockNodes = new KeyedMutex();
+  /** Guests whose thaw kept failing, tried again until they thaw (a guest left frozen is an outage), by domain. */
+  private readonly stillFrozen = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly opts: LibvirtSourceOptions) {
     this.uri = opts.uri ?? 'qemu:///system';
@@ -354,6 +358,8 @@ export class LibvirtSource implements BackupSource {
    */
   private async frozen(info: DomainInfo, begin: string[]): Promise<{ consistency: Consistency; backupBeginMs: number }> {
     const started = performance.now();
+    // a guest still being thawed after a failed thaw is thawed by this line now, not in the middle of it
+    this.stopThawing(info.uuid);
     if (!info.guestAgentChannel) {
       await this.virsh(begin);
       return { consistency: { consistency: 'crash', consistencyReason: 'the domain has no guest agent channel (org.qemu.guest_agent.0)', freezeMs: null }, backupBeginMs: performance.now() - started };
@@ -396,7 +402,48 @@ export class LibvirtSource implements BackupSource {
         if (i < attempts) await new Promise((r) => setTimeout(r, 500));
       }
     }
-    throw new Error(`the guest of ${vmId} could not be thawed: it may still be frozen`);
+    this.keepThawing(vmId);
+    throw new Error(`the guest of ${vmId} could not be thawed: it may still be frozen (tried again every ${(this.opts.thawRetryMs ?? 10_000) / 1000} s until it thaws)`);
+  }
+
+  /**
+   * Goes on thawing a guest whose thaw kept failing (its guest agent hung, libvirtd restarting), for as long as the
+   * agent runs: its freeze marker stays until the guest thaws or its domain stops running, so an agent that stops
+   * meanwhile thaws it at its next start.
+   */
+  private stopThawing(vmId: string): void {
+    clearTimeout(this.stillFrozen.get(vmId));
+    this.stillFrozen.delete(vmId);
+  }
+
+  private keepThawing(vmId: string): void {
+    if (this.stillFrozen.has(vmId)) return;
+    const marker = join(this.opts.workDir, `${FREEZE_MARKER}${vmId}`);
+    const attempt = async () => {
+      const thawed = await this.virsh(['domfsthaw', vmId], 10_000).then(
+        () => true,
+        async (error: Error) => {
+          const state = await this.virsh(['domstate', vmId]).then(
+            (text) => text.trim(),
+            (e: Error) => (/domain not found|failed to get domain/i.test(e.message) ? 'gone' : 'unknown'),
+          );
+          if (state === 'running' || state === 'paused' || state === 'unknown') {
+            this.log('error', `the guest of ${vmId} is still not thawed: ${error.message}`);
+            return false;
+          }
+          return true;
+        },
+      );
+      if (!this.stillFrozen.has(vmId)) return;
+      if (!thawed) {
+        this.stillFrozen.set(vmId, setTimeout(() => void attempt(), this.opts.thawRetryMs ?? 10_000));
+        return;
+      }
+      this.stillFrozen.delete(vmId);
+      await rm(marker, { force: true });
+      this.log('warn', `the guest of ${vmId} is thawed, after its thaw had failed`);
+    };
+    this.stillFrozen.set(vmId, setTimeout(() => void attempt(), this.opts.thawRetryMs ?? 10_000));
   }
 
   /**
@@ -444,6 +491,9 @@ export class LibvirtSource implements BackupSource {
   }
 
   async closeAll(): Promise<void> {
+    // a guest still frozen keeps its marker: the next start thaws it
+    for (const timer of this.stillFrozen.values()) clearTimeout(timer);
+    this.stillFrozen.clear();
     await Promise.allSettled([...this.snapshots.values()].map((s) => s.close()));
     await this.offline.closeAll();
     this.shell.close();
@@ -474,10 +524,13 @@ export class LibvirtSource implements BackupSource {
     for (const entry of entries.filter((e) => e.startsWith(FREEZE_MARKER))) {
       const vmId = entry.slice(FREEZE_MARKER.length);
       await this.thaw(vmId, true).then(
-        () => thawed.push(vmId),
+        async () => {
+          thawed.push(vmId);
+          await rm(join(this.opts.workDir, entry), { force: true });
+        },
+        // the marker stays: the thaw goes on in the background, and at the next start if need be
         (e: Error) => this.log('error', e.message),
       );
-      await rm(join(this.opts.workDir, entry), { force: true });
     }
     const running = (await this.virsh(['list', '--uuid']).catch(() => '')).split('\n').map((l) => l.trim()).filter(Boolean);
     for (const vmId of running) {

@@ -1,0 +1,71 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LibvirtSource } from './libvirt-source';
+
+/**
+ * A guest whose thaw keeps failing (its guest agent hung after the freeze, libvirtd restarting) is an outage: the
+ * agent goes on thawing it for as long as it runs, and keeps the marker that makes its next start thaw it. virsh is
+ * faked (the guest agent's failure cannot be produced on demand with a real guest); the rest is the agent's own code.
+ */
+describe('libvirt source: a guest whose thaw failed', () => {
+  const uuid = '6b3c5a52-1f4e-4f55-9a77-0d8e52c1a0b1';
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'sendense-thaw-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  function source(thawFailures: number, state: () => string) {
+    const logs: string[] = [];
+    const calls: string[] = [];
+    const libvirt = new LibvirtSource({ workDir: dir, thawRetryMs: 50, log: (level, message) => logs.push(`${level}: ${message}`) });
+    let failures = thawFailures;
+    libvirt.virsh = async (args: string[]) => {
+      calls.push(args.join(' '));
+      if (args[0] === 'domfsthaw') {
+        if (failures-- > 0) throw new Error('error: Guest agent is not responding: Guest agent not available for now');
+        return 'Thawed 1 filesystem(s)\n';
+      }
+      if (args[0] === 'domstate') return `${state()}\n`;
+      return '';
+    };
+    return { libvirt, logs, calls };
+  }
+  const marker = () => join(dir, `frozen-${uuid}`);
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 25));
+    return what();
+  };
+
+  it('at start, a thaw that fails every try is tried again until the guest thaws; the marker stays until then', async () => {
+    writeFileSync(marker(), 'frozen by an agent killed mid-backup\n');
+    const { libvirt, logs, calls } = source(7, () => 'running');
+    const cleaned = await libvirt.cleanupLeftovers();
+    expect(cleaned.thawed).toEqual([]);
+    expect(existsSync(marker())).toBe(true);
+    expect(logs).toContainEqual(expect.stringMatching(/could not be thawed: it may still be frozen \(tried again every 0.05 s until it thaws\)/));
+    expect(await until(() => !existsSync(marker()))).toBe(true);
+    expect(calls.filter((c) => c === `domfsthaw ${uuid}`)).toHaveLength(8);
+    expect(logs.at(-1)).toBe(`warn: the guest of ${uuid} is thawed, after its thaw had failed`);
+    await libvirt.closeAll();
+  });
+
+  it('stops once the domain no longer runs, and an agent that stops first leaves the marker for its next start', async () => {
+    writeFileSync(marker(), 'x\n');
+    let state = 'running';
+    const { libvirt } = source(Infinity, () => state);
+    await libvirt.cleanupLeftovers();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(marker())).toBe(true);
+    state = 'shut off';
+    expect(await until(() => !existsSync(marker()))).toBe(true);
+
+    writeFileSync(marker(), 'x\n');
+    const second = source(Infinity, () => 'running');
+    await second.libvirt.cleanupLeftovers();
+    await second.libvirt.closeAll();
+    const tries = second.calls.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(second.calls.length).toBe(tries);
+    expect(existsSync(marker())).toBe(true);
+  });
+});
