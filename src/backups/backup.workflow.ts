@@ -99,6 +99,11 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   /** Jobs whose cancel this hub already acted on (the in-process notice and the event store both bring it). */
   private readonly cancels = new Set<string>();
   private readonly abort = new AbortController();
+  /**
+   * Jobs preparing their targets here, each with what stops that work: a synthetic full's copy of a large disk runs
+   * for minutes, and neither a cancel nor the hub's shutdown is to wait for it (nor leave its qemu-img running).
+   */
+  private readonly preparing = new Map<string, AbortController>();
   private following: Promise<void> | null = null;
   private stopping = false;
 
@@ -303,6 +308,9 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       // before a failure is thrown, so the clean-up knows every file that was created. Each export is only spawned
       // here: the agent takes its snapshot while the exports start (chunk-nbd, a node process, takes 100-200 ms), and
       // its connections wait for their ports.
+      const preparation = new AbortController();
+      this.preparing.set(jobId, preparation);
+      const stop = AbortSignal.any([preparation.signal, this.abort.signal]);
       const prepared = await Promise.allSettled(
         plan.disks.map(async (disk): Promise<Target> => {
           const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;
@@ -324,7 +332,10 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           // a synthetic full copies the point's whole view here, before the snapshot: the VM is not held while it runs
           const synthesizedFrom = state.synthesizedFrom ? pointOf(chain, state.synthesizedFrom)!.disks.find((d) => d.diskId === disk.diskId)!.file : undefined;
           // a create that fails removes its own file; one that succeeds is removed with the job's other files
-          await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, ...(synthesizedFrom ? { synthesizedFrom } : {}) });
+          await this.files.create(root, { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, ...(synthesizedFrom ? { synthesizedFrom } : {}) }, stop).catch((error: unknown) => {
+            if (!stop.aborted) throw error;
+            throw new Error(this.abort.signal.aborted ? 'the hub is shutting down' : 'cancelled');
+          });
           createdFiles.push(file);
           const exported = await this.step(story, () => this.exports.begin({ jobId, diskId: disk.diskId, file: join(root, file), format: 'qcow2', readOnly: false, bitmap: null, tls: true }));
           serving.push(exported.serving);
@@ -332,6 +343,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           return { diskId: disk.diskId, file, parentFile, virtualSize: disk.virtualSize, leaseId: exported.leaseId, port: exported.port, exportName: exported.exportName };
         }),
       );
+      this.preparing.delete(jobId);
       const refused = prepared.find((p) => p.status === 'rejected');
       if (refused) throw refused.reason;
       const targets = prepared.map((p) => (p as PromiseFulfilledResult<Target>).value);
@@ -530,6 +542,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       waiter.reject(new Error('cancelled'));
       return;
     }
+    // a job preparing its targets stops that work (a synthetic full's copy) and fails with the reason at once
+    this.preparing.get(jobId)?.abort();
     if (!this.queue.includes(jobId)) return;
     this.queue.splice(this.queue.indexOf(jobId), 1);
     this.here.delete(jobId);

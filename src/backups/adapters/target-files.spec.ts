@@ -88,6 +88,24 @@ describe('TargetFiles: nothing outside the repository, nothing already there', (
     await expect(fs.lstat(join(root, file))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('a synthetic full stopped by its signal (a cancel, the hub stopping) kills its copy and leaves no file behind', async () => {
+    // a point of 512 MiB of random data: its copy takes long enough to be stopped midway
+    const source = 'vm1/disk1/rp-7.qcow2';
+    await fs.mkdir(join(root, 'vm1', 'disk1'), { recursive: true });
+    expect(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(root, source), '512M']).status).toBe(0);
+    expect(spawnSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 512M', join(root, source)]).status).toBe(0);
+    const file = 'vm1/disk1/rp-8.qcow2';
+    const stop = new AbortController();
+    const copying = new TargetFiles().create(root, { diskId: 'disk1', file, parentFile: null, virtualSize: 512 * 1024 * 1024, synthesizedFrom: source }, stop.signal);
+    const running = () => spawnSync('pgrep', ['-f', `qemu-img convert.*${join(root, file)}`]).status === 0;
+    for (let i = 0; i < 200 && !running(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(running()).toBe(true);
+    stop.abort();
+    await expect(copying).rejects.toThrow();
+    expect(running()).toBe(false);
+    await expect(fs.lstat(join(root, file))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('create refuses a symlink planted at the name, and does not follow it', async () => {
     await fs.mkdir(join(root, 'vm1', 'disk1'), { recursive: true });
     await fs.symlink(canary, join(root, 'vm1/disk1/rp-4.qcow2'));

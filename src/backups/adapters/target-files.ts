@@ -40,7 +40,7 @@ export class TargetFiles {
    * a cut-short run left before it starts), so a file (or symlink) already there is someone else's: it is refused,
    * never removed or overwritten. A create that fails leaves no file.
    */
-  async create(root: string, target: TargetFile): Promise<void> {
+  async create(root: string, target: TargetFile, signal?: AbortSignal): Promise<void> {
     const abs = insideRoot(root, target.file);
     await mkdir(dirname(abs), { recursive: true, mode: 0o750 });
     // claimed with O_EXCL first (a symlink counts as there and is not followed): of two writers of one name, one
@@ -51,7 +51,8 @@ export class TargetFiles {
     try {
       const claimed = { overwrite: true };
       if (target.parentFile) await createOverlay(abs, target.parentFile.split('/').pop()!, { ...claimed, virtualSize: target.virtualSize });
-      else if (target.synthesizedFrom) await synthesizeFull(insideRoot(root, target.synthesizedFrom), abs, target.virtualSize, claimed);
+      // the copy of a whole point: minutes for a large disk, stopped (its qemu-img killed) by `signal`
+      else if (target.synthesizedFrom) await synthesizeFull(insideRoot(root, target.synthesizedFrom), abs, target.virtualSize, { ...claimed, ...(signal ? { signal } : {}) });
       else await createFull(abs, target.virtualSize, claimed);
     } catch (error) {
       // a copy cut short is this call's own file: it goes here, so a caller lists only files that were made
