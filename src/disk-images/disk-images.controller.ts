@@ -7,6 +7,7 @@ import { DiskImageParams, DiskImageQuery, ExportIdParams, OpenPointExportDto, Po
 import { PointExportWorkflow } from './point-export.workflow';
 import { ListPointExportsQuery } from './queries/point-exports.query';
 import { Access } from '../http/access.guard';
+import { answerAbandoned } from '../http/answer-abandoned';
 import { Owned } from '../http/owned';
 
 /** Disk restore without a hypervisor: a disk of a restore point as an image, or served over NBD. */
@@ -31,8 +32,8 @@ export class DiskImagesController {
   @Access('export')
   @Owned({ params: { id: 'point' } })
   @Post('restore-points/:id/exports')
-  async openExport(@Param() { id }: PointIdParams, @Body() body: OpenPointExportDto, @Req() req: Request) {
-    return this.exports.openExport(id, body.tls ?? true, body.diskIds, req.hostname);
+  async openExport(@Param() { id }: PointIdParams, @Body() body: OpenPointExportDto, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
+    return this.exports.openExport(id, body.tls ?? true, body.diskIds, req.hostname, answerAbandoned(req, res));
   }
 
   @Access('read')

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream, promises as fs } from 'node:fs';
 import { get as httpGet, IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -385,6 +386,20 @@ describe('disk restore without a hypervisor: image downloads and NBD exports of 
     for (const exportId of [...held, next.body.exportId, admins.exportId]) expect((await lab.api('DELETE', `/api/v1/restore-point-exports/${exportId}`)).status).toBe(200);
     await nothingLeftBehind();
   }, 120_000);
+
+  it('an export whose caller hung up before the answer (a timed-out request, a dropped tunnel) is closed again at once: nobody else knows its id', async () => {
+    const body = JSON.stringify({ diskIds: ['disk0'] });
+    const socket = connect(lab.apiPort, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(`POST /api/v1/restore-points/${incId}/exports HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${LAB_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Correlation-Id: hung-up-export\r\n\r\n${body}`);
+    socket.destroy();
+    const exportsOf = async () => (await lab.api('GET', `/api/v1/restore-points/${incId}/exports`)).body as { exportId: string; status: string; closeReason: string | null; openedAt: string }[];
+    let closed: { status: string; closeReason: string | null }[] = [];
+    await lab.until(async () => (closed = (await exportsOf()).filter((e) => e.closeReason === 'answer-abandoned')).length === 1, 15_000, 'the abandoned export to be closed');
+    expect(closed[0].status).toBe('closed');
+    expect((await exportsOf()).filter((e) => e.status === 'open')).toEqual([]);
+    await nothingLeftBehind();
+  }, 60_000);
 
   it('with no download or export left, the points that were refused delete', async () => {
     const newest = (await lab.api('GET', `/api/v1/vms/vm1/restore-points?repositoryId=${lab.repositoryId}`)).body.at(-1).restorePointId;

@@ -25,7 +25,7 @@ export interface PointExportOpenedData {
   disks: PointExportDisk[];
 }
 
-export type PointExportCloseReason = 'requested' | 'hub-shutdown' | 'hub-restart' | 'qemu-nbd-exited';
+export type PointExportCloseReason = 'requested' | 'hub-shutdown' | 'hub-restart' | 'qemu-nbd-exited' | 'answer-abandoned';
 
 export type PointExportOpened = DomainEvent<typeof POINT_EXPORT_OPENED, PointExportOpenedData & Record<string, unknown>>;
 export type PointExportClosed = DomainEvent<typeof POINT_EXPORT_CLOSED, { exportId: string; reason: PointExportCloseReason; detail: string | null }>;

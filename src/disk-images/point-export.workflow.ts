@@ -90,7 +90,12 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
     }
   }
 
-  async openExport(restorePointId: string, tls: boolean, diskIds: string[] | undefined, requestHost: string): Promise<OpenedPointExport> {
+  /**
+   * `abandoned`: aborted when the caller stopped waiting for the answer (a sync's request timed out, its tunnel
+   * dropped). The export is then closed again before the answer: only the answer names it, and an export nobody
+   * closes holds its ports and its point against deletes for as long as the hub runs.
+   */
+  async openExport(restorePointId: string, tls: boolean, diskIds: string[] | undefined, requestHost: string, abandoned?: AbortSignal): Promise<OpenedPointExport> {
     const refusal = plainExportRefusal(tls, this.nbdBind);
     if (refusal) throw new DomainError('invalid', refusal);
     // an export lives until it is closed, and holds NBD ports backups lease from and its point against deletes: one
@@ -126,6 +131,12 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
       throw error;
     }
     this.open.set(exportId, exported.map((d) => d.leaseId));
+    if (abandoned?.aborted) {
+      this.open.delete(exportId);
+      await this.stopLeases(exported.map((d) => d.leaseId));
+      await this.gateway.execute(new ClosePointExportCommand(exportId, 'answer-abandoned', 'the request that opened it ended before its answer'), POINT_EXPORTS_READ_MODEL);
+      throw new DomainError('conflict', `the export of restore point ${restorePointId} was closed again: the request ended before its answer`);
+    }
     return {
       exportId,
       restorePointId,

@@ -105,7 +105,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
    * Runs this hub's previous process left running ended with it. Their unfinished point's files here are removed
    * first, while the job still shows the run and no hub may start another that writes the same point (a job without a
    * schedule might never run again, and its committed indexes would keep their chunks from every collection); the
-   * remote's export is closed by the next run, or expires. Another hub process on the same database runs its own (each
+   * remote's export is closed by the next run (one whose opening request went unanswered, the remote closed itself:
+   * docs/api.md). Another hub process on the same database runs its own (each
    * run names the hub that runs it).
    */
   async onApplicationBootstrap(): Promise<void> {
