@@ -311,6 +311,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const preparation = new AbortController();
       this.preparing.set(jobId, preparation);
       const stop = AbortSignal.any([preparation.signal, this.abort.signal]);
+      // a cancel recorded while the job planned (before it could be told of it here) stops the preparation too
+      if ((await this.job(jobId)).cancelRequested) preparation.abort();
       const prepared = await Promise.allSettled(
         plan.disks.map(async (disk): Promise<Target> => {
           const parentFile = state.type === 'incremental' ? last!.disks.find((d) => d.diskId === disk.diskId)!.file : null;

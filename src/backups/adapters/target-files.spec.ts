@@ -89,7 +89,7 @@ describe('TargetFiles: nothing outside the repository, nothing already there', (
   });
 
   it('a synthetic full stopped by its signal (a cancel, the hub stopping) kills its copy and leaves no file behind', async () => {
-    // a point of 512 MiB of random data: its copy takes long enough to be stopped midway
+    // a point of 512 MiB of data: its copy takes long enough to be stopped midway
     const source = 'vm1/disk1/rp-7.qcow2';
     await fs.mkdir(join(root, 'vm1', 'disk1'), { recursive: true });
     expect(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(root, source), '512M']).status).toBe(0);

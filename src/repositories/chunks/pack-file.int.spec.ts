@@ -73,6 +73,16 @@ describe('PackFile', () => {
     expect(readFileSync(join(dir, 'b.pack')).equals(data)).toBe(true);
   });
 
+  it('after an append that failed, refuses every later one: the block it carried may be gone from its stage', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sendense-pack-file-'));
+    dirs.push(dir);
+    const file = await PackFile.create(join(dir, 'p.pack'), 0o640);
+    await file.append([randomBytes(5000)]);
+    await file.close();
+    await expect(file.append([randomBytes(10)])).rejects.toThrow();
+    await expect(file.append([randomBytes(10)])).rejects.toThrow(/an earlier append to this pack failed/);
+  });
+
   it('never opens an existing file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sendense-pack-file-'));
     dirs.push(dir);

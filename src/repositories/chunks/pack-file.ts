@@ -23,6 +23,8 @@ export class PackFile {
   private stage: Buffer | undefined;
   /** Bytes at the stage's start not yet written whole; they belong at `size - fill`, an aligned offset. */
   private fill = 0;
+  /** An append failed: the stage may no longer hold the carried block, so nothing more is appended. */
+  private broken: Error | null = null;
 
   private constructor(
     private readonly handle: FileHandle,
@@ -45,6 +47,16 @@ export class PackFile {
 
   /** Appends the buffers, in order; resolves once all of them are in the file. */
   async append(buffers: readonly Buffer[]): Promise<void> {
+    if (this.broken) throw new Error(`an earlier append to this pack failed: ${this.broken.message}`);
+    try {
+      await this.appendAll(buffers);
+    } catch (error) {
+      this.broken = error as Error;
+      throw error;
+    }
+  }
+
+  private async appendAll(buffers: readonly Buffer[]): Promise<void> {
     const at = this.size;
     let length = 0;
     for (const b of buffers) length += b.length;

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { spawnSync } from 'node:child_process';
@@ -40,7 +40,7 @@ describe('durable file helpers', () => {
     expect((await fs.readdir(dir)).sort()).toEqual(names.filter((n) => !n.includes(`-${dead}-`)).sort());
   });
 
-  it("judges a temp file by its host: another host's is left alone, this host's from before its reboot is litter", async () => {
+  it("judges a temp file by its host: another host's is left alone, this host's from before its reboot is litter, a same-named clone's live one is not", async () => {
     const sub = await fs.mkdtemp(join(dir, 'hosts-'));
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
     // what this process writes: .<file>.tmp-<pid>-<host tag><boot tag>-<random>
@@ -54,8 +54,13 @@ describe('durable file helpers', () => {
       deadElsewhere: `.rp-1.json.tmp-${dead}-${other(host)}${boot}-0a1b2c3d`,
       beforeReboot: `.rp-1.json.tmp-${process.pid}-${host}${other(boot)}-0a1b2c3d`,
     };
-    for (const name of Object.values(names)) await fs.writeFile(join(sub, name), 'x');
+    // another boot's temp that is being written now: a host given this host's name (a clone) on a shared store
+    const cloneWriting = `.rp-2.json.tmp-${dead}-${host}${other(boot)}-0a1b2c3d`;
+    for (const name of [...Object.values(names), cloneWriting]) await fs.writeFile(join(sub, name), 'x');
+    // written before this host booted
+    const beforeBoot = new Date(Date.now() - 1000 * (Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) + 60));
+    await fs.utimes(join(sub, names.beforeReboot), beforeBoot, beforeBoot);
     expect((await removeStaleTemps(sub)).sort()).toEqual([names.deadHere, names.beforeReboot].sort());
-    expect((await fs.readdir(sub)).sort()).toEqual([names.live, names.deadElsewhere].sort());
+    expect((await fs.readdir(sub)).sort()).toEqual([names.live, names.deadElsewhere, cloneWriting].sort());
   });
 });

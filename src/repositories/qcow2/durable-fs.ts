@@ -77,28 +77,42 @@ const BOOT_TAG = tag(`${hostname()}\n${bootId()}`);
 /** Names written before temp names carried their host have no tags, and are judged as this host's, as they were. */
 const TEMP_NAME = /^\..+\.tmp-(\d+)-(?:([0-9a-f]{6})([0-9a-f]{6})-)?[0-9a-f]{8}$/;
 
+/** When this host booted (ms since the epoch; 0 when /proc cannot tell). */
+function bootedAt(): number {
+  try {
+    return Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? 0) * 1000;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Temp files of atomic writes whose writer died (a SIGKILL between writing and renaming): the published file is the
  * old or the new content either way, so they are only litter. A temp file of a live process (this one, or another hub
  * on the same repository) is left alone, and so is one of another host, whose processes cannot be seen from here
- * (its own hub removes it); one of this host before its last reboot is litter. With `of`, only the temps of files
- * whose names start with it.
+ * (its own hub removes it). One of this host's name under another boot is litter once it is older than this boot:
+ * written before a reboot (another host given the same name, a clone, writes its temps with fresh times). With
+ * `of`, only the temps of files whose names start with it.
  */
 export async function removeStaleTemps(dir: string, of = ''): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(`.${of}`)) continue;
     const parsed = TEMP_NAME.exec(name);
-    if (!parsed || !isStale(Number(parsed[1]), parsed[2], parsed[3])) continue;
+    if (!parsed || !(await isStale(join(dir, name), Number(parsed[1]), parsed[2], parsed[3]))) continue;
     await fs.rm(join(dir, name), { force: true });
     removed.push(name);
   }
   return removed;
 }
 
-function isStale(pid: number, host: string | undefined, boot: string | undefined): boolean {
+async function isStale(file: string, pid: number, host: string | undefined, boot: string | undefined): Promise<boolean> {
   if (host !== undefined && host !== HOST_TAG) return false;
-  if (boot !== undefined && boot !== BOOT_TAG) return true;
+  if (boot !== undefined && boot !== BOOT_TAG) {
+    const booted = bootedAt();
+    const modified = await fs.lstat(file).then((s) => s.mtimeMs, () => Infinity);
+    return booted > 0 && modified < booted;
+  }
   return pid > 0 && pid !== process.pid && !isAlive(pid);
 }
 

@@ -14,7 +14,7 @@ describe('libvirt source: a guest whose thaw failed', () => {
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'sendense-thaw-'))));
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  function source(thawFailures: number, state: () => string) {
+  function source(thawFailures: number, state: () => string, thawMs = 0) {
     const logs: string[] = [];
     const calls: string[] = [];
     const libvirt = new LibvirtSource({ workDir: dir, thawRetryMs: 50, log: (level, message) => logs.push(`${level}: ${message}`) });
@@ -22,6 +22,7 @@ describe('libvirt source: a guest whose thaw failed', () => {
     libvirt.virsh = async (args: string[]) => {
       calls.push(args.join(' '));
       if (args[0] === 'domfsthaw') {
+        await new Promise((r) => setTimeout(r, thawMs));
         if (failures-- > 0) throw new Error('error: Guest agent is not responding: Guest agent not available for now');
         return 'Thawed 1 filesystem(s)\n';
       }
@@ -59,12 +60,16 @@ describe('libvirt source: a guest whose thaw failed', () => {
     state = 'shut off';
     expect(await until(() => !existsSync(marker()))).toBe(true);
 
+    // stopped while a retry is under way: the stop waits for it, and nothing of it runs after
     writeFileSync(marker(), 'x\n');
-    const second = source(Infinity, () => 'running');
+    const second = source(Infinity, () => 'running', 100);
     await second.libvirt.cleanupLeftovers();
+    const thaws = () => second.calls.filter((c) => c.startsWith('domfsthaw')).length;
+    expect(await until(() => thaws() === 6)).toBe(true);
     await second.libvirt.closeAll();
     const tries = second.calls.length;
-    await new Promise((r) => setTimeout(r, 200));
+    expect(second.calls.at(-1)).toBe(`domstate ${uuid}`);
+    await new Promise((r) => setTimeout(r, 300));
     expect(second.calls.length).toBe(tries);
     expect(existsSync(marker())).toBe(true);
   });

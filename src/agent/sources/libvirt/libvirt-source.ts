@@ -49,6 +49,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const EXPORT_BITMAP = (target: string) => `backup-${target}`;
 const FREEZE_MARKER = 'frozen-';
 const JOB_DIR = 'job-';
+/** The retries of a guest's thaw: the next one's timer, and the one under way. */
+interface ThawLoop {
+  timer: NodeJS.Timeout;
+  attempt: Promise<void>;
+}
 /** In a job directory: the domain and the checkpoint the job creates. */
 const JOB_CHECKPOINT = 'checkpoint.json';
 
@@ -95,7 +100,7 @@ export class LibvirtSource implements BackupSource {
    */
   private readonly blockNodes = new KeyedMutex();
   /** Guests whose thaw kept failing, tried again until they thaw (a guest left frozen is an outage), by domain. */
-  private readonly stillFrozen = new Map<string, NodeJS.Timeout>();
+  private readonly stillFrozen = new Map<string, ThawLoop>();
 
   constructor(private readonly opts: LibvirtSourceOptions) {
     this.uri = opts.uri ?? 'qemu:///system';
@@ -359,7 +364,7 @@ export class LibvirtSource implements BackupSource {
   private async frozen(info: DomainInfo, begin: string[]): Promise<{ consistency: Consistency; backupBeginMs: number }> {
     const started = performance.now();
     // a guest still being thawed after a failed thaw is thawed by this line now, not in the middle of it
-    this.stopThawing(info.uuid);
+    await this.stopThawing(info.uuid);
     if (!info.guestAgentChannel) {
       await this.virsh(begin);
       return { consistency: { consistency: 'crash', consistencyReason: 'the domain has no guest agent channel (org.qemu.guest_agent.0)', freezeMs: null }, backupBeginMs: performance.now() - started };
@@ -411,15 +416,23 @@ export class LibvirtSource implements BackupSource {
    * agent runs: its freeze marker stays until the guest thaws or its domain stops running, so an agent that stops
    * meanwhile thaws it at its next start.
    */
-  private stopThawing(vmId: string): void {
-    clearTimeout(this.stillFrozen.get(vmId));
+  /** Ends the retries of a guest's thaw; a retry under way is waited for, so that no thaw of it runs after this. */
+  private async stopThawing(vmId: string): Promise<void> {
+    const loop = this.stillFrozen.get(vmId);
+    if (!loop) return;
     this.stillFrozen.delete(vmId);
+    clearTimeout(loop.timer);
+    await loop.attempt;
   }
 
   private keepThawing(vmId: string): void {
     if (this.stillFrozen.has(vmId)) return;
     const marker = join(this.opts.workDir, `${FREEZE_MARKER}${vmId}`);
-    const attempt = async () => {
+    const every = this.opts.thawRetryMs ?? 10_000;
+    // each loop is its own: one ended (stopThawing, closeAll) or replaced meanwhile does nothing after its await
+    const loop: ThawLoop = { timer: setTimeout(() => void run(), every), attempt: Promise.resolve() };
+    const current = () => this.stillFrozen.get(vmId) === loop;
+    const attempt = async (): Promise<void> => {
       const thawed = await this.virsh(['domfsthaw', vmId], 10_000).then(
         () => true,
         async (error: Error) => {
@@ -434,16 +447,20 @@ export class LibvirtSource implements BackupSource {
           return true;
         },
       );
-      if (!this.stillFrozen.has(vmId)) return;
+      if (!current()) return;
       if (!thawed) {
-        this.stillFrozen.set(vmId, setTimeout(() => void attempt(), this.opts.thawRetryMs ?? 10_000));
+        loop.timer = setTimeout(() => void run(), every);
         return;
       }
       this.stillFrozen.delete(vmId);
       await rm(marker, { force: true });
       this.log('warn', `the guest of ${vmId} is thawed, after its thaw had failed`);
     };
-    this.stillFrozen.set(vmId, setTimeout(() => void attempt(), this.opts.thawRetryMs ?? 10_000));
+    const run = () => {
+      loop.attempt = attempt().catch((error: Error) => this.log('error', `thawing ${vmId} again failed: ${error.message}`));
+      return loop.attempt;
+    };
+    this.stillFrozen.set(vmId, loop);
   }
 
   /**
@@ -492,8 +509,7 @@ export class LibvirtSource implements BackupSource {
 
   async closeAll(): Promise<void> {
     // a guest still frozen keeps its marker: the next start thaws it
-    for (const timer of this.stillFrozen.values()) clearTimeout(timer);
-    this.stillFrozen.clear();
+    await Promise.all([...this.stillFrozen.keys()].map((vmId) => this.stopThawing(vmId)));
     await Promise.allSettled([...this.snapshots.values()].map((s) => s.close()));
     await this.offline.closeAll();
     this.shell.close();
