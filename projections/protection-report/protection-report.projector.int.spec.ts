@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { ProtectionStreaks1763771800000 } from '../../migrations/1763771800000-protection-streaks';
 import { ProtectionSyntheticFulls1763772700000 } from '../../migrations/1763772700000-protection-synthetic-fulls';
+import { ProtectionCorrupt1763773200000 } from '../../migrations/1763773200000-protection-corrupt';
+import { VM_INVENTORY_REPORTED } from '../../src/agents/agent.events';
+import { ProtectionReportQuery } from '../../src/policies/reports/queries/protection-report.query';
+import { RESTORE_POINT_ADDED, RESTORE_POINT_CORRUPTED, RESTORE_POINT_DELETE_FAILED, RESTORE_POINT_VERIFIED } from '../../src/restore-points/chain.events';
 import { BACKUP_COMPLETED, BACKUP_FAILED, BACKUP_REQUESTED, BACKUP_STARTED, BACKUP_TYPE_DECIDED, backupStream } from '../../src/backups/backup.events';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import { createTestDatabase, TestDatabase } from '../../test/support/test-database';
 import { ProtectionReportProjector } from './protection-report.projector';
+import { ProtectionReportHandler } from './protection-report.queries';
 
 const meta = { correlationId: 'c', causationId: 'c', actor: 'tester', schemaVersion: 1 };
 
@@ -118,5 +123,58 @@ describe('protection report projector: synthetic fulls for simulate (real Postgr
       });
     }
     expect(await synthesized()).toEqual(projected);
+  });
+});
+
+describe('protection report: a corrupt point protects nothing (real PostgreSQL)', () => {
+  let db: TestDatabase;
+  const projector = new ProtectionReportProjector();
+  const created = Date.parse('2024-05-01T00:00:00Z');
+  let clock = created;
+  const event = (type: string, streamId: string, data: Record<string, unknown>): RecordedEvent =>
+    ({ id: randomUUID(), streamId, type, revision: 0n, position: '', data, metadata: meta, createdAt: new Date((clock += 60_000)) }) as RecordedEvent;
+  const apply = (...events: RecordedEvent[]) => db.dataSource.transaction(async (m) => {
+    for (const e of events) await projector.apply(e, m);
+  });
+  const point = (restorePointId: string, hoursAfter: number, parentId: string | null) =>
+    event(RESTORE_POINT_ADDED, 'chain-vm1-r1', { restorePointId, vmId: 'vm1', repositoryId: 'r1', backupId: randomUUID(), parentId, type: parentId ? 'incremental' : 'full', createdAt: new Date(created + hoursAfter * 3_600_000).toISOString(), disks: [{ diskId: 'd', fileBytes: 1 }] });
+  const newest = async () => {
+    const report = await new ProtectionReportHandler(db.dataSource, null as never, projector).execute(new ProtectionReportQuery(null, new Date(created + 10 * 3_600_000)));
+    return report.vms.find((v) => v.vmId === 'vm1')?.lastRestorePoint?.restorePointId ?? null;
+  };
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    await apply(event(VM_INVENTORY_REPORTED, 'agent-ag', { agentId: 'ag', vms: [{ vmId: 'vm1', name: 'vm1', disks: [] }] }), point('rp-1', 1, null), point('rp-2', 2, 'rp-1'), point('rp-3', 3, 'rp-2'));
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  it("takes the newest intact point: damage found in a point and those reading through it, a failed verify, a delete stopped midway", async () => {
+    expect(await newest()).toBe('rp-3');
+    await apply(event(RESTORE_POINT_CORRUPTED, 'chain-vm1-r1', { restorePointId: 'rp-2', diskId: 'd', offset: 0, length: 65536, expected: 'a', actual: 'b', readsThrough: ['rp-3'] }));
+    expect(await newest()).toBe('rp-1');
+    await apply(event(RESTORE_POINT_VERIFIED, 'chain-vm1-r1', { restorePointId: 'rp-1', ok: false, problems: ['x'], warnings: [] }));
+    expect(await newest()).toBeNull();
+  });
+
+  it('a delete undone or a verify that passed changes nothing; a delete stopped past its point of no return does', async () => {
+    await apply(event(RESTORE_POINT_DELETE_FAILED, 'chain-vm1-r1', { restorePointId: 'rp-3', reason: 'x', undone: true }), event(RESTORE_POINT_VERIFIED, 'chain-vm1-r1', { restorePointId: 'rp-3', ok: true, problems: [], warnings: [] }));
+    expect(await newest()).toBe('rp-3');
+    await apply(event(RESTORE_POINT_DELETE_FAILED, 'chain-vm1-r1', { restorePointId: 'rp-3', reason: 'x', undone: false }));
+    expect(await newest()).toBe('rp-2');
+  });
+
+  it('the migration marks the points the restore points read model already holds corrupt', async () => {
+    await db.dataSource.query(`INSERT INTO rm_restore_points (restore_point_id, vm_id, repository_id, backup_id, type, created_at, disks, integrity, status, chain_position) VALUES ('rp-3', 'vm1', $2, $1, 'incremental', now(), '[]', 'corrupt', 'available', '3')`, [randomUUID(), randomUUID()]);
+    const runner = db.dataSource.createQueryRunner();
+    try {
+      await new ProtectionCorrupt1763773200000().down(runner);
+      await new ProtectionCorrupt1763773200000().up(runner);
+    } finally {
+      await runner.release();
+    }
+    expect(await newest()).toBe('rp-2');
   });
 });

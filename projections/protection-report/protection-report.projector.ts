@@ -12,14 +12,20 @@ import {
   CHAIN_STREAM_PREFIX,
   PointDisk,
   RESTORE_POINT_ADDED,
+  RESTORE_POINT_CORRUPTED,
+  RESTORE_POINT_DELETE_FAILED,
   RESTORE_POINT_SYNCED,
   RESTORE_POINT_DELETED,
+  RESTORE_POINT_VERIFIED,
   RESTORE_POINT_MERGED,
   RESTORE_POINT_RECYCLED,
   RESTORE_POINT_UNDELETED,
   RestorePoint,
+  RestorePointCorrupted,
   RestorePointDeleted,
+  RestorePointDeleteFailed,
   RestorePointMerged,
+  RestorePointVerified,
 } from '../../src/restore-points/chain.events';
 
 export const PROTECTION_TABLES = ['rm_protection_points', 'rm_protection_jobs', 'rm_protection_vms', 'rm_protection_policies', 'rm_protection_drills', 'rm_protection_streaks'];
@@ -125,6 +131,22 @@ export class ProtectionReportProjector implements Projector {
         const d = event.data as unknown as RestorePointMerged['data'];
         await q(`DELETE FROM rm_protection_points WHERE restore_point_id = $1`, [d.restorePointId]);
         await q(`UPDATE rm_protection_points SET type = 'full', parent_id = NULL, bytes = $2 WHERE restore_point_id = $1`, [d.intoId, bytesOf(d.disks)]);
+        return;
+      }
+      // corrupt for good, as the chain decides it (chain.aggregate.ts): such a point protects nothing
+      case RESTORE_POINT_CORRUPTED: {
+        const d = event.data as unknown as RestorePointCorrupted['data'];
+        await q(`UPDATE rm_protection_points SET corrupt = true WHERE restore_point_id = ANY($1)`, [[d.restorePointId, ...d.readsThrough]]);
+        return;
+      }
+      case RESTORE_POINT_VERIFIED: {
+        const d = event.data as unknown as RestorePointVerified['data'];
+        if (!d.ok) await q(`UPDATE rm_protection_points SET corrupt = true WHERE restore_point_id = $1`, [d.restorePointId]);
+        return;
+      }
+      case RESTORE_POINT_DELETE_FAILED: {
+        const d = event.data as unknown as RestorePointDeleteFailed['data'];
+        if (!d.undone) await q(`UPDATE rm_protection_points SET corrupt = true WHERE restore_point_id = $1`, [d.restorePointId]);
         return;
       }
       case RESTORE_POINT_RECYCLED:

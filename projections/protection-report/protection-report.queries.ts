@@ -14,9 +14,9 @@ async function readFacts(db: Db): Promise<ProtectionFacts> {
   const read = readerOf(db);
   const [{ policies, vms }, newest, recycled, streaks, drills] = await Promise.all([
     readProtectionData(db, read),
-    // a point in the recycle bin is deleted as far as the RPO goes; it is counted apart
+    // a point in the recycle bin is deleted as far as the RPO goes (it is counted apart), and a corrupt one protects nothing
     read((): Promise<{ vm_id: string; restore_point_id: string; repository_id: string; created_at: Date }[]> =>
-      db.query(`SELECT DISTINCT ON (vm_id) vm_id, restore_point_id, repository_id, created_at FROM rm_protection_points WHERE NOT recycled ORDER BY vm_id, created_at DESC, restore_point_id DESC`),
+      db.query(`SELECT DISTINCT ON (vm_id) vm_id, restore_point_id, repository_id, created_at FROM rm_protection_points WHERE NOT recycled AND NOT corrupt ORDER BY vm_id, created_at DESC, restore_point_id DESC`),
     ),
     read((): Promise<{ vm_id: string; points: number }[]> => db.query(`SELECT vm_id, count(*)::int AS points FROM rm_protection_points WHERE recycled GROUP BY vm_id ORDER BY vm_id`)),
     read((): Promise<{ vm_id: string; failures_in_row: number }[]> => db.query(`SELECT vm_id, failures_in_row FROM rm_protection_streaks ORDER BY vm_id`)),
