@@ -354,7 +354,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       if (parent && !parentDisk) throw new PointFailure(id, `disk ${d.diskId} of restore point ${id} is not in its parent ${parent.restorePointId} here`);
       const file = chunks ? chunkPointFile(point.vmId, d.diskId, id) : targetPath(point.vmId, d.diskId, id);
       insideRoot(root, file);
-      const startDisk = chunks?.start?.disks.find((s) => s.diskId === d.diskId && s.virtualSize === d.virtualSize);
+      // a start as large as the disk or smaller (a disk that grew since: the chunk point grows on it, zeros after it)
+      const startDisk = chunks?.start?.disks.find((s) => s.diskId === d.diskId && s.virtualSize <= d.virtualSize);
       return { diskId: d.diskId, file, parentFile: parentDisk?.file ?? null, virtualSize: d.virtualSize, source: d, startFile: startDisk?.file ?? null };
     });
     const exported = await remote.openExport(id);

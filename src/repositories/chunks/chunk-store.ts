@@ -397,11 +397,28 @@ export class ChunkStore {
    */
   async writePoint(size: number, base: string | null): Promise<ChunkPointWriter> {
     const index = base ? await this.readPoint(base) : null;
-    if (index && index.size !== size) throw new ChunkFormatError(`point ${base} has ${index.size} bytes, the new one ${size}: a point follows one of its own size`);
-    const blocks = index?.blocks ?? new Array<ChunkLocation | null>(Math.ceil(size / CHUNK_SIZE)).fill(null);
+    if (index && index.size > size) throw new ChunkFormatError(`point ${base} has ${index.size} bytes, the new one ${size}: a point follows one of its own size or larger`);
+    const blocks = index ? [...index.blocks] : new Array<ChunkLocation | null>(Math.ceil(size / CHUNK_SIZE)).fill(null);
+    if (index && size > index.size) await this.grow(blocks, index.size, size);
     // the base's pack indexes are read by its first read or write, not before the export serves: an incremental's
     // start does not grow with its disk (its server reads every pack index once it serves: prefetchIndexes)
     return new ChunkPointWriter(this, size, blocks, this.reader(), () => this.loadPacks(index?.blocks ?? []));
+  }
+
+  /**
+   * A disk that grew since its base (an incremental after a resize, as a qcow2 overlay larger than its backing file):
+   * the base's blocks, then zeros. The base's short last block becomes a whole block of the larger disk, so it is
+   * stored again, its bytes then zeros: a block's chunk always holds the whole block.
+   */
+  private async grow(blocks: (ChunkLocation | null)[], from: number, to: number): Promise<void> {
+    const last = blocks.length - 1;
+    while (blocks.length < Math.ceil(to / CHUNK_SIZE)) blocks.push(null);
+    const short = blocks[last];
+    if (from % CHUNK_SIZE === 0 || !short) return;
+    await this.loadPacks([short]);
+    const whole = Buffer.alloc(Math.min(CHUNK_SIZE, to - last * CHUNK_SIZE));
+    (await this.reader().read(short)).copy(whole);
+    blocks[last] = await this.put(whole);
   }
 
   /** Reads chunks by location: published packs, and the pack being written. */

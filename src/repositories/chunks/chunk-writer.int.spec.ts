@@ -61,7 +61,42 @@ describe('ChunkPointWriter: a point written through NBD', () => {
     expect((await first.read(0, size)).equals(expected)).toBe(true);
     await first.close();
     await second.close();
-    await expect(store.writePoint(size + CHUNK_SIZE, 'vm1/rp-1/disk0')).rejects.toThrow(/a point follows one of its own size/);
+    await expect(store.writePoint(size - CHUNK_SIZE, 'vm1/rp-1/disk0')).rejects.toThrow(/a point follows one of its own size or larger/);
+  });
+
+  it('a disk that grew since its base (an incremental after a resize): the base, then zeros; its short last block becomes whole', async () => {
+    const store = await ChunkStore.open(join(dir, 'grown'), { key });
+    const small = 2 * CHUNK_SIZE + 5000;
+    const before = randomBytes(small);
+    const writer = await store.writePoint(small, null);
+    await writer.write(0, before);
+    await writer.commit('vm1/rp-1/disk0');
+    await writer.close();
+
+    const size = 5 * CHUNK_SIZE + 100;
+    const expected = Buffer.alloc(size);
+    before.copy(expected);
+    const grown = await store.writePoint(size, 'vm1/rp-1/disk0');
+    // nothing written yet: what it reads already is the base, then zeros
+    expect((await grown.read(0, size)).equals(expected)).toBe(true);
+    // a write into the grown part, and one into the base's old last block past its old end
+    const late = randomBytes(3000);
+    late.copy(expected, 4 * CHUNK_SIZE);
+    await grown.write(4 * CHUNK_SIZE, late);
+    const past = randomBytes(100);
+    past.copy(expected, small + 10);
+    await grown.write(small + 10, past);
+    await grown.commit('vm1/rp-2/disk0');
+    await grown.close();
+
+    const reopened = await ChunkStore.open(join(dir, 'grown'), { key });
+    const point = await reopened.openPoint('vm1/rp-2/disk0');
+    expect(point.size).toBe(size);
+    expect((await point.read(0, size)).equals(expected)).toBe(true);
+    await point.close();
+    const base = await reopened.openPoint('vm1/rp-1/disk0');
+    expect((await base.read(0, small)).equals(before)).toBe(true);
+    await base.close();
   });
 
   describe('over TCP with TLS-PSK, as an agent reaches the hub', () => {
