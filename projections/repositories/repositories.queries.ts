@@ -18,9 +18,10 @@ function active(dataSource: DataSource): Promise<RepositoryView[]> {
 async function details(v: RepositoryView, tenantId: string | null, dataSource: DataSource): Promise<RepositoryDetails> {
   const live = await measureCapacity(v.root).catch(() => null);
   // the chains' read model is the restore-points projection's, applied in the same database; a point is its VM's
-  // agent's tenant's, whichever tenant the repository was given to
+  // agent's tenant's, whichever tenant the repository was given to. A point in the recycle bin is no restore point
+  // any more, but its files take their space until it is purged.
   const [points] = await dataSource.query(
-    `SELECT count(*)::int AS n, COALESCE(sum((SELECT sum((d->>'fileBytes')::bigint) FROM jsonb_array_elements(p.disks) d)), 0)::bigint AS bytes FROM rm_restore_points p
+    `SELECT (count(*) FILTER (WHERE p.status <> 'recycled'))::int AS n, COALESCE(sum((SELECT sum((d->>'fileBytes')::bigint) FROM jsonb_array_elements(p.disks) d)), 0)::bigint AS bytes FROM rm_restore_points p
      WHERE p.repository_id = $1
        AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM rm_vms v JOIN rm_tenancy t ON t.resource = 'agent' AND t.id = v.agent_id::text WHERE v.vm_id = p.vm_id AND t.tenant_id = $2))`,
     [v.repositoryId, tenantId],

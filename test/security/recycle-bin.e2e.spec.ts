@@ -63,6 +63,7 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
 
   it("moves an operator's delete to the recycle bin with every file as it was, and lists it there only", async () => {
     const before = files();
+    const pointsBytesBefore = (await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body.pointsBytes;
     const deleted = await as(operator, 'DELETE', `/api/v1/restore-points/${ids[1]}`);
     expect(deleted).toEqual({ status: 200, body: { restorePointId: ids[1], deleted: true, recycled: true, purgeAfter: expect.any(String) } });
     const grace = Date.parse(deleted.body.purgeAfter) - Date.now();
@@ -70,6 +71,8 @@ describe('security: a deleted restore point waits in the recycle bin (real hub +
     expect(grace).toBeLessThan(7 * DAY + 60_000);
     expect(files()).toEqual(before);
     expect(await listed()).toEqual([ids[0], ids[2]]);
+    // the repository counts it no more either, while its files' bytes still count: they are on the disk until the purge
+    expect((await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body).toMatchObject({ restorePoints: 2, pointsBytes: pointsBytesBefore });
     expect(await bin()).toEqual([expect.objectContaining({ restorePointId: ids[1], status: 'recycled', recycled: { at: expect.any(String), purgeAfter: deleted.body.purgeAfter, by: 'ops' } })]);
     const reported = async () => ((await lab.api('GET', '/api/v1/reports/protection')).body.vms as { vmId: string; recycledPoints: number; lastRestorePoint: { restorePointId: string } }[]).find((v) => v.vmId === 'vm1')!;
     expect(await reported()).toMatchObject({ recycledPoints: 1, lastRestorePoint: { restorePointId: ids[2] } });
