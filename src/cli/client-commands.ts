@@ -42,13 +42,13 @@ async function repositoryAdd(args: string[], env: NodeJS.ProcessEnv): Promise<vo
     ...(repo.encryption ? [`encrypted with key ${repo.encryption.keyFingerprint}`] : []),
     repo.layout === 'chunks' ? 'chunk store: compressed, deduplicated' : `chains of at most ${repo.maxChainDepth} points`,
   ];
-  process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${formatBytes(repo.freeBytes ?? 0)} free${notes.map((n) => `  ${n}`).join('')}\n`);
+  process.stdout.write(`${repo.repositoryId}  ${repo.name}  ${repo.path}  ${freeSpace(repo.freeBytes)}${notes.map((n) => `  ${n}`).join('')}\n`);
 }
 
 /** Each repository with its space; a chunks repository with its saving as last measured. */
 async function repositoryList(_args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const repos = (await new HubApi(env).call('GET', '/api/v1/repositories')) as RepositoryLine[];
-  for (const r of repos) process.stdout.write(`${r.repositoryId}  ${r.name}  ${r.layout}  ${r.path}  ${formatBytes(r.freeBytes ?? 0)} free  ${r.restorePoints} point(s)${r.chunks ? `  ${savingOf(r.chunks)}` : ''}
+  for (const r of repos) process.stdout.write(`${r.repositoryId}  ${r.name}  ${r.layout}  ${r.path}  ${freeSpace(r.freeBytes)}  ${r.restorePoints} point(s)${r.chunks ? `  ${savingOf(r.chunks)}` : ''}
 `);
 }
 
@@ -181,6 +181,13 @@ export interface ListedRestorePoint {
   consistency?: 'application' | 'crash' | null;
   consistencyReason?: string | null;
   freezeMs?: number | null;
+  integrity?: 'verified' | 'unverified' | 'corrupt';
+  status?: 'available' | 'deleting' | 'recycled';
+}
+
+/** A filesystem's free space, or that it could not be measured (statfs failed: an NFS export gone, say), never "0 B". */
+export function freeSpace(bytes: number | null | undefined): string {
+  return bytes === null || bytes === undefined ? 'free space unknown' : `${formatBytes(bytes)} free`;
 }
 
 /** One line per point; what an operator restoring a database must know first is whether the guest was frozen for it. */
@@ -190,5 +197,7 @@ export function formatRestorePoint(p: ListedRestorePoint): string {
     p.consistency === 'application' ? `  application-consistent (guest frozen ${p.freezeMs ?? '?'} ms)` :
     p.consistency === 'crash' ? `  crash-consistent: ${p.consistencyReason ?? 'no reason recorded'}` :
     '';
-  return `${p.restorePointId}  ${p.type.padEnd(11)} parent=${p.parentId ?? '-'}  disks=${p.disks.map((d) => d.diskId).join(',')}  ${formatBytes(size)}  ${p.createdAt}${consistency}`;
+  // what would stop a restore from it comes first, where an operator choosing a point reads
+  const warning = p.integrity === 'corrupt' ? '  CORRUPT (a restore needs --force)' : p.status === 'deleting' ? '  BEING DELETED' : '';
+  return `${p.restorePointId}  ${p.type.padEnd(11)} parent=${p.parentId ?? '-'}  disks=${p.disks.map((d) => d.diskId).join(',')}  ${formatBytes(size)}  ${p.createdAt}${warning}${consistency}`;
 }
