@@ -8,6 +8,7 @@ import { pgClientConfig } from '../database/db-connection';
 import { API_TOKEN_ISSUED, API_TOKEN_REVOKED } from '../auth/tokens/api-token.events';
 import { AdvisoryLocks } from './advisory-locks';
 import { ProjectionRunner, readCheckpoint, resetProjection } from './projection-runner';
+import { ProjectionsService } from './projections.service';
 import { Projector } from './projector';
 
 const CRASH_CHILD = join(__dirname, '../../dist/test/support/projection-crash-child.js');
@@ -159,6 +160,36 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     } finally {
       await Promise.all(runners.splice(0).map((r) => r.stop()));
       for (const locks of hubs) await locks.close();
+    }
+  });
+
+  it('a projector that cannot apply an event: failing since its first failed try, the same through its retries; cleared once it applies; reported stuck by health after a minute', async () => {
+    let poisoned = true;
+    const projector: Projector = {
+      name: 'poisoned',
+      filter: { streamPrefixes: ['poison-'] },
+      tables: [],
+      apply: async () => {
+        if (poisoned) throw new Error('cannot apply this event');
+      },
+    };
+    const projections = new ProjectionsService([projector], db.store, db.connection, db.dataSource);
+    projections.onModuleInit();
+    try {
+      await db.store.append('poison-1', [{ type: 'Poison', data: {}, metadata: meta }], 'no_stream');
+      const stuck = () => projections.stuck(new Date(Date.now() + 61_000), 60_000);
+      await waitFor(async () => stuck().length === 1);
+      const [first] = stuck();
+      expect(first).toMatchObject({ name: 'poisoned', error: 'cannot apply this event' });
+      // retried (backing off) without moving its start, and not stuck before a minute has passed
+      await new Promise((r) => setTimeout(r, 400));
+      expect(stuck()[0].since).toEqual(first.since);
+      expect(projections.stuck(new Date(), 60_000)).toEqual([]);
+      poisoned = false;
+      await waitFor(async () => stuck().length === 0);
+      expect((await projections.list())[0]).toMatchObject({ name: 'poisoned', lastError: null });
+    } finally {
+      await projections.onApplicationShutdown();
     }
   });
 

@@ -19,6 +19,8 @@ export interface RunnerStatus {
   leader: boolean;
   position: string | null;
   lastError: string | null;
+  /** Since when every try of its batch has failed (null while it applies, or waits for events). */
+  failingSince: Date | null;
 }
 
 const LOCK_NAMESPACE = 0x5e4d;
@@ -41,6 +43,7 @@ export class ProjectionRunner {
   private checkpointRowEnsured = false;
   private position: string | null = null;
   private lastError: string | null = null;
+  private failingSince: Date | null = null;
   private readonly batchSize: number;
   private readonly idleWaitMs: number;
   private readonly standbyRetryMs: number;
@@ -73,7 +76,7 @@ export class ProjectionRunner {
   }
 
   status(): RunnerStatus {
-    return { name: this.projector.name, leader: this.leads(), position: this.position, lastError: this.lastError };
+    return { name: this.projector.name, leader: this.leads(), position: this.position, lastError: this.lastError, failingSince: this.failingSince };
   }
 
   private leads(): boolean {
@@ -93,12 +96,14 @@ export class ProjectionRunner {
         const mark = this.store.readMark(this.projector.filter);
         const applied = await this.runBatch(mark);
         this.lastError = null;
+        this.failingSince = null;
         backoff = 100;
         if (applied < this.batchSize) await this.store.waitForAppend(this.idleWaitMs, signal, mark);
       } catch (error) {
         if (signal.aborted) break;
         if (error instanceof CheckpointMovedError) continue;
         this.lastError = error instanceof Error ? error.message : String(error);
+        this.failingSince ??= new Date();
         this.options.onError?.(this.projector.name, error);
         await abortableSleep(backoff, signal);
         backoff = Math.min(backoff * 2, 30_000);

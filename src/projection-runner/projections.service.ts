@@ -60,6 +60,17 @@ export class ProjectionsService implements OnModuleInit, OnApplicationShutdown {
     return [...this.runners.keys()];
   }
 
+  /**
+   * The projections this process applies that have failed every try for `forMs` or longer (an event they cannot
+   * apply): their read models, and every report and list read from them, stand still while the hub answers.
+   */
+  stuck(now: Date, forMs: number): { name: string; since: Date; error: string }[] {
+    return [...this.runners.values()].flatMap((r) => {
+      const { leader, failingSince, lastError } = r.status();
+      return leader && failingSince && now.getTime() - failingSince.getTime() >= forMs ? [{ name: r.projector.name, since: failingSince, error: lastError ?? '' }] : [];
+    });
+  }
+
   /** Which projections this process applies, from memory (no database round trip). */
   leadership(): { name: string; leader: boolean }[] {
     return [...this.runners.values()].map((r) => ({ name: r.projector.name, leader: r.status().leader }));
