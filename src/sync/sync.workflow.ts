@@ -22,7 +22,7 @@ import { insideRoot } from '../repositories/qcow2/inside-root';
 import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { layoutOf } from '../repositories/registry/repository.events';
-import { checkBlocks, exportChunkPointForWriting, exportForWriting, exportPoint, pointExportAreaOf } from '../restore-points/adapters/block-reader';
+import { checkBlocks, exportChunkPointForWriting, exportForWriting, exportPoint, hashWholeDisk, openPoint, pointExportAreaOf } from '../restore-points/adapters/block-reader';
 import { chunkPointFile, isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { chunkPointDigests } from '../repositories/chunks/point-server';
 import { pointOf } from '../restore-points/chain.aggregate';
@@ -406,7 +406,16 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
             await source.close().catch(() => undefined);
           }
           await this.checkAgainstDigests(root, id, target, expected, received);
-          disks.push({ diskId: target.diskId, file: target.file, parentFile: target.parentFile, virtualSize: target.virtualSize, fileBytes: (await stat(join(root, target.file))).size, changeRef: target.source.changeRef, digests: { file: digestFile, sha256: ref.sha256, blocks: expected.blockCount } });
+          let digests = { file: digestFile, sha256: ref.sha256, blocks: expected.blockCount };
+          if (whole && point.type !== 'full') {
+            // recorded here as a full, its digests must name every block it holds: the remote's name only what the
+            // incremental wrote, and a verify, or a hub syncing from here, takes a full's unnamed blocks for zeros
+            const complete = await this.hashNewPoint(root, target.file);
+            const content = complete.encode();
+            await writeDurably(root, digestFile, content);
+            digests = { file: digestFile, sha256: sha256(content), blocks: complete.blockCount };
+          }
+          disks.push({ diskId: target.diskId, file: target.file, parentFile: target.parentFile, virtualSize: target.virtualSize, fileBytes: (await stat(join(root, target.file))).size, changeRef: target.source.changeRef, digests });
         }
         let configuration = point.configuration;
         if (configuration) {
@@ -497,6 +506,16 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       else differing.push({ first: b, count: 1 });
     }
     return blockRanges(differing, target.virtualSize);
+  }
+
+  /** Every block of a point written here, read back through its own view, hashed. */
+  private async hashNewPoint(root: string, file: string): Promise<BlockDigests> {
+    const view = await openPoint(join(root, file), this.exportArea);
+    try {
+      return await hashWholeDisk(view.source);
+    } finally {
+      await view.close();
+    }
   }
 
   /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { NbdConnectionClosedError } from '../../nbd-protocol/errors';
 import { ChunkFormatError } from '../../repositories/chunks/chunk-format';
 import { DIGEST_BLOCK_SIZE, DigestRecorder } from '../../wire/block-digests';
-import { BlockSource, checkBlocks, packRequests } from './block-reader';
+import { BlockSource, checkBlocks, hashWholeDisk, packRequests } from './block-reader';
 
 describe('packRequests: how checkBlocks groups the blocks it reads', () => {
   const all = () => true;
@@ -69,5 +69,18 @@ describe('checkBlocks: a block the source cannot give back', () => {
     const eio = Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
     expect((await checkBlocks(source((b) => (b === 9 ? eio : null)), digests)).mismatches.map((m) => m.offset)).toEqual([9 * DIGEST_BLOCK_SIZE]);
     await expect(checkBlocks(source((b) => (b === 5 ? new NbdConnectionClosedError('the server closed the connection') : null)), digests)).rejects.toThrow('the server closed the connection');
+  });
+});
+
+describe('hashWholeDisk: digests that name every block of a disk', () => {
+  it('names each block, zeros and the short last one included, as the copy that wrote it would have', async () => {
+    const disk = Buffer.concat([randomBytes(3 * DIGEST_BLOCK_SIZE), Buffer.alloc(70 * DIGEST_BLOCK_SIZE), randomBytes(1000)]);
+    const source: BlockSource = { size: disk.length, read: async (offset, length, into) => (disk.copy(into!, 0, offset, offset + length), into!) };
+    const recorder = new DigestRecorder(disk.length);
+    DigestRecorder.hashInto(recorder.add(0, disk.length, false), 0, disk);
+    const expected = recorder.result();
+    const hashed = await hashWholeDisk(source);
+    expect(hashed.blockCount).toBe(74);
+    for (let b = 0; b < 74; b++) expect(hashed.digestAt(b)!.equals(expected.digestAt(b)!)).toBe(true);
   });
 });

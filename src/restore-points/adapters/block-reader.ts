@@ -10,7 +10,7 @@ import { ChunkFormatError } from '../../repositories/chunks/chunk-format';
 import { openChunkPoint, socketExportLaunch, socketWriterLaunch } from '../../repositories/chunks/point-server';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import { Qcow2ChainView } from '../../repositories/qcow2/chain-view';
-import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH } from '../../wire/block-digests';
+import { BlockDigests, DIGEST_BLOCK_SIZE, DIGEST_LENGTH, DigestRecorder } from '../../wire/block-digests';
 
 const EXPORT_NAME = 'verify';
 /**
@@ -205,6 +205,18 @@ export async function checkBlocks(client: BlockSource, digests: BlockDigests, op
 interface Piece {
   first: number;
   count: number;
+}
+
+/** The digest of every block of a disk, read whole from `source` (zeros included): digests that name all it holds. */
+export async function hashWholeDisk(source: BlockSource): Promise<BlockDigests> {
+  const recorder = new DigestRecorder(source.size);
+  const run = recorder.add(0, source.size, false);
+  const buffer = Buffer.alloc(VERIFY_REQUEST_SIZE);
+  for (let offset = 0; offset < source.size; offset += buffer.length) {
+    const length = Math.min(buffer.length, source.size - offset);
+    DigestRecorder.hashInto(run, offset, await source.read(offset, length, buffer.subarray(0, length)));
+  }
+  return recorder.result();
 }
 
 /**
