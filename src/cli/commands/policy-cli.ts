@@ -11,7 +11,7 @@ export const POLICY_USAGE = `usage:
   sendense policy list
   sendense policy show POLICY
   sendense policy edit POLICY [any option of add; --enabled or --disabled; --no-drill]   changes only what is given
-  sendense policy run POLICY                                                 back up every VM of it now
+  sendense policy run POLICY                                                 back up every VM of it now (exit 1 when every VM was skipped)
   sendense policy remove POLICY                                              its restore points stay
 The cron may have a leading seconds field; the time zone defaults to UTC. With --drill-cron the newest
 point of each VM is booted as a recovery drill at every slot of that calendar (on --drill-agent's host,
@@ -119,7 +119,8 @@ export const POLICY_COMMANDS: Record<string, (call: PolicyCall) => Promise<numbe
     const run = await api().call<{ slot: string; jobs: { vmId: string; jobId: string; status: string; reason: string | null }[] }>('POST', `/api/v1/policies/${id}/run`);
     if (!run.jobs.length) out.write('the policy selects no VM\n');
     for (const j of run.jobs) out.write(`${j.vmId}  ${j.status === 'requested' ? `backup job ${j.jobId}` : `skipped: ${j.reason}`}\n`);
-    return 0;
+    // a run that backed up none of the VMs it selects did not do what was asked: a script sees it by the exit code
+    return run.jobs.length && !run.jobs.some((j) => j.status === 'requested') ? 1 : 0;
   },
   remove: async ({ id, out, api, usage }) => {
     if (!id) return usage();
