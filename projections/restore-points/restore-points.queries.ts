@@ -9,6 +9,7 @@ import { RestorePointRecord } from '../../src/restore-points/queries/restore-poi
 import { RepositoryRestorePointsQuery } from '../../src/restore-points/queries/repository-restore-points.query';
 import { RecycleBinQuery } from '../../src/restore-points/queries/recycle-bin.query';
 import { RestorePointsBeingDeletedQuery } from '../../src/restore-points/queries/restore-points-being-deleted.query';
+import { SyncedInRunQuery } from '../../src/restore-points/queries/synced-in-run.query';
 import { KnownBaseQuery } from '../../src/backups/queries/known-base.query';
 import { RestorePointView } from './restore-point.entity';
 
@@ -52,6 +53,19 @@ export class KnownBaseHandler implements IQueryHandler<KnownBaseQuery, { restore
       [repositoryId, agentId, vmId, diskId, virtualSize],
     );
     return rows.length ? { restorePointId: rows[0].restore_point_id, file: rows[0].file } : null;
+  }
+}
+
+@QueryHandler(SyncedInRunQuery)
+export class SyncedInRunHandler implements IQueryHandler<SyncedInRunQuery, { restorePointId: string; bytesReceived: number }[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ runId }: SyncedInRunQuery): Promise<{ restorePointId: string; bytesReceived: number }[]> {
+    const rows: { restore_point_id: string; bytes: string | null }[] = await this.dataSource.query(
+      `SELECT restore_point_id, source->>'bytesReceived' AS bytes FROM rm_restore_points WHERE source->>'runId' = $1 ORDER BY created_at, restore_point_id`,
+      [runId],
+    );
+    return rows.map((r) => ({ restorePointId: r.restore_point_id, bytesReceived: Number(r.bytes ?? 0) }));
   }
 }
 

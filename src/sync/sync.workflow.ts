@@ -32,6 +32,7 @@ import { ChainStates } from '../restore-points/chain-states';
 import { SyncRestorePointCommand } from '../restore-points/commands/sync-restore-point.command';
 import { ImmutablePoints } from '../restore-points/immutable-points';
 import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
+import { SyncedInRunQuery } from '../restore-points/queries/synced-in-run.query';
 import { RestorePointDeletionWorkflow } from '../restore-points/restore-point-deletion.workflow';
 import { chainPruneMarks, deletionOrder } from '../policies/retention/prune';
 import type { RetentionRules } from '../policies/policy.events';
@@ -122,9 +123,16 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
             .then((repository) => this.clearUnfinishedFiles(repository.root, job.repositoryId, unfinished))
             .catch((error: unknown) => this.logger.warn(`sync ${job.syncJobId}: what its run cut short left of ${unfinished.restorePointId} stays for its next run: ${error instanceof Error ? error.message : String(error)}`));
         }
+        // the points the run recorded before the hub stopped stay synced, and its figures say so
+        const runId = state.state.running.runId;
+        await this.projections.waitForCaughtUp(RESTORE_POINTS);
+        const synced: { restorePointId: string; bytesReceived: number }[] = await this.queries.execute(new SyncedInRunQuery(runId));
         await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
           this.gateway.execute(
-            new SyncJobCommand(job.syncJobId, { kind: 'failRun', result: { runId: state.state.running!.runId, reason: 'the hub stopped during the run', restorePointId: state.state.running!.point?.restorePointId ?? null, synced: [], bytesReceived: 0 } }),
+            new SyncJobCommand(job.syncJobId, {
+              kind: 'failRun',
+              result: { runId, reason: 'the hub stopped during the run', restorePointId: state.state.running!.point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
+            }),
             SYNC_JOBS,
           ),
         );

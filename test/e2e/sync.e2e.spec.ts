@@ -201,7 +201,10 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
     const jobOf = async (id: string) => (await target.api('GET', `/api/v1/sync-jobs/${id}`)).body;
     const heldBefore = (await targetPoints()).map((p) => p.restorePointId);
 
-    // the second hub killed while it writes a point: a job limited to 4 MiB/s copies 30 MiB for some 7 s
+    // the second hub killed while it writes a point: a job limited to 4 MiB/s copies 30 MiB for some 7 s; a small
+    // point before it is copied first, and stays synced (and said to be) when the run is cut
+    await change(30);
+    const small = await backup('auto');
     await writeToDisk(primary.vm.disks[1].path, [{ offset: 60 * MiB, length: 30 * MiB, pattern: 0x77 }]);
     const big = await backup('auto');
     const limited = await target.api('POST', '/api/v1/sync-jobs', { remoteId, repositoryId: target.repositoryId, maxBytesPerSecond: 4 * MiB });
@@ -226,11 +229,13 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
     expect(writer()).toEqual([]);
     expect(existsSync(join(target.repoRoot, 'vm1', 'disk1', `${big}.qcow2`))).toBe(false);
     expect(readdirSync(join(target.hubDataDir, 'point-exports'))).toEqual([]);
-    expect((await jobOf(slow)).lastRun).toMatchObject({ status: 'failed', reason: 'the hub stopped during the run', restorePointId: big });
-    expect((await targetPoints()).map((p) => p.restorePointId)).toEqual(heldBefore);
+    const cut = (await jobOf(slow)).lastRun;
+    expect(cut).toMatchObject({ status: 'failed', reason: 'the hub stopped during the run', restorePointId: big, synced: [small] });
+    expect(cut.bytesReceived).toBeGreaterThan(2 * MiB);
+    expect((await targetPoints()).map((p) => p.restorePointId)).toEqual([...heldBefore, small]);
     syncJobId = slow;
     const resumed = await syncRun();
-    expect({ synced: resumed.synced, alreadyHeld: resumed.alreadyHeld }).toEqual({ synced: [big], alreadyHeld: heldBefore.length });
+    expect({ synced: resumed.synced, alreadyHeld: resumed.alreadyHeld }).toEqual({ synced: [big], alreadyHeld: heldBefore.length + 1 });
     expect(writer()).toEqual([]);
 
     // the primary killed while it serves a point: once the copy began (the export served and the point is recorded as
