@@ -30,7 +30,8 @@ export class HealthController {
     // a read model stopped at an event it cannot apply: the API answers, from data that no longer moves
     const stuck = this.projections.stuck(new Date(), PROJECTION_STUCK_MS);
     if (stuck.length) {
-      const reason = stuck.map((p) => `projection ${p.name} has failed since ${p.since.toISOString()}: ${p.error}`).join('; ');
+      // health answers without a token: the error itself (a key, a path) is for GET /api/v1/projections, behind one
+      const reason = stuck.map((p) => `projection ${p.name} has failed since ${p.since.toISOString()} (its error: GET /api/v1/projections)`).join('; ');
       throw new ServiceUnavailableException({ status: 'unavailable', ...body, reason });
     }
     return { status: 'ok', ...body };
