@@ -45,6 +45,7 @@ export class ProtectionReportProjector implements Projector {
 
   async apply(event: RecordedEvent, manager: EntityManager): Promise<void> {
     const q = (sql: string, params: unknown[]) => manager.query(sql, params);
+    const corrupt = (ids: string[]) => q(`UPDATE rm_protection_points SET corrupt = true WHERE restore_point_id = ANY($1)`, [ids]);
     switch (event.type) {
       case POLICY_CREATED:
       case POLICY_UPDATED: {
@@ -136,17 +137,17 @@ export class ProtectionReportProjector implements Projector {
       // corrupt for good, as the chain decides it (chain.aggregate.ts): such a point protects nothing
       case RESTORE_POINT_CORRUPTED: {
         const d = event.data as unknown as RestorePointCorrupted['data'];
-        await q(`UPDATE rm_protection_points SET corrupt = true WHERE restore_point_id = ANY($1)`, [[d.restorePointId, ...d.readsThrough]]);
+        await corrupt([d.restorePointId, ...d.readsThrough]);
         return;
       }
       case RESTORE_POINT_VERIFIED: {
         const d = event.data as unknown as RestorePointVerified['data'];
-        if (!d.ok) await q(`UPDATE rm_protection_points SET corrupt = true WHERE restore_point_id = $1`, [d.restorePointId]);
+        if (!d.ok) await corrupt([d.restorePointId]);
         return;
       }
       case RESTORE_POINT_DELETE_FAILED: {
         const d = event.data as unknown as RestorePointDeleteFailed['data'];
-        if (!d.undone) await q(`UPDATE rm_protection_points SET corrupt = true WHERE restore_point_id = $1`, [d.restorePointId]);
+        if (!d.undone) await corrupt([d.restorePointId]);
         return;
       }
       case RESTORE_POINT_RECYCLED:

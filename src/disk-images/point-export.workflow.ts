@@ -132,9 +132,7 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
     }
     this.open.set(exportId, exported.map((d) => d.leaseId));
     if (abandoned?.aborted) {
-      this.open.delete(exportId);
-      await this.stopLeases(exported.map((d) => d.leaseId));
-      await this.gateway.execute(new ClosePointExportCommand(exportId, 'answer-abandoned', 'the request that opened it ended before its answer'), POINT_EXPORTS_READ_MODEL);
+      await this.close(exportId, exported.map((d) => d.leaseId), 'answer-abandoned', 'the request that opened it ended before its answer');
       throw new DomainError('conflict', `the export of restore point ${restorePointId} was closed again: the request ended before its answer`);
     }
     return {
@@ -150,20 +148,21 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
     if (state.status === 'none') throw new DomainError('not_found', `restore point export ${exportId} does not exist`);
     if (state.status === 'open') {
       if (state.opened!.hubInstance !== this.instance) throw new DomainError('conflict', `export ${exportId} is served by another hub process (${state.opened!.hubInstance})`);
-      this.open.delete(exportId);
-      await this.stopLeases(state.opened!.disks.map((d) => d.leaseId));
-      await this.gateway.execute(new ClosePointExportCommand(exportId, 'requested'), POINT_EXPORTS_READ_MODEL);
+      await this.close(exportId, state.opened!.disks.map((d) => d.leaseId), 'requested');
     }
     return this.queries.execute(new GetPointExportQuery(exportId));
   }
 
-  private async closeAsSystem(exportId: string, reason: PointExportCloseReason, detail: string, leaseIds = this.open.get(exportId) ?? []): Promise<void> {
+  /** Stops the export's qemu-nbds here (their ports released once they are gone), then records its close. */
+  private async close(exportId: string, leaseIds: string[], reason: PointExportCloseReason, detail: string | null = null): Promise<void> {
     this.open.delete(exportId);
+    await this.stopLeases(leaseIds);
+    await this.gateway.execute(new ClosePointExportCommand(exportId, reason, detail), POINT_EXPORTS_READ_MODEL);
+  }
+
+  private async closeAsSystem(exportId: string, reason: PointExportCloseReason, detail: string, leaseIds = this.open.get(exportId) ?? []): Promise<void> {
     try {
-      await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, async () => {
-        await this.stopLeases(leaseIds);
-        await this.gateway.execute(new ClosePointExportCommand(exportId, reason, detail), POINT_EXPORTS_READ_MODEL);
-      });
+      await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () => this.close(exportId, leaseIds, reason, detail));
       this.logger.warn(`export ${exportId} closed (${reason}): ${detail}`);
     } catch (error) {
       this.logger.error(`closing export ${exportId} (${reason}) failed: ${String(error)}`);

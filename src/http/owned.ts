@@ -4,7 +4,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import { ApiExtension } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { currentContext } from '../eventing/request-context';
-import { UUID_PATTERN } from '../wire/identifiers';
+import { UUID_TEXT } from '../wire/identifiers';
 import { notFound } from './not-found';
 import { OwnedKind, OwnerTenantQuery, TenantObjectsQuery } from './owner-tenant.query';
 
@@ -114,19 +114,18 @@ export class TenantScope {
   }
 }
 
-const UUID = UUID_PATTERN.source.slice(1, -1);
 /** Streams a tenant's token may read, by what they record; every other stream (tokens, ports, processes, slots) is the hub's. */
 const STREAM_OWNERS: [RegExp, OwnedKind][] = [
-  [new RegExp(`^backup-job-(${UUID})$`), 'job'],
-  [new RegExp(`^vm-restore-(${UUID})$`), 'restore'],
-  [new RegExp(`^restore-mount-(${UUID})$`), 'mount'],
-  [new RegExp(`^point-export-(${UUID})$`), 'export'],
-  [new RegExp(`^agent-(${UUID})$`), 'agent'],
-  [new RegExp(`^repository-(${UUID})$`), 'repository'],
-  [new RegExp(`^policy-(${UUID})$`), 'policy'],
-  [new RegExp(`^retention-(${UUID})$`), 'policy'],
-  [new RegExp(`^slots-policy-(${UUID})$`), 'policy'],
-  [new RegExp(`^drill-slots-policy-(${UUID})-agent-${UUID}$`), 'policy'],
+  [new RegExp(`^backup-job-(${UUID_TEXT})$`), 'job'],
+  [new RegExp(`^vm-restore-(${UUID_TEXT})$`), 'restore'],
+  [new RegExp(`^restore-mount-(${UUID_TEXT})$`), 'mount'],
+  [new RegExp(`^point-export-(${UUID_TEXT})$`), 'export'],
+  [new RegExp(`^agent-(${UUID_TEXT})$`), 'agent'],
+  [new RegExp(`^repository-(${UUID_TEXT})$`), 'repository'],
+  [new RegExp(`^policy-(${UUID_TEXT})$`), 'policy'],
+  [new RegExp(`^retention-(${UUID_TEXT})$`), 'policy'],
+  [new RegExp(`^slots-policy-(${UUID_TEXT})$`), 'policy'],
+  [new RegExp(`^drill-slots-policy-(${UUID_TEXT})-agent-${UUID_TEXT}$`), 'policy'],
   [/^vm-backups-(.+)$/, 'vm'],
   [/^disk-image-downloads-(.+)$/, 'point'],
 ];
@@ -137,6 +136,6 @@ export function streamOwner(streamId: string): { kind: OwnedKind; id: string } |
     if (m) return { kind, id: m[1] };
   }
   // chain-<vmId>-<repositoryId>: the VM's
-  const chain = new RegExp(`^chain-(.+)-(${UUID})$`).exec(streamId);
+  const chain = new RegExp(`^chain-(.+)-(${UUID_TEXT})$`).exec(streamId);
   return chain ? { kind: 'vm', id: chain[1] } : null;
 }

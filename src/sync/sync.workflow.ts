@@ -124,14 +124,14 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
             .catch((error: unknown) => this.logger.warn(`sync ${job.syncJobId}: what its run cut short left of ${unfinished.restorePointId} stays for its next run: ${error instanceof Error ? error.message : String(error)}`));
         }
         // the points the run recorded before the hub stopped stay synced, and its figures say so
-        const runId = state.state.running.runId;
+        const { runId, point } = state.state.running;
         await this.projections.waitForCaughtUp(RESTORE_POINTS);
         const synced: { restorePointId: string; bytesReceived: number }[] = await this.queries.execute(new SyncedInRunQuery(runId));
         await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
           this.gateway.execute(
             new SyncJobCommand(job.syncJobId, {
               kind: 'failRun',
-              result: { runId, reason: 'the hub stopped during the run', restorePointId: state.state.running!.point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
+              result: { runId, reason: 'the hub stopped during the run', restorePointId: point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
             }),
             SYNC_JOBS,
           ),

@@ -9,8 +9,9 @@ import { ValidationOptions, registerDecorator } from 'class-validator';
  */
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** A uuid as the hub writes them (lowercase): agent, job and export ids. */
-export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A uuid as the hub writes them (lowercase): agent, job and export ids; UUID_TEXT for patterns that hold one. */
+export const UUID_TEXT = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+export const UUID_PATTERN = new RegExp(`^${UUID_TEXT}$`);
 
 const DESCRIPTION = "1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit, with no '..'";
 

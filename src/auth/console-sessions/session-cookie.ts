@@ -1,12 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { UUID_PATTERN } from '../../wire/identifiers';
+import { UUID_TEXT } from '../../wire/identifiers';
 
 export const SESSION_COOKIE = 'sendense_session';
 export const CSRF_HEADER = 'x-sendense-csrf';
 /** An absolute lifetime: a browser left logged in does not stay so for ever, whatever its token does. */
 export const SESSION_LIFETIME_MS = 12 * 60 * 60 * 1000;
 
-const VALUE = new RegExp(`^(${UUID_PATTERN.source.slice(1, -1)})\\.([A-Za-z0-9_-]{43})$`);
+const VALUE = new RegExp(`^(${UUID_TEXT})\\.([A-Za-z0-9_-]{43})$`);
 
 export function newSessionSecret(): string {
   return randomBytes(32).toString('base64url');

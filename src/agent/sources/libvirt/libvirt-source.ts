@@ -411,11 +411,6 @@ export class LibvirtSource implements BackupSource {
     throw new Error(`the guest of ${vmId} could not be thawed: it may still be frozen (tried again every ${(this.opts.thawRetryMs ?? 10_000) / 1000} s until it thaws)`);
   }
 
-  /**
-   * Goes on thawing a guest whose thaw kept failing (its guest agent hung, libvirtd restarting), for as long as the
-   * agent runs: its freeze marker stays until the guest thaws or its domain stops running, so an agent that stops
-   * meanwhile thaws it at its next start.
-   */
   /** Ends the retries of a guest's thaw; a retry under way is waited for, so that no thaw of it runs after this. */
   private async stopThawing(vmId: string): Promise<void> {
     const loop = this.stillFrozen.get(vmId);
@@ -425,6 +420,11 @@ export class LibvirtSource implements BackupSource {
     await loop.attempt;
   }
 
+  /**
+   * Goes on thawing a guest whose thaw kept failing (its guest agent hung, libvirtd restarting), for as long as the
+   * agent runs: its freeze marker stays until the guest thaws or its domain stops running, so an agent that stops
+   * meanwhile thaws it at its next start.
+   */
   private keepThawing(vmId: string): void {
     if (this.stillFrozen.has(vmId)) return;
     const marker = join(this.opts.workDir, `${FREEZE_MARKER}${vmId}`);
