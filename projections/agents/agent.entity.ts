@@ -1,3 +1,4 @@
+import type { DiskLeftOut } from '../../src/wire/backup-protocol';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
 @Entity({ name: 'rm_agents' })
@@ -43,6 +44,10 @@ export class VmView {
 
   @Column({ type: 'jsonb' })
   disks: { diskId: string; path: string; format: string; virtualSize: number; changeTracking: string }[];
+
+  /** Disks holding data the agent cannot read: no backup of the VM holds them. */
+  @Column({ name: 'disks_left_out', type: 'jsonb' })
+  disksLeftOut: DiskLeftOut[];
 
   @Column({ name: 'reported_at', type: 'timestamptz' })
   reportedAt: Date;

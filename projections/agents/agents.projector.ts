@@ -34,11 +34,11 @@ export class AgentsProjector implements Projector {
         // ownership was decided on, in an older history) leaves the owner's row as it is.
         if (reported.length)
           await manager.query(
-            `INSERT INTO rm_vms (vm_id, agent_id, name, power_state, disks, reported_at)
-             SELECT r.vm_id, $1::uuid, r.name, r.power_state, r.disks, $2 FROM jsonb_to_recordset($3::jsonb) AS r(vm_id text, name text, power_state text, disks jsonb)
-             ON CONFLICT (vm_id) DO UPDATE SET name = EXCLUDED.name, power_state = EXCLUDED.power_state, disks = EXCLUDED.disks, reported_at = EXCLUDED.reported_at
+            `INSERT INTO rm_vms (vm_id, agent_id, name, power_state, disks, disks_left_out, reported_at)
+             SELECT r.vm_id, $1::uuid, r.name, r.power_state, r.disks, r.disks_left_out, $2 FROM jsonb_to_recordset($3::jsonb) AS r(vm_id text, name text, power_state text, disks jsonb, disks_left_out jsonb)
+             ON CONFLICT (vm_id) DO UPDATE SET name = EXCLUDED.name, power_state = EXCLUDED.power_state, disks = EXCLUDED.disks, disks_left_out = EXCLUDED.disks_left_out, reported_at = EXCLUDED.reported_at
              WHERE rm_vms.agent_id = EXCLUDED.agent_id`,
-            [agentId, event.createdAt, JSON.stringify(reported.map((vm) => ({ vm_id: vm.vmId, name: vm.name, power_state: vm.powerState ?? null, disks: vm.disks })))],
+            [agentId, event.createdAt, JSON.stringify(reported.map((vm) => ({ vm_id: vm.vmId, name: vm.name, power_state: vm.powerState ?? null, disks: vm.disks, disks_left_out: vm.disksLeftOut ?? [] })))],
           );
         return;
       }

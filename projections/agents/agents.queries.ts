@@ -29,7 +29,7 @@ export class ListVmsHandler implements IQueryHandler<ListVmsQuery, VmSummary[]> 
   async execute(): Promise<VmSummary[]> {
     const agents = new Map((await this.dataSource.getRepository(AgentView).find()).map((a) => [a.agentId, a]));
     const vms = await this.dataSource.getRepository(VmView).find({ order: { vmId: 'ASC' } });
-    return vms.map((vm) => ({ vmId: vm.vmId, name: vm.name, agentId: vm.agentId, agentConnected: agents.get(vm.agentId)?.connected ?? false, powerState: vm.powerState as PowerState | null, disks: disks(vm), reportedAt: vm.reportedAt }));
+    return vms.map((vm) => ({ vmId: vm.vmId, name: vm.name, agentId: vm.agentId, agentConnected: agents.get(vm.agentId)?.connected ?? false, powerState: vm.powerState as PowerState | null, disks: disks(vm), disksLeftOut: vm.disksLeftOut, reportedAt: vm.reportedAt }));
   }
 }
 

@@ -1,3 +1,4 @@
+import type { DiskLeftOut } from '../../src/wire/backup-protocol';
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 export interface DiskProgressView {
@@ -41,6 +42,10 @@ export class BackupJobView {
 
   @Column({ type: 'jsonb' })
   disks: DiskProgressView[];
+
+  /** Disks of the VM the job's point does not hold: the agent cannot read them. */
+  @Column({ name: 'disks_left_out', type: 'jsonb' })
+  disksLeftOut: DiskLeftOut[];
 
   @Column({ name: 'bytes_written', type: 'bigint' })
   bytesWritten: string;

@@ -55,6 +55,7 @@ export class BackupJobsProjector implements Projector {
           phase: 'queued',
           restorePointId: null,
           disks: [],
+          disksLeftOut: [],
           bytesWritten: '0',
           error: null,
           failedPhase: null,
@@ -70,7 +71,7 @@ export class BackupJobsProjector implements Projector {
         return;
       case BACKUP_TYPE_DECIDED: {
         const d = event.data as BackupTypeDecided['data'];
-        await jobs.update({ jobId }, { type: d.type, typeReason: d.reason, restorePointId: d.restorePointId });
+        await jobs.update({ jobId }, { type: d.type, typeReason: d.reason, restorePointId: d.restorePointId, disksLeftOut: d.disksLeftOut ?? [] });
         return;
       }
       case BACKUP_TARGETS_PREPARED: {

@@ -123,6 +123,7 @@ function describe(j: BackupJobView): BackupJobDto {
     typeReason: j.typeReason,
     restorePointId: j.restorePointId,
     disks: j.disks,
+    disksLeftOut: j.disksLeftOut,
     bytesWritten: Number(j.bytesWritten),
     error: j.error,
     failedPhase: j.failedPhase,

@@ -1,5 +1,6 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import type { Integrity } from '../../src/restore-points/chain.aggregate';
+import type { DiskLeftOut } from '../../src/wire/backup-protocol';
 import type { ConfigurationRef, DamagedRange, DigestCoverage, PointDisk, PointSource } from '../../src/restore-points/chain.events';
 
 @Entity({ name: 'rm_restore_points' })
@@ -82,6 +83,10 @@ export class RestorePointView {
   /** The VM's configuration file the point holds, or null. */
   @Column({ type: 'jsonb', nullable: true })
   configuration: ConfigurationRef | null;
+
+  /** Disks of the VM that hold data this point does not: its source could not read them. */
+  @Column({ name: 'disks_left_out', type: 'jsonb' })
+  disksLeftOut: DiskLeftOut[];
 
   /** For a point copied from another hub: which hub, sync job and run, and the bytes received; null for a point backed up here. */
   @Column({ type: 'jsonb', nullable: true })

@@ -59,6 +59,7 @@ export class RestorePointsProjector implements Projector {
           consistencyReason: p.consistencyReason ?? null,
           freezeMs: p.freezeMs ?? null,
           configuration: p.configuration ?? null,
+          disksLeftOut: p.disksLeftOut ?? [],
           source: synced ?? null,
         });
         return;

@@ -186,6 +186,7 @@ export async function runAgent(args: string[], env: NodeJS.ProcessEnv): Promise<
       name: vm.name,
       ...(vm.powerState ? { powerState: vm.powerState } : {}),
       disks: vm.disks.map((d) => ({ diskId: d.id, path: d.path, format: d.format, virtualSize: d.virtualSize, changeTracking: d.changeTracking, ...(d.label ? { label: d.label } : {}), ...(d.datastore ? { datastore: d.datastore } : {}) })),
+      ...(vm.leftOut ? { disksLeftOut: vm.leftOut } : {}),
     }));
     const answer = (await hub.send('PUT', `/api/v1/agents/${state.agentId}/inventory`, { vms })) as { refused?: { vmId: string; reason: string }[] } | null;
     for (const r of answer?.refused ?? []) log.warn(`the hub refused VM ${r.vmId}: ${r.reason}`);

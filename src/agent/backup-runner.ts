@@ -52,10 +52,11 @@ export class BackupRunner {
   async plan(request: PlanRequest): Promise<PlanAnswer> {
     const vm = await this.deps.source.getVm(request.vmId);
     const disks = vm.disks.map((d) => ({ diskId: d.id, virtualSize: d.virtualSize, format: d.format }));
-    if (!request.sincePointId) return { mode: 'full', reason: 'no earlier restore point in this chain', disks };
+    const leftOut = vm.leftOut ? { leftOut: vm.leftOut } : {};
+    if (!request.sincePointId) return { mode: 'full', reason: 'no earlier restore point in this chain', disks, ...leftOut };
     const check = await this.deps.source.checkChain(request.vmId, request.sincePointId, request.sinceDisks);
-    if (check.ok) return { mode: 'incremental', reason: null, disks };
-    return { mode: 'full', reason: check.reason ?? 'change tracking cannot continue the chain', disks, ...(check.broken ? { chainBroken: true } : {}) };
+    if (check.ok) return { mode: 'incremental', reason: null, disks, ...leftOut };
+    return { mode: 'full', reason: check.reason ?? 'change tracking cannot continue the chain', disks, ...leftOut, ...(check.broken ? { chainBroken: true } : {}) };
   }
 
   isRunning(jobId: string): boolean {

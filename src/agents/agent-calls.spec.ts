@@ -64,6 +64,15 @@ describe("the hub's calls to an agent: the agent's refusal is the caller's 4xx w
       expect(await plan({ mode: 'incremental', reason: null, disks: [disk] })).toEqual({ status: 200, value: { mode: 'incremental', reason: null, disks: [disk] } });
     });
 
+    it("the disks the agent cannot read come back with their reasons (cut at 1000 characters), to be recorded with the job's point", async () => {
+      const leftOut = [{ diskId: 'vdb', reason: "type='network' disks are not supported (only file-backed images)", extra: 1 }, { diskId: 'Hard disk 2', reason: 'x'.repeat(5000) }];
+      expect(await plan({ mode: 'full', reason: null, disks: [disk], leftOut })).toEqual({
+        status: 200,
+        value: { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vdb', reason: leftOut[0].reason }, { diskId: 'Hard disk 2', reason: 'x'.repeat(1000) }] },
+      });
+      expect(await plan({ mode: 'full', reason: null, disks: [disk], leftOut: [] })).toEqual({ status: 200, value: { mode: 'full', reason: null, disks: [disk] } });
+    });
+
     it.each([
       ['a disk id that climbs out of the repository', { diskId: '../../../../var/lib/sendense/repositories/B/chunks/points/v/p/d' }, 'disks[0].diskId "../../../../var/lib/sendense/repositories/B/chunks/points/v/p/d" is not a valid identifier'],
       ["a disk id that is another VM's directory", { diskId: '../victim' }, 'disks[0].diskId "../victim" is not a valid identifier'],
@@ -86,6 +95,10 @@ describe("the hub's calls to an agent: the agent's refusal is the caller's 4xx w
       ['no disks', { mode: 'full', reason: null, disks: [] }, 'disks must list 1 to 256 disks'],
       ['257 disks', { mode: 'full', reason: null, disks: Array.from({ length: 257 }, (_, i) => ({ ...disk, diskId: `d${i}` })) }, 'disks must list 1 to 256 disks'],
       ['one disk twice', { mode: 'full', reason: null, disks: [disk, disk] }, 'disks[1].diskId vda is listed twice'],
+      ['disks left out that are not a list', { mode: 'full', reason: null, disks: [disk], leftOut: 'vdb' }, 'leftOut must list at most 256 disks'],
+      ['a disk left out with a control character in its name', { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vd\nb', reason: 'r' }] }, 'leftOut[0].diskId must be 1-128 printable characters'],
+      ['a disk left out with a 129-character name', { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'v'.repeat(129), reason: 'r' }] }, 'leftOut[0].diskId must be 1-128 printable characters'],
+      ['a disk left out without a reason', { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vdb' }] }, 'leftOut[0].reason must be a non-empty string'],
     ])('%s', async (_what, body, message) => {
       expect(await plan(body)).toEqual({ status: 502, message: `agent ${AGENT} answered /api/v1/backup/plan with an invalid plan: ${message}` });
     });

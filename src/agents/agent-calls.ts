@@ -15,8 +15,14 @@ export class AgentCalls {
     const answer = await this.call(agentId, 'POST', '/api/v1/backup/plan', request);
     const problem = planProblem(answer);
     if (problem) throw new BadGatewayException(`agent ${agentId} answered /api/v1/backup/plan with an invalid plan: ${problem}`);
-    const { mode, reason, chainBroken, disks } = answer as PlanAnswer;
-    return { mode, reason: reason === null ? null : reason.slice(0, 2000), ...(chainBroken ? { chainBroken } : {}), disks: disks.map(({ diskId, virtualSize, format }) => ({ diskId, virtualSize, format })) };
+    const { mode, reason, chainBroken, disks, leftOut } = answer as PlanAnswer;
+    return {
+      mode,
+      reason: reason === null ? null : reason.slice(0, 2000),
+      ...(chainBroken ? { chainBroken } : {}),
+      disks: disks.map(({ diskId, virtualSize, format }) => ({ diskId, virtualSize, format })),
+      ...(leftOut?.length ? { leftOut: leftOut.map(({ diskId, reason }) => ({ diskId, reason: reason.slice(0, MAX_LEFT_OUT_REASON) })) } : {}),
+    };
   }
 
   async start(agentId: string, request: StartRequest): Promise<void> {
@@ -88,7 +94,7 @@ const MAX_PLAN_DISKS = 256;
  */
 export function planProblem(answer: unknown): string | null {
   if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) return 'it is not an object';
-  const { mode, reason, chainBroken, disks } = answer as Record<string, unknown>;
+  const { mode, reason, chainBroken, disks, leftOut } = answer as Record<string, unknown>;
   if (mode !== 'full' && mode !== 'incremental') return 'mode must be full or incremental';
   if (reason !== null && typeof reason !== 'string') return 'reason must be a string or null';
   if (chainBroken !== undefined && typeof chainBroken !== 'boolean') return 'chainBroken must be a boolean';
@@ -103,6 +109,24 @@ export function planProblem(answer: unknown): string | null {
     seen.add(diskId as string);
     if (typeof virtualSize !== 'number' || !Number.isSafeInteger(virtualSize) || virtualSize < 0) return `disks[${i}].virtualSize must be a whole number of bytes, 0 or more`;
     if (!(DISK_FORMATS as readonly unknown[]).includes(format)) return `disks[${i}].format must be ${DISK_FORMATS.join(' or ')}`;
+  }
+  return leftOut === undefined ? null : leftOutProblem('leftOut', leftOut);
+}
+
+/** Longest reason kept for a disk left out: the rest of an agent's text is cut. */
+export const MAX_LEFT_OUT_REASON = 1000;
+
+/**
+ * The disks an agent says it cannot read are shown to operators and kept with the point: names of up to 128
+ * printable characters (a source's own, `vdb`, never a file name here), each with a reason, at most 256.
+ */
+export function leftOutProblem(field: string, leftOut: unknown): string | null {
+  if (!Array.isArray(leftOut) || leftOut.length > MAX_PLAN_DISKS) return `${field} must list at most ${MAX_PLAN_DISKS} disks`;
+  for (const [i, disk] of leftOut.entries()) {
+    if (typeof disk !== 'object' || disk === null) return `${field}[${i}] is not an object`;
+    const { diskId, reason } = disk as Record<string, unknown>;
+    if (typeof diskId !== 'string' || !/^[^\p{Cc}]{1,128}$/u.test(diskId)) return `${field}[${i}].diskId must be 1-128 printable characters`;
+    if (typeof reason !== 'string' || reason.length === 0) return `${field}[${i}].reason must be a non-empty string`;
   }
   return null;
 }

@@ -1,4 +1,5 @@
 import { DomainEvent } from '../eventing/aggregate';
+import type { DiskLeftOut } from '../wire/backup-protocol';
 
 export const AGENT_REGISTERED = 'AgentRegistered';
 export const AGENT_CONNECTED = 'AgentConnected';
@@ -7,8 +8,8 @@ export const VM_INVENTORY_REPORTED = 'VmInventoryReported';
 
 /** `label` and `datastore`: what vSphere calls the disk and where it lives (VMware sources only). */
 export type InventoryDisk = { diskId: string; path: string; format: string; virtualSize: number; changeTracking: 'dirty-bitmap' | 'cbt' | 'none'; label?: string; datastore?: string };
-/** `powerState`: from sources that report it (VMware). */
-export type InventoryVm = { vmId: string; name: string; powerState?: PowerState; disks: InventoryDisk[] };
+/** `powerState`: from sources that report it (VMware). `disksLeftOut`: disks holding data the agent cannot read; absent when none. */
+export type InventoryVm = { vmId: string; name: string; powerState?: PowerState; disks: InventoryDisk[]; disksLeftOut?: DiskLeftOut[] };
 export type PowerState = 'on' | 'off' | 'suspended';
 
 export type AgentRegistered = DomainEvent<typeof AGENT_REGISTERED, { agentId: string; name: string; publicKey: string; fingerprint: string; tokenId: string }>;

@@ -46,6 +46,18 @@ export class InventoryDiskDto {
   datastore?: string;
 }
 
+/** A disk that holds data the agent cannot read: shown with the VM, so that what is not protected is seen. */
+export class DiskLeftOutDto {
+  @IsString()
+  @Matches(/^[^\p{Cc}]{1,128}$/u, { message: 'diskId must be 1-128 printable characters' })
+  diskId: string;
+
+  @IsString()
+  @MinLength(1)
+  @MaxLength(1000)
+  reason: string;
+}
+
 export class InventoryVmDto {
   @IsSafeIdentifier()
   vmId: string;
@@ -65,6 +77,13 @@ export class InventoryVmDto {
   @ValidateNested({ each: true })
   @Type(() => InventoryDiskDto)
   disks: InventoryDiskDto[];
+
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(64)
+  @ValidateNested({ each: true })
+  @Type(() => DiskLeftOutDto)
+  disksLeftOut?: DiskLeftOutDto[];
 }
 
 export class InventoryDto {

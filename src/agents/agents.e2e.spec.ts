@@ -62,15 +62,23 @@ describe('agents: registration, inventory and the tunnel policy', () => {
     await hub.admin(hub.http().put('/api/v1/agents/not-a-uuid/inventory')).send({ vms: [] }).expect(400);
 
     const listed = await hub.admin(hub.http().get('/api/v1/vms')).expect(200);
-    expect(listed.body).toEqual([{ vmId: 'vm1', name: 'web', agentId: a.agentId, agentConnected: false, powerState: null, disks: vms[0].disks, reportedAt: expect.any(String) }]);
+    expect(listed.body).toEqual([{ vmId: 'vm1', name: 'web', agentId: a.agentId, agentConnected: false, powerState: null, disks: vms[0].disks, disksLeftOut: [], reportedAt: expect.any(String) }]);
 
-    // what a VMware source adds: the VM's power state, each disk's label and datastore
-    const vmware = [{ vmId: '5003a1b2-0000-0000-0000-000000000001', name: 'db', powerState: 'on', disks: [{ diskId: 'disk-2000', path: '[ds1] db/db.vmdk', format: 'raw', virtualSize: 1024, changeTracking: 'cbt', label: 'Hard disk 1', datastore: 'ds1' }] }];
+    // what a VMware source adds: the VM's power state, each disk's label and datastore; and a disk it cannot read, with why
+    const vmware = [
+      {
+        vmId: '5003a1b2-0000-0000-0000-000000000001',
+        name: 'db',
+        powerState: 'on',
+        disks: [{ diskId: 'disk-2000', path: '[ds1] db/db.vmdk', format: 'raw', virtualSize: 1024, changeTracking: 'cbt', label: 'Hard disk 1', datastore: 'ds1' }],
+        disksLeftOut: [{ diskId: 'disk-2001', reason: 'not a datastore path: /vmfs/devices/disks/naa.1' }],
+      },
+    ];
     await as(b.token, b.agentId).send({ vms: vmware }).expect(200);
     const withVmware = await hub.admin(hub.http().get('/api/v1/vms')).expect(200);
     expect(withVmware.body).toContainEqual({ ...vmware[0], agentId: b.agentId, agentConnected: false, reportedAt: expect.any(String) });
     const before = await eventCount(hub.db);
-    for (const bad of [{ ...vmware[0], vmId: 'vm..1' }, { ...vmware[0], vmId: '../vm1' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], diskId: 'disk/../x' }] }, { ...vmware[0], powerState: 'poweredOn' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], changeTracking: 'vmware' }] }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], label: 'x'.repeat(257) }] }]) {
+    for (const bad of [{ ...vmware[0], vmId: 'vm..1' }, { ...vmware[0], vmId: '../vm1' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], diskId: 'disk/../x' }] }, { ...vmware[0], powerState: 'poweredOn' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], changeTracking: 'vmware' }] }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], label: 'x'.repeat(257) }] }, { ...vmware[0], disksLeftOut: 'disk-2001' }, { ...vmware[0], disksLeftOut: [{ diskId: 'disk\n2001', reason: 'r' }] }, { ...vmware[0], disksLeftOut: [{ diskId: 'disk-2001', reason: '' }] }, { ...vmware[0], disksLeftOut: [{ diskId: 'disk-2001', reason: 'x'.repeat(1001) }] }]) {
       await as(b.token, b.agentId).send({ vms: [bad] }).expect(400);
     }
     // one VM or one disk twice in a report: accepted, the VMs read model stopped at that event for good

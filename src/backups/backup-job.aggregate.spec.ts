@@ -71,7 +71,15 @@ describe('backup job rules', () => {
         restorePointId: 'rp-2',
         sincePointId: 'rp-1',
         synthesizedFrom: null,
+        disksLeftOut: [],
       });
+    });
+
+    it("given the agent cannot read some of the VM's disks, then the decision records them, and the job's state keeps them for its point", () => {
+      const leftOut = [{ diskId: 'vdb', reason: "type='network' disks are not supported (only file-backed images)" }];
+      const events = run([{ kind: 'decideType', restorePointId: 'rp-2', last, plan: { ...incrementalPlan, leftOut }, maxChainDepth: 32 }], given('auto'));
+      expect(events.at(-1)!.data).toMatchObject({ type: 'incremental', disksLeftOut: leftOut });
+      expect(fold(job, events)).toMatchObject({ disksLeftOut: leftOut });
     });
 
     it("given the chain holds the repository's maxChainDepth points, when auto is requested, then it is a synthetic full of the newest point that reads only the changes since it", () => {
@@ -82,6 +90,7 @@ describe('backup job rules', () => {
         restorePointId: 'rp-2',
         sincePointId: 'rp-1',
         synthesizedFrom: 'rp-1',
+        disksLeftOut: [],
       });
       const state = fold(job, run([{ kind: 'decideType', restorePointId: 'rp-2', last, plan: incrementalPlan, maxChainDepth: 5 }], given('auto')));
       expect(state).toMatchObject({ type: 'full', sincePointId: 'rp-1', synthesizedFrom: 'rp-1' });

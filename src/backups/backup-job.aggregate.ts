@@ -1,6 +1,6 @@
 import { Aggregate } from '../eventing/aggregate';
 import { DomainError } from '../eventing/domain-error';
-import { AgentReport, Consistency } from '../wire/backup-protocol';
+import { AgentReport, Consistency, DiskLeftOut } from '../wire/backup-protocol';
 import {
   BACKUP_CANCEL_REQUESTED,
   BACKUP_COMPLETED,
@@ -46,6 +46,8 @@ export interface BackupJobState {
   sincePointId: string | null;
   /** A synthetic full: the point whose view the hub copies into the new point's standalone files before the changes land. */
   synthesizedFrom: string | null;
+  /** Disks of the VM its point will not hold, and why (the agent's plan). */
+  disksLeftOut: DiskLeftOut[];
   targets: Target[];
   snapshotId: string | null;
   snapshotRemoved: boolean;
@@ -75,6 +77,8 @@ export interface PlanFacts {
   mode: BackupType;
   reason: string | null;
   disks: { diskId: string; virtualSize: number }[];
+  /** Disks the agent cannot read: recorded with the decision, so the job and its point say what they lack. */
+  leftOut?: DiskLeftOut[];
 }
 
 export type BackupJobCommand =
@@ -125,6 +129,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
     restorePointId: null,
     sincePointId: null,
     synthesizedFrom: null,
+    disksLeftOut: [],
     targets: [],
     snapshotId: null,
     snapshotRemoved: false,
@@ -144,7 +149,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
       case BACKUP_STARTED:
         return { ...state, phase: 'preparing', startedBy: event.data.hubInstance ?? null };
       case BACKUP_TYPE_DECIDED:
-        return { ...state, type: event.data.type, restorePointId: event.data.restorePointId, sincePointId: event.data.sincePointId, synthesizedFrom: event.data.synthesizedFrom ?? null };
+        return { ...state, type: event.data.type, restorePointId: event.data.restorePointId, sincePointId: event.data.sincePointId, synthesizedFrom: event.data.synthesizedFrom ?? null, disksLeftOut: event.data.disksLeftOut ?? [] };
       case BACKUP_TARGETS_PREPARED:
         return { ...state, targets: event.data.targets, disks: Object.fromEntries(event.data.targets.map((t) => [t.diskId, emptyDisk()])) };
       case SNAPSHOT_REQUESTED:
@@ -199,7 +204,7 @@ export const backupJobAggregate: Aggregate<BackupJobState, BackupJobCommand, Bac
         const { type, reason, synthetic } = decideType(state.requestedType!, command.last, command.plan, command.maxChainDepth);
         const sincePointId = type === 'incremental' || synthetic ? command.last!.restorePointId : null;
         const synthesizedFrom = synthetic ? command.last!.restorePointId : null;
-        return [{ type: BACKUP_TYPE_DECIDED, data: { jobId, type, reason, restorePointId: command.restorePointId, sincePointId, synthesizedFrom } }];
+        return [{ type: BACKUP_TYPE_DECIDED, data: { jobId, type, reason, restorePointId: command.restorePointId, sincePointId, synthesizedFrom, disksLeftOut: command.plan.leftOut ?? [] } }];
       }
       case 'targetsPrepared':
         return [{ type: BACKUP_TARGETS_PREPARED, data: { jobId, targets: command.targets } }];

@@ -1,5 +1,5 @@
 import { DomainEvent } from '../eventing/aggregate';
-import type { Consistency } from '../wire/backup-protocol';
+import type { Consistency, DiskLeftOut } from '../wire/backup-protocol';
 
 export const BACKUP_REQUESTED = 'BackupRequested';
 export const BACKUP_STARTED = 'BackupStarted';
@@ -33,11 +33,13 @@ export type BackupStarted = DomainEvent<typeof BACKUP_STARTED, { jobId: string; 
 /**
  * `sincePointId`: the point the agent reads the changes since (an incremental's parent; a synthetic full's source), or
  * null for a full read of the disks. `synthesizedFrom`: on a synthetic full, the point whose view the hub copies into
- * the new point's standalone files; null otherwise, absent on events recorded before synthetic fulls.
+ * the new point's standalone files; null otherwise, absent on events recorded before synthetic fulls. `disksLeftOut`:
+ * the VM's disks that hold data the agent cannot read (a network or block device, an unsupported format), which
+ * the point will not hold; absent on events recorded before it was reported.
  */
 export type BackupTypeDecided = DomainEvent<
   typeof BACKUP_TYPE_DECIDED,
-  { jobId: string; type: BackupType; reason: string; restorePointId: string; sincePointId: string | null; synthesizedFrom?: string | null }
+  { jobId: string; type: BackupType; reason: string; restorePointId: string; sincePointId: string | null; synthesizedFrom?: string | null; disksLeftOut?: DiskLeftOut[] }
 >;
 export type BackupTargetsPrepared = DomainEvent<typeof BACKUP_TARGETS_PREPARED, { jobId: string; targets: Target[] }>;
 export type SnapshotRequested = DomainEvent<typeof SNAPSHOT_REQUESTED, { jobId: string; agentId: string; diskIds: string[] }>;

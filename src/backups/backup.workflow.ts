@@ -452,6 +452,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         })),
       ),
       configuration: await this.files.configuration(root, state.vmId!, state.restorePointId!),
+      ...(state.disksLeftOut.length ? { disksLeftOut: state.disksLeftOut } : {}),
     };
     await this.files.writeManifest(root, point);
     // A delete of a point this job does not read through (an older segment) may be under way: it ends soon, then the point is added.

@@ -76,6 +76,11 @@ export class BackupJobDiskResponse {
   @ApiProperty() done: boolean;
 }
 
+export class DiskLeftOutResponse {
+  @ApiProperty({ example: 'vdb' }) diskId: string;
+  @ApiProperty({ example: "type='network' disks are not supported (only file-backed images)" }) reason: string;
+}
+
 export class BackupJobResponse {
   @ApiProperty({ format: 'uuid' }) jobId: string;
   @ApiProperty() vmId: string;
@@ -88,6 +93,8 @@ export class BackupJobResponse {
   @ApiProperty({ nullable: true, type: String }) typeReason: string | null;
   @ApiProperty({ nullable: true, type: String }) restorePointId: string | null;
   @ApiProperty({ type: [BackupJobDiskResponse] }) disks: BackupJobDiskResponse[];
+  @ApiProperty({ type: [DiskLeftOutResponse], description: "disks of the VM that hold data its agent cannot read (a network or block device, an unsupported format): the job's point does not hold them" })
+  disksLeftOut: DiskLeftOutResponse[];
   @ApiProperty() bytesWritten: number;
   @ApiProperty({ nullable: true, type: String }) error: string | null;
   @ApiProperty({ nullable: true, type: String }) failedPhase: string | null;

@@ -98,6 +98,7 @@ async function waitForJob(api: HubApi, jobId: string): Promise<void> {
     display.draw([`${job.phase}${job.type ? ` (${job.type}: ${job.typeReason})` : ''}`, ...(job.disks as DiskLine[]).map(progressLine)], job.status === 'completed' || job.status === 'failed');
     if (job.status === 'completed') {
       process.stdout.write(`completed: restore point ${job.restorePointId}, ${formatBytes(job.bytesWritten)} written\n`);
+      for (const d of job.disksLeftOut ?? []) process.stdout.write(`warning: disk ${d.diskId} is not in the point: ${d.reason}\n`);
       return;
     }
     if (job.status === 'failed') {
@@ -114,7 +115,7 @@ async function backupList(args: string[], env: NodeJS.ProcessEnv): Promise<void>
   if (option(args, '--vm')) query.set('vmId', option(args, '--vm')!);
   if (option(args, '--status')) query.set('status', option(args, '--status')!);
   const { jobs } = await new HubApi(env).call('GET', `/api/v1/backups?${query}`);
-  for (const j of jobs) process.stdout.write(`${j.jobId}  ${j.vmId.padEnd(12)} ${String(j.type ?? j.requestedType).padEnd(11)} ${j.phase.padEnd(12)} ${formatBytes(j.bytesWritten).padStart(10)}  ${j.requestedAt}${j.error ? `  ${j.error}` : ''}\n`);
+  for (const j of jobs) process.stdout.write(`${j.jobId}  ${j.vmId.padEnd(12)} ${String(j.type ?? j.requestedType).padEnd(11)} ${j.phase.padEnd(12)} ${formatBytes(j.bytesWritten).padStart(10)}  ${j.requestedAt}${j.error ? `  ${j.error}` : ''}${lacking(j.disksLeftOut)}\n`);
 }
 
 async function backupShow(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -183,6 +184,12 @@ export interface ListedRestorePoint {
   freezeMs?: number | null;
   integrity?: 'verified' | 'unverified' | 'corrupt';
   status?: 'available' | 'deleting' | 'recycled';
+  disksLeftOut?: { diskId: string; reason: string }[];
+}
+
+/** `  LACKS vdb (why)`: the disks of the VM a point or job does not hold, where an operator reads, or nothing. */
+export function lacking(leftOut: { diskId: string; reason: string }[] | undefined): string {
+  return leftOut?.length ? `  LACKS ${leftOut.map((d) => `${d.diskId} (${d.reason})`).join(', ')}` : '';
 }
 
 /** A filesystem's free space, or that it could not be measured (statfs failed: an NFS export gone, say), never "0 B". */
@@ -198,6 +205,6 @@ export function formatRestorePoint(p: ListedRestorePoint): string {
     p.consistency === 'crash' ? `  crash-consistent: ${p.consistencyReason ?? 'no reason recorded'}` :
     '';
   // what would stop a restore from it comes first, where an operator choosing a point reads
-  const warning = p.integrity === 'corrupt' ? '  CORRUPT (a restore needs --force)' : p.status === 'deleting' ? '  BEING DELETED' : '';
+  const warning = (p.integrity === 'corrupt' ? '  CORRUPT (a restore needs --force)' : p.status === 'deleting' ? '  BEING DELETED' : '') + lacking(p.disksLeftOut);
   return `${p.restorePointId}  ${p.type.padEnd(11)} parent=${p.parentId ?? '-'}  disks=${p.disks.map((d) => d.diskId).join(',')}  ${formatBytes(size)}  ${p.createdAt}${warning}${consistency}`;
 }

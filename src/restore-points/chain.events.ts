@@ -1,4 +1,5 @@
 import { DomainEvent } from '../eventing/aggregate';
+import type { DiskLeftOut } from '../wire/backup-protocol';
 
 export const RESTORE_POINT_ADDED = 'RestorePointAdded';
 export const RESTORE_POINT_SYNCED = 'RestorePointSynced';
@@ -71,6 +72,8 @@ export interface RestorePoint {
   freezeMs?: number | null;
   /** The VM's configuration at the point's instant; absent or null when the source recorded none (qemu-image source, older points). */
   configuration?: ConfigurationRef | null;
+  /** Disks of the VM that hold data the point does not: the source could not read them (BackupTypeDecided). Absent when none. */
+  disksLeftOut?: DiskLeftOut[];
 }
 
 export type DeleteStrategy = 'remove-newest' | 'merge-into-child' | 'remove-middle';

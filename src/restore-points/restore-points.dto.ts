@@ -45,6 +45,8 @@ export function restorePointResponse(v: RestorePointRecord) {
     freezeMs: v.freezeMs,
     // what a restore can define the VM from: the domain's XML, and its UEFI variables and TPM state when it had them
     configuration: v.configuration ? { domainXml: true, nvram: v.configuration.nvram, tpm: v.configuration.tpm } : null,
+    // disks of the VM holding data this point lacks: its agent could not read them
+    disksLeftOut: v.disksLeftOut,
     // a point copied from another hub: which remote, sync job and run, and what crossed the wire; null for a backup made here
     source: v.source ?? null,
   };

@@ -29,6 +29,14 @@ export interface PlanAnswer {
   /** A full because a disk that tracks changes lost them since the point asked about: the chain breaks there. */
   chainBroken?: boolean;
   disks: { diskId: string; virtualSize: number; format: string }[];
+  /** Disks of the VM that hold data the source cannot read (a network or block device, an unsupported format): not in the point, and the job says so. */
+  leftOut?: DiskLeftOut[];
+}
+
+/** A disk of a VM that backups do not hold, and why. Its id is the source's name for it (`vdb`), shown, never a file name. */
+export interface DiskLeftOut {
+  diskId: string;
+  reason: string;
 }
 
 export interface StartRequest {

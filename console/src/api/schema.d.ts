@@ -1443,6 +1443,12 @@ export interface components {
             bytesWritten: number;
             done: boolean;
         };
+        DiskLeftOutResponse: {
+            /** @example vdb */
+            diskId: string;
+            /** @example type='network' disks are not supported (only file-backed images) */
+            reason: string;
+        };
         BackupJobResponse: {
             /** Format: uuid */
             jobId: string;
@@ -1462,6 +1468,8 @@ export interface components {
             typeReason: string | null;
             restorePointId: string | null;
             disks: components["schemas"]["BackupJobDiskResponse"][];
+            /** @description disks of the VM that hold data its agent cannot read (a network or block device, an unsupported format): the job's point does not hold them */
+            disksLeftOut: components["schemas"]["DiskLeftOutResponse"][];
             bytesWritten: number;
             error: string | null;
             failedPhase: string | null;

@@ -20,6 +20,7 @@ export function requestedJob(e: LiveEvent): JobView {
     typeReason: null,
     restorePointId: null,
     disks: [],
+    disksLeftOut: [],
     bytesWritten: 0,
     error: null,
     failedPhase: null,
@@ -59,7 +60,7 @@ export function applyJobEvent(job: JobView, e: LiveEvent): JobView {
     case 'BackupStarted':
       return { ...job, status: 'running', phase: 'preparing' };
     case 'BackupTypeDecided':
-      return { ...job, type: d.type, restorePointId: d.restorePointId };
+      return { ...job, type: d.type, restorePointId: d.restorePointId, disksLeftOut: d.disksLeftOut ?? job.disksLeftOut };
     case 'SnapshotRequested':
       return { ...job, phase: 'snapshot' };
     case 'SnapshotCreated':

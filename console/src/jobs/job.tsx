@@ -73,6 +73,9 @@ export function Job({ jobId }: { jobId: string }) {
         <div><dt>Audit</dt><dd data-correlation={correlationId ?? ''}>{correlationId ? <CorrelationLink id={correlationId} /> : '—'}</dd></div>
         {job.restorePointId && job.status === 'completed' && <div><dt>Restore point</dt><dd><a href={`/console/vms/${encodeURIComponent(job.vmId)}#${job.restorePointId}`} onClick={onLink} data-point={job.restorePointId}>{job.restorePointId}</a></dd></div>}
       </dl>
+      {job.disksLeftOut.length > 0 && (
+        <p class="warning" data-lacks>Not in this backup: {job.disksLeftOut.map((d) => `${d.diskId} (${d.reason})`).join('; ')}. Its agent cannot read them.</p>
+      )}
       {job.error && <p class="error" role="alert">failed in {job.failedPhase ?? 'its run'}: {job.error}</p>}
       {job.status === 'running' && job.disks.map((d) => <DiskProgress key={d.diskId} jobId={job.jobId} disk={d} />)}
       <p class="actions">

@@ -31,6 +31,8 @@ interface Point {
   consistency: 'application' | 'crash' | null;
   consistencyReason: string | null;
   configuration: object | null;
+  /** Disks of the VM holding data the point lacks: its agent could not read them. */
+  disksLeftOut?: { diskId: string; reason: string }[];
 }
 
 interface NbdExport {
@@ -174,7 +176,10 @@ export function Vm({ vmId }: { vmId: string }) {
                   <small class="point-id">{p.restorePointId}</small>
                 </th>
                 <td>{p.type}</td>
-                <td>{bytes(p.disks.reduce((n, d) => n + d.fileBytes, 0))}</td>
+                <td>
+                  {bytes(p.disks.reduce((n, d) => n + d.fileBytes, 0))}
+                  {!!p.disksLeftOut?.length && <small class="lacks" title={p.disksLeftOut.map((d) => `${d.diskId}: ${d.reason}`).join('\n')}>lacks {p.disksLeftOut.map((d) => d.diskId).join(', ')}</small>}
+                </td>
                 <td title={p.consistencyReason ?? undefined}><ConsistencyBadge point={p} /></td>
                 <td class={`integrity-${p.integrity}`}>
                   <IntegrityBadge point={p} />

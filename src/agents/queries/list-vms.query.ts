@@ -1,5 +1,6 @@
 import { Query } from '@nestjs/cqrs';
 import { InventoryDisk, PowerState } from '../agent.events';
+import type { DiskLeftOut } from '../../wire/backup-protocol';
 
 export interface VmSummary {
   vmId: string;
@@ -9,6 +10,8 @@ export interface VmSummary {
   /** null where the source does not report it. */
   powerState: PowerState | null;
   disks: InventoryDisk[];
+  /** Disks holding data the agent cannot read: no backup of the VM holds them. */
+  disksLeftOut: DiskLeftOut[];
   reportedAt: Date;
 }
 

@@ -1,4 +1,5 @@
 import { Query } from '@nestjs/cqrs';
+import type { DiskLeftOut } from '../../wire/backup-protocol';
 
 export interface BackupJobDiskDto {
   diskId: string;
@@ -21,6 +22,8 @@ export interface BackupJobDto {
   typeReason: string | null;
   restorePointId: string | null;
   disks: BackupJobDiskDto[];
+  /** Disks of the VM the job's point does not hold: its agent cannot read them. */
+  disksLeftOut: DiskLeftOut[];
   bytesWritten: number;
   error: string | null;
   failedPhase: string | null;

@@ -1,4 +1,5 @@
 import type { Integrity } from '../chain.aggregate';
+import type { DiskLeftOut } from '../../wire/backup-protocol';
 import { ConfigurationRef, DamagedRange, DigestCoverage, PointDisk, PointSource } from '../chain.events';
 
 /** A restore point as the read model holds it. */
@@ -28,5 +29,6 @@ export interface RestorePointRecord {
   consistencyReason: string | null;
   freezeMs: number | null;
   configuration: ConfigurationRef | null;
+  disksLeftOut: DiskLeftOut[];
   source: PointSource | null;
 }

@@ -1,4 +1,4 @@
-import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason } from './domain-xml';
+import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, holdsNoData, nvramPath, parseDomainXml, skipReason } from './domain-xml';
 
 /** An instant recovery's disk as the live `virsh dumpxml` of libvirt 9.0 shows it while it still reads from the hub. */
 const INSTANT_DISK = `<disk type='file' device='disk'>
@@ -60,6 +60,12 @@ describe('libvirt XML', () => {
       ['hdc', 'file', 'cdrom', null, null],
     ]);
     expect(info.disks.map(skipReason)).toEqual([null, null, "type='block' disks are not supported (only file-backed images)", 'cdrom devices are not backed up']);
+    // a block device holds data a restore would lack; a CD-ROM holds none of the guest's own
+    expect(info.disks.map(holdsNoData)).toEqual([false, false, false, true]);
+    const emptyDrive = parseDomainXml(DOMAIN.replace("<source file='/var/lib/vm/d1.img' index='1'/>", '')).disks[1];
+    expect([skipReason(emptyDrive), holdsNoData(emptyDrive)]).toEqual(['the disk has no source file (empty drive)', true]);
+    const network = parseDomainXml(DOMAIN.replace("<disk type='block' device='disk'>", "<disk type='network' device='disk'>")).disks[2];
+    expect([skipReason(network), holdsNoData(network)]).toEqual(["type='network' disks are not supported (only file-backed images)", false]);
     expect(parseDomainXml(DOMAIN.replace(/<channel[\s\S]*<\/channel>/, '')).guestAgentChannel).toBe(false);
   });
 

@@ -80,6 +80,14 @@ export function readsFromNetwork(diskBody: string): boolean {
   return /<backingStore\b[^>]*type=['"]network['"]/.test(diskBody);
 }
 
+/**
+ * A drive that holds no guest data of its own: a CD-ROM or floppy, or a drive with no medium. Skipping it loses
+ * nothing; every other disk skipped is data a restore would lack, and the job says so.
+ */
+export function holdsNoData(disk: DomainDisk): boolean {
+  return disk.device === 'cdrom' || disk.device === 'floppy' || (disk.type === 'file' && !disk.file);
+}
+
 /** Why a disk is not backed up, or null when it is (file-backed qcow2 or raw, a real disk). */
 export function skipReason(disk: DomainDisk): string | null {
   if (disk.device !== 'disk') return `${disk.device} devices are not backed up`;

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Consistency } from '../../../wire/backup-protocol';
+import type { Consistency, DiskLeftOut } from '../../../wire/backup-protocol';
 import type { VmConfiguration } from '../../../wire/vm-configuration';
 import { EndingSnapshot, type BackupSource, type SourceSnapshot } from '../backup-source';
 import { QemuImageSource } from '../qemu-image';
 import { Virsh } from './virsh';
-import type { CompleteBackupRequest, DiskProblem, InventoryScan, InventoryVm, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
-import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, nvramPath, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
+import { leftOutText, type CompleteBackupRequest, type DiskProblem, type InventoryScan, type InventoryVm, type OpenSnapshotOptions, type PrepareBackupRequest, type PreparedBackup, type SnapshotDisk, type SourceDisk, type SourceVm } from '../qemu-image/types';
+import { backupSocket, backupXml, checkpointDisks, checkpointDisksWithoutBitmap, checkpointXml, decideLive, hasEmulatedTpm, holdsNoData, nvramPath, parseDomainXml, skipReason, type DomainInfo, type LiveChainState } from './domain-xml';
 import { KeyedMutex } from '../../../process/keyed-mutex';
 import { imageSummary } from '../../../qemu/qemu-img';
 import { Refusal } from '../../refusal';
@@ -153,7 +153,8 @@ export class LibvirtSource implements BackupSource {
     for (const uuid of uuids) {
       try {
         const vm = await this.describe(uuid, problems);
-        if (vm.disks.length) vms.push(vm);
+        // a domain with data on disks that cannot be read is listed, so that it is seen to be unprotected
+        if (vm.disks.length || vm.leftOut) vms.push(vm);
       } catch (error) {
         // A domain undefined between list and dumpxml: it is simply gone.
         this.log('warn', `domain ${uuid} could not be inspected: ${(error as Error).message}`);
@@ -165,13 +166,17 @@ export class LibvirtSource implements BackupSource {
   private async describe(vmId: string, problems: DiskProblem[]): Promise<SourceVm> {
     const { info } = await this.domain(vmId);
     const disks: SourceDisk[] = [];
+    const leftOut: DiskLeftOut[] = [];
     const fromFiles = copying(info).length > 0;
     for (const d of info.disks) {
       const why = skipReason(d);
-      if (why) problems.push({ vmId: info.uuid, diskId: d.target, path: d.file ?? '', message: `skipped: ${why}` });
-      else disks.push(await this.diskOf(info.uuid, d, fromFiles));
+      if (!why) disks.push(await this.diskOf(info.uuid, d, fromFiles));
+      else {
+        problems.push({ vmId: info.uuid, diskId: d.target, path: d.file ?? '', message: `skipped: ${why}` });
+        if (!holdsNoData(d)) leftOut.push({ diskId: d.target || '(no target)', reason: why });
+      }
     }
-    return { id: info.uuid, name: info.name, disks };
+    return { id: info.uuid, name: info.name, disks, ...(leftOut.length ? { leftOut } : {}) };
   }
 
   async listVms(): Promise<SourceVm[]> {
@@ -180,7 +185,7 @@ export class LibvirtSource implements BackupSource {
 
   async getVm(vmId: string): Promise<SourceVm> {
     const vm = await this.describe(vmId, []);
-    if (!vm.disks.length) throw new Error(`domain ${vm.name} (${vmId}) has no disk that can be backed up`);
+    if (!vm.disks.length) throw new Error(`domain ${vm.name} (${vmId}) has no disk that can be backed up${leftOutText(vm)}`);
     return vm;
   }
 

@@ -1,5 +1,5 @@
 import type { CopySource } from '../../../data-mover';
-import type { SinceDisk } from '../../../wire/backup-protocol';
+import type { DiskLeftOut, SinceDisk } from '../../../wire/backup-protocol';
 
 /** Image formats this driver accepts. Everything else (vmdk, vdi, vhdx, luks, ...) is refused. */
 export type DiskFormat = 'qcow2' | 'raw';
@@ -47,6 +47,13 @@ export interface SourceVm {
   /** Sources that know it (VMware). */
   powerState?: 'on' | 'off' | 'suspended';
   disks: SourceDisk[];
+  /** Disks that hold data but cannot be backed up: every point of the VM lacks them, and says so. */
+  leftOut?: DiskLeftOut[];
+}
+
+/** `: vdb: why; vdc: why` for a message about a VM with disks left out, or nothing. */
+export function leftOutText(vm: SourceVm): string {
+  return vm.leftOut?.length ? `: ${vm.leftOut.map((d) => `${d.diskId}: ${d.reason}`).join('; ')}` : '';
 }
 
 /** A disk the inventory names but that cannot be backed up (missing file, unsupported format, ...). */

@@ -90,8 +90,10 @@ describe('VsphereSource', () => {
   it('reports each disk by its device key, raw, with CBT as its change tracking', async () => {
     const { source } = sourceOn(new FakeVsphere([disk(2000), { ...disk(2001), fileName: 'not a datastore path' }]));
     const scan = await source.scanInventory();
-    expect(scan.vms).toEqual([{ id: vmId, name: 'web', powerState: 'on', disks: [{ id: 'disk-2000', path: '[LocalDS_0] web/web_2000.vmdk', format: 'raw', virtualSize: 4 * MiB, changeTracking: 'cbt', label: 'Hard disk 2000', datastore: 'LocalDS_0' }] }]);
-    expect(scan.problems).toEqual([expect.objectContaining({ diskId: 'disk-2001', message: expect.stringMatching(/not a datastore path/) })]);
+    expect(scan.vms).toEqual([{ id: vmId, name: 'web', powerState: 'on', disks: [{ id: 'disk-2000', path: '[LocalDS_0] web/web_2000.vmdk', format: 'raw', virtualSize: 4 * MiB, changeTracking: 'cbt', label: 'Hard disk 2000', datastore: 'LocalDS_0' }], leftOut: [{ diskId: 'disk-2001', reason: expect.stringMatching(/not a datastore path/) }] }]);
+    expect(scan.problems).toEqual([expect.objectContaining({ diskId: 'disk-2001', path: 'not a datastore path', message: expect.stringMatching(/not a datastore path/) })]);
+    // the plan the hub records with the job names it too
+    expect(await source.getVm(vmId)).toMatchObject({ disks: [{ id: 'disk-2000' }], leftOut: [{ diskId: 'disk-2001' }] });
   });
 
   it.each([

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
-import type { Consistency, SinceDisk } from '../../../wire/backup-protocol';
+import type { Consistency, DiskLeftOut, SinceDisk } from '../../../wire/backup-protocol';
 import { EndingSnapshot, type BackupSource, type SourceSnapshot } from '../backup-source';
-import type { CompleteBackupRequest, DiskProblem, InventoryScan, OpenSnapshotOptions, PrepareBackupRequest, PreparedBackup, SnapshotDisk, SourceDisk, SourceVm } from '../qemu-image/types';
+import { leftOutText, type CompleteBackupRequest, type DiskProblem, type InventoryScan, type OpenSnapshotOptions, type PrepareBackupRequest, type PreparedBackup, type SnapshotDisk, type SourceDisk, type SourceVm } from '../qemu-image/types';
 import { DatastoreDisk } from './datastore-disk';
 import { MAX_DESCRIPTOR_BYTES, parseDatastorePath, parseVmdkDescriptor } from './vmdk-descriptor';
 import { MoRef, VsphereClient, VsphereDisk, VsphereFault, VsphereVm } from './vsphere-client';
@@ -63,13 +63,9 @@ export class VsphereSource implements BackupSource {
     const vms: SourceVm[] = [];
     const problems: DiskProblem[] = [];
     for (const vm of await (await this.client()).listVms()) {
-      const disks: SourceDisk[] = [];
-      for (const d of vm.disks) {
-        const problem = diskProblem(d);
-        if (problem) problems.push({ vmId: vm.instanceUuid, diskId: diskIdOf(d), path: d.fileName, message: `skipped: ${problem}` });
-        else disks.push(sourceDisk(vm, d));
-      }
-      if (disks.length) vms.push({ id: vm.instanceUuid, name: vm.name, powerState: POWER[vm.powerState], disks });
+      const found = describe(vm);
+      for (const d of found.leftOut ?? []) problems.push({ vmId: vm.instanceUuid, diskId: d.diskId, path: vm.disks.find((v) => diskIdOf(v) === d.diskId)?.fileName ?? '', message: `skipped: ${d.reason}` });
+      if (found.disks.length || found.leftOut) vms.push(found);
     }
     return { vms, problems };
   }
@@ -85,10 +81,9 @@ export class VsphereSource implements BackupSource {
   }
 
   async getVm(vmId: string): Promise<SourceVm> {
-    const vm = await this.vm(vmId);
-    const disks = vm.disks.filter((d) => !diskProblem(d)).map((d) => sourceDisk(vm, d));
-    if (!disks.length) throw new Error(`VM ${vm.name} (${vmId}) has no disk that can be backed up`);
-    return { id: vmId, name: vm.name, powerState: POWER[vm.powerState], disks };
+    const vm = describe(await this.vm(vmId));
+    if (!vm.disks.length) throw new Error(`VM ${vm.name} (${vmId}) has no disk that can be backed up${leftOutText(vm)}`);
+    return vm;
   }
 
   // -------------------------------------------------------- change tracking
@@ -319,6 +314,18 @@ function sourceDisk(vm: VsphereVm, d: VsphereDisk): SourceDisk {
 }
 
 /** Why a disk cannot be read over datastore HTTP, or null. */
+/** The VM's disks this source reads, and those it cannot (every vSphere disk holds data: none is skipped silently). */
+function describe(vm: VsphereVm): SourceVm {
+  const disks: SourceDisk[] = [];
+  const leftOut: DiskLeftOut[] = [];
+  for (const d of vm.disks) {
+    const problem = diskProblem(d);
+    if (problem) leftOut.push({ diskId: diskIdOf(d), reason: problem });
+    else disks.push(sourceDisk(vm, d));
+  }
+  return { id: vm.instanceUuid, name: vm.name, powerState: POWER[vm.powerState], disks, ...(leftOut.length ? { leftOut } : {}) };
+}
+
 function diskProblem(d: VsphereDisk): string | null {
   try {
     parseDatastorePath(d.fileName);
