@@ -133,3 +133,21 @@ describe('AgentApi: the start request', () => {
     expect(started).toHaveLength(1);
   });
 });
+
+describe("AgentApi: whether a backup job still runs here", () => {
+  const running = new Set(['7c1e9a52-1111-4222-8333-444455556666']);
+  const api = new AgentApi({} as BackupSource, { isRunning: (jobId: string) => running.has(jobId) } as unknown as BackupRunner, {} as RestoreRunner);
+  let port = 0;
+  beforeAll(async () => (port = await api.listen()));
+  afterAll(() => api.close());
+
+  it('answers running until the job has delivered its last report, and refuses a malformed id', async () => {
+    const ask = async (jobId: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/backup/${jobId}`);
+      return { status: res.status, body: await res.json() };
+    };
+    expect(await ask('7c1e9a52-1111-4222-8333-444455556666')).toEqual({ status: 200, body: { running: true } });
+    expect(await ask('0d6f7b10-1111-4222-8333-444455556666')).toEqual({ status: 200, body: { running: false } });
+    expect((await ask('..%2F..')).status).toBe(400);
+  });
+});

@@ -47,12 +47,18 @@ export class AgentApi {
     try {
       const path = (req.url ?? '').split('?')[0];
       const cancel = /^\/api\/v1\/backup\/([^/]+)\/cancel$/.exec(path);
+      const job = /^\/api\/v1\/backup\/([^/]+)$/.exec(path);
       const cancelRestore = /^\/api\/v1\/restore\/([^/]+)\/cancel$/.exec(path);
       if (req.method === 'GET' && path === '/api/v1/vms') return send(res, 200, await this.source.listVms().catch(() => this.source.scanInventory().then((s) => s.vms)));
       if (req.method === 'POST' && path === '/api/v1/backup/plan') return send(res, 200, await this.runner.plan(parsePlan(await readJson(req))));
       if (req.method === 'POST' && path === '/api/v1/backup/start') {
         this.runner.start(parseStart(await readJson(req)));
         return send(res, 202, { accepted: true });
+      }
+      // the hub asks while it waits for the job's last report: a job this agent no longer runs will send none
+      if (req.method === 'GET' && job) {
+        if (!ID.test(job[1])) throw new HttpError(400, 'jobId is malformed');
+        return send(res, 200, { running: this.runner.isRunning(job[1]) });
       }
       if (req.method === 'POST' && cancel) {
         if (!ID.test(cancel[1])) throw new HttpError(400, 'jobId is malformed');

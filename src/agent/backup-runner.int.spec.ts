@@ -7,6 +7,7 @@ import { DEFAULT_READ_SIZE, DEFAULT_REQUEST_SIZE } from '../data-mover';
 import { openNbd } from '../nbd-protocol';
 import type { AgentReport } from '../wire/backup-protocol';
 import { BackupRunner } from './backup-runner';
+import { HubAnswerError } from './hub-client';
 import type { BackupSource, SourceSnapshot } from './sources/backup-source';
 
 /** The runner's copy between real NBD servers (nbdkit, its log filter recording each request); the source driver is faked. */
@@ -27,7 +28,7 @@ afterAll(async () => {
 const request = fullBackupRequest(['disk0']);
 
 /** One full backup of the source export into the target export; the runner's reports. `known`: the target is marked as holding a point, whose digests this answers. */
-async function backUp(source: NbdServer, target: NbdServer, known?: () => Promise<Buffer>): Promise<AgentReport[]> {
+async function backUp(source: NbdServer, target: NbdServer, known?: () => Promise<Buffer>, hubRefuses: (report: AgentReport) => Error | null = () => null): Promise<AgentReport[]> {
   const snapshot: SourceSnapshot = {
     snapshotId: 'snap-1',
     vmId: request.vmId,
@@ -44,7 +45,11 @@ async function backUp(source: NbdServer, target: NbdServer, known?: () => Promis
   const runner = new BackupRunner({
     source: fakeSource,
     connectTarget: () => openNbd(target.uri),
-    report: reports.report,
+    report: async (job, report) => {
+      const refused = hubRefuses(report);
+      if (refused) throw refused;
+      await reports.report(job, report);
+    },
     uploadDigests: async () => undefined,
     knownDigests: known ?? (async () => Promise.reject(new Error('no target is known'))),
     uploadConfiguration: async () => undefined,
@@ -83,5 +88,15 @@ describe('BackupRunner with real NBD servers', () => {
     await target.stop();
     expect((await imagesEqual(source.uri, 'raw', file, 'qcow2')).equal).toBe(true);
     await source.stop();
+  });
+
+  it("a last report the hub cannot take for a moment reaches it later: the job ends finished, not failed or never", async () => {
+    const source = await startNbdkit(dir, ['pattern', '32M']);
+    const target = await startNbdkit(dir, ['memory', '32M']);
+    let refusals = 0;
+    const reports = await backUp(source, target, undefined, (r) => (r.type === 'finished' && refusals++ < 2 ? new HubAnswerError(503, 'hub answered 503: the event store is not reachable') : null));
+    expect({ refusals, ends: reports.filter((r) => r.type === 'finished' || r.type === 'failed').map((r) => r.type) }).toEqual({ refusals: 3, ends: ['finished'] });
+    await source.stop();
+    await target.stop();
   });
 });

@@ -1,6 +1,7 @@
 import { copyDisk, type CopySource } from '../data-mover';
 import { BASE_ALLOCATION, NbdClient, openNbd } from '../nbd-protocol';
 import { mapAtOnce } from '../process';
+import { sendLastReport } from './last-report';
 import type { BackupSource } from './sources/backup-source';
 import type { SnapshotDisk } from './sources/qemu-image/types';
 import { AgentReport, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
@@ -13,6 +14,8 @@ export interface RunnerDeps {
   connectTarget: (nbd: StartRequest['disks'][number]['nbd'], signal: AbortSignal) => Promise<NbdClient>;
   /** Every report names its job and carries the job's correlation id, so the hub files it under the job's audit story. */
   report: (job: Pick<StartRequest, 'jobId' | 'correlationId' | 'causationId'>, report: AgentReport) => Promise<void>;
+  /** How long a job's last report is tried for (LAST_REPORT_BUDGET_MS). */
+  lastReportBudgetMs?: number;
   /** Hands the hub the block digests of one disk (src/wire/block-digests.ts), before that disk is reported complete. */
   uploadDigests: (job: Pick<StartRequest, 'jobId' | 'correlationId'>, diskId: string, digests: Buffer) => Promise<void>;
   /** The block digests (src/wire/block-digests.ts) of what a disk's target already holds, for a target the hub marked `known`. */
@@ -132,18 +135,23 @@ export class BackupRunner {
         await report({ type: 'snapshot-removed', snapshotId: snapshot.snapshotId }).catch(() => undefined);
       }
       success = true;
-      await report({ type: 'finished' });
+      await this.last(request, () => report({ type: 'finished' }), signal);
     } catch (error) {
       const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
       log('error', `backup ${jobId} of ${vmId} failed: ${reason}`);
       // Rolled back before the hub hears of the failure: a job that reads failed has left nothing on the VM, and an
       // operator who starts a shut-off VM then does not race qemu-img's rollback in its images.
       if (!success) await this.rollBack(vmId, restorePointId, sincePointId);
-      await report({ type: 'failed', reason }).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
+      await this.last(request, () => report({ type: 'failed', reason }), signal).catch((e) => log('error', `could not report the failure of ${jobId}: ${String(e)}`));
     } finally {
       for (const connection of early.values()) await closeWhenOpen(connection);
       if (success) this.unconfirmed.set(vmId, { newPointId: restorePointId, sincePointId });
     }
+  }
+
+  /** The job's last report, tried again while the hub cannot take it (src/agent/last-report.ts): the job is this agent's until it is delivered. */
+  private last(request: StartRequest, send: () => Promise<void>, signal: AbortSignal): Promise<void> {
+    return sendLastReport(send, { signal, budgetMs: this.deps.lastReportBudgetMs, onRetry: (e, ms) => this.deps.log('warn', `backup ${request.jobId}: its last report did not reach the hub (${String(e)}); trying again in ${ms} ms`) });
   }
 
   private async rollBack(vmId: string, newPointId: string, sincePointId: string | null): Promise<void> {

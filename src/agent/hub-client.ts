@@ -7,6 +7,16 @@ import { type HubEndpoint, hubFetch, type HubRequest } from '../wire/hub-tls';
  * never got an answer (a tunnel channel the hub never opened) held an instant recovery's last reports, and with
  * them the removal of its proxies, for ever.
  */
+/** The hub answered, and not with success: its status tells whether the same call may be taken later. */
+export class HubAnswerError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export class HubClient {
   constructor(
     private readonly hub: HubEndpoint,
@@ -20,7 +30,7 @@ export class HubClient {
   async send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
     const res = await this.fetch({ method, path, headers: { ...headers, Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) }, this.timeoutMs);
     const text = await res.text();
-    if (!res.ok) throw new Error(`hub answered ${res.status} to ${method} ${path}: ${text.slice(0, 500)}`);
+    if (!res.ok) throw new HubAnswerError(res.status, `hub answered ${res.status} to ${method} ${path}: ${text.slice(0, 500)}`);
     return text ? JSON.parse(text) : null;
   }
 

@@ -9,6 +9,7 @@ import { buildSocketExportArgs, supportsDirectIo } from '../qemu/qemu-nbd-args';
 import { launchQemuNbd } from '../qemu/qemu-nbd-launcher';
 import { BlockDigests } from '../wire/block-digests';
 import type { DamagedBlock, RestoreCheckRequest, RestoreReport, RestoreStartRequest } from '../wire/restore-protocol';
+import { sendLastReport } from './last-report';
 import { checkRestoredDisk } from './restore-check';
 import { RestoreJournal, RestoreJournalState } from './restore-journal';
 import { checkFreeSpace } from './restore-space';
@@ -154,6 +155,9 @@ export class RestoreRunner {
       previous = sent.catch(() => undefined);
       return sent;
     };
+    // the restore's end reaches the hub even when its API is busy for a moment: only it ends the restore there
+    const last = (r: RestoreReport) =>
+      sendLastReport(() => report(r), { signal, onRetry: (e, ms) => log('warn', `restore ${req.restoreId}: its last report did not reach the hub (${String(e)}); trying again in ${ms} ms`) });
     let journal: RestoreJournal | undefined;
     try {
       if (!this.deps.host) throw new Error('this agent has no hypervisor to restore to (it was started with --inventory, not --libvirt)');
@@ -173,7 +177,7 @@ export class RestoreRunner {
         const outcome = await this.deps.host.drill(req, journal, this.deps.hubHost, signal);
         await journal.remove();
         journal = undefined;
-        await report({ type: 'drill-finished', ...outcome });
+        await last({ type: 'drill-finished', ...outcome });
         return;
       }
       await report({ type: 'restore-started', disks: disks.map((d) => ({ diskId: d.diskId, path: d.final })) });
@@ -187,7 +191,7 @@ export class RestoreRunner {
       for (const note of domain.notes) log('info', `restore ${req.restoreId}: ${note}`);
       await journal.remove();
       journal = undefined;
-      await report({ type: 'finished', domain: { name: domain.name, uuid: domain.uuid, started: domain.started } });
+      await last({ type: 'finished', domain: { name: domain.name, uuid: domain.uuid, started: domain.started } });
     } catch (error) {
       const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
       if (journal?.state.phase === 'pulling' && reason === SHUTDOWN) return;
@@ -199,7 +203,7 @@ export class RestoreRunner {
           (e) => log('error', `undoing restore ${req.restoreId} failed (the next agent start tries again): ${String(e)}`),
         );
       }
-      await report({ type: 'failed', reason, damaged: error instanceof DamagedRestore ? error.damaged : [] }).catch((e) => log('error', `could not report the failure of restore ${req.restoreId}: ${String(e)}`));
+      await last({ type: 'failed', reason, damaged: error instanceof DamagedRestore ? error.damaged : [] }).catch((e) => log('error', `could not report the failure of restore ${req.restoreId}: ${String(e)}`));
     }
   }
 

@@ -104,6 +104,17 @@ describe("the hub's calls to an agent: the agent's refusal is the caller's 4xx w
     });
   });
 
+  it('asks whether the agent still runs a job; an answer that does not say is a 502 naming the agent', async () => {
+    const job = '7c1e9a52-1111-4222-8333-444455556666';
+    const running = () => calls().backupRunning(AGENT, job).then((value) => ({ status: 200, value }), answer);
+    reply = { status: 200, body: '{"running":true}' };
+    expect(await running()).toEqual({ status: 200, value: true });
+    reply = { status: 200, body: '{"running":false}' };
+    expect(await running()).toEqual({ status: 200, value: false });
+    reply = { status: 200, body: '{"running":"no"}' };
+    expect(await running()).toEqual({ status: 502, message: `agent ${AGENT} answered /api/v1/backup/${job} without saying whether it runs the job` });
+  });
+
   it('an agent whose API does not answer is a 503 saying so; one without a session keeps its 409', async () => {
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));

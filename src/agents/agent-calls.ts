@@ -25,6 +25,13 @@ export class AgentCalls {
     };
   }
 
+  /** Whether the agent still runs the job: until it has delivered the job's last report, it does. */
+  async backupRunning(agentId: string, jobId: string): Promise<boolean> {
+    const answer = (await this.call(agentId, 'GET', `/api/v1/backup/${jobId}`, undefined)) as { running?: unknown } | null;
+    if (typeof answer?.running !== 'boolean') throw new BadGatewayException(`agent ${agentId} answered /api/v1/backup/${jobId} without saying whether it runs the job`);
+    return answer.running;
+  }
+
   async start(agentId: string, request: StartRequest): Promise<void> {
     await this.call(agentId, 'POST', '/api/v1/backup/start', request);
   }

@@ -8,6 +8,7 @@ import { AgentsService } from '../agents/agents.service';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { abortableSleep } from '../event-store/abortable-sleep';
+import { watchAgentJob } from './agent-job-watch';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { Command } from '../eventing/command';
 import { DomainError } from '../eventing/domain-error';
@@ -275,6 +276,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     // each export's wait until it serves: the agent is started meanwhile
     const serving: Promise<unknown>[] = [];
     let agentStarted = false;
+    const watching = new AbortController();
     try {
       // A cancel recorded while the job waited for a hub to take it ends it here.
       await this.throwIfCancelled(jobId);
@@ -366,6 +368,11 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         disks: targets.map((t) => ({ diskId: t.diskId, nbd: { port: t.port, exportName: t.exportName, psk: keys.get(t.diskId)! }, ...(t.knownFrom ? { known: true } : {}) })),
       });
       agentStarted = true;
+      void watchAgentJob({
+        running: () => this.calls.backupRunning(agentId, jobId),
+        lost: () => this.waiters.get(jobId)?.reject(new Error(`agent ${agentId} no longer runs the job, and its last report never reached the hub`)),
+        signal: AbortSignal.any([watching.signal, this.abort.signal]),
+      });
       // an export that does not come to serve fails the job, and the agent is stopped
       await Promise.all(serving);
       await this.throwIfCancelled(jobId);
@@ -382,6 +389,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       await this.cleanUp(story, root, createdFiles, agentStarted);
       if (!isTerminal(await this.job(jobId))) await this.send(story, new FailBackupCommand(jobId, reason, phase));
     } finally {
+      watching.abort();
       this.waiters.delete(jobId);
     }
     await this.release(story, vmId);
