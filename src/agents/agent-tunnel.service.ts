@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { DomainError } from '../eventing/domain-error';
+import { repeatAfter } from '../process/repeat';
+import { HubLiveness, OwnersGone } from '../projection-runner/hub-liveness';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { TunnelServer } from '../tunnel';
 import { AgentStates } from './agent-states';
@@ -30,6 +32,8 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('agent-tunnel');
   readonly events = new EventEmitter();
   private server!: TunnelServer;
+  private readonly owners: OwnersGone;
+  private goneSweep?: { stop(): Promise<void> };
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
@@ -39,7 +43,10 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly agents: AgentStates,
     private readonly projections: ProjectionsService,
     private readonly tokens: TokenVerifier,
-  ) {}
+    liveness: HubLiveness,
+  ) {
+    this.owners = new OwnersGone(liveness);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp('agents');
@@ -80,9 +87,11 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
       throw error;
     });
     this.logger.log(`SSH endpoint for agents on ${this.config.sshBind}:${this.server.port} (host key ${this.server.hostKeyFingerprint})`);
+    this.goneSweep = repeatAfter(this.config.goneHubCheckMs, () => this.disconnectGone());
   }
 
   async onModuleDestroy(): Promise<void> {
+    await this.goneSweep?.stop();
     await this.server?.stop();
   }
 
@@ -116,7 +125,26 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
     for (const agent of await this.queries.execute(new ListAgentsQuery())) {
       if (!agent.connected) continue;
       const state = await this.agents.of(agent.agentId);
-      if (state.connectedVia === this.instance) await this.commands.execute(new RecordAgentDisconnectedCommand(agent.agentId, 'the hub restarted'));
+      if (state.connectedVia === this.instance) await this.commands.execute(new RecordAgentDisconnectedCommand(agent.agentId, 'the hub restarted', this.instance));
+    }
+  }
+
+  /**
+   * Sessions recorded through a hub process that is gone for good ended with it, and nothing recorded it: the agent
+   * read connected there, so every other hub left its queued jobs to that process, which never took them.
+   */
+  private async disconnectGone(): Promise<void> {
+    const held: { agentId: string; via: string }[] = [];
+    for (const agent of await this.queries.execute(new ListAgentsQuery())) {
+      if (!agent.connected) continue;
+      const { connectedVia } = await this.agents.of(agent.agentId);
+      if (connectedVia && connectedVia !== this.instance) held.push({ agentId: agent.agentId, via: connectedVia });
+    }
+    const gone = await this.owners.sweep(held.map((h) => h.via));
+    for (const { agentId, via } of held.filter((h) => gone.has(h.via))) {
+      const reason = `its hub process ${via} stopped and did not come back`;
+      this.logger.warn(`agent ${agentId}: ${reason}; its session is recorded as ended`);
+      await this.commands.execute(new RecordAgentDisconnectedCommand(agentId, reason, via)).catch((e) => this.logger.error(`recording the end of agent ${agentId}'s session failed: ${String(e)}`));
     }
   }
 }

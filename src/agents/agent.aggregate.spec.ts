@@ -18,6 +18,13 @@ describe('agent rules', () => {
     expect(fold(agent, events)).toMatchObject({ connected: false, inventory: vms });
   });
 
+  it("ends only the session recorded through the hub process it names: a session recorded since through another hub stays", () => {
+    const viaGone = run([register, { kind: 'connect', remoteAddress: '10.0.0.1', hubInstance: 'h1' }, { kind: 'disconnect', reason: 'its hub process h1 stopped', via: 'h1' }]);
+    expect(viaGone.map((e) => e.type)).toEqual(['AgentRegistered', 'AgentConnected', 'AgentDisconnected']);
+    const movedOn = run([register, { kind: 'connect', remoteAddress: '10.0.0.1', hubInstance: 'h1' }, { kind: 'connect', remoteAddress: '10.0.0.1', hubInstance: 'h2' }, { kind: 'disconnect', reason: 'its hub process h1 stopped', via: 'h1' }]);
+    expect(fold(agent, movedOn)).toMatchObject({ connected: true, connectedVia: 'h2' });
+  });
+
   it('refuses a second registration and anything from an unknown agent', () => {
     expect(() => run([register, register])).toThrow(/already registered/);
     expect(() => run([{ kind: 'connect', remoteAddress: 'x', hubInstance: 'h1' }])).toThrow(/not registered/);

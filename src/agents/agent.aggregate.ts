@@ -17,7 +17,8 @@ export interface AgentState {
 export type AgentCommand =
   | { kind: 'register'; agentId: string; name: string; publicKey: string; fingerprint: string; tokenId: string }
   | { kind: 'connect'; remoteAddress: string; hubInstance: string }
-  | { kind: 'disconnect'; reason: string }
+  /** `via`: only the session recorded through that hub process ends (one recorded since through another stays). */
+  | { kind: 'disconnect'; reason: string; via?: string }
   | { kind: 'reportInventory'; vms: InventoryVm[] };
 
 /** The API token an agent reports with is named after it, so its events show which agent acted. */
@@ -61,7 +62,7 @@ export const agentAggregate: Aggregate<AgentState, AgentCommand, AgentEvent> = {
       case 'connect':
         return [{ type: AGENT_CONNECTED, data: { agentId, remoteAddress: command.remoteAddress, hubInstance: command.hubInstance } }];
       case 'disconnect':
-        return state.connected ? [{ type: AGENT_DISCONNECTED, data: { agentId, reason: command.reason } }] : [];
+        return state.connected && (command.via === undefined || state.connectedVia === command.via) ? [{ type: AGENT_DISCONNECTED, data: { agentId, reason: command.reason } }] : [];
       case 'reportInventory':
         return JSON.stringify(state.inventory) === JSON.stringify(command.vms) ? [] : [{ type: VM_INVENTORY_REPORTED, data: { agentId, vms: command.vms } }];
     }

@@ -15,7 +15,9 @@ import { DomainError } from '../eventing/domain-error';
 import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
+import { HubLiveness, OwnersGone } from '../projection-runner/hub-liveness';
 import { ProjectionsService } from '../projection-runner/projections.service';
+import { repeatAfter } from '../process/repeat';
 import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { chunkPointFile } from '../repositories/chunks/chunk-points';
@@ -107,6 +109,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly preparing = new Map<string, AbortController>();
   private following: Promise<void> | null = null;
   private stopping = false;
+  private readonly owners: OwnersGone;
+  private orphanSweep?: { stop(): Promise<void> };
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
@@ -129,7 +133,10 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly space: SpaceCheck,
     private readonly projections: ProjectionsService,
     private readonly chunkSpace: ChunkSpaceWorkflow,
-  ) {}
+    liveness: HubLiveness,
+  ) {
+    this.owners = new OwnersGone(liveness);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     this.subscriptions.push(
@@ -160,6 +167,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
+    await this.orphanSweep?.stop();
     for (const s of this.subscriptions) s.unsubscribe();
     for (const timer of this.offered.values()) clearTimeout(timer);
     await this.following;
@@ -182,6 +190,36 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     }
     this.pump();
     this.following = this.follow(from);
+    if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
+  }
+
+  /**
+   * Jobs whose hub process is gone for good (its host lost, and its data dir with it: a process that starts again
+   * recovers its own jobs) are taken over here, as that process would at its restart: cleaned up and failed, or
+   * completed when their point was recorded, and their VM released. Until then a cancel sent to any hub recorded
+   * the request and ended nothing, and the VM's claim refused every later backup of it.
+   */
+  private async takeOverOrphans(): Promise<void> {
+    const orphans: BackupJobState[] = [];
+    for (const { jobId, phase } of await this.queries.execute(new UnfinishedBackupJobsQuery())) {
+      if (this.stopping) return;
+      // a queued job left to a hub that held its agent's session, once that session is recorded ended: offered
+      // again, so that a hub takes it (and fails it for want of its agent, or a cancel sent to it ends it)
+      if (phase === 'queued') {
+        await this.reoffer(jobId);
+        continue;
+      }
+      const state = await this.job(jobId);
+      if (!isTerminal(state) && state.startedBy !== null && state.startedBy !== this.instance) orphans.push(state);
+    }
+    const gone = await this.owners.sweep(orphans.map((s) => s.startedBy!));
+    for (const state of orphans) {
+      if (!gone.has(state.startedBy!) || this.stopping) continue;
+      this.logger.warn(`backup ${state.jobId} was started by hub process ${state.startedBy}, which is gone: taking it over`);
+      await this.inStory(await this.story(state.jobId!), (story) => this.recover(story, state, `left during ${state.phase} by hub process ${state.startedBy}, which stopped and did not come back`)).catch((e) =>
+        this.logger.error(`taking over backup ${state.jobId} failed: ${String(e)}`),
+      );
+    }
   }
 
   /** Requests and cancels recorded by any hub on this database, from the event store (not only this process's notices). */
@@ -225,6 +263,13 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const agent = await this.agents.state(agentId).catch(() => null);
     if (!this.tunnel.isConnected(agentId) && agent?.connected && agent.connectedVia !== this.instance) return;
     this.enqueue(jobId, vmId, true);
+  }
+
+  private async reoffer(jobId: string): Promise<void> {
+    if (this.here.has(jobId) || this.offered.has(jobId)) return;
+    const state = await this.jobs.find(jobId).catch(() => null);
+    const agent = state?.agentId ? await this.agents.state(state.agentId).catch(() => null) : null;
+    if (agent && !agent.connected) await this.offer(jobId);
   }
 
   /** An agent opened its session here: its queued jobs are this hub's to run. */
@@ -517,8 +562,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     if (idle.length) await this.step(story, () => this.exports.releaseJob(state.jobId!)).catch((e) => this.logger.warn(`releasing the ports of ${state.jobId}: ${String(e)}`));
   }
 
-  /** At start: a job whose restore point made it into the chain is completed; any other is failed and cleaned up. */
-  private async recover(story: Story, state: BackupJobState): Promise<void> {
+  /** At start, or taking over from a gone hub: a job whose restore point made it into the chain is completed; any other is failed and cleaned up. */
+  private async recover(story: Story, state: BackupJobState, failure = `interrupted by a hub restart during ${state.phase}`): Promise<void> {
     const { jobId } = story;
     const definition = await this.repositories.definition(state.repositoryId!);
     const root = definition.root;
@@ -530,10 +575,10 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       await this.release(story, state.vmId!);
       return;
     }
-    this.logger.warn(`backup ${jobId} was interrupted by a hub restart in phase ${state.phase}; cleaning up and failing it`);
+    this.logger.warn(`backup ${jobId}: ${failure}; cleaning up and failing it`);
     const files = state.restorePointId ? state.targets.map((t) => t.file).concat(await this.plannedFiles(state, layoutOf(definition) === 'chunks' ? chunkPointFile : targetPath)) : [];
     await this.cleanUp(story, root, files, this.tunnel.isConnected(state.agentId!));
-    await this.send(story, new FailBackupCommand(jobId, `interrupted by a hub restart during ${state.phase}`, state.phase!));
+    await this.send(story, new FailBackupCommand(jobId, failure, state.phase!));
     await this.release(story, state.vmId!);
   }
 

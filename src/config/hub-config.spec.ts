@@ -25,6 +25,7 @@ describe('hub configuration', () => {
       restoreIdleMs: 3_600_000,
       deleteGraceMs: 7 * 86_400_000,
       recyclePurgeIntervalMs: 300_000,
+      goneHubCheckMs: 30_000,
     });
   });
 

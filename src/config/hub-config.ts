@@ -39,6 +39,8 @@ export interface HubConfig {
   deleteGraceMs: number;
   /** How often the hub looks for recycled points whose grace ended. */
   recyclePurgeIntervalMs: number;
+  /** How often the hub looks for work whose hub process is gone (src/projection-runner/hub-liveness.ts); it takes it over at the second look. */
+  goneHubCheckMs: number;
 }
 
 /** A week: anything longer is a forgotten mount, not a restore. */
@@ -124,6 +126,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const restoreIdleS = int('SENDENSE_RESTORE_IDLE_S', 3600, 1, MAX_RESTORE_IDLE_S, 'seconds');
   const deleteGraceDays = int('SENDENSE_DELETE_GRACE_DAYS', 7, 0, 3650);
   const recyclePurgeIntervalS = int('SENDENSE_RECYCLE_PURGE_INTERVAL_S', 300, 1, 86_400);
+  const goneHubCheckS = int('SENDENSE_GONE_HUB_CHECK_S', 30, 1, 3600);
 
   const config: HubConfig = {
     dataDir,
@@ -146,6 +149,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     restoreIdleMs: restoreIdleS * 1000,
     deleteGraceMs: deleteGraceDays * 86_400_000,
     recyclePurgeIntervalMs: recyclePurgeIntervalS * 1000,
+    goneHubCheckMs: goneHubCheckS * 1000,
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

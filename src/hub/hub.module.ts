@@ -35,6 +35,7 @@ import { ProjectionMetrics } from '../operations/projection-metrics';
 import { ProjectionsController } from '../projection-runner/projections.controller';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { DB_CONNECTION, ProjectionsService } from '../projection-runner/projections.service';
+import { HubLiveness } from '../projection-runner/hub-liveness';
 import { PROJECTORS } from '../projection-runner/projector';
 import { HUB_INSTANCE, hubInstanceId } from '../config/hub-instance';
 import { HubRuntime } from './hub-runtime';
@@ -78,6 +79,7 @@ export class HubModule implements NestModule {
         { provide: PROJECTORS, useFactory: (...all: unknown[]) => all, inject: projectors },
         AggregateRepository,
         ProjectionsService,
+        HubLiveness,
         CommandGateway,
         ProjectionMetrics,
         DatabaseProbe,

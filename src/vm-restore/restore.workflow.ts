@@ -6,6 +6,7 @@ import { isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { AgentCalls } from '../agents/agent-calls';
 import { AgentsService } from '../agents/agents.service';
 import { AgentTunnel } from '../agents/agent-tunnel.service';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { Command } from '../eventing/command';
@@ -14,7 +15,9 @@ import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-cont
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { CommandGateway } from '../projection-runner/command-gateway';
+import { HubLiveness, OwnersGone } from '../projection-runner/hub-liveness';
 import { ProjectionsService } from '../projection-runner/projections.service';
+import { repeatAfter } from '../process/repeat';
 import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
 import { ListRestorePointsQuery } from '../restore-points/queries/list-restore-points.query';
 import { RestorePointsService } from '../restore-points/restore-points.service';
@@ -85,8 +88,11 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
   private readonly waiters = new Map<string, { agentId: string; resolve: (o: Outcome) => void; reject: (e: Error) => void }>();
   private readonly subscriptions: Subscription[] = [];
   private stopping = false;
+  private readonly owners: OwnersGone;
+  private orphanSweep?: { stop(): Promise<void> };
 
   constructor(
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(HUB_INSTANCE) private readonly instance: string,
     private readonly commands: CommandBus,
@@ -102,7 +108,10 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     private readonly view: PointView,
     private readonly screenshots: DrillScreenshots,
     private readonly projections: ProjectionsService,
-  ) {}
+    liveness: HubLiveness,
+  ) {
+    this.owners = new OwnersGone(liveness);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     this.subscriptions.push(
@@ -130,10 +139,12 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       }
     });
     await this.recoverAll();
+    if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
   }
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
+    await this.orphanSweep?.stop();
     for (const s of this.subscriptions) s.unsubscribe();
     for (const w of this.waiters.values()) w.reject(new Error('the hub is shutting down'));
     await Promise.allSettled([...this.active.values()]);
@@ -322,8 +333,40 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   private async releaseExports(story: Story): Promise<void> {
-    for (const lease of await this.exports.leasesOfJob(story.restoreId)) {
+    const leases = await this.exports.leasesOfJob(story.restoreId);
+    for (const lease of leases.filter((l) => this.exports.isRunning(l.leaseId))) {
       await this.step(story, () => this.exports.stop(lease.leaseId, 'restore ended')).catch((e) => this.logger.warn(`stopping export ${lease.leaseId}: ${String(e)}`));
+    }
+    // ports whose export no process here runs (a gone hub's): released as the restore's
+    if (leases.some((l) => !this.exports.isRunning(l.leaseId))) await this.step(story, () => this.exports.releaseJob(story.restoreId)).catch((e) => this.logger.warn(`releasing the ports of ${story.restoreId}: ${String(e)}`));
+  }
+
+  /**
+   * Restores whose hub process is gone for good are ended here, as that process would end them at its restart: the
+   * agent told to undo its part when it is connected here, the ports released, the restore failed with the reason.
+   * An instant recovery's domain read from that process's exports, which went with it.
+   */
+  private async takeOverOrphans(): Promise<void> {
+    const orphans: RestoreState[] = [];
+    for (const r of await this.queries.execute(new ListRestoresQuery({ unfinished: true, limit: 1000 }))) {
+      const state = await this.reader.get(r.restoreId);
+      if (!isTerminal(state) && state.startedBy !== null && state.startedBy !== this.instance) orphans.push(state);
+    }
+    const gone = await this.owners.sweep(orphans.map((s) => s.startedBy!));
+    for (const state of orphans) {
+      if (!gone.has(state.startedBy!) || this.stopping) continue;
+      const restoreId = state.restoreId!;
+      const failure = `left during ${state.phase} by hub process ${state.startedBy}, which stopped and did not come back`;
+      this.logger.warn(`restore ${restoreId}: ${failure}; ending it`);
+      await this.story(restoreId)
+        .then((story) =>
+          this.inStory(story, async (s) => {
+            await this.stopAgent(restoreId, state.agentId!);
+            await this.releaseExports(s);
+            if (!isTerminal(await this.reader.get(restoreId))) await this.send(s, new FailRestoreCommand(restoreId, failure));
+          }),
+        )
+        .catch((e) => this.logger.error(`taking over restore ${restoreId} failed: ${String(e)}`));
     }
   }
 

@@ -1,9 +1,6 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { MiB, writeToDisk } from '../fixtures/vm/sample-vm';
-import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
-import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/processes';
-import { connectionUrl } from '../support/test-database';
+import { BackupLab } from '../support/backup-lab';
+import { freePort, SpawnedCli } from '../support/processes';
 
 type Answer = { status: number; body: any };
 
@@ -20,19 +17,8 @@ describe('one job per VM and one delete per chain, decided by the event store ac
   beforeAll(async () => {
     await lab.start();
     const port = await freePort();
-    mkdirSync(join(lab.dir, 'hub-b'));
-    second = spawnSendense(['hub'], {
-      DATABASE_URL: connectionUrl(lab.db.connection),
-      SENDENSE_DATA_DIR: join(lab.dir, 'hub-b'),
-      SENDENSE_API_PORT: String(port),
-      SENDENSE_SSH_PORT: String(await freePort()),
-      SENDENSE_SSH_BIND: '127.0.0.1',
-      SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
-      SENDENSE_NBD_PORTS: '14140-14171',
-      SENDENSE_LOG_LEVEL: 'warn',
-    });
+    second = await lab.startSecondHub(port, { SENDENSE_NBD_PORTS: '14140-14171' });
     secondUrl = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${secondUrl}/api/v1/health`);
   }, 120_000);
   afterAll(async () => {
     await lab.stop(second);

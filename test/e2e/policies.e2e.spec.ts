@@ -1,11 +1,9 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicyVmSelector } from '../../src/policies/policy.events';
 import { selects } from '../../src/policies/retention/selection';
 import { generateAgentKey } from '../../src/tunnel';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
-import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/processes';
-import { connectionUrl } from '../support/test-database';
+import { freePort, spawnSendense, SpawnedCli } from '../support/processes';
 
 type Answer = { status: number; body: any };
 type Recorded = { eventId: string; type: string; data: any; metadata: any };
@@ -22,24 +20,13 @@ describe('protection policies on two hub processes', () => {
   let secondPort: number;
 
   const startSecond = async () => {
-    second = spawnSendense(['hub'], {
-      DATABASE_URL: connectionUrl(lab.db.connection),
-      SENDENSE_DATA_DIR: join(lab.dir, 'hub-b'),
-      SENDENSE_API_PORT: String(secondPort),
-      SENDENSE_SSH_PORT: String(await freePort()),
-      SENDENSE_SSH_BIND: '127.0.0.1',
-      SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
-      SENDENSE_NBD_PORTS: '14100-14131',
-      SENDENSE_LOG_LEVEL: 'warn',
-    });
-    await waitForHttp(`${secondUrl}/api/v1/health`);
+    second = await lab.startSecondHub(secondPort, { SENDENSE_NBD_PORTS: '14100-14131' });
   };
 
   beforeAll(async () => {
     await lab.start(undefined, undefined, true);
     secondPort = await freePort();
     secondUrl = `http://127.0.0.1:${secondPort}`;
-    mkdirSync(join(lab.dir, 'hub-b'));
     await startSecond();
   }, 120_000);
   afterAll(async () => {

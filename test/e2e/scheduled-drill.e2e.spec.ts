@@ -1,11 +1,9 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GuestDomain, startGuest, virsh } from '../fixtures/libvirt/libvirt-guest';
-import { LAB_TOKEN } from '../support/backup-lab';
 import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
-import { freePort, spawnSendense, SpawnedCli, waitForHttp } from '../support/processes';
-import { connectionUrl } from '../support/test-database';
+import { freePort, processesMentioning, SpawnedCli } from '../support/processes';
 
 type Recorded = { eventId: string; type: string; data: any; metadata: any };
 
@@ -16,7 +14,8 @@ type Recorded = { eventId: string; type: string; data: any; metadata: any };
  * (the first hub, then the second once the agent moved to it), and each drill boots the point and passes.
  */
 describe('scheduled drills that pass, on two hub processes sharing one database', () => {
-  const lab = new LibvirtLab();
+  // the hubs look every second for work a gone hub process left (the last test)
+  const lab = new LibvirtLab({ SENDENSE_GONE_HUB_CHECK_S: '1' });
   const host = new LibvirtHost('sendense-drill-guests-');
   let guest: GuestDomain | undefined;
   let second: SpawnedCli | undefined;
@@ -37,18 +36,7 @@ describe('scheduled drills that pass, on two hub processes sharing one database'
     const apiPort = await freePort();
     secondUrl = `http://127.0.0.1:${apiPort}`;
     secondSshPort = await freePort();
-    mkdirSync(join(lab.dir, 'hub-b'));
-    second = spawnSendense(['hub'], {
-      DATABASE_URL: connectionUrl(lab.db.connection),
-      SENDENSE_DATA_DIR: join(lab.dir, 'hub-b'),
-      SENDENSE_API_PORT: String(apiPort),
-      SENDENSE_SSH_PORT: String(secondSshPort),
-      SENDENSE_SSH_BIND: '127.0.0.1',
-      SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
-      SENDENSE_NBD_PORTS: '14240-14271',
-      SENDENSE_LOG_LEVEL: 'warn',
-    });
-    await waitForHttp(`${secondUrl}/api/v1/health`);
+    second = await lab.startSecondHub(apiPort, { SENDENSE_NBD_PORTS: '14240-14271' }, secondSshPort);
   }, 600_000);
 
   afterAll(async () => {
@@ -130,4 +118,31 @@ describe('scheduled drills that pass, on two hub processes sharing one database'
     expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
     expect((await lab.api('DELETE', `/api/v1/policies/${policyId}`)).status).toBe(200);
   }, 900_000);
+
+  it('a restore running on a hub process that is then gone for good (its host lost) is failed by the other hub, naming that process', async () => {
+    // since the test above the agent's session is with the second hub
+    const gone = await instanceAt(secondUrl);
+    const name = `sendense-gone-restore-${process.pid}`;
+    host.domains.push(name);
+    const requested = await viaSecond('POST', '/api/v1/restores', { agentId, restorePointId: pointId, mode: 'full', target: { kind: 'new-domain', name, storageDir: host.dir } });
+    expect(requested.status).toBe(202);
+    const { restoreId } = requested.body;
+    const events = async () => (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${restoreId}?limit=1000`)).body.events as Recorded[];
+    await lab.until(async () => (await events()).some((e) => e.type === 'RestoreStarted'), 120_000, 'the restore to start');
+    lab.agent!.child.kill('SIGSTOP');
+    expect((await events()).find((e) => e.type === 'RestoreStarted')!.data.hubInstance).toBe(gone);
+    // the second hub's host is lost: the hub, the exports it serves the restore from, and the agent dialling it
+    second!.child.kill('SIGKILL');
+    await second!.exited;
+    for (const p of processesMentioning(join(lab.dir, 'hub-b')).filter((p) => p.cmdline.includes('qemu-nbd'))) process.kill(p.pid, 'SIGKILL');
+    lab.agent!.child.kill('SIGKILL');
+    await lab.agent!.exited;
+
+    const done = await lab.waitForRestore(restoreId, 60_000);
+    expect(done).toMatchObject({ status: 'failed', error: `left during writing by hub process ${gone}, which stopped and did not come back` });
+    expect((await events()).at(-1)!.type).toBe('RestoreFailed');
+    // its ports are released, and the agent's session through that process reads ended
+    expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
+    await lab.until(async () => (await lab.api('GET', '/api/v1/agents')).body.every((a: { connected: boolean }) => !a.connected), 30_000, 'the agent to read disconnected');
+  }, 300_000);
 });

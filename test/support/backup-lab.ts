@@ -121,6 +121,27 @@ export class BackupLab {
     return this.apiAt(`http://127.0.0.1:${this.apiPort}`, method, path, body, headers);
   }
 
+  /**
+   * Another hub process on this lab's database, with its data dir `hub-b` in the lab's: the second hub of the tests
+   * of several. `env` names its NBD port range, one of the test file's own (test/lanes.spec.ts), and may set more.
+   */
+  async startSecondHub(apiPort: number, env: NodeJS.ProcessEnv & { SENDENSE_NBD_PORTS: string }, sshPort?: number): Promise<SpawnedCli> {
+    const dataDir = join(this.dir, 'hub-b');
+    mkdirSync(dataDir, { recursive: true });
+    const hub = spawnSendense(['hub'], {
+      DATABASE_URL: connectionUrl(this.db.connection),
+      SENDENSE_DATA_DIR: dataDir,
+      SENDENSE_API_PORT: String(apiPort),
+      SENDENSE_SSH_PORT: String(sshPort ?? (await freePort())),
+      SENDENSE_SSH_BIND: '127.0.0.1',
+      SENDENSE_ADMIN_TOKEN: LAB_TOKEN,
+      SENDENSE_LOG_LEVEL: 'warn',
+      ...env,
+    });
+    await waitForHttp(`http://127.0.0.1:${apiPort}/api/v1/health`);
+    return hub;
+  }
+
   /** The same call to another hub process on the same database (tests of two hubs). */
   async apiAt(baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
     const res = await fetch(`${baseUrl}${path}`, {

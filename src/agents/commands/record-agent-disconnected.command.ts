@@ -5,6 +5,8 @@ export class RecordAgentDisconnectedCommand extends Command<Appended> {
   constructor(
     readonly agentId: string,
     readonly reason: string,
+    /** Only the session recorded through this hub process: a later one through another hub stays. */
+    readonly via?: string,
   ) {
     super();
   }

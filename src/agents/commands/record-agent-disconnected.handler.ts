@@ -10,7 +10,7 @@ export class RecordAgentDisconnectedHandler implements ICommandHandler<RecordAge
   constructor(private readonly aggregates: AggregateRepository) {}
 
   async execute(command: RecordAgentDisconnectedCommand): Promise<Appended> {
-    const { position } = await this.aggregates.execute(agentStream(command.agentId), agentAggregate, { kind: 'disconnect', reason: command.reason }, command);
+    const { position } = await this.aggregates.execute(agentStream(command.agentId), agentAggregate, { kind: 'disconnect', reason: command.reason, ...(command.via ? { via: command.via } : {}) }, command);
     return { position };
   }
 }

@@ -1,0 +1,75 @@
+import { Client } from 'pg';
+import { createTestDatabase, TestDatabase } from '../../test/support/test-database';
+import { pgClientConfig } from '../database/db-connection';
+import { HubLiveness, OwnersGone } from './hub-liveness';
+
+const A = '0a0a0a0a-1111-4222-8333-444455556666';
+const B = '0b0b0b0b-1111-4222-8333-444455556666';
+
+describe('HubLiveness (real PostgreSQL): which hub processes are alive, as the database sees them', () => {
+  let db: TestDatabase;
+  const started: HubLiveness[] = [];
+  const hub = async (instance: string) => {
+    const liveness = new HubLiveness(db.connection, instance);
+    started.push(liveness);
+    await liveness.onModuleInit();
+    return liveness;
+  };
+  beforeEach(async () => {
+    db = await createTestDatabase();
+  });
+  afterEach(async () => {
+    for (const h of started.splice(0)) await h.onApplicationShutdown();
+    await db.drop();
+  });
+
+  it('a process is alive while its session lives, gone once it stopped, and alive again when it starts again; asking changes nothing', async () => {
+    const a = await hub(A);
+    const b = await hub(B);
+    expect([await b.gone(A), await a.gone(B), await a.gone(A)]).toEqual([false, false, false]);
+    // asking twice takes nothing from the other: it is still held
+    expect([await b.gone(A), await b.gone(A)]).toEqual([false, false]);
+    await a.onApplicationShutdown();
+    expect(await b.gone(A)).toBe(true);
+    expect(await b.gone(A)).toBe(true);
+    // a process never seen is gone too: the takeover waits for a second sweep, and acts only on work that names it
+    expect(await b.gone('0c0c0c0c-1111-4222-8333-444455556666')).toBe(true);
+    await hub(A);
+    expect(await b.gone(A)).toBe(false);
+  });
+
+  it("a process whose session the server ended takes its lock again within seconds: it is never gone at two sweeps", async () => {
+    const a = await hub(A);
+    const b = await hub(B);
+    const admin = new Client(pgClientConfig(db.connection));
+    await admin.connect();
+    try {
+      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sendense-liveness' AND datname = current_database() AND pid <> pg_backend_pid()`);
+    } finally {
+      await admin.end();
+    }
+    // both sessions were ended; each takes its lock again at its next look (every 5 s)
+    const owners = new OwnersGone(b);
+    await owners.sweep([A]);
+    await new Promise((r) => setTimeout(r, 6_000));
+    expect([...(await owners.sweep([A]))]).toEqual([]);
+    expect(await b.gone(A)).toBe(false);
+    expect(await a.gone(B)).toBe(false);
+  }, 20_000);
+});
+
+describe('OwnersGone', () => {
+  it('confirms an owner gone only when two sweeps in a row found it gone', async () => {
+    const gone = new Set<string>();
+    const owners = new OwnersGone({ gone: async (o: string) => gone.has(o) });
+    gone.add('x');
+    expect([...(await owners.sweep(['x', 'y']))]).toEqual([]);
+    expect([...(await owners.sweep(['x', 'y']))]).toEqual(['x']);
+    gone.delete('x');
+    expect([...(await owners.sweep(['x']))]).toEqual([]);
+    gone.add('x');
+    expect([...(await owners.sweep(['x']))]).toEqual([]);
+    gone.add('y');
+    expect([...(await owners.sweep(['x', 'y', 'x']))]).toEqual(['x']);
+  });
+});

@@ -1,0 +1,78 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { HUB_INSTANCE } from '../config/hub-instance';
+import { DbConnection, pgClientConfig } from '../database/db-connection';
+import { AdvisoryLocks } from './advisory-locks';
+import { DB_CONNECTION } from './projections.service';
+
+/** The advisory-lock namespace of hub processes' own locks (projections use others). */
+const INSTANCE_LOCKS = 24_212;
+/** How soon a hub takes its own lock again after its session to the database dropped. */
+const REHOLD_MS = 5_000;
+
+/**
+ * Which hub processes are alive, as the database sees them: each process holds an advisory lock named after its
+ * instance for as long as its session lives (PostgreSQL lets it go the moment the process or its connection dies,
+ * and the process takes it again within seconds of reconnecting). A lock no session holds is a process that is
+ * gone. The work such a process left running (a backup, a restore) waits for that process only: another hub takes
+ * it over once it has seen the owner gone twice in a row (OwnersGone).
+ */
+@Injectable()
+export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('hub-liveness');
+  private readonly locks: AdvisoryLocks;
+  private held: number | null = null;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(DB_CONNECTION) connection: DbConnection,
+    @Inject(HUB_INSTANCE) private readonly instance: string,
+  ) {
+    this.locks = new AdvisoryLocks(pgClientConfig(connection), 'sendense-liveness');
+  }
+
+  async onModuleInit(): Promise<void> {
+    await this.hold();
+    this.timer = setInterval(() => void this.hold(), REHOLD_MS);
+    this.timer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.locks.close();
+  }
+
+  /** Whether no live hub process is `instance`: never this one, and not when the database cannot tell. */
+  async gone(instance: string): Promise<boolean> {
+    if (instance === this.instance) return false;
+    const generation = await this.locks.tryLock(INSTANCE_LOCKS, instance).catch(() => null);
+    if (generation === null) return false;
+    await this.locks.unlock(INSTANCE_LOCKS, instance, generation);
+    return true;
+  }
+
+  private async hold(): Promise<void> {
+    if (this.held !== null && this.locks.holds(this.held)) return;
+    this.held = await this.locks.tryLock(INSTANCE_LOCKS, this.instance).catch((e) => {
+      this.logger.warn(`could not take this hub process's liveness lock, trying again in ${REHOLD_MS} ms: ${String(e)}`);
+      return null;
+    });
+  }
+}
+
+/**
+ * The owners a sweep finds gone, confirmed by the sweep before: a process whose lock is missing for a moment
+ * (its session reconnecting) is not taken for gone.
+ */
+export class OwnersGone {
+  private suspects = new Set<string>();
+
+  constructor(private readonly liveness: Pick<HubLiveness, 'gone'>) {}
+
+  async sweep(owners: Iterable<string>): Promise<Set<string>> {
+    const goneNow = new Set<string>();
+    for (const owner of new Set(owners)) if (await this.liveness.gone(owner)) goneNow.add(owner);
+    const confirmed = new Set([...goneNow].filter((o) => this.suspects.has(o)));
+    this.suspects = goneNow;
+    return confirmed;
+  }
+}

@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MiB } from '../fixtures/vm/sample-vm';
+import { BackupLab } from '../support/backup-lab';
+import { freePort, processesMentioning, SpawnedCli } from '../support/processes';
+
+const CHECK = { SENDENSE_GONE_HUB_CHECK_S: '1' };
+
+/**
+ * Two real hub processes on one database; the first holds the agent's session and runs its backup. A hub process
+ * restarted on its data dir recovers its own jobs; one whose host is lost never comes back, and its jobs stayed
+ * `running` for good, the VM refusing every later backup (409) and a cancel sent to the other hub ending nothing.
+ */
+describe('the work of a hub process that is gone for good is taken over by another hub on the same database', () => {
+  const lab = new BackupLab(CHECK);
+  let second: SpawnedCli | undefined;
+  let secondPort = 0;
+
+  beforeAll(async () => {
+    await lab.start([64 * MiB, 768 * MiB], [0, 640 * MiB]);
+    secondPort = await freePort();
+    second = await lab.startSecondHub(secondPort, { SENDENSE_NBD_PORTS: '14400-14431', ...CHECK });
+  }, 240_000);
+  afterAll(async () => {
+    await lab.stop(second);
+    await lab.close();
+  }, 60_000);
+
+  it('a backup running on a live hub is left alone; once that hub and its processes are gone, the other hub fails it, cleans up and frees the VM', async () => {
+    const first = readFileSync(join(lab.hubDataDir, 'instance-id'), 'utf8').trim();
+    const jobId = await lab.backup('full');
+    await lab.until(async () => (await lab.job(jobId)).phase === 'transferring', 60_000, `job ${jobId} to start transferring`);
+    // the agent holds still: the job stays mid-transfer on the first hub
+    lab.agent!.child.kill('SIGSTOP');
+    expect((await lab.events(jobId)).find((e) => e.type === 'BackupStarted')?.data.hubInstance).toBe(first);
+    // the second hub looks every second: a job of a live hub process is never taken from it
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(await lab.job(jobId)).toMatchObject({ status: 'running', phase: 'transferring' });
+
+    // the first hub's host is lost: the hub, the exports it started, and the agent that reached it through it
+    lab.hub!.child.kill('SIGKILL');
+    await lab.hub!.exited;
+    for (const p of processesMentioning(lab.hubDataDir).filter((p) => p.cmdline.includes('qemu-nbd'))) process.kill(p.pid, 'SIGKILL');
+    lab.agent!.child.kill('SIGKILL');
+    await lab.agent!.exited;
+
+    // from here the lab's calls go to the second hub
+    lab.apiPort = secondPort;
+    const taken = await lab.waitForJob(jobId, 30_000);
+    expect({ status: taken.status, error: taken.error }).toEqual({ status: 'failed', error: `left during transferring by hub process ${first}, which stopped and did not come back` });
+    const events = (await lab.events(jobId)).map((e) => e.type);
+    expect(events.slice(-2)).toEqual(['BackupTargetsReleased', 'BackupFailed']);
+    // its partial files are gone and its ports released; the VM takes a new backup (it waits for its agent)
+    expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
+    // the agent's session through the gone hub is recorded as ended, so its next jobs are not left to that hub
+    await lab.until(async () => (await lab.api('GET', '/api/v1/agents')).body.every((a: { connected: boolean }) => !a.connected), 30_000, 'the agent to read disconnected');
+    const agentId = (await lab.api('GET', '/api/v1/agents')).body[0].agentId;
+    const ended = (await lab.api('GET', `/api/v1/audit/streams/agent-${agentId}?limit=1000`)).body.events.filter((e: { type: string }) => e.type === 'AgentDisconnected').at(-1);
+    expect(ended.data.reason).toBe(`its hub process ${first} stopped and did not come back`);
+    const again = await lab.api('POST', '/api/v1/backups', { vmId: 'vm1', repositoryId: lab.repositoryId, type: 'full' });
+    expect(again.status).toBe(202);
+    expect((await lab.api('POST', `/api/v1/backups/${again.body.jobId}/cancel`)).status).toBe(202);
+    expect(await lab.waitForJob(again.body.jobId, 60_000)).toMatchObject({ status: 'failed', error: 'cancelled' });
+  }, 180_000);
+});
