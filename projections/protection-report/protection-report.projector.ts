@@ -66,7 +66,10 @@ export class ProtectionReportProjector implements Projector {
       case VM_INVENTORY_REPORTED: {
         const d = event.data as VmInventoryReported['data'];
         for (const vm of d.vms) {
-          await q(`INSERT INTO rm_protection_vms (vm_id, name, agent_id) VALUES ($1, $2, $3) ON CONFLICT (vm_id) DO UPDATE SET name = EXCLUDED.name, agent_id = EXCLUDED.agent_id`, [vm.vmId, vm.name, d.agentId]);
+          await q(
+            `INSERT INTO rm_protection_vms (vm_id, name, agent_id, disks_left_out) VALUES ($1, $2, $3, $4) ON CONFLICT (vm_id) DO UPDATE SET name = EXCLUDED.name, agent_id = EXCLUDED.agent_id, disks_left_out = EXCLUDED.disks_left_out`,
+            [vm.vmId, vm.name, d.agentId, JSON.stringify(vm.disksLeftOut ?? [])],
+          );
         }
         return;
       }

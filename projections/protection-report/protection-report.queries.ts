@@ -2,6 +2,7 @@ import { Inject } from '@nestjs/common';
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { DataSource, EntityManager } from 'typeorm';
 import { EVENT_STORE, EventStore } from '../../src/event-store/event-store.port';
+import type { DiskLeftOut } from '../../src/wire/backup-protocol';
 import { buildProtectionReport, DrillFacts, FailureStreak, NewestPoint, ProtectionFacts } from '../../src/policies/reports/protection-report';
 import { ProtectionReport, ProtectionReportQuery } from '../../src/policies/reports/queries/protection-report.query';
 import { readerOf, readProtectionData } from './protection-data.queries';
@@ -12,7 +13,7 @@ const REPLAY_BATCH = 1000;
 
 async function readFacts(db: Db): Promise<ProtectionFacts> {
   const read = readerOf(db);
-  const [{ policies, vms }, newest, recycled, streaks, drills] = await Promise.all([
+  const [{ policies, vms }, newest, recycled, streaks, drills, leftOut] = await Promise.all([
     readProtectionData(db, read),
     // a point in the recycle bin is deleted as far as the RPO goes (it is counted apart), and a corrupt one protects nothing
     read((): Promise<{ vm_id: string; restore_point_id: string; repository_id: string; created_at: Date }[]> =>
@@ -23,6 +24,7 @@ async function readFacts(db: Db): Promise<ProtectionFacts> {
     read((): Promise<{ vm_id: string; last_at: Date; last_passed: boolean; last_reason: string | null; last_restore_point_id: string; passed_at: Date | null; passed_boot_ms: number | null; passed_restore_point_id: string | null }[]> =>
       db.query(`SELECT vm_id, last_at, last_passed, last_reason, last_restore_point_id, passed_at, passed_boot_ms, passed_restore_point_id FROM rm_protection_drills ORDER BY vm_id`),
     ),
+    read((): Promise<{ vm_id: string; disks_left_out: DiskLeftOut[] }[]> => db.query(`SELECT vm_id, disks_left_out FROM rm_protection_vms WHERE disks_left_out <> '[]'::jsonb ORDER BY vm_id`)),
   ]);
   return {
     policies,
@@ -37,6 +39,7 @@ async function readFacts(db: Db): Promise<ProtectionFacts> {
     newest: newest.map((p): NewestPoint => ({ vmId: p.vm_id, restorePointId: p.restore_point_id, repositoryId: p.repository_id, createdAt: p.created_at })),
     streaks: streaks.map((s): FailureStreak => ({ vmId: s.vm_id, failuresInRow: s.failures_in_row })),
     recycled: recycled.map((r) => ({ vmId: r.vm_id, points: r.points })),
+    leftOut: leftOut.map((l) => ({ vmId: l.vm_id, disks: l.disks_left_out })),
   };
 }
 

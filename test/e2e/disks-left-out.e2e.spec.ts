@@ -62,6 +62,8 @@ describe('disks a source cannot read are named by the VM, its job and its point,
     const shown = (vmId: string) => vms.filter((v) => v.vmId === vmId).map((v) => ({ disks: v.disks.map((d) => d.diskId), disksLeftOut: v.disksLeftOut }));
     expect(shown(mixed)).toEqual([{ disks: ['vda'], disksLeftOut: [{ diskId: 'vdb', reason: NETWORK }, { diskId: 'vdc', reason: BLOCK }] }]);
     expect(shown(networkOnly)).toEqual([{ disks: [], disksLeftOut: [{ diskId: 'vda', reason: NETWORK }] }]);
+    // the morning check says it too, whatever the VM's state
+    expect((await lab.protectionOf(mixed, (r) => r?.disksLeftOut?.length > 0))?.disksLeftOut).toEqual([{ diskId: 'vdb', reason: NETWORK }, { diskId: 'vdc', reason: BLOCK }]);
   });
 
   it('a backup completes with the disks it could read, and its job, its point and the CLI say which disks it lacks and why', async () => {

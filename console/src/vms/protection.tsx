@@ -13,6 +13,8 @@ export interface VmProtection {
   failuresInRow: number;
   lastRestorePoint: { restorePointId: string; repositoryId: string; createdAt: string; ageHours: number } | null;
   policies: { policyId: string; name: string; enabled: boolean }[];
+  /** Disks no point holds (its agent cannot read them), whatever the state says of the RPO. */
+  disksLeftOut?: { diskId: string; reason: string }[];
 }
 
 
@@ -22,5 +24,6 @@ export function StateBadge({ vm }: { vm: VmProtection }) {
   if (vm.state === 'at-risk') return <Badge tone="bad" state="at-risk" text={`at risk: ${age(vm.overdueHours ?? 0)} over its RPO`} />;
   if (vm.state === 'never-backed-up') return <Badge tone="warn" state="never-backed-up" text="never backed up" />;
   if (vm.state === 'no-policy') return <Badge tone="warn" state="no-policy" text="backed up, no policy" />;
+  if (vm.disksLeftOut?.length) return <Badge tone="warn" state="lacks-disks" text={`protected, but not ${vm.disksLeftOut.map((d) => d.diskId).join(', ')}`} />;
   return <Badge tone="ok" state="protected" text="protected" />;
 }

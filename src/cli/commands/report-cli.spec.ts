@@ -14,6 +14,7 @@ const vm = (over: Partial<ProtectionReport['vms'][number]>): ProtectionReport['v
   nextSlot: null,
   drill: null,
   recycledPoints: 0,
+  disksLeftOut: [],
   ...over,
 });
 
@@ -26,11 +27,14 @@ describe('sendense report protection', () => {
         vm({ vmId: 'a', status: 'at-risk', state: 'at-risk', overdueHours: 2.25, rpoHours: 24, lastRestorePoint: { restorePointId: 'rp1', repositoryId: 'r', createdAt: '2026-11-26T07:45:00.000Z', ageHours: 26.25 } }),
         vm({ vmId: 'b' }),
         vm({ vmId: 'c', state: 'no-policy', lastRestorePoint: { restorePointId: 'rp2', repositoryId: 'r', createdAt: '2026-11-27T09:00:00.000Z', ageHours: 1 } }),
+        vm({ vmId: 'd', status: 'protected', state: 'protected', rpoHours: 24, disksLeftOut: [{ diskId: 'vdb', reason: "type='network' disks are not supported" }, { diskId: 'vdc', reason: 'r' }], lastRestorePoint: { restorePointId: 'rp3', repositoryId: 'r', createdAt: '2026-11-27T09:00:00.000Z', ageHours: 1 } }),
       ],
     }).split('\n');
     expect(lines[1]).toMatch(/^VM\s+NAME\s+STATE\s+LAST POINT/);
     expect(lines[2]).toMatch(/^a\s+web-1\s+at-risk \(2\.3 h over\)\s+2026-11-26T07:45/);
     expect(lines[3]).toMatch(/^b\s+web-1\s+never-backed-up\s+-/);
     expect(lines[4]).toMatch(/^c\s+web-1\s+no-policy\s+2026-11-27T09:00/);
+    // protected as far as its RPO goes, and the disks no point holds said beside it
+    expect(lines[5]).toMatch(/^d\s+web-1\s+protected, LACKS vdb,vdc\s+2026-11-27T09:00/);
   });
 });

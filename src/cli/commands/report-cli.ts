@@ -14,7 +14,8 @@ export function protectionTable(report: ProtectionReport): string {
   const rows = report.vms.map((v) => [
     v.vmId,
     v.name ?? '-',
-    v.state === 'at-risk' ? `at-risk (${v.overdueHours!.toFixed(1)} h over)` : v.state,
+    // a disk no point holds is said with the state: the RPO says nothing of it
+    (v.state === 'at-risk' ? `at-risk (${v.overdueHours!.toFixed(1)} h over)` : v.state) + (v.disksLeftOut.length ? `, LACKS ${v.disksLeftOut.map((d) => d.diskId).join(',')}` : ''),
     v.lastRestorePoint?.createdAt ?? '-',
     v.lastRestorePoint ? v.lastRestorePoint.ageHours.toFixed(1) : '-',
     v.rpoHours === null ? '-' : String(v.rpoHours),

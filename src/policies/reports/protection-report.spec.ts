@@ -59,6 +59,12 @@ describe('protection report', () => {
     expect(report[3]).toMatchObject({ status: 'unprotected', lastRestorePoint: null });
   });
 
+  it("names the disks no point of a VM holds, beside its state, which is about the RPO only", () => {
+    const lacking = [{ diskId: 'vdb', reason: "type='network' disks are not supported (only file-backed images)" }];
+    const report = buildProtectionReport(facts({ leftOut: [{ vmId: 'a', disks: lacking }] }), now);
+    expect(report.map((v) => [v.vmId, v.state, v.disksLeftOut])).toEqual([['a', 'protected', lacking], ['b', 'at-risk', []], ['c', 'no-policy', []]]);
+  });
+
   it('reports a VM known only by its failed jobs, with them', () => {
     const report = buildProtectionReport(facts({ vms: [], newest: [], streaks: [{ vmId: 'gone', failuresInRow: 2 }] }), now);
     expect(report).toHaveLength(1);

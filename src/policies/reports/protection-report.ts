@@ -1,4 +1,5 @@
 import { nextSlot, parseCron } from '../calendar';
+import type { DiskLeftOut } from '../../wire/backup-protocol';
 import { PolicyRecord, selects, VmIdentity } from '../retention/selection';
 
 export type RpoStatus = 'protected' | 'at-risk' | 'unprotected';
@@ -33,6 +34,8 @@ export interface ProtectionFacts {
   drills: DrillFacts[];
   /** How many of each VM's points wait in the recycle bin (VMs with none are left out). */
   recycled: { vmId: string; points: number }[];
+  /** The disks of each VM its agent reports it cannot read (VMs with none are left out). */
+  leftOut?: { vmId: string; disks: DiskLeftOut[] }[];
 }
 
 export interface DrillFacts {
@@ -63,6 +66,8 @@ export interface VmProtection {
   drill: { lastPassedAt: string | null; bootMs: number | null; restorePointId: string | null; lastAt: string; lastPassed: boolean; lastReason: string | null } | null;
   /** Its points in the recycle bin: deleted, not yet purged, and undeletable by an admin (a delete an operator did not mean shows here). */
   recycledPoints: number;
+  /** Disks holding data its agent cannot read, so that no point holds them: whatever `state` says of the RPO, these are not protected. */
+  disksLeftOut: DiskLeftOut[];
 }
 
 /**
@@ -81,6 +86,7 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
   const drills = new Map(facts.drills.map((d) => [d.vmId, d]));
   const streaks = new Map(facts.streaks.map((s) => [s.vmId, s.failuresInRow]));
   const recycled = new Map(facts.recycled.map((r) => [r.vmId, r.points]));
+  const leftOut = new Map((facts.leftOut ?? []).map((l) => [l.vmId, l.disks]));
   const slotOf = new Map(live.filter((p) => p.definition.enabled).map((p) => [p, nextSlot(parseCron(p.definition.schedule.cron), p.definition.schedule.timezone, now)]));
   return [...ids].sort().map((vmId) => {
     const vm = vms.get(vmId) ?? { vmId, name: null, agentId: null };
@@ -105,6 +111,7 @@ export function buildProtectionReport(facts: ProtectionFacts, now: Date): VmProt
       nextSlot: slots.length ? new Date(Math.min(...slots.map((s) => s.getTime()))).toISOString() : null,
       drill: drillOf(drills.get(vmId)),
       recycledPoints: recycled.get(vmId) ?? 0,
+      disksLeftOut: leftOut.get(vmId) ?? [],
     };
   });
 }
