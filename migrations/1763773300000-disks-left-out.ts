@@ -2,11 +2,10 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
  * A VM's disks that hold data its agent cannot read (a network or block device, an unsupported format) were left
- * out of its backups with nothing but a line in the agent's log: the VM, its jobs, their points and the protection
- * report now name them.
+ * out of its backups with nothing but a line in the agent's log: the VM, its jobs and their points now name them.
  * Rows recorded before read as none, which is what their events say.
  */
-const TABLES = ['rm_vms', 'rm_backup_jobs', 'rm_restore_points', 'rm_protection_vms'];
+const TABLES = ['rm_vms', 'rm_backup_jobs', 'rm_restore_points'];
 
 export class DisksLeftOut1763773300000 implements MigrationInterface {
   name = 'DisksLeftOut1763773300000';

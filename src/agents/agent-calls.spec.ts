@@ -71,6 +71,9 @@ describe("the hub's calls to an agent: the agent's refusal is the caller's 4xx w
         value: { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vdb', reason: leftOut[0].reason }, { diskId: 'Hard disk 2', reason: 'x'.repeat(1000) }] },
       });
       expect(await plan({ mode: 'full', reason: null, disks: [disk], leftOut: [] })).toEqual({ status: 200, value: { mode: 'full', reason: null, disks: [disk] } });
+      // what would drive an operator's terminal (an escape sequence, a carriage return) is not passed on
+      const hostile = await plan({ mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vdb', reason: 'ok\u001b]0;owned\u0007\rfine\u2028' }] });
+      expect(hostile).toEqual({ status: 200, value: { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vdb', reason: 'ok?]0;owned??fine?' }] } });
     });
 
     it.each([
@@ -99,6 +102,7 @@ describe("the hub's calls to an agent: the agent's refusal is the caller's 4xx w
       ['a disk left out with a control character in its name', { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vd\nb', reason: 'r' }] }, 'leftOut[0].diskId must be 1-128 printable characters'],
       ['a disk left out with a 129-character name', { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'v'.repeat(129), reason: 'r' }] }, 'leftOut[0].diskId must be 1-128 printable characters'],
       ['a disk left out without a reason', { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vdb' }] }, 'leftOut[0].reason must be a non-empty string'],
+      ['a disk left out whose name turns text around', { mode: 'full', reason: null, disks: [disk], leftOut: [{ diskId: 'vdb\u202e', reason: 'r' }] }, 'leftOut[0].diskId must be 1-128 printable characters'],
     ])('%s', async (_what, body, message) => {
       expect(await plan(body)).toEqual({ status: 502, message: `agent ${AGENT} answered /api/v1/backup/plan with an invalid plan: ${message}` });
     });

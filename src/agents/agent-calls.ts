@@ -2,7 +2,7 @@ import { BadGatewayException, Injectable, ServiceUnavailableException, Unprocess
 import { DomainError } from '../eventing/domain-error';
 import { AgentTunnel } from './agent-tunnel.service';
 import { DISK_FORMATS, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
-import { identifierProblem } from '../wire/identifiers';
+import { identifierProblem, printable, PRINTABLE_NAME } from '../wire/identifiers';
 import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-protocol';
 
 /** The hub's requests to an agent's API, through that agent's tunnel: backups and restores. */
@@ -21,7 +21,7 @@ export class AgentCalls {
       reason: reason === null ? null : reason.slice(0, 2000),
       ...(chainBroken ? { chainBroken } : {}),
       disks: disks.map(({ diskId, virtualSize, format }) => ({ diskId, virtualSize, format })),
-      ...(leftOut?.length ? { leftOut: leftOut.map(({ diskId, reason }) => ({ diskId, reason: reason.slice(0, MAX_LEFT_OUT_REASON) })) } : {}),
+      ...(leftOut?.length ? { leftOut: leftOut.map(({ diskId, reason }) => ({ diskId, reason: printable(reason.slice(0, MAX_LEFT_OUT_REASON)) })) } : {}),
     };
   }
 
@@ -132,7 +132,7 @@ export function leftOutProblem(field: string, leftOut: unknown): string | null {
   for (const [i, disk] of leftOut.entries()) {
     if (typeof disk !== 'object' || disk === null) return `${field}[${i}] is not an object`;
     const { diskId, reason } = disk as Record<string, unknown>;
-    if (typeof diskId !== 'string' || !/^[^\p{Cc}]{1,128}$/u.test(diskId)) return `${field}[${i}].diskId must be 1-128 printable characters`;
+    if (typeof diskId !== 'string' || !PRINTABLE_NAME.test(diskId)) return `${field}[${i}].diskId must be 1-128 printable characters`;
     if (typeof reason !== 'string' || reason.length === 0) return `${field}[${i}].reason must be a non-empty string`;
   }
   return null;

@@ -45,7 +45,7 @@ export class AgentTunnel implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly tokens: TokenVerifier,
     liveness: HubLiveness,
   ) {
-    this.owners = new OwnersGone(liveness);
+    this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
   }
 
   async onApplicationBootstrap(): Promise<void> {

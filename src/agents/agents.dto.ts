@@ -1,8 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
+import { Transform, Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayUnique, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
 import { DISK_FORMATS, DiskFormat } from '../wire/backup-protocol';
-import { IsSafeIdentifier, UUID_PATTERN } from '../wire/identifiers';
+import { IsSafeIdentifier, printable, PRINTABLE_NAME, UUID_PATTERN } from '../wire/identifiers';
 
 export class RegisterAgentDto {
   @ApiProperty({ example: 'esx-01' })
@@ -49,12 +49,14 @@ export class InventoryDiskDto {
 /** A disk that holds data the agent cannot read: shown with the VM, so that what is not protected is seen. */
 export class DiskLeftOutDto {
   @IsString()
-  @Matches(/^[^\p{Cc}]{1,128}$/u, { message: 'diskId must be 1-128 printable characters' })
+  @Matches(PRINTABLE_NAME, { message: 'diskId must be 1-128 printable characters' })
   diskId: string;
 
+  // shown to operators as the agent wrote it, less what would drive their terminal (an ESC, a bidi override)
   @IsString()
   @MinLength(1)
   @MaxLength(1000)
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? printable(value) : value))
   reason: string;
 }
 

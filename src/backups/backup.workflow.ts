@@ -135,7 +135,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly chunkSpace: ChunkSpaceWorkflow,
     liveness: HubLiveness,
   ) {
-    this.owners = new OwnersGone(liveness);
+    this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -188,6 +188,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       if (state.phase === 'queued') await this.offer(jobId);
       else if (state.startedBy === null || state.startedBy === this.instance) await this.inStory(await this.story(jobId), (story) => this.recover(story, state));
     }
+    await this.stopExportsOfEndedJobs();
     this.pump();
     this.following = this.follow(from);
     if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
@@ -219,6 +220,24 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       await this.inStory(await this.story(state.jobId!), (story) => this.recover(story, state, `left during ${state.phase} by hub process ${state.startedBy}, which stopped and did not come back`)).catch((e) =>
         this.logger.error(`taking over backup ${state.jobId} failed: ${String(e)}`),
       );
+    }
+  }
+
+  /**
+   * Exports this process adopted at its start for a job another hub ended while it was away (taken over as the
+   * work of a gone process): nothing else would stop them. A stopped chunk export writes its point's index, so a
+   * failed job's target file is removed again after the stop.
+   */
+  private async stopExportsOfEndedJobs(): Promise<void> {
+    for (const { leaseId, jobId } of await this.exports.running()) {
+      const state = await this.job(jobId).catch(() => null);
+      if (!state?.jobId || !isTerminal(state) || state.startedBy !== this.instance) continue;
+      this.logger.warn(`backup ${jobId} was ended by another hub while this one was away; stopping its export ${leaseId}`);
+      await this.exports.stop(leaseId, 'its backup job was ended while this hub process was away').catch((e) => this.logger.warn(`stopping export ${leaseId}: ${String(e)}`));
+      const target = state.targets.find((t) => t.leaseId === leaseId);
+      if (state.phase !== 'failed' || !target || !state.restorePointId) continue;
+      const { root } = await this.repositories.definition(state.repositoryId!);
+      await this.files.remove(root, state.vmId!, state.restorePointId, [target.file]).catch((e) => this.logger.error(`removing ${target.file} of ${jobId}: ${String(e)}`));
     }
   }
 

@@ -26,6 +26,7 @@ describe('hub configuration', () => {
       deleteGraceMs: 7 * 86_400_000,
       recyclePurgeIntervalMs: 300_000,
       goneHubCheckMs: 30_000,
+      goneHubAfterMs: 600_000,
     });
   });
 

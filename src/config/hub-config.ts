@@ -39,8 +39,10 @@ export interface HubConfig {
   deleteGraceMs: number;
   /** How often the hub looks for recycled points whose grace ended. */
   recyclePurgeIntervalMs: number;
-  /** How often the hub looks for work whose hub process is gone (src/projection-runner/hub-liveness.ts); it takes it over at the second look. */
+  /** How often the hub looks for work whose hub process is gone (src/projection-runner/hub-liveness.ts). */
   goneHubCheckMs: number;
+  /** How long a hub process must have been found gone at every look before its work is taken over. */
+  goneHubAfterMs: number;
 }
 
 /** A week: anything longer is a forgotten mount, not a restore. */
@@ -127,6 +129,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
   const deleteGraceDays = int('SENDENSE_DELETE_GRACE_DAYS', 7, 0, 3650);
   const recyclePurgeIntervalS = int('SENDENSE_RECYCLE_PURGE_INTERVAL_S', 300, 1, 86_400);
   const goneHubCheckS = int('SENDENSE_GONE_HUB_CHECK_S', 30, 1, 3600);
+  const goneHubAfterS = int('SENDENSE_GONE_HUB_AFTER_S', 600, 1, 7 * 86_400);
 
   const config: HubConfig = {
     dataDir,
@@ -150,6 +153,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv): HubConfig {
     deleteGraceMs: deleteGraceDays * 86_400_000,
     recyclePurgeIntervalMs: recyclePurgeIntervalS * 1000,
     goneHubCheckMs: goneHubCheckS * 1000,
+    goneHubAfterMs: goneHubAfterS * 1000,
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -44,6 +44,17 @@ export class AdvisoryLocks {
     return next;
   }
 
+  /**
+   * Asks the server whether the session still lives: a connection a NAT or firewall dropped while idle looks alive
+   * here until something is sent on it, while the server may have ended the session (and freed its locks) long ago.
+   * A session that does not answer is dropped, so that the next `tryLock` opens a new one.
+   */
+  async ping(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    await this.inTurn(() => client.query('SELECT 1')).catch(() => this.dropped(client));
+  }
+
   /** Ends the session, and with it every lock it holds: another session can take them once this resolves. */
   async close(): Promise<void> {
     const client = this.client ?? (await this.connecting?.catch(() => undefined));

@@ -49,7 +49,7 @@ describe('HubLiveness (real PostgreSQL): which hub processes are alive, as the d
       await admin.end();
     }
     // both sessions were ended; each takes its lock again at its next look (every 5 s)
-    const owners = new OwnersGone(b);
+    const owners = new OwnersGone(b, 1_000);
     await owners.sweep([A]);
     await new Promise((r) => setTimeout(r, 6_000));
     expect([...(await owners.sweep([A]))]).toEqual([]);
@@ -59,17 +59,31 @@ describe('HubLiveness (real PostgreSQL): which hub processes are alive, as the d
 });
 
 describe('OwnersGone', () => {
-  it('confirms an owner gone only when two sweeps in a row found it gone', async () => {
+  it('confirms an owner gone only once every look for `afterMs` found it gone; one look that found it alive starts again', async () => {
     const gone = new Set<string>();
-    const owners = new OwnersGone({ gone: async (o: string) => gone.has(o) });
+    let now = 0;
+    const owners = new OwnersGone({ gone: async (o: string) => gone.has(o) }, 60_000, () => now);
+    const sweep = async (...ids: string[]) => [...(await owners.sweep(ids))];
     gone.add('x');
-    expect([...(await owners.sweep(['x', 'y']))]).toEqual([]);
-    expect([...(await owners.sweep(['x', 'y']))]).toEqual(['x']);
+    expect(await sweep('x', 'y')).toEqual([]);
+    now = 59_999;
+    expect(await sweep('x', 'y')).toEqual([]);
+    now = 60_000;
+    expect(await sweep('x', 'y')).toEqual(['x']);
+    // back for one look (a restart): the count starts again
     gone.delete('x');
-    expect([...(await owners.sweep(['x']))]).toEqual([]);
+    now = 61_000;
+    expect(await sweep('x')).toEqual([]);
     gone.add('x');
-    expect([...(await owners.sweep(['x']))]).toEqual([]);
     gone.add('y');
-    expect([...(await owners.sweep(['x', 'y', 'x']))]).toEqual(['x']);
+    now = 62_000;
+    expect(await sweep('x', 'y', 'x')).toEqual([]);
+    now = 122_000;
+    expect(await sweep('x', 'y')).toEqual(['x', 'y']);
+    // an owner no look asks about is forgotten: asked again, it starts again
+    now = 123_000;
+    expect(await sweep('y')).toEqual(['y']);
+    now = 124_000;
+    expect(await sweep('x', 'y')).toEqual(['y']);
   });
 });

@@ -12,9 +12,10 @@ const REHOLD_MS = 5_000;
 /**
  * Which hub processes are alive, as the database sees them: each process holds an advisory lock named after its
  * instance for as long as its session lives (PostgreSQL lets it go the moment the process or its connection dies,
- * and the process takes it again within seconds of reconnecting). A lock no session holds is a process that is
- * gone. The work such a process left running (a backup, a restore) waits for that process only: another hub takes
- * it over once it has seen the owner gone twice in a row (OwnersGone).
+ * and the process takes it again within seconds of reconnecting; it asks every 5 s whether its session still lives).
+ * A lock no session holds is a process that is not running now. A process restarted on its data dir recovers its own
+ * work, so another hub takes that work over only once the owner has been found gone at every look for a long while
+ * (OwnersGone, `SENDENSE_GONE_HUB_AFTER_S`): a crash and its restart, an upgrade, a reboot come back well within it.
  */
 @Injectable()
 export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
@@ -27,7 +28,8 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
     @Inject(DB_CONNECTION) connection: DbConnection,
     @Inject(HUB_INSTANCE) private readonly instance: string,
   ) {
-    this.locks = new AdvisoryLocks(pgClientConfig(connection), 'sendense-liveness');
+    // keepalives: a session whose peer vanished ends on the server in minutes, not at the kernel's two hours
+    this.locks = new AdvisoryLocks({ ...pgClientConfig(connection), keepAlive: true, keepAliveInitialDelayMillis: 10_000 }, 'sendense-liveness');
   }
 
   async onModuleInit(): Promise<void> {
@@ -51,6 +53,7 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
   }
 
   private async hold(): Promise<void> {
+    if (this.held !== null) await this.locks.ping();
     if (this.held !== null && this.locks.holds(this.held)) return;
     this.held = await this.locks.tryLock(INSTANCE_LOCKS, this.instance).catch((e) => {
       this.logger.warn(`could not take this hub process's liveness lock, trying again in ${REHOLD_MS} ms: ${String(e)}`);
@@ -60,19 +63,23 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
 }
 
 /**
- * The owners a sweep finds gone, confirmed by the sweep before: a process whose lock is missing for a moment
- * (its session reconnecting) is not taken for gone.
+ * The owners a sweep finds gone and that every sweep since the first that did found gone, for `afterMs` or more:
+ * a process whose lock is missing for a moment (its session reconnecting, the process restarting) is not taken for
+ * gone. An owner no sweep asked about is forgotten.
  */
 export class OwnersGone {
-  private suspects = new Set<string>();
+  private goneSince = new Map<string, number>();
 
-  constructor(private readonly liveness: Pick<HubLiveness, 'gone'>) {}
+  constructor(
+    private readonly liveness: Pick<HubLiveness, 'gone'>,
+    private readonly afterMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async sweep(owners: Iterable<string>): Promise<Set<string>> {
-    const goneNow = new Set<string>();
-    for (const owner of new Set(owners)) if (await this.liveness.gone(owner)) goneNow.add(owner);
-    const confirmed = new Set([...goneNow].filter((o) => this.suspects.has(o)));
-    this.suspects = goneNow;
-    return confirmed;
+    const since = new Map<string, number>();
+    for (const owner of new Set(owners)) if (await this.liveness.gone(owner)) since.set(owner, this.goneSince.get(owner) ?? this.now());
+    this.goneSince = since;
+    return new Set([...since].filter(([, from]) => this.now() - from >= this.afterMs).map(([owner]) => owner));
   }
 }

@@ -88,6 +88,8 @@ export function toManifest(point: RestorePoint): RestorePointManifest {
     type: point.type,
     disks: point.disks.map((d) => ({ diskId: d.diskId, file: d.file, parentFile: d.parentFile, virtualSize: d.virtualSize, fileBytes: d.fileBytes, changeRef: d.changeRef, ...(d.digests ? { digests: d.digests } : {}) })),
     ...(point.configuration ? { configuration: point.configuration } : {}),
+    // what a rescan finds again: a point lacking a disk must not read whole once the read models are rebuilt
+    ...(point.disksLeftOut?.length ? { disksLeftOut: point.disksLeftOut } : {}),
   };
 }
 

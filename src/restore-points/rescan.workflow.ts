@@ -87,6 +87,6 @@ async function missingFiles(root: string, manifest: RestorePointManifest): Promi
   return missing;
 }
 
-function fromManifest(m: RestorePointManifest, repositoryId: string): RestorePoint {
-  return { restorePointId: m.restorePointId, vmId: m.vmId, repositoryId, backupId: null, type: m.type, parentId: m.parentId, createdAt: m.createdAt, disks: m.disks.map((d) => ({ ...d })), ...(m.configuration ? { configuration: m.configuration } : {}) };
+export function fromManifest(m: RestorePointManifest, repositoryId: string): RestorePoint {
+  return { restorePointId: m.restorePointId, vmId: m.vmId, repositoryId, backupId: null, type: m.type, parentId: m.parentId, createdAt: m.createdAt, disks: m.disks.map((d) => ({ ...d })), ...(m.configuration ? { configuration: m.configuration } : {}), ...(m.disksLeftOut?.length ? { disksLeftOut: m.disksLeftOut } : {}) };
 }

@@ -16,7 +16,7 @@ describe('a restore request and the status of its point', () => {
       },
     };
     const none = null as never;
-    return new RestoreWorkflow(none, none, 'hub', none, none, none, none, none, agents as never, none, none, none, points as never, none, none, none, { gone: async () => false } as never);
+    return new RestoreWorkflow({ goneHubAfterMs: 600_000 } as never, none, 'hub', none, none, none, none, none, agents as never, none, none, none, points as never, none, none, none, { gone: async () => false } as never);
   }
 
   it('a point being deleted is refused with 409', async () => {

@@ -110,7 +110,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     private readonly projections: ProjectionsService,
     liveness: HubLiveness,
   ) {
-    this.owners = new OwnersGone(liveness);
+    this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -344,13 +344,14 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
   /**
    * Restores whose hub process is gone for good are ended here, as that process would end them at its restart: the
    * agent told to undo its part when it is connected here, the ports released, the restore failed with the reason.
-   * An instant recovery's domain read from that process's exports, which went with it.
+   * Not an instant recovery whose domain runs (`pulling`): that process keeps its exports through its own stop and
+   * resumes it when it starts again, and undoing it here would destroy a VM that may be serving its users.
    */
   private async takeOverOrphans(): Promise<void> {
     const orphans: RestoreState[] = [];
     for (const r of await this.queries.execute(new ListRestoresQuery({ unfinished: true, limit: 1000 }))) {
       const state = await this.reader.get(r.restoreId);
-      if (!isTerminal(state) && state.startedBy !== null && state.startedBy !== this.instance) orphans.push(state);
+      if (!isTerminal(state) && state.phase !== 'pulling' && state.startedBy !== null && state.startedBy !== this.instance) orphans.push(state);
     }
     const gone = await this.owners.sweep(orphans.map((s) => s.startedBy!));
     for (const state of orphans) {

@@ -44,5 +44,18 @@ export function IsSafeIdentifier(options?: ValidationOptions): PropertyDecorator
  * What virsh reads as a domain id (all digits) or a uuid (32 hex digits, dashes between pairs) before it tries a
  * name: a new domain named so would be found as another domain by every later lookup. Not a name, then.
  */
+/**
+ * Characters that change how a terminal or a page shows text rather than showing one: controls (ESC, CR), format
+ * characters (bidirectional overrides, zero-widths) and line or paragraph separators. Text another party wrote (an
+ * agent's reason, a disk's name from a VM's configuration) is shown to operators without them.
+ */
+const NOT_PRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+export const PRINTABLE_NAME = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,128}$/u;
+
+/** The text with every character that is not printable replaced by `?`. */
+export function printable(text: string): string {
+  return text.replace(NOT_PRINTABLE, '?');
+}
+
 export const DOMAIN_LOOKUP_FORM = /^(?:\d+|(?:[0-9a-f]{2}-*){16})$/i;
 export const DOMAIN_LOOKUP_FORM_MESSAGE = 'name must not be all digits or a uuid (virsh reads those as a domain id or uuid)';

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { virsh } from '../fixtures/libvirt/libvirt-guest';
@@ -74,6 +74,8 @@ describe('disks a source cannot read are named by the VM, its job and its point,
     expect((await lab.events(jobId)).find((e) => e.type === 'BackupTypeDecided')?.data.disksLeftOut).toEqual(lacking);
     const point = (await lab.api('GET', `/api/v1/restore-points/${job.restorePointId}`)).body;
     expect({ disks: point.disks.map((d: { diskId: string }) => d.diskId), disksLeftOut: point.disksLeftOut }).toEqual({ disks: ['vda'], disksLeftOut: lacking });
+    // and so does its manifest in the repository, which a rescan rebuilds the point from
+    expect(JSON.parse(readFileSync(join(lab.repoRoot, mixed, 'manifests', `${job.restorePointId}.json`), 'utf8')).disksLeftOut).toEqual(lacking);
 
     const cli = async (args: string[]) => {
       const proc = spawnSendense(args, { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });

@@ -15,7 +15,7 @@ type Recorded = { eventId: string; type: string; data: any; metadata: any };
  */
 describe('scheduled drills that pass, on two hub processes sharing one database', () => {
   // the hubs look every second for work a gone hub process left (the last test)
-  const lab = new LibvirtLab({ SENDENSE_GONE_HUB_CHECK_S: '1' });
+  const lab = new LibvirtLab({ SENDENSE_GONE_HUB_CHECK_S: '1', SENDENSE_GONE_HUB_AFTER_S: '3' });
   const host = new LibvirtHost('sendense-drill-guests-');
   let guest: GuestDomain | undefined;
   let second: SpawnedCli | undefined;

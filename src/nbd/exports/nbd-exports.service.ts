@@ -131,6 +131,12 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     return Object.values((await this.pool.state()).leases).filter((l) => l.jobId === jobId);
   }
 
+  /** The exports this hub process runs, each with the job it serves. */
+  async running(): Promise<{ leaseId: string; jobId: string }[]> {
+    const leases = Object.values((await this.pool.state()).leases);
+    return this.manager.list().flatMap((r) => leases.filter((l) => l.leaseId === r.leaseId).map((l) => ({ leaseId: l.leaseId, jobId: l.jobId })));
+  }
+
   liveCount(): number {
     return this.manager.list().length;
   }

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
+import { fromManifest } from '../../restore-points/rescan.workflow';
 import { ManifestError, RestorePointManifest, listManifests, manifestPath, readManifest, writeManifest } from './manifest';
 
 function fullManifest(overrides: Partial<RestorePointManifest> = {}): RestorePointManifest {
@@ -58,6 +59,15 @@ describe('restore point manifests', () => {
     await expect(writeManifest(repo, fullManifest({ configuration: { file: 'vm-2/manifests/x.json', sha256: 'no', nvram: 1 as unknown as boolean, tpm: false } }))).rejects.toThrow(
       /configuration.file "vm-2\/manifests\/x.json" is not under vm-1\/manifests\/.*configuration.sha256 .*configuration.nvram/s,
     );
+  });
+
+  it('carries the disks the point lacks, so a rescan finds the point as lacking them, and refuses a malformed list', async () => {
+    const disksLeftOut = [{ diskId: 'vdb', reason: "type='network' disks are not supported (only file-backed images)" }];
+    await writeManifest(repo, fullManifest({ disksLeftOut }));
+    const [found] = (await listManifests(repo)).manifests;
+    expect(fromManifest(found, 'repo-1').disksLeftOut).toEqual(disksLeftOut);
+    expect(fromManifest(fullManifest(), 'repo-1').disksLeftOut).toBeUndefined();
+    await expect(writeManifest(repo, fullManifest({ disksLeftOut: [{ diskId: 7 }] as never }))).rejects.toThrow(/disksLeftOut must list \{diskId, reason\} strings/);
   });
 
   it('round-trips through an atomic write and leaves no temp files', async () => {

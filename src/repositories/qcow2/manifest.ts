@@ -32,6 +32,8 @@ export interface RestorePointManifest {
   disks: ManifestDisk[];
   /** The VM's configuration at the point's instant (domain XML, UEFI variables, TPM state); absent when the source recorded none. */
   configuration?: { file: string; sha256: string; nvram: boolean; tpm: boolean } | null;
+  /** Disks of the VM holding data the point does not (its source could not read them); absent when none. */
+  disksLeftOut?: { diskId: string; reason: string }[];
 }
 
 export class ManifestError extends Error {
@@ -123,6 +125,9 @@ export function manifestProblems(value: unknown): string[] {
   const seen = new Set<string>();
   m.disks.forEach((disk, i) => problems.push(...diskProblems(disk, i, m, seen)));
   if (m.configuration !== undefined && m.configuration !== null) problems.push(...configurationProblems(m.configuration, m));
+  if (m.disksLeftOut !== undefined && !(Array.isArray(m.disksLeftOut) && m.disksLeftOut.every((d) => typeof d?.diskId === 'string' && typeof d?.reason === 'string'))) {
+    problems.push('disksLeftOut must list {diskId, reason} strings');
+  }
   return problems;
 }
 
