@@ -18,7 +18,7 @@ export class AgentCalls {
     const { mode, reason, chainBroken, disks, leftOut } = answer as PlanAnswer;
     return {
       mode,
-      reason: reason === null ? null : reason.slice(0, 2000),
+      reason: reason === null ? null : printable(reason.slice(0, 2000)),
       ...(chainBroken ? { chainBroken } : {}),
       disks: disks.map(({ diskId, virtualSize, format }) => ({ diskId, virtualSize, format })),
       ...(leftOut?.length ? { leftOut: leftOut.map(({ diskId, reason }) => ({ diskId, reason: printable(reason.slice(0, MAX_LEFT_OUT_REASON)) })) } : {}),

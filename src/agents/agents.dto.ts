@@ -64,8 +64,10 @@ export class InventoryVmDto {
   @IsSafeIdentifier()
   vmId: string;
 
+  // a VM's name is its owner's to choose: shown without what would drive an operator's terminal
   @IsString()
   @MaxLength(256)
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? printable(value) : value))
   name: string;
 
   @IsOptional()

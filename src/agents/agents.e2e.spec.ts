@@ -78,8 +78,8 @@ describe('agents: registration, inventory and the tunnel policy', () => {
     const withVmware = await hub.admin(hub.http().get('/api/v1/vms')).expect(200);
     expect(withVmware.body).toContainEqual({ ...vmware[0], agentId: b.agentId, agentConnected: false, reportedAt: expect.any(String) });
     // a reason is kept without what would drive an operator's terminal
-    await as(b.token, b.agentId).send({ vms: [{ ...vmware[0], disksLeftOut: [{ diskId: 'disk-2001', reason: 'gone\u001b[2J\r' }] }] }).expect(200);
-    expect((await hub.admin(hub.http().get('/api/v1/vms')).expect(200)).body.find((v: { vmId: string }) => v.vmId === vmware[0].vmId).disksLeftOut).toEqual([{ diskId: 'disk-2001', reason: 'gone?[2J?' }]);
+    await as(b.token, b.agentId).send({ vms: [{ ...vmware[0], name: 'db\u001b[2J', disksLeftOut: [{ diskId: 'disk-2001', reason: 'gone\u001b[2J\r' }] }] }).expect(200);
+    expect((await hub.admin(hub.http().get('/api/v1/vms')).expect(200)).body.find((v: { vmId: string }) => v.vmId === vmware[0].vmId)).toMatchObject({ name: 'db?[2J', disksLeftOut: [{ diskId: 'disk-2001', reason: 'gone?[2J?' }] });
     const before = await eventCount(hub.db);
     for (const bad of [{ ...vmware[0], vmId: 'vm..1' }, { ...vmware[0], vmId: '../vm1' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], diskId: 'disk/../x' }] }, { ...vmware[0], powerState: 'poweredOn' }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], changeTracking: 'vmware' }] }, { ...vmware[0], disks: [{ ...vmware[0].disks[0], label: 'x'.repeat(257) }] }, { ...vmware[0], disksLeftOut: 'disk-2001' }, { ...vmware[0], disksLeftOut: [{ diskId: 'disk\n2001', reason: 'r' }] }, { ...vmware[0], disksLeftOut: [{ diskId: 'disk-2001', reason: '' }] }, { ...vmware[0], disksLeftOut: [{ diskId: 'disk-2001', reason: 'x'.repeat(1001) }] }, { ...vmware[0], disksLeftOut: [{ diskId: 'disk\u202e2001', reason: 'r' }] }]) {
       await as(b.token, b.agentId).send({ vms: [bad] }).expect(400);

@@ -20,6 +20,8 @@ describe('parseAgentReport', () => {
     expect(parseAgentReport({ type: 'transfer-progressed', diskId: 'disk0', bytesDone: 1, bytesPlanned: 2, rate: 1.5 })).toEqual({ type: 'transfer-progressed', diskId: 'disk0', bytesDone: 1, bytesPlanned: 2, rate: 1.5 });
     expect(parseAgentReport({ type: 'failed', reason: 'x'.repeat(3000) })).toEqual({ type: 'failed', reason: 'x'.repeat(2000) });
     expect(parseAgentReport({ type: 'failed' })).toEqual({ type: 'failed', reason: 'unknown' });
+    // a job's error is shown to operators: what would drive their terminal is not kept
+    expect(parseAgentReport({ type: 'failed', reason: 'disk full\u001b]0;owned\u0007\r' })).toEqual({ type: 'failed', reason: 'disk full?]0;owned??' });
   });
 
   it('refuses byte counts and durations that are not whole numbers: the read models keep them in bigint columns', () => {

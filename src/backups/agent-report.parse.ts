@@ -1,6 +1,6 @@
 import { AgentReport, Consistency } from '../wire/backup-protocol';
 import { DomainError } from '../eventing/domain-error';
-import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
+import { IDENTIFIER_PATTERN as ID, printable } from '../wire/identifiers';
 
 /** Agent reports are hostile input like any other body: every field is checked. */
 export function parseAgentReport(body: Record<string, unknown>): AgentReport {
@@ -19,7 +19,8 @@ export function parseAgentReport(body: Record<string, unknown>): AgentReport {
     const v = body[k];
     if (v === undefined || v === null) return absent;
     if (typeof v !== 'string') throw new DomainError('invalid', `${k} must be a string`);
-    return v.slice(0, max);
+    // shown to operators (a job's error): without what would drive their terminal
+    return printable(v.slice(0, max));
   };
   const id = (k: string) => {
     const v = body[k];

@@ -229,6 +229,8 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
    * failed job's target file is removed again after the stop.
    */
   private async stopExportsOfEndedJobs(): Promise<void> {
+    // the exports are adopted at start-up beside this hook: only once that is done does the list hold them
+    await this.exports.whenReconciled();
     for (const { leaseId, jobId } of await this.exports.running()) {
       const state = await this.job(jobId).catch(() => null);
       if (!state?.jobId || !isTerminal(state) || state.startedBy !== this.instance) continue;

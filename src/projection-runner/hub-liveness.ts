@@ -8,11 +8,14 @@ import { DB_CONNECTION } from './projections.service';
 const INSTANCE_LOCKS = 24_212;
 /** How soon a hub takes its own lock again after its session to the database dropped. */
 const REHOLD_MS = 5_000;
+/** How long a connect or query on the liveness session may take before the session is given up. */
+const LIVENESS_TIMEOUT_MS = 5_000;
 
 /**
  * Which hub processes are alive, as the database sees them: each process holds an advisory lock named after its
  * instance for as long as its session lives (PostgreSQL lets it go the moment the process or its connection dies,
- * and the process takes it again within seconds of reconnecting; it asks every 5 s whether its session still lives).
+ * and the process takes it again within seconds of reconnecting; it asks every 5 s whether its session still lives,
+ * and gives a session up that takes over 5 s to answer).
  * A lock no session holds is a process that is not running now. A process restarted on its data dir recovers its own
  * work, so another hub takes that work over only once the owner has been found gone at every look for a long while
  * (OwnersGone, `SENDENSE_GONE_HUB_AFTER_S`): a crash and its restart, an upgrade, a reboot come back well within it.
@@ -28,8 +31,9 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
     @Inject(DB_CONNECTION) connection: DbConnection,
     @Inject(HUB_INSTANCE) private readonly instance: string,
   ) {
-    // keepalives: a session whose peer vanished ends on the server in minutes, not at the kernel's two hours
-    this.locks = new AdvisoryLocks({ ...pgClientConfig(connection), keepAlive: true, keepAliveInitialDelayMillis: 10_000 }, 'sendense-liveness');
+    // bounded: on a dead network path a connect or query would wait for TCP to give up (15 minutes), longer than a
+    // takeover waits, and every look at another process's lock would wait behind it
+    this.locks = new AdvisoryLocks({ ...pgClientConfig(connection), connectionTimeoutMillis: LIVENESS_TIMEOUT_MS, query_timeout: LIVENESS_TIMEOUT_MS }, 'sendense-liveness');
   }
 
   async onModuleInit(): Promise<void> {

@@ -13,6 +13,8 @@ describe("an agent's restore report", () => {
       { type: 'failed', reason: 'no space', damaged: [{ diskId: 'vdb', offset: 0, length: 65536, expected: 'a'.repeat(64), actual: 'b'.repeat(64) }] },
     ];
     for (const r of reports) expect(parseRestoreReport(r)).toEqual(r);
+    // a restore's error is shown to operators: what would drive their terminal is not kept
+    expect(parseRestoreReport({ type: 'failed', reason: 'no space\u001b[2J\r', damaged: [] })).toEqual({ type: 'failed', reason: 'no space?[2J?', damaged: [] });
   });
 
   it.each([

@@ -1,6 +1,6 @@
 import { DomainError } from '../eventing/domain-error';
 import type { RestoreReport } from '../wire/restore-protocol';
-import { IDENTIFIER_PATTERN as ID } from '../wire/identifiers';
+import { IDENTIFIER_PATTERN as ID, printable } from '../wire/identifiers';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HEX = /^[0-9a-f]{64}$/;
@@ -47,7 +47,7 @@ export function parseRestoreReport(body: Record<string, unknown>): RestoreReport
         expected: typeof b.expected === 'string' && HEX.test(b.expected) ? b.expected : bad('damaged[].expected must be 64 hex digits'),
         actual: typeof b.actual === 'string' && HEX.test(b.actual) ? b.actual : bad('damaged[].actual must be 64 hex digits'),
       }));
-      return { type: 'failed', reason: text(body.reason, 'reason', 4000), damaged };
+      return { type: 'failed', reason: printable(text(body.reason, 'reason', 4000)), damaged };
     }
     case 'drill-finished': {
       if (typeof body.passed !== 'boolean') bad('passed must be a boolean');

@@ -139,6 +139,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
       }
     });
     await this.recoverAll();
+    await this.stopExportsOfEndedRestores();
     if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
   }
 
@@ -374,6 +375,17 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
   private async cancelled({ restoreId }: RestoreCancelNotice): Promise<void> {
     const waiter = this.waiters.get(restoreId);
     if (waiter) waiter.reject(new Error('cancelled'));
+  }
+
+  /** Exports this process adopted at its start for a restore another hub ended while it was away: nothing else would stop them. */
+  private async stopExportsOfEndedRestores(): Promise<void> {
+    await this.exports.whenReconciled();
+    for (const { leaseId, jobId } of await this.exports.running()) {
+      const state = await this.reader.get(jobId).catch(() => null);
+      if (!state?.restoreId || !isTerminal(state) || state.startedBy !== this.instance) continue;
+      this.logger.warn(`restore ${jobId} was ended by another hub while this one was away; stopping its export ${leaseId}`);
+      await this.exports.stop(leaseId, 'its restore was ended while this hub process was away').catch((e) => this.logger.warn(`stopping export ${leaseId}: ${String(e)}`));
+    }
   }
 
   /** At start: restores this hub process (or no hub) was running when it stopped are ended; the agent undoes its part. */

@@ -67,6 +67,8 @@ describe('restore point manifests', () => {
     const [found] = (await listManifests(repo)).manifests;
     expect(fromManifest(found, 'repo-1').disksLeftOut).toEqual(disksLeftOut);
     expect(fromManifest(fullManifest(), 'repo-1').disksLeftOut).toBeUndefined();
+    // a manifest is a file anyone with the repository's storage can write: its text is shown without terminal controls
+    expect(fromManifest(fullManifest({ disksLeftOut: [{ diskId: 'vd\u001bb', reason: `${'r'.repeat(1200)}\u202e` }] }), 'repo-1').disksLeftOut).toEqual([{ diskId: 'vd?b', reason: 'r'.repeat(1000) }]);
     await expect(writeManifest(repo, fullManifest({ disksLeftOut: [{ diskId: 7 }] as never }))).rejects.toThrow(/disksLeftOut must list \{diskId, reason\} strings/);
   });
 
