@@ -41,6 +41,8 @@ export class RestoreJournal {
   /** Journals left by restores that never ended (agent killed): each still to be undone or finished. */
   static async leftovers(dir: string): Promise<RestoreJournal[]> {
     const names = await readdir(dir).catch(() => [] as string[]);
+    // a write the kill interrupted: the journal it was replacing is still there, whole
+    for (const name of names.filter((n) => n.startsWith(PREFIX) && n.endsWith('.json.tmp'))) await rm(join(dir, name), { force: true });
     const out: RestoreJournal[] = [];
     for (const name of names.filter((n) => n.startsWith(PREFIX) && n.endsWith('.json'))) {
       const state = { proxyPids: [], ...JSON.parse(await readFile(join(dir, name), 'utf8')) } as RestoreJournalState;

@@ -318,12 +318,16 @@ function targetKey(req: RestoreCheckRequest): string | null {
  */
 async function reserveFiles(disks: RestoreDiskPlan[], journal: RestoreJournal): Promise<void> {
   for (const d of disks) {
+    // journaled first: an agent killed between the two leaves a journal naming a file that may not exist, never a
+    // file no journal names (one made first was left behind for good when the kill came before the journal's write)
+    await journal.addFile(d.write);
     await open(d.write, 'wx', 0o644).then(
       (file) => file.close(),
-      (error: NodeJS.ErrnoException) => {
+      async (error: NodeJS.ErrnoException) => {
+        // not ours: the journal must not name it, or the undo would remove another's file
+        await journal.record({ files: journal.state.files.filter((f) => f !== d.write) });
         throw error.code === 'EEXIST' ? new RestoreConflict(`${d.write} already exists`) : error;
       },
     );
-    await journal.addFile(d.write);
   }
 }
