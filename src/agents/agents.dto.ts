@@ -1,8 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
+import { Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayUnique, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
 import { DISK_FORMATS, DiskFormat } from '../wire/backup-protocol';
-import { IsSafeIdentifier, printable, PRINTABLE_NAME, UUID_PATTERN } from '../wire/identifiers';
+import { IsSafeIdentifier, PRINTABLE_NAME, ToPrintable, UUID_PATTERN } from '../wire/identifiers';
 
 export class RegisterAgentDto {
   @ApiProperty({ example: 'esx-01' })
@@ -56,7 +56,7 @@ export class DiskLeftOutDto {
   @IsString()
   @MinLength(1)
   @MaxLength(1000)
-  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? printable(value) : value))
+  @ToPrintable()
   reason: string;
 }
 
@@ -67,7 +67,7 @@ export class InventoryVmDto {
   // a VM's name is its owner's to choose: shown without what would drive an operator's terminal
   @IsString()
   @MaxLength(256)
-  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? printable(value) : value))
+  @ToPrintable()
   name: string;
 
   @IsOptional()

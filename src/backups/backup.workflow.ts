@@ -15,7 +15,7 @@ import { DomainError } from '../eventing/domain-error';
 import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
-import { HubLiveness, OwnersGone } from '../projection-runner/hub-liveness';
+import { HubLiveness, leftByGoneProcess, OwnersGone } from '../projection-runner/hub-liveness';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { repeatAfter } from '../process/repeat';
 import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
@@ -217,7 +217,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     for (const state of orphans) {
       if (!gone.has(state.startedBy!) || this.stopping) continue;
       this.logger.warn(`backup ${state.jobId} was started by hub process ${state.startedBy}, which is gone: taking it over`);
-      await this.inStory(await this.story(state.jobId!), (story) => this.recover(story, state, `left during ${state.phase} by hub process ${state.startedBy}, which stopped and did not come back`)).catch((e) =>
+      await this.inStory(await this.story(state.jobId!), (story) => this.recover(story, state, leftByGoneProcess(state.phase, state.startedBy!))).catch((e) =>
         this.logger.error(`taking over backup ${state.jobId} failed: ${String(e)}`),
       );
     }

@@ -66,6 +66,11 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
+/** Why work another hub takes over ended: the words backups and restores are failed with. */
+export function leftByGoneProcess(phase: string | null, owner: string): string {
+  return `left during ${phase} by hub process ${owner}, which stopped and did not come back`;
+}
+
 /**
  * The owners a sweep finds gone and that every sweep since the first that did found gone, for `afterMs` or more:
  * a process whose lock is missing for a moment (its session reconnecting, the process restarting) is not taken for

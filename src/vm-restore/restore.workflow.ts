@@ -15,7 +15,7 @@ import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-cont
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { CommandGateway } from '../projection-runner/command-gateway';
-import { HubLiveness, OwnersGone } from '../projection-runner/hub-liveness';
+import { HubLiveness, leftByGoneProcess, OwnersGone } from '../projection-runner/hub-liveness';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { repeatAfter } from '../process/repeat';
 import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
@@ -358,7 +358,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     for (const state of orphans) {
       if (!gone.has(state.startedBy!) || this.stopping) continue;
       const restoreId = state.restoreId!;
-      const failure = `left during ${state.phase} by hub process ${state.startedBy}, which stopped and did not come back`;
+      const failure = leftByGoneProcess(state.phase, state.startedBy!);
       this.logger.warn(`restore ${restoreId}: ${failure}; ending it`);
       await this.story(restoreId)
         .then((story) =>

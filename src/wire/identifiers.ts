@@ -1,3 +1,4 @@
+import { Transform } from 'class-transformer';
 import { ValidationOptions, registerDecorator } from 'class-validator';
 
 /**
@@ -55,6 +56,11 @@ export const PRINTABLE_NAME = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,128}$/u;
 /** The text with every character that is not printable replaced by `?`. */
 export function printable(text: string): string {
   return text.replace(NOT_PRINTABLE, '?');
+}
+
+/** A DTO field taken as text another party wrote: stored and shown `printable`. */
+export function ToPrintable(): PropertyDecorator {
+  return Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? printable(value) : value));
 }
 
 export const DOMAIN_LOOKUP_FORM = /^(?:\d+|(?:[0-9a-f]{2}-*){16})$/i;
