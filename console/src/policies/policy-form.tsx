@@ -3,6 +3,7 @@ import { api, problem } from '../api/client';
 import { correlationOf, type Notice, NoticeLine } from '../notice';
 import { navigate } from '../router';
 import { session } from '../session';
+import { Options } from '../ui/options';
 import { BacktestChart, type Simulation } from './backtest-chart';
 import { type Mark, MarkLegend, PruneTimeline, ruleWords } from './prune-timeline';
 import { SchedulePresets } from './schedule-presets';
@@ -168,7 +169,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
         <VmSelectorFields selector={form.vms} onChange={(vms) => set({ vms })} agents={agents} disabled={!operate} />
         <label for="p-repo">Repository</label>
         <select id="p-repo" value={form.repositoryId} onChange={(e) => set({ repositoryId: (e.target as HTMLSelectElement).value })} disabled={!operate}>
-          {repositories.map((r) => <option key={r.repositoryId} value={r.repositoryId}>{r.name}</option>)}
+          <Options items={repositories.map((r) => ({ id: r.repositoryId, name: r.name }))} chosen={form.repositoryId} />
         </select>
         <SchedulePresets cron={form.schedule.cron} onCron={(cron) => set({ schedule: { ...form.schedule, cron } })} disabled={!operate} />
         <label for="p-cron">Schedule as cron (minute hour day month weekday)</label>
@@ -221,7 +222,7 @@ export function PolicyForm({ policyId }: { policyId: string | null }) {
               <label for="p-drill-agent">Host that boots them</label>
               <select id="p-drill-agent" value={form.drill.agentId ?? ''} onChange={(e) => setDrill({ agentId: (e.target as HTMLSelectElement).value || undefined })} disabled={!operate}>
                 <option value="">each VM's own agent</option>
-                {agents.map((a) => <option key={a.agentId} value={a.agentId}>{a.name}</option>)}
+                <Options items={agents.map((a) => ({ id: a.agentId, name: a.name }))} chosen={form.drill.agentId} />
               </select>
               <label for="p-drill-timeout">A drill fails when its guest has not answered within (seconds)</label>
               <input id="p-drill-timeout" type="number" min={10} max={3600} value={form.drill.timeoutSeconds ?? DRILL.timeoutSeconds} onInput={(e) => setDrill({ timeoutSeconds: Number((e.target as HTMLInputElement).value) })} disabled={!operate} />

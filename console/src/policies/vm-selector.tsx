@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, problem } from '../api/client';
 import { session } from '../session';
+import { Options } from '../ui/options';
 import { useSettled } from './settled';
 
 export interface VmSelector {
@@ -97,7 +98,7 @@ export function VmSelectorFields({ selector, onChange, agents, disabled }: { sel
       <label for="p-agent">Only VMs of agent</label>
       <select id="p-agent" value={selector.agentId ?? ''} onChange={(e) => onChange({ ...selector, agentId: (e.target as HTMLSelectElement).value || undefined })} disabled={disabled}>
         {!session.tenant() && <option value="">any agent</option>}
-        {agents.map((a) => <option key={a.agentId} value={a.agentId}>{a.name}</option>)}
+        <Options items={agents.map((a) => ({ id: a.agentId, name: a.name }))} chosen={selector.agentId} />
       </select>
       <div id="p-matches" class="matches" aria-live="polite" data-matches={matches && !matches.error ? n : undefined}>
         {!matches ? <p aria-busy="true">Matching…</p> : matches.error ? <p class="error">{matches.error}</p> : !settled.ids?.length && !settled.namePattern && !settled.agentId ? (
