@@ -41,7 +41,8 @@ export class LibvirtHost {
   async close(lab: LibvirtLab, also: { guest?: GuestDomain; beforeRemovingDir?: () => Promise<void> } = {}): Promise<void> {
     for (const name of this.domains) {
       await virsh('destroy', name).catch(() => undefined);
-      await virsh('undefine', name, '--nvram').catch(() => undefined);
+      // a restored domain that was backed up holds checkpoints, and libvirt refuses to undefine it without this flag
+      await virsh('undefine', name, '--nvram', '--checkpoints-metadata').catch(() => virsh('undefine', name, '--checkpoints-metadata')).catch(() => undefined);
     }
     await also.guest?.destroy();
     if (lab.hub) await lab.close();
