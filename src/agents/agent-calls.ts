@@ -1,8 +1,8 @@
 import { BadGatewayException, Injectable, ServiceUnavailableException, UnprocessableEntityException } from '@nestjs/common';
 import { DomainError } from '../eventing/domain-error';
 import { AgentTunnel } from './agent-tunnel.service';
-import { DISK_FORMATS, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
-import { identifierProblem, printable, PRINTABLE_NAME } from '../wire/identifiers';
+import { DISK_FORMATS, keptLeftOut, leftOutProblem, PlanAnswer, PlanRequest, StartRequest } from '../wire/backup-protocol';
+import { identifierProblem, printable } from '../wire/identifiers';
 import type { RestoreCheckRequest, RestoreStartRequest } from '../wire/restore-protocol';
 
 /** The hub's requests to an agent's API, through that agent's tunnel: backups and restores. */
@@ -21,7 +21,7 @@ export class AgentCalls {
       reason: reason === null ? null : printable(reason.slice(0, 2000)),
       ...(chainBroken ? { chainBroken } : {}),
       disks: disks.map(({ diskId, virtualSize, format }) => ({ diskId, virtualSize, format })),
-      ...(leftOut?.length ? { leftOut: leftOut.map(({ diskId, reason }) => ({ diskId, reason: printable(reason.slice(0, MAX_LEFT_OUT_REASON)) })) } : {}),
+      ...(leftOut?.length ? { leftOut: keptLeftOut(leftOut) } : {}),
     };
   }
 
@@ -118,24 +118,6 @@ export function planProblem(answer: unknown): string | null {
     if (!(DISK_FORMATS as readonly unknown[]).includes(format)) return `disks[${i}].format must be ${DISK_FORMATS.join(' or ')}`;
   }
   return leftOut === undefined ? null : leftOutProblem('leftOut', leftOut);
-}
-
-/** Longest reason kept for a disk left out: the rest of an agent's text is cut. */
-export const MAX_LEFT_OUT_REASON = 1000;
-
-/**
- * The disks an agent says it cannot read are shown to operators and kept with the point: names of up to 128
- * printable characters (a source's own, `vdb`, never a file name here), each with a reason, at most 256.
- */
-export function leftOutProblem(field: string, leftOut: unknown): string | null {
-  if (!Array.isArray(leftOut) || leftOut.length > MAX_PLAN_DISKS) return `${field} must list at most ${MAX_PLAN_DISKS} disks`;
-  for (const [i, disk] of leftOut.entries()) {
-    if (typeof disk !== 'object' || disk === null) return `${field}[${i}] is not an object`;
-    const { diskId, reason } = disk as Record<string, unknown>;
-    if (typeof diskId !== 'string' || !PRINTABLE_NAME.test(diskId)) return `${field}[${i}].diskId must be 1-128 printable characters`;
-    if (typeof reason !== 'string' || reason.length === 0) return `${field}[${i}].reason must be a non-empty string`;
-  }
-  return null;
 }
 
 function errorText(e: unknown): string {

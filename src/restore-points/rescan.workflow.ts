@@ -9,7 +9,7 @@ import { RepositoriesService } from '../repositories/registry/repositories.servi
 import { RestorePoint } from './chain.events';
 import { RecordRescanFindingCommand } from './commands/record-rescan-finding.command';
 import { ImmutablePoints } from './immutable-points';
-import { printable } from '../wire/identifiers';
+import { keptLeftOut } from '../wire/backup-protocol';
 
 export interface RescanReport {
   vms: string[];
@@ -89,5 +89,5 @@ async function missingFiles(root: string, manifest: RestorePointManifest): Promi
 }
 
 export function fromManifest(m: RestorePointManifest, repositoryId: string): RestorePoint {
-  return { restorePointId: m.restorePointId, vmId: m.vmId, repositoryId, backupId: null, type: m.type, parentId: m.parentId, createdAt: m.createdAt, disks: m.disks.map((d) => ({ ...d })), ...(m.configuration ? { configuration: m.configuration } : {}), ...(m.disksLeftOut?.length ? { disksLeftOut: m.disksLeftOut.slice(0, 256).map((d) => ({ diskId: printable(d.diskId.slice(0, 128)), reason: printable(d.reason.slice(0, 1000)) })) } : {}) };
+  return { restorePointId: m.restorePointId, vmId: m.vmId, repositoryId, backupId: null, type: m.type, parentId: m.parentId, createdAt: m.createdAt, disks: m.disks.map((d) => ({ ...d })), ...(m.configuration ? { configuration: m.configuration } : {}), ...(m.disksLeftOut?.length ? { disksLeftOut: keptLeftOut(m.disksLeftOut) } : {}) };
 }

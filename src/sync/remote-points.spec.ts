@@ -23,6 +23,7 @@ describe('a remote point at the boundary', () => {
   it('takes a point as the product makes it', () => {
     expect(pointProblem(point(), now)).toBeNull();
     expect(pointProblem(point({ createdAt: new Date(now.getTime() + CLOCK_SKEW_MS - 1000).toISOString() }), now)).toBeNull();
+    expect(pointProblem(point({ disksLeftOut: [{ diskId: 'vdb', reason: "type='network' disks are not supported" }] }), now)).toBeNull();
   });
 
   it.each([
@@ -43,6 +44,9 @@ describe('a remote point at the boundary', () => {
     ['a consistencyReason with NUL', { consistency: 'crash', consistencyReason: 'x\0y' }, /^its consistencyReason is not a line of text$/],
     ['a consistency that is neither', { consistency: 'perfect' }, /^consistency "perfect" is neither application nor crash$/],
     ['a negative freeze', { freezeMs: -5 }, /^freezeMs -5 is not a duration$/],
+    ['disks left out that are not a list', { disksLeftOut: 'vdb' }, /^disksLeftOut must list at most 256 disks$/],
+    ['a disk left out whose name turns text around', { disksLeftOut: [{ diskId: 'vdb\u202e', reason: 'r' }] }, /^disksLeftOut\[0\]\.diskId must be 1-128 printable characters$/],
+    ['a disk left out without a reason', { disksLeftOut: [{ diskId: 'vdb', reason: '' }] }, /^disksLeftOut\[0\]\.reason must be a non-empty string$/],
   ])('refuses %s', (_why, over, reason) => {
     expect(pointProblem(point(over), now)).toMatch(reason);
   });

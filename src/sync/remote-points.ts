@@ -1,3 +1,4 @@
+import { leftOutProblem } from '../wire/backup-protocol';
 import { identifierProblem, isSafeIdentifier } from '../wire/identifiers';
 import type { SyncPointList } from './sync-protocol';
 
@@ -63,7 +64,7 @@ export function pointProblem(point: unknown, now: Date): string | null {
   if (point.consistency !== null && point.consistency !== undefined && point.consistency !== 'application' && point.consistency !== 'crash') return `consistency ${quoted(point.consistency)} is neither application nor crash`;
   if (point.consistencyReason !== null && point.consistencyReason !== undefined && (typeof point.consistencyReason !== 'string' || point.consistencyReason.length > 1024 || point.consistencyReason.includes('\0'))) return 'its consistencyReason is not a line of text';
   if (point.freezeMs !== null && point.freezeMs !== undefined && (!Number.isSafeInteger(point.freezeMs) || (point.freezeMs as number) < 0)) return `freezeMs ${quoted(point.freezeMs)} is not a duration`;
-  return null;
+  return point.disksLeftOut === undefined ? null : leftOutProblem('disksLeftOut', point.disksLeftOut);
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Integrity } from '../restore-points/chain.aggregate';
 import type { ConfigurationRef, PointDisk } from '../restore-points/chain.events';
+import type { DiskLeftOut } from '../wire/backup-protocol';
 
 /** What GET /api/v1/sync/restore-points answers: a repository's points, each chain oldest first. */
 export interface SyncPointList {
@@ -17,6 +18,8 @@ export interface SyncPointList {
     freezeMs: number | null;
     configuration: ConfigurationRef | null;
     integrity: Integrity;
+    /** Disks of the VM the point does not hold (its source could not read them); absent from hubs older than it. */
+    disksLeftOut?: DiskLeftOut[];
   }[];
 }
 

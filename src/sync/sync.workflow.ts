@@ -27,6 +27,7 @@ import { chunkPointFile, isChunkPointFile } from '../repositories/chunks/chunk-p
 import { chunkPointDigests } from '../repositories/chunks/point-server';
 import { pointOf } from '../restore-points/chain.aggregate';
 import { PointDisk, PointSource, RestorePoint } from '../restore-points/chain.events';
+import { keptLeftOut } from '../wire/backup-protocol';
 import { BlockDigests, DIGEST_BLOCK_SIZE, zeroDigest } from '../wire/block-digests';
 import { ChainStates } from '../restore-points/chain-states';
 import { SyncRestorePointCommand } from '../restore-points/commands/sync-restore-point.command';
@@ -449,6 +450,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
           disks,
           ...(point.consistency ? { consistency: point.consistency, consistencyReason: point.consistencyReason, freezeMs: point.freezeMs } : {}),
           configuration,
+          // a copy that lacks a disk says so here as it did there
+          ...(point.disksLeftOut?.length ? { disksLeftOut: keptLeftOut(point.disksLeftOut) } : {}),
         };
         await this.files.writeManifest(root, synced);
         const source: PointSource = { remoteId: job.remoteId, syncJobId: job.syncJobId, runId, sourceRepositoryId, sourceBackupId: point.backupId, bytesReceived: bytes };

@@ -1,4 +1,4 @@
-import { UUID_PATTERN } from './identifiers';
+import { printable, PRINTABLE_NAME, UUID_PATTERN } from './identifiers';
 /** What the hub asks of the agent, and what the agent reports back: both ends import these shapes. */
 
 /**
@@ -37,6 +37,31 @@ export interface PlanAnswer {
 export interface DiskLeftOut {
   diskId: string;
   reason: string;
+}
+
+/** Most disks left out one point may name, and the longest reason kept for one: the rest of a peer's text is cut. */
+export const MAX_LEFT_OUT = 256;
+export const MAX_LEFT_OUT_REASON = 1000;
+
+/**
+ * Why a list of disks left out that a peer sent (an agent's plan, another hub's point) cannot be taken, or null:
+ * they are shown to operators and kept with the point, names of up to 128 printable characters (a source's own,
+ * `vdb`, never a file name here), each with a reason.
+ */
+export function leftOutProblem(field: string, leftOut: unknown): string | null {
+  if (!Array.isArray(leftOut) || leftOut.length > MAX_LEFT_OUT) return `${field} must list at most ${MAX_LEFT_OUT} disks`;
+  for (const [i, disk] of leftOut.entries()) {
+    if (typeof disk !== 'object' || disk === null) return `${field}[${i}] is not an object`;
+    const { diskId, reason } = disk as Record<string, unknown>;
+    if (typeof diskId !== 'string' || !PRINTABLE_NAME.test(diskId)) return `${field}[${i}].diskId must be 1-128 printable characters`;
+    if (typeof reason !== 'string' || reason.length === 0) return `${field}[${i}].reason must be a non-empty string`;
+  }
+  return null;
+}
+
+/** What is kept of disks left out as a peer or a manifest named them: the two fields alone, cut, and printable. */
+export function keptLeftOut(leftOut: readonly DiskLeftOut[]): DiskLeftOut[] {
+  return leftOut.slice(0, MAX_LEFT_OUT).map(({ diskId, reason }) => ({ diskId: printable(diskId.slice(0, 128)), reason: printable(reason.slice(0, MAX_LEFT_OUT_REASON)) }));
 }
 
 export interface StartRequest {

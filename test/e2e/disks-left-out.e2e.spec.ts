@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { virsh } from '../fixtures/libvirt/libvirt-guest';
-import { LAB_TOKEN } from '../support/backup-lab';
+import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
 import { LibvirtHost } from '../support/libvirt-host';
 import { LibvirtLab } from '../support/libvirt-lab';
 import { spawnSendense } from '../support/processes';
@@ -90,6 +90,35 @@ describe('disks a source cannot read are named by the VM, its job and its point,
     expect(waited.output).toContain(`warning: disk vdb is not in the point: ${NETWORK}\nwarning: disk vdc is not in the point: ${BLOCK}\n`);
     expect(await lab.leftovers([mixed])).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
   });
+
+  it('a hub that syncs those points keeps what they lack: each copy, and its manifest there, names the same disks', async () => {
+    const offsite = new BackupLab({ DATABASE_URL: '' });
+    try {
+      await offsite.startHubOnly();
+      const identity = (await lab.api('GET', '/api/v1/identity')).body;
+      const token = (await lab.api('POST', '/api/v1/tokens', { name: 'offsite', role: 'sync' })).body.token;
+      const remote = await offsite.api('POST', '/api/v1/remotes', { name: 'primary', url: `ssh://127.0.0.1:${lab.sshPort}`, token, fingerprint: identity.ssh.hostKeyFingerprint });
+      expect(remote.status).toBe(201);
+      const job = await offsite.api('POST', '/api/v1/sync-jobs', { remoteId: remote.body.remoteId, repositoryId: offsite.repositoryId, remoteRepositoryId: lab.repositoryId });
+      expect(job.status).toBe(201);
+      const started = await offsite.api('POST', `/api/v1/sync-jobs/${job.body.syncJobId}/run`);
+      expect(started.status).toBe(202);
+      let run: any;
+      await offsite.until(async () => {
+        run = (await offsite.api('GET', `/api/v1/sync-jobs/${job.body.syncJobId}`)).body.lastRun;
+        return run?.runId === started.body.runId && run.status !== 'running';
+      }, 120_000, 'the sync run to end');
+      const originals = ((await lab.api('GET', `/api/v1/vms/${mixed}/restore-points?repositoryId=${lab.repositoryId}`)).body as { restorePointId: string }[]).map((p) => p.restorePointId);
+      expect(originals).toHaveLength(2);
+      expect({ status: run.status, synced: run.synced }).toEqual({ status: 'completed', synced: originals });
+      const lacking = [{ diskId: 'vdb', reason: NETWORK }, { diskId: 'vdc', reason: BLOCK }];
+      const copies = (await offsite.api('GET', `/api/v1/vms/${mixed}/restore-points?repositoryId=${offsite.repositoryId}`)).body as { restorePointId: string; disks: { diskId: string }[]; disksLeftOut: unknown }[];
+      expect(copies.map((p) => ({ id: p.restorePointId, disks: p.disks.map((d) => d.diskId), disksLeftOut: p.disksLeftOut }))).toEqual(originals.map((id) => ({ id, disks: ['vda'], disksLeftOut: lacking })));
+      for (const id of originals) expect(JSON.parse(readFileSync(join(offsite.repoRoot, mixed, 'manifests', `${id}.json`), 'utf8')).disksLeftOut).toEqual(lacking);
+    } finally {
+      await offsite.close();
+    }
+  }, 240_000);
 
   it('a backup of a VM with no disk it can read fails, naming each disk and why', async () => {
     const job = await lab.waitForJob(await lab.backup('full', networkOnly), 120_000);

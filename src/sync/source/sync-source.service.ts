@@ -63,5 +63,6 @@ function toSyncPoint(p: RestorePointRecord): SyncPointList['points'][number] {
     freezeMs: p.freezeMs,
     configuration: p.configuration,
     integrity: p.integrity,
+    disksLeftOut: p.disksLeftOut,
   };
 }
