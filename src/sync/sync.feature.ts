@@ -3,6 +3,8 @@ import { SyncJobHandler } from './jobs/commands/sync-job.handler';
 import { SyncJobsController } from './jobs/sync-jobs.controller';
 import { RegisterRemoteHandler } from './remotes/commands/register-remote.handler';
 import { RemoteRegistry } from './remotes/remote-registry';
+import { RemoteTokens } from './remotes/remote-tokens';
+import { HubSecrets } from '../database/hub-secrets';
 import { RemotesController } from './remotes/remotes.controller';
 import { SyncSourceController } from './source/sync-source.controller';
 import { SyncSourceService } from './source/sync-source.service';
@@ -14,5 +16,5 @@ import { SyncWorkflow } from './sync.workflow';
  */
 export const syncFeature = {
   controllers: [SyncSourceController, RemotesController, SyncJobsController],
-  providers: [SyncSourceService, RemoteRegistry, RegisterRemoteHandler, SyncJobHandler, SyncRestorePointHandler, SyncWorkflow],
+  providers: [SyncSourceService, RemoteRegistry, RemoteTokens, HubSecrets, RegisterRemoteHandler, SyncJobHandler, SyncRestorePointHandler, SyncWorkflow],
 };

@@ -12,9 +12,10 @@ import { KeyedMutex } from '../process/keyed-mutex';
 import { causedBy, currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
 import { BASE_ALLOCATION, openNbd, pskStartTls, QEMU_ALLOCATION_DEPTH } from '../nbd-protocol';
 import { nextSlot, parseCron } from '../policies/calendar';
-import { AdoptedProcessHandle, processesWithArgument, terminateProcess } from '../process';
+import { AdoptedProcessHandle, processesWithArgument, repeatAfter, terminateProcess } from '../process';
 import { CommandGateway } from '../projection-runner/command-gateway';
 import { ProjectionsService } from '../projection-runner/projections.service';
+import { HubLiveness, leftByGoneProcess, OwnersGone } from '../projection-runner/hub-liveness';
 import { configurationFileOf } from '../repositories/qcow2/configuration-files';
 import { digestFileOf, readDigestFile } from '../repositories/qcow2/digest-files';
 import { writeFileAtomic } from '../repositories/qcow2/durable-fs';
@@ -42,7 +43,7 @@ import { SyncJobCommand } from './jobs/commands/sync-job.command';
 import { SyncJobDefinition } from './jobs/sync-job.events';
 import { GetSyncJobQuery, ListSyncJobsQuery, SyncJobRecord } from './queries/sync-jobs.query';
 import { GetRemoteQuery } from './queries/remotes.query';
-import { remoteToken } from './remotes/remote-tokens';
+import { RemoteTokens } from './remotes/remote-tokens';
 import { chainProblem, pointProblem, RemotePoint, shownId } from './remote-points';
 import { isSafeIdentifier } from '../wire/identifiers';
 import { syncJobAggregate, SyncJobState } from './jobs/sync-job.aggregate';
@@ -82,6 +83,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly repositoryTurns = new KeyedMutex();
   private stopping = false;
+  private readonly owners: OwnersGone;
+  private orphanSweep?: { stop(): Promise<void> };
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
@@ -96,7 +99,11 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly projections: ProjectionsService,
     private readonly deletion: RestorePointDeletionWorkflow,
     private readonly chunkSpace: ChunkSpaceWorkflow,
-  ) {}
+    liveness: HubLiveness,
+    private readonly tokens: RemoteTokens,
+  ) {
+    this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
+  }
 
   /** Where its exports run: the verifies' work area, cleared before any run resumes (RestorePointVerificationWorkflow). */
   private get exportArea(): string {
@@ -104,46 +111,73 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * Runs this hub's previous process left running ended with it. Their unfinished point's files here are removed
-   * first, while the job still shows the run and no hub may start another that writes the same point (a job without a
-   * schedule might never run again, and its committed indexes would keep their chunks from every collection); the
-   * remote's export is closed by the next run (one whose opening request went unanswered, the remote closed itself:
-   * docs/api.md). Another hub process on the same database runs its own (each
-   * run names the hub that runs it).
+   * Runs this hub's previous process left running ended with it, and so did the runs of a hub process on the same
+   * database that is gone for good (its host lost: a process that starts again ends its own): each is ended here as
+   * its process would end it at its restart. Otherwise a job whose run names a process that never comes back stays
+   * `running`, and every later run of it, scheduled or asked for, is refused as already running.
    */
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp(SYNC_JOBS);
     const jobs: SyncJobRecord[] = await this.queries.execute(new ListSyncJobsQuery());
     for (const job of jobs) {
-      const state = await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate);
-      if (state.state.running && state.state.running.hubInstance === this.instance) {
-        const unfinished = state.state.unfinished;
-        if (unfinished) {
-          await this.repositories
-            .usable(job.repositoryId)
-            .then((repository) => this.clearUnfinishedFiles(repository.root, job.repositoryId, unfinished))
-            .catch((error: unknown) => this.logger.warn(`sync ${job.syncJobId}: what its run cut short left of ${unfinished.restorePointId} stays for its next run: ${error instanceof Error ? error.message : String(error)}`));
-        }
-        // the points the run recorded before the hub stopped stay synced, and its figures say so
-        const { runId, point } = state.state.running;
-        await this.projections.waitForCaughtUp(RESTORE_POINTS);
-        const synced: { restorePointId: string; bytesReceived: number }[] = await this.queries.execute(new SyncedInRunQuery(runId));
-        await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
-          this.gateway.execute(
-            new SyncJobCommand(job.syncJobId, {
-              kind: 'failRun',
-              result: { runId, reason: 'the hub stopped during the run', restorePointId: point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
-            }),
-            SYNC_JOBS,
-          ),
-        );
-      }
+      const state = (await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate)).state;
+      if (state.running?.hubInstance === this.instance) await this.endLeftRun(job, state, 'the hub stopped during the run');
       this.schedule(job);
     }
+    if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
+  }
+
+  private async takeOverOrphans(): Promise<void> {
+    const orphans: { job: SyncJobRecord; state: SyncJobState; owner: string }[] = [];
+    for (const job of (await this.queries.execute(new ListSyncJobsQuery())) as SyncJobRecord[]) {
+      if (this.stopping) return;
+      // the read model narrows the look to jobs with a run under way; the stream says whose it is
+      if (job.lastRun?.status !== 'running') continue;
+      const state = (await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate)).state;
+      const owner = state.running?.hubInstance;
+      if (owner && owner !== this.instance) orphans.push({ job, state, owner });
+    }
+    const gone = await this.owners.sweep(orphans.map((o) => o.owner));
+    for (const { job, state, owner } of orphans) {
+      if (!gone.has(owner) || this.stopping) continue;
+      const reason = leftByGoneProcess(state.running!.point ? `the copy of ${state.running!.point.restorePointId}` : 'the run', owner);
+      this.logger.warn(`sync ${job.syncJobId}: run ${state.running!.runId} was ${reason}; ending it`);
+      await this.endLeftRun(job, state, reason).catch((e) => this.logger.error(`taking over sync ${job.syncJobId} failed: ${String(e)}`));
+    }
+  }
+
+  /**
+   * Ends a run its process left: the unfinished point's files removed first, while the job still shows the run and
+   * no hub may start another that writes the same point (a job without a schedule might never run again, and its
+   * committed indexes would keep their chunks from every collection); the remote's export is closed by the next run
+   * (one whose opening request went unanswered, the remote closed itself: docs/api.md). The points it recorded stay
+   * synced, and its figures say so.
+   */
+  private async endLeftRun(job: SyncJobRecord, state: SyncJobState, reason: string): Promise<void> {
+    const unfinished = state.unfinished;
+    if (unfinished) {
+      await this.repositories
+        .usable(job.repositoryId)
+        .then((repository) => this.clearUnfinishedFiles(repository.root, job.repositoryId, unfinished))
+        .catch((error: unknown) => this.logger.warn(`sync ${job.syncJobId}: what its run cut short left of ${unfinished.restorePointId} stays for its next run: ${error instanceof Error ? error.message : String(error)}`));
+    }
+    const { runId, point } = state.running!;
+    await this.projections.waitForCaughtUp(RESTORE_POINTS);
+    const synced: { restorePointId: string; bytesReceived: number }[] = await this.queries.execute(new SyncedInRunQuery(runId));
+    await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
+      this.gateway.execute(
+        new SyncJobCommand(job.syncJobId, {
+          kind: 'failRun',
+          result: { runId, reason, restorePointId: point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
+        }),
+        SYNC_JOBS,
+      ),
+    );
   }
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
+    await this.orphanSweep?.stop();
     for (const timer of this.timers.values()) clearTimeout(timer);
     for (const run of this.running.values()) run.abort.abort(new Error('the hub is shutting down'));
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
@@ -217,7 +251,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const root = repository.root;
       chunks = layoutOf(repository) === 'chunks';
       const record = await this.queries.execute(new GetRemoteQuery(job.remoteId));
-      remote = await RemoteConnection.open({ host: record.host, port: record.port, fingerprint: record.fingerprint }, await remoteToken(this.config.dataDir, job.remoteId));
+      remote = await RemoteConnection.open({ host: record.host, port: record.port, fingerprint: record.fingerprint }, await this.tokens.token(job.remoteId));
       if (unfinished) await this.clearUnfinished(root, job, unfinished, remote);
       const list = await remote.points(job.remoteRepositoryId);
       if (!list || typeof list !== 'object' || !Array.isArray(list.points)) throw new Error('the remote hub answered its restore points without a list of points');

@@ -13,6 +13,8 @@ const CHECK = { SENDENSE_GONE_HUB_CHECK_S: '1', SENDENSE_GONE_HUB_AFTER_S: '3' }
  */
 describe('the work of a hub process that is gone for good is taken over by another hub on the same database', () => {
   const lab = new BackupLab(CHECK);
+  /** A hub of its own database that the two hubs pull restore points from. */
+  const primary = new BackupLab({ DATABASE_URL: '', SENDENSE_NBD_PORTS: '14440-14471' });
   let second: SpawnedCli | undefined;
   let secondPort = 0;
 
@@ -23,9 +25,11 @@ describe('the work of a hub process that is gone for good is taken over by anoth
     second = await lab.startSecondHub(secondPort, { SENDENSE_NBD_PORTS: '14400-14431', SENDENSE_HOST_ID: 'other-host', ...CHECK });
   }, 240_000);
   afterAll(async () => {
+    primary.hub?.child.kill('SIGCONT');
     await lab.stop(second);
     await lab.close();
-  }, 60_000);
+    await primary.close();
+  }, 90_000);
 
   it('a backup running on a live hub is left alone; once that hub is gone for long, the other hub fails it, cleans up and frees the VM; the hub that comes back after all stops the exports it left', async () => {
     const first = readFileSync(join(lab.hubDataDir, 'instance-id'), 'utf8').trim();
@@ -70,6 +74,51 @@ describe('the work of a hub process that is gone for good is taken over by anoth
     lab.apiPort = firstPort;
     await lab.startHub();
     await lab.until(async () => processesMentioning(lab.hubDataDir).every((p) => !p.cmdline.includes('qemu-nbd')), 30_000, 'the exports of the ended job to stop');
+    // each port is released after its export stopped (seen on a loaded machine: one still leased as the last ended)
+    const clean = { qemuNbd: [], leases: 0, strayFiles: [] };
+    await lab.until(async () => JSON.stringify(await lab.leftovers()) === JSON.stringify(clean), 30_000, 'the ports of the stopped exports to be released');
+    expect(await lab.leftovers()).toEqual(clean);
+  }, 240_000);
+
+  it("a sync run of a hub process that is gone for good is failed by the other hub, and the job runs again there; until then it refused every run as already running", async () => {
+    await primary.start([16 * MiB, 16 * MiB], [0, 0]);
+    const point = (await primary.waitForJob(await primary.backup('full'), 60_000)).restorePointId as string;
+    const first = readFileSync(join(lab.hubDataDir, 'instance-id'), 'utf8').trim();
+    const identity = (await primary.api('GET', '/api/v1/identity')).body;
+    const token = (await primary.api('POST', '/api/v1/tokens', { name: 'pull', role: 'sync' })).body.token;
+    const remote = await lab.api('POST', '/api/v1/remotes', { name: 'primary', url: `ssh://127.0.0.1:${primary.sshPort}`, token, fingerprint: identity.ssh.hostKeyFingerprint });
+    expect(remote.status).toBe(201);
+    const created = await lab.api('POST', '/api/v1/sync-jobs', { remoteId: remote.body.remoteId, repositoryId: lab.repositoryId, remoteRepositoryId: primary.repositoryId });
+    expect(created.status).toBe(201);
+    const syncJobId = created.body.syncJobId as string;
+    const lastRun = async () => (await lab.api('GET', `/api/v1/sync-jobs/${syncJobId}`)).body.lastRun;
+
+    // the remote holds still, so the run started on the first hub stays under way there
+    primary.hub!.child.kill('SIGSTOP');
+    const started = await lab.api('POST', `/api/v1/sync-jobs/${syncJobId}/run`);
+    expect(started.status).toBe(202);
+    const runId = started.body.runId as string;
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(await lastRun()).toMatchObject({ runId, status: 'running' });
+    lab.hub!.child.kill('SIGKILL');
+    await lab.hub!.exited;
+
+    const firstPort = lab.apiPort;
+    lab.apiPort = secondPort;
+    const refused = await lab.api('POST', `/api/v1/sync-jobs/${syncJobId}/run`);
+    expect({ status: refused.status, message: refused.body.message }).toEqual({ status: 409, message: expect.stringContaining('is already running') });
+    await lab.until(async () => (await lastRun())?.status === 'failed', 30_000, 'the gone hub\'s sync run to be failed');
+    expect(await lastRun()).toMatchObject({ runId, status: 'failed', reason: `left during the run by hub process ${first}, which stopped and did not come back`, synced: [] });
+
+    primary.hub!.child.kill('SIGCONT');
+    const again = await lab.api('POST', `/api/v1/sync-jobs/${syncJobId}/run`);
+    expect(again.status).toBe(202);
+    await lab.until(async () => (await lastRun())?.runId === again.body.runId && (await lastRun()).status !== 'running', 60_000, 'the sync run on the second hub to end');
+    const ended = await lastRun();
+    expect({ status: ended.status, synced: ended.synced, reason: ended.reason }).toEqual({ status: 'completed', synced: [point], reason: null });
+
+    lab.apiPort = firstPort;
+    await lab.startHub();
     expect(await lab.leftovers()).toEqual({ qemuNbd: [], leases: 0, strayFiles: [] });
   }, 240_000);
 });

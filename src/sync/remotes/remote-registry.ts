@@ -1,12 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { HUB_CONFIG, HubConfig } from '../../config/hub-config';
 import { DomainError } from '../../eventing/domain-error';
 import { CommandGateway } from '../../projection-runner/command-gateway';
 import { RemoteConnection } from '../adapters/remote-connection';
 import { RegisterRemoteCommand } from './commands/register-remote.command';
-import { remoteTokenFile, storeRemoteToken } from './remote-tokens';
+import { RemoteTokens } from './remote-tokens';
 import { SSH_URL } from './remotes.dto';
 import { isSafeIdentifier } from '../../wire/identifiers';
 import { shownId } from '../remote-points';
@@ -20,8 +18,8 @@ const DEFAULT_SSH_PORT = 2222;
 @Injectable()
 export class RemoteRegistry {
   constructor(
-    @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly gateway: CommandGateway,
+    private readonly tokens: RemoteTokens,
   ) {}
 
   async register(input: { name: string; url: string; token: string; fingerprint: string }) {
@@ -49,12 +47,12 @@ export class RemoteRegistry {
       await connection.close();
     }
     const remoteId = randomUUID();
-    await storeRemoteToken(this.config.dataDir, remoteId, input.token);
+    await this.tokens.store(remoteId, input.token);
     const remote = { remoteId, name: input.name, url: input.url, host, port, fingerprint: input.fingerprint, hubInstance, tokenSha256: createHash('sha256').update(input.token).digest('hex') };
     try {
       await this.gateway.execute(new RegisterRemoteCommand(remote), 'remotes');
     } catch (error) {
-      await rm(remoteTokenFile(this.config.dataDir, remoteId), { force: true });
+      await this.tokens.remove(remoteId);
       throw error;
     }
     const { tokenSha256: _secretish, ...shown } = remote;

@@ -1,25 +1,51 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDirectory, fsyncFile } from '../../repositories/qcow2/durable-fs';
+import { HUB_CONFIG, HubConfig } from '../../config/hub-config';
+import { HubSecrets } from '../../database/hub-secrets';
+import { DomainError } from '../../eventing/domain-error';
+import { UUID_TEXT } from '../../wire/identifiers';
+
+const KIND = 'remote-sync-token';
+const TOKEN_FILE = new RegExp(`^(${UUID_TEXT})\\.token$`);
 
 /**
- * The token a remote issued this hub, kept in the data directory (mode 0600) and never in an event: the event log
- * is read by audits and replays, and a sync token reads every restore point of the remote.
+ * The token a remote issued this hub, kept in the database (HubSecrets) where every hub process sharing it reads
+ * it, so that any of them runs the remote's sync jobs, and never in an event: a sync token reads every restore point
+ * of the remote. Hubs before this kept it in their own data dir (`remotes/<remoteId>.token`): such a file is taken
+ * into the database at the start of the hub that has it.
  */
-export function remoteTokenFile(dataDir: string, remoteId: string): string {
-  return join(dataDir, 'remotes', `${remoteId}.token`);
-}
+@Injectable()
+export class RemoteTokens implements OnApplicationBootstrap {
+  private readonly logger = new Logger('remote-tokens');
 
-export async function storeRemoteToken(dataDir: string, remoteId: string, token: string): Promise<void> {
-  const dir = join(dataDir, 'remotes');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = remoteTokenFile(dataDir, remoteId);
-  await writeFile(`${file}.tmp`, `${token}\n`, { mode: 0o600 });
-  await fsyncFile(`${file}.tmp`);
-  await rename(`${file}.tmp`, file);
-  await fsyncDirectory(dir);
-}
+  constructor(
+    private readonly secrets: HubSecrets,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+  ) {}
 
-export async function remoteToken(dataDir: string, remoteId: string): Promise<string> {
-  return (await readFile(remoteTokenFile(dataDir, remoteId), 'utf8')).trim();
+  async onApplicationBootstrap(): Promise<void> {
+    const dir = join(this.config.dataDir, 'remotes');
+    const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? [] : Promise.reject(e)));
+    for (const name of names) {
+      const remoteId = TOKEN_FILE.exec(name)?.[1];
+      if (!remoteId) continue;
+      const token = (await readFile(join(dir, name), 'utf8')).trim();
+      if (await this.secrets.putIfAbsent(KIND, remoteId, token)) this.logger.log(`the token of remote ${remoteId} is now kept in the database, where every hub process of it finds it`);
+    }
+  }
+
+  store(remoteId: string, token: string): Promise<void> {
+    return this.secrets.put(KIND, remoteId, token);
+  }
+
+  remove(remoteId: string): Promise<void> {
+    return this.secrets.remove(KIND, remoteId);
+  }
+
+  async token(remoteId: string): Promise<string> {
+    const token = await this.secrets.get(KIND, remoteId);
+    if (token === null) throw new DomainError('conflict', `no hub process of this database holds the token of remote ${remoteId}: register the remote again (POST /api/v1/remotes) with a sync token of that hub`);
+    return token;
+  }
 }

@@ -1,0 +1,32 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+
+/**
+ * Secrets every hub process of the database reads and no event may hold (the event log is read by audits and
+ * replays), by kind and id, in `hub_secrets`. Whoever reads this database holds the event store and every read
+ * model beside it: these are kept as safe as that, no more.
+ */
+@Injectable()
+export class HubSecrets {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /** Refuses (a unique violation) a secret already held under that kind and id. */
+  async put(kind: string, id: string, secret: string): Promise<void> {
+    await this.dataSource.query(`INSERT INTO hub_secrets (kind, id, secret) VALUES ($1, $2, $3)`, [kind, id, secret]);
+  }
+
+  /** Stores it unless one is held under that kind and id already; whether it was stored. */
+  async putIfAbsent(kind: string, id: string, secret: string): Promise<boolean> {
+    const rows = await this.dataSource.query(`INSERT INTO hub_secrets (kind, id, secret) VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO NOTHING RETURNING id`, [kind, id, secret]);
+    return rows.length > 0;
+  }
+
+  async get(kind: string, id: string): Promise<string | null> {
+    const [row] = await this.dataSource.query(`SELECT secret FROM hub_secrets WHERE kind = $1 AND id = $2`, [kind, id]);
+    return row ? (row.secret as string) : null;
+  }
+
+  async remove(kind: string, id: string): Promise<void> {
+    await this.dataSource.query(`DELETE FROM hub_secrets WHERE kind = $1 AND id = $2`, [kind, id]);
+  }
+}
