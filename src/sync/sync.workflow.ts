@@ -121,7 +121,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const jobs: SyncJobRecord[] = await this.queries.execute(new ListSyncJobsQuery());
     for (const job of jobs) {
       const state = (await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate)).state;
-      if (state.running?.hubInstance === this.instance) await this.endLeftRun(job, state, 'the hub stopped during the run');
+      if (state.running?.hubInstance === this.instance) await this.endLeftRun(job, state.running.runId, 'the hub stopped during the run', false);
       this.schedule(job);
     }
     if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
@@ -142,37 +142,47 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       if (!gone.has(owner) || this.stopping) continue;
       const reason = leftByGoneProcess(state.running!.point ? `the copy of ${state.running!.point.restorePointId}` : 'the run', owner);
       this.logger.warn(`sync ${job.syncJobId}: run ${state.running!.runId} was ${reason}; ending it`);
-      await this.endLeftRun(job, state, reason).catch((e) => this.logger.error(`taking over sync ${job.syncJobId} failed: ${String(e)}`));
+      await this.endLeftRun(job, state.running!.runId, reason, true).catch((e) => this.logger.error(`taking over sync ${job.syncJobId} failed: ${String(e)}`));
     }
   }
 
   /**
-   * Ends a run its process left: the unfinished point's files removed first, while the job still shows the run and
-   * no hub may start another that writes the same point (a job without a schedule might never run again, and its
-   * committed indexes would keep their chunks from every collection); the remote's export is closed by the next run
-   * (one whose opening request went unanswered, the remote closed itself: docs/api.md). The points it recorded stay
-   * synced, and its figures say so.
+   * Ends a run its process left; the points it recorded stay synced, and its figures say so. The remote's export is
+   * closed by the next run (one whose opening request went unanswered, the remote closed itself: docs/api.md), which
+   * also removes what is left of the unfinished point. Removed here too, as a job without a schedule might never run
+   * again (and its committed indexes would keep their chunks from every collection): at this process's start before
+   * the failure, while the job still shows the run and no hub may start another that writes the same point. A
+   * takeover, which another hub taking the same run over may race, records the failure first: only the hub whose
+   * failure is recorded removes the files, and not once another run has started (that run removes them itself).
    */
-  private async endLeftRun(job: SyncJobRecord, state: SyncJobState, reason: string): Promise<void> {
-    const unfinished = state.unfinished;
-    if (unfinished) {
-      await this.repositories
-        .usable(job.repositoryId)
-        .then((repository) => this.clearUnfinishedFiles(repository.root, job.repositoryId, unfinished))
-        .catch((error: unknown) => this.logger.warn(`sync ${job.syncJobId}: what its run cut short left of ${unfinished.restorePointId} stays for its next run: ${error instanceof Error ? error.message : String(error)}`));
-    }
-    const { runId, point } = state.running!;
+  private async endLeftRun(job: SyncJobRecord, runId: string, reason: string, takeover: boolean): Promise<void> {
+    const load = async () => (await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate)).state;
+    const state = await load();
+    // ended meanwhile: by its process come back, or by another hub
+    if (state.running?.runId !== runId) return;
+    if (!takeover) await this.clearLeftFiles(job, state.unfinished);
     await this.projections.waitForCaughtUp(RESTORE_POINTS);
     const synced: { restorePointId: string; bytesReceived: number }[] = await this.queries.execute(new SyncedInRunQuery(runId));
-    await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
+    const { eventIds } = await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
       this.gateway.execute(
         new SyncJobCommand(job.syncJobId, {
           kind: 'failRun',
-          result: { runId, reason, restorePointId: point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
+          result: { runId, reason, restorePointId: state.running!.point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
         }),
         SYNC_JOBS,
       ),
     );
+    if (!takeover || eventIds.length === 0) return;
+    const after = await load();
+    if (!after.running) await this.clearLeftFiles(job, after.unfinished);
+  }
+
+  private async clearLeftFiles(job: SyncJobRecord, unfinished: UnfinishedPoint | null): Promise<void> {
+    if (!unfinished) return;
+    await this.repositories
+      .usable(job.repositoryId)
+      .then((repository) => this.clearUnfinishedFiles(repository.root, job.repositoryId, unfinished))
+      .catch((error: unknown) => this.logger.warn(`sync ${job.syncJobId}: what its run cut short left of ${unfinished.restorePointId} stays for its next run: ${error instanceof Error ? error.message : String(error)}`));
   }
 
   async onModuleDestroy(): Promise<void> {
