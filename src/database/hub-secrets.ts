@@ -21,6 +21,15 @@ export class HubSecrets {
     return rows.length > 0;
   }
 
+  /** Stores it in place of the one held, if any; that one, or null. */
+  async replace(kind: string, id: string, secret: string): Promise<string | null> {
+    return this.dataSource.transaction(async (m) => {
+      const [held] = await m.query(`SELECT secret FROM hub_secrets WHERE kind = $1 AND id = $2 FOR UPDATE`, [kind, id]);
+      await m.query(`INSERT INTO hub_secrets (kind, id, secret) VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO UPDATE SET secret = EXCLUDED.secret, stored_at = now()`, [kind, id, secret]);
+      return held ? (held.secret as string) : null;
+    });
+  }
+
   async get(kind: string, id: string): Promise<string | null> {
     const [row] = await this.dataSource.query(`SELECT secret FROM hub_secrets WHERE kind = $1 AND id = $2`, [kind, id]);
     return row ? (row.secret as string) : null;

@@ -2,6 +2,7 @@ import { SyncRestorePointHandler } from '../restore-points/commands/sync-restore
 import { SyncJobHandler } from './jobs/commands/sync-job.handler';
 import { SyncJobsController } from './jobs/sync-jobs.controller';
 import { RegisterRemoteHandler } from './remotes/commands/register-remote.handler';
+import { ReplaceRemoteTokenHandler } from './remotes/commands/replace-remote-token.handler';
 import { RemoteRegistry } from './remotes/remote-registry';
 import { RemoteTokens } from './remotes/remote-tokens';
 import { HubSecrets } from '../database/hub-secrets';
@@ -16,5 +17,5 @@ import { SyncWorkflow } from './sync.workflow';
  */
 export const syncFeature = {
   controllers: [SyncSourceController, RemotesController, SyncJobsController],
-  providers: [SyncSourceService, RemoteRegistry, RemoteTokens, HubSecrets, RegisterRemoteHandler, SyncJobHandler, SyncRestorePointHandler, SyncWorkflow],
+  providers: [SyncSourceService, RemoteRegistry, RemoteTokens, HubSecrets, RegisterRemoteHandler, ReplaceRemoteTokenHandler, SyncJobHandler, SyncRestorePointHandler, SyncWorkflow],
 };

@@ -389,6 +389,39 @@ describe('hub-to-hub sync: a second hub pulls the restore points it does not hol
     for (const d of theirs.disks) await run('qemu-img', ['compare', '-q', '-U', join(primary.repoRoot, d.file), join(target.repoRoot, ours.disks.find((x: any) => x.diskId === d.diskId).file)]);
   }, 180_000);
 
+  it("a remote's token revoked there fails the runs saying so; another sync token it issued, checked as at registration, puts the job back to work", async () => {
+    const tokens = (await primary.api('GET', '/api/v1/tokens')).body as { tokenId: string; name: string }[];
+    expect((await primary.api('DELETE', `/api/v1/tokens/${tokens.find((t) => t.name === 'offsite')!.tokenId}`)).status).toBe(204);
+    await change(24);
+    const next = await backup('auto');
+    const refused = await syncRun('failed');
+    expect(refused.reason).toContain('rejected the password');
+
+    const replace = (id: string, token: unknown) => target.api('PUT', `/api/v1/remotes/${id}/token`, { token });
+    const operator = (await primary.api('POST', '/api/v1/tokens', { name: 'not-for-sync', role: 'operator' })).body.token;
+    const fresh = (await primary.api('POST', '/api/v1/tokens', { name: 'offsite-2', role: 'sync' })).body.token;
+    const refusals: [string, unknown, number, string][] = [
+      [remoteId, 'short', 400, 'token must be 16-512 printable characters'],
+      ['not-a-uuid', fresh, 400, 'remote id must be a uuid'],
+      ['6f1d8a4e-2b9c-4c1e-9a55-0d6c1f3e7b21', fresh, 404, 'remote 6f1d8a4e-2b9c-4c1e-9a55-0d6c1f3e7b21 does not exist'],
+      [remoteId, syncToken, 400, 'rejected the password'],
+      // only a sync token logs in to a hub's sync tunnel at all
+      [remoteId, operator, 400, 'rejected the password'],
+    ];
+    for (const [id, token, status, message] of refusals) {
+      const res = await replace(id, token);
+      expect({ status: res.status, message: JSON.stringify(res.body.message) }).toEqual({ status, message: expect.stringContaining(message) });
+    }
+    // nothing refused changed the token: the job still fails as before
+    expect((await syncRun('failed')).reason).toContain('rejected the password');
+    const replaced = await replace(remoteId, fresh);
+    expect(replaced.status).toBe(200);
+    expect(replaced.body).toMatchObject({ remoteId, name: 'primary', fingerprint });
+    const story = (await target.api('GET', `/api/v1/audit/streams/remote-${remoteId}?limit=10`)).body.events as { type: string }[];
+    expect(story.map((e) => e.type)).toEqual(['RemoteRegistered', 'RemoteTokenReplaced']);
+    expect((await syncRun()).synced).toEqual([next]);
+  }, 180_000);
+
   it('a block that does not match its digest fails the sync of that point, naming the block; nothing is recorded', async () => {
     await change(21);
     const damaged = await backup('auto');

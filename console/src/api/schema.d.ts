@@ -1236,6 +1236,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/remotes/{remoteId}/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["RemotesController_replaceToken"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/remotes/{remoteId}": {
         parameters: {
             query?: never;
@@ -1626,6 +1642,8 @@ export interface components {
             tenantId: string | null;
         };
         RegisterRemoteDto: {
+            /** @description a token the remote hub issued with role sync (POST /api/v1/tokens there); kept in the database (hub_secrets), never in an event */
+            token: string;
             /** @example primary */
             name: string;
             /**
@@ -1633,13 +1651,15 @@ export interface components {
              * @example ssh://primary.example:2222
              */
             url: string;
-            /** @description a token the remote hub issued with role sync (POST /api/v1/tokens there); kept in the data directory, never in an event */
-            token: string;
             /**
              * @description the remote's SSH host key fingerprint as its GET /api/v1/identity states it (ssh.hostKeyFingerprint)
              * @example SHA256:0rQ4...
              */
             fingerprint: string;
+        };
+        RemoteTokenDto: {
+            /** @description a token the remote hub issued with role sync (POST /api/v1/tokens there); kept in the database (hub_secrets), never in an event */
+            token: string;
         };
         CreateSyncJobDto: {
             /** @description the remote hub the points are pulled from (POST /api/v1/remotes) */
@@ -3532,6 +3552,29 @@ export interface operations {
         };
         responses: {
             201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RemotesController_replaceToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                remoteId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RemoteTokenDto"];
+            };
+        };
+        responses: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };

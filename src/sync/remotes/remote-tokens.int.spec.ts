@@ -36,11 +36,17 @@ describe("a remote's sync token (real PostgreSQL): stored where every hub proces
     await a.remove(R1);
     const missing = await b.token(R1).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(DomainError);
-    expect(missing).toMatchObject({ kind: 'conflict', message: expect.stringContaining(`no hub process of this database holds the token of remote ${R1}: register the remote again`) });
+    expect(missing).toMatchObject({ kind: 'conflict', message: expect.stringContaining(`no hub process of this database holds the token of remote ${R1} (a hub before this version kept it in its own data dir: start that hub, or give a token the remote issued with PUT /api/v1/remotes/${R1}/token)`) });
+    // a replacement says what it replaced, and every hub reads the new one
+    await expect(a.replace(R1, 'sd_sync_second')).resolves.toBeNull();
+    await expect(b.replace(R1, 'sd_sync_third')).resolves.toBe('sd_sync_second');
+    await expect(a.token(R1)).resolves.toBe('sd_sync_third');
   });
 
-  it("takes the token files an older hub kept in its data dir into the table at its start, once, and leaves other files alone", async () => {
+  it("copies the token files an older hub kept in its data dir into the table at its start, once, and leaves other files alone", async () => {
     const old = hub({ [`${R1}.token`]: 'sd_from_file\n', [`${R2}.token.tmp`]: 'half-written', 'notes.txt': 'x' });
+    // a token file that cannot be read (here a directory by that name) is left, and the start goes on
+    mkdirSync(join(dirs[dirs.length - 1], 'remotes', '0c0c0c0c-1111-4222-8333-444455556666.token'));
     await old.onApplicationBootstrap();
     await expect(hub().token(R1)).resolves.toBe('sd_from_file');
     await expect(hub().token(R2)).rejects.toThrow(/no hub process/);

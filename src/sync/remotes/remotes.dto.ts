@@ -3,7 +3,15 @@ import { IsString, Matches, MaxLength } from 'class-validator';
 
 export const SSH_URL = /^ssh:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(?::(\d{1,5}))?\/?$/;
 
-export class RegisterRemoteDto {
+/** A token the remote issued this hub: at its registration, or in place of the one it had. */
+export class RemoteTokenDto {
+  @ApiProperty({ description: 'a token the remote hub issued with role sync (POST /api/v1/tokens there); kept in the database (hub_secrets), never in an event' })
+  @IsString()
+  @Matches(/^[\x21-\x7e]{16,512}$/, { message: 'token must be 16-512 printable characters without spaces' })
+  token: string;
+}
+
+export class RegisterRemoteDto extends RemoteTokenDto {
   @ApiProperty({ example: 'primary' })
   @IsString()
   @Matches(/^[a-z0-9][a-z0-9._-]{0,62}$/, { message: 'name must be 1-63 characters of a-z 0-9 . _ - starting with a letter or digit' })
@@ -13,11 +21,6 @@ export class RegisterRemoteDto {
   @IsString()
   @Matches(SSH_URL, { message: 'url must be ssh://HOST[:PORT], the SSH endpoint of the remote hub' })
   url: string;
-
-  @ApiProperty({ description: 'a token the remote hub issued with role sync (POST /api/v1/tokens there); kept in the data directory, never in an event' })
-  @IsString()
-  @Matches(/^[\x21-\x7e]{16,512}$/, { message: 'token must be 16-512 printable characters without spaces' })
-  token: string;
 
   @ApiProperty({ example: 'SHA256:0rQ4...', description: "the remote's SSH host key fingerprint as its GET /api/v1/identity states it (ssh.hostKeyFingerprint)" })
   @IsString()
