@@ -106,6 +106,7 @@ const EXPECTED: Record<string, AccessLevel> = {
   'POST /api/v1/remotes': 'admin',
   'GET /api/v1/remotes': 'read',
   'GET /api/v1/remotes/{remoteId}': 'read',
+  'PUT /api/v1/remotes/{remoteId}/token': 'admin',
   'POST /api/v1/sync-jobs': 'admin',
   'GET /api/v1/sync-jobs': 'read',
   'GET /api/v1/sync-jobs/{syncJobId}': 'read',

@@ -30,6 +30,15 @@ export class HubSecrets {
     });
   }
 
+  /**
+   * Undoes a `replace`: puts `previous` back (or removes the secret, when there was none) only while `mine` is still
+   * the one held, so that a replacement made since is kept.
+   */
+  async undo(kind: string, id: string, mine: string, previous: string | null): Promise<void> {
+    if (previous === null) await this.dataSource.query(`DELETE FROM hub_secrets WHERE kind = $1 AND id = $2 AND secret = $3`, [kind, id, mine]);
+    else await this.dataSource.query(`UPDATE hub_secrets SET secret = $4, stored_at = now() WHERE kind = $1 AND id = $2 AND secret = $3`, [kind, id, mine, previous]);
+  }
+
   async get(kind: string, id: string): Promise<string | null> {
     const [row] = await this.dataSource.query(`SELECT secret FROM hub_secrets WHERE kind = $1 AND id = $2`, [kind, id]);
     return row ? (row.secret as string) : null;

@@ -121,7 +121,8 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const jobs: SyncJobRecord[] = await this.queries.execute(new ListSyncJobsQuery());
     for (const job of jobs) {
       const state = (await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate)).state;
-      if (state.running?.hubInstance === this.instance) await this.endLeftRun(job, state.running.runId, 'the hub stopped during the run', false);
+      const left = state.running?.hubInstance === this.instance ? state.running.runId : null;
+      if (left) await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () => this.endLeftRun(job, left, 'the hub stopped during the run'));
       this.schedule(job);
     }
     if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
@@ -140,41 +141,38 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     const gone = await this.owners.sweep(orphans.map((o) => o.owner));
     for (const { job, state, owner } of orphans) {
       if (!gone.has(owner) || this.stopping) continue;
-      const reason = leftByGoneProcess(state.running!.point ? `the copy of ${state.running!.point.restorePointId}` : 'the run', owner);
-      this.logger.warn(`sync ${job.syncJobId}: run ${state.running!.runId} was ${reason}; ending it`);
-      await this.endLeftRun(job, state.running!.runId, reason, true).catch((e) => this.logger.error(`taking over sync ${job.syncJobId} failed: ${String(e)}`));
+      const { runId, point } = state.running!;
+      const reason = leftByGoneProcess(point ? `the copy of ${point.restorePointId}` : 'the run', owner);
+      await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, async () => {
+        // claimed first, so that of the hubs taking it over one ends it, and one that dies doing so is taken over in turn
+        const claim = await this.gateway.execute(new SyncJobCommand(job.syncJobId, { kind: 'adoptRun', runId, from: owner, hubInstance: this.instance }), SYNC_JOBS).catch((e: unknown) => (e instanceof DomainError && e.kind === 'conflict' ? null : Promise.reject(e)));
+        if (!claim) return;
+        this.logger.warn(`sync ${job.syncJobId}: run ${runId} was ${reason}; ending it`);
+        await causedBy(claim.eventIds[0], () => this.endLeftRun(job, runId, reason), currentContext().correlationId);
+      }).catch((e) => this.logger.error(`taking over sync ${job.syncJobId} failed: ${String(e)}`));
     }
   }
 
   /**
-   * Ends a run its process left; the points it recorded stay synced, and its figures say so. The remote's export is
-   * closed by the next run (one whose opening request went unanswered, the remote closed itself: docs/api.md), which
-   * also removes what is left of the unfinished point. Removed here too, as a job without a schedule might never run
-   * again (and its committed indexes would keep their chunks from every collection): at this process's start before
-   * the failure, while the job still shows the run and no hub may start another that writes the same point. A
-   * takeover, which another hub taking the same run over may race, records the failure first: only the hub whose
-   * failure is recorded removes the files, and not once another run has started (that run removes them itself).
+   * Ends a run of this hub process left by its previous process, or claimed from one that is gone: the unfinished
+   * point's files removed first, while the job still shows the run and no hub may start another that writes the same
+   * point (a job without a schedule might never run again, and its committed indexes would keep their chunks from
+   * every collection); the remote's export is closed by the next run (one whose opening request went unanswered, the
+   * remote closed itself: docs/api.md). The points it recorded stay synced, and its figures say so. In the caller's story.
    */
-  private async endLeftRun(job: SyncJobRecord, runId: string, reason: string, takeover: boolean): Promise<void> {
-    const load = async () => (await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate)).state;
-    const state = await load();
-    // ended meanwhile: by its process come back, or by another hub
-    if (state.running?.runId !== runId) return;
-    if (!takeover) await this.clearLeftFiles(job, state.unfinished);
+  private async endLeftRun(job: SyncJobRecord, runId: string, reason: string): Promise<void> {
+    const state = (await this.aggregates.load(syncJobStream(job.syncJobId), syncJobAggregate)).state;
+    if (state.running?.runId !== runId || state.running.hubInstance !== this.instance) return;
+    await this.clearLeftFiles(job, state.unfinished);
     await this.projections.waitForCaughtUp(RESTORE_POINTS);
     const synced: { restorePointId: string; bytesReceived: number }[] = await this.queries.execute(new SyncedInRunQuery(runId));
-    const { eventIds } = await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () =>
-      this.gateway.execute(
-        new SyncJobCommand(job.syncJobId, {
-          kind: 'failRun',
-          result: { runId, reason, restorePointId: state.running!.point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
-        }),
-        SYNC_JOBS,
-      ),
+    await this.gateway.execute(
+      new SyncJobCommand(job.syncJobId, {
+        kind: 'failRun',
+        result: { runId, reason, restorePointId: state.running!.point?.restorePointId ?? null, synced: synced.map((p) => p.restorePointId), bytesReceived: synced.reduce((n, p) => n + p.bytesReceived, 0) },
+      }),
+      SYNC_JOBS,
     );
-    if (!takeover || eventIds.length === 0) return;
-    const after = await load();
-    if (!after.running) await this.clearLeftFiles(job, after.unfinished);
   }
 
   private async clearLeftFiles(job: SyncJobRecord, unfinished: UnfinishedPoint | null): Promise<void> {

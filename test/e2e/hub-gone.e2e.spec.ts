@@ -109,6 +109,12 @@ describe('the work of a hub process that is gone for good is taken over by anoth
     expect({ status: refused.status, message: refused.body.message }).toEqual({ status: 409, message: expect.stringContaining('is already running') });
     await lab.until(async () => (await lastRun())?.status === 'failed', 30_000, 'the gone hub\'s sync run to be failed');
     expect(await lastRun()).toMatchObject({ runId, status: 'failed', reason: `left during the run by hub process ${first}, which stopped and did not come back`, synced: [] });
+    // claimed by the second hub process, whose claim is the failure's cause, in one story
+    const story = (await lab.api('GET', `/api/v1/audit/streams/sync-job-${syncJobId}?limit=100`)).body.events as { eventId: string; type: string; data: any; metadata: any }[];
+    const claim = story.find((e) => e.type === 'SyncRunAdopted')!;
+    const failure = story.find((e) => e.type === 'SyncRunFailed' && e.data.runId === runId)!;
+    expect(claim.data).toEqual({ syncJobId, runId, from: first, hubInstance: expect.not.stringMatching(first) });
+    expect({ cause: failure.metadata.causationId, story: failure.metadata.correlationId }).toEqual({ cause: claim.eventId, story: claim.metadata.correlationId });
 
     primary.hub!.child.kill('SIGCONT');
     const again = await lab.api('POST', `/api/v1/sync-jobs/${syncJobId}/run`);

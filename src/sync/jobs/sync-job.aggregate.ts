@@ -8,6 +8,7 @@ import {
   SYNC_POINT_REFUSED,
   SYNC_POINT_STARTED,
   SYNC_RETENTION_APPLIED,
+  SYNC_RUN_ADOPTED,
   SYNC_RUN_COMPLETED,
   SYNC_RUN_FAILED,
   SYNC_RUN_STARTED,
@@ -37,6 +38,7 @@ export type SyncJobCommand =
   | { kind: 'refusePoint'; refusal: Omit<SyncPointRefused['data'], 'syncJobId'> }
   | { kind: 'completeRun'; result: Omit<SyncRunCompleted['data'], 'syncJobId'> }
   | { kind: 'failRun'; result: Omit<SyncRunFailed['data'], 'syncJobId'> }
+  | { kind: 'adoptRun'; runId: string; from: string; hubInstance: string }
   | { kind: 'recordRetention'; result: Omit<SyncRetentionApplied['data'], 'syncJobId'> };
 
 function runOf(state: SyncJobState, runId: string): NonNullable<SyncJobState['running']> {
@@ -60,6 +62,8 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
         return { ...state, running: state.running && { ...state.running, point: { ...event.data } }, unfinished: { ...event.data } };
       case SYNC_RUN_COMPLETED:
         return { ...state, running: null, unfinished: null };
+      case SYNC_RUN_ADOPTED:
+        return { ...state, running: state.running && { ...state.running, hubInstance: event.data.hubInstance } };
       case SYNC_RUN_FAILED:
         // the point it was copying stays unfinished: its files and export are cleared by the next run
         return { ...state, running: null };
@@ -109,6 +113,10 @@ export const syncJobAggregate: Aggregate<SyncJobState, SyncJobCommand, SyncJobEv
       case 'recordRetention':
         if (!state.definition) throw new DomainError('not_found', 'no such sync job');
         return [{ type: SYNC_RETENTION_APPLIED, data: { syncJobId: state.definition.syncJobId, ...command.result } }];
+      case 'adoptRun':
+        // another hub claimed it first, or its owner ended it after all
+        if (state.running?.runId !== command.runId || state.running.hubInstance !== command.from) throw new DomainError('conflict', `run ${command.runId} is no longer ${command.from}'s to take over`);
+        return [{ type: SYNC_RUN_ADOPTED, data: { syncJobId: state.definition!.syncJobId, runId: command.runId, from: command.from, hubInstance: command.hubInstance } }];
       case 'failRun':
         // a run already ended (its failure recorded by a hub that restarted) is not failed twice
         if (state.running?.runId !== command.result.runId) return [];

@@ -6,6 +6,7 @@ export const SYNC_RUN_STARTED = 'SyncRunStarted';
 export const SYNC_POINT_STARTED = 'SyncPointStarted';
 export const SYNC_RUN_COMPLETED = 'SyncRunCompleted';
 export const SYNC_RUN_FAILED = 'SyncRunFailed';
+export const SYNC_RUN_ADOPTED = 'SyncRunAdopted';
 export const SYNC_RETENTION_APPLIED = 'SyncRetentionApplied';
 export const SYNC_POINT_PROGRESSED = 'SyncPointProgressed';
 export const SYNC_POINT_REFUSED = 'SyncPointRefused';
@@ -58,6 +59,11 @@ export type SyncRunCompleted = DomainEvent<
   { syncJobId: string; runId: string; synced: string[]; alreadyHeld: number; bytesReceived: number; durationMs: number; refused?: SyncRefusal[] }
 >;
 export type SyncRefusal = { restorePointId: string; vmId: string; reason: string };
+/**
+ * A run whose hub process is gone for good (`from`), claimed by the hub process that ends it (`hubInstance`): one
+ * hub wins the claim, and ends it as the owner would at its restart; one that dies doing so is taken over in turn.
+ */
+export type SyncRunAdopted = DomainEvent<typeof SYNC_RUN_ADOPTED, { syncJobId: string; runId: string; from: string; hubInstance: string }>;
 export type SyncRunFailed = DomainEvent<
   typeof SYNC_RUN_FAILED,
   { syncJobId: string; runId: string; reason: string; restorePointId: string | null; synced: string[]; bytesReceived: number }
@@ -67,7 +73,7 @@ export type SyncRetentionApplied = DomainEvent<
   typeof SYNC_RETENTION_APPLIED,
   { syncJobId: string; runId: string; vmId: string; repositoryId: string; kept: number; pruned: string[]; deferred: { restorePointId: string; reason: string }[] }
 >;
-export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncPointProgressed | SyncPointRefused | SyncRunCompleted | SyncRunFailed | SyncRetentionApplied;
+export type SyncJobEvent = SyncJobCreated | SyncRunStarted | SyncPointStarted | SyncPointProgressed | SyncPointRefused | SyncRunCompleted | SyncRunFailed | SyncRunAdopted | SyncRetentionApplied;
 
 export const SYNC_JOB_STREAM_PREFIX = 'sync-job-';
 export const syncJobStream = (syncJobId: string) => `${SYNC_JOB_STREAM_PREFIX}${syncJobId}`;

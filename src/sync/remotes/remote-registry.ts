@@ -58,7 +58,7 @@ export class RemoteRegistry {
     try {
       await this.gateway.execute(new ReplaceRemoteTokenCommand(remoteId, sha256(token)), 'remotes');
     } catch (error) {
-      await (previous === null ? this.tokens.remove(remoteId) : this.tokens.replace(remoteId, previous)).catch(() => undefined);
+      await this.tokens.undoReplace(remoteId, token, previous).catch(() => undefined);
       throw error;
     }
     return this.queries.execute(new GetRemoteQuery(remoteId));

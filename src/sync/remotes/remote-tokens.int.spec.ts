@@ -41,6 +41,11 @@ describe("a remote's sync token (real PostgreSQL): stored where every hub proces
     await expect(a.replace(R1, 'sd_sync_second')).resolves.toBeNull();
     await expect(b.replace(R1, 'sd_sync_third')).resolves.toBe('sd_sync_second');
     await expect(a.token(R1)).resolves.toBe('sd_sync_third');
+    // undoing a replacement puts the one before back, but not over a replacement made since
+    await a.undoReplace(R1, 'sd_sync_third', 'sd_sync_second');
+    await expect(b.token(R1)).resolves.toBe('sd_sync_second');
+    await b.undoReplace(R1, 'sd_sync_third', null);
+    await expect(b.token(R1)).resolves.toBe('sd_sync_second');
   });
 
   it("copies the token files an older hub kept in its data dir into the table at its start, once, and leaves other files alone", async () => {

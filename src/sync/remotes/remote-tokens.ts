@@ -47,6 +47,11 @@ export class RemoteTokens implements OnApplicationBootstrap {
     return this.secrets.replace(KIND, remoteId, token);
   }
 
+  /** Undoes a replace whose record failed, unless another replacement came since. */
+  undoReplace(remoteId: string, token: string, previous: string | null): Promise<void> {
+    return this.secrets.undo(KIND, remoteId, token, previous);
+  }
+
   remove(remoteId: string): Promise<void> {
     return this.secrets.remove(KIND, remoteId);
   }
