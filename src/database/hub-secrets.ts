@@ -3,8 +3,8 @@ import { DataSource } from 'typeorm';
 
 /**
  * Secrets every hub process of the database reads and no event may hold (the event log is read by audits and
- * replays), by kind and id, in `hub_secrets`. Whoever reads this database holds the event store and every read
- * model beside it: these are kept as safe as that, no more.
+ * replays), by kind and id, in `hub_secrets`, in clear: a dump, a replica or a role that reads this table reads
+ * them (docs/security.md, Assets).
  */
 @Injectable()
 export class HubSecrets {
