@@ -13,14 +13,14 @@ import { integrityOf } from '../restore-points/chain.aggregate';
 import { ChainStates } from '../restore-points/chain-states';
 import { FilesInUse, HeldFiles } from '../restore-points/files-in-use';
 import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
-import { openPointReader, PointReader, ReadFigures, sendImage } from './adapters/point-reader';
+import { Framing, openPointReader, PointDisk, PointReader, ReadFigures, sendImage } from './adapters/point-reader';
 import { convertToQcow2, measureQcow2, spaceRefusal } from './adapters/qcow2-image';
 import { isChunkPointFile } from '../repositories/chunks/chunk-points';
 import { clearWorkArea, makeWorkDir, removeWorkDir } from '../process/work-area';
 import { RecordDiskImageDownloadCommand } from './commands/record-disk-image-download.command';
 import { DiskImageDownload, DiskImageFormat } from './disk-image.events';
 import { corruptionRefusal, readTarget } from './download-target';
-import { DISK_SIZE_HEADER, EXTENTS_MEDIA_TYPE } from './image-extents';
+import { DISK_SIZE_HEADER, EXTENTS_MEDIA_TYPE, extentsType, ZSTD_CODEC } from './image-extents';
 
 const FILE_CHUNK = 1024 * 1024;
 
@@ -104,12 +104,12 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
       const start = range.kind === 'partial' ? range.start : 0;
       const end = range.kind === 'partial' ? range.end + 1 : size;
       // a client that reads frames (the CLI) gets the whole disk as its data and where it lies (image-extents.ts)
-      const framed = range.kind === 'full' && acceptsExtents(req);
+      const framing = range.kind === 'full' ? extentsFraming(req, reader.disk) : null;
       res.status(range.kind === 'partial' ? 206 : 200).set(headers);
       res.setHeader('Vary', 'Accept');
       if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end - 1}/${size}`);
-      if (framed) {
-        res.setHeader('Content-Type', EXTENTS_MEDIA_TYPE);
+      if (framing) {
+        res.setHeader('Content-Type', framing.codec ? `${EXTENTS_MEDIA_TYPE}; ${ZSTD_CODEC}` : EXTENTS_MEDIA_TYPE);
         res.setHeader(DISK_SIZE_HEADER, String(size));
       } else res.setHeader('Content-Length', String(end - start));
       const recordedRange = range.kind === 'partial' ? `bytes=${start}-${end - 1}` : null;
@@ -119,7 +119,7 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
       }
       const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
       try {
-        await sendImage(reader.disk, start, end, res, figures, framed);
+        await sendImage(reader.disk, start, end, res, figures, framing);
         res.end();
         await finished(res);
         return { bytes: figures.sent, size, range: recordedRange, completed: figures.sent === end - start, error: null };
@@ -180,9 +180,15 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
   }
 }
 
-function acceptsExtents(req: Request): boolean {
+/**
+ * Frames for a client that reads them (the CLI): the whole disk as its data and where it lies (image-extents.ts), and
+ * a chunk point's blocks zstd-packed as they are stored when the client names the codec too.
+ */
+function extentsFraming(req: Request, disk: PointDisk): Framing {
   const accept = req.headers.accept;
-  return typeof accept === 'string' && accept.split(',').some((type) => type.split(';')[0].trim().toLowerCase() === EXTENTS_MEDIA_TYPE);
+  const extents = typeof accept === 'string' ? accept.split(',').map(extentsType).filter((t) => t.extents) : [];
+  if (!extents.length) return null;
+  return { codec: disk.readPacked && extents.some((t) => t.codec === 'zstd') ? 'zstd' : null };
 }
 
 function realPath(path: string): string {

@@ -113,7 +113,7 @@ describe('disk restore without a hypervisor: image downloads and NBD exports of 
     const body = Buffer.from(await res.arrayBuffer());
     const disk = Buffer.alloc(64 * MiB);
     const decoder = new ExtentsDecoder(64 * MiB);
-    for (const piece of decoder.push(body)) piece.data.copy(disk, piece.offset);
+    for (const piece of decoder.push(body)) if ('data' in piece) piece.data.copy(disk, piece.offset);
     decoder.finish();
     const out = join(scratch, 'inc-disk0.extents.raw');
     await fs.writeFile(out, disk);

@@ -79,6 +79,33 @@ describe('sparse file writer', () => {
     expect(statSync(path).blocks * 512).toBeLessThanOrEqual(3 * SPARSE_BLOCK + Math.ceil((8192 + 70_001) / 4096) * 4096);
   });
 
+  it('bytes made straight into what is written (what a decompressor gives): within a stage, across two, after a hole; out of order refused', async () => {
+    const size = 3 * STAGE;
+    const image = Buffer.alloc(size);
+    const pieces = [
+      [0, 65_536],
+      [STAGE - 1000, 65_536],
+      [2 * STAGE + 4096, 5000],
+    ] as const;
+    for (const [offset, length] of pieces) randomBytes(length).copy(image, offset);
+    const path = join(dir, 'made.img');
+    const file = await SparseImageFile.create(path);
+    const given: number[] = [];
+    try {
+      for (const [offset, length] of pieces)
+        await file.writeMade(offset, length, (into) => {
+          given.push(into.length);
+          image.copy(into, 0, offset, offset + length);
+        });
+      await expect(file.writeMade(10, 1, () => undefined)).rejects.toThrow(/in order/);
+      await file.finish(size);
+    } finally {
+      await file.close();
+    }
+    expect(given).toEqual(pieces.map(([, length]) => length));
+    expect(readFileSync(path).equals(image)).toBe(true);
+  });
+
   it('never overwrites an existing file', async () => {
     const file = join(dir, 'exists.img');
     writeFileSync(file, 'keep');

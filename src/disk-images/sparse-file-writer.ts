@@ -65,6 +65,25 @@ export class SparseImageFile {
     }
   }
 
+  /**
+   * `length` bytes at `offset` (where the image is or past it) that `make` writes into the memory it is given, of
+   * exactly that length: a decompressor writes straight into what is written to the file, without a copy between.
+   */
+  async writeMade(offset: number, length: number, make: (into: Buffer) => void): Promise<void> {
+    if (offset < this.position) throw new RangeError(`an image is written in order: ${offset} is before ${this.position}`);
+    await this.hole(offset - this.position);
+    if (STAGE - this.fill < length) {
+      // across two stages (a frame not on a block's edge): made apart, then copied
+      const made = Buffer.allocUnsafe(length);
+      make(made);
+      return this.write(offset, made);
+    }
+    make(this.stages[this.current].subarray(this.fill, this.fill + length));
+    this.fill += length;
+    this.position += length;
+    if (this.fill === STAGE) await this.writeStage();
+  }
+
   /** Ends the image at `size` (a hole up to it), and makes it durable. */
   async finish(size: number): Promise<void> {
     if (size < this.position) throw new RangeError(`the image has ${this.position} bytes, more than its size ${size}`);

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { MiB } from '../fixtures/vm/sample-vm';
+import { EXTENTS_MEDIA_TYPE, ZSTD_CODEC } from '../../src/disk-images/image-extents';
 import { BackupLab, LAB_TOKEN } from '../support/backup-lab';
 import { processesMentioning, spawnSendense } from '../support/processes';
 
@@ -117,6 +118,23 @@ describe('chunks repository (real hub + agent, encrypted chunk store on real fil
       await download(newest, disk.diskId, out);
       await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', out, disk.path]);
     }
+
+    // a client that takes frames with the codec gets the stored blocks' zstd as it is, fewer bytes for the same disk;
+    // the CLI asks for it and decompresses on its side
+    const image = `http://127.0.0.1:${lab.apiPort}/api/v1/restore-points/${newest}/disks/disk0/image?format=raw`;
+    const framedAs = async (accept: string) => {
+      const res = await fetch(image, { headers: { Authorization: `Bearer ${LAB_TOKEN}`, Accept: accept } });
+      expect(res.status).toBe(200);
+      return { type: res.headers.get('content-type'), bytes: (await res.arrayBuffer()).byteLength };
+    };
+    const packed = await framedAs(`${EXTENTS_MEDIA_TYPE}; ${ZSTD_CODEC}, ${EXTENTS_MEDIA_TYPE}`);
+    const plain = await framedAs(EXTENTS_MEDIA_TYPE);
+    expect([packed.type, plain.type]).toEqual([`${EXTENTS_MEDIA_TYPE}; ${ZSTD_CODEC}`, EXTENTS_MEDIA_TYPE]);
+    expect(packed.bytes).toBeLessThan(plain.bytes);
+    const viaCli = join(lab.dir, 'cli-disk0.raw');
+    const restore = spawnSendense(['restore', 'disk', newest, '--disk', 'disk0', '-o', viaCli], { SENDENSE_HUB: `http://127.0.0.1:${lab.apiPort}`, SENDENSE_TOKEN: LAB_TOKEN });
+    expect(await restore.exited).toMatchObject({ code: 0 });
+    await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', viaCli, lab.vm.disks[0].path]);
 
     // a file of the guest's filesystem, from the newest point
     const mount = await lab.api('POST', '/api/v1/restore/mounts', { restorePointId: newest, diskId: 'disk0' });

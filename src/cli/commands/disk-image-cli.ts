@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { hubToken } from '../hub-api';
 import { HubCertificateError, hubEndpoint, hubRequest, readAll } from '../../wire/hub-tls';
 import { progressLine } from '../progress-bar';
-import { DISK_SIZE_HEADER, ExtentsDecoder, ExtentsFormatError, EXTENTS_MEDIA_TYPE } from '../../disk-images/image-extents';
+import { DISK_SIZE_HEADER, ExtentsCodec, ExtentsDecoder, ExtentsFormatError, EXTENTS_MEDIA_TYPE, extentsType, FrameUnpacker, ZSTD_CODEC } from '../../disk-images/image-extents';
 import { SparseFileWriter, SparseImageFile } from '../../disk-images/sparse-file-writer';
 
 export const RESTORE_DISK_USAGE = '  sendense restore disk RESTORE_POINT --disk DISK -o FILE [--format raw|qcow2] [--force]   download a disk as one image (raw: sparse)';
@@ -121,7 +121,7 @@ async function saveBytes(res: IncomingMessage, file: string, diskId: string, std
 }
 
 /** The answer's frames written into `file` at their offsets, the rest left as holes, up to the size the hub gave. */
-async function saveExtents(res: IncomingMessage, path: string, diskId: string, stderr: Writable): Promise<{ position: number; written: number }> {
+async function saveExtents(res: IncomingMessage, codec: ExtentsCodec, path: string, diskId: string, stderr: Writable): Promise<{ position: number; written: number }> {
   const header = res.headers[DISK_SIZE_HEADER.toLowerCase()];
   const size = typeof header === 'string' && /^\d{1,16}$/.test(header) ? Number(header) : NaN;
   if (!Number.isSafeInteger(size)) {
@@ -130,10 +130,16 @@ async function saveExtents(res: IncomingMessage, path: string, diskId: string, s
   }
   const progress = new Progress(diskId, size, stderr);
   const file = await SparseImageFile.create(path);
+  // a packed frame is decompressed on this thread, straight into what the file writes: on a thread of its own, zstd
+  // ran no faster (two cores shared with the hub) and its memory and messages cost more than they saved
+  const unpacker = codec ? new FrameUnpacker() : null;
   try {
-    const decoder = new ExtentsDecoder(size);
+    const decoder = new ExtentsDecoder(size, codec);
     for await (const chunk of res as AsyncIterable<Buffer>) {
-      for (const piece of decoder.push(chunk)) await file.write(piece.offset, piece.data);
+      for (const piece of decoder.push(chunk)) {
+        if ('data' in piece) await file.write(piece.offset, piece.data);
+        else await file.writeMade(piece.offset, piece.length, (into) => unpacker!.unpack(piece, into));
+      }
       progress.reached(file.position);
     }
     if (!res.complete) throw new Error(`received ${file.position} of ${size} bytes; the download was cut off`);
@@ -169,9 +175,9 @@ export async function restoreDiskCommand(args: string[], env: NodeJS.ProcessEnv,
     // the answer's own stream, not a fetch Response: a web stream between the socket and the file halves the rate
     let res: IncomingMessage;
     try {
-      // a raw image comes as its data and where it lies, its holes left out (image-extents.ts); a hub that does not
-      // know the form sends the bytes
-      const accept: Record<string, string> = o.format === 'raw' ? { Accept: `${EXTENTS_MEDIA_TYPE}, application/octet-stream` } : {};
+      // a raw image comes as its data and where it lies, its holes left out, a chunk point's blocks as they are stored
+      // (zstd) for this process to decompress (image-extents.ts); a hub that does not know the form sends the bytes
+      const accept: Record<string, string> = o.format === 'raw' ? { Accept: `${EXTENTS_MEDIA_TYPE}; ${ZSTD_CODEC}, ${EXTENTS_MEDIA_TYPE}, application/octet-stream` } : {};
       res = await hubRequest(hub, { method: 'GET', path, headers: { Authorization: `Bearer ${hubToken(env)}`, ...accept } });
     } catch (error) {
       if (error instanceof HubCertificateError) throw error;
@@ -184,7 +190,8 @@ export async function restoreDiskCommand(args: string[], env: NodeJS.ProcessEnv,
     if (integrity === 'corrupt') io.stderr.write(`integrity: CORRUPT: restore point ${o.restorePointId} has damaged blocks (downloaded with --force); the image may be wrong\n`);
     else if (typeof integrity === 'string') io.stderr.write(`integrity: ${integrity}\n`);
     partial = `${target}.partial-${process.pid}`;
-    const saved = (res.headers['content-type'] ?? '').startsWith(EXTENTS_MEDIA_TYPE) ? await saveExtents(res, partial, o.diskId, io.stderr) : await saveBytes(res, partial, o.diskId, io.stderr);
+    const framed = extentsType(res.headers['content-type'] ?? '');
+    const saved = framed.extents ? await saveExtents(res, framed.codec, partial, o.diskId, io.stderr) : await saveBytes(res, partial, o.diskId, io.stderr);
     await fs.rename(partial, target);
     partial = undefined;
     io.stderr.write(`saved ${o.format} image of ${o.diskId} (${saved.position} bytes, ${saved.written} written, the rest left as holes) to ${target}\n`);

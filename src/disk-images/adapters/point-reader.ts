@@ -7,7 +7,8 @@ import { terminateProcess } from '../../process/child-process';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
 import { openChunkPoint, socketExportLaunch } from '../../repositories/chunks/point-server';
-import { frameHeader } from '../image-extents';
+import type { ChunkPointView } from '../../repositories/chunks/chunk-store';
+import { ExtentsCodec, frameHeader } from '../image-extents';
 
 const EXPORT_NAME = 'image';
 export const READ_PIECE = 2 * 1024 * 1024;
@@ -17,8 +18,11 @@ export const READ_AHEAD = 8;
 const STATUS_WINDOW = 1024 * 1024 * 1024;
 const ZERO = Buffer.alloc(1024 * 1024);
 
-/** A point's disk as a download reads it: its bytes, and which runs are zeros (never read). */
-export type PointDisk = ReadableDisk & Required<Pick<ReadableDisk, 'allocation'>>;
+/**
+ * A point's disk as a download reads it: its bytes, and which runs are zeros (never read); a chunk point's also as its
+ * blocks are stored (ChunkPointView.readPacked), for a client that takes them zstd-packed.
+ */
+export type PointDisk = ReadableDisk & Required<Pick<ReadableDisk, 'allocation'>> & Partial<Pick<ChunkPointView, 'readPacked'>>;
 
 export interface PointReader {
   disk: PointDisk;
@@ -81,19 +85,26 @@ export interface ReadFigures {
   sent: number;
 }
 
+/** How a download's body is laid out: the disk's bytes as they are, or frames of image-extents.ts with or without a codec. */
+export type Framing = { codec: ExtentsCodec } | null;
+
 /**
  * [start, end) of the disk written to `out` in order. Extents base:allocation reports as zero are never read: they
  * come from one shared buffer of zeroes (never written to). Data is read in pieces of `READ_PIECE` into `READ_AHEAD`
  * buffers of its own, `READ_AHEAD` reads in flight; a buffer is read into again only once `out` has called back for
  * the bytes it held. A fresh buffer per piece cost the hub more CPU in garbage collection than the copy to the socket.
- * `framed`: as frames of image-extents.ts, the zero extents left out (counted as sent: the client makes them holes).
- * Rejects when `out` fails or closes first; `out` is not ended.
+ * `framing`: as frames of image-extents.ts, the zero extents left out (counted as sent: the client makes them holes);
+ * with the zstd codec, a disk that can (a chunk point) sends its compressed blocks as they are stored. Rejects when
+ * `out` fails or closes first; `out` is not ended.
  */
-export async function sendImage(disk: PointDisk, start: number, end: number, out: Writable, figures: ReadFigures = { read: 0, zero: 0, sent: 0 }, framed = false): Promise<void> {
+export async function sendImage(disk: PointDisk, start: number, end: number, out: Writable, figures: ReadFigures = { read: 0, zero: 0, sent: 0 }, framing: Framing = null): Promise<void> {
   if (out.destroyed) throw receiverClosed();
-  // shared memory: a chunk point's reader threads open chunks straight into it (ChunkWorkers.open)
+  const codec = framing?.codec ?? null;
+  const readPacked = codec === 'zstd' && disk.readPacked ? disk.readPacked.bind(disk) : null;
+  // shared memory: a chunk point's reader threads open chunks straight into it (ChunkWorkers.open); a packed read
+  // takes one too, so that as many reads are in flight either way
   const free: Buffer[] = Array.from({ length: READ_AHEAD }, () => Buffer.from(new SharedArrayBuffer(READ_PIECE)));
-  const queue: { buffer: Buffer; read: Promise<Buffer>; header?: Buffer }[] = [];
+  const queue: { buffer: Buffer; parts: Promise<Buffer[]>; bytes: number }[] = [];
   let failure: Error | null = null;
   /** Writes `out` has not called back for yet. */
   let unanswered = 0;
@@ -115,25 +126,30 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
       await new Promise<void>((resolve) => (wake = resolve));
     }
   };
-  /** Hands `data` to `out`; `recycle`, when given, is free again once `out` has called back. */
-  const write = async (data: Buffer, recycle?: Buffer, header?: Buffer) => {
+  /**
+   * Hands `parts` to `out`, `bytes` of the disk in all; `recycle`, when given, is free again once `out` has called
+   * back for the last of them.
+   */
+  const write = async (parts: readonly Buffer[], bytes: number, recycle?: Buffer) => {
     if (failure) throw failure;
-    const n = data.length;
-    // a frame's header is not a byte of the disk: not counted as sent
-    if (header) out.write(header);
-    unanswered++;
-    const taken = out.write(data, (error) => {
-      unanswered--;
-      if (error) stop(error);
-      else figures.sent += n;
-      if (recycle) free.push(recycle);
-      notify();
+    let taken = true;
+    parts.forEach((part, k) => {
+      const last = k === parts.length - 1;
+      unanswered++;
+      taken = out.write(part, (error) => {
+        unanswered--;
+        if (error) stop(error);
+        // a frame's header is not a byte of the disk: the disk's bytes are counted once their last part is taken
+        else if (last) figures.sent += bytes;
+        if (last && recycle) free.push(recycle);
+        notify();
+      });
     });
     if (!taken) await until(() => !out.writableNeedDrain);
   };
   const writeOldest = async () => {
-    const { buffer, read, header } = queue.shift()!;
-    await write(await read, buffer, header);
+    const { buffer, parts, bytes } = queue.shift()!;
+    await write(await parts, bytes, buffer);
   };
   out.on('drain', notify);
   out.once('close', onClose);
@@ -146,7 +162,7 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
         const extentEnd = extentStart + extent.length;
         const from = extentStart;
         extentStart = extentEnd;
-        if (extent.zero && framed) {
+        if (extent.zero && framing) {
           figures.zero += extentEnd - from;
           figures.sent += extentEnd - from;
           continue;
@@ -156,7 +172,7 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
           for (let at = from; at < extentEnd; at += ZERO.length) {
             const n = Math.min(ZERO.length, extentEnd - at);
             figures.zero += n;
-            await write(ZERO.subarray(0, n));
+            await write([ZERO.subarray(0, n)], n);
           }
           continue;
         }
@@ -166,18 +182,18 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
           if (!free.length && queue.length) await writeOldest();
           await until(() => free.length > 0);
           const buffer = free.pop()!;
-          const read = disk.read(at, n, buffer.subarray(0, n)).then((data) => {
+          const parts = (readPacked ? readPacked(at, n).then(packedFrames) : disk.read(at, n, buffer.subarray(0, n)).then((data) => (framing ? [frameHeader(at, n, codec), data] : [data]))).then((pieces) => {
             figures.read += n;
-            return data;
+            return pieces;
           });
           // a read failing while an earlier one is awaited is reported when its turn comes, not as unhandled
-          read.catch(() => undefined);
-          queue.push({ buffer, read, header: framed ? frameHeader(at, n) : undefined });
+          parts.catch(() => undefined);
+          queue.push({ buffer, parts, bytes: n });
         }
       }
     }
     while (queue.length) await writeOldest();
-    if (framed) out.write(frameHeader(end, 0));
+    if (framing) out.write(frameHeader(end, 0, codec));
     // `out` has called back for every byte: every buffer is back, and the zeroes are taken too
     await until(() => unanswered === 0);
   } finally {
@@ -185,6 +201,11 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
     out.off('close', onClose);
     out.off('error', stop);
   }
+}
+
+/** A chunk point's stored blocks as zstd-packed frames: a compressed block's bytes as they are, another's as a plain frame. */
+function packedFrames(blocks: Awaited<ReturnType<ChunkPointView['readPacked']>>): Buffer[] {
+  return blocks.flatMap(({ offset, length, compressed, body }) => [frameHeader(offset, length, 'zstd', compressed ? body.length : 0), body]);
 }
 
 /** Named as stream.finished names a stream closed too early, so a caller tells a client that went away from a failed read. */

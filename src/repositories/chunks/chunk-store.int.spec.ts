@@ -2,6 +2,7 @@ import { hash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import execa from 'execa';
+import { decompress } from 'zstd-napi';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
 import { ext4Image } from '../../../test/fixtures/restore/filesystem-images';
 import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO } from '../../nbd-protocol/constants';
@@ -95,6 +96,54 @@ describe('ChunkStore: a disk stored once, deduplicated, compressed and sealed, s
     expect(store.stats.chunks - first).toBe(3);
     await compareServed(store, 'vm2/rp-1/disk0', clone);
     await compareServed(store, 'vm1/rp-1/disk0', raw);
+  });
+
+  it('gives the blocks of a range as stored, for a download to send packed: zstd that decompresses to the disk, the rest as it is, the short last block as read; a range off the blocks\' edges refused', async () => {
+    const store = await ChunkStore.open(join(dir, 'packed'), { key });
+    await storeQcow2(store, 'vm1/rp-1/disk0', qcow2);
+    const view = await store.openPoint('vm1/rp-1/disk0');
+    const disk = await fs.readFile(raw);
+    try {
+      const rebuilt = Buffer.alloc(size);
+      let compressed = 0;
+      for (let at = 0; at < size; at += 2 * MiB) {
+        for (const block of await view.readPacked(at, Math.min(2 * MiB, size - at))) {
+          const bytes = block.compressed ? decompress(block.body) : block.body;
+          expect(bytes.length).toBe(block.length);
+          if (block.compressed) compressed++;
+          bytes.copy(rebuilt, block.offset);
+        }
+      }
+      expect(rebuilt.equals(disk)).toBe(true);
+      // the log and the licenses compress; the random file does not
+      expect(compressed).toBeGreaterThan(10);
+      await expect(view.readPacked(4096, CHUNK_SIZE)).rejects.toThrow(/not whole blocks/);
+      await expect(view.readPacked(0, CHUNK_SIZE + 1)).rejects.toThrow(/not whole blocks/);
+    } finally {
+      await view.close();
+    }
+    // a disk whose short last block holds data: text, random, a hole, then 1000 bytes
+    const small = Buffer.alloc(3 * CHUNK_SIZE + 1000);
+    small.write('text that compresses well '.repeat(2600), 0);
+    randomBytes(CHUNK_SIZE).copy(small, CHUNK_SIZE);
+    randomBytes(1000).copy(small, 3 * CHUNK_SIZE);
+    const writer = await store.writePoint(small.length, null);
+    await writer.write(0, small);
+    await writer.commit('vm2/rp-1/disk0');
+    const tailed = await store.openPoint('vm2/rp-1/disk0');
+    try {
+      const blocks = await tailed.readPacked(0, small.length);
+      expect(blocks.map(({ offset, length, compressed }) => ({ offset, length, compressed }))).toEqual([
+        { offset: 0, length: CHUNK_SIZE, compressed: true },
+        { offset: CHUNK_SIZE, length: CHUNK_SIZE, compressed: false },
+        { offset: 3 * CHUNK_SIZE, length: 1000, compressed: false },
+      ]);
+      expect(decompress(blocks[0].body).equals(small.subarray(0, CHUNK_SIZE))).toBe(true);
+      expect(blocks[1].body.equals(small.subarray(CHUNK_SIZE, 2 * CHUNK_SIZE))).toBe(true);
+      expect(blocks[2].body.equals(small.subarray(3 * CHUNK_SIZE))).toBe(true);
+    } finally {
+      await tailed.close();
+    }
   });
 
   it('answers reads made at once (as a guest or nbdfuse makes them) each with its own bytes, also a read across the block it kept from the one before', async () => {
