@@ -53,8 +53,9 @@ describe("a repository's space over time and its estimated-full date, in the API
     expect(usage.growthBytesPerDay).toBeGreaterThan(0);
     expect(Date.parse(usage.estimatedFullAt)).toBeGreaterThan(Date.now());
     // the estimate moves with the free space, which anything writing to the filesystem changes: two answers a moment
-    // apart agree to within a thousandth of the time left
-    const close = (a: string, b: string) => Math.abs(Date.parse(a) - Date.parse(b)) <= (Date.parse(b) - Date.now()) / 1000;
+    // apart agree to within a twentieth of the time left (CI's other lane writes and removes disk images on the same
+    // filesystem: a thousandth failed once, between the console's answer and the API's a second later)
+    const close = (a: string, b: string) => Math.abs(Date.parse(a) - Date.parse(b)) <= (Date.parse(b) - Date.now()) / 20;
     const details = (await lab.api('GET', `/api/v1/repositories/${lab.repositoryId}`)).body;
     expect(details.pointsBytes).toBe(sum);
     expect(close(details.estimatedFullAt, usage.estimatedFullAt)).toBe(true);
