@@ -32,6 +32,16 @@ async function collect(disk: PointDisk, start: number, end: number, figures?: Re
   return Buffer.concat(parts);
 }
 
+/** `data` stored as a point of a plain chunk store at `store`, opened as a download opens it. */
+async function chunkPointReader(store: string, data: Buffer) {
+  await fs.mkdir(store, { recursive: true });
+  const writer = await (await ChunkStore.open(store, { key: null })).writePoint(data.length, null);
+  await writer.write(0, data);
+  await writer.commit('vm1/rp-1/disk0');
+  await writer.close();
+  return openPointReader(join(store, 'points', 'vm1', 'rp-1', 'disk0.idx'), await makeWorkDir(join(store, '..', 'area')));
+}
+
 /** A real qemu-nbd of a real 4-point qcow2 chain, read with our NBD client. */
 describe('reading a point as a raw disk through qemu-nbd and block status', () => {
   let dir: string;
@@ -83,16 +93,10 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
 
   it('reads a chunk point in this process, without a server: the same bytes, its zero blocks unread', async () => {
     const store = join(dir, 'repo', 'chunks');
-    await fs.mkdir(store, { recursive: true });
     const data = Buffer.alloc(20 * MiB);
     randomBytes(6 * MiB).copy(data, 0);
     Buffer.from('a log line of a chunk point\n'.repeat(200_000)).copy(data, 12 * MiB);
-    const writer = await (await ChunkStore.open(store, { key: null })).writePoint(data.length, null);
-    await writer.write(0, data);
-    await writer.commit('vm1/rp-1/disk0');
-    await writer.close();
-    const work = await makeWorkDir(join(dir, 'area'));
-    const reader = await openPointReader(join(store, 'points', 'vm1', 'rp-1', 'disk0.idx'), work);
+    const reader = await chunkPointReader(store, data);
     try {
       expect(processesMentioning(store)).toEqual([]);
       const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
@@ -108,18 +112,12 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
 
   it('sends a chunk point packed to a client that names zstd: its compressed blocks as stored, the rest and the short last block plain, the holes left out; the same disk rebuilt', async () => {
     const store = join(dir, 'packed', 'chunks');
-    await fs.mkdir(store, { recursive: true });
     // more pieces than the reader's buffers, so that each is read into again after its frames were taken
     const data = Buffer.alloc((READ_AHEAD + 4) * 2 * MiB + 1000);
     randomBytes(5 * MiB).copy(data, 0);
     Buffer.from('a log line of a packed download\n'.repeat(400_000)).copy(data, 9 * MiB);
     randomBytes(1000).copy(data, data.length - 1000);
-    const writer = await (await ChunkStore.open(store, { key: null })).writePoint(data.length, null);
-    await writer.write(0, data);
-    await writer.commit('vm1/rp-1/disk0');
-    await writer.close();
-    const work = await makeWorkDir(join(dir, 'area'));
-    const reader = await openPointReader(join(store, 'points', 'vm1', 'rp-1', 'disk0.idx'), work);
+    const reader = await chunkPointReader(store, data);
     try {
       const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
       const body = await collect(reader.disk, 0, reader.size, figures, { codec: 'zstd' });
