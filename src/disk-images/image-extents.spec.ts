@@ -88,6 +88,10 @@ describe('image extents with the zstd codec: stored blocks sent packed, decompre
     expect(extentsType(EXTENTS_MEDIA_TYPE)).toEqual({ extents: true, codec: null });
     expect(extentsType(`${EXTENTS_MEDIA_TYPE}; codec=lz4`)).toEqual({ extents: true, codec: null });
     expect(extentsType(`application/octet-stream; ${ZSTD_CODEC}`)).toEqual({ extents: false, codec: null });
+    // a client that refuses a type with q=0 does not get it
+    expect(extentsType(`${EXTENTS_MEDIA_TYPE}; ${ZSTD_CODEC}; q=0`)).toEqual({ extents: false, codec: null });
+    expect(extentsType(`${EXTENTS_MEDIA_TYPE}; q=0.000`)).toEqual({ extents: false, codec: null });
+    expect(extentsType(`${EXTENTS_MEDIA_TYPE}; ${ZSTD_CODEC}; q=0.5`)).toEqual({ extents: true, codec: 'zstd' });
   });
 
   it('refuses packed frames no shorter than what they hold, holding too much, that do not decompress, or decompress to another length', () => {

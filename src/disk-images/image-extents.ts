@@ -37,10 +37,13 @@ export function frameHeader(offset: number, length: number, codec: ExtentsCodec 
   return header;
 }
 
-/** One media type of a Content-Type or an Accept header: whether it is the extents type, and whether it names zstd. */
+/**
+ * One media type of a Content-Type or an Accept header: whether it is the extents type (not refused with `q=0`), and
+ * whether it names zstd.
+ */
 export function extentsType(mediaType: string): { extents: boolean; codec: ExtentsCodec } {
   const [type, ...parameters] = mediaType.split(';').map((p) => p.replace(/\s+/g, '').toLowerCase());
-  const extents = type === EXTENTS_MEDIA_TYPE;
+  const extents = type === EXTENTS_MEDIA_TYPE && !parameters.some((p) => /^q=0(\.0{0,3})?$/.test(p));
   return { extents, codec: extents && parameters.includes(ZSTD_CODEC) ? 'zstd' : null };
 }
 
