@@ -54,8 +54,7 @@ export class SparseImageFile {
 
   /** `data` at `offset`, which is where the image is or past it (what lies between is a hole). */
   async write(offset: number, data: Buffer): Promise<void> {
-    if (offset < this.position) throw new RangeError(`an image is written in order: ${offset} is before ${this.position}`);
-    await this.hole(offset - this.position);
+    await this.reach(offset);
     for (let at = 0; at < data.length; ) {
       const n = data.copy(this.stages[this.current], this.fill, at);
       this.fill += n;
@@ -70,8 +69,7 @@ export class SparseImageFile {
    * exactly that length: a decompressor writes straight into what is written to the file, without a copy between.
    */
   async writeMade(offset: number, length: number, make: (into: Buffer) => void): Promise<void> {
-    if (offset < this.position) throw new RangeError(`an image is written in order: ${offset} is before ${this.position}`);
-    await this.hole(offset - this.position);
+    await this.reach(offset);
     if (STAGE - this.fill < length) {
       // across two stages (a frame not on a block's edge): made apart, then copied
       const made = Buffer.allocUnsafe(length);
@@ -101,6 +99,12 @@ export class SparseImageFile {
     this.handle = this.directHandle = undefined;
     await this.writing.catch(() => undefined);
     await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
+  }
+
+  /** The image up to `offset`, which is where it is or past it: what lies between is a hole. */
+  private async reach(offset: number): Promise<void> {
+    if (offset < this.position) throw new RangeError(`an image is written in order: ${offset} is before ${this.position}`);
+    await this.hole(offset - this.position);
   }
 
   private async hole(length: number): Promise<void> {

@@ -7,7 +7,7 @@ import { terminateProcess } from '../../process/child-process';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
 import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
 import { openChunkPoint, socketExportLaunch } from '../../repositories/chunks/point-server';
-import type { ChunkPointView } from '../../repositories/chunks/chunk-store';
+import type { ChunkPointView, PackedBlock } from '../../repositories/chunks/chunk-store';
 import { ExtentsCodec, frameHeader } from '../image-extents';
 
 const EXPORT_NAME = 'image';
@@ -204,7 +204,7 @@ export async function sendImage(disk: PointDisk, start: number, end: number, out
 }
 
 /** A chunk point's stored blocks as zstd-packed frames: a compressed block's bytes as they are, another's as a plain frame. */
-function packedFrames(blocks: Awaited<ReturnType<ChunkPointView['readPacked']>>): Buffer[] {
+function packedFrames(blocks: PackedBlock[]): Buffer[] {
   return blocks.flatMap(({ offset, length, compressed, body }) => [frameHeader(offset, length, 'zstd', compressed ? body.length : 0), body]);
 }
 

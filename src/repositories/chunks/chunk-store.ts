@@ -536,15 +536,7 @@ export class ChunkReader {
    * thread: AES-GCM alone costs a fraction of what a batch's copies and messages to a worker thread would.
    */
   readPacked(ats: readonly ChunkLocation[]): Promise<PackedChunk[]> {
-    return this.following(() =>
-      this.readOnce(ats, (entry, record) => {
-        try {
-          return Promise.resolve(openChunkPacked(entry.digest, record, this.key));
-        } catch (error) {
-          return Promise.reject(error);
-        }
-      }),
-    );
+    return this.following(() => this.readOnce(ats, async (entry, record) => openChunkPacked(entry.digest, record, this.key)));
   }
 
   private async following<T>(read: () => Promise<T>): Promise<T> {
