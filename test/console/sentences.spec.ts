@@ -14,7 +14,7 @@ describe('audit sentences: remotes and sync runs in an operator\'s words', () =>
   it('tells a run started by a schedule from one an operator started, a refused point as bad news, and a takeover', () => {
     expect(sentence(event('SyncRunStarted', { trigger: 'schedule' }, 'system'))).toEqual({ text: 'a scheduled sync run started' });
     expect(sentence(event('SyncRunStarted', { trigger: 'manual' }))).toEqual({ text: 'operator admin started a sync run' });
-    expect(sentence(event('SyncPointRefused', { restorePointId: 'rp-1', vmId: 'vm1', reason: 'its parent is neither held here nor listed' }, 'system'))).toEqual({ text: 'restore point rp-1 of vm1 was refused from the remote: its parent is neither held here nor listed', tone: 'bad' });
+    expect(sentence(event('SyncPointRefused', { restorePointId: 'rp-1', vmId: 'vm1', reason: 'its parent is neither held here nor listed' }, 'system'))).toEqual({ text: 'restore point rp-1 of vm1 listed by the remote hub was not taken: its parent is neither held here nor listed', tone: 'bad' });
     expect(sentence(event('SyncRunAdopted', { from: '/var/lib/sendense-a', hubInstance: '/var/lib/sendense-b' }, 'system'))).toEqual({ text: 'the hub took over a sync run left by hub process /var/lib/sendense-a, which is gone' });
   });
 

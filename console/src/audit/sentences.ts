@@ -67,7 +67,7 @@ const SAID: Record<string, (d: Record<string, any>, by: string, e: StoryEvent) =
   RemoteTokenReplaced: (d, by) => ({ text: `${by} replaced the sync token of remote ${d.remoteId}` }),
   SyncJobCreated: (d, by) => ({ text: `${by} created a sync job from remote ${d.remoteId} for ${d.vms ? plural(d.vms.length, 'VM') : 'every VM'}${d.schedule ? `, on schedule ${d.schedule}` : ''}` }),
   SyncRunStarted: (d, by) => ({ text: d.trigger === 'schedule' ? 'a scheduled sync run started' : `${by} started a sync run` }),
-  SyncPointRefused: (d) => ({ text: `restore point ${d.restorePointId} of ${d.vmId} was refused from the remote: ${d.reason}`, tone: 'bad' }),
+  SyncPointRefused: (d) => ({ text: `restore point ${d.restorePointId} of ${d.vmId} listed by the remote hub was not taken: ${d.reason}`, tone: 'bad' }),
   SyncRunAdopted: (d) => ({ text: `the hub took over a sync run left by hub process ${d.from}, which is gone` }),
   SyncRunCompleted: (d) => ({ text: `sync run completed: ${plural((d.synced ?? []).length, 'point')} copied` }),
   SyncRunFailed: (d) => ({ text: `sync run failed: ${d.reason}`, tone: 'bad' }),
