@@ -11,8 +11,7 @@ import { abortableSleep } from '../event-store/abortable-sleep';
 import { watchAgentJob } from './agent-job-watch';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { Command } from '../eventing/command';
-import { DomainError } from '../eventing/domain-error';
-import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
+import { JobStories, Story as JobStory } from '../eventing/job-story';
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { HubLiveness, leftByGoneProcess, OwnersGone } from '../projection-runner/hub-liveness';
@@ -66,14 +65,8 @@ interface Waiter {
   reject: (error: Error) => void;
 }
 
-/**
- * One job's audit story: the correlation id its request recorded (a job queued behind others runs
- * under its own, not under whichever request started the queue), and the event the next step is caused by.
- */
-interface Story {
+interface Story extends JobStory {
   jobId: string;
-  correlationId: string;
-  cause: string;
 }
 
 /**
@@ -110,6 +103,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   private following: Promise<void> | null = null;
   private stopping = false;
   private readonly owners: OwnersGone;
+  private readonly stories: JobStories<BackupJobState>;
   private orphanSweep?: { stop(): Promise<void> };
 
   constructor(
@@ -136,6 +130,7 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     liveness: HubLiveness,
   ) {
     this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
+    this.stories = new JobStories(store, commands, backupStream, 'backup job');
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -650,34 +645,24 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     return this.jobs.get(jobId);
   }
 
-  /** The job's story starts at its BackupRequested event, whose correlation id every later event of the job carries. */
   private async story(jobId: string): Promise<Story> {
-    const [requested] = await this.store.readStream(backupStream(jobId), { maxCount: 1 });
-    if (!requested) throw new DomainError('not_found', `backup job ${jobId} does not exist`);
-    return { jobId, correlationId: requested.metadata.correlationId, cause: requested.id };
+    return { jobId, ...(await this.stories.open(jobId)) };
   }
 
-  /** Steps that follow the agent's reports (or a cancel) are caused by the newest event of the job. */
-  private async catchUp(story: Story): Promise<void> {
-    const [newest] = await this.store.readStream(backupStream(story.jobId), { direction: 'backwards', maxCount: 1 });
-    if (newest) story.cause = newest.id;
+  private catchUp(story: Story): Promise<void> {
+    return this.stories.catchUp(story.jobId, story);
   }
 
-  /** Whatever the job does, and whatever it makes other features record, carries the job's correlation id. */
   private inStory<T>(story: Story, work: (story: Story) => Promise<T>): Promise<T> {
-    return runWithContext({ correlationId: story.correlationId, actor: SYSTEM_ACTOR, causationId: story.cause }, () => work(story));
+    return this.stories.within(story, () => work(story));
   }
 
-  /** A step's side effect, recorded (by whichever feature records it) as caused by the story's latest event. */
   private step<T>(story: Story, work: () => Promise<T>): Promise<T> {
-    return causedBy(story.cause, work, story.correlationId);
+    return this.stories.step(story, work);
   }
 
-  /** A step of the job: its command is caused by the story's latest event, and its own events become the cause of the next step. */
-  private async send(story: Story, command: Command<BackupJobResult>): Promise<BackupJobState> {
-    const result = await this.step(story, () => this.commands.execute(command));
-    if (result.eventIds.length) story.cause = result.eventIds.at(-1)!;
-    return result.state;
+  private send(story: Story, command: Command<BackupJobResult>): Promise<BackupJobState> {
+    return this.stories.send(story, command);
   }
 }
 

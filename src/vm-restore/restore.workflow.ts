@@ -11,7 +11,7 @@ import { HUB_INSTANCE } from '../config/hub-instance';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { Command } from '../eventing/command';
 import { DomainError } from '../eventing/domain-error';
-import { causedBy, runWithContext, SYSTEM_ACTOR } from '../eventing/request-context';
+import { JobStories, Story as JobStory } from '../eventing/job-story';
 import { NbdExportsService } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { CommandGateway } from '../projection-runner/command-gateway';
@@ -57,10 +57,8 @@ export interface RestoreRequest {
   restoreId?: string;
 }
 
-interface Story {
+interface Story extends JobStory {
   restoreId: string;
-  correlationId: string;
-  cause: string;
 }
 
 type Outcome = AgentOutcome;
@@ -89,11 +87,12 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
   private readonly subscriptions: Subscription[] = [];
   private stopping = false;
   private readonly owners: OwnersGone;
+  private readonly stories: JobStories<RestoreState>;
   private orphanSweep?: { stop(): Promise<void> };
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
-    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(EVENT_STORE) store: EventStore,
     @Inject(HUB_INSTANCE) private readonly instance: string,
     private readonly commands: CommandBus,
     private readonly gateway: CommandGateway,
@@ -111,6 +110,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
     liveness: HubLiveness,
   ) {
     this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
+    this.stories = new JobStories(store, commands, restoreStream, 'restore');
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -426,27 +426,22 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   private async story(restoreId: string): Promise<Story> {
-    const [requested] = await this.store.readStream(restoreStream(restoreId), { maxCount: 1 });
-    if (!requested) throw new DomainError('not_found', `restore ${restoreId} does not exist`);
-    return { restoreId, correlationId: requested.metadata.correlationId, cause: requested.id };
+    return { restoreId, ...(await this.stories.open(restoreId)) };
   }
 
-  private async catchUp(story: Story): Promise<void> {
-    const [newest] = await this.store.readStream(restoreStream(story.restoreId), { direction: 'backwards', maxCount: 1 });
-    if (newest) story.cause = newest.id;
+  private catchUp(story: Story): Promise<void> {
+    return this.stories.catchUp(story.restoreId, story);
   }
 
   private inStory<T>(story: Story, work: (story: Story) => Promise<T>): Promise<T> {
-    return runWithContext({ correlationId: story.correlationId, actor: SYSTEM_ACTOR, causationId: story.cause }, () => work(story));
+    return this.stories.within(story, () => work(story));
   }
 
   private step<T>(story: Story, work: () => Promise<T>): Promise<T> {
-    return causedBy(story.cause, work, story.correlationId);
+    return this.stories.step(story, work);
   }
 
-  private async send(story: Story, command: Command<RestoreResult>): Promise<RestoreState> {
-    const result = await this.step(story, () => this.commands.execute(command));
-    if (result.eventIds.length) story.cause = result.eventIds.at(-1)!;
-    return result.state;
+  private send(story: Story, command: Command<RestoreResult>): Promise<RestoreState> {
+    return this.stories.send(story, command);
   }
 }
