@@ -26,7 +26,8 @@ import { retryUnclockedPbkdf } from '../test/support/qemu-pbkdf';
  * create as releases before wrote it. CPU of the hub is its node process and the qemu-nbd and qemu-img it ran and
  * reaped; of the agent, the same.
  * Knobs: SENDENSE_BENCH_ENC_MIB (the full's data, default 1024), SENDENSE_BENCH_ENC_INC_MIB (the incremental's, 256),
- * SENDENSE_BENCH_RUNS (rounds, default 3), SENDENSE_BENCH_DIR.
+ * SENDENSE_BENCH_RUNS (rounds, default 3), SENDENSE_BENCH_DIR, SENDENSE_BENCH_PROFILE=DIR (the hub and the agent under
+ * node --cpu-prof, their profiles written into DIR).
  */
 
 const run = promisify(execFile);
@@ -214,7 +215,7 @@ export async function runEncryptionBench(): Promise<void> {
   const incMib = Number(process.env.SENDENSE_BENCH_ENC_INC_MIB ?? 256);
   const dir = mkdtempSync(join(process.env.SENDENSE_BENCH_DIR ?? tmpdir(), 'sendense-encryption-bench-'));
   chmodSync(dir, 0o755);
-  const lab = new Lab(join(dir, 'primary'));
+  const lab = new Lab(join(dir, 'primary'), process.env.SENDENSE_BENCH_PROFILE);
   mkdirSync(join(dir, 'primary'));
   try {
     out(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

@@ -7,7 +7,7 @@ import { BatchCounterProjector, COUNTER_TABLE_SQL, CounterProjector } from '../.
 import { pgClientConfig } from '../database/db-connection';
 import { API_TOKEN_ISSUED, API_TOKEN_REVOKED } from '../auth/tokens/api-token.events';
 import { AdvisoryLocks } from './advisory-locks';
-import { ProjectionRunner, readCheckpoint, resetProjection } from './projection-runner';
+import { ensureCheckpointRow, ProjectionRunner, readCheckpoint, resetProjection } from './projection-runner';
 import { ProjectionsService } from './projections.service';
 import { Projector } from './projector';
 
@@ -115,6 +115,29 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     const rows = await counters();
     expect(rows.map((c) => c.n)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     expect(rows.every((c) => c.applied === 1)).toBe(true);
+  });
+
+  it("a runner that knows its checkpoint does not read it before a batch, and one moved under it (another runner applied meanwhile) is found by the batch's own UPDATE: nothing applied twice", async () => {
+    const idle = () => new ProjectionRunner(new CounterProjector(), db.store, db.dataSource, pgClientConfig(db.connection), { batchSize: 100 });
+    const [a, b] = [idle(), idle()];
+    runners.push(a, b);
+    await ensureCheckpointRow(db.dataSource, 'test-counter');
+    const checkpointReads = () => query.mock.calls.filter(([sql]) => /^SELECT position FROM projection_checkpoints/.test(String(sql))).length;
+    const query = jest.spyOn(db.dataSource, 'query');
+    await appendCounters(5);
+    expect(await a.runBatch()).toBe(5);
+    expect(checkpointReads()).toBe(1);
+    await appendCounters(5, 6);
+    expect(await a.runBatch()).toBe(5);
+    expect(checkpointReads()).toBe(1);
+    // b, which has never run, reads the checkpoint and applies what came since
+    await appendCounters(5, 11);
+    expect(await b.runBatch()).toBe(5);
+    await appendCounters(5, 16);
+    expect(await a.runBatch()).toBe(5);
+    expect(checkpointReads()).toBe(3);
+    expect((await counters()).map((c) => [c.n, c.applied])).toEqual(Array.from({ length: 20 }, (_, i) => [i + 1, 1]));
+    expect(await readCheckpoint(db.dataSource, 'test-counter')).toBe(a.status().position);
   });
 
   it('two runners on one database: one leads, every event is applied exactly once, the other takes over', async () => {

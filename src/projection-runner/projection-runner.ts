@@ -42,6 +42,11 @@ export class ProjectionRunner {
   private lockGeneration: number | null = null;
   private checkpointRowEnsured = false;
   private position: string | null = null;
+  /**
+   * The checkpoint as this runner's last batch left it, while it leads: read before a batch only when unknown (at
+   * first, after a failed batch, on taking the lead), since the batch's own UPDATE checks it anyway.
+   */
+  private committed: string | null | undefined = undefined;
   private lastError: string | null = null;
   private failingSince: Date | null = null;
   private readonly batchSize: number;
@@ -112,33 +117,56 @@ export class ProjectionRunner {
   }
 
   /**
-   * One batch: read after the stored checkpoint, apply, move the checkpoint, all in one transaction:
-   * a crash anywhere in it leaves neither the batch's rows nor its checkpoint.
+   * One batch: read after the checkpoint (as this runner's last batch left it, or as stored), move the checkpoint and
+   * apply, all in one transaction: a crash anywhere in it leaves neither the batch's rows nor its checkpoint.
    */
   async runBatch(mark?: ReadMark): Promise<number> {
     const { name, filter } = this.projector;
-    const checkpoint = await readCheckpoint(this.dataSource, name);
+    const known = this.committed;
+    const checkpoint = known !== undefined ? known : await readCheckpoint(this.dataSource, name);
     this.position = checkpoint;
+    this.committed = checkpoint;
     const events = await this.store.readAll({ after: checkpoint, filter, maxCount: this.batchSize, mark });
-    if (events.length === 0) return 0;
+    if (events.length === 0) {
+      // with nothing to apply no UPDATE checks the checkpoint: a rebuild that rewound it is seen here
+      if (known !== undefined && (await readCheckpoint(this.dataSource, name)) !== known) return this.afresh(mark);
+      return 0;
+    }
     const last = events[events.length - 1].position;
-    await this.dataSource.transaction(async (manager) => {
-      const rows: { position: string | null }[] = await manager.query(
-        `SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`,
-        [name],
-      );
-      if ((rows[0]?.position ?? null) !== checkpoint) throw new CheckpointMovedError();
-      if (this.projector.applyBatch) await this.projector.applyBatch(events, manager);
-      else for (const event of events) await this.projector.apply(event, manager);
-      await manager.query(`UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1`, [name, last]);
-    });
+    try {
+      await this.dataSource.transaction(async (manager) => {
+        // the checkpoint moved first, only if it is still where this batch was read from: the row stays locked until
+        // the batch commits, so a second runner (one that lost its lock unawares) waits here and then finds it moved
+        const [, moved]: [unknown, number] = await manager.query(
+          `UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position IS NOT DISTINCT FROM $3`,
+          [name, last, checkpoint],
+        );
+        if (moved !== 1) throw new CheckpointMovedError();
+        if (this.projector.applyBatch) await this.projector.applyBatch(events, manager);
+        else for (const event of events) await this.projector.apply(event, manager);
+      });
+    } catch (error) {
+      this.committed = undefined;
+      // what this runner last wrote is not where the checkpoint is (a rebuild, or a runner that led meanwhile)
+      if (error instanceof CheckpointMovedError && known !== undefined) return this.afresh(mark);
+      throw error;
+    }
     this.position = last;
+    this.committed = last;
     return events.length;
+  }
+
+  /** The batch again from the checkpoint as stored. */
+  private afresh(mark?: ReadMark): Promise<number> {
+    this.committed = undefined;
+    return this.runBatch(mark);
   }
 
   private async holdLock(): Promise<boolean> {
     if (this.leads()) return true;
     this.lockGeneration = null;
+    // another process may have led and moved the checkpoint meanwhile
+    this.committed = undefined;
     if (!this.checkpointRowEnsured) {
       await ensureCheckpointRow(this.dataSource, this.projector.name);
       this.checkpointRowEnsured = true;
