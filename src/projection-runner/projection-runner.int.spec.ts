@@ -80,7 +80,7 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     await waitFor(async () => (await counters()).length === 3, 10_000);
   });
 
-  it('a SIGKILL between the read-model write and the checkpoint never applies an event twice', async () => {
+  it('a SIGKILL inside a batch (its checkpoint moved and some rows written, nothing committed) never applies an event twice', async () => {
     expect(existsSync(CRASH_CHILD)).toBe(true);
     await appendCounters(25);
     const exit = await new Promise<string | null>((resolve) => {
@@ -99,7 +99,7 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     expect(rows.every((c) => c.applied === 1)).toBe(true);
   });
 
-  it('a SIGKILL after a whole batch was written in one statement, before its checkpoint, never applies an event twice', async () => {
+  it('a SIGKILL after a whole batch was written in one statement, before its commit, never applies an event twice', async () => {
     await appendCounters(25);
     const exit = await new Promise<string | null>((resolve) => {
       execFile(process.execPath, [CRASH_CHILD], { env: { ...process.env, CRASH_DB: JSON.stringify(db.connection), CRASH_AT_N: '15', CRASH_APPLY: 'batch' } }, (error) =>
@@ -138,6 +138,17 @@ describe.each(databaseTargets())('ProjectionRunner on $label', (target) => {
     expect(checkpointReads()).toBe(3);
     expect((await counters()).map((c) => [c.n, c.applied])).toEqual(Array.from({ length: 20 }, (_, i) => [i + 1, 1]));
     expect(await readCheckpoint(db.dataSource, 'test-counter')).toBe(a.status().position);
+  });
+
+  it('a checkpoint row deleted under a leading runner is reported (rebuild it), and nothing is applied twice or looped over silently', async () => {
+    const r = runner(new CounterProjector());
+    await appendCounters(5);
+    await waitFor(async () => (await counters()).length === 5);
+    await db.dataSource.query(`DELETE FROM projection_checkpoints WHERE name = 'test-counter'`);
+    await appendCounters(5, 6);
+    await waitFor(async () => /has no checkpoint row: rebuild it/.test(r.status().lastError ?? ''));
+    expect(r.status().failingSince).not.toBeNull();
+    expect((await counters()).map((c) => [c.n, c.applied])).toEqual(Array.from({ length: 5 }, (_, i) => [i + 1, 1]));
   });
 
   it('two runners on one database: one leads, every event is applied exactly once, the other takes over', async () => {

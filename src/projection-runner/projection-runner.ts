@@ -44,7 +44,8 @@ export class ProjectionRunner {
   private position: string | null = null;
   /**
    * The checkpoint as this runner's last batch left it, while it leads: read before a batch only when unknown (at
-   * first, after a failed batch, on taking the lead), since the batch's own UPDATE checks it anyway.
+   * first, after a failed batch, on taking the lead), since the batch's own UPDATE checks it anyway; a batch with
+   * nothing to apply reads it after, to see a rebuild.
    */
   private committed: string | null | undefined = undefined;
   private lastError: string | null = null;
@@ -149,6 +150,8 @@ export class ProjectionRunner {
       this.committed = undefined;
       // what this runner last wrote is not where the checkpoint is (a rebuild, or a runner that led meanwhile)
       if (error instanceof CheckpointMovedError && known !== undefined) return this.afresh(mark);
+      // a row deleted by hand would otherwise be a silent loop of batches read and rolled back: said, and retried later
+      if (error instanceof CheckpointMovedError && !(await checkpointRowExists(this.dataSource, name))) throw new Error(`projection ${name} has no checkpoint row: rebuild it (POST /api/v1/projections/${name}/rebuild)`);
       throw error;
     }
     this.position = last;
@@ -185,6 +188,10 @@ export class ProjectionRunner {
 
 export async function ensureCheckpointRow(dataSource: DataSource, name: string): Promise<void> {
   await dataSource.query(`INSERT INTO projection_checkpoints (name, position) VALUES ($1, NULL) ON CONFLICT (name) DO NOTHING`, [name]);
+}
+
+async function checkpointRowExists(dataSource: DataSource, name: string): Promise<boolean> {
+  return ((await dataSource.query(`SELECT 1 FROM projection_checkpoints WHERE name = $1`, [name])) as unknown[]).length > 0;
 }
 
 export async function readCheckpoint(dataSource: DataSource, name: string): Promise<string | null> {
