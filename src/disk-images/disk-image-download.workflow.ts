@@ -120,6 +120,8 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
       const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
       try {
         await sendImage(reader.disk, start, end, res, figures, framing);
+        // stopped before the answer ends: a client that has its whole image finds nothing running for it on the hub
+        await reader.close();
         res.end();
         await finished(res);
         return { bytes: figures.sent, size, range: recordedRange, completed: figures.sent === end - start, error: null };

@@ -86,6 +86,8 @@ describe('disk restore without a hypervisor: image downloads and NBD exports of 
     const out = join(scratch, 'inc-disk0.raw');
     const res = await download(imageUrl(incId, 'disk0'), out, { 'X-Correlation-Id': 'dl-raw-inc' });
     expect(res.status).toBe(200);
+    // the answer ends once its export is stopped: a client that has the whole image finds nothing running for it
+    expect(processesMentioning(workArea()).filter((p) => p.cmdline.includes('qemu-nbd'))).toEqual([]);
     expect(res.headers.get('content-length')).toBe(String(64 * MiB));
     expect(res.headers.get('accept-ranges')).toBe('bytes');
     expect(res.headers.get('x-sendense-integrity')).toBe('unverified');
