@@ -11,13 +11,20 @@ import { LibvirtSource } from './libvirt-source';
 describe('libvirt source: a guest whose thaw failed', () => {
   const uuid = '6b3c5a52-1f4e-4f55-9a77-0d8e52c1a0b1';
   let dir: string;
+  // a test that fails midway still ends every source's retries: a loop left running keeps jest from exiting
+  let sources: LibvirtSource[] = [];
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'sendense-thaw-'))));
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await Promise.all(sources.map((s) => s.closeAll()));
+    sources = [];
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   function source(thawFailures: number, state: () => string, thawMs = 0) {
     const logs: string[] = [];
     const calls: string[] = [];
     const libvirt = new LibvirtSource({ workDir: dir, thawRetryMs: 50, log: (level, message) => logs.push(`${level}: ${message}`) });
+    sources.push(libvirt);
     let failures = thawFailures;
     libvirt.virsh = async (args: string[]) => {
       calls.push(args.join(' '));
@@ -71,12 +78,13 @@ describe('libvirt source: a guest whose thaw failed', () => {
     state = 'shut off';
     expect(await until(() => !existsSync(marker()))).toBe(true);
 
-    // stopped while a retry is under way: the stop waits for it, and nothing of it runs after
+    // stopped while a retry is under way (each try lasts 0.1 s): the stop waits for it, and nothing of it runs after;
+    // a loaded machine may poll past the sixth try
     writeFileSync(marker(), 'x\n');
     const second = source(Infinity, () => 'running', 100);
     await second.libvirt.cleanupLeftovers();
     const thaws = () => second.calls.filter((c) => c.startsWith('domfsthaw')).length;
-    expect(await until(() => thaws() === 6)).toBe(true);
+    expect(await until(() => thaws() >= 6)).toBe(true);
     await second.libvirt.closeAll();
     const tries = second.calls.length;
     expect(second.calls.at(-1)).toBe(`domstate ${uuid}`);
