@@ -119,11 +119,14 @@ export class DiskImageDownloadWorkflow implements OnApplicationBootstrap {
       }
       const figures: ReadFigures = { read: 0, zero: 0, sent: 0 };
       try {
-        await sendImage(reader.disk, start, end, res, figures, framing);
-        // stopped before the answer ends: a client that has its whole image finds nothing running for it on the hub
+        // the export is stopped before the answer ends, so a client that has its whole image finds nothing running
+        // for it on the hub: one that counts bytes (Content-Length) has it with the last byte, which waits for the stop
+        const last = framing || end === start ? null : await reader.disk.read(end - 1, 1);
+        await sendImage(reader.disk, start, last ? end - 1 : end, res, figures, framing);
         await reader.close();
-        res.end();
+        res.end(last ?? undefined);
         await finished(res);
+        if (last) figures.sent += last.length;
         return { bytes: figures.sent, size, range: recordedRange, completed: figures.sent === end - start, error: null };
       } catch (error) {
         if (!res.destroyed) res.destroy();
