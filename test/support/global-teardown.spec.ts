@@ -25,7 +25,7 @@ describe('the test run teardown', () => {
     const started = Date.now();
     const run = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--config', JSON.stringify(config)], {
       cwd: ROOT,
-      env: { ...process.env, SENDENSE_TEST_EXIT_GRACE_S: '2' },
+      env: { ...process.env, SENDENSE_TEST_EXIT_GRACE_S: '2', FORCE_COLOR: '0' },
       encoding: 'utf8',
       timeout: 50_000,
     });

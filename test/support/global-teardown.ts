@@ -11,7 +11,8 @@ export default async function globalTeardown(globalConfig: Config.GlobalConfig):
   const { __SENDENSE_TEST_DB__: db, __SENDENSE_TEST_DB_DIR__: dir } = globalThis as { __SENDENSE_TEST_DB__?: EmbeddedDatabase; __SENDENSE_TEST_DB_DIR__?: string };
   await db?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
-  if (!globalConfig.watch && !globalConfig.watchAll) failUnlessExited(Number(process.env.SENDENSE_TEST_EXIT_GRACE_S ?? 60));
+  const grace = Number(process.env.SENDENSE_TEST_EXIT_GRACE_S);
+  if (!globalConfig.watch && !globalConfig.watchAll) failUnlessExited(Number.isFinite(grace) && grace > 0 ? grace : 60);
 }
 
 function failUnlessExited(seconds: number): void {

@@ -5,7 +5,7 @@ import { NbdClient } from '../../nbd-protocol/nbd-client';
 import { openNbd } from '../../nbd-protocol/open-nbd';
 import { terminateProcess } from '../../process/child-process';
 import { launchQemuNbd } from '../../qemu/qemu-nbd-launcher';
-import type { ReadableDisk } from '../../nbd-protocol/nbd-server';
+import type { DiskExtent, ReadableDisk } from '../../nbd-protocol/nbd-server';
 import { openChunkPoint, socketExportLaunch } from '../../repositories/chunks/point-server';
 import type { ChunkPointView, PackedBlock } from '../../repositories/chunks/chunk-store';
 import { ExtentsCodec, frameHeader } from '../image-extents';
@@ -67,13 +67,44 @@ export async function openPointReader(file: string, workDir: string, readyTimeou
   };
 }
 
-/** An NBD export as a point's disk: base:allocation's zero flag is what it reports as zeros. */
+/**
+ * An NBD export as a point's disk: base:allocation's zero flag is what it reports as zeros. A read or status that
+ * does not lie on the server's minimum block (512 bytes for an encrypted qcow2) asks for the blocks around it and
+ * keeps its own part: a range download may start or end anywhere, and the last byte of an answer is read on its own.
+ */
 function nbdDisk(client: NbdClient): PointDisk {
+  const min = client.blockSize.minimum;
+  const around = (offset: number, length: number) => ({ from: offset - (offset % min), to: Math.min(client.size, Math.ceil((offset + length) / min) * min) });
+  const status = async (offset: number, length: number): Promise<DiskExtent[]> =>
+    (await client.blockStatusAll(offset, length, [BASE_ALLOCATION])).get(BASE_ALLOCATION)!.map((e) => ({ length: e.length, zero: (e.flags & NBD_STATE_ZERO) !== 0 }));
   return {
     size: client.size,
-    read: (offset, length, into) => client.read(offset, length, into),
-    allocation: async (offset, length) => (await client.blockStatusAll(offset, length, [BASE_ALLOCATION])).get(BASE_ALLOCATION)!.map((e) => ({ length: e.length, zero: (e.flags & NBD_STATE_ZERO) !== 0 })),
+    read: async (offset, length, into) => {
+      const { from, to } = around(offset, length);
+      if (from === offset && to === offset + length) return client.read(offset, length, into);
+      const out = into ?? Buffer.allocUnsafe(length);
+      (await client.read(from, to - from)).copy(out, 0, offset - from, offset - from + length);
+      return out;
+    },
+    allocation: async (offset, length) => {
+      const { from, to } = around(offset, length);
+      if (from === offset && to === offset + length) return status(offset, length);
+      return clipExtents(await status(from, to - from), offset - from, length);
+    },
   };
+}
+
+/** The part [skip, skip + length) of contiguous extents. */
+export function clipExtents(extents: readonly DiskExtent[], skip: number, length: number): DiskExtent[] {
+  const clipped: DiskExtent[] = [];
+  let at = 0;
+  for (const extent of extents) {
+    const from = Math.max(at, skip);
+    const to = Math.min(at + extent.length, skip + length);
+    if (to > from) clipped.push({ length: to - from, zero: extent.zero });
+    at += extent.length;
+  }
+  return clipped;
 }
 
 export interface ReadFigures {

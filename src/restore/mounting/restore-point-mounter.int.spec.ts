@@ -75,7 +75,7 @@ describe('RestorePointMounter (real images, real mounts)', () => {
       expect(volume(mount, GPT_VOLUMES.unknown)).toMatchObject({ mountPath: null, reason: 'no filesystem signature was recognised' });
       // What was actually looked at on this host, not a blanket claim: a `dmsetup` run by hand creates the node
       const control = existsSync('/dev/mapper/control');
-      const dmLoaded = control && readFileSync('/proc/misc', 'utf8').includes('device-mapper');
+      const dmLoaded = control && /^\s*\d+\s+device-mapper\s*$/m.test(readFileSync('/proc/misc', 'utf8'));
       expect(volume(mount, GPT_VOLUMES.lvm).reason).toContain(dmLoaded ? 'device-mapper itself is there' : 'device-mapper is not available on this host');
       expect(volume(mount, GPT_VOLUMES.lvm).reason).toContain(`/dev/mapper/control ${control ? 'exists' : 'is missing'}`);
       expect(volume(mount, GPT_VOLUMES.broken)).toMatchObject({ mountPath: null, reason: expect.stringMatching(/^mount failed: .*Structure needs cleaning/) });
