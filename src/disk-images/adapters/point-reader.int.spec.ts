@@ -155,6 +155,9 @@ describe('reading a point as a raw disk through qemu-nbd and block status', () =
         const data = await collect(reader.disk, start, end);
         expect({ start, end, same: data.equals(reference.subarray(start, end)) }).toEqual({ start, end, same: true });
       }
+      // nothing beyond the disk: no bytes made up past its end
+      await expect(reader.disk.read(64 * MiB - 10, 20)).rejects.toThrow(`[${64 * MiB - 10}, ${64 * MiB + 10}) is not within the disk's ${64 * MiB} bytes`);
+      await expect(reader.disk.allocation(64 * MiB, 1)).rejects.toThrow(/is not within the disk's/);
     } finally {
       await reader.close();
     }

@@ -74,7 +74,11 @@ export async function openPointReader(file: string, workDir: string, readyTimeou
  */
 function nbdDisk(client: NbdClient): PointDisk {
   const min = client.blockSize.minimum;
-  const around = (offset: number, length: number) => ({ from: offset - (offset % min), to: Math.min(client.size, Math.ceil((offset + length) / min) * min) });
+  const around = (offset: number, length: number) => {
+    // the end is capped at the disk's for the last block: a range beyond it is refused here, as the client would
+    if (!(offset >= 0 && length >= 0 && offset + length <= client.size)) throw new RangeError(`[${offset}, ${offset + length}) is not within the disk's ${client.size} bytes`);
+    return { from: offset - (offset % min), to: Math.min(client.size, Math.ceil((offset + length) / min) * min) };
+  };
   const status = async (offset: number, length: number): Promise<DiskExtent[]> =>
     (await client.blockStatusAll(offset, length, [BASE_ALLOCATION])).get(BASE_ALLOCATION)!.map((e) => ({ length: e.length, zero: (e.flags & NBD_STATE_ZERO) !== 0 }));
   return {
