@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import type { Config } from '@jest/types';
+import type { GlobalConfig } from 'jest';
 import type { EmbeddedDatabase } from '../../src/database/embedded-postgres';
 
 /**
@@ -7,7 +7,7 @@ import type { EmbeddedDatabase } from '../../src/database/embedded-postgres';
  * does not exit (a timer, socket or child process a test left running) would wait for CI's own limit, which then
  * kills the whole run with no name for the cause: once its grace has passed it fails instead, saying why.
  */
-export default async function globalTeardown(globalConfig: Config.GlobalConfig): Promise<void> {
+export default async function globalTeardown(globalConfig: GlobalConfig): Promise<void> {
   const { __SENDENSE_TEST_DB__: db, __SENDENSE_TEST_DB_DIR__: dir } = globalThis as { __SENDENSE_TEST_DB__?: EmbeddedDatabase; __SENDENSE_TEST_DB_DIR__?: string };
   await db?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
