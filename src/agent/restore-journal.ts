@@ -8,8 +8,12 @@ import { join } from 'node:path';
  */
 export interface RestoreJournalState {
   restoreId: string;
-  /** writing: undone if it ends; committing: a replace renaming checked files, finished; pulling: a running instant recovery, resumed. */
-  phase: 'writing' | 'committing' | 'pulling';
+  /**
+   * writing: undone if it ends; committing: a replace renaming checked files, finished; pulling: a running instant
+   * recovery, resumed; local: an instant recovery whose copy is done, its domain holding the only copy of what its
+   * guest wrote: never undone, only reported to the hub.
+   */
+  phase: 'writing' | 'committing' | 'pulling' | 'local';
   /** Files this restore created (new disks, a UEFI store); removed when it is undone. */
   files: string[];
   /** Directories it created (a TPM state dir); removed when it is undone. */

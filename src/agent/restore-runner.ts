@@ -45,9 +45,12 @@ export interface RestoreRunnerDeps {
 const PROGRESS_EVERY_MS = 1000;
 /** An agent stopping leaves a running instant recovery alone: the domain keeps running, the next start resumes the copy. */
 const SHUTDOWN = 'agent shutting down';
-/** The last word of an instant recovery is retried this long: the hub may be restarting. */
-const FINAL_REPORT_MS = 30 * 60_000;
 const NBD_DIR = 'nbd-';
+
+/** What an instant recovery whose domain is local does when something fails: it says so and keeps it (and its journal). */
+function keptLocal(log: RestoreRunnerDeps['log'], restoreId: string, reason: string): void {
+  log('error', `instant recovery ${restoreId}: its domain is local and is kept; the next agent start tells the hub: ${reason}`);
+}
 
 /** A restore that found the point's data other than its digests say: it fails, naming the blocks. */
 class DamagedRestore extends Error {
@@ -128,9 +131,9 @@ export class RestoreRunner {
     }
     for (const journal of await RestoreJournal.leftovers(this.deps.workDir)) {
       if (!this.deps.host) continue;
-      if (journal.state.phase === 'pulling' && journal.state.instant) {
-        // the domain runs on the hub's data: finish copying it, never undo it
-        done.push(`resumed the background copy of instant recovery ${journal.state.restoreId}`);
+      if ((journal.state.phase === 'pulling' || journal.state.phase === 'local') && journal.state.instant) {
+        // the domain runs on the hub's data, or on its own: finish copying it, never undo it
+        done.push(journal.state.phase === 'pulling' ? `resumed the background copy of instant recovery ${journal.state.restoreId}` : `telling the hub that instant recovery ${journal.state.restoreId} is local`);
         this.resume(journal);
         continue;
       }
@@ -195,6 +198,7 @@ export class RestoreRunner {
     } catch (error) {
       const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
       if (journal?.state.phase === 'pulling' && reason === SHUTDOWN) return;
+      if (journal?.state.phase === 'local') return keptLocal(log, req.restoreId, reason);
       log('error', `restore ${req.restoreId} of ${req.restorePointId} failed: ${reason}`);
       if (journal && this.deps.host) {
         // a journal whose undo failed stays: the next agent start tries again
@@ -207,30 +211,39 @@ export class RestoreRunner {
     }
   }
 
-  /** The background copy of a running instant recovery, to its end: the domain local, the proxies gone, the hub told. */
+  /**
+   * The background copy of a running instant recovery, to its end: the domain local, the proxies gone, the hub told.
+   * Once the copy is done (`local` in the journal) the domain holds the only copy of what its guest wrote since it
+   * booted: nothing that fails after that undoes it. Stopping the proxies or checking that it runs may fail (said,
+   * the domain reported as not known to run); the hub is told until it takes the report or refuses it (its final
+   * word), for as long as this agent runs; an agent stopped before that leaves the journal for the next to report.
+   */
   private async finishInstant(journal: RestoreJournal, signal: AbortSignal, report: (r: RestoreReport) => Promise<unknown>): Promise<void> {
     const { instant, restoreId } = journal.state;
-    const last = new Map<string, number>();
-    await this.deps.host!.pull(instant!.uuid, instant!.diskIds, (diskId, done, total) => {
-      if (Date.now() - (last.get(diskId) ?? 0) < PROGRESS_EVERY_MS) return;
-      last.set(diskId, Date.now());
-      void report({ type: 'disk-progressed', diskId, bytesDone: done, bytesPlanned: total, rate: 0 }).catch(() => undefined);
-    }, signal);
-    for (const diskId of instant!.diskIds) await report({ type: 'disk-completed', diskId, bytesWritten: 0, bytesZeroed: 0, bytesPlanned: 0, durationMs: 0, verifiedBlocks: 0 }).catch(() => undefined);
-    await this.deps.host!.releaseInstant(journal.state);
-    const started = await this.deps.host!.settleInstant(instant!.uuid);
-    await journal.remove();
-    const final: RestoreReport = { type: 'finished', domain: { name: instant!.name, uuid: instant!.uuid, started } };
-    for (const deadline = Date.now() + FINAL_REPORT_MS; ; ) {
-      try {
-        await report(final);
-        return;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        this.deps.log('warn', `instant recovery ${restoreId} is local; telling the hub failed, retrying: ${String(error)}`);
-        await new Promise((r) => setTimeout(r, 2000));
-      }
+    const { log } = this.deps;
+    if (journal.state.phase !== 'local') {
+      const last = new Map<string, number>();
+      await this.deps.host!.pull(instant!.uuid, instant!.diskIds, (diskId, done, total) => {
+        if (Date.now() - (last.get(diskId) ?? 0) < PROGRESS_EVERY_MS) return;
+        last.set(diskId, Date.now());
+        void report({ type: 'disk-progressed', diskId, bytesDone: done, bytesPlanned: total, rate: 0 }).catch(() => undefined);
+      }, signal);
+      await journal.record({ phase: 'local' });
+      for (const diskId of instant!.diskIds) await report({ type: 'disk-completed', diskId, bytesWritten: 0, bytesZeroed: 0, bytesPlanned: 0, durationMs: 0, verifiedBlocks: 0 }).catch(() => undefined);
     }
+    await this.deps.host!.releaseInstant(journal.state).catch((e) => log('error', `instant recovery ${restoreId}: its domain ${instant!.name} is local, but stopping its NBD proxies failed (they may still run): ${String(e)}`));
+    const started = await this.deps.host!.settleInstant(instant!.uuid).catch((e) => {
+      log('error', `instant recovery ${restoreId}: its domain ${instant!.name} is local, but whether it runs could not be checked (reported as not started): ${String(e)}`);
+      return false;
+    });
+    const final: RestoreReport = { type: 'finished', domain: { name: instant!.name, uuid: instant!.uuid, started } };
+    try {
+      await sendLastReport(async () => void (await report(final)), { signal, budgetMs: Infinity, onRetry: (e, ms) => log('warn', `instant recovery ${restoreId} is local; telling the hub failed (${String(e)}), trying again in ${ms} ms`) });
+    } catch (error) {
+      if (signal.aborted) return;
+      log('error', `instant recovery ${restoreId}: the hub refused its last report; its domain ${instant!.name} is local and stays: ${String(error)}`);
+    }
+    await journal.remove();
   }
 
   /** An instant recovery a previous agent left copying: the copy continues under this agent. */
@@ -244,6 +257,7 @@ export class RestoreRunner {
       .catch(async (error: Error) => {
         const reason = abort.signal.aborted ? String((abort.signal.reason as Error)?.message ?? 'cancelled') : error.message;
         if (reason === SHUTDOWN) return;
+        if (journal.state.phase === 'local') return keptLocal(this.deps.log, restoreId, reason);
         // as a restore this agent started: what it made goes, then the hub hears why
         this.deps.log('error', `instant recovery ${restoreId} failed: ${reason}`);
         await this.deps.host!.undo(journal.state).then(

@@ -204,6 +204,8 @@ describe('restoring whole VMs to libvirt through the agent', () => {
     expect(await virsh('dumpxml', name)).not.toContain("type='network'");
     expect(processesMentioning(join(lab.dir, 'agent')).filter((p) => p.cmdline.includes('nbdkit'))).toEqual([]);
     expect((await lab.api('GET', '/api/v1/nbd/ports')).body).toEqual([]);
+    // the agent's journal goes once the hub took the last word
+    await lab.until(async () => readdirSync(join(lab.dir, 'agent', 'restores')).every((f) => !f.startsWith('restore-')), 10_000, "the instant recovery's journal to go");
     await lab.stop(lab.hub);
     expect((await virsh('domstate', name)).trim()).toBe('running');
     // every block of the point (the 0x5a fill above the guest's slots) and the guest's own writes (slot 1), read by the guest with the hub gone
