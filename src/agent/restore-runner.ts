@@ -190,11 +190,13 @@ export class RestoreRunner {
       }
       signal.throwIfAborted();
       const domain = await this.deps.host.commit(req, disks, journal);
-      if (req.target.kind === 'new-domain') await report({ type: 'domain-defined', name: domain.name, uuid: domain.uuid });
-      for (const note of domain.notes) log('info', `restore ${req.restoreId}: ${note}`);
+      // the restore's result from here: a domain on verified disks (maybe running): a hub that cannot be told never undoes it
       await journal.remove();
       journal = undefined;
-      await last({ type: 'finished', domain: { name: domain.name, uuid: domain.uuid, started: domain.started } });
+      for (const note of domain.notes) log('info', `restore ${req.restoreId}: ${note}`);
+      const tell = (r: RestoreReport) => last(r).catch((e) => log('error', `restore ${req.restoreId}: domain ${domain.name} is restored and stays; telling the hub (${r.type}) failed: ${String(e)}`));
+      if (req.target.kind === 'new-domain') await tell({ type: 'domain-defined', name: domain.name, uuid: domain.uuid });
+      await tell({ type: 'finished', domain: { name: domain.name, uuid: domain.uuid, started: domain.started } });
     } catch (error) {
       const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'cancelled') : error instanceof Error ? error.message : String(error);
       if (journal?.state.phase === 'pulling' && reason === SHUTDOWN) return;
@@ -308,7 +310,9 @@ export class RestoreRunner {
         if (check.damaged.length) throw new DamagedRestore(check.damaged, check.damagedBlocks);
         verifiedBlocks = check.verifiedBlocks;
       }
-      await report({ type: 'disk-completed', diskId: disk.diskId, bytesWritten: summary.bytesWritten, bytesZeroed: summary.bytesZeroed, bytesPlanned: summary.bytesPlanned, durationMs: Math.round(summary.durationMs), verifiedBlocks });
+      // the hub completes the restore only once it has every disk's: a moment of a busy hub does not throw the copy away
+      const completed: RestoreReport = { type: 'disk-completed', diskId: disk.diskId, bytesWritten: summary.bytesWritten, bytesZeroed: summary.bytesZeroed, bytesPlanned: summary.bytesPlanned, durationMs: Math.round(summary.durationMs), verifiedBlocks };
+      await sendLastReport(async () => void (await report(completed)), { signal, onRetry: (e, ms) => this.deps.log('warn', `restore ${req.restoreId}: the report of disk ${disk.diskId} did not reach the hub (${String(e)}); trying again in ${ms} ms`) });
     } finally {
       await target?.close().catch(() => undefined);
       await source?.close().catch(() => undefined);
