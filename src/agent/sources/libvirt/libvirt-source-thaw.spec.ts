@@ -68,6 +68,24 @@ describe('libvirt source: a guest whose thaw failed', () => {
     await libvirt.closeAll();
   });
 
+  it('a backup that starts while an earlier thaw is still being retried, whose own freeze and thaw both fail, goes on thawing and keeps the marker', async () => {
+    writeFileSync(marker(), 'left by a backup whose thaw failed\n');
+    const { libvirt, calls, release } = source(Infinity, () => 'running');
+    const thaws = () => calls.filter((c) => c === `domfsthaw ${uuid}`).length;
+    await libvirt.cleanupLeftovers();
+    // the next backup's line: the freeze fails (the guest agent still hung: the guest may well be frozen still), the
+    // job begins, the thaw fails
+    const hung = () => new Error('error: Guest agent is not responding: Guest agent not available for now');
+    (libvirt as unknown as { shell: object }).shell = { sequence: async () => [hung(), null, hung()], close: async () => undefined };
+    const frozen = (libvirt as unknown as { frozen: (info: object, begin: string[]) => Promise<unknown> }).frozen.bind(libvirt);
+    await expect(frozen({ uuid, name: 'web', disks: [], qemuUser: null, guestAgentChannel: true }, ['backup-begin', uuid])).rejects.toThrow(/could not be thawed: it may still be frozen/);
+    expect(existsSync(marker())).toBe(true);
+    const before = thaws();
+    expect(await until(() => thaws() >= before + 2)).toBe(true);
+    release();
+    expect(await until(() => !existsSync(marker()))).toBe(true);
+  });
+
   it('stops once the domain no longer runs, and an agent that stops first leaves the marker for its next start', async () => {
     writeFileSync(marker(), 'x\n');
     let state = 'running';

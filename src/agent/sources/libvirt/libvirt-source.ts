@@ -369,6 +369,7 @@ export class LibvirtSource implements BackupSource {
   private async frozen(info: DomainInfo, begin: string[]): Promise<{ consistency: Consistency; backupBeginMs: number }> {
     const started = performance.now();
     // a guest still being thawed after a failed thaw is thawed by this line now, not in the middle of it
+    const mayBeFrozen = this.stillFrozen.has(info.uuid);
     await this.stopThawing(info.uuid);
     if (!info.guestAgentChannel) {
       await this.virsh(begin);
@@ -388,8 +389,9 @@ export class LibvirtSource implements BackupSource {
       return { consistency: { consistency: 'crash', consistencyReason: `freezing the guest did not end: ${(error as Error).message}`, freezeMs: null }, backupBeginMs: performance.now() - started };
     }
     const [freezeFailed, beginFailed, thawFailed] = results;
-    // a thaw that failed after a freeze that held is tried again (a guest left frozen is an outage)
-    if (thawFailed && !freezeFailed) await this.thaw(info.uuid, true);
+    // a thaw that failed after a freeze that held, or of a guest an earlier thaw had not reached, is tried again
+    // (a guest left frozen is an outage)
+    if (thawFailed && (!freezeFailed || mayBeFrozen)) await this.thaw(info.uuid, true);
     const elapsed = performance.now() - started;
     await rm(marker, { force: true });
     if (beginFailed) throw beginFailed;
