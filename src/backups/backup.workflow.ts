@@ -24,6 +24,7 @@ import { insideRoot } from '../repositories/qcow2/inside-root';
 import { layoutOf, maxChainDepthOf } from '../repositories/registry/repository.events';
 import { BreakChainCommand } from '../restore-points/commands/break-chain.command';
 import { ChainState, depthOf, integrityOf, lineageOf, pointOf } from '../restore-points/chain.aggregate';
+import { pointRecorded } from './recorded-point';
 import { RestorePoint } from '../restore-points/chain.events';
 import { ImmutablePoints } from '../restore-points/immutable-points';
 import { RestorePointsService } from '../restore-points/restore-points.service';
@@ -443,12 +444,17 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       const reason = error instanceof Error ? error.message : String(error);
       this.logger.error(`backup ${jobId} failed: ${reason}`);
       await this.catchUp(story);
-      const phase = (await this.job(jobId)).phase!;
+      const state = await this.job(jobId);
       // Clean first, then record the failure: a job that reads "failed" has left nothing behind. An export still
       // starting ends first (its own failure releases its port), so the clean-up finds each export started or gone.
       await Promise.allSettled(serving);
-      await this.cleanUp(story, root, createdFiles, agentStarted);
-      if (!isTerminal(await this.job(jobId))) await this.send(story, new FailBackupCommand(jobId, reason, phase));
+      // an error after its point was recorded (the completion's append lost to a database failover): the point is
+      // the backup, and its files are never cleaned away
+      if (!isTerminal(state) && pointRecorded(state, await this.points.chain(state.vmId!, state.repositoryId!))) await this.completeRecorded(story, state);
+      else {
+        await this.cleanUp(story, root, createdFiles, agentStarted);
+        if (!isTerminal(await this.job(jobId))) await this.send(story, new FailBackupCommand(jobId, reason, state.phase!));
+      }
     } finally {
       watching.abort();
       this.waiters.delete(jobId);
@@ -578,16 +584,20 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     if (idle.length) await this.step(story, () => this.exports.releaseJob(state.jobId!)).catch((e) => this.logger.warn(`releasing the ports of ${state.jobId}: ${String(e)}`));
   }
 
+  /** A job whose restore point is in the chain: its exports released, then completed. */
+  private async completeRecorded(story: Story, state: BackupJobState): Promise<void> {
+    await this.releaseExports(story, state);
+    await this.send(story, new RecordTargetsReleasedCommand(story.jobId, []));
+    await this.send(story, new CompleteBackupCommand(story.jobId));
+  }
+
   /** At start, or taking over from a gone hub: a job whose restore point made it into the chain is completed; any other is failed and cleaned up. */
   private async recover(story: Story, state: BackupJobState, failure = `interrupted by a hub restart during ${state.phase}`): Promise<void> {
     const { jobId } = story;
     const definition = await this.repositories.definition(state.repositoryId!);
     const root = definition.root;
-    const chain = await this.points.chain(state.vmId!, state.repositoryId!);
-    if (state.restorePointId && pointOf(chain, state.restorePointId) && Object.values(state.disks).every((d) => d.done)) {
-      await this.releaseExports(story, state);
-      await this.send(story, new RecordTargetsReleasedCommand(jobId, []));
-      await this.send(story, new CompleteBackupCommand(jobId));
+    if (pointRecorded(state, await this.points.chain(state.vmId!, state.repositoryId!))) {
+      await this.completeRecorded(story, state);
       await this.release(story, state.vmId!);
       return;
     }

@@ -501,8 +501,10 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         await this.immutable.seal(synced).catch((e) => this.logger.error(`restore point ${id} could not be made immutable: ${String(e)}`));
         return bytes;
       } catch (error) {
-        // nothing of an unrecorded point stays: the next run copies it again from the start
-        await this.files.remove(root, point.vmId, id, targets.map((t) => t.file)).catch((e: Error) => this.logger.error(`removing the partial copy of ${id} failed: ${e.message}`));
+        // nothing of an unrecorded point stays: the next run copies it again from the start; a point recorded before the
+        // error (its read model not caught up, a database failover) is this hub's, and so are its files
+        const recorded = await this.chains.load(point.vmId, job.repositoryId).then((chain) => pointOf(chain, id) !== undefined, () => true);
+        if (!recorded) await this.files.remove(root, point.vmId, id, targets.map((t) => t.file)).catch((e: Error) => this.logger.error(`removing the partial copy of ${id} failed: ${e.message}`));
         throw error instanceof PointFailure ? error : new PointFailure(id, `copying restore point ${id} failed: ${(error as Error).message}`);
       }
     } finally {
