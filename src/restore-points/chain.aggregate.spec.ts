@@ -52,6 +52,16 @@ describe('restore point chain rules', () => {
     expect(() => run([{ kind: 'undelete', restorePointId: 'c', by: 'admin' }], started)).toThrow('restore point c is being purged');
   });
 
+  it("a purge round's start takes a point only while it is in the recycle bin with its grace ended: one undeleted after the round listed it stays", () => {
+    const recycled = run([{ kind: 'recycle', restorePointId: 'c', recycledAt: '2026-11-01T00:00:00.000Z', purgeAfter: '2026-11-08T00:00:00.000Z', by: 'ops', reason: 'r' }], base());
+    expect(run([{ kind: 'startDelete', restorePointId: 'c', dueBy: '2026-11-08T00:00:00.000Z' }], [...recycled]).at(-1)!.type).toBe('RestorePointDeleteStarted');
+    expect(() => run([{ kind: 'startDelete', restorePointId: 'c', dueBy: '2026-11-07T23:59:59.000Z' }], [...recycled])).toThrow('restore point c stays in the recycle bin until 2026-11-08T00:00:00.000Z');
+    const undeleted = run([{ kind: 'undelete', restorePointId: 'c', by: 'admin' }], [...recycled]);
+    expect(() => run([{ kind: 'startDelete', restorePointId: 'c', dueBy: '2026-11-09T00:00:00.000Z' }], undeleted)).toThrow('restore point c is no longer in the recycle bin: it was undeleted');
+    // an operator's delete of it (no dueBy) is a delete as any other
+    expect(run([{ kind: 'startDelete', restorePointId: 'c' }], undeleted).at(-1)!.type).toBe('RestorePointDeleteStarted');
+  });
+
   it('picks the delete strategy from the position in the chain', () => {
     const strategyOf = (id: string) => (run([{ kind: 'startDelete', restorePointId: id }], base()).at(-1)!.data as { strategy: string }).strategy;
     expect(strategyOf('a')).toBe('merge-into-child');

@@ -67,7 +67,8 @@ export type ChainCommand =
   | { kind: 'add'; point: RestorePoint }
   /** A point copied from another hub and checked against its digests. */
   | { kind: 'sync'; point: RestorePoint; synced: PointSource }
-  | { kind: 'startDelete'; restorePointId: string }
+  /** `dueBy`: a purge of the recycle bin, which takes the point only while it is still there with its grace ended by then. */
+  | { kind: 'startDelete'; restorePointId: string; dueBy?: string }
   | { kind: 'completeDelete'; restorePointId: string; childDisks: PointDisk[] | null }
   /** The delete cannot go on (its file surgery failed, or a backup was found holding the chain): `undone` when the files are as before. */
   | { kind: 'failDelete'; restorePointId: string; reason: string; undone: boolean }
@@ -198,6 +199,10 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         const point = pointOf(state, command.restorePointId);
         if (!point) throw new DomainError('not_found', `restore point ${command.restorePointId} does not exist`);
         if (state.pending) throw new DomainError('conflict', `the chain is busy deleting restore point ${state.pending.restorePointId}`);
+        // decided on the stream an undelete appends to: a purge round that listed the point before it was undeleted stops here
+        const binned = state.recycled[command.restorePointId];
+        if (command.dueBy !== undefined && !binned) throw new DomainError('conflict', `restore point ${command.restorePointId} is no longer in the recycle bin: it was undeleted`);
+        if (command.dueBy !== undefined && Date.parse(binned.purgeAfter) > Date.parse(command.dueBy)) throw new DomainError('conflict', `restore point ${command.restorePointId} stays in the recycle bin until ${binned.purgeAfter}`);
         const strategy = deleteStrategy(state, command.restorePointId);
         return [
           {

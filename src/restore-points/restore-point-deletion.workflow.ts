@@ -128,14 +128,17 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
       for (const p of immutable ? points.reverse() : points) {
         if (!this.purgeTimer) return;
         const recycled = (await this.store.readStream(chainStream(p.vmId, p.repositoryId))).filter((e) => e.type === RESTORE_POINT_RECYCLED && e.data.restorePointId === p.restorePointId).at(-1);
-        const purge = () => this.purge(p.restorePointId);
+        const purge = () => this.purge(p.restorePointId, now);
         await (recycled ? causedBy(recycled, purge) : purge()).catch((e) => this.logger.warn(`restore point ${p.restorePointId} stays in the recycle bin for now: ${String(e)}`));
       }
     }
   }
 
-  /** Refused while a file of the point, or of a point reading through it, is in use. Answers once the read model shows the result. */
-  private async purge(restorePointId: string): Promise<void> {
+  /**
+   * Refused while a file of the point, or of a point reading through it, is in use. Answers once the read model shows
+   * the result. `dueBy`: a round of the recycle bin's purge, which takes the point only if it is still there then.
+   */
+  private async purge(restorePointId: string, dueBy?: Date): Promise<void> {
     const view = await this.queries.execute(new GetRestorePointQuery(restorePointId));
     const repository = await this.repositories.usable(view.repositoryId);
     const root = repository.root;
@@ -145,7 +148,7 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
     const touched = await Promise.all(pointAndDescendants(state, restorePointId).flatMap((p) => p.disks.map((d) => realpath(join(root, d.file)).catch(() => join(root, d.file)))));
     const blocker = await this.filesInUse.blocker(touched);
     if (blocker) throw new DomainError('conflict', `restore point ${restorePointId} or a point above it is in use: ${blocker}`);
-    const started = await this.commands.execute(new StartRestorePointDeleteCommand(view.vmId, view.repositoryId, restorePointId));
+    const started = await this.commands.execute(new StartRestorePointDeleteCommand(view.vmId, view.repositoryId, restorePointId, dueBy?.toISOString()));
     // A backup recorded as started after the check above but before the start was recorded holds the chain now: it
     // sees this delete pending and waits, so the delete checks again and steps back (nothing was touched yet).
     const late = await this.filesInUse.blocker(touched);

@@ -7,6 +7,8 @@ export class StartRestorePointDeleteCommand extends Command<ChainAppended> {
     readonly vmId: string,
     readonly repositoryId: string,
     readonly restorePointId: string,
+    /** A purge of the recycle bin: the point only while it is there, its grace ended by this instant (ISO 8601). */
+    readonly dueBy?: string,
   ) {
     super();
   }
