@@ -1,5 +1,10 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RestoreStartRequest } from '../../../wire/restore-protocol';
+import { RestoreJournal } from '../../restore-journal';
 import type { LibvirtSource } from './libvirt-source';
-import { blockJobBytes, LibvirtRestorer } from './libvirt-restorer';
+import { blockJobBytes, LibvirtRestorer, type RestoreDiskPlan } from './libvirt-restorer';
 
 describe('blockJobBytes', () => {
   it("reads the bytes copied and to copy from virsh blockjob --info --raw (tools/virsh-domain.c's raw format)", () => {
@@ -74,4 +79,40 @@ describe('the background copy of an instant recovery', () => {
     expect(domain.started).toEqual(['vda']);
     expect(domain.mostAtOnce()).toBe(1);
   }, 30_000);
+});
+
+/**
+ * A replace renames the checked files over the domain's own only while the domain is shut off: the copy may take
+ * hours, and a domain started meanwhile writes to the disks the renames would put away. libvirt is faked as a domain
+ * in the state the test gives; the files are real.
+ */
+describe('the commit of a replace', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'sendense-replace-commit-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function commit(state: string) {
+    const own = join(dir, 'web-vda.qcow2');
+    const written = `${own}.sendense-restore-r1`;
+    writeFileSync(own, 'the domain\'s own disk');
+    writeFileSync(written, 'the restored disk');
+    const info = { uuid: 'uuid-1', name: 'web', disks: [{ target: 'vda', type: 'file', file: own }], qemuUser: null, guestAgentChannel: false };
+    const virsh = async ([command]: string[]) => (command === 'domstate' ? `${state}\n` : '');
+    const source = { virsh, domain: async () => ({ info, running: state === 'running' }) } as unknown as LibvirtSource;
+    const journal = await RestoreJournal.create(dir, 'r1');
+    const req = { restoreId: 'r1', target: { kind: 'replace', vmId: 'uuid-1' } } as unknown as RestoreStartRequest;
+    const disks: RestoreDiskPlan[] = [{ diskId: 'vda', virtualSize: 1, format: 'qcow2', write: written, final: own, owner: { uid: process.getuid!(), gid: process.getgid!(), mode: 0o600 } }];
+    const outcome = await new LibvirtRestorer(source, { workDir: dir, log: () => undefined }).commit(req, disks, journal).then(() => 'committed', (e: Error) => `${e.constructor.name}: ${e.message}`);
+    return { outcome, own: readFileSync(own, 'utf8'), journal: journal.state.phase };
+  }
+
+  it('a domain started while its disks were restored keeps its own disks: the commit is refused before anything is renamed', async () => {
+    for (const state of ['running', 'paused']) {
+      expect(await commit(state)).toEqual({ outcome: `RestoreConflict: domain web is ${state}: it was started while its disks were restored; its own disks are left as they are (shut it off and restore again)`, own: "the domain's own disk", journal: 'writing' });
+    }
+  });
+
+  it('a domain still shut off gets the restored disks', async () => {
+    expect(await commit('shut off')).toEqual({ outcome: 'committed', own: 'the restored disk', journal: 'committing' });
+  });
 });

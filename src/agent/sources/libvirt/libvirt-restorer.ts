@@ -100,12 +100,16 @@ export class LibvirtRestorer {
   /** Every disk is written and checked: the domain is defined (and started), or the replaced disks take their place. */
   async commit(req: RestoreStartRequest, disks: RestoreDiskPlan[], journal: RestoreJournal): Promise<RestoredDomainInfo> {
     if (req.target.kind === 'replace') {
-      const { info } = await this.source.domain(req.target.vmId);
-      await journal.record({ phase: 'committing', renames: disks.map((d) => ({ from: d.write, to: d.final })) });
+      // the copy may have taken hours: a domain started meanwhile writes to the disks the renames would put away
+      const { info, running } = await replacedDomain(this.source, req.target.vmId);
+      const state = (await this.source.virsh(['domstate', info.uuid])).trim();
+      if (running || state !== 'shut off') throw new RestoreConflict(`domain ${info.name} is ${state}: it was started while its disks were restored; its own disks are left as they are (shut it off and restore again)`);
+      // before the commit is journaled: a file this cannot take leaves the domain's own disks in place
       for (const d of disks) {
         await chown(d.write, d.owner!.uid, d.owner!.gid);
         await chmod(d.write, d.owner!.mode);
       }
+      await journal.record({ phase: 'committing', renames: disks.map((d) => ({ from: d.write, to: d.final })) });
       await finishRenames(journal.state);
       // The checkpoints describe the replaced images' bitmaps, which went with them: the next backup is a full.
       const checkpoints = (await this.source.virsh(['checkpoint-list', info.uuid, '--name'])).split('\n').map((l) => l.trim()).filter(Boolean);
