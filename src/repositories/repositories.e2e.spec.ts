@@ -167,6 +167,20 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     ]);
   });
 
+  it('a copy of a repository registered beside it and rescanned records none of its points again, and every chain goes on being read', async () => {
+    await rescan();
+    const copy = join(dir, 'repo-copy');
+    await run('cp', ['-a', root, copy]);
+    const registered = await hub.admin(hub.http().post('/api/v1/repositories')).send({ name: 'copy', kind: 'local', path: copy }).expect(201);
+    const report = (await hub.admin(hub.http().post(`/api/v1/repositories/${registered.body.repositoryId}/rescan`)).expect(201)).body;
+    expect(report).toMatchObject({ vms: ['vm1'], added: [], broken: [] });
+    expect(report.duplicates).toEqual(chain.points.map((restorePointId) => ({ restorePointId, reason: `held already in repository ${repositoryId} as a point of VM vm1` })));
+    expect(await listChain(hub, registered.body.repositoryId)).toEqual([]);
+    // the read model was not stopped by a second point of one id: a delete in the first repository still shows
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(200);
+    expect((await listChain()).map((p: { restorePointId: string }) => p.restorePointId)).toEqual(['rp-1', 'rp-2', 'rp-3']);
+  });
+
   it('one DELETE of a restore point is one audit story: the request correlation id on every event, each caused by a command or an earlier event of the story', async () => {
     await rescan();
     const story = async (correlationId: string) => (await hub.admin(hub.http().get(`/api/v1/audit/correlations/${correlationId}`)).expect(200)).body.events;

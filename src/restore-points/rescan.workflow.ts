@@ -16,6 +16,8 @@ export interface RescanReport {
   added: string[];
   alreadyKnown: string[];
   broken: { restorePointId: string | null; reason: string }[];
+  /** Points held already elsewhere on this hub (a restore point id names one point): not recorded again. */
+  duplicates: { restorePointId: string; reason: string }[];
   invalidManifests: { file: string; error: string }[];
 }
 
@@ -42,7 +44,7 @@ export class RescanWorkflow {
     const repository = await this.repositories.definition(repositoryId);
     const { root } = repository;
     const { manifests, invalid } = await listManifests(root);
-    const report: RescanReport = { vms: [], added: [], alreadyKnown: [], broken: [], invalidManifests: invalid };
+    const report: RescanReport = { vms: [], added: [], alreadyKnown: [], broken: [], duplicates: [], invalidManifests: invalid };
     let position: string | null = null;
     const byVm = new Map<string, RestorePointManifest[]>();
     for (const m of manifests) byVm.set(m.vmId, [...(byVm.get(m.vmId) ?? []), m]);
@@ -57,6 +59,7 @@ export class RescanWorkflow {
         if (finding.outcome === 'known') report.alreadyKnown.push(manifest.restorePointId);
         if (finding.outcome === 'added') report.added.push(manifest.restorePointId);
         if (finding.outcome === 'broken') report.broken.push({ restorePointId: manifest.restorePointId, reason: finding.reason! });
+        if (finding.outcome === 'duplicate') report.duplicates.push({ restorePointId: manifest.restorePointId, reason: finding.reason! });
       }
     }
     await this.projections.waitFor(READ_MODEL, position);

@@ -3,8 +3,9 @@ import { RestorePoint } from '../chain.events';
 import { ChainAppended } from './chain-appended';
 
 export interface RescanFinding extends ChainAppended {
-  outcome: 'added' | 'known' | 'broken';
-  /** Why the chain is broken, for outcome `broken`. */
+  /** `duplicate`: the point is held already in another repository (or as another VM's): nothing is recorded. */
+  outcome: 'added' | 'known' | 'broken' | 'duplicate';
+  /** Why the chain is broken, for outcome `broken`; where the point is held, for `duplicate`. */
   reason: string | null;
 }
 
