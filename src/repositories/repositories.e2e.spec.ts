@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, truncateSync, renameSync, existsSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, renameSync, existsSync, statSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -282,23 +282,33 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     await expectContent(['rp-1', 'rp-3', 'rp-4']);
   });
 
-  it('finishes at the next start a merge that a crash interrupted', async () => {
+  /**
+   * A hub (`hubInstance`, or one not named) that began merging rp-1 and crashed past the merge's commit, and this hub
+   * started again on its data dir with `env`.
+   */
+  async function crashMidMergeAndRestart(hubInstance: string | undefined, env: Record<string, string> = {}) {
     await rescan();
     const { AggregateRepository } = await import('../eventing/aggregate-repository');
     const { chainAggregate } = await import('../restore-points/chain.aggregate');
     const { chainStream } = await import('../restore-points/chain.events');
     const { planMergeOldest, beginMerge, runMergeStep } = await import('./qcow2/chain-surgery');
-    await hub.app.get(AggregateRepository).execute(chainStream('vm1', repositoryId), chainAggregate, { kind: 'startDelete', restorePointId: 'rp-1' });
+    await hub.app.get(AggregateRepository).execute(chainStream('vm1', repositoryId), chainAggregate, { kind: 'startDelete', restorePointId: 'rp-1', ...(hubInstance ? { hubInstance } : {}) });
     const plan = await planMergeOldest({ oldest: chain.file('rp-1', 'disk0'), next: chain.file('rp-2', 'disk0'), id: 'rp-1-disk0' });
     await runMergeStep(await beginMerge(plan), 'commit');
     const { db, dataDir } = hub;
     await hub.app.close();
-
     const { createHubApp } = await import('../hub/create-hub-app');
     const { loadHubConfig } = await import('../config/hub-config');
     const { hashToken } = await import('../auth/token-hash');
-    const restarted = await createHubApp({ config: loadHubConfig({ SENDENSE_DATA_DIR: dataDir, SENDENSE_LOG_LEVEL: 'warn' }), connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken('x'.repeat(20)) });
+    const restarted = await createHubApp({ config: loadHubConfig({ SENDENSE_DATA_DIR: dataDir, SENDENSE_LOG_LEVEL: 'warn', ...env }), connection: db.connection, dataSource: db.dataSource, store: db.store, adminTokenHash: hashToken('x'.repeat(20)) });
     await restarted.init();
+    // the test hub's own close would close the restarted one's application again
+    hub.app = { close: async () => undefined } as never;
+    return { restarted, db, dataDir, chainStream };
+  }
+
+  it('finishes at the next start a merge that a crash interrupted', async () => {
+    const { restarted, db, chainStream } = await crashMidMergeAndRestart(undefined);
     try {
       expect(existsSync(chain.file('rp-1', 'disk0'))).toBe(false);
       expect(existsSync(chain.file('rp-1', 'disk1'))).toBe(false);
@@ -311,7 +321,30 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
       expect(merged.metadata).toMatchObject({ correlationId: started.metadata.correlationId, causationId: started.id });
     } finally {
       await restarted.close();
-      hub.app = { close: async () => undefined } as never;
+    }
+  });
+
+  it("a delete another hub process ran is left to it at a restart, and finished once that process is gone for good", async () => {
+    const { restarted, db, dataDir, chainStream } = await crashMidMergeAndRestart('hub-that-crashed', { SENDENSE_GONE_HUB_CHECK_S: '1', SENDENSE_GONE_HUB_AFTER_S: '3' });
+    try {
+      const types = async () => (await db.store.readStream(chainStream('vm1', repositoryId))).map((e) => e.type);
+      // not this process's delete: its start leaves it alone (two processes running one surgery undo each other's work)
+      expect((await types()).slice(-1)).toEqual(['RestorePointDeleteStarted']);
+      expect(existsSync(chain.file('rp-1', 'disk0'))).toBe(true);
+      for (const deadline = Date.now() + 30_000; !(await types()).includes('RestorePointMerged'); await new Promise((r) => setTimeout(r, 200))) {
+        if (Date.now() > deadline) throw new Error('the delete was not taken over');
+      }
+      const instance = readFileSync(join(dataDir, 'instance-id'), 'utf8').trim();
+      const events = await db.store.readStream(chainStream('vm1', repositoryId));
+      expect(events.slice(-3).map((e) => [e.type, e.data.hubInstance ?? null, e.data.from ?? null])).toEqual([
+        ['RestorePointDeleteStarted', 'hub-that-crashed', null],
+        ['RestorePointDeleteAdopted', instance, 'hub-that-crashed'],
+        ['RestorePointMerged', null, null],
+      ]);
+      expect(existsSync(chain.file('rp-1', 'disk0'))).toBe(false);
+      await expectContent(['rp-2', 'rp-3', 'rp-4']);
+    } finally {
+      await restarted.close();
     }
   });
 

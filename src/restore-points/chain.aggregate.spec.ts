@@ -62,6 +62,22 @@ describe('restore point chain rules', () => {
     expect(run([{ kind: 'startDelete', restorePointId: 'c' }], undeleted).at(-1)!.type).toBe('RestorePointDeleteStarted');
   });
 
+  it('a delete names the hub process that runs it; another takes it over only from the process it names, once: a second taking over finds it taken', () => {
+    const started = run([{ kind: 'startDelete', restorePointId: 'b', hubInstance: 'hub-a' }], base());
+    expect(started.at(-1)!.data).toMatchObject({ restorePointId: 'b', hubInstance: 'hub-a' });
+    expect(fold(chain, started).pending?.hubInstance).toBe('hub-a');
+    const adopted = run([{ kind: 'adoptDelete', restorePointId: 'b', hubInstance: 'hub-b', from: 'hub-a' }], [...started]);
+    expect(adopted.at(-1)).toEqual({ type: 'RestorePointDeleteAdopted', data: { restorePointId: 'b', hubInstance: 'hub-b', from: 'hub-a' } });
+    expect(fold(chain, adopted).pending).toMatchObject({ restorePointId: 'b', strategy: 'remove-middle', hubInstance: 'hub-b' });
+    expect(() => run([{ kind: 'adoptDelete', restorePointId: 'b', hubInstance: 'hub-c', from: 'hub-a' }], adopted)).toThrow('the delete of restore point b is run by hub process hub-b, not hub-a');
+    expect(() => run([{ kind: 'adoptDelete', restorePointId: 'c', hubInstance: 'hub-c', from: 'hub-a' }], adopted)).toThrow('restore point c is not being deleted');
+    // a start recorded before processes were named is taken over from nobody
+    const unnamed = run([{ kind: 'startDelete', restorePointId: 'b' }], base());
+    expect(run([{ kind: 'adoptDelete', restorePointId: 'b', hubInstance: 'hub-b', from: null }], [...unnamed]).at(-1)!.type).toBe('RestorePointDeleteAdopted');
+    // the end is recorded as ever, whoever finished it
+    expect(fold(chain, run([{ kind: 'completeDelete', restorePointId: 'b', childDisks: [disk('c', 'a')] }], adopted)).pending).toBeNull();
+  });
+
   it('picks the delete strategy from the position in the chain', () => {
     const strategyOf = (id: string) => (run([{ kind: 'startDelete', restorePointId: id }], base()).at(-1)!.data as { strategy: string }).strategy;
     expect(strategyOf('a')).toBe('merge-into-child');

@@ -11,6 +11,7 @@ import {
   RESTORE_POINT_SYNCED,
   RESTORE_POINT_CORRUPTED,
   RESTORE_POINT_DELETE_FAILED,
+  RESTORE_POINT_DELETE_ADOPTED,
   RESTORE_POINT_DELETE_STARTED,
   RESTORE_POINT_DELETED,
   RESTORE_POINT_MERGED,
@@ -26,6 +27,8 @@ export interface PendingDelete {
   strategy: DeleteStrategy;
   childId: string | null;
   parentId: string | null;
+  /** The hub process that runs it; absent for a delete started before processes were named. */
+  hubInstance?: string;
 }
 
 export type Integrity = 'unverified' | 'verified' | 'corrupt';
@@ -68,7 +71,9 @@ export type ChainCommand =
   /** A point copied from another hub and checked against its digests. */
   | { kind: 'sync'; point: RestorePoint; synced: PointSource }
   /** `dueBy`: a purge of the recycle bin, which takes the point only while it is still there with its grace ended by then. */
-  | { kind: 'startDelete'; restorePointId: string; dueBy?: string }
+  | { kind: 'startDelete'; restorePointId: string; dueBy?: string; hubInstance?: string }
+  /** Another hub process takes over the delete `from` left (null: a delete whose process was never named). */
+  | { kind: 'adoptDelete'; restorePointId: string; hubInstance: string; from: string | null }
   | { kind: 'completeDelete'; restorePointId: string; childDisks: PointDisk[] | null }
   /** The delete cannot go on (its file surgery failed, or a backup was found holding the chain): `undone` when the files are as before. */
   | { kind: 'failDelete'; restorePointId: string; reason: string; undone: boolean }
@@ -131,6 +136,8 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
       }
       case RESTORE_POINT_DELETE_STARTED:
         return { ...state, pending: { ...event.data } };
+      case RESTORE_POINT_DELETE_ADOPTED:
+        return state.pending ? { ...state, pending: { ...state.pending, hubInstance: event.data.hubInstance } } : state;
       case RESTORE_POINT_MERGED: {
         const { restorePointId, intoId, disks } = event.data;
         const points = state.points
@@ -207,9 +214,16 @@ export const chainAggregate: Aggregate<ChainState, ChainCommand, ChainEvent> = {
         return [
           {
             type: RESTORE_POINT_DELETE_STARTED,
-            data: { restorePointId: point.restorePointId, strategy, childId: childOf(state, point.restorePointId)?.restorePointId ?? null, parentId: point.parentId },
+            data: { restorePointId: point.restorePointId, strategy, childId: childOf(state, point.restorePointId)?.restorePointId ?? null, parentId: point.parentId, ...(command.hubInstance ? { hubInstance: command.hubInstance } : {}) },
           },
         ];
+      }
+      case 'adoptDelete': {
+        const pending = state.pending;
+        if (pending?.restorePointId !== command.restorePointId) throw new DomainError('conflict', `restore point ${command.restorePointId} is not being deleted`);
+        // decided on the stream: of two processes taking over one delete, the second finds it taken
+        if ((pending.hubInstance ?? null) !== command.from) throw new DomainError('conflict', `the delete of restore point ${command.restorePointId} is run by hub process ${pending.hubInstance ?? '(unnamed)'}, not ${command.from ?? '(unnamed)'}`);
+        return [{ type: RESTORE_POINT_DELETE_ADOPTED, data: { restorePointId: command.restorePointId, hubInstance: command.hubInstance, from: command.from } }];
       }
       case 'completeDelete': {
         const pending = state.pending;

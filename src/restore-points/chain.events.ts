@@ -12,6 +12,7 @@ export const RESTORE_POINT_CORRUPTED = 'RestorePointCorrupted';
 export const CHAIN_BROKEN = 'ChainBroken';
 export const RESTORE_POINT_RECYCLED = 'RestorePointRecycled';
 export const RESTORE_POINT_UNDELETED = 'RestorePointUndeleted';
+export const RESTORE_POINT_DELETE_ADOPTED = 'RestorePointDeleteAdopted';
 
 export interface PointDisk {
   diskId: string;
@@ -99,8 +100,15 @@ export interface PointSource {
 export type RestorePointSynced = DomainEvent<typeof RESTORE_POINT_SYNCED, RestorePoint & { synced: PointSource } & Record<string, unknown>>;
 export type RestorePointDeleteStarted = DomainEvent<
   typeof RESTORE_POINT_DELETE_STARTED,
-  { restorePointId: string; strategy: DeleteStrategy; childId: string | null; parentId: string | null }
+  /** `hubInstance`: the hub process that runs the delete (absent on starts recorded before it was named). */
+  { restorePointId: string; strategy: DeleteStrategy; childId: string | null; parentId: string | null; hubInstance?: string }
 >;
+/**
+ * A delete whose hub process stopped and did not come back is taken over by another (`hubInstance`), which finishes
+ * it from here; `from` is the process it was left by. Only the process that runs a delete touches its files: two
+ * running one surgery at once undid each other's work.
+ */
+export type RestorePointDeleteAdopted = DomainEvent<typeof RESTORE_POINT_DELETE_ADOPTED, { restorePointId: string; hubInstance: string; from: string | null }>;
 /** The oldest point was merged into its child, which is now a full point with these disks. */
 export type RestorePointMerged = DomainEvent<typeof RESTORE_POINT_MERGED, { restorePointId: string; intoId: string; disks: PointDisk[] }>;
 export type RestorePointDeleted = DomainEvent<typeof RESTORE_POINT_DELETED, { restorePointId: string; strategy: DeleteStrategy; childDisks: PointDisk[] | null }>;
@@ -164,7 +172,8 @@ export type ChainEvent =
   | RestorePointCorrupted
   | ChainBroken
   | RestorePointRecycled
-  | RestorePointUndeleted;
+  | RestorePointUndeleted
+  | RestorePointDeleteAdopted;
 
 export const CHAIN_STREAM_PREFIX = 'chain-';
 /** One chain per VM per repository. */

@@ -3,10 +3,13 @@ import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
+import { HUB_INSTANCE } from '../config/hub-instance';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { DomainError } from '../eventing/domain-error';
 import { causedBy, currentContext } from '../eventing/request-context';
+import { HubLiveness, OwnersGone } from '../projection-runner/hub-liveness';
 import { ProjectionsService } from '../projection-runner/projections.service';
+import { repeatAfter } from '../process/repeat';
 import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { childOf, pointAndDescendants, pointOf } from './chain.aggregate';
@@ -15,6 +18,7 @@ import { deletePointFiles, pointFiles } from './chain-files';
 import { refuseWhileImmutable } from './immutability';
 import { setImmutable } from '../repositories/adapters/immutable-files';
 import { ChainStates } from './chain-states';
+import { AdoptRestorePointDeleteCommand } from './commands/adopt-restore-point-delete.command';
 import { CompleteRestorePointDeleteCommand } from './commands/complete-restore-point-delete.command';
 import { FailRestorePointDeleteCommand } from './commands/fail-restore-point-delete.command';
 import { filesAsBefore } from './delete-undo';
@@ -40,6 +44,8 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
   private readonly logger = new Logger('restore-points');
   private purgeTimer: NodeJS.Timeout | null = null;
   private purging: Promise<void> = Promise.resolve();
+  private readonly owners: OwnersGone;
+  private orphanSweep?: { stop(): Promise<void> };
 
   constructor(
     private readonly commands: CommandBus,
@@ -51,12 +57,21 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
     private readonly filesInUse: FilesInUse,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly chunkSpace: ChunkSpaceWorkflow,
-  ) {}
+    @Inject(HUB_INSTANCE) private readonly instance: string,
+    liveness: HubLiveness,
+  ) {
+    this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
+  }
 
-  /** A delete that a crash interrupted is finished before the hub serves requests. */
+  /**
+   * A delete that a crash interrupted is finished before the hub serves requests, if this process ran it (or no
+   * process was named); another process's is its own to finish, or this one's once that process is gone for good.
+   */
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp(READ_MODEL);
     for (const view of await this.queries.execute(new RestorePointsBeingDeletedQuery())) {
+      const owner = (await this.chains.load(view.vmId, view.repositoryId)).pending?.hubInstance;
+      if (owner !== undefined && owner !== this.instance) continue;
       this.logger.warn(`finishing the interrupted delete of restore point ${view.restorePointId}`);
       const position = await this.resume(view.vmId, view.repositoryId, view.restorePointId).catch((e) => {
         this.logger.error(`could not finish deleting ${view.restorePointId}: ${String(e)}`);
@@ -65,9 +80,34 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
       await this.projections.waitFor(READ_MODEL, position);
     }
     if (this.config.deleteGraceMs > 0) this.schedulePurge();
+    this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
+  }
+
+  /** Deletes whose hub process is gone for good: taken over on the chain's stream (one process wins), then finished. */
+  private async takeOverOrphans(): Promise<void> {
+    const orphans: { vmId: string; repositoryId: string; restorePointId: string; owner: string }[] = [];
+    for (const view of await this.queries.execute(new RestorePointsBeingDeletedQuery())) {
+      const owner = (await this.chains.load(view.vmId, view.repositoryId)).pending?.hubInstance;
+      if (owner !== undefined && owner !== this.instance) orphans.push({ ...view, owner });
+    }
+    const gone = await this.owners.sweep(orphans.map((o) => o.owner));
+    for (const { vmId, repositoryId, restorePointId, owner } of orphans) {
+      if (!gone.has(owner) || !this.orphanSweep) continue;
+      this.logger.warn(`restore point ${restorePointId}: its delete was left by hub process ${owner}, which stopped and did not come back; finishing it`);
+      const taken = await this.commands.execute(new AdoptRestorePointDeleteCommand(vmId, repositoryId, restorePointId, this.instance, owner)).then(
+        () => true,
+        (e: unknown) => (this.logger.warn(`taking over the delete of ${restorePointId}: ${String(e)}`), false),
+      );
+      if (!taken) continue;
+      const position = await this.resume(vmId, repositoryId, restorePointId).catch((e) => (this.logger.error(`could not finish deleting ${restorePointId}: ${String(e)}`), null));
+      await this.projections.waitFor(READ_MODEL, position);
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
+    const sweep = this.orphanSweep;
+    this.orphanSweep = undefined;
+    await sweep?.stop();
     if (this.purgeTimer) clearTimeout(this.purgeTimer);
     this.purgeTimer = null;
     await this.purging;
@@ -148,7 +188,7 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
     const touched = await Promise.all(pointAndDescendants(state, restorePointId).flatMap((p) => p.disks.map((d) => realpath(join(root, d.file)).catch(() => join(root, d.file)))));
     const blocker = await this.filesInUse.blocker(touched);
     if (blocker) throw new DomainError('conflict', `restore point ${restorePointId} or a point above it is in use: ${blocker}`);
-    const started = await this.commands.execute(new StartRestorePointDeleteCommand(view.vmId, view.repositoryId, restorePointId, dueBy?.toISOString()));
+    const started = await this.commands.execute(new StartRestorePointDeleteCommand(view.vmId, view.repositoryId, restorePointId, dueBy?.toISOString(), this.instance));
     // A backup recorded as started after the check above but before the start was recorded holds the chain now: it
     // sees this delete pending and waits, so the delete checks again and steps back (nothing was touched yet).
     const late = await this.filesInUse.blocker(touched);

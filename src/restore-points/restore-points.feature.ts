@@ -1,6 +1,7 @@
 import { ExportsHoldFiles } from './adapters/exports-hold-files';
 import { ChainStates } from './chain-states';
 import { AddRestorePointHandler } from './commands/add-restore-point.handler';
+import { AdoptRestorePointDeleteHandler } from './commands/adopt-restore-point-delete.handler';
 import { CompleteRestorePointDeleteHandler } from './commands/complete-restore-point-delete.handler';
 import { FailRestorePointDeleteHandler } from './commands/fail-restore-point-delete.handler';
 import { BreakChainHandler } from './commands/break-chain.handler';
@@ -26,6 +27,7 @@ export const restorePointsFeature = {
   providers: [
     AddRestorePointHandler,
     StartRestorePointDeleteHandler,
+    AdoptRestorePointDeleteHandler,
     CompleteRestorePointDeleteHandler,
     FailRestorePointDeleteHandler,
     RecycleRestorePointHandler,

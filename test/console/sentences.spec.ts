@@ -18,6 +18,10 @@ describe('audit sentences: remotes and sync runs in an operator\'s words', () =>
     expect(sentence(event('SyncRunAdopted', { from: '/var/lib/sendense-a', hubInstance: '/var/lib/sendense-b' }, 'system'))).toEqual({ text: 'the hub took over a sync run left by hub process /var/lib/sendense-a, which is gone' });
   });
 
+  it('says when a hub took over a restore point delete another process left', () => {
+    expect(sentence(event('RestorePointDeleteAdopted', { restorePointId: 'rp-1', hubInstance: 'hub-b', from: 'hub-a' }, 'system'))).toEqual({ text: 'the hub took over the delete of restore point rp-1 left by hub process hub-a, which is gone' });
+  });
+
   it('offers them among the types the page says in words; a type it does not know stays a plain sentence', () => {
     expect(SAID_TYPES).toEqual(expect.arrayContaining(['RemoteRegistered', 'RemoteTokenReplaced', 'SyncJobCreated', 'SyncRunStarted', 'SyncPointRefused', 'SyncRunAdopted']));
     expect(sentence(event('toString', {}))).toBeNull();

@@ -41,6 +41,7 @@ const SAID: Record<string, (d: Record<string, any>, by: string, e: StoryEvent) =
   RestorePointRecycled: (d) => ({ text: `restore point ${d.restorePointId} moved to the recycle bin (${d.reason}), purged after ${d.purgeAfter}` }),
   RestorePointUndeleted: (d, by, e) => ({ text: `${who(d.by ?? e.metadata.actor)} took restore point ${d.restorePointId} out of the recycle bin` }),
   RestorePointDeleted: (d) => ({ text: `restore point ${d.restorePointId} deleted` }),
+  RestorePointDeleteAdopted: (d) => ({ text: `the hub took over the delete of restore point ${d.restorePointId} left by hub process ${d.from ?? '(unnamed)'}, which is gone` }),
   RestoreMountRequested: (d, by) => ({ text: `${by} mounted ${d.diskId} of restore point ${d.restorePointId} to browse its files` }),
   RestoreMountReady: () => ({ text: 'the mount is ready' }),
   RestoreMountFailed: (d) => ({ text: `the mount failed: ${d.reason}`, tone: 'bad' }),

@@ -9,6 +9,8 @@ export class StartRestorePointDeleteCommand extends Command<ChainAppended> {
     readonly restorePointId: string,
     /** A purge of the recycle bin: the point only while it is there, its grace ended by this instant (ISO 8601). */
     readonly dueBy?: string,
+    /** The hub process that runs the delete: no other touches its files while it lives. */
+    readonly hubInstance?: string,
   ) {
     super();
   }

@@ -10,8 +10,8 @@ export class StartRestorePointDeleteHandler implements ICommandHandler<StartRest
   constructor(private readonly aggregates: AggregateRepository) {}
 
   async execute(command: StartRestorePointDeleteCommand): Promise<ChainAppended> {
-    const { vmId, repositoryId, restorePointId, dueBy } = command;
-    const { position, eventIds } = await this.aggregates.execute(chainStream(vmId, repositoryId), chainAggregate, { kind: 'startDelete', restorePointId, ...(dueBy !== undefined ? { dueBy } : {}) }, command);
+    const { vmId, repositoryId, restorePointId, dueBy, hubInstance } = command;
+    const { position, eventIds } = await this.aggregates.execute(chainStream(vmId, repositoryId), chainAggregate, { kind: 'startDelete', restorePointId, ...(dueBy !== undefined ? { dueBy } : {}), ...(hubInstance !== undefined ? { hubInstance } : {}) }, command);
     return { position, eventIds };
   }
 }
