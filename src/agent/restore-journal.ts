@@ -55,10 +55,15 @@ export class RestoreJournal {
     return out;
   }
 
-  /** Written before the thing it names is made: the journal may name a file that never appeared, never the reverse. */
+  /**
+   * Written before the thing it names is made: the journal may name a file that never appeared, never the reverse.
+   * The state changes only once written: a write that failed (a full disk) leaves it as the file has it, so an undo
+   * acts on what was recorded (a `committing` not written is no licence to rename).
+   */
   async record(change: Partial<Omit<RestoreJournalState, 'restoreId'>>): Promise<void> {
-    this.state = { ...this.state, ...change };
-    await this.save();
+    const next = { ...this.state, ...change };
+    await this.save(next);
+    this.state = next;
   }
 
   async addFile(path: string): Promise<void> {
@@ -69,9 +74,9 @@ export class RestoreJournal {
     await rm(this.file, { force: true });
   }
 
-  private async save(): Promise<void> {
+  private async save(state = this.state): Promise<void> {
     const temp = `${this.file}.tmp`;
-    await writeFile(temp, JSON.stringify(this.state));
+    await writeFile(temp, JSON.stringify(state));
     await rename(temp, this.file);
   }
 }

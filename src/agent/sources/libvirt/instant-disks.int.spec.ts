@@ -66,4 +66,13 @@ describe('instant disks: proxies of the hub export on local Unix sockets', () =>
     }
     expect(existsSync(dir)).toBe(false);
   });
+
+  it('stops a proxy the journal never named (an agent killed while the next disk was set up): it is found by the files it serves from', async () => {
+    const dir = join(base, 'unnamed');
+    const [disk] = await startInstantDisks(dir, [{ diskId: 'vdc', virtualSize: data.length, digests: false, nbd: { port, exportName: 'rp', psk } }], '127.0.0.1', () => undefined);
+    expect(readCmdline(disk.proxyPid)?.[0]).toMatch(/nbdkit$/);
+    await stopInstantDisks(dir, []);
+    expect(readCmdline(disk.proxyPid) ?? []).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ChildProcessHandle, terminateProcess } from '../../../process/child-process';
 import { readLogTail } from '../../../process/log-tail';
 import { MAX_SOCKET_PATH } from '../../../process/socket-path';
-import { readCmdline, readProcStat } from '../../../process/proc';
+import { processesWithArgument, readCmdline, readProcStat } from '../../../process/proc';
 import { runQemuImg } from '../../../qemu/qemu-img';
 import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO, openNbd, pskStartTls, type Extent } from '../../../nbd-protocol';
 import type { RestoreStartRequest } from '../../../wire/restore-protocol';
@@ -138,7 +138,9 @@ export async function stopInstantDisks(dir: string, proxyPids: number[]): Promis
 }
 
 async function stopProxies(dir: string, proxyPids: number[]): Promise<void> {
-  for (const pid of proxyPids) {
+  // the journal names the proxies once every disk's runs: those of an agent killed before that are found by their files
+  const found = processesWithArgument((word) => word.startsWith(`${dir}/`)).map((p) => p.pid);
+  for (const pid of new Set([...proxyPids, ...found])) {
     const argv = readCmdline(pid);
     if (!argv || !argv[0]?.endsWith('nbdkit') || !argv.some((a) => a.startsWith(`${dir}/`))) continue;
     // SIGTERM, and SIGKILL when it has not gone within 2 s (its retry filter may be waiting on the hub)
