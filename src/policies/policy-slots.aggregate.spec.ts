@@ -64,6 +64,23 @@ describe('policy slots decider', () => {
     expect(given(fired(S1, 'vm1', 'j1'), ...run).lastSlot).toBe(S1);
   });
 
+  it('keeps every VM of the newest slot open, however many the policy selects (older slots fill what is left of 100): a VM not yet requested is still looked after, and its skip recorded', () => {
+    const vms = (slot: string, n: number) => Array.from({ length: n }, (_, i) => ({ vmId: `vm${String(i).padStart(3, '0')}`, jobId: `${slot}-j${i}` }));
+    const first = when([], fire(null, S1, vms(S1, 150)));
+    const second = when(first, fire(S1, S2, vms(S2, 150)));
+    const state = given(...first, ...second);
+    expect(state.open.filter((o) => o.slot === S2)).toHaveLength(150);
+    // of the slot before, the newest of its VMs up to the limit beside the newest slot's
+    expect(state.open.filter((o) => o.slot === S1)).toHaveLength(0);
+    expect(given(...first).open).toHaveLength(150);
+    // the first VM of a 150-VM slot, the first the limit dropped before: its skip is recorded
+    const skip: PolicySlotsCommand = { kind: 'skip', policyId: 'p1', slot: S2, vmId: 'vm000', jobId: `${S2}-j0`, reason: 'VM vm000 already has a backup job running: j0' };
+    expect(when([...first, ...second], skip).map((e) => e.type)).toEqual([SLOT_SKIPPED]);
+    // below the limit, older slots stay as they were
+    const small = given(...when([], fire(null, S1, vms(S1, 40))), ...when(when([], fire(null, S1, vms(S1, 40))), fire(S1, S2, vms(S2, 40))));
+    expect(small.open).toHaveLength(80);
+  });
+
   it('retries a request once per attempt: of two hubs that saw attempt 1, one records attempt 2', () => {
     const retry: PolicySlotsCommand = { kind: 'retry', policyId: 'p1', slot: S1, vmId: 'vm1', jobId: 'j1', attempt: 1, at: S2, hubInstance: 'hub-b' };
     const events = when([fired(S1, 'vm1', 'j1')], retry);

@@ -20,11 +20,26 @@ export interface PolicySlotsState {
   lastSlot: string | null;
   /** Per VM, backups the policy requested that were not skipped: every `fullEvery`-th is a full. */
   backups: Record<string, number>;
-  /** The newest slots taken for a VM and not skipped, oldest first. */
+  /** The slots taken for a VM and not skipped, oldest first: every VM of the newest slot, and the newest of the others. */
   open: OpenSlot[];
 }
 
+/** Taken slots of older slots kept beside the newest slot's: the newest slot keeps all of its VMs, however many. */
 const OPEN_LIMIT = 100;
+
+/**
+ * `open` with the oldest entries of older slots dropped beyond OPEN_LIMIT. The newest slot's are never dropped: the
+ * scheduler requests a slot's VMs one after another, and a VM dropped before its request was made (a hub killed
+ * midway through a policy of more VMs than the limit) would never be requested, nor its skip recorded.
+ */
+function keptOpen(open: OpenSlot[]): OpenSlot[] {
+  if (open.length <= OPEN_LIMIT) return open;
+  const newest = open.reduce((n, o) => (o.slot > n ? o.slot : n), open[0].slot);
+  const older = open.filter((o) => o.slot !== newest);
+  const room = Math.max(0, OPEN_LIMIT - (open.length - older.length));
+  const kept = new Set(older.slice(older.length - room));
+  return open.filter((o) => o.slot === newest || kept.has(o));
+}
 
 export interface SlotVm {
   vmId: string;
@@ -65,7 +80,7 @@ export const policySlotsAggregate: Aggregate<PolicySlotsState, PolicySlotsComman
     switch (event.type) {
       case SLOT_FIRED: {
         const { slot, vmId, jobId, requestedType, manual, firedAt } = event.data;
-        const open = [...state.open, { slot, vmId, jobId, requestedType, attempt: 1, at: firedAt }].slice(-OPEN_LIMIT);
+        const open = keptOpen([...state.open, { slot, vmId, jobId, requestedType, attempt: 1, at: firedAt }]);
         return { lastSlot: manual ? state.lastSlot : later(state.lastSlot, slot), backups: { ...state.backups, [vmId]: (state.backups[vmId] ?? 0) + 1 }, open };
       }
       case SLOT_SKIPPED: {
