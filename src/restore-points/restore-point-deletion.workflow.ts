@@ -94,7 +94,10 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
     for (const { vmId, repositoryId, restorePointId, owner } of orphans) {
       if (!gone.has(owner) || !this.orphanSweep) continue;
       this.logger.warn(`restore point ${restorePointId}: its delete was left by hub process ${owner}, which stopped and did not come back; finishing it`);
-      const taken = await this.commands.execute(new AdoptRestorePointDeleteCommand(vmId, repositoryId, restorePointId, this.instance, owner)).then(
+      // in the story of the request that began the delete, as its end will be
+      const started = await this.startOf(vmId, repositoryId, restorePointId);
+      const adopt = () => this.commands.execute(new AdoptRestorePointDeleteCommand(vmId, repositoryId, restorePointId, this.instance, owner));
+      const taken = await (started ? causedBy(started, adopt) : adopt()).then(
         () => true,
         (e: unknown) => (this.logger.warn(`taking over the delete of ${restorePointId}: ${String(e)}`), false),
       );
@@ -204,10 +207,13 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
 
   /** Continues under the correlation id of the request that started the delete, caused by its start event. */
   private async resume(vmId: string, repositoryId: string, restorePointId: string): Promise<string | null> {
-    const started = (await this.store.readStream(chainStream(vmId, repositoryId)))
-      .filter((e) => e.type === RESTORE_POINT_DELETE_STARTED && e.data.restorePointId === restorePointId)
-      .at(-1);
+    const started = await this.startOf(vmId, repositoryId, restorePointId);
     return started ? causedBy(started, () => this.finishOrStop(vmId, repositoryId, restorePointId)) : this.finishOrStop(vmId, repositoryId, restorePointId);
+  }
+
+  /** The event that began the point's pending delete. */
+  private async startOf(vmId: string, repositoryId: string, restorePointId: string) {
+    return (await this.store.readStream(chainStream(vmId, repositoryId))).filter((e) => e.type === RESTORE_POINT_DELETE_STARTED && e.data.restorePointId === restorePointId).at(-1);
   }
 
   /**
