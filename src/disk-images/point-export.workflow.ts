@@ -66,11 +66,22 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
     });
   }
 
-  /** Exports whose qemu-nbds survived a crash of the hub were adopted by NbdExportsService and stay open; the others are recorded closed. */
+  /**
+   * Exports whose qemu-nbds survived a crash of the hub were adopted by NbdExportsService and stay open; the others are
+   * recorded closed. A disk's export the crash left before its export was recorded open was never named to anyone: it
+   * is stopped, or it would hold its port and its point against deletes, adopted again at every start.
+   */
   async onApplicationBootstrap(): Promise<void> {
     await this.nbd.whenReconciled();
     await this.projections.waitForCaughtUp(POINT_EXPORTS_READ_MODEL);
-    for (const { exportId, leaseIds } of await this.queries.execute(new OpenPointExportsQuery(this.instance))) {
+    const recorded = await this.queries.execute(new OpenPointExportsQuery(this.instance));
+    const named = new Set(recorded.map(({ exportId }) => `pe-${exportId}`));
+    for (const { leaseId, jobId } of await this.nbd.running()) {
+      if (!jobId.startsWith('pe-') || named.has(jobId)) continue;
+      this.logger.warn(`stopping export ${leaseId} of ${jobId}: the hub stopped while opening it, before anyone was told of it`);
+      await this.nbd.stop(leaseId, 'its restore point export was never recorded open').catch((e) => this.logger.error(`stopping export ${leaseId}: ${String(e)}`));
+    }
+    for (const { exportId, leaseIds } of recorded) {
       if (leaseIds.every((l) => this.nbd.isRunning(l))) {
         this.open.set(exportId, leaseIds);
         this.logger.log(`export ${exportId} survived the restart of the hub and stays open`);

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, renameSync, existsSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, truncateSync, renameSync, existsSync, statSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +8,12 @@ import { buildRepositoryChain, RepositoryChain } from '../../test/fixtures/qcow2
 import { eventCount, startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
 import { ProjectionsService } from '../projection-runner/projections.service';
 import { SpaceCheck } from '../restore-points/space-check';
+import { readCmdline } from '../process/proc';
 import { configurationFileOf, writeConfigurationFile } from './qcow2/configuration-files';
 import { manifestPath, readManifest, writeManifest } from './qcow2/manifest';
 
 const run = promisify(execFile);
+const readCmdlineOf = (pid: number) => readCmdline(pid) ?? [];
 
 describe('repositories and restore-point chains (real qemu-img, real data)', () => {
   let hub: TestHub;
@@ -295,6 +297,11 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     await hub.app.get(AggregateRepository).execute(chainStream('vm1', repositoryId), chainAggregate, { kind: 'startDelete', restorePointId: 'rp-1', ...(hubInstance ? { hubInstance } : {}) });
     const plan = await planMergeOldest({ oldest: chain.file('rp-1', 'disk0'), next: chain.file('rp-2', 'disk0'), id: 'rp-1-disk0' });
     await runMergeStep(await beginMerge(plan), 'commit');
+    return { ...(await restartHub(env)), chainStream };
+  }
+
+  /** This hub stopped (cleanly: what it keeps at shutdown runs on) and started again on its data dir with `env`. */
+  async function restartHub(env: Record<string, string> = {}) {
     const { db, dataDir } = hub;
     await hub.app.close();
     const { createHubApp } = await import('../hub/create-hub-app');
@@ -304,8 +311,47 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     await restarted.init();
     // the test hub's own close would close the restarted one's application again
     hub.app = { close: async () => undefined } as never;
-    return { restarted, db, dataDir, chainStream };
+    return { restarted, db, dataDir };
   }
+
+  it("an export a gone hub process left, whose ports a takeover released, no longer holds its point against deletes", async () => {
+    await rescan();
+    const { CommandBus } = await import('@nestjs/cqrs');
+    const { AllocateNbdPortCommand } = await import('../nbd/ports/commands/allocate-nbd-port.command');
+    const { RequestQemuNbdStartCommand } = await import('../nbd/exports/commands/request-qemu-nbd-start.command');
+    const { RecordQemuNbdStartedCommand } = await import('../nbd/exports/commands/record-qemu-nbd-started.command');
+    const { NbdExportsService } = await import('../nbd/exports/nbd-exports.service');
+    const commands = hub.app.get(CommandBus);
+    // what a restore's export on another hub process looks like in the records: leased, started, running there
+    const jobId = 'restore-of-a-gone-hub';
+    const lease = await commands.execute(new AllocateNbdPortCommand(jobId, 'disk0'));
+    const file = realpathSync(chain.file('rp-4', 'disk0'));
+    await commands.execute(new RequestQemuNbdStartCommand(lease.leaseId, { leaseId: lease.leaseId, port: lease.port, jobId, diskId: 'disk0', file, format: 'qcow2', readOnly: true, exportName: `${jobId}-disk0`, bitmap: null, tls: true, hubInstance: 'hub-that-is-gone' }));
+    const started = await commands.execute(new RecordQemuNbdStartedCommand(lease.leaseId, 999_999, []));
+    await hub.app.get(ProjectionsService).waitFor('qemu-nbd-processes', started.position);
+    expect((await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(409)).body.message).toContain(`exported by NBD lease ${lease.leaseId}`);
+    // the takeover of that process's restore releases its ports: its export serves nobody any more
+    await hub.app.get(NbdExportsService).releaseJob(jobId);
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(200);
+  });
+
+  it("a restore point export's disk left running before the export was recorded open (the hub stopped while opening it) is stopped at the next start, its port released", async () => {
+    await rescan();
+    const { NbdExportsService } = await import('../nbd/exports/nbd-exports.service');
+    const nbd = hub.app.get(NbdExportsService);
+    // what openExport does for the first disk, the hub then stopping before it records the export: kept running as
+    // an export that survives a stop is, so that the next start adopts it
+    const started = await nbd.start({ jobId: 'pe-7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11', diskId: 'disk0', file: chain.file('rp-1', 'disk0'), format: 'qcow2', readOnly: true, bitmap: null, tls: false });
+    nbd.keepAtShutdown(started.leaseId);
+    const { restarted } = await restartHub();
+    try {
+      expect(readCmdlineOf(started.pid)).toEqual([]);
+      const leases = await restarted.get(NbdExportsService).leasesOfJob('pe-7d3c4bd8-4b0e-4a8e-9d0e-1c1f0e3c2a11');
+      expect(leases).toEqual([]);
+    } finally {
+      await restarted.close();
+    }
+  });
 
   it('finishes at the next start a merge that a crash interrupted', async () => {
     const { restarted, db, chainStream } = await crashMidMergeAndRestart(undefined);
@@ -341,6 +387,9 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
         ['RestorePointDeleteAdopted', instance, 'hub-that-crashed'],
         ['RestorePointMerged', null, null],
       ]);
+      // in the story of the delete: the takeover and the end caused by its start
+      const [start, adoption, merge] = events.slice(-3);
+      expect([adoption.metadata, merge.metadata]).toEqual([expect.objectContaining({ correlationId: start.metadata.correlationId, causationId: start.id }), expect.objectContaining({ correlationId: start.metadata.correlationId, causationId: start.id })]);
       expect(existsSync(chain.file('rp-1', 'disk0'))).toBe(false);
       await expectContent(['rp-2', 'rp-3', 'rp-4']);
     } finally {
