@@ -1,7 +1,7 @@
 import { IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { DataSource } from 'typeorm';
+import { DataSource, Not } from 'typeorm';
 import { exportUri } from '../../src/disk-images/point-export.aggregate';
-import { GetPointExportQuery, ListPointExportsQuery, OpenPointExportsByQuery, OpenPointExportsQuery, PointExportRecord } from '../../src/disk-images/queries/point-exports.query';
+import { GetPointExportQuery, ListPointExportsQuery, OpenPointExportsByQuery, OpenPointExportsQuery, OthersOpenPointExportsQuery, PointExportRecord } from '../../src/disk-images/queries/point-exports.query';
 import { DomainError } from '../../src/eventing/domain-error';
 import { PointExportView } from './point-export.entity';
 
@@ -52,6 +52,16 @@ export class OpenPointExportsHandler implements IQueryHandler<OpenPointExportsQu
   async execute({ hubInstance }: OpenPointExportsQuery): Promise<{ exportId: string; leaseIds: string[] }[]> {
     const rows = await this.dataSource.getRepository(PointExportView).find({ where: { hubInstance, status: 'open' }, order: { openedAt: 'ASC' } });
     return rows.map((r) => ({ exportId: r.exportId, leaseIds: r.disks.map((d) => d.leaseId) }));
+  }
+}
+
+@QueryHandler(OthersOpenPointExportsQuery)
+export class OthersOpenPointExportsHandler implements IQueryHandler<OthersOpenPointExportsQuery, { exportId: string; hubInstance: string }[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ hubInstance }: OthersOpenPointExportsQuery): Promise<{ exportId: string; hubInstance: string }[]> {
+    const rows = await this.dataSource.getRepository(PointExportView).find({ where: { hubInstance: Not(hubInstance), status: 'open' }, order: { openedAt: 'ASC' } });
+    return rows.map((r) => ({ exportId: r.exportId, hubInstance: r.hubInstance }));
   }
 }
 

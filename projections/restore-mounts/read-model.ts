@@ -2,6 +2,7 @@ import { ReadModel } from '../read-model';
 import { RestoreMountsProjector } from './restore-mounts.projector';
 import {
   ActiveRestoreMountsHandler,
+  OthersRestoreMountsHandler,
   GetRestoreMountHandler,
   ListRestoreMountsHandler,
   MountIntegrityHandler,
@@ -12,5 +13,5 @@ import {
 
 export const restoreMountsReadModel: ReadModel = {
   projector: RestoreMountsProjector,
-  queryHandlers: [GetRestoreMountHandler, ListRestoreMountsHandler, SettledRestoreMountHandler, ActiveRestoreMountsHandler, MountReadingFilesHandler, RestoreMountSourceHandler, MountIntegrityHandler],
+  queryHandlers: [GetRestoreMountHandler, ListRestoreMountsHandler, SettledRestoreMountHandler, ActiveRestoreMountsHandler, OthersRestoreMountsHandler, MountReadingFilesHandler, RestoreMountSourceHandler, MountIntegrityHandler],
 };

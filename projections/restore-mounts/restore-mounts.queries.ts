@@ -4,7 +4,7 @@ import { DomainError } from '../../src/eventing/domain-error';
 import { ProjectionsService } from '../../src/projection-runner/projections.service';
 import { LiveMounts } from '../../src/restore/live-mounts';
 import { MountIntegrity, mountIntegrity } from '../../src/restore/mount-integrity';
-import { ActiveRestoreMountsQuery } from '../../src/restore/queries/active-restore-mounts.query';
+import { ActiveRestoreMountsQuery, OthersRestoreMountsQuery } from '../../src/restore/queries/active-restore-mounts.query';
 import { GetRestoreMountQuery } from '../../src/restore/queries/get-restore-mount.query';
 import { ListRestoreMountsQuery } from '../../src/restore/queries/list-restore-mounts.query';
 import { MountIntegrityQuery } from '../../src/restore/queries/mount-integrity.query';
@@ -159,6 +159,16 @@ export class ActiveRestoreMountsHandler implements IQueryHandler<ActiveRestoreMo
   async execute({ hubInstance }: ActiveRestoreMountsQuery): Promise<string[]> {
     const rows: { mount_id: string }[] = await this.dataSource.query(`SELECT mount_id FROM rm_restore_mounts WHERE status IN ('mounting', 'ready') AND hub_instance = $1`, [hubInstance]);
     return rows.map((r) => r.mount_id);
+  }
+}
+
+@QueryHandler(OthersRestoreMountsQuery)
+export class OthersRestoreMountsHandler implements IQueryHandler<OthersRestoreMountsQuery, { mountId: string; hubInstance: string }[]> {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async execute({ hubInstance }: OthersRestoreMountsQuery): Promise<{ mountId: string; hubInstance: string }[]> {
+    const rows: { mount_id: string; hub_instance: string }[] = await this.dataSource.query(`SELECT mount_id, hub_instance FROM rm_restore_mounts WHERE status IN ('mounting', 'ready') AND hub_instance <> $1`, [hubInstance]);
+    return rows.map((r) => ({ mountId: r.mount_id, hubInstance: r.hub_instance }));
   }
 }
 

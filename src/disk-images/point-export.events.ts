@@ -25,7 +25,8 @@ export interface PointExportOpenedData {
   disks: PointExportDisk[];
 }
 
-export type PointExportCloseReason = 'requested' | 'hub-shutdown' | 'hub-restart' | 'qemu-nbd-exited' | 'answer-abandoned';
+/** `hub-gone`: closed by another hub once the process that served it stopped and did not come back. */
+export type PointExportCloseReason = 'requested' | 'hub-shutdown' | 'hub-restart' | 'qemu-nbd-exited' | 'answer-abandoned' | 'hub-gone';
 
 export type PointExportOpened = DomainEvent<typeof POINT_EXPORT_OPENED, PointExportOpenedData & Record<string, unknown>>;
 export type PointExportClosed = DomainEvent<typeof POINT_EXPORT_CLOSED, { exportId: string; reason: PointExportCloseReason; detail: string | null }>;

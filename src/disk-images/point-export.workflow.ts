@@ -10,7 +10,9 @@ import { currentContext, runWithContext, SYSTEM_ACTOR } from '../eventing/reques
 import { NbdExportsService, StartedExport } from '../nbd/exports/nbd-exports.service';
 import type { NbdPsk } from '../nbd-protocol/tls-psk';
 import { CommandGateway } from '../projection-runner/command-gateway';
+import { HubLiveness, OwnersGone } from '../projection-runner/hub-liveness';
 import { ProjectionsService } from '../projection-runner/projections.service';
+import { repeatAfter } from '../process/repeat';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
 import { ChainStates } from '../restore-points/chain-states';
 import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
@@ -20,7 +22,7 @@ import { readTarget } from './download-target';
 import { exportUri, plainExportRefusal } from './point-export.aggregate';
 import { PointExportCloseReason, PointExportDisk } from './point-export.events';
 import { PointExportStates } from './point-export-states';
-import { GetPointExportQuery, OpenPointExportsByQuery, OpenPointExportsQuery, PointExportRecord } from './queries/point-exports.query';
+import { GetPointExportQuery, OpenPointExportsByQuery, OpenPointExportsQuery, OthersOpenPointExportsQuery, PointExportRecord } from './queries/point-exports.query';
 
 /** Open exports one token may hold at once; a sync holds one at a time, a person a few. */
 export const MAX_OPEN_EXPORTS_PER_TOKEN = 16;
@@ -48,8 +50,12 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
   /** The open exports this process runs, by export id, with their leases. */
   private readonly open = new Map<string, string[]>();
 
+  private readonly owners: OwnersGone;
+  private orphanSweep?: { stop(): Promise<void> };
+  private stopping = false;
+
   constructor(
-    @Inject(HUB_CONFIG) config: HubConfig,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @Inject(HUB_INSTANCE) private readonly instance: string,
     private readonly gateway: CommandGateway,
     private readonly queries: QueryBus,
@@ -58,7 +64,9 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
     private readonly repositories: RepositoriesService,
     private readonly nbd: NbdExportsService,
     private readonly states: PointExportStates,
+    liveness: HubLiveness,
   ) {
+    this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
     this.nbdBind = config.nbdBind;
     nbd.onUnexpectedExit((leaseId, detail) => {
       const exportId = [...this.open].find(([, leases]) => leases.includes(leaseId))?.[0];
@@ -89,10 +97,32 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
       }
       await this.closeAsSystem(exportId, 'hub-restart', 'its qemu-nbd did not survive the restart of the hub', leaseIds);
     }
+    if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
+  }
+
+  /**
+   * Open exports of a hub process that is gone for good are closed (`hub-gone`) and their ports released: only their
+   * process could close them, and until then they held their points against deletes. Its qemu-nbds went with its
+   * host, or its next start stops them.
+   */
+  private async takeOverOrphans(): Promise<void> {
+    const orphans = await this.queries.execute(new OthersOpenPointExportsQuery(this.instance));
+    await this.owners.takeOver(orphans, (o) => o.hubInstance, async ({ exportId }, owner) => {
+      const detail = `its hub process ${owner} stopped and did not come back`;
+      await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, async () => {
+        await this.nbd.releaseJob(`pe-${exportId}`);
+        await this.gateway.execute(new ClosePointExportCommand(exportId, 'hub-gone', detail), POINT_EXPORTS_READ_MODEL);
+      }).then(
+        () => this.logger.warn(`export ${exportId} closed (hub-gone): ${detail}`),
+        (e) => this.logger.error(`closing export ${exportId} of a gone hub failed: ${String(e)}`),
+      );
+    }, () => this.stopping);
   }
 
   /** NbdExportsService stops every qemu-nbd at shutdown; this records that the exports ended with them. */
   async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    await this.orphanSweep?.stop();
     for (const exportId of [...this.open.keys()]) {
       this.open.delete(exportId);
       await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, () => this.gateway.execute(new ClosePointExportCommand(exportId, 'hub-shutdown', 'the hub stopped'))).catch((e) =>

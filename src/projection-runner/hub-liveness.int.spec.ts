@@ -86,4 +86,20 @@ describe('OwnersGone', () => {
     now = 124_000;
     expect(await sweep('x', 'y')).toEqual(['y']);
   });
+
+  it('takes over, one after another, the pieces of work whose owner is gone for good, and stops taking when told', async () => {
+    let now = 0;
+    const owners = new OwnersGone({ gone: async (o: string) => o !== 'alive' }, 1_000, () => now);
+    const work = [{ id: 1, owner: 'gone' }, { id: 2, owner: 'alive' }, { id: 3, owner: 'gone' }, { id: 4, owner: 'other' }];
+    const taken: string[] = [];
+    const take = async (piece: { id: number }, owner: string) => void taken.push(`${piece.id}:${owner}`);
+    await owners.takeOver(work, (w) => w.owner, take, () => false);
+    expect(taken).toEqual([]);
+    now = 1_000;
+    await owners.takeOver(work, (w) => w.owner, take, () => false);
+    expect(taken).toEqual(['1:gone', '3:gone', '4:other']);
+    taken.length = 0;
+    await owners.takeOver(work, (w) => w.owner, take, () => taken.length === 1);
+    expect(taken).toEqual(['1:gone']);
+  });
 });

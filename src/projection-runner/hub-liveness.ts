@@ -91,4 +91,13 @@ export class OwnersGone {
     this.goneSince = since;
     return new Set([...since].filter(([, from]) => this.now() - from >= this.afterMs).map(([owner]) => owner));
   }
+
+  /** One look (sweep) at the owners of `work`, then `take` of each piece whose owner is gone for good, one after another until `stopped`. */
+  async takeOver<T>(work: readonly T[], ownerOf: (piece: T) => string, take: (piece: T, owner: string) => Promise<void>, stopped: () => boolean): Promise<void> {
+    const gone = await this.sweep(work.map(ownerOf));
+    for (const piece of work) {
+      if (stopped()) return;
+      if (gone.has(ownerOf(piece))) await take(piece, ownerOf(piece));
+    }
+  }
 }

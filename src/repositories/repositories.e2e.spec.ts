@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import request from 'supertest';
 import { contentMismatches } from '../../test/fixtures/qcow2/chain-builder';
 import { buildRepositoryChain, RepositoryChain } from '../../test/fixtures/qcow2/repository-chain';
 import { eventCount, startTestHub, TEST_ADMIN_TOKEN, TestHub } from '../../test/support/test-hub';
@@ -314,25 +315,67 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     return { restarted, db, dataDir };
   }
 
-  it("an export a gone hub process left, whose ports a takeover released, no longer holds its point against deletes", async () => {
-    await rescan();
+  /** The records of an export a hub process that is gone ran for `jobId`: leased, started, running there. */
+  async function goneHubExport(jobId: string, file: string) {
     const { CommandBus } = await import('@nestjs/cqrs');
     const { AllocateNbdPortCommand } = await import('../nbd/ports/commands/allocate-nbd-port.command');
     const { RequestQemuNbdStartCommand } = await import('../nbd/exports/commands/request-qemu-nbd-start.command');
     const { RecordQemuNbdStartedCommand } = await import('../nbd/exports/commands/record-qemu-nbd-started.command');
-    const { NbdExportsService } = await import('../nbd/exports/nbd-exports.service');
     const commands = hub.app.get(CommandBus);
-    // what a restore's export on another hub process looks like in the records: leased, started, running there
-    const jobId = 'restore-of-a-gone-hub';
     const lease = await commands.execute(new AllocateNbdPortCommand(jobId, 'disk0'));
-    const file = realpathSync(chain.file('rp-4', 'disk0'));
-    await commands.execute(new RequestQemuNbdStartCommand(lease.leaseId, { leaseId: lease.leaseId, port: lease.port, jobId, diskId: 'disk0', file, format: 'qcow2', readOnly: true, exportName: `${jobId}-disk0`, bitmap: null, tls: true, hubInstance: 'hub-that-is-gone' }));
+    const exportName = `${jobId}-disk0`;
+    await commands.execute(new RequestQemuNbdStartCommand(lease.leaseId, { leaseId: lease.leaseId, port: lease.port, jobId, diskId: 'disk0', file, format: 'qcow2', readOnly: true, exportName, bitmap: null, tls: true, hubInstance: GONE_HUB }));
     const started = await commands.execute(new RecordQemuNbdStartedCommand(lease.leaseId, 999_999, []));
     await hub.app.get(ProjectionsService).waitFor('qemu-nbd-processes', started.position);
+    return { ...lease, exportName, commands };
+  }
+  const GONE_HUB = 'hub-that-is-gone';
+
+  it("an export a gone hub process left, whose ports a takeover released, no longer holds its point against deletes", async () => {
+    await rescan();
+    const { NbdExportsService } = await import('../nbd/exports/nbd-exports.service');
+    const jobId = 'restore-of-a-gone-hub';
+    const lease = await goneHubExport(jobId, realpathSync(chain.file('rp-4', 'disk0')));
     expect((await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(409)).body.message).toContain(`exported by NBD lease ${lease.leaseId}`);
     // the takeover of that process's restore releases its ports: its export serves nobody any more
     await hub.app.get(NbdExportsService).releaseJob(jobId);
     await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(200);
+  });
+
+  it('a restore mount and a restore point export of a hub process gone for good are released and closed by another hub, and their points delete again', async () => {
+    await rescan();
+    const { AggregateRepository } = await import('../eventing/aggregate-repository');
+    const { QueryBus } = await import('@nestjs/cqrs');
+    const { restoreMountAggregate } = await import('../restore/restore-mount.aggregate');
+    const { restoreMountStream } = await import('../restore/restore-mount.events');
+    const { RestoreMountSourceQuery } = await import('../restore/queries/restore-mount-source.query');
+    const { resolveChainFiles } = await import('../restore/adapters/chain-files');
+    const { OpenPointExportCommand } = await import('../disk-images/commands/open-point-export.command');
+    // the gone process held a mount of rp-4's disk0 (reading rp-1 to rp-4) and served an export of rp-3's
+    const mountId = '5a0d3e4c-2b1f-4c7e-9a8b-6d5e4f3a2b1c';
+    const point = await resolveChainFiles(await hub.app.get(QueryBus).execute(new RestoreMountSourceQuery('rp-4')));
+    await hub.app.get(AggregateRepository).execute(restoreMountStream(mountId), restoreMountAggregate, { kind: 'request', mountId, point, diskId: 'disk0', hubInstance: GONE_HUB, idleTimeoutSeconds: 3600 });
+    const exportId = '0f4e2d6a-8c1b-4e3f-a5d7-9b2c1e0f3a4d';
+    const file = realpathSync(chain.file('rp-3', 'disk0'));
+    const lease = await goneHubExport(`pe-${exportId}`, file);
+    await lease.commands.execute(new OpenPointExportCommand({ exportId, restorePointId: 'rp-3', vmId: 'vm1', repositoryId, hubInstance: GONE_HUB, tls: true, disks: [{ diskId: 'disk0', file, leaseId: lease.leaseId, port: lease.port, host: '127.0.0.1', exportName: lease.exportName }] }, '127.0.0.1'));
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(409);
+
+    const { restarted } = await restartHub({ SENDENSE_GONE_HUB_CHECK_S: '1', SENDENSE_GONE_HUB_AFTER_S: '3' });
+    try {
+      const api = request(restarted.getHttpServer());
+      const admin = (req: request.Test) => req.set('Authorization', `Bearer ${'x'.repeat(20)}`);
+      const mount = async () => (await admin(api.get(`/api/v1/restore/mounts/${mountId}`)).expect(200)).body;
+      const exported = async () => (await admin(api.get('/api/v1/restore-points/rp-3/exports')).expect(200)).body.find((e: { exportId: string }) => e.exportId === exportId);
+      for (const deadline = Date.now() + 30_000; (await mount()).status !== 'released' || (await exported()).status !== 'closed'; await new Promise((r) => setTimeout(r, 200))) {
+        if (Date.now() > deadline) throw new Error('the gone hub process\'s mount and export were not taken over');
+      }
+      expect(await mount()).toMatchObject({ status: 'released', releaseReason: 'hub-gone' });
+      expect(await exported()).toMatchObject({ status: 'closed', closeReason: 'hub-gone', closeDetail: `its hub process ${GONE_HUB} stopped and did not come back` });
+      await admin(api.delete('/api/v1/restore-points/rp-4')).expect(200);
+    } finally {
+      await restarted.close();
+    }
   });
 
   it("a restore point export's disk left running before the export was recorded open (the hub stopped while opening it) is stopped at the next start, its port released", async () => {

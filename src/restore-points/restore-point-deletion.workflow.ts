@@ -90,9 +90,7 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
       const owner = (await this.chains.load(view.vmId, view.repositoryId)).pending?.hubInstance;
       if (owner !== undefined && owner !== this.instance) orphans.push({ ...view, owner });
     }
-    const gone = await this.owners.sweep(orphans.map((o) => o.owner));
-    for (const { vmId, repositoryId, restorePointId, owner } of orphans) {
-      if (!gone.has(owner) || !this.orphanSweep) continue;
+    await this.owners.takeOver(orphans, (o) => o.owner, async ({ vmId, repositoryId, restorePointId }, owner) => {
       this.logger.warn(`restore point ${restorePointId}: its delete was left by hub process ${owner}, which stopped and did not come back; finishing it`);
       // in the story of the request that began the delete, as its end will be
       const started = await this.startOf(vmId, repositoryId, restorePointId);
@@ -101,10 +99,10 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
         () => true,
         (e: unknown) => (this.logger.warn(`taking over the delete of ${restorePointId}: ${String(e)}`), false),
       );
-      if (!taken) continue;
+      if (!taken) return;
       const position = await this.resume(vmId, repositoryId, restorePointId).catch((e) => (this.logger.error(`could not finish deleting ${restorePointId}: ${String(e)}`), null));
       await this.projections.waitFor(READ_MODEL, position);
-    }
+    }, () => !this.orphanSweep);
   }
 
   async onApplicationShutdown(): Promise<void> {

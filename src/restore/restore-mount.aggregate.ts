@@ -47,7 +47,8 @@ export type RestoreMountCommand =
   | { kind: 'recordFileDownload'; volume: string; path: string; bytes: number; range: string | null; complete: boolean; actor: string; integrity: Integrity }
   | { kind: 'recordArchiveDownload'; volume: string; path: string; format: 'tar.gz' | 'zip'; bytes: number; complete: boolean; actor: string; integrity: Integrity }
   /** `hubInstance` is the hub process asking: only the process that holds a mount can take it down. */
-  | { kind: 'release'; mountId: string; reason: ReleaseReason; detail?: string | null; hubInstance: string };
+  /** `from`: a takeover's release of a mount the gone process `from` held (`hub-gone`). */
+  | { kind: 'release'; mountId: string; reason: ReleaseReason; detail?: string | null; hubInstance: string; from?: string };
 
 export function isActive(state: RestoreMountState): boolean {
   return state.status === 'mounting' || state.status === 'ready';
@@ -137,7 +138,7 @@ export const restoreMountAggregate: Aggregate<RestoreMountState, RestoreMountCom
         return [{ type: RESTORE_ARCHIVE_DOWNLOADED, data: { mountId, volume, path, format, bytes, complete, actor, integrity } }];
       }
       case 'release':
-        if (!mayRelease(state, command.mountId, command.hubInstance)) return [];
+        if (!mayRelease(state, command.mountId, command.from ?? command.hubInstance)) return [];
         return [{ type: RESTORE_MOUNT_RELEASED, data: { mountId, reason: command.reason, detail: command.detail ?? null } }];
     }
   },

@@ -10,7 +10,8 @@ export const RESTORE_ARCHIVE_DOWNLOADED = 'RestoreArchiveDownloaded';
 export const RESTORE_MOUNT_RELEASED = 'RestoreMountReleased';
 
 /** Why a mount was taken down. */
-export type ReleaseReason = 'requested' | 'idle-timeout' | 'hub-restart' | 'hub-shutdown' | 'helper-exited';
+/** `hub-gone`: another hub took the mount over once the hub process that held it stopped and did not come back. */
+export type ReleaseReason = 'requested' | 'idle-timeout' | 'hub-restart' | 'hub-shutdown' | 'helper-exited' | 'hub-gone';
 
 /** One partition (or the whole disk) as the events and the API report it; host paths stay inside the hub. */
 export interface MountVolume {

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { causedBy } from '../eventing/request-context';
+import { HubLiveness, OwnersGone } from '../projection-runner/hub-liveness';
 import { ProjectionsService } from '../projection-runner/projections.service';
+import { repeatAfter } from '../process/repeat';
 import { FilesInUse } from '../restore-points/files-in-use';
 import { MarkRestoreMountFailedCommand } from './commands/mark-restore-mount-failed.command';
 import { MarkRestoreMountReadyCommand } from './commands/mark-restore-mount-ready.command';
@@ -13,7 +15,7 @@ import { ReleaseRestoreMountCommand } from './commands/release-restore-mount.com
 import { LiveMount, LiveMounts } from './live-mounts';
 import { MountStories } from './mount-stories';
 import { HelperExitNotice, RestorePointMounter, RestoreVolume } from './mounting';
-import { ActiveRestoreMountsQuery } from './queries/active-restore-mounts.query';
+import { ActiveRestoreMountsQuery, OthersRestoreMountsQuery } from './queries/active-restore-mounts.query';
 import { MountReadingFilesQuery } from './queries/mount-reading-files.query';
 import { isActive, mayRelease } from './restore-mount.aggregate';
 import { MountTarget, MountVolume, ReleaseReason, RESTORE_MOUNT_RELEASED, RESTORE_MOUNT_REQUESTED } from './restore-mount.events';
@@ -55,9 +57,11 @@ export class RestoreMountWorkflow implements IEventHandler<RestoreMountAppended>
   private readonly restoreRoot: string;
   private readonly pending = new Set<Promise<unknown>>();
   private stopping = false;
+  private readonly owners: OwnersGone;
+  private orphanSweep?: { stop(): Promise<void> };
 
   constructor(
-    @Inject(HUB_CONFIG) config: HubConfig,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @Inject(HUB_INSTANCE) private readonly instance: string,
     private readonly commands: CommandBus,
     private readonly queries: QueryBus,
@@ -65,7 +69,9 @@ export class RestoreMountWorkflow implements IEventHandler<RestoreMountAppended>
     private readonly stories: MountStories,
     private readonly projections: ProjectionsService,
     private readonly filesInUse: FilesInUse,
+    liveness: HubLiveness,
   ) {
+    this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
     this.restoreRoot = join(config.dataDir, 'restore');
     this.mounter = new RestorePointMounter({ onHelperExit: (notice) => this.track(this.onHelperExit(notice)) });
   }
@@ -93,10 +99,25 @@ export class RestoreMountWorkflow implements IEventHandler<RestoreMountAppended>
       })) ?? position;
     }
     await this.projections.waitFor(RESTORE_READ_MODEL, position);
+    if (!this.stopping) this.orphanSweep = repeatAfter(this.config.goneHubCheckMs, () => this.takeOverOrphans());
+  }
+
+  /**
+   * Mounts of a hub process that is gone for good are recorded released (`hub-gone`): only their process could
+   * release them, and until then they held their points (and every older point of the chain) against deletes for
+   * ever. What the gone process mounted went with its host, or its next start takes it down.
+   */
+  private async takeOverOrphans(): Promise<void> {
+    const orphans = await this.queries.execute(new OthersRestoreMountsQuery(this.instance));
+    await this.owners.takeOver(orphans, (o) => o.hubInstance, async ({ mountId }, owner) => {
+      this.logger.warn(`restore mount ${mountId} was held by hub process ${owner}, which stopped and did not come back; recording it released`);
+      await this.commands.execute(new ReleaseRestoreMountCommand(mountId, 'hub-gone', `its hub process ${owner} stopped and did not come back`, owner)).catch((e) => this.logger.warn(`releasing restore mount ${mountId} of a gone hub: ${messageOf(e)}`));
+    }, () => this.stopping);
   }
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
+    await this.orphanSweep?.stop();
     for (const live of this.live.all().filter((l) => l.mounted)) {
       await this.release(live.target.mountId, 'hub-shutdown').catch((e) => this.logger.error(`unmounting restore mount ${live.target.mountId} at shutdown failed: ${messageOf(e)}`));
     }

@@ -47,6 +47,13 @@ export class OpenPointExportsQuery extends Query<{ exportId: string; leaseIds: s
   }
 }
 
+/** The open exports of hub processes other than this one, with the process of each: a gone one's are taken over. */
+export class OthersOpenPointExportsQuery extends Query<{ exportId: string; hubInstance: string }[]> {
+  constructor(readonly hubInstance: string) {
+    super();
+  }
+}
+
 /** How many exports one token (its actor name) holds open, on every hub process sharing the database. */
 export class OpenPointExportsByQuery extends Query<number> {
   constructor(readonly actor: string) {

@@ -7,6 +7,8 @@ export class ReleaseRestoreMountCommand extends Command<Appended & { eventIds: s
     readonly mountId: string,
     readonly reason: ReleaseReason,
     readonly detail: string | null = null,
+    /** A takeover: the mount was held by this hub process, which is gone for good. */
+    readonly from?: string,
   ) {
     super();
   }

@@ -25,7 +25,7 @@ export class ReleaseRestoreMountHandler implements ICommandHandler<ReleaseRestor
 
   async execute(command: ReleaseRestoreMountCommand): Promise<Appended & { eventIds: string[] }> {
     const correlationId = (await this.stories.of(command.mountId))?.correlationId ?? currentContext().correlationId;
-    const decision = { kind: 'release' as const, mountId: command.mountId, reason: command.reason, detail: command.detail, hubInstance: this.instance };
+    const decision = { kind: 'release' as const, mountId: command.mountId, reason: command.reason, detail: command.detail, hubInstance: this.instance, ...(command.from !== undefined ? { from: command.from } : {}) };
     const result = await runWithContext({ ...currentContext(), correlationId }, () => this.aggregates.execute(restoreMountStream(command.mountId), restoreMountAggregate, decision, command));
     if (result.events.length) this.events.publish(new RestoreMountAppended(result.state.target!, result.events.map((e, i) => ({ id: result.eventIds[i], type: e.type, data: e.data })), correlationId));
     return { eventIds: result.eventIds, position: result.position };
