@@ -148,6 +148,12 @@ export class VsphereSource implements BackupSource {
     if (this.snapshots.has(vmId)) throw new Error(`a backup of ${vmId} is already running`);
     const client = await this.client();
     const vm = await this.vm(vmId);
+    // one of ours a removal that failed left (vCenter busy for a moment): the new snapshot would be taken on top of it,
+    // its disks deltas of that one, and every backup of the VM would fail on them until the agent restarted
+    for (const left of vm.snapshots.filter((s) => s.name.startsWith(this.opts.snapshotPrefix))) {
+      this.log('warn', `removing snapshot ${left.name} of VM ${vm.name}, left by an earlier backup, before taking the next`);
+      await this.removeSnapshot(client, vm, left.ref, left.name);
+    }
     const name = `${this.opts.snapshotPrefix}${pending.newPointId}`;
     const { ref, consistency } = await this.takeSnapshot(client, vm, name);
     // its disks are added below, once each is found readable; closing it removes the VMware snapshot
