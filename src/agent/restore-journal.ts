@@ -66,8 +66,19 @@ export class RestoreJournal {
     this.state = next;
   }
 
+  /**
+   * A file of this restore, named in memory whatever its write does: this process's undo removes it (the write
+   * failing is no reason to leave a file of ours behind).
+   */
   async addFile(path: string): Promise<void> {
-    await this.record({ files: [...this.state.files, path] });
+    this.state = { ...this.state, files: [...this.state.files, path] };
+    await this.save();
+  }
+
+  /** A file that turned out not to be this restore's: forgotten in memory first, so no undo of this process removes it. */
+  async forgetFile(path: string): Promise<void> {
+    this.state = { ...this.state, files: this.state.files.filter((f) => f !== path) };
+    await this.save();
   }
 
   async remove(): Promise<void> {

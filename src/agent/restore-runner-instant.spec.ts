@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RestoreReport, RestoreStartRequest } from '../wire/restore-protocol';
@@ -34,7 +34,7 @@ const request: RestoreStartRequest = {
 };
 
 /** A hypervisor whose domain boots and pulls at once; `fail` names the step that throws. */
-function fakeHost(fail: { release?: boolean; settle?: boolean } = {}) {
+function fakeHost(fail: { release?: boolean; settle?: boolean; journalAfterPull?: boolean } = {}) {
   const calls: string[] = [];
   const host: RestoreHost = {
     plan: async () => [{ diskId: 'vda', virtualSize: 1 << 20, format: 'qcow2', write: join(dir, 'web-1-vda.qcow2'), final: join(dir, 'web-1-vda.qcow2'), owner: null }],
@@ -45,7 +45,11 @@ function fakeHost(fail: { release?: boolean; settle?: boolean } = {}) {
       await journal.record({ files: plans.map((p) => p.final), domainUuid: 'uuid-1' });
       return { name: 'web-1', uuid: 'uuid-1', proxyDir: join(dir, 'proxies') };
     },
-    pull: async () => void calls.push('pull'),
+    pull: async () => {
+      calls.push('pull');
+      // the journal's next write fails (its filesystem full, say): where it writes first is taken
+      if (fail.journalAfterPull) mkdirSync(join(dir, `restore-${request.restoreId}.json.tmp`));
+    },
     releaseInstant: async () => {
       calls.push('releaseInstant');
       if (fail.release) throw new Error('virsh: the proxies could not be stopped');
@@ -118,6 +122,17 @@ describe('the end of an instant recovery never undoes a domain whose copy is don
     expect(hub.taken.at(-1)).toEqual({ type: 'finished', domain: { name: 'web-1', uuid: 'uuid-1', started: !fail.settle } });
     expect(logs.some((l) => l.startsWith('error: ') && l.includes('instant recovery ir-1'))).toBe(true);
     expect(journals()).toEqual([]);
+  });
+
+  it('a journal that cannot record the copy done (its filesystem full) does not make the domain undone', async () => {
+    const { host, calls } = fakeHost({ journalAfterPull: true });
+    const hub = fakeHub();
+    const restores = runner(host, hub.report);
+    restores.start(request);
+    await hub.ended;
+    await until(() => !restores.isRunning(request.restoreId));
+    expect(calls).toEqual(['startInstant', 'pull', 'releaseInstant', 'settleInstant']);
+    expect(hub.taken.at(-1)).toEqual({ type: 'finished', domain: { name: 'web-1', uuid: 'uuid-1', started: true } });
   });
 
   it('a hub that cannot take the last word for a while is told again until it does: the domain is never undone meanwhile', async () => {

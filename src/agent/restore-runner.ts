@@ -230,7 +230,12 @@ export class RestoreRunner {
         last.set(diskId, Date.now());
         void report({ type: 'disk-progressed', diskId, bytesDone: done, bytesPlanned: total, rate: 0 }).catch(() => undefined);
       }, signal);
-      await journal.record({ phase: 'local' });
+      // the domain needs the hub no more: in memory whatever the write does, so that nothing here undoes it (a journal
+      // left saying `pulling` is resumed by the next start, whose copy finds every disk local)
+      await journal.record({ phase: 'local' }).catch((e) => {
+        journal.state = { ...journal.state, phase: 'local' };
+        log('error', `instant recovery ${restoreId}: its domain is local, but the journal could not say so: ${String(e)}`);
+      });
       for (const diskId of instant!.diskIds) await report({ type: 'disk-completed', diskId, bytesWritten: 0, bytesZeroed: 0, bytesPlanned: 0, durationMs: 0, verifiedBlocks: 0 }).catch(() => undefined);
     }
     await this.deps.host!.releaseInstant(journal.state).catch((e) => log('error', `instant recovery ${restoreId}: its domain ${instant!.name} is local, but stopping its NBD proxies failed (they may still run): ${String(e)}`));
@@ -343,7 +348,7 @@ async function reserveFiles(disks: RestoreDiskPlan[], journal: RestoreJournal): 
       (file) => file.close(),
       async (error: NodeJS.ErrnoException) => {
         // not ours: the journal must not name it, or the undo would remove another's file
-        await journal.record({ files: journal.state.files.filter((f) => f !== d.write) });
+        await journal.forgetFile(d.write);
         throw error.code === 'EEXIST' ? new RestoreConflict(`${d.write} already exists`) : error;
       },
     );
