@@ -448,10 +448,11 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
       // Clean first, then record the failure: a job that reads "failed" has left nothing behind. An export still
       // starting ends first (its own failure releases its port), so the clean-up finds each export started or gone.
       await Promise.allSettled(serving);
-      // an error after its point was recorded (the completion's append lost to a database failover): the point is
-      // the backup, and its files are never cleaned away
-      if (!isTerminal(state) && pointRecorded(state, await this.points.chain(state.vmId!, state.repositoryId!))) await this.completeRecorded(story, state);
-      else {
+      // an error after its point was recorded (the completion's append, or its answer, lost to a database failover):
+      // the point is the backup, and its files are never cleaned away, whatever the job reads now
+      if (state.restorePointId !== null && pointRecorded(state, await this.points.chain(state.vmId!, state.repositoryId!))) {
+        if (!isTerminal(state)) await this.completeRecorded(story, state);
+      } else {
         await this.cleanUp(story, root, createdFiles, agentStarted);
         if (!isTerminal(await this.job(jobId))) await this.send(story, new FailBackupCommand(jobId, reason, state.phase!));
       }

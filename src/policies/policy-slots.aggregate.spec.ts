@@ -76,6 +76,11 @@ describe('policy slots decider', () => {
     // the first VM of a 150-VM slot, the first the limit dropped before: its skip is recorded
     const skip: PolicySlotsCommand = { kind: 'skip', policyId: 'p1', slot: S2, vmId: 'vm000', jobId: `${S2}-j0`, reason: 'VM vm000 already has a backup job running: j0' };
     expect(when([...first, ...second], skip).map((e) => e.type)).toEqual([SLOT_SKIPPED]);
+    // a run asked for while the slot's VMs are still being requested drops none of them
+    const run = policySlotsAggregate.decide({ kind: 'run', policyId: 'p1', slot: '2025-06-01T12:00:25.000Z', vms: [{ vmId: 'vm000', jobId: 'm1' }], fullEvery: null, at: '2025-06-01T12:00:25.000Z', hubInstance: 'hub-b' }, state);
+    const withRun = given(...first, ...second, ...run);
+    expect(withRun.open.filter((o) => o.slot === S2)).toHaveLength(150);
+    expect(withRun.open.filter((o) => o.manual)).toHaveLength(1);
     // below the limit, older slots stay as they were
     const small = given(...when([], fire(null, S1, vms(S1, 40))), ...when(when([], fire(null, S1, vms(S1, 40))), fire(S1, S2, vms(S2, 40))));
     expect(small.open).toHaveLength(80);

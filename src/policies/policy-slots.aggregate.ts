@@ -13,6 +13,8 @@ export interface OpenSlot {
   attempt: number;
   /** When the request was last made: a job not recorded long after it was requested needs another request. */
   at: string;
+  /** A `run` now, outside the calendar. */
+  manual?: boolean;
 }
 
 export interface PolicySlotsState {
@@ -28,17 +30,20 @@ export interface PolicySlotsState {
 const OPEN_LIMIT = 100;
 
 /**
- * `open` with the oldest entries of older slots dropped beyond OPEN_LIMIT. The newest slot's are never dropped: the
- * scheduler requests a slot's VMs one after another, and a VM dropped before its request was made (a hub killed
- * midway through a policy of more VMs than the limit) would never be requested, nor its skip recorded.
+ * `open` with the oldest entries of older slots dropped beyond OPEN_LIMIT. Those of the newest calendar slot and of
+ * the newest manual run are never dropped: the scheduler requests a slot's VMs one after another, and a VM dropped
+ * before its request was made (a hub killed midway through a policy of more VMs than the limit, a run asked for
+ * meanwhile) would never be requested, nor its skip recorded.
  */
 function keptOpen(open: OpenSlot[]): OpenSlot[] {
   if (open.length <= OPEN_LIMIT) return open;
-  const newest = open.reduce((n, o) => (o.slot > n ? o.slot : n), open[0].slot);
-  const older = open.filter((o) => o.slot !== newest);
+  const newest = (manual: boolean) => open.filter((o) => !!o.manual === manual).reduce<string | null>((n, o) => (n === null || o.slot > n ? o.slot : n), null);
+  const [calendar, run] = [newest(false), newest(true)];
+  const current = (o: OpenSlot) => o.slot === (o.manual ? run : calendar);
+  const older = open.filter((o) => !current(o));
   const room = Math.max(0, OPEN_LIMIT - (open.length - older.length));
   const kept = new Set(older.slice(older.length - room));
-  return open.filter((o) => o.slot === newest || kept.has(o));
+  return open.filter((o) => current(o) || kept.has(o));
 }
 
 export interface SlotVm {
@@ -80,7 +85,7 @@ export const policySlotsAggregate: Aggregate<PolicySlotsState, PolicySlotsComman
     switch (event.type) {
       case SLOT_FIRED: {
         const { slot, vmId, jobId, requestedType, manual, firedAt } = event.data;
-        const open = keptOpen([...state.open, { slot, vmId, jobId, requestedType, attempt: 1, at: firedAt }]);
+        const open = keptOpen([...state.open, { slot, vmId, jobId, requestedType, attempt: 1, at: firedAt, ...(manual ? { manual: true } : {}) }]);
         return { lastSlot: manual ? state.lastSlot : later(state.lastSlot, slot), backups: { ...state.backups, [vmId]: (state.backups[vmId] ?? 0) + 1 }, open };
       }
       case SLOT_SKIPPED: {
