@@ -101,5 +101,14 @@ describe('OwnersGone', () => {
     taken.length = 0;
     await owners.takeOver(work, (w) => w.owner, take, () => taken.length === 1);
     expect(taken).toEqual(['1:gone']);
+    // an owner that comes back while its first piece is taken over keeps the rest (it takes them up itself)
+    taken.length = 0;
+    const back = new Set<string>();
+    const comesBack = new OwnersGone({ gone: async (o: string) => o !== 'alive' && !back.has(o) }, 0, () => now);
+    await comesBack.takeOver(work, (w) => w.owner, async (piece, owner) => {
+      await take(piece, owner);
+      back.add('gone');
+    }, () => false);
+    expect(taken).toEqual(['1:gone', '4:other']);
   });
 });

@@ -92,12 +92,23 @@ export class OwnersGone {
     return new Set([...since].filter(([, from]) => this.now() - from >= this.afterMs).map(([owner]) => owner));
   }
 
-  /** One look (sweep) at the owners of `work`, then `take` of each piece whose owner is gone for good, one after another until `stopped`. */
+  /**
+   * One look (sweep) at the owners of `work`, then `take` of each piece whose owner is gone for good, one after another
+   * until `stopped`. Each owner is asked again right before each take: a take can last minutes (a merge), and an owner
+   * that came back meanwhile has taken its own work up again.
+   */
   async takeOver<T>(work: readonly T[], ownerOf: (piece: T) => string, take: (piece: T, owner: string) => Promise<void>, stopped: () => boolean): Promise<void> {
     const gone = await this.sweep(work.map(ownerOf));
     for (const piece of work) {
       if (stopped()) return;
-      if (gone.has(ownerOf(piece))) await take(piece, ownerOf(piece));
+      const owner = ownerOf(piece);
+      if (!gone.has(owner)) continue;
+      if (!(await this.liveness.gone(owner))) {
+        gone.delete(owner);
+        this.goneSince.delete(owner);
+        continue;
+      }
+      await take(piece, owner);
     }
   }
 }
