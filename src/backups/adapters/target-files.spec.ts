@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { makeTempDir, removeTempDir } from '../../../test/fixtures/qcow2/chain-builder';
+import { processesWithArgument, readCmdline } from '../../process/proc';
 import { TargetFiles } from './target-files';
 
 describe('TargetFiles.remove', () => {
@@ -97,8 +98,9 @@ describe('TargetFiles: nothing outside the repository, nothing already there', (
     const file = 'vm1/disk1/rp-8.qcow2';
     const stop = new AbortController();
     const copying = new TargetFiles().create(root, { diskId: 'disk1', file, parentFile: null, virtualSize: 512 * 1024 * 1024, synthesizedFrom: source }, stop.signal);
-    const running = () => spawnSync('pgrep', ['-f', `qemu-img convert.*${join(root, file)}`]).status === 0;
-    for (let i = 0; i < 200 && !running(); i++) await new Promise((r) => setTimeout(r, 10));
+    // looked for in /proc from this process: a pgrep spawned every few ms on a loaded machine could miss the whole copy
+    const running = () => processesWithArgument((word) => word.includes(join(root, file))).some(({ pid }) => /qemu-img\0.*convert/.test((readCmdline(pid) ?? []).join('\0')));
+    for (let i = 0; i < 2000 && !running(); i++) await new Promise((r) => setTimeout(r, 1));
     expect(running()).toBe(true);
     stop.abort();
     await expect(copying).rejects.toThrow();
