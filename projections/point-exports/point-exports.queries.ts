@@ -56,12 +56,12 @@ export class OpenPointExportsHandler implements IQueryHandler<OpenPointExportsQu
 }
 
 @QueryHandler(OthersOpenPointExportsQuery)
-export class OthersOpenPointExportsHandler implements IQueryHandler<OthersOpenPointExportsQuery, { exportId: string; hubInstance: string }[]> {
+export class OthersOpenPointExportsHandler implements IQueryHandler<OthersOpenPointExportsQuery, { exportId: string; hubInstance: string; leaseIds: string[] }[]> {
   constructor(private readonly dataSource: DataSource) {}
 
-  async execute({ hubInstance }: OthersOpenPointExportsQuery): Promise<{ exportId: string; hubInstance: string }[]> {
+  async execute({ hubInstance }: OthersOpenPointExportsQuery): Promise<{ exportId: string; hubInstance: string; leaseIds: string[] }[]> {
     const rows = await this.dataSource.getRepository(PointExportView).find({ where: { hubInstance: Not(hubInstance), status: 'open' }, order: { openedAt: 'ASC' } });
-    return rows.map((r) => ({ exportId: r.exportId, hubInstance: r.hubInstance }));
+    return rows.map((r) => ({ exportId: r.exportId, hubInstance: r.hubInstance, leaseIds: r.disks.map((d) => d.leaseId) }));
   }
 }
 

@@ -33,13 +33,8 @@ export class ExportedFileHandler implements IQueryHandler<ExportedFileQuery, str
   constructor(private readonly dataSource: DataSource) {}
 
   async execute({ files }: ExportedFileQuery): Promise<string | null> {
-    // an export whose port was released serves nobody: a hub taking over a gone hub's job releases its ports, and
-    // the gone process's export (stopped at that hub's return, or gone with its host) must not hold the files for ever
     const rows: { file: string; lease_id: string }[] = await this.dataSource.query(
-      `SELECT p.file, p.lease_id FROM rm_qemu_nbd_processes p
-        WHERE p.state IN ('starting', 'running') AND p.file = ANY($1::text[])
-          AND NOT EXISTS (SELECT 1 FROM rm_nbd_leases l WHERE l.lease_id = p.lease_id AND l.status = 'released')
-        LIMIT 1`,
+      `SELECT file, lease_id FROM rm_qemu_nbd_processes WHERE state IN ('starting', 'running') AND file = ANY($1::text[]) LIMIT 1`,
       [files],
     );
     return rows.length ? `${rows[0].file} is exported by NBD lease ${rows[0].lease_id}` : null;

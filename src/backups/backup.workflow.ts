@@ -213,7 +213,11 @@ export class BackupWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     for (const state of orphans) {
       if (!gone.has(state.startedBy!) || this.stopping) continue;
       this.logger.warn(`backup ${state.jobId} was started by hub process ${state.startedBy}, which is gone: taking it over`);
-      await this.inStory(await this.story(state.jobId!), (story) => this.recover(story, state, leftByGoneProcess(state.phase, state.startedBy!))).catch((e) =>
+      const failure = leftByGoneProcess(state.phase, state.startedBy!);
+      await this.inStory(await this.story(state.jobId!), async (story) => {
+        await this.step(story, () => this.exports.abandon(state.targets.map((t) => t.leaseId), state.startedBy!, failure));
+        await this.recover(story, state, failure);
+      }).catch((e) =>
         this.logger.error(`taking over backup ${state.jobId} failed: ${String(e)}`),
       );
     }

@@ -107,9 +107,10 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
    */
   private async takeOverOrphans(): Promise<void> {
     const orphans = await this.queries.execute(new OthersOpenPointExportsQuery(this.instance));
-    await this.owners.takeOver(orphans, (o) => o.hubInstance, async ({ exportId }, owner) => {
+    await this.owners.takeOver(orphans, (o) => o.hubInstance, async ({ exportId, leaseIds }, owner) => {
       const detail = `its hub process ${owner} stopped and did not come back`;
       await runWithContext({ correlationId: randomUUID(), actor: SYSTEM_ACTOR }, async () => {
+        await this.nbd.abandon(leaseIds, owner, detail);
         await this.nbd.releaseJob(`pe-${exportId}`);
         await this.gateway.execute(new ClosePointExportCommand(exportId, 'hub-gone', detail), POINT_EXPORTS_READ_MODEL);
       }).then(

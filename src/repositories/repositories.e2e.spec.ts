@@ -331,14 +331,18 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
   }
   const GONE_HUB = 'hub-that-is-gone';
 
-  it("an export a gone hub process left, whose ports a takeover released, no longer holds its point against deletes", async () => {
+  it("an export a gone hub process left, which a takeover records ended, no longer holds its point against deletes; one a live process runs still does", async () => {
     await rescan();
     const { NbdExportsService } = await import('../nbd/exports/nbd-exports.service');
+    const nbd = hub.app.get(NbdExportsService);
     const jobId = 'restore-of-a-gone-hub';
     const lease = await goneHubExport(jobId, realpathSync(chain.file('rp-4', 'disk0')));
     expect((await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(409)).body.message).toContain(`exported by NBD lease ${lease.leaseId}`);
-    // the takeover of that process's restore releases its ports: its export serves nobody any more
-    await hub.app.get(NbdExportsService).releaseJob(jobId);
+    // named as another process's (one that is alive): left as it is
+    await nbd.abandon([lease.leaseId], 'another-hub-process', 'not this one');
+    await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(409);
+    // what the takeover of that process's restore does: its export is recorded ended, whichever host leased its port
+    await nbd.abandon([lease.leaseId], GONE_HUB, `its hub process ${GONE_HUB} stopped and did not come back`);
     await hub.admin(hub.http().delete('/api/v1/restore-points/rp-4')).expect(200);
   });
 

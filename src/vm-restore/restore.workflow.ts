@@ -364,6 +364,7 @@ export class RestoreWorkflow implements OnApplicationBootstrap, OnModuleDestroy 
         .then((story) =>
           this.inStory(story, async (s) => {
             await this.stopAgent(restoreId, state.agentId!);
+            await this.step(s, () => this.exports.abandon(state.exports.map((e) => e.leaseId), state.startedBy!, failure));
             await this.releaseExports(s);
             if (!isTerminal(await this.reader.get(restoreId))) await this.send(s, new FailRestoreCommand(restoreId, failure));
           }),

@@ -48,7 +48,7 @@ export class OpenPointExportsQuery extends Query<{ exportId: string; leaseIds: s
 }
 
 /** The open exports of hub processes other than this one, with the process of each: a gone one's are taken over. */
-export class OthersOpenPointExportsQuery extends Query<{ exportId: string; hubInstance: string }[]> {
+export class OthersOpenPointExportsQuery extends Query<{ exportId: string; hubInstance: string; leaseIds: string[] }[]> {
   constructor(readonly hubInstance: string) {
     super();
   }

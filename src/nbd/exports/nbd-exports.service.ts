@@ -218,6 +218,21 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     await Promise.all([this.projections.waitFor(PROCESSES, position), this.projections.waitFor(LEASES, position)]);
   }
 
+  /**
+   * The exports a hub process that is gone for good ran on `leaseIds`, recorded as ended (`QemuNbdExited`, `reason` as
+   * what it said, or a start failed): no process here can stop them, and recorded running they held their files
+   * against deletes for ever. Their processes went with that process's host, or its next start stops them (it finds
+   * them ended, releases their ports and stops what still runs). A lease another live process serves is left alone.
+   */
+  async abandon(leaseIds: readonly string[], goneInstance: string, reason: string): Promise<void> {
+    for (const leaseId of leaseIds) {
+      const state = await this.processes.of(leaseId);
+      if (state.target?.hubInstance !== goneInstance) continue;
+      if (state.phase === 'running') await this.commands.execute(new RecordQemuNbdExitedCommand(leaseId, { pid: state.pid ?? 0, code: null, signal: null, stderrTail: reason, expected: false }));
+      else if (state.phase === 'starting') await this.commands.execute(new RecordQemuNbdStartFailedCommand(leaseId, reason));
+    }
+  }
+
   /** Releases every port of a job on this host, stopping the exports this process runs on them first. */
   async releaseJob(jobId: string): Promise<{ released: number[] }> {
     const reason = 'job ports released';
