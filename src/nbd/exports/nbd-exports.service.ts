@@ -223,14 +223,17 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
    * what it said, or a start failed): no process here can stop them, and recorded running they held their files
    * against deletes for ever. Their processes went with that process's host, or its next start stops them (it finds
    * them ended, releases their ports and stops what still runs). A lease another live process serves is left alone.
+   * Answers once the read model shows them ended: a delete right after is not refused for them.
    */
   async abandon(leaseIds: readonly string[], goneInstance: string, reason: string): Promise<void> {
+    let position: string | null = null;
     for (const leaseId of leaseIds) {
       const state = await this.processes.of(leaseId);
       if (state.target?.hubInstance !== goneInstance) continue;
-      if (state.phase === 'running') await this.commands.execute(new RecordQemuNbdExitedCommand(leaseId, { pid: state.pid ?? 0, code: null, signal: null, stderrTail: reason, expected: false }));
-      else if (state.phase === 'starting') await this.commands.execute(new RecordQemuNbdStartFailedCommand(leaseId, reason));
+      if (state.phase === 'running') position = (await this.commands.execute(new RecordQemuNbdExitedCommand(leaseId, { pid: state.pid ?? 0, code: null, signal: null, stderrTail: reason, expected: false }))).position;
+      else if (state.phase === 'starting') position = (await this.commands.execute(new RecordQemuNbdStartFailedCommand(leaseId, reason))).position;
     }
+    await this.projections.waitFor(PROCESSES, position);
   }
 
   /** Releases every port of a job on this host, stopping the exports this process runs on them first. */
