@@ -69,8 +69,7 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
    */
   async onApplicationBootstrap(): Promise<void> {
     await this.projections.waitForCaughtUp(READ_MODEL);
-    for (const view of await this.queries.execute(new RestorePointsBeingDeletedQuery())) {
-      const owner = (await this.chains.load(view.vmId, view.repositoryId)).pending?.hubInstance;
+    for (const { owner, ...view } of await this.pendingDeletes()) {
       if (owner !== undefined && owner !== this.instance) continue;
       this.logger.warn(`finishing the interrupted delete of restore point ${view.restorePointId}`);
       const position = await this.resume(view.vmId, view.repositoryId, view.restorePointId).catch((e) => {
@@ -85,11 +84,7 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
 
   /** Deletes whose hub process is gone for good: taken over on the chain's stream (one process wins), then finished. */
   private async takeOverOrphans(): Promise<void> {
-    const orphans: { vmId: string; repositoryId: string; restorePointId: string; owner: string }[] = [];
-    for (const view of await this.queries.execute(new RestorePointsBeingDeletedQuery())) {
-      const owner = (await this.chains.load(view.vmId, view.repositoryId)).pending?.hubInstance;
-      if (owner !== undefined && owner !== this.instance) orphans.push({ ...view, owner });
-    }
+    const orphans = (await this.pendingDeletes()).filter((d): d is typeof d & { owner: string } => d.owner !== undefined && d.owner !== this.instance);
     await this.owners.takeOver(orphans, (o) => o.owner, async ({ vmId, repositoryId, restorePointId }, owner) => {
       this.logger.warn(`restore point ${restorePointId}: its delete was left by hub process ${owner}, which stopped and did not come back; finishing it`);
       // in the story of the request that began the delete, as its end will be
@@ -207,6 +202,12 @@ export class RestorePointDeletionWorkflow implements OnApplicationBootstrap, OnA
   private async resume(vmId: string, repositoryId: string, restorePointId: string): Promise<string | null> {
     const started = await this.startOf(vmId, repositoryId, restorePointId);
     return started ? causedBy(started, () => this.finishOrStop(vmId, repositoryId, restorePointId)) : this.finishOrStop(vmId, repositoryId, restorePointId);
+  }
+
+  /** The points being deleted, each with the hub process its chain names as running the delete (none for an unnamed one). */
+  private async pendingDeletes() {
+    const views = await this.queries.execute(new RestorePointsBeingDeletedQuery());
+    return Promise.all(views.map(async (view) => ({ ...view, owner: (await this.chains.load(view.vmId, view.repositoryId)).pending?.hubInstance })));
   }
 
   /** The event that began the point's pending delete. */
