@@ -40,6 +40,10 @@ export class RestoreView {
   @Column({ type: 'jsonb', nullable: true })
   domain: { name: string; uuid: string; started?: boolean } | null;
 
+  /** Why an instant recovery's background copy waits, while it does (InstantRecoveryStalled). */
+  @Column({ type: 'text', nullable: true })
+  stalled: string | null;
+
   @Column({ type: 'text', nullable: true })
   error: string | null;
 

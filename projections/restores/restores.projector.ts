@@ -42,7 +42,7 @@ export class RestoresProjector implements Projector {
 }
 
 function row(s: RestoreState) {
-  return { restoreId: s.restoreId!, restorePointId: s.restorePointId!, vmId: s.vmId!, repositoryId: s.repositoryId!, agentId: s.agentId!, target: s.target!, status: status(s), phase: s.phase!, disks: Object.values(s.disks), domain: s.domain };
+  return { restoreId: s.restoreId!, restorePointId: s.restorePointId!, vmId: s.vmId!, repositoryId: s.repositoryId!, agentId: s.agentId!, target: s.target!, status: status(s), phase: s.phase!, disks: Object.values(s.disks), domain: s.domain, stalled: s.stalled };
 }
 
 /** Enough of the decider's state to fold the next event into (exports are the workflow's, not the API's). */
@@ -59,5 +59,6 @@ function toState(v: RestoreView): RestoreState {
     phase: v.phase,
     disks: Object.fromEntries(v.disks.map((d) => [d.diskId, d])),
     domain: v.domain,
+    stalled: v.stalled,
   };
 }

@@ -34,7 +34,7 @@ const request: RestoreStartRequest = {
 };
 
 /** A hypervisor whose domain boots and pulls at once; `fail` names the step that throws. */
-function fakeHost(fail: { release?: boolean; settle?: boolean; journalAfterPull?: boolean } = {}) {
+function fakeHost(fail: { release?: boolean; settle?: boolean; journalAfterPull?: boolean } = {}, stalls: (string | null)[] = []) {
   const calls: string[] = [];
   const host: RestoreHost = {
     plan: async () => [{ diskId: 'vda', virtualSize: 1 << 20, format: 'qcow2', write: join(dir, 'web-1-vda.qcow2'), final: join(dir, 'web-1-vda.qcow2'), owner: null }],
@@ -45,8 +45,13 @@ function fakeHost(fail: { release?: boolean; settle?: boolean; journalAfterPull?
       await journal.record({ files: plans.map((p) => p.final), domainUuid: 'uuid-1' });
       return { name: 'web-1', uuid: 'uuid-1', proxyDir: join(dir, 'proxies') };
     },
-    pull: async () => {
+    pull: async (_uuid, _disks, _progress, _signal, onStall) => {
       calls.push('pull');
+      // the copy's checks, each a moment apart, saying why it waits
+      for (const reason of stalls) {
+        onStall!(reason);
+        await new Promise((r) => setTimeout(r, 30));
+      }
       // the journal's next write fails (its filesystem full, say): where it writes first is taken
       if (fail.journalAfterPull) mkdirSync(join(dir, `restore-${request.restoreId}.json.tmp`));
     },
@@ -122,6 +127,23 @@ describe('the end of an instant recovery never undoes a domain whose copy is don
     expect(hub.taken.at(-1)).toEqual({ type: 'finished', domain: { name: 'web-1', uuid: 'uuid-1', started: !fail.settle } });
     expect(logs.some((l) => l.startsWith('error: ') && l.includes('instant recovery ir-1'))).toBe(true);
     expect(journals()).toEqual([]);
+  });
+
+  it('a copy that stalls waits with the domain kept: the hub hears the reason once it takes it (said again at the next check) and hears when the copy goes on', async () => {
+    const reason = 'the copy of vda stopped: no space left on the filesystem of /x/web-1-vda.qcow2 (1048576 bytes free)';
+    const { host, calls } = fakeHost({}, [reason, reason, reason, null]);
+    // the hub's API busy as the stall is first said
+    const hub = fakeHub((r, n) => (r.type === 'copy-stalled' && n === 1 ? new HubAnswerError(503, 'hub answered 503') : null));
+    const logs: string[] = [];
+    const restores = runner(host, hub.report, logs);
+    restores.start(request);
+    await hub.ended;
+    await until(() => !restores.isRunning(request.restoreId));
+    expect(calls).toEqual(['startInstant', 'pull', 'releaseInstant', 'settleInstant']);
+    expect(hub.tries.get('copy-stalled')).toBe(3);
+    expect(hub.taken.filter((r) => r.type === 'copy-stalled')).toEqual([{ type: 'copy-stalled', reason }, { type: 'copy-stalled', reason: null }]);
+    expect(hub.taken.at(-1)).toEqual({ type: 'finished', domain: { name: 'web-1', uuid: 'uuid-1', started: true } });
+    expect(logs).toContain(`warn: instant recovery ir-1: ${reason}; its domain web-1 is kept and the copy waits (cancel the restore to give it up)`);
   });
 
   it('a journal that cannot record the copy done (its filesystem full) does not make the domain undone', async () => {

@@ -21,7 +21,8 @@ export interface RestoreHost {
   commit(req: RestoreStartRequest, disks: RestoreDiskPlan[], journal: RestoreJournal): Promise<RestoredDomainInfo>;
   drill(req: RestoreStartRequest, journal: RestoreJournal, hubHost: string, signal: AbortSignal): Promise<DrillOutcome>;
   startInstant(req: RestoreStartRequest, plans: RestoreDiskPlan[], journal: RestoreJournal, hubHost: string): Promise<{ name: string; uuid: string; proxyDir: string }>;
-  pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal): Promise<void>;
+  /** The background copy, to its end; `onStall` hears why it waits (null once it goes on), again at every check while it does. */
+  pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal, onStall?: (reason: string | null) => void): Promise<void>;
   releaseInstant(state: RestoreJournalState): Promise<void>;
   /** An instant recovery's copy done: the domain resumed if an I/O error paused it; whether it runs. */
   settleInstant(uuid: string): Promise<boolean>;
@@ -225,11 +226,23 @@ export class RestoreRunner {
     const { log } = this.deps;
     if (journal.state.phase !== 'local') {
       const last = new Map<string, number>();
+      // what the hub was told of the copy's stall (unknown to a resumed copy), and what it is being told
+      let told: string | null | undefined;
+      let telling: string | null | undefined;
       await this.deps.host!.pull(instant!.uuid, instant!.diskIds, (diskId, done, total) => {
         if (Date.now() - (last.get(diskId) ?? 0) < PROGRESS_EVERY_MS) return;
         last.set(diskId, Date.now());
         void report({ type: 'disk-progressed', diskId, bytesDone: done, bytesPlanned: total, rate: 0 }).catch(() => undefined);
-      }, signal);
+      }, signal, (reason) => {
+        // the hub hears each change once it took it: one it did not take is said again at the copy's next check
+        if (reason === told || reason === telling) return;
+        telling = reason;
+        if (reason !== null) log('warn', `instant recovery ${restoreId}: ${reason}; its domain ${instant!.name} is kept and the copy waits (cancel the restore to give it up)`);
+        void report({ type: 'copy-stalled', reason }).then(
+          () => (told = reason),
+          (e) => log('warn', `instant recovery ${restoreId}: telling the hub that its copy ${reason === null ? 'goes on' : 'waits'} failed (said again at the next check): ${String(e)}`),
+        ).finally(() => telling === reason && (telling = undefined));
+      });
       // the domain needs the hub no more: in memory whatever the write does, so that nothing here undoes it (a journal
       // left saying `pulling` is resumed by the next start, whose copy finds every disk local)
       await journal.record({ phase: 'local' }).catch((e) => {

@@ -8,6 +8,8 @@ describe("an agent's restore report", () => {
       { type: 'disk-completed', diskId: 'vda', bytesWritten: 1, bytesZeroed: 0, bytesPlanned: 1, durationMs: 4, verifiedBlocks: 1 },
       { type: 'domain-defined', name: 'web', uuid: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11' },
       { type: 'instant-running', name: 'web', uuid: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11' },
+      { type: 'copy-stalled', reason: 'the copy of vda stopped: no space left on the filesystem of /x (0 bytes free)' },
+      { type: 'copy-stalled', reason: null },
       { type: 'drill-finished', passed: true, bootMs: 4100, reason: null, screenshot: { contentType: 'text/plain', data: 'R1VFU1QgUkVBRFk=' } },
       { type: 'finished', domain: { name: 'web', uuid: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11', started: false } },
       { type: 'failed', reason: 'no space', damaged: [{ diskId: 'vdb', offset: 0, length: 65536, expected: 'a'.repeat(64), actual: 'b'.repeat(64) }] },
@@ -24,6 +26,8 @@ describe("an agent's restore report", () => {
     [{ type: 'domain-defined', name: 'web', uuid: 'not-a-uuid' }, /uuid must be a uuid/],
     [{ type: 'finished', domain: { name: 'web', uuid: '0b9bd5a4-61c9-4a55-9d5c-2f0c4e7b3a11' } }, /domain.started/],
     [{ type: 'failed', reason: '', damaged: [] }, /reason must be a string/],
+    [{ type: 'copy-stalled' }, /reason must be a string/],
+    [{ type: 'copy-stalled', reason: 'x'.repeat(4001) }, /reason must be a string of 1-4000/],
     [{ type: 'failed', reason: 'x', damaged: [{ diskId: 'vda', offset: 0, length: 1, expected: 'zz', actual: 'b'.repeat(64) }] }, /expected must be 64 hex digits/],
   ])('refuses %j', (body, message) => {
     expect(() => parseRestoreReport(body as Record<string, unknown>)).toThrow(message);

@@ -33,6 +33,8 @@ export function parseRestoreReport(body: Record<string, unknown>): RestoreReport
       return { type: 'domain-defined', name: text(body.name, 'name', 256), uuid: typeof body.uuid === 'string' && UUID.test(body.uuid) ? body.uuid : bad('uuid must be a uuid') };
     case 'instant-running':
       return { type: 'instant-running', name: text(body.name, 'name', 256), uuid: typeof body.uuid === 'string' && UUID.test(body.uuid) ? body.uuid : bad('uuid must be a uuid') };
+    case 'copy-stalled':
+      return { type: 'copy-stalled', reason: body.reason === null ? null : printable(text(body.reason, 'reason', 4000)) };
     case 'finished': {
       const d = body.domain as Record<string, unknown> | undefined;
       if (typeof d?.started !== 'boolean') bad('domain.started must be a boolean');
@@ -58,6 +60,6 @@ export function parseRestoreReport(body: Record<string, unknown>): RestoreReport
       return { type: 'drill-finished', passed: body.passed as boolean, bootMs, reason, screenshot: s as { contentType: 'text/plain'; data: string } | null };
     }
     default:
-      return bad('type must be one of restore-started, disk-progressed, disk-completed, domain-defined, finished, failed, drill-finished, instant-running');
+      return bad('type must be one of restore-started, disk-progressed, disk-completed, domain-defined, finished, failed, drill-finished, instant-running, copy-stalled');
   }
 }

@@ -93,4 +93,23 @@ describe('restore rules', () => {
     expect(unreported.map((e) => e.type).slice(-2)).toEqual(['InstantRecoveryLocal', 'RestoreCompleted']);
     expect(Object.values(fold(restore, unreported).disks).every((d) => d.done)).toBe(true);
   });
+
+  it("an instant recovery's copy that stalls says why, once per change, until it goes on or the recovery ends; only a copy under way stalls", () => {
+    const instant: RestoreCommand = { ...request, mode: 'instant' } as RestoreCommand;
+    const running: RestoreCommand = { kind: 'report', report: { type: 'instant-running', name: 'web2', uuid: 'u' } };
+    const stalled = (reason: string | null): RestoreCommand => ({ kind: 'report', report: { type: 'copy-stalled', reason } });
+    const events = run([instant, happyPath[1], running, stalled(null), stalled('no space'), stalled('no space'), stalled('shut off'), stalled(null), stalled(null), stalled('no space')]);
+    expect(events.slice(3)).toEqual([
+      { type: 'InstantRecoveryStalled', data: { restoreId: 'r', reason: 'no space' } },
+      { type: 'InstantRecoveryStalled', data: { restoreId: 'r', reason: 'shut off' } },
+      { type: 'InstantRecoveryResumed', data: { restoreId: 'r' } },
+      { type: 'InstantRecoveryStalled', data: { restoreId: 'r', reason: 'no space' } },
+    ]);
+    expect(fold(restore, events).stalled).toBe('no space');
+    const local = run([instant, happyPath[1], running, stalled('no space'), { kind: 'complete', domain: { name: 'web2', uuid: 'u', started: true }, durationMs: 1 }]);
+    expect(fold(restore, local).stalled).toBeNull();
+    const cancelled = run([instant, happyPath[1], running, stalled('no space'), { kind: 'cancel' }, { kind: 'cancelled' }]);
+    expect(fold(restore, cancelled)).toMatchObject({ phase: 'cancelled', stalled: null });
+    expect(() => run([instant, happyPath[1], stalled('no space')])).toThrow(/has no background copy under way/);
+  });
 });

@@ -5,7 +5,9 @@ import {
   KnownDamage,
   DrillScreenshotRef,
   INSTANT_RECOVERY_LOCAL,
+  INSTANT_RECOVERY_RESUMED,
   INSTANT_RECOVERY_RUNNING,
+  INSTANT_RECOVERY_STALLED,
   RECOVERY_DRILL_FAILED,
   RECOVERY_DRILL_PASSED,
   RESTORE_CANCEL_REQUESTED,
@@ -50,6 +52,8 @@ export interface RestoreState {
   disks: Record<string, RestoreDiskState>;
   domain: { name: string; uuid: string; started?: boolean } | null;
   cancelRequested: boolean;
+  /** Why an instant recovery's background copy waits, while it does. */
+  stalled: string | null;
 }
 
 export type RestoreCommand =
@@ -69,7 +73,7 @@ const disk = (diskId: string): RestoreDiskState => ({ diskId, path: null, bytesD
 
 /** One restore, from request to its end: the rules about what may follow what. */
 export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEvent> = {
-  initialState: () => ({ restoreId: null, restorePointId: null, vmId: null, repositoryId: null, agentId: null, mode: null, requestedAt: null, target: null, definition: null, phase: null, startedBy: null, exports: [], disks: {}, domain: null, cancelRequested: false }),
+  initialState: () => ({ restoreId: null, restorePointId: null, vmId: null, repositoryId: null, agentId: null, mode: null, requestedAt: null, target: null, definition: null, phase: null, startedBy: null, exports: [], disks: {}, domain: null, cancelRequested: false, stalled: null }),
 
   evolve(state, event) {
     switch (event.type) {
@@ -93,16 +97,20 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
         return { ...state, phase: 'defining', domain: { name: event.data.name, uuid: event.data.uuid } };
       case INSTANT_RECOVERY_RUNNING:
         return { ...state, phase: 'pulling', domain: { name: event.data.name, uuid: event.data.uuid, started: true } };
+      case INSTANT_RECOVERY_STALLED:
+        return { ...state, stalled: event.data.reason };
+      case INSTANT_RECOVERY_RESUMED:
+        return { ...state, stalled: null };
       case INSTANT_RECOVERY_LOCAL:
-        return { ...state, disks: Object.fromEntries(Object.values(state.disks).map((d) => [d.diskId, { ...d, done: true, bytesDone: d.bytesPlanned }])) };
+        return { ...state, stalled: null, disks: Object.fromEntries(Object.values(state.disks).map((d) => [d.diskId, { ...d, done: true, bytesDone: d.bytesPlanned }])) };
       case RESTORE_COMPLETED:
-        return { ...state, phase: 'completed', domain: event.data.domain };
+        return { ...state, phase: 'completed', domain: event.data.domain, stalled: null };
       case RESTORE_FAILED:
-        return { ...state, phase: 'failed' };
+        return { ...state, phase: 'failed', stalled: null };
       case RESTORE_CANCEL_REQUESTED:
         return { ...state, cancelRequested: true };
       case RESTORE_CANCELLED:
-        return { ...state, phase: 'cancelled' };
+        return { ...state, phase: 'cancelled', stalled: null };
       case RECOVERY_DRILL_PASSED:
         return { ...state, phase: 'completed' };
       case RECOVERY_DRILL_FAILED:
@@ -149,6 +157,11 @@ export const restoreAggregate: Aggregate<RestoreState, RestoreCommand, RestoreEv
           case 'instant-running':
             if (state.mode !== 'instant') throw new DomainError('conflict', `restore ${restoreId} is not an instant recovery`);
             return [{ type: INSTANT_RECOVERY_RUNNING, data: { restoreId, name: r.name, uuid: r.uuid, runningMs: command.sinceRequestMs ?? 0 } }];
+          case 'copy-stalled':
+            if (state.phase !== 'pulling') throw new DomainError('conflict', `restore ${restoreId} has no background copy under way`);
+            // the agent says it again at every check while the reason holds: one event per change
+            if (r.reason === state.stalled) return [];
+            return r.reason === null ? [{ type: INSTANT_RECOVERY_RESUMED, data: { restoreId } }] : [{ type: INSTANT_RECOVERY_STALLED, data: { restoreId, reason: r.reason } }];
         }
         return [];
       }

@@ -14,6 +14,8 @@ export const RESTORE_CANCELLED = 'RestoreCancelled';
 export const RECOVERY_DRILL_PASSED = 'RecoveryDrillPassed';
 export const INSTANT_RECOVERY_RUNNING = 'InstantRecoveryRunning';
 export const INSTANT_RECOVERY_LOCAL = 'InstantRecoveryLocal';
+export const INSTANT_RECOVERY_STALLED = 'InstantRecoveryStalled';
+export const INSTANT_RECOVERY_RESUMED = 'InstantRecoveryResumed';
 export const RECOVERY_DRILL_FAILED = 'RecoveryDrillFailed';
 
 export type RestorePhase = 'requested' | 'writing' | 'defining' | 'pulling' | 'completed' | 'failed' | 'cancelled';
@@ -55,6 +57,10 @@ export type RestoreFailed = DomainEvent<typeof RESTORE_FAILED, { restoreId: stri
 export type InstantRecoveryRunning = DomainEvent<typeof INSTANT_RECOVERY_RUNNING, { restoreId: string; name: string; uuid: string; runningMs: number }>;
 /** Every disk of the instant recovery is local: the domain no longer reads from the hub, whose exports stop next. */
 export type InstantRecoveryLocal = DomainEvent<typeof INSTANT_RECOVERY_LOCAL, { restoreId: string; durationMs: number }>;
+/** The background copy cannot go on (`reason`, the agent's words); the domain is kept and the copy waits for the reason to clear. */
+export type InstantRecoveryStalled = DomainEvent<typeof INSTANT_RECOVERY_STALLED, { restoreId: string; reason: string }>;
+/** The reason of the last InstantRecoveryStalled cleared: the background copy goes on. */
+export type InstantRecoveryResumed = DomainEvent<typeof INSTANT_RECOVERY_RESUMED, { restoreId: string }>;
 /** The console at a drill's verdict, kept by the hub (`$SENDENSE_DATA_DIR/drills/<restoreId>.<ext>`). */
 export interface DrillScreenshotRef {
   file: string;
@@ -85,7 +91,9 @@ export type RestoreEvent =
   | RecoveryDrillPassed
   | RecoveryDrillFailed
   | InstantRecoveryRunning
-  | InstantRecoveryLocal;
+  | InstantRecoveryLocal
+  | InstantRecoveryStalled
+  | InstantRecoveryResumed;
 
 export const RESTORE_STREAM_PREFIX = 'vm-restore-';
 export const restoreStream = (restoreId: string) => `${RESTORE_STREAM_PREFIX}${restoreId}`;

@@ -143,6 +143,7 @@ export function restoreResponse(r: RestoreRecord) {
     phase: r.phase,
     disks: r.disks.map((d) => ({ diskId: d.diskId, path: d.path, bytesDone: d.bytesDone, bytesPlanned: d.bytesPlanned, rate: d.rate, done: d.done, verifiedBlocks: d.verifiedBlocks })),
     domain: r.domain,
+    stalled: r.stalled,
     error: r.error,
     damaged: r.damaged,
     knownDamage: r.knownDamage,

@@ -62,6 +62,11 @@ export type RestoreReport =
   | { type: 'domain-defined'; name: string; uuid: string }
   /** Instant recovery: the domain runs on overlays backed by the hub's export; the background copy starts. */
   | { type: 'instant-running'; name: string; uuid: string }
+  /**
+   * Instant recovery: the background copy cannot go on for `reason` (the overlays' filesystem full, the domain shut
+   * off): it waits, the domain kept, until the reason clears or the restore is cancelled; `null` once it goes on.
+   */
+  | { type: 'copy-stalled'; reason: string | null }
   | { type: 'finished'; domain: { name: string; uuid: string; started: boolean } }
   /** A drill's verdict; everything it made on the host is already gone. `screenshot`: the console at the verdict (an image, or a serial console's last lines). */
   | { type: 'drill-finished'; passed: boolean; bootMs: number | null; reason: string | null; screenshot: DrillScreenshot | null }

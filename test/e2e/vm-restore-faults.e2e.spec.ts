@@ -13,8 +13,9 @@ const MiB = 1024 * 1024;
 /**
  * Restores under faults, against a real libvirtd, hub and agent and a 2-disk TCG guest: a cancelled instant
  * recovery, a start that fails, two restores to one name at once, an instant recovery whose storage (a small
- * loop-mounted ext4) fills, names virsh would read as another domain. Each ends with what it says, and leaves
- * no domain, no file, no proxy behind.
+ * loop-mounted ext4) fills, names virsh would read as another domain. Each that fails ends with what it says and
+ * leaves no domain, no file, no proxy behind; the instant recovery whose storage fills keeps its domain and waits
+ * for space, then completes.
  */
 describe('restore faults under real libvirt', () => {
   const lab = new LibvirtLab();
@@ -144,7 +145,7 @@ describe('restore faults under real libvirt', () => {
     for (const f of readdirSync(host.storage).filter((x) => x.startsWith(name))) rmSync(join(host.storage, f));
   }, 600_000);
 
-  it('an instant recovery whose storage fills during the copy (a loop-mounted ext4 another writer fills) fails with the reason instead of copying on silently, leaving nothing', async () => {
+  it('an instant recovery whose storage fills during the copy (a loop-mounted ext4 another writer fills) waits saying why, its domain kept, and completes once space is freed', async () => {
     const image = join(host.dir, 'small.ext4');
     const mount = join(host.dir, 'small');
     mkdirSync(mount);
@@ -161,13 +162,29 @@ describe('restore faults under real libvirt', () => {
     expect(res.status).toBe(202);
     const { bavail, bsize } = statfsSync(mount);
     await run('fallocate', ['-l', String(bavail * bsize - 32 * MiB), join(mount, 'filler')]);
-    const done = await waitForRestore(res.body.restoreId, 240_000);
-    expect(done).toMatchObject({ status: 'failed', error: expect.stringMatching(/the copy of vd[ab] stopped: .*no space left on the filesystem/) });
-    expect(await leftovers(name, mount)).toEqual(clean);
-    expect(readdirSync(mount).filter((f) => f !== 'lost+found')).toEqual(['filler']);
+    let stalled: any;
+    await lab.until(async () => Boolean((stalled = await get(res.body.restoreId)).stalled) || stalled.status !== 'running', 240_000, 'the copy to stall');
+    expect(stalled).toMatchObject({ status: 'running', phase: 'pulling', stalled: expect.stringMatching(/^the copy of vd[ab] stopped: no space left on the filesystem of /) });
+    // nothing undone: the domain and its overlays are there, still reading from the hub
+    const waiting = await leftovers(name, mount);
+    expect(waiting).toMatchObject({ domain: true, leases: 2 });
+    // the agent's journal of it and its proxies' dir, for the next agent to resume should this one stop
+    expect(waiting.agentDir.sort()).toEqual([`instant-${res.body.restoreId}`, `restore-${res.body.restoreId}.json`]);
+    expect(waiting.nbdkit).toHaveLength(2);
+    // the operator frees space: the copy goes on by itself, and the guest qemu paused on the full disk runs again
+    rmSync(join(mount, 'filler'));
+    const done = await waitForRestore(res.body.restoreId, 300_000);
+    expect(done).toMatchObject({ status: 'completed', stalled: null, domain: { name, started: true } });
+    expect((await virsh('domstate', name)).trim()).toBe('running');
+    expect(await leftovers(name, mount)).toMatchObject({ domain: true, nbdkit: [], leases: 0, agentDir: [] });
     const story = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events.map((e: { type: string }) => e.type);
-    expect(story).toContain('InstantRecoveryRunning');
-    expect(story.at(-1)).toBe('RestoreFailed');
+    expect(story.slice(story.indexOf('InstantRecoveryRunning'))).toEqual(expect.arrayContaining(['InstantRecoveryStalled', 'InstantRecoveryResumed']));
+    expect(story.indexOf('InstantRecoveryStalled')).toBeGreaterThan(story.indexOf('InstantRecoveryRunning'));
+    expect(story.indexOf('InstantRecoveryResumed')).toBeGreaterThan(story.indexOf('InstantRecoveryStalled'));
+    expect(story.slice(-2)).toEqual(['InstantRecoveryLocal', 'RestoreCompleted']);
+    await virsh('destroy', name);
+    await virsh('undefine', name, '--nvram');
+    for (const f of readdirSync(mount).filter((x) => x.startsWith(name))) rmSync(join(mount, f));
     await run('umount', [mount]);
     await run('losetup', ['-d', device]);
     loop = undefined;

@@ -19,6 +19,7 @@ interface Restore {
   phase: string;
   disks: { diskId: string; bytesDone: number; bytesPlanned: number; rate: number; done: boolean; verifiedBlocks: number }[];
   domain: { name: string; uuid: string; started: boolean } | null;
+  stalled: string | null;
   error: string | null;
   drill: { passed: boolean; bootMs: number | null; reason: string | null } | null;
   correlationId: string;
@@ -32,6 +33,12 @@ const TONE: Record<Restore['status'], Tone> = { running: 'idle', completed: 'ok'
 function RestoreResult({ restore }: { restore: Restore }) {
   if (restore.status === 'failed') return <p class="error result" role="alert" data-result="failed">The restore failed: {restore.error}</p>;
   if (restore.status === 'cancelled') return <p class="result" role="status" data-result="cancelled">The restore was cancelled; what it had made on the host was removed.</p>;
+  if (restore.status === 'running' && restore.stalled && restore.domain)
+    return (
+      <p class="error result" role="alert" data-result="stalled" data-domain={restore.domain.name}>
+        <Badge tone="warn" text="copy waiting" /> VM <strong>{restore.domain.name}</strong> is kept, still reading from the backup, but its disks cannot be copied to the host: {restore.stalled}. The copy goes on by itself once that is fixed; cancelling the restore removes the VM and what its guest wrote.
+      </p>
+    );
   if (restore.status === 'running' && restore.domain?.started)
     return (
       <p class="result" role="status" data-result="running" data-domain={restore.domain.name}>

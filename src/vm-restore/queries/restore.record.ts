@@ -15,6 +15,8 @@ export interface RestoreRecord {
   phase: RestorePhase;
   disks: RestoreDiskState[];
   domain: { name: string; uuid: string; started?: boolean } | null;
+  /** Why an instant recovery's background copy waits (its domain kept, still reading from the hub), while it does. */
+  stalled: string | null;
   error: string | null;
   damaged: DamagedBlock[];
   knownDamage: KnownDamage[];

@@ -203,11 +203,14 @@ export class LibvirtRestorer {
    * crashed 5 of 29 runs of the console's restore test. The agent's own questions wait for the copy to end
    * (libvirt-source.ts, `copying`). A pull that stopped (never started by a killed agent, the hub away too long) is started again and
    * skips what it copied. One that stopped because the overlay cannot take the data (its filesystem full, the guest
-   * paused on an I/O error), because the domain is shut off (its qemu crashed), or that keeps stopping, ends this
-   * with the reason: the copy would never finish. Ends when no disk has a network
+   * paused on an I/O error), because the domain is shut off, or that keeps stopping, stalls: `onStall` is given the
+   * reason at every check (each STALL_CHECK_MS), and the copy waits with the domain as it is, since its overlays
+   * hold what its guest wrote since it booted and only the operator may give that up (by cancelling the restore).
+   * Once what an operator changes clears (space freed, the domain started), a guest qemu paused on the I/O error runs
+   * again and the copy starts again; `onStall(null)` once a pull is seen running. Ends when no disk has a network
    * backing left, or throws when aborted.
    */
-  async pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal): Promise<void> {
+  async pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal, onStall: (reason: string | null) => void = () => undefined): Promise<void> {
     // a copy resumed after the agent's restart may find a disk's pull still running: that disk goes first
     let running: string | undefined;
     for (const diskId of diskIds) if (!running && blockJobBytes(await this.source.virsh(['blockjob', uuid, diskId, '--info', '--raw']).catch(() => ''))) running = diskId;
@@ -215,8 +218,15 @@ export class LibvirtRestorer {
     const issued = new Set<string>();
     /** Per disk, the jobs this pull started that ended with the disk still reading from the hub, since one was last seen running. */
     const stopped = new Map<string, number>();
+    let stalled: string | null = null;
+    let seenRunning = false;
+    const stall = (reason: string | null) => {
+      stalled = reason;
+      onStall(reason);
+    };
     while (pending.size) {
       signal.throwIfAborted();
+      let waitMs = 1000;
       const xml = await this.source.virsh(['dumpxml', uuid]).catch(() => null);
       for (const diskId of [...pending]) {
         if (xml !== null && !diskBackedByNetwork(xml, diskId)) {
@@ -227,6 +237,9 @@ export class LibvirtRestorer {
         const job = blockJobBytes(await this.source.virsh(['blockjob', uuid, diskId, '--info', '--raw']).catch(() => ''));
         if (job) {
           stopped.set(diskId, 0);
+          // said at the first sight too: a copy resumed by a new agent may follow a stall the hub still shows
+          if (stalled !== null || !seenRunning) stall(null);
+          seenRunning = true;
           onProgress(diskId, job.cur, job.end);
           break;
         }
@@ -239,37 +252,64 @@ export class LibvirtRestorer {
           pending.delete(diskId);
           continue;
         }
-        if (issued.has(diskId)) {
+        if (stalled !== null) {
+          // waiting: only what an operator changes holds it (space, the domain's power); a pause on the I/O error is its consequence
+          const cause = await this.pullFault(uuid, now, diskId, PULL_LOW_FREE, { causesOnly: true });
+          if (cause) {
+            stall(`the copy of ${diskId} stopped: ${cause}`);
+            waitMs = STALL_CHECK_MS;
+            break;
+          }
+          await this.resumeAfterIoError(uuid);
+        } else if (issued.has(diskId)) {
           // stopped again without being seen running: the filesystem need not be quite full to be the reason
-          const fault = await this.pullFault(uuid, now, diskId, (stopped.get(diskId) ?? 0) >= 1 ? PULL_LOW_FREE : PULL_MIN_FREE);
           const count = (stopped.get(diskId) ?? 0) + 1;
+          const fault = await this.pullFault(uuid, now, diskId, count >= 2 ? PULL_LOW_FREE : PULL_MIN_FREE);
           stopped.set(diskId, count);
-          if (fault) throw new Error(`the copy of ${diskId} stopped: ${fault}`);
-          if (count >= PULL_STOPS) throw new Error(`the copy of ${diskId} stopped ${count} times in a row without finishing`);
-          this.opts.log('warn', `the copy of ${diskId} of domain ${uuid} stopped before it finished; started again`);
+          if (fault) {
+            stall(`the copy of ${diskId} stopped: ${fault}`);
+            waitMs = STALL_CHECK_MS;
+            break;
+          }
+          if (count >= PULL_STOPS) {
+            // started again all the same, at the slower pace, until it is seen running
+            stall(`the copy of ${diskId} stopped ${count} times in a row without finishing`);
+            waitMs = STALL_CHECK_MS;
+          } else this.opts.log('warn', `the copy of ${diskId} of domain ${uuid} stopped before it finished; started again`);
         }
         await this.source.virsh(['blockpull', uuid, diskId]).catch((e: Error) => this.opts.log('warn', `blockpull of ${diskId}: ${e.message}`));
         issued.add(diskId);
         break;
       }
-      if (pending.size) await new Promise((r) => setTimeout(r, 1000));
+      if (pending.size) await abortableSleep(waitMs, signal);
     }
+    if (stalled !== null) stall(null);
   }
 
-  /** Why a disk's copy cannot go on, or null when nothing says so: the overlay's filesystem full, a disk error the domain reports, the domain paused by one or shut off. */
-  private async pullFault(uuid: string, xml: string, diskId: string, minFree: number): Promise<string | null> {
+  /** A domain qemu paused on an I/O error (its overlay full for a while) runs again; an operator's pause stays. */
+  private async resumeAfterIoError(uuid: string): Promise<void> {
+    const state = (await this.source.virsh(['domstate', uuid, '--reason'])).trim();
+    if (/^paused \((I\/O error|ioerror)/i.test(state)) await this.source.virsh(['resume', uuid]);
+  }
+
+  /**
+   * Why a disk's copy cannot go on, or null when nothing says so: the overlay's filesystem full, a disk error the
+   * domain reports, the domain paused by one or shut off. `causesOnly`: what an operator changes (space, power), not
+   * the errors and the pause that follow from it.
+   */
+  private async pullFault(uuid: string, xml: string, diskId: string, minFree: number, { causesOnly = false } = {}): Promise<string | null> {
     const faults: string[] = [];
     const overlay = diskSourceFile(xml, diskId);
     if (overlay) {
       const fs = await statfs(dirname(overlay)).catch(() => null);
       if (fs && fs.bavail * fs.bsize < minFree) faults.push(`no space left on the filesystem of ${overlay} (${fs.bavail * fs.bsize} bytes free)`);
     }
-    const errors = (await this.source.virsh(['domblkerror', uuid]).catch(() => '')).trim();
+    const errors = causesOnly ? '' : (await this.source.virsh(['domblkerror', uuid]).catch(() => '')).trim();
     if (errors && !/no errors found/i.test(errors)) faults.push(`disk errors: ${errors.split('\n').map((l) => l.trim()).join(', ')}`);
     const state = (await this.source.virsh(['domstate', uuid, '--reason']).catch(() => '')).trim();
-    if (/^paused \((I\/O error|ioerror)/i.test(state)) faults.push(`the domain is ${state}`);
+    if (!causesOnly && /^paused \((I\/O error|ioerror)/i.test(state)) faults.push(`the domain is ${state}`);
     // its qemu gone (crashed, killed): every pull restarted would end at once, for no reason virsh gives
-    if (/^shut off/i.test(state)) faults.push(`the domain is ${state}`);
+    if (/^shut off/i.test(state)) faults.push(`the domain is ${state}: started, its copy goes on`);
     return faults.length ? faults.join('; ') : null;
   }
 
@@ -278,8 +318,7 @@ export class LibvirtRestorer {
    * Whether it runs is then read from libvirt, not assumed: an operator's pause stays.
    */
   async settleInstant(uuid: string): Promise<boolean> {
-    const state = (await this.source.virsh(['domstate', uuid, '--reason'])).trim();
-    if (/^paused \((I\/O error|ioerror)/i.test(state)) await this.source.virsh(['resume', uuid]);
+    await this.resumeAfterIoError(uuid);
     return (await this.source.virsh(['domstate', uuid])).trim() === 'running';
   }
 
@@ -425,7 +464,21 @@ const PULL_MIN_FREE = 4 * 1024 * 1024;
  * show a few MiB (seen in CI: ten restarts, each stopping at once, on an ext4 with more than PULL_MIN_FREE left).
  */
 const PULL_LOW_FREE = 64 * 1024 * 1024;
-/** A copy restarted this often in a row without being seen running is not going to finish. */
+/** A copy restarted this often in a row without being seen running stalls: it is started again at the slower pace. */
 const PULL_STOPS = 10;
+/** How often a stalled copy looks again at what holds it. */
+const STALL_CHECK_MS = 5000;
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
