@@ -146,6 +146,18 @@ describe('the end of an instant recovery never undoes a domain whose copy is don
     expect(logs).toContain(`warn: instant recovery ir-1: ${reason}; its domain web-1 is kept and the copy waits (cancel the restore to give it up)`);
   });
 
+  it('a hub that cannot take the report that the domain runs for a moment is told again: the just booted domain is not undone', async () => {
+    const { host, calls } = fakeHost();
+    const hub = fakeHub((r, n) => (r.type === 'instant-running' && n <= 2 ? new HubAnswerError(503, 'hub answered 503') : null));
+    const restores = runner(host, hub.report);
+    restores.start(request);
+    await hub.ended;
+    await until(() => !restores.isRunning(request.restoreId));
+    expect(hub.tries.get('instant-running')).toBe(3);
+    expect(calls).toEqual(['startInstant', 'pull', 'releaseInstant', 'settleInstant']);
+    expect(hub.taken.at(-1)).toEqual({ type: 'finished', domain: { name: 'web-1', uuid: 'uuid-1', started: true } });
+  });
+
   it('a journal that cannot record the copy done (its filesystem full) does not make the domain undone', async () => {
     const { host, calls } = fakeHost({ journalAfterPull: true });
     const hub = fakeHub();

@@ -172,7 +172,11 @@ export class RestoreRunner {
         const started = await this.deps.host.startInstant(req, disks, journal, this.deps.hubHost);
         // journaled before the hub hears of it: an agent killed once the hub knows the domain runs must resume its copy, never undo it
         await journal.record({ phase: 'pulling', instant: { correlationId: req.correlationId, causationId: req.causationId, name: started.name, uuid: started.uuid, diskIds: disks.map((d) => d.diskId), proxyDir: started.proxyDir } });
-        await report({ type: 'instant-running', name: started.name, uuid: started.uuid });
+        // a hub busy for a moment must not cost the guest it could not hear of: told again, as a last report is
+        await sendLastReport(async () => void (await report({ type: 'instant-running', name: started.name, uuid: started.uuid })), {
+          signal,
+          onRetry: (e, ms) => log('warn', `instant recovery ${req.restoreId}: telling the hub that its domain runs failed (${String(e)}); trying again in ${ms} ms`),
+        });
         await this.finishInstant(journal, signal, report);
         journal = undefined;
         return;
