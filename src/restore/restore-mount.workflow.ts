@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, On
 import { CommandBus, EventsHandler, IEventHandler, QueryBus } from '@nestjs/cqrs';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { causedBy } from '../eventing/request-context';
@@ -42,6 +43,10 @@ export function toMountVolume(v: RestoreVolume): MountVolume {
   };
 }
 
+/** How soon, and at most how far apart, a release whose record failed is recorded again. */
+const RECORD_RETRY_FIRST_MS = 1_000;
+const RECORD_RETRY_LONGEST_MS = 30_000;
+
 /**
  * File-level restore mounts on this host: mounts the requested disk's qcow2
  * (the chain reads through) read-only under <dataDir>/restore/<mountId>, and
@@ -57,6 +62,8 @@ export class RestoreMountWorkflow implements IEventHandler<RestoreMountAppended>
   private readonly restoreRoot: string;
   private readonly pending = new Set<Promise<unknown>>();
   private stopping = false;
+  /** Aborted at the stop: ends the waits of what is retried. */
+  private readonly stopped = new AbortController();
   private readonly owners: OwnersGone;
   private orphanSweep?: { stop(): Promise<void> };
 
@@ -117,6 +124,7 @@ export class RestoreMountWorkflow implements IEventHandler<RestoreMountAppended>
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
+    this.stopped.abort();
     await this.orphanSweep?.stop();
     for (const live of this.live.all().filter((l) => l.mounted)) {
       await this.release(live.target.mountId, 'hub-shutdown').catch((e) => this.logger.error(`unmounting restore mount ${live.target.mountId} at shutdown failed: ${messageOf(e)}`));
@@ -226,9 +234,35 @@ export class RestoreMountWorkflow implements IEventHandler<RestoreMountAppended>
     for (const warning of warnings) this.logger.warn(`restore mount ${mountId}: ${warning}`);
     if (!record) return;
     const details = [detail, ...warnings].filter((d): d is string => !!d);
-    const send = () => this.commands.execute(new ReleaseRestoreMountCommand(mountId, reason, details.length ? details.join('; ') : null));
-    // A person's DELETE is its own cause and names its actor; any other release is caused by the mount's latest event.
-    await (reason === 'requested' ? send() : causedBy(live.cause.eventId, send, live.cause.correlationId));
+    const recorded = details.length ? details.join('; ') : null;
+    const send = () => this.commands.execute(new ReleaseRestoreMountCommand(mountId, reason, recorded));
+    try {
+      // A person's DELETE is its own cause and names its actor; any other release is caused by the mount's latest event.
+      await (reason === 'requested' ? send() : causedBy(live.cause.eventId, send, live.cause.correlationId));
+    } catch (error) {
+      // Taken down, and still recorded active (holding its point) until a restart: recorded again until it is on
+      // record. A DELETE answers with the error instead, and is sent again by its caller.
+      if (reason !== 'requested') this.track(this.recordLater(mountId, reason, recorded, error));
+      throw error;
+    }
+  }
+
+  /** A release taken down whose record failed, recorded again (as a release of a mount no longer held) until it is on record. */
+  private async recordLater(mountId: string, reason: ReleaseReason, detail: string | null, first: unknown): Promise<void> {
+    let error = first;
+    for (let wait = RECORD_RETRY_FIRST_MS; !this.stopped.signal.aborted; wait = Math.min(wait * 2, RECORD_RETRY_LONGEST_MS)) {
+      this.logger.warn(`restore mount ${mountId} is taken down, but recording its release failed (${messageOf(error)}); trying again in ${wait} ms`);
+      await sleep(wait, undefined, { signal: this.stopped.signal }).catch(() => undefined);
+      // at a stop, the next start records it ('hub-restart')
+      if (this.stopped.signal.aborted) return;
+      try {
+        await this.release(mountId, reason, detail);
+        this.logger.log(`restore mount ${mountId}: its release is recorded`);
+        return;
+      } catch (e) {
+        error = e;
+      }
+    }
   }
 
   /** For a mount this process does not hold: the release is caused by the mount's latest event. */
