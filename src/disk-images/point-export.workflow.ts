@@ -173,6 +173,13 @@ export class PointExportWorkflow implements OnApplicationBootstrap, OnModuleDest
       throw error;
     }
     this.open.set(exportId, exported.map((d) => d.leaseId));
+    // a disk's qemu-nbd that ended before the export was open here was told to nobody (its exit looked for an open export)
+    const ended = exported.find((d) => !this.nbd.isRunning(d.leaseId));
+    if (ended) {
+      const detail = `the qemu-nbd of disk ${ended.diskId} ended while the export was opened`;
+      await this.closeAsSystem(exportId, 'qemu-nbd-exited', detail);
+      throw new Error(`the export of restore point ${restorePointId} was closed again: ${detail} (its log says why)`);
+    }
     if (abandoned?.aborted) {
       await this.close(exportId, exported.map((d) => d.leaseId), 'answer-abandoned', 'the request that opened it ended before its answer');
       throw new DomainError('conflict', `the export of restore point ${restorePointId} was closed again: the request ended before its answer`);
