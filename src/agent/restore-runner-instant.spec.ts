@@ -143,7 +143,7 @@ describe('the end of an instant recovery never undoes a domain whose copy is don
     expect(hub.tries.get('copy-stalled')).toBe(3);
     expect(hub.taken.filter((r) => r.type === 'copy-stalled')).toEqual([{ type: 'copy-stalled', reason }, { type: 'copy-stalled', reason: null }]);
     expect(hub.taken.at(-1)).toEqual({ type: 'finished', domain: { name: 'web-1', uuid: 'uuid-1', started: true } });
-    expect(logs).toContain(`warn: instant recovery ir-1: ${reason}; its domain web-1 is kept and the copy waits (cancel the restore to give it up)`);
+    expect(logs).toContain(`warn: instant recovery ir-1: ${reason}; its domain web-1 is kept until the copy is done (cancel the restore to give it up)`);
   });
 
   it('a hub that cannot take the report that the domain runs for a moment is told again: the just booted domain is not undone', async () => {

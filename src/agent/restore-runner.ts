@@ -241,7 +241,7 @@ export class RestoreRunner {
         // the hub hears each change once it took it: one it did not take is said again at the copy's next check
         if (reason === told || reason === telling) return;
         telling = reason;
-        if (reason !== null) log('warn', `instant recovery ${restoreId}: ${reason}; its domain ${instant!.name} is kept and the copy waits (cancel the restore to give it up)`);
+        if (reason !== null) log('warn', `instant recovery ${restoreId}: ${reason}; its domain ${instant!.name} is kept until the copy is done (cancel the restore to give it up)`);
         void report({ type: 'copy-stalled', reason }).then(
           () => (told = reason),
           (e) => log('warn', `instant recovery ${restoreId}: telling the hub that its copy ${reason === null ? 'goes on' : 'waits'} failed (said again at the next check): ${String(e)}`),

@@ -145,6 +145,33 @@ describe('restore faults under real libvirt', () => {
     for (const f of readdirSync(host.storage).filter((x) => x.startsWith(name))) rmSync(join(host.storage, f));
   }, 600_000);
 
+  it('an instant recovery whose domain is shut off during the copy (the plug pulled) finishes its copy offline: it completes with the domain on its own disks, which then starts without the hub', async () => {
+    const name = `sendense-instant-off-${process.pid}`;
+    host.domains.push(name);
+    const res = await restore({ mode: 'instant', target: { kind: 'new-domain', name, storageDir: host.storage } });
+    expect(res.status).toBe(202);
+    let r: any;
+    await lab.until(async () => (r = await get(res.body.restoreId)).phase === 'pulling' || r.status !== 'running', 240_000, 'the domain to run');
+    expect(r).toMatchObject({ status: 'running', phase: 'pulling' });
+    await virsh('destroy', name);
+    const done = await waitForRestore(res.body.restoreId, 300_000);
+    expect(done).toMatchObject({ status: 'completed', stalled: null, domain: { name, started: false } });
+    const disks = readdirSync(host.storage).filter((f) => f.startsWith(`${name}-`) && f.endsWith('.qcow2'));
+    expect(disks).toHaveLength(2);
+    for (const f of disks) expect(JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', join(host.storage, f)])).stdout)['backing-filename']).toBeUndefined();
+    expect(await virsh('dumpxml', '--inactive', name)).not.toMatch(/<backingStore[^>]*type=.network/);
+    expect(await leftovers(name)).toMatchObject({ domain: true, nbdkit: [], leases: 0, agentDir: [] });
+    const story = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events;
+    expect(story.filter((e: { type: string }) => e.type === 'InstantRecoveryStalled').map((e: { data: { reason: string } }) => e.data.reason)).toContainEqual(expect.stringMatching(/^the domain is shut off \(destroyed\): its copy is being finished offline$/));
+    expect(story.map((e: { type: string }) => e.type).slice(-2)).toEqual(['InstantRecoveryLocal', 'RestoreCompleted']);
+    // on its own disks: it starts with the hub's exports and the proxies gone
+    await virsh('start', name);
+    expect((await virsh('domstate', name)).trim()).toBe('running');
+    await virsh('destroy', name);
+    await virsh('undefine', name, '--nvram');
+    for (const f of readdirSync(host.storage).filter((x) => x.startsWith(name))) rmSync(join(host.storage, f));
+  }, 600_000);
+
   it('an instant recovery whose storage fills during the copy (a loop-mounted ext4 another writer fills) waits saying why, its domain kept, and completes once space is freed', async () => {
     const image = join(host.dir, 'small.ext4');
     const mount = join(host.dir, 'small');
@@ -176,6 +203,8 @@ describe('restore faults under real libvirt', () => {
     const done = await waitForRestore(res.body.restoreId, 300_000);
     expect(done).toMatchObject({ status: 'completed', stalled: null, domain: { name, started: true } });
     expect((await virsh('domstate', name)).trim()).toBe('running');
+    // its definition too reads nothing from the hub: started again, it runs on its own disks
+    expect(await virsh('dumpxml', '--inactive', name)).not.toMatch(/<backingStore[^>]*type=.network/);
     expect(await leftovers(name, mount)).toMatchObject({ domain: true, nbdkit: [], leases: 0, agentDir: [] });
     const story = (await lab.api('GET', `/api/v1/audit/streams/vm-restore-${res.body.restoreId}`)).body.events.map((e: { type: string }) => e.type);
     expect(story.slice(story.indexOf('InstantRecoveryRunning'))).toEqual(expect.arrayContaining(['InstantRecoveryStalled', 'InstantRecoveryResumed']));

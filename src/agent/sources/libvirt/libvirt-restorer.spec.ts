@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,30 +64,41 @@ describe('the background copy of an instant recovery', () => {
     expect([...new Set(progress)]).toEqual(['vda', 'vdb', 'vdc']);
   }, 30_000);
 
-  it("stalls with the reason while the domain is shut off (its qemu crashed), keeping it and pulling nothing, and goes on once it runs again", async () => {
-    const calls: string[] = [];
-    const stalls: (string | null)[] = [];
-    const disk = (backing: string) => `<domain><devices><disk type='file' device='disk'><source file='/nonexistent/vda'/>${backing}<target dev='vda' bus='virtio'/></disk></devices></domain>`;
-    const answers: Record<string, string> = { dumpxml: disk("<backingStore type='network'/>"), blockjob: '', blockpull: '', domblkerror: '', domstate: 'shut off (crashed)\n' };
-    const source = {
-      virsh: async (args: string[]) => {
-        calls.push(args[0]);
-        // a pull of a running domain copies the disk whole at once
-        if (args[0] === 'blockpull' && answers.domstate.startsWith('running')) answers.dumpxml = disk('');
-        return answers[args[0]] ?? '';
-      },
-    } as unknown as LibvirtSource;
-    const pulled = new LibvirtRestorer(source, { workDir: '/nonexistent', log: () => undefined }).pull('uuid-1', ['vda'], () => undefined, new AbortController().signal, (reason) => stalls.push(reason));
-    const reason = 'the copy of vda stopped: the domain is shut off (crashed): started, its copy goes on';
-    // said again at the next check while it holds, the domain left as it is, no pull started meanwhile
-    while (stalls.length < 2) await new Promise((r) => setTimeout(r, 50));
-    expect(stalls).toEqual([reason, reason]);
-    expect(calls.filter((c) => c === 'blockpull')).toHaveLength(1);
-    expect(calls.filter((c) => !['dumpxml', 'blockjob', 'blockpull', 'domblkerror', 'domstate'].includes(c))).toEqual([]);
-    answers.domstate = 'running (booted)\n';
-    await pulled;
-    expect(calls.filter((c) => c === 'blockpull')).toHaveLength(2);
-    expect(stalls.at(-1)).toBeNull();
+  it("finishes the copy of a shut-off domain offline: each overlay takes in what it read from its backing, and the domain is defined again without it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sendense-offline-'));
+    try {
+      // the point's data as the hub serves it, and an overlay on it holding what the guest wrote before it was shut off
+      const backing = join(dir, 'point.raw');
+      const overlay = join(dir, 'web-vda.qcow2');
+      writeFileSync(backing, Buffer.alloc(4 << 20, 'p'));
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', backing, '-F', 'raw', overlay, String(4 << 20)]);
+      execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x67 1M 64k', overlay]);
+      const disk = (backingStore: string) => `<domain><devices><disk type='file' device='disk'>\n  <driver name='qemu' type='qcow2'/>\n  <source file='${overlay}'/>${backingStore}\n  <target dev='vda' bus='virtio'/>\n</disk></devices></domain>`;
+      const network = "\n  <backingStore type='network' index='1'>\n    <format type='raw'/>\n    <source protocol='nbd' name='vda'>\n      <host transport='unix' socket='/tmp/p/vda.sock'/>\n    </source>\n    <backingStore/>\n  </backingStore>";
+      let defined: string | null = null;
+      const calls: string[] = [];
+      const stalls: (string | null)[] = [];
+      const source = {
+        virsh: async (args: string[]) => {
+          calls.push(args.join(' '));
+          if (args[0] === 'domstate') return 'shut off (destroyed)\n';
+          if (args[0] === 'blockjob') return '';
+          if (args[0] === 'dumpxml') return defined ?? disk(network);
+          if (args[0] === 'define') defined = readFileSync(args[1], 'utf8');
+          return '';
+        },
+      } as unknown as LibvirtSource;
+      await new LibvirtRestorer(source, { workDir: dir, log: () => undefined }).pull('uuid-1', ['vda'], () => undefined, new AbortController().signal, (reason) => stalls.push(reason));
+      expect(stalls).toEqual(['the domain is shut off (destroyed): its copy is being finished offline', null]);
+      expect(calls.filter((c) => c.startsWith('blockpull'))).toEqual([]);
+      expect(defined).toBe(disk(''));
+      // standalone, with what the guest wrote and the point's data around it
+      expect(JSON.parse(execFileSync('qemu-img', ['info', '--output=json', overlay], { encoding: 'utf8' }))['backing-filename']).toBeUndefined();
+      rmSync(backing);
+      execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'read -P 0x67 1M 64k', '-c', `read -P 0x70 0 1M`, '-c', `read -P 0x70 ${(1 << 20) + 65536} ${(3 << 20) - 65536}`, overlay]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 
   it('resumed after an agent restart, lets the pull still running end before it starts another', async () => {

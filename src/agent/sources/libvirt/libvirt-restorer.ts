@@ -7,6 +7,7 @@ import { parseDomainXml, readsFromNetwork } from './domain-xml';
 import type { LibvirtSource } from './libvirt-source';
 import { startInstantDisks, stopInstantDisks } from './instant-disks';
 import { checkWritableDir, replacedDiskFile, replacedDomain } from './target-checks';
+import { runQemuImg } from '../../../qemu/qemu-img';
 import { minimalDomainXml, restoredDomainXml, RestoredDomainSpec } from './restored-domain';
 
 /** One disk a restore writes: into `write`, which is `final` for a new domain, or a file beside the replaced one. */
@@ -252,6 +253,17 @@ export class LibvirtRestorer {
           pending.delete(diskId);
           continue;
         }
+        const power = (await this.source.virsh(['domstate', uuid, '--reason']).catch(() => '')).trim();
+        if (/^shut off/i.test(power)) {
+          // no qemu to pull with: the disks are made local offline, every one at once (the domain is not started for it)
+          stall(`the domain is ${power}: its copy is being finished offline`);
+          await this.finishOffline(uuid, now, [...pending], signal).catch((e: Error) => {
+            if (signal.aborted) return;
+            stall(`the copy of ${diskId} stopped: the domain is ${power}, and finishing its copy offline failed: ${e.message}`);
+            waitMs = STALL_CHECK_MS;
+          });
+          break;
+        }
         if (stalled !== null) {
           // waiting: only what an operator changes holds it (space, the domain's power); a pause on the I/O error is its consequence
           const cause = await this.pullFault(uuid, now, diskId, PULL_LOW_FREE, { causesOnly: true });
@@ -284,6 +296,21 @@ export class LibvirtRestorer {
       if (pending.size) await abortableSleep(waitMs, signal);
     }
     if (stalled !== null) stall(null);
+  }
+
+  /**
+   * The copy of a shut-off domain (its guest powered itself off, an operator pulled the plug): each overlay takes in
+   * what it still reads from the hub (`qemu-img rebase` onto no backing, through the proxy), then the domain is
+   * defined again without its network backings, so that it starts on its own disks.
+   */
+  private async finishOffline(uuid: string, xml: string, diskIds: string[], signal: AbortSignal): Promise<void> {
+    for (const diskId of diskIds) {
+      const overlay = diskSourceFile(xml, diskId);
+      if (!overlay) throw new Error(`disk ${diskId} of domain ${uuid} has no file`);
+      if (diskBackedByNetwork(xml, diskId)) await runQemuImg(['rebase', '-q', '-f', 'qcow2', '-b', '', overlay], { signal });
+    }
+    const inactive = await this.source.virsh(['dumpxml', '--inactive', uuid]);
+    await this.withXmlFile(`offline-${uuid}`, withoutNetworkBackings(inactive), async (file) => void (await this.source.virsh(['define', file])));
   }
 
   /** A domain qemu paused on an I/O error (its overlay full for a while) runs again; an operator's pause stays. */
@@ -426,6 +453,18 @@ function diskBackedByNetwork(xml: string, target: string): boolean {
     if (new RegExp(`<target\\b[^>]*dev=['"]${target}['"]`).test(m[1])) return readsFromNetwork(m[1]);
   }
   return false;
+}
+
+/** The domain's XML with no disk reading from a network backing (the overlays made local). */
+function withoutNetworkBackings(xml: string): string {
+  return xml.replace(/<disk\b[^>]*>[\s\S]*?<\/disk>/g, (disk) => {
+    let out = disk;
+    for (let before = ''; before !== out; ) {
+      before = out;
+      out = out.replace(/\s*<backingStore\b[^>]*type=['"]network['"][^>]*>(?:(?!<backingStore\b)[\s\S])*?(?:<backingStore\/>)?(?:(?!<backingStore\b)[\s\S])*?<\/backingStore>/g, '');
+    }
+    return out;
+  });
 }
 
 /** The file a disk `target` of the domain reads and writes (an instant recovery's overlay). */
