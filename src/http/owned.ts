@@ -128,7 +128,6 @@ const STREAM_OWNERS: [RegExp, OwnedKind][] = [
   [new RegExp(`^drill-slots-policy-(${UUID_TEXT})-agent-${UUID_TEXT}$`), 'policy'],
   [/^vm-backups-(.+)$/, 'vm'],
   [/^disk-image-downloads-(.+)$/, 'point'],
-  [/^restore-point-id-(.+)$/, 'point'],
 ];
 
 export function streamOwner(streamId: string): { kind: OwnedKind; id: string } | null {
