@@ -203,12 +203,12 @@ export class LibvirtRestorer {
    * them, and libvirt asks as it handles each pull's end (query-named-block-nodes): two pulls ending together
    * crashed 5 of 29 runs of the console's restore test. The agent's own questions wait for the copy to end
    * (libvirt-source.ts, `copying`). A pull that stopped (never started by a killed agent, the hub away too long) is started again and
-   * skips what it copied. One that stopped because the overlay cannot take the data (its filesystem full, the guest
-   * paused on an I/O error), because the domain is shut off, or that keeps stopping, stalls: `onStall` is given the
-   * reason at every check (each STALL_CHECK_MS), and the copy waits with the domain as it is, since its overlays
-   * hold what its guest wrote since it booted and only the operator may give that up (by cancelling the restore).
-   * Once what an operator changes clears (space freed, the domain started), a guest qemu paused on the I/O error runs
-   * again and the copy starts again; `onStall(null)` once a pull is seen running. Ends when no disk has a network
+   * skips what it copied. A domain shut off has its copy finished offline (finishOffline). One that stopped because
+   * the overlay cannot take the data (its filesystem full, the guest paused on an I/O error), or that keeps stopping,
+   * stalls: `onStall` is given the reason at every check (each STALL_CHECK_MS), and the copy waits with the domain as
+   * it is, since its overlays hold what its guest wrote since it booted and only the operator may give that up (by
+   * cancelling the restore). Once the space is there, a guest qemu paused on the I/O error runs again and the copy
+   * starts again; `onStall(null)` once a pull is seen running or the copy is done. Ends when no disk has a network
    * backing left, or throws when aborted.
    */
   async pull(uuid: string, diskIds: string[], onProgress: (diskId: string, done: number, total: number) => void, signal: AbortSignal, onStall: (reason: string | null) => void = () => undefined): Promise<void> {
