@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, chown, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runQemuImg } from '../../../qemu/qemu-img';
 import type { DrillScreenshot, RestoreCheckRequest, RestoreStartRequest } from '../../../wire/restore-protocol';
 import type { RestoreJournal, RestoreJournalState } from '../../restore-journal';
 import { parseDomainXml, readsFromNetwork } from './domain-xml';
 import type { LibvirtSource } from './libvirt-source';
 import { startInstantDisks, stopInstantDisks } from './instant-disks';
 import { checkWritableDir, replacedDiskFile, replacedDomain } from './target-checks';
-import { runQemuImg } from '../../../qemu/qemu-img';
-import { minimalDomainXml, restoredDomainXml, RestoredDomainSpec } from './restored-domain';
+import { minimalDomainXml, restoredDomainXml, RestoredDomainSpec, withoutBackingStores } from './restored-domain';
 
 /** One disk a restore writes: into `write`, which is `final` for a new domain, or a file beside the replaced one. */
 export interface RestoreDiskPlan {
@@ -265,8 +266,8 @@ export class LibvirtRestorer {
           break;
         }
         if (stalled !== null) {
-          // waiting: only what an operator changes holds it (space, the domain's power); a pause on the I/O error is its consequence
-          const cause = await this.pullFault(uuid, now, diskId, PULL_LOW_FREE, { causesOnly: true });
+          // waiting: only what an operator changes holds it (space); a pause on the I/O error is its consequence
+          const cause = await this.pullFault(uuid, now, diskId, PULL_LOW_FREE, power, { causesOnly: true });
           if (cause) {
             stall(`the copy of ${diskId} stopped: ${cause}`);
             waitMs = STALL_CHECK_MS;
@@ -276,7 +277,7 @@ export class LibvirtRestorer {
         } else if (issued.has(diskId)) {
           // stopped again without being seen running: the filesystem need not be quite full to be the reason
           const count = (stopped.get(diskId) ?? 0) + 1;
-          const fault = await this.pullFault(uuid, now, diskId, count >= 2 ? PULL_LOW_FREE : PULL_MIN_FREE);
+          const fault = await this.pullFault(uuid, now, diskId, count >= 2 ? PULL_LOW_FREE : PULL_MIN_FREE, power);
           stopped.set(diskId, count);
           if (fault) {
             stall(`the copy of ${diskId} stopped: ${fault}`);
@@ -293,7 +294,7 @@ export class LibvirtRestorer {
         issued.add(diskId);
         break;
       }
-      if (pending.size) await abortableSleep(waitMs, signal);
+      if (pending.size) await sleep(waitMs, undefined, { signal }).catch(() => undefined);
     }
     if (stalled !== null) stall(null);
   }
@@ -321,10 +322,11 @@ export class LibvirtRestorer {
 
   /**
    * Why a disk's copy cannot go on, or null when nothing says so: the overlay's filesystem full, a disk error the
-   * domain reports, the domain paused by one or shut off. `causesOnly`: what an operator changes (space, power), not
-   * the errors and the pause that follow from it.
+   * domain reports, the domain paused by one (`state`: `virsh domstate --reason`, read by the caller; a shut-off
+   * domain is finished offline instead). `causesOnly`: what an operator changes (space), not the errors and the
+   * pause that follow from it.
    */
-  private async pullFault(uuid: string, xml: string, diskId: string, minFree: number, { causesOnly = false } = {}): Promise<string | null> {
+  private async pullFault(uuid: string, xml: string, diskId: string, minFree: number, state: string, { causesOnly = false } = {}): Promise<string | null> {
     const faults: string[] = [];
     const overlay = diskSourceFile(xml, diskId);
     if (overlay) {
@@ -333,10 +335,7 @@ export class LibvirtRestorer {
     }
     const errors = causesOnly ? '' : (await this.source.virsh(['domblkerror', uuid]).catch(() => '')).trim();
     if (errors && !/no errors found/i.test(errors)) faults.push(`disk errors: ${errors.split('\n').map((l) => l.trim()).join(', ')}`);
-    const state = (await this.source.virsh(['domstate', uuid, '--reason']).catch(() => '')).trim();
     if (!causesOnly && /^paused \((I\/O error|ioerror)/i.test(state)) faults.push(`the domain is ${state}`);
-    // its qemu gone (crashed, killed): every pull restarted would end at once, for no reason virsh gives
-    if (/^shut off/i.test(state)) faults.push(`the domain is ${state}: started, its copy goes on`);
     return faults.length ? faults.join('; ') : null;
   }
 
@@ -455,16 +454,9 @@ function diskBackedByNetwork(xml: string, target: string): boolean {
   return false;
 }
 
-/** The domain's XML with no disk reading from a network backing (the overlays made local). */
+/** The domain's XML with no disk reading from a network backing (the overlays made local, with no backing left). */
 function withoutNetworkBackings(xml: string): string {
-  return xml.replace(/<disk\b[^>]*>[\s\S]*?<\/disk>/g, (disk) => {
-    let out = disk;
-    for (let before = ''; before !== out; ) {
-      before = out;
-      out = out.replace(/\s*<backingStore\b[^>]*type=['"]network['"][^>]*>(?:(?!<backingStore\b)[\s\S])*?(?:<backingStore\/>)?(?:(?!<backingStore\b)[\s\S])*?<\/backingStore>/g, '');
-    }
-    return out;
-  });
+  return xml.replace(/<disk\b[^>]*>[\s\S]*?<\/disk>/g, (disk) => (readsFromNetwork(disk) ? withoutBackingStores(disk) : disk));
 }
 
 /** The file a disk `target` of the domain reads and writes (an instant recovery's overlay). */
@@ -508,16 +500,5 @@ const PULL_STOPS = 10;
 /** How often a stalled copy looks again at what holds it. */
 const STALL_CHECK_MS = 5000;
 
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 const exists = (path: string) => stat(path).then(() => true, () => false);

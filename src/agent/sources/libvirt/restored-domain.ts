@@ -71,13 +71,18 @@ export function restoredDomainXml(recorded: string, spec: RestoredDomainSpec): R
   return { xml, notes };
 }
 
-function restoredDiskBody(body: string, disk: RestoredDomainSpec['disks'][number]): string {
-  let out = body;
-  // nested backing chains: innermost first, until none is left
+/** A disk's XML without its backing chain: nested backingStore elements, innermost first, until none is left. */
+export function withoutBackingStores(diskBody: string): string {
+  let out = diskBody;
   for (let before = ''; before !== out; ) {
     before = out;
     out = out.replace(/\s*<backingStore\b[^>]*\/>/g, '').replace(/\s*<backingStore\b[^>]*>(?:(?!<backingStore\b)[\s\S])*?<\/backingStore>/g, '');
   }
+  return out;
+}
+
+function restoredDiskBody(body: string, disk: RestoredDomainSpec['disks'][number]): string {
+  let out = withoutBackingStores(body);
   const driverAttrs = (attrs: string) => {
     let a = setAttr(attrs, 'type', disk.format);
     if (disk.backing) a = setAttr(setAttr(a, 'error_policy', 'stop'), 'rerror_policy', 'stop');
