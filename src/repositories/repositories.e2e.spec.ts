@@ -304,6 +304,8 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
   /** This hub stopped (cleanly: what it keeps at shutdown runs on) and started again on its data dir with `env`. */
   async function restartHub(env: Record<string, string> = {}) {
     const { db, dataDir } = hub;
+    // the restarted hub keeps the default NBD port range: what the first one leased lies outside it, as after an
+    // operator changed SENDENSE_NBD_PORTS, and is still released
     await hub.app.close();
     const { createHubApp } = await import('../hub/create-hub-app');
     const { loadHubConfig } = await import('../config/hub-config');

@@ -101,6 +101,7 @@ export class NbdExportsService implements OnApplicationBootstrap, OnModuleDestro
     for (const running of this.manager.list()) {
       if (this.kept.has(running.leaseId)) {
         this.logger.warn(`leaving export ${running.leaseId} running: a domain reads from it (the next start adopts it)`);
+        this.manager.forget(running.leaseId);
         continue;
       }
       await this.stop(running.leaseId, 'hub shutdown').catch((e) => this.logger.error(`stopping export ${running.leaseId} at shutdown failed: ${String(e)}`));

@@ -49,6 +49,15 @@ describe('NBD port pool rules', () => {
     expect(() => pool.decide(release(100.5, 'x'), pool.initialState())).toThrow(/outside the NBD port pool/);
   });
 
+  it('releases a port leased before the range changed, which the new range no longer holds', () => {
+    const { state } = run([allocate('j1', 'd0', 'lease-a')]);
+    const narrowed = { first: 101, last: 102 };
+    expect(pool.decide({ kind: 'release', port: 100, leaseId: 'lease-a', reason: 'reconciled', range: narrowed, exporting: [] }, state)).toEqual([
+      { type: 'NbdPortReleased', data: { port: 100, jobId: 'j1', leaseId: 'lease-a', reason: 'reconciled' } },
+    ]);
+    expect(() => pool.decide({ kind: 'release', port: 99, reason: 'x', range: narrowed, exporting: [] }, state)).toThrow('port 99 is outside the NBD port pool 101-102');
+  });
+
   it('refuses to release a port while its export runs, whichever hub process runs it', () => {
     const { state } = run([allocate('j1', 'd0', 'lease-a'), allocate('j2', 'd0', 'lease-b')]);
     expect(() => pool.decide(release(100, 'x', undefined, ['lease-a']), state)).toThrow(

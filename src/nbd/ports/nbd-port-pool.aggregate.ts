@@ -61,10 +61,11 @@ export const nbdPortPoolAggregate: Aggregate<PortPoolState, PortPoolCommand, Nbd
       }
       case 'release': {
         const { first, last } = command.range;
-        if (!Number.isInteger(command.port) || command.port < first || command.port > last) {
+        const lease = Number.isInteger(command.port) ? state.leases[command.port] : undefined;
+        // a port leased before the hub's range changed is still released: only a port nobody holds is checked against it
+        if (!lease && (!Number.isInteger(command.port) || command.port < first || command.port > last)) {
           throw new DomainError('invalid', `port ${command.port} is outside the NBD port pool ${first}-${last}`);
         }
-        const lease = state.leases[command.port];
         if (lease && command.exporting.includes(lease.leaseId)) {
           throw new DomainError('conflict', `port ${command.port} serves a running export (lease ${lease.leaseId}); stop it first: DELETE /api/v1/nbd/ports/job/${lease.jobId} stops the job's exports and releases its ports`);
         }

@@ -112,6 +112,24 @@ describe('QemuNbdManager after a hub restart', () => {
     await manager.stop(record.leaseId);
   });
 
+  it('an export its manager forgot (left for the next hub run) is that run\'s: stopped by it, its exit is told to it alone', async () => {
+    const earlierExits: QemuNbdExit[] = [];
+    const earlier = new QemuNbdManager({ runDir, onExit: (exit) => earlierExits.push(exit) });
+    const s = spec(10952, await createQcow2(join(dir, 'forgotten.qcow2'), 16 * MiB));
+    const running = await earlier.start(s);
+    earlier.forget(s.leaseId);
+    expect(earlier.list()).toEqual([]);
+    const record = manager.readPidFiles().find((r) => r.leaseId === s.leaseId)!;
+    expect(manager.adopt(record)).toBe(true);
+    await manager.stop(s.leaseId);
+    expect(isRunning(running.pid)).toBe(false);
+    // the earlier manager still watches its child's exit, as a hub application closed in a process that goes on does
+    await new Promise((r) => setTimeout(r, 300));
+    expect(earlierExits).toEqual([]);
+    expect(exits.filter((e) => e.leaseId === s.leaseId)).toEqual([expect.objectContaining({ pid: running.pid, expected: true })]);
+    expect(filesOf(s.leaseId)).toEqual([]);
+  });
+
   it('does not adopt a dead pid, a pid running other arguments, or another program', async () => {
     const dead = await leftover(10942);
     process.kill(dead.pid, 'SIGKILL');

@@ -42,6 +42,8 @@ interface TrackedExport {
   recorded?: boolean;
   /** Between SIGTERM and SIGKILL when it is stopped. */
   graceMs: number;
+  /** Left running for a later adopt(): its exit, and its files, are no longer this manager's. */
+  forgotten?: boolean;
 }
 
 /** One qemu-nbd process per export: start, watch, stop, and take over those an earlier hub run left behind. */
@@ -165,6 +167,18 @@ export class QemuNbdManager {
     return this.terminate(entry, `qemu-nbd for lease ${leaseId}`);
   }
 
+  /**
+   * Stops watching an export left running for the next hub run to adopt. That run owns it from then on: its exit is
+   * that run's to record, and its pid file that run's to remove, even while this process still lives (a hub
+   * application closed and created again in one process, as the tests do).
+   */
+  forget(leaseId: string): void {
+    const entry = this.exports.get(leaseId);
+    if (!entry) return;
+    entry.forgotten = true;
+    this.exports.delete(leaseId);
+  }
+
   /** Ready exports only; one still starting is not listed. */
   list(): RunningExport[] {
     return [...this.exports.values()].flatMap((e) => (e.info ? [copyOf(e.info)] : []));
@@ -257,6 +271,7 @@ export class QemuNbdManager {
 
   /** Never throws: it runs detached from any caller, on every exit. */
   private afterExit(entry: TrackedExport, status: ExitStatus): void {
+    if (entry.forgotten) return;
     entry.exitStatus = status;
     try {
       entry.stderrTail = this.files.stderrTail(entry.leaseId);
