@@ -1,7 +1,7 @@
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
-import { DbConnection, pgClientConfig } from './db-connection';
+import { DbConnection } from './db-connection';
+import { inHubTurn } from './hub-turns';
 
 /** The read-model entities come from the composition root: the platform knows no read model. */
 export function createDataSource(connection: DbConnection, entities: Function[], poolSize = 10): DataSource {
@@ -22,14 +22,7 @@ export function createDataSource(connection: DbConnection, entities: Function[],
   });
 }
 
-/** Two hubs starting on one database take turns: the migration run is serialised by an advisory lock. */
+/** Two hubs starting on one database take turns at migrating it. */
 export async function runMigrations(dataSource: DataSource, connection: DbConnection): Promise<void> {
-  const lock = new Client(pgClientConfig(connection, 'sendense-migrations'));
-  await lock.connect();
-  try {
-    await lock.query(`SELECT pg_advisory_lock(24210, 1)`);
-    await dataSource.runMigrations();
-  } finally {
-    await lock.end().catch(() => undefined);
-  }
+  await inHubTurn(connection, 'migrations', () => dataSource.runMigrations());
 }

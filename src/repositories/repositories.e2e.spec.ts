@@ -184,6 +184,24 @@ describe('repositories and restore-point chains (real qemu-img, real data)', () 
     expect((await listChain()).map((p: { restorePointId: string }) => p.restorePointId)).toEqual(['rp-1', 'rp-2', 'rp-3']);
   });
 
+  it('a repository and its copy rescanned at the same moment record each point once: one rescan records the chain, the other finds every point held, and the read model goes on', async () => {
+    const copy = join(dir, 'repo-copy-race');
+    await run('cp', ['-a', root, copy]);
+    const registered = await hub.admin(hub.http().post('/api/v1/repositories')).send({ name: 'copy-race', kind: 'local', path: copy }).expect(201);
+    const copyId = registered.body.repositoryId;
+    const [first, second] = (await Promise.all([rescan(), hub.admin(hub.http().post(`/api/v1/repositories/${copyId}/rescan`)).expect(201)])).map((r) => r.body);
+    const [winner, loser] = first.added.length > 0 ? [first, second] : [second, first];
+    const winnerId = winner === first ? repositoryId : copyId;
+    expect(winner).toMatchObject({ added: chain.points, duplicates: [], broken: [] });
+    expect(loser).toMatchObject({ added: [], alreadyKnown: [], broken: [] });
+    expect(loser.duplicates).toEqual(chain.points.map((restorePointId) => ({ restorePointId, reason: `held already in repository ${winnerId} as a point of VM vm1` })));
+    // the read model holds each point once and is not stopped: a delete after it still shows
+    expect((await listChain(hub, winnerId)).map((p: { restorePointId: string }) => p.restorePointId)).toEqual(chain.points);
+    expect(await listChain(hub, winnerId === repositoryId ? copyId : repositoryId)).toEqual([]);
+    await hub.admin(hub.http().delete(`/api/v1/restore-points/${chain.points.at(-1)}`)).expect(200);
+    expect((await listChain(hub, winnerId)).map((p: { restorePointId: string }) => p.restorePointId)).toEqual(chain.points.slice(0, -1));
+  });
+
   it('one DELETE of a restore point is one audit story: the request correlation id on every event, each caused by a command or an earlier event of the story', async () => {
     await rescan();
     const story = async (correlationId: string) => (await hub.admin(hub.http().get(`/api/v1/audit/correlations/${correlationId}`)).expect(200)).body.events;

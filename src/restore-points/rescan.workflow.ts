@@ -1,8 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ProjectionsService } from '../projection-runner/projections.service';
+import { DbConnection } from '../database/db-connection';
+import { inHubTurn } from '../database/hub-turns';
+import { DB_CONNECTION, ProjectionsService } from '../projection-runner/projections.service';
 import { listManifests, RestorePointManifest } from '../repositories/qcow2/manifest';
 import { ChunkSpaceWorkflow } from '../repositories/chunk-space.workflow';
 import { RepositoriesService } from '../repositories/registry/repositories.service';
@@ -38,9 +40,19 @@ export class RescanWorkflow {
     private readonly repositories: RepositoriesService,
     private readonly immutable: ImmutablePoints,
     private readonly chunkSpace: ChunkSpaceWorkflow,
+    @Inject(DB_CONNECTION) private readonly connection: DbConnection,
   ) {}
 
-  async rescan(repositoryId: string): Promise<RescanReport> {
+  /**
+   * One rescan at a time across the hubs of a database, each until the read model holds what it recorded: a copy of
+   * a repository rescanned beside it would otherwise find every point new in both, record each twice, and stop the
+   * restore-points read model for good on the second.
+   */
+  rescan(repositoryId: string): Promise<RescanReport> {
+    return inHubTurn(this.connection, 'rescans', () => this.rescanInTurn(repositoryId));
+  }
+
+  private async rescanInTurn(repositoryId: string): Promise<RescanReport> {
     const repository = await this.repositories.definition(repositoryId);
     const { root } = repository;
     const { manifests, invalid } = await listManifests(root);
