@@ -19,6 +19,8 @@ export interface RunProcessOptions {
   user?: { uid: number; gid: number };
   /** SIGKILLs the program when aborted: its work is no longer wanted (the client of a download went away). */
   signal?: AbortSignal;
+  /** Given the output as it comes too, for a program that reports its progress there (`qemu-img -p`). */
+  onStdout?: (chunk: string) => void;
 }
 
 export type ProcessFailure =
@@ -74,7 +76,10 @@ export function runProcess(program: string, args: readonly string[], options: Ru
             timedOut = true;
             child.kill('SIGKILL');
           }, options.timeoutMs);
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout.push(chunk);
+      options.onStdout?.(chunk.toString('utf8'));
+    });
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     const fail = (failure: ProcessFailure, out: string, err: string) => reject(new ProcessError(program, args, failure, out, err));
     child.once('error', (error) => {

@@ -1,4 +1,4 @@
-import { isLockMessage, parseImageInfo, QemuImgError } from './qemu-img';
+import { isLockMessage, parseImageInfo, progressReader, QemuImgError } from './qemu-img';
 
 describe('qemu-img output', () => {
   it('parses qemu-img info JSON with bitmaps', () => {
@@ -11,6 +11,16 @@ describe('qemu-img output', () => {
     );
     expect(info).toEqual({ format: 'qcow2', virtualSize: 67108864, encrypted: false, bitmaps: [{ name: 'sendense-A', granularity: 65536, flags: ['in-use', 'auto'], enabled: true, inUse: true }] });
     expect(parseImageInfo(JSON.stringify({ 'virtual-size': 1, format: 'raw', 'backing-filename': 'b' }))).toEqual({ format: 'raw', virtualSize: 1, encrypted: false, bitmaps: [], backingFile: 'b' });
+  });
+
+  it("reads -p's progress however the output is cut: each share once it is whole, the last of a chunk only", () => {
+    const seen: number[] = [];
+    const read = progressReader((share) => seen.push(share));
+    read('    (0.00/100%)\r    (3.12/10');
+    read('0%)\r    (6.25/100%)\r    (9.38/100%)\r');
+    read('    (100.00/100%)\r\n');
+    read('no progress here');
+    expect(seen.map((share) => Math.round(share * 10_000))).toEqual([0, 938, 10_000]);
   });
 
   it('recognises 7.2 lock failures on the error itself', () => {

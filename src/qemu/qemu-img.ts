@@ -48,6 +48,20 @@ export interface QemuToolOptions {
   timeoutMs?: number;
   /** Kills the tool when aborted. */
   signal?: AbortSignal;
+  /** With `-p`: the share done, 0 to 1, each time the tool prints it. */
+  onProgress?: (done: number) => void;
+}
+
+/** `-p` prints `    (12.50/100%)` and a carriage return, again and again; a chunk of output may end inside one. */
+export function progressReader(onProgress: (done: number) => void): (chunk: string) => void {
+  let rest = '';
+  return (chunk) => {
+    const text = rest + chunk;
+    let last: number | null = null;
+    for (const m of text.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)) last = Number(m[1]);
+    rest = text.slice(text.lastIndexOf(')') + 1).slice(-64);
+    if (last !== null) onProgress(Math.min(1, last / 100));
+  };
 }
 
 /** Where to find qemu-img and how long one call may take, for every operation below. */
@@ -55,7 +69,9 @@ export type QemuImgRunOptions = Pick<QemuToolOptions, 'binary' | 'timeoutMs'>;
 
 export async function runQemuTool(tool: 'qemu-img' | 'qemu-io', args: readonly string[], options: QemuToolOptions = {}): Promise<ProcessResult> {
   try {
-    return await runProcess(options.binary ?? tool, args, { cwd: options.cwd, acceptExitCodes: options.acceptExitCodes, timeoutMs: options.timeoutMs, signal: options.signal });
+    const { onProgress } = options;
+    const onStdout = onProgress && progressReader(onProgress);
+    return await runProcess(options.binary ?? tool, args, { cwd: options.cwd, acceptExitCodes: options.acceptExitCodes, timeoutMs: options.timeoutMs, signal: options.signal, onStdout });
   } catch (error) {
     if (!(error instanceof ProcessError)) throw error;
     const { failure } = error;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { chmod, chown, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runQemuImg } from '../../../qemu/qemu-img';
+import { imageSummary, runQemuImg } from '../../../qemu/qemu-img';
 import type { DrillScreenshot, RestoreCheckRequest, RestoreStartRequest } from '../../../wire/restore-protocol';
 import type { RestoreJournal, RestoreJournalState } from '../../restore-journal';
 import { parseDomainXml, readsFromNetwork } from './domain-xml';
@@ -258,7 +258,7 @@ export class LibvirtRestorer {
         if (/^shut off/i.test(power)) {
           // no qemu to pull with: the disks are made local offline, every one at once (the domain is not started for it)
           stall(`the domain is ${power}: its copy is being finished offline`);
-          await this.finishOffline(uuid, now, [...pending], signal).catch((e: Error) => {
+          await this.finishOffline(uuid, now, [...pending], signal, onProgress).catch((e: Error) => {
             if (signal.aborted) return;
             stall(`the copy of ${diskId} stopped: the domain is ${power}, and finishing its copy offline failed: ${e.message}`);
             waitMs = STALL_CHECK_MS;
@@ -304,11 +304,14 @@ export class LibvirtRestorer {
    * what it still reads from the hub (`qemu-img rebase` onto no backing, through the proxy), then the domain is
    * defined again without its network backings, so that it starts on its own disks.
    */
-  private async finishOffline(uuid: string, xml: string, diskIds: string[], signal: AbortSignal): Promise<void> {
+  private async finishOffline(uuid: string, xml: string, diskIds: string[], signal: AbortSignal, onProgress: (diskId: string, done: number, total: number) => void): Promise<void> {
     for (const diskId of diskIds) {
       const overlay = diskSourceFile(xml, diskId);
       if (!overlay) throw new Error(`disk ${diskId} of domain ${uuid} has no file`);
-      if (diskBackedByNetwork(xml, diskId)) await runQemuImg(['rebase', '-q', '-f', 'qcow2', '-b', '', overlay], { signal });
+      if (!diskBackedByNetwork(xml, diskId)) continue;
+      // its progress as the pull's was: bytes of the disk, here the share qemu-img prints of its virtual size
+      const { virtualSize } = await imageSummary(overlay, { format: 'qcow2' });
+      await runQemuImg(['rebase', '-p', '-f', 'qcow2', '-b', '', overlay], { signal, onProgress: (share) => onProgress(diskId, Math.round(share * virtualSize), virtualSize) });
     }
     const inactive = await this.source.virsh(['dumpxml', '--inactive', uuid]);
     await this.withXmlFile(`offline-${uuid}`, withoutNetworkBackings(inactive), async (file) => void (await this.source.virsh(['define', file])));
