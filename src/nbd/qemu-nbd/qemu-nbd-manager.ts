@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { AdoptedProcessHandle, ProcessHandle, terminateProcess } from '../../process/child-process';
 import { ExitStatus, isRunningState, readCmdline, readProcStat } from '../../process/proc';
 import { buildQemuNbdArgs, isValidLeaseId, supportsDirectIo } from '../../qemu/qemu-nbd-args';
-import { CHUNK_NBD_MAIN } from '../../repositories/chunks/chunk-nbd/chunk-nbd-args';
+import { runsChunkNbd } from '../../repositories/chunks/chunk-nbd/chunk-nbd-args';
 import { chunkPointServerArgs } from '../../repositories/chunks/chunk-nbd/chunk-point-args';
 import { QemuNbdLaunch, spawnQemuNbd, waitUntilServing } from '../../qemu/qemu-nbd-launcher';
 import type { ManagedExportSpec, PidFileRecord, QemuNbdExit, QemuNbdLogLevel, QemuNbdManagerOptions, RunningExport } from './qemu-nbd.types';
@@ -81,7 +81,7 @@ export class QemuNbdManager {
 
   /** What runs an export's command line: node for the chunk store's server, else qemu-nbd. */
   private binaryOf(args: readonly string[]): string {
-    return args[0] === CHUNK_NBD_MAIN ? process.execPath : this.binary;
+    return runsChunkNbd(args) ? process.execPath : this.binary;
   }
 
   /** With spec.tls, the export gets a fresh pre-shared key of its own (RunningExport.psk): only who was handed it gets in. */
@@ -228,7 +228,7 @@ export class QemuNbdManager {
     const startTime = this.liveStartTime(record);
     if (startTime === undefined) {
       this.log('info', `${what} is no longer running; removing its files`);
-    } else if (record.args[0] === CHUNK_NBD_MAIN && record.args.some((a) => a.startsWith('--commit='))) {
+    } else if (runsChunkNbd(record.args) && record.args.some((a) => a.startsWith('--commit='))) {
       // a chunk point's writer commits its point when asked to stop: one nobody owns is killed, so it commits nothing
       // (its chunks are garbage for the next collection, its registration a dead writer's)
       const handle = new AdoptedProcessHandle(record.pid, startTime);

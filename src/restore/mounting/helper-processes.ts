@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { AdoptedProcessHandle, ChildProcessHandle, exitsWithin, terminateProcess } from '../../process/child-process';
 import { ExitStatus, isRunningState, readProcStat } from '../../process/proc';
-import { CHUNK_NBD_MAIN } from '../../repositories/chunks/chunk-nbd/chunk-nbd-args';
+import { runsChunkNbd } from '../../repositories/chunks/chunk-nbd/chunk-nbd-args';
 import { isWithin } from './work-dir-layout';
 
 /** Programs a mount starts; leftover cleanup never signals anything else, whatever its command line says. */
@@ -54,7 +54,7 @@ export async function helperProcessesWithin(dir: string): Promise<HelperProcess[
     const argv = cmdline.split('\0');
     if (argv[argv.length - 1] === '') argv.pop();
     // of node processes, only the chunk store's server (which serves a chunk point in qemu-nbd's place) is a mount's helper
-    if (comm === 'node' && argv[1] !== CHUNK_NBD_MAIN) continue;
+    if (comm === 'node' && !runsChunkNbd(argv.slice(1))) continue;
     const program = comm === 'node' ? 'chunk-nbd' : comm;
     if (argvPaths(argv).some((path) => isWithin(dir, path))) found.push({ pid, program, argv, startTime: stat.startTime });
   }

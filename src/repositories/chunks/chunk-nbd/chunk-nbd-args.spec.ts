@@ -1,4 +1,4 @@
-import { buildChunkNbdArgs, ChunkNbdSpec, CHUNK_NBD_MAIN, parseChunkNbdArgs } from './chunk-nbd-args';
+import { buildChunkNbdArgs, ChunkNbdSpec, CHUNK_NBD_MAIN, CHUNK_NBD_NODE_OPTIONS, parseChunkNbdArgs, runsChunkNbd } from './chunk-nbd-args';
 
 describe('chunk-nbd arguments', () => {
   const pidFile = '/run/sendense/qemu-nbd-lease1.pid';
@@ -11,11 +11,15 @@ describe('chunk-nbd arguments', () => {
     tls: { pskDir: '/run/sendense/qemu-nbd-lease1.psk' },
   };
   const readSpec: ChunkNbdSpec = { store: '/repo/chunks', point: { read: 'vm1/rp-1/disk0' }, listen: { socket: '/run/x.sock' }, exportName: 'rp' };
-  const parse = (spec: ChunkNbdSpec) => parseChunkNbdArgs(buildChunkNbdArgs(spec, pidFile).slice(1));
+  const parse = (spec: ChunkNbdSpec) => parseChunkNbdArgs(buildChunkNbdArgs(spec, pidFile).slice(CHUNK_NBD_NODE_OPTIONS.length + 1));
 
-  it('starts with the compiled program and holds the pid file the launcher looks for', () => {
+  it("starts with node's options and the compiled program, and holds the pid file the launcher looks for", () => {
     const args = buildChunkNbdArgs(writeSpec, pidFile);
-    expect(args[0]).toBe(CHUNK_NBD_MAIN);
+    expect(args.slice(0, CHUNK_NBD_NODE_OPTIONS.length + 1)).toEqual([...CHUNK_NBD_NODE_OPTIONS, CHUNK_NBD_MAIN]);
+    expect(runsChunkNbd(args)).toBe(true);
+    // a process an earlier hub started, before node had options of its own here, is one too; qemu-nbd is not
+    expect(runsChunkNbd(args.slice(CHUNK_NBD_NODE_OPTIONS.length))).toBe(true);
+    expect(runsChunkNbd(['--fork', '-r', '/repo/vm1/rp-1.qcow2'])).toBe(false);
     expect(CHUNK_NBD_MAIN).toMatch(/\/dist\/src\/repositories\/chunks\/chunk-nbd\/chunk-nbd\.main\.js$/);
     expect(args).toContain(`--pid-file=${pidFile}`);
     // the launcher gives a command line with a bare -r the read-only environment; none of ours has one

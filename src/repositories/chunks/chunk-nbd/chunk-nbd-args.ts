@@ -31,6 +31,19 @@ const MAX_EXPORT_NAME_BYTES = 4096;
  */
 export const CHUNK_NBD_MAIN = __filename.endsWith('.js') ? join(__dirname, 'chunk-nbd.main.js') : join(packageRoot(), 'dist', relative(packageRoot(), __dirname), 'chunk-nbd.main.js');
 
+/**
+ * node's own options, before the program. A writer allocates a 64 KiB buffer or more for every block it receives,
+ * seals and writes; with V8's default first old-space limit (a few MiB) that traffic set off a full collection every
+ * 20 MiB or so, about a fifth of the process's CPU. A larger first limit lets the young generation's collections do
+ * it (docs/benchmarks.md, chunk-target). Only on the command line: NODE_OPTIONS refuses it.
+ */
+export const CHUNK_NBD_NODE_OPTIONS = ['--initial-old-space-size=128'] as const;
+
+/** Whether a command line (without the node binary) runs the chunk store's server: its first word not node's own option. */
+export function runsChunkNbd(args: readonly string[]): boolean {
+  return args.find((a) => !a.startsWith('--')) === CHUNK_NBD_MAIN;
+}
+
 function packageRoot(): string {
   let dir = __dirname;
   while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
@@ -38,7 +51,7 @@ function packageRoot(): string {
 }
 
 /**
- * The command line after the node binary. Every option is one `--name=value` word, so no value can pass for another
+ * The command line after the node binary: node's options, the program, its options. Every option is one `--name=value` word, so no value can pass for another
  * option (an export name "-r" stays a name), and the hub adopts a running process by comparing argv exactly, as it
  * does qemu-nbd's. The pid file is written once the export serves: the launcher's readiness signal.
  *
@@ -48,7 +61,7 @@ function packageRoot(): string {
  */
 export function buildChunkNbdArgs(spec: ChunkNbdSpec, pidFile: string): string[] {
   validateChunkNbdSpec(spec, pidFile);
-  const args = [CHUNK_NBD_MAIN, `--store=${spec.store}`];
+  const args = [...CHUNK_NBD_NODE_OPTIONS, CHUNK_NBD_MAIN, `--store=${spec.store}`];
   if (spec.keyFile !== undefined) args.push(`--key-file=${spec.keyFile}`);
   if ('read' in spec.point) args.push(`--point=${spec.point.read}`);
   else {
