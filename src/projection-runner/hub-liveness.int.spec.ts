@@ -1,16 +1,18 @@
 import { Client } from 'pg';
+import { relayTo } from '../../test/support/db-relay';
 import { createTestDatabase, TestDatabase } from '../../test/support/test-database';
-import { pgClientConfig } from '../database/db-connection';
-import { HubLiveness, OwnersGone } from './hub-liveness';
+import { DbConnection, pgClientConfig } from '../database/db-connection';
+import { HubLiveness, LivenessOptions, OwnersGone } from './hub-liveness';
 
 const A = '0a0a0a0a-1111-4222-8333-444455556666';
 const B = '0b0b0b0b-1111-4222-8333-444455556666';
+const C = '0c0c0c0c-2222-4222-8333-444455556666';
 
 describe('HubLiveness (real PostgreSQL): which hub processes are alive, as the database sees them', () => {
   let db: TestDatabase;
   const started: HubLiveness[] = [];
-  const hub = async (instance: string) => {
-    const liveness = new HubLiveness(db.connection, instance);
+  const hub = async (instance: string, { via, goneHubAfterMs, options }: { via?: DbConnection; goneHubAfterMs?: number; options?: LivenessOptions } = {}) => {
+    const liveness = new HubLiveness(via ?? db.connection, instance, goneHubAfterMs === undefined ? undefined : { goneHubAfterMs }, options);
     started.push(liveness);
     await liveness.onModuleInit();
     return liveness;
@@ -56,6 +58,44 @@ describe('HubLiveness (real PostgreSQL): which hub processes are alive, as the d
     expect(await b.gone(A)).toBe(false);
     expect(await a.gone(B)).toBe(false);
   }, 20_000);
+
+  it('a process cut off from the database fences itself once half of the time after which others take its work over has passed since it last held its lock; a blip fences nothing', async () => {
+    const relay = await relayTo(db.connection);
+    const fenced: { reason: string; at: number }[] = [];
+    const options = { reholdMs: 250, fence: (reason: string) => fenced.push({ reason, at: Date.now() }) };
+    const a = await hub(A, { via: relay.connection, goneHubAfterMs: 4_000, options });
+    const b = await hub(B);
+    // a session the server ended, taken again at the next look: no fence
+    const blipFenced: string[] = [];
+    await hub(C, { goneHubAfterMs: 1_000, options: { reholdMs: 250, fence: (reason) => blipFenced.push(reason) } });
+    const admin = new Client(pgClientConfig(db.connection));
+    await admin.connect();
+    try {
+      const ended = await admin.query(`SELECT pg_terminate_backend(pid) AS ended FROM pg_locks WHERE locktype = 'advisory' AND classid = 24212 AND objid::bigint = (hashtext($1)::bigint & 4294967295)`, [C]);
+      expect(ended.rows).toEqual([{ ended: true }]);
+    } finally {
+      await admin.end();
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await b.gone(C)).toBe(false);
+    expect(blipFenced).toEqual([]);
+
+    const cutAt = Date.now();
+    await relay.cut();
+    const owners = new OwnersGone(b, 4_000);
+    for (const deadline = Date.now() + 10_000; fenced.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+    expect(fenced).toEqual([{ reason: expect.stringMatching(/^this hub process has not held its liveness lock for \d+ s \(the database unreachable or refusing it\): other hubs take its work over after SENDENSE_GONE_HUB_AFTER_S, so it stops now/), at: expect.any(Number) }]);
+    // fenced after half of the 4 s, and before the other hub could find it gone for good
+    expect(fenced[0].at - cutAt).toBeGreaterThanOrEqual(1_500);
+    expect(fenced[0].at - cutAt).toBeLessThan(4_000);
+    expect(await b.gone(A)).toBe(true);
+    expect([...(await owners.sweep([A]))]).toEqual([]);
+    // once fenced it looks no more: fenced once
+    await new Promise((r) => setTimeout(r, 600));
+    expect(fenced).toHaveLength(1);
+    expect(blipFenced).toEqual([]);
+    await a.onApplicationShutdown();
+  }, 30_000);
 });
 
 describe('OwnersGone', () => {

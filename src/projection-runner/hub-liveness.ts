@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
+import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
 import { DbConnection, pgClientConfig } from '../database/db-connection';
 import { AdvisoryLocks } from './advisory-locks';
@@ -10,6 +11,17 @@ const INSTANCE_LOCKS = 24_212;
 const REHOLD_MS = 5_000;
 /** How long a connect or query on the liveness session may take before the session is given up. */
 const LIVENESS_TIMEOUT_MS = 5_000;
+/** The exit code of a process that fenced itself (EX_TEMPFAIL): its service manager starts it again. */
+export const FENCED_EXIT_CODE = 75;
+
+/** For tests: how this process fences itself, and how often it looks at its lock. */
+export const LIVENESS_OPTIONS = Symbol('LIVENESS_OPTIONS');
+
+export interface LivenessOptions {
+  /** How it fences itself: by default it exits at once, as a crash would, for its restart to recover its work. */
+  fence?: (reason: string) => void;
+  reholdMs?: number;
+}
 
 /**
  * Which hub processes are alive, as the database sees them: each process holds an advisory lock named after its
@@ -26,11 +38,24 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
   private readonly locks: AdvisoryLocks;
   private held: number | null = null;
   private timer?: NodeJS.Timeout;
+  /** When this process last knew it held its lock (took it, or its session answered). */
+  private heldAt = Date.now();
+  private readonly fenceAfterMs: number | undefined;
 
+  /**
+   * A process that cannot hold its lock (cut off from the database, while another hub still reaches it) fences
+   * itself once half of `SENDENSE_GONE_HUB_AFTER_S` passed since it last knew it held it, so that it has stopped,
+   * its agents' sessions with it, before any other hub takes its work over. A process that cannot reach the
+   * database can record nothing anyway; its restart recovers or stops what it left, as after a crash. Without a
+   * config (a process that is no hub) it never fences itself.
+   */
   constructor(
     @Inject(DB_CONNECTION) connection: DbConnection,
     @Inject(HUB_INSTANCE) private readonly instance: string,
+    @Optional() @Inject(HUB_CONFIG) config?: Pick<HubConfig, 'goneHubAfterMs'>,
+    @Optional() @Inject(LIVENESS_OPTIONS) private readonly options: LivenessOptions = {},
   ) {
+    this.fenceAfterMs = config && config.goneHubAfterMs / 2;
     // bounded: on a dead network path a connect or query would wait for TCP to give up (15 minutes), longer than a
     // takeover waits, and every look at another process's lock would wait behind it
     this.locks = new AdvisoryLocks({ ...pgClientConfig(connection), connectionTimeoutMillis: LIVENESS_TIMEOUT_MS, query_timeout: LIVENESS_TIMEOUT_MS }, 'sendense-liveness');
@@ -38,7 +63,7 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     await this.hold();
-    this.timer = setInterval(() => void this.hold(), REHOLD_MS);
+    this.timer = setInterval(() => void this.hold(), this.options.reholdMs ?? REHOLD_MS);
     this.timer.unref();
   }
 
@@ -58,12 +83,33 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
 
   private async hold(): Promise<void> {
     if (this.held !== null) await this.locks.ping();
-    if (this.held !== null && this.locks.holds(this.held)) return;
+    if (this.held !== null && this.locks.holds(this.held)) {
+      this.heldAt = Date.now();
+      return;
+    }
+    const rehold = this.options.reholdMs ?? REHOLD_MS;
     this.held = await this.locks.tryLock(INSTANCE_LOCKS, this.instance).catch((e) => {
-      this.logger.warn(`could not take this hub process's liveness lock, trying again in ${REHOLD_MS} ms: ${String(e)}`);
+      this.logger.warn(`could not take this hub process's liveness lock, trying again in ${rehold} ms: ${String(e)}`);
       return null;
     });
+    if (this.held !== null) this.heldAt = Date.now();
+    else this.fenceIfLong();
   }
+
+  private fenceIfLong(): void {
+    const { fenceAfterMs } = this;
+    const without = Date.now() - this.heldAt;
+    if (fenceAfterMs === undefined || without < fenceAfterMs) return;
+    const reason = `this hub process has not held its liveness lock for ${Math.round(without / 1000)} s (the database unreachable or refusing it): other hubs take its work over after SENDENSE_GONE_HUB_AFTER_S, so it stops now and its restart recovers or stops what it left`;
+    clearInterval(this.timer);
+    (this.options.fence ?? exitFenced)(reason);
+  }
+}
+
+function exitFenced(reason: string): never {
+  // written at once: the logger's stream may not flush before the exit
+  process.stderr.write(`sendense hub: ${reason}\n`);
+  process.exit(FENCED_EXIT_CODE);
 }
 
 /** Why work another hub takes over ended: the words backups and restores are failed with. */

@@ -1,7 +1,9 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { relayTo } from '../support/db-relay';
 import { freePort, processesMentioning, spawnSendense, waitForHttp } from '../support/processes';
+import { createTestDatabase } from '../support/test-database';
 
 /** `sendense hub` as a newcomer runs it: no database configured, so it starts its own embedded PostgreSQL. */
 describe('sendense hub process on embedded defaults', () => {
@@ -129,4 +131,36 @@ describe('sendense hub with a data dir the database user cannot reach', () => {
       rmSync(locked, { recursive: true, force: true });
     }
   });
+});
+
+describe('sendense hub on a database it can lose', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sendense-hub-fence-'));
+  });
+  afterEach(() => {
+    for (const p of processesMentioning(dir)) process.kill(p.pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a hub cut off from its database stops itself (exit code 75, saying why) before another hub could take its work over', async () => {
+    const db = await createTestDatabase();
+    const relay = await relayTo(db.connection);
+    try {
+      const port = await freePort();
+      const { user, password, database } = relay.connection;
+      const credentials = password ? `${user}:${encodeURIComponent(password)}` : user;
+      const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: String(port), DATABASE_URL: `postgres://${credentials}@127.0.0.1:${relay.connection.port}/${database}`, SENDENSE_GONE_HUB_AFTER_S: '8' });
+      await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, hub);
+      const cutAt = Date.now();
+      await relay.cut();
+      expect(await hub.exited).toEqual({ code: 75, signal: null });
+      // half of the 8 s after which another hub takes its work over, at its next look (every 5 s), and within the 8 s
+      expect(Date.now() - cutAt).toBeLessThan(8_000);
+      expect(hub.output()).toMatch(/sendense hub: this hub process has not held its liveness lock for \d+ s \(the database unreachable or refusing it\)/);
+    } finally {
+      await relay.cut().catch(() => undefined);
+      await db.drop();
+    }
+  }, 60_000);
 });
