@@ -40,6 +40,8 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
   private timer?: NodeJS.Timeout;
   /** When this process last knew it held its lock (took it, or its session answered). */
   private heldAt = Date.now();
+  /** The looks in a row that could not take the lock. */
+  private missedLooks = 0;
   private readonly fenceAfterMs: number | undefined;
 
   /**
@@ -92,14 +94,23 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
       this.logger.warn(`could not take this hub process's liveness lock, trying again in ${rehold} ms: ${String(e)}`);
       return null;
     });
-    if (this.held !== null) this.heldAt = Date.now();
-    else this.fenceIfLong();
+    if (this.held !== null) {
+      this.heldAt = Date.now();
+      this.missedLooks = 0;
+    } else {
+      this.missedLooks++;
+      this.fenceIfLong();
+    }
   }
 
+  /**
+   * Never at the first look that missed the lock: a session just given up (its answer slow) may still hold it on the
+   * server for a moment, and the next look takes it again.
+   */
   private fenceIfLong(): void {
     const { fenceAfterMs } = this;
     const without = Date.now() - this.heldAt;
-    if (fenceAfterMs === undefined || without < fenceAfterMs) return;
+    if (fenceAfterMs === undefined || without < fenceAfterMs || this.missedLooks < 2) return;
     const reason = `this hub process has not held its liveness lock for ${Math.round(without / 1000)} s (the database unreachable or refusing it): other hubs take its work over after SENDENSE_GONE_HUB_AFTER_S, so it stops now and its restart recovers or stops what it left`;
     clearInterval(this.timer);
     (this.options.fence ?? exitFenced)(reason);
