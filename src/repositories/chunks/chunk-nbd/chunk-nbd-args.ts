@@ -35,7 +35,7 @@ export const CHUNK_NBD_MAIN = __filename.endsWith('.js') ? join(__dirname, 'chun
  * node's own options, before the program. A writer allocates a 64 KiB buffer or more for every block it receives,
  * seals and writes; with V8's default first old-space limit (a few MiB) that traffic set off a full collection every
  * 20 MiB or so, about a fifth of the process's CPU. A larger first limit lets the young generation's collections do
- * it (docs/benchmarks.md, chunk-target). Only on the command line: NODE_OPTIONS refuses it.
+ * it (docs/benchmarks.md, encryption). Only on the command line: NODE_OPTIONS refuses it.
  */
 export const CHUNK_NBD_NODE_OPTIONS = ['--initial-old-space-size=128'] as const;
 
