@@ -22,6 +22,8 @@ export interface LibvirtSourceOptions {
   commandTimeoutMs?: number;
   /** How long ending a backup job waits for a libvirtd that does not answer (restarting). Default 120 s. */
   libvirtWaitMs?: number;
+  /** After that, how often the job is tried again in the background, until libvirtd answers. Default 5 s. */
+  endRetryMs?: number;
   /** Time the guest agent gets to freeze the guest's filesystems. Default 10 s. */
   freezeTimeoutMs?: number;
   /** How often a guest whose thaw kept failing is tried again, for as long as it stays frozen. Default 10 s. */
@@ -101,6 +103,8 @@ export class LibvirtSource implements BackupSource {
   private readonly blockNodes = new KeyedMutex();
   /** Guests whose thaw kept failing, tried again until they thaw (a guest left frozen is an outage), by domain. */
   private readonly stillFrozen = new Map<string, ThawLoop>();
+  /** Backup jobs whose end libvirtd did not answer in time, tried again until it does, by job directory. */
+  private readonly endingLater = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly opts: LibvirtSourceOptions) {
     this.uri = opts.uri ?? 'qemu:///system';
@@ -474,21 +478,19 @@ export class LibvirtSource implements BackupSource {
    * Ends the domain's backup job (a domain that stopped has none) and removes the job's directory with its
    * scratch files. While libvirtd is away (restarted, crashed) qemu keeps the job and its export: this waits
    * for libvirtd to answer again, up to libvirtWaitMs, rather than take its silence for "no job". If it never
-   * answers, the directory stays and the next agent start ends the job.
+   * answers, the job is tried again in the background every endRetryMs for as long as this agent runs (a backup
+   * job left open holds the domain's scratch files and refuses the next backup), and at the next agent start after.
    */
   private async endJob(vmId: string, dir: string): Promise<void> {
     const deadline = Date.now() + (this.opts.libvirtWaitMs ?? 120_000);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.blockNodes.run(vmId, async () => {
-          if (!(await this.hasBackupJob(vmId))) return;
-          await this.virsh(['domjobabort', vmId]).catch((e: Error) => this.log('warn', `domjobabort ${vmId}: ${e.message}`));
-          for (let i = 0; i < 100 && (await this.hasBackupJob(vmId)); i++) await sleep(100);
-        });
+        await this.abortJob(vmId, dir, false);
         break;
       } catch (error) {
         if (Date.now() >= deadline) {
-          this.log('error', `the backup job of ${vmId} could not be ended: libvirt did not answer (${(error as Error).message}); the next agent start ends it`);
+          this.log('error', `the backup job of ${vmId} could not be ended: libvirt did not answer (${(error as Error).message}); trying again every ${(this.opts.endRetryMs ?? 5_000) / 1000} s, and at the next agent start`);
+          this.endLater(vmId, dir);
           return;
         }
         if (attempt === 1) this.log('warn', `libvirt does not answer (${(error as Error).message}); waiting for it to end the backup job of ${vmId}`);
@@ -496,6 +498,38 @@ export class LibvirtSource implements BackupSource {
       }
     }
     await rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Aborts the domain's backup job and waits until it is gone; throws while libvirt does not answer. `ownOnly`: only
+   * a job whose NBD socket lies in `dir` (tried again later, a new backup of the domain may have begun meanwhile).
+   */
+  private abortJob(vmId: string, dir: string, ownOnly: boolean): Promise<void> {
+    return this.blockNodes.run(vmId, async () => {
+      if (!(await this.hasBackupJob(vmId))) return;
+      if (ownOnly && !backupSocket(await this.virsh(['backup-dumpxml', vmId]))?.startsWith(`${dir}/`)) return;
+      await this.virsh(['domjobabort', vmId]).catch((e: Error) => this.log('warn', `domjobabort ${vmId}: ${e.message}`));
+      for (let i = 0; i < 100 && (await this.hasBackupJob(vmId)); i++) await sleep(100);
+    });
+  }
+
+  private endLater(vmId: string, dir: string): void {
+    const again = () => {
+      const timer = setTimeout(() => {
+        void this.abortJob(vmId, dir, true).then(
+          async () => {
+            if (this.endingLater.get(dir) !== timer) return;
+            this.endingLater.delete(dir);
+            await rm(dir, { recursive: true, force: true });
+            this.log('warn', `the backup job of ${vmId} left open while libvirt did not answer is ended`);
+          },
+          () => this.endingLater.get(dir) === timer && again(),
+        );
+      }, this.opts.endRetryMs ?? 5_000);
+      timer.unref();
+      this.endingLater.set(dir, timer);
+    };
+    again();
   }
 
   /** Throws when libvirt does not answer: not knowing is not "no job". A domain that is not running has none. */
@@ -515,6 +549,9 @@ export class LibvirtSource implements BackupSource {
   }
 
   async closeAll(): Promise<void> {
+    // a job still open stays so: the next start ends it (its directory says whose it is)
+    for (const timer of this.endingLater.values()) clearTimeout(timer);
+    this.endingLater.clear();
     // a guest still frozen keeps its marker: the next start thaws it
     await Promise.all([...this.stillFrozen.keys()].map((vmId) => this.stopThawing(vmId)));
     await Promise.allSettled([...this.snapshots.values()].map((s) => s.close()));
