@@ -44,3 +44,9 @@ export function pgPoolConfig(c: DbConnection, max = 10): PoolConfig {
 export function withDatabase(c: DbConnection, database: string): DbConnection {
   return { ...c, database };
 }
+
+/**
+ * The exit code of a hub that stops because it lost its database (EX_TEMPFAIL): as after a crash, its service
+ * manager starts it again (the unit's Restart=on-failure), and the new process recovers what it left.
+ */
+export const DATABASE_LOST_EXIT_CODE = 75;

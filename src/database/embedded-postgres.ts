@@ -12,6 +12,8 @@ const PORT = 5432;
 export interface EmbeddedDatabase {
   connection: DbConnection;
   stop(): Promise<void>;
+  /** Settles, with why, only when the server ends without being stopped (killed, crashed). */
+  died: Promise<string>;
 }
 
 type Log = (level: 'info' | 'warn' | 'debug', message: string) => void;
@@ -49,6 +51,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: Log): Promise<
       await server.stop();
       owner.release();
     },
+    died: server.died,
   };
 }
 
@@ -113,17 +116,26 @@ async function run(runtime: PostgresRuntime, program: string, args: string[], lo
  * SIGKILL of the hub, and the next start takes it over (stopLeftoverServer). Its log is
  * <dataDir>/postgres.log.
  */
-async function startServer(runtime: PostgresRuntime, databaseDir: string, connection: DbConnection, log: Log): Promise<{ stop: () => Promise<void> }> {
+async function startServer(runtime: PostgresRuntime, databaseDir: string, connection: DbConnection, log: Log): Promise<{ stop: () => Promise<void>; died: Promise<string> }> {
   const logFile = join(dirname(databaseDir), 'postgres.log');
   const server = ChildProcessHandle.spawn(
     join(runtime.home, 'bin', 'postgres'),
     ['-D', databaseDir, '-p', String(PORT), '-k', databaseDir, '-c', 'listen_addresses=', '-c', 'max_connections=200'],
     { detached: true, holdsEventLoop: true, logFile, user: userOf(runtime) },
   );
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     server.signal('SIGINT');
     await server.exited;
   };
+  const died = new Promise<string>((resolve) => {
+    void server.exited.then((status) => {
+      if (stopping) return;
+      const how = status.spawnError ?? (status.signal ? `on signal ${status.signal}` : `with exit code ${status.code}`);
+      resolve(`the embedded PostgreSQL in ${databaseDir} ended ${how}: ${readLogTail(logFile, 3).trim().split('\n').join(' / ')}`);
+    });
+  });
   const exited = server.exited.then((status) => {
     const how = status.spawnError ?? (status.signal ? status.signal : `exit ${status.code}`);
     throw new Error(`embedded PostgreSQL in ${databaseDir} did not start (${how}): ${readLogTail(logFile, 5).trim().split('\n').join(' / ')}`);
@@ -139,7 +151,7 @@ async function startServer(runtime: PostgresRuntime, databaseDir: string, connec
     ready.catch(() => undefined);
   }
   log('debug', readLogTail(logFile).trim());
-  return { stop };
+  return { stop, died };
 }
 
 function userOf(runtime: PostgresRuntime): { uid: number; gid: number } | undefined {

@@ -9,7 +9,7 @@ import { hashToken } from '../auth/token-hash';
 import { TokenVerifier } from '../auth/token-verifier';
 import { HubConfig, loadHubConfig } from '../config/hub-config';
 import { createDataSource, runMigrations } from '../database/data-source';
-import { connectionFromUrl, DbConnection, pgClientConfig, pgPoolConfig } from '../database/db-connection';
+import { connectionFromUrl, DATABASE_LOST_EXIT_CODE, DbConnection, pgClientConfig, pgPoolConfig } from '../database/db-connection';
 import { EmbeddedDatabase, startEmbeddedPostgres } from '../database/embedded-postgres';
 import { EventStore } from '../event-store/event-store.port';
 import { EventStoreDbEventStore } from '../event-store/eventstoredb/eventstoredb-event-store';
@@ -42,6 +42,11 @@ export async function startHub(env: NodeJS.ProcessEnv): Promise<RunningHub> {
     } else {
       const embedded: EmbeddedDatabase = await startEmbeddedPostgres(config.dataDir, (level, message) => log[level]({ source: 'embedded-postgres' }, message));
       undo.push(() => embedded.stop());
+      // nothing works without it: the hub stops as a crash would, and its restart starts the database again
+      void embedded.died.then((why) => {
+        process.stderr.write(`sendense hub: ${why}; stopping, for the restart to start it again\n`);
+        process.exit(DATABASE_LOST_EXIT_CODE);
+      });
       connection = embedded.connection;
       log.info({ dir: connection.host }, 'embedded PostgreSQL is running');
     }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { HUB_CONFIG, HubConfig } from '../config/hub-config';
 import { HUB_INSTANCE } from '../config/hub-instance';
-import { DbConnection, pgClientConfig } from '../database/db-connection';
+import { DATABASE_LOST_EXIT_CODE, DbConnection, pgClientConfig } from '../database/db-connection';
 import { AdvisoryLocks } from './advisory-locks';
 import { DB_CONNECTION } from './projections.service';
 
@@ -11,8 +11,6 @@ const INSTANCE_LOCKS = 24_212;
 const REHOLD_MS = 5_000;
 /** How long a connect or query on the liveness session may take before the session is given up. */
 const LIVENESS_TIMEOUT_MS = 5_000;
-/** The exit code of a process that fenced itself (EX_TEMPFAIL): its service manager starts it again. */
-export const FENCED_EXIT_CODE = 75;
 
 /** For tests: how this process fences itself, and how often it looks at its lock. */
 export const LIVENESS_OPTIONS = Symbol('LIVENESS_OPTIONS');
@@ -120,7 +118,7 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
 function exitFenced(reason: string): never {
   // written at once: the logger's stream may not flush before the exit
   process.stderr.write(`sendense hub: ${reason}\n`);
-  process.exit(FENCED_EXIT_CODE);
+  process.exit(DATABASE_LOST_EXIT_CODE);
 }
 
 /** Why work another hub takes over ended: the words backups and restores are failed with. */

@@ -88,6 +88,23 @@ describe('sendense hub process on embedded defaults', () => {
     expect(processesMentioning(join(dir, 'var'))).toEqual([]);
   });
 
+  it('a hub whose embedded PostgreSQL dies stops at once (exit code 75, saying why), and starts again on it', async () => {
+    const port = await freePort();
+    const env = { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: String(port), SENDENSE_ADMIN_TOKEN: 'db-lost-admin-token-0123' };
+    const hub = spawnSendense(['hub'], env);
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, hub);
+    const postmaster = Number(readFileSync(join(dir, 'var', 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(postmaster, 'SIGKILL');
+    expect(await hub.exited).toEqual({ code: 75, signal: null });
+    expect(hub.output()).toMatch(/sendense hub: the embedded PostgreSQL in .* ended on signal SIGKILL: .*; stopping, for the restart to start it again/);
+    // what its service manager does: start it again, on its data and its database
+    const again = spawnSendense(['hub'], env);
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, 30_000, again);
+    expect((await fetch(`http://127.0.0.1:${port}/api/v1/repositories`, { headers: { Authorization: 'Bearer db-lost-admin-token-0123' } })).status).toBe(200);
+    again.child.kill('SIGTERM');
+    expect(await again.exited).toEqual({ code: 0, signal: null });
+  }, 90_000);
+
   it('refuses bad configuration with exit code 2 and a message naming every bad setting', async () => {
     const hub = spawnSendense(['hub'], { SENDENSE_DATA_DIR: join(dir, 'var'), SENDENSE_API_PORT: 'eighty', DATABASE_URL: 'mysql://x' });
     expect((await hub.exited).code).toBe(2);
