@@ -91,8 +91,8 @@ describe('the background copy of an instant recovery', () => {
       const progress: [string, number, number][] = [];
       await new LibvirtRestorer(source, { workDir: dir, log: () => undefined }).pull('uuid-1', ['vda'], (...p) => progress.push(p), new AbortController().signal, (reason) => stalls.push(reason));
       expect(stalls).toEqual(['the domain is shut off (destroyed): its copy is being finished offline', null]);
-      // what qemu-img rebase printed, in bytes of the disk: from the start to the whole of it, never back
-      expect(progress[0]).toEqual(['vda', 0, 4 << 20]);
+      // what qemu-img rebase printed, in bytes of the disk, up to the whole of it and never back (a busy machine may
+      // hand its whole output over at once: then the last share alone is reported)
       expect(progress.at(-1)).toEqual(['vda', 4 << 20, 4 << 20]);
       expect(progress.map(([, done]) => done)).toEqual([...progress.map(([, done]) => done)].sort((a, b) => a - b));
       expect(calls.filter((c) => c.startsWith('blockpull'))).toEqual([]);
