@@ -4,8 +4,11 @@ import { DbConnection, pgClientConfig } from './db-connection';
 /** Work that every hub on one database does one at a time, each under a PostgreSQL advisory lock of its own. */
 export const HUB_TURNS = {
   migrations: 1,
-  /** A rescan decides from the read model whether a point id is new: two at once would both find it new. */
-  rescans: 2,
+  /**
+   * A rescan or a sync decides from the read model whether a restore point id is new to the hub: two at once would
+   * both find it new, record it twice, and stop the restore-points read model for good.
+   */
+  pointIds: 2,
 } as const;
 
 const NAMESPACE = 24210;

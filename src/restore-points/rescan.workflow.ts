@@ -44,12 +44,12 @@ export class RescanWorkflow {
   ) {}
 
   /**
-   * One rescan at a time across the hubs of a database, each until the read model holds what it recorded: a copy of
-   * a repository rescanned beside it would otherwise find every point new in both, record each twice, and stop the
-   * restore-points read model for good on the second.
+   * One rescan at a time across the hubs of a database (and no sync recording a point meanwhile), each until the
+   * read model holds what it recorded: a copy of a repository rescanned beside it would otherwise find every point
+   * new in both, record each twice, and stop the restore-points read model for good on the second.
    */
   rescan(repositoryId: string): Promise<RescanReport> {
-    return inHubTurn(this.connection, 'rescans', () => this.rescanInTurn(repositoryId));
+    return inHubTurn(this.connection, 'pointIds', () => this.rescanInTurn(repositoryId));
   }
 
   private async rescanInTurn(repositoryId: string): Promise<RescanReport> {

@@ -40,7 +40,7 @@ describe("a gone hub process's sync runs, taken over", () => {
     const aggregates = { load: async (stream: string) => ({ state: states[stream.replace(/^sync-job-/, '')] }) };
     const repositories = { usable: async () => ({ root: '/repo-1' }) };
     const projections = { waitForCaughtUp: async () => undefined };
-    const created = new SyncWorkflow({ goneHubAfterMs: 0 } as never, 'this-hub', gateway as never, queries as never, aggregates as never, repositories as never, none, none, none, projections as never, none, none, { gone: async (id: string) => id === 'gone-hub' } as never, none);
+    const created = new SyncWorkflow({ goneHubAfterMs: 0 } as never, 'this-hub', gateway as never, queries as never, aggregates as never, repositories as never, none, none, none, projections as never, none, none, { gone: async (id: string) => id === 'gone-hub' } as never, none, none);
     (created as unknown as { clearUnfinishedFiles: (root: string, repositoryId: string, u: { restorePointId: string }) => Promise<void> }).clearUnfinishedFiles = async (root, _repositoryId, u) => {
       steps.push(`remove ${root} ${u.restorePointId}`);
     };

@@ -14,7 +14,8 @@ import { BASE_ALLOCATION, openNbd, pskStartTls, QEMU_ALLOCATION_DEPTH } from '..
 import { nextSlot, parseCron } from '../policies/calendar';
 import { AdoptedProcessHandle, processesWithArgument, repeatAfter, terminateProcess } from '../process';
 import { CommandGateway } from '../projection-runner/command-gateway';
-import { ProjectionsService } from '../projection-runner/projections.service';
+import { DB_CONNECTION, ProjectionsService } from '../projection-runner/projections.service';
+import type { DbConnection } from '../database/db-connection';
 import { HubLiveness, leftByGoneProcess, OwnersGone } from '../projection-runner/hub-liveness';
 import { configurationFileOf } from '../repositories/qcow2/configuration-files';
 import { digestFileOf, readDigestFile } from '../repositories/qcow2/digest-files';
@@ -34,6 +35,7 @@ import { ChainStates } from '../restore-points/chain-states';
 import { SyncRestorePointCommand } from '../restore-points/commands/sync-restore-point.command';
 import { ImmutablePoints } from '../restore-points/immutable-points';
 import { GetRestorePointQuery } from '../restore-points/queries/get-restore-point.query';
+import { recordUnlessHeld } from '../restore-points/point-id-turn';
 import { SyncedInRunQuery } from '../restore-points/queries/synced-in-run.query';
 import { RestorePointDeletionWorkflow } from '../restore-points/restore-point-deletion.workflow';
 import { chainPruneMarks, deletionOrder } from '../policies/retention/prune';
@@ -57,6 +59,9 @@ const PROGRESS_EVERY_MS = 1000;
 const RESTORE_POINTS = 'restore-points';
 
 type UnfinishedPoint = NonNullable<SyncJobState['unfinished']>;
+
+/** A point a rescan recorded elsewhere on this hub while the run copied it: this copy is not needed. */
+class HeldMeanwhile extends Error {}
 
 /** Why a run stopped at a point, with the point named. */
 class PointFailure extends Error {
@@ -101,6 +106,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly chunkSpace: ChunkSpaceWorkflow,
     liveness: HubLiveness,
     private readonly tokens: RemoteTokens,
+    @Inject(DB_CONNECTION) private readonly connection: DbConnection,
   ) {
     this.owners = new OwnersGone(liveness, config.goneHubAfterMs);
   }
@@ -315,8 +321,12 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         const parent = point.parentId && chain.points.at(-1)?.restorePointId === point.parentId ? chain.points.at(-1)! : null;
         // into a chunk store a point copied whole starts from the VM's newest point here, and only what differs crosses
         const start = chunks ? (parent ?? chain.points.at(-1) ?? null) : null;
-        bytesReceived += await this.copyPoint(root, job, runId, list.repositoryId, point, parent, remote, signal, chunks ? { start } : null);
-        synced.push(point.restorePointId);
+        const copied = await this.copyPoint(root, job, runId, list.repositoryId, point, parent, remote, signal, chunks ? { start } : null);
+        if (copied === null) alreadyHeld++;
+        else {
+          bytesReceived += copied;
+          synced.push(point.restorePointId);
+        }
         current = null;
       }
       // only the VMs of points that passed the boundary: a refused point's vmId names no chain here
@@ -351,10 +361,15 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private async heldHere(restorePointId: string): Promise<boolean> {
+    return (await this.holderOf(restorePointId)) !== null;
+  }
+
+  /** The repository of this hub that holds the point, or null. */
+  private holderOf(restorePointId: string): Promise<string | null> {
     return this.queries.execute(new GetRestorePointQuery(restorePointId)).then(
-      () => true,
+      (point: { repositoryId: string }) => point.repositoryId,
       (error: unknown) => {
-        if (error instanceof DomainError && error.kind === 'not_found') return false;
+        if (error instanceof DomainError && error.kind === 'not_found') return null;
         throw error;
       },
     );
@@ -397,7 +412,7 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
     signal: AbortSignal,
     /** Into a chunks repository: the point here each new point's disks start from (its parent, or else the VM's newest). */
     chunks: { start: RestorePoint | null } | null,
-  ): Promise<number> {
+  ): Promise<number | null> {
     const id = point.restorePointId;
     const whole = parent === null;
     const targets = point.disks.map((d) => {
@@ -497,7 +512,9 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         };
         await this.files.writeManifest(root, synced);
         const source: PointSource = { remoteId: job.remoteId, syncJobId: job.syncJobId, runId, sourceRepositoryId, sourceBackupId: point.backupId, bytesReceived: bytes };
-        await this.gateway.execute(new SyncRestorePointCommand(synced, source), RESTORE_POINTS);
+        // held by now only if a rescan recorded it meanwhile: of this repository (these files are that point), or of another
+        const holder = await recordUnlessHeld(this.connection, id, (pointId) => this.holderOf(pointId), async () => void (await this.gateway.execute(new SyncRestorePointCommand(synced, source), RESTORE_POINTS)));
+        if (holder !== null && holder !== job.repositoryId) throw new HeldMeanwhile(`restore point ${id} was recorded in repository ${holder} while it was copied`);
         await this.immutable.seal(synced).catch((e) => this.logger.error(`restore point ${id} could not be made immutable: ${String(e)}`));
         return bytes;
       } catch (error) {
@@ -505,6 +522,10 @@ export class SyncWorkflow implements OnApplicationBootstrap, OnModuleDestroy {
         // error (its read model not caught up, a database failover) is this hub's, and so are its files
         const recorded = await this.chains.load(point.vmId, job.repositoryId).then((chain) => pointOf(chain, id) !== undefined, () => true);
         if (!recorded) await this.files.remove(root, point.vmId, id, targets.map((t) => t.file)).catch((e: Error) => this.logger.error(`removing the partial copy of ${id} failed: ${e.message}`));
+        if (error instanceof HeldMeanwhile) {
+          this.logger.warn(`sync ${job.syncJobId} run ${runId}: ${error.message}; its copy here is removed`);
+          return null;
+        }
         throw error instanceof PointFailure ? error : new PointFailure(id, `copying restore point ${id} failed: ${(error as Error).message}`);
       }
     } finally {
