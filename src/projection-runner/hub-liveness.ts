@@ -41,6 +41,7 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
   /** The looks in a row that could not take the lock. */
   private missedLooks = 0;
   private readonly fenceAfterMs: number | undefined;
+  private readonly reholdMs: number;
 
   /**
    * A process that cannot hold its lock (cut off from the database, while another hub still reaches it) fences
@@ -56,6 +57,7 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
     @Optional() @Inject(LIVENESS_OPTIONS) private readonly options: LivenessOptions = {},
   ) {
     this.fenceAfterMs = config && config.goneHubAfterMs / 2;
+    this.reholdMs = options.reholdMs ?? REHOLD_MS;
     // bounded: on a dead network path a connect or query would wait for TCP to give up (15 minutes), longer than a
     // takeover waits, and every look at another process's lock would wait behind it
     this.locks = new AdvisoryLocks({ ...pgClientConfig(connection), connectionTimeoutMillis: LIVENESS_TIMEOUT_MS, query_timeout: LIVENESS_TIMEOUT_MS }, 'sendense-liveness');
@@ -63,7 +65,7 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     await this.hold();
-    this.timer = setInterval(() => void this.hold(), this.options.reholdMs ?? REHOLD_MS);
+    this.timer = setInterval(() => void this.hold(), this.reholdMs);
     this.timer.unref();
   }
 
@@ -87,9 +89,8 @@ export class HubLiveness implements OnModuleInit, OnApplicationShutdown {
       this.heldAt = Date.now();
       return;
     }
-    const rehold = this.options.reholdMs ?? REHOLD_MS;
     this.held = await this.locks.tryLock(INSTANCE_LOCKS, this.instance).catch((e) => {
-      this.logger.warn(`could not take this hub process's liveness lock, trying again in ${rehold} ms: ${String(e)}`);
+      this.logger.warn(`could not take this hub process's liveness lock, trying again in ${this.reholdMs} ms: ${String(e)}`);
       return null;
     });
     if (this.held !== null) {

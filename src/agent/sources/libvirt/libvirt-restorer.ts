@@ -503,5 +503,4 @@ const PULL_STOPS = 10;
 /** How often a stalled copy looks again at what holds it. */
 const STALL_CHECK_MS = 5000;
 
-
 const exists = (path: string) => stat(path).then(() => true, () => false);

@@ -105,6 +105,9 @@ export class LibvirtSource implements BackupSource {
   private readonly stillFrozen = new Map<string, ThawLoop>();
   /** Backup jobs whose end libvirtd did not answer in time, tried again until it does, by job directory. */
   private readonly endingLater = new Map<string, NodeJS.Timeout>();
+  private get endRetryMs(): number {
+    return this.opts.endRetryMs ?? 5_000;
+  }
 
   constructor(private readonly opts: LibvirtSourceOptions) {
     this.uri = opts.uri ?? 'qemu:///system';
@@ -489,7 +492,7 @@ export class LibvirtSource implements BackupSource {
         break;
       } catch (error) {
         if (Date.now() >= deadline) {
-          this.log('error', `the backup job of ${vmId} could not be ended: libvirt did not answer (${(error as Error).message}); trying again every ${(this.opts.endRetryMs ?? 5_000) / 1000} s, and at the next agent start`);
+          this.log('error', `the backup job of ${vmId} could not be ended: libvirt did not answer (${(error as Error).message}); trying again every ${this.endRetryMs / 1000} s, and at the next agent start`);
           this.endLater(vmId, dir);
           return;
         }
@@ -525,7 +528,7 @@ export class LibvirtSource implements BackupSource {
           },
           () => this.endingLater.get(dir) === timer && again(),
         );
-      }, this.opts.endRetryMs ?? 5_000);
+      }, this.endRetryMs);
       timer.unref();
       this.endingLater.set(dir, timer);
     };

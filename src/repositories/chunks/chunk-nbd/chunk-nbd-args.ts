@@ -51,9 +51,9 @@ function packageRoot(): string {
 }
 
 /**
- * The command line after the node binary: node's options, the program, its options. Every option is one `--name=value` word, so no value can pass for another
- * option (an export name "-r" stays a name), and the hub adopts a running process by comparing argv exactly, as it
- * does qemu-nbd's. The pid file is written once the export serves: the launcher's readiness signal.
+ * The command line after the node binary: node's options, the program, its options. Every option is one
+ * `--name=value` word, so no value can pass for another option (an export name "-r" stays a name), and the hub
+ * adopts a running process by comparing argv exactly, as it does qemu-nbd's. The pid file is written once the export serves: the launcher's readiness signal.
  *
  * A writer is told which process started it (this one, `--hub-pid`): it ends without committing once that process is
  * gone, and a hub killed while node was still loading the writer's program would otherwise already be gone when the
